@@ -1,0 +1,78 @@
+// swift-tools-version: 6.1
+// Berth: one package, one library per layer, thin executables.
+//
+//   CBerthShim ── BerthOS ── BerthRuntime ── berth-runtime (runc's command line)
+//                    │
+//                    ├──── BerthImage (registry client, content store, unpack, snapshots)
+//                    └──── BerthStore ── BerthAPI (Kubernetes-compatible API server)
+//   berth: the docker-like CLI and the daemons, on top of the libraries above.
+import PackageDescription
+
+let package = Package(
+    name: "Berth",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "berth", targets: ["berth"]),
+        .executable(name: "berth-runtime", targets: ["berth-runtime"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Only what Swift cannot call, and the async-signal-safe path between clone and exec.
+        .target(name: "CBerthShim"),
+        // libseccomp from Debian (libseccomp-dev).
+        .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        // Owned descriptors, one errno funnel with typed errors, path resolution inside a root.
+        .target(name: "BerthOS", dependencies: ["CBerthShim"]),
+        // The OCI runtime: spec model, validation, planning, and the container lifecycle.
+        .target(name: "BerthRuntime", dependencies: ["BerthOS", "CBerthShim", "CSeccomp"]),
+        // runc's command line. Kept free of NIO and full Foundation so it starts fast.
+        .executableTarget(
+            name: "berth-runtime",
+            dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // Images: references, registry client, content store, unpack, snapshots.
+        .target(name: "BerthImage", dependencies: [
+            "BerthOS",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Revisioned key-value store with watch: SQLite (embedded) or etcd.
+        .target(name: "BerthStore", dependencies: [
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The Kubernetes-compatible API server.
+        .target(name: "BerthAPI", dependencies: [
+            "BerthStore",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "berth", dependencies: [
+            "BerthRuntime", "BerthImage", "BerthAPI",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
+        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS"]),
+        .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
+        .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
+    ]
+)

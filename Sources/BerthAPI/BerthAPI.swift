@@ -1,0 +1,1 @@
+// BerthAPI: see the issue; filled in by its own work.

@@ -1,0 +1,1 @@
+// BerthImage: see the issue; filled in by its own work.

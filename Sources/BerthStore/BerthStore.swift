@@ -1,0 +1,1 @@
+// BerthStore: see the issue; filled in by its own work.

@@ -1,0 +1,105 @@
+// CBerthShim: the few things Swift cannot call directly, and the child side of spawning.
+//
+// Everything here is either (a) a raw system call that glibc 2.36 does not wrap, (b) a wrapper around a
+// variadic C function or a macro (Swift imports neither), or (c) code that must run between clone and
+// exec, where only async-signal-safe calls are allowed. Keep it that small.
+#ifndef BERTH_SHIM_H
+#define BERTH_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+// GNU-only constants and calls: Swift's Glibc module is built without _GNU_SOURCE and omits them.
+#define BERTH_O_PATH 010000000
+#define BERTH_CLONE_NEWTIME 0x00000080
+#define BERTH_CLONE_NEWNS 0x00020000
+#define BERTH_CLONE_NEWCGROUP 0x02000000
+#define BERTH_CLONE_NEWUTS 0x04000000
+#define BERTH_CLONE_NEWIPC 0x08000000
+#define BERTH_CLONE_NEWUSER 0x10000000
+#define BERTH_CLONE_NEWPID 0x20000000
+#define BERTH_CLONE_NEWNET 0x40000000
+int berth_pipe2(int fds[2], int flags);
+/// statfs/fstatfs: returns f_type (the filesystem magic), or -1 with errno.
+long berth_fstatfs_type(int fd);
+long berth_statfs_type(const char *path);
+int berth_unshare(int flags);
+int berth_setns(int fd, int type);
+int berth_sethostname(const char *name, size_t length);
+int berth_setdomainname(const char *name, size_t length);
+
+// (a) Raw system calls. Each returns -1 and sets errno on failure, like libc.
+int berth_pivot_root(const char *new_root, const char *put_old);
+/// openat2(2) with `struct open_how`; `resolve` takes RESOLVE_* flags.
+int berth_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+int berth_pidfd_open(pid_t pid, unsigned int flags);
+int berth_pidfd_send_signal(int pidfd, int sig, unsigned int flags);
+int berth_close_range(unsigned int first, unsigned int last, unsigned int flags);
+int berth_capget(int pid, uint32_t effective[2], uint32_t permitted[2], uint32_t inheritable[2]);
+int berth_capset(const uint32_t effective[2], const uint32_t permitted[2], const uint32_t inheritable[2]);
+int berth_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
+int berth_memfd_create(const char *name, unsigned int flags);
+
+// (b) Variadic functions and macros.
+int berth_open(const char *path, int flags, mode_t mode);
+int berth_openat(int dirfd, const char *path, int flags, mode_t mode);
+int berth_fcntl_int(int fd, int cmd, int arg);
+int berth_ioctl_int(int fd, unsigned long request, int arg);
+int berth_ioctl_ptr(int fd, unsigned long request, void *arg);
+int berth_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+int berth_wait_status_exited(int status);
+int berth_wait_status_exit_code(int status);
+int berth_wait_status_signaled(int status);
+int berth_wait_status_signal(int status);
+/// Sends `fd` over a unix socket with SCM_RIGHTS (the CMSG_* macros are not importable).
+int berth_send_fd(int sock, int fd, const void *data, size_t length);
+/// Receives one descriptor sent with SCM_RIGHTS; *fd is -1 when the message carried none.
+ssize_t berth_recv_fd(int sock, int *fd, void *data, size_t length);
+/// Allocates a pseudo-terminal pair: the master (O_CLOEXEC) and the path of its slave.
+int berth_open_pty(int *master, char *slave_name, size_t slave_name_length);
+
+// (c) Spawning a process into new or existing namespaces.
+//
+// The parent is a single-threaded runtime process; the child runs only the code in spawn.c, which uses
+// raw system calls, and then execs. Failures in the child are reported on `error_fd` as a
+// `berth_spawn_error` and the child exits 127; a successful exec closes `error_fd` (O_CLOEXEC), so the
+// parent reading EOF means the child is running the new image.
+struct berth_spawn_args {
+    uint64_t clone_flags;      ///< CLONE_NEW* flags for clone3 (CLONE_NEWTIME allowed).
+    int cgroup_fd;             ///< cgroup2 directory for CLONE_INTO_CGROUP, or -1.
+    int sync_fd;               ///< The child reads one byte here before anything else (parent writes id maps, joins v1 cgroups), or -1.
+    int error_fd;              ///< Write end of the error pipe (O_CLOEXEC).
+    const int *join_fds;       ///< Namespaces to join with setns, in order (a user namespace first).
+    const int *join_types;     ///< CLONE_NEW* type of each join_fds entry.
+    int join_count;
+    /// CVE-2019-5736: the child execs the runtime binary through a read-only bind mount of it made in a
+    /// mount namespace private to the container (or a temporary one), so a process in the container can
+    /// never open the host binary for writing through /proc/<pid>/exe.
+    const char *sealed_exe;    ///< Real path of the runtime binary to bind read-only and exec, or NULL.
+    const char *exec_path;     ///< Path to exec when sealed_exe is NULL.
+    char *const *argv;
+    char *const *envp;
+    int parent_death_signal;   ///< PR_SET_PDEATHSIG for the child, 0 for none.
+};
+
+struct berth_spawn_error {
+    int step;   ///< One of BERTH_SPAWN_STEP_*.
+    int error;  ///< errno of the failed call.
+};
+
+enum {
+    BERTH_SPAWN_STEP_SYNC = 1,
+    BERTH_SPAWN_STEP_SETNS = 2,
+    BERTH_SPAWN_STEP_UNSHARE = 3,
+    BERTH_SPAWN_STEP_MOUNT = 4,
+    BERTH_SPAWN_STEP_OPEN = 5,
+    BERTH_SPAWN_STEP_EXEC = 6,
+    BERTH_SPAWN_STEP_PRCTL = 7,
+};
+
+/// Clones (clone3, falling back to clone) and runs the child steps above. Returns the child's pid, or -1
+/// with errno set if the clone itself failed.
+pid_t berth_spawn(const struct berth_spawn_args *args);
+
+#endif

@@ -1,0 +1,90 @@
+// The child side of berth_spawn: runs between clone and exec, so it uses raw system calls only
+// (no malloc, no stdio, no locks), and reports a failure as {step, errno} on the error pipe.
+#define _GNU_SOURCE
+#include "berth_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+__attribute__((noreturn)) static void child_fail(const struct berth_spawn_args *args, int step) {
+    struct berth_spawn_error report = {.step = step, .error = errno};
+    ssize_t ignored = write(args->error_fd, &report, sizeof(report));
+    (void)ignored;
+    _exit(127);
+}
+
+static int has_mount_join(const struct berth_spawn_args *args) {
+    for (int i = 0; i < args->join_count; i++)
+        if (args->join_types[i] == CLONE_NEWNS) return 1;
+    return 0;
+}
+
+__attribute__((noreturn)) static void child_main(const struct berth_spawn_args *args) {
+    if (args->parent_death_signal && prctl(PR_SET_PDEATHSIG, args->parent_death_signal, 0, 0, 0) < 0)
+        child_fail(args, BERTH_SPAWN_STEP_PRCTL);
+
+    if (args->sync_fd >= 0) {
+        char byte;
+        ssize_t n;
+        do { n = read(args->sync_fd, &byte, 1); } while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            if (n == 0) errno = EPIPE;
+            child_fail(args, BERTH_SPAWN_STEP_SYNC);
+        }
+    }
+
+    // The sealed binary is prepared while still privileged in the runtime's user namespace, before any
+    // setns: a temporary mount namespace when the container's own is joined later, else the new one.
+    int exe_fd = -1;
+    if (args->sealed_exe) {
+        int joins_mount = has_mount_join(args);
+        if ((joins_mount || !(args->clone_flags & CLONE_NEWNS)) && unshare(CLONE_NEWNS) < 0)
+            child_fail(args, BERTH_SPAWN_STEP_UNSHARE);
+        if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) child_fail(args, BERTH_SPAWN_STEP_MOUNT);
+        if (mount(args->sealed_exe, args->sealed_exe, NULL, MS_BIND, NULL) < 0)
+            child_fail(args, BERTH_SPAWN_STEP_MOUNT);
+        if (mount(NULL, args->sealed_exe, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+            child_fail(args, BERTH_SPAWN_STEP_MOUNT);
+        exe_fd = open(args->sealed_exe, O_PATH | O_CLOEXEC);
+        if (exe_fd < 0) child_fail(args, BERTH_SPAWN_STEP_OPEN);
+    }
+
+    for (int i = 0; i < args->join_count; i++) {
+        if (setns(args->join_fds[i], args->join_types[i]) < 0) child_fail(args, BERTH_SPAWN_STEP_SETNS);
+    }
+
+    if (exe_fd >= 0) {
+        syscall(SYS_execveat, exe_fd, "", args->argv, args->envp, AT_EMPTY_PATH);
+    } else {
+        execve(args->exec_path, args->argv, args->envp);
+    }
+    child_fail(args, BERTH_SPAWN_STEP_EXEC);
+}
+
+pid_t berth_spawn(const struct berth_spawn_args *args) {
+    struct clone_args clone = {0};
+    clone.flags = args->clone_flags;
+    clone.exit_signal = SIGCHLD;
+    if (args->cgroup_fd >= 0) {
+        clone.flags |= CLONE_INTO_CGROUP;
+        clone.cgroup = (uint64_t)args->cgroup_fd;
+    }
+    long pid = syscall(SYS_clone3, &clone, sizeof(clone));
+    if (pid < 0 && errno == ENOSYS && !(args->clone_flags & 0x80 /* CLONE_NEWTIME */) && args->cgroup_fd < 0) {
+        pid = syscall(SYS_clone, (unsigned long)args->clone_flags | SIGCHLD, 0, 0, 0, 0);
+    }
+    if (pid == 0) child_main(args);
+    return (pid_t)pid;
+}

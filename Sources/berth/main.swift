@@ -1,0 +1,1 @@
+print("berth: under construction")
