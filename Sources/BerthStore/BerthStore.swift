@@ -1,1 +1,0 @@
-// BerthStore: see the issue; filled in by its own work.
