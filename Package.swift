@@ -41,9 +41,14 @@ let package = Package(
             name: "berth-runtime",
             dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        // zlib and libzstd from Debian (zlib1g-dev, libzstd-dev): streamed layer (de)compression.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", providers: [.apt(["libzstd-dev"])]),
+        // libc headers the Glibc module omits (sys/xattr.h).
+        .systemLibrary(name: "CImageSys"),
         // Images: references, registry client, content store, unpack, snapshots.
         .target(name: "BerthImage", dependencies: [
-            "BerthOS",
+            "BerthOS", "CBerthShim", "CZlib", "CZstd", "CImageSys",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -1,1 +1,0 @@
-// BerthImage: see the issue; filled in by its own work.
