@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/vfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
@@ -26,6 +27,11 @@ long berth_statfs_type(const char *path) {
     struct statfs info;
     return statfs(path, &info) < 0 ? -1 : (long)info.f_type;
 }
+int berth_setresuid(uid_t ruid, uid_t euid, uid_t suid) { return setresuid(ruid, euid, suid); }
+int berth_setresgid(gid_t rgid, gid_t egid, gid_t sgid) { return setresgid(rgid, egid, sgid); }
+uint64_t berth_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
+unsigned int berth_major(uint64_t device) { return major(device); }
+unsigned int berth_minor(uint64_t device) { return minor(device); }
 int berth_unshare(int flags) { return unshare(flags); }
 int berth_setns(int fd, int type) { return setns(fd, type); }
 int berth_sethostname(const char *name, size_t length) { return sethostname(name, length); }
@@ -82,6 +88,10 @@ int berth_execveat(int dirfd, const char *path, char *const argv[], char *const 
 }
 
 int berth_memfd_create(const char *name, unsigned int flags) { return (int)syscall(SYS_memfd_create, name, flags); }
+
+long berth_join_session_keyring(const char *name) {
+    return syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, name, 0, 0, 0);
+}
 
 int berth_open(const char *path, int flags, mode_t mode) { return open(path, flags, mode); }
 int berth_openat(int dirfd, const char *path, int flags, mode_t mode) { return openat(dirfd, path, flags, mode); }

@@ -25,6 +25,16 @@ int berth_pipe2(int fds[2], int flags);
 long berth_fstatfs_type(int fd);
 long berth_statfs_type(const char *path);
 int berth_unshare(int flags);
+int berth_setresuid(uid_t ruid, uid_t euid, uid_t suid);
+int berth_setresgid(gid_t rgid, gid_t egid, gid_t sgid);
+/// makedev/major/minor are macros in glibc.
+uint64_t berth_makedev(unsigned int major, unsigned int minor);
+unsigned int berth_major(uint64_t device);
+unsigned int berth_minor(uint64_t device);
+#define BERTH_ST_RDONLY 1
+#define BERTH_ST_NOSUID 2
+#define BERTH_ST_NODEV 4
+#define BERTH_ST_NOEXEC 8
 int berth_setns(int fd, int type);
 int berth_sethostname(const char *name, size_t length);
 int berth_setdomainname(const char *name, size_t length);
@@ -40,6 +50,8 @@ int berth_capget(int pid, uint32_t effective[2], uint32_t permitted[2], uint32_t
 int berth_capset(const uint32_t effective[2], const uint32_t permitted[2], const uint32_t inheritable[2]);
 int berth_execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags);
 int berth_memfd_create(const char *name, unsigned int flags);
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a fresh session keyring per container (keyctl is variadic).
+long berth_join_session_keyring(const char *name);
 
 // (b) Variadic functions and macros.
 int berth_open(const char *path, int flags, mode_t mode);
