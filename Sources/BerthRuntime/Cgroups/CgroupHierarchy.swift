@@ -1,0 +1,131 @@
+import BerthOS
+
+/// What state.json keeps about a container's cgroups, so later commands (kill, pause, ps, delete) can
+/// reattach without reading the mount table again.
+public struct CgroupState: Codable, Sendable, Equatable {
+    /// 1 (v1 or hybrid) or 2 (unified).
+    public var version: Int
+    /// v1: controller name ("memory", "name=systemd") → the container's directory. Co-mounted
+    /// controllers map to the same directory.
+    public var paths: [String: String]
+    /// v2: the container's directory. Hybrid v1 hosts: the container's directory in the cgroup2 hierarchy.
+    public var path: String?
+    /// The cgroup2 mount point (for enabling controllers in parents), when there is one.
+    public var unifiedMount: String?
+
+    public init(version: Int, paths: [String: String] = [:], path: String? = nil, unifiedMount: String? = nil) {
+        self.version = version
+        self.paths = paths
+        self.path = path
+        self.unifiedMount = unifiedMount
+    }
+}
+
+/// The cgroup hierarchies mounted on this host, read once from /proc/self/mountinfo.
+public struct CgroupHierarchies: Sendable, Equatable {
+    public struct Mount: Sendable, Equatable {
+        public var mountPoint: String
+        /// The cgroup this mount shows as its root (mountinfo field 4).
+        public var root: String
+        /// v1 controllers on this mount ("cpu", "cpuacct", "name=systemd"); empty for cgroup2.
+        public var controllers: [String]
+    }
+
+    /// v1 hierarchies by controller (co-mounted controllers share one Mount).
+    public var v1: [String: Mount] = [:]
+    public var unified: Mount?
+
+    /// True when the host is cgroup v2 only (no v1 controller mounted).
+    public var isUnifiedOnly: Bool { v1.isEmpty && unified != nil }
+
+    static let knownControllers: Set<String> = [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
+        "perf_event", "hugetlb", "pids", "rdma", "misc", "name=systemd",
+    ]
+
+    public init(mountInfo: String) {
+        for line in mountInfo.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count > dash + 1 else { continue }
+            let type = fields[dash + 1]
+            let root = CgroupHierarchies.unescape(fields[3])
+            let mountPoint = CgroupHierarchies.unescape(fields[4])
+            if type == "cgroup2" {
+                if unified == nil { unified = Mount(mountPoint: mountPoint, root: root, controllers: []) }
+            } else if type == "cgroup" {
+                let options = fields.count > dash + 3 ? fields[dash + 3].split(separator: ",").map(String.init) : []
+                let controllers = options.filter { CgroupHierarchies.knownControllers.contains($0) }
+                let mount = Mount(mountPoint: mountPoint, root: root, controllers: controllers)
+                for controller in controllers where v1[controller] == nil { v1[controller] = mount }
+            }
+        }
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as \ooo.
+    static func unescape(_ field: Substring) -> String {
+        guard field.contains("\\") else { return String(field) }
+        var bytes: [UInt8] = []
+        let utf8 = Array(field.utf8)
+        var i = 0
+        while i < utf8.count {
+            if utf8[i] == UInt8(ascii: "\\"), i + 3 < utf8.count,
+               let value = UInt8(String(decoding: utf8[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                i += 4
+            } else {
+                bytes.append(utf8[i])
+                i += 1
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Where a container's cgroup lives, from `linux.cgroupsPath` (runc's cgroupfs driver semantics).
+enum CgroupPath {
+    /// The cgroup path (as the hierarchy names it, e.g. "/berth/abc") for a container.
+    /// - absolute: taken as is, relative to each hierarchy's root;
+    /// - relative: below the caller's own cgroup (needs `ownCgroup`);
+    /// - nil: `/berth/<id>` (never inside a cgroup Berth did not create).
+    static func resolve(_ cgroupsPath: String?, containerID: String) throws(RuntimeError) -> (path: String, relative: Bool) {
+        guard let cgroupsPath, !cgroupsPath.isEmpty else { return ("/berth/" + containerID, false) }
+        let parts = cgroupsPath.split(separator: ":", omittingEmptySubsequences: false)
+        if parts.count == 3 && !cgroupsPath.contains("/") {
+            throw .unsupported("linux.cgroupsPath \"\(cgroupsPath)\" is a systemd cgroup path (slice:prefix:name); Berth manages cgroups through cgroupfs only — use a path such as /berth/\(containerID)")
+        }
+        let cleaned = FileSystem.clean(cgroupsPath)
+        if cleaned == "/" || cleaned == "." {
+            throw .invalidConfig(field: "linux.cgroupsPath", reason: "\"\(cgroupsPath)\" names the root cgroup; a container needs its own")
+        }
+        return (cleaned, !cgroupsPath.hasPrefix("/"))
+    }
+
+    /// The directory for `path` in a hierarchy mounted at `mount`; `own` is the caller's cgroup in it
+    /// (only used for relative paths).
+    static func directory(mount: CgroupHierarchies.Mount, path: String, relative: Bool, own: String?) throws(RuntimeError) -> String {
+        var base = mount.mountPoint
+        if relative {
+            var ownPath = own ?? "/"
+            // The caller's cgroup as seen through this mount: strip the mount's root.
+            if mount.root != "/" && ownPath.hasPrefix(mount.root) { ownPath = String(ownPath.dropFirst(mount.root.count)) }
+            base = FileSystem.join(base, ownPath)
+        }
+        let full = FileSystem.clean(FileSystem.join(base, path))
+        guard full.hasPrefix(mount.mountPoint + "/") else {
+            throw .invalidConfig(field: "linux.cgroupsPath", reason: "\"\(path)\" leads outside the cgroup hierarchy \(mount.mountPoint)")
+        }
+        return full
+    }
+
+    /// Parses /proc/self/cgroup into controller → path ("" for the cgroup2 entry).
+    static func parseOwn(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if parts[1].isEmpty { result[""] = String(parts[2]); continue }
+            for controller in parts[1].split(separator: ",") { result[String(controller)] = String(parts[2]) }
+        }
+        return result
+    }
+}
