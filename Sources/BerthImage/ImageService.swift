@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import CBerthShim
+import Logging
+import NIOCore
+
+/// The image layer's front door: pull, push, list, remove, prepare root filesystems.
+///
+/// One actor per data root. Concurrent pulls of the same image (or the same layer from different
+/// images) in this process share one download; across processes, content-addressed names and atomic
+/// renames make the second writer harmless, and the store's flock keeps gc away from a pull in flight.
+public actor ImageService {
+    public nonisolated let store: ContentStore
+    public nonisolated let registry: RegistryClient
+    public nonisolated let unpackOptions: UnpackOptions
+    let logger: Logger
+    private var pulls: [String: Task<ImageRecord, any Error>] = [:]
+    private var layers: [Digest: Task<[(path: String, target: String)], any Error>] = [:]
+
+    public init(store: ContentStore, registryOptions: RegistryOptions = RegistryOptions(),
+                unpackOptions: UnpackOptions = UnpackOptions(), logger: Logger = Logger(label: "berth.image")) throws(ImageError) {
+        self.store = store
+        self.registry = try RegistryClient(options: registryOptions, logger: logger)
+        self.unpackOptions = unpackOptions
+        self.logger = logger
+    }
+
+    public func shutdown() async { await registry.shutdown() }
+
+    // MARK: Pull
+
+    /// Pulls `reference` for `platform` (the host's by default): manifest (or index → platform manifest),
+    /// config, then every layer in parallel, each streamed through digest check, decompression and
+    /// unpack into its snapshot. The image is registered only when everything verified.
+    public func pull(_ reference: Reference, platform: Platform? = nil, progress: PullProgress? = nil) async throws(ImageError) -> ImageRecord {
+        let key = "\(reference)|\(platform?.description ?? "")"
+        if let running = pulls[key] {
+            do { return try await running.value } catch { throw ImageError.wrap(error) }
+        }
+        let task = Task { () async throws -> ImageRecord in try await self.doPull(reference, platform: platform, progress: progress) }
+        pulls[key] = task
+        defer { pulls[key] = nil }
+        do { return try await task.value } catch { throw ImageError.wrap(error) }
+    }
+
+    public func pull(_ text: String, platform: Platform? = nil, progress: PullProgress? = nil) async throws(ImageError) -> ImageRecord {
+        try await pull(try Reference(parsing: text), platform: platform, progress: progress)
+    }
+
+    private func doPull(_ reference: Reference, platform requested: Platform?, progress: PullProgress?) async throws(ImageError) -> ImageRecord {
+        let lock = try await store.sharedLock()
+        defer { lock.close() }
+        let platform = requested ?? Platform.host
+        do {
+            var fetched = try await registry.fetchManifest(reference)
+            var indexBytes: [UInt8]?
+            var indexDigest: Digest?
+            var document = try ManifestDocument.parse(fetched.bytes, mediaType: fetched.mediaType, what: "manifest \(reference)")
+            if case .index(let index) = document {
+                guard let chosen = Platform.select(from: index, for: platform) else {
+                    throw ImageError.noMatchingPlatform(platform.description, available: index.manifests.compactMap { $0.platform?.description })
+                }
+                indexBytes = fetched.bytes
+                indexDigest = fetched.digest
+                fetched = try await registry.fetchManifest(reference, chosen.digest.description)
+                document = try ManifestDocument.parse(fetched.bytes, mediaType: fetched.mediaType ?? chosen.mediaType, what: "manifest \(chosen.digest)")
+            }
+            guard case .manifest(let manifest) = document else {
+                throw ImageError.invalidManifest(reference.description, "an index inside an index")
+            }
+            for layer in manifest.layers where MediaType.layerCompression(layer.mediaType) == nil {
+                throw ImageError.unsupportedMediaType(layer.mediaType, what: "layer \(layer.digest)")
+            }
+            guard manifest.config.mediaType == MediaType.ociConfig || manifest.config.mediaType == MediaType.dockerConfig else {
+                throw ImageError.unsupportedMediaType(manifest.config.mediaType, what: "config \(manifest.config.digest)")
+            }
+            progress?(.resolved(image: reference.description, manifest: fetched.digest, layers: manifest.layers.count))
+            let configBytes = store.hasBlob(manifest.config.digest)
+                ? try store.readBlob(manifest.config.digest)
+                : try await registry.fetchSmallBlob(reference, manifest.config)
+            let config: ImageConfig
+            do { config = try JSON.decode(ImageConfig.self, configBytes) } catch {
+                throw ImageError.invalidManifest("config \(manifest.config.digest)", "\(error)")
+            }
+            guard config.rootfs.diff_ids.count == manifest.layers.count else {
+                throw ImageError.invalidManifest(reference.description, "\(manifest.layers.count) layers but \(config.rootfs.diff_ids.count) diff_ids")
+            }
+            let chainIDs = config.chainIDs
+            try await fetchLayers(reference, manifest.layers, diffIDs: config.rootfs.diff_ids, chainIDs: chainIDs, progress: progress)
+            try store.writeBlob(configBytes, expected: manifest.config.digest, what: "config")
+            try store.writeBlob(fetched.bytes, expected: fetched.digest, what: "manifest")
+            if let indexBytes { try store.writeBlob(indexBytes, expected: indexDigest, what: "index") }
+            let record = ImageRecord(
+                name: reference.description, manifestDigest: fetched.digest,
+                manifestMediaType: manifest.mediaType ?? MediaType.ociManifest, indexDigest: indexDigest,
+                config: manifest.config, layers: manifest.layers, diffIDs: config.rootfs.diff_ids,
+                platform: Platform(os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture, variant: config.variant),
+                stored: Int(time(nil)))
+            try store.saveImage(record)
+            return record
+        } catch {
+            throw .pulling(reference.description, ImageError.wrap(error).cause)
+        }
+    }
+
+    /// Downloads and unpacks missing layers, at most `parallelDownloads` at once.
+    private func fetchLayers(_ reference: Reference, _ descriptors: [Descriptor], diffIDs: [Digest], chainIDs: [Digest],
+                             progress: PullProgress?) async throws(ImageError) {
+        var tasks: [Task<[(path: String, target: String)], any Error>] = []
+        let gate = Gate(limit: max(1, registry.options.parallelDownloads))
+        for (index, descriptor) in descriptors.enumerated() {
+            let chainID = chainIDs[index]
+            if let running = layers[chainID] { tasks.append(running); continue }
+            let haveSnapshot = FileSystem.isDirectory(store.snapshotPath(chainID))
+            if haveSnapshot && store.hasBlob(descriptor.digest) {
+                progress?(.layerExists(descriptor.digest))
+                tasks.append(Task { [] })
+                continue
+            }
+            let store = self.store, registry = self.registry, options = self.unpackOptions, diffID = diffIDs[index]
+            let task = Task { () async throws -> [(path: String, target: String)] in
+                await gate.enter()
+                defer { Task { await gate.leave() } }
+                try Task.checkCancellation()
+                if store.hasBlob(descriptor.digest) {
+                    let temporary = store.temporaryPath(chainID.hex, in: "\(store.root)/snapshots")
+                    do {
+                        try FileSystem.makeDirectories(temporary, mode: 0o755)
+                        let result = try unpackLocalBlob(store: store, descriptor: descriptor, expectedDiffID: diffID,
+                                                         into: try Root(path: temporary), options: options)
+                        try commitSnapshot(store: store, temporary: temporary, chainID: chainID)
+                        progress?(.layerDone(descriptor.digest))
+                        return result.links
+                    } catch {
+                        try? FileSystem.removeTree(temporary)
+                        throw error
+                    }
+                }
+                progress?(.layerStarted(descriptor.digest, size: descriptor.size))
+                let download = try LayerDownload(store: store, descriptor: descriptor, unpack: !haveSnapshot, options: options)
+                do {
+                    try await registry.fetchBlob(reference, descriptor, into: download) { received in
+                        progress?(.layerProgress(descriptor.digest, received: received, total: descriptor.size))
+                    }
+                    let links = try download.commit(expectedDiffID: diffID, chainID: chainID)
+                    progress?(.layerDone(descriptor.digest))
+                    return links
+                } catch {
+                    download.discard()
+                    throw error
+                }
+            }
+            layers[chainID] = task
+            tasks.append(task)
+        }
+        var failure: (any Error)?
+        var results: [[(path: String, target: String)]] = []
+        for task in tasks {
+            do { results.append(try await task.value) } catch {
+                if failure == nil {
+                    failure = error
+                    for t in tasks { t.cancel() }
+                }
+                results.append([])
+            }
+        }
+        for chainID in chainIDs { layers[chainID] = nil }
+        if let failure { throw ImageError.wrap(failure) }
+        do {
+            for (index, links) in results.enumerated() {
+                try resolvePendingLinks(store: store, chainIDs: chainIDs, layer: index, links: links,
+                                        layerName: descriptors[index].digest.description)
+            }
+        } catch { throw ImageError.wrap(error) }
+    }
+
+    // MARK: Push
+
+    /// Pushes a stored image to `destination` (by default its own name): blobs the registry lacks, then
+    /// the manifest under the destination's tag.
+    public func push(_ name: String, to destination: Reference? = nil, progress: (@Sendable (String) -> Void)? = nil) async throws(ImageError) {
+        guard let record = store.lookup(name) else { throw .notFound("image \(name)") }
+        let target: Reference
+        if let destination { target = destination } else { target = try Reference(parsing: record.name) }
+        do {
+            for blob in record.layers + [record.config] {
+                if try await registry.blobExists(target, blob.digest) {
+                    progress?("\(blob.digest.shortID): already exists")
+                    continue
+                }
+                let bytes = try store.readBlob(blob.digest)
+                try await registry.pushBlob(target, digest: blob.digest, bytes: ByteBuffer(bytes: bytes))
+                progress?("\(blob.digest.shortID): pushed \(bytes.count) bytes")
+            }
+            let manifest = try store.readBlob(record.manifestDigest)
+            try await registry.pushManifest(target, tag: target.tag ?? target.digest?.description ?? "latest",
+                                            bytes: manifest, mediaType: record.manifestMediaType)
+            progress?("\(target): digest: \(record.manifestDigest) size: \(manifest.count)")
+        } catch {
+            throw .pushing(target.description, ImageError.wrap(error).cause)
+        }
+    }
+
+    // MARK: Names
+
+    /// Removes a name; blobs and snapshots go at the next `collectGarbage` once nothing references them.
+    public func remove(_ name: String) throws(ImageError) {
+        guard let record = store.lookup(name) else { throw .notFound("image \(name)") }
+        let users = store.containers().filter { $0.image == record.name }
+        if let user = users.first { throw .inUse("image \(record.name)", "container \(user.id)") }
+        try store.removeImage(record.name)
+    }
+
+    /// Adds another name for a stored image.
+    public func tag(_ source: String, _ target: String) throws(ImageError) {
+        guard var record = store.lookup(source) else { throw .notFound("image \(source)") }
+        record.name = try Reference(parsing: target).description
+        try store.saveImage(record)
+    }
+}
+
+/// A counting semaphore for tasks.
+actor Gate {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    init(limit: Int) { available = limit }
+    func enter() async {
+        if available > 0 { available -= 1; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+    func leave() {
+        if waiters.isEmpty { available += 1 } else { waiters.removeFirst().resume() }
+    }
+}

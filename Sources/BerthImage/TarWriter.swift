@@ -1,0 +1,80 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+
+/// A minimal tar writer (ustar, PAX records for long names): enough for image archives.
+final class TarWriter {
+    private let write: ([UInt8]) throws -> Void
+
+    init(write: @escaping ([UInt8]) throws -> Void) { self.write = write }
+
+    func addDirectory(_ path: String, mode: UInt32 = 0o755) throws {
+        try header(path: path.hasSuffix("/") ? path : path + "/", size: 0, type: UInt8(ascii: "5"), mode: mode)
+    }
+
+    func addFile(_ path: String, bytes: [UInt8], mode: UInt32 = 0o644) throws {
+        try header(path: path, size: Int64(bytes.count), type: UInt8(ascii: "0"), mode: mode)
+        try write(bytes)
+        try pad(Int64(bytes.count))
+    }
+
+    /// Streams a file from disk into the archive.
+    func addFile(_ path: String, from source: String, mode: UInt32 = 0o644) throws {
+        let fd = try FileDescriptor.open(source, O_RDONLY)
+        var info = stat()
+        _ = fstat(fd.rawValue, &info)
+        try header(path: path, size: Int64(info.st_size), type: UInt8(ascii: "0"), mode: mode)
+        while true {
+            let chunk = try fd.read(upTo: 1 << 20)
+            if chunk.isEmpty { break }
+            try write(chunk)
+        }
+        try pad(Int64(info.st_size))
+    }
+
+    func finish() throws { try write([UInt8](repeating: 0, count: 1024)) }
+
+    private func pad(_ size: Int64) throws {
+        let padding = Int((512 - size % 512) % 512)
+        if padding > 0 { try write([UInt8](repeating: 0, count: padding)) }
+    }
+
+    private func header(path: String, size: Int64, type: UInt8, mode: UInt32) throws {
+        if path.utf8.count > 100 {
+            let record = paxRecord("path", path)
+            try rawHeader(name: "././@PaxHeader", size: Int64(record.count), type: UInt8(ascii: "x"), mode: 0o644)
+            try write(record)
+            try pad(Int64(record.count))
+        }
+        try rawHeader(name: String(decoding: path.utf8.prefix(100), as: UTF8.self), size: size, type: type, mode: mode)
+    }
+
+    private func paxRecord(_ key: String, _ value: String) -> [UInt8] {
+        let body = " \(key)=\(value)\n"
+        var length = body.utf8.count + 1
+        while String(length).utf8.count + body.utf8.count != length { length += 1 }
+        return Array("\(length)\(body)".utf8)
+    }
+
+    private func rawHeader(name: String, size: Int64, type: UInt8, mode: UInt32) throws {
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ offset: Int, _ bytes: [UInt8]) { for (i, b) in bytes.enumerated() { h[offset + i] = b } }
+        func octal(_ offset: Int, _ length: Int, _ value: Int64) {
+            let digits = String(value, radix: 8).leftPadded(length - 1)
+            put(offset, Array(digits.utf8))
+        }
+        put(0, Array(name.utf8.prefix(100)))
+        octal(100, 8, Int64(mode))
+        octal(108, 8, 0)
+        octal(116, 8, 0)
+        octal(124, 12, size)
+        octal(136, 12, 0)
+        h[156] = type
+        put(257, Array("ustar\u{0}00".utf8))
+        put(148, Array("        ".utf8))
+        let sum = h.reduce(0) { $0 + Int($1) }
+        put(148, Array(String(sum, radix: 8).leftPadded(6).utf8) + [0, 32])
+        try write(h)
+    }
+}
