@@ -1,1 +1,0 @@
-// BerthAPI: see the issue; filled in by its own work.

@@ -1,0 +1,253 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import CBerthShim
+
+/// The container's first process, before it becomes the user's program.
+///
+/// `berth-runtime init` runs here after berth_spawn cloned it into the container's namespaces and
+/// exec'd it from a sealed copy of the runtime binary. It is single-threaded Swift: it reads its
+/// instructions from the parent, builds the rootfs, waits for `start`, drops privileges and execs.
+public enum ContainerInit {
+    /// Entry point for `berth-runtime init`; never returns.
+    public static func main() -> Never {
+        guard let fdText = getenv("_BERTH_INIT_FD"), let fdNumber = Int32(String(cString: fdText)) else {
+            _ = "berth-runtime init: not started by berth-runtime\n".withCString { write(2, $0, strlen($0)) }
+            exit(2)
+        }
+        unsetenv("_BERTH_INIT_FD")
+        let socket = FileDescriptor(owning: fdNumber)
+        try? socket.setCloseOnExec(true)
+        do {
+            guard let request = try Frames.receive(InitRequest.self, on: socket) else { exit(1) }
+            try InitProcess(request: request, socket: socket).run()
+        } catch {
+            try? Frames.send(InitMessage(kind: .failed, detail: "\(error)"), on: socket)
+            exit(1)
+        }
+    }
+}
+
+struct InitProcess {
+    let request: InitRequest
+    let socket: FileDescriptor
+    var spec: Spec { request.spec }
+    var process: Spec.Process { request.process }
+
+    func run() throws(RuntimeError) -> Never {
+        if request.mode == .exec {
+            try prepareExec()
+        } else {
+            try prepareContainer()
+        }
+        try Frames.send(InitMessage(kind: .created), on: socket)
+        try waitForStart()
+        if request.mode != .exec {
+            try Hooks.run(.startContainer, spec: spec, state: state(.created))
+        }
+        try becomeUserProcess()
+    }
+
+    func state(_ status: ContainerStatus) -> OCIState {
+        OCIState(ociVersion: spec.ociVersion, id: request.containerID, status: status, pid: getpid(),
+                 bundle: request.bundle, annotations: spec.annotations)
+    }
+
+    // MARK: Container setup (create and run)
+
+    func prepareContainer() throws(RuntimeError) {
+        let namespaces = NamespacePlan(spec.linux?.namespaces ?? [])
+        if namespaces.creates(.user) {
+            // The parent has written the id maps: become root of the new user namespace.
+            _ = try RuntimeError.wrap("becoming root in the user namespace") { () throws(SystemCallError) in
+                try sys("setresgid") { berth_setresgid(0, 0, 0) }
+                try sys("setresuid") { berth_setresuid(0, 0, 0) }
+            }
+        }
+        let rootfs = RootfsSetup(spec: spec, rootfs: request.rootfs, bundle: request.bundle)
+        try rootfs.prepare()
+
+        // prestart and createRuntime hooks run in the runtime namespace, by the parent.
+        if !Hooks.hooks(.prestart, in: spec).isEmpty || !Hooks.hooks(.createRuntime, in: spec).isEmpty {
+            try Frames.send(InitMessage(kind: .runtimeHooks), on: socket)
+            guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away during hooks") }
+        }
+        try Hooks.run(.createContainer, spec: spec, state: state(.creating))
+
+        try rootfs.pivot(noPivot: request.noPivot)
+        if let hostname = spec.hostname, !hostname.isEmpty {
+            _ = try RuntimeError.wrap("sethostname") { () throws(SystemCallError) in
+                try sys("sethostname", hostname) { berth_sethostname(hostname, hostname.utf8.count) }
+            }
+        }
+        if let domainname = spec.domainname, !domainname.isEmpty {
+            _ = try RuntimeError.wrap("setdomainname") { () throws(SystemCallError) in
+                try sys("setdomainname", domainname) { berth_setdomainname(domainname, domainname.utf8.count) }
+            }
+        }
+        try applySysctls()
+        try rootfs.finish()
+        try setUpProcess()
+    }
+
+    func applySysctls() throws(RuntimeError) {
+        guard let sysctl = spec.linux?.sysctl, !sysctl.isEmpty else { return }
+        for key in sysctl.keys.sorted() {
+            let path = "/proc/sys/" + key.split(separator: ".").joined(separator: "/")
+            try RuntimeError.wrap("sysctl \(key)") { () throws(SystemCallError) in
+                let fd = try FileSystemMagic.openProc(path, O_WRONLY | O_TRUNC)
+                try fd.write(sysctl[key]!)
+            }
+        }
+    }
+
+    // MARK: Exec into a running container
+
+    func prepareExec() throws(RuntimeError) {
+        try setUpProcess()
+    }
+
+    // MARK: Common to init and exec
+
+    /// Terminal, keyring, LSM labels, rlimits, OOM score, working directory.
+    func setUpProcess() throws(RuntimeError) {
+        if process.terminal == true, let console = request.consoleFd {
+            try Terminal.setUp(consoleSocket: FileDescriptor(owning: console), size: process.consoleSize,
+                               bindConsole: request.mode != .exec)
+        }
+        if !request.noNewKeyring && request.mode != .exec {
+            let name = "_ses.\(request.containerID)"
+            // Docker's default seccomp profile denies keyctl; runc then carries on without a keyring.
+            if berth_join_session_keyring(name) < 0 && errno != ENOSYS && errno != EPERM {
+                throw .system(SystemCallError(call: "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", errno: errno), context: "session keyring")
+            }
+        }
+        try SecurityLabels.apply(apparmor: process.apparmorProfile, selinux: process.selinuxLabel)
+        if let adjustment = process.oomScoreAdj {
+            try RuntimeError.wrap("oom_score_adj") { () throws(SystemCallError) in
+                let fd = try FileSystemMagic.openProc("/proc/self/oom_score_adj", O_WRONLY | O_TRUNC)
+                try fd.write(String(adjustment))
+            }
+        }
+        try RlimitPlan(process.rlimits).apply()
+        try changeDirectory()
+    }
+
+    /// chdir into cwd and make sure it is inside the container (CVE-2024-21626: a leaked host
+    /// descriptor as cwd shows up as "(unreachable)").
+    func changeDirectory() throws(RuntimeError) {
+        let cwd = process.cwd
+        if chdir(cwd) != 0 {
+            let code = errno
+            if code == ENOENT, request.mode != .exec {
+                try RuntimeError.wrap("creating cwd") { () throws(SystemCallError) in try FileSystem.makeDirectories(cwd) }
+                _ = try RuntimeError.wrap("chdir") { () throws(SystemCallError) in try sys("chdir", cwd) { chdir(cwd) } }
+            } else {
+                throw .system(SystemCallError(call: "chdir", errno: code, subject: cwd), context: "process.cwd")
+            }
+        }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else {
+            throw .system(SystemCallError(call: "getcwd", errno: errno), context: "checking cwd")
+        }
+        let path = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if !path.hasPrefix("/") {
+            throw .other("current working directory is outside of the container: \(path)")
+        }
+    }
+
+    func waitForStart() throws(RuntimeError) {
+        switch request.mode {
+        case .create:
+            guard let fifo = request.fifoFd else { throw .other("no exec fifo") }
+            // Blocks until `start` opens the fifo for reading.
+            let writer = try RuntimeError.wrap("opening exec fifo") { () throws(SystemCallError) in
+                try FileDescriptor.open("/proc/self/fd/\(fifo)", O_WRONLY)
+            }
+            try RuntimeError.wrap("signalling start") { () throws(SystemCallError) in try writer.write("0") }
+            writer.close()
+            Glibc.close(fifo)
+        case .run:
+            guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away before start") }
+        case .exec:
+            break
+        }
+    }
+
+    /// Drops to the configured user and capabilities, installs seccomp, and execs the program.
+    func becomeUserProcess() throws(RuntimeError) -> Never {
+        let capabilities = try CapabilityPlan(process.capabilities)
+        let noNewPrivileges = process.noNewPrivileges == true
+        var seccomp: SeccompProgram?
+        if let profile = spec.linux?.seccomp { seccomp = try SeccompProgram(profile) }
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
+        if let program = seccomp, !noNewPrivileges {
+            try installSeccomp(program)
+            seccomp = nil
+        }
+        let executable = try resolveExecutable()
+        for warning in try ProcessIdentity.apply(user: process.user, capabilities: capabilities, noNewPrivileges: noNewPrivileges) {
+            RuntimeLog.debugMessage(warning)
+        }
+        if noNewPrivileges { try ProcessIdentity.setNoNewPrivileges() }
+        if let program = seccomp { try installSeccomp(program) }
+        try closeDescriptors()
+        let arguments = process.args ?? []
+        let environment = process.env ?? []
+        _ = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                execve(executable, argv, envp)
+            }
+        }
+        throw .system(SystemCallError(call: "execve", errno: errno, subject: executable), context: "starting the container process")
+    }
+
+    func installSeccomp(_ program: SeccompProgram) throws(RuntimeError) {
+        let listener = try program.load()
+        if let listener, let path = spec.linux?.seccomp?.listenerPath {
+            try SeccompProgram.sendToListener(path: path, fd: listener, state: listenerState())
+        }
+    }
+
+    func listenerState() -> [UInt8] {
+        let text = "{\"ociVersion\":\"\(spec.ociVersion)\",\"fds\":[\"seccompFd\"],\"pid\":\(getpid()),"
+            + "\"metadata\":\"\(spec.linux?.seccomp?.listenerMetadata ?? "")\",\"state\":{\"ociVersion\":\"\(spec.ociVersion)\","
+            + "\"id\":\"\(request.containerID)\",\"status\":\"creating\",\"pid\":\(getpid()),\"bundle\":\"\(request.bundle)\"}}"
+        return Array(text.utf8)
+    }
+
+    /// args[0] looked up in the container's PATH, as execvp would, but before privileges are dropped so
+    /// a missing binary is reported clearly.
+    func resolveExecutable() throws(RuntimeError) -> String {
+        let program = process.args?.first ?? ""
+        if program.contains("/") {
+            guard access(program, F_OK) == 0 else {
+                throw .system(SystemCallError(call: "exec", errno: errno, subject: program), context: "process.args[0]")
+            }
+            return program
+        }
+        let path = (process.env ?? []).first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+            ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(program)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        throw .other("exec: \"\(program)\": executable file not found in $PATH")
+    }
+
+    /// Every descriptor above the preserved ones is closed on exec; the preserved ones stay open.
+    func closeDescriptors() throws(RuntimeError) {
+        let firstClosed = UInt32(3 + request.preserveFds)
+        for fd in 3..<Int32(firstClosed) {
+            _ = berth_fcntl_int(fd, F_SETFD, 0)
+        }
+        if berth_close_range(firstClosed, UInt32.max, 4 /* CLOSE_RANGE_CLOEXEC */) != 0 {
+            // Before Linux 5.11: mark each open descriptor by hand.
+            let names = (try? FileSystem.listDirectory("/proc/self/fd")) ?? []
+            for name in names {
+                if let fd = Int32(name), fd >= Int32(firstClosed) { _ = berth_fcntl_int(fd, F_SETFD, FD_CLOEXEC) }
+            }
+        }
+    }
+}

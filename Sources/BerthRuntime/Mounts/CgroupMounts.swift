@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import CBerthShim
+
+/// A `cgroup` mount in config.json: the container sees its own cgroups at the destination.
+///
+/// With a cgroup namespace the kernel roots a fresh cgroup mount at the container's cgroup. Without one,
+/// the container's directories in each host hierarchy are bind-mounted (v1: under a tmpfs, one per
+/// hierarchy, as runc does).
+struct CgroupMounts {
+    let spec: Spec
+    let root: Root
+    let destination: String
+    let options: MountOptions
+
+    /// A cgroup hierarchy mounted on the host, and this process's place in it.
+    struct Hierarchy: Equatable {
+        var mountPoint: String
+        var isVersion2: Bool
+        /// Comma-separated controllers (v1) as in the mount options.
+        var controllers: String
+        /// This process's cgroup in that hierarchy (from /proc/self/cgroup).
+        var path: String
+    }
+
+    var hasNamespace: Bool { (spec.linux?.namespaces ?? []).contains { $0.type == "cgroup" } }
+    var flags: UInt { options.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT) }
+
+    func mount() throws(RuntimeError) {
+        let hierarchies = try Self.hierarchies(mountinfo: readProc("/proc/self/mountinfo"), cgroups: readProc("/proc/self/cgroup"))
+        let target = try RuntimeError.wrap("cgroup mount target") { () throws(SystemCallError) in try root.makeDirectories(destination) }
+        if let unified = hierarchies.first(where: { $0.isVersion2 }), !hierarchies.contains(where: { !$0.isVersion2 }) {
+            if hasNamespace {
+                try RuntimeError.wrap("mounting cgroup2") { () throws(SystemCallError) in
+                    try Mount.mount(source: "cgroup", target: target.procPath, type: "cgroup2", flags: flags, data: nil)
+                }
+            } else {
+                try bind(FileSystem.join(unified.mountPoint, unified.path), at: destination)
+            }
+            return
+        }
+        try RuntimeError.wrap("mounting cgroup tmpfs") { () throws(SystemCallError) in
+            try Mount.mount(source: "tmpfs", target: target.procPath, type: "tmpfs",
+                            flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755")
+        }
+        for hierarchy in hierarchies where !hierarchy.isVersion2 {
+            let name = String(hierarchy.mountPoint.split(separator: "/").last ?? "")
+            let subdirectory = FileSystem.join(destination, name)
+            let directory = try RuntimeError.wrap("cgroup mount target") { () throws(SystemCallError) in
+                try root.makeDirectories(subdirectory)
+            }
+            if hasNamespace {
+                try RuntimeError.wrap("mounting cgroup \(name)") { () throws(SystemCallError) in
+                    try Mount.mount(source: "cgroup", target: directory.procPath, type: "cgroup", flags: flags,
+                                    data: hierarchy.controllers)
+                }
+            } else {
+                try bind(FileSystem.join(hierarchy.mountPoint, hierarchy.path), at: subdirectory)
+            }
+            // cpu,cpuacct is reachable as cpu and cpuacct too.
+            if name.contains(",") {
+                for alias in name.split(separator: ",") {
+                    let dir = try RuntimeError.wrap("cgroup link") { () throws(SystemCallError) in
+                        try root.makeDirectories(destination)
+                    }
+                    symlinkat(name, dir.rawValue, String(alias))
+                }
+            }
+        }
+        if options.flags & UInt(MS_RDONLY) != 0 {
+            let mounted = try RuntimeError.wrap("reopening \(destination)") { () throws(SystemCallError) in
+                try root.open(destination, BERTH_O_PATH | O_DIRECTORY)
+            }
+            try RuntimeError.wrap("remounting cgroup tmpfs read-only") { () throws(SystemCallError) in
+                try Mount.mount(source: nil, target: mounted.procPath, type: nil,
+                                flags: UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755")
+            }
+        }
+    }
+
+    private func bind(_ source: String, at destination: String) throws(RuntimeError) {
+        try RuntimeError.wrap("binding cgroup \(source)") { () throws(SystemCallError) in
+            let target = try root.makeDirectories(destination)
+            try Mount.mount(source: source, target: target.procPath, type: nil, flags: UInt(MS_BIND | MS_REC), data: nil)
+            let remount = flags | UInt(MS_BIND | MS_REMOUNT)
+            if flags != 0 {
+                let mounted = try root.open(destination, BERTH_O_PATH | O_DIRECTORY)
+                try Mount.mount(source: nil, target: mounted.procPath, type: nil, flags: remount, data: nil)
+            }
+        }
+    }
+
+    private func readProc(_ path: String) throws(RuntimeError) -> String {
+        try RuntimeError.wrap("reading \(path)") { () throws(SystemCallError) in try FileSystem.readString(path) }
+    }
+
+    /// Cgroup hierarchies from mountinfo, joined with this process's paths from /proc/self/cgroup.
+    static func hierarchies(mountinfo: String, cgroups: String) -> [Hierarchy] {
+        var byControllers: [String: String] = [:]
+        var unifiedPath: String?
+        for line in cgroups.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if parts[0] == "0" && parts[1].isEmpty { unifiedPath = String(parts[2]) } else { byControllers[String(parts[1])] = String(parts[2]) }
+        }
+        var result: [Hierarchy] = []
+        for line in mountinfo.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard let dash = words.firstIndex(of: "-") else { continue }
+            let fields = words[..<dash]
+            let tail = Array(words[(dash + 1)...])
+            guard fields.count >= 5, tail.count >= 3 else { continue }
+            let mountPoint = String(fields[fields.startIndex + 4])
+            if tail[0] == "cgroup2", let unifiedPath {
+                result.append(Hierarchy(mountPoint: mountPoint, isVersion2: true, controllers: "", path: unifiedPath))
+            } else if tail[0] == "cgroup" {
+                let superOptions = tail[2].split(separator: ",").map(String.init)
+                let known = byControllers.keys.first { key in
+                    let names = key.split(separator: ",").map(String.init)
+                    return names.allSatisfy { superOptions.contains($0) }
+                }
+                guard let key = known, let path = byControllers[key] else { continue }
+                result.append(Hierarchy(mountPoint: mountPoint, isVersion2: false, controllers: key, path: path))
+            }
+        }
+        return result
+    }
+}

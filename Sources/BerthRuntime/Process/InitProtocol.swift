@@ -1,0 +1,75 @@
+import BerthOS
+import FoundationEssentials
+
+/// What the parent tells the container's init (or an exec'd process) over their socket pair.
+struct InitRequest: Codable, Sendable {
+    enum Mode: String, Codable, Sendable {
+        /// `create`: wait on exec.fifo for `start`.
+        case create
+        /// `run`: wait for a start message from the parent on the socket.
+        case run
+        /// `exec`: join a running container; no rootfs setup.
+        case exec
+    }
+
+    var mode: Mode
+    var containerID: String
+    var bundle: String
+    var rootfs: String
+    var spec: Spec
+    var process: Spec.Process
+    var noPivot: Bool
+    var noNewKeyring: Bool
+    var preserveFds: Int
+    /// Inherited descriptor of a connection to --console-socket: the pty master is sent over it.
+    var consoleFd: Int32?
+    /// Inherited O_PATH descriptor of exec.fifo (create mode).
+    var fifoFd: Int32?
+    var createdAt: String
+}
+
+/// What the init reports back.
+struct InitMessage: Codable, Sendable {
+    enum Kind: String, Codable, Sendable {
+        /// Namespaces and mounts exist, before pivot_root: time for prestart/createRuntime hooks.
+        case runtimeHooks
+        /// Everything is set up; the init waits for start.
+        case created
+        case failed
+    }
+    var kind: Kind
+    var detail: String?
+}
+
+/// Length-prefixed JSON frames over a stream socket.
+enum Frames {
+    static func send<T: Encodable>(_ value: T, on fd: FileDescriptor) throws(RuntimeError) {
+        let body: [UInt8]
+        do { body = Array(try JSONEncoder().encode(value)) } catch { throw .other("encoding message: \(error)") }
+        var length = UInt32(body.count).littleEndian
+        let header = withUnsafeBytes(of: &length) { Array($0) }
+        try RuntimeError.wrap("sending to init") { () throws(SystemCallError) in try fd.write(header + body) }
+    }
+
+    /// Nil at end of stream (the other side exited).
+    static func receive<T: Decodable>(_ type: T.Type, on fd: FileDescriptor) throws(RuntimeError) -> T? {
+        let header = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(4) }
+        if header.isEmpty { return nil }
+        guard header.count == 4 else { throw .other("truncated message header from init") }
+        let length = Int(UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24)
+        guard length < 64 << 20 else { throw .other("oversized message from init") }
+        let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length) }
+        guard body.count == length else { return nil }
+        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch { throw .other("decoding message: \(error)") }
+    }
+
+    /// A single byte, for "go on" signals.
+    static func sendByte(on fd: FileDescriptor) throws(RuntimeError) {
+        try RuntimeError.wrap("signalling init") { () throws(SystemCallError) in try fd.write([0x01]) }
+    }
+
+    static func receiveByte(on fd: FileDescriptor) throws(RuntimeError) -> Bool {
+        let byte = try RuntimeError.wrap("waiting for parent") { () throws(SystemCallError) in try fd.read(upTo: 1) }
+        return byte.count == 1
+    }
+}

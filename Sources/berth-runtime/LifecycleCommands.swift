@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import BerthRuntime
+
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a container (its process waits for start).")
+    @Option(name: [.customShort("b"), .long], help: "Path to the bundle.") var bundle = "."
+    @Option(name: .customLong("pid-file"), help: "Write the init's pid to this file.") var pidFile: String?
+    @Option(name: .customLong("console-socket"), help: "Unix socket to receive the pty master.") var consoleSocket: String?
+    @Flag(name: .customLong("no-pivot"), help: "Use MS_MOVE and chroot instead of pivot_root.") var noPivot = false
+    @Flag(name: .customLong("no-new-keyring"), help: "Keep the caller's session keyring.") var noNewKeyring = false
+    @Option(name: .customLong("preserve-fds"), help: "Pass this many descriptors after stdio.") var preserveFds = 0
+    @Argument(help: "Container id.") var id: String
+
+    func run() {
+        runOrExit { () throws(RuntimeError) in try runtime().create(options) }
+    }
+
+    var options: CreateOptions {
+        var options = CreateOptions(id: id, bundle: bundle)
+        options.pidFile = pidFile
+        options.consoleSocket = consoleSocket
+        options.noPivot = noPivot
+        options.noNewKeyring = noNewKeyring
+        options.preserveFds = preserveFds
+        return options
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create and start a container; exit with its status.")
+    @Option(name: [.customShort("b"), .long], help: "Path to the bundle.") var bundle = "."
+    @Option(name: .customLong("pid-file")) var pidFile: String?
+    @Option(name: .customLong("console-socket")) var consoleSocket: String?
+    @Flag(name: [.customShort("d"), .long], help: "Return once the container runs.") var detach = false
+    @Flag(name: .customLong("no-pivot")) var noPivot = false
+    @Flag(name: .customLong("no-new-keyring")) var noNewKeyring = false
+    @Option(name: .customLong("preserve-fds")) var preserveFds = 0
+    @Argument var id: String
+
+    func run() {
+        var options = CreateOptions(id: id, bundle: bundle)
+        options.pidFile = pidFile
+        options.consoleSocket = consoleSocket
+        options.noPivot = noPivot
+        options.noNewKeyring = noNewKeyring
+        options.preserveFds = preserveFds
+        var status: Int32 = 0
+        runOrExit { () throws(RuntimeError) in status = try runtime().run(options, detach: detach) }
+        Glibc.exit(status)
+    }
+}
+
+struct Start: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a created container.")
+    @Argument var id: String
+    func run() { runOrExit { () throws(RuntimeError) in try runtime().start(id: id) } }
+}
+
+struct State: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a container's state as JSON.")
+    @Argument var id: String
+    func run() {
+        runOrExit { () throws(RuntimeError) in
+            print(try JSONText.encode(try runtime().state(id: id)))
+        }
+    }
+}
+
+struct Kill: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send a signal (default SIGTERM) to a container.")
+    @Flag(name: [.customShort("a"), .long], help: "Signal every process in the container.") var all = false
+    @Argument var id: String
+    @Argument var signal: String = "SIGTERM"
+    func run() {
+        runOrExit { () throws(RuntimeError) in
+            try runtime().kill(id: id, signal: try Signals.parse(signal), all: all)
+        }
+    }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a container's resources.")
+    @Flag(name: [.customShort("f"), .long], help: "Kill a running container first.") var force = false
+    @Argument var id: String
+    func run() { runOrExit { () throws(RuntimeError) in try runtime().delete(id: id, force: force) } }
+}
+
+struct Pause: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Freeze every process of a container.")
+    @Argument var id: String
+    func run() { runOrExit { () throws(RuntimeError) in try runtime().pause(id: id) } }
+}
+
+struct Resume: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Thaw a paused container.")
+    @Argument var id: String
+    func run() { runOrExit { () throws(RuntimeError) in try runtime().resume(id: id) } }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List containers.")
+    @Option(name: [.customShort("f"), .long], help: "table or json") var format = "table"
+    @Flag(name: [.customShort("q"), .long], help: "Only ids.") var quiet = false
+    func run() {
+        let containers = runtime().list()
+        if quiet {
+            for container in containers { print(container.id) }
+            return
+        }
+        if format == "json" {
+            runOrExit { () throws(RuntimeError) in print(try JSONText.encode(containers)) }
+            return
+        }
+        var rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+        for c in containers {
+            rows.append([c.id, String(c.pid), c.status.rawValue, c.bundle, c.created, c.owner])
+        }
+        print(Table.render(rows), terminator: "")
+    }
+}
+
+struct PS: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List a container's processes.")
+    @Option(name: [.customShort("f"), .long], help: "table or json") var format = "table"
+    @Argument var id: String
+    @Argument(parsing: .captureForPassthrough, help: "Arguments for ps(1) (default -ef).") var psArguments: [String] = []
+
+    func run() {
+        var pids: [Int32] = []
+        runOrExit { () throws(RuntimeError) in pids = try runtime().processes(id: id) }
+        if format == "json" {
+            print("[" + pids.map(String.init).joined(separator: ",") + "]")
+            return
+        }
+        runOrExit { () throws(RuntimeError) in
+            print(try ProcessTable.render(pids: pids, psArguments: psArguments.isEmpty ? ["-ef"] : psArguments), terminator: "")
+        }
+    }
+}
