@@ -1,0 +1,332 @@
+import BerthStore
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOSSL
+import X509
+
+/// A parsed API request.
+struct Call {
+    var method: HTTPRequest.Method
+    var path: String
+    var query: [String: String]
+    var headers: HTTPFields
+    var body: [UInt8]
+    var user: UserInfo
+    var accept: String { headers[.accept] ?? "" }
+    var contentType: String { (headers[.contentType] ?? "application/json").split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces).lowercased() } ?? "application/json" }
+    var wantsTable: Bool { accept.contains("as=Table") }
+    var wantsYAML: Bool { accept.hasPrefix("application/yaml") }
+    var dryRun: Bool { query["dryRun"] == "All" }
+    var strict: Bool { query["fieldValidation"] == "Strict" }
+}
+
+actor AsyncLock {
+    private var locked = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    func lock() async {
+        if !locked { locked = true; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+    func unlock() {
+        if waiters.isEmpty { locked = false } else { waiters.removeFirst().resume() }
+    }
+}
+
+/// Routes requests, enforces authn/authz, and implements the generic REST semantics over the store.
+struct Handler: Sendable {
+    let server: APIServer
+    var store: any KVStore { server.store }
+    static let serviceLock = AsyncLock()
+
+    // MARK: entry point
+
+    func respond(_ req: Request, _ ctx: APIContext) async -> Response {
+        let start = ContinuousClock.now
+        var verb = req.method.rawValue
+        var resource = ""
+        let response: Response
+        do {
+            let path = req.uri.path
+            if ["/healthz", "/livez", "/readyz"].contains(path) || path.hasPrefix("/healthz/") || path.hasPrefix("/livez/") || path.hasPrefix("/readyz/") {
+                if path.hasPrefix("/readyz") { _ = try await store.currentRevision() }
+                return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+            }
+            let user = try await authenticate(req, ctx)
+            var query: [String: String] = [:]
+            for (k, v) in req.uri.queryParameters { query[String(k)] = String(v).removingPercentEncoding ?? String(v) }
+            var body: [UInt8] = []
+            if req.method != .get && req.method != .head {
+                do {
+                    var buf = try await req.body.collect(upTo: server.config.maxBodyBytes)
+                    body = buf.readBytes(length: buf.readableBytes) ?? []
+                } catch { throw APIError.tooLarge }
+            }
+            let call = Call(method: req.method, path: path, query: query, headers: req.headers, body: body, user: user)
+            (verb, resource) = (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")
+            response = try await route(call, &resource)
+        } catch let e as APIError {
+            response = Self.json(e.status, status: e.code)
+        } catch let e as StoreError {
+            let api = Self.map(e, nil, "")
+            response = Self.json(api.status, status: api.code)
+        } catch {
+            let api = APIError.internalError("\(error)")
+            response = Self.json(api.status, status: 500)
+        }
+        let d = ContinuousClock.now - start
+        server.metrics.record(verb: verb, resource: resource, code: Int(response.status.code),
+                              seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        return response
+    }
+
+    func authenticate(_ req: Request, _ ctx: APIContext) async throws -> UserInfo {
+        if let auth = req.headers[.authorization], auth.hasPrefix("Bearer ") {
+            let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+            if let u = server.tokens.tokens[token] { return u }
+            throw APIError.unauthorized
+        }
+        // Client certificate (already verified against our CA by NIOSSL when presented).
+        if let cert = try? await ctx.channel.nioSSL_peerCertificate().get(), let der = try? cert.toDERBytes(),
+           let parsed = try? Certificate(derEncoded: der) {
+            var cn = ""; var orgs: [String] = []
+            for rdn in parsed.subject {
+                for attr in rdn {
+                    if attr.type == .RDNAttributeType.commonName { cn = "\(attr.value)" }
+                    if attr.type == .RDNAttributeType.organizationName { orgs.append("\(attr.value)") }
+                }
+            }
+            if !cn.isEmpty { return UserInfo(name: cn, groups: orgs + ["system:authenticated"]) }
+        }
+        throw APIError.unauthorized
+    }
+
+    static func map(_ e: StoreError, _ r: ResourceType?, _ name: String) -> APIError {
+        switch e {
+        case .alreadyExists: return r.map { APIError.alreadyExists($0, name) } ?? .badRequest("\(e)")
+        case .notFound: return r.map { APIError.notFound($0, name) } ?? .pathNotFound()
+        case .conflict: return r.map { APIError.conflict($0, name) } ?? .badRequest("\(e)")
+        case .compacted(let req, _): return .gone("too old resource version: \(req)")
+        case .futureRevision(let req, let cur):
+            return APIError(code: 504, reason: "Timeout", message: "Too large resource version: \(req), current: \(cur)")
+        case .backend(let m): return APIError(code: 503, reason: "ServiceUnavailable", message: "storage: \(m)")
+        case .watchOverflow: return APIError(code: 500, reason: "InternalError", message: "watch overflow")
+        }
+    }
+
+    // MARK: responses
+
+    static func json(_ j: JSON, status: Int = 200, contentType: String = "application/json") -> Response {
+        Response(status: .init(code: status), headers: [.contentType: contentType],
+                 body: .init(byteBuffer: ByteBuffer(bytes: j.serialized())))
+    }
+    func reply(_ call: Call, _ j: JSON, status: Int = 200) -> Response {
+        if call.wantsYAML {
+            return Response(status: .init(code: status), headers: [.contentType: "application/yaml"],
+                            body: .init(byteBuffer: ByteBuffer(string: j.yaml())))
+        }
+        return Self.json(j, status: status)
+    }
+
+    // MARK: routing
+
+    func route(_ call: Call, _ resourceLabel: inout String) async throws -> Response {
+        let segs = call.path.split(separator: "/").map(String.init)
+        switch call.path {
+        case "/version":
+            return Self.json(["major": "1", "minor": "32", "gitVersion": "v1.32.0-berth", "gitCommit": "berth", "gitTreeState": "clean",
+                              "buildDate": "2026-01-01T00:00:00Z", "goVersion": "swift6", "compiler": "swiftc", "platform": "linux/amd64"])
+        case "/metrics":
+            guard call.user.isAdmin else { throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"/metrics\"") }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: server.metrics.text())))
+        case "/api", "/api/":
+            if call.accept.contains("as=APIGroupDiscoveryList") {
+                return Self.json(Discovery.aggregated(legacy: true), contentType: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+            }
+            return Self.json(Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)"))
+        case "/apis", "/apis/":
+            if call.accept.contains("as=APIGroupDiscoveryList") {
+                return Self.json(Discovery.aggregated(legacy: false), contentType: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+            }
+            return Self.json(Discovery.groupList())
+        case "/openapi/v2":
+            return Self.json(OpenAPI.v2())
+        case "/openapi/v3":
+            return Self.json(OpenAPI.v3Index())
+        default: break
+        }
+        if segs.count >= 3, segs[0] == "openapi", segs[1] == "v3" {
+            let gv = segs[2...].joined(separator: "/")
+            guard let doc = OpenAPI.v3(groupVersion: gv) else { throw APIError.pathNotFound() }
+            return Self.json(doc)
+        }
+        var group = "", version = "", rest: [String] = []
+        if segs.first == "api", segs.count >= 2 {
+            version = segs[1]; rest = Array(segs.dropFirst(2))
+            guard version == "v1" else { throw APIError.pathNotFound() }
+        } else if segs.first == "apis", segs.count >= 2 {
+            group = segs[1]
+            if segs.count == 2 {
+                guard Discovery.allGroups().contains(group) else { throw APIError.pathNotFound() }
+                return Self.json(Discovery.group(group))
+            }
+            version = segs[2]; rest = Array(segs.dropFirst(3))
+        } else {
+            throw APIError.pathNotFound()
+        }
+        if rest.isEmpty {
+            let list = Discovery.resourceList(group: group, version: version)
+            guard !(list["resources"].array ?? []).isEmpty else { throw APIError.pathNotFound() }
+            return Self.json(list)
+        }
+        if group == Discovery.reviewGroup && rest == ["selfsubjectaccessreviews"] && call.method == .post {
+            return try selfSubjectAccessReview(call)
+        }
+        // [namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
+        var namespace: String?
+        if rest.count >= 3, rest[0] == "namespaces", let r = Registry.find(group: group, version: version, plural: rest[2]), r.namespaced {
+            namespace = rest[1]; rest = Array(rest.dropFirst(2))
+        } else if group.isEmpty, rest.count == 3, rest[0] == "namespaces", rest[2] == "bindings" {
+            namespace = rest[1]; rest = ["bindings"]
+        }
+        if group.isEmpty && rest == ["bindings"], let ns = namespace, call.method == .post {
+            return try await bind(call, namespace: ns, name: nil)
+        }
+        guard let r = Registry.find(group: group, version: version, plural: rest[0]), rest.count <= 3 else { throw APIError.pathNotFound() }
+        resourceLabel = r.plural
+        let name = rest.count >= 2 ? rest[1] : nil
+        let sub = rest.count == 3 ? rest[2] : nil
+        if let sub, !r.subresources.contains(sub) { throw APIError.pathNotFound() }
+        try authorize(call, r, namespace: namespace, name: name, sub: sub)
+        if r.namespaced && namespace == nil && name != nil { throw APIError.pathNotFound() }
+
+        switch (call.method, name, sub) {
+        case (.get, nil, nil):
+            if call.query["watch"] == "true" || call.query["watch"] == "1" { return try await watch(call, r, namespace: namespace) }
+            return try await list(call, r, namespace: namespace)
+        case (.post, nil, nil):
+            guard !r.namespaced || namespace != nil else { throw APIError.methodNotAllowed("") }
+            var obj = try decodeBody(call, r)
+            if r.namespaced {
+                let bodyNS = obj["metadata"]["namespace"].string ?? ""
+                if !bodyNS.isEmpty && bodyNS != namespace {
+                    throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
+                }
+            }
+            obj["metadata"]["resourceVersion"] = .null
+            let created = try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"])
+            return reply(call, created, status: 201)
+        case (.delete, nil, nil):
+            return try await deleteCollection(call, r, namespace: namespace)
+        case (.get, let n?, nil):
+            return reply(call, try await getObject(r, namespace: namespace, name: n, call: call))
+        case (.put, let n?, let s):
+            if s == "scale" { return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: nil)) }
+            let obj = try decodeBody(call, r, subresource: s)
+            return reply(call, try await updateObject(r, namespace: namespace, name: n, new: obj, subresource: s, call: call))
+        case (.patch, let n?, let s):
+            if s == "scale" { return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: call.body)) }
+            let (obj, created) = try await patchObject(call, r, namespace: namespace, name: n, subresource: s)
+            return reply(call, obj, status: created ? 201 : 200)
+        case (.delete, let n?, nil):
+            return try await deleteObject(call, r, namespace: namespace, name: n)
+        case (.get, let n?, "status"):
+            return reply(call, try await getObject(r, namespace: namespace, name: n, call: call))
+        case (.get, let n?, "scale"):
+            return reply(call, try await scale(r, namespace: namespace, name: n))
+        case (.post, let n?, "binding"):
+            return try await bind(call, namespace: namespace ?? "", name: n)
+        default:
+            throw APIError.methodNotAllowed("")
+        }
+    }
+
+    // MARK: authorization
+
+    /// Admins may do anything; a node (`system:node:<name>`, group system:nodes) may read everything and
+    /// change only its own Node, its Lease, Events, and the status of pods bound to it.
+    func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) throws {
+        if call.user.isAdmin { return }
+        let reading = call.method == .get || call.method == .head
+        let deny = APIError.forbidden("\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(call.method.rawValue.lowercased()) resource \"\(r.plural)\" in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")")
+        guard let node = call.user.nodeName else { throw deny }
+        if reading { return }
+        switch r.kind {
+        case "Node" where name == node || (name == nil && call.method == .post): return
+        case "Lease" where namespace == "kube-node-lease" && (name == node || (name == nil && call.method == .post)): return
+        case "Event": return
+        case "Pod" where sub == "status" && name != nil: return  // bound-node check happens on update
+        default: throw deny
+        }
+    }
+
+    func selfSubjectAccessReview(_ call: Call) throws -> Response {
+        var review = try JSON.parse(call.body)
+        let attrs = review["spec"]["resourceAttributes"]
+        var allowed = call.user.isAdmin
+        if !allowed, call.user.nodeName != nil {
+            allowed = ["get", "list", "watch"].contains(attrs["verb"].string ?? "")
+        }
+        review["status"] = ["allowed": .bool(allowed), "reason": allowed ? "berth: allowed" : ""]
+        if review["kind"].isNull { review["kind"] = "SelfSubjectAccessReview" }
+        if review["apiVersion"].isNull { review["apiVersion"] = "authorization.k8s.io/v1" }
+        return Self.json(review, status: 201)
+    }
+
+    // MARK: decoding
+
+    func decodeBody(_ call: Call, _ r: ResourceType, subresource: String? = nil) throws -> JSON {
+        let obj: JSON
+        do {
+            switch call.contentType {
+            case "application/json", "": obj = try JSON.parse(call.body)
+            case "application/yaml", "application/x-yaml", "text/yaml": obj = try JSON.parseYAML(String(decoding: call.body, as: UTF8.self))
+            default: throw APIError.unsupportedMediaType(call.contentType)
+            }
+        } catch let e as JSONParseError {
+            throw APIError.badRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: \(e.description)")
+        }
+        guard obj.object != nil else {
+            throw APIError.badRequest("json: cannot unmarshal \(obj.typeName) into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }")
+        }
+        try checkTypeMeta(obj, r)
+        try Schema.check(obj, r, strict: call.strict)
+        return obj
+    }
+
+    func checkTypeMeta(_ obj: JSON, _ r: ResourceType) throws {
+        if let kind = obj["kind"].string, !kind.isEmpty, kind != r.kind {
+            throw APIError.badRequest("the API version in the data (\(obj["apiVersion"].string ?? "")) does not match the expected API version (\(r.apiVersion))")
+        }
+        if let av = obj["apiVersion"].string, !av.isEmpty, av != r.apiVersion {
+            throw APIError.badRequest("the API version in the data (\(av)) does not match the expected API version (\(r.apiVersion))")
+        }
+    }
+
+    // MARK: object encoding
+
+    /// Stored bytes → API object with resourceVersion from the store's modRevision.
+    func decodeStored(_ kv: KeyValue, _ r: ResourceType) throws -> JSON {
+        var obj = try JSON.parse(kv.value)
+        obj["metadata"]["resourceVersion"] = .string(String(kv.modRevision))
+        obj["apiVersion"] = .string(r.apiVersion)
+        obj["kind"] = .string(r.kind)
+        return obj
+    }
+    func encodeForStore(_ obj: JSON) -> [UInt8] {
+        var o = obj
+        o["metadata"]["resourceVersion"] = .null
+        return o.serialized()
+    }
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+    static func microNow() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+}

@@ -1,0 +1,110 @@
+/// OpenAPI v2 (`/openapi/v2`) and v3 (`/openapi/v3`, `/openapi/v3/<api|apis/g>/<v>`) documents for the
+/// served types, generated from `Schema`: lists carry `x-kubernetes-patch-merge-key` /
+/// `x-kubernetes-patch-strategy` (kubectl apply's strategic merge patch), top-level kinds carry
+/// `x-kubernetes-group-version-kind` (kubectl explain), and PATCH/POST operations list the
+/// `fieldValidation` parameter (so kubectl uses server-side field validation).
+enum OpenAPI {
+    static func schema(_ s: Schema) -> JSON {
+        switch s {
+        case .string: return ["type": "string"]
+        case .int: return ["type": "integer", "format": "int64"]
+        case .bool: return ["type": "boolean"]
+        case .number: return ["type": "number"]
+        case .intOrString: return ["type": "string", "format": "int-or-string", "x-kubernetes-int-or-string": true]
+        case .any: return ["x-kubernetes-preserve-unknown-fields": true]
+        case .freeform: return ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
+        case .map(let inner): return ["type": "object", "additionalProperties": schema(inner)]
+        case .array(let inner, let key, let strategy):
+            var j: JSON = ["type": "array", "items": schema(inner)]
+            if let key { j["x-kubernetes-patch-merge-key"] = .string(key); j["x-kubernetes-list-type"] = "map"; j["x-kubernetes-list-map-keys"] = [.string(key)] }
+            if let strategy { j["x-kubernetes-patch-strategy"] = .string(strategy) }
+            return j
+        case .object(let name, let props):
+            return ["type": "object", "description": .string(describe(name)), "properties": .object(props.mapValues(schema))]
+        case .ref(let n): return schema(Schema.def(n))
+        }
+    }
+
+    static func describe(_ name: String) -> String {
+        let short = name.split(separator: ".").last.map(String.init) ?? name
+        let known: [String: String] = [
+            "Pod": "Pod is a collection of containers that can run on a host. This resource is created by clients and scheduled onto hosts.",
+            "Deployment": "Deployment enables declarative updates for Pods and ReplicaSets.",
+            "ReplicaSet": "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
+            "DaemonSet": "DaemonSet represents the configuration of a daemon set.",
+            "Service": "Service is a named abstraction of software service (for example, mysql) consisting of local port (for example 3306) that the proxy listens on, and the selector that determines which pods will answer requests sent through the proxy.",
+            "Namespace": "Namespace provides a scope for Names. Use of multiple namespaces is optional.",
+            "Node": "Node is a worker node in Kubernetes. Each node will have a unique identifier in the cache (i.e. in etcd).",
+            "ConfigMap": "ConfigMap holds configuration data for pods to consume.",
+            "Secret": "Secret holds secret data of a certain type. The total bytes of the values in the Data field must be less than MaxSecretSize bytes.",
+            "ObjectMeta": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+            "PodSpec": "PodSpec is a description of a pod.",
+            "Container": "A single application container that you want to run within a pod.",
+            "DeploymentSpec": "DeploymentSpec is the specification of the desired behavior of the Deployment.",
+            "ServiceSpec": "ServiceSpec describes the attributes that a user creates on a service.",
+            "Lease": "Lease defines a lease concept.",
+            "LeaseSpec": "LeaseSpec is a specification of a Lease.",
+        ]
+        return known[short] ?? "\(short) (served by Berth)."
+    }
+
+    static func definition(_ r: ResourceType) -> JSON {
+        var d = schema(Schema.top(r))
+        d["x-kubernetes-group-version-kind"] = [["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]]
+        var props = d["properties"]
+        props["apiVersion"] = ["type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."]
+        props["kind"] = ["type": "string", "description": "Kind is a string value representing the REST resource this object represents."]
+        d["properties"] = props
+        return d
+    }
+
+    static func paths(_ rs: [ResourceType], v3: Bool) -> JSON {
+        var paths: [String: JSON] = [:]
+        for r in rs {
+            let base = r.group.isEmpty ? "/api/v1" : "/apis/\(r.group)/\(r.version)"
+            let coll = r.namespaced ? "\(base)/namespaces/{namespace}/\(r.plural)" : "\(base)/\(r.plural)"
+            let gvk: JSON = ["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]
+            func param(_ n: String) -> JSON {
+                v3 ? ["name": .string(n), "in": "query", "schema": ["type": "string", "uniqueItems": true]]
+                   : ["name": .string(n), "in": "query", "type": "string", "uniqueItems": true]
+            }
+            func op(_ action: String, _ params: [String]) -> JSON {
+                ["operationId": .string("\(action)\(r.kind)"), "x-kubernetes-action": .string(action),
+                 "x-kubernetes-group-version-kind": gvk, "parameters": .array(params.map(param)),
+                 "responses": ["200": ["description": "OK"]]]
+            }
+            paths[coll] = ["get": op("list", ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"]),
+                           "post": op("post", ["dryRun", "fieldManager", "fieldValidation"])]
+            paths[coll + "/{name}"] = ["get": op("get", []), "put": op("put", ["dryRun", "fieldManager", "fieldValidation"]),
+                                        "patch": op("patch", ["dryRun", "fieldManager", "fieldValidation", "force"]),
+                                        "delete": op("delete", ["dryRun", "gracePeriodSeconds", "propagationPolicy"])]
+        }
+        return .object(paths)
+    }
+
+    static func v2() -> JSON {
+        var defs: [String: JSON] = [:]
+        for r in Registry.all { defs[Schema.definitionName(r)] = definition(r) }
+        return ["swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(Registry.all, v3: false),
+                "definitions": .object(defs)]
+    }
+
+    static func groupVersions() -> [String] {
+        Array(Set(Registry.all.map { $0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)" })).sorted()
+    }
+
+    static func v3Index() -> JSON {
+        var p: [String: JSON] = [:]
+        for gv in groupVersions() { p[gv] = ["serverRelativeURL": .string("/openapi/v3/\(gv)?hash=berth1")] }
+        return ["paths": .object(p)]
+    }
+
+    static func v3(groupVersion: String) -> JSON? {
+        let rs = Registry.all.filter { ($0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)") == groupVersion }
+        if rs.isEmpty { return nil }
+        var schemas: [String: JSON] = [:]
+        for r in rs { schemas[Schema.definitionName(r)] = definition(r) }
+        return ["openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(rs, v3: true),
+                "components": ["schemas": .object(schemas)]]
+    }
+}

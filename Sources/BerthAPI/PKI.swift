@@ -1,0 +1,167 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// The cluster's own certificate authority and the files `berth server` creates on first start:
+///
+///     <data-dir>/pki/ca.crt, ca.key            the CA (ECDSA P-256, 10 years)
+///     <data-dir>/pki/apiserver.crt, .key       serving cert for localhost, 127.0.0.1 and --tls-san names
+///     <data-dir>/pki/admin.crt, admin.key      client cert CN=admin, O=system:masters
+///     <data-dir>/tokens.csv                    static bearer tokens: token,user,uid,"group1,group2"
+///     <data-dir>/admin.kubeconfig              kubectl config using the admin client cert
+public struct PKI: Sendable {
+    public var caPEM: String
+    public var caKeyPEM: String
+    public var serverCertPEM: String
+    public var serverKeyPEM: String
+    public var adminCertPEM: String
+    public var adminKeyPEM: String
+
+    /// Loads the PKI from `dir/pki`, creating whatever is missing.
+    public static func loadOrCreate(dataDir: String, sans: [String]) throws -> PKI {
+        let dir = dataDir + "/pki"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func read(_ f: String) -> String? { try? String(contentsOfFile: dir + "/" + f, encoding: .utf8) }
+        func write(_ f: String, _ s: String, secret: Bool) throws {
+            let path = dir + "/" + f
+            FileManager.default.createFile(atPath: path, contents: Data(s.utf8),
+                                           attributes: [.posixPermissions: secret ? 0o600 : 0o644])
+        }
+        let caKey: P256.Signing.PrivateKey
+        let caCert: Certificate
+        if let k = read("ca.key"), let c = read("ca.crt") {
+            caKey = try P256.Signing.PrivateKey(pemRepresentation: k)
+            caCert = try Certificate(pemEncoded: c)
+        } else {
+            caKey = P256.Signing.PrivateKey()
+            let name = try DistinguishedName { CommonName("berth-ca") }
+            caCert = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey),
+                notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400 * 3650),
+                issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                    Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+                    SubjectKeyIdentifier(hash: .init(caKey.publicKey))
+                }, issuerPrivateKey: .init(caKey))
+            try write("ca.key", caKey.pemRepresentation, secret: true)
+            try write("ca.crt", try caCert.serializeAsPEM().pemString, secret: false)
+        }
+        func issue(_ base: String, cn: String, org: String?, server: Bool) throws -> (String, String) {
+            if let c = read(base + ".crt"), let k = read(base + ".key") { return (c, k) }
+            let key = P256.Signing.PrivateKey()
+            let subject = try DistinguishedName {
+                if let org { OrganizationName(org) }
+                CommonName(cn)
+            }
+            var names: [GeneralName] = []
+            if server {
+                for san in Set(["localhost", "127.0.0.1"] + sans) {
+                    if let ip = ipv4Bytes(san) { names.append(.ipAddress(ASN1OctetString(contentBytes: ip[...]))) }
+                    else { names.append(.dnsName(san)) }
+                }
+            }
+            let cert = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+                notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400 * 365),
+                issuer: caCert.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.notCertificateAuthority)
+                    Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+                    try ExtendedKeyUsage([server ? .serverAuth : .clientAuth])
+                    if server { SubjectAlternativeNames(names) }
+                }, issuerPrivateKey: .init(caKey))
+            let pair = (try cert.serializeAsPEM().pemString, key.pemRepresentation)
+            try write(base + ".crt", pair.0, secret: false)
+            try write(base + ".key", pair.1, secret: true)
+            return pair
+        }
+        let server = try issue("apiserver", cn: "berth-apiserver", org: nil, server: true)
+        let admin = try issue("admin", cn: "admin", org: "system:masters", server: false)
+        return PKI(caPEM: try caCert.serializeAsPEM().pemString, caKeyPEM: caKey.pemRepresentation,
+                   serverCertPEM: server.0, serverKeyPEM: server.1, adminCertPEM: admin.0, adminKeyPEM: admin.1)
+    }
+
+    /// A kubeconfig for `server` (https://host:port); client cert if given, else the bearer token.
+    public func kubeconfig(server: String, token: String? = nil, user: String = "admin") -> String {
+        func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
+        let auth = token.map { "    token: \($0)" }
+            ?? "    client-certificate-data: \(b64(adminCertPEM))\n    client-key-data: \(b64(adminKeyPEM))"
+        return """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: berth
+              cluster:
+                server: \(server)
+                certificate-authority-data: \(b64(caPEM))
+            users:
+            - name: \(user)
+              user:
+            \(auth)
+            contexts:
+            - name: berth
+              context:
+                cluster: berth
+                user: \(user)
+                namespace: default
+            current-context: berth
+
+            """
+    }
+}
+
+func ipv4Bytes(_ s: String) -> [UInt8]? {
+    let parts = s.split(separator: ".")
+    guard parts.count == 4 else { return nil }
+    let b = parts.compactMap { UInt8($0) }
+    return b.count == 4 ? b : nil
+}
+
+/// Who is calling.
+public struct UserInfo: Sendable, Equatable {
+    public var name: String
+    public var groups: [String]
+    public var isAdmin: Bool { groups.contains("system:masters") }
+    /// For `system:node:<name>` identities, the node name.
+    public var nodeName: String? {
+        name.hasPrefix("system:node:") ? String(name.dropFirst("system:node:".count)) : nil
+    }
+}
+
+/// Static bearer tokens (`tokens.csv`, kube-apiserver's --token-auth-file format).
+public struct TokenFile: Sendable {
+    public var tokens: [String: UserInfo]
+    public static func loadOrCreate(dataDir: String) throws -> (TokenFile, adminToken: String) {
+        let path = dataDir + "/tokens.csv"
+        if !FileManager.default.fileExists(atPath: path) {
+            let token = randomToken()
+            FileManager.default.createFile(atPath: path, contents: Data("\(token),admin,admin,\"system:masters\"\n".utf8),
+                                           attributes: [.posixPermissions: 0o600])
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var tokens: [String: UserInfo] = [:]
+        var admin = ""
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let fields = splitCSV(String(line))
+            guard fields.count >= 2 else { continue }
+            let groups = fields.count >= 4 ? fields[3].split(separator: ",").map(String.init) : []
+            tokens[fields[0]] = UserInfo(name: fields[1], groups: groups + ["system:authenticated"])
+            if admin.isEmpty && groups.contains("system:masters") { admin = fields[0] }
+        }
+        return (TokenFile(tokens: tokens), admin)
+    }
+    static func splitCSV(_ line: String) -> [String] {
+        var out: [String] = []; var cur = ""; var quoted = false
+        for c in line {
+            if c == "\"" { quoted.toggle() } else if c == "," && !quoted { out.append(cur); cur = "" } else { cur.append(c) }
+        }
+        out.append(cur)
+        return out
+    }
+    static func randomToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+}

@@ -1,0 +1,74 @@
+/// What the server knows about one served resource: everything discovery, routing, storage and printing need.
+public struct ResourceType: Sendable {
+    public var group: String
+    public var version: String
+    public var kind: String
+    public var plural: String
+    public var singular: String
+    public var namespaced: Bool
+    public var shortNames: [String] = []
+    public var categories: [String] = []
+    /// "status", "scale", "binding".
+    public var subresources: [String] = []
+    /// Whether the object has spec (so `metadata.generation` counts spec changes).
+    public var hasSpec = true
+
+    public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
+    public var groupVersion: String { apiVersion }
+    public var listKind: String { kind + "List" }
+    /// The store key prefix for all objects of this type.
+    public var keyPrefix: String { "/registry/\(group.isEmpty ? "core" : group)/\(plural)/" }
+    public func key(namespace: String?, name: String) -> String {
+        namespaced ? keyPrefix + (namespace ?? "") + "/" + name : keyPrefix + name
+    }
+    public func prefix(namespace: String?) -> String {
+        if namespaced, let namespace, !namespace.isEmpty { return keyPrefix + namespace + "/" }
+        return keyPrefix
+    }
+    public static let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+}
+
+/// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1).
+public enum Registry {
+    public static let all: [ResourceType] = [
+        .init(group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace", namespaced: false,
+              shortNames: ["ns"], subresources: ["status"]),
+        .init(group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
+              shortNames: ["po"], categories: ["all"], subresources: ["status", "binding"]),
+        .init(group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,
+              shortNames: ["no"], subresources: ["status"]),
+        .init(group: "", version: "v1", kind: "Service", plural: "services", singular: "service", namespaced: true,
+              shortNames: ["svc"], categories: ["all"], subresources: ["status"]),
+        .init(group: "", version: "v1", kind: "Endpoints", plural: "endpoints", singular: "endpoints", namespaced: true,
+              shortNames: ["ep"], hasSpec: false),
+        .init(group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap", namespaced: true,
+              shortNames: ["cm"], hasSpec: false),
+        .init(group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true, hasSpec: false),
+        .init(group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true,
+              shortNames: ["ev"], hasSpec: false),
+        .init(group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
+              namespaced: true, shortNames: ["sa"], hasSpec: false),
+        .init(group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment", namespaced: true,
+              shortNames: ["deploy"], categories: ["all"], subresources: ["status", "scale"]),
+        .init(group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset", namespaced: true,
+              shortNames: ["rs"], categories: ["all"], subresources: ["status", "scale"]),
+        .init(group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset", namespaced: true,
+              shortNames: ["ds"], categories: ["all"], subresources: ["status"]),
+        .init(group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
+              singular: "endpointslice", namespaced: true, hasSpec: false),
+        .init(group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true),
+    ]
+
+    /// Groups in preferred order; each served at one version.
+    public static let groups: [String] = ["apps", "discovery.k8s.io", "coordination.k8s.io"]
+
+    public static func find(group: String, version: String, plural: String) -> ResourceType? {
+        all.first { $0.group == group && $0.version == version && $0.plural == plural }
+    }
+    public static func find(apiVersion: String, kind: String) -> ResourceType? {
+        all.first { $0.apiVersion == apiVersion && $0.kind == kind }
+    }
+    public static func versions(of group: String) -> [String] {
+        Array(Set(all.filter { $0.group == group }.map(\.version))).sorted()
+    }
+}

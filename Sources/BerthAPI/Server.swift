@@ -1,0 +1,219 @@
+import BerthStore
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+/// How `berth server` is configured.
+public struct ServerConfig: Sendable {
+    public enum Datastore: String, Sendable { case sqlite, etcd }
+    public var dataDir: String
+    public var host = "127.0.0.1"
+    public var port = 6443
+    public var datastore: Datastore = .sqlite
+    public var etcdEndpoints: [String] = []
+    public var serviceCIDR = "10.96.0.0/12"
+    public var nodePortRange: ClosedRange<Int> = 30000...32767
+    public var tlsSANs: [String] = []
+    /// Largest accepted request body (kube-apiserver: 3 MiB).
+    public var maxBodyBytes = 3 * 1024 * 1024
+    /// How often a watch that asked for bookmarks gets one.
+    public var bookmarkInterval: Duration = .seconds(5)
+    /// Revisions kept before automatic compaction.
+    public var compactionRetain: Int64 = 10_000
+    public var compactionInterval: Duration = .seconds(60)
+    public init(dataDir: String) { self.dataDir = dataDir }
+}
+
+/// The API server: a stateless HTTPS front end over a `KVStore`.
+public final class APIServer: Sendable {
+    public let config: ServerConfig
+    public let store: any KVStore
+    public let pki: PKI
+    let tokens: TokenFile
+    public let adminToken: String
+    let logger: Logger
+    let allocator: ServiceAllocator
+    let metrics = Metrics()
+    let startTime = Date()
+
+    public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
+        self.config = config
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        switch config.datastore {
+        case .sqlite: store = try SQLiteStore(path: config.dataDir + "/state.db")
+        case .etcd: store = EtcdStore(endpoints: config.etcdEndpoints)
+        }
+        pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs)
+        (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
+        allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
+    }
+
+    /// The server URL clients use.
+    public var url: String { "https://\(config.host == "0.0.0.0" ? "127.0.0.1" : config.host):\(config.port)" }
+
+    /// Writes `admin.kubeconfig` into the data dir and returns its path.
+    @discardableResult
+    public func writeKubeconfig() throws -> String {
+        let path = config.dataDir + "/admin.kubeconfig"
+        FileManager.default.createFile(atPath: path, contents: Data(pki.kubeconfig(server: url).utf8),
+                                       attributes: [.posixPermissions: 0o600])
+        return path
+    }
+
+    /// Creates the namespaces and objects every cluster has.
+    public func bootstrap() async throws {
+        let h = Handler(server: self)
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            _ = try? await h.createObject(Registry.find(group: "", version: "v1", plural: "namespaces")!, namespace: nil,
+                                          obj: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], dryRun: false)
+        }
+        let svc = Registry.find(group: "", version: "v1", plural: "services")!
+        _ = try? await h.createObject(svc, namespace: "default", obj: [
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": ["name": "kubernetes", "namespace": "default", "labels": ["component": "apiserver", "provider": "kubernetes"]],
+            "spec": ["clusterIP": .string(allocator.firstIP), "ports": [["name": "https", "port": 443, "protocol": "TCP", "targetPort": .int(Int64(config.port))]]],
+        ], dryRun: false)
+    }
+
+    func tlsConfiguration() throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(pki.serverCertPEM.utf8), format: .pem))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(pki.serverKeyPEM.utf8), format: .pem)))
+        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(pki.caPEM.utf8), format: .pem)])
+        tls.certificateVerification = .optionalVerification
+        tls.applicationProtocols = ["http/1.1"]
+        return tls
+    }
+
+    /// Runs until SIGTERM/SIGINT (or the task is cancelled). `onReady` is called with the bound port.
+    public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await bootstrap()
+        let handler = Handler(server: self)
+        let app = Application(
+            responder: CallbackResponder { (req: Request, ctx: APIContext) in await handler.respond(req, ctx) },
+            server: try .tls(.http1(), tlsConfiguration: try tlsConfiguration()),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
+            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let compactor = Compactor(store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
+        let group = ServiceGroup(services: [app, compactor], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+        await store.close()
+    }
+}
+
+/// Per-request context: carries the channel so the handler can read the client certificate.
+public struct APIContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+    public var maxUploadSize: Int { 3 * 1024 * 1024 }
+}
+
+/// Periodic compaction keeping the last `retain` revisions (etcd's and kine's default behaviour).
+struct Compactor: Service {
+    let store: any KVStore
+    let retain: Int64
+    let interval: Duration
+    let logger: Logger
+    func run() async throws {
+        while !Task.isCancelled {
+            do { try await gracefulShutdownAwareSleep(for: interval) } catch { return }
+            if Task.isShuttingDownGracefully { return }
+            do {
+                let rev = try await store.currentRevision()
+                if rev - retain > (try await store.compactedRevision()) { try await store.compact(revision: rev - retain) }
+            } catch {
+                logger.warning("compaction failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+func gracefulShutdownAwareSleep(for d: Duration) async throws {
+    try await cancelWhenGracefulShutdown { try await Task.sleep(for: d) }
+}
+
+/// Request counters and latency sums for /metrics (Prometheus text format).
+final class Metrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requests: [String: Int] = [:]
+    private var latencySum: [String: Double] = [:]
+    private var watches = 0
+    func record(verb: String, resource: String, code: Int, seconds: Double) {
+        lock.lock(); defer { lock.unlock() }
+        let k = "verb=\"\(verb)\",resource=\"\(resource)\",code=\"\(code)\""
+        requests[k, default: 0] += 1
+        latencySum["verb=\"\(verb)\",resource=\"\(resource)\"", default: 0] += seconds
+    }
+    func watchDelta(_ d: Int) { lock.lock(); watches += d; lock.unlock() }
+    func text() -> String {
+        lock.lock(); defer { lock.unlock() }
+        var s = "# HELP apiserver_request_total Counter of apiserver requests broken out by verb, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n"
+        for (k, v) in requests.sorted(by: { $0.key < $1.key }) { s += "apiserver_request_total{\(k)} \(v)\n" }
+        s += "# HELP apiserver_request_duration_seconds_sum Total seconds spent serving requests.\n# TYPE apiserver_request_duration_seconds_sum counter\n"
+        for (k, v) in latencySum.sorted(by: { $0.key < $1.key }) { s += "apiserver_request_duration_seconds_sum{\(k)} \(v)\n" }
+        s += "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers \(watches)\n"
+        var ru = rusage(); getrusage(RUSAGE_SELF.rawValue, &ru)
+        s += "# HELP process_max_resident_memory_bytes Peak resident set size.\n# TYPE process_max_resident_memory_bytes gauge\nprocess_max_resident_memory_bytes \(ru.ru_maxrss * 1024)\n"
+        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
+            let f = statm.split(separator: " ")
+            if f.count > 1, let pages = Int(f[1]) {
+                s += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes \(pages * 4096)\n"
+            }
+        }
+        return s
+    }
+}
+
+/// ClusterIP and NodePort allocation. Allocations are derived from the stored Services, so they survive
+/// restarts and are shared by every server on the same store; one lock serializes allocation in-process.
+actor ServiceAllocator {
+    let base: UInt32
+    let size: UInt32
+    let nodePorts: ClosedRange<Int>
+    nonisolated let firstIP: String
+    init(cidr: String, nodePorts: ClosedRange<Int>) throws {
+        let parts = cidr.split(separator: "/")
+        guard parts.count == 2, let bits = UInt32(parts[1]), bits >= 8, bits <= 30, let ip = ipv4Bytes(String(parts[0])) else {
+            throw APIError.badRequest("invalid service CIDR \(cidr)")
+        }
+        let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
+        base = (UInt32(ip[0]) << 24 | UInt32(ip[1]) << 16 | UInt32(ip[2]) << 8 | UInt32(ip[3])) & mask
+        size = ~mask &+ 1
+        self.nodePorts = nodePorts
+        firstIP = Self.format(base + 1)
+    }
+    static func format(_ v: UInt32) -> String { "\(v >> 24).\((v >> 16) & 255).\((v >> 8) & 255).\(v & 255)" }
+    func contains(_ ip: String) -> Bool {
+        guard let b = ipv4Bytes(ip) else { return false }
+        let v = UInt32(b[0]) << 24 | UInt32(b[1]) << 16 | UInt32(b[2]) << 8 | UInt32(b[3])
+        return v > base && v < base + size - 1
+    }
+    /// Runs `body` with the used IPs/ports, holding the allocator (one allocation at a time).
+    func allocate(used: Set<String>, usedPorts: Set<Int64>, wantIP: Bool, wantPorts: Int) throws -> (String?, [Int64]) {
+        var ip: String?
+        if wantIP {
+            // Start from a hash-free rotating offset; skip the network, first (kubernetes) and broadcast addresses.
+            for off in 2..<(size - 1) where !used.contains(Self.format(base + off)) { ip = Self.format(base + off); break }
+            if ip == nil { throw APIError(code: 500, reason: "InternalError", message: "Internal error occurred: failed to allocate a serviceIP: range is full") }
+        }
+        var ports: [Int64] = []
+        var taken = usedPorts
+        for _ in 0..<wantPorts {
+            guard let p = nodePorts.lazy.map(Int64.init).first(where: { !taken.contains($0) }) else {
+                throw APIError(code: 500, reason: "InternalError", message: "Internal error occurred: failed to allocate a nodePort: range is full")
+            }
+            taken.insert(p); ports.append(p)
+        }
+        return (ip, ports)
+    }
+}
