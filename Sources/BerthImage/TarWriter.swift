@@ -33,6 +33,22 @@ final class TarWriter {
         try pad(Int64(info.st_size))
     }
 
+    /// Any entry type ('0' file, '1' hard link, '2' symlink, '3'/'4' devices, '5' dir, '6' fifo).
+    func addEntry(_ path: String, type: Character, link: String = "", bytes: [UInt8] = [], mode: UInt32 = 0o644,
+                  major: Int64 = 0, minor: Int64 = 0) throws {
+        if link.utf8.count > 100 {
+            let record = paxRecord("linkpath", link)
+            try rawHeader(name: "././@PaxHeader", size: Int64(record.count), type: UInt8(ascii: "x"), mode: 0o644)
+            try write(record)
+            try pad(Int64(record.count))
+        }
+        try header(path: path, size: Int64(bytes.count), type: type.asciiValue!, mode: mode, link: link, major: major, minor: minor)
+        if !bytes.isEmpty {
+            try write(bytes)
+            try pad(Int64(bytes.count))
+        }
+    }
+
     func finish() throws { try write([UInt8](repeating: 0, count: 1024)) }
 
     private func pad(_ size: Int64) throws {
@@ -40,14 +56,15 @@ final class TarWriter {
         if padding > 0 { try write([UInt8](repeating: 0, count: padding)) }
     }
 
-    private func header(path: String, size: Int64, type: UInt8, mode: UInt32) throws {
+    private func header(path: String, size: Int64, type: UInt8, mode: UInt32, link: String = "", major: Int64 = 0, minor: Int64 = 0) throws {
         if path.utf8.count > 100 {
             let record = paxRecord("path", path)
             try rawHeader(name: "././@PaxHeader", size: Int64(record.count), type: UInt8(ascii: "x"), mode: 0o644)
             try write(record)
             try pad(Int64(record.count))
         }
-        try rawHeader(name: String(decoding: path.utf8.prefix(100), as: UTF8.self), size: size, type: type, mode: mode)
+        try rawHeader(name: String(decoding: path.utf8.prefix(100), as: UTF8.self), size: size, type: type, mode: mode,
+                      link: link, major: major, minor: minor)
     }
 
     private func paxRecord(_ key: String, _ value: String) -> [UInt8] {
@@ -57,7 +74,7 @@ final class TarWriter {
         return Array("\(length)\(body)".utf8)
     }
 
-    private func rawHeader(name: String, size: Int64, type: UInt8, mode: UInt32) throws {
+    private func rawHeader(name: String, size: Int64, type: UInt8, mode: UInt32, link: String = "", major: Int64 = 0, minor: Int64 = 0) throws {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ offset: Int, _ bytes: [UInt8]) { for (i, b) in bytes.enumerated() { h[offset + i] = b } }
         func octal(_ offset: Int, _ length: Int, _ value: Int64) {
@@ -71,6 +88,9 @@ final class TarWriter {
         octal(124, 12, size)
         octal(136, 12, 0)
         h[156] = type
+        put(157, Array(link.utf8.prefix(100)))
+        octal(329, 8, major)
+        octal(337, 8, minor)
         put(257, Array("ustar\u{0}00".utf8))
         put(148, Array("        ".utf8))
         let sum = h.reduce(0) { $0 + Int($1) }

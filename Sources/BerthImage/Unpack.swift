@@ -66,9 +66,43 @@ final class LayerUnpacker: TarSink {
     private func parent(_ parts: ArraySlice<Substring>) throws -> FileDescriptor {
         let path = parts.joined(separator: "/")
         if let cache = parentCache, cache.path == path { return cache.fd }
-        let fd = try root.makeDirectories(path)
+        let fd = try makeDirectories(Array(parts), depth: 0)
         parentCache = (path, fd)
         return fd
+    }
+
+    /// mkdir -p inside the root. A component that is a symlink is followed inside the root (openat2
+    /// RESOLVE_IN_ROOT); when its target is missing, the target is created inside the root, as containerd does.
+    private func makeDirectories(_ parts: [Substring], depth: Int) throws -> FileDescriptor {
+        guard depth < 40 else { throw SystemCallError(call: "openat2", errno: ELOOP, subject: root.path + "/" + parts.joined(separator: "/")) }
+        var current = try root.open("", BERTH_O_PATH | O_DIRECTORY)
+        var prefix = ""
+        for component in parts {
+            let name = String(component)
+            let parentPrefix = prefix
+            prefix = prefix.isEmpty ? name : prefix + "/" + name
+            if mkdirat(current.rawValue, name, 0o755) != 0 && errno != EEXIST {
+                throw SystemCallError(call: "mkdirat", errno: errno, subject: root.path + "/" + prefix)
+            }
+            var fd = openInRoot(prefix)
+            if fd < 0 && errno == ENOENT {
+                var buffer = [CChar](repeating: 0, count: 4097)
+                let n = readlinkat(current.rawValue, name, &buffer, 4096)
+                guard n > 0 else { throw SystemCallError(call: "openat2", errno: ENOENT, subject: root.path + "/" + prefix) }
+                let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                let resolved = FileSystem.clean(target.hasPrefix("/") ? target : "/" + parentPrefix + "/" + target)
+                _ = try makeDirectories(resolved.split(separator: "/"), depth: depth + 1)
+                fd = openInRoot(prefix)
+            }
+            if fd < 0 { throw SystemCallError(call: "openat2", errno: errno, subject: root.path + "/" + prefix) }
+            current = FileDescriptor(owning: fd)
+        }
+        return current
+    }
+
+    private func openInRoot(_ path: String) -> Int32 {
+        berth_openat2(root.descriptor.rawValue, path, UInt64(BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC), 0,
+                      ResolveFlags([.inRoot, .noMagicLinks]).rawValue)
     }
 
     func begin(_ entry: TarEntry) throws {
