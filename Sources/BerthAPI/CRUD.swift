@@ -210,7 +210,7 @@ extension Handler {
     /// read (patch); otherwise the body's resourceVersion, if any, is the precondition.
     func updateObject(_ r: ResourceType, namespace: String?, name: String, new input: JSON, subresource: String?,
                       call: Call, expected: Int64? = nil, current: KeyValue? = nil, manager: String? = nil,
-                      operation: String = "Update") async throws -> JSON {
+                      operation: String = "Update", recordUpdate: Bool = true) async throws -> JSON {
         let key = r.key(namespace: namespace, name: name)
         let fetched: KeyValue?
         if let current { fetched = current } else { fetched = try await store.get(key) }
@@ -284,7 +284,7 @@ extension Handler {
         }
         Defaults.apply(&obj, r)
         if obj["metadata"]["managedFields"].isNull { obj["metadata"]["managedFields"] = cur["metadata"]["managedFields"] }
-        if let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
+        if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
             obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
         }
         let errs = Validation.validate(obj, r)
@@ -366,7 +366,7 @@ extension Handler {
                                             subresource: subresource, applied: patch)
                 do {
                     return (try await updateObject(r, namespace: namespace, name: name, new: merged, subresource: subresource, call: call,
-                                                   expected: kv.modRevision, current: kv, manager: nil), false)
+                                                   expected: kv.modRevision, current: kv, manager: nil, recordUpdate: false), false)
                 } catch let e as APIError where e.reason == "Conflict" && patch["metadata"]["resourceVersion"].isNull && attempt < 7 { continue }
             }
             guard let kv else { throw APIError.notFound(r, name) }

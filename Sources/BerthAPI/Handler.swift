@@ -261,7 +261,13 @@ struct Handler: Sendable {
     }
 
     func selfSubjectAccessReview(_ call: Call) throws -> Response {
-        var review = try JSON.parse(call.body)
+        var review: JSON
+        if call.contentType == "application/vnd.kubernetes.protobuf" {
+            guard let r = Protobuf.selfSubjectAccessReview(call.body) else { throw APIError.badRequest("cannot decode protobuf SelfSubjectAccessReview") }
+            review = r
+        } else {
+            do { review = try JSON.parse(call.body) } catch { throw APIError.badRequest("\(error)") }
+        }
         let attrs = review["spec"]["resourceAttributes"]
         var allowed = call.user.isAdmin
         if !allowed, call.user.nodeName != nil {

@@ -54,8 +54,7 @@ struct ClusterServer: AsyncParsableCommand {
         logger.info("berth server", metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
         try await server.run(onReady: { port in
             // One line on stdout when ready, for scripts.
-            print("ready \(port)")
-            fflush(stdout)
+            FileHandle.standardOutput.write(Data("ready \(port)\n".utf8))
         })
     }
 }
