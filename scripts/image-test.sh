@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
 scratch=${SCRATCH:-.build-image}
-swift build --scratch-path "$scratch" --target BerthImageTests 2>&1 | { grep -E "error|warning: var" || true; }
+swift build --scratch-path "$scratch" --target BerthImageTests 2>&1 | { grep -E "error:" -A3 || true; }
 debug="$PWD/$scratch/x86_64-unknown-linux-gnu/debug"
 out=$(mktemp -d /tmp/berth-image-runner.XXXXXX)
 trap 'rm -rf "$out"' EXIT

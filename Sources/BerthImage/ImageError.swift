@@ -55,6 +55,6 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
     static func wrap(_ error: any Error) -> ImageError {
         if let e = error as? ImageError { return e }
         if let e = error as? SystemCallError { return .system(e) }
-        return .transport("", cause: "\(error)")
+        return .transport("unexpected failure", cause: "\(error)")
     }
 }

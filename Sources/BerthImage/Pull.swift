@@ -63,7 +63,9 @@ final class LayerDownload: BlobConsumer {
                 }
                 offset += n
             }
-            try pipeline.feed(raw)
+            do { try pipeline.feed(raw) } catch let e as ImageError { throw e } catch let e as SystemCallError { throw e } catch {
+                throw ImageError.corruptLayer(name, "\(error)")
+            }
         }
     }
 

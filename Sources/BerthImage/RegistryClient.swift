@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AsyncHTTPClient
+import BerthOS
 import FoundationEssentials
 import Logging
 import NIOCore
@@ -279,15 +280,15 @@ public final class RegistryClient: Sendable {
                 }
             } catch let error as ImageError {
                 throw error
-            } catch let error as HTTPClientError {
+            } catch let error as SystemCallError {
+                throw ImageError.system(error)
+            } catch {
                 if attempt < options.attempts && received < descriptor.size {
                     logger.debug("blob \(descriptor.digest) broke at \(received) bytes (\(error)); resuming")
                     try? await Task.sleep(for: backoff(attempt))
                     continue
                 }
                 throw .transport(url, cause: "\(describe(error)) after \(received) of \(descriptor.size) bytes")
-            } catch {
-                throw ImageError.wrap(error)
             }
             if received < descriptor.size {
                 if attempt < options.attempts {
