@@ -1,0 +1,76 @@
+import ArgumentParser
+import BerthImage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every image verb takes: where the store is and how to reach registries.
+struct ImageOptions: ParsableArguments {
+    @Option(name: .long, help: "Data root (default $BERTH_ROOT or /var/lib/berth).")
+    var root: String?
+
+    @Option(name: .customLong("insecure-registry"), help: "Registry to reach over plain HTTP (loopback always is). Repeatable.")
+    var insecureRegistries: [String] = []
+
+    @Option(name: .customLong("ca-file"), help: "Extra CA certificate (PEM) for HTTPS registries. Repeatable.")
+    var caFiles: [String] = []
+
+    @Option(name: .customLong("auth-config"), help: "docker-style config.json with registry credentials.")
+    var authConfig: String?
+
+    func service() throws -> ImageService {
+        var registry = RegistryOptions()
+        registry.insecureRegistries.formUnion(insecureRegistries)
+        registry.caFiles = caFiles
+        registry.credentials = CredentialStore.load(path: authConfig)
+        return try ImageService(store: try ContentStore(root: root ?? ContentStore.defaultRoot), registryOptions: registry)
+    }
+}
+
+/// Runs `body` with a service, shutting its HTTP client down afterwards and turning errors into a message.
+func withImageService<T>(_ options: ImageOptions, _ body: (ImageService) async throws -> T) async throws -> T {
+    let service: ImageService
+    do { service = try options.service() } catch { throw failure(error) }
+    do {
+        let result = try await body(service)
+        await service.shutdown()
+        return result
+    } catch {
+        await service.shutdown()
+        throw failure(error)
+    }
+}
+
+func failure(_ error: any Error) -> any Error {
+    if error is ValidationError || error is ExitCode || error is CleanExit { return error }
+    printError("Error: \(error)")
+    return ExitCode(1)
+}
+
+func printError(_ message: String) {
+    let line = message + "\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}
+
+/// 12.3MB style sizes, as docker prints them.
+func humanSize(_ bytes: Int64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
+    if unit == 0 { return "\(bytes)B" }
+    let rounded = (value * 10).rounded() / 10
+    return "\(rounded)\(units[unit])"
+}
+
+func humanAge(_ seconds: Int) -> String {
+    let age = max(0, Int(time(nil)) - seconds)
+    switch age {
+    case ..<60: return "Less than a minute ago"
+    case ..<3600: return "\(age / 60) minutes ago"
+    case ..<86400: return "\(age / 3600) hours ago"
+    default: return "\(age / 86400) days ago"
+    }
+}
+
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + "   " : s + String(repeating: " ", count: width - s.count + 3) }
