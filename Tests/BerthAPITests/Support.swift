@@ -56,14 +56,14 @@ final class TestServer: @unchecked Sendable {
     var token: String { server.adminToken }
 
     init(datastore: ServerConfig.Datastore = .sqlite, etcd: [String] = [], configure: (inout ServerConfig) -> Void = { _ in }) async throws {
-        dir = NSTemporaryDirectory() + "berth-api-\(UUID().uuidString.prefix(8))"
         port = try freePort()
-        var config = ServerConfig(dataDir: dir)
+        var config = ServerConfig(dataDir: NSTemporaryDirectory() + "berth-api-\(UUID().uuidString.prefix(8))")
         config.port = port
         config.datastore = datastore
         config.etcdEndpoints = etcd
         config.bookmarkInterval = .seconds(1)
         configure(&config)
+        dir = config.dataDir
         server = try APIServer(config: config)
         try server.writeKubeconfig()
         let (ready, cont) = AsyncStream<Int>.makeStream()
