@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthStore
 import Foundation
 import Testing
 
@@ -141,5 +142,32 @@ final class LineReader: @unchecked Sendable {
         cond.lock(); defer { cond.unlock() }
         while lines.isEmpty && !eof { if !cond.wait(until: deadline) { return nil } }
         return lines.isEmpty ? nil : lines.removeFirst()
+    }
+}
+
+/// The same server on etcd (a private etcd on loopback): kubectl apply/get/patch/delete and a watch.
+@Suite("kubectl on etcd", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd")))
+struct KubectlEtcdTests {
+    @Test func applyGetPatchWatchDeleteOnEtcd() async throws {
+        let etcd = try LocalEtcd()
+        try await etcd.start()
+        defer { etcd.stop() }
+        let s = try await TestServer(datastore: .etcd, etcd: etcd.endpoints)
+        var r = try s.kubectl("apply", "-f", fixturesDir + "/web.yaml")
+        #expect(r.ok, "\(r.stderr)")
+        r = try s.kubectl("get", "deploy,svc")
+        #expect(r.stdout.contains("web") && r.stdout.contains("NodePort"))
+        #expect(try s.kubectl("scale", "deploy", "web", "--replicas=4").ok)
+        #expect(try s.kubectl("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "4")
+        let (_, list) = try s.curl("GET", "/apis/apps/v1/namespaces/default/deployments")
+        let rv = list["metadata"]["resourceVersion"].string ?? "0"
+        #expect(try s.kubectl("label", "deploy", "web", "x=y").ok)
+        let w = try run("/usr/bin/curl", ["-s", "-N", "--max-time", "3", "--cacert", s.dir + "/pki/ca.crt", "-H", "Authorization: Bearer \(s.token)",
+                                          s.url + "/apis/apps/v1/namespaces/default/deployments?watch=1&resourceVersion=\(rv)"])
+        let first = try JSON.parse(String(w.stdout.split(separator: "\n").first ?? ""))
+        #expect(first["type"] == "MODIFIED" && first["object"]["metadata"]["labels"]["x"] == "y")
+        #expect(try s.kubectl("delete", "-f", fixturesDir + "/web.yaml").ok)
+        #expect(try s.kubectl("get", "deploy", "-o", "name").stdout.isEmpty)
+        await s.stop()
     }
 }
