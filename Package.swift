@@ -80,7 +80,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
-        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS"]),
+        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "CBerthShim"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
         .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore"]),

@@ -65,6 +65,11 @@ struct InitProcess {
                 try sys("setresuid") { berth_setresuid(0, 0, 0) }
             }
         }
+        if namespaces.creates(.cgroup) {
+            _ = try RuntimeError.wrap("creating cgroup namespace") { () throws(SystemCallError) in
+                try sys("unshare(CLONE_NEWCGROUP)") { berth_unshare(BERTH_CLONE_NEWCGROUP) }
+            }
+        }
         let rootfs = RootfsSetup(spec: spec, rootfs: request.rootfs, bundle: request.bundle)
         try rootfs.prepare()
 

@@ -86,7 +86,9 @@ struct Creator {
         }
 
         var spawner = Spawner()
-        for kind in namespaces.create where kind != .time || spec.linux?.timeOffsets == nil {
+        // A time namespace with offsets is prepared by the parent (TimeNamespace); a cgroup namespace is
+        // made by the init once it sits in its cgroups, so the namespace is rooted there.
+        for kind in namespaces.create where kind != .cgroup && (kind != .time || spec.linux?.timeOffsets == nil) {
             spawner.cloneFlags |= kind.cloneFlag
         }
         for (kind, path) in namespaces.join {

@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+@testable import BerthRuntime
+import Testing
+
+@Suite("Cycles and runc parity (root)", .enabled(if: isRealRoot && hasBusybox))
+struct CycleAndParityTests {
+    func cgroupEntries() -> Set<String> {
+        var result = Set<String>()
+        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
+            for entry in (try? FileSystem.listDirectory("/sys/fs/cgroup/\(controller)/berth")) ?? [] where FileSystem.isDirectory("/sys/fs/cgroup/\(controller)/berth/\(entry)") {
+                result.insert("\(controller)/\(entry)")
+            }
+        }
+        return result
+    }
+
+    func childProcesses() -> Int {
+        let me = getpid()
+        var count = 0
+        for name in (try? FileSystem.listDirectory("/proc")) ?? [] {
+            guard let pid = Int32(name), let stat = try? FileSystem.readString("/proc/\(pid)/stat") else { continue }
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            if fields.count > 1, Int32(fields[1]) == me { count += 1 }
+        }
+        return count
+    }
+
+    /// 100 create/start/delete cycles leave no mount, cgroup, descriptor, process or state behind.
+    @Test func hundredCyclesLeaveNothingBehind() throws {
+        let box = Sandbox("cycles")
+        let bundle = box.bundle(script: "true")
+        let mounts = mountCount()
+        let cgroups = cgroupEntries()
+        let descriptors = try FileSystem.listDirectory("/proc/self/fd").count
+        let children = childProcesses()
+        for index in 0..<100 {
+            let id = "\(box.prefix)-\(index)"
+            let created = box.runtime(["create", "--bundle", bundle, id])
+            #expect(created.status == 0, "cycle \(index): \(created.stderr)")
+            let pid = box.state(id)?.pid ?? 0
+            #expect(box.runtime(["start", id]).status == 0)
+            #expect(waitForExit(pid: pid))
+            #expect(box.runtime(["delete", id]).status == 0)
+        }
+        #expect(mountCount() == mounts)
+        #expect(cgroupEntries() == cgroups)
+        #expect(try FileSystem.listDirectory("/proc/self/fd").count == descriptors)
+        #expect(childProcesses() == children)
+        #expect((try? FileSystem.listDirectory(box.root)) ?? [] == [])
+    }
+
+    /// The same bundle under runc and berth-runtime: what the container sees is the same.
+    @Test(.enabled(if: FileSystem.exists("/usr/sbin/runc") || FileSystem.exists("/usr/bin/runc")))
+    func sameObservableResultsAsRunc() throws {
+        let box = Sandbox("parity")
+        let script = """
+            echo pid=$$; hostname; id; umask; ulimit -n; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; \
+            awk '{print $5, $6}' /proc/self/mountinfo | grep -v '^/sys/fs/cgroup' | sort; ls /dev | tr '\\n' ' '; echo; \
+            cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ls /sys/class/net
+            """
+        let bundle = box.bundle(script: script) { spec in
+            spec.hostname = "parity"
+            var memory = Spec.Memory(); memory.limit = 128 << 20
+            var resources = Spec.Resources(); resources.memory = memory
+            spec.linux?.resources = resources
+            spec.process?.capabilities = Spec.Capabilities(bounding: DefaultSpec.defaultCapabilities,
+                                                           effective: DefaultSpec.defaultCapabilities,
+                                                           permitted: DefaultSpec.defaultCapabilities)
+        }
+        var spec = try SpecLoader.load(bundle: bundle)
+        spec.linux?.cgroupsPath = "/\(box.prefix)/runc"
+        box.writeConfig(spec, bundle: bundle)
+        let runc = execute(["runc", "--root", box.directory + "/runc-state", "run", "--bundle", bundle, box.prefix + "-runc"])
+        spec.linux?.cgroupsPath = "/\(box.prefix)/berth"
+        box.writeConfig(spec, bundle: bundle)
+        let berth = box.runtime(["run", "--bundle", bundle, box.id("berth")])
+        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] { rmdir("/sys/fs/cgroup/\(controller)/\(box.prefix)") }
+        #expect(runc.status == 0, "\(runc.stderr)")
+        #expect(berth.status == 0, "\(berth.stderr)")
+        #expect(berth.stdout == runc.stdout)
+    }
+}
