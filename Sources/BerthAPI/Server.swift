@@ -25,6 +25,11 @@ public struct ServerConfig: Sendable {
     /// Revisions kept before automatic compaction.
     public var compactionRetain: Int64 = 10_000
     public var compactionInterval: Duration = .seconds(60)
+    /// Take part in leader election for the run-once components (scheduler, controllers) of part 2.
+    public var leaderElect = true
+    /// This server's identity in leader election (default: hostname_port).
+    public var identity: String?
+    public var leaseDuration: Duration = .seconds(3)
     public init(dataDir: String) { self.dataDir = dataDir }
 }
 
@@ -51,7 +56,13 @@ public final class APIServer: Sendable {
         pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs)
         (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
+        let host = ProcessInfo.processInfo.hostName
+        elector = config.leaderElect
+            ? LeaderElector(store: store, identity: config.identity ?? "\(host)_\(config.port)", leaseDuration: config.leaseDuration, logger: logger)
+            : nil
     }
+    /// Leader election for the run-once components; nil with `leaderElect = false`.
+    public let elector: LeaderElector?
 
     /// The server URL clients use.
     public var url: String { "https://\(config.host == "0.0.0.0" ? "127.0.0.1" : config.host):\(config.port)" }
@@ -101,7 +112,9 @@ public final class APIServer: Sendable {
             onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
             logger: logger)
         let compactor = Compactor(store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
-        let group = ServiceGroup(services: [app, compactor], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [app, compactor]
+        if let elector { services.append(elector) }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         await store.close()
     }

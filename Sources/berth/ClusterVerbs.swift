@@ -28,6 +28,12 @@ struct ClusterServer: AsyncParsableCommand {
     var tlsSAN: String = ""
     @Option(help: "Seconds between watch bookmarks.")
     var bookmarkSeconds: Int = 5
+    @Option(help: "Identity in leader election (default hostname_port).")
+    var identity: String?
+    @Option(help: "Leader-election lease duration in seconds.")
+    var leaseSeconds: Int = 3
+    @Flag(inversion: .prefixedNo, help: "Take part in leader election for the scheduler and controllers.")
+    var leaderElect = true
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
 
@@ -47,6 +53,9 @@ struct ClusterServer: AsyncParsableCommand {
         config.nodePortRange = range[0]...range[1]
         config.tlsSANs = tlsSAN.split(separator: ",").map(String.init)
         config.bookmarkInterval = .seconds(bookmarkSeconds)
+        config.identity = identity
+        config.leaseDuration = .seconds(leaseSeconds)
+        config.leaderElect = leaderElect
         var logger = Logger(label: "berth.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let server = try APIServer(config: config, logger: logger)

@@ -7,12 +7,12 @@ import Testing
 /// dir: every write it acknowledged is there.
 @Suite("crash recovery", .enabled(if: berthBinary() != nil))
 struct CrashRecoveryTests {
-    final class ServerProcess {
+    final class ServerProcess: @unchecked Sendable {
         let process = Process()
         let lines: LineReader
-        init(binary: String, dir: String, port: Int) throws {
+        init(binary: String, dir: String, port: Int, extra: [String] = []) throws {
             process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error"]
+            process.arguments = ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + extra
             let out = Pipe()
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
