@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Benchmarks the Berth API server (not a timed test):
+#   1. single-object write latency p50/p99 at a fixed 500 writes/s (open loop), on SQLite and on etcd
+#   2. watch fan-out: 100 watchers, event delivery latency p50/p99
+#   3. server RSS idle, and with N pod objects stored (BENCH_PODS, default 20000)
+# Usage: scripts/bench-api.sh [path/to/berth]   (default .build/debug/berth; release is faster:
+#        swift build -c release --product berth && scripts/bench-api.sh .build/release/berth)
+# Everything listens on 127.0.0.1; child processes are stopped by PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BERTH=${1:-.build/debug/berth}
+PODS=${BENCH_PODS:-20000}
+RATE=${BENCH_RATE:-500}
+SECS=${BENCH_SECONDS:-10}
+WORK=$(mktemp -d /tmp/berth-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+start_server() { # $1 name, rest: extra args; sets SERVER_PID PORT DIR
+  DIR=$WORK/$1; PORT=$(free_port); mkdir -p "$DIR"
+  "$BERTH" server --data-dir "$DIR" --listen 127.0.0.1:$PORT --log-level error "${@:2}" > "$DIR/out" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  for _ in $(seq 200); do grep -q '^ready' "$DIR/out" 2>/dev/null && return 0; sleep 0.05; done
+  echo "server did not start"; cat "$DIR/out"; exit 1
+}
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$1/status; }
+
+cat > "$WORK/bench.py" <<'PY'
+import http.client, json, ssl, sys, threading, time, statistics
+mode, url, token, ca = sys.argv[1:5]
+host, port = url.replace("https://", "").split(":")
+ctx = ssl.create_default_context(cafile=ca)
+H = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+def conn(): return http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+def pct(xs, p): xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
+
+if mode == "writes":
+    rate, secs = float(sys.argv[5]), float(sys.argv[6])
+    threads, lat, lock = 16, [], threading.Lock()
+    start = time.monotonic() + 0.5
+    total = int(rate * secs)
+    def worker(t):
+        c = conn()
+        for i in range(t, total, threads):
+            due = start + i / rate
+            d = due - time.monotonic()
+            if d > 0: time.sleep(d)
+            body = json.dumps({"metadata": {"name": f"w-{i}"}, "data": {"k": "v" * 100}})
+            t0 = time.monotonic()
+            c.request("POST", "/api/v1/namespaces/default/configmaps", body, H)
+            r = c.getresponse(); r.read()
+            # latency measured from the scheduled send time (includes any queueing: open loop)
+            with lock: lat.append(time.monotonic() - min(t0, max(due, t0 - 1)))
+            if r.status != 201: print("status", r.status, file=sys.stderr)
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    elapsed = time.monotonic() - start
+    print(f"writes={len(lat)} achieved={len(lat)/elapsed:.0f}/s p50={pct(lat,.5):.2f}ms p99={pct(lat,.99):.2f}ms max={max(lat)*1000:.1f}ms")
+
+elif mode == "fanout":
+    watchers, events = 100, 200
+    lat, lock, ready = [], threading.Lock(), threading.Barrier(101)
+    c = conn(); c.request("GET", "/api/v1/namespaces/default/configmaps?limit=1", headers=H); rv = json.loads(c.getresponse().read())["metadata"]["resourceVersion"]
+    def watcher():
+        c = conn()
+        c.request("GET", f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=60", headers=H)
+        r = c.getresponse(); ready.wait(); n = 0; buf = b""
+        while n < events:
+            chunk = r.read1(65536) if hasattr(r, "read1") else r.read(1)
+            if not chunk: break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                ev = json.loads(line); now = time.time()
+                if ev["object"].get("metadata", {}).get("name", "").startswith("fan-"):
+                    with lock: lat.append(now - float(ev["object"]["data"]["t"])); n += 1
+    ts = [threading.Thread(target=watcher) for _ in range(watchers)]
+    [t.start() for t in ts]; ready.wait()
+    w = conn()
+    for i in range(events):
+        w.request("POST", "/api/v1/namespaces/default/configmaps", json.dumps({"metadata": {"name": f"fan-{i}"}, "data": {"t": repr(time.time())}}), H)
+        w.getresponse().read(); time.sleep(0.01)
+    [t.join(timeout=60) for t in ts]
+    print(f"watchers={watchers} deliveries={len(lat)} p50={pct(lat,.5):.2f}ms p99={pct(lat,.99):.2f}ms")
+
+elif mode == "pods":
+    n = int(sys.argv[5]); threads = 16
+    def worker(t):
+        c = conn()
+        for i in range(t, n, threads):
+            pod = {"metadata": {"name": f"p-{i}", "labels": {"app": "bench", "shard": str(i % 10)}},
+                   "spec": {"nodeName": f"node-{i % 100}", "containers": [{"name": "c", "image": "registry.local/app:1.0", "ports": [{"containerPort": 8080}]}]}}
+            c.request("POST", "/api/v1/namespaces/default/pods", json.dumps(pod), H); r = c.getresponse(); r.read()
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    print(f"created={n} pods in {time.monotonic()-t0:.1f}s ({n/(time.monotonic()-t0):.0f}/s)")
+PY
+
+bench_store() { # $1 = name, rest = server args
+  start_server "$@"
+  local token; token=$(cut -d, -f1 "$DIR/tokens.csv")
+  echo "== $1: idle RSS $(rss_mb $SERVER_PID) MB"
+  echo -n "== $1: write latency at ${RATE}/s for ${SECS}s: "
+  python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS"
+  echo -n "== $1: watch fan-out: "
+  python3 "$WORK/bench.py" fanout https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt"
+  echo "== $1: RSS after writes + fan-out $(rss_mb $SERVER_PID) MB"
+  kill -9 $SERVER_PID
+}
+
+bench_store sqlite
+if command -v etcd >/dev/null; then
+  EDIR=$WORK/etcd; CPORT=$(free_port); PPORT=$(free_port)
+  etcd --name b --data-dir "$EDIR" --listen-client-urls http://127.0.0.1:$CPORT --advertise-client-urls http://127.0.0.1:$CPORT \
+       --listen-peer-urls http://127.0.0.1:$PPORT --initial-advertise-peer-urls http://127.0.0.1:$PPORT \
+       --initial-cluster b=http://127.0.0.1:$PPORT --log-level error --logger zap > /dev/null 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do curl -s http://127.0.0.1:$CPORT/health | grep -q true && break; sleep 0.1; done
+  bench_store etcd --datastore etcd --etcd-endpoints http://127.0.0.1:$CPORT
+fi
+
+start_server pods
+token=$(cut -d, -f1 "$DIR/tokens.csv")
+echo "== pods: idle RSS $(rss_mb $SERVER_PID) MB"
+echo -n "== pods: "; python3 "$WORK/bench.py" pods https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$PODS"
+echo "== pods: RSS with $PODS pods stored $(rss_mb $SERVER_PID) MB; database $(du -sh "$DIR/state.db" | cut -f1)"
+t0=$(date +%s.%N)
+curl -s --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -o /dev/null "https://127.0.0.1:$PORT/api/v1/pods"
+echo "== pods: list all $PODS pods took $(echo "$(date +%s.%N) - $t0" | bc) s; RSS after $(rss_mb $SERVER_PID) MB"
