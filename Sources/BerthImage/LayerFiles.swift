@@ -14,7 +14,7 @@ public enum LayerFiles {
         let head = try input.read(upTo: 4)
         _ = lseek(input.rawValue, 0, SEEK_SET)
         let unpacker = LayerUnpacker(root: try Root(path: directory), options: options, layerName: file)
-        let pipeline = LayerPipeline(compression: Compression.detect(head), unpacker: unpacker)
+        let pipeline = LayerPipeline(compression: Compression.detect(head), unpacker: unpacker, threaded: true)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {

@@ -49,7 +49,7 @@ final class LayerDownload: BlobConsumer {
         guard let snapshotTemporary else { return LayerPipeline(compression: compression, unpacker: nil) }
         try FileSystem.makeDirectories(snapshotTemporary, mode: 0o755)
         let unpacker = LayerUnpacker(root: try Root(path: snapshotTemporary), options: options, layerName: name)
-        return LayerPipeline(compression: compression, unpacker: unpacker)
+        return LayerPipeline(compression: compression, unpacker: unpacker, threaded: true)
     }
 
     func consume(_ buffer: ByteBuffer) throws {
@@ -128,7 +128,7 @@ func unpackLocalBlob(store: ContentStore, descriptor: Descriptor, expectedDiffID
         throw ImageError.unsupportedMediaType(descriptor.mediaType, what: "layer \(descriptor.digest)")
     }
     let unpacker = LayerUnpacker(root: root, options: options, layerName: descriptor.digest.description)
-    let pipeline = LayerPipeline(compression: compression, unpacker: unpacker)
+    let pipeline = LayerPipeline(compression: compression, unpacker: unpacker, threaded: true)
     let fd = try BerthOS.FileDescriptor.open(store.blobPath(descriptor.digest), O_RDONLY)
     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
     defer { buffer.deallocate() }

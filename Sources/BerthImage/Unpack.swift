@@ -325,30 +325,56 @@ final class LayerUnpacker: TarSink {
 /// optionally decompresses and unpacks it on the way.
 final class LayerPipeline {
     private(set) var compressedHasher = DigestHasher()
-    private(set) var diffHasher = DigestHasher()
+    /// The DiffID hasher lives in a box so the background stage can own it without owning the pipeline.
+    final class HasherBox: @unchecked Sendable { var hasher = DigestHasher() }
+    private let diffBox = HasherBox()
+    var diffHasher: DigestHasher { diffBox.hasher }
     private let decompressor: any Decompressor
     private let tar: TarReader?
     let unpacker: LayerUnpacker?
 
-    init(compression: Compression, unpacker: LayerUnpacker?) {
+    private var stage: BackgroundStage?
+
+    /// `threaded`: hash and unpack on a second thread while this one decompresses (compressed layers only).
+    init(compression: Compression, unpacker: LayerUnpacker?, threaded: Bool = false) {
         self.decompressor = makeDecompressor(compression)
         self.unpacker = unpacker
         self.tar = unpacker.map { TarReader(sink: $0) }
+        if threaded && compression != .none {
+            let box = diffBox, tar = self.tar
+            stage = BackgroundStage { plain in
+                box.hasher.update(plain)
+                try tar?.feed(plain)
+            }
+        }
+    }
+
+    deinit {
+        // A stream abandoned half-way (an error upstream): stop the consumer thread.
+        if let stage { try? stage.close() }
     }
 
     func feed(_ bytes: UnsafeRawBufferPointer) throws {
         compressedHasher.update(bytes)
+        if let stage {
+            try decompressor.feed(bytes) { try stage.push($0) }
+            return
+        }
         try decompressor.feed(bytes) { plain in
-            diffHasher.update(plain)
+            diffBox.hasher.update(plain)
             try tar?.feed(plain)
         }
     }
 
     /// Ends the stream; returns (digest, size, diffID).
     func finish() throws -> (digest: Digest, size: Int64, diffID: Digest) {
+        if let stage {
+            self.stage = nil
+            try stage.close()
+        }
         try decompressor.finish()
         try tar?.finish()
         try unpacker?.finish()
-        return (compressedHasher.finalize(), compressedHasher.count, diffHasher.finalize())
+        return (compressedHasher.finalize(), compressedHasher.count, diffBox.hasher.finalize())
     }
 }
