@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Extra setup for the API tests that Debian packages do not cover: the official kubernetes Python
+# client from PyPI (used by Tests/BerthAPITests/PythonClientTests and the crash/HA write storms).
+# Idempotent; CI calls it after scripts/install-deps.sh.
+set -euo pipefail
+if ! python3 -c 'import kubernetes' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages kubernetes
+fi
+python3 -c 'import kubernetes; print("kubernetes python client", kubernetes.__version__)'
+command -v kubectl >/dev/null || echo "warning: kubectl not found; the kubectl tests need kubectl 1.32 on PATH" >&2
