@@ -24,6 +24,8 @@ public protocol CgroupFileSystem: Sendable {
     func openDirectory(_ path: String) throws(SystemCallError) -> FileDescriptor
     func kill(pid: Int32, signal: Int32) throws(SystemCallError)
     func sleep(milliseconds: Int)
+    /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the cgroup directory (v2 devices).
+    func attachDeviceProgram(_ instructions: [UInt64], directory: String) throws(SystemCallError)
 }
 
 /// The real thing, through BerthOS.
@@ -77,5 +79,21 @@ public struct RealCgroupFileSystem: CgroupFileSystem {
 
     public func sleep(milliseconds: Int) {
         usleep(useconds_t(milliseconds * 1000))
+    }
+
+    public func attachDeviceProgram(_ instructions: [UInt64], directory: String) throws(SystemCallError) {
+        let cgroup = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)
+        var log = [CChar](repeating: 0, count: 4096)
+        let program = instructions.withUnsafeBufferPointer { insns in
+            berth_bpf_attach_device_program(cgroup.rawValue, insns.baseAddress, UInt32(insns.count), &log, UInt32(log.count))
+        }
+        if program < 0 {
+            let code = errno
+            let message = String(cString: log)
+            throw SystemCallError(call: "bpf(BPF_PROG_LOAD/ATTACH)", errno: code,
+                                  subject: message.isEmpty ? directory : "\(directory): \(message.split(separator: "\n").suffix(2).joined(separator: "; "))")
+        }
+        // The attachment holds the program; this descriptor is not needed.
+        close(program)
     }
 }

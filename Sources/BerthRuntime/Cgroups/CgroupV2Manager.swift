@@ -56,7 +56,10 @@ struct CgroupV2Manager: CgroupManager {
         }
         try fs.execute(plan.writes) { _ in path }
         if let rules = plan.deviceProgram {
-            try CgroupDevices.apply(rules, directory: path, fs: fs)
+            let program = try CgroupDeviceProgram(rules)
+            do throws(SystemCallError) { try fs.attachDeviceProgram(program.instructions, directory: path) } catch {
+                throw .system(error, context: "cgroup: linux.resources.devices: attaching the eBPF device program to \(path)")
+            }
         }
         return plan.warnings
     }
@@ -107,12 +110,5 @@ struct CgroupV2Manager: CgroupManager {
 
     func destroy() throws(RuntimeError) {
         try fs.removeCgroup(path)
-    }
-}
-
-/// v2 device rules: they need a BPF_PROG_TYPE_CGROUP_DEVICE program attached to the cgroup.
-enum CgroupDevices {
-    static func apply(_ rules: [Spec.DeviceRule], directory: String, fs: any CgroupFileSystem) throws(RuntimeError) {
-        throw .unsupported("linux.resources.devices on cgroup v2 needs an eBPF device program, which Berth does not load yet")
     }
 }

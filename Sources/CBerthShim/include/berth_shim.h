@@ -114,4 +114,12 @@ enum {
 /// with errno set if the clone itself failed.
 pid_t berth_spawn(const struct berth_spawn_args *args);
 
+// cgroup v2 device control (bpf.c): bpf(2) has no glibc wrapper and takes `union bpf_attr`.
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`count` 8-byte `struct bpf_insn`) and attaches it to the
+/// cgroup directory `cgroup_fd` (opened O_RDONLY|O_DIRECTORY) with BPF_F_ALLOW_MULTI. Returns the program
+/// descriptor (the attachment stays while the cgroup exists, even after it is closed), or -1 with errno;
+/// the verifier's message, if any, is left in `log`.
+int berth_bpf_attach_device_program(int cgroup_fd, const uint64_t *instructions, unsigned int count,
+                                    char *log, unsigned int log_size);
+
 #endif
