@@ -11,6 +11,9 @@ import NIOCore
 public final class EtcdStore: KVStore {
     private let endpoints: [String]
     private let client: HTTPClient
+    /// Watches hold their HTTP/1 connection open for as long as they run, so they get their own client
+    /// whose pool never makes a watch (or a write) wait for another watch to finish.
+    private let watchClient: HTTPClient
     private let logger: Logger
     private let compactedCache = CompactedCache()
 
@@ -26,7 +29,10 @@ public final class EtcdStore: KVStore {
         self.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(2), read: nil)
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 100_000)
+        self.watchClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
         self.logger = logger
     }
 
@@ -174,7 +180,7 @@ public final class EtcdStore: KVStore {
             req.method = .POST
             req.headers.add(name: "content-type", value: "application/json")
             req.body = .bytes(ByteBuffer(bytes: data))
-            do { response = try await client.execute(req, timeout: .hours(24 * 365)); break } catch {
+            do { response = try await watchClient.execute(req, timeout: .hours(24 * 365)); break } catch {
                 lastError = StoreError.backend("etcd watch \(endpoint): \(error)")
             }
         }
@@ -262,5 +268,6 @@ public final class EtcdStore: KVStore {
 
     public func close() async {
         try? await client.shutdown()
+        try? await watchClient.shutdown()
     }
 }
