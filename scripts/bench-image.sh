@@ -14,7 +14,10 @@ BERTH=${BERTH:-}
 if [ -z "$BERTH" ]; then
   for c in "$repo/.build/release/berth" "$repo/.build-image/release/berth"; do [ -x "$c" ] && BERTH=$c && break; done
 fi
-[ -x "${BERTH:-}" ] || { echo "build berth first: swift build -c release --product berth (or set BERTH=)"; exit 1; }
+if [ ! -x "${BERTH:-}" ]; then  # no release build: the image verbs alone, BerthImage compiled -O
+  BERTH=$("$here/image-tool.sh" /tmp/berth-image-tool | tail -1)
+fi
+echo "berth binary: $BERTH"
 RUNS=${RUNS:-3}
 work=$(mktemp -d /tmp/berth-bench-image.XXXXXX)
 mnt="$work/tmpfs"
