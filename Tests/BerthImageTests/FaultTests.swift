@@ -148,6 +148,26 @@ import Testing
         await authed.shutdown()
     }
 
+    /// A store on a 700 kB tmpfs cannot hold the 1.1 MB busybox layer: ENOSPC, named, and nothing left behind.
+    @Test(.enabled(if: Support.isRoot)) func fullDiskLeavesStoreClean() async throws {
+        let fake = try FakeRegistry(layout: Self.layout)
+        defer { fake.stop() }
+        let mountpoint = Support.temporaryDirectory("full")
+        try Support.mustRun(["mount", "-t", "tmpfs", "-o", "size=700k", "berth-test-full", mountpoint])
+        defer { _ = try? Support.run(["umount", mountpoint]); Support.remove(mountpoint) }
+        let service = try Support.service(mountpoint + "/store")
+        await #expect { _ = try await service.pull("\(fake.host)/test/image:latest") } throws: { error in
+            guard let e = error as? ImageError, case .pulling(let image, let cause) = e else { return false }
+            if case .system(let s) = cause { return image.contains("test/image") && s.errno == ENOSPC }
+            return false
+        }
+        await service.shutdown()
+        #expect(service.store.images().isEmpty)
+        #expect(service.store.check().isEmpty, "\(service.store.check())")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/store/snapshots").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: mountpoint + "/store/ingest").isEmpty)
+    }
+
     @Test func hostileLayerLeavesNoImage() async throws {
         // A layer with ../ inside an otherwise valid image: import fails, nothing registered.
         let dir = Support.temporaryDirectory("hostile")
