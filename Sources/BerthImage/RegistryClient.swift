@@ -14,6 +14,8 @@ import Synchronization
 public struct RegistryOptions: Sendable {
     /// Registries spoken to over plain HTTP. Loopback hosts are always insecure, as with docker.
     public var insecureRegistries: Set<String> = []
+    /// Registries always spoken to over HTTPS, even on loopback.
+    public var secureRegistries: Set<String> = []
     /// Extra CA certificates (PEM files) trusted for HTTPS registries.
     public var caFiles: [String] = []
     public var credentials: CredentialStore = CredentialStore.load()
@@ -34,6 +36,7 @@ public struct RegistryOptions: Sendable {
 
     public func isInsecure(_ registry: String) -> Bool {
         if insecureRegistries.contains(registry) { return true }
+        if secureRegistries.contains(registry) { return false }
         var host = registry
         if host.hasPrefix("[") { host = String(host.dropFirst().prefix(while: { $0 != "]" })) } else if let c = host.lastIndex(of: ":") { host = String(host[..<c]) }
         return host == "localhost" || host.hasPrefix("127.") || host == "::1"

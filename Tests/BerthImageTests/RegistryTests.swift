@@ -183,6 +183,31 @@ import Testing
         await authed.shutdown()
     }
 
+    /// HTTPS with a CA given by file: refused without it, push and pull with it.
+    @Test func httpsWithCustomCA() async throws {
+        let dir = Support.temporaryDirectory("tls")
+        defer { Support.remove(dir) }
+        try Support.mustRun(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
+                             "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        let registry = try TestRegistry(tls: (dir + "/cert.pem", dir + "/key.pem"))
+        defer { registry.stop() }
+        let a = Support.temporaryDirectory("store-a")
+        defer { Support.remove(a) }
+        let name = "\(registry.host)/tls/busybox:1"
+        let untrusted = try Support.service(a) { $0.secureRegistries = [registry.host]; $0.attempts = 1 }
+        _ = try await untrusted.importLayers(Support.busyboxLayers, name: name)
+        await #expect(throws: ImageError.self) { try await untrusted.push(name) }
+        await untrusted.shutdown()
+        let trusted = try Support.service(a) { $0.secureRegistries = [registry.host]; $0.caFiles = [dir + "/cert.pem"] }
+        try await trusted.push(name)
+        try await trusted.remove(name)
+        _ = try trusted.store.collectGarbage()
+        let pulled = try await trusted.pull(name)
+        #expect(pulled.layers.count == 1)
+        #expect(trusted.store.check().isEmpty)
+        await trusted.shutdown()
+    }
+
     /// Two pulls of the same image at once share the work and leave a consistent store.
     @Test func concurrentPullsShareWork() async throws {
         let registry = try TestRegistry()

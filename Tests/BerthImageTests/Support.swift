@@ -133,14 +133,14 @@ final class TestRegistry: @unchecked Sendable {
     let child: ChildProcess
     var host: String { "127.0.0.1:\(port)" }
 
-    init(htpasswd: String? = nil) throws {
+    init(htpasswd: String? = nil, tls: (certificate: String, key: String)? = nil) throws {
         directory = Support.temporaryDirectory("registry")
         port = Support.freePort()
         var config = """
         version: 0.1
         log: {level: error, accesslog: {disabled: true}}
         storage: {filesystem: {rootdirectory: \(directory)/data}, delete: {enabled: true}}
-        http: {addr: 127.0.0.1:\(port)}
+        http: {addr: 127.0.0.1:\(port)\(tls.map { ", tls: {certificate: \($0.certificate), key: \($0.key)}" } ?? "")}
 
         """
         if let htpasswd { config += "auth: {htpasswd: {realm: berth-test, path: \(htpasswd)}}\n" }
