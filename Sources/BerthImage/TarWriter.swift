@@ -6,6 +6,7 @@ import BerthOS
 /// A minimal tar writer (ustar, PAX records for long names): enough for image archives.
 final class TarWriter {
     private let write: ([UInt8]) throws -> Void
+    private var owner: (uid: Int, gid: Int, mtime: Int) = (0, 0, 0)
 
     init(write: @escaping ([UInt8]) throws -> Void) { self.write = write }
 
@@ -35,7 +36,9 @@ final class TarWriter {
 
     /// Any entry type ('0' file, '1' hard link, '2' symlink, '3'/'4' devices, '5' dir, '6' fifo).
     func addEntry(_ path: String, type: Character, link: String = "", bytes: [UInt8] = [], mode: UInt32 = 0o644,
-                  major: Int64 = 0, minor: Int64 = 0) throws {
+                  major: Int64 = 0, minor: Int64 = 0, uid: Int = 0, gid: Int = 0, mtime: Int = 0) throws {
+        owner = (uid, gid, mtime)
+        defer { owner = (0, 0, 0) }
         if link.utf8.count > 100 {
             let record = paxRecord("linkpath", link)
             try rawHeader(name: "././@PaxHeader", size: Int64(record.count), type: UInt8(ascii: "x"), mode: 0o644)
@@ -47,6 +50,23 @@ final class TarWriter {
             try write(bytes)
             try pad(Int64(bytes.count))
         }
+    }
+
+    /// A regular file streamed from an open descriptor, with its metadata.
+    func addFile(_ path: String, fd: Int32, size: Int64, mode: UInt32, uid: Int, gid: Int, mtime: Int) throws {
+        owner = (uid, gid, mtime)
+        defer { owner = (0, 0, 0) }
+        try header(path: path, size: size, type: UInt8(ascii: "0"), mode: mode)
+        var remaining = size
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while remaining > 0 {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, Int(remaining))) }
+            if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path) }
+            if n == 0 { throw SystemCallError(call: "read", errno: EIO, subject: "\(path) shrank while archiving") }
+            try write(Array(buffer[0..<n]))
+            remaining -= Int64(n)
+        }
+        try pad(size)
     }
 
     func finish() throws { try write([UInt8](repeating: 0, count: 1024)) }
@@ -83,10 +103,10 @@ final class TarWriter {
         }
         put(0, Array(name.utf8.prefix(100)))
         octal(100, 8, Int64(mode))
-        octal(108, 8, 0)
-        octal(116, 8, 0)
+        octal(108, 8, Int64(owner.uid))
+        octal(116, 8, Int64(owner.gid))
         octal(124, 12, size)
-        octal(136, 12, 0)
+        octal(136, 12, Int64(owner.mtime))
         h[156] = type
         put(157, Array(link.utf8.prefix(100)))
         octal(329, 8, major)
