@@ -190,9 +190,9 @@ public actor ImageService {
                     progress?("\(blob.digest.shortID): already exists")
                     continue
                 }
-                let bytes = try store.readBlob(blob.digest)
-                try await registry.pushBlob(target, digest: blob.digest, bytes: ByteBuffer(bytes: bytes))
-                progress?("\(blob.digest.shortID): pushed \(bytes.count) bytes")
+                guard let size = store.blobSize(blob.digest) else { throw ImageError.notFound("blob \(blob.digest)") }
+                try await registry.pushBlob(target, digest: blob.digest, file: store.blobPath(blob.digest), size: size)
+                progress?("\(blob.digest.shortID): pushed \(size) bytes")
             }
             let manifest = try store.readBlob(record.manifestDigest)
             try await registry.pushManifest(target, tag: target.tag ?? target.digest?.description ?? "latest",

@@ -313,8 +313,17 @@ public final class RegistryClient: Sendable {
         return response.status == .ok
     }
 
+    /// Uploads a blob from a file, streamed (never held in memory whole).
+    public func pushBlob(_ reference: Reference, digest: Digest, file: String, size: Int64) async throws(ImageError) {
+        try await pushBlob(reference, digest: digest, size: size) { .stream(FileChunks(path: file), length: .known(size)) }
+    }
+
     /// Uploads a blob monolithically (POST for an upload URL, then PUT with the digest).
     public func pushBlob(_ reference: Reference, digest: Digest, bytes: ByteBuffer) async throws(ImageError) {
+        try await pushBlob(reference, digest: digest, size: Int64(bytes.readableBytes)) { .bytes(bytes) }
+    }
+
+    func pushBlob(_ reference: Reference, digest: Digest, size: Int64, body: @escaping @Sendable () -> HTTPClientRequest.Body) async throws(ImageError) {
         if try await blobExists(reference, digest) { return }
         let start = "\(baseURL(reference))/blobs/uploads/"
         let response = try await send(.POST, start, reference: reference, push: true)
@@ -328,8 +337,8 @@ public final class RegistryClient: Sendable {
         }
         url += (url.contains("?") ? "&" : "?") + "digest=\(digest)"
         let put = try await send(.PUT, url, reference: reference, push: true,
-                                 headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "\(bytes.readableBytes)")],
-                                 body: { .bytes(bytes) }, retryable: false)
+                                 headers: [("Content-Type", "application/octet-stream")],
+                                 body: body, retryable: false)
         guard put.status == .created else { throw await failure(put, url) }
         _ = try? await put.body.collect(upTo: 1 << 20)
     }
@@ -346,4 +355,23 @@ public final class RegistryClient: Sendable {
 
 extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
+
+/// A file read in 1 MiB chunks, as an upload body.
+struct FileChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let path: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var fd: BerthOS.FileDescriptor?
+        let path: String
+        mutating func next() async throws -> ByteBuffer? {
+            if fd == nil { fd = try BerthOS.FileDescriptor.open(path, O_RDONLY) }
+            let chunk = try fd!.read(upTo: 1 << 20)
+            if chunk.isEmpty { fd?.close(); return nil }
+            return ByteBuffer(bytes: chunk)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(fd: nil, path: path) }
 }

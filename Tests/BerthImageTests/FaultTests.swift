@@ -5,27 +5,13 @@ import Testing
 /// Bad registries and bad content: a clear error naming the image and the cause, no image registered,
 /// no temporary files left, and `check()` finds the store consistent.
 @Suite(.serialized) struct FaultTests {
-    /// An OCI layout of the busybox image (exported by Berth) for the fake registry to serve.
-    static let layout: String = {
-        let dir = "/tmp/berth-image-tests/fake-layout"
-        if FileManager.default.fileExists(atPath: dir + "/index.json") { return dir }
-        let store = Support.temporaryDirectory("layout-store")
-        defer { Support.remove(store) }
-        let semaphore = DispatchSemaphore(value: 0)
-        Task {
-            let service = try! Support.service(store)
-            _ = try! await service.importLayers(Support.busyboxLayers, name: "127.0.0.1/test/image:latest")
-            try! service.exportLayout(["127.0.0.1/test/image:latest"], to: dir)
-            await service.shutdown()
-            semaphore.signal()
-        }
-        semaphore.wait()
-        return dir
-    }()
+    /// An OCI layout of the busybox image (exported by Berth) for the fake registry to serve, built once.
+    static let layouts = LayoutCache()
+    static var layout: String { get async throws { try await layouts.get() } }
 
     static func pull(mode: String, bearer: String? = nil, credentials: CredentialStore = CredentialStore(),
                      platform: Platform? = nil, configure: (inout RegistryOptions) -> Void = { _ in }) async throws -> (Result<ImageRecord, ImageError>, ContentStore) {
-        let fake = try FakeRegistry(layout: layout, mode: mode, bearer: bearer)
+        let fake = try FakeRegistry(layout: try await layout, mode: mode, bearer: bearer)
         defer { fake.stop() }
         let root = Support.temporaryDirectory("fault-\(mode)")
         let service = try Support.service(root) { options in
@@ -129,7 +115,7 @@ import Testing
     @Test func bearerTokenFlow() async throws {
         let credentials = CredentialStore(entries: ["PLACEHOLDER": Credentials(username: "u", password: "p")])
         _ = credentials
-        let fake = try FakeRegistry(layout: Self.layout, mode: "ok", bearer: "tokenuser:tokenpass")
+        let fake = try FakeRegistry(layout: try await Self.layout, mode: "ok", bearer: "tokenuser:tokenpass")
         defer { fake.stop() }
         let root = Support.temporaryDirectory("bearer")
         defer { Support.remove(root) }
@@ -150,7 +136,7 @@ import Testing
 
     /// A store on a 700 kB tmpfs cannot hold the 1.1 MB busybox layer: ENOSPC, named, and nothing left behind.
     @Test(.enabled(if: Support.isRoot)) func fullDiskLeavesStoreClean() async throws {
-        let fake = try FakeRegistry(layout: Self.layout)
+        let fake = try FakeRegistry(layout: try await Self.layout)
         defer { fake.stop() }
         let mountpoint = Support.temporaryDirectory("full")
         try Support.mustRun(["mount", "-t", "tmpfs", "-o", "size=700k", "berth-test-full", mountpoint])
@@ -190,5 +176,25 @@ import Testing
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: root + "/snapshots")
         #expect(leftovers.isEmpty)
         await service.shutdown()
+    }
+}
+
+actor LayoutCache {
+    private var task: Task<String, any Error>?
+    func get() async throws -> String {
+        if let task { return try await task.value }
+        let task = Task { () async throws -> String in
+            let dir = "/tmp/berth-image-tests/fake-layout"
+            if FileManager.default.fileExists(atPath: dir + "/index.json") { return dir }
+            let store = Support.temporaryDirectory("layout-store")
+            defer { Support.remove(store) }
+            let service = try Support.service(store)
+            _ = try await service.importLayers(Support.busyboxLayers, name: "127.0.0.1/test/image:latest")
+            try service.exportLayout(["127.0.0.1/test/image:latest"], to: dir)
+            await service.shutdown()
+            return dir
+        }
+        self.task = task
+        return try await task.value
     }
 }
