@@ -46,8 +46,8 @@ extension ImageService {
                     try writeAtomically(dir + "/snapshot.json", try JSON.encode(container, pretty: true))
                 } catch let e as SystemCallError { throw .system(e) } catch { throw .invalidManifest(record.name, "\(error)") }
             }
-            switch snapshotter {
-            case .overlay:
+            var mode = snapshotter
+            if mode == .overlay {
                 try FileSystem.makeDirectories(dir + "/upper", mode: 0o755)
                 try FileSystem.makeDirectories(dir + "/work", mode: 0o700)
                 let lowers = record.chainIDs.reversed().map { store.snapshotPath($0) }
@@ -56,8 +56,23 @@ extension ImageService {
                     try FileSystem.makeDirectories(dir + "/empty", mode: 0o755)
                 }
                 let lowerdir = lowers.isEmpty ? dir + "/empty" : lowers.joined(separator: ":")
-                try Mount.mount(source: "overlay", target: rootfs, type: "overlay", flags: 0,
-                                data: "lowerdir=\(lowerdir),upperdir=\(dir)/upper,workdir=\(dir)/work,index=off")
+                do {
+                    try Mount.mount(source: "overlay", target: rootfs, type: "overlay", flags: 0,
+                                    data: "lowerdir=\(lowerdir),upperdir=\(dir)/upper,workdir=\(dir)/work,index=off")
+                } catch {
+                    // No overlayfs here (or not on this filesystem): fall back to a private copy.
+                    logger.notice("overlay mount for container \(containerID) failed (\(error)); copying layers instead")
+                    try FileSystem.removeTree(dir + "/upper")
+                    try FileSystem.removeTree(dir + "/work")
+                    mode = .copy
+                    let container = ContentStore.ContainerRecord(id: containerID, image: record.name, chainIDs: record.chainIDs,
+                                                                 snapshotter: Snapshotter.copy.rawValue)
+                    try writeAtomically(dir + "/snapshot.json", try JSON.encode(container, pretty: true))
+                }
+            }
+            switch mode {
+            case .overlay:
+                break
             case .copy:
                 let root = try Root(path: rootfs)
                 for layer in record.layers {
@@ -77,8 +92,9 @@ extension ImageService {
         let dir = "\(store.containersDirectory)/\(containerID)"
         guard !containerID.isEmpty, !containerID.contains("/"), FileSystem.exists(dir) else { return }
         let rootfs = dir + "/rootfs"
-        if (try? FileSystemMagic.of(path: rootfs)) == FileSystemMagic.overlay {
-            do { try Mount.unmount(rootfs, flags: Int32(MNT_DETACH)) } catch { throw .system(error) }
+        let record = store.containers().first { $0.id == containerID }
+        if record?.snapshotter != Snapshotter.copy.rawValue, (try? FileSystemMagic.of(path: rootfs)) == FileSystemMagic.overlay {
+            do { try Mount.unmount(rootfs, flags: Int32(MNT_DETACH)) } catch where error.errno != EINVAL { throw .system(error) } catch {}
         }
         do { try FileSystem.removeTree(dir) } catch { throw .system(error) }
     }
