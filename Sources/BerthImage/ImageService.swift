@@ -190,6 +190,12 @@ public actor ImageService {
                     progress?("\(blob.digest.shortID): already exists")
                     continue
                 }
+                if let source = try? Reference(parsing: record.name), source.registry == target.registry,
+                   source.repository != target.repository,
+                   try await registry.mountBlob(target, digest: blob.digest, from: source.repository) {
+                    progress?("\(blob.digest.shortID): mounted from \(source.repository)")
+                    continue
+                }
                 guard let size = store.blobSize(blob.digest) else { throw ImageError.notFound("blob \(blob.digest)") }
                 try await registry.pushBlob(target, digest: blob.digest, file: store.blobPath(blob.digest), size: size)
                 progress?("\(blob.digest.shortID): pushed \(size) bytes")

@@ -53,7 +53,17 @@ protocol BlobConsumer: AnyObject {
 /// back-off, Range resume, manifest and blob fetches, and pushes.
 public final class RegistryClient: Sendable {
     public let options: RegistryOptions
-    let http: HTTPClient
+    private let configuration: HTTPClient.Configuration
+    /// Created on first use, so services used only for local work (prepareRootfs, load) never start one.
+    private let client = Mutex<HTTPClient?>(nil)
+    var http: HTTPClient {
+        client.withLock { client in
+            if let client { return client }
+            let created = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            client = created
+            return created
+        }
+    }
     private let tokens = Mutex<[String: String]>([:])
     let logger: Logger
 
@@ -75,11 +85,18 @@ public final class RegistryClient: Sendable {
             } catch { throw .transport(options.caFiles.joined(separator: ","), cause: "reading CA file: \(error)") }
             configuration.tlsConfiguration = tls
         }
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.configuration = configuration
     }
 
     public func shutdown() async {
-        try? await http.shutdown()
+        if let client = client.withLock({ c in defer { c = nil }; return c }) { try? await client.shutdown() }
+    }
+
+    deinit {
+        // Forgotten shutdown(): AsyncHTTPClient traps when a live client is released, so hand it to a task.
+        if let client = client.withLock({ c in defer { c = nil }; return c }) {
+            Task.detached { try? await client.shutdown() }
+        }
     }
 
     func baseURL(_ reference: Reference) -> String {
@@ -321,6 +338,15 @@ public final class RegistryClient: Sendable {
     /// Uploads a blob monolithically (POST for an upload URL, then PUT with the digest).
     public func pushBlob(_ reference: Reference, digest: Digest, bytes: ByteBuffer) async throws(ImageError) {
         try await pushBlob(reference, digest: digest, size: Int64(bytes.readableBytes)) { .bytes(bytes) }
+    }
+
+    /// Asks the registry to link a blob it already has in repository `from` (cross-repository mount).
+    /// Returns false when it would rather have the bytes.
+    public func mountBlob(_ reference: Reference, digest: Digest, from repository: String) async throws(ImageError) -> Bool {
+        let url = "\(baseURL(reference))/blobs/uploads/?mount=\(digest)&from=\(repository)"
+        let response = try await send(.POST, url, reference: reference, push: true, retryable: false)
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        return response.status == .created
     }
 
     func pushBlob(_ reference: Reference, digest: Digest, size: Int64, body: @escaping @Sendable () -> HTTPClientRequest.Body) async throws(ImageError) {

@@ -28,6 +28,11 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: bin + "/busybox"))
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: bin + "/sh") == "busybox")
 
+        // Pushing under another repository of the same registry mounts the blobs instead of uploading.
+        let mounted = Messages()
+        try await source2(a).push(name, to: try Reference(parsing: "\(registry.host)/test/busybox-copy:1"), progress: { mounted.append($0) })
+        #expect(mounted.lines.contains { $0.contains("mounted from test/busybox") })
+
         // A second pull is served from the store.
         let again = try Support.service(b)
         let events2 = EventLog()
@@ -239,3 +244,11 @@ final class EventLog: @unchecked Sendable {
     func append(_ e: PullEvent) { lock.lock(); events.append(e); lock.unlock() }
     var count: Int { lock.lock(); defer { lock.unlock() }; return events.count }
 }
+
+final class Messages: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var lines: [String] = []
+    func append(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
+}
+
+func source2(_ root: String) throws -> ImageService { try Support.service(root) }
