@@ -3,7 +3,7 @@ import BerthImage
 
 /// `berth images`: REPOSITORY TAG IMAGE ID CREATED SIZE, as docker prints them.
 struct ImageList: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "images", abstract: "List images.", aliases: ["ls", "list"])
+    static let configuration = CommandConfiguration(commandName: "images", abstract: "List images.")
 
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Only show image IDs.")
@@ -38,5 +38,21 @@ func printTable(_ rows: [[String]]) {
         var line = ""
         for (i, cell) in row.enumerated() { line += i == row.count - 1 ? cell : pad(cell, widths[i]) }
         print(line)
+    }
+}
+
+/// `berth image ls` (docker's spelling under the `image` noun).
+struct ImageLs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List images.", aliases: ["list"])
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .shortAndLong, help: "Only show image IDs.") var quiet = false
+    @Flag(help: "Show manifest digests.") var digests = false
+
+    func run() async throws {
+        var list = ImageList()
+        list.options = options
+        list.quiet = quiet
+        list.digests = digests
+        try await list.run()
     }
 }

@@ -3,7 +3,7 @@ import BerthImage
 
 /// `berth rmi IMAGE…`: removes names; unreferenced content goes at once (docker's behaviour) unless --no-prune.
 struct ImageRemove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rmi", abstract: "Remove one or more images.", aliases: ["rm"])
+    static let configuration = CommandConfiguration(commandName: "rmi", abstract: "Remove one or more images.")
 
     @OptionGroup var options: ImageOptions
     @Flag(name: .customLong("no-prune"), help: "Keep blobs and snapshots no other image uses.")
@@ -23,5 +23,21 @@ struct ImageRemove: AsyncParsableCommand {
                 for blob in result.removedBlobs { print("Deleted: \(blob)") }
             }
         }
+    }
+}
+
+/// `berth image rm`.
+struct ImageRm: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more images.")
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .customLong("no-prune"), help: "Keep blobs and snapshots no other image uses.") var noPrune = false
+    @Argument(help: "Images (reference or ID).") var images: [String]
+
+    func run() async throws {
+        var remove = ImageRemove()
+        remove.options = options
+        remove.noPrune = noPrune
+        remove.images = images
+        try await remove.run()
     }
 }
