@@ -3,6 +3,7 @@ import BerthStore
 import Foundation
 import Testing
 
+extension APITests {
 /// `berth server` killed with SIGKILL in the middle of a write storm, then restarted on the same data
 /// dir: every write it acknowledged is there.
 @Suite("crash recovery", .enabled(if: berthBinary() != nil))
@@ -60,4 +61,5 @@ struct CrashRecoveryTests {
         #expect(lost.isEmpty, "lost \(lost.count) acknowledged writes: \(lost.prefix(5))")
         second.kill9()
     }
+}
 }

@@ -3,6 +3,7 @@ import BerthStore
 import Foundation
 import Testing
 
+extension APITests {
 /// Three `berth server` processes on a three-member etcd cluster (all on loopback): kill the leader,
 /// another server leads within 5 s, and no write acknowledged by any server is lost.
 @Suite("high availability", .enabled(if: berthBinary() != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd")))
@@ -48,7 +49,7 @@ struct HATests {
         for port in ports {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", scriptsDir + "/write_storm.py", "https://127.0.0.1:\(port)", token, dir + "/pki/ca.crt"]
+            p.arguments = ["python3", scriptsDir + "/write_storm.py", "https://127.0.0.1:\(port)", token, dir + "/pki/ca.crt", "storm\(port)"]
             let out = Pipe()
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice
@@ -84,4 +85,5 @@ struct HATests {
         #expect(lost.isEmpty, "lost \(lost.count) acknowledged writes")
         for (i, s) in servers.enumerated() where i != leaderIndex { s.kill9() }
     }
+}
 }

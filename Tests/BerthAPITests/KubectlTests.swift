@@ -3,6 +3,7 @@ import BerthStore
 import Foundation
 import Testing
 
+extension APITests {
 /// The real kubectl 1.32 against an in-process server (SQLite).
 @Suite("kubectl", .serialized)
 struct KubectlTests {
@@ -115,6 +116,7 @@ struct KubectlTests {
         await s.stop()
     }
 }
+}
 
 /// Reads lines from a pipe on a background thread, with a timeout per line.
 final class LineReader: @unchecked Sendable {
@@ -145,6 +147,7 @@ final class LineReader: @unchecked Sendable {
     }
 }
 
+extension APITests {
 /// The same server on etcd (a private etcd on loopback): kubectl apply/get/patch/delete and a watch.
 @Suite("kubectl on etcd", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd")))
 struct KubectlEtcdTests {
@@ -170,4 +173,5 @@ struct KubectlEtcdTests {
         #expect(try s.kubectl("get", "deploy", "-o", "name").stdout.isEmpty)
         await s.stop()
     }
+}
 }

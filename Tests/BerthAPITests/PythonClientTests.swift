@@ -2,6 +2,7 @@ import BerthAPI
 import Foundation
 import Testing
 
+extension APITests {
 /// The official kubernetes Python client (PyPI `kubernetes`): list/watch resourceVersion semantics,
 /// bookmarks, pagination, 409 and 410.
 @Suite("python client", .enabled(if: pythonHasKubernetes()))
@@ -30,4 +31,5 @@ struct PythonClientTests {
         #expect(p.terminationStatus == 0, "\(errText)")
         await s.stop()
     }
+}
 }

@@ -3,6 +3,7 @@ import BerthStore
 import Foundation
 import Testing
 
+extension APITests {
 /// Bad input and API machinery details, over curl so the exact codes and reasons are visible.
 @Suite("API semantics", .serialized)
 struct SemanticsTests {
@@ -127,4 +128,5 @@ struct SemanticsTests {
         #expect(try t.curl("PATCH", pods + "/on2/status", body: #"{"status":{"phase":"Running"}}"#, contentType: "application/merge-patch+json", token: "node1tok").0 == 403)
         await t.stop()
     }
+}
 }

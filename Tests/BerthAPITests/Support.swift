@@ -115,3 +115,7 @@ let fixturesDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().ap
 func pythonHasKubernetes() -> Bool {
     (try? run("python3", ["-c", "import kubernetes"]).ok) ?? false
 }
+
+/// Every API suite nests in this one: they start servers, etcd clusters and child processes, and run
+/// one at a time so none of them competes with (or inherits the pipes of) another's children.
+@Suite("BerthAPI", .serialized) struct APITests {}

@@ -35,6 +35,7 @@ final class Harness: @unchecked Sendable {
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
+extension StoreTests {
 @Suite("KV store contract", .serialized)
 struct StoreContractTests {
     @Test(arguments: Backend.allCases)
@@ -170,3 +171,7 @@ struct SQLiteDurabilityTests {
         await s.close()
     }
 }
+}
+
+/// The store suites run one at a time (each may start its own etcd).
+@Suite("BerthStore", .serialized) struct StoreTests {}

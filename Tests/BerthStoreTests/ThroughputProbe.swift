@@ -2,6 +2,7 @@ import BerthStore
 import Foundation
 import Testing
 
+extension StoreTests {
 /// Not a timed assertion: prints concurrent create throughput of each backend (for the benchmark notes).
 @Suite("throughput probe", .serialized)
 struct ThroughputProbe {
@@ -17,4 +18,5 @@ struct ThroughputProbe {
         print("throughput \(backend): 800 creates in \(d) → \(Int(800 / (Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)))/s")
         await h.close()
     }
+}
 }

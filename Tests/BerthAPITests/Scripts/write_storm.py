@@ -3,13 +3,14 @@ name (after the 201) on stdout. Runs until killed or the server goes away."""
 import json, ssl, sys, threading, urllib.request
 
 url, token, cafile = sys.argv[1], sys.argv[2], sys.argv[3]
+prefix = sys.argv[4] if len(sys.argv) > 4 else "storm"
 ctx = ssl.create_default_context(cafile=cafile)
 lock = threading.Lock()
 
 def worker(n):
     i = 0
     while True:
-        name = f"storm-{n}-{i}"
+        name = f"{prefix}-{n}-{i}"
         body = json.dumps({"metadata": {"name": name}, "data": {"v": "x" * 200}}).encode()
         req = urllib.request.Request(f"{url}/api/v1/namespaces/default/configmaps", data=body, method="POST",
                                      headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
