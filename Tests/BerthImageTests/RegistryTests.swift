@@ -120,6 +120,13 @@ import Testing
         // skopeo inspect agrees on the digest Berth computed.
         let inspect = try Support.mustRun(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(pushedBySkopeo)"])
         #expect(Digest.sha256(Array(inspect.utf8)) == pulled.manifestDigest)
+        // Docker schema2 media types (skopeo --format v2s2) pull the same.
+        let dockerFormat = "\(registry.host)/interop/busybox:v2s2"
+        try Support.mustRun(["skopeo", "copy", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(work)/layout:berth", "docker://\(dockerFormat)"])
+        let v2s2 = try await other.pull(dockerFormat)
+        #expect(v2s2.manifestMediaType == MediaType.dockerManifest)
+        #expect(v2s2.layers.allSatisfy { $0.mediaType == MediaType.dockerLayerGzip })
+        #expect(v2s2.diffIDs == imported.diffIDs)
         #expect(other.store.check().isEmpty)
         await berth.shutdown()
         await other.shutdown()
