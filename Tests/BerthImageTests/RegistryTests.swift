@@ -132,6 +132,48 @@ import Testing
         await other.shutdown()
     }
 
+    /// The root filesystem Berth assembles is the one umoci unpacks from the same image (skopeo copy).
+    @Test(.enabled(if: Support.isRoot)) func rootfsMatchesUmoci() async throws {
+        let registry = try TestRegistry()
+        defer { registry.stop() }
+        let a = Support.temporaryDirectory("store-a"), work = Support.temporaryDirectory("umoci")
+        defer { Support.remove(a); Support.remove(work) }
+        let berth = try Support.service(a)
+        let name = "\(registry.host)/conformance/big:1"
+        _ = try await berth.importLayers(Support.bigLayers, name: name)
+        try await berth.push(name)
+        try Support.mustRun(["skopeo", "copy", "--src-tls-verify=false", "docker://\(name)", "oci:\(work)/oci:big"])
+        try Support.mustRun(["umoci", "unpack", "--image", "\(work)/oci:big", "\(work)/bundle"])
+        let ours = try berth.prepareRootfs(image: name, containerID: "conf", snapshotter: .overlay)
+        defer { try? berth.removeRootfs(containerID: "conf") }
+        let theirs = try Support.listing(work + "/bundle/rootfs")
+        let mine = try Support.listing(ours)
+        #expect(mine.count == theirs.count)
+        #expect(Set(mine).symmetricDifference(Set(theirs)).sorted().prefix(10) == [])
+        await berth.shutdown()
+    }
+
+    /// zstd layers: imported as zstd, pushed, pulled and unpacked through libzstd.
+    @Test func zstdLayers() async throws {
+        let registry = try TestRegistry()
+        defer { registry.stop() }
+        let a = Support.temporaryDirectory("store-a"), b = Support.temporaryDirectory("store-b")
+        let work = Support.temporaryDirectory("zstd-layer")
+        defer { Support.remove(a); Support.remove(b); Support.remove(work) }
+        try Support.mustRun(["sh", "-c", "gzip -dc \(Support.busyboxLayers[0]) | zstd -q -o \(work)/layer.tar.zst"])
+        let berth = try Support.service(a)
+        let name = "\(registry.host)/zstd/busybox:1"
+        let imported = try await berth.importLayers([work + "/layer.tar.zst"], name: name)
+        #expect(imported.layers[0].mediaType == MediaType.ociLayerZstd)
+        try await berth.push(name)
+        let other = try Support.service(b)
+        let pulled = try await other.pull(name)
+        #expect(pulled.diffIDs == imported.diffIDs)
+        #expect(FileManager.default.fileExists(atPath: other.store.snapshotPath(pulled.chainIDs[0]) + "/bin/busybox"))
+        await berth.shutdown()
+        await other.shutdown()
+    }
+
     /// save → load (tar) and docker-archive style manifest.json, and a plain rootfs tar import.
     @Test func saveLoadAndImport() async throws {
         let a = Support.temporaryDirectory("store-a"), b = Support.temporaryDirectory("store-b")
