@@ -6,7 +6,7 @@
 Modes: ok, fail500 (every blob 500), flaky (first two tries of each URL answer 500 then 429),
 hang (blob requests never answer), corrupt (one byte of each layer flipped), truncate (blobs cut
 in half, connection closed), truncate-resume (first try cut in half; Range requests honoured),
-badtype (manifest with an unknown media type), foreign-index (tag resolves to an index for other
+badtype (manifest with an unknown media type), index (tag is an index: arm64, amd64, arm/v7), foreign-index (tag resolves to an index for other
 platforms only). --bearer: Bearer-token auth with a token endpoint at /token that wants Basic USER:PASS.
 Listens on 127.0.0.1 only.
 """
@@ -86,6 +86,14 @@ class Handler(BaseHTTPRequestHandler):
             index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
                 dict(m, platform={"os": "linux", "architecture": "s390x"}),
                 dict(m, platform={"os": "windows", "architecture": "amd64"})]}
+            return self.send(200, json.dumps(index).encode(), {"Content-Type": index["mediaType"]})
+        if args.mode == "index" and not ref.startswith("sha256:"):
+            m = tagged("latest")
+            missing = "sha256:" + hashlib.sha256(b"no such manifest").hexdigest()
+            index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+                dict(m, digest=missing, platform={"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                dict(m, platform={"os": "linux", "architecture": "amd64"}),
+                dict(m, digest=missing, platform={"os": "linux", "architecture": "arm", "variant": "v7"})]}
             return self.send(200, json.dumps(index).encode(), {"Content-Type": index["mediaType"]})
         if ref.startswith("sha256:"):
             desc = {"digest": ref, "mediaType": "application/vnd.oci.image.manifest.v1+json"}

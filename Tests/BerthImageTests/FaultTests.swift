@@ -101,6 +101,19 @@ import Testing
         }
     }
 
+    @Test(.enabled(if: Platform.host.architecture == "amd64")) func indexSelectsHostPlatform() async throws {
+        let (result, store) = try await Self.pull(mode: "index")
+        defer { Support.remove(store.root) }
+        let record = try result.get()
+        #expect(record.indexDigest != nil)
+        #expect(record.platform.architecture == "amd64")
+        #expect(store.check().isEmpty)
+        // The other entries point at manifests the registry does not have: choosing one fails, by name.
+        let (arm, armStore) = try await Self.pull(mode: "index", platform: try Platform(parsing: "linux/arm64"))
+        Support.remove(armStore.root)
+        guard case .failure(let error) = arm, case .notFound = error.cause else { Issue.record("arm64 should 404: \(arm)"); return }
+    }
+
     @Test func indexWithoutHostPlatform() async throws {
         Self.expectCleanFailure(try await Self.pull(mode: "foreign-index")) { error in
             if case .noMatchingPlatform(_, let available) = error { return available.contains("linux/s390x") }
