@@ -70,15 +70,17 @@ extension Handler {
                 cont.finish()
             }
             let ticker = Task {
-                let deadline = ContinuousClock.now + timeout
                 while !Task.isCancelled {
-                    let next = min(ContinuousClock.now + interval, deadline)
-                    try? await Task.sleep(until: next)
-                    if ContinuousClock.now >= deadline { cont.yield(.timeout); return }
+                    try? await Task.sleep(for: interval)
                     cont.yield(.tick)
                 }
             }
-            defer { feeder.cancel(); ticker.cancel(); cont.finish() }
+            // The watch ends at its timeout, or as soon as the server begins a graceful shutdown.
+            let ender = Task {
+                try? await gracefulShutdownAwareSleep(for: timeout)
+                cont.yield(.timeout)
+            }
+            defer { feeder.cancel(); ticker.cancel(); ender.cancel(); cont.finish() }
             var last = from
             loop: for await item in items {
                 switch item {

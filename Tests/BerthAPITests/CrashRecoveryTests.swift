@@ -27,6 +27,33 @@ struct CrashRecoveryTests {
         func kill9() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
+    @Test func sigtermWithOpenWatchesShutsDownPromptly() async throws {
+        let binary = try #require(berthBinary())
+        let dir = NSTemporaryDirectory() + "berth-term-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try freePort()
+        let server = try ServerProcess(binary: binary, dir: dir, port: port)
+        #expect(server.waitReady())
+        let token = String(try String(contentsOfFile: dir + "/tokens.csv", encoding: .utf8).split(separator: ",")[0])
+        let watch = Process()
+        watch.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        watch.arguments = ["-s", "-N", "--cacert", dir + "/pki/ca.crt", "-H", "Authorization: Bearer \(token)",
+                           "https://127.0.0.1:\(port)/api/v1/namespaces/default/services?watch=1"]
+        let out = Pipe()
+        watch.standardOutput = out
+        try watch.run()
+        let lines = LineReader(out.fileHandleForReading)
+        #expect(lines.next(timeout: 10) != nil, "watch delivered its first event")
+        kill(server.process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(10)
+        while server.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let stopped = !server.process.isRunning
+        #expect(stopped, "server still running 10 s after SIGTERM with an open watch")
+        if !stopped { server.kill9() }
+        kill(watch.processIdentifier, SIGKILL)
+        watch.waitUntilExit()
+    }
+
     @Test func sigkillDuringWriteStormLosesNoAcknowledgedWrite() async throws {
         let binary = try #require(berthBinary())
         let dir = NSTemporaryDirectory() + "berth-crash-\(UUID().uuidString.prefix(8))"
