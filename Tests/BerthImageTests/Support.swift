@@ -169,5 +169,8 @@ final class FakeRegistry: @unchecked Sendable {
         try Support.waitForPort(port)
     }
 
-    func stop() { child.stop() }
+    func stop() {
+        child.stop()
+        unlink("/tmp/berth-image-tests/fake-\(port).log")
+    }
 }

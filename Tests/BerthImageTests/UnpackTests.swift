@@ -27,13 +27,18 @@ import CImageSys
         let target = dir ?? Support.temporaryDirectory("unpack")
         let unpacker = LayerUnpacker(root: try Root(path: target), options: options, layerName: "test-layer")
         let pipeline = LayerPipeline(compression: compression, unpacker: unpacker)
-        var offset = 0
-        while offset < bytes.count {
-            let end = min(bytes.count, offset + chunk)
-            try bytes[offset..<end].withUnsafeBytes { try pipeline.feed($0) }
-            offset = end
+        do {
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + chunk)
+                try bytes[offset..<end].withUnsafeBytes { try pipeline.feed($0) }
+                offset = end
+            }
+            _ = try pipeline.finish()
+        } catch {
+            if dir == nil { Support.remove(target) }
+            throw error
         }
-        _ = try pipeline.finish()
         return (target, pipeline)
     }
 
