@@ -56,6 +56,7 @@ public struct CgroupDeviceProgram: Sendable, Equatable {
             }
             if type != "a", let major = rule.major, major >= 0 { steps.append(.skipUnlessImm(P.r4, Int32(truncatingIfNeeded: major))) }
             if type != "a", let minor = rule.minor, minor >= 0 { steps.append(.skipUnlessImm(P.r5, Int32(truncatingIfNeeded: minor))) }
+            let unconditional = steps.isEmpty
             steps += [.plain(P.encode(P.mov64Imm, dst: P.r0, imm: rule.allow ? 1 : 0)), .plain(P.encode(P.exit))]
             for (index, step) in steps.enumerated() {
                 let skip = Int16(steps.count - index - 1)
@@ -65,6 +66,9 @@ public struct CgroupDeviceProgram: Sendable, Equatable {
                 case .skipUnlessR1EqualsR3: instructions.append(P.encode(P.jneReg, dst: P.r1, src: P.r3, off: skip))
                 }
             }
+            // A rule that matches everything decides every request: the verifier rejects anything after
+            // it as unreachable, so stop here.
+            if unconditional { return }
         }
         // No rule matched: allowed, as in a v1 cgroup that inherits its parent's allow-all.
         instructions += [P.encode(P.mov64Imm, dst: P.r0, imm: 1), P.encode(P.exit)]
