@@ -173,15 +173,33 @@ public struct Root: Sendable {
     /// returns an BERTH_O_PATH descriptor of the final directory.
     @discardableResult
     public func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(SystemCallError) -> FileDescriptor {
+        try makeDirectories(path, mode: mode, depth: 0)
+    }
+
+    private func makeDirectories(_ path: String, mode: mode_t, depth: Int) throws(SystemCallError) -> FileDescriptor {
         var current = try open("", BERTH_O_PATH | O_DIRECTORY)
         var prefix = ""
-        for component in FileSystem.clean("/" + path).split(separator: "/") {
+        let components = FileSystem.clean("/" + path).split(separator: "/")
+        for (index, component) in components.enumerated() {
+            let parent = prefix
             prefix += "/" + component
             // mkdirat never follows a symlink named `component`; the reopen below resolves one inside the root.
             if mkdirat(current.rawValue, String(component), mode) != 0 && errno != EEXIST {
                 throw SystemCallError(call: "mkdirat", errno: errno, subject: self.path + prefix)
             }
-            current = try open(prefix, BERTH_O_PATH | O_DIRECTORY)
+            do {
+                current = try open(prefix, BERTH_O_PATH | O_DIRECTORY)
+            } catch where error.errno == ENOENT {
+                // A dangling symlink (e.g. absolute, to a path the image lacks): create its target, inside
+                // the root, as the kernel would resolve it there; then go on from it.
+                var target = [CChar](repeating: 0, count: Int(PATH_MAX))
+                let length = readlinkat(current.rawValue, String(component), &target, target.count - 1)
+                guard length > 0, depth < 40 else { throw error }
+                let link = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                let resolved = link.hasPrefix("/") ? link : parent + "/" + link
+                let rest = components[(index + 1)...].joined(separator: "/")
+                return try makeDirectories(FileSystem.clean(resolved + "/" + rest), mode: mode, depth: depth + 1)
+            }
         }
         return current
     }

@@ -41,10 +41,14 @@ public enum FileSystemMagic {
     }
 
     /// Opens `path`, refusing anything that is not on procfs (and refusing to follow a symlink at the end).
+    /// O_TRUNC is applied only after the check, so a file that is not procfs is never modified.
     public static func openProc(_ path: String, _ flags: Int32) throws(SystemCallError) -> FileDescriptor {
-        let fd = try FileDescriptor.open(path, flags | O_NOFOLLOW)
+        let fd = try FileDescriptor.open(path, (flags & ~O_TRUNC) | O_NOFOLLOW)
         if try of(fd) != proc {
             throw SystemCallError(call: "fstatfs", errno: EXDEV, subject: "\(path) is not on procfs")
+        }
+        if flags & O_TRUNC != 0 {
+            _ = try sys("ftruncate", path) { ftruncate(fd.rawValue, 0) }
         }
         return fd
     }

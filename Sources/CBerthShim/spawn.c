@@ -45,6 +45,10 @@ __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *
         }
     }
 
+    if (args->become_root && (args->clone_flags & CLONE_NEWUSER)) {
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_fail(args, BERTH_SPAWN_STEP_SETID);
+    }
+
     // The sealed binary is prepared while still privileged in the runtime's user namespace, before any
     // setns: a temporary mount namespace when the container's own is joined later, else the new one.
     int exe_fd = -1;
@@ -63,6 +67,13 @@ __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *
 
     for (int i = 0; i < args->join_count; i++) {
         if (setns(args->join_fds[i], args->join_types[i]) < 0) child_fail(args, BERTH_SPAWN_STEP_SETNS);
+    }
+
+    if (args->become_root && !(args->clone_flags & CLONE_NEWUSER)) {
+        for (int i = 0; i < args->join_count; i++) {
+            if (args->join_types[i] == CLONE_NEWUSER && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+                child_fail(args, BERTH_SPAWN_STEP_SETID);
+        }
     }
 
     if (exe_fd >= 0) {

@@ -58,13 +58,6 @@ struct InitProcess {
 
     func prepareContainer() throws(RuntimeError) {
         let namespaces = NamespacePlan(spec.linux?.namespaces ?? [])
-        if namespaces.creates(.user) {
-            // The parent has written the id maps: become root of the new user namespace.
-            _ = try RuntimeError.wrap("becoming root in the user namespace") { () throws(SystemCallError) in
-                try sys("setresgid") { berth_setresgid(0, 0, 0) }
-                try sys("setresuid") { berth_setresuid(0, 0, 0) }
-            }
-        }
         if namespaces.creates(.cgroup) {
             _ = try RuntimeError.wrap("creating cgroup namespace") { () throws(SystemCallError) in
                 try sys("unshare(CLONE_NEWCGROUP)") { berth_unshare(BERTH_CLONE_NEWCGROUP) }
@@ -109,7 +102,16 @@ struct InitProcess {
 
     // MARK: Exec into a running container
 
+    /// The mount namespace is joined here, after exec: the runtime binary (dynamically linked) must be
+    /// exec'd while the host's filesystem, with its dynamic loader, is still the one in view.
     func prepareExec() throws(RuntimeError) {
+        if let mountNamespace = request.mountNamespaceFd {
+            _ = try RuntimeError.wrap("joining the container's mount namespace") { () throws(SystemCallError) in
+                try sys("setns(CLONE_NEWNS)") { berth_setns(mountNamespace, BERTH_CLONE_NEWNS) }
+            }
+            Glibc.close(mountNamespace)
+            _ = try RuntimeError.wrap("chdir /") { () throws(SystemCallError) in try sys("chdir", "/") { chdir("/") } }
+        }
         try setUpProcess()
     }
 
@@ -154,6 +156,8 @@ struct InitProcess {
         }
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buffer, buffer.count) != nil else {
+            // glibc reports an unreachable cwd (one outside our root) as ENOENT.
+            if errno == ENOENT { throw .other("current working directory \(cwd) is outside of the container") }
             throw .system(SystemCallError(call: "getcwd", errno: errno), context: "checking cwd")
         }
         let path = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

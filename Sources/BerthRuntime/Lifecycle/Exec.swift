@@ -34,6 +34,8 @@ extension Runtime {
         }
 
         var spawner = Spawner()
+        var inherited: [FileDescriptor] = []
+        var mountNamespaceFd: Int32?
         for namespace in NamespacePlan(record.config.linux?.namespaces ?? []).allKinds {
             let path = "/proc/\(record.pid)/ns/\(namespace.procName)"
             let fd = try RuntimeError.wrap("opening \(path)") { () throws(SystemCallError) in
@@ -43,6 +45,9 @@ extension Runtime {
                 _ = try RuntimeError.wrap("joining the container's pid namespace") { () throws(SystemCallError) in
                     try sys("setns", path) { berth_setns(fd.rawValue, BERTH_CLONE_NEWPID) }
                 }
+            } else if namespace == .mount {
+                inherited.append(fd)
+                mountNamespaceFd = fd.rawValue
             } else {
                 spawner.joins.append((namespace, fd))
             }
@@ -50,7 +55,6 @@ extension Runtime {
         let cgroups = record.cgroup.map { Cgroups.restore($0) }
         spawner.cgroupFd = try cgroups?.directoryForClone()
 
-        var inherited: [FileDescriptor] = []
         var consoleFd: Int32?
         if options.process.terminal == true, let path = options.consoleSocket {
             let fd = try ConsoleSocket.connect(path)
@@ -86,7 +90,7 @@ extension Runtime {
         let request = InitRequest(
             mode: .exec, containerID: options.id, bundle: record.bundle, rootfs: record.rootfs, spec: record.config,
             process: options.process, noPivot: false, noNewKeyring: true, preserveFds: options.preserveFds,
-            consoleFd: consoleFd, fifoFd: nil, createdAt: Timestamp.now())
+            consoleFd: consoleFd, fifoFd: nil, createdAt: Timestamp.now(), mountNamespaceFd: mountNamespaceFd)
         do {
             try Frames.send(request, on: socket.first)
             // created: set up; then end of stream means the program was exec'd, a message means it failed.

@@ -181,7 +181,7 @@ struct RootfsSetup {
         guard let fd = try openIfExists(path, root: root) else { return }
         try mount(fd.procPath, fd.procPath, nil, UInt(MS_BIND | MS_REC), nil)
         let mounted = try reopen(path, root: root, directory: nil)
-        try remountBind(mounted.procPath, flags: UInt(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC))
+        try remountBind(mounted.procPath, flags: UInt(MS_RDONLY | MS_REC))
     }
 
     func mask(_ path: String, root: Root) throws(RuntimeError) {

@@ -26,6 +26,8 @@ struct InitRequest: Codable, Sendable {
     /// Inherited O_PATH descriptor of exec.fifo (create mode).
     var fifoFd: Int32?
     var createdAt: String
+    /// Exec mode: inherited descriptor of the container's mount namespace, joined after exec.
+    var mountNamespaceFd: Int32? = nil
 }
 
 /// What the init reports back.

@@ -43,7 +43,7 @@ struct Spawner {
                                 join_fds: fds.baseAddress, join_types: types.baseAddress,
                                 join_count: Int32(fds.count),
                                 sealed_exe: exePath, exec_path: exePath,
-                                argv: argv, envp: envp, parent_death_signal: 0)
+                                argv: argv, envp: envp, parent_death_signal: 0, become_root: 1)
                             return berth_spawn(&args)
                         }
                     }
@@ -75,6 +75,7 @@ extension Spawner.Child {
         case Int(BERTH_SPAWN_STEP_MOUNT): step = "mount (sealing the runtime binary)"
         case Int(BERTH_SPAWN_STEP_OPEN): step = "open (sealed runtime binary)"
         case Int(BERTH_SPAWN_STEP_EXEC): step = "execve"
+        case Int(BERTH_SPAWN_STEP_SETID): step = "setresuid/setresgid (root of the user namespace)"
         default: step = "prctl"
         }
         var status: Int32 = 0

@@ -93,6 +93,9 @@ struct berth_spawn_args {
     char *const *argv;
     char *const *envp;
     int parent_death_signal;   ///< PR_SET_PDEATHSIG for the child, 0 for none.
+    /// Become uid/gid 0 of the user namespace (created or joined) before exec: exec as an unmapped
+    /// user would drop every capability the namespace granted.
+    int become_root;
 };
 
 struct berth_spawn_error {
@@ -108,6 +111,7 @@ enum {
     BERTH_SPAWN_STEP_OPEN = 5,
     BERTH_SPAWN_STEP_EXEC = 6,
     BERTH_SPAWN_STEP_PRCTL = 7,
+    BERTH_SPAWN_STEP_SETID = 8,
 };
 
 /// Clones (clone3, falling back to clone) and runs the child steps above. Returns the child's pid, or -1

@@ -38,15 +38,25 @@ struct Output {
 }
 
 /// Runs a program with arguments, capturing stdout and stderr; `extraFds` maps a child fd to an open fd.
+///
+/// Output goes to files, not pipes: after `create` or `run --detach` the container keeps the runtime's
+/// stdio open, so waiting for end-of-file would wait for the container. The runtime's own exit is the event.
 func execute(_ arguments: [String], stdin: String? = nil, extraFds: [(child: Int32, parent: Int32)] = [],
              environment: [String]? = nil) -> Output {
-    let out = try! Pipe(), err = try! Pipe(), input = try! Pipe()
+    var template = Array("/tmp/berth-test-output-XXXXXX".utf8CString)
+    let outFd = mkstemp(&template)
+    let outPath = String(cString: template)
+    var errTemplate = Array("/tmp/berth-test-output-XXXXXX".utf8CString)
+    let errFd = mkstemp(&errTemplate)
+    let errPath = String(cString: errTemplate)
+    defer { unlink(outPath); unlink(errPath); close(outFd); close(errFd) }
+    let input = try! Pipe()
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_adddup2(&actions, input.reading.rawValue, 0)
-    posix_spawn_file_actions_adddup2(&actions, out.writing.rawValue, 1)
-    posix_spawn_file_actions_adddup2(&actions, err.writing.rawValue, 2)
+    posix_spawn_file_actions_adddup2(&actions, outFd, 1)
+    posix_spawn_file_actions_adddup2(&actions, errFd, 2)
     for (child, parent) in extraFds { posix_spawn_file_actions_adddup2(&actions, parent, child) }
     var pid: pid_t = 0
     let env = environment ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -56,26 +66,14 @@ func execute(_ arguments: [String], stdin: String? = nil, extraFds: [(child: Int
         }
     }
     precondition(result == 0, "posix_spawn \(arguments[0]): \(result)")
-    input.reading.close(); out.writing.close(); err.writing.close()
+    input.reading.close()
     if let stdin { try? input.writing.write(stdin) }
     input.writing.close()
-    // Read both pipes without deadlock: stderr is small; read stdout fully first on a poll loop.
-    var stdoutBytes: [UInt8] = [], stderrBytes: [UInt8] = []
-    var open = [out.reading.rawValue, err.reading.rawValue]
-    while !open.isEmpty {
-        var polls = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-        if poll(&polls, nfds_t(polls.count), -1) < 0 { if errno == EINTR { continue }; break }
-        for p in polls where p.revents != 0 {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            let n = read(p.fd, &buffer, buffer.count)
-            if n <= 0 { open.removeAll { $0 == p.fd }; continue }
-            if p.fd == out.reading.rawValue { stdoutBytes += buffer[0..<n] } else { stderrBytes += buffer[0..<n] }
-        }
-    }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    return Output(status: Runtime.exitCode(status), stdout: String(decoding: stdoutBytes, as: UTF8.self),
-                  stderr: String(decoding: stderrBytes, as: UTF8.self))
+    let stdout = (try? FileSystem.readString(outPath)) ?? ""
+    let stderr = (try? FileSystem.readString(errPath)) ?? ""
+    return Output(status: Runtime.exitCode(status), stdout: stdout, stderr: stderr)
 }
 
 /// A fresh state root and bundles for one test; everything it made is removed at the end.

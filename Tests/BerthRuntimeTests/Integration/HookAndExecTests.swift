@@ -67,7 +67,7 @@ struct HookAndExecTests {
         let id = box.id()
         let bundle = box.bundle(script: "exec sleep 1000") { $0.hostname = "exec-box" }
         #expect(box.runtime(["run", "--detach", "--bundle", bundle, id]).status == 0)
-        let output = box.runtime(["exec", "--env", "EXTRA=1", "--cwd", "/tmp", id, "sh", "-c", "hostname; pwd; echo $EXTRA; ps -o pid,args | grep -c 'sleep 1000'; exit 5"])
+        let output = box.runtime(["exec", "--env", "EXTRA=1", "--cwd", "/tmp", id, "sh", "-c", "hostname; pwd; echo $EXTRA; ps -o pid,args | grep -c '[s]leep 1000'; exit 5"])
         #expect(output.status == 5, "\(output.stderr)")
         #expect(output.stdout == "exec-box\n/tmp\n1\n1\n")
         let processFile = box.directory + "/process.json"

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import BerthOS
 @testable import BerthRuntime
+import CBerthShim
 import Testing
 
 @Suite("Lifecycle (root)", .enabled(if: isRealRoot && hasBusybox))
@@ -15,9 +16,31 @@ struct LifecycleTests {
         #expect(box.runtime(["list", "-q"]).stdout.isEmpty, "run must delete the container after it exits")
     }
 
-    @Test func runReportsDeathBySignalLikeAShell() {
+    /// A container killed by a signal makes `run` exit with 128 + the signal, as a shell would report.
+    /// (PID 1 of a pid namespace cannot be killed from inside it, so the kill comes from the host.)
+    @Test func runReportsDeathBySignalLikeAShell() throws {
         let box = Sandbox("signal")
-        #expect(box.probe("kill -9 $$").status == 128 + 9)
+        let shared = box.directory + "/shared"
+        try FileSystem.makeDirectories(shared)
+        #expect(mkfifo(shared + "/ready", 0o600) == 0)
+        let id = box.id()
+        let bundle = box.bundle(script: "echo up > /shared/ready; exec sleep 1000") { spec in
+            spec.mounts?.append(Spec.Mount(destination: "/shared", type: "bind", source: shared, options: ["rbind"]))
+        }
+        var pid: pid_t = 0
+        let arguments = [runtimeBinary, "--root", box.root, "run", "--bundle", bundle, id]
+        let spawned = withCStrings(arguments) { argv in
+            withCStrings(["PATH=/usr/bin:/bin"]) { envp in
+                posix_spawn(&pid, runtimeBinary, nil, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
+            }
+        }
+        #expect(spawned == 0)
+        // The container says it is up by writing the fifo: an event, not a sleep.
+        #expect(try FileSystem.readString(shared + "/ready") == "up\n")
+        #expect(box.runtime(["kill", id, "KILL"]).status == 0)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect(Runtime.exitCode(status) == 128 + 9)
     }
 
     @Test func createStartStateKillDelete() throws {

@@ -57,17 +57,22 @@ struct SecurityTests {
     }
 
     /// CVE-2019-16884 style: if /proc in the container is not procfs, nothing is written through it.
-    @Test func fakeProcIsRefused() {
+    @Test func fakeProcIsRefused() throws {
         let box = Sandbox("fakeproc")
-        let output = box.probe("true") { spec in
-            spec.mounts = spec.mounts?.map { mount in
-                mount.destination == "/proc" ? Spec.Mount(destination: "/proc", type: "tmpfs", source: "tmpfs") : mount
-            }
-            spec.linux?.sysctl = ["kernel.shmmni": "2048"]
-            spec.linux?.readonlyPaths = []
-            spec.linux?.maskedPaths = []
-        }
+        let bundle = box.bundle("fake", script: "true")
+        // The image ships a /proc/sys/kernel/shmmni of its own and the config mounts no procfs over it.
+        try FileSystem.makeDirectories(bundle + "/rootfs/proc/sys/kernel")
+        try FileSystem.writeAtomically(bundle + "/rootfs/proc/sys/kernel/shmmni", Array("1\n".utf8))
+        var spec = try SpecLoader.load(bundle: bundle)
+        spec.mounts = spec.mounts?.filter { $0.destination != "/proc" }
+        spec.linux?.sysctl = ["kernel.shmmni": "2048"]
+        spec.linux?.readonlyPaths = []
+        spec.linux?.maskedPaths = []
+        spec.root?.readonly = false
+        box.writeConfig(spec, bundle: bundle)
+        let output = box.runtime(["run", "--bundle", bundle, box.id()])
         #expect(output.status == 1)
         #expect(output.stderr.contains("not on procfs"), "\(output.stderr)")
+        #expect(try FileSystem.readString(bundle + "/rootfs/proc/sys/kernel/shmmni") == "1\n")
     }
 }

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Runtime benchmark: N sequential `run` of /bin/true from the same busybox bundle under berth-runtime,
+runc and crun, side by side in one run; median and p90 per container, ratios, and peak RSS of `create`.
+
+crun 1.8 refuses this host's hybrid cgroup layout (a cgroup2 mount that lists hugetlb); like the peer
+harness, crun runs in a private mount namespace whose /sys/fs/cgroup holds only the v1 hierarchies
+(made here with unshare + tmpfs + bind mounts; the host's mounts are untouched). runc is timed both in
+the host view and in that view, so the comparison with crun is like for like.
+"""
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+N = int(os.environ.get("N", "100"))
+here = os.path.dirname(os.path.abspath(__file__))
+berth = os.environ.get("BERTH_RUNTIME") or os.path.join(here, "..", ".build", "release", "berth-runtime")
+work = tempfile.mkdtemp(prefix="berth-bench-", dir="/run")   # tmpfs: same store for every runtime
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+def make_bundle():
+    bundle = os.path.join(work, "bundle")
+    subprocess.run([os.path.join(here, "make-bundle.sh"), bundle, berth, "--", "/bin/true"], check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["linux"]["cgroupsPath"] = "/berth-bench/c"   # every runtime in a cgroup of its own, not nested in ours
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    return bundle
+
+LEGACY = r'''
+set -e
+mount -t tmpfs -o mode=755 cgroup-legacy /sys/fs/cgroup
+for d in $(cat "$CGROUP_LIST"); do mkdir -p /sys/fs/cgroup/$d; mount --bind "$CGROUP_HOST/$d" /sys/fs/cgroup/$d; done
+exec "$@"
+'''
+
+def legacy_prefix():
+    """Run a command in a private mount ns that shows only the v1 cgroup hierarchies (for crun 1.8)."""
+    host = os.path.join(work, "host-cgroup")
+    os.makedirs(host, exist_ok=True)
+    # Keep a handle on the host hierarchy before /sys/fs/cgroup is covered by the tmpfs.
+    names = [d for d in os.listdir("/sys/fs/cgroup") if d != "unified" and os.path.ismount(f"/sys/fs/cgroup/{d}")]
+    listfile = os.path.join(work, "cgroups.txt")
+    with open(listfile, "w") as f:
+        f.write("\n".join(names))
+    script = os.path.join(work, "legacy.sh")
+    with open(script, "w") as f:
+        f.write(LEGACY.replace("$CGROUP_HOST", host).replace("$CGROUP_LIST", listfile))
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            f"mount --bind /sys/fs/cgroup {host} && sh {script} \"$@\"", "legacy"]
+
+def measure(name, command_for):
+    times = []
+    for i in range(N + 3):
+        cmd = command_for(f"bench-{name}-{i}")
+        start = time.perf_counter()
+        r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = (time.perf_counter() - start) * 1000
+        if r.returncode != 0:
+            print(f"{name}: run failed: {r.stderr.decode()[:300]}", file=sys.stderr)
+            return None
+        if i >= 3:
+            times.append(elapsed)
+    times.sort()
+    return {"median": statistics.median(times), "p90": times[max(0, int(0.9 * len(times) + 0.999) - 1)],
+            "min": times[0], "max": times[-1]}
+
+def create_rss(binary, bundle, root, prefix=()):
+    """Peak RSS (kB) of `create` (the runtime process), and cleans up."""
+    cid = "bench-rss"
+    p = subprocess.Popen(list(prefix) + [binary, "--root", root, "create", "--bundle", bundle, cid],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    subprocess.run(list(prefix) + [binary, "--root", root, "delete", "--force", cid], capture_output=True)
+    return usage.ru_maxrss
+
+def main():
+    if not os.path.exists(berth):
+        sys.exit(f"no berth-runtime at {berth}: run `make release` first")
+    bundle = make_bundle()
+    runs = {}
+    legacy = legacy_prefix()
+    roots = {n: os.path.join(work, "state-" + n) for n in ("berth", "runc", "crun", "runc-legacy")}
+    runs["berth-runtime"] = measure("berth", lambda c: [berth, "--root", roots["berth"], "run", "--bundle", bundle, c])
+    if shutil.which("runc"):
+        runs["runc"] = measure("runc", lambda c: ["runc", "--root", roots["runc"], "run", "--bundle", bundle, c])
+        runs["runc (v1-only view)"] = measure("runcl", lambda c: legacy + ["runc", "--root", roots["runc-legacy"], "run", "--bundle", bundle, c])
+    if shutil.which("crun"):
+        runs["crun (v1-only view)"] = measure("crun", lambda c: legacy + ["crun", "--root", roots["crun"], "run", "--bundle", bundle, c])
+    rss = {"berth-runtime": create_rss(berth, bundle, roots["berth"])}
+    if shutil.which("runc"):
+        rss["runc"] = create_rss(shutil.which("runc"), bundle, roots["runc"])
+
+    print(f"\n## OCI runtime: {N} sequential `run` of /bin/true (busybox bundle, bundle on tmpfs)\n")
+    print("| runtime | median ms | p90 ms | min | max | berth ratio (median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    ours = runs["berth-runtime"]["median"] if runs.get("berth-runtime") else None
+    for name, r in runs.items():
+        if r is None:
+            print(f"| {name} | failed | | | | |")
+            continue
+        ratio = f"{ours / r['median']:.2f}×" if ours else "-"
+        print(f"| {name} | {r['median']:.1f} | {r['p90']:.1f} | {r['min']:.1f} | {r['max']:.1f} | {ratio} |")
+    print("\nPeak RSS of the runtime process during `create`: " + ", ".join(f"{k} {v / 1024:.1f} MB" for k, v in rss.items()))
+    shutil.rmtree(work, ignore_errors=True)
+    for d in os.listdir("/sys/fs/cgroup"):
+        for sub in ("berth-bench/c", "berth-bench"):
+            try: os.rmdir(f"/sys/fs/cgroup/{d}/{sub}")
+            except OSError: pass
+
+if __name__ == "__main__":
+    main()
