@@ -14,7 +14,8 @@ release:
 test: build
 	$(SWIFT) test
 
-bench: release
+# Benchmarks (not tests): Berth beside runc, crun, skopeo+umoci, etcd; see README for the figures.
+bench:
 	scripts/bench.sh
 
 clean:
