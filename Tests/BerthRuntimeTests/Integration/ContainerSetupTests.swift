@@ -94,12 +94,11 @@ struct ContainerSetupTests {
         spec.root?.readonly = false
         spec.mounts?.append(Spec.Mount(destination: "/escape", type: "tmpfs", source: "tmpfs"))
         box.writeConfig(spec, bundle: bundle)
-        let before = mountCount()
         let output = box.runtime(["run", "--bundle", bundle, box.id()])
         #expect(output.status == 0, "\(output.stderr)")
         #expect(!FileSystem.exists(outside + "/marker"), "a write through the symlinked mount escaped the rootfs")
         #expect(FileSystem.isDirectory(bundle + "/rootfs" + outside), "the mount must resolve to <rootfs>\(outside)")
-        #expect(mountCount() == before)
+        #expect(mounts(under: box.directory).isEmpty)
     }
 
     @Test func maskedAndReadonlyPaths() {

@@ -159,6 +159,11 @@ func waitForExit(pid: Int32, timeoutMilliseconds: Int32 = 10_000) -> Bool {
     return poll(&poller, 1, timeoutMilliseconds) == 1
 }
 
-func mountCount() -> Int {
-    ((try? FileSystem.readString("/proc/self/mountinfo")) ?? "").split(separator: "\n").count
+/// Host mounts whose mount point lies under `path`. Other suites mount and unmount beside a test, so
+/// leftovers are looked for under the test's own directory, not by counting every mount.
+func mounts(under path: String) -> [String] {
+    ((try? FileSystem.readString("/proc/self/mountinfo")) ?? "").split(separator: "\n").compactMap { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 4 && fields[4].hasPrefix(path) ? String(fields[4]) : nil
+    }
 }
