@@ -22,7 +22,8 @@ def make_bundle():
     subprocess.run([os.path.join(here, "make-bundle.sh"), bundle, berth, "--", "/bin/true"], check=True)
     with open(os.path.join(bundle, "config.json")) as f:
         config = json.load(f)
-    config["linux"]["cgroupsPath"] = "/berth-bench/c"   # every runtime in a cgroup of its own, not nested in ours
+    config["linux"]["cgroupsPath"] = "/berth-bench/c"
+    config["ociVersion"] = "1.0.2"   # crun 1.8 knows runtime-spec 1.0.x only   # every runtime in a cgroup of its own, not nested in ours
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(config, f)
     return bundle
@@ -47,7 +48,7 @@ def legacy_prefix():
     with open(script, "w") as f:
         f.write(LEGACY.replace("$CGROUP_HOST", host).replace("$CGROUP_LIST", listfile))
     return ["unshare", "-m", "--propagation", "private", "sh", "-c",
-            f"mount --bind /sys/fs/cgroup {host} && sh {script} \"$@\"", "legacy"]
+            f"mount --rbind /sys/fs/cgroup {host} && sh {script} \"$@\"", "legacy"]
 
 def measure(name, command_for):
     times = []
