@@ -4,21 +4,16 @@ import Glibc
 import ArgumentParser
 import BerthRuntime
 
-struct Create: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a container (its process waits for start).")
+/// The flags `create` and `run` share, as runc spells them.
+struct CreateFlags: ParsableArguments {
     @Option(name: [.customShort("b"), .long], help: "Path to the bundle.") var bundle = "."
     @Option(name: .customLong("pid-file"), help: "Write the init's pid to this file.") var pidFile: String?
     @Option(name: .customLong("console-socket"), help: "Unix socket to receive the pty master.") var consoleSocket: String?
     @Flag(name: .customLong("no-pivot"), help: "Use MS_MOVE and chroot instead of pivot_root.") var noPivot = false
     @Flag(name: .customLong("no-new-keyring"), help: "Keep the caller's session keyring.") var noNewKeyring = false
     @Option(name: .customLong("preserve-fds"), help: "Pass this many descriptors after stdio.") var preserveFds = 0
-    @Argument(help: "Container id.") var id: String
 
-    func run() {
-        runOrExit { () throws(RuntimeError) in try runtime().create(options) }
-    }
-
-    var options: CreateOptions {
+    func options(id: String) -> CreateOptions {
         var options = CreateOptions(id: id, bundle: bundle)
         options.pidFile = pidFile
         options.consoleSocket = consoleSocket
@@ -29,26 +24,25 @@ struct Create: ParsableCommand {
     }
 }
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create and start a container; exit with its status.")
-    @Option(name: [.customShort("b"), .long], help: "Path to the bundle.") var bundle = "."
-    @Option(name: .customLong("pid-file")) var pidFile: String?
-    @Option(name: .customLong("console-socket")) var consoleSocket: String?
-    @Flag(name: [.customShort("d"), .long], help: "Return once the container runs.") var detach = false
-    @Flag(name: .customLong("no-pivot")) var noPivot = false
-    @Flag(name: .customLong("no-new-keyring")) var noNewKeyring = false
-    @Option(name: .customLong("preserve-fds")) var preserveFds = 0
-    @Argument var id: String
+struct Create: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a container (its process waits for start).")
+    @OptionGroup var flags: CreateFlags
+    @Argument(help: "Container id.") var id: String
 
     func run() {
-        var options = CreateOptions(id: id, bundle: bundle)
-        options.pidFile = pidFile
-        options.consoleSocket = consoleSocket
-        options.noPivot = noPivot
-        options.noNewKeyring = noNewKeyring
-        options.preserveFds = preserveFds
+        runOrExit { () throws(RuntimeError) in try runtime().create(flags.options(id: id)) }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create and start a container; exit with its status.")
+    @OptionGroup var flags: CreateFlags
+    @Flag(name: [.customShort("d"), .long], help: "Return once the container runs.") var detach = false
+    @Argument(help: "Container id.") var id: String
+
+    func run() {
         var status: Int32 = 0
-        runOrExit { () throws(RuntimeError) in status = try runtime().run(options, detach: detach) }
+        runOrExit { () throws(RuntimeError) in status = try runtime().run(flags.options(id: id), detach: detach) }
         Glibc.exit(status)
     }
 }

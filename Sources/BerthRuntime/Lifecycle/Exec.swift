@@ -68,13 +68,7 @@ extension Runtime {
         }
         spawner.environment = ["_BERTH_INIT_FD=\(socket.second.rawValue)"]
 
-        let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD]
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        if !options.detach {
-            for signal in forwarded { sigaddset(&mask, signal) }
-            sigprocmask(SIG_BLOCK, &mask, nil)
-        }
+        var mask = Self.blockForwardedSignals(!options.detach)
         let child = try spawner.spawn()
         do {
             if spawner.cgroupFd == nil, let cgroups { try cgroups.add(pid: child.pid) }

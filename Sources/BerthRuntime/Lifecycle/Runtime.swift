@@ -58,14 +58,7 @@ public struct Runtime: Sendable {
     /// `run`: create and start in one go; waits for the container and returns its exit status, unless
     /// `detach`, which returns 0 once it is running.
     public func run(_ options: CreateOptions, detach: Bool) throws(RuntimeError) -> Int32 {
-        let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD]
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        if !detach {
-            // Blocked before the child exists, so no signal is lost between spawn and the wait loop.
-            for signal in forwarded { sigaddset(&mask, signal) }
-            sigprocmask(SIG_BLOCK, &mask, nil)
-        }
+        var mask = Self.blockForwardedSignals(!detach)
         let launched = try Creator(store: store, options: options, mode: .run).launch()
         let record = launched.record
         do {
@@ -79,6 +72,17 @@ public struct Runtime: Sendable {
         let status = waitForward(pid: record.pid, mask: &mask)
         try delete(id: record.id, force: true)
         return status
+    }
+
+    /// Blocks the signals a foreground `run` or `exec` forwards (and SIGCHLD) before the child exists,
+    /// so none is lost between spawn and the wait loop. Returns the set for `waitForward`.
+    static func blockForwardedSignals(_ block: Bool) -> sigset_t {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        guard block else { return mask }
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD] { sigaddset(&mask, signal) }
+        sigprocmask(SIG_BLOCK, &mask, nil)
+        return mask
     }
 
     /// Forwards signals to the container's init until it exits; returns its exit status as a shell
