@@ -17,13 +17,21 @@ struct SecurityTests {
         let copy = box.directory + "/berth-runtime-copy"
         try FileSystem.writeAtomically(copy, try FileSystem.readFile(runtimeBinary), mode: 0o755)
         let id = box.id()
-        let bundle = box.bundle(script: "exec sleep 1000")
+        let shared = box.directory + "/shared"
+        try FileSystem.makeDirectories(shared)
+        #expect(mkfifo(shared + "/ready", 0o600) == 0)
+        let bundle = box.bundle(script: "echo up > /shared/ready; exec sleep 1000") { spec in
+            spec.mounts?.append(Spec.Mount(destination: "/shared", type: "bind", source: shared, options: ["rbind"]))
+        }
         #expect(box.runtime(["create", "--bundle", bundle, id], binary: copy).status == 0)
         let pid = try #require(box.state(id)?.pid)
         let handle = open("/proc/\(pid)/exe", BERTH_O_PATH | O_CLOEXEC)
         #expect(handle >= 0)
         defer { close(handle) }
         #expect(box.runtime(["start", id], binary: copy).status == 0)
+        // The user's program is running (it wrote the fifo), so the init no longer executes the runtime
+        // binary: the only thing between the handle and a write is the read-only mount.
+        #expect(try FileSystem.readString(shared + "/ready") == "up\n")
         let writable = open("/proc/self/fd/\(handle)", O_WRONLY | O_CLOEXEC)
         let error = errno
         if writable >= 0 { close(writable) }
