@@ -105,7 +105,7 @@ def main():
         rss["runc"] = create_rss(shutil.which("runc"), bundle, roots["runc"])
 
     print(f"\n## OCI runtime: {N} sequential `run` of /bin/true (busybox bundle, bundle on tmpfs)\n")
-    print("| runtime | median ms | p90 ms | min | max | berth ratio (median) |")
+    print("| runtime | median ms | p90 ms | min | max | berth ÷ this (median) |")
     print("|---|---:|---:|---:|---:|---:|")
     ours = runs["berth-runtime"]["median"] if runs.get("berth-runtime") else None
     for name, r in runs.items():
