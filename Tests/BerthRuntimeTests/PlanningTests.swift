@@ -78,7 +78,7 @@ struct PlanningTests {
         let nodes = Devices.plan(spec)
         #expect(nodes.count == Devices.defaults.count + 1)
         #expect(nodes.first { $0.path == "/dev/null" }?.mode == 0o600, "linux.devices overrides a default")
-        let rules = Devices.cgroupRules(spec)
+        let rules = Cgroups.deviceRules(spec.linux?.resources?.devices, devices: spec.linux?.devices)
         #expect(rules.first == Spec.DeviceRule(allow: false, access: "rwm"), "the config's rules come first")
         #expect(rules.contains(Spec.DeviceRule(allow: true, type: "c", major: 10, minor: 229, access: "rwm")))
         #expect(rules.contains(Spec.DeviceRule(allow: true, type: "c", major: 136, minor: nil, access: "rwm")))

@@ -131,12 +131,7 @@ struct InitProcess {
             }
         }
         try SecurityLabels.apply(apparmor: process.apparmorProfile, selinux: process.selinuxLabel)
-        if let adjustment = process.oomScoreAdj {
-            try RuntimeError.wrap("oom_score_adj") { () throws(SystemCallError) in
-                let fd = try FileSystemMagic.openProc("/proc/self/oom_score_adj", O_WRONLY | O_TRUNC)
-                try fd.write(String(adjustment))
-            }
-        }
+        if let adjustment = process.oomScoreAdj { try ProcessIdentity.setOOMScoreAdjustment(adjustment) }
         try RlimitPlan(process.rlimits).apply()
         try changeDirectory()
     }
@@ -199,7 +194,6 @@ struct InitProcess {
         for warning in try ProcessIdentity.apply(user: process.user, capabilities: capabilities, noNewPrivileges: noNewPrivileges) {
             RuntimeLog.debugMessage(warning)
         }
-        if noNewPrivileges { try ProcessIdentity.setNoNewPrivileges() }
         if let program = seccomp { try installSeccomp(program) }
         try closeDescriptors()
         let arguments = process.args ?? []

@@ -62,7 +62,7 @@ struct Creator {
         try cgroups.create()
         cleanup.cgroups = cgroups
         var resources = spec.linux?.resources ?? Spec.Resources()
-        resources.devices = Devices.cgroupRules(spec)
+        resources.devices = Cgroups.deviceRules(spec.linux?.resources?.devices, devices: spec.linux?.devices)
         try cgroups.apply(resources)
 
         var inherited: [FileDescriptor] = []

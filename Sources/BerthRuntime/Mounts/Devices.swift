@@ -99,26 +99,6 @@ struct Devices {
         }
     }
 
-    /// Device cgroup rules as runc applies them: config.json's rules, then the devices every container
-    /// needs (mknod of any node, the default nodes, ptys, tun), then linux.devices. Later rules win, so a
-    /// config's "deny all" still lets the container use its own /dev.
-    static func cgroupRules(_ spec: Spec) -> [Spec.DeviceRule] {
-        var rules = spec.linux?.resources?.devices ?? []
-        rules.append(Spec.DeviceRule(allow: true, type: "c", access: "m"))
-        rules.append(Spec.DeviceRule(allow: true, type: "b", access: "m"))
-        for node in defaults {
-            rules.append(Spec.DeviceRule(allow: true, type: node.type, major: node.major, minor: node.minor, access: "rwm"))
-        }
-        rules.append(Spec.DeviceRule(allow: true, type: "c", major: 5, minor: 1, access: "rwm"))    // /dev/console
-        rules.append(Spec.DeviceRule(allow: true, type: "c", major: 136, minor: nil, access: "rwm")) // /dev/pts/*
-        rules.append(Spec.DeviceRule(allow: true, type: "c", major: 5, minor: 2, access: "rwm"))    // /dev/ptmx
-        rules.append(Spec.DeviceRule(allow: true, type: "c", major: 10, minor: 200, access: "rwm")) // /dev/net/tun
-        for device in spec.linux?.devices ?? [] where device.type != "p" {
-            rules.append(Spec.DeviceRule(allow: true, type: device.type, major: device.major, minor: device.minor, access: "rwm"))
-        }
-        return rules
-    }
-
     /// The container's /dev/null must be the real null device before anything is bind-mounted from it.
     static func checkNull() throws(RuntimeError) {
         var info = stat()
