@@ -47,10 +47,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
     public static func invalid(_ r: ResourceType, _ name: String, _ causes: [Cause]) -> APIError {
         let text = causes.map { "\($0.field): \($0.message)" }.joined(separator: ", ")
-        return APIError(code: 422, reason: "Invalid", message: "\(r.kind) \"\(name)\" is invalid: \(text)",
-                        details: details(r, name, causes: causes.map {
-                            ["reason": .string($0.type), "message": .string($0.message), "field": .string($0.field)]
-                        }))
+        // Upstream's NewInvalid names the Kind (not the resource) in details, which kubectl prints as
+        // `The Deployment "web" is invalid: …`.
+        var d = details(r, name, causes: causes.map {
+            ["reason": .string($0.type), "message": .string($0.message), "field": .string($0.field)]
+        })
+        d["kind"] = .string(r.kind)
+        return APIError(code: 422, reason: "Invalid", message: "\(r.kind)\(r.group.isEmpty ? "" : "." + r.group) \"\(name)\" is invalid: \(text)",
+                        details: d)
     }
     public static func badRequest(_ m: String) -> APIError { APIError(code: 400, reason: "BadRequest", message: m) }
     public static func methodNotAllowed(_ m: String) -> APIError {

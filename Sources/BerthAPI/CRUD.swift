@@ -30,7 +30,8 @@ extension Handler {
         obj["metadata"]["deletionTimestamp"] = .null
         obj["metadata"]["resourceVersion"] = .null
         if r.hasSpec { obj["metadata"]["generation"] = 1 }
-        Defaults.apply(&obj, r)
+        Defaults.apply(&obj, r, creating: true)
+        if r.kind == "Pod" { Self.addDefaultTolerations(&obj, seconds: server.config.defaultTolerationSeconds) }
         if let manager { obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion) }
         let errs = Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
@@ -58,6 +59,25 @@ extension Handler {
             _ = try? await createObject(sa, namespace: name, obj: ["metadata": ["name": "default"]], dryRun: false)
         }
         return out
+    }
+
+    /// Upstream's DefaultTolerationSeconds admission: a pod that does not already tolerate the
+    /// node.kubernetes.io/not-ready or /unreachable NoExecute taint tolerates it for `seconds`, after
+    /// which the node lifecycle controller evicts it from a dead node.
+    static func addDefaultTolerations(_ pod: inout JSON, seconds: Int64) {
+        var tolerations = pod["spec"]["tolerations"].array ?? []
+        func tolerated(_ key: String) -> Bool {
+            tolerations.contains { t in
+                let k = t["key"].string ?? "", effect = t["effect"].string ?? ""
+                return (k == key || k.isEmpty) && (effect == "NoExecute" || effect.isEmpty)
+            }
+        }
+        var added = false
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] where !tolerated(key) {
+            tolerations.append(["key": .string(key), "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": .int(seconds)])
+            added = true
+        }
+        if added { pod["spec"]["tolerations"] = .array(tolerations) }
     }
 
     private func store(_ r: ResourceType, key: String, obj: JSON, dryRun: Bool) async throws -> JSON {
@@ -250,7 +270,12 @@ extension Handler {
         if r.kind == "Pod", subresource == "status", let node = call.user.nodeName, cur["spec"]["nodeName"].string != node {
             throw APIError.forbidden("pods \"\(name)\" is forbidden: node \"\(node)\" can only update pods bound to it")
         }
-        if r.kind == "Namespace" { obj["spec"] = cur["spec"].isNull ? obj["spec"] : cur["spec"] }
+        if r.kind == "Namespace" {
+            // spec (its finalizers) changes only through namespaces/<name>/finalize.
+            let requested = obj["spec"]["finalizers"]
+            obj["spec"] = cur["spec"].isNull ? obj["spec"] : cur["spec"]
+            if subresource == "finalize" { obj["spec"]["finalizers"] = .array(requested.array ?? []) }
+        }
         if r.hasSpec, obj["spec"] != cur["spec"] {
             obj["metadata"]["generation"] = .int((cur["metadata"]["generation"].int ?? 1) + 1)
         }
@@ -291,13 +316,17 @@ extension Handler {
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
         if call.dryRun { return obj }
-        // Finalizers all gone on an object being deleted: it goes away now.
-        if !obj["metadata"]["deletionTimestamp"].isNull && (obj["metadata"]["finalizers"].array ?? []).isEmpty {
+        // Finalizers all gone on an object being deleted: it goes away now. A terminating Namespace also
+        // waits for its spec.finalizers ("kubernetes": the namespace controller) when that controller runs.
+        let namespaceFinalized = r.kind != "Namespace" || !server.config.namespaceController
+            || (obj["spec"]["finalizers"].array ?? []).isEmpty
+        if !obj["metadata"]["deletionTimestamp"].isNull && (obj["metadata"]["finalizers"].array ?? []).isEmpty && namespaceFinalized {
             do {
                 let gone = try await store.delete(key, expectedRevision: precondition)
                 var out = obj
                 out["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
                 await collectGarbage(owner: out, policy: "Background")
+                if r.kind == "Namespace" { Task { await self.deleteNamespaceContents(name) } }
                 return out
             } catch let e as StoreError { throw Self.map(e, r, name) }
         }
@@ -540,6 +569,24 @@ extension Handler {
                 throw APIError(code: 409, reason: "Conflict", message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(obj["metadata"]["uid"].string ?? "")")
             }
             if let rv = opts["preconditions"]["resourceVersion"].string, rv != String(kv.modRevision) { throw APIError.conflict(r, name) }
+            if r.kind == "Namespace" && server.config.namespaceController && !(obj["spec"]["finalizers"].array ?? []).isEmpty {
+                // Upstream's namespace deletion: mark it Terminating; the namespace controller deletes its
+                // contents and then removes the "kubernetes" finalizer (namespaces/finalize), which deletes it.
+                if !obj["metadata"]["deletionTimestamp"].isNull {
+                    throw APIError(code: 409, reason: "Conflict",
+                                   message: "Operation cannot be fulfilled on namespaces \"\(name)\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+                                   details: APIError.details(r, name))
+                }
+                obj["metadata"]["deletionTimestamp"] = .string(Self.now())
+                obj["status"]["phase"] = "Terminating"
+                if call.dryRun { return reply(call, obj) }
+                obj["metadata"]["resourceVersion"] = .null
+                do {
+                    let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
+                    obj["metadata"]["resourceVersion"] = .string(String(rev))
+                    return reply(call, obj)
+                } catch StoreError.conflict { continue }
+            }
             var finalizers = (obj["metadata"]["finalizers"].array ?? []).compactMap(\.string)
             if policy == "Foreground" && !finalizers.contains("foregroundDeletion") { finalizers.append("foregroundDeletion") }
             if policy == "Orphan" && !finalizers.contains("orphan") && r.kind != "Pod" { finalizers.append("orphan") }
@@ -611,25 +658,72 @@ extension Handler {
     /// removes the owner reference.
     func collectGarbage(owner: JSON, policy: String) async {
         guard let uid = owner["metadata"]["uid"].string else { return }
+        // Kinds that (almost) never own anything are left to the garbage collector controller: scanning
+        // a namespace for the dependents of every deleted pod would make bulk deletes quadratic.
+        if ["Pod", "Event", "Lease", "Endpoints", "EndpointSlice"].contains(owner["kind"].string ?? "") { return }
+        func ownerRefs(of o: JSON) -> [JSON] { o["metadata"]["ownerReferences"].array ?? [] }
         let ns = owner["metadata"]["namespace"].string
+        let needle = Array(uid.utf8)
         for r in Registry.all {
             let prefix = r.namespaced ? r.prefix(namespace: ns ?? "") : r.keyPrefix
             if ns != nil && !r.namespaced { continue }
             guard let page = try? await store.list(prefix: prefix, startAfter: nil, limit: 0, revision: nil) else { continue }
             for kv in page.items {
-                guard var dep = try? decodeStored(kv, r) else { continue }
+                // Only objects whose bytes mention the owner's uid are worth decoding.
+                guard Self.contains(kv.value, needle), var dep = try? decodeStored(kv, r) else { continue }
                 let refs = dep["metadata"]["ownerReferences"].array ?? []
                 guard refs.contains(where: { $0["uid"].string == uid }) else { continue }
                 if policy == "Orphan" {
-                    let rest = refs.filter { $0["uid"].string != uid }
-                    dep["metadata"]["ownerReferences"] = rest.isEmpty ? .null : .array(rest)
-                    dep["metadata"]["resourceVersion"] = .null
+                    // Retried on conflicts: a reference left behind would make the garbage collector
+                    // delete a dependent that was meant to be orphaned.
+                    var current = kv
+                    for _ in 0..<8 {
+                        let rest = ownerRefs(of: dep).filter { $0["uid"].string != uid }
+                        if rest.count == ownerRefs(of: dep).count { break }
+                        dep["metadata"]["ownerReferences"] = rest.isEmpty ? .null : .array(rest)
+                        dep["metadata"]["resourceVersion"] = .null
+                        do {
+                            _ = try await store.update(current.key, value: encodeForStore(dep), expectedRevision: current.modRevision)
+                            break
+                        } catch StoreError.conflict {
+                            guard let fresh = try? await store.get(current.key), let d = try? decodeStored(fresh, r) else { break }
+                            current = fresh; dep = d
+                        } catch { break }
+                    }
+                } else if Self.needsGracefulDeletion(dep, r) {
+                    // A running pod (its node agent stops it) or an object with finalizers is only marked,
+                    // as a DELETE request would.
+                    if !dep["metadata"]["deletionTimestamp"].isNull { continue }
+                    dep["metadata"]["deletionTimestamp"] = .string(Self.now())
+                    if r.kind == "Pod" { dep["metadata"]["deletionGracePeriodSeconds"] = .int(dep["spec"]["terminationGracePeriodSeconds"].int ?? 30) }
                     _ = try? await store.update(kv.key, value: encodeForStore(dep), expectedRevision: kv.modRevision)
                 } else if let gone = try? await store.delete(kv.key, expectedRevision: nil) {
                     var d = dep
                     d["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
                     await collectGarbage(owner: d, policy: policy == "Foreground" ? "Foreground" : "Background")
                 }
+            }
+        }
+    }
+
+    static func needsGracefulDeletion(_ obj: JSON, _ r: ResourceType) -> Bool {
+        if !(obj["metadata"]["finalizers"].array ?? []).isEmpty { return true }
+        return r.kind == "Pod" && !(obj["spec"]["nodeName"].string ?? "").isEmpty
+            && !["Succeeded", "Failed"].contains(obj["status"]["phase"].string ?? "")
+    }
+
+    /// Whether `haystack` contains `needle` (a byte search, cheaper than decoding JSON).
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, needle.count <= haystack.count else { return needle.isEmpty }
+        let last = haystack.count - needle.count
+        var i = 0
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { n in
+                while i <= last {
+                    if h[i] == first && memcmp(h.baseAddress! + i, n.baseAddress!, n.count) == 0 { return true }
+                    i += 1
+                }
+                return false
             }
         }
     }

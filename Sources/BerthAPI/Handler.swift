@@ -84,6 +84,7 @@ struct Handler: Sendable {
         if let auth = req.headers[.authorization], auth.hasPrefix("Bearer ") {
             let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
             if let u = server.tokens.tokens[token] { return u }
+            if let u = try await serviceAccountUser(token: token) { return u }
             throw APIError.unauthorized
         }
         // Client certificate (already verified against our CA by NIOSSL when presented).
@@ -245,10 +246,16 @@ struct Handler: Sendable {
 
     /// Admins may do anything; a node (`system:node:<name>`, group system:nodes) may read everything and
     /// change only its own Node, its Lease, Events, and the status of pods bound to it.
+    /// A service account (`system:serviceaccount:<ns>:<name>`) may only read (get, list, watch): there is
+    /// no RBAC yet, so this is a fixed, read-only policy rather than upstream's default of no access.
     func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) throws {
         if call.user.isAdmin { return }
         let reading = call.method == .get || call.method == .head
-        let deny = APIError.forbidden("\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(call.method.rawValue.lowercased()) resource \"\(r.plural)\" in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")")
+        let deny = APIError.forbidden("\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(Self.verb(call, name: name)) resource \"\(r.plural)\"\(sub.map { "/\($0)" } ?? "") in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")")
+        if call.user.serviceAccount != nil {
+            if reading { return }
+            throw deny
+        }
         guard let node = call.user.nodeName else { throw deny }
         if reading { return }
         switch r.kind {
@@ -257,6 +264,21 @@ struct Handler: Sendable {
         case "Event": return
         case "Pod" where sub == "status" && name != nil: return  // bound-node check happens on update
         default: throw deny
+        }
+    }
+
+    /// The Kubernetes verb of a request (for Forbidden messages): get/list/watch, create, update, patch,
+    /// delete, deletecollection.
+    static func verb(_ call: Call, name: String?) -> String {
+        switch call.method {
+        case .get, .head:
+            if call.query["watch"] == "true" || call.query["watch"] == "1" { return "watch" }
+            return name == nil ? "list" : "get"
+        case .post: return "create"
+        case .put: return "update"
+        case .patch: return "patch"
+        case .delete: return name == nil ? "deletecollection" : "delete"
+        default: return call.method.rawValue.lowercased()
         }
     }
 
@@ -270,7 +292,7 @@ struct Handler: Sendable {
         }
         let attrs = review["spec"]["resourceAttributes"]
         var allowed = call.user.isAdmin
-        if !allowed, call.user.nodeName != nil {
+        if !allowed, call.user.nodeName != nil || call.user.serviceAccount != nil {
             allowed = ["get", "list", "watch"].contains(attrs["verb"].string ?? "")
         }
         review["status"] = ["allowed": .bool(allowed), "reason": allowed ? "berth: allowed" : ""]

@@ -8,6 +8,7 @@ import X509
 ///     <data-dir>/pki/ca.crt, ca.key            the CA (ECDSA P-256, 10 years)
 ///     <data-dir>/pki/apiserver.crt, .key       serving cert for localhost, 127.0.0.1 and --tls-san names
 ///     <data-dir>/pki/admin.crt, admin.key      client cert CN=admin, O=system:masters
+///     <data-dir>/pki/sa.key, sa.pub            service-account token signing key (ECDSA P-256)
 ///     <data-dir>/tokens.csv                    static bearer tokens: token,user,uid,"group1,group2"
 ///     <data-dir>/admin.kubeconfig              kubectl config using the admin client cert
 public struct PKI: Sendable {
@@ -17,6 +18,8 @@ public struct PKI: Sendable {
     public var serverKeyPEM: String
     public var adminCertPEM: String
     public var adminKeyPEM: String
+    /// Signs and verifies service-account tokens (`sa.key`).
+    public var serviceAccountSigner: ServiceAccountTokenSigner
 
     /// Loads the PKI from `dir/pki`, creating whatever is missing.
     public static func loadOrCreate(dataDir: String, sans: [String]) throws -> PKI {
@@ -79,8 +82,16 @@ public struct PKI: Sendable {
         }
         let server = try issue("apiserver", cn: "berth-apiserver", org: nil, server: true)
         let admin = try issue("admin", cn: "admin", org: "system:masters", server: false)
+        let saKeyPEM: String
+        if let k = read("sa.key") { saKeyPEM = k } else {
+            let key = P256.Signing.PrivateKey()
+            saKeyPEM = key.pemRepresentation
+            try write("sa.key", saKeyPEM, secret: true)
+            try write("sa.pub", key.publicKey.pemRepresentation, secret: false)
+        }
         return PKI(caPEM: try caCert.serializeAsPEM().pemString, caKeyPEM: caKey.pemRepresentation,
-                   serverCertPEM: server.0, serverKeyPEM: server.1, adminCertPEM: admin.0, adminKeyPEM: admin.1)
+                   serverCertPEM: server.0, serverKeyPEM: server.1, adminCertPEM: admin.0, adminKeyPEM: admin.1,
+                   serviceAccountSigner: try ServiceAccountTokenSigner(pem: saKeyPEM))
     }
 
     /// A kubeconfig for `server` (https://host:port); client cert if given, else the bearer token.

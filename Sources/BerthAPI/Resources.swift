@@ -8,7 +8,7 @@ public struct ResourceType: Sendable {
     public var namespaced: Bool
     public var shortNames: [String] = []
     public var categories: [String] = []
-    /// "status", "scale", "binding".
+    /// "status", "scale", "binding", "finalize" (namespaces).
     public var subresources: [String] = []
     /// Whether the object has spec (so `metadata.generation` counts spec changes).
     public var hasSpec = true
@@ -32,7 +32,7 @@ public struct ResourceType: Sendable {
 public enum Registry {
     public static let all: [ResourceType] = [
         .init(group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace", namespaced: false,
-              shortNames: ["ns"], subresources: ["status"]),
+              shortNames: ["ns"], subresources: ["status", "finalize"]),
         .init(group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
               shortNames: ["po"], categories: ["all"], subresources: ["status", "binding"]),
         .init(group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,

@@ -30,6 +30,13 @@ public struct ServerConfig: Sendable {
     /// This server's identity in leader election (default: hostname_port).
     public var identity: String?
     public var leaseDuration: Duration = .seconds(3)
+    /// A namespace controller (BerthControl) empties deleted namespaces: DELETE only marks a Namespace
+    /// Terminating and the controller removes its contents, then finalizes it (upstream behaviour).
+    /// Off, the API deletes the namespace at once and its contents in the background.
+    public var namespaceController = false
+    /// tolerationSeconds of the not-ready/unreachable NoExecute tolerations every new Pod gets
+    /// (upstream's DefaultTolerationSeconds admission uses 300 s; Berth replaces pods of a dead node fast).
+    public var defaultTolerationSeconds: Int64 = 5
     public init(dataDir: String) { self.dataDir = dataDir }
 }
 
@@ -102,7 +109,8 @@ public final class APIServer: Sendable {
     }
 
     /// Runs until SIGTERM/SIGINT (or the task is cancelled). `onReady` is called with the bound port.
-    public func run(onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    /// `services` run beside the HTTPS front end in the same service group (the control plane, hollow nodes).
+    public func run(services extra: [any Service] = [], onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try await bootstrap()
         let handler = Handler(server: self)
         let app = Application(
@@ -114,6 +122,7 @@ public final class APIServer: Sendable {
         let compactor = Compactor(store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
         var services: [any Service] = [app, compactor]
         if let elector { services.append(elector) }
+        services += extra
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         await store.close()

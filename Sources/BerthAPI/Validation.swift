@@ -100,6 +100,10 @@ public enum Validation {
                 }
             }
         case "ConfigMap", "Secret":
+            if r.kind == "Secret", obj["type"].string == "kubernetes.io/service-account-token",
+               (obj["metadata"]["annotations"]["kubernetes.io/service-account.name"].string ?? "").isEmpty {
+                errs.append(.init("metadata.annotations[kubernetes.io/service-account.name]", "FieldValueRequired", "Required value"))
+            }
             for field in ["data", "binaryData", "stringData"] {
                 for k in (obj[field].object ?? [:]).keys where !isConfigKey(k) {
                     errs.append(.init("\(field)[\(k)]", "FieldValueInvalid", "Invalid value: \"\(k)\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
@@ -148,7 +152,9 @@ public enum Validation {
 
 /// Upstream defaulting for the fields users see in `kubectl get -o yaml`.
 enum Defaults {
-    static func apply(_ obj: inout JSON, _ r: ResourceType) {
+    /// `creating`: defaults upstream sets only on create (a Namespace's "kubernetes" finalizer, which
+    /// the namespace controller later removes through namespaces/finalize).
+    static func apply(_ obj: inout JSON, _ r: ResourceType, creating: Bool = false) {
         switch r.kind {
         case "Pod":
             var spec = obj["spec"]
@@ -193,6 +199,11 @@ enum Defaults {
         case "Namespace":
             if obj["status"]["phase"].isNull { obj["status"]["phase"] = "Active" }
             if let name = obj["metadata"]["name"].string { obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = .string(name) }
+            if creating {
+                var finalizers = obj["spec"]["finalizers"].array ?? []
+                if !finalizers.contains("kubernetes") { finalizers.append("kubernetes") }
+                obj["spec"]["finalizers"] = .array(finalizers)
+            }
         case "Secret":
             if obj["type"].isNull { obj["type"] = "Opaque" }
             // stringData is write-only: merged into data (base64).

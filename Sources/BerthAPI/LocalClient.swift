@@ -1,0 +1,210 @@
+import BerthStore
+import Foundation
+import HTTPTypes
+
+/// The control plane's view of the API, in process: the scheduler, controllers and hollow nodes call the
+/// same create/update/delete code paths as HTTPS clients (defaulting, validation, generation, garbage
+/// collection, finalizers), without TLS and HTTP in between. Like k3s, which embeds its controllers in
+/// the server process; the data still flows only through the store, so several servers stay consistent.
+public struct LocalClient: Sendable {
+    let handler: Handler
+    /// The field manager recorded in managedFields, e.g. "berth-scheduler".
+    public let manager: String
+    let user: UserInfo
+
+    public init(server: APIServer, manager: String) {
+        handler = Handler(server: server)
+        self.manager = manager
+        user = UserInfo(name: "system:\(manager)", groups: ["system:masters", "system:authenticated"])
+    }
+    /// The store underneath, for watches and revision reads.
+    public var store: any KVStore { handler.store }
+
+    private func call(_ method: HTTPRequest.Method, query: [String: String] = [:], body: [UInt8] = []) -> Call {
+        var headers = HTTPFields()
+        headers[.userAgent] = manager + "/v1.32.0"
+        headers[.contentType] = "application/json"
+        return Call(method: method, path: "", query: query, headers: headers, body: body, user: user)
+    }
+
+    /// Decodes a stored value of type `r` (resourceVersion from the store).
+    public func decode(_ kv: KeyValue, _ r: ResourceType) throws -> JSON { try handler.decodeStored(kv, r) }
+
+    public func get(_ r: ResourceType, namespace: String?, name: String) async throws -> JSON? {
+        guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else { return nil }
+        return try decode(kv, r)
+    }
+
+    /// Every object of type `r` (in `namespace`, or all), and the revision the list was read at.
+    public func list(_ r: ResourceType, namespace: String? = nil) async throws -> (items: [JSON], revision: Int64) {
+        let page = try await store.list(prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
+        return (try page.items.map { try decode($0, r) }, page.revision)
+    }
+
+    /// Creates `obj` (namespace taken from its metadata).
+    @discardableResult
+    public func create(_ r: ResourceType, _ obj: JSON) async throws -> JSON {
+        var o = obj
+        o["metadata"]["resourceVersion"] = .null
+        return try await handler.createObject(r, namespace: r.namespaced ? (obj["metadata"]["namespace"].string ?? "default") : nil,
+                                              obj: o, dryRun: false, manager: manager)
+    }
+
+    /// Replaces `obj`; its metadata.resourceVersion is the precondition (409 Conflict when stale).
+    @discardableResult
+    public func update(_ r: ResourceType, _ obj: JSON) async throws -> JSON {
+        try await handler.updateObject(r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "",
+                                       new: obj, subresource: nil, call: call(.put), manager: manager)
+    }
+
+    /// Replaces the status of `obj` (the status subresource); resourceVersion is the precondition.
+    @discardableResult
+    public func updateStatus(_ r: ResourceType, _ obj: JSON) async throws -> JSON {
+        try await handler.updateObject(r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "",
+                                       new: obj, subresource: "status", call: call(.put), manager: manager)
+    }
+
+    /// Deletes an object. `gracePeriod` 0 removes a pod at once; `uid` guards against deleting a newer
+    /// object of the same name; `propagation` is Background (default), Foreground or Orphan.
+    public func delete(_ r: ResourceType, namespace: String?, name: String, gracePeriod: Int64? = nil, uid: String? = nil,
+                       propagation: String? = nil) async throws {
+        var opts: JSON = ["kind": "DeleteOptions", "apiVersion": "v1"]
+        if let gracePeriod { opts["gracePeriodSeconds"] = .int(gracePeriod) }
+        if let uid { opts["preconditions"] = ["uid": .string(uid)] }
+        if let propagation { opts["propagationPolicy"] = .string(propagation) }
+        let response = try await handler.deleteObject(call(.delete, body: opts.serialized()), r, namespace: namespace, name: name)
+        _ = response
+    }
+
+    /// Removes the "kubernetes" finalizer from a Namespace's spec.finalizers (PUT namespaces/<name>/finalize,
+    /// what the namespace controller does once the namespace is empty). A terminating namespace with no
+    /// other finalizers is deleted by it. Returns the namespace (its last state if this deleted it), nil if
+    /// it was gone already.
+    @discardableResult
+    public func finalizeNamespace(name: String) async throws -> JSON? {
+        let r = Registry.namespaces
+        for _ in 0..<8 {
+            guard var ns = try await get(r, namespace: nil, name: name) else { return nil }
+            let finalizers = ns["spec"]["finalizers"].array ?? []
+            if !finalizers.contains("kubernetes") { return ns }
+            ns["spec"]["finalizers"] = .array(finalizers.filter { $0 != "kubernetes" })
+            do {
+                return try await handler.updateObject(r, namespace: nil, name: name, new: ns, subresource: "finalize",
+                                                      call: call(.put), manager: manager)
+            } catch let e as APIError where e.reason == "Conflict" {
+                continue
+            } catch let e as APIError where e.code == 404 {
+                return nil
+            }
+        }
+        throw APIError.conflict(r, name)
+    }
+
+    /// Merge-patches an object (retrying on conflicts, like the PATCH verb).
+    @discardableResult
+    public func mergePatch(_ r: ResourceType, namespace: String?, name: String, _ patch: JSON, subresource: String? = nil) async throws -> JSON {
+        var c = call(.patch, body: patch.serialized())
+        c.headers[.contentType] = "application/merge-patch+json"
+        return try await handler.patchObject(c, r, namespace: namespace, name: name, subresource: subresource).0
+    }
+
+    /// Binds a pod to a node (pods/binding). With `expectedRevision` the pod must still be at that store
+    /// revision, which saves a read; a pod already bound is a 409 Conflict, so nothing is bound twice.
+    public func bind(namespace: String, name: String, node: String, pod cached: JSON? = nil, expectedRevision: Int64? = nil) async throws {
+        let pods = Registry.pods
+        let key = pods.key(namespace: namespace, name: name)
+        if var pod = cached, let expectedRevision {
+            if let existing = pod["spec"]["nodeName"].string, !existing.isEmpty {
+                throw APIError(code: 409, reason: "Conflict", message: "pod \(name) is already assigned to node \"\(existing)\"")
+            }
+            pod["spec"]["nodeName"] = .string(node)
+            var conds = (pod["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
+            conds.append(["type": "PodScheduled", "status": "True", "lastProbeTime": .null, "lastTransitionTime": .string(Handler.now())])
+            pod["status"]["conditions"] = .array(conds)
+            do {
+                _ = try await store.update(key, value: handler.encodeForStore(pod), expectedRevision: expectedRevision)
+                return
+            } catch StoreError.conflict {
+                // Changed since it was cached: fall through to the read-check-write path.
+            } catch StoreError.notFound {
+                throw APIError.notFound(pods, name)
+            }
+        }
+        let body: JSON = ["apiVersion": "v1", "kind": "Binding", "metadata": ["name": .string(name), "namespace": .string(namespace)],
+                          "target": ["apiVersion": "v1", "kind": "Node", "name": .string(node)]]
+        let response = try await handler.bind(call(.post, body: body.serialized()), namespace: namespace, name: name)
+        _ = response
+    }
+
+    /// Records an Event about `object` (core/v1 Event, as `kubectl describe` shows them). Repeats of the
+    /// same reason and message on the same object bump `count` instead of adding events.
+    public func event(about object: JSON, type: String = "Normal", reason: String, message: String, component: String? = nil) async {
+        let component = component ?? manager
+        let r = Registry.events
+        let ns = object["metadata"]["namespace"].string ?? "default"
+        let involved = object["metadata"]["name"].string ?? ""
+        // Deterministic name per (object, reason, message) so repeats aggregate like client-go's correlator.
+        var hasher = StableHasher()
+        hasher.add(object["metadata"]["uid"].string ?? involved); hasher.add(reason); hasher.add(message)
+        let name = "\(involved).\(hasher.hex)"
+        let now = Handler.now()
+        for _ in 0..<3 {
+            if var existing = try? await get(r, namespace: ns, name: name) {
+                existing["count"] = .int((existing["count"].int ?? 1) + 1)
+                existing["lastTimestamp"] = .string(now)
+                if (try? await update(r, existing)) != nil { return }
+                continue
+            }
+            let ev: JSON = [
+                "metadata": ["name": .string(name), "namespace": .string(ns)],
+                "involvedObject": ["kind": object["kind"], "namespace": object["metadata"]["namespace"], "name": .string(involved),
+                                   "uid": object["metadata"]["uid"], "apiVersion": object["apiVersion"],
+                                   "resourceVersion": object["metadata"]["resourceVersion"]],
+                "reason": .string(reason), "message": .string(message), "type": .string(type),
+                "source": ["component": .string(component)], "firstTimestamp": .string(now), "lastTimestamp": .string(now),
+                "count": 1, "reportingComponent": .string(component), "reportingInstance": .string(component),
+            ]
+            if (try? await create(r, ev)) != nil { return }
+        }
+    }
+}
+
+/// FNV-1a: a hash that is the same in every process (Swift's Hasher is seeded per process).
+struct StableHasher {
+    var value: UInt64 = 0xcbf2_9ce4_8422_2325
+    mutating func add(_ s: String) {
+        for b in s.utf8 { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
+        value = (value ^ 0xff) &* 0x100_0000_01b3
+    }
+    var hex: String { String(value, radix: 16) }
+}
+
+extension Registry {
+    public static let pods = find(group: "", version: "v1", plural: "pods")!
+    public static let nodes = find(group: "", version: "v1", plural: "nodes")!
+    public static let namespaces = find(group: "", version: "v1", plural: "namespaces")!
+    public static let services = find(group: "", version: "v1", plural: "services")!
+    public static let endpoints = find(group: "", version: "v1", plural: "endpoints")!
+    public static let events = find(group: "", version: "v1", plural: "events")!
+    public static let secrets = find(group: "", version: "v1", plural: "secrets")!
+    public static let serviceAccounts = find(group: "", version: "v1", plural: "serviceaccounts")!
+    public static let deployments = find(group: "apps", version: "v1", plural: "deployments")!
+    public static let replicaSets = find(group: "apps", version: "v1", plural: "replicasets")!
+    public static let daemonSets = find(group: "apps", version: "v1", plural: "daemonsets")!
+    public static let endpointSlices = find(group: "discovery.k8s.io", version: "v1", plural: "endpointslices")!
+    public static let leases = find(group: "coordination.k8s.io", version: "v1", plural: "leases")!
+}
+
+/// metav1.Time and metav1.MicroTime text, for the control plane.
+public enum APITime {
+    /// RFC 3339 with seconds (metav1.Time).
+    public static func string(_ d: Date = Date()) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: d)
+    }
+    /// RFC 3339 with microseconds (metav1.MicroTime, e.g. Lease renewTime).
+    public static func micro(_ d: Date = Date()) -> String { LeaderElector.micro(d) }
+    /// Parses either form.
+    public static func parse(_ s: String?) -> Date? { LeaderElector.parse(s) }
+}
