@@ -5,6 +5,7 @@
 //                    │
 //                    ├──── BerthImage (registry client, content store, unpack, snapshots)
 //                    └──── BerthStore ── BerthAPI (Kubernetes-compatible API server)
+//                                                  └── BerthControl (scheduler, controllers, hollow nodes)
 //   berth: the docker-like CLI and the daemons, on top of the libraries above.
 import PackageDescription
 
@@ -76,9 +77,16 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The control plane's run-once half: scheduler, controllers, node lifecycle, and hollow nodes.
+        .target(name: "BerthControl", dependencies: [
+            "BerthAPI", "BerthStore",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "berth", dependencies: [
-            "BerthRuntime", "BerthImage", "BerthAPI",
+            "BerthRuntime", "BerthImage", "BerthAPI", "BerthControl",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
 
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
@@ -86,5 +94,8 @@ let package = Package(
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
         .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore"]),
+        .testTarget(name: "BerthControlTests", dependencies: [
+            "BerthControl", "BerthAPI", "BerthStore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
     ]
 )

@@ -1,10 +1,12 @@
 import ArgumentParser
 import BerthAPI
+import BerthControl
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// Control-plane verbs (server, …), owned by the API layer.
-let clusterVerbs: [any ParsableCommand.Type] = [ClusterServer.self]
+let clusterVerbs: [any ParsableCommand.Type] = [ClusterServer.self, ClusterBench.self]
 
 /// `berth server`: the Kubernetes-compatible API server.
 struct ClusterServer: AsyncParsableCommand {
@@ -34,6 +36,24 @@ struct ClusterServer: AsyncParsableCommand {
     var leaseSeconds: Int = 3
     @Flag(inversion: .prefixedNo, help: "Take part in leader election for the scheduler and controllers.")
     var leaderElect = true
+    @Flag(inversion: .prefixedNo, help: "Run the scheduler (while this server leads).")
+    var scheduler = true
+    @Flag(inversion: .prefixedNo, help: "Run the controllers (while this server leads).")
+    var controllers = true
+    @Option(help: "Seconds without a node heartbeat before the node is NotReady.")
+    var nodeMonitorGraceSeconds: Int = 8
+    @Option(help: "Seconds a pod tolerates a NotReady/unreachable node before it is evicted (added to new pods).")
+    var defaultTolerationSeconds: Int = 5
+    @Option(help: "Simulated (hollow) nodes to register and keep alive in this process.")
+    var hollowNodes: Int = 0
+    @Option(help: "CPU of each hollow node.")
+    var hollowNodeCpu: String = "8"
+    @Option(help: "Memory of each hollow node.")
+    var hollowNodeMemory: String = "32Gi"
+    @Option(help: "Pod capacity of each hollow node.")
+    var hollowNodePods: String = "110"
+    @Option(help: "Seconds between hollow node Lease renewals.")
+    var hollowHeartbeatSeconds: Double = 2
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
 
@@ -58,12 +78,51 @@ struct ClusterServer: AsyncParsableCommand {
         config.leaderElect = leaderElect
         var logger = Logger(label: "berth.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        config.namespaceController = controllers
+        config.defaultTolerationSeconds = Int64(defaultTolerationSeconds)
         let server = try APIServer(config: config, logger: logger)
+        var control = ControlPlaneConfig()
+        control.scheduler = scheduler
+        control.controllers = controllers
+        control.nodeMonitorGracePeriod = .seconds(nodeMonitorGraceSeconds)
+        var hollow = HollowConfig(count: hollowNodes)
+        hollow.cpu = hollowNodeCpu
+        hollow.memory = hollowNodeMemory
+        hollow.pods = hollowNodePods
+        hollow.heartbeatInterval = .milliseconds(Int(hollowHeartbeatSeconds * 1000))
         let kubeconfig = try server.writeKubeconfig()
         logger.info("berth server", metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
-        try await server.run(onReady: { port in
+        let services: [any Service] = [ControlPlane(server: server, config: control, logger: logger),
+                                       HollowNodes(server: server, config: hollow, logger: logger)]
+        try await server.run(services: services, onReady: { port in
             // One line on stdout when ready, for scripts.
             FileHandle.standardOutput.write(Data("ready \(port)\n".utf8))
         })
+    }
+}
+
+/// `berth bench scheduler`: scheduling throughput on hollow nodes (see SchedulingBenchmark).
+struct ClusterBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks of the control plane on hollow nodes.",
+        subcommands: [Scheduling.self])
+
+    struct Scheduling: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scheduler",
+            abstract: "Schedule pending pods onto hollow nodes through the store and report pods/s.")
+        @Option(help: "Hollow nodes.") var nodes: Int = 5000
+        @Option(help: "Pods.") var pods: Int = 50000
+        @Option(help: "Scratch directory for the store (removed afterwards).") var dataDir: String = "/tmp/berth-bench-scheduler"
+        func run() async throws {
+            try? FileManager.default.removeItem(atPath: dataDir)
+            defer { try? FileManager.default.removeItem(atPath: dataDir) }
+            var logger = Logger(label: "berth.bench")
+            logger.logLevel = .warning
+            let report = try await SchedulingBenchmark.run(nodes: nodes, pods: pods, dataDir: dataDir, logger: logger)
+            print(report)
+            if !report.violations.isEmpty { throw ExitCode(1) }
+        }
     }
 }

@@ -1,0 +1,92 @@
+import BerthAPI
+import Foundation
+
+/// Small facts about objects that several controllers need.
+enum Objects {
+    /// The controller owner reference (controller: true), if any.
+    static func controllerRef(_ obj: JSON) -> JSON? {
+        (obj["metadata"]["ownerReferences"].array ?? []).first { $0["controller"].bool == true }
+    }
+    static func controllerUID(_ obj: JSON) -> [String] {
+        controllerRef(obj).flatMap { $0["uid"].string }.map { [$0] } ?? []
+    }
+    static func ownerReference(to owner: JSON, kind: String, apiVersion: String) -> JSON {
+        ["apiVersion": .string(apiVersion), "kind": .string(kind), "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+         "controller": true, "blockOwnerDeletion": true]
+    }
+    static func isTerminating(_ obj: JSON) -> Bool { !obj["metadata"]["deletionTimestamp"].isNull }
+    static func isFinished(_ pod: JSON) -> Bool {
+        let p = pod["status"]["phase"].string ?? ""
+        return p == "Succeeded" || p == "Failed"
+    }
+    /// Counts toward a controller's replicas: not finished, not being deleted.
+    static func isActive(_ pod: JSON) -> Bool { !isTerminating(pod) && !isFinished(pod) }
+    static func readyCondition(_ pod: JSON) -> JSON? {
+        (pod["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" }
+    }
+    static func isReady(_ pod: JSON) -> Bool { readyCondition(pod)?["status"].string == "True" }
+    /// Ready for at least `minReadySeconds` (kube's "available").
+    static func isAvailable(_ pod: JSON, minReadySeconds: Int64, now: Date = Date()) -> Bool {
+        guard let c = readyCondition(pod), c["status"].string == "True" else { return false }
+        if minReadySeconds <= 0 { return true }
+        guard let since = APITime.parse(c["lastTransitionTime"].string) else { return true }
+        return now.timeIntervalSince(since) >= Double(minReadySeconds)
+    }
+    static func key(namespace: String, name: String) -> String { namespace + "/" + name }
+    static func split(_ key: String) -> (namespace: String, name: String) {
+        guard let slash = key.firstIndex(of: "/") else { return ("", key) }
+        return (String(key[..<slash]), String(key[key.index(after: slash)...]))
+    }
+    /// An int-or-percent field resolved against `total` (percentages round up for surge, down otherwise).
+    static func intOrPercent(_ v: JSON, total: Int64, roundUp: Bool) -> Int64 {
+        if let i = v.int { return i }
+        guard let s = v.string else { return 0 }
+        if s.hasSuffix("%"), let p = Double(s.dropLast()) {
+            let x = p * Double(total) / 100
+            return Int64(roundUp ? x.rounded(.up) : x.rounded(.down))
+        }
+        return Int64(s) ?? 0
+    }
+
+    /// kube's SafeEncodeString alphabet over an FNV-1a 32-bit hash (pod-template-hash and friends).
+    static func shortHash(_ bytes: [UInt8], salt: Int64 = 0) -> String {
+        var h: UInt32 = 0x811c_9dc5
+        for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        if salt != 0 { for b in String(salt).utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 } }
+        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        var out = ""
+        var v = h
+        repeat { out.append(alphabet[Int(v % UInt32(alphabet.count))]); v /= UInt32(alphabet.count) } while v > 0
+        return out
+    }
+}
+
+/// client-go's ControllerExpectations: after asking for N creations or deletions, a controller waits
+/// until its informer has seen them before counting pods again — otherwise a sync that runs before the
+/// cache caught up would create the same pods twice.
+final class Expectations: @unchecked Sendable {
+    private struct Entry { var adds: Int; var deletes: Set<String>; var since: Date }
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    /// Expectations older than this are considered satisfied (a lost event must not wedge a controller).
+    let ttl: TimeInterval
+
+    init(ttl: TimeInterval = 60) { self.ttl = ttl }
+
+    func satisfied(_ key: String) -> Bool {
+        lock.withLock {
+            guard let e = entries[key] else { return true }
+            if (e.adds <= 0 && e.deletes.isEmpty) || Date().timeIntervalSince(e.since) > ttl { entries[key] = nil; return true }
+            return false
+        }
+    }
+    func expectCreations(_ key: String, _ n: Int) {
+        lock.withLock { entries[key] = Entry(adds: n, deletes: entries[key]?.deletes ?? [], since: Date()) }
+    }
+    func expectDeletions(_ key: String, _ pods: [String]) {
+        lock.withLock { entries[key] = Entry(adds: entries[key]?.adds ?? 0, deletes: Set(pods), since: Date()) }
+    }
+    func creationObserved(_ key: String) { lock.withLock { entries[key]?.adds -= 1 } }
+    func deletionObserved(_ key: String, pod: String) { lock.withLock { _ = entries[key]?.deletes.remove(pod) } }
+    func forget(_ key: String) { lock.withLock { entries[key] = nil } }
+}

@@ -1,0 +1,175 @@
+import BerthAPI
+import Foundation
+import Logging
+
+/// The rest of upstream's garbage collector. The API already deletes (or orphans) dependents inline when
+/// an owner is deleted through it; this loop catches what that misses — owners removed some other way
+/// (another server, a crash half-way through a cascade, an object created with a reference to an owner
+/// that is gone or was re-created with a new uid):
+///
+/// - an object whose ownerReferences all point to owners that no longer exist is deleted (Background);
+/// - an object with some live owners loses only its dangling references.
+///
+/// An owner exists when an object of its apiVersion/kind and name (in the dependent's namespace, unless
+/// the owner kind is cluster-scoped) has the referenced uid; a kind Berth does not serve counts as
+/// existing, so nothing is ever deleted for an owner the collector cannot see. A missing owner is always
+/// confirmed with a read from the store before anything is changed.
+///
+/// Objects are checked when they are added or their references change, when an object they reference is
+/// deleted, and by a sweep of every informer cache every `sweepInterval`.
+struct GarbageCollector: ControlLoop {
+    let name = "garbage-collector"
+    let client: LocalClient
+    /// One informer per served type, by `Self.typeID`.
+    let informers: [String: Informer]
+    let queue = WorkQueue(name: "garbage-collector")
+    let logger: Logger
+    let workers: Int
+    let sweepInterval: Duration = .seconds(30)
+    static let ownerIndex = "gc-owner-uid"
+
+    init(_ ctx: ControllerContext) {
+        client = ctx.client("garbage-collector")
+        logger = ctx.logger
+        workers = max(1, min(ctx.config.workers, 4))
+        var informers: [String: Informer] = [:]
+        for r in Registry.all {
+            let informer = ctx.informers.informer(r)
+            informer.addIndex(Self.ownerIndex) { obj in (obj["metadata"]["ownerReferences"].array ?? []).compactMap { $0["uid"].string } }
+            informers[Self.typeID(r)] = informer
+        }
+        self.informers = informers
+        let queue = self.queue, all = informers
+        for r in Registry.all {
+            let id = Self.typeID(r)
+            all[id]!.onChange { e in
+                switch e {
+                case .added(let obj):
+                    if Self.hasOwners(obj) { Task { await queue.add(Self.itemKey(id, obj)) } }
+                case .updated(let old, let new):
+                    if Self.hasOwners(new) && old["metadata"]["ownerReferences"] != new["metadata"]["ownerReferences"] {
+                        Task { await queue.add(Self.itemKey(id, new)) }
+                    }
+                case .deleted(let obj):
+                    // Its dependents may now be orphans.
+                    guard let uid = obj["metadata"]["uid"].string else { return }
+                    var keys: [String] = []
+                    for (depID, informer) in all {
+                        for dep in informer.byIndex(Self.ownerIndex, uid) { keys.append(Self.itemKey(depID, dep)) }
+                    }
+                    if !keys.isEmpty { Task { for k in keys { await queue.add(k) } } }
+                }
+            }
+        }
+    }
+
+    func run() async {
+        await withTaskGroup(of: Void.self) { g in
+            g.addTask {
+                await runWorkers(queue, count: workers, sync: sync, onError: { key, error in
+                    logger.debug("garbage collection failed", metadata: ["object": "\(key)", "error": "\(error)"])
+                })
+            }
+            g.addTask {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: sweepInterval) } catch { return }
+                    await sweep()
+                }
+            }
+            await g.waitForAll()
+        }
+    }
+
+    /// Queues every cached object that has an owner the caches do not know (the store has the last word).
+    func sweep() async {
+        for (id, informer) in informers {
+            for obj in informer.list() where Self.hasOwners(obj) && !Objects.isTerminating(obj) {
+                let ns = obj["metadata"]["namespace"].string
+                let refs = obj["metadata"]["ownerReferences"].array ?? []
+                if refs.contains(where: { cachedOwnerState($0, namespace: ns) != .exists }) {
+                    await queue.add(Self.itemKey(id, obj))
+                }
+            }
+        }
+    }
+
+    enum OwnerState { case exists, absent, unknown }
+
+    /// An owner reference resolved: the owner's type (nil: a kind Berth does not serve), namespace, name, uid.
+    struct Owner { var type: ResourceType?; var namespace: String?; var name: String; var uid: String }
+
+    /// nil for a reference that cannot name an owner (missing fields, or a namespaced owner of a
+    /// cluster-scoped object), which counts as absent (upstream treats it as unresolvable).
+    static func resolve(_ ref: JSON, namespace: String?) -> Owner? {
+        guard let apiVersion = ref["apiVersion"].string, let kind = ref["kind"].string,
+              let name = ref["name"].string, !name.isEmpty, let uid = ref["uid"].string, !uid.isEmpty else { return nil }
+        guard let r = Registry.find(apiVersion: apiVersion, kind: kind) else { return Owner(type: nil, namespace: nil, name: name, uid: uid) }
+        if r.namespaced && (namespace ?? "").isEmpty { return nil }
+        return Owner(type: r, namespace: r.namespaced ? namespace : nil, name: name, uid: uid)
+    }
+
+    /// What the informer caches say about an owner reference.
+    func cachedOwnerState(_ ref: JSON, namespace: String?) -> OwnerState {
+        guard let owner = Self.resolve(ref, namespace: namespace) else { return .absent }
+        guard let r = owner.type else { return .unknown }
+        let cached = informers[Self.typeID(r)]?.get(namespace: owner.namespace, name: owner.name)
+        return cached?["metadata"]["uid"].string == owner.uid ? .exists : .absent
+    }
+
+    /// The owner reference checked against the caches and, when they say it is gone, the store.
+    func ownerState(_ ref: JSON, namespace: String?) async throws -> OwnerState {
+        let cached = cachedOwnerState(ref, namespace: namespace)
+        if cached != .absent { return cached }
+        guard let owner = Self.resolve(ref, namespace: namespace), let r = owner.type else { return .absent }
+        let live = try await client.get(r, namespace: owner.namespace, name: owner.name)
+        return live?["metadata"]["uid"].string == owner.uid ? .exists : .absent
+    }
+
+    func sync(_ key: String) async throws {
+        guard let (r, ns, name) = Self.parse(key) else { return }
+        // Fast path: every owner is in the caches (most objects, most of the time).
+        if let cached = informers[Self.typeID(r)]?.get(namespace: ns, name: name),
+           (cached["metadata"]["ownerReferences"].array ?? []).allSatisfy({ cachedOwnerState($0, namespace: ns) != .absent }) { return }
+        // Decide on the stored object, not the cache: it may have been adopted or re-created meanwhile.
+        guard let obj = try await client.get(r, namespace: ns, name: name), !Objects.isTerminating(obj) else { return }
+        let refs = obj["metadata"]["ownerReferences"].array ?? []
+        if refs.isEmpty { return }
+        var dangling: Set<String> = []
+        for ref in refs {
+            if try await ownerState(ref, namespace: ns) == .absent { dangling.insert(ref["uid"].string ?? "") }
+        }
+        if dangling.isEmpty { return }
+        let uid = obj["metadata"]["uid"].string
+        if refs.allSatisfy({ dangling.contains($0["uid"].string ?? "") }) {
+            do {
+                try await client.delete(r, namespace: ns, name: name, uid: uid, propagation: "Background")
+                logger.debug("garbage collected", metadata: ["object": "\(key)"])
+            } catch let e as APIError where e.code == 404 || e.code == 409 {
+                // Gone, or a new object of the same name: nothing to collect.
+            }
+            return
+        }
+        var updated = obj
+        updated["metadata"]["ownerReferences"] = .array(refs.filter { !dangling.contains($0["uid"].string ?? "") })
+        do {
+            try await client.update(r, updated)  // resourceVersion is the precondition; a conflict retries
+        } catch let e as APIError where e.code == 404 {}
+    }
+
+    // MARK: keys
+
+    static func typeID(_ r: ResourceType) -> String { r.plural + "." + r.group }
+    static func hasOwners(_ obj: JSON) -> Bool { !(obj["metadata"]["ownerReferences"].array ?? []).isEmpty }
+    /// "<plural>.<group>/<namespace>/<name>" or "<plural>.<group>/<name>".
+    static func itemKey(_ typeID: String, _ obj: JSON) -> String { typeID + "/" + Informer.key(obj) }
+    static func parse(_ key: String) -> (ResourceType, String?, String)? {
+        guard let slash = key.firstIndex(of: "/") else { return nil }
+        let id = key[..<slash], rest = String(key[key.index(after: slash)...])
+        guard let r = Registry.all.first(where: { typeID($0) == id }) else { return nil }
+        if r.namespaced {
+            let (ns, name) = Objects.split(rest)
+            return (r, ns, name)
+        }
+        return (r, nil, rest)
+    }
+}

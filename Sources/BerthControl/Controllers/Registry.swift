@@ -1,0 +1,15 @@
+/// Every controller the control plane runs (one line each; order does not matter).
+func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
+    var loops: [any ControlLoop] = []
+    loops.append(ReplicaSetController(ctx))
+    loops.append(DeploymentController(ctx))
+    loops.append(NodeLifecycleController(ctx))
+    loops.append(NamespaceController(ctx))
+    loops.append(GarbageCollector(ctx))
+    loops.append(ServiceAccountController(ctx))
+    loops.append(TokenController(ctx))
+    loops.append(EndpointsController(ctx))
+    loops.append(EndpointSliceController(ctx))
+    loops.append(DaemonSetController(ctx))
+    return loops
+}

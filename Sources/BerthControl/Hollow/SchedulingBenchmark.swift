@@ -1,0 +1,114 @@
+import BerthAPI
+import BerthStore
+import Foundation
+import Logging
+
+/// `berth bench scheduler`: kube-scheduler's scheduler_perf shape, end to end through the store. An API
+/// server on SQLite in a scratch directory, N hollow nodes, M pending pods written to the store first;
+/// then the scheduler starts and the clock runs until a store watch has seen every pod bound. The
+/// decisions are then checked: every pod bound once, no node over its cpu, memory or pod capacity, and
+/// the pods with a nodeSelector on matching nodes.
+public enum SchedulingBenchmark {
+    public struct Report: Sendable, CustomStringConvertible {
+        public var nodes: Int
+        public var pods: Int
+        public var createSeconds: Double
+        public var scheduleSeconds: Double
+        public var podsPerSecond: Double { Double(pods) / scheduleSeconds }
+        public var violations: [String]
+        public var rssMB: Int
+        public var description: String {
+            "nodes=\(nodes) pods=\(pods) create=\(String(format: "%.2f", createSeconds))s "
+                + "schedule=\(String(format: "%.2f", scheduleSeconds))s throughput=\(Int(podsPerSecond)) pods/s "
+                + "rss=\(rssMB)MB check=\(violations.isEmpty ? "ok" : "FAILED: \(violations.prefix(5).joined(separator: "; "))")"
+        }
+    }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+    public static func run(nodes: Int, pods: Int, dataDir: String, logger: Logger) async throws -> Report {
+        var config = ServerConfig(dataDir: dataDir)
+        config.leaderElect = false
+        let server = try APIServer(config: config, logger: logger)
+        try await server.bootstrap()
+        let client = LocalClient(server: server, manager: "bench")
+        var hollowConfig = HollowConfig(count: nodes)
+        hollowConfig.heartbeatInterval = .seconds(3600)
+        hollowConfig.statusInterval = .seconds(3600)
+        let hollow = HollowNodes(server: server, config: hollowConfig, logger: logger)
+        await hollow.register()
+
+        // Pending pods: 100m/128Mi each; every tenth asks for zone-a nodes.
+        let createStart = ContinuousClock.now
+        await forEachConcurrently(0..<pods, width: 256) { i in
+            var spec: JSON = ["containers": [["name": "c", "image": "registry.local/pause:1",
+                                              "resources": ["requests": ["cpu": "100m", "memory": "128Mi"]]]]]
+            if i % 10 == 0 { spec["nodeSelector"] = ["topology.kubernetes.io/zone": "zone-a"] }
+            let pod: JSON = ["metadata": ["name": .string("bench-\(i)"), "namespace": "default", "labels": ["app": "bench"]], "spec": spec]
+            _ = try? await client.create(Registry.pods, pod)
+        }
+        let createSeconds = seconds(ContinuousClock.now - createStart)
+
+        // Count bindings through a store watch from the current revision.
+        let from = try await server.store.currentRevision()
+        let events = try await server.store.watch(prefix: Registry.pods.keyPrefix, afterRevision: from)
+        let factory = InformerFactory(client: LocalClient(server: server, manager: "berth-informer"), logger: logger)
+        var cpConfig = ControlPlaneConfig()
+        cpConfig.controllers = false
+        let ctx = ControllerContext(server: server, informers: factory, events: EventRecorder(), logger: logger, config: cpConfig)
+        let scheduler = Scheduler(ctx)
+        let start = ContinuousClock.now
+        let runner = Task {
+            await withTaskGroup(of: Void.self) { g in
+                g.addTask { await factory.run() }
+                g.addTask { await ctx.events.run(client: ctx.client("berth-events")) }
+                await factory.waitForSync()
+                g.addTask { await scheduler.run() }
+                await g.waitForAll()
+            }
+        }
+        var bound = Set<String>()
+        for try await e in events where e.kind == .put {
+            guard let obj = try? JSON.parse(e.kv.value), let node = obj["spec"]["nodeName"].string, !node.isEmpty else { continue }
+            bound.insert(e.kv.key)
+            if bound.count >= pods { break }
+        }
+        let scheduleSeconds = seconds(ContinuousClock.now - start)
+        runner.cancel()
+        _ = await runner.value
+
+        // Check the decisions against the stored state.
+        var violations: [String] = []
+        let stored = try await client.list(Registry.pods).items
+        let nodeList = try await client.list(Registry.nodes).items
+        var used: [String: (cpu: Int64, mem: Int64, pods: Int64)] = [:]
+        for p in stored {
+            guard let node = p["spec"]["nodeName"].string, !node.isEmpty else {
+                violations.append("\(p["metadata"]["name"].string ?? "") not bound"); continue
+            }
+            let r = p["spec"]["containers"][0]["resources"]["requests"]
+            var u = used[node] ?? (0, 0, 0)
+            u.cpu += Quantity.milli(r["cpu"]) ?? 0; u.mem += Quantity.units(r["memory"]) ?? 0; u.pods += 1
+            used[node] = u
+            if let zone = p["spec"]["nodeSelector"]["topology.kubernetes.io/zone"].string,
+               nodeList.first(where: { $0["metadata"]["name"].string == node })?["metadata"]["labels"]["topology.kubernetes.io/zone"].string != zone {
+                violations.append("\(p["metadata"]["name"].string ?? "") on \(node) outside \(zone)")
+            }
+        }
+        for n in nodeList {
+            let name = n["metadata"]["name"].string ?? ""
+            guard let u = used[name] else { continue }
+            let a = n["status"]["allocatable"]
+            if u.cpu > Quantity.milli(a["cpu"]) ?? 0 || u.mem > Quantity.units(a["memory"]) ?? 0 || u.pods > Quantity.units(a["pods"]) ?? 0 {
+                violations.append("\(name) over capacity")
+            }
+        }
+        var rss = 0
+        if let statm = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = statm.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
+            rss = (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+        }
+        await server.store.close()
+        return Report(nodes: nodes, pods: pods, createSeconds: createSeconds, scheduleSeconds: scheduleSeconds, violations: violations, rssMB: rss)
+    }
+}

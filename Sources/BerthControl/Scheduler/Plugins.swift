@@ -1,0 +1,196 @@
+import BerthAPI
+
+/// kube-scheduler's default filter and score plugins over `NodeInfo`, in its order and with its reasons
+/// (the texts `kubectl describe pod` shows in FailedScheduling events).
+enum Reasons {
+    static let unschedulable = "node(s) were unschedulable"
+    static let affinity = "node(s) didn't match Pod's node affinity/selector"
+    static let ports = "node(s) didn't have free ports for the requested pod ports"
+    static let tooManyPods = "Too many pods"
+    static let cpu = "Insufficient cpu"
+    static let memory = "Insufficient memory"
+    static let storage = "Insufficient ephemeral-storage"
+    static let spread = "node(s) didn't match pod topology spread constraints"
+    static let spreadLabel = "node(s) didn't match pod topology spread constraints (missing required label)"
+    static let existingAnti = "node(s) didn't satisfy existing pods anti-affinity rules"
+    static let podAffinity = "node(s) didn't match pod affinity rules"
+    static let podAnti = "node(s) didn't match pod anti-affinity rules"
+    static func taint(_ t: Taint) -> String { "node(s) had untolerated taint \(t.text)" }
+}
+
+/// Per-pod precomputation over the whole cluster, done once before the nodes are filtered
+/// (kube-scheduler's PreFilter): topology domains of matching pods, spreading counts.
+struct CycleState {
+    /// Per required affinity term: domains (topology values) that hold a matching pod.
+    var affinityDomains: [Set<String>] = []
+    /// True when no pod anywhere matches the pod's affinity terms but the pod matches them itself
+    /// (the first pod of a group may go anywhere, as upstream allows).
+    var affinitySelfMatch = false
+    var antiDomains: [Set<String>] = []
+    /// "key=value" domains forbidden by existing pods' required anti-affinity.
+    var forbidden: Set<String> = []
+    /// Per hard spreading constraint: matching pods per domain, and the minimum over eligible domains.
+    var spreadCounts: [[String: Int64]] = []
+    var spreadMin: [Int64] = []
+    var softSpreadCounts: [[String: Int64]] = []
+    /// Preferred pod (anti-)affinity: weight per "key=value" domain.
+    var preferredDomainWeights: [String: Int64] = [:]
+}
+
+extension Scheduler.Cache {
+    /// Node affinity/selector match (NodeAffinity filter).
+    static func nodeMatches(_ pod: PodInfo, _ node: NodeInfo) -> Bool {
+        for (k, v) in pod.nodeSelector where node.labels[k] != v { return false }
+        if let terms = pod.requiredTerms {
+            if !terms.contains(where: { $0.matches(node) }) { return false }
+        }
+        return true
+    }
+
+    /// PreFilter: everything that needs a look at all placed pods.
+    func prepare(_ pod: PodInfo) -> CycleState {
+        var s = CycleState()
+        let needsPods = !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !pod.spread.isEmpty
+            || !pod.preferredAffinity.isEmpty || !pod.preferredAntiAffinity.isEmpty
+        if !antiAffinityPods.isEmpty {
+            for (_, entry) in antiAffinityPods {
+                guard let node = nodes[entry.node] else { continue }
+                for term in entry.pod.antiAffinity where term.matches(namespace: pod.namespace, labels: pod.labels) {
+                    if let v = node.labels[term.topologyKey] { s.forbidden.insert(term.topologyKey + "=" + v) }
+                }
+            }
+        }
+        guard needsPods else { return s }
+        s.affinityDomains = Array(repeating: [], count: pod.affinity.count)
+        s.antiDomains = Array(repeating: [], count: pod.antiAffinity.count)
+        let hard = pod.spread.filter(\.hard), soft = pod.spread.filter { !$0.hard }
+        s.spreadCounts = Array(repeating: [:], count: hard.count)
+        s.softSpreadCounts = Array(repeating: [:], count: soft.count)
+        var anyAffinityMatch = false
+        for node in nodeList {
+            // Spreading counts domains of nodes the pod could go to (node affinity/selector).
+            let eligible = Self.nodeMatches(pod, node)
+            for (i, c) in hard.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.spreadCounts[i][v] == nil { s.spreadCounts[i][v] = 0 } }
+            for (i, c) in soft.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.softSpreadCounts[i][v] == nil { s.softSpreadCounts[i][v] = 0 } }
+            for (_, p) in node.pods {
+                for (i, t) in pod.affinity.enumerated() where t.matches(namespace: p.namespace, labels: p.labels) {
+                    anyAffinityMatch = true
+                    if let v = node.labels[t.topologyKey] { s.affinityDomains[i].insert(v) }
+                }
+                for (i, t) in pod.antiAffinity.enumerated() where t.matches(namespace: p.namespace, labels: p.labels) {
+                    if let v = node.labels[t.topologyKey] { s.antiDomains[i].insert(v) }
+                }
+                for t in pod.preferredAffinity where t.matches(namespace: p.namespace, labels: p.labels) {
+                    if let v = node.labels[t.topologyKey] { s.preferredDomainWeights[t.topologyKey + "=" + v, default: 0] += t.weight }
+                }
+                for t in pod.preferredAntiAffinity where t.matches(namespace: p.namespace, labels: p.labels) {
+                    if let v = node.labels[t.topologyKey] { s.preferredDomainWeights[t.topologyKey + "=" + v, default: 0] -= t.weight }
+                }
+                if eligible {
+                    for (i, c) in hard.enumerated() where c.counts(p.namespace, p.labels, podNamespace: pod.namespace) {
+                        if let v = node.labels[c.topologyKey] { s.spreadCounts[i][v, default: 0] += 1 }
+                    }
+                    for (i, c) in soft.enumerated() where c.counts(p.namespace, p.labels, podNamespace: pod.namespace) {
+                        if let v = node.labels[c.topologyKey] { s.softSpreadCounts[i][v, default: 0] += 1 }
+                    }
+                }
+            }
+        }
+        s.spreadMin = s.spreadCounts.enumerated().map { i, counts in
+            // Fewer domains than minDomains: the global minimum is treated as 0.
+            counts.count < Int(hard[i].minDomains) ? 0 : (counts.values.min() ?? 0)
+        }
+        if !anyAffinityMatch && !pod.affinity.isEmpty {
+            s.affinitySelfMatch = pod.affinity.allSatisfy { $0.matches(namespace: pod.namespace, labels: pod.labels) }
+        }
+        return s
+    }
+
+    /// Filter: nil when the pod fits the node, else the reasons it does not.
+    func filter(_ pod: PodInfo, _ node: NodeInfo, _ s: CycleState) -> [String]? {
+        if node.unschedulable && !pod.tolerations.contains(where: {
+            $0.tolerates(Taint(key: "node.kubernetes.io/unschedulable", effect: "NoSchedule")) }) {
+            return [Reasons.unschedulable]
+        }
+        for t in node.taints where t.effect == "NoSchedule" || t.effect == "NoExecute" {
+            if !pod.tolerations.contains(where: { $0.tolerates(t) }) { return [Reasons.taint(t)] }
+        }
+        if !Self.nodeMatches(pod, node) { return [Reasons.affinity] }
+        for hp in pod.hostPorts where node.usedPorts[hp] != nil { return [Reasons.ports] }
+        var insufficient: [String] = []
+        let free = node.allocatable, used = node.requested, want = pod.requests
+        if used.pods + 1 > free.pods { insufficient.append(Reasons.tooManyPods) }
+        if want.milliCPU > 0 && want.milliCPU > free.milliCPU - used.milliCPU { insufficient.append(Reasons.cpu) }
+        if want.memory > 0 && want.memory > free.memory - used.memory { insufficient.append(Reasons.memory) }
+        if want.ephemeralStorage > 0 && want.ephemeralStorage > free.ephemeralStorage - used.ephemeralStorage { insufficient.append(Reasons.storage) }
+        if !insufficient.isEmpty { return insufficient }
+        if !s.spreadCounts.isEmpty {
+            let hard = pod.spread.filter(\.hard)
+            for (i, c) in hard.enumerated() {
+                guard let v = node.labels[c.topologyKey] else { return [Reasons.spreadLabel] }
+                let selfMatch: Int64 = c.counts(pod.namespace, pod.labels, podNamespace: pod.namespace) ? 1 : 0
+                if (s.spreadCounts[i][v] ?? 0) + selfMatch - s.spreadMin[i] > c.maxSkew { return [Reasons.spread] }
+            }
+        }
+        if !s.forbidden.isEmpty {
+            for (k, v) in node.labels where s.forbidden.contains(k + "=" + v) { return [Reasons.existingAnti] }
+        }
+        for (i, t) in pod.affinity.enumerated() {
+            guard let v = node.labels[t.topologyKey] else { return [Reasons.podAffinity] }
+            if !s.affinityDomains[i].contains(v) && !s.affinitySelfMatch { return [Reasons.podAffinity] }
+        }
+        for (i, t) in pod.antiAffinity.enumerated() {
+            if let v = node.labels[t.topologyKey], s.antiDomains[i].contains(v) { return [Reasons.podAnti] }
+        }
+        return nil
+    }
+
+    /// Scores the feasible nodes (0…100 per plugin, weighted as kube-scheduler's defaults) and returns the
+    /// index of the best one; ties go to the first seen (the search start rotates, so ties spread out).
+    func pickBest(_ pod: PodInfo, _ feasible: [NodeInfo], _ s: CycleState) -> Int {
+        if feasible.count == 1 { return 0 }
+        let n = feasible.count
+        var total = [Int64](repeating: 0, count: n)
+        // NodeResourcesFit (LeastAllocated, weight 1) and NodeResourcesBalancedAllocation (weight 1).
+        for (i, node) in feasible.enumerated() {
+            let cpuCap = max(node.allocatable.milliCPU, 1), memCap = max(node.allocatable.memory, 1)
+            // Pods without requests count as upstream's defaults (100m, 200Mi) when scoring.
+            let cpuReq = node.requested.milliCPU + (pod.requests.milliCPU > 0 ? pod.requests.milliCPU : 100)
+            let memReq = node.requested.memory + (pod.requests.memory > 0 ? pod.requests.memory : 200 << 20)
+            let cpuFree = max(cpuCap - cpuReq, 0) * 100 / cpuCap, memFree = max(memCap - memReq, 0) * 100 / memCap
+            total[i] += (cpuFree + memFree) / 2
+            let diff = abs(Double(cpuReq) / Double(cpuCap) - Double(memReq) / Double(memCap))
+            total[i] += Int64((1 - min(diff, 1)) * 100)
+        }
+        // NodeAffinity preferred terms (weight 2), normalized to the best node.
+        if !pod.preferredTerms.isEmpty {
+            let raw = feasible.map { node in pod.preferredTerms.reduce(Int64(0)) { $0 + ($1.term.matches(node) ? $1.weight : 0) } }
+            let top = raw.max() ?? 0
+            if top > 0 { for i in 0..<n { total[i] += 2 * raw[i] * 100 / top } }
+        }
+        // TaintToleration (weight 3): fewer untolerated PreferNoSchedule taints is better.
+        let counts = feasible.map { node in
+            Int64(node.taints.filter { t in t.effect == "PreferNoSchedule" && !pod.tolerations.contains { $0.tolerates(t) } }.count)
+        }
+        let worst = counts.max() ?? 0
+        for i in 0..<n { total[i] += 3 * (worst == 0 ? 100 : (worst - counts[i]) * 100 / worst) }
+        // InterPodAffinity preferred terms (weight 2), min-max normalized.
+        if !s.preferredDomainWeights.isEmpty {
+            let raw = feasible.map { node in node.labels.reduce(Int64(0)) { $0 + (s.preferredDomainWeights[$1.key + "=" + $1.value] ?? 0) } }
+            let lo = raw.min() ?? 0, hi = raw.max() ?? 0
+            if hi > lo { for i in 0..<n { total[i] += 2 * (raw[i] - lo) * 100 / (hi - lo) } }
+        }
+        // PodTopologySpread soft constraints (weight 2): fewer matching pods in the node's domain is better.
+        if !s.softSpreadCounts.isEmpty {
+            let soft = pod.spread.filter { !$0.hard }
+            let raw = feasible.map { node in
+                soft.enumerated().reduce(Int64(0)) { acc, e in acc + (node.labels[e.element.topologyKey].flatMap { s.softSpreadCounts[e.offset][$0] } ?? 0) }
+            }
+            let lo = raw.min() ?? 0, hi = raw.max() ?? 0
+            if hi > lo { for i in 0..<n { total[i] += 2 * (hi - raw[i]) * 100 / (hi - lo) } }
+        }
+        var best = 0
+        for i in 1..<n where total[i] > total[best] { best = i }
+        return best
+    }
+}

@@ -1,0 +1,149 @@
+import BerthAPI
+import BerthStore
+import Foundation
+import Logging
+
+/// The scheduler: places every pending pod that names it on a node, through the pods/binding path
+/// (a compare-and-swap on the pod, so a pod is never bound twice).
+///
+/// Like kube-scheduler it keeps an in-memory cache of nodes and the pods on them (fed by the shared
+/// informers), assumes a decision at once so the next pod sees it, and binds asynchronously; many
+/// bindings in flight let the store commit them in batches. Pods that fit nowhere stay Pending with a
+/// PodScheduled=False condition and a FailedScheduling event that counts the reasons per kind of node,
+/// and are tried again when the cluster changes (a node added or changed, a pod deleted) after a
+/// back-off of 1 s doubling to 10 s, and at the latest every 30 s.
+struct Scheduler: ControlLoop {
+    let name = "scheduler"
+    let cache: Cache
+    let client: LocalClient
+    let events: ComponentRecorder
+    let logger: Logger
+    let binders: Int
+
+    init(_ ctx: ControllerContext) {
+        client = ctx.client("default-scheduler")
+        events = ctx.events.component("default-scheduler")
+        logger = ctx.logger
+        binders = 256
+        cache = Cache(schedulerName: ctx.config.schedulerName, percentage: ctx.config.percentageOfNodesToScore)
+        let cache = self.cache
+        ctx.informers.informer(Registry.nodes).onChange { cache.nodeChanged($0) }
+        ctx.informers.informer(Registry.pods).onChange { cache.podChanged($0) }
+    }
+
+    struct Binding: Sendable { var pod: PodInfo; var node: String }
+
+    func run() async {
+        let sink = Channel<Binding>()
+        await withTaskGroup(of: Void.self) { g in
+            // Binders: many in flight so the store can commit them together.
+            for _ in 0..<binders {
+                g.addTask {
+                    while let b = await sink.pop() { await bind(b) }
+                }
+            }
+            g.addTask {
+                await withTaskCancellationHandler {
+                    await loop(sink)
+                } onCancel: { sink.finish() }
+                sink.finish()
+            }
+            await g.waitForAll()
+        }
+    }
+
+    func loop(_ sink: Channel<Binding>) async {
+        while !Task.isCancelled {
+            let batch = cache.popBatch(256)
+            if batch.isEmpty {
+                await cache.waitForWork(timeout: .milliseconds(200))
+                continue
+            }
+            for key in batch {
+                switch cache.scheduleOne(key) {
+                case .none: continue
+                case .bound(let pod, let node): sink.push(Binding(pod: pod, node: node))
+                case .unschedulable(let pod, let message): reportUnschedulable(pod, message)
+                }
+            }
+        }
+    }
+
+    func bind(_ b: Binding) async {
+        do {
+            try await client.bind(namespace: b.pod.namespace, name: b.pod.name, node: b.node, pod: b.pod.object, expectedRevision: b.pod.revision)
+            cache.bound(b.pod.key)
+            events.record(b.pod.object, reason: "Scheduled", message: "Successfully assigned \(b.pod.key) to \(b.node)")
+        } catch let e as APIError where e.code == 404 {
+            cache.bindFailed(b.pod.key, node: b.node, retry: false)
+        } catch let e as APIError where e.code == 409 {
+            // Someone else bound it (or it changed and was bound by a retry): the informer tells the truth.
+            cache.bindFailed(b.pod.key, node: b.node, retry: !e.message.contains("already assigned"))
+        } catch {
+            logger.warning("binding failed", metadata: ["pod": "\(b.pod.key)", "node": "\(b.node)", "error": "\(error)"])
+            cache.bindFailed(b.pod.key, node: b.node, retry: true)
+        }
+    }
+
+    /// FailedScheduling event plus the PodScheduled=False condition (what `kubectl describe` and
+    /// `kubectl get pods` show).
+    func reportUnschedulable(_ pod: PodInfo, _ message: String) {
+        events.record(pod.object, type: "Warning", reason: "FailedScheduling", message: message)
+        let client = self.client
+        Task {
+            for _ in 0..<3 {
+                guard var cur = try? await client.get(Registry.pods, namespace: pod.namespace, name: pod.name),
+                      (cur["spec"]["nodeName"].string ?? "").isEmpty else { return }
+                var conds = (cur["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
+                let old = (cur["status"]["conditions"].array ?? []).first { $0["type"].string == "PodScheduled" }
+                if old?["status"].string == "False" && old?["message"].string == message { return }
+                conds.append(["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
+                              "lastProbeTime": .null, "lastTransitionTime": .string(APITime.string())])
+                cur["status"]["conditions"] = .array(conds)
+                do { try await client.updateStatus(Registry.pods, cur); return } catch { continue }
+            }
+        }
+    }
+}
+
+/// A queue many tasks can take from (the binders), filled without waiting.
+final class Channel<Element: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [Element] = []
+    private var head = 0
+    private var waiters: [CheckedContinuation<Element?, Never>] = []
+    private var finished = false
+
+    func push(_ e: Element) {
+        let w = lock.withLock { () -> CheckedContinuation<Element?, Never>? in
+            if finished { return nil }
+            if !waiters.isEmpty { return waiters.removeFirst() }
+            items.append(e)
+            return nil
+        }
+        w?.resume(returning: e)
+    }
+    func pop() async -> Element? {
+        await withCheckedContinuation { (c: CheckedContinuation<Element?, Never>) in
+            let now = lock.withLock { () -> (Bool, Element?) in
+                if head < items.count {
+                    let e = items[head]; head += 1
+                    if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
+                    return (true, e)
+                }
+                if finished { return (true, nil) }
+                waiters.append(c)
+                return (false, nil)
+            }
+            if now.0 { c.resume(returning: now.1) }
+        }
+    }
+    func finish() {
+        let ws = lock.withLock { () -> [CheckedContinuation<Element?, Never>] in
+            finished = true
+            defer { waiters = [] }
+            return waiters
+        }
+        for w in ws { w.resume(returning: nil) }
+    }
+}
