@@ -284,12 +284,7 @@ struct Handler: Sendable {
 
     func selfSubjectAccessReview(_ call: Call) throws -> Response {
         var review: JSON
-        if call.contentType == "application/vnd.kubernetes.protobuf" {
-            guard let r = Protobuf.selfSubjectAccessReview(call.body) else { throw APIError.badRequest("cannot decode protobuf SelfSubjectAccessReview") }
-            review = r
-        } else {
-            do { review = try JSON.parse(call.body) } catch { throw APIError.badRequest("\(error)") }
-        }
+        do { review = try bodyJSON(call, kind: "SelfSubjectAccessReview") } catch let e as JSONParseError { throw APIError.badRequest("\(e)") }
         let attrs = review["spec"]["resourceAttributes"]
         var allowed = call.user.isAdmin
         if !allowed, call.user.nodeName != nil || call.user.serviceAccount != nil {
@@ -305,10 +300,12 @@ struct Handler: Sendable {
 
     func decodeBody(_ call: Call, _ r: ResourceType, subresource: String? = nil) throws -> JSON {
         let obj: JSON
+        let protobuf = call.contentType == Protobuf.mediaType
         do {
             switch call.contentType {
             case "application/json", "": obj = try JSON.parse(call.body)
             case "application/yaml", "application/x-yaml", "text/yaml": obj = try JSON.parseYAML(String(decoding: call.body, as: UTF8.self))
+            case Protobuf.mediaType: obj = try Protobuf.decodeObject(call.body, kind: r.kind)
             default: throw APIError.unsupportedMediaType(call.contentType)
             }
         } catch let e as JSONParseError {
@@ -318,8 +315,16 @@ struct Handler: Sendable {
             throw APIError.badRequest("json: cannot unmarshal \(obj.typeName) into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }")
         }
         try checkTypeMeta(obj, r)
-        try Schema.check(obj, r, strict: call.strict)
+        // A protobuf body cannot carry unknown fields (they were skipped), so there is nothing to be strict
+        // about, as upstream; only the type checks apply.
+        try Schema.check(obj, r, strict: call.strict && !protobuf)
         return obj
+    }
+
+    /// The body of a request that is not an API object of the URL's resource (Binding, Scale, DeleteOptions,
+    /// SelfSubjectAccessReview): protobuf (of `kind` if the envelope names none) or else JSON.
+    func bodyJSON(_ call: Call, kind: String) throws -> JSON {
+        call.contentType == Protobuf.mediaType ? try Protobuf.decodeObject(call.body, kind: kind) : try JSON.parse(call.body)
     }
 
     func checkTypeMeta(_ obj: JSON, _ r: ResourceType) throws {
@@ -347,14 +352,6 @@ struct Handler: Sendable {
         return o.serialized()
     }
 
-    static func now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date())
-    }
-    static func microNow() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
-    }
+    static func now() -> String { APITime.string() }
+    static func microNow() -> String { APITime.micro() }
 }

@@ -34,23 +34,8 @@ public final class LeaderElector: Service, @unchecked Sendable {
 
     var key: String { Registry.find(group: "coordination.k8s.io", version: "v1", plural: "leases")!.key(namespace: namespace, name: name) }
 
-    /// metav1.MicroTime: RFC 3339 with exactly six fractional digits (client-go refuses fewer).
-    static func micro(_ d: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        let whole = d.timeIntervalSince1970.rounded(.down)
-        let micros = Int(((d.timeIntervalSince1970 - whole) * 1_000_000).rounded(.down))
-        let base = f.string(from: Date(timeIntervalSince1970: whole))
-        return String(base.dropLast()) + "." + String(format: "%06d", min(micros, 999_999)) + "Z"
-    }
-    static func parse(_ s: String?) -> Date? {
-        guard let s else { return nil }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: s) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: s)
-    }
+    static func micro(_ d: Date) -> String { APITime.micro(d) }
+    static func parse(_ s: String?) -> Date? { APITime.parse(s) }
 
     private func set(_ value: Bool) {
         lock.lock()

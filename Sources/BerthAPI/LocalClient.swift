@@ -195,16 +195,3 @@ extension Registry {
     public static let leases = find(group: "coordination.k8s.io", version: "v1", plural: "leases")!
 }
 
-/// metav1.Time and metav1.MicroTime text, for the control plane.
-public enum APITime {
-    /// RFC 3339 with seconds (metav1.Time).
-    public static func string(_ d: Date = Date()) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: d)
-    }
-    /// RFC 3339 with microseconds (metav1.MicroTime, e.g. Lease renewTime).
-    public static func micro(_ d: Date = Date()) -> String { LeaderElector.micro(d) }
-    /// Parses either form.
-    public static func parse(_ s: String?) -> Date? { LeaderElector.parse(s) }
-}

@@ -45,7 +45,7 @@ enum Tables {
     }
 
     static func age(_ obj: JSON, now: Date = Date()) -> String {
-        guard let ts = obj["metadata"]["creationTimestamp"].string, let d = ISO8601DateFormatter().date(from: ts) else { return "<unknown>" }
+        guard let ts = obj["metadata"]["creationTimestamp"].string, let d = APITime.parse(ts) else { return "<unknown>" }
         return duration(now.timeIntervalSince(d))
     }
     /// kubectl's HumanDuration.
@@ -145,7 +145,7 @@ enum Tables {
         case "Event":
             let io = obj["involvedObject"]
             let last = obj["lastTimestamp"].string ?? obj["eventTime"].string ?? obj["metadata"]["creationTimestamp"].string
-            let since = last.flatMap { ISO8601DateFormatter().date(from: $0) }.map { duration(Date().timeIntervalSince($0)) } ?? "<unknown>"
+            let since = last.flatMap { APITime.parse($0) }.map { duration(Date().timeIntervalSince($0)) } ?? "<unknown>"
             return [.string(since), .string(obj["type"].string ?? ""), .string(obj["reason"].string ?? ""),
                     .string("\((io["kind"].string ?? "").lowercased())/\(io["name"].string ?? "")"), .string(obj["message"].string ?? ""),
                     .string(obj["source"]["component"].string ?? ""), .string(since), int(obj["count"]), name]
