@@ -67,6 +67,12 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     public static func unsupportedMediaType(_ t: String) -> APIError {
         APIError(code: 415, reason: "UnsupportedMediaType", message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got \(t))")
     }
+    /// A protobuf body of a kind the server has no protobuf schema for (see `Protobuf.kinds`).
+    public static func unsupportedProtobuf(kind: String, apiVersion: String) -> APIError {
+        let what = kind.isEmpty ? "an object with no kind" : "kind \(kind)\(apiVersion.isEmpty ? "" : " (\(apiVersion))")"
+        return APIError(code: 415, reason: "UnsupportedMediaType",
+                        message: "the server cannot decode \(what) from application/vnd.kubernetes.protobuf; send it as application/json or application/yaml")
+    }
     public static func internalError(_ m: String) -> APIError {
         APIError(code: 500, reason: "InternalError", message: "Internal error occurred: \(m)")
     }

@@ -500,7 +500,7 @@ extension Handler {
             guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else { throw APIError.notFound(r, name) }
             let obj = try decodeStored(kv, r)
             var sc = Self.scaleOf(obj)
-            let body = try JSON.parse(call.body)
+            let body = patch != nil ? try JSON.parse(call.body) : try bodyJSON(call, kind: "Scale")
             if patch != nil {
                 switch call.contentType {
                 case "application/json-patch+json": sc = try Patch.jsonPatch(sc, body)
@@ -510,7 +510,8 @@ extension Handler {
                 sc = body
                 if let rv = sc["metadata"]["resourceVersion"].string, !rv.isEmpty, rv != String(kv.modRevision) { throw APIError.conflict(r, name) }
             }
-            guard let replicas = sc["spec"]["replicas"].int, replicas >= 0 else {
+            // ScaleSpec.replicas is omitempty upstream: a Scale for 0 replicas arrives without it.
+            guard let replicas = sc["spec"]["replicas"].isNull ? 0 : sc["spec"]["replicas"].int, replicas >= 0 else {
                 throw APIError(code: 422, reason: "Invalid", message: "Scale.autoscaling \"\(name)\" is invalid: spec.replicas: Invalid value: \(sc["spec"]["replicas"].text): must be greater than or equal to 0")
             }
             var updated = obj
@@ -528,7 +529,7 @@ extension Handler {
     // MARK: binding
 
     func bind(_ call: Call, namespace: String, name: String?) async throws -> Response {
-        let b = try JSON.parse(call.body)
+        let b = try bodyJSON(call, kind: "Binding")
         let podName = name ?? b["metadata"]["name"].string ?? ""
         guard let node = b["target"]["name"].string, !node.isEmpty else {
             throw APIError(code: 422, reason: "Invalid", message: "Binding \"\(podName)\" is invalid: target.name: Required value")
@@ -558,7 +559,7 @@ extension Handler {
 
     func deleteObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String) async throws -> Response {
         var opts: JSON = [:]
-        if !call.body.isEmpty { opts = (try? JSON.parse(call.body)) ?? [:] }
+        if !call.body.isEmpty { opts = (try? bodyJSON(call, kind: "DeleteOptions")) ?? [:] }
         let policy = call.query["propagationPolicy"] ?? opts["propagationPolicy"].string ?? (opts["orphanDependents"].bool == true ? "Orphan" : "Background")
         let grace = Int64(call.query["gracePeriodSeconds"] ?? "") ?? opts["gracePeriodSeconds"].int
         let key = r.key(namespace: namespace, name: name)
