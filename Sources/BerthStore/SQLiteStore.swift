@@ -174,6 +174,8 @@ public final class SQLiteStore: KVStore {
         }
     }
 
+    /// Applies a batch in one transaction. Statements are cached per connection: preparing (and
+    /// authorizing) the same SQL for every write was a visible share of write cost.
     private static func apply(_ ops: [Op], _ db: Database) throws -> Outcome {
         var rev = try meta(db, "rev")
         var results: [Result<KeyValue, StoreError>] = []
@@ -181,30 +183,27 @@ public final class SQLiteStore: KVStore {
         for op in ops {
             switch op {
             case .create(let key, let value):
-                if try Row.fetchOne(db, sql: "SELECT 1 FROM current WHERE key = ?", arguments: [key]) != nil {
+                if try Row.fetchOne(try db.cachedStatement(sql: "SELECT 1 FROM current WHERE key = ?"), arguments: [key]) != nil {
                     results.append(.failure(.alreadyExists(key: key))); continue
                 }
                 rev += 1
-                try db.execute(sql: "INSERT INTO current(key, rev, create_rev, value) VALUES (?, ?, ?, ?)",
-                               arguments: [key, rev, rev, Data(value)])
-                try db.execute(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, 0, 0, ?)",
-                               arguments: [rev, key, rev, Data(value)])
+                try db.cachedStatement(sql: "INSERT INTO current(key, rev, create_rev, value) VALUES (?, ?, ?, ?)").execute(arguments: [key, rev, rev, Data(value)])
+                try db.cachedStatement(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, 0, 0, ?)").execute(arguments: [rev, key, rev, Data(value)])
                 let kv = KeyValue(key: key, value: value, createRevision: rev, modRevision: rev)
                 results.append(.success(kv)); events.append(StoreEvent(kind: .put, kv: kv, prev: nil))
             case .update(let key, let value, let expected):
-                guard let row = try Row.fetchOne(db, sql: "SELECT key, rev, create_rev, value FROM current WHERE key = ?", arguments: [key]) else {
+                guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT key, rev, create_rev, value FROM current WHERE key = ?"), arguments: [key]) else {
                     results.append(.failure(.notFound(key: key))); continue
                 }
                 let prev = kv(row)
                 if prev.modRevision != expected { results.append(.failure(.conflict(key: key, actual: prev.modRevision))); continue }
                 rev += 1
-                try db.execute(sql: "UPDATE current SET rev = ?, value = ? WHERE key = ?", arguments: [rev, Data(value), key])
-                try db.execute(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, ?, 0, ?)",
-                               arguments: [rev, key, prev.createRevision, prev.modRevision, Data(value)])
+                try db.cachedStatement(sql: "UPDATE current SET rev = ?, value = ? WHERE key = ?").execute(arguments: [rev, Data(value), key])
+                try db.cachedStatement(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, ?, 0, ?)").execute(arguments: [rev, key, prev.createRevision, prev.modRevision, Data(value)])
                 let kv = KeyValue(key: key, value: value, createRevision: prev.createRevision, modRevision: rev)
                 results.append(.success(kv)); events.append(StoreEvent(kind: .put, kv: kv, prev: prev))
             case .delete(let key, let expected):
-                guard let row = try Row.fetchOne(db, sql: "SELECT key, rev, create_rev, value FROM current WHERE key = ?", arguments: [key]) else {
+                guard let row = try Row.fetchOne(try db.cachedStatement(sql: "SELECT key, rev, create_rev, value FROM current WHERE key = ?"), arguments: [key]) else {
                     results.append(.failure(.notFound(key: key))); continue
                 }
                 let prev = kv(row)
@@ -212,15 +211,14 @@ public final class SQLiteStore: KVStore {
                     results.append(.failure(.conflict(key: key, actual: prev.modRevision))); continue
                 }
                 rev += 1
-                try db.execute(sql: "DELETE FROM current WHERE key = ?", arguments: [key])
-                try db.execute(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, ?, 1, ?)",
-                               arguments: [rev, key, prev.createRevision, prev.modRevision, Data(prev.value)])
+                try db.cachedStatement(sql: "DELETE FROM current WHERE key = ?").execute(arguments: [key])
+                try db.cachedStatement(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, ?, 1, ?)").execute(arguments: [rev, key, prev.createRevision, prev.modRevision, Data(prev.value)])
                 var gone = prev
                 gone.modRevision = rev
                 results.append(.success(gone)); events.append(StoreEvent(kind: .delete, kv: gone, prev: prev))
             }
         }
-        try db.execute(sql: "UPDATE meta SET value = ? WHERE name = 'rev'", arguments: [rev])
+        try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE name = 'rev'").execute(arguments: [rev])
         return Outcome(results: results, events: events)
     }
 

@@ -168,11 +168,16 @@ extension Scheduler.Cache {
             let top = raw.max() ?? 0
             if top > 0 { for i in 0..<n { total[i] += 2 * raw[i] * 100 / top } }
         }
-        // TaintToleration (weight 3): fewer untolerated PreferNoSchedule taints is better.
-        let counts = feasible.map { node in
-            Int64(node.taints.filter { t in t.effect == "PreferNoSchedule" && !pod.tolerations.contains { $0.tolerates(t) } }.count)
+        // TaintToleration (weight 3): fewer untolerated PreferNoSchedule taints is better. Most nodes
+        // have no taints at all, so count without building arrays.
+        var counts = [Int64](repeating: 0, count: n)
+        var worst: Int64 = 0
+        for (i, node) in feasible.enumerated() where !node.taints.isEmpty {
+            var c: Int64 = 0
+            for t in node.taints where t.effect == "PreferNoSchedule" && !pod.tolerations.contains(where: { $0.tolerates(t) }) { c += 1 }
+            counts[i] = c
+            worst = max(worst, c)
         }
-        let worst = counts.max() ?? 0
         for i in 0..<n { total[i] += 3 * (worst == 0 ? 100 : (worst - counts[i]) * 100 / worst) }
         // InterPodAffinity preferred terms (weight 2), min-max normalized.
         if !s.preferredDomainWeights.isEmpty {

@@ -24,7 +24,7 @@ struct Scheduler: ControlLoop {
         client = ctx.client("default-scheduler")
         events = ctx.events.component("default-scheduler")
         logger = ctx.logger
-        binders = 256
+        binders = 512
         cache = Cache(schedulerName: ctx.config.schedulerName, percentage: ctx.config.percentageOfNodesToScore)
         let cache = self.cache
         ctx.informers.informer(Registry.nodes).onChange { cache.nodeChanged($0) }
