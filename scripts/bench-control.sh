@@ -7,7 +7,7 @@
 #   3. one server holding 10,000 hollow nodes and 300,000 pods: RSS and API latency (GET one pod, a
 #      500-item list page, GET nodes), measured with curl.
 # Usage: scripts/bench-control.sh [path/to/berth]  (default .build/release/berth, else .build/debug/berth)
-# Sizes: BENCH_SCHED_NODES, BENCH_SCHED_PODS, BENCH_DEPLOY_REPLICAS, BENCH_BIG_NODES, BENCH_BIG_PODS.
+# Parts: BENCH_PARTS (default 123). Sizes: BENCH_SCHED_NODES, BENCH_SCHED_PODS, BENCH_DEPLOY_REPLICAS, BENCH_BIG_NODES, BENCH_BIG_PODS.
 # Everything listens on 127.0.0.1; child processes are stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,8 +50,10 @@ spec:
       containers: [{name: c, image: registry.local/pause:1, resources: {requests: {cpu: 10m, memory: 16Mi}}}]
 YAML
 }
+PARTS=${BENCH_PARTS:-123}
 echo "berth: $BERTH"
 
+if [[ $PARTS == *1* ]]; then
 echo "## 1. scheduling throughput ($SN hollow nodes, $SP pods)"
 OUT=$("$BERTH" bench scheduler --nodes "$SN" --pods "$SP" --data-dir "$WORK/sched")
 echo "$OUT"
@@ -59,7 +61,9 @@ TP=$(echo "$OUT" | sed -n 's/.*throughput=\([0-9]*\).*/\1/p')
 echo "| scheduler | pods/s | vs kube-scheduler floor (810/s) |"
 echo "|---|---|---|"
 echo "| berth | $TP | $(python3 -c "print(f'{$TP/810:.1f}x')") |"
+fi
 
+if [[ $PARTS == *2* ]]; then
 echo "## 2. $DR-replica Deployment on $DR hollow nodes, kubectl apply → all Running"
 start_server deploy --hollow-nodes "$DR" --hollow-heartbeat-seconds 10 --node-monitor-grace-seconds 60
 wait_nodes "$DR"
@@ -72,7 +76,9 @@ echo "| replicas | running | seconds | RSS MB |"
 echo "|---|---|---|---|"
 echo "| $DR | $RUNNING | $(python3 -c "print(f'{$T1-$T0:.2f}')") | $(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER_PID/status) |"
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+fi
 
+[[ $PARTS == *3* ]] || exit 0
 echo "## 3. $BN hollow nodes and $BP pods in one server"
 start_server big --hollow-nodes "$BN" --hollow-heartbeat-seconds 30 --node-monitor-grace-seconds 180
 wait_nodes "$BN"
@@ -87,7 +93,7 @@ POD=$(k get pods --chunk-size=1 -o name 2>/dev/null | head -1 | cut -d/ -f2 || t
 lat() { # $1 path → p50/p99 ms of 50 requests
   for _ in $(seq 50); do
     curl -s -o /dev/null -w '%{time_total}\n' --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$PORT$1"
-  done | sort -n | awk '{a[NR]=$1} END {printf "%.1f / %.1f", a[int(NR*0.5)]*1000, a[int(NR*0.99)>0?int(NR*0.99):NR]*1000}'
+  done | sort -n | awk '{a[NR]=$1} END {m=int(NR*0.5); if (m<1) m=1; q=int(NR*0.99); if (q<1) q=NR; printf "%.1f / %.1f", a[m]*1000, a[q]*1000}'
 }
 echo "| nodes | pods | create→running s | RSS idle MB | RSS MB | GET pod p50/p99 ms | LIST 500 pods p50/p99 ms | GET node p50/p99 ms |"
 echo "|---|---|---|---|---|---|---|---|"

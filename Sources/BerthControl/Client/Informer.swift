@@ -112,6 +112,16 @@ public final class Informer: @unchecked Sendable {
         for h in hs { h(e) }
     }
 
+    /// Decodes a stored object for the cache without its managedFields (client-go's TransformFunc, as
+    /// kube-scheduler and kube-controller-manager use it): no controller reads them, and they are a
+    /// large share of every object's memory. Updates from the cache keep them: the API server carries
+    /// managedFields over when a write leaves them out.
+    func decode(_ kv: KeyValue) throws -> JSON {
+        var obj = try client.decode(kv, resource)
+        obj["metadata"]["managedFields"] = .null
+        return obj
+    }
+
     /// Lists and watches until cancelled.
     public func run() async {
         let prefixLength = resource.prefix(namespace: nil).utf8.count
@@ -122,7 +132,7 @@ public final class Informer: @unchecked Sendable {
                 var fresh: [String: JSON] = [:]
                 fresh.reserveCapacity(page.items.count)
                 for kv in page.items {
-                    guard let obj = try? client.decode(kv, resource) else { continue }
+                    guard let obj = try? decode(kv) else { continue }
                     fresh[String(kv.key.utf8.dropFirst(prefixLength))!] = obj
                 }
                 let old = lock.withLock { () -> [String: JSON] in
@@ -149,7 +159,7 @@ public final class Informer: @unchecked Sendable {
                 let events = try await client.store.watch(prefix: resource.prefix(namespace: nil), afterRevision: page.revision)
                 for try await e in events {
                     let key = String(e.kv.key.utf8.dropFirst(prefixLength))!
-                    guard var obj = try? client.decode(e.kv, resource) else { continue }
+                    guard var obj = try? decode(e.kv) else { continue }
                     obj["metadata"]["resourceVersion"] = .string(String(e.revision))
                     switch e.kind {
                     case .put:

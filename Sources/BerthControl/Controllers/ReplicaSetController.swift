@@ -154,17 +154,25 @@ struct ReplicaSetController: ControlLoop {
     }
 
     func updateStatus(_ rs: JSON, key: String, owned: [JSON], failure: (any Error)?) async throws {
-        let active = owned.filter(Objects.isActive)
-        let labels = rs["spec"]["template"]["metadata"]["labels"].stringMap
+        // One pass, no per-pod allocations: a ReplicaSet may own hundreds of thousands of pods.
+        let labels = rs["spec"]["template"]["metadata"]["labels"].object ?? [:]
         let minReady = rs["spec"]["minReadySeconds"].int ?? 0
+        let now = Date()
+        var active: Int64 = 0, labeled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0
+        for p in owned where Objects.isActive(p) {
+            active += 1
+            let podLabels = p["metadata"]["labels"]
+            if labels.allSatisfy({ podLabels[$0.key] == $0.value }) { labeled += 1 }
+            if Objects.isReady(p) {
+                ready += 1
+                if Objects.isAvailable(p, minReadySeconds: minReady, now: now) { available += 1 }
+            }
+        }
         var status = rs["status"]
-        status["replicas"] = .int(Int64(active.count))
-        status["fullyLabeledReplicas"] = .int(Int64(active.filter { p in
-            let l = p["metadata"]["labels"].stringMap
-            return labels.allSatisfy { l[$0.key] == $0.value }
-        }.count))
-        status["readyReplicas"] = .int(Int64(active.filter(Objects.isReady).count))
-        status["availableReplicas"] = .int(Int64(active.filter { Objects.isAvailable($0, minReadySeconds: minReady) }.count))
+        status["replicas"] = .int(active)
+        status["fullyLabeledReplicas"] = .int(labeled)
+        status["readyReplicas"] = .int(ready)
+        status["availableReplicas"] = .int(available)
         status["observedGeneration"] = rs["metadata"]["generation"]
         var conds = (status["conditions"].array ?? []).filter { $0["type"].string != "ReplicaFailure" }
         if let failure {
