@@ -18,6 +18,8 @@ public final class LeaderElector: Service, @unchecked Sendable {
     let logger: Logger
     private let lock = NSLock()
     private var leading = false
+    /// When this process last wrote the Lease successfully (only touched by the election loop).
+    private var lastRenew = Date.distantPast
     private let changes: AsyncStream<Bool>.Continuation
     /// true when this process becomes leader, false when it stops being leader.
     public let leadership: AsyncStream<Bool>
@@ -63,6 +65,7 @@ public final class LeaderElector: Service, @unchecked Sendable {
                              "acquireTime": .string(Self.micro(now)), "renewTime": .string(Self.micro(now)), "leaseTransitions": 0],
                 ]
                 _ = try await store.create(key, value: lease.serialized())
+                lastRenew = now
                 set(true)
                 return true
             }
@@ -82,12 +85,19 @@ public final class LeaderElector: Service, @unchecked Sendable {
             lease["spec"]["renewTime"] = .string(Self.micro(now))
             lease["spec"]["leaseDurationSeconds"] = .int(seconds)
             _ = try await store.update(key, value: lease.serialized(), expectedRevision: kv.modRevision)
+            lastRenew = now
             set(true)
             return true
         } catch {
-            // A lost race or a store outage: we cannot prove we still hold the lease.
-            if isLeader, case StoreError.conflict = error { set(false) }
-            else if isLeader { set(false) }
+            // A lost race: someone else wrote the Lease, so we no longer hold it.
+            if case StoreError.conflict = error { set(false); return false }
+            // A slow or failing store: keep leading until the renew deadline (2/3 of the lease
+            // duration since our last successful renewal, client-go's renewDeadline), well before
+            // anyone else may take the Lease over. Restarting every controller on one slow write
+            // would only add load to a store that is already struggling.
+            let deadline = lastRenew.addingTimeInterval(Double(leaseDuration.components.seconds) * 2 / 3)
+            if isLeader && Date() < deadline { return true }
+            set(false)
             return false
         }
     }

@@ -122,7 +122,7 @@ extension ControlTests {
                     let s = Self.item(items, "roll")?["status"] ?? .null
                     return s["numberAvailable"] == 5 && s["updatedNumberScheduled"] == 5
                 }
-                #expect(try c.kubectl("rollout", "status", "ds/roll", "--timeout=10s").ok)
+                #expect(try c.kubectl("rollout", "status", "ds/roll", "--timeout=60s").ok)
                 let oldHash = Self.podsByNode(try await c.client.list(Registry.pods, namespace: "default").items, "roll")["r1"]?
                     .first?["metadata"]["labels"]["controller-revision-hash"].string
 
@@ -152,7 +152,7 @@ extension ControlTests {
                         m[n]?.count == 1 && m[n]![0]["spec"]["containers"][0]["image"] == "busybox:2" && Self.running(m[n]![0])
                     }
                 }
-                #expect(try c.kubectl("rollout", "status", "ds/roll", "--timeout=10s").ok)
+                #expect(try c.kubectl("rollout", "status", "ds/roll", "--timeout=60s").ok)
                 monitor.cancel()
                 // The rollout went node by node: one node at a time was without its pod.
                 #expect(worst.lock.withLock { worst.value } == 1)
@@ -201,7 +201,7 @@ extension ControlTests {
                     let s = Self.item(items, "od")?["status"] ?? .null
                     return s["observedGeneration"] == 3 && s["updatedNumberScheduled"] == 4 && s["numberAvailable"] == 4
                 }
-                #expect(try c.kubectl("rollout", "status", "ds/od", "--timeout=10s").ok)
+                #expect(try c.kubectl("rollout", "status", "ds/od", "--timeout=60s").ok)
             }
         }
 
@@ -217,7 +217,7 @@ extension ControlTests {
                     let s = Self.item(items, "hollow-agent")?["status"] ?? .null
                     return s["desiredNumberScheduled"] == 3 && s["numberAvailable"] == 3 && s["updatedNumberScheduled"] == 3
                 }
-                #expect(try c.kubectl("rollout", "status", "ds/hollow-agent", "--timeout=10s").ok)
+                #expect(try c.kubectl("rollout", "status", "ds/hollow-agent", "--timeout=60s").ok)
                 let pods = Self.podsByNode(try await c.client.list(Registry.pods, namespace: "default").items, "hollow-agent")
                 #expect(pods.count == 3 && pods.allSatisfy { $0.key.hasPrefix("hollow-") && $0.value.count == 1 })
                 let ips = Set(pods.values.compactMap { $0[0]["status"]["podIP"].string })
@@ -239,7 +239,7 @@ extension ControlTests {
                     let s = Self.item(items, "hollow-agent")?["status"] ?? .null
                     return s["observedGeneration"] == 2 && s["updatedNumberScheduled"] == 3 && s["numberAvailable"] == 3
                 }
-                #expect(try c.kubectl("rollout", "status", "ds/hollow-agent", "--timeout=10s").ok)
+                #expect(try c.kubectl("rollout", "status", "ds/hollow-agent", "--timeout=60s").ok)
             } catch {
                 await c.stop()
                 throw error
