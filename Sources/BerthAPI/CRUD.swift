@@ -671,7 +671,7 @@ extension Handler {
             guard let page = try? await store.list(prefix: prefix, startAfter: nil, limit: 0, revision: nil) else { continue }
             for kv in page.items {
                 // Only objects whose bytes mention the owner's uid are worth decoding.
-                guard Self.contains(kv.value, needle), var dep = try? decodeStored(kv, r) else { continue }
+                guard ByteSearch.contains(kv.value, needle), var dep = try? decodeStored(kv, r) else { continue }
                 let refs = dep["metadata"]["ownerReferences"].array ?? []
                 guard refs.contains(where: { $0["uid"].string == uid }) else { continue }
                 if policy == "Orphan" {
@@ -711,21 +711,5 @@ extension Handler {
         if !(obj["metadata"]["finalizers"].array ?? []).isEmpty { return true }
         return r.kind == "Pod" && !(obj["spec"]["nodeName"].string ?? "").isEmpty
             && !["Succeeded", "Failed"].contains(obj["status"]["phase"].string ?? "")
-    }
-
-    /// Whether `haystack` contains `needle` (a byte search, cheaper than decoding JSON).
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, needle.count <= haystack.count else { return needle.isEmpty }
-        let last = haystack.count - needle.count
-        var i = 0
-        return haystack.withUnsafeBufferPointer { h in
-            needle.withUnsafeBufferPointer { n in
-                while i <= last {
-                    if h[i] == first && memcmp(h.baseAddress! + i, n.baseAddress!, n.count) == 0 { return true }
-                    i += 1
-                }
-                return false
-            }
-        }
     }
 }

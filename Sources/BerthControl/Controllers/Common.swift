@@ -48,14 +48,25 @@ enum Objects {
         return Int64(s) ?? 0
     }
 
-    /// kube's SafeEncodeString alphabet over an FNV-1a 32-bit hash (pod-template-hash and friends).
-    static func shortHash(_ bytes: [UInt8], salt: Int64 = 0) -> String {
+    /// kube's SafeEncodeString alphabet: no vowels, no look-alike digits.
+    static let safeAlphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+    /// FNV-1a, 32 and 64 bits: hashes that are the same in every process (Swift's Hasher is seeded).
+    static func fnv32(_ bytes: [UInt8]) -> UInt32 {
         var h: UInt32 = 0x811c_9dc5
         for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
-        if salt != 0 { for b in String(salt).utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 } }
-        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        return h
+    }
+    static func fnv64<S: Sequence>(_ bytes: S) -> UInt64 where S.Element == UInt8 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// kube's SafeEncodeString alphabet over an FNV-1a 32-bit hash (pod-template-hash and friends).
+    static func shortHash(_ bytes: [UInt8], salt: Int64 = 0) -> String {
+        var v = fnv32(salt != 0 ? bytes + Array(String(salt).utf8) : bytes)
+        let alphabet = safeAlphabet
         var out = ""
-        var v = h
         repeat { out.append(alphabet[Int(v % UInt32(alphabet.count))]); v /= UInt32(alphabet.count) } while v > 0
         return out
     }

@@ -30,7 +30,7 @@ struct DaemonSetController: ControlLoop {
     let memory = DaemonSetMemory()
 
     /// Pods by the UID of the DaemonSet that controls them.
-    static let ownerIndex = "ds-owner"
+    static let ownerIndex = "controller"
     static let hashLabel = "controller-revision-hash"
     /// Cap on pod creations in flight for one DaemonSet.
     static let createBurst = 64
@@ -43,7 +43,9 @@ struct DaemonSetController: ControlLoop {
         daemonSets = ctx.informers.informer(Registry.daemonSets)
         pods = ctx.informers.informer(Registry.pods)
         nodes = ctx.informers.informer(Registry.nodes)
-        pods.addIndex(Self.ownerIndex) { p in Self.controllerRef(p).map { [$0.uid] } ?? [] }
+        // The index the ReplicaSet and Deployment controllers keep too (UIDs are unique, so a DaemonSet's
+        // UID finds exactly its pods): one index maintained on every pod event, not two.
+        pods.addIndex(Self.ownerIndex, Objects.controllerUID)
         let (queue, daemonSets) = (self.queue, self.daemonSets)
         // Handlers must not wait: each key is added by a task of its own.
         daemonSets.onChange { e in
@@ -332,8 +334,7 @@ struct DaemonSetController: ControlLoop {
     }
 
     static func controllerRef(_ pod: JSON) -> (name: String, uid: String)? {
-        guard let ref = (pod["metadata"]["ownerReferences"].array ?? []).first(where: { $0["controller"].bool == true }),
-              ref["kind"].string == "DaemonSet", ref["apiVersion"].string?.hasPrefix("apps/") == true,
+        guard let ref = Objects.controllerRef(pod), ref["kind"].string == "DaemonSet", ref["apiVersion"].string?.hasPrefix("apps/") == true,
               let name = ref["name"].string, let uid = ref["uid"].string else { return nil }
         return (name, uid)
     }
@@ -361,12 +362,10 @@ struct DaemonSetController: ControlLoop {
     /// ControllerRevision hashes (rand.SafeEncodeString of the decimal number). Equal templates always
     /// give equal hashes, in every process.
     static func templateHash(_ ds: JSON) -> String {
-        var h: UInt32 = 0x811c_9dc5
         var bytes = ds["spec"]["template"].serialized()
         if let c = ds["status"]["collisionCount"].int { bytes += Array(String(c).utf8) }
-        for b in bytes { h = (h ^ UInt32(b)) &* 0x0100_0193 }
-        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
-        return String(String(h).utf8.map { alphabet[Int($0) % alphabet.count] })
+        let alphabet = Objects.safeAlphabet
+        return String(String(Objects.fnv32(bytes)).utf8.map { alphabet[Int($0) % alphabet.count] })
     }
 
     /// What of a node decides where daemon pods go.

@@ -267,15 +267,12 @@ struct EndpointSliceController: ControlLoop {
         return j
     }
 
-    static func ownerUID(_ slice: JSON) -> String? {
-        (slice["metadata"]["ownerReferences"].array ?? []).first { $0["controller"].bool == true }?["uid"].string
-    }
+    static func ownerUID(_ slice: JSON) -> String? { Objects.controllerUID(slice).first }
 
     /// "<service>-<5 letters>": a stable hash of the Service's UID and the slice's index.
     static func sliceName(_ svc: JSON, index: Int) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "\(svc["metadata"]["uid"].string ?? "")/\(index)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        var h = Objects.fnv64("\(svc["metadata"]["uid"].string ?? "")/\(index)".utf8)
+        let alphabet = Objects.safeAlphabet
         var suffix = ""
         for _ in 0..<5 {
             suffix.append(alphabet[Int(h % UInt64(alphabet.count))])

@@ -253,7 +253,8 @@ public final class HollowNodes: Service, @unchecked Sendable {
         var p = pod
         let ip = allocateIP(pod, node: node)
         let now = JSON.string(APITime.string())
-        let hostIP = JSON.string("198.18.\((lock.withLock { index[node] } ?? 0) / 256).\((lock.withLock { index[node] } ?? 0) % 256)")
+        let i = lock.withLock { index[node] } ?? 0
+        let hostIP = JSON.string("198.18.\(i / 256).\(i % 256)")
         p["status"]["phase"] = "Running"
         p["status"]["hostIP"] = hostIP
         p["status"]["hostIPs"] = [["ip": hostIP]]

@@ -24,16 +24,6 @@ public enum SchedulingBenchmark {
         }
     }
 
-    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard needle.count <= haystack.count else { return false }
-        var i = 0
-        while i <= haystack.count - needle.count {
-            if haystack[i] == needle[0] && haystack[i..<i + needle.count].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
-    }
-
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
     public static func run(nodes: Int, pods: Int, dataDir: String, logger: Logger) async throws -> Report {
@@ -81,7 +71,7 @@ public enum SchedulingBenchmark {
         // A byte search, not a JSON decode: the counting must not compete with the scheduler for CPU.
         let marker = Array("\"nodeName\":\"".utf8)
         for try await e in events where e.kind == .put {
-            guard Self.contains(e.kv.value, marker) else { continue }
+            guard ByteSearch.contains(e.kv.value, marker) else { continue }
             bound.insert(e.kv.key)
             if ProcessInfo.processInfo.environment["BERTH_BENCH_PROGRESS"] != nil, bound.count % 1000 == 0 {
                 FileHandle.standardError.write(Data("\(String(format: "%.2f", seconds(ContinuousClock.now - start)))s \(bound.count) bound\n".utf8))
