@@ -10,6 +10,8 @@ extension ControlTests {
 @Suite("control plane failover", .enabled(if: berthBinary() != nil && FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl")))
 struct FailoverTests {
     static let big = webYAML.replacingOccurrences(of: "  replicas: 6\n", with: "  replicas: 40\n")
+    /// `big`, schedulable only on nodes labelled open=yes.
+    static let gated = big.replacingOccurrences(of: "    spec:\n      containers:", with: "    spec:\n      nodeSelector: {open: \"yes\"}\n      containers:")
 
     /// Pods of `app` and how many Scheduled events each got (a pod bound twice would have two).
     func audit(_ kubectl: ([String]) throws -> Output) throws -> (pods: [JSON], scheduledTwice: [String]) {
@@ -41,21 +43,26 @@ struct FailoverTests {
             if !led { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(led)
-        let follower = try ServerChild(binary: binary, dir: dir, port: try freePort(), extra: common + ["--identity", "b", "--hollow-nodes", "4"])
+        // Hollow nodes hold 10 pods each and only nodes labelled open=yes are eligible, so the rollout stops at a
+        // known point (20 of 40 bound) however fast this machine is; the leader dies there.
+        let follower = try ServerChild(binary: binary, dir: dir, port: try freePort(),
+                                       extra: common + ["--identity", "b", "--hollow-nodes", "4", "--hollow-node-pods", "10"])
         #expect(follower.waitReady())
         defer { follower.kill9() }
+        for i in 0..<4 { #expect(try follower.kubectl("wait", "--for=create", "node/hollow-0000\(i)", "--timeout=30s").ok) }
+        for i in 0..<2 { #expect(try follower.kubectl("label", "node", "hollow-0000\(i)", "open=yes").ok) }
         let apply = try run("/usr/bin/kubectl", ["--kubeconfig", follower.kubeconfig, "--server", "https://127.0.0.1:\(follower.port)", "apply", "-f", "-"],
-                            stdin: Self.big)
+                            stdin: Self.gated)
         #expect(apply.ok, "\(apply.stderr)")
-        // Kill the leader once the rollout has started but is not finished.
-        var started = false
-        for _ in 0..<200 where !started {
-            let n = try JSON.parse(try follower.kubectl("get", "pods", "-o", "json").stdout)["items"].array?.count ?? 0
-            started = n > 0 && n < 40
-            if n >= 40 { break }
-            if !started { try await Task.sleep(for: .milliseconds(20)) }
+        var bound = 0
+        for _ in 0..<500 where bound < 20 {
+            let items = try JSON.parse(try follower.kubectl("get", "pods", "-o", "json").stdout)["items"].array ?? []
+            bound = items.filter { !($0["spec"]["nodeName"].string ?? "").isEmpty }.count
+            if bound < 20 { try await Task.sleep(for: .milliseconds(20)) }
         }
+        #expect(bound == 20, "half the rollout fits before the leader dies")
         leader.kill9()
+        for i in 2..<4 { #expect(try follower.kubectl("label", "node", "hollow-0000\(i)", "open=yes").ok) }
         let out = try follower.kubectl("rollout", "status", "deploy/web", "--timeout=90s", timeout: 100)
         #expect(out.ok, "the new leader finished the rollout: \(out.stdout) \(out.stderr)")
         let holder = try follower.kubectl("get", "lease", "-n", "kube-system", "berth-controller-manager", "-o", "jsonpath={.spec.holderIdentity}").stdout
