@@ -32,6 +32,11 @@ static int has_mount_join(const struct berth_spawn_args *args) {
 }
 
 __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *args) {
+    // `run` and `exec` block the signals they forward; the child (and what it execs) starts with none blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
     if (args->parent_death_signal && prctl(PR_SET_PDEATHSIG, args->parent_death_signal, 0, 0, 0) < 0)
         child_fail(args, BERTH_SPAWN_STEP_PRCTL);
 

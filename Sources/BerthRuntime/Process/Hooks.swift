@@ -41,10 +41,22 @@ public enum Hooks {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdin.reading.rawValue, 0)
         let arguments = (hook.args?.isEmpty == false) ? hook.args! : [hook.path]
+        // The hook starts with no signal blocked (`run` blocks the ones it forwards) and SIGPIPE default.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &pipeSignal)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         let result = withCStrings(arguments) { argv in
             withCStrings(hook.env ?? []) { envp in
-                posix_spawn(&pid, hook.path, &actions, nil,
+                posix_spawn(&pid, hook.path, &actions, &attributes,
                             UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
             }
         }
@@ -52,9 +64,11 @@ public enum Hooks {
             throw .hookFailed(kind: kind.rawValue, path: hook.path, reason: SystemCallError(call: "posix_spawn", errno: result).description)
         }
         stdin.reading.close()
-        // A hook that does not read its stdin must not block us: ignore EPIPE.
-        signal(SIGPIPE, SIG_IGN)
+        // A hook that does not read its stdin must not kill us: SIGPIPE ignored while writing to it, then
+        // put back (the container's process inherits the init's dispositions).
+        let previous = signal(SIGPIPE, SIG_IGN)
         try? stdin.writing.write(input)
+        signal(SIGPIPE, previous)
         stdin.writing.close()
         let status = try wait(pid: pid, timeout: hook.timeout, kind: kind, path: hook.path)
         if berth_wait_status_exited(status) != 0 {

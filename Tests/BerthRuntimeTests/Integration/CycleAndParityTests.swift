@@ -61,6 +61,16 @@ struct CycleAndParityTests {
         #expect((try? FileSystem.listDirectory(box.root)) ?? [] == [])
     }
 
+    /// `run` blocks the signals it forwards to the container (and the test runner's threads block others);
+    /// none of that reaches the container's process.
+    @Test func theContainersProcessStartsWithNoSignalBlocked() throws {
+        let box = Sandbox("sigmask")
+        let bundle = box.bundle(script: "grep SigBlk /proc/self/status")
+        let ran = box.runtime(["run", "--bundle", bundle, box.id("run")])
+        #expect(ran.status == 0, "\(ran.stderr)")
+        #expect(ran.stdout.contains("SigBlk:\t0000000000000000"), "\(ran.stdout)")
+    }
+
     /// The same bundle under runc and berth-runtime: what the container sees is the same.
     @Test(.enabled(if: FileSystem.exists("/usr/sbin/runc") || FileSystem.exists("/usr/bin/runc")))
     func sameObservableResultsAsRunc() throws {
