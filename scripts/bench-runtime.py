@@ -77,13 +77,21 @@ def measure(name, command_for, prefix=None):
             "min": times[0], "max": times[-1]}
 
 def create_rss(binary, bundle, root, prefix=()):
-    """Peak RSS (kB) of `create` (the runtime process), and cleans up."""
+    """Peak RSS (kB) of `create` (the runtime process), and cleans up.
+
+    Measured by GNU time around the runtime alone: a wait4() from this script would also count the
+    forked Python child's memory before its exec (Linux keeps the pre-exec high-water mark), which put
+    every runtime at Python's ~15 MB."""
     cid = "bench-rss"
-    p = subprocess.Popen(list(prefix) + [binary, "--root", root, "create", "--bundle", bundle, cid],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(p.pid, 0)
+    out = os.path.join(work, "rss.txt")
+    subprocess.run(list(prefix) + ["/usr/bin/time", "-f", "%M", "-o", out, binary, "--root", root, "create", "--bundle", bundle, cid],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(list(prefix) + [binary, "--root", root, "delete", "--force", cid], capture_output=True)
-    return usage.ru_maxrss
+    try:
+        with open(out) as f:
+            return int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 def main():
     global work
@@ -103,6 +111,8 @@ def main():
     rss = {"berth-runtime": create_rss(berth, bundle, roots["berth"])}
     if shutil.which("runc"):
         rss["runc"] = create_rss(shutil.which("runc"), bundle, roots["runc"])
+    if shutil.which("crun"):
+        rss["crun (v1-only view)"] = create_rss(shutil.which("crun"), bundle, roots["crun"], legacy)
 
     print(f"\n## OCI runtime: {N} sequential `run` of /bin/true (busybox bundle, bundle on tmpfs)\n")
     print("| runtime | median ms | p90 ms | min | max | berth ÷ this (median) |")
@@ -114,7 +124,8 @@ def main():
             continue
         ratio = f"{ours / r['median']:.2f}×" if ours else "-"
         print(f"| {name} | {r['median']:.1f} | {r['p90']:.1f} | {r['min']:.1f} | {r['max']:.1f} | {ratio} |")
-    print("\nPeak RSS of the runtime process during `create`: " + ", ".join(f"{k} {v / 1024:.1f} MB" for k, v in rss.items()))
+    print("\nPeak RSS of the runtime process during `create` (GNU time): "
+          + ", ".join(f"{k} {v / 1024:.1f} MB" if v else f"{k} not measured" for k, v in rss.items()))
     shutil.rmtree(work, ignore_errors=True)
     for d in os.listdir("/sys/fs/cgroup"):
         for sub in ("berth-bench/c", "berth-bench"):
