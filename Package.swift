@@ -41,7 +41,10 @@ let package = Package(
         // runc's command line. Kept free of NIO and full Foundation so it starts fast.
         .executableTarget(
             name: "berth-runtime",
-            dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["BerthRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            // Release: a fully static, non-PIE executable. The dynamic loader and its ~39,000 relocations
+            // cost ~3.5 ms per start, and the runtime starts twice per container (itself and the init).
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
 
         // zlib and libzstd from Debian (zlib1g-dev, libzstd-dev): streamed layer (de)compression.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),

@@ -60,6 +60,20 @@ public final class FileDescriptor: @unchecked Sendable {
         }
     }
 
+    /// `write` for a socket whose peer may be gone: EPIPE is an error, not a SIGPIPE that kills us.
+    public func send(_ bytes: some Collection<UInt8>) throws(SystemCallError) {
+        let array = Array(bytes)
+        var offset = 0
+        while offset < array.count {
+            let sent = array.withUnsafeBytes { raw in Glibc.send(rawValue, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 {
+                if errno == EINTR { continue }
+                throw SystemCallError(call: "send", errno: errno)
+            }
+            offset += sent
+        }
+    }
+
     public func write(_ string: String) throws(SystemCallError) {
         try write(Array(string.utf8))
     }

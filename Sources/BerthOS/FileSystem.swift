@@ -32,12 +32,14 @@ public enum FileSystem {
     }
 
     /// Writes a file atomically: a temporary file beside it, fsync, rename.
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(SystemCallError) {
+    /// Without `durable` the data is not flushed before the rename: for files that mean nothing after a
+    /// reboot (a runtime's state, which lives on /run like runc's).
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemCallError) {
         let temporary = "\(path).tmp\(getpid())"
         do {
             let fd = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
             try fd.write(bytes)
-            _ = try sys("fsync", temporary) { fsync(fd.rawValue) }
+            if durable { _ = try sys("fsync", temporary) { fsync(fd.rawValue) } }
         } catch {
             unlink(temporary)
             throw error
@@ -112,6 +114,25 @@ public enum FileSystem {
         return names.sorted()
     }
 
+    /// Names of the sub-directories of `path`, sorted, from readdir's d_type (no stat per entry; an
+    /// entry of unknown type is stat'ed). A cgroup directory holds dozens of files and few children.
+    public static func listSubdirectories(_ path: String) throws(SystemCallError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemCallError(call: "opendir", errno: errno, subject: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let type = entry.pointee.d_type
+            guard type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN) else { continue }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name == "." || name == ".." { continue }
+            if type == UInt8(DT_UNKNOWN) && !isDirectory(path + "/" + name) { continue }
+            names.append(name)
+        }
+        return names.sorted()
+    }
+
     public static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
@@ -177,6 +198,8 @@ public struct Root: Sendable {
     }
 
     private func makeDirectories(_ path: String, mode: mode_t, depth: Int) throws(SystemCallError) -> FileDescriptor {
+        // Most targets exist already: one resolution inside the root instead of one per component.
+        if let existing = try? open(path, BERTH_O_PATH | O_DIRECTORY) { return existing }
         var current = try open("", BERTH_O_PATH | O_DIRECTORY)
         var prefix = ""
         let components = FileSystem.clean("/" + path).split(separator: "/")

@@ -22,7 +22,7 @@ struct GlobalOptions: Sendable {
             return next
         }
         while let word = rest.first, word.hasPrefix("-") {
-            let name = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
+            let name = word.firstIndex(of: "=").map { String(word[..<$0]) } ?? word
             switch name {
             case "--root": options.root = value(word)
             case "--log": RuntimeLog.path = value(word)
@@ -88,6 +88,7 @@ struct RuntimeCommand: ParsableCommand {
 enum RuntimeCommandLine {
     static func main(_ arguments: [String]) -> Never {
         let rest = GlobalOptions.parse(arguments)
+        if let command = HotVerbs.parse(rest) { HotVerbs.execute(command) }
         do {
             var command = try RuntimeCommand.parseAsRoot(rest)
             try command.run()

@@ -11,6 +11,8 @@ public protocol CgroupFileSystem: Sendable {
     func removeDirectory(_ path: String) throws(SystemCallError)
     func readFile(_ path: String) throws(SystemCallError) -> String
     func writeFile(_ path: String, _ value: String) throws(SystemCallError)
+    /// `writeFile` on a helper thread; the caller waits for it later (see CgroupManager.beginAdd).
+    func beginWrite(_ path: String, _ value: String) throws(SystemCallError) -> PendingWrite
     /// Names of the sub-directories of `path` (child cgroups).
     func subdirectories(_ path: String) throws(SystemCallError) -> [String]
     func exists(_ path: String) -> Bool
@@ -26,6 +28,45 @@ public protocol CgroupFileSystem: Sendable {
     func sleep(milliseconds: Int)
     /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the cgroup directory (v2 devices).
     func attachDeviceProgram(_ instructions: [UInt64], directory: String) throws(SystemCallError)
+}
+
+extension CgroupFileSystem {
+    /// Fakes write at once.
+    public func beginWrite(_ path: String, _ value: String) throws(SystemCallError) -> PendingWrite {
+        do throws(SystemCallError) { try writeFile(path, value) } catch { return PendingWrite(failed: error) }
+        return PendingWrite(failed: nil)
+    }
+}
+
+/// A write(2) running on a helper thread (berth_write_file_async). Waited for by `wait()`, or when
+/// released, so no thread outlives its owner.
+public final class PendingWrite: @unchecked Sendable {
+    private var job: OpaquePointer?
+    private var failure: SystemCallError?
+    private let path: String
+
+    init(job: OpaquePointer, path: String) {
+        self.job = job
+        self.path = path
+    }
+
+    init(failed: SystemCallError?) {
+        self.failure = failed
+        self.path = ""
+    }
+
+    public func wait() throws(SystemCallError) {
+        if let job {
+            let code = berth_write_file_wait(job)
+            self.job = nil
+            if code != 0 { failure = SystemCallError(call: "write", errno: code, subject: path) }
+        }
+        if let failure { throw failure }
+    }
+
+    deinit {
+        if let job { _ = berth_write_file_wait(job) }
+    }
 }
 
 /// The real thing, through BerthOS.
@@ -53,8 +94,15 @@ public struct RealCgroupFileSystem: CgroupFileSystem {
         _ = try sys("write", path) { bytes.withUnsafeBytes { Glibc.write(fd.rawValue, $0.baseAddress, $0.count) } }
     }
 
+    public func beginWrite(_ path: String, _ value: String) throws(SystemCallError) -> PendingWrite {
+        guard let job = berth_write_file_async(path, value) else {
+            throw SystemCallError(call: "pthread_create", errno: errno, subject: path)
+        }
+        return PendingWrite(job: job, path: path)
+    }
+
     public func subdirectories(_ path: String) throws(SystemCallError) -> [String] {
-        try FileSystem.listDirectory(path).filter { FileSystem.isDirectory(path + "/" + $0) }
+        try FileSystem.listSubdirectories(path)
     }
 
     public func exists(_ path: String) -> Bool { FileSystem.exists(path) }

@@ -13,6 +13,17 @@ public protocol CgroupManager: Sendable {
     func add(pid: Int32) throws(RuntimeError)
     /// v2: an O_PATH descriptor of the container's cgroup for clone3(CLONE_INTO_CGROUP); v1: nil.
     func directoryForClone() throws(RuntimeError) -> FileDescriptor?
+    /// Whether a process can be cloned straight into the container's cgroup (CLONE_INTO_CGROUP, v2 only);
+    /// otherwise it is moved there with `add(pid:)`.
+    var attachesAtClone: Bool { get }
+    /// The container's directories, one per hierarchy (the cgroup2 one last).
+    var directories: [String] { get }
+    /// After `create()`: starts moving `pid` into one of the container's hierarchies on a helper thread.
+    /// On v1 the first move waits out an RCU grace period (6–20 ms) and moves in the next grace period do
+    /// not, so the caller does other work meanwhile (not cgroup mkdir/rmdir or moves: the kernel holds
+    /// cgroup_mutex throughout), then waits and calls `add(pid:)`. nil when nothing is gained (v2 clones
+    /// into the cgroup).
+    func beginAdd(pid: Int32) throws(RuntimeError) -> PendingWrite?
     /// Every pid in the container's cgroup and its descendants.
     func processes() throws(RuntimeError) -> [Int32]
     func freeze() throws(RuntimeError)

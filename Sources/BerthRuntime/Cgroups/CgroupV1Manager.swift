@@ -68,6 +68,16 @@ struct CgroupV1Manager: CgroupManager {
         }
     }
 
+    var attachesAtClone: Bool { false }
+
+    func beginAdd(pid: Int32) throws(RuntimeError) -> PendingWrite? {
+        guard let directory = directories.first else { return nil }
+        do {
+            return try fs.beginWrite(directory + "/cgroup.procs", String(pid))
+        } catch {
+            throw .system(error, context: "cgroup: adding process \(pid)")
+        }
+    }
     func directoryForClone() throws(RuntimeError) -> FileDescriptor? { nil }
 
     /// The hierarchy used to list processes: any will do, as the container joins them all.

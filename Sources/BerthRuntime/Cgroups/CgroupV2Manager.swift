@@ -68,6 +68,9 @@ struct CgroupV2Manager: CgroupManager {
         try fs.write(path, "cgroup.procs", String(pid), field: "adding process \(pid)")
     }
 
+    var attachesAtClone: Bool { true }
+    var directories: [String] { [path] }
+    func beginAdd(pid: Int32) throws(RuntimeError) -> PendingWrite? { nil }
     func directoryForClone() throws(RuntimeError) -> FileDescriptor? {
         do { return try fs.openDirectory(path) } catch { throw .system(error, context: "cgroup: opening \(path)") }
     }

@@ -32,6 +32,52 @@ public enum ContainerInit {
 struct InitProcess {
     let request: InitRequest
     let socket: FileDescriptor
+    let cgroups: CgroupGate
+
+    init(request: InitRequest, socket: FileDescriptor) {
+        self.request = request
+        self.socket = socket
+        let createsNamespace = NamespacePlan(request.spec.linux?.namespaces ?? []).creates(.cgroup)
+        cgroups = CgroupGate(socket: request.cgroupDirectories == nil ? nil : socket, createsNamespace: createsNamespace)
+    }
+
+    /// Where the init waits for its cgroups. The runtime makes them and moves the init there while the
+    /// init builds its rootfs, and says so with two bytes: one once the directories exist (enough to
+    /// bind-mount them), one once the init sits in them — needed before a cgroup namespace is made (it
+    /// is rooted at the init's cgroup), before hooks run or the program starts.
+    final class CgroupGate {
+        private var socket: FileDescriptor?
+        private var received = 0
+        private var createsNamespace: Bool
+
+        init(socket: FileDescriptor?, createsNamespace: Bool) {
+            self.socket = socket
+            self.createsNamespace = createsNamespace
+        }
+
+        /// Waits until the container's cgroup directories exist.
+        func directoriesExist() throws(RuntimeError) { try receive(upTo: 1) }
+
+        /// Waits until the init sits in its cgroups, then makes the cgroup namespace if config.json asks.
+        func pass() throws(RuntimeError) {
+            try receive(upTo: 2)
+            if createsNamespace {
+                _ = try RuntimeError.wrap("creating cgroup namespace") { () throws(SystemCallError) in
+                    try sys("unshare(CLONE_NEWCGROUP)") { berth_unshare(BERTH_CLONE_NEWCGROUP) }
+                }
+                createsNamespace = false
+            }
+        }
+
+        private func receive(upTo count: Int) throws(RuntimeError) {
+            guard let socket else { return }
+            while received < count {
+                guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away while making cgroups") }
+                received += 1
+            }
+        }
+    }
+
     var spec: Spec { request.spec }
     var process: Spec.Process { request.process }
 
@@ -57,14 +103,11 @@ struct InitProcess {
     // MARK: Container setup (create and run)
 
     func prepareContainer() throws(RuntimeError) {
-        let namespaces = NamespacePlan(spec.linux?.namespaces ?? [])
-        if namespaces.creates(.cgroup) {
-            _ = try RuntimeError.wrap("creating cgroup namespace") { () throws(SystemCallError) in
-                try sys("unshare(CLONE_NEWCGROUP)") { berth_unshare(BERTH_CLONE_NEWCGROUP) }
-            }
-        }
-        let rootfs = RootfsSetup(spec: spec, rootfs: request.rootfs, bundle: request.bundle)
+        var rootfs = RootfsSetup(spec: spec, rootfs: request.rootfs, bundle: request.bundle)
+        rootfs.cgroupGate = cgroups
+        rootfs.cgroupDirectories = request.cgroupDirectories
         try rootfs.prepare()
+        try cgroups.pass()
 
         // prestart and createRuntime hooks run in the runtime namespace, by the parent.
         if !Hooks.hooks(.prestart, in: spec).isEmpty || !Hooks.hooks(.createRuntime, in: spec).isEmpty {

@@ -1,5 +1,5 @@
 /// The options of `create` and `run`, as runc names them.
-public struct CreateOptions: Sendable {
+public struct CreateOptions: Sendable, Equatable {
     public var id: String
     public var bundle: String
     public var pidFile: String?

@@ -58,12 +58,19 @@ struct Creator {
             throw .invalidConfig(field: "linux.namespaces", reason: "a mount namespace is required")
         }
 
+        // On cgroup v2 the init is cloned straight into its cgroup, made beforehand. On v1 the init is cloned
+        // first and starts building its rootfs while the runtime makes its cgroups and moves it there — a
+        // write to cgroup.procs that waits out an RCU grace period (up to 20 ms here) holding cgroup_mutex,
+        // so it runs on a helper thread after the directories exist, overlapping the rest. The init waits
+        // only where it must (InitProcess.CgroupGate): for the directories before it bind-mounts them, for
+        // the move before a cgroup namespace, hooks or its program.
         let cgroups = try Cgroups.manager(cgroupsPath: spec.linux?.cgroupsPath, containerID: options.id)
-        try cgroups.create()
-        cleanup.cgroups = cgroups
-        var resources = spec.linux?.resources ?? Spec.Resources()
-        resources.devices = Cgroups.deviceRules(spec.linux?.resources?.devices, devices: spec.linux?.devices)
-        try cgroups.apply(resources)
+        let clonedIntoCgroup = cgroups.attachesAtClone
+        if clonedIntoCgroup {
+            try cgroups.create()
+            cleanup.cgroups = cgroups
+            try apply(cgroups, spec: spec)
+        }
 
         var inherited: [FileDescriptor] = []
         var fifoFd: Int32?
@@ -107,7 +114,7 @@ struct Creator {
         if namespaces.creates(.time), let offsets = spec.linux?.timeOffsets {
             try TimeNamespace.prepare(offsets)
         }
-        spawner.cgroupFd = try cgroups.directoryForClone()
+        if clonedIntoCgroup { spawner.cgroupFd = try cgroups.directoryForClone() }
 
         let socket = try RuntimeError.wrap("creating init socket") { () throws(SystemCallError) in try SocketPair() }
         inherited.append(socket.second)
@@ -119,16 +126,48 @@ struct Creator {
         let child = try spawner.spawn()
         cleanup.pid = child.pid
         if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, linux: spec.linux) }
-        if spawner.cgroupFd == nil { try cgroups.add(pid: child.pid) }
         try child.release()
         for fd in inherited { fd.close() }
 
         let created = Timestamp.now()
-        let request = InitRequest(
+        var request = InitRequest(
             mode: mode, containerID: options.id, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
             noPivot: options.noPivot, noNewKeyring: options.noNewKeyring, preserveFds: options.preserveFds,
             consoleFd: consoleFd, fifoFd: fifoFd, createdAt: created)
+        request.cgroupDirectories = cgroups.directories
         try Frames.send(request, on: socket.first)
+        /// A byte for the init's CgroupGate. An init that failed meanwhile has gone: its report is the error.
+        func tellInit() throws(RuntimeError) {
+            do throws(RuntimeError) {
+                try Frames.sendByte(on: socket.first)
+            } catch {
+                if let message = try? Frames.receive(InitMessage.self, on: socket.first), message.kind == .failed {
+                    throw .other(message.detail ?? "container init failed")
+                }
+                throw error
+            }
+        }
+        var firstMove: PendingWrite?
+        if !clonedIntoCgroup {
+            try cgroups.create()
+            cleanup.cgroups = cgroups
+            try tellInit()   // the directories exist
+            firstMove = try cgroups.beginAdd(pid: child.pid)
+            try apply(cgroups, spec: spec)
+        } else {
+            try tellInit()
+        }
+        // The record is encoded now, while the init works (and a cgroup move may be waiting).
+        guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }
+        let record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
+                                     pidStartTime: stat.startTime, created: created, owner: "",
+                                     cgroup: cgroups.state, config: spec)
+        let recordBytes = try StateStore.encode(record)
+        if !clonedIntoCgroup {
+            try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in try firstMove?.wait() }
+            try cgroups.add(pid: child.pid)
+        }
+        try tellInit()   // the init sits in its cgroups
 
         let state = OCIState(ociVersion: spec.ociVersion, id: options.id, status: .creating, pid: child.pid,
                              bundle: bundle, annotations: spec.annotations)
@@ -148,17 +187,22 @@ struct Creator {
             }
         }
 
-        guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }
-        let record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
-                                     pidStartTime: stat.startTime, created: created, owner: "",
-                                     cgroup: cgroups.state, config: spec)
-        try store.save(record)
+        try store.save(record, encoded: recordBytes)
         if let pidFile = options.pidFile {
             try RuntimeError.wrap("writing pid file \(pidFile)") { () throws(SystemCallError) in
                 try FileSystem.writeAtomically(pidFile, Array("\(child.pid)".utf8))
             }
         }
         return Launched(record: record, socket: socket.first)
+    }
+}
+
+extension Creator {
+    /// Applies `linux.resources` with the devices config.json names.
+    func apply(_ cgroups: any CgroupManager, spec: Spec) throws(RuntimeError) {
+        var resources = spec.linux?.resources ?? Spec.Resources()
+        resources.devices = Cgroups.deviceRules(spec.linux?.resources?.devices, devices: spec.linux?.devices)
+        try cgroups.apply(resources)
     }
 }
 

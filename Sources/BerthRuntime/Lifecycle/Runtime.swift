@@ -70,7 +70,13 @@ public struct Runtime: Sendable {
         runPoststart(record)
         if detach { return 0 }
         let status = waitForward(pid: record.pid, mask: &mask)
-        try delete(id: record.id, force: true)
+        // The init is reaped: tear down from the record in hand rather than re-reading state.json.
+        // Processes the init left behind (no pid namespace of its own) are killed; usually there are none.
+        if let cgroup = record.cgroup {
+            let manager = Cgroups.restore(cgroup)
+            if let left = try? manager.processes(), !left.isEmpty { try? manager.killAll(signal: SIGKILL) }
+        }
+        try destroy(record)
         return status
     }
 

@@ -14,6 +14,9 @@ struct CgroupMounts {
     let root: Root
     let destination: String
     let options: MountOptions
+    /// The container's directories, when the init may not sit in them yet: they replace this process's
+    /// own paths for the hierarchies they belong to.
+    var directories: [String]?
 
     /// A cgroup hierarchy mounted on the host, and this process's place in it.
     struct Hierarchy: Equatable {
@@ -29,7 +32,8 @@ struct CgroupMounts {
     var flags: UInt { options.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT) }
 
     func mount() throws(RuntimeError) {
-        let hierarchies = try Self.hierarchies(mountinfo: readProc("/proc/self/mountinfo"), cgroups: readProc("/proc/self/cgroup"))
+        var hierarchies = try Self.hierarchies(mountinfo: readProc("/proc/self/mountinfo"), cgroups: readProc("/proc/self/cgroup"))
+        if let directories { hierarchies = Self.placing(hierarchies, in: directories) }
         let target = try RuntimeError.wrap("cgroup mount target") { () throws(SystemCallError) in try root.makeDirectories(destination) }
         if let unified = hierarchies.first(where: { $0.isVersion2 }), !hierarchies.contains(where: { !$0.isVersion2 }) {
             if hasNamespace {
@@ -94,6 +98,21 @@ struct CgroupMounts {
 
     private func readProc(_ path: String) throws(RuntimeError) -> String {
         try RuntimeError.wrap("reading \(path)") { () throws(SystemCallError) in try FileSystem.readString(path) }
+    }
+
+    /// `hierarchies` with the path of each replaced by the directory of `directories` under its mount point
+    /// (hierarchies without one keep theirs: the container is not placed there).
+    static func placing(_ hierarchies: [Hierarchy], in directories: [String]) -> [Hierarchy] {
+        hierarchies.map { hierarchy in
+            var placed = hierarchy
+            let prefix = hierarchy.mountPoint.hasSuffix("/") ? hierarchy.mountPoint : hierarchy.mountPoint + "/"
+            if directories.contains(hierarchy.mountPoint) {
+                placed.path = "/"
+            } else if let directory = directories.first(where: { $0.hasPrefix(prefix) }) {
+                placed.path = "/" + directory.dropFirst(prefix.count)
+            }
+            return placed
+        }
     }
 
     /// Cgroup hierarchies from mountinfo, joined with this process's paths from /proc/self/cgroup.

@@ -14,6 +14,11 @@ struct RootfsSetup {
     let spec: Spec
     let rootfs: String
     let bundle: String
+    /// Waited on before a cgroup mount (see InitProcess.CgroupGate); nil when the init already sits in its
+    /// cgroups.
+    var cgroupGate: InitProcess.CgroupGate?
+    /// The container's cgroup directories, bind-mounted before the init has moved into them.
+    var cgroupDirectories: [String]?
 
     // MARK: Before pivot_root
 
@@ -47,7 +52,15 @@ struct RootfsSetup {
         let options = MountOptions(entry.options ?? [])
         let type = entry.type ?? ""
         if type == "cgroup" || type == "cgroup2" {
-            return try CgroupMounts(spec: spec, root: root, destination: entry.destination, options: options).mount()
+            var mounts = CgroupMounts(spec: spec, root: root, destination: entry.destination, options: options)
+            if !mounts.hasNamespace, let directories = cgroupDirectories {
+                // Binds need the directories to exist, not the init to be in them.
+                try cgroupGate?.directoriesExist()
+                mounts.directories = directories
+            } else {
+                try cgroupGate?.pass()
+            }
+            return try mounts.mount()
         }
         if options.isBind || type == "bind" {
             return try bind(entry, options: options, root: root)

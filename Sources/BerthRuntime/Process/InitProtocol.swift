@@ -28,6 +28,9 @@ struct InitRequest: Codable, Sendable {
     var createdAt: String
     /// Exec mode: inherited descriptor of the container's mount namespace, joined after exec.
     var mountNamespaceFd: Int32? = nil
+    /// Create and run: the container's cgroup directories (absolute). After this request the parent sends
+    /// one byte once they exist and another once the init sits in them (InitProcess.CgroupGate).
+    var cgroupDirectories: [String]?
 }
 
 /// What the init reports back.
@@ -50,7 +53,7 @@ enum Frames {
         do { body = Array(try JSONEncoder().encode(value)) } catch { throw .other("encoding message: \(error)") }
         var length = UInt32(body.count).littleEndian
         let header = withUnsafeBytes(of: &length) { Array($0) }
-        try RuntimeError.wrap("sending to init") { () throws(SystemCallError) in try fd.write(header + body) }
+        try RuntimeError.wrap("sending to init") { () throws(SystemCallError) in try fd.send(header + body) }
     }
 
     /// Nil at end of stream (the other side exited).
@@ -67,7 +70,7 @@ enum Frames {
 
     /// A single byte, for "go on" signals.
     static func sendByte(on fd: FileDescriptor) throws(RuntimeError) {
-        try RuntimeError.wrap("signalling init") { () throws(SystemCallError) in try fd.write([0x01]) }
+        try RuntimeError.wrap("signalling init") { () throws(SystemCallError) in try fd.send([0x01]) }
     }
 
     static func receiveByte(on fd: FileDescriptor) throws(RuntimeError) -> Bool {

@@ -118,6 +118,12 @@ enum {
 /// with errno set if the clone itself failed.
 pid_t berth_spawn(const struct berth_spawn_args *args);
 
+// write(2) of `data` to the file at `path` on a helper thread (async_write.c); NULL with errno if the
+// thread could not start. berth_write_file_wait joins it, frees it, and returns 0 or the errno.
+struct berth_async_write;
+struct berth_async_write *berth_write_file_async(const char *path, const char *data);
+int berth_write_file_wait(struct berth_async_write *job);
+
 // cgroup v2 device control (bpf.c): bpf(2) has no glibc wrapper and takes `union bpf_attr`.
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`count` 8-byte `struct bpf_insn`) and attaches it to the
 /// cgroup directory `cgroup_fd` (opened O_RDONLY|O_DIRECTORY) with BPF_F_ALLOW_MULTI. Returns the program

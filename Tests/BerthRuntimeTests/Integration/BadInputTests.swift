@@ -39,6 +39,21 @@ struct BadInputTests {
         try expectRejected(box, config: good.replacingFirst("\"cwd\":\"\\/\"", with: "\"cwd\":\"relative\""), mentions: "process.cwd")
     }
 
+    /// A valid config whose setup fails inside the init (a bind source that does not exist): the init's
+    /// error reaches the caller even when the init gives up while the runtime is still making and joining
+    /// its cgroups — repeated, since which side gets there first varies.
+    @Test func setupFailingInsideTheInitIsReported() throws {
+        let box = Sandbox("initfail")
+        let bundle = box.bundle("broken-bind", script: "true") { spec in
+            spec.mounts?.append(Spec.Mount(destination: "/mnt/gone", type: "bind", source: "/nonexistent-berth-source", options: ["rbind"]))
+        }
+        let config = try FileSystem.readString(bundle + "/config.json")
+        let index = (try SpecLoader.load(bundle: bundle).mounts?.count ?? 1) - 1
+        for _ in 0..<10 {
+            try expectRejected(box, config: config, mentions: "mounts[\(index)] (/mnt/gone)")
+        }
+    }
+
     @Test func missingConfigIsNamed() throws {
         let box = Sandbox("noconfig")
         let output = box.runtime(["create", "--bundle", box.directory, box.id()])
