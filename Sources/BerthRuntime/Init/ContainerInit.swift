@@ -21,7 +21,23 @@ public enum ContainerInit {
         try? socket.setCloseOnExec(true)
         do {
             guard let request = try Frames.receive(InitRequest.self, on: socket) else { exit(1) }
-            try InitProcess(request: request, socket: socket).run()
+            let spec: Spec
+            let process: Spec.Process
+            if let given = request.spec, let givenProcess = request.process {
+                spec = given
+                process = givenProcess
+            } else {
+                // create and run: config.json's bytes follow, decoded and checked here while the runtime
+                // does the same (it stops this init if they are invalid; nothing here acts on them before).
+                guard let bytes = try Frames.receiveRaw(on: socket) else { exit(1) }
+                spec = try SpecLoader.decode(bytes)
+                try SpecValidator(spec: spec, bundle: request.bundle).validate()
+                guard let configured = spec.process else {
+                    throw RuntimeError.invalidConfig(field: "process", reason: "required to create a container")
+                }
+                process = configured
+            }
+            try InitProcess(request: request, spec: spec, process: process, socket: socket).run()
         } catch {
             try? Frames.send(InitMessage(kind: .failed, detail: "\(error)"), on: socket)
             exit(1)
@@ -31,23 +47,28 @@ public enum ContainerInit {
 
 struct InitProcess {
     let request: InitRequest
+    let spec: Spec
+    let process: Spec.Process
     let socket: FileDescriptor
     let cgroups: CgroupGate
 
-    init(request: InitRequest, socket: FileDescriptor) {
+    init(request: InitRequest, spec: Spec, process: Spec.Process, socket: FileDescriptor) {
         self.request = request
+        self.spec = spec
+        self.process = process
         self.socket = socket
-        let createsNamespace = NamespacePlan(request.spec.linux?.namespaces ?? []).creates(.cgroup)
-        cgroups = CgroupGate(socket: request.cgroupDirectories == nil ? nil : socket, createsNamespace: createsNamespace)
+        let createsNamespace = NamespacePlan(spec.linux?.namespaces ?? []).creates(.cgroup)
+        cgroups = CgroupGate(socket: request.awaitsCgroups ? socket : nil, createsNamespace: createsNamespace)
     }
 
     /// Where the init waits for its cgroups. The runtime makes them and moves the init there while the
-    /// init builds its rootfs, and says so with two bytes: one once the directories exist (enough to
-    /// bind-mount them), one once the init sits in them — needed before a cgroup namespace is made (it
-    /// is rooted at the init's cgroup), before hooks run or the program starts.
+    /// init builds its rootfs, and says so twice: with the directories once they exist (enough to
+    /// bind-mount them), with a byte once the init sits in them and their resources are set — needed
+    /// before a cgroup namespace is made (it is rooted at the init's cgroup), hooks run or the program
+    /// starts. Without a socket (exec) the init is already where it belongs.
     final class CgroupGate {
         private var socket: FileDescriptor?
-        private var received = 0
+        private var known: [String]?
         private var createsNamespace: Bool
 
         init(socket: FileDescriptor?, createsNamespace: Bool) {
@@ -55,12 +76,23 @@ struct InitProcess {
             self.createsNamespace = createsNamespace
         }
 
-        /// Waits until the container's cgroup directories exist.
-        func directoriesExist() throws(RuntimeError) { try receive(upTo: 1) }
+        /// The container's cgroup directories, once they exist (nil without a gate).
+        func directories() throws(RuntimeError) -> [String]? {
+            guard let socket else { return known }
+            if known == nil {
+                guard let frame = try Frames.receiveRaw(on: socket) else { throw .other("runtime went away while making cgroups") }
+                known = String(decoding: frame, as: UTF8.self).split(separator: "\n").map(String.init)
+            }
+            return known
+        }
 
         /// Waits until the init sits in its cgroups, then makes the cgroup namespace if config.json asks.
         func pass() throws(RuntimeError) {
-            try receive(upTo: 2)
+            if let socket {
+                _ = try directories()
+                guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away while joining cgroups") }
+                self.socket = nil
+            }
             if createsNamespace {
                 _ = try RuntimeError.wrap("creating cgroup namespace") { () throws(SystemCallError) in
                     try sys("unshare(CLONE_NEWCGROUP)") { berth_unshare(BERTH_CLONE_NEWCGROUP) }
@@ -68,18 +100,8 @@ struct InitProcess {
                 createsNamespace = false
             }
         }
-
-        private func receive(upTo count: Int) throws(RuntimeError) {
-            guard let socket else { return }
-            while received < count {
-                guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away while making cgroups") }
-                received += 1
-            }
-        }
     }
 
-    var spec: Spec { request.spec }
-    var process: Spec.Process { request.process }
 
     func run() throws(RuntimeError) -> Never {
         if request.mode == .exec {
@@ -105,7 +127,6 @@ struct InitProcess {
     func prepareContainer() throws(RuntimeError) {
         var rootfs = RootfsSetup(spec: spec, rootfs: request.rootfs, bundle: request.bundle)
         rootfs.cgroupGate = cgroups
-        rootfs.cgroupDirectories = request.cgroupDirectories
         try rootfs.prepare()
         try cgroups.pass()
 

@@ -26,23 +26,22 @@ struct Creator {
             try FileSystem.realPath(options.bundle)
         }
         try StateStore.validate(id: options.id)
-        let spec = try SpecLoader.load(bundle: bundle)
-        let validator = SpecValidator(spec: spec, bundle: bundle)
-        try validator.validate()
-        guard let process = spec.process else {
-            throw .invalidConfig(field: "process", reason: "required to create a container")
-        }
-        if process.terminal == true && options.consoleSocket == nil {
+        // Only what the clone needs is decoded before it; the whole spec is decoded and validated after,
+        // by this process and by the init at the same time. A spec found invalid then stops the init
+        // before it has acted on it, and the cleanup leaves nothing behind.
+        let config = try SpecLoader.read(bundle: bundle)
+        let essentials = try SpecLoader.essentials(config)
+        if essentials.process?.terminal == true && options.consoleSocket == nil {
             throw .invalidConfig(field: "process.terminal", reason: "a terminal needs --console-socket")
         }
-        if !spec.ociVersion.hasPrefix("1.") {
-            throw .invalidConfig(field: "ociVersion", reason: "unsupported version \"\(spec.ociVersion)\" (need 1.x)")
+        if let version = essentials.ociVersion, !version.hasPrefix("1.") {
+            throw .invalidConfig(field: "ociVersion", reason: "unsupported version \"\(version)\" (need 1.x)")
         }
 
         try store.reserve(options.id)
         var cleanup = Cleanup(store: store, id: options.id)
         do {
-            let launched = try launch(spec: spec, process: process, bundle: bundle, rootfs: validator.rootfsPath, cleanup: &cleanup)
+            let launched = try launch(config: config, essentials: essentials, bundle: bundle, cleanup: &cleanup)
             cleanup.disarm()
             return launched
         } catch {
@@ -51,9 +50,21 @@ struct Creator {
         }
     }
 
-    private func launch(spec: Spec, process: Spec.Process, bundle: String, rootfs: String,
+    /// The whole spec, checked; the rootfs path.
+    func decodeAndValidate(_ config: [UInt8], bundle: String) throws(RuntimeError) -> (Spec, Spec.Process, String) {
+        let spec = try SpecLoader.decode(config)
+        let validator = SpecValidator(spec: spec, bundle: bundle)
+        try validator.validate()
+        guard let process = spec.process else {
+            throw .invalidConfig(field: "process", reason: "required to create a container")
+        }
+        return (spec, process, validator.rootfsPath)
+    }
+
+    private func launch(config: [UInt8], essentials: LaunchEssentials, bundle: String,
                         cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
-        let namespaces = NamespacePlan(spec.linux?.namespaces ?? [])
+        let linux = essentials.linux
+        let namespaces = NamespacePlan(linux?.namespaces ?? [])
         if !namespaces.creates(.mount) && !namespaces.joins(.mount) {
             throw .invalidConfig(field: "linux.namespaces", reason: "a mount namespace is required")
         }
@@ -61,15 +72,20 @@ struct Creator {
         // On cgroup v2 the init is cloned straight into its cgroup, made beforehand. On v1 the init is cloned
         // first and starts building its rootfs while the runtime makes its cgroups and moves it there — a
         // write to cgroup.procs that waits out an RCU grace period (up to 20 ms here) holding cgroup_mutex,
-        // so it runs on a helper thread after the directories exist, overlapping the rest. The init waits
-        // only where it must (InitProcess.CgroupGate): for the directories before it bind-mounts them, for
-        // the move before a cgroup namespace, hooks or its program.
-        let cgroups = try Cgroups.manager(cgroupsPath: spec.linux?.cgroupsPath, containerID: options.id)
-        let clonedIntoCgroup = cgroups.attachesAtClone
-        if clonedIntoCgroup {
-            try cgroups.create()
-            cleanup.cgroups = cgroups
-            try apply(cgroups, spec: spec)
+        // so it runs on a helper thread after the directories exist, overlapping the rest. Resources are
+        // applied after the clone either way. The init waits only where it must (InitProcess.CgroupGate):
+        // for the directories before it bind-mounts them, for the move and the resources before a cgroup
+        // namespace, hooks or its program.
+        // Reading the cgroup layout (mountinfo) waits until after the clone unless /sys/fs/cgroup is a
+        // cgroup2 mount, where the init is cloned into its cgroup and the layout is needed first.
+        var cloneInto: (any CgroupManager)?
+        if (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2 {
+            let manager = try Cgroups.manager(cgroupsPath: linux?.cgroupsPath, containerID: options.id)
+            if manager.attachesAtClone {
+                try manager.create()
+                cleanup.cgroups = manager
+                cloneInto = manager
+            }
         }
 
         var inherited: [FileDescriptor] = []
@@ -86,7 +102,7 @@ struct Creator {
             fifoFd = fd.rawValue
         }
         var consoleFd: Int32?
-        if process.terminal == true, let path = options.consoleSocket {
+        if essentials.process?.terminal == true, let path = options.consoleSocket {
             let fd = try ConsoleSocket.connect(path)
             inherited.append(fd)
             consoleFd = fd.rawValue
@@ -95,7 +111,7 @@ struct Creator {
         var spawner = Spawner()
         // A time namespace with offsets is prepared by the parent (TimeNamespace); a cgroup namespace is
         // made by the init once it sits in its cgroups, so the namespace is rooted there.
-        for kind in namespaces.create where kind != .cgroup && (kind != .time || spec.linux?.timeOffsets == nil) {
+        for kind in namespaces.create where kind != .cgroup && (kind != .time || linux?.timeOffsets == nil) {
             spawner.cloneFlags |= kind.cloneFlag
         }
         for (kind, path) in namespaces.join {
@@ -111,10 +127,10 @@ struct Creator {
                 spawner.joins.append((kind, fd))
             }
         }
-        if namespaces.creates(.time), let offsets = spec.linux?.timeOffsets {
+        if namespaces.creates(.time), let offsets = linux?.timeOffsets {
             try TimeNamespace.prepare(offsets)
         }
-        if clonedIntoCgroup { spawner.cgroupFd = try cgroups.directoryForClone() }
+        spawner.cgroupFd = try cloneInto?.directoryForClone()
 
         let socket = try RuntimeError.wrap("creating init socket") { () throws(SystemCallError) in try SocketPair() }
         inherited.append(socket.second)
@@ -125,21 +141,32 @@ struct Creator {
 
         let child = try spawner.spawn()
         cleanup.pid = child.pid
-        if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, linux: spec.linux) }
-        try child.release()
-        for fd in inherited { fd.close() }
-
+        if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: linux?.uidMappings, gid: linux?.gidMappings) }
+        // The request and config.json's bytes are queued on the socket while the child execs the init.
+        try child.proceed()
         let created = Timestamp.now()
         var request = InitRequest(
-            mode: mode, containerID: options.id, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
+            mode: mode, containerID: options.id, bundle: bundle,
+            rootfs: SpecValidator.rootfsPath(essentials.root?.path, bundle: bundle), spec: nil, process: nil,
             noPivot: options.noPivot, noNewKeyring: options.noNewKeyring, preserveFds: options.preserveFds,
             consoleFd: consoleFd, fifoFd: fifoFd, createdAt: created)
-        request.cgroupDirectories = cgroups.directories
-        try Frames.send(request, on: socket.first)
-        /// A byte for the init's CgroupGate. An init that failed meanwhile has gone: its report is the error.
-        func tellInit() throws(RuntimeError) {
+        request.awaitsCgroups = true
+        let sent = Result { () throws(RuntimeError) in
+            try Frames.send(request, on: socket.first)
+            try Frames.sendRaw(config, on: socket.first)
+        }
+        try child.confirmExec()
+        try sent.get()
+        for fd in inherited { fd.close() }
+        /// The init's CgroupGate: the directories once they exist, then a byte once the init is in them.
+        /// An init that failed meanwhile has gone: its report is the error.
+        func tellInit(_ directories: [String]?) throws(RuntimeError) {
             do throws(RuntimeError) {
-                try Frames.sendByte(on: socket.first)
+                if let directories {
+                    try Frames.sendRaw(Array(directories.joined(separator: "\n").utf8), on: socket.first)
+                } else {
+                    try Frames.sendByte(on: socket.first)
+                }
             } catch {
                 if let message = try? Frames.receive(InitMessage.self, on: socket.first), message.kind == .failed {
                     throw .other(message.detail ?? "container init failed")
@@ -147,27 +174,32 @@ struct Creator {
                 throw error
             }
         }
+        let cgroups: any CgroupManager
         var firstMove: PendingWrite?
-        if !clonedIntoCgroup {
+        if let cloneInto {
+            cgroups = cloneInto
+            try tellInit(cgroups.directories)
+        } else {
+            cgroups = try Cgroups.manager(cgroupsPath: linux?.cgroupsPath, containerID: options.id)
             try cgroups.create()
             cleanup.cgroups = cgroups
-            try tellInit()   // the directories exist
+            try tellInit(cgroups.directories)
             firstMove = try cgroups.beginAdd(pid: child.pid)
-            try apply(cgroups, spec: spec)
-        } else {
-            try tellInit()
         }
-        // The record is encoded now, while the init works (and a cgroup move may be waiting).
+        // The whole spec, while the init decodes it too (and a first cgroup move may be waiting).
+        let (spec, _, rootfs) = try decodeAndValidate(config, bundle: bundle)
+        try apply(cgroups, spec: spec)
+        // The record is encoded now, while the init works.
         guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }
         let record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
                                      pidStartTime: stat.startTime, created: created, owner: "",
                                      cgroup: cgroups.state, config: spec)
         let recordBytes = try StateStore.encode(record)
-        if !clonedIntoCgroup {
+        if cloneInto == nil {
             try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in try firstMove?.wait() }
             try cgroups.add(pid: child.pid)
         }
-        try tellInit()   // the init sits in its cgroups
+        try tellInit(nil)   // the init sits in its cgroups, their resources applied
 
         let state = OCIState(ociVersion: spec.ociVersion, id: options.id, status: .creating, pid: child.pid,
                              bundle: bundle, annotations: spec.annotations)
@@ -235,15 +267,15 @@ struct Cleanup {
 
 /// uid_map and gid_map of a new user namespace, written by the parent while the child waits.
 enum UserNamespace {
-    static func writeMappings(pid: Int32, linux: Spec.Linux?) throws(RuntimeError) {
+    static func writeMappings(pid: Int32, uid: [Spec.IDMapping]?, gid: [Spec.IDMapping]?) throws(RuntimeError) {
         func lines(_ mappings: [Spec.IDMapping]?) -> String {
             (mappings ?? []).map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
         }
         try RuntimeError.wrap("writing uid_map") { () throws(SystemCallError) in
-            try FileSystem.writeFile("/proc/\(pid)/uid_map", lines(linux?.uidMappings))
+            try FileSystem.writeFile("/proc/\(pid)/uid_map", lines(uid))
         }
         try RuntimeError.wrap("writing gid_map") { () throws(SystemCallError) in
-            try FileSystem.writeFile("/proc/\(pid)/gid_map", lines(linux?.gidMappings))
+            try FileSystem.writeFile("/proc/\(pid)/gid_map", lines(gid))
         }
     }
 }

@@ -15,10 +15,9 @@ struct RootfsSetup {
     let rootfs: String
     let bundle: String
     /// Waited on before a cgroup mount (see InitProcess.CgroupGate); nil when the init already sits in its
-    /// cgroups.
+    /// cgroups. Without a cgroup namespace the container's directories are bind-mounted as soon as they
+    /// exist, before the init has moved into them.
     var cgroupGate: InitProcess.CgroupGate?
-    /// The container's cgroup directories, bind-mounted before the init has moved into them.
-    var cgroupDirectories: [String]?
 
     // MARK: Before pivot_root
 
@@ -53,10 +52,8 @@ struct RootfsSetup {
         let type = entry.type ?? ""
         if type == "cgroup" || type == "cgroup2" {
             var mounts = CgroupMounts(spec: spec, root: root, destination: entry.destination, options: options)
-            if !mounts.hasNamespace, let directories = cgroupDirectories {
-                // Binds need the directories to exist, not the init to be in them.
-                try cgroupGate?.directoriesExist()
-                mounts.directories = directories
+            if !mounts.hasNamespace {
+                mounts.directories = try cgroupGate?.directories()
             } else {
                 try cgroupGate?.pass()
             }

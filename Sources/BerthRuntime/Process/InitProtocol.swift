@@ -16,8 +16,10 @@ struct InitRequest: Codable, Sendable {
     var containerID: String
     var bundle: String
     var rootfs: String
-    var spec: Spec
-    var process: Spec.Process
+    /// Exec; for create and run, nil: config.json's bytes follow in a frame of their own and the init
+    /// decodes them itself (see LaunchEssentials).
+    var spec: Spec?
+    var process: Spec.Process?
     var noPivot: Bool
     var noNewKeyring: Bool
     var preserveFds: Int
@@ -28,9 +30,9 @@ struct InitRequest: Codable, Sendable {
     var createdAt: String
     /// Exec mode: inherited descriptor of the container's mount namespace, joined after exec.
     var mountNamespaceFd: Int32? = nil
-    /// Create and run: the container's cgroup directories (absolute). After this request the parent sends
-    /// one byte once they exist and another once the init sits in them (InitProcess.CgroupGate).
-    var cgroupDirectories: [String]?
+    /// Create and run: after this request (and config.json), the parent sends the container's cgroup
+    /// directories once they exist, then one byte once the init sits in them (InitProcess.CgroupGate).
+    var awaitsCgroups = false
 }
 
 /// What the init reports back.
@@ -66,6 +68,24 @@ enum Frames {
         let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length) }
         guard body.count == length else { return nil }
         do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch { throw .other("decoding message: \(error)") }
+    }
+
+    /// Raw bytes in a frame.
+    static func sendRaw(_ body: [UInt8], on fd: FileDescriptor) throws(RuntimeError) {
+        var length = UInt32(body.count).littleEndian
+        let header = withUnsafeBytes(of: &length) { Array($0) }
+        try RuntimeError.wrap("sending to init") { () throws(SystemCallError) in try fd.send(header + body) }
+    }
+
+    /// Nil at end of stream.
+    static func receiveRaw(on fd: FileDescriptor) throws(RuntimeError) -> [UInt8]? {
+        let header = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(4) }
+        if header.isEmpty { return nil }
+        guard header.count == 4 else { throw .other("truncated message header") }
+        let length = Int(UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24)
+        guard length < 64 << 20 else { throw .other("oversized message") }
+        let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length) }
+        return body.count == length ? body : nil
     }
 
     /// A single byte, for "go on" signals.

@@ -60,8 +60,18 @@ struct Spawner {
 extension Spawner.Child {
     /// Lets the child go on past its sync point, then waits until it has exec'd (or reports why not).
     func release() throws(RuntimeError) {
+        try proceed()
+        try confirmExec()
+    }
+
+    /// Lets the child go on past its sync point; `confirmExec` then waits for its exec.
+    func proceed() throws(RuntimeError) {
         try RuntimeError.wrap("releasing init") { () throws(SystemCallError) in try sync.write([0]) }
         sync.close()
+    }
+
+    /// Waits until the released child has exec'd, or throws why it could not.
+    func confirmExec() throws(RuntimeError) {
         let report = try RuntimeError.wrap("reading init's exec result") { () throws(SystemCallError) in
             try errors.readExactly(MemoryLayout<berth_spawn_error>.size)
         }

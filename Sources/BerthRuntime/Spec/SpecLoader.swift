@@ -7,15 +7,29 @@ import FoundationEssentials
 /// Reads config.json from a bundle, turning decoding failures into errors that name the JSON field.
 public enum SpecLoader {
     public static func load(bundle: String) throws(RuntimeError) -> Spec {
+        try decode(try read(bundle: bundle))
+    }
+
+    /// config.json's bytes.
+    public static func read(bundle: String) throws(RuntimeError) -> [UInt8] {
         let path = FileSystem.join(bundle, "config.json")
-        let bytes: [UInt8]
         do {
-            bytes = try FileSystem.readFile(path)
+            return try FileSystem.readFile(path)
         } catch {
             if error.errno == ENOENT { throw .invalidConfig(field: "config.json", reason: "no config.json in bundle \(bundle)") }
             throw .system(error, context: "reading \(path)")
         }
-        return try decode(bytes)
+    }
+
+    /// What the runtime needs before it clones the init (see ``LaunchEssentials``). When they do not
+    /// decode, the whole spec is decoded for an error that names the field.
+    static func essentials(_ bytes: [UInt8]) throws(RuntimeError) -> LaunchEssentials {
+        do {
+            return try JSONDecoder().decode(LaunchEssentials.self, from: Data(bytes))
+        } catch {
+            _ = try decode(bytes)
+            throw .invalidConfig(field: "config.json", reason: "\(error)")
+        }
     }
 
     public static func decode(_ bytes: [UInt8]) throws(RuntimeError) -> Spec {
@@ -70,4 +84,26 @@ public enum SpecLoader {
             return "an object"
         }
     }
+}
+
+/// The few fields of config.json the runtime needs before it clones the init: namespaces (clone flags,
+/// joins), ID mappings (written before the init runs), the terminal, time offsets, the cgroup path and
+/// the rootfs path.
+/// Decoding only these keeps the whole spec's decoding — a few milliseconds of Swift type metadata in a
+/// fresh process — off the path to the clone: the runtime and the init then decode config.json at the
+/// same time, on two cores.
+struct LaunchEssentials: Decodable {
+    struct Process: Decodable { var terminal: Bool? }
+    struct Root: Decodable { var path: String? }
+    struct Linux: Decodable {
+        var namespaces: [Spec.Namespace]?
+        var uidMappings: [Spec.IDMapping]?
+        var gidMappings: [Spec.IDMapping]?
+        var timeOffsets: [String: Spec.TimeOffset]?
+        var cgroupsPath: String?
+    }
+    var ociVersion: String?
+    var process: Process?
+    var root: Root?
+    var linux: Linux?
 }

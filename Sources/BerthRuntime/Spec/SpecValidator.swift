@@ -27,8 +27,11 @@ public struct SpecValidator {
         try validateHooks()
     }
 
-    public var rootfsPath: String {
-        let path = spec.root?.path ?? "rootfs"
+    public var rootfsPath: String { Self.rootfsPath(spec.root?.path, bundle: bundle) }
+
+    /// `root.path`, absolute (relative paths are the bundle's).
+    public static func rootfsPath(_ configured: String?, bundle: String) -> String {
+        let path = configured ?? "rootfs"
         return path.hasPrefix("/") ? FileSystem.clean(path) : FileSystem.clean(FileSystem.join(bundle, path))
     }
 
