@@ -50,20 +50,23 @@ def legacy_prefix():
     return ["unshare", "-m", "--propagation", "private", "sh", "-c",
             f"mount --rbind /sys/fs/cgroup {host} && sh {script} \"$@\"", "legacy"]
 
-def measure(name, command_for, prefix=None):
-    """N runs after 3 warm-ups. With `prefix` (the v1-only view), the whole loop runs inside one private
-    mount namespace, so the view is set up once and not counted in every run."""
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+
+def block(name, command_for, count, offset, prefix=None):
+    """`count` timed runs (after 3 warm-ups), in ms. With `prefix` (the v1-only view), the block runs
+    inside one private mount namespace, so the view is set up once and not counted in any run."""
     if prefix:
         probe = command_for("PLACEHOLDER")
-        r = subprocess.run(prefix + [sys.executable, os.path.abspath(__file__), "--inner", name, json.dumps(probe)],
-                           capture_output=True, text=True)
+        r = subprocess.run(prefix + [sys.executable, os.path.abspath(__file__), "--inner", name, json.dumps(probe),
+                                     str(count), str(offset)], capture_output=True, text=True)
         if r.returncode != 0:
             print(f"{name}: {r.stderr[-300:]}", file=sys.stderr)
             return None
         return json.loads(r.stdout.strip().splitlines()[-1])
     times = []
-    for i in range(N + 3):
-        cmd = command_for(f"bench-{name}-{i}")
+    for i in range(count + 3):
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name)
+        cmd = command_for(f"bench-{slug}-{offset + i}")
         start = time.perf_counter()
         r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         elapsed = (time.perf_counter() - start) * 1000
@@ -72,9 +75,25 @@ def measure(name, command_for, prefix=None):
             return None
         if i >= 3:
             times.append(elapsed)
-    times.sort()
+    return times
+
+def summary(times):
+    times = sorted(times)
     return {"median": statistics.median(times), "p90": times[max(0, int(0.9 * len(times) + 0.999) - 1)],
             "min": times[0], "max": times[-1]}
+
+def measure_all(runtimes):
+    """N runs of each runtime, interleaved in ROUNDS blocks (berth, runc, crun, berth, …) so that drift in
+    the machine's state — RCU grace periods, background work — falls on every runtime alike."""
+    times = {name: [] for name, _, _ in runtimes}
+    per_round = max(1, N // ROUNDS)
+    for round_index in range(ROUNDS):
+        for name, command_for, prefix in runtimes:
+            if times[name] is None:
+                continue
+            got = block(name, command_for, per_round, round_index * (per_round + 3), prefix)
+            times[name] = None if got is None else times[name] + got
+    return {name: (summary(t) if t else None) for name, t in times.items()}
 
 def create_rss(binary, bundle, root, prefix=()):
     """Peak RSS (kB) of `create` (the runtime process), and cleans up.
@@ -99,22 +118,22 @@ def main():
     if not os.path.exists(berth):
         sys.exit(f"no berth-runtime at {berth}: run `make release` first")
     bundle = make_bundle()
-    runs = {}
     legacy = legacy_prefix()
     roots = {n: os.path.join(work, "state-" + n) for n in ("berth", "runc", "crun", "runc-legacy")}
-    runs["berth-runtime"] = measure("berth", lambda c: [berth, "--root", roots["berth"], "run", "--bundle", bundle, c])
+    runtimes = [("berth-runtime", lambda c: [berth, "--root", roots["berth"], "run", "--bundle", bundle, c], None)]
     if shutil.which("runc"):
-        runs["runc"] = measure("runc", lambda c: ["runc", "--root", roots["runc"], "run", "--bundle", bundle, c])
-        runs["runc (v1-only view)"] = measure("runcl", lambda c: ["runc", "--root", roots["runc-legacy"], "run", "--bundle", bundle, c], legacy)
+        runtimes.append(("runc", lambda c: ["runc", "--root", roots["runc"], "run", "--bundle", bundle, c], None))
+        runtimes.append(("runc (v1-only view)", lambda c: ["runc", "--root", roots["runc-legacy"], "run", "--bundle", bundle, c], legacy))
     if shutil.which("crun"):
-        runs["crun (v1-only view)"] = measure("crun", lambda c: ["crun", "--root", roots["crun"], "run", "--bundle", bundle, c], legacy)
+        runtimes.append(("crun (v1-only view)", lambda c: ["crun", "--root", roots["crun"], "run", "--bundle", bundle, c], legacy))
+    runs = measure_all(runtimes)
     rss = {"berth-runtime": create_rss(berth, bundle, roots["berth"])}
     if shutil.which("runc"):
         rss["runc"] = create_rss(shutil.which("runc"), bundle, roots["runc"])
     if shutil.which("crun"):
         rss["crun (v1-only view)"] = create_rss(shutil.which("crun"), bundle, roots["crun"], legacy)
 
-    print(f"\n## OCI runtime: {N} sequential `run` of /bin/true (busybox bundle, bundle on tmpfs)\n")
+    print(f"\n## OCI runtime: {N} sequential `run` of /bin/true per runtime, interleaved in {ROUNDS} rounds (busybox bundle, bundle on tmpfs)\n")
     print("| runtime | median ms | p90 ms | min | max | berth ÷ this (median) |")
     print("|---|---:|---:|---:|---:|---:|")
     ours = runs["berth-runtime"]["median"] if runs.get("berth-runtime") else None
@@ -133,9 +152,9 @@ def main():
             except OSError: pass
 
 if __name__ == "__main__":
-    if len(sys.argv) > 3 and sys.argv[1] == "--inner":
+    if len(sys.argv) > 5 and sys.argv[1] == "--inner":
         template = json.loads(sys.argv[3])
-        result = measure(sys.argv[2], lambda c: [c if a == "PLACEHOLDER" else a for a in template])
+        result = block(sys.argv[2], lambda c: [c if a == "PLACEHOLDER" else a for a in template], int(sys.argv[4]), int(sys.argv[5]))
         print(json.dumps(result))
     else:
         main()

@@ -31,7 +31,7 @@ struct Creator {
         // before it has acted on it, and the cleanup leaves nothing behind.
         let config = try SpecLoader.read(bundle: bundle)
         let essentials = try SpecLoader.essentials(config)
-        if essentials.process?.terminal == true && options.consoleSocket == nil {
+        if essentials.terminal && options.consoleSocket == nil {
             throw .invalidConfig(field: "process.terminal", reason: "a terminal needs --console-socket")
         }
         if let version = essentials.ociVersion, !version.hasPrefix("1.") {
@@ -63,8 +63,7 @@ struct Creator {
 
     private func launch(config: [UInt8], essentials: LaunchEssentials, bundle: String,
                         cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
-        let linux = essentials.linux
-        let namespaces = NamespacePlan(linux?.namespaces ?? [])
+        let namespaces = NamespacePlan(essentials.namespaces)
         if !namespaces.creates(.mount) && !namespaces.joins(.mount) {
             throw .invalidConfig(field: "linux.namespaces", reason: "a mount namespace is required")
         }
@@ -80,7 +79,7 @@ struct Creator {
         // cgroup2 mount, where the init is cloned into its cgroup and the layout is needed first.
         var cloneInto: (any CgroupManager)?
         if (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2 {
-            let manager = try Cgroups.manager(cgroupsPath: linux?.cgroupsPath, containerID: options.id)
+            let manager = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
             if manager.attachesAtClone {
                 try manager.create()
                 cleanup.cgroups = manager
@@ -102,7 +101,7 @@ struct Creator {
             fifoFd = fd.rawValue
         }
         var consoleFd: Int32?
-        if essentials.process?.terminal == true, let path = options.consoleSocket {
+        if essentials.terminal, let path = options.consoleSocket {
             let fd = try ConsoleSocket.connect(path)
             inherited.append(fd)
             consoleFd = fd.rawValue
@@ -111,7 +110,7 @@ struct Creator {
         var spawner = Spawner()
         // A time namespace with offsets is prepared by the parent (TimeNamespace); a cgroup namespace is
         // made by the init once it sits in its cgroups, so the namespace is rooted there.
-        for kind in namespaces.create where kind != .cgroup && (kind != .time || linux?.timeOffsets == nil) {
+        for kind in namespaces.create where kind != .cgroup && (kind != .time || essentials.timeOffsets == nil) {
             spawner.cloneFlags |= kind.cloneFlag
         }
         for (kind, path) in namespaces.join {
@@ -127,7 +126,7 @@ struct Creator {
                 spawner.joins.append((kind, fd))
             }
         }
-        if namespaces.creates(.time), let offsets = linux?.timeOffsets {
+        if namespaces.creates(.time), let offsets = essentials.timeOffsets {
             try TimeNamespace.prepare(offsets)
         }
         spawner.cgroupFd = try cloneInto?.directoryForClone()
@@ -141,13 +140,13 @@ struct Creator {
 
         let child = try spawner.spawn()
         cleanup.pid = child.pid
-        if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: linux?.uidMappings, gid: linux?.gidMappings) }
+        if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings) }
         // The request and config.json's bytes are queued on the socket while the child execs the init.
         try child.proceed()
         let created = Timestamp.now()
         var request = InitRequest(
             mode: mode, containerID: options.id, bundle: bundle,
-            rootfs: SpecValidator.rootfsPath(essentials.root?.path, bundle: bundle), spec: nil, process: nil,
+            rootfs: SpecValidator.rootfsPath(essentials.rootPath, bundle: bundle), spec: nil, process: nil,
             noPivot: options.noPivot, noNewKeyring: options.noNewKeyring, preserveFds: options.preserveFds,
             consoleFd: consoleFd, fifoFd: fifoFd, createdAt: created)
         request.awaitsCgroups = true
@@ -180,7 +179,7 @@ struct Creator {
             cgroups = cloneInto
             try tellInit(cgroups.directories)
         } else {
-            cgroups = try Cgroups.manager(cgroupsPath: linux?.cgroupsPath, containerID: options.id)
+            cgroups = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
             try cgroups.create()
             cleanup.cgroups = cgroups
             try tellInit(cgroups.directories)

@@ -35,14 +35,56 @@ struct InitRequest: Codable, Sendable {
     var awaitsCgroups = false
 }
 
-/// What the init reports back.
-struct InitMessage: Codable, Sendable {
-    enum Kind: String, Codable, Sendable {
+extension InitRequest {
+    /// Read from a parsed tree without Codable (its per-type set-up costs the init a few tenths of a
+    /// millisecond); the spec and process of exec go through ``JSONTreeDecoder``. Nil if a field is
+    /// missing or of the wrong type.
+    init?(tree: JSONValue) throws {
+        guard case .object(let fields) = tree else { return nil }
+        func string(_ key: String) -> String? {
+            if case .string(let text)? = fields[key] { return text }
+            return nil
+        }
+        func bool(_ key: String) -> Bool? {
+            switch fields[key] {
+            case nil, .null?: return false
+            case .bool(let value)?: return value
+            default: return nil
+            }
+        }
+        /// .some(nil) when absent or null, nil when not an integer.
+        func descriptor(_ key: String) -> Int32?? {
+            switch fields[key] {
+            case nil, .null?: return .some(nil)
+            case .number(let text)?: return Int32(text).map { .some($0) } ?? nil
+            default: return nil
+            }
+        }
+        guard let modeName = string("mode"), let mode = Mode(rawValue: modeName), let containerID = string("containerID"),
+              let bundle = string("bundle"), let rootfs = string("rootfs"), let createdAt = string("createdAt"),
+              let noPivot = bool("noPivot"), let noNewKeyring = bool("noNewKeyring"), let awaitsCgroups = bool("awaitsCgroups"),
+              case .number(let preserveText)? = fields["preserveFds"], let preserveFds = Int(preserveText),
+              let consoleFd = descriptor("consoleFd"), let fifoFd = descriptor("fifoFd"),
+              let mountNamespaceFd = descriptor("mountNamespaceFd") else { return nil }
+        var spec: Spec?
+        var process: Spec.Process?
+        if let value = fields["spec"], value != .null { spec = try JSONTreeDecoder.decode(Spec.self, from: value) }
+        if let value = fields["process"], value != .null { process = try JSONTreeDecoder.decode(Spec.Process.self, from: value) }
+        self.init(mode: mode, containerID: containerID, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
+                  noPivot: noPivot, noNewKeyring: noNewKeyring, preserveFds: preserveFds, consoleFd: consoleFd,
+                  fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups)
+    }
+}
+
+/// What the init reports back: a kind byte and, for failures, the message — no JSON, so neither side
+/// pays for a JSON coder's start-up on the way to `created`.
+struct InitMessage: Sendable, Equatable {
+    enum Kind: UInt8, Sendable {
         /// Namespaces and mounts exist, before pivot_root: time for prestart/createRuntime hooks.
-        case runtimeHooks
+        case runtimeHooks = 1
         /// Everything is set up; the init waits for start.
-        case created
-        case failed
+        case created = 2
+        case failed = 3
     }
     var kind: Kind
     var detail: String?
@@ -67,7 +109,34 @@ enum Frames {
         guard length < 64 << 20 else { throw .other("oversized message from init") }
         let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length) }
         guard body.count == length else { return nil }
-        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch { throw .other("decoding message: \(error)") }
+        do { return try JSONTreeDecoder.decode(T.self, from: body) } catch { throw .other("decoding message: \(error)") }
+    }
+
+    static func send(_ message: InitMessage, on fd: FileDescriptor) throws(RuntimeError) {
+        try sendRaw([message.kind.rawValue] + Array((message.detail ?? "").utf8), on: fd)
+    }
+
+    /// Nil at end of stream (the other side exited).
+    static func receive(_ type: InitMessage.Type, on fd: FileDescriptor) throws(RuntimeError) -> InitMessage? {
+        guard let frame = try receiveRaw(on: fd) else { return nil }
+        guard let first = frame.first, let kind = InitMessage.Kind(rawValue: first) else {
+            throw .other("malformed message from init")
+        }
+        return InitMessage(kind: kind, detail: frame.count > 1 ? String(decoding: frame.dropFirst(), as: UTF8.self) : nil)
+    }
+
+    static func receive(_ type: InitRequest.Type, on fd: FileDescriptor) throws(RuntimeError) -> InitRequest? {
+        guard let frame = try receiveRaw(on: fd) else { return nil }
+        do {
+            guard let request = try InitRequest(tree: try JSONParser.parse(frame)) else {
+                throw RuntimeError.other("malformed request from the runtime")
+            }
+            return request
+        } catch let error as RuntimeError {
+            throw error
+        } catch {
+            throw .other("decoding request: \(error)")
+        }
     }
 
     /// Raw bytes in a frame.

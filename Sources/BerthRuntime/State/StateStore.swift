@@ -65,7 +65,7 @@ public struct StateStore: Sendable {
             if error.errno == ENOENT { throw .containerNotFound(id: id) }
             throw .system(error, context: "reading state of \(id)")
         }
-        do { return try JSONDecoder().decode(ContainerRecord.self, from: Data(bytes)) } catch {
+        do { return try JSONTreeDecoder.decode(ContainerRecord.self, from: bytes) } catch {
             throw .other("state of \(id) is corrupt (\(path)): \(error)")
         }
     }
