@@ -44,40 +44,16 @@ public struct CgroupHierarchies: Sendable, Equatable {
     ]
 
     public init(mountInfo: String) {
-        for line in mountInfo.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count > dash + 1 else { continue }
-            let type = fields[dash + 1]
-            let root = CgroupHierarchies.unescape(fields[3])
-            let mountPoint = CgroupHierarchies.unescape(fields[4])
-            if type == "cgroup2" {
-                if unified == nil { unified = Mount(mountPoint: mountPoint, root: root, controllers: []) }
-            } else if type == "cgroup" {
-                let options = fields.count > dash + 3 ? fields[dash + 3].split(separator: ",").map(String.init) : []
-                let controllers = options.filter { CgroupHierarchies.knownControllers.contains($0) }
-                let mount = Mount(mountPoint: mountPoint, root: root, controllers: controllers)
+        for entry in MountInfo.cgroupEntries(Array(mountInfo.utf8)) {
+            if entry.fileSystemType == "cgroup2" {
+                if unified == nil { unified = Mount(mountPoint: entry.mountPoint, root: entry.root, controllers: []) }
+            } else {
+                let controllers = entry.superOptions.split(separator: ",").map(String.init)
+                    .filter { CgroupHierarchies.knownControllers.contains($0) }
+                let mount = Mount(mountPoint: entry.mountPoint, root: entry.root, controllers: controllers)
                 for controller in controllers where v1[controller] == nil { v1[controller] = mount }
             }
         }
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as \ooo.
-    static func unescape(_ field: Substring) -> String {
-        guard field.contains("\\") else { return String(field) }
-        var bytes: [UInt8] = []
-        let utf8 = Array(field.utf8)
-        var i = 0
-        while i < utf8.count {
-            if utf8[i] == UInt8(ascii: "\\"), i + 3 < utf8.count,
-               let value = UInt8(String(decoding: utf8[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                bytes.append(value)
-                i += 4
-            } else {
-                bytes.append(utf8[i])
-                i += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

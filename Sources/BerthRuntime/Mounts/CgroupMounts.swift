@@ -125,23 +125,16 @@ struct CgroupMounts {
             if parts[0] == "0" && parts[1].isEmpty { unifiedPath = String(parts[2]) } else { byControllers[String(parts[1])] = String(parts[2]) }
         }
         var result: [Hierarchy] = []
-        for line in mountinfo.split(separator: "\n") {
-            let words = line.split(separator: " ")
-            guard let dash = words.firstIndex(of: "-") else { continue }
-            let fields = words[..<dash]
-            let tail = Array(words[(dash + 1)...])
-            guard fields.count >= 5, tail.count >= 3 else { continue }
-            let mountPoint = String(fields[fields.startIndex + 4])
-            if tail[0] == "cgroup2", let unifiedPath {
-                result.append(Hierarchy(mountPoint: mountPoint, isVersion2: true, controllers: "", path: unifiedPath))
-            } else if tail[0] == "cgroup" {
-                let superOptions = tail[2].split(separator: ",").map(String.init)
+        for entry in MountInfo.cgroupEntries(Array(mountinfo.utf8)) {
+            if entry.fileSystemType == "cgroup2", let unifiedPath {
+                result.append(Hierarchy(mountPoint: entry.mountPoint, isVersion2: true, controllers: "", path: unifiedPath))
+            } else if entry.fileSystemType == "cgroup" {
+                let superOptions = entry.superOptions.split(separator: ",")
                 let known = byControllers.keys.first { key in
-                    let names = key.split(separator: ",").map(String.init)
-                    return names.allSatisfy { superOptions.contains($0) }
+                    key.split(separator: ",").allSatisfy { superOptions.contains($0) }
                 }
                 guard let key = known, let path = byControllers[key] else { continue }
-                result.append(Hierarchy(mountPoint: mountPoint, isVersion2: false, controllers: key, path: path))
+                result.append(Hierarchy(mountPoint: entry.mountPoint, isVersion2: false, controllers: key, path: path))
             }
         }
         return result
