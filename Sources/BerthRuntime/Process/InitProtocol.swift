@@ -90,26 +90,14 @@ struct InitMessage: Sendable, Equatable {
     var detail: String?
 }
 
-/// Length-prefixed JSON frames over a stream socket.
+/// Length-prefixed frames over a stream socket: the request as JSON, config.json and cgroup directories
+/// as bytes, the init's replies as a kind byte and text, single bytes for "go on".
 enum Frames {
+    /// A value as JSON (the runtime's request to the init).
     static func send<T: Encodable>(_ value: T, on fd: FileDescriptor) throws(RuntimeError) {
         let body: [UInt8]
         do { body = Array(try JSONEncoder().encode(value)) } catch { throw .other("encoding message: \(error)") }
-        var length = UInt32(body.count).littleEndian
-        let header = withUnsafeBytes(of: &length) { Array($0) }
-        try RuntimeError.wrap("sending to init") { () throws(SystemCallError) in try fd.send(header + body) }
-    }
-
-    /// Nil at end of stream (the other side exited).
-    static func receive<T: Decodable>(_ type: T.Type, on fd: FileDescriptor) throws(RuntimeError) -> T? {
-        let header = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(4) }
-        if header.isEmpty { return nil }
-        guard header.count == 4 else { throw .other("truncated message header from init") }
-        let length = Int(UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24)
-        guard length < 64 << 20 else { throw .other("oversized message from init") }
-        let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length) }
-        guard body.count == length else { return nil }
-        do { return try JSONTreeDecoder.decode(T.self, from: body) } catch { throw .other("decoding message: \(error)") }
+        try sendRaw(body, on: fd)
     }
 
     static func send(_ message: InitMessage, on fd: FileDescriptor) throws(RuntimeError) {
