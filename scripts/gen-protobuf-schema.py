@@ -19,6 +19,7 @@ PACKAGES = {  # Go import path → (short name, directory relative to a checkout
     "k8s.io/api/coordination/v1": ("coordination", "api", "coordination/v1"),
     "k8s.io/api/discovery/v1": ("discovery", "api", "discovery/v1"),
     "k8s.io/api/authorization/v1": ("authorization", "api", "authorization/v1"),
+    "k8s.io/api/policy/v1": ("policy", "api", "policy/v1"),
     "k8s.io/apimachinery/pkg/apis/meta/v1": ("meta", "apimachinery", "pkg/apis/meta/v1"),
 }
 OPAQUE = {"k8s.io/apimachinery/pkg/util/intstr": "intstr", "k8s.io/apimachinery/pkg/api/resource": "resource",
@@ -31,6 +32,7 @@ ROOTS = [("Namespace", "v1", "core"), ("ConfigMap", "v1", "core"), ("Secret", "v
          ("Scale", "autoscaling/v1", "autoscaling"), ("Lease", "coordination.k8s.io/v1", "coordination"),
          ("EndpointSlice", "discovery.k8s.io/v1", "discovery"),
          ("SelfSubjectAccessReview", "authorization.k8s.io/v1", "authorization"),
+         ("Eviction", "policy/v1", "policy"),
          ("DeleteOptions", None, "meta")]
 SCALARS = {"string": "s", "int32": "i", "int64": "i", "int": "i", "uint32": "i", "uint64": "i", "bool": "b",
            "float64": "f", "[]byte": "y"}

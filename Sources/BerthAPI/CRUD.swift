@@ -557,9 +557,21 @@ extension Handler {
 
     // MARK: delete
 
-    func deleteObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String) async throws -> Response {
-        var opts: JSON = [:]
-        if !call.body.isEmpty { opts = (try? bodyJSON(call, kind: "DeleteOptions")) ?? [:] }
+    /// policy/v1 Eviction (pods/eviction, what `kubectl drain` posts): the pod is deleted with the
+    /// eviction's deleteOptions. No PodDisruptionBudgets are served, so no budget refuses it.
+    func evict(_ call: Call, namespace: String, name: String) async throws -> Response {
+        let eviction = try bodyJSON(call, kind: "Eviction")
+        if let named = eviction["metadata"]["name"].string, !named.isEmpty, named != name {
+            throw APIError.badRequest("name in URL does not match name in Eviction object")
+        }
+        let pods = Registry.pods
+        _ = try await deleteObject(call, pods, namespace: namespace, name: name, options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])
+        return Self.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
+    }
+
+    func deleteObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String, options: JSON? = nil) async throws -> Response {
+        var opts: JSON = options ?? [:]
+        if options == nil, !call.body.isEmpty { opts = (try? bodyJSON(call, kind: "DeleteOptions")) ?? [:] }
         let policy = call.query["propagationPolicy"] ?? opts["propagationPolicy"].string ?? (opts["orphanDependents"].bool == true ? "Orphan" : "Background")
         let grace = Int64(call.query["gracePeriodSeconds"] ?? "") ?? opts["gracePeriodSeconds"].int
         let key = r.key(namespace: namespace, name: name)

@@ -44,6 +44,10 @@ enum Discovery {
                 case "binding":
                     out.append(["name": .string("\(r.plural)/binding"), "singularName": "", "namespaced": true,
                                 "kind": "Binding", "verbs": ["create"]])
+                case "eviction":
+                    // kubectl drain looks for exactly this (name, kind, group and version) to evict.
+                    out.append(["name": .string("\(r.plural)/eviction"), "singularName": "", "namespaced": true,
+                                "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]])
                 default: break
                 }
             }

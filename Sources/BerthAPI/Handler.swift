@@ -237,6 +237,8 @@ struct Handler: Sendable {
             return reply(call, try await scale(r, namespace: namespace, name: n))
         case (.post, let n?, "binding"):
             return try await bind(call, namespace: namespace ?? "", name: n)
+        case (.post, let n?, "eviction"):
+            return try await evict(call, namespace: namespace ?? "", name: n)
         default:
             throw APIError.methodNotAllowed("")
         }

@@ -22,6 +22,7 @@ extension Protobuf {
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+        "Eviction": ("policy/v1", "Eviction"),
         "DeleteOptions": (nil, "DeleteOptions"),
     ]
 
@@ -346,5 +347,6 @@ extension Protobuf {
         Preconditions 1:uid:s? 2:resourceVersion:s?
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?
+        Eviction 1:metadata:ObjectMeta 2:deleteOptions:DeleteOptions
         """
 }

@@ -34,7 +34,7 @@ public enum Registry {
         .init(group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace", namespaced: false,
               shortNames: ["ns"], subresources: ["status", "finalize"]),
         .init(group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
-              shortNames: ["po"], categories: ["all"], subresources: ["status", "binding"]),
+              shortNames: ["po"], categories: ["all"], subresources: ["status", "binding", "eviction"]),
         .init(group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,
               shortNames: ["no"], subresources: ["status"]),
         .init(group: "", version: "v1", kind: "Service", plural: "services", singular: "service", namespaced: true,

@@ -97,6 +97,14 @@ struct SemanticsTests {
         #expect(try s.curl("POST", pods + "/p/binding", body: #"{"metadata":{"name":"p"},"target":{"kind":"Node","name":"n2"}}"#).0 == 409)
         (_, g) = try s.curl("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Dn1")
         #expect(g["items"].array?.count == 1)
+        // Eviction (policy/v1) deletes the pod with its deleteOptions; a name that disagrees with the URL or
+        // a pod that does not exist is refused.
+        #expect(try s.curl("POST", pods + "/nope/eviction", body: #"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"nope"}}"#).0 == 404)
+        #expect(try s.curl("POST", pods + "/p/eviction", body: #"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"q"}}"#).0 == 400)
+        #expect(try s.curl("POST", pods + "/p/eviction", body: #"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"p"},"deleteOptions":{"gracePeriodSeconds":0}}"#).0 == 201)
+        #expect(try s.curl("GET", pods + "/p").0 == 404, "evicted with grace 0: gone")
+        let (_, v1) = try s.curl("GET", "/api/v1")
+        #expect(v1["resources"].array?.contains { $0["name"].string == "pods/eviction" && $0["kind"].string == "Eviction" && $0["group"].string == "policy" } == true)
         // ClusterIP allocation is unique; a requested IP outside the CIDR is rejected.
         var ips = Set<String>()
         for i in 0..<5 {

@@ -175,6 +175,8 @@ struct RolloutTests {
         #expect(out.stdout.contains("SchedulingDisabled"))
         out = try c.kubectl("drain", "hollow-00000", "--ignore-daemonsets", "--timeout=60s")
         #expect(out.ok, "\(out.stderr)")
+        // Through pods/eviction (policy/v1, sent as protobuf), not kubectl's delete fallback.
+        #expect((out.stdout + out.stderr).contains("evicting pod default/web-"), "\(out.stdout) \(out.stderr)")
         try await c.waitFor(Registry.pods, namespace: "default", "6 pods running off the drained node") { items in
             let pods = podsOf(items, app: "web")
             return running(pods) == 6 && pods.allSatisfy { $0["spec"]["nodeName"].string != "hollow-00000" }
