@@ -51,8 +51,21 @@ struct NodeLifecycleController: ControlLoop {
                     logger.debug("node monitor failed", metadata: ["node": "\(node["metadata"]["name"].string ?? "")", "error": "\(error)"])
                 }
             }
+            forgetGoneEvictions()
             let spent = ContinuousClock.now - started
             if spent < period { try? await Task.sleep(for: period - spent) }
+        }
+    }
+
+    /// Evictions are remembered (key|uid) so a pod is evicted once; once the pod is gone — or replaced
+    /// under the same name — the entry goes too, so the set stays as small as the evictions in flight.
+    func forgetGoneEvictions() {
+        let pods = self.pods
+        seen.lock.withLock {
+            seen.evicted = seen.evicted.filter { entry in
+                guard let bar = entry.lastIndex(of: "|"), let pod = pods.get(String(entry[..<bar])) else { return false }
+                return pod["metadata"]["uid"].string == String(entry[entry.index(after: bar)...])
+            }
         }
     }
 

@@ -32,9 +32,15 @@ struct Scheduler: ControlLoop {
     }
 
     struct Binding: Sendable { var pod: PodInfo; var node: String }
+    struct Unschedulable: Sendable { var pod: PodInfo; var message: String }
+
+    /// Tasks writing PodScheduled=False: a few, so thousands of pods that fit nowhere queue up instead of
+    /// each starting its own round of API calls.
+    static let reporters = 4
 
     func run() async {
         let sink = Channel<Binding>()
+        let reports = Channel<Unschedulable>()
         await withTaskGroup(of: Void.self) { g in
             // Binders: many in flight so the store can commit them together.
             for _ in 0..<binders {
@@ -42,17 +48,23 @@ struct Scheduler: ControlLoop {
                     while let b = await sink.pop() { await bind(b) }
                 }
             }
+            for _ in 0..<Self.reporters {
+                g.addTask {
+                    while let r = await reports.pop() { await markUnschedulable(r.pod, r.message) }
+                }
+            }
             g.addTask {
                 await withTaskCancellationHandler {
-                    await loop(sink)
-                } onCancel: { sink.finish() }
+                    await loop(sink, reports)
+                } onCancel: { sink.finish(); reports.finish() }
                 sink.finish()
+                reports.finish()
             }
             await g.waitForAll()
         }
     }
 
-    func loop(_ sink: Channel<Binding>) async {
+    func loop(_ sink: Channel<Binding>, _ reports: Channel<Unschedulable>) async {
         while !Task.isCancelled {
             let batch = cache.popBatch(256)
             if batch.isEmpty {
@@ -63,7 +75,9 @@ struct Scheduler: ControlLoop {
                 switch cache.scheduleOne(key) {
                 case .none: continue
                 case .bound(let pod, let node): sink.push(Binding(pod: pod, node: node))
-                case .unschedulable(let pod, let message): reportUnschedulable(pod, message)
+                case .unschedulable(let pod, let message):
+                    events.record(pod.object, type: "Warning", reason: "FailedScheduling", message: message)
+                    reports.push(Unschedulable(pod: pod, message: message))
                 }
             }
         }
@@ -85,23 +99,19 @@ struct Scheduler: ControlLoop {
         }
     }
 
-    /// FailedScheduling event plus the PodScheduled=False condition (what `kubectl describe` and
-    /// `kubectl get pods` show).
-    func reportUnschedulable(_ pod: PodInfo, _ message: String) {
-        events.record(pod.object, type: "Warning", reason: "FailedScheduling", message: message)
-        let client = self.client
-        Task {
-            for _ in 0..<3 {
-                guard var cur = try? await client.get(Registry.pods, namespace: pod.namespace, name: pod.name),
-                      (cur["spec"]["nodeName"].string ?? "").isEmpty else { return }
-                var conds = (cur["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
-                let old = (cur["status"]["conditions"].array ?? []).first { $0["type"].string == "PodScheduled" }
-                if old?["status"].string == "False" && old?["message"].string == message { return }
-                conds.append(["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
-                              "lastProbeTime": .null, "lastTransitionTime": .string(APITime.string())])
-                cur["status"]["conditions"] = .array(conds)
-                do { try await client.updateStatus(Registry.pods, cur); return } catch { continue }
-            }
+    /// The PodScheduled=False condition (what `kubectl get pods` and `describe` show beside the
+    /// FailedScheduling event); skipped when the pod was bound meanwhile or already says the same.
+    func markUnschedulable(_ pod: PodInfo, _ message: String) async {
+        for _ in 0..<3 {
+            guard var cur = try? await client.get(Registry.pods, namespace: pod.namespace, name: pod.name),
+                  (cur["spec"]["nodeName"].string ?? "").isEmpty else { return }
+            var conds = (cur["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
+            let old = (cur["status"]["conditions"].array ?? []).first { $0["type"].string == "PodScheduled" }
+            if old?["status"].string == "False" && old?["message"].string == message { return }
+            conds.append(["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
+                          "lastProbeTime": .null, "lastTransitionTime": .string(APITime.string())])
+            cur["status"]["conditions"] = .array(conds)
+            do { try await client.updateStatus(Registry.pods, cur); return } catch { continue }
         }
     }
 }
