@@ -164,6 +164,60 @@ extension ControlTests {
             }
         }
 
+        /// maxSurge 1, maxUnavailable 0: a new pod starts beside the old one a node at a time, and no node is
+        /// ever without an available daemon pod.
+        @Test func rollingUpdateWithSurgeKeepsEveryNodeServed() async throws {
+            try await withFixtureCluster { c in
+                let names = (1...4).map { "s\($0)" }
+                try await ControllerFixtures.createNodes(c.client, names.map { ControllerFixtures.node($0) })
+                let kubelet = FixtureKubelet(c.client)
+                defer { kubelet.stop() }
+                let strategy: JSON = ["type": "RollingUpdate", "rollingUpdate": ["maxSurge": 1, "maxUnavailable": 0]]
+                try await c.client.create(Registry.daemonSets, Self.daemonSet("surge", strategy: strategy))
+                try await c.waitFor(Registry.daemonSets, namespace: "default", "surge available") { items in
+                    Self.item(items, "surge")?["status"]["numberAvailable"] == 4
+                }
+                final class Seen: @unchecked Sendable { var unavailable = 0; var mostOnANode = 0; let lock = NSLock() }
+                let seen = Seen()
+                let client = c.client
+                // The pods as the store's event stream builds them, event by event: exact, not sampled.
+                let monitor = Task {
+                    guard let (initial, rev) = try? await client.list(Registry.pods, namespace: "default"),
+                          let events = try? await client.store.watch(prefix: Registry.pods.prefix(namespace: "default"), afterRevision: rev)
+                    else { return }
+                    var state: [String: JSON] = [:]
+                    for pod in initial { state[Registry.pods.key(namespace: "default", name: pod["metadata"]["name"].string ?? "")] = pod }
+                    do {
+                        for try await event in events {
+                            state[event.kv.key] = event.kind == .put ? try? JSON.parse(event.kv.value) : nil
+                            let m = Self.podsByNode(Array(state.values), "surge")
+                            let unavailable = names.filter { n in !(m[n] ?? []).contains(where: Self.running) }.count
+                            let most = m.values.map(\.count).max() ?? 0
+                            seen.lock.withLock {
+                                seen.unavailable = max(seen.unavailable, unavailable)
+                                seen.mostOnANode = max(seen.mostOnANode, most)
+                            }
+                        }
+                    } catch {}
+                }
+                var ds = try #require(try await c.client.get(Registry.daemonSets, namespace: "default", name: "surge"))
+                ds["spec"]["template"]["spec"]["containers"] = [["name": "agent", "image": "busybox:2"]]
+                try await c.client.update(Registry.daemonSets, ds)
+                try await c.waitFor(Registry.pods, namespace: "default", "every pod replaced") { items in
+                    let m = Self.podsByNode(items, "surge")
+                    return names.allSatisfy { n in
+                        m[n]?.count == 1 && m[n]![0]["spec"]["containers"][0]["image"] == "busybox:2" && Self.running(m[n]![0])
+                    }
+                }
+                #expect(try c.kubectl("rollout", "status", "ds/surge", "--timeout=60s").ok)
+                monitor.cancel()
+                seen.lock.withLock {
+                    #expect(seen.unavailable == 0, "a node was left without an available daemon pod")
+                    #expect(seen.mostOnANode == 2, "the new pod started beside the old one")
+                }
+            }
+        }
+
         @Test func percentAndOnDelete() async throws {
             try await withFixtureCluster { c in
                 let names = (1...4).map { "m\($0)" }

@@ -12,7 +12,9 @@ import Logging
 /// a required node affinity on `metadata.name` and the scheduler binds it, so node resources are still
 /// accounted in one place. Pods on nodes no longer eligible, failed pods and duplicates are deleted.
 /// RollingUpdate replaces pods whose `controller-revision-hash` label differs from the template's hash,
-/// keeping at most maxUnavailable daemon pods unavailable; OnDelete leaves old pods alone.
+/// keeping at most maxUnavailable daemon pods unavailable — or, with maxSurge, starting the new pod beside
+/// the old one on up to maxSurge nodes and removing the old one once the new one is available; OnDelete
+/// leaves old pods alone.
 ///
 /// The informer cache lags behind the controller's own writes, so after creating or deleting pods a
 /// DaemonSet waits until the cache shows those changes before deciding again (upstream's
@@ -130,7 +132,8 @@ struct DaemonSetController: ControlLoop {
                         }
                         deletes.append(pod)
                     }
-                    deletes += running.dropFirst() // duplicates: the oldest stays
+                    deletes += Self.extraPods(running, hash: hash, surge: Self.maxSurge(ds, desired: nodeList.count) > 0,
+                                              minReady: ds["spec"]["minReadySeconds"].int ?? 0, now: now)
                 } else {
                     deletes += daemonPods.filter { $0["metadata"]["deletionTimestamp"].isNull }
                 }
@@ -143,7 +146,12 @@ struct DaemonSetController: ControlLoop {
             // Replacing old pods waits until the set of pods is right (the next sync, once expectations are met).
             if creates.isEmpty && deletes.isEmpty && (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate" {
                 let desired = nodeList.filter { DaemonPlacement.evaluate(template["spec"], on: $0).shouldRun }.count
-                deletes = rollingUpdateDeletions(ds, byNode: byNode, hash: hash, desired: desired, now: now)
+                let surge = Self.maxSurge(ds, desired: desired)
+                if surge > 0 {
+                    (creates, deletes) = rollingUpdateWithSurge(ds, byNode: byNode, hash: hash, maxSurge: surge, now: now)
+                } else {
+                    deletes = rollingUpdateDeletions(ds, byNode: byNode, hash: hash, desired: desired, now: now)
+                }
             }
             try await apply(ds, key: key, template: template, creates: creates, deletes: deletes)
         }
@@ -152,10 +160,65 @@ struct DaemonSetController: ControlLoop {
         if let recheck { queue.add(key, after: .milliseconds(Int64(recheck * 1000) + 10)) }
     }
 
+    /// `rollingUpdate.maxSurge` as a number of nodes (percentages round up, as upstream's).
+    static func maxSurge(_ ds: JSON, desired: Int) -> Int {
+        let spec = ds["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"]
+        guard (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate", !spec.isNull else { return 0 }
+        return max(0, Int(Objects.intOrPercent(spec, total: Int64(desired), roundUp: true)))
+    }
+
+    /// Of the running pods on one node, those to delete. Without surge all but the oldest. With surge, as
+    /// upstream: an old pod stays beside a new one only while the new one is not yet available and the old
+    /// one is; otherwise the oldest new pod (or, with none, the oldest old one) alone stays.
+    static func extraPods(_ running: [JSON], hash: String, surge: Bool, minReady: Int64, now: Date) -> [JSON] {
+        guard running.count > 1 else { return [] }
+        guard surge else { return Array(running.dropFirst()) }
+        let new = running.filter { $0["metadata"]["labels"][hashLabel].string == hash }
+        let old = running.filter { $0["metadata"]["labels"][hashLabel].string != hash }
+        var keep: [JSON] = []
+        if let newest = new.first {
+            keep.append(newest)
+            if let previous = old.first, !Objects.isAvailable(newest, minReadySeconds: minReady, now: now),
+               Objects.isAvailable(previous, minReadySeconds: minReady, now: now) {
+                keep.append(previous)
+            }
+        } else if let previous = old.first {
+            keep.append(previous)
+        }
+        let kept = Set(keep.compactMap { $0["metadata"]["uid"].string })
+        return running.filter { !kept.contains($0["metadata"]["uid"].string ?? "") }
+    }
+
+    /// Upstream's rolling update with surge: a new pod starts beside the old one on up to maxSurge nodes at
+    /// a time (at once where the old one is unavailable anyway); the old pod goes when the new one is
+    /// available, so with maxUnavailable 0 no node is ever without an available daemon pod.
+    func rollingUpdateWithSurge(_ ds: JSON, byNode: [String: [JSON]], hash: String, maxSurge: Int, now: Date) -> (creates: [String], deletes: [JSON]) {
+        let minReady = ds["spec"]["minReadySeconds"].int ?? 0
+        var surging = 0
+        var creates: [String] = []
+        var deletes: [JSON] = []
+        var waiting: [String] = []
+        for node in byNode.keys.sorted() {
+            let live = byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }
+            let new = live.filter { $0["metadata"]["labels"][Self.hashLabel].string == hash }
+            let old = live.filter { $0["metadata"]["labels"][Self.hashLabel].string != hash }
+            guard let previous = old.first else { continue }
+            if let newest = new.first {
+                if Objects.isAvailable(newest, minReadySeconds: minReady, now: now) { deletes += old } else { surging += 1 }
+            } else if !Objects.isAvailable(previous, minReadySeconds: minReady, now: now) {
+                creates.append(node)
+            } else {
+                waiting.append(node)
+            }
+        }
+        creates += waiting.prefix(max(0, maxSurge - surging))
+        return (creates, deletes)
+    }
+
     /// Upstream's rolling update without surge: old pods that are unavailable anyway go at once; available
     /// ones only while fewer than maxUnavailable daemon pods are unavailable.
     func rollingUpdateDeletions(_ ds: JSON, byNode: [String: [JSON]], hash: String, desired: Int, now: Date) -> [JSON] {
-        // Percentages round up, as upstream's; zero (surge is not supported) falls back to upstream's default of 1.
+        // Percentages round up, as upstream's; zero (invalid without surge) falls back to upstream's default of 1.
         let spec = ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"]
         var maxUnavailable = spec.isNull ? 1 : Int(Objects.intOrPercent(spec, total: Int64(desired), roundUp: true))
         if desired > 0 && maxUnavailable <= 0 { maxUnavailable = 1 }
