@@ -114,6 +114,8 @@ struct DaemonSetController: ControlLoop {
         if ds["metadata"]["deletionTimestamp"].isNull && expectationsMet {
             var creates: [String] = []
             var deletes: [JSON] = []
+            let surges = Self.maxSurge(ds, desired: nodeList.count) > 0
+            let minReady = ds["spec"]["minReadySeconds"].int ?? 0
             for node in nodeList {
                 let nodeName = node["metadata"]["name"].string ?? ""
                 let (shouldRun, shouldContinue) = DaemonPlacement.evaluate(template["spec"], on: node)
@@ -132,8 +134,7 @@ struct DaemonSetController: ControlLoop {
                         }
                         deletes.append(pod)
                     }
-                    deletes += Self.extraPods(running, hash: hash, surge: Self.maxSurge(ds, desired: nodeList.count) > 0,
-                                              minReady: ds["spec"]["minReadySeconds"].int ?? 0, now: now)
+                    deletes += Self.extraPods(running, hash: hash, surge: surges, minReady: minReady, now: now)
                 } else {
                     deletes += daemonPods.filter { $0["metadata"]["deletionTimestamp"].isNull }
                 }
@@ -160,6 +161,16 @@ struct DaemonSetController: ControlLoop {
         if let recheck { queue.add(key, after: .milliseconds(Int64(recheck * 1000) + 10)) }
     }
 
+    /// `pods` split into those of the template's revision (`hash`) and the older ones, order kept.
+    static func byRevision(_ pods: [JSON], hash: String) -> (new: [JSON], old: [JSON]) {
+        var new: [JSON] = []
+        var old: [JSON] = []
+        for pod in pods {
+            if pod["metadata"]["labels"][hashLabel].string == hash { new.append(pod) } else { old.append(pod) }
+        }
+        return (new, old)
+    }
+
     /// `rollingUpdate.maxSurge` as a number of nodes (percentages round up, as upstream's).
     static func maxSurge(_ ds: JSON, desired: Int) -> Int {
         let spec = ds["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"]
@@ -173,8 +184,7 @@ struct DaemonSetController: ControlLoop {
     static func extraPods(_ running: [JSON], hash: String, surge: Bool, minReady: Int64, now: Date) -> [JSON] {
         guard running.count > 1 else { return [] }
         guard surge else { return Array(running.dropFirst()) }
-        let new = running.filter { $0["metadata"]["labels"][hashLabel].string == hash }
-        let old = running.filter { $0["metadata"]["labels"][hashLabel].string != hash }
+        let (new, old) = byRevision(running, hash: hash)
         var keep: [JSON] = []
         if let newest = new.first {
             keep.append(newest)
@@ -199,9 +209,7 @@ struct DaemonSetController: ControlLoop {
         var deletes: [JSON] = []
         var waiting: [String] = []
         for node in byNode.keys.sorted() {
-            let live = byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }
-            let new = live.filter { $0["metadata"]["labels"][Self.hashLabel].string == hash }
-            let old = live.filter { $0["metadata"]["labels"][Self.hashLabel].string != hash }
+            let (new, old) = Self.byRevision(byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
             guard let previous = old.first else { continue }
             if let newest = new.first {
                 if Objects.isAvailable(newest, minReadySeconds: minReady, now: now) { deletes += old } else { surging += 1 }
@@ -227,9 +235,7 @@ struct DaemonSetController: ControlLoop {
         var replaceNow: [JSON] = []
         var candidates: [JSON] = []
         for node in byNode.keys.sorted() {
-            let live = byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }
-            let new = live.filter { $0["metadata"]["labels"][Self.hashLabel].string == hash }
-            let old = live.filter { $0["metadata"]["labels"][Self.hashLabel].string != hash }
+            let (new, old) = Self.byRevision(byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
             if new.count > 1 || old.count > 1 || new.count == old.count {
                 unavailable += 1 // duplicates, nothing yet, or a replacement under way: the manage pass handles it
             } else if let pod = new.first {
