@@ -30,7 +30,8 @@ struct Creator {
         // by this process and by the init at the same time. A spec found invalid then stops the init
         // before it has acted on it, and the cleanup leaves nothing behind.
         let config = try SpecLoader.read(bundle: bundle)
-        let essentials = try SpecLoader.essentials(config)
+        let tree = try SpecLoader.parse(config)
+        let essentials = try SpecLoader.essentials(tree)
         if essentials.terminal && options.consoleSocket == nil {
             throw .invalidConfig(field: "process.terminal", reason: "a terminal needs --console-socket")
         }
@@ -41,7 +42,7 @@ struct Creator {
         try store.reserve(options.id)
         var cleanup = Cleanup(store: store, id: options.id)
         do {
-            let launched = try launch(config: config, essentials: essentials, bundle: bundle, cleanup: &cleanup)
+            let launched = try launch(config: config, tree: tree, essentials: essentials, bundle: bundle, cleanup: &cleanup)
             cleanup.disarm()
             return launched
         } catch {
@@ -50,18 +51,18 @@ struct Creator {
         }
     }
 
-    /// The whole spec, checked; the rootfs path.
-    func decodeAndValidate(_ config: [UInt8], bundle: String) throws(RuntimeError) -> (Spec, Spec.Process, String) {
-        let spec = try SpecLoader.decode(config)
+    /// The whole spec, checked (a container needs a process); the rootfs path.
+    func decodeAndValidate(_ tree: JSONValue, bundle: String) throws(RuntimeError) -> (Spec, String) {
+        let spec = try SpecLoader.decode(tree)
         let validator = SpecValidator(spec: spec, bundle: bundle)
         try validator.validate()
-        guard let process = spec.process else {
+        guard spec.process != nil else {
             throw .invalidConfig(field: "process", reason: "required to create a container")
         }
-        return (spec, process, validator.rootfsPath)
+        return (spec, validator.rootfsPath)
     }
 
-    private func launch(config: [UInt8], essentials: LaunchEssentials, bundle: String,
+    private func launch(config: [UInt8], tree: JSONValue, essentials: LaunchEssentials, bundle: String,
                         cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
         let namespaces = NamespacePlan(essentials.namespaces)
         if !namespaces.creates(.mount) && !namespaces.joins(.mount) {
@@ -186,7 +187,7 @@ struct Creator {
             firstMove = try cgroups.beginAdd(pid: child.pid)
         }
         // The whole spec, while the init decodes it too (and a first cgroup move may be waiting).
-        let (spec, _, rootfs) = try decodeAndValidate(config, bundle: bundle)
+        let (spec, rootfs) = try decodeAndValidate(tree, bundle: bundle)
         try apply(cgroups, spec: spec)
         // The record is encoded now, while the init works.
         guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }

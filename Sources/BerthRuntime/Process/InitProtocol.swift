@@ -41,38 +41,19 @@ extension InitRequest {
     /// missing or of the wrong type.
     init?(tree: JSONValue) throws {
         guard case .object(let fields) = tree else { return nil }
-        func string(_ key: String) -> String? {
-            if case .string(let text)? = fields[key] { return text }
-            return nil
-        }
-        func bool(_ key: String) -> Bool? {
-            switch fields[key] {
-            case nil, .null?: return false
-            case .bool(let value)?: return value
-            default: return nil
-            }
-        }
-        /// .some(nil) when absent or null, nil when not an integer.
-        func descriptor(_ key: String) -> Int32?? {
-            switch fields[key] {
-            case nil, .null?: return .some(nil)
-            case .number(let text)?: return Int32(text).map { .some($0) } ?? nil
-            default: return nil
-            }
-        }
-        guard let modeName = string("mode"), let mode = Mode(rawValue: modeName), let containerID = string("containerID"),
-              let bundle = string("bundle"), let rootfs = string("rootfs"), let createdAt = string("createdAt"),
-              let noPivot = bool("noPivot"), let noNewKeyring = bool("noNewKeyring"), let awaitsCgroups = bool("awaitsCgroups"),
-              case .number(let preserveText)? = fields["preserveFds"], let preserveFds = Int(preserveText),
-              let consoleFd = descriptor("consoleFd"), let fifoFd = descriptor("fifoFd"),
-              let mountNamespaceFd = descriptor("mountNamespaceFd") else { return nil }
+        guard let modeName = fields["mode"].string, let mode = Mode(rawValue: modeName), let containerID = fields["containerID"].string,
+              let bundle = fields["bundle"].string, let rootfs = fields["rootfs"].string, let createdAt = fields["createdAt"].string,
+              let noPivot = fields["noPivot"].optionalBool, let noNewKeyring = fields["noNewKeyring"].optionalBool,
+              let awaitsCgroups = fields["awaitsCgroups"].optionalBool, let preserveFds = fields["preserveFds"].integer(Int.self),
+              let consoleFd = fields["consoleFd"].optionalInteger(Int32.self), let fifoFd = fields["fifoFd"].optionalInteger(Int32.self),
+              let mountNamespaceFd = fields["mountNamespaceFd"].optionalInteger(Int32.self) else { return nil }
         var spec: Spec?
         var process: Spec.Process?
         if let value = fields["spec"], value != .null { spec = try JSONTreeDecoder.decode(Spec.self, from: value) }
         if let value = fields["process"], value != .null { process = try JSONTreeDecoder.decode(Spec.Process.self, from: value) }
         self.init(mode: mode, containerID: containerID, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
-                  noPivot: noPivot, noNewKeyring: noNewKeyring, preserveFds: preserveFds, consoleFd: consoleFd,
-                  fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups)
+                  noPivot: noPivot ?? false, noNewKeyring: noNewKeyring ?? false, preserveFds: preserveFds, consoleFd: consoleFd,
+                  fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups ?? false)
     }
 }
 

@@ -7,14 +7,17 @@
 /// the field (SpecLoader) read the same.
 enum JSONTreeDecoder {
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        let root: JSONValue
+        try decode(type, from: parse(bytes))
+    }
+
+    /// The tree of `bytes`; malformed JSON is a DecodingError, as Foundation's decoder reports it.
+    static func parse(_ bytes: [UInt8]) throws(DecodingError) -> JSONValue {
         do {
-            root = try JSONParser.parse(bytes)
+            return try JSONParser.parse(bytes)
         } catch {
             throw DecodingError.dataCorrupted(DecodingError.Context(
                 codingPath: [], debugDescription: "The given data was not valid JSON: \(error)", underlyingError: error))
         }
-        return try decode(type, from: root)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from tree: JSONValue) throws -> T {
@@ -53,8 +56,7 @@ private enum Primitive {
     /// Exact: 3 and 3.0 decode as an Int, 3.5 and out-of-range numbers do not.
     static func integer<T: FixedWidthInteger>(_ type: T.Type, _ value: JSONValue, _ path: [any CodingKey]) throws -> T {
         guard case .number(let text) = value else { throw mismatch(type, value, path) }
-        if let exact = T(text) { return exact }
-        if let double = Double(text), double.rounded() == double, let exact = T(exactly: double) { return exact }
+        if let exact = JSONValue.exactInteger(text, as: type) { return exact }
         throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "Parsed JSON number <\(text)> does not fit in \(type)."))
     }
 

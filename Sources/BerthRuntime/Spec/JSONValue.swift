@@ -25,6 +25,71 @@ indirect enum JSONValue: Sendable, Equatable {
     }
 }
 
+extension JSONValue {
+    /// 3 and 3.0 read as an integer, 3.5 and out-of-range numbers do not: Codable's rule, used by
+    /// ``JSONTreeDecoder`` and by the fields read by hand.
+    static func exactInteger<T: FixedWidthInteger>(_ text: String, as type: T.Type) -> T? {
+        if let exact = T(text) { return exact }
+        if let double = Double(text), double.rounded() == double { return T(exactly: double) }
+        return nil
+    }
+}
+
+/// Fields read by hand (LaunchEssentials, InitRequest), without Codable's per-type set-up. The
+/// `optional…` forms give `.some(nil)` for a field that is absent or null and nil for one of another
+/// type, so a reader can tell "not given" from "wrong".
+extension Optional where Wrapped == JSONValue {
+    var string: String? {
+        if case .string(let text)? = self { return text }
+        return nil
+    }
+
+    func integer<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+        guard case .number(let text)? = self else { return nil }
+        return JSONValue.exactInteger(text, as: type)
+    }
+
+    var optionalString: String?? {
+        switch self {
+        case nil, .null?: return .some(nil)
+        case .string(let text)?: return .some(text)
+        default: return nil
+        }
+    }
+
+    var optionalBool: Bool?? {
+        switch self {
+        case nil, .null?: return .some(nil)
+        case .bool(let value)?: return .some(value)
+        default: return nil
+        }
+    }
+
+    var optionalObject: [String: JSONValue]?? {
+        switch self {
+        case nil, .null?: return .some(nil)
+        case .object(let members)?: return .some(members)
+        default: return nil
+        }
+    }
+
+    var optionalArray: [JSONValue]?? {
+        switch self {
+        case nil, .null?: return .some(nil)
+        case .array(let elements)?: return .some(elements)
+        default: return nil
+        }
+    }
+
+    func optionalInteger<T: FixedWidthInteger>(_ type: T.Type) -> T?? {
+        switch self {
+        case nil, .null?: return .some(nil)
+        case .number?: return integer(type).map { .some($0) } ?? nil
+        default: return nil
+        }
+    }
+}
+
 /// RFC 8259 JSON, strictly: one value, no trailing commas or comments, no control characters in
 /// strings; nesting is limited so hostile input cannot exhaust the stack.
 struct JSONParser {

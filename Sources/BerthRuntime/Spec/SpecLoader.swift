@@ -23,14 +23,23 @@ public enum SpecLoader {
 
     /// What the runtime needs before it clones the init (see ``LaunchEssentials``). When they do not
     /// read, the whole spec is decoded: for an error that names the field, or for them.
-    static func essentials(_ bytes: [UInt8]) throws(RuntimeError) -> LaunchEssentials {
-        if let tree = try? JSONParser.parse(bytes), let essentials = LaunchEssentials(tree) { return essentials }
-        return LaunchEssentials(try decode(bytes))
+    static func essentials(_ tree: JSONValue) throws(RuntimeError) -> LaunchEssentials {
+        if let essentials = LaunchEssentials(tree) { return essentials }
+        return LaunchEssentials(try decode(tree))
     }
 
     public static func decode(_ bytes: [UInt8]) throws(RuntimeError) -> Spec {
+        try decode(try parse(bytes))
+    }
+
+    /// config.json parsed once, for ``essentials(_:)`` and ``decode(_:)-(JSONValue)``.
+    static func parse(_ bytes: [UInt8]) throws(RuntimeError) -> JSONValue {
+        do { return try JSONTreeDecoder.parse(bytes) } catch { throw describe(error) }
+    }
+
+    static func decode(_ tree: JSONValue) throws(RuntimeError) -> Spec {
         do {
-            return try JSONTreeDecoder.decode(Spec.self, from: bytes)
+            return try JSONTreeDecoder.decode(Spec.self, from: tree)
         } catch let error as DecodingError {
             throw describe(error)
         } catch {
@@ -113,71 +122,39 @@ struct LaunchEssentials: Equatable {
     /// field has an unexpected type, so the full decoding can name it.
     init?(_ tree: JSONValue) {
         guard case .object(let top) = tree else { return nil }
-        func object(_ value: JSONValue?) -> [String: JSONValue]?? {
-            switch value {
-            case nil, .null?: return .some(nil)
-            case .object(let members)?: return .some(members)
-            default: return nil
-            }
-        }
-        func string(_ value: JSONValue?) -> String?? {
-            switch value {
-            case nil, .null?: return .some(nil)
-            case .string(let text)?: return .some(text)
-            default: return nil
-            }
-        }
-        func array(_ value: JSONValue?) -> [JSONValue]?? {
-            switch value {
-            case nil, .null?: return .some(nil)
-            case .array(let elements)?: return .some(elements)
-            default: return nil
-            }
-        }
-        func number<T: FixedWidthInteger>(_ value: JSONValue?, _ type: T.Type) -> T? {
-            guard case .number(let text)? = value else { return nil }
-            return T(text) ?? Double(text).flatMap { $0.rounded() == $0 ? T(exactly: $0) : nil }
-        }
         func mappings(_ value: JSONValue?) -> [Spec.IDMapping]? {
-            guard let list = array(value) else { return nil }
+            guard let list = value.optionalArray else { return nil }
             var result: [Spec.IDMapping] = []
             for entry in list ?? [] {
-                guard case .object(let fields) = entry, let container = number(fields["containerID"], UInt32.self),
-                      let host = number(fields["hostID"], UInt32.self), let size = number(fields["size"], UInt32.self) else { return nil }
+                guard case .object(let fields) = entry, let container = fields["containerID"].integer(UInt32.self),
+                      let host = fields["hostID"].integer(UInt32.self), let size = fields["size"].integer(UInt32.self) else { return nil }
                 result.append(Spec.IDMapping(containerID: container, hostID: host, size: size))
             }
             return result
         }
 
-        guard let version = string(top["ociVersion"]), let process = object(top["process"]), let root = object(top["root"]),
-              let linux = object(top["linux"]) else { return nil }
+        guard let version = top["ociVersion"].optionalString, let process = top["process"].optionalObject,
+              let root = top["root"].optionalObject, let linux = top["linux"].optionalObject,
+              let terminal = process?["terminal"].optionalBool, let path = root?["path"].optionalString,
+              let namespaceList = linux?["namespaces"].optionalArray else { return nil }
         ociVersion = version
-        switch process?["terminal"] {
-        case nil, .null?: terminal = false
-        case .bool(let value)?: terminal = value
-        default: return nil
-        }
-        guard let path = string(root?["path"]) else { return nil }
+        self.terminal = terminal ?? false
         rootPath = path
-        guard let namespaceList = array(linux?["namespaces"]) else { return nil }
         for entry in namespaceList ?? [] {
-            guard case .object(let fields) = entry, case .string(let type)? = fields["type"], let path = string(fields["path"]) else { return nil }
+            guard case .object(let fields) = entry, let type = fields["type"].string, let path = fields["path"].optionalString else { return nil }
             namespaces.append(Spec.Namespace(type: type, path: path))
         }
         guard let uid = mappings(linux?["uidMappings"]), let gid = mappings(linux?["gidMappings"]),
-              let cgroups = string(linux?["cgroupsPath"]) else { return nil }
+              let cgroups = linux?["cgroupsPath"].optionalString, let offsets = linux?["timeOffsets"].optionalObject else { return nil }
         uidMappings = uid
         gidMappings = gid
         cgroupsPath = cgroups
-        if let offsets = linux?["timeOffsets"], offsets != .null {
-            guard case .object(let clocks) = offsets else { return nil }
+        if let offsets {
             var parsed: [String: Spec.TimeOffset] = [:]
-            for (clock, value) in clocks {
-                guard case .object(let fields) = value else { return nil }
-                var offset = Spec.TimeOffset()
-                if let secs = fields["secs"], secs != .null { guard let value = number(secs, Int64.self) else { return nil }; offset.secs = value }
-                if let nanos = fields["nanosecs"], nanos != .null { guard let value = number(nanos, UInt32.self) else { return nil }; offset.nanosecs = value }
-                parsed[clock] = offset
+            for (clock, value) in offsets {
+                guard case .object(let fields) = value, let secs = fields["secs"].optionalInteger(Int64.self),
+                      let nanos = fields["nanosecs"].optionalInteger(UInt32.self) else { return nil }
+                parsed[clock] = Spec.TimeOffset(secs: secs, nanosecs: nanos)
             }
             timeOffsets = parsed
         }

@@ -41,16 +41,14 @@ public struct StateStore: Sendable {
         }
     }
 
-    public func save(_ record: ContainerRecord) throws(RuntimeError) {
-        try save(record, encoded: try Self.encode(record))
-    }
-
     static func encode(_ record: ContainerRecord) throws(RuntimeError) -> [UInt8] {
         do { return Array(try JSONEncoder().encode(record)) } catch { throw .other("encoding state: \(error)") }
     }
 
-    /// Saves `bytes`, which are `record` as `encode` made them.
-    func save(_ record: ContainerRecord, encoded bytes: [UInt8]) throws(RuntimeError) {
+    /// Saves `record`; `encoded`, when given, is `record` as `encode` made it earlier.
+    public func save(_ record: ContainerRecord, encoded: [UInt8]? = nil) throws(RuntimeError) {
+        let bytes: [UInt8]
+        if let encoded { bytes = encoded } else { bytes = try Self.encode(record) }
         try RuntimeError.wrap("saving state of \(record.id)") { () throws(SystemCallError) in
             // Containers do not outlive a reboot: no fsync (runc does not either).
             try FileSystem.writeAtomically(FileSystem.join(directory(record.id), "state.json"), bytes, mode: 0o600, durable: false)
