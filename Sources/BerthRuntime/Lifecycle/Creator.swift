@@ -78,9 +78,11 @@ struct Creator {
         // namespace, hooks or its program.
         // Reading the cgroup layout (mountinfo) waits until after the clone unless /sys/fs/cgroup is a
         // cgroup2 mount, where the init is cloned into its cgroup and the layout is needed first.
+        var layout: (any CgroupManager)?
         var cloneInto: (any CgroupManager)?
         if (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2 {
             let manager = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
+            layout = manager
             if manager.attachesAtClone {
                 try manager.create()
                 cleanup.cgroups = manager
@@ -180,7 +182,7 @@ struct Creator {
             cgroups = cloneInto
             try tellInit(cgroups.directories)
         } else {
-            cgroups = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
+            if let layout { cgroups = layout } else { cgroups = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id) }
             try cgroups.create()
             cleanup.cgroups = cgroups
             try tellInit(cgroups.directories)
