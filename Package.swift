@@ -64,6 +64,7 @@ let package = Package(
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -96,7 +97,7 @@ let package = Package(
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "CBerthShim"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
         .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
-        .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore"]),
+        .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BerthControlTests", dependencies: [
             "BerthControl", "BerthAPI", "BerthStore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

@@ -81,6 +81,10 @@ public protocol KVStore: Sendable {
     func create(_ key: String, value: [UInt8]) async throws -> Int64
     /// Replaces `key` if its modRevision equals `expectedRevision`; throws `.conflict` / `.notFound`.
     func update(_ key: String, value: [UInt8], expectedRevision: Int64) async throws -> Int64
+    /// Many compare-and-swap updates at once, each succeeding or failing on its own (not one
+    /// transaction): a scheduler binding thousands of pods hands them over together instead of as
+    /// thousands of separate waits. Results are in the order of `updates`.
+    func updateEach(_ updates: [KeyUpdate]) async -> [Result<Int64, StoreError>]
     /// Deletes `key` (if `expectedRevision` is given, only at that modRevision). Returns the deleted
     /// value with `modRevision` set to the delete's revision.
     func delete(_ key: String, expectedRevision: Int64?) async throws -> KeyValue
@@ -95,6 +99,34 @@ public protocol KVStore: Sendable {
     func compactedRevision() async throws -> Int64
     /// Releases resources; watches end.
     func close() async
+}
+
+/// One compare-and-swap update for `KVStore.updateEach`.
+public struct KeyUpdate: Sendable {
+    public var key: String
+    public var value: [UInt8]
+    public var expectedRevision: Int64
+    public init(key: String, value: [UInt8], expectedRevision: Int64) {
+        self.key = key; self.value = value; self.expectedRevision = expectedRevision
+    }
+}
+
+extension KVStore {
+    /// Default: the updates as concurrent single updates (a backend without a cheaper batch path).
+    public func updateEach(_ updates: [KeyUpdate]) async -> [Result<Int64, StoreError>] {
+        await withTaskGroup(of: (Int, Result<Int64, StoreError>).self) { g in
+            for (i, u) in updates.enumerated() {
+                g.addTask {
+                    do { return (i, .success(try await update(u.key, value: u.value, expectedRevision: u.expectedRevision))) }
+                    catch let e as StoreError { return (i, .failure(e)) }
+                    catch { return (i, .failure(.backend("\(error)"))) }
+                }
+            }
+            var out = [Result<Int64, StoreError>](repeating: .failure(.backend("not applied")), count: updates.count)
+            for await (i, r) in g { out[i] = r }
+            return out
+        }
+    }
 }
 
 /// The end of the key range with this prefix (etcd's range_end for a prefix).
