@@ -210,7 +210,20 @@ extension JSON {
         }
         mutating func string() throws -> String {
             i += 1
-            var out: [UInt8] = []
+            // Most strings have no escapes: find the closing quote and make the String from the bytes.
+            let start = i
+            var j = i
+            while j < bytes.count {
+                let c = bytes[j]
+                if c == UInt8(ascii: "\"") {
+                    i = j + 1
+                    return bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start..<j]), as: UTF8.self) }
+                }
+                if c == UInt8(ascii: "\\") { break }
+                j += 1
+            }
+            var out: [UInt8] = Array(bytes[start..<j])
+            i = j
             while i < bytes.count {
                 let c = bytes[i]
                 if c == UInt8(ascii: "\"") { i += 1; return String(decoding: out, as: UTF8.self) }
@@ -260,42 +273,68 @@ extension JSON {
 
     private func write(_ out: inout [UInt8]) {
         switch self {
-        case .null: out.append(contentsOf: Array("null".utf8))
-        case .bool(let b): out.append(contentsOf: Array((b ? "true" : "false").utf8))
-        case .int(let i): out.append(contentsOf: Array(String(i).utf8))
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): Self.writeInt(i, &out)
         case .double(let d):
-            if d == d.rounded() && abs(d) < 1e15 { out.append(contentsOf: Array(String(Int64(d)).utf8)) }
-            else { out.append(contentsOf: Array("\(d)".utf8)) }
+            if d == d.rounded() && abs(d) < 1e15 { Self.writeInt(Int64(d), &out) }
+            else { out.append(contentsOf: "\(d)".utf8) }
         case .string(let s): Self.writeString(s, &out)
         case .array(let a):
             out.append(UInt8(ascii: "["))
-            for (n, v) in a.enumerated() { if n > 0 { out.append(UInt8(ascii: ",")) }; v.write(&out) }
+            var first = true
+            for v in a {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                v.write(&out)
+            }
             out.append(UInt8(ascii: "]"))
         case .object(let o):
             out.append(UInt8(ascii: "{"))
-            for (n, k) in o.keys.sorted().enumerated() {
-                if n > 0 { out.append(UInt8(ascii: ",")) }
+            // Sorted by key (stable output); the pairs are sorted together so no value is looked up again.
+            var first = true
+            for (k, v) in o.sorted(by: { $0.key < $1.key }) {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
                 Self.writeString(k, &out)
                 out.append(UInt8(ascii: ":"))
-                o[k]!.write(&out)
+                v.write(&out)
             }
             out.append(UInt8(ascii: "}"))
         }
     }
+    private static func writeInt(_ i: Int64, _ out: inout [UInt8]) {
+        if i >= 0 && i < 10 { out.append(UInt8(ascii: "0") + UInt8(i)); return }
+        if i == .min { out.append(contentsOf: String(i).utf8); return }
+        var v = i.magnitude
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: room for Int64's 19 digits, written backwards
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { buf in
+            while v > 0 { n += 1; buf[24 - n] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10 }
+            if i < 0 { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: buf[(24 - n)..<24])
+        }
+    }
     private static let hex = Array("0123456789abcdef".utf8)
+    /// Runs of bytes that need no escaping (nearly all of an API object) are copied whole.
     private static func writeString(_ s: String, _ out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for c in s.utf8 {
-            switch c {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5c, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5c, 0x5c])
-            case 0x0a: out.append(contentsOf: [0x5c, UInt8(ascii: "n")])
-            case 0x0d: out.append(contentsOf: [0x5c, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5c, UInt8(ascii: "t")])
-            case 0..<0x20:
-                out.append(contentsOf: [0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
-            default: out.append(c)
+        var str = s
+        str.withUTF8 { u in
+            var runStart = 0
+            for (i, c) in u.enumerated() where c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 {
+                if runStart < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart..<i])) }
+                runStart = i + 1
+                switch c {
+                case UInt8(ascii: "\""): out.append(contentsOf: [0x5c, 0x22])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [0x5c, 0x5c])
+                case 0x0a: out.append(contentsOf: [0x5c, UInt8(ascii: "n")])
+                case 0x0d: out.append(contentsOf: [0x5c, UInt8(ascii: "r")])
+                case 0x09: out.append(contentsOf: [0x5c, UInt8(ascii: "t")])
+                default: out.append(contentsOf: [0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 15)]])
+                }
             }
+            if runStart < u.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[runStart...])) }
         }
         out.append(UInt8(ascii: "\""))
     }
