@@ -111,29 +111,67 @@ public struct LocalClient: Sendable {
     /// Binds a pod to a node (pods/binding). With `expectedRevision` the pod must still be at that store
     /// revision, which saves a read; a pod already bound is a 409 Conflict, so nothing is bound twice.
     public func bind(namespace: String, name: String, node: String, pod cached: JSON? = nil, expectedRevision: Int64? = nil) async throws {
-        let pods = Registry.pods
-        let key = pods.key(namespace: namespace, name: name)
-        if var pod = cached, let expectedRevision {
-            if let existing = pod["spec"]["nodeName"].string, !existing.isEmpty {
-                throw APIError(code: 409, reason: "Conflict", message: "pod \(name) is already assigned to node \"\(existing)\"")
-            }
-            pod["spec"]["nodeName"] = .string(node)
-            var conds = (pod["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
-            conds.append(["type": "PodScheduled", "status": "True", "lastProbeTime": .null, "lastTransitionTime": .string(Handler.now())])
-            pod["status"]["conditions"] = .array(conds)
-            do {
-                _ = try await store.update(key, value: handler.encodeForStore(pod), expectedRevision: expectedRevision)
-                return
-            } catch StoreError.conflict {
-                // Changed since it was cached: fall through to the read-check-write path.
-            } catch StoreError.notFound {
-                throw APIError.notFound(pods, name)
-            }
+        if let cached, let expectedRevision {
+            let r = await bindEach([PodBinding(namespace: namespace, name: name, node: node, pod: cached, expectedRevision: expectedRevision)])
+            if case .failure(let e) = r[0] { throw e }
+            return
         }
         let body: JSON = ["apiVersion": "v1", "kind": "Binding", "metadata": ["name": .string(name), "namespace": .string(namespace)],
                           "target": ["apiVersion": "v1", "kind": "Node", "name": .string(node)]]
-        let response = try await handler.bind(call(.post, body: body.serialized()), namespace: namespace, name: name)
-        _ = response
+        _ = try await handler.bind(call(.post, body: body.serialized()), namespace: namespace, name: name)
+    }
+
+    /// One binding for `bindEach`: the pod as cached and the store revision it was cached at.
+    public struct PodBinding: Sendable {
+        public var namespace: String, name: String, node: String
+        public var pod: JSON
+        public var expectedRevision: Int64
+        public init(namespace: String, name: String, node: String, pod: JSON, expectedRevision: Int64) {
+            self.namespace = namespace; self.name = name; self.node = node; self.pod = pod; self.expectedRevision = expectedRevision
+        }
+    }
+
+    /// Binds many pods, each a compare-and-swap against the revision it was cached at, handed to the
+    /// store together (one wait, one batch) — what the scheduler's binders use. A pod changed since it
+    /// was cached is bound through the read-check-write path instead; one already bound is a 409.
+    public func bindEach(_ bindings: [PodBinding]) async -> [Result<Void, APIError>] {
+        let pods = Registry.pods
+        let now = Handler.now()
+        var out = [Result<Void, APIError>](repeating: .success(()), count: bindings.count)
+        var updates: [KeyUpdate] = []
+        var slots: [Int] = []
+        updates.reserveCapacity(bindings.count)
+        for (i, b) in bindings.enumerated() {
+            var pod = b.pod
+            if let existing = pod["spec"]["nodeName"].string, !existing.isEmpty {
+                out[i] = .failure(APIError(code: 409, reason: "Conflict", message: "pod \(b.name) is already assigned to node \"\(existing)\""))
+                continue
+            }
+            pod["spec"]["nodeName"] = .string(b.node)
+            var conds = (pod["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
+            conds.append(["type": "PodScheduled", "status": "True", "lastProbeTime": .null, "lastTransitionTime": .string(now)])
+            pod["status"]["conditions"] = .array(conds)
+            updates.append(KeyUpdate(key: pods.key(namespace: b.namespace, name: b.name), value: handler.encodeForStore(pod),
+                                     expectedRevision: b.expectedRevision))
+            slots.append(i)
+        }
+        let results = await store.updateEach(updates)
+        var retry: [Int] = []
+        for (slot, r) in zip(slots, results) {
+            switch r {
+            case .success: continue
+            case .failure(.conflict): retry.append(slot) // changed since cached: read, check, write
+            case .failure(.notFound): out[slot] = .failure(APIError.notFound(pods, bindings[slot].name))
+            case .failure(let e): out[slot] = .failure(APIError(code: 500, reason: "InternalError", message: "binding \(bindings[slot].name): \(e)"))
+            }
+        }
+        for slot in retry {
+            let b = bindings[slot]
+            do { try await bind(namespace: b.namespace, name: b.name, node: b.node) }
+            catch let e as APIError { out[slot] = .failure(e) }
+            catch { out[slot] = .failure(APIError(code: 500, reason: "InternalError", message: "binding \(b.name): \(error)")) }
+        }
+        return out
     }
 
     /// Records an Event about `object` (core/v1 Event, as `kubectl describe` shows them). Repeats of the

@@ -219,23 +219,75 @@ struct PlacedPod: Sendable {
     var antiAffinity: [PodAffinityTerm]
 }
 
+/// Label keys and values numbered, so the per-node filter compares integers instead of hashing and
+/// comparing strings like "topology.kubernetes.io/zone" thousands of times per pod.
+/// Keys and values are numbered apart: keys are few (they index a node's row), values many.
+struct LabelSymbols {
+    private var keys: [String: Int32] = [:]
+    private var values: [String: Int32] = [:]
+    var keyCount: Int { keys.count }
+    mutating func key(_ s: String) -> Int32 { Self.id(s, in: &keys) }
+    mutating func value(_ s: String) -> Int32 { Self.id(s, in: &values) }
+    func existingKey(_ s: String) -> Int32? { keys[s] }
+    func existingValue(_ s: String) -> Int32? { values[s] }
+    private static func id(_ s: String, in table: inout [String: Int32]) -> Int32 {
+        if let i = table[s] { return i }
+        let i = Int32(table.count)
+        table[s] = i
+        return i
+    }
+}
+
+/// A pod's nodeSelector as label symbols (nil: some key or value is on no node, so no node matches).
+struct CompiledSelector {
+    var pairs: [(key: Int32, value: Int32)]
+    init?(_ selector: [String: String], _ symbols: LabelSymbols) {
+        pairs = []
+        pairs.reserveCapacity(selector.count)
+        for (k, v) in selector {
+            guard let ki = symbols.existingKey(k), let vi = symbols.existingValue(v) else { return nil }
+            pairs.append((ki, vi))
+        }
+    }
+    func matches(_ node: NodeInfo) -> Bool {
+        node.labelValues.withUnsafeBufferPointer { values in
+            for p in pairs where Int(p.key) >= values.count || values[Int(p.key)] != p.value { return false }
+            return true
+        }
+    }
+}
+
 /// The scheduler's view of one node: allocatable, what is already requested on it, labels and taints.
 final class NodeInfo: @unchecked Sendable {
     let name: String
     var labels: [String: String] = [:]
+    /// `labels` by symbol: value symbol at each key symbol's index, -1 where the node lacks the key.
+    var labelValues: [Int32] = []
     var allocatable = Resources()
     var requested = Resources()
     var taints: [Taint] = []
     var unschedulable = false
     var ready = true
+    /// Schedulable and without NoSchedule/NoExecute taints: most nodes, which the filter then passes
+    /// without looking at tolerations.
+    var plain = true
     var pods: [String: PlacedPod] = [:]
     var usedPorts: [String: Int] = [:]
     var exists = false
+    /// Index in the scheduler's `NodeTable` (-1: not in it).
+    var slot = -1
 
     init(name: String) { self.name = name }
 
-    func update(from node: JSON) {
+    func update(from node: JSON, symbols: inout LabelSymbols) {
         labels = node["metadata"]["labels"].stringMap
+        var values: [Int32] = []
+        for (k, v) in labels {
+            let ki = Int(symbols.key(k)), vi = symbols.value(v)
+            if ki >= values.count { values.append(contentsOf: repeatElement(-1, count: ki + 1 - values.count)) }
+            values[ki] = vi
+        }
+        labelValues = values
         var a = Resources(node["status"]["allocatable"])
         if node["status"]["allocatable"].isNull { a = Resources(node["status"]["capacity"]) }
         allocatable = a
@@ -248,9 +300,9 @@ final class NodeInfo: @unchecked Sendable {
             taints.append(Taint(key: readyCond?["status"].string == "False" ? "node.kubernetes.io/not-ready" : "node.kubernetes.io/unreachable",
                                 effect: "NoSchedule"))
         }
+        plain = !unschedulable && !taints.contains { $0.effect == "NoSchedule" || $0.effect == "NoExecute" }
         exists = true
     }
-
     func add(_ key: String, _ p: PlacedPod) {
         if let old = pods[key] { remove(key, old) }
         pods[key] = p

@@ -35,12 +35,16 @@ struct CycleState {
     var softSpreadCounts: [[String: Int64]] = []
     /// Preferred pod (anti-)affinity: weight per "key=value" domain.
     var preferredDomainWeights: [String: Int64] = [:]
+    /// The pod's nodeSelector as label symbols; nil when no node can match it.
+    var selector: CompiledSelector?
 }
 
 extension Scheduler.Cache {
     /// Node affinity/selector match (NodeAffinity filter).
-    static func nodeMatches(_ pod: PodInfo, _ node: NodeInfo) -> Bool {
-        for (k, v) in pod.nodeSelector where node.labels[k] != v { return false }
+    static func nodeMatches(_ pod: PodInfo, _ node: NodeInfo, _ s: CycleState) -> Bool {
+        if !pod.nodeSelector.isEmpty {
+            guard let selector = s.selector, selector.matches(node) else { return false }
+        }
         if let terms = pod.requiredTerms {
             if !terms.contains(where: { $0.matches(node) }) { return false }
         }
@@ -50,6 +54,7 @@ extension Scheduler.Cache {
     /// PreFilter: everything that needs a look at all placed pods.
     func prepare(_ pod: PodInfo) -> CycleState {
         var s = CycleState()
+        s.selector = CompiledSelector(pod.nodeSelector, symbols)
         let needsPods = !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !pod.spread.isEmpty
             || !pod.preferredAffinity.isEmpty || !pod.preferredAntiAffinity.isEmpty
         if !antiAffinityPods.isEmpty {
@@ -67,9 +72,9 @@ extension Scheduler.Cache {
         s.spreadCounts = Array(repeating: [:], count: hard.count)
         s.softSpreadCounts = Array(repeating: [:], count: soft.count)
         var anyAffinityMatch = false
-        for node in nodeList {
+        for node in table.nodes {
             // Spreading counts domains of nodes the pod could go to (node affinity/selector).
-            let eligible = Self.nodeMatches(pod, node)
+            let eligible = Self.nodeMatches(pod, node, s)
             for (i, c) in hard.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.spreadCounts[i][v] == nil { s.spreadCounts[i][v] = 0 } }
             for (i, c) in soft.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.softSpreadCounts[i][v] == nil { s.softSpreadCounts[i][v] = 0 } }
             for (_, p) in node.pods {
@@ -108,14 +113,16 @@ extension Scheduler.Cache {
 
     /// Filter: nil when the pod fits the node, else the reasons it does not.
     func filter(_ pod: PodInfo, _ node: NodeInfo, _ s: CycleState) -> [String]? {
-        if node.unschedulable && !pod.tolerations.contains(where: {
-            $0.tolerates(Taint(key: "node.kubernetes.io/unschedulable", effect: "NoSchedule")) }) {
-            return [Reasons.unschedulable]
+        if !node.plain {
+            if node.unschedulable && !pod.tolerations.contains(where: {
+                $0.tolerates(Taint(key: "node.kubernetes.io/unschedulable", effect: "NoSchedule")) }) {
+                return [Reasons.unschedulable]
+            }
+            for t in node.taints where t.effect == "NoSchedule" || t.effect == "NoExecute" {
+                if !pod.tolerations.contains(where: { $0.tolerates(t) }) { return [Reasons.taint(t)] }
+            }
         }
-        for t in node.taints where t.effect == "NoSchedule" || t.effect == "NoExecute" {
-            if !pod.tolerations.contains(where: { $0.tolerates(t) }) { return [Reasons.taint(t)] }
-        }
-        if !Self.nodeMatches(pod, node) { return [Reasons.affinity] }
+        if !Self.nodeMatches(pod, node, s) { return [Reasons.affinity] }
         for hp in pod.hostPorts where node.usedPorts[hp] != nil { return [Reasons.ports] }
         var insufficient: [String] = []
         let free = node.allocatable, used = node.requested, want = pod.requests
@@ -145,51 +152,68 @@ extension Scheduler.Cache {
         return nil
     }
 
-    /// Scores the feasible nodes (0…100 per plugin, weighted as kube-scheduler's defaults) and returns the
-    /// index of the best one; ties go to the first seen (the search start rotates, so ties spread out).
-    func pickBest(_ pod: PodInfo, _ feasible: [NodeInfo], _ s: CycleState) -> Int {
+    /// Scores the feasible nodes (table indexes; 0…100 per plugin, weighted as kube-scheduler's
+    /// defaults) and returns the position of the best one in `feasible`; ties go to the first seen (the
+    /// search start rotates, so ties spread out).
+    func pickBest(_ pod: PodInfo, _ feasible: [Int], _ s: CycleState) -> Int {
         if feasible.count == 1 { return 0 }
         let n = feasible.count
         var total = [Int64](repeating: 0, count: n)
+        // Pods without requests count as upstream's defaults (100m, 200Mi) when scoring.
+        let podCPU = pod.requests.milliCPU > 0 ? pod.requests.milliCPU : 100
+        let podMem = pod.requests.memory > 0 ? pod.requests.memory : 200 << 20
+        var anyTainted = false
         // NodeResourcesFit (LeastAllocated, weight 1) and NodeResourcesBalancedAllocation (weight 1).
-        for (i, node) in feasible.enumerated() {
-            let cpuCap = max(node.allocatable.milliCPU, 1), memCap = max(node.allocatable.memory, 1)
-            // Pods without requests count as upstream's defaults (100m, 200Mi) when scoring.
-            let cpuReq = node.requested.milliCPU + (pod.requests.milliCPU > 0 ? pod.requests.milliCPU : 100)
-            let memReq = node.requested.memory + (pod.requests.memory > 0 ? pod.requests.memory : 200 << 20)
-            let cpuFree = max(cpuCap - cpuReq, 0) * 100 / cpuCap, memFree = max(memCap - memReq, 0) * 100 / memCap
-            total[i] += (cpuFree + memFree) / 2
-            let diff = abs(Double(cpuReq) / Double(cpuCap) - Double(memReq) / Double(memCap))
-            total[i] += Int64((1 - min(diff, 1)) * 100)
+        table.facts.withUnsafeBufferPointer { facts in
+            for i in 0..<n {
+                let f = facts[feasible[i]]
+                anyTainted = anyTainted || f.tainted
+                let cpuCap = max(f.allocatable.milliCPU, 1), memCap = max(f.allocatable.memory, 1)
+                let cpuReq = f.requested.milliCPU + podCPU
+                let memReq = f.requested.memory + podMem
+                let cpuFree = max(cpuCap - cpuReq, 0) * 100 / cpuCap, memFree = max(memCap - memReq, 0) * 100 / memCap
+                let diff = abs(Double(cpuReq) / Double(cpuCap) - Double(memReq) / Double(memCap))
+                total[i] = (cpuFree + memFree) / 2 + Int64((1 - min(diff, 1)) * 100)
+            }
         }
         // NodeAffinity preferred terms (weight 2), normalized to the best node.
         if !pod.preferredTerms.isEmpty {
-            let raw = feasible.map { node in pod.preferredTerms.reduce(Int64(0)) { $0 + ($1.term.matches(node) ? $1.weight : 0) } }
+            let raw = feasible.map { idx in
+                let node = table.nodes[idx]
+                return pod.preferredTerms.reduce(Int64(0)) { $0 + ($1.term.matches(node) ? $1.weight : 0) }
+            }
             let top = raw.max() ?? 0
             if top > 0 { for i in 0..<n { total[i] += 2 * raw[i] * 100 / top } }
         }
         // TaintToleration (weight 3): fewer untolerated PreferNoSchedule taints is better. Most nodes
-        // have no taints at all, so count without building arrays.
-        var counts = [Int64](repeating: 0, count: n)
-        var worst: Int64 = 0
-        for (i, node) in feasible.enumerated() where !node.taints.isEmpty {
-            var c: Int64 = 0
-            for t in node.taints where t.effect == "PreferNoSchedule" && !pod.tolerations.contains(where: { $0.tolerates(t) }) { c += 1 }
-            counts[i] = c
-            worst = max(worst, c)
+        // have no taints at all, so only tainted ones are looked at.
+        if anyTainted {
+            var counts = [Int64](repeating: 0, count: n)
+            var worst: Int64 = 0
+            for i in 0..<n where table.facts[feasible[i]].tainted {
+                var c: Int64 = 0
+                for t in table.nodes[feasible[i]].taints where t.effect == "PreferNoSchedule" && !pod.tolerations.contains(where: { $0.tolerates(t) }) { c += 1 }
+                counts[i] = c
+                worst = max(worst, c)
+            }
+            for i in 0..<n { total[i] += 3 * (worst == 0 ? 100 : (worst - counts[i]) * 100 / worst) }
+        } else {
+            for i in 0..<n { total[i] += 300 }
         }
-        for i in 0..<n { total[i] += 3 * (worst == 0 ? 100 : (worst - counts[i]) * 100 / worst) }
         // InterPodAffinity preferred terms (weight 2), min-max normalized.
         if !s.preferredDomainWeights.isEmpty {
-            let raw = feasible.map { node in node.labels.reduce(Int64(0)) { $0 + (s.preferredDomainWeights[$1.key + "=" + $1.value] ?? 0) } }
+            let raw = feasible.map { idx in
+                table.nodes[idx].labels.reduce(Int64(0)) { $0 + (s.preferredDomainWeights[$1.key + "=" + $1.value] ?? 0) }
+            }
             let lo = raw.min() ?? 0, hi = raw.max() ?? 0
             if hi > lo { for i in 0..<n { total[i] += 2 * (raw[i] - lo) * 100 / (hi - lo) } }
         }
         // PodTopologySpread soft constraints (weight 2): fewer matching pods in the node's domain is better.
         if !s.softSpreadCounts.isEmpty {
             let soft = pod.spread.filter { !$0.hard }
-            let raw = feasible.map { node in
-                soft.enumerated().reduce(Int64(0)) { acc, e in acc + (node.labels[e.element.topologyKey].flatMap { s.softSpreadCounts[e.offset][$0] } ?? 0) }
+            let raw = feasible.map { idx in
+                let node = table.nodes[idx]
+                return soft.enumerated().reduce(Int64(0)) { acc, e in acc + (node.labels[e.element.topologyKey].flatMap { s.softSpreadCounts[e.offset][$0] } ?? 0) }
             }
             let lo = raw.min() ?? 0, hi = raw.max() ?? 0
             if hi > lo { for i in 0..<n { total[i] += 2 * (hi - raw[i]) * 100 / (hi - lo) } }

@@ -18,13 +18,11 @@ struct Scheduler: ControlLoop {
     let client: LocalClient
     let events: ComponentRecorder
     let logger: Logger
-    let binders: Int
 
     init(_ ctx: ControllerContext) {
         client = ctx.client("default-scheduler")
         events = ctx.events.component("default-scheduler")
         logger = ctx.logger
-        binders = 512
         cache = Cache(schedulerName: ctx.config.schedulerName, percentage: ctx.config.percentageOfNodesToScore)
         let cache = self.cache
         ctx.informers.informer(Registry.nodes).onChange { cache.nodeChanged($0) }
@@ -34,6 +32,11 @@ struct Scheduler: ControlLoop {
     struct Binding: Sendable { var pod: PodInfo; var node: String }
     struct Unschedulable: Sendable { var pod: PodInfo; var message: String }
 
+    /// Binder tasks, each handing the store every decision waiting at that moment (up to
+    /// `bindBatch`): while one batch commits, the next gathers, so the store commits large batches.
+    static let binders = 16
+    static let bindBatch = 1024
+
     /// Tasks writing PodScheduled=False: a few, so thousands of pods that fit nowhere queue up instead of
     /// each starting its own round of API calls.
     static let reporters = 4
@@ -42,10 +45,9 @@ struct Scheduler: ControlLoop {
         let sink = Channel<Binding>()
         let reports = Channel<Unschedulable>()
         await withTaskGroup(of: Void.self) { g in
-            // Binders: many in flight so the store can commit them together.
-            for _ in 0..<binders {
+            for _ in 0..<Self.binders {
                 g.addTask {
-                    while let b = await sink.pop() { await bind(b) }
+                    while let batch = await sink.popMany(Self.bindBatch) { await bind(batch) }
                 }
             }
             for _ in 0..<Self.reporters {
@@ -83,19 +85,24 @@ struct Scheduler: ControlLoop {
         }
     }
 
-    func bind(_ b: Binding) async {
-        do {
-            try await client.bind(namespace: b.pod.namespace, name: b.pod.name, node: b.node, pod: b.pod.object, expectedRevision: b.pod.revision)
-            cache.bound(b.pod.key)
-            events.record(b.pod.object, reason: "Scheduled", message: "Successfully assigned \(b.pod.key) to \(b.node)")
-        } catch let e as APIError where e.code == 404 {
-            cache.bindFailed(b.pod.key, node: b.node, retry: false)
-        } catch let e as APIError where e.code == 409 {
-            // Someone else bound it (or it changed and was bound by a retry): the informer tells the truth.
-            cache.bindFailed(b.pod.key, node: b.node, retry: !e.message.contains("already assigned"))
-        } catch {
-            logger.warning("binding failed", metadata: ["pod": "\(b.pod.key)", "node": "\(b.node)", "error": "\(error)"])
-            cache.bindFailed(b.pod.key, node: b.node, retry: true)
+    func bind(_ batch: [Binding]) async {
+        let results = await client.bindEach(batch.map {
+            LocalClient.PodBinding(namespace: $0.pod.namespace, name: $0.pod.name, node: $0.node, pod: $0.pod.object, expectedRevision: $0.pod.revision)
+        })
+        for (b, r) in zip(batch, results) {
+            switch r {
+            case .success:
+                cache.bound(b.pod.key)
+                events.record(b.pod.object, reason: "Scheduled", message: "Successfully assigned \(b.pod.key) to \(b.node)")
+            case .failure(let e) where e.code == 404:
+                cache.bindFailed(b.pod.key, node: b.node, retry: false)
+            case .failure(let e) where e.code == 409:
+                // Someone else bound it (or it changed and was bound by a retry): the informer tells the truth.
+                cache.bindFailed(b.pod.key, node: b.node, retry: !e.message.contains("already assigned"))
+            case .failure(let e):
+                logger.warning("binding failed", metadata: ["pod": "\(b.pod.key)", "node": "\(b.node)", "error": "\(e)"])
+                cache.bindFailed(b.pod.key, node: b.node, retry: true)
+            }
         }
     }
 
@@ -146,6 +153,20 @@ final class Channel<Element: Sendable>: @unchecked Sendable {
                 return (false, nil)
             }
             if now.0 { c.resume(returning: now.1) }
+        }
+    }
+    /// Everything queued, up to `max` (waiting for at least one); nil once finished and drained.
+    func popMany(_ max: Int) async -> [Element]? {
+        guard let first = await pop() else { return nil }
+        return lock.withLock {
+            var out = [first]
+            let n = min(max - 1, items.count - head)
+            if n > 0 {
+                out.append(contentsOf: items[head..<head + n])
+                head += n
+                if head > 1024 && head * 2 > items.count { items.removeFirst(head); head = 0 }
+            }
+            return out
         }
     }
     func finish() {

@@ -4,16 +4,29 @@ import Foundation
 extension Scheduler {
     enum Decision { case none, bound(PodInfo, String), unschedulable(PodInfo, String) }
 
-    /// Nodes, the pods placed on them, and the scheduling queues — one lock around all of it. Informer
-    /// handlers update it; the scheduling loop reads it and assumes its decisions into it.
+    /// Nodes, the pods placed on them, and the scheduling queues — one lock around all of it, held by
+    /// the scheduling loop while it decides. Informer handlers and binders do not take that lock: they
+    /// drop their changes in an inbox (pods already turned into `PodInfo`, on the informer's thread),
+    /// which the loop applies before each batch. Before the inbox, every informer event waited for the
+    /// decision in progress, and the two cores took turns instead of working side by side.
     final class Cache: @unchecked Sendable {
+        enum Change {
+            case node(InformerEvent)
+            case pod(InformerEvent, PodInfo)
+            case bound(String)
+            case bindFailed(String, node: String, retry: Bool)
+        }
+        private let inboxLock = NSLock()
+        private var inbox: [Change] = []
+
         let schedulerName: String
         let percentage: Int
         let lock = NSLock()
         var nodes: [String: NodeInfo] = [:]
         /// Nodes that exist, in a stable order (the search start rotates over it).
-        var nodeList: [NodeInfo] = []
+        var table = NodeTable()
         var nodeListDirty = false
+        var symbols = LabelSymbols()
         var nextStart = 0
         /// Placed pods with required anti-affinity (checked against every incoming pod).
         var antiAffinityPods: [String: (node: String, pod: PlacedPod)] = [:]
@@ -29,67 +42,100 @@ extension Scheduler {
         var backoff: [(key: String, until: ContinuousClock.Instant)] = []
         var inFlight: Set<String> = []
         var lastFlush = ContinuousClock.now
-        var waiter: CheckedContinuation<Void, Never>?
+        /// The loop waiting for work (guarded by `inboxLock`).
+        private var waiter: CheckedContinuation<Void, Never>?
         var seq: Int64 = 0
 
         init(schedulerName: String, percentage: Int) { self.schedulerName = schedulerName; self.percentage = percentage }
 
-        // MARK: informer side
+        // MARK: informer and binder side (inbox)
 
-        func nodeChanged(_ e: InformerEvent) {
-            let w = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-                let obj = e.object
-                let name = obj["metadata"]["name"].string ?? ""
-                if case .deleted = e {
-                    nodes[name]?.exists = false
-                    nodeListDirty = true
-                    return nil
-                }
-                let info = nodes[name] ?? NodeInfo(name: name)
-                let before = (info.exists, info.labels, info.allocatable, info.taints, info.unschedulable, info.ready)
-                info.update(from: obj)
-                if nodes[name] == nil { nodes[name] = info }
-                let changed = before.0 != info.exists || before.1 != info.labels || before.2 != info.allocatable
-                    || before.3 != info.taints || before.4 != info.unschedulable || before.5 != info.ready
-                if before.0 != info.exists { nodeListDirty = true }
-                return changed ? moveAllUnschedulable(onlyAffinity: false) : nil
+        func nodeChanged(_ e: InformerEvent) { post(.node(e)) }
+        func podChanged(_ e: InformerEvent) { post(.pod(e, PodInfo(e.object))) }
+        func bound(_ key: String) { post(.bound(key)) }
+        func bindFailed(_ key: String, node: String, retry: Bool) { post(.bindFailed(key, node: node, retry: retry)) }
+
+        private func post(_ c: Change) {
+            let w = inboxLock.withLock { () -> CheckedContinuation<Void, Never>? in
+                inbox.append(c)
+                defer { waiter = nil }
+                return waiter
             }
             w?.resume()
         }
 
-        func podChanged(_ e: InformerEvent) {
-            let w = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-                let info = PodInfo(e.object)
-                let key = info.key
-                if case .deleted = e {
-                    forgetPending(key)
-                    unplace(key)
-                    return moveAllUnschedulable(onlyAffinity: false)
-                }
-                if info.nodeName.isEmpty {
-                    if info.terminating || info.finished || info.schedulerName != schedulerName {
-                        forgetPending(key)
-                        return nil
-                    }
-                    pending[key] = info
-                    // A pod waiting as unschedulable whose spec or labels changed (tolerations added, a
-                    // selector relaxed) is worth another try at once.
-                    if case .updated(let old, let new) = e, unschedulable[key] != nil,
-                       old["spec"] != new["spec"] || old["metadata"]["labels"] != new["metadata"]["labels"] {
-                        unschedulable[key] = nil
-                    }
-                    if inFlight.contains(key) || queued.contains(key) || unschedulable[key] != nil
-                        || backoff.contains(where: { $0.key == key }) { return nil }
-                    return enqueue(info)
-                }
-                // Bound: it occupies its node (until it finishes).
-                forgetPending(key)
-                if info.finished { unplace(key); return moveAllUnschedulable(onlyAffinity: false) }
-                let isNew = placed[key] == nil
-                place(key, info, on: info.nodeName)
-                return isNew ? moveAllUnschedulable(onlyAffinity: true) : nil
+        /// Applies what the inbox holds; called with `lock` held.
+        private func applyInbox() {
+            let changes = inboxLock.withLock { () -> [Change] in
+                defer { inbox = [] }
+                return inbox
             }
-            w?.resume()
+            for c in changes {
+                switch c {
+                case .node(let e): applyNode(e)
+                case .pod(let e, let info): applyPod(e, info)
+                case .bound(let key):
+                    inFlight.remove(key)
+                    pending[key] = nil
+                case .bindFailed(let key, let node, let retry):
+                    inFlight.remove(key)
+                    // Undo the assumption unless the informer has meanwhile seen the pod bound there.
+                    if let info = pending[key], info.nodeName.isEmpty, placed[key] == node { unplace(key) }
+                    if retry, pending[key] != nil { backoff.append((key, .now + .milliseconds(100))) }
+                }
+            }
+        }
+
+        private func applyNode(_ e: InformerEvent) {
+            let obj = e.object
+            let name = obj["metadata"]["name"].string ?? ""
+            if case .deleted = e {
+                nodes[name]?.exists = false
+                nodeListDirty = true
+                return
+            }
+            let info = nodes[name] ?? NodeInfo(name: name)
+            let before = (info.exists, info.labels, info.allocatable, info.taints, info.unschedulable, info.ready)
+            info.update(from: obj, symbols: &symbols)
+            if nodes[name] == nil { nodes[name] = info }
+            let changed = before.0 != info.exists || before.1 != info.labels || before.2 != info.allocatable
+                || before.3 != info.taints || before.4 != info.unschedulable || before.5 != info.ready
+            if before.0 != info.exists { nodeListDirty = true }
+            if !nodeListDirty && !table.refresh(info) { nodeListDirty = true }
+            if changed { moveAllUnschedulable(onlyAffinity: false) }
+        }
+
+        private func applyPod(_ e: InformerEvent, _ info: PodInfo) {
+            let key = info.key
+            if case .deleted = e {
+                forgetPending(key)
+                unplace(key)
+                moveAllUnschedulable(onlyAffinity: false)
+                return
+            }
+            if info.nodeName.isEmpty {
+                if info.terminating || info.finished || info.schedulerName != schedulerName {
+                    forgetPending(key)
+                    return
+                }
+                pending[key] = info
+                // A pod waiting as unschedulable whose spec or labels changed (tolerations added, a
+                // selector relaxed) is worth another try at once.
+                if case .updated(let old, let new) = e, unschedulable[key] != nil,
+                   old["spec"] != new["spec"] || old["metadata"]["labels"] != new["metadata"]["labels"] {
+                    unschedulable[key] = nil
+                }
+                if inFlight.contains(key) || queued.contains(key) || unschedulable[key] != nil
+                    || backoff.contains(where: { $0.key == key }) { return }
+                enqueue(info)
+                return
+            }
+            // Bound: it occupies its node (until it finishes).
+            forgetPending(key)
+            if info.finished { unplace(key); moveAllUnschedulable(onlyAffinity: false); return }
+            let isNew = placed[key] == nil
+            place(key, info, on: info.nodeName)
+            if isNew { moveAllUnschedulable(onlyAffinity: true) }
         }
 
         private func forgetPending(_ key: String) {
@@ -99,45 +145,40 @@ extension Scheduler {
         }
 
         func place(_ key: String, _ info: PodInfo, on node: String) {
-            if let old = placed[key], old != node { nodes[old]?.remove(key) }
+            if let old = placed[key], old != node, let o = nodes[old] { o.remove(key); table.refreshRequested(o) }
             let n = nodes[node] ?? { let n = NodeInfo(name: node); nodes[node] = n; return n }()
             let p = PlacedPod(namespace: info.namespace, labels: info.labels, requests: info.requests, hostPorts: info.hostPorts,
                               antiAffinity: info.antiAffinity)
             n.add(key, p)
+            table.refreshRequested(n)
             placed[key] = node
             if !info.antiAffinity.isEmpty { antiAffinityPods[key] = (node, p) } else { antiAffinityPods[key] = nil }
         }
         func unplace(_ key: String) {
-            if let node = placed.removeValue(forKey: key) { nodes[node]?.remove(key) }
+            if let node = placed.removeValue(forKey: key), let n = nodes[node] { n.remove(key); table.refreshRequested(n) }
             antiAffinityPods[key] = nil
         }
 
-        /// Called with the lock held; returns the loop's continuation to resume (outside the lock).
-        private func enqueue(_ info: PodInfo) -> CheckedContinuation<Void, Never>? {
+        /// Called with the lock held.
+        private func enqueue(_ info: PodInfo) {
             seq += 1
             active.push(.init(key: info.key, priority: info.priority, seq: seq))
             queued.insert(info.key)
-            defer { waiter = nil }
-            return waiter
         }
 
         /// A change that may let unschedulable pods fit: they go back to the queue (after their back-off).
-        private func moveAllUnschedulable(onlyAffinity: Bool) -> CheckedContinuation<Void, Never>? {
-            if unschedulable.isEmpty { return nil }
+        private func moveAllUnschedulable(onlyAffinity: Bool) {
+            if unschedulable.isEmpty { return }
             let now = ContinuousClock.now
-            var moved = false
             for (key, attempt) in unschedulable {
                 guard let info = pending[key] else { unschedulable[key] = nil; continue }
                 if onlyAffinity && !info.hasPodAffinity { continue }
                 unschedulable[key] = nil
                 let until = attempt.last + backoffDuration(attempt.count)
                 if until > now { backoff.append((key, until)) } else {
-                    seq += 1; active.push(.init(key: key, priority: info.priority, seq: seq)); queued.insert(key); moved = true
+                    seq += 1; active.push(.init(key: key, priority: info.priority, seq: seq)); queued.insert(key)
                 }
             }
-            guard moved else { return nil }
-            defer { waiter = nil }
-            return waiter
         }
 
         func backoffDuration(_ attempts: Int) -> Duration { .milliseconds(min(1000 << min(max(attempts - 1, 0), 4), 10_000)) }
@@ -147,12 +188,12 @@ extension Scheduler {
         func waitForWork(timeout: Duration) async {
             let timer = Task { [weak self] in
                 try? await Task.sleep(for: timeout)
-                let w = self?.lock.withLock { () -> CheckedContinuation<Void, Never>? in defer { self?.waiter = nil }; return self?.waiter }
+                let w = self?.inboxLock.withLock { () -> CheckedContinuation<Void, Never>? in defer { self?.waiter = nil }; return self?.waiter }
                 w?.resume()
             }
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-                let ready = lock.withLock { () -> Bool in
-                    if !active.isEmpty || waiter != nil { return true }
+                let ready = inboxLock.withLock { () -> Bool in
+                    if !inbox.isEmpty || waiter != nil { return true }
                     waiter = c
                     return false
                 }
@@ -164,6 +205,7 @@ extension Scheduler {
         /// Up to `n` keys to schedule, highest priority first; expired back-offs rejoin first.
         func popBatch(_ n: Int) -> [String] {
             lock.withLock {
+                applyInbox()
                 let now = ContinuousClock.now
                 if !backoff.isEmpty {
                     var rest: [(key: String, until: ContinuousClock.Instant)] = []
@@ -203,37 +245,24 @@ extension Scheduler {
 
         func scheduleOne(_ key: String) -> Decision {
             lock.withLock {
+                applyInbox()
                 guard let pod = pending[key], !inFlight.contains(key) else { return .none }
                 if nodeListDirty {
-                    nodeList = nodes.values.filter(\.exists).sorted { $0.name < $1.name }
+                    table.rebuild(nodes.values.filter(\.exists).sorted { $0.name < $1.name }, keyCount: symbols.keyCount)
                     nodes = nodes.filter { $0.value.exists || !$0.value.pods.isEmpty }
                     nodeListDirty = false
                     nextStart = 0
                 }
-                let total = nodeList.count
+                let total = table.count
                 if total == 0 { return fail(pod, "0/0 nodes are available: no nodes available to schedule pods.") }
                 let state = prepare(pod)
-                let want = feasibleToFind(total)
-                var feasible: [NodeInfo] = []
-                feasible.reserveCapacity(min(want, 256))
-                var reasons: [String: Int] = [:]
-                var i = 0
-                let start = nextStart % total
-                while i < total && feasible.count < want {
-                    let node = nodeList[(start + i) % total]
-                    i += 1
-                    if let why = filter(pod, node, state) {
-                        for r in why { reasons[r, default: 0] += 1 }
-                    } else {
-                        feasible.append(node)
-                    }
-                }
-                nextStart = (start + i) % total
+                let (feasible, scanned, reasons) = findFeasible(pod, state, want: feasibleToFind(total))
+                nextStart = (nextStart % total + scanned) % total
                 guard !feasible.isEmpty else {
                     let parts = reasons.map { "\($0.value) \($0.key)" }.sorted()
                     return fail(pod, "0/\(total) nodes are available: \(parts.joined(separator: ", ")).")
                 }
-                let best = feasible[pickBest(pod, feasible, state)]
+                let best = table.nodes[feasible[pickBest(pod, feasible, state)]]
                 // Assume: the next pod sees this one on its node at once.
                 place(key, pod, on: best.name)
                 inFlight.insert(key)
@@ -242,34 +271,71 @@ extension Scheduler {
             }
         }
 
+        /// Walks the nodes from where the last search stopped until `want` fit: the table indexes of
+        /// those that fit, how many nodes were looked at, and why the others did not (reason → nodes).
+        /// A pod with only a nodeSelector and requests (most pods) is checked on plain nodes against the
+        /// table's flat arrays; anything else goes through the full `filter`.
+        private func findFeasible(_ pod: PodInfo, _ state: CycleState, want wanted: Int) -> ([Int], Int, [String: Int]) {
+            let total = table.count
+            let start = nextStart % total
+            let simple = pod.hostPorts.isEmpty && pod.requiredTerms == nil && state.spreadCounts.isEmpty && state.forbidden.isEmpty
+                && pod.affinity.isEmpty && pod.antiAffinity.isEmpty
+            let selectorImpossible = !pod.nodeSelector.isEmpty && state.selector == nil
+            let pairs = state.selector?.pairs ?? []
+            let stride = table.stride
+            // Pairs on keys the table has no column for cannot match (no node in it has them).
+            let pairsFit = pairs.allSatisfy { Int($0.key) < stride }
+            let want = pod.requests
+            var feasible: [Int] = []
+            feasible.reserveCapacity(min(wanted, 512))
+            var reasons: [String: Int] = [:]
+            // Fast-path failures are counted here and named at the end.
+            var affinity = 0, tooMany = 0, cpu = 0, memory = 0, storage = 0
+            var i = 0
+            table.facts.withUnsafeBufferPointer { facts in
+                table.labels.withUnsafeBufferPointer { labels in
+                    while i < total && feasible.count < wanted {
+                        let idx = (start + i) % total
+                        i += 1
+                        let f = facts[idx]
+                        guard simple && f.plain else {
+                            if let why = filter(pod, table.nodes[idx], state) {
+                                for r in why { reasons[r, default: 0] += 1 }
+                            } else {
+                                feasible.append(idx)
+                            }
+                            continue
+                        }
+                        if selectorImpossible || !pairsFit { affinity += 1; continue }
+                        var matches = true
+                        let row = idx * stride
+                        for p in pairs where labels[row + Int(p.key)] != p.value { matches = false; break }
+                        if !matches { affinity += 1; continue }
+                        let free = f.allocatable, used = f.requested
+                        var fits = true
+                        if used.pods + 1 > free.pods { tooMany += 1; fits = false }
+                        if want.milliCPU > 0 && want.milliCPU > free.milliCPU - used.milliCPU { cpu += 1; fits = false }
+                        if want.memory > 0 && want.memory > free.memory - used.memory { memory += 1; fits = false }
+                        if want.ephemeralStorage > 0 && want.ephemeralStorage > free.ephemeralStorage - used.ephemeralStorage { storage += 1; fits = false }
+                        if fits { feasible.append(idx) }
+                    }
+                }
+            }
+            for (r, n) in [(Reasons.affinity, affinity), (Reasons.tooManyPods, tooMany), (Reasons.cpu, cpu),
+                           (Reasons.memory, memory), (Reasons.storage, storage)] where n > 0 {
+                reasons[r, default: 0] += n
+            }
+            return (feasible, i, reasons)
+        }
+
         private func fail(_ pod: PodInfo, _ message: String) -> Decision {
             let prev = unschedulable[pod.key]?.count ?? 0
             unschedulable[pod.key] = Attempt(count: prev + 1, last: .now)
             return .unschedulable(pod, message)
         }
 
-        func bound(_ key: String) {
-            lock.withLock {
-                inFlight.remove(key)
-                pending[key] = nil
-            }
-        }
-
-        func bindFailed(_ key: String, node: String, retry: Bool) {
-            let w = lock.withLock { () -> CheckedContinuation<Void, Never>? in
-                inFlight.remove(key)
-                // Undo the assumption unless the informer has meanwhile seen the pod bound there.
-                if let info = pending[key], info.nodeName.isEmpty, placed[key] == node { unplace(key) }
-                guard retry, let info = pending[key] else { return nil }
-                backoff.append((key, .now + .milliseconds(100)))
-                _ = info
-                return nil
-            }
-            w?.resume()
-        }
-
         /// For tests and the benchmark: how many pods wait.
-        var pendingCount: Int { lock.withLock { pending.count } }
+        var pendingCount: Int { lock.withLock { applyInbox(); return pending.count } }
     }
 }
 
