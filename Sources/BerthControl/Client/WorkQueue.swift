@@ -11,6 +11,8 @@ public actor WorkQueue {
     private var waiters: [CheckedContinuation<String?, Never>] = []
     private var failures: [String: Int] = [:]
     private var shuttingDown = false
+    /// Keys with a coalesced add pending (`addSoon`).
+    private var soon: Set<String> = []
     public let name: String
 
     public init(name: String) { self.name = name }
@@ -26,6 +28,20 @@ public actor WorkQueue {
     /// Adds `key` after `delay` (periodic resyncs, waiting for a deadline).
     public nonisolated func add(_ key: String, after delay: Duration) {
         Task { try? await Task.sleep(for: delay); await self.add(key) }
+    }
+
+    /// Adds `key` after `delay` unless an add from an earlier call is still pending: a burst of
+    /// events for one key becomes one sync (client-go's AddAfter keeps one entry per key the same way).
+    public func addSoon(_ key: String, after delay: Duration) {
+        if shuttingDown || !soon.insert(key).inserted { return }
+        Task {
+            try? await Task.sleep(for: delay)
+            self.firedSoon(key)
+        }
+    }
+    private func firedSoon(_ key: String) {
+        soon.remove(key)
+        add(key)
     }
 
     /// Re-adds a key that failed, after 5 ms · 2^failures (at most 10 s).

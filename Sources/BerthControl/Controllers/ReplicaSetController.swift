@@ -11,6 +11,7 @@ struct ReplicaSetController: ControlLoop {
     let pods: Informer
     let queue = WorkQueue(name: "replicaset")
     let expectations = Expectations()
+    let summaries = OwnedPodSummaries()
     let events: ComponentRecorder
     let logger: Logger
     let workers: Int
@@ -31,20 +32,36 @@ struct ReplicaSetController: ControlLoop {
             if case .deleted = e { expectations.forget(key) }
             Task { await queue.add(key) }
         }
+        let pods = self.pods, summaries = self.summaries
         pods.onChange { e in
+            summaries.apply(e)
             guard let ref = Objects.controllerRef(e.object), ref["kind"].string == "ReplicaSet",
                   let owner = ref["name"].string, let ns = e.object["metadata"]["namespace"].string else { return }
             let key = Objects.key(namespace: ns, name: owner)
             let podKey = Informer.key(e.object)
+            var changesCount = true
             switch e {
             case .added: expectations.creationObserved(key)
             case .deleted: expectations.deletionObserved(key, pod: podKey)
             case .updated(let old, let new):
                 if !Objects.isTerminating(old) && Objects.isTerminating(new) { expectations.deletionObserved(key, pod: podKey) }
+                else { changesCount = false }
             }
-            Task { await queue.add(key) }
+            // A sync walks every pod of the set. For a large set, events that cannot change what the
+            // sync does next — a pod's status changed, or a create while more are still awaited — are
+            // gathered into one sync a moment later (status counts lag by that moment); the event that
+            // completes a burst, a deletion or a pod going away syncs at once.
+            if pods.countIndex("controller", ref["uid"].string ?? "") > Self.largeSet
+                && (!changesCount || !expectations.satisfied(key)) {
+                Task { await queue.addSoon(key, after: Self.largeSetDelay) }
+            } else {
+                Task { await queue.add(key) }
+            }
         }
     }
+
+    static let largeSet = 2000
+    static let largeSetDelay = Duration.milliseconds(250)
 
     func run() async {
         await runWorkers(queue, count: workers, sync: sync, onError: { key, error in
@@ -56,21 +73,24 @@ struct ReplicaSetController: ControlLoop {
         guard let rs = sets.get(key) else { expectations.forget(key); return }
         if Objects.isTerminating(rs) { return }
         let uid = rs["metadata"]["uid"].string ?? ""
-        let owned = pods.byIndex("controller", uid)
-        let active = owned.filter(Objects.isActive)
+        let minReady = rs["spec"]["minReadySeconds"].int ?? 0
+        let counts = summaries.counts(owner: uid, templateLabels: rs["spec"]["template"]["metadata"]["labels"].object ?? [:],
+                                      minReadySeconds: minReady, now: Date())
         let want = Int(rs["spec"]["replicas"].int ?? 1)
         var manageError: (any Error)?
         if expectations.satisfied(key) {
-            let diff = active.count - want
+            let diff = Int(counts.active) - want
             do {
                 if diff < 0 { try await create(min(-diff, burst), for: rs, key: key) }
-                else if diff > 0 { try await delete(rank(active).prefix(min(diff, burst)), for: rs, key: key) }
+                else if diff > 0 {
+                    let active = pods.byIndex("controller", uid).filter(Objects.isActive)
+                    try await delete(rank(active).prefix(min(diff, burst)), for: rs, key: key)
+                }
             } catch { manageError = error }
         }
-        try await updateStatus(rs, key: key, owned: owned, failure: manageError)
+        try await updateStatus(rs, key: key, counts: counts, failure: manageError)
         if let manageError { throw manageError }
-        let minReady = rs["spec"]["minReadySeconds"].int ?? 0
-        if minReady > 0, active.contains(where: { Objects.isReady($0) && !Objects.isAvailable($0, minReadySeconds: minReady) }) {
+        if minReady > 0, counts.readyNotAvailable > 0 {
             queue.add(key, after: .seconds(Int(minReady)))
         }
     }
@@ -92,7 +112,7 @@ struct ReplicaSetController: ControlLoop {
         let template = Self.pod(from: rs)
         let client = self.client, expectations = self.expectations
         let failures = Failures()
-        await forEachConcurrently(0..<n, width: 64) { _ in
+        await forEachConcurrently(0..<n, width: 256) { _ in
             for attempt in 0..<5 {
                 do {
                     try await client.create(Registry.pods, template)
@@ -153,21 +173,8 @@ struct ReplicaSetController: ControlLoop {
         }
     }
 
-    func updateStatus(_ rs: JSON, key: String, owned: [JSON], failure: (any Error)?) async throws {
-        // One pass, no per-pod allocations: a ReplicaSet may own hundreds of thousands of pods.
-        let labels = rs["spec"]["template"]["metadata"]["labels"].object ?? [:]
-        let minReady = rs["spec"]["minReadySeconds"].int ?? 0
-        let now = Date()
-        var active: Int64 = 0, labeled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0
-        for p in owned where Objects.isActive(p) {
-            active += 1
-            let podLabels = p["metadata"]["labels"]
-            if labels.allSatisfy({ podLabels[$0.key] == $0.value }) { labeled += 1 }
-            if Objects.isReady(p) {
-                ready += 1
-                if Objects.isAvailable(p, minReadySeconds: minReady, now: now) { available += 1 }
-            }
-        }
+    func updateStatus(_ rs: JSON, key: String, counts: OwnedPodSummaries.Counts, failure: (any Error)?) async throws {
+        let active = counts.active, labeled = counts.labeled, ready = counts.ready, available = counts.available
         var status = rs["status"]
         status["replicas"] = .int(active)
         status["fullyLabeledReplicas"] = .int(labeled)
