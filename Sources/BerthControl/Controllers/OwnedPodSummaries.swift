@@ -11,12 +11,17 @@ final class OwnedPodSummaries: @unchecked Sendable {
         /// When the Ready condition last turned True (nil if unknown).
         var readySince: Date?
         var labels: JSON
+        /// Whether `labels` include the owner's template labels, as of `labeledAt` (a template version).
+        var labeled = false
+        var labeledAt = -1
     }
     struct Counts: Equatable { var active: Int64 = 0, labeled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0, readyNotAvailable: Int64 = 0 }
 
     private let lock = NSLock()
     private var byOwner: [String: [String: Summary]] = [:]
     private var ownerOf: [String: String] = [:]
+    /// Per owner: the template labels last counted against, and a version bumped when they change.
+    private var templates: [String: (labels: [String: JSON], version: Int)] = [:]
 
     /// Applies one pod event (pods without a controller are not tracked).
     func apply(_ e: InformerEvent) {
@@ -30,10 +35,14 @@ final class OwnedPodSummaries: @unchecked Sendable {
         lock.withLock {
             if let old = ownerOf[key], old != owner {
                 byOwner[old]?[key] = nil
-                if byOwner[old]?.isEmpty == true { byOwner[old] = nil }
+                if byOwner[old]?.isEmpty == true { byOwner[old] = nil; templates[old] = nil }
                 ownerOf[key] = nil
             }
-            if let owner, let summary {
+            if let owner, var summary {
+                if let t = templates[owner] {
+                    summary.labeled = Self.includes(summary.labels, t.labels)
+                    summary.labeledAt = t.version
+                }
                 byOwner[owner, default: [:]][key] = summary
                 ownerOf[key] = owner
             }
@@ -48,13 +57,31 @@ final class OwnedPodSummaries: @unchecked Sendable {
                        labels: pod["metadata"]["labels"])
     }
 
-    /// Status counts for the pods `owner` controls, as ReplicaSet status defines them.
+    static func includes(_ labels: JSON, _ template: [String: JSON]) -> Bool {
+        template.allSatisfy { labels[$0.key] == $0.value }
+    }
+
+    /// Status counts for the pods `owner` controls, as ReplicaSet status defines them. Label matches
+    /// are worked out when a pod changes, and again for all only when the template's labels change.
     func counts(owner: String, templateLabels: [String: JSON], minReadySeconds: Int64, now: Date) -> Counts {
         lock.withLock {
+            var version = templates[owner]?.version ?? 0
+            if templates[owner]?.labels != templateLabels {
+                version += 1
+                templates[owner] = (templateLabels, version)
+            }
+            var pods = byOwner.removeValue(forKey: owner) ?? [:]
+            defer { if !pods.isEmpty { byOwner[owner] = pods } }
             var c = Counts()
-            for s in (byOwner[owner] ?? [:]).values where s.active {
+            for i in pods.indices {
+                if pods.values[i].labeledAt != version {
+                    pods.values[i].labeled = Self.includes(pods.values[i].labels, templateLabels)
+                    pods.values[i].labeledAt = version
+                }
+                let s = pods.values[i]
+                guard s.active else { continue }
                 c.active += 1
-                if templateLabels.allSatisfy({ s.labels[$0.key] == $0.value }) { c.labeled += 1 }
+                if s.labeled { c.labeled += 1 }
                 guard s.ready else { continue }
                 c.ready += 1
                 if minReadySeconds <= 0 || s.readySince.map({ now.timeIntervalSince($0) >= Double(minReadySeconds) }) ?? true {
