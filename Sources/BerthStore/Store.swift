@@ -112,18 +112,20 @@ public struct KeyUpdate: Sendable {
 }
 
 extension KVStore {
-    /// Default: the updates as concurrent single updates (a backend without a cheaper batch path).
+    /// Default: the updates as single updates, 64 in flight (a backend without a cheaper batch path;
+    /// etcd gets one transaction per update, and thousands at once would only queue in the client).
     public func updateEach(_ updates: [KeyUpdate]) async -> [Result<Int64, StoreError>] {
         await withTaskGroup(of: (Int, Result<Int64, StoreError>).self) { g in
+            var out = [Result<Int64, StoreError>](repeating: .failure(.backend("not applied")), count: updates.count)
             for (i, u) in updates.enumerated() {
+                if i >= 64, let (j, r) = await g.next() { out[j] = r }
                 g.addTask {
                     do { return (i, .success(try await update(u.key, value: u.value, expectedRevision: u.expectedRevision))) }
                     catch let e as StoreError { return (i, .failure(e)) }
                     catch { return (i, .failure(.backend("\(error)"))) }
                 }
             }
-            var out = [Result<Int64, StoreError>](repeating: .failure(.backend("not applied")), count: updates.count)
-            for await (i, r) in g { out[i] = r }
+            for await (j, r) in g { out[j] = r }
             return out
         }
     }

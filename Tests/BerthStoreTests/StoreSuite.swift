@@ -128,6 +128,31 @@ struct StoreContractTests {
         await h.close()
     }
 
+    /// Many compare-and-swaps handed over at once: each succeeds or fails on its own, in order.
+    @Test(arguments: Backend.allCases)
+    func updateEachAppliesEachOnItsOwn(_ backend: Backend) async throws {
+        let h = try await Harness(backend)
+        let s = h.store
+        var revs: [Int64] = []
+        for i in 0..<100 { revs.append(try await s.create("/u/k\(i)", value: bytes("v\(i)"))) }
+        var updates = (0..<100).map { KeyUpdate(key: "/u/k\($0)", value: bytes("w\($0)"), expectedRevision: revs[$0]) }
+        updates[7].expectedRevision -= 1                                        // stale: conflict
+        updates.append(KeyUpdate(key: "/u/missing", value: bytes("x"), expectedRevision: 1))  // not found
+        let results = await s.updateEach(updates)
+        #expect(results.count == 101)
+        for (i, r) in results.enumerated() {
+            switch (i, r) {
+            case (7, .failure(.conflict)), (100, .failure(.notFound)): continue
+            case (_, .success(let rev)) where i != 7 && i != 100:
+                #expect(try await s.get("/u/k\(i)")?.modRevision == rev)
+            default: Issue.record("update \(i): \(r)")
+            }
+        }
+        #expect(try await s.get("/u/k7")?.value == bytes("v7"))
+        #expect(try await s.get("/u/k8")?.value == bytes("w8"))
+        await h.close()
+    }
+
     @Test(arguments: Backend.allCases)
     func watchFromARevisionThenLive(_ backend: Backend) async throws {
         let h = try await Harness(backend)
