@@ -18,6 +18,22 @@ enum Reasons {
     static func taint(_ t: Taint) -> String { "node(s) had untolerated taint \(t.text)" }
 }
 
+/// NodeResourcesFit: what a node cannot hold of a pod's requests (one more pod counts against `pods`).
+struct Shortfall {
+    var pods = false, cpu = false, memory = false, storage = false
+    var none: Bool { !(pods || cpu || memory || storage) }
+    init(want: Resources, allocatable free: Resources, requested used: Resources) {
+        pods = used.pods + 1 > free.pods
+        cpu = want.milliCPU > 0 && want.milliCPU > free.milliCPU - used.milliCPU
+        memory = want.memory > 0 && want.memory > free.memory - used.memory
+        storage = want.ephemeralStorage > 0 && want.ephemeralStorage > free.ephemeralStorage - used.ephemeralStorage
+    }
+    /// Upstream's reasons, in its order.
+    var reasons: [String] {
+        [(pods, Reasons.tooManyPods), (cpu, Reasons.cpu), (memory, Reasons.memory), (storage, Reasons.storage)].filter(\.0).map(\.1)
+    }
+}
+
 /// Per-pod precomputation over the whole cluster, done once before the nodes are filtered
 /// (kube-scheduler's PreFilter): topology domains of matching pods, spreading counts.
 struct CycleState {
@@ -124,13 +140,8 @@ extension Scheduler.Cache {
         }
         if !Self.nodeMatches(pod, node, s) { return [Reasons.affinity] }
         for hp in pod.hostPorts where node.usedPorts[hp] != nil { return [Reasons.ports] }
-        var insufficient: [String] = []
-        let free = node.allocatable, used = node.requested, want = pod.requests
-        if used.pods + 1 > free.pods { insufficient.append(Reasons.tooManyPods) }
-        if want.milliCPU > 0 && want.milliCPU > free.milliCPU - used.milliCPU { insufficient.append(Reasons.cpu) }
-        if want.memory > 0 && want.memory > free.memory - used.memory { insufficient.append(Reasons.memory) }
-        if want.ephemeralStorage > 0 && want.ephemeralStorage > free.ephemeralStorage - used.ephemeralStorage { insufficient.append(Reasons.storage) }
-        if !insufficient.isEmpty { return insufficient }
+        let short = Shortfall(want: pod.requests, allocatable: node.allocatable, requested: node.requested)
+        if !short.none { return short.reasons }
         if !s.spreadCounts.isEmpty {
             let hard = pod.spread.filter(\.hard)
             for (i, c) in hard.enumerated() {

@@ -311,13 +311,12 @@ extension Scheduler {
                         let row = idx * stride
                         for p in pairs where labels[row + Int(p.key)] != p.value { matches = false; break }
                         if !matches { affinity += 1; continue }
-                        let free = f.allocatable, used = f.requested
-                        var fits = true
-                        if used.pods + 1 > free.pods { tooMany += 1; fits = false }
-                        if want.milliCPU > 0 && want.milliCPU > free.milliCPU - used.milliCPU { cpu += 1; fits = false }
-                        if want.memory > 0 && want.memory > free.memory - used.memory { memory += 1; fits = false }
-                        if want.ephemeralStorage > 0 && want.ephemeralStorage > free.ephemeralStorage - used.ephemeralStorage { storage += 1; fits = false }
-                        if fits { feasible.append(idx) }
+                        let short = Shortfall(want: want, allocatable: f.allocatable, requested: f.requested)
+                        if short.none { feasible.append(idx); continue }
+                        if short.pods { tooMany += 1 }
+                        if short.cpu { cpu += 1 }
+                        if short.memory { memory += 1 }
+                        if short.storage { storage += 1 }
                     }
                 }
             }
