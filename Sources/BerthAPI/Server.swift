@@ -30,6 +30,8 @@ public struct ServerConfig: Sendable {
     /// This server's identity in leader election (default: hostname_port).
     public var identity: String?
     public var leaseDuration: Duration = .seconds(3)
+    /// How long SIGTERM waits for a graceful shutdown before cancelling what is left.
+    public var shutdownGracePeriod: Duration = .seconds(10)
     /// A namespace controller (BerthControl) empties deleted namespaces: DELETE only marks a Namespace
     /// Terminating and the controller removes its contents, then finalizes it (upstream behaviour).
     /// Off, the API deletes the namespace at once and its contents in the background.
@@ -65,7 +67,10 @@ public final class APIServer: Sendable {
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
         let host = ProcessInfo.processInfo.hostName
         elector = config.leaderElect
-            ? LeaderElector(store: store, identity: config.identity ?? "\(host)_\(config.port)", leaseDuration: config.leaseDuration, logger: logger)
+            // hostname_UUID, as kube-controller-manager: two servers on one host (a second one started by
+            // mistake on the same port and data dir) must never share an identity and both "hold" the Lease.
+            ? LeaderElector(store: store, identity: config.identity ?? "\(host)_\(UUID().uuidString.lowercased())",
+                            leaseDuration: config.leaseDuration, logger: logger)
             : nil
     }
     /// Leader election for the run-once components; nil with `leaderElect = false`.
@@ -108,23 +113,48 @@ public final class APIServer: Sendable {
         return tls
     }
 
-    /// Runs until SIGTERM/SIGINT (or the task is cancelled). `onReady` is called with the bound port.
-    /// `services` run beside the HTTPS front end in the same service group (the control plane, hollow nodes).
+    /// Runs until SIGTERM/SIGINT (or the task is cancelled). `onReady` is called with the bound port once
+    /// the listener is bound and the store bootstrapped. `services` run beside the HTTPS front end in the
+    /// same service group (the control plane, hollow nodes).
+    ///
+    /// Order matters: the listener is bound first, and only then does anything write to the store, take
+    /// the leader Lease or start a loop; a failed bind ends `run` with `ServerStartError.listen`.
     public func run(services extra: [any Service] = [], onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        try await bootstrap()
         let handler = Handler(server: self)
+        let gate = ListenGate()
         let app = Application(
             responder: CallbackResponder { (req: Request, ctx: APIContext) in await handler.respond(req, ctx) },
             server: try .tls(.http1(), tlsConfiguration: try tlsConfiguration()),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
-            onServerRunning: { channel in await onReady(channel.localAddress?.port ?? 0) },
+            onServerRunning: { channel in gate.open(port: channel.localAddress?.port ?? 0) },
             logger: logger)
         let compactor = Compactor(store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
-        var services: [any Service] = [app, compactor]
+        var services: [any Service] = [compactor]
         if let elector { services.append(elector) }
         services += extra
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        try await group.run()
+        let rest = services
+        let after = AfterListening(gate: gate) { [self] port in
+            try await bootstrap()
+            await onReady(port)
+            // Child tasks inherit this service's graceful-shutdown context, so each behaves as in the group.
+            try await withThrowingTaskGroup(of: Void.self) { g in
+                for service in rest { g.addTask { try await service.run() } }
+                try await g.waitForAll()
+            }
+        }
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: ListenerService(app: app, address: "\(config.host):\(config.port)", gate: gate)), .init(service: after)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // SIGTERM ends the process within the grace period even if some loop ignores graceful shutdown
+        // (escalated to cancellation) or cancellation (service-lifecycle then stops the process).
+        configuration.maximumGracefulShutdownDuration = config.shutdownGracePeriod
+        configuration.maximumCancellationDuration = .seconds(5)
+        do {
+            try await ServiceGroup(configuration: configuration).run()
+        } catch {
+            await store.close()
+            throw error
+        }
         await store.close()
     }
 }

@@ -71,6 +71,8 @@ public final class ControlPlane: Service, @unchecked Sendable {
             g.addTask { await factory.run() }
             g.addTask { await ctx.events.run(client: ctx.client("berth-events")) }
             await factory.waitForSync()
+            // Cancelled before the first list (leadership lost, shutting down): start nothing.
+            if Task.isCancelled { g.cancelAll(); return }
             logger.info("control plane started", metadata: ["loops": "\(loops.map(\.name).joined(separator: ","))"])
             for loop in loops { g.addTask { await loop.run() } }
             await g.waitForAll()

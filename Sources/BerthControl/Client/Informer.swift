@@ -31,7 +31,9 @@ public final class Informer: @unchecked Sendable {
     private var cache: [String: JSON] = [:]
     private var handlers: [@Sendable (InformerEvent) -> Void] = []
     private var synced = false
-    private var syncWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Tasks waiting for the first list, by a token so a cancelled waiter can be let go alone.
+    private var syncWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
     private var lastRevision: Int64 = 0
     /// Secondary indexes: name → (value → keys), e.g. pods by controller owner UID or by node.
     private var indexers: [String: @Sendable (JSON) -> [String]] = [:]
@@ -95,15 +97,22 @@ public final class Informer: @unchecked Sendable {
     /// The revision of the last event applied to the cache.
     public var revision: Int64 { lock.withLock { lastRevision } }
 
-    /// Returns once the first list is in the cache.
+    /// Returns once the first list is in the cache, or at once when the waiting task is cancelled (a
+    /// leader that loses its Lease, or a server shutting down, before the first list arrived: an
+    /// informer that can never list must not hold the shutdown up).
     public func waitForSync() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let ready = lock.withLock { () -> Bool in
-                if synced { return true }
-                syncWaiters.append(c)
-                return false
+        let token = lock.withLock { () -> Int in nextWaiter += 1; return nextWaiter }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ready = lock.withLock { () -> Bool in
+                    if synced || Task.isCancelled { return true }
+                    syncWaiters[token] = c
+                    return false
+                }
+                if ready { c.resume() }
             }
-            if ready { c.resume() }
+        } onCancel: {
+            lock.withLock { syncWaiters.removeValue(forKey: token) }?.resume()
         }
     }
 
@@ -151,8 +160,8 @@ public final class Informer: @unchecked Sendable {
                 }
                 let waiters = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
                     synced = true
-                    defer { syncWaiters = [] }
-                    return syncWaiters
+                    defer { syncWaiters = [:] }
+                    return Array(syncWaiters.values)
                 }
                 for w in waiters { w.resume() }
                 backoff = .milliseconds(100)
