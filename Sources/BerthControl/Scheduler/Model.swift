@@ -134,6 +134,15 @@ struct PodInfo: Sendable {
     var uid: String
     var labels: [String: String]
     var requests: Resources
+    /// Requests with upstream's defaults for containers that name none (100m CPU, 200 MiB memory):
+    /// what the resource scores count, so pods without requests still spread (kube-scheduler's
+    /// NonMissingContainerRequests).
+    var nonZero: Resources
+    /// UID of the first owner reference ("" when none): pods of one owner are counted per node for the
+    /// system-default spreading, as kube-scheduler counts them.
+    var ownerUID: String
+    /// The controller owner reference (kind, API group, name), whose selector the default spreading uses.
+    var controller: (kind: String, group: String, name: String)?
     var nodeName: String
     var nodeSelector: [String: String]
     var requiredTerms: [NodeSelectorTerm]?
@@ -165,9 +174,11 @@ struct PodInfo: Sendable {
         nodeName = spec["nodeName"].string ?? ""
         // Effective request: sum of containers, at least the largest init container, plus overhead.
         var sum = Resources()
+        var nonZero = Resources()
         var ports: [String] = []
         for c in spec["containers"].array ?? [] {
             sum += Resources(c["resources"]["requests"])
+            nonZero += Self.nonZeroRequests(c["resources"]["requests"])
             for p in c["ports"].array ?? [] {
                 if let hp = p["hostPort"].int, hp > 0 { ports.append("\(p["protocol"].string ?? "TCP")/\(p["hostIP"].string ?? "0.0.0.0")/\(hp)") }
             }
@@ -176,10 +187,22 @@ struct PodInfo: Sendable {
             let r = Resources(c["resources"]["requests"])
             sum.milliCPU = max(sum.milliCPU, r.milliCPU); sum.memory = max(sum.memory, r.memory)
             sum.ephemeralStorage = max(sum.ephemeralStorage, r.ephemeralStorage)
+            let n = Self.nonZeroRequests(c["resources"]["requests"])
+            nonZero.milliCPU = max(nonZero.milliCPU, n.milliCPU); nonZero.memory = max(nonZero.memory, n.memory)
         }
-        sum += Resources(spec["overhead"])
+        let overhead = Resources(spec["overhead"])
+        sum += overhead
         sum.pods = 1
         requests = sum
+        nonZero.milliCPU += overhead.milliCPU; nonZero.memory += overhead.memory
+        self.nonZero = nonZero
+        let owners = meta["ownerReferences"].array ?? []
+        ownerUID = owners.first?["uid"].string ?? ""
+        controller = owners.first { $0["controller"].bool == true }.map { ref in
+            let apiVersion = ref["apiVersion"].string ?? ""
+            let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : ""
+            return (ref["kind"].string ?? "", group, ref["name"].string ?? "")
+        }
         hostPorts = ports
         nodeSelector = spec["nodeSelector"].stringMap
         let na = spec["affinity"]["nodeAffinity"]
@@ -210,11 +233,27 @@ struct PodInfo: Sendable {
     }
 }
 
+extension PodInfo {
+    /// Upstream's defaults for a container without a CPU or memory request, when scoring
+    /// (DefaultMilliCPURequest, DefaultMemoryRequest). A request given as 0 stays 0.
+    static let defaultMilliCPU: Int64 = 100
+    static let defaultMemory: Int64 = 200 * 1024 * 1024
+
+    static func nonZeroRequests(_ requests: JSON) -> Resources {
+        var r = Resources()
+        r.milliCPU = requests["cpu"].isNull ? defaultMilliCPU : (Quantity.milli(requests["cpu"]) ?? 0)
+        r.memory = requests["memory"].isNull ? defaultMemory : (Quantity.units(requests["memory"]) ?? 0)
+        return r
+    }
+}
+
 /// A pod as placed on a node (what other pods' affinity and spreading look at).
 struct PlacedPod: Sendable {
     var namespace: String
     var labels: [String: String]
     var requests: Resources
+    var nonZero: Resources
+    var ownerUID: String
     var hostPorts: [String]
     var antiAffinity: [PodAffinityTerm]
 }
@@ -265,6 +304,8 @@ final class NodeInfo: @unchecked Sendable {
     var labelValues: [Int32] = []
     var allocatable = Resources()
     var requested = Resources()
+    /// Sum of the placed pods' `nonZero` requests (the resource scores' view of the node).
+    var nonZeroRequested = Resources()
     var taints: [Taint] = []
     var unschedulable = false
     var ready = true
@@ -307,6 +348,7 @@ final class NodeInfo: @unchecked Sendable {
         if let old = pods[key] { remove(key, old) }
         pods[key] = p
         requested += p.requests
+        nonZeroRequested += p.nonZero
         for hp in p.hostPorts { usedPorts[hp, default: 0] += 1 }
     }
     func remove(_ key: String) {
@@ -315,6 +357,7 @@ final class NodeInfo: @unchecked Sendable {
     private func remove(_ key: String, _ old: PlacedPod) {
         pods[key] = nil
         requested -= old.requests
+        nonZeroRequested -= old.nonZero
         for hp in old.hostPorts {
             usedPorts[hp, default: 1] -= 1
             if usedPorts[hp] == 0 { usedPorts[hp] = nil }

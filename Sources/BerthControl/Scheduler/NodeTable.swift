@@ -10,6 +10,8 @@ struct NodeTable {
         var tainted: Bool
         var allocatable: Resources
         var requested: Resources
+        /// Requests counting upstream's defaults for containers without any (the resource scores).
+        var nonZeroRequested: Resources
     }
     private(set) var nodes: [NodeInfo] = []
     private(set) var facts: [Facts] = []
@@ -46,6 +48,7 @@ struct NodeTable {
     mutating func refreshRequested(_ n: NodeInfo) {
         guard n.slot >= 0, n.slot < nodes.count, nodes[n.slot] === n else { return }
         facts[n.slot].requested = n.requested
+        facts[n.slot].nonZeroRequested = n.nonZeroRequested
     }
 
     private mutating func writeLabels(_ n: NodeInfo, at i: Int) {
@@ -54,6 +57,7 @@ struct NodeTable {
     }
 
     private static func facts(_ n: NodeInfo) -> Facts {
-        Facts(plain: n.plain, tainted: !n.taints.isEmpty, allocatable: n.allocatable, requested: n.requested)
+        Facts(plain: n.plain, tainted: !n.taints.isEmpty, allocatable: n.allocatable, requested: n.requested,
+              nonZeroRequested: n.nonZeroRequested)
     }
 }

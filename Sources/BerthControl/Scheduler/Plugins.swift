@@ -48,7 +48,6 @@ struct CycleState {
     /// Per hard spreading constraint: matching pods per domain, and the minimum over eligible domains.
     var spreadCounts: [[String: Int64]] = []
     var spreadMin: [Int64] = []
-    var softSpreadCounts: [[String: Int64]] = []
     /// Preferred pod (anti-)affinity: weight per "key=value" domain.
     var preferredDomainWeights: [String: Int64] = [:]
     /// The pod's nodeSelector as label symbols; nil when no node can match it.
@@ -84,15 +83,13 @@ extension Scheduler.Cache {
         guard needsPods else { return s }
         s.affinityDomains = Array(repeating: [], count: pod.affinity.count)
         s.antiDomains = Array(repeating: [], count: pod.antiAffinity.count)
-        let hard = pod.spread.filter(\.hard), soft = pod.spread.filter { !$0.hard }
+        let hard = pod.spread.filter(\.hard)
         s.spreadCounts = Array(repeating: [:], count: hard.count)
-        s.softSpreadCounts = Array(repeating: [:], count: soft.count)
         var anyAffinityMatch = false
         for node in table.nodes {
             // Spreading counts domains of nodes the pod could go to (node affinity/selector).
             let eligible = Self.nodeMatches(pod, node, s)
             for (i, c) in hard.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.spreadCounts[i][v] == nil { s.spreadCounts[i][v] = 0 } }
-            for (i, c) in soft.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.softSpreadCounts[i][v] == nil { s.softSpreadCounts[i][v] = 0 } }
             for (_, p) in node.pods {
                 for (i, t) in pod.affinity.enumerated() where t.matches(namespace: p.namespace, labels: p.labels) {
                     anyAffinityMatch = true
@@ -110,9 +107,6 @@ extension Scheduler.Cache {
                 if eligible {
                     for (i, c) in hard.enumerated() where c.counts(p.namespace, p.labels, podNamespace: pod.namespace) {
                         if let v = node.labels[c.topologyKey] { s.spreadCounts[i][v, default: 0] += 1 }
-                    }
-                    for (i, c) in soft.enumerated() where c.counts(p.namespace, p.labels, podNamespace: pod.namespace) {
-                        if let v = node.labels[c.topologyKey] { s.softSpreadCounts[i][v, default: 0] += 1 }
                     }
                 }
             }
@@ -164,27 +158,30 @@ extension Scheduler.Cache {
     }
 
     /// Scores the feasible nodes (table indexes; 0…100 per plugin, weighted as kube-scheduler's
-    /// defaults) and returns the position of the best one in `feasible`; ties go to the first seen (the
-    /// search start rotates, so ties spread out).
+    /// defaults) and returns the position of the best one in `feasible`; among equal scores one is
+    /// drawn at random, as kube-scheduler's selectHost does.
     func pickBest(_ pod: PodInfo, _ feasible: [Int], _ s: CycleState) -> Int {
         if feasible.count == 1 { return 0 }
         let n = feasible.count
         var total = [Int64](repeating: 0, count: n)
-        // Pods without requests count as upstream's defaults (100m, 200Mi) when scoring.
-        let podCPU = pod.requests.milliCPU > 0 ? pod.requests.milliCPU : 100
-        let podMem = pod.requests.memory > 0 ? pod.requests.memory : 200 << 20
+        // NodeResourcesFit (LeastAllocated, weight 1) counts every pod, this one and those placed, with
+        // upstream's defaults for containers without requests (100m, 200 MiB): a node holding ten pods
+        // without requests is fuller than an empty one.
+        let podCPU = pod.nonZero.milliCPU, podMem = pod.nonZero.memory
+        // NodeResourcesBalancedAllocation (weight 1) looks at real requests, and skips a pod that asks
+        // for no CPU and no memory (upstream since kubernetes#129138).
+        let balanced = pod.requests.milliCPU > 0 || pod.requests.memory > 0
         var anyTainted = false
-        // NodeResourcesFit (LeastAllocated, weight 1) and NodeResourcesBalancedAllocation (weight 1).
         table.facts.withUnsafeBufferPointer { facts in
             for i in 0..<n {
                 let f = facts[feasible[i]]
                 anyTainted = anyTainted || f.tainted
-                let cpuCap = max(f.allocatable.milliCPU, 1), memCap = max(f.allocatable.memory, 1)
-                let cpuReq = f.requested.milliCPU + podCPU
-                let memReq = f.requested.memory + podMem
-                let cpuFree = max(cpuCap - cpuReq, 0) * 100 / cpuCap, memFree = max(memCap - memReq, 0) * 100 / memCap
-                let diff = abs(Double(cpuReq) / Double(cpuCap) - Double(memReq) / Double(memCap))
-                total[i] = (cpuFree + memFree) / 2 + Int64((1 - min(diff, 1)) * 100)
+                total[i] = Self.leastAllocated(cap: (f.allocatable.milliCPU, f.allocatable.memory),
+                                               used: (f.nonZeroRequested.milliCPU + podCPU, f.nonZeroRequested.memory + podMem))
+                if balanced {
+                    total[i] += Self.balancedAllocation(cap: (f.allocatable.milliCPU, f.allocatable.memory),
+                                                        used: (f.requested.milliCPU + pod.requests.milliCPU, f.requested.memory + pod.requests.memory))
+                }
             }
         }
         // NodeAffinity preferred terms (weight 2), normalized to the best node.
@@ -219,18 +216,36 @@ extension Scheduler.Cache {
             let lo = raw.min() ?? 0, hi = raw.max() ?? 0
             if hi > lo { for i in 0..<n { total[i] += 2 * (raw[i] - lo) * 100 / (hi - lo) } }
         }
-        // PodTopologySpread soft constraints (weight 2): fewer matching pods in the node's domain is better.
-        if !s.softSpreadCounts.isEmpty {
-            let soft = pod.spread.filter { !$0.hard }
-            let raw = feasible.map { idx in
-                let node = table.nodes[idx]
-                return soft.enumerated().reduce(Int64(0)) { acc, e in acc + (node.labels[e.element.topologyKey].flatMap { s.softSpreadCounts[e.offset][$0] } ?? 0) }
-            }
-            let lo = raw.min() ?? 0, hi = raw.max() ?? 0
-            if hi > lo { for i in 0..<n { total[i] += 2 * (hi - raw[i]) * 100 / (hi - lo) } }
+        // PodTopologySpread (weight 2): the pod's ScheduleAnyway constraints, or the system defaults.
+        if let spread = softSpread(for: pod) {
+            let scores = spreadScores(pod, spread, feasible, s)
+            for i in 0..<n { total[i] += 2 * scores[i] }
         }
-        var best = 0
-        for i in 1..<n where total[i] > total[best] { best = i }
+        var best = 0, ties = 1
+        for i in 1..<n {
+            if total[i] > total[best] {
+                best = i; ties = 1
+            } else if total[i] == total[best] {
+                ties += 1
+                if UInt64.random(in: 0..<UInt64(ties), using: &rng) == 0 { best = i }
+            }
+        }
         return best
+    }
+
+    /// LeastAllocated over CPU and memory (weight 1 each): the free share after placing, 0…100; a
+    /// resource the node does not report is left out.
+    static func leastAllocated(cap: (Int64, Int64), used: (Int64, Int64)) -> Int64 {
+        var score: Int64 = 0, weights: Int64 = 0
+        if cap.0 > 0 { score += used.0 > cap.0 ? 0 : (cap.0 - used.0) * 100 / cap.0; weights += 1 }
+        if cap.1 > 0 { score += used.1 > cap.1 ? 0 : (cap.1 - used.1) * 100 / cap.1; weights += 1 }
+        return weights == 0 ? 0 : score / weights
+    }
+
+    /// BalancedAllocation: 100 × (1 − the standard deviation of the CPU and memory fractions).
+    static func balancedAllocation(cap: (Int64, Int64), used: (Int64, Int64)) -> Int64 {
+        guard cap.0 > 0, cap.1 > 0 else { return 100 }
+        let cpu = min(Double(used.0) / Double(cap.0), 1), memory = min(Double(used.1) / Double(cap.1), 1)
+        return Int64((1 - abs(cpu - memory) / 2) * 100)
     }
 }

@@ -27,6 +27,20 @@ struct Scheduler: ControlLoop {
         let cache = self.cache
         ctx.informers.informer(Registry.nodes).onChange { cache.nodeChanged($0) }
         ctx.informers.informer(Registry.pods).onChange { cache.podChanged($0) }
+        // What the system-default topology spreading selects by (kube-scheduler's DefaultSelector).
+        let replicaSets = ctx.informers.informer(Registry.replicaSets)
+        let services = ctx.informers.informer(Registry.services)
+        services.addIndex("scheduler.namespace") { [$0["metadata"]["namespace"].string ?? ""] }
+        cache.spreadSources = DefaultSpreadSources(
+            controllerSelector: { namespace, kind, group, name in
+                guard kind == "ReplicaSet", group == "apps", let rs = replicaSets.get(namespace: namespace, name: name) else { return nil }
+                return LabelSelector(object: rs["spec"]["selector"])
+            },
+            serviceSelectors: { namespace in
+                services.byIndex("scheduler.namespace", namespace).compactMap { svc in
+                    svc["spec"]["selector"].object == nil ? nil : svc["spec"]["selector"].stringMap
+                }
+            })
     }
 
     struct Binding: Sendable { var pod: PodInfo; var node: String }

@@ -32,6 +32,14 @@ extension Scheduler {
         var antiAffinityPods: [String: (node: String, pod: PlacedPod)] = [:]
         /// Where each placed pod is.
         var placed: [String: String] = [:]
+        /// Placed pods per owner UID per node: the system-default spreading's counts, kept as pods come
+        /// and go so a decision reads them instead of matching every placed pod's labels.
+        var ownerNodeCounts: [String: [String: Int32]] = [:]
+        /// Looks up what the default spreading selector is made of (ReplicaSets, Services); set by the
+        /// scheduler from its informers.
+        var spreadSources: DefaultSpreadSources = .none
+        /// Draws among equally scored nodes (used with `lock` held).
+        var rng = SplitMix64()
 
         /// Latest version of every pod waiting for a node.
         var pending: [String: PodInfo] = [:]
@@ -145,18 +153,33 @@ extension Scheduler {
         }
 
         func place(_ key: String, _ info: PodInfo, on node: String) {
+            if let old = placed[key], let o = nodes[old], let was = o.pods[key] { countOwner(was.ownerUID, on: old, -1) }
             if let old = placed[key], old != node, let o = nodes[old] { o.remove(key); table.refreshRequested(o) }
             let n = nodes[node] ?? { let n = NodeInfo(name: node); nodes[node] = n; return n }()
-            let p = PlacedPod(namespace: info.namespace, labels: info.labels, requests: info.requests, hostPorts: info.hostPorts,
-                              antiAffinity: info.antiAffinity)
+            let p = PlacedPod(namespace: info.namespace, labels: info.labels, requests: info.requests, nonZero: info.nonZero,
+                              ownerUID: info.ownerUID, hostPorts: info.hostPorts, antiAffinity: info.antiAffinity)
             n.add(key, p)
+            countOwner(p.ownerUID, on: node, +1)
             table.refreshRequested(n)
             placed[key] = node
             if !info.antiAffinity.isEmpty { antiAffinityPods[key] = (node, p) } else { antiAffinityPods[key] = nil }
         }
         func unplace(_ key: String) {
-            if let node = placed.removeValue(forKey: key), let n = nodes[node] { n.remove(key); table.refreshRequested(n) }
+            if let node = placed.removeValue(forKey: key), let n = nodes[node] {
+                if let was = n.pods[key] { countOwner(was.ownerUID, on: node, -1) }
+                n.remove(key)
+                table.refreshRequested(n)
+            }
             antiAffinityPods[key] = nil
+        }
+
+        private func countOwner(_ uid: String, on node: String, _ delta: Int32) {
+            guard !uid.isEmpty else { return }
+            let n = (ownerNodeCounts[uid]?[node] ?? 0) + delta
+            if n > 0 { ownerNodeCounts[uid, default: [:]][node] = n } else {
+                ownerNodeCounts[uid]?[node] = nil
+                if ownerNodeCounts[uid]?.isEmpty == true { ownerNodeCounts[uid] = nil }
+            }
         }
 
         /// Called with the lock held.
