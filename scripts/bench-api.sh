@@ -2,6 +2,7 @@
 # Benchmarks the Berth API server (not a timed test):
 #   1. single-object write latency p50/p99 at a fixed 500 writes/s (open loop), on SQLite and on etcd
 #   2. watch fan-out: 100 watchers, event delivery latency p50/p99
+#   0. the store alone: concurrent creates straight into SQLite / etcd (`berth bench store`)
 #   3. server RSS idle, and with N pod objects stored (BENCH_PODS, default 20000)
 # Usage: scripts/bench-api.sh [path/to/berth]   (default .build/debug/berth; release is faster:
 #        swift build -c release --product berth && scripts/bench-api.sh .build/release/berth)
@@ -112,6 +113,7 @@ bench_store() { # $1 = name, rest = server args
   kill -9 $SERVER_PID
 }
 
+echo "== store alone (no API server): $("$BERTH" bench store --datastore sqlite --data-dir "$WORK/store-bench")"
 bench_store sqlite
 if command -v etcd >/dev/null; then
   EDIR=$WORK/etcd; CPORT=$(free_port); PPORT=$(free_port)
@@ -120,6 +122,7 @@ if command -v etcd >/dev/null; then
        --initial-cluster b=http://127.0.0.1:$PPORT --log-level error --logger zap > /dev/null 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do curl -s http://127.0.0.1:$CPORT/health | grep -q true && break; sleep 0.1; done
+  echo "== store alone (no API server): $("$BERTH" bench store --datastore etcd --etcd-endpoints http://127.0.0.1:$CPORT)"
   bench_store etcd --datastore etcd --etcd-endpoints http://127.0.0.1:$CPORT
 fi
 

@@ -106,7 +106,7 @@ struct ClusterBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks of the control plane on hollow nodes.",
-        subcommands: [Scheduling.self])
+        subcommands: [Scheduling.self, StoreBench.self])
 
     struct Scheduling: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
