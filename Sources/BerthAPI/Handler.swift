@@ -53,8 +53,7 @@ struct Handler: Sendable {
                 return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
             }
             let user = try await authenticate(req, ctx)
-            var query: [String: String] = [:]
-            for (k, v) in req.uri.queryParameters { query[String(k)] = String(v).removingPercentEncoding ?? String(v) }
+            let query = try Query.parse(req.uri.query)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {
                 do {
