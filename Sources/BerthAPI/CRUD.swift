@@ -160,7 +160,7 @@ extension Handler {
 
     func list(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
-        let fields = try FieldSelector(call.query["fieldSelector"] ?? "")
+        let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
         let limit = Int(call.query["limit"] ?? "") ?? 0
         if limit < 0 { throw APIError.badRequest("limit must be non-negative") }
         let prefix = r.prefix(namespace: namespace)
@@ -648,7 +648,7 @@ extension Handler {
 
     func deleteCollection(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
-        let fields = try FieldSelector(call.query["fieldSelector"] ?? "")
+        let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
         let page = try await store.list(prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
         var deleted: [JSON] = []
         for kv in page.items {

@@ -8,8 +8,75 @@ extension APITests {
 /// pointed at `berth server` (issue 14, part 5).
 @Suite("upstream client habits", .serialized)
 struct UpstreamHabitsTests {
+    /// Stores `json` as is, without the defaulting a create applies: how objects look that hollow nodes,
+    /// older servers or other writers of the store left behind.
+    func putRaw(_ s: TestServer, _ r: ResourceType, namespace: String? = nil, _ name: String, _ json: String) async throws {
+        _ = try await s.server.store.create(r.key(namespace: namespace, name: name), value: Array(json.utf8))
+    }
+
     func names(_ out: Output) -> [String] {
         out.stdout.split(separator: "\n").map { String($0.split(separator: "/").last ?? "") }.sorted()
+    }
+
+    @Test func fieldSelectorsReadAbsentFieldsAsUpstreamDefaultsThem() async throws {
+        let s = try await TestServer()
+        try await putRaw(s, Registry.nodes, "bare", #"{"metadata":{"name":"bare"}}"#)
+        try await putRaw(s, Registry.nodes, "cordoned", #"{"metadata":{"name":"cordoned"},"spec":{"unschedulable":true}}"#)
+        var r = try s.kubectl("get", "nodes", "--field-selector", "spec.unschedulable=false", "-o", "name")
+        #expect(r.ok && names(r) == ["bare"], "\(r.stdout) \(r.stderr)")
+        r = try s.kubectl("get", "nodes", "--field-selector", "spec.unschedulable!=true", "-o", "name")
+        #expect(r.ok && names(r) == ["bare"], "\(r.stdout) \(r.stderr)")
+        r = try s.kubectl("get", "nodes", "--field-selector", "spec.unschedulable=true", "-o", "name")
+        #expect(r.ok && names(r) == ["cordoned"], "\(r.stdout) \(r.stderr)")
+
+        // A pod with nothing but its containers: every pod field label reads what upstream's typed pod has.
+        try await putRaw(s, Registry.pods, namespace: "default", "bare", #"{"metadata":{"name":"bare","namespace":"default"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#)
+        for selector in ["spec.nodeName=", "spec.restartPolicy=Always", "spec.schedulerName=default-scheduler", "spec.serviceAccountName=",
+                         "spec.hostNetwork=false", "status.phase=Pending", "status.podIP=", "status.nominatedNodeName=", "status.podIPs=",
+                         "metadata.namespace=default", "spec.host="] {
+            r = try s.kubectl("get", "pods", "--field-selector", selector, "-o", "name")
+            #expect(r.ok && names(r) == ["bare"], "\(selector): \(r.stdout) \(r.stderr)")
+        }
+        r = try s.kubectl("get", "pods", "--field-selector", "spec.hostNetwork=true", "-o", "name")
+        #expect(r.ok && r.stdout.isEmpty, "\(r.stdout) \(r.stderr)")
+        // status.podIP is the first of status.podIPs, as upstream reads it.
+        try await putRaw(s, Registry.pods, namespace: "default", "ip", #"{"metadata":{"name":"ip","namespace":"default"},"spec":{"containers":[{"name":"c","image":"i"}]},"status":{"phase":"Running","podIPs":[{"ip":"10.1.2.3"}]}}"#)
+        r = try s.kubectl("get", "pods", "--field-selector", "status.podIP=10.1.2.3", "-o", "name")
+        #expect(r.ok && names(r) == ["ip"], "\(r.stdout) \(r.stderr)")
+
+        try await putRaw(s, Registry.namespaces, "bare", #"{"metadata":{"name":"bare"}}"#)
+        r = try s.kubectl("get", "namespaces", "--field-selector", "status.phase=Active,metadata.name=bare", "-o", "name")
+        #expect(r.ok && names(r) == ["bare"], "\(r.stdout) \(r.stderr)")
+        try await putRaw(s, Registry.secrets, namespace: "default", "bare", #"{"metadata":{"name":"bare","namespace":"default"}}"#)
+        r = try s.kubectl("get", "secrets", "--field-selector", "type=Opaque", "-o", "name")
+        #expect(r.ok && names(r) == ["bare"], "\(r.stdout) \(r.stderr)")
+        try await putRaw(s, Registry.services, namespace: "default", "bare", #"{"metadata":{"name":"bare","namespace":"default"},"spec":{"clusterIP":"None"}}"#)
+        r = try s.kubectl("get", "services", "--field-selector", "spec.type=ClusterIP,spec.clusterIP=None", "-o", "name")
+        #expect(r.ok && names(r) == ["bare"], "\(r.stdout) \(r.stderr)")
+        try await putRaw(s, Registry.replicaSets, namespace: "default", "bare", #"{"metadata":{"name":"bare","namespace":"default"},"spec":{"selector":{"matchLabels":{"a":"b"}}}}"#)
+        r = try s.kubectl("get", "replicasets", "--field-selector", "status.replicas=0", "-o", "name")
+        #expect(r.ok && names(r) == ["bare"], "\(r.stdout) \(r.stderr)")
+
+        // Events: `source` is source.component, or the reporting controller when there is no source.
+        try await putRaw(s, Registry.events, namespace: "default", "e1", #"{"metadata":{"name":"e1","namespace":"default"},"involvedObject":{"kind":"Pod","name":"bare"},"reason":"Pulled","type":"Normal","source":{"component":"kubelet"}}"#)
+        try await putRaw(s, Registry.events, namespace: "default", "e2", #"{"metadata":{"name":"e2","namespace":"default"},"involvedObject":{"kind":"Pod","name":"ip"},"reportingComponent":"berth-scheduler"}"#)
+        for (selector, want) in [("source=kubelet", ["e1"]), ("source=berth-scheduler", ["e2"]), ("reportingComponent=", ["e1"]),
+                                 ("involvedObject.name=ip", ["e2"]), ("involvedObject.kind=Pod,reason=Pulled,type=Normal", ["e1"]),
+                                 ("involvedObject.fieldPath=,involvedObject.uid=,type=", ["e2"])] {
+            r = try s.kubectl("get", "events", "--field-selector", selector, "-o", "name")
+            #expect(r.ok && names(r) == want, "\(selector): \(r.stdout) \(r.stderr)")
+        }
+
+        // Labels a kind does not have are refused with upstream's words, not matched against nothing.
+        r = try s.kubectl("get", "pods", "--field-selector", "spec.bogus=x")
+        #expect(!r.ok && r.stderr.contains("field label not supported: spec.bogus"), "\(r.stderr)")
+        r = try s.kubectl("get", "nodes", "--field-selector", "metadata.namespace=default")
+        #expect(!r.ok && r.stderr.contains("field label not supported: metadata.namespace"), "\(r.stderr)")
+        r = try s.kubectl("get", "configmaps", "--field-selector", "data.a=1")
+        #expect(!r.ok && r.stderr.contains(#""data.a" is not a known field selector: only "metadata.name", "metadata.namespace""#), "\(r.stderr)")
+        let (code, body) = try s.curl("GET", "/api/v1/pods?fieldSelector=spec.nodeName%3Da%3Db")
+        #expect(code == 400 && (body["message"].string ?? "").contains("unescaped character in value: ="), "\(body)")
+        await s.stop()
     }
 
     @Test func setBasedLabelSelectorsArriveWithPlusForSpace() async throws {
