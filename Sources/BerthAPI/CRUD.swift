@@ -259,10 +259,7 @@ extension Handler {
         }
         if r.subresources.contains("status") {
             if subresource == "status" {
-                var merged = cur
-                merged["status"] = obj["status"]
-                // Status writers may also change labels/annotations upstream? No: only status.
-                obj = merged
+                obj = UpdateRules.prepareStatusUpdate(obj, current: cur, kind: r.kind)
             } else {
                 obj["status"] = cur["status"]
             }

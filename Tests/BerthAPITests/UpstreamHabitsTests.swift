@@ -100,5 +100,38 @@ struct UpstreamHabitsTests {
         await s.stop()
     }
 
+    @Test func statusWritesKeepMetadataExceptWhereUpstreamResetsIt() async throws {
+        let s = try await TestServer()
+        #expect(try s.kubectl("create", "namespace", "team").ok)
+        #expect(try s.kubectl("create", "service", "clusterip", "web", "--tcp=80:80").ok)
+        #expect(try s.kubectl("create", "deployment", "web", "--image=nginx").ok)
+        try await putRaw(s, Registry.nodes, "n1", #"{"metadata":{"name":"n1"}}"#)
+        let owner = #"[{"apiVersion":"v1","kind":"ConfigMap","name":"o","uid":"u-1"}]"#
+        #expect(try s.curl("POST", "/api/v1/namespaces/default/pods", body: #"{"metadata":{"name":"p","ownerReferences":\#(owner)},"spec":{"containers":[{"name":"c","image":"i"}]}}"#).0 == 201)
+        let patch = #"{"metadata":{"labels":{"seen":"yes"},"annotations":{"note":"kept"}}}"#
+        for (kind, name) in [("namespace", "team"), ("service", "web"), ("node", "n1"), ("pod", "p"), ("deployment", "web")] {
+            let r = try s.kubectl("patch", kind, name, "--subresource=status", "--type=merge", "-p", patch)
+            #expect(r.ok, "\(kind): \(r.stderr)")
+            let obj = try JSON.parse(try s.kubectl("get", kind, name, "-o", "json").stdout)
+            #expect(obj["metadata"]["annotations"]["note"] == "kept", "\(kind): \(obj["metadata"])")
+            // Deployments' status strategy alone resets labels; the rest keep what a status writer sends.
+            #expect((obj["metadata"]["labels"]["seen"] == "yes") == (kind != "deployment"), "\(kind): \(obj["metadata"])")
+        }
+        // The spec stays the stored one, and pods/status cannot touch owner references.
+        #expect(try s.kubectl("patch", "node", "n1", "--subresource=status", "--type=merge", "-p", #"{"spec":{"unschedulable":true}}"#).ok)
+        #expect(try s.kubectl("get", "node", "n1", "-o", "jsonpath={.spec.unschedulable}").stdout == "")
+        var r = try s.kubectl("patch", "pod", "p", "--subresource=status", "--type=merge", "-p", #"{"metadata":{"ownerReferences":null},"status":{"phase":"Running"}}"#)
+        #expect(r.ok, "\(r.stderr)")
+        let pod = try JSON.parse(try s.kubectl("get", "pod", "p", "-o", "json").stdout)
+        #expect(pod["metadata"]["ownerReferences"][0]["uid"] == "u-1" && pod["status"]["phase"] == "Running", "\(pod["metadata"])")
+        // A PUT of the status (kubectl replace --subresource) keeps metadata too.
+        var ns = try JSON.parse(try s.kubectl("get", "namespace", "team", "-o", "json").stdout)
+        ns["metadata"]["labels"]["put"] = "yes"
+        r = try s.kubectl("replace", "--subresource=status", "-f", "-", stdin: ns.text)
+        #expect(r.ok, "\(r.stderr)")
+        #expect(try s.kubectl("get", "namespace", "team", "-o", "jsonpath={.metadata.labels.put}").stdout == "yes")
+        await s.stop()
+    }
+
 }
 }
