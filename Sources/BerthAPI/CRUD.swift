@@ -309,7 +309,7 @@ extension Handler {
         if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
             obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
         }
-        let errs = Validation.validate(obj, r)
+        let errs = UpdateRules.validate(obj, old: cur, r) + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
         if call.dryRun { return obj }

@@ -133,5 +133,36 @@ struct UpstreamHabitsTests {
         await s.stop()
     }
 
+    @Test func immutableConfigMapsAndSecretsRefuseDataChangesButMayBeDeleted() async throws {
+        let s = try await TestServer()
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  a: \"1\"\n"
+        #expect(try s.kubectl("apply", "-f", "-", stdin: cm).ok)
+        var r = try s.kubectl("patch", "configmap", "frozen", "--type=merge", "-p", #"{"data":{"a":"2"}}"#)
+        #expect(!r.ok && r.stderr.contains("data: Forbidden: field is immutable when `immutable` is set"), "\(r.stderr)")
+        r = try s.kubectl("patch", "configmap", "frozen", "--type=merge", "-p", #"{"binaryData":{"b":"AA=="}}"#)
+        #expect(!r.ok && r.stderr.contains("binaryData: Forbidden: field is immutable when `immutable` is set"), "\(r.stderr)")
+        r = try s.kubectl("patch", "configmap", "frozen", "--type=merge", "-p", #"{"immutable":false,"data":{"a":"3"}}"#)
+        #expect(!r.ok && r.stderr.contains("immutable: Forbidden: field is immutable when `immutable` is set")
+                && r.stderr.contains("data: Forbidden"), "\(r.stderr)")
+        r = try s.kubectl("apply", "-f", "-", stdin: cm.replacingOccurrences(of: "\"1\"", with: "\"4\""))
+        #expect(!r.ok && r.stderr.contains("field is immutable when `immutable` is set"), "\(r.stderr)")
+        #expect(try s.kubectl("get", "configmap", "frozen", "-o", "jsonpath={.data.a}").stdout == "1")
+        // Metadata still changes; deletion is the way to change the data.
+        #expect(try s.kubectl("label", "configmap", "frozen", "tier=web").ok)
+        #expect(try s.kubectl("delete", "configmap", "frozen").ok)
+
+        #expect(try s.kubectl("create", "secret", "generic", "sealed", "--from-literal=k=v").ok)
+        #expect(try s.kubectl("patch", "secret", "sealed", "--type=merge", "-p", #"{"immutable":true}"#).ok)
+        r = try s.kubectl("patch", "secret", "sealed", "--type=merge", "-p", #"{"stringData":{"k":"w"}}"#)
+        #expect(!r.ok && r.stderr.contains("data: Forbidden: field is immutable when `immutable` is set"), "\(r.stderr)")
+        r = try s.kubectl("patch", "secret", "sealed", "--type=json", "-p", #"[{"op":"remove","path":"/immutable"}]"#)
+        #expect(!r.ok && r.stderr.contains("immutable: Forbidden"), "\(r.stderr)")
+        r = try s.kubectl("patch", "secret", "sealed", "--type=merge", "-p", #"{"type":"kubernetes.io/tls"}"#)
+        #expect(!r.ok && r.stderr.contains("type: Invalid value: \"kubernetes.io/tls\": field is immutable"), "\(r.stderr)")
+        #expect(try s.kubectl("annotate", "secret", "sealed", "note=still-editable").ok)
+        #expect(try s.kubectl("delete", "secret", "sealed").ok)
+        await s.stop()
+    }
+
 }
 }
