@@ -164,5 +164,50 @@ struct UpstreamHabitsTests {
         await s.stop()
     }
 
+    /// curl with an Accept header; returns (code, Content-Type, body).
+    func fetch(_ s: TestServer, _ method: String, _ path: String, accept: String, body: String? = nil) throws -> (Int, String, JSON) {
+        var args = ["-s", "-D", "-", "--cacert", s.dir + "/pki/ca.crt", "-H", "Authorization: Bearer \(s.token)", "-H", "Accept: \(accept)", "-X", method]
+        if body != nil { args += ["-H", "Content-Type: application/json", "--data-binary", "@-"] }
+        let out = try run("/usr/bin/curl", args + [s.url + path], stdin: body)
+        let parts = out.stdout.components(separatedBy: "\r\n\r\n")
+        let head = parts.first ?? "", text = parts.dropFirst().joined(separator: "\r\n\r\n")
+        let code = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+        let type = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-type:") }
+            .map { String($0.dropFirst("content-type:".count)).trimmingCharacters(in: .whitespaces) } ?? ""
+        return (code, type, (try? JSON.parse(text)) ?? .string(text))
+    }
+
+    @Test func tableOnlyAcceptIsNotAcceptableWhereThereIsNoTable() async throws {
+        let s = try await TestServer()
+        let table = "application/json;as=Table;v=v1;g=meta.k8s.io"
+        let ssar = #"{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"verb":"get","resource":"pods"}}}"#
+        var (code, _, body) = try fetch(s, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", accept: table, body: ssar)
+        #expect(code == 406 && body["reason"] == "NotAcceptable" && body["kind"] == "Status", "\(body)")
+        (code, _, body) = try fetch(s, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", accept: table + ", application/json", body: ssar)
+        #expect(code == 201 && body["kind"] == "SelfSubjectAccessReview" && body["status"]["allowed"] == true, "\(body)")
+        // Discovery documents and Scale have no table either.
+        for path in ["/api", "/apis", "/api/v1", "/apis/apps", "/apis/apps/v1"] {
+            (code, _, body) = try fetch(s, "GET", path, accept: table)
+            #expect(code == 406, "\(path): \(body)")
+        }
+        #expect(try s.kubectl("create", "deployment", "web", "--image=nginx").ok)
+        (code, _, body) = try fetch(s, "GET", "/apis/apps/v1/namespaces/default/deployments/web/scale", accept: table)
+        #expect(code == 406, "\(body)")
+        (code, _, body) = try fetch(s, "GET", "/apis/apps/v1/namespaces/default/deployments/web/scale", accept: table + ",application/json")
+        #expect(code == 200 && body["kind"] == "Scale", "\(body)")
+        // A resource's objects print as a Table whatever the verb, as upstream's handlers print them.
+        (code, _, body) = try fetch(s, "POST", "/api/v1/namespaces/default/configmaps", accept: table, body: #"{"metadata":{"name":"t"},"data":{"a":"1"}}"#)
+        #expect(code == 201 && body["kind"] == "Table" && body["rows"][0]["cells"][0] == "t", "\(body)")
+        (code, _, body) = try fetch(s, "GET", "/apis/apps/v1/namespaces/default/deployments/web/status", accept: table)
+        #expect(code == 200 && body["kind"] == "Table", "\(body)")
+        (code, _, body) = try fetch(s, "GET", "/api/v1/namespaces/default/configmaps", accept: table)
+        #expect(code == 200 && body["kind"] == "Table", "\(body)")
+        // kubectl's own mix still gets Tables, and a plain JSON client plain JSON.
+        #expect(try s.kubectl("get", "configmap", "t").stdout.contains("DATA"))
+        (code, _, body) = try fetch(s, "GET", "/api/v1/namespaces/default/configmaps/t", accept: "application/json")
+        #expect(code == 200 && body["kind"] == "ConfigMap", "\(body)")
+        await s.stop()
+    }
+
 }
 }
