@@ -163,7 +163,7 @@ struct Handler: Sendable {
             let legacy = call.path.hasPrefix("/api/") || call.path == "/api"
             call.render = try Rendering.negotiate(call.accept, .aggregatedDiscovery)
             if case .discovery(let v) = call.render {
-                return Self.json(Discovery.aggregated(legacy: legacy),
+                return Self.json(Discovery.aggregated(legacy: legacy, version: v),
                                  contentType: "application/json;g=apidiscovery.k8s.io;v=\(v);as=APIGroupDiscoveryList")
             }
             return reply(call, legacy ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)") : Discovery.groupList())

@@ -20,7 +20,7 @@ enum Rendering: Equatable, Sendable {
         var discovery: [String] = []
         static let plain = Offers()
         static let resource = Offers(table: true)
-        static let aggregatedDiscovery = Offers(discovery: ["v2"])
+        static let aggregatedDiscovery = Offers(discovery: ["v2", "v2beta1"])
     }
 
     static func negotiate(_ accept: String, _ offers: Offers) throws -> Rendering {

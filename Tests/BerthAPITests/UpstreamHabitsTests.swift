@@ -209,5 +209,29 @@ struct UpstreamHabitsTests {
         await s.stop()
     }
 
+    @Test func aggregatedDiscoveryIsServedAtTheVersionAsked() async throws {
+        let s = try await TestServer()
+        // client-go 1.29 asks for v2beta1 only, then falls back to plain JSON.
+        let v2beta1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        for path in ["/api", "/apis"] {
+            let (code, type, body) = try fetch(s, "GET", path, accept: v2beta1)
+            #expect(code == 200 && type == "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList", "\(path): \(type)")
+            #expect(body["apiVersion"] == "apidiscovery.k8s.io/v2beta1" && body["kind"] == "APIGroupDiscoveryList", "\(path): \(body["apiVersion"])")
+            let items = body["items"].array ?? []
+            #expect(!items.isEmpty && items.allSatisfy { !($0["versions"][0]["resources"].array ?? []).isEmpty })
+            if path == "/apis" { #expect(items.allSatisfy { !($0["metadata"]["name"].string ?? "").isEmpty }, "\(items.map { $0["metadata"]["name"] })") }
+        }
+        // kubectl 1.32's order prefers v2.
+        let v2first = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+        var (code, type, body) = try fetch(s, "GET", "/apis", accept: v2first)
+        #expect(code == 200 && type.contains("v=v2;") && body["apiVersion"] == "apidiscovery.k8s.io/v2", "\(type)")
+        // A version this server does not serve: the unaggregated document, as upstream falls back.
+        (code, type, body) = try fetch(s, "GET", "/apis", accept: "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json")
+        #expect(code == 200 && body["kind"] == "APIGroupList" && type == "application/json", "\(type) \(body["kind"])")
+        (code, _, body) = try fetch(s, "GET", "/api", accept: "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList")
+        #expect(code == 406, "\(body)")
+        #expect(try s.kubectl("api-resources").stdout.contains("deployments"), "kubectl 1.32 discovery still works")
+        await s.stop()
+    }
 }
 }
