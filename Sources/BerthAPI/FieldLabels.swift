@@ -12,7 +12,7 @@ enum FieldLabels {
 
     /// The getter for `label` on `kind`, or the 400 upstream answers for a label the kind does not have.
     static func getter(_ label: String, kind: String, namespaced: Bool) throws -> Getter {
-        if let g = byKind[kind]?[label] ?? meta(label, kind: kind, namespaced: namespaced) { return g }
+        if let g = byKind[kind]?[label] ?? meta(label, namespaced: namespaced) { return g }
         if byKind[kind] != nil && !defaultConversion.contains(kind) { throw APIError.badRequest("field label not supported: \(label)") }
         // runtime.DefaultMetaV1FieldSelectorConversion, for kinds without their own conversion func.
         throw APIError.badRequest("\"\(label)\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"")
@@ -20,7 +20,7 @@ enum FieldLabels {
 
     /// metadata.name for every kind; metadata.namespace for namespaced kinds (the cluster-scoped Node and
     /// Namespace accept only the name upstream).
-    private static func meta(_ label: String, kind: String, namespaced: Bool) -> Getter? {
+    private static func meta(_ label: String, namespaced: Bool) -> Getter? {
         switch label {
         case "metadata.name": return { $0["metadata"]["name"].string ?? "" }
         case "metadata.namespace" where namespaced: return { $0["metadata"]["namespace"].string ?? "" }
