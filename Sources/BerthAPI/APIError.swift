@@ -46,7 +46,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         public init(_ field: String, _ type: String, _ message: String) { self.field = field; self.type = type; self.message = message }
     }
     public static func invalid(_ r: ResourceType, _ name: String, _ causes: [Cause]) -> APIError {
-        let text = causes.map { "\($0.field): \($0.message)" }.joined(separator: ", ")
+        // Upstream's aggregate of field errors: one bare, several in brackets.
+        let joined = causes.map { "\($0.field): \($0.message)" }.joined(separator: ", ")
+        let text = causes.count == 1 ? joined : "[\(joined)]"
         // Upstream's NewInvalid names the Kind (not the resource) in details, which kubectl prints as
         // `The Deployment "web" is invalid: …`.
         var d = details(r, name, causes: causes.map {

@@ -160,7 +160,7 @@ extension Handler {
 
     func list(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
-        let fields = try FieldSelector(call.query["fieldSelector"] ?? "")
+        let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
         let limit = Int(call.query["limit"] ?? "") ?? 0
         if limit < 0 { throw APIError.badRequest("limit must be non-negative") }
         let prefix = r.prefix(namespace: namespace)
@@ -259,10 +259,7 @@ extension Handler {
         }
         if r.subresources.contains("status") {
             if subresource == "status" {
-                var merged = cur
-                merged["status"] = obj["status"]
-                // Status writers may also change labels/annotations upstream? No: only status.
-                obj = merged
+                obj = UpdateRules.prepareStatusUpdate(obj, current: cur, kind: r.kind)
             } else {
                 obj["status"] = cur["status"]
             }
@@ -312,7 +309,7 @@ extension Handler {
         if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
             obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
         }
-        let errs = Validation.validate(obj, r)
+        let errs = UpdateRules.validate(obj, old: cur, r) + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
         if call.dryRun { return obj }
@@ -648,7 +645,7 @@ extension Handler {
 
     func deleteCollection(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
-        let fields = try FieldSelector(call.query["fieldSelector"] ?? "")
+        let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
         let page = try await store.list(prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
         var deleted: [JSON] = []
         for kv in page.items {

@@ -63,8 +63,9 @@ enum Discovery {
          "resources": .array(resources(group: group, version: version))]
     }
 
-    /// `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`
-    static func aggregated(legacy: Bool) -> JSON {
+    /// `application/json;g=apidiscovery.k8s.io;v=<version>;as=APIGroupDiscoveryList`. v2beta1 (what
+    /// client-go up to 1.29 asks for) has the same shape as v2; only the apiVersion differs.
+    static func aggregated(legacy: Bool, version: String = "v2") -> JSON {
         let groups: [(String, String)] = legacy ? [("", "v1")] : allGroups().map { g in (g, g == reviewGroup ? "v1" : Registry.versions(of: g).first ?? "v1") }
         let items: [JSON] = groups.map { g, v in
             let res = resources(group: g, version: v).filter { !($0["name"].string ?? "").contains("/") }
@@ -90,6 +91,6 @@ enum Discovery {
             return ["metadata": ["name": .string(g), "creationTimestamp": .null],
                     "versions": [["version": .string(v), "resources": .array(entries), "freshness": "Current"]]]
         }
-        return ["kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": [:], "items": .array(items)]
+        return ["kind": "APIGroupDiscoveryList", "apiVersion": .string("apidiscovery.k8s.io/\(version)"), "metadata": [:], "items": .array(items)]
     }
 }

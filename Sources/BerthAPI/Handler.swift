@@ -15,8 +15,12 @@ struct Call {
     var user: UserInfo
     var accept: String { headers[.accept] ?? "" }
     var contentType: String { (headers[.contentType] ?? "application/json").split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces).lowercased() } ?? "application/json" }
-    var wantsTable: Bool { accept.contains("as=Table") }
-    var wantsYAML: Bool { accept.hasPrefix("application/yaml") }
+    /// The response's form, negotiated from `accept` once the endpoint is known (`Rendering`).
+    var render: Rendering = .json
+    /// The resource a request addresses, once routed (for rendering its objects as a Table).
+    var resource: ResourceType?
+    var wantsTable: Bool { render == .table }
+    var wantsYAML: Bool { render == .yaml }
     var dryRun: Bool { query["dryRun"] == "All" }
     var strict: Bool { query["fieldValidation"] == "Strict" }
 }
@@ -53,8 +57,7 @@ struct Handler: Sendable {
                 return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
             }
             let user = try await authenticate(req, ctx)
-            var query: [String: String] = [:]
-            for (k, v) in req.uri.queryParameters { query[String(k)] = String(v).removingPercentEncoding ?? String(v) }
+            let query = try Query.parse(req.uri.query)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {
                 do {
@@ -122,6 +125,19 @@ struct Handler: Sendable {
                  body: .init(byteBuffer: ByteBuffer(bytes: j.serialized())))
     }
     func reply(_ call: Call, _ j: JSON, status: Int = 200) -> Response {
+        if call.wantsTable, let r = call.resource {
+            // Upstream prints every object a resource endpoint answers with (created, updated, deleted …)
+            // when a Table is asked for; a Status, or a Table already built, passes through.
+            let include = call.query["includeObject"] ?? "Metadata"
+            if j["kind"].string == r.kind {
+                return Self.json(Tables.table([j], r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "", continueToken: nil,
+                                              includeObject: include), status: status)
+            }
+            if j["kind"].string == r.listKind {
+                return Self.json(Tables.table(j["items"].array ?? [], r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "",
+                                              continueToken: nil, includeObject: include), status: status)
+            }
+        }
         if call.wantsYAML {
             return Response(status: .init(code: status), headers: [.contentType: "application/yaml"],
                             body: .init(byteBuffer: ByteBuffer(string: j.yaml())))
@@ -131,7 +147,8 @@ struct Handler: Sendable {
 
     // MARK: routing
 
-    func route(_ call: Call, _ resourceLabel: inout String) async throws -> Response {
+    func route(_ request: Call, _ resourceLabel: inout String) async throws -> Response {
+        var call = request
         let segs = call.path.split(separator: "/").map(String.init)
         switch call.path {
         case "/version":
@@ -140,16 +157,16 @@ struct Handler: Sendable {
         case "/metrics":
             guard call.user.isAdmin else { throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"/metrics\"") }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: server.metrics.text())))
-        case "/api", "/api/":
-            if call.accept.contains("as=APIGroupDiscoveryList") {
-                return Self.json(Discovery.aggregated(legacy: true), contentType: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+        case "/api", "/api/", "/apis", "/apis/":
+            // Aggregated discovery at the version asked for; a version not served falls through to the
+            // next range (client-go always lists plain application/json last: the unaggregated documents).
+            let legacy = call.path.hasPrefix("/api/") || call.path == "/api"
+            call.render = try Rendering.negotiate(call.accept, .aggregatedDiscovery)
+            if case .discovery(let v) = call.render {
+                return Self.json(Discovery.aggregated(legacy: legacy, version: v),
+                                 contentType: "application/json;g=apidiscovery.k8s.io;v=\(v);as=APIGroupDiscoveryList")
             }
-            return Self.json(Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)"))
-        case "/apis", "/apis/":
-            if call.accept.contains("as=APIGroupDiscoveryList") {
-                return Self.json(Discovery.aggregated(legacy: false), contentType: "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
-            }
-            return Self.json(Discovery.groupList())
+            return reply(call, legacy ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)") : Discovery.groupList())
         case "/openapi/v2":
             return Self.json(OpenAPI.v2())
         case "/openapi/v3":
@@ -169,7 +186,8 @@ struct Handler: Sendable {
             group = segs[1]
             if segs.count == 2 {
                 guard Discovery.allGroups().contains(group) else { throw APIError.pathNotFound() }
-                return Self.json(Discovery.group(group))
+                call.render = try Rendering.negotiate(call.accept, .plain)
+                return reply(call, Discovery.group(group))
             }
             version = segs[2]; rest = Array(segs.dropFirst(3))
         } else {
@@ -178,9 +196,12 @@ struct Handler: Sendable {
         if rest.isEmpty {
             let list = Discovery.resourceList(group: group, version: version)
             guard !(list["resources"].array ?? []).isEmpty else { throw APIError.pathNotFound() }
-            return Self.json(list)
+            call.render = try Rendering.negotiate(call.accept, .plain)
+            return reply(call, list)
         }
         if group == Discovery.reviewGroup && rest == ["selfsubjectaccessreviews"] && call.method == .post {
+            // A review has no table: `as=Table` alone is 406 upstream, before the review is made.
+            call.render = try Rendering.negotiate(call.accept, .plain)
             return try selfSubjectAccessReview(call)
         }
         // [namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
@@ -191,6 +212,7 @@ struct Handler: Sendable {
             namespace = rest[1]; rest = ["bindings"]
         }
         if group.isEmpty && rest == ["bindings"], let ns = namespace, call.method == .post {
+            call.render = try Rendering.negotiate(call.accept, .plain)
             return try await bind(call, namespace: ns, name: nil)
         }
         guard let r = Registry.find(group: group, version: version, plural: rest[0]), rest.count <= 3 else { throw APIError.pathNotFound() }
@@ -199,6 +221,10 @@ struct Handler: Sendable {
         let sub = rest.count == 3 ? rest[2] : nil
         if let sub, !r.subresources.contains(sub) { throw APIError.pathNotFound() }
         try authorize(call, r, namespace: namespace, name: name, sub: sub)
+        // Objects and lists of a resource (and its status) print as Tables; Scale, Binding and Eviction
+        // answers do not. Negotiated before anything is changed, as upstream's handlers do.
+        call.render = try Rendering.negotiate(call.accept, sub == nil || sub == "status" ? .resource : .plain)
+        call.resource = r
         if r.namespaced && namespace == nil && name != nil { throw APIError.pathNotFound() }
 
         switch (call.method, name, sub) {
@@ -295,7 +321,7 @@ struct Handler: Sendable {
         review["status"] = ["allowed": .bool(allowed), "reason": allowed ? "berth: allowed" : ""]
         if review["kind"].isNull { review["kind"] = "SelfSubjectAccessReview" }
         if review["apiVersion"].isNull { review["apiVersion"] = "authorization.k8s.io/v1" }
-        return Self.json(review, status: 201)
+        return reply(call, review, status: 201)
     }
 
     // MARK: decoding

@@ -81,35 +81,67 @@ public struct LabelSelector: Sendable {
     }
 }
 
+/// A field selector (`f=v,g!=w`, kube's `fields.ParseSelector`) over the field labels `r`'s kind
+/// supports (`FieldLabels`). `\,` `\=` and `\\` escape those characters in a value.
 public struct FieldSelector: Sendable {
-    var reqs: [(field: String, value: String, equal: Bool)] = []
-    public init(_ text: String) throws {
-        for raw in text.split(separator: ",") {
-            let p = String(raw)
-            if let r = p.range(of: "!=") {
-                reqs.append((String(p[..<r.lowerBound]), String(p[r.upperBound...]), false))
-            } else if let r = p.range(of: "==") ?? p.range(of: "=") {
-                reqs.append((String(p[..<r.lowerBound]), String(p[r.upperBound...]), true))
-            } else {
-                throw APIError.badRequest("invalid selector: '\(text)'; can't understand '\(p)'")
+    struct Requirement: Sendable { var label: String; var value: String; var equal: Bool; var read: FieldLabels.Getter }
+    var reqs: [Requirement] = []
+
+    public init(_ text: String, for r: ResourceType) throws {
+        for term in Self.terms(text) where !term.isEmpty {
+            guard let (lhs, op, rhs) = Self.split(term) else {
+                throw APIError.badRequest("invalid selector: '\(text)'; can't understand '\(term)'")
             }
+            let read = try FieldLabels.getter(lhs, kind: r.kind, namespaced: r.namespaced)
+            reqs.append(Requirement(label: lhs, value: try Self.unescape(rhs), equal: op != "!=", read: read))
         }
     }
     public var isEmpty: Bool { reqs.isEmpty }
-    /// Fields are dotted paths into the object (metadata.name, spec.nodeName, status.phase, …).
+
     public func matches(_ obj: JSON) -> Bool {
-        reqs.allSatisfy { r in
-            let v = obj[r.field.split(separator: ".").map(String.init)]
-            var s: String
-            switch v {
-            case .string(let x): s = x
-            case .int(let i): s = String(i)
-            case .bool(let b): s = b ? "true" : "false"
-            default: s = ""
-            }
-            if r.field == "metadata.namespace" && s.isEmpty { s = "" }
-            return (s == r.value) == r.equal
+        reqs.allSatisfy { ($0.read(obj) == $0.value) == $0.equal }
+    }
+
+    /// Splits on commas that no backslash escapes.
+    static func terms(_ text: String) -> [String] {
+        var out: [String] = [], cur = "", escaped = false
+        for c in text {
+            if escaped { cur.append(c); escaped = false; continue }
+            if c == "\\" { cur.append(c); escaped = true; continue }
+            if c == "," { out.append(cur); cur = "" } else { cur.append(c) }
         }
+        out.append(cur)
+        return out
+    }
+    /// At the first position where `!=`, `==` or `=` begins (in that order of preference), as upstream.
+    static func split(_ term: String) -> (String, String, String)? {
+        var i = term.startIndex
+        while i < term.endIndex {
+            for op in ["!=", "==", "="] where term[i...].hasPrefix(op) {
+                return (String(term[..<i]), op, String(term[term.index(i, offsetBy: op.count)...]))
+            }
+            i = term.index(after: i)
+        }
+        return nil
+    }
+    static func unescape(_ v: String) throws -> String {
+        var out = "", escaped = false
+        for c in v {
+            if escaped {
+                guard c == "\\" || c == "," || c == "=" else {
+                    throw APIError.badRequest("invalid field selector: invalid escape sequence: \\\(c)")
+                }
+                out.append(c); escaped = false
+            } else if c == "\\" {
+                escaped = true
+            } else if c == "," || c == "=" {
+                throw APIError.badRequest("invalid field selector: unescaped character in value: \(c)")
+            } else {
+                out.append(c)
+            }
+        }
+        if escaped { throw APIError.badRequest("invalid field selector: invalid escape sequence: \\") }
+        return out
     }
 }
 

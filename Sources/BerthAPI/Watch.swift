@@ -14,7 +14,7 @@ extension Handler {
     /// `GET …?watch=1`: newline-delimited `{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}`.
     func watch(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
-        let fields = try FieldSelector(call.query["fieldSelector"] ?? "")
+        let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
         let bookmarks = call.query["allowWatchBookmarks"] == "true"
         let prefix = r.prefix(namespace: namespace)
         let timeout = Int(call.query["timeoutSeconds"] ?? "").map { Duration.seconds($0) } ?? .seconds(Int.random(in: 1800...3600))

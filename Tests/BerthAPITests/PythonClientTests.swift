@@ -31,5 +31,12 @@ struct PythonClientTests {
         #expect(p.terminationStatus == 0, "\(errText)")
         await s.stop()
     }
+
+    @Test func fieldSelectorsStatusWritesImmutableDataAndTableAcceptBehaveAsUpstream() async throws {
+        let s = try await TestServer()
+        let out = try run("python3", [scriptsDir + "/upstream_habits.py", s.kubeconfig], timeout: 120)
+        #expect(out.ok && out.stdout.contains("OK"), "\(out.stdout) \(out.stderr)")
+        await s.stop()
+    }
 }
 }
