@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
@@ -34,6 +35,15 @@ unsigned int berth_major(uint64_t device) { return major(device); }
 unsigned int berth_minor(uint64_t device) { return minor(device); }
 int berth_unshare(int flags) { return unshare(flags); }
 int berth_setns(int fd, int type) { return setns(fd, type); }
+void berth_reset_signal_dispositions(void) {
+    // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask, whatever the architecture's
+    // field order. The last argument is the size of the kernel's signal set (64 bits).
+    unsigned long action[4] = {0};
+    for (int signal = 1; signal <= 64; signal++) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, signal, action, NULL, 8);
+    }
+}
 int berth_sethostname(const char *name, size_t length) { return sethostname(name, length); }
 int berth_setdomainname(const char *name, size_t length) { return setdomainname(name, length); }
 

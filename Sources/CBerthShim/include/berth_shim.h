@@ -36,6 +36,9 @@ unsigned int berth_minor(uint64_t device);
 #define BERTH_ST_NODEV 4
 #define BERTH_ST_NOEXEC 8
 int berth_setns(int fd, int type);
+/// Every signal but SIGKILL and SIGSTOP back to SIG_DFL, through rt_sigaction itself: glibc's
+/// sigaction refuses the two signals it reserves (32 and 33), which a caller may have ignored too.
+void berth_reset_signal_dispositions(void);
 int berth_sethostname(const char *name, size_t length);
 int berth_setdomainname(const char *name, size_t length);
 
