@@ -97,6 +97,9 @@ struct Creator {
             _ = try RuntimeError.wrap("creating exec fifo") { () throws(SystemCallError) in
                 try sys("mkfifo", fifo) { mkfifo(fifo, 0o622) }
             }
+            if namespaces.creates(.user) || namespaces.joins(.user) {
+                try UserNamespace.admitToFifo(fifo, uid: essentials.uidMappings, gid: essentials.gidMappings)
+            }
             let fd = try RuntimeError.wrap("opening exec fifo") { () throws(SystemCallError) in
                 try FileDescriptor.open(fifo, BERTH_O_PATH)
             }
@@ -269,6 +272,23 @@ struct Cleanup {
 
 /// uid_map and gid_map of a new user namespace, written by the parent while the child waits.
 enum UserNamespace {
+    /// The init opens exec.fifo for writing as the root of its user namespace, a host uid that is not
+    /// ours: like runc, the fifo is writable by others (never readable) and owned by the container's
+    /// root where config.json maps it.
+    static func admitToFifo(_ fifo: String, uid: [Spec.IDMapping]?, gid: [Spec.IDMapping]?) throws(RuntimeError) {
+        try RuntimeError.wrap("exec fifo for a user namespace") { () throws(SystemCallError) in
+            _ = try sys("chmod", fifo) { chmod(fifo, 0o622) }
+            if let owner = hostID(ofRoot: uid), let group = hostID(ofRoot: gid) {
+                _ = try sys("chown", fifo) { chown(fifo, owner, group) }
+            }
+        }
+    }
+
+    /// The host id that id 0 of the namespace maps to, if a mapping covers it.
+    static func hostID(ofRoot mappings: [Spec.IDMapping]?) -> UInt32? {
+        (mappings ?? []).first { $0.containerID == 0 && $0.size > 0 }?.hostID
+    }
+
     static func writeMappings(pid: Int32, uid: [Spec.IDMapping]?, gid: [Spec.IDMapping]?) throws(RuntimeError) {
         func lines(_ mappings: [Spec.IDMapping]?) -> String {
             (mappings ?? []).map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()
