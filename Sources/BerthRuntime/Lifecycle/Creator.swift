@@ -119,15 +119,13 @@ struct Creator {
         for kind in namespaces.create where kind != .cgroup && (kind != .time || essentials.timeOffsets == nil) {
             spawner.cloneFlags |= kind.cloneFlag
         }
+        var pidNamespace: FileDescriptor?
         for (kind, path) in namespaces.join {
             let fd = try RuntimeError.wrap("opening namespace \(path)") { () throws(SystemCallError) in
                 try FileDescriptor.open(path, O_RDONLY)
             }
             if kind == .pid {
-                // Only children enter a pid namespace: the runtime joins it so the init is born inside.
-                _ = try RuntimeError.wrap("joining pid namespace \(path)") { () throws(SystemCallError) in
-                    try sys("setns", path) { berth_setns(fd.rawValue, BERTH_CLONE_NEWPID) }
-                }
+                pidNamespace = fd
             } else {
                 spawner.joins.append((kind, fd))
             }
@@ -144,7 +142,7 @@ struct Creator {
         }
         spawner.environment = ["_BERTH_INIT_FD=\(socket.second.rawValue)"]
 
-        let child = try spawner.spawn()
+        let child = try PidNamespaceJoin.spawning(into: pidNamespace) { () throws(RuntimeError) in try spawner.spawn() }
         cleanup.pid = child.pid
         if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings) }
         // The request and config.json's bytes are queued on the socket while the child execs the init.
