@@ -142,7 +142,7 @@ struct Creator {
         }
         spawner.environment = ["_BERTH_INIT_FD=\(socket.second.rawValue)"]
 
-        let child = try PidNamespaceJoin.spawning(into: pidNamespace) { () throws(RuntimeError) in try spawner.spawn() }
+        var child = try PidNamespaceJoin.spawning(into: pidNamespace) { () throws(RuntimeError) in try spawner.spawn() }
         cleanup.pid = child.pid
         if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings) }
         // The request and config.json's bytes are queued on the socket while the child execs the init.
@@ -159,6 +159,7 @@ struct Creator {
             try Frames.sendRaw(config, on: socket.first)
         }
         try child.confirmExec()
+        cleanup.pid = child.pid
         try sent.get()
         for fd in inherited { fd.close() }
         /// The init's CgroupGate: the directories once they exist, then a byte once the init is in them.
