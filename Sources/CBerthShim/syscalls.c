@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <linux/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -43,6 +44,12 @@ void berth_reset_signal_dispositions(void) {
         if (signal == SIGKILL || signal == SIGSTOP) continue;
         syscall(SYS_rt_sigaction, signal, action, NULL, 8);
     }
+}
+uint64_t berth_mount_id(const char *path) {
+    struct statx info;
+    if (syscall(SYS_statx, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &info) < 0) return 0;
+    if (!(info.stx_mask & STATX_MNT_ID)) { errno = ENOSYS; return 0; }
+    return info.stx_mnt_id;
 }
 int berth_sethostname(const char *name, size_t length) { return sethostname(name, length); }
 int berth_setdomainname(const char *name, size_t length) { return setdomainname(name, length); }

@@ -65,8 +65,11 @@ struct Creator {
     private func launch(config: [UInt8], tree: JSONValue, essentials: LaunchEssentials, bundle: String,
                         cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
         let namespaces = NamespacePlan(essentials.namespaces)
-        if !namespaces.creates(.mount) && !namespaces.joins(.mount) {
-            throw .invalidConfig(field: "linux.namespaces", reason: "a mount namespace is required")
+        // Without a mount namespace of its own the container lives in the runtime's (HostMountNamespace).
+        var hostMounts: HostMountNamespace?
+        if namespaces.usesRuntimeMountNamespace {
+            hostMounts = try HostMountNamespace(rootfs: SpecValidator.rootfsPath(essentials.rootPath, bundle: bundle))
+            cleanup.hostMounts = hostMounts
         }
 
         // On cgroup v2 the init is cloned straight into its cgroup, made beforehand. On v1 the init is cloned
@@ -130,6 +133,7 @@ struct Creator {
                 spawner.joins.append((kind, fd))
             }
         }
+        if let hostMounts { spawner.joins.append((.mount, hostMounts.namespace)) }
         if namespaces.creates(.time), let offsets = essentials.timeOffsets {
             try TimeNamespace.prepare(offsets)
         }
@@ -195,10 +199,10 @@ struct Creator {
         try apply(cgroups, spec: spec)
         // The record is encoded now, while the init works.
         guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }
-        let record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
+        var record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
                                      pidStartTime: stat.startTime, created: created, owner: "",
                                      cgroup: cgroups.state, config: spec)
-        let recordBytes = try StateStore.encode(record)
+        var recordBytes: [UInt8]? = try StateStore.encode(record)
         if cloneInto == nil {
             try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in try firstMove?.wait() }
             try cgroups.add(pid: child.pid)
@@ -223,6 +227,12 @@ struct Creator {
             }
         }
 
+        if let hostMounts {
+            // The mount the init made at the rootfs, with the container's mounts under it, is in our
+            // namespace: delete takes it away.
+            record.rootfsMount = hostMounts.madeByInit()
+            recordBytes = nil
+        }
         try store.save(record, encoded: recordBytes)
         if let pidFile = options.pidFile {
             try RuntimeError.wrap("writing pid file \(pidFile)") { () throws(SystemCallError) in
@@ -248,6 +258,7 @@ struct Cleanup {
     let id: String
     var pid: Int32?
     var cgroups: (any CgroupManager)?
+    var hostMounts: HostMountNamespace?
     private var armed = true
 
     init(store: StateStore, id: String) {
@@ -265,6 +276,7 @@ struct Cleanup {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         if let cgroups { try? cgroups.destroy() }
+        if let mount = hostMounts?.madeByInit() { HostMountNamespace.remove(mount, at: hostMounts!.rootfs) }
         try? store.remove(id)
     }
 }

@@ -44,6 +44,10 @@ int berth_setdomainname(const char *name, size_t length);
 
 // (a) Raw system calls. Each returns -1 and sets errno on failure, like libc.
 int berth_pivot_root(const char *new_root, const char *put_old);
+/// The id of the mount `path` is on (statx STATX_MNT_ID, not followed through a final symlink): tells a
+/// mount apart from the one it covers. 0 and errno on failure. (struct statx's mount id is newer than
+/// the Glibc module Swift sees.)
+uint64_t berth_mount_id(const char *path);
 /// openat2(2) with `struct open_how`; `resolve` takes RESOLVE_* flags.
 int berth_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int berth_pidfd_open(pid_t pid, unsigned int flags);
