@@ -25,10 +25,30 @@ __attribute__((noreturn)) static void child_fail(const struct berth_spawn_args *
     _exit(127);
 }
 
-static int has_mount_join(const struct berth_spawn_args *args) {
+static int has_join(const struct berth_spawn_args *args, int type) {
     for (int i = 0; i < args->join_count; i++)
-        if (args->join_types[i] == CLONE_NEWNS) return 1;
+        if (args->join_types[i] == type) return 1;
     return 0;
+}
+
+#define NAMESPACE_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | \
+                         CLONE_NEWNET | 0x80 /* CLONE_NEWTIME */)
+
+/// The namespaces to create after the joins (see berth_shim.h): all of them when a user namespace is joined.
+static uint64_t deferred_namespaces(const struct berth_spawn_args *args) {
+    return has_join(args, CLONE_NEWUSER) ? (args->clone_flags & NAMESPACE_FLAGS) : 0;
+}
+
+static long clone_into(uint64_t flags, int cgroup_fd) {
+    struct clone_args clone = {0};
+    clone.flags = flags;
+    // With CLONE_PARENT the child signals our parent as we would; clone3 then wants exit_signal 0.
+    clone.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
+    if (cgroup_fd >= 0) {
+        clone.flags |= CLONE_INTO_CGROUP;
+        clone.cgroup = (uint64_t)cgroup_fd;
+    }
+    return syscall(SYS_clone3, &clone, sizeof(clone));
 }
 
 __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *args) {
@@ -55,11 +75,14 @@ __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *
     }
 
     // The sealed binary is prepared while still privileged in the runtime's user namespace, before any
-    // setns: a temporary mount namespace when the container's own is joined later, else the new one.
+    // setns: a temporary mount namespace when the container's own is joined or made later (or there is none:
+    // the runtime's is then joined back), else the new one.
+    uint64_t deferred = deferred_namespaces(args);
+    uint64_t cloned = args->clone_flags & ~deferred;
     int exe_fd = -1;
     if (args->sealed_exe) {
-        int joins_mount = has_mount_join(args);
-        if ((joins_mount || !(args->clone_flags & CLONE_NEWNS)) && unshare(CLONE_NEWNS) < 0)
+        int joins_mount = has_join(args, CLONE_NEWNS);
+        if ((joins_mount || !(cloned & CLONE_NEWNS)) && unshare(CLONE_NEWNS) < 0)
             child_fail(args, BERTH_SPAWN_STEP_UNSHARE);
         if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) child_fail(args, BERTH_SPAWN_STEP_MOUNT);
         if (mount(args->sealed_exe, args->sealed_exe, NULL, MS_BIND, NULL) < 0)
@@ -81,6 +104,21 @@ __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *
         }
     }
 
+    // Inside the joined user namespace now: what is created here belongs to it.
+    if ((deferred & ~(uint64_t)CLONE_NEWPID) && unshare((int)(deferred & ~(uint64_t)CLONE_NEWPID)) < 0)
+        child_fail(args, BERTH_SPAWN_STEP_UNSHARE);
+    if (deferred & CLONE_NEWPID) {
+        // The cgroup is inherited from this process, already where it belongs.
+        long init = clone_into(CLONE_PARENT | CLONE_NEWPID, -1);
+        if (init < 0) child_fail(args, BERTH_SPAWN_STEP_CLONE);
+        if (init > 0) {
+            struct berth_spawn_error report = {.step = BERTH_SPAWN_REPORT_PID, .error = (int)init};
+            ssize_t ignored = write(args->error_fd, &report, sizeof(report));
+            (void)ignored;
+            _exit(0);
+        }
+    }
+
     if (exe_fd >= 0) {
         syscall(SYS_execveat, exe_fd, "", args->argv, args->envp, AT_EMPTY_PATH);
     } else {
@@ -90,16 +128,10 @@ __attribute__((noreturn)) static void child_main(const struct berth_spawn_args *
 }
 
 pid_t berth_spawn(const struct berth_spawn_args *args) {
-    struct clone_args clone = {0};
-    clone.flags = args->clone_flags;
-    clone.exit_signal = SIGCHLD;
-    if (args->cgroup_fd >= 0) {
-        clone.flags |= CLONE_INTO_CGROUP;
-        clone.cgroup = (uint64_t)args->cgroup_fd;
-    }
-    long pid = syscall(SYS_clone3, &clone, sizeof(clone));
-    if (pid < 0 && errno == ENOSYS && !(args->clone_flags & 0x80 /* CLONE_NEWTIME */) && args->cgroup_fd < 0) {
-        pid = syscall(SYS_clone, (unsigned long)args->clone_flags | SIGCHLD, 0, 0, 0, 0);
+    uint64_t flags = args->clone_flags & ~deferred_namespaces(args);
+    long pid = clone_into(flags, args->cgroup_fd);
+    if (pid < 0 && errno == ENOSYS && !(flags & 0x80 /* CLONE_NEWTIME */) && args->cgroup_fd < 0) {
+        pid = syscall(SYS_clone, (unsigned long)flags | SIGCHLD, 0, 0, 0, 0);
     }
     if (pid == 0) child_main(args);
     return (pid_t)pid;

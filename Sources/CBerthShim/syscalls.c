@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <linux/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -34,6 +36,21 @@ unsigned int berth_major(uint64_t device) { return major(device); }
 unsigned int berth_minor(uint64_t device) { return minor(device); }
 int berth_unshare(int flags) { return unshare(flags); }
 int berth_setns(int fd, int type) { return setns(fd, type); }
+void berth_reset_signal_dispositions(void) {
+    // The kernel's struct sigaction, all zero: SIG_DFL, no flags, empty mask, whatever the architecture's
+    // field order. The last argument is the size of the kernel's signal set (64 bits).
+    unsigned long action[4] = {0};
+    for (int signal = 1; signal <= 64; signal++) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, signal, action, NULL, 8);
+    }
+}
+uint64_t berth_mount_id(const char *path) {
+    struct statx info;
+    if (syscall(SYS_statx, AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &info) < 0) return 0;
+    if (!(info.stx_mask & STATX_MNT_ID)) { errno = ENOSYS; return 0; }
+    return info.stx_mnt_id;
+}
 int berth_sethostname(const char *name, size_t length) { return sethostname(name, length); }
 int berth_setdomainname(const char *name, size_t length) { return setdomainname(name, length); }
 

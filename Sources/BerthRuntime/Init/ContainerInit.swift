@@ -260,6 +260,11 @@ struct InitProcess {
         }
         if let program = seccomp { try installSeccomp(program) }
         try closeDescriptors()
+        // As under runc, the program starts with every signal at its default action. execve resets caught
+        // signals but keeps ignored ones, so a caller that ignored TERM (`trap '' TERM`, nohup, a
+        // supervisor) would hand that on — and a POSIX shell cannot trap a signal ignored when it started,
+        // so `kill ID TERM` would never stop it.
+        berth_reset_signal_dispositions()
         let arguments = process.args ?? []
         let environment = process.env ?? []
         _ = withCStrings(arguments) { argv in

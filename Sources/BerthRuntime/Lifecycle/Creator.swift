@@ -65,8 +65,11 @@ struct Creator {
     private func launch(config: [UInt8], tree: JSONValue, essentials: LaunchEssentials, bundle: String,
                         cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
         let namespaces = NamespacePlan(essentials.namespaces)
-        if !namespaces.creates(.mount) && !namespaces.joins(.mount) {
-            throw .invalidConfig(field: "linux.namespaces", reason: "a mount namespace is required")
+        // Without a mount namespace of its own the container lives in the runtime's (HostMountNamespace).
+        var hostMounts: HostMountNamespace?
+        if namespaces.usesRuntimeMountNamespace {
+            hostMounts = try HostMountNamespace(rootfs: SpecValidator.rootfsPath(essentials.rootPath, bundle: bundle))
+            cleanup.hostMounts = hostMounts
         }
 
         // On cgroup v2 the init is cloned straight into its cgroup, made beforehand. On v1 the init is cloned
@@ -97,6 +100,9 @@ struct Creator {
             _ = try RuntimeError.wrap("creating exec fifo") { () throws(SystemCallError) in
                 try sys("mkfifo", fifo) { mkfifo(fifo, 0o622) }
             }
+            if namespaces.creates(.user) || namespaces.joins(.user) {
+                try UserNamespace.admitToFifo(fifo, uid: essentials.uidMappings, gid: essentials.gidMappings)
+            }
             let fd = try RuntimeError.wrap("opening exec fifo") { () throws(SystemCallError) in
                 try FileDescriptor.open(fifo, BERTH_O_PATH)
             }
@@ -116,19 +122,18 @@ struct Creator {
         for kind in namespaces.create where kind != .cgroup && (kind != .time || essentials.timeOffsets == nil) {
             spawner.cloneFlags |= kind.cloneFlag
         }
+        var pidNamespace: FileDescriptor?
         for (kind, path) in namespaces.join {
             let fd = try RuntimeError.wrap("opening namespace \(path)") { () throws(SystemCallError) in
                 try FileDescriptor.open(path, O_RDONLY)
             }
             if kind == .pid {
-                // Only children enter a pid namespace: the runtime joins it so the init is born inside.
-                _ = try RuntimeError.wrap("joining pid namespace \(path)") { () throws(SystemCallError) in
-                    try sys("setns", path) { berth_setns(fd.rawValue, BERTH_CLONE_NEWPID) }
-                }
+                pidNamespace = fd
             } else {
                 spawner.joins.append((kind, fd))
             }
         }
+        if let hostMounts { spawner.joins.append((.mount, hostMounts.namespace)) }
         if namespaces.creates(.time), let offsets = essentials.timeOffsets {
             try TimeNamespace.prepare(offsets)
         }
@@ -141,7 +146,7 @@ struct Creator {
         }
         spawner.environment = ["_BERTH_INIT_FD=\(socket.second.rawValue)"]
 
-        let child = try spawner.spawn()
+        var child = try PidNamespaceJoin.spawning(into: pidNamespace) { () throws(RuntimeError) in try spawner.spawn() }
         cleanup.pid = child.pid
         if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings) }
         // The request and config.json's bytes are queued on the socket while the child execs the init.
@@ -158,6 +163,7 @@ struct Creator {
             try Frames.sendRaw(config, on: socket.first)
         }
         try child.confirmExec()
+        cleanup.pid = child.pid
         try sent.get()
         for fd in inherited { fd.close() }
         /// The init's CgroupGate: the directories once they exist, then a byte once the init is in them.
@@ -193,10 +199,10 @@ struct Creator {
         try apply(cgroups, spec: spec)
         // The record is encoded now, while the init works.
         guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }
-        let record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
+        var record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
                                      pidStartTime: stat.startTime, created: created, owner: "",
                                      cgroup: cgroups.state, config: spec)
-        let recordBytes = try StateStore.encode(record)
+        var recordBytes: [UInt8]? = try StateStore.encode(record)
         if cloneInto == nil {
             try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in try firstMove?.wait() }
             try cgroups.add(pid: child.pid)
@@ -221,6 +227,12 @@ struct Creator {
             }
         }
 
+        if let hostMounts {
+            // The mount the init made at the rootfs, with the container's mounts under it, is in our
+            // namespace: delete takes it away.
+            record.rootfsMount = hostMounts.madeByInit()
+            recordBytes = nil
+        }
         try store.save(record, encoded: recordBytes)
         if let pidFile = options.pidFile {
             try RuntimeError.wrap("writing pid file \(pidFile)") { () throws(SystemCallError) in
@@ -246,6 +258,7 @@ struct Cleanup {
     let id: String
     var pid: Int32?
     var cgroups: (any CgroupManager)?
+    var hostMounts: HostMountNamespace?
     private var armed = true
 
     init(store: StateStore, id: String) {
@@ -263,12 +276,30 @@ struct Cleanup {
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         if let cgroups { try? cgroups.destroy() }
+        if let mount = hostMounts?.madeByInit() { HostMountNamespace.remove(mount, at: hostMounts!.rootfs) }
         try? store.remove(id)
     }
 }
 
 /// uid_map and gid_map of a new user namespace, written by the parent while the child waits.
 enum UserNamespace {
+    /// The init opens exec.fifo for writing as the root of its user namespace, a host uid that is not
+    /// ours: like runc, the fifo is writable by others (never readable) and owned by the container's
+    /// root where config.json maps it.
+    static func admitToFifo(_ fifo: String, uid: [Spec.IDMapping]?, gid: [Spec.IDMapping]?) throws(RuntimeError) {
+        try RuntimeError.wrap("exec fifo for a user namespace") { () throws(SystemCallError) in
+            _ = try sys("chmod", fifo) { chmod(fifo, 0o622) }
+            if let owner = hostID(ofRoot: uid), let group = hostID(ofRoot: gid) {
+                _ = try sys("chown", fifo) { chown(fifo, owner, group) }
+            }
+        }
+    }
+
+    /// The host id that id 0 of the namespace maps to, if a mapping covers it.
+    static func hostID(ofRoot mappings: [Spec.IDMapping]?) -> UInt32? {
+        (mappings ?? []).first { $0.containerID == 0 && $0.size > 0 }?.hostID
+    }
+
     static func writeMappings(pid: Int32, uid: [Spec.IDMapping]?, gid: [Spec.IDMapping]?) throws(RuntimeError) {
         func lines(_ mappings: [Spec.IDMapping]?) -> String {
             (mappings ?? []).map { "\($0.containerID) \($0.hostID) \($0.size)\n" }.joined()

@@ -69,7 +69,7 @@ extension Runtime {
         spawner.environment = ["_BERTH_INIT_FD=\(socket.second.rawValue)"]
 
         var mask = Self.blockForwardedSignals(!options.detach)
-        let child = try spawner.spawn()
+        var child = try spawner.spawn()
         do {
             if spawner.cgroupFd == nil, let cgroups { try cgroups.add(pid: child.pid) }
             try child.release()

@@ -225,6 +225,7 @@ public struct Runtime: Sendable {
             RuntimeLog.warning("\(error)")
         }
         if let cgroup = record.cgroup { try Cgroups.restore(cgroup).destroy() }
+        if let mount = record.rootfsMount { HostMountNamespace.remove(mount, at: record.rootfs) }
         try store.remove(record.id)
     }
 

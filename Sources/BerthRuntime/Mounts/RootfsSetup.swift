@@ -18,14 +18,22 @@ struct RootfsSetup {
     /// cgroups. Without a cgroup namespace the container's directories are bind-mounted as soon as they
     /// exist, before the init has moved into them.
     var cgroupGate: InitProcess.CgroupGate?
+    /// No mount namespace of its own: the init works in the runtime's (HostMountNamespace), where the
+    /// propagation of "/" is not the container's to change and the root is entered with chroot.
+    var inRuntimeMountNamespace: Bool {
+        NamespacePlan(spec.linux?.namespaces ?? []).usesRuntimeMountNamespace
+    }
 
     // MARK: Before pivot_root
 
     func prepare() throws(RuntimeError) {
         try checkProc("/proc")
-        let propagation = RootfsSetup.propagationFlag(spec.linux?.rootfsPropagation) ?? UInt(MS_SLAVE | MS_REC)
-        try mount(nil, "/", nil, propagation, nil)
-        // pivot_root needs the new root to be a mount point.
+        if !inRuntimeMountNamespace {
+            let propagation = RootfsSetup.propagationFlag(spec.linux?.rootfsPropagation) ?? UInt(MS_SLAVE | MS_REC)
+            try mount(nil, "/", nil, propagation, nil)
+        }
+        // pivot_root needs the new root to be a mount point; in the runtime's mount namespace it is the one
+        // mount that delete takes away, with everything mounted under it.
         try mount(rootfs, rootfs, nil, UInt(MS_BIND | MS_REC), nil)
         let root = try openRoot()
         for (index, entry) in (spec.mounts ?? []).enumerated() {
@@ -154,6 +162,13 @@ struct RootfsSetup {
     /// needed inside the container.
     func pivot(noPivot: Bool) throws(RuntimeError) {
         try RuntimeError.wrap("switching root") { () throws(SystemCallError) in
+            if inRuntimeMountNamespace {
+                // pivot_root or a move onto "/" here would change the root of every process on the host.
+                _ = try sys("chdir", rootfs) { chdir(rootfs) }
+                _ = try sys("chroot", rootfs) { chroot(".") }
+                _ = try sys("chdir", "/") { chdir("/") }
+                return
+            }
             if noPivot {
                 _ = try sys("chdir", rootfs) { chdir(rootfs) }
                 try Mount.mount(source: rootfs, target: "/", type: nil, flags: UInt(MS_MOVE), data: nil)

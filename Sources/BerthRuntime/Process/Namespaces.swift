@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
 import CBerthShim
 
 /// Namespace types as config.json names them, with their clone flag and /proc/<pid>/ns entry.
@@ -52,5 +56,27 @@ public struct NamespacePlan: Sendable, Equatable {
 
     public static func == (lhs: NamespacePlan, rhs: NamespacePlan) -> Bool {
         lhs.create == rhs.create && lhs.join.map(\.kind) == rhs.join.map(\.kind) && lhs.join.map(\.path) == rhs.join.map(\.path)
+    }
+}
+
+/// Only children enter a pid namespace: the runtime joins the one config.json names (setns) for the
+/// init to be born inside, and goes back to its own as soon as the init exists — a process whose
+/// children's pid namespace is not its own cannot start a thread (clone fails with EINVAL), and the
+/// runtime moves the init into its v1 cgroups on one.
+enum PidNamespaceJoin {
+    static func spawning<T>(into namespace: FileDescriptor?, _ spawn: () throws(RuntimeError) -> T) throws(RuntimeError) -> T {
+        guard let namespace else { return try spawn() }
+        let own = try RuntimeError.wrap("opening the runtime's pid namespace") { () throws(SystemCallError) in
+            try FileDescriptor.open("/proc/self/ns/pid", O_RDONLY)
+        }
+        _ = try RuntimeError.wrap("joining pid namespace") { () throws(SystemCallError) in
+            try sys("setns(CLONE_NEWPID)") { berth_setns(namespace.rawValue, BERTH_CLONE_NEWPID) }
+        }
+        let spawned = Result { () throws(RuntimeError) in try spawn() }
+        // Back to our own (always allowed: it is the pid namespace the runtime lives in).
+        _ = try RuntimeError.wrap("returning to the runtime's pid namespace") { () throws(SystemCallError) in
+            try sys("setns(CLONE_NEWPID)") { berth_setns(own.rawValue, BERTH_CLONE_NEWPID) }
+        }
+        return try spawned.get()
     }
 }

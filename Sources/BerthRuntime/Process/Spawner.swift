@@ -14,7 +14,9 @@ struct Spawner {
 
     /// A spawned child that has not yet been released past its sync point.
     struct Child {
-        let pid: Int32
+        /// The spawned process; after `confirmExec`, the init (another process when the spawned one cloned
+        /// it into a new pid namespace of a joined user namespace, see berth_shim.h).
+        private(set) var pid: Int32
         let sync: FileDescriptor
         let errors: FileDescriptor
     }
@@ -59,7 +61,7 @@ struct Spawner {
 
 extension Spawner.Child {
     /// Lets the child go on past its sync point, then waits until it has exec'd (or reports why not).
-    func release() throws(RuntimeError) {
+    mutating func release() throws(RuntimeError) {
         try proceed()
         try confirmExec()
     }
@@ -71,12 +73,20 @@ extension Spawner.Child {
     }
 
     /// Waits until the released child has exec'd, or throws why it could not.
-    func confirmExec() throws(RuntimeError) {
-        let report = try RuntimeError.wrap("reading init's exec result") { () throws(SystemCallError) in
-            try errors.readExactly(MemoryLayout<berth_spawn_error>.size)
+    mutating func confirmExec() throws(RuntimeError) {
+        var failure: berth_spawn_error
+        while true {
+            let report = try RuntimeError.wrap("reading init's exec result") { () throws(SystemCallError) in
+                try errors.readExactly(MemoryLayout<berth_spawn_error>.size)
+            }
+            guard report.count == MemoryLayout<berth_spawn_error>.size else { return }
+            failure = report.withUnsafeBytes { $0.load(as: berth_spawn_error.self) }
+            guard failure.step == Int32(BERTH_SPAWN_REPORT_PID) else { break }
+            // The spawned process cloned the init (our child too) and exits: reap it, follow the init.
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            pid = failure.error
         }
-        guard report.count == MemoryLayout<berth_spawn_error>.size else { return }
-        let failure = report.withUnsafeBytes { $0.load(as: berth_spawn_error.self) }
         let step: String
         switch Int(failure.step) {
         case Int(BERTH_SPAWN_STEP_SYNC): step = "waiting for the parent"
@@ -86,6 +96,7 @@ extension Spawner.Child {
         case Int(BERTH_SPAWN_STEP_OPEN): step = "open (sealed runtime binary)"
         case Int(BERTH_SPAWN_STEP_EXEC): step = "execve"
         case Int(BERTH_SPAWN_STEP_SETID): step = "setresuid/setresgid (root of the user namespace)"
+        case Int(BERTH_SPAWN_STEP_CLONE): step = "clone3 (init in a new pid namespace)"
         default: step = "prctl"
         }
         var status: Int32 = 0

@@ -134,6 +134,12 @@ public struct SpecValidator {
         for (index, path) in (linux.readonlyPaths ?? []).enumerated() where !path.hasPrefix("/") {
             throw .invalidConfig(field: "linux.readonlyPaths[\(index)]", reason: "must be an absolute path, got \"\(path)\"")
         }
+        // Like runc: masking and read-only paths are mounts over /proc and /sys entries, kept from the
+        // container only inside a mount namespace of its own.
+        if !seen.contains("mount") && (!(linux.maskedPaths ?? []).isEmpty || !(linux.readonlyPaths ?? []).isEmpty) {
+            let field = (linux.maskedPaths ?? []).isEmpty ? "linux.readonlyPaths" : "linux.maskedPaths"
+            throw .invalidConfig(field: field, reason: "restricting /proc and /sys entries needs a mount namespace")
+        }
         for key in (linux.sysctl ?? [:]).keys.sorted() {
             try validateSysctl(key, namespaces: seen)
         }

@@ -15,6 +15,9 @@ public struct ContainerRecord: Codable, Sendable {
     public var config: Spec
     /// Set once poststop hooks have run, so a second delete does not repeat them.
     public var stoppedHooksRun: Bool?
+    /// Without a mount namespace of its own (HostMountNamespace): the id of the mount the init made at
+    /// the rootfs in the runtime's mount namespace, which delete detaches with the mounts under it.
+    public var rootfsMount: UInt64?
 
     public init(id: String, bundle: String, rootfs: String, pid: Int32, pidStartTime: UInt64, created: String,
                 owner: String, cgroup: CgroupState?, config: Spec) {

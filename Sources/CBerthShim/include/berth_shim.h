@@ -36,11 +36,18 @@ unsigned int berth_minor(uint64_t device);
 #define BERTH_ST_NODEV 4
 #define BERTH_ST_NOEXEC 8
 int berth_setns(int fd, int type);
+/// Every signal but SIGKILL and SIGSTOP back to SIG_DFL, through rt_sigaction itself: glibc's
+/// sigaction refuses the two signals it reserves (32 and 33), which a caller may have ignored too.
+void berth_reset_signal_dispositions(void);
 int berth_sethostname(const char *name, size_t length);
 int berth_setdomainname(const char *name, size_t length);
 
 // (a) Raw system calls. Each returns -1 and sets errno on failure, like libc.
 int berth_pivot_root(const char *new_root, const char *put_old);
+/// The id of the mount `path` is on (statx STATX_MNT_ID, not followed through a final symlink): tells a
+/// mount apart from the one it covers. 0 and errno on failure. (struct statx's mount id is newer than
+/// the Glibc module Swift sees.)
+uint64_t berth_mount_id(const char *path);
 /// openat2(2) with `struct open_how`; `resolve` takes RESOLVE_* flags.
 int berth_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 int berth_pidfd_open(pid_t pid, unsigned int flags);
@@ -77,6 +84,13 @@ int berth_open_pty(int *master, char *slave_name, size_t slave_name_length);
 // raw system calls, and then execs. Failures in the child are reported on `error_fd` as a
 // `berth_spawn_error` and the child exits 127; a successful exec closes `error_fd` (O_CLOEXEC), so the
 // parent reading EOF means the child is running the new image.
+//
+// Joining a user namespace while creating others: namespaces belong to the user namespace of the
+// process that creates them, so the child joins first and creates them after (unshare). A new pid
+// namespace then needs one more clone (only children enter it): the child clones the init with
+// CLONE_PARENT, so the init is the runtime's child too, reports its pid as a
+// `{BERTH_SPAWN_REPORT_PID, pid}` record on `error_fd`, and exits 0. The parent reaps it and goes on
+// with the init's pid.
 struct berth_spawn_args {
     uint64_t clone_flags;      ///< CLONE_NEW* flags for clone3 (CLONE_NEWTIME allowed).
     int cgroup_fd;             ///< cgroup2 directory for CLONE_INTO_CGROUP, or -1.
@@ -99,8 +113,8 @@ struct berth_spawn_args {
 };
 
 struct berth_spawn_error {
-    int step;   ///< One of BERTH_SPAWN_STEP_*.
-    int error;  ///< errno of the failed call.
+    int step;   ///< One of BERTH_SPAWN_STEP_*, or BERTH_SPAWN_REPORT_PID.
+    int error;  ///< errno of the failed call (the init's pid for BERTH_SPAWN_REPORT_PID).
 };
 
 enum {
@@ -112,6 +126,9 @@ enum {
     BERTH_SPAWN_STEP_EXEC = 6,
     BERTH_SPAWN_STEP_PRCTL = 7,
     BERTH_SPAWN_STEP_SETID = 8,
+    BERTH_SPAWN_STEP_CLONE = 9,
+    /// Not a failure: the spawned process handed over to the init it cloned (see above).
+    BERTH_SPAWN_REPORT_PID = 100,
 };
 
 /// Clones (clone3, falling back to clone) and runs the child steps above. Returns the child's pid, or -1
