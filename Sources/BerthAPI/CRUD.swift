@@ -273,9 +273,6 @@ extension Handler {
             obj["spec"] = cur["spec"].isNull ? obj["spec"] : cur["spec"]
             if subresource == "finalize" { obj["spec"]["finalizers"] = .array(requested.array ?? []) }
         }
-        if r.hasSpec, obj["spec"] != cur["spec"] {
-            obj["metadata"]["generation"] = .int((cur["metadata"]["generation"].int ?? 1) + 1)
-        }
         if r.kind == "Service" {
             // clusterIP and allocated nodePorts are immutable / preserved.
             if (obj["spec"]["clusterIP"].string ?? "").isEmpty { obj["spec"]["clusterIP"] = cur["spec"]["clusterIP"]; obj["spec"]["clusterIPs"] = cur["spec"]["clusterIPs"] }
@@ -305,7 +302,19 @@ extension Handler {
             }
         }
         Defaults.apply(&obj, r)
+        // Compared once both sides carry the defaults, as upstream compares decoded objects.
+        if r.hasSpec, Generation.specChanged(old: cur, new: obj) {
+            obj["metadata"]["generation"] = .int((cur["metadata"]["generation"].int ?? 1) + 1)
+        }
         if obj["metadata"]["managedFields"].isNull { obj["metadata"]["managedFields"] = cur["metadata"]["managedFields"] }
+        // An update that changes nothing is not written (upstream keeps the resourceVersion and the
+        // managedFields times): a new revision would wake every watcher and controller for nothing,
+        // and fail the next conditional update of whoever read the object just before.
+        // managedFields are the server's record (clients echo them back with their own time format).
+        var unchanged = obj
+        unchanged["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        unchanged["metadata"]["managedFields"] = cur["metadata"]["managedFields"]
+        if unchanged == cur { return cur }
         if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
             obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
         }
