@@ -516,6 +516,9 @@ extension Handler {
                 sc = body
                 if let rv = sc["metadata"]["resourceVersion"].string, !rv.isEmpty, rv != String(kv.modRevision) { throw APIError.conflict(r, name) }
             }
+            // A Scale without a resourceVersion (what `UpdateScale` sends after clearing it) is an
+            // unconditional update: a controller's write in between is retried, not a 409.
+            let retries = patch != nil || (body["metadata"]["resourceVersion"].string ?? "").isEmpty
             // ScaleSpec.replicas is omitempty upstream: a Scale for 0 replicas arrives without it.
             guard let replicas = sc["spec"]["replicas"].isNull ? 0 : sc["spec"]["replicas"].int, replicas >= 0 else {
                 throw APIError(code: 422, reason: "Invalid", message: "Scale.autoscaling \"\(name)\" is invalid: spec.replicas: Invalid value: \(sc["spec"]["replicas"].text): must be greater than or equal to 0")
@@ -527,7 +530,7 @@ extension Handler {
                 let out = try await updateObject(r, namespace: namespace, name: name, new: updated, subresource: nil, call: call,
                                                  expected: kv.modRevision, current: kv)
                 return Self.scaleOf(out)
-            } catch let e as APIError where e.reason == "Conflict" && patch != nil { continue }
+            } catch let e as APIError where e.reason == "Conflict" && retries { continue }
         }
         throw APIError.conflict(r, name)
     }

@@ -250,7 +250,18 @@ struct Handler: Sendable {
         case (.put, let n?, let s):
             if s == "scale" { return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: nil)) }
             let obj = try decodeBody(call, r, subresource: s)
-            return reply(call, try await updateObject(r, namespace: namespace, name: n, new: obj, subresource: s, call: call))
+            // Without a resourceVersion the update is unconditional (upstream's AllowUnconditionalUpdate,
+            // which every served kind allows): a write that lands between our read and ours is retried
+            // on the newer object, as GuaranteedUpdate does, instead of failing the client with a 409.
+            let unconditional = (obj["metadata"]["resourceVersion"].string ?? "").isEmpty
+            for attempt in 0..<8 {
+                do {
+                    return reply(call, try await updateObject(r, namespace: namespace, name: n, new: obj, subresource: s, call: call))
+                } catch let e as APIError where e.reason == "Conflict" && unconditional && attempt < 7 {
+                    continue
+                }
+            }
+            throw APIError.conflict(r, n)
         case (.patch, let n?, let s):
             if s == "scale" { return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: call.body)) }
             let (obj, created) = try await patchObject(call, r, namespace: namespace, name: n, subresource: s)
