@@ -28,10 +28,19 @@ struct DeploymentController: ControlLoop {
         logger = ctx.logger
         workers = ctx.config.workers
         sets.addIndex("controller", Objects.controllerUID)
+        sets.addIndex(Self.orphanIndex, Self.orphanNamespace)
         pods.addIndex("controller", Objects.controllerUID)
         let queue = self.queue
         deployments.onChange { e in let k = Informer.key(e.object); Task { await queue.add(k) } }
+        let controller = self
         sets.onChange { e in
+            if Objects.controllerRef(e.object) == nil {
+                if case .deleted = e { return }
+                // An orphan: the Deployments that select it may adopt it.
+                let keys = controller.deploymentsSelecting(e.object).map(Informer.key)
+                Task { for k in keys { await queue.add(k) } }
+                return
+            }
             guard let ref = Objects.controllerRef(e.object), ref["kind"].string == "Deployment",
                   let owner = ref["name"].string, let ns = e.object["metadata"]["namespace"].string else { return }
             let k = Objects.key(namespace: ns, name: owner)
@@ -93,6 +102,8 @@ struct DeploymentController: ControlLoop {
 
     func sync(_ key: String) async throws {
         guard let d = deployments.get(key), !Objects.isTerminating(d) else { return }
+        // Adopted sets come back through the informer, which queues this Deployment again.
+        if try await adoptOrphans(d) { return }
         var p = plan(d)
         let selector = LabelSelector(object: d["spec"]["selector"])
         if d["spec"]["selector"].object?.isEmpty ?? true || selector.isEmpty {
