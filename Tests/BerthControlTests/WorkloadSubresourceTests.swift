@@ -1,0 +1,125 @@
+import BerthAPI
+@testable import BerthControl
+import Foundation
+import Testing
+
+/// Runs one of the Scripts/ against the cluster with the official Python client; its output.
+func pythonScript(_ script: String, _ c: Cluster, timeout: TimeInterval = 120) throws -> Output {
+    try run("python3", [scriptsDir + "/" + script, c.kubeconfig, "default"], timeout: timeout)
+}
+
+let hasPythonClient = (try? run("python3", ["-c", "import kubernetes"]).ok) ?? false
+
+extension ControlTests {
+/// Status and scale subresources of Deployments and ReplicaSets, and rollovers, as client-go based tools
+/// and kubectl 1.32 drive them against the controllers and hollow nodes.
+@Suite("workload subresources and rollovers", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl")))
+struct WorkloadSubresourceTests {
+    @Test func deploymentStatusUpdatesWithoutResourceVersionNeverConflict() async throws {
+        try #require(hasPythonClient, "the kubernetes Python client is installed by scripts/api-setup.sh")
+        let c = try await Cluster(hollowNodes: 2)
+        defer { Task { await c.stop() } }
+        let out = try pythonScript("deployment_status.py", c)
+        #expect(out.ok && out.stdout.contains("ok generation="), "\(out.stdout)\(out.stderr)")
+    }
+
+    @Test func replacingADeploymentWithItselfWritesNothing() async throws {
+        let c = try await Cluster(hollowNodes: 1)
+        defer { Task { await c.stop() } }
+        // Created, not applied: kubectl replace rewrites an existing last-applied-configuration annotation.
+        #expect(try c.kubectl("create", "-f", "-", stdin: webYAML).ok)
+        #expect(try c.kubectl("rollout", "status", "deploy/web", "--timeout=60s").ok)
+        try await c.waitFor(Registry.deployments, namespace: "default", "the rollout reported complete") { items in
+            items.first?["status"]["conditions"].array?.contains { $0["reason"].string == "NewReplicaSetAvailable" } == true
+        }
+        var out = try c.kubectl("get", "deploy/web", "-o", "json")
+        let before = try JSON.parse(Array(out.stdout.utf8))
+        #expect(try c.kubectl("replace", "-f", "-", stdin: out.stdout).ok)
+        out = try c.kubectl("get", "deploy/web", "-o", "jsonpath={.metadata.generation} {.metadata.resourceVersion}")
+        #expect(out.stdout == "\(before["metadata"]["generation"].int ?? 0) \(before["metadata"]["resourceVersion"].string ?? "")",
+                "replacing a Deployment with itself changes nothing: \(out.stdout)")
+    }
+
+    @Test func scaleSubresourceReachesTheAskedReplicas() async throws {
+        try #require(hasPythonClient, "the kubernetes Python client is installed by scripts/api-setup.sh")
+        let c = try await Cluster(hollowNodes: 2)
+        defer { Task { await c.stop() } }
+        let out = try pythonScript("scale_subresource.py", c)
+        #expect(out.ok && out.stdout.hasSuffix("ok\n"), "\(out.stdout)\(out.stderr)")
+        // kubectl scale: a merge patch of rs/scale.
+        #expect(try c.kubectl("scale", "rs/scaled-rs", "--replicas=5").ok)
+        try await c.waitFor(Registry.replicaSets, namespace: "default", "scaled-rs at 5 available") { items in
+            let rs = items.first { $0["metadata"]["name"].string == "scaled-rs" }
+            return rs?["status"]["availableReplicas"].int == 5 && rs?["status"]["replicas"].int == 5
+        }
+        let scale = try c.kubectl("get", "--raw", "/apis/apps/v1/namespaces/default/replicasets/scaled-rs/scale")
+        let sc = try JSON.parse(Array(scale.stdout.utf8))
+        #expect(sc["spec"]["replicas"].int == 5 && sc["status"]["replicas"].int == 5 && sc["status"]["selector"].string == "app=scaled-rs",
+                "\(scale.stdout)")
+    }
+
+    /// kubernetes' rollover test: a Deployment created over an unowned ReplicaSet whose labels it selects,
+    /// stuck on its first template, then given a new one before that rollout finished.
+    @Test func rolloverAdoptsTheOrphanedReplicaSetAndScalesEveryOldSetDown() async throws {
+        let c = try await Cluster(hollowNodes: 2)
+        defer { Task { await c.stop() } }
+        let orphan = """
+        apiVersion: apps/v1
+        kind: ReplicaSet
+        metadata: {name: rollover-controller, labels: {name: rollover-pod, pod: httpd}}
+        spec:
+          replicas: 1
+          selector: {matchLabels: {name: rollover-pod, pod: httpd}}
+          template:
+            metadata: {labels: {name: rollover-pod, pod: httpd}}
+            spec:
+              containers: [{name: httpd, image: registry.local/httpd:1}]
+        """
+        #expect(try c.kubectl("apply", "-f", "-", stdin: orphan).ok)
+        try await c.waitFor(Registry.replicaSets, namespace: "default", "the orphan's pod ready") { items in
+            items.first { $0["metadata"]["name"].string == "rollover-controller" }?["status"]["readyReplicas"].int == 1
+        }
+        // The first template never becomes schedulable: that rollout cannot finish.
+        let deployment = """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: rollover}
+        spec:
+          replicas: 1
+          minReadySeconds: 1
+          strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}
+          selector: {matchLabels: {name: rollover-pod}}
+          template:
+            metadata: {labels: {name: rollover-pod}}
+            spec:
+              nodeSelector: {disk: nowhere}
+              containers: [{name: redis-slave, image: registry.local/redis-slave:nonexistent}]
+        """
+        #expect(try c.kubectl("apply", "-f", "-", stdin: deployment).ok)
+        try await c.waitFor(Registry.replicaSets, namespace: "default", "the first rollout under way") { items in
+            let owned = items.filter { Objects.controllerRef($0)?["name"].string == "rollover" }
+            return owned.count == 2 && owned.allSatisfy { $0["status"]["replicas"].int == 1 }
+        }
+        let patch = #"{"spec":{"template":{"spec":{"nodeSelector":null,"containers":[{"name":"redis-slave","image":"registry.local/agnhost:2"}]}}}}"#
+        #expect(try c.kubectl("patch", "deploy/rollover", "--type=strategic", "-p", patch).ok)
+        let out = try c.kubectl("rollout", "status", "deploy/rollover", "--timeout=60s")
+        #expect(out.ok && out.stdout.contains("successfully rolled out"), "\(out.stdout)\(out.stderr)")
+        let sets = try await c.client.list(Registry.replicaSets, namespace: "default").items
+        let old = try #require(sets.first { $0["metadata"]["name"].string == "rollover-controller" })
+        #expect(Objects.controllerRef(old)?["name"].string == "rollover", "the Deployment adopted the orphan")
+        let images: (JSON) -> String = { $0["spec"]["template"]["spec"]["containers"][0]["image"].string ?? "" }
+        for rs in sets where images(rs) != "registry.local/agnhost:2" {
+            #expect(rs["spec"]["replicas"].int == 0 && (rs["status"]["replicas"].int ?? 0) == 0,
+                    "old set \(rs["metadata"]["name"].string ?? "") scaled down: \(rs["spec"]) \(rs["status"])")
+        }
+        let new = try #require(sets.first { images($0) == "registry.local/agnhost:2" })
+        #expect(new["status"]["availableReplicas"].int == 1 && new["status"]["readyReplicas"].int == 1, "\(new["status"])")
+        let d = try #require(try await c.client.get(Registry.deployments, namespace: "default", name: "rollover"))
+        #expect(d["status"]["availableReplicas"].int == 1 && d["status"]["updatedReplicas"].int == 1 && d["status"]["replicas"].int == 1,
+                "\(d["status"])")
+        let running = try await c.client.list(Registry.pods, namespace: "default").items.filter(Objects.isActive)
+        #expect(running.count == 1 && running.allSatisfy { $0["spec"]["containers"][0]["image"].string == "registry.local/agnhost:2" },
+                "only the new pod is left: \(running.map { $0["metadata"]["name"].string ?? "" })")
+    }
+}
+}
