@@ -100,10 +100,25 @@ struct WorkloadSubresourceTests {
             let owned = items.filter { Objects.controllerRef($0)?["name"].string == "rollover" }
             return owned.count == 2 && owned.allSatisfy { $0["status"]["replicas"].int == 1 }
         }
+        // kubernetes' checkRolling: with maxUnavailable 0, the Deployment reports at least one available
+        // replica (the adopted set's pod, then the new one) at every generation it has observed.
+        let dropped = Flag()
+        let monitor = Task {
+            try await c.waitFor(Registry.deployments, namespace: "default", timeout: .seconds(60), "the rollover reported") { items in
+                guard let d = items.first(where: { $0["metadata"]["name"].string == "rollover" }) else { return false }
+                let st = d["status"]
+                let observed = (st["observedGeneration"].int ?? 0) >= (d["metadata"]["generation"].int ?? 1)
+                if observed && (st["availableReplicas"].int ?? 0) < 1 { dropped.set() }
+                return observed && d["metadata"]["generation"].int ?? 0 > 1 && st["updatedReplicas"].int == 1
+                    && st["availableReplicas"].int == 1 && st["replicas"].int == 1
+            }
+        }
         let patch = #"{"spec":{"template":{"spec":{"nodeSelector":null,"containers":[{"name":"redis-slave","image":"registry.local/agnhost:2"}]}}}}"#
         #expect(try c.kubectl("patch", "deploy/rollover", "--type=strategic", "-p", patch).ok)
         let out = try c.kubectl("rollout", "status", "deploy/rollover", "--timeout=60s")
         #expect(out.ok && out.stdout.contains("successfully rolled out"), "\(out.stdout)\(out.stderr)")
+        try await monitor.value
+        #expect(!dropped.value, "the Deployment reported no available replica during the rollover")
         let sets = try await c.client.list(Registry.replicaSets, namespace: "default").items
         let old = try #require(sets.first { $0["metadata"]["name"].string == "rollover-controller" })
         #expect(Objects.controllerRef(old)?["name"].string == "rollover", "the Deployment adopted the orphan")
