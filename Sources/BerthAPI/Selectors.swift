@@ -66,9 +66,13 @@ public struct LabelSelector: Sendable {
             }
         }
     }
-    /// Text form, as kubectl shows it.
+    /// Text form, as kubectl shows it. Requirements come sorted by key, as upstream's selector keeps
+    /// them (`internalSelector.Add`), so a Scale's status.selector reads the same as kube-apiserver's.
     public var text: String {
-        reqs.map { r in
+        let sorted = reqs.enumerated().sorted { a, b in
+            Self.key(a.element) != Self.key(b.element) ? Self.key(a.element) < Self.key(b.element) : a.offset < b.offset
+        }.map(\.element)
+        return sorted.map { r in
             switch r {
             case .eq(let k, let v): return "\(k)=\(v)"
             case .ne(let k, let v): return "\(k)!=\(v)"
@@ -78,6 +82,11 @@ public struct LabelSelector: Sendable {
             case .notExists(let k): return "!\(k)"
             }
         }.joined(separator: ",")
+    }
+    private static func key(_ r: Req) -> String {
+        switch r {
+        case .eq(let k, _), .ne(let k, _), .in_(let k, _), .notIn(let k, _), .exists(let k), .notExists(let k): return k
+        }
     }
 }
 

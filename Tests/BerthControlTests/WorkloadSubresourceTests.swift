@@ -56,6 +56,24 @@ struct WorkloadSubresourceTests {
         let sc = try JSON.parse(Array(scale.stdout.utf8))
         #expect(sc["spec"]["replicas"].int == 5 && sc["status"]["replicas"].int == 5 && sc["status"]["selector"].string == "app=scaled-rs",
                 "\(scale.stdout)")
+        // Requirements of matchLabels and matchExpressions together, in key order as kube-apiserver writes them.
+        let mixed = """
+        apiVersion: apps/v1
+        kind: ReplicaSet
+        metadata: {name: mixed}
+        spec:
+          replicas: 1
+          selector:
+            matchLabels: {tier: fe}
+            matchExpressions: [{key: app, operator: In, values: [b, a]}]
+          template:
+            metadata: {labels: {tier: fe, app: a}}
+            spec:
+              containers: [{name: c, image: registry.local/s:1}]
+        """
+        #expect(try c.kubectl("apply", "-f", "-", stdin: mixed).ok)
+        let mixedScale = try JSON.parse(Array(try c.kubectl("get", "--raw", "/apis/apps/v1/namespaces/default/replicasets/mixed/scale").stdout.utf8))
+        #expect(mixedScale["status"]["selector"].string == "app in (a,b),tier=fe", "\(mixedScale)")
     }
 
     /// kubernetes' rollover test: a Deployment created over an unowned ReplicaSet whose labels it selects,
