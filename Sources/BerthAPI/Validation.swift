@@ -164,7 +164,12 @@ enum Defaults {
             if obj["status"]["qosClass"].isNull { obj["status"]["qosClass"] = "BestEffort" }
         case "Deployment", "ReplicaSet", "DaemonSet":
             if r.kind != "DaemonSet" && obj["spec"]["replicas"].isNull { obj["spec"]["replicas"] = 1 }
-            if obj["spec"]["revisionHistoryLimit"].isNull { obj["spec"]["revisionHistoryLimit"] = 10 }
+            if r.kind == "ReplicaSet" {
+                // ReplicaSetSpec has no revisionHistoryLimit: earlier Berth defaulted one, and a strict
+                // `kubectl replace|apply|edit` of the set as read back then failed. Pruned, as upstream
+                // prunes unknown fields.
+                obj["spec"]["revisionHistoryLimit"] = .null
+            } else if obj["spec"]["revisionHistoryLimit"].isNull { obj["spec"]["revisionHistoryLimit"] = 10 }
             if r.kind == "Deployment" {
                 if obj["spec"]["progressDeadlineSeconds"].isNull { obj["spec"]["progressDeadlineSeconds"] = 600 }
                 if obj["spec"]["strategy"]["type"].isNull { obj["spec"]["strategy"]["type"] = "RollingUpdate" }

@@ -76,6 +76,33 @@ struct WorkloadSubresourceTests {
         #expect(mixedScale["status"]["selector"].string == "app in (a,b),tier=fe", "\(mixedScale)")
     }
 
+    @Test func aReplicaSetReadBackRoundTripsThroughKubectlReplaceAndApply() async throws {
+        let c = try await Cluster(hollowNodes: 1)
+        defer { Task { await c.stop() } }
+        let rs = """
+        apiVersion: apps/v1
+        kind: ReplicaSet
+        metadata: {name: plain}
+        spec:
+          replicas: 1
+          selector: {matchLabels: {app: plain}}
+          template:
+            metadata: {labels: {app: plain}}
+            spec:
+              containers: [{name: c, image: registry.local/s:1}]
+        """
+        #expect(try c.kubectl("create", "-f", "-", stdin: rs).ok)
+        var out = try c.kubectl("get", "rs/plain", "-o", "yaml")
+        out = try c.kubectl("replace", "-f", "-", stdin: out.stdout.replacingOccurrences(of: "replicas: 1\n  selector", with: "replicas: 2\n  selector"))
+        #expect(out.ok, "kubectl replace (strict field validation) of the set as read: \(out.stderr)")
+        out = try c.kubectl("get", "rs/plain", "-o", "yaml")
+        out = try c.kubectl("apply", "-f", "-", stdin: out.stdout.replacingOccurrences(of: "replicas: 2\n  selector", with: "replicas: 3\n  selector"))
+        #expect(out.ok, "kubectl apply of the set as read: \(out.stderr)")
+        try await c.waitFor(Registry.replicaSets, namespace: "default", "plain at 3 ready") { items in
+            items.first?["spec"]["replicas"].int == 3 && items.first?["status"]["readyReplicas"].int == 3
+        }
+    }
+
     /// kubernetes' rollover test: a Deployment created over an unowned ReplicaSet whose labels it selects,
     /// stuck on its first template, then given a new one before that rollout finished.
     @Test func rolloverAdoptsTheOrphanedReplicaSetAndScalesEveryOldSetDown() async throws {
