@@ -103,6 +103,18 @@ struct WorkloadSubresourceTests {
         }
     }
 
+    @Test func changingOnlyMinReadySecondsReachesTheNewReplicaSet() async throws {
+        let c = try await Cluster(hollowNodes: 1)
+        defer { Task { await c.stop() } }
+        #expect(try c.kubectl("apply", "-f", "-", stdin: webYAML).ok)
+        #expect(try c.kubectl("rollout", "status", "deploy/web", "--timeout=60s").ok)
+        #expect(try c.kubectl("patch", "deploy/web", "-p", #"{"spec":{"minReadySeconds":7}}"#).ok)
+        try await c.waitFor(Registry.replicaSets, namespace: "default", "the ReplicaSet's minReadySeconds at 7") { items in
+            items.count == 1 && items[0]["spec"]["minReadySeconds"].int == 7
+        }
+        #expect(try c.kubectl("rollout", "status", "deploy/web", "--timeout=60s").ok)
+    }
+
     /// kubernetes' rollover test: a Deployment created over an unowned ReplicaSet whose labels it selects,
     /// stuck on its first template, then given a new one before that rollout finished.
     @Test func rolloverAdoptsTheOrphanedReplicaSetAndScalesEveryOldSetDown() async throws {

@@ -315,7 +315,7 @@ struct DeploymentController: ControlLoop {
     }
 
     /// Makes the new ReplicaSet's revision the highest (a rollback re-uses an old ReplicaSet) and copies
-    /// the Deployment's annotations to it.
+    /// the Deployment's annotations and minReadySeconds to it.
     func promote(_ p: inout Plan) async throws {
         guard let n = p.newRS else { return }
         let maxOld = p.old.map(Self.revision).max() ?? 0
@@ -330,6 +330,12 @@ struct DeploymentController: ControlLoop {
         }
         for (k, v) in Self.copiedAnnotations(p.d).object ?? [:] where u["metadata"]["annotations"][k] != v {
             u["metadata"]["annotations"][k] = v; changed = true
+        }
+        // The new set counts its pods available after the Deployment's minReadySeconds, as it is now
+        // (upstream's getNewReplicaSet): a change of it alone starts no new ReplicaSet.
+        let minReady = p.d["spec"]["minReadySeconds"].int ?? 0
+        if (n["spec"]["minReadySeconds"].int ?? 0) != minReady {
+            u["spec"]["minReadySeconds"] = .int(minReady); changed = true
         }
         if changed { p.newRS = try await client.update(Registry.replicaSets, u) }
     }
