@@ -1,15 +1,29 @@
 # Berth's entry points. `make test` is what CI runs.
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
+PREFIX ?= /usr/local
+SYSTEMD_DIR ?= /etc/systemd/system
+DIST ?= dist
 
-.PHONY: build release test bench clean
+.PHONY: build release test bench install clean
 
 build:
 	$(SWIFT) build
 
-# Release builds link the Swift standard library statically: one binary to copy, fast start.
+# Release builds are fully static executables (the Swift standard library, Foundation and the C
+# libraries linked in: one file to copy onto a host, fast start). `dist/` gets them stripped, with
+# their symbols beside them in `*.debug` for crash analysis (gdb finds them through the debuglink).
 release:
 	$(SWIFT) build -c release --static-swift-stdlib
+	scripts/strip-release.sh .build/release $(DIST) berth berth-runtime
+
+# Puts the stripped binaries and the systemd unit where a user expects them (run `make release` first).
+install:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/debug$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_DIR)
+	install -m 0755 $(DIST)/berth $(DIST)/berth-runtime $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(DIST)/berth.debug $(DIST)/berth-runtime.debug $(DESTDIR)$(PREFIX)/lib/debug$(PREFIX)/bin/
+	install -m 0644 packaging/systemd/berth-server.service $(DESTDIR)$(SYSTEMD_DIR)/
+	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now berth-server"
 
 # One test at a time: the API and control-plane suites host servers in the test process and call
 # kubectl/curl synchronously, so two of them at once can occupy both of this 2-core machine's
@@ -22,4 +36,4 @@ bench:
 	scripts/bench.sh
 
 clean:
-	rm -rf .build
+	rm -rf .build $(DIST)
