@@ -3,6 +3,8 @@ SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
+# Where gdb looks for a binary's debuglink: <debug-file-directory><dir of the binary>/NAME.debug.
+DEBUG_DIR ?= /usr/lib/debug
 DIST ?= dist
 
 .PHONY: build release test bench install clean
@@ -19,9 +21,9 @@ release:
 
 # Puts the stripped binaries and the systemd unit where a user expects them (run `make release` first).
 install:
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/debug$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_DIR)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DEBUG_DIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_DIR)
 	install -m 0755 $(DIST)/berth $(DIST)/berth-runtime $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(DIST)/berth.debug $(DIST)/berth-runtime.debug $(DESTDIR)$(PREFIX)/lib/debug$(PREFIX)/bin/
+	install -m 0644 $(DIST)/berth.debug $(DIST)/berth-runtime.debug $(DESTDIR)$(DEBUG_DIR)$(PREFIX)/bin/
 	install -m 0644 packaging/systemd/berth-server.service $(DESTDIR)$(SYSTEMD_DIR)/
 	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now berth-server"
 
