@@ -118,13 +118,12 @@ extension Scheduler.Cache {
                 }
             }
             if let owner = spread.ownerUID {
-                for (name, count) in ownerNodeCounts[owner] ?? [:] {
-                    if let node = nodes[name] { add(node) { _ in Int64(count) } }
+                // Only the nodes holding the owner's pods can add anything.
+                for name in (ownerNodeCounts[owner] ?? [:]).keys {
+                    if let node = nodes[name] { add(node) { matching($0, spread, on: node) } }
                 }
             } else {
-                for node in table.nodes {
-                    add(node) { c in Int64(node.pods.values.lazy.filter { c.matcher.matches($0) }.count) }
-                }
+                for node in table.nodes { add(node) { matching($0, spread, on: node) } }
             }
         }
 
@@ -135,16 +134,7 @@ extension Scheduler.Cache {
             var score = 0.0
             for (ci, c) in cs.enumerated() {
                 guard let v = node.labels[c.topologyKey] else { continue }
-                let count: Int64
-                if c.topologyKey == hostname {
-                    if let owner = spread.ownerUID {
-                        count = Int64(ownerNodeCounts[owner]?[node.name] ?? 0)
-                    } else {
-                        count = Int64(node.pods.values.lazy.filter { c.matcher.matches($0) }.count)
-                    }
-                } else {
-                    count = domains[ci][v] ?? 0
-                }
+                let count = c.topologyKey == hostname ? matching(c, spread, on: node) : domains[ci][v] ?? 0
                 score += Double(count) * weights[ci] + Double(c.maxSkew - 1)
             }
             raw[i] = Int64(score.rounded())
@@ -154,6 +144,15 @@ extension Scheduler.Cache {
             if ignored[i] { return 0 }
             return hi == 0 ? 100 : 100 * (hi + lo - raw[i]) / hi
         }
+    }
+}
+
+extension Scheduler.Cache {
+    /// The placed pods on `node` that constraint `c` counts: by owner UID for the defaults (kept as pods
+    /// are placed), else by matching each placed pod.
+    func matching(_ c: SoftSpread.Constraint, _ spread: SoftSpread, on node: NodeInfo) -> Int64 {
+        if let owner = spread.ownerUID { return Int64(ownerNodeCounts[owner]?[node.name] ?? 0) }
+        return Int64(node.pods.values.lazy.filter { c.matcher.matches($0) }.count)
     }
 }
 
