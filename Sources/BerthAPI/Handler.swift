@@ -129,13 +129,11 @@ struct Handler: Sendable {
             // Upstream prints every object a resource endpoint answers with (created, updated, deleted …)
             // when a Table is asked for; a Status, or a Table already built, passes through.
             let include = call.query["includeObject"] ?? "Metadata"
-            if j["kind"].string == r.kind {
-                return Self.json(Tables.table([j], r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "", continueToken: nil,
+            let kind = j["kind"].string
+            if kind == r.kind || kind == r.listKind {
+                let rows = kind == r.kind ? [j] : j["items"].array ?? []
+                return Self.json(Tables.table(rows, r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "", continueToken: nil,
                                               includeObject: include), status: status)
-            }
-            if j["kind"].string == r.listKind {
-                return Self.json(Tables.table(j["items"].array ?? [], r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "",
-                                              continueToken: nil, includeObject: include), status: status)
             }
         }
         if call.wantsYAML {
