@@ -74,3 +74,8 @@ func humanAge(_ seconds: Int) -> String {
 }
 
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + "   " : s + String(repeating: " ", count: width - s.count + 3) }
+
+extension Duration {
+    /// The duration in seconds, for the rates the verbs print.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -28,7 +28,7 @@ struct ImagePull: AsyncParsableCommand {
         renderer.finish()
         if !quiet {
             let elapsed = ContinuousClock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             print("Digest: \(record.manifestDigest)")
             print("Status: downloaded \(record.name) (\(humanSize(record.size)) in \(String(format2(seconds)))s)")
         }
@@ -101,7 +101,7 @@ final class PullRenderer: Sendable {
                 let width = 30
                 let filled = min(width, Int(fraction * Double(width)))
                 let elapsed = ContinuousClock.now - layer.started
-                let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                let seconds = max(0.001, elapsed.seconds)
                 let rate = Int64(Double(layer.received) / seconds)
                 text += " [" + String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled)
                     + "] \(humanSize(layer.received))/\(humanSize(layer.total)) \(humanSize(rate))/s"

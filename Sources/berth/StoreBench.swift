@@ -39,8 +39,7 @@ struct StoreBench: AsyncParsableCommand {
             }
             try await g.waitForAll()
         }
-        let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - start).seconds
         let listed = try await store.list(prefix: prefix, startAfter: nil, limit: 0, revision: nil).items.count
         if datastore == "etcd" { for w in 0..<writers { for i in 0..<creates { _ = try? await store.delete("\(prefix)\(w)-\(i)", expectedRevision: nil) } } }
         await store.close()
