@@ -11,9 +11,9 @@ changes. Checks, printing "ok" at the end and exiting 1 with the reason on the f
 Arguments: kubeconfig namespace.
 """
 import sys
-import threading
 import time
 
+from concurrently import run_concurrently
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -78,11 +78,7 @@ def writer(i):
             return
 
 
-threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
+run_concurrently(writer, 3)
 if errors:
     fail("unconditional status updates were refused: " + "; ".join(errors))
 print("45 unconditional status updates accepted", flush=True)

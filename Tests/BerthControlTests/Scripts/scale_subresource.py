@@ -6,9 +6,9 @@ size asked. Prints "ok" at the end; exits 1 with the reason on the first failure
 Arguments: kubeconfig namespace.
 """
 import sys
-import threading
 import time
 
+from concurrently import run_concurrently
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -53,11 +53,7 @@ def scaler(i):
             return
 
 
-threads = [threading.Thread(target=scaler, args=(i,)) for i in range(4)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
+run_concurrently(scaler, 4)
 if errors:
     fail("unconditional scale updates were refused: " + "; ".join(errors))
 
