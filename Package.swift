@@ -1,9 +1,14 @@
 // swift-tools-version: 6.1
 // Berth: one package, one library per layer, thin executables.
 //
+//   BerthOCI (runtime-spec types, no dependencies)
+//      │
 //   CBerthShim ── BerthOS ── BerthRuntime ── berth-runtime (runc's command line)
 //                    │
 //                    ├──── BerthImage (registry client, content store, unpack, snapshots)
+//                    ├──── BerthNetwork (network namespaces, CNI, port publishing)
+//                    │        └── BerthEngine (containers from images on any OCI runtime binary) ── berth-monitor
+//                    │            (also on BerthImage and BerthOCI; never on BerthRuntime)
 //                    └──── BerthStore ── BerthAPI (Kubernetes-compatible API server)
 //                                                  └── BerthControl (scheduler, controllers, hollow nodes)
 //   berth: the docker-like CLI and the daemons, on top of the libraries above.
@@ -15,6 +20,7 @@ let package = Package(
     products: [
         .executable(name: "berth", targets: ["berth"]),
         .executable(name: "berth-runtime", targets: ["berth-runtime"]),
+        .executable(name: "berth-monitor", targets: ["berth-monitor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -36,8 +42,10 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
         // Owned descriptors, one errno funnel with typed errors, path resolution inside a root.
         .target(name: "BerthOS", dependencies: ["CBerthShim"]),
-        // The OCI runtime: spec model, validation, planning, and the container lifecycle.
-        .target(name: "BerthRuntime", dependencies: ["BerthOS", "CBerthShim", "CSeccomp"]),
+        // The OCI runtime-spec's config.json as Codable values: what the runtime reads and the engine writes.
+        .target(name: "BerthOCI"),
+        // The OCI runtime: validation, planning, and the container lifecycle.
+        .target(name: "BerthRuntime", dependencies: ["BerthOCI", "BerthOS", "CBerthShim", "CSeccomp"]),
         // runc's command line. Kept free of NIO and full Foundation so it starts fast.
         .executableTarget(
             name: "berth-runtime",
@@ -61,6 +69,19 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Container networking: pinned network namespaces, CNI plugins (spec 1.0), port publishing.
+        .target(name: "BerthNetwork", dependencies: ["BerthOS", "CBerthShim"]),
+        // The engine: containers from images, run by any OCI runtime's command line under a monitor.
+        .target(name: "BerthEngine", dependencies: [
+            "BerthOCI", "BerthOS", "BerthImage", "BerthNetwork", "CBerthShim",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // One small process per container (conmon's job): the init's parent, its stdio, logs and exit code.
+        // Kept to the C library and BerthOS so that it stays under 2 MB resident.
+        .executableTarget(
+            name: "berth-monitor",
+            dependencies: ["BerthOS", "CBerthShim"],
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -94,7 +115,7 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthRuntime", "BerthImage", "BerthAPI", "BerthControl",
+                "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -106,6 +127,8 @@ let package = Package(
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "CBerthShim"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
+        .testTarget(name: "BerthNetworkTests", dependencies: ["BerthNetwork", "BerthOS"]),
+        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),
         .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BerthControlTests", dependencies: [

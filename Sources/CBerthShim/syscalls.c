@@ -18,9 +18,13 @@
 #include <sys/wait.h>
 #include <sys/vfs.h>
 #include <sys/sysmacros.h>
+#include <spawn.h>
 #include <unistd.h>
 
 int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int berth_spawn_file_actions_addchdir(void *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
+}
 long berth_fstatfs_type(int fd) {
     struct statfs info;
     return fstatfs(fd, &info) < 0 ? -1 : (long)info.f_type;

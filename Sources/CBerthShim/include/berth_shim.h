@@ -141,6 +141,11 @@ struct berth_async_write;
 struct berth_async_write *berth_write_file_async(const char *path, const char *data);
 int berth_write_file_wait(struct berth_async_write *job);
 
+// posix_spawn's GNU extensions (spawn.h declares them only under _GNU_SOURCE): the flag that makes the
+// child a session leader, and chdir as a file action (glibc >= 2.29).
+#define BERTH_POSIX_SPAWN_SETSID 0x80
+int berth_spawn_file_actions_addchdir(void *actions, const char *path);
+
 // cgroup v2 device control (bpf.c): bpf(2) has no glibc wrapper and takes `union bpf_attr`.
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`count` 8-byte `struct bpf_insn`) and attaches it to the
 /// cgroup directory `cgroup_fd` (opened O_RDONLY|O_DIRECTORY) with BPF_F_ALLOW_MULTI. Returns the program

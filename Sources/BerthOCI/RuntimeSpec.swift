@@ -55,6 +55,7 @@ public struct Spec: Codable, Sendable, Equatable {
     public struct ConsoleSize: Codable, Sendable, Equatable {
         public var height: UInt16
         public var width: UInt16
+        public init(height: UInt16, width: UInt16) { self.height = height; self.width = width }
     }
 
     public struct User: Codable, Sendable, Equatable {
@@ -209,16 +210,23 @@ public struct Spec: Codable, Sendable, Equatable {
         public var fileMode: UInt32?
         public var uid: UInt32?
         public var gid: UInt32?
+        public init(type: String, path: String, major: Int64? = nil, minor: Int64? = nil, fileMode: UInt32? = nil,
+                    uid: UInt32? = nil, gid: UInt32? = nil) {
+            self.type = type; self.path = path; self.major = major; self.minor = minor
+            self.fileMode = fileMode; self.uid = uid; self.gid = gid
+        }
     }
 
     public struct Personality: Codable, Sendable, Equatable {
         public var domain: String
         public var flags: [String]?
+        public init(domain: String, flags: [String]? = nil) { self.domain = domain; self.flags = flags }
     }
 
     public struct TimeOffset: Codable, Sendable, Equatable {
         public var secs: Int64?
         public var nanosecs: UInt32?
+        public init(secs: Int64? = nil, nanosecs: UInt32? = nil) { self.secs = secs; self.nanosecs = nanosecs }
     }
 
     // MARK: Resources (cgroups)
@@ -298,32 +306,40 @@ public struct Spec: Codable, Sendable, Equatable {
         public var minor: Int64
         public var weight: UInt16?
         public var leafWeight: UInt16?
+        public init(major: Int64, minor: Int64, weight: UInt16? = nil, leafWeight: UInt16? = nil) {
+            self.major = major; self.minor = minor; self.weight = weight; self.leafWeight = leafWeight
+        }
     }
 
     public struct ThrottleDevice: Codable, Sendable, Equatable {
         public var major: Int64
         public var minor: Int64
         public var rate: UInt64
+        public init(major: Int64, minor: Int64, rate: UInt64) { self.major = major; self.minor = minor; self.rate = rate }
     }
 
     public struct HugepageLimit: Codable, Sendable, Equatable {
         public var pageSize: String
         public var limit: UInt64
+        public init(pageSize: String, limit: UInt64) { self.pageSize = pageSize; self.limit = limit }
     }
 
     public struct Network: Codable, Sendable, Equatable {
         public var classID: UInt32?
         public var priorities: [InterfacePriority]?
+        public init(classID: UInt32? = nil, priorities: [InterfacePriority]? = nil) { self.classID = classID; self.priorities = priorities }
     }
 
     public struct InterfacePriority: Codable, Sendable, Equatable {
         public var name: String
         public var priority: UInt32
+        public init(name: String, priority: UInt32) { self.name = name; self.priority = priority }
     }
 
     public struct RdmaLimit: Codable, Sendable, Equatable {
         public var hcaHandles: UInt32?
         public var hcaObjects: UInt32?
+        public init(hcaHandles: UInt32? = nil, hcaObjects: UInt32? = nil) { self.hcaHandles = hcaHandles; self.hcaObjects = hcaObjects }
     }
 
     // MARK: Seccomp

@@ -1,0 +1,168 @@
+/// What a user asked for when creating a container: docker's `Config` and `HostConfig` in one value,
+/// field for field where docker has one, so the Docker Engine API maps onto it without translation.
+/// Everything optional means "the image's value, else docker's default".
+///
+/// The CLI (`berth run/create`) and, later, the Docker API fill this in; ``SpecBuilder`` turns it plus
+/// the image's config into an OCI runtime spec.
+public struct ContainerConfiguration: Codable, Sendable, Equatable {
+    // MARK: Config (the process and its identity)
+    public var image: String
+    public var entrypoint: [String]?
+    public var cmd: [String]?
+    /// `KEY=value` (or `KEY` to drop an image variable, as docker's `-e KEY` with KEY unset does).
+    public var env: [String] = []
+    public var workingDir: String?
+    /// `user`, `uid`, `user:group`, `uid:gid` — names resolved in the container's /etc/passwd and /etc/group.
+    public var user: String?
+    public var hostname: String?
+    public var domainname: String?
+    public var labels: [String: String] = [:]
+    public var tty = false
+    public var openStdin = false
+    public var stopSignal: String?
+    /// Seconds `stop` waits before SIGKILL (docker's default 10).
+    public var stopTimeout: Int?
+    public var healthcheck: Healthcheck?
+    /// Ports the container exposes (`80/tcp`), the image's plus `--expose`.
+    public var exposedPorts: [String] = []
+
+    // MARK: HostConfig (what the host grants it)
+    public var runtime: String?
+    public var autoRemove = false
+    public var readonlyRootfs = false
+    public var privileged = false
+    public var capAdd: [String] = []
+    public var capDrop: [String] = []
+    /// `seccomp=FILE|unconfined`, `no-new-privileges[:true|false]`, `apparmor=…`, `label=…`.
+    public var securityOpt: [String] = []
+    public var ulimits: [Ulimit] = []
+    public var devices: [DeviceMapping] = []
+    public var tmpfs: [String: String] = [:]
+    public var shmSize: Int64?
+    public var initProcess = false
+    public var restartPolicy = RestartPolicy()
+    public var resources = Resources()
+    public var sysctls: [String: String] = [:]
+    /// Bind mounts, named/anonymous volumes and tmpfs mounts (`-v`, `--mount`), in the order given.
+    public var mounts: [MountRequest] = []
+
+    // MARK: Networking
+    /// `bridge` (default), a user network name, `none`, `host`, `container:NAME`.
+    public var networkMode = "bridge"
+    /// `[ip:]hostPort:containerPort[/proto]` requests, parsed.
+    public var portBindings: [PortBinding] = []
+    public var publishAllPorts = false
+    public var dns: [String] = []
+    public var dnsSearch: [String] = []
+    public var dnsOptions: [String] = []
+    /// `host:ip` entries for /etc/hosts.
+    public var extraHosts: [String] = []
+    public var ipAddress: String?
+    public var networkAliases: [String] = []
+
+    // MARK: Logging
+    public var logDriver = "json-file"
+    public var logOptions: [String: String] = [:]
+
+    public init(image: String) { self.image = image }
+
+    public struct Ulimit: Codable, Sendable, Equatable {
+        /// Without the RLIMIT_ prefix, lower case: `nofile`, `nproc`.
+        public var name: String
+        public var soft: Int64
+        public var hard: Int64
+        public init(name: String, soft: Int64, hard: Int64) { self.name = name; self.soft = soft; self.hard = hard }
+    }
+
+    public struct DeviceMapping: Codable, Sendable, Equatable {
+        public var pathOnHost: String
+        public var pathInContainer: String
+        /// Some of `rwm`.
+        public var cgroupPermissions: String
+        public init(pathOnHost: String, pathInContainer: String, cgroupPermissions: String = "rwm") {
+            self.pathOnHost = pathOnHost
+            self.pathInContainer = pathInContainer
+            self.cgroupPermissions = cgroupPermissions
+        }
+    }
+
+    public struct RestartPolicy: Codable, Sendable, Equatable {
+        /// `no`, `on-failure`, `always`, `unless-stopped`.
+        public var name = "no"
+        public var maximumRetryCount = 0
+        public init(name: String = "no", maximumRetryCount: Int = 0) {
+            self.name = name
+            self.maximumRetryCount = maximumRetryCount
+        }
+    }
+
+    public struct Resources: Codable, Sendable, Equatable {
+        /// Bytes.
+        public var memory: Int64?
+        /// Memory plus swap in bytes; -1 unlimited.
+        public var memorySwap: Int64?
+        public var memoryReservation: Int64?
+        /// CPUs × 10⁹ (docker's NanoCPUs): `--cpus 1.5` is 1_500_000_000.
+        public var nanoCPUs: Int64?
+        public var cpuShares: Int64?
+        public var cpuPeriod: Int64?
+        public var cpuQuota: Int64?
+        public var cpusetCpus: String?
+        public var cpusetMems: String?
+        public var pidsLimit: Int64?
+        public var oomKillDisable: Bool?
+        public init() {}
+    }
+
+    public struct Healthcheck: Codable, Sendable, Equatable {
+        /// `["NONE"]`, `["CMD", args…]` or `["CMD-SHELL", command]`.
+        public var test: [String]
+        /// Nanoseconds, as docker stores them; 0 means the default.
+        public var interval: Int64 = 0
+        public var timeout: Int64 = 0
+        public var startPeriod: Int64 = 0
+        public var startInterval: Int64 = 0
+        public var retries = 0
+        public init(test: [String]) { self.test = test }
+    }
+
+    public struct PortBinding: Codable, Sendable, Equatable, Hashable {
+        public var containerPort: UInt16
+        /// `tcp`, `udp` or `sctp`.
+        public var proto: String
+        /// Empty means every address.
+        public var hostIP: String
+        /// 0 means "pick a free port".
+        public var hostPort: UInt16
+        public init(containerPort: UInt16, proto: String = "tcp", hostIP: String = "", hostPort: UInt16 = 0) {
+            self.containerPort = containerPort
+            self.proto = proto
+            self.hostIP = hostIP
+            self.hostPort = hostPort
+        }
+    }
+
+    public struct MountRequest: Codable, Sendable, Equatable {
+        public enum Kind: String, Codable, Sendable { case bind, volume, tmpfs }
+        public var type: Kind
+        /// Host path (bind) or volume name (volume; empty for an anonymous volume).
+        public var source: String
+        public var target: String
+        public var readOnly = false
+        /// `rprivate` (default), `private`, `rshared`, `shared`, `rslave`, `slave` — binds only.
+        public var propagation: String?
+        /// Copy the image's content at `target` into an empty volume on first use (docker's default).
+        public var noCopy = false
+        /// tmpfs size in bytes and mode.
+        public var tmpfsSize: Int64?
+        public var tmpfsMode: UInt32?
+        /// Extra mount options (`-v src:dst:z,nosuid` keeps the unknown ones here).
+        public var options: [String] = []
+        public init(type: Kind, source: String, target: String, readOnly: Bool = false) {
+            self.type = type
+            self.source = source
+            self.target = target
+            self.readOnly = readOnly
+        }
+    }
+}

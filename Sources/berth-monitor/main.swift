@@ -1,0 +1,1 @@
+// The per-container monitor: filled in by the engine work.
