@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int berth_accept_cloexec(int fd, int flags) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | flags); }
 int berth_spawn_file_actions_addchdir(void *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
 }

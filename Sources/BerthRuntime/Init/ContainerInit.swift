@@ -109,12 +109,15 @@ struct InitProcess {
         } else {
             try prepareContainer()
         }
+        // As runc: a program that is not there fails `create` (or `exec`), not the later `start`, whose
+        // caller could not tell why the container ended.
+        let executable = try resolveExecutable()
         try Frames.send(InitMessage(kind: .created), on: socket)
         try waitForStart()
         if request.mode != .exec {
             try Hooks.run(.startContainer, spec: spec, state: state(.created))
         }
-        try becomeUserProcess()
+        try becomeUserProcess(executable: executable)
     }
 
     func state(_ status: ContainerStatus) -> OCIState {
@@ -244,7 +247,7 @@ struct InitProcess {
     }
 
     /// Drops to the configured user and capabilities, installs seccomp, and execs the program.
-    func becomeUserProcess() throws(RuntimeError) -> Never {
+    func becomeUserProcess(executable: String) throws(RuntimeError) -> Never {
         let capabilities = try CapabilityPlan(process.capabilities)
         let noNewPrivileges = process.noNewPrivileges == true
         var seccomp: SeccompProgram?
@@ -254,7 +257,6 @@ struct InitProcess {
             try installSeccomp(program)
             seccomp = nil
         }
-        let executable = try resolveExecutable()
         for warning in try ProcessIdentity.apply(user: process.user, capabilities: capabilities, noNewPrivileges: noNewPrivileges) {
             RuntimeLog.debugMessage(warning)
         }
@@ -296,6 +298,11 @@ struct InitProcess {
         if program.contains("/") {
             guard access(program, F_OK) == 0 else {
                 throw .system(SystemCallError(call: "exec", errno: errno, subject: program), context: "process.args[0]")
+            }
+            // runc's LookPath: a file that cannot be executed (or a directory) fails here too.
+            var info = stat()
+            if access(program, X_OK) != 0 || stat(program, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+                throw .system(SystemCallError(call: "exec", errno: EACCES, subject: program), context: "process.args[0]")
             }
             return program
         }

@@ -145,6 +145,8 @@ int berth_write_file_wait(struct berth_async_write *job);
 // child a session leader, and chdir as a file action (glibc >= 2.29).
 #define BERTH_POSIX_SPAWN_SETSID 0x80
 int berth_spawn_file_actions_addchdir(void *actions, const char *path);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC | flags): GNU-only in glibc's headers.
+int berth_accept_cloexec(int fd, int flags);
 
 // cgroup v2 device control (bpf.c): bpf(2) has no glibc wrapper and takes `union bpf_attr`.
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`count` 8-byte `struct bpf_insn`) and attaches it to the

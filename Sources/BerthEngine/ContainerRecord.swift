@@ -1,0 +1,132 @@
+import BerthImage
+import BerthOS
+import FoundationEssentials
+
+/// A container's lifecycle, as docker names its states. Transitions happen in ``Engine`` only.
+public enum ContainerStatus: String, Codable, Sendable {
+    /// Made (rootfs, record), never started or not started since a reboot.
+    case created
+    case running
+    case paused
+    /// Exited and waiting for its restart policy's back-off.
+    case restarting
+    /// Being removed.
+    case removing
+    case exited
+    /// Something went wrong that needs a human (its monitor vanished with the container's fate unknown).
+    case dead
+}
+
+/// What the engine remembers about one container (`container.json`), in docker's inspect vocabulary.
+public struct ContainerRecord: Codable, Sendable {
+    public var id: String
+    /// Without docker's leading slash.
+    public var name: String
+    /// RFC 3339 with nanoseconds.
+    public var created: String
+    /// The image as the user named it, its stored name, and its ID (the config digest, `sha256:…`).
+    public var imageReference: String
+    public var imageName: String
+    public var imageID: String
+    public var configuration: ContainerConfiguration
+    /// The image's own config section, kept so that a start never needs the image's blobs.
+    public var imageConfig: ImageConfig.ContainerConfig?
+    /// `berth`, `runc`, `crun`, or a path.
+    public var runtime: String
+    /// What the container runs (docker's Path and Args).
+    public var path: String
+    public var args: [String]
+    public var hostname: String
+    public var state = State()
+    public var restartCount = 0
+    /// Networks the container is attached to while running.
+    public var networks: [NetworkAttachment] = []
+    /// Host ports actually bound (an asked-for 0 resolved), kept across restarts.
+    public var publishedPorts: [ContainerConfiguration.PortBinding] = []
+
+    public struct State: Codable, Sendable {
+        public var status: ContainerStatus = .created
+        /// The init's pid on the host while running.
+        public var pid: Int32 = 0
+        /// The monitor's pid and its start time (clock ticks since boot, /proc/PID/stat field 22), so a
+        /// reused pid is never mistaken for it.
+        public var monitorPid: Int32 = 0
+        public var monitorStartTime: UInt64 = 0
+        public var exitCode: Int32 = 0
+        public var error = ""
+        public var startedAt = ""
+        public var finishedAt = ""
+        /// Stopped by a user (`stop`, `kill`): `unless-stopped` and `always` do not restart it until started.
+        public var stoppedByUser = false
+        public var health: Health?
+        public init() {}
+
+        public var running: Bool { status == .running || status == .paused || status == .restarting }
+    }
+
+    public struct Health: Codable, Sendable {
+        /// `starting`, `healthy`, `unhealthy`.
+        public var status: String
+        public var failingStreak: Int
+        public var log: [HealthLog]
+    }
+
+    public struct HealthLog: Codable, Sendable {
+        public var start: String
+        public var end: String
+        public var exitCode: Int32
+        public var output: String
+    }
+
+    public struct NetworkAttachment: Codable, Sendable, Equatable {
+        public var network: String
+        public var networkID: String
+        public var interface: String
+        /// `10.89.0.5/16`.
+        public var address: String
+        public var gateway: String
+        public var macAddress: String
+        public init(network: String, networkID: String, interface: String, address: String, gateway: String, macAddress: String) {
+            self.network = network
+            self.networkID = networkID
+            self.interface = interface
+            self.address = address
+            self.gateway = gateway
+            self.macAddress = macAddress
+        }
+    }
+
+    public var shortID: String { String(id.prefix(12)) }
+}
+
+/// What the monitor writes when the init exits (`exit.json`).
+public struct ExitRecord: Codable, Sendable {
+    public var exitCode: Int32
+    public var finishedAt: String
+    public var pid: Int32
+}
+
+enum RecordFile {
+    static func read<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
+        guard let bytes = try? FileSystem.readFile(path) else { return nil }
+        return try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
+        try? JSONDecoder().decode(type, from: Data(bytes))
+    }
+
+    static func write<T: Encodable>(_ value: T, _ path: String, durable: Bool = true) throws(EngineError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let bytes: [UInt8]
+        do { bytes = Array(try encoder.encode(value)) } catch { throw .other("encoding \(path): \(error)") }
+        do { try FileSystem.writeAtomically(path, bytes, mode: 0o600, durable: durable) } catch { throw .system(error, context: "writing \(path)") }
+    }
+
+    static func encode<T: Encodable>(_ value: T, pretty: Bool = false) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        return (try? Array(encoder.encode(value))) ?? []
+    }
+}

@@ -1,0 +1,379 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import CBerthShim
+
+/// The monitor's command line, written by the engine (BerthEngine.MonitorLaunch): `--name value` pairs.
+struct MonitorOptions {
+    var id = ""
+    var bundle = ""
+    var runtime = ""
+    /// Global options put before the runtime's verb (`--root DIR`).
+    var runtimeArguments: [String] = []
+    /// Where the attach and console sockets and the pid file live (/run/berth/containers/ID).
+    var stateDirectory = ""
+    var exitFile = ""
+    var logFormat = ContainerLog.Format.jsonFile
+    var logPath = ""
+    var logMaximumSize = 0
+    var logMaximumFiles = 1
+    var terminal = false
+    var openStdin = false
+    var exitCommand: [String] = []
+    /// The descriptor on which the engine waits for "created PID" and sends "start".
+    var syncDescriptor: Int32 = 3
+
+    static func parse(_ arguments: [String]) -> MonitorOptions {
+        var o = MonitorOptions()
+        var i = 0
+        func value() -> String {
+            i += 1
+            guard i < arguments.count else { fail("missing value for \(arguments[i - 1])") }
+            return arguments[i]
+        }
+        while i < arguments.count {
+            switch arguments[i] {
+            case "--id": o.id = value()
+            case "--bundle": o.bundle = value()
+            case "--runtime": o.runtime = value()
+            case "--runtime-arg": o.runtimeArguments.append(value())
+            case "--state-dir": o.stateDirectory = value()
+            case "--exit-file": o.exitFile = value()
+            case "--log-driver":
+                let v = value()
+                guard let f = ContainerLog.Format(rawValue: v) else { fail("unknown log driver \(v)") }
+                o.logFormat = f
+            case "--log-path": o.logPath = value()
+            case "--log-max-size": o.logMaximumSize = Int(value()) ?? 0
+            case "--log-max-file": o.logMaximumFiles = Int(value()) ?? 1
+            case "--tty": o.terminal = true
+            case "--stdin": o.openStdin = true
+            case "--exit-command": o.exitCommand.append(value())
+            case "--sync-fd": o.syncDescriptor = Int32(value()) ?? 3
+            default: fail("unknown option \(arguments[i])")
+            }
+            i += 1
+        }
+        if o.id.isEmpty || o.bundle.isEmpty || o.runtime.isEmpty || o.stateDirectory.isEmpty || o.exitFile.isEmpty {
+            fail("--id, --bundle, --runtime, --state-dir and --exit-file are required")
+        }
+        return o
+    }
+}
+
+func fail(_ message: String) -> Never {
+    let line = "berth-monitor: \(message)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+    exit(2)
+}
+
+/// One client attached through the attach socket.
+final class AttachedClient {
+    let fd: FileDescriptor
+    var decoder = StreamFrameDecoder()
+    init(fd: FileDescriptor) { self.fd = fd }
+}
+
+final class Monitor {
+    let options: MonitorOptions
+    let log: ContainerLog
+    var sync: FileDescriptor
+    var initPid: pid_t = 0
+    var exitStatus: Int32?
+    /// The container's output: two pipes, or the terminal's master.
+    var stdoutReader: FileDescriptor?
+    var stderrReader: FileDescriptor?
+    var terminalMaster: FileDescriptor?
+    /// Where clients' input goes (a pipe's write end; the master for a terminal).
+    var stdinWriter: FileDescriptor?
+    var attachListener: FileDescriptor?
+    var clients: [AttachedClient] = []
+
+    init(options: MonitorOptions) {
+        self.options = options
+        self.log = ContainerLog(format: options.logFormat, path: options.logPath.isEmpty ? "/dev/null" : options.logPath,
+                                maximumSize: options.logMaximumSize, maximumFiles: options.logMaximumFiles)
+        self.sync = FileDescriptor(owning: options.syncDescriptor)
+        try? sync.setCloseOnExec(true)
+    }
+
+    func run() -> Never {
+        do {
+            try create()
+        } catch {
+            report("error \(error)")
+            exit(1)
+        }
+        // The engine attaches (if it wants the output from the first byte) and then says "start".
+        let command = readLine(sync)
+        guard command == "start" else {
+            _ = try? runRuntime(["delete", "--force", options.id])
+            exit(1)
+        }
+        do {
+            let output = try runRuntime(["start", options.id])
+            guard output.status.succeeded else {
+                report("error " + oneLine(output.stderrText + output.stdoutText, or: "runtime start: \(output.status)"))
+                _ = try? runRuntime(["delete", "--force", options.id])
+                exit(1)
+            }
+        } catch {
+            report("error \(error)")
+            _ = try? runRuntime(["delete", "--force", options.id])
+            exit(1)
+        }
+        report("started")
+        sync.close()
+        supervise()
+        finish()
+    }
+
+    /// `RUNTIME create`, with stdio the monitor holds the other ends of.
+    func create() throws {
+        try FileSystem.makeDirectories(options.stateDirectory, mode: 0o700)
+        let listener = try UnixSocket.listen(options.stateDirectory + "/attach.sock")
+        _ = berth_fcntl_int(listener.rawValue, F_SETFL, O_NONBLOCK)
+        attachListener = listener
+        let pidFile = options.stateDirectory + "/init.pid"
+        unlink(pidFile)
+        var arguments = ["create", "--bundle", options.bundle, "--pid-file", pidFile]
+        var fds: [Int32: Int32] = [:]
+        // What the runtime itself prints (its errors) before the container's program runs.
+        let diagnostics = try Pipe()
+        var consoleListener: FileDescriptor?
+        var childEnds: [FileDescriptor] = []
+        if options.terminal {
+            let consolePath = options.stateDirectory + "/console.sock"
+            consoleListener = try UnixSocket.listen(consolePath, backlog: 1)
+            arguments += ["--console-socket", consolePath]
+            let null = try FileDescriptor.open("/dev/null", O_RDWR)
+            childEnds.append(null)
+            fds = [0: null.rawValue, 1: diagnostics.writing.rawValue, 2: diagnostics.writing.rawValue]
+        } else {
+            let out = try Pipe(), err = try Pipe()
+            stdoutReader = out.reading
+            stderrReader = err.reading
+            childEnds += [out.writing, err.writing]
+            let input: FileDescriptor
+            if options.openStdin {
+                let pipe = try Pipe()
+                input = pipe.reading
+                stdinWriter = pipe.writing
+            } else {
+                input = try FileDescriptor.open("/dev/null", O_RDONLY)
+            }
+            childEnds.append(input)
+            fds = [0: input.rawValue, 1: out.writing.rawValue, 2: err.writing.rawValue]
+        }
+        arguments.append(options.id)
+        let pid = try ChildProcess.spawn(options.runtime, arguments: [options.runtime] + options.runtimeArguments + arguments,
+                                         environment: ChildProcess.currentEnvironment, fileDescriptors: fds)
+        diagnostics.writing.close()
+        for end in childEnds { end.close() }
+        // Whatever the runtime says goes to the diagnostics (a terminal) or to the container's own pipes,
+        // which nothing else writes before `start`: collect both, they are the error if create fails.
+        var said = (try? diagnostics.reading.readAll()) ?? []
+        let status = try ChildProcess.wait(pid)
+        for reader in [stdoutReader, stderrReader].compactMap({ $0 }) {
+            _ = berth_fcntl_int(reader.rawValue, F_SETFL, O_NONBLOCK)
+            if let bytes = try? reader.read(upTo: 65536) { said += bytes }
+        }
+        guard status.succeeded else {
+            throw MonitorFailure(oneLine(String(decoding: said, as: UTF8.self), or: "runtime create: \(status)"))
+        }
+        for reader in [stdoutReader, stderrReader].compactMap({ $0 }) { _ = berth_fcntl_int(reader.rawValue, F_SETFL, 0) }
+        let pidText = try FileSystem.readString(pidFile).trimmedLine
+        guard let parsed = pid_t(pidText), parsed > 0 else { throw MonitorFailure("runtime wrote no pid to \(pidFile)") }
+        initPid = parsed
+        if let listener = consoleListener {
+            _ = berth_fcntl_int(listener.rawValue, F_SETFL, O_NONBLOCK)
+            let connection = try UnixSocket.accept(listener)
+            var received: Int32 = -1
+            var byte: UInt8 = 0
+            _ = try sys("recvmsg", "console socket") { berth_recv_fd(connection.rawValue, &received, &byte, 1) }
+            guard received >= 0 else { throw MonitorFailure("the runtime sent no terminal on the console socket") }
+            terminalMaster = FileDescriptor(owning: received)
+            try terminalMaster?.setCloseOnExec(true)
+            stdinWriter = terminalMaster
+            unlink(options.stateDirectory + "/console.sock")
+        }
+        report("created \(initPid)")
+    }
+
+    /// Copies output to the log and to clients, input to the container, until the init has exited and
+    /// its output has ended (or, with processes left holding it, two seconds after the init's exit).
+    func supervise() {
+        acceptClients()
+        let pidfd = berth_pidfd_open(initPid, 0)
+        var exitedAt: timespec?
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            reap()
+            let outputs = [stdoutReader, stderrReader, terminalMaster].compactMap { $0 }
+            if exitStatus != nil {
+                if outputs.isEmpty { return }
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                if exitedAt == nil { exitedAt = now }
+                if now.tv_sec - exitedAt!.tv_sec >= 2 { return }
+            }
+            var fds: [pollfd] = outputs.map { pollfd(fd: $0.rawValue, events: Int16(POLLIN), revents: 0) }
+            if let listener = attachListener { fds.append(pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)) }
+            for client in clients { fds.append(pollfd(fd: client.fd.rawValue, events: Int16(POLLIN), revents: 0)) }
+            if pidfd >= 0 && exitStatus == nil { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            // Without a pidfd (old kernels), wake up to reap every 100 ms.
+            let timeout: Int32 = exitStatus != nil ? 200 : (pidfd >= 0 ? -1 : 100)
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR { return }
+            for entry in fds where entry.revents != 0 {
+                if let listener = attachListener, entry.fd == listener.rawValue {
+                    acceptClients()
+                } else if let output = outputs.first(where: { $0.rawValue == entry.fd }) {
+                    let n = buffer.withUnsafeMutableBytes { Glibc.read(entry.fd, $0.baseAddress, $0.count) }
+                    if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                    if n <= 0 {
+                        // EOF, or EIO on a terminal whose every slave is closed.
+                        closeOutput(output)
+                        continue
+                    }
+                    let stream: StreamFrame.Kind = output === stderrReader ? .stderr : .stdout
+                    log.append(buffer[0..<n], stream: stream == .stderr ? "stderr" : "stdout")
+                    broadcast(StreamFrame(stream, Array(buffer[0..<n])))
+                } else if let index = clients.firstIndex(where: { $0.fd.rawValue == entry.fd }) {
+                    readFromClient(clients[index])
+                }
+            }
+        }
+    }
+
+    func closeOutput(_ output: FileDescriptor) {
+        if output === stdoutReader { stdoutReader = nil }
+        if output === stderrReader { stderrReader = nil }
+        if output === terminalMaster {
+            terminalMaster = nil
+            stdinWriter = nil
+        }
+        output.close()
+    }
+
+    /// Reaps every child; the init's status is kept (128 + signal when killed, as docker reports it).
+    func reap() {
+        var status: Int32 = 0
+        while true {
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            if pid == initPid { exitStatus = ChildProcess.ExitStatus(waitStatus: status).code }
+        }
+    }
+
+    func acceptClients() {
+        guard let listener = attachListener else { return }
+        while true {
+            let fd = berth_accept_cloexec(listener.rawValue, 0)
+            if fd < 0 { return }
+            clients.append(AttachedClient(fd: FileDescriptor(owning: fd)))
+        }
+    }
+
+    func readFromClient(_ client: AttachedClient) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(client.fd.rawValue, $0.baseAddress, $0.count) }
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
+        guard n > 0 else { drop(client); return }
+        client.decoder.append(buffer[0..<n])
+        while true {
+            let frame: StreamFrame?
+            do { frame = try client.decoder.next() } catch { drop(client); return }
+            guard let frame else { return }
+            switch frame.kind {
+            case .stdin:
+                if let writer = stdinWriter { try? writer.write(frame.payload) }
+            case .closeStdin:
+                // A terminal has no end of input: ^D is what a user would type. A pipe is closed.
+                if let master = terminalMaster { try? master.write([4]) } else { stdinWriter?.close(); stdinWriter = nil }
+            case .resize:
+                if let master = terminalMaster, let size = frame.size {
+                    var window = winsize(ws_row: size.rows, ws_col: size.columns, ws_xpixel: 0, ws_ypixel: 0)
+                    _ = berth_ioctl_ptr(master.rawValue, UInt(TIOCSWINSZ), &window)
+                }
+            case .stdout, .stderr, .exit, .ready:
+                break
+            }
+        }
+    }
+
+    func drop(_ client: AttachedClient) {
+        clients.removeAll { $0 === client }
+        client.fd.close()
+    }
+
+    func broadcast(_ frame: StreamFrame) {
+        guard !clients.isEmpty else { return }
+        let bytes = frame.encoded
+        for client in clients {
+            do { try client.fd.send(bytes) } catch { drop(client) }
+        }
+    }
+
+    /// Records the exit, tells clients, and hands over to the exit command.
+    func finish() -> Never {
+        log.flush()
+        let status = exitStatus ?? 255
+        let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(ContainerLog.timestamp())\",\"pid\":\(initPid)}\n"
+        try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
+        broadcast(.exit(status))
+        for client in clients { client.fd.close() }
+        clients.removeAll()
+        unlink(options.stateDirectory + "/attach.sock")
+        attachListener?.close()
+        if let program = options.exitCommand.first {
+            let devnull = open("/dev/null", O_RDWR)
+            if devnull >= 0 { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2) }
+            _ = withCStringArray(options.exitCommand) { argv in
+                withCStringArray(ChildProcess.currentEnvironment) { envp in execve(program, argv, envp) }
+            }
+        }
+        exit(0)
+    }
+
+    func runRuntime(_ arguments: [String]) throws -> ChildProcess.Output {
+        try ChildProcess.run(options.runtime, arguments: [options.runtime] + options.runtimeArguments + arguments,
+                             environment: ChildProcess.currentEnvironment)
+    }
+
+    func report(_ line: String) {
+        try? sync.write(line + "\n")
+    }
+}
+
+struct MonitorFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// One line from `fd` (without the newline); empty at EOF.
+func readLine(_ fd: FileDescriptor) -> String {
+    var bytes: [UInt8] = []
+    var byte: UInt8 = 0
+    while read(fd.rawValue, &byte, 1) == 1 {
+        if byte == 10 { break }
+        bytes.append(byte)
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// The runtime's message on one line (the sync protocol is line-based), or `fallback` if it said nothing.
+func oneLine(_ text: String, or fallback: String) -> String {
+    let lines = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).map { $0.trimmedLine }.filter { !$0.isEmpty }
+    return lines.isEmpty ? fallback : lines.joined(separator: "; ")
+}
+
+extension StringProtocol {
+    var trimmedLine: String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\n" || c == "\t" || c == "\r" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\n" || c == "\t" || c == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}

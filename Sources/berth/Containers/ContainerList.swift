@@ -1,0 +1,150 @@
+import ArgumentParser
+import BerthEngine
+import BerthImage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `berth ps` (and `berth container ls`).
+struct ContainerListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List containers.")
+    @OptionGroup var list: ContainerListOptions
+    func run() async throws { try await list.execute() }
+}
+
+/// docker ps's columns, `-a`, `-q`, `--filter`, `--format json|{{.Field}}`, `--no-trunc`, `-l`, `-n`.
+struct ContainerListOptions: ParsableArguments {
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .shortAndLong, help: "Show all containers (default shows just running).") var all = false
+    @Flag(name: .shortAndLong, help: "Only display container IDs.") var quiet = false
+    @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.") var noTrunc = false
+    @Flag(name: .shortAndLong, help: "Show the latest created container.") var latest = false
+    @Option(name: .customShort("n"), help: "Show n last created containers.") var last: Int?
+    @Option(name: .shortAndLong, help: "Filter output (name=, id=, status=, label=, exited=, ancestor=).") var filter: [String] = []
+    @Option(help: "Format output: table, json, or a Go-template subset ({{.ID}} {{.Names}} …).") var format: String?
+
+    func execute() async throws {
+        var records: [ContainerRecord] = try await withEngine(options) { $0.list() }
+        if !all && last == nil && !latest { records = records.filter { $0.state.running } }
+        for f in filter {
+            let parts = f.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("bad format of filter (expected name=value)") }
+            let (key, value) = (parts[0], parts[1])
+            switch key {
+            case "name": records = records.filter { $0.name.contains(value) }
+            case "id": records = records.filter { $0.id.hasPrefix(value) }
+            case "status": records = records.filter { $0.state.status.rawValue == value }
+            case "exited": records = records.filter { $0.state.status == .exited && String($0.state.exitCode) == value }
+            case "ancestor": records = records.filter { $0.imageReference == value || $0.imageName == value || $0.imageID.contains(value) }
+            case "label":
+                let kv = value.split(separator: "=", maxSplits: 1).map(String.init)
+                records = records.filter { r in
+                    guard let v = r.configuration.labels[kv[0]] ?? r.imageConfig?.Labels?[kv[0]] else { return false }
+                    return kv.count == 1 || v == kv[1]
+                }
+            default: throw ValidationError("invalid filter '\(key)'")
+            }
+        }
+        if latest { records = Array(records.prefix(1)) }
+        if let last { records = Array(records.prefix(last)) }
+        if quiet {
+            for r in records { print(noTrunc ? r.id : r.shortID) }
+            return
+        }
+        let rows = records.map { row($0) }
+        switch format {
+        case nil, "table":
+            var table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
+            for r in rows { table.append([r["ID"]!, r["Image"]!, r["Command"]!, r["RunningFor"]! + " ago", r["Status"]!, r["Ports"]!, r["Names"]!]) }
+            printTable(table)
+        case "json":
+            for r in rows { print(jsonObject(r)) }
+        case let template?:
+            for r in rows { print(try renderTemplate(template, r)) }
+        }
+    }
+
+    func row(_ r: ContainerRecord) -> [String: String] {
+        var command = ([r.path] + r.args).joined(separator: " ")
+        if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
+        let created = Timestamp.parse(r.created)?.seconds ?? 0
+        let ports = r.state.running ? r.publishedPorts.map { "\($0.hostIP.isEmpty ? "0.0.0.0" : $0.hostIP):\($0.hostPort)->\($0.containerPort)/\($0.proto)" }.joined(separator: ", ") : ""
+        var image = r.imageReference
+        if let ref = try? Reference(parsing: r.imageReference), image.count > 0 { image = ref.familiar.hasSuffix(":latest") && !r.imageReference.hasSuffix(":latest") ? String(ref.familiar.dropLast(7)) : ref.familiar }
+        return ["ID": noTrunc ? r.id : r.shortID, "Image": image, "Command": "\"\(command)\"",
+                "CreatedAt": r.created, "RunningFor": humanDuration(max(0, Int(Glibc.time(nil)) - created)),
+                "Status": statusText(r), "State": r.state.status.rawValue, "Ports": ports, "Names": r.name,
+                "Labels": r.configuration.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                "Mounts": "", "Networks": r.networks.map(\.network).joined(separator: ","), "Size": "", "LocalVolumes": "0"]
+    }
+}
+
+/// `{"Command":"…","ID":"…",…}` for `--format json` (docker's keys, sorted).
+func jsonObject(_ fields: [String: String]) -> String {
+    func escape(_ s: String) -> String {
+        var out = ""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "<": out += "\\u003c"
+            case ">": out += "\\u003e"
+            case "&": out += "\\u0026"
+            default:
+                if scalar.value < 0x20 { out += String(format4(scalar.value)) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out
+    }
+    func format4(_ v: UInt32) -> String {
+        let hex = String(v, radix: 16)
+        return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    }
+    return "{" + fields.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\(escape($0.value))\"" }.joined(separator: ",") + "}"
+}
+
+/// The Go-template subset docker users type: `{{.Field}}`, literal text, `\t`, and `table` headers.
+func renderTemplate(_ template: String, _ fields: [String: String]) throws -> String {
+    var text = template.replacingOccurrences("\\t", "\t").replacingOccurrences("\\n", "\n")
+    if text.hasPrefix("table ") { text.removeFirst(6) }
+    var out = ""
+    var rest = Substring(text)
+    while let open = rest.firstRange(of: "{{") {
+        out += rest[..<open.lowerBound]
+        guard let close = rest[open.upperBound...].firstRange(of: "}}") else { throw ValidationError("template: unclosed action in \(template)") }
+        var action = rest[open.upperBound..<close.lowerBound].trimmingSpaces
+        if action.hasPrefix("json ") { action = String(action.dropFirst(5)).trimmingSpaces }
+        if action == "json ." || action == "." { out += jsonObject(fields) } else {
+            guard action.hasPrefix("."), let value = fields[String(action.dropFirst())] else {
+                throw ValidationError("template: can't evaluate field \(action)")
+            }
+            out += value
+        }
+        rest = rest[close.upperBound...]
+    }
+    return out + rest
+}
+
+extension String {
+    func replacingOccurrences(_ target: String, _ replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var rest = Substring(self)
+        while let range = rest.firstRange(of: target) {
+            result += rest[..<range.lowerBound] + replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import BerthEngine
+import BerthImage
+import BerthOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `berth run [OPTIONS] IMAGE [COMMAND] [ARG…]`: create and start a container (pulling a missing image),
+/// attached to its output unless -d, with docker's exit statuses (the container's own, or 125/126/127).
+struct ContainerRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and run a new container from an image.")
+
+    @OptionGroup var options: ImageOptions
+    @OptionGroup var run: RunOptions
+    @Flag(name: .shortAndLong, help: "Run container in background and print container ID.") var detach = false
+    @Flag(name: .customLong("sig-proxy"), inversion: .prefixedNo, help: "Proxy received signals to the process.") var signalProxy = true
+    @Option(help: "Pull image before running (always, missing, never).") var pull = "missing"
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Suppress the pull output.") var quiet = false
+    @Argument(help: "Image to run.") var image: String
+    @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
+
+    func run() async throws {
+        let configuration = try run.configuration(image: image, command: command)
+        let status: Int32 = try await withEngine(options) { engine in
+            try await ensureImage(engine, image, policy: pull, quiet: quiet)
+            let record = try engine.create(configuration, name: run.name)
+            if detach {
+                do { try engine.start(record.id) } catch {
+                    if configuration.autoRemove { try? engine.remove(record.id, force: true) }
+                    throw error
+                }
+                print(record.id)
+                return 0
+            }
+            let connection: FileDescriptor?
+            do { connection = try engine.start(record.id, attach: true) } catch {
+                if configuration.autoRemove { try? engine.remove(record.id, force: true) }
+                throw error
+            }
+            var status: Int32 = 0
+            if let connection {
+                let relay = AttachRelay(connection: connection, forwardInput: configuration.openStdin, terminal: configuration.tty,
+                                        forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
+                switch relay.run() {
+                case .exited(let code): status = code
+                case .detached: return 0
+                case .disconnected: status = (try? engine.wait(record.id)) ?? 125
+                }
+            }
+            if configuration.autoRemove {
+                // The monitor's exit command removes it too; whichever comes first wins.
+                _ = try? engine.wait(record.id)
+                try? engine.remove(record.id, force: true)
+            }
+            return status
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// `berth create [OPTIONS] IMAGE [COMMAND] [ARG…]`: create a container without starting it.
+struct ContainerCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a new container.")
+
+    @OptionGroup var options: ImageOptions
+    @OptionGroup var run: RunOptions
+    @Option(help: "Pull image before creating (always, missing, never).") var pull = "missing"
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Suppress the pull output.") var quiet = false
+    @Argument(help: "Image to create the container from.") var image: String
+    @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
+
+    func run() async throws {
+        let configuration = try run.configuration(image: image, command: command)
+        try await withEngine(options) { engine in
+            try await ensureImage(engine, image, policy: pull, quiet: quiet)
+            print(try engine.create(configuration, name: run.name).id)
+        }
+    }
+}
+
+/// Pulls `image` when the policy says so (docker's "Unable to find image … locally" first).
+func ensureImage(_ engine: Engine, _ image: String, policy: String, quiet: Bool) async throws {
+    let present = engine.images.store.lookup(image) != nil
+    switch policy {
+    case "never":
+        if !present { throw EngineError.noSuchImage(image) }
+        return
+    case "missing":
+        if present { return }
+        if !quiet { printError("Unable to find image '\(image)' locally") }
+    case "always":
+        break
+    default:
+        throw ValidationError("invalid pull option: '\(policy)': must be one of \"always\", \"missing\" or \"never\"")
+    }
+    let record = try await engine.images.pull(image)
+    if !quiet { printError("Status: Downloaded newer image for \(record.name)") }
+}

@@ -1,0 +1,178 @@
+import ArgumentParser
+import BerthEngine
+import BerthOS
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `docker run` / `docker create` options, turned into a ``ContainerConfiguration``.
+struct RunOptions: ParsableArguments {
+    @Option(name: .long, help: "Assign a name to the container.") var name: String?
+    @Option(name: .shortAndLong, help: "Set environment variables (KEY=value, or KEY to pass this shell's).") var env: [String] = []
+    @Option(name: .customLong("env-file"), help: "Read in a file of environment variables.") var envFiles: [String] = []
+    @Option(name: .shortAndLong, help: "Working directory inside the container.") var workdir: String?
+    @Option(name: .shortAndLong, help: "Username or UID (format: <name|uid>[:<group|gid>]).") var user: String?
+    @Option(help: "Overwrite the default ENTRYPOINT of the image.") var entrypoint: String?
+    @Option(name: .shortAndLong, help: "Container host name.") var hostname: String?
+    @Option(name: .customLong("domainname"), help: "Container NIS domain name.") var domainName: String?
+    @Option(name: .shortAndLong, help: "Set meta data on a container (KEY=value).") var label: [String] = []
+    @Flag(name: .customLong("read-only"), help: "Mount the container's root filesystem as read only.") var readOnly = false
+    @Option(help: "Mount a tmpfs directory (PATH[:OPTIONS]).") var tmpfs: [String] = []
+    @Option(name: .customLong("cap-add"), help: "Add Linux capabilities.") var capAdd: [String] = []
+    @Option(name: .customLong("cap-drop"), help: "Drop Linux capabilities.") var capDrop: [String] = []
+    @Flag(help: "Give extended privileges to this container.") var privileged = false
+    @Option(name: .customLong("security-opt"), help: "Security options (seccomp=FILE|unconfined, no-new-privileges).") var securityOpt: [String] = []
+    @Option(help: "Ulimit options (NAME=SOFT[:HARD]).") var ulimit: [String] = []
+    @Option(name: .shortAndLong, help: "Memory limit (e.g. 512m).") var memory: String?
+    @Option(name: .customLong("memory-swap"), help: "Swap limit equal to memory plus swap: -1 for unlimited.") var memorySwap: String?
+    @Option(name: .customLong("memory-reservation"), help: "Memory soft limit.") var memoryReservation: String?
+    @Option(help: "Number of CPUs.") var cpus: String?
+    @Option(name: [.customShort("c"), .customLong("cpu-shares")], help: "CPU shares (relative weight).") var cpuShares: Int64?
+    @Option(name: .customLong("cpuset-cpus"), help: "CPUs in which to allow execution (0-3, 0,1).") var cpusetCpus: String?
+    @Option(name: .customLong("cpuset-mems"), help: "MEMs in which to allow execution.") var cpusetMems: String?
+    @Option(name: .customLong("pids-limit"), help: "Tune container pids limit (-1 for unlimited).") var pidsLimit: Int64?
+    @Option(help: "Add a host device to the container.") var device: [String] = []
+    @Flag(help: "Run an init inside the container that forwards signals and reaps processes.") var `init` = false
+    @Option(name: .customLong("stop-signal"), help: "Signal to stop the container.") var stopSignal: String?
+    @Option(name: .customLong("stop-timeout"), help: "Timeout (in seconds) to stop a container.") var stopTimeout: Int?
+    @Option(name: .customLong("shm-size"), help: "Size of /dev/shm.") var shmSize: String?
+    @Flag(name: .shortAndLong, help: "Allocate a pseudo-TTY.") var tty = false
+    @Flag(name: .shortAndLong, help: "Keep STDIN open even if not attached.") var interactive = false
+    @Flag(name: .customLong("rm"), help: "Automatically remove the container when it exits.") var autoRemove = false
+    @Option(help: "Restart policy to apply when a container exits (no, on-failure[:N], always, unless-stopped).") var restart: String?
+    @Option(name: .customLong("health-cmd"), help: "Command to run to check health.") var healthCmd: String?
+    @Option(name: .customLong("health-interval"), help: "Time between running the check (ms|s|m|h).") var healthInterval: String?
+    @Option(name: .customLong("health-timeout"), help: "Maximum time to allow one check to run.") var healthTimeout: String?
+    @Option(name: .customLong("health-retries"), help: "Consecutive failures needed to report unhealthy.") var healthRetries: Int?
+    @Option(name: .customLong("health-start-period"), help: "Start period for the container to initialize.") var healthStartPeriod: String?
+    @Flag(name: .customLong("no-healthcheck"), help: "Disable any container-specified HEALTHCHECK.") var noHealthcheck = false
+    @Option(help: "OCI runtime for this container (berth, runc, crun, or a path).") var runtime: String?
+    @Option(name: .customLong("network"), help: "Connect a container to a network (bridge, none, host, container:NAME, or a network's name).") var network: String?
+    @Option(name: .customLong("net"), help: .hidden) var net: String?
+    @Option(name: .shortAndLong, help: "Publish a container's port(s) to the host ([ip:]hostPort:containerPort[/proto]).") var publish: [String] = []
+    @Flag(name: [.customShort("P"), .customLong("publish-all")], help: "Publish all exposed ports to random ports.") var publishAll = false
+    @Option(help: "Expose a port or a range of ports.") var expose: [String] = []
+    @Option(help: "Set custom DNS servers.") var dns: [String] = []
+    @Option(name: .customLong("dns-search"), help: "Set custom DNS search domains.") var dnsSearch: [String] = []
+    @Option(name: .customLong("dns-option"), help: "Set DNS options.") var dnsOption: [String] = []
+    @Option(name: .customLong("add-host"), help: "Add a custom host-to-IP mapping (host:ip).") var addHost: [String] = []
+    @Option(help: "IPv4 address (e.g., 172.30.100.104).") var ip: String?
+    @Option(name: .customLong("network-alias"), help: "Add network-scoped alias for the container.") var networkAlias: [String] = []
+    @Option(name: .shortAndLong, help: "Bind mount a volume (SRC:DST[:OPTS], or DST for an anonymous volume).") var volume: [String] = []
+    @Option(help: "Attach a filesystem mount to the container (type=bind|volume|tmpfs,…).") var mount: [String] = []
+    @Option(name: .customLong("log-driver"), help: "Logging driver for the container (json-file, none, cri).") var logDriver: String?
+    @Option(name: .customLong("log-opt"), help: "Log driver options (max-size, max-file).") var logOpt: [String] = []
+    @Option(help: "Sysctl options (KEY=value).") var sysctl: [String] = []
+
+    /// The request, ready for the engine. Values the helpers parse are checked here, naming the option.
+    func configuration(image: String, command: [String]) throws -> ContainerConfiguration {
+        var c = ContainerConfiguration(image: image)
+        if !command.isEmpty { c.cmd = command }
+        if let entrypoint { c.entrypoint = entrypoint.isEmpty ? [""] : [entrypoint] }
+        for file in envFiles { c.env += try RunOptionParsing.environmentFile(file) }
+        for entry in env { c.env.append(RunOptionParsing.environment(entry)) }
+        c.workingDir = workdir
+        if let workdir, !workdir.hasPrefix("/") {
+            throw ValidationError("the working directory '\(workdir)' is invalid, it needs to be an absolute path")
+        }
+        c.user = user
+        c.hostname = hostname
+        c.domainname = domainName
+        for entry in label {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            c.labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        c.readonlyRootfs = readOnly
+        c.capAdd = capAdd
+        c.capDrop = capDrop
+        c.privileged = privileged
+        c.securityOpt = securityOpt
+        c.initProcess = self.`init`
+        c.stopSignal = stopSignal
+        c.stopTimeout = stopTimeout
+        c.tty = tty
+        c.openStdin = interactive
+        c.autoRemove = autoRemove
+        if let restart { c.restartPolicy = try RunOptionParsing.restartPolicy(restart) }
+        c.runtime = runtime
+        if let mode = network ?? net { c.networkMode = mode }
+        c.publishAllPorts = publishAll
+        c.dns = dns
+        c.dnsSearch = dnsSearch
+        c.dnsOptions = dnsOption
+        c.extraHosts = addHost
+        c.ipAddress = ip
+        c.networkAliases = networkAlias
+        if let logDriver { c.logDriver = logDriver }
+        for entry in logOpt {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("invalid log-opt: \(entry)") }
+            c.logOptions[String(parts[0])] = String(parts[1])
+        }
+        for entry in sysctl {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw ValidationError("invalid argument \"\(entry)\" for \"--sysctl\" flag: sysctl '\(entry)' is not allowed") }
+            c.sysctls[String(parts[0])] = String(parts[1])
+        }
+        c.resources.cpuShares = cpuShares
+        c.resources.cpusetCpus = cpusetCpus
+        c.resources.cpusetMems = cpusetMems
+        c.resources.pidsLimit = pidsLimit
+        try RunOptionParsing.apply(self, to: &c)
+        return c
+    }
+}
+
+/// Parsing of option values shared by the verbs.
+enum RunOptionParsing {
+    /// `KEY=value` as given; `KEY` alone takes this shell's value (docker's CLI does this before sending),
+    /// and stays `KEY` (removed from the container) when the shell has none.
+    static func environment(_ entry: String) -> String {
+        if entry.contains("=") { return entry }
+        if let value = getenv(entry) { return "\(entry)=\(String(cString: value))" }
+        return entry
+    }
+
+    /// docker's env-file: one `KEY=value` per line, `#` comments and blank lines skipped, `KEY` alone
+    /// taken from this shell.
+    static func environmentFile(_ path: String) throws -> [String] {
+        let text: String
+        do { text = try FileSystem.readString(path) } catch { throw ValidationError("open \(path): no such file or directory") }
+        var result: [String] = []
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.drop { $0 == " " || $0 == "\t" }
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let key = line.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            if key.isEmpty || key.contains(where: { $0 == " " || $0 == "\t" }) {
+                throw ValidationError("invalid env file (\(path)): line \(number + 1): variable '\(key)' contains whitespaces")
+            }
+            result.append(environment(String(line)))
+        }
+        return result
+    }
+
+    static func restartPolicy(_ text: String) throws -> ContainerConfiguration.RestartPolicy {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        switch parts.first ?? "" {
+        case "no", "always", "unless-stopped":
+            guard parts.count == 1 else { throw ValidationError("invalid restart policy format: maximum retry count cannot be used with restart policy '\(parts[0])'") }
+            return .init(name: parts[0])
+        case "on-failure":
+            guard parts.count == 1 || Int(parts[1]).map({ $0 >= 0 }) == true else { throw ValidationError("invalid restart policy format: maximum retry count must be an integer") }
+            return .init(name: "on-failure", maximumRetryCount: parts.count > 1 ? Int(parts[1])! : 0)
+        default:
+            throw ValidationError("invalid restart policy format: unknown policy '\(text)'")
+        }
+    }
+
+    /// The options whose values need the spec layer's parsers (sizes, devices, mounts, health).
+    static func apply(_ o: RunOptions, to c: inout ContainerConfiguration) throws {
+        let unsupported: [(String, Bool)] = [
+            ("--memory", o.memory != nil), ("--memory-swap", o.memorySwap != nil), ("--memory-reservation", o.memoryReservation != nil),
+            ("--cpus", o.cpus != nil), ("--ulimit", !o.ulimit.isEmpty), ("--device", !o.device.isEmpty), ("--tmpfs", !o.tmpfs.isEmpty),
+            ("--shm-size", o.shmSize != nil), ("--volume", !o.volume.isEmpty), ("--mount", !o.mount.isEmpty),
+            ("--health-cmd", o.healthCmd != nil), ("--publish", !o.publish.isEmpty), ("--expose", !o.expose.isEmpty),
+        ]
+        if let (name, _) = unsupported.first(where: { $0.1 }) { throw ValidationError("\(name) is not supported yet") }
+    }
+}
