@@ -37,7 +37,7 @@ public final class Engine: Sendable {
         self.networking = ContainerNetworking(layout: layout)
         do {
             try FileSystem.makeDirectories(layout.containers, mode: 0o700)
-            try FileSystem.makeDirectories(layout.run + "/containers", mode: 0o700)
+            try FileSystem.makeDirectories(layout.run + "/m", mode: 0o700)
         } catch { throw .system(error, context: "preparing \(layout.run)") }
     }
 
@@ -244,6 +244,8 @@ public final class Engine: Sendable {
             var record = try lookup(reference)
             if record.state.running {
                 record.state.stoppedByUser = true
+                // A restart waiting out its back-off is cancelled: the exit stands.
+                if record.state.status == .restarting { record.state.status = .exited }
                 try save(record)
             }
             return record

@@ -16,7 +16,7 @@ import BerthOS
 /// <root>/containers/<id>/exit.json              written by the monitor when the init exits
 /// <root>/engine.lock                            flock: held by whoever changes a container record
 /// <run>/runtime/<runtime name>                  the OCI runtime's --root
-/// <run>/containers/<id>/attach.sock, init.pid   the monitor's sockets and files
+/// <run>/m/<id prefix>/attach.sock, init.pid     the monitor's sockets and files
 /// <run>/netns/<id>                              the container's pinned network namespace
 /// ```
 public struct EngineLayout: Sendable {
@@ -41,7 +41,8 @@ public struct EngineLayout: Sendable {
     public func logFile(_ id: String) -> String { container(id) + "/\(id)-json.log" }
     public var lockFile: String { root + "/engine.lock" }
     public func runtimeRoot(_ runtimeName: String) -> String { "\(run)/runtime/\(runtimeName)" }
-    public func monitorState(_ id: String) -> String { "\(run)/containers/\(id)" }
+    /// Short (the first 24 hex digits: 96 bits) because unix socket paths live here and must fit in 108 bytes.
+    public func monitorState(_ id: String) -> String { "\(run)/m/\(id.prefix(24))" }
     public func attachSocket(_ id: String) -> String { monitorState(id) + "/attach.sock" }
     public func networkNamespace(_ id: String) -> String { "\(run)/netns/\(id)" }
     public var networks: String { root + "/networks" }

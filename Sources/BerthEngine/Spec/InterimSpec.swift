@@ -18,6 +18,7 @@ public enum SpecBuilder {
         process.env = env
         process.cwd = c.workingDir ?? inputs.image?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/"
         process.terminal = c.tty
+        if let user = c.user ?? inputs.image?.User, !user.isEmpty { process.user = try resolveUser(user, rootfs: inputs.rootfs) }
         process.noNewPrivileges = false
         let caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
                     "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]

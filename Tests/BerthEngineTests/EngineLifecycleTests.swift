@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import FoundationEssentials
+import Testing
+
+/// The engine as a docker user drives it: `berth run/ps/logs/stop/rm/exec …` on real containers made
+/// from an image the suite builds, under berth-runtime and runc.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"))
+final class EngineLifecycleTests {
+    let box: EngineBox
+
+    init() throws { box = try EngineBox("lifecycle") }
+    deinit { box.tearDown() }
+
+    @Test func runPrintsBothStreamsAndExitsWithTheContainersStatus() throws {
+        let out = try box.berth(["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(out.status == .exited(3))
+        #expect(out.stdoutText == "out\n")
+        #expect(out.stderrText == "err\n")
+        // --rm: nothing left to list.
+        #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
+    }
+
+    @Test func theImageConfigIsTheDefaultAndOptionsOverrideIt() throws {
+        let fromImage = try box.berth(["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo $FROM_IMAGE $HOSTNAME; pwd; id -u"])
+        let lines = fromImage.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(fromImage.stderrText)")
+        #expect(lines.first?.hasPrefix("yes ") == true)
+        #expect(lines.dropFirst().first == "/srv")
+        #expect(lines.last == "0")
+        let overridden = try box.berth(["run", "--rm", "--network", "none", "-e", "FROM_IMAGE=no", "-e", "EXTRA=1", "-w", "/tmp",
+                                        "-h", "myhost", "-u", "1000:1000", box.image, "sh", "-c", "echo $FROM_IMAGE $EXTRA; pwd; hostname; id -u; id -g"])
+        #expect(overridden.stdoutText == "no 1\n/tmp\nmyhost\n1000\n1000\n", "\(overridden.stderrText)")
+        let entrypoint = try box.berth(["run", "--rm", "--network", "none", "--entrypoint", "/bin/echo", box.image, "from", "entrypoint"])
+        #expect(entrypoint.stdoutText == "from entrypoint\n")
+    }
+
+    @Test(arguments: ["berth", "runc"])
+    func programsThatCannotRunExitAsDocker(runtime: String) throws {
+        let missing = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image, "no-such-program"])
+        #expect(missing.status == .exited(127))
+        #expect(missing.stderrText.contains("no-such-program"))
+        let notExecutable = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image, "/etc/passwd"])
+        #expect(notExecutable.status == .exited(126))
+        let badImage = try box.berth(["run", "--rm", "--pull", "never", "--network", "none", "no/such:image", "true"])
+        #expect(badImage.status == .exited(125))
+        #expect(badImage.stderrText.contains("No such image"))
+        // Nothing half-made stays behind.
+        #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
+    }
+
+    @Test(arguments: ["berth", "runc"])
+    func theSameContainerRunsUnderEachRuntime(runtime: String) throws {
+        let out = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image,
+                                 "sh", "-c", "echo $FROM_IMAGE; cat /etc/hostname; ls /proc/1/ns/net >/dev/null && echo ns"])
+        #expect(out.status == .exited(0), "\(out.stderrText)")
+        let lines = out.stdoutText.split(separator: "\n")
+        #expect(lines.count == 3 && lines[0] == "yes" && lines[2] == "ns", "\(out.stdoutText)")
+    }
+
+    @Test func detachedContainersLogAndStopWithTheirSignal() throws {
+        let started = try box.berth(["run", "-d", "--name", "looper", "--network", "none", box.image, "sh", "-c",
+                                     "trap 'echo got-term; exit 0' TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        #expect(started.stdoutText.count == 65)
+        #expect(try box.eventually { try box.berth(["logs", "looper"]).stdoutText.contains("line 3") })
+        #expect(try box.berth(["ps", "--format", "{{.Names}} {{.State}}"]).stdoutText == "looper running\n")
+        let tail = try box.berth(["logs", "--tail", "2", "looper"]).stdoutText.split(separator: "\n")
+        #expect(tail.count == 2)
+        let stopped = try box.berth(["stop", "looper"])
+        #expect(stopped.stdoutText == "looper\n")
+        #expect(try box.inspect("looper", "{{.State.Status}} {{.State.ExitCode}}") == "exited 0")
+        #expect(try box.berth(["logs", "looper"]).stdoutText.hasSuffix("got-term\n"))
+        // A program that ignores SIGTERM is killed after the timeout: 137.
+        _ = try box.berth(["run", "-d", "--name", "stubborn", "--network", "none", box.image, "sh", "-c", "trap '' TERM; sleep 1000"])
+        _ = try box.berth(["stop", "-t", "1", "stubborn"])
+        #expect(try box.inspect("stubborn", "{{.State.ExitCode}}") == "137")
+        #expect(try box.berth(["rm", "looper", "stubborn"]).status == .exited(0))
+    }
+
+    @Test func logsFollowUntilTheContainerExitsAndKeepTimestamps() throws {
+        _ = try box.berth(["run", "-d", "--name", "follow", "--network", "none", box.image, "sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.2; done"])
+        let followed = try box.berth(["logs", "-f", "-t", "follow"])
+        let lines = followed.stdoutText.split(separator: "\n")
+        #expect(lines.map { $0.split(separator: " ").last.map(String.init) ?? "" } == ["n1", "n2", "n3"])
+        #expect(lines.allSatisfy { $0.first?.isNumber == true && $0.contains("Z ") })
+        let raw = try FileSystem.readString("\(box.root)/containers/\(try box.inspect("follow", "{{.Id}}"))/\(try box.inspect("follow", "{{.Id}}"))-json.log")
+        #expect(raw.hasPrefix(#"{"log":"n1\n","stream":"stdout","time":""#))
+        _ = try box.berth(["rm", "follow"])
+    }
+
+    @Test func logsRotateAtTheirMaximumSize() throws {
+        _ = try box.berth(["run", "--name", "rotate", "--network", "none", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
+                           box.image, "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo entry-$i; i=$((i+1)); done"])
+        let id = try box.inspect("rotate", "{{.Id}}")
+        let files = try FileSystem.listDirectory("\(box.root)/containers/\(id)").filter { $0.contains("-json.log") }.sorted()
+        #expect(files == ["\(id)-json.log", "\(id)-json.log.1", "\(id)-json.log.2"])
+        for file in files {
+            var info = stat()
+            stat("\(box.root)/containers/\(id)/\(file)", &info)
+            #expect(info.st_size <= 2000)
+        }
+        let logs = try box.berth(["logs", "rotate"]).stdoutText.split(separator: "\n")
+        #expect(logs.last == "entry-299")
+        #expect(logs.count < 300)
+        _ = try box.berth(["rm", "rotate"])
+    }
+
+    @Test func namesAreUniqueAndContainersCanBeRenamed() throws {
+        _ = try box.berth(["create", "--name", "first", "--network", "none", box.image, "true"])
+        let clash = try box.berth(["create", "--name", "first", "--network", "none", box.image, "true"])
+        #expect(clash.status == .exited(125))
+        #expect(clash.stderrText.contains("Conflict. The container name \"/first\" is already in use"))
+        #expect(try box.berth(["rename", "first", "second"]).status == .exited(0))
+        #expect(try box.inspect("second", "{{.Name}} {{.State.Status}}") == "/second created")
+        let bad = try box.berth(["create", "--name", "-bad", "--network", "none", box.image, "true"])
+        #expect(bad.status != .exited(0))
+        _ = try box.berth(["rm", "second"])
+    }
+
+    @Test func execRunsInTheContainerWithItsOptionsAndStatus() throws {
+        _ = try box.berth(["run", "-d", "--name", "target", "--network", "none", box.image, "sleep", "1000"])
+        let plain = try box.berth(["exec", "target", "sh", "-c", "echo $FROM_IMAGE; exit 4"])
+        #expect(plain.status == .exited(4))
+        #expect(plain.stdoutText == "yes\n")
+        let options = try box.berth(["exec", "-e", "X=1", "-w", "/tmp", "-u", "1000:1000", "target", "sh", "-c", "echo $X; pwd; id -u"])
+        #expect(options.stdoutText == "1\n/tmp\n1000\n")
+        let input = try box.berth(["exec", "-i", "target", "cat"], input: "through stdin\n")
+        #expect(input.stdoutText == "through stdin\n")
+        let missing = try box.berth(["exec", "target", "no-such-program"])
+        #expect(missing.status == .exited(126))
+        // A terminal, driven through script(1)'s pty.
+        let tty = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-eqc", "\(box.berth) exec --root \(box.root) -it target sh -c 'tty; exit 5'", "/dev/null"],
+                                       environment: ["BERTH_RUN=\(box.run)", "PATH=/usr/bin:/bin"])
+        #expect(tty.status == .exited(5))
+        #expect(tty.stdoutText.contains("/dev/pts/"))
+        _ = try box.berth(["rm", "-f", "target"])
+        let stopped = try box.berth(["exec", "target", "true"])
+        #expect(stopped.status == .exited(125))
+    }
+
+    @Test func runWithATerminalPassesTheStatusThrough() throws {
+        let tty = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-eqc", "\(box.berth) run --root \(box.root) --rm -it --network none \(box.image) sh -c 'tty; exit 7'", "/dev/null"],
+                                       environment: ["BERTH_RUN=\(box.run)", "PATH=/usr/bin:/bin"])
+        #expect(tty.status == .exited(7))
+        #expect(tty.stdoutText.contains("/dev/pts/0"))
+    }
+
+    @Test func pauseFreezesAndUnpauseThaws() throws {
+        _ = try box.berth(["run", "-d", "--name", "frozen", "--network", "none", box.image, "sleep", "1000"])
+        #expect(try box.berth(["pause", "frozen"]).status == .exited(0))
+        #expect(try box.inspect("frozen", "{{.State.Status}} {{.State.Paused}}") == "paused true")
+        #expect(try box.berth(["ps", "--format", "{{.Status}}"]).stdoutText.contains("(Paused)"))
+        #expect(try box.berth(["unpause", "frozen"]).status == .exited(0))
+        #expect(try box.inspect("frozen", "{{.State.Status}}") == "running")
+        let running = try box.berth(["rm", "frozen"])
+        #expect(running.status != .exited(0))
+        #expect(running.stderrText.contains("stop the container before removing or force remove"))
+        #expect(try box.berth(["rm", "-f", "frozen"]).status == .exited(0))
+    }
+
+    @Test func restartPoliciesRestartWithBackOffUntilTheLimit() throws {
+        _ = try box.berth(["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--network", "none", box.image, "sh", "-c", "exit 1"])
+        #expect(try box.eventually { try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited" })
+        // `always` restarts a clean exit too, and `stop` ends it for good.
+        _ = try box.berth(["run", "-d", "--name", "always", "--restart", "always", "--network", "none", box.image, "sh", "-c", "sleep 0.1"])
+        #expect(try box.eventually { Int(try box.inspect("always", "{{.RestartCount}}")) ?? 0 >= 2 })
+        _ = try box.berth(["stop", "always"])
+        let count = try box.inspect("always", "{{.RestartCount}}")
+        #expect(try box.inspect("always", "{{.State.Status}}") == "exited")
+        #expect(try box.inspect("always", "{{.RestartCount}}") == count)
+        let conflicting = try box.berth(["run", "--rm", "--restart", "always", "--network", "none", box.image, "true"])
+        #expect(conflicting.status == .exited(125))
+        _ = try box.berth(["rm", "-f", "flaky", "always"])
+    }
+
+    /// No engine process runs between the commands: exits that happen meanwhile are learned from what
+    /// the monitor left; a monitor killed with SIGKILL is reported on its container.
+    @Test func exitsWhileNoEngineRunsAreLearnedAndAKilledMonitorIsReported() throws {
+        _ = try box.berth(["run", "-d", "--name", "short", "--network", "none", box.image, "sh", "-c", "sleep 0.3; exit 9"])
+        _ = try box.berth(["run", "-d", "--name", "long", "--network", "none", box.image, "sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+        #expect(try box.berth(["wait", "short"]).stdoutText == "9\n")
+        #expect(try box.inspect("short", "{{.State.Status}} {{.State.ExitCode}}") == "exited 9")
+        let monitor = try box.inspect("long", "{{.State.Pid}}")
+        #expect(Int(monitor) ?? 0 > 0)
+        let id = try box.inspect("long", "{{.Id}}")
+        let record = try FileSystem.readString("\(box.root)/containers/\(id)/container.json")
+        guard let range = record.firstRange(of: "\"monitorPid\":") else { throw TestFailure("no monitorPid in \(record)") }
+        let monitorPid = pid_t(record[range.upperBound...].prefix { $0.isNumber }) ?? 0
+        #expect(monitorPid > 0)
+        kill(monitorPid, SIGKILL)
+        #expect(try box.eventually { try box.inspect("long", "{{.State.Error}}").contains("monitor is gone") })
+        #expect(try box.inspect("long", "{{.State.Status}}") == "running")
+        #expect(try box.berth(["rm", "-f", "long"]).status == .exited(0))
+        #expect(try box.berth(["ps", "-a", "--format", "{{.Names}}"]).stdoutText == "short\n")
+        _ = try box.berth(["rm", "short"])
+    }
+
+    @Test func manyRunAndRemoveCyclesLeaveNothingBehind() throws {
+        let mountsBefore = try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").count
+        for i in 0..<20 {
+            let out = try box.berth(["run", "--rm", "--network", "none", box.image, "echo", "cycle \(i)"])
+            #expect(out.stdoutText == "cycle \(i)\n")
+        }
+        #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
+        #expect(try FileSystem.listSubdirectories("\(box.root)/containers").isEmpty)
+        let leftovers = try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").filter { $0.contains(box.root) }
+        #expect(leftovers.isEmpty)
+        #expect(try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").count <= mountsBefore)
+        let runtimeState = (try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []
+        #expect(runtimeState.isEmpty)
+        let cgroups = (try? FileSystem.listSubdirectories("/sys/fs/cgroup/pids/berth")) ?? []
+        #expect(cgroups.allSatisfy { !FileSystem.exists("\(box.root)/containers/\($0)") })
+    }
+}
