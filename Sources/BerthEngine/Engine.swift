@@ -114,13 +114,19 @@ public final class Engine: Sendable {
             } else {
                 name = ContainerNames.generate(avoiding: Set(existing.map(\.name)))
             }
-            do throws(ImageError) { _ = try images.prepareRootfs(image: image.name, containerID: id) } catch { throw .image(error) }
+            let rootfs: String
+            do throws(ImageError) { rootfs = try images.prepareRootfs(image: image.name, containerID: id) } catch { throw .image(error) }
+            var configuration = configuration
             var record = ContainerRecord(id: id, name: name, created: Timestamp.now(), imageReference: configuration.image,
                                          imageName: image.name, imageID: image.config.digest.description,
                                          configuration: configuration, runtime: runtime.name, path: process.first ?? "",
                                          args: Array(process.dropFirst()), hostname: configuration.hostname ?? String(id.prefix(12)))
             record.imageConfig = imageConfig.config
-            do throws(EngineError) { try save(record) } catch {
+            do throws(EngineError) {
+                try prepareVolumes(&configuration, imageVolumes: Array(imageConfig.config?.Volumes?.keys ?? [:].keys), rootfs: rootfs)
+                record.configuration = configuration
+                try save(record)
+            } catch {
                 _ = try? images.removeRootfs(containerID: id)
                 throw error
             }
@@ -159,7 +165,7 @@ public final class Engine: Sendable {
             let inputs = SpecInputs(configuration: record.configuration, image: record.imageConfig, containerID: record.id,
                                     rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                                     networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
-                                    volumeSources: record.configuration.mounts.map { _ in nil },
+                                    volumeSources: volumeSources(record.configuration),
                                     cgroupsPath: "/berth/\(record.id)")
             var spec = try SpecBuilder.build(inputs)
             spec.root = Spec.Root(path: "rootfs", readonly: record.configuration.readonlyRootfs)
@@ -372,6 +378,7 @@ public final class Engine: Sendable {
             do throws(ImageError) { try images.removeRootfs(containerID: current.id) } catch { throw .image(error) }
             try? FileSystem.removeTree(layout.monitorState(current.id))
             record = current
+            if volumes || current.configuration.autoRemove { removeAnonymousVolumes(of: current) }
         }
     }
 

@@ -29,6 +29,11 @@ public enum SpecBuilder {
         for (destination, source) in inputs.managedFiles.sorted(by: { $0.key < $1.key }) {
             spec.mounts?.append(Spec.Mount(destination: destination, type: "bind", source: source, options: ["rbind", "rprivate"]))
         }
+        for (index, mount) in c.mounts.enumerated() {
+            let source = index < inputs.volumeSources.count ? inputs.volumeSources[index] ?? mount.source : mount.source
+            spec.mounts?.append(Spec.Mount(destination: mount.target, type: "bind", source: source,
+                                           options: ["rbind", "rprivate"] + (mount.readOnly ? ["ro"] : [])))
+        }
         var namespaces = ["pid", "ipc", "uts", "mount"].map { Spec.Namespace(type: $0) }
         if !inputs.sharesHostNetwork { namespaces.append(Spec.Namespace(type: "network", path: inputs.networkNamespacePath)) }
         spec.linux?.namespaces = namespaces

@@ -48,3 +48,10 @@ func goPrint(_ value: Any?) -> String {
     default: return "\(value!)"
     }
 }
+
+/// Docker's inspect layout: a JSON array, indented, keys in declaration order as Go writes them.
+func prettyJSON(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+    return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+}

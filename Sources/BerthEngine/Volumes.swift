@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import CBerthShim
+import FoundationEssentials
+
+/// A named volume as docker shows it (`docker volume inspect`).
+public struct VolumeRecord: Codable, Sendable {
+    public var Name: String
+    public var Driver = "local"
+    public var Mountpoint: String
+    public var CreatedAt: String
+    public var Labels: [String: String]
+    public var Scope = "local"
+    public var Options: [String: String] = [:]
+    /// Made for one container (`-v /data`, or an image's VOLUME): removed with it by `rm -v` and `--rm`.
+    public var anonymous = false
+}
+
+/// Named and anonymous volumes: `<root>/volumes/<name>/_data`, and `volume.json` beside it.
+public struct VolumeStore: Sendable {
+    let layout: EngineLayout
+
+    public init(layout: EngineLayout) { self.layout = layout }
+
+    func directory(_ name: String) -> String { "\(layout.volumes)/\(name)" }
+    public func dataPath(_ name: String) -> String { directory(name) + "/_data" }
+
+    public func list() -> [VolumeRecord] {
+        ((try? FileSystem.listSubdirectories(layout.volumes)) ?? []).compactMap { inspect($0) }.sorted { $0.Name < $1.Name }
+    }
+
+    public func inspect(_ name: String) -> VolumeRecord? {
+        RecordFile.read(VolumeRecord.self, directory(name) + "/volume.json")
+    }
+
+    /// Creates a volume (an existing one of that name is returned as it is, as docker does).
+    @discardableResult
+    public func create(_ requested: String? = nil, labels: [String: String] = [:], anonymous: Bool = false) throws(EngineError) -> VolumeRecord {
+        let name = requested ?? ContainerNames.randomID()
+        try VolumeStore.validate(name)
+        if let existing = inspect(name) { return existing }
+        let record = VolumeRecord(Name: name, Mountpoint: dataPath(name), CreatedAt: Timestamp.now(), Labels: labels, anonymous: anonymous)
+        do { try FileSystem.makeDirectories(dataPath(name), mode: 0o755) } catch { throw .system(error, context: "creating volume \(name)") }
+        try RecordFile.write(record, directory(name) + "/volume.json")
+        return record
+    }
+
+    /// docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at least two characters.
+    static func validate(_ name: String) throws(EngineError) {
+        let bytes = Array(name.utf8)
+        func alnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
+        guard bytes.count >= 2, alnum(bytes[0]), bytes.dropFirst().allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 }) else {
+            throw .invalidArgument(what: "volume name", reason: "\"\(name)\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+        }
+    }
+
+    /// Removes a volume; one a container uses (running or not) is refused unless `force` is false… never
+    /// removed while referenced, as docker: `volume is in use`.
+    public func remove(_ name: String, usedBy containers: [ContainerRecord]) throws(EngineError) {
+        guard inspect(name) != nil else { throw .noSuchVolume(name) }
+        let users = containers.filter { $0.configuration.mounts.contains { $0.type == .volume && $0.source == name } }
+        if !users.isEmpty {
+            throw .conflict("remove \(name): volume is in use - [\(users.map(\.id).joined(separator: ", "))]")
+        }
+        do { try FileSystem.removeTree(directory(name)) } catch { throw .system(error, context: "removing volume \(name)") }
+    }
+
+    /// Whether the volume's data directory is empty (docker copies the image's content only then).
+    func isEmpty(_ name: String) -> Bool {
+        ((try? FileSystem.listDirectory(dataPath(name))) ?? []).isEmpty
+    }
+
+    /// Copies what the image has at `target` into an empty volume, resolving `target` inside the rootfs
+    /// (a symlink in the image never leads the copy outside it).
+    func populate(_ name: String, from rootfs: String, target: String) throws(EngineError) {
+        guard isEmpty(name) else { return }
+        let root: Root
+        do { root = try Root(path: rootfs) } catch { return }
+        let source: FileDescriptor
+        do { source = try root.open(target, BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC) } catch { return }
+        let copied: ChildProcess.Output
+        do {
+            copied = try ChildProcess.run("/bin/cp", arguments: ["cp", "-a", "--", source.procPath + "/.", dataPath(name)],
+                                          environment: ["PATH=/usr/bin:/bin"])
+        } catch { throw .system(error, context: "copying \(target) into volume \(name)") }
+        guard copied.status.succeeded else { throw .other("copying \(target) into volume \(name): \(copied.stderrText)") }
+    }
+}
+
+extension Engine {
+    public var volumes: VolumeStore { VolumeStore(layout: layout) }
+
+    /// Gives every anonymous volume (`-v /data`, the image's VOLUME paths not otherwise mounted) a name,
+    /// creates the named ones that do not exist, and fills empty ones from the image.
+    func prepareVolumes(_ configuration: inout ContainerConfiguration, imageVolumes: [String], rootfs: String) throws(EngineError) {
+        let store = volumes
+        let targets = Set(configuration.mounts.map(\.target))
+        for path in imageVolumes.sorted() where !targets.contains(path) {
+            var mount = ContainerConfiguration.MountRequest(type: .volume, source: "", target: path)
+            mount.noCopy = false
+            configuration.mounts.append(mount)
+        }
+        for index in configuration.mounts.indices where configuration.mounts[index].type == .volume {
+            let anonymous = configuration.mounts[index].source.isEmpty
+            let volume = try store.create(anonymous ? nil : configuration.mounts[index].source, anonymous: anonymous)
+            configuration.mounts[index].source = volume.Name
+            if !configuration.mounts[index].noCopy {
+                try store.populate(volume.Name, from: rootfs, target: configuration.mounts[index].target)
+            }
+        }
+    }
+
+    /// Host directories backing each mount of the container (nil for binds and tmpfs).
+    func volumeSources(_ configuration: ContainerConfiguration) -> [String?] {
+        configuration.mounts.map { $0.type == .volume ? volumes.dataPath($0.source) : nil }
+    }
+
+    /// Removes the container's anonymous volumes (`rm -v`, `--rm`).
+    func removeAnonymousVolumes(of record: ContainerRecord) {
+        let store = volumes
+        for mount in record.configuration.mounts where mount.type == .volume {
+            guard let volume = store.inspect(mount.source), volume.anonymous else { continue }
+            let others = list().filter { $0.id != record.id }
+            try? store.remove(mount.source, usedBy: others)
+        }
+    }
+}
