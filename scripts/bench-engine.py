@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Engine benchmark: `berth run --rm IMG true` beside `podman run --rm` and `docker run --rm`, the image
+already present, interleaved (one run of each engine per round), medians and p90; 50 `run -d` at once;
+monitor RSS with 100 running containers.
+
+Every engine keeps its store on the same filesystem (a tmpfs here: this host's root ext4 has no journal,
+which slows re-creating files just deleted, and would penalise whoever runs second). podman and docker
+are measured when installed (Debian's podman and docker.io; `apt-get install podman docker.io`); docker
+runs a private dockerd (own data root and socket, no iptables, no bridge) started and stopped here.
+Networking: `--network none` for all; Berth's bridge is measured too when its CNI networking works.
+"""
+import os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+N = int(os.environ.get("N", "20"))
+here = os.path.dirname(os.path.abspath(__file__))
+berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
+work = tempfile.mkdtemp(prefix="berth-bench-engine-", dir="/var/tmp")
+started = []
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
+
+def timed(args, env=None):
+    t = time.perf_counter()
+    r = subprocess.run(args, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {r.returncode}: {r.stderr.strip()[:300]}")
+    return elapsed
+
+def stats(samples):
+    s = sorted(samples)
+    return statistics.median(s) * 1000, s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))] * 1000
+
+def setup():
+    sh("mount", "-t", "tmpfs", "-o", "size=4g", "berth-bench-engine", work)
+    images = os.path.join(work, "images")
+    sh(os.path.join(here, "image-build-test-images.sh"), images)
+    env = dict(os.environ, BERTH_ROOT=f"{work}/berth", BERTH_RUN=f"{work}/berth-run")
+    sh(berth, "image", "import", f"{images}/busybox/layer1.tar.gz", "-t", "bench/busybox:1", env=env)
+    sh(berth, "save", "-o", f"{work}/busybox.tar", "bench/busybox:1", env=env)
+    return env
+
+def podman_engine():
+    if not shutil.which("podman"):
+        return None
+    conf = os.path.join(work, "containers.conf")
+    nofile = os.popen("ulimit -Hn").read().strip()
+    with open(conf, "w") as f:
+        # root here lacks CAP_SYS_RESOURCE: podman's default ulimits (above the hard limits) cannot be set.
+        f.write(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]\n')
+    base = ["podman", "--root", f"{work}/podman", "--runroot", f"{work}/podman-run", "--storage-driver", "overlay"]
+    env = dict(os.environ, CONTAINERS_CONF=conf)
+    try:
+        sh(*base, "load", "-i", f"{work}/busybox.tar", env=env)
+        ref = "localhost/bench/busybox:1"
+        sh(*base, "tag", sh(*base, "images", "-q", env=env).stdout.split()[0], ref, env=env)
+        timed(base + ["run", "--rm", "--network", "none", ref, "true"], env)
+    except Exception as e:
+        print(f"podman not measured: {e}", file=sys.stderr)
+        return None
+    return lambda: timed(base + ["run", "--rm", "--network", "none", ref, "true"], env)
+
+def docker_engine():
+    if not shutil.which("dockerd"):
+        return None
+    sock = f"{work}/docker.sock"
+    log = open(f"{work}/dockerd.log", "w")
+    proc = subprocess.Popen(["dockerd", "--data-root", f"{work}/docker", "--exec-root", f"{work}/docker-exec",
+                             "--pidfile", f"{work}/docker.pid", "-H", f"unix://{sock}", "--iptables=false",
+                             "--ip-forward=false", "--ip-masq=false", "--bridge=none"], stdout=log, stderr=log)
+    started.append(proc)
+    cli = ["/usr/bin/docker", "-H", f"unix://{sock}"]
+    for _ in range(200):
+        if subprocess.run(cli + ["version"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    try:
+        sh(*cli, "load", "-i", f"{work}/busybox.tar")
+        timed(cli + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"])
+    except Exception as e:
+        print(f"docker not measured: {e}", file=sys.stderr)
+        return None
+    return lambda: timed(cli + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"])
+
+def main():
+    env = setup()
+    engines = {"berth": lambda: timed([berth, "run", "--rm", "--network", "none", "bench/busybox:1", "true"], env)}
+    try:
+        timed([berth, "run", "--rm", "bench/busybox:1", "true"], env)
+        engines["berth (bridge)"] = lambda: timed([berth, "run", "--rm", "bench/busybox:1", "true"], env)
+    except Exception as e:
+        print(f"berth bridge not measured: {e}", file=sys.stderr)
+    for name, make in (("podman", podman_engine), ("docker", docker_engine)):
+        run = make()
+        if run:
+            engines[name] = run
+    samples = {name: [] for name in engines}
+    for name, run in engines.items():
+        run()   # warm caches once each
+    for _ in range(N):
+        for name, run in engines.items():
+            samples[name].append(run())
+    print(f"\n### run --rm IMG true (N={N}, interleaved; ms)\n")
+    print("| engine | median | p90 | vs podman |")
+    print("|---|---|---|---|")
+    base = stats(samples["podman"])[0] if "podman" in samples else None
+    for name, s in samples.items():
+        med, p90 = stats(s)
+        ratio = f"{med / base:.2f}x" if base else "n/a"
+        print(f"| {name} | {med:.1f} | {p90:.1f} | {ratio} |")
+
+    # 50 detached containers started at once, then monitor RSS with 100 running.
+    t = time.perf_counter()
+    procs = [subprocess.Popen([berth, "run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(50)]
+    failures = sum(1 for p in procs if p.wait() != 0)
+    print(f"\n50 concurrent `berth run -d`: {time.perf_counter() - t:.2f} s ({failures} failed)")
+    more = [subprocess.Popen([berth, "run", "-d", "--network", "none", "bench/busybox:1", "sleep", "1000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(50)]
+    for p in more:
+        p.wait()
+    rss = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "berth-monitor":
+                    continue
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss.append(int(line.split()[1]))
+        except OSError:
+            pass
+    if rss:
+        print(f"monitors: {len(rss)} running, RSS median {statistics.median(rss) / 1024:.2f} MB, max {max(rss) / 1024:.2f} MB")
+    ids = sh(berth, "ps", "-aq", "--no-trunc", env=env).stdout.split()
+    if ids:
+        subprocess.run([berth, "rm", "-f"] + ids, capture_output=True, env=env)
+
+try:
+    main()
+finally:
+    for p in started:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    subprocess.run(["umount", "-l", work], capture_output=True)
+    shutil.rmtree(work, ignore_errors=True)
