@@ -5,7 +5,8 @@ let containerVerbs: [any ParsableCommand.Type] = [
     ContainerRunCommand.self, ContainerCreateCommand.self, ContainerStartCommand.self, ContainerStopCommand.self,
     ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self, ContainerListCommand.self,
     ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
-    ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerGroup.self, VolumeGroup.self,
+    ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self, ContainerPortCommand.self,
+    ContainerGroup.self, VolumeGroup.self,
 ]
 
 /// `berth container …`: the same verbs under one noun, as docker has them.
@@ -15,7 +16,8 @@ struct ContainerGroup: AsyncParsableCommand {
         subcommands: [ContainerLs.self, ContainerRunCommand.self, ContainerCreateCommand.self, ContainerStartCommand.self,
                       ContainerStopCommand.self, ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self,
                       ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
-                      ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerCleanupCommand.self])
+                      ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self,
+                      ContainerPortCommand.self, ContainerCleanupCommand.self])
 }
 
 /// `berth container ls` (docker's spelling of ps under the noun).

@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+
+/// One reading of a container's resource use (docker stats), from its cgroup (v1 or v2) and the
+/// network devices of its namespace.
+public struct StatsSample: Sendable {
+    /// Nanoseconds of CPU the container used, and the whole machine's (from /proc/stat) at the same time.
+    public var cpuUsage: UInt64 = 0
+    public var systemUsage: UInt64 = 0
+    public var onlineCPUs = 1
+    public var memoryUsage: UInt64 = 0
+    /// The limit, or the machine's memory when unlimited (docker shows that).
+    public var memoryLimit: UInt64 = 0
+    public var networkReceived: UInt64 = 0
+    public var networkSent: UInt64 = 0
+    public var blockRead: UInt64 = 0
+    public var blockWritten: UInt64 = 0
+    public var pids: UInt64 = 0
+
+    public init() {}
+
+    /// docker's CPU %: the container's share of the machine's time between two readings, times CPUs.
+    public func cpuPercent(since previous: StatsSample?) -> Double {
+        guard let previous, systemUsage > previous.systemUsage, cpuUsage >= previous.cpuUsage else { return 0 }
+        return Double(cpuUsage - previous.cpuUsage) / Double(systemUsage - previous.systemUsage) * Double(onlineCPUs) * 100
+    }
+}
+
+extension Engine {
+    /// Reads the container's counters now. The cgroup is `/berth/<id>` (set by the engine in the spec).
+    public func stats(_ reference: String) throws(EngineError) -> StatsSample {
+        let record = try lookup(reference)
+        guard record.state.status == .running || record.state.status == .paused else {
+            return StatsSample()
+        }
+        var sample = StatsSample()
+        let group = "/berth/\(record.id)"
+        let v2 = (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2
+        func read(_ path: String) -> String? { try? FileSystem.readString(path) }
+        func number(_ path: String) -> UInt64? { read(path).flatMap { UInt64($0.trimmingCharacters(in: " \n")) } }
+        if v2 {
+            let base = "/sys/fs/cgroup" + group
+            if let stat = read(base + "/cpu.stat"), let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }) {
+                sample.cpuUsage = (UInt64(line.split(separator: " ")[1]) ?? 0) * 1000
+            }
+            sample.memoryUsage = number(base + "/memory.current") ?? 0
+            sample.memoryLimit = number(base + "/memory.max") ?? 0
+            sample.pids = number(base + "/pids.current") ?? 0
+            for line in (read(base + "/io.stat") ?? "").split(separator: "\n") {
+                for field in line.split(separator: " ") {
+                    let kv = field.split(separator: "=")
+                    guard kv.count == 2, let v = UInt64(kv[1]) else { continue }
+                    if kv[0] == "rbytes" { sample.blockRead += v }
+                    if kv[0] == "wbytes" { sample.blockWritten += v }
+                }
+            }
+        } else {
+            sample.cpuUsage = number("/sys/fs/cgroup/cpuacct\(group)/cpuacct.usage") ?? 0
+            sample.memoryUsage = number("/sys/fs/cgroup/memory\(group)/memory.usage_in_bytes") ?? 0
+            // v1 reports cache as usage; docker subtracts total_inactive_file.
+            if let stat = read("/sys/fs/cgroup/memory\(group)/memory.stat"),
+               let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("total_inactive_file ") }),
+               let inactive = UInt64(line.split(separator: " ")[1]), inactive < sample.memoryUsage {
+                sample.memoryUsage -= inactive
+            }
+            sample.memoryLimit = number("/sys/fs/cgroup/memory\(group)/memory.limit_in_bytes") ?? 0
+            sample.pids = number("/sys/fs/cgroup/pids\(group)/pids.current") ?? 0
+            for line in (read("/sys/fs/cgroup/blkio\(group)/blkio.throttle.io_service_bytes") ?? "").split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard fields.count == 3, let v = UInt64(fields[2]) else { continue }
+                if fields[1] == "Read" { sample.blockRead += v }
+                if fields[1] == "Write" { sample.blockWritten += v }
+            }
+        }
+        let physical = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        if sample.memoryLimit == 0 || sample.memoryLimit > physical { sample.memoryLimit = physical }
+        sample.onlineCPUs = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        // /proc/stat's cpu line in USER_HZ ticks, as docker's systemUsage (nanoseconds).
+        if let stat = read("/proc/stat"), let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
+            let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }.reduce(0, +)
+            sample.systemUsage = ticks * (1_000_000_000 / UInt64(sysconf(Int32(_SC_CLK_TCK))))
+        }
+        // The init's view of its network namespace.
+        for line in (read("/proc/\(record.state.pid)/net/dev") ?? "").split(separator: "\n").dropFirst(2) {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, String(parts[0]).trimmingCharacters(in: " ") != "lo" else { continue }
+            let fields = parts[1].split(separator: " ")
+            if fields.count >= 9 {
+                sample.networkReceived += UInt64(fields[0]) ?? 0
+                sample.networkSent += UInt64(fields[8]) ?? 0
+            }
+        }
+        return sample
+    }
+
+    /// The container's processes (pids on the host), from the runtime's `ps`.
+    public func processes(_ reference: String) throws(EngineError) -> [Int32] {
+        let record = try lookup(reference)
+        guard record.state.status == .running || record.state.status == .paused else {
+            throw .conflict("Container \(record.id) is not running")
+        }
+        let output = try OCIRuntime(name: record.runtime, layout: layout).run(["ps", "--format", "json", record.id])
+        let text = output.stdoutText.filter { $0.isNumber || $0 == "," }
+        return text.split(separator: ",").compactMap { Int32($0) }
+    }
+}
