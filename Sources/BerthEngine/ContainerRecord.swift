@@ -76,6 +76,8 @@ public struct ContainerRecord: Codable, Sendable {
         public var end: String
         public var exitCode: Int32
         public var output: String
+        /// As the monitor writes them (docker's names).
+        enum CodingKeys: String, CodingKey { case start = "Start", end = "End", exitCode = "ExitCode", output = "Output" }
     }
 
     public struct NetworkAttachment: Codable, Sendable, Equatable {

@@ -68,6 +68,7 @@ public final class Engine: Sendable {
     func observed(_ record: ContainerRecord) -> ContainerRecord {
         var r = record
         guard r.state.status == .running || r.state.status == .paused else { return r }
+        r.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, r.id)) ?? r.state.health
         if let exit = RecordFile.read(ExitRecord.self, layout.exitFile(r.id)), exit.pid == r.state.pid {
             r.state.status = .exited
             r.state.exitCode = exit.exitCode
@@ -171,12 +172,14 @@ public final class Engine: Sendable {
             spec.root = Spec.Root(path: "rootfs", readonly: record.configuration.readonlyRootfs)
             try RecordFile.write(spec, bundle + "/config.json", durable: false)
             let logOptions = try LogOptions(record.configuration)
+            let health = try HealthSettings.monitorArguments(record, spec: spec, layout: layout)
             let launch = try MonitorLaunch.start(.init(
                 monitorPath: monitorPath, runtime: runtime, id: record.id, bundle: bundle,
                 stateDirectory: layout.monitorState(record.id), exitFile: layout.exitFile(record.id),
                 logDriver: logOptions.driver, logPath: layout.logFile(record.id), logMaximumSize: logOptions.maximumSize,
                 logMaximumFiles: logOptions.maximumFiles, terminal: record.configuration.tty,
-                openStdin: record.configuration.openStdin, exitCommand: exitCommand.isEmpty ? [] : exitCommand + [record.id]))
+                openStdin: record.configuration.openStdin, exitCommand: exitCommand.isEmpty ? [] : exitCommand + [record.id],
+                health: health))
             let pid: Int32
             do { pid = try launch.awaitCreated() } catch {
                 launch.abort()
@@ -199,6 +202,7 @@ public final class Engine: Sendable {
             record.state.exitCode = 0
             record.state.error = ""
             record.state.stoppedByUser = false
+            record.state.health = nil
             try save(record)
             return connection
         } catch {
@@ -327,6 +331,7 @@ public final class Engine: Sendable {
             stored.state.exitCode = exit.exitCode
             stored.state.finishedAt = exit.finishedAt
             stored.state.pid = 0
+            stored.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, stored.id)) ?? stored.state.health
             record = stored
             (try? OCIRuntime(name: record.runtime, layout: layout))?.forceDelete(record.id)
             networking.tearDown(&record)

@@ -26,6 +26,8 @@ struct MonitorLaunch {
         var terminal: Bool
         var openStdin: Bool
         var exitCommand: [String]
+        /// `--health-*` monitor arguments (empty without a healthcheck).
+        var health: [String] = []
     }
 
     static func start(_ p: Parameters) throws(EngineError) -> MonitorLaunch {
@@ -37,6 +39,7 @@ struct MonitorLaunch {
         if p.terminal { arguments.append("--tty") }
         if p.openStdin { arguments.append("--stdin") }
         for a in p.exitCommand { arguments += ["--exit-command", a] }
+        arguments += p.health
         do {
             let pair = try SocketPair()
             let devnull = try FileDescriptor.open("/dev/null", O_RDWR)

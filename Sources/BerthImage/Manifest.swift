@@ -197,7 +197,19 @@ public struct ImageConfig: Codable, Sendable {
         public var ExposedPorts: [String: EmptyObject]?
         public var Volumes: [String: EmptyObject]?
         public var StopSignal: String?
+        public var Healthcheck: HealthConfig?
         public init() {}
+    }
+
+    /// The image's HEALTHCHECK (durations in nanoseconds, as docker stores them).
+    public struct HealthConfig: Codable, Sendable, Equatable {
+        public var Test: [String]?
+        public var Interval: Int64?
+        public var Timeout: Int64?
+        public var StartPeriod: Int64?
+        public var StartInterval: Int64?
+        public var Retries: Int?
+        public init(Test: [String]? = nil) { self.Test = Test }
     }
 
     public struct EmptyObject: Codable, Sendable, Hashable { public init() {} }

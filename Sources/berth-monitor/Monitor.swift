@@ -23,6 +23,14 @@ struct MonitorOptions {
     var exitCommand: [String] = []
     /// The descriptor on which the engine waits for "created PID" and sends "start".
     var syncDescriptor: Int32 = 3
+    /// HEALTHCHECK: the process to exec and where its state goes; durations in milliseconds.
+    var healthProcess = ""
+    var healthFile = ""
+    var healthInterval = 30_000
+    var healthTimeout = 30_000
+    var healthStartPeriod = 0
+    var healthStartInterval = 5_000
+    var healthRetries = 3
 
     static func parse(_ arguments: [String]) -> MonitorOptions {
         var o = MonitorOptions()
@@ -51,6 +59,13 @@ struct MonitorOptions {
             case "--stdin": o.openStdin = true
             case "--exit-command": o.exitCommand.append(value())
             case "--sync-fd": o.syncDescriptor = Int32(value()) ?? 3
+            case "--health-process": o.healthProcess = value()
+            case "--health-file": o.healthFile = value()
+            case "--health-interval-ms": o.healthInterval = Int(value()) ?? 30_000
+            case "--health-timeout-ms": o.healthTimeout = Int(value()) ?? 30_000
+            case "--health-start-period-ms": o.healthStartPeriod = Int(value()) ?? 0
+            case "--health-start-interval-ms": o.healthStartInterval = Int(value()) ?? 5_000
+            case "--health-retries": o.healthRetries = Int(value()) ?? 3
             default: fail("unknown option \(arguments[i])")
             }
             i += 1
@@ -205,6 +220,14 @@ final class Monitor {
     /// its output has ended (or, with processes left holding it, two seconds after the init's exit).
     func supervise() {
         acceptClients()
+        var health: HealthChecker?
+        if !options.healthProcess.isEmpty && !options.healthFile.isEmpty {
+            health = HealthChecker(settings: .init(processFile: options.healthProcess, statusFile: options.healthFile,
+                                                   interval: Double(options.healthInterval) / 1000, timeout: Double(options.healthTimeout) / 1000,
+                                                   startPeriod: Double(options.healthStartPeriod) / 1000,
+                                                   startInterval: Double(options.healthStartInterval) / 1000, retries: max(1, options.healthRetries)),
+                                   runtime: options.runtime, runtimeArguments: options.runtimeArguments, id: options.id)
+        }
         let pidfd = berth_pidfd_open(initPid, 0)
         var exitedAt: timespec?
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -222,10 +245,14 @@ final class Monitor {
             if let listener = attachListener { fds.append(pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)) }
             for client in clients { fds.append(pollfd(fd: client.fd.rawValue, events: Int16(POLLIN), revents: 0)) }
             if pidfd >= 0 && exitStatus == nil { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            let checks = exitStatus == nil ? health : nil
+            for fd in checks?.descriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             // Without a pidfd (old kernels), wake up to reap every 100 ms.
-            let timeout: Int32 = exitStatus != nil ? 200 : (pidfd >= 0 ? -1 : 100)
+            var timeout: Int32 = exitStatus != nil ? 200 : (pidfd >= 0 ? -1 : 100)
+            if let checks { timeout = timeout < 0 ? checks.timeout : min(timeout, checks.timeout) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { return }
+            checks?.step()
             for entry in fds where entry.revents != 0 {
                 if let listener = attachListener, entry.fd == listener.rawValue {
                     acceptClients()
@@ -260,9 +287,17 @@ final class Monitor {
     /// Reaps every child; the init's status is kept (128 + signal when killed, as docker reports it).
     func reap() {
         var status: Int32 = 0
+        // The init first, then orphans the container left us. A running health check is reaped by the
+        // checker (it needs its status), so waitid with WNOWAIT looks before anything is taken.
+        if initPid > 0, exitStatus == nil, waitpid(initPid, &status, WNOHANG) == initPid {
+            exitStatus = ChildProcess.ExitStatus(waitStatus: status).code
+        }
         while true {
-            let pid = waitpid(-1, &status, WNOHANG)
-            if pid <= 0 { break }
+            var info = siginfo_t()
+            guard waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { break }
+            let pid = info._sifields._sigchld.si_pid
+            if pid == 0 || HealthProcesses.active.contains(pid) { break }
+            _ = waitpid(pid, &status, WNOHANG)
             if pid == initPid { exitStatus = ChildProcess.ExitStatus(waitStatus: status).code }
         }
     }

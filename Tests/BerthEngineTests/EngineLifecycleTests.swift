@@ -214,4 +214,29 @@ final class EngineLifecycleTests {
         let cgroups = (try? FileSystem.listSubdirectories("/sys/fs/cgroup/pids/berth")) ?? []
         #expect(cgroups.allSatisfy { !FileSystem.exists("\(box.root)/containers/\($0)") })
     }
+
+    @Test func healthchecksGoFromUnhealthyToHealthyAsTheCheckSays() throws {
+        _ = try box.berth(["run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "test -f /tmp/ok",
+                           "--health-interval", "100ms", "--health-retries", "2", box.image, "sleep", "1000"])
+        #expect(try box.eventually { try box.inspect("checked", "{{.State.Health.Status}}") == "unhealthy" })
+        #expect(try box.berth(["exec", "checked", "touch", "/tmp/ok"]).status == .exited(0))
+        #expect(try box.eventually { try box.inspect("checked", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}") == "healthy 0" })
+        #expect(try box.berth(["ps", "--format", "{{.Status}}"]).stdoutText.contains("(healthy)"))
+        let log = try box.inspect("checked", "{{json .State.Health.Log}}")
+        #expect(log.components(separatedBy: "\"ExitCode\"").count - 1 <= 5)
+        _ = try box.berth(["rm", "-f", "checked"])
+        let conflicting = try box.berth(["run", "--rm", "--network", "none", "--no-healthcheck", "--health-cmd", "true", box.image, "true"])
+        #expect(conflicting.status != .exited(0))
+    }
+
+    @Test func statsAndTopShowTheContainersProcesses() throws {
+        _ = try box.berth(["run", "-d", "--name", "observed", "--network", "none", box.image, "sleep", "1000"])
+        let stats = try box.berth(["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "observed"])
+        #expect(stats.stdoutText == "observed 1\n", "\(stats.stderrText)")
+        let top = try box.berth(["top", "observed"]).stdoutText.split(separator: "\n")
+        #expect(top.first?.contains("PID") == true)
+        #expect(top.count == 2 && top[1].hasSuffix("sleep 1000"))
+        _ = try box.berth(["rm", "-f", "observed"])
+        #expect(try box.berth(["top", "observed"]).status != .exited(0))
+    }
 }

@@ -151,6 +151,31 @@ enum RunOptionParsing {
         return result
     }
 
+    /// `--health-*` and `--no-healthcheck` (docker refuses to mix them).
+    static func healthcheck(_ o: RunOptions) throws -> ContainerConfiguration.Healthcheck? {
+        let anySet = o.healthCmd != nil || o.healthInterval != nil || o.healthTimeout != nil || o.healthRetries != nil || o.healthStartPeriod != nil
+        if o.noHealthcheck {
+            if anySet { throw ValidationError("--no-healthcheck conflicts with --health-* options") }
+            return ContainerConfiguration.Healthcheck(test: ["NONE"])
+        }
+        guard anySet else { return nil }
+        var check = ContainerConfiguration.Healthcheck(test: o.healthCmd.map { ["CMD-SHELL", $0] } ?? [])
+        func nanoseconds(_ text: String?, _ option: String) throws -> Int64 {
+            guard let text else { return 0 }
+            guard let seconds = goDuration(text), seconds >= 0 else { throw ValidationError("invalid argument \"\(text)\" for \"--\(option)\" flag: time: invalid duration \"\(text)\"") }
+            if seconds > 0 && seconds < 0.001 { throw ValidationError("--\(option) cannot be less than 1ms") }
+            return Int64(seconds * 1e9)
+        }
+        check.interval = try nanoseconds(o.healthInterval, "health-interval")
+        check.timeout = try nanoseconds(o.healthTimeout, "health-timeout")
+        check.startPeriod = try nanoseconds(o.healthStartPeriod, "health-start-period")
+        if let retries = o.healthRetries {
+            guard retries >= 0 else { throw ValidationError("--health-retries cannot be negative") }
+            check.retries = retries
+        }
+        return check
+    }
+
     static func restartPolicy(_ text: String) throws -> ContainerConfiguration.RestartPolicy {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch parts.first ?? "" {
@@ -171,8 +196,9 @@ enum RunOptionParsing {
             ("--memory", o.memory != nil), ("--memory-swap", o.memorySwap != nil), ("--memory-reservation", o.memoryReservation != nil),
             ("--cpus", o.cpus != nil), ("--ulimit", !o.ulimit.isEmpty), ("--device", !o.device.isEmpty), ("--tmpfs", !o.tmpfs.isEmpty),
             ("--shm-size", o.shmSize != nil), ("--volume", !o.volume.isEmpty), ("--mount", !o.mount.isEmpty),
-            ("--health-cmd", o.healthCmd != nil), ("--publish", !o.publish.isEmpty), ("--expose", !o.expose.isEmpty),
+("--publish", !o.publish.isEmpty), ("--expose", !o.expose.isEmpty),
         ]
         if let (name, _) = unsupported.first(where: { $0.1 }) { throw ValidationError("\(name) is not supported yet") }
+        c.healthcheck = try healthcheck(o)
     }
 }
