@@ -73,7 +73,7 @@ extension Engine {
             let all = Capabilities.all()
             process.capabilities = Spec.Capabilities(bounding: all, effective: all, permitted: all)
         }
-        let runtime = try OCIRuntime(name: record.runtime, layout: layout)
+        let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: configuration.runtimes)
         let state = layout.monitorState(record.id)
         do { try FileSystem.makeDirectories(state, mode: 0o700) } catch { throw .system(error, context: "preparing exec") }
         let token = ContainerNames.randomID().prefix(16)

@@ -101,7 +101,7 @@ extension Engine {
         guard record.state.status == .running || record.state.status == .paused else {
             throw .conflict("Container \(record.id) is not running")
         }
-        let output = try OCIRuntime(name: record.runtime, layout: layout).run(["ps", "--format", "json", record.id])
+        let output = try OCIRuntime(name: record.runtime, layout: layout, named: configuration.runtimes).run(["ps", "--format", "json", record.id])
         let text = output.stdoutText.filter { $0.isNumber || $0 == "," }
         return text.split(separator: ",").compactMap { Int32($0) }
     }

@@ -23,9 +23,11 @@ public final class Engine: Sendable {
     let exitCommand: [String]
     let defaultRuntime: String
     let networking: ContainerNetworking
+    /// The configuration file's settings (defaults for runtime, logging, registries, networks).
+    public let configuration: EngineConfiguration
 
     public init(images: ImageService, run: String = EngineLayout.defaultRun, monitorPath: String? = nil,
-                exitCommand: [String], defaultRuntime: String = "berth") throws(EngineError) {
+                exitCommand: [String], configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
         self.images = images
         self.layout = EngineLayout(root: images.store.root, run: run)
         guard let monitor = monitorPath ?? OCIRuntime.besideExecutable("berth-monitor") ?? ChildProcess.lookup("berth-monitor") else {
@@ -33,7 +35,8 @@ public final class Engine: Sendable {
         }
         self.monitorPath = monitor
         self.exitCommand = exitCommand
-        self.defaultRuntime = defaultRuntime
+        self.defaultRuntime = configuration.defaultRuntime ?? "berth"
+        self.configuration = configuration
         self.networking = ContainerNetworking(layout: layout)
         do {
             try FileSystem.makeDirectories(layout.containers, mode: 0o700)
@@ -76,7 +79,7 @@ public final class Engine: Sendable {
             r.state.pid = 0
         } else if !processAlive(r.state.monitorPid, startTime: r.state.monitorStartTime) {
             // No monitor and no exit file: it was killed, or the machine rebooted.
-            let runtimeSays = (try? OCIRuntime(name: r.runtime, layout: layout))?.status(r.id)
+            let runtimeSays = (try? OCIRuntime(name: r.runtime, layout: layout, named: self.configuration.runtimes))?.status(r.id)
             if runtimeSays == "running" || runtimeSays == "paused" {
                 r.state.error = "the container's monitor is gone: its output is no longer collected"
             } else {
@@ -103,7 +106,7 @@ public final class Engine: Sendable {
         if configuration.autoRemove && configuration.restartPolicy.name != "no" {
             throw .invalidArgument(what: "options", reason: "conflicting options: cannot specify both --restart and --rm")
         }
-        let runtime = try OCIRuntime(name: configuration.runtime ?? defaultRuntime, layout: layout)
+        let runtime = try OCIRuntime(name: configuration.runtime ?? defaultRuntime, layout: layout, named: self.configuration.runtimes)
         let process = try SpecBuilder.command(configuration, image: imageConfig.config)
         let id = ContainerNames.randomID()
         return try locked { () throws(EngineError) in
@@ -153,7 +156,7 @@ public final class Engine: Sendable {
         case .created, .exited, .restarting: break
         }
         if resetRestarts { record.restartCount = 0 }
-        let runtime = try OCIRuntime(name: record.runtime, layout: layout)
+        let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
         // Whatever a previous run left with the runtime.
         runtime.forceDelete(record.id)
         unlink(layout.exitFile(record.id))
@@ -223,7 +226,7 @@ public final class Engine: Sendable {
     public func stop(_ reference: String, timeout: Int? = nil, signal name: String? = nil) throws(EngineError) {
         let record = try markStopped(reference)
         guard record.state.running else { return }
-        let runtime = try OCIRuntime(name: record.runtime, layout: layout)
+        let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
         let signal: Int32
         if let name { signal = try EngineSignals.number(name) } else { signal = try EngineSignals.stopSignal(record) }
         try? runtime.kill(record.id, signal: signal)
@@ -239,7 +242,7 @@ public final class Engine: Sendable {
         let current = try lookup(reference)
         guard current.state.running else { throw .conflict("Cannot kill container: \(reference): Container \(current.id) is not running") }
         let record = signal == SIGKILL || signal == SIGTERM ? try markStopped(reference) : current
-        try OCIRuntime(name: record.runtime, layout: layout).kill(record.id, signal: signal)
+        try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).kill(record.id, signal: signal)
     }
 
     /// Waits until the container is not running and returns its exit status (docker wait).
@@ -288,7 +291,7 @@ public final class Engine: Sendable {
         try locked { () throws(EngineError) in
             var record = try lookup(reference)
             guard record.state.status == .running else { throw .conflict("Container \(record.id) is not running") }
-            try OCIRuntime(name: record.runtime, layout: layout).run(["pause", record.id])
+            try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run(["pause", record.id])
             record.state.status = .paused
             try save(record)
         }
@@ -298,7 +301,7 @@ public final class Engine: Sendable {
         try locked { () throws(EngineError) in
             var record = try lookup(reference)
             guard record.state.status == .paused else { throw .conflict("Container \(record.id) is not paused") }
-            try OCIRuntime(name: record.runtime, layout: layout).run(["resume", record.id])
+            try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run(["resume", record.id])
             record.state.status = .running
             try save(record)
         }
@@ -333,7 +336,7 @@ public final class Engine: Sendable {
             stored.state.pid = 0
             stored.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, stored.id)) ?? stored.state.health
             record = stored
-            (try? OCIRuntime(name: record.runtime, layout: layout))?.forceDelete(record.id)
+            (try? OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(record.id)
             networking.tearDown(&record)
             let decision = RestartPolicyDecision.decide(record)
             if case .restart = decision {
@@ -369,7 +372,7 @@ public final class Engine: Sendable {
                 throw .conflict("cannot remove container \"/\(record.name)\": container is \(record.state.status.rawValue): stop the container before removing or force remove")
             }
             _ = try markStopped(record.id)
-            let runtime = try OCIRuntime(name: record.runtime, layout: layout)
+            let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
             if record.state.status == .paused { try? runtime.run(["resume", record.id]) }
             try? runtime.kill(record.id, signal: SIGKILL, all: true)
             _ = waitForMonitor(record, timeout: 30)
@@ -378,7 +381,7 @@ public final class Engine: Sendable {
             guard var current = RecordFile.read(ContainerRecord.self, layout.record(record.id)) else { return }
             current.state.status = .removing
             try? save(current)
-            (try? OCIRuntime(name: current.runtime, layout: layout))?.forceDelete(current.id)
+            (try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(current.id)
             networking.tearDown(&current)
             do throws(ImageError) { try images.removeRootfs(containerID: current.id) } catch { throw .image(error) }
             try? FileSystem.removeTree(layout.monitorState(current.id))

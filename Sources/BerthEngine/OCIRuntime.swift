@@ -14,10 +14,12 @@ public struct OCIRuntime: Sendable {
 
     /// Resolves `name`: `berth` (the default) is `berth-runtime` beside the running executable or in
     /// PATH; a bare name is looked up in PATH; anything with a slash is used as it is.
-    public init(name: String, layout: EngineLayout) throws(EngineError) {
+    public init(name: String, layout: EngineLayout, named: [String: String] = [:]) throws(EngineError) {
         self.name = name
         let candidates: [String]
         switch name {
+        case _ where named[name] != nil:
+            candidates = [named[name]!]
         case "berth", "berth-runtime", "":
             candidates = [OCIRuntime.besideExecutable("berth-runtime"), "berth-runtime"].compactMap { $0 }
         default:

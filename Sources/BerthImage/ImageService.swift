@@ -39,7 +39,7 @@ public actor ImageService {
         if let running = pulls[key] {
             do { return try await running.value } catch { throw ImageError.wrap(error) }
         }
-        let task = Task { () async throws -> ImageRecord in try await self.doPull(reference, platform: platform, progress: progress) }
+        let task = Task { () async throws -> ImageRecord in try await self.pullThroughMirrors(reference, platform: platform, progress: progress) }
         pulls[key] = task
         defer { pulls[key] = nil }
         do { return try await task.value } catch { throw ImageError.wrap(error) }
@@ -49,12 +49,25 @@ public actor ImageService {
         try await pull(try Reference(parsing: text), platform: platform, progress: progress)
     }
 
-    private func doPull(_ reference: Reference, platform requested: Platform?, progress: PullProgress?) async throws(ImageError) -> ImageRecord {
+    /// Tries the registry's mirrors in order (dockerd's registry-mirrors, podman's registries.conf): the
+    /// image is stored under its own name whichever answered; the registry itself is the last resort.
+    private func pullThroughMirrors(_ reference: Reference, platform: Platform?, progress: PullProgress?) async throws(ImageError) -> ImageRecord {
+        for mirror in registry.options.mirrors[reference.registry] ?? [] {
+            let source = Reference(registry: RegistryOptions.mirrorHost(mirror), repository: reference.repository,
+                                   tag: reference.tag, digest: reference.digest)
+            do { return try await doPull(reference, from: source, platform: platform, progress: progress) } catch {
+                logger.notice("mirror \(mirror) could not serve \(reference): \(error); trying the next source")
+            }
+        }
+        return try await doPull(reference, from: reference, platform: platform, progress: progress)
+    }
+
+    private func doPull(_ reference: Reference, from source: Reference, platform requested: Platform?, progress: PullProgress?) async throws(ImageError) -> ImageRecord {
         let lock = try await store.sharedLock()
         defer { lock.close() }
         let platform = requested ?? Platform.host
         do {
-            var fetched = try await registry.fetchManifest(reference)
+            var fetched = try await registry.fetchManifest(source)
             var indexBytes: [UInt8]?
             var indexDigest: Digest?
             var document = try ManifestDocument.parse(fetched.bytes, mediaType: fetched.mediaType, what: "manifest \(reference)")
@@ -64,7 +77,7 @@ public actor ImageService {
                 }
                 indexBytes = fetched.bytes
                 indexDigest = fetched.digest
-                fetched = try await registry.fetchManifest(reference, chosen.digest.description)
+                fetched = try await registry.fetchManifest(source, chosen.digest.description)
                 document = try ManifestDocument.parse(fetched.bytes, mediaType: fetched.mediaType ?? chosen.mediaType, what: "manifest \(chosen.digest)")
             }
             guard case .manifest(let manifest) = document else {
@@ -79,7 +92,7 @@ public actor ImageService {
             progress?(.resolved(image: reference.description, manifest: fetched.digest, layers: manifest.layers.count))
             let configBytes = store.hasBlob(manifest.config.digest)
                 ? try store.readBlob(manifest.config.digest)
-                : try await registry.fetchSmallBlob(reference, manifest.config)
+                : try await registry.fetchSmallBlob(source, manifest.config)
             let config: ImageConfig
             do { config = try JSON.decode(ImageConfig.self, configBytes) } catch {
                 throw ImageError.invalidManifest("config \(manifest.config.digest)", "\(error)")
@@ -88,7 +101,7 @@ public actor ImageService {
                 throw ImageError.invalidManifest(reference.description, "\(manifest.layers.count) layers but \(config.rootfs.diff_ids.count) diff_ids")
             }
             let chainIDs = config.chainIDs
-            try await fetchLayers(reference, manifest.layers, diffIDs: config.rootfs.diff_ids, chainIDs: chainIDs, progress: progress)
+            try await fetchLayers(source, manifest.layers, diffIDs: config.rootfs.diff_ids, chainIDs: chainIDs, progress: progress)
             try store.writeBlob(configBytes, expected: manifest.config.digest, what: "config")
             try store.writeBlob(fetched.bytes, expected: fetched.digest, what: "manifest")
             if let indexBytes { try store.writeBlob(indexBytes, expected: indexDigest, what: "index") }

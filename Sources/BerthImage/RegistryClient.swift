@@ -27,6 +27,23 @@ public struct RegistryOptions: Sendable {
     public var connectTimeout: TimeAmount = .seconds(10)
     /// Layers downloaded at once.
     public var parallelDownloads = 4
+    /// Mirrors per registry (`docker.io` → [`http://127.0.0.1:5000`, `mirror.example:443`]), tried in order
+    /// before the registry itself. A mirror named with `http://` is spoken to over plain HTTP.
+    public var mirrors: [String: [String]] = [:] {
+        didSet {
+            for list in mirrors.values {
+                for mirror in list where mirror.hasPrefix("http://") { insecureRegistries.insert(RegistryOptions.mirrorHost(mirror)) }
+            }
+        }
+    }
+
+    /// `http://host:port/` → `host:port`.
+    public static func mirrorHost(_ mirror: String) -> String {
+        var host = Substring(mirror)
+        for scheme in ["http://", "https://"] where host.hasPrefix(scheme) { host = host.dropFirst(scheme.count) }
+        while host.hasSuffix("/") { host = host.dropLast() }
+        return String(host)
+    }
 
     public init() {
         if let env = getenv("BERTH_INSECURE_REGISTRIES") {

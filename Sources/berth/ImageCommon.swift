@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthEngine
 import BerthImage
 #if canImport(Glibc)
 import Glibc
@@ -18,12 +19,26 @@ struct ImageOptions: ParsableArguments {
     @Option(name: .customLong("auth-config"), help: "docker-style config.json with registry credentials.")
     var authConfig: String?
 
+    /// The engine configuration file's settings (`$BERTH_CONFIG` or /etc/berth/engine.json).
+    func engineConfiguration() throws -> EngineConfiguration {
+        try EngineConfiguration.load()
+    }
+
+    /// The data root: --root, else $BERTH_ROOT, else the configuration's data-root, else /var/lib/berth.
+    func dataRoot() throws -> String {
+        if let root { return root }
+        if getenv("BERTH_ROOT") == nil, let configured = try engineConfiguration().dataRoot { return configured }
+        return ContentStore.defaultRoot
+    }
+
     func service() throws -> ImageService {
+        let configuration = try engineConfiguration()
         var registry = RegistryOptions()
-        registry.insecureRegistries.formUnion(insecureRegistries)
+        registry.insecureRegistries.formUnion(insecureRegistries + configuration.insecureRegistries)
+        registry.mirrors = configuration.allMirrors
         registry.caFiles = caFiles
         registry.credentials = CredentialStore.load(path: authConfig)
-        return try ImageService(store: try ContentStore(root: root ?? ContentStore.defaultRoot), registryOptions: registry)
+        return try ImageService(store: try ContentStore(root: try dataRoot()), registryOptions: registry)
     }
 }
 

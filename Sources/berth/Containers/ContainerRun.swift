@@ -21,8 +21,9 @@ struct ContainerRunCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
 
     func run() async throws {
-        let configuration = try run.configuration(image: image, command: command)
+        var configuration = try run.configuration(image: image, command: command)
         let status: Int32 = try await withEngine(options) { engine in
+            run.applyDefaults(engine.configuration, to: &configuration)
             try await ensureImage(engine, image, policy: pull, quiet: quiet)
             let record = try engine.create(configuration, name: run.name)
             if detach {
@@ -71,8 +72,9 @@ struct ContainerCreateCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
 
     func run() async throws {
-        let configuration = try run.configuration(image: image, command: command)
+        var configuration = try run.configuration(image: image, command: command)
         try await withEngine(options) { engine in
+            run.applyDefaults(engine.configuration, to: &configuration)
             try await ensureImage(engine, image, policy: pull, quiet: quiet)
             print(try engine.create(configuration, name: run.name).id)
         }

@@ -13,7 +13,8 @@ func withEngine<T>(_ options: ImageOptions, _ body: (Engine) async throws -> T) 
     do { service = try options.service() } catch { throw failure(error) }
     defer { Task { await service.shutdown() } }
     do {
-        let engine = try Engine(images: service, exitCommand: cleanupCommand(options))
+        let configuration = try options.engineConfiguration()
+        let engine = try Engine(images: service, exitCommand: try cleanupCommand(options), configuration: configuration)
         let result = try await body(engine)
         await service.shutdown()
         return result
@@ -24,9 +25,9 @@ func withEngine<T>(_ options: ImageOptions, _ body: (Engine) async throws -> T) 
 }
 
 /// What a monitor runs when its container exits: this executable's `container cleanup`.
-func cleanupCommand(_ options: ImageOptions) -> [String] {
+func cleanupCommand(_ options: ImageOptions) throws -> [String] {
     let executable = (try? FileSystem.realPath("/proc/self/exe")) ?? CommandLine.arguments[0]
-    return [executable, "container", "cleanup", "--root", options.root ?? ContentStore.defaultRoot]
+    return [executable, "container", "cleanup", "--root", try options.dataRoot()]
 }
 
 func engineFailure(_ error: any Error) -> any Error {

@@ -64,6 +64,14 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("log-opt"), help: "Log driver options (max-size, max-file).") var logOpt: [String] = []
     @Option(help: "Sysctl options (KEY=value).") var sysctl: [String] = []
 
+    /// The configuration file's defaults for what the command line left unsaid (log driver and options).
+    func applyDefaults(_ engine: EngineConfiguration, to c: inout ContainerConfiguration) {
+        if logDriver == nil, let driver = engine.logDriver { c.logDriver = driver }
+        if logDriver == nil || logDriver == engine.logDriver {
+            for (key, value) in engine.logOptions where c.logOptions[key] == nil { c.logOptions[key] = value }
+        }
+    }
+
     /// The request, ready for the engine. Values the helpers parse are checked here, naming the option.
     func configuration(image: String, command: [String]) throws -> ContainerConfiguration {
         var c = ContainerConfiguration(image: image)
