@@ -176,7 +176,9 @@ public struct CNI: Sendable {
         }
         let output: ChildProcess.Output
         do {
-            output = try ChildProcess.run(path, arguments: [path], environment: environment, input: stdin)
+            output = try Self.withSIGPIPEBlocked { () throws(SystemCallError) -> ChildProcess.Output in
+                try ChildProcess.run(path, arguments: [path], environment: environment, input: stdin)
+            }
         } catch {
             throw .system(error)
         }
@@ -186,5 +188,29 @@ public struct CNI: Sendable {
                                               network: network.name, command: command))
         }
         return output.stdout
+    }
+
+    /// A plugin that exits before reading its stdin (skel checks the environment first) makes our write
+    /// fail with EPIPE — and raise SIGPIPE, which kills the process by default. The signal is synchronous
+    /// and directed at the writing thread, so blocking it on this thread only, then consuming any pending
+    /// one before unblocking, keeps the engine alive without touching the process-wide disposition.
+    static func withSIGPIPEBlocked<T>(_ body: () throws(SystemCallError) -> T) throws(SystemCallError) -> T {
+        var pipeOnly = sigset_t()
+        sigemptyset(&pipeOnly)
+        sigaddset(&pipeOnly, SIGPIPE)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeOnly, &previous)
+        defer {
+            if sigismember(&previous, SIGPIPE) == 0 {
+                var pending = sigset_t()
+                sigpending(&pending)
+                if sigismember(&pending, SIGPIPE) == 1 {
+                    var immediately = timespec()
+                    _ = sigtimedwait(&pipeOnly, nil, &immediately)
+                }
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+        }
+        return try body()
     }
 }

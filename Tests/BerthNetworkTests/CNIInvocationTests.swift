@@ -190,4 +190,24 @@ struct FakePlugins {
         #expect(entries.map(\.network.name) == ["my-net", "other"])
         #expect(entries.map(\.ifName) == ["eth0", "eth1"])
     }
+
+    @Test func aPluginThatExitsWithoutReadingItsInputIsAnErrorNotASIGPIPE() throws {
+        let fake = try FakePlugins()
+        defer { try? FileSystem.removeTree(fake.directory) }
+        try writeFile("\(fake.directory)/early", "#!/bin/sh\necho '{\"code\":4,\"msg\":\"required env variables missing\"}'\nexit 1\n", mode: 0o755)
+        // More input than a pipe holds: the write cannot finish before the plugin is gone.
+        let padding = JSONValue.string(String(repeating: "x", count: 1 << 20))
+        let list = NetworkConfigList(name: "early", plugins: [.init(json: ["type": "early", "padding": padding])])
+        do {
+            try fake.cni.add(network: list, containerID: "c", netnsPath: "/n", ifName: "eth0")
+            Issue.record("expected an error")
+        } catch {
+            guard case .plugin(let error) = error else {
+                Issue.record("expected a plugin error, got \(error)")
+                return
+            }
+            #expect(error.code == 4)
+            #expect(error.message == "required env variables missing")
+        }
+    }
 }
