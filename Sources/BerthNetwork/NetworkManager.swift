@@ -136,6 +136,12 @@ public final class NetworkManager: Sendable {
         }
     }
 
+    /// What `--add-host NAME:host-gateway` stands for: the default `bridge` network's gateway address
+    /// (docker's default), the host's address on berth0.
+    public func hostGatewayAddress() -> String? {
+        (try? store.inspect("bridge"))?.gateway
+    }
+
     /// The attachments recorded for a container (from the ADD cache), e.g. after an engine restart.
     public func attachments(containerID: String) -> [Attachment] {
         cni.cachedEntries(containerID: containerID).map { entry in

@@ -138,7 +138,7 @@ struct NetworkIntegrationTests {
         try NetworkNamespace.create(at: b)
         let subnet = IPv4Subnet(bed.network.subnet!)!
         let attachedA = try bed.manager.attach(containerID: idA, netnsPath: a, networks: [bed.network.name],
-                                               ports: [PortMapping(containerPort: 8080)])
+                                               ports: [PortMapping(containerPort: 8080), PortMapping(hostIP: "127.0.0.1", containerPort: 8080)])
         let staticIP = subnet.address(50).description
         let attachedB = try bed.manager.attach(containerID: idB, netnsPath: b, networks: [bed.network.name],
                                                staticIP: staticIP, macAddress: "02:42:0a:00:00:32")
@@ -165,6 +165,13 @@ struct NetworkIntegrationTests {
         #expect(eventually { greeting(ipA, 8080) == "hello from a" })
         #expect(greeting("127.0.0.1", hostPort) == "hello from a")
         #expect(greeting(bed.network.gateway!, hostPort) == "hello from a")
+        // Hairpin: the container reaches its own published port through the host.
+        #expect(greeting(bed.network.gateway!, hostPort, netns: a) == "hello from a")
+        // A port published on 127.0.0.1 only answers there.
+        let loopbackPort = try #require(first.ports.last?.hostPort)
+        #expect(first.ports.count == 2 && loopbackPort != hostPort)
+        #expect(greeting("127.0.0.1", loopbackPort) == "hello from a")
+        #expect(greeting(bed.network.gateway!, loopbackPort) == nil)
         // Container to container on one network.
         #expect(greeting(ipA, 8080, netns: b) == "hello from a")
         // The same host port cannot be published again while A holds it.
@@ -260,5 +267,34 @@ struct NetworkIntegrationTests {
         try bed.manager.detach(containerID: id, netnsPath: path)
         #expect(bed.manager.cni.cachedEntries(containerID: id).isEmpty)
         #expect(!(try run(["nsenter", "--net=\(path)", "ip", "-o", "link", "show"]).output.contains("eth")))
+    }
+
+    @Test func anInternalNetworkHasNoDefaultRouteButItsContainersMeet() throws {
+        let root = temporaryDirectory("berth-net-it")
+        let manager = NetworkManager(root: root, configDirectories: [])
+        let network = try manager.store.create(name: "bt\(randomSuffix())", subnet: TestBed.freeSubnet(), internal: true)
+        let a = "\(root)/netns/a", b = "\(root)/netns/b"
+        let idA = "it" + randomSuffix(20), idB = "it" + randomSuffix(20)
+        var server: NamespaceServer?
+        defer {
+            server?.stop()
+            try? manager.detach(containerID: idA, netnsPath: a)
+            try? manager.detach(containerID: idB, netnsPath: b)
+            try? NetworkNamespace.remove(at: a)
+            try? NetworkNamespace.remove(at: b)
+            _ = try? manager.store.remove(network.name)
+            _ = umount2("\(root)/netns", Int32(MNT_DETACH))
+            try? FileSystem.removeTree(root)
+        }
+        try NetworkNamespace.create(at: a)
+        try NetworkNamespace.create(at: b)
+        let ipA = try #require(try manager.attach(containerID: idA, netnsPath: a, networks: [network.name]).first?.ipAddress)
+        _ = try manager.attach(containerID: idB, netnsPath: b, networks: [network.name])
+        let routes = try run(["nsenter", "--net=\(a)", "ip", "-4", "route", "show"]).output
+        #expect(!routes.contains("default"))
+        #expect(routes.contains(network.subnet!))
+        #expect(!(try run(["iptables-save", "-t", "nat"]).output.contains(idA)))  // no masquerade
+        server = try NamespaceServer(netns: a, port: 7070, tag: "internal")
+        #expect(eventually { greeting(ipA, 7070, netns: b) == "hello from internal" })
     }
 }
