@@ -50,6 +50,7 @@ public struct CNI: Sendable {
     @discardableResult
     public func add(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
                     capabilityArgs: [String: JSONValue] = [:], args: [(String, String)] = []) throws(NetworkError) -> CNIResult {
+        try Self.validate(containerID: containerID, ifName: ifName)
         let attachment = Attachment(containerID: containerID, netnsPath: netnsPath, ifName: ifName, args: args)
         var previous: JSONValue?
         for index in network.plugins.indices {
@@ -84,6 +85,7 @@ public struct CNI: Sendable {
     /// or whose version predates it (< 0.4.0).
     public func check(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
                       capabilityArgs: [String: JSONValue]? = nil) throws(NetworkError) {
+        try Self.validate(containerID: containerID, ifName: ifName)
         guard let cached = cachedEntry(network: network.name, containerID: containerID, ifName: ifName) else {
             throw .notAttached(network: network.name, containerID: containerID, ifName: ifName)
         }
@@ -100,6 +102,18 @@ public struct CNI: Sendable {
         }
     }
 
+    /// The spec's rules (1.0, "Parameters"), which also keep both out of the cache file's path: a container
+    /// ID is `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; an interface name has at most 15 bytes and no `/`, `:` or space.
+    static func validate(containerID: String, ifName: String) throws(NetworkError) {
+        guard Network.isValidName(containerID) else {
+            throw .invalidConfiguration(source: "CNI_CONTAINERID", reason: "\"\(containerID)\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+        }
+        guard !ifName.isEmpty, ifName.utf8.count <= 15, ifName != ".", ifName != "..",
+              !ifName.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) else {
+            throw .invalidConfiguration(source: "CNI_IFNAME", reason: "\"\(ifName)\" is not a valid interface name")
+        }
+    }
+
     /// portmap before 1.2 (Debian 12 ships 1.1.1) fails CHECK on an IPv4-only attachment whenever ip6tables
     /// exists: it looks for an IPv6 DNAT chain it never made (containernetworking/plugins#819). It checks
     /// IPv4 first, so reaching that message means the IPv4 rules are in place.
@@ -113,6 +127,7 @@ public struct CNI: Sendable {
     public func del(network: NetworkConfigList?, networkName: String? = nil, containerID: String, netnsPath: String,
                     ifName: String, capabilityArgs: [String: JSONValue]? = nil) throws(NetworkError) {
         let name = network?.name ?? networkName ?? ""
+        try Self.validate(containerID: containerID, ifName: ifName)
         let cached = cachedEntry(network: name, containerID: containerID, ifName: ifName)
         guard let list = cached?.network ?? network else { return }  // never added, nothing known: nothing to undo
         let attachment = Attachment(containerID: containerID, netnsPath: netnsPath, ifName: ifName)

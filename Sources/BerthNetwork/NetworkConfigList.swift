@@ -50,6 +50,11 @@ public struct NetworkConfigList: Sendable, Equatable {
         guard let name = object["name"]?.stringValue, !name.isEmpty else {
             throw .invalidConfiguration(source: source, reason: "no name")
         }
+        // Spec 1.0: alphanumeric first, then alphanumerics, `_`, `.`, `-` — which also keeps a name
+        // from steering the result cache's file path.
+        guard Network.isValidName(name) else {
+            throw .invalidConfiguration(source: source, reason: "invalid name \"\(name)\"")
+        }
         let version = object["cniVersion"]?.stringValue ?? "0.2.0"
         if let list = object["plugins"] {
             guard let entries = list.arrayValue, !entries.isEmpty else {

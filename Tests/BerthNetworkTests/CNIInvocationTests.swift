@@ -210,4 +210,20 @@ struct FakePlugins {
             #expect(error.message == "required env variables missing")
         }
     }
+
+    @Test func containerIDsAndInterfaceNamesFollowTheSpec() throws {
+        let fake = try FakePlugins()
+        defer { try? FileSystem.removeTree(fake.directory) }
+        let list = fake.list(plugins: [["type": "one"]])
+        for (containerID, ifName) in [("../etc", "eth0"), ("", "eth0"), ("ok", "averyveryverylongname"), ("ok", "a/b"),
+                                      ("ok", ""), ("ok", "e th0"), ("ok", "..")] {
+            #expect(throws: NetworkError.self, "\(containerID) \(ifName)") {
+                try fake.cni.add(network: list, containerID: containerID, netnsPath: "/n", ifName: ifName)
+            }
+            #expect(throws: NetworkError.self) {
+                try fake.cni.del(network: list, containerID: containerID, netnsPath: "/n", ifName: ifName)
+            }
+        }
+        #expect(try fake.calls().isEmpty)
+    }
 }

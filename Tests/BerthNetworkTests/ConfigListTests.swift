@@ -35,7 +35,7 @@ import Testing
     @Test(arguments: [
         "not json", "[]", #"{"cniVersion":"1.0.0","plugins":[{"type":"bridge"}]}"#,
         #"{"name":"x","plugins":[]}"#, #"{"name":"x","plugins":[{"bridge":"b"}]}"#, #"{"name":"x"}"#,
-        #"{"name":"x","type":"../../bin/sh"}"#, #"{"name":"x","plugins":{"type":"bridge"}}"#,
+        #"{"name":"x","type":"../../bin/sh"}"#, #"{"name":"../x","type":"bridge"}"#, #"{"name":"a b","type":"bridge"}"#, #"{"name":"x","plugins":{"type":"bridge"}}"#,
     ])
     func invalidConfigurationsAreRefusedWithTheirSource(text: String) {
         do {

@@ -266,6 +266,12 @@ struct NetworkIntegrationTests {
         }
         try bed.manager.detach(containerID: id, netnsPath: path)
         #expect(bed.manager.cni.cachedEntries(containerID: id).isEmpty)
+        // Removing a network removes its bridge device.
+        let bridge = try #require(second.bridge)
+        #expect(FileSystem.exists("/sys/class/net/\(bridge)"))
+        try bed.manager.store.remove(second.name)
+        other = nil
+        #expect(!FileSystem.exists("/sys/class/net/\(bridge)"))
         #expect(!(try run(["nsenter", "--net=\(path)", "ip", "-o", "link", "show"]).output.contains("eth")))
     }
 
