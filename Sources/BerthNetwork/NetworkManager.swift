@@ -59,11 +59,23 @@ public final class NetworkManager: Sendable {
             let network = try store.inspect(name)
             resolved.append((network, try store.configList(for: network)))
         }
+        let firstCapabilities = Set(resolved.first?.1.plugins.flatMap(\.capabilities) ?? [])
         var staticAddress: String?
         if let staticIP, let first = resolved.first?.0 {
+            guard firstCapabilities.contains("ips") else {
+                throw .invalidOption(option: "--ip", value: staticIP, reason: "network \(first.name) does not take static addresses")
+            }
             staticAddress = try Self.staticAddress(staticIP, on: first)
         }
-        let published = requested.isEmpty || resolved.isEmpty ? [] : try ports.allocate(requested, containerID: containerID)
+        if let macAddress, let first = resolved.first?.0 {
+            guard firstCapabilities.contains("mac") else {
+                throw .invalidOption(option: "--mac-address", value: macAddress, reason: "network \(first.name) does not take MAC addresses")
+            }
+            try Self.validateMAC(macAddress)
+        }
+        // Ports are published only where a plugin maps them (not on an internal network, as docker).
+        let publishable = firstCapabilities.contains("portMappings") && !requested.isEmpty
+        let published = publishable ? try ports.allocate(requested, containerID: containerID) : []
         var attachments: [Attachment] = []
         var added: [(NetworkConfigList, String)] = []
         do {
@@ -157,6 +169,18 @@ public final class NetworkManager: Sendable {
             return Attachment(network: entry.network.name, networkID: network?.id ?? "", interface: entry.ifName,
                               ipAddress: address?.ip, prefixLength: address?.prefixLength, gateway: address?.gateway,
                               macAddress: result?.containerInterface(entry.ifName)?.interface.mac, ports: published)
+        }
+    }
+
+    /// `--mac-address`: six colon-separated hex pairs, unicast (docker's check).
+    static func validateMAC(_ text: String) throws(NetworkError) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }),
+              let first = UInt8(parts[0], radix: 16) else {
+            throw .invalidOption(option: "--mac-address", value: text, reason: "not a MAC address like 02:42:ac:11:00:02")
+        }
+        guard first & 1 == 0 else {
+            throw .invalidOption(option: "--mac-address", value: text, reason: "a multicast address")
         }
     }
 

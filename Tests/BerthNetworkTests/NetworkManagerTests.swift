@@ -18,6 +18,7 @@ struct FakeManager {
         let log = #""log":"\#(fake.log)""#
         for (name, plugin) in [("fakeone", #"{\#(log),"type":"one","capabilities":\#(capabilities),"ipam":{"subnet":"10.77.0.0/24"}}"#),
                                ("faketwo", #"{\#(log),"type":"two","capabilities":\#(capabilities)}"#),
+                               ("fakeplain", #"{\#(log),"type":"one"}"#),
                                ("fakebad", #"{\#(log),"type":"three","failOn":"ADD"}"#)] {
             try writeFile("\(configs)/\(name).conflist", #"{"cniVersion":"1.0.0","name":"\#(name)","plugins":[\#(plugin)]}"#)
         }
@@ -108,6 +109,7 @@ struct FakeManager {
             (["fakeone"], "10.78.0.9", "invalid --ip 10.78.0.9: not a host address of network fakeone's subnet 10.77.0.0/24"),
             (["fakeone"], "10.77.0.255", "not a host address"),
             (["fakeone"], "nonsense", "invalid --ip nonsense: not an IPv4 address"),
+            (["fakebad"], "10.77.0.9", "invalid --ip 10.77.0.9: network fakebad does not take static addresses"),
         ] as [([String], String?, String)] {
             do {
                 _ = try bed.manager.attach(containerID: "c4", netnsPath: "/run/n4", networks: networks,
@@ -117,7 +119,25 @@ struct FakeManager {
                 #expect(error.description.contains(message), "\(error)")
             }
         }
+        for mac in ["02:42:00:00:00", "zz:42:00:00:00:01", "01:00:5e:00:00:01", "02-42-00-00-00-01"] {
+            #expect(throws: NetworkError.self, "\(mac)") {
+                try bed.manager.attach(containerID: "c4", netnsPath: "/run/n4", networks: ["fakeone"], macAddress: mac)
+            }
+        }
+        #expect(throws: NetworkError.self) {
+            try bed.manager.attach(containerID: "c4", netnsPath: "/run/n4", networks: ["fakebad"], macAddress: "02:42:00:00:00:01")
+        }
         #expect(try bed.calls().isEmpty)
         #expect(bed.manager.ports.reservations().isEmpty)
+    }
+
+    @Test func portsAreNotReservedOnANetworkThatCannotPublishThem() throws {
+        let bed = try FakeManager()
+        defer { bed.close() }
+        let attached = try bed.manager.attach(containerID: "c5", netnsPath: "/run/n5", networks: ["fakeplain", "fakeone"],
+                                              ports: [PortMapping(containerPort: 80)])
+        #expect(attached.map(\.ports) == [[], []])
+        #expect(bed.manager.ports.reservations().isEmpty)
+        #expect(try bed.fake.calls().allSatisfy { $0["config"]?["runtimeConfig"] == nil })
     }
 }
