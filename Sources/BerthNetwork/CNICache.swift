@@ -82,6 +82,20 @@ extension CNI {
         return entries.sorted { $0.ifName.localizedNumericLess($1.ifName) }
     }
 
+    /// Containers with at least one cached attachment: what an engine compares with its containers after
+    /// a crash, to detach the ones that no longer exist.
+    public func cachedContainerIDs() -> Set<String> {
+        guard let names = try? FileSystem.listDirectory(cacheDirectory) else { return [] }
+        var result = Set<String>()
+        for name in names where name.hasSuffix(".json") {
+            let path = "\(cacheDirectory)/\(name)"
+            guard let bytes = try? FileSystem.readFile(path),
+                  let id = (try? JSONCoding.decode(JSONValue.self, from: bytes))?["containerId"]?.stringValue else { continue }
+            result.insert(id)
+        }
+        return result
+    }
+
     func writeCache(_ entry: CacheEntry) throws(NetworkError) {
         do {
             try FileSystem.makeDirectories(cacheDirectory, mode: 0o700)

@@ -8,6 +8,14 @@ import CBerthShim
 /// every process in it: the engine creates it before the container, hands its path to CNI and to the
 /// OCI runtime (`linux.namespaces[].path`), and removes it after the last DEL.
 public enum NetworkNamespace {
+    /// Where the engine pins its containers' namespaces (on /run: they mean nothing after a reboot).
+    public static let defaultDirectory = "/run/berth/netns"
+
+    /// The pin of a container's namespace in `directory`.
+    public static func path(for containerID: String, in directory: String = defaultDirectory) -> String {
+        "\(directory)/\(containerID)"
+    }
+
     /// Creates a new network namespace with `lo` up and pins it at `path` (the file is created; its
     /// directory too). Fails with EEXIST if `path` already exists, so two containers never share one
     /// by accident.

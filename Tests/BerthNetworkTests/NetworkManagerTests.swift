@@ -75,11 +75,13 @@ struct FakeManager {
         defer { bed.close() }
         _ = try bed.manager.attach(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"],
                                    ports: [PortMapping(containerPort: 80)])
+        #expect(bed.manager.cni.cachedContainerIDs() == ["c2"])
         bed.fake.clearLog()
         try bed.manager.detach(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"])
         #expect(try bed.calls() == ["DEL two eth1", "DEL one eth0"])
         #expect(bed.manager.ports.reservations().isEmpty)
         #expect(bed.manager.attachments(containerID: "c2").isEmpty)
+        #expect(bed.manager.cni.cachedContainerIDs().isEmpty)
         // Again: nothing cached any more, so each network gets a DEL on the interface its position implies.
         bed.fake.clearLog()
         try bed.manager.detach(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"])
