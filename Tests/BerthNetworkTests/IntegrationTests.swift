@@ -16,6 +16,13 @@ func run(_ arguments: [String], input: String = "") throws -> (status: ChildProc
     return (result.status, result.stdoutText + result.stderrText)
 }
 
+/// The target of a namespace link (`net:[4026531840]`), or "" if unreadable.
+func namespaceLink(_ path: String) -> String {
+    var buffer = [CChar](repeating: 0, count: 64)
+    let count = readlink(path, &buffer, buffer.count - 1)
+    return count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+}
+
 /// Polls `condition` every 20 ms until it holds or `seconds` pass.
 func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     var now = timespec()
@@ -107,7 +114,11 @@ struct NetworkIntegrationTests {
             _ = umount2("\(root)/netns", Int32(MNT_DETACH))
             try? FileSystem.removeTree(root)
         }
+        let before = namespaceLink("/proc/thread-self/ns/net")
+        #expect(before.hasPrefix("net:["))
         try NetworkNamespace.create(at: path)
+        // The calling thread (a test's pool thread) is still in the host's namespace.
+        #expect(namespaceLink("/proc/thread-self/ns/net") == before)
         #expect(NetworkNamespace.isPinned(path))
         let links = try run(["nsenter", "--net=\(path)", "ip", "-o", "link", "show"])
         #expect(links.status.succeeded)
