@@ -314,4 +314,36 @@ struct NetworkIntegrationTests {
         server = try NamespaceServer(netns: a, port: 7070, tag: "internal")
         #expect(eventually { greeting(ipA, 7070, netns: b) == "hello from internal" })
     }
+
+    @Test func aUDPPortIsPublishedToo() throws {
+        let bed = try TestBed()
+        let path = bed.netnsPath("u")
+        let id = "it" + randomSuffix(20)
+        var server: pid_t?
+        defer {
+            if let server { kill(server, SIGTERM); _ = try? ChildProcess.wait(server) }
+            try? bed.manager.detach(containerID: id, netnsPath: path)
+            bed.close()
+        }
+        try NetworkNamespace.create(at: path)
+        let attached = try bed.manager.attach(containerID: id, netnsPath: path, networks: [bed.network.name],
+                                              ports: try PortMapping.parse("127.0.0.1::5353/udp"))
+        let mapping = try #require(attached.first?.ports.first)
+        #expect(mapping.proto == "udp" && mapping.hostPort != 0)
+        let echo = """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); s.settimeout(120)
+        while True:
+            data, peer = s.recvfrom(100); s.sendto(b'pong ' + data, peer)
+        """
+        server = try ChildProcess.spawn("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(path)", "/usr/bin/python3", "-c", echo],
+                                        environment: ChildProcess.currentEnvironment)
+        let client = """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+        s.sendto(b'ping', ('127.0.0.1', \(mapping.hostPort))); print(s.recvfrom(100)[0].decode())
+        """
+        // A datagram sent before the server binds is lost: ask again until one is answered.
+        #expect(eventually { (try? run(["/usr/bin/python3", "-c", client]))?.output.trimmingWhitespace == "pong ping" })
+    }
 }
