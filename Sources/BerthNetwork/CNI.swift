@@ -22,24 +22,20 @@ public struct CNI: Sendable {
         self.cacheDirectory = cacheDirectory
     }
 
-    /// Identifies one attachment of a container to a network.
-    public struct Attachment: Sendable, Equatable {
-        public var containerID: String
-        public var netnsPath: String
-        public var ifName: String
+    /// What one invocation acts on: a container's namespace and interface (CNI_CONTAINERID, CNI_NETNS,
+    /// CNI_IFNAME, CNI_ARGS).
+    struct Target: Sendable {
+        var containerID: String
+        var netnsPath: String
+        var ifName: String
         /// CNI_ARGS as `KEY=value` pairs (`IgnoreUnknown=1;K8S_POD_NAME=…`).
-        public var args: [(String, String)]
+        var args: [(String, String)]
 
-        public init(containerID: String, netnsPath: String, ifName: String, args: [(String, String)] = []) {
+        init(containerID: String, netnsPath: String, ifName: String, args: [(String, String)] = []) {
             self.containerID = containerID
             self.netnsPath = netnsPath
             self.ifName = ifName
             self.args = args
-        }
-
-        public static func == (a: Self, b: Self) -> Bool {
-            a.containerID == b.containerID && a.netnsPath == b.netnsPath && a.ifName == b.ifName
-                && a.args.map { "\($0.0)=\($0.1)" } == b.args.map { "\($0.0)=\($0.1)" }
         }
     }
 
@@ -51,7 +47,7 @@ public struct CNI: Sendable {
     public func add(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
                     capabilityArgs: [String: JSONValue] = [:], args: [(String, String)] = []) throws(NetworkError) -> CNIResult {
         try Self.validate(containerID: containerID, ifName: ifName)
-        let attachment = Attachment(containerID: containerID, netnsPath: netnsPath, ifName: ifName, args: args)
+        let attachment = Target(containerID: containerID, netnsPath: netnsPath, ifName: ifName, args: args)
         var previous: JSONValue?
         for index in network.plugins.indices {
             do throws(NetworkError) {
@@ -90,7 +86,7 @@ public struct CNI: Sendable {
             throw .notAttached(network: network.name, containerID: containerID, ifName: ifName)
         }
         guard !network.disableCheck, network.supportsCheck else { return }
-        let attachment = Attachment(containerID: containerID, netnsPath: netnsPath, ifName: ifName)
+        let attachment = Target(containerID: containerID, netnsPath: netnsPath, ifName: ifName)
         let hasIPv6 = (try? CNIResult(json: cached.result))?.ips.contains { $0.address.contains(":") } ?? false
         for index in network.plugins.indices {
             do {
@@ -130,13 +126,13 @@ public struct CNI: Sendable {
         try Self.validate(containerID: containerID, ifName: ifName)
         let cached = cachedEntry(network: name, containerID: containerID, ifName: ifName)
         guard let list = cached?.network ?? network else { return }  // never added, nothing known: nothing to undo
-        let attachment = Attachment(containerID: containerID, netnsPath: netnsPath, ifName: ifName)
+        let attachment = Target(containerID: containerID, netnsPath: netnsPath, ifName: ifName)
         try runDel(network: list, attachment: attachment, capabilityArgs: capabilityArgs ?? cached?.capabilityArgs ?? [:],
                    prevResult: cached?.result)
         removeCache(network: list.name, containerID: containerID, ifName: ifName)
     }
 
-    func runDel(network: NetworkConfigList, attachment: Attachment, capabilityArgs: [String: JSONValue],
+    func runDel(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSONValue],
                 prevResult: JSONValue?) throws(NetworkError) {
         var firstError: NetworkError?
         // Every plugin gets its DEL even if one fails: a failing firewall must not leave a veth behind.
@@ -162,7 +158,7 @@ public struct CNI: Sendable {
         return nil
     }
 
-    func invoke(_ command: String, network: NetworkConfigList, plugin index: Int, attachment: Attachment,
+    func invoke(_ command: String, network: NetworkConfigList, plugin index: Int, attachment: Target,
                 capabilityArgs: [String: JSONValue], prevResult: JSONValue?) throws(NetworkError) -> [UInt8] {
         let type = network.plugins[index].type
         guard let path = pluginPath(type) else {

@@ -15,7 +15,7 @@ extension CNI {
         public var capabilityArgs: [String: JSONValue]
         public var result: JSONValue
 
-        init(network: NetworkConfigList, attachment: Attachment, capabilityArgs: [String: JSONValue], result: JSONValue) {
+        init(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSONValue], result: JSONValue) {
             self.network = network
             self.containerID = attachment.containerID
             self.netnsPath = attachment.netnsPath
