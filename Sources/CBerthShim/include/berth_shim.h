@@ -156,4 +156,22 @@ int berth_accept_cloexec(int fd, int flags);
 int berth_bpf_attach_device_program(int cgroup_fd, const uint64_t *instructions, unsigned int count,
                                     char *log, unsigned int log_size);
 
+// ---------------------------------------------------------------------------------------------------
+// Pinned network namespaces (netns.c), for BerthNetwork.
+// unshare(CLONE_NEWNET) acts on the calling thread, so it runs on a dedicated short-lived pthread
+// (never a Swift pool thread), which bind-mounts /proc/thread-self/ns/net onto `path` (an existing
+// empty file) and sets `lo` up inside the new namespace before it exits.
+// Returns 0, or the errno of the step left in *failed_step (one of BERTH_NETNS_STEP_*). After a failure
+// at BERTH_NETNS_STEP_SOCKET or later the namespace is already pinned at `path`.
+enum {
+    BERTH_NETNS_STEP_THREAD = 1,     ///< pthread_create
+    BERTH_NETNS_STEP_UNSHARE = 2,    ///< unshare(CLONE_NEWNET)
+    BERTH_NETNS_STEP_MOUNT = 3,      ///< mount(MS_BIND) of /proc/thread-self/ns/net
+    BERTH_NETNS_STEP_SOCKET = 4,     ///< socket(AF_INET) inside the namespace
+    BERTH_NETNS_STEP_GET_FLAGS = 5,  ///< ioctl(SIOCGIFFLAGS) on lo
+    BERTH_NETNS_STEP_SET_FLAGS = 6,  ///< ioctl(SIOCSIFFLAGS) on lo
+};
+int berth_netns_create(const char *path, int *failed_step);
+// ---------------------------------------------------------------------------------------------------
+
 #endif
