@@ -59,6 +59,8 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     public var extraHosts: [String] = []
     public var ipAddress: String?
     public var networkAliases: [String] = []
+    /// Networks joined with `network connect`, attached after the first on every start (eth1, eth2 …).
+    public var additionalNetworks: [String] = []
 
     // MARK: Logging
     public var logDriver = "json-file"
@@ -134,6 +136,8 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
         public var hostIP: String
         /// 0 means "pick a free port".
         public var hostPort: UInt16
+        /// `8000-8010:80`: any free port of the range.
+        public var hostPortEnd: UInt16?
         public init(containerPort: UInt16, proto: String = "tcp", hostIP: String = "", hostPort: UInt16 = 0) {
             self.containerPort = containerPort
             self.proto = proto

@@ -1,40 +1,104 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BerthNetwork
 import BerthOS
 
 /// A container's network: what `--network` asked for, set up before the runtime creates the container
-/// and torn down on every path that ends it.
+/// and torn down on every path that ends it (stop, exit, failed start, rm).
+///
+/// `none` gives the container a namespace of its own with only loopback (made by the runtime);
+/// `host` none at all; `container:NAME` the other container's; anything else is a network (the default
+/// `bridge` or a user network): a namespace pinned under `<run>/netns/<id>`, attached through CNI with
+/// the published ports.
 struct ContainerNetworking: Sendable {
     let layout: EngineLayout
+    let manager: NetworkManager
+
+    init(layout: EngineLayout, configuration: EngineConfiguration) {
+        self.layout = layout
+        var store = NetworkStore(root: layout.networks)
+        // dockerd's `bip` is the gateway with its prefix (172.17.0.1/16): the default network's subnet.
+        if let bip = configuration.bridgeIP, let subnet = IPv4Subnet(bip, strict: false) { store.defaultSubnet = subnet }
+        self.manager = NetworkManager(store: store, cni: CNI(pluginDirectories: CNI.defaultPluginDirectories, cacheDirectory: layout.networks + "/cni/results"),
+                                      ports: PortAllocator(directory: layout.networks + "/ports"))
+    }
 
     struct Setup {
         /// A namespace to join (nil: the runtime makes a new, empty one, or none with `sharesHost`).
         var namespacePath: String?
         var sharesHost: Bool
+        /// What `host-gateway` in --add-host stands for.
+        var hostGateway: String?
     }
 
     func setUp(_ record: inout ContainerRecord) throws(EngineError) -> Setup {
         let mode = record.configuration.networkMode
         switch mode {
         case "none":
-            return Setup(namespacePath: nil, sharesHost: false)
+            return Setup(namespacePath: nil, sharesHost: false, hostGateway: manager.hostGatewayAddress())
         case "host":
-            return Setup(namespacePath: nil, sharesHost: true)
-        default:
-            if mode.hasPrefix("container:") {
-                let other = String(mode.dropFirst("container:".count))
-                let engineRecord = try? Engine.readRecord(layout, other)
-                guard let peer = engineRecord, peer.state.status == .running || peer.state.status == .paused, peer.state.pid > 0 else {
-                    throw .conflict("cannot join network of a non running container: \(other)")
-                }
-                return Setup(namespacePath: "/proc/\(peer.state.pid)/ns/net", sharesHost: false)
+            return Setup(namespacePath: nil, sharesHost: true, hostGateway: "127.0.0.1")
+        case _ where mode.hasPrefix("container:"):
+            let other = String(mode.dropFirst("container:".count))
+            let peer = try? Engine.readRecord(layout, other)
+            guard let peer, peer.state.status == .running || peer.state.status == .paused, peer.state.pid > 0 else {
+                throw .conflict("cannot join network namespace of a non running container: \(other)")
             }
-            throw .network("network \(mode): bridge networking is not available in this build")
+            return Setup(namespacePath: "/proc/\(peer.state.pid)/ns/net", sharesHost: false, hostGateway: manager.hostGatewayAddress())
+        default:
+            let path = layout.networkNamespace(record.id)
+            do {
+                try FileSystem.makeDirectories(FileSystem.parent(of: path), mode: 0o755)
+                try NetworkNamespace.create(at: path)
+            } catch { throw .system(error, context: "creating the network namespace of \(record.shortID)") }
+            do {
+                let ports = try requestedPorts(record)
+                let attachments = try manager.attach(containerID: record.id, netnsPath: path, networks: [mode == "default" ? "bridge" : mode] + record.configuration.additionalNetworks,
+                                                     ports: ports, staticIP: record.configuration.ipAddress)
+                record.networks = attachments.map {
+                    ContainerRecord.NetworkAttachment(network: $0.network, networkID: $0.networkID, interface: $0.interface,
+                                                      address: $0.ipAddress.map { "\($0)/\(attachmentsPrefix($0, attachments))" } ?? "",
+                                                      gateway: $0.gateway ?? "", macAddress: $0.macAddress ?? "")
+                }
+                // Resolved: a host port asked as 0 or as a range is the one taken now.
+                record.publishedPorts = attachments.first?.ports.map { mapping in
+                    ContainerConfiguration.PortBinding(containerPort: mapping.containerPort, proto: mapping.proto,
+                                                       hostIP: mapping.hostIP, hostPort: mapping.hostPort)
+                } ?? []
+            } catch {
+                try? NetworkNamespace.remove(at: path)
+                throw .network("\(error)")
+            }
+            return Setup(namespacePath: path, sharesHost: false, hostGateway: manager.hostGatewayAddress())
         }
     }
 
+    /// `-p` as asked (ports resolved at a previous start kept, so a restart keeps its host ports), plus
+    /// every exposed port with `-P`.
+    func requestedPorts(_ record: ContainerRecord) throws(NetworkError) -> [PortMapping] {
+        var bindings = record.configuration.portBindings
+        if !record.publishedPorts.isEmpty { bindings = record.publishedPorts }
+        var ports = bindings.map { PortMapping(hostIP: $0.hostIP, hostPort: $0.hostPort, hostPortEnd: $0.hostPortEnd, containerPort: $0.containerPort, proto: $0.proto) }
+        if record.configuration.publishAllPorts && record.publishedPorts.isEmpty {
+            let exposed = (record.imageConfig?.ExposedPorts.map { Array($0.keys) } ?? []) + record.configuration.exposedPorts
+            let covered = Set(ports.map { "\($0.containerPort)/\($0.proto)" })
+            ports += try PortMapping.publishAll(exposedPorts: exposed.filter { !covered.contains($0) && !covered.contains($0 + "/tcp") })
+        }
+        return ports
+    }
+
+    private func attachmentsPrefix(_ address: String, _ attachments: [Attachment]) -> Int {
+        attachments.first { $0.ipAddress == address }?.prefixLength ?? 32
+    }
+
+    /// CNI DEL on every network, the namespace unpinned; tolerant of what is already gone.
     func tearDown(_ record: inout ContainerRecord) {
+        let path = layout.networkNamespace(record.id)
+        if !record.networks.isEmpty || FileSystem.exists(path) {
+            try? manager.detach(containerID: record.id, netnsPath: path)
+            try? NetworkNamespace.remove(at: path)
+        }
         record.networks = []
     }
 }
@@ -49,5 +113,50 @@ extension Engine {
             }
         }
         throw .noSuchContainer(reference)
+    }
+
+    /// The networks of this engine.
+    public var networks: NetworkManager { networking.manager }
+}
+
+extension Engine {
+    /// `network connect`: the network is joined at the container's next start (a running container is
+    /// refused for now: its interfaces are numbered when it starts).
+    public func connect(_ reference: String, to network: String) throws(EngineError) {
+        try locked { () throws(EngineError) in
+            var record = try lookup(reference)
+            let found: Network
+            do { found = try networks.store.inspect(network) } catch { throw .network("\(error)") }
+            guard found.isAttachable else { throw .conflict("container cannot be connected to network \(found.name)") }
+            if record.configuration.networkMode == found.name || record.configuration.additionalNetworks.contains(found.name) {
+                throw .conflict("endpoint with name \(record.name) already exists in network \(found.name)")
+            }
+            guard !record.state.running else {
+                throw .conflict("connecting running container \(record.name) to \(found.name) is not supported yet: stop it first")
+            }
+            guard !["none", "host"].contains(record.configuration.networkMode), !record.configuration.networkMode.hasPrefix("container:") else {
+                throw .conflict("container sharing network namespace with another container or host cannot be connected to any other network")
+            }
+            record.configuration.additionalNetworks.append(found.name)
+            try save(record)
+        }
+    }
+
+    /// `network disconnect`: leaves the network from the next start on.
+    public func disconnect(_ reference: String, from network: String) throws(EngineError) {
+        try locked { () throws(EngineError) in
+            var record = try lookup(reference)
+            guard !record.state.running else {
+                throw .conflict("disconnecting running container \(record.name) is not supported yet: stop it first")
+            }
+            if let index = record.configuration.additionalNetworks.firstIndex(of: network) {
+                record.configuration.additionalNetworks.remove(at: index)
+            } else if record.configuration.networkMode == network {
+                record.configuration.networkMode = "none"
+            } else {
+                throw .conflict("container \(record.id) is not connected to network \(network)")
+            }
+            try save(record)
+        }
     }
 }

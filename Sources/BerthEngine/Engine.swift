@@ -37,7 +37,7 @@ public final class Engine: Sendable {
         self.exitCommand = exitCommand
         self.defaultRuntime = configuration.defaultRuntime ?? "berth"
         self.configuration = configuration
-        self.networking = ContainerNetworking(layout: layout)
+        self.networking = ContainerNetworking(layout: layout, configuration: configuration)
         do {
             try FileSystem.makeDirectories(layout.containers, mode: 0o700)
             try FileSystem.makeDirectories(layout.run + "/m", mode: 0o700)
@@ -165,7 +165,8 @@ public final class Engine: Sendable {
         do throws(EngineError) {
             let network = try networking.setUp(&record)
             attachments = record.networks
-            let managed = try ManagedFiles.write(record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost)
+            let managed = try ManagedFiles.write(record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
+                                                 hostGateway: network.hostGateway)
             let inputs = SpecInputs(configuration: record.configuration, image: record.imageConfig, containerID: record.id,
                                     rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                                     networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,

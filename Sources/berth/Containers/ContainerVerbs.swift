@@ -6,7 +6,7 @@ let containerVerbs: [any ParsableCommand.Type] = [
     ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self, ContainerListCommand.self,
     ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
     ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self, ContainerPortCommand.self,
-    ContainerGroup.self, VolumeGroup.self,
+    ContainerGroup.self, VolumeGroup.self, NetworkGroup.self,
 ]
 
 /// `berth container …`: the same verbs under one noun, as docker has them.

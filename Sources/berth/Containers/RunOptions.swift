@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthEngine
+import BerthNetwork
 import BerthOS
 #if canImport(Glibc)
 import Glibc
@@ -204,9 +205,28 @@ enum RunOptionParsing {
             ("--memory", o.memory != nil), ("--memory-swap", o.memorySwap != nil), ("--memory-reservation", o.memoryReservation != nil),
             ("--cpus", o.cpus != nil), ("--ulimit", !o.ulimit.isEmpty), ("--device", !o.device.isEmpty), ("--tmpfs", !o.tmpfs.isEmpty),
             ("--shm-size", o.shmSize != nil), ("--volume", !o.volume.isEmpty), ("--mount", !o.mount.isEmpty),
-("--publish", !o.publish.isEmpty), ("--expose", !o.expose.isEmpty),
         ]
         if let (name, _) = unsupported.first(where: { $0.1 }) { throw ValidationError("\(name) is not supported yet") }
         c.healthcheck = try healthcheck(o)
+        for spec in o.publish {
+            do {
+                for mapping in try PortMapping.parse(spec) {
+                    var binding = ContainerConfiguration.PortBinding(containerPort: mapping.containerPort, proto: mapping.proto,
+                                                                     hostIP: mapping.hostIP, hostPort: mapping.hostPort)
+                    if mapping.hostPortEnd != mapping.hostPort { binding.hostPortEnd = mapping.hostPortEnd }
+                    c.portBindings.append(binding)
+                    if !c.exposedPorts.contains("\(mapping.containerPort)/\(mapping.proto)") { c.exposedPorts.append("\(mapping.containerPort)/\(mapping.proto)") }
+                }
+            } catch { throw ValidationError("invalid argument \"\(spec)\" for \"-p, --publish\" flag: \(error)") }
+        }
+        for spec in o.expose {
+            let parts = spec.split(separator: "/", maxSplits: 1)
+            let proto = parts.count > 1 ? String(parts[1]) : "tcp"
+            let range = parts[0].split(separator: "-").compactMap { UInt16($0) }
+            guard range.count == 1 || range.count == 2, range.first! <= range.last!, ["tcp", "udp", "sctp"].contains(proto) else {
+                throw ValidationError("invalid argument \"\(spec)\" for \"--expose\" flag: invalid range format for --expose")
+            }
+            for port in range.first!...range.last! { c.exposedPorts.append("\(port)/\(proto)") }
+        }
     }
 }

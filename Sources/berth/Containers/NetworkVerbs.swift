@@ -1,0 +1,186 @@
+import ArgumentParser
+import BerthEngine
+import BerthNetwork
+
+/// `berth network create/ls/inspect/rm/prune/connect/disconnect`, as docker's.
+struct NetworkGroup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "network", abstract: "Manage networks.",
+        subcommands: [NetworkCreate.self, NetworkList.self, NetworkInspect.self, NetworkRemove.self, NetworkPrune.self,
+                      NetworkConnect.self, NetworkDisconnect.self])
+}
+
+/// Containers attached to (or configured for) a network.
+func containersUsing(_ network: Network, _ engine: Engine) -> [ContainerRecord] {
+    engine.list().filter { r in
+        r.networks.contains { $0.networkID == network.id }
+            || (!r.state.running && (r.configuration.networkMode == network.name || r.configuration.additionalNetworks.contains(network.name)))
+    }
+}
+
+struct NetworkCreate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a network.")
+    @OptionGroup var options: ImageOptions
+    @Option(name: .shortAndLong, help: "Driver to manage the network (bridge).") var driver = "bridge"
+    @Option(help: "Subnet in CIDR format (e.g. 10.91.0.0/24).") var subnet: String?
+    @Option(help: "IPv4 gateway for the subnet.") var gateway: String?
+    @Flag(help: "Restrict external access to the network.") var `internal` = false
+    @Option(help: "Set metadata on a network (KEY=value).") var label: [String] = []
+    @Argument(help: "Network name.") var name: String
+
+    func run() async throws {
+        guard driver == "bridge" else { throw ValidationError("plugin \"\(driver)\" not found") }
+        var labels: [String: String] = [:]
+        for entry in label {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let created = try await withEngine(options) { engine in
+            do { return try engine.networks.store.create(name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels) }
+            catch { throw EngineError.network("\(error)") }
+        }
+        print(created.id)
+    }
+}
+
+struct NetworkList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List networks.", aliases: ["list"])
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .shortAndLong, help: "Only display network IDs.") var quiet = false
+    @Flag(name: .customLong("no-trunc"), help: "Do not truncate the output.") var noTrunc = false
+    @Option(name: .shortAndLong, help: "Filter output (name=, id=, driver=, label=).") var filter: [String] = []
+    @Option(help: "Format output: table, json, or {{.Name}} templates.") var format: String?
+
+    func run() async throws {
+        var networks = try await withEngine(options) { engine in
+            do { return try engine.networks.store.list() } catch { throw EngineError.network("\(error)") }
+        }
+        for f in filter {
+            let parts = f.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("bad format of filter (expected name=value)") }
+            switch parts[0] {
+            case "name": networks = networks.filter { $0.name.contains(parts[1]) }
+            case "id": networks = networks.filter { $0.id.hasPrefix(parts[1]) }
+            case "driver": networks = networks.filter { $0.driver == parts[1] }
+            case "label":
+                let kv = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
+                networks = networks.filter { n in n.labels[kv[0]].map { kv.count == 1 || $0 == kv[1] } ?? false }
+            default: throw ValidationError("invalid filter '\(parts[0])'")
+            }
+        }
+        if quiet { for n in networks { print(noTrunc ? n.id : n.shortID) }; return }
+        let rows = networks.map { ["ID": noTrunc ? $0.id : $0.shortID, "Name": $0.name, "Driver": $0.driver, "Scope": $0.scope,
+                                   "Internal": $0.internal ? "true" : "false", "CreatedAt": $0.created, "IPv6": "false",
+                                   "Labels": $0.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
+        switch format {
+        case nil, "table": printTable([["NETWORK ID", "NAME", "DRIVER", "SCOPE"]] + rows.map { [$0["ID"]!, $0["Name"]!, $0["Driver"]!, $0["Scope"]!] })
+        case "json": for r in rows { print(jsonObject(r)) }
+        case let template?: for r in rows { print(try renderTemplate(template, r)) }
+        }
+    }
+}
+
+struct NetworkInspect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on networks.")
+    @OptionGroup var options: ImageOptions
+    @Option(name: .shortAndLong, help: "Format the output using a Go-template subset.") var format: String?
+    @Argument(help: "Networks.") var names: [String]
+
+    struct Shown: Encodable {
+        struct IPAMConfig: Encodable { var Subnet: String; var Gateway: String }
+        struct IPAM: Encodable { var Driver = "default"; var Config: [IPAMConfig] }
+        struct Endpoint: Encodable { var Name: String; var EndpointID: String; var MacAddress: String; var IPv4Address: String; var IPv6Address = "" }
+        var Name: String, Id: String, Created: String, Scope: String, Driver: String, EnableIPv6 = false
+        var IPAM: IPAM
+        var Internal: Bool, Attachable = false, Ingress = false
+        var Containers: [String: Endpoint]
+        var Options: [String: String]
+        var Labels: [String: String]
+    }
+
+    func run() async throws {
+        let (shown, missing): ([Shown], [String]) = try await withEngine(options) { engine in
+            var shown: [Shown] = []
+            var missing: [String] = []
+            for name in names {
+                guard let n = try? engine.networks.store.inspect(name) else { missing.append(name); continue }
+                var containers: [String: Shown.Endpoint] = [:]
+                for r in engine.list() {
+                    for a in r.networks where a.networkID == n.id {
+                        containers[r.id] = Shown.Endpoint(Name: r.name, EndpointID: String((r.id + n.id).prefix(64)), MacAddress: a.macAddress, IPv4Address: a.address)
+                    }
+                }
+                shown.append(Shown(Name: n.name, Id: n.id, Created: n.created, Scope: n.scope, Driver: n.driver,
+                                   IPAM: .init(Config: n.subnet.map { [.init(Subnet: $0, Gateway: n.gateway ?? "")] } ?? []),
+                                   Internal: n.internal, Containers: containers,
+                                   Options: n.bridge.map { ["com.docker.network.bridge.name": $0] } ?? [:], Labels: n.labels))
+            }
+            return (shown, missing)
+        }
+        if let format { for s in shown { print(try renderInspect(format, s)) } } else { print(prettyJSON(shown)) }
+        for name in missing { printError("Error response from daemon: network \(name) not found") }
+        if !missing.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct NetworkRemove: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more networks.", aliases: ["remove"])
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .shortAndLong, help: "Do not error if the network does not exist.") var force = false
+    @Argument(help: "Networks.") var names: [String]
+
+    func run() async throws {
+        try await forEachContainer(options, names) { engine, name in
+            let network: Network
+            do { network = try engine.networks.store.inspect(name) } catch {
+                if force { return }
+                throw EngineError.network("\(error)")
+            }
+            let users = containersUsing(network, engine)
+            if !users.isEmpty {
+                throw EngineError.conflict("error while removing network: network \(network.name) id \(network.id) has active endpoints")
+            }
+            do { _ = try engine.networks.store.remove(name) } catch { throw EngineError.network("\(error)") }
+        }
+    }
+}
+
+struct NetworkPrune: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "prune", abstract: "Remove all unused networks.")
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
+
+    func run() async throws {
+        let removed: [String] = try await withEngine(options) { engine in
+            var removed: [String] = []
+            for network in (try? engine.networks.store.list()) ?? [] where !Network.predefinedNames.contains(network.name) && network.configFile == nil {
+                if containersUsing(network, engine).isEmpty, (try? engine.networks.store.remove(network.name)) != nil { removed.append(network.name) }
+            }
+            return removed
+        }
+        if !removed.isEmpty { print("Deleted Networks:"); for name in removed { print(name) } }
+    }
+}
+
+struct NetworkConnect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "connect", abstract: "Connect a container to a network.")
+    @OptionGroup var options: ImageOptions
+    @Argument(help: "Network.") var network: String
+    @Argument(help: "Container.") var container: String
+
+    func run() async throws {
+        try await withEngine(options) { engine in try engine.connect(container, to: network) }
+    }
+}
+
+struct NetworkDisconnect: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "disconnect", abstract: "Disconnect a container from a network.")
+    @OptionGroup var options: ImageOptions
+    @Flag(name: .shortAndLong, help: "Force the container to disconnect from a network.") var force = false
+    @Argument(help: "Network.") var network: String
+    @Argument(help: "Container.") var container: String
+
+    func run() async throws {
+        try await withEngine(options) { engine in try engine.disconnect(container, from: network) }
+    }
+}
