@@ -28,10 +28,25 @@ public struct OCIRuntime: Sendable {
         guard let found = candidates.lazy.compactMap({ ChildProcess.lookup($0) }).first else {
             throw .invalidArgument(what: "runtime", reason: "unknown or invalid runtime name: \(name) (no executable \(candidates.last ?? name) found)")
         }
-        path = found
         let key = name.contains("/") ? String(name.split(separator: "/").last ?? "custom") : (name.isEmpty ? "berth" : name)
-        globalArguments = ["--root", layout.runtimeRoot(key)]
+        // crun 1.8 refuses a hybrid cgroup host: it runs through the monitor's v1-only view of the cgroups.
+        if found.hasSuffix("/crun"), OCIRuntime.hostIsHybrid,
+           let monitor = OCIRuntime.besideExecutable("berth-monitor") ?? ChildProcess.lookup("berth-monitor") {
+            path = monitor
+            globalArguments = ["--legacy-cgroups", found, "--root", layout.runtimeRoot(key)]
+        } else {
+            path = found
+            globalArguments = ["--root", layout.runtimeRoot(key)]
+        }
     }
+
+    /// v1 controllers with a cgroup2 mount at /sys/fs/cgroup/unified whose root lists controllers.
+    static let hostIsHybrid: Bool = {
+        guard (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.tmpfs,
+              (try? FileSystemMagic.of(path: "/sys/fs/cgroup/unified")) == FileSystemMagic.cgroup2 else { return false }
+        let controllers = (try? FileSystem.readString("/sys/fs/cgroup/unified/cgroup.controllers")) ?? ""
+        return !controllers.allSatisfy { $0 == " " || $0 == "\n" }
+    }()
 
     /// A program that sits next to the one running (`/usr/local/bin/berth` → `/usr/local/bin/berth-runtime`).
     static func besideExecutable(_ program: String) -> String? {

@@ -17,7 +17,10 @@ import Glibc
 import BerthOS
 import CBerthShim
 
-var options = MonitorOptions.parse(Array(CommandLine.arguments.dropFirst()))
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--legacy-cgroups" {
+    LegacyCgroupView.exec(Array(CommandLine.arguments.dropFirst(2)))
+}
+let options = MonitorOptions.parse(Array(CommandLine.arguments.dropFirst()))
 signal(SIGPIPE, SIG_IGN)
 _ = berth_prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0)
 let monitor = Monitor(options: options)

@@ -37,7 +37,7 @@ final class EngineLifecycleTests {
         #expect(entrypoint.stdoutText == "from entrypoint\n")
     }
 
-    @Test(arguments: ["berth", "runc"])
+    @Test(arguments: ["berth", "runc", "crun"])
     func programsThatCannotRunExitAsDocker(runtime: String) throws {
         let missing = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image, "no-such-program"])
         #expect(missing.status == .exited(127))
@@ -51,7 +51,7 @@ final class EngineLifecycleTests {
         #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
     }
 
-    @Test(arguments: ["berth", "runc"])
+    @Test(arguments: ["berth", "runc", "crun"])
     func theSameContainerRunsUnderEachRuntime(runtime: String) throws {
         let out = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image,
                                  "sh", "-c", "echo $FROM_IMAGE; cat /etc/hostname; ls /proc/1/ns/net >/dev/null && echo ns"])

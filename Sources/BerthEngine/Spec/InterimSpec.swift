@@ -4,6 +4,7 @@ import BerthOCI
 public enum SpecBuilder {
     public static func build(_ inputs: SpecInputs) throws(EngineError) -> Spec {
         var spec = DefaultSpec.make()
+        spec.ociVersion = "1.0.2"
         let c = inputs.configuration
         var process = spec.process!
         process.args = try command(c, image: inputs.image)
