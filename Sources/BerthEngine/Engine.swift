@@ -134,6 +134,7 @@ public final class Engine: Sendable {
                 _ = try? images.removeRootfs(containerID: id)
                 throw error
             }
+            events.container("create", record)
             return record
         }
     }
@@ -208,6 +209,7 @@ public final class Engine: Sendable {
             record.state.stoppedByUser = false
             record.state.health = nil
             try save(record)
+            events.container("start", record)
             return connection
         } catch {
             // Nothing half-made: the runtime's container, the network, the record says why.
@@ -231,11 +233,15 @@ public final class Engine: Sendable {
         let signal: Int32
         if let name { signal = try EngineSignals.number(name) } else { signal = try EngineSignals.stopSignal(record) }
         try? runtime.kill(record.id, signal: signal)
+        events.container("kill", record, ["signal": String(signal)])
         if record.state.status == .paused { try? runtime.run(["resume", record.id]) }
         let seconds = timeout ?? record.configuration.stopTimeout ?? 10
-        if waitForMonitor(record, timeout: seconds < 0 ? nil : Double(seconds)) { return }
-        try? runtime.kill(record.id, signal: SIGKILL, all: true)
-        _ = waitForMonitor(record, timeout: 30)
+        if !waitForMonitor(record, timeout: seconds < 0 ? nil : Double(seconds)) {
+            try? runtime.kill(record.id, signal: SIGKILL, all: true)
+            events.container("kill", record, ["signal": String(SIGKILL)])
+            _ = waitForMonitor(record, timeout: 30)
+        }
+        events.container("stop", record)
     }
 
     /// Sends `signal` to the container's init (docker kill). SIGKILL marks it stopped by the user.
@@ -244,6 +250,7 @@ public final class Engine: Sendable {
         guard current.state.running else { throw .conflict("Cannot kill container: \(reference): Container \(current.id) is not running") }
         let record = signal == SIGKILL || signal == SIGTERM ? try markStopped(reference) : current
         try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).kill(record.id, signal: signal)
+        events.container("kill", record, ["signal": String(signal)])
     }
 
     /// Waits until the container is not running and returns its exit status (docker wait).
@@ -295,6 +302,7 @@ public final class Engine: Sendable {
             try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run(["pause", record.id])
             record.state.status = .paused
             try save(record)
+            events.container("pause", record)
         }
     }
 
@@ -305,6 +313,7 @@ public final class Engine: Sendable {
             try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run(["resume", record.id])
             record.state.status = .running
             try save(record)
+            events.container("unpause", record)
         }
     }
 
@@ -315,8 +324,10 @@ public final class Engine: Sendable {
             if let holder = list().first(where: { $0.name == newName && $0.id != record.id }) {
                 throw .nameInUse(name: newName, by: holder.id)
             }
+            let oldName = record.name
             record.name = newName
             try save(record)
+            events.container("rename", record, ["oldName": "/" + oldName])
         }
     }
 
@@ -345,6 +356,7 @@ public final class Engine: Sendable {
                 record.restartCount += 1
             }
             try save(record)
+            events.container("die", record, ["exitCode": String(exit.exitCode)])
             return decision
         }
         switch decision {
@@ -388,10 +400,13 @@ public final class Engine: Sendable {
             try? FileSystem.removeTree(layout.monitorState(current.id))
             record = current
             if volumes || current.configuration.autoRemove { removeAnonymousVolumes(of: current) }
+            events.container("destroy", current)
         }
     }
 
     // MARK: Records
+
+    public var events: EventLog { EventLog(layout: layout) }
 
     func save(_ record: ContainerRecord) throws(EngineError) {
         try RecordFile.write(record, layout.record(record.id))
