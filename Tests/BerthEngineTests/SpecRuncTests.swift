@@ -1,0 +1,77 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import BerthEngine
+import BerthOCI
+import BerthOS
+import FoundationEssentials
+import Testing
+
+/// Real root: uid 0 in the initial user namespace, as runc needs to run a container.
+private let isRealRoot: Bool = {
+    guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
+    let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
+    return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
+}()
+
+private let runc = ChildProcess.lookup("runc", path: "/usr/sbin:/usr/bin:/sbin:/bin")
+
+@Suite("Spec builder: a real runtime runs the spec", .enabled(if: isRealRoot && runc != nil && FileSystem.exists("/bin/busybox")))
+struct SpecRuncTests {
+    /// A busybox root file system with `app` (1000:1000, also in group 1001) and /work.
+    func busyboxRootfs(in directory: String) throws -> String {
+        let rootfs = directory + "/rootfs"
+        for path in ["bin", "proc", "sys", "dev", "etc", "tmp", "work"] { try FileSystem.makeDirectories(rootfs + "/" + path) }
+        try FileSystem.writeAtomically(rootfs + "/bin/busybox", try FileSystem.readFile("/bin/busybox"), mode: 0o755)
+        for applet in ["sh", "id", "pwd", "echo", "hostname", "cat", "grep"] { symlink("busybox", rootfs + "/bin/" + applet) }
+        try FileSystem.writeAtomically(rootfs + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/work:/bin/sh\n".utf8))
+        try FileSystem.writeAtomically(rootfs + "/etc/group", Array("root:x:0:\napp:x:1000:\nextra:x:1001:app\n".utf8))
+        return rootfs
+    }
+
+    @Test("runc accepts the spec and the container sees the user, groups, cwd, env, hostname and mounts asked for")
+    func runcRunsIt() throws {
+        let directory = TemporaryDirectory("runc")
+        let rootfs = try busyboxRootfs(in: directory.path)
+        let hosts = directory.path + "/hosts"
+        try FileSystem.writeAtomically(hosts, Array("127.0.0.1 localhost berth-managed\n".utf8))
+
+        var request = ContainerConfiguration(image: "busybox")
+        request.user = "app"
+        request.workingDir = "/work"
+        request.env = ["GREETING=hello from the spec"]
+        request.tmpfs = ["/scratch": "size=1m"]
+        request.cmd = ["sh", "-c", """
+            echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"; echo "cwd=$(pwd)"; echo "greeting=$GREETING"; \
+            echo "host=$(hostname)"; grep -c berth-managed /etc/hosts; grep -q ' /scratch tmpfs ' /proc/mounts && echo tmpfs-ok; \
+            grep Seccomp: /proc/self/status; grep CapBnd: /proc/self/status
+            """]
+        let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
+        var specInputs = inputs(request, image: nil, rootfs: rootfs) {
+            $0.hostname = "spec-test-host"
+            $0.managedFiles = ["/etc/hosts": hosts]
+            $0.cgroupsPath = "/berth-spec-test/\(id)"
+        }
+        specInputs.containerID = id
+        let spec = try SpecBuilder.build(specInputs)
+        try FileSystem.writeAtomically(directory.path + "/config.json", Array(try JSONEncoder().encode(spec)))
+
+        let state = directory.path + "/state"
+        defer {
+            _ = try? ChildProcess.run(runc!, arguments: ["runc", "--root", state, "delete", "--force", id], environment: [])
+        }
+        let output = try ChildProcess.run(runc!, arguments: ["runc", "--root", state, "run", "--bundle", directory.path, id],
+                                          environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        #expect(output.status.succeeded, "runc: \(output.stderrText)")
+        let lines = output.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.contains("uid=1000 gid=1000 groups=1000 1001"), "\(lines)")
+        #expect(lines.contains("cwd=/work"))
+        #expect(lines.contains("greeting=hello from the spec"))
+        #expect(lines.contains("host=spec-test-host"))
+        #expect(lines.contains("1"))
+        #expect(lines.contains("tmpfs-ok"))
+        #expect(lines.contains { $0.hasPrefix("Seccomp:") && $0.hasSuffix("2") }, "seccomp filter mode expected")
+        // docker's 14 capabilities: 0xa80425fb.
+        #expect(lines.contains { $0.hasPrefix("CapBnd:") && $0.hasSuffix("00000000a80425fb") }, "\(lines)")
+    }
+}
