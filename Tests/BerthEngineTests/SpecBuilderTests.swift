@@ -157,8 +157,10 @@ struct SpecCapabilityTests {
 
     @Test("cap-add and cap-drop: case-insensitive, CAP_ optional, ALL")
     func tweaks() throws {
-        func resolve(_ add: [String], _ drop: [String], last: Int = 40) throws(EngineError) -> [String] {
-            try ContainerCapabilities.resolve(add: add, drop: drop, privileged: false, lastCapability: last)
+        func resolve(_ add: [String], _ drop: [String], last: Int = 40, own: UInt64? = nil) throws(EngineError) -> [String] {
+            let host = HostFacts(lastCapability: last, ownCapabilities: own, unifiedCgroups: false, kernel: .init(6, 1),
+                                 architecture: "amd64", cpuCount: 1)
+            return try ContainerCapabilities.resolve(add: add, drop: drop, privileged: false, available: host.availableCapabilities)
         }
         let added = try resolve(["sys_admin", "CAP_NET_ADMIN"], ["chown", "Cap_Kill"])
         #expect(added.contains("CAP_SYS_ADMIN") && added.contains("CAP_NET_ADMIN"))
@@ -172,7 +174,12 @@ struct SpecCapabilityTests {
         #expect(try resolve(["CHOWN"], []) == ContainerCapabilities.dockerDefault)
         #expect(failure { _ = try resolve(["NOPE"], []) } == "unknown capability: \"CAP_NOPE\"")
         #expect(failure { _ = try resolve(["BPF"], [], last: 37) }?.contains("not supported by your kernel") == true)
-        #expect(try ContainerCapabilities.resolve(add: ["NOPE"], drop: [], privileged: true, lastCapability: 40).count == 41)
+        // An engine without CAP_SYS_RESOURCE (bit 24) cannot grant it, even with ALL.
+        let withoutResource: UInt64 = 0x1ff_feff_ffff
+        #expect(try resolve(["ALL"], [], own: withoutResource).count == 40)
+        #expect(!(try resolve(["ALL"], [], own: withoutResource).contains("CAP_SYS_RESOURCE")))
+        #expect(failure { _ = try resolve(["SYS_RESOURCE"], [], own: withoutResource) }?.contains("not available in the current environment") == true)
+        #expect(try ContainerCapabilities.resolve(add: ["NOPE"], drop: [], privileged: true, available: testHost.availableCapabilities).count == 41)
     }
 
     @Test("--privileged: every capability, no seccomp, nothing masked, /sys and cgroups writable, host devices")

@@ -16,7 +16,21 @@ private let isRealRoot: Bool = {
 
 private let runc = ChildProcess.lookup("runc", path: "/usr/sbin:/usr/bin:/sbin:/bin")
 
-@Suite("Spec builder: a real runtime runs the spec", .enabled(if: isRealRoot && runc != nil && FileSystem.exists("/bin/busybox")))
+/// The OCI runtimes on this machine: runc (the reference), Berth's own built beside the tests, and crun
+/// where it can work (crun 1.8 refuses hybrid cgroup hosts: "cgroups in hybrid mode not supported").
+private let runtimes: [String] = {
+    let names = HostFacts.current().unifiedCgroups ? ["runc", "crun"] : ["runc"]
+    var found = names.compactMap { ChildProcess.lookup($0, path: "/usr/sbin:/usr/bin:/sbin:/bin") }
+    var directory = FileSystem.parent(of: (try? FileSystem.realPath("/proc/self/exe")) ?? "")
+    while !directory.isEmpty && directory != "/" {
+        let candidate = directory + "/berth-runtime"
+        if FileSystem.exists(candidate) && !FileSystem.isDirectory(candidate) { found.append(candidate); break }
+        directory = FileSystem.parent(of: directory)
+    }
+    return found
+}()
+
+@Suite("Spec builder: real runtimes run the spec", .enabled(if: isRealRoot && runc != nil && FileSystem.exists("/bin/busybox")))
 struct SpecRuncTests {
     /// A busybox root file system with `app` (1000:1000, also in group 1001) and /work.
     func busyboxRootfs(in directory: String) throws -> String {
@@ -29,8 +43,20 @@ struct SpecRuncTests {
         return rootfs
     }
 
-    @Test("runc accepts the spec and the container sees the user, groups, cwd, env, hostname and mounts asked for")
-    func runcRunsIt() throws {
+    /// Runs `spec` as container `id` with `runtime`, from a bundle in `directory`.
+    func run(_ spec: Spec, id: String, runtime: String, in directory: String) throws -> ChildProcess.Output {
+        try FileSystem.writeAtomically(directory + "/config.json", Array(try JSONEncoder().encode(spec)))
+        let state = directory + "/state"
+        defer {
+            _ = try? ChildProcess.run(runtime, arguments: [runtime, "--root", state, "delete", "--force", id], environment: [])
+        }
+        return try ChildProcess.run(runtime, arguments: [runtime, "--root", state, "run", "--bundle", directory, id],
+                                    environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+    }
+
+    @Test("the runtime accepts the spec and the container sees the user, groups, cwd, env, hostname and mounts asked for",
+          arguments: runtimes)
+    func runtimeRunsIt(runtime: String) throws {
         let directory = TemporaryDirectory("runc")
         let rootfs = try busyboxRootfs(in: directory.path)
         let hosts = directory.path + "/hosts"
@@ -54,15 +80,8 @@ struct SpecRuncTests {
         }
         specInputs.containerID = id
         let spec = try SpecBuilder.build(specInputs)
-        try FileSystem.writeAtomically(directory.path + "/config.json", Array(try JSONEncoder().encode(spec)))
-
-        let state = directory.path + "/state"
-        defer {
-            _ = try? ChildProcess.run(runc!, arguments: ["runc", "--root", state, "delete", "--force", id], environment: [])
-        }
-        let output = try ChildProcess.run(runc!, arguments: ["runc", "--root", state, "run", "--bundle", directory.path, id],
-                                          environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
-        #expect(output.status.succeeded, "runc: \(output.stderrText)")
+        let output = try run(spec, id: id, runtime: runtime, in: directory.path)
+        #expect(output.status.succeeded, "\(runtime): \(output.stderrText)")
         let lines = output.stdoutText.split(separator: "\n").map(String.init)
         #expect(lines.contains("uid=1000 gid=1000 groups=1000 1001"), "\(lines)")
         #expect(lines.contains("cwd=/work"))
@@ -73,5 +92,25 @@ struct SpecRuncTests {
         #expect(lines.contains { $0.hasPrefix("Seccomp:") && $0.hasSuffix("2") }, "seccomp filter mode expected")
         // docker's 14 capabilities: 0xa80425fb.
         #expect(lines.contains { $0.hasPrefix("CapBnd:") && $0.hasSuffix("00000000a80425fb") }, "\(lines)")
+    }
+
+    @Test("a privileged spec runs with every capability and unconfined by seccomp", arguments: runtimes)
+    func privileged(runtime: String) throws {
+        let directory = TemporaryDirectory("runc")
+        let rootfs = try busyboxRootfs(in: directory.path)
+        var request = ContainerConfiguration(image: "busybox")
+        request.privileged = true
+        request.cmd = ["sh", "-c", "grep -E '^(CapBnd|Seccomp):' /proc/self/status; test -c /dev/null && echo devices-ok"]
+        let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
+        let spec = try SpecBuilder.build(inputs(request, rootfs: rootfs) { $0.cgroupsPath = "/berth-spec-test/\(id)" })
+        let output = try run(spec, id: id, runtime: runtime, in: directory.path)
+        #expect(output.status.succeeded, "\(runtime): \(output.stderrText)")
+        let lines = output.stdoutText.split(separator: "\n").map(String.init)
+        let host = HostFacts.current()
+        let all = (UInt64(1) << UInt64(host.lastCapability + 1)) - 1
+        let mask = String(all & (host.ownCapabilities ?? all), radix: 16)
+        #expect(lines.contains { $0.hasPrefix("CapBnd:") && $0.hasSuffix(mask) }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("Seccomp:") && $0.hasSuffix("0") }, "\(lines)")
+        #expect(lines.contains("devices-ok"))
     }
 }

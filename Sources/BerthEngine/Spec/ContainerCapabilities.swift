@@ -25,12 +25,12 @@ public enum ContainerCapabilities {
         Array(knownNames.prefix(max(0, min(lastCapability + 1, knownNames.count))))
     }
 
-    /// docker's TweakCapabilities: privileged → all; `ALL` in adds → all minus drops; `ALL` in drops →
-    /// only the adds; else the defaults minus drops plus adds. Names are case-insensitive, `CAP_`
-    /// optional. Unlike docker, a name is listed once even if added twice or added while a default.
+    /// docker's TweakCapabilities: privileged → all `available`; `ALL` in adds → all minus drops; `ALL`
+    /// in drops → only the adds; else the defaults minus drops plus adds. Names are case-insensitive,
+    /// `CAP_` optional; a known name that is not available is an error, as in docker. Unlike docker, a
+    /// name is listed once even if added twice or added while a default.
     public static func resolve(add: [String], drop: [String], privileged: Bool,
-                               lastCapability: Int) throws(EngineError) -> [String] {
-        let all = available(lastCapability: lastCapability)
+                               available all: [String]) throws(EngineError) -> [String] {
         if privileged { return all }
         if add.isEmpty && drop.isEmpty { return dockerDefault }
         let drops = try normalize(drop, option: "--cap-drop", available: all)

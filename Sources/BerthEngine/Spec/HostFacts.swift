@@ -22,9 +22,19 @@ public struct HostFacts: Sendable, Equatable {
         }
     }
 
-    /// The highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap): `--privileged`
-    /// and `--cap-add ALL` grant 0 through this.
+    /// The highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap).
     public var lastCapability: Int
+    /// The capabilities the engine itself holds (its effective set), which is all it can hand out:
+    /// `--privileged` and `--cap-add ALL` grant these, as docker grants its own (containerd's
+    /// cap.Current). nil: every capability up to ``lastCapability``.
+    public var ownCapabilities: UInt64?
+
+    /// What `--privileged` and `--cap-add ALL` grant: known to the kernel and held by the engine.
+    public var availableCapabilities: [String] {
+        ContainerCapabilities.available(lastCapability: lastCapability).enumerated()
+            .filter { entry in ownCapabilities.map { $0 & (1 << UInt64(entry.offset)) != 0 } ?? true }
+            .map(\.element)
+    }
     /// /sys/fs/cgroup is a cgroup2 file system. docker then gives each container a private cgroup
     /// namespace; on cgroup v1 (and hybrid hosts) it shares the host's.
     public var unifiedCgroups: Bool
@@ -40,10 +50,12 @@ public struct HostFacts: Sendable, Equatable {
     /// counters leak what other tenants run (GHSA-6fw5-f8r9-fgfm).
     public var thermalThrottlePaths: [String] = []
 
-    public init(lastCapability: Int, unifiedCgroups: Bool, kernel: KernelVersion, architecture: String,
+    public init(lastCapability: Int, ownCapabilities: UInt64? = nil, unifiedCgroups: Bool, kernel: KernelVersion,
+                architecture: String,
                 cpuCount: Int, hasPingGroupRange: Bool = true, hasUnprivilegedPortStart: Bool = true,
                 thermalThrottlePaths: [String] = []) {
         self.lastCapability = lastCapability
+        self.ownCapabilities = ownCapabilities
         self.unifiedCgroups = unifiedCgroups
         self.kernel = kernel
         self.architecture = architecture
@@ -63,8 +75,11 @@ public struct HostFacts: Sendable, Equatable {
         uname(&names)
         let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
         let machine = withUnsafeBytes(of: &names.machine) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let status = (try? FileSystem.readString("/proc/self/status")) ?? ""
+        let effective = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
+            .flatMap { UInt64(String($0.dropFirst("CapEff:".count)).trimmingCharacters(in: " \t"), radix: 16) }
         return HostFacts(
-            lastCapability: lastCapability, unifiedCgroups: unified,
+            lastCapability: lastCapability, ownCapabilities: effective, unifiedCgroups: unified,
             kernel: KernelVersion(release: release) ?? KernelVersion(0, 0),
             architecture: goArchitecture(machine: machine),
             cpuCount: max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))),

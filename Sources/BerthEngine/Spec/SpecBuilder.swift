@@ -70,7 +70,7 @@ public enum SpecBuilder {
         // at exec (there are no ambient capabilities), so it ends up with the bounding set only.
         let capabilities = try ContainerCapabilities.resolve(add: request.capAdd, drop: request.capDrop,
                                                              privileged: request.privileged,
-                                                             lastCapability: host.lastCapability)
+                                                             available: host.availableCapabilities)
         process.capabilities = Spec.Capabilities(bounding: capabilities, effective: capabilities, permitted: capabilities)
         process.rlimits = try ContainerResources.rlimits(request.ulimits)
         process.noNewPrivileges = security.noNewPrivileges ? true : nil
@@ -97,12 +97,17 @@ public enum SpecBuilder {
         linux.seccomp = try seccomp(security.seccomp, privileged: request.privileged, capabilities: capabilities, host: host)
 
         let mounts = try ContainerMounts.build(inputs, writableCgroups: security.writableCgroups ?? request.privileged)
-        return Spec(ociVersion: "1.2.0", process: process,
+        return Spec(ociVersion: ociVersion, process: process,
                     root: Spec.Root(path: inputs.rootfs, readonly: request.readonlyRootfs ? true : nil),
                     hostname: inputs.hostname,
                     domainname: (request.domainname ?? "").isEmpty ? nil : request.domainname,
                     mounts: mounts, linux: linux)
     }
+
+    /// The oldest runtime-spec version with every field used here (seccomp's defaultErrnoRet came in
+    /// 1.0.2). docker 28 writes 1.2.1, which Debian 12's crun 1.8.1 refuses ("unknown version specified");
+    /// runc and Berth's runtime take any 1.x.
+    static let ociVersion = "1.0.2"
 
     /// mount, network, uts, pid, ipc as docker orders them; network joins a pinned namespace when the
     /// engine made one and is left out with the host's; cgroup only on a unified (v2) host, docker's
