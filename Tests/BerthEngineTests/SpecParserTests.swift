@@ -21,6 +21,9 @@ struct SpecParserTests {
         }
         #expect(failure { _ = try RunOptions.parseMemory("12x") } == "invalid suffix: 'x'")
         #expect(failure { _ = try RunOptions.parseMemory("m") } == "invalid size: 'm'")
+        #expect(try RunOptions.parseMemorySwap("-1") == -1)
+        #expect(try RunOptions.parseMemorySwap("1g") == 1 << 30)
+        #expect(failure { _ = try RunOptions.parseMemorySwap("-2") } != nil)
         do {
             _ = try RunOptions.parseMemory("zz", option: "--shm-size")
             Issue.record("accepted zz")
@@ -233,5 +236,42 @@ struct SpecParserTests {
         #expect(failure { _ = try RunOptions.parseSecurityOpt("seccomp") }?.contains("expected KEY=VALUE") == true)
         #expect(failure { _ = try RunOptions.parseSecurityOpt("seccomp=") }?.contains("needs a value") == true)
         #expect(failure { _ = try RunOptions.parseSecurityOpt("no-new-privileges=yes") }?.contains("true or false") == true)
+    }
+}
+
+@Suite("docker run port parsers")
+struct SpecPortParserTests {
+    typealias Binding = ContainerConfiguration.PortBinding
+
+    @Test("-p: container port alone, host:container, ip forms, protocols and ranges")
+    func publish() throws {
+        #expect(try RunOptions.parsePublish("80") == [Binding(containerPort: 80)])
+        #expect(try RunOptions.parsePublish("8080:80") == [Binding(containerPort: 80, hostPort: 8080)])
+        #expect(try RunOptions.parsePublish("127.0.0.1:8080:80/udp") ==
+                [Binding(containerPort: 80, proto: "udp", hostIP: "127.0.0.1", hostPort: 8080)])
+        #expect(try RunOptions.parsePublish("127.0.0.1::80") == [Binding(containerPort: 80, hostIP: "127.0.0.1")])
+        #expect(try RunOptions.parsePublish("[::1]:8080:80/SCTP") ==
+                [Binding(containerPort: 80, proto: "sctp", hostIP: "::1", hostPort: 8080)])
+        #expect(try RunOptions.parsePublish("::1:8080:80") == [Binding(containerPort: 80, hostIP: "::1", hostPort: 8080)])
+        #expect(try RunOptions.parsePublish("8000-8001:80-81") ==
+                [Binding(containerPort: 80, hostPort: 8000), Binding(containerPort: 81, hostPort: 8001)])
+        #expect(try RunOptions.parsePublish("80-81") == [Binding(containerPort: 80), Binding(containerPort: 81)])
+        #expect(failure { _ = try RunOptions.parsePublish("8000-8002:80-81") }?.contains("invalid ranges") == true)
+        #expect(failure { _ = try RunOptions.parsePublish("8000-8002:80") }?.contains("not supported") == true)
+        #expect(failure { _ = try RunOptions.parsePublish("1.2.3:80:80") } == "invalid IP address: 1.2.3")
+        #expect(failure { _ = try RunOptions.parsePublish("80/icmp") } == "invalid proto: icmp")
+        #expect(failure { _ = try RunOptions.parsePublish("70000") } == "invalid containerPort: 70000")
+        #expect(failure { _ = try RunOptions.parsePublish("x:80") } == "invalid hostPort: x")
+        #expect(failure { _ = try RunOptions.parsePublish("8080:") }?.hasPrefix("no port specified") == true)
+        #expect(failure { _ = try RunOptions.parsePublish("90-80") } == "invalid containerPort: 90-80")
+    }
+
+    @Test("--expose: ports and ranges with a protocol")
+    func expose() throws {
+        #expect(try RunOptions.parseExpose("80") == ["80/tcp"])
+        #expect(try RunOptions.parseExpose("53/udp") == ["53/udp"])
+        #expect(try RunOptions.parseExpose("8000-8002/tcp") == ["8000/tcp", "8001/tcp", "8002/tcp"])
+        #expect(throws: EngineError.self) { _ = try RunOptions.parseExpose("80/icmp") }
+        #expect(throws: EngineError.self) { _ = try RunOptions.parseExpose("http") }
     }
 }

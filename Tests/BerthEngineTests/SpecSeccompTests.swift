@@ -1,5 +1,6 @@
 @testable import BerthEngine
 import BerthOCI
+import BerthOS
 import Testing
 
 @Suite("Spec builder: docker's seccomp profile")
@@ -154,4 +155,55 @@ struct SpecSeccompTests {
 
 extension String {
     fileprivate func replacingNewlines() -> String { split(separator: "\n").joined(separator: " ") }
+}
+
+@Suite("Spec builder: host facts and the generated profile")
+struct SpecHostFactsTests {
+    @Test("the generated profile is moby v28.5.2's: 31 entries, 361 unconditional names first")
+    func generatedProfile() throws {
+        let rules = try #require(SeccompProfile.dockerDefault.syscalls)
+        #expect(rules.count == 31)
+        #expect(rules[0].names?.count == 361 && rules[0].action == "SCMP_ACT_ALLOW" && rules[0].includes == nil)
+        #expect(rules[1].names == ["process_vm_readv", "process_vm_writev", "ptrace"] && rules[1].includes?.minKernel == "4.8")
+        #expect(SeccompProfile.dockerDefault.archMap?.count == 8)
+    }
+
+    @Test("kernel releases parse to major.minor; machine names map to Go's")
+    func parsing() {
+        #expect(HostFacts.KernelVersion(release: "6.1.0-18-amd64") == .init(6, 1))
+        #expect(HostFacts.KernelVersion(release: "3.12-1-amd64") == .init(3, 12))
+        #expect(HostFacts.KernelVersion(release: "6.18.44-fc-v1147") == .init(6, 18))
+        #expect(HostFacts.KernelVersion(release: "linux") == nil)
+        #expect(HostFacts.KernelVersion(4, 8) < HostFacts.KernelVersion(4, 10))
+        #expect(HostFacts.goArchitecture(machine: "x86_64") == "amd64")
+        #expect(HostFacts.goArchitecture(machine: "aarch64") == "arm64")
+        #expect(HostFacts.goArchitecture(machine: "i686") == "x86")
+    }
+
+    @Test("this machine's facts agree with /proc")
+    func current() throws {
+        let host = HostFacts.current()
+        let last = try FileSystem.readString("/proc/sys/kernel/cap_last_cap").split(separator: "\n").first.flatMap { Int($0) }
+        #expect(host.lastCapability == last)
+        #expect(host.ownCapabilities != nil)
+        #expect(host.availableCapabilities.count <= host.lastCapability + 1)
+        #expect(host.cpuCount >= 1)
+        #expect(host.kernel >= .init(4, 0))
+        #expect(!host.architecture.isEmpty)
+    }
+
+    @Test("seccomp=FILE reads a profile file; a file that is not JSON is an error naming it")
+    func profileFile() throws {
+        let directory = TemporaryDirectory("seccomp")
+        directory.write("p.json", #"{"defaultAction": "SCMP_ACT_LOG"}"#)
+        directory.write("bad.json", "not json")
+        let rootfs = makeRootfs()
+        var request = ContainerConfiguration(image: "i")
+        request.cmd = ["x"]
+        request.securityOpt = ["seccomp=\(directory.path)/p.json"]
+        #expect(try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost).linux?.seccomp?.defaultAction == "SCMP_ACT_LOG")
+        request.securityOpt = ["seccomp=\(directory.path)/bad.json"]
+        #expect(failure { _ = try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost) }?
+            .hasPrefix("Decoding seccomp profile failed") == true)
+    }
 }

@@ -32,6 +32,11 @@ public enum RunOptions {
         return Int64(bytes)
     }
 
+    /// `--memory-swap`: a size as ``parseMemory(_:option:)``, or -1 for unlimited swap (docker's MemSwapBytes).
+    public static func parseMemorySwap(_ text: String) throws(EngineError) -> Int64 {
+        text == "-1" ? -1 : try parseMemory(text, option: "--memory-swap")
+    }
+
     /// `--cpus 1.5` → 1_500_000_000 nano-CPUs. Like docker's big.Rat parse: a decimal (with an optional
     /// exponent) or a fraction `3/2`; more precision than a nano-CPU is an error.
     public static func parseCPUs(_ text: String) throws(EngineError) -> Int64 {

@@ -50,8 +50,11 @@ public struct SpecInputs: Sendable {
 public enum SpecBuilder {
     /// The spec for `inputs` on this machine.
     public static func build(_ inputs: SpecInputs) throws(EngineError) -> Spec {
-        try build(inputs, host: HostFacts.current())
+        try build(inputs, host: machine)
     }
+
+    /// This machine's facts, read on first use: none of them change while the engine runs.
+    static let machine = HostFacts.current()
 
     /// The spec for `inputs` on a machine described by `host`.
     public static func build(_ inputs: SpecInputs, host: HostFacts) throws(EngineError) -> Spec {
