@@ -40,9 +40,9 @@ struct SpecMountTests {
     func binds() throws {
         let host = TemporaryDirectory("bind")
         var bind = ContainerConfiguration.MountRequest(type: .bind, source: host.path + "/", target: "/data/", readOnly: true)
-        bind.propagation = "rslave"
+        bind.propagation = "private"
         let mounts = try build { $0.mounts = [bind, .init(type: .bind, source: host.path, target: "/other")] }
-        #expect(mounts.contains(Spec.Mount(destination: "/data", type: "bind", source: host.path, options: ["rbind", "ro", "rslave"])))
+        #expect(mounts.contains(Spec.Mount(destination: "/data", type: "bind", source: host.path, options: ["rbind", "ro", "private"])))
         #expect(mounts.contains(Spec.Mount(destination: "/other", type: "bind", source: host.path, options: ["rbind", "rprivate"])))
         var nonRecursive = ContainerConfiguration.MountRequest(type: .bind, source: host.path, target: "/nr")
         nonRecursive.options = ["bind"]
@@ -53,6 +53,31 @@ struct SpecMountTests {
             .contains("must be absolute") == true)
         #expect(failure { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "/x/..")] } }?
             .contains("destination can't be '/'") == true)
+    }
+
+    @Test("shared and slave binds need a shared (or slave) source and set the root's propagation")
+    func propagation() throws {
+        let table = """
+            22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+            30 22 0:26 / /srv rw,relatime master:7 - ext4 /dev/vdb rw
+            31 22 0:27 / /private\\040dir rw,relatime - tmpfs tmpfs rw
+            """
+        let bytes = Array(table.utf8)
+        #expect(BindPropagation.hostMount(of: "/srv/data", in: bytes) ==
+                .init(mountPoint: "/srv", optionalFields: ["master:7"]))
+        #expect(BindPropagation.hostMount(of: "/srvx", in: bytes)?.mountPoint == "/")
+        #expect(BindPropagation.hostMount(of: "/private dir/x", in: bytes) == .init(mountPoint: "/private dir", optionalFields: []))
+        func bind(_ source: String, _ propagation: String) -> Spec.Mount {
+            Spec.Mount(destination: "/d", type: "bind", source: source, options: ["rbind", propagation])
+        }
+        #expect(try BindPropagation.rootfsPropagation(for: [bind("/home", "rprivate")]) { bytes } == nil)
+        #expect(try BindPropagation.rootfsPropagation(for: [bind("/home", "rshared")]) { bytes } == "shared")
+        #expect(try BindPropagation.rootfsPropagation(for: [bind("/srv/x", "rslave")]) { bytes } == "rslave")
+        #expect(try BindPropagation.rootfsPropagation(for: [bind("/home", "rslave"), bind("/home", "shared")]) { bytes } == "shared")
+        #expect(failure { _ = try BindPropagation.rootfsPropagation(for: [bind("/srv/x", "rshared")]) { bytes } } ==
+                "path /srv/x is mounted on /srv but it is not a shared mount")
+        #expect(failure { _ = try BindPropagation.rootfsPropagation(for: [bind("/private dir", "slave")]) { bytes } } ==
+                "path /private dir is mounted on /private dir but it is not a shared or slave mount")
     }
 
     @Test("volumes mount the directory the engine prepared, in request order")

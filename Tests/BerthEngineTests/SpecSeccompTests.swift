@@ -133,7 +133,7 @@ struct SpecSeccompTests {
         let rootfs = makeRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
-        request.securityOpt = ["seccomp=" + json.replacingNewlines()]
+        request.securityOpt = ["seccomp=  " + json.replacingNewlines()]
         #expect(try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost).linux?.seccomp == seccomp)
         // An explicit profile applies even to a privileged container.
         request.privileged = true

@@ -87,6 +87,9 @@ struct SpecUserTests {
         request.cmd = ["x"]
         #expect(try SpecBuilder.build(inputs(request, image: image(user: "app"), rootfs: rootfs.path), host: testHost)
             .process?.user.uid == 1000)
+        request.user = ""
+        #expect(try SpecBuilder.build(inputs(request, image: image(user: "app"), rootfs: rootfs.path), host: testHost)
+            .process?.user.uid == 1000)
         request.user = "nobody"
         #expect(try SpecBuilder.build(inputs(request, image: image(user: "app"), rootfs: rootfs.path), host: testHost)
             .process?.user.uid == 65534)

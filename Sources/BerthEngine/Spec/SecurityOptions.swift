@@ -9,7 +9,8 @@ public enum SecurityOption: Sendable, Equatable {
     /// `no-new-privileges`, `no-new-privileges=true|false`.
     case noNewPrivileges(Bool)
     /// `seccomp=unconfined`, `seccomp=builtin` (docker's default profile), `seccomp=/path/profile.json`, or
-    /// the profile's JSON itself (what docker's CLI sends after reading the file).
+    /// the profile's JSON itself (what docker's CLI sends after reading the file; told apart from a path
+    /// by its opening brace).
     case seccomp(String)
     /// `apparmor=PROFILE`: only `unconfined` can be honoured here.
     case apparmor(String)
@@ -55,8 +56,8 @@ public struct SecuritySettings: Sendable, Equatable {
             case .seccomp(let value):
                 switch value {
                 case "unconfined": seccomp = .unconfined
-                case "builtin", "default": seccomp = .dockerDefault
-                case let json where json.first == "{": seccomp = .profile(Array(json.utf8))
+                case "builtin": seccomp = .dockerDefault
+                case let json where json.first(where: { !$0.isWhitespace }) == "{": seccomp = .profile(Array(json.utf8))
                 default:
                     do {
                         seccomp = .profile(try FileSystem.readFile(value))

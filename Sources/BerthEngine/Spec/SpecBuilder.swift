@@ -1,5 +1,6 @@
 import BerthImage
 import BerthOCI
+import BerthOS
 
 /// Everything the spec builder needs besides the user's request: decided by the engine before it builds.
 public struct SpecInputs: Sendable {
@@ -64,7 +65,7 @@ public enum SpecBuilder {
         var arguments = try ContainerProcess.arguments(request: request, image: inputs.image)
         if request.initProcess { arguments = [ContainerMounts.initPath, "--"] + arguments }
         var process = Spec.Process(
-            user: try ContainerUser.resolve(request.user ?? inputs.image?.User ?? "", rootfs: inputs.rootfs),
+            user: try ContainerUser.resolve(userSpec(request, inputs.image), rootfs: inputs.rootfs),
             args: arguments,
             env: ContainerProcess.environment(request: request, image: inputs.image, hostname: inputs.hostname),
             cwd: try ContainerProcess.workingDirectory(request: request, image: inputs.image))
@@ -100,11 +101,19 @@ public enum SpecBuilder {
         linux.seccomp = try seccomp(security.seccomp, privileged: request.privileged, capabilities: capabilities, host: host)
 
         let mounts = try ContainerMounts.build(inputs, writableCgroups: security.writableCgroups ?? request.privileged)
+        linux.rootfsPropagation = try BindPropagation.rootfsPropagation(for: mounts) {
+            (try? FileSystem.readFile("/proc/self/mountinfo")) ?? []
+        }
         return Spec(ociVersion: ociVersion, process: process,
                     root: Spec.Root(path: inputs.rootfs, readonly: request.readonlyRootfs ? true : nil),
                     hostname: inputs.hostname,
                     domainname: (request.domainname ?? "").isEmpty ? nil : request.domainname,
                     mounts: mounts, linux: linux)
+    }
+
+    /// The request's user, else the image's (an empty one counts as none, as in docker's merge).
+    static func userSpec(_ request: ContainerConfiguration, _ image: ImageConfig.ContainerConfig?) -> String {
+        [request.user, image?.User].compactMap { $0 }.first { !$0.isEmpty } ?? ""
     }
 
     /// The oldest runtime-spec version with every field used here (seccomp's defaultErrnoRet came in
