@@ -23,6 +23,17 @@ struct SpecUserTests {
         #expect(try user("4242:4343") == Spec.User(uid: 4242, gid: 4343, additionalGids: [4343]))
     }
 
+    @Test("--group-add: names and numbers from /etc/group, unknown numbers as is, unknown names an error")
+    func groupAdd() throws {
+        let rootfs = makeRootfs()
+        #expect(try ContainerUser.resolve("app", groupAdd: ["nogroup", "0", "777", "nogroup"], rootfs: rootfs.path) ==
+                Spec.User(uid: 1000, gid: 1000, additionalGids: [1000, 1001, 65534, 0, 777]))
+        #expect(failure { _ = try ContainerUser.resolve("", groupAdd: ["ghosts"], rootfs: rootfs.path) } ==
+                "Unable to find group ghosts: no matching entries in group file")
+        #expect(failure { _ = try ContainerUser.resolve("", groupAdd: ["-1"], rootfs: rootfs.path) } ==
+                "uids and gids must be in range 0-2147483647")
+    }
+
     @Test("unknown names are docker's errors")
     func unknown() {
         let rootfs = makeRootfs()

@@ -15,8 +15,8 @@ public enum ContainerUser {
 
     /// The process user for `userSpec` (empty: root) in `rootfs`. `additionalGids` is docker's: the
     /// primary group first, then every group in /etc/group listing the user by name (only when no group
-    /// was given).
-    public static func resolve(_ userSpec: String, rootfs: String) throws(EngineError) -> Spec.User {
+    /// was given), then `groupAdd` (`--group-add`: group names or numbers).
+    public static func resolve(_ userSpec: String, groupAdd: [String] = [], rootfs: String) throws(EngineError) -> Spec.User {
         let root: Root
         do {
             root = try Root(path: rootfs)
@@ -25,11 +25,12 @@ public enum ContainerUser {
         }
         let passwd = try readDatabase("/etc/passwd", in: root)
         let group = try readDatabase("/etc/group", in: root)
-        return try resolve(userSpec, passwd: passwd, group: group)
+        return try resolve(userSpec, groupAdd: groupAdd, passwd: passwd, group: group)
     }
 
     /// The same rule over the files' contents (nil: the file does not exist).
-    public static func resolve(_ userSpec: String, passwd: String?, group: String?) throws(EngineError) -> Spec.User {
+    public static func resolve(_ userSpec: String, groupAdd: [String] = [], passwd: String?,
+                               group: String?) throws(EngineError) -> Spec.User {
         let fields = userSpec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let userArg = fields.first ?? "", groupArg = fields.count > 1 ? fields[1] : ""
         let uidArg = Int(userArg), gidArg = Int(groupArg)
@@ -84,8 +85,33 @@ public enum ContainerUser {
                 }.map { Int(field($0, 2)) ?? 0 }
             }
         }
+        let added = try additionalGroups(groupAdd, group: group)
         return Spec.User(uid: UInt32(truncatingIfNeeded: uid), gid: UInt32(truncatingIfNeeded: gid),
-                         additionalGids: ([gid] + supplementary).map { UInt32(truncatingIfNeeded: $0) })
+                         additionalGids: ([gid] + supplementary + added).map { UInt32(truncatingIfNeeded: $0) })
+    }
+
+    /// `--group-add` entries as gids (moby/sys/user GetAdditionalGroups): a group's name or number from
+    /// /etc/group, else a number taken as is; each gid once, in the order given.
+    static func additionalGroups(_ names: [String], group: String?) throws(EngineError) -> [Int] {
+        let groups = group.map { entries($0, skipComments: true) } ?? []
+        var result: [Int] = []
+        for name in names {
+            let match = groups.first { field($0, 0) == name || field($0, 2) == name }
+            let gid: Int
+            if let match {
+                gid = Int(field(match, 2)) ?? 0
+            } else {
+                guard let number = Int(name) else {
+                    throw .invalidArgument(what: "--group-add", reason: "Unable to find group \(name): no matching entries in group file")
+                }
+                guard (0...maximumID).contains(number) else {
+                    throw .invalidArgument(what: "--group-add", reason: "uids and gids must be in range 0-\(maximumID)")
+                }
+                gid = number
+            }
+            if !result.contains(gid) { result.append(gid) }
+        }
+        return result
     }
 
     /// Non-empty lines split at `:`; group files also skip `#` comments (passwd files do not, in Go's).
