@@ -20,6 +20,13 @@ public enum ContainerCapabilities {
         "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ]
 
+    /// What a privileged process gets on this machine (`run --privileged`, `exec --privileged`): every
+    /// capability the kernel has and the engine holds. A root without CAP_SYS_RESOURCE (a container
+    /// host, a restricted VM) cannot hand it out, and runtimes fail to start a process asking for it.
+    public static func privileged() -> [String] {
+        SpecBuilder.machine.availableCapabilities
+    }
+
     /// The capabilities a kernel whose highest is `lastCapability` has.
     public static func available(lastCapability: Int) -> [String] {
         Array(knownNames.prefix(max(0, min(lastCapability + 1, knownNames.count))))

@@ -32,7 +32,7 @@ enum ContainerDevices {
         var devices: [Spec.Device] = []
         var rules = defaultRules
         for mapping in request.devices {
-            guard RunOptions.isDeviceMode(mapping.cgroupPermissions) else {
+            guard RunOptionParser.isDeviceMode(mapping.cgroupPermissions) else {
                 throw .invalidArgument(what: "--device", reason: "bad mode specified: \(mapping.cgroupPermissions)")
             }
             let found = try fromPath(mapping.pathOnHost, in: mapping.pathInContainer)

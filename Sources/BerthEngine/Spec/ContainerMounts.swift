@@ -121,7 +121,7 @@ enum ContainerMounts {
             var data: [String] = []
             if request.readOnly { data.append("ro") }
             if let mode = request.tmpfsMode, mode != 0 { data.append("mode=" + String(mode, radix: 8)) }
-            if let size = request.tmpfsSize, size != 0 { data.append("size=" + RunOptions.formatTmpfsSize(size)) }
+            if let size = request.tmpfsSize, size != 0 { data.append("size=" + RunOptionParser.formatTmpfsSize(size)) }
             data += request.options
             return try tmpfsMount(target, data: data, option: option)
         }
@@ -131,7 +131,7 @@ enum ContainerMounts {
     /// moby's MergeTmpfsOptions: a later flag or key wins over an earlier one of its kind.
     static func tmpfsMount(_ destination: String, data: [String], option: String) throws(EngineError) -> Spec.Mount {
         Spec.Mount(destination: destination, type: "tmpfs", source: "tmpfs",
-                   options: try RunOptions.mergeTmpfsOptions(["noexec", "nosuid", "nodev", "rprivate"] + data, option: option))
+                   options: try RunOptionParser.mergeTmpfsOptions(["noexec", "nosuid", "nodev", "rprivate"] + data, option: option))
     }
 
     static let propagationModes: Set<String> = ["private", "rprivate", "shared", "rshared", "slave", "rslave"]

@@ -82,7 +82,7 @@ enum ContainerResources {
         guard !ulimits.isEmpty else { return nil }
         var result: [Spec.Rlimit] = []
         for ulimit in ulimits {
-            guard RunOptions.ulimitNames.contains(ulimit.name) else {
+            guard RunOptionParser.ulimitNames.contains(ulimit.name) else {
                 throw .invalidArgument(what: "--ulimit", reason: "invalid ulimit type: \(ulimit.name)")
             }
             result.append(Spec.Rlimit(type: "RLIMIT_" + ulimit.name.uppercased(),
@@ -101,7 +101,7 @@ enum ContainerResources {
             if host.hasUnprivilegedPortStart { result["net.ipv4.ip_unprivileged_port_start"] = "0" }
         }
         for (key, value) in request.sysctls {
-            try RunOptions.validateSysctl(key)
+            try RunOptionParser.validateSysctl(key)
             if hostNetwork && key.hasPrefix("net.") {
                 throw .invalidArgument(what: "--sysctl", reason: "sysctl '\(key)' is not allowed in the host's network namespace")
             }

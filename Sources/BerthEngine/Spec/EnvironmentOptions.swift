@@ -1,4 +1,4 @@
-extension RunOptions {
+extension RunOptionParser {
     /// `-e KEY=value` as given; `-e KEY` takes the caller's value through `lookup`, and stays `KEY` (which
     /// removes the image's KEY) when the caller has none — docker's ValidateEnv.
     public static func parseEnv(_ text: String, lookup: (String) -> String?) throws(EngineError) -> String {

@@ -1,6 +1,6 @@
 import BerthOS
 
-extension RunOptions {
+extension RunOptionParser {
     /// Resource names `--ulimit` accepts (go-units), without RLIMIT_.
     public static let ulimitNames: Set<String> = [
         "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import BerthOS
 
-extension RunOptions {
+extension RunOptionParser {
     /// `-v`/`--volume` (moby's linux ParseMountRaw): `/ctr` (anonymous volume), `name:/ctr` (named volume),
     /// `/host:/ctr` (bind), each with an optional `:MODE` list of `ro`/`rw`, a propagation (`rshared`, …),
     /// `nocopy`, `z`/`Z` and consistency (`cached`, `delegated`, `consistent`; kept in `options`, no

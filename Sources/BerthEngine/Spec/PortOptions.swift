@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-extension RunOptions {
+extension RunOptionParser {
     /// `-p`/`--publish` (go-connections ParsePortSpec): `[ip:][hostPort:]containerPort[/proto]`, where
     /// ports may be ranges of equal length (`8000-8001:80-81`), ip may be IPv6 in brackets
     /// (`[::1]:8080:80`), `ip::80` picks a free host port, and proto is tcp (default), udp or sctp.

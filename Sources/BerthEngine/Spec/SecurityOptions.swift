@@ -41,7 +41,7 @@ public struct SecuritySettings: Sendable, Equatable {
     /// Folds the options in order (a later one wins); reads a seccomp profile file named by path.
     public init(_ options: [String]) throws(EngineError) {
         for text in options {
-            switch try RunOptions.parseSecurityOpt(text) {
+            switch try RunOptionParser.parseSecurityOpt(text) {
             case .noNewPrivileges(let value): noNewPrivileges = value
             case .writableCgroups(let value): writableCgroups = value
             case .systemPathsUnconfined: unconfinedSystemPaths = true
@@ -70,7 +70,7 @@ public struct SecuritySettings: Sendable, Equatable {
     }
 }
 
-extension RunOptions {
+extension RunOptionParser {
     /// `--security-opt KEY=VALUE` (docker also still accepts `KEY:VALUE`), or `no-new-privileges`,
     /// `writable-cgroups`, `disable` (the same as `label=disable`) alone.
     public static func parseSecurityOpt(_ text: String) throws(EngineError) -> SecurityOption {

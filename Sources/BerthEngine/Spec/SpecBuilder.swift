@@ -57,6 +57,18 @@ public enum SpecBuilder {
     /// This machine's facts, read on first use: none of them change while the engine runs.
     static let machine = HostFacts.current()
 
+    /// The program and its arguments, by docker's rules (``ContainerProcess/arguments(request:image:)``).
+    public static func command(_ configuration: ContainerConfiguration,
+                               image: ImageConfig.ContainerConfig?) throws(EngineError) -> [String] {
+        try ContainerProcess.arguments(request: configuration, image: image)
+    }
+
+    /// A `--user` value resolved inside `rootfs` (``ContainerUser/resolve(_:groupAdd:rootfs:)``), for
+    /// `exec -u` as for the container's own process.
+    public static func resolveUser(_ text: String, rootfs: String) throws(EngineError) -> Spec.User {
+        try ContainerUser.resolve(text, rootfs: rootfs)
+    }
+
     /// The spec for `inputs` on a machine described by `host`.
     public static func build(_ inputs: SpecInputs, host: HostFacts) throws(EngineError) -> Spec {
         let request = inputs.configuration

@@ -1,8 +1,8 @@
 /// Parsers for `docker run`'s option strings, shared by the CLI and the Docker API: each is a pure
 /// function that matches docker's accepted forms and throws ``EngineError/invalidArgument(what:reason:)``
-/// naming the option. Sizes, CPUs, durations and signals are here; mounts, devices and the rest in
-/// the extensions beside this file.
-public enum RunOptions {
+/// naming the option. Sizes, CPUs, durations and signals are here; mounts, ports, devices, the
+/// environment, health checks and the rest in the extensions beside this file.
+public enum RunOptionParser {
     /// docker's RAMInBytes (go-units): a decimal number with an optional binary unit `b`, `k`, `m`, `g`,
     /// `t`, `p` (case-insensitive, optionally followed by `b` or `ib`): `512m`, `1.5GiB`, `1024`.
     public static func parseMemory(_ text: String, option: String = "--memory") throws(EngineError) -> Int64 {
