@@ -6,11 +6,11 @@ import Testing
 struct SpecMountTests {
     func build(_ configure: (inout ContainerConfiguration) -> Void = { _ in },
                inputs adjust: (inout SpecInputs) -> Void = { _ in }) throws(EngineError) -> [Spec.Mount] {
-        let rootfs = makeRootfs()
+        let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         configure(&request)
-        return try SpecBuilder.build(inputs(request, rootfs: rootfs.path, configure: adjust), host: testHost).mounts ?? []
+        return try SpecBuilder.build(specInputs(request, rootfs: rootfs.path, configure: adjust), host: specTestHost).mounts ?? []
     }
 
     @Test("docker's default mounts in docker's order, /dev/shm sized 64 MiB or --shm-size")
@@ -23,7 +23,7 @@ struct SpecMountTests {
         #expect(mounts[4].type == "cgroup" && mounts[4].options?.contains("ro") == true)
         #expect(mounts[6].options == ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"])
         #expect(try build { $0.shmSize = 1 << 30 }.last?.options?.last == "size=1073741824")
-        #expect(failure { _ = try build { $0.shmSize = -1 } } == "SHM size can not be less than 0")
+        #expect(invalidReason { _ = try build { $0.shmSize = -1 } } == "SHM size can not be less than 0")
     }
 
     @Test("managed files are rprivate binds, read-only with --read-only")
@@ -38,7 +38,7 @@ struct SpecMountTests {
 
     @Test("binds: rbind, ro, propagation default rprivate; the source must exist")
     func binds() throws {
-        let host = TemporaryDirectory("bind")
+        let host = SpecScratchDirectory("bind")
         var bind = ContainerConfiguration.MountRequest(type: .bind, source: host.path + "/", target: "/data/", readOnly: true)
         bind.propagation = "private"
         let mounts = try build { $0.mounts = [bind, .init(type: .bind, source: host.path, target: "/other")] }
@@ -47,11 +47,11 @@ struct SpecMountTests {
         var nonRecursive = ContainerConfiguration.MountRequest(type: .bind, source: host.path, target: "/nr")
         nonRecursive.options = ["bind"]
         #expect(try build { $0.mounts = [nonRecursive] }.last?.options == ["bind", "rprivate"])
-        #expect(failure { _ = try build { $0.mounts = [.init(type: .bind, source: host.path + "/missing", target: "/m")] } } ==
+        #expect(invalidReason { _ = try build { $0.mounts = [.init(type: .bind, source: host.path + "/missing", target: "/m")] } } ==
                 "bind source path does not exist: \(host.path)/missing")
-        #expect(failure { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "relative")] } }?
+        #expect(invalidReason { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "relative")] } }?
             .contains("must be absolute") == true)
-        #expect(failure { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "/x/..")] } }?
+        #expect(invalidReason { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "/x/..")] } }?
             .contains("destination can't be '/'") == true)
     }
 
@@ -74,15 +74,15 @@ struct SpecMountTests {
         #expect(try BindPropagation.rootfsPropagation(for: [bind("/home", "rshared")]) { bytes } == "shared")
         #expect(try BindPropagation.rootfsPropagation(for: [bind("/srv/x", "rslave")]) { bytes } == "rslave")
         #expect(try BindPropagation.rootfsPropagation(for: [bind("/home", "rslave"), bind("/home", "shared")]) { bytes } == "shared")
-        #expect(failure { _ = try BindPropagation.rootfsPropagation(for: [bind("/srv/x", "rshared")]) { bytes } } ==
+        #expect(invalidReason { _ = try BindPropagation.rootfsPropagation(for: [bind("/srv/x", "rshared")]) { bytes } } ==
                 "path /srv/x is mounted on /srv but it is not a shared mount")
-        #expect(failure { _ = try BindPropagation.rootfsPropagation(for: [bind("/private dir", "slave")]) { bytes } } ==
+        #expect(invalidReason { _ = try BindPropagation.rootfsPropagation(for: [bind("/private dir", "slave")]) { bytes } } ==
                 "path /private dir is mounted on /private dir but it is not a shared or slave mount")
     }
 
     @Test("volumes mount the directory the engine prepared, in request order")
     func volumes() throws {
-        let host = TemporaryDirectory("bind")
+        let host = SpecScratchDirectory("bind")
         let requests: [ContainerConfiguration.MountRequest] = [
             .init(type: .bind, source: host.path, target: "/b"),
             .init(type: .volume, source: "data", target: "/v", readOnly: true),
@@ -90,7 +90,7 @@ struct SpecMountTests {
         let mounts = try build({ $0.mounts = requests }, inputs: { $0.volumeSources = [nil, "/var/lib/berth/volumes/data/_data"] })
         #expect(mounts.last == Spec.Mount(destination: "/v", type: "bind", source: "/var/lib/berth/volumes/data/_data",
                                           options: ["rbind", "ro"]))
-        #expect(failure { _ = try build { $0.mounts = requests } }?.contains("was not prepared") == true)
+        #expect(invalidReason { _ = try build { $0.mounts = requests } }?.contains("was not prepared") == true)
     }
 
     @Test("tmpfs: docker's defaults overridden by the request's options")
@@ -104,24 +104,24 @@ struct SpecMountTests {
         request.tmpfsSize = 128 << 20
         request.tmpfsMode = 0o1777
         #expect(try build { $0.mounts = [request] }.last?.options == ["noexec", "nosuid", "nodev", "rprivate", "mode=1777", "size=128m"])
-        #expect(failure { _ = try build { $0.tmpfs = ["/run": "size=1m,bogus"] } }?.contains("invalid tmpfs option") == true)
+        #expect(invalidReason { _ = try build { $0.tmpfs = ["/run": "size=1m,bogus"] } }?.contains("invalid tmpfs option") == true)
     }
 
     @Test("duplicate destinations are an error, even after cleaning")
     func duplicates() throws {
-        let host = TemporaryDirectory("bind")
-        #expect(failure {
+        let host = SpecScratchDirectory("bind")
+        #expect(invalidReason {
             _ = try build {
                 $0.mounts = [.init(type: .bind, source: host.path, target: "/d"), .init(type: .bind, source: host.path, target: "/d/")]
             }
         } == "Duplicate mount point: /d")
-        #expect(failure { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "/run")]; $0.tmpfs = ["/run": ""] } } ==
+        #expect(invalidReason { _ = try build { $0.mounts = [.init(type: .bind, source: host.path, target: "/run")]; $0.tmpfs = ["/run": ""] } } ==
                 "Duplicate mount point: /run")
     }
 
     @Test("parents are mounted before children; a user /dev/shm replaces the default")
     func ordering() throws {
-        let host = TemporaryDirectory("bind")
+        let host = SpecScratchDirectory("bind")
         let mounts = try build {
             $0.mounts = [.init(type: .bind, source: host.path, target: "/a/b/c"), .init(type: .bind, source: host.path, target: "/a"),
                          .init(type: .bind, source: host.path, target: "/dev/shm")]
@@ -134,12 +134,12 @@ struct SpecMountTests {
 
     @Test("--read-only: the root is read-only; /proc, /dev and user mounts keep their mode")
     func readOnlyRoot() throws {
-        let rootfs = makeRootfs()
+        let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.readonlyRootfs = true
         request.tmpfs = ["/tmp": ""]
-        let spec = try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost)
+        let spec = try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost)
         #expect(spec.root?.readonly == true)
         #expect(spec.mounts?.first { $0.destination == "/proc" }?.options?.contains("ro") == false)
         #expect(spec.mounts?.first { $0.destination == "/tmp" }?.options?.contains("ro") == false)

@@ -19,11 +19,11 @@ struct SpecParserTests {
         for bad in ["", "m", "12x", "1mb2", "1kibb", "-1m", "1bb", "abc", "1.2.3m"] {
             #expect(throws: EngineError.self, "\(bad)") { _ = try RunOptionParser.parseMemory(bad) }
         }
-        #expect(failure { _ = try RunOptionParser.parseMemory("12x") } == "invalid suffix: 'x'")
-        #expect(failure { _ = try RunOptionParser.parseMemory("m") } == "invalid size: 'm'")
+        #expect(invalidReason { _ = try RunOptionParser.parseMemory("12x") } == "invalid suffix: 'x'")
+        #expect(invalidReason { _ = try RunOptionParser.parseMemory("m") } == "invalid size: 'm'")
         #expect(try RunOptionParser.parseMemorySwap("-1") == -1)
         #expect(try RunOptionParser.parseMemorySwap("1g") == 1 << 30)
-        #expect(failure { _ = try RunOptionParser.parseMemorySwap("-2") } != nil)
+        #expect(invalidReason { _ = try RunOptionParser.parseMemorySwap("-2") } != nil)
         do {
             _ = try RunOptionParser.parseMemory("zz", option: "--shm-size")
             Issue.record("accepted zz")
@@ -41,8 +41,8 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseCPUs("3/2") == 1_500_000_000)
         #expect(try RunOptionParser.parseCPUs("1e-3") == 1_000_000)
         #expect(try RunOptionParser.parseCPUs("1.50000000000") == 1_500_000_000)
-        #expect(failure { _ = try RunOptionParser.parseCPUs("0.0000000001") } == "value is too precise")
-        #expect(failure { _ = try RunOptionParser.parseCPUs("abc") } == "failed to parse abc as a rational number")
+        #expect(invalidReason { _ = try RunOptionParser.parseCPUs("0.0000000001") } == "value is too precise")
+        #expect(invalidReason { _ = try RunOptionParser.parseCPUs("abc") } == "failed to parse abc as a rational number")
         for bad in ["", ".", "1.2.3", "1/0", "1e", "--1"] {
             #expect(throws: EngineError.self, "\(bad)") { _ = try RunOptionParser.parseCPUs(bad) }
         }
@@ -61,8 +61,8 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseDuration("0") == 0)
         #expect(try RunOptionParser.parseDuration("-2m") == -120_000_000_000)
         #expect(try RunOptionParser.parseDuration(".5s") == 500_000_000)
-        #expect(failure { _ = try RunOptionParser.parseDuration("30") } == "time: missing unit in duration \"30\"")
-        #expect(failure { _ = try RunOptionParser.parseDuration("3d") } == "time: unknown unit \"d\" in duration \"3d\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseDuration("30") } == "time: missing unit in duration \"30\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseDuration("3d") } == "time: unknown unit \"d\" in duration \"3d\"")
         for bad in ["", "s", "1..5s", "-", ".s", "9999999999999h"] {
             #expect(throws: EngineError.self, "\(bad)") { _ = try RunOptionParser.parseDuration(bad) }
         }
@@ -80,7 +80,7 @@ struct SpecParserTests {
         for bad in ["0", "-1", "65", "32", "SIGFOO", "", "RTMIN+16"] {
             #expect(throws: EngineError.self, "\(bad)") { _ = try RunOptionParser.parseSignal(bad) }
         }
-        #expect(failure { _ = try RunOptionParser.parseSignal("SIGFOO") } == "invalid signal: SIGFOO")
+        #expect(invalidReason { _ = try RunOptionParser.parseSignal("SIGFOO") } == "invalid signal: SIGFOO")
     }
 
     @Test("ulimits: soft[:hard], unlimited, bounds")
@@ -89,11 +89,11 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseUlimit("nproc=100") == .init(name: "nproc", soft: 100, hard: 100))
         #expect(try RunOptionParser.parseUlimit("core=-1") == .init(name: "core", soft: -1, hard: -1))
         #expect(try RunOptionParser.parseUlimit("core=10:-1") == .init(name: "core", soft: 10, hard: -1))
-        #expect(failure { _ = try RunOptionParser.parseUlimit("nofile") } == "invalid ulimit argument: nofile")
-        #expect(failure { _ = try RunOptionParser.parseUlimit("files=1") } == "invalid ulimit type: files")
-        #expect(failure { _ = try RunOptionParser.parseUlimit("nofile=2:1") }?.contains("2 > 1") == true)
-        #expect(failure { _ = try RunOptionParser.parseUlimit("nofile=-1:5") }?.contains("soft: -1 (unlimited)") == true)
-        #expect(failure { _ = try RunOptionParser.parseUlimit("nofile=1:2:3") }?.contains("too many limit value arguments") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile") } == "invalid ulimit argument: nofile")
+        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("files=1") } == "invalid ulimit type: files")
+        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile=2:1") }?.contains("2 > 1") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile=-1:5") }?.contains("soft: -1 (unlimited)") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile=1:2:3") }?.contains("too many limit value arguments") == true)
         #expect(throws: EngineError.self) { _ = try RunOptionParser.parseUlimit("nofile=x") }
     }
 
@@ -105,11 +105,11 @@ struct SpecParserTests {
                 .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/sda", cgroupPermissions: "r"))
         #expect(try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rw") ==
                 .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/xvda", cgroupPermissions: "rw"))
-        #expect(failure { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rwx") } == "bad mode specified: rwx")
-        #expect(failure { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rr") } == "bad mode specified: rr")
-        #expect(failure { _ = try RunOptionParser.parseDevice("/dev/sda:xvda") } == "xvda is not an absolute path")
-        #expect(failure { _ = try RunOptionParser.parseDevice("a:b:c:d") }?.hasPrefix("bad format for path") == true)
-        #expect(failure { _ = try RunOptionParser.parseDevice(":/dev/x") }?.hasPrefix("bad format for path") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rwx") } == "bad mode specified: rwx")
+        #expect(invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rr") } == "bad mode specified: rr")
+        #expect(invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:xvda") } == "xvda is not an absolute path")
+        #expect(invalidReason { _ = try RunOptionParser.parseDevice("a:b:c:d") }?.hasPrefix("bad format for path") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseDevice(":/dev/x") }?.hasPrefix("bad format for path") == true)
     }
 
     @Test("tmpfs: destination and options, checked")
@@ -117,10 +117,10 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseTmpfs("/run:size=64m,mode=1777") == ("/run", "size=64m,mode=1777"))
         #expect(try RunOptionParser.parseTmpfs("/run") == ("/run", ""))
         #expect(try RunOptionParser.parseTmpfs("/run/") == ("/run", ""))
-        #expect(failure { _ = try RunOptionParser.parseTmpfs("run") }?.contains("must be absolute") == true)
-        #expect(failure { _ = try RunOptionParser.parseTmpfs("/") }?.contains("destination can't be '/'") == true)
-        #expect(failure { _ = try RunOptionParser.parseTmpfs("/run:size") } == "invalid tmpfs option \"size\"")
-        #expect(failure { _ = try RunOptionParser.parseTmpfs("/run:color=blue") } == "invalid tmpfs option \"color=blue\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("run") }?.contains("must be absolute") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("/") }?.contains("destination can't be '/'") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("/run:size") } == "invalid tmpfs option \"size\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("/run:color=blue") } == "invalid tmpfs option \"color=blue\"")
     }
 
     @Test("-v: anonymous, named and bind forms with modes")
@@ -137,15 +137,15 @@ struct SpecParserTests {
         #expect(!plain.readOnly && plain.propagation == nil)
         let relative = try RunOptionParser.parseVolume("./data:/d", currentDirectory: "/home/me")
         #expect(relative.type == .bind && relative.source == "/home/me/data")
-        #expect(failure { _ = try RunOptionParser.parseVolume("/a:ro") } == "invalid volume specification: '/a:ro'")
-        #expect(failure { _ = try RunOptionParser.parseVolume("/a:/b:ro,rw") } == "invalid mode: ro,rw")
-        #expect(failure { _ = try RunOptionParser.parseVolume("/a:/b:bogus") } == "invalid mode: bogus")
-        #expect(failure { _ = try RunOptionParser.parseVolume("/a:/b:ro:x") } == "invalid volume specification: '/a:/b:ro:x'")
-        #expect(failure { _ = try RunOptionParser.parseVolume(":/b") } == "invalid volume specification: ':/b'")
-        #expect(failure { _ = try RunOptionParser.parseVolume("/a:b") }?.contains("must be absolute") == true)
-        #expect(failure { _ = try RunOptionParser.parseVolume("/a:/") }?.contains("destination can't be '/'") == true)
-        #expect(failure { _ = try RunOptionParser.parseVolume("bad name:/b") }?.contains("invalid characters for a local volume name") == true)
-        #expect(failure { _ = try RunOptionParser.parseVolume("vol:/b:rshared") }?.contains("bind mounts only") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:ro") } == "invalid volume specification: '/a:ro'")
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:ro,rw") } == "invalid mode: ro,rw")
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:bogus") } == "invalid mode: bogus")
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:ro:x") } == "invalid volume specification: '/a:/b:ro:x'")
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume(":/b") } == "invalid volume specification: ':/b'")
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:b") }?.contains("must be absolute") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/") }?.contains("destination can't be '/'") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("bad name:/b") }?.contains("invalid characters for a local volume name") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseVolume("vol:/b:rshared") }?.contains("bind mounts only") == true)
     }
 
     @Test("--mount: CSV fields for bind, volume and tmpfs")
@@ -160,19 +160,19 @@ struct SpecParserTests {
         #expect(tmpfs.type == .tmpfs && tmpfs.tmpfsSize == 64 << 20 && tmpfs.tmpfsMode == 0o1770)
         let quoted = try RunOptionParser.parseMount("type=bind,\"source=/a,b\",target=/c,ro=false")
         #expect(quoted.source == "/a,b" && !quoted.readOnly)
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,source=/a") } == "target is required")
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,target=/a") }?.contains("field Source must not be empty") == true)
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,source=a,target=/a") }?.contains("must be absolute") == true)
-        #expect(failure { _ = try RunOptionParser.parseMount("type=tmpfs,source=x,target=/a") }?.contains("Source must not be specified") == true)
-        #expect(failure { _ = try RunOptionParser.parseMount("type=volume,target=/a,readonly") }?.contains("anonymous volumes") == true)
-        #expect(failure { _ = try RunOptionParser.parseMount("type=volume,target=/a,bind-propagation=shared") } ==
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a") } == "target is required")
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,target=/a") }?.contains("field Source must not be empty") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=a,target=/a") }?.contains("must be absolute") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=tmpfs,source=x,target=/a") }?.contains("Source must not be specified") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=volume,target=/a,readonly") }?.contains("anonymous volumes") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=volume,target=/a,bind-propagation=shared") } ==
                 "cannot mix 'bind-*' options with mount type 'volume'")
-        #expect(failure { _ = try RunOptionParser.parseMount("type=image,source=x,target=/a") }?.contains("not supported") == true)
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,color=red") } == "unexpected key 'color' in 'color=red'")
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,bogus") } == "invalid field 'bogus' must be a key=value pair")
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,readonly=maybe") } == "invalid value for readonly: maybe")
-        #expect(failure { _ = try RunOptionParser.parseMount("type=tmpfs,target=/b,tmpfs-mode=9") } == "invalid value for tmpfs-mode: 9")
-        #expect(failure { _ = try RunOptionParser.parseMount("type=bind,\"source=/a,target=/b") } != nil)
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=image,source=x,target=/a") }?.contains("not supported") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,color=red") } == "unexpected key 'color' in 'color=red'")
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,bogus") } == "invalid field 'bogus' must be a key=value pair")
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,readonly=maybe") } == "invalid value for readonly: maybe")
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=tmpfs,target=/b,tmpfs-mode=9") } == "invalid value for tmpfs-mode: 9")
+        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,\"source=/a,target=/b") } != nil)
     }
 
     @Test("restart policies")
@@ -182,11 +182,11 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseRestartPolicy("unless-stopped") == .init(name: "unless-stopped"))
         #expect(try RunOptionParser.parseRestartPolicy("on-failure") == .init(name: "on-failure"))
         #expect(try RunOptionParser.parseRestartPolicy("on-failure:3") == .init(name: "on-failure", maximumRetryCount: 3))
-        #expect(failure { _ = try RunOptionParser.parseRestartPolicy("on-failure:x") }?.contains("must be an integer") == true)
-        #expect(failure { _ = try RunOptionParser.parseRestartPolicy("on-failure:-1") }?.contains("cannot be negative") == true)
-        #expect(failure { _ = try RunOptionParser.parseRestartPolicy("always:3") }?.contains("only be used with 'on-failure'") == true)
-        #expect(failure { _ = try RunOptionParser.parseRestartPolicy(":3") }?.contains("no policy provided") == true)
-        #expect(failure { _ = try RunOptionParser.parseRestartPolicy("sometimes") }?.contains("unknown policy 'sometimes'") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("on-failure:x") }?.contains("must be an integer") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("on-failure:-1") }?.contains("cannot be negative") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("always:3") }?.contains("only be used with 'on-failure'") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy(":3") }?.contains("no policy provided") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("sometimes") }?.contains("unknown policy 'sometimes'") == true)
     }
 
     @Test("-e and --env-file: caller's values for bare keys, comments and blank lines skipped")
@@ -198,13 +198,13 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseEnv("HOME", lookup: lookup) == "HOME=/root")
         #expect(try RunOptionParser.parseEnv("EMPTY", lookup: lookup) == "EMPTY=")
         #expect(try RunOptionParser.parseEnv("UNSET", lookup: lookup) == "UNSET")
-        #expect(failure { _ = try RunOptionParser.parseEnv("=x", lookup: lookup) } == "invalid environment variable: =x")
+        #expect(invalidReason { _ = try RunOptionParser.parseEnv("=x", lookup: lookup) } == "invalid environment variable: =x")
 
         let file = "\u{FEFF}# settings\nA=1\n\n   B=spaced value \nHOME\nUNSET\nC=\"quoted\"\r\n\t# indented comment\nD=x=y\n"
         #expect(try RunOptionParser.parseEnvFile(file, lookup: lookup) == ["A=1", "B=spaced value ", "HOME=/root", "C=\"quoted\"", "D=x=y"])
-        #expect(failure { _ = try RunOptionParser.parseEnvFile("B =1\n", lookup: lookup) } == "variable 'B ' contains whitespaces")
-        #expect(failure { _ = try RunOptionParser.parseEnvFile("B C=1\n", lookup: lookup) } == "variable 'B C' contains whitespaces")
-        #expect(failure { _ = try RunOptionParser.parseEnvFile("=1\n", lookup: lookup) } == "no variable name on line '=1'")
+        #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("B =1\n", lookup: lookup) } == "variable 'B ' contains whitespaces")
+        #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("B C=1\n", lookup: lookup) } == "variable 'B C' contains whitespaces")
+        #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("=1\n", lookup: lookup) } == "no variable name on line '=1'")
         #expect(try RunOptionParser.parseEnvFile("A=1\nHOME\nUNSET\nC=\"q\"\r\nD=x=y", lookup: lookup) == ["A=1", "HOME=/root", "C=\"q\"", "D=x=y"])
         #expect(try RunOptionParser.parseEnvFile("\u{FEFF}X=1\n  # c\n\n", lookup: lookup) == ["X=1"])
     }
@@ -213,13 +213,13 @@ struct SpecParserTests {
     func labelsAndSysctls() throws {
         #expect(try RunOptionParser.parseLabel("a=b=c") == ("a", "b=c"))
         #expect(try RunOptionParser.parseLabel("flag") == ("flag", ""))
-        #expect(failure { _ = try RunOptionParser.parseLabel("=x") } == "invalid label '=x': empty name")
-        #expect(failure { _ = try RunOptionParser.parseLabel("a b=x") } == "label 'a b' contains whitespaces")
+        #expect(invalidReason { _ = try RunOptionParser.parseLabel("=x") } == "invalid label '=x': empty name")
+        #expect(invalidReason { _ = try RunOptionParser.parseLabel("a b=x") } == "label 'a b' contains whitespaces")
         #expect(try RunOptionParser.parseSysctl("net.ipv4.ip_forward=1") == ("net.ipv4.ip_forward", "1"))
         #expect(try RunOptionParser.parseSysctl("kernel.shm_rmid_forced=1") == ("kernel.shm_rmid_forced", "1"))
         #expect(try RunOptionParser.parseSysctl("fs.mqueue.queues_max=10") == ("fs.mqueue.queues_max", "10"))
-        #expect(failure { _ = try RunOptionParser.parseSysctl("kernel.hostname=x") } == "sysctl 'kernel.hostname' is not allowed")
-        #expect(failure { _ = try RunOptionParser.parseSysctl("vm.swappiness=1") } == "sysctl 'vm.swappiness' is not allowed")
+        #expect(invalidReason { _ = try RunOptionParser.parseSysctl("kernel.hostname=x") } == "sysctl 'kernel.hostname' is not allowed")
+        #expect(invalidReason { _ = try RunOptionParser.parseSysctl("vm.swappiness=1") } == "sysctl 'vm.swappiness' is not allowed")
         #expect(throws: EngineError.self) { _ = try RunOptionParser.parseSysctl("net.ipv4.ip_forward") }
     }
 
@@ -233,9 +233,9 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseSecurityOpt("apparmor=unconfined") == .apparmor("unconfined"))
         #expect(try RunOptionParser.parseSecurityOpt("label=disable") == .label("disable"))
         #expect(try RunOptionParser.parseSecurityOpt("systempaths=unconfined") == .systemPathsUnconfined)
-        #expect(failure { _ = try RunOptionParser.parseSecurityOpt("seccomp") }?.contains("expected KEY=VALUE") == true)
-        #expect(failure { _ = try RunOptionParser.parseSecurityOpt("seccomp=") }?.contains("needs a value") == true)
-        #expect(failure { _ = try RunOptionParser.parseSecurityOpt("no-new-privileges=yes") }?.contains("true or false") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseSecurityOpt("seccomp") }?.contains("expected KEY=VALUE") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseSecurityOpt("seccomp=") }?.contains("needs a value") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parseSecurityOpt("no-new-privileges=yes") }?.contains("true or false") == true)
     }
 }
 
@@ -256,14 +256,14 @@ struct SpecPortParserTests {
         #expect(try RunOptionParser.parsePublish("8000-8001:80-81") ==
                 [Binding(containerPort: 80, hostPort: 8000), Binding(containerPort: 81, hostPort: 8001)])
         #expect(try RunOptionParser.parsePublish("80-81") == [Binding(containerPort: 80), Binding(containerPort: 81)])
-        #expect(failure { _ = try RunOptionParser.parsePublish("8000-8002:80-81") }?.contains("invalid ranges") == true)
-        #expect(failure { _ = try RunOptionParser.parsePublish("8000-8002:80") }?.contains("not supported") == true)
-        #expect(failure { _ = try RunOptionParser.parsePublish("1.2.3:80:80") } == "invalid IP address: 1.2.3")
-        #expect(failure { _ = try RunOptionParser.parsePublish("80/icmp") } == "invalid proto: icmp")
-        #expect(failure { _ = try RunOptionParser.parsePublish("70000") } == "invalid containerPort: 70000")
-        #expect(failure { _ = try RunOptionParser.parsePublish("x:80") } == "invalid hostPort: x")
-        #expect(failure { _ = try RunOptionParser.parsePublish("8080:") }?.hasPrefix("no port specified") == true)
-        #expect(failure { _ = try RunOptionParser.parsePublish("90-80") } == "invalid containerPort: 90-80")
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("8000-8002:80-81") }?.contains("invalid ranges") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("8000-8002:80") }?.contains("not supported") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("1.2.3:80:80") } == "invalid IP address: 1.2.3")
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("80/icmp") } == "invalid proto: icmp")
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("70000") } == "invalid containerPort: 70000")
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("x:80") } == "invalid hostPort: x")
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("8080:") }?.hasPrefix("no port specified") == true)
+        #expect(invalidReason { _ = try RunOptionParser.parsePublish("90-80") } == "invalid containerPort: 90-80")
     }
 
     @Test("--expose: ports and ranges with a protocol")
@@ -288,19 +288,19 @@ struct SpecHealthcheckTests {
         #expect(check.retries == 3 && check.startInterval == 0)
         #expect(try RunOptionParser.parseHealthcheck(interval: "10s")?.test == [])
         #expect(try RunOptionParser.parseHealthcheck(disabled: true)?.test == ["NONE"])
-        #expect(failure { _ = try RunOptionParser.parseHealthcheck(command: "true", disabled: true) } ==
+        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(command: "true", disabled: true) } ==
                 "--no-healthcheck conflicts with --health-* options")
-        #expect(failure { _ = try RunOptionParser.parseHealthcheck(interval: "-1s") } == "--health-interval cannot be negative")
-        #expect(failure { _ = try RunOptionParser.parseHealthcheck(retries: -1) } == "--health-retries cannot be negative")
-        #expect(failure { _ = try RunOptionParser.parseHealthcheck(timeout: "5") } == "time: missing unit in duration \"5\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(interval: "-1s") } == "--health-interval cannot be negative")
+        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(retries: -1) } == "--health-retries cannot be negative")
+        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(timeout: "5") } == "time: missing unit in duration \"5\"")
     }
 
     @Test("the engine's entry points: command, user for exec, privileged capabilities of this machine")
     func entryPoints() throws {
-        let rootfs = makeRootfs()
+        let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.entrypoint = ["/e"]
-        #expect(try SpecBuilder.command(request, image: image(cmd: ["dropped"])) == ["/e"])
+        #expect(try SpecBuilder.command(request, image: imageConfig(cmd: ["dropped"])) == ["/e"])
         #expect(try SpecBuilder.resolveUser("app", rootfs: rootfs.path).uid == 1000)
         let privileged = ContainerCapabilities.privileged()
         #expect(privileged.contains("CAP_SYS_ADMIN") || !privileged.isEmpty)

@@ -8,17 +8,17 @@ import FoundationEssentials
 import Testing
 
 /// Real root: uid 0 in the initial user namespace, as runc needs to run a container.
-private let isRealRoot: Bool = {
+private let specTestsRunAsRoot: Bool = {
     guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
     let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
     return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
 }()
 
-private let runc = ChildProcess.lookup("runc", path: "/usr/sbin:/usr/bin:/sbin:/bin")
+private let specRunc = ChildProcess.lookup("runc", path: "/usr/sbin:/usr/bin:/sbin:/bin")
 
 /// The OCI runtimes on this machine: runc (the reference), Berth's own built beside the tests, and crun
 /// where it can work (crun 1.8 refuses hybrid cgroup hosts: "cgroups in hybrid mode not supported").
-private let runtimes: [String] = {
+private let specRuntimes: [String] = {
     let names = HostFacts.current().unifiedCgroups ? ["runc", "crun"] : ["runc"]
     var found = names.compactMap { ChildProcess.lookup($0, path: "/usr/sbin:/usr/bin:/sbin:/bin") }
     var directory = FileSystem.parent(of: (try? FileSystem.realPath("/proc/self/exe")) ?? "")
@@ -30,7 +30,7 @@ private let runtimes: [String] = {
     return found
 }()
 
-@Suite("Spec builder: real runtimes run the spec", .enabled(if: isRealRoot && runc != nil && FileSystem.exists("/bin/busybox")))
+@Suite("Spec builder: real runtimes run the spec", .enabled(if: specTestsRunAsRoot && specRunc != nil && FileSystem.exists("/bin/busybox")))
 struct SpecRuncTests {
     /// A busybox root file system with `app` (1000:1000, also in group 1001) and /work.
     func busyboxRootfs(in directory: String) throws -> String {
@@ -55,9 +55,9 @@ struct SpecRuncTests {
     }
 
     @Test("the runtime accepts the spec and the container sees the user, groups, cwd, env, hostname and mounts asked for",
-          arguments: runtimes)
+          arguments: specRuntimes)
     func runtimeRunsIt(runtime: String) throws {
-        let directory = TemporaryDirectory("runc")
+        let directory = SpecScratchDirectory("runc")
         let rootfs = try busyboxRootfs(in: directory.path)
         let hosts = directory.path + "/hosts"
         try FileSystem.writeAtomically(hosts, Array("127.0.0.1 localhost berth-managed\n".utf8))
@@ -73,13 +73,13 @@ struct SpecRuncTests {
             grep Seccomp: /proc/self/status; grep CapBnd: /proc/self/status
             """]
         let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
-        var specInputs = inputs(request, image: nil, rootfs: rootfs) {
+        var prepared = specInputs(request, image: nil, rootfs: rootfs) {
             $0.hostname = "spec-test-host"
             $0.managedFiles = ["/etc/hosts": hosts]
             $0.cgroupsPath = "/berth-spec-test/\(id)"
         }
-        specInputs.containerID = id
-        let spec = try SpecBuilder.build(specInputs)
+        prepared.containerID = id
+        let spec = try SpecBuilder.build(prepared)
         let output = try run(spec, id: id, runtime: runtime, in: directory.path)
         #expect(output.status.succeeded, "\(runtime): \(output.stderrText)")
         let lines = output.stdoutText.split(separator: "\n").map(String.init)
@@ -94,15 +94,15 @@ struct SpecRuncTests {
         #expect(lines.contains { $0.hasPrefix("CapBnd:") && $0.hasSuffix("00000000a80425fb") }, "\(lines)")
     }
 
-    @Test("a privileged spec runs with every capability and unconfined by seccomp", arguments: runtimes)
+    @Test("a privileged spec runs with every capability and unconfined by seccomp", arguments: specRuntimes)
     func privileged(runtime: String) throws {
-        let directory = TemporaryDirectory("runc")
+        let directory = SpecScratchDirectory("runc")
         let rootfs = try busyboxRootfs(in: directory.path)
         var request = ContainerConfiguration(image: "busybox")
         request.privileged = true
         request.cmd = ["sh", "-c", "grep -E '^(CapBnd|Seccomp):' /proc/self/status; test -c /dev/null && echo devices-ok"]
         let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
-        let spec = try SpecBuilder.build(inputs(request, rootfs: rootfs) { $0.cgroupsPath = "/berth-spec-test/\(id)" })
+        let spec = try SpecBuilder.build(specInputs(request, rootfs: rootfs) { $0.cgroupsPath = "/berth-spec-test/\(id)" })
         let output = try run(spec, id: id, runtime: runtime, in: directory.path)
         #expect(output.status.succeeded, "\(runtime): \(output.stderrText)")
         let lines = output.stdoutText.split(separator: "\n").map(String.init)

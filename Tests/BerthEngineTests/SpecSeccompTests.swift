@@ -6,7 +6,7 @@ import Testing
 @Suite("Spec builder: docker's seccomp profile")
 struct SpecSeccompTests {
     func resolve(_ capabilities: [String] = ContainerCapabilities.dockerDefault,
-                 host: HostFacts = testHost) throws -> Spec.Seccomp {
+                 host: HostFacts = specTestHost) throws -> Spec.Seccomp {
         try #require(try SeccompProfile.dockerDefault.resolve(capabilities: capabilities, host: host))
     }
 
@@ -21,7 +21,7 @@ struct SpecSeccompTests {
         #expect(seccomp.defaultAction == "SCMP_ACT_ERRNO")
         #expect(seccomp.defaultErrnoRet == 1)
         #expect(seccomp.architectures == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
-        var arm = testHost
+        var arm = specTestHost
         arm.architecture = "arm64"
         #expect(try resolve(host: arm).architectures == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"])
     }
@@ -34,7 +34,7 @@ struct SpecSeccompTests {
         }
         // moby v28.5.2: 361 unconditional names, plus ptrace & co (kernel ≥ 4.8) and the x86 ones.
         #expect(names.count >= 360 && names.count <= 380, "\(names.count)")
-        var arm = testHost
+        var arm = specTestHost
         arm.architecture = "arm64"
         #expect(!allowed(try resolve(host: arm)).contains("arch_prctl"))
     }
@@ -79,7 +79,7 @@ struct SpecSeccompTests {
         let modern = allowed(try resolve())
         #expect(modern.contains("ptrace") && modern.contains("process_vm_readv"))
         #expect(!modern.contains("kcmp") && !modern.contains("pidfd_getfd"))
-        var old = testHost
+        var old = specTestHost
         old.kernel = .init(4, 4)
         #expect(!allowed(try resolve(host: old)).contains("ptrace"))
         let traced = allowed(try resolve(ContainerCapabilities.dockerDefault + ["CAP_SYS_PTRACE"], host: old))
@@ -104,11 +104,11 @@ struct SpecSeccompTests {
 
     @Test("the built spec carries the profile resolved for its capabilities")
     func inSpec() throws {
-        let rootfs = makeRootfs()
+        let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.capAdd = ["SYS_PTRACE"]
-        let seccomp = try #require(try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost).linux?.seccomp)
+        let seccomp = try #require(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp)
         #expect(allowed(seccomp).contains("kcmp"))
     }
 
@@ -124,32 +124,32 @@ struct SpecSeccompTests {
                {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}
              ]}
             """
-        let seccomp = try #require(try SeccompProfile.decode(Array(json.utf8)).resolve(capabilities: [], host: testHost))
+        let seccomp = try #require(try SeccompProfile.decode(Array(json.utf8)).resolve(capabilities: [], host: specTestHost))
         #expect(seccomp.defaultAction == "SCMP_ACT_ALLOW")
         #expect(seccomp.architectures == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
         #expect(seccomp.syscalls?.map(\.names) == [["mkdir"], ["reboot"], ["socket"]])
         #expect(seccomp.syscalls?.first?.errnoRet == 13)
 
-        let rootfs = makeRootfs()
+        let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.securityOpt = ["seccomp=  " + json.replacingNewlines()]
-        #expect(try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost).linux?.seccomp == seccomp)
+        #expect(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp == seccomp)
         // An explicit profile applies even to a privileged container.
         request.privileged = true
-        #expect(try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost).linux?.seccomp?.defaultAction == "SCMP_ACT_ALLOW")
+        #expect(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp?.defaultAction == "SCMP_ACT_ALLOW")
 
-        #expect(failure { _ = try SeccompProfile.decode(Array("{nope".utf8)) }?.hasPrefix("Decoding seccomp profile failed") == true)
+        #expect(invalidReason { _ = try SeccompProfile.decode(Array("{nope".utf8)) }?.hasPrefix("Decoding seccomp profile failed") == true)
         let both = #"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#
-        #expect(failure { _ = try SeccompProfile.decode(Array(both.utf8)).resolve(capabilities: [], host: testHost) }?
+        #expect(invalidReason { _ = try SeccompProfile.decode(Array(both.utf8)).resolve(capabilities: [], host: specTestHost) }?
             .contains("both 'architectures' and 'archMap'") == true)
         let nameAndNames = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ERRNO"}]}"#
-        #expect(failure { _ = try SeccompProfile.decode(Array(nameAndNames.utf8)).resolve(capabilities: [], host: testHost) }?
+        #expect(invalidReason { _ = try SeccompProfile.decode(Array(nameAndNames.utf8)).resolve(capabilities: [], host: specTestHost) }?
             .contains("both 'name' and 'names'") == true)
         let badKernel = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ERRNO", "includes": {"minKernel": "4"}}]}"#
-        #expect(failure { _ = try SeccompProfile.decode(Array(badKernel.utf8)).resolve(capabilities: [], host: testHost) }?
+        #expect(invalidReason { _ = try SeccompProfile.decode(Array(badKernel.utf8)).resolve(capabilities: [], host: specTestHost) }?
             .contains("invalid kernel version") == true)
-        #expect(try SeccompProfile.decode(Array(#"{"defaultAction": ""}"#.utf8)).resolve(capabilities: [], host: testHost) == nil)
+        #expect(try SeccompProfile.decode(Array(#"{"defaultAction": ""}"#.utf8)).resolve(capabilities: [], host: specTestHost) == nil)
     }
 }
 
@@ -194,16 +194,16 @@ struct SpecHostFactsTests {
 
     @Test("seccomp=FILE reads a profile file; a file that is not JSON is an error naming it")
     func profileFile() throws {
-        let directory = TemporaryDirectory("seccomp")
+        let directory = SpecScratchDirectory("seccomp")
         directory.write("p.json", #"{"defaultAction": "SCMP_ACT_LOG"}"#)
         directory.write("bad.json", "not json")
-        let rootfs = makeRootfs()
+        let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.securityOpt = ["seccomp=\(directory.path)/p.json"]
-        #expect(try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost).linux?.seccomp?.defaultAction == "SCMP_ACT_LOG")
+        #expect(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp?.defaultAction == "SCMP_ACT_LOG")
         request.securityOpt = ["seccomp=\(directory.path)/bad.json"]
-        #expect(failure { _ = try SpecBuilder.build(inputs(request, rootfs: rootfs.path), host: testHost) }?
+        #expect(invalidReason { _ = try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost) }?
             .hasPrefix("Decoding seccomp profile failed") == true)
     }
 }

@@ -7,11 +7,11 @@ import BerthOCI
 import BerthOS
 
 /// A host every spec test sees the same: x86_64, kernel 6.1, cgroup v1, 40 capabilities, 2 CPUs.
-let testHost = HostFacts(lastCapability: 40, unifiedCgroups: false, kernel: .init(6, 1), architecture: "amd64",
+let specTestHost = HostFacts(lastCapability: 40, unifiedCgroups: false, kernel: .init(6, 1), architecture: "amd64",
                          cpuCount: 2)
 
 /// A fresh directory under /tmp, removed when the value goes away.
-final class TemporaryDirectory {
+final class SpecScratchDirectory {
     let path: String
     init(_ name: String = "spec") {
         var template = Array("/tmp/berth-\(name)-XXXXXX".utf8CString)
@@ -27,8 +27,8 @@ final class TemporaryDirectory {
 }
 
 /// A root file system with a root user, `app` (1000:1000, also in group `extra` 1001) and `nobody`.
-func makeRootfs() -> TemporaryDirectory {
-    let root = TemporaryDirectory("rootfs")
+func makeSpecRootfs() -> SpecScratchDirectory {
+    let root = SpecScratchDirectory("rootfs")
     root.write("etc/passwd", """
         root:x:0:0:root:/root:/bin/sh
         app:x:1000:1000:App:/home/app:/bin/sh
@@ -47,7 +47,7 @@ func makeRootfs() -> TemporaryDirectory {
 }
 
 /// Inputs for `request` over `image` in `rootfs`, with the engine's usual choices.
-func inputs(_ request: ContainerConfiguration, image: ImageConfig.ContainerConfig? = nil,
+func specInputs(_ request: ContainerConfiguration, image: ImageConfig.ContainerConfig? = nil,
             rootfs: String, configure: (inout SpecInputs) -> Void = { _ in }) -> SpecInputs {
     var inputs = SpecInputs(configuration: request, image: image, containerID: "0123456789abcdef", rootfs: rootfs,
                             hostname: "0123456789ab", cgroupsPath: "/berth/0123456789abcdef")
@@ -55,7 +55,7 @@ func inputs(_ request: ContainerConfiguration, image: ImageConfig.ContainerConfi
     return inputs
 }
 
-func image(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil, user: String? = nil,
+func imageConfig(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil, user: String? = nil,
            workingDir: String? = nil) -> ImageConfig.ContainerConfig {
     var config = ImageConfig.ContainerConfig()
     config.Entrypoint = entrypoint
@@ -67,7 +67,7 @@ func image(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = n
 }
 
 /// The reason of an `.invalidArgument`, or a description of whatever else was thrown.
-func failure(_ body: () throws -> Void) -> String? {
+func invalidReason(_ body: () throws -> Void) -> String? {
     do {
         try body()
         return nil
