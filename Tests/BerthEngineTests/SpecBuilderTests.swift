@@ -278,6 +278,11 @@ struct SpecLinuxTests {
         #expect(memory?.reservation == 256 << 20)
         #expect(try build { $0.resources.memory = 64 << 20; $0.resources.memorySwap = -1 }.linux?.resources?.memory?.swap == nil)
         #expect(try build { $0.resources.oomKillDisable = true }.linux?.resources?.memory?.disableOOMKiller == true)
+        var noSwapAccounting = specTestHost
+        noSwapAccounting.swapLimit = false
+        let withoutSwap = try build({ $0.resources.memory = 64 << 20; $0.resources.memorySwap = 128 << 20 }, host: noSwapAccounting)
+        #expect(withoutSwap.linux?.resources?.memory?.limit == 64 << 20)
+        #expect(withoutSwap.linux?.resources?.memory?.swap == nil)
         #expect(try build().linux?.resources?.memory == nil)
         #expect(invalidReason { _ = try build { $0.resources.memory = 1 << 20 } } == "Minimum memory limit allowed is 6MB")
         #expect(invalidReason { _ = try build { $0.resources.memory = 64 << 20; $0.resources.memorySwap = 32 << 20 } }?

@@ -30,6 +30,9 @@ private let specRuntimes: [String] = {
     return found
 }()
 
+/// The cgroup the test containers are made under (removed after each).
+private let cgroupParent = "berth-spec-test"
+
 @Suite("Spec builder: real runtimes run the spec", .enabled(if: specTestsRunAsRoot && specRunc != nil && FileSystem.exists("/bin/busybox")))
 struct SpecRuncTests {
     /// A busybox root file system with `app` (1000:1000, also in group 1001) and /work.
@@ -49,12 +52,17 @@ struct SpecRuncTests {
         let state = directory + "/state"
         defer {
             _ = try? ChildProcess.run(runtime, arguments: [runtime, "--root", state, "delete", "--force", id], environment: [])
+            // The runtime removes the container's cgroup, not the parent it made for it.
+            for hierarchy in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
+                rmdir("/sys/fs/cgroup/\(hierarchy)/\(cgroupParent)")
+            }
+            rmdir("/sys/fs/cgroup/\(cgroupParent)")
         }
         return try ChildProcess.run(runtime, arguments: [runtime, "--root", state, "run", "--bundle", directory, id],
                                     environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
     }
 
-    @Test("the runtime accepts the spec and the container sees the user, groups, cwd, env, hostname and mounts asked for",
+    @Test("the runtime accepts the spec; the container sees the user, groups, cwd, env, hostname, mounts, limits and init asked for",
           arguments: specRuntimes)
     func runtimeRunsIt(runtime: String) throws {
         let directory = SpecScratchDirectory("runc")
@@ -70,13 +78,24 @@ struct SpecRuncTests {
         request.cmd = ["sh", "-c", """
             echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"; echo "cwd=$(pwd)"; echo "greeting=$GREETING"; \
             echo "host=$(hostname)"; grep -c berth-managed /etc/hosts; grep -q ' /scratch tmpfs ' /proc/mounts && echo tmpfs-ok; \
-            grep Seccomp: /proc/self/status; grep CapBnd: /proc/self/status
+            grep Seccomp: /proc/self/status; grep CapBnd: /proc/self/status; \
+            echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"; \
+            echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"; \
+            echo "nofile=$(ulimit -n)"; echo "pid1=$(cat /proc/1/comm)"
             """]
+        request.resources.memory = 64 << 20
+        request.resources.nanoCPUs = 500_000_000
+        request.resources.pidsLimit = 100
+        request.ulimits = [.init(name: "nofile", soft: 512, hard: 1024)]
+        request.readonlyRootfs = true
+        let initBinary = ["/usr/bin/tini-static", "/usr/bin/docker-init"].first(where: FileSystem.exists)
+        request.initProcess = initBinary != nil
         let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
         var prepared = specInputs(request, image: nil, rootfs: rootfs) {
             $0.hostname = "spec-test-host"
             $0.managedFiles = ["/etc/hosts": hosts]
-            $0.cgroupsPath = "/berth-spec-test/\(id)"
+            $0.cgroupsPath = "/\(cgroupParent)/\(id)"
+            $0.initPath = initBinary
         }
         prepared.containerID = id
         let spec = try SpecBuilder.build(prepared)
@@ -92,6 +111,10 @@ struct SpecRuncTests {
         #expect(lines.contains { $0.hasPrefix("Seccomp:") && $0.hasSuffix("2") }, "seccomp filter mode expected")
         // docker's 14 capabilities: 0xa80425fb.
         #expect(lines.contains { $0.hasPrefix("CapBnd:") && $0.hasSuffix("00000000a80425fb") }, "\(lines)")
+        #expect(lines.contains("memory=67108864"), "\(lines)")
+        #expect(lines.contains("pids=100"))
+        #expect(lines.contains("nofile=512"))
+        if initBinary != nil { #expect(lines.contains { $0.hasPrefix("pid1=") && $0 != "pid1=sh" }, "\(lines)") }
     }
 
     @Test("a privileged spec runs with every capability and unconfined by seccomp", arguments: specRuntimes)
@@ -102,7 +125,7 @@ struct SpecRuncTests {
         request.privileged = true
         request.cmd = ["sh", "-c", "grep -E '^(CapBnd|Seccomp):' /proc/self/status; test -c /dev/null && echo devices-ok"]
         let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
-        let spec = try SpecBuilder.build(specInputs(request, rootfs: rootfs) { $0.cgroupsPath = "/berth-spec-test/\(id)" })
+        let spec = try SpecBuilder.build(specInputs(request, rootfs: rootfs) { $0.cgroupsPath = "/\(cgroupParent)/\(id)" })
         let output = try run(spec, id: id, runtime: runtime, in: directory.path)
         #expect(output.status.succeeded, "\(runtime): \(output.stderrText)")
         let lines = output.stdoutText.split(separator: "\n").map(String.init)

@@ -9,7 +9,7 @@ enum ContainerResources {
     /// CFS period docker uses with `--cpus`: 100 ms in µs.
     static let cpuPeriod: UInt64 = 100_000
 
-    static func memory(_ r: ContainerConfiguration.Resources) throws(EngineError) -> Spec.Memory? {
+    static func memory(_ r: ContainerConfiguration.Resources, host: HostFacts) throws(EngineError) -> Spec.Memory? {
         let limit = r.memory ?? 0, reservation = r.memoryReservation ?? 0
         var swap = r.memorySwap ?? 0
         if limit != 0 && limit < minimumMemory {
@@ -27,8 +27,10 @@ enum ContainerResources {
         if limit > 0 && reservation > 0 && limit < reservation {
             throw .invalidArgument(what: "--memory", reason: "Minimum memory limit can not be less than memory reservation limit, see usage")
         }
-        // docker: with a limit and no swap setting, memory+swap is twice the limit.
+        // docker: with a limit and no swap setting, memory+swap is twice the limit; no swap limit at all
+        // where the kernel does not account swap.
         if limit > 0 && swap == 0 { swap = limit * 2 }
+        if !host.swapLimit { swap = 0 }
         var memory = Spec.Memory()
         if limit > 0 { memory.limit = limit }
         if reservation > 0 { memory.reservation = reservation }

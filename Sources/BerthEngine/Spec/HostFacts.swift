@@ -46,6 +46,9 @@ public struct HostFacts: Sendable, Equatable {
     /// Sysctls docker sets in a container's own network namespace, when the kernel has them.
     public var hasPingGroupRange: Bool
     public var hasUnprivilegedPortStart: Bool
+    /// The memory cgroup can limit swap (cgroup v1 `memory.memsw.*`, present only with swap accounting;
+    /// always on v2). Without it docker drops `--memory-swap`, as a runtime would fail writing it.
+    public var swapLimit: Bool = true
     /// `/sys/devices/system/cpu/cpuN/thermal_throttle` directories: docker masks them too, as their
     /// counters leak what other tenants run (GHSA-6fw5-f8r9-fgfm).
     public var thermalThrottlePaths: [String] = []
@@ -53,7 +56,7 @@ public struct HostFacts: Sendable, Equatable {
     public init(lastCapability: Int, ownCapabilities: UInt64? = nil, unifiedCgroups: Bool, kernel: KernelVersion,
                 architecture: String,
                 cpuCount: Int, hasPingGroupRange: Bool = true, hasUnprivilegedPortStart: Bool = true,
-                thermalThrottlePaths: [String] = []) {
+                swapLimit: Bool = true, thermalThrottlePaths: [String] = []) {
         self.lastCapability = lastCapability
         self.ownCapabilities = ownCapabilities
         self.unifiedCgroups = unifiedCgroups
@@ -62,6 +65,7 @@ public struct HostFacts: Sendable, Equatable {
         self.cpuCount = cpuCount
         self.hasPingGroupRange = hasPingGroupRange
         self.hasUnprivilegedPortStart = hasUnprivilegedPortStart
+        self.swapLimit = swapLimit
         self.thermalThrottlePaths = thermalThrottlePaths
     }
 
@@ -85,6 +89,7 @@ public struct HostFacts: Sendable, Equatable {
             cpuCount: max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))),
             hasPingGroupRange: FileSystem.exists("/proc/sys/net/ipv4/ping_group_range"),
             hasUnprivilegedPortStart: FileSystem.exists("/proc/sys/net/ipv4/ip_unprivileged_port_start"),
+            swapLimit: unified || FileSystem.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
             thermalThrottlePaths: thermalThrottlePaths())
     }
 

@@ -102,7 +102,7 @@ public enum SpecBuilder {
         linux.devices = devices
         var resources = Spec.Resources()
         resources.devices = deviceRules
-        resources.memory = try ContainerResources.memory(request.resources)
+        resources.memory = try ContainerResources.memory(request.resources, host: host)
         resources.cpu = try ContainerResources.cpu(request.resources, host: host)
         resources.pids = ContainerResources.pids(request.resources)
         linux.resources = resources
