@@ -203,6 +203,7 @@ struct SpecParserTests {
         let file = "\u{FEFF}# settings\nA=1\n\n   B=spaced value \nHOME\nUNSET\nC=\"quoted\"\r\n\t# indented comment\nD=x=y\n"
         #expect(try RunOptionParser.parseEnvFile(file, lookup: lookup) == ["A=1", "B=spaced value ", "HOME=/root", "C=\"quoted\"", "D=x=y"])
         #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("B =1\n", lookup: lookup) } == "variable 'B ' contains whitespaces")
+        #expect(try RunOptionParser.parseLabelFile("# labels\ntier=web\nbare\n") == ["tier=web"])
         #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("B C=1\n", lookup: lookup) } == "variable 'B C' contains whitespaces")
         #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("=1\n", lookup: lookup) } == "no variable name on line '=1'")
         #expect(try RunOptionParser.parseEnvFile("A=1\nHOME\nUNSET\nC=\"q\"\r\nD=x=y", lookup: lookup) == ["A=1", "HOME=/root", "C=\"q\"", "D=x=y"])
@@ -264,6 +265,18 @@ struct SpecPortParserTests {
         #expect(invalidReason { _ = try RunOptionParser.parsePublish("x:80") } == "invalid hostPort: x")
         #expect(invalidReason { _ = try RunOptionParser.parsePublish("8080:") }?.hasPrefix("no port specified") == true)
         #expect(invalidReason { _ = try RunOptionParser.parsePublish("90-80") } == "invalid containerPort: 90-80")
+    }
+
+    @Test("--add-host: name and IPv4, IPv6 or host-gateway, with : or =")
+    func addHost() throws {
+        #expect(try RunOptionParser.parseAddHost("db:10.0.0.5") == "db:10.0.0.5")
+        #expect(try RunOptionParser.parseAddHost("db=10.0.0.5") == "db:10.0.0.5")
+        #expect(try RunOptionParser.parseAddHost("v6:::1") == "v6:::1")
+        #expect(try RunOptionParser.parseAddHost("v6=[2001:db8::1]") == "v6:2001:db8::1")
+        #expect(try RunOptionParser.parseAddHost("gw:host-gateway") == "gw:host-gateway")
+        #expect(invalidReason { _ = try RunOptionParser.parseAddHost("db") } == "bad format for add-host: \"db\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseAddHost(":1.2.3.4") } == "bad format for add-host: \":1.2.3.4\"")
+        #expect(invalidReason { _ = try RunOptionParser.parseAddHost("db:nothost") } == "invalid IP address in add-host: \"nothost\"")
     }
 
     @Test("--expose: ports and ranges with a protocol")

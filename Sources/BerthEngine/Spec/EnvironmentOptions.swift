@@ -35,6 +35,17 @@ extension RunOptionParser {
         return result
     }
 
+    /// A `--label-file`: the same lines as an env file, but a key without `=` is dropped (docker reads
+    /// label files with no lookup).
+    public static func parseLabelFile(_ contents: String) throws(EngineError) -> [String] {
+        do {
+            return try parseEnvFile(contents) { _ in nil }
+        } catch {
+            if case .invalidArgument(_, let reason) = error { throw .invalidArgument(what: "--label-file", reason: reason) }
+            throw error
+        }
+    }
+
     /// `--label key=value` (or `key` alone, an empty value): the key may not be empty or hold white space.
     public static func parseLabel(_ text: String) throws(EngineError) -> (key: String, value: String) {
         let separator = text.firstIndex(of: "=")

@@ -65,6 +65,24 @@ extension RunOptionParser {
         return range.map { "\($0)/\(proto)" }
     }
 
+    /// `--add-host name:ip` or `name=ip` (docker's ValidateExtraHost): the IP may be IPv6, in brackets or
+    /// not, or `host-gateway`. Returns docker's stored form `name:ip`.
+    public static func parseAddHost(_ text: String) throws(EngineError) -> String {
+        let separator = text.firstIndex(of: "=") ?? text.firstIndex(of: ":")
+        guard let separator, separator != text.startIndex, !text[..<separator].contains(":") else {
+            throw .invalidArgument(what: "--add-host", reason: "bad format for add-host: \"\(text)\"")
+        }
+        let name = text[..<separator]
+        var address = String(text[text.index(after: separator)...])
+        if address != "host-gateway" {
+            if address.count > 2 && address.hasPrefix("[") && address.hasSuffix("]") { address = String(address.dropFirst().dropLast()) }
+            guard isIPAddress(address) else {
+                throw .invalidArgument(what: "--add-host", reason: "invalid IP address in add-host: \"\(address)\"")
+            }
+        }
+        return "\(name):\(address)"
+    }
+
     /// `80` or `8000-8010` (start ≤ end); nil when malformed.
     static func portRange(_ text: String) -> ClosedRange<UInt16>? {
         let bounds = text.split(separator: "-", omittingEmptySubsequences: false)
