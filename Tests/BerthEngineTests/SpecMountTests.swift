@@ -34,6 +34,13 @@ struct SpecMountTests {
                                            options: ["rbind", "rprivate"])))
         let readOnly = try build({ $0.readonlyRootfs = true }, inputs: { $0.managedFiles = files })
         #expect(readOnly.first { $0.destination == "/etc/resolv.conf" }?.options == ["rbind", "ro", "rprivate"])
+        // The user's own /etc/hosts replaces the engine's instead of clashing with it.
+        let host = SpecScratchDirectory("bind")
+        host.write("hosts", "10.0.0.1 mine\n")
+        let own = try build({ $0.mounts = [.init(type: .bind, source: host.path + "/hosts", target: "/etc/hosts")] },
+                            inputs: { $0.managedFiles = files })
+        #expect(own.filter { $0.destination == "/etc/hosts" }.map(\.source) == [host.path + "/hosts"])
+        #expect(own.contains { $0.destination == "/etc/resolv.conf" })
     }
 
     @Test("binds: rbind, ro, propagation default rprivate; the source must exist")

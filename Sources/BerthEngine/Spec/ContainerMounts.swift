@@ -26,12 +26,6 @@ enum ContainerMounts {
     static func build(_ inputs: SpecInputs, writableCgroups: Bool) throws(EngineError) -> [Spec.Mount] {
         let request = inputs.configuration
         var requested: [Spec.Mount] = []
-
-        for destination in inputs.managedFiles.keys.sorted() {
-            let options = ["rbind"] + (request.readonlyRootfs ? ["ro"] : []) + ["rprivate"]
-            requested.append(Spec.Mount(destination: destination, type: "bind", source: inputs.managedFiles[destination],
-                                        options: options))
-        }
         for (index, mount) in request.mounts.enumerated() {
             requested.append(try userMount(mount, index: index, inputs: inputs))
         }
@@ -41,6 +35,14 @@ enum ContainerMounts {
             requested.append(try tmpfsMount(target, data: data.isEmpty ? [] : data.split(separator: ",").map(String.init),
                                             option: "--tmpfs"))
         }
+        // The engine's /etc/hosts, hostname and resolv.conf, unless the user mounts their own there (docker
+        // skips its file then, rather than calling it a duplicate).
+        let userTargets = Set(requested.map(\.destination))
+        let managed = inputs.managedFiles.keys.sorted().filter { !userTargets.contains(FileSystem.clean($0)) }.map { destination in
+            Spec.Mount(destination: destination, type: "bind", source: inputs.managedFiles[destination],
+                       options: ["rbind"] + (request.readonlyRootfs ? ["ro"] : []) + ["rprivate"])
+        }
+        requested = managed + requested
 
         var seen = Set<String>()
         for mount in requested where !seen.insert(mount.destination).inserted {
