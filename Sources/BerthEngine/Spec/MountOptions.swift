@@ -26,7 +26,7 @@ extension RunOptionParser {
         if source.hasPrefix(".") { source = absolute(source, currentDirectory) }
         let modes = mode.isEmpty ? [] : mode.split(separator: ",").map(String.init)
         var request = ContainerConfiguration.MountRequest(type: source.hasPrefix("/") ? .bind : .volume, source: source,
-                                                          target: try validTarget(target, option: option, spec: text),
+                                                          target: try validTarget(target, option: option),
                                                           readOnly: modes.contains("ro"))
         request.propagation = modes.first(where: ContainerMounts.propagationModes.contains)
         request.noCopy = modes.contains("nocopy")
@@ -117,7 +117,7 @@ extension RunOptionParser {
             throw fail("cannot mix '\(family)-*' options with mount type '\(type)'")
         }
         var request = ContainerConfiguration.MountRequest(type: kind, source: source,
-                                                          target: try validTarget(target, option: option, spec: nil),
+                                                          target: try validTarget(target, option: option),
                                                           readOnly: readOnly)
         switch kind {
         case .bind:
@@ -214,7 +214,7 @@ extension RunOptionParser {
         }
     }
 
-    static func validTarget(_ target: String, option: String, spec: String?) throws(EngineError) -> String {
+    static func validTarget(_ target: String, option: String) throws(EngineError) -> String {
         guard !target.isEmpty else { throw .invalidArgument(what: option, reason: "target is required") }
         return try ContainerMounts.cleanDestination(target, option: option)
     }
