@@ -16,7 +16,7 @@ final class SpecScratchDirectory {
     init(_ name: String = "spec") {
         var template = Array("/tmp/berth-\(name)-XXXXXX".utf8CString)
         precondition(mkdtemp(&template) != nil, "mkdtemp failed")
-        path = String(cString: template)
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
     deinit { try? FileSystem.removeTree(path) }
 

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import BerthOS
 
 extension RunOptionParser {
@@ -220,12 +217,8 @@ extension RunOptionParser {
     }
 
     static func absolute(_ path: String, _ directory: String?) -> String {
-        var base = directory
-        if base == nil {
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
-            base = getcwd(&buffer, buffer.count) != nil ? String(cString: buffer) : "/"
-        }
-        return FileSystem.clean(base! + "/" + path)
+        let base = directory ?? (try? FileSystem.realPath(".")) ?? "/"
+        return FileSystem.clean(base + "/" + path)
     }
 
     /// One CSV record (Go's encoding/csv): fields split at commas; a field in double quotes may hold
