@@ -70,7 +70,7 @@ extension Engine {
             process.user = try SpecBuilder.resolveUser(user, rootfs: bundle + "/rootfs")
         }
         if request.privileged {
-            let all = Capabilities.all()
+            let all = ContainerCapabilities.privileged()
             process.capabilities = Spec.Capabilities(bounding: all, effective: all, permitted: all)
         }
         let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: configuration.runtimes)

@@ -172,7 +172,8 @@ public final class Engine: Sendable {
                                     rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                                     networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
                                     volumeSources: volumeSources(record.configuration),
-                                    cgroupsPath: "/berth/\(record.id)")
+                                    cgroupsPath: "/berth/\(record.id)",
+                                    initPath: record.configuration.initProcess ? try Engine.initBinary() : nil)
             var spec = try SpecBuilder.build(inputs)
             spec.root = Spec.Root(path: "rootfs", readonly: record.configuration.readonlyRootfs)
             try RecordFile.write(spec, bundle + "/config.json", durable: false)
@@ -405,6 +406,15 @@ public final class Engine: Sendable {
     }
 
     // MARK: Records
+
+    /// The static init `--init` mounts as /sbin/docker-init: docker's own (tini), as Debian ships it.
+    static func initBinary() throws(EngineError) -> String {
+        for candidate in ["/usr/libexec/berth/berth-init", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init", "/usr/bin/tini-static"]
+        where FileSystem.exists(candidate) {
+            return (try? FileSystem.realPath(candidate)) ?? candidate
+        }
+        throw .invalidArgument(what: "--init", reason: "no init binary found (install Debian's tini: /usr/bin/tini-static)")
+    }
 
     public var events: EventLog { EventLog(layout: layout) }
 

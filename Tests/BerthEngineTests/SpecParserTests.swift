@@ -244,28 +244,7 @@ struct SpecParserTests {
 struct SpecPortParserTests {
     typealias Binding = ContainerConfiguration.PortBinding
 
-    @Test("-p: container port alone, host:container, ip forms, protocols and ranges")
-    func publish() throws {
-        #expect(try RunOptionParser.parsePublish("80") == [Binding(containerPort: 80)])
-        #expect(try RunOptionParser.parsePublish("8080:80") == [Binding(containerPort: 80, hostPort: 8080)])
-        #expect(try RunOptionParser.parsePublish("127.0.0.1:8080:80/udp") ==
-                [Binding(containerPort: 80, proto: "udp", hostIP: "127.0.0.1", hostPort: 8080)])
-        #expect(try RunOptionParser.parsePublish("127.0.0.1::80") == [Binding(containerPort: 80, hostIP: "127.0.0.1")])
-        #expect(try RunOptionParser.parsePublish("[::1]:8080:80/SCTP") ==
-                [Binding(containerPort: 80, proto: "sctp", hostIP: "::1", hostPort: 8080)])
-        #expect(try RunOptionParser.parsePublish("::1:8080:80") == [Binding(containerPort: 80, hostIP: "::1", hostPort: 8080)])
-        #expect(try RunOptionParser.parsePublish("8000-8001:80-81") ==
-                [Binding(containerPort: 80, hostPort: 8000), Binding(containerPort: 81, hostPort: 8001)])
-        #expect(try RunOptionParser.parsePublish("80-81") == [Binding(containerPort: 80), Binding(containerPort: 81)])
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("8000-8002:80-81") }?.contains("invalid ranges") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("8000-8002:80") }?.contains("not supported") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("1.2.3:80:80") } == "invalid IP address: 1.2.3")
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("80/icmp") } == "invalid proto: icmp")
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("70000") } == "invalid containerPort: 70000")
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("x:80") } == "invalid hostPort: x")
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("8080:") }?.hasPrefix("no port specified") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parsePublish("90-80") } == "invalid containerPort: 90-80")
-    }
+    // -p is parsed by BerthNetwork.PortMapping (PortMappingTests): one parser, with host ranges.
 
     @Test("--add-host: name and IPv4, IPv6 or host-gateway, with : or =")
     func addHost() throws {

@@ -3,54 +3,6 @@ import Glibc
 #endif
 
 extension RunOptionParser {
-    /// `-p`/`--publish` (go-connections ParsePortSpec): `[ip:][hostPort:]containerPort[/proto]`, where
-    /// ports may be ranges of equal length (`8000-8001:80-81`), ip may be IPv6 in brackets
-    /// (`[::1]:8080:80`), `ip::80` picks a free host port, and proto is tcp (default), udp or sctp.
-    /// One binding per container port. A host range for a single container port (docker: "any free port
-    /// in the range") is refused: a binding here holds one host port.
-    public static func parsePublish(_ text: String) throws(EngineError) -> [ContainerConfiguration.PortBinding] {
-        func fail(_ reason: String) -> EngineError { .invalidArgument(what: "--publish", reason: reason) }
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        var ip = "", hostPort = "", containerPart = parts[parts.count - 1]
-        switch parts.count {
-        case 1: break
-        case 2: hostPort = parts[0]
-        default:
-            ip = parts[..<(parts.count - 2)].joined(separator: ":")
-            hostPort = parts[parts.count - 2]
-        }
-        var proto = "tcp"
-        if let slash = containerPart.firstIndex(of: "/") {
-            let suffix = containerPart[containerPart.index(after: slash)...]
-            if !suffix.isEmpty { proto = String(suffix.split(separator: "/", omittingEmptySubsequences: false)[0]) }
-            containerPart = String(containerPart[..<slash])
-        }
-        if ip.hasPrefix("[") {
-            guard ip.hasSuffix("]") else { throw fail("invalid IP address \(ip)") }
-            ip = String(ip.dropFirst().dropLast())
-        }
-        if !ip.isEmpty && !isIPAddress(ip) { throw fail("invalid IP address: \(ip)") }
-        guard !containerPart.isEmpty else { throw fail("no port specified: \(text)<empty>") }
-        guard let container = portRange(containerPart) else { throw fail("invalid containerPort: \(containerPart)") }
-        var host: ClosedRange<UInt16>?
-        if !hostPort.isEmpty {
-            guard let range = portRange(hostPort) else { throw fail("invalid hostPort: \(hostPort)") }
-            host = range
-        }
-        if let host, host.count != container.count {
-            guard container.count == 1 else {
-                throw fail("invalid ranges specified for container and host Ports: \(containerPart) and \(hostPort)")
-            }
-            throw fail("a host port range for one container port (\(hostPort)) is not supported; name one host port")
-        }
-        let lowered = proto.lowercased()
-        guard ["tcp", "udp", "sctp"].contains(lowered) else { throw fail("invalid proto: \(proto)") }
-        return container.enumerated().map { offset, port in
-            let hostNumber = host.map { $0.lowerBound + UInt16(offset) } ?? 0
-            return ContainerConfiguration.PortBinding(containerPort: port, proto: lowered, hostIP: ip, hostPort: hostNumber)
-        }
-    }
-
     /// `--expose 80`, `--expose 8000-8010/udp` → `80/tcp`, `8000/udp` … `8010/udp` (the keys of docker's
     /// ExposedPorts).
     public static func parseExpose(_ text: String) throws(EngineError) -> [String] {

@@ -18,7 +18,7 @@ struct ContainerAttachCommand: AsyncParsableCommand {
                 throw EngineError.conflict("You cannot attach to a stopped container, start it first")
             }
             let connection: FileDescriptor
-            do { connection = try UnixSocket.connect(engine.layout.attachSocket(record.id)) } catch {
+            do throws(SystemCallError) { connection = try UnixSocket.connect(engine.layout.attachSocket(record.id)) } catch {
                 throw EngineError.system(error, context: "attaching to \(record.shortID) (is its monitor running?)")
             }
             let relay = AttachRelay(connection: connection, forwardInput: !noStdin && record.configuration.openStdin,

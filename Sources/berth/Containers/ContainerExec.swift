@@ -27,7 +27,7 @@ struct ContainerExecCommand: AsyncParsableCommand {
         request.tty = tty
         request.detach = detach
         for file in envFiles { request.env += try RunOptionParsing.environmentFile(file) }
-        request.env += env.map(RunOptionParsing.environment)
+        request.env += try env.map(RunOptionParsing.environment)
         request.user = user
         request.workingDir = workdir
         request.privileged = privileged

@@ -79,7 +79,7 @@ struct RunOptions: ParsableArguments {
         if !command.isEmpty { c.cmd = command }
         if let entrypoint { c.entrypoint = entrypoint.isEmpty ? [""] : [entrypoint] }
         for file in envFiles { c.env += try RunOptionParsing.environmentFile(file) }
-        for entry in env { c.env.append(RunOptionParsing.environment(entry)) }
+        for entry in env { c.env.append(try RunOptionParsing.environment(entry)) }
         c.workingDir = workdir
         if let workdir, !workdir.hasPrefix("/") {
             throw ValidationError("the working directory '\(workdir)' is invalid, it needs to be an absolute path")
@@ -102,7 +102,9 @@ struct RunOptions: ParsableArguments {
         c.tty = tty
         c.openStdin = interactive
         c.autoRemove = autoRemove
-        if let restart { c.restartPolicy = try RunOptionParsing.restartPolicy(restart) }
+        if let restart {
+            do { c.restartPolicy = try RunOptionParser.parseRestartPolicy(restart) } catch { throw ValidationError("\(error)") }
+        }
         c.runtime = runtime
         if let mode = network ?? net { c.networkMode = mode }
         c.publishAllPorts = publishAll
@@ -134,31 +136,19 @@ struct RunOptions: ParsableArguments {
 
 /// Parsing of option values shared by the verbs.
 enum RunOptionParsing {
-    /// `KEY=value` as given; `KEY` alone takes this shell's value (docker's CLI does this before sending),
-    /// and stays `KEY` (removed from the container) when the shell has none.
-    static func environment(_ entry: String) -> String {
-        if entry.contains("=") { return entry }
-        if let value = getenv(entry) { return "\(entry)=\(String(cString: value))" }
-        return entry
+    /// `-e KEY=value`, or `KEY` alone taking this shell's value (docker's CLI resolves it before sending).
+    static func environment(_ entry: String) throws -> String {
+        do { return try RunOptionParser.parseEnv(entry, lookup: shellValue) } catch { throw ValidationError("\(error)") }
     }
 
-    /// docker's env-file: one `KEY=value` per line, `#` comments and blank lines skipped, `KEY` alone
-    /// taken from this shell.
+    /// `--env-file`: docker's rules (comments, blank lines, `KEY` alone from this shell).
     static func environmentFile(_ path: String) throws -> [String] {
         let text: String
         do { text = try FileSystem.readString(path) } catch { throw ValidationError("open \(path): no such file or directory") }
-        var result: [String] = []
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.drop { $0 == " " || $0 == "\t" }
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            let key = line.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
-            if key.isEmpty || key.contains(where: { $0 == " " || $0 == "\t" }) {
-                throw ValidationError("invalid env file (\(path)): line \(number + 1): variable '\(key)' contains whitespaces")
-            }
-            result.append(environment(String(line)))
-        }
-        return result
+        do { return try RunOptionParser.parseEnvFile(text, lookup: shellValue) } catch { throw ValidationError("\(path): \(error)") }
     }
+
+    static func shellValue(_ key: String) -> String? { getenv(key).map { String(cString: $0) } }
 
     /// `--health-*` and `--no-healthcheck` (docker refuses to mix them).
     static func healthcheck(_ o: RunOptions) throws -> ContainerConfiguration.Healthcheck? {
@@ -185,28 +175,33 @@ enum RunOptionParsing {
         return check
     }
 
-    static func restartPolicy(_ text: String) throws -> ContainerConfiguration.RestartPolicy {
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        switch parts.first ?? "" {
-        case "no", "always", "unless-stopped":
-            guard parts.count == 1 else { throw ValidationError("invalid restart policy format: maximum retry count cannot be used with restart policy '\(parts[0])'") }
-            return .init(name: parts[0])
-        case "on-failure":
-            guard parts.count == 1 || Int(parts[1]).map({ $0 >= 0 }) == true else { throw ValidationError("invalid restart policy format: maximum retry count must be an integer") }
-            return .init(name: "on-failure", maximumRetryCount: parts.count > 1 ? Int(parts[1])! : 0)
-        default:
-            throw ValidationError("invalid restart policy format: unknown policy '\(text)'")
-        }
-    }
-
-    /// The options whose values need the spec layer's parsers (sizes, devices, mounts, health).
+    /// The options whose values the spec layer's parsers read (sizes, devices, mounts), each error naming
+    /// its option.
     static func apply(_ o: RunOptions, to c: inout ContainerConfiguration) throws {
-        let unsupported: [(String, Bool)] = [
-            ("--memory", o.memory != nil), ("--memory-swap", o.memorySwap != nil), ("--memory-reservation", o.memoryReservation != nil),
-            ("--cpus", o.cpus != nil), ("--ulimit", !o.ulimit.isEmpty), ("--device", !o.device.isEmpty), ("--tmpfs", !o.tmpfs.isEmpty),
-            ("--shm-size", o.shmSize != nil), ("--volume", !o.volume.isEmpty), ("--mount", !o.mount.isEmpty),
-        ]
-        if let (name, _) = unsupported.first(where: { $0.1 }) { throw ValidationError("\(name) is not supported yet") }
+        do {
+            if let memory = o.memory { c.resources.memory = try RunOptionParser.parseMemory(memory) }
+            if let swap = o.memorySwap { c.resources.memorySwap = try RunOptionParser.parseMemorySwap(swap) }
+            if let reservation = o.memoryReservation { c.resources.memoryReservation = try RunOptionParser.parseMemory(reservation, option: "--memory-reservation") }
+            if let cpus = o.cpus { c.resources.nanoCPUs = try RunOptionParser.parseCPUs(cpus) }
+            if let shm = o.shmSize { c.shmSize = try RunOptionParser.parseMemory(shm, option: "--shm-size") }
+            c.ulimits = try o.ulimit.map { text throws(EngineError) in try RunOptionParser.parseUlimit(text) }
+            c.devices = try o.device.map { text throws(EngineError) in try RunOptionParser.parseDevice(text) }
+            for text in o.tmpfs {
+                let (destination, options) = try RunOptionParser.parseTmpfs(text)
+                c.tmpfs[destination] = options
+            }
+            var buffer = [CChar](repeating: 0, count: 4096)
+            let directory = getcwd(&buffer, buffer.count).map { String(cString: $0) }
+            for text in o.volume { c.mounts.append(try RunOptionParser.parseVolume(text, currentDirectory: directory)) }
+            for text in o.mount { c.mounts.append(try RunOptionParser.parseMount(text, currentDirectory: directory)) }
+            // docker creates a missing -v host directory (not a missing --mount source).
+            for (index, text) in o.volume.enumerated() where c.mounts[index].type == .bind && !text.isEmpty {
+                let source = c.mounts[index].source
+                if !FileSystem.exists(source) { try? FileSystem.makeDirectories(source, mode: 0o755) }
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
         c.healthcheck = try healthcheck(o)
         for spec in o.publish {
             do {
@@ -220,13 +215,7 @@ enum RunOptionParsing {
             } catch { throw ValidationError("invalid argument \"\(spec)\" for \"-p, --publish\" flag: \(error)") }
         }
         for spec in o.expose {
-            let parts = spec.split(separator: "/", maxSplits: 1)
-            let proto = parts.count > 1 ? String(parts[1]) : "tcp"
-            let range = parts[0].split(separator: "-").compactMap { UInt16($0) }
-            guard range.count == 1 || range.count == 2, range.first! <= range.last!, ["tcp", "udp", "sctp"].contains(proto) else {
-                throw ValidationError("invalid argument \"\(spec)\" for \"--expose\" flag: invalid range format for --expose")
-            }
-            for port in range.first!...range.last! { c.exposedPorts.append("\(port)/\(proto)") }
+            do { c.exposedPorts += try RunOptionParser.parseExpose(spec) } catch { throw ValidationError("\(error)") }
         }
     }
 }

@@ -37,7 +37,7 @@ struct SystemEventsCommand: AsyncParsableCommand {
                     case "json"?: print(String(decoding: try JSONEncoderLite.encode(event), as: UTF8.self))
                     case let t?: print(try renderInspect(t, event))
                     }
-                    fflush(stdout)
+                    fflush(nil)
                 } catch { failure = error }
             }, shouldStop: { failure != nil })
         }
