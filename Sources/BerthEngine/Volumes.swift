@@ -82,7 +82,8 @@ public struct VolumeStore: Sendable {
         do { source = try root.open(target, BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC) } catch { return }
         let copied: ChildProcess.Output
         do {
-            copied = try ChildProcess.run("/bin/cp", arguments: ["cp", "-a", "--", source.procPath + "/.", dataPath(name)],
+            // Through our pid (not /proc/self, which would be cp's): the directory resolved inside the root.
+            copied = try ChildProcess.run("/bin/cp", arguments: ["cp", "-a", "--", "/proc/\(getpid())/fd/\(source.rawValue)/.", dataPath(name)],
                                           environment: ["PATH=/usr/bin:/bin"])
         } catch { throw .system(error, context: "copying \(target) into volume \(name)") }
         guard copied.status.succeeded else { throw .other("copying \(target) into volume \(name): \(copied.stderrText)") }

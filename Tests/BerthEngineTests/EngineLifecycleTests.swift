@@ -239,4 +239,44 @@ final class EngineLifecycleTests {
         _ = try box.berth(["rm", "-f", "observed"])
         #expect(try box.berth(["top", "observed"]).status != .exited(0))
     }
+
+    @Test func volumesBindMountsAndTmpfsAreWhatTheContainerSees() throws {
+        let host = box.root + "/../bind-source"
+        try FileSystem.makeDirectories(host, mode: 0o755)
+        try FileSystem.writeAtomically(host + "/from-host", Array("host file\n".utf8))
+        // A named volume is created on first use and filled from the image's content at its path.
+        let first = try box.berth(["run", "--rm", "--network", "none", "-v", "data:/etc", "-v", "\(host):/mnt/host:ro", "--tmpfs", "/scratch:size=1m",
+                                   box.image, "sh", "-c", "ls /etc/passwd; cat /mnt/host/from-host; echo kept > /etc/written; touch /mnt/host/x 2>/dev/null || echo ro; grep /scratch /proc/mounts | cut -d' ' -f3"])
+        #expect(first.stdoutText == "/etc/passwd\nhost file\nro\ntmpfs\n", "\(first.stderrText)")
+        let second = try box.berth(["run", "--rm", "--network", "none", "-v", "data:/etc", box.image, "cat", "/etc/written"])
+        #expect(second.stdoutText == "kept\n")
+        #expect(try box.berthNoun("volume", ["ls", "-q"]).stdoutText == "data\n")
+        // In use: refused.
+        _ = try box.berth(["create", "--name", "holder", "--network", "none", "-v", "data:/data", box.image, "true"])
+        let inUse = try box.berthNoun("volume", ["rm", "data"])
+        #expect(inUse.status != .exited(0))
+        #expect(inUse.stderrText.contains("volume is in use"))
+        _ = try box.berth(["rm", "holder"])
+        #expect(try box.berthNoun("volume", ["rm", "data"]).status == .exited(0))
+        // An anonymous volume goes with --rm.
+        _ = try box.berth(["run", "--rm", "--network", "none", "-v", "/anon", box.image, "true"])
+        #expect(try box.berthNoun("volume", ["ls", "-q"]).stdoutText.isEmpty)
+    }
+
+    @Test func resourceAndSecurityOptionsReachTheContainer() throws {
+        let out = try box.berth(["run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", "--read-only", "--cap-drop", "ALL",
+                                 "--init", box.image, "sh", "-c",
+                                 "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; touch /x 2>/dev/null || echo read-only; grep CapEff /proc/self/status; cat /proc/1/comm"])
+        let lines = out.stdoutText.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(out.stdoutText) \(out.stderrText)")
+        #expect(lines.first == "67108864")
+        #expect(lines.dropFirst().first == "read-only")
+        #expect(lines.dropFirst(2).first?.hasSuffix("0000000000000000") == true)
+        #expect(lines.last?.hasPrefix("docker-init") == true || lines.last?.hasPrefix("tini") == true)
+        let seccomp = try box.berth(["run", "--rm", "--network", "none", box.image, "grep", "Seccomp:", "/proc/self/status"])
+        #expect(seccomp.stdoutText.contains("2"))
+        let bad = try box.berth(["run", "--rm", "--network", "none", "--memory", "lots", box.image, "true"])
+        #expect(bad.status != .exited(0))
+        #expect(bad.stderrText.contains("memory"))
+    }
 }
