@@ -17,13 +17,13 @@ build:
 # their symbols beside them in `*.debug` for crash analysis (gdb finds them through the debuglink).
 release:
 	$(SWIFT) build -c release --static-swift-stdlib
-	scripts/strip-release.sh .build/release $(DIST) berth berth-runtime
+	scripts/strip-release.sh .build/release $(DIST) berth berth-runtime berth-monitor
 
 # Puts the stripped binaries and the systemd unit where a user expects them (run `make release` first).
 install:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(DEBUG_DIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_DIR)
-	install -m 0755 $(DIST)/berth $(DIST)/berth-runtime $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 $(DIST)/berth.debug $(DIST)/berth-runtime.debug $(DESTDIR)$(DEBUG_DIR)$(PREFIX)/bin/
+	install -m 0755 $(DIST)/berth $(DIST)/berth-runtime $(DIST)/berth-monitor $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 $(DIST)/berth.debug $(DIST)/berth-runtime.debug $(DIST)/berth-monitor.debug $(DESTDIR)$(DEBUG_DIR)$(PREFIX)/bin/
 	install -m 0644 packaging/systemd/berth-server.service $(DESTDIR)$(SYSTEMD_DIR)/
 	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now berth-server"
 

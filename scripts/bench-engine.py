@@ -49,7 +49,9 @@ def podman_engine():
     with open(conf, "w") as f:
         # root here lacks CAP_SYS_RESOURCE: podman's default ulimits (above the hard limits) cannot be set.
         f.write(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]\n')
-    base = ["podman", "--root", f"{work}/podman", "--runroot", f"{work}/podman-run", "--storage-driver", "overlay"]
+    # crun 1.8 (podman's default here) refuses this hybrid cgroup host: podman runs runc, as docker does.
+    base = ["podman", "--root", f"{work}/podman", "--runroot", f"{work}/podman-run", "--storage-driver", "overlay", "--runtime", "runc",
+            "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
     env = dict(os.environ, CONTAINERS_CONF=conf)
     try:
         sh(*base, "load", "-i", f"{work}/busybox.tar", env=env)

@@ -158,8 +158,8 @@ public final class Engine: Sendable {
         }
         if resetRestarts { record.restartCount = 0 }
         let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
-        // Whatever a previous run left with the runtime.
-        runtime.forceDelete(record.id)
+        // Whatever a previous run left with the runtime (a container never started has nothing there).
+        if !record.state.startedAt.isEmpty || !record.state.error.isEmpty { runtime.forceDelete(record.id) }
         unlink(layout.exitFile(record.id))
         let bundle = layout.container(record.id)
         var attachments: [ContainerRecord.NetworkAttachment] = []
@@ -235,7 +235,7 @@ public final class Engine: Sendable {
         if let name { signal = try EngineSignals.number(name) } else { signal = try EngineSignals.stopSignal(record) }
         try? runtime.kill(record.id, signal: signal)
         events.container("kill", record, ["signal": String(signal)])
-        if record.state.status == .paused { try? runtime.run(["resume", record.id]) }
+        if record.state.status == .paused { _ = try? runtime.run(["resume", record.id]) }
         let seconds = timeout ?? record.configuration.stopTimeout ?? 10
         if !waitForMonitor(record, timeout: seconds < 0 ? nil : Double(seconds)) {
             try? runtime.kill(record.id, signal: SIGKILL, all: true)
@@ -387,15 +387,19 @@ public final class Engine: Sendable {
             }
             _ = try markStopped(record.id)
             let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
-            if record.state.status == .paused { try? runtime.run(["resume", record.id]) }
+            if record.state.status == .paused { _ = try? runtime.run(["resume", record.id]) }
             try? runtime.kill(record.id, signal: SIGKILL, all: true)
             _ = waitForMonitor(record, timeout: 30)
         }
         try locked { () throws(EngineError) in
             guard var current = RecordFile.read(ContainerRecord.self, layout.record(record.id)) else { return }
+            // The runtime forgot it already if the exit was recorded (cleanup deletes it) or it never started.
+            let runtimeMayKnowIt = current.state.running || !current.state.error.isEmpty
             current.state.status = .removing
             try? save(current)
-            (try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(current.id)
+            if runtimeMayKnowIt {
+                (try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(current.id)
+            }
             networking.tearDown(&current)
             do throws(ImageError) { try images.removeRootfs(containerID: current.id) } catch { throw .image(error) }
             try? FileSystem.removeTree(layout.monitorState(current.id))

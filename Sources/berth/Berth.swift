@@ -2,7 +2,6 @@ import ArgumentParser
 
 /// `berth`: docker's verbs for images and containers, and the cluster daemons.
 /// Each layer contributes its verbs from its own file (ImageVerbs.swift, ClusterVerbs.swift, …).
-@main
 struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",

@@ -1,3 +1,4 @@
+import BerthEngine
 import BerthOS
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,16 @@ struct AttachRelay {
     let forwardSignal: (Int32) -> Void
 
     enum Outcome { case exited(Int32), detached, disconnected }
+
+    /// Relays until the end and returns the CLI's exit status: the container's (asked of the engine if
+    /// the monitor went away without saying), or 0 when the user detached.
+    func status(of id: String, engine: Engine) -> (status: Int32, detached: Bool) {
+        switch run() {
+        case .exited(let code): return (code, false)
+        case .detached: return (0, true)
+        case .disconnected: return ((try? engine.wait(id)) ?? 125, false)
+        }
+    }
 
     func run() -> Outcome {
         let signals = SignalPipe.install([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH])

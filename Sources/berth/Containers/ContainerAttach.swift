@@ -24,11 +24,7 @@ struct ContainerAttachCommand: AsyncParsableCommand {
             let relay = AttachRelay(connection: connection, forwardInput: !noStdin && record.configuration.openStdin,
                                     terminal: record.configuration.tty,
                                     forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
-            switch relay.run() {
-            case .exited(let code): return code
-            case .detached: return 0
-            case .disconnected: return (try? engine.wait(record.id)) ?? 125
-            }
+            return relay.status(of: record.id, engine: engine).status
         }
         if status != 0 { throw ExitCode(status) }
     }

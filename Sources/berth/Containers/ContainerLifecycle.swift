@@ -40,11 +40,7 @@ struct ContainerStartCommand: AsyncParsableCommand {
                 guard let connection = try engine.start(name, attach: true) else { return record.state.exitCode }
                 let relay = AttachRelay(connection: connection, forwardInput: interactive && record.configuration.openStdin,
                                         terminal: record.configuration.tty, forwardSignal: { try? engine.kill(record.id, signal: $0) })
-                switch relay.run() {
-                case .exited(let code): return code
-                case .detached: return 0
-                case .disconnected: return (try? engine.wait(record.id)) ?? 125
-                }
+                return relay.status(of: record.id, engine: engine).status
             }
             if status != 0 { throw ExitCode(status) }
             return

@@ -51,17 +51,10 @@ struct ContainerListOptions: ParsableArguments {
             for r in records { print(noTrunc ? r.id : r.shortID) }
             return
         }
-        let rows = records.map { row($0) }
-        switch format {
-        case nil, "table":
-            var table = [["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]]
-            for r in rows { table.append([r["ID"]!, r["Image"]!, r["Command"]!, r["RunningFor"]! + " ago", r["Status"]!, r["Ports"]!, r["Names"]!]) }
-            printTable(table)
-        case "json":
-            for r in rows { print(jsonObject(r)) }
-        case let template?:
-            for r in rows { print(try renderTemplate(template, r)) }
-        }
+        var rows = records.map { row($0) }
+        for index in rows.indices { rows[index]["CreatedAgo"] = rows[index]["RunningFor"]! + " ago" }
+        try printRows(rows, format: format, columns: ["CONTAINER ID": "ID", "IMAGE": "Image", "COMMAND": "Command", "CREATED": "CreatedAgo",
+                                                      "STATUS": "Status", "PORTS": "Ports", "NAMES": "Names"])
     }
 
     func row(_ r: ContainerRecord) -> [String: String] {
@@ -76,6 +69,19 @@ struct ContainerListOptions: ParsableArguments {
                 "Status": statusText(r), "State": r.state.status.rawValue, "Ports": ports, "Names": r.name,
                 "Labels": r.configuration.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                 "Mounts": "", "Networks": r.networks.map(\.network).joined(separator: ","), "Size": "", "LocalVolumes": "0"]
+    }
+}
+
+/// A listing as docker prints one: a table of `columns` (header → field), one JSON object a row, or a
+/// Go-template line a row.
+func printRows(_ rows: [[String: String]], format: String?, columns: KeyValuePairs<String, String>) throws {
+    switch format {
+    case nil, "table":
+        printTable([columns.map(\.key)] + rows.map { row in columns.map { row[$0.value] ?? "" } })
+    case "json":
+        for r in rows { print(jsonObject(r)) }
+    case let template?:
+        for r in rows { print(try renderTemplate(template, r)) }
     }
 }
 

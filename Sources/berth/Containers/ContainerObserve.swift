@@ -43,13 +43,8 @@ struct ContainerStatsCommand: AsyncParsableCommand {
                                  "PIDs": String(s.pids)])
                 }
                 if !noStream && isatty(1) == 1 { print("\u{1b}[2J\u{1b}[H", terminator: "") }
-                switch format {
-                case nil, "table":
-                    printTable([["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]]
-                               + rows.map { [$0["ID"]!, $0["Name"]!, $0["CPUPerc"]!, $0["MemUsage"]!, $0["MemPerc"]!, $0["NetIO"]!, $0["BlockIO"]!, $0["PIDs"]!] })
-                case "json": for r in rows { print(jsonObject(r)) }
-                case let template?: for r in rows { print(try renderTemplate(template, r)) }
-                }
+                try printRows(rows, format: format, columns: ["CONTAINER ID": "ID", "NAME": "Name", "CPU %": "CPUPerc", "MEM USAGE / LIMIT": "MemUsage",
+                                                              "MEM %": "MemPerc", "NET I/O": "NetIO", "BLOCK I/O": "BlockIO", "PIDS": "PIDs"])
                 if noStream { return }
                 previous = now
                 try await Task.sleep(for: .seconds(1))

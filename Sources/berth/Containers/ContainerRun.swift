@@ -43,15 +43,14 @@ struct ContainerRunCommand: AsyncParsableCommand {
             if let connection {
                 let relay = AttachRelay(connection: connection, forwardInput: configuration.openStdin, terminal: configuration.tty,
                                         forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
-                switch relay.run() {
-                case .exited(let code): status = code
-                case .detached: return 0
-                case .disconnected: status = (try? engine.wait(record.id)) ?? 125
-                }
+                let outcome = relay.status(of: record.id, engine: engine)
+                if outcome.detached { return 0 }
+                status = outcome.status
             }
             if configuration.autoRemove {
-                // The monitor's exit command removes it too; whichever comes first wins.
-                _ = try? engine.wait(record.id)
+                // Recorded and removed here, without waiting for the monitor's exit command to do the same
+                // (it finds the work done; the engine lock keeps the two apart).
+                try? engine.cleanup(record.id)
                 try? engine.remove(record.id, force: true)
             }
             return status

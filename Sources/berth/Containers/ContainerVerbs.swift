@@ -6,7 +6,7 @@ let containerVerbs: [any ParsableCommand.Type] = [
     ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self, ContainerListCommand.self,
     ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
     ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self, ContainerPortCommand.self, ContainerAttachCommand.self, SystemEventsCommand.self,
-    ContainerGroup.self, VolumeGroup.self, NetworkGroup.self,
+    ContainerGroup.self, VolumeGroup.self, NetworkGroup.self, SystemGroup.self, SystemInfoCommand.self,
 ]
 
 /// `berth container …`: the same verbs under one noun, as docker has them.
@@ -17,7 +17,7 @@ struct ContainerGroup: AsyncParsableCommand {
                       ContainerStopCommand.self, ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self,
                       ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
                       ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self,
-                      ContainerPortCommand.self, ContainerCleanupCommand.self])
+                      ContainerPortCommand.self, ContainerPruneCommand.self, ContainerAttachCommand.self, ContainerCleanupCommand.self])
 }
 
 /// `berth container ls` (docker's spelling of ps under the noun).

@@ -72,11 +72,7 @@ struct NetworkList: AsyncParsableCommand {
         let rows = networks.map { ["ID": noTrunc ? $0.id : $0.shortID, "Name": $0.name, "Driver": $0.driver, "Scope": $0.scope,
                                    "Internal": $0.internal ? "true" : "false", "CreatedAt": $0.created, "IPv6": "false",
                                    "Labels": $0.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
-        switch format {
-        case nil, "table": printTable([["NETWORK ID", "NAME", "DRIVER", "SCOPE"]] + rows.map { [$0["ID"]!, $0["Name"]!, $0["Driver"]!, $0["Scope"]!] })
-        case "json": for r in rows { print(jsonObject(r)) }
-        case let template?: for r in rows { print(try renderTemplate(template, r)) }
-        }
+        try printRows(rows, format: format, columns: ["NETWORK ID": "ID", "NAME": "Name", "DRIVER": "Driver", "SCOPE": "Scope"])
     }
 }
 

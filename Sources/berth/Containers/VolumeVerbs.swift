@@ -53,12 +53,7 @@ struct VolumeList: AsyncParsableCommand {
         if quiet { for v in selected { print(v.Name) }; return }
         let rows = selected.map { ["Driver": $0.Driver, "Name": $0.Name, "Mountpoint": $0.Mountpoint, "Scope": $0.Scope,
                                    "Labels": $0.Labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
-        switch format {
-        case nil, "table":
-            printTable([["DRIVER", "VOLUME NAME"]] + rows.map { [$0["Driver"]!, $0["Name"]!] })
-        case "json": for r in rows { print(jsonObject(r)) }
-        case let template?: for r in rows { print(try renderTemplate(template, r)) }
-        }
+        try printRows(rows, format: format, columns: ["DRIVER": "Driver", "VOLUME NAME": "Name"])
     }
 }
 
