@@ -111,6 +111,8 @@ final class EngineBox: @unchecked Sendable {
         if let ids = try? berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init), !ids.isEmpty {
             _ = try? berth(["rm", "-f"] + ids)
         }
+        // The namespace pin directory is a (shared) mount point of its own, as `ip netns` makes it.
+        umount2(run + "/netns", MNT_DETACH)
         _ = try? ChildProcess.run("/bin/rm", arguments: ["rm", "-rf", FileSystem.parent(of: root)], environment: [])
     }
 }
