@@ -112,7 +112,7 @@ final class EngineBox: @unchecked Sendable {
             _ = try? berth(["rm", "-f"] + ids)
         }
         // The namespace pin directory is a (shared) mount point of its own, as `ip netns` makes it.
-        umount2(run + "/netns", MNT_DETACH)
+        umount2(run + "/netns", Int32(MNT_DETACH))
         _ = try? ChildProcess.run("/bin/rm", arguments: ["rm", "-rf", FileSystem.parent(of: root)], environment: [])
     }
 }

@@ -279,4 +279,37 @@ final class EngineLifecycleTests {
         #expect(bad.status != .exited(0))
         #expect(bad.stderrText.contains("memory"))
     }
+
+    /// docker cp both ways; symlinks in the container that point out of it (absolute, or up with ..)
+    /// resolve inside it, so nothing on the host is read or written through them.
+    @Test func cpCopiesBothWaysAndNeverLeavesTheContainer() throws {
+        let marker = "berth-cp-\(UInt32.random(in: 0...UInt32.max))"
+        _ = try box.berth(["run", "-d", "--name", "files", "--network", "none", box.image, "sh", "-c",
+                           "mkdir -p /data && echo inside > /data/f && ln -s /etc /escape && ln -s ../../../../../../ /up && sleep 1000"])
+        #expect(try box.eventually { try box.berth(["exec", "files", "test", "-L", "/up"]).status == .exited(0) })
+        let host = FileSystem.parent(of: box.root) + "/host"
+        try FileSystem.makeDirectories(host, mode: 0o755)
+        #expect(try box.berth(["cp", "files:/data/f", host + "/"]).status == .exited(0))
+        #expect(try FileSystem.readString(host + "/f") == "inside\n")
+        #expect(try box.berth(["cp", "files:/data", host + "/copied"]).status == .exited(0))
+        #expect(try FileSystem.readString(host + "/copied/f") == "inside\n")
+        // Out through the absolute symlink: the container's /etc/passwd (it names `app`), not the host's.
+        #expect(try box.berth(["cp", "-L", "files:/escape/passwd", host + "/passwd"]).status == .exited(0))
+        #expect(try FileSystem.readString(host + "/passwd").contains("app:x:1000"))
+        // In: a file, and files through both hostile links.
+        try FileSystem.writeAtomically(host + "/in.txt", Array("from host\n".utf8))
+        try FileSystem.writeAtomically(host + "/\(marker)", Array("escaped?\n".utf8))
+        #expect(try box.berth(["cp", host + "/in.txt", "files:/data/"]).status == .exited(0))
+        #expect(try box.berth(["exec", "files", "cat", "/data/in.txt"]).stdoutText == "from host\n")
+        _ = try box.berth(["cp", host + "/\(marker)", "files:/escape/"])
+        _ = try box.berth(["cp", host + "/\(marker)", "files:/up/"])
+        #expect(!FileSystem.exists("/etc/\(marker)"))
+        #expect(!FileSystem.exists("/\(marker)"))
+        let inside = try box.berth(["exec", "files", "sh", "-c", "ls /etc/\(marker) /\(marker) 2>/dev/null | wc -l"]).stdoutText
+        #expect(inside.trimmingCharacters(in: .whitespacesAndNewlines) != "0")
+        let missing = try box.berth(["cp", "files:/no/such", host + "/x"])
+        #expect(missing.status != .exited(0))
+        #expect(missing.stderrText.contains("Could not find the file /no/such"))
+        _ = try box.berth(["rm", "-f", "files"])
+    }
 }

@@ -5,7 +5,7 @@ let containerVerbs: [any ParsableCommand.Type] = [
     ContainerRunCommand.self, ContainerCreateCommand.self, ContainerStartCommand.self, ContainerStopCommand.self,
     ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self, ContainerListCommand.self,
     ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
-    ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self, ContainerPortCommand.self, ContainerAttachCommand.self, SystemEventsCommand.self,
+    ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self, ContainerPortCommand.self, ContainerAttachCommand.self, SystemEventsCommand.self, ContainerCopyCommand.self,
     ContainerGroup.self, VolumeGroup.self, NetworkGroup.self, SystemGroup.self, SystemInfoCommand.self,
 ]
 
