@@ -122,7 +122,9 @@ def main():
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(50)]
     for p in more:
         p.wait()
-    rss = []
+    # RSS counts the binary's pages every monitor shares (page cache); PSS divides them among the
+    # monitors, and the private dirty pages are what each one alone costs.
+    rss, pss, private = [], [], []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -130,14 +132,14 @@ def main():
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() != "berth-monitor":
                     continue
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        rss.append(int(line.split()[1]))
-        except OSError:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                fields = {line.split(":")[0]: int(line.split()[1]) for line in f if line.split(":")[0] in ("Rss", "Pss", "Private_Dirty")}
+            rss.append(fields["Rss"]); pss.append(fields["Pss"]); private.append(fields["Private_Dirty"])
+        except (OSError, KeyError, ValueError):
             pass
     if rss:
-        print(f"monitors: {len(rss)} running, RSS median {statistics.median(rss) / 1024:.2f} MB, max {max(rss) / 1024:.2f} MB")
+        print(f"monitors: {len(rss)} running; per monitor RSS {statistics.median(rss) / 1024:.2f} MB, "
+              f"PSS {statistics.median(pss) / 1024:.2f} MB, private dirty {statistics.median(private) / 1024:.2f} MB")
     ids = sh(berth, "ps", "-aq", "--no-trunc", env=env).stdout.split()
     if ids:
         subprocess.run([berth, "rm", "-f"] + ids, capture_output=True, env=env)
