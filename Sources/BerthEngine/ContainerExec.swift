@@ -96,22 +96,3 @@ extension Engine {
                             pidFile: pidFile)
     }
 }
-
-/// Capability names the kernel has (`--privileged`).
-enum Capabilities {
-    static let names = [
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-        "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-        "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
-    ]
-
-    /// Every capability up to /proc/sys/kernel/cap_last_cap.
-    static func all() -> [String] {
-        let last = (try? FileSystem.readString("/proc/sys/kernel/cap_last_cap")).flatMap { Int($0.trimmingCharacters(in: " \n")) } ?? 40
-        return Array(names.prefix(last + 1))
-    }
-}

@@ -4,9 +4,9 @@ import BerthEngine
 import Glibc
 #endif
 
-/// Runs `body` for each named container, printing each name as docker does, and fails (exit 1) if any
-/// failed, after trying them all.
-func forEachContainer(_ options: ImageOptions, _ names: [String], echo: Bool = true,
+/// Runs `body` for each name given (containers, volumes, networks), printing each as docker does, and
+/// fails (exit 1) if any failed, after trying them all.
+func forEachName(_ options: ImageOptions, _ names: [String], echo: Bool = true,
                       _ body: @escaping (Engine, String) throws -> Void) async throws {
     let failed: Bool = try await withEngine(options) { engine in
         var failed = false
@@ -45,7 +45,7 @@ struct ContainerStartCommand: AsyncParsableCommand {
             if status != 0 { throw ExitCode(status) }
             return
         }
-        try await forEachContainer(options, containers) { engine, name in try engine.start(name) }
+        try await forEachName(options, containers) { engine, name in try engine.start(name) }
     }
 }
 
@@ -57,7 +57,7 @@ struct ContainerStopCommand: AsyncParsableCommand {
     @Argument(help: "Containers.") var containers: [String]
 
     func run() async throws {
-        try await forEachContainer(options, containers) { engine, name in try engine.stop(name, timeout: timeout, signal: signal) }
+        try await forEachName(options, containers) { engine, name in try engine.stop(name, timeout: timeout, signal: signal) }
     }
 }
 
@@ -68,7 +68,7 @@ struct ContainerRestartCommand: AsyncParsableCommand {
     @Argument(help: "Containers.") var containers: [String]
 
     func run() async throws {
-        try await forEachContainer(options, containers) { engine, name in
+        try await forEachName(options, containers) { engine, name in
             try engine.stop(name, timeout: timeout)
             try engine.start(name)
         }
@@ -83,7 +83,7 @@ struct ContainerKillCommand: AsyncParsableCommand {
 
     func run() async throws {
         let number = try Signal.number(signal)
-        try await forEachContainer(options, containers) { engine, name in try engine.kill(name, signal: number) }
+        try await forEachName(options, containers) { engine, name in try engine.kill(name, signal: number) }
     }
 }
 
@@ -95,7 +95,7 @@ struct ContainerRemoveCommand: AsyncParsableCommand {
     @Argument(help: "Containers.") var containers: [String]
 
     func run() async throws {
-        try await forEachContainer(options, containers) { engine, name in try engine.remove(name, force: force, volumes: volumes) }
+        try await forEachName(options, containers) { engine, name in try engine.remove(name, force: force, volumes: volumes) }
     }
 }
 
@@ -103,14 +103,14 @@ struct ContainerPauseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pause", abstract: "Pause all processes within one or more containers.")
     @OptionGroup var options: ImageOptions
     @Argument(help: "Containers.") var containers: [String]
-    func run() async throws { try await forEachContainer(options, containers) { engine, name in try engine.pause(name) } }
+    func run() async throws { try await forEachName(options, containers) { engine, name in try engine.pause(name) } }
 }
 
 struct ContainerUnpauseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "unpause", abstract: "Unpause all processes within one or more containers.")
     @OptionGroup var options: ImageOptions
     @Argument(help: "Containers.") var containers: [String]
-    func run() async throws { try await forEachContainer(options, containers) { engine, name in try engine.unpause(name) } }
+    func run() async throws { try await forEachName(options, containers) { engine, name in try engine.unpause(name) } }
 }
 
 struct ContainerRenameCommand: AsyncParsableCommand {
@@ -119,7 +119,7 @@ struct ContainerRenameCommand: AsyncParsableCommand {
     @Argument(help: "Container.") var container: String
     @Argument(help: "New name.") var newName: String
     func run() async throws {
-        try await forEachContainer(options, [container], echo: false) { engine, name in try engine.rename(name, to: newName) }
+        try await forEachName(options, [container], echo: false) { engine, name in try engine.rename(name, to: newName) }
     }
 }
 
@@ -128,7 +128,7 @@ struct ContainerWaitCommand: AsyncParsableCommand {
     @OptionGroup var options: ImageOptions
     @Argument(help: "Containers.") var containers: [String]
     func run() async throws {
-        try await forEachContainer(options, containers, echo: false) { engine, name in print(try engine.wait(name)) }
+        try await forEachName(options, containers, echo: false) { engine, name in print(try engine.wait(name)) }
     }
 }
 

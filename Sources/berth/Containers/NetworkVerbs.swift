@@ -126,7 +126,7 @@ struct NetworkRemove: AsyncParsableCommand {
     @Argument(help: "Networks.") var names: [String]
 
     func run() async throws {
-        try await forEachContainer(options, names) { engine, name in
+        try await forEachName(options, names) { engine, name in
             let network: Network
             do { network = try engine.networks.store.inspect(name) } catch {
                 if force { return }

@@ -88,7 +88,7 @@ struct VolumeRemove: AsyncParsableCommand {
     @Argument(help: "Volumes.") var names: [String]
 
     func run() async throws {
-        try await forEachContainer(options, names) { engine, name in
+        try await forEachName(options, names) { engine, name in
             do { try engine.volumes.remove(name, usedBy: engine.list()) } catch EngineError.noSuchVolume where force {}
         }
     }
