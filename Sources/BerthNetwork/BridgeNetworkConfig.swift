@@ -2,13 +2,13 @@
 /// expressed as standard plugins:
 ///
 /// - `bridge`: the host bridge (gateway address on it, `isGateway`), a veth per container, hairpin mode so
-///   a container reaches its own published ports; `ipMasq` (outbound NAT) unless the network is internal.
-///   Declares the `ips` capability so `--ip` reaches host-local.
+///   a container reaches its own published ports. Declares the `ips` capability so `--ip` reaches
+///   host-local. Outbound NAT and forwarding are the network's own rules (NetworkRules), installed once,
+///   not the plugin's `ipMasq` and the firewall plugin per container.
 /// - `host-local` IPAM on the network's subnet, with its leases in a directory of ours (not the shared
 ///   /var/lib/cni/networks), so removing the network removes exactly its leases.
 /// - `portmap` with the `portMappings` capability and `snat`, so published ports answer on 127.0.0.1 and
 ///   on the host's addresses, as docker's do.
-/// - `firewall`: accepts forwarded traffic to and from the container even where FORWARD's policy drops.
 /// - `tuning`: the `mac` capability (`--mac-address`).
 public enum BridgeNetworkConfig {
     public static func configList(for network: Network, ipamDirectory: String) -> NetworkConfigList {
@@ -25,7 +25,7 @@ public enum BridgeNetworkConfig {
             "type": "bridge",
             "bridge": .string(network.bridge ?? "berth0"),
             "isGateway": true,
-            "ipMasq": .bool(!network.internal),
+            "ipMasq": false,
             "hairpinMode": true,
             "capabilities": ["ips": true],
             "ipam": .object(ipam),
@@ -35,7 +35,6 @@ public enum BridgeNetworkConfig {
         if !network.internal {
             plugins.append(.init(json: ["type": "portmap", "capabilities": ["portMappings": true], "snat": true]))
         }
-        plugins.append(.init(json: ["type": "firewall"]))
         plugins.append(.init(json: ["type": "tuning", "capabilities": ["mac": true]]))
         return NetworkConfigList(cniVersion: "1.0.0", name: network.name, plugins: plugins)
     }

@@ -58,6 +58,7 @@ public final class NetworkManager: Sendable {
         for name in networks {
             let network = try store.inspect(name)
             resolved.append((network, try store.configList(for: network)))
+            try NetworkRules.ensure(network, markerDirectory: store.rulesDirectory)
         }
         let firstCapabilities = Set(resolved.first?.1.plugins.flatMap(\.capabilities) ?? [])
         var staticAddress: String?

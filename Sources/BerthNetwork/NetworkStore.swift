@@ -39,6 +39,8 @@ public struct NetworkStore: Sendable {
 
     /// host-local's data directory for a network (it keeps its leases in `<dir>/<network name>/`).
     public func ipamDirectory(for network: Network) -> String { "\(root)/ipam/\(network.id)" }
+    /// Markers saying a network's iptables rules are in place this boot (NetworkRules).
+    var rulesDirectory: String { "\(root)/rules" }
 
     // MARK: Reading
 
@@ -100,6 +102,7 @@ public struct NetworkStore: Sendable {
             throw .predefinedNetwork(network.name)
         }
         try FileLock.withLock(lockPath) { () throws(NetworkError) in
+            NetworkRules.remove(network, markerDirectory: rulesDirectory)
             if let bridge = network.bridge { try Self.deleteLink(bridge) }
             do throws(SystemCallError) {
                 try FileSystem.removeTree(ipamDirectory(for: network))

@@ -68,17 +68,32 @@ import Testing
         #expect(again == list)
     }
 
+    @Test func aNetworksRulesMasqueradeItsSubnetAndAcceptItsForwarding() {
+        let network = Network(name: "web", id: String(repeating: "cd", count: 32), driver: "bridge", subnet: "10.90.4.0/24",
+                              gateway: "10.90.4.1", bridge: "br-cdcdcdcdcdcd", created: "")
+        let rules = NetworkRules.rules(network)
+        #expect(rules.map(\.table) == ["nat", "filter", "filter"])
+        #expect(rules[0].spec.prefix(6) == ["-s", "10.90.4.0/24", "!", "-o", "br-cdcdcdcdcdcd", "-j"])
+        #expect(rules.allSatisfy { $0.spec.contains("berth-network-cdcdcdcdcdcd") })
+        var closed = network
+        closed.internal = true
+        // No way out for an internal network: no masquerade, forwarding only between its own containers.
+        #expect(NetworkRules.rules(closed).map(\.table) == ["filter"])
+        #expect(NetworkRules.rules(closed)[0].spec.prefix(4) == ["-i", "br-cdcdcdcdcdcd", "-o", "br-cdcdcdcdcdcd"])
+    }
+
     @Test func bridgeNetworksGenerateTheDockerLikePluginChain() throws {
         let network = Network(name: "web", id: String(repeating: "ab", count: 32), driver: "bridge", subnet: "10.90.3.0/24",
                               gateway: "10.90.3.1", bridge: "br-abababababab", created: "")
         let list = BridgeNetworkConfig.configList(for: network, ipamDirectory: "/var/lib/berth/networks/ipam/abab")
         #expect(list.name == "web")
         #expect(list.cniVersion == "1.0.0")
-        #expect(list.plugins.map(\.type) == ["bridge", "portmap", "firewall", "tuning"])
+        // NAT and forwarding are the network's own rules (NetworkRules), not per-container plugin work.
+        #expect(list.plugins.map(\.type) == ["bridge", "portmap", "tuning"])
         let bridge = list.plugins[0].json
         #expect(bridge["bridge"] == "br-abababababab")
         #expect(bridge["isGateway"] == true)
-        #expect(bridge["ipMasq"] == true)
+        #expect(bridge["ipMasq"] == false)
         #expect(bridge["hairpinMode"] == true)
         #expect(list.plugins[0].capabilities == ["ips"])
         let ipam = try #require(bridge["ipam"])
@@ -88,9 +103,9 @@ import Testing
         #expect(ipam["routes"] == [["dst": "0.0.0.0/0"]])
         #expect(list.plugins[1].capabilities == ["portMappings"])
         #expect(list.plugins[1].json["snat"] == true)
-        #expect(list.plugins[3].capabilities == ["mac"])
+        #expect(list.plugins[2].capabilities == ["mac"])
         // It is a valid configuration list for the parser too.
-        #expect(try NetworkConfigList(parsing: list.encoded(), source: "generated").plugins.count == 4)
+        #expect(try NetworkConfigList(parsing: list.encoded(), source: "generated").plugins.count == 3)
     }
 
     @Test func internalNetworksHaveNoMasqueradeNoDefaultRouteAndNoPortmap() {

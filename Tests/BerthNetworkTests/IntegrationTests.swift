@@ -277,12 +277,17 @@ struct NetworkIntegrationTests {
         }
         try bed.manager.detach(containerID: id, netnsPath: path)
         #expect(bed.manager.cni.cachedEntries(containerID: id).isEmpty)
-        // Removing a network removes its bridge device.
+        // The network's own NAT and forwarding rules are in place (once, not per container)…
+        let tag = "berth-network-\(second.id.prefix(12))"
+        #expect(try run(["iptables-save", "-t", "nat"]).output.contains(tag))
+        #expect(try run(["iptables-save", "-t", "filter"]).output.components(separatedBy: tag).count - 1 == 2)
+        // …and removing a network removes them with its bridge device.
         let bridge = try #require(second.bridge)
         #expect(FileSystem.exists("/sys/class/net/\(bridge)"))
         try bed.manager.store.remove(second.name)
         other = nil
         #expect(!FileSystem.exists("/sys/class/net/\(bridge)"))
+        #expect(!(try run(["iptables-save"]).output.contains(tag)))
         #expect(!(try run(["nsenter", "--net=\(path)", "ip", "-o", "link", "show"]).output.contains("eth")))
     }
 
