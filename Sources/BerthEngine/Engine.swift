@@ -389,6 +389,7 @@ public final class Engine: Sendable {
             let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
             if record.state.status == .paused { _ = try? runtime.run(["resume", record.id]) }
             try? runtime.kill(record.id, signal: SIGKILL, all: true)
+            events.container("kill", record, ["signal": String(SIGKILL)])
             _ = waitForMonitor(record, timeout: 30)
         }
         try locked { () throws(EngineError) in

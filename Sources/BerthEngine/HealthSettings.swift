@@ -32,6 +32,7 @@ enum HealthSettings {
         let retries = (own?.retries).flatMap { $0 > 0 ? $0 : nil } ?? image?.Retries.flatMap { $0 > 0 ? $0 : nil } ?? 3
         try? FileSystem.removeTree(statusFile(layout, record.id))
         return ["--health-process", file, "--health-file", statusFile(layout, record.id),
+                "--events-file", EventLog(layout: layout).path, "--name", record.name, "--image", record.imageReference,
                 "--health-interval-ms", milliseconds(own?.interval, image?.Interval, default: 30_000),
                 "--health-timeout-ms", milliseconds(own?.timeout, image?.Timeout, default: 30_000),
                 "--health-start-period-ms", milliseconds(own?.startPeriod, image?.StartPeriod, default: 0),

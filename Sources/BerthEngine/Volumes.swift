@@ -44,6 +44,7 @@ public struct VolumeStore: Sendable {
         let record = VolumeRecord(Name: name, Mountpoint: dataPath(name), CreatedAt: Timestamp.now(), Labels: labels, anonymous: anonymous)
         do { try FileSystem.makeDirectories(dataPath(name), mode: 0o755) } catch { throw .system(error, context: "creating volume \(name)") }
         try RecordFile.write(record, directory(name) + "/volume.json")
+        EventLog(layout: layout).append(type: "volume", action: "create", id: name, attributes: ["driver": "local"])
         return record
     }
 
@@ -65,6 +66,7 @@ public struct VolumeStore: Sendable {
             throw .conflict("remove \(name): volume is in use - [\(users.map(\.id).joined(separator: ", "))]")
         }
         do { try FileSystem.removeTree(directory(name)) } catch { throw .system(error, context: "removing volume \(name)") }
+        EventLog(layout: layout).append(type: "volume", action: "destroy", id: name, attributes: ["driver": "local"])
     }
 
     /// Whether the volume's data directory is empty (docker copies the image's content only then).

@@ -12,6 +12,10 @@ final class HealthChecker {
     struct Settings {
         var processFile: String
         var statusFile: String
+        /// The engine's event log and what a `health_status` event names (docker's attributes).
+        var eventsFile: String
+        var name: String
+        var image: String
         var interval: Double
         var timeout: Double
         var startPeriod: Double
@@ -110,6 +114,8 @@ final class HealthChecker {
         if check.pidfd >= 0 { close(check.pidfd) }
         running = nil
         let inStartPeriod = HealthChecker.now() - began < settings.startPeriod
+        let previous = status
+        defer { if status != previous { event("health_status: \(status)") } }
         if exitCode == 0 {
             status = "healthy"
             failingStreak = 0
@@ -124,6 +130,28 @@ final class HealthChecker {
         if log.count > 5 { log.removeFirst(log.count - 5) }
         nextDue = HealthChecker.now() + (status == "starting" && inStartPeriod && settings.startInterval > 0 ? settings.startInterval : settings.interval)
         write()
+    }
+
+    /// One line in the engine's event log, as BerthEngine.EventLog writes them (one O_APPEND write).
+    private func event(_ action: String) {
+        guard !settings.eventsFile.isEmpty else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let nano = Int(now.tv_sec) * 1_000_000_000 + Int(now.tv_nsec)
+        var json: [UInt8] = []
+        func string(_ text: String) { json += [34]; ContainerLog.appendEscaped(Array(text.utf8), to: &json); json += [34] }
+        json += Array("{\"status\":".utf8); string(action)
+        json += Array(",\"id\":".utf8); string(id)
+        json += Array(",\"from\":".utf8); string(settings.image)
+        json += Array(",\"Type\":\"container\",\"Action\":".utf8); string(action)
+        json += Array(",\"Actor\":{\"ID\":".utf8); string(id)
+        json += Array(",\"Attributes\":{\"image\":".utf8); string(settings.image)
+        json += Array(",\"name\":".utf8); string(settings.name)
+        json += Array("}},\"scope\":\"local\",\"time\":\(now.tv_sec),\"timeNano\":\(nano)}\n".utf8)
+        let fd = open(settings.eventsFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        _ = json.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     private func write() {

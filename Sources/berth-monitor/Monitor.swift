@@ -31,6 +31,9 @@ struct MonitorOptions {
     var healthStartPeriod = 0
     var healthStartInterval = 5_000
     var healthRetries = 3
+    var eventsFile = ""
+    var name = ""
+    var image = ""
 
     static func parse(_ arguments: [String]) -> MonitorOptions {
         var o = MonitorOptions()
@@ -66,6 +69,9 @@ struct MonitorOptions {
             case "--health-start-period-ms": o.healthStartPeriod = Int(value()) ?? 0
             case "--health-start-interval-ms": o.healthStartInterval = Int(value()) ?? 5_000
             case "--health-retries": o.healthRetries = Int(value()) ?? 3
+            case "--events-file": o.eventsFile = value()
+            case "--name": o.name = value()
+            case "--image": o.image = value()
             default: fail("unknown option \(arguments[i])")
             }
             i += 1
@@ -223,6 +229,7 @@ final class Monitor {
         var health: HealthChecker?
         if !options.healthProcess.isEmpty && !options.healthFile.isEmpty {
             health = HealthChecker(settings: .init(processFile: options.healthProcess, statusFile: options.healthFile,
+                                                   eventsFile: options.eventsFile, name: options.name, image: options.image,
                                                    interval: Double(options.healthInterval) / 1000, timeout: Double(options.healthTimeout) / 1000,
                                                    startPeriod: Double(options.healthStartPeriod) / 1000,
                                                    startInterval: Double(options.healthStartInterval) / 1000, retries: max(1, options.healthRetries)),

@@ -23,7 +23,9 @@ struct ImagePull: AsyncParsableCommand {
         let renderer = PullRenderer(terminal: isatty(1) == 1 && !quiet, quiet: quiet)
         let start = ContinuousClock.now
         let record = try await withImageService(options) { service in
-            try await service.pull(reference, platform: platform, progress: { renderer.handle($0) })
+            let pulled = try await service.pull(reference, platform: platform, progress: { renderer.handle($0) })
+            imageEvent(service, "pull", pulled.name)
+            return pulled
         }
         renderer.finish()
         if !quiet {

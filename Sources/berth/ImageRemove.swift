@@ -16,11 +16,13 @@ struct ImageRemove: AsyncParsableCommand {
             for image in images {
                 guard let record = service.store.lookup(image) else { throw ImageError.notFound("image \(image)") }
                 try await service.remove(image)
+                imageEvent(service, "untag", record.name)
                 print("Untagged: \(record.name)")
             }
             if !noPrune {
                 let result = try service.store.collectGarbage()
                 for blob in result.removedBlobs { print("Deleted: \(blob)") }
+                if !result.removedBlobs.isEmpty { imageEvent(service, "delete", images.joined(separator: ",")) }
             }
         }
     }

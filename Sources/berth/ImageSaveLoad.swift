@@ -54,7 +54,10 @@ struct ImageTag: AsyncParsableCommand {
     @Argument var target: String
 
     func run() async throws {
-        try await withImageService(options) { try await $0.tag(source, target) }
+        try await withImageService(options) { service in
+            try await service.tag(source, target)
+            imageEvent(service, "tag", target)
+        }
     }
 }
 

@@ -312,4 +312,29 @@ final class EngineLifecycleTests {
         #expect(missing.stderrText.contains("Could not find the file /no/such"))
         _ = try box.berth(["rm", "-f", "files"])
     }
+
+    @Test func eventsReportContainersVolumesNetworksAndHealth() throws {
+        let since = String(Int(time(nil)) - 1)
+        _ = try box.berth(["run", "--rm", "--network", "none", box.image, "true"])
+        _ = try box.berthNoun("volume", ["create", "evvol"])
+        _ = try box.berthNoun("volume", ["rm", "evvol"])
+        let network = "bt\(UInt32.random(in: 0...UInt32.max) % 100000)"
+        _ = try box.berthNoun("network", ["create", network])
+        _ = try box.berthNoun("network", ["rm", network])
+        _ = try box.berth(["run", "-d", "--name", "healthy", "--network", "none", "--health-cmd", "true", "--health-interval", "100ms",
+                           box.image, "sleep", "1000"])
+        #expect(try box.eventually { try box.inspect("healthy", "{{.State.Health.Status}}") == "healthy" })
+        _ = try box.berth(["rm", "-f", "healthy"])
+        let until = String(Int(time(nil)) + 1)
+        let all = try box.berth(["events", "--since", since, "--until", until, "--format", "{{.Type}} {{.Action}}"])
+        let lines = Set(all.stdoutText.split(separator: "\n").map(String.init))
+        for expected in ["container create", "container start", "container die", "container destroy", "volume create", "volume destroy",
+                         "network create", "network destroy", "container health_status: healthy", "container kill"] {
+            #expect(lines.contains(expected), "\(expected) missing from \(all.stdoutText) \(all.stderrText)")
+        }
+        let volumes = try box.berth(["events", "--since", since, "--until", until, "--filter", "type=volume", "--format", "{{.Actor.ID}} {{.Action}}"])
+        #expect(volumes.stdoutText == "evvol create\nevvol destroy\n")
+        let plain = try box.berth(["events", "--since", since, "--until", until, "--filter", "container=healthy", "--filter", "event=start"])
+        #expect(plain.stdoutText.contains("container start") && plain.stdoutText.contains("name=healthy"))
+    }
 }

@@ -96,5 +96,6 @@ func ensureImage(_ engine: Engine, _ image: String, policy: String, quiet: Bool)
         throw ValidationError("invalid pull option: '\(policy)': must be one of \"always\", \"missing\" or \"never\"")
     }
     let record = try await engine.images.pull(image)
+    engine.events.append(type: "image", action: "pull", id: record.name, attributes: ["name": record.name])
     if !quiet { printError("Status: Downloaded newer image for \(record.name)") }
 }

@@ -36,8 +36,11 @@ struct NetworkCreate: AsyncParsableCommand {
             labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         let created = try await withEngine(options) { engine in
-            do { return try engine.networks.store.create(name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels) }
-            catch { throw EngineError.network("\(error)") }
+            do {
+                let network = try engine.networks.store.create(name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels)
+                engine.events.append(type: "network", action: "create", id: network.id, attributes: ["name": network.name, "type": network.driver])
+                return network
+            } catch { throw EngineError.network("\(error)") }
         }
         print(created.id)
     }
@@ -137,6 +140,7 @@ struct NetworkRemove: AsyncParsableCommand {
                 throw EngineError.conflict("error while removing network: network \(network.name) id \(network.id) has active endpoints")
             }
             do { _ = try engine.networks.store.remove(name) } catch { throw EngineError.network("\(error)") }
+            engine.events.append(type: "network", action: "destroy", id: network.id, attributes: ["name": network.name, "type": network.driver])
         }
     }
 }
