@@ -77,7 +77,7 @@ public final class Engine: Sendable {
             r.state.exitCode = exit.exitCode
             r.state.finishedAt = exit.finishedAt
             r.state.pid = 0
-        } else if !processAlive(r.state.monitorPid, startTime: r.state.monitorStartTime) {
+        } else if !ProcessStat.isAlive(pid: r.state.monitorPid, startTime: r.state.monitorStartTime) {
             // No monitor and no exit file: it was killed, or the machine rebooted.
             let runtimeSays = (try? OCIRuntime(name: r.runtime, layout: layout, named: self.configuration.runtimes))?.status(r.id)
             if runtimeSays == "running" || runtimeSays == "paused" {
@@ -232,7 +232,7 @@ public final class Engine: Sendable {
         guard record.state.running else { return }
         let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
         let signal: Int32
-        if let name { signal = try EngineSignals.number(name) } else { signal = try EngineSignals.stopSignal(record) }
+        if let name { signal = try RunOptionParser.parseSignal(name) } else { signal = try EngineSignals.stopSignal(record) }
         try? runtime.kill(record.id, signal: signal)
         events.container("kill", record, ["signal": String(signal)])
         if record.state.status == .paused { _ = try? runtime.run(["resume", record.id]) }
@@ -277,12 +277,12 @@ public final class Engine: Sendable {
     /// Waits for the container's monitor to end (it ends after the exit is recorded). True if it did.
     func waitForMonitor(_ record: ContainerRecord, timeout: Double?) -> Bool {
         let pid = record.state.monitorPid
-        guard processAlive(pid, startTime: record.state.monitorStartTime) else { return true }
+        guard ProcessStat.isAlive(pid: pid, startTime: record.state.monitorStartTime) else { return true }
         let fd = berth_pidfd_open(pid, 0)
-        guard fd >= 0 else { return !processAlive(pid, startTime: record.state.monitorStartTime) }
+        guard fd >= 0 else { return !ProcessStat.isAlive(pid: pid, startTime: record.state.monitorStartTime) }
         defer { close(fd) }
         // The pid could have been reused between the check and pidfd_open: check again through the fd.
-        guard processAlive(pid, startTime: record.state.monitorStartTime) else { return true }
+        guard ProcessStat.isAlive(pid: pid, startTime: record.state.monitorStartTime) else { return true }
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let deadline = timeout.map { Timestamp.monotonic() + $0 }
         while true {

@@ -51,7 +51,7 @@ struct MonitorLaunch {
             // The monitor is ours only until it has said `started`: after that it must not become a
             // zombie of a long-lived daemon, so a thread reaps it whenever it ends.
             reapInBackground(pid)
-            return MonitorLaunch(pid: pid, startTime: processStartTime(pid) ?? 0, sync: pair.first)
+            return MonitorLaunch(pid: pid, startTime: ProcessStat.read(pid: pid)?.startTime ?? 0, sync: pair.first)
         } catch {
             throw .system(error, context: "starting \(p.monitorPath)")
         }
@@ -127,27 +127,6 @@ func runtimeMessage(_ text: String) -> String {
         rest = rest[index...]
     }
     return messages.isEmpty ? text : messages.joined(separator: "; ")
-}
-
-/// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
-func processStartTime(_ pid: pid_t) -> UInt64? {
-    guard let text = try? FileSystem.readString("/proc/\(pid)/stat"),
-          let close = text.lastIndex(of: ")") else { return nil }
-    // Fields after the command name (which may contain spaces and parentheses) start at field 3.
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    return fields.count > 19 ? UInt64(fields[19]) : nil
-}
-
-/// Whether `pid` is still the process that started at `startTime` (not a reused pid).
-func processAlive(_ pid: pid_t, startTime: UInt64) -> Bool {
-    guard pid > 0, let now = processStartTime(pid) else { return false }
-    if startTime != 0 && now != startTime { return false }
-    // A zombie has ended.
-    if let text = try? FileSystem.readString("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") {
-        let state = text[text.index(after: close)...].dropFirst().first
-        return state != "Z" && state != "X"
-    }
-    return true
 }
 
 /// Reaps `pid` on a detached thread, so a monitor started by a long-lived process never stays a zombie.

@@ -30,7 +30,7 @@ public struct OCIRuntime: Sendable {
         }
         let key = name.contains("/") ? String(name.split(separator: "/").last ?? "custom") : (name.isEmpty ? "berth" : name)
         // crun 1.8 refuses a hybrid cgroup host: it runs through the monitor's v1-only view of the cgroups.
-        if found.hasSuffix("/crun"), OCIRuntime.hostIsHybrid,
+        if found.hasSuffix("/crun"), CgroupLayout.isHybridWithControllers,
            let monitor = OCIRuntime.besideExecutable("berth-monitor") ?? ChildProcess.lookup("berth-monitor") {
             path = monitor
             globalArguments = ["--legacy-cgroups", found, "--root", layout.runtimeRoot(key)]
@@ -39,14 +39,6 @@ public struct OCIRuntime: Sendable {
             globalArguments = ["--root", layout.runtimeRoot(key)]
         }
     }
-
-    /// v1 controllers with a cgroup2 mount at /sys/fs/cgroup/unified whose root lists controllers.
-    static let hostIsHybrid: Bool = {
-        guard (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.tmpfs,
-              (try? FileSystemMagic.of(path: "/sys/fs/cgroup/unified")) == FileSystemMagic.cgroup2 else { return false }
-        let controllers = (try? FileSystem.readString("/sys/fs/cgroup/unified/cgroup.controllers")) ?? ""
-        return !controllers.allSatisfy { $0 == " " || $0 == "\n" }
-    }()
 
     /// A program that sits next to the one running (`/usr/local/bin/berth` → `/usr/local/bin/berth-runtime`).
     static func besideExecutable(_ program: String) -> String? {

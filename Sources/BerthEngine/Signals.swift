@@ -2,33 +2,11 @@
 import Glibc
 #endif
 
-/// Signal names as docker accepts them (`SIGTERM`, `TERM`, `15`, `RTMIN+3`).
-public enum EngineSignals {
-    static let names: [String: Int32] = [
-        "HUP": SIGHUP, "INT": SIGINT, "QUIT": SIGQUIT, "ILL": SIGILL, "TRAP": SIGTRAP, "ABRT": SIGABRT, "IOT": SIGABRT,
-        "BUS": SIGBUS, "FPE": SIGFPE, "KILL": SIGKILL, "USR1": SIGUSR1, "SEGV": SIGSEGV, "USR2": SIGUSR2,
-        "PIPE": SIGPIPE, "ALRM": SIGALRM, "TERM": SIGTERM, "STKFLT": SIGSTKFLT, "CHLD": SIGCHLD, "CONT": SIGCONT,
-        "STOP": SIGSTOP, "TSTP": SIGTSTP, "TTIN": SIGTTIN, "TTOU": SIGTTOU, "URG": SIGURG, "XCPU": SIGXCPU,
-        "XFSZ": SIGXFSZ, "VTALRM": SIGVTALRM, "PROF": SIGPROF, "WINCH": SIGWINCH, "IO": SIGIO, "POLL": SIGIO,
-        "PWR": SIGPWR, "SYS": SIGSYS,
-    ]
-
-    public static func number(_ text: String) throws(EngineError) -> Int32 {
-        if let n = Int32(text), n > 0, n < 65 { return n }
-        var name = text.uppercased()
-        if name.hasPrefix("SIG") { name.removeFirst(3) }
-        if let n = names[name] { return n }
-        let rtmin: Int32 = 34, rtmax: Int32 = 64
-        if name == "RTMIN" { return rtmin }
-        if name == "RTMAX" { return rtmax }
-        if name.hasPrefix("RTMIN+"), let k = Int32(name.dropFirst(6)), rtmin + k <= rtmax { return rtmin + k }
-        if name.hasPrefix("RTMAX-"), let k = Int32(name.dropFirst(6)), rtmax - k >= rtmin { return rtmax - k }
-        throw .invalidArgument(what: "signal", reason: "invalid signal: \(text)")
-    }
-
-    /// The container's stop signal: its own, the image's, else SIGTERM.
+/// The signal `stop` sends.
+enum EngineSignals {
+    /// The container's stop signal: its own, the image's, else SIGTERM (names and numbers as docker's).
     static func stopSignal(_ record: ContainerRecord) throws(EngineError) -> Int32 {
-        try number(record.configuration.stopSignal ?? record.imageConfig?.StopSignal ?? "SIGTERM")
+        try RunOptionParser.parseSignal(record.configuration.stopSignal ?? record.imageConfig?.StopSignal ?? "SIGTERM", option: "stop signal")
     }
 }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BerthOS
 
 /// Where a container's output goes: docker's json-file format, the Kubernetes CRI format, or nowhere.
 ///
@@ -61,7 +62,7 @@ final class ContainerLog {
     }
 
     private func emit(_ line: [UInt8], stream: String, complete: Bool) {
-        let time = ContainerLog.timestamp()
+        let time = Timestamp.now()
         var entry: [UInt8] = []
         switch format {
         case .jsonFile:
@@ -125,21 +126,5 @@ final class ContainerLog {
             default: out.append(byte)
             }
         }
-    }
-
-    /// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano), in UTC.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        var fraction = String(now.tv_nsec)
-        fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
-        while fraction.hasSuffix("0") { fraction.removeLast() }
-        let date = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))"
-        let clock = "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
-        return "\(date)T\(clock)\(fraction.isEmpty ? "" : "." + fraction)Z"
     }
 }

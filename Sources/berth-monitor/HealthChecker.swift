@@ -36,7 +36,7 @@ final class HealthChecker {
     let runtime: String
     let runtimeArguments: [String]
     let id: String
-    let began = HealthChecker.now()
+    let began = Timestamp.monotonic()
     var nextDue: Double
     var running: Check?
     var status = "starting"
@@ -52,16 +52,10 @@ final class HealthChecker {
         write()
     }
 
-    static func now() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
-
     /// Milliseconds until something is due (a check to start or to time out).
     var timeout: Int32 {
         let due = running?.deadline ?? nextDue
-        return Int32(max(0, min(Double(Int32.max / 2), (due - HealthChecker.now()) * 1000)))
+        return Int32(max(0, min(Double(Int32.max / 2), (due - Timestamp.monotonic()) * 1000)))
     }
 
     /// Descriptors to watch while a check runs.
@@ -80,7 +74,7 @@ final class HealthChecker {
             var status: Int32 = 0
             if waitpid(check.pid, &status, WNOHANG) == check.pid {
                 finish(exitCode: ChildProcess.ExitStatus(waitStatus: status).code)
-            } else if HealthChecker.now() >= check.deadline {
+            } else if Timestamp.monotonic() >= check.deadline {
                 kill(check.pid, SIGKILL)
                 _ = waitpid(check.pid, &status, 0)
                 let seconds = settings.timeout
@@ -89,7 +83,7 @@ final class HealthChecker {
             }
             return
         }
-        guard HealthChecker.now() >= nextDue else { return }
+        guard Timestamp.monotonic() >= nextDue else { return }
         start()
     }
 
@@ -99,13 +93,13 @@ final class HealthChecker {
         let arguments = [runtime] + runtimeArguments + ["exec", "--process", settings.processFile, id]
         guard let pid = try? ChildProcess.spawn(runtime, arguments: arguments, environment: ChildProcess.currentEnvironment,
                                                 fileDescriptors: [0: devnull.rawValue, 1: pipe.writing.rawValue, 2: pipe.writing.rawValue]) else {
-            nextDue = HealthChecker.now() + settings.interval
+            nextDue = Timestamp.monotonic() + settings.interval
             return
         }
         pipe.writing.close()
         HealthProcesses.active.insert(pid)
-        running = Check(pid: pid, pidfd: berth_pidfd_open(pid, 0), output: pipe.reading, startedAt: ContainerLog.timestamp(),
-                        deadline: HealthChecker.now() + settings.timeout)
+        running = Check(pid: pid, pidfd: berth_pidfd_open(pid, 0), output: pipe.reading, startedAt: Timestamp.now(),
+                        deadline: Timestamp.monotonic() + settings.timeout)
     }
 
     private func finish(exitCode: Int32) {
@@ -113,7 +107,7 @@ final class HealthChecker {
         HealthProcesses.active.remove(check.pid)
         if check.pidfd >= 0 { close(check.pidfd) }
         running = nil
-        let inStartPeriod = HealthChecker.now() - began < settings.startPeriod
+        let inStartPeriod = Timestamp.monotonic() - began < settings.startPeriod
         let previous = status
         defer { if status != previous { event("health_status: \(status)") } }
         if exitCode == 0 {
@@ -123,12 +117,12 @@ final class HealthChecker {
             failingStreak += 1
             if failingStreak >= settings.retries { status = "unhealthy" }
         }
-        var entry: [UInt8] = Array("{\"Start\":\"\(check.startedAt)\",\"End\":\"\(ContainerLog.timestamp())\",\"ExitCode\":\(exitCode),\"Output\":\"".utf8)
+        var entry: [UInt8] = Array("{\"Start\":\"\(check.startedAt)\",\"End\":\"\(Timestamp.now())\",\"ExitCode\":\(exitCode),\"Output\":\"".utf8)
         ContainerLog.appendEscaped(check.bytes, to: &entry)
         entry += Array("\"}".utf8)
         log.append(String(decoding: entry, as: UTF8.self))
         if log.count > 5 { log.removeFirst(log.count - 5) }
-        nextDue = HealthChecker.now() + (status == "starting" && inStartPeriod && settings.startInterval > 0 ? settings.startInterval : settings.interval)
+        nextDue = Timestamp.monotonic() + (status == "starting" && inStartPeriod && settings.startInterval > 0 ? settings.startInterval : settings.interval)
         write()
     }
 

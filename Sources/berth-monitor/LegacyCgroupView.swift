@@ -13,21 +13,13 @@ import CBerthShim
 enum LegacyCgroupView {
     static func exec(_ arguments: [String]) -> Never {
         guard let program = arguments.first else { fail("--legacy-cgroups needs a program") }
-        if isHybrid() {
+        if CgroupLayout.isHybridWithControllers {
             do { try enter() } catch { fail("legacy cgroup view: \(error)") }
         }
         _ = withCStringArray(arguments) { argv in
             withCStringArray(ChildProcess.currentEnvironment) { envp in execve(program, argv, envp) }
         }
         fail("exec \(program): \(String(cString: strerror(errno)))")
-    }
-
-    /// tmpfs at /sys/fs/cgroup and a cgroup2 mount at /sys/fs/cgroup/unified whose root lists controllers.
-    static func isHybrid() -> Bool {
-        guard (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.tmpfs,
-              (try? FileSystemMagic.of(path: "/sys/fs/cgroup/unified")) == FileSystemMagic.cgroup2 else { return false }
-        let controllers = (try? FileSystem.readString("/sys/fs/cgroup/unified/cgroup.controllers")) ?? ""
-        return !controllers.trimmedLine.isEmpty
     }
 
     static func enter() throws {

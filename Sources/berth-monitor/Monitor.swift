@@ -362,7 +362,7 @@ final class Monitor {
     func finish() -> Never {
         log.flush()
         let status = exitStatus ?? 255
-        let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(ContainerLog.timestamp())\",\"pid\":\(initPid)}\n"
+        let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid)}\n"
         try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
         broadcast(.exit(status))
         for client in clients { client.fd.close() }

@@ -10,6 +10,8 @@ extension RunOptionParser {
             guard let text else { return 0 }
             let value = try parseDuration(text, option: option)
             guard value >= 0 else { throw .invalidArgument(what: option, reason: "\(option) cannot be negative") }
+            // As docker: a duration that is not 0 (the default) is at least a millisecond.
+            if value > 0 && value < 1_000_000 { throw .invalidArgument(what: option, reason: "\(option) cannot be less than 1ms") }
             return value
         }
         let intervalValue = try duration(interval, "--health-interval")

@@ -269,8 +269,8 @@ struct InitProcess {
         berth_reset_signal_dispositions()
         let arguments = process.args ?? []
         let environment = process.env ?? []
-        _ = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
+        _ = withCStringArray(arguments) { argv in
+            withCStringArray(environment) { envp in
                 execve(executable, argv, envp)
             }
         }

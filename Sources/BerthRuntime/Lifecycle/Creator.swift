@@ -151,7 +151,7 @@ struct Creator {
         if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings) }
         // The request and config.json's bytes are queued on the socket while the child execs the init.
         try child.proceed()
-        let created = Timestamp.now()
+        let created = Timestamp.now(fixedNanoseconds: true)
         var request = InitRequest(
             mode: mode, containerID: options.id, bundle: bundle,
             rootfs: SpecValidator.rootfsPath(essentials.rootPath, bundle: bundle), spec: nil, process: nil,

@@ -84,7 +84,7 @@ extension Runtime {
         let request = InitRequest(
             mode: .exec, containerID: options.id, bundle: record.bundle, rootfs: record.rootfs, spec: record.config,
             process: options.process, noPivot: false, noNewKeyring: true, preserveFds: options.preserveFds,
-            consoleFd: consoleFd, fifoFd: nil, createdAt: Timestamp.now(), mountNamespaceFd: mountNamespaceFd)
+            consoleFd: consoleFd, fifoFd: nil, createdAt: Timestamp.now(fixedNanoseconds: true), mountNamespaceFd: mountNamespaceFd)
         do {
             try Frames.send(request, on: socket.first)
             // created: set up; then end of stream means the program was exec'd, a message means it failed.

@@ -33,8 +33,8 @@ public enum ProcessTable {
         posix_spawn_file_actions_adddup2(&actions, pipe.writing.rawValue, 1)
         var pid: pid_t = 0
         let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        let result = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
+        let result = withCStringArray(arguments) { argv in
+            withCStringArray(environment) { envp in
                 posix_spawnp(&pid, "ps", &actions, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
             }
         }

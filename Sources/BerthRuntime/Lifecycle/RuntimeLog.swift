@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BerthOS
 
 /// runc's --log/--log-format: errors and warnings as `time=… level=… msg=…` lines or JSON objects,
 /// written to the log file when one is given, else to stderr. containerd's shim reads the JSON form
@@ -19,7 +20,7 @@ public enum RuntimeLog {
     }
 
     static func write(level: String, _ message: String) {
-        let time = Timestamp.now()
+        let time = Timestamp.now(fixedNanoseconds: true)
         let line: String
         switch format {
         case .json:

@@ -54,8 +54,8 @@ public enum Hooks {
         posix_spawnattr_setsigdefault(&attributes, &pipeSignal)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let result = withCStrings(arguments) { argv in
-            withCStrings(hook.env ?? []) { envp in
+        let result = withCStringArray(arguments) { argv in
+            withCStringArray(hook.env ?? []) { envp in
                 posix_spawn(&pid, hook.path, &actions, &attributes,
                             UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
             }

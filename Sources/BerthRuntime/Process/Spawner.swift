@@ -32,8 +32,8 @@ struct Spawner {
         let joinFds = joins.map { $0.fd.rawValue }
         let joinTypes = joins.map { $0.kind.cloneFlag }
         let exe = Self.executable
-        let pid: Int32 = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in
+        let pid: Int32 = withCStringArray(arguments) { argv in
+            withCStringArray(environment) { envp in
                 joinFds.withUnsafeBufferPointer { fds in
                     joinTypes.withUnsafeBufferPointer { types in
                         exe.withCString { exePath in
@@ -105,10 +105,3 @@ extension Spawner.Child {
     }
 }
 
-/// Calls `body` with a NULL-terminated C array of the strings (valid only during the call).
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for pointer in pointers { free(pointer) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
-}

@@ -88,7 +88,7 @@ struct ContainerExecCommand: AsyncParsableCommand {
         let master = FileDescriptor(owning: received)
         let runtimeStatus = try ChildProcess.wait(pid)
         if detach || !runtimeStatus.succeeded { return runtimeStatus.code }
-        guard let text = try? FileSystem.readString(prepared.pidFile), let process = pid_t(text.trimmingSpacesAndNewlines) else { return 126 }
+        guard let text = try? FileSystem.readString(prepared.pidFile), let process = pid_t(text.filter { $0.isNumber }) else { return 126 }
         let raw = isatty(0) == 1 ? RawTerminal(fd: 0) : nil
         defer { raw?.restore() }
         let signals = SignalPipe.install([SIGWINCH])
@@ -120,14 +120,5 @@ struct ContainerExecCommand: AsyncParsableCommand {
         }
         if pidfd >= 0 { close(pidfd) }
         return try ChildProcess.wait(process).code
-    }
-}
-
-extension String {
-    var trimmingSpacesAndNewlines: String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\n" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\n" { s = s.dropLast() }
-        return String(s)
     }
 }

@@ -146,6 +146,6 @@ struct ContainerCleanupCommand: AsyncParsableCommand {
 /// Signal names on the command line (docker's forms).
 enum Signal {
     static func number(_ text: String) throws -> Int32 {
-        do { return try EngineSignals.number(text) } catch { throw ValidationError("\(error)") }
+        do { return try RunOptionParser.parseSignal(text) } catch { throw ValidationError("\(error)") }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthEngine
+import BerthOS
 import BerthImage
 #if canImport(Glibc)
 import Glibc
@@ -111,26 +112,16 @@ func jsonObject(_ fields: [String: String]) -> String {
     return "{" + fields.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\(escape($0.value))\"" }.joined(separator: ",") + "}"
 }
 
-/// The Go-template subset docker users type: `{{.Field}}`, literal text, `\t`, and `table` headers.
+/// The Go-template subset docker users type for listings: `{{.Field}}`, `{{json .}}`, literal text,
+/// `\t`, and a `table` prefix (the columns are ours).
 func renderTemplate(_ template: String, _ fields: [String: String]) throws -> String {
-    var text = template.replacingOccurrences("\\t", "\t").replacingOccurrences("\\n", "\n")
-    if text.hasPrefix("table ") { text.removeFirst(6) }
-    var out = ""
-    var rest = Substring(text)
-    while let open = rest.firstRange(of: "{{") {
-        out += rest[..<open.lowerBound]
-        guard let close = rest[open.upperBound...].firstRange(of: "}}") else { throw ValidationError("template: unclosed action in \(template)") }
-        var action = rest[open.upperBound..<close.lowerBound].trimmingSpaces
-        if action.hasPrefix("json ") { action = String(action.dropFirst(5)).trimmingSpaces }
-        if action == "json ." || action == "." { out += jsonObject(fields) } else {
-            guard action.hasPrefix("."), let value = fields[String(action.dropFirst())] else {
-                throw ValidationError("template: can't evaluate field \(action)")
-            }
-            out += value
+    try expandTemplate(template.hasPrefix("table ") ? String(template.dropFirst(6)) : template) { action, _ in
+        if action == "." { return jsonObject(fields) }
+        guard action.hasPrefix("."), let value = fields[String(action.dropFirst())] else {
+            throw ValidationError("template: can't evaluate field \(action)")
         }
-        rest = rest[close.upperBound...]
+        return value
     }
-    return out + rest
 }
 
 extension String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthEngine
+import BerthOS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,27 +42,9 @@ struct ContainerLogsCommand: AsyncParsableCommand {
         if let seconds = Double(text) { return seconds }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        if let ago = goDuration(text) { return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - ago }
+        if let ago = try? RunOptionParser.parseDuration(text) { return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - Double(ago) / 1e9 }
         throw ValidationError("invalid value for \"--\(option)\": failed to parse value as time or duration: \"\(text)\"")
     }
-}
-
-/// Go's time.ParseDuration in seconds (`1h30m`, `42m`, `500ms`, `1.5s`).
-func goDuration(_ text: String) -> Double? {
-    let units: [(String, Double)] = [("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
-    var rest = Substring(text)
-    var total = 0.0
-    guard !rest.isEmpty else { return nil }
-    if rest == "0" { return 0 }
-    while !rest.isEmpty {
-        let number = rest.prefix { $0.isNumber || $0 == "." }
-        guard !number.isEmpty, let value = Double(number) else { return nil }
-        rest = rest.dropFirst(number.count)
-        guard let unit = units.first(where: { rest.hasPrefix($0.0) && !(($0.0 == "m") && rest.hasPrefix("ms")) }) else { return nil }
-        total += value * unit.1
-        rest = rest.dropFirst(unit.0.count)
-    }
-    return total
 }
 
 /// `berth inspect CONTAINER…` (containers; images through `berth image inspect`), docker's JSON.

@@ -8,14 +8,7 @@ func renderInspect(_ template: String, _ value: some Encodable) throws -> String
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let tree = try JSONSerialization.jsonObject(with: try encoder.encode(value), options: [.fragmentsAllowed])
-    var out = ""
-    var rest = Substring(template.replacingOccurrences("\\n", "\n").replacingOccurrences("\\t", "\t"))
-    while let open = rest.firstRange(of: "{{") {
-        out += rest[..<open.lowerBound]
-        guard let close = rest[open.upperBound...].firstRange(of: "}}") else { throw ValidationError("template: unclosed action") }
-        var action = rest[open.upperBound..<close.lowerBound].trimmingSpaces
-        var asJSON = false
-        if action.hasPrefix("json ") { asJSON = true; action = String(action.dropFirst(5)).trimmingSpaces }
+    return try expandTemplate(template) { action, asJSON in
         guard action.hasPrefix(".") else { throw ValidationError("template: unsupported action {{\(action)}}") }
         var node: Any? = tree
         for key in action.dropFirst().split(separator: ".") {
@@ -23,12 +16,24 @@ func renderInspect(_ template: String, _ value: some Encodable) throws -> String
             guard object.keys.contains(String(key)) else { throw ValidationError("template: can't evaluate field \(key) in type") }
             node = object[String(key)]
         }
-        if asJSON {
-            let data = try JSONSerialization.data(withJSONObject: node ?? NSNull(), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
-            out += String(decoding: data, as: UTF8.self)
-        } else {
-            out += goPrint(node)
-        }
+        guard asJSON else { return goPrint(node) }
+        let data = try JSONSerialization.data(withJSONObject: node ?? NSNull(), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The text of a Go template with each `{{ action }}` replaced by `evaluate(action, json)`, where `json`
+/// says the action was `json X` (and `action` is X); `\n` and `\t` as typed on a command line count.
+func expandTemplate(_ template: String, _ evaluate: (String, Bool) throws -> String) throws -> String {
+    var out = ""
+    var rest = Substring(template.replacingOccurrences("\\n", "\n").replacingOccurrences("\\t", "\t"))
+    while let open = rest.firstRange(of: "{{") {
+        out += rest[..<open.lowerBound]
+        guard let close = rest[open.upperBound...].firstRange(of: "}}") else { throw ValidationError("template: unclosed action in \(template)") }
+        var action = rest[open.upperBound..<close.lowerBound].trimmingSpaces
+        let asJSON = action.hasPrefix("json ")
+        if asJSON { action = String(action.dropFirst(5)).trimmingSpaces }
+        out += try evaluate(action, asJSON)
         rest = rest[close.upperBound...]
     }
     return out + rest

@@ -150,31 +150,6 @@ enum RunOptionParsing {
 
     static func shellValue(_ key: String) -> String? { getenv(key).map { String(cString: $0) } }
 
-    /// `--health-*` and `--no-healthcheck` (docker refuses to mix them).
-    static func healthcheck(_ o: RunOptions) throws -> ContainerConfiguration.Healthcheck? {
-        let anySet = o.healthCmd != nil || o.healthInterval != nil || o.healthTimeout != nil || o.healthRetries != nil || o.healthStartPeriod != nil
-        if o.noHealthcheck {
-            if anySet { throw ValidationError("--no-healthcheck conflicts with --health-* options") }
-            return ContainerConfiguration.Healthcheck(test: ["NONE"])
-        }
-        guard anySet else { return nil }
-        var check = ContainerConfiguration.Healthcheck(test: o.healthCmd.map { ["CMD-SHELL", $0] } ?? [])
-        func nanoseconds(_ text: String?, _ option: String) throws -> Int64 {
-            guard let text else { return 0 }
-            guard let seconds = goDuration(text), seconds >= 0 else { throw ValidationError("invalid argument \"\(text)\" for \"--\(option)\" flag: time: invalid duration \"\(text)\"") }
-            if seconds > 0 && seconds < 0.001 { throw ValidationError("--\(option) cannot be less than 1ms") }
-            return Int64(seconds * 1e9)
-        }
-        check.interval = try nanoseconds(o.healthInterval, "health-interval")
-        check.timeout = try nanoseconds(o.healthTimeout, "health-timeout")
-        check.startPeriod = try nanoseconds(o.healthStartPeriod, "health-start-period")
-        if let retries = o.healthRetries {
-            guard retries >= 0 else { throw ValidationError("--health-retries cannot be negative") }
-            check.retries = retries
-        }
-        return check
-    }
-
     /// The options whose values the spec layer's parsers read (sizes, devices, mounts), each error naming
     /// its option.
     static func apply(_ o: RunOptions, to c: inout ContainerConfiguration) throws {
@@ -202,7 +177,11 @@ enum RunOptionParsing {
         } catch {
             throw ValidationError("\(error)")
         }
-        c.healthcheck = try healthcheck(o)
+        do {
+            c.healthcheck = try RunOptionParser.parseHealthcheck(command: o.healthCmd, interval: o.healthInterval, timeout: o.healthTimeout,
+                                                                 startPeriod: o.healthStartPeriod, retries: o.healthRetries,
+                                                                 disabled: o.noHealthcheck)
+        } catch { throw ValidationError("\(error)") }
         for spec in o.publish {
             do {
                 for mapping in try PortMapping.parse(spec) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BerthEngine
+import BerthOS
 import Foundation
 #if canImport(Glibc)
 import Glibc

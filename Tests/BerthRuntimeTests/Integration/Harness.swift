@@ -60,8 +60,8 @@ func execute(_ arguments: [String], stdin: String? = nil, extraFds: [(child: Int
     for (child, parent) in extraFds { posix_spawn_file_actions_adddup2(&actions, parent, child) }
     var pid: pid_t = 0
     let env = environment ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-    let result = withCStrings(arguments) { argv in
-        withCStrings(env) { envp in
+    let result = withCStringArray(arguments) { argv in
+        withCStringArray(env) { envp in
             posix_spawnp(&pid, arguments[0], &actions, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
         }
     }

@@ -29,8 +29,8 @@ struct LifecycleTests {
         }
         var pid: pid_t = 0
         let arguments = [runtimeBinary, "--root", box.root, "run", "--bundle", bundle, id]
-        let spawned = withCStrings(arguments) { argv in
-            withCStrings(["PATH=/usr/bin:/bin"]) { envp in
+        let spawned = withCStringArray(arguments) { argv in
+            withCStringArray(["PATH=/usr/bin:/bin"]) { envp in
                 posix_spawn(&pid, runtimeBinary, nil, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
             }
         }

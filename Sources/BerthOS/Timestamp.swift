@@ -2,28 +2,31 @@
 import Glibc
 #endif
 
-/// Times as docker writes them (RFC 3339 with nanoseconds, UTC) and the clocks the engine waits on.
+/// Times as docker and runc write them (RFC 3339 with nanoseconds, UTC, no Foundation) and the clocks the
+/// engine and the monitor wait on.
 public enum Timestamp {
-    /// Now, as `2026-12-03T11:44:25.123456789Z`.
-    public static func now() -> String {
+    /// Now, as Go's RFC3339Nano (`2026-12-03T11:44:25.1234567Z`: trailing zeros of the fraction dropped),
+    /// or with all nine digits (`fixedNanoseconds`, the runtime's state files and log lines).
+    public static func now(fixedNanoseconds: Bool = false) -> String {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)
-        return format(seconds: Int(time.tv_sec), nanoseconds: Int(time.tv_nsec))
+        return format(seconds: Int(time.tv_sec), nanoseconds: Int(time.tv_nsec), fixedNanoseconds: fixedNanoseconds)
     }
 
-    public static func format(seconds: Int, nanoseconds: Int = 0) -> String {
+    public static func format(seconds: Int, nanoseconds: Int = 0, fixedNanoseconds: Bool = false) -> String {
         var t = time_t(seconds)
         var parts = tm()
         gmtime_r(&t, &parts)
         func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
         var fraction = ""
-        if nanoseconds > 0 {
+        if nanoseconds > 0 || fixedNanoseconds {
             fraction = String(nanoseconds)
             fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
-            while fraction.hasSuffix("0") { fraction.removeLast() }
+            while !fixedNanoseconds && fraction.hasSuffix("0") { fraction.removeLast() }
             fraction = "." + fraction
         }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))\(fraction)Z"
+        let year = String(parts.tm_year + 1900)
+        return "\(String(repeating: "0", count: max(0, 4 - year.count)) + year)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))\(fraction)Z"
     }
 
     /// Seconds and nanoseconds since 1970 of an RFC 3339 time (`Z` or a numeric offset), nil if malformed.
@@ -78,14 +81,14 @@ public enum Timestamp {
     }
 
     /// Seconds since an unspecified start, for timeouts.
-    static func monotonic() -> Double {
+    public static func monotonic() -> Double {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     /// Blocks this thread (the restart back-off in a monitor's exit command, where nothing else runs).
-    static func sleep(seconds: Double) {
+    public static func sleep(seconds: Double) {
         var request = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
         var remaining = timespec()
         while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
