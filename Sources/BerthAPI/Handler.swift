@@ -252,10 +252,10 @@ struct Handler: Sendable {
             // which every served kind allows): a write that lands between our read and ours is retried
             // on the newer object, as GuaranteedUpdate does, instead of failing the client with a 409.
             let unconditional = (obj["metadata"]["resourceVersion"].string ?? "").isEmpty
-            for attempt in 0..<8 {
+            for attempt in 0..<Self.conflictRetries {
                 do {
                     return reply(call, try await updateObject(r, namespace: namespace, name: n, new: obj, subresource: s, call: call))
-                } catch let e as APIError where e.reason == "Conflict" && unconditional && attempt < 7 {
+                } catch let e as APIError where e.reason == "Conflict" && unconditional && attempt < Self.conflictRetries - 1 {
                     continue
                 }
             }

@@ -83,7 +83,7 @@ public struct LocalClient: Sendable {
     @discardableResult
     public func finalizeNamespace(name: String) async throws -> JSON? {
         let r = Registry.namespaces
-        for _ in 0..<8 {
+        for _ in 0..<Handler.conflictRetries {
             guard var ns = try await get(r, namespace: nil, name: name) else { return nil }
             let finalizers = ns["spec"]["finalizers"].array ?? []
             if !finalizers.contains("kubernetes") { return ns }
