@@ -80,8 +80,8 @@ public struct ContainerCopy: Sendable {
     /// ends with /), else as that name. Owned by root unless `archive` (-a) keeps the source's owners.
     public func copyIn(_ reference: String, from hostPath: String, to containerPath: String, archive: Bool = false) throws(EngineError) {
         let record = try engine.lookup(reference)
-        guard hostPath != "-" else { throw .invalidArgument(what: "source", reason: "a tar stream on stdin is not supported yet: name a file or directory") }
-        guard FileSystem.exists(hostPath) || hostPath == "-" else {
+        if hostPath == "-" { return try copyInArchive(record, from: STDIN_FILENO, to: containerPath) }
+        guard FileSystem.exists(hostPath) else {
             throw .invalidArgument(what: "source", reason: "could not find the file \(hostPath) on the host")
         }
         let target = try locate(record, containerPath)
@@ -112,6 +112,37 @@ public struct ContainerCopy: Sendable {
             _ = try LayerFiles.apply(tarFile, to: target.root, options: UnpackOptions(privileged: true, whiteouts: .keep))
         } catch {
             throw .other("copying \(hostPath) into \(reference):\(containerPath): \(error)")
+        }
+    }
+
+    /// `cp - CONTAINER:DIR`: a tar stream (from stdin) unpacked into a directory of the container, as
+    /// docker does: the destination must be an existing directory, the archive's owners are kept, and
+    /// every entry stays inside that directory (the unpacker's root is the directory itself, reached
+    /// through the descriptor its in-root resolution gave).
+    func copyInArchive(_ record: ContainerRecord, from input: Int32, to containerPath: String) throws(EngineError) {
+        let target = try locate(record, containerPath)
+        let directory = try open(target, containerPath: containerPath, record: record, followLink: true)
+        guard isDirectory(directory) else {
+            throw .invalidArgument(what: "destination", reason: "destination \"\(record.name):\(containerPath)\" must be a directory")
+        }
+        // The unpacker reads a file: the stream is spooled first (docker buffers it in the daemon too).
+        let tarFile = engine.layout.run + "/cp-\(ContainerNames.randomID().prefix(16)).tar"
+        defer { unlink(tarFile) }
+        do throws(SystemCallError) {
+            let out = try FileDescriptor.open(tarFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw SystemCallError(call: "read", errno: errno, subject: "standard input") }
+                if n == 0 { break }
+                try out.write(buffer[0..<n])
+            }
+        } catch { throw .system(error, context: "reading the archive from standard input") }
+        do {
+            _ = try LayerFiles.apply(tarFile, to: "/proc/\(getpid())/fd/\(directory.rawValue)", options: UnpackOptions(privileged: true, whiteouts: .keep))
+        } catch {
+            throw .other("copying the archive into \(record.name):\(containerPath): \(error)")
         }
     }
 

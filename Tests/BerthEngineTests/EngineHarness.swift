@@ -80,9 +80,14 @@ final class EngineBox: @unchecked Sendable {
     /// Runs `berth ARGS…` with this box's root and run directory.
     @discardableResult
     func berth(_ arguments: [String], input: String = "") throws -> ChildProcess.Output {
+        try berth(arguments, bytes: Array(input.utf8))
+    }
+
+    /// ``berth(_:input:)`` with binary standard input (a tar stream).
+    func berth(_ arguments: [String], bytes: [UInt8]) throws -> ChildProcess.Output {
         try ChildProcess.run(berth, arguments: [berth] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
                              environment: ["BERTH_RUN=\(run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                             input: Array(input.utf8))
+                             input: bytes)
     }
 
     /// Like ``berth(_:input:)`` for verbs under a noun (`container cleanup`), where --root follows both words.

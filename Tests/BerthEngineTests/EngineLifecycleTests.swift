@@ -307,10 +307,40 @@ final class EngineLifecycleTests {
         #expect(!FileSystem.exists("/\(marker)"))
         let inside = try box.berth(["exec", "files", "sh", "-c", "ls /etc/\(marker) /\(marker) 2>/dev/null | wc -l"]).stdoutText
         #expect(inside.trimmingCharacters(in: .whitespacesAndNewlines) != "0")
+        // A tar stream on stdin into a directory (docker's `cp - CONTAINER:DIR`), owners kept; a hostile
+        // archive (an entry up with .., a symlink out and a file through it) writes nothing outside.
+        let archive = try makeArchive(host, [("t/ok.txt", "file", "streamed\n", 1234), ("../../\(marker)-up", "file", "x\n", 0),
+                                             ("t/out", "symlink", "/", 0), ("t/out/tmp/\(marker)-link", "file", "x\n", 0)])
+        let streamed = try box.berth(["cp", "-", "files:/data"], bytes: archive)
+        #expect(try box.berth(["exec", "files", "sh", "-c", "cat /data/t/ok.txt; stat -c %u /data/t/ok.txt"]).stdoutText == "streamed\n1234\n",
+                "\(streamed.stderrText)")
+        #expect(!FileSystem.exists("/tmp/\(marker)-link") && !FileSystem.exists(FileSystem.parent(of: box.root) + "/\(marker)-up"))
+        let notDirectory = try box.berth(["cp", "-", "files:/data/f"], bytes: archive)
+        #expect(notDirectory.status != .exited(0) && notDirectory.stderrText.contains("must be a directory"), "\(notDirectory.stderrText)")
         let missing = try box.berth(["cp", "files:/no/such", host + "/x"])
         #expect(missing.status != .exited(0))
         #expect(missing.stderrText.contains("Could not find the file /no/such"))
         _ = try box.berth(["rm", "-f", "files"])
+    }
+
+    /// A tar made by Python's tarfile (which writes what it is told, `..` and all): (name, kind, content
+    /// or link target, uid).
+    func makeArchive(_ directory: String, _ entries: [(String, String, String, Int)]) throws -> [UInt8] {
+        let path = directory + "/stream.tar"
+        let spec = entries.map { "(\"\($0.0)\", \"\($0.1)\", \"\($0.2.replacingOccurrences(of: "\n", with: "\\n"))\", \($0.3))" }.joined(separator: ", ")
+        let script = """
+        import io, tarfile
+        with tarfile.open("\(path)", "w", format=tarfile.GNU_FORMAT) as t:
+            for name, kind, data, uid in [\(spec)]:
+                i = tarfile.TarInfo(name); i.uid = uid; i.gid = uid
+                if kind == "symlink":
+                    i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
+                else:
+                    b = data.encode(); i.size = len(b); t.addfile(i, io.BytesIO(b))
+        """
+        let made = try ChildProcess.run("/usr/bin/python3", arguments: ["python3", "-c", script], environment: [])
+        try #require(made.status == .exited(0), "python3 tarfile: \(made.stderrText)")
+        return try FileSystem.readFile(path)
     }
 
     @Test func eventsReportContainersVolumesNetworksAndHealth() throws {

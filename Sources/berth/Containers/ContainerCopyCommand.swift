@@ -1,14 +1,14 @@
 import ArgumentParser
 import BerthEngine
 
-/// `berth cp [-a] [-L] CONTAINER:SRC DEST|-` and `berth cp [-a] SRC CONTAINER:DEST`: files both ways,
+/// `berth cp [-a] [-L] CONTAINER:SRC DEST|-` and `berth cp [-a] SRC|- CONTAINER:DEST`: files both ways,
 /// contained in the container's filesystem (see BerthEngine.ContainerCopy).
 struct ContainerCopyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cp", abstract: "Copy files/folders between a container and the local filesystem.")
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Archive mode (copy all uid/gid information).") var archive = false
     @Flag(name: [.customShort("L"), .customLong("follow-link")], help: "Always follow symbol link in SRC_PATH.") var followLink = false
-    @Argument(help: "CONTAINER:SRC_PATH or a local path.") var source: String
+    @Argument(help: "CONTAINER:SRC_PATH, a local path, or - for a tar stream on stdin.") var source: String
     @Argument(help: "CONTAINER:DEST_PATH, a local path, or - for a tar stream on stdout.") var destination: String
 
     /// `name:/path` → (name, /path); a local path (with a slash before any colon, or none) → nil.
