@@ -42,6 +42,7 @@ public final class Engine: Sendable {
             try FileSystem.makeDirectories(layout.containers, mode: 0o700)
             try FileSystem.makeDirectories(layout.run + "/m", mode: 0o700)
         } catch { throw .system(error, context: "preparing \(layout.run)") }
+        recoverAfterBoot()
     }
 
     // MARK: Finding containers
@@ -164,6 +165,8 @@ public final class Engine: Sendable {
         let bundle = layout.container(record.id)
         var attachments: [ContainerRecord.NetworkAttachment] = []
         do throws(EngineError) {
+            // Not mounted after a reboot (the upper directory, what the container wrote, is kept).
+            do throws(ImageError) { try images.mountRootfs(containerID: record.id) } catch { throw .image(error) }
             let network = try networking.setUp(&record)
             attachments = record.networks
             let managed = try ManagedFiles.write(record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,

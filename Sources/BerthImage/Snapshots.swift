@@ -50,15 +50,8 @@ extension ImageService {
             if mode == .overlay {
                 try FileSystem.makeDirectories(dir + "/upper", mode: 0o755)
                 try FileSystem.makeDirectories(dir + "/work", mode: 0o700)
-                let lowers = record.chainIDs.reversed().map { store.snapshotPath($0) }
-                if lowers.isEmpty {
-                    // An image without layers: an empty read-only lower.
-                    try FileSystem.makeDirectories(dir + "/empty", mode: 0o755)
-                }
-                let lowerdir = lowers.isEmpty ? dir + "/empty" : lowers.joined(separator: ":")
                 do {
-                    try Mount.mount(source: "overlay", target: rootfs, type: "overlay", flags: 0,
-                                    data: "lowerdir=\(lowerdir),upperdir=\(dir)/upper,workdir=\(dir)/work,index=off")
+                    try mountOverlay(dir, chainIDs: record.chainIDs)
                 } catch {
                     // No overlayfs here (or not on this filesystem): fall back to a private copy.
                     logger.notice("overlay mount for container \(containerID) failed (\(error)); copying layers instead")
@@ -97,6 +90,32 @@ extension ImageService {
             do { try Mount.unmount(rootfs, flags: Int32(MNT_DETACH)) } catch where error.errno != EINVAL { throw .system(error) } catch {}
         }
         do { try FileSystem.removeTree(dir) } catch { throw .system(error) }
+    }
+
+    /// The overlay of a container directory: its snapshots (top layer first) under its upper and work.
+    private nonisolated func mountOverlay(_ dir: String, chainIDs: [Digest]) throws(SystemCallError) {
+        let lowers = chainIDs.reversed().map { store.snapshotPath($0) }
+        if lowers.isEmpty {
+            // An image without layers: an empty read-only lower.
+            try FileSystem.makeDirectories(dir + "/empty", mode: 0o755)
+        }
+        let lowerdir = lowers.isEmpty ? dir + "/empty" : lowers.joined(separator: ":")
+        try Mount.mount(source: "overlay", target: dir + "/rootfs", type: "overlay", flags: 0,
+                        data: "lowerdir=\(lowerdir),upperdir=\(dir)/upper,workdir=\(dir)/work,index=off")
+    }
+
+    /// Mounts a prepared container's overlay again if it is not mounted: mounts do not survive a reboot,
+    /// while the container's upper directory (what it wrote) does. A copy snapshot needs nothing.
+    public nonisolated func mountRootfs(containerID: String) throws(ImageError) {
+        let dir = "\(store.containersDirectory)/\(containerID)"
+        guard !containerID.isEmpty, !containerID.contains("/"),
+              let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
+              let record = try? JSON.decode(ContentStore.ContainerRecord.self, bytes) else {
+            throw .notFound("the root filesystem of container \(containerID)")
+        }
+        guard record.snapshotter == Snapshotter.overlay.rawValue,
+              (try? FileSystemMagic.of(path: dir + "/rootfs")) != FileSystemMagic.overlay else { return }
+        do { try mountOverlay(dir, chainIDs: record.chainIDs) } catch { throw .system(error) }
     }
 
     /// The root filesystem of a prepared container, if there is one.

@@ -198,6 +198,57 @@ final class EngineLifecycleTests {
         _ = try box.berth(["rm", "short"])
     }
 
+    /// A number field of a container's record (`"monitorPid":`).
+    func recordField(_ name: String, _ field: String) throws -> Int32 {
+        let id = try box.inspect(name, "{{.Id}}")
+        let record = try FileSystem.readString("\(box.root)/containers/\(id)/container.json")
+        guard let range = record.firstRange(of: "\"\(field)\":") else { throw TestFailure("no \(field) in \(record)") }
+        return Int32(record[range.upperBound...].prefix { $0.isNumber }) ?? 0
+    }
+
+    /// A reboot as the engine sees it: monitors and containers gone without a trace of their exit, the
+    /// run directory (a tmpfs) empty, rootfs mounts gone, and another boot ID. The first command after
+    /// it restarts what docker's restore restarts, and a container left stopped starts again by hand.
+    @Test func afterARebootTheRestartPoliciesBringContainersBack() throws {
+        let names = ["always-running", "always-stopped", "unless-running", "unless-stopped", "plain"]
+        for name in names {
+            let policy = name.hasPrefix("always") ? "always" : name.hasPrefix("unless") ? "unless-stopped" : "no"
+            let run = try box.berth(["run", "-d", "--name", name, "--restart", policy, "--network", "none", box.image,
+                                     "sh", "-c", "echo kept > /kept; exec sleep 1000"])
+            #expect(run.status == .exited(0), "\(run.stderrText)")
+        }
+        for name in ["always-stopped", "unless-stopped"] { _ = try box.berth(["stop", "-t", "0", name]) }
+        #expect(try box.eventually { try box.berth(["exec", "always-running", "cat", "/kept"]).stdoutText == "kept\n" })
+        // The reboot.
+        for name in ["always-running", "unless-running", "plain"] {
+            let monitor = try recordField(name, "monitorPid"), initPid = try recordField(name, "pid")
+            #expect(monitor > 0 && initPid > 0)
+            kill(monitor, SIGKILL)
+            kill(initPid, SIGKILL)
+            #expect(try box.eventually { !FileSystem.exists("/proc/\(initPid)") && !FileSystem.exists("/proc/\(monitor)") })
+        }
+        for id in try FileSystem.listSubdirectories("\(box.root)/containers") {
+            _ = umount2("\(box.root)/containers/\(id)/rootfs", Int32(MNT_DETACH))
+        }
+        for directory in ["runtime", "m"] { try FileSystem.removeTree("\(box.run)/\(directory)") }
+        try FileSystem.writeAtomically("\(box.root)/boot-id", Array("an-earlier-boot".utf8))
+
+        let states = try box.berth(["ps", "-a", "--format", "{{.Names}} {{.State}}"]).stdoutText
+        let byName = Dictionary(uniqueKeysWithValues: states.split(separator: "\n").map { line in
+            (String(line.split(separator: " ")[0]), String(line.split(separator: " ").last ?? ""))
+        })
+        #expect(byName == ["always-running": "running", "always-stopped": "running", "unless-running": "running",
+                           "unless-stopped": "exited", "plain": "exited"], "\(states)")
+        #expect(try box.inspect("plain", "{{.State.ExitCode}}") == "255")
+        // What the container wrote survived (its upper directory), and the pass ran once for this boot.
+        #expect(try box.berth(["exec", "always-running", "cat", "/kept"]).stdoutText == "kept\n")
+        let boot = try FileSystem.readString("/proc/sys/kernel/random/boot_id").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try FileSystem.readString("\(box.root)/boot-id") == boot)
+        #expect(try box.berth(["start", "plain"]).status == .exited(0))
+        #expect(try box.eventually { try box.berth(["exec", "plain", "cat", "/kept"]).stdoutText == "kept\n" })
+        _ = try box.berth(["rm", "-f"] + names)
+    }
+
     @Test func manyRunAndRemoveCyclesLeaveNothingBehind() throws {
         let mountsBefore = try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").count
         for i in 0..<20 {

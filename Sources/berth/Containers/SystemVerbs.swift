@@ -12,7 +12,7 @@ import Glibc
 struct SystemGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "system", abstract: "Manage Berth.",
-        subcommands: [SystemInfoCommand.self, SystemDiskUsage.self, SystemPrune.self, SystemEventsCommand.self])
+        subcommands: [SystemInfoCommand.self, SystemDiskUsage.self, SystemPrune.self, SystemEventsCommand.self, SystemRestore.self])
 }
 
 struct SystemInfoCommand: AsyncParsableCommand {
@@ -91,6 +91,18 @@ struct SystemInfoCommand: AsyncParsableCommand {
 func diskUsage(_ path: String) -> Int64 {
     let output = try? ChildProcess.run("/usr/bin/du", arguments: ["du", "-s", "-B1", "--", path], environment: ["PATH=/usr/bin:/bin"])
     return output.flatMap { Int64($0.stdoutText.split(separator: "\t").first ?? "") } ?? 0
+}
+
+/// `berth system restore`: what the engine does anyway on its first command after a boot (records the
+/// containers the reboot stopped, restarts those whose policy says so; see BerthEngine.BootRecovery),
+/// run by packaging/systemd/berth-restore.service at boot so `always` containers do not wait for a user.
+struct SystemRestore: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restart the containers whose restart policy asks for it after a reboot.")
+    @OptionGroup var options: ImageOptions
+
+    func run() async throws {
+        try await withEngine(options) { _ in }
+    }
 }
 
 struct SystemDiskUsage: AsyncParsableCommand {
