@@ -198,6 +198,55 @@ final class EngineLifecycleTests {
         _ = try box.berth(["rm", "short"])
     }
 
+    /// Twenty containers, and CLI processes killed with SIGKILL in the middle of an attached `run` and a
+    /// `logs -f`: every container keeps running and logging under its monitor, and the exits that
+    /// happen while no berth process runs are reported with their codes afterwards.
+    @Test func twentyContainersOutliveKilledCommandsAndTheirExitsAreLearnedLater() throws {
+        let box = self.box
+        // The finishers exit when the test says so (a file in a directory they all mount), after the kills.
+        let signal = FileSystem.parent(of: box.root) + "/signal"
+        try FileSystem.makeDirectories(signal, mode: 0o755)
+        for i in 0..<10 {
+            let ticker = try box.berth(["run", "-d", "--name", "ticker\(i)", "--network", "none", box.image, "sh", "-c",
+                                        "while true; do echo tick; sleep 0.05; done"])
+            #expect(ticker.status == .exited(0), "\(ticker.stderrText)")
+            let finisher = try box.berth(["run", "-d", "--name", "finisher\(i)", "--network", "none", "-v", "\(signal):/signal", box.image,
+                                          "sh", "-c", "until [ -e /signal/go ]; do sleep 0.05; done; exit \(i + 1)"])
+            #expect(finisher.status == .exited(0), "\(finisher.stderrText)")
+        }
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        defer { close(null) }
+        let environment = ["BERTH_RUN=\(box.run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+        let attached = try ChildProcess.spawn(box.berth, arguments: [box.berth, "run", "--root", box.root, "--name", "attached", "--network", "none",
+                                                                     box.image, "sh", "-c", "while true; do echo attached; sleep 0.05; done"],
+                                              environment: environment, fileDescriptors: [0: null, 1: null, 2: null])
+        let follower = try ChildProcess.spawn(box.berth, arguments: [box.berth, "logs", "--root", box.root, "-f", "ticker0"],
+                                              environment: environment, fileDescriptors: [0: null, 1: null, 2: null])
+        #expect(try box.eventually { try box.inspect("attached", "{{.State.Status}}") == "running" })
+        kill(attached, SIGKILL)
+        kill(follower, SIGKILL)
+        _ = try ChildProcess.wait(attached)
+        _ = try ChildProcess.wait(follower)
+        // No berth process runs now; the finishers exit meanwhile.
+        try FileSystem.writeAtomically(signal + "/go", [])
+        let logSize = { (name: String) throws -> Int in
+            let id = try box.inspect(name, "{{.Id}}")
+            var info = stat()
+            return stat("\(box.root)/containers/\(id)/\(id)-json.log", &info) == 0 ? Int(info.st_size) : 0
+        }
+        let before = try (0..<10).map { try logSize("ticker\($0)") } + [try logSize("attached")]
+        usleep(2_500_000)  // Time passing with nothing running is the point here: no event to await.
+        let after = try (0..<10).map { try logSize("ticker\($0)") } + [try logSize("attached")]
+        #expect(zip(before, after).allSatisfy { $0 < $1 }, "logs grew: \(before) → \(after)")
+        let states = try box.berth(["ps", "-a", "--format", "{{.Names}} {{.State}}"]).stdoutText.split(separator: "\n")
+        #expect(states.count == 21)
+        #expect(states.filter { $0.hasSuffix(" running") }.count == 11, "\(states)")
+        for i in 0..<10 {
+            #expect(try box.eventually { try box.inspect("finisher\(i)", "{{.State.Status}} {{.State.ExitCode}}") == "exited \(i + 1)" })
+        }
+        _ = try box.berth(["rm", "-f", "attached"] + (0..<10).flatMap { ["ticker\($0)", "finisher\($0)"] })
+    }
+
     /// A number field of a container's record (`"monitorPid":`).
     func recordField(_ name: String, _ field: String) throws -> Int32 {
         let id = try box.inspect(name, "{{.Id}}")

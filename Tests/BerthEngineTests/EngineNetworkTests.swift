@@ -78,7 +78,7 @@ final class EngineNetworkTests {
         #expect(!(try box.berthNoun("network", ["ls", "--format", "{{.Name}}"]).stdoutText.contains(name)))
     }
 
-    @Test func bridgeRunAndRemoveCyclesLeaveNoInterfaceNamespaceLeaseOrRule() throws {
+    @Test func twoHundredBridgeCyclesLeaveNoInterfaceNamespaceLeaseRuleOrCgroup() throws {
         let linksBefore = try ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "-o", "link"], environment: []).stdoutText.split(separator: "\n").count
         var ids: [String] = []
         for i in 0..<15 {
@@ -89,6 +89,25 @@ final class EngineNetworkTests {
             #expect(try box.berth(["logs", id]).stdoutText == "cycle \(i)\n")
             #expect(try box.berth(["rm", id]).status == .exited(0))
         }
+        // And the rest of 200 cycles as `run --rm` with a published port: every removal path DELs.
+        for i in 15..<200 {
+            let out = try box.berth(["run", "--rm", "-p", "80", box.image, "echo", "cycle \(i)"])
+            #expect(out.stdoutText == "cycle \(i)\n", "\(out.stderrText)")
+        }
+        #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
+        #expect(try FileSystem.listSubdirectories("\(box.root)/containers").isEmpty)
+        // host-local keeps a lease as a file named by the address: only its bookkeeping files stay.
+        let leaseFiles = try ChildProcess.run("/usr/bin/find", arguments: ["find", "\(box.root)/networks/ipam", "-type", "f", "-name", "*.*.*.*"],
+                                              environment: []).stdoutText
+        #expect(leaseFiles.isEmpty, "\(leaseFiles)")
+        let reservations = (try? FileSystem.readString("\(box.root)/networks/ports/ports.json")) ?? ""
+        #expect(!reservations.contains("containerID"), "\(reservations)")
+        let cniResults = (try? FileSystem.listDirectory("\(box.root)/networks/cni/results")) ?? []
+        #expect(cniResults.isEmpty, "\(cniResults)")
+        let cgroups = (try? FileSystem.listSubdirectories("/sys/fs/cgroup/pids/berth")) ?? []
+        #expect(ids.allSatisfy { !cgroups.contains($0) })
+        #expect(((try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []).isEmpty)
+        #expect(!(try FileSystem.readString("/proc/self/mountinfo")).contains("\(box.root)/containers/"))
         let links = try ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "-o", "link"], environment: []).stdoutText.split(separator: "\n")
         // The bridge itself may have appeared with the first container; no veth stays.
         #expect(links.count <= linksBefore + 1)
