@@ -44,3 +44,18 @@ int berth_bpf_attach_device_program(int cgroup_fd, const uint64_t *instructions,
     }
     return program;
 }
+
+// A classic-BPF seccomp filter loaded with seccomp(2) directly, for filters compiled once by libseccomp
+// and kept (BerthRuntime.SeccompCache): `count` 8-byte `struct sock_filter`. In C because glibc has no
+// seccomp() wrapper.
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+int berth_seccomp_set_filter(const void *instructions, unsigned int count, unsigned int flags) {
+    struct sock_fprog program = {.len = (unsigned short)count, .filter = (struct sock_filter *)instructions};
+    if (count == 0 || count > 0xffff) {
+        errno = EINVAL;
+        return -1;
+    }
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &program);
+}

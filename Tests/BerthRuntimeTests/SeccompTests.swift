@@ -111,6 +111,65 @@ private func profile(_ defaultAction: String = "SCMP_ACT_ALLOW", _ syscalls: [Sp
         rmdir(directory)
     }
 
+    /// The compiled-filter cache: the first load compiles and keeps the program, the second loads what
+    /// was kept, and both deny; a damaged or foreign file under the same name is never loaded.
+    @Test func cachedFiltersDenyLikeCompiledOnesAndDamagedFilesAreIgnored() throws {
+        let program = try SeccompProgram(profile("SCMP_ACT_ALLOW", [Spec.Syscall(names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: UInt32(EACCES))]))
+        let cacheDirectory = "/tmp/berth-seccomp-cache-\(getpid())"
+        try FileSystem.makeDirectories(cacheDirectory, mode: 0o700)
+        defer { _ = try? FileSystem.removeTree(cacheDirectory) }
+        let fd = try FileDescriptor.open(cacheDirectory, BERTH_O_PATH | O_DIRECTORY)
+        let cache = SeccompCache(directory: fd.rawValue)
+        let key = SeccompCache.key(program.plan)
+        let file = cacheDirectory + "/" + SeccompCache.fileName(key)
+        let target = "/tmp/berth-seccomp-cached-\(getpid())"
+        func loadAndMkdir() -> (String?, Int32, Int32) {
+            onDedicatedThread {
+                _ = berth_prctl(38, 1, 0, 0, 0)  // PR_SET_NO_NEW_PRIVS: no CAP_SYS_ADMIN needed
+                do { _ = try program.load(cache: cache) } catch { return ("\(error)", 0, 0) }
+                let result = mkdir(target, 0o755)
+                return (nil, result, errno)
+            }
+        }
+        let first = loadAndMkdir()
+        #expect(first.0 == nil && first.1 == -1 && first.2 == EACCES)
+        let kept = try FileSystem.readFile(file)
+        #expect(try cache.lookup(key) == program.compile())
+        let second = loadAndMkdir()
+        #expect(second.0 == nil && second.1 == -1 && second.2 == EACCES)
+        // Another plan's key in the file (a hash collision, or tampering): ignored, compiled afresh.
+        var foreign = kept
+        foreign[8 + 20] ^= 0xff
+        try FileSystem.writeAtomically(file, foreign)
+        #expect(cache.lookup(key) == nil)
+        let third = loadAndMkdir()
+        #expect(third.0 == nil && third.1 == -1 && third.2 == EACCES)
+        #expect(try FileSystem.readFile(file) == kept)
+        // A truncated program is not loaded either.
+        try FileSystem.writeAtomically(file, Array(kept.dropLast(3)))
+        #expect(cache.lookup(key) == nil)
+        #expect(mkdir(target, 0o755) == 0)  // this thread has no filter
+        rmdir(target)
+    }
+
+    @Test func cacheKeysTellEveryPartOfThePlanApart() throws {
+        let base = try SeccompPlan(profile("SCMP_ACT_ERRNO", [Spec.Syscall(names: ["read"], action: "SCMP_ACT_ALLOW",
+                                                                            args: [Spec.SyscallArg(index: 0, value: 1, op: "SCMP_CMP_EQ")])]))
+        var variants = [base]
+        var v = base; v.defaultAction ^= 1; variants.append(v)
+        v = base; v.logFlag = true; variants.append(v)
+        v = base; v.rules[0].conditions[0].value = 2; variants.append(v)
+        v = base; v.rules[0].conditions[0].valueTwo = 2; variants.append(v)
+        v = base; v.rules[0].action ^= 1; variants.append(v)
+        v = base; v.rules[0].number += 1; variants.append(v)
+        v = base; v.architectures.append(0xc000_003e); variants.append(v)
+        let keys = Set(variants.map { SeccompCache.key($0) })
+        #expect(keys.count == variants.count)
+        #expect(SeccompCache.key(base) == SeccompCache.key(try SeccompPlan(profile("SCMP_ACT_ERRNO", [Spec.Syscall(names: ["read"], action: "SCMP_ACT_ALLOW",
+                                                                                                               args: [Spec.SyscallArg(index: 0, value: 1, op: "SCMP_CMP_EQ")])]))))
+        #expect(SeccompCache.fileName(SeccompCache.key(base)).count == 20)
+    }
+
     @Test func notifyListenerReceivesTheDescriptorAndState() throws {
         let program = try SeccompProgram(profile("SCMP_ACT_ALLOW", [Spec.Syscall(names: ["getppid"], action: "SCMP_ACT_NOTIFY")]) {
             $0.listenerPath = "/unused"

@@ -278,7 +278,8 @@ struct InitProcess {
     }
 
     func installSeccomp(_ program: SeccompProgram) throws(RuntimeError) {
-        let listener = try program.load()
+        // Open O_PATH: openat through it works for lookups; it is closed with the others before exec.
+        let listener = try program.load(cache: request.seccompCacheFd.map(SeccompCache.init(directory:)))
         if let listener, let path = spec.linux?.seccomp?.listenerPath {
             try SeccompProgram.sendToListener(path: path, fd: listener, state: listenerState())
         }

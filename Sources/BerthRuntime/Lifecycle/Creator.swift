@@ -109,6 +109,13 @@ struct Creator {
             inherited.append(fd)
             fifoFd = fd.rawValue
         }
+        // The compiled-seccomp cache, for the init to use after pivot_root (nil if it cannot be made).
+        var seccompCacheFd: Int32?
+        let seccompCache = FileSystem.join(store.root, "seccomp")
+        if mkdir(seccompCache, 0o700) == 0 || errno == EEXIST, let fd = try? FileDescriptor.open(seccompCache, BERTH_O_PATH | O_DIRECTORY) {
+            inherited.append(fd)
+            seccompCacheFd = fd.rawValue
+        }
         var consoleFd: Int32?
         if essentials.terminal, let path = options.consoleSocket {
             let fd = try ConsoleSocket.connect(path)
@@ -158,6 +165,7 @@ struct Creator {
             noPivot: options.noPivot, noNewKeyring: options.noNewKeyring, preserveFds: options.preserveFds,
             consoleFd: consoleFd, fifoFd: fifoFd, createdAt: created)
         request.awaitsCgroups = true
+        request.seccompCacheFd = seccompCacheFd
         let sent = Result { () throws(RuntimeError) in
             try Frames.send(request, on: socket.first)
             try Frames.sendRaw(config, on: socket.first)

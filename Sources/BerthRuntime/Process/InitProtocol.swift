@@ -33,6 +33,8 @@ struct InitRequest: Codable, Sendable {
     /// Create and run: after this request (and config.json), the parent sends the container's cgroup
     /// directories once they exist, then one byte once the init sits in them (InitProcess.CgroupGate).
     var awaitsCgroups = false
+    /// Create and run: inherited O_PATH descriptor of the runtime's seccomp filter cache (SeccompCache).
+    var seccompCacheFd: Int32? = nil
 }
 
 extension InitRequest {
@@ -46,14 +48,16 @@ extension InitRequest {
               let noPivot = fields["noPivot"].optionalBool, let noNewKeyring = fields["noNewKeyring"].optionalBool,
               let awaitsCgroups = fields["awaitsCgroups"].optionalBool, let preserveFds = fields["preserveFds"].integer(Int.self),
               let consoleFd = fields["consoleFd"].optionalInteger(Int32.self), let fifoFd = fields["fifoFd"].optionalInteger(Int32.self),
-              let mountNamespaceFd = fields["mountNamespaceFd"].optionalInteger(Int32.self) else { return nil }
+              let mountNamespaceFd = fields["mountNamespaceFd"].optionalInteger(Int32.self),
+              let seccompCacheFd = fields["seccompCacheFd"].optionalInteger(Int32.self) else { return nil }
         var spec: Spec?
         var process: Spec.Process?
         if let value = fields["spec"], value != .null { spec = try JSONTreeDecoder.decode(Spec.self, from: value) }
         if let value = fields["process"], value != .null { process = try JSONTreeDecoder.decode(Spec.Process.self, from: value) }
         self.init(mode: mode, containerID: containerID, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
                   noPivot: noPivot ?? false, noNewKeyring: noNewKeyring ?? false, preserveFds: preserveFds, consoleFd: consoleFd,
-                  fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups ?? false)
+                  fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups ?? false,
+                  seccompCacheFd: seccompCacheFd)
     }
 }
 

@@ -148,6 +148,10 @@ int berth_spawn_file_actions_addchdir(void *actions, const char *path);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC | flags): GNU-only in glibc's headers.
 int berth_accept_cloexec(int fd, int flags);
 
+/// seccomp(SECCOMP_SET_MODE_FILTER, flags, program) for a classic-BPF program of `count` 8-byte
+/// instructions (a filter libseccomp exported earlier). -1 with errno on failure.
+int berth_seccomp_set_filter(const void *instructions, unsigned int count, unsigned int flags);
+
 // cgroup v2 device control (bpf.c): bpf(2) has no glibc wrapper and takes `union bpf_attr`.
 /// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (`count` 8-byte `struct bpf_insn`) and attaches it to the
 /// cgroup directory `cgroup_fd` (opened O_RDONLY|O_DIRECTORY) with BPF_F_ALLOW_MULTI. Returns the program
