@@ -146,6 +146,7 @@ final class Monitor {
         }
         report("started")
         sync.close()
+        ResidentMemory.releaseExecutableText()
         supervise()
         finish()
     }
