@@ -7,7 +7,8 @@ Every engine keeps its store on the same filesystem (a tmpfs here: this host's r
 which slows re-creating files just deleted, and would penalise whoever runs second). podman and docker
 are measured when installed (Debian's podman and docker.io; `apt-get install podman docker.io`); docker
 runs a private dockerd (own data root and socket, no iptables, no bridge) started and stopped here.
-Networking: `--network none` for all; Berth's bridge is measured too when its CNI networking works.
+Networking: `--network none` for all; then Berth's default bridge beside podman's (CNI, cni-podman0,
+removed afterwards). docker's bridge is not measured: it would rewrite the host's iptables.
 """
 import os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
@@ -16,6 +17,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
 work = tempfile.mkdtemp(prefix="berth-bench-engine-", dir="/var/tmp")
 started = []
+podman_bridge = []
 
 def sh(*args, check=True, **kw):
     return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
@@ -50,8 +52,9 @@ def podman_engine():
         # root here lacks CAP_SYS_RESOURCE: podman's default ulimits (above the hard limits) cannot be set.
         f.write(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]\n')
     # crun 1.8 (podman's default here) refuses this hybrid cgroup host: podman runs runc, as docker does.
+    # Its CNI configs (the `podman` bridge network, cni-podman0 on 10.88.0.0/16) in a directory of ours.
     base = ["podman", "--root", f"{work}/podman", "--runroot", f"{work}/podman-run", "--storage-driver", "overlay", "--runtime", "runc",
-            "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+            "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--network-config-dir", f"{work}/podman-net"]
     env = dict(os.environ, CONTAINERS_CONF=conf)
     try:
         sh(*base, "load", "-i", f"{work}/busybox.tar", env=env)
@@ -61,7 +64,14 @@ def podman_engine():
     except Exception as e:
         print(f"podman not measured: {e}", file=sys.stderr)
         return None
-    return lambda: timed(base + ["run", "--rm", "--network", "none", ref, "true"], env)
+    runs = {"podman": lambda: timed(base + ["run", "--rm", "--network", "none", ref, "true"], env)}
+    try:
+        timed(base + ["run", "--rm", "--network", "bridge", ref, "true"], env)
+        podman_bridge.append(True)
+        runs["podman (bridge)"] = lambda: timed(base + ["run", "--rm", "--network", "bridge", ref, "true"], env)
+    except Exception as e:
+        print(f"podman bridge not measured: {e}", file=sys.stderr)
+    return runs
 
 def docker_engine():
     if not shutil.which("dockerd"):
@@ -83,7 +93,7 @@ def docker_engine():
     except Exception as e:
         print(f"docker not measured: {e}", file=sys.stderr)
         return None
-    return lambda: timed(cli + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"])
+    return {"docker": lambda: timed(cli + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"])}
 
 def main():
     env = setup()
@@ -93,10 +103,8 @@ def main():
         engines["berth (bridge)"] = lambda: timed([berth, "run", "--rm", "bench/busybox:1", "true"], env)
     except Exception as e:
         print(f"berth bridge not measured: {e}", file=sys.stderr)
-    for name, make in (("podman", podman_engine), ("docker", docker_engine)):
-        run = make()
-        if run:
-            engines[name] = run
+    for make in (podman_engine, docker_engine):
+        engines.update(make() or {})
     samples = {name: [] for name in engines}
     for name, run in engines.items():
         run()   # warm caches once each
@@ -104,11 +112,12 @@ def main():
         for name, run in engines.items():
             samples[name].append(run())
     print(f"\n### run --rm IMG true (N={N}, interleaved; ms)\n")
-    print("| engine | median | p90 | vs podman |")
+    print("| engine | median | p90 | vs podman on the same network |")
     print("|---|---|---|---|")
-    base = stats(samples["podman"])[0] if "podman" in samples else None
     for name, s in samples.items():
         med, p90 = stats(s)
+        peer = "podman (bridge)" if name.endswith("(bridge)") else "podman"
+        base = stats(samples[peer])[0] if peer in samples else None
         ratio = f"{med / base:.2f}x" if base else "n/a"
         print(f"| {name} | {med:.1f} | {p90:.1f} | {ratio} |")
 
@@ -132,6 +141,9 @@ def main():
             with open(f"/proc/{pid}/comm") as f:
                 if f.read().strip() != "berth-monitor":
                     continue
+            with open(f"/proc/{pid}/cmdline") as f:
+                if work not in f.read():  # only this benchmark's monitors
+                    continue
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 fields = {line.split(":")[0]: int(line.split()[1]) for line in f if line.split(":")[0] in ("Rss", "Pss", "Private_Dirty")}
             rss.append(fields["Rss"]); pss.append(fields["Pss"]); private.append(fields["Private_Dirty"])
@@ -153,5 +165,8 @@ finally:
             p.wait(timeout=20)
         except subprocess.TimeoutExpired:
             p.kill()
+    if podman_bridge:
+        # The bridge podman's CNI config made (its iptables chains are CNI's shared ones, also Berth's).
+        subprocess.run(["ip", "link", "del", "cni-podman0"], capture_output=True)
     subprocess.run(["umount", "-l", work], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
