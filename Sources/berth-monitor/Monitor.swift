@@ -366,10 +366,14 @@ final class Monitor {
         let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid)}\n"
         try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
         broadcast(.exit(status))
-        for client in clients { client.fd.close() }
-        clients.removeAll()
         unlink(options.stateDirectory + "/attach.sock")
         attachListener?.close()
+        awaitClientsHangingUp(seconds: 10)
+        // `run --rm` attached records the exit and removes the container itself once it has the exit
+        // frame: then there is nothing left for the exit command to do, and starting another `berth`
+        // process for it would only compete with that removal for the CPU.
+        let containerDirectory = FileSystem.parent(of: options.exitFile)
+        if !options.exitFile.isEmpty && !FileSystem.exists(containerDirectory) { exit(0) }
         if let program = options.exitCommand.first {
             let devnull = open("/dev/null", O_RDWR)
             if devnull >= 0 { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2) }
@@ -378,6 +382,30 @@ final class Monitor {
             }
         }
         exit(0)
+    }
+
+    /// Waits (at most `seconds`) for the attached clients, which have the exit frame, to close their
+    /// connections: a client that cleans up after the exit (`run --rm`) does so before it hangs up.
+    func awaitClientsHangingUp(seconds: Int) {
+        let deadline = Timestamp.monotonic() + Double(seconds)
+        var scratch = [UInt8](repeating: 0, count: 512)
+        while !clients.isEmpty {
+            let left = deadline - Timestamp.monotonic()
+            guard left > 0 else { break }
+            var fds = clients.map { pollfd(fd: $0.fd.rawValue, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(left * 1000))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { break }
+            for (index, entry) in fds.enumerated().reversed() where entry.revents != 0 {
+                let n = scratch.withUnsafeMutableBytes { recv(entry.fd, $0.baseAddress, $0.count, 0) }
+                if n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)) {
+                    clients[index].fd.close()
+                    clients.remove(at: index)
+                }
+            }
+        }
+        for client in clients { client.fd.close() }
+        clients.removeAll()
     }
 
     func runRuntime(_ arguments: [String]) throws -> ChildProcess.Output {

@@ -309,7 +309,7 @@ final class EngineLifecycleTests {
         let leftovers = try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").filter { $0.contains(box.root) }
         #expect(leftovers.isEmpty)
         #expect(try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").count <= mountsBefore)
-        let runtimeState = (try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []
+        let runtimeState = ((try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []).filter { $0 != "@seccomp-cache" }
         #expect(runtimeState.isEmpty)
         let cgroups = (try? FileSystem.listSubdirectories("/sys/fs/cgroup/pids/berth")) ?? []
         #expect(cgroups.allSatisfy { !FileSystem.exists("\(box.root)/containers/\($0)") })

@@ -111,7 +111,7 @@ struct Creator {
         }
         // The compiled-seccomp cache, for the init to use after pivot_root (nil if it cannot be made).
         var seccompCacheFd: Int32?
-        let seccompCache = FileSystem.join(store.root, "seccomp")
+        let seccompCache = store.seccompCacheDirectory
         if mkdir(seccompCache, 0o700) == 0 || errno == EEXIST, let fd = try? FileDescriptor.open(seccompCache, BERTH_O_PATH | O_DIRECTORY) {
             inherited.append(fd)
             seccompCacheFd = fd.rawValue

@@ -5,7 +5,7 @@ import BerthOS
 import CBerthShim
 import CSeccomp
 
-/// Compiled seccomp filters kept under the runtime's state root (`<root>/seccomp/`), so that only the
+/// Compiled seccomp filters kept under the runtime's state root (`<root>/@seccomp-cache/`), so that only the
 /// first container with a given profile pays for libseccomp's compilation (docker's default profile:
 /// ~400 rules, more time than the rest of a start). crun keeps a cache of the same kind.
 ///

@@ -16,6 +16,9 @@ public struct StateStore: Sendable {
     }
 
     public func directory(_ id: String) -> String { FileSystem.join(root, id) }
+    /// Compiled seccomp filters (SeccompCache), beside the containers' directories under a name no
+    /// container id can have (`@` is not allowed in one).
+    public var seccompCacheDirectory: String { FileSystem.join(root, "@seccomp-cache") }
     public func fifoPath(_ id: String) -> String { FileSystem.join(directory(id), "exec.fifo") }
 
     /// Container ids as runc accepts them: letters, digits, `_`, `+`, `-`, `.`; not `.` or `..`.
