@@ -61,6 +61,19 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     public var networkAliases: [String] = []
     /// Networks joined with `network connect`, attached after the first on every start (eth1, eth2 …).
     public var additionalNetworks: [String] = []
+    /// `network connect --ip/--alias` of the additional networks, by network name (the first network's
+    /// are ``ipAddress`` and ``networkAliases``). Optional: records written before it existed decode.
+    public var additionalEndpoints: [String: EndpointSettings]?
+
+    /// What a container asks of one network besides joining it.
+    public struct EndpointSettings: Codable, Sendable, Equatable {
+        public var ipAddress: String?
+        public var aliases: [String]
+        public init(ipAddress: String? = nil, aliases: [String] = []) {
+            self.ipAddress = ipAddress
+            self.aliases = aliases
+        }
+    }
 
     // MARK: Logging
     public var logDriver = "json-file"
