@@ -65,6 +65,12 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     /// are ``ipAddress`` and ``networkAliases``). Optional: records written before it existed decode.
     public var additionalEndpoints: [String: EndpointSettings]?
 
+    /// Every network was left with `network disconnect` (``networkMode`` is `none` since). Unlike a
+    /// `--network none` container, such a container may join a network again (docker keeps its old mode
+    /// and lets it), so it starts in a pinned namespace of its own, as a networked container does, where
+    /// a connect can add an interface while it runs. Optional: records written before it existed decode.
+    public var networksDisconnected: Bool?
+
     /// What a container asks of one network besides joining it.
     public struct EndpointSettings: Codable, Sendable, Equatable {
         public var ipAddress: String?

@@ -35,7 +35,7 @@ struct ContainerNetworking: Sendable {
     func setUp(_ record: inout ContainerRecord) throws(EngineError) -> Setup {
         let mode = record.configuration.networkMode
         switch mode {
-        case "none":
+        case "none" where record.configuration.networksDisconnected != true:
             return Setup(namespacePath: nil, sharesHost: false, hostGateway: manager.hostGatewayAddress())
         case "host":
             return Setup(namespacePath: nil, sharesHost: true, hostGateway: "127.0.0.1")
@@ -56,7 +56,7 @@ struct ContainerNetworking: Sendable {
                 let ports = try requestedPorts(record)
                 let configuration = record.configuration
                 let endpoints = configuration.additionalEndpoints ?? [:]
-                let attachments = try manager.attach(containerID: record.id, netnsPath: path, networks: [mode == "default" ? "bridge" : mode] + configuration.additionalNetworks,
+                let attachments = try manager.attach(containerID: record.id, netnsPath: path, networks: NetworkConnection.configuredNetworks(configuration),
                                                      ports: ports, staticIP: configuration.ipAddress,
                                                      staticIPs: endpoints.compactMapValues(\.ipAddress))
                 record.networks = attachments.enumerated().map { index, attachment in

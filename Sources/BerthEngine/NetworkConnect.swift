@@ -21,7 +21,8 @@ extension Engine {
             // A container waiting out a restart back-off has no namespace now: it joins at that restart.
             let live = record.state.status == .running || record.state.status == .paused
             let pinned = live && NetworkNamespace.isPinned(path)
-            if let refusal = NetworkConnection.connectRefusal(mode: record.configuration.networkMode, hasEmptiedNamespace: pinned,
+            let emptied = record.configuration.networksDisconnected == true
+            if let refusal = NetworkConnection.connectRefusal(mode: record.configuration.networkMode, hasEmptiedNamespace: emptied,
                                                               network: found, ipAddress: ipAddress, aliases: aliases) {
                 throw .conflict(refusal)
             }
@@ -152,8 +153,8 @@ enum NetworkConnection {
     }
 
     /// Why docker refuses to connect a container in `mode` to `network`, nil if it may.
-    /// `hasEmptiedNamespace`: the container runs in a pinned namespace of its own, whose networks were all
-    /// disconnected (its mode is `none` now, but it was never a `--network none` container).
+    /// `hasEmptiedNamespace`: the container's networks were all disconnected (its mode is `none` now, but it
+    /// was never a `--network none` container).
     static func connectRefusal(mode: String, hasEmptiedNamespace: Bool, network: Network, ipAddress: String?, aliases: [String]) -> String? {
         if mode.hasPrefix("container:") { return sharedNetwork }
         if network.driver == "host" && mode != "host" { return hostNetwork }
@@ -182,6 +183,7 @@ enum NetworkConnection {
     /// Adds `network` to the configuration: after the others, or as the first if there is none.
     static func add(_ network: String, _ settings: ContainerConfiguration.EndpointSettings, to configuration: inout ContainerConfiguration) {
         if primaryNetwork(configuration.networkMode) == nil {
+            configuration.networksDisconnected = nil
             configuration.networkMode = network
             configuration.ipAddress = settings.ipAddress
             configuration.networkAliases = settings.aliases
@@ -193,7 +195,8 @@ enum NetworkConnection {
 
     /// Removes `network` from the configuration; false if it was not there. Leaving the first network
     /// makes the next one first (with its `--ip` and aliases), as docker's container keeps its other
-    /// networks; leaving the last one leaves `none` (loopback only). Published ports stay asked for:
+    /// networks; leaving the last one leaves `none` (loopback only), marked as left so that it may join
+    /// again. Published ports stay asked for:
     /// they are published on whichever network is first at the next start.
     static func remove(_ network: String, from configuration: inout ContainerConfiguration) -> Bool {
         if let index = configuration.additionalNetworks.firstIndex(of: network) {
@@ -204,6 +207,7 @@ enum NetworkConnection {
         }
         guard primaryNetwork(configuration.networkMode) == network else { return false }
         if configuration.additionalNetworks.isEmpty {
+            configuration.networksDisconnected = true
             configuration.networkMode = "none"
             configuration.ipAddress = nil
             configuration.networkAliases = []

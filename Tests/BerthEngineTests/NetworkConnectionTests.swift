@@ -39,7 +39,7 @@ import Testing
                     "\(mode) → \(target.name)")
         }
         #expect(NetworkConnection.noNetwork == "container cannot be connected to multiple networks with one of the networks in private (none) mode")
-        // A running container whose networks were all disconnected may join one again.
+        // A container whose networks were all disconnected may join one again.
         #expect(NetworkConnection.connectRefusal(mode: "none", hasEmptiedNamespace: true, network: user, ipAddress: nil, aliases: []) == nil)
     }
 
@@ -62,11 +62,13 @@ import Testing
         #expect(NetworkConnection.remove("bridge", from: &c))
         #expect(NetworkConnection.remove("back", from: &c))
         #expect(c.networkMode == "none")
+        #expect(c.networksDisconnected == true)
         #expect(c.ipAddress == nil && c.networkAliases.isEmpty)
         #expect(NetworkConnection.configuredNetworks(c).isEmpty)
-        // Joining again from none (a running container's emptied namespace): that network is first.
+        // Joining again from none: that network is first.
         NetworkConnection.add("back", .init(aliases: ["db2"]), to: &c)
         #expect(c.networkMode == "back" && c.networkAliases == ["db2"] && c.additionalNetworks.isEmpty)
+        #expect(c.networksDisconnected == nil)
     }
 
     @Test func theDefaultModeIsTheBridgeNetwork() {
