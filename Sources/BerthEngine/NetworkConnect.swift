@@ -64,8 +64,7 @@ extension Engine {
                 try? rewriteHosts(record)
                 throw error
             }
-            events.append(type: "network", action: "connect", id: found.id,
-                          attributes: ["container": record.id, "name": found.name, "type": found.driver])
+            networkEvents("connect", updated, [updated.networks[updated.networks.count - 1]], driver: found.driver)
         }
     }
 
@@ -113,8 +112,22 @@ extension Engine {
             _ = NetworkConnection.remove(found.name, from: &record.configuration)
             try? rewriteHosts(record)
             try save(record)
-            events.append(type: "network", action: "disconnect", id: found.id,
-                          attributes: ["container": record.id, "name": found.name, "type": found.driver])
+            networkEvents("disconnect", record, [attachment], driver: found.driver)
+        }
+    }
+
+    /// `network connect|disconnect` events in docker's shape (Actor the network's ID; attributes container,
+    /// name, type), one per attachment: written by connect and disconnect, and, as dockerd does, by a start
+    /// for each network it attached and by the end of a run for each it detaches.
+    func networkEvents(_ action: String, _ record: ContainerRecord, _ attachments: [ContainerRecord.NetworkAttachment],
+                       driver: String? = nil) {
+        guard !attachments.isEmpty else { return }
+        // One read of the definitions for all (a start's path is measured), none when the caller knows.
+        let drivers = driver != nil ? [:] : Dictionary(((try? networks.store.list()) ?? []).map { ($0.id, $0.driver) }) { a, _ in a }
+        for attachment in attachments {
+            let type = driver ?? drivers[attachment.networkID] ?? "bridge"
+            events.append(type: "network", action: action, id: attachment.networkID,
+                          attributes: ["container": record.id, "name": attachment.network, "type": type])
         }
     }
 

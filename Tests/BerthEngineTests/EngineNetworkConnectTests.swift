@@ -64,6 +64,8 @@ final class EngineNetworkConnectTests {
         #expect(try box.berth(["run", "-d", "--name", "client", "-h", "client", "--network", front.name, box.image, "sleep", "1000"]).status == .exited(0))
         let id = try box.inspect("client", "{{.Id}}")
         #expect(try bridgePorts(back.id).count == 1)
+        // As dockerd, a start reports the networks it attached.
+        #expect(try events().contains(#""Action":"connect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(front.name)","type":"bridge"},"ID":"\#(front.id)"}"#))
 
         let connected = try box.berthNoun("network", ["connect", "--alias", "cache", back.name, "client"])
         #expect(connected.status == .exited(0), "\(connected.stderrText)")
@@ -98,6 +100,8 @@ final class EngineNetworkConnectTests {
 
         #expect(try box.berth(["rm", "-f", "client"]).status == .exited(0))
         #expect(!FileSystem.exists("\(box.run)/netns/\(id)"))
+        // And its end the networks it detached.
+        #expect(try events().contains(#""Action":"disconnect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(front.name)","type":"bridge"},"ID":"\#(front.id)"}"#))
         #expect(try bridgePorts(back.id).count == 1)
         #expect(try bridgePorts(front.id).isEmpty)
         let leases = (try? ChildProcess.run("/usr/bin/grep", arguments: ["grep", "-rl", id, "\(box.root)/networks"], environment: []).stdoutText) ?? ""
