@@ -61,6 +61,25 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     public var networkAliases: [String] = []
     /// Networks joined with `network connect`, attached after the first on every start (eth1, eth2 …).
     public var additionalNetworks: [String] = []
+    /// `network connect --ip/--alias` of the additional networks, by network name (the first network's
+    /// are ``ipAddress`` and ``networkAliases``). Optional: records written before it existed decode.
+    public var additionalEndpoints: [String: EndpointSettings]?
+
+    /// Every network was left with `network disconnect` (``networkMode`` is `none` since). Unlike a
+    /// `--network none` container, such a container may join a network again (docker keeps its old mode
+    /// and lets it), so it starts in a pinned namespace of its own, as a networked container does, where
+    /// a connect can add an interface while it runs. Optional: records written before it existed decode.
+    public var networksDisconnected: Bool?
+
+    /// What a container asks of one network besides joining it.
+    public struct EndpointSettings: Codable, Sendable, Equatable {
+        public var ipAddress: String?
+        public var aliases: [String]
+        public init(ipAddress: String? = nil, aliases: [String] = []) {
+            self.ipAddress = ipAddress
+            self.aliases = aliases
+        }
+    }
 
     // MARK: Logging
     public var logDriver = "json-file"

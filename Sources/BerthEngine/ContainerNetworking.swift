@@ -35,7 +35,7 @@ struct ContainerNetworking: Sendable {
     func setUp(_ record: inout ContainerRecord) throws(EngineError) -> Setup {
         let mode = record.configuration.networkMode
         switch mode {
-        case "none":
+        case "none" where record.configuration.networksDisconnected != true:
             return Setup(namespacePath: nil, sharesHost: false, hostGateway: manager.hostGatewayAddress())
         case "host":
             return Setup(namespacePath: nil, sharesHost: true, hostGateway: "127.0.0.1")
@@ -54,13 +54,15 @@ struct ContainerNetworking: Sendable {
             } catch { throw .system(error, context: "creating the network namespace of \(record.shortID)") }
             do {
                 let ports = try requestedPorts(record)
-                let attachments = try manager.attach(containerID: record.id, netnsPath: path, networks: [mode == "default" ? "bridge" : mode] + record.configuration.additionalNetworks,
-                                                     ports: ports, staticIP: record.configuration.ipAddress)
-                record.networks = attachments.map {
-                    ContainerRecord.NetworkAttachment(network: $0.network, networkID: $0.networkID, interface: $0.interface,
-                                                      address: $0.ipAddress.map { "\($0)/\(attachmentsPrefix($0, attachments))" } ?? "",
-                                                      gateway: $0.gateway ?? "", macAddress: $0.macAddress ?? "")
+                let configuration = record.configuration
+                let endpoints = configuration.additionalEndpoints ?? [:]
+                let attachments = try manager.attach(containerID: record.id, netnsPath: path, networks: NetworkConnection.configuredNetworks(configuration),
+                                                     ports: ports, staticIP: configuration.ipAddress,
+                                                     staticIPs: endpoints.compactMapValues(\.ipAddress))
+                record.networks = attachments.enumerated().map { index, attachment in
+                    Self.recorded(attachment, aliases: index == 0 ? configuration.networkAliases : endpoints[attachment.network]?.aliases ?? [])
                 }
+                record.nextInterfaceIndex = attachments.count
                 // Resolved: a host port asked as 0 or as a range is the one taken now.
                 record.publishedPorts = attachments.first?.ports.map { mapping in
                     ContainerConfiguration.PortBinding(containerPort: mapping.containerPort, proto: mapping.proto,
@@ -88,8 +90,12 @@ struct ContainerNetworking: Sendable {
         return ports
     }
 
-    private func attachmentsPrefix(_ address: String, _ attachments: [Attachment]) -> Int {
-        attachments.first { $0.ipAddress == address }?.prefixLength ?? 32
+    /// An attachment as the record keeps it (`10.89.0.5/16`).
+    static func recorded(_ attachment: Attachment, aliases: [String]) -> ContainerRecord.NetworkAttachment {
+        ContainerRecord.NetworkAttachment(network: attachment.network, networkID: attachment.networkID, interface: attachment.interface,
+                                          address: attachment.ipAddress.map { "\($0)/\(attachment.prefixLength ?? 32)" } ?? "",
+                                          gateway: attachment.gateway ?? "", macAddress: attachment.macAddress ?? "",
+                                          aliases: aliases)
     }
 
     /// CNI DEL on every network, the namespace unpinned; tolerant of what is already gone.
@@ -100,6 +106,7 @@ struct ContainerNetworking: Sendable {
             try? NetworkNamespace.remove(at: path)
         }
         record.networks = []
+        record.nextInterfaceIndex = nil
     }
 }
 
@@ -117,46 +124,4 @@ extension Engine {
 
     /// The networks of this engine.
     public var networks: NetworkManager { networking.manager }
-}
-
-extension Engine {
-    /// `network connect`: the network is joined at the container's next start (a running container is
-    /// refused for now: its interfaces are numbered when it starts).
-    public func connect(_ reference: String, to network: String) throws(EngineError) {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
-            let found: Network
-            do { found = try networks.store.inspect(network) } catch { throw .network("\(error)") }
-            guard found.isAttachable else { throw .conflict("container cannot be connected to network \(found.name)") }
-            if record.configuration.networkMode == found.name || record.configuration.additionalNetworks.contains(found.name) {
-                throw .conflict("endpoint with name \(record.name) already exists in network \(found.name)")
-            }
-            guard !record.state.running else {
-                throw .conflict("connecting running container \(record.name) to \(found.name) is not supported yet: stop it first")
-            }
-            guard !["none", "host"].contains(record.configuration.networkMode), !record.configuration.networkMode.hasPrefix("container:") else {
-                throw .conflict("container sharing network namespace with another container or host cannot be connected to any other network")
-            }
-            record.configuration.additionalNetworks.append(found.name)
-            try save(record)
-        }
-    }
-
-    /// `network disconnect`: leaves the network from the next start on.
-    public func disconnect(_ reference: String, from network: String) throws(EngineError) {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
-            guard !record.state.running else {
-                throw .conflict("disconnecting running container \(record.name) is not supported yet: stop it first")
-            }
-            if let index = record.configuration.additionalNetworks.firstIndex(of: network) {
-                record.configuration.additionalNetworks.remove(at: index)
-            } else if record.configuration.networkMode == network {
-                record.configuration.networkMode = "none"
-            } else {
-                throw .conflict("container \(record.id) is not connected to network \(network)")
-            }
-            try save(record)
-        }
-    }
 }

@@ -43,6 +43,10 @@ public struct ContainerRecord: Codable, Sendable {
     public var networks: [NetworkAttachment] = []
     /// Host ports actually bound (an asked-for 0 resolved), kept across restarts.
     public var publishedPorts: [ContainerConfiguration.PortBinding] = []
+    /// The index of the next interface `network connect` adds to the running container (`eth<N>`): one
+    /// past every index used since it started, as docker's sandbox counts, so a disconnected `eth1` is
+    /// not reused by the next connect. Optional: records written before it existed decode.
+    public var nextInterfaceIndex: Int?
 
     public struct State: Codable, Sendable {
         public var status: ContainerStatus = .created
@@ -88,13 +92,18 @@ public struct ContainerRecord: Codable, Sendable {
         public var address: String
         public var gateway: String
         public var macAddress: String
-        public init(network: String, networkID: String, interface: String, address: String, gateway: String, macAddress: String) {
+        /// `--network-alias` / `network connect --alias` on this network (what inspect shows as Aliases, and
+        /// names a resolver may answer). Optional: records written before it existed decode.
+        public var aliases: [String]?
+        public init(network: String, networkID: String, interface: String, address: String, gateway: String, macAddress: String,
+                    aliases: [String]? = nil) {
             self.network = network
             self.networkID = networkID
             self.interface = interface
             self.address = address
             self.gateway = gateway
             self.macAddress = macAddress
+            self.aliases = aliases
         }
     }
 

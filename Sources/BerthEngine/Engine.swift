@@ -213,6 +213,7 @@ public final class Engine: Sendable {
             record.state.stoppedByUser = false
             record.state.health = nil
             try save(record)
+            networkEvents("connect", record, record.networks)
             events.container("start", record)
             return connection
         } catch {
@@ -353,6 +354,7 @@ public final class Engine: Sendable {
             stored.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, stored.id)) ?? stored.state.health
             record = stored
             (try? OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(record.id)
+            networkEvents("disconnect", record, record.networks)
             networking.tearDown(&record)
             let decision = RestartPolicyDecision.decide(record)
             if case .restart = decision {
@@ -404,6 +406,7 @@ public final class Engine: Sendable {
             if runtimeMayKnowIt {
                 (try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(current.id)
             }
+            networkEvents("disconnect", current, current.networks)
             networking.tearDown(&current)
             do throws(ImageError) { try images.removeRootfs(containerID: current.id) } catch { throw .image(error) }
             try? FileSystem.removeTree(layout.monitorState(current.id))

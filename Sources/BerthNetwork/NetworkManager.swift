@@ -52,8 +52,11 @@ public final class NetworkManager: Sendable {
     /// the first attachment: pass those back on a restart to keep them). `staticIP` (`--ip`) and
     /// `macAddress` apply to the first network too. If any step fails, everything already added is
     /// deleted again (veth, lease, iptables rules, port reservations) before the error is thrown.
+    ///
+    /// `staticIPs` are `--ip` values of the later networks by name (joined with `network connect --ip`).
     public func attach(containerID: String, netnsPath: String, networks: [String], ports requested: [PortMapping] = [],
-                       staticIP: String? = nil, macAddress: String? = nil) throws(NetworkError) -> [Attachment] {
+                       staticIP: String? = nil, macAddress: String? = nil,
+                       staticIPs: [String: String] = [:]) throws(NetworkError) -> [Attachment] {
         var resolved: [(Network, NetworkConfigList)] = []
         for name in networks {
             let network = try store.inspect(name)
@@ -74,6 +77,14 @@ public final class NetworkManager: Sendable {
             }
             try Self.validateMAC(macAddress)
         }
+        var laterAddresses: [Int: String] = [:]
+        for (index, (network, list)) in resolved.enumerated().dropFirst() {
+            guard let wanted = staticIPs[network.name] else { continue }
+            guard list.plugins.flatMap(\.capabilities).contains("ips") else {
+                throw .invalidOption(option: "--ip", value: wanted, reason: "network \(network.name) does not take static addresses")
+            }
+            laterAddresses[index] = try Self.staticAddress(wanted, on: network)
+        }
         // Ports are published only where a plugin maps them (not on an internal network, as docker).
         let publishable = firstCapabilities.contains("portMappings") && !requested.isEmpty
         let published = publishable ? try ports.allocate(requested, containerID: containerID) : []
@@ -87,6 +98,8 @@ public final class NetworkManager: Sendable {
                     if !published.isEmpty { capabilities["portMappings"] = .array(published.map(\.capabilityEntry)) }
                     if let staticAddress { capabilities["ips"] = [.string(staticAddress)] }
                     if let macAddress { capabilities["mac"] = .string(macAddress) }
+                } else if let address = laterAddresses[index] {
+                    capabilities["ips"] = [.string(address)]
                 }
                 let result = try cni.add(network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
                                          capabilityArgs: capabilities)
@@ -122,8 +135,12 @@ public final class NetworkManager: Sendable {
                 if firstError == nil { firstError = error }
             }
         }
+        // The reservations belong to the attachment that published them (the first network): detaching
+        // only another network (`network disconnect`) must leave them to it.
+        var releasesPorts = networks.isEmpty || cached.contains { $0.capabilityArgs["portMappings"] != nil }
         let done = Set(cached.map(\.network.name))
         for (index, name) in networks.enumerated().reversed() where !done.contains(name) {
+            if index == 0 { releasesPorts = true }
             guard let network = try? store.inspect(name), network.isAttachable,
                   let list = try? store.configList(for: network) else { continue }
             do {
@@ -132,8 +149,50 @@ public final class NetworkManager: Sendable {
                 if firstError == nil { firstError = error }
             }
         }
-        do { try ports.release(containerID: containerID) } catch { if firstError == nil { firstError = error } }
+        if releasesPorts {
+            do { try ports.release(containerID: containerID) } catch { if firstError == nil { firstError = error } }
+        }
         if let firstError { throw firstError }
+    }
+
+    /// Attaches the namespace of a running container to one more network on `interface` (`network
+    /// connect`): no ports (they stay on the first network), `staticIP` (`--ip`) if the network takes
+    /// one. A failed ADD is undone by ``CNI/add(network:containerID:netnsPath:ifName:capabilityArgs:args:)``
+    /// itself, so nothing (veth, lease, cache entry) is left.
+    public func attach(containerID: String, netnsPath: String, network name: String, interface ifName: String,
+                       staticIP: String? = nil) throws(NetworkError) -> Attachment {
+        let network = try store.inspect(name)
+        guard network.isAttachable else { throw .notAttachable(network: network.name, reason: "it is not a CNI network") }
+        let list = try store.configList(for: network)
+        var capabilities: [String: JSONValue] = [:]
+        if let staticIP {
+            guard list.plugins.flatMap(\.capabilities).contains("ips") else {
+                throw .invalidOption(option: "--ip", value: staticIP, reason: "network \(network.name) does not take static addresses")
+            }
+            capabilities["ips"] = [.string(try Self.staticAddress(staticIP, on: network))]
+        }
+        try NetworkRules.ensure(network, markerDirectory: store.rulesDirectory)
+        let result = try cni.add(network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
+                                 capabilityArgs: capabilities)
+        let address = result.ipv4(on: ifName)
+        return Attachment(network: network.name, networkID: network.id, interface: ifName, ipAddress: address?.ip,
+                          prefixLength: address?.prefixLength, gateway: address?.gateway ?? network.gateway,
+                          macAddress: result.containerInterface(ifName)?.interface.mac, ports: [])
+    }
+
+    /// Detaches one attachment (`network disconnect`): DEL with its cached ADD (else with the network's
+    /// current configuration on `interface`), its host ports released only if it is the attachment that
+    /// published them. Idempotent.
+    public func detach(containerID: String, netnsPath: String, network name: String, interface ifName: String) throws(NetworkError) {
+        let cached = cni.cachedEntry(network: name, containerID: containerID, ifName: ifName)
+        var list = cached?.network
+        if list == nil, let network = try? store.inspect(name), network.isAttachable { list = try? store.configList(for: network) }
+        if let list {
+            try cni.del(network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName)
+        }
+        if cached?.capabilityArgs["portMappings"] != nil {
+            try ports.release(containerID: containerID)
+        }
     }
 
     /// CNI CHECK of each attachment of the container (to `networks`, or all): throws the first plugin
@@ -187,7 +246,7 @@ public final class NetworkManager: Sendable {
 
     /// `--ip` as host-local's `ips` capability wants it (CIDR with the network's prefix), checked to lie
     /// inside the network's subnet.
-    static func staticAddress(_ text: String, on network: Network) throws(NetworkError) -> String {
+    public static func staticAddress(_ text: String, on network: Network) throws(NetworkError) -> String {
         guard let address = IPv4Address(text) else {
             throw .invalidOption(option: "--ip", value: text, reason: "not an IPv4 address")
         }

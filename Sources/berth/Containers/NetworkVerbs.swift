@@ -165,11 +165,13 @@ struct NetworkPrune: AsyncParsableCommand {
 struct NetworkConnect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "connect", abstract: "Connect a container to a network.")
     @OptionGroup var options: ImageOptions
+    @Option(help: "IPv4 address (e.g. 10.90.0.20).") var ip: String?
+    @Option(help: "Add network-scoped alias for the container.") var alias: [String] = []
     @Argument(help: "Network.") var network: String
     @Argument(help: "Container.") var container: String
 
     func run() async throws {
-        try await withEngine(options) { engine in try engine.connect(container, to: network) }
+        try await withEngine(options) { engine in try engine.connect(container, to: network, ipAddress: ip, aliases: alias) }
     }
 }
 
@@ -181,6 +183,6 @@ struct NetworkDisconnect: AsyncParsableCommand {
     @Argument(help: "Container.") var container: String
 
     func run() async throws {
-        try await withEngine(options) { engine in try engine.disconnect(container, from: network) }
+        try await withEngine(options) { engine in try engine.disconnect(container, from: network, force: force) }
     }
 }
