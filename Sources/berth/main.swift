@@ -13,7 +13,7 @@ let finished = DispatchSemaphore(value: 0)
 nonisolated(unsafe) var failure: (any Error)?
 Task.detached {
     do {
-        var command = try Berth.parseAsRoot()
+        var command = try CommandDispatch.parse(Array(CommandLine.arguments.dropFirst())) ?? Berth.parseAsRoot()
         if var asynchronous = command as? any AsyncParsableCommand {
             try await asynchronous.run()
         } else {
