@@ -146,7 +146,7 @@ final class Monitor {
         }
         report("started")
         sync.close()
-        ResidentMemory.releaseExecutableText()
+        ResidentMemory.releaseExecutablePages()
         supervise()
         finish()
     }

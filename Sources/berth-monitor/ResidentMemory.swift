@@ -11,23 +11,32 @@ import BerthOS
 ///
 /// Those pages are clean and shared with every other monitor through the page cache, so they cost the
 /// machine little; but resident size is what operators read in `ps` and `top`, so the monitor lets go
-/// of them once its container runs: executable (never written) mappings of its own binary are marked
-/// MADV_RANDOM (no fault-around from then on) and dropped with MADV_DONTNEED; the pages the loop needs
-/// fault back in from the page cache. Writable and read-only data are left alone: relocated or written
-/// pages there are private copies that dropping would lose.
+/// of them once its container runs: each read-only mapping of its own binary (text, read-only data,
+/// unwind tables) that holds no private copy of a page (smaps `Anonymous: 0 kB`: nothing relocated or
+/// written there) is marked MADV_RANDOM (no fault-around from then on) and dropped with MADV_DONTNEED;
+/// the pages the poll loop needs fault back in from the page cache. A mapping with private pages (the
+/// RELRO part after start-up relocation) or a writable one is left alone: dropping would lose them.
 enum ResidentMemory {
-    static func releaseExecutableText() {
-        guard let maps = try? FileSystem.readString("/proc/self/maps"),
+    static func releaseExecutablePages() {
+        guard let smaps = try? FileSystem.readString("/proc/self/smaps"),
               let executable = try? FileSystem.realPath("/proc/self/exe") else { return }
-        for line in maps.split(separator: "\n") {
-            // start-end perms offset dev inode path
+        var candidate: (start: UInt, end: UInt)?
+        for line in smaps.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 6, fields[1] == "r-xp", fields[5...].joined(separator: " ") == executable else { continue }
-            let range = fields[0].split(separator: "-")
-            guard range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start,
-                  let address = UnsafeMutableRawPointer(bitPattern: start) else { continue }
-            _ = madvise(address, Int(end - start), MADV_RANDOM)
-            _ = madvise(address, Int(end - start), MADV_DONTNEED)
+            if let first = fields.first, first.contains("-"), fields.count >= 5, !first.hasSuffix(":") {
+                // A mapping's header: start-end perms offset dev inode [path]
+                candidate = nil
+                let range = first.split(separator: "-")
+                guard fields.count >= 6, !fields[1].contains("w"), fields[5...].joined(separator: " ") == executable,
+                      range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start else { continue }
+                candidate = (start, end)
+            } else if fields.first == "Anonymous:", let mapping = candidate {
+                candidate = nil
+                guard fields.count >= 2, fields[1] == "0", let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+                let length = Int(mapping.end - mapping.start)
+                _ = madvise(address, length, MADV_RANDOM)
+                _ = madvise(address, length, MADV_DONTNEED)
+            }
         }
     }
 }
