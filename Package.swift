@@ -76,11 +76,12 @@ let package = Package(
             "BerthOCI", "BerthOS", "BerthImage", "BerthNetwork", "CBerthShim",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // One small process per container (conmon's job): the init's parent, its stdio, logs and exit code.
-        // Kept to the C library and BerthOS so that it stays under 2 MB resident.
+        // One small process per container (conmon's job): the init's parent, its stdio, logs and exit code,
+        // and the embedded DNS server of containers on user-defined networks. Kept to the C library,
+        // BerthOS and BerthNetwork (its DNS codec and the resolver's rules) so that it stays small.
         .executableTarget(
             name: "berth-monitor",
-            dependencies: ["BerthOS", "CBerthShim"],
+            dependencies: ["BerthOS", "BerthNetwork", "CBerthShim"],
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
