@@ -82,7 +82,11 @@ let package = Package(
         .executableTarget(
             name: "berth-monitor",
             dependencies: ["BerthOS", "BerthNetwork", "CBerthShim"],
-            linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
+            // FoundationEssentials (BerthNetwork's JSON) does not autolink its C shims in a static link.
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release)),
+                             .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
+                             .linkedLibrary("swiftSynchronization", .when(configuration: .release)),
+                             .linkedLibrary("_FoundationCollections", .when(configuration: .release))]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
             .product(name: "GRDB", package: "GRDB.swift"),
