@@ -71,6 +71,8 @@ final class DNSServer {
     let upstreams: [sockaddr_in]
     var forwards: [Forward] = []
     var tcpClients: [TCPClient] = []
+    /// One receive buffer for every read (a 64 KiB array per packet would leave the heap dirty).
+    var buffer = [UInt8](repeating: 0, count: 65536)
 
     init(settings: Settings) throws {
         self.settings = settings
@@ -156,7 +158,6 @@ final class DNSServer {
     // MARK: Queries in
 
     private func receiveUDP() {
-        var buffer = [UInt8](repeating: 0, count: 65536)
         // A bounded batch per wake-up, so a flood cannot starve the container's output.
         for _ in 0..<64 {
             var from = sockaddr_in()
@@ -182,7 +183,6 @@ final class DNSServer {
     }
 
     private func readTCP(_ client: TCPClient) {
-        var buffer = [UInt8](repeating: 0, count: 65536)
         let n = buffer.withUnsafeMutableBytes { Glibc.read(client.fd.rawValue, $0.baseAddress, $0.count) }
         if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
         guard n > 0 else { close(client); return }
@@ -275,7 +275,6 @@ final class DNSServer {
             forward.outgoing.removeFirst(sent)
             return
         }
-        var buffer = [UInt8](repeating: 0, count: 65536)
         let n = buffer.withUnsafeMutableBytes { recv(socket.rawValue, $0.baseAddress, $0.count, 0) }
         if n < 0 && (errno == EAGAIN || errno == EINTR) { return }
         // ECONNREFUSED (an ICMP port unreachable on UDP), a closed TCP connection: the next server.
