@@ -1,14 +1,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import BerthNetwork
+import BerthDNS
 import BerthOS
 import CBerthShim
 
 /// Docker's embedded DNS server for a container on a user-defined network, run by its monitor: UDP and
 /// TCP sockets on 127.0.0.11:53 made inside the container's pinned network namespace (so no iptables
 /// rule and no extra process), served from the monitor's poll loop. Names of containers are answered
-/// from the engine's records (BerthNetwork.EmbeddedResolver); everything else is forwarded from the
+/// from the engine's records (BerthDNS.EmbeddedResolver); everything else is forwarded from the
 /// host's namespace, where the monitor lives, so a host-loopback upstream (127.0.0.53) works as it
 /// does for dockerd. Forwarding never blocks the loop: each query in flight has its own socket and a
 /// deadline; when every upstream failed or timed out the client gets SERVFAIL, as from docker.

@@ -1,4 +1,5 @@
 import Testing
+@testable import BerthDNS
 @testable import BerthNetwork
 
 /// A query as a stub resolver sends it: ID, RD, one question.

@@ -1,5 +1,6 @@
 import BerthOS
 import Testing
+@testable import BerthDNS
 @testable import BerthNetwork
 
 @Suite struct EmbeddedResolverTests {
@@ -95,5 +96,23 @@ import Testing
         #expect(ResolvConf.embeddedResolverUpstreams(hostContents: host) == ["127.0.0.53"])
         #expect(ResolvConf.embeddedResolverUpstreams(hostContents: host, dns: ["127.0.0.1"]) == ["127.0.0.1"])
         #expect(ResolvConf.embeddedResolverUpstreams(hostContents: "") == ["8.8.8.8", "8.8.4.4"])
+    }
+}
+
+@Suite struct RecordJSONTests {
+    @Test func recordsAreReadWithEscapesNumbersAndNesting() {
+        let text = #"{"a": [1, -2.5e3, true, false, null], "s": "q\"\\\/\n\u0041\u00e9", "o": {"k": []}}"#
+        let value = RecordJSON.parse(Array(text.utf8))
+        #expect(value?["s"]?.string == "q\"\\/\nAé")
+        #expect(value?["a"] == .array([.number(1), .number(-2500), .bool(true), .bool(false), .null]))
+        #expect(value?["o"]?["k"] == .array([]))
+    }
+
+    @Test func malformedOrTooDeepInputIsNil() {
+        for text in ["", "{", "{\"a\":}", "[1,]", "{\"a\" 1}", "\"open", "tru", "{} x", "[\"\\u12\"]"] {
+            #expect(RecordJSON.parse(Array(text.utf8)) == nil, "\(text)")
+        }
+        #expect(RecordJSON.parse(Array((String(repeating: "[", count: 100) + String(repeating: "]", count: 100)).utf8)) == nil)
+        #expect(RecordJSON.parse(Array((String(repeating: "[", count: 10) + String(repeating: "]", count: 10)).utf8)) != nil)
     }
 }

@@ -1,5 +1,4 @@
 import BerthOS
-import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,7 +72,7 @@ public enum EmbeddedResolver {
 }
 
 /// What the resolver needs of one container, decoded from the engine's record (`container.json`,
-/// BerthEngine's ContainerRecord) without depending on the engine: its ID, name, network aliases,
+/// BerthEngine's ContainerRecord) without depending on the engine or on Foundation: its ID, name, network aliases,
 /// status and its network attachments. A record connected to a network later simply shows the new
 /// attachment the next time it is read.
 public struct ResolverPeer: Sendable, Equatable {
@@ -120,39 +119,19 @@ public struct ResolverPeer: Sendable, Equatable {
 
     /// Decodes a container record; nil for anything unreadable (a record being written, another version).
     public static func decode(record bytes: [UInt8]) -> ResolverPeer? {
-        guard let record = try? JSONDecoder().decode(RecordView.self, from: Data(bytes)) else { return nil }
-        let status = record.state?.status ?? ""
+        guard let record = RecordJSON.parse(bytes), let id = record["id"]?.string, let name = record["name"]?.string else { return nil }
+        let status = record["state"]?["status"]?.string ?? ""
         // Docker's --network-alias belongs to the network the container was started on (--network);
         // an attachment that carries aliases of its own (a later `network connect --alias`) uses those.
-        let primary = record.configuration?.networkMode ?? ""
-        let endpoints: [Endpoint] = (record.networks ?? []).compactMap { attachment in
-            let text = attachment.address.split(separator: "/").first.map(String.init) ?? attachment.address
-            guard let address = IPv4Address(text) else { return nil }
-            let aliases = attachment.aliases ?? (attachment.network == primary ? record.configuration?.networkAliases ?? [] : [])
-            return Endpoint(network: attachment.network, networkID: attachment.networkID ?? "", address: address, aliases: aliases)
+        let primary = record["configuration"]?["networkMode"]?.string ?? ""
+        let aliases = record["configuration"]?["networkAliases"]?.strings ?? []
+        let endpoints: [Endpoint] = (record["networks"]?.array ?? []).compactMap { attachment in
+            guard let network = attachment["network"]?.string, let text = attachment["address"]?.string,
+                  let address = IPv4Address(text.split(separator: "/").first ?? Substring(text)) else { return nil }
+            return Endpoint(network: network, networkID: attachment["networkID"]?.string ?? "", address: address,
+                            aliases: attachment["aliases"]?.strings ?? (network == primary ? aliases : []))
         }
-        return ResolverPeer(id: record.id, name: record.name, running: status == "running" || status == "paused",
-                            endpoints: endpoints)
-    }
-
-    /// The record's fields the resolver reads; everything else in it is ignored.
-    private struct RecordView: Decodable {
-        struct Configuration: Decodable {
-            var networkMode: String?
-            var networkAliases: [String]?
-        }
-        struct State: Decodable { var status: String? }
-        struct Attachment: Decodable {
-            var network: String
-            var networkID: String?
-            var address: String
-            var aliases: [String]?
-        }
-        var id: String
-        var name: String
-        var configuration: Configuration?
-        var state: State?
-        var networks: [Attachment]?
+        return ResolverPeer(id: id, name: name, running: status == "running" || status == "paused", endpoints: endpoints)
     }
 }
 
