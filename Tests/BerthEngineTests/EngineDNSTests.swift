@@ -162,7 +162,7 @@ final class EngineDNSTests {
         }
     }
 
-    @Test(.enabled(if: FakeUpstream.canBind, "127.0.0.153:53 is taken on this host: the upstream test needs it for a fake server"))
+    @Test(.enabled(if: FakeUpstream.canBind, "127.0.0.153:53 (UDP or TCP) is taken on this host: the upstream test needs it for a fake server"))
     func otherNamesAreForwardedToTheUpstreamFromTheHostsNamespace() throws {
         let upstream = try #require(FakeUpstream(address: "127.0.0.153", name: "upstream.test", answer: "192.0.2.7"))
         defer { upstream.stop() }
@@ -173,75 +173,136 @@ final class EngineDNSTests {
             #expect(lookup.stdoutText.contains("Address: 192.0.2.7"), "\(lookup.stdoutText)")
             let missing = try run(on: networks[0], dns: "127.0.0.153", "nslookup missing.test")
             #expect(missing.stdoutText.contains("NXDOMAIN"), "\(missing.stdoutText)\(missing.stderrText)")
+
+            // Over TCP the query goes upstream over TCP (the fake server answers both).
+            _ = try box.berth(["run", "-d", "--name", "asker", "--network", networks[0], "--dns", "127.0.0.153", box.image, "sleep", "1000"])
+            let id = try box.inspect("asker", "{{.Id}}")
+            let script = """
+                import socket, struct
+                q = struct.pack('>HHHHHH', 0x5678, 0x0100, 1, 0, 0, 0) + b'\\x08upstream\\x04test\\x00' + struct.pack('>HH', 1, 1)
+                s = socket.create_connection(('127.0.0.11', 53), timeout=5)
+                s.sendall(struct.pack('>H', len(q)) + q)
+                data = b''
+                while len(data) < 2 or len(data) < 2 + struct.unpack('>H', data[:2])[0]:
+                    chunk = s.recv(4096)
+                    if not chunk: break
+                    data += chunk
+                r = data[2:]
+                print(hex(struct.unpack('>H', r[:2])[0]), '.'.join(str(b) for b in r[-4:]))
+                """
+            let asked = try ChildProcess.run("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
+                                             environment: ["PATH=/usr/bin:/bin"])
+            #expect(asked.stdoutText == "0x5678 192.0.2.7\n", "\(asked.stdoutText)\(asked.stderrText)")
         }
     }
 }
 
-/// A DNS server on the host's loopback (UDP) that knows one name; on a thread of the test process.
+/// A DNS server on the host's loopback (UDP and TCP) that knows one name; on a thread of the test process.
 final class FakeUpstream {
-    let fd: Int32
+    let udp: Int32
+    let tcp: Int32
+    /// Written to by stop(); close-on-exec, so no `berth` started meanwhile holds it.
+    let stopPipe: Pipe
     var thread = pthread_t()
 
     /// Whether port 53 of 127.0.0.153 can be bound (nothing on it or on the wildcard address).
     static let canBind: Bool = {
-        guard isRealRoot, let probe = FakeUpstream.bind("127.0.0.153") else { return false }
-        close(probe)
+        guard isRealRoot, let u = FakeUpstream.bind("127.0.0.153", type: SOCK_DGRAM) else { return false }
+        defer { close(u) }
+        guard let t = FakeUpstream.bind("127.0.0.153", type: SOCK_STREAM) else { return false }
+        close(t)
         return true
     }()
 
-    static func bind(_ address: String) -> Int32? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    static func bind(_ address: String, type: __socket_type) -> Int32? {
+        let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = UInt16(53).bigEndian
         sa.sin_addr.s_addr = inet_addr(address)
         let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { close(fd); return nil }
+        guard bound == 0, type != SOCK_STREAM || listen(fd, 8) == 0 else { close(fd); return nil }
         return fd
     }
 
     struct Job {
-        var fd: Int32
+        var udp: Int32
+        var tcp: Int32
+        var stop: Int32
         var name: String
         var answer: IPv4Address
     }
 
     init?(address: String, name: String, answer: String) {
-        guard let fd = FakeUpstream.bind(address), let ip = IPv4Address(answer) else { return nil }
-        self.fd = fd
+        guard let udp = FakeUpstream.bind(address, type: SOCK_DGRAM), let ip = IPv4Address(answer) else { return nil }
+        guard let tcp = FakeUpstream.bind(address, type: SOCK_STREAM) else { close(udp); return nil }
+        guard let stopPipe = try? Pipe() else { close(udp); close(tcp); return nil }
+        self.udp = udp
+        self.tcp = tcp
+        self.stopPipe = stopPipe
         let job = UnsafeMutablePointer<Job>.allocate(capacity: 1)
-        job.initialize(to: Job(fd: fd, name: name, answer: ip))
+        job.initialize(to: Job(udp: udp, tcp: tcp, stop: stopPipe.reading.rawValue, name: name, answer: ip))
         pthread_create(&thread, nil, { raw in
             let pointer = raw!.assumingMemoryBound(to: Job.self)
             let job = pointer.move()
             pointer.deallocate()
+            func reply(_ packet: [UInt8]) -> [UInt8]? {
+                guard let query = try? DNSMessage.parseQuery(packet) else { return nil }
+                if query.name == job.name {
+                    return DNSMessage.response(to: query, code: .noError, answers: query.type == DNSMessage.RecordType.a ? [.a(job.answer)] : [])
+                }
+                return DNSMessage.response(to: query, code: .nameError)
+            }
             var buffer = [UInt8](repeating: 0, count: 4096)
             while true {
-                var from = sockaddr_in()
-                var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-                let n = buffer.withUnsafeMutableBytes { bytes in
-                    withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(job.fd, bytes.baseAddress, bytes.count, 0, $0, &length) } }
+                var fds = [pollfd(fd: job.udp, events: Int16(POLLIN), revents: 0), pollfd(fd: job.tcp, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: job.stop, events: Int16(POLLIN), revents: 0)]
+                guard poll(&fds, 3, -1) >= 0 else { continue }
+                if fds[2].revents != 0 { return nil }
+                if fds[0].revents != 0 {
+                    var from = sockaddr_in()
+                    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                    let n = buffer.withUnsafeMutableBytes { bytes in
+                        withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(job.udp, bytes.baseAddress, bytes.count, 0, $0, &length) } }
+                    }
+                    if n > 0, let answer = reply(Array(buffer[0..<n])) {
+                        _ = answer.withUnsafeBytes { bytes in
+                            withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(job.udp, bytes.baseAddress, bytes.count, 0, $0, length) } }
+                        }
+                    }
                 }
-                // 0 or an error: shut down by stop().
-                if n <= 0 { return nil }
-                guard let query = try? DNSMessage.parseQuery(Array(buffer[0..<n])) else { continue }
-                let reply: [UInt8]
-                if query.name == job.name {
-                    reply = DNSMessage.response(to: query, code: .noError, answers: query.type == DNSMessage.RecordType.a ? [.a(job.answer)] : [])
-                } else {
-                    reply = DNSMessage.response(to: query, code: .nameError)
-                }
-                _ = reply.withUnsafeBytes { bytes in
-                    withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(job.fd, bytes.baseAddress, bytes.count, 0, $0, length) } }
+                if fds[1].revents != 0 {
+                    // One length-prefixed query per connection, read with a deadline so a stuck client cannot hang the test.
+                    let connection = accept(job.tcp, nil, nil)
+                    guard connection >= 0 else { continue }
+                    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    var received: [UInt8] = []
+                    while true {
+                        let n = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+                        if n <= 0 { break }
+                        received += buffer[0..<n]
+                        if received.count >= 2, received.count >= 2 + (Int(received[0]) << 8 | Int(received[1])) { break }
+                    }
+                    if received.count > 2, let answer = reply(Array(received[2...])) {
+                        let framed = DNSMessage.lengthPrefixed(answer)
+                        _ = framed.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    }
+                    close(connection)
                 }
             }
         }, job)
     }
 
     func stop() {
-        shutdown(fd, Int32(SHUT_RDWR))
+        try? stopPipe.writing.write([1])
         pthread_join(thread, nil)
-        close(fd)
+        close(udp)
+        close(tcp)
+        stopPipe.reading.close()
+        stopPipe.writing.close()
     }
 }
