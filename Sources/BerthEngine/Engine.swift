@@ -169,8 +169,9 @@ public final class Engine: Sendable {
             do throws(ImageError) { try images.mountRootfs(containerID: record.id) } catch { throw .image(error) }
             let network = try networking.setUp(&record)
             attachments = record.networks
+            let resolver = EmbeddedDNS.applies(to: record, namespacePath: network.namespacePath, layout: layout)
             let managed = try ManagedFiles.write(record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
-                                                 hostGateway: network.hostGateway)
+                                                 hostGateway: network.hostGateway, embeddedResolver: resolver)
             let inputs = SpecInputs(configuration: record.configuration, image: record.imageConfig, containerID: record.id,
                                     rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                                     networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
@@ -182,13 +183,20 @@ public final class Engine: Sendable {
             try RecordFile.write(spec, bundle + "/config.json", durable: false)
             let logOptions = try LogOptions(record.configuration)
             let health = try HealthSettings.monitorArguments(record, spec: spec, layout: layout)
+            var dns: [String] = []
+            if resolver, let namespace = network.namespacePath {
+                dns = EmbeddedDNS.monitorArguments(record, namespacePath: namespace, layout: layout)
+                // The resolver reads the asker's networks from this record: saved with them before the
+                // program runs, so that its first lookup (`nc server 80` as the command) is answered.
+                try save(record)
+            }
             let launch = try MonitorLaunch.start(.init(
                 monitorPath: monitorPath, runtime: runtime, id: record.id, bundle: bundle,
                 stateDirectory: layout.monitorState(record.id), exitFile: layout.exitFile(record.id),
                 logDriver: logOptions.driver, logPath: layout.logFile(record.id), logMaximumSize: logOptions.maximumSize,
                 logMaximumFiles: logOptions.maximumFiles, terminal: record.configuration.tty,
                 openStdin: record.configuration.openStdin, exitCommand: exitCommand.isEmpty ? [] : exitCommand + [record.id],
-                health: health))
+                health: health, dns: dns))
             let pid: Int32
             do { pid = try launch.awaitCreated() } catch {
                 launch.abort()

@@ -28,6 +28,8 @@ struct MonitorLaunch {
         var exitCommand: [String]
         /// `--health-*` monitor arguments (empty without a healthcheck).
         var health: [String] = []
+        /// `--dns-*` monitor arguments (empty unless the container uses the embedded resolver).
+        var dns: [String] = []
     }
 
     static func start(_ p: Parameters) throws(EngineError) -> MonitorLaunch {
@@ -40,6 +42,7 @@ struct MonitorLaunch {
         if p.openStdin { arguments.append("--stdin") }
         for a in p.exitCommand { arguments += ["--exit-command", a] }
         arguments += p.health
+        arguments += p.dns
         do {
             let pair = try SocketPair()
             let devnull = try FileDescriptor.open("/dev/null", O_RDWR)

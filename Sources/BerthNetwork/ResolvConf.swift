@@ -68,6 +68,32 @@ public enum ResolvConf {
     }
 }
 
+extension ResolvConf {
+    /// The resolv.conf of a container served by the embedded resolver (user-defined networks), as docker
+    /// writes it: only `nameserver 127.0.0.11`; the search domains and options as for any container
+    /// (`--dns-search`, `--dns-option`, else the host's), and `ndots:0` unless an ndots option is given,
+    /// so that a bare container name is asked as it is before any search domain is tried.
+    public static func forEmbeddedResolver(hostContents: String, search: [String] = [], options: [String] = []) -> String {
+        let host = parse(hostContents)
+        let searchDomains = search.isEmpty ? host.search : search.filter { $0 != "." }
+        var optionList = options.isEmpty ? host.options : options
+        if !optionList.contains(where: { $0.hasPrefix("ndots:") }) { optionList.append("ndots:0") }
+        var lines = host.otherLines
+        lines.append("nameserver \(EmbeddedResolver.address)")
+        if !searchDomains.isEmpty { lines.append("search " + searchDomains.joined(separator: " ")) }
+        lines.append("options " + optionList.joined(separator: " "))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Where the embedded resolver forwards what it does not own: `--dns`, else the host's nameservers
+    /// as they are, loopback ones included (the resolver forwards from the host's namespace, as docker's
+    /// does), else Google's. IPv4 only: the forwarder speaks IPv4.
+    public static func embeddedResolverUpstreams(hostContents: String, dns: [String] = []) -> [String] {
+        let servers = (dns.isEmpty ? parse(hostContents).nameservers : dns).filter { IPv4Address($0) != nil }
+        return servers.isEmpty ? fallbackNameservers : servers
+    }
+}
+
 extension Substring {
     var trimmingWhitespaceSubstring: Substring {
         var slice = self

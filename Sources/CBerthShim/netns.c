@@ -8,6 +8,10 @@
 #include "berth_shim.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
@@ -71,4 +75,56 @@ int berth_netns_create(const char *path, int *failed_step) {
     pthread_join(thread, NULL);
     *failed_step = job.step;
     return job.error;
+}
+
+// A socket bound inside another network namespace, for the embedded DNS resolver in a container's
+// monitor. A socket belongs to the namespace of the thread that created it and keeps it for life, so
+// the calling thread joins the namespace, makes and binds the socket, and goes back. In C so that no
+// Swift code (which could allocate, log or throw) runs while the thread is in the container's network;
+// the caller (the single-threaded monitor) must not run other threads that expect the host's network.
+int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, uint16_t port, int *failed_step) {
+    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original < 0) {
+        *failed_step = BERTH_NETNS_STEP_OPEN;
+        return -errno;
+    }
+    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
+    if (target < 0) {
+        int error = errno;
+        close(original);
+        *failed_step = BERTH_NETNS_STEP_OPEN;
+        return -error;
+    }
+    if (setns(target, CLONE_NEWNET) < 0) {
+        int error = errno;
+        close(target);
+        close(original);
+        *failed_step = BERTH_NETNS_STEP_SETNS;
+        return -error;
+    }
+    close(target);
+    int result = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (result < 0) {
+        result = -errno;
+        *failed_step = BERTH_NETNS_STEP_SOCKET;
+    } else {
+        int on = 1;
+        setsockopt(result, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(port);
+        sa.sin_addr.s_addr = htonl(address);
+        if (bind(result, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            (type == SOCK_STREAM && listen(result, 64) < 0)) {
+            int error = errno;
+            close(result);
+            result = -error;
+            *failed_step = BERTH_NETNS_STEP_BIND;
+        }
+    }
+    // Back to where the thread was; if that fails the process must not go on in the wrong network.
+    if (setns(original, CLONE_NEWNET) < 0) abort();
+    close(original);
+    return result;
 }

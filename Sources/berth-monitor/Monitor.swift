@@ -34,6 +34,11 @@ struct MonitorOptions {
     var eventsFile = ""
     var name = ""
     var image = ""
+    /// The embedded DNS server (user-defined networks): the container's pinned network namespace,
+    /// `<root>/containers`, and the servers to forward to.
+    var dnsNamespace = ""
+    var dnsContainers = ""
+    var dnsUpstreams: [String] = []
 
     static func parse(_ arguments: [String]) -> MonitorOptions {
         var o = MonitorOptions()
@@ -72,6 +77,9 @@ struct MonitorOptions {
             case "--events-file": o.eventsFile = value()
             case "--name": o.name = value()
             case "--image": o.image = value()
+            case "--dns-netns": o.dnsNamespace = value()
+            case "--dns-containers": o.dnsContainers = value()
+            case "--dns-upstream": o.dnsUpstreams.append(value())
             default: fail("unknown option \(arguments[i])")
             }
             i += 1
@@ -110,6 +118,7 @@ final class Monitor {
     var stdinWriter: FileDescriptor?
     var attachListener: FileDescriptor?
     var clients: [AttachedClient] = []
+    var dns: DNSServer?
 
     init(options: MonitorOptions) {
         self.options = options
@@ -157,6 +166,15 @@ final class Monitor {
         let listener = try UnixSocket.listen(options.stateDirectory + "/attach.sock")
         _ = berth_fcntl_int(listener.rawValue, F_SETFL, O_NONBLOCK)
         attachListener = listener
+        // Listening before the container's program runs, so its first lookup finds the resolver.
+        if !options.dnsNamespace.isEmpty && !options.dnsContainers.isEmpty {
+            do {
+                dns = try DNSServer(settings: .init(networkNamespace: options.dnsNamespace, containers: options.dnsContainers,
+                                                    upstreams: options.dnsUpstreams, id: options.id))
+            } catch {
+                throw MonitorFailure("embedded DNS server: \(error)")
+            }
+        }
         let pidFile = options.stateDirectory + "/init.pid"
         unlink(pidFile)
         var arguments = ["create", "--bundle", options.bundle, "--pid-file", pidFile]
@@ -255,12 +273,15 @@ final class Monitor {
             if pidfd >= 0 && exitStatus == nil { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
             let checks = exitStatus == nil ? health : nil
             for fd in checks?.descriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            if let dns { fds += dns.pollEntries }
             // Without a pidfd (old kernels), wake up to reap every 100 ms.
             var timeout: Int32 = exitStatus != nil ? 200 : (pidfd >= 0 ? -1 : 100)
             if let checks { timeout = timeout < 0 ? checks.timeout : min(timeout, checks.timeout) }
+            if let due = dns?.timeout, due >= 0 { timeout = timeout < 0 ? due : min(timeout, due) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { return }
             checks?.step()
+            dns?.step(fds)
             for entry in fds where entry.revents != 0 {
                 if let listener = attachListener, entry.fd == listener.rawValue {
                     acceptClients()

@@ -176,6 +176,17 @@ enum {
     BERTH_NETNS_STEP_SET_FLAGS = 6,  ///< ioctl(SIOCSIFFLAGS) on lo
 };
 int berth_netns_create(const char *path, int *failed_step);
+
+/// A non-blocking, close-on-exec IPv4 socket of `type` (SOCK_DGRAM or SOCK_STREAM, then listening) bound
+/// to `address`:`port` (host byte order) inside the network namespace pinned at `netns_path`; the calling
+/// thread joins that namespace only for the socket() and bind() and then returns to its own. Returns the
+/// descriptor, or -errno with the failed step in *failed_step (OPEN, SETNS, SOCKET or BIND).
+enum {
+    BERTH_NETNS_STEP_OPEN = 7,       ///< open of /proc/thread-self/ns/net or of `netns_path`
+    BERTH_NETNS_STEP_SETNS = 8,      ///< setns(CLONE_NEWNET)
+    BERTH_NETNS_STEP_BIND = 9,       ///< bind (or listen)
+};
+int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, uint16_t port, int *failed_step);
 // ---------------------------------------------------------------------------------------------------
 
 #endif

@@ -1,0 +1,26 @@
+import BerthNetwork
+import BerthOS
+
+/// Docker's embedded DNS server (127.0.0.11) for containers on user-defined networks. The server runs
+/// in the container's monitor (berth-monitor's DNSServer); the engine decides who gets it, writes the
+/// resolv.conf that points at it (ManagedFiles), and hands the monitor what it needs.
+enum EmbeddedDNS {
+    /// Whether docker would give this container the resolver: it has a network namespace of its own
+    /// attached by CNI, and at least one of its networks is user-defined (the default `bridge` keeps the
+    /// host's nameservers and /etc/hosts-only names, as in docker).
+    static func applies(to record: ContainerRecord, namespacePath: String?, layout: EngineLayout) -> Bool {
+        guard let namespacePath, namespacePath == layout.networkNamespace(record.id) else { return false }
+        return record.networks.contains { !Network.predefinedNames.contains($0.network) }
+    }
+
+    /// The monitor's `--dns-*` arguments: the pinned namespace, where the records are, and the upstream
+    /// servers (`--dns`, else the host's nameservers, read now as docker reads them at the start).
+    static func monitorArguments(_ record: ContainerRecord, namespacePath: String, layout: EngineLayout) -> [String] {
+        let host = (try? FileSystem.readString("/etc/resolv.conf")) ?? ""
+        var arguments = ["--dns-netns", namespacePath, "--dns-containers", layout.containers]
+        for server in ResolvConf.embeddedResolverUpstreams(hostContents: host, dns: record.configuration.dns) {
+            arguments += ["--dns-upstream", server]
+        }
+        return arguments
+    }
+}
