@@ -21,6 +21,10 @@ enum ResidentMemory {
         guard let smaps = try? FileSystem.readString("/proc/self/smaps"),
               let executable = try? FileSystem.realPath("/proc/self/exe") else { return }
         var candidate: (start: UInt, end: UInt)?
+        // Collected first and dropped last: parsing the text touches much of the standard library, which
+        // would fault straight back in what an earlier drop released.
+        var ranges: [(start: UInt, end: UInt)] = []
+        ranges.reserveCapacity(8)
         for line in smaps.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             if let first = fields.first, first.contains("-"), fields.count >= 5, !first.hasSuffix(":") {
@@ -32,11 +36,14 @@ enum ResidentMemory {
                 candidate = (start, end)
             } else if fields.first == "Anonymous:", let mapping = candidate {
                 candidate = nil
-                guard fields.count >= 2, fields[1] == "0", let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
-                let length = Int(mapping.end - mapping.start)
-                _ = madvise(address, length, MADV_RANDOM)
-                _ = madvise(address, length, MADV_DONTNEED)
+                if fields.count >= 2, fields[1] == "0" { ranges.append(mapping) }
             }
+        }
+        for mapping in ranges {
+            guard let address = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+            let length = Int(mapping.end - mapping.start)
+            _ = madvise(address, length, MADV_RANDOM)
+            _ = madvise(address, length, MADV_DONTNEED)
         }
     }
 }
