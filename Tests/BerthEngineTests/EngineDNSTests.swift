@@ -42,6 +42,30 @@ final class EngineDNSTests {
         try box.berth(["run", "--rm", "--network", network, "--dns", dns, box.image, "sh", "-c", command])
     }
 
+    /// An A query over TCP to 127.0.0.11 from inside the container's namespace (busybox's nslookup has
+    /// no TCP mode): prints the answer's ID in hex and the last four bytes as an address.
+    func tcpQuery(id: String, queryID: UInt16, name: String) throws -> ChildProcess.Output {
+        let labels = name.split(separator: ".").map { label in
+            let hex = String(label.count, radix: 16)
+            return "b'\\x\(hex.count == 1 ? "0" + hex : hex)\(label)'"
+        }.joined(separator: " + ")
+        let script = """
+            import socket, struct
+            q = struct.pack('>HHHHHH', \(queryID), 0x0100, 1, 0, 0, 0) + \(labels) + b'\\x00' + struct.pack('>HH', 1, 1)
+            s = socket.create_connection(('127.0.0.11', 53), timeout=5)
+            s.sendall(struct.pack('>H', len(q)) + q)
+            data = b''
+            while len(data) < 2 or len(data) < 2 + struct.unpack('>H', data[:2])[0]:
+                chunk = s.recv(4096)
+                if not chunk: break
+                data += chunk
+            r = data[2:]
+            print(hex(struct.unpack('>H', r[:2])[0]), '.'.join(str(b) for b in r[-4:]))
+            """
+        return try ChildProcess.run("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
+                                    environment: ["PATH=/usr/bin:/bin"])
+    }
+
     @Test func containersOnAUserNetworkFindEachOtherByNameAliasAndShortID() throws {
         try withNetworks { networks in
             let net = networks[0]
@@ -108,21 +132,7 @@ final class EngineDNSTests {
             let address = try box.inspect("server", "{{.NetworkSettings.Networks.\(net).IPAddress}}")
             let id = try box.inspect("server", "{{.Id}}")
             // busybox's nslookup has no TCP mode: python3 asks from inside the container's namespace.
-            let script = """
-                import socket, struct
-                q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + b'\\x06Server\\x00' + struct.pack('>HH', 1, 1)
-                s = socket.create_connection(('127.0.0.11', 53), timeout=5)
-                s.sendall(struct.pack('>H', len(q)) + q)
-                data = b''
-                while len(data) < 2 or len(data) < 2 + struct.unpack('>H', data[:2])[0]:
-                    chunk = s.recv(4096)
-                    if not chunk: break
-                    data += chunk
-                r = data[2:]
-                print(hex(struct.unpack('>H', r[:2])[0]), '.'.join(str(b) for b in r[-4:]))
-                """
-            let asked = try ChildProcess.run("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
-                                             environment: ["PATH=/usr/bin:/bin"])
+            let asked = try tcpQuery(id: id, queryID: 0x1234, name: "Server")
             #expect(asked.stdoutText == "0x1234 \(address)\n", "\(asked.stdoutText)\(asked.stderrText)")
         }
     }
@@ -177,21 +187,7 @@ final class EngineDNSTests {
             // Over TCP the query goes upstream over TCP (the fake server answers both).
             _ = try box.berth(["run", "-d", "--name", "asker", "--network", networks[0], "--dns", "127.0.0.153", box.image, "sleep", "1000"])
             let id = try box.inspect("asker", "{{.Id}}")
-            let script = """
-                import socket, struct
-                q = struct.pack('>HHHHHH', 0x5678, 0x0100, 1, 0, 0, 0) + b'\\x08upstream\\x04test\\x00' + struct.pack('>HH', 1, 1)
-                s = socket.create_connection(('127.0.0.11', 53), timeout=5)
-                s.sendall(struct.pack('>H', len(q)) + q)
-                data = b''
-                while len(data) < 2 or len(data) < 2 + struct.unpack('>H', data[:2])[0]:
-                    chunk = s.recv(4096)
-                    if not chunk: break
-                    data += chunk
-                r = data[2:]
-                print(hex(struct.unpack('>H', r[:2])[0]), '.'.join(str(b) for b in r[-4:]))
-                """
-            let asked = try ChildProcess.run("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
-                                             environment: ["PATH=/usr/bin:/bin"])
+            let asked = try tcpQuery(id: id, queryID: 0x5678, name: "upstream.test")
             #expect(asked.stdoutText == "0x5678 192.0.2.7\n", "\(asked.stdoutText)\(asked.stderrText)")
         }
     }
