@@ -125,6 +125,18 @@ final class EngineDNSTests {
         }
     }
 
+    /// A DNS server on a user network (`--expose 53/udp`, as dnsmasq or pihole images declare): it binds
+    /// 0.0.0.0:53 itself, so it gets no resolver of ours there, and keeps the container's --dns servers.
+    @Test func aContainerThatExposesPort53CanBindIt() throws {
+        try withNetworks { networks in
+            let out = try box.berth(["run", "--rm", "--network", networks[0], "--expose", "53/udp", "--dns", Self.deadUpstream, box.image,
+                                     "sh", "-c", "cat /etc/resolv.conf; nc -l -p 53 -w 1 </dev/null; echo bound=$?"])
+            #expect(out.stdoutText.contains("nameserver \(Self.deadUpstream)") && !out.stdoutText.contains("127.0.0.11"), "\(out.stdoutText)")
+            #expect(!out.stdoutText.contains("Address already in use") && !out.stderrText.contains("Address already in use"),
+                    "\(out.stdoutText)\(out.stderrText)")
+        }
+    }
+
     @Test func theResolverAnswersOverTCPToo() throws {
         try withNetworks { networks in
             let net = networks[0]
