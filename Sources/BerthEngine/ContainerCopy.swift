@@ -130,14 +130,7 @@ public struct ContainerCopy: Sendable {
         defer { unlink(tarFile) }
         do throws(SystemCallError) {
             let out = try FileDescriptor.open(tarFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-                if n < 0 && errno == EINTR { continue }
-                guard n >= 0 else { throw SystemCallError(call: "read", errno: errno, subject: "standard input") }
-                if n == 0 { break }
-                try out.write(buffer[0..<n])
-            }
+            try copyContents(from: input, to: out.rawValue)
         } catch { throw .system(error, context: "reading the archive from standard input") }
         do {
             _ = try LayerFiles.apply(tarFile, to: "/proc/\(getpid())/fd/\(directory.rawValue)", options: UnpackOptions(privileged: true, whiteouts: .keep))

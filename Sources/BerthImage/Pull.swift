@@ -180,18 +180,3 @@ func resolvePendingLinks(store: ContentStore, chainIDs: [Digest], layer index: I
     }
 }
 
-func copyContents(from source: Int32, to target: Int32) throws {
-    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { buffer.deallocate() }
-    while true {
-        let n = Glibc.read(source, buffer.baseAddress, buffer.count)
-        if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno) }
-        if n == 0 { return }
-        var offset = 0
-        while offset < n {
-            let w = Glibc.write(target, buffer.baseAddress! + offset, n - offset)
-            if w < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "write", errno: errno) }
-            offset += w
-        }
-    }
-}

@@ -152,3 +152,21 @@ public struct SocketPair: Sendable {
         second = FileDescriptor(owning: fds[1])
     }
 }
+
+/// Copies everything `source` has left to read into `target` (1 MiB at a time, short writes retried):
+/// a blob or a hard link's target into a file, a stream on standard input into a spool file.
+public func copyContents(from source: Int32, to target: Int32) throws(SystemCallError) {
+    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { buffer.deallocate() }
+    while true {
+        let n = Glibc.read(source, buffer.baseAddress, buffer.count)
+        if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno) }
+        if n == 0 { return }
+        var offset = 0
+        while offset < n {
+            let w = Glibc.write(target, buffer.baseAddress! + offset, n - offset)
+            if w < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "write", errno: errno) }
+            offset += w
+        }
+    }
+}
