@@ -417,12 +417,9 @@ final class Monitor {
             let ready = poll(&fds, nfds_t(fds.count), Int32(left * 1000))
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { break }
-            for (index, entry) in fds.enumerated().reversed() where entry.revents != 0 {
+            for (client, entry) in zip(clients, fds) where entry.revents != 0 {
                 let n = scratch.withUnsafeMutableBytes { recv(entry.fd, $0.baseAddress, $0.count, 0) }
-                if n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)) {
-                    clients[index].fd.close()
-                    clients.remove(at: index)
-                }
+                if n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN)) { drop(client) }
             }
         }
         for client in clients { client.fd.close() }
