@@ -174,7 +174,7 @@ public struct ContainerInspect: Encodable, Sendable {
         RestartCount = record.restartCount
         Driver = "overlay2"
         let image = record.imageConfig
-        let exposed = Set((image?.ExposedPorts.map { Array($0.keys) } ?? []) + c.exposedPorts + c.portBindings.map { "\($0.containerPort)/\($0.proto)" })
+        let exposed = Set(record.exposedPorts + c.portBindings.map { "\($0.containerPort)/\($0.proto)" })
         var env = image?.Env ?? []
         for e in c.env {
             let key = e.split(separator: "=", maxSplits: 1).first.map(String.init) ?? e

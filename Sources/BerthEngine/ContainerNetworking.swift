@@ -83,7 +83,7 @@ struct ContainerNetworking: Sendable {
         if !record.publishedPorts.isEmpty { bindings = record.publishedPorts }
         var ports = bindings.map { PortMapping(hostIP: $0.hostIP, hostPort: $0.hostPort, hostPortEnd: $0.hostPortEnd, containerPort: $0.containerPort, proto: $0.proto) }
         if record.configuration.publishAllPorts && record.publishedPorts.isEmpty {
-            let exposed = (record.imageConfig?.ExposedPorts.map { Array($0.keys) } ?? []) + record.configuration.exposedPorts
+            let exposed = record.exposedPorts
             let covered = Set(ports.map { "\($0.containerPort)/\($0.proto)" })
             ports += try PortMapping.publishAll(exposedPorts: exposed.filter { !covered.contains($0) && !covered.contains($0 + "/tcp") })
         }

@@ -108,6 +108,8 @@ public struct ContainerRecord: Codable, Sendable {
     }
 
     public var shortID: String { String(id.prefix(12)) }
+    /// The ports the image and `--expose` declare (`80/tcp`, `53/udp`, or a bare `8080`), in that order.
+    public var exposedPorts: [String] { (imageConfig?.ExposedPorts.map { Array($0.keys) } ?? []) + configuration.exposedPorts }
 }
 
 /// What the monitor writes when the init exits (`exit.json`).

@@ -20,8 +20,7 @@ enum EmbeddedDNS {
 
     /// Whether the container exposes or publishes port 53, TCP or UDP.
     static func claimsPort53(_ record: ContainerRecord) -> Bool {
-        let exposed = record.configuration.exposedPorts + (record.imageConfig?.ExposedPorts.map { Array($0.keys) } ?? [])
-        if exposed.contains(where: { $0.split(separator: "/").first == "53" }) { return true }
+        if record.exposedPorts.contains(where: { $0.split(separator: "/").first == "53" }) { return true }
         return record.configuration.portBindings.contains { $0.containerPort == 53 }
     }
 
