@@ -24,12 +24,17 @@ enum EmbeddedDNS {
         return record.configuration.portBindings.contains { $0.containerPort == 53 }
     }
 
+    /// The host's resolv.conf, read once per start (docker reads it at the start too): the resolver's
+    /// upstreams and the container's search domains and options come from it.
+    static func hostResolvConf() -> String {
+        (try? FileSystem.readString("/etc/resolv.conf")) ?? ""
+    }
+
     /// The monitor's `--dns-*` arguments: the pinned namespace, where the records are, and the upstream
-    /// servers (`--dns`, else the host's nameservers, read now as docker reads them at the start).
-    static func monitorArguments(_ record: ContainerRecord, namespacePath: String, layout: EngineLayout) -> [String] {
-        let host = (try? FileSystem.readString("/etc/resolv.conf")) ?? ""
+    /// servers (`--dns`, else the nameservers of the host's resolv.conf).
+    static func monitorArguments(_ record: ContainerRecord, namespacePath: String, layout: EngineLayout, hostResolvConf: String) -> [String] {
         var arguments = ["--dns-netns", namespacePath, "--dns-containers", layout.containers]
-        for server in ResolvConf.embeddedResolverUpstreams(hostContents: host, dns: record.configuration.dns) {
+        for server in ResolvConf.embeddedResolverUpstreams(hostContents: hostResolvConf, dns: record.configuration.dns) {
             arguments += ["--dns-upstream", server]
         }
         return arguments

@@ -170,8 +170,9 @@ public final class Engine: Sendable {
             let network = try networking.setUp(&record)
             attachments = record.networks
             let resolver = EmbeddedDNS.applies(to: record, namespacePath: network.namespacePath, layout: layout)
+            let hostResolvConf = resolver ? EmbeddedDNS.hostResolvConf() : nil
             let managed = try ManagedFiles.write(record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
-                                                 hostGateway: network.hostGateway, embeddedResolver: resolver)
+                                                 hostGateway: network.hostGateway, embeddedResolver: hostResolvConf)
             let inputs = SpecInputs(configuration: record.configuration, image: record.imageConfig, containerID: record.id,
                                     rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                                     networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
@@ -184,8 +185,8 @@ public final class Engine: Sendable {
             let logOptions = try LogOptions(record.configuration)
             let health = try HealthSettings.monitorArguments(record, spec: spec, layout: layout)
             var dns: [String] = []
-            if resolver, let namespace = network.namespacePath {
-                dns = EmbeddedDNS.monitorArguments(record, namespacePath: namespace, layout: layout)
+            if let hostResolvConf, let namespace = network.namespacePath {
+                dns = EmbeddedDNS.monitorArguments(record, namespacePath: namespace, layout: layout, hostResolvConf: hostResolvConf)
                 // The resolver reads the asker's networks from this record: saved with them before the
                 // program runs, so that its first lookup (`nc server 80` as the command) is answered.
                 try save(record)

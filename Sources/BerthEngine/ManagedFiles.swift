@@ -5,9 +5,10 @@ import BerthOS
 /// /etc/hostname and /etc/resolv.conf (their contents made by BerthNetwork's HostsFile and ResolvConf).
 enum ManagedFiles {
     /// Writes them into `directory` and returns destination → host path.
-    /// With `embeddedResolver` (user-defined networks) resolv.conf names only 127.0.0.11.
+    /// With `embeddedResolver` (user-defined networks: the host's resolv.conf, for its search domains and
+    /// options) resolv.conf names only 127.0.0.11.
     static func write(_ record: ContainerRecord, attachments: [ContainerRecord.NetworkAttachment], directory: String,
-                      hostNetwork: Bool, hostGateway: String?, embeddedResolver: Bool = false) throws(EngineError) -> [String: String] {
+                      hostNetwork: Bool, hostGateway: String?, embeddedResolver hostResolvConf: String? = nil) throws(EngineError) -> [String: String] {
         let configuration = record.configuration
         var hosts: String
         var resolv: String
@@ -27,9 +28,9 @@ enum ManagedFiles {
                 let addresses = attachments.map { $0.address.split(separator: "/").first.map(String.init) ?? $0.address }
                 hosts = try HostsFile.build(hostname: record.hostname, domainname: configuration.domainname, addresses: addresses,
                                             extraHosts: configuration.extraHosts, hostGateway: hostGateway)
-                if embeddedResolver {
-                    resolv = ResolvConf.forEmbeddedResolver(hostContents: (try? FileSystem.readString("/etc/resolv.conf")) ?? "",
-                                                            search: configuration.dnsSearch, options: configuration.dnsOptions)
+                if let hostResolvConf {
+                    resolv = ResolvConf.forEmbeddedResolver(hostContents: hostResolvConf, search: configuration.dnsSearch,
+                                                            options: configuration.dnsOptions)
                 } else {
                     resolv = ResolvConf.forContainer(dns: configuration.dns, search: configuration.dnsSearch, options: configuration.dnsOptions)
                 }
