@@ -117,6 +117,9 @@ public struct ExitRecord: Codable, Sendable {
     public var exitCode: Int32
     public var finishedAt: String
     public var pid: Int32
+    /// Whether the monitor has deleted the runtime's container: false while it is doing so (or if the
+    /// runtime refused), absent from monitors that left the delete to the engine (see RuntimeRelease).
+    public var runtimeDeleted: Bool?
 }
 
 enum RecordFile {

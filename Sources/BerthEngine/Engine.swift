@@ -160,10 +160,13 @@ public final class Engine: Sendable {
         if resetRestarts { record.restartCount = 0 }
         let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
         // Whatever a previous run left with the runtime (a container never started has nothing there).
-        if !record.state.startedAt.isEmpty || !record.state.error.isEmpty { runtime.forceDelete(record.id) }
+        if !record.state.startedAt.isEmpty || !record.state.error.isEmpty { releaseRuntime(record, runtime) }
         unlink(layout.exitFile(record.id))
         let bundle = layout.container(record.id)
         var attachments: [ContainerRecord.NetworkAttachment] = []
+        // Once the monitor says `started`, the runtime runs the container; before, a failed launch
+        // leaves nothing with the runtime (the monitor deletes what it made before it reports).
+        var started = false
         do throws(EngineError) {
             // Not mounted after a reboot (the upper directory, what the container wrote, is kept).
             do throws(ImageError) { try images.mountRootfs(containerID: record.id) } catch { throw .image(error) }
@@ -197,20 +200,10 @@ public final class Engine: Sendable {
                 logDriver: logOptions.driver, logPath: layout.logFile(record.id), logMaximumSize: logOptions.maximumSize,
                 logMaximumFiles: logOptions.maximumFiles, terminal: record.configuration.tty,
                 openStdin: record.configuration.openStdin, exitCommand: exitCommand.isEmpty ? [] : exitCommand + [record.id],
-                health: health, dns: dns))
-            let pid: Int32
-            do { pid = try launch.awaitCreated() } catch {
-                launch.abort()
-                throw error
-            }
-            var connection: FileDescriptor?
-            if attach {
-                do { connection = try UnixSocket.connect(layout.attachSocket(record.id)) } catch {
-                    launch.abort()
-                    throw EngineError.system(error, context: "attaching to container \(record.shortID)")
-                }
-            }
-            try launch.start()
+                health: health, dns: dns), attach: attach)
+            let pid = try launch.awaitStarted()
+            started = true
+            let connection = launch.connection
             record.state.status = .running
             record.state.pid = pid
             record.state.monitorPid = launch.pid
@@ -227,7 +220,7 @@ public final class Engine: Sendable {
             return connection
         } catch {
             // Nothing half-made: the runtime's container, the network, the record says why.
-            runtime.forceDelete(record.id)
+            if started { runtime.forceDelete(record.id) }
             networking.tearDown(&record)
             record.state.status = record.state.startedAt.isEmpty ? .created : .exited
             record.state.error = "\(error)"
@@ -362,7 +355,10 @@ public final class Engine: Sendable {
             stored.state.pid = 0
             stored.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, stored.id)) ?? stored.state.health
             record = stored
-            (try? OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(record.id)
+            if let runtime = try? OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes),
+               RuntimeRelease.needed(exit, stateDirectory: layout.monitorState(record.id)) {
+                runtime.forceDelete(record.id)
+            }
             networkEvents("disconnect", record, record.networks)
             networking.tearDown(&record)
             let decision = RestartPolicyDecision.decide(record)
@@ -412,8 +408,8 @@ public final class Engine: Sendable {
             let runtimeMayKnowIt = current.state.running || !current.state.error.isEmpty
             current.state.status = .removing
             try? save(current)
-            if runtimeMayKnowIt {
-                (try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes))?.forceDelete(current.id)
+            if runtimeMayKnowIt, let runtime = try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes) {
+                releaseRuntime(current, runtime)
             }
             networkEvents("disconnect", current, current.networks)
             networking.tearDown(&current)

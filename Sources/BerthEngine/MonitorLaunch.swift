@@ -4,12 +4,18 @@ import Glibc
 import BerthOS
 import CBerthShim
 
-/// Starting a container's monitor (`berth-monitor`) and the short conversation that follows on the sync
-/// socket: the monitor says `created PID` (or `error MESSAGE`), the engine attaches if it wants the
-/// output from the first byte, says `start`, and the monitor answers `started` (or `error MESSAGE`).
+/// Starting a container's monitor (`berth-monitor`) and the one line it answers on the sync socket:
+/// `started PID` once the runtime runs the container, or `error MESSAGE`.
+///
+/// The engine makes the attach socket and, when it wants the output from the first byte, connects to
+/// it before the monitor exists: the connection waits in the backlog until the monitor accepts it,
+/// which it does before it reads any output. So there is no pause between the runtime's create and
+/// start for the engine to attach in, and the monitor runs the container with one runtime command.
 struct MonitorLaunch {
     let pid: pid_t
     let startTime: UInt64
+    /// The connection to the attach socket, when asked for.
+    let connection: FileDescriptor?
     private let sync: FileDescriptor
 
     struct Parameters {
@@ -32,9 +38,9 @@ struct MonitorLaunch {
         var dns: [String] = []
     }
 
-    static func start(_ p: Parameters) throws(EngineError) -> MonitorLaunch {
+    static func start(_ p: Parameters, attach: Bool) throws(EngineError) -> MonitorLaunch {
         var arguments = [p.monitorPath, "--id", p.id, "--bundle", p.bundle, "--runtime", p.runtime.path,
-                         "--state-dir", p.stateDirectory, "--exit-file", p.exitFile, "--sync-fd", "3",
+                         "--state-dir", p.stateDirectory, "--exit-file", p.exitFile, "--sync-fd", "3", "--attach-fd", "4",
                          "--log-driver", p.logDriver, "--log-path", p.logPath,
                          "--log-max-size", String(p.logMaximumSize), "--log-max-file", String(p.logMaximumFiles)]
         for a in p.runtime.globalArguments { arguments += ["--runtime-arg", a] }
@@ -43,42 +49,41 @@ struct MonitorLaunch {
         for a in p.exitCommand { arguments += ["--exit-command", a] }
         arguments += p.health
         arguments += p.dns
+        let listener: FileDescriptor
+        var connection: FileDescriptor?
+        do {
+            try FileSystem.makeDirectories(p.stateDirectory, mode: 0o700)
+            listener = try UnixSocket.listen(p.stateDirectory + "/attach.sock")
+            if attach { connection = try UnixSocket.connect(p.stateDirectory + "/attach.sock") }
+        } catch {
+            throw .system(error, context: "making the attach socket of container \(p.id.prefix(12))")
+        }
         do {
             let pair = try SocketPair()
             let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
             // Its own session: no terminal signal (^C in the CLI) reaches it, and it outlives the CLI.
             let pid = try ChildProcess.spawn(p.monitorPath, arguments: arguments, environment: ChildProcess.currentEnvironment,
-                                             fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue, 3: pair.second.rawValue],
+                                             fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue,
+                                                               3: pair.second.rawValue, 4: listener.rawValue],
                                              options: .init(newSession: true))
             pair.second.close()
+            listener.close()
             // The monitor is ours only until it has said `started`: after that it must not become a
             // zombie of a long-lived daemon, so a thread reaps it whenever it ends.
             reapInBackground(pid)
-            return MonitorLaunch(pid: pid, startTime: ProcessStat.read(pid: pid)?.startTime ?? 0, sync: pair.first)
+            return MonitorLaunch(pid: pid, startTime: ProcessStat.read(pid: pid)?.startTime ?? 0, connection: connection, sync: pair.first)
         } catch {
             throw .system(error, context: "starting \(p.monitorPath)")
         }
     }
 
-    /// Waits for `created PID`; a failure carries the runtime's message.
-    func awaitCreated() throws(EngineError) -> Int32 {
+    /// Waits for `started PID`; a failure carries the runtime's message (the monitor has deleted what
+    /// the runtime made, and exits).
+    func awaitStarted() throws(EngineError) -> Int32 {
         let line = readLine()
-        if line.hasPrefix("created "), let pid = Int32(line.dropFirst(8)) { return pid }
+        sync.close()
+        if line.hasPrefix("started "), let pid = Int32(line.dropFirst(8)) { return pid }
         throw MonitorLaunch.failure(line)
-    }
-
-    /// Says `start` and waits for `started`.
-    func start() throws(EngineError) {
-        do { try sync.send(Array("start\n".utf8)) } catch { throw .system(error, context: "talking to the monitor") }
-        let line = readLine()
-        guard line == "started" else { throw MonitorLaunch.failure(line) }
-        sync.close()
-    }
-
-    /// Tells the monitor to give up (it deletes the runtime's container and exits).
-    func abort() {
-        try? sync.send(Array("abort\n".utf8))
-        sync.close()
     }
 
     private func readLine() -> String {
@@ -106,7 +111,7 @@ struct MonitorLaunch {
         if lower.contains("permission denied") && lower.contains("exec") || lower.contains("is a directory") {
             return .cannotStart(code: 126, reason: message)
         }
-        return .runtimeFailed(runtime: "runtime", operation: "create", output: message)
+        return .runtimeFailed(runtime: "runtime", operation: "run", output: message)
     }
 }
 

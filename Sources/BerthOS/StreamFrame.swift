@@ -20,6 +20,9 @@ public struct StreamFrame: Sendable, Equatable {
         case exit = 5
         /// Client → monitor: send nothing that happened before this (only what follows).
         case ready = 6
+        /// Monitor → client, after `exit`: the runtime has deleted the container (its cgroup and state
+        /// are gone), so a client removing the container can finish.
+        case released = 7
     }
 
     public var kind: Kind

@@ -21,8 +21,11 @@ struct MonitorOptions {
     var terminal = false
     var openStdin = false
     var exitCommand: [String] = []
-    /// The descriptor on which the engine waits for "created PID" and sends "start".
+    /// The descriptor on which the engine waits for "started PID" (or "error MESSAGE").
     var syncDescriptor: Int32 = 3
+    /// The attach socket, listening already: the engine made it (and connected, to miss no output)
+    /// before starting us, which saves a round trip between creating the container and starting it.
+    var attachDescriptor: Int32 = -1
     /// HEALTHCHECK: the process to exec and where its state goes; durations in milliseconds.
     var healthProcess = ""
     var healthFile = ""
@@ -67,6 +70,7 @@ struct MonitorOptions {
             case "--stdin": o.openStdin = true
             case "--exit-command": o.exitCommand.append(value())
             case "--sync-fd": o.syncDescriptor = Int32(value()) ?? 3
+            case "--attach-fd": o.attachDescriptor = Int32(value()) ?? -1
             case "--health-process": o.healthProcess = value()
             case "--health-file": o.healthFile = value()
             case "--health-interval-ms": o.healthInterval = Int(value()) ?? 30_000
@@ -119,6 +123,10 @@ final class Monitor {
     var attachListener: FileDescriptor?
     var clients: [AttachedClient] = []
     var dns: DNSServer?
+    /// `runtime.lock` in the state directory, held from the start until the runtime's container is
+    /// deleted: an engine that finds it held leaves the delete to us, and one that starts the container
+    /// again waits for it (a delete by ID must not meet the next run's container).
+    var runtimeLock: FileLock?
 
     init(options: MonitorOptions) {
         self.options = options
@@ -130,40 +138,30 @@ final class Monitor {
 
     func run() -> Never {
         do {
-            try create()
+            try launch()
         } catch {
+            // Deleted before the engine hears of it, so that it finds nothing left with the runtime.
+            _ = try? runRuntime(["delete", "--force", options.id])
             report("error \(error)")
             exit(1)
         }
-        // The engine attaches (if it wants the output from the first byte) and then says "start".
-        let command = readLine(sync)
-        guard command == "start" else {
-            _ = try? runRuntime(["delete", "--force", options.id])
-            exit(1)
-        }
-        do {
-            let output = try runRuntime(["start", options.id])
-            guard output.status.succeeded else {
-                report("error " + oneLine(output.stderrText + output.stdoutText, or: "runtime start: \(output.status)"))
-                _ = try? runRuntime(["delete", "--force", options.id])
-                exit(1)
-            }
-        } catch {
-            report("error \(error)")
-            _ = try? runRuntime(["delete", "--force", options.id])
-            exit(1)
-        }
-        report("started")
+        report("started \(initPid)")
         sync.close()
         ResidentMemory.releaseExecutablePages()
         supervise()
         finish()
     }
 
-    /// `RUNTIME create`, with stdio the monitor holds the other ends of.
-    func create() throws {
+    /// `RUNTIME run --detach`, with stdio the monitor holds the other ends of. One runtime process
+    /// instead of `create` then `start` (runc, crun and berth-runtime all take the same options for
+    /// both): nothing happens between the two any more, because the engine attached before we started.
+    func launch() throws {
         try FileSystem.makeDirectories(options.stateDirectory, mode: 0o700)
-        let listener = try UnixSocket.listen(options.stateDirectory + "/attach.sock")
+        runtimeLock = try FileLock.acquire(options.stateDirectory + "/runtime.lock", wait: true)
+        let listener = options.attachDescriptor >= 0
+            ? FileDescriptor(owning: options.attachDescriptor)
+            : try UnixSocket.listen(options.stateDirectory + "/attach.sock")
+        try listener.setCloseOnExec(true)
         _ = berth_fcntl_int(listener.rawValue, F_SETFL, O_NONBLOCK)
         attachListener = listener
         // Listening before the container's program runs, so its first lookup finds the resolver.
@@ -177,7 +175,7 @@ final class Monitor {
         }
         let pidFile = options.stateDirectory + "/init.pid"
         unlink(pidFile)
-        var arguments = ["create", "--bundle", options.bundle, "--pid-file", pidFile]
+        var arguments = ["run", "--detach", "--bundle", options.bundle, "--pid-file", pidFile]
         var fds: [Int32: Int32] = [:]
         // What the runtime itself prints (its errors) before the container's program runs.
         let diagnostics = try Pipe()
@@ -211,18 +209,18 @@ final class Monitor {
                                          environment: ChildProcess.currentEnvironment, fileDescriptors: fds)
         diagnostics.writing.close()
         for end in childEnds { end.close() }
-        // Whatever the runtime says goes to the diagnostics (a terminal) or to the container's own pipes,
-        // which nothing else writes before `start`: collect both, they are the error if create fails.
+        // Whatever the runtime says goes to the diagnostics (a terminal) or to the container's own pipes.
+        // On failure both are the error (the program never ran); on success what is in the pipes is
+        // the program's first output, for the log.
         var said = (try? diagnostics.reading.readAll()) ?? []
         let status = try ChildProcess.wait(pid)
-        for reader in [stdoutReader, stderrReader].compactMap({ $0 }) {
-            _ = berth_fcntl_int(reader.rawValue, F_SETFL, O_NONBLOCK)
-            if let bytes = try? reader.read(upTo: 65536) { said += bytes }
-        }
         guard status.succeeded else {
-            throw MonitorFailure(oneLine(String(decoding: said, as: UTF8.self), or: "runtime create: \(status)"))
+            for reader in [stdoutReader, stderrReader].compactMap({ $0 }) {
+                _ = berth_fcntl_int(reader.rawValue, F_SETFL, O_NONBLOCK)
+                if let bytes = try? reader.read(upTo: 65536) { said += bytes }
+            }
+            throw MonitorFailure(oneLine(String(decoding: said, as: UTF8.self), or: "runtime run: \(status)"))
         }
-        for reader in [stdoutReader, stderrReader].compactMap({ $0 }) { _ = berth_fcntl_int(reader.rawValue, F_SETFL, 0) }
         let pidText = try FileSystem.readString(pidFile).trimmedLine
         guard let parsed = pid_t(pidText), parsed > 0 else { throw MonitorFailure("runtime wrote no pid to \(pidFile)") }
         initPid = parsed
@@ -238,7 +236,6 @@ final class Monitor {
             stdinWriter = terminalMaster
             unlink(options.stateDirectory + "/console.sock")
         }
-        report("created \(initPid)")
     }
 
     /// Copies output to the log and to clients, input to the container, until the init has exited and
@@ -361,7 +358,7 @@ final class Monitor {
                     var window = winsize(ws_row: size.rows, ws_col: size.columns, ws_xpixel: 0, ws_ypixel: 0)
                     _ = berth_ioctl_ptr(master.rawValue, UInt(TIOCSWINSZ), &window)
                 }
-            case .stdout, .stderr, .exit, .ready:
+            case .stdout, .stderr, .exit, .ready, .released:
                 break
             }
         }
@@ -380,15 +377,22 @@ final class Monitor {
         }
     }
 
-    /// Records the exit, tells clients, and hands over to the exit command.
+    /// Records the exit, tells clients, deletes the runtime's container, and hands over to the exit
+    /// command.
     func finish() -> Never {
         log.flush()
         let status = exitStatus ?? 255
-        let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid)}\n"
-        try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
+        writeExitFile(status: status)
         broadcast(.exit(status))
         unlink(options.stateDirectory + "/attach.sock")
         attachListener?.close()
+        // The runtime's container is of no more use once its init has exited. Deleting it here, the
+        // moment the exit is known, runs beside whatever the client does with the exit frame (`run
+        // --rm` removes the container meanwhile) instead of after it; `released` says it is done.
+        let deleted = (try? runRuntime(["delete", "--force", options.id]))?.status.succeeded ?? false
+        if deleted { markRuntimeDeleted() }
+        runtimeLock = nil
+        broadcast(StreamFrame(.released))
         awaitClientsHangingUp(seconds: 10)
         // `run --rm` attached records the exit and removes the container itself once it has the exit
         // frame: then there is nothing left for the exit command to do, and starting another `berth`
@@ -403,6 +407,27 @@ final class Monitor {
             }
         }
         exit(0)
+    }
+
+    /// `exit.json` (BerthEngine.ExitRecord), written before the exit frame.
+    func writeExitFile(status: Int32) {
+        guard !options.exitFile.isEmpty else { return }
+        let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid),\"runtimeDeleted\":false}\n"
+        try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
+    }
+
+    /// `"runtimeDeleted":false}` becomes `true }` in place, five bytes over five: a reader sees one or
+    /// the other, never a torn file, and a file a client has removed meanwhile (`run --rm`) is not made
+    /// again, as a rename of a new copy would (leaving its directory behind).
+    func markRuntimeDeleted() {
+        guard !options.exitFile.isEmpty else { return }
+        let fd = open(options.exitFile, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard let bytes = try? FileSystem.readFile(options.exitFile),
+              let range = bytes.firstRange(of: Array("false}".utf8)) else { return }
+        let replacement = Array("true ".utf8)
+        _ = replacement.withUnsafeBytes { pwrite(fd, $0.baseAddress, 5, off_t(range.lowerBound)) }
     }
 
     /// Waits (at most `seconds`) for the attached clients, which have the exit frame, to close their

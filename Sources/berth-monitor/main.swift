@@ -2,13 +2,14 @@
 // containerd. The engine starts it in a session of its own; it stays the parent of the container's
 // init (a child subreaper) and outlives the CLI or daemon that started it:
 //
-//   1. runs `RUNTIME create` with the container's stdio on pipes (or a console socket for a terminal),
-//   2. tells the engine the init's pid on the sync descriptor and waits for "start",
-//   3. runs `RUNTIME start`, then copies the container's output into its log and to attached clients
-//      (docker's framing, see BerthOS.StreamFrame) and their input to the container,
-//   4. reaps the init, writes the exit file (status and time) atomically, tells attached clients, and
-//      execs the exit command (`berth container cleanup ID`) so that --rm and restart policies apply
-//      even when no engine is running.
+//   1. runs `RUNTIME run --detach` with the container's stdio on pipes (or a console socket for a
+//      terminal), the attach socket the engine made (and may already be connected to) in hand,
+//   2. tells the engine the init's pid on the sync descriptor (`started PID`),
+//   3. copies the container's output into its log and to attached clients (docker's framing, see
+//      BerthOS.StreamFrame) and their input to the container,
+//   4. reaps the init, writes the exit file (status and time) atomically, tells attached clients,
+//      deletes the runtime's container, and execs the exit command (`berth container cleanup ID`) so
+//      that --rm and restart policies apply even when no engine is running.
 //
 // Kept to the C library and BerthOS so that it stays small (≤ 2 MB resident).
 #if canImport(Glibc)

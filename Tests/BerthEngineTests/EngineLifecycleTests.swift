@@ -315,6 +315,25 @@ final class EngineLifecycleTests {
         #expect(cgroups.allSatisfy { !FileSystem.exists("\(box.root)/containers/\($0)") })
     }
 
+    @Test func theMonitorDeletesTheRuntimesContainerAtTheExitAndAStartAtOnceReusesTheID() throws {
+        let id = try box.berth(["run", "-d", "--network", "none", box.image, "sh", "-c", "echo once"]).stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try box.berth(["wait", id]).stdoutText == "0\n")
+        // No engine command deletes it: the monitor does, right after it wrote the exit (which is all
+        // that `wait` waits for), and marks the exit file when the runtime has said yes.
+        #expect(try box.eventually {
+            try FileSystem.readString("\(box.root)/containers/\(id)/exit.json").contains("\"runtimeDeleted\":true")
+        })
+        #expect(!FileSystem.exists("\(box.run)/runtime/berth/\(id)"))
+        // Each start gives the runtime the same ID again, right after the previous run's monitor deleted it.
+        for _ in 0..<5 {
+            let again = try box.berth(["start", "-a", id])
+            #expect(again.stdoutText == "once\n" && again.status == .exited(0), "\(again.stderrText)")
+        }
+        _ = try box.berth(["rm", id])
+        #expect(!FileSystem.exists("\(box.run)/runtime/berth/\(id)"))
+    }
+
     @Test func healthchecksGoFromUnhealthyToHealthyAsTheCheckSays() throws {
         _ = try box.berth(["run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "test -f /tmp/ok",
                            "--health-interval", "100ms", "--health-retries", "2", box.image, "sleep", "1000"])

@@ -17,6 +17,17 @@ struct AttachRelay {
     let detachKeys: [UInt8] = [16, 17]
     /// Called with a signal this process received (docker's --sig-proxy).
     let forwardSignal: (Int32) -> Void
+    /// What arrived after the exit frame stays here for ``awaitRelease(seconds:)``.
+    private let frames = FrameBuffer()
+
+    private final class FrameBuffer { var decoder = StreamFrameDecoder() }
+
+    init(connection: FileDescriptor, forwardInput: Bool, terminal: Bool, forwardSignal: @escaping (Int32) -> Void) {
+        self.connection = connection
+        self.forwardInput = forwardInput
+        self.terminal = terminal
+        self.forwardSignal = forwardSignal
+    }
 
     enum Outcome { case exited(Int32), detached, disconnected }
 
@@ -35,7 +46,6 @@ struct AttachRelay {
         let rawTerminal = terminal && forwardInput && isatty(0) == 1 ? RawTerminal(fd: 0) : nil
         defer { rawTerminal?.restore() }
         if terminal { sendSize() }
-        var decoder = StreamFrameDecoder()
         var inputOpen = forwardInput
         var matched = 0
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -83,8 +93,8 @@ struct AttachRelay {
                 let n = buffer.withUnsafeMutableBytes { read(connection.rawValue, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { return .disconnected }
-                decoder.append(buffer[0..<n])
-                while let frame = try? decoder.next() {
+                frames.decoder.append(buffer[0..<n])
+                while let frame = try? frames.decoder.next() {
                     switch frame.kind {
                     case .stdout: writeAll(1, frame.payload)
                     case .stderr: writeAll(2, frame.payload)
@@ -93,6 +103,29 @@ struct AttachRelay {
                     }
                 }
             }
+        }
+    }
+
+    /// After the exit: waits (at most `seconds`) for the monitor's `released` frame, which says the
+    /// runtime has deleted the container, or for the monitor to go. `run --rm` removes the container
+    /// meanwhile and returns only when nothing of it is left.
+    func awaitRelease(seconds: Int) {
+        let deadline = Timestamp.monotonic() + Double(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            while let frame = try? frames.decoder.next() {
+                if frame.kind == .released { return }
+            }
+            let left = deadline - Timestamp.monotonic()
+            guard left > 0 else { return }
+            var entry = pollfd(fd: connection.rawValue, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, Int32(left * 1000))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return }
+            let n = buffer.withUnsafeMutableBytes { read(connection.rawValue, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            frames.decoder.append(buffer[0..<n])
         }
     }
 

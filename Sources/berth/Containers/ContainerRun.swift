@@ -40,18 +40,22 @@ struct ContainerRunCommand: AsyncParsableCommand {
                 throw error
             }
             var status: Int32 = 0
+            var relay: AttachRelay?
             if let connection {
-                let relay = AttachRelay(connection: connection, forwardInput: configuration.openStdin, terminal: configuration.tty,
-                                        forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
-                let outcome = relay.status(of: record.id, engine: engine)
+                let attached = AttachRelay(connection: connection, forwardInput: configuration.openStdin, terminal: configuration.tty,
+                                           forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
+                let outcome = attached.status(of: record.id, engine: engine)
                 if outcome.detached { return 0 }
                 status = outcome.status
+                relay = attached
             }
             if configuration.autoRemove {
                 // Recorded and removed here, without waiting for the monitor's exit command to do the same
-                // (it finds the work done; the engine lock keeps the two apart).
+                // (it finds the work done; the engine lock keeps the two apart). The monitor deletes the
+                // runtime's container meanwhile; done when it says so.
                 try? engine.cleanup(record.id)
                 try? engine.remove(record.id, force: true)
+                relay?.awaitRelease(seconds: 10)
             }
             return status
         }
