@@ -135,6 +135,8 @@ let package = Package(
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
         .testTarget(name: "BerthNetworkTests", dependencies: ["BerthNetwork", "BerthDNS", "BerthOS"]),
         .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),
+        // The CLI's own logic (its hand-written hot-path parser held to ArgumentParser's results).
+        .testTarget(name: "BerthCLITests", dependencies: ["berth"]),
         .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BerthControlTests", dependencies: [

@@ -19,6 +19,30 @@ struct ImageOptions: ParsableArguments {
     @Option(name: .customLong("auth-config"), help: "docker-style config.json with registry credentials.")
     var authConfig: String?
 
+    /// The parsed values, as plain ones.
+    var settings: ImageSettings {
+        ImageSettings(root: root, insecureRegistries: insecureRegistries, caFiles: caFiles, authConfig: authConfig)
+    }
+
+    func engineConfiguration() throws -> EngineConfiguration { try settings.engineConfiguration() }
+    func dataRoot() throws -> String { try settings.dataRoot() }
+    func service() throws -> ImageService { try settings.service() }
+}
+
+/// ``ImageOptions`` as plain values (``HotRun`` fills them without ArgumentParser).
+struct ImageSettings: Equatable {
+    var root: String?
+    var insecureRegistries: [String] = []
+    var caFiles: [String] = []
+    var authConfig: String?
+
+    static let options: [HotOption<ImageSettings>] = [
+        .single(["--root"]) { $0.root = $1; return true },
+        .repeated(["--insecure-registry"]) { $0.insecureRegistries.append($1) },
+        .repeated(["--ca-file"]) { $0.caFiles.append($1) },
+        .single(["--auth-config"]) { $0.authConfig = $1; return true },
+    ]
+
     /// The engine configuration file's settings (`$BERTH_CONFIG` or /etc/berth/engine.json).
     func engineConfiguration() throws -> EngineConfiguration {
         try EngineConfiguration.load()

@@ -13,11 +13,16 @@ let finished = DispatchSemaphore(value: 0)
 nonisolated(unsafe) var failure: (any Error)?
 Task.detached {
     do {
-        var command = try CommandDispatch.parse(Array(CommandLine.arguments.dropFirst())) ?? Berth.parseAsRoot()
-        if var asynchronous = command as? any AsyncParsableCommand {
-            try await asynchronous.run()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let hot = HotRun.parse(arguments) {
+            try await hot.execute()
         } else {
-            try command.run()
+            var command = try CommandDispatch.parse(arguments) ?? Berth.parseAsRoot()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
         }
     } catch {
         failure = error

@@ -21,6 +21,13 @@ struct ContainerRunCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
 
     func run() async throws {
+        try await ContainerRunCommand.execute(options.settings, run.settings, detach: detach, signalProxy: signalProxy, pull: pull,
+                                          quiet: quiet, image: image, command: command)
+    }
+
+    /// The verb itself, for ArgumentParser's parse and ``HotRun``'s alike.
+    static func execute(_ options: ImageSettings, _ run: RunSettings, detach: Bool, signalProxy: Bool, pull: String, quiet: Bool,
+                    image: String, command: [String]) async throws {
         var configuration = try run.configuration(image: image, command: command)
         let status: Int32 = try await withEngine(options) { engine in
             run.applyDefaults(engine.configuration, to: &configuration)
@@ -75,6 +82,11 @@ struct ContainerCreateCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
 
     func run() async throws {
+        try await ContainerCreateCommand.execute(options.settings, run.settings, pull: pull, quiet: quiet, image: image, command: command)
+    }
+
+    /// The verb itself, for ArgumentParser's parse and ``HotRun``'s alike.
+    static func execute(_ options: ImageSettings, _ run: RunSettings, pull: String, quiet: Bool, image: String, command: [String]) async throws {
         var configuration = try run.configuration(image: image, command: command)
         try await withEngine(options) { engine in
             run.applyDefaults(engine.configuration, to: &configuration)

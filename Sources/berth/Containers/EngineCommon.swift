@@ -9,6 +9,10 @@ import Glibc
 /// Runs `body` with an engine over the image store named by `options`, turning errors into docker's
 /// one-line message and exit status (125 for the engine's own failures).
 func withEngine<T>(_ options: ImageOptions, _ body: (Engine) async throws -> T) async throws -> T {
+    try await withEngine(options.settings, body)
+}
+
+func withEngine<T>(_ options: ImageSettings, _ body: (Engine) async throws -> T) async throws -> T {
     let service: ImageService
     do { service = try options.service() } catch { throw failure(error) }
     defer { Task { await service.shutdown() } }
@@ -25,7 +29,7 @@ func withEngine<T>(_ options: ImageOptions, _ body: (Engine) async throws -> T) 
 }
 
 /// What a monitor runs when its container exits: this executable's `container cleanup`.
-func cleanupCommand(_ options: ImageOptions) throws -> [String] {
+func cleanupCommand(_ options: ImageSettings) throws -> [String] {
     let executable = (try? FileSystem.realPath("/proc/self/exe")) ?? CommandLine.arguments[0]
     return [executable, "container", "cleanup", "--root", try options.dataRoot()]
 }

@@ -65,73 +65,70 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("log-opt"), help: "Log driver options (max-size, max-file).") var logOpt: [String] = []
     @Option(help: "Sysctl options (KEY=value).") var sysctl: [String] = []
 
-    /// The configuration file's defaults for what the command line left unsaid (log driver and options).
-    func applyDefaults(_ engine: EngineConfiguration, to c: inout ContainerConfiguration) {
-        if logDriver == nil, let driver = engine.logDriver { c.logDriver = driver }
-        if logDriver == nil || logDriver == engine.logDriver {
-            for (key, value) in engine.logOptions where c.logOptions[key] == nil { c.logOptions[key] = value }
-        }
+    /// The parsed values, as plain ones.
+    var settings: RunSettings {
+        var s = RunSettings()
+        s.name = name
+        s.env = env
+        s.envFiles = envFiles
+        s.workdir = workdir
+        s.user = user
+        s.entrypoint = entrypoint
+        s.hostname = hostname
+        s.domainName = domainName
+        s.label = label
+        s.readOnly = readOnly
+        s.tmpfs = tmpfs
+        s.capAdd = capAdd
+        s.capDrop = capDrop
+        s.privileged = privileged
+        s.securityOpt = securityOpt
+        s.ulimit = ulimit
+        s.memory = memory
+        s.memorySwap = memorySwap
+        s.memoryReservation = memoryReservation
+        s.cpus = cpus
+        s.cpuShares = cpuShares
+        s.cpusetCpus = cpusetCpus
+        s.cpusetMems = cpusetMems
+        s.pidsLimit = pidsLimit
+        s.device = device
+        s.`init` = self.`init`
+        s.stopSignal = stopSignal
+        s.stopTimeout = stopTimeout
+        s.shmSize = shmSize
+        s.tty = tty
+        s.interactive = interactive
+        s.autoRemove = autoRemove
+        s.restart = restart
+        s.healthCmd = healthCmd
+        s.healthInterval = healthInterval
+        s.healthTimeout = healthTimeout
+        s.healthRetries = healthRetries
+        s.healthStartPeriod = healthStartPeriod
+        s.noHealthcheck = noHealthcheck
+        s.runtime = runtime
+        s.network = network
+        s.net = net
+        s.publish = publish
+        s.publishAll = publishAll
+        s.expose = expose
+        s.dns = dns
+        s.dnsSearch = dnsSearch
+        s.dnsOption = dnsOption
+        s.addHost = addHost
+        s.ip = ip
+        s.networkAlias = networkAlias
+        s.volume = volume
+        s.mount = mount
+        s.logDriver = logDriver
+        s.logOpt = logOpt
+        s.sysctl = sysctl
+        return s
     }
 
-    /// The request, ready for the engine. Values the helpers parse are checked here, naming the option.
-    func configuration(image: String, command: [String]) throws -> ContainerConfiguration {
-        var c = ContainerConfiguration(image: image)
-        if !command.isEmpty { c.cmd = command }
-        if let entrypoint { c.entrypoint = entrypoint.isEmpty ? [""] : [entrypoint] }
-        for file in envFiles { c.env += try RunOptionParsing.environmentFile(file) }
-        for entry in env { c.env.append(try RunOptionParsing.environment(entry)) }
-        c.workingDir = workdir
-        if let workdir, !workdir.hasPrefix("/") {
-            throw ValidationError("the working directory '\(workdir)' is invalid, it needs to be an absolute path")
-        }
-        c.user = user
-        c.hostname = hostname
-        c.domainname = domainName
-        for entry in label {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            c.labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
-        c.readonlyRootfs = readOnly
-        c.capAdd = capAdd
-        c.capDrop = capDrop
-        c.privileged = privileged
-        c.securityOpt = securityOpt
-        c.initProcess = self.`init`
-        c.stopSignal = stopSignal
-        c.stopTimeout = stopTimeout
-        c.tty = tty
-        c.openStdin = interactive
-        c.autoRemove = autoRemove
-        if let restart {
-            do { c.restartPolicy = try RunOptionParser.parseRestartPolicy(restart) } catch { throw ValidationError("\(error)") }
-        }
-        c.runtime = runtime
-        if let mode = network ?? net { c.networkMode = mode }
-        c.publishAllPorts = publishAll
-        c.dns = dns
-        c.dnsSearch = dnsSearch
-        c.dnsOptions = dnsOption
-        c.extraHosts = addHost
-        c.ipAddress = ip
-        c.networkAliases = networkAlias
-        if let logDriver { c.logDriver = logDriver }
-        for entry in logOpt {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw ValidationError("invalid log-opt: \(entry)") }
-            c.logOptions[String(parts[0])] = String(parts[1])
-        }
-        for entry in sysctl {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw ValidationError("invalid argument \"\(entry)\" for \"--sysctl\" flag: sysctl '\(entry)' is not allowed") }
-            c.sysctls[String(parts[0])] = String(parts[1])
-        }
-        c.resources.cpuShares = cpuShares
-        c.resources.cpusetCpus = cpusetCpus
-        c.resources.cpusetMems = cpusetMems
-        c.resources.pidsLimit = pidsLimit
-        try RunOptionParsing.apply(self, to: &c)
-        return c
-    }
+    func applyDefaults(_ engine: EngineConfiguration, to c: inout ContainerConfiguration) { settings.applyDefaults(engine, to: &c) }
+    func configuration(image: String, command: [String]) throws -> ContainerConfiguration { try settings.configuration(image: image, command: command) }
 }
 
 /// Parsing of option values shared by the verbs.
@@ -152,7 +149,7 @@ enum RunOptionParsing {
 
     /// The options whose values the spec layer's parsers read (sizes, devices, mounts), each error naming
     /// its option.
-    static func apply(_ o: RunOptions, to c: inout ContainerConfiguration) throws {
+    static func apply(_ o: RunSettings, to c: inout ContainerConfiguration) throws {
         do {
             if let memory = o.memory { c.resources.memory = try RunOptionParser.parseMemory(memory) }
             if let swap = o.memorySwap { c.resources.memorySwap = try RunOptionParser.parseMemorySwap(swap) }
