@@ -112,12 +112,26 @@ struct InitProcess {
         // As runc: a program that is not there fails `create` (or `exec`), not the later `start`, whose
         // caller could not tell why the container ended.
         let executable = try resolveExecutable()
+        // The filter is built (or found in the cache) now: after `start`, only loading it is left.
+        let seccomp = try spec.linux?.seccomp.map { profile throws(RuntimeError) in try PreparedSeccomp(profile, cache: seccompCache) }
         try Frames.send(InitMessage(kind: .created), on: socket)
         try waitForStart()
         if request.mode != .exec {
             try Hooks.run(.startContainer, spec: spec, state: state(.created))
         }
-        try becomeUserProcess(executable: executable)
+        try becomeUserProcess(executable: executable, seccomp: seccomp)
+    }
+
+    var seccompCache: SeccompCache? { request.seccompCacheFd.map(SeccompCache.init(directory:)) }
+
+    /// A container's filter, ready to load: compiled BPF when it can be, else the program to build.
+    struct PreparedSeccomp {
+        let program: SeccompProgram
+        let compiled: [UInt8]?
+        init(_ profile: Spec.Seccomp, cache: SeccompCache?) throws(RuntimeError) {
+            program = try SeccompProgram(profile)
+            compiled = try program.prepare(cache: cache)
+        }
     }
 
     func state(_ status: ContainerStatus) -> OCIState {
@@ -247,11 +261,10 @@ struct InitProcess {
     }
 
     /// Drops to the configured user and capabilities, installs seccomp, and execs the program.
-    func becomeUserProcess(executable: String) throws(RuntimeError) -> Never {
+    func becomeUserProcess(executable: String, seccomp prepared: PreparedSeccomp?) throws(RuntimeError) -> Never {
         let capabilities = try CapabilityPlan(process.capabilities)
         let noNewPrivileges = process.noNewPrivileges == true
-        var seccomp: SeccompProgram?
-        if let profile = spec.linux?.seccomp { seccomp = try SeccompProgram(profile) }
+        var seccomp = prepared
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it before dropping privileges.
         if let program = seccomp, !noNewPrivileges {
             try installSeccomp(program)
@@ -277,9 +290,13 @@ struct InitProcess {
         throw .system(SystemCallError(call: "execve", errno: errno, subject: executable), context: "starting the container process")
     }
 
-    func installSeccomp(_ program: SeccompProgram) throws(RuntimeError) {
+    func installSeccomp(_ prepared: PreparedSeccomp) throws(RuntimeError) {
+        if let compiled = prepared.compiled {
+            try prepared.program.loadCompiled(compiled)
+            return
+        }
         // Open O_PATH: openat through it works for lookups; it is closed with the others before exec.
-        let listener = try program.load(cache: request.seccompCacheFd.map(SeccompCache.init(directory:)))
+        let listener = try prepared.program.load(cache: seccompCache)
         if let listener, let path = spec.linux?.seccomp?.listenerPath {
             try SeccompProgram.sendToListener(path: path, fd: listener, state: listenerState())
         }

@@ -28,15 +28,7 @@ public struct SeccompProgram: Sendable {
     /// docker's default profile costs more than the rest of a container's start; loading costs ~0.1 ms.
     @discardableResult
     public func load(cache: SeccompCache? = nil) throws(RuntimeError) -> FileDescriptor? {
-        if let cache, !plan.usesNotify {
-            let key = SeccompCache.key(plan)
-            let program: [UInt8]
-            if let kept = cache.lookup(key) {
-                program = kept
-            } else {
-                program = try compile()
-                cache.store(key, program: program)
-            }
+        if let program = try prepare(cache: cache) {
             try loadCompiled(program)
             return nil
         }
@@ -47,6 +39,18 @@ public struct SeccompProgram: Sendable {
         let fd = seccomp_notify_fd(context)
         try check(fd, "getting the notify descriptor")
         return FileDescriptor(owning: fd)
+    }
+
+    /// The compiled filter, from the cache or compiled (and kept) now, when it can be loaded as BPF: with
+    /// a cache and no notify rule. The init does this before it reports `created`, so that after
+    /// `start` only the seccomp(2) call is left.
+    public func prepare(cache: SeccompCache?) throws(RuntimeError) -> [UInt8]? {
+        guard let cache, !plan.usesNotify else { return nil }
+        let key = SeccompCache.key(plan)
+        if let kept = cache.lookup(key) { return kept }
+        let program = try compile()
+        cache.store(key, program: program)
+        return program
     }
 
     /// The filter as libseccomp generates it: classic BPF, 8 bytes per instruction.
