@@ -32,11 +32,17 @@ struct ContainerNetworking: Sendable {
         var hostGateway: String?
     }
 
+    /// The bridge's gateway, read from the network store only when an --add-host asks for it.
+    private func hostGateway(_ record: ContainerRecord) -> String? {
+        record.configuration.extraHosts.contains { $0.contains("host-gateway") }
+            ? manager.hostGatewayAddress() : nil
+    }
+
     func setUp(_ record: inout ContainerRecord) throws(EngineError) -> Setup {
         let mode = record.configuration.networkMode
         switch mode {
         case "none" where record.configuration.networksDisconnected != true:
-            return Setup(namespacePath: nil, sharesHost: false, hostGateway: manager.hostGatewayAddress())
+            return Setup(namespacePath: nil, sharesHost: false, hostGateway: hostGateway(record))
         case "host":
             return Setup(namespacePath: nil, sharesHost: true, hostGateway: "127.0.0.1")
         case _ where mode.hasPrefix("container:"):
@@ -45,7 +51,7 @@ struct ContainerNetworking: Sendable {
             guard let peer, peer.state.status == .running || peer.state.status == .paused, peer.state.pid > 0 else {
                 throw .conflict("cannot join network namespace of a non running container: \(other)")
             }
-            return Setup(namespacePath: "/proc/\(peer.state.pid)/ns/net", sharesHost: false, hostGateway: manager.hostGatewayAddress())
+            return Setup(namespacePath: "/proc/\(peer.state.pid)/ns/net", sharesHost: false, hostGateway: hostGateway(record))
         default:
             let path = layout.networkNamespace(record.id)
             do {
@@ -72,7 +78,7 @@ struct ContainerNetworking: Sendable {
                 try? NetworkNamespace.remove(at: path)
                 throw .network("\(error)")
             }
-            return Setup(namespacePath: path, sharesHost: false, hostGateway: manager.hostGatewayAddress())
+            return Setup(namespacePath: path, sharesHost: false, hostGateway: hostGateway(record))
         }
     }
 
