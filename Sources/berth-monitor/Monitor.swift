@@ -147,7 +147,6 @@ final class Monitor {
         }
         report("started \(initPid)")
         sync.close()
-        ResidentMemory.releaseExecutablePages()
         supervise()
         finish()
     }
@@ -254,7 +253,15 @@ final class Monitor {
         let pidfd = berth_pidfd_open(initPid, 0)
         var exitedAt: timespec?
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // The binary's pages are let go of a quarter of a second in, not at once: while the container's
+        // program is starting, the CPU is better spent on it (a `run --rm true` is over by then).
+        let releaseAt = Timestamp.monotonic() + 0.25
+        var pagesReleased = false
         while true {
+            if !pagesReleased && Timestamp.monotonic() >= releaseAt {
+                ResidentMemory.releaseExecutablePages()
+                pagesReleased = true
+            }
             reap()
             let outputs = [stdoutReader, stderrReader, terminalMaster].compactMap { $0 }
             if exitStatus != nil {
@@ -275,6 +282,10 @@ final class Monitor {
             var timeout: Int32 = exitStatus != nil ? 200 : (pidfd >= 0 ? -1 : 100)
             if let checks { timeout = timeout < 0 ? checks.timeout : min(timeout, checks.timeout) }
             if let due = dns?.timeout, due >= 0 { timeout = timeout < 0 ? due : min(timeout, due) }
+            if !pagesReleased {
+                let due = Int32(max(0, (releaseAt - Timestamp.monotonic()) * 1000) + 1)
+                timeout = timeout < 0 ? due : min(timeout, due)
+            }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { return }
             checks?.step()
