@@ -45,8 +45,12 @@ let package = Package(
         .target(name: "BerthOS", dependencies: ["CBerthShim"]),
         // The OCI runtime-spec's config.json as Codable values: what the runtime reads and the engine writes.
         .target(name: "BerthOCI"),
+        // JSON without Foundation's coders: a strict parser, a tree (JSONValue), a Codable decoder and
+        // encoder over it, a writer with sorted keys. For short-lived processes (the runtime, the CLI,
+        // monitors' exit commands), where Foundation's coders cost more in Swift type lookups than the work.
+        .target(name: "BerthJSON"),
         // The OCI runtime: validation, planning, and the container lifecycle.
-        .target(name: "BerthRuntime", dependencies: ["BerthOCI", "BerthOS", "CBerthShim", "CSeccomp"]),
+        .target(name: "BerthRuntime", dependencies: ["BerthOCI", "BerthOS", "BerthJSON", "CBerthShim", "CSeccomp"]),
         // runc's command line. Kept free of NIO and full Foundation so it starts fast.
         .executableTarget(
             name: "berth-runtime",
@@ -62,7 +66,7 @@ let package = Package(
         .systemLibrary(name: "CImageSys"),
         // Images: references, registry client, content store, unpack, snapshots.
         .target(name: "BerthImage", dependencies: [
-            "BerthOS", "CBerthShim", "CZlib", "CZstd", "CImageSys",
+            "BerthOS", "BerthJSON", "CBerthShim", "CZlib", "CZstd", "CImageSys",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -77,7 +81,7 @@ let package = Package(
         .target(name: "BerthNetwork", dependencies: ["BerthOS", "BerthDNS", "CBerthShim"]),
         // The engine: containers from images, run by any OCI runtime's command line under a monitor.
         .target(name: "BerthEngine", dependencies: [
-            "BerthOCI", "BerthOS", "BerthImage", "BerthNetwork", "CBerthShim",
+            "BerthOCI", "BerthOS", "BerthJSON", "BerthImage", "BerthNetwork", "CBerthShim",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // One small process per container (conmon's job): the init's parent, its stdio, logs and exit code,
@@ -131,7 +135,8 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
 
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
-        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "CBerthShim"]),
+        .testTarget(name: "BerthJSONTests", dependencies: ["BerthJSON"]),
+        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "BerthJSON", "CBerthShim"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
         .testTarget(name: "BerthNetworkTests", dependencies: ["BerthNetwork", "BerthDNS", "BerthOS"]),
         .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),

@@ -1,3 +1,4 @@
+import BerthJSON
 import BerthImage
 import BerthOS
 import FoundationEssentials
@@ -122,21 +123,21 @@ public struct ExitRecord: Codable, Sendable {
     public var runtimeDeleted: Bool?
 }
 
+/// The engine's files (records, specs, exit files): BerthJSON's coders, which a fresh CLI process runs
+/// at a fraction of Foundation's cost (see JSONTreeEncoder). What users read (inspect) stays Foundation's.
 enum RecordFile {
     static func read<T: Decodable>(_ type: T.Type, _ path: String) -> T? {
         guard let bytes = try? FileSystem.readFile(path) else { return nil }
-        return try? JSONDecoder().decode(type, from: Data(bytes))
+        return try? JSONTreeDecoder.decode(type, from: bytes)
     }
 
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? {
-        try? JSONDecoder().decode(type, from: Data(bytes))
+        try? JSONTreeDecoder.decode(type, from: bytes)
     }
 
     static func write<T: Encodable>(_ value: T, _ path: String, durable: Bool = true) throws(EngineError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let bytes: [UInt8]
-        do { bytes = Array(try encoder.encode(value)) } catch { throw .other("encoding \(path): \(error)") }
+        do { bytes = try JSONTreeEncoder.encode(value) } catch { throw .other("encoding \(path): \(error)") }
         do { try FileSystem.writeAtomically(path, bytes, mode: 0o600, durable: durable) } catch { throw .system(error, context: "writing \(path)") }
     }
 

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import BerthJSON
 import Glibc
 #endif
 import BerthImage
@@ -102,7 +103,7 @@ public final class Engine: Sendable {
         guard let image = images.store.lookup(configuration.image) else { throw .noSuchImage(configuration.image) }
         let imageConfig: ImageConfig
         do {
-            imageConfig = try JSONDecoder().decode(ImageConfig.self, from: Data(try images.store.readBlob(image.config.digest)))
+            imageConfig = try JSONTreeDecoder.decode(ImageConfig.self, from: try images.store.readBlob(image.config.digest))
         } catch { throw .other("reading the configuration of image \(image.name): \(error)") }
         if configuration.autoRemove && configuration.restartPolicy.name != "no" {
             throw .invalidArgument(what: "options", reason: "conflicting options: cannot specify both --restart and --rm")

@@ -5,13 +5,13 @@
 /// config.json — mostly Swift type metadata and protocol-conformance scans, which this decoder needs far
 /// fewer of. Errors are Foundation's `DecodingError` cases with the coding path, so messages that name
 /// the field (SpecLoader) read the same.
-enum JSONTreeDecoder {
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+public enum JSONTreeDecoder {
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         try decode(type, from: parse(bytes))
     }
 
     /// The tree of `bytes`; malformed JSON is a DecodingError, as Foundation's decoder reports it.
-    static func parse(_ bytes: [UInt8]) throws(DecodingError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(DecodingError) -> JSONValue {
         do {
             return try JSONParser.parse(bytes)
         } catch {
@@ -20,7 +20,7 @@ enum JSONTreeDecoder {
         }
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from tree: JSONValue) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from tree: JSONValue) throws -> T {
         try T(from: TreeDecoder(value: tree, codingPath: []))
     }
 }

@@ -4,7 +4,7 @@
 /// Foundation's JSONDecoder costs ~0.6 ms of one-time set-up and about twice the type-metadata work per
 /// Codable type of a plain tree decoder — more than the parsing itself. Numbers keep their text so each
 /// is converted exactly to the integer or floating type asked for.
-indirect enum JSONValue: Sendable, Equatable {
+public indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(String)
@@ -13,7 +13,7 @@ indirect enum JSONValue: Sendable, Equatable {
     case object([String: JSONValue])
 
     /// What a decoding error calls this value.
-    var kind: String {
+    public var kind: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"
@@ -28,7 +28,7 @@ indirect enum JSONValue: Sendable, Equatable {
 extension JSONValue {
     /// 3 and 3.0 read as an integer, 3.5 and out-of-range numbers do not: Codable's rule, used by
     /// ``JSONTreeDecoder`` and by the fields read by hand.
-    static func exactInteger<T: FixedWidthInteger>(_ text: String, as type: T.Type) -> T? {
+    public static func exactInteger<T: FixedWidthInteger>(_ text: String, as type: T.Type) -> T? {
         if let exact = T(text) { return exact }
         if let double = Double(text), double.rounded() == double { return T(exactly: double) }
         return nil
@@ -39,17 +39,17 @@ extension JSONValue {
 /// `optional…` forms give `.some(nil)` for a field that is absent or null and nil for one of another
 /// type, so a reader can tell "not given" from "wrong".
 extension Optional where Wrapped == JSONValue {
-    var string: String? {
+    public var string: String? {
         if case .string(let text)? = self { return text }
         return nil
     }
 
-    func integer<T: FixedWidthInteger>(_ type: T.Type) -> T? {
+    public func integer<T: FixedWidthInteger>(_ type: T.Type) -> T? {
         guard case .number(let text)? = self else { return nil }
         return JSONValue.exactInteger(text, as: type)
     }
 
-    var optionalString: String?? {
+    public var optionalString: String?? {
         switch self {
         case nil, .null?: return .some(nil)
         case .string(let text)?: return .some(text)
@@ -57,7 +57,7 @@ extension Optional where Wrapped == JSONValue {
         }
     }
 
-    var optionalBool: Bool?? {
+    public var optionalBool: Bool?? {
         switch self {
         case nil, .null?: return .some(nil)
         case .bool(let value)?: return .some(value)
@@ -65,7 +65,7 @@ extension Optional where Wrapped == JSONValue {
         }
     }
 
-    var optionalObject: [String: JSONValue]?? {
+    public var optionalObject: [String: JSONValue]?? {
         switch self {
         case nil, .null?: return .some(nil)
         case .object(let members)?: return .some(members)
@@ -73,7 +73,7 @@ extension Optional where Wrapped == JSONValue {
         }
     }
 
-    var optionalArray: [JSONValue]?? {
+    public var optionalArray: [JSONValue]?? {
         switch self {
         case nil, .null?: return .some(nil)
         case .array(let elements)?: return .some(elements)
@@ -81,7 +81,7 @@ extension Optional where Wrapped == JSONValue {
         }
     }
 
-    func optionalInteger<T: FixedWidthInteger>(_ type: T.Type) -> T?? {
+    public func optionalInteger<T: FixedWidthInteger>(_ type: T.Type) -> T?? {
         switch self {
         case nil, .null?: return .some(nil)
         case .number?: return integer(type).map { .some($0) } ?? nil
@@ -92,19 +92,19 @@ extension Optional where Wrapped == JSONValue {
 
 /// RFC 8259 JSON, strictly: one value, no trailing commas or comments, no control characters in
 /// strings; nesting is limited so hostile input cannot exhaust the stack.
-struct JSONParser {
-    struct Failure: Error, CustomStringConvertible {
-        let offset: Int
-        let reason: String
-        var description: String { "\(reason) at byte \(offset)" }
+public struct JSONParser {
+    public struct Failure: Error, CustomStringConvertible {
+        public let offset: Int
+        public let reason: String
+        public var description: String { "\(reason) at byte \(offset)" }
     }
 
-    static let maximumDepth = 512
+    public static let maximumDepth = 512
 
     private let bytes: [UInt8]
     private var index = 0
 
-    static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)

@@ -1,4 +1,5 @@
 @testable import BerthRuntime
+import BerthJSON
 import FoundationEssentials
 import Testing
 

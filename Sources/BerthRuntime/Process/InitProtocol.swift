@@ -1,3 +1,4 @@
+import BerthJSON
 import BerthOS
 import FoundationEssentials
 
@@ -81,7 +82,7 @@ enum Frames {
     /// A value as JSON (the runtime's request to the init).
     static func send<T: Encodable>(_ value: T, on fd: FileDescriptor) throws(RuntimeError) {
         let body: [UInt8]
-        do { body = Array(try JSONEncoder().encode(value)) } catch { throw .other("encoding message: \(error)") }
+        do { body = try JSONTreeEncoder.encode(value) } catch { throw .other("encoding message: \(error)") }
         try sendRaw(body, on: fd)
     }
 

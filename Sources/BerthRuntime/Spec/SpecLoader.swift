@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import BerthJSON
 import Glibc
 #endif
 import BerthOS

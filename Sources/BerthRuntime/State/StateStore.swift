@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import BerthJSON
 import Glibc
 #endif
 import BerthOS
@@ -45,7 +46,7 @@ public struct StateStore: Sendable {
     }
 
     static func encode(_ record: ContainerRecord) throws(RuntimeError) -> [UInt8] {
-        do { return Array(try JSONEncoder().encode(record)) } catch { throw .other("encoding state: \(error)") }
+        do { return try JSONTreeEncoder.encode(record) } catch { throw .other("encoding state: \(error)") }
     }
 
     /// Saves `record`; `encoded`, when given, is `record` as `encode` made it earlier.
