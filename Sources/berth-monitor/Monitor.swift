@@ -258,10 +258,6 @@ final class Monitor {
         let releaseAt = Timestamp.monotonic() + 0.25
         var pagesReleased = false
         while true {
-            if !pagesReleased && Timestamp.monotonic() >= releaseAt {
-                ResidentMemory.releaseExecutablePages()
-                pagesReleased = true
-            }
             reap()
             let outputs = [stdoutReader, stderrReader, terminalMaster].compactMap { $0 }
             if exitStatus != nil {
@@ -283,8 +279,15 @@ final class Monitor {
             if let checks { timeout = timeout < 0 ? checks.timeout : min(timeout, checks.timeout) }
             if let due = dns?.timeout, due >= 0 { timeout = timeout < 0 ? due : min(timeout, due) }
             if !pagesReleased {
-                let due = Int32(max(0, (releaseAt - Timestamp.monotonic()) * 1000) + 1)
-                timeout = timeout < 0 ? due : min(timeout, due)
+                let left = releaseAt - Timestamp.monotonic()
+                if left <= 0 {
+                    // Last before the poll: what an idle monitor would touch next runs only when it wakes.
+                    ResidentMemory.releaseExecutablePages()
+                    pagesReleased = true
+                } else {
+                    let due = Int32(left * 1000) + 1
+                    timeout = timeout < 0 ? due : min(timeout, due)
+                }
             }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 && errno != EINTR { return }
