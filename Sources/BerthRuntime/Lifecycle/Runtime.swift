@@ -172,7 +172,8 @@ public struct Runtime: Sendable {
     public func delete(id: String, force: Bool) throws(RuntimeError) {
         let record: ContainerRecord
         do {
-            record = try store.load(id)
+            // Only what the teardown reads (destroy and forceDelete never save the record).
+            record = try store.loadForTeardown(id)
         } catch {
             // A directory without state.json is a create that died half-way: clean it if forced.
             if case .containerNotFound = error, force, FileSystem.exists(store.directory(id)) {

@@ -60,15 +60,54 @@ public struct StateStore: Sendable {
     }
 
     public func load(_ id: String) throws(RuntimeError) -> ContainerRecord {
-        try Self.validate(id: id)
-        let path = FileSystem.join(directory(id), "state.json")
-        let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(path) } catch {
-            if error.errno == ENOENT { throw .containerNotFound(id: id) }
-            throw .system(error, context: "reading state of \(id)")
-        }
+        let (bytes, path) = try read(id)
         do { return try JSONTreeDecoder.decode(ContainerRecord.self, from: bytes) } catch {
             throw .other("state of \(id) is corrupt (\(path)): \(error)")
+        }
+    }
+
+    /// The record as `delete` needs it: everything but the config, of which only the version, the
+    /// annotations and the hooks (the OCI state and poststop hooks). Decoding the whole spec was the
+    /// largest part of a delete, which runs for every container that ends. Never to be saved: the
+    /// rest of its config is empty.
+    public func loadForTeardown(_ id: String) throws(RuntimeError) -> ContainerRecord {
+        let (bytes, path) = try read(id)
+        struct Teardown: Decodable {
+            struct ConfigHead: Decodable {
+                var ociVersion: String
+                var hooks: Spec.Hooks?
+                var annotations: [String: String]?
+            }
+            var id: String
+            var bundle: String
+            var rootfs: String
+            var pid: Int32
+            var pidStartTime: UInt64
+            var created: String
+            var owner: String
+            var cgroup: CgroupState?
+            var config: ConfigHead
+            var stoppedHooksRun: Bool?
+            var rootfsMount: UInt64?
+        }
+        let head: Teardown
+        do { head = try JSONTreeDecoder.decode(Teardown.self, from: bytes) } catch {
+            throw .other("state of \(id) is corrupt (\(path)): \(error)")
+        }
+        var record = ContainerRecord(id: head.id, bundle: head.bundle, rootfs: head.rootfs, pid: head.pid, pidStartTime: head.pidStartTime,
+                                     created: head.created, owner: head.owner, cgroup: head.cgroup,
+                                     config: Spec(ociVersion: head.config.ociVersion, hooks: head.config.hooks, annotations: head.config.annotations))
+        record.stoppedHooksRun = head.stoppedHooksRun
+        record.rootfsMount = head.rootfsMount
+        return record
+    }
+
+    private func read(_ id: String) throws(RuntimeError) -> (bytes: [UInt8], path: String) {
+        try Self.validate(id: id)
+        let path = FileSystem.join(directory(id), "state.json")
+        do { return (try FileSystem.readFile(path), path) } catch {
+            if error.errno == ENOENT { throw .containerNotFound(id: id) }
+            throw .system(error, context: "reading state of \(id)")
         }
     }
 
