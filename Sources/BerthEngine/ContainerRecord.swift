@@ -141,7 +141,10 @@ enum RecordFile {
         do { try FileSystem.writeAtomically(path, bytes, mode: 0o600, durable: durable) } catch { throw .system(error, context: "writing \(path)") }
     }
 
+    /// Compact: BerthJSON's bytes (the same as JSONEncoder's with sorted keys). Pretty: Foundation's
+    /// layout, which `inspect`-like output has always had.
     static func encode<T: Encodable>(_ value: T, pretty: Bool = false) -> [UInt8] {
+        if !pretty { return (try? JSONTreeEncoder.encode(value)) ?? [] }
         let encoder = JSONEncoder()
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return (try? Array(encoder.encode(value))) ?? []
