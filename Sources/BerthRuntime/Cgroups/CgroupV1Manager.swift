@@ -70,6 +70,15 @@ struct CgroupV1Manager: CgroupManager {
 
     var attachesAtClone: Bool { false }
 
+    /// On a hybrid host: the cgroup2 directory, made now and opened for CLONE_INTO_CGROUP, so that the
+    /// init is born in it instead of being moved there (nil without one). With the init moving itself
+    /// into the v1 directories (InitRequest.movesIntoCgroups), nothing waits for cgroup_threadgroup_rwsem.
+    func prepareUnifiedForClone() throws(RuntimeError) -> FileDescriptor? {
+        guard let unified = state.path else { return nil }
+        try CgroupV2Manager.createUnified(path: unified, mount: state.unifiedMount, fs: fs)
+        do { return try fs.openDirectory(unified) } catch { throw .system(error, context: "cgroup: opening \(unified)") }
+    }
+
     func beginAdd(pid: Int32) throws(RuntimeError) -> PendingWrite? {
         guard let directory = directories.first else { return nil }
         do {

@@ -58,7 +58,8 @@ struct InitProcess {
         self.process = process
         self.socket = socket
         let createsNamespace = NamespacePlan(spec.linux?.namespaces ?? []).creates(.cgroup)
-        cgroups = CgroupGate(socket: request.awaitsCgroups ? socket : nil, createsNamespace: createsNamespace)
+        cgroups = CgroupGate(socket: request.awaitsCgroups ? socket : nil, createsNamespace: createsNamespace,
+                             movesItself: request.movesIntoCgroups)
     }
 
     /// Where the init waits for its cgroups. The runtime makes them and moves the init there while the
@@ -70,18 +71,33 @@ struct InitProcess {
         private var socket: FileDescriptor?
         private var known: [String]?
         private var createsNamespace: Bool
+        private let movesItself: Bool
 
-        init(socket: FileDescriptor?, createsNamespace: Bool) {
+        init(socket: FileDescriptor?, createsNamespace: Bool, movesItself: Bool) {
             self.socket = socket
             self.createsNamespace = createsNamespace
+            self.movesItself = movesItself
         }
 
-        /// The container's cgroup directories, once they exist (nil without a gate).
+        /// The container's cgroup directories, once they exist (nil without a gate). On cgroup v1 the
+        /// init then moves itself into each controller's directory (the runtime asks for it when the
+        /// init can): a thread writing 0 to `tasks` moves itself without the global lock a move by pid
+        /// takes, whose RCU grace period (~7 ms here) was the longest wait of a container's start. The
+        /// init is single-threaded, so this moves the process; what it starts is born where it is.
         func directories() throws(RuntimeError) -> [String]? {
             guard let socket else { return known }
             if known == nil {
                 guard let frame = try Frames.receiveRaw(on: socket) else { throw .other("runtime went away while making cgroups") }
-                known = String(decoding: frame, as: UTF8.self).split(separator: "\n").map(String.init)
+                let directories = String(decoding: frame, as: UTF8.self).split(separator: "\n").map(String.init)
+                known = directories
+                if movesItself {
+                    for directory in directories where access(directory + "/tasks", F_OK) == 0 {
+                        try RuntimeError.wrap("cgroup: joining \(directory)") { () throws(SystemCallError) in
+                            let tasks = try FileDescriptor.open(directory + "/tasks", O_WRONLY)
+                            try tasks.write("0")
+                        }
+                    }
+                }
             }
             return known
         }

@@ -84,7 +84,14 @@ struct Creator {
         // cgroup2 mount, where the init is cloned into its cgroup and the layout is needed first.
         var layout: (any CgroupManager)?
         var cloneInto: (any CgroupManager)?
+        // On v1, when the init can move itself (root, its own or the runtime's mount namespace, no user
+        // namespace), it does (InitProcess.CgroupGate): its thread writing 0 to `tasks` takes no global
+        // lock, where a move by pid waits out an RCU grace period (~7 ms here, and runc pays it too). A
+        // hybrid host's cgroup2 directory is then made first and the init cloned into it.
+        var unifiedForClone: FileDescriptor?
+        let initMovesItself: Bool
         if (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2 {
+            initMovesItself = false
             let manager = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
             layout = manager
             if manager.attachesAtClone {
@@ -92,6 +99,18 @@ struct Creator {
                 cleanup.cgroups = manager
                 cloneInto = manager
             }
+        } else if geteuid() == 0, !namespaces.creates(.user), !namespaces.joins(.user), !namespaces.joins(.mount) {
+            let manager = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
+            if let v1 = manager as? CgroupV1Manager {
+                layout = manager
+                initMovesItself = true
+                cleanup.cgroups = manager
+                unifiedForClone = try v1.prepareUnifiedForClone()
+            } else {
+                initMovesItself = false
+            }
+        } else {
+            initMovesItself = false
         }
 
         var inherited: [FileDescriptor] = []
@@ -145,7 +164,7 @@ struct Creator {
         if namespaces.creates(.time), let offsets = essentials.timeOffsets {
             try TimeNamespace.prepare(offsets)
         }
-        spawner.cgroupFd = try cloneInto?.directoryForClone()
+        spawner.cgroupFd = try cloneInto?.directoryForClone() ?? unifiedForClone
 
         let socket = try RuntimeError.wrap("creating init socket") { () throws(SystemCallError) in try SocketPair() }
         inherited.append(socket.second)
@@ -166,6 +185,7 @@ struct Creator {
             noPivot: options.noPivot, noNewKeyring: options.noNewKeyring, preserveFds: options.preserveFds,
             consoleFd: consoleFd, fifoFd: fifoFd, createdAt: created)
         request.awaitsCgroups = true
+        request.movesIntoCgroups = initMovesItself
         request.seccompCacheFd = seccompCacheFd
         let sent = Result { () throws(RuntimeError) in
             try Frames.send(request, on: socket.first)
@@ -201,7 +221,7 @@ struct Creator {
             try cgroups.create()
             cleanup.cgroups = cgroups
             try tellInit(cgroups.directories)
-            firstMove = try cgroups.beginAdd(pid: child.pid)
+            if !initMovesItself { firstMove = try cgroups.beginAdd(pid: child.pid) }
         }
         // The whole spec, while the init decodes it too (and a first cgroup move may be waiting).
         let (spec, rootfs) = try decodeAndValidate(tree, bundle: bundle)
@@ -212,7 +232,7 @@ struct Creator {
                                      pidStartTime: stat.startTime, created: created, owner: "",
                                      cgroup: cgroups.state, config: spec)
         var recordBytes: [UInt8]? = try StateStore.encode(record)
-        if cloneInto == nil {
+        if cloneInto == nil && !initMovesItself {
             try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in try firstMove?.wait() }
             try cgroups.add(pid: child.pid)
         }

@@ -36,6 +36,9 @@ struct InitRequest: Codable, Sendable {
     var awaitsCgroups = false
     /// Create and run: inherited O_PATH descriptor of the runtime's seccomp filter cache (SeccompCache).
     var seccompCacheFd: Int32? = nil
+    /// cgroup v1: the init moves itself into the v1 directories it is sent (writing 0 to `tasks` moves the
+    /// writing thread without cgroup_threadgroup_rwsem, so no RCU grace period is waited out; see Creator).
+    var movesIntoCgroups = false
 }
 
 extension InitRequest {
@@ -50,7 +53,8 @@ extension InitRequest {
               let awaitsCgroups = fields["awaitsCgroups"].optionalBool, let preserveFds = fields["preserveFds"].integer(Int.self),
               let consoleFd = fields["consoleFd"].optionalInteger(Int32.self), let fifoFd = fields["fifoFd"].optionalInteger(Int32.self),
               let mountNamespaceFd = fields["mountNamespaceFd"].optionalInteger(Int32.self),
-              let seccompCacheFd = fields["seccompCacheFd"].optionalInteger(Int32.self) else { return nil }
+              let seccompCacheFd = fields["seccompCacheFd"].optionalInteger(Int32.self),
+              let movesIntoCgroups = fields["movesIntoCgroups"].optionalBool else { return nil }
         var spec: Spec?
         var process: Spec.Process?
         if let value = fields["spec"], value != .null { spec = try JSONTreeDecoder.decode(Spec.self, from: value) }
@@ -58,7 +62,7 @@ extension InitRequest {
         self.init(mode: mode, containerID: containerID, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
                   noPivot: noPivot ?? false, noNewKeyring: noNewKeyring ?? false, preserveFds: preserveFds, consoleFd: consoleFd,
                   fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups ?? false,
-                  seccompCacheFd: seccompCacheFd)
+                  seccompCacheFd: seccompCacheFd, movesIntoCgroups: movesIntoCgroups ?? false)
     }
 }
 
