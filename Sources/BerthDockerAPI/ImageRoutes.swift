@@ -192,8 +192,8 @@ final class PullStream: Sendable {
     func event(_ event: PullEvent, _ reference: Reference) {
         switch event {
         case .resolved:
-            let repository = Reference(registry: reference.registry, repository: reference.repository).familiar
-            emit(JSONBody.encode(Line(status: "Pulling from \(repository)", id: reference.tag ?? reference.digest?.description ?? "latest")))
+            // docker names the repository's path here, without the registry.
+            emit(JSONBody.encode(Line(status: "Pulling from \(reference.repository)", id: reference.tag ?? reference.digest?.description ?? "latest")))
         case .layerExists(let digest):
             emit(JSONBody.encode(Line(status: "Already exists", progressDetail: .init(), id: digest.shortID)))
         case .layerStarted(let digest, _):
