@@ -1,0 +1,310 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthImage
+import BerthOS
+import FoundationEssentials
+import Testing
+
+/// `berth engine` as a docker user meets it: the real docker CLI (DOCKER_HOST=unix://…) driving the
+/// daemon through the Docker Engine API, on containers made from an image the suite builds.
+/// Containers use `--network none`: the bridge is the engine suites' business, not the API's.
+@Suite(.serialized, .enabled(if: isRealRoot && dockerCLI != nil, "runs containers and the docker CLI: needs real root and docker"))
+final class DockerCLITests {
+    let box: DaemonBox
+
+    init() throws { box = try DaemonBox("cli") }
+    deinit { box.tearDown() }
+
+    @Test func versionAndInfoAnswerFromTheDaemon() throws {
+        let version = try box.docker(["version", "--format", "{{.Server.APIVersion}} {{.Server.Os}} {{.Server.Version}}"])
+        #expect(version.status == .exited(0), "\(version.stderrText)")
+        #expect(version.stdoutText.trimmed == "1.47 linux 0.1.0")
+        let plain = try box.docker(["version"])
+        #expect(plain.status == .exited(0), "\(plain.stderrText)")
+        #expect(plain.stdoutText.contains("Server: Berth Engine"))
+        #expect(plain.stdoutText.contains("1.47 (minimum version 1.24)"), "\(plain.stdoutText)")
+        let info = try box.docker(["info", "--format", "{{.OSType}} {{.DockerRootDir}} {{.Images}}"])
+        #expect(info.status == .exited(0), "\(info.stderrText)")
+        #expect(info.stdoutText.trimmed == "linux \(box.root) 1")
+        let full = try box.docker(["info"])
+        #expect(full.status == .exited(0), "\(full.stderrText)")
+        #expect(full.stdoutText.contains("Server Version: 0.1.0"))
+    }
+
+    @Test func pullFromTheLocalRegistryThenListAndInspect() throws {
+        let registry = try LocalRegistry(in: box.base)
+        defer { registry.stop() }
+        // The image reaches the registry from a store of its own, as a user's push would put it there:
+        // the busybox layer the daemon's store has already, and one it has not.
+        let name = "\(registry.host)/test/pulled:1"
+        let staging = box.base + "/staging"
+        try FileSystem.makeDirectories(staging + "/extra/etc", mode: 0o755)
+        try FileSystem.writeAtomically(staging + "/extra/etc/pulled", Array("from the registry\n".utf8), mode: 0o644)
+        let extra = try ChildProcess.run("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", staging + "/extra", "-cf", staging + "/extra.tar", "."],
+                                         environment: [])
+        #expect(extra.status.succeeded)
+        try DaemonBox.importImage([box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: name)
+        try runBlocking {
+            let service = try ImageService(store: try ContentStore(root: staging + "/store"))
+            do { try await service.push(name) } catch {
+                await service.shutdown()
+                throw error
+            }
+            await service.shutdown()
+        }
+
+        let pulled = try box.docker(["pull", name])
+        #expect(pulled.status == .exited(0), "\(pulled.stderrText)")
+        #expect(pulled.stdoutText.contains("1: Pulling from test/pulled"), "\(pulled.stdoutText)")
+        #expect(pulled.stdoutText.contains("Already exists"), "\(pulled.stdoutText)")
+        #expect(pulled.stdoutText.contains("Pull complete"), "\(pulled.stdoutText)")
+        #expect(pulled.stdoutText.contains("Status: Downloaded newer image for \(name)"), "\(pulled.stdoutText)")
+        let again = try box.docker(["pull", name])
+        #expect(again.stdoutText.contains("Status: Image is up to date for \(name)"), "\(again.stdoutText)")
+
+        let images = try box.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        #expect(images.status == .exited(0), "\(images.stderrText)")
+        #expect(Set(images.stdoutText.split(separator: "\n").map(String.init)) == [name, box.image])
+        let inspected = try box.docker(["image", "inspect", "--format", "{{.Os}} {{index .RepoTags 0}} {{.Config.WorkingDir}}", name])
+        #expect(inspected.stdoutText.trimmed == "linux \(name) /srv", "\(inspected.stderrText)")
+        let ran = try box.docker(["run", "--rm", "--network", "none", name, "cat", "/etc/pulled"])
+        #expect(ran.stdoutText == "from the registry\n", "\(ran.stderrText)")
+
+        // A tag the registry does not have: the CLI reports the daemon's error and fails.
+        let missing = try box.docker(["pull", "\(registry.host)/test/pulled:nosuch"])
+        #expect(missing.status != .exited(0))
+        #expect(missing.stderrText.contains("nosuch"), "\(missing.stderrText)")
+    }
+
+    @Test func runWithRemovePrintsTheOutputAndExitsWithTheContainersStatus() throws {
+        let out = try box.docker(["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo hi; echo err >&2; exit 3"])
+        #expect(out.status == .exited(3), "\(out.stderrText)")
+        #expect(out.stdoutText == "hi\n")
+        #expect(out.stderrText == "err\n")
+        // --rm: nothing left, through the API or the CLI beside it.
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
+        #expect(try box.berthCLI(["ps", "-aq"]).stdoutText.isEmpty)
+
+        let ok = try box.docker(["run", "--rm", "--network", "none", "-e", "GREETING=hello", box.image, "sh", "-c", "echo $GREETING $FROM_IMAGE; pwd"])
+        #expect(ok.status == .exited(0), "\(ok.stderrText)")
+        #expect(ok.stdoutText == "hello yes\n/srv\n")
+
+        // A program that is not there: docker's 127, the daemon's message on stderr, and no container left.
+        let missing = try box.docker(["run", "--rm", "--network", "none", box.image, "no-such-program"])
+        #expect(missing.status == .exited(127), "\(missing.stderrText)")
+        #expect(missing.stderrText.contains("no-such-program"))
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
+    }
+
+    @Test func runWithoutRemoveKeepsTheExitedContainer() throws {
+        let out = try box.docker(["run", "--name", "kept", "--network", "none", box.image, "sh", "-c", "echo kept; exit 4"])
+        #expect(out.status == .exited(4), "\(out.stderrText)")
+        #expect(out.stdoutText == "kept\n")
+        let state = try box.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "kept"])
+        #expect(state.stdoutText.trimmed == "exited 4")
+        #expect(try box.docker(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).stdoutText.hasPrefix("kept Exited (4)"))
+        #expect(try box.docker(["ps", "--format", "{{.Names}}"]).stdoutText.isEmpty)
+        // start -a attaches before the start, as run does: the second run's output and status.
+        let again = try box.docker(["start", "-a", "kept"])
+        #expect(again.status == .exited(4), "\(again.stderrText)")
+        #expect(again.stdoutText == "kept\n")
+    }
+
+    @Test func aTerminalContainersOutputComesRaw() throws {
+        let out = try box.docker(["run", "--rm", "-t", "--network", "none", box.image, "sh", "-c", "echo on-a-tty; tty; exit 2"])
+        #expect(out.status == .exited(2), "\(out.stderrText)")
+        // The terminal's line discipline, not docker's framing: CR LF, and both lines on stdout.
+        #expect(out.stdoutText.hasPrefix("on-a-tty\r\n/dev/"), "\(out.stdoutText)")
+        _ = try box.docker(["run", "-d", "-t", "--name", "ttylog", "--network", "none", box.image, "sh", "-c", "echo logged >&2; sleep 100"])
+        #expect(try box.eventually { try box.docker(["logs", "ttylog"]).stdoutText == "logged\r\n" })
+        #expect(try box.docker(["rm", "-f", "ttylog"]).status == .exited(0))
+    }
+
+    @Test func detachedContainerIsListedInspectedLoggedStoppedAndRemoved() throws {
+        let started = try box.docker(["run", "-d", "--name", "web", "--network", "none", "--label", "tier=web", box.image, "sh", "-c",
+                                      "trap 'echo stopping; exit 0' TERM; echo started; echo warn >&2; sleep 100 & wait"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        let id = started.stdoutText.trimmed
+        #expect(id.count == 64)
+
+        let listed = try box.docker(["ps", "--format", "{{.ID}} {{.Names}} {{.State}} {{.Image}}"])
+        #expect(listed.stdoutText.trimmed == "\(id.prefix(12)) web running \(box.image)", "\(listed.stderrText)")
+        #expect(try box.docker(["ps", "-q", "--filter", "label=tier=web"]).stdoutText.trimmed == String(id.prefix(12)))
+        #expect(try box.docker(["ps", "-q", "--filter", "label=tier=db"]).stdoutText.isEmpty)
+        #expect(try box.docker(["ps", "-q", "--filter", "name=web", "--filter", "status=running"]).stdoutText.trimmed == String(id.prefix(12)))
+        #expect(try box.docker(["ps", "-q", "--filter", "status=exited"]).stdoutText.isEmpty)
+        #expect(try box.docker(["ps", "-q", "--filter", "id=\(id.prefix(5))"]).stdoutText.trimmed == String(id.prefix(12)))
+        let running = try box.docker(["inspect", "--format", "{{.State.Running}} {{.Name}} {{.Config.Labels.tier}}", "web"])
+        #expect(running.stdoutText.trimmed == "true /web web", "\(running.stderrText)")
+
+        // Both streams come back apart (the multiplexed framing).
+        #expect(try box.eventually { try box.docker(["logs", "web"]).stdoutText == "started\n" })
+        let logs = try box.docker(["logs", "web"])
+        #expect(logs.stderrText == "warn\n")
+        let stamped = try box.docker(["logs", "--timestamps", "web"]).stdoutText
+        #expect(stamped.hasSuffix(" started\n") && stamped.hasPrefix("20"), "\(stamped)")
+
+        let stopped = try box.docker(["stop", "web"])
+        #expect(stopped.status == .exited(0), "\(stopped.stderrText)")
+        #expect(stopped.stdoutText.trimmed == "web")
+        #expect(try box.docker(["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", "web"]).stdoutText.trimmed == "false 0")
+        #expect(try box.docker(["logs", "web"]).stdoutText == "started\nstopping\n")
+        // Stopping a stopped container is not an error (the daemon's 304).
+        #expect(try box.docker(["stop", "web"]).status == .exited(0))
+
+        #expect(try box.docker(["rm", "web"]).status == .exited(0))
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
+        let again = try box.docker(["rm", "web"])
+        #expect(again.status != .exited(0))
+        #expect(again.stderrText.contains("No such container: web"), "\(again.stderrText)")
+    }
+
+    @Test func waitKillAndForcedRemoveWorkOnRunningContainers() throws {
+        let quick = try box.docker(["run", "-d", "--network", "none", box.image, "sh", "-c", "exit 7"])
+        #expect(quick.status == .exited(0), "\(quick.stderrText)")
+        let quickID = quick.stdoutText.trimmed
+        let waited = try box.docker(["wait", quickID])
+        #expect(waited.stdoutText.trimmed == "7", "\(waited.stderrText)")
+
+        _ = try box.docker(["run", "-d", "--name", "victim", "--network", "none", box.image, "sleep", "100"])
+        let refused = try box.docker(["rm", "victim"])
+        #expect(refused.status != .exited(0))
+        #expect(refused.stderrText.contains("stop the container before removing or force remove"), "\(refused.stderrText)")
+        #expect(try box.docker(["kill", "victim"]).status == .exited(0))
+        #expect(try box.docker(["wait", "victim"]).stdoutText.trimmed == "137")
+        let notRunning = try box.docker(["kill", "victim"])
+        #expect(notRunning.status != .exited(0))
+        #expect(notRunning.stderrText.contains("is not running"), "\(notRunning.stderrText)")
+
+        _ = try box.docker(["run", "-d", "--name", "forced", "--network", "none", box.image, "sleep", "100"])
+        #expect(try box.docker(["restart", "-t", "0", "forced"]).status == .exited(0))
+        #expect(try box.docker(["inspect", "--format", "{{.State.Running}} {{.RestartCount}}", "forced"]).stdoutText.trimmed == "true 0")
+        #expect(try box.docker(["rm", "-f", "forced", "victim", quickID]).status == .exited(0))
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
+    }
+
+    @Test func unknownObjectsAndTakenNamesFailAsWithDocker() throws {
+        let inspect = try box.docker(["inspect", "nosuch"])
+        #expect(inspect.status != .exited(0))
+        #expect(inspect.stderrText.contains("No such object: nosuch"), "\(inspect.stderrText)")
+        let logs = try box.docker(["logs", "nosuch"])
+        #expect(logs.status != .exited(0))
+        #expect(logs.stderrText.contains("No such container: nosuch"), "\(logs.stderrText)")
+        let image = try box.docker(["run", "--rm", "--pull", "never", "no/such:image", "true"])
+        #expect(image.status == .exited(125))
+        #expect(image.stderrText.contains("No such image"), "\(image.stderrText)")
+
+        #expect(try box.docker(["create", "--name", "dup", "--network", "none", box.image, "true"]).status == .exited(0))
+        let second = try box.docker(["create", "--name", "dup", "--network", "none", box.image, "true"])
+        #expect(second.status != .exited(0))
+        #expect(second.stderrText.contains("Conflict. The container name \"/dup\" is already in use"), "\(second.stderrText)")
+        // docker's name rule: two characters at least, no spaces.
+        for bad in ["bad name", "x"] {
+            let refused = try box.docker(["create", "--name", bad, box.image, "true"])
+            #expect(refused.status != .exited(0))
+            #expect(refused.stderrText.contains("Invalid container name"), "\(refused.stderrText)")
+        }
+        #expect(try box.docker(["ps", "-a", "--format", "{{.Names}}"]).stdoutText == "dup\n")
+    }
+
+    @Test func theDaemonStopsCleanlyOnSIGTERMAndItsContainersKeepRunning() throws {
+        let started = try box.docker(["run", "-d", "--name", "survivor", "--network", "none", box.image, "sleep", "100"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        let status = try box.stopDaemon()
+        #expect(status == .exited(0), "\(box.daemonLog)")
+        #expect(!FileSystem.exists(box.socket))
+        // The container is its monitor's: still running, as the CLI beside the (gone) daemon sees.
+        let seen = try box.berthCLI(["inspect", "--format", "{{.State.Status}}", "survivor"])
+        #expect(seen.stdoutText.trimmed == "running", "\(seen.stderrText)")
+        // A new daemon over the same store serves it again.
+        try box.startDaemon()
+        #expect(try box.docker(["ps", "--format", "{{.Names}}"]).stdoutText == "survivor\n")
+    }
+}
+
+/// The HTTP surface below the CLI: headers, versions, errors and hostile bodies, on raw requests.
+@Suite(.serialized, .enabled(if: isRealRoot, "starts berth engine: needs real root"))
+final class DockerHTTPTests {
+    let box: DaemonBox
+
+    init() throws { box = try DaemonBox("http") }
+    deinit { box.tearDown() }
+
+    @Test func pingCarriesTheNegotiationHeaders() throws {
+        for method in ["GET", "HEAD"] {
+            let reply = try rawExchange(box.socket, "\(method) /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 200)
+            #expect(reply.headers["api-version"] == "1.47")
+            #expect(reply.headers["ostype"] == "linux")
+            #expect(reply.headers["docker-experimental"] == "false")
+            #expect(reply.headers["builder-version"] != nil)
+            #expect(reply.headers["cache-control"]?.contains("no-cache") == true)
+            #expect(reply.body == (method == "GET" ? "OK" : ""))
+        }
+        let versioned = try rawExchange(box.socket, "GET /v1.24/_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        #expect(versioned.status == 200)
+        let tooNew = try rawExchange(box.socket, "GET /v1.51/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        #expect(tooNew.status == 400)
+        #expect(tooNew.body.contains("client version 1.51 is too new"))
+        let tooOld = try rawExchange(box.socket, "GET /v1.23/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        #expect(tooOld.status == 400)
+        #expect(tooOld.body.contains("Minimum supported API version is 1.24"))
+        let unknown = try rawExchange(box.socket, "GET /v1.47/no/such/endpoint HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        #expect(unknown.status == 404)
+        #expect(unknown.body == "{\"message\":\"page not found\"}")
+    }
+
+    @Test func malformedBodiesAreRefusedWithA400AndTheDaemonCarriesOn() throws {
+        let bodies = ["{", "not json", "[1,2]", "{\"Image\": 5}", "{\"Image\":\"x\",\"HostConfig\":{\"Memory\":\"lots\"}}",
+                      "{\"Image\":\"x\",\"Cmd\":{\"a\":1}}", String(repeating: "[", count: 100_000), ""]
+        for body in bodies {
+            let reply = try rawExchange(box.socket, "POST /v1.47/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                                        + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+            #expect(reply.status == 400, "\(body.prefix(40)): \(reply.body)")
+            #expect(reply.body.hasPrefix("{\"message\":\""), "\(reply.body)")
+        }
+        let unsupported = "{\"Image\":\"\(box.image)\",\"HostConfig\":{\"PidMode\":\"host\"}}"
+        let refused = try rawExchange(box.socket, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: \(unsupported.utf8.count)\r\nConnection: close\r\n\r\n" + unsupported)
+        #expect(refused.status == 400)
+        #expect(refused.body.contains("HostConfig.PidMode is not supported"))
+        // A body announced over the limit is refused before it is sent.
+        let huge = try rawExchange(box.socket, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 100000000\r\n\r\n")
+        #expect(huge.status == 413)
+        // Nothing was created, and the daemon still answers.
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
+        #expect(try rawExchange(box.socket, "GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").status == 200)
+    }
+
+    @Test func waitSendsItsHeadersBeforeTheContainerExits() throws {
+        let body = "{\"Image\":\"\(box.image)\",\"Cmd\":[\"sh\",\"-c\",\"read line; exit 5\"],\"OpenStdin\":true,\"HostConfig\":{\"NetworkMode\":\"none\"}}"
+        let created = try rawExchange(box.socket, "POST /containers/create?name=waiter HTTP/1.1\r\nHost: docker\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+        #expect(created.status == 201, "\(created.body)")
+        // The wait's head arrives while the container has not even started.
+        let connection = try UnixSocket.connect(box.socket)
+        try connection.send(Array("POST /containers/waiter/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
+        var head: [UInt8] = []
+        while !String(decoding: head, as: UTF8.self).contains("\r\n\r\n") {
+            let chunk = try connection.read(upTo: 4096)
+            if chunk.isEmpty { break }
+            head += chunk
+        }
+        #expect(String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"))
+        #expect(try box.docker(["start", "waiter"]).status == .exited(0))
+        let attached = try box.docker(["attach", "waiter"], input: "go\n")
+        #expect(attached.status == .exited(5), "\(attached.stderrText)")
+        let rest = String(decoding: head + (try readUntil(connection, "}")), as: UTF8.self)
+        #expect(rest.contains("{\"Error\":null,\"StatusCode\":5}"), "\(rest)")
+    }
+
+    /// Reads until `marker` appears or the connection ends.
+    private func readUntil(_ connection: FileDescriptor, _ marker: String) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while !String(decoding: bytes, as: UTF8.self).contains(marker) {
+            let chunk = try connection.read(upTo: 4096)
+            if chunk.isEmpty { break }
+            bytes += chunk
+        }
+        return bytes
+    }
+}
