@@ -92,6 +92,8 @@ extension DockerAPI {
             throw DockerAPIError.badRequest("Bad parameters: you must choose at least one stream")
         }
         options.follow = request.flag("follow")
+        // A client that goes away ends a follow (it would otherwise last as long as the container).
+        options.cancel = response.cancellation.descriptor
         if let tail = request.value("tail"), !tail.isEmpty, tail != "all" {
             guard let n = Int(tail) else { throw DockerAPIError.badRequest("invalid value for tail: \(tail)") }
             if n >= 0 { options.tail = n }

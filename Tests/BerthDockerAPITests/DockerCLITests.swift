@@ -140,6 +140,9 @@ final class DockerCLITests {
 
         // Both streams come back apart (the multiplexed framing).
         #expect(try box.eventually { try box.docker(["logs", "web"]).stdoutText == "started\n" })
+        // A follower started now sees the rest, and ends when the container stops.
+        let followed = box.base + "/followed"
+        let follower = try box.spawnDocker(["logs", "-f", "web"], output: followed)
         let logs = try box.docker(["logs", "web"])
         #expect(logs.stderrText == "warn\n")
         let stamped = try box.docker(["logs", "--timestamps", "web"]).stdoutText
@@ -150,6 +153,8 @@ final class DockerCLITests {
         #expect(stopped.stdoutText.trimmed == "web")
         #expect(try box.docker(["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", "web"]).stdoutText.trimmed == "false 0")
         #expect(try box.docker(["logs", "web"]).stdoutText == "started\nstopping\n")
+        #expect(try ChildProcess.wait(follower) == .exited(0))
+        #expect(try FileSystem.readString(followed) == "started\nstopping\n")
         // Stopping a stopped container is not an error (the daemon's 304).
         #expect(try box.docker(["stop", "web"]).status == .exited(0))
 
@@ -295,6 +300,33 @@ final class DockerHTTPTests {
         #expect(attached.status == .exited(5), "\(attached.stderrText)")
         let rest = String(decoding: head + (try readUntil(connection, "}")), as: UTF8.self)
         #expect(rest.contains("{\"Error\":null,\"StatusCode\":5}"), "\(rest)")
+    }
+
+    @Test func followsAndWaitsEndWhenTheirClientLeaves() throws {
+        let started = try box.docker(["run", "-d", "--name", "talker", "--network", "none", box.image, "sh", "-c", "echo one; sleep 100"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        // The threads serving requests (named docker-api) end with their responses. One stays: the
+        // engine's reaper of the monitor the start spawned, which inherited the start's thread name.
+        #expect(try box.eventually { self.requestThreads() == 1 }, "\(requestThreads())")
+        let follow = try UnixSocket.connect(box.socket)
+        try follow.send(Array("GET /v1.47/containers/talker/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
+        #expect(String(decoding: try readUntil(follow, "one"), as: UTF8.self).contains("one"))
+        let wait = try UnixSocket.connect(box.socket)
+        try wait.send(Array("POST /v1.47/containers/talker/wait HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
+        #expect(String(decoding: try readUntil(wait, "\r\n\r\n"), as: UTF8.self).hasPrefix("HTTP/1.1 200 OK"))
+        // Each is served by a thread of its own while the container runs …
+        #expect(requestThreads() == 3)
+        follow.close()
+        wait.close()
+        // … which ends when its client hangs up, not when the container does.
+        #expect(try box.eventually { self.requestThreads() == 1 }, "\(requestThreads()) request threads left")
+        #expect(try box.docker(["inspect", "--format", "{{.State.Running}}", "talker"]).stdoutText.trimmed == "true")
+    }
+
+    /// The daemon's threads serving a request.
+    private func requestThreads() -> Int {
+        let tasks = (try? FileSystem.listDirectory("/proc/\(box.daemon)/task")) ?? []
+        return tasks.filter { ((try? FileSystem.readString("/proc/\(box.daemon)/task/\($0)/comm")) ?? "").trimmed == "docker-api" }.count
     }
 
     /// Reads until `marker` appears or the connection ends.

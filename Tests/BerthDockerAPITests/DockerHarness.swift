@@ -139,6 +139,16 @@ final class DaemonBox: @unchecked Sendable {
                                     input: Array(input.utf8))
     }
 
+    /// Starts the docker CLI without waiting for it: its stdout (and stderr) to `output`.
+    func spawnDocker(_ arguments: [String], output: String) throws -> pid_t {
+        guard let dockerCLI else { throw TestFailure("no docker CLI") }
+        let out = try FileDescriptor.open(output, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
+        return try ChildProcess.spawn(dockerCLI, arguments: ["docker"] + arguments,
+                                      environment: ["DOCKER_HOST=unix://\(socket)", "DOCKER_CONFIG=\(base)/docker-config", standardPath, "HOME=\(base)"],
+                                      fileDescriptors: [0: devnull.rawValue, 1: out.rawValue, 2: devnull.rawValue])
+    }
+
     /// Runs `berth VERB --root R ARGS…` beside the daemon (the same store).
     @discardableResult
     func berthCLI(_ arguments: [String]) throws -> ChildProcess.Output {
