@@ -81,7 +81,10 @@ public final class DockerAPIServer: Service, Sendable {
             throw DockerAPIServerError.listen(socketPath, cause: error)
         }
         chmod(socketPath, 0o660)
-        if let group { chown(socketPath, 0, group) }
+        if let group {
+            chown(socketPath, 0, group)
+            openDirectory(directory, to: group)
+        }
         logger.info("serving the Docker Engine API", metadata: ["socket": "\(socketPath)", "api": "\(DockerAPI.apiVersion)"])
         onReady?(socketPath)
         await withGracefulShutdownHandler {
@@ -95,6 +98,16 @@ public final class DockerAPIServer: Service, Sendable {
         try? await loops.shutdownGracefully()
         unlink(socketPath)
         logger.info("stopped serving", metadata: ["socket": "\(socketPath)"])
+    }
+
+    /// The group must be able to reach the socket: a directory the engine made 0700 (/run/berth) gets
+    /// the group and its search bit (0710), nothing more (no listing, nothing for others).
+    private func openDirectory(_ directory: String, to group: gid_t) {
+        var info = stat()
+        guard !directory.isEmpty, stat(directory, &info) == 0, info.st_mode & 0o011 == 0 else { return }
+        if info.st_gid != group && chown(directory, uid_t.max, group) != 0 { return }
+        chmod(directory, (info.st_mode & 0o7777) | 0o010)
+        logger.info("opened the socket's directory to its group", metadata: ["directory": "\(directory)", "gid": "\(group)"])
     }
 
     private func track(_ channel: any Channel) {

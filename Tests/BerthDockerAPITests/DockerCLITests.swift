@@ -45,9 +45,14 @@ final class DockerCLITests {
                                          environment: [])
         #expect(extra.status.succeeded)
         try DaemonBox.importImage([box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: name)
+        let other = "\(registry.host)/test/auto:1"
+        try DaemonBox.importImage([box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: other)
         try runBlocking {
             let service = try ImageService(store: try ContentStore(root: staging + "/store"))
-            do { try await service.push(name) } catch {
+            do {
+                try await service.push(name)
+                try await service.push(other)
+            } catch {
                 await service.shutdown()
                 throw error
             }
@@ -70,6 +75,11 @@ final class DockerCLITests {
         #expect(inspected.stdoutText.trimmed == "linux \(name) /srv", "\(inspected.stderrText)")
         let ran = try box.docker(["run", "--rm", "--network", "none", name, "cat", "/etc/pulled"])
         #expect(ran.stdoutText == "from the registry\n", "\(ran.stderrText)")
+        // run of an image the daemon does not have: its 404 makes the CLI pull, then create again.
+        let auto = try box.docker(["run", "--rm", "--network", "none", other, "cat", "/etc/pulled"])
+        #expect(auto.status == .exited(0), "\(auto.stderrText)")
+        #expect(auto.stderrText.contains("Unable to find image '\(other)' locally"), "\(auto.stderrText)")
+        #expect(auto.stdoutText == "from the registry\n")
 
         // A tag the registry does not have: the CLI reports the daemon's error and fails.
         let missing = try box.docker(["pull", "\(registry.host)/test/pulled:nosuch"])
@@ -321,6 +331,23 @@ final class DockerHTTPTests {
         // … which ends when its client hangs up, not when the container does.
         #expect(try box.eventually { self.requestThreads() == 1 }, "\(requestThreads()) request threads left")
         #expect(try box.docker(["inspect", "--format", "{{.State.Running}}", "talker"]).stdoutText.trimmed == "true")
+    }
+
+    @Test func theSocketIsOpenToRootAndItsGroupOnly() throws {
+        var info = stat()
+        #expect(stat(box.socket, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o660 && info.st_uid == 0 && info.st_gid == 0)
+        // With --group, in the engine's own 0700 run directory (as /run/berth/docker.sock is): the socket
+        // goes to the group, and the directory lets the group (only) reach it.
+        try box.stopDaemon()
+        guard let group = getgrnam("daemon")?.pointee.gr_gid else { throw TestFailure("no group daemon") }
+        let socket = box.run + "/docker.sock"
+        try box.startDaemon(socket: socket, extra: ["--group", "daemon"])
+        #expect(stat(socket, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o660 && info.st_uid == 0 && info.st_gid == group)
+        #expect(stat(box.run, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o710 && info.st_gid == group)
+        #expect(try box.docker(["version", "--format", "{{.Server.Os}}"]).stdoutText.trimmed == "linux")
     }
 
     /// The daemon's threads serving a request.

@@ -42,7 +42,7 @@ final class DaemonBox: @unchecked Sendable {
     let base: String
     let root: String
     let run: String
-    let socket: String
+    private(set) var socket: String
     let berth = builtExecutable("berth")
     /// busybox with every applet linked; config: Cmd sh, Env PATH and FROM_IMAGE=yes, label from=image.
     let image = "test/dockerapi:1"
@@ -91,12 +91,13 @@ final class DaemonBox: @unchecked Sendable {
         try runBlocking { await service.shutdown() }
     }
 
-    /// Starts `berth engine` on the box's socket and returns once it says it is ready.
-    func startDaemon() throws {
+    /// Starts `berth engine` on the box's socket (or `socket`) and returns once it says it is ready.
+    func startDaemon(socket path: String? = nil, extra: [String] = []) throws {
+        if let path { socket = path }
         let output = try Pipe()
         let log = try FileDescriptor.open(base + "/daemon.log", O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
         let devnull = try FileDescriptor.open("/dev/null", O_RDONLY)
-        daemon = try ChildProcess.spawn(berth, arguments: [berth, "engine", "--root", root, "--host", "unix://" + socket],
+        daemon = try ChildProcess.spawn(berth, arguments: [berth, "engine", "--root", root, "--host", "unix://" + socket] + extra,
                                         environment: ["BERTH_RUN=\(run)", standardPath],
                                         fileDescriptors: [0: devnull.rawValue, 1: output.writing.rawValue, 2: log.rawValue])
         output.writing.close()
