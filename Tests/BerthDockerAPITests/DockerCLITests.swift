@@ -331,6 +331,29 @@ final class DockerHTTPTests {
         // … which ends when its client hangs up, not when the container does.
         #expect(try box.eventually { self.requestThreads() == 1 }, "\(requestThreads()) request threads left")
         #expect(try box.docker(["inspect", "--format", "{{.State.Running}}", "talker"]).stdoutText.trimmed == "true")
+
+        // An attachment is relayed by a thread of its own (docker-attach) until its client goes.
+        let attach = try UnixSocket.connect(box.socket)
+        try attach.send(Array(("POST /v1.47/containers/talker/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\n"
+                               + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
+        let upgraded = String(decoding: try readUntil(attach, "\r\n\r\n"), as: UTF8.self)
+        #expect(upgraded.hasPrefix("HTTP/1.1 101 UPGRADED\r\n"), "\(upgraded)")
+        #expect(upgraded.contains("Content-Type: application/vnd.docker.multiplexed-stream"))
+        #expect(upgraded.contains("Upgrade: tcp"))
+        #expect(try box.eventually { self.threads(named: "docker-attach") == 1 })
+        attach.close()
+        #expect(try box.eventually { self.threads(named: "docker-attach") == 0 })
+        // One made before its container starts and abandoned: the start goes ahead without it.
+        #expect(try box.docker(["create", "--name", "later", "--network", "none", box.image, "sh", "-c", "echo later"]).status == .exited(0))
+        let early = try UnixSocket.connect(box.socket)
+        try early.send(Array(("POST /v1.47/containers/later/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n"
+                              + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
+        #expect(String(decoding: try readUntil(early, "\r\n\r\n"), as: UTF8.self).hasPrefix("HTTP/1.1 101"))
+        early.close()
+        #expect(try box.docker(["start", "later"]).status == .exited(0))
+        #expect(try box.docker(["wait", "later"]).stdoutText.trimmed == "0")
+        #expect(try box.docker(["logs", "later"]).stdoutText == "later\n")
+        #expect(threads(named: "docker-attach") == 0)
     }
 
     @Test func theSocketIsOpenToRootAndItsGroupOnly() throws {
@@ -351,9 +374,12 @@ final class DockerHTTPTests {
     }
 
     /// The daemon's threads serving a request.
-    private func requestThreads() -> Int {
+    private func requestThreads() -> Int { threads(named: "docker-api") }
+
+    /// The daemon's threads of this name.
+    private func threads(named name: String) -> Int {
         let tasks = (try? FileSystem.listDirectory("/proc/\(box.daemon)/task")) ?? []
-        return tasks.filter { ((try? FileSystem.readString("/proc/\(box.daemon)/task/\($0)/comm")) ?? "").trimmed == "docker-api" }.count
+        return tasks.filter { ((try? FileSystem.readString("/proc/\(box.daemon)/task/\($0)/comm")) ?? "").trimmed == name }.count
     }
 
     /// Reads until `marker` appears or the connection ends.
