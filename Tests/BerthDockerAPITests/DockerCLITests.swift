@@ -223,6 +223,54 @@ final class DockerCLITests {
         #expect(try box.docker(["ps", "-a", "--format", "{{.Names}}"]).stdoutText == "dup\n")
     }
 
+    /// The docker SDK for Python (pip's `docker`, when installed) through the same socket: its `run`
+    /// is create, start, wait and logs rather than attach; errors come back as its typed exceptions.
+    @Test(.enabled(if: pythonSDK, "needs the docker SDK for Python"))
+    func thePythonSDKDrivesTheSameAPI() throws {
+        let script = box.base + "/sdk.py"
+        try FileSystem.writeAtomically(script, Array(Self.sdkScript.utf8))
+        let out = try ChildProcess.run(python3 ?? "python3", arguments: ["python3", script, box.socket, box.image],
+                                       environment: ChildProcess.currentEnvironment.filter { !$0.hasPrefix("DOCKER_") })
+        #expect(out.status == .exited(0), "\(out.stdoutText)\(out.stderrText)")
+        #expect(out.stdoutText.hasSuffix("all good\n"), "\(out.stdoutText)\(out.stderrText)")
+    }
+
+    static let sdkScript = """
+    import sys, docker
+    socket, image = sys.argv[1], sys.argv[2]
+    c = docker.DockerClient(base_url="unix://" + socket)
+    assert c.ping()
+    assert c.version()["ApiVersion"] == "1.47"
+    out = c.containers.run(image, ["sh", "-c", "echo hi; echo err >&2"], remove=True, network_mode="none", stderr=True)
+    assert out == b"hi\\nerr\\n", out
+    once = c.containers.run(image, ["sh", "-c", "echo once; exit 6"], detach=True, name="sdk-once", network_mode="none")
+    assert once.wait()["StatusCode"] == 6
+    assert once.logs() == b"once\\n", once.logs()
+    once.remove()
+    long = c.containers.run(image, ["sleep", "100"], detach=True, name="sdk-long", network_mode="none", labels={"suite": "sdk"})
+    assert [x.name for x in c.containers.list(filters={"label": "suite=sdk"})] == ["sdk-long"]
+    long.reload()
+    assert long.status == "running" and long.attrs["Config"]["Labels"]["suite"] == "sdk"
+    long.stop(timeout=0)
+    long.reload()
+    assert long.status == "exited" and long.attrs["State"]["ExitCode"] == 137, long.attrs["State"]
+    long.remove()
+    assert image in [t for i in c.images.list() for t in i.tags]
+    assert c.images.get(image).attrs["Config"]["WorkingDir"] == "/srv"
+    try:
+        c.containers.get("nosuch")
+        raise SystemExit("found nosuch")
+    except docker.errors.NotFound as e:
+        assert "No such container: nosuch" in e.explanation
+    try:
+        c.containers.create(image, "true", name="sdk-long2", network_mode="none", pid_mode="host")
+        raise SystemExit("pid_mode accepted")
+    except docker.errors.APIError as e:
+        assert e.status_code == 400 and "PidMode" in e.explanation, e.explanation
+    assert c.containers.list(all=True) == []
+    print("all good")
+    """
+
     @Test func theDaemonStopsCleanlyOnSIGTERMAndItsContainersKeepRunning() throws {
         let started = try box.docker(["run", "-d", "--name", "survivor", "--network", "none", box.image, "sleep", "100"])
         #expect(started.status == .exited(0), "\(started.stderrText)")

@@ -16,6 +16,16 @@ let isRealRoot: Bool = {
 /// The docker CLI the suite drives (28.x here); nil when the machine has none.
 let dockerCLI: String? = ["/usr/local/bin/docker", "/usr/bin/docker"].first { FileSystem.exists($0) }
 
+/// The python3 on this process's PATH (pyenv's, where pip put the SDK, or Debian's).
+let python3: String? = ChildProcess.lookup("python3")
+
+/// The docker SDK for Python is importable by it.
+let pythonSDK: Bool = {
+    guard let python3 else { return false }
+    let probe = try? ChildProcess.run(python3, arguments: ["python3", "-c", "import docker"], environment: ChildProcess.currentEnvironment)
+    return probe?.status == .exited(0)
+}()
+
 /// An executable built beside the test bundle (berth, berth-monitor, berth-runtime).
 func builtExecutable(_ name: String) -> String {
     let exe = (try? FileSystem.realPath("/proc/self/exe")) ?? ""
