@@ -9,7 +9,8 @@
 //                    ├──── BerthDNS (the embedded resolver's codec and rules, no Foundation; the monitor links it)
 //                    ├──── BerthNetwork (network namespaces, CNI, port publishing; re-exports BerthDNS)
 //                    │        └── BerthEngine (containers from images on any OCI runtime binary) ── berth-monitor
-//                    │            (also on BerthImage and BerthOCI; never on BerthRuntime)
+//                    │            │ (also on BerthImage and BerthOCI; never on BerthRuntime)
+//                    │            └── BerthDockerAPI (the Docker Engine API on a unix socket)
 //                    └──── BerthStore ── BerthAPI (Kubernetes-compatible API server)
 //                                                  └── BerthControl (scheduler, controllers, hollow nodes)
 //   berth: the docker-like CLI and the daemons, on top of the libraries above.
@@ -92,6 +93,17 @@ let package = Package(
             name: "berth-monitor",
             dependencies: ["BerthOS", "BerthDNS", "CBerthShim"],
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
+        // The Docker Engine API on a unix socket over the engine, so the docker CLI and SDKs work. A plain
+        // SwiftNIO HTTP/1.1 server rather than Hummingbird: `attach` hijacks the connection after its
+        // `101 UPGRADED` and needs the channel pipeline itself to take the HTTP codecs out.
+        .target(name: "BerthDockerAPI", dependencies: [
+            "BerthEngine", "BerthImage", "BerthOS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
             .product(name: "GRDB", package: "GRDB.swift"),
@@ -125,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl",
+                "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl", "BerthDockerAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -143,6 +155,9 @@ let package = Package(
         // The CLI's own logic (its hand-written hot-path parser held to ArgumentParser's results).
         .testTarget(name: "BerthCLITests", dependencies: ["berth"]),
         .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
+        .testTarget(name: "BerthDockerAPITests", dependencies: [
+            "BerthDockerAPI", "BerthEngine", "BerthImage", "BerthOS", .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "BerthControlTests", dependencies: [
             "BerthControl", "BerthAPI", "BerthStore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

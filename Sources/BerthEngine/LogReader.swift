@@ -26,6 +26,8 @@ public struct LogReader {
         public var tail: Int?
         public var stdout = true
         public var stderr = true
+        /// A descriptor that ends a follow when it becomes readable (a daemon's client went away); -1 for none.
+        public var cancel: Int32 = -1
         public init() {}
     }
 
@@ -102,9 +104,12 @@ public struct LogReader {
                 drain()
                 return
             }
-            var entry = pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0)
+            var entries = [pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: options.cancel, events: Int16(POLLIN), revents: 0)]
             // The exit file's creation wakes us; the timeout only guards against a monitor that vanished.
-            if poll(&entry, 1, 1000) > 0 {
+            // (poll ignores a negative descriptor: no cancel, no entry.)
+            if poll(&entries, 2, 1000) > 0 {
+                if entries[1].revents != 0 { return }
                 _ = buffer.withUnsafeMutableBytes { Glibc.read(inotify.rawValue, $0.baseAddress, $0.count) }
             }
         }

@@ -6,5 +6,5 @@ struct Berth: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "Berth: containers, images and a Kubernetes-compatible control plane in one binary.",
-        subcommands: containerVerbs + imageVerbs + clusterVerbs)
+        subcommands: containerVerbs + imageVerbs + clusterVerbs + engineVerbs)
 }
