@@ -69,7 +69,7 @@ extension DockerAPI {
         return ContainerSummary(
             Id: r.id, Names: ["/" + r.name], Image: r.imageReference, ImageID: r.imageID,
             Command: ([r.path] + r.args).joined(separator: " "), Created: Timestamp.parse(r.created)?.seconds ?? 0,
-            Ports: ports, Labels: inspect.Config.Labels, State: r.state.status.rawValue, Status: StatusText.of(r),
+            Ports: ports, Labels: inspect.Config.Labels, State: r.state.status.rawValue, Status: r.statusText,
             HostConfig: ["NetworkMode": r.configuration.networkMode],
             NetworkSettings: ["Networks": inspect.NetworkSettings.Networks], Mounts: inspect.Mounts)
     }
@@ -170,42 +170,6 @@ extension DockerAPI {
     }
 }
 
-/// docker ps's STATUS text: `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`.
-enum StatusText {
-    static func of(_ record: ContainerRecord) -> String {
-        let state = record.state
-        func since(_ time: String) -> String {
-            guard let t = Timestamp.parse(time) else { return "" }
-            return humanDuration(max(0, Int(Glibc.time(nil)) - t.seconds))
-        }
-        switch state.status {
-        case .created: return "Created"
-        case .running: return "Up \(since(state.startedAt))" + (state.health.map { " (\($0.status))" } ?? "")
-        case .paused: return "Up \(since(state.startedAt)) (Paused)"
-        case .restarting: return "Restarting (\(state.exitCode)) \(since(state.finishedAt)) ago"
-        case .removing: return "Removal In Progress"
-        case .exited: return "Exited (\(state.exitCode)) \(since(state.finishedAt)) ago"
-        case .dead: return "Dead"
-        }
-    }
-
-    /// go-units HumanDuration.
-    static func humanDuration(_ seconds: Int) -> String {
-        switch seconds {
-        case ..<1: return "Less than a second"
-        case 1: return "1 second"
-        case ..<60: return "\(seconds) seconds"
-        case ..<120: return "About a minute"
-        case ..<3600: return "\(seconds / 60) minutes"
-        case ..<7200: return "About an hour"
-        case ..<(48 * 3600): return "\(seconds / 3600) hours"
-        case ..<(7 * 24 * 3600 * 2): return "\(seconds / 86400) days"
-        case ..<(30 * 24 * 3600 * 3): return "\(seconds / (7 * 86400)) weeks"
-        case ..<(365 * 24 * 3600 * 2): return "\(seconds / (30 * 86400)) months"
-        default: return "\(seconds / (365 * 86400)) years"
-        }
-    }
-}
 
 /// docker's `filters` query parameter: `{"status":["running"]}`, or the older `{"status":{"running":true}}`.
 struct Filters {

@@ -67,7 +67,7 @@ struct ContainerListOptions: ParsableArguments {
         if let ref = try? Reference(parsing: r.imageReference), image.count > 0 { image = ref.familiar.hasSuffix(":latest") && !r.imageReference.hasSuffix(":latest") ? String(ref.familiar.dropLast(7)) : ref.familiar }
         return ["ID": noTrunc ? r.id : r.shortID, "Image": image, "Command": "\"\(command)\"",
                 "CreatedAt": r.created, "RunningFor": humanDuration(max(0, Int(Glibc.time(nil)) - created)),
-                "Status": statusText(r), "State": r.state.status.rawValue, "Ports": ports, "Names": r.name,
+                "Status": r.statusText, "State": r.state.status.rawValue, "Ports": ports, "Names": r.name,
                 "Labels": r.configuration.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
                 "Mounts": "", "Networks": r.networks.map(\.network).joined(separator: ","), "Size": "", "LocalVolumes": "0"]
     }
