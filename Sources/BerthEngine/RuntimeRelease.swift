@@ -24,7 +24,8 @@ extension Engine {
     /// run's container), then deletes whatever the runtime may still hold.
     func releaseRuntime(_ record: ContainerRecord, _ runtime: OCIRuntime) {
         let lock = RuntimeRelease.lockPath(stateDirectory: layout.monitorState(record.id))
-        if FileSystem.exists(lock) { _ = try? FileLock.acquire(lock, wait: true) }
+        // A delete takes milliseconds; a monitor that holds the lock for long is stopped, not deleting.
+        if FileSystem.exists(lock) { _ = try? FileLock.acquire(lock, waitingAtMost: 10) }
         if let exit = RecordFile.read(ExitRecord.self, layout.exitFile(record.id)), exit.runtimeDeleted == true,
            record.state.pid == 0 || exit.pid == record.state.pid {
             return

@@ -26,6 +26,18 @@ public final class FileLock {
         return FileLock(fd: fd)
     }
 
+    /// Takes the lock at `path`, waiting at most `seconds` for another holder; nil if it was still held
+    /// then. flock has no timeout and a holder may be stopped (SIGSTOP) rather than gone, so the wait is
+    /// a bounded series of non-blocking tries, 5 ms apart.
+    public static func acquire(_ path: String, waitingAtMost seconds: Double) throws(SystemCallError) -> FileLock? {
+        let deadline = Timestamp.monotonic() + seconds
+        while true {
+            if let lock = try acquire(path, wait: false) { return lock }
+            if Timestamp.monotonic() >= deadline { return nil }
+            usleep(5_000)
+        }
+    }
+
     /// Whether someone holds the lock at `path` now (false when the file does not exist).
     public static func isHeld(_ path: String) -> Bool {
         let fd = open(path, O_RDWR | O_CLOEXEC)
