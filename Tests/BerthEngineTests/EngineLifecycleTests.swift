@@ -163,7 +163,9 @@ final class EngineLifecycleTests {
 
     @Test func restartPoliciesRestartWithBackOffUntilTheLimit() throws {
         _ = try box.berth(["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--network", "none", box.image, "sh", "-c", "exit 1"])
-        #expect(try box.eventually { try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited" })
+        let settled = try box.eventually { try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited" }
+        let seen = try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}} {{.State.Error}}")
+        #expect(settled, "\(seen)")
         // `always` restarts a clean exit too, and `stop` ends it for good.
         _ = try box.berth(["run", "-d", "--name", "always", "--restart", "always", "--network", "none", box.image, "sh", "-c", "sleep 0.1"])
         #expect(try box.eventually { Int(try box.inspect("always", "{{.RestartCount}}")) ?? 0 >= 2 })
