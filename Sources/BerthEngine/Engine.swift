@@ -261,10 +261,13 @@ public final class Engine: Sendable {
         events.container("kill", record, ["signal": String(signal)])
     }
 
-    /// Waits until the container is not running and returns its exit status (docker wait).
+    /// Waits until the container is not running and returns its exit status (docker wait): from the
+    /// monitor's exit file as soon as it is written, so a `--rm` container removed meanwhile still has
+    /// one (``awaitExit(of:cancel:)``).
     public func wait(_ reference: String) throws(EngineError) -> Int32 {
         let record = try lookup(reference)
-        if record.state.running { _ = waitForMonitor(record, timeout: nil) }
+        guard record.state.running else { return record.state.exitCode }
+        if case .exited(let code) = awaitExit(of: record) { return code }
         return try lookup(record.id).state.exitCode
     }
 

@@ -317,6 +317,15 @@ final class EngineLifecycleTests {
         #expect(cgroups.allSatisfy { !FileSystem.exists("\(box.root)/containers/\($0)") })
     }
 
+    /// docker wait on a `--rm` container gives its status although the container is gone by then.
+    @Test func waitGivesTheStatusOfARemovedContainer() throws {
+        let id = try box.berth(["run", "-d", "--rm", "--network", "none", box.image, "sh", "-c", "sleep 0.3; exit 7"]).stdoutText
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let waited = try box.berth(["wait", id])
+        #expect(waited.stdoutText == "7\n" && waited.status == .exited(0), "\(waited.stderrText)")
+        #expect(try box.eventually { !FileSystem.exists("\(box.root)/containers/\(id)") })
+    }
+
     @Test func theMonitorDeletesTheRuntimesContainerAtTheExitAndAStartAtOnceReusesTheID() throws {
         let id = try box.berth(["run", "-d", "--network", "none", box.image, "sh", "-c", "echo once"]).stdoutText
             .trimmingCharacters(in: .whitespacesAndNewlines)
