@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import BerthEngine
+import BerthImage
 import BerthOS
 import FoundationEssentials
 
@@ -30,14 +31,8 @@ public struct ContainerCreateRequest: Decodable, Sendable {
     public var HostConfig: HostConfigSection?
     public var NetworkingConfig: NetworkingSection?
 
-    public struct HealthConfig: Decodable, Sendable {
-        public var Test: [String]?
-        public var Interval: Int64?
-        public var Timeout: Int64?
-        public var StartPeriod: Int64?
-        public var StartInterval: Int64?
-        public var Retries: Int?
-    }
+    /// The same fields as an image's HEALTHCHECK (durations in nanoseconds).
+    public typealias HealthConfig = ImageConfig.HealthConfig
 
     public struct HostConfigSection: Decodable, Sendable {
         public var Binds: [String]?

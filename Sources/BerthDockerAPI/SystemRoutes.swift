@@ -200,13 +200,3 @@ struct HostInfo {
                         machineID: machineID.isEmpty ? "unknown" : machineID)
     }
 }
-
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let f = s.first, chars.contains(f) { s = s.dropFirst() }
-        while let l = s.last, chars.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -52,7 +52,9 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
 }
 
 extension String {
-    func trimmingCharacters(in set: String) -> String {
+    /// This string without the given characters at either end (Foundation's form takes a CharacterSet,
+    /// which FoundationEssentials does not have).
+    public func trimmingCharacters(in set: String) -> String {
         let chars = Set(set)
         var s = Substring(self)
         while let f = s.first, chars.contains(f) { s = s.dropFirst() }
