@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import BerthJSON
 import Glibc
 #endif
+import BerthJSON
 import BerthImage
 import BerthOCI
 import BerthOS
