@@ -60,7 +60,7 @@ public enum ChildProcess {
     }
 
     /// Starts `path` with `arguments` (argv[0] included) and returns its pid. `fileDescriptors` maps a
-    /// child fd number to a descriptor of ours (dup2'ed in the child; everything else is close-on-exec).
+    /// child fd number to a descriptor of ours (dup2'ed in the child; every descriptor above the highest target is closed).
     /// The child starts with no signal blocked and every signal at its default disposition.
     public static func spawn(_ path: String, arguments: [String], environment: [String],
                              fileDescriptors: [Int32: Int32] = [:], options: SpawnOptions = SpawnOptions()) throws(SystemCallError) -> pid_t {
@@ -80,6 +80,10 @@ public enum ChildProcess {
             posix_spawn_file_actions_adddup2(&actions, temporary, target)
             posix_spawn_file_actions_addclose(&actions, temporary)
         }
+        // Nothing else crosses: not every library marks its descriptors close-on-exec (SwiftNIO's
+        // accepted connections are not), and a connection inherited by a long-lived child (a monitor
+        // outliving the daemon) stays open after the daemon closes or dies, hanging its client.
+        _ = berth_spawn_file_actions_addclosefrom(&actions, ceiling)
         if let directory = options.directory {
             _ = berth_spawn_file_actions_addchdir(&actions, directory)
         }

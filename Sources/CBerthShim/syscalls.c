@@ -26,6 +26,9 @@ int berth_accept_cloexec(int fd, int flags) { return accept4(fd, NULL, NULL, SOC
 int berth_spawn_file_actions_addchdir(void *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
 }
+int berth_spawn_file_actions_addclosefrom(void *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
+}
 long berth_fstatfs_type(int fd) {
     struct statfs info;
     return fstatfs(fd, &info) < 0 ? -1 : (long)info.f_type;

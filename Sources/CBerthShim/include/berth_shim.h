@@ -142,9 +142,11 @@ struct berth_async_write *berth_write_file_async(const char *path, const char *d
 int berth_write_file_wait(struct berth_async_write *job);
 
 // posix_spawn's GNU extensions (spawn.h declares them only under _GNU_SOURCE): the flag that makes the
-// child a session leader, and chdir as a file action (glibc >= 2.29).
+// child a session leader, chdir as a file action (glibc >= 2.29), and closing every descriptor from
+// `from` up (glibc >= 2.34).
 #define BERTH_POSIX_SPAWN_SETSID 0x80
 int berth_spawn_file_actions_addchdir(void *actions, const char *path);
+int berth_spawn_file_actions_addclosefrom(void *actions, int from);
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC | flags): GNU-only in glibc's headers.
 int berth_accept_cloexec(int fd, int flags);
 
