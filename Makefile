@@ -26,6 +26,7 @@ install:
 	install -m 0644 $(DIST)/berth.debug $(DIST)/berth-runtime.debug $(DIST)/berth-monitor.debug $(DESTDIR)$(DEBUG_DIR)$(PREFIX)/bin/
 	install -m 0644 packaging/systemd/berth-server.service $(DESTDIR)$(SYSTEMD_DIR)/
 	install -m 0644 packaging/systemd/berth-restore.service $(DESTDIR)$(SYSTEMD_DIR)/
+	install -m 0644 packaging/systemd/berth-engine.service $(DESTDIR)$(SYSTEMD_DIR)/
 	@echo "installed; start with: systemctl daemon-reload && systemctl enable --now berth-server"
 
 # One test at a time: the API and control-plane suites host servers in the test process and call

@@ -10,7 +10,7 @@
 //                    ├──── BerthNetwork (network namespaces, CNI, port publishing; re-exports BerthDNS)
 //                    │        └── BerthEngine (containers from images on any OCI runtime binary) ── berth-monitor
 //                    │            │ (also on BerthImage and BerthOCI; never on BerthRuntime)
-//                    │            └── BerthDockerAPI (the Docker Engine API on a unix socket)
+//                    │            └── BerthDockerAPI (the Docker Engine API on a unix socket or TLS)
 //                    └──── BerthStore ── BerthAPI (Kubernetes-compatible API server)
 //                                                  └── BerthControl (scheduler, controllers, hollow nodes)
 //   berth: the docker-like CLI and the daemons, on top of the libraries above.
@@ -101,6 +101,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -58,6 +58,8 @@ final class DaemonBox: @unchecked Sendable {
     let image = "test/dockerapi:1"
     private(set) var daemon: pid_t = 0
     private var daemonOutput: FileDescriptor?
+    /// What the daemon printed on stdout when it became ready: one `ready ADDRESS` line per listener.
+    private(set) var readyText = ""
 
     init(_ name: String) throws {
         var template = Array("/tmp/berth-dapi-\(name)-XXXXXX".utf8CString)
@@ -125,6 +127,7 @@ final class DaemonBox: @unchecked Sendable {
             guard !chunk.isEmpty else { throw TestFailure("berth engine exited: \(daemonLog)") }
             seen += chunk
         }
+        readyText = String(decoding: seen, as: UTF8.self)
     }
 
     var daemonLog: String { (try? FileSystem.readString(base + "/daemon.log")) ?? "" }
