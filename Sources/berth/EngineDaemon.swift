@@ -2,6 +2,7 @@ import ArgumentParser
 import BerthDockerAPI
 import BerthEngine
 import BerthImage
+import BerthOS
 import Logging
 import ServiceLifecycle
 #if canImport(Glibc)
@@ -51,6 +52,8 @@ struct EngineDaemonCommand: AsyncParsableCommand {
                                          // scripts (with the port the kernel chose for tcp://HOST:0).
                                          for listener in bound { print("ready \(listener)") }
                                          fflush(nil)
+                                         // And to systemd, under the Type=notify unit.
+                                         ServiceNotify.send("READY=1\nSTATUS=serving the Docker Engine API\nMAINPID=\(getpid())")
                                      })
         let services = ServiceGroup(configuration: .init(services: [.init(service: server)],
                                                          gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -103,6 +103,36 @@ final class DockerDaemonTests {
         }
     }
 
+    /// Under systemd's Type=notify unit the daemon says READY=1 once its socket accepts connections.
+    @Test func systemdHearsReadinessOnceTheSocketAccepts() throws {
+        try box.stopDaemon()
+        let notify = box.base + "/notify.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in notify.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
+        let daemon = try ChildProcess.spawn(box.berth, arguments: [box.berth, "engine", "--root", box.root, "-H", "unix://" + box.socket],
+                                            environment: ["BERTH_RUN=\(box.run)", standardPath, "NOTIFY_SOCKET=\(notify)"],
+                                            fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
+        defer {
+            kill(daemon, SIGTERM)
+            _ = try? ChildProcess.wait(daemon)
+        }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&entry, 1, 60_000) == 1, "no readiness within 60 s")
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        let message = n > 0 ? String(decoding: buffer[..<n], as: UTF8.self) : ""
+        #expect(message.hasPrefix("READY=1\n"), "\(message)")
+        #expect(message.contains("MAINPID=\(daemon)"))
+        // Ready means ready: the socket answers at once.
+        #expect(try box.docker(["version", "--format", "{{.Server.Os}}"]).stdoutText.trimmed == "linux")
+    }
+
     // MARK: One store, two doors
 
     @Test func theCLIAndTheDaemonSeeAndDriveEachOthersContainers() throws {
