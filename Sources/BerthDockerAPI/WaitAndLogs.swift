@@ -126,7 +126,7 @@ extension DockerAPI {
                     var offset = 0
                     repeat {
                         let end = min(bytes.count, offset + StreamFrame.maximumPayload)
-                        pending += StreamFrame(entry.stream == "stderr" ? .stderr : .stdout, Array(bytes[offset..<end])).encoded
+                        StreamFrame.append(entry.stream == "stderr" ? .stderr : .stdout, bytes[offset..<end], to: &pending)
                         offset = end
                     } while offset < bytes.count
                 }

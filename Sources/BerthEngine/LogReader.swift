@@ -45,22 +45,48 @@ public struct LogReader {
         let path = engine.layout.logFile(record.id)
         var maximumFiles = 1
         if let value = record.configuration.logOptions["max-file"], let n = Int(value) { maximumFiles = n }
+        // Entries go out as they are parsed, a megabyte of file at a time: a 100 MB log is never held
+        // whole. Only `tail` keeps entries back, the last N of them.
+        var last = options.tail.map { TailBuffer(capacity: max(0, $0)) }
+        let deliver: (Entry) -> Void = { entry in
+            if last != nil { last!.append(entry) } else { emit(entry) }
+        }
         // Oldest first: log.N-1 … log.1, then the live file.
-        var entries: [Entry] = []
         for index in stride(from: maximumFiles - 1, through: 1, by: -1) {
-            if let bytes = try? FileSystem.readFile("\(path).\(index)") { entries += parse(bytes, format: format, options: options).entries }
+            let rotated = FileDescriptor(owning: open("\(path).\(index)", O_RDONLY | O_CLOEXEC))
+            if rotated.rawValue >= 0 { _ = readLines(rotated, format: format, options: options, emit: deliver) }
         }
         let live = FileDescriptor(owning: open(path, O_RDONLY | O_CLOEXEC))
         var pending: [UInt8] = []
-        if live.rawValue >= 0 {
-            let (parsed, rest) = parse((try? live.readAll()) ?? [], format: format, options: options)
-            entries += parsed
-            pending = rest
-        }
-        if let tail = options.tail { entries = Array(entries.suffix(max(0, tail))) }
-        for entry in entries { emit(entry) }
+        if live.rawValue >= 0 { pending = readLines(live, format: format, options: options, emit: deliver) }
+        if let last { for entry in last.entries { emit(entry) } }
         guard options.follow else { return }
         try follow(record, path: path, live: live, pending: pending, format: format, options: options, emit: emit)
+    }
+
+    /// The last `capacity` entries seen (a ring).
+    struct TailBuffer {
+        let capacity: Int
+        private var ring: [Entry] = []
+        private var next = 0
+        init(capacity: Int) { self.capacity = capacity }
+        mutating func append(_ entry: Entry) {
+            guard capacity > 0 else { return }
+            if ring.count < capacity { ring.append(entry) } else { ring[next] = entry }
+            next = (next + 1) % capacity
+        }
+        var entries: [Entry] { ring.count < capacity ? ring : Array(ring[next...] + ring[..<next]) }
+    }
+
+    /// Reads `file` to its end, emitting each complete line's entry; returns the unfinished last line.
+    private func readLines(_ file: FileDescriptor, format: String, options: Options, emit: (Entry) -> Void) -> [UInt8] {
+        var buffer: [UInt8] = []
+        while let chunk = try? file.read(upTo: 1 << 20), !chunk.isEmpty {
+            buffer += chunk
+            let consumed = parse(buffer, format: format, options: options, emit: emit)
+            buffer.removeFirst(consumed)
+        }
+        return buffer
     }
 
     private func follow(_ record: ContainerRecord, path: String, live initial: FileDescriptor, pending initialPending: [UInt8],
@@ -79,9 +105,7 @@ public struct LogReader {
             guard live.rawValue >= 0 else { return }
             while let chunk = try? live.read(upTo: 1 << 20), !chunk.isEmpty {
                 pending += chunk
-                let (parsed, rest) = parse(pending, format: format, options: options)
-                pending = rest
-                for entry in parsed { emit(entry) }
+                pending.removeFirst(parse(pending, format: format, options: options, emit: emit))
             }
         }
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -120,12 +144,10 @@ public struct LogReader {
         return fstat(fd, &info) == 0 ? UInt64(info.st_ino) : 0
     }
 
-    /// Complete lines parsed; the unfinished tail returned to wait for the rest.
-    private func parse(_ bytes: [UInt8], format: String, options: Options) -> (entries: [Entry], rest: [UInt8]) {
-        var entries: [Entry] = []
+    /// Emits the entries of the complete lines in `bytes`; returns how many bytes they took (the
+    /// unfinished last line waits for the rest).
+    private func parse(_ bytes: [UInt8], format: String, options: Options, emit: (Entry) -> Void) -> Int {
         var start = 0
-        let decoder = JSONDecoder()
-        struct Line: Decodable { var log: String; var stream: String; var time: String }
         while let newline = bytes[start...].firstIndex(of: 10) {
             let line = bytes[start..<newline]
             start = newline + 1
@@ -138,8 +160,8 @@ public struct LogReader {
                     if parts[2].first == UInt8(ascii: "F") { text.append(10) }
                     entry = Entry(stream: String(decoding: parts[1], as: UTF8.self), bytes: text, time: String(decoding: parts[0], as: UTF8.self))
                 }
-            } else if let parsed = try? decoder.decode(Line.self, from: Data(line)) {
-                entry = Entry(stream: parsed.stream, bytes: Array(parsed.log.utf8), time: parsed.time)
+            } else {
+                entry = JSONFileLine.parse(line)
             }
             guard let entry else { continue }
             if entry.stream == "stdout" && !options.stdout || entry.stream == "stderr" && !options.stderr { continue }
@@ -148,8 +170,8 @@ public struct LogReader {
                 if let since = options.since, seconds < since { continue }
                 if let until = options.until, seconds > until { continue }
             }
-            entries.append(entry)
+            emit(entry)
         }
-        return (entries, Array(bytes[start...]))
+        return start
     }
 }

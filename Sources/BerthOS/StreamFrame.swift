@@ -37,6 +37,14 @@ public struct StreamFrame: Sendable, Equatable {
     /// Frames larger than this are refused (a corrupt or hostile peer cannot make us allocate more).
     public static let maximumPayload = 1 << 20
 
+    /// Appends a frame of `kind` holding `payload` to `buffer`, without building a frame first (a
+    /// 100 MB log goes out as a million of them).
+    public static func append<C: Collection>(_ kind: Kind, _ payload: C, to buffer: inout [UInt8]) where C.Element == UInt8 {
+        let n = UInt32(payload.count)
+        buffer.append(contentsOf: [kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)])
+        buffer.append(contentsOf: payload)
+    }
+
     public var encoded: [UInt8] {
         let n = UInt32(payload.count)
         return [kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + payload
