@@ -92,14 +92,29 @@ struct InitProcess {
                 known = directories
                 if movesItself {
                     for directory in directories where access(directory + "/tasks", F_OK) == 0 {
-                        try RuntimeError.wrap("cgroup: joining \(directory)") { () throws(SystemCallError) in
-                            let tasks = try FileDescriptor.open(directory + "/tasks", O_WRONLY)
-                            try tasks.write("0")
+                        // Not the devices controller yet: the runtime is writing its rules now, and
+                        // between their first line (deny all) and the allows that follow, the mknod
+                        // of /dev/null, /dev/full… in the rootfs would fail with EPERM. The init joins
+                        // it once the rules are in (`pass`), after making its devices, as under runc.
+                        if access(directory + "/devices.allow", F_OK) == 0 {
+                            devicesDirectory = directory
+                            continue
                         }
+                        try join(directory)
                     }
                 }
             }
             return known
+        }
+
+        /// The devices controller's directory, joined in `pass` (cgroup v1, the init moving itself).
+        private var devicesDirectory: String?
+
+        private func join(_ directory: String) throws(RuntimeError) {
+            try RuntimeError.wrap("cgroup: joining \(directory)") { () throws(SystemCallError) in
+                let tasks = try FileDescriptor.open(directory + "/tasks", O_WRONLY)
+                try tasks.write("0")
+            }
         }
 
         /// Waits until the init sits in its cgroups, then makes the cgroup namespace if config.json asks.
@@ -108,6 +123,10 @@ struct InitProcess {
                 _ = try directories()
                 guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away while joining cgroups") }
                 self.socket = nil
+                if let devicesDirectory {
+                    try join(devicesDirectory)
+                    self.devicesDirectory = nil
+                }
             }
             if createsNamespace {
                 _ = try RuntimeError.wrap("creating cgroup namespace") { () throws(SystemCallError) in
