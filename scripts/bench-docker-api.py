@@ -14,7 +14,10 @@ dockerd runs with no bridge and no iptables, so the host's network is untouched;
 `--network none` everywhere. Peers are measured when installed (Debian's docker.io and podman).
 Needs root. BERTH (default .build/release/berth), N (rounds, default 20).
 """
-import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchpeers import podman_command, sh, start_dockerd, stats, timed
 
 N = int(os.environ.get("N", "20"))
 here = os.path.dirname(os.path.abspath(__file__))
@@ -23,24 +26,6 @@ docker_cli = shutil.which("docker", path="/usr/local/bin:/usr/bin")
 work = tempfile.mkdtemp(prefix="berth-bench-dapi-", dir="/var/tmp")
 started = []          # daemons to stop, as (name, Popen)
 registry_dir = None
-
-
-def sh(*args, check=True, **kw):
-    return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
-
-
-def timed(args, env=None, stdout=subprocess.DEVNULL):
-    t = time.perf_counter()
-    r = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
-    elapsed = time.perf_counter() - t
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {r.returncode}: {r.stderr.strip()[:300]}")
-    return elapsed
-
-
-def stats(samples):
-    s = sorted(samples)
-    return statistics.median(s) * 1000, s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))] * 1000
 
 
 def rss_kb(pid):
@@ -114,11 +99,7 @@ def berth_engine(env):
 def docker_engine():
     if not shutil.which("dockerd"):
         return None
-    sock = f"{work}/docker.sock"
-    log = open(f"{work}/dockerd.log", "w")
-    proc = subprocess.Popen(["dockerd", "--data-root", f"{work}/docker", "--exec-root", f"{work}/docker-exec",
-                             "--pidfile", f"{work}/docker.pid", "-H", f"unix://{sock}", "--iptables=false",
-                             "--ip-forward=false", "--ip-masq=false", "--bridge=none"], stdout=log, stderr=log)
+    proc, sock = start_dockerd(work)
     started.append(("dockerd", proc))
     # dockerd's own containerd is its child: both are the daemon a docker user runs.
     e = Engine("dockerd", sock, proc, "bench/busybox:1", lambda: [proc.pid] + children(proc.pid))
@@ -135,18 +116,7 @@ def docker_engine():
 def podman_engine(registry):
     if not shutil.which("podman"):
         return None
-    conf = os.path.join(work, "containers.conf")
-    nofile = os.popen("ulimit -Hn").read().strip()
-    with open(conf, "w") as f:
-        # root here lacks CAP_SYS_RESOURCE: podman's default ulimits (above the hard limits) cannot be set.
-        f.write(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]\n')
-    registries = os.path.join(work, "registries.conf")
-    with open(registries, "w") as f:
-        f.write(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n' if registry else "")
-    # crun 1.8 (podman's default here) refuses this hybrid cgroup host: podman runs runc, as docker does.
-    base = ["podman", "--root", f"{work}/podman", "--runroot", f"{work}/podman-run", "--storage-driver", "overlay", "--runtime", "runc",
-            "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--network-config-dir", f"{work}/podman-net"]
-    env = dict(os.environ, CONTAINERS_CONF=conf, CONTAINERS_REGISTRIES_CONF=registries)
+    base, env = podman_command(work, insecure_registry=registry)
     sock = f"{work}/podman.sock"
     try:
         sh(*base, "load", "-i", f"{work}/busybox.tar", env=env)

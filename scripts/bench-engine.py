@@ -12,27 +12,15 @@ removed afterwards). docker's bridge is not measured: it would rewrite the host'
 """
 import os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchpeers import podman_command, sh, start_dockerd, stats, timed
+
 N = int(os.environ.get("N", "20"))
 here = os.path.dirname(os.path.abspath(__file__))
 berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
 work = tempfile.mkdtemp(prefix="berth-bench-engine-", dir="/var/tmp")
 started = []
 podman_bridge = []
-
-def sh(*args, check=True, **kw):
-    return subprocess.run(args, check=check, capture_output=True, text=True, **kw)
-
-def timed(args, env=None):
-    t = time.perf_counter()
-    r = subprocess.run(args, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - t
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {r.returncode}: {r.stderr.strip()[:300]}")
-    return elapsed
-
-def stats(samples):
-    s = sorted(samples)
-    return statistics.median(s) * 1000, s[min(len(s) - 1, int(round(0.9 * (len(s) - 1))))] * 1000
 
 def setup():
     sh("mount", "-t", "tmpfs", "-o", "size=4g", "berth-bench-engine", work)
@@ -46,16 +34,8 @@ def setup():
 def podman_engine():
     if not shutil.which("podman"):
         return None
-    conf = os.path.join(work, "containers.conf")
-    nofile = os.popen("ulimit -Hn").read().strip()
-    with open(conf, "w") as f:
-        # root here lacks CAP_SYS_RESOURCE: podman's default ulimits (above the hard limits) cannot be set.
-        f.write(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]\n')
-    # crun 1.8 (podman's default here) refuses this hybrid cgroup host: podman runs runc, as docker does.
     # Its CNI configs (the `podman` bridge network, cni-podman0 on 10.88.0.0/16) in a directory of ours.
-    base = ["podman", "--root", f"{work}/podman", "--runroot", f"{work}/podman-run", "--storage-driver", "overlay", "--runtime", "runc",
-            "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--network-config-dir", f"{work}/podman-net"]
-    env = dict(os.environ, CONTAINERS_CONF=conf)
+    base, env = podman_command(work)
     try:
         sh(*base, "load", "-i", f"{work}/busybox.tar", env=env)
         ref = "localhost/bench/busybox:1"
@@ -76,17 +56,9 @@ def podman_engine():
 def docker_engine():
     if not shutil.which("dockerd"):
         return None
-    sock = f"{work}/docker.sock"
-    log = open(f"{work}/dockerd.log", "w")
-    proc = subprocess.Popen(["dockerd", "--data-root", f"{work}/docker", "--exec-root", f"{work}/docker-exec",
-                             "--pidfile", f"{work}/docker.pid", "-H", f"unix://{sock}", "--iptables=false",
-                             "--ip-forward=false", "--ip-masq=false", "--bridge=none"], stdout=log, stderr=log)
+    proc, sock = start_dockerd(work)
     started.append(proc)
     cli = ["/usr/bin/docker", "-H", f"unix://{sock}"]
-    for _ in range(200):
-        if subprocess.run(cli + ["version"], capture_output=True).returncode == 0:
-            break
-        time.sleep(0.1)
     try:
         sh(*cli, "load", "-i", f"{work}/busybox.tar")
         timed(cli + ["run", "--rm", "--network", "none", "bench/busybox:1", "true"])

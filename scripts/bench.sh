@@ -10,5 +10,6 @@ swift build -c release --static-swift-stdlib --product berth-monitor
 BERTH_RUNTIME=.build/release/berth-runtime python3 scripts/bench-runtime.py
 if [ -x .build/release/berth ]; then BERTH=.build/release/berth scripts/bench-image.sh; else scripts/bench-image.sh; fi
 BERTH=.build/release/berth python3 scripts/bench-engine.py
+BERTH=.build/release/berth python3 scripts/bench-docker-api.py
 if [ -x .build/release/berth ]; then scripts/bench-api.sh .build/release/berth; else scripts/bench-api.sh; fi
 if [ -x .build/release/berth ]; then scripts/bench-control.sh .build/release/berth; else scripts/bench-control.sh; fi

@@ -237,47 +237,57 @@ public struct JSONParser {
             index += 1
         }
         var scalars = Array(bytes[start..<index])
-        while index < bytes.count {
+        try Self.unescape(bytes[...], from: &index, into: &scalars)
+        return String(decoding: scalars, as: UTF8.self)
+    }
+
+    /// The rest of a JSON string from `index` (inside it, past its opening quote), unescaped into
+    /// UTF-8 bytes appended to `out`; `index` ends past the closing quote. For readers that scan a
+    /// known shape and want a string's bytes without building a tree (a json-file log line).
+    public static func unescape(_ bytes: ArraySlice<UInt8>, from index: inout Int, into out: inout [UInt8]) throws(Failure) {
+        func fail(_ reason: String) -> Failure { Failure(offset: index, reason: reason) }
+        while index < bytes.endIndex {
+            // The run up to the next quote, backslash or control character, copied at once.
+            var end = index
+            while end < bytes.endIndex, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            out.append(contentsOf: bytes[index..<end])
+            index = end
+            guard index < bytes.endIndex else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 index += 1
-                return String(decoding: scalars, as: UTF8.self)
+                return
             }
             if byte < 0x20 { throw fail("control character in a string") }
-            if byte != UInt8(ascii: "\\") {
-                scalars.append(byte)
-                index += 1
-                continue
-            }
             index += 1
-            guard index < bytes.count else { break }
+            guard index < bytes.endIndex else { break }
             let escaped = bytes[index]
             index += 1
             switch escaped {
-            case UInt8(ascii: "\""): scalars.append(0x22)
-            case UInt8(ascii: "\\"): scalars.append(0x5C)
-            case UInt8(ascii: "/"): scalars.append(0x2F)
-            case UInt8(ascii: "b"): scalars.append(0x08)
-            case UInt8(ascii: "f"): scalars.append(0x0C)
-            case UInt8(ascii: "n"): scalars.append(0x0A)
-            case UInt8(ascii: "r"): scalars.append(0x0D)
-            case UInt8(ascii: "t"): scalars.append(0x09)
+            case UInt8(ascii: "\""): out.append(0x22)
+            case UInt8(ascii: "\\"): out.append(0x5C)
+            case UInt8(ascii: "/"): out.append(0x2F)
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                var code = try hex4()
+                var code = try hex4(bytes, &index)
                 if (0xD800...0xDBFF).contains(code) {
                     // A high surrogate must be followed by an escaped low one.
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                    guard index + 1 < bytes.endIndex, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
                         throw fail("unpaired surrogate in a string")
                     }
                     index += 2
-                    let low = try hex4()
+                    let low = try hex4(bytes, &index)
                     guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate in a string") }
                     code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 } else if (0xDC00...0xDFFF).contains(code) {
                     throw fail("unpaired surrogate in a string")
                 }
                 guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
-                scalars.append(contentsOf: Array(String(Character(scalar)).utf8))
+                out.append(contentsOf: Array(String(Character(scalar)).utf8))
             default:
                 throw fail("invalid escape in a string")
             }
@@ -285,8 +295,8 @@ public struct JSONParser {
         throw fail("unterminated string")
     }
 
-    private mutating func hex4() throws(Failure) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw fail("unexpected end of data in a \\u escape") }
+    private static func hex4(_ bytes: ArraySlice<UInt8>, _ index: inout Int) throws(Failure) -> UInt32 {
+        guard index + 4 <= bytes.endIndex else { throw Failure(offset: index, reason: "unexpected end of data in a \\u escape") }
         var code: UInt32 = 0
         for _ in 0..<4 {
             let byte = bytes[index]
@@ -295,7 +305,7 @@ public struct JSONParser {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
             case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
             case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw fail("invalid hex digit in a \\u escape")
+            default: throw Failure(offset: index, reason: "invalid hex digit in a \\u escape")
             }
             code = code << 4 | UInt32(digit)
             index += 1
