@@ -1,0 +1,313 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import FoundationEssentials
+import Testing
+
+/// The container endpoints beyond the lifecycle — exec, pause, rename, top, stats, cp, diff, export,
+/// prune — driven by the real docker CLI (and the Python SDK) against `berth engine`.
+@Suite(.serialized, .enabled(if: isRealRoot && dockerCLI != nil, "runs containers and the docker CLI: needs real root and docker"))
+final class DockerContainerCLITests {
+    let box: DaemonBox
+
+    init() throws { box = try DaemonBox("ctr") }
+    deinit { box.tearDown() }
+
+    /// A container that runs until removed, with no network (the bridge is not this suite's business).
+    @discardableResult
+    func runIdle(_ name: String, _ extra: [String] = []) throws -> String {
+        let started = try box.docker(["run", "-d", "--name", name, "--network", "none"] + extra + [box.image, "sleep", "1000"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        return started.stdoutText.trimmed
+    }
+
+    @Test func execGivesTheStatusOutputEnvironmentDirectoryUserAndStdinOfItsProcess() throws {
+        try runIdle("ex")
+        let failed = try box.docker(["exec", "ex", "sh", "-c", "exit 3"])
+        #expect(failed.status == .exited(3), "\(failed.stderrText)")
+
+        let streams = try box.docker(["exec", "ex", "sh", "-c", "echo out; echo err >&2"])
+        #expect(streams.status == .exited(0))
+        #expect(streams.stdoutText == "out\n" && streams.stderrText == "err\n", "\(streams.stdoutText)|\(streams.stderrText)")
+
+        let settings = try box.docker(["exec", "-e", "GREETING=hi", "-w", "/tmp", "-u", "1:2", "ex", "sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g) $FROM_IMAGE"])
+        #expect(settings.stdoutText == "hi /tmp 1:2 yes\n", "\(settings.stdoutText)\(settings.stderrText)")
+
+        // stdin reaches the process and its end closes the process's stdin (cat ends).
+        let echoed = try box.docker(["exec", "-i", "ex", "sh", "-c", "cat; echo done"], input: "through stdin\n")
+        #expect(echoed.stdoutText == "through stdin\ndone\n", "\(echoed.stdoutText)\(echoed.stderrText)")
+
+        // -d returns at once; the process still runs to its end in the container.
+        let detached = try box.docker(["exec", "-d", "ex", "sh", "-c", "echo later > /tmp/detached"])
+        #expect(detached.status == .exited(0), "\(detached.stderrText)")
+        #expect(try box.eventually { try box.docker(["exec", "ex", "cat", "/tmp/detached"]).stdoutText == "later\n" })
+
+        let missing = try box.docker(["exec", "ex", "no-such-program"])
+        #expect(missing.status != .exited(0))
+
+        let unknown = try box.docker(["exec", "nosuch", "true"])
+        #expect(unknown.status != .exited(0))
+        #expect(unknown.stderrText.contains("No such container: nosuch"), "\(unknown.stderrText)")
+        #expect(try box.docker(["stop", "-t", "0", "ex"]).status == .exited(0))
+        let stopped = try box.docker(["exec", "ex", "true"])
+        #expect(stopped.status != .exited(0))
+        #expect(stopped.stderrText.contains("is not running"), "\(stopped.stderrText)")
+    }
+
+    /// `docker exec -it` under a pseudo-terminal of its own (util-linux `script`): the process has a
+    /// terminal, its output comes raw, and its status is the CLI's.
+    @Test(.enabled(if: FileSystem.exists("/usr/bin/script"), "needs script(1)"))
+    func execWithATerminalRunsOnAPseudoTerminal() throws {
+        try runIdle("tty")
+        let command = "\(dockerCLI!) exec -it tty sh -c 'tty; test -t 0 && echo interactive; exit 5'"
+        let out = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-qec", command, "/dev/null"],
+                                       environment: ["DOCKER_HOST=unix://\(box.socket)", "DOCKER_CONFIG=\(box.base)/docker-config",
+                                                     standardPath, "HOME=\(box.base)", "TERM=xterm"])
+        #expect(out.status == .exited(5), "\(out.stdoutText)\(out.stderrText)")
+        #expect(out.stdoutText.contains("/dev/pts/"), "\(out.stdoutText)")
+        #expect(out.stdoutText.contains("interactive"), "\(out.stdoutText)")
+        // A terminal's output is the terminal's: \r\n line ends, not multiplexed frames.
+        #expect(out.stdoutText.contains("interactive\r\n"), "\(out.stdoutText.debugDescription)")
+    }
+
+    @Test func pausedContainersAreListedAsSuchAndRefuseExecUntilUnpaused() throws {
+        try runIdle("pz")
+        #expect(try box.docker(["pause", "pz"]).status == .exited(0))
+        #expect(try box.docker(["ps", "--format", "{{.Status}}"]).stdoutText.contains("(Paused)"))
+        #expect(try box.docker(["inspect", "--format", "{{.State.Status}} {{.State.Paused}}", "pz"]).stdoutText.trimmed == "paused true")
+        let refused = try box.docker(["exec", "pz", "true"])
+        #expect(refused.status != .exited(0))
+        #expect(refused.stderrText.contains("is paused"), "\(refused.stderrText)")
+        let twice = try box.docker(["pause", "pz"])
+        #expect(twice.status != .exited(0))
+        #expect(try box.docker(["unpause", "pz"]).status == .exited(0))
+        #expect(try box.docker(["exec", "pz", "echo", "back"]).stdoutText == "back\n")
+        let notPaused = try box.docker(["unpause", "pz"])
+        #expect(notPaused.status != .exited(0))
+        #expect(notPaused.stderrText.contains("is not paused"), "\(notPaused.stderrText)")
+    }
+
+    @Test func renameAndTopWorkAsDockers() throws {
+        let id = try runIdle("before")
+        try runIdle("other")
+        #expect(try box.docker(["rename", "before", "after"]).status == .exited(0))
+        #expect(try box.docker(["inspect", "--format", "{{.Name}} {{.Id}}", "after"]).stdoutText.trimmed == "/after \(id)")
+        let taken = try box.docker(["rename", "after", "other"])
+        #expect(taken.status != .exited(0))
+        #expect(taken.stderrText.contains("already in use"), "\(taken.stderrText)")
+
+        let top = try box.docker(["top", "after"])
+        #expect(top.status == .exited(0), "\(top.stderrText)")
+        let lines = top.stdoutText.split(separator: "\n")
+        #expect(lines.first?.contains("PID") == true && lines.first?.contains("CMD") == true, "\(top.stdoutText)")
+        #expect(lines.count == 2 && lines[1].hasSuffix("sleep 1000"), "\(top.stdoutText)")
+        let custom = try box.docker(["top", "after", "-o", "pid,comm"])
+        #expect(custom.stdoutText.split(separator: "\n").last?.hasSuffix("sleep") == true, "\(custom.stdoutText)\(custom.stderrText)")
+        #expect(try box.docker(["kill", "other"]).status == .exited(0))
+        let stopped = try box.docker(["top", "other"])
+        #expect(stopped.status != .exited(0))
+        #expect(stopped.stderrText.contains("is not running"), "\(stopped.stderrText)")
+    }
+
+    @Test func statsWithoutStreamingPrintsOneSaneRow() throws {
+        try runIdle("st", ["--memory", "64m"])
+        let out = try box.docker(["stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.NetIO}}|{{.PIDs}}", "st"])
+        #expect(out.status == .exited(0), "\(out.stderrText)")
+        let fields = out.stdoutText.trimmed.split(separator: "|").map(String.init)
+        #expect(fields.count == 5, "\(out.stdoutText)")
+        guard fields.count == 5 else { return }
+        #expect(fields[0] == "st")
+        #expect(fields[1].hasSuffix("%") && Double(fields[1].dropLast()) != nil, "\(fields[1])")
+        // Some usage, out of the limit the container was given.
+        #expect(fields[2].hasSuffix(" / 64MiB") && !fields[2].hasPrefix("0B"), "\(fields[2])")
+        #expect(fields[3] == "0B / 0B", "\(fields[3])")
+        #expect(fields[4] == "1", "\(fields[4])")
+    }
+
+    @Test func copyGoesBothWaysOnRunningAndStoppedContainers() throws {
+        try runIdle("cp")
+        let local = box.base + "/local"
+        try FileSystem.makeDirectories(local + "/dir/sub", mode: 0o755)
+        try FileSystem.writeAtomically(local + "/file.txt", Array("a file\n".utf8))
+        try FileSystem.writeAtomically(local + "/dir/sub/deep.txt", Array("deep\n".utf8))
+
+        #expect(try box.docker(["cp", local + "/file.txt", "cp:/tmp/copied.txt"]).status == .exited(0))
+        #expect(try box.docker(["exec", "cp", "cat", "/tmp/copied.txt"]).stdoutText == "a file\n")
+        let intoDirectory = try box.docker(["cp", local + "/dir", "cp:/srv/"])
+        #expect(intoDirectory.status == .exited(0), "\(intoDirectory.stderrText)")
+        #expect(try box.docker(["exec", "cp", "cat", "/srv/dir/sub/deep.txt"]).stdoutText == "deep\n")
+
+        let back = box.base + "/back"
+        try FileSystem.makeDirectories(back, mode: 0o755)
+        let fileOut = try box.docker(["cp", "cp:/tmp/copied.txt", back + "/file-out.txt"])
+        #expect(fileOut.status == .exited(0), "\(fileOut.stderrText)")
+        #expect(try FileSystem.readString(back + "/file-out.txt") == "a file\n")
+        #expect(try box.docker(["cp", "cp:/srv/dir", back]).status == .exited(0))
+        #expect(try FileSystem.readString(back + "/dir/sub/deep.txt") == "deep\n")
+        let absent = try box.docker(["cp", "cp:/no/such/file", back])
+        #expect(absent.status != .exited(0))
+        #expect(absent.stderrText.contains("Could not find the file"), "\(absent.stderrText)")
+
+        // A container that never ran: its filesystem is there all the same.
+        #expect(try box.docker(["create", "--name", "cold", "--network", "none", box.image, "true"]).status == .exited(0))
+        #expect(try box.docker(["cp", local + "/file.txt", "cold:/tmp/cold.txt"]).status == .exited(0))
+        #expect(try box.docker(["cp", "cold:/tmp/cold.txt", back + "/cold.txt"]).status == .exited(0))
+        #expect(try FileSystem.readString(back + "/cold.txt") == "a file\n")
+        // And one that has stopped.
+        #expect(try box.docker(["kill", "cp"]).status == .exited(0))
+        #expect(try box.docker(["cp", "cp:/srv/dir/sub/deep.txt", back + "/stopped.txt"]).status == .exited(0))
+        #expect(try FileSystem.readString(back + "/stopped.txt") == "deep\n")
+    }
+
+    /// A tar with `../` names and a symlink to an absolute host path, sent straight to the API: nothing
+    /// of it may land outside the container's root.
+    @Test(.enabled(if: python3 != nil, "builds the hostile tar with python3"))
+    func aHostileArchiveStaysInsideTheContainer() throws {
+        try runIdle("target")
+        let outside = box.base + "/outside"
+        try FileSystem.makeDirectories(outside, mode: 0o755)
+        let tarPath = box.base + "/hostile.tar"
+        let script = """
+        import io, sys, tarfile
+        outside, path = sys.argv[1], sys.argv[2]
+        with tarfile.open(path, "w") as t:
+            def add(name, data=b"pwned", kind=tarfile.REGTYPE, link=""):
+                i = tarfile.TarInfo(name); i.type = kind; i.linkname = link; i.size = len(data) if kind == tarfile.REGTYPE else 0
+                t.addfile(i, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+            add("../../../../../../../../.." + outside + "/dotdot")
+            add("escape", kind=tarfile.SYMTYPE, link=outside)
+            add("escape/through-link")
+            add("fine.txt", b"inside")
+        """
+        let built = try ChildProcess.run(python3!, arguments: ["python3", "-c", script, outside, tarPath], environment: [standardPath])
+        #expect(built.status == .exited(0), "\(built.stderrText)")
+        let tar = try FileSystem.readFile(tarPath)
+        let connection = try UnixSocket.connect(box.socket)
+        let head = "PUT /v1.47/containers/target/archive?path=/tmp HTTP/1.1\r\nHost: docker\r\nContent-Type: application/x-tar\r\n"
+            + "Content-Length: \(tar.count)\r\nConnection: close\r\n\r\n"
+        try connection.send(Array(head.utf8) + tar)
+        let reply = String(decoding: try connection.readAll(), as: UTF8.self)
+        #expect(reply.hasPrefix("HTTP/1.1 "), "\(reply)")
+        let leaked = try FileSystem.listDirectory(outside)
+        #expect(leaked.isEmpty, "written outside the container: \(leaked)")
+        // The daemon carries on, and what was harmless in the archive (if it took any of it) is inside.
+        #expect(try box.docker(["exec", "target", "true"]).status == .exited(0))
+        if reply.hasPrefix("HTTP/1.1 200") {
+            #expect(try box.docker(["exec", "target", "cat", "/tmp/fine.txt"]).stdoutText == "inside")
+        }
+    }
+
+    @Test func diffAndExportShowWhatTheContainerChanged() throws {
+        let ran = try box.docker(["run", "--name", "changer", "--network", "none", box.image, "sh", "-c",
+                                  "echo new > /tmp/new.txt; rm /etc/group; echo more >> /etc/passwd"])
+        #expect(ran.status == .exited(0), "\(ran.stderrText)")
+        let diff = try box.docker(["diff", "changer"])
+        #expect(diff.status == .exited(0), "\(diff.stderrText)")
+        let lines = Set(diff.stdoutText.split(separator: "\n").map(String.init))
+        for expected in ["C /tmp", "A /tmp/new.txt", "C /etc", "D /etc/group", "C /etc/passwd"] {
+            #expect(lines.contains(expected), "\(expected) missing from \(diff.stdoutText)")
+        }
+        #expect(!lines.contains { $0.hasSuffix("/bin/busybox") })
+
+        let exported = box.base + "/export.tar"
+        let export = try box.docker(["export", "-o", exported, "changer"])
+        #expect(export.status == .exited(0), "\(export.stderrText)")
+        let listing = try ChildProcess.run("/bin/tar", arguments: ["tar", "tf", exported], environment: [standardPath])
+        let names = Set(listing.stdoutText.split(separator: "\n").map(String.init))
+        #expect(names.contains("bin/busybox") && names.contains("tmp/new.txt"), "\(listing.stdoutText.prefix(400))")
+        #expect(!names.contains("etc/group"))
+    }
+
+    @Test func pruneRemovesOnlyStoppedContainersTheFiltersSelect() throws {
+        let running = try runIdle("keeps-running")
+        let junk = try box.docker(["run", "--name", "junk", "--label", "kind=junk", "--network", "none", box.image, "sh", "-c", "head -c 4096 /dev/zero > /tmp/blob"])
+        #expect(junk.status == .exited(0), "\(junk.stderrText)")
+        #expect(try box.docker(["run", "--name", "kept", "--network", "none", box.image, "true"]).status == .exited(0))
+
+        let labelled = try box.docker(["container", "prune", "-f", "--filter", "label=kind=junk"])
+        #expect(labelled.status == .exited(0), "\(labelled.stderrText)")
+        #expect(labelled.stdoutText.contains("Deleted Containers:"), "\(labelled.stdoutText)")
+        #expect(!labelled.stdoutText.contains("Total reclaimed space: 0B"), "\(labelled.stdoutText)")
+        let left = Set(try box.docker(["ps", "-a", "--format", "{{.Names}}"]).stdoutText.split(separator: "\n").map(String.init))
+        #expect(left == ["keeps-running", "kept"])
+
+        #expect(try box.docker(["container", "prune", "-f"]).status == .exited(0))
+        #expect(try box.docker(["ps", "-aq", "--no-trunc"]).stdoutText.trimmed == running)
+    }
+
+    /// The Python SDK's exec_run, stats, get_archive and put_archive, and attach's log replay.
+    @Test(.enabled(if: pythonSDK, "needs the docker SDK for Python"))
+    func thePythonSDKExecsReadsStatsAndCopies() throws {
+        try runIdle("sdk", ["--label", "x=y"])
+        let script = box.base + "/sdk-containers.py"
+        try FileSystem.writeAtomically(script, Array(Self.sdkScript.utf8))
+        let out = try ChildProcess.run(python3 ?? "python3", arguments: ["python3", script, box.socket, box.image],
+                                       environment: ChildProcess.currentEnvironment.filter { !$0.hasPrefix("DOCKER_") })
+        #expect(out.status == .exited(0), "\(out.stdoutText)\(out.stderrText)")
+        #expect(out.stdoutText.hasSuffix("all good\n"), "\(out.stdoutText)\(out.stderrText)")
+    }
+
+    static let sdkScript = """
+    import io, sys, tarfile, time, docker
+    socket, image = sys.argv[1], sys.argv[2]
+    c = docker.DockerClient(base_url="unix://" + socket)
+    box = c.containers.get("sdk")
+    r = box.exec_run(["sh", "-c", "echo hi; exit 4"])
+    assert r.exit_code == 4 and r.output == b"hi\\n", r
+    r = box.exec_run("sh -c 'echo $A'", environment={"A": "b"}, workdir="/tmp")
+    assert r.exit_code == 0 and r.output == b"b\\n", r
+    out, err = box.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True).output
+    assert out == b"o\\n" and err == b"e\\n", (out, err)
+    eid = c.api.exec_create(box.id, ["true"])["Id"]
+    before = c.api.exec_inspect(eid)
+    assert before["Running"] is False and before["ExitCode"] is None and before["ContainerID"] == box.id, before
+    c.api.exec_start(eid)
+    after = c.api.exec_inspect(eid)
+    assert after["ExitCode"] == 0 and after["ProcessConfig"]["entrypoint"] == "true", after
+    try:
+        c.api.exec_inspect("nosuch")
+        raise SystemExit("found exec nosuch")
+    except docker.errors.NotFound:
+        pass
+
+    s = box.stats(stream=False)
+    assert s["id"] == box.id and s["name"] == "/sdk", s
+    assert s["cpu_stats"]["cpu_usage"]["total_usage"] > 0 and s["cpu_stats"]["online_cpus"] >= 1, s["cpu_stats"]
+    assert s["precpu_stats"]["system_cpu_usage"] > 0, s["precpu_stats"]
+    assert s["memory_stats"]["usage"] > 0 and s["memory_stats"]["limit"] > 0, s["memory_stats"]
+    assert s["pids_stats"]["current"] == 1, s["pids_stats"]
+    stream = box.stats(stream=True, decode=True)
+    first, second = next(stream), next(stream)
+    assert second["preread"] == first["read"], (first["read"], second["preread"])
+    stream.close()
+
+    chunks, stat = box.get_archive("/etc/passwd")
+    assert stat["name"] == "passwd" and stat["size"] > 0, stat
+    data = io.BytesIO(b"".join(chunks))
+    with tarfile.open(fileobj=data) as t:
+        assert t.getnames() == ["passwd"], t.getnames()
+        assert t.extractfile("passwd").read().startswith(b"root:"), "passwd content"
+    _, dirstat = box.get_archive("/tmp")
+    assert dirstat["mode"] & (1 << 31), dirstat
+    try:
+        box.get_archive("/no/such")
+        raise SystemExit("archived a missing path")
+    except docker.errors.NotFound:
+        pass
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as t:
+        info = tarfile.TarInfo("put/hello.txt"); body = b"put by sdk"; info.size = len(body)
+        t.addfile(info, io.BytesIO(body))
+    assert box.put_archive("/srv", payload.getvalue())
+    assert box.exec_run("cat /srv/put/hello.txt").output == b"put by sdk"
+
+    talker = c.containers.run(image, ["sh", "-c", "echo early; sleep 1000"], detach=True, name="talker", network_mode="none")
+    deadline = time.time() + 20
+    while talker.logs() != b"early\\n" and time.time() < deadline:
+        time.sleep(0.05)
+    assert talker.attach(stdout=True, stderr=True, logs=True, stream=False) == b"early\\n"
+    talker.remove(force=True)
+    print("all good")
+    """
+}
