@@ -71,6 +71,84 @@ final class DockerContainerCLITests {
         #expect(out.stdoutText.contains("interactive\r\n"), "\(out.stdoutText.debugDescription)")
     }
 
+    /// Under a pseudo-terminal python drives: the terminal's size reaches the exec'd process, and the
+    /// detach sequence (ctrl-p ctrl-q) ends the CLI while the process runs on.
+    @Test(.enabled(if: python3 != nil, "drives a pseudo-terminal with python3"))
+    func execWithATerminalTakesItsSizeAndDetachesOnTheDetachKeys() throws {
+        try runIdle("keys")
+        let script = """
+        import fcntl, os, pty, select, struct, sys, termios, time
+        docker, name = sys.argv[1], sys.argv[2]
+        pid, fd = pty.fork()
+        if pid == 0:
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
+            os.execv(docker, ["docker", "exec", "-it", name, "sh", "-c", "stty size; echo ready; exec sleep 999"])
+        out = b""
+        deadline = time.time() + 20
+        while b"ready" not in out and time.time() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                out += os.read(fd, 1024)
+        os.write(fd, b"\\x10\\x11")
+        while time.time() < deadline:
+            if not select.select([fd], [], [], 1)[0]:
+                continue
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status), repr(out))
+        """
+        let env = ["DOCKER_HOST=unix://\(box.socket)", "DOCKER_CONFIG=\(box.base)/docker-config", standardPath, "HOME=\(box.base)", "TERM=xterm"]
+        let out = try ChildProcess.run(python3!, arguments: ["python3", "-c", script, dockerCLI!, "keys"], environment: env)
+        #expect(out.status == .exited(0), "\(out.stderrText)")
+        // The CLI spots the sequence itself and says so (its exit status is the CLI's own business).
+        #expect(out.stdoutText.contains("read escape sequence"), "the CLI did not detach: \(out.stdoutText)")
+        #expect(out.stdoutText.contains("33 99"), "\(out.stdoutText)")
+        // Detached, not ended: the exec'd process is still one of the container's.
+        #expect(try box.docker(["top", "keys"]).stdoutText.contains("sleep 999"))
+    }
+
+    /// The statuses dockerd gives, which clients branch on.
+    @Test func theEndpointsAnswerWithDockersStatusCodes() throws {
+        try runIdle("codes")
+        #expect(try box.docker(["create", "--name", "idle", "--network", "none", box.image, "true"]).status == .exited(0))
+        func exchange(_ method: String, _ path: String, body: String = "") throws -> (status: Int, headers: [String: String], body: String) {
+            try rawExchange(box.socket, "\(method) /v1.47\(path) HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        }
+        let exec = #"{"Cmd":["true"],"AttachStdout":true}"#
+        #expect(try exchange("POST", "/containers/nosuch/exec", body: exec).status == 404)
+        #expect(try exchange("POST", "/containers/idle/exec", body: exec).status == 409)
+        #expect(try exchange("POST", "/containers/codes/exec", body: #"{"Cmd":[]}"#).status == 400)
+        #expect(try exchange("GET", "/exec/nosuch/json").status == 404)
+        #expect(try exchange("POST", "/exec/nosuch/start", body: "{}").status == 404)
+        let created = try exchange("POST", "/containers/codes/exec", body: exec)
+        #expect(created.status == 201 && created.body.contains(#""Id""#), "\(created)")
+
+        #expect(try exchange("HEAD", "/containers/codes/archive?path=/no/such").status == 404)
+        let stat = try exchange("HEAD", "/containers/codes/archive?path=/etc/passwd")
+        #expect(stat.status == 200)
+        let decoded = stat.headers["x-docker-container-path-stat"].flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        #expect(decoded.contains(#""name":"passwd""#) && decoded.contains(#""mode":420"#), "\(decoded)")
+        #expect(try exchange("PUT", "/containers/codes/archive?path=/etc/passwd").status == 400)
+
+        #expect(try exchange("POST", "/containers/codes/rename?name=").status == 400)
+        #expect(try exchange("POST", "/containers/codes/rename?name=idle").status == 409)
+        #expect(try exchange("POST", "/containers/idle/pause").status == 409)
+        #expect(try exchange("POST", "/containers/codes/resize?h=x&w=80").status == 400)
+        #expect(try exchange("POST", "/containers/idle/resize?h=24&w=80").status == 409)
+        #expect(try exchange("GET", "/containers/idle/top").status == 409)
+        #expect(try exchange("GET", "/containers/nosuch/changes").status == 404)
+        #expect(try exchange("POST", "/containers/prune?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D").status == 400)
+        // A container that is not running: one empty reading, and the stream ends.
+        let stats = try exchange("GET", "/containers/idle/stats?stream=true")
+        #expect(stats.status == 200 && stats.body.contains(#""read":"0001-01-01T00:00:00Z""#), "\(stats.body.prefix(300))")
+    }
+
     @Test func pausedContainersAreListedAsSuchAndRefuseExecUntilUnpaused() throws {
         try runIdle("pz")
         #expect(try box.docker(["pause", "pz"]).status == .exited(0))
@@ -281,6 +359,14 @@ final class DockerContainerCLITests {
     first, second = next(stream), next(stream)
     assert second["preread"] == first["read"], (first["read"], second["preread"])
     stream.close()
+    # A followed stream ends when its container stops.
+    watcher = docker.DockerClient(base_url="unix://" + socket, timeout=30)
+    followed = watcher.containers.get("sdk").stats(stream=True, decode=True)
+    next(followed)
+    box.kill()
+    rest = list(followed)
+    assert len(rest) <= 2, len(rest)
+    box.start()
 
     chunks, stat = box.get_archive("/etc/passwd")
     assert stat["name"] == "passwd" and stat["size"] > 0, stat
