@@ -150,6 +150,8 @@ final class ExecInstance: @unchecked Sendable {
     private struct State {
         var phase = Phase.created
         var pid: Int32 = 0
+        /// Where the runtime writes the process's pid once it runs (read by an inspect until then).
+        var pidFile: String?
         var exitCode: Int32?
         /// The terminal's master while the process runs (for resizes).
         var terminal: FileDescriptor?
@@ -188,9 +190,10 @@ final class ExecInstance: @unchecked Sendable {
         }
     }
 
-    func started(pid: Int32, terminal: FileDescriptor?) {
+    func started(pid: Int32, pidFile: String?, terminal: FileDescriptor?) {
         state.withLock { s in
             s.pid = pid
+            s.pidFile = pidFile
             s.terminal = terminal
         }
     }
@@ -200,6 +203,7 @@ final class ExecInstance: @unchecked Sendable {
             s.phase = .exited
             s.exitCode = code
             s.terminal = nil
+            s.pidFile = nil
         }
     }
 
@@ -232,7 +236,7 @@ final class ExecInstance: @unchecked Sendable {
         guard status.succeeded, let process = prepared.pid else {
             throw DockerAPIError(.internalServerError, "exec \(id) failed to start: runtime \(status)")
         }
-        started(pid: process, terminal: nil)
+        started(pid: process, pidFile: nil, terminal: nil)
         // Running until its pid is gone: a pidfd reports the end of a process that is not our child.
         let pidfd = berth_pidfd_open(process, 0)
         BlockingThread.start(name: "docker-exec-detached") {
@@ -284,7 +288,11 @@ final class ExecInstance: @unchecked Sendable {
     }
 
     func inspect() -> Inspect {
-        let s = state.withLock { $0 }
+        var s = state.withLock { $0 }
+        // Until then the pid is the runtime's, which runs the process in the foreground.
+        if s.phase == .running, let file = s.pidFile, let text = try? FileSystem.readString(file), let pid = Int32(text.filter(\.isNumber)) {
+            s.pid = pid
+        }
         return Inspect(
             CanRemove: false, ContainerID: containerID, DetachKeys: detachKeysText, ExitCode: s.exitCode, ID: id,
             OpenStderr: attachStderr, OpenStdin: attachStdin, OpenStdout: attachStdout,

@@ -75,6 +75,13 @@ final class ExecSession: @unchecked Sendable {
 
     func start() {
         BlockingThread.start(name: "docker-exec") {
+            // A process that exits without reading its stdin makes our write to the pipe fail: EPIPE
+            // for this thread, not a SIGPIPE that would end the daemon (the signal is the writing
+            // thread's, and a new thread's mask dies with it).
+            var pipeOnly = sigset_t()
+            sigemptyset(&pipeOnly)
+            sigaddset(&pipeOnly, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeOnly, nil)
             defer { self.prepared.discard() }
             let code: Int32
             do {
@@ -125,7 +132,7 @@ final class ExecSession: @unchecked Sendable {
         errors.writing.close()
         input?.reading.close()
         devnull.close()
-        instance.started(pid: prepared.pid ?? pid, terminal: nil)
+        instance.started(pid: pid, pidFile: prepared.pidFile, terminal: nil)
         var stdinOpen = input != nil
         var open: [(BerthOS.FileDescriptor, StreamFrame.Kind, Bool)] = [(output.reading, .stdout, instance.attachStdout),
                                                                 (errors.reading, .stderr, instance.attachStderr)]
@@ -188,7 +195,7 @@ final class ExecSession: @unchecked Sendable {
         let master = BerthOS.FileDescriptor(owning: received)
         if let size = consoleSize, size.count == 2 { ExecInstance.setSize(master.rawValue, height: size[0], width: size[1]) }
         // The runtime has written the pid file before it waits for the process.
-        instance.started(pid: prepared.pid ?? pid, terminal: master)
+        instance.started(pid: prepared.pid ?? pid, pidFile: nil, terminal: master)
         if !prepared.runtimeWaits { _ = try? ChildProcess.wait(pid) }
         var buffer = [UInt8](repeating: 0, count: 65536)
         relay: while true {
