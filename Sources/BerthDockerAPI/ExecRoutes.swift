@@ -54,8 +54,10 @@ extension DockerAPI {
         let instance = ExecInstance(
             id: ContainerNames.randomID(), containerID: record.id, request: exec,
             attachStdin: body.AttachStdin ?? false, attachStdout: body.AttachStdout ?? false, attachStderr: body.AttachStderr ?? false,
-            detachKeys: keys, detachKeysText: body.DetachKeys ?? "", consoleSize: body.ConsoleSize)
+            detachKeys: keys, detachKeysText: body.DetachKeys ?? "", consoleSize: body.ConsoleSize,
+            announce: { [engine] action, extra in engine.events.container(action, record, extra) })
         execs.add(instance)
+        instance.announce("exec_create: " + command.joined(separator: " "), ["execID": instance.id])
         response.json(IDResponse(Id: instance.id), status: .created)
     }
 
@@ -145,6 +147,8 @@ final class ExecInstance: @unchecked Sendable {
     let detachKeys: DetachKeys
     let detachKeysText: String
     let consoleSize: [UInt16]?
+    /// Records an event of the exec's container (dockerd's exec_create, exec_start, exec_die).
+    let announce: @Sendable (_ action: String, _ attributes: [String: String]) -> Void
 
     private enum Phase { case created, running, exited }
     private struct State {
@@ -159,7 +163,9 @@ final class ExecInstance: @unchecked Sendable {
     private let state = Mutex(State())
 
     init(id: String, containerID: String, request: ExecRequest, attachStdin: Bool, attachStdout: Bool, attachStderr: Bool,
-         detachKeys: DetachKeys, detachKeysText: String, consoleSize: [UInt16]?) {
+         detachKeys: DetachKeys, detachKeysText: String, consoleSize: [UInt16]?,
+         announce: @escaping @Sendable (String, [String: String]) -> Void) {
+        self.announce = announce
         self.id = id
         self.containerID = containerID
         self.request = request
@@ -183,7 +189,9 @@ final class ExecInstance: @unchecked Sendable {
         var exec = request
         exec.detach = detach
         do {
-            return try engine.prepareExec(containerID, exec)
+            let prepared = try engine.prepareExec(containerID, exec)
+            announce("exec_start: " + request.command.joined(separator: " "), ["execID": id])
+            return prepared
         } catch {
             failed()
             throw error
@@ -199,6 +207,7 @@ final class ExecInstance: @unchecked Sendable {
     }
 
     func exited(_ code: Int32) {
+        defer { announce("exec_die", ["execID": id, "exitCode": String(code)]) }
         state.withLock { s in
             s.phase = .exited
             s.exitCode = code

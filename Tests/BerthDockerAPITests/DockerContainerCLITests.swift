@@ -26,6 +26,11 @@ final class DockerContainerCLITests {
         try runIdle("ex")
         let failed = try box.docker(["exec", "ex", "sh", "-c", "exit 3"])
         #expect(failed.status == .exited(3), "\(failed.stderrText)")
+        // dockerd's exec events, in the engine's event log.
+        let events = try FileSystem.readString(box.root + "/events.jsonl")
+        for action in [#""exec_create: sh -c exit 3""#, #""exec_start: sh -c exit 3""#, #""exitCode":"3""#] {
+            #expect(events.contains(action), "\(action) not in \(events.suffix(600))")
+        }
 
         let streams = try box.docker(["exec", "ex", "sh", "-c", "echo out; echo err >&2"])
         #expect(streams.status == .exited(0))
@@ -115,6 +120,21 @@ final class DockerContainerCLITests {
         #expect(out.stdoutText.contains("33 99"), "\(out.stdoutText)")
         // Detached, not ended: the exec'd process is still one of the container's.
         #expect(try box.docker(["top", "keys"]).stdoutText.contains("sleep 999"))
+    }
+
+    /// `POST /containers/{id}/resize` reaches the terminal the monitor holds for the container.
+    @Test func aTerminalContainerTakesTheSizeItIsResizedTo() throws {
+        try runIdle("sized", ["-t"])
+        let resized = try rawExchange(box.socket, "POST /v1.47/containers/sized/resize?h=21&w=77 HTTP/1.1\r\nHost: docker\r\n"
+                                      + "Content-Length: 0\r\nConnection: close\r\n\r\n")
+        #expect(resized.status == 200, "\(resized)")
+        // The monitor applies it on its own time: looked at until it shows (no event says so).
+        var seen = ""
+        let applied = try box.eventually(10) {
+            seen = try box.docker(["exec", "sized", "sh", "-c", "stty size < /proc/1/fd/0"]).stdoutText
+            return seen == "21 77\n"
+        }
+        #expect(applied, "\(seen)")
     }
 
     /// The statuses dockerd gives, which clients branch on.
