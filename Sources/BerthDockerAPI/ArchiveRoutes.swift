@@ -57,7 +57,7 @@ extension DockerAPI {
         let spool = try FileDescriptor.open(tarFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
         try spool.write(request.body)
         spool.close()
-        try copy.extractArchive(record.id, archive: tarFile, into: path)
+        try copy.extractArchive(record.id, archive: tarFile, into: path, keepOwners: request.flag("copyUIDGID"))
         response.send(.ok)
     }
 

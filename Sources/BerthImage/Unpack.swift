@@ -19,10 +19,13 @@ public struct UnpackOptions: Sendable {
     /// chown to the archive's uid/gid and create device nodes; otherwise both are skipped (rootless).
     public var privileged: Bool
     public var whiteouts: WhiteoutMode
+    /// Every entry owned by this uid/gid instead of the archive's (docker cp without -a: root's).
+    public var owner: (uid: Int, gid: Int)?
 
-    public init(privileged: Bool = geteuid() == 0, whiteouts: WhiteoutMode? = nil) {
+    public init(privileged: Bool = geteuid() == 0, whiteouts: WhiteoutMode? = nil, owner: (uid: Int, gid: Int)? = nil) {
         self.privileged = privileged
         self.whiteouts = whiteouts ?? (privileged ? .overlay : .keep)
+        self.owner = owner
     }
 }
 
@@ -141,7 +144,7 @@ final class LayerUnpacker: TarSink {
         case .symlink:
             try replace(dfd, name) { symlinkat(entry.linkTarget, dfd, name) }
             if options.privileged {
-                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) }
+                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid), AT_SYMLINK_NOFOLLOW) }
             }
             var times = [timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
                          timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds)]
@@ -173,7 +176,7 @@ final class LayerUnpacker: TarSink {
             let fd = try sys("openat", relative) { berth_openat(dfd, name, BERTH_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0) }
             defer { Glibc.close(fd) }
             if options.privileged {
-                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) }
+                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid), AT_SYMLINK_NOFOLLOW) }
             }
             _ = try sys("fchmodat", relative) { fchmodat(dfd, name, mode_t(entry.mode & 0o7777), 0) }
             var times = [timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
@@ -218,7 +221,7 @@ final class LayerUnpacker: TarSink {
 
     private func applyMetadata(fd: Int32, entry: TarEntry) throws {
         if options.privileged {
-            _ = try sys("fchown", entry.path) { fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) }
+            _ = try sys("fchown", entry.path) { fchown(fd, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid)) }
         }
         _ = try sys("fchmod", entry.path) { fchmod(fd, mode_t(entry.mode & 0o7777)) }
         for (key, value) in entry.xattrs {

@@ -235,8 +235,13 @@ final class DockerContainerCLITests {
         try FileSystem.writeAtomically(local + "/file.txt", Array("a file\n".utf8))
         try FileSystem.writeAtomically(local + "/dir/sub/deep.txt", Array("deep\n".utf8))
 
+        chown(local + "/file.txt", 1234, 4321)
         #expect(try box.docker(["cp", local + "/file.txt", "cp:/tmp/copied.txt"]).status == .exited(0))
         #expect(try box.docker(["exec", "cp", "cat", "/tmp/copied.txt"]).stdoutText == "a file\n")
+        // Owned by root in the container, unless -a keeps the owners.
+        #expect(try box.docker(["exec", "cp", "stat", "-c", "%u:%g", "/tmp/copied.txt"]).stdoutText == "0:0\n")
+        #expect(try box.docker(["cp", "-a", local + "/file.txt", "cp:/tmp/kept.txt"]).status == .exited(0))
+        #expect(try box.docker(["exec", "cp", "stat", "-c", "%u:%g", "/tmp/kept.txt"]).stdoutText == "1234:4321\n")
         let intoDirectory = try box.docker(["cp", local + "/dir", "cp:/srv/"])
         #expect(intoDirectory.status == .exited(0), "\(intoDirectory.stderrText)")
         #expect(try box.docker(["exec", "cp", "cat", "/srv/dir/sub/deep.txt"]).stdoutText == "deep\n")
