@@ -72,12 +72,14 @@ public struct ContainerCopy: Sendable {
     }
 
     private func archive(_ record: ContainerRecord, _ containerPath: String, location: Location, to output: Int32) throws(EngineError) {
-        _ = try open(location, containerPath: containerPath, record: record, followLink: false)
+        let entry = try open(location, containerPath: containerPath, record: record, followLink: false)
         // The entry's parent, resolved in the root, is tar's directory, so only the last component is
-        // looked up (and not followed).
-        let parentLocation = Location(root: location.root, path: FileSystem.parent(of: location.path))
+        // looked up (and not followed). `DIR/.` is the directory's contents: entries named `./…`, as
+        // docker's (the client asked for them under the name `.`).
+        let contents = Self.namesContents(containerPath) && isDirectory(entry)
+        let parentLocation = Location(root: location.root, path: contents ? location.path : FileSystem.parent(of: location.path))
         let parent = try open(parentLocation, containerPath: containerPath, record: record, followLink: true)
-        let name = location.path.split(separator: "/").last.map(String.init) ?? "."
+        let name = contents ? "." : location.path.split(separator: "/").last.map(String.init) ?? "."
         do {
             let devnull = try FileDescriptor.open("/dev/null", O_WRONLY)
             let pid = try ChildProcess.spawn("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", "/proc/\(getpid())/fd/\(parent.rawValue)", "-cf", "-", name],
@@ -111,9 +113,14 @@ public struct ContainerCopy: Sendable {
             let n = readlinkat(fd.rawValue, "", &buffer, buffer.count - 1)
             if n > 0 { target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         }
-        let name = location.path.split(separator: "/").last.map(String.init) ?? "/"
+        let name = Self.namesContents(containerPath) ? "." : location.path.split(separator: "/").last.map(String.init) ?? "/"
         return PathStat(name: name, size: Int64(info.st_size), mode: UInt32(info.st_mode), modifiedSeconds: Int(info.st_mtim.tv_sec),
                         modifiedNanoseconds: Int(info.st_mtim.tv_nsec), linkTarget: target)
+    }
+
+    /// `DIR/.` (or `.`): docker's way of naming a directory's contents rather than the directory.
+    static func namesContents(_ containerPath: String) -> Bool {
+        containerPath == "." || containerPath.hasSuffix("/.")
     }
 
     /// Copies `hostPath` into the container at `containerPath`: into it when it is a directory there (or

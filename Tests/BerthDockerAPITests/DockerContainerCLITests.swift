@@ -253,6 +253,13 @@ final class DockerContainerCLITests {
         #expect(try FileSystem.readString(back + "/file-out.txt") == "a file\n")
         #expect(try box.docker(["cp", "cp:/srv/dir", back]).status == .exited(0))
         #expect(try FileSystem.readString(back + "/dir/sub/deep.txt") == "deep\n")
+        // `dir/.`: the directory's contents, not the directory.
+        let contents = try box.docker(["cp", "cp:/srv/dir/.", back + "/contents"])
+        #expect(contents.status == .exited(0), "\(contents.stderrText)")
+        #expect(try FileSystem.readString(back + "/contents/sub/deep.txt") == "deep\n")
+        // Through `-`: the tar stream itself.
+        let streamed = try box.docker(["cp", "cp:/tmp/copied.txt", "-"])
+        #expect(streamed.status == .exited(0) && streamed.stdout.count % 512 == 0 && streamed.stdoutText.contains("a file"), "\(streamed.stderrText)")
         let absent = try box.docker(["cp", "cp:/no/such/file", back])
         #expect(absent.status != .exited(0))
         #expect(absent.stderrText.contains("Could not find the file"), "\(absent.stderrText)")
