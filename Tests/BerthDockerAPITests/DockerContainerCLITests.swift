@@ -260,6 +260,14 @@ final class DockerContainerCLITests {
         // Through `-`: the tar stream itself.
         let streamed = try box.docker(["cp", "cp:/tmp/copied.txt", "-"])
         #expect(streamed.status == .exited(0) && streamed.stdout.count % 512 == 0 && streamed.stdoutText.contains("a file"), "\(streamed.stderrText)")
+        // A symlink comes out as a link; with -L, what it points at (inside the container).
+        #expect(try box.docker(["cp", "cp:/bin/sh", back + "/sh-link"]).status == .exited(0))
+        var target = [CChar](repeating: 0, count: 256)
+        let length = readlink(back + "/sh-link", &target, 255)
+        #expect(length > 0 && String(decoding: target[0..<max(0, length)].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "busybox")
+        let followed = try box.docker(["cp", "-L", "cp:/bin/sh", back + "/sh-real"])
+        #expect(followed.status == .exited(0), "\(followed.stderrText)")
+        #expect(try FileSystem.readFile(back + "/sh-real") == FileSystem.readFile("/bin/busybox"))
         let absent = try box.docker(["cp", "cp:/no/such/file", back])
         #expect(absent.status != .exited(0))
         #expect(absent.stderrText.contains("Could not find the file"), "\(absent.stderrText)")
