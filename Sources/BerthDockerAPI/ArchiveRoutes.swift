@@ -57,7 +57,8 @@ extension DockerAPI {
         let spool = try FileDescriptor.open(tarFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
         try spool.write(request.body)
         spool.close()
-        try copy.extractArchive(record.id, archive: tarFile, into: path, keepOwners: request.flag("copyUIDGID"))
+        try copy.extractArchive(record.id, archive: tarFile, into: path, keepOwners: request.flag("copyUIDGID"),
+                                noOverwriteDirNonDir: request.flag("noOverwriteDirNonDir"))
         response.send(.ok)
     }
 

@@ -185,20 +185,23 @@ public struct ContainerCopy: Sendable {
     /// docker's `PUT /containers/{id}/archive`: the tar file `archive` unpacked into the directory
     /// `containerPath`, every entry kept inside it (see ``copyInArchive``). Without `keepOwners`
     /// (docker's `copyUIDGID`) what is unpacked belongs to root, as with docker.
-    public func extractArchive(_ reference: String, archive tarFile: String, into containerPath: String, keepOwners: Bool = true) throws(EngineError) {
+    public func extractArchive(_ reference: String, archive tarFile: String, into containerPath: String, keepOwners: Bool = true,
+                               noOverwriteDirNonDir: Bool = false) throws(EngineError) {
         let record = try engine.lookup(reference)
         let target = try locate(record, containerPath)
         let directory = try open(target, containerPath: containerPath, record: record, followLink: true)
         guard isDirectory(directory) else {
             throw .invalidArgument(what: "destination", reason: "extraction point is not a directory")
         }
-        try extract(record, archive: tarFile, into: containerPath, directory: directory, keepOwners: keepOwners)
+        try extract(record, archive: tarFile, into: containerPath, directory: directory, keepOwners: keepOwners,
+                    noOverwriteDirNonDir: noOverwriteDirNonDir)
     }
 
     private func extract(_ record: ContainerRecord, archive tarFile: String, into containerPath: String, directory: FileDescriptor,
-                         keepOwners: Bool = true) throws(EngineError) {
+                         keepOwners: Bool = true, noOverwriteDirNonDir: Bool = false) throws(EngineError) {
         do {
-            let options = UnpackOptions(privileged: true, whiteouts: .keep, owner: keepOwners ? nil : (0, 0))
+            var options = UnpackOptions(privileged: true, whiteouts: .keep, owner: keepOwners ? nil : (0, 0))
+            options.noOverwriteDirNonDir = noOverwriteDirNonDir
             _ = try LayerFiles.apply(tarFile, to: "/proc/\(getpid())/fd/\(directory.rawValue)", options: options)
         } catch {
             throw .other("copying the archive into \(record.name):\(containerPath): \(error)")

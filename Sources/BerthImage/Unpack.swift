@@ -21,6 +21,9 @@ public struct UnpackOptions: Sendable {
     public var whiteouts: WhiteoutMode
     /// Every entry owned by this uid/gid instead of the archive's (docker cp without -a: root's).
     public var owner: (uid: Int, gid: Int)?
+    /// An entry may not replace a directory with a non-directory or the reverse (docker's
+    /// `noOverwriteDirNonDir`): EISDIR or ENOTDIR instead of the tree going.
+    public var noOverwriteDirNonDir = false
 
     public init(privileged: Bool = geteuid() == 0, whiteouts: WhiteoutMode? = nil, owner: (uid: Int, gid: Int)? = nil) {
         self.privileged = privileged
@@ -124,6 +127,7 @@ final class LayerUnpacker: TarSink {
         case .regular:
             var fd = berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if fd < 0 && errno == EEXIST {
+                try refuseKindChange(dfd, name, relative: relative, toDirectory: false)
                 try removeEntry(dfd, name, keepDirectory: false)
                 fd = berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             }
@@ -133,6 +137,7 @@ final class LayerUnpacker: TarSink {
             if mkdirat(dfd, name, 0o700) != 0 {
                 guard errno == EEXIST else { throw SystemCallError(call: "mkdirat", errno: errno, subject: root.path + "/" + relative) }
                 if !isDirectory(dfd, name) {
+                    try refuseKindChange(dfd, name, relative: relative, toDirectory: true)
                     try removeEntry(dfd, name, keepDirectory: false)
                     _ = try sys("mkdirat", root.path + "/" + relative) { mkdirat(dfd, name, 0o700) }
                 }
@@ -273,12 +278,27 @@ final class LayerUnpacker: TarSink {
     private func replace(_ dfd: Int32, _ name: String, _ create: () -> Int32) throws {
         var rc = create()
         if rc < 0 && errno == EEXIST {
+            try refuseKindChange(dfd, name, relative: name, toDirectory: false)
             try removeEntry(dfd, name, keepDirectory: false)
             rc = create()
         }
         if rc < 0 { throw SystemCallError(call: "create", errno: errno, subject: "\(root.path): \(name)") }
         if rc > 0, options.whiteouts == .keep || name.hasPrefix(".wh.") == false { /* fd from openat */ }
         if rc > 2 { Glibc.close(rc) }
+    }
+
+    /// With ``UnpackOptions/noOverwriteDirNonDir``: fails when `name` exists as the other kind.
+    private func refuseKindChange(_ dfd: Int32, _ name: String, relative: String, toDirectory: Bool) throws {
+        guard options.noOverwriteDirNonDir else { return }
+        var info = stat()
+        guard fstatat(dfd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        let existingIsDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+        if existingIsDirectory && !toDirectory {
+            throw SystemCallError(call: "cannot overwrite directory with non-directory", errno: EISDIR, subject: relative)
+        }
+        if !existingIsDirectory && toDirectory {
+            throw SystemCallError(call: "cannot overwrite non-directory with directory", errno: ENOTDIR, subject: relative)
+        }
     }
 
     private func isDirectory(_ dfd: Int32, _ name: String) -> Bool {

@@ -272,6 +272,14 @@ final class DockerContainerCLITests {
         #expect(absent.status != .exited(0))
         #expect(absent.stderrText.contains("Could not find the file"), "\(absent.stderrText)")
 
+        // A file never replaces a directory of the same name (the CLI's noOverwriteDirNonDir).
+        #expect(try box.docker(["exec", "cp", "mkdir", "-p", "/tmp/clash/keep"]).status == .exited(0))
+        try FileSystem.writeAtomically(local + "/clash", Array("a file\n".utf8))
+        let clash = try box.docker(["cp", local + "/clash", "cp:/tmp/"])
+        #expect(clash.status != .exited(0))
+        #expect(clash.stderrText.contains("cannot overwrite directory"), "\(clash.stderrText)")
+        #expect(try box.docker(["exec", "cp", "test", "-d", "/tmp/clash/keep"]).status == .exited(0))
+
         // A container that never ran: its filesystem is there all the same.
         #expect(try box.docker(["create", "--name", "cold", "--network", "none", box.image, "true"]).status == .exited(0))
         #expect(try box.docker(["cp", local + "/file.txt", "cold:/tmp/cold.txt"]).status == .exited(0))
