@@ -120,6 +120,14 @@ extension DockerAPI {
     struct PruneResponse: Encodable {
         var ContainersDeleted: [String]?
         var SpaceReclaimed: Int64
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Keys.self)
+            // `null` when nothing went, as dockerd writes it.
+            try c.encode(ContainersDeleted, forKey: .ContainersDeleted)
+            try c.encode(SpaceReclaimed, forKey: .SpaceReclaimed)
+        }
+        enum Keys: String, CodingKey { case ContainersDeleted, SpaceReclaimed }
     }
 
     /// Removes every stopped container the filters (`until`, `label`, `label!`) select.
