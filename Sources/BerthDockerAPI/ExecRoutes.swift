@@ -235,21 +235,46 @@ final class ExecInstance: @unchecked Sendable {
     }
 
     /// `docker exec -d`: the runtime detaches once the process runs and the process is no child of
-    /// ours, so its end can be seen (a pidfd) but not its status, which stays 0 (dockerd knows it).
+    /// ours, so its end can be seen (a pidfd, or its terminal closing) but not its status, which
+    /// stays 0 (dockerd knows it). With `-t` the terminal is still made: its master is taken from the
+    /// console socket and read (and dropped) until the process ends, as no one is attached.
     func runDetached(_ prepared: PreparedExec) throws {
         defer { prepared.discard() }
+        let listener = try prepared.consoleSocket.map { try UnixSocket.listen($0, backlog: 1) }
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
         let pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
                                          fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
+        var master: FileDescriptor?
+        if let listener {
+            // The runtime passes the terminal before it detaches; it may also fail before.
+            let runtime = berth_pidfd_open(pid, 0)
+            var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: runtime, events: Int16(POLLIN), revents: 0)]
+            while poll(&fds, 2, -1) < 0 && errno == EINTR {}
+            if runtime >= 0 { close(runtime) }
+            if fds[0].revents != 0, let connection = try? UnixSocket.accept(listener) {
+                var received: Int32 = -1
+                var byte: UInt8 = 0
+                _ = berth_recv_fd(connection.rawValue, &received, &byte, 1)
+                if received >= 0 { master = FileDescriptor(owning: received) }
+            }
+        }
         let status = try ChildProcess.wait(pid)
         guard status.succeeded, let process = prepared.pid else {
             throw DockerAPIError(.internalServerError, "exec \(id) failed to start: runtime \(status)")
         }
-        started(pid: process, pidFile: nil, terminal: nil)
-        // Running until its pid is gone: a pidfd reports the end of a process that is not our child.
-        let pidfd = berth_pidfd_open(process, 0)
+        started(pid: process, pidFile: nil, terminal: master)
+        let terminal = master
+        let pidfd = terminal == nil ? berth_pidfd_open(process, 0) : -1
         BlockingThread.start(name: "docker-exec-detached") {
-            if pidfd >= 0 {
+            if let master = terminal {
+                // EIO once the process (and whatever it left holding the terminal) has ended.
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(master.rawValue, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                }
+            } else if pidfd >= 0 {
                 var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
                 while poll(&entry, 1, -1) < 0 && errno == EINTR {}
                 close(pidfd)

@@ -52,6 +52,10 @@ final class DockerContainerCLITests {
         let detached = try box.docker(["exec", "-d", "ex", "sh", "-c", "echo later > /tmp/detached"])
         #expect(detached.status == .exited(0), "\(detached.stderrText)")
         #expect(try box.eventually { try box.docker(["exec", "ex", "cat", "/tmp/detached"]).stdoutText == "later\n" })
+        // -d -t: the process gets a terminal all the same, though no one reads it.
+        let detachedTerminal = try box.docker(["exec", "-dt", "ex", "sh", "-c", "tty > /tmp/detached-tty"])
+        #expect(detachedTerminal.status == .exited(0), "\(detachedTerminal.stderrText)")
+        #expect(try box.eventually { try box.docker(["exec", "ex", "cat", "/tmp/detached-tty"]).stdoutText.hasPrefix("/dev/pts/") })
 
         let missing = try box.docker(["exec", "ex", "no-such-program"])
         #expect(missing.status != .exited(0))
