@@ -159,6 +159,8 @@ final class ExecInstance: @unchecked Sendable {
         var exitCode: Int32?
         /// The terminal's master while the process runs (for resizes).
         var terminal: FileDescriptor?
+        /// A resize that came before the runtime passed the terminal (the CLI resizes right after start).
+        var pendingSize: (height: UInt16, width: UInt16)?
     }
     private let state = Mutex(State())
 
@@ -203,6 +205,8 @@ final class ExecInstance: @unchecked Sendable {
             s.pid = pid
             s.pidFile = pidFile
             s.terminal = terminal
+            if let terminal, let size = s.pendingSize { Self.setSize(terminal.rawValue, height: size.height, width: size.width) }
+            s.pendingSize = nil
         }
     }
 
@@ -220,8 +224,13 @@ final class ExecInstance: @unchecked Sendable {
     func failed() { exited(126) }
 
     func resize(height: UInt16, width: UInt16) throws(DockerAPIError) {
+        let tty = request.tty
         let resized = state.withLock { s -> Bool in
-            guard let terminal = s.terminal else { return false }
+            guard let terminal = s.terminal else {
+                guard tty && s.phase == .running else { return false }
+                s.pendingSize = (height, width)
+                return true
+            }
             Self.setSize(terminal.rawValue, height: height, width: width)
             return true
         }

@@ -85,8 +85,8 @@ final class DockerContainerCLITests {
         #expect(out.stdoutText.contains("interactive\r\n"), "\(out.stdoutText.debugDescription)")
     }
 
-    /// Under a pseudo-terminal python drives: the terminal's size reaches the exec'd process, and the
-    /// detach sequence (ctrl-p ctrl-q) ends the CLI while the process runs on.
+    /// Under a pseudo-terminal python drives: the terminal's size, and a change of it, reach the exec'd
+    /// process, and the detach sequence (ctrl-p ctrl-q) ends the CLI while the process runs on.
     @Test(.enabled(if: python3 != nil, "drives a pseudo-terminal with python3"))
     func execWithATerminalTakesItsSizeAndDetachesOnTheDetachKeys() throws {
         try runIdle("keys")
@@ -96,12 +96,19 @@ final class DockerContainerCLITests {
         pid, fd = pty.fork()
         if pid == 0:
             fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 99, 0, 0))
-            os.execv(docker, ["docker", "exec", "-it", name, "sh", "-c", "stty size; echo ready; exec sleep 999"])
+            os.execv(docker, ["docker", "exec", "-it", name, "sh", "-c",
+                              "stty size; echo ready; while [ \\"$(stty size)\\" != '40 120' ]; do sleep 0.05; done; echo resized; exec sleep 999"])
         out = b""
         deadline = time.time() + 20
-        while b"ready" not in out and time.time() < deadline:
-            if select.select([fd], [], [], 1)[0]:
-                out += os.read(fd, 1024)
+        def until(marker):
+            global out
+            while marker not in out and time.time() < deadline:
+                if select.select([fd], [], [], 1)[0]:
+                    out += os.read(fd, 1024)
+        until(b"ready")
+        # The CLI passes a change of its terminal's size on (SIGWINCH → POST /exec/{id}/resize).
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        until(b"resized")
         os.write(fd, b"\\x10\\x11")
         while time.time() < deadline:
             if not select.select([fd], [], [], 1)[0]:
@@ -122,6 +129,7 @@ final class DockerContainerCLITests {
         // The CLI spots the sequence itself and says so (its exit status is the CLI's own business).
         #expect(out.stdoutText.contains("read escape sequence"), "the CLI did not detach: \(out.stdoutText)")
         #expect(out.stdoutText.contains("33 99"), "\(out.stdoutText)")
+        #expect(out.stdoutText.contains("resized"), "\(out.stdoutText)")
         // Detached, not ended: the exec'd process is still one of the container's.
         #expect(try box.docker(["top", "keys"]).stdoutText.contains("sleep 999"))
     }
