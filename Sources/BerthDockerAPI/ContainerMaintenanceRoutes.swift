@@ -89,7 +89,7 @@ extension DockerAPI {
 
     func changes(_ reference: String, _ response: ResponseWriter) throws {
         let record = try engine.lookup(reference)
-        guard let changes = try engine.images.changes(containerID: record.id) else {
+        guard let changes = try engine.changes(record.id) else {
             throw DockerAPIError.notImplemented("changes are not available for a container on a copy snapshot")
         }
         response.json(changes.map { ChangeEntry(Path: $0.path, Kind: $0.kind.rawValue) })

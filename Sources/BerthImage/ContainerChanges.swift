@@ -4,8 +4,10 @@ import Glibc
 import BerthOS
 
 /// What a container changed in its root filesystem (docker's `diff`), read from its overlay upper
-/// directory: an entry there is new when no lower layer has the path, modified when one does, and an
-/// overlay whiteout (a 0/0 character device) is a deletion.
+/// directory with docker's rules: an entry there is new when no lower layer has the path, modified
+/// when one does, and an overlay whiteout (a 0/0 character device) is a deletion. A directory a lower
+/// layer has is reported only when its mode changed or something was added to it or deleted from it
+/// (copy-up alone brings a parent into the upper directory).
 public struct FileChange: Sendable, Equatable {
     public enum Kind: Int, Sendable { case modified = 0, added = 1, deleted = 2 }
     public var path: String
@@ -14,8 +16,9 @@ public struct FileChange: Sendable, Equatable {
 
 extension ImageService {
     /// The changes of a container prepared from an image, sorted by path; nil for a copy snapshot
-    /// (it has no upper directory to read them from).
-    public nonisolated func changes(containerID: String) throws(ImageError) -> [FileChange]? {
+    /// (it has no upper directory to read them from). `mountPoints` are left out where no lower
+    /// layer has them: the runtime made them to mount on (docker keeps those in an init layer).
+    public nonisolated func changes(containerID: String, mountPoints: Set<String> = []) throws(ImageError) -> [FileChange]? {
         let dir = "\(store.containersDirectory)/\(containerID)"
         guard !containerID.isEmpty, !containerID.contains("/"),
               let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
@@ -24,28 +27,42 @@ extension ImageService {
         }
         guard record.snapshotter == Snapshotter.overlay.rawValue else { return nil }
         let lowers = record.chainIDs.reversed().map { store.snapshotPath($0) }
-        var changes: [FileChange] = []
+        func below(_ path: String) -> stat? {
+            for lower in lowers {
+                var info = stat()
+                if lstat(lower + path, &info) == 0 { return info }
+            }
+            return nil
+        }
+        var changes: [String: FileChange.Kind] = [:]
         func walk(_ relative: String) {
-            let full = dir + "/upper" + relative
-            guard let names = try? FileSystem.listDirectory(full) else { return }
+            guard let names = try? FileSystem.listDirectory(dir + "/upper" + relative) else { return }
             for name in names {
                 let path = relative + "/" + name
                 var info = stat()
                 guard lstat(dir + "/upper" + path, &info) == 0 else { continue }
                 if (info.st_mode & S_IFMT) == S_IFCHR && info.st_rdev == 0 {
-                    changes.append(FileChange(path: path, kind: .deleted))
+                    changes[path] = .deleted
                     continue
                 }
-                let inLower = lowers.contains { lower in
-                    var below = stat()
-                    return lstat(lower + path, &below) == 0
+                let lower = below(path)
+                let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+                if lower == nil && mountPoints.contains(path) { continue }
+                if let lower, isDirectory, (lower.st_mode & S_IFMT) == S_IFDIR {
+                    if lower.st_mode != info.st_mode { changes[path] = .modified }
+                } else {
+                    changes[path] = lower == nil ? .added : .modified
                 }
-                changes.append(FileChange(path: path, kind: inLower ? .modified : .added))
-                if (info.st_mode & S_IFMT) == S_IFDIR { walk(path) }
+                if isDirectory { walk(path) }
             }
         }
         walk("")
-        return changes.sorted { $0.path < $1.path }
+        // The directory something was added to or deleted from changed too (docker's rule).
+        for (path, kind) in changes where kind != .modified {
+            let parent = FileSystem.parent(of: path)
+            if parent != "/" && changes[parent] == nil { changes[parent] = .modified }
+        }
+        return changes.map { FileChange(path: $0.key, kind: $0.value) }.sorted { $0.path < $1.path }
     }
 
     /// Bytes held by a container's upper directory (what removing it reclaims); 0 for a copy snapshot.

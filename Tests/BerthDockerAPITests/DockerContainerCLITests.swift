@@ -361,6 +361,11 @@ final class DockerContainerCLITests {
         }
         #expect(!lines.contains { $0.hasSuffix("/bin/busybox") })
 
+        // What the runtime made to mount things on (/proc, /etc/hosts …) is not the container's doing.
+        try runIdle("untouched")
+        let untouched = try box.docker(["diff", "untouched"])
+        #expect(untouched.status == .exited(0) && untouched.stdoutText.isEmpty, "\(untouched.stdoutText)")
+
         let exported = box.base + "/export.tar"
         let export = try box.docker(["export", "-o", exported, "changer"])
         #expect(export.status == .exited(0), "\(export.stderrText)")
