@@ -97,7 +97,7 @@ let package = Package(
         // SwiftNIO HTTP/1.1 server rather than Hummingbird: `attach` hijacks the connection after its
         // `101 UPGRADED` and needs the channel pipeline itself to take the HTTP codecs out.
         .target(name: "BerthDockerAPI", dependencies: [
-            "BerthEngine", "BerthImage", "BerthOS",
+            "BerthEngine", "BerthImage", "BerthOS", "CBerthShim",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -20,10 +20,11 @@ extension DockerAPI {
     func attach(_ reference: String, _ request: APIRequest, _ response: ResponseWriter) throws {
         let record = try engine.lookup(reference)
         let tty = record.configuration.tty
+        let keys = try DetachKeys(parsing: request.value("detachKeys"))
         let attachment = Attachment(
             containerID: record.id, channel: response.channel, hub: hub, terminal: tty,
             stdout: request.flag("stdout"), stderr: request.flag("stderr"),
-            stdin: request.flag("stdin") && record.configuration.openStdin)
+            stdin: request.flag("stdin") && record.configuration.openStdin, detachKeys: keys)
         let raw = RawStreamHandler(onInput: { attachment.clientInput($0) }, onInputClosed: { attachment.clientInputClosed() },
                                    onClose: { attachment.clientClosed() })
         let contentType = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream"
@@ -32,8 +33,12 @@ extension DockerAPI {
         } else {
             response.hijackWithoutUpgrade(contentType: contentType, raw: raw)
         }
+        // `logs=1`: the output so far first (what comes between the replay and the connection to the
+        // monitor can be missed, as with dockerd's own replay).
+        if request.flag("logs") && record.configuration.logDriver != "none" {
+            replayLogs(record, to: attachment)
+        }
         guard request.flag("stream") || request.value("stream") == nil else {
-            // Only `logs=1` without streaming: the past output is not replayed here yet; end at once.
             response.close()
             return
         }
@@ -47,6 +52,18 @@ extension DockerAPI {
            hub.claimPending(attachment, for: record.id) {
             connect(attachment)
         }
+    }
+
+    private func replayLogs(_ record: ContainerRecord, to attachment: Attachment) {
+        var options = LogReader.Options()
+        options.stdout = attachment.stdout
+        options.stderr = attachment.stderr
+        guard options.stdout || options.stderr else { return }
+        var out: [UInt8] = []
+        try? LogReader(engine: engine).read(record.id, options: options) { entry in
+            out += attachment.terminal ? entry.bytes : StreamFrame(entry.stream == "stderr" ? .stderr : .stdout, entry.bytes).encoded
+        }
+        if !out.isEmpty { _ = try? attachment.channel.writeAndFlush(attachment.channel.allocator.buffer(bytes: out)).wait() }
     }
 
     /// Connects to a running container's monitor (output from now on).
@@ -83,17 +100,20 @@ final class Attachment: @unchecked Sendable {
     let stdin: Bool
 
     private struct State {
+        var detachKeys: DetachKeys
         var input: [UInt8] = []
         var inputClosed = false
         var closeSent = false
         var clientGone = false
         var running = false
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// Wakes the relay thread for input or the client's going.
     private let wake: Pipe?
 
-    init(containerID: String, channel: Channel, hub: StateHub, terminal: Bool, stdout: Bool, stderr: Bool, stdin: Bool) {
+    init(containerID: String, channel: Channel, hub: StateHub, terminal: Bool, stdout: Bool, stderr: Bool, stdin: Bool,
+         detachKeys: DetachKeys = .standard) {
+        state = Mutex(State(detachKeys: detachKeys))
         self.containerID = containerID
         self.channel = channel
         self.hub = hub
@@ -112,7 +132,15 @@ final class Attachment: @unchecked Sendable {
 
     func clientInput(_ bytes: [UInt8]) {
         guard stdin else { return }
-        state.withLock { $0.input += bytes }
+        let terminal = terminal
+        state.withLock { s in
+            // The detach sequence ends a terminal's attachment; the container runs on (docker's rule:
+            // terminals only).
+            guard terminal else { return s.input += bytes }
+            let (forward, detach) = s.detachKeys.filter(bytes)
+            s.input += forward
+            if detach { s.clientGone = true }
+        }
         poke()
     }
 

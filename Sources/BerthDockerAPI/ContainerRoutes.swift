@@ -165,6 +165,7 @@ extension DockerAPI {
         if request.flag("link") { throw unsupported("removing links") }
         let record = try engine.lookup(reference)
         try engine.remove(record.id, force: request.flag("force"), volumes: request.flag("v"))
+        execs.forget(containerID: record.id)
         hub.notify()
         response.send(.noContent)
     }

@@ -18,6 +18,8 @@ public final class DockerAPI: Sendable {
     let logger: Logger
     /// Changes made through this daemon, for waits and pending attachments.
     let hub = StateHub()
+    /// `docker exec` instances, kept in memory as dockerd keeps them.
+    let execs = ExecStore()
 
     public init(engine: Engine, logger: Logger = Logger(label: "berth.docker-api")) {
         self.engine = engine
@@ -69,6 +71,8 @@ public final class DockerAPI: Sendable {
             return try info(response)
         case "containers":
             if try routeContainers(method, Array(parts.dropFirst()), request, response) { return }
+        case "exec":
+            if try routeExec(method, Array(parts.dropFirst()), request, response) { return }
         case "images":
             if try routeImages(method, Array(parts.dropFirst()), request, response) { return }
         case "build" where method == .POST:
@@ -91,6 +95,21 @@ public final class DockerAPI: Sendable {
             try inspectContainer(parts[0], response)
         case (.GET, 2) where parts[1] == "logs":
             try logs(parts[0], request, response)
+        case (.POST, 1) where parts[0] == "prune":
+            try pruneContainers(request, response)
+        case (.GET, 2):
+            switch parts[1] {
+            case "top": try top(parts[0], request, response)
+            case "changes": try changes(parts[0], response)
+            case "export": try export(parts[0], response)
+            case "stats": try stats(parts[0], request, response)
+            case "archive": try getArchive(parts[0], request, response)
+            default: return false
+            }
+        case (.HEAD, 2) where parts[1] == "archive":
+            try statPath(parts[0], request, response)
+        case (.PUT, 2) where parts[1] == "archive":
+            try putArchive(parts[0], request, response)
         case (.DELETE, 1):
             try removeContainer(parts[0], request, response)
         case (.POST, 2):
@@ -101,10 +120,25 @@ public final class DockerAPI: Sendable {
             case "kill": try killContainer(parts[0], request, response)
             case "wait": try waitContainer(parts[0], request, response)
             case "attach": try attach(parts[0], request, response)
+            case "exec": try createExec(parts[0], request, response)
+            case "pause": try pauseContainer(parts[0], response)
+            case "unpause": try unpauseContainer(parts[0], response)
+            case "rename": try renameContainer(parts[0], request, response)
+            case "resize": try resizeContainer(parts[0], request, response)
             default: return false
             }
         default:
             return false
+        }
+        return true
+    }
+
+    private func routeExec(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+        switch (method, parts.count) {
+        case (.POST, 2) where parts[1] == "start": try startExec(parts[0], request, response)
+        case (.POST, 2) where parts[1] == "resize": try resizeExec(parts[0], request, response)
+        case (.GET, 2) where parts[1] == "json": try inspectExec(parts[0], response)
+        default: return false
         }
         return true
     }

@@ -42,19 +42,7 @@ public struct ContainerCopy: Sendable {
         let record = try engine.lookup(reference)
         let location = try locate(record, containerPath)
         let source = try open(location, containerPath: containerPath, record: record, followLink: followLink)
-        if hostPath == "-" {
-            // A tar stream on stdout, as docker's `cp CONTAINER:PATH -`: the entry's parent, resolved in the
-            // root, is tar's directory, so only the last component is looked up (and not followed).
-            let parentLocation = Location(root: location.root, path: FileSystem.parent(of: location.path))
-            let parent = try open(parentLocation, containerPath: containerPath, record: record, followLink: true)
-            let name = location.path.split(separator: "/").last.map(String.init) ?? "."
-            do {
-                let pid = try ChildProcess.spawn("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", "/proc/\(getpid())/fd/\(parent.rawValue)", "-cf", "-", name],
-                                                 environment: ["PATH=/usr/bin:/bin"], fileDescriptors: [1: 1, 2: 2])
-                guard try ChildProcess.wait(pid).succeeded else { throw EngineError.other("tar of \(containerPath) failed") }
-            } catch let error as EngineError { throw error } catch { throw .other("tar of \(containerPath): \(error)") }
-            return
-        }
+        if hostPath == "-" { return try archive(record, containerPath, location: location, to: STDOUT_FILENO) }
         let name = containerPath.split(separator: "/").last.map(String.init) ?? "root"
         var destination = hostPath
         if FileSystem.isDirectory(hostPath) && !hostPath.hasSuffix("/.") { destination = FileSystem.join(hostPath, name) }
@@ -74,6 +62,65 @@ public struct ContainerCopy: Sendable {
             return
         }
         try run("/bin/cp", ["cp", "-a", "-T", "--", through, destination], what: containerPath)
+    }
+
+    /// A tar stream of `containerPath` (named by its last component) written to `output`: docker's
+    /// `GET /containers/{id}/archive` and `cp CONTAINER:PATH -`.
+    public func archive(_ reference: String, _ containerPath: String, to output: Int32) throws(EngineError) {
+        let record = try engine.lookup(reference)
+        try archive(record, containerPath, location: try locate(record, containerPath), to: output)
+    }
+
+    private func archive(_ record: ContainerRecord, _ containerPath: String, location: Location, to output: Int32) throws(EngineError) {
+        let entry = try open(location, containerPath: containerPath, record: record, followLink: false)
+        // The entry's parent, resolved in the root, is tar's directory, so only the last component is
+        // looked up (and not followed). `DIR/.` is the directory's contents: entries named `./…`, as
+        // docker's (the client asked for them under the name `.`).
+        let contents = Self.namesContents(containerPath) && isDirectory(entry)
+        let parentLocation = Location(root: location.root, path: contents ? location.path : FileSystem.parent(of: location.path))
+        let parent = try open(parentLocation, containerPath: containerPath, record: record, followLink: true)
+        let name = contents ? "." : location.path.split(separator: "/").last.map(String.init) ?? "."
+        do {
+            let devnull = try FileDescriptor.open("/dev/null", O_WRONLY)
+            let pid = try ChildProcess.spawn("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", "/proc/\(getpid())/fd/\(parent.rawValue)", "-cf", "-", name],
+                                             environment: ["PATH=/usr/bin:/bin"], fileDescriptors: [1: output, 2: output == STDOUT_FILENO ? 2 : devnull.rawValue])
+            guard try ChildProcess.wait(pid).succeeded else { throw EngineError.other("tar of \(containerPath) failed") }
+        } catch let error as EngineError { throw error } catch { throw .other("tar of \(containerPath): \(error)") }
+    }
+
+    /// What docker's `X-Docker-Container-Path-Stat` says of a path: the entry itself (a symlink is not
+    /// followed), nil when there is none.
+    public struct PathStat: Sendable {
+        public var name: String
+        public var size: Int64
+        /// The `st_mode` bits (type and permissions).
+        public var mode: UInt32
+        public var modifiedSeconds: Int
+        public var modifiedNanoseconds: Int
+        /// A symlink's target, as stored.
+        public var linkTarget: String
+    }
+
+    public func pathStat(_ reference: String, _ containerPath: String) throws(EngineError) -> PathStat? {
+        let record = try engine.lookup(reference)
+        let location = try locate(record, containerPath)
+        guard let fd = try? open(location, containerPath: containerPath, record: record, followLink: false) else { return nil }
+        var info = Glibc.stat()
+        guard fstat(fd.rawValue, &info) == 0 else { return nil }
+        var target = ""
+        if (info.st_mode & S_IFMT) == S_IFLNK {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            let n = readlinkat(fd.rawValue, "", &buffer, buffer.count - 1)
+            if n > 0 { target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        }
+        let name = Self.namesContents(containerPath) ? "." : location.path.split(separator: "/").last.map(String.init) ?? "/"
+        return PathStat(name: name, size: Int64(info.st_size), mode: UInt32(info.st_mode), modifiedSeconds: Int(info.st_mtim.tv_sec),
+                        modifiedNanoseconds: Int(info.st_mtim.tv_nsec), linkTarget: target)
+    }
+
+    /// `DIR/.` (or `.`): docker's way of naming a directory's contents rather than the directory.
+    static func namesContents(_ containerPath: String) -> Bool {
+        containerPath == "." || containerPath.hasSuffix("/.")
     }
 
     /// Copies `hostPath` into the container at `containerPath`: into it when it is a directory there (or
@@ -132,8 +179,30 @@ public struct ContainerCopy: Sendable {
             let out = try FileDescriptor.open(tarFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
             try copyContents(from: input, to: out.rawValue)
         } catch { throw .system(error, context: "reading the archive from standard input") }
+        try extract(record, archive: tarFile, into: containerPath, directory: directory)
+    }
+
+    /// docker's `PUT /containers/{id}/archive`: the tar file `archive` unpacked into the directory
+    /// `containerPath`, every entry kept inside it (see ``copyInArchive``). Without `keepOwners`
+    /// (docker's `copyUIDGID`) what is unpacked belongs to root, as with docker.
+    public func extractArchive(_ reference: String, archive tarFile: String, into containerPath: String, keepOwners: Bool = true,
+                               noOverwriteDirNonDir: Bool = false) throws(EngineError) {
+        let record = try engine.lookup(reference)
+        let target = try locate(record, containerPath)
+        let directory = try open(target, containerPath: containerPath, record: record, followLink: true)
+        guard isDirectory(directory) else {
+            throw .invalidArgument(what: "destination", reason: "extraction point is not a directory")
+        }
+        try extract(record, archive: tarFile, into: containerPath, directory: directory, keepOwners: keepOwners,
+                    noOverwriteDirNonDir: noOverwriteDirNonDir)
+    }
+
+    private func extract(_ record: ContainerRecord, archive tarFile: String, into containerPath: String, directory: FileDescriptor,
+                         keepOwners: Bool = true, noOverwriteDirNonDir: Bool = false) throws(EngineError) {
         do {
-            _ = try LayerFiles.apply(tarFile, to: "/proc/\(getpid())/fd/\(directory.rawValue)", options: UnpackOptions(privileged: true, whiteouts: .keep))
+            var options = UnpackOptions(privileged: true, whiteouts: .keep, owner: keepOwners ? nil : (0, 0))
+            options.noOverwriteDirNonDir = noOverwriteDirNonDir
+            _ = try LayerFiles.apply(tarFile, to: "/proc/\(getpid())/fd/\(directory.rawValue)", options: options)
         } catch {
             throw .other("copying the archive into \(record.name):\(containerPath): \(error)")
         }

@@ -16,6 +16,11 @@ public struct ExecRequest: Sendable {
     public var user: String?
     public var workingDir: String?
     public var privileged = false
+    /// With a terminal, the caller waits for the runtime, which waits for the process and exits with its
+    /// status: a daemon cannot be the child subreaper the detached form needs to learn that status.
+    /// Berth's runtime takes a console socket without `--detach`; runc refuses it, so for other runtimes
+    /// the exec is still detached and ``PreparedExec/runtimeWaits`` says so.
+    public var terminalInForeground = false
     public init(command: [String]) { self.command = command }
 }
 
@@ -29,6 +34,11 @@ public struct PreparedExec: Sendable {
     public let consoleSocket: String?
     /// Written by the runtime once the process runs: without it, the runtime failed to start it.
     public let pidFile: String
+    /// The runtime exits when the process does, with its status (false: it detached once the process ran).
+    public let runtimeWaits: Bool
+
+    /// The process's pid on the host, once the runtime has started it.
+    public var pid: pid_t? { (try? FileSystem.readString(pidFile)).flatMap { pid_t($0.filter(\.isNumber)) } }
 
     /// Whether the runtime got as far as running the process (docker exec exits 126 when it did not).
     public var started: Bool { access(pidFile, F_OK) == 0 }
@@ -90,9 +100,11 @@ extension Engine {
             // itself (as a child subreaper it inherits it when the runtime exits).
             arguments += ["--tty", "--console-socket", consoleSocket!]
         }
-        if request.detach || request.tty { arguments.append("--detach") }
+        let foreground = request.tty && request.terminalInForeground && !request.detach && runtime.takesConsoleSocketInForeground
+        let detached = request.detach || (request.tty && !foreground)
+        if detached { arguments.append("--detach") }
         arguments.append(record.id)
         return PreparedExec(runtimePath: runtime.path, arguments: arguments, processFile: processFile, consoleSocket: consoleSocket,
-                            pidFile: pidFile)
+                            pidFile: pidFile, runtimeWaits: !detached)
     }
 }

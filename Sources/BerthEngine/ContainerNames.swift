@@ -3,9 +3,10 @@ import Glibc
 #endif
 
 /// Container IDs and names as docker makes and checks them.
-enum ContainerNames {
+public enum ContainerNames {
     /// 64 random hex digits (docker's ID), never all digits (so a short ID is never read as a number).
-    static func randomID() -> String {
+    /// Also the shape of exec IDs.
+    public static func randomID() -> String {
         var generator = SystemRandomNumberGenerator()
         while true {
             let id = (0..<4).map { _ in

@@ -18,6 +18,22 @@ public struct StatsSample: Sendable {
     public var blockRead: UInt64 = 0
     public var blockWritten: UInt64 = 0
     public var pids: UInt64 = 0
+    /// Per interface of the container's network namespace (docker's `networks`); the totals above sum them.
+    public var networkInterfaces: [InterfaceCounters] = []
+    /// Nanoseconds of CPU per CPU (cgroup v1's cpuacct.usage_percpu; empty on v2, as docker's).
+    public var perCPUUsage: [UInt64] = []
+
+    public struct InterfaceCounters: Sendable {
+        public var name: String
+        public var receivedBytes: UInt64
+        public var receivedPackets: UInt64
+        public var receiveErrors: UInt64
+        public var receiveDropped: UInt64
+        public var sentBytes: UInt64
+        public var sentPackets: UInt64
+        public var sendErrors: UInt64
+        public var sendDropped: UInt64
+    }
 
     public init() {}
 
@@ -58,6 +74,8 @@ extension Engine {
             }
         } else {
             sample.cpuUsage = number("/sys/fs/cgroup/cpuacct\(group)/cpuacct.usage") ?? 0
+            sample.perCPUUsage = (read("/sys/fs/cgroup/cpuacct\(group)/cpuacct.usage_percpu") ?? "")
+                .split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { UInt64($0) }
             sample.memoryUsage = number("/sys/fs/cgroup/memory\(group)/memory.usage_in_bytes") ?? 0
             // v1 reports cache as usage; docker subtracts total_inactive_file.
             if let stat = read("/sys/fs/cgroup/memory\(group)/memory.stat"),
@@ -86,10 +104,14 @@ extension Engine {
         for line in (read("/proc/\(record.state.pid)/net/dev") ?? "").split(separator: "\n").dropFirst(2) {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2, String(parts[0]).trimmingCharacters(in: " ") != "lo" else { continue }
-            let fields = parts[1].split(separator: " ")
-            if fields.count >= 9 {
-                sample.networkReceived += UInt64(fields[0]) ?? 0
-                sample.networkSent += UInt64(fields[8]) ?? 0
+            let fields = parts[1].split(separator: " ").map { UInt64($0) ?? 0 }
+            if fields.count >= 12 {
+                sample.networkReceived += fields[0]
+                sample.networkSent += fields[8]
+                sample.networkInterfaces.append(.init(
+                    name: String(parts[0]).trimmingCharacters(in: " "), receivedBytes: fields[0], receivedPackets: fields[1],
+                    receiveErrors: fields[2], receiveDropped: fields[3], sentBytes: fields[8], sentPackets: fields[9],
+                    sendErrors: fields[10], sendDropped: fields[11]))
             }
         }
         return sample

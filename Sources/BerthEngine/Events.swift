@@ -32,7 +32,7 @@ public struct EventLog: Sendable {
     public init(layout: EngineLayout) { path = layout.root + "/events.jsonl" }
 
     /// Records a container event with its image and name (plus `extra` attributes, such as exitCode).
-    func container(_ action: String, _ record: ContainerRecord, _ extra: [String: String] = [:]) {
+    public func container(_ action: String, _ record: ContainerRecord, _ extra: [String: String] = [:]) {
         var attributes = record.configuration.labels.merging(record.imageConfig?.Labels ?? [:]) { a, _ in a }
         attributes["image"] = record.imageReference
         attributes["name"] = record.name

@@ -40,6 +40,10 @@ public struct OCIRuntime: Sendable {
         }
     }
 
+    /// Berth's runtime passes a terminal to a console socket and still waits for the process; runc and
+    /// crun take a console socket only with `--detach`.
+    public var takesConsoleSocketInForeground: Bool { path.hasSuffix("/berth-runtime") }
+
     /// A program that sits next to the one running (`/usr/local/bin/berth` → `/usr/local/bin/berth-runtime`).
     static func besideExecutable(_ program: String) -> String? {
         guard let executable = try? FileSystem.realPath("/proc/self/exe") else { return nil }

@@ -19,10 +19,16 @@ public struct UnpackOptions: Sendable {
     /// chown to the archive's uid/gid and create device nodes; otherwise both are skipped (rootless).
     public var privileged: Bool
     public var whiteouts: WhiteoutMode
+    /// Every entry owned by this uid/gid instead of the archive's (docker cp without -a: root's).
+    public var owner: (uid: Int, gid: Int)?
+    /// An entry may not replace a directory with a non-directory or the reverse (docker's
+    /// `noOverwriteDirNonDir`): EISDIR or ENOTDIR instead of the tree going.
+    public var noOverwriteDirNonDir = false
 
-    public init(privileged: Bool = geteuid() == 0, whiteouts: WhiteoutMode? = nil) {
+    public init(privileged: Bool = geteuid() == 0, whiteouts: WhiteoutMode? = nil, owner: (uid: Int, gid: Int)? = nil) {
         self.privileged = privileged
         self.whiteouts = whiteouts ?? (privileged ? .overlay : .keep)
+        self.owner = owner
     }
 }
 
@@ -121,6 +127,7 @@ final class LayerUnpacker: TarSink {
         case .regular:
             var fd = berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if fd < 0 && errno == EEXIST {
+                try refuseKindChange(dfd, name, relative: relative, toDirectory: false)
                 try removeEntry(dfd, name, keepDirectory: false)
                 fd = berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             }
@@ -130,6 +137,7 @@ final class LayerUnpacker: TarSink {
             if mkdirat(dfd, name, 0o700) != 0 {
                 guard errno == EEXIST else { throw SystemCallError(call: "mkdirat", errno: errno, subject: root.path + "/" + relative) }
                 if !isDirectory(dfd, name) {
+                    try refuseKindChange(dfd, name, relative: relative, toDirectory: true)
                     try removeEntry(dfd, name, keepDirectory: false)
                     _ = try sys("mkdirat", root.path + "/" + relative) { mkdirat(dfd, name, 0o700) }
                 }
@@ -141,7 +149,7 @@ final class LayerUnpacker: TarSink {
         case .symlink:
             try replace(dfd, name) { symlinkat(entry.linkTarget, dfd, name) }
             if options.privileged {
-                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) }
+                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid), AT_SYMLINK_NOFOLLOW) }
             }
             var times = [timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
                          timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds)]
@@ -173,7 +181,7 @@ final class LayerUnpacker: TarSink {
             let fd = try sys("openat", relative) { berth_openat(dfd, name, BERTH_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0) }
             defer { Glibc.close(fd) }
             if options.privileged {
-                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(entry.uid), gid_t(entry.gid), AT_SYMLINK_NOFOLLOW) }
+                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid), AT_SYMLINK_NOFOLLOW) }
             }
             _ = try sys("fchmodat", relative) { fchmodat(dfd, name, mode_t(entry.mode & 0o7777), 0) }
             var times = [timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
@@ -218,7 +226,7 @@ final class LayerUnpacker: TarSink {
 
     private func applyMetadata(fd: Int32, entry: TarEntry) throws {
         if options.privileged {
-            _ = try sys("fchown", entry.path) { fchown(fd, uid_t(entry.uid), gid_t(entry.gid)) }
+            _ = try sys("fchown", entry.path) { fchown(fd, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid)) }
         }
         _ = try sys("fchmod", entry.path) { fchmod(fd, mode_t(entry.mode & 0o7777)) }
         for (key, value) in entry.xattrs {
@@ -270,12 +278,27 @@ final class LayerUnpacker: TarSink {
     private func replace(_ dfd: Int32, _ name: String, _ create: () -> Int32) throws {
         var rc = create()
         if rc < 0 && errno == EEXIST {
+            try refuseKindChange(dfd, name, relative: name, toDirectory: false)
             try removeEntry(dfd, name, keepDirectory: false)
             rc = create()
         }
         if rc < 0 { throw SystemCallError(call: "create", errno: errno, subject: "\(root.path): \(name)") }
         if rc > 0, options.whiteouts == .keep || name.hasPrefix(".wh.") == false { /* fd from openat */ }
         if rc > 2 { Glibc.close(rc) }
+    }
+
+    /// With ``UnpackOptions/noOverwriteDirNonDir``: fails when `name` exists as the other kind.
+    private func refuseKindChange(_ dfd: Int32, _ name: String, relative: String, toDirectory: Bool) throws {
+        guard options.noOverwriteDirNonDir else { return }
+        var info = stat()
+        guard fstatat(dfd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+        let existingIsDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+        if existingIsDirectory && !toDirectory {
+            throw SystemCallError(call: "cannot overwrite directory with non-directory", errno: EISDIR, subject: relative)
+        }
+        if !existingIsDirectory && toDirectory {
+            throw SystemCallError(call: "cannot overwrite non-directory with directory", errno: ENOTDIR, subject: relative)
+        }
     }
 
     private func isDirectory(_ dfd: Int32, _ name: String) -> Bool {
