@@ -77,7 +77,7 @@ extension DockerAPI {
     func startExec(_ id: String, _ request: APIRequest, _ response: ResponseWriter) throws {
         let body = try decodeBody(ExecStartBody.self, request.body, emptyAllowed: true)
         let instance = try execs.lookup(id)
-        let prepared = try instance.prepare(engine: engine, detach: body.Detach ?? false)
+        let prepared = try instance.prepare(engine: engine)
         if body.Detach ?? false {
             do { try instance.runDetached(prepared) } catch {
                 instance.failed()
@@ -180,7 +180,7 @@ final class ExecInstance: @unchecked Sendable {
     }
 
     /// Claims the one run an exec has and writes the runtime's process file.
-    func prepare(engine: Engine, detach: Bool) throws -> PreparedExec {
+    func prepare(engine: Engine) throws -> PreparedExec {
         let first = state.withLock { s in
             defer { s.phase = .running }
             return s.phase == .created
@@ -189,7 +189,10 @@ final class ExecInstance: @unchecked Sendable {
             throw DockerAPIError.conflict("Exec command \(id) has already run")
         }
         var exec = request
-        exec.detach = detach
+        // A detached exec keeps the runtime in the foreground too (it waits for the process and exits
+        // with its status, which dockerd reports), unless the runtime can only hand over a terminal
+        // when it detaches (runc, crun: then the status is not known).
+        exec.detach = false
         do {
             let prepared = try engine.prepareExec(containerID, exec)
             announce("exec_start: " + request.command.joined(separator: " "), ["execID": id])
@@ -243,11 +246,12 @@ final class ExecInstance: @unchecked Sendable {
         _ = ioctl(fd, UInt(TIOCSWINSZ), &size)
     }
 
-    /// `docker exec -d`: the runtime detaches once the process runs and the process is no child of
-    /// ours, so its end can be seen (a pidfd, or its terminal closing) but not its status, which
-    /// stays 0 (dockerd knows it). With `-t` the terminal is still made: its master is taken from the
+    /// `docker exec -d` on a runtime that detaches to hand over a terminal (runc, crun): the process is
+    /// no child of ours, so its end can be seen (a pidfd, or its terminal closing) but not its status,
+    /// which stays 0 (dockerd knows it). With `-t` the terminal is still made: its master is taken from the
     /// console socket and read (and dropped) until the process ends, as no one is attached.
     func runDetached(_ prepared: PreparedExec) throws {
+        if prepared.runtimeWaits { return try runDetachedInForeground(prepared) }
         defer { prepared.discard() }
         let listener = try prepared.consoleSocket.map { try UnixSocket.listen($0, backlog: 1) }
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
@@ -289,6 +293,66 @@ final class ExecInstance: @unchecked Sendable {
                 close(pidfd)
             }
             self.exited(0)
+        }
+    }
+
+    /// `docker exec -d` with the runtime waiting for the process: answered once the process runs (its
+    /// pid file written) or the runtime has failed; a thread then waits for the runtime's exit, the
+    /// process's status. A terminal (`-dt`) is read and dropped meanwhile, as no one is attached.
+    private func runDetachedInForeground(_ prepared: PreparedExec) throws {
+        let listener = try prepared.consoleSocket.map { try UnixSocket.listen($0, backlog: 1) }
+        let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
+        // The pid file appears in this directory once the process runs.
+        let inotify = FileDescriptor(owning: inotify_init1(Int32(IN_CLOEXEC)))
+        _ = inotify_add_watch(inotify.rawValue, FileSystem.parent(of: prepared.pidFile), UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE))
+        let pid: pid_t
+        do {
+            pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+                                         fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
+        } catch {
+            prepared.discard()
+            throw error
+        }
+        let runtime = FileDescriptor(owning: berth_pidfd_open(pid, 0))
+        var master: FileDescriptor?
+        var runtimeEnded = false
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while !prepared.started && !runtimeEnded {
+            var fds = [pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: runtime.rawValue, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: master == nil ? listener?.rawValue ?? -1 : -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, 3, -1) < 0 { if errno == EINTR { continue } else { break } }
+            if fds[0].revents != 0 { _ = scratch.withUnsafeMutableBytes { read(inotify.rawValue, $0.baseAddress, $0.count) } }
+            if fds[1].revents != 0 { runtimeEnded = true }
+            if fds[2].revents != 0, let listener, let connection = try? UnixSocket.accept(listener) {
+                var received: Int32 = -1
+                var byte: UInt8 = 0
+                _ = berth_recv_fd(connection.rawValue, &received, &byte, 1)
+                if received >= 0 { master = FileDescriptor(owning: received) }
+            }
+        }
+        guard prepared.started, let process = prepared.pid else {
+            let status = try? ChildProcess.wait(pid)
+            prepared.discard()
+            failed()
+            throw DockerAPIError(.internalServerError, "exec \(id) failed to start: runtime \(status.map { "\($0)" } ?? "ended")")
+        }
+        started(pid: process, pidFile: nil, terminal: master)
+        prepared.discard()
+        let terminal = master
+        BlockingThread.start(name: "docker-exec-detached") {
+            if let terminal {
+                // EIO once the process (and whatever it left holding the terminal) has ended.
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(terminal.rawValue, $0.baseAddress, $0.count) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                }
+            }
+            let status = try? ChildProcess.wait(pid)
+            // The runtime's exit is the process's: its code, or 128 + the signal that ended it.
+            self.exited(status?.code ?? 126)
         }
     }
 

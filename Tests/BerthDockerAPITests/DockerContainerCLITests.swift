@@ -57,6 +57,24 @@ final class DockerContainerCLITests {
         #expect(detachedTerminal.status == .exited(0), "\(detachedTerminal.stderrText)")
         #expect(try box.eventually { try box.docker(["exec", "ex", "cat", "/tmp/detached-tty"]).stdoutText.hasPrefix("/dev/pts/") })
 
+        // A detached exec's status is known afterwards, as dockerd's (exec inspect's ExitCode).
+        for (command, tty, code) in [("exit 7", false, 7), ("exit 9", true, 9)] {
+            let body = #"{"Cmd":["sh","-c","\#(command)"],"Tty":\#(tty)}"#
+            let created = try rawExchange(box.socket, "POST /v1.47/containers/ex/exec HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+            #expect(created.status == 201, "\(created.body)")
+            guard let idRange = created.body.firstRange(of: #""Id":""#) else { continue }
+            let id = String(created.body[idRange.upperBound...].prefix(64))
+            let start = #"{"Detach":true,"Tty":\#(tty)}"#
+            let started = try rawExchange(box.socket, "POST /v1.47/exec/\(id)/start HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\nContent-Length: \(start.utf8.count)\r\nConnection: close\r\n\r\n\(start)")
+            #expect(started.status == 200, "\(started.body)")
+            var inspected = ""
+            #expect(try box.eventually {
+                inspected = try rawExchange(box.socket, "GET /v1.47/exec/\(id)/json HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n").body
+                return inspected.contains(#""Running":false"#)
+            }, "\(inspected)")
+            #expect(inspected.contains(#""ExitCode":\#(code)"#), "tty \(tty): \(inspected)")
+        }
+
         let missing = try box.docker(["exec", "ex", "no-such-program"])
         #expect(missing.status != .exited(0))
 
