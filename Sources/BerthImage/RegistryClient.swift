@@ -371,10 +371,11 @@ public final class RegistryClient: Sendable {
         if try await blobExists(reference, digest) { return }
         let start = "\(baseURL(reference))/blobs/uploads/"
         let response = try await send(.POST, start, reference: reference, push: true)
-        _ = try? await response.body.collect(upTo: 1 << 20)
+        // The body is read once: by failure() for its message, else here (an async body has one reader).
         guard response.status == .accepted, let location = response.headers.first(name: "Location") else {
             throw await failure(response, start)
         }
+        _ = try? await response.body.collect(upTo: 1 << 20)
         var url = location
         if url.hasPrefix("/") {
             url = "\(options.isInsecure(reference.registry) ? "http" : "https")://\(reference.endpointHost)\(location)"

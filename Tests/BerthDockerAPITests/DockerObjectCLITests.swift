@@ -261,12 +261,6 @@ final class DockerObjectCLITests {
         let ran = try box.docker(["run", "--rm", "--network", "none", remote, "echo", "loaded"])
         #expect(ran.stdoutText == "loaded\n", "\(ran.stderrText)")
 
-        // A registry that is not there: the error comes in the stream and the CLI fails with it.
-        let nowhere = "127.0.0.1:\(LocalRegistry.freePort())/test/objects:1"
-        #expect(try box.docker(["tag", box.image, nowhere]).status == .exited(0))
-        let failed = try box.docker(["push", nowhere])
-        #expect(failed.status != .exited(0))
-        #expect(failed.stderrText.contains("connect") || failed.stderrText.contains("refused"), "\(failed.stderrText)")
     }
 
     @Test func removalIsRefusedWhileAContainerUsesTheImageAndHistoryAndPruneWork() throws {
@@ -326,6 +320,26 @@ final class DockerObjectCLITests {
         let bad = try box.docker(["login", server.host, "-u", "alice", "--password-stdin"], input: "wrong\n")
         #expect(bad.status != .exited(0))
         #expect(bad.stderrText.contains("401") || bad.stderrText.lowercased().contains("unauthorized"), "\(bad.stderrText)")
+
+        // Pull and push send the stored credentials (X-Registry-Auth): the registry lets them past its
+        // challenge and then has no such image — a 404, not an authentication failure.
+        let image = "\(server.host)/test/private:1"
+        let pulled = try box.docker(["pull", image])
+        #expect(pulled.status != .exited(0))
+        #expect(pulled.stderrText.contains("not found") && !pulled.stderrText.contains("authentication"), "\(pulled.stderrText)")
+        #expect(try box.docker(["tag", box.image, image]).status == .exited(0))
+        let pushed = try box.docker(["push", image])
+        #expect(pushed.status != .exited(0))
+        #expect(!pushed.stderrText.contains("authentication"), "\(pushed.stderrText)")
+        // Without them: refused, and the push's error comes inside its stream.
+        #expect(try box.docker(["logout", server.host]).status == .exited(0))
+        let refusedPull = try box.docker(["pull", image])
+        #expect(refusedPull.status != .exited(0))
+        #expect(refusedPull.stderrText.contains("authentication"), "\(refusedPull.stderrText)")
+        let refusedPush = try box.docker(["push", image])
+        #expect(refusedPush.status != .exited(0))
+        #expect(refusedPush.stdoutText.contains("The push refers to repository"), "\(refusedPush.stdoutText)")
+        #expect(refusedPush.stderrText.contains("authentication"), "\(refusedPush.stderrText)")
     }
 
     private func requestThreads() -> Int {
@@ -376,17 +390,23 @@ final class AuthRegistry: @unchecked Sendable {
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-        def do_GET(self):
+        def do_GET(self, head=False):
             auth = self.headers.get("Authorization", "")
             if self.path.startswith("/token"):
                 return self.answer(200, b'{"token":"tok-alice"}') if auth == basic else self.answer(401)
+            if not self.path.startswith("/v2/"):
+                return self.answer(404)
+            if auth != (basic if scheme == "basic" else "Bearer tok-alice"):
+                challenge = 'Basic realm="test"' if scheme == "basic" else 'Bearer realm="http://127.0.0.1:%d/token",service="test"' % port
+                return self.answer(401, b"" if head else b"{}", challenge)
             if self.path == "/v2/":
-                if scheme == "basic":
-                    return self.answer(200) if auth == basic else self.answer(401, challenge='Basic realm="test"')
-                if auth == "Bearer tok-alice":
-                    return self.answer(200)
-                return self.answer(401, challenge='Bearer realm="http://127.0.0.1:%d/token",service="test"' % port)
-            self.answer(404)
+                return self.answer(200)
+            # Past the challenge, this registry has nothing.
+            self.answer(404, b"" if head else b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}')
+        def do_HEAD(self):
+            self.do_GET(head=True)
+        def do_POST(self):
+            self.do_GET()
         def log_message(self, *args):
             pass
     http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
