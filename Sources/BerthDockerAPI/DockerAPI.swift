@@ -82,6 +82,8 @@ public final class DockerAPI: Sendable {
             return try diskUsage(request, response)
         case "auth" where parts.count == 1 && method == .POST:
             return try login(request, response)
+        case "distribution" where method == .GET && parts.count >= 3 && parts.last == "json":
+            return try distributionInspect(parts.dropFirst().dropLast().joined(separator: "/"), request, response)
         case "build" where method == .POST:
             throw DockerAPIError.notImplemented("building images is not supported by Berth yet")
         case "session" where method == .POST:

@@ -242,6 +242,11 @@ final class DockerObjectCLITests {
         let again = try box.docker(["push", remote])
         #expect(again.stdoutText.contains("Layer already exists"), "\(again.stdoutText)")
 
+        // What the registry now has under the name, asked of it through the daemon.
+        let distribution = try rawExchange(box.socket, "GET /v1.47/distribution/\(remote)/json HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        #expect(distribution.status == 200, "\(distribution.body)")
+        #expect(distribution.body.contains("\"digest\":\"sha256:") && distribution.body.contains("\"os\":\"linux\""), "\(distribution.body)")
+
         let untagged = try box.docker(["rmi", remote])
         #expect(untagged.status == .exited(0), "\(untagged.stderrText)")
         #expect(lines(untagged) == ["Untagged: \(remote)"], "\(untagged.stdoutText)")

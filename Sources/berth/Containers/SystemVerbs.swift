@@ -1,7 +1,6 @@
 import ArgumentParser
 import BerthEngine
 import BerthImage
-import BerthNetwork
 import BerthOS
 import Foundation
 #if canImport(Glibc)
