@@ -229,6 +229,7 @@ final class DockerObjectCLITests {
         let registry = try LocalRegistry(in: box.base)
         defer { registry.stop() }
         let remote = "\(registry.host)/test/objects:1"
+        let since = Int(time(nil)) - 1
         let tagged = try box.docker(["tag", box.image, remote])
         #expect(tagged.status == .exited(0), "\(tagged.stderrText)")
         let ids = try box.docker(["images", "--format", "{{.ID}}", "--no-trunc"])
@@ -265,6 +266,13 @@ final class DockerObjectCLITests {
         #expect(loaded.stdoutText.contains("Loaded image: \(remote)"), "\(loaded.stdoutText)")
         let ran = try box.docker(["run", "--rm", "--network", "none", remote, "echo", "loaded"])
         #expect(ran.stdoutText == "loaded\n", "\(ran.stderrText)")
+
+        // Each step was an image event, in order.
+        let until = Int(time(nil)) + 1
+        while Int(time(nil)) <= until { usleep(100_000) }
+        let events = try box.docker(["events", "--since", String(since), "--until", String(until), "--filter", "type=image",
+                                     "--format", "{{.Action}}"])
+        #expect(lines(events) == ["tag", "push", "push", "untag", "pull", "save", "untag", "load"], "\(events.stdoutText)")
 
     }
 
