@@ -301,6 +301,14 @@ final class DockerObjectCLITests {
         #expect(all.stdoutText.contains("untagged: test/spare:1"), "\(all.stdoutText)")
         #expect(lines(try box.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"])) == [box.image])
 
+        // The last name gone, the image is deleted, its layer with it.
+        #expect(try box.docker(["rm", "user"]).status == .exited(0))
+        let deleted = try box.docker(["rmi", box.image])
+        #expect(deleted.status == .exited(0), "\(deleted.stderrText)")
+        let reported = lines(deleted)
+        #expect(reported.first == "Untagged: \(box.image)" && reported.contains("Deleted: \(id)") && reported.count >= 3, "\(deleted.stdoutText)")
+        #expect(try box.docker(["images", "-q"]).stdoutText.isEmpty)
+
         let search = try box.docker(["search", "busybox"])
         #expect(search.status != .exited(0))
         #expect(search.stderrText.contains("index.docker.io"), "\(search.stderrText)")
