@@ -74,7 +74,20 @@ public final class DockerAPI: Sendable {
         case "exec":
             if try routeExec(method, Array(parts.dropFirst()), request, response) { return }
         case "images":
-            if try routeImages(method, Array(parts.dropFirst()), request, response) { return }
+            let rest = Array(parts.dropFirst())
+            if try routeImages(method, rest, request, response) || routeImageManagement(method, rest, request, response) { return }
+        case "networks":
+            if try routeNetworks(method, Array(parts.dropFirst()), request, response) { return }
+        case "volumes":
+            if try routeVolumes(method, Array(parts.dropFirst()), request, response) { return }
+        case "events" where parts.count == 1 && method == .GET:
+            return try events(request, response)
+        case "system" where parts == ["system", "df"] && method == .GET:
+            return try diskUsage(request, response)
+        case "auth" where parts.count == 1 && method == .POST:
+            return try login(request, response)
+        case "distribution" where method == .GET && parts.count >= 3 && parts.last == "json":
+            return try distributionInspect(parts.dropFirst().dropLast().joined(separator: "/"), request, response)
         case "build" where method == .POST:
             throw DockerAPIError.notImplemented("building images is not supported by Berth yet")
         case "session" where method == .POST:

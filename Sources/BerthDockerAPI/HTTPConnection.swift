@@ -106,6 +106,13 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Larger bodies are refused (413) and the connection closed: nothing the API takes as a whole
     /// document comes near it.
     static let maximumBody = 16 << 20
+    /// `POST /images/load` carries a whole image archive (still read whole, as every body here).
+    static let maximumArchiveBody = 2 << 30
+
+    static func maximumBody(for uri: String) -> Int {
+        let path = uri.split(separator: "?", maxSplits: 1).first ?? ""
+        return path.hasSuffix("/images/load") ? maximumArchiveBody : maximumBody
+    }
 
     static let decoderName = "docker-api-http-decoder"
     static let encoderName = "docker-api-http-encoder"
@@ -114,6 +121,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     private var tooLarge = false
+    private var limit = HTTPConnectionHandler.maximumBody
     private var waiting: [(HTTPRequestHead, ByteBuffer?)] = []
     private var busy = false
     private var inputClosed = false
@@ -128,11 +136,12 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             head = h
             body = nil
             // Refused at once on its announced length: the client need not send it all first.
-            if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > Self.maximumBody {
+            limit = Self.maximumBody(for: h.uri)
+            if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 refuseTooLarge(context, h)
             }
         case .body(var chunk):
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > Self.maximumBody {
+            if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 refuseTooLarge(context, head ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"))
             } else if body == nil {
                 body = chunk
@@ -154,7 +163,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         body = nil
         self.head = nil
         guard !busy else { return context.close(promise: nil) }
-        refuse(context, head, DockerAPIError(.payloadTooLarge, "request body larger than \(Self.maximumBody) bytes"))
+        refuse(context, head, DockerAPIError(.payloadTooLarge, "request body larger than \(limit) bytes"))
     }
 
     /// A malformed request line or header: docker's 400, then the connection closes (the decoder

@@ -29,7 +29,7 @@ extension DockerAPI {
         return groups.map { ($0.key, $0.value) }.sorted { $0.records[0].stored > $1.records[0].stored }
     }
 
-    private func config(_ record: ImageRecord) -> ImageConfig? {
+    func config(_ record: ImageRecord) -> ImageConfig? {
         guard let bytes = try? engine.images.store.readBlob(record.config.digest) else { return nil }
         return try? JSONDecoder().decode(ImageConfig.self, from: Data(bytes))
     }
@@ -117,7 +117,10 @@ extension DockerAPI {
         }
         let before = engine.images.store.image(reference.description)?.manifestDigest
         let stream = PullStream(response: response)
-        let service = engine.images
+        // Credentials from X-Registry-Auth, when the client sent some.
+        let registry = try registryService(request)
+        defer { registry.release() }
+        let service = registry.images
         let record: ImageRecord
         do {
             record = try BlockingThread.await { try await service.pull(reference, platform: platform, progress: { stream.event($0, reference) }) }
@@ -126,7 +129,7 @@ extension DockerAPI {
             if !stream.fail(api.message) { throw api }
             return response.finish()
         }
-        engine.events.append(type: "image", action: "pull", id: record.name, attributes: ["name": record.name])
+        imageManagement.pulled(record)
         stream.line(["status": "Digest: \(record.indexDigest ?? record.manifestDigest)"])
         let familiar = ImageNames.familiar(record.name)
         stream.line(["status": before == record.manifestDigest ? "Status: Image is up to date for \(familiar)"

@@ -220,7 +220,7 @@ public struct ContainerInspect: Encodable, Sendable {
             let parts = n.address.split(separator: "/")
             // A record from before per-network aliases: the configuration's were the first network's.
             let aliases = n.aliases ?? (n.interface == "eth0" ? c.networkAliases : [])
-            endpoints[n.network] = EndpointSection(NetworkID: n.networkID, EndpointID: String(record.id.prefix(32)) + n.networkID.prefix(32),
+            endpoints[n.network] = EndpointSection(NetworkID: n.networkID, EndpointID: n.endpointID(container: record.id),
                                                    Gateway: n.gateway, IPAddress: parts.first.map(String.init) ?? "",
                                                    IPPrefixLen: parts.count > 1 ? Int(parts[1]) ?? 0 : 0, MacAddress: n.macAddress,
                                                    Aliases: aliases.isEmpty ? nil : aliases)

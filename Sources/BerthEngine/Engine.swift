@@ -217,6 +217,7 @@ public final class Engine: Sendable {
             record.state.health = nil
             try save(record)
             networkEvents("connect", record, record.networks)
+            volumeMountEvents(record)
             events.container("start", record)
             return connection
         } catch {

@@ -15,7 +15,7 @@ extension Engine {
         try locked { () throws(EngineError) in
             var record = try lookup(reference)
             let found: Network
-            do { found = try networks.store.inspect(network) } catch { throw .network("\(error)") }
+            do throws(NetworkError) { found = try networks.store.inspect(network) } catch { throw Self.engineError(error) }
             try NetworkConnection.refuseRemoval(record)
             let path = layout.networkNamespace(record.id)
             // A container waiting out a restart back-off has no namespace now: it joins at that restart.

@@ -120,6 +120,41 @@ extension Engine {
         configuration.mounts.map { $0.type == .volume ? volumes.dataPath($0.source) : nil }
     }
 
+    /// Names of the volumes some container mounts, running or not: docker's "in use".
+    public func volumesInUse() -> Set<String> {
+        Set(list().flatMap { $0.configuration.mounts.filter { $0.type == .volume }.map(\.source) })
+    }
+
+    /// `volume rm`: refused while a container mounts it; with `force`, a volume that does not exist is
+    /// not an error (dockerd's purge-on-error).
+    public func removeVolume(_ name: String, force: Bool = false) throws(EngineError) {
+        do throws(EngineError) { try volumes.remove(name, usedBy: list()) } catch {
+            guard force, case .noSuchVolume = error else { throw error }
+        }
+    }
+
+    /// `volume prune`: the volumes no container mounts that `include` accepts — only anonymous ones
+    /// unless `all` (dockerd's rule since API 1.42). Returns each removed volume with its size.
+    public func pruneVolumes(all: Bool, where include: (VolumeRecord) -> Bool = { _ in true }) -> [(volume: VolumeRecord, bytes: Int64)] {
+        let containers = list()
+        let used = volumesInUse()
+        var removed: [(VolumeRecord, Int64)] = []
+        for volume in volumes.list() where !used.contains(volume.Name) && (all || volume.anonymous) && include(volume) {
+            let bytes = DiskUsage.bytes(volume.Mountpoint)
+            if (try? volumes.remove(volume.Name, usedBy: containers)) != nil { removed.append((volume, bytes)) }
+        }
+        return removed
+    }
+
+    /// `volume mount` events for a start, one per volume, as dockerd writes them.
+    func volumeMountEvents(_ record: ContainerRecord) {
+        for mount in record.configuration.mounts where mount.type == .volume {
+            events.append(type: "volume", action: "mount", id: mount.source,
+                          attributes: ["container": record.id, "destination": mount.target, "driver": "local",
+                                       "propagation": mount.propagation ?? "", "read/write": mount.readOnly ? "false" : "true"])
+        }
+    }
+
     /// Removes the container's anonymous volumes (`rm -v`, `--rm`).
     func removeAnonymousVolumes(of record: ContainerRecord) {
         let store = volumes

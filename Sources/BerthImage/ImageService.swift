@@ -191,32 +191,41 @@ public actor ImageService {
 
     // MARK: Push
 
-    /// Pushes a stored image to `destination` (by default its own name): blobs the registry lacks, then
-    /// the manifest under the destination's tag.
+    /// Pushes a stored image to `destination` (by default its own name), each step as a line of text.
     public func push(_ name: String, to destination: Reference? = nil, progress: (@Sendable (String) -> Void)? = nil) async throws(ImageError) {
+        try await push(name, to: destination, events: { event in
+            if case .started = event { return }
+            progress?(event.description)
+        })
+    }
+
+    /// Pushes a stored image to `destination` (by default its own name): blobs the registry lacks, then
+    /// the manifest under the destination's tag, reporting each step as it happens.
+    public func push(_ name: String, to destination: Reference? = nil, events: @escaping @Sendable (PushEvent) -> Void) async throws(ImageError) {
         guard let record = store.lookup(name) else { throw .notFound("image \(name)") }
         let target: Reference
         if let destination { target = destination } else { target = try Reference(parsing: record.name) }
         do {
+            events(.started(target, layers: record.layers.map(\.digest)))
             for blob in record.layers + [record.config] {
                 if try await registry.blobExists(target, blob.digest) {
-                    progress?("\(blob.digest.shortID): already exists")
+                    events(.blobExists(blob.digest))
                     continue
                 }
                 if let source = try? Reference(parsing: record.name), source.registry == target.registry,
                    source.repository != target.repository,
                    try await registry.mountBlob(target, digest: blob.digest, from: source.repository) {
-                    progress?("\(blob.digest.shortID): mounted from \(source.repository)")
+                    events(.blobMounted(blob.digest, from: source.repository))
                     continue
                 }
                 guard let size = store.blobSize(blob.digest) else { throw ImageError.notFound("blob \(blob.digest)") }
                 try await registry.pushBlob(target, digest: blob.digest, file: store.blobPath(blob.digest), size: size)
-                progress?("\(blob.digest.shortID): pushed \(size) bytes")
+                events(.blobPushed(blob.digest, size: size))
             }
             let manifest = try store.readBlob(record.manifestDigest)
             try await registry.pushManifest(target, tag: target.tag ?? target.digest?.description ?? "latest",
                                             bytes: manifest, mediaType: record.manifestMediaType)
-            progress?("\(target): digest: \(record.manifestDigest) size: \(manifest.count)")
+            events(.manifestPushed(target, digest: record.manifestDigest, size: manifest.count))
         } catch {
             throw .pushing(target.description, ImageError.wrap(error).cause)
         }

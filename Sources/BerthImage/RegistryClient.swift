@@ -184,7 +184,7 @@ public final class RegistryClient: Sendable {
         return options.retryBaseDelay * factor + .milliseconds(Int.random(in: 0...50))
     }
 
-    private func describe(_ error: any Error) -> String {
+    func describe(_ error: any Error) -> String {
         if let e = error as? HTTPClientError {
             if e == .readTimeout || e == .deadlineExceeded { return "registry did not answer in time (\(e))" }
             if e == .connectTimeout { return "connection timed out" }
@@ -194,8 +194,9 @@ public final class RegistryClient: Sendable {
     }
 
     /// Answers a challenge: Basic with the stored credentials, or a Bearer token from the realm.
-    private func authorize(_ challenge: AuthChallenge, registry: String, scope: String) async throws(ImageError) -> String {
-        let credentials = options.credentials.credentials(for: registry)
+    func authorize(_ challenge: AuthChallenge, registry: String, scope: String?,
+                   credentials given: Credentials? = nil) async throws(ImageError) -> String {
+        let credentials = given ?? options.credentials.credentials(for: registry)
         switch challenge.scheme {
         case "basic":
             guard let credentials else { throw .authentication("\(registry) requires a user name and password (none in config.json)") }
@@ -204,7 +205,7 @@ public final class RegistryClient: Sendable {
             guard let realm = challenge.parameters["realm"] else { throw .authentication("Bearer challenge without realm from \(registry)") }
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + percentEncode(service)) }
-            query.append("scope=" + percentEncode(challenge.parameters["scope"] ?? scope))
+            if let scope = challenge.parameters["scope"] ?? scope { query.append("scope=" + percentEncode(scope)) }
             let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
             var request = HTTPClientRequest(url: url)
             if let credentials { request.headers.add(name: "Authorization", value: credentials.basicHeader) }
@@ -370,10 +371,11 @@ public final class RegistryClient: Sendable {
         if try await blobExists(reference, digest) { return }
         let start = "\(baseURL(reference))/blobs/uploads/"
         let response = try await send(.POST, start, reference: reference, push: true)
-        _ = try? await response.body.collect(upTo: 1 << 20)
+        // The body is read once: by failure() for its message, else here (an async body has one reader).
         guard response.status == .accepted, let location = response.headers.first(name: "Location") else {
             throw await failure(response, start)
         }
+        _ = try? await response.body.collect(upTo: 1 << 20)
         var url = location
         if url.hasPrefix("/") {
             url = "\(options.isInsecure(reference.registry) ? "http" : "https")://\(reference.endpointHost)\(location)"

@@ -118,9 +118,3 @@ extension Duration {
     /// The duration in seconds, for the rates the verbs print.
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
-
-/// An image event in the engine's event log (`berth events --filter type=image`), as dockerd reports
-/// pull, tag, untag, delete, load and save.
-func imageEvent(_ service: ImageService, _ action: String, _ name: String) {
-    EventLog(layout: EngineLayout(root: service.store.root)).append(type: "image", action: action, id: name, attributes: ["name": name])
-}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthEngine
 import BerthImage
 import Synchronization
 #if canImport(Glibc)
@@ -24,7 +25,7 @@ struct ImagePull: AsyncParsableCommand {
         let start = ContinuousClock.now
         let record = try await withImageService(options) { service in
             let pulled = try await service.pull(reference, platform: platform, progress: { renderer.handle($0) })
-            imageEvent(service, "pull", pulled.name)
+            ImageManagement(service).pulled(pulled)
             return pulled
         }
         renderer.finish()

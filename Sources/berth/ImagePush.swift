@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthEngine
 import BerthImage
 
 /// `berth push IMAGE [DESTINATION]`.
@@ -12,7 +13,10 @@ struct ImagePush: AsyncParsableCommand {
     func run() async throws {
         try await withImageService(options) { service in
             let target = try destination.map { try Reference(parsing: $0) }
-            try await service.push(image, to: target, progress: { print($0) })
+            try await ImageManagement(service).push(image, to: target, events: { event in
+                if case .started = event { return }
+                print(event)
+            })
         }
     }
 }

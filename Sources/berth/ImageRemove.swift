@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthEngine
 import BerthImage
 
 /// `berth rmi IMAGE…`: removes names; unreferenced content goes at once (docker's behaviour) unless --no-prune.
@@ -13,16 +14,14 @@ struct ImageRemove: AsyncParsableCommand {
 
     func run() async throws {
         try await withImageService(options) { service in
+            let management = ImageManagement(service)
             for image in images {
-                guard let record = service.store.lookup(image) else { throw ImageError.notFound("image \(image)") }
-                try await service.remove(image)
-                imageEvent(service, "untag", record.name)
-                print("Untagged: \(record.name)")
-            }
-            if !noPrune {
-                let result = try service.store.collectGarbage()
-                for blob in result.removedBlobs { print("Deleted: \(blob)") }
-                if !result.removedBlobs.isEmpty { imageEvent(service, "delete", images.joined(separator: ",")) }
+                for removal in try await management.remove(image, force: false, prune: !noPrune) {
+                    switch removal {
+                    case .untagged(let name): print("Untagged: \(name)")
+                    case .deleted(let id): print("Deleted: \(id)")
+                    }
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthEngine
 import BerthImage
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,7 @@ struct ImageSave: AsyncParsableCommand {
                 throw ValidationError("refusing to write an archive to a terminal; use -o FILE")
             }
             defer { if fd != 1 { close(fd) } }
-            try service.save(images, to: fd)
+            try ImageManagement(service).save(images, to: fd)
         }
     }
 }
@@ -40,7 +41,7 @@ struct ImageLoad: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Archive file or OCI layout directory.") var input: String
 
     func run() async throws {
-        let records = try await withImageService(options) { try await $0.load(from: input) }
+        let records = try await withImageService(options) { try await ImageManagement($0).load(from: input) }
         for r in records { print("Loaded image: \(r.name)") }
     }
 }
@@ -55,8 +56,7 @@ struct ImageTag: AsyncParsableCommand {
 
     func run() async throws {
         try await withImageService(options) { service in
-            try await service.tag(source, target)
-            imageEvent(service, "tag", target)
+            try await ImageManagement(service).tag(source, target)
         }
     }
 }

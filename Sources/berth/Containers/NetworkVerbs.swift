@@ -10,14 +10,6 @@ struct NetworkGroup: AsyncParsableCommand {
                       NetworkConnect.self, NetworkDisconnect.self])
 }
 
-/// Containers attached to (or configured for) a network.
-func containersUsing(_ network: Network, _ engine: Engine) -> [ContainerRecord] {
-    engine.list().filter { r in
-        r.networks.contains { $0.networkID == network.id }
-            || (!r.state.running && (r.configuration.networkMode == network.name || r.configuration.additionalNetworks.contains(network.name)))
-    }
-}
-
 struct NetworkCreate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a network.")
     @OptionGroup var options: ImageOptions
@@ -36,11 +28,7 @@ struct NetworkCreate: AsyncParsableCommand {
             labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         let created = try await withEngine(options) { engine in
-            do {
-                let network = try engine.networks.store.create(name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels)
-                engine.events.append(type: "network", action: "create", id: network.id, attributes: ["name": network.name, "type": network.driver])
-                return network
-            } catch { throw EngineError.network("\(error)") }
+            try engine.createNetwork(name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels)
         }
         print(created.id)
     }
@@ -104,10 +92,8 @@ struct NetworkInspect: AsyncParsableCommand {
             for name in names {
                 guard let n = try? engine.networks.store.inspect(name) else { missing.append(name); continue }
                 var containers: [String: Shown.Endpoint] = [:]
-                for r in engine.list() {
-                    for a in r.networks where a.networkID == n.id {
-                        containers[r.id] = Shown.Endpoint(Name: r.name, EndpointID: String((r.id + n.id).prefix(64)), MacAddress: a.macAddress, IPv4Address: a.address)
-                    }
+                for (r, a) in engine.endpoints(on: n) {
+                    containers[r.id] = Shown.Endpoint(Name: r.name, EndpointID: a.endpointID(container: r.id), MacAddress: a.macAddress, IPv4Address: a.address)
                 }
                 shown.append(Shown(Name: n.name, Id: n.id, Created: n.created, Scope: n.scope, Driver: n.driver,
                                    IPAM: .init(Config: n.subnet.map { [.init(Subnet: $0, Gateway: n.gateway ?? "")] } ?? []),
@@ -130,17 +116,9 @@ struct NetworkRemove: AsyncParsableCommand {
 
     func run() async throws {
         try await forEachName(options, names) { engine, name in
-            let network: Network
-            do { network = try engine.networks.store.inspect(name) } catch {
-                if force { return }
-                throw EngineError.network("\(error)")
+            do throws(EngineError) { try engine.removeNetwork(name) } catch {
+                guard force, case .noSuchNetwork = error else { throw error }
             }
-            let users = containersUsing(network, engine)
-            if !users.isEmpty {
-                throw EngineError.conflict("error while removing network: network \(network.name) id \(network.id) has active endpoints")
-            }
-            do { _ = try engine.networks.store.remove(name) } catch { throw EngineError.network("\(error)") }
-            engine.events.append(type: "network", action: "destroy", id: network.id, attributes: ["name": network.name, "type": network.driver])
         }
     }
 }
@@ -151,13 +129,7 @@ struct NetworkPrune: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
 
     func run() async throws {
-        let removed: [String] = try await withEngine(options) { engine in
-            var removed: [String] = []
-            for network in (try? engine.networks.store.list()) ?? [] where !Network.predefinedNames.contains(network.name) && network.configFile == nil {
-                if containersUsing(network, engine).isEmpty, (try? engine.networks.store.remove(network.name)) != nil { removed.append(network.name) }
-            }
-            return removed
-        }
+        let removed = try await withEngine(options) { engine in engine.pruneNetworks().map(\.name) }
         if !removed.isEmpty { print("Deleted Networks:"); for name in removed { print(name) } }
     }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import BerthEngine
 import BerthImage
-import BerthNetwork
 import BerthOS
 import Foundation
 #if canImport(Glibc)
@@ -87,12 +86,6 @@ struct SystemInfoCommand: AsyncParsableCommand {
     }
 }
 
-/// Disk space a directory tree takes (st_blocks, hard links counted once), as `du -s` in bytes.
-func diskUsage(_ path: String) -> Int64 {
-    let output = try? ChildProcess.run("/usr/bin/du", arguments: ["du", "-s", "-B1", "--", path], environment: ["PATH=/usr/bin:/bin"])
-    return output.flatMap { Int64($0.stdoutText.split(separator: "\t").first ?? "") } ?? 0
-}
-
 /// `berth system restore`: what the engine does anyway on its first command after a boot (records the
 /// containers the reboot stopped, restarts those whose policy says so; see BerthEngine.BootRecovery),
 /// run by packaging/systemd/berth-restore.service at boot so `always` containers do not wait for a user.
@@ -110,29 +103,26 @@ struct SystemDiskUsage: AsyncParsableCommand {
     @OptionGroup var options: ImageOptions
 
     func run() async throws {
-        let rows: [[String]] = try await withEngine(options) { engine in
-            let containers = engine.list()
-            let images = engine.images.store.images()
-            let usedImages = Set(containers.map(\.imageName))
-            let imageBytes = images.reduce(Int64(0)) { $0 + $1.size }
-            let unusedImageBytes = images.filter { !usedImages.contains($0.name) }.reduce(Int64(0)) { $0 + $1.size }
-            let containerBytes = containers.map { diskUsage(engine.layout.container($0.id) + "/upper") }
-            let stoppedBytes = zip(containers, containerBytes).filter { !$0.0.state.running }.reduce(Int64(0)) { $0 + $1.1 }
-            let volumes = engine.volumes.list()
-            let usedVolumes = Set(containers.flatMap { $0.configuration.mounts.filter { $0.type == .volume }.map(\.source) })
-            let volumeBytes = volumes.map { diskUsage($0.Mountpoint) }
-            let unusedVolumeBytes = zip(volumes, volumeBytes).filter { !usedVolumes.contains($0.0.Name) }.reduce(Int64(0)) { $0 + $1.1 }
-            func reclaim(_ part: Int64, _ whole: Int64) -> String {
-                whole == 0 ? "0B" : "\(humanSize(part)) (\(Int((Double(part) / Double(whole) * 100).rounded()))%)"
-            }
-            return [["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-                    ["Images", String(images.count), String(usedImages.count), humanSize(imageBytes), reclaim(unusedImageBytes, imageBytes)],
-                    ["Containers", String(containers.count), String(containers.filter { $0.state.running }.count),
-                     humanSize(containerBytes.reduce(0, +)), reclaim(stoppedBytes, containerBytes.reduce(0, +))],
-                    ["Local Volumes", String(volumes.count), String(volumes.filter { usedVolumes.contains($0.Name) }.count),
-                     humanSize(volumeBytes.reduce(0, +)), reclaim(unusedVolumeBytes, volumeBytes.reduce(0, +))],
-                    ["Build Cache", "0", "0", "0B", "0B"]]
+        let usage = try await withEngine(options) { engine in engine.diskUsage() }
+        func reclaim(_ part: Int64, _ whole: Int64) -> String {
+            whole == 0 ? "0B" : "\(humanSize(part)) (\(Int((Double(part) / Double(whole) * 100).rounded()))%)"
         }
+        let imageBytes = usage.images.reduce(Int64(0)) { $0 + $1.size }
+        let unusedImageBytes = usage.images.filter { $0.containers == 0 }.reduce(Int64(0)) { $0 + $1.size }
+        let containerBytes = usage.containers.reduce(Int64(0)) { $0 + $1.size }
+        let stoppedBytes = usage.containers.filter { !$0.record.state.running }.reduce(Int64(0)) { $0 + $1.size }
+        let volumeBytes = usage.volumes.reduce(Int64(0)) { $0 + $1.size }
+        let unusedVolumeBytes = usage.volumes.filter { $0.containers == 0 }.reduce(Int64(0)) { $0 + $1.size }
+        let header = ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        let imageRow = ["Images", String(usage.images.count), String(usage.images.filter { $0.containers > 0 }.count),
+                        humanSize(imageBytes), reclaim(unusedImageBytes, imageBytes)]
+        let running = usage.containers.filter { $0.record.state.running }.count
+        let containerRow = ["Containers", String(usage.containers.count), String(running), humanSize(containerBytes),
+                            reclaim(stoppedBytes, containerBytes)]
+        let mounted = usage.volumes.filter { $0.containers > 0 }.count
+        let volumeRow = ["Local Volumes", String(usage.volumes.count), String(mounted), humanSize(volumeBytes),
+                         reclaim(unusedVolumeBytes, volumeBytes)]
+        let rows: [[String]] = [header, imageRow, containerRow, volumeRow, ["Build Cache", "0", "0", "0B", "0B"]]
         printTable(rows)
     }
 }
@@ -177,19 +167,11 @@ struct SystemPrune: AsyncParsableCommand {
             var lines: [String] = []
             let containers = pruneContainers(engine)
             if !containers.isEmpty { lines += ["Deleted Containers:"] + containers + [""] }
-            var networks: [String] = []
+            let networks = engine.pruneNetworks().map(\.name)
             let remaining = engine.list()
-            for network in (try? engine.networks.store.list()) ?? [] where !Network.predefinedNames.contains(network.name) && network.configFile == nil {
-                let used = remaining.contains { r in r.configuration.networkMode == network.name || r.configuration.additionalNetworks.contains(network.name) }
-                if !used, (try? engine.networks.store.remove(network.name)) != nil { networks.append(network.name) }
-            }
             if !networks.isEmpty { lines += ["Deleted Networks:"] + networks + [""] }
             if volumes {
-                var removed: [String] = []
-                let used = Set(remaining.flatMap { $0.configuration.mounts.filter { $0.type == .volume }.map(\.source) })
-                for volume in engine.volumes.list() where volume.anonymous && !used.contains(volume.Name) {
-                    if (try? engine.volumes.remove(volume.Name, usedBy: remaining)) != nil { removed.append(volume.Name) }
-                }
+                let removed = engine.pruneVolumes(all: false).map(\.volume.Name)
                 if !removed.isEmpty { lines += ["Deleted Volumes:"] + removed + [""] }
             }
             if all {

@@ -35,8 +35,7 @@ struct VolumeList: AsyncParsableCommand {
     @Option(help: "Format output: table, json, or {{.Name}} templates.") var format: String?
 
     func run() async throws {
-        let (volumes, containers) = try await withEngine(options) { engine in (engine.volumes.list(), engine.list()) }
-        let used = Set(containers.flatMap { $0.configuration.mounts.filter { $0.type == .volume }.map(\.source) })
+        let (volumes, used) = try await withEngine(options) { engine in (engine.volumes.list(), engine.volumesInUse()) }
         var selected = volumes
         for f in filter {
             let parts = f.split(separator: "=", maxSplits: 1).map(String.init)
@@ -89,7 +88,7 @@ struct VolumeRemove: AsyncParsableCommand {
 
     func run() async throws {
         try await forEachName(options, names) { engine, name in
-            do { try engine.volumes.remove(name, usedBy: engine.list()) } catch EngineError.noSuchVolume where force {}
+            try engine.removeVolume(name, force: force)
         }
     }
 }
@@ -101,16 +100,8 @@ struct VolumePrune: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Do not prompt for confirmation.") var force = false
 
     func run() async throws {
-        let removed: [String] = try await withEngine(options) { engine in
-            let containers = engine.list()
-            let used = Set(containers.flatMap { $0.configuration.mounts.filter { $0.type == .volume }.map(\.source) })
-            var removed: [String] = []
-            for volume in engine.volumes.list() where !used.contains(volume.Name) && (all || volume.anonymous) {
-                if (try? engine.volumes.remove(volume.Name, usedBy: containers)) != nil { removed.append(volume.Name) }
-            }
-            return removed
-        }
-        if !removed.isEmpty { print("Deleted Volumes:"); for name in removed { print(name) }; print("") }
-        print("Total reclaimed space: 0B")
+        let removed = try await withEngine(options) { engine in engine.pruneVolumes(all: all) }
+        if !removed.isEmpty { print("Deleted Volumes:"); for entry in removed { print(entry.volume.Name) }; print("") }
+        print("Total reclaimed space: \(humanSize(removed.reduce(0) { $0 + $1.bytes }))")
     }
 }
