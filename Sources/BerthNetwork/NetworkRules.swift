@@ -12,10 +12,12 @@ import BerthOS
 /// - filter FORWARD: what comes from the bridge, and replies going to it, are accepted even where
 ///   FORWARD's policy drops (an internal network only accepts traffic between its own containers).
 ///
-/// Each rule carries the comment `berth-network-<id>`; a marker file with the boot ID says they are in
-/// place, so a container's start checks a file, not the firewall.
+/// Each rule carries the comment `berth-network-<bridge>`; a marker file with the boot ID says they are
+/// in place, so a container's start checks a file, not the firewall. The comment names the bridge, not
+/// the network's ID: every data root has its own default network, all on the one `berth0`, and rules
+/// tagged by ID were added again by each root (hundreds of copies after a few test runs).
 enum NetworkRules {
-    static func comment(_ network: Network) -> String { "berth-network-\(network.id.prefix(12))" }
+    static func comment(_ network: Network) -> String { "berth-network-\(network.bridge ?? String(network.id.prefix(12)))" }
 
     static func rules(_ network: Network) -> [(table: String, chain: String, spec: [String])] {
         guard let bridge = network.bridge, let subnet = network.subnet else { return [] }

@@ -74,7 +74,11 @@ import Testing
         let rules = NetworkRules.rules(network)
         #expect(rules.map(\.table) == ["nat", "filter", "filter"])
         #expect(rules[0].spec.prefix(6) == ["-s", "10.90.4.0/24", "!", "-o", "br-cdcdcdcdcdcd", "-j"])
-        #expect(rules.allSatisfy { $0.spec.contains("berth-network-cdcdcdcdcdcd") })
+        #expect(rules.allSatisfy { $0.spec.contains("berth-network-br-cdcdcdcdcdcd") })
+        // Every data root's default network is on berth0: one set of rules for all, not one per root.
+        let defaults = ["ab", "ef"].map { Network(name: "bridge", id: String(repeating: $0, count: 32), driver: "bridge", subnet: "10.89.0.0/16",
+                                                   gateway: "10.89.0.1", bridge: "berth0", created: "") }
+        #expect(NetworkRules.rules(defaults[0]).map(\.spec) == NetworkRules.rules(defaults[1]).map(\.spec))
         var closed = network
         closed.internal = true
         // No way out for an internal network: no masquerade, forwarding only between its own containers.

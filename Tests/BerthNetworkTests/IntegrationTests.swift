@@ -278,7 +278,7 @@ struct NetworkIntegrationTests {
         try bed.manager.detach(containerID: id, netnsPath: path)
         #expect(bed.manager.cni.cachedEntries(containerID: id).isEmpty)
         // The network's own NAT and forwarding rules are in place (once, not per container)…
-        let tag = "berth-network-\(second.id.prefix(12))"
+        let tag = "berth-network-\(try #require(second.bridge)) "
         #expect(try run(["iptables-save", "-t", "nat"]).output.contains(tag))
         #expect(try run(["iptables-save", "-t", "filter"]).output.components(separatedBy: tag).count - 1 == 2)
         // …and removing a network removes them with its bridge device.
