@@ -52,11 +52,17 @@ extension DockerAPI {
         if record.configuration.readonlyRootfs && !record.configuration.mounts.contains(where: { path.hasPrefix($0.target) }) {
             throw DockerAPIError(.forbidden, "container rootfs is marked read-only")
         }
-        let tarFile = engine.layout.run + "/put-archive-\(ContainerNames.randomID().prefix(16)).tar"
+        // The connection wrote the body to a file as it came (any size); a body read whole (a
+        // request built in-process) is written out the same way.
+        let tarFile: String
+        if let upload = request.upload {
+            tarFile = upload
+        } else {
+            let spooled = try makeUploadFile()
+            tarFile = spooled.path
+            try spooled.file.write(request.body)
+        }
         defer { unlink(tarFile) }
-        let spool = try FileDescriptor.open(tarFile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600)
-        try spool.write(request.body)
-        spool.close()
         try copy.extractArchive(record.id, archive: tarFile, into: path, keepOwners: request.flag("copyUIDGID"),
                                 noOverwriteDirNonDir: request.flag("noOverwriteDirNonDir"))
         response.send(.ok)

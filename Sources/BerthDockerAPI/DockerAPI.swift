@@ -1,4 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import BerthEngine
+import BerthOS
 import Logging
 import NIOHTTP1
 
@@ -185,4 +189,21 @@ struct APIVersion: Comparable {
         self.minor = minor
     }
     static func < (a: APIVersion, b: APIVersion) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
+}
+
+extension DockerAPI {
+    /// A path for a whole archive under the data root (not the run directory, often a small tmpfs).
+    func temporaryFile(_ hint: String) throws -> String {
+        let directory = engine.layout.root + "/tmp"
+        do { try FileSystem.makeDirectories(directory, mode: 0o700) } catch {
+            throw DockerAPIError(.internalServerError, "creating \(directory): \(error)")
+        }
+        return engine.images.store.temporaryPath("api-" + hint, in: directory)
+    }
+
+    /// A new file for an upload's body, readable by root only.
+    func makeUploadFile() throws -> (path: String, file: BerthOS.FileDescriptor) {
+        let path = try temporaryFile("upload")
+        return (path, try BerthOS.FileDescriptor.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode: 0o600))
+    }
 }

@@ -7,8 +7,8 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// One request, read whole: the Docker API's bodies are small JSON documents (streamed uploads —
-/// `docker cp`, `load` — are not served yet).
+/// One request, read whole: the Docker API's bodies are small JSON documents, except the uploads
+/// (`docker cp` into a container, `docker load`), which arrive in a file instead.
 public struct APIRequest: Sendable {
     public var method: HTTPMethod
     /// The path as sent, without the query, percent-decoded.
@@ -16,6 +16,9 @@ public struct APIRequest: Sendable {
     public var query: [String: [String]]
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// An upload's body, written to this file as it arrived (``HTTPConnectionHandler/isUpload(_:)``);
+    /// the handler removes it when done.
+    public var upload: String?
     /// The client asked to take the connection over (`Connection: Upgrade`, `Upgrade: tcp`).
     public var wantsUpgrade: Bool
 
@@ -104,14 +107,14 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPServerResponsePart
 
     /// Larger bodies are refused (413) and the connection closed: nothing the API takes as a whole
-    /// document comes near it.
+    /// document comes near it. Uploads have no limit but the disk's.
     static let maximumBody = 16 << 20
-    /// `POST /images/load` carries a whole image archive (still read whole, as every body here).
-    static let maximumArchiveBody = 2 << 30
 
-    static func maximumBody(for uri: String) -> Int {
-        let path = uri.split(separator: "?", maxSplits: 1).first ?? ""
-        return path.hasSuffix("/images/load") ? maximumArchiveBody : maximumBody
+    /// A tar archive sent as the body (`PUT /containers/{id}/archive`, `POST /images/load`): written to
+    /// a file under the data root as it arrives, never held in memory, whatever its size.
+    static func isUpload(_ head: HTTPRequestHead) -> Bool {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
+        return head.method == .PUT && path.hasSuffix("/archive") || head.method == .POST && path.hasSuffix("/images/load")
     }
 
     static let decoderName = "docker-api-http-decoder"
@@ -122,7 +125,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var body: ByteBuffer?
     private var tooLarge = false
     private var limit = HTTPConnectionHandler.maximumBody
-    private var waiting: [(HTTPRequestHead, ByteBuffer?)] = []
+    /// The upload being received: its file, open for writing.
+    private var upload: (path: String, file: BerthOS.FileDescriptor)?
+    private var waiting: [(HTTPRequestHead, ByteBuffer?, String?)] = []
     private var busy = false
     private var inputClosed = false
     private var current: Cancellation?
@@ -135,13 +140,32 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .head(let h):
             head = h
             body = nil
+            if Self.isUpload(h) {
+                do {
+                    upload = try api.makeUploadFile()
+                } catch {
+                    refuse(context, h, DockerAPIError(.internalServerError, "cannot store the request body: \(error)"))
+                    tooLarge = true
+                }
+                return
+            }
             // Refused at once on its announced length: the client need not send it all first.
-            limit = Self.maximumBody(for: h.uri)
+            limit = Self.maximumBody
             if let length = h.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 refuseTooLarge(context, h)
             }
         case .body(var chunk):
-            if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
+            if let upload {
+                // Written on the event loop: to the page cache, one chunk (≤ 64 KiB) at a time.
+                do {
+                    try chunk.withUnsafeReadableBytes { raw in try upload.file.write(UnsafeRawBufferPointer(raw)) }
+                } catch {
+                    discardUpload()
+                    tooLarge = true
+                    refuse(context, head ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"),
+                           DockerAPIError(.internalServerError, "cannot store the request body: \(error)"))
+                }
+            } else if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 refuseTooLarge(context, head ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"))
             } else if body == nil {
                 body = chunk
@@ -151,7 +175,10 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .end:
             guard let h = head else { return }
             head = nil
-            waiting.append((h, body))
+            let uploaded = upload?.path
+            upload?.file.close()
+            upload = nil
+            waiting.append((h, body, uploaded))
             body = nil
             startNext(context)
         }
@@ -192,10 +219,11 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func startNext(_ context: ChannelHandlerContext) {
         guard !busy, !waiting.isEmpty else { return }
-        let (head, body) = waiting.removeFirst()
+        let (head, body, uploaded) = waiting.removeFirst()
         busy = true
         var request = APIRequest(method: head.method, uri: head.uri, headers: head.headers,
                                  body: body.map { Array($0.readableBytesView) } ?? [])
+        request.upload = uploaded
         if head.version.major == 1 && head.version.minor == 0 { request.wantsUpgrade = false }
         let cancellation = Cancellation()
         current = cancellation
@@ -256,9 +284,20 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // The client went away: whatever serves its request (a wait, a followed log) stops.
+        // The client went away: whatever serves its request (a wait, a followed log) stops, and
+        // uploads no handler will take are removed.
         current?.cancel()
+        discardUpload()
+        for (_, _, uploaded) in waiting { if let uploaded { unlink(uploaded) } }
+        waiting = []
         context.fireChannelInactive()
+    }
+
+    private func discardUpload() {
+        guard let upload else { return }
+        upload.file.close()
+        unlink(upload.path)
+        self.upload = nil
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

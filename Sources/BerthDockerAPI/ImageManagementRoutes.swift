@@ -150,12 +150,19 @@ extension DockerAPI {
 
     /// `POST /images/load`: the body is an archive `docker save` (or `berth save`) made.
     func loadImages(_ request: APIRequest, _ response: ResponseWriter) throws {
-        guard !request.body.isEmpty else { throw DockerAPIError.badRequest("no archive in the request body") }
-        let path = try temporaryFile("load")
-        defer { unlink(path) }
-        do { try FileSystem.writeAtomically(path, request.body, mode: 0o600) } catch {
-            throw DockerAPIError(.internalServerError, "writing \(path): \(error)")
+        // The connection wrote the body to a file as it came (any size); a body read whole (a
+        // request built in-process) is written out the same way.
+        let path: String
+        if let upload = request.upload {
+            path = upload
+        } else {
+            let spooled = try makeUploadFile()
+            path = spooled.path
+            try spooled.file.write(request.body)
         }
+        defer { unlink(path) }
+        var size = stat()
+        guard stat(path, &size) == 0, size.st_size > 0 else { throw DockerAPIError.badRequest("no archive in the request body") }
         let management = imageManagement
         let records = try BlockingThread.await { try await management.load(from: path) }
         response.begin(contentType: "application/json")
@@ -165,14 +172,6 @@ extension DockerAPI {
         response.finish()
     }
 
-    /// A path for a whole archive under the data root (not the run directory, often a tmpfs).
-    private func temporaryFile(_ hint: String) throws -> String {
-        let directory = engine.layout.root + "/tmp"
-        do { try FileSystem.makeDirectories(directory, mode: 0o700) } catch {
-            throw DockerAPIError(.internalServerError, "creating \(directory): \(error)")
-        }
-        return engine.images.store.temporaryPath("api-" + hint, in: directory)
-    }
 
     // MARK: History, prune, search
 

@@ -160,6 +160,27 @@ final class DockerDaemonTests {
         #expect(try box.berthCLI(["ps", "-a", "-q"]).stdoutText.isEmpty)
     }
 
+    // MARK: Uploads
+
+    /// `docker cp` into a container sends a tar as the body: one larger than any JSON body limit
+    /// arrives whole (written to a file as it comes), and nothing of it is left behind.
+    @Test func aLargeCopyIntoAContainerArrivesWhole() throws {
+        #expect(try box.docker(["run", "-d", "--name", "receiver", "--network", "none", box.image, "sleep", "100"]).status == .exited(0))
+        let source = box.base + "/big.bin"
+        var bytes = [UInt8](repeating: 0, count: 40 << 20)
+        for i in stride(from: 0, to: bytes.count, by: 4096) { bytes[i] = UInt8(truncatingIfNeeded: i >> 12) }
+        try FileSystem.writeAtomically(source, bytes)
+        let copied = try box.docker(["cp", source, "receiver:/tmp/big.bin"])
+        #expect(copied.status == .exited(0), "\(copied.stderrText)")
+        let size = try box.docker(["exec", "receiver", "stat", "-c", "%s", "/tmp/big.bin"])
+        #expect(size.stdoutText.trimmed == String(40 << 20), "\(size.stderrText)")
+        let local = try ChildProcess.run("/usr/bin/md5sum", arguments: ["md5sum", source], environment: [standardPath])
+        let remote = try box.docker(["exec", "receiver", "md5sum", "/tmp/big.bin"])
+        #expect(remote.stdoutText.split(separator: " ").first == local.stdoutText.split(separator: " ").first)
+        let leftovers = (try? FileSystem.listDirectory(box.root + "/tmp")) ?? []
+        #expect(leftovers.filter { $0.contains("upload") }.isEmpty, "\(leftovers)")
+    }
+
     // MARK: SIGKILL under load
 
     /// Containers are their monitors', and the records are written before the API answers: a daemon
