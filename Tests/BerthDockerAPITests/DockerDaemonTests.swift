@@ -160,6 +160,79 @@ final class DockerDaemonTests {
         #expect(try box.berthCLI(["ps", "-a", "-q"]).stdoutText.isEmpty)
     }
 
+    // MARK: What a user types daily
+
+    /// `docker run -it --rm` on a terminal of its own (util-linux `script` gives the CLI a pty): the
+    /// shell reads what is typed, and the CLI exits with the container's status.
+    @Test(.enabled(if: FileSystem.exists("/usr/bin/script"), "needs script(1)"))
+    func runInteractivelyOnATerminal() throws {
+        guard let dockerCLI else { throw TestFailure("no docker CLI") }
+        let command = "\(dockerCLI) run -it --rm --network none \(box.image) sh"
+        let typed = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-qec", command, "/dev/null"],
+                                         environment: ["DOCKER_HOST=unix://\(box.socket)", "DOCKER_CONFIG=\(box.base)/docker-config",
+                                                       standardPath, "HOME=\(box.base)", "TERM=xterm"],
+                                         input: Array("echo hello-$((6*7))\nexit 5\n".utf8))
+        #expect(typed.status == .exited(5), "\(typed.stdoutText) \(typed.stderrText)")
+        #expect(typed.stdoutText.contains("hello-42"), "\(typed.stdoutText)")
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
+    }
+
+    /// `docker run -d -p … --name … --restart …`: a web server reached on the published port of the
+    /// host's loopback, its policy kept.
+    @Test func aDetachedServerIsReachedOnItsPublishedPort() throws {
+        let port = LocalRegistry.freePort()
+        let started = try box.docker(["run", "-d", "-p", "127.0.0.1:\(port):8080", "--name", "web", "--restart", "unless-stopped",
+                                      box.image, "sh", "-c", "echo served > /srv/index.html; exec httpd -f -p 8080 -h /srv"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        #expect(try box.docker(["port", "web"]).stdoutText.trimmed == "8080/tcp -> 127.0.0.1:\(port)")
+        #expect(try box.docker(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "web"]).stdoutText.trimmed == "unless-stopped")
+        guard let curl = ChildProcess.lookup("curl", path: "/usr/bin:/bin") else { throw TestFailure("no curl") }
+        var body = ""
+        #expect(try box.eventually(20) {
+            body = try ChildProcess.run(curl, arguments: ["curl", "-s", "http://127.0.0.1:\(port)/index.html"], environment: [standardPath]).stdoutText
+            return body == "served\n"
+        }, "\(body)")
+        // A second container cannot take the port: docker's message, and the first still serves.
+        let clash = try box.docker(["run", "-d", "-p", "127.0.0.1:\(port):8080", box.image, "sleep", "10"])
+        #expect(clash.status != .exited(0))
+        #expect(clash.stderrText.contains("port is already allocated"), "\(clash.stderrText)")
+        #expect(try box.docker(["rm", "-f", "web"]).status == .exited(0))
+    }
+
+    // MARK: Clients that vanish
+
+    /// Streaming requests (a followed log, events, stats, an attachment, a wait) each hold a thread of
+    /// the daemon: a client killed in the middle gives its thread back, and the daemon serves on.
+    @Test func clientsKilledMidStreamLeaveNoThreadBehind() throws {
+        #expect(try box.docker(["run", "-d", "--name", "chatty", "--network", "none", box.image,
+                                "sh", "-c", "while true; do echo tick; sleep 0.2; done"]).status == .exited(0))
+        func threads() -> Int { (try? FileSystem.listDirectory("/proc/\(box.daemon)/task").count) ?? -1 }
+        // Idle: the event loop and whatever pools the daemon keeps, once the run's requests are done.
+        var baseline = threads()
+        _ = try box.eventually(10) {
+            let now = threads()
+            defer { baseline = now }
+            return now == baseline
+        }
+        var clients: [pid_t] = []
+        for arguments in [["logs", "-f", "chatty"], ["events"], ["stats", "chatty"], ["attach", "chatty"], ["wait", "chatty"]] {
+            clients.append(try box.spawnDocker(arguments, output: box.base + "/client-\(arguments[0]).out"))
+        }
+        // All five are being served (one thread each, at least) before they are killed.
+        #expect(try box.eventually(20) { threads() >= baseline + 5 }, "threads \(threads()), baseline \(baseline)")
+        for client in clients {
+            kill(client, SIGKILL)
+            _ = try ChildProcess.wait(client)
+        }
+        var left = 0
+        #expect(try box.eventually(20) {
+            left = threads()
+            return left <= baseline
+        }, "\(left) threads, \(baseline) before")
+        #expect(try box.docker(["logs", "--tail", "1", "chatty"]).stdoutText == "tick\n")
+        #expect(try box.docker(["rm", "-f", "chatty"]).status == .exited(0))
+    }
+
     // MARK: Uploads
 
     /// `docker cp` into a container sends a tar as the body: one larger than any JSON body limit
