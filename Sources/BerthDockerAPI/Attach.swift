@@ -109,7 +109,7 @@ final class Attachment: @unchecked Sendable {
     }
     private let state: Mutex<State>
     /// Wakes the relay thread for input or the client's going.
-    private let wake: Pipe?
+    private let wake: WakePipe?
 
     init(containerID: String, channel: Channel, hub: StateHub, terminal: Bool, stdout: Bool, stderr: Bool, stdin: Bool,
          detachKeys: DetachKeys = .standard) {
@@ -121,14 +121,10 @@ final class Attachment: @unchecked Sendable {
         self.stdout = stdout
         self.stderr = stderr
         self.stdin = stdin
-        wake = try? Pipe()
-        if let wake { _ = fcntl(wake.writing.rawValue, F_SETFL, O_NONBLOCK) }
+        wake = WakePipe()
     }
 
-    private func poke() {
-        var byte: UInt8 = 1
-        if let wake { _ = write(wake.writing.rawValue, &byte, 1) }
-    }
+    private func poke() { wake?.poke() }
 
     func clientInput(_ bytes: [UInt8]) {
         guard stdin else { return }
@@ -180,16 +176,15 @@ final class Attachment: @unchecked Sendable {
         }
         var decoder = StreamFrameDecoder()
         var buffer = [UInt8](repeating: 0, count: 65536)
-        var scratch = [UInt8](repeating: 0, count: 256)
         while true {
             var fds = [pollfd(fd: connection.rawValue, events: Int16(POLLIN), revents: 0)]
-            if let wake { fds.append(pollfd(fd: wake.reading.rawValue, events: Int16(POLLIN), revents: 0)) }
+            if let wake { fds.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 {
                 if errno == EINTR { continue }
                 return
             }
             if fds.count > 1 && fds[1].revents != 0 {
-                _ = scratch.withUnsafeMutableBytes { read(wake!.reading.rawValue, $0.baseAddress, $0.count) }
+                wake!.drain()
                 let (input, closeInput, clientGone) = state.withLock { s -> ([UInt8], Bool, Bool) in
                     let input = s.input
                     s.input = []

@@ -28,7 +28,7 @@ final class ExecSession: @unchecked Sendable {
         var detachKeys: DetachKeys
     }
     private let state: Mutex<State>
-    private let wake: Pipe?
+    private let wake: WakePipe?
 
     init(instance: ExecInstance, prepared: PreparedExec, channel: Channel, consoleSize: [UInt16]?, logger: Logger) {
         self.instance = instance
@@ -37,14 +37,10 @@ final class ExecSession: @unchecked Sendable {
         self.channel = channel
         self.logger = logger
         state = Mutex(State(detachKeys: instance.detachKeys))
-        wake = try? Pipe()
-        if let wake { _ = fcntl(wake.writing.rawValue, F_SETFL, O_NONBLOCK) }
+        wake = WakePipe()
     }
 
-    private func poke() {
-        var byte: UInt8 = 1
-        if let wake { _ = write(wake.writing.rawValue, &byte, 1) }
-    }
+    private func poke() { wake?.poke() }
 
     func clientInput(_ bytes: [UInt8]) {
         guard instance.attachStdin else { return }
@@ -112,8 +108,7 @@ final class ExecSession: @unchecked Sendable {
 
     /// What the client sent since the last look, whether stdin should now close, and whether it left.
     private func takeInput() -> (bytes: [UInt8], close: Bool, gone: Bool) {
-        var scratch = [UInt8](repeating: 0, count: 256)
-        if let wake { _ = scratch.withUnsafeMutableBytes { read(wake.reading.rawValue, $0.baseAddress, $0.count) } }
+        wake?.drain()
         return state.withLock { s in
             defer { s.input = [] }
             return (s.input, s.inputClosed, s.clientGone)
@@ -140,7 +135,7 @@ final class ExecSession: @unchecked Sendable {
         var clientThere = true
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0.0.rawValue, events: Int16(POLLIN), revents: 0) }
-            if let wake { fds.append(pollfd(fd: wake.reading.rawValue, events: Int16(POLLIN), revents: 0)) }
+            if let wake { fds.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 {
                 if errno == EINTR { continue }
                 break
@@ -200,7 +195,7 @@ final class ExecSession: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 65536)
         relay: while true {
             var set = [pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0)]
-            if let wake { set.append(pollfd(fd: wake.reading.rawValue, events: Int16(POLLIN), revents: 0)) }
+            if let wake { set.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0)) }
             if poll(&set, nfds_t(set.count), -1) < 0 {
                 if errno == EINTR { continue }
                 break

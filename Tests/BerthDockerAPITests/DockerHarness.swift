@@ -215,10 +215,14 @@ final class LocalRegistry: @unchecked Sendable {
         guard let program = ChildProcess.lookup("docker-registry", path: "/usr/bin:/usr/sbin:/bin") else { throw TestFailure("no docker-registry") }
         pid = try ChildProcess.spawn(program, arguments: [program, "serve", directory + "/config.yml"], environment: [standardPath],
                                      fileDescriptors: [0: devnull.rawValue, 1: log.rawValue, 2: log.rawValue])
-        // Up once it accepts connections (it has no readiness line to wait for).
-        let deadline = Timestamp.monotonic() + 30
-        while !LocalRegistry.accepts(port) {
-            guard Timestamp.monotonic() < deadline else { throw TestFailure("docker-registry did not start") }
+        try LocalRegistry.awaitAccepting(port, within: 30, what: "docker-registry")
+    }
+
+    /// Returns once 127.0.0.1:`port` accepts connections: a test server with no readiness line to wait for.
+    static func awaitAccepting(_ port: Int, within seconds: Double, what: String) throws {
+        let deadline = Timestamp.monotonic() + seconds
+        while !accepts(port) {
+            guard Timestamp.monotonic() < deadline else { throw TestFailure("\(what) did not start") }
             usleep(20_000)
         }
     }

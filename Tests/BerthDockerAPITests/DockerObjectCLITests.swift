@@ -383,11 +383,7 @@ final class AuthRegistry: @unchecked Sendable {
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
         pid = try ChildProcess.spawn(python3, arguments: ["python3", script, String(port), scheme], environment: [standardPath],
                                      fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
-        let deadline = Timestamp.monotonic() + 20
-        while !LocalRegistry.accepts(port) {
-            guard Timestamp.monotonic() < deadline else { throw TestFailure("the auth registry did not start") }
-            usleep(20_000)
-        }
+        try LocalRegistry.awaitAccepting(port, within: 20, what: "the auth registry")
     }
 
     func stop() {
