@@ -104,12 +104,18 @@ extension JSON {
     public static func parseYAML(_ text: String) throws -> JSON {
         do {
             guard let node = try Yams.compose(yaml: text) else { return .null }
-            return try fromYAML(node)
+            // Aliases share their anchor's node, so a few hundred bytes can stand for billions of values
+            // ("billion laughs"); the tree is capped as go-yaml caps it for kube-apiserver.
+            var budget = max(400_000, 4 * text.utf8.count)
+            return try fromYAML(node, budget: &budget, depth: 0)
         } catch let e as JSONParseError { throw e } catch {
             throw JSONParseError(description: "yaml: \(error)")
         }
     }
-    private static func fromYAML(_ node: Node) throws -> JSON {
+    private static func fromYAML(_ node: Node, budget: inout Int, depth: Int) throws -> JSON {
+        budget -= 1
+        guard budget >= 0 else { throw JSONParseError(description: "yaml: document contains excessive aliasing") }
+        guard depth < 200 else { throw JSONParseError(description: "yaml: exceeded max depth of 200") }
         switch node {
         case .scalar(let s):
             if s.style == .plain {
@@ -127,13 +133,31 @@ extension JSON {
             return .string(s.string)
         case .mapping(let m):
             var o: [String: JSON] = [:]
+            // `<<: *defaults` (YAML's merge key, as go-yaml reads it): the merged mappings' keys apply
+            // unless the mapping sets them itself, wherever the `<<` stands.
+            var merged: [String: JSON] = [:]
             for (k, v) in m {
                 guard case .scalar(let ks) = k else { throw JSONParseError(description: "yaml: non-scalar key") }
-                o[ks.string] = try fromYAML(v)
+                let value = try fromYAML(v, budget: &budget, depth: depth + 1)
+                if ks.string == "<<" && ks.style == .plain {
+                    let sources = value.array ?? [value]
+                    for source in sources.reversed() {
+                        guard let fields = source.object else {
+                            throw JSONParseError(description: "yaml: map merge requires map or sequence of maps as the value")
+                        }
+                        merged.merge(fields) { _, new in new }
+                    }
+                    continue
+                }
+                o[ks.string] = value
             }
+            if !merged.isEmpty { o.merge(merged) { own, _ in own } }
             return .object(o)
         case .sequence(let seq):
-            return .array(try seq.map(fromYAML))
+            var items: [JSON] = []
+            items.reserveCapacity(seq.count)
+            for item in seq { items.append(try fromYAML(item, budget: &budget, depth: depth + 1)) }
+            return .array(items)
         case .alias:
             throw JSONParseError(description: "yaml: aliases are not supported")
         }
@@ -240,8 +264,12 @@ extension JSON {
                         guard i + 4 < bytes.count, var code = UInt32(String(decoding: bytes[i + 1...i + 4], as: UTF8.self), radix: 16)
                         else { throw error("invalid \\u escape") }
                         i += 4
+                        // A high surrogate joins only a following low one (\uDC00–\uDFFF); anything else leaves
+                        // it unpaired, which becomes U+FFFD as in Go's decoder.
                         if code >= 0xD800 && code < 0xDC00, i + 6 < bytes.count, bytes[i + 1] == UInt8(ascii: "\\"),
-                           let low = UInt32(String(decoding: bytes[i + 3...i + 6], as: UTF8.self), radix: 16) {
+                           bytes[i + 2] == UInt8(ascii: "u"),
+                           let low = UInt32(String(decoding: bytes[i + 3...i + 6], as: UTF8.self), radix: 16),
+                           low >= 0xDC00 && low < 0xE000 {
                             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                             i += 6
                         }
