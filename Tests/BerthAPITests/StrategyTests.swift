@@ -80,7 +80,7 @@ struct StrategyTests {
                          "spec": ["nodeName": "n1", "containers": [["name": "c", "image": "a"]]], "status": ["phase": "Running"]]
         s.applyDefaults(&old, creating: true)
         var image = old
-        image["spec"]["containers"][0]["image"] = "b"
+        image["spec"]["containers"] = [["name": "c", "image": "b"]]
         #expect(s.validateUpdate(image, old: old, Self.context("pods")).isEmpty, "images may change")
         var restart = old
         restart["spec"]["restartPolicy"] = "Never"
