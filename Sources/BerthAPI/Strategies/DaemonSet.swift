@@ -7,7 +7,9 @@ struct DaemonSetStrategy: ResourceStrategy {
             obj["spec"]["updateStrategy"] = ["type": "RollingUpdate", "rollingUpdate": ["maxUnavailable": 1, "maxSurge": 0]]
         }
     }
-    func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) { resetStatus(&obj) }
+    func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {
+        resetStatus(&obj, zeros: ["currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"])
+    }
     func validate(_ obj: JSON) -> [APIError.Cause] { WorkloadRules.validate(obj) }
 
     var tableColumns: [Tables.Column] {

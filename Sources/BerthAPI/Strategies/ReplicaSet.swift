@@ -7,7 +7,7 @@ struct ReplicaSetStrategy: ResourceStrategy {
         // prunes unknown fields.
         obj["spec"]["revisionHistoryLimit"] = .null
     }
-    func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) { resetStatus(&obj) }
+    func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) { resetStatus(&obj, zeros: ["replicas"]) }
     func validate(_ obj: JSON) -> [APIError.Cause] { WorkloadRules.validate(obj) }
 
     /// apps/v1 ReplicaSet's `status.replicas` is in upstream's field set and in its field-selector

@@ -99,8 +99,12 @@ extension ResourceStrategy {
     func generationChanged(old: JSON, new: JSON, _ r: ResourceType) -> Bool {
         r.hasSpec && Generation.specChanged(old: old, new: new)
     }
-    /// Upstream's PrepareForCreate of the workload kinds: whatever status a client sends is dropped.
-    func resetStatus(_ obj: inout JSON) { obj["status"] = [:] }
+    /// Upstream's PrepareForCreate of the workload kinds: whatever status a client sends is dropped, for
+    /// the zero status as Go encodes it (`zeros`: the fields that are not omitempty, which typed clients
+    /// such as the Python client require).
+    func resetStatus(_ obj: inout JSON, zeros: [String] = []) {
+        obj["status"] = .object(Dictionary(uniqueKeysWithValues: zeros.map { ($0, JSON.int(0)) }))
+    }
 
     func validate(_ obj: JSON) -> [APIError.Cause] { [] }
     func validateUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext) -> [APIError.Cause] { [] }
