@@ -22,10 +22,10 @@ import Logging
 ///
 /// Objects are checked when they are added or their references change, when an object they reference is
 /// deleted, and by a sweep of every informer cache every `sweepInterval`. An owner waiting for the collector
-/// is checked when it is marked, whenever one of its dependents is deleted, and by the sweep. Its
-/// dependents are found by reading the store, not the caches: a dependent the caches had not seen yet
-/// would otherwise be left with a reference to a deleted owner, and collected when it was meant to be
-/// orphaned.
+/// is checked when it is marked, whenever one of its dependents is deleted, and by the sweep. An orphaning
+/// owner's dependents are found by reading the store, not the caches: a dependent the caches had not seen
+/// yet would otherwise be left with a reference to a deleted owner, and collected when it was meant to be
+/// orphaned. A foreground owner's come from the caches (see `cachedDependents`).
 struct GarbageCollector: ControlLoop {
     let name = "garbage-collector"
     let client: LocalClient
@@ -187,8 +187,8 @@ struct GarbageCollector: ControlLoop {
         guard let owner = try await client.get(r, namespace: ns, name: name), Self.awaitsCollector(owner),
               let uid = owner["metadata"]["uid"].string else { return }
         let finalizers = (owner["metadata"]["finalizers"].array ?? []).compactMap(\.string)
-        let dependents = try await dependents(of: r, namespace: ns, uid: uid)
         if finalizers.contains(DeletionFinalizers.orphan) {
+            let dependents = try await storedDependents(of: r, namespace: ns, uid: uid)
             for (dr, dep) in dependents {
                 var updated = dep
                 let refs = dep["metadata"]["ownerReferences"].array ?? []
@@ -203,7 +203,7 @@ struct GarbageCollector: ControlLoop {
             return
         }
         var blocking = 0
-        for (dr, dep) in dependents {
+        for (dr, dep) in cachedDependents(uid: uid) {
             let ref = (dep["metadata"]["ownerReferences"].array ?? []).first { $0["uid"].string == uid }
             let blocks = ref?["blockOwnerDeletion"].bool == true
             if blocks { blocking += 1 }
@@ -219,9 +219,23 @@ struct GarbageCollector: ControlLoop {
         logger.debug("foreground deletion finished", metadata: ["owner": "\(r.plural)/\(name)"])
     }
 
+    /// The objects (and their types) the caches know with an owner reference to `uid`. Enough for a
+    /// foreground delete: a dependent the caches have not seen yet only lets the owner go a moment early,
+    /// and is then collected as the dependent of a missing owner. Reading the store instead made a
+    /// foreground delete quadratic (each of an owner's pods is itself deleted in foreground, and each
+    /// sync listed the whole namespace).
+    func cachedDependents(uid: String) -> [(ResourceType, JSON)] {
+        var out: [(ResourceType, JSON)] = []
+        for r in Registry.all {
+            for dep in informers[Self.typeID(r)]?.byIndex(Self.ownerIndex, uid) ?? [] { out.append((r, dep)) }
+        }
+        return out
+    }
+
     /// The objects (and their types) with an owner reference to `uid`, read from the store: a namespaced
-    /// owner's dependents are in its namespace, a cluster-scoped owner's may be anywhere.
-    func dependents(of r: ResourceType, namespace ns: String?, uid: String) async throws -> [(ResourceType, JSON)] {
+    /// owner's dependents are in its namespace, a cluster-scoped owner's may be anywhere. For orphaning,
+    /// where a dependent missed would be collected when it was meant to be kept.
+    func storedDependents(of r: ResourceType, namespace ns: String?, uid: String) async throws -> [(ResourceType, JSON)] {
         var out: [(ResourceType, JSON)] = []
         for dr in Registry.all where !(r.namespaced && !dr.namespaced) {
             for obj in try await client.list(dr, namespace: r.namespaced ? ns : nil).items
