@@ -19,7 +19,7 @@ extension ControlTests {
                 let ownerUID = owner["metadata"]["uid"].string ?? ""
                 let live = Self.ref("ConfigMap", "owner", ownerUID)
                 let ghost = Self.ref("ConfigMap", "ghost", UUID().uuidString.lowercased())
-                // A second owner that is removed behind the API's back (no inline cascade).
+                // A second owner removed straight from the store, not through a DELETE.
                 let owner2 = try await c.client.create(configMapType, ["metadata": ["name": "owner2", "namespace": "gc"]])
                 let live2 = Self.ref("ConfigMap", "owner2", owner2["metadata"]["uid"].string ?? "")
 
