@@ -155,7 +155,8 @@ let package = Package(
         .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),
         // The CLI's own logic (its hand-written hot-path parser held to ArgumentParser's results).
         .testTarget(name: "BerthCLITests", dependencies: ["berth"]),
-        .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore"]),
+        // BerthControl for the garbage collector, which finishes the deletes the API tests make.
+        .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore", "BerthControl"]),
         .testTarget(name: "BerthDockerAPITests", dependencies: [
             "BerthDockerAPI", "BerthEngine", "BerthImage", "BerthOS", .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),

@@ -6,7 +6,7 @@ import NIOCore
 extension Handler {
     /// How often a write that lost a race with another writer is retried on the newer object when the
     /// client set no precondition. Upstream's GuaranteedUpdate retries without a bound; a bound this high
-    /// is never reached by honest contention (eight was: four clients scaling one ReplicaSet while its
+    /// is never reached by honest contention (eight was: four clients scaling one workload while its
     /// controller wrote status lost eight rounds in a row on a slow CI machine) but still ends a livelock.
     static let conflictRetries = 256
 
@@ -24,8 +24,9 @@ extension Handler {
             obj["metadata"]["name"] = .string(gen + String((0..<5).map { _ in chars.randomElement()! }))
         }
         let name = obj["metadata"]["name"].string ?? ""
-        if r.namespaced, let ns = namespace, r.kind != "Namespace" {
-            let nsType = Registry.find(group: "", version: "v1", plural: "namespaces")!
+        if r.namespaced, let ns = namespace {
+            // Upstream's NamespaceLifecycle admission: no new content in a missing or terminating namespace.
+            let nsType = Registry.namespaces
             guard let nsKV = try await store.get(nsType.key(namespace: nil, name: ns)) else { throw APIError.notFound(nsType, ns) }
             if (try? decodeStored(nsKV, nsType))?["metadata"]["deletionTimestamp"].isNull == false {
                 throw APIError.forbidden("\(r.plural) \"\(name)\" is forbidden: unable to create new content in namespace \(ns) because it is being terminated")
@@ -36,54 +37,17 @@ extension Handler {
         obj["metadata"]["deletionTimestamp"] = .null
         obj["metadata"]["resourceVersion"] = .null
         if r.hasSpec { obj["metadata"]["generation"] = 1 }
-        Defaults.apply(&obj, r, creating: true)
-        if r.kind == "Pod" { Self.addDefaultTolerations(&obj, seconds: server.config.defaultTolerationSeconds) }
+        let strategy = r.strategy
+        let ctx = StrategyContext(resource: r, user: nil, subresource: nil, config: server.config)
+        strategy.applyDefaults(&obj, creating: true)
+        strategy.prepareForCreate(&obj, ctx)
         if let manager { obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion) }
         let errs = Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
-        if r.kind == "Pod" && !obj["spec"]["nodeName"].isNull && obj["status"]["phase"].string == "Pending" {
-            // Bound at creation (e.g. static or DaemonSet pods): mark scheduled.
-            obj["status"]["conditions"] = [["type": "PodScheduled", "status": "True", "lastTransitionTime": .string(Self.now())]]
-        }
         let key = r.key(namespace: namespace, name: name)
-        if r.kind == "Service" {
-            await Self.serviceLock.lock()
-            do {
-                obj = try await allocateService(obj, r, key: key)
-                let out = try await store(r, key: key, obj: obj, dryRun: dryRun)
-                await Self.serviceLock.unlock()
-                return out
-            } catch {
-                await Self.serviceLock.unlock()
-                throw error
-            }
-        }
-        let out = try await store(r, key: key, obj: obj, dryRun: dryRun)
-        if r.kind == "Namespace" && !dryRun {
-            // The ServiceAccount controller's job upstream; every namespace needs its "default" account.
-            let sa = Registry.find(group: "", version: "v1", plural: "serviceaccounts")!
-            _ = try? await createObject(sa, namespace: name, obj: ["metadata": ["name": "default"]], dryRun: false)
-        }
+        let out = try await strategy.create(obj, key: key, ctx, handler: self) { try await self.store(r, key: key, obj: $0, dryRun: dryRun) }
+        if !dryRun { await strategy.afterCreate(out, handler: self) }
         return out
-    }
-
-    /// Upstream's DefaultTolerationSeconds admission: a pod that does not already tolerate the
-    /// node.kubernetes.io/not-ready or /unreachable NoExecute taint tolerates it for `seconds`, after
-    /// which the node lifecycle controller evicts it from a dead node.
-    static func addDefaultTolerations(_ pod: inout JSON, seconds: Int64) {
-        var tolerations = pod["spec"]["tolerations"].array ?? []
-        func tolerated(_ key: String) -> Bool {
-            tolerations.contains { t in
-                let k = t["key"].string ?? "", effect = t["effect"].string ?? ""
-                return (k == key || k.isEmpty) && (effect == "NoExecute" || effect.isEmpty)
-            }
-        }
-        var added = false
-        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] where !tolerated(key) {
-            tolerations.append(["key": .string(key), "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": .int(seconds)])
-            added = true
-        }
-        if added { pod["spec"]["tolerations"] = .array(tolerations) }
     }
 
     private func store(_ r: ResourceType, key: String, obj: JSON, dryRun: Bool) async throws -> JSON {
@@ -98,56 +62,6 @@ extension Handler {
             out["metadata"]["resourceVersion"] = .string(String(rev))
             return out
         } catch let e as StoreError { throw Self.map(e, r, name) }
-    }
-
-    func allocateService(_ input: JSON, _ r: ResourceType, key: String) async throws -> JSON {
-        var obj = input
-        let type = obj["spec"]["type"].string ?? "ClusterIP"
-        if type == "ExternalName" { return obj }
-        let all = try await store.list(prefix: r.keyPrefix, startAfter: nil, limit: 0, revision: nil)
-        var usedIPs = Set<String>(), usedPorts = Set<Int64>()
-        for kv in all.items {
-            guard let s = try? JSON.parse(kv.value) else { continue }
-            if let ip = s["spec"]["clusterIP"].string { usedIPs.insert(ip) }
-            for p in s["spec"]["ports"].array ?? [] { if let np = p["nodePort"].int { usedPorts.insert(np) } }
-        }
-        let name = obj["metadata"]["name"].string ?? ""
-        var wantIP = false
-        if let ip = obj["spec"]["clusterIP"].string, !ip.isEmpty {
-            if ip != "None" {
-                guard await server.allocator.contains(ip) || ip == server.allocator.firstIP else {
-                    throw APIError.invalid(r, name, [.init("spec.clusterIPs", "FieldValueInvalid", "Invalid value: [\"\(ip)\"]: failed to allocate IP \(ip): the provided IP (\(ip)) is not in the valid range. The range of valid IPs is \(server.config.serviceCIDR)")])
-                }
-                if usedIPs.contains(ip) {
-                    throw APIError.invalid(r, name, [.init("spec.clusterIPs", "FieldValueInvalid", "Invalid value: [\"\(ip)\"]: failed to allocate IP \(ip): provided IP is already allocated")])
-                }
-            }
-        } else { wantIP = true }
-        var ports = obj["spec"]["ports"].array ?? []
-        let needPorts = type == "NodePort" || type == "LoadBalancer"
-        var missing = 0
-        if needPorts {
-            for (i, p) in ports.enumerated() {
-                if let np = p["nodePort"].int {
-                    if !server.config.nodePortRange.contains(Int(np)) {
-                        throw APIError.invalid(r, name, [.init("spec.ports[\(i)].nodePort", "FieldValueInvalid", "Invalid value: \(np): provided port is not in the valid range. The range of valid ports is \(server.config.nodePortRange.lowerBound)-\(server.config.nodePortRange.upperBound)")])
-                    }
-                    if usedPorts.contains(np) {
-                        throw APIError.invalid(r, name, [.init("spec.ports[\(i)].nodePort", "FieldValueInvalid", "Invalid value: \(np): provided port is already allocated")])
-                    }
-                } else { missing += 1 }
-            }
-        }
-        let (ip, newPorts) = try await server.allocator.allocate(used: usedIPs, usedPorts: usedPorts, wantIP: wantIP, wantPorts: missing)
-        if let ip { obj["spec"]["clusterIP"] = .string(ip) }
-        if let ip = obj["spec"]["clusterIP"].string { obj["spec"]["clusterIPs"] = [.string(ip)] }
-        var it = newPorts.makeIterator()
-        if needPorts {
-            for i in ports.indices where ports[i]["nodePort"].isNull { ports[i]["nodePort"] = .int(it.next()!) }
-            obj["spec"]["ports"] = .array(ports)
-            if obj["spec"]["externalTrafficPolicy"].isNull { obj["spec"]["externalTrafficPolicy"] = "Cluster" }
-        }
-        return obj
     }
 
     // MARK: get / list
@@ -253,8 +167,6 @@ extension Handler {
             }
             if v != kv.modRevision { throw APIError.conflict(r, name) }
             precondition = v
-        } else if expected == nil && ["Lease"].contains(r.kind) == false && call.method == .put && r.kind == "__never" {
-            throw APIError.invalid(r, name, [.init("metadata.resourceVersion", "FieldValueInvalid", "must be specified for an update")])
         }
         obj["apiVersion"] = .string(r.apiVersion)
         obj["kind"] = .string(r.kind)
@@ -263,53 +175,12 @@ extension Handler {
         for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
             obj["metadata"][f] = cur["metadata"][f]
         }
-        if r.subresources.contains("status") {
-            if subresource == "status" {
-                obj = UpdateRules.prepareStatusUpdate(obj, current: cur, kind: r.kind)
-            } else {
-                obj["status"] = cur["status"]
-            }
-        }
-        if r.kind == "Pod", subresource == "status", let node = call.user.nodeName, cur["spec"]["nodeName"].string != node {
-            throw APIError.forbidden("pods \"\(name)\" is forbidden: node \"\(node)\" can only update pods bound to it")
-        }
-        if r.kind == "Namespace" {
-            // spec (its finalizers) changes only through namespaces/<name>/finalize.
-            let requested = obj["spec"]["finalizers"]
-            obj["spec"] = cur["spec"].isNull ? obj["spec"] : cur["spec"]
-            if subresource == "finalize" { obj["spec"]["finalizers"] = .array(requested.array ?? []) }
-        }
-        if r.kind == "Service" {
-            // clusterIP and allocated nodePorts are immutable / preserved.
-            if (obj["spec"]["clusterIP"].string ?? "").isEmpty { obj["spec"]["clusterIP"] = cur["spec"]["clusterIP"]; obj["spec"]["clusterIPs"] = cur["spec"]["clusterIPs"] }
-            if obj["spec"]["clusterIP"] != cur["spec"]["clusterIP"] {
-                throw APIError.invalid(r, name, [.init("spec.clusterIPs[0]", "FieldValueInvalid", "Invalid value: \(obj["spec"]["clusterIP"].text): may not change once set")])
-            }
-            if var ports = obj["spec"]["ports"].array {
-                let old = cur["spec"]["ports"].array ?? []
-                for i in ports.indices where ports[i]["nodePort"].isNull {
-                    if let o = old.first(where: { $0["port"] == ports[i]["port"] }), !o["nodePort"].isNull { ports[i]["nodePort"] = o["nodePort"] }
-                }
-                obj["spec"]["ports"] = .array(ports)
-            }
-        }
-        if r.kind == "Pod" && subresource == nil {
-            // Pod spec is mostly immutable: only image and a few fields may change.
-            var a = obj["spec"], b = cur["spec"]
-            for s in [0, 1] {
-                var x = s == 0 ? a : b
-                x["containers"] = .array((x["containers"].array ?? []).map { var c = $0; c["image"] = .null; return c })
-                x["activeDeadlineSeconds"] = .null; x["tolerations"] = .null
-                if s == 0 { a = x } else { b = x }
-            }
-            Defaults.podSpec(&a); Defaults.podSpec(&b)
-            if a != b && !(cur["spec"]["nodeName"].isNull && a["nodeName"] != b["nodeName"]) {
-                throw APIError.invalid(r, name, [.init("spec", "FieldValueForbidden", "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)")])
-            }
-        }
-        Defaults.apply(&obj, r)
+        let strategy = r.strategy
+        let ctx = StrategyContext(resource: r, user: call.user, subresource: subresource, config: server.config)
+        try strategy.prepareForUpdate(&obj, old: cur, ctx)
+        strategy.applyDefaults(&obj, creating: false)
         // Compared once both sides carry the defaults, as upstream compares decoded objects.
-        if r.hasSpec, Generation.specChanged(old: cur, new: obj) {
+        if strategy.generationChanged(old: cur, new: obj, r) {
             obj["metadata"]["generation"] = .int((cur["metadata"]["generation"].int ?? 1) + 1)
         }
         if obj["metadata"]["managedFields"].isNull { obj["metadata"]["managedFields"] = cur["metadata"]["managedFields"] }
@@ -324,21 +195,19 @@ extension Handler {
         if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
             obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
         }
-        let errs = UpdateRules.validate(obj, old: cur, r) + Validation.validate(obj, r)
+        let errs = Validation.metadataUpdate(obj, old: cur) + strategy.validateUpdate(obj, old: cur, ctx) + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
         if call.dryRun { return obj }
-        // Finalizers all gone on an object being deleted: it goes away now. A terminating Namespace also
-        // waits for its spec.finalizers ("kubernetes": the namespace controller) when that controller runs.
-        let namespaceFinalized = r.kind != "Namespace" || !server.config.namespaceController
-            || (obj["spec"]["finalizers"].array ?? []).isEmpty
-        if !obj["metadata"]["deletionTimestamp"].isNull && (obj["metadata"]["finalizers"].array ?? []).isEmpty && namespaceFinalized {
+        // Finalizers all gone on an object being deleted whose grace period is over: it goes away now (and
+        // the garbage collector, watching, takes its dependents). A running pod's grace period ends when its
+        // node agent deletes it with grace 0.
+        if Self.deletionComplete(obj) && strategy.readyToRemove(obj, ctx) {
             do {
                 let gone = try await store.delete(key, expectedRevision: precondition)
                 var out = obj
                 out["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
-                await collectGarbage(owner: out, policy: "Background")
-                if r.kind == "Namespace" { Task { await self.deleteNamespaceContents(name) } }
+                await strategy.afterDelete(out, handler: self)
                 return out
             } catch let e as StoreError { throw Self.map(e, r, name) }
         }
@@ -541,55 +410,22 @@ extension Handler {
         throw APIError.conflict(r, name)
     }
 
-    // MARK: binding
-
-    func bind(_ call: Call, namespace: String, name: String?) async throws -> Response {
-        let b = try bodyJSON(call, kind: "Binding")
-        let podName = name ?? b["metadata"]["name"].string ?? ""
-        guard let node = b["target"]["name"].string, !node.isEmpty else {
-            throw APIError(code: 422, reason: "Invalid", message: "Binding \"\(podName)\" is invalid: target.name: Required value")
-        }
-        let pods = Registry.find(group: "", version: "v1", plural: "pods")!
-        for _ in 0..<Self.conflictRetries {
-            guard let kv = try await store.get(pods.key(namespace: namespace, name: podName)) else { throw APIError.notFound(pods, podName) }
-            var pod = try decodeStored(kv, pods)
-            if let existing = pod["spec"]["nodeName"].string, !existing.isEmpty {
-                throw APIError(code: 409, reason: "Conflict", message: "Operation cannot be fulfilled on pods/binding \"\(podName)\": pod \(podName) is already assigned to node \"\(existing)\"")
-            }
-            pod["spec"]["nodeName"] = .string(node)
-            var conds = (pod["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
-            conds.append(["type": "PodScheduled", "status": "True", "lastTransitionTime": .string(Self.now())])
-            pod["status"]["conditions"] = .array(conds)
-            pod["metadata"]["resourceVersion"] = .null
-            do {
-                let rev = try await store.update(kv.key, value: encodeForStore(pod), expectedRevision: kv.modRevision)
-                _ = rev
-                return Self.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
-            } catch StoreError.conflict { continue }
-        }
-        throw APIError.conflict(pods, podName)
-    }
-
     // MARK: delete
 
-    /// policy/v1 Eviction (pods/eviction, what `kubectl drain` posts): the pod is deleted with the
-    /// eviction's deleteOptions. No PodDisruptionBudgets are served, so no budget refuses it.
-    func evict(_ call: Call, namespace: String, name: String) async throws -> Response {
-        let eviction = try bodyJSON(call, kind: "Eviction")
-        if let named = eviction["metadata"]["name"].string, !named.isEmpty, named != name {
-            throw APIError.badRequest("name in URL does not match name in Eviction object")
-        }
-        let pods = Registry.pods
-        _ = try await deleteObject(call, pods, namespace: namespace, name: name, options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])
-        return Self.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
-    }
-
+    /// DELETE of one object. The strategy decides how (a Namespace is only marked for its controller; a
+    /// running Pod is marked for its grace period). The propagation policy adds the garbage collector's
+    /// finalizers, as kube-apiserver does: Foreground ("foregroundDeletion") and Orphan ("orphan") keep the
+    /// owner, marked, until the collector has deleted or orphaned its dependents and removed the finalizer
+    /// (202 with the object); Background (the default) removes the owner now and the collector, seeing it
+    /// gone, deletes the dependents afterwards. No dependent is touched inside the request.
     func deleteObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String, options: JSON? = nil) async throws -> Response {
         var opts: JSON = options ?? [:]
         if options == nil, !call.body.isEmpty { opts = (try? bodyJSON(call, kind: "DeleteOptions")) ?? [:] }
-        let policy = call.query["propagationPolicy"] ?? opts["propagationPolicy"].string ?? (opts["orphanDependents"].bool == true ? "Orphan" : "Background")
+        let policy = try Self.propagationPolicy(call, opts)
         let grace = Int64(call.query["gracePeriodSeconds"] ?? "") ?? opts["gracePeriodSeconds"].int
         let key = r.key(namespace: namespace, name: name)
+        let strategy = r.strategy
+        let ctx = StrategyContext(resource: r, user: call.user, subresource: nil, config: server.config)
         for _ in 0..<Self.conflictRetries {
             guard let kv = try await store.get(key) else { throw APIError.notFound(r, name) }
             var obj = try decodeStored(kv, r)
@@ -597,16 +433,9 @@ extension Handler {
                 throw APIError(code: 409, reason: "Conflict", message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(obj["metadata"]["uid"].string ?? "")")
             }
             if let rv = opts["preconditions"]["resourceVersion"].string, rv != String(kv.modRevision) { throw APIError.conflict(r, name) }
-            if r.kind == "Namespace" && server.config.namespaceController && !(obj["spec"]["finalizers"].array ?? []).isEmpty {
-                // Upstream's namespace deletion: mark it Terminating; the namespace controller deletes its
-                // contents and then removes the "kubernetes" finalizer (namespaces/finalize), which deletes it.
-                if !obj["metadata"]["deletionTimestamp"].isNull {
-                    throw APIError(code: 409, reason: "Conflict",
-                                   message: "Operation cannot be fulfilled on namespaces \"\(name)\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
-                                   details: APIError.details(r, name))
-                }
-                obj["metadata"]["deletionTimestamp"] = .string(Self.now())
-                obj["status"]["phase"] = "Terminating"
+            let before = obj
+            switch try strategy.planDeletion(&obj, gracePeriod: grace, ctx) {
+            case .markOnly:
                 if call.dryRun { return reply(call, obj) }
                 obj["metadata"]["resourceVersion"] = .null
                 do {
@@ -614,51 +443,73 @@ extension Handler {
                     obj["metadata"]["resourceVersion"] = .string(String(rev))
                     return reply(call, obj)
                 } catch StoreError.conflict { continue }
-            }
-            var finalizers = (obj["metadata"]["finalizers"].array ?? []).compactMap(\.string)
-            if policy == "Foreground" && !finalizers.contains("foregroundDeletion") { finalizers.append("foregroundDeletion") }
-            if policy == "Orphan" && !finalizers.contains("orphan") && r.kind != "Pod" { finalizers.append("orphan") }
-            // Graceful pod deletion: a pod running on a node is marked and the node agent finishes it.
-            let podGrace = r.kind == "Pod" && !(obj["spec"]["nodeName"].string ?? "").isEmpty
-                && !["Succeeded", "Failed"].contains(obj["status"]["phase"].string ?? "")
-                ? (grace ?? obj["spec"]["terminationGracePeriodSeconds"].int ?? 30) : 0
-            if call.dryRun { return reply(call, obj) }
-            let needsMark = !finalizers.isEmpty || podGrace > 0
-            if needsMark {
-                if !obj["metadata"]["deletionTimestamp"].isNull && podGrace > 0 && obj["metadata"]["deletionGracePeriodSeconds"].int ?? 0 <= podGrace
-                    && finalizers == (obj["metadata"]["finalizers"].array ?? []).compactMap(\.string) {
+            case .proceed(let gracePeriod):
+                let had = (obj["metadata"]["finalizers"].array ?? []).compactMap(\.string)
+                var finalizers = had
+                // Without a garbage collector nothing would ever remove these finalizers.
+                if server.config.garbageCollector {
+                    if policy == .foreground && !finalizers.contains(Self.foregroundFinalizer) { finalizers.append(Self.foregroundFinalizer) }
+                    if policy == .orphan && strategy.orphansDependents && !finalizers.contains(Self.orphanFinalizer) {
+                        finalizers.append(Self.orphanFinalizer)
+                    }
+                }
+                if finalizers.isEmpty && gracePeriod == 0 {
+                    if call.dryRun { return reply(call, obj) }
+                    do {
+                        let gone = try await store.delete(key, expectedRevision: kv.modRevision)
+                        obj["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
+                    } catch StoreError.conflict { continue } catch StoreError.notFound { throw APIError.notFound(r, name) }
+                    await strategy.afterDelete(obj, handler: self)
                     return reply(call, obj)
                 }
-                if obj["metadata"]["deletionTimestamp"].isNull { obj["metadata"]["deletionTimestamp"] = .string(Self.now()) }
-                obj["metadata"]["deletionGracePeriodSeconds"] = .int(podGrace)
-                // Orphan and foreground finalizers are handled right here (the GC controller's job upstream).
-                if finalizers.contains("orphan") {
-                    await collectGarbage(owner: obj, policy: "Orphan")
-                    finalizers.removeAll { $0 == "orphan" }
+                // Marked: kept until the grace period ends (its node agent deletes it again with grace 0) and
+                // the finalizers are gone. A second delete may shorten the grace period, never lengthen it.
+                let previousGrace = before["metadata"]["deletionGracePeriodSeconds"].int
+                let markedAlready = !before["metadata"]["deletionTimestamp"].isNull
+                if markedAlready && finalizers == had && (previousGrace ?? 0) <= gracePeriod {
+                    return reply(call, before, status: finalizers.isEmpty ? 200 : 202)
                 }
-                if finalizers.contains("foregroundDeletion") {
-                    await collectGarbage(owner: obj, policy: "Foreground")
-                    finalizers.removeAll { $0 == "foregroundDeletion" }
-                }
+                if !markedAlready { obj["metadata"]["deletionTimestamp"] = .string(Self.now()) }
+                obj["metadata"]["deletionGracePeriodSeconds"] = .int(min(previousGrace ?? gracePeriod, gracePeriod))
                 obj["metadata"]["finalizers"] = finalizers.isEmpty ? .null : .array(finalizers.map { .string($0) })
-                if !finalizers.isEmpty || podGrace > 0 {
-                    obj["metadata"]["resourceVersion"] = .null
-                    do {
-                        let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
-                        obj["metadata"]["resourceVersion"] = .string(String(rev))
-                        return reply(call, obj, status: 202)
-                    } catch StoreError.conflict { continue }
-                }
+                if call.dryRun { return reply(call, obj, status: 202) }
+                obj["metadata"]["resourceVersion"] = .null
+                do {
+                    let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
+                    obj["metadata"]["resourceVersion"] = .string(String(rev))
+                    return reply(call, obj, status: 202)
+                } catch StoreError.conflict { continue }
             }
-            do {
-                let gone = try await store.delete(key, expectedRevision: kv.modRevision)
-                obj["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
-            } catch StoreError.conflict { continue } catch StoreError.notFound { throw APIError.notFound(r, name) }
-            if policy != "Orphan" && policy != "Foreground" { await collectGarbage(owner: obj, policy: "Background") }
-            if r.kind == "Namespace" { Task { await self.deleteNamespaceContents(name) } }
-            return reply(call, obj)
         }
         throw APIError.conflict(r, name)
+    }
+
+    static let foregroundFinalizer = DeletionFinalizers.foreground
+    static let orphanFinalizer = DeletionFinalizers.orphan
+
+    enum PropagationPolicy: String { case background = "Background", foreground = "Foreground", orphan = "Orphan" }
+
+    /// DeleteOptions.propagationPolicy (query or body), else the deprecated orphanDependents, else
+    /// Background: the default of every apps/v1 and core/v1 kind served (the extensions/v1beta1 defaults
+    /// that orphaned are not served).
+    static func propagationPolicy(_ call: Call, _ opts: JSON) throws -> PropagationPolicy {
+        if let text = call.query["propagationPolicy"] ?? opts["propagationPolicy"].string {
+            guard let p = PropagationPolicy(rawValue: text) else {
+                throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"\(text)\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"")
+            }
+            if opts["orphanDependents"].bool != nil {
+                throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"\(text)\": orphanDependents and deletionPropagation cannot be both set")
+            }
+            return p
+        }
+        if let orphan = opts["orphanDependents"].bool { return orphan ? .orphan : .background }
+        return .background
+    }
+
+    /// Marked for deletion, no finalizers left and no grace period running: the object may go.
+    static func deletionComplete(_ obj: JSON) -> Bool {
+        !obj["metadata"]["deletionTimestamp"].isNull && (obj["metadata"]["finalizers"].array ?? []).isEmpty
+            && (obj["metadata"]["deletionGracePeriodSeconds"].int ?? 0) == 0
     }
 
     func deleteCollection(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
@@ -674,69 +525,11 @@ extension Handler {
         }
         return reply(call, ["kind": .string(r.listKind), "apiVersion": .string(r.apiVersion), "metadata": [:], "items": .array(deleted)])
     }
+}
 
-    func deleteNamespaceContents(_ ns: String) async {
-        for r in Registry.all where r.namespaced {
-            guard let page = try? await store.list(prefix: r.prefix(namespace: ns), startAfter: nil, limit: 0, revision: nil) else { continue }
-            for kv in page.items { _ = try? await store.delete(kv.key, expectedRevision: nil) }
-        }
-    }
-
-    /// Garbage collection of dependents (ownerReferences): Background/Foreground delete them, Orphan
-    /// removes the owner reference.
-    func collectGarbage(owner: JSON, policy: String) async {
-        guard let uid = owner["metadata"]["uid"].string else { return }
-        // Kinds that (almost) never own anything are left to the garbage collector controller: scanning
-        // a namespace for the dependents of every deleted pod would make bulk deletes quadratic.
-        if ["Pod", "Event", "Lease", "Endpoints", "EndpointSlice"].contains(owner["kind"].string ?? "") { return }
-        func ownerRefs(of o: JSON) -> [JSON] { o["metadata"]["ownerReferences"].array ?? [] }
-        let ns = owner["metadata"]["namespace"].string
-        let needle = Array(uid.utf8)
-        for r in Registry.all {
-            let prefix = r.namespaced ? r.prefix(namespace: ns ?? "") : r.keyPrefix
-            if ns != nil && !r.namespaced { continue }
-            guard let page = try? await store.list(prefix: prefix, startAfter: nil, limit: 0, revision: nil) else { continue }
-            for kv in page.items {
-                // Only objects whose bytes mention the owner's uid are worth decoding.
-                guard ByteSearch.contains(kv.value, needle), var dep = try? decodeStored(kv, r) else { continue }
-                let refs = dep["metadata"]["ownerReferences"].array ?? []
-                guard refs.contains(where: { $0["uid"].string == uid }) else { continue }
-                if policy == "Orphan" {
-                    // Retried on conflicts: a reference left behind would make the garbage collector
-                    // delete a dependent that was meant to be orphaned.
-                    var current = kv
-                    for _ in 0..<Self.conflictRetries {
-                        let rest = ownerRefs(of: dep).filter { $0["uid"].string != uid }
-                        if rest.count == ownerRefs(of: dep).count { break }
-                        dep["metadata"]["ownerReferences"] = rest.isEmpty ? .null : .array(rest)
-                        dep["metadata"]["resourceVersion"] = .null
-                        do {
-                            _ = try await store.update(current.key, value: encodeForStore(dep), expectedRevision: current.modRevision)
-                            break
-                        } catch StoreError.conflict {
-                            guard let fresh = try? await store.get(current.key), let d = try? decodeStored(fresh, r) else { break }
-                            current = fresh; dep = d
-                        } catch { break }
-                    }
-                } else if Self.needsGracefulDeletion(dep, r) {
-                    // A running pod (its node agent stops it) or an object with finalizers is only marked,
-                    // as a DELETE request would.
-                    if !dep["metadata"]["deletionTimestamp"].isNull { continue }
-                    dep["metadata"]["deletionTimestamp"] = .string(Self.now())
-                    if r.kind == "Pod" { dep["metadata"]["deletionGracePeriodSeconds"] = .int(dep["spec"]["terminationGracePeriodSeconds"].int ?? 30) }
-                    _ = try? await store.update(kv.key, value: encodeForStore(dep), expectedRevision: kv.modRevision)
-                } else if let gone = try? await store.delete(kv.key, expectedRevision: nil) {
-                    var d = dep
-                    d["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
-                    await collectGarbage(owner: d, policy: policy == "Foreground" ? "Foreground" : "Background")
-                }
-            }
-        }
-    }
-
-    static func needsGracefulDeletion(_ obj: JSON, _ r: ResourceType) -> Bool {
-        if !(obj["metadata"]["finalizers"].array ?? []).isEmpty { return true }
-        return r.kind == "Pod" && !(obj["spec"]["nodeName"].string ?? "").isEmpty
-            && !["Succeeded", "Failed"].contains(obj["status"]["phase"].string ?? "")
-    }
+/// The finalizers through which the garbage collector (BerthControl's GarbageCollector) finishes Foreground
+/// and Orphan deletes (upstream's metav1.FinalizerDeleteDependents and FinalizerOrphanDependents).
+public enum DeletionFinalizers {
+    public static let foreground = "foregroundDeletion"
+    public static let orphan = "orphan"
 }

@@ -41,7 +41,6 @@ actor AsyncLock {
 struct Handler: Sendable {
     let server: APIServer
     var store: any KVStore { server.store }
-    static let serviceLock = AsyncLock()
 
     // MARK: entry point
 
@@ -211,7 +210,7 @@ struct Handler: Sendable {
         }
         if group.isEmpty && rest == ["bindings"], let ns = namespace, call.method == .post {
             call.render = try Rendering.negotiate(call.accept, .plain)
-            return try await bind(call, namespace: ns, name: nil)
+            return try await PodStrategy.bind(call, namespace: ns, name: nil, handler: self)
         }
         guard let r = Registry.find(group: group, version: version, plural: rest[0]), rest.count <= 3 else { throw APIError.pathNotFound() }
         resourceLabel = r.plural
@@ -270,10 +269,12 @@ struct Handler: Sendable {
             return reply(call, try await getObject(r, namespace: namespace, name: n, call: call))
         case (.get, let n?, "scale"):
             return reply(call, try await scale(r, namespace: namespace, name: n))
-        case (.post, let n?, "binding"):
-            return try await bind(call, namespace: namespace ?? "", name: n)
-        case (.post, let n?, "eviction"):
-            return try await evict(call, namespace: namespace ?? "", name: n)
+        case (.post, let n?, let s?):
+            // pods/binding, pods/eviction: the kind's own verbs.
+            guard let response = try await r.strategy.post(call, subresource: s, namespace: namespace, name: n, handler: self) else {
+                throw APIError.methodNotAllowed("")
+            }
+            return response
         default:
             throw APIError.methodNotAllowed("")
         }

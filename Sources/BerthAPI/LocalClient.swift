@@ -118,7 +118,7 @@ public struct LocalClient: Sendable {
         }
         let body: JSON = ["apiVersion": "v1", "kind": "Binding", "metadata": ["name": .string(name), "namespace": .string(namespace)],
                           "target": ["apiVersion": "v1", "kind": "Node", "name": .string(node)]]
-        _ = try await handler.bind(call(.post, body: body.serialized()), namespace: namespace, name: name)
+        _ = try await PodStrategy.bind(call(.post, body: body.serialized()), namespace: namespace, name: name, handler: handler)
     }
 
     /// One binding for `bindEach`: the pod as cached and the store revision it was cached at.

@@ -12,6 +12,9 @@ public struct ResourceType: Sendable {
     public var subresources: [String] = []
     /// Whether the object has spec (so `metadata.generation` counts spec changes).
     public var hasSpec = true
+    /// The kind's own rules on the generic request path (defaulting, validation, update rules, printing,
+    /// field selectors, storage hooks): Strategies/.
+    var strategy: any ResourceStrategy = DefaultStrategy()
 
     public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
     public var groupVersion: String { apiVersion }
@@ -32,31 +35,31 @@ public struct ResourceType: Sendable {
 public enum Registry {
     public static let all: [ResourceType] = [
         .init(group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace", namespaced: false,
-              shortNames: ["ns"], subresources: ["status", "finalize"]),
+              shortNames: ["ns"], subresources: ["status", "finalize"], strategy: NamespaceStrategy()),
         .init(group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
-              shortNames: ["po"], categories: ["all"], subresources: ["status", "binding", "eviction"]),
+              shortNames: ["po"], categories: ["all"], subresources: ["status", "binding", "eviction"], strategy: PodStrategy()),
         .init(group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,
-              shortNames: ["no"], subresources: ["status"]),
+              shortNames: ["no"], subresources: ["status"], strategy: NodeStrategy()),
         .init(group: "", version: "v1", kind: "Service", plural: "services", singular: "service", namespaced: true,
-              shortNames: ["svc"], categories: ["all"], subresources: ["status"]),
+              shortNames: ["svc"], categories: ["all"], subresources: ["status"], strategy: ServiceStrategy()),
         .init(group: "", version: "v1", kind: "Endpoints", plural: "endpoints", singular: "endpoints", namespaced: true,
-              shortNames: ["ep"], hasSpec: false),
+              shortNames: ["ep"], hasSpec: false, strategy: EndpointsStrategy()),
         .init(group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap", namespaced: true,
-              shortNames: ["cm"], hasSpec: false),
-        .init(group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true, hasSpec: false),
+              shortNames: ["cm"], hasSpec: false, strategy: ConfigMapStrategy()),
+        .init(group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true, hasSpec: false, strategy: SecretStrategy()),
         .init(group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true,
-              shortNames: ["ev"], hasSpec: false),
+              shortNames: ["ev"], hasSpec: false, strategy: EventStrategy()),
         .init(group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
-              namespaced: true, shortNames: ["sa"], hasSpec: false),
+              namespaced: true, shortNames: ["sa"], hasSpec: false, strategy: ServiceAccountStrategy()),
         .init(group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment", namespaced: true,
-              shortNames: ["deploy"], categories: ["all"], subresources: ["status", "scale"]),
+              shortNames: ["deploy"], categories: ["all"], subresources: ["status", "scale"], strategy: DeploymentStrategy()),
         .init(group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset", namespaced: true,
-              shortNames: ["rs"], categories: ["all"], subresources: ["status", "scale"]),
+              shortNames: ["rs"], categories: ["all"], subresources: ["status", "scale"], strategy: ReplicaSetStrategy()),
         .init(group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset", namespaced: true,
-              shortNames: ["ds"], categories: ["all"], subresources: ["status"]),
+              shortNames: ["ds"], categories: ["all"], subresources: ["status"], strategy: DaemonSetStrategy()),
         .init(group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
-              singular: "endpointslice", namespaced: true, hasSpec: false),
-        .init(group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true),
+              singular: "endpointslice", namespaced: true, hasSpec: false, strategy: EndpointSliceStrategy()),
+        .init(group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true, strategy: LeaseStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.

@@ -101,7 +101,7 @@ public struct FieldSelector: Sendable {
             guard let (lhs, op, rhs) = Self.split(term) else {
                 throw APIError.badRequest("invalid selector: '\(text)'; can't understand '\(term)'")
             }
-            let read = try FieldLabels.getter(lhs, kind: r.kind, namespaced: r.namespaced)
+            let read = try FieldLabels.getter(lhs, for: r)
             reqs.append(Requirement(label: lhs, value: try Self.unescape(rhs), equal: op != "!=", read: read))
         }
     }

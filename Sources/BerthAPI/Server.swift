@@ -36,6 +36,12 @@ public struct ServerConfig: Sendable {
     /// Terminating and the controller removes its contents, then finalizes it (upstream behaviour).
     /// Off, the API deletes the namespace at once and its contents in the background.
     public var namespaceController = false
+    /// A garbage collector (BerthControl) serves this cluster: a Foreground or Orphan delete adds its
+    /// finalizer and leaves the owner, marked, for it to finish; Background owners go at once and it
+    /// deletes their dependents after. Off, nothing would remove those finalizers, so such deletes remove
+    /// the owner at once and dependents are left as they are (kube-apiserver without its controller
+    /// manager, minus finalizers that never go).
+    public var garbageCollector = false
     /// tolerationSeconds of the not-ready/unreachable NoExecute tolerations every new Pod gets
     /// (upstream's DefaultTolerationSeconds admission uses 300 s; Berth replaces pods of a dead node fast).
     public var defaultTolerationSeconds: Int64 = 5

@@ -9,6 +9,10 @@ import ServiceLifecycle
 public struct ControlPlaneConfig: Sendable {
     public var scheduler = true
     public var controllers = true
+    /// Run the garbage collector even when the other controllers are off (with them it is one of them):
+    /// cascading deletion happens only there, so an API server without it would never finish a
+    /// Foreground or Orphan delete nor remove a deleted owner's dependents.
+    public var garbageCollector = true
     /// A node whose heartbeat (Lease renewTime or Ready condition) is older than this is NotReady.
     public var nodeMonitorGracePeriod: Duration = .seconds(8)
     /// How often node health is checked.
@@ -58,6 +62,8 @@ public final class ControlPlane: Service, @unchecked Sendable {
         if ctx.config.scheduler { loops.append(Scheduler(ctx)) }
         if ctx.config.controllers {
             loops += controllerLoops(ctx)
+        } else if ctx.config.garbageCollector {
+            loops.append(GarbageCollector(ctx))
         }
         return loops
     }

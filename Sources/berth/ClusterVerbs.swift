@@ -40,6 +40,8 @@ struct ClusterServer: AsyncParsableCommand {
     var scheduler = true
     @Flag(inversion: .prefixedNo, help: "Run the controllers (while this server leads).")
     var controllers = true
+    @Flag(inversion: .prefixedNo, help: "Run the garbage collector (while this server leads), even with --no-controllers.")
+    var garbageCollector = true
     @Option(help: "Seconds without a node heartbeat before the node is NotReady.")
     var nodeMonitorGraceSeconds: Int = 8
     @Option(help: "Seconds a pod tolerates a NotReady/unreachable node before it is evicted (added to new pods).")
@@ -79,11 +81,13 @@ struct ClusterServer: AsyncParsableCommand {
         var logger = Logger(label: "berth.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         config.namespaceController = controllers
+        config.garbageCollector = controllers || garbageCollector
         config.defaultTolerationSeconds = Int64(defaultTolerationSeconds)
         let server = try APIServer(config: config, logger: logger)
         var control = ControlPlaneConfig()
         control.scheduler = scheduler
         control.controllers = controllers
+        control.garbageCollector = garbageCollector
         control.nodeMonitorGracePeriod = .seconds(nodeMonitorGraceSeconds)
         var hollow = HollowConfig(count: hollowNodes)
         hollow.cpu = hollowNodeCpu

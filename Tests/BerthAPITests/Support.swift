@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthControl
 import BerthStore
 import Foundation
 import Testing
@@ -62,14 +63,22 @@ final class TestServer: @unchecked Sendable {
         config.datastore = datastore
         config.etcdEndpoints = etcd
         config.bookmarkInterval = .seconds(1)
+        // The garbage collector finishes deletes (dependents, Foreground and Orphan), as in `berth server`;
+        // no other controller runs, so these tests see the API's own behaviour.
+        config.garbageCollector = true
         configure(&config)
         dir = config.dataDir
         server = try APIServer(config: config)
         try server.writeKubeconfig()
+        var control = ControlPlaneConfig()
+        control.scheduler = false
+        control.controllers = false
+        control.garbageCollector = config.garbageCollector
+        let gc = ControlPlane(server: server, config: control)
         let (ready, cont) = AsyncStream<Int>.makeStream()
         let s = server
         task = Task {
-            do { try await s.run(onReady: { cont.yield($0); cont.finish() }) } catch { cont.finish(); throw error }
+            do { try await s.run(services: [gc], onReady: { cont.yield($0); cont.finish() }) } catch { cont.finish(); throw error }
         }
         var started = false
         for await _ in ready { started = true; break }
@@ -119,3 +128,19 @@ func pythonHasKubernetes() -> Bool {
 /// Every API suite nests in this one: they start servers, etcd clusters and child processes, and run
 /// one at a time so none of them competes with (or inherits the pipes of) another's children.
 @Suite("BerthAPI", .serialized) struct APITests {}
+
+struct StillWaiting: Error, CustomStringConvertible { var description: String }
+
+extension TestServer {
+    /// Polls `check` until it holds (the garbage collector works in the background), or throws after
+    /// `timeout`. A poll, not a sleep standing in for one: it returns as soon as the condition is seen.
+    func eventually(_ what: String, timeout: Duration = .seconds(30), _ check: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try check() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        if try check() { return }
+        throw StillWaiting(description: "timed out after \(timeout) waiting for \(what)")
+    }
+}

@@ -19,7 +19,7 @@ extension ControlTests {
                 let ownerUID = owner["metadata"]["uid"].string ?? ""
                 let live = Self.ref("ConfigMap", "owner", ownerUID)
                 let ghost = Self.ref("ConfigMap", "ghost", UUID().uuidString.lowercased())
-                // A second owner that is removed behind the API's back (no inline cascade).
+                // A second owner removed straight from the store, not through a DELETE.
                 let owner2 = try await c.client.create(configMapType, ["metadata": ["name": "owner2", "namespace": "gc"]])
                 let live2 = Self.ref("ConfigMap", "owner2", owner2["metadata"]["uid"].string ?? "")
 
@@ -45,12 +45,54 @@ extension ControlTests {
                 #expect(named(items, "unknown-kind") != nil)
                 #expect(named(items, "owner") != nil)
 
-                // The periodic sweep and the inline cascade agree: deleting the owner takes its dependents.
+                // Deleting the owner through the API (Background): the collector takes its dependents.
                 try await c.client.delete(configMapType, namespace: "gc", name: "owner")
                 try await c.waitFor(configMapType, namespace: "gc", "dependents of owner collected") { items in
                     named(items, "kept") == nil && named(items, "mixed") == nil
                 }
             }
+        }
+
+        /// What kubectl users see: a deleted Deployment takes its ReplicaSets and pods with it, in the
+        /// background (the default) or before it goes (--cascade=foreground); --cascade=orphan leaves them.
+        @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl")))
+        func kubectlDeleteCascadesThroughTheCollector() async throws {
+            let c = try await Cluster(hollowNodes: 2)
+            defer { Task { await c.stop() } }
+            func deploy(_ name: String) throws {
+                #expect(try c.kubectl("create", "deployment", name, "--image=registry.local/web:1", "--replicas=2").ok)
+            }
+            @Sendable func owned(_ items: [JSON], _ name: String) -> [JSON] {
+                items.filter { ($0["metadata"]["name"].string ?? "").hasPrefix(name + "-") && $0["metadata"]["deletionTimestamp"].isNull }
+            }
+            for name in ["bg", "fg", "or"] { try deploy(name) }
+            try await c.waitFor(Registry.pods, namespace: "default", "pods of all three") { items in
+                ["bg", "fg", "or"].allSatisfy { owned(items, $0).count == 2 }
+            }
+
+            var r = try c.kubectl("delete", "deployment", "bg")
+            #expect(r.ok, "\(r.stderr)")
+            try await c.waitFor(Registry.replicaSets, namespace: "default", "bg's ReplicaSet collected") { owned($0, "bg").isEmpty }
+            try await c.waitFor(Registry.pods, namespace: "default", "bg's pods collected") { items in
+                !items.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("bg-") }
+            }
+
+            // Foreground: kubectl waits for the Deployment, which goes only after its ReplicaSet, which goes
+            // only after its pods.
+            r = try c.kubectl("delete", "deployment", "fg", "--cascade=foreground", "--timeout=60s")
+            #expect(r.ok, "\(r.stderr)")
+            let pods = try await c.client.list(Registry.pods, namespace: "default").items
+            let sets = try await c.client.list(Registry.replicaSets, namespace: "default").items
+            #expect(!pods.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("fg-") }, "fg's pods went first")
+            #expect(!sets.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("fg-") }, "fg's ReplicaSet went first")
+
+            r = try c.kubectl("delete", "deployment", "or", "--cascade=orphan", "--timeout=60s")
+            #expect(r.ok, "\(r.stderr)")
+            let left = try await c.client.list(Registry.replicaSets, namespace: "default").items.filter {
+                ($0["metadata"]["name"].string ?? "").hasPrefix("or-")
+            }
+            #expect(left.count == 1 && left[0]["metadata"]["ownerReferences"].isNull, "the orphaned ReplicaSet stays, unowned")
+            try await c.waitFor(Registry.pods, namespace: "default", "or's pods keep running") { owned($0, "or").count == 2 }
         }
     }
 }

@@ -78,6 +78,7 @@ final class Cluster: @unchecked Sendable {
         config.bookmarkInterval = .seconds(1)
         config.leaseDuration = .seconds(2)
         config.namespaceController = true  // as `berth server` runs it with its controllers
+        config.garbageCollector = true
         configure(&config)
         dir = config.dataDir
         server = try APIServer(config: config)
