@@ -108,7 +108,7 @@ struct FakePlugins {
         fake.clearLog()
         try fake.cni.del(network: redefined, containerID: "c2", netnsPath: "/run/y", ifName: "eth1")
         #expect(try fake.calls().map { $0["plugin"] } == ["three"])
-        #expect(try fake.calls().first?["config"]["prevResult"] == nil)
+        #expect(try fake.calls().first?["config"]["prevResult"].isNull == true)
     }
 
     @Test func aFailedAddIsUndoneWithDelAndSurfacesThePluginsError() throws {

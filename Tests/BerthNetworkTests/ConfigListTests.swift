@@ -117,7 +117,7 @@ import Testing
                               bridge: "br-ff", internal: true, created: "")
         let list = BridgeNetworkConfig.configList(for: network, ipamDirectory: "/x")
         #expect(list.plugins[0].json["ipMasq"] == false)
-        #expect(list.plugins[0].json["ipam"]?["routes"] == nil)
+        #expect(list.plugins[0].json["ipam"]?["routes"].isNull == true)
         #expect(!list.plugins.map(\.type).contains("portmap"))
     }
 }
