@@ -108,6 +108,7 @@ let package = Package(
         ]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
+            "BerthJSON",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

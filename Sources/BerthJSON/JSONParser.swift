@@ -22,7 +22,8 @@ extension JSON {
 }
 
 /// RFC 8259 JSON, strictly: one value, no trailing commas or comments, no control characters in strings,
-/// no invalid escapes or unpaired surrogates; nesting is limited so hostile input cannot exhaust the stack.
+/// no invalid escapes (an unpaired surrogate escape reads as U+FFFD, as Go reads it); nesting is limited so
+/// hostile input cannot exhaust the stack.
 /// Numbers are checked against the grammar and kept as text (see ``JSON``'s note on their form).
 ///
 /// Measured against the API server's former parser and the runtime's (scripts/bench-json, README): it reads
@@ -241,20 +242,24 @@ public struct JSONParser {
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
                 var code = try hex4(bytes, &index)
+                let high = code
                 if (0xD800...0xDBFF).contains(code) {
-                    // A high surrogate must be followed by an escaped low one.
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
-                        throw fail("unpaired surrogate in a string")
+                    // A high surrogate pairs with an escaped low one that follows; unpaired, it reads as
+                    // U+FFFD and what follows is read on its own, as Go's encoding/json reads it (so as
+                    // kube-apiserver and runc do; the API server's former parser accepted them too).
+                    code = 0xFFFD
+                    if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                        var next = index + 2
+                        let low = try hex4(bytes, &next)
+                        if (0xDC00...0xDFFF).contains(low) {
+                            code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                            index = next
+                        }
                     }
-                    index += 2
-                    let low = try hex4(bytes, &index)
-                    guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate in a string") }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 } else if (0xDC00...0xDFFF).contains(code) {
-                    throw fail("unpaired surrogate in a string")
+                    code = 0xFFFD
                 }
-                guard let scalar = Unicode.Scalar(code) else { throw fail("invalid \\u escape") }
-                UTF8.encode(scalar) { out.append($0) }
+                UTF8.encode(Unicode.Scalar(code) ?? "\u{FFFD}") { out.append($0) }
             default:
                 throw fail("invalid escape in a string")
             }

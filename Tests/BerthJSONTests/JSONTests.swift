@@ -98,8 +98,14 @@ import Testing
     @Test func escapesIncludingSurrogatePairsAreRead() throws {
         #expect(try JSON.parse(#""a\"b\\c\/d\n\u0041\u00e9\ud83d\udea2\b\f\r\t""#) == .string("a\"b\\c/d\nAé🚢\u{08}\u{0c}\r\t"))
         #expect(try JSON.parse(#""\uD83D\uDEA2""#) == "🚢")
+        // Unpaired surrogates read as U+FFFD, as Go's encoding/json reads them; what follows is read on its own.
+        #expect(try JSON.parse(#""\ud83d alone""#) == "\u{FFFD} alone")
+        #expect(try JSON.parse(#""\udea2 low first""#) == "\u{FFFD} low first")
+        #expect(try JSON.parse(#""\ud83d\u0041""#) == "\u{FFFD}A")
+        #expect(try JSON.parse(#""\ud83d\ud83d\udea2""#) == "\u{FFFD}🚢")
+        #expect(try JSON.parse(#""\ud83d""#) == "\u{FFFD}")
         let refused = [
-            #""unterminated"#, #""bad \u12 escape""#, #""\ud83d alone""#, #""\udea2 low first""#, #""\ud83d\u0041""#,
+            #""unterminated"#, #""bad \u12 escape""#, #""\ud83d\u12""#,
             #""\x""#, "\"raw\ttab\"", "\"raw\u{01}\"", "\"ends in backslash\\", #""\u00g0""#,
         ]
         for text in refused {
