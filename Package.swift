@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // Berth: one package, one library per layer, thin executables.
 //
-//   BerthOCI (runtime-spec types, no dependencies)
+//   BerthOCI (runtime-spec types, no dependencies)   BerthJSON (the one JSON: tree, parser, writer, Codable)
 //      │
 //   CBerthShim ── BerthOS ── BerthRuntime ── berth-runtime (runc's command line)
 //                    │
@@ -46,9 +46,10 @@ let package = Package(
         .target(name: "BerthOS", dependencies: ["CBerthShim"]),
         // The OCI runtime-spec's config.json as Codable values: what the runtime reads and the engine writes.
         .target(name: "BerthOCI"),
-        // JSON without Foundation's coders: a strict parser, a tree (JSONValue), a Codable decoder and
-        // encoder over it, a writer with sorted keys. For short-lived processes (the runtime, the CLI,
-        // monitors' exit commands), where Foundation's coders cost more in Swift type lookups than the work.
+        // The one JSON of every layer, without Foundation: a tree (`JSON`), a strict parser, a writer with
+        // sorted keys, a Codable decoder and encoder over the tree. The API server's objects, the runtime's
+        // config.json, CNI configurations, the resolver's container records. No dependencies, so the runtime
+        // and the monitor link it; Foundation's coders cost more in Swift type lookups than the work.
         .target(name: "BerthJSON"),
         // The OCI runtime: validation, planning, and the container lifecycle.
         .target(name: "BerthRuntime", dependencies: ["BerthOCI", "BerthOS", "BerthJSON", "CBerthShim", "CSeccomp"]),
@@ -77,9 +78,9 @@ let package = Package(
         ]),
         // The embedded DNS server's message codec and docker's name rules (and IPv4Address), on BerthOS
         // only: no Foundation, so that the monitor serving them stays small. BerthNetwork re-exports it.
-        .target(name: "BerthDNS", dependencies: ["BerthOS"]),
+        .target(name: "BerthDNS", dependencies: ["BerthOS", "BerthJSON"]),
         // Container networking: pinned network namespaces, CNI plugins (spec 1.0), port publishing.
-        .target(name: "BerthNetwork", dependencies: ["BerthOS", "BerthDNS", "CBerthShim"]),
+        .target(name: "BerthNetwork", dependencies: ["BerthOS", "BerthDNS", "BerthJSON", "CBerthShim"]),
         // The engine: containers from images, run by any OCI runtime's command line under a monitor.
         .target(name: "BerthEngine", dependencies: [
             "BerthOCI", "BerthOS", "BerthJSON", "BerthImage", "BerthNetwork", "CBerthShim",
@@ -107,6 +108,7 @@ let package = Package(
         ]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
         .target(name: "BerthStore", dependencies: [
+            "BerthJSON",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -119,7 +121,7 @@ let package = Package(
         .target(name: "CBerthICUData", cSettings: [.headerSearchPath("data")]),
         // The Kubernetes-compatible API server.
         .target(name: "BerthAPI", dependencies: [
-            "BerthStore", "CBerthICUData",
+            "BerthJSON", "BerthStore", "CBerthICUData",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

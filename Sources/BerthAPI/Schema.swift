@@ -153,7 +153,7 @@ indirect enum Schema: Sendable {
             if case .freeform = s, v.object == nil { throw typeError("object") }
         case .string: if v.string == nil { throw typeError("string") }
         case .int: if v.int == nil { throw typeError("int64") }
-        case .number: if v.int == nil, case .double = v {} else if v.int == nil { throw typeError("float64") }
+        case .number: if v.double == nil { throw typeError("float64") }
         case .bool: if v.bool == nil { throw typeError("bool") }
         case .intOrString: if v.int == nil && v.string == nil { throw typeError("intstr.IntOrString") }
         case .map(let inner):

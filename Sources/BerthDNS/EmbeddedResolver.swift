@@ -1,3 +1,4 @@
+import BerthJSON
 import BerthOS
 #if canImport(Glibc)
 import Glibc
@@ -119,17 +120,17 @@ public struct ResolverPeer: Sendable, Equatable {
 
     /// Decodes a container record; nil for anything unreadable (a record being written, another version).
     public static func decode(record bytes: [UInt8]) -> ResolverPeer? {
-        guard let record = RecordJSON.parse(bytes), let id = record["id"]?.string, let name = record["name"]?.string else { return nil }
-        let status = record["state"]?["status"]?.string ?? ""
+        guard let record = try? JSON.parse(bytes), let id = record["id"].string, let name = record["name"].string else { return nil }
+        let status = record["state"]["status"].string ?? ""
         // Docker's --network-alias belongs to the network the container was started on (--network);
         // an attachment that carries aliases of its own (a later `network connect --alias`) uses those.
-        let primary = record["configuration"]?["networkMode"]?.string ?? ""
-        let aliases = record["configuration"]?["networkAliases"]?.strings ?? []
-        let endpoints: [Endpoint] = (record["networks"]?.array ?? []).compactMap { attachment in
-            guard let network = attachment["network"]?.string, let text = attachment["address"]?.string,
+        let primary = record["configuration"]["networkMode"].string ?? ""
+        let aliases = record["configuration"]["networkAliases"].array?.compactMap(\.string) ?? []
+        let endpoints: [Endpoint] = (record["networks"].array ?? []).compactMap { attachment in
+            guard let network = attachment["network"].string, let text = attachment["address"].string,
                   let address = IPv4Address(text.split(separator: "/").first ?? Substring(text)) else { return nil }
-            return Endpoint(network: network, networkID: attachment["networkID"]?.string ?? "", address: address,
-                            aliases: attachment["aliases"]?.strings ?? (network == primary ? aliases : []))
+            return Endpoint(network: network, networkID: attachment["networkID"].string ?? "", address: address,
+                            aliases: attachment["aliases"].array?.compactMap(\.string) ?? (network == primary ? aliases : []))
         }
         return ResolverPeer(id: id, name: name, running: status == "running" || status == "paused", endpoints: endpoints)
     }

@@ -1,8 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BerthJSON
 import BerthOS
-import FoundationEssentials
 
 /// The engine's configuration file (`/etc/berth/engine.json`, or `$BERTH_CONFIG`), in dockerd's
 /// daemon.json vocabulary where docker has a key, so an existing daemon.json mostly works as it is.
@@ -41,25 +41,21 @@ public struct EngineConfiguration: Sendable, Equatable {
         guard FileSystem.exists(path) else { return EngineConfiguration() }
         let bytes: [UInt8]
         do { bytes = try FileSystem.readFile(path) } catch { throw .system(error, context: "reading \(path)") }
-        let object: [String: Any]
-        do {
-            guard let parsed = try JSONSerializationLite.object(bytes) else {
-                throw EngineError.invalidArgument(what: path, reason: "the configuration must be a JSON object")
-            }
-            object = parsed
-        } catch let error as EngineError { throw error } catch {
-            throw .invalidArgument(what: path, reason: "invalid JSON: \(error)")
+        let parsed: JSON
+        do { parsed = try JSON.parse(bytes) } catch { throw .invalidArgument(what: path, reason: "invalid JSON: \(error)") }
+        guard case .object(let object) = parsed else {
+            throw .invalidArgument(what: path, reason: "the configuration must be a JSON object")
         }
         var c = EngineConfiguration()
         var unknown: [String] = []
         func strings(_ key: String) throws(EngineError) -> [String] {
-            guard let list = object[key] as? [Any], list.allSatisfy({ $0 is String }) else {
+            guard let list = object[key]?.array, case let strings = list.compactMap(\.string), strings.count == list.count else {
                 throw .invalidArgument(what: "\(path): \(key)", reason: "must be a list of strings")
             }
-            return list as! [String]
+            return strings
         }
         func string(_ key: String) throws(EngineError) -> String {
-            guard let value = object[key] as? String else { throw .invalidArgument(what: "\(path): \(key)", reason: "must be a string") }
+            guard let value = object[key]?.string else { throw .invalidArgument(what: "\(path): \(key)", reason: "must be a string") }
             return value
         }
         for key in object.keys.sorted() {
@@ -71,28 +67,28 @@ public struct EngineConfiguration: Sendable, Equatable {
             case "log-driver": c.logDriver = try string(key)
             case "bip": c.bridgeIP = try string(key)
             case "mirrors":
-                guard let map = object[key] as? [String: Any] else { throw .invalidArgument(what: "\(path): mirrors", reason: "must be an object of registry → list of mirrors") }
+                guard let map = object[key]?.object else { throw .invalidArgument(what: "\(path): mirrors", reason: "must be an object of registry → list of mirrors") }
                 for (registry, list) in map {
-                    guard let hosts = list as? [String] else { throw .invalidArgument(what: "\(path): mirrors.\(registry)", reason: "must be a list of strings") }
+                    guard let items = list.array, case let hosts = items.compactMap(\.string), hosts.count == items.count else { throw .invalidArgument(what: "\(path): mirrors.\(registry)", reason: "must be a list of strings") }
                     c.mirrors[registry] = hosts
                 }
             case "log-opts":
-                guard let map = object[key] as? [String: Any], map.values.allSatisfy({ $0 is String }) else {
+                guard let map = object[key], map.object != nil, map.stringMap.count == map.object?.count else {
                     throw .invalidArgument(what: "\(path): log-opts", reason: "must be an object of strings")
                 }
-                c.logOptions = map as! [String: String]
+                c.logOptions = map.stringMap
             case "runtimes":
-                guard let map = object[key] as? [String: Any] else { throw .invalidArgument(what: "\(path): runtimes", reason: "must be an object") }
+                guard let map = object[key]?.object else { throw .invalidArgument(what: "\(path): runtimes", reason: "must be an object") }
                 for (name, value) in map {
-                    guard let entry = value as? [String: Any], let runtimePath = entry["path"] as? String else {
+                    guard let runtimePath = value["path"].string else {
                         throw .invalidArgument(what: "\(path): runtimes.\(name)", reason: "must be {\"path\": \"/path/to/runtime\"}")
                     }
                     c.runtimes[name] = runtimePath
                 }
             case "default-address-pools":
-                guard let list = object[key] as? [[String: Any]] else { throw .invalidArgument(what: "\(path): default-address-pools", reason: "must be a list of {base, size}") }
+                guard let list = object[key]?.array, list.allSatisfy({ $0.object != nil }) else { throw .invalidArgument(what: "\(path): default-address-pools", reason: "must be a list of {base, size}") }
                 for entry in list {
-                    guard let base = entry["base"] as? String, let size = entry["size"] as? Int, (1...32).contains(size) else {
+                    guard let base = entry["base"].string, let size = entry["size"].int.map(Int.init), (1...32).contains(size) else {
                         throw .invalidArgument(what: "\(path): default-address-pools", reason: "each pool needs \"base\" (a CIDR) and \"size\" (1-32)")
                     }
                     c.addressPools.append(AddressPool(base: base, size: size))
@@ -113,42 +109,4 @@ public struct EngineConfiguration: Sendable, Equatable {
         if !registryMirrors.isEmpty { result["docker.io", default: []] += registryMirrors }
         return result
     }
-}
-
-/// JSON objects of unknown shape, through FoundationEssentials' decoder (no full Foundation here).
-enum JSONSerializationLite {
-    static func object(_ bytes: [UInt8]) throws -> [String: Any]? {
-        try JSONDecoder().decode(AnyJSON.self, from: Data(bytes)).value as? [String: Any]
-    }
-
-    struct AnyJSON: Decodable {
-        let value: Any
-        init(from decoder: any Decoder) throws {
-            if var array = try? decoder.unkeyedContainer() {
-                var items: [Any] = []
-                while !array.isAtEnd { items.append(try array.decode(AnyJSON.self).value) }
-                value = items
-                return
-            }
-            if let object = try? decoder.container(keyedBy: Key.self) {
-                var result: [String: Any] = [:]
-                for key in object.allKeys { result[key.stringValue] = try object.decode(AnyJSON.self, forKey: key).value }
-                value = result
-                return
-            }
-            let single = try decoder.singleValueContainer()
-            if single.decodeNil() { value = NSNullLite() } else if let b = try? single.decode(Bool.self) { value = b }
-            else if let i = try? single.decode(Int.self) { value = i } else if let d = try? single.decode(Double.self) { value = d }
-            else { value = try single.decode(String.self) }
-        }
-    }
-
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    struct NSNullLite {}
 }

@@ -37,13 +37,13 @@ extension ImageService {
     /// Writes config and manifest for `layers` (already blobs), unpacks snapshots, records the name.
     func register(reference: Reference, config: ImageConfig, layers: [Descriptor], manifestMediaType: String = MediaType.ociManifest) throws(ImageError) -> ImageRecord {
         let configBytes: [UInt8]
-        do { configBytes = try JSON.encode(config) } catch { throw .invalidManifest(reference.description, "\(error)") }
+        do { configBytes = try ImageCoding.encode(config) } catch { throw .invalidManifest(reference.description, "\(error)") }
         let configDigest = try store.writeBlob(configBytes)
         let configDescriptor = Descriptor(mediaType: manifestMediaType == MediaType.dockerManifest ? MediaType.dockerConfig : MediaType.ociConfig,
                                           digest: configDigest, size: Int64(configBytes.count))
         let manifest = Manifest(mediaType: manifestMediaType, config: configDescriptor, layers: layers)
         let manifestBytes: [UInt8]
-        do { manifestBytes = try JSON.encode(manifest) } catch { throw .invalidManifest(reference.description, "\(error)") }
+        do { manifestBytes = try ImageCoding.encode(manifest) } catch { throw .invalidManifest(reference.description, "\(error)") }
         let manifestDigest = try store.writeBlob(manifestBytes)
         try ensureSnapshots(layers: layers, diffIDs: config.rootfs.diff_ids)
         let record = ImageRecord(name: reference.description, manifestDigest: manifestDigest, manifestMediaType: manifestMediaType,
@@ -153,8 +153,8 @@ extension ImageService {
                 dockerManifest.append(DockerArchiveEntry(Config: "blobs/sha256/\(record.config.digest.hex)", RepoTags: [ref.familiar],
                                                          Layers: record.layers.map { "blobs/sha256/\($0.digest.hex)" }))
             }
-            try writeAtomically(directory + "/index.json", try JSON.encode(Index(manifests: manifests)))
-            try writeAtomically(directory + "/manifest.json", try JSON.encode(dockerManifest))
+            try writeAtomically(directory + "/index.json", try ImageCoding.encode(Index(manifests: manifests)))
+            try writeAtomically(directory + "/manifest.json", try ImageCoding.encode(dockerManifest))
         } catch let e as ImageError { throw e } catch let e as SystemCallError { throw .system(e) } catch {
             throw .invalidManifest(names.joined(separator: ","), "\(error)")
         }
@@ -232,7 +232,7 @@ extension ImageService {
             return bytes
         }
         let index: Index
-        do { index = try JSON.decode(Index.self, try FileSystem.readFile(dir + "/index.json")) } catch {
+        do { index = try ImageCoding.decode(Index.self, try FileSystem.readFile(dir + "/index.json")) } catch {
             throw .invalidManifest(dir + "/index.json", "\(error)")
         }
         var loaded: [ImageRecord] = []
@@ -252,7 +252,7 @@ extension ImageService {
             }
             let configBytes = try blob(manifest.config.digest)
             let config: ImageConfig
-            do { config = try JSON.decode(ImageConfig.self, configBytes) } catch { throw .invalidManifest("config \(manifest.config.digest)", "\(error)") }
+            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch { throw .invalidManifest("config \(manifest.config.digest)", "\(error)") }
             let refName = override ?? entry.annotations?["io.containerd.image.name"]
                 ?? entry.annotations?["org.opencontainers.image.ref.name"].map { $0.contains("/") || $0.contains(":") ? $0 : "berth.local/imported:\($0)" }
                 ?? "berth.local/imported@\(descriptor.digest)"
@@ -300,7 +300,7 @@ extension ImageService {
     /// docker-archive: `manifest.json` = [{Config, RepoTags, Layers}], layers as (possibly compressed) tars.
     private func loadDockerArchive(_ dir: String, name override: String?) throws(ImageError) -> [ImageRecord] {
         let entries: [DockerArchiveEntry]
-        do { entries = try JSON.decode([DockerArchiveEntry].self, try FileSystem.readFile(dir + "/manifest.json")) } catch {
+        do { entries = try ImageCoding.decode([DockerArchiveEntry].self, try FileSystem.readFile(dir + "/manifest.json")) } catch {
             throw .invalidManifest(dir + "/manifest.json", "\(error)")
         }
         var loaded: [ImageRecord] = []
@@ -315,7 +315,7 @@ extension ImageService {
             let configBytes: [UInt8]
             do { configBytes = try root.open(entry.Config, O_RDONLY).readAll() } catch { throw .notFound("\(entry.Config) in archive") }
             let config: ImageConfig
-            do { config = try JSON.decode(ImageConfig.self, configBytes) } catch { throw .invalidManifest(entry.Config, "\(error)") }
+            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch { throw .invalidManifest(entry.Config, "\(error)") }
             var layers: [Descriptor] = []
             var diffIDs: [Digest] = []
             for layer in entry.Layers {
@@ -333,7 +333,7 @@ extension ImageService {
                 let configDescriptor = Descriptor(mediaType: MediaType.ociConfig, digest: Digest.sha256(configBytes), size: Int64(configBytes.count))
                 let manifest = Manifest(config: configDescriptor, layers: layers)
                 let manifestBytes: [UInt8]
-                do { manifestBytes = try JSON.encode(manifest) } catch { throw .invalidManifest(name, "\(error)") }
+                do { manifestBytes = try ImageCoding.encode(manifest) } catch { throw .invalidManifest(name, "\(error)") }
                 let manifestDigest = try store.writeBlob(manifestBytes)
                 try ensureSnapshots(layers: layers, diffIDs: diffIDs)
                 let record = ImageRecord(name: reference.description, manifestDigest: manifestDigest, manifestMediaType: MediaType.ociManifest,

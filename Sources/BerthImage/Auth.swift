@@ -40,7 +40,7 @@ public struct CredentialStore: Sendable {
             struct Entry: Decodable { var auth: String?; var username: String?; var password: String?; var identitytoken: String? }
             var auths: [String: Entry]?
         }
-        let file = try JSON.decode(File.self, bytes)
+        let file = try ImageCoding.decode(File.self, bytes)
         var entries: [String: Credentials] = [:]
         for (key, entry) in file.auths ?? [:] {
             var host = key

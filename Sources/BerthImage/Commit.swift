@@ -27,7 +27,7 @@ extension ImageService {
             try writer.finish()
             output.close()
             let (descriptor, diffID) = try ingestLayer(tarPath)
-            var config = try JSON.decode(ImageConfig.self, try store.readBlob(base.config.digest))
+            var config = try ImageCoding.decode(ImageConfig.self, try store.readBlob(base.config.digest))
             config.rootfs = ImageConfig.RootFS(diffIDs: base.diffIDs + [diffID])
             config.history = (config.history ?? []) + [ImageConfig.History(created: nil, created_by: "berth commit \(containerID)", empty_layer: nil, comment: nil)]
             return try register(reference: reference, config: config, layers: base.layers + [descriptor])

@@ -22,7 +22,7 @@ extension ImageService {
         let dir = "\(store.containersDirectory)/\(containerID)"
         guard !containerID.isEmpty, !containerID.contains("/"),
               let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
-              let record = try? JSON.decode(ContentStore.ContainerRecord.self, bytes) else {
+              let record = try? ImageCoding.decode(ContentStore.ContainerRecord.self, bytes) else {
             throw .notFound("the root filesystem of container \(containerID)")
         }
         guard record.snapshotter == Snapshotter.overlay.rawValue else { return nil }

@@ -134,20 +134,20 @@ public final class ContentStore: Sendable {
 
     public func saveImage(_ record: ImageRecord) throws(ImageError) {
         do {
-            let bytes = try JSON.encode(record, pretty: true)
+            let bytes = try ImageCoding.encode(record, pretty: true)
             try writeAtomically(recordPath(record.name), bytes)
         } catch let error as SystemCallError { throw .system(error) } catch { throw .invalidManifest(record.name, "\(error)") }
     }
 
     public func image(_ name: String) -> ImageRecord? {
         guard let bytes = try? FileSystem.readFile(recordPath(name)) else { return nil }
-        return try? JSON.decode(ImageRecord.self, bytes)
+        return try? ImageCoding.decode(ImageRecord.self, bytes)
     }
 
     public func images() -> [ImageRecord] {
         ((try? FileSystem.listDirectory("\(root)/images")) ?? []).compactMap { file in
             guard file.hasSuffix(".json"), let bytes = try? FileSystem.readFile("\(root)/images/\(file)") else { return nil }
-            return try? JSON.decode(ImageRecord.self, bytes)
+            return try? ImageCoding.decode(ImageRecord.self, bytes)
         }.sorted { $0.name < $1.name }
     }
 
@@ -262,7 +262,7 @@ public final class ContentStore: Sendable {
     public func containers() -> [ContainerRecord] {
         ((try? FileSystem.listDirectory(containersDirectory)) ?? []).compactMap { id in
             guard let bytes = try? FileSystem.readFile("\(containersDirectory)/\(id)/snapshot.json") else { return nil }
-            return try? JSON.decode(ContainerRecord.self, bytes)
+            return try? ImageCoding.decode(ContainerRecord.self, bytes)
         }
     }
 

@@ -94,7 +94,7 @@ public actor ImageService {
                 ? try store.readBlob(manifest.config.digest)
                 : try await registry.fetchSmallBlob(source, manifest.config)
             let config: ImageConfig
-            do { config = try JSON.decode(ImageConfig.self, configBytes) } catch {
+            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch {
                 throw ImageError.invalidManifest("config \(manifest.config.digest)", "\(error)")
             }
             guard config.rootfs.diff_ids.count == manifest.layers.count else {

@@ -248,17 +248,17 @@ public enum ManifestDocument: Sendable {
     static func parse(_ bytes: [UInt8], mediaType declared: String?, what: String) throws(ImageError) -> ManifestDocument {
         struct Probe: Decodable { var mediaType: String?; var manifests: [Descriptor]?; var config: Descriptor?; var schemaVersion: Int? }
         let probe: Probe
-        do { probe = try JSON.decode(Probe.self, bytes) } catch { throw .invalidManifest(what, "\(error)") }
+        do { probe = try ImageCoding.decode(Probe.self, bytes) } catch { throw .invalidManifest(what, "\(error)") }
         let type = probe.mediaType ?? declared ?? ""
         if probe.schemaVersion == 1 || type.contains("distribution.manifest.v1") {
             throw .unsupportedMediaType(type.isEmpty ? "docker schema1" : type, what: what)
         }
         if MediaType.indexes.contains(type) || (type.isEmpty || type == "application/json") && probe.manifests != nil {
-            do { return .index(try JSON.decode(Index.self, bytes)) } catch { throw .invalidManifest(what, "\(error)") }
+            do { return .index(try ImageCoding.decode(Index.self, bytes)) } catch { throw .invalidManifest(what, "\(error)") }
         }
         if MediaType.manifests.contains(type) || (type.isEmpty || type == "application/json") && probe.config != nil {
             do {
-                var m = try JSON.decode(Manifest.self, bytes)
+                var m = try ImageCoding.decode(Manifest.self, bytes)
                 if m.mediaType == nil { m.mediaType = MediaType.manifests.contains(type) ? type : MediaType.ociManifest }
                 return .manifest(m)
             } catch { throw .invalidManifest(what, "\(error)") }

@@ -219,7 +219,7 @@ public final class RegistryClient: Sendable {
                 throw .authentication("token endpoint \(realm) answered \(response.status.code)\(credentials == nil ? " (no credentials for \(registry))" : "")")
             }
             struct Token: Decodable { var token: String?; var access_token: String? }
-            guard let token = try? JSON.decode(Token.self, Array(buffer: body)), let value = token.token ?? token.access_token else {
+            guard let token = try? ImageCoding.decode(Token.self, Array(buffer: body)), let value = token.token ?? token.access_token else {
                 throw .authentication("token endpoint \(realm) sent no token")
             }
             return "Bearer " + value
@@ -244,7 +244,7 @@ public final class RegistryClient: Sendable {
         let body = (try? await response.body.collect(upTo: 64 << 10)).map { String(buffer: $0) } ?? ""
         struct Errors: Decodable { struct E: Decodable { var code: String?; var message: String? }; var errors: [E]? }
         var message = body.count > 300 ? String(body.prefix(300)) + "…" : body
-        if let parsed = try? JSON.decode(Errors.self, Array(body.utf8)), let first = parsed.errors?.first {
+        if let parsed = try? ImageCoding.decode(Errors.self, Array(body.utf8)), let first = parsed.errors?.first {
             message = [first.code, first.message].compactMap { $0 }.joined(separator: ": ")
         }
         if response.status == .notFound { return .notFound(url + (message.isEmpty ? "" : " (\(message))")) }

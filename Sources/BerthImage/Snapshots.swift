@@ -43,7 +43,7 @@ extension ImageService {
                     try FileSystem.makeDirectories(rootfs, mode: 0o755)
                     let container = ContentStore.ContainerRecord(id: containerID, image: record.name, chainIDs: record.chainIDs,
                                                                  snapshotter: snapshotter.rawValue)
-                    try writeAtomically(dir + "/snapshot.json", try JSON.encode(container, pretty: true))
+                    try writeAtomically(dir + "/snapshot.json", try ImageCoding.encode(container, pretty: true))
                 } catch let e as SystemCallError { throw .system(e) } catch { throw .invalidManifest(record.name, "\(error)") }
             }
             var mode = snapshotter
@@ -60,7 +60,7 @@ extension ImageService {
                     mode = .copy
                     let container = ContentStore.ContainerRecord(id: containerID, image: record.name, chainIDs: record.chainIDs,
                                                                  snapshotter: Snapshotter.copy.rawValue)
-                    try writeAtomically(dir + "/snapshot.json", try JSON.encode(container, pretty: true))
+                    try writeAtomically(dir + "/snapshot.json", try ImageCoding.encode(container, pretty: true))
                 }
             }
             switch mode {
@@ -110,7 +110,7 @@ extension ImageService {
         let dir = "\(store.containersDirectory)/\(containerID)"
         guard !containerID.isEmpty, !containerID.contains("/"),
               let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
-              let record = try? JSON.decode(ContentStore.ContainerRecord.self, bytes) else {
+              let record = try? ImageCoding.decode(ContentStore.ContainerRecord.self, bytes) else {
             throw .notFound("the root filesystem of container \(containerID)")
         }
         guard record.snapshotter == Snapshotter.overlay.rawValue,

@@ -1,4 +1,4 @@
-/// Codable decoding of JSON through a parsed tree (``JSONValue``), for what the runtime decodes on the
+/// Codable decoding of JSON through a parsed tree (``JSON``), for what the runtime decodes on the
 /// way to starting a container: config.json, the init's request, state.json.
 ///
 /// Measured per fresh process, Foundation's JSONDecoder spent ~0.6 ms setting itself up and ~1 ms on a
@@ -11,7 +11,7 @@ public enum JSONTreeDecoder {
     }
 
     /// The tree of `bytes`; malformed JSON is a DecodingError, as Foundation's decoder reports it.
-    public static func parse(_ bytes: [UInt8]) throws(DecodingError) -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws(DecodingError) -> JSON {
         do {
             return try JSONParser.parse(bytes)
         } catch {
@@ -20,7 +20,7 @@ public enum JSONTreeDecoder {
         }
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, from tree: JSONValue) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from tree: JSON) throws -> T {
         try T(from: TreeDecoder(value: tree, codingPath: []))
     }
 }
@@ -36,42 +36,44 @@ private struct IndexKey: CodingKey {
 
 /// Conversions of one JSON value to the primitive types Codable asks for.
 private enum Primitive {
-    static func mismatch(_ type: Any.Type, _ value: JSONValue, _ path: [any CodingKey]) -> DecodingError {
+    static func mismatch(_ type: Any.Type, _ value: JSON, _ path: [any CodingKey]) -> DecodingError {
         if value == .null {
             return .valueNotFound(type, .init(codingPath: path, debugDescription: "Expected \(type) value but found null instead."))
         }
         return .typeMismatch(type, .init(codingPath: path, debugDescription: "Expected to decode \(type) but found \(value.kind) instead."))
     }
 
-    static func bool(_ value: JSONValue, _ path: [any CodingKey]) throws -> Bool {
+    static func bool(_ value: JSON, _ path: [any CodingKey]) throws -> Bool {
         guard case .bool(let bool) = value else { throw mismatch(Bool.self, value, path) }
         return bool
     }
 
-    static func string(_ value: JSONValue, _ path: [any CodingKey]) throws -> String {
+    static func string(_ value: JSON, _ path: [any CodingKey]) throws -> String {
         guard case .string(let string) = value else { throw mismatch(String.self, value, path) }
         return string
     }
 
     /// Exact: 3 and 3.0 decode as an Int, 3.5 and out-of-range numbers do not.
-    static func integer<T: FixedWidthInteger>(_ type: T.Type, _ value: JSONValue, _ path: [any CodingKey]) throws -> T {
+    static func integer<T: FixedWidthInteger>(_ type: T.Type, _ value: JSON, _ path: [any CodingKey]) throws -> T {
         guard case .number(let text) = value else { throw mismatch(type, value, path) }
-        if let exact = JSONValue.exactInteger(text, as: type) { return exact }
+        if let exact = JSON.exactInteger(text, as: type) { return exact }
         throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "Parsed JSON number <\(text)> does not fit in \(type)."))
     }
 
-    static func floating<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type, _ value: JSONValue, _ path: [any CodingKey]) throws -> T {
+    static func floating<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type, _ value: JSON, _ path: [any CodingKey]) throws -> T {
         guard case .number(let text) = value, let number = T(text) else { throw mismatch(type, value, path) }
         return number
     }
 }
 
-private final class TreeDecoder: Decoder {
-    let value: JSONValue
+private final class TreeDecoder: Decoder, TreeBacked {
+    let value: JSON
+    var tree: JSON { value }
+    func set(_ tree: JSON) {}
     let codingPath: [any CodingKey]
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-    init(value: JSONValue, codingPath: [any CodingKey]) {
+    init(value: JSON, codingPath: [any CodingKey]) {
         self.value = value
         self.codingPath = codingPath
     }
@@ -92,13 +94,13 @@ private final class TreeDecoder: Decoder {
 }
 
 private struct KeyedTree<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let members: [String: JSONValue]
+    let members: [String: JSON]
     let codingPath: [any CodingKey]
 
     var allKeys: [Key] { members.keys.compactMap { Key(stringValue: $0) } }
     func contains(_ key: Key) -> Bool { members[key.stringValue] != nil }
 
-    private func value(_ key: Key) throws -> JSONValue {
+    private func value(_ key: Key) throws -> JSON {
         guard let value = members[key.stringValue] else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "No value associated with key \(key.stringValue)."))
         }
@@ -143,11 +145,11 @@ private struct KeyedTree<Key: CodingKey>: KeyedDecodingContainerProtocol {
 }
 
 private struct UnkeyedTree: UnkeyedDecodingContainer {
-    let elements: [JSONValue]
+    let elements: [JSON]
     let codingPath: [any CodingKey]
     var currentIndex = 0
 
-    init(elements: [JSONValue], codingPath: [any CodingKey]) {
+    init(elements: [JSON], codingPath: [any CodingKey]) {
         self.elements = elements
         self.codingPath = codingPath
     }
@@ -156,7 +158,7 @@ private struct UnkeyedTree: UnkeyedDecodingContainer {
     var isAtEnd: Bool { currentIndex >= elements.count }
 
     /// The next element and its path; advances.
-    private mutating func next(_ type: Any.Type) throws -> (JSONValue, [any CodingKey]) {
+    private mutating func next(_ type: Any.Type) throws -> (JSON, [any CodingKey]) {
         let path = codingPath + [IndexKey(currentIndex)]
         guard !isAtEnd else {
             throw DecodingError.valueNotFound(type, .init(codingPath: path, debugDescription: "Unkeyed container is at end."))
@@ -208,7 +210,7 @@ private struct UnkeyedTree: UnkeyedDecodingContainer {
 }
 
 private struct SingleTree: SingleValueDecodingContainer {
-    let value: JSONValue
+    let value: JSON
     let codingPath: [any CodingKey]
 
     func decodeNil() -> Bool { value == .null }

@@ -1,4 +1,4 @@
-/// Codable encoding into a ``JSONValue`` tree, written out by ``JSONWriter``: the encoding half of
+/// Codable encoding into a ``JSON`` tree, written out by ``JSONWriter``: the encoding half of
 /// ``JSONTreeDecoder``, for records written by short-lived processes (the CLI, the runtime).
 ///
 /// Foundation's JSONEncoder asks every value it meets whether it is one of Foundation's special types
@@ -13,7 +13,7 @@ public enum JSONTreeEncoder {
     }
 
     /// The tree of `value`.
-    public static func tree<T: Encodable>(_ value: T) throws -> JSONValue {
+    public static func tree<T: Encodable>(_ value: T) throws -> JSON {
         let root = EncodingNode()
         try value.encode(to: TreeEncoder(node: root, codingPath: []))
         guard let tree = root.value else {
@@ -26,16 +26,16 @@ public enum JSONTreeEncoder {
 /// Where one value goes while it is being encoded: a value set once, or an object or array whose
 /// members are added (containers share the node, so a nested container writes into its parent).
 final class EncodingNode {
-    private var scalar: JSONValue?
+    private var scalar: JSON?
     private var members: [String: EncodingNode]?
     private var elements: [EncodingNode]?
 
     var isEmpty: Bool { scalar == nil && members == nil && elements == nil }
 
-    var value: JSONValue? {
+    var value: JSON? {
         if let scalar { return scalar }
         if let members {
-            var object: [String: JSONValue] = [:]
+            var object: [String: JSON] = [:]
             object.reserveCapacity(members.count)
             for (key, node) in members { object[key] = node.value ?? .object([:]) }
             return .object(object)
@@ -44,7 +44,7 @@ final class EncodingNode {
         return nil
     }
 
-    func set(_ value: JSONValue) {
+    func set(_ value: JSON) {
         scalar = value
         members = nil
         elements = nil
@@ -101,20 +101,21 @@ private struct SuperKey: CodingKey {
 }
 
 private enum Scalar {
-    static func number<T: BinaryInteger>(_ value: T) -> JSONValue { .number(String(value)) }
+    static func number<T: BinaryInteger>(_ value: T) -> JSON { .number(String(value)) }
 
-    static func number(_ value: Double, _ path: [any CodingKey]) throws -> JSONValue {
+    static func number(_ value: Double, _ path: [any CodingKey]) throws -> JSON {
         guard value.isFinite else {
             throw EncodingError.invalidValue(value, .init(codingPath: path, debugDescription: "Unable to encode Double.\(value) directly in JSON."))
         }
         // JSONEncoder's form: integral values without a fraction (3, not 3.0).
-        if value.rounded() == value, abs(value) < 1e15 { return .number(String(Int64(value))) }
-        return .number(String(value))
+        return .double(value)
     }
 }
 
-private struct TreeEncoder: Encoder {
+private struct TreeEncoder: Encoder, TreeBacked {
     let node: EncodingNode
+    var tree: JSON { node.value ?? .null }
+    func set(_ tree: JSON) { node.set(tree) }
     let codingPath: [any CodingKey]
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
@@ -135,7 +136,7 @@ private struct KeyedTreeEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol 
     let node: EncodingNode
     let codingPath: [any CodingKey]
 
-    private func set(_ value: JSONValue, _ key: Key) { node.member(key.stringValue).set(value) }
+    private func set(_ value: JSON, _ key: Key) { node.member(key.stringValue).set(value) }
 
     mutating func encodeNil(forKey key: Key) throws { set(.null, key) }
     mutating func encode(_ value: Bool, forKey key: Key) throws { set(.bool(value), key) }
@@ -181,7 +182,7 @@ private struct UnkeyedTreeEncoder: UnkeyedEncodingContainer {
     let codingPath: [any CodingKey]
     var count: Int { node.count }
 
-    private func add(_ value: JSONValue) { node.append().set(value) }
+    private func add(_ value: JSON) { node.append().set(value) }
     private var nextPath: [any CodingKey] { codingPath + [EncodingIndex(count)] }
 
     mutating func encodeNil() throws { add(.null) }
@@ -231,7 +232,7 @@ private struct SingleTreeEncoder: SingleValueEncodingContainer {
     let node: EncodingNode
     let codingPath: [any CodingKey]
 
-    private func set(_ value: JSONValue) { node.set(value) }
+    private func set(_ value: JSON) { node.set(value) }
 
     mutating func encodeNil() throws { set(.null) }
     mutating func encode(_ value: Bool) throws { set(.bool(value)) }

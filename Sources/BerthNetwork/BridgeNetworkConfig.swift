@@ -12,16 +12,16 @@
 /// - `tuning`: the `mac` capability (`--mac-address`).
 public enum BridgeNetworkConfig {
     public static func configList(for network: Network, ipamDirectory: String) -> NetworkConfigList {
-        var range: [String: JSONValue] = [:]
+        var range: [String: JSON] = [:]
         if let subnet = network.subnet { range["subnet"] = .string(subnet) }
         if let gateway = network.gateway { range["gateway"] = .string(gateway) }
-        var ipam: [String: JSONValue] = [
+        var ipam: [String: JSON] = [
             "type": "host-local",
             "ranges": .array([.array([.object(range)])]),
             "dataDir": .string(ipamDirectory),
         ]
         if !network.internal { ipam["routes"] = [["dst": "0.0.0.0/0"]] }
-        let bridge: [String: JSONValue] = [
+        let bridge: [String: JSON] = [
             "type": "bridge",
             "bridge": .string(network.bridge ?? "berth0"),
             "isGateway": true,
@@ -46,14 +46,14 @@ public enum BridgeNetworkConfig {
         var gateway: String?
         var bridge: String?
         for plugin in list.plugins {
-            if bridge == nil { bridge = plugin.json["bridge"]?.stringValue }
+            if bridge == nil { bridge = plugin.json["bridge"]?.string }
             guard let ipam = plugin.json["ipam"] else { continue }
-            if let first = ipam["ranges"]?.arrayValue?.first?.arrayValue?.first {
-                subnet = subnet ?? first["subnet"]?.stringValue
-                gateway = gateway ?? first["gateway"]?.stringValue
+            if let first = ipam["ranges"].array?.first?.array?.first {
+                subnet = subnet ?? first["subnet"].string
+                gateway = gateway ?? first["gateway"].string
             }
-            subnet = subnet ?? ipam["subnet"]?.stringValue
-            gateway = gateway ?? ipam["gateway"]?.stringValue
+            subnet = subnet ?? ipam["subnet"].string
+            gateway = gateway ?? ipam["gateway"].string
         }
         return (list.plugins.first?.type ?? "", subnet, gateway, bridge)
     }

@@ -45,15 +45,15 @@ public struct CNI: Sendable {
     /// DELeted (in reverse, errors ignored) before the error is thrown, so nothing half-made remains.
     @discardableResult
     public func add(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
-                    capabilityArgs: [String: JSONValue] = [:], args: [(String, String)] = []) throws(NetworkError) -> CNIResult {
+                    capabilityArgs: [String: JSON] = [:], args: [(String, String)] = []) throws(NetworkError) -> CNIResult {
         try Self.validate(containerID: containerID, ifName: ifName)
         let attachment = Target(containerID: containerID, netnsPath: netnsPath, ifName: ifName, args: args)
-        var previous: JSONValue?
+        var previous: JSON?
         for index in network.plugins.indices {
             do throws(NetworkError) {
                 let output = try invoke("ADD", network: network, plugin: index, attachment: attachment,
                                         capabilityArgs: capabilityArgs, prevResult: previous)
-                guard let document = try? JSONCoding.decode(JSONValue.self, from: output) else {
+                guard let document = try? JSONCoding.decode(JSON.self, from: output) else {
                     throw .plugin(CNIPluginError(
                         plugin: network.plugins[index].type, network: network.name, command: "ADD", code: 0,
                         message: "printed no JSON result", details: String(decoding: output.prefix(200), as: UTF8.self),
@@ -80,7 +80,7 @@ public struct CNI: Sendable {
     /// CHECK: runs every plugin in order with the cached ADD result. Skipped for lists that disable it
     /// or whose version predates it (< 0.4.0).
     public func check(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
-                      capabilityArgs: [String: JSONValue]? = nil) throws(NetworkError) {
+                      capabilityArgs: [String: JSON]? = nil) throws(NetworkError) {
         try Self.validate(containerID: containerID, ifName: ifName)
         guard let cached = cachedEntry(network: network.name, containerID: containerID, ifName: ifName) else {
             throw .notAttached(network: network.name, containerID: containerID, ifName: ifName)
@@ -121,7 +121,7 @@ public struct CNI: Sendable {
     /// configuration when there is one (so DEL undoes what ADD did), else `network`. Succeeds when the
     /// attachment is already gone; the cache entry is removed only after every plugin succeeded.
     public func del(network: NetworkConfigList?, networkName: String? = nil, containerID: String, netnsPath: String,
-                    ifName: String, capabilityArgs: [String: JSONValue]? = nil) throws(NetworkError) {
+                    ifName: String, capabilityArgs: [String: JSON]? = nil) throws(NetworkError) {
         let name = network?.name ?? networkName ?? ""
         try Self.validate(containerID: containerID, ifName: ifName)
         let cached = cachedEntry(network: name, containerID: containerID, ifName: ifName)
@@ -132,8 +132,8 @@ public struct CNI: Sendable {
         removeCache(network: list.name, containerID: containerID, ifName: ifName)
     }
 
-    func runDel(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSONValue],
-                prevResult: JSONValue?) throws(NetworkError) {
+    func runDel(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSON],
+                prevResult: JSON?) throws(NetworkError) {
         var firstError: NetworkError?
         // Every plugin gets its DEL even if one fails: a failing firewall must not leave a veth behind.
         for index in network.plugins.indices.reversed() {
@@ -159,7 +159,7 @@ public struct CNI: Sendable {
     }
 
     func invoke(_ command: String, network: NetworkConfigList, plugin index: Int, attachment: Target,
-                capabilityArgs: [String: JSONValue], prevResult: JSONValue?) throws(NetworkError) -> [UInt8] {
+                capabilityArgs: [String: JSON], prevResult: JSON?) throws(NetworkError) -> [UInt8] {
         let type = network.plugins[index].type
         guard let path = pluginPath(type) else {
             throw .pluginNotFound(plugin: type, network: network.name, searched: pluginDirectories)

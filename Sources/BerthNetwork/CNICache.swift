@@ -12,10 +12,10 @@ extension CNI {
         public var containerID: String
         public var netnsPath: String
         public var ifName: String
-        public var capabilityArgs: [String: JSONValue]
-        public var result: JSONValue
+        public var capabilityArgs: [String: JSON]
+        public var result: JSON
 
-        init(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSONValue], result: JSONValue) {
+        init(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSON], result: JSON) {
             self.network = network
             self.containerID = attachment.containerID
             self.netnsPath = attachment.netnsPath
@@ -24,7 +24,7 @@ extension CNI {
             self.result = result
         }
 
-        var json: JSONValue {
+        var json: JSON {
             .object([
                 "kind": "cni#v1",
                 "networkName": .string(network.name),
@@ -37,17 +37,17 @@ extension CNI {
             ])
         }
 
-        init(json: JSONValue, source: String) throws(NetworkError) {
-            guard json["kind"]?.stringValue == "cni#v1", let config = json["config"],
-                  let containerID = json["containerId"]?.stringValue, let ifName = json["ifName"]?.stringValue,
-                  let result = json["result"] else {
+        init(json: JSON, source: String) throws(NetworkError) {
+            guard json["kind"].string == "cni#v1", case let config = json["config"], config != .null,
+                  let containerID = json["containerId"].string, let ifName = json["ifName"].string,
+                  case let result = json["result"], result != .null else {
                 throw .invalidConfiguration(source: source, reason: "not a cached CNI result")
             }
             network = try NetworkConfigList(parsing: (try? JSONCoding.encode(config)) ?? [], source: source)
             self.containerID = containerID
             self.ifName = ifName
-            netnsPath = json["netns"]?.stringValue ?? ""
-            capabilityArgs = json["capabilityArgs"]?.objectValue ?? [:]
+            netnsPath = json["netns"].string ?? ""
+            capabilityArgs = json["capabilityArgs"].object ?? [:]
             self.result = result
         }
 
@@ -63,7 +63,7 @@ extension CNI {
     public func cachedEntry(network: String, containerID: String, ifName: String) -> CacheEntry? {
         let path = cachePath(network: network, containerID: containerID, ifName: ifName)
         guard let bytes = try? FileSystem.readFile(path),
-              let json = try? JSONCoding.decode(JSONValue.self, from: bytes) else { return nil }
+              let json = try? JSONCoding.decode(JSON.self, from: bytes) else { return nil }
         return try? CacheEntry(json: json, source: path)
     }
 
@@ -75,7 +75,7 @@ extension CNI {
         for name in names where name.hasSuffix(".json") && name.contains("-\(containerID)-") {
             let path = "\(cacheDirectory)/\(name)"
             guard let bytes = try? FileSystem.readFile(path),
-                  let json = try? JSONCoding.decode(JSONValue.self, from: bytes),
+                  let json = try? JSONCoding.decode(JSON.self, from: bytes),
                   let entry = try? CacheEntry(json: json, source: path), entry.containerID == containerID else { continue }
             entries.append(entry)
         }
@@ -90,7 +90,7 @@ extension CNI {
         for name in names where name.hasSuffix(".json") {
             let path = "\(cacheDirectory)/\(name)"
             guard let bytes = try? FileSystem.readFile(path),
-                  let id = (try? JSONCoding.decode(JSONValue.self, from: bytes))?["containerId"]?.stringValue else { continue }
+                  let id = (try? JSONCoding.decode(JSON.self, from: bytes))?["containerId"].string else { continue }
             result.insert(id)
         }
         return result

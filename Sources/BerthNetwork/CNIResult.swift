@@ -40,52 +40,52 @@ public struct CNIResult: Sendable, Equatable {
     public var ips: [IPConfig]
     public var routes: [Route]
     public var dns: DNS
-    public var json: JSONValue
+    public var json: JSON
 
     /// Parses a result document. Results of versions 0.3.x/0.4.0 have the same shape plus an `ips[].version`
     /// that is ignored; 0.1/0.2's `ip4`/`ip6` objects are read too.
-    public init(json: JSONValue, source: String = "CNI result") throws(NetworkError) {
-        guard let object = json.objectValue else {
+    public init(json: JSON, source: String = "CNI result") throws(NetworkError) {
+        guard let object = json.object else {
             throw .invalidConfiguration(source: source, reason: "a result must be a JSON object")
         }
         self.json = json
-        cniVersion = object["cniVersion"]?.stringValue ?? ""
+        cniVersion = object["cniVersion"]?.string ?? ""
         interfaces = []
-        for entry in object["interfaces"]?.arrayValue ?? [] {
-            guard let name = entry["name"]?.stringValue else {
+        for entry in object["interfaces"]?.array ?? [] {
+            guard let name = entry["name"].string else {
                 throw .invalidConfiguration(source: source, reason: "an interface has no name")
             }
-            let sandbox = entry["sandbox"]?.stringValue
-            interfaces.append(Interface(name: name, mac: entry["mac"]?.stringValue,
+            let sandbox = entry["sandbox"].string
+            interfaces.append(Interface(name: name, mac: entry["mac"].string,
                                         sandbox: sandbox?.isEmpty == true ? nil : sandbox,
-                                        mtu: entry["mtu"]?.intValue.map { Int($0) }))
+                                        mtu: entry["mtu"].int.map { Int($0) }))
         }
         ips = []
-        for entry in object["ips"]?.arrayValue ?? [] {
-            guard let address = entry["address"]?.stringValue, address.contains("/") else {
+        for entry in object["ips"]?.array ?? [] {
+            guard let address = entry["address"].string, address.contains("/") else {
                 throw .invalidConfiguration(source: source, reason: "an IP entry has no address in CIDR notation")
             }
-            ips.append(IPConfig(address: address, gateway: entry["gateway"]?.stringValue,
-                                interface: entry["interface"]?.intValue.map { Int($0) }))
+            ips.append(IPConfig(address: address, gateway: entry["gateway"].string,
+                                interface: entry["interface"].int.map { Int($0) }))
         }
         for legacy in ["ip4", "ip6"] {
-            if let entry = object[legacy], let address = entry["ip"]?.stringValue {
-                ips.append(IPConfig(address: address, gateway: entry["gateway"]?.stringValue, interface: nil))
+            if let entry = object[legacy], let address = entry["ip"].string {
+                ips.append(IPConfig(address: address, gateway: entry["gateway"].string, interface: nil))
             }
         }
         routes = []
-        for entry in object["routes"]?.arrayValue ?? [] {
-            guard let destination = entry["dst"]?.stringValue else {
+        for entry in object["routes"]?.array ?? [] {
+            guard let destination = entry["dst"].string else {
                 throw .invalidConfiguration(source: source, reason: "a route has no dst")
             }
-            routes.append(Route(destination: destination, gateway: entry["gw"]?.stringValue))
+            routes.append(Route(destination: destination, gateway: entry["gw"].string))
         }
         dns = DNS()
         if let entry = object["dns"] {
-            dns.nameservers = entry["nameservers"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            dns.domain = entry["domain"]?.stringValue
-            dns.search = entry["search"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            dns.options = entry["options"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            dns.nameservers = entry["nameservers"].array?.compactMap(\.string) ?? []
+            dns.domain = entry["domain"].string
+            dns.search = entry["search"].array?.compactMap(\.string) ?? []
+            dns.options = entry["options"].array?.compactMap(\.string) ?? []
         }
     }
 

@@ -22,32 +22,32 @@ public struct NetworkConfigList: Sendable, Equatable {
 
     /// One plugin of the list: its `type`, the `capabilities` it declares, and every key as given.
     public struct PluginConfig: Sendable, Equatable {
-        public var json: [String: JSONValue]
+        public var json: [String: JSON]
 
-        public init(json: [String: JSONValue]) { self.json = json }
+        public init(json: [String: JSON]) { self.json = json }
 
-        public var type: String { json["type"]?.stringValue ?? "" }
+        public var type: String { json["type"]?.string ?? "" }
 
         /// Capability names the plugin declared true (`portMappings`, `ips`, `mac`, `dns` …).
         public var capabilities: Set<String> {
-            guard let declared = json["capabilities"]?.objectValue else { return [] }
-            return Set(declared.compactMap { $0.value.boolValue == true ? $0.key : nil })
+            guard let declared = json["capabilities"]?.object else { return [] }
+            return Set(declared.compactMap { $0.value.bool == true ? $0.key : nil })
         }
     }
 
     /// Parses a `.conflist`, or a single-plugin `.conf`/`.json` (wrapped into a list of one, as libcni's
     /// `ConfListFromConf` does).
     public init(parsing bytes: [UInt8], source: String) throws(NetworkError) {
-        let document: JSONValue
+        let document: JSON
         do {
-            document = try JSONCoding.decode(JSONValue.self, from: bytes)
+            document = try JSONCoding.decode(JSON.self, from: bytes)
         } catch {
             throw .invalidConfiguration(source: source, reason: "not JSON (\(error))")
         }
-        guard let object = document.objectValue else {
+        guard let object = document.object else {
             throw .invalidConfiguration(source: source, reason: "not a JSON object")
         }
-        guard let name = object["name"]?.stringValue, !name.isEmpty else {
+        guard let name = object["name"]?.string, !name.isEmpty else {
             throw .invalidConfiguration(source: source, reason: "no name")
         }
         // Spec 1.0: alphanumeric first, then alphanumerics, `_`, `.`, `-` — which also keeps a name
@@ -55,23 +55,23 @@ public struct NetworkConfigList: Sendable, Equatable {
         guard Network.isValidName(name) else {
             throw .invalidConfiguration(source: source, reason: "invalid name \"\(name)\"")
         }
-        let version = object["cniVersion"]?.stringValue ?? "0.2.0"
+        let version = object["cniVersion"]?.string ?? "0.2.0"
         if let list = object["plugins"] {
-            guard let entries = list.arrayValue, !entries.isEmpty else {
+            guard let entries = list.array, !entries.isEmpty else {
                 throw .invalidConfiguration(source: source, reason: "plugins must be a non-empty array")
             }
             var plugins: [PluginConfig] = []
             for (index, entry) in entries.enumerated() {
-                guard let members = entry.objectValue, let type = members["type"]?.stringValue, !type.isEmpty else {
+                guard let members = entry.object, let type = members["type"]?.string, !type.isEmpty else {
                     throw .invalidConfiguration(source: source, reason: "plugin \(index) has no type")
                 }
                 try Self.checkPluginType(type, source: source)
                 plugins.append(PluginConfig(json: members))
             }
-            self.init(cniVersion: version, name: name, disableCheck: object["disableCheck"]?.boolValue ?? false,
+            self.init(cniVersion: version, name: name, disableCheck: object["disableCheck"]?.bool ?? false,
                       plugins: plugins, source: source)
         } else {
-            guard let type = object["type"]?.stringValue, !type.isEmpty else {
+            guard let type = object["type"]?.string, !type.isEmpty else {
                 throw .invalidConfiguration(source: source, reason: "neither plugins nor type")
             }
             try Self.checkPluginType(type, source: source)
@@ -87,8 +87,8 @@ public struct NetworkConfigList: Sendable, Equatable {
     }
 
     /// The list as the JSON document a `.conflist` file holds.
-    public var json: JSONValue {
-        var object: [String: JSONValue] = [
+    public var json: JSON {
+        var object: [String: JSON] = [
             "cniVersion": .string(cniVersion),
             "name": .string(name),
             "plugins": .array(plugins.map { .object($0.json) }),
@@ -98,19 +98,19 @@ public struct NetworkConfigList: Sendable, Equatable {
     }
 
     public func encoded(pretty: Bool = true) -> [UInt8] {
-        // Encoding a JSONValue cannot fail (no non-finite doubles come out of the parser).
+        // Encoding a JSON cannot fail (no non-finite doubles come out of the parser).
         (try? JSONCoding.encode(json, pretty: pretty)) ?? []
     }
 
     /// The stdin of plugin `index` (spec 1.0 "Execution of Network Configurations"): its own keys with
     /// the list's `name` and `cniVersion`, `runtimeConfig` holding the capability arguments it declared,
     /// and `prevResult` when there is one.
-    public func pluginInput(_ index: Int, capabilityArgs: [String: JSONValue], prevResult: JSONValue?) -> JSONValue {
+    public func pluginInput(_ index: Int, capabilityArgs: [String: JSON], prevResult: JSON?) -> JSON {
         let plugin = plugins[index]
         var object = plugin.json
         object["name"] = .string(name)
         object["cniVersion"] = .string(cniVersion)
-        var runtimeConfig: [String: JSONValue] = [:]
+        var runtimeConfig: [String: JSON] = [:]
         for capability in plugin.capabilities {
             if let value = capabilityArgs[capability] { runtimeConfig[capability] = value }
         }

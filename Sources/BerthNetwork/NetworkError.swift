@@ -119,10 +119,10 @@ public struct CNIPluginError: Error, CustomStringConvertible, Sendable, Equatabl
         var code = 0
         var message = ""
         var details = ""
-        if let object = (try? JSONCoding.decode(JSONValue.self, from: stdout))?.objectValue {
-            code = Int(object["code"]?.intValue ?? 0)
-            message = object["msg"]?.stringValue ?? ""
-            details = object["details"]?.stringValue ?? ""
+        if let object = (try? JSONCoding.decode(JSON.self, from: stdout))?.object {
+            code = Int(object["code"]?.int ?? 0)
+            message = object["msg"]?.string ?? ""
+            details = object["details"]?.string ?? ""
         }
         return CNIPluginError(plugin: plugin, network: network, command: command, code: code, message: message,
                               details: details, exitStatus: exitStatus, stderr: String(decoding: stderr, as: UTF8.self))

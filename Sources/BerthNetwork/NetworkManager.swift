@@ -93,7 +93,7 @@ public final class NetworkManager: Sendable {
         do {
             for (index, (network, list)) in resolved.enumerated() {
                 let ifName = "eth\(index)"
-                var capabilities: [String: JSONValue] = [:]
+                var capabilities: [String: JSON] = [:]
                 if index == 0 {
                     if !published.isEmpty { capabilities["portMappings"] = .array(published.map(\.capabilityEntry)) }
                     if let staticAddress { capabilities["ips"] = [.string(staticAddress)] }
@@ -164,7 +164,7 @@ public final class NetworkManager: Sendable {
         let network = try store.inspect(name)
         guard network.isAttachable else { throw .notAttachable(network: network.name, reason: "it is not a CNI network") }
         let list = try store.configList(for: network)
-        var capabilities: [String: JSONValue] = [:]
+        var capabilities: [String: JSON] = [:]
         if let staticIP {
             guard list.plugins.flatMap(\.capabilities).contains("ips") else {
                 throw .invalidOption(option: "--ip", value: staticIP, reason: "network \(network.name) does not take static addresses")
@@ -220,11 +220,11 @@ public final class NetworkManager: Sendable {
             let result = entry.parsedResult
             let address = result?.ipv4(on: entry.ifName)
             let network = try? store.inspect(entry.network.name)
-            let published = entry.capabilityArgs["portMappings"]?.arrayValue?.compactMap { value -> PortMapping? in
-                guard let host = value["hostPort"]?.intValue, let container = value["containerPort"]?.intValue,
+            let published = entry.capabilityArgs["portMappings"]?.array?.compactMap { value -> PortMapping? in
+                guard let host = value["hostPort"].int, let container = value["containerPort"].int,
                       let hostPort = UInt16(exactly: host), let containerPort = UInt16(exactly: container) else { return nil }
-                return PortMapping(hostIP: value["hostIP"]?.stringValue ?? "", hostPort: hostPort, containerPort: containerPort,
-                                   proto: value["protocol"]?.stringValue ?? "tcp")
+                return PortMapping(hostIP: value["hostIP"].string ?? "", hostPort: hostPort, containerPort: containerPort,
+                                   proto: value["protocol"].string ?? "tcp")
             } ?? []
             return Attachment(network: entry.network.name, networkID: network?.id ?? "", interface: entry.ifName,
                               ipAddress: address?.ip, prefixLength: address?.prefixLength, gateway: address?.gateway,

@@ -29,8 +29,8 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
     }
 
     /// The entry of the CNI `portMappings` capability (the `portmap` plugin's `runtimeConfig`).
-    public var capabilityEntry: JSONValue {
-        var object: [String: JSONValue] = [
+    public var capabilityEntry: JSON {
+        var object: [String: JSON] = [
             "hostPort": .int(Int64(hostPort)),
             "containerPort": .int(Int64(containerPort)),
             "protocol": .string(proto),

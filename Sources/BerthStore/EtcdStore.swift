@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BerthJSON
 import Foundation
 import Logging
 import NIOCore
@@ -38,25 +39,25 @@ public final class EtcdStore: KVStore {
 
     // MARK: JSON helpers
 
-    private static func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
-    private static func b64(_ b: [UInt8]) -> String { Data(b).base64EncodedString() }
-    private static func unb64(_ any: Any?) -> [UInt8] {
-        guard let s = any as? String, let d = Data(base64Encoded: s) else { return [] }
+    // Requests and replies are BerthJSON trees (the gateway's int64s are strings, bytes base64).
+    private static func b64(_ s: String) -> JSON { .string(Data(s.utf8).base64EncodedString()) }
+    private static func b64(_ b: [UInt8]) -> JSON { .string(Data(b).base64EncodedString()) }
+    private static func unb64(_ j: JSON) -> [UInt8] {
+        guard let s = j.string, let d = Data(base64Encoded: s) else { return [] }
         return [UInt8](d)
     }
-    private static func int(_ any: Any?) -> Int64 {
-        if let s = any as? String { return Int64(s) ?? 0 }
-        if let n = any as? NSNumber { return n.int64Value }
-        return 0
+    private static func int(_ j: JSON) -> Int64 {
+        if let s = j.string { return Int64(s) ?? 0 }
+        return j.int ?? 0
     }
-    private static func kv(_ any: Any?) -> KeyValue? {
-        guard let d = any as? [String: Any] else { return nil }
-        return KeyValue(key: String(decoding: unb64(d["key"]), as: UTF8.self), value: unb64(d["value"]),
-                        createRevision: int(d["create_revision"]), modRevision: int(d["mod_revision"]))
+    private static func kv(_ j: JSON) -> KeyValue? {
+        guard case .object = j else { return nil }
+        return KeyValue(key: String(decoding: unb64(j["key"]), as: UTF8.self), value: unb64(j["value"]),
+                        createRevision: int(j["create_revision"]), modRevision: int(j["mod_revision"]))
     }
 
-    private func call(_ path: String, _ body: [String: Any]) async throws -> [String: Any] {
-        let data = try JSONSerialization.data(withJSONObject: body)
+    private func call(_ path: String, _ body: JSON) async throws -> JSON {
+        let data = body.serialized()
         var lastError: any Error = StoreError.backend("no etcd endpoints")
         for endpoint in endpoints {
             var req = HTTPClientRequest(url: endpoint + path)
@@ -71,9 +72,9 @@ public final class EtcdStore: KVStore {
                 continue
             }
             let buf = try await response.body.collect(upTo: 1 << 30)
-            let obj = (try? JSONSerialization.jsonObject(with: Data(buf.readableBytesView))) as? [String: Any] ?? [:]
+            let obj = (try? JSON.parse(Array(buf.readableBytesView))) ?? [:]
             if response.status.code != 200 {
-                let message = (obj["message"] as? String) ?? (obj["error"] as? String) ?? "HTTP \(response.status.code)"
+                let message = obj["message"].string ?? obj["error"].string ?? "HTTP \(response.status.code)"
                 if message.contains("compacted") { throw StoreError.compacted(requested: 0, compacted: compactedCache.get()) }
                 if message.contains("future rev") { throw StoreError.futureRevision(requested: 0, current: 0) }
                 // Leader changes and unavailable members: try the next endpoint.
@@ -86,24 +87,24 @@ public final class EtcdStore: KVStore {
         throw lastError
     }
 
-    private static func revision(_ obj: [String: Any]) -> Int64 { int((obj["header"] as? [String: Any])?["revision"]) }
+    private static func revision(_ obj: JSON) -> Int64 { int(obj["header"]["revision"]) }
 
     // MARK: KVStore
 
     public func get(_ key: String) async throws -> KeyValue? {
         let r = try await call("/v3/kv/range", ["key": Self.b64(key)])
-        return (r["kvs"] as? [Any])?.first.flatMap(Self.kv)
+        return Self.kv(r["kvs"][0])
     }
 
     public func list(prefix: String, startAfter: String?, limit: Int, revision: Int64?) async throws -> ListResult {
         let start = startAfter.map { $0 + "\u{0}" } ?? prefix
-        var body: [String: Any] = ["key": Self.b64(start), "range_end": Self.b64(prefixEnd(prefix))]
-        if limit > 0 { body["limit"] = limit }
-        if let revision, revision > 0 { body["revision"] = String(revision) }
+        var body: JSON = ["key": Self.b64(start), "range_end": Self.b64(prefixEnd(prefix))]
+        if limit > 0 { body["limit"] = .int(Int64(limit)) }
+        if let revision, revision > 0 { body["revision"] = .string(String(revision)) }
         let r = try await call("/v3/kv/range", body)
-        let items = (r["kvs"] as? [Any] ?? []).compactMap(Self.kv)
+        let items = (r["kvs"].array ?? []).compactMap(Self.kv)
         return ListResult(items: items, revision: revision.flatMap { $0 > 0 ? $0 : nil } ?? Self.revision(r),
-                          more: (r["more"] as? Bool) ?? false)
+                          more: r["more"].bool ?? false)
     }
 
     public func create(_ key: String, value: [UInt8]) async throws -> Int64 {
@@ -111,41 +112,39 @@ public final class EtcdStore: KVStore {
             "compare": [["target": "CREATE", "key": Self.b64(key), "create_revision": "0", "result": "EQUAL"]],
             "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
         ])
-        guard (r["succeeded"] as? Bool) == true else { throw StoreError.alreadyExists(key: key) }
+        guard r["succeeded"].bool == true else { throw StoreError.alreadyExists(key: key) }
         return Self.revision(r)
     }
 
     public func update(_ key: String, value: [UInt8], expectedRevision: Int64) async throws -> Int64 {
         let r = try await call("/v3/kv/txn", [
-            "compare": [["target": "MOD", "key": Self.b64(key), "mod_revision": String(expectedRevision), "result": "EQUAL"]],
+            "compare": [["target": "MOD", "key": Self.b64(key), "mod_revision": .string(String(expectedRevision)), "result": "EQUAL"]],
             "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
             "failure": [["request_range": ["key": Self.b64(key)]]],
         ])
-        if (r["succeeded"] as? Bool) == true { return Self.revision(r) }
+        if r["succeeded"].bool == true { return Self.revision(r) }
         throw failure(key, r)
     }
 
-    private func failure(_ key: String, _ r: [String: Any]) -> StoreError {
-        let range = ((r["responses"] as? [Any])?.first as? [String: Any])?["response_range"] as? [String: Any]
-        if let current = (range?["kvs"] as? [Any])?.first.flatMap(Self.kv) {
+    private func failure(_ key: String, _ r: JSON) -> StoreError {
+        if let current = Self.kv(r["responses"][0]["response_range"]["kvs"][0]) {
             return .conflict(key: key, actual: current.modRevision)
         }
         return .notFound(key: key)
     }
 
     public func delete(_ key: String, expectedRevision: Int64?) async throws -> KeyValue {
-        var compare: [[String: Any]] = [["target": "CREATE", "key": Self.b64(key), "create_revision": "0", "result": "GREATER"]]
+        var compare: [JSON] = [["target": "CREATE", "key": Self.b64(key), "create_revision": "0", "result": "GREATER"]]
         if let expectedRevision {
-            compare.append(["target": "MOD", "key": Self.b64(key), "mod_revision": String(expectedRevision), "result": "EQUAL"])
+            compare.append(["target": "MOD", "key": Self.b64(key), "mod_revision": .string(String(expectedRevision)), "result": "EQUAL"])
         }
         let r = try await call("/v3/kv/txn", [
-            "compare": compare,
+            "compare": .array(compare),
             "success": [["request_delete_range": ["key": Self.b64(key), "prev_kv": true]]],
             "failure": [["request_range": ["key": Self.b64(key)]]],
         ])
-        guard (r["succeeded"] as? Bool) == true else { throw failure(key, r) }
-        let del = ((r["responses"] as? [Any])?.first as? [String: Any])?["response_delete_range"] as? [String: Any]
-        guard var prev = (del?["prev_kvs"] as? [Any])?.first.flatMap(Self.kv) else { throw StoreError.notFound(key: key) }
+        guard r["succeeded"].bool == true else { throw failure(key, r) }
+        guard var prev = Self.kv(r["responses"][0]["response_delete_range"]["prev_kvs"][0]) else { throw StoreError.notFound(key: key) }
         prev.modRevision = Self.revision(r)
         return prev
     }
@@ -156,7 +155,7 @@ public final class EtcdStore: KVStore {
 
     public func compact(revision: Int64) async throws {
         do {
-            _ = try await call("/v3/kv/compaction", ["revision": String(revision), "physical": true])
+            _ = try await call("/v3/kv/compaction", ["revision": .string(String(revision)), "physical": true])
         } catch StoreError.compacted { }
         compactedCache.set(revision)
     }
@@ -164,15 +163,15 @@ public final class EtcdStore: KVStore {
     public func compactedRevision() async throws -> Int64 { compactedCache.get() }
 
     public func watch(prefix: String, afterRevision: Int64) async throws -> AsyncThrowingStream<StoreEvent, any Error> {
-        let body: [String: Any] = ["create_request": [
+        let body: JSON = ["create_request": [
             "key": Self.b64(prefix), "range_end": Self.b64(prefixEnd(prefix)),
-            "start_revision": String(afterRevision + 1), "prev_kv": true,
+            "start_revision": .string(String(afterRevision + 1)), "prev_kv": true,
         ]]
         // etcd reports a compacted start only after "created"; a range at that revision tells us up front.
         do {
-            _ = try await call("/v3/kv/range", ["key": Self.b64(prefix), "limit": 1, "revision": String(afterRevision + 1)])
+            _ = try await call("/v3/kv/range", ["key": Self.b64(prefix), "limit": 1, "revision": .string(String(afterRevision + 1))])
         } catch StoreError.futureRevision {}
-        let data = try JSONSerialization.data(withJSONObject: body)
+        let data = body.serialized()
         var response: HTTPClientResponse?
         var lastError: any Error = StoreError.backend("no etcd endpoints")
         for endpoint in endpoints {
@@ -212,25 +211,25 @@ public final class EtcdStore: KVStore {
         return stream
     }
 
-    private static func watchError(_ msg: [String: Any]) -> StoreError? {
-        if let error = msg["error"] as? [String: Any] {
-            return .backend("etcd watch: \(error["message"] ?? error)")
+    private static func watchError(_ msg: JSON) -> StoreError? {
+        let error = msg["error"]
+        if case .object = error {
+            return .backend("etcd watch: \(error["message"].string ?? error.text)")
         }
-        let result = msg["result"] as? [String: Any] ?? [:]
+        let result = msg["result"]
         let compact = int(result["compact_revision"])
         if compact > 0 { return .compacted(requested: 0, compacted: compact) }
-        if (result["canceled"] as? Bool) == true {
-            return .backend("etcd watch canceled: \(result["cancel_reason"] ?? "")")
+        if result["canceled"].bool == true {
+            return .backend("etcd watch canceled: \(result["cancel_reason"].string ?? "")")
         }
         return nil
     }
 
-    private static func events(_ msg: [String: Any]) -> [StoreEvent] {
-        let result = msg["result"] as? [String: Any] ?? [:]
-        return (result["events"] as? [Any] ?? []).compactMap { any -> StoreEvent? in
-            guard let e = any as? [String: Any], var kv = Self.kv(e["kv"]) else { return nil }
+    private static func events(_ msg: JSON) -> [StoreEvent] {
+        return (msg["result"]["events"].array ?? []).compactMap { e -> StoreEvent? in
+            guard var kv = Self.kv(e["kv"]) else { return nil }
             let prev = Self.kv(e["prev_kv"])
-            if (e["type"] as? String) == "DELETE" {
+            if e["type"].string == "DELETE" {
                 let rev = kv.modRevision
                 kv = prev ?? kv
                 kv.modRevision = rev
@@ -245,13 +244,13 @@ public final class EtcdStore: KVStore {
         var inner: HTTPClientResponse.Body.AsyncIterator
         var buffer: [UInt8] = []
         init(body: HTTPClientResponse.Body) { inner = body.makeAsyncIterator() }
-        mutating func next() async throws -> [String: Any]? {
+        mutating func next() async throws -> JSON? {
             while true {
                 if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = Array(buffer[..<nl])
                     buffer.removeSubrange(...nl)
                     if line.allSatisfy({ $0 == 32 || $0 == 13 }) { continue }
-                    guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                    guard let obj = try? JSON.parse(line), case .object = obj else {
                         throw StoreError.backend("etcd watch: bad message")
                     }
                     return obj

@@ -40,7 +40,7 @@ struct FakePlugins {
         }
     }
 
-    func list(_ name: String = "fake", plugins: [[String: JSONValue]]) -> NetworkConfigList {
+    func list(_ name: String = "fake", plugins: [[String: JSON]]) -> NetworkConfigList {
         NetworkConfigList(name: name, plugins: plugins.map { entry in
             var json = entry
             json["log"] = .string(log)
@@ -51,10 +51,10 @@ struct FakePlugins {
     var cni: CNI { CNI(pluginDirectories: ["/nonexistent", directory], cacheDirectory: "\(directory)/results") }
 
     /// The log's entries, in order.
-    func calls() throws -> [JSONValue] {
+    func calls() throws -> [JSON] {
         guard FileSystem.exists(log) else { return [] }
         return try FileSystem.readString(log).split(separator: "\n").map {
-            try JSONCoding.decode(JSONValue.self, from: Array($0.utf8))
+            try JSONCoding.decode(JSON.self, from: Array($0.utf8))
         }
     }
 
@@ -66,7 +66,7 @@ struct FakePlugins {
         let fake = try FakePlugins()
         defer { try? FileSystem.removeTree(fake.directory) }
         let list = fake.list(plugins: [["type": "one"], ["type": "two", "capabilities": ["portMappings": true]], ["type": "three"]])
-        let ports: JSONValue = [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"]]
+        let ports: JSON = [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"]]
         let result = try fake.cni.add(network: list, containerID: "c1", netnsPath: "/run/x", ifName: "eth0",
                                       capabilityArgs: ["portMappings": ports, "mac": "02:aa:bb:cc:dd:ee"],
                                       args: [("IgnoreUnknown", "1")])
@@ -76,12 +76,12 @@ struct FakePlugins {
         #expect(calls.allSatisfy { $0["containerID"] == "c1" && $0["ifName"] == "eth0" && $0["netns"] == "/run/x" })
         #expect(calls[0]["path"] == .string("/nonexistent:\(fake.directory)"))
         #expect(calls[0]["args"] == "IgnoreUnknown=1")
-        #expect(calls[0]["config"]?["name"] == "fake")
-        #expect(calls[0]["config"]?["prevResult"] == nil)
-        #expect(calls[0]["config"]?["runtimeConfig"] == nil)
-        #expect(calls[1]["config"]?["runtimeConfig"] == ["portMappings": ports])
-        #expect(calls[1]["config"]?["prevResult"]?["interfaces"]?.arrayValue?.count == 1)
-        #expect(calls[2]["config"]?["prevResult"]?["interfaces"]?.arrayValue?.count == 2)
+        #expect(calls[0]["config"]["name"] == "fake")
+        #expect(calls[0]["config"]["prevResult"] == nil)
+        #expect(calls[0]["config"]["runtimeConfig"] == nil)
+        #expect(calls[1]["config"]["runtimeConfig"] == ["portMappings": ports])
+        #expect(calls[1]["config"]["prevResult"]["interfaces"].array?.count == 1)
+        #expect(calls[2]["config"]["prevResult"]["interfaces"].array?.count == 2)
         #expect(result.interfaces.map(\.name) == ["eth0", "two", "three"])
         #expect(result.ipv4(on: "eth0")?.address == "10.77.0.2/24")
         let cached = try #require(fake.cni.cachedEntry(network: "fake", containerID: "c1", ifName: "eth0"))
@@ -102,13 +102,13 @@ struct FakePlugins {
         try fake.cni.del(network: redefined, containerID: "c2", netnsPath: "/run/y", ifName: "eth1")
         let calls = try fake.calls()
         #expect(calls.map { $0["plugin"] } == ["two", "one"])
-        #expect(calls.allSatisfy { $0["command"] == "DEL" && $0["config"]?["prevResult"] == result.json })
+        #expect(calls.allSatisfy { $0["command"] == "DEL" && $0["config"]["prevResult"] == result.json })
         #expect(fake.cni.cachedEntry(network: "fake", containerID: "c2", ifName: "eth1") == nil)
         // A second DEL (nothing cached) still runs the plugins, which treat "already gone" as success.
         fake.clearLog()
         try fake.cni.del(network: redefined, containerID: "c2", netnsPath: "/run/y", ifName: "eth1")
         #expect(try fake.calls().map { $0["plugin"] } == ["three"])
-        #expect(try fake.calls().first?["config"]?["prevResult"] == nil)
+        #expect(try fake.calls().first?["config"]["prevResult"].isNull == true)
     }
 
     @Test func aFailedAddIsUndoneWithDelAndSurfacesThePluginsError() throws {
@@ -131,7 +131,7 @@ struct FakePlugins {
             #expect(error.details == "two")
         }
         let calls = try fake.calls()
-        #expect(calls.map { "\($0["command"]!.stringValue!) \($0["plugin"]!.stringValue!)" }
+        #expect(calls.map { "\($0["command"].string!) \($0["plugin"].string!)" }
             == ["ADD one", "ADD two", "DEL three", "DEL two", "DEL one"])
         #expect(fake.cni.cachedEntry(network: "fake", containerID: "c3", ifName: "eth0") == nil)
     }
@@ -162,7 +162,7 @@ struct FakePlugins {
         try fake.cni.check(network: list, containerID: "c5", netnsPath: "/run/v", ifName: "eth0")
         let calls = try fake.calls()
         #expect(calls.map { $0["plugin"] } == ["one", "two"])
-        #expect(calls.allSatisfy { $0["command"] == "CHECK" && $0["config"]?["prevResult"] == result.json })
+        #expect(calls.allSatisfy { $0["command"] == "CHECK" && $0["config"]["prevResult"] == result.json })
         let failing = fake.list(plugins: [["type": "one", "failOn": "CHECK"]])
         #expect(throws: NetworkError.self) {
             try fake.cni.check(network: failing, containerID: "c5", netnsPath: "/run/v", ifName: "eth0")
@@ -196,7 +196,7 @@ struct FakePlugins {
         defer { try? FileSystem.removeTree(fake.directory) }
         try writeFile("\(fake.directory)/early", "#!/bin/sh\necho '{\"code\":4,\"msg\":\"required env variables missing\"}'\nexit 1\n", mode: 0o755)
         // More input than a pipe holds: the write cannot finish before the plugin is gone.
-        let padding = JSONValue.string(String(repeating: "x", count: 1 << 20))
+        let padding = JSON.string(String(repeating: "x", count: 1 << 20))
         let list = NetworkConfigList(name: "early", plugins: [.init(json: ["type": "early", "padding": padding])])
         do {
             try fake.cni.add(network: list, containerID: "c", netnsPath: "/n", ifName: "eth0")

@@ -11,7 +11,7 @@ import Testing
     """
 
     @Test func aResultGivesInterfacesAddressesRoutesAndDNS() throws {
-        let result = try CNIResult(json: JSONCoding.decode(JSONValue.self, from: Array(bridgeResult.utf8)))
+        let result = try CNIResult(json: JSONCoding.decode(JSON.self, from: Array(bridgeResult.utf8)))
         #expect(result.cniVersion == "1.0.0")
         #expect(result.interfaces.map(\.name) == ["btrial0", "veth349966ed", "eth0"])
         #expect(result.interfaces[0].sandbox == nil)
@@ -27,7 +27,7 @@ import Testing
     }
 
     @Test func olderResultsAreReadToo() throws {
-        let v04: JSONValue = ["cniVersion": "0.4.0", "ips": [["version": "4", "address": "10.1.0.5/16", "gateway": "10.1.0.1"]],
+        let v04: JSON = ["cniVersion": "0.4.0", "ips": [["version": "4", "address": "10.1.0.5/16", "gateway": "10.1.0.1"]],
                               "dns": ["nameservers": ["10.1.0.1"], "search": ["corp"], "domain": "corp", "options": ["ndots:2"]]]
         let result = try CNIResult(json: v04)
         #expect(result.ipv4(on: "eth0")?.gateway == "10.1.0.1")
@@ -35,15 +35,15 @@ import Testing
         #expect(result.dns.search == ["corp"])
         #expect(result.dns.domain == "corp")
         #expect(result.dns.options == ["ndots:2"])
-        let v02: JSONValue = ["cniVersion": "0.2.0", "ip4": ["ip": "10.2.0.9/24", "gateway": "10.2.0.1"]]
+        let v02: JSON = ["cniVersion": "0.2.0", "ip4": ["ip": "10.2.0.9/24", "gateway": "10.2.0.1"]]
         #expect(try CNIResult(json: v02).ips.map(\.address) == ["10.2.0.9/24"])
     }
 
     @Test(arguments: [
-        JSONValue.array([]), ["ips": [["gateway": "1.2.3.4"]]], ["ips": [["address": "10.0.0.1"]]],
+        JSON.array([]), ["ips": [["gateway": "1.2.3.4"]]], ["ips": [["address": "10.0.0.1"]]],
         ["interfaces": [["mac": "aa"]]], ["routes": [["gw": "1.2.3.4"]]],
     ])
-    func malformedResultsAreRefused(json: JSONValue) {
+    func malformedResultsAreRefused(json: JSON) {
         #expect(throws: NetworkError.self) { try CNIResult(json: json) }
     }
 }

@@ -48,13 +48,13 @@ import Testing
 
     @Test func pluginInputCarriesNameVersionDeclaredCapabilitiesAndPrevResult() throws {
         let list = try NetworkConfigList(parsing: Array(conflist.utf8), source: "test")
-        let capabilities: [String: JSONValue] = ["portMappings": [["hostPort": 8080]], "ips": ["10.22.0.5/16"]]
+        let capabilities: [String: JSON] = ["portMappings": [["hostPort": 8080]], "ips": ["10.22.0.5/16"]]
         let bridge = list.pluginInput(0, capabilityArgs: capabilities, prevResult: nil)
         #expect(bridge["name"] == "mynet")
         #expect(bridge["cniVersion"] == "1.0.0")
         #expect(bridge["runtimeConfig"] == nil)  // the bridge declared no capability
         #expect(bridge["prevResult"] == nil)
-        let previous: JSONValue = ["cniVersion": "1.0.0", "ips": []]
+        let previous: JSON = ["cniVersion": "1.0.0", "ips": []]
         let portmap = list.pluginInput(1, capabilityArgs: capabilities, prevResult: previous)
         #expect(portmap["runtimeConfig"] == ["portMappings": [["hostPort": 8080]]])
         #expect(portmap["prevResult"] == previous)
@@ -117,7 +117,7 @@ import Testing
                               bridge: "br-ff", internal: true, created: "")
         let list = BridgeNetworkConfig.configList(for: network, ipamDirectory: "/x")
         #expect(list.plugins[0].json["ipMasq"] == false)
-        #expect(list.plugins[0].json["ipam"]?["routes"] == nil)
+        #expect(list.plugins[0].json["ipam"]?["routes"].isNull == true)
         #expect(!list.plugins.map(\.type).contains("portmap"))
     }
 }

@@ -280,7 +280,7 @@ struct NetworkIntegrationTests {
         // The network's own NAT and forwarding rules are in place (once, not per container)…
         let tag = "berth-network-\(try #require(second.bridge)) "
         #expect(try run(["iptables-save", "-t", "nat"]).output.contains(tag))
-        #expect(try run(["iptables-save", "-t", "filter"]).output.components(separatedBy: tag).count - 1 == 2)
+        #expect(try run(["iptables-save", "-t", "filter"]).output.split(separator: tag, omittingEmptySubsequences: false).count - 1 == 2)
         // …and removing a network removes them with its bridge device.
         let bridge = try #require(second.bridge)
         #expect(FileSystem.exists("/sys/class/net/\(bridge)"))

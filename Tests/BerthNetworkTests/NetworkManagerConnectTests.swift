@@ -16,7 +16,8 @@ import Testing
         #expect(added.interface == "eth3")
         #expect(added.network == "fakeone")
         #expect(added.ports.isEmpty)
-        let runtimeConfig = try #require(try bed.fake.calls()[0]["config"]?["runtimeConfig"])
+        let runtimeConfig = try bed.fake.calls()[0]["config"]["runtimeConfig"]
+        try #require(runtimeConfig.object != nil)
         #expect(runtimeConfig == ["ips": ["10.77.0.9/24"]])
         #expect(bed.manager.attachments(containerID: "k1").map(\.interface) == ["eth0", "eth3"])
     }

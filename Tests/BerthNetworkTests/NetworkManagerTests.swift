@@ -33,7 +33,7 @@ struct FakeManager {
 
     /// `COMMAND plugin ifName` per call.
     func calls() throws -> [String] {
-        try fake.calls().map { "\($0["command"]!.stringValue!) \($0["plugin"]!.stringValue!) \($0["ifName"]!.stringValue!)" }
+        try fake.calls().map { "\($0["command"].string!) \($0["plugin"].string!) \($0["ifName"].string!)" }
     }
 }
 
@@ -55,12 +55,13 @@ struct FakeManager {
         #expect(attached[1].ports.isEmpty)
         let calls = try bed.fake.calls()
         #expect(try bed.calls() == ["ADD one eth0", "ADD two eth1"])
-        let runtimeConfig = try #require(calls[0]["config"]?["runtimeConfig"])
+        let runtimeConfig = calls[0]["config"]["runtimeConfig"]
+        try #require(runtimeConfig.object != nil)
         #expect(runtimeConfig["portMappings"] == [["hostPort": .int(Int64(hostPort)), "containerPort": 80, "protocol": "tcp",
                                                    "hostIP": "127.0.0.1"]])
         #expect(runtimeConfig["ips"] == ["10.77.0.9/24"])
         #expect(runtimeConfig["mac"] == "02:42:00:00:00:09")
-        #expect(calls[1]["config"]?["runtimeConfig"] == nil)
+        #expect(calls[1]["config"]["runtimeConfig"] == nil)
         #expect(bed.manager.ports.reservations().map(\.hostPort) == [hostPort])
         // What an engine restart reads back.
         let recorded = bed.manager.attachments(containerID: "c1")
@@ -140,6 +141,6 @@ struct FakeManager {
                                               ports: [PortMapping(containerPort: 80)])
         #expect(attached.map(\.ports) == [[], []])
         #expect(bed.manager.ports.reservations().isEmpty)
-        #expect(try bed.fake.calls().allSatisfy { $0["config"]?["runtimeConfig"] == nil })
+        #expect(try bed.fake.calls().allSatisfy { $0["config"]["runtimeConfig"] == nil })
     }
 }

@@ -12,13 +12,13 @@ public enum Quantity {
     public static func milli(_ j: JSON) -> Int64? {
         if let s = j.string { return milli(s) }
         if let i = j.int { return i * 1000 }
-        if case .double(let d) = j { return Int64((d * 1000).rounded(.up)) }
+        if let d = j.double { return Int64(exactly: (d * 1000).rounded(.up)) }
         return nil
     }
     public static func units(_ j: JSON) -> Int64? {
         if let s = j.string { return units(s) }
         if let i = j.int { return i }
-        if case .double(let d) = j { return Int64(d.rounded(.up)) }
+        if let d = j.double { return Int64(exactly: d.rounded(.up)) }
         return nil
     }
 

@@ -53,7 +53,7 @@ struct Creator {
     }
 
     /// The whole spec, checked (a container needs a process); the rootfs path.
-    func decodeAndValidate(_ tree: JSONValue, bundle: String) throws(RuntimeError) -> (Spec, String) {
+    func decodeAndValidate(_ tree: JSON, bundle: String) throws(RuntimeError) -> (Spec, String) {
         let spec = try SpecLoader.decode(tree)
         let validator = SpecValidator(spec: spec, bundle: bundle)
         try validator.validate()
@@ -63,7 +63,7 @@ struct Creator {
         return (spec, validator.rootfsPath)
     }
 
-    private func launch(config: [UInt8], tree: JSONValue, essentials: LaunchEssentials, bundle: String,
+    private func launch(config: [UInt8], tree: JSON, essentials: LaunchEssentials, bundle: String,
                         cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
         let namespaces = NamespacePlan(essentials.namespaces)
         // Without a mount namespace of its own the container lives in the runtime's (HostMountNamespace).

@@ -45,7 +45,7 @@ extension InitRequest {
     /// Read from a parsed tree without Codable (its per-type set-up costs the init a few tenths of a
     /// millisecond); the spec and process of exec go through ``JSONTreeDecoder``. Nil if a field is
     /// missing or of the wrong type.
-    init?(tree: JSONValue) throws {
+    init?(tree: JSON) throws {
         guard case .object(let fields) = tree else { return nil }
         guard let modeName = fields["mode"].string, let mode = Mode(rawValue: modeName), let containerID = fields["containerID"].string,
               let bundle = fields["bundle"].string, let rootfs = fields["rootfs"].string, let createdAt = fields["createdAt"].string,

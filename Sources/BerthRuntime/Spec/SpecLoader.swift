@@ -24,7 +24,7 @@ public enum SpecLoader {
 
     /// What the runtime needs before it clones the init (see ``LaunchEssentials``). When they do not
     /// read, the whole spec is decoded: for an error that names the field, or for them.
-    static func essentials(_ tree: JSONValue) throws(RuntimeError) -> LaunchEssentials {
+    static func essentials(_ tree: JSON) throws(RuntimeError) -> LaunchEssentials {
         if let essentials = LaunchEssentials(tree) { return essentials }
         return LaunchEssentials(try decode(tree))
     }
@@ -33,12 +33,12 @@ public enum SpecLoader {
         try decode(try parse(bytes))
     }
 
-    /// config.json parsed once, for ``essentials(_:)`` and ``decode(_:)-(JSONValue)``.
-    static func parse(_ bytes: [UInt8]) throws(RuntimeError) -> JSONValue {
+    /// config.json parsed once, for ``essentials(_:)`` and ``decode(_:)-(JSON)``.
+    static func parse(_ bytes: [UInt8]) throws(RuntimeError) -> JSON {
         do { return try JSONTreeDecoder.parse(bytes) } catch { throw describe(error) }
     }
 
-    static func decode(_ tree: JSONValue) throws(RuntimeError) -> Spec {
+    static func decode(_ tree: JSON) throws(RuntimeError) -> Spec {
         do {
             return try JSONTreeDecoder.decode(Spec.self, from: tree)
         } catch let error as DecodingError {
@@ -121,9 +121,9 @@ struct LaunchEssentials: Equatable {
 
     /// Read straight from the tree (no Codable: its per-type set-up is what this avoids); nil when a
     /// field has an unexpected type, so the full decoding can name it.
-    init?(_ tree: JSONValue) {
+    init?(_ tree: JSON) {
         guard case .object(let top) = tree else { return nil }
-        func mappings(_ value: JSONValue?) -> [Spec.IDMapping]? {
+        func mappings(_ value: JSON?) -> [Spec.IDMapping]? {
             guard let list = value.optionalArray else { return nil }
             var result: [Spec.IDMapping] = []
             for entry in list ?? [] {

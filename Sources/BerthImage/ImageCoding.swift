@@ -4,7 +4,7 @@ import FoundationEssentials
 /// JSON of manifests, configs and the store's records. Decoding goes through BerthJSON (strict, depth
 /// limited, and far cheaper than Foundation's decoder in a fresh process); encoding stays Foundation's,
 /// whose bytes are what the digests of the manifests and configs written so far were taken over.
-enum JSON {
+enum ImageCoding {
     static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
         try JSONTreeDecoder.decode(type, from: bytes)
     }
