@@ -320,6 +320,21 @@ def gen_aliases(model):
     return "\n".join(lines) + "\n"
 
 
+def gen_registry(model):
+    lines = [HEADER, "/// Every generated top-level kind (lists included), for finding a type by apiVersion and kind.",
+             "public enum KubeTypes {", "    public static let objects: [any KubeObject.Type] = ["]
+    for (pkg, name), s in model.structs.items():
+        if s.get("object") and pkg != "meta/v1":
+            lines.append("        %s.%s.self," % (namespace(pkg), swift_type_name(name)))
+    lines += ["    ]", "",
+              "    private static let byAPIVersionAndKind: [String: any KubeObject.Type] = Dictionary(",
+              '        uniqueKeysWithValues: objects.map { ("\\($0.servedAPIVersion)/\\($0.servedKind)", $0) })', "",
+              "    /// The type served as `apiVersion` and `kind` (\"apps/v1\", \"Deployment\"), if generated.",
+              "    public static func type(apiVersion: String, kind: String) -> (any KubeObject.Type)? {",
+              '        byAPIVersionAndKind["\\(apiVersion)/\\(kind)"]', "    }", "}"]
+    return "\n".join(lines) + "\n"
+
+
 # The protobuf table for Sources/BerthAPI/Protobuf.swift: kinds a request body may carry, Kind →
 # (apiVersion it must name, or None for any; package of the root message).
 PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1"), ("Secret", "v1", "core/v1"),
@@ -425,6 +440,7 @@ def main():
     for p in model.packages:
         files[os.path.join(OUT_DIR, p["package"].replace("/", "_") + ".swift")] = gen_package(model, p)
     files[os.path.join(OUT_DIR, "Aliases.swift")] = gen_aliases(model)
+    files[os.path.join(OUT_DIR, "Registry.swift")] = gen_registry(model)
     files[PROTOBUF_OUT] = gen_protobuf(model)
     stale = []
     for rel, text in files.items():
