@@ -99,7 +99,7 @@ import Testing
     }
 
     @Test func rawExtensionsKeepTheirTree() throws {
-        let text = #"{"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"extra":[1,2.5,"y",null]},"type":"ADDED"}"#
+        let text = #"{"object":{"apiVersion":"v1","extra":[1,2.5,"y",null],"kind":"Pod","metadata":{"name":"x"}},"type":"ADDED"}"#
         let e = try MetaV1.WatchEvent(json: Array(text.utf8))
         #expect(e.type == "ADDED")
         #expect(try e.object.decode(as: CoreV1.Pod.self).metadata.name == "x")
