@@ -94,8 +94,9 @@ struct GarbageCollector: ControlLoop {
     /// Queues every cached object that has an owner the caches do not know (the store has the last word).
     func sweep() async {
         for (id, informer) in informers {
-            for obj in informer.list() where Self.awaitsCollector(obj) { await queue.add(Self.itemKey(id, obj)) }
-            for obj in informer.list() where Self.hasOwners(obj) && !Objects.isTerminating(obj) {
+            for obj in informer.list() {
+                if Self.awaitsCollector(obj) { await queue.add(Self.itemKey(id, obj)); continue }
+                guard Self.hasOwners(obj) && !Objects.isTerminating(obj) else { continue }
                 let ns = obj["metadata"]["namespace"].string
                 let refs = obj["metadata"]["ownerReferences"].array ?? []
                 if refs.contains(where: { cachedOwnerState($0, namespace: ns) != .exists }) {
@@ -139,13 +140,14 @@ struct GarbageCollector: ControlLoop {
 
     func sync(_ key: String) async throws {
         guard let (r, ns, name) = Self.parse(key) else { return }
-        if let cached = informers[Self.typeID(r)]?.get(namespace: ns, name: name), Self.awaitsCollector(cached) {
-            try await finishDeletion(r, namespace: ns, name: name)
-            return
+        if let cached = informers[Self.typeID(r)]?.get(namespace: ns, name: name) {
+            if Self.awaitsCollector(cached) {
+                try await finishDeletion(r, namespace: ns, name: name)
+                return
+            }
+            // Fast path: every owner is in the caches (most objects, most of the time).
+            if (cached["metadata"]["ownerReferences"].array ?? []).allSatisfy({ cachedOwnerState($0, namespace: ns) != .absent }) { return }
         }
-        // Fast path: every owner is in the caches (most objects, most of the time).
-        if let cached = informers[Self.typeID(r)]?.get(namespace: ns, name: name),
-           (cached["metadata"]["ownerReferences"].array ?? []).allSatisfy({ cachedOwnerState($0, namespace: ns) != .absent }) { return }
         // Decide on the stored object, not the cache: it may have been adopted or re-created meanwhile.
         guard let obj = try await client.get(r, namespace: ns, name: name), !Objects.isTerminating(obj) else { return }
         let refs = obj["metadata"]["ownerReferences"].array ?? []
