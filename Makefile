@@ -1,4 +1,5 @@
 # Berth's entry points. `make test` is what CI runs.
+SHELL := /bin/bash
 SWIFT ?= swift
 export PATH := /opt/swift/usr/bin:$(PATH)
 PREFIX ?= /usr/local
@@ -7,7 +8,7 @@ SYSTEMD_DIR ?= /etc/systemd/system
 DEBUG_DIR ?= /usr/lib/debug
 DIST ?= dist
 
-.PHONY: build release test bench install clean
+.PHONY: build release test bench install clean lint format warnings
 
 build:
 	$(SWIFT) build
@@ -34,6 +35,20 @@ install:
 # cooperative threads and starve each other's servers.
 test: build
 	$(SWIFT) test --no-parallel
+
+# Style: swift-format (in the toolchain) with the checked-in .swift-format; CI runs `make lint`.
+# Generated files opt out with `// swift-format-ignore-file` (their generators own their layout).
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel Sources Tests Package.swift
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel Sources Tests Package.swift
+
+# The project's own targets build without warnings (dependencies' warnings are theirs). CI builds from
+# a fresh clone, so this log holds every warning there is.
+warnings:
+	mkdir -p .build; $(SWIFT) build --build-tests 2>&1 | tee .build/build.log; test $${PIPESTATUS[0]} -eq 0
+	scripts/check-build-warnings.sh .build/build.log
 
 # Benchmarks (not tests): Berth beside runc, crun, skopeo+umoci, etcd; see README for the figures.
 bench:

@@ -47,22 +47,30 @@ public enum APITime {
             }
             return v
         }
-        guard let y = num(0, 4), b[4] == 0x2d, let mo = num(5, 2), b[7] == 0x2d, let d = num(8, 2), b[10] == 0x54 || b[10] == 0x74,
-              let h = num(11, 2), b[13] == 0x3a, let mi = num(14, 2), b[16] == 0x3a, let sec = num(17, 2) else { return nil }
+        guard let y = num(0, 4), b[4] == 0x2d, let mo = num(5, 2), b[7] == 0x2d, let d = num(8, 2),
+            b[10] == 0x54 || b[10] == 0x74,
+            let h = num(11, 2), b[13] == 0x3a, let mi = num(14, 2), b[16] == 0x3a, let sec = num(17, 2)
+        else { return nil }
         var i = 19
         var fraction = 0.0
         if i < b.count && b[i] == 0x2e {
             i += 1
             var scale = 0.1
-            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { fraction += Double(b[i] - 0x30) * scale; scale /= 10; i += 1 }
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                fraction += Double(b[i] - 0x30) * scale; scale /= 10; i += 1
+            }
         }
         var offset = 0
         guard i < b.count else { return nil }
-        if b[i] == 0x5a || b[i] == 0x7a { i += 1 } else if b[i] == 0x2b || b[i] == 0x2d {
+        if b[i] == 0x5a || b[i] == 0x7a {
+            i += 1
+        } else if b[i] == 0x2b || b[i] == 0x2d {
             guard let oh = num(i + 1, 2), i + 3 < b.count, b[i + 3] == 0x3a, let om = num(i + 4, 2) else { return nil }
             offset = (Int(oh) * 3600 + Int(om) * 60) * (b[i] == 0x2d ? -1 : 1)
             i += 6
-        } else { return nil }
+        } else {
+            return nil
+        }
         guard i == b.count else { return nil }
         var tm = tm()
         tm.tm_year = y - 1900; tm.tm_mon = mo - 1; tm.tm_mday = d; tm.tm_hour = h; tm.tm_min = mi; tm.tm_sec = sec

@@ -12,14 +12,22 @@ extension Handler {
 
     // MARK: create
 
-    func createObject(_ r: ResourceType, namespace: String?, obj input: JSON, dryRun: Bool, manager: String? = nil,
-                      operation: String = "Update") async throws -> JSON {
+    func createObject(
+        _ r: ResourceType, namespace: String?, obj input: JSON, dryRun: Bool, manager: String? = nil,
+        operation: String = "Update"
+    ) async throws -> JSON {
         var obj = input
         obj["apiVersion"] = .string(r.apiVersion)
         obj["kind"] = .string(r.kind)
         if obj["metadata"].isNull { obj["metadata"] = [:] }
-        if r.namespaced { obj["metadata"]["namespace"] = .string(namespace ?? "default") } else { obj["metadata"]["namespace"] = .null }
-        if (obj["metadata"]["name"].string ?? "").isEmpty, let gen = obj["metadata"]["generateName"].string, !gen.isEmpty {
+        if r.namespaced {
+            obj["metadata"]["namespace"] = .string(namespace ?? "default")
+        } else {
+            obj["metadata"]["namespace"] = .null
+        }
+        if (obj["metadata"]["name"].string ?? "").isEmpty, let gen = obj["metadata"]["generateName"].string,
+            !gen.isEmpty
+        {
             let chars = Array("bcdfghjklmnpqrstvwxz2456789")
             obj["metadata"]["name"] = .string(gen + String((0..<5).map { _ in chars.randomElement()! }))
         }
@@ -27,9 +35,13 @@ extension Handler {
         if r.namespaced, let ns = namespace {
             // Upstream's NamespaceLifecycle admission: no new content in a missing or terminating namespace.
             let nsType = Registry.namespaces
-            guard let nsKV = try await store.get(nsType.key(namespace: nil, name: ns)) else { throw APIError.notFound(nsType, ns) }
+            guard let nsKV = try await store.get(nsType.key(namespace: nil, name: ns)) else {
+                throw APIError.notFound(nsType, ns)
+            }
             if (try? decodeStored(nsKV, nsType))?["metadata"]["deletionTimestamp"].isNull == false {
-                throw APIError.forbidden("\(r.plural) \"\(name)\" is forbidden: unable to create new content in namespace \(ns) because it is being terminated")
+                throw APIError.forbidden(
+                    "\(r.plural) \"\(name)\" is forbidden: unable to create new content in namespace \(ns) because it is being terminated"
+                )
             }
         }
         obj["metadata"]["uid"] = .string(UUID().uuidString.lowercased())
@@ -41,11 +53,15 @@ extension Handler {
         let ctx = StrategyContext(resource: r, user: nil, subresource: nil, config: server.config)
         strategy.applyDefaults(&obj, creating: true)
         strategy.prepareForCreate(&obj, ctx)
-        if let manager { obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion) }
+        if let manager {
+            obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion)
+        }
         let errs = Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         let key = r.key(namespace: namespace, name: name)
-        let out = try await strategy.create(obj, key: key, ctx, handler: self) { try await self.store(r, key: key, obj: $0, dryRun: dryRun) }
+        let out = try await strategy.create(obj, key: key, ctx, handler: self) {
+            try await self.store(r, key: key, obj: $0, dryRun: dryRun)
+        }
         if !dryRun { await strategy.afterCreate(out, handler: self) }
         return out
     }
@@ -67,11 +83,14 @@ extension Handler {
     // MARK: get / list
 
     func getObject(_ r: ResourceType, namespace: String?, name: String, call: Call? = nil) async throws -> JSON {
-        guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else { throw APIError.notFound(r, name) }
+        guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else {
+            throw APIError.notFound(r, name)
+        }
         let obj = try decodeStored(kv, r)
         if let call, call.wantsTable {
-            return Tables.table([obj], r, resourceVersion: String(kv.modRevision), continueToken: nil,
-                                includeObject: call.query["includeObject"] ?? "Metadata")
+            return Tables.table(
+                [obj], r, resourceVersion: String(kv.modRevision), continueToken: nil,
+                includeObject: call.query["includeObject"] ?? "Metadata")
         }
         return obj
     }
@@ -87,21 +106,29 @@ extension Handler {
         var startAfter: String?
         var revision: Int64?
         if let token = call.query["continue"], !token.isEmpty {
-            guard let data = Data(base64Encoded: token), let t = try? JSONDecoder().decode(ContinueToken.self, from: data),
-                  t.start.hasPrefix(prefix) || namespace == nil else {
-                throw APIError.badRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+            guard let data = Data(base64Encoded: token),
+                let t = try? JSONDecoder().decode(ContinueToken.self, from: data),
+                t.start.hasPrefix(prefix) || namespace == nil
+            else {
+                throw APIError.badRequest(
+                    "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
             }
             startAfter = t.start; revision = t.rv
             let compacted = try await store.compactedRevision()
             if t.rv < compacted {
-                throw APIError.gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")
+                throw APIError.gone(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
+                )
             }
         } else if let rv = call.query["resourceVersion"], !rv.isEmpty, rv != "0" {
             guard let v = Int64(rv) else { throw APIError.badRequest("invalid resource version \"\(rv)\"") }
-            if call.query["resourceVersionMatch"] == "Exact" { revision = v } else {
+            if call.query["resourceVersionMatch"] == "Exact" {
+                revision = v
+            } else {
                 let cur = try await store.currentRevision()
                 if v > cur {
-                    throw APIError(code: 504, reason: "Timeout", message: "Too large resource version: \(v), current: \(cur)")
+                    throw APIError(
+                        code: 504, reason: "Timeout", message: "Too large resource version: \(v), current: \(cur)")
                 }
             }
         }
@@ -112,7 +139,9 @@ extension Handler {
         while true {
             let page: ListResult
             do {
-                page = try await store.list(prefix: prefix, startAfter: cursor, limit: limit > 0 ? max(limit - items.count, 1) : 0, revision: revision)
+                page = try await store.list(
+                    prefix: prefix, startAfter: cursor, limit: limit > 0 ? max(limit - items.count, 1) : 0,
+                    revision: revision)
             } catch let e as StoreError {
                 if case .compacted = e { throw APIError.gone("too old resource version: \(revision ?? 0)") }
                 throw Self.map(e, r, "")
@@ -134,13 +163,21 @@ extension Handler {
             }
         }
         if call.wantsTable {
-            return reply(call, Tables.table(items, r, resourceVersion: String(listRev), continueToken: next,
-                                            includeObject: call.query["includeObject"] ?? "Metadata"))
+            return reply(
+                call,
+                Tables.table(
+                    items, r, resourceVersion: String(listRev), continueToken: next,
+                    includeObject: call.query["includeObject"] ?? "Metadata"))
         }
         var meta: JSON = ["resourceVersion": .string(String(listRev))]
         if let next { meta["continue"] = .string(next) }
-        let list: JSON = ["kind": .string(r.listKind), "apiVersion": .string(r.apiVersion), "metadata": meta,
-                          "items": .array(items.map { var o = $0; o["kind"] = .null; o["apiVersion"] = .null; return o })]
+        let list: JSON = [
+            "kind": .string(r.listKind), "apiVersion": .string(r.apiVersion), "metadata": meta,
+            "items": .array(
+                items.map {
+                    var o = $0; o["kind"] = .null; o["apiVersion"] = .null; return o
+                }),
+        ]
         return reply(call, list)
     }
 
@@ -148,9 +185,11 @@ extension Handler {
 
     /// Replaces an object (PUT, or the result of a patch). `expected` is the store revision the caller
     /// read (patch); otherwise the body's resourceVersion, if any, is the precondition.
-    func updateObject(_ r: ResourceType, namespace: String?, name: String, new input: JSON, subresource: String?,
-                      call: Call, expected: Int64? = nil, current: KeyValue? = nil, manager: String? = nil,
-                      operation: String = "Update", recordUpdate: Bool = true) async throws -> JSON {
+    func updateObject(
+        _ r: ResourceType, namespace: String?, name: String, new input: JSON, subresource: String?,
+        call: Call, expected: Int64? = nil, current: KeyValue? = nil, manager: String? = nil,
+        operation: String = "Update", recordUpdate: Bool = true
+    ) async throws -> JSON {
         let key = r.key(namespace: namespace, name: name)
         let fetched: KeyValue?
         if let current { fetched = current } else { fetched = try await store.get(key) }
@@ -158,12 +197,19 @@ extension Handler {
         let cur = try decodeStored(kv, r)
         var obj = input
         if let bodyName = obj["metadata"]["name"].string, !bodyName.isEmpty, bodyName != name {
-            throw APIError.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(name))")
+            throw APIError.badRequest(
+                "the name of the object (\(bodyName)) does not match the name on the URL (\(name))")
         }
         var precondition = expected ?? kv.modRevision
         if let rv = obj["metadata"]["resourceVersion"].string, !rv.isEmpty {
             guard let v = Int64(rv) else {
-                throw APIError.invalid(r, name, [.init("metadata.resourceVersion", "FieldValueInvalid", "Invalid value: \"\(rv)\": must be a number")])
+                throw APIError.invalid(
+                    r, name,
+                    [
+                        .init(
+                            "metadata.resourceVersion", "FieldValueInvalid",
+                            "Invalid value: \"\(rv)\": must be a number")
+                    ])
             }
             if v != kv.modRevision { throw APIError.conflict(r, name) }
             precondition = v
@@ -183,7 +229,9 @@ extension Handler {
         if strategy.generationChanged(old: cur, new: obj, r) {
             obj["metadata"]["generation"] = .int((cur["metadata"]["generation"].int ?? 1) + 1)
         }
-        if obj["metadata"]["managedFields"].isNull { obj["metadata"]["managedFields"] = cur["metadata"]["managedFields"] }
+        if obj["metadata"]["managedFields"].isNull {
+            obj["metadata"]["managedFields"] = cur["metadata"]["managedFields"]
+        }
         // An update that changes nothing is not written (upstream keeps the resourceVersion and the
         // managedFields times): a new revision would wake every watcher and controller for nothing,
         // and fail the next conditional update of whoever read the object just before.
@@ -193,9 +241,12 @@ extension Handler {
         unchanged["metadata"]["managedFields"] = cur["metadata"]["managedFields"]
         if unchanged == cur { return cur }
         if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
-            obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
+            obj = Self.recordManager(
+                obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
         }
-        let errs = Validation.metadataUpdate(obj, old: cur) + strategy.validateUpdate(obj, old: cur, ctx) + Validation.validate(obj, r)
+        let errs =
+            Validation.metadataUpdate(obj, old: cur) + strategy.validateUpdate(obj, old: cur, ctx)
+            + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
         if call.dryRun { return obj }
@@ -225,18 +276,23 @@ extension Handler {
 
     /// Adds or refreshes the managedFields entry of `manager` (field set from the object's own fields for
     /// updates; for apply, the applied configuration's fields).
-    static func recordManager(_ obj: JSON, manager: String, operation: String, apiVersion: String, subresource: String? = nil,
-                              applied: JSON? = nil) -> JSON {
+    static func recordManager(
+        _ obj: JSON, manager: String, operation: String, apiVersion: String, subresource: String? = nil,
+        applied: JSON? = nil
+    ) -> JSON {
         var o = obj
         var entries = (o["metadata"]["managedFields"].array ?? []).filter {
-            !($0["manager"].string == manager && $0["operation"].string == operation && $0["subresource"].string == subresource)
+            !($0["manager"].string == manager && $0["operation"].string == operation
+                && $0["subresource"].string == subresource)
         }
         var fields = Patch.fieldSet(applied ?? obj)
         if applied == nil {
             for f in ["f:status", "f:metadata"] where subresource == nil && f == "f:status" { fields[f] = .null }
         }
-        var e: JSON = ["manager": .string(manager), "operation": .string(operation), "apiVersion": .string(apiVersion),
-                       "time": .string(now()), "fieldsType": "FieldsV1", "fieldsV1": fields]
+        var e: JSON = [
+            "manager": .string(manager), "operation": .string(operation), "apiVersion": .string(apiVersion),
+            "time": .string(now()), "fieldsType": "FieldsV1", "fieldsV1": fields,
+        ]
         if let subresource { e["subresource"] = .string(subresource) }
         entries.append(e)
         o["metadata"]["managedFields"] = .array(entries)
@@ -245,11 +301,14 @@ extension Handler {
 
     // MARK: patch
 
-    func patchObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String, subresource: String?) async throws -> (JSON, Bool) {
+    func patchObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String, subresource: String?)
+        async throws -> (JSON, Bool)
+    {
         let key = r.key(namespace: namespace, name: name)
         let patch: JSON
         do {
-            patch = call.contentType == "application/apply-patch+yaml"
+            patch =
+                call.contentType == "application/apply-patch+yaml"
                 ? try JSON.parseYAML(String(decoding: call.body, as: UTF8.self)) : try JSON.parse(call.body)
         } catch let e as JSONParseError {
             throw APIError.badRequest("error decoding patch: \(e.description)")
@@ -260,24 +319,35 @@ extension Handler {
                 guard let manager = call.query["fieldManager"], !manager.isEmpty else {
                     throw APIError.badRequest("PATCH /\(r.plural)/\(name): fieldManager is required for apply requests")
                 }
-                guard patch.object != nil else { throw APIError.badRequest("error decoding YAML: apply patch must be an object") }
+                guard patch.object != nil else {
+                    throw APIError.badRequest("error decoding YAML: apply patch must be an object")
+                }
                 try checkTypeMeta(patch, r)
                 try Schema.check(patch, r, strict: call.strict)
                 guard let kv else {
                     var obj = patch
-                    obj = Self.recordManager(obj, manager: manager, operation: "Apply", apiVersion: r.apiVersion, applied: patch)
+                    obj = Self.recordManager(
+                        obj, manager: manager, operation: "Apply", apiVersion: r.apiVersion, applied: patch)
                     return (try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun), true)
                 }
                 let cur = try decodeStored(kv, r)
-                try checkApplyConflicts(cur, patch, manager: manager, force: call.query["force"] == "true", r: r, name: name)
+                try checkApplyConflicts(
+                    cur, patch, manager: manager, force: call.query["force"] == "true", r: r, name: name)
                 var merged = try Patch.strategic(cur, removeStaleApplied(cur, patch, manager: manager))
                 merged["metadata"]["resourceVersion"] = patch["metadata"]["resourceVersion"]
-                merged = Self.recordManager(merged, manager: manager, operation: "Apply", apiVersion: r.apiVersion,
-                                            subresource: subresource, applied: patch)
+                merged = Self.recordManager(
+                    merged, manager: manager, operation: "Apply", apiVersion: r.apiVersion,
+                    subresource: subresource, applied: patch)
                 do {
-                    return (try await updateObject(r, namespace: namespace, name: name, new: merged, subresource: subresource, call: call,
-                                                   expected: kv.modRevision, current: kv, manager: nil, recordUpdate: false), false)
-                } catch let e as APIError where e.reason == "Conflict" && patch["metadata"]["resourceVersion"].isNull && attempt < Self.conflictRetries - 1 { continue }
+                    return (
+                        try await updateObject(
+                            r, namespace: namespace, name: name, new: merged, subresource: subresource, call: call,
+                            expected: kv.modRevision, current: kv, manager: nil, recordUpdate: false), false
+                    )
+                } catch let e as APIError
+                    where e.reason == "Conflict" && patch["metadata"]["resourceVersion"].isNull
+                    && attempt < Self.conflictRetries - 1
+                { continue }
             }
             guard let kv else { throw APIError.notFound(r, name) }
             var cur = try decodeStored(kv, r)
@@ -293,11 +363,15 @@ extension Handler {
             if call.strict { try Schema.check(result, r, strict: true) }
             cur = result
             // A resourceVersion in the patch is a precondition; otherwise we retry on races.
-            let explicit = patch["metadata"]["resourceVersion"].string != nil && result["metadata"]["resourceVersion"] != rv
+            let explicit =
+                patch["metadata"]["resourceVersion"].string != nil && result["metadata"]["resourceVersion"] != rv
             if !explicit { cur["metadata"]["resourceVersion"] = .null }
             do {
-                return (try await updateObject(r, namespace: namespace, name: name, new: cur, subresource: subresource, call: call,
-                                               expected: kv.modRevision, current: kv), false)
+                return (
+                    try await updateObject(
+                        r, namespace: namespace, name: name, new: cur, subresource: subresource, call: call,
+                        expected: kv.modRevision, current: kv), false
+                )
             } catch let e as APIError where e.reason == "Conflict" && !explicit && attempt < Self.conflictRetries - 1 {
                 continue
             }
@@ -307,8 +381,11 @@ extension Handler {
 
     /// Fields that `manager` applied before but no longer applies are removed (if nobody else manages them).
     func removeStaleApplied(_ cur: JSON, _ patch: JSON, manager: String) -> JSON {
-        guard let prev = (cur["metadata"]["managedFields"].array ?? []).first(where: {
-            $0["manager"].string == manager && $0["operation"].string == "Apply" }) else { return patch }
+        guard
+            let prev = (cur["metadata"]["managedFields"].array ?? []).first(where: {
+                $0["manager"].string == manager && $0["operation"].string == "Apply"
+            })
+        else { return patch }
         var out = patch
         func prune(_ old: JSON, _ new: JSON, _ path: [String]) {
             for (k, v) in old.object ?? [:] where k.hasPrefix("f:") {
@@ -336,11 +413,15 @@ extension Handler {
     }
 
     /// A field applied with a different value than another applier set is a conflict (409) unless forced.
-    func checkApplyConflicts(_ cur: JSON, _ patch: JSON, manager: String, force: Bool, r: ResourceType, name: String) throws {
+    func checkApplyConflicts(_ cur: JSON, _ patch: JSON, manager: String, force: Bool, r: ResourceType, name: String)
+        throws
+    {
         if force { return }
         var conflicts: [String] = []
         for entry in cur["metadata"]["managedFields"].array ?? [] {
-            guard let other = entry["manager"].string, other != manager, entry["operation"].string == "Apply" else { continue }
+            guard let other = entry["manager"].string, other != manager, entry["operation"].string == "Apply" else {
+                continue
+            }
             func walk(_ owned: JSON, _ path: [String]) {
                 for (k, v) in owned.object ?? [:] where k.hasPrefix("f:") {
                     let p = path + [String(k.dropFirst(2))]
@@ -350,15 +431,20 @@ extension Handler {
                         if applied != cur[p] && applied.object == nil && applied.array == nil {
                             conflicts.append("conflict with \"\(other)\": ." + p.joined(separator: "."))
                         }
-                    } else { walk(v, p) }
+                    } else {
+                        walk(v, p)
+                    }
                 }
             }
             walk(entry["fieldsV1"], [])
         }
         if !conflicts.isEmpty {
-            throw APIError(code: 409, reason: "Conflict",
-                           message: "Apply failed with \(conflicts.count) conflict\(conflicts.count == 1 ? "" : "s"): \(conflicts.joined(separator: "\n"))",
-                           details: APIError.details(r, name, causes: conflicts.map { ["reason": "FieldManagerConflict", "message": .string($0)] }))
+            throw APIError(
+                code: 409, reason: "Conflict",
+                message:
+                    "Apply failed with \(conflicts.count) conflict\(conflicts.count == 1 ? "" : "s"): \(conflicts.joined(separator: "\n"))",
+                details: APIError.details(
+                    r, name, causes: conflicts.map { ["reason": "FieldManagerConflict", "message": .string($0)] }))
         }
     }
 
@@ -369,16 +455,29 @@ extension Handler {
         return Self.scaleOf(obj)
     }
     static func scaleOf(_ obj: JSON) -> JSON {
-        ["kind": "Scale", "apiVersion": "autoscaling/v1",
-         "metadata": ["name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"], "uid": obj["metadata"]["uid"],
-                      "resourceVersion": obj["metadata"]["resourceVersion"], "creationTimestamp": obj["metadata"]["creationTimestamp"]],
-         "spec": ["replicas": .int(obj["spec"]["replicas"].int ?? 0)],
-         "status": ["replicas": .int(obj["status"]["replicas"].int ?? 0), "selector": .string(LabelSelector(object: obj["spec"]["selector"]).text)]]
+        [
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": [
+                "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"],
+                "uid": obj["metadata"]["uid"],
+                "resourceVersion": obj["metadata"]["resourceVersion"],
+                "creationTimestamp": obj["metadata"]["creationTimestamp"],
+            ],
+            "spec": ["replicas": .int(obj["spec"]["replicas"].int ?? 0)],
+            "status": [
+                "replicas": .int(obj["status"]["replicas"].int ?? 0),
+                "selector": .string(LabelSelector(object: obj["spec"]["selector"]).text),
+            ],
+        ]
     }
 
-    func updateScale(_ call: Call, _ r: ResourceType, namespace: String?, name: String, patch: [UInt8]?) async throws -> JSON {
+    func updateScale(_ call: Call, _ r: ResourceType, namespace: String?, name: String, patch: [UInt8]?) async throws
+        -> JSON
+    {
         for _ in 0..<Self.conflictRetries {
-            guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else { throw APIError.notFound(r, name) }
+            guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else {
+                throw APIError.notFound(r, name)
+            }
             let obj = try decodeStored(kv, r)
             var sc = Self.scaleOf(obj)
             let body = patch != nil ? try JSON.parse(call.body) : try bodyJSON(call, kind: "Scale")
@@ -389,21 +488,28 @@ extension Handler {
                 }
             } else {
                 sc = body
-                if let rv = sc["metadata"]["resourceVersion"].string, !rv.isEmpty, rv != String(kv.modRevision) { throw APIError.conflict(r, name) }
+                if let rv = sc["metadata"]["resourceVersion"].string, !rv.isEmpty, rv != String(kv.modRevision) {
+                    throw APIError.conflict(r, name)
+                }
             }
             // A Scale without a resourceVersion (what `UpdateScale` sends after clearing it) is an
             // unconditional update: a controller's write in between is retried, not a 409.
             let retries = patch != nil || (body["metadata"]["resourceVersion"].string ?? "").isEmpty
             // ScaleSpec.replicas is omitempty upstream: a Scale for 0 replicas arrives without it.
             guard let replicas = sc["spec"]["replicas"].isNull ? 0 : sc["spec"]["replicas"].int, replicas >= 0 else {
-                throw APIError(code: 422, reason: "Invalid", message: "Scale.autoscaling \"\(name)\" is invalid: spec.replicas: Invalid value: \(sc["spec"]["replicas"].text): must be greater than or equal to 0")
+                throw APIError(
+                    code: 422, reason: "Invalid",
+                    message:
+                        "Scale.autoscaling \"\(name)\" is invalid: spec.replicas: Invalid value: \(sc["spec"]["replicas"].text): must be greater than or equal to 0"
+                )
             }
             var updated = obj
             updated["spec"]["replicas"] = .int(replicas)
             updated["metadata"]["resourceVersion"] = .null
             do {
-                let out = try await updateObject(r, namespace: namespace, name: name, new: updated, subresource: nil, call: call,
-                                                 expected: kv.modRevision, current: kv)
+                let out = try await updateObject(
+                    r, namespace: namespace, name: name, new: updated, subresource: nil, call: call,
+                    expected: kv.modRevision, current: kv)
                 return Self.scaleOf(out)
             } catch let e as APIError where e.reason == "Conflict" && retries { continue }
         }
@@ -418,7 +524,9 @@ extension Handler {
     /// owner, marked, until the collector has deleted or orphaned its dependents and removed the finalizer
     /// (202 with the object); Background (the default) removes the owner now and the collector, seeing it
     /// gone, deletes the dependents afterwards. No dependent is touched inside the request.
-    func deleteObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String, options: JSON? = nil) async throws -> Response {
+    func deleteObject(_ call: Call, _ r: ResourceType, namespace: String?, name: String, options: JSON? = nil)
+        async throws -> Response
+    {
         var opts: JSON = options ?? [:]
         if options == nil, !call.body.isEmpty { opts = (try? bodyJSON(call, kind: "DeleteOptions")) ?? [:] }
         let policy = try Self.propagationPolicy(call, opts)
@@ -430,9 +538,15 @@ extension Handler {
             guard let kv = try await store.get(key) else { throw APIError.notFound(r, name) }
             var obj = try decodeStored(kv, r)
             if let uid = opts["preconditions"]["uid"].string, uid != obj["metadata"]["uid"].string {
-                throw APIError(code: 409, reason: "Conflict", message: "Precondition failed: UID in precondition: \(uid), UID in object meta: \(obj["metadata"]["uid"].string ?? "")")
+                throw APIError(
+                    code: 409, reason: "Conflict",
+                    message:
+                        "Precondition failed: UID in precondition: \(uid), UID in object meta: \(obj["metadata"]["uid"].string ?? "")"
+                )
             }
-            if let rv = opts["preconditions"]["resourceVersion"].string, rv != String(kv.modRevision) { throw APIError.conflict(r, name) }
+            if let rv = opts["preconditions"]["resourceVersion"].string, rv != String(kv.modRevision) {
+                throw APIError.conflict(r, name)
+            }
             let before = obj
             switch try strategy.planDeletion(&obj, gracePeriod: grace, ctx) {
             case .markOnly:
@@ -448,7 +562,9 @@ extension Handler {
                 var finalizers = had
                 // Without a garbage collector nothing would ever remove these finalizers.
                 if server.config.garbageCollector {
-                    if policy == .foreground && !finalizers.contains(Self.foregroundFinalizer) { finalizers.append(Self.foregroundFinalizer) }
+                    if policy == .foreground && !finalizers.contains(Self.foregroundFinalizer) {
+                        finalizers.append(Self.foregroundFinalizer)
+                    }
                     if policy == .orphan && strategy.orphansDependents && !finalizers.contains(Self.orphanFinalizer) {
                         finalizers.append(Self.orphanFinalizer)
                     }
@@ -458,7 +574,9 @@ extension Handler {
                     do {
                         let gone = try await store.delete(key, expectedRevision: kv.modRevision)
                         obj["metadata"]["resourceVersion"] = .string(String(gone.modRevision))
-                    } catch StoreError.conflict { continue } catch StoreError.notFound { throw APIError.notFound(r, name) }
+                    } catch StoreError.conflict { continue } catch StoreError.notFound {
+                        throw APIError.notFound(r, name)
+                    }
                     await strategy.afterDelete(obj, handler: self)
                     return reply(call, obj)
                 }
@@ -495,10 +613,18 @@ extension Handler {
     static func propagationPolicy(_ call: Call, _ opts: JSON) throws -> PropagationPolicy {
         if let text = call.query["propagationPolicy"] ?? opts["propagationPolicy"].string {
             guard let p = PropagationPolicy(rawValue: text) else {
-                throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"\(text)\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"")
+                throw APIError(
+                    code: 422, reason: "Invalid",
+                    message:
+                        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"\(text)\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                )
             }
             if opts["orphanDependents"].bool != nil {
-                throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"\(text)\": orphanDependents and deletionPropagation cannot be both set")
+                throw APIError(
+                    code: 422, reason: "Invalid",
+                    message:
+                        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Invalid value: \"\(text)\": orphanDependents and deletionPropagation cannot be both set"
+                )
             }
             return p
         }
@@ -515,15 +641,22 @@ extension Handler {
     func deleteCollection(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
         let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
-        let page = try await store.list(prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
+        let page = try await store.list(
+            prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
         var deleted: [JSON] = []
         for kv in page.items {
             let obj = try decodeStored(kv, r)
             if !labels.matches(obj["metadata"]["labels"].stringMap) || !fields.matches(obj) { continue }
-            _ = try? await deleteObject(call, r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "")
+            _ = try? await deleteObject(
+                call, r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "")
             deleted.append(obj)
         }
-        return reply(call, ["kind": .string(r.listKind), "apiVersion": .string(r.apiVersion), "metadata": [:], "items": .array(deleted)])
+        return reply(
+            call,
+            [
+                "kind": .string(r.listKind), "apiVersion": .string(r.apiVersion), "metadata": [:],
+                "items": .array(deleted),
+            ])
     }
 }
 

@@ -4,8 +4,10 @@ enum Discovery {
     static let reviewGroup = "authorization.k8s.io"
 
     static func apiVersions(serverAddress: String) -> JSON {
-        ["kind": "APIVersions", "versions": ["v1"],
-         "serverAddressByClientCIDRs": [["clientCIDR": "0.0.0.0/0", "serverAddress": .string(serverAddress)]]]
+        [
+            "kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [["clientCIDR": "0.0.0.0/0", "serverAddress": .string(serverAddress)]],
+        ]
     }
 
     static func allGroups() -> [String] { Registry.groups + [reviewGroup] }
@@ -17,80 +19,119 @@ enum Discovery {
     }
 
     static func groupList() -> JSON {
-        ["kind": "APIGroupList", "apiVersion": "v1", "groups": .array(allGroups().map { group($0)["kind"] == .null ? [:] : stripKind(group($0)) })]
+        [
+            "kind": "APIGroupList", "apiVersion": "v1",
+            "groups": .array(allGroups().map { group($0)["kind"] == .null ? [:] : stripKind(group($0)) }),
+        ]
     }
     static func stripKind(_ j: JSON) -> JSON { var j = j; j["kind"] = .null; j["apiVersion"] = .null; return j }
 
     static func resources(group: String, version: String) -> [JSON] {
         if group == reviewGroup {
-            return [["name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": false,
-                     "kind": "SelfSubjectAccessReview", "verbs": ["create"]]]
+            return [
+                [
+                    "name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": false,
+                    "kind": "SelfSubjectAccessReview", "verbs": ["create"],
+                ]
+            ]
         }
         var out: [JSON] = []
         for r in Registry.all where r.group == group && r.version == version {
-            var e: JSON = ["name": .string(r.plural), "singularName": .string(r.singular), "namespaced": .bool(r.namespaced),
-                           "kind": .string(r.kind), "verbs": .array(ResourceType.verbs.map { .string($0) })]
+            var e: JSON = [
+                "name": .string(r.plural), "singularName": .string(r.singular), "namespaced": .bool(r.namespaced),
+                "kind": .string(r.kind), "verbs": .array(ResourceType.verbs.map { .string($0) }),
+            ]
             if !r.shortNames.isEmpty { e["shortNames"] = .array(r.shortNames.map { .string($0) }) }
             if !r.categories.isEmpty { e["categories"] = .array(r.categories.map { .string($0) }) }
             out.append(e)
             for sub in r.subresources {
                 switch sub {
                 case "status":
-                    out.append(["name": .string("\(r.plural)/status"), "singularName": "", "namespaced": .bool(r.namespaced),
-                                "kind": .string(r.kind), "verbs": ["get", "patch", "update"]])
+                    out.append([
+                        "name": .string("\(r.plural)/status"), "singularName": "", "namespaced": .bool(r.namespaced),
+                        "kind": .string(r.kind), "verbs": ["get", "patch", "update"],
+                    ])
                 case "scale":
-                    out.append(["name": .string("\(r.plural)/scale"), "singularName": "", "namespaced": .bool(r.namespaced),
-                                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]])
+                    out.append([
+                        "name": .string("\(r.plural)/scale"), "singularName": "", "namespaced": .bool(r.namespaced),
+                        "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+                    ])
                 case "binding":
-                    out.append(["name": .string("\(r.plural)/binding"), "singularName": "", "namespaced": true,
-                                "kind": "Binding", "verbs": ["create"]])
+                    out.append([
+                        "name": .string("\(r.plural)/binding"), "singularName": "", "namespaced": true,
+                        "kind": "Binding", "verbs": ["create"],
+                    ])
                 case "eviction":
                     // kubectl drain looks for exactly this (name, kind, group and version) to evict.
-                    out.append(["name": .string("\(r.plural)/eviction"), "singularName": "", "namespaced": true,
-                                "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]])
+                    out.append([
+                        "name": .string("\(r.plural)/eviction"), "singularName": "", "namespaced": true,
+                        "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
+                    ])
                 default: break
                 }
             }
         }
         if group.isEmpty {
-            out.append(["name": "bindings", "singularName": "binding", "namespaced": true, "kind": "Binding", "verbs": ["create"]])
+            out.append([
+                "name": "bindings", "singularName": "binding", "namespaced": true, "kind": "Binding",
+                "verbs": ["create"],
+            ])
         }
         return out
     }
 
     static func resourceList(group: String, version: String) -> JSON {
-        ["kind": "APIResourceList", "apiVersion": "v1", "groupVersion": .string(group.isEmpty ? version : "\(group)/\(version)"),
-         "resources": .array(resources(group: group, version: version))]
+        [
+            "kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": .string(group.isEmpty ? version : "\(group)/\(version)"),
+            "resources": .array(resources(group: group, version: version)),
+        ]
     }
 
     /// `application/json;g=apidiscovery.k8s.io;v=<version>;as=APIGroupDiscoveryList`. v2beta1 (what
     /// client-go up to 1.29 asks for) has the same shape as v2; only the apiVersion differs.
     static func aggregated(legacy: Bool, version: String = "v2") -> JSON {
-        let groups: [(String, String)] = legacy ? [("", "v1")] : allGroups().map { g in (g, g == reviewGroup ? "v1" : Registry.versions(of: g).first ?? "v1") }
+        let groups: [(String, String)] =
+            legacy
+            ? [("", "v1")]
+            : allGroups().map { g in (g, g == reviewGroup ? "v1" : Registry.versions(of: g).first ?? "v1") }
         let items: [JSON] = groups.map { g, v in
             let res = resources(group: g, version: v).filter { !($0["name"].string ?? "").contains("/") }
             let entries: [JSON] = res.map { e in
                 let plural = e["name"].string ?? ""
-                var d: JSON = ["resource": .string(plural), "responseKind": ["group": .string(g), "version": .string(v), "kind": e["kind"]],
-                               "scope": (e["namespaced"].bool ?? false) ? "Namespaced" : "Cluster",
-                               "singularResource": e["singularName"], "verbs": e["verbs"]]
+                var d: JSON = [
+                    "resource": .string(plural),
+                    "responseKind": ["group": .string(g), "version": .string(v), "kind": e["kind"]],
+                    "scope": (e["namespaced"].bool ?? false) ? "Namespaced" : "Cluster",
+                    "singularResource": e["singularName"], "verbs": e["verbs"],
+                ]
                 if !e["shortNames"].isNull { d["shortNames"] = e["shortNames"] }
                 if !e["categories"].isNull { d["categories"] = e["categories"] }
                 let subs = resources(group: g, version: v).filter { ($0["name"].string ?? "").hasPrefix(plural + "/") }
                 if !subs.isEmpty {
-                    d["subresources"] = .array(subs.map { s in
-                        let sub = String((s["name"].string ?? "").dropFirst(plural.count + 1))
-                        return ["subresource": .string(sub),
-                                "responseKind": ["group": s["group"].isNull ? .string(g) : s["group"],
-                                                 "version": s["version"].isNull ? .string(v) : s["version"], "kind": s["kind"]],
-                                "verbs": s["verbs"]]
-                    })
+                    d["subresources"] = .array(
+                        subs.map { s in
+                            let sub = String((s["name"].string ?? "").dropFirst(plural.count + 1))
+                            return [
+                                "subresource": .string(sub),
+                                "responseKind": [
+                                    "group": s["group"].isNull ? .string(g) : s["group"],
+                                    "version": s["version"].isNull ? .string(v) : s["version"], "kind": s["kind"],
+                                ],
+                                "verbs": s["verbs"],
+                            ]
+                        })
                 }
                 return d
             }
-            return ["metadata": ["name": .string(g), "creationTimestamp": .null],
-                    "versions": [["version": .string(v), "resources": .array(entries), "freshness": "Current"]]]
+            return [
+                "metadata": ["name": .string(g), "creationTimestamp": .null],
+                "versions": [["version": .string(v), "resources": .array(entries), "freshness": "Current"]],
+            ]
         }
-        return ["kind": "APIGroupDiscoveryList", "apiVersion": .string("apidiscovery.k8s.io/\(version)"), "metadata": [:], "items": .array(items)]
+        return [
+            "kind": "APIGroupDiscoveryList", "apiVersion": .string("apidiscovery.k8s.io/\(version)"), "metadata": [:],
+            "items": .array(items),
+        ]
     }
 }

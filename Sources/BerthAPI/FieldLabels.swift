@@ -17,7 +17,8 @@ enum FieldLabels {
         if let g = set.getters[label] ?? meta(label, namespaced: r.namespaced) { return g }
         if set.ownConversion { throw APIError.badRequest("field label not supported: \(label)") }
         // runtime.DefaultMetaV1FieldSelectorConversion, for kinds without their own conversion func.
-        throw APIError.badRequest("\"\(label)\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"")
+        throw APIError.badRequest(
+            "\"\(label)\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"")
     }
 
     /// metadata.name for every kind; metadata.namespace for namespaced kinds (the cluster-scoped Node and

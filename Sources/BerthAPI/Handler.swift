@@ -14,7 +14,11 @@ struct Call {
     var body: [UInt8]
     var user: UserInfo
     var accept: String { headers[.accept] ?? "" }
-    var contentType: String { (headers[.contentType] ?? "application/json").split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces).lowercased() } ?? "application/json" }
+    var contentType: String {
+        (headers[.contentType] ?? "application/json").split(separator: ";").first.map {
+            String($0).trimmingCharacters(in: .whitespaces).lowercased()
+        } ?? "application/json"
+    }
     /// The response's form, negotiated from `accept` once the endpoint is known (`Rendering`).
     var render: Rendering = .json
     /// The resource a request addresses, once routed (for rendering its objects as a Table).
@@ -51,9 +55,13 @@ struct Handler: Sendable {
         let response: Response
         do {
             let path = req.uri.path
-            if ["/healthz", "/livez", "/readyz"].contains(path) || path.hasPrefix("/healthz/") || path.hasPrefix("/livez/") || path.hasPrefix("/readyz/") {
+            if ["/healthz", "/livez", "/readyz"].contains(path) || path.hasPrefix("/healthz/")
+                || path.hasPrefix("/livez/") || path.hasPrefix("/readyz/")
+            {
                 if path.hasPrefix("/readyz") { _ = try await store.currentRevision() }
-                return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: "ok")))
+                return Response(
+                    status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: "ok")))
             }
             let user = try await authenticate(req, ctx)
             let query = try Query.parse(req.uri.query)
@@ -65,7 +73,8 @@ struct Handler: Sendable {
                 } catch { throw APIError.tooLarge }
             }
             let call = Call(method: req.method, path: path, query: query, headers: req.headers, body: body, user: user)
-            (verb, resource) = (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")
+            (verb, resource) =
+                (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")
             response = try await route(call, &resource)
         } catch let e as APIError {
             response = Self.json(e.status, status: e.code)
@@ -77,8 +86,9 @@ struct Handler: Sendable {
             response = Self.json(api.status, status: 500)
         }
         let d = ContinuousClock.now - start
-        server.metrics.record(verb: verb, resource: resource, code: Int(response.status.code),
-                              seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        server.metrics.record(
+            verb: verb, resource: resource, code: Int(response.status.code),
+            seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
         return response
     }
 
@@ -91,7 +101,8 @@ struct Handler: Sendable {
         }
         // Client certificate (already verified against our CA by NIOSSL when presented).
         if let cert = try? await ctx.channel.nioSSL_peerCertificate().get(), let der = try? cert.toDERBytes(),
-           let parsed = try? Certificate(derEncoded: der) {
+            let parsed = try? Certificate(derEncoded: der)
+        {
             var cn = ""; var orgs: [String] = []
             for rdn in parsed.subject {
                 for attr in rdn {
@@ -111,7 +122,8 @@ struct Handler: Sendable {
         case .conflict: return r.map { APIError.conflict($0, name) } ?? .badRequest("\(e)")
         case .compacted(let req, _): return .gone("too old resource version: \(req)")
         case .futureRevision(let req, let cur):
-            return APIError(code: 504, reason: "Timeout", message: "Too large resource version: \(req), current: \(cur)")
+            return APIError(
+                code: 504, reason: "Timeout", message: "Too large resource version: \(req), current: \(cur)")
         case .backend(let m): return APIError(code: 503, reason: "ServiceUnavailable", message: "storage: \(m)")
         case .watchOverflow: return APIError(code: 500, reason: "InternalError", message: "watch overflow")
         }
@@ -120,8 +132,9 @@ struct Handler: Sendable {
     // MARK: responses
 
     static func json(_ j: JSON, status: Int = 200, contentType: String = "application/json") -> Response {
-        Response(status: .init(code: status), headers: [.contentType: contentType],
-                 body: .init(byteBuffer: ByteBuffer(bytes: j.serialized())))
+        Response(
+            status: .init(code: status), headers: [.contentType: contentType],
+            body: .init(byteBuffer: ByteBuffer(bytes: j.serialized())))
     }
     func reply(_ call: Call, _ j: JSON, status: Int = 200) -> Response {
         if call.wantsTable, let r = call.resource {
@@ -131,13 +144,16 @@ struct Handler: Sendable {
             let kind = j["kind"].string
             if kind == r.kind || kind == r.listKind {
                 let rows = kind == r.kind ? [j] : j["items"].array ?? []
-                return Self.json(Tables.table(rows, r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "", continueToken: nil,
-                                              includeObject: include), status: status)
+                return Self.json(
+                    Tables.table(
+                        rows, r, resourceVersion: j["metadata"]["resourceVersion"].string ?? "", continueToken: nil,
+                        includeObject: include), status: status)
             }
         }
         if call.wantsYAML {
-            return Response(status: .init(code: status), headers: [.contentType: "application/yaml"],
-                            body: .init(byteBuffer: ByteBuffer(string: j.yaml())))
+            return Response(
+                status: .init(code: status), headers: [.contentType: "application/yaml"],
+                body: .init(byteBuffer: ByteBuffer(string: j.yaml())))
         }
         return Self.json(j, status: status)
     }
@@ -149,21 +165,34 @@ struct Handler: Sendable {
         let segs = call.path.split(separator: "/").map(String.init)
         switch call.path {
         case "/version":
-            return Self.json(["major": "1", "minor": "32", "gitVersion": "v1.32.0-berth", "gitCommit": "berth", "gitTreeState": "clean",
-                              "buildDate": "2026-01-01T00:00:00Z", "goVersion": "swift6", "compiler": "swiftc", "platform": "linux/amd64"])
+            return Self.json([
+                "major": "1", "minor": "32", "gitVersion": "v1.32.0-berth", "gitCommit": "berth",
+                "gitTreeState": "clean",
+                "buildDate": "2026-01-01T00:00:00Z", "goVersion": "swift6", "compiler": "swiftc",
+                "platform": "linux/amd64",
+            ])
         case "/metrics":
-            guard call.user.isAdmin else { throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"/metrics\"") }
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: server.metrics.text())))
+            guard call.user.isAdmin else {
+                throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"/metrics\"")
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(string: server.metrics.text())))
         case "/api", "/api/", "/apis", "/apis/":
             // Aggregated discovery at the version asked for; a version not served falls through to the
             // next range (client-go always lists plain application/json last: the unaggregated documents).
             let legacy = call.path.hasPrefix("/api/") || call.path == "/api"
             call.render = try Rendering.negotiate(call.accept, .aggregatedDiscovery)
             if case .discovery(let v) = call.render {
-                return Self.json(Discovery.aggregated(legacy: legacy, version: v),
-                                 contentType: "application/json;g=apidiscovery.k8s.io;v=\(v);as=APIGroupDiscoveryList")
+                return Self.json(
+                    Discovery.aggregated(legacy: legacy, version: v),
+                    contentType: "application/json;g=apidiscovery.k8s.io;v=\(v);as=APIGroupDiscoveryList")
             }
-            return reply(call, legacy ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)") : Discovery.groupList())
+            return reply(
+                call,
+                legacy
+                    ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)")
+                    : Discovery.groupList())
         case "/openapi/v2":
             return Self.json(OpenAPI.v2())
         case "/openapi/v3":
@@ -203,7 +232,9 @@ struct Handler: Sendable {
         }
         // [namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
         var namespace: String?
-        if rest.count >= 3, rest[0] == "namespaces", let r = Registry.find(group: group, version: version, plural: rest[2]), r.namespaced {
+        if rest.count >= 3, rest[0] == "namespaces",
+            let r = Registry.find(group: group, version: version, plural: rest[2]), r.namespaced
+        {
             namespace = rest[1]; rest = Array(rest.dropFirst(2))
         } else if group.isEmpty, rest.count == 3, rest[0] == "namespaces", rest[2] == "bindings" {
             namespace = rest[1]; rest = ["bindings"]
@@ -212,7 +243,9 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .plain)
             return try await PodStrategy.bind(call, namespace: ns, name: nil, handler: self)
         }
-        guard let r = Registry.find(group: group, version: version, plural: rest[0]), rest.count <= 3 else { throw APIError.pathNotFound() }
+        guard let r = Registry.find(group: group, version: version, plural: rest[0]), rest.count <= 3 else {
+            throw APIError.pathNotFound()
+        }
         resourceLabel = r.plural
         let name = rest.count >= 2 ? rest[1] : nil
         let sub = rest.count == 3 ? rest[2] : nil
@@ -226,7 +259,9 @@ struct Handler: Sendable {
 
         switch (call.method, name, sub) {
         case (.get, nil, nil):
-            if call.query["watch"] == "true" || call.query["watch"] == "1" { return try await watch(call, r, namespace: namespace) }
+            if call.query["watch"] == "true" || call.query["watch"] == "1" {
+                return try await watch(call, r, namespace: namespace)
+            }
             return try await list(call, r, namespace: namespace)
         case (.post, nil, nil):
             guard !r.namespaced || namespace != nil else { throw APIError.methodNotAllowed("") }
@@ -234,18 +269,22 @@ struct Handler: Sendable {
             if r.namespaced {
                 let bodyNS = obj["metadata"]["namespace"].string ?? ""
                 if !bodyNS.isEmpty && bodyNS != namespace {
-                    throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
+                    throw APIError.badRequest(
+                        "the namespace of the provided object does not match the namespace sent on the request")
                 }
             }
             obj["metadata"]["resourceVersion"] = .null
-            let created = try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"])
+            let created = try await createObject(
+                r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"])
             return reply(call, created, status: 201)
         case (.delete, nil, nil):
             return try await deleteCollection(call, r, namespace: namespace)
         case (.get, let n?, nil):
             return reply(call, try await getObject(r, namespace: namespace, name: n, call: call))
         case (.put, let n?, let s):
-            if s == "scale" { return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: nil)) }
+            if s == "scale" {
+                return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: nil))
+            }
             let obj = try decodeBody(call, r, subresource: s)
             // Without a resourceVersion the update is unconditional (upstream's AllowUnconditionalUpdate,
             // which every served kind allows): a write that lands between our read and ours is retried
@@ -253,14 +292,20 @@ struct Handler: Sendable {
             let unconditional = (obj["metadata"]["resourceVersion"].string ?? "").isEmpty
             for attempt in 0..<Self.conflictRetries {
                 do {
-                    return reply(call, try await updateObject(r, namespace: namespace, name: n, new: obj, subresource: s, call: call))
-                } catch let e as APIError where e.reason == "Conflict" && unconditional && attempt < Self.conflictRetries - 1 {
+                    return reply(
+                        call,
+                        try await updateObject(r, namespace: namespace, name: n, new: obj, subresource: s, call: call))
+                } catch let e as APIError
+                    where e.reason == "Conflict" && unconditional && attempt < Self.conflictRetries - 1
+                {
                     continue
                 }
             }
             throw APIError.conflict(r, n)
         case (.patch, let n?, let s):
-            if s == "scale" { return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: call.body)) }
+            if s == "scale" {
+                return reply(call, try await updateScale(call, r, namespace: namespace, name: n, patch: call.body))
+            }
             let (obj, created) = try await patchObject(call, r, namespace: namespace, name: n, subresource: s)
             return reply(call, obj, status: created ? 201 : 200)
         case (.delete, let n?, nil):
@@ -271,7 +316,10 @@ struct Handler: Sendable {
             return reply(call, try await scale(r, namespace: namespace, name: n))
         case (.post, let n?, let s?):
             // pods/binding, pods/eviction: the kind's own verbs.
-            guard let response = try await r.strategy.post(call, subresource: s, namespace: namespace, name: n, handler: self) else {
+            guard
+                let response = try await r.strategy.post(
+                    call, subresource: s, namespace: namespace, name: n, handler: self)
+            else {
                 throw APIError.methodNotAllowed("")
             }
             return response
@@ -289,7 +337,9 @@ struct Handler: Sendable {
     func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) throws {
         if call.user.isAdmin { return }
         let reading = call.method == .get || call.method == .head
-        let deny = APIError.forbidden("\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(Self.verb(call, name: name)) resource \"\(r.plural)\"\(sub.map { "/\($0)" } ?? "") in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")")
+        let deny = APIError.forbidden(
+            "\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(Self.verb(call, name: name)) resource \"\(r.plural)\"\(sub.map { "/\($0)" } ?? "") in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")"
+        )
         if call.user.serviceAccount != nil {
             if reading { return }
             throw deny
@@ -298,7 +348,8 @@ struct Handler: Sendable {
         if reading { return }
         switch r.kind {
         case "Node" where name == node || (name == nil && call.method == .post): return
-        case "Lease" where namespace == "kube-node-lease" && (name == node || (name == nil && call.method == .post)): return
+        case "Lease" where namespace == "kube-node-lease" && (name == node || (name == nil && call.method == .post)):
+            return
         case "Event": return
         case "Pod" where sub == "status" && name != nil: return  // bound-node check happens on update
         default: throw deny
@@ -322,7 +373,9 @@ struct Handler: Sendable {
 
     func selfSubjectAccessReview(_ call: Call) throws -> Response {
         var review: JSON
-        do { review = try bodyJSON(call, kind: "SelfSubjectAccessReview") } catch let e as JSONParseError { throw APIError.badRequest("\(e)") }
+        do { review = try bodyJSON(call, kind: "SelfSubjectAccessReview") } catch let e as JSONParseError {
+            throw APIError.badRequest("\(e)")
+        }
         let attrs = review["spec"]["resourceAttributes"]
         var allowed = call.user.isAdmin
         if !allowed, call.user.nodeName != nil || call.user.serviceAccount != nil {
@@ -342,15 +395,20 @@ struct Handler: Sendable {
         do {
             switch call.contentType {
             case "application/json", "": obj = try JSON.parse(call.body)
-            case "application/yaml", "application/x-yaml", "text/yaml": obj = try JSON.parseYAML(String(decoding: call.body, as: UTF8.self))
+            case "application/yaml", "application/x-yaml", "text/yaml":
+                obj = try JSON.parseYAML(String(decoding: call.body, as: UTF8.self))
             case Protobuf.mediaType: obj = try Protobuf.decodeObject(call.body, kind: r.kind)
             default: throw APIError.unsupportedMediaType(call.contentType)
             }
         } catch let e as JSONParseError {
-            throw APIError.badRequest("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: \(e.description)")
+            throw APIError.badRequest(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: \(e.description)"
+            )
         }
         guard obj.object != nil else {
-            throw APIError.badRequest("json: cannot unmarshal \(obj.typeName) into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }")
+            throw APIError.badRequest(
+                "json: cannot unmarshal \(obj.typeName) into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }"
+            )
         }
         try checkTypeMeta(obj, r)
         // A protobuf body cannot carry unknown fields (they were skipped), so there is nothing to be strict
@@ -362,15 +420,19 @@ struct Handler: Sendable {
     /// The body of a request that is not an API object of the URL's resource (Binding, Scale, DeleteOptions,
     /// SelfSubjectAccessReview): protobuf (of `kind` if the envelope names none) or else JSON.
     func bodyJSON(_ call: Call, kind: String) throws -> JSON {
-        call.contentType == Protobuf.mediaType ? try Protobuf.decodeObject(call.body, kind: kind) : try JSON.parse(call.body)
+        call.contentType == Protobuf.mediaType
+            ? try Protobuf.decodeObject(call.body, kind: kind) : try JSON.parse(call.body)
     }
 
     func checkTypeMeta(_ obj: JSON, _ r: ResourceType) throws {
         if let kind = obj["kind"].string, !kind.isEmpty, kind != r.kind {
-            throw APIError.badRequest("the API version in the data (\(obj["apiVersion"].string ?? "")) does not match the expected API version (\(r.apiVersion))")
+            throw APIError.badRequest(
+                "the API version in the data (\(obj["apiVersion"].string ?? "")) does not match the expected API version (\(r.apiVersion))"
+            )
         }
         if let av = obj["apiVersion"].string, !av.isEmpty, av != r.apiVersion {
-            throw APIError.badRequest("the API version in the data (\(av)) does not match the expected API version (\(r.apiVersion))")
+            throw APIError.badRequest(
+                "the API version in the data (\(av)) does not match the expected API version (\(r.apiVersion))")
         }
     }
 

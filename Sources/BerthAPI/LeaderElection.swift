@@ -24,9 +24,12 @@ public final class LeaderElector: Service, @unchecked Sendable {
     /// true when this process becomes leader, false when it stops being leader.
     public let leadership: AsyncStream<Bool>
 
-    public init(store: any KVStore, identity: String, name: String = "berth-controller-manager", namespace: String = "kube-system",
-                leaseDuration: Duration = .seconds(3), renewInterval: Duration = .milliseconds(500),
-                logger: Logger = Logger(label: "berth.leader")) {
+    public init(
+        store: any KVStore, identity: String, name: String = "berth-controller-manager",
+        namespace: String = "kube-system",
+        leaseDuration: Duration = .seconds(3), renewInterval: Duration = .milliseconds(500),
+        logger: Logger = Logger(label: "berth.leader")
+    ) {
         self.store = store; self.identity = identity; self.name = name; self.namespace = namespace
         self.leaseDuration = leaseDuration; self.renewInterval = renewInterval; self.logger = logger
         (leadership, changes) = AsyncStream<Bool>.makeStream(bufferingPolicy: .bufferingNewest(16))
@@ -34,7 +37,10 @@ public final class LeaderElector: Service, @unchecked Sendable {
 
     public var isLeader: Bool { lock.lock(); defer { lock.unlock() }; return leading }
 
-    var key: String { Registry.find(group: "coordination.k8s.io", version: "v1", plural: "leases")!.key(namespace: namespace, name: name) }
+    var key: String {
+        Registry.find(group: "coordination.k8s.io", version: "v1", plural: "leases")!.key(
+            namespace: namespace, name: name)
+    }
 
     static func micro(_ d: Date) -> String { APITime.micro(d) }
     static func parse(_ s: String?) -> Date? { APITime.parse(s) }
@@ -45,7 +51,9 @@ public final class LeaderElector: Service, @unchecked Sendable {
         leading = value
         lock.unlock()
         if changed {
-            logger.info(value ? "became leader" : "lost leadership", metadata: ["identity": "\(identity)", "lease": "\(namespace)/\(name)"])
+            logger.info(
+                value ? "became leader" : "lost leadership",
+                metadata: ["identity": "\(identity)", "lease": "\(namespace)/\(name)"])
             changes.yield(value)
         }
     }
@@ -59,10 +67,16 @@ public final class LeaderElector: Service, @unchecked Sendable {
             guard let kv = try await store.get(key) else {
                 let lease: JSON = [
                     "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": ["name": .string(name), "namespace": .string(namespace), "uid": .string(UUID().uuidString.lowercased()),
-                                 "creationTimestamp": .string(Handler.now())],
-                    "spec": ["holderIdentity": .string(identity), "leaseDurationSeconds": .int(seconds),
-                             "acquireTime": .string(Self.micro(now)), "renewTime": .string(Self.micro(now)), "leaseTransitions": 0],
+                    "metadata": [
+                        "name": .string(name), "namespace": .string(namespace),
+                        "uid": .string(UUID().uuidString.lowercased()),
+                        "creationTimestamp": .string(Handler.now()),
+                    ],
+                    "spec": [
+                        "holderIdentity": .string(identity), "leaseDurationSeconds": .int(seconds),
+                        "acquireTime": .string(Self.micro(now)), "renewTime": .string(Self.micro(now)),
+                        "leaseTransitions": 0,
+                    ],
                 ]
                 _ = try await store.create(key, value: lease.serialized())
                 lastRenew = now
@@ -105,7 +119,8 @@ public final class LeaderElector: Service, @unchecked Sendable {
     /// Steps down by clearing the holder, so another candidate can take over at once.
     public func release() async {
         guard isLeader, let kv = try? await store.get(key), var lease = try? JSON.parse(kv.value),
-              lease["spec"]["holderIdentity"].string == identity else { return }
+            lease["spec"]["holderIdentity"].string == identity
+        else { return }
         lease["spec"]["holderIdentity"] = ""
         lease["spec"]["renewTime"] = .string(Self.micro(.distantPast))
         _ = try? await store.update(key, value: lease.serialized(), expectedRevision: kv.modRevision)

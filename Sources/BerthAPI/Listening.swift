@@ -56,7 +56,9 @@ final class ListenGate: Sendable {
                 }
                 if let settled { c.resume(returning: settled) }
             }
-        } onCancel: { fail() }
+        } onCancel: {
+            fail()
+        }
     }
 }
 

@@ -37,7 +37,8 @@ public struct LocalClient: Sendable {
 
     /// Every object of type `r` (in `namespace`, or all), and the revision the list was read at.
     public func list(_ r: ResourceType, namespace: String? = nil) async throws -> (items: [JSON], revision: Int64) {
-        let page = try await store.list(prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
+        let page = try await store.list(
+            prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
         return (try page.items.map { try decode($0, r) }, page.revision)
     }
 
@@ -46,33 +47,39 @@ public struct LocalClient: Sendable {
     public func create(_ r: ResourceType, _ obj: JSON) async throws -> JSON {
         var o = obj
         o["metadata"]["resourceVersion"] = .null
-        return try await handler.createObject(r, namespace: r.namespaced ? (obj["metadata"]["namespace"].string ?? "default") : nil,
-                                              obj: o, dryRun: false, manager: manager)
+        return try await handler.createObject(
+            r, namespace: r.namespaced ? (obj["metadata"]["namespace"].string ?? "default") : nil,
+            obj: o, dryRun: false, manager: manager)
     }
 
     /// Replaces `obj`; its metadata.resourceVersion is the precondition (409 Conflict when stale).
     @discardableResult
     public func update(_ r: ResourceType, _ obj: JSON) async throws -> JSON {
-        try await handler.updateObject(r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "",
-                                       new: obj, subresource: nil, call: call(.put), manager: manager)
+        try await handler.updateObject(
+            r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "",
+            new: obj, subresource: nil, call: call(.put), manager: manager)
     }
 
     /// Replaces the status of `obj` (the status subresource); resourceVersion is the precondition.
     @discardableResult
     public func updateStatus(_ r: ResourceType, _ obj: JSON) async throws -> JSON {
-        try await handler.updateObject(r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "",
-                                       new: obj, subresource: "status", call: call(.put), manager: manager)
+        try await handler.updateObject(
+            r, namespace: obj["metadata"]["namespace"].string, name: obj["metadata"]["name"].string ?? "",
+            new: obj, subresource: "status", call: call(.put), manager: manager)
     }
 
     /// Deletes an object. `gracePeriod` 0 removes a pod at once; `uid` guards against deleting a newer
     /// object of the same name; `propagation` is Background (default), Foreground or Orphan.
-    public func delete(_ r: ResourceType, namespace: String?, name: String, gracePeriod: Int64? = nil, uid: String? = nil,
-                       propagation: String? = nil) async throws {
+    public func delete(
+        _ r: ResourceType, namespace: String?, name: String, gracePeriod: Int64? = nil, uid: String? = nil,
+        propagation: String? = nil
+    ) async throws {
         var opts: JSON = ["kind": "DeleteOptions", "apiVersion": "v1"]
         if let gracePeriod { opts["gracePeriodSeconds"] = .int(gracePeriod) }
         if let uid { opts["preconditions"] = ["uid": .string(uid)] }
         if let propagation { opts["propagationPolicy"] = .string(propagation) }
-        let response = try await handler.deleteObject(call(.delete, body: opts.serialized()), r, namespace: namespace, name: name)
+        let response = try await handler.deleteObject(
+            call(.delete, body: opts.serialized()), r, namespace: namespace, name: name)
         _ = response
     }
 
@@ -89,8 +96,9 @@ public struct LocalClient: Sendable {
             if !finalizers.contains("kubernetes") { return ns }
             ns["spec"]["finalizers"] = .array(finalizers.filter { $0 != "kubernetes" })
             do {
-                return try await handler.updateObject(r, namespace: nil, name: name, new: ns, subresource: "finalize",
-                                                      call: call(.put), manager: manager)
+                return try await handler.updateObject(
+                    r, namespace: nil, name: name, new: ns, subresource: "finalize",
+                    call: call(.put), manager: manager)
             } catch let e as APIError where e.reason == "Conflict" {
                 continue
             } catch let e as APIError where e.code == 404 {
@@ -102,7 +110,9 @@ public struct LocalClient: Sendable {
 
     /// Merge-patches an object (retrying on conflicts, like the PATCH verb).
     @discardableResult
-    public func mergePatch(_ r: ResourceType, namespace: String?, name: String, _ patch: JSON, subresource: String? = nil) async throws -> JSON {
+    public func mergePatch(
+        _ r: ResourceType, namespace: String?, name: String, _ patch: JSON, subresource: String? = nil
+    ) async throws -> JSON {
         var c = call(.patch, body: patch.serialized())
         c.headers[.contentType] = "application/merge-patch+json"
         return try await handler.patchObject(c, r, namespace: namespace, name: name, subresource: subresource).0
@@ -110,15 +120,24 @@ public struct LocalClient: Sendable {
 
     /// Binds a pod to a node (pods/binding). With `expectedRevision` the pod must still be at that store
     /// revision, which saves a read; a pod already bound is a 409 Conflict, so nothing is bound twice.
-    public func bind(namespace: String, name: String, node: String, pod cached: JSON? = nil, expectedRevision: Int64? = nil) async throws {
+    public func bind(
+        namespace: String, name: String, node: String, pod cached: JSON? = nil, expectedRevision: Int64? = nil
+    ) async throws {
         if let cached, let expectedRevision {
-            let r = await bindEach([PodBinding(namespace: namespace, name: name, node: node, pod: cached, expectedRevision: expectedRevision)])
+            let r = await bindEach([
+                PodBinding(
+                    namespace: namespace, name: name, node: node, pod: cached, expectedRevision: expectedRevision)
+            ])
             if case .failure(let e) = r[0] { throw e }
             return
         }
-        let body: JSON = ["apiVersion": "v1", "kind": "Binding", "metadata": ["name": .string(name), "namespace": .string(namespace)],
-                          "target": ["apiVersion": "v1", "kind": "Node", "name": .string(node)]]
-        _ = try await PodStrategy.bind(call(.post, body: body.serialized()), namespace: namespace, name: name, handler: handler)
+        let body: JSON = [
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": ["name": .string(name), "namespace": .string(namespace)],
+            "target": ["apiVersion": "v1", "kind": "Node", "name": .string(node)],
+        ]
+        _ = try await PodStrategy.bind(
+            call(.post, body: body.serialized()), namespace: namespace, name: name, handler: handler)
     }
 
     /// One binding for `bindEach`: the pod as cached and the store revision it was cached at.
@@ -127,7 +146,8 @@ public struct LocalClient: Sendable {
         public var pod: JSON
         public var expectedRevision: Int64
         public init(namespace: String, name: String, node: String, pod: JSON, expectedRevision: Int64) {
-            self.namespace = namespace; self.name = name; self.node = node; self.pod = pod; self.expectedRevision = expectedRevision
+            self.namespace = namespace; self.name = name; self.node = node; self.pod = pod;
+            self.expectedRevision = expectedRevision
         }
     }
 
@@ -144,15 +164,22 @@ public struct LocalClient: Sendable {
         for (i, b) in bindings.enumerated() {
             var pod = b.pod
             if let existing = pod["spec"]["nodeName"].string, !existing.isEmpty {
-                out[i] = .failure(APIError(code: 409, reason: "Conflict", message: "pod \(b.name) is already assigned to node \"\(existing)\""))
+                out[i] = .failure(
+                    APIError(
+                        code: 409, reason: "Conflict",
+                        message: "pod \(b.name) is already assigned to node \"\(existing)\""))
                 continue
             }
             pod["spec"]["nodeName"] = .string(b.node)
             var conds = (pod["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
-            conds.append(["type": "PodScheduled", "status": "True", "lastProbeTime": .null, "lastTransitionTime": .string(now)])
+            conds.append([
+                "type": "PodScheduled", "status": "True", "lastProbeTime": .null, "lastTransitionTime": .string(now),
+            ])
             pod["status"]["conditions"] = .array(conds)
-            updates.append(KeyUpdate(key: pods.key(namespace: b.namespace, name: b.name), value: handler.encodeForStore(pod),
-                                     expectedRevision: b.expectedRevision))
+            updates.append(
+                KeyUpdate(
+                    key: pods.key(namespace: b.namespace, name: b.name), value: handler.encodeForStore(pod),
+                    expectedRevision: b.expectedRevision))
             slots.append(i)
         }
         let results = await store.updateEach(updates)
@@ -160,23 +187,30 @@ public struct LocalClient: Sendable {
         for (slot, r) in zip(slots, results) {
             switch r {
             case .success: continue
-            case .failure(.conflict): retry.append(slot) // changed since cached: read, check, write
+            case .failure(.conflict): retry.append(slot)  // changed since cached: read, check, write
             case .failure(.notFound): out[slot] = .failure(APIError.notFound(pods, bindings[slot].name))
-            case .failure(let e): out[slot] = .failure(APIError(code: 500, reason: "InternalError", message: "binding \(bindings[slot].name): \(e)"))
+            case .failure(let e):
+                out[slot] = .failure(
+                    APIError(code: 500, reason: "InternalError", message: "binding \(bindings[slot].name): \(e)"))
             }
         }
         for slot in retry {
             let b = bindings[slot]
-            do { try await bind(namespace: b.namespace, name: b.name, node: b.node) }
-            catch let e as APIError { out[slot] = .failure(e) }
-            catch { out[slot] = .failure(APIError(code: 500, reason: "InternalError", message: "binding \(b.name): \(error)")) }
+            do { try await bind(namespace: b.namespace, name: b.name, node: b.node) } catch let e as APIError {
+                out[slot] = .failure(e)
+            } catch {
+                out[slot] = .failure(
+                    APIError(code: 500, reason: "InternalError", message: "binding \(b.name): \(error)"))
+            }
         }
         return out
     }
 
     /// Records an Event about `object` (core/v1 Event, as `kubectl describe` shows them). Repeats of the
     /// same reason and message on the same object bump `count` instead of adding events.
-    public func event(about object: JSON, type: String = "Normal", reason: String, message: String, component: String? = nil) async {
+    public func event(
+        about object: JSON, type: String = "Normal", reason: String, message: String, component: String? = nil
+    ) async {
         let component = component ?? manager
         let r = Registry.events
         let ns = object["metadata"]["namespace"].string ?? "default"
@@ -195,11 +229,14 @@ public struct LocalClient: Sendable {
             }
             let ev: JSON = [
                 "metadata": ["name": .string(name), "namespace": .string(ns)],
-                "involvedObject": ["kind": object["kind"], "namespace": object["metadata"]["namespace"], "name": .string(involved),
-                                   "uid": object["metadata"]["uid"], "apiVersion": object["apiVersion"],
-                                   "resourceVersion": object["metadata"]["resourceVersion"]],
+                "involvedObject": [
+                    "kind": object["kind"], "namespace": object["metadata"]["namespace"], "name": .string(involved),
+                    "uid": object["metadata"]["uid"], "apiVersion": object["apiVersion"],
+                    "resourceVersion": object["metadata"]["resourceVersion"],
+                ],
                 "reason": .string(reason), "message": .string(message), "type": .string(type),
-                "source": ["component": .string(component)], "firstTimestamp": .string(now), "lastTimestamp": .string(now),
+                "source": ["component": .string(component)], "firstTimestamp": .string(now),
+                "lastTimestamp": .string(now),
                 "count": 1, "reportingComponent": .string(component), "reportingInstance": .string(component),
             ]
             if (try? await create(r, ev)) != nil { return }
@@ -232,4 +269,3 @@ extension Registry {
     public static let endpointSlices = find(group: "discovery.k8s.io", version: "v1", plural: "endpointslices")!
     public static let leases = find(group: "coordination.k8s.io", version: "v1", plural: "leases")!
 }
-

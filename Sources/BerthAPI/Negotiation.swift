@@ -29,8 +29,9 @@ enum Rendering: Equatable, Sendable {
         for m in ranges where m.q > 0 {
             if let r = m.rendering(offers) { return r }
         }
-        throw APIError(code: 406, reason: "NotAcceptable",
-                       message: "only the following media types are accepted: application/json, application/yaml")
+        throw APIError(
+            code: 406, reason: "NotAcceptable",
+            message: "only the following media types are accepted: application/json, application/yaml")
     }
 }
 
@@ -58,8 +59,10 @@ struct MediaRange {
             }
             out.append(MediaRange(type: ts[0], subtype: ts.count > 1 ? ts[1] : "*", params: params, q: q))
         }
-        return out.enumerated().sorted { a, b in a.element.q != b.element.q ? a.element.q > b.element.q : a.offset < b.offset }
-            .map(\.element)
+        return out.enumerated().sorted { a, b in
+            a.element.q != b.element.q ? a.element.q > b.element.q : a.offset < b.offset
+        }
+        .map(\.element)
     }
 
     /// The rendering this range accepts from an endpoint with `offers`, or nil.
@@ -69,7 +72,8 @@ struct MediaRange {
         case ("application", "yaml"): base = .yaml
         // Protobuf is not produced; clients that ask for it also accept JSON (client-go lists both), and
         // answering JSON to a protobuf-only client is what this server has always done.
-        case ("application", "json"), ("application", "vnd.kubernetes.protobuf"), ("application", "*"), ("*", "*"): base = .json
+        case ("application", "json"), ("application", "vnd.kubernetes.protobuf"), ("application", "*"), ("*", "*"):
+            base = .json
         default: return nil
         }
         guard params["as"] != nil || params["g"] != nil || params["v"] != nil else { return base }

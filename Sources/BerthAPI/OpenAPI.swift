@@ -16,11 +16,17 @@ enum OpenAPI {
         case .map(let inner): return ["type": "object", "additionalProperties": schema(inner)]
         case .array(let inner, let key, let strategy):
             var j: JSON = ["type": "array", "items": schema(inner)]
-            if let key { j["x-kubernetes-patch-merge-key"] = .string(key); j["x-kubernetes-list-type"] = "map"; j["x-kubernetes-list-map-keys"] = [.string(key)] }
+            if let key {
+                j["x-kubernetes-patch-merge-key"] = .string(key); j["x-kubernetes-list-type"] = "map";
+                j["x-kubernetes-list-map-keys"] = [.string(key)]
+            }
             if let strategy { j["x-kubernetes-patch-strategy"] = .string(strategy) }
             return j
         case .object(let name, let props):
-            return ["type": "object", "description": .string(describe(name)), "properties": .object(props.mapValues(schema))]
+            return [
+                "type": "object", "description": .string(describe(name)),
+                "properties": .object(props.mapValues(schema)),
+            ]
         case .ref(let n): return schema(Schema.def(n))
         }
     }
@@ -28,16 +34,21 @@ enum OpenAPI {
     static func describe(_ name: String) -> String {
         let short = name.split(separator: ".").last.map(String.init) ?? name
         let known: [String: String] = [
-            "Pod": "Pod is a collection of containers that can run on a host. This resource is created by clients and scheduled onto hosts.",
+            "Pod":
+                "Pod is a collection of containers that can run on a host. This resource is created by clients and scheduled onto hosts.",
             "Deployment": "Deployment enables declarative updates for Pods and ReplicaSets.",
             "ReplicaSet": "ReplicaSet ensures that a specified number of pod replicas are running at any given time.",
             "DaemonSet": "DaemonSet represents the configuration of a daemon set.",
-            "Service": "Service is a named abstraction of software service (for example, mysql) consisting of local port (for example 3306) that the proxy listens on, and the selector that determines which pods will answer requests sent through the proxy.",
+            "Service":
+                "Service is a named abstraction of software service (for example, mysql) consisting of local port (for example 3306) that the proxy listens on, and the selector that determines which pods will answer requests sent through the proxy.",
             "Namespace": "Namespace provides a scope for Names. Use of multiple namespaces is optional.",
-            "Node": "Node is a worker node in Kubernetes. Each node will have a unique identifier in the cache (i.e. in etcd).",
+            "Node":
+                "Node is a worker node in Kubernetes. Each node will have a unique identifier in the cache (i.e. in etcd).",
             "ConfigMap": "ConfigMap holds configuration data for pods to consume.",
-            "Secret": "Secret holds secret data of a certain type. The total bytes of the values in the Data field must be less than MaxSecretSize bytes.",
-            "ObjectMeta": "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
+            "Secret":
+                "Secret holds secret data of a certain type. The total bytes of the values in the Data field must be less than MaxSecretSize bytes.",
+            "ObjectMeta":
+                "ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.",
             "PodSpec": "PodSpec is a description of a pod.",
             "Container": "A single application container that you want to run within a pod.",
             "DeploymentSpec": "DeploymentSpec is the specification of the desired behavior of the Deployment.",
@@ -50,10 +61,18 @@ enum OpenAPI {
 
     static func definition(_ r: ResourceType) -> JSON {
         var d = schema(Schema.top(r))
-        d["x-kubernetes-group-version-kind"] = [["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]]
+        d["x-kubernetes-group-version-kind"] = [
+            ["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]
+        ]
         var props = d["properties"]
-        props["apiVersion"] = ["type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."]
-        props["kind"] = ["type": "string", "description": "Kind is a string value representing the REST resource this object represents."]
+        props["apiVersion"] = [
+            "type": "string",
+            "description": "APIVersion defines the versioned schema of this representation of an object.",
+        ]
+        props["kind"] = [
+            "type": "string",
+            "description": "Kind is a string value representing the REST resource this object represents.",
+        ]
         d["properties"] = props
         return d
     }
@@ -65,19 +84,26 @@ enum OpenAPI {
             let coll = r.namespaced ? "\(base)/namespaces/{namespace}/\(r.plural)" : "\(base)/\(r.plural)"
             let gvk: JSON = ["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]
             func param(_ n: String) -> JSON {
-                v3 ? ["name": .string(n), "in": "query", "schema": ["type": "string", "uniqueItems": true]]
-                   : ["name": .string(n), "in": "query", "type": "string", "uniqueItems": true]
+                v3
+                    ? ["name": .string(n), "in": "query", "schema": ["type": "string", "uniqueItems": true]]
+                    : ["name": .string(n), "in": "query", "type": "string", "uniqueItems": true]
             }
             func op(_ action: String, _ params: [String]) -> JSON {
-                ["operationId": .string("\(action)\(r.kind)"), "x-kubernetes-action": .string(action),
-                 "x-kubernetes-group-version-kind": gvk, "parameters": .array(params.map(param)),
-                 "responses": ["200": ["description": "OK"]]]
+                [
+                    "operationId": .string("\(action)\(r.kind)"), "x-kubernetes-action": .string(action),
+                    "x-kubernetes-group-version-kind": gvk, "parameters": .array(params.map(param)),
+                    "responses": ["200": ["description": "OK"]],
+                ]
             }
-            paths[coll] = ["get": op("list", ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"]),
-                           "post": op("post", ["dryRun", "fieldManager", "fieldValidation"])]
-            paths[coll + "/{name}"] = ["get": op("get", []), "put": op("put", ["dryRun", "fieldManager", "fieldValidation"]),
-                                        "patch": op("patch", ["dryRun", "fieldManager", "fieldValidation", "force"]),
-                                        "delete": op("delete", ["dryRun", "gracePeriodSeconds", "propagationPolicy"])]
+            paths[coll] = [
+                "get": op("list", ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"]),
+                "post": op("post", ["dryRun", "fieldManager", "fieldValidation"]),
+            ]
+            paths[coll + "/{name}"] = [
+                "get": op("get", []), "put": op("put", ["dryRun", "fieldManager", "fieldValidation"]),
+                "patch": op("patch", ["dryRun", "fieldManager", "fieldValidation", "force"]),
+                "delete": op("delete", ["dryRun", "gracePeriodSeconds", "propagationPolicy"]),
+            ]
         }
         return .object(paths)
     }
@@ -85,8 +111,11 @@ enum OpenAPI {
     static func v2() -> JSON {
         var defs: [String: JSON] = [:]
         for r in Registry.all { defs[Schema.definitionName(r)] = definition(r) }
-        return ["swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(Registry.all, v3: false),
-                "definitions": .object(defs)]
+        return [
+            "swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"],
+            "paths": paths(Registry.all, v3: false),
+            "definitions": .object(defs),
+        ]
     }
 
     static func groupVersions() -> [String] {
@@ -100,11 +129,15 @@ enum OpenAPI {
     }
 
     static func v3(groupVersion: String) -> JSON? {
-        let rs = Registry.all.filter { ($0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)") == groupVersion }
+        let rs = Registry.all.filter {
+            ($0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)") == groupVersion
+        }
         if rs.isEmpty { return nil }
         var schemas: [String: JSON] = [:]
         for r in rs { schemas[Schema.definitionName(r)] = definition(r) }
-        return ["openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(rs, v3: true),
-                "components": ["schemas": .object(schemas)]]
+        return [
+            "openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(rs, v3: true),
+            "components": ["schemas": .object(schemas)],
+        ]
     }
 }

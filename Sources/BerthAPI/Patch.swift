@@ -84,7 +84,9 @@ public enum Patch {
             for v in patch where !out.contains(v) { out.append(v) }
             return .array(out)
         }
-        guard let key = mergeKey(field, patch + cur), patch.allSatisfy({ $0.object != nil }) else { return .array(patch) }
+        guard let key = mergeKey(field, patch + cur), patch.allSatisfy({ $0.object != nil }) else {
+            return .array(patch)
+        }
         var out = cur
         for item in patch {
             let kv = item[key]
@@ -93,7 +95,9 @@ public enum Patch {
                 if let idx { out.remove(at: idx) }
                 continue
             }
-            if let idx { out[idx] = try strategic(out[idx], item) } else {
+            if let idx {
+                out[idx] = try strategic(out[idx], item)
+            } else {
                 var clean = item
                 clean["$patch"] = .null
                 out.append(clean)
@@ -105,11 +109,15 @@ public enum Patch {
     // MARK: JSON patch
 
     public static func jsonPatch(_ target: JSON, _ ops: JSON) throws -> JSON {
-        guard let list = ops.array else { throw APIError.badRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch") }
+        guard let list = ops.array else {
+            throw APIError.badRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        }
         var doc = target
         for op in list {
             guard let kind = op["op"].string, let path = op["path"].string else {
-                throw APIError(code: 422, reason: "Invalid", message: "the server rejected our request due to an error in our request: missing op or path")
+                throw APIError(
+                    code: 422, reason: "Invalid",
+                    message: "the server rejected our request due to an error in our request: missing op or path")
             }
             let ptr = try pointer(path)
             switch kind {
@@ -126,7 +134,11 @@ public enum Patch {
                 doc = try set(doc, ptr, v, insert: true)
             case "test":
                 if try get(doc, ptr, path) != op["value"] {
-                    throw APIError(code: 422, reason: "Invalid", message: "the server rejected our request due to an error in our request: testing value \(path) failed")
+                    throw APIError(
+                        code: 422, reason: "Invalid",
+                        message:
+                            "the server rejected our request due to an error in our request: testing value \(path) failed"
+                    )
                 }
             default: throw APIError.badRequest("Unexpected kind: \(kind)")
             }
@@ -142,7 +154,11 @@ public enum Patch {
         }
     }
     static func missing(_ path: String) -> APIError {
-        APIError(code: 422, reason: "Invalid", message: "the server rejected our request due to an error in our request: doc is missing path: \"\(path)\": missing value")
+        APIError(
+            code: 422, reason: "Invalid",
+            message:
+                "the server rejected our request due to an error in our request: doc is missing path: \"\(path)\": missing value"
+        )
     }
     static func get(_ doc: JSON, _ ptr: [String], _ path: String) throws -> JSON {
         var cur = doc
@@ -160,7 +176,9 @@ public enum Patch {
         let rest = Array(ptr.dropFirst())
         switch doc {
         case .object(var o):
-            if rest.isEmpty { o[t] = value } else {
+            if rest.isEmpty {
+                o[t] = value
+            } else {
                 guard let child = o[t] else { throw missing("/" + ptr.joined(separator: "/")) }
                 o[t] = try set(child, rest, value, insert: insert)
             }
@@ -168,7 +186,9 @@ public enum Patch {
         case .array(var a):
             if rest.isEmpty {
                 if t == "-" { a.append(value); return .array(a) }
-                guard let i = Int(t), i >= 0, i <= a.count, insert || i < a.count else { throw missing("/" + ptr.joined(separator: "/")) }
+                guard let i = Int(t), i >= 0, i <= a.count, insert || i < a.count else {
+                    throw missing("/" + ptr.joined(separator: "/"))
+                }
                 if insert { a.insert(value, at: i) } else { a[i] = value }
             } else {
                 guard let i = Int(t), i >= 0, i < a.count else { throw missing("/" + ptr.joined(separator: "/")) }
@@ -206,7 +226,9 @@ public enum Patch {
             for (k, v) in o where !(field == nil && ["apiVersion", "kind"].contains(k)) {
                 if field == nil && k == "metadata" {
                     var m: [String: JSON] = [:]
-                    for mk in ["labels", "annotations"] { if let mv = v[mk].object { m["f:" + mk] = .object(mv.mapValues { _ in [:] }) } }
+                    for mk in ["labels", "annotations"] {
+                        if let mv = v[mk].object { m["f:" + mk] = .object(mv.mapValues { _ in [:] }) }
+                    }
                     if !m.isEmpty { out["f:metadata"] = .object(m) }
                     continue
                 }

@@ -90,7 +90,8 @@ enum Protobuf {
                 var code = parts.count == 3 ? parts[2] : ""
                 let keep = code.hasSuffix("?")
                 if keep { code = code.dropLast() }
-                guard parts.count == 3, let n = Int(parts[0]), n > 0, !parts[1].isEmpty, let t = FieldType(code: code) else {
+                guard parts.count == 3, let n = Int(parts[0]), n > 0, !parts[1].isEmpty, let t = FieldType(code: code)
+                else {
                     problems.append("\(m): bad field \(w)"); continue
                 }
                 if messages[m]?[n] != nil { problems.append("\(m): field \(n) twice") }
@@ -99,13 +100,17 @@ enum Protobuf {
         }
         for (name, m) in messages {
             for (n, f) in m {
-                if let ref = f.type.messageName, messages[ref] == nil { problems.append("\(name) field \(n): no message \(ref)") }
+                if let ref = f.type.messageName, messages[ref] == nil {
+                    problems.append("\(name) field \(n): no message \(ref)")
+                }
                 if f.name == nil, f.type != .message(f.type.messageName ?? "") {
                     problems.append("\(name) field \(n): only a message can be inline")
                 }
             }
         }
-        for (kind, root) in kinds where messages[root.message] == nil { problems.append("kind \(kind): no message \(root.message)") }
+        for (kind, root) in kinds where messages[root.message] == nil {
+            problems.append("kind \(kind): no message \(root.message)")
+        }
         return (messages, problems)
     }
 
@@ -118,7 +123,8 @@ enum Protobuf {
         var path: [String] = []
         init(_ reason: String) { self.reason = reason }
         var description: String {
-            path.isEmpty ? reason : path.joined(separator: ".").replacingOccurrences(of: ".[", with: "[") + ": " + reason
+            path.isEmpty
+                ? reason : path.joined(separator: ".").replacingOccurrences(of: ".[", with: "[") + ": " + reason
         }
     }
 
@@ -127,7 +133,8 @@ enum Protobuf {
     /// schema here → 415 naming it.
     static func decodeObject(_ body: [UInt8], kind defaultKind: String) throws -> JSON {
         guard body.count >= magic.count, body.prefix(magic.count).elementsEqual(magic) else {
-            throw APIError.badRequest("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")
+            throw APIError.badRequest(
+                "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")
         }
         do {
             var apiVersion = "", kind = "", encoding = ""
@@ -147,9 +154,12 @@ enum Protobuf {
             }
             if kind.isEmpty { kind = defaultKind }
             guard encoding.isEmpty else {
-                throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies with contentEncoding \(encoding) are not supported")
+                throw APIError(
+                    code: 415, reason: "UnsupportedMediaType",
+                    message: "protobuf bodies with contentEncoding \(encoding) are not supported")
             }
-            guard let root = kinds[kind], root.apiVersion == nil || apiVersion.isEmpty || root.apiVersion == apiVersion else {
+            guard let root = kinds[kind], root.apiVersion == nil || apiVersion.isEmpty || root.apiVersion == apiVersion
+            else {
                 throw APIError.unsupportedProtobuf(kind: kind, apiVersion: apiVersion)
             }
             guard case .object(var o) = try decode(raw, root.message, depth: 0) else { return [:] }
@@ -184,7 +194,9 @@ enum Protobuf {
                             lists[name, default: []].append(try value(w, element, depth: depth))
                         }
                     } else {
-                        do { lists[name, default: []].append(try value(v, element, depth: depth)) } catch var e as DecodeError {
+                        do { lists[name, default: []].append(try value(v, element, depth: depth)) } catch var e
+                            as DecodeError
+                        {
                             e.path.insert("[\(lists[name]?.count ?? 0)]", at: 0); throw e
                         }
                     }
@@ -192,7 +204,9 @@ enum Protobuf {
                     var entry = Reader(try bytes(v))
                     var key = "", val: JSON?
                     while let (en, ev) = try entry.next() {
-                        if en == 1 { key = try string(ev) } else if en == 2 {
+                        if en == 1 {
+                            key = try string(ev)
+                        } else if en == 2 {
                             do { val = try value(ev, valueType, depth: depth) } catch var e as DecodeError {
                                 e.path.insert("[\(key)]", at: 0); throw e
                             }
@@ -234,10 +248,16 @@ enum Protobuf {
             var r = Reader(b)
             while let (n, x) = try r.next() {
                 guard case .varint(let u) = x else { throw wrongWire(x) }
-                if n == 1 { seconds = Int64(bitPattern: u) } else if n == 2 { nanos = Int64(Int32(truncatingIfNeeded: u)) }
+                if n == 1 {
+                    seconds = Int64(bitPattern: u)
+                } else if n == 2 {
+                    nanos = Int64(Int32(truncatingIfNeeded: u))
+                }
             }
             // Go's JSON encoding of a Time only allows years 0000…9999.
-            guard (-62_167_219_200...253_402_300_799).contains(seconds) else { throw DecodeError("time \(seconds)s is out of range") }
+            guard (-62_167_219_200...253_402_300_799).contains(seconds) else {
+                throw DecodeError("time \(seconds)s is out of range")
+            }
             return .string(rfc3339(seconds: seconds, nanos: nanos, micro: type == .microTime))
         case .quantity:
             var r = Reader(try bytes(v)), s = ""
@@ -249,7 +269,8 @@ enum Protobuf {
             while let (n, x) = try r.next() {
                 switch n {
                 case 1: guard case .varint(let u) = x else { throw wrongWire(x) }; isString = u == 1
-                case 2: guard case .varint(let u) = x else { throw wrongWire(x) }; i = Int64(Int32(truncatingIfNeeded: u))
+                case 2:
+                    guard case .varint(let u) = x else { throw wrongWire(x) }; i = Int64(Int32(truncatingIfNeeded: u))
                 case 3: s = try string(x)
                 default: continue
                 }
@@ -350,7 +371,9 @@ enum Protobuf {
             let at = i
             let tag = try varint()
             let number = tag >> 3
-            guard number > 0, number < 1 << 29 else { throw DecodeError("invalid field number \(number) at byte \(at)") }
+            guard number > 0, number < 1 << 29 else {
+                throw DecodeError("invalid field number \(number) at byte \(at)")
+            }
             switch tag & 7 {
             case 0: return (Int(number), .varint(try varint()))
             case 1: return (Int(number), .fixed64(try fixed(8)))

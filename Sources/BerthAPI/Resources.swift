@@ -34,32 +34,53 @@ public struct ResourceType: Sendable {
 /// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1).
 public enum Registry {
     public static let all: [ResourceType] = [
-        .init(group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace", namespaced: false,
-              shortNames: ["ns"], subresources: ["status", "finalize"], strategy: NamespaceStrategy()),
-        .init(group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
-              shortNames: ["po"], categories: ["all"], subresources: ["status", "binding", "eviction"], strategy: PodStrategy()),
-        .init(group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,
-              shortNames: ["no"], subresources: ["status"], strategy: NodeStrategy()),
-        .init(group: "", version: "v1", kind: "Service", plural: "services", singular: "service", namespaced: true,
-              shortNames: ["svc"], categories: ["all"], subresources: ["status"], strategy: ServiceStrategy()),
-        .init(group: "", version: "v1", kind: "Endpoints", plural: "endpoints", singular: "endpoints", namespaced: true,
-              shortNames: ["ep"], hasSpec: false, strategy: EndpointsStrategy()),
-        .init(group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap", namespaced: true,
-              shortNames: ["cm"], hasSpec: false, strategy: ConfigMapStrategy()),
-        .init(group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true, hasSpec: false, strategy: SecretStrategy()),
-        .init(group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true,
-              shortNames: ["ev"], hasSpec: false, strategy: EventStrategy()),
-        .init(group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
-              namespaced: true, shortNames: ["sa"], hasSpec: false, strategy: ServiceAccountStrategy()),
-        .init(group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment", namespaced: true,
-              shortNames: ["deploy"], categories: ["all"], subresources: ["status", "scale"], strategy: DeploymentStrategy()),
-        .init(group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset", namespaced: true,
-              shortNames: ["rs"], categories: ["all"], subresources: ["status", "scale"], strategy: ReplicaSetStrategy()),
-        .init(group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset", namespaced: true,
-              shortNames: ["ds"], categories: ["all"], subresources: ["status"], strategy: DaemonSetStrategy()),
-        .init(group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
-              singular: "endpointslice", namespaced: true, hasSpec: false, strategy: EndpointSliceStrategy()),
-        .init(group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease", namespaced: true, strategy: LeaseStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Namespace", plural: "namespaces", singular: "namespace", namespaced: false,
+            shortNames: ["ns"], subresources: ["status", "finalize"], strategy: NamespaceStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
+            shortNames: ["po"], categories: ["all"], subresources: ["status", "binding", "eviction"],
+            strategy: PodStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,
+            shortNames: ["no"], subresources: ["status"], strategy: NodeStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Service", plural: "services", singular: "service", namespaced: true,
+            shortNames: ["svc"], categories: ["all"], subresources: ["status"], strategy: ServiceStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Endpoints", plural: "endpoints", singular: "endpoints", namespaced: true,
+            shortNames: ["ep"], hasSpec: false, strategy: EndpointsStrategy()),
+        .init(
+            group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", singular: "configmap", namespaced: true,
+            shortNames: ["cm"], hasSpec: false, strategy: ConfigMapStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Secret", plural: "secrets", singular: "secret", namespaced: true,
+            hasSpec: false, strategy: SecretStrategy()),
+        .init(
+            group: "", version: "v1", kind: "Event", plural: "events", singular: "event", namespaced: true,
+            shortNames: ["ev"], hasSpec: false, strategy: EventStrategy()),
+        .init(
+            group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
+            namespaced: true, shortNames: ["sa"], hasSpec: false, strategy: ServiceAccountStrategy()),
+        .init(
+            group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
+            namespaced: true,
+            shortNames: ["deploy"], categories: ["all"], subresources: ["status", "scale"],
+            strategy: DeploymentStrategy()),
+        .init(
+            group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", singular: "replicaset",
+            namespaced: true,
+            shortNames: ["rs"], categories: ["all"], subresources: ["status", "scale"], strategy: ReplicaSetStrategy()),
+        .init(
+            group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset",
+            namespaced: true,
+            shortNames: ["ds"], categories: ["all"], subresources: ["status"], strategy: DaemonSetStrategy()),
+        .init(
+            group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
+            singular: "endpointslice", namespaced: true, hasSpec: false, strategy: EndpointSliceStrategy()),
+        .init(
+            group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease",
+            namespaced: true, strategy: LeaseStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.

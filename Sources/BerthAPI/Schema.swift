@@ -11,56 +11,89 @@ indirect enum Schema: Sendable {
 
     static func def(_ name: String) -> Schema { definitions[name] ?? .freeform }
 
-    static let objectMeta: Schema = .object("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", [
-        "name": .string, "generateName": .string, "namespace": .string, "uid": .string, "resourceVersion": .string,
-        "generation": .int, "creationTimestamp": .string, "deletionTimestamp": .string, "deletionGracePeriodSeconds": .int,
-        "labels": .map(.string), "annotations": .map(.string), "selfLink": .string,
-        "ownerReferences": .array(.object("io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference", [
-            "apiVersion": .string, "kind": .string, "name": .string, "uid": .string, "controller": .bool, "blockOwnerDeletion": .bool,
-        ]), mergeKey: "uid", strategy: "merge"),
-        "finalizers": .array(.string, strategy: "merge"), "managedFields": .array(.freeform),
-    ])
-    static let labelSelector: Schema = .object("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector", [
-        "matchLabels": .map(.string),
-        "matchExpressions": .array(.object("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
-                                           ["key": .string, "operator": .string, "values": .array(.string)])),
-    ])
-    static let container: Schema = .object("io.k8s.api.core.v1.Container", [
-        "name": .string, "image": .string, "command": .array(.string), "args": .array(.string), "workingDir": .string,
-        "ports": .array(.object("io.k8s.api.core.v1.ContainerPort", [
-            "name": .string, "containerPort": .int, "protocol": .string, "hostPort": .int, "hostIP": .string,
-        ]), mergeKey: "containerPort", strategy: "merge"),
-        "env": .array(.object("io.k8s.api.core.v1.EnvVar", ["name": .string, "value": .string, "valueFrom": .freeform]),
-                      mergeKey: "name", strategy: "merge"),
-        "envFrom": .array(.freeform), "resources": .freeform,
-        "volumeMounts": .array(.object("io.k8s.api.core.v1.VolumeMount", [
-            "name": .string, "mountPath": .string, "readOnly": .bool, "subPath": .string, "subPathExpr": .string,
-            "mountPropagation": .string, "recursiveReadOnly": .string,
-        ]), mergeKey: "mountPath", strategy: "merge"),
-        "volumeDevices": .array(.freeform, mergeKey: "devicePath", strategy: "merge"),
-        "livenessProbe": .freeform, "readinessProbe": .freeform, "startupProbe": .freeform, "lifecycle": .freeform,
-        "terminationMessagePath": .string, "terminationMessagePolicy": .string, "imagePullPolicy": .string,
-        "securityContext": .freeform, "stdin": .bool, "stdinOnce": .bool, "tty": .bool, "resizePolicy": .array(.freeform),
-        "restartPolicy": .string,
-    ])
-    static let podSpec: Schema = .object("io.k8s.api.core.v1.PodSpec", [
-        "containers": .array(container, mergeKey: "name", strategy: "merge"),
-        "initContainers": .array(container, mergeKey: "name", strategy: "merge"),
-        "ephemeralContainers": .array(.freeform, mergeKey: "name", strategy: "merge"),
-        "volumes": .array(.freeform, mergeKey: "name", strategy: "merge,retainKeys"),
-        "restartPolicy": .string, "terminationGracePeriodSeconds": .int, "activeDeadlineSeconds": .int, "dnsPolicy": .string,
-        "nodeSelector": .map(.string), "serviceAccountName": .string, "serviceAccount": .string, "automountServiceAccountToken": .bool,
-        "nodeName": .string, "hostNetwork": .bool, "hostPID": .bool, "hostIPC": .bool, "shareProcessNamespace": .bool,
-        "securityContext": .freeform, "imagePullSecrets": .array(.freeform, mergeKey: "name", strategy: "merge"),
-        "hostname": .string, "subdomain": .string, "affinity": .freeform, "schedulerName": .string, "tolerations": .array(.freeform),
-        "hostAliases": .array(.freeform, mergeKey: "ip", strategy: "merge"), "priorityClassName": .string, "priority": .int,
-        "dnsConfig": .freeform, "readinessGates": .array(.freeform), "runtimeClassName": .string, "enableServiceLinks": .bool,
-        "preemptionPolicy": .string, "overhead": .freeform,
-        "topologySpreadConstraints": .array(.freeform, mergeKey: "topologyKey", strategy: "merge"),
-        "setHostnameAsFQDN": .bool, "os": .freeform, "hostUsers": .bool, "schedulingGates": .array(.freeform),
-        "resourceClaims": .array(.freeform), "resources": .freeform,
-    ])
-    static let podTemplate: Schema = .object("io.k8s.api.core.v1.PodTemplateSpec", ["metadata": objectMeta, "spec": podSpec])
+    static let objectMeta: Schema = .object(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        [
+            "name": .string, "generateName": .string, "namespace": .string, "uid": .string, "resourceVersion": .string,
+            "generation": .int, "creationTimestamp": .string, "deletionTimestamp": .string,
+            "deletionGracePeriodSeconds": .int,
+            "labels": .map(.string), "annotations": .map(.string), "selfLink": .string,
+            "ownerReferences": .array(
+                .object(
+                    "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
+                    [
+                        "apiVersion": .string, "kind": .string, "name": .string, "uid": .string, "controller": .bool,
+                        "blockOwnerDeletion": .bool,
+                    ]), mergeKey: "uid", strategy: "merge"),
+            "finalizers": .array(.string, strategy: "merge"), "managedFields": .array(.freeform),
+        ])
+    static let labelSelector: Schema = .object(
+        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+        [
+            "matchLabels": .map(.string),
+            "matchExpressions": .array(
+                .object(
+                    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
+                    ["key": .string, "operator": .string, "values": .array(.string)])),
+        ])
+    static let container: Schema = .object(
+        "io.k8s.api.core.v1.Container",
+        [
+            "name": .string, "image": .string, "command": .array(.string), "args": .array(.string),
+            "workingDir": .string,
+            "ports": .array(
+                .object(
+                    "io.k8s.api.core.v1.ContainerPort",
+                    [
+                        "name": .string, "containerPort": .int, "protocol": .string, "hostPort": .int,
+                        "hostIP": .string,
+                    ]), mergeKey: "containerPort", strategy: "merge"),
+            "env": .array(
+                .object("io.k8s.api.core.v1.EnvVar", ["name": .string, "value": .string, "valueFrom": .freeform]),
+                mergeKey: "name", strategy: "merge"),
+            "envFrom": .array(.freeform), "resources": .freeform,
+            "volumeMounts": .array(
+                .object(
+                    "io.k8s.api.core.v1.VolumeMount",
+                    [
+                        "name": .string, "mountPath": .string, "readOnly": .bool, "subPath": .string,
+                        "subPathExpr": .string,
+                        "mountPropagation": .string, "recursiveReadOnly": .string,
+                    ]), mergeKey: "mountPath", strategy: "merge"),
+            "volumeDevices": .array(.freeform, mergeKey: "devicePath", strategy: "merge"),
+            "livenessProbe": .freeform, "readinessProbe": .freeform, "startupProbe": .freeform, "lifecycle": .freeform,
+            "terminationMessagePath": .string, "terminationMessagePolicy": .string, "imagePullPolicy": .string,
+            "securityContext": .freeform, "stdin": .bool, "stdinOnce": .bool, "tty": .bool,
+            "resizePolicy": .array(.freeform),
+            "restartPolicy": .string,
+        ])
+    static let podSpec: Schema = .object(
+        "io.k8s.api.core.v1.PodSpec",
+        [
+            "containers": .array(container, mergeKey: "name", strategy: "merge"),
+            "initContainers": .array(container, mergeKey: "name", strategy: "merge"),
+            "ephemeralContainers": .array(.freeform, mergeKey: "name", strategy: "merge"),
+            "volumes": .array(.freeform, mergeKey: "name", strategy: "merge,retainKeys"),
+            "restartPolicy": .string, "terminationGracePeriodSeconds": .int, "activeDeadlineSeconds": .int,
+            "dnsPolicy": .string,
+            "nodeSelector": .map(.string), "serviceAccountName": .string, "serviceAccount": .string,
+            "automountServiceAccountToken": .bool,
+            "nodeName": .string, "hostNetwork": .bool, "hostPID": .bool, "hostIPC": .bool,
+            "shareProcessNamespace": .bool,
+            "securityContext": .freeform, "imagePullSecrets": .array(.freeform, mergeKey: "name", strategy: "merge"),
+            "hostname": .string, "subdomain": .string, "affinity": .freeform, "schedulerName": .string,
+            "tolerations": .array(.freeform),
+            "hostAliases": .array(.freeform, mergeKey: "ip", strategy: "merge"), "priorityClassName": .string,
+            "priority": .int,
+            "dnsConfig": .freeform, "readinessGates": .array(.freeform), "runtimeClassName": .string,
+            "enableServiceLinks": .bool,
+            "preemptionPolicy": .string, "overhead": .freeform,
+            "topologySpreadConstraints": .array(.freeform, mergeKey: "topologyKey", strategy: "merge"),
+            "setHostnameAsFQDN": .bool, "os": .freeform, "hostUsers": .bool, "schedulingGates": .array(.freeform),
+            "resourceClaims": .array(.freeform), "resources": .freeform,
+        ])
+    static let podTemplate: Schema = .object(
+        "io.k8s.api.core.v1.PodTemplateSpec", ["metadata": objectMeta, "spec": podSpec])
 
     static let definitions: [String: Schema] = [:]
 
@@ -69,52 +102,93 @@ indirect enum Schema: Sendable {
         switch kind {
         case "Pod": return ["spec": podSpec, "status": .freeform]
         case "Deployment":
-            return ["spec": .object("io.k8s.api.apps.v1.DeploymentSpec", [
-                "replicas": .int, "selector": labelSelector, "template": podTemplate, "strategy": .freeform, "minReadySeconds": .int,
-                "revisionHistoryLimit": .int, "paused": .bool, "progressDeadlineSeconds": .int,
-            ]), "status": .freeform]
+            return [
+                "spec": .object(
+                    "io.k8s.api.apps.v1.DeploymentSpec",
+                    [
+                        "replicas": .int, "selector": labelSelector, "template": podTemplate, "strategy": .freeform,
+                        "minReadySeconds": .int,
+                        "revisionHistoryLimit": .int, "paused": .bool, "progressDeadlineSeconds": .int,
+                    ]), "status": .freeform,
+            ]
         case "ReplicaSet":
-            return ["spec": .object("io.k8s.api.apps.v1.ReplicaSetSpec", [
-                "replicas": .int, "selector": labelSelector, "template": podTemplate, "minReadySeconds": .int,
-            ]), "status": .freeform]
+            return [
+                "spec": .object(
+                    "io.k8s.api.apps.v1.ReplicaSetSpec",
+                    [
+                        "replicas": .int, "selector": labelSelector, "template": podTemplate, "minReadySeconds": .int,
+                    ]), "status": .freeform,
+            ]
         case "DaemonSet":
-            return ["spec": .object("io.k8s.api.apps.v1.DaemonSetSpec", [
-                "selector": labelSelector, "template": podTemplate, "updateStrategy": .freeform, "minReadySeconds": .int,
-                "revisionHistoryLimit": .int,
-            ]), "status": .freeform]
+            return [
+                "spec": .object(
+                    "io.k8s.api.apps.v1.DaemonSetSpec",
+                    [
+                        "selector": labelSelector, "template": podTemplate, "updateStrategy": .freeform,
+                        "minReadySeconds": .int,
+                        "revisionHistoryLimit": .int,
+                    ]), "status": .freeform,
+            ]
         case "Service":
-            return ["spec": .object("io.k8s.api.core.v1.ServiceSpec", [
-                "ports": .array(.object("io.k8s.api.core.v1.ServicePort", [
-                    "name": .string, "protocol": .string, "appProtocol": .string, "port": .int, "targetPort": .intOrString, "nodePort": .int,
-                ]), mergeKey: "port", strategy: "merge"),
-                "selector": .map(.string), "clusterIP": .string, "clusterIPs": .array(.string), "type": .string,
-                "externalIPs": .array(.string), "sessionAffinity": .string, "loadBalancerIP": .string,
-                "loadBalancerSourceRanges": .array(.string), "externalName": .string, "externalTrafficPolicy": .string,
-                "healthCheckNodePort": .int, "publishNotReadyAddresses": .bool, "sessionAffinityConfig": .freeform,
-                "ipFamilies": .array(.string), "ipFamilyPolicy": .string, "allocateLoadBalancerNodePorts": .bool,
-                "loadBalancerClass": .string, "internalTrafficPolicy": .string, "trafficDistribution": .string,
-            ]), "status": .freeform]
+            return [
+                "spec": .object(
+                    "io.k8s.api.core.v1.ServiceSpec",
+                    [
+                        "ports": .array(
+                            .object(
+                                "io.k8s.api.core.v1.ServicePort",
+                                [
+                                    "name": .string, "protocol": .string, "appProtocol": .string, "port": .int,
+                                    "targetPort": .intOrString, "nodePort": .int,
+                                ]), mergeKey: "port", strategy: "merge"),
+                        "selector": .map(.string), "clusterIP": .string, "clusterIPs": .array(.string), "type": .string,
+                        "externalIPs": .array(.string), "sessionAffinity": .string, "loadBalancerIP": .string,
+                        "loadBalancerSourceRanges": .array(.string), "externalName": .string,
+                        "externalTrafficPolicy": .string,
+                        "healthCheckNodePort": .int, "publishNotReadyAddresses": .bool,
+                        "sessionAffinityConfig": .freeform,
+                        "ipFamilies": .array(.string), "ipFamilyPolicy": .string,
+                        "allocateLoadBalancerNodePorts": .bool,
+                        "loadBalancerClass": .string, "internalTrafficPolicy": .string, "trafficDistribution": .string,
+                    ]), "status": .freeform,
+            ]
         case "Namespace": return ["spec": .freeform, "status": .freeform]
         case "Node":
-            return ["spec": .object("io.k8s.api.core.v1.NodeSpec", [
-                "podCIDR": .string, "podCIDRs": .array(.string), "providerID": .string, "unschedulable": .bool,
-                "taints": .array(.freeform), "configSource": .freeform, "externalID": .string,
-            ]), "status": .freeform]
+            return [
+                "spec": .object(
+                    "io.k8s.api.core.v1.NodeSpec",
+                    [
+                        "podCIDR": .string, "podCIDRs": .array(.string), "providerID": .string, "unschedulable": .bool,
+                        "taints": .array(.freeform), "configSource": .freeform, "externalID": .string,
+                    ]), "status": .freeform,
+            ]
         case "ConfigMap": return ["data": .map(.string), "binaryData": .map(.string), "immutable": .bool]
         case "Secret": return ["data": .map(.string), "stringData": .map(.string), "type": .string, "immutable": .bool]
         case "Endpoints": return ["subsets": .array(.freeform)]
         case "Event":
-            return ["involvedObject": .freeform, "reason": .string, "message": .string, "source": .freeform, "firstTimestamp": .string,
-                    "lastTimestamp": .string, "count": .int, "type": .string, "eventTime": .any, "series": .freeform,
-                    "action": .string, "related": .freeform, "reportingComponent": .string, "reportingInstance": .string]
+            return [
+                "involvedObject": .freeform, "reason": .string, "message": .string, "source": .freeform,
+                "firstTimestamp": .string,
+                "lastTimestamp": .string, "count": .int, "type": .string, "eventTime": .any, "series": .freeform,
+                "action": .string, "related": .freeform, "reportingComponent": .string, "reportingInstance": .string,
+            ]
         case "ServiceAccount":
-            return ["secrets": .array(.freeform), "imagePullSecrets": .array(.freeform), "automountServiceAccountToken": .bool]
-        case "EndpointSlice": return ["addressType": .string, "endpoints": .array(.freeform), "ports": .array(.freeform)]
+            return [
+                "secrets": .array(.freeform), "imagePullSecrets": .array(.freeform),
+                "automountServiceAccountToken": .bool,
+            ]
+        case "EndpointSlice":
+            return ["addressType": .string, "endpoints": .array(.freeform), "ports": .array(.freeform)]
         case "Lease":
-            return ["spec": .object("io.k8s.api.coordination.v1.LeaseSpec", [
-                "holderIdentity": .string, "leaseDurationSeconds": .int, "acquireTime": .string, "renewTime": .string,
-                "leaseTransitions": .int, "strategy": .string, "preferredHolder": .string,
-            ])]
+            return [
+                "spec": .object(
+                    "io.k8s.api.coordination.v1.LeaseSpec",
+                    [
+                        "holderIdentity": .string, "leaseDurationSeconds": .int, "acquireTime": .string,
+                        "renewTime": .string,
+                        "leaseTransitions": .int, "strategy": .string, "preferredHolder": .string,
+                    ])
+            ]
         default: return [:]
         }
     }
@@ -139,14 +213,19 @@ indirect enum Schema: Sendable {
         var unknown: [String] = []
         try walk(obj, top(r), path: "", strict: strict, unknown: &unknown, goType: r.kind)
         if !unknown.isEmpty {
-            throw APIError.badRequest("strict decoding error: " + unknown.map { "unknown field \"\($0)\"" }.joined(separator: ", "))
+            throw APIError.badRequest(
+                "strict decoding error: " + unknown.map { "unknown field \"\($0)\"" }.joined(separator: ", "))
         }
     }
 
-    private static func walk(_ v: JSON, _ s: Schema, path: String, strict: Bool, unknown: inout [String], goType: String) throws {
+    private static func walk(
+        _ v: JSON, _ s: Schema, path: String, strict: Bool, unknown: inout [String], goType: String
+    ) throws {
         if v == .null { return }
         func typeError(_ want: String) -> APIError {
-            APIError.badRequest("json: cannot unmarshal \(v.typeName) into Go struct field \(goType).\(path.isEmpty ? "" : path) of type \(want)")
+            APIError.badRequest(
+                "json: cannot unmarshal \(v.typeName) into Go struct field \(goType).\(path.isEmpty ? "" : path) of type \(want)"
+            )
         }
         switch s {
         case .any, .freeform:
@@ -158,10 +237,14 @@ indirect enum Schema: Sendable {
         case .intOrString: if v.int == nil && v.string == nil { throw typeError("intstr.IntOrString") }
         case .map(let inner):
             guard let o = v.object else { throw typeError("map[string]string") }
-            for (k, x) in o { try walk(x, inner, path: path + "." + k, strict: strict, unknown: &unknown, goType: goType) }
+            for (k, x) in o {
+                try walk(x, inner, path: path + "." + k, strict: strict, unknown: &unknown, goType: goType)
+            }
         case .array(let inner, _, _):
             guard let a = v.array else { throw typeError("[]") }
-            for (i, x) in a.enumerated() { try walk(x, inner, path: path + "[\(i)]", strict: strict, unknown: &unknown, goType: goType) }
+            for (i, x) in a.enumerated() {
+                try walk(x, inner, path: path + "[\(i)]", strict: strict, unknown: &unknown, goType: goType)
+            }
         case .object(_, let props):
             guard let o = v.object else { throw typeError("object") }
             for (k, x) in o {

@@ -19,17 +19,31 @@ public struct LabelSelector: Sendable {
             let p = raw.trimmingCharacters(in: .whitespaces)
             if p.isEmpty { continue }
             if let r = p.range(of: " notin ") {
-                reqs.append(.notIn(String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces), try Self.set(p[r.upperBound...])))
+                reqs.append(
+                    .notIn(
+                        String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces),
+                        try Self.set(p[r.upperBound...])))
             } else if let r = p.range(of: " in ") {
-                reqs.append(.in_(String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces), try Self.set(p[r.upperBound...])))
+                reqs.append(
+                    .in_(
+                        String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces),
+                        try Self.set(p[r.upperBound...])))
             } else if let r = p.range(of: "!=") {
-                reqs.append(.ne(String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces), String(p[r.upperBound...]).trimmingCharacters(in: .whitespaces)))
+                reqs.append(
+                    .ne(
+                        String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces),
+                        String(p[r.upperBound...]).trimmingCharacters(in: .whitespaces)))
             } else if let r = p.range(of: "==") ?? p.range(of: "=") {
-                reqs.append(.eq(String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces), String(p[r.upperBound...]).trimmingCharacters(in: .whitespaces)))
+                reqs.append(
+                    .eq(
+                        String(p[..<r.lowerBound]).trimmingCharacters(in: .whitespaces),
+                        String(p[r.upperBound...]).trimmingCharacters(in: .whitespaces)))
             } else if p.hasPrefix("!") {
                 reqs.append(.notExists(String(p.dropFirst()).trimmingCharacters(in: .whitespaces)))
             } else {
-                guard Validation.isQualifiedName(p) else { throw APIError.badRequest("unable to parse requirement: invalid label key \"\(p)\"") }
+                guard Validation.isQualifiedName(p) else {
+                    throw APIError.badRequest("unable to parse requirement: invalid label key \"\(p)\"")
+                }
                 reqs.append(.exists(p))
             }
         }
@@ -51,7 +65,9 @@ public struct LabelSelector: Sendable {
     }
     static func set(_ s: Substring) throws -> Set<String> {
         let t = s.trimmingCharacters(in: .whitespaces)
-        guard t.hasPrefix("("), t.hasSuffix(")") else { throw APIError.badRequest("unable to parse requirement: expected (values) in \"\(s)\"") }
+        guard t.hasPrefix("("), t.hasSuffix(")") else {
+            throw APIError.badRequest("unable to parse requirement: expected (values) in \"\(s)\"")
+        }
         return Set(t.dropFirst().dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
     }
     public func matches(_ labels: [String: String]) -> Bool {

@@ -55,15 +55,15 @@ public struct ServiceAccountTokenSigner: Sendable {
     public func verify(_ token: String) -> Claims? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let h = Self.unbase64url(parts[0]), let p = Self.unbase64url(parts[1]),
-              let s = Self.unbase64url(parts[2]),
-              let header = try? JSON.parse(Array(h)), header["alg"].string == "ES256",
-              let signature = try? P256.Signing.ECDSASignature(rawRepresentation: s),
-              let publicKey = try? P256.Signing.PublicKey(rawRepresentation: publicKeyRaw),
-              publicKey.isValidSignature(signature, for: Data((parts[0] + "." + parts[1]).utf8)),
-              let payload = try? JSON.parse(Array(p)), payload["iss"].string == Self.issuer,
-              let ns = payload[Self.claimNamespace].string, let secret = payload[Self.claimSecretName].string,
-              let sa = payload[Self.claimSAName].string, let uid = payload[Self.claimSAUID].string,
-              payload["sub"].string == "system:serviceaccount:\(ns):\(sa)"
+            let s = Self.unbase64url(parts[2]),
+            let header = try? JSON.parse(Array(h)), header["alg"].string == "ES256",
+            let signature = try? P256.Signing.ECDSASignature(rawRepresentation: s),
+            let publicKey = try? P256.Signing.PublicKey(rawRepresentation: publicKeyRaw),
+            publicKey.isValidSignature(signature, for: Data((parts[0] + "." + parts[1]).utf8)),
+            let payload = try? JSON.parse(Array(p)), payload["iss"].string == Self.issuer,
+            let ns = payload[Self.claimNamespace].string, let secret = payload[Self.claimSecretName].string,
+            let sa = payload[Self.claimSAName].string, let uid = payload[Self.claimSAUID].string,
+            payload["sub"].string == "system:serviceaccount:\(ns):\(sa)"
         else { return nil }
         return Claims(namespace: ns, secretName: secret, serviceAccountName: sa, serviceAccountUID: uid)
     }
@@ -85,16 +85,20 @@ extension Handler {
     /// with the uid the token names and is not being deleted.
     func serviceAccountUser(token: String) async throws -> UserInfo? {
         guard let claims = server.pki.serviceAccountSigner.verify(token) else { return nil }
-        guard let secretKV = try await store.get(Registry.secrets.key(namespace: claims.namespace, name: claims.secretName)),
-              let secret = try? decodeStored(secretKV, Registry.secrets),
-              secret["metadata"]["deletionTimestamp"].isNull,
-              secret["data"]["token"].string.flatMap({ Data(base64Encoded: $0) }) == Data(token.utf8),
-              let saKV = try await store.get(Registry.serviceAccounts.key(namespace: claims.namespace, name: claims.serviceAccountName)),
-              let sa = try? decodeStored(saKV, Registry.serviceAccounts),
-              sa["metadata"]["uid"].string == claims.serviceAccountUID, sa["metadata"]["deletionTimestamp"].isNull
+        guard
+            let secretKV = try await store.get(
+                Registry.secrets.key(namespace: claims.namespace, name: claims.secretName)),
+            let secret = try? decodeStored(secretKV, Registry.secrets),
+            secret["metadata"]["deletionTimestamp"].isNull,
+            secret["data"]["token"].string.flatMap({ Data(base64Encoded: $0) }) == Data(token.utf8),
+            let saKV = try await store.get(
+                Registry.serviceAccounts.key(namespace: claims.namespace, name: claims.serviceAccountName)),
+            let sa = try? decodeStored(saKV, Registry.serviceAccounts),
+            sa["metadata"]["uid"].string == claims.serviceAccountUID, sa["metadata"]["deletionTimestamp"].isNull
         else { return nil }
-        return UserInfo(name: claims.username,
-                        groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"])
+        return UserInfo(
+            name: claims.username,
+            groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"])
     }
 }
 

@@ -8,12 +8,16 @@ enum Tables {
 
     /// The columns every kind starts (Name) or ends (Age) with.
     static let nameColumn = Column(name: "Name", format: "name", description: "Name must be unique within a namespace.")
-    static let ageColumn = Column(name: "Age", description: "CreationTimestamp is a timestamp representing the server time when this object was created.")
+    static let ageColumn = Column(
+        name: "Age",
+        description: "CreationTimestamp is a timestamp representing the server time when this object was created.")
     static func nameCell(_ obj: JSON) -> JSON { .string(obj["metadata"]["name"].string ?? "") }
     static func ageCell(_ obj: JSON) -> JSON { .string(age(obj)) }
 
     static func age(_ obj: JSON, now: Date = Date()) -> String {
-        guard let ts = obj["metadata"]["creationTimestamp"].string, let d = APITime.parse(ts) else { return "<unknown>" }
+        guard let ts = obj["metadata"]["creationTimestamp"].string, let d = APITime.parse(ts) else {
+            return "<unknown>"
+        }
         return duration(now.timeIntervalSince(d))
     }
     /// kubectl's HumanDuration.
@@ -35,21 +39,31 @@ enum Tables {
     static func int(_ v: JSON) -> JSON { .int(v.int ?? 0) }
     static func containers(_ spec: JSON) -> (String, String) {
         let cs = spec["containers"].array ?? []
-        return (cs.compactMap { $0["name"].string }.joined(separator: ","), cs.compactMap { $0["image"].string }.joined(separator: ","))
+        return (
+            cs.compactMap { $0["name"].string }.joined(separator: ","),
+            cs.compactMap { $0["image"].string }.joined(separator: ",")
+        )
     }
 
     static func definitions(_ r: ResourceType) -> JSON {
-        .array(r.strategy.tableColumns.map {
-            ["name": .string($0.name), "type": .string($0.type), "format": .string($0.format),
-             "description": .string($0.description), "priority": .int(Int64($0.priority))]
-        })
+        .array(
+            r.strategy.tableColumns.map {
+                [
+                    "name": .string($0.name), "type": .string($0.type), "format": .string($0.format),
+                    "description": .string($0.description), "priority": .int(Int64($0.priority)),
+                ]
+            })
     }
 
-    static func table(_ objs: [JSON], _ r: ResourceType, resourceVersion: String, continueToken: String?, includeObject: String) -> JSON {
+    static func table(
+        _ objs: [JSON], _ r: ResourceType, resourceVersion: String, continueToken: String?, includeObject: String
+    ) -> JSON {
         var meta: JSON = ["resourceVersion": .string(resourceVersion)]
         if let continueToken { meta["continue"] = .string(continueToken) }
-        return ["kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-                "columnDefinitions": definitions(r), "rows": .array(objs.map { row($0, r, includeObject: includeObject) })]
+        return [
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+            "columnDefinitions": definitions(r), "rows": .array(objs.map { row($0, r, includeObject: includeObject) }),
+        ]
     }
 
     static func row(_ obj: JSON, _ r: ResourceType, includeObject: String) -> JSON {
@@ -58,7 +72,9 @@ enum Tables {
         case "None": break
         case "Object": row["object"] = obj
         default:
-            row["object"] = ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]]
+            row["object"] = [
+                "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"],
+            ]
         }
         return row
     }

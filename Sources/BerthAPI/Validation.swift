@@ -17,43 +17,66 @@ public enum Validation {
         if s.isEmpty { return true }
         guard s.count <= 63 else { return false }
         let u = Array(s.utf8)
-        func alnum(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) }
-        return alnum(u.first!) && alnum(u.last!) && u.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
+        func alnum(_ c: UInt8) -> Bool {
+            (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)
+        }
+        return alnum(u.first!) && alnum(u.last!)
+            && u.allSatisfy {
+                alnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+            }
     }
     static func isQualifiedName(_ s: String) -> Bool {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
-        if parts.count == 2 { return isDNS1123Subdomain(String(parts[0])) && isLabelValue(String(parts[1])) && !parts[1].isEmpty }
+        if parts.count == 2 {
+            return isDNS1123Subdomain(String(parts[0])) && isLabelValue(String(parts[1])) && !parts[1].isEmpty
+        }
         return parts.count == 1 && !s.isEmpty && isLabelValue(s)
     }
 
-    static let nameRegexText = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-    static let labelNameText = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    static let nameRegexText =
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    static let labelNameText =
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
 
     /// Validates an object about to be stored; returns field errors.
     public static func validate(_ obj: JSON, _ r: ResourceType) -> [APIError.Cause] {
         var errs: [APIError.Cause] = []
         let name = obj["metadata"]["name"].string ?? ""
         if name.isEmpty {
-            errs.append(.init("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"))
+            errs.append(
+                .init("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"))
         } else if r.strategy.namesAreLabels ? !isDNS1123Label(name) : !isDNS1123Subdomain(name) {
-            errs.append(.init("metadata.name", "FieldValueInvalid",
-                              "Invalid value: \"\(name)\": \(r.strategy.namesAreLabels ? labelNameText : nameRegexText)"))
+            errs.append(
+                .init(
+                    "metadata.name", "FieldValueInvalid",
+                    "Invalid value: \"\(name)\": \(r.strategy.namesAreLabels ? labelNameText : nameRegexText)"))
         }
         for field in ["labels", "annotations"] {
             let v = obj["metadata"][field]
             if v.isNull { continue }
             guard let m = v.object else {
-                errs.append(.init("metadata.\(field)", "FieldValueInvalid", "Invalid value: must be a map of strings")); continue
+                errs.append(.init("metadata.\(field)", "FieldValueInvalid", "Invalid value: must be a map of strings"));
+                continue
             }
             for (k, val) in m {
                 if !isQualifiedName(k) {
-                    errs.append(.init("metadata.\(field)", "FieldValueInvalid", "Invalid value: \"\(k)\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+                    errs.append(
+                        .init(
+                            "metadata.\(field)", "FieldValueInvalid",
+                            "Invalid value: \"\(k)\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                        ))
                 }
                 guard let s = val.string else {
-                    errs.append(.init("metadata.\(field).\(k)", "FieldValueInvalid", "Invalid value: must be a string")); continue
+                    errs.append(
+                        .init("metadata.\(field).\(k)", "FieldValueInvalid", "Invalid value: must be a string"));
+                    continue
                 }
                 if field == "labels" && !isLabelValue(s) {
-                    errs.append(.init("metadata.labels", "FieldValueInvalid", "Invalid value: \"\(s)\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"))
+                    errs.append(
+                        .init(
+                            "metadata.labels", "FieldValueInvalid",
+                            "Invalid value: \"\(s)\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                        ))
                 }
             }
         }
@@ -61,8 +84,11 @@ public enum Validation {
     }
 
     static func isConfigKey(_ k: String) -> Bool {
-        !k.isEmpty && k.count <= 253 && k != "." && k != ".." &&
-            k.utf8.allSatisfy { c in (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e }
+        !k.isEmpty && k.count <= 253 && k != "." && k != ".."
+            && k.utf8.allSatisfy { c in
+                (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d
+                    || c == 0x5f || c == 0x2e
+            }
     }
 }
 
@@ -75,6 +101,11 @@ extension Validation {
         let before = Set((old["metadata"]["finalizers"].array ?? []).compactMap(\.string))
         let added = (obj["metadata"]["finalizers"].array ?? []).compactMap(\.string).filter { !before.contains($0) }
         if added.isEmpty { return [] }
-        return [.init("metadata.finalizers", "FieldValueForbidden", "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers \(JSON.array(added.map { .string($0) }).text)")]
+        return [
+            .init(
+                "metadata.finalizers", "FieldValueForbidden",
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers \(JSON.array(added.map { .string($0) }).text)"
+            )
+        ]
     }
 }

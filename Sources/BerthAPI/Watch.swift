@@ -17,7 +17,9 @@ extension Handler {
         let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
         let bookmarks = call.query["allowWatchBookmarks"] == "true"
         let prefix = r.prefix(namespace: namespace)
-        let timeout = Int(call.query["timeoutSeconds"] ?? "").map { Duration.seconds($0) } ?? .seconds(Int.random(in: 1800...3600))
+        let timeout =
+            Int(call.query["timeoutSeconds"] ?? "").map { Duration.seconds($0) }
+            ?? .seconds(Int.random(in: 1800...3600))
         let table = call.wantsTable
         let include = call.query["includeObject"] ?? "Metadata"
         let rvParam = call.query["resourceVersion"] ?? ""
@@ -38,12 +40,15 @@ extension Handler {
         let interval = server.config.bookmarkInterval
         let metrics = server.metrics
         @Sendable func matches(_ o: JSON) -> Bool {
-            (labels.isEmpty || labels.matches(o["metadata"]["labels"].stringMap)) && (fields.isEmpty || fields.matches(o))
+            (labels.isEmpty || labels.matches(o["metadata"]["labels"].stringMap))
+                && (fields.isEmpty || fields.matches(o))
         }
         @Sendable func frame(_ type: String, _ obj: JSON) -> ByteBuffer {
             var o = obj
             if table && type != "ERROR" && type != "BOOKMARK" {
-                var t = Tables.table([], r, resourceVersion: obj["metadata"]["resourceVersion"].string ?? "", continueToken: nil, includeObject: include)
+                var t = Tables.table(
+                    [], r, resourceVersion: obj["metadata"]["resourceVersion"].string ?? "", continueToken: nil,
+                    includeObject: include)
                 t["rows"] = [Tables.row(obj, r, includeObject: include)]
                 o = t
             }
@@ -57,8 +62,16 @@ extension Handler {
             defer { metrics.watchDelta(-1) }
             for o in initialObjects { try await writer.write(frame("ADDED", o)) }
             if sendInitial {
-                try await writer.write(frame("BOOKMARK", ["kind": .string(r.kind), "apiVersion": .string(r.apiVersion),
-                    "metadata": ["resourceVersion": .string(String(from)), "annotations": ["k8s.io/initial-events-end": "true"]]]))
+                try await writer.write(
+                    frame(
+                        "BOOKMARK",
+                        [
+                            "kind": .string(r.kind), "apiVersion": .string(r.apiVersion),
+                            "metadata": [
+                                "resourceVersion": .string(String(from)),
+                                "annotations": ["k8s.io/initial-events-end": "true"],
+                            ],
+                        ]))
             }
             let (items, cont) = AsyncStream<WatchItem>.makeStream()
             let feeder = Task {
@@ -86,7 +99,13 @@ extension Handler {
                 switch item {
                 case .event(let e):
                     last = e.revision
-                    guard var obj = try? handler.decodeStored(e.kind == .delete ? KeyValue(key: e.kv.key, value: e.kv.value, createRevision: e.kv.createRevision, modRevision: e.kv.modRevision) : e.kv, r) else { continue }
+                    guard
+                        var obj = try? handler.decodeStored(
+                            e.kind == .delete
+                                ? KeyValue(
+                                    key: e.kv.key, value: e.kv.value, createRevision: e.kv.createRevision,
+                                    modRevision: e.kv.modRevision) : e.kv, r)
+                    else { continue }
                     obj["metadata"]["resourceVersion"] = .string(String(e.revision))
                     let now = matches(obj)
                     let before = e.prev.flatMap { try? handler.decodeStored($0, r) }.map(matches) ?? false
@@ -96,23 +115,32 @@ extension Handler {
                         if e.prev == nil || e.kv.createRevision == e.kv.modRevision {
                             if now { try await writer.write(frame("ADDED", obj)) }
                         } else if now {
-                            try await writer.write(frame(before || labels.isEmpty && fields.isEmpty ? "MODIFIED" : "ADDED", obj))
+                            try await writer.write(
+                                frame(before || labels.isEmpty && fields.isEmpty ? "MODIFIED" : "ADDED", obj))
                         } else if before {
                             try await writer.write(frame("DELETED", obj))
                         }
                     }
                 case .tick:
                     if bookmarks {
-                        try await writer.write(frame("BOOKMARK", ["kind": .string(r.kind), "apiVersion": .string(r.apiVersion),
-                                                                   "metadata": ["resourceVersion": .string(String(last))]]))
+                        try await writer.write(
+                            frame(
+                                "BOOKMARK",
+                                [
+                                    "kind": .string(r.kind), "apiVersion": .string(r.apiVersion),
+                                    "metadata": ["resourceVersion": .string(String(last))],
+                                ]))
                     }
                 case .failed(let error):
                     let api: APIError
                     if case StoreError.compacted = error {
-                        api = APIError.gone("too old resource version: \(from) (\(try await store.compactedRevision()))")
+                        api = APIError.gone(
+                            "too old resource version: \(from) (\(try await store.compactedRevision()))")
                     } else if let s = error as? StoreError {
                         api = Handler.map(s, r, "")
-                    } else { api = .internalError("\(error)") }
+                    } else {
+                        api = .internalError("\(error)")
+                    }
                     try await writer.write(frame("ERROR", api.status))
                     break loop
                 case .timeout:
@@ -121,6 +149,7 @@ extension Handler {
             }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "application/json", .transferEncoding: "chunked"], body: body)
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .transferEncoding: "chunked"], body: body)
     }
 }

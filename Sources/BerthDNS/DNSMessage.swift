@@ -81,8 +81,9 @@ public enum DNSMessage {
         // The echoed question is written uncompressed: a pointer in it would point into the query.
         var question = encodeName(rawLabels)
         question += packet[end..<(end + 4)]
-        return Query(id: UInt16(packet[0]) << 8 | UInt16(packet[1]), flags: flags,
-                     labels: rawLabels.map(lowercasedASCII), type: type, qclass: qclass, questionBytes: question)
+        return Query(
+            id: UInt16(packet[0]) << 8 | UInt16(packet[1]), flags: flags,
+            labels: rawLabels.map(lowercasedASCII), type: type, qclass: qclass, questionBytes: question)
     }
 
     /// Reads a (possibly compressed) name starting at `start`; returns its labels' bytes as sent and the
@@ -136,10 +137,13 @@ public enum DNSMessage {
 
     /// A response to `query`: its ID and question, RD copied, RA set (the resolver recurses through its
     /// upstreams), AA set for names it owns. Each answer's name is a pointer to the question's (offset 12).
-    public static func response(to query: Query, code: ResponseCode, answers: [Answer] = [], ttl: UInt32 = 600,
-                                authoritative: Bool = false) -> [UInt8] {
-        var bytes = header(id: query.id, queryFlags: query.flags, code: code, authoritative: authoritative,
-                           questions: 1, answers: UInt16(answers.count))
+    public static func response(
+        to query: Query, code: ResponseCode, answers: [Answer] = [], ttl: UInt32 = 600,
+        authoritative: Bool = false
+    ) -> [UInt8] {
+        var bytes = header(
+            id: query.id, queryFlags: query.flags, code: code, authoritative: authoritative,
+            questions: 1, answers: UInt16(answers.count))
         bytes += query.questionBytes
         for answer in answers {
             bytes += [0xC0, 0x0C]
@@ -147,7 +151,10 @@ public enum DNSMessage {
             switch answer {
             case .a(let address):
                 type = RecordType.a
-                data = [UInt8(address.value >> 24), UInt8(address.value >> 16 & 0xFF), UInt8(address.value >> 8 & 0xFF), UInt8(address.value & 0xFF)]
+                data = [
+                    UInt8(address.value >> 24), UInt8(address.value >> 16 & 0xFF), UInt8(address.value >> 8 & 0xFF),
+                    UInt8(address.value & 0xFF),
+                ]
             case .ptr(let name):
                 type = RecordType.ptr
                 data = encodeName(name.split(separator: ".").map { Array($0.utf8) })
@@ -162,12 +169,15 @@ public enum DNSMessage {
     public static func headerOnlyResponse(to packet: [UInt8], code: ResponseCode) -> [UInt8]? {
         guard packet.count >= headerSize, packet[2] & 0x80 == 0 else { return nil }
         let flags = UInt16(packet[2]) << 8 | UInt16(packet[3])
-        return header(id: UInt16(packet[0]) << 8 | UInt16(packet[1]), queryFlags: flags, code: code, authoritative: false,
-                      questions: 0, answers: 0)
+        return header(
+            id: UInt16(packet[0]) << 8 | UInt16(packet[1]), queryFlags: flags, code: code, authoritative: false,
+            questions: 0, answers: 0)
     }
 
-    static func header(id: UInt16, queryFlags: UInt16, code: ResponseCode, authoritative: Bool, questions: UInt16,
-                       answers: UInt16) -> [UInt8] {
+    static func header(
+        id: UInt16, queryFlags: UInt16, code: ResponseCode, authoritative: Bool, questions: UInt16,
+        answers: UInt16
+    ) -> [UInt8] {
         // QR, the query's opcode and RD; RA; AA when ours.
         var flags: UInt16 = 0x8000 | (queryFlags & 0x7900) | 0x0080 | UInt16(code.rawValue)
         if authoritative { flags |= 0x0400 }
@@ -186,8 +196,12 @@ public enum DNSMessage {
     }
 
     /// A message as DNS over TCP carries it: a 2-byte length first (RFC 1035 §4.2.2).
-    public static func lengthPrefixed(_ message: [UInt8]) -> [UInt8] { be16(UInt16(truncatingIfNeeded: message.count)) + message }
+    public static func lengthPrefixed(_ message: [UInt8]) -> [UInt8] {
+        be16(UInt16(truncatingIfNeeded: message.count)) + message
+    }
 
     static func be16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
-    static func be32(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
+    static func be32(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+    }
 }

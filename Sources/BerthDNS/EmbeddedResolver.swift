@@ -51,7 +51,9 @@ public enum EmbeddedResolver {
     /// Addresses of the running containers called `labels` on the first of the asker's networks where
     /// any is.
     static func lookup(_ labels: [String], asker: ResolverPeer, peers: [ResolverPeer]) -> [IPv4Address] {
-        var attempts: [(name: String, endpoints: [ResolverPeer.Endpoint])] = [(labels.joined(separator: "."), asker.endpoints)]
+        var attempts: [(name: String, endpoints: [ResolverPeer.Endpoint])] = [
+            (labels.joined(separator: "."), asker.endpoints)
+        ]
         // `web.mynet`: web on mynet (only when mynet is one of the asker's networks).
         if labels.count >= 2 {
             let network = labels.last!
@@ -62,7 +64,8 @@ public enum EmbeddedResolver {
             for endpoint in attempt.endpoints {
                 var found: [IPv4Address] = []
                 for peer in peers where peer.running {
-                    guard let theirs = peer.endpoint(sharing: endpoint), peer.answers(to: attempt.name, on: theirs) else { continue }
+                    guard let theirs = peer.endpoint(sharing: endpoint), peer.answers(to: attempt.name, on: theirs)
+                    else { continue }
                     if !found.contains(theirs.address) { found.append(theirs.address) }
                 }
                 if !found.isEmpty { return found }
@@ -107,7 +110,8 @@ public struct ResolverPeer: Sendable, Equatable {
     /// record lacks an ID).
     func endpoint(sharing other: Endpoint) -> Endpoint? {
         endpoints.first { mine in
-            !mine.networkID.isEmpty && !other.networkID.isEmpty ? mine.networkID == other.networkID : mine.network == other.network
+            !mine.networkID.isEmpty && !other.networkID.isEmpty
+                ? mine.networkID == other.networkID : mine.network == other.network
         }
     }
 
@@ -120,7 +124,9 @@ public struct ResolverPeer: Sendable, Equatable {
 
     /// Decodes a container record; nil for anything unreadable (a record being written, another version).
     public static func decode(record bytes: [UInt8]) -> ResolverPeer? {
-        guard let record = try? JSON.parse(bytes), let id = record["id"].string, let name = record["name"].string else { return nil }
+        guard let record = try? JSON.parse(bytes), let id = record["id"].string, let name = record["name"].string else {
+            return nil
+        }
         let status = record["state"]["status"].string ?? ""
         // Docker's --network-alias belongs to the network the container was started on (--network);
         // an attachment that carries aliases of its own (a later `network connect --alias`) uses those.
@@ -128,11 +134,14 @@ public struct ResolverPeer: Sendable, Equatable {
         let aliases = record["configuration"]["networkAliases"].array?.compactMap(\.string) ?? []
         let endpoints: [Endpoint] = (record["networks"].array ?? []).compactMap { attachment in
             guard let network = attachment["network"].string, let text = attachment["address"].string,
-                  let address = IPv4Address(text.split(separator: "/").first ?? Substring(text)) else { return nil }
-            return Endpoint(network: network, networkID: attachment["networkID"].string ?? "", address: address,
-                            aliases: attachment["aliases"].array?.compactMap(\.string) ?? (network == primary ? aliases : []))
+                let address = IPv4Address(text.split(separator: "/").first ?? Substring(text))
+            else { return nil }
+            return Endpoint(
+                network: network, networkID: attachment["networkID"].string ?? "", address: address,
+                aliases: attachment["aliases"].array?.compactMap(\.string) ?? (network == primary ? aliases : []))
         }
-        return ResolverPeer(id: id, name: name, running: status == "running" || status == "paused", endpoints: endpoints)
+        return ResolverPeer(
+            id: id, name: name, running: status == "running" || status == "paused", endpoints: endpoints)
     }
 }
 
@@ -161,8 +170,9 @@ public final class ResolverDirectory {
             let path = "\(containers)/\(id)/container.json"
             var info = stat()
             guard stat(path, &info) == 0 else { continue }
-            let stamp = Stamp(inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                              modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+            let stamp = Stamp(
+                inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
             var entry = cache[path]
             if entry == nil || entry!.stamp != stamp {
                 entry = (stamp, (try? FileSystem.readFile(path)).flatMap(ResolverPeer.decode(record:)))

@@ -12,7 +12,8 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
         var value: UInt32 = 0
         for part in parts {
             guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  part.count == 1 || part.first != "0", let byte = UInt8(part) else { return nil }
+                part.count == 1 || part.first != "0", let byte = UInt8(part)
+            else { return nil }
             value = value << 8 | UInt32(byte)
         }
         self.value = value

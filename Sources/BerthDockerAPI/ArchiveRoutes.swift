@@ -37,7 +37,9 @@ extension DockerAPI {
     }
 
     func putArchive(_ reference: String, _ request: APIRequest, _ response: ResponseWriter) throws {
-        guard let path = request.value("path"), !path.isEmpty else { throw DockerAPIError.badRequest("path is required") }
+        guard let path = request.value("path"), !path.isEmpty else {
+            throw DockerAPIError.badRequest("path is required")
+        }
         let record = try engine.lookup(reference)
         let copy = ContainerCopy(engine: engine)
         guard let stat = try copy.pathStat(record.id, path) else {
@@ -49,7 +51,9 @@ extension DockerAPI {
         } else if stat.mode & S_IFMT != S_IFDIR {
             throw DockerAPIError.badRequest("extraction point is not a directory")
         }
-        if record.configuration.readonlyRootfs && !record.configuration.mounts.contains(where: { path.hasPrefix($0.target) }) {
+        if record.configuration.readonlyRootfs
+            && !record.configuration.mounts.contains(where: { path.hasPrefix($0.target) })
+        {
             throw DockerAPIError(.forbidden, "container rootfs is marked read-only")
         }
         // The connection wrote the body to a file as it came (any size); a body read whole (a
@@ -63,13 +67,16 @@ extension DockerAPI {
             try spooled.file.write(request.body)
         }
         defer { unlink(tarFile) }
-        try copy.extractArchive(record.id, archive: tarFile, into: path, keepOwners: request.flag("copyUIDGID"),
-                                noOverwriteDirNonDir: request.flag("noOverwriteDirNonDir"))
+        try copy.extractArchive(
+            record.id, archive: tarFile, into: path, keepOwners: request.flag("copyUIDGID"),
+            noOverwriteDirNonDir: request.flag("noOverwriteDirNonDir"))
         response.send(.ok)
     }
 
     private func pathStatHeader(_ reference: String, _ request: APIRequest) throws -> (String, String) {
-        guard let path = request.value("path"), !path.isEmpty else { throw DockerAPIError.badRequest("path is required") }
+        guard let path = request.value("path"), !path.isEmpty else {
+            throw DockerAPIError.badRequest("path is required")
+        }
         let record = try engine.lookup(reference)
         guard let stat = try ContainerCopy(engine: engine).pathStat(record.id, path) else {
             throw DockerAPIError.notFound("Could not find the file \(path) in container \(record.name)")
@@ -82,7 +89,8 @@ extension DockerAPI {
         }
         let header = PathStatHeader(
             name: stat.name, size: stat.size, mode: Self.goFileMode(stat.mode),
-            mtime: Timestamp.format(seconds: stat.modifiedSeconds, nanoseconds: stat.modifiedNanoseconds), linkTarget: linkTarget)
+            mtime: Timestamp.format(seconds: stat.modifiedSeconds, nanoseconds: stat.modifiedNanoseconds),
+            linkTarget: linkTarget)
         return (path, Data(JSONBody.encode(header)).base64EncodedString())
     }
 
@@ -106,7 +114,9 @@ extension DockerAPI {
 
     /// Runs `produce` on a thread of its own with the writing end of a pipe, relaying what it writes to
     /// the client until it closes (a slow client slows the producer; nothing is held whole in memory).
-    func streamOutput(of what: String, to response: ResponseWriter, _ produce: @escaping @Sendable (Int32) throws(EngineError) -> Void) throws {
+    func streamOutput(
+        of what: String, to response: ResponseWriter, _ produce: @escaping @Sendable (Int32) throws(EngineError) -> Void
+    ) throws {
         let pipe = try Pipe()
         BlockingThread.start(name: "docker-stream") {
             defer { pipe.writing.close() }

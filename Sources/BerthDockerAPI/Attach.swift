@@ -25,8 +25,9 @@ extension DockerAPI {
             containerID: record.id, channel: response.channel, hub: hub, terminal: tty,
             stdout: request.flag("stdout"), stderr: request.flag("stderr"),
             stdin: request.flag("stdin") && record.configuration.openStdin, detachKeys: keys)
-        let raw = RawStreamHandler(onInput: { attachment.clientInput($0) }, onInputClosed: { attachment.clientInputClosed() },
-                                   onClose: { attachment.clientClosed() })
+        let raw = RawStreamHandler(
+            onInput: { attachment.clientInput($0) }, onInputClosed: { attachment.clientInputClosed() },
+            onClose: { attachment.clientClosed() })
         let contentType = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream"
         if request.wantsUpgrade {
             response.hijack(contentType: contentType, raw: raw)
@@ -49,7 +50,8 @@ extension DockerAPI {
         hub.addPending(attachment, for: record.id)
         // Started meanwhile (by a start that looked for attachments before this one was added)?
         if let now = try? engine.lookup(record.id), now.state.status == .running || now.state.status == .paused,
-           hub.claimPending(attachment, for: record.id) {
+            hub.claimPending(attachment, for: record.id)
+        {
             connect(attachment)
         }
     }
@@ -61,9 +63,13 @@ extension DockerAPI {
         guard options.stdout || options.stderr else { return }
         var out: [UInt8] = []
         try? LogReader(engine: engine).read(record.id, options: options) { entry in
-            out += attachment.terminal ? entry.bytes : StreamFrame(entry.stream == "stderr" ? .stderr : .stdout, entry.bytes).encoded
+            out +=
+                attachment.terminal
+                ? entry.bytes : StreamFrame(entry.stream == "stderr" ? .stderr : .stdout, entry.bytes).encoded
         }
-        if !out.isEmpty { _ = try? attachment.channel.writeAndFlush(attachment.channel.allocator.buffer(bytes: out)).wait() }
+        if !out.isEmpty {
+            _ = try? attachment.channel.writeAndFlush(attachment.channel.allocator.buffer(bytes: out)).wait()
+        }
     }
 
     /// Connects to a running container's monitor (output from now on).
@@ -111,8 +117,10 @@ final class Attachment: @unchecked Sendable {
     /// Wakes the relay thread for input or the client's going.
     private let wake: WakePipe?
 
-    init(containerID: String, channel: Channel, hub: StateHub, terminal: Bool, stdout: Bool, stderr: Bool, stdin: Bool,
-         detachKeys: DetachKeys = .standard) {
+    init(
+        containerID: String, channel: Channel, hub: StateHub, terminal: Bool, stdout: Bool, stderr: Bool, stdin: Bool,
+        detachKeys: DetachKeys = .standard
+    ) {
         state = Mutex(State(detachKeys: detachKeys))
         self.containerID = containerID
         self.channel = channel

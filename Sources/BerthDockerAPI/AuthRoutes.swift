@@ -18,7 +18,9 @@ extension DockerAPI {
     func login(_ request: APIRequest, _ response: ResponseWriter) throws {
         let body = try decodeJSON(AuthRequest.self, request.body)
         if body.identitytoken?.isEmpty == false { throw unsupported("logging in with an identity token") }
-        guard let username = body.username, !username.isEmpty else { throw DockerAPIError.badRequest("username is required") }
+        guard let username = body.username, !username.isEmpty else {
+            throw DockerAPIError.badRequest("username is required")
+        }
         let registry = RegistryClient.loginRegistry(body.serveraddress ?? "")
         let credentials = Credentials(username: username, password: body.password ?? "")
         let client = engine.images.registry

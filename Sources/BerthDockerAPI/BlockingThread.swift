@@ -27,12 +27,14 @@ enum BlockingThread {
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         pthread_attr_setstacksize(&attributes, 1 << 20)
         var thread = pthread_t()
-        let result = pthread_create(&thread, &attributes, { raw in
-            let work = Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue()
-            BlockingThread.name(work.name)
-            work.body()
-            return nil
-        }, work)
+        let result = pthread_create(
+            &thread, &attributes,
+            { raw in
+                let work = Unmanaged<Work>.fromOpaque(raw!).takeRetainedValue()
+                BlockingThread.name(work.name)
+                work.body()
+                return nil
+            }, work)
         if result != 0 {
             // No thread to be had: do it here rather than drop the request.
             Unmanaged<Work>.fromOpaque(work).takeRetainedValue().body()

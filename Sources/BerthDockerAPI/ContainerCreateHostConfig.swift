@@ -8,17 +8,26 @@ import BerthOS
 extension ContainerCreateRequest.HostConfigSection {
     func apply(to c: inout ContainerConfiguration, defaults: EngineConfiguration) throws(DockerAPIError) {
         // What Berth cannot do yet, refused by name instead of ignored.
-        for (name, value) in [("PidMode", PidMode), ("UTSMode", UTSMode), ("UsernsMode", UsernsMode), ("CgroupParent", CgroupParent),
-                              ("Cgroup", Cgroup)] where !(value ?? "").isEmpty {
+        for (name, value) in [
+            ("PidMode", PidMode), ("UTSMode", UTSMode), ("UsernsMode", UsernsMode), ("CgroupParent", CgroupParent),
+            ("Cgroup", Cgroup),
+        ] where !(value ?? "").isEmpty {
             throw unsupported("HostConfig.\(name)")
         }
-        if let ipc = IpcMode, !["", "private", "shareable"].contains(ipc) { throw unsupported("HostConfig.IpcMode \(ipc)") }
-        if let mode = CgroupnsMode, !["", "private"].contains(mode) { throw unsupported("HostConfig.CgroupnsMode \(mode)") }
-        for (name, list) in [("VolumesFrom", VolumesFrom), ("Links", Links), ("GroupAdd", GroupAdd)] where !(list ?? []).isEmpty {
+        if let ipc = IpcMode, !["", "private", "shareable"].contains(ipc) {
+            throw unsupported("HostConfig.IpcMode \(ipc)")
+        }
+        if let mode = CgroupnsMode, !["", "private"].contains(mode) {
+            throw unsupported("HostConfig.CgroupnsMode \(mode)")
+        }
+        for (name, list) in [("VolumesFrom", VolumesFrom), ("Links", Links), ("GroupAdd", GroupAdd)]
+        where !(list ?? []).isEmpty {
             throw unsupported("HostConfig.\(name)")
         }
         if !(DeviceRequests ?? []).isEmpty { throw unsupported("HostConfig.DeviceRequests") }
-        if let driver = VolumeDriver, !driver.isEmpty && driver != "local" { throw unsupported("volume driver \(driver)") }
+        if let driver = VolumeDriver, !driver.isEmpty && driver != "local" {
+            throw unsupported("volume driver \(driver)")
+        }
 
         c.autoRemove = AutoRemove ?? false
         c.readonlyRootfs = ReadonlyRootfs ?? false
@@ -36,7 +45,9 @@ extension ContainerCreateRequest.HostConfigSection {
         c.publishAllPorts = PublishAllPorts ?? false
         do {
             for sysctl in c.sysctls.keys { try RunOptionParser.validateSysctl(sysctl) }
-            c.extraHosts = try (ExtraHosts ?? []).map { entry throws(EngineError) in try RunOptionParser.parseAddHost(entry) }
+            c.extraHosts = try (ExtraHosts ?? []).map { entry throws(EngineError) in
+                try RunOptionParser.parseAddHost(entry)
+            }
         } catch { throw .badRequest("\(error)") }
         if let shm = ShmSize, shm != 0 {
             guard shm > 0 else { throw .badRequest("SHM size can not be less than 0") }
@@ -49,13 +60,17 @@ extension ContainerCreateRequest.HostConfigSection {
             let retries = policy.MaximumRetryCount ?? 0
             switch name {
             case "", "no", "always", "unless-stopped":
-                if retries != 0 { throw .badRequest("invalid restart policy: maximum retry count can only be used with 'on-failure'") }
+                if retries != 0 {
+                    throw .badRequest("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+                }
                 c.restartPolicy = .init(name: name.isEmpty ? "no" : name)
             case "on-failure":
                 if retries < 0 { throw .badRequest("invalid restart policy: maximum retry count cannot be negative") }
                 c.restartPolicy = .init(name: name, maximumRetryCount: retries)
             default:
-                throw .badRequest("invalid restart policy: unknown policy '\(name)'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
+                throw .badRequest(
+                    "invalid restart policy: unknown policy '\(name)'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+                )
             }
         }
 
@@ -78,7 +93,9 @@ extension ContainerCreateRequest.HostConfigSection {
         resources.pidsLimit = positive(PidsLimit)
         resources.oomKillDisable = OomKillDisable
         if (resources.memory ?? 0) < 0 { throw .badRequest("invalid Memory: must not be negative") }
-        if let memory = resources.memory, memory < 6 * 1024 * 1024 { throw .badRequest("Minimum memory limit allowed is 6MB") }
+        if let memory = resources.memory, memory < 6 * 1024 * 1024 {
+            throw .badRequest("Minimum memory limit allowed is 6MB")
+        }
         if (resources.nanoCPUs ?? 0) < 0 { throw .badRequest("invalid NanoCpus: must not be negative") }
         if resources.nanoCPUs != nil && (resources.cpuPeriod != nil || resources.cpuQuota != nil) {
             throw .badRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
@@ -87,12 +104,17 @@ extension ContainerCreateRequest.HostConfigSection {
 
         c.ulimits = (Ulimits ?? []).map { .init(name: $0.Name, soft: $0.Soft, hard: $0.Hard) }
         for limit in c.ulimits where limit.soft > limit.hard && limit.hard >= 0 {
-            throw .badRequest("ulimit soft limit must be less than or equal to hard limit: \(limit.soft) > \(limit.hard)")
+            throw .badRequest(
+                "ulimit soft limit must be less than or equal to hard limit: \(limit.soft) > \(limit.hard)")
         }
         for device in Devices ?? [] {
-            guard let source = device.PathOnHost, !source.isEmpty else { throw .badRequest("invalid device: PathOnHost is required") }
+            guard let source = device.PathOnHost, !source.isEmpty else {
+                throw .badRequest("invalid device: PathOnHost is required")
+            }
             let permissions = device.CgroupPermissions.flatMap { $0.isEmpty ? nil : $0 } ?? "rwm"
-            guard RunOptionParser.isDeviceMode(permissions) else { throw .badRequest("invalid device mode: \(permissions)") }
+            guard RunOptionParser.isDeviceMode(permissions) else {
+                throw .badRequest("invalid device mode: \(permissions)")
+            }
             let target = device.PathInContainer.flatMap { $0.isEmpty ? nil : $0 } ?? source
             c.devices.append(.init(pathOnHost: source, pathInContainer: target, cgroupPermissions: permissions))
         }
@@ -100,7 +122,8 @@ extension ContainerCreateRequest.HostConfigSection {
         for (key, bindings) in (PortBindings ?? [:]).sorted(by: { $0.key < $1.key }) {
             let port = try ContainerCreateRequest.port(key)
             for binding in bindings ?? [] {
-                var request = ContainerConfiguration.PortBinding(containerPort: port.port, proto: port.proto, hostIP: binding.HostIp ?? "")
+                var request = ContainerConfiguration.PortBinding(
+                    containerPort: port.port, proto: port.proto, hostIP: binding.HostIp ?? "")
                 let hostPort = binding.HostPort ?? ""
                 if !hostPort.isEmpty {
                     let range = hostPort.split(separator: "-", maxSplits: 1).map { UInt16($0) }
@@ -122,7 +145,9 @@ extension ContainerCreateRequest.HostConfigSection {
             for bind in Binds ?? [] {
                 let mount = try RunOptionParser.parseVolume(bind)
                 // dockerd creates a missing host directory of a Binds entry (not of a Mounts one).
-                if mount.type == .bind && !FileSystem.exists(mount.source) { try? FileSystem.makeDirectories(mount.source, mode: 0o755) }
+                if mount.type == .bind && !FileSystem.exists(mount.source) {
+                    try? FileSystem.makeDirectories(mount.source, mode: 0o755)
+                }
                 c.mounts.append(mount)
             }
         } catch { throw .badRequest("\(error)") }
@@ -133,8 +158,12 @@ extension ContainerCreateRequest.HostConfigSection {
         }
     }
 
-    static func mount(_ m: ContainerCreateRequest.MountSection) throws(DockerAPIError) -> ContainerConfiguration.MountRequest {
-        guard let target = m.Target, target.hasPrefix("/") else { throw .badRequest("invalid mount config: Target must be an absolute path") }
+    static func mount(_ m: ContainerCreateRequest.MountSection) throws(DockerAPIError)
+        -> ContainerConfiguration.MountRequest
+    {
+        guard let target = m.Target, target.hasPrefix("/") else {
+            throw .badRequest("invalid mount config: Target must be an absolute path")
+        }
         let kind: ContainerConfiguration.MountRequest.Kind
         switch m.Type ?? "" {
         case "bind": kind = .bind
@@ -145,14 +174,27 @@ extension ContainerCreateRequest.HostConfigSection {
         }
         let source = m.Source ?? ""
         if kind == .bind {
-            guard source.hasPrefix("/") else { throw .badRequest("invalid mount config for type \"bind\": invalid mount path: '\(source)' mount path must be absolute") }
-            guard FileSystem.exists(source) else { throw .badRequest("invalid mount config for type \"bind\": bind source path does not exist: \(source)") }
+            guard source.hasPrefix("/") else {
+                throw .badRequest(
+                    "invalid mount config for type \"bind\": invalid mount path: '\(source)' mount path must be absolute"
+                )
+            }
+            guard FileSystem.exists(source) else {
+                throw .badRequest("invalid mount config for type \"bind\": bind source path does not exist: \(source)")
+            }
         }
-        if kind == .tmpfs && !source.isEmpty { throw .badRequest("invalid mount config for type \"tmpfs\": Source must not be specified") }
-        if let driver = m.VolumeOptions?.DriverConfig?.Name, !driver.isEmpty && driver != "local" { throw unsupported("volume driver \(driver)") }
-        var mount = ContainerConfiguration.MountRequest(type: kind, source: source, target: target, readOnly: m.ReadOnly ?? false)
+        if kind == .tmpfs && !source.isEmpty {
+            throw .badRequest("invalid mount config for type \"tmpfs\": Source must not be specified")
+        }
+        if let driver = m.VolumeOptions?.DriverConfig?.Name, !driver.isEmpty && driver != "local" {
+            throw unsupported("volume driver \(driver)")
+        }
+        var mount = ContainerConfiguration.MountRequest(
+            type: kind, source: source, target: target, readOnly: m.ReadOnly ?? false)
         if let propagation = m.BindOptions?.Propagation, !propagation.isEmpty {
-            guard kind == .bind else { throw .badRequest("invalid mount config: BindOptions must not be specified for type \(kind.rawValue)") }
+            guard kind == .bind else {
+                throw .badRequest("invalid mount config: BindOptions must not be specified for type \(kind.rawValue)")
+            }
             guard ["rprivate", "private", "rshared", "shared", "rslave", "slave"].contains(propagation) else {
                 throw .badRequest("invalid propagation mode: \(propagation)")
             }

@@ -153,7 +153,11 @@ public struct ContainerCreateRequest: Decodable, Sendable {
         public var values: [String]
         public init(from decoder: any Decoder) throws {
             let container = try decoder.singleValueContainer()
-            if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
+            if let one = try? container.decode(String.self) {
+                values = [one]
+            } else {
+                values = try container.decode([String].self)
+            }
         }
     }
 
@@ -210,14 +214,20 @@ public struct ContainerCreateRequest: Decodable, Sendable {
 
     /// The engine's configuration for this request, checked as dockerd checks it. `defaults` supplies
     /// the engine configuration's log driver and options when the request names none.
-    public func configuration(defaults: EngineConfiguration = EngineConfiguration()) throws(DockerAPIError) -> ContainerConfiguration {
-        guard let image = Image, !image.isEmpty else { throw .badRequest("no image specified in the container configuration") }
+    public func configuration(defaults: EngineConfiguration = EngineConfiguration()) throws(DockerAPIError)
+        -> ContainerConfiguration
+    {
+        guard let image = Image, !image.isEmpty else {
+            throw .badRequest("no image specified in the container configuration")
+        }
         var c = ContainerConfiguration(image: image)
         if let cmd = Cmd?.values, !cmd.isEmpty { c.cmd = cmd }
         if let entrypoint = Entrypoint?.values, !entrypoint.isEmpty { c.entrypoint = entrypoint }
         c.env = Env ?? []
         if let dir = WorkingDir, !dir.isEmpty {
-            guard dir.hasPrefix("/") else { throw .badRequest("the working directory '\(dir)' is invalid, it needs to be an absolute path") }
+            guard dir.hasPrefix("/") else {
+                throw .badRequest("the working directory '\(dir)' is invalid, it needs to be an absolute path")
+            }
             c.workingDir = dir
         }
         c.user = User.flatMap { $0.isEmpty ? nil : $0 }
@@ -229,7 +239,9 @@ public struct ContainerCreateRequest: Decodable, Sendable {
         c.stopSignal = StopSignal.flatMap { $0.isEmpty ? nil : $0 }
         c.stopTimeout = StopTimeout
         if let stopSignal = c.stopSignal {
-            do { _ = try RunOptionParser.parseSignal(stopSignal, option: "StopSignal") } catch { throw .badRequest("\(error)") }
+            do { _ = try RunOptionParser.parseSignal(stopSignal, option: "StopSignal") } catch {
+                throw .badRequest("\(error)")
+            }
         }
         if let mac = MacAddress, !mac.isEmpty { throw unsupported("MacAddress") }
         if let health = Healthcheck, let test = health.Test, !test.isEmpty {
@@ -242,7 +254,10 @@ public struct ContainerCreateRequest: Decodable, Sendable {
             check.startPeriod = health.StartPeriod ?? 0
             check.startInterval = health.StartInterval ?? 0
             check.retries = health.Retries ?? 0
-            for (name, value) in [("Interval", check.interval), ("Timeout", check.timeout), ("StartPeriod", check.startPeriod), ("StartInterval", check.startInterval)]
+            for (name, value) in [
+                ("Interval", check.interval), ("Timeout", check.timeout), ("StartPeriod", check.startPeriod),
+                ("StartInterval", check.startInterval),
+            ]
             where value != 0 && value < 1_000_000 {
                 throw .badRequest("Healthcheck.\(name) in Healthcheck cannot be less than 1ms")
             }
@@ -258,7 +273,9 @@ public struct ContainerCreateRequest: Decodable, Sendable {
         }
         // Anonymous volumes (`-v /data`) travel as Config.Volumes; a mount at the same place wins.
         for target in (Volumes ?? [:]).keys.sorted() where !c.mounts.contains(where: { $0.target == target }) {
-            guard target.hasPrefix("/") else { throw .badRequest("invalid volume specification: '\(target)': the path must be absolute") }
+            guard target.hasPrefix("/") else {
+                throw .badRequest("invalid volume specification: '\(target)': the path must be absolute")
+            }
             c.mounts.append(ContainerConfiguration.MountRequest(type: .volume, source: "", target: target))
         }
         try applyNetworking(to: &c)
@@ -277,7 +294,9 @@ public struct ContainerCreateRequest: Decodable, Sendable {
                 c.ipAddress = address
                 c.networkAliases = aliases
             } else if ["host", "none"].contains(primary) || primary.hasPrefix("container:") {
-                throw .badRequest("container sharing network namespace with another container or host cannot be connected to any other network")
+                throw .badRequest(
+                    "container sharing network namespace with another container or host cannot be connected to any other network"
+                )
             } else {
                 c.additionalNetworks.append(name)
                 var extra = c.additionalEndpoints ?? [:]
@@ -290,7 +309,9 @@ public struct ContainerCreateRequest: Decodable, Sendable {
     /// `80/tcp`, `53/udp`, or `8080` (tcp).
     static func port(_ text: String) throws(DockerAPIError) -> (key: String, port: UInt16, proto: String) {
         let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        guard let first = parts.first, let port = UInt16(first), port > 0 else { throw .badRequest("invalid port specification: \"\(text)\"") }
+        guard let first = parts.first, let port = UInt16(first), port > 0 else {
+            throw .badRequest("invalid port specification: \"\(text)\"")
+        }
         let proto = parts.count > 1 ? parts[1].lowercased() : "tcp"
         guard ["tcp", "udp", "sctp"].contains(proto) else { throw .badRequest("invalid proto: \(proto)") }
         return ("\(port)/\(proto)", port, proto)

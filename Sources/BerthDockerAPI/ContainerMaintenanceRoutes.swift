@@ -26,7 +26,9 @@ extension DockerAPI {
         if name.hasPrefix("/") { name = String(name.dropFirst()) }
         guard !name.isEmpty else { throw DockerAPIError.badRequest("Neither old nor new names may be empty") }
         let record = try engine.lookup(reference)
-        if record.name == name { throw DockerAPIError.badRequest("Renaming a container with the same name as its current name") }
+        if record.name == name {
+            throw DockerAPIError.badRequest("Renaming a container with the same name as its current name")
+        }
         try engine.rename(record.id, to: name)
         hub.notify()
         response.send(.noContent)
@@ -56,8 +58,11 @@ extension DockerAPI {
         let record = try engine.lookup(reference)
         guard record.state.running else { throw DockerAPIError.conflict("Container \(record.id) is not running") }
         let pids = Set(try engine.processes(record.id))
-        let arguments = (request.value("ps_args").flatMap { $0.isEmpty ? nil : $0 } ?? "-ef").split(separator: " ").map(String.init)
-        guard let ps = ChildProcess.lookup("ps", path: "/usr/bin:/bin") else { throw DockerAPIError(.internalServerError, "no ps on the host") }
+        let arguments = (request.value("ps_args").flatMap { $0.isEmpty ? nil : $0 } ?? "-ef").split(separator: " ").map(
+            String.init)
+        guard let ps = ChildProcess.lookup("ps", path: "/usr/bin:/bin") else {
+            throw DockerAPIError(.internalServerError, "no ps on the host")
+        }
         let output = try ChildProcess.run(ps, arguments: ["ps"] + arguments, environment: ["PATH=/usr/bin:/bin"])
         guard output.status.succeeded else {
             throw DockerAPIError(.internalServerError, "ps: \(output.stderrText.trimmingSpaces)")
@@ -77,7 +82,8 @@ extension DockerAPI {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard fields.count >= titles.count, let pid = Int32(fields[pidColumn]), pids.contains(pid) else { continue }
             // The last column (the command) takes the rest of the line, spaces and all.
-            processes.append(Array(fields[..<(titles.count - 1)]) + [fields[(titles.count - 1)...].joined(separator: " ")])
+            processes.append(
+                Array(fields[..<(titles.count - 1)]) + [fields[(titles.count - 1)...].joined(separator: " ")])
         }
         return TopResponse(Titles: titles, Processes: processes)
     }
@@ -108,8 +114,10 @@ extension DockerAPI {
         try streamOutput(of: "export of \(record.shortID)", to: response) { fd throws(EngineError) in
             do {
                 let devnull = try FileDescriptor.open("/dev/null", O_WRONLY)
-                let pid = try ChildProcess.spawn("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", rootfs, "-cf", "-"] + (names.isEmpty ? ["."] : names),
-                                                 environment: ["PATH=/usr/bin:/bin"], fileDescriptors: [1: fd, 2: devnull.rawValue])
+                let pid = try ChildProcess.spawn(
+                    "/bin/tar",
+                    arguments: ["tar", "--numeric-owner", "-C", rootfs, "-cf", "-"] + (names.isEmpty ? ["."] : names),
+                    environment: ["PATH=/usr/bin:/bin"], fileDescriptors: [1: fd, 2: devnull.rawValue])
                 let status = try ChildProcess.wait(pid)
                 guard status.succeeded else { throw EngineError.other("tar: \(status)") }
             } catch let error as EngineError { throw error } catch { throw .other("tar: \(error)") }
@@ -143,7 +151,11 @@ extension DockerAPI {
         for record in engine.list() where !record.state.running {
             let labels = record.configuration.labels.merging(record.imageConfig?.Labels ?? [:]) { a, _ in a }
             guard filters.matchesLabel(labels) else { continue }
-            if !filters.values("label!").isEmpty, Filters(entries: ["label": filters.values("label!")]).matchesAnyLabel(labels) { continue }
+            if !filters.values("label!").isEmpty,
+                Filters(entries: ["label": filters.values("label!")]).matchesAnyLabel(labels)
+            {
+                continue
+            }
             if let until, let created = Timestamp.parse(record.created), Double(created.seconds) >= until { continue }
             let size = engine.images.writableLayerSize(containerID: record.id)
             do {

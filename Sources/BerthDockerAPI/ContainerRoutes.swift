@@ -59,12 +59,17 @@ extension DockerAPI {
         var published = Set<String>()
         if r.state.running {
             for p in r.publishedPorts {
-                ports.append(.init(IP: p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.proto))
+                ports.append(
+                    .init(
+                        IP: p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, PrivatePort: p.containerPort,
+                        PublicPort: p.hostPort, Type: p.proto))
                 published.insert("\(p.containerPort)/\(p.proto)")
             }
         }
         for port in Set(r.exposedPorts).sorted() where !published.contains(port) {
-            if let parsed = try? ContainerCreateRequest.port(port) { ports.append(.init(PrivatePort: parsed.port, Type: parsed.proto)) }
+            if let parsed = try? ContainerCreateRequest.port(port) {
+                ports.append(.init(PrivatePort: parsed.port, Type: parsed.proto))
+            }
         }
         return ContainerSummary(
             Id: r.id, Names: ["/" + r.name], Image: r.imageReference, ImageID: r.imageID,
@@ -154,7 +159,8 @@ extension DockerAPI {
     }
 
     func killContainer(_ reference: String, _ request: APIRequest, _ response: ResponseWriter) throws {
-        let signal = try RunOptionParser.parseSignal(request.value("signal").flatMap { $0.isEmpty ? nil : $0 } ?? "KILL")
+        let signal = try RunOptionParser.parseSignal(
+            request.value("signal").flatMap { $0.isEmpty ? nil : $0 } ?? "KILL")
         let record = try engine.lookup(reference)
         try engine.kill(record.id, signal: signal)
         hub.notify()
@@ -170,7 +176,6 @@ extension DockerAPI {
         response.send(.noContent)
     }
 }
-
 
 /// docker's `filters` query parameter: `{"status":["running"]}`, or the older `{"status":{"running":true}}`.
 struct Filters {

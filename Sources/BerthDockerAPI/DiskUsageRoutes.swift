@@ -45,21 +45,33 @@ extension DockerAPI {
         let types = Set(request.query["type"] ?? [])
         func wanted(_ type: String) -> Bool { types.isEmpty || types.contains(type) }
         let imageSizes = Dictionary(usage.images.map { ($0.records[0].config.digest, $0.size) }) { a, _ in a }
-        let images: [ImageSummary] = !wanted("image") ? [] : usage.images.map { image -> ImageSummary in
-            let config = self.config(image.records[0])
-            return ImageSummary(Id: image.records[0].config.digest.description,
-                                RepoTags: image.records.map { ImageNames.familiar($0.name) }.sorted(),
-                                RepoDigests: Self.repoDigests(image.records),
-                                Created: Self.created(config, fallback: image.records[0].stored), Size: image.size, SharedSize: 0,
-                                Labels: config?.config?.Labels ?? [:], Containers: image.containers)
-        }
-        let containers: [ContainerUsageSummary] = !wanted("container") ? [] : usage.containers.map { c -> ContainerUsageSummary in
-            let base = engine.images.store.image(c.record.imageName).flatMap { imageSizes[$0.config.digest] } ?? 0
-            return ContainerUsageSummary(summary: summary(c.record), SizeRw: c.size, SizeRootFs: c.size + base)
-        }
-        let volumes: [VolumeUsageSummary] = !wanted("volume") ? [] : usage.volumes.map {
-            VolumeUsageSummary(volume: VolumeResource($0.volume), UsageData: .init(Size: $0.size, RefCount: $0.containers))
-        }
-        response.json(DiskUsageResponse(LayersSize: usage.layersSize, Images: images, Containers: containers, Volumes: volumes))
+        let images: [ImageSummary] =
+            !wanted("image")
+            ? []
+            : usage.images.map { image -> ImageSummary in
+                let config = self.config(image.records[0])
+                return ImageSummary(
+                    Id: image.records[0].config.digest.description,
+                    RepoTags: image.records.map { ImageNames.familiar($0.name) }.sorted(),
+                    RepoDigests: Self.repoDigests(image.records),
+                    Created: Self.created(config, fallback: image.records[0].stored), Size: image.size, SharedSize: 0,
+                    Labels: config?.config?.Labels ?? [:], Containers: image.containers)
+            }
+        let containers: [ContainerUsageSummary] =
+            !wanted("container")
+            ? []
+            : usage.containers.map { c -> ContainerUsageSummary in
+                let base = engine.images.store.image(c.record.imageName).flatMap { imageSizes[$0.config.digest] } ?? 0
+                return ContainerUsageSummary(summary: summary(c.record), SizeRw: c.size, SizeRootFs: c.size + base)
+            }
+        let volumes: [VolumeUsageSummary] =
+            !wanted("volume")
+            ? []
+            : usage.volumes.map {
+                VolumeUsageSummary(
+                    volume: VolumeResource($0.volume), UsageData: .init(Size: $0.size, RefCount: $0.containers))
+            }
+        response.json(
+            DiskUsageResponse(LayersSize: usage.layersSize, Images: images, Containers: containers, Volumes: volumes))
     }
 }

@@ -12,7 +12,9 @@ extension DockerAPI {
 
     func distributionInspect(_ name: String, _ request: APIRequest, _ response: ResponseWriter) throws {
         let reference: Reference
-        do { reference = try Reference(parsing: name) } catch { throw DockerAPIError.badRequest("invalid reference format: \(name)") }
+        do { reference = try Reference(parsing: name) } catch {
+            throw DockerAPIError.badRequest("invalid reference format: \(name)")
+        }
         let service = try registryService(request)
         defer { service.release() }
         let registry = service.images.registry
@@ -23,11 +25,16 @@ extension DockerAPI {
         } else if let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes)) {
             // A single image: its platform is in its config.
             let configBytes = try BlockingThread.await { try await registry.fetchSmallBlob(reference, manifest.config) }
-            if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(configBytes)), let os = config.os, let architecture = config.architecture {
+            if let config = try? JSONDecoder().decode(ImageConfig.self, from: Data(configBytes)), let os = config.os,
+                let architecture = config.architecture
+            {
                 platforms = [Platform(os: os, architecture: architecture, variant: config.variant)]
             }
         }
         let type = mediaType ?? "application/vnd.oci.image.manifest.v1+json"
-        response.json(DistributionInspect(Descriptor: .init(mediaType: type, digest: digest.description, size: bytes.count), Platforms: platforms))
+        response.json(
+            DistributionInspect(
+                Descriptor: .init(mediaType: type, digest: digest.description, size: bytes.count), Platforms: platforms)
+        )
     }
 }

@@ -53,10 +53,13 @@ public final class DockerAPI: Sendable {
         guard !version.isEmpty, version.allSatisfy({ $0.isNumber || $0 == "." }) else { return (nil, path) }
         guard let asked = APIVersion(version) else { throw .badRequest("invalid API version: \(version)") }
         if asked > APIVersion(maximumAPIVersion)! {
-            throw .badRequest("client version \(version) is too new. Maximum supported API version is \(maximumAPIVersion)")
+            throw .badRequest(
+                "client version \(version) is too new. Maximum supported API version is \(maximumAPIVersion)")
         }
         if asked < APIVersion(minimumAPIVersion)! {
-            throw .badRequest("client version \(version) is too old. Minimum supported API version is \(minimumAPIVersion), please upgrade your client to a newer version")
+            throw .badRequest(
+                "client version \(version) is too old. Minimum supported API version is \(minimumAPIVersion), please upgrade your client to a newer version"
+            )
         }
         let remainder = String(rest[end...])
         return (version, remainder.isEmpty ? "/" : remainder)
@@ -79,7 +82,10 @@ public final class DockerAPI: Sendable {
             if try routeExec(method, Array(parts.dropFirst()), request, response) { return }
         case "images":
             let rest = Array(parts.dropFirst())
-            if try routeImages(method, rest, request, response) || routeImageManagement(method, rest, request, response) { return }
+            if try routeImages(method, rest, request, response) || routeImageManagement(method, rest, request, response)
+            {
+                return
+            }
         case "networks":
             if try routeNetworks(method, Array(parts.dropFirst()), request, response) { return }
         case "volumes":
@@ -102,7 +108,9 @@ public final class DockerAPI: Sendable {
         throw DockerAPIError.notFound("page not found")
     }
 
-    private func routeContainers(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+    private func routeContainers(
+        _ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter
+    ) throws -> Bool {
         switch (method, parts.count) {
         case (.GET, 1) where parts[0] == "json":
             try listContainers(request, response)
@@ -150,7 +158,9 @@ public final class DockerAPI: Sendable {
         return true
     }
 
-    private func routeExec(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+    private func routeExec(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter)
+        throws -> Bool
+    {
         switch (method, parts.count) {
         case (.POST, 2) where parts[1] == "start": try startExec(parts[0], request, response)
         case (.POST, 2) where parts[1] == "resize": try resizeExec(parts[0], request, response)
@@ -160,7 +170,9 @@ public final class DockerAPI: Sendable {
         return true
     }
 
-    private func routeImages(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+    private func routeImages(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter)
+        throws -> Bool
+    {
         if method == .GET, parts == ["json"] {
             try listImages(request, response)
             return true

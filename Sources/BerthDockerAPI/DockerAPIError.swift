@@ -52,7 +52,10 @@ public struct DockerAPIError: Error, CustomStringConvertible, Sendable, Equatabl
         case .inUse: return .conflict("\(error)")
         case .pulling(let reference, .authentication):
             // Not a 401: that status makes the CLI prompt for a login and retry (it is /auth's answer).
-            return DockerAPIError(.forbidden, "pull access denied for \(reference), repository does not exist or may require 'docker login': \(error)")
+            return DockerAPIError(
+                .forbidden,
+                "pull access denied for \(reference), repository does not exist or may require 'docker login': \(error)"
+            )
         case .pulling(_, let cause), .pushing(_, let cause):
             let inner = from(cause)
             return DockerAPIError(inner.status, "\(error)")

@@ -57,10 +57,17 @@ public struct DockerAPITLS: Sendable {
     /// in dockerd), TLS 1.2 at least, speaking HTTP/1.1.
     func context() throws(DockerAPIServerError) -> NIOSSLContext {
         let chain: [NIOSSLCertificate], key: NIOSSLPrivateKey, roots: [NIOSSLCertificate]
-        do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch { throw .tls("certificate \(certificate)", cause: error) }
-        do { key = try NIOSSLPrivateKey(file: self.key, format: .pem) } catch { throw .tls("key \(self.key)", cause: error) }
-        do { roots = try NIOSSLCertificate.fromPEMFile(caCertificate) } catch { throw .tls("CA certificate \(caCertificate)", cause: error) }
-        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        do { chain = try NIOSSLCertificate.fromPEMFile(certificate) } catch {
+            throw .tls("certificate \(certificate)", cause: error)
+        }
+        do { key = try NIOSSLPrivateKey(file: self.key, format: .pem) } catch {
+            throw .tls("key \(self.key)", cause: error)
+        }
+        do { roots = try NIOSSLCertificate.fromPEMFile(caCertificate) } catch {
+            throw .tls("CA certificate \(caCertificate)", cause: error)
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         tls.trustRoots = .certificates(roots)
         // A client has no host name to check; its certificate must chain to the CA, nothing more.
         tls.certificateVerification = .noHostnameVerification
@@ -85,8 +92,10 @@ public final class DockerAPIServer: Service, Sendable {
     let onReady: (@Sendable ([DockerAPIListener]) -> Void)?
     private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
-    public init(api: DockerAPI, listeners: [DockerAPIListener], logger: Logger = Logger(label: "berth.docker-api"),
-                onReady: (@Sendable ([DockerAPIListener]) -> Void)? = nil) {
+    public init(
+        api: DockerAPI, listeners: [DockerAPIListener], logger: Logger = Logger(label: "berth.docker-api"),
+        onReady: (@Sendable ([DockerAPIListener]) -> Void)? = nil
+    ) {
         self.api = api
         self.listeners = listeners
         self.logger = logger
@@ -124,7 +133,9 @@ public final class DockerAPIServer: Service, Sendable {
     }
 
     /// Binds one listener; returns it with the port the kernel chose when asked for port 0.
-    private func bind(_ listener: DockerAPIListener, on loops: MultiThreadedEventLoopGroup) async throws -> (any Channel, DockerAPIListener) {
+    private func bind(_ listener: DockerAPIListener, on loops: MultiThreadedEventLoopGroup) async throws -> (
+        any Channel, DockerAPIListener
+    ) {
         switch listener {
         case .unix(let path, let group):
             return (try await bindUnix(path, group: group, loops), listener)
@@ -137,24 +148,32 @@ public final class DockerAPIServer: Service, Sendable {
                 throw DockerAPIServerError.listen(listener.description, cause: error)
             }
             let actual = DockerAPIListener.tcp(host: host, port: server.localAddress?.port ?? port, tls: tls)
-            logger.info("serving the Docker Engine API", metadata: ["address": "\(actual)", "api": "\(DockerAPI.apiVersion)", "tls": "verify"])
+            logger.info(
+                "serving the Docker Engine API",
+                metadata: ["address": "\(actual)", "api": "\(DockerAPI.apiVersion)", "tls": "verify"])
             return (server, actual)
         }
     }
 
-    private func bindUnix(_ path: String, group: gid_t?, _ loops: MultiThreadedEventLoopGroup) async throws -> any Channel {
+    private func bindUnix(_ path: String, group: gid_t?, _ loops: MultiThreadedEventLoopGroup) async throws
+        -> any Channel
+    {
         // A live daemon's socket is not taken over (a stale file left by a killed one is replaced).
         if let existing = try? UnixSocket.connect(path) {
             existing.close()
             throw DockerAPIServerError.inUse(path)
         }
         let directory = FileSystem.parent(of: path)
-        if !directory.isEmpty && !FileSystem.exists(directory) { try FileSystem.makeDirectories(directory, mode: 0o755) }
+        if !directory.isEmpty && !FileSystem.exists(directory) {
+            try FileSystem.makeDirectories(directory, mode: 0o755)
+        }
         // Created 0600 (no window in which anyone else could connect), then opened to the group.
         let previous = umask(0o177)
         let server: any Channel
         do {
-            server = try await bootstrap(loops, tls: nil).bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
+            server = try await bootstrap(loops, tls: nil).bind(
+                unixDomainSocketPath: path, cleanupExistingSocketFile: true
+            ).get()
             umask(previous)
         } catch {
             umask(previous)
@@ -179,8 +198,9 @@ public final class DockerAPIServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                                            name: HTTPConnectionHandler.decoderName)
+                    try pipeline.addHandler(
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                        name: HTTPConnectionHandler.decoderName)
                     try pipeline.addHandler(HTTPResponseEncoder(), name: HTTPConnectionHandler.encoderName)
                     try pipeline.addHandler(HTTPConnectionHandler(api: api))
                     self.track(channel)
@@ -194,7 +214,8 @@ public final class DockerAPIServer: Service, Sendable {
         guard !directory.isEmpty, stat(directory, &info) == 0, info.st_mode & 0o011 == 0 else { return }
         if info.st_gid != group && chown(directory, uid_t.max, group) != 0 { return }
         chmod(directory, (info.st_mode & 0o7777) | 0o010)
-        logger.info("opened the socket's directory to its group", metadata: ["directory": "\(directory)", "gid": "\(group)"])
+        logger.info(
+            "opened the socket's directory to its group", metadata: ["directory": "\(directory)", "gid": "\(group)"])
     }
 
     private func track(_ channel: any Channel) {

@@ -38,12 +38,17 @@ extension DockerAPI {
         let record = try engine.lookup(reference)
         switch record.state.status {
         case .running: break
-        case .paused: throw DockerAPIError.conflict("container \(record.id) is paused, unpause the container before exec")
+        case .paused:
+            throw DockerAPIError.conflict("container \(record.id) is paused, unpause the container before exec")
         default: throw DockerAPIError.conflict("container \(record.id) is not running")
         }
-        guard let command = body.Cmd, !command.isEmpty else { throw DockerAPIError.badRequest("No exec command specified") }
+        guard let command = body.Cmd, !command.isEmpty else {
+            throw DockerAPIError.badRequest("No exec command specified")
+        }
         let keys = try DetachKeys(parsing: body.DetachKeys)
-        if let size = body.ConsoleSize, size.count != 2 { throw DockerAPIError.badRequest("ConsoleSize must be [height, width]") }
+        if let size = body.ConsoleSize, size.count != 2 {
+            throw DockerAPIError.badRequest("ConsoleSize must be [height, width]")
+        }
         var exec = ExecRequest(command: command)
         exec.tty = body.Tty ?? false
         exec.env = body.Env ?? []
@@ -53,7 +58,8 @@ extension DockerAPI {
         exec.terminalInForeground = true
         let instance = ExecInstance(
             id: ContainerNames.randomID(), containerID: record.id, request: exec,
-            attachStdin: body.AttachStdin ?? false, attachStdout: body.AttachStdout ?? false, attachStderr: body.AttachStderr ?? false,
+            attachStdin: body.AttachStdin ?? false, attachStdout: body.AttachStdout ?? false,
+            attachStderr: body.AttachStderr ?? false,
             detachKeys: keys, detachKeysText: body.DetachKeys ?? "", consoleSize: body.ConsoleSize,
             announce: { [engine] action, extra in engine.events.container(action, record, extra) })
         execs.add(instance)
@@ -85,11 +91,14 @@ extension DockerAPI {
             }
             return response.send(.ok)
         }
-        let session = ExecSession(instance: instance, prepared: prepared, channel: response.channel,
-                                  consoleSize: body.ConsoleSize ?? instance.consoleSize, logger: logger)
-        let raw = RawStreamHandler(onInput: { session.clientInput($0) }, onInputClosed: { session.clientInputClosed() },
-                                   onClose: { session.clientClosed() })
-        let contentType = instance.request.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream"
+        let session = ExecSession(
+            instance: instance, prepared: prepared, channel: response.channel,
+            consoleSize: body.ConsoleSize ?? instance.consoleSize, logger: logger)
+        let raw = RawStreamHandler(
+            onInput: { session.clientInput($0) }, onInputClosed: { session.clientInputClosed() },
+            onClose: { session.clientClosed() })
+        let contentType =
+            instance.request.tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream"
         if request.wantsUpgrade {
             response.hijack(contentType: contentType, raw: raw)
         } else {
@@ -100,12 +109,18 @@ extension DockerAPI {
 
     /// `h` and `w` of a resize request, as dockerd checks them.
     static func terminalSize(_ request: APIRequest) throws(DockerAPIError) -> (UInt16, UInt16) {
-        guard let h = request.value("h"), let height = UInt16(h) else { throw .badRequest("invalid resize height \"\(request.value("h") ?? "")\"") }
-        guard let w = request.value("w"), let width = UInt16(w) else { throw .badRequest("invalid resize width \"\(request.value("w") ?? "")\"") }
+        guard let h = request.value("h"), let height = UInt16(h) else {
+            throw .badRequest("invalid resize height \"\(request.value("h") ?? "")\"")
+        }
+        guard let w = request.value("w"), let width = UInt16(w) else {
+            throw .badRequest("invalid resize width \"\(request.value("w") ?? "")\"")
+        }
         return (height, width)
     }
 
-    func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8], emptyAllowed: Bool = false) throws(DockerAPIError) -> T {
+    func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8], emptyAllowed: Bool = false) throws(DockerAPIError)
+        -> T
+    {
         var bytes = body
         if !body.contains(where: { !($0 == 32 || $0 == 9 || $0 == 10 || $0 == 13) }) {
             guard emptyAllowed else { throw .badRequest("request body cannot be empty") }
@@ -164,9 +179,12 @@ final class ExecInstance: @unchecked Sendable {
     }
     private let state = Mutex(State())
 
-    init(id: String, containerID: String, request: ExecRequest, attachStdin: Bool, attachStdout: Bool, attachStderr: Bool,
-         detachKeys: DetachKeys, detachKeysText: String, consoleSize: [UInt16]?,
-         announce: @escaping @Sendable (String, [String: String]) -> Void) {
+    init(
+        id: String, containerID: String, request: ExecRequest, attachStdin: Bool, attachStdout: Bool,
+        attachStderr: Bool,
+        detachKeys: DetachKeys, detachKeysText: String, consoleSize: [UInt16]?,
+        announce: @escaping @Sendable (String, [String: String]) -> Void
+    ) {
         self.announce = announce
         self.id = id
         self.containerID = containerID
@@ -208,7 +226,9 @@ final class ExecInstance: @unchecked Sendable {
             s.pid = pid
             s.pidFile = pidFile
             s.terminal = terminal
-            if let terminal, let size = s.pendingSize { Self.setSize(terminal.rawValue, height: size.height, width: size.width) }
+            if let terminal, let size = s.pendingSize {
+                Self.setSize(terminal.rawValue, height: size.height, width: size.width)
+            }
             s.pendingSize = nil
         }
     }
@@ -255,13 +275,17 @@ final class ExecInstance: @unchecked Sendable {
         defer { prepared.discard() }
         let listener = try prepared.consoleSocket.map { try UnixSocket.listen($0, backlog: 1) }
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
-        let pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
-                                         fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
+        let pid = try ChildProcess.spawn(
+            prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+            fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
         var master: FileDescriptor?
         if let listener {
             // The runtime passes the terminal before it detaches; it may also fail before.
             let runtime = berth_pidfd_open(pid, 0)
-            var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: runtime, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: runtime, events: Int16(POLLIN), revents: 0),
+            ]
             while poll(&fds, 2, -1) < 0 && errno == EINTR {}
             if runtime >= 0 { close(runtime) }
             if fds[0].revents != 0, let connection = try? UnixSocket.accept(listener) {
@@ -304,11 +328,13 @@ final class ExecInstance: @unchecked Sendable {
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
         // The pid file appears in this directory once the process runs.
         let inotify = FileDescriptor(owning: inotify_init1(Int32(IN_CLOEXEC)))
-        _ = inotify_add_watch(inotify.rawValue, FileSystem.parent(of: prepared.pidFile), UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE))
+        _ = inotify_add_watch(
+            inotify.rawValue, FileSystem.parent(of: prepared.pidFile), UInt32(IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE))
         let pid: pid_t
         do {
-            pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
-                                         fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
+            pid = try ChildProcess.spawn(
+                prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+                fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
         } catch {
             prepared.discard()
             throw error
@@ -318,11 +344,15 @@ final class ExecInstance: @unchecked Sendable {
         var runtimeEnded = false
         var scratch = [UInt8](repeating: 0, count: 4096)
         while !prepared.started && !runtimeEnded {
-            var fds = [pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: runtime.rawValue, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: master == nil ? listener?.rawValue ?? -1 : -1, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: runtime.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: master == nil ? listener?.rawValue ?? -1 : -1, events: Int16(POLLIN), revents: 0),
+            ]
             if poll(&fds, 3, -1) < 0 { if errno == EINTR { continue } else { break } }
-            if fds[0].revents != 0 { _ = scratch.withUnsafeMutableBytes { read(inotify.rawValue, $0.baseAddress, $0.count) } }
+            if fds[0].revents != 0 {
+                _ = scratch.withUnsafeMutableBytes { read(inotify.rawValue, $0.baseAddress, $0.count) }
+            }
             if fds[1].revents != 0 { runtimeEnded = true }
             if fds[2].revents != 0, let listener, let connection = try? UnixSocket.accept(listener) {
                 var received: Int32 = -1
@@ -335,7 +365,8 @@ final class ExecInstance: @unchecked Sendable {
             let status = try? ChildProcess.wait(pid)
             prepared.discard()
             failed()
-            throw DockerAPIError(.internalServerError, "exec \(id) failed to start: runtime \(status.map { "\($0)" } ?? "ended")")
+            throw DockerAPIError(
+                .internalServerError, "exec \(id) failed to start: runtime \(status.map { "\($0)" } ?? "ended")")
         }
         started(pid: process, pidFile: nil, terminal: master)
         prepared.discard()
@@ -391,20 +422,26 @@ final class ExecInstance: @unchecked Sendable {
             try c.encode(Running, forKey: .Running)
             try c.encode(Pid, forKey: .Pid)
         }
-        enum Keys: String, CodingKey { case CanRemove, ContainerID, DetachKeys, ExitCode, ID, OpenStderr, OpenStdin, OpenStdout, ProcessConfig, Running, Pid }
+        enum Keys: String, CodingKey {
+            case CanRemove, ContainerID, DetachKeys, ExitCode, ID, OpenStderr, OpenStdin, OpenStdout, ProcessConfig,
+                Running, Pid
+        }
     }
 
     func inspect() -> Inspect {
         var s = state.withLock { $0 }
         // Until then the pid is the runtime's, which runs the process in the foreground.
-        if s.phase == .running, let file = s.pidFile, let text = try? FileSystem.readString(file), let pid = Int32(text.filter(\.isNumber)) {
+        if s.phase == .running, let file = s.pidFile, let text = try? FileSystem.readString(file),
+            let pid = Int32(text.filter(\.isNumber))
+        {
             s.pid = pid
         }
         return Inspect(
             CanRemove: false, ContainerID: containerID, DetachKeys: detachKeysText, ExitCode: s.exitCode, ID: id,
             OpenStderr: attachStderr, OpenStdin: attachStdin, OpenStdout: attachStdout,
-            ProcessConfig: .init(arguments: Array(request.command.dropFirst()), entrypoint: request.command.first ?? "",
-                                 privileged: request.privileged, tty: request.tty, user: request.user ?? ""),
+            ProcessConfig: .init(
+                arguments: Array(request.command.dropFirst()), entrypoint: request.command.first ?? "",
+                privileged: request.privileged, tty: request.tty, user: request.user ?? ""),
             Running: s.phase == .running, Pid: s.pid)
     }
 }

@@ -120,17 +120,22 @@ final class ExecSession: @unchecked Sendable {
         let errors = try Pipe()
         let input = instance.attachStdin ? try Pipe() : nil
         let devnull = try BerthOS.FileDescriptor.open("/dev/null", O_RDWR)
-        let pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
-                                         fileDescriptors: [0: input?.reading.rawValue ?? devnull.rawValue,
-                                                           1: output.writing.rawValue, 2: errors.writing.rawValue])
+        let pid = try ChildProcess.spawn(
+            prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+            fileDescriptors: [
+                0: input?.reading.rawValue ?? devnull.rawValue,
+                1: output.writing.rawValue, 2: errors.writing.rawValue,
+            ])
         output.writing.close()
         errors.writing.close()
         input?.reading.close()
         devnull.close()
         instance.started(pid: pid, pidFile: prepared.pidFile, terminal: nil)
         var stdinOpen = input != nil
-        var open: [(BerthOS.FileDescriptor, StreamFrame.Kind, Bool)] = [(output.reading, .stdout, instance.attachStdout),
-                                                                (errors.reading, .stderr, instance.attachStderr)]
+        var open: [(BerthOS.FileDescriptor, StreamFrame.Kind, Bool)] = [
+            (output.reading, .stdout, instance.attachStdout),
+            (errors.reading, .stderr, instance.attachStderr),
+        ]
         var buffer = [UInt8](repeating: 0, count: 65536)
         var clientThere = true
         while !open.isEmpty {
@@ -162,7 +167,9 @@ final class ExecSession: @unchecked Sendable {
                     open.remove(at: index)
                     continue
                 }
-                if wanted && clientThere && !send(StreamFrame(kind, Array(buffer[0..<n])).encoded) { clientThere = false }
+                if wanted && clientThere && !send(StreamFrame(kind, Array(buffer[0..<n])).encoded) {
+                    clientThere = false
+                }
             }
         }
         return try ChildProcess.wait(pid).code
@@ -174,12 +181,16 @@ final class ExecSession: @unchecked Sendable {
         // The runtime's own messages (a program not found) are the client's to read.
         let errors = try Pipe()
         let devnull = try BerthOS.FileDescriptor.open("/dev/null", O_RDWR)
-        let pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
-                                         fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: errors.writing.rawValue])
+        let pid = try ChildProcess.spawn(
+            prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+            fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: errors.writing.rawValue])
         errors.writing.close()
         let pidfd = berth_pidfd_open(pid, 0)
         defer { if pidfd >= 0 { close(pidfd) } }
-        var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+        ]
         while poll(&fds, 2, -1) < 0 && errno == EINTR {}
         guard fds[0].revents != 0 else { return try runtimeFailed(pid, errors) }
         let connection = try UnixSocket.accept(listener)
@@ -188,7 +199,9 @@ final class ExecSession: @unchecked Sendable {
         _ = berth_recv_fd(connection.rawValue, &received, &byte, 1)
         guard received >= 0 else { return try runtimeFailed(pid, errors) }
         let master = BerthOS.FileDescriptor(owning: received)
-        if let size = consoleSize, size.count == 2 { ExecInstance.setSize(master.rawValue, height: size[0], width: size[1]) }
+        if let size = consoleSize, size.count == 2 {
+            ExecInstance.setSize(master.rawValue, height: size[0], width: size[1])
+        }
         // The runtime has written the pid file before it waits for the process.
         instance.started(pid: prepared.pid ?? pid, pidFile: nil, terminal: master)
         if !prepared.runtimeWaits { _ = try? ChildProcess.wait(pid) }

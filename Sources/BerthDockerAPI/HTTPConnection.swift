@@ -33,11 +33,13 @@ public struct APIRequest: Sendable {
             for pair in parts[1].split(separator: "&") where !pair.isEmpty {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let key = PercentDecoding.decode(String(kv[0]), plusIsSpace: true)
-                query[key, default: []].append(kv.count > 1 ? PercentDecoding.decode(String(kv[1]), plusIsSpace: true) : "")
+                query[key, default: []].append(
+                    kv.count > 1 ? PercentDecoding.decode(String(kv[1]), plusIsSpace: true) : "")
             }
         }
         self.query = query
-        wantsUpgrade = headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
+        wantsUpgrade =
+            headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
             && headers["upgrade"].contains { $0.lowercased() == "tcp" }
     }
 
@@ -67,7 +69,9 @@ enum PercentDecoding {
         var utf8 = Array(text.utf8)[...]
         while let b = utf8.first {
             utf8 = utf8.dropFirst()
-            if b == UInt8(ascii: "%"), utf8.count >= 2, let hi = hex(utf8[utf8.startIndex]), let lo = hex(utf8[utf8.startIndex + 1]) {
+            if b == UInt8(ascii: "%"), utf8.count >= 2, let hi = hex(utf8[utf8.startIndex]),
+                let lo = hex(utf8[utf8.startIndex + 1])
+            {
                 bytes.append(hi << 4 | lo)
                 utf8 = utf8.dropFirst(2)
             } else if b == UInt8(ascii: "+") && plusIsSpace {
@@ -114,7 +118,8 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     /// a file under the data root as it arrives, never held in memory, whatever its size.
     static func isUpload(_ head: HTTPRequestHead) -> Bool {
         let path = head.uri.split(separator: "?", maxSplits: 1).first ?? ""
-        return head.method == .PUT && path.hasSuffix("/archive") || head.method == .POST && path.hasSuffix("/images/load")
+        return head.method == .PUT && path.hasSuffix("/archive")
+            || head.method == .POST && path.hasSuffix("/images/load")
     }
 
     static let decoderName = "docker-api-http-decoder"
@@ -162,8 +167,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 } catch {
                     discardUpload()
                     tooLarge = true
-                    refuse(context, head ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"),
-                           DockerAPIError(.internalServerError, "cannot store the request body: \(error)"))
+                    refuse(
+                        context, head ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"),
+                        DockerAPIError(.internalServerError, "cannot store the request body: \(error)"))
                 }
             } else if (body?.readableBytes ?? 0) + chunk.readableBytes > limit {
                 refuseTooLarge(context, head ?? HTTPRequestHead(version: .http1_1, method: .POST, uri: "/"))
@@ -210,7 +216,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         headers.add(name: "Connection", value: "close")
         let bytes = JSONBody.message(error.message)
         headers.add(name: "Content-Length", value: String(bytes.count))
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: error.status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: error.status, headers: headers))),
+            promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
@@ -221,8 +229,9 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         guard !busy, !waiting.isEmpty else { return }
         let (head, body, uploaded) = waiting.removeFirst()
         busy = true
-        var request = APIRequest(method: head.method, uri: head.uri, headers: head.headers,
-                                 body: body.map { Array($0.readableBytesView) } ?? [])
+        var request = APIRequest(
+            method: head.method, uri: head.uri, headers: head.headers,
+            body: body.map { Array($0.readableBytesView) } ?? [])
         request.upload = uploaded
         if head.version.major == 1 && head.version.minor == 0 { request.wantsUpgrade = false }
         let cancellation = Cancellation()
@@ -230,17 +239,18 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         // An upgrade request answered without hijacking (an error) leaves the decoder in upgrade mode:
         // the connection cannot carry another request.
-        let writer = ResponseWriter(channel: context.channel, version: head.version,
-                                    keepAlive: head.isKeepAlive && !inputClosed && !request.wantsUpgrade,
-                                    isHead: head.method == .HEAD, cancellation: cancellation,
-                                    finished: { close in
-                                        loopBound.value.handler.finished(loopBound.value.context, close: close)
-                                    },
-                                    hijack: { raw, preamble in
-                                        loopBound.eventLoop.execute {
-                                            loopBound.value.handler.hijack(loopBound.value.context, raw: raw, preamble: preamble)
-                                        }
-                                    })
+        let writer = ResponseWriter(
+            channel: context.channel, version: head.version,
+            keepAlive: head.isKeepAlive && !inputClosed && !request.wantsUpgrade,
+            isHead: head.method == .HEAD, cancellation: cancellation,
+            finished: { close in
+                loopBound.value.handler.finished(loopBound.value.context, close: close)
+            },
+            hijack: { raw, preamble in
+                loopBound.eventLoop.execute {
+                    loopBound.value.handler.hijack(loopBound.value.context, raw: raw, preamble: preamble)
+                }
+            })
         let api = self.api
         let exchange = request
         BlockingThread.start(name: "docker-api") { api.handle(exchange, writer) }
@@ -312,7 +322,10 @@ final class RawStreamHandler: ChannelInboundHandler, RemovableChannelHandler, Se
     let onInputClosed: @Sendable () -> Void
     let onClose: @Sendable () -> Void
 
-    init(onInput: @escaping @Sendable ([UInt8]) -> Void, onInputClosed: @escaping @Sendable () -> Void, onClose: @escaping @Sendable () -> Void) {
+    init(
+        onInput: @escaping @Sendable ([UInt8]) -> Void, onInputClosed: @escaping @Sendable () -> Void,
+        onClose: @escaping @Sendable () -> Void
+    ) {
         self.onInput = onInput
         self.onInputClosed = onInputClosed
         self.onClose = onClose

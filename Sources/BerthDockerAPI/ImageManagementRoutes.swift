@@ -12,7 +12,9 @@ import Synchronization
 /// prune and search, through BerthEngine's ``ImageManagement`` (which writes the image events).
 extension DockerAPI {
     /// Routes the image endpoints this file serves; names hold slashes, so the verb is the last part.
-    func routeImageManagement(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+    func routeImageManagement(
+        _ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter
+    ) throws -> Bool {
         switch (method, parts) {
         case (.POST, ["load"]): try loadImages(request, response)
         case (.POST, ["prune"]): try pruneImages(request, response)
@@ -44,10 +46,14 @@ extension DockerAPI {
 
     func tagImage(_ name: String, _ request: APIRequest, _ response: ResponseWriter) throws {
         _ = try record(name)
-        guard let repository = request.value("repo"), !repository.isEmpty else { throw DockerAPIError.badRequest("repository name (repo) is required") }
+        guard let repository = request.value("repo"), !repository.isEmpty else {
+            throw DockerAPIError.badRequest("repository name (repo) is required")
+        }
         let tag = request.value("tag").flatMap { $0.isEmpty ? nil : $0 } ?? "latest"
         let target = repository + ":" + tag
-        guard (try? Reference(parsing: target)) != nil else { throw DockerAPIError.badRequest("invalid reference format: \(target)") }
+        guard (try? Reference(parsing: target)) != nil else {
+            throw DockerAPIError.badRequest("invalid reference format: \(target)")
+        }
         let management = imageManagement
         try BlockingThread.await { try await management.tag(name, target) }
         response.send(.created)
@@ -58,12 +64,13 @@ extension DockerAPI {
         let management = imageManagement
         let force = request.flag("force"), prune = !request.flag("noprune")
         let removals = try BlockingThread.await { try await management.remove(name, force: force, prune: prune) }
-        response.json(removals.map { removal -> [String: String] in
-            switch removal {
-            case .untagged(let name): return ["Untagged": name]
-            case .deleted(let id): return ["Deleted": id]
-            }
-        })
+        response.json(
+            removals.map { removal -> [String: String] in
+                switch removal {
+                case .untagged(let name): return ["Untagged": name]
+                case .deleted(let id): return ["Deleted": id]
+                }
+            })
     }
 
     // MARK: Push
@@ -73,7 +80,9 @@ extension DockerAPI {
     func pushImage(_ name: String, _ request: APIRequest, _ response: ResponseWriter) throws {
         let tag = request.value("tag") ?? ""
         let repository: Reference
-        do { repository = try Reference(parsing: name) } catch { throw DockerAPIError.badRequest("invalid reference format: \(name)") }
+        do { repository = try Reference(parsing: name) } catch {
+            throw DockerAPIError.badRequest("invalid reference format: \(name)")
+        }
         let bare = Reference(registry: repository.registry, repository: repository.repository)
         var names: [String]
         if !tag.isEmpty {
@@ -82,12 +91,15 @@ extension DockerAPI {
             names = [repository.description]
         } else {
             names = engine.images.store.images().compactMap { r in
-                guard let ref = try? Reference(parsing: r.name), ref.registry == bare.registry, ref.repository == bare.repository else { return nil }
+                guard let ref = try? Reference(parsing: r.name), ref.registry == bare.registry,
+                    ref.repository == bare.repository
+                else { return nil }
                 return r.name
             }.sorted()
         }
         guard !names.isEmpty, names.allSatisfy({ engine.images.store.lookup($0) != nil }) else {
-            throw DockerAPIError.notFound("An image does not exist locally with the tag: \(ImageNames.familiar(names.first ?? name))")
+            throw DockerAPIError.notFound(
+                "An image does not exist locally with the tag: \(ImageNames.familiar(names.first ?? name))")
         }
         let service = try registryService(request)
         defer { service.release() }
@@ -109,11 +121,16 @@ extension DockerAPI {
     /// `X-Registry-Auth` (base64 JSON: username, password, serveraddress) — one over the same store that
     /// answers the registry's challenges with them.
     func registryService(_ request: APIRequest) throws -> RegistryService {
-        guard let header = request.headers.first(name: "X-Registry-Auth"), !header.isEmpty else { return RegistryService(engine.images) }
-        struct AuthConfig: Decodable { var username: String?; var password: String?; var serveraddress: String?; var identitytoken: String? }
+        guard let header = request.headers.first(name: "X-Registry-Auth"), !header.isEmpty else {
+            return RegistryService(engine.images)
+        }
+        struct AuthConfig: Decodable {
+            var username: String?; var password: String?; var serveraddress: String?; var identitytoken: String?
+        }
         var text = header.replacing("-", with: "+").replacing("_", with: "/")
         while text.count % 4 != 0 { text += "=" }
-        guard let data = Data(base64Encoded: text), let auth = try? JSONDecoder().decode(AuthConfig.self, from: data) else {
+        guard let data = Data(base64Encoded: text), let auth = try? JSONDecoder().decode(AuthConfig.self, from: data)
+        else {
             throw DockerAPIError.badRequest("invalid X-Registry-Auth header")
         }
         guard let username = auth.username, !username.isEmpty else { return RegistryService(engine.images) }
@@ -162,16 +179,18 @@ extension DockerAPI {
         }
         defer { unlink(path) }
         var size = stat()
-        guard stat(path, &size) == 0, size.st_size > 0 else { throw DockerAPIError.badRequest("no archive in the request body") }
+        guard stat(path, &size) == 0, size.st_size > 0 else {
+            throw DockerAPIError.badRequest("no archive in the request body")
+        }
         let management = imageManagement
         let records = try BlockingThread.await { try await management.load(from: path) }
         response.begin(contentType: "application/json")
         for record in records {
-            try? response.write(JSONBody.encode(["stream": "Loaded image: \(ImageNames.familiar(record.name))\n"]) + [10])
+            try? response.write(
+                JSONBody.encode(["stream": "Loaded image: \(ImageNames.familiar(record.name))\n"]) + [10])
         }
         response.finish()
     }
-
 
     // MARK: History, prune, search
 
@@ -210,11 +229,15 @@ extension DockerAPI {
                     size = record.layers[layerIndex].size
                     layerIndex += 1
                 }
-                entries.append(HistoryEntry(Id: "<missing>", Created: step.created.flatMap { Timestamp.parse($0)?.seconds } ?? created,
-                                            CreatedBy: step.created_by ?? "", Tags: nil, Size: size, Comment: step.comment ?? ""))
+                entries.append(
+                    HistoryEntry(
+                        Id: "<missing>", Created: step.created.flatMap { Timestamp.parse($0)?.seconds } ?? created,
+                        CreatedBy: step.created_by ?? "", Tags: nil, Size: size, Comment: step.comment ?? ""))
             }
         } else {
-            entries = record.layers.map { HistoryEntry(Id: "<missing>", Created: created, CreatedBy: "", Tags: nil, Size: $0.size, Comment: "") }
+            entries = record.layers.map {
+                HistoryEntry(Id: "<missing>", Created: created, CreatedBy: "", Tags: nil, Size: $0.size, Comment: "")
+            }
         }
         entries.reverse()
         if !entries.isEmpty {
@@ -236,27 +259,34 @@ extension DockerAPI {
         let labels = filters.values("label"), absent = filters.values("label!")
         let result = try BlockingThread.await {
             try await management.prune(all: !dangling) { record in
-                let config = (try? images.store.readBlob(record.config.digest)).flatMap { try? JSONDecoder().decode(ImageConfig.self, from: Data($0)) }
+                let config = (try? images.store.readBlob(record.config.digest)).flatMap {
+                    try? JSONDecoder().decode(ImageConfig.self, from: Data($0))
+                }
                 let imageLabels = config?.config?.Labels ?? [:]
-                return Filters(entries: ["label": labels]).matchesLabel(imageLabels) && PruneFilters.labelAbsent(absent, imageLabels)
+                return Filters(entries: ["label": labels]).matchesLabel(imageLabels)
+                    && PruneFilters.labelAbsent(absent, imageLabels)
                     && (until.map { Double(DockerAPI.created(config, fallback: record.stored)) < $0 } ?? true)
             }
         }
         struct Report: Encodable { var ImagesDeleted: [[String: String]]; var SpaceReclaimed: Int64 }
-        response.json(Report(ImagesDeleted: result.removals.map { removal in
-            switch removal {
-            case .untagged(let name): return ["Untagged": name]
-            case .deleted(let id): return ["Deleted": id]
-            }
-        }, SpaceReclaimed: result.reclaimed))
+        response.json(
+            Report(
+                ImagesDeleted: result.removals.map { removal in
+                    switch removal {
+                    case .untagged(let name): return ["Untagged": name]
+                    case .deleted(let id): return ["Deleted": id]
+                    }
+                }, SpaceReclaimed: result.reclaimed))
     }
 
     /// `GET /images/search`: Docker Hub's search index is a service of its own (index.docker.io/v1/search),
     /// which Berth does not speak; said as dockerd says an unreachable index.
     func searchImages(_ request: APIRequest) throws {
         let term = request.value("term") ?? ""
-        throw DockerAPIError(.serviceUnavailable,
-                             "Get \"https://index.docker.io/v1/search?q=\(term)&n=25\": searching a registry's index is not supported by Berth")
+        throw DockerAPIError(
+            .serviceUnavailable,
+            "Get \"https://index.docker.io/v1/search?q=\(term)&n=25\": searching a registry's index is not supported by Berth"
+        )
     }
 }
 

@@ -43,22 +43,29 @@ extension DockerAPI {
             let tags = records.map { ImageNames.familiar($0.name) }.sorted()
             // Every stored image has a name: none is dangling.
             if filters.values("dangling").contains(where: { $0 == "true" || $0 == "1" }) { continue }
-            guard filters.matches("reference", { pattern in tags.contains { ImageNames.matches($0, pattern: pattern) } }),
-                  filters.matchesLabel(config?.config?.Labels ?? [:]) else { continue }
-            summaries.append(ImageSummary(
-                Id: id.description, RepoTags: tags, RepoDigests: Self.repoDigests(records),
-                Created: Self.created(config, fallback: records[0].stored), Size: records[0].size,
-                Labels: config?.config?.Labels ?? [:]))
+            guard
+                filters.matches("reference", { pattern in tags.contains { ImageNames.matches($0, pattern: pattern) } }),
+                filters.matchesLabel(config?.config?.Labels ?? [:])
+            else { continue }
+            summaries.append(
+                ImageSummary(
+                    Id: id.description, RepoTags: tags, RepoDigests: Self.repoDigests(records),
+                    Created: Self.created(config, fallback: records[0].stored), Size: records[0].size,
+                    Labels: config?.config?.Labels ?? [:]))
         }
         response.json(summaries)
     }
 
     static func repoDigests(_ records: [ImageRecord]) -> [String] {
-        Array(Set(records.compactMap { r -> String? in
-            guard let ref = try? Reference(parsing: r.name) else { return nil }
-            let bare = Reference(registry: ref.registry, repository: ref.repository).familiar
-            return "\(bare.hasSuffix(":latest") ? String(bare.dropLast(7)) : bare)@\(r.indexDigest ?? r.manifestDigest)"
-        })).sorted()
+        Array(
+            Set(
+                records.compactMap { r -> String? in
+                    guard let ref = try? Reference(parsing: r.name) else { return nil }
+                    let bare = Reference(registry: ref.registry, repository: ref.repository).familiar
+                    return
+                        "\(bare.hasSuffix(":latest") ? String(bare.dropLast(7)) : bare)@\(r.indexDigest ?? r.manifestDigest)"
+                })
+        ).sorted()
     }
 
     static func created(_ config: ImageConfig?, fallback: Int) -> Int {
@@ -90,14 +97,17 @@ extension DockerAPI {
         guard let record = engine.images.store.lookup(name) else { throw EngineError.noSuchImage(name) }
         let records = engine.images.store.images().filter { $0.config.digest == record.config.digest }
         let config = self.config(record)
-        response.json(ImageInspectResponse(
-            Id: record.config.digest.description, RepoTags: records.map { ImageNames.familiar($0.name) }.sorted(),
-            RepoDigests: Self.repoDigests(records), Created: config?.created ?? Timestamp.format(seconds: record.stored),
-            Config: config?.config, Architecture: config?.architecture ?? record.platform.architecture,
-            Variant: config?.variant ?? record.platform.variant, Os: config?.os ?? record.platform.os, Size: record.size,
-            GraphDriver: .init(Name: Snapshotter.preferred == .overlay ? "overlay2" : "vfs", Data: nil),
-            RootFS: .init(Type: "layers", Layers: record.diffIDs.map(\.description)),
-            Metadata: ["LastTagTime": Timestamp.format(seconds: record.stored)]))
+        response.json(
+            ImageInspectResponse(
+                Id: record.config.digest.description, RepoTags: records.map { ImageNames.familiar($0.name) }.sorted(),
+                RepoDigests: Self.repoDigests(records),
+                Created: config?.created ?? Timestamp.format(seconds: record.stored),
+                Config: config?.config, Architecture: config?.architecture ?? record.platform.architecture,
+                Variant: config?.variant ?? record.platform.variant, Os: config?.os ?? record.platform.os,
+                Size: record.size,
+                GraphDriver: .init(Name: Snapshotter.preferred == .overlay ? "overlay2" : "vfs", Data: nil),
+                RootFS: .init(Type: "layers", Layers: record.diffIDs.map(\.description)),
+                Metadata: ["LastTagTime": Timestamp.format(seconds: record.stored)]))
     }
 
     /// `POST /images/create?fromImage=…&tag=…`: a pull, its progress as docker's JSON lines. An error
@@ -105,12 +115,16 @@ extension DockerAPI {
     /// (`{"errorDetail":{"message":…},"error":…}`), as dockerd reports it.
     func pullImage(_ request: APIRequest, _ response: ResponseWriter) throws {
         if let source = request.value("fromSrc"), !source.isEmpty { throw unsupported("importing images (fromSrc)") }
-        guard let image = request.value("fromImage"), !image.isEmpty else { throw DockerAPIError.badRequest("fromImage is required") }
+        guard let image = request.value("fromImage"), !image.isEmpty else {
+            throw DockerAPIError.badRequest("fromImage is required")
+        }
         let tag = request.value("tag") ?? ""
         var text = image
         if !tag.isEmpty { text += (tag.contains(":") ? "@" : ":") + tag }
         let reference: Reference
-        do { reference = try Reference(parsing: text) } catch { throw DockerAPIError.badRequest("invalid reference format: \(text)") }
+        do { reference = try Reference(parsing: text) } catch {
+            throw DockerAPIError.badRequest("invalid reference format: \(text)")
+        }
         let platform: Platform?
         do { platform = try request.value("platform").flatMap { $0.isEmpty ? nil : try Platform(parsing: $0) } } catch {
             throw DockerAPIError.badRequest("\(error)")
@@ -123,7 +137,9 @@ extension DockerAPI {
         let service = registry.images
         let record: ImageRecord
         do {
-            record = try BlockingThread.await { try await service.pull(reference, platform: platform, progress: { stream.event($0, reference) }) }
+            record = try BlockingThread.await {
+                try await service.pull(reference, platform: platform, progress: { stream.event($0, reference) })
+            }
         } catch {
             let api = DockerAPIError.from(error)
             if !stream.fail(api.message) { throw api }
@@ -132,8 +148,11 @@ extension DockerAPI {
         imageManagement.pulled(record)
         stream.line(["status": "Digest: \(record.indexDigest ?? record.manifestDigest)"])
         let familiar = ImageNames.familiar(record.name)
-        stream.line(["status": before == record.manifestDigest ? "Status: Image is up to date for \(familiar)"
-                                                               : "Status: Downloaded newer image for \(familiar)"])
+        stream.line([
+            "status": before == record.manifestDigest
+                ? "Status: Image is up to date for \(familiar)"
+                : "Status: Downloaded newer image for \(familiar)"
+        ])
         response.finish()
     }
 }
@@ -196,7 +215,11 @@ final class PullStream: Sendable {
         switch event {
         case .resolved:
             // docker names the repository's path here, without the registry.
-            emit(JSONBody.encode(Line(status: "Pulling from \(reference.repository)", id: reference.tag ?? reference.digest?.description ?? "latest")))
+            emit(
+                JSONBody.encode(
+                    Line(
+                        status: "Pulling from \(reference.repository)",
+                        id: reference.tag ?? reference.digest?.description ?? "latest")))
         case .layerExists(let digest):
             emit(JSONBody.encode(Line(status: "Already exists", progressDetail: .init(), id: digest.shortID)))
         case .layerStarted(let digest, _):
@@ -210,8 +233,11 @@ final class PullStream: Sendable {
                 return true
             }
             guard due else { return }
-            emit(JSONBody.encode(Line(status: "Downloading", progressDetail: .init(current: received, total: total),
-                                      progress: Self.bar(received, total), id: digest.shortID)))
+            emit(
+                JSONBody.encode(
+                    Line(
+                        status: "Downloading", progressDetail: .init(current: received, total: total),
+                        progress: Self.bar(received, total), id: digest.shortID)))
         case .layerDone(let digest):
             emit(JSONBody.encode(Line(status: "Download complete", progressDetail: .init(), id: digest.shortID)))
             emit(JSONBody.encode(Line(status: "Pull complete", progressDetail: .init(), id: digest.shortID)))
@@ -225,7 +251,8 @@ final class PullStream: Sendable {
         let filled = min(width, Int(Double(current) / Double(total) * Double(width)))
         let arrow = filled < width ? ">" : ""
         return "[" + String(repeating: "=", count: max(0, filled - (arrow.isEmpty ? 0 : 1))) + arrow
-            + String(repeating: " ", count: width - filled) + "] " + ImageNames.size(current) + "/" + ImageNames.size(total)
+            + String(repeating: " ", count: width - filled) + "] " + ImageNames.size(current) + "/"
+            + ImageNames.size(total)
     }
 }
 

@@ -54,8 +54,9 @@ extension DockerAPI {
         var containers: [String: NetworkResource.Endpoint] = [:]
         if withContainers {
             for (record, attachment) in engine.endpoints(on: network) {
-                containers[record.id] = .init(Name: record.name, EndpointID: attachment.endpointID(container: record.id),
-                                              MacAddress: attachment.macAddress, IPv4Address: attachment.address)
+                containers[record.id] = .init(
+                    Name: record.name, EndpointID: attachment.endpointID(container: record.id),
+                    MacAddress: attachment.macAddress, IPv4Address: attachment.address)
             }
         }
         var options: [String: String] = [:]
@@ -77,7 +78,9 @@ extension DockerAPI {
         }
     }
 
-    func routeNetworks(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+    func routeNetworks(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter)
+        throws -> Bool
+    {
         switch (method, parts.count) {
         case (.GET, 0): try listNetworks(request, response)
         case (.POST, 1) where parts[0] == "create": try createNetwork(request, response)
@@ -97,9 +100,12 @@ extension DockerAPI {
         for type in filters.values("type") where type != "custom" && type != "builtin" {
             throw DockerAPIError.badRequest("invalid filter: 'type'='\(type)'")
         }
-        let users = Set(engine.list().flatMap { record in
-            record.networks.map(\.networkID) + (record.state.running ? [] : [record.configuration.networkMode] + record.configuration.additionalNetworks)
-        })
+        let users = Set(
+            engine.list().flatMap { record in
+                record.networks.map(\.networkID)
+                    + (record.state.running
+                        ? [] : [record.configuration.networkMode] + record.configuration.additionalNetworks)
+            })
         let selected = try allNetworks().filter { n in
             let builtin = Network.predefinedNames.contains(n.name)
             return filters.matches("name") { n.name.contains($0) }
@@ -118,7 +124,10 @@ extension DockerAPI {
 
     struct NetworkCreateRequest: Decodable {
         struct IPAMSection: Decodable {
-            struct Pool: Decodable { var Subnet: String?; var Gateway: String?; var IPRange: String?; var AuxiliaryAddresses: [String: String]? }
+            struct Pool: Decodable {
+                var Subnet: String?; var Gateway: String?; var IPRange: String?;
+                var AuxiliaryAddresses: [String: String]?
+            }
             var Driver: String?
             var Config: [Pool]?
         }
@@ -136,7 +145,9 @@ extension DockerAPI {
             throw DockerAPIError.notFound("plugin \"\(driver)\" not found")
         }
         if body.EnableIPv6 == true { throw unsupported("IPv6 networks (EnableIPv6)") }
-        if let driver = body.IPAM?.Driver, !driver.isEmpty, driver != "default" { throw DockerAPIError.notFound("plugin \"\(driver)\" not found") }
+        if let driver = body.IPAM?.Driver, !driver.isEmpty, driver != "default" {
+            throw DockerAPIError.notFound("plugin \"\(driver)\" not found")
+        }
         let pools = body.IPAM?.Config ?? []
         if pools.count > 1 { throw unsupported("more than one IPAM pool") }
         if let pool = pools.first, pool.IPRange?.isEmpty == false || pool.AuxiliaryAddresses?.isEmpty == false {
@@ -145,9 +156,10 @@ extension DockerAPI {
         if Network.predefinedNames.contains(body.Name) {
             throw DockerAPIError(.forbidden, "operation is not permitted on predefined \(body.Name) network ")
         }
-        let created = try engine.createNetwork(name: body.Name, subnet: pools.first?.Subnet.flatMap { $0.isEmpty ? nil : $0 },
-                                               gateway: pools.first?.Gateway.flatMap { $0.isEmpty ? nil : $0 },
-                                               internal: body.Internal ?? false, labels: body.Labels ?? [:])
+        let created = try engine.createNetwork(
+            name: body.Name, subnet: pools.first?.Subnet.flatMap { $0.isEmpty ? nil : $0 },
+            gateway: pools.first?.Gateway.flatMap { $0.isEmpty ? nil : $0 },
+            internal: body.Internal ?? false, labels: body.Labels ?? [:])
         response.json(["Id": created.id, "Warning": ""], status: .created)
     }
 
@@ -209,7 +221,8 @@ extension DockerAPI {
         let until = try filters.values("until").first.map { try PruneFilters.until($0) }
         let removed = engine.pruneNetworks { n in
             filters.matchesLabel(n.labels) && PruneFilters.labelAbsent(filters.values("label!"), n.labels)
-                && (until.map { limit in (Timestamp.parse(n.created)?.seconds).map { Double($0) < limit } ?? false } ?? true)
+                && (until.map { limit in (Timestamp.parse(n.created)?.seconds).map { Double($0) < limit } ?? false }
+                    ?? true)
         }
         response.json(["NetworksDeleted": removed.map(\.name)])
     }

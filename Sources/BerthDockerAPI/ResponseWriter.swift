@@ -24,8 +24,10 @@ public final class ResponseWriter: @unchecked Sendable {
     private var done = false
     private var chunked = false
 
-    init(channel: Channel, version: HTTPVersion, keepAlive: Bool, isHead: Bool, cancellation: Cancellation,
-         finished: @escaping @Sendable (Bool) -> Void, hijack: @escaping @Sendable (RawStreamHandler, [UInt8]) -> Void) {
+    init(
+        channel: Channel, version: HTTPVersion, keepAlive: Bool, isHead: Bool, cancellation: Cancellation,
+        finished: @escaping @Sendable (Bool) -> Void, hijack: @escaping @Sendable (RawStreamHandler, [UInt8]) -> Void
+    ) {
         self.channel = channel
         self.version = version
         self.keepAlive = keepAlive
@@ -46,7 +48,10 @@ public final class ResponseWriter: @unchecked Sendable {
     }
 
     /// A whole response.
-    public func send(_ status: HTTPResponseStatus, contentType: String? = nil, headers extra: [(String, String)] = [], body: [UInt8] = []) {
+    public func send(
+        _ status: HTTPResponseStatus, contentType: String? = nil, headers extra: [(String, String)] = [],
+        body: [UInt8] = []
+    ) {
         guard !started else { return }
         started = true
         var headers = Self.standardHeaders()
@@ -55,7 +60,9 @@ public final class ResponseWriter: @unchecked Sendable {
         let hasBody = !(status == .noContent || status == .notModified || status.code < 200)
         if hasBody { headers.add(name: "Content-Length", value: String(body.count)) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)), promise: nil)
+        channel.write(
+            HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)),
+            promise: nil)
         if hasBody && !body.isEmpty && !isHead {
             channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
         }
@@ -73,7 +80,10 @@ public final class ResponseWriter: @unchecked Sendable {
     }
 
     /// Starts a streamed body (chunked), flushing the head at once; `wait` blocks until it is written.
-    public func begin(_ status: HTTPResponseStatus = .ok, contentType: String, headers extra: [(String, String)] = [], wait: Bool = true) {
+    public func begin(
+        _ status: HTTPResponseStatus = .ok, contentType: String, headers extra: [(String, String)] = [],
+        wait: Bool = true
+    ) {
         guard !started else { return }
         started = true
         chunked = true
@@ -81,7 +91,8 @@ public final class ResponseWriter: @unchecked Sendable {
         headers.add(name: "Content-Type", value: contentType)
         for (name, value) in extra { headers.add(name: name, value: value) }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        let written = channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)))
+        let written = channel.writeAndFlush(
+            HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: status, headers: headers)))
         if wait { _ = try? written.wait() }
     }
 
@@ -89,7 +100,8 @@ public final class ResponseWriter: @unchecked Sendable {
     /// Throws once the client has gone.
     public func write(_ bytes: [UInt8], wait: Bool = true) throws {
         guard !bytes.isEmpty else { return }
-        let future = channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: bytes))))
+        let future = channel.writeAndFlush(
+            HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: bytes))))
         if wait { try future.wait() }
     }
 

@@ -83,7 +83,8 @@ extension DockerAPI {
         let name = "/" + record.name
         func take() -> Reading? {
             guard let now = try? engine.lookup(record.id), now.state.status == .running || now.state.status == .paused,
-                  let sample = try? engine.stats(record.id) else { return nil }
+                let sample = try? engine.stats(record.id)
+            else { return nil }
             return Reading(sample: sample, time: Timestamp.now(fixedNanoseconds: true))
         }
         func object(_ current: Reading?, _ previous: Reading?) -> Stats {
@@ -127,27 +128,35 @@ extension DockerAPI {
     static func statsObject(name: String, id: String, current: Reading?, previous: Reading?) -> Stats {
         func cpu(_ reading: Reading?) -> Stats.CPU {
             guard let s = reading?.sample else {
-                return Stats.CPU(cpu_usage: .init(total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0), throttling_data: .init())
+                return Stats.CPU(
+                    cpu_usage: .init(total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0),
+                    throttling_data: .init())
             }
-            return Stats.CPU(cpu_usage: .init(total_usage: s.cpuUsage, percpu_usage: s.perCPUUsage.isEmpty ? nil : s.perCPUUsage,
-                                              usage_in_kernelmode: 0, usage_in_usermode: 0),
-                             system_cpu_usage: s.systemUsage, online_cpus: s.onlineCPUs, throttling_data: .init())
+            return Stats.CPU(
+                cpu_usage: .init(
+                    total_usage: s.cpuUsage, percpu_usage: s.perCPUUsage.isEmpty ? nil : s.perCPUUsage,
+                    usage_in_kernelmode: 0, usage_in_usermode: 0),
+                system_cpu_usage: s.systemUsage, online_cpus: s.onlineCPUs, throttling_data: .init())
         }
         guard let s = current?.sample else {
-            return Stats(name: name, id: id, read: zeroTime, preread: zeroTime, pids_stats: .init(), blkio_stats: .init(),
-                         cpu_stats: cpu(nil), precpu_stats: cpu(nil), memory_stats: .init())
+            return Stats(
+                name: name, id: id, read: zeroTime, preread: zeroTime, pids_stats: .init(), blkio_stats: .init(),
+                cpu_stats: cpu(nil), precpu_stats: cpu(nil), memory_stats: .init())
         }
         var networks: [String: Stats.Network] = [:]
         for i in s.networkInterfaces where i.name != "lo" {
-            networks[i.name] = .init(rx_bytes: i.receivedBytes, rx_packets: i.receivedPackets, rx_errors: i.receiveErrors,
-                                     rx_dropped: i.receiveDropped, tx_bytes: i.sentBytes, tx_packets: i.sentPackets,
-                                     tx_errors: i.sendErrors, tx_dropped: i.sendDropped)
+            networks[i.name] = .init(
+                rx_bytes: i.receivedBytes, rx_packets: i.receivedPackets, rx_errors: i.receiveErrors,
+                rx_dropped: i.receiveDropped, tx_bytes: i.sentBytes, tx_packets: i.sentPackets,
+                tx_errors: i.sendErrors, tx_dropped: i.sendDropped)
         }
         return Stats(
             name: name, id: id, read: current?.time ?? zeroTime, preread: previous?.time ?? zeroTime,
             pids_stats: .init(current: s.pids),
-            blkio_stats: .init(io_service_bytes_recursive: [.init(major: 0, minor: 0, op: "read", value: s.blockRead),
-                                                            .init(major: 0, minor: 0, op: "write", value: s.blockWritten)]),
+            blkio_stats: .init(io_service_bytes_recursive: [
+                .init(major: 0, minor: 0, op: "read", value: s.blockRead),
+                .init(major: 0, minor: 0, op: "write", value: s.blockWritten),
+            ]),
             cpu_stats: cpu(current), precpu_stats: cpu(previous),
             // The engine's usage already leaves out the inactive page cache (what docker's CLI subtracts).
             memory_stats: .init(usage: s.memoryUsage, limit: s.memoryLimit, stats: [:]),

@@ -9,10 +9,13 @@ import BerthOS
 /// what it talks to.
 extension DockerAPI {
     func ping(_ response: ResponseWriter) {
-        response.send(.ok, contentType: "text/plain; charset=utf-8",
-                      headers: [("Builder-Version", "1"), ("Swarm", "inactive"),
-                                ("Cache-Control", "no-cache, no-store, must-revalidate"), ("Pragma", "no-cache")],
-                      body: Array("OK".utf8))
+        response.send(
+            .ok, contentType: "text/plain; charset=utf-8",
+            headers: [
+                ("Builder-Version", "1"), ("Swarm", "inactive"),
+                ("Cache-Control", "no-cache, no-store, must-revalidate"), ("Pragma", "no-cache"),
+            ],
+            body: Array("OK".utf8))
     }
 
     struct VersionResponse: Encodable {
@@ -36,14 +39,18 @@ extension DockerAPI {
 
     func version(_ response: ResponseWriter) {
         let host = HostInfo.current
-        let details = ["ApiVersion": Self.apiVersion, "MinAPIVersion": Self.minimumAPIVersion, "Arch": host.goArchitecture,
-                       "Os": "linux", "KernelVersion": host.kernel, "Experimental": "false", "GitCommit": "", "GoVersion": "",
-                       "BuildTime": ""]
-        response.json(VersionResponse(
-            Platform: ["Name": "Berth Engine"],
-            Components: [.init(Name: "Engine", Version: Self.engineVersion, Details: details)],
-            Version: Self.engineVersion, ApiVersion: Self.apiVersion, MinAPIVersion: Self.minimumAPIVersion,
-            GitCommit: "", GoVersion: "", Os: "linux", Arch: host.goArchitecture, KernelVersion: host.kernel, BuildTime: ""))
+        let details = [
+            "ApiVersion": Self.apiVersion, "MinAPIVersion": Self.minimumAPIVersion, "Arch": host.goArchitecture,
+            "Os": "linux", "KernelVersion": host.kernel, "Experimental": "false", "GitCommit": "", "GoVersion": "",
+            "BuildTime": "",
+        ]
+        response.json(
+            VersionResponse(
+                Platform: ["Name": "Berth Engine"],
+                Components: [.init(Name: "Engine", Version: Self.engineVersion, Details: details)],
+                Version: Self.engineVersion, ApiVersion: Self.apiVersion, MinAPIVersion: Self.minimumAPIVersion,
+                GitCommit: "", GoVersion: "", Os: "linux", Arch: host.goArchitecture, KernelVersion: host.kernel,
+                BuildTime: ""))
     }
 
     /// The subset of docker's SystemInfo that Berth can answer truthfully.
@@ -112,7 +119,9 @@ extension DockerAPI {
                 try c.encode(Error, forKey: .Error)
                 try c.encodeNil(forKey: .RemoteManagers)
             }
-            enum Keys: String, CodingKey { case NodeID, NodeAddr, LocalNodeState, ControlAvailable, Error, RemoteManagers }
+            enum Keys: String, CodingKey {
+                case NodeID, NodeAddr, LocalNodeState, ControlAvailable, Error, RemoteManagers
+            }
         }
 
         struct RegistryConfig: Encodable {
@@ -139,29 +148,35 @@ extension DockerAPI {
             }
         }
         let v2 = (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2
-        var indexConfigs = ["docker.io": InfoResponse.IndexConfig(Name: "docker.io", Mirrors: engine.configuration.registryMirrors,
-                                                                  Secure: true, Official: true)]
+        var indexConfigs = [
+            "docker.io": InfoResponse.IndexConfig(
+                Name: "docker.io", Mirrors: engine.configuration.registryMirrors,
+                Secure: true, Official: true)
+        ]
         for registry in engine.configuration.insecureRegistries {
             indexConfigs[registry] = .init(Name: registry, Mirrors: [], Secure: false, Official: false)
         }
         let fds = (try? FileSystem.listDirectory("/proc/self/fd").count) ?? 0
-        response.json(InfoResponse(
-            ID: host.machineID, Containers: containers.count,
-            ContainersRunning: containers.filter { $0.state.status == .running }.count,
-            ContainersPaused: containers.filter { $0.state.status == .paused }.count,
-            ContainersStopped: containers.filter { !$0.state.running }.count,
-            Images: engine.images.store.images().count,
-            Driver: Snapshotter.preferred == .overlay ? "overlay2" : "vfs", DockerRootDir: engine.layout.root,
-            Plugins: ["Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file", "none", "cri"]],
-            NFd: fds, SystemTime: Timestamp.now(), LoggingDriver: engine.configuration.logDriver ?? "json-file",
-            CgroupVersion: v2 ? "2" : "1", KernelVersion: host.kernel, OperatingSystem: host.operatingSystem,
-            OSVersion: host.operatingSystemVersion, Architecture: host.machine,
-            RegistryConfig: .init(IndexConfigs: indexConfigs, Mirrors: engine.configuration.registryMirrors),
-            NCPU: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
-            MemTotal: Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))),
-            Name: host.hostname, ServerVersion: Self.engineVersion, Runtimes: runtimes,
-            DefaultRuntime: engine.configuration.defaultRuntime ?? "berth",
-            SecurityOptions: ["name=seccomp,profile=builtin"] + (v2 ? ["name=cgroupns"] : [])))
+        response.json(
+            InfoResponse(
+                ID: host.machineID, Containers: containers.count,
+                ContainersRunning: containers.filter { $0.state.status == .running }.count,
+                ContainersPaused: containers.filter { $0.state.status == .paused }.count,
+                ContainersStopped: containers.filter { !$0.state.running }.count,
+                Images: engine.images.store.images().count,
+                Driver: Snapshotter.preferred == .overlay ? "overlay2" : "vfs", DockerRootDir: engine.layout.root,
+                Plugins: [
+                    "Volume": ["local"], "Network": ["bridge", "host", "none"], "Log": ["json-file", "none", "cri"],
+                ],
+                NFd: fds, SystemTime: Timestamp.now(), LoggingDriver: engine.configuration.logDriver ?? "json-file",
+                CgroupVersion: v2 ? "2" : "1", KernelVersion: host.kernel, OperatingSystem: host.operatingSystem,
+                OSVersion: host.operatingSystemVersion, Architecture: host.machine,
+                RegistryConfig: .init(IndexConfigs: indexConfigs, Mirrors: engine.configuration.registryMirrors),
+                NCPU: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
+                MemTotal: Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))),
+                Name: host.hostname, ServerVersion: Self.engineVersion, Runtimes: runtimes,
+                DefaultRuntime: engine.configuration.defaultRuntime ?? "berth",
+                SecurityOptions: ["name=seccomp,profile=builtin"] + (v2 ? ["name=cgroupns"] : [])))
     }
 }
 
@@ -188,15 +203,18 @@ struct HostInfo {
     static var current: HostInfo {
         var uts = utsname()
         uname(&uts)
-        func text<T>(_ value: T) -> String { withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+        func text<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
         let release = (try? FileSystem.readString("/etc/os-release")) ?? ""
         func field(_ key: String) -> String? {
             release.split(separator: "\n").first { $0.hasPrefix(key + "=") }
                 .map { String($0.dropFirst(key.count + 1)).trimmingCharacters(in: "\"") }
         }
         let machineID = ((try? FileSystem.readString("/etc/machine-id")) ?? "").trimmingSpaces
-        return HostInfo(kernel: text(uts.release), machine: text(uts.machine), hostname: text(uts.nodename),
-                        operatingSystem: field("PRETTY_NAME") ?? "Linux", operatingSystemVersion: field("VERSION_ID") ?? "",
-                        machineID: machineID.isEmpty ? "unknown" : machineID)
+        return HostInfo(
+            kernel: text(uts.release), machine: text(uts.machine), hostname: text(uts.nodename),
+            operatingSystem: field("PRETTY_NAME") ?? "Linux", operatingSystemVersion: field("VERSION_ID") ?? "",
+            machineID: machineID.isEmpty ? "unknown" : machineID)
     }
 }

@@ -29,13 +29,17 @@ extension DockerAPI {
         var Warnings: [String]
     }
 
-    func routeVolumes(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws -> Bool {
+    func routeVolumes(_ method: HTTPMethod, _ parts: [String], _ request: APIRequest, _ response: ResponseWriter) throws
+        -> Bool
+    {
         switch (method, parts.count) {
         case (.GET, 0): try listVolumes(request, response)
         case (.POST, 1) where parts[0] == "create": try createVolume(request, response)
         case (.POST, 1) where parts[0] == "prune": try pruneVolumes(request, response)
         case (.GET, 1):
-            guard let volume = engine.volumes.inspect(parts[0]) else { throw DockerAPIError.notFound("get \(parts[0]): no such volume") }
+            guard let volume = engine.volumes.inspect(parts[0]) else {
+                throw DockerAPIError.notFound("get \(parts[0]): no such volume")
+            }
             response.json(VolumeResource(volume))
         case (.DELETE, 1):
             try engine.removeVolume(parts[0], force: request.flag("force"))
@@ -80,16 +84,21 @@ extension DockerAPI {
     func pruneVolumes(_ request: APIRequest, _ response: ResponseWriter) throws {
         let filters = try Filters.parse(request.value("filters"))
         try filters.allow(["label", "label!", "all"])
-        let version = (try? Self.splitVersion(request.path).version).flatMap { $0.flatMap(APIVersion.init) } ?? APIVersion(Self.apiVersion)!
+        let version =
+            (try? Self.splitVersion(request.path).version).flatMap { $0.flatMap(APIVersion.init) } ?? APIVersion(
+                Self.apiVersion)!
         var all = version < APIVersion("1.42")!
         if let value = filters.values("all").last {
-            guard ["true", "1", "false", "0"].contains(value) else { throw DockerAPIError.badRequest("invalid filter 'all=\(value)'") }
+            guard ["true", "1", "false", "0"].contains(value) else {
+                throw DockerAPIError.badRequest("invalid filter 'all=\(value)'")
+            }
             all = value == "true" || value == "1"
         }
         let removed = engine.pruneVolumes(all: all) { v in
             filters.matchesLabel(v.Labels) && PruneFilters.labelAbsent(filters.values("label!"), v.Labels)
         }
         struct Report: Encodable { var VolumesDeleted: [String]; var SpaceReclaimed: Int64 }
-        response.json(Report(VolumesDeleted: removed.map(\.volume.Name), SpaceReclaimed: removed.reduce(0) { $0 + $1.bytes }))
+        response.json(
+            Report(VolumesDeleted: removed.map(\.volume.Name), SpaceReclaimed: removed.reduce(0) { $0 + $1.bytes }))
     }
 }

@@ -27,7 +27,9 @@ extension DockerAPI {
     /// `{"StatusCode":N,"Error":null}`, when the condition is met.
     func waitContainer(_ reference: String, _ request: APIRequest, _ response: ResponseWriter) throws {
         let text = request.value("condition").flatMap { $0.isEmpty ? nil : $0 } ?? "not-running"
-        guard let condition = WaitCondition(rawValue: text) else { throw DockerAPIError.badRequest("invalid condition: \"\(text)\"") }
+        guard let condition = WaitCondition(rawValue: text) else {
+            throw DockerAPIError.badRequest("invalid condition: \"\(text)\"")
+        }
         let first = try engine.lookup(reference)
         // Subscribed before the headers go out: a start made as soon as the client has them is seen.
         let subscription = hub.subscribe()
@@ -42,7 +44,9 @@ extension DockerAPI {
     }
 
     /// Blocks until `condition` holds for the container; its exit status, or nil if the client left.
-    func waitFor(_ condition: WaitCondition, _ first: ContainerRecord, subscription: StateHub.Subscription, cancel: Cancellation) -> Int32? {
+    func waitFor(
+        _ condition: WaitCondition, _ first: ContainerRecord, subscription: StateHub.Subscription, cancel: Cancellation
+    ) -> Int32? {
         let id = first.id
         let startedAt = first.state.startedAt
         var lastStatus: Int32? = first.state.startedAt.isEmpty ? nil : first.state.exitCode
@@ -68,14 +72,18 @@ extension DockerAPI {
                 return record.state.exitCode
             case .nextExit:
                 // It ran and ended between two looks (the start and the exit both since the wait began).
-                if sawExit || (record.state.startedAt != startedAt && !record.state.startedAt.isEmpty) { return record.state.exitCode }
+                if sawExit || (record.state.startedAt != startedAt && !record.state.startedAt.isEmpty) {
+                    return record.state.exitCode
+                }
             case .removed:
                 if !record.state.startedAt.isEmpty { lastStatus = record.state.exitCode }
             }
             // Not started yet, or waiting for its removal: until the daemon changes something, or a
             // second passes (a `berth` CLI acting beside the daemon tells no one).
-            var fds = [pollfd(fd: subscription.descriptor, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: cancel.descriptor, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: subscription.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: cancel.descriptor, events: Int16(POLLIN), revents: 0),
+            ]
             _ = poll(&fds, 2, 1000)
         }
         return nil
@@ -106,7 +114,8 @@ extension DockerAPI {
         if record.configuration.logDriver == "none" {
             throw DockerAPIError.notImplemented("configured logging driver does not support reading")
         }
-        response.begin(contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
+        response.begin(
+            contentType: tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream")
         var pending: [UInt8] = []
         var failed = false
         let follow = options.follow
@@ -126,7 +135,8 @@ extension DockerAPI {
                     var offset = 0
                     repeat {
                         let end = min(bytes.count, offset + StreamFrame.maximumPayload)
-                        StreamFrame.append(entry.stream == "stderr" ? .stderr : .stdout, bytes[offset..<end], to: &pending)
+                        StreamFrame.append(
+                            entry.stream == "stderr" ? .stderr : .stdout, bytes[offset..<end], to: &pending)
                         offset = end
                     } while offset < bytes.count
                 }

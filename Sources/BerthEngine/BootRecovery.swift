@@ -31,28 +31,31 @@ extension Engine {
     func recoverAfterBoot() {
         let boot = Self.currentBootID()
         guard !boot.isEmpty, (try? FileSystem.readString(bootMarker)) != boot else { return }
-        let toStart: [String] = (try? locked { () throws(EngineError) -> [String] in
-            // Checked again under the lock: another process may have done the pass meanwhile.
-            guard (try? FileSystem.readString(bootMarker)) != boot else { return [] }
-            var restart: [String] = []
-            for id in (try? FileSystem.listSubdirectories(layout.containers)) ?? [] {
-                guard var record = RecordFile.read(ContainerRecord.self, layout.record(id)) else { continue }
-                if [.running, .paused, .restarting].contains(record.state.status) {
-                    guard !ProcessStat.isAlive(pid: record.state.monitorPid, startTime: record.state.monitorStartTime) else { continue }
-                    networking.tearDown(&record)
-                    record.state.status = .exited
-                    record.state.exitCode = 255
-                    record.state.pid = 0
-                    record.state.finishedAt = Timestamp.now()
-                    record.state.error = "the machine restarted while the container ran"
-                    try? save(record)
-                    events.container("die", record, ["exitCode": "255"])
+        let toStart: [String] =
+            (try? locked { () throws(EngineError) -> [String] in
+                // Checked again under the lock: another process may have done the pass meanwhile.
+                guard (try? FileSystem.readString(bootMarker)) != boot else { return [] }
+                var restart: [String] = []
+                for id in (try? FileSystem.listSubdirectories(layout.containers)) ?? [] {
+                    guard var record = RecordFile.read(ContainerRecord.self, layout.record(id)) else { continue }
+                    if [.running, .paused, .restarting].contains(record.state.status) {
+                        guard
+                            !ProcessStat.isAlive(pid: record.state.monitorPid, startTime: record.state.monitorStartTime)
+                        else { continue }
+                        networking.tearDown(&record)
+                        record.state.status = .exited
+                        record.state.exitCode = 255
+                        record.state.pid = 0
+                        record.state.finishedAt = Timestamp.now()
+                        record.state.error = "the machine restarted while the container ran"
+                        try? save(record)
+                        events.container("die", record, ["exitCode": "255"])
+                    }
+                    if Self.restartsAfterBoot(record) { restart.append(id) }
                 }
-                if Self.restartsAfterBoot(record) { restart.append(id) }
-            }
-            try? FileSystem.writeAtomically(bootMarker, Array(boot.utf8), mode: 0o644, durable: true)
-            return restart
-        }) ?? []
+                try? FileSystem.writeAtomically(bootMarker, Array(boot.utf8), mode: 0o644, durable: true)
+                return restart
+            }) ?? []
         for id in toStart {
             _ = try? locked { () throws(EngineError) in _ = try startLocked(id, attach: false, resetRestarts: false) }
         }
@@ -66,7 +69,8 @@ extension Engine {
         case "always": return true
         case "unless-stopped": return !record.state.stoppedByUser
         case "on-failure":
-            return !record.state.stoppedByUser && record.state.exitCode != 0 && (policy.maximumRetryCount == 0 || record.restartCount < policy.maximumRetryCount)
+            return !record.state.stoppedByUser && record.state.exitCode != 0
+                && (policy.maximumRetryCount == 0 || record.restartCount < policy.maximumRetryCount)
         default: return false
         }
     }

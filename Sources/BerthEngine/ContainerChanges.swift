@@ -10,6 +10,8 @@ extension Engine {
         let record = try lookup(reference)
         let spec = RecordFile.read(Spec.self, layout.container(record.id) + "/config.json")
         let mountPoints = Set((spec?.mounts ?? []).map { FileSystem.clean($0.destination) })
-        do throws(ImageError) { return try images.changes(containerID: record.id, mountPoints: mountPoints) } catch { throw .image(error) }
+        do throws(ImageError) { return try images.changes(containerID: record.id, mountPoints: mountPoints) } catch {
+            throw .image(error)
+        }
     }
 }

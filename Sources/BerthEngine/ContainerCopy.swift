@@ -23,7 +23,9 @@ public struct ContainerCopy: Sendable {
     }
 
     func locate(_ record: ContainerRecord, _ containerPath: String) throws(EngineError) -> Location {
-        guard containerPath.hasPrefix("/") || !containerPath.isEmpty else { throw .invalidArgument(what: "path", reason: "empty path") }
+        guard containerPath.hasPrefix("/") || !containerPath.isEmpty else {
+            throw .invalidArgument(what: "path", reason: "empty path")
+        }
         let clean = FileSystem.clean(containerPath.hasPrefix("/") ? containerPath : "/" + containerPath)
         // The deepest mount whose target contains the path wins, as in the container's mount table.
         let mounts = record.configuration.mounts.enumerated().filter { $0.element.type != .tmpfs }
@@ -38,14 +40,18 @@ public struct ContainerCopy: Sendable {
 
     /// Copies `containerPath` out to `hostPath` (docker's rules: into an existing directory under its
     /// own name, else to that name). `followLink` (-L) copies what a symlink points at, inside the root.
-    public func copyOut(_ reference: String, from containerPath: String, to hostPath: String, followLink: Bool = false) throws(EngineError) {
+    public func copyOut(_ reference: String, from containerPath: String, to hostPath: String, followLink: Bool = false)
+        throws(EngineError)
+    {
         let record = try engine.lookup(reference)
         let location = try locate(record, containerPath)
         let source = try open(location, containerPath: containerPath, record: record, followLink: followLink)
         if hostPath == "-" { return try archive(record, containerPath, location: location, to: STDOUT_FILENO) }
         let name = containerPath.split(separator: "/").last.map(String.init) ?? "root"
         var destination = hostPath
-        if FileSystem.isDirectory(hostPath) && !hostPath.hasSuffix("/.") { destination = FileSystem.join(hostPath, name) }
+        if FileSystem.isDirectory(hostPath) && !hostPath.hasSuffix("/.") {
+            destination = FileSystem.join(hostPath, name)
+        }
         let parent = FileSystem.parent(of: destination)
         guard FileSystem.isDirectory(parent) else {
             throw .invalidArgument(what: "destination", reason: "destination directory \"\(parent)\" must exist")
@@ -55,10 +61,14 @@ public struct ContainerCopy: Sendable {
         if isSymlink(source) {
             var buffer = [CChar](repeating: 0, count: 4096)
             let n = readlinkat(source.rawValue, "", &buffer, buffer.count - 1)
-            guard n >= 0 else { throw .system(SystemCallError(call: "readlinkat", errno: errno, subject: containerPath), context: "cp") }
+            guard n >= 0 else {
+                throw .system(SystemCallError(call: "readlinkat", errno: errno, subject: containerPath), context: "cp")
+            }
             unlink(destination)
             let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            guard symlink(target, destination) == 0 else { throw .system(SystemCallError(call: "symlink", errno: errno, subject: destination), context: "cp") }
+            guard symlink(target, destination) == 0 else {
+                throw .system(SystemCallError(call: "symlink", errno: errno, subject: destination), context: "cp")
+            }
             return
         }
         try run("/bin/cp", ["cp", "-a", "-T", "--", through, destination], what: containerPath)
@@ -71,20 +81,30 @@ public struct ContainerCopy: Sendable {
         try archive(record, containerPath, location: try locate(record, containerPath), to: output)
     }
 
-    private func archive(_ record: ContainerRecord, _ containerPath: String, location: Location, to output: Int32) throws(EngineError) {
+    private func archive(_ record: ContainerRecord, _ containerPath: String, location: Location, to output: Int32)
+        throws(EngineError)
+    {
         let entry = try open(location, containerPath: containerPath, record: record, followLink: false)
         // The entry's parent, resolved in the root, is tar's directory, so only the last component is
         // looked up (and not followed). `DIR/.` is the directory's contents: entries named `./…`, as
         // docker's (the client asked for them under the name `.`).
         let contents = Self.namesContents(containerPath) && isDirectory(entry)
-        let parentLocation = Location(root: location.root, path: contents ? location.path : FileSystem.parent(of: location.path))
+        let parentLocation = Location(
+            root: location.root, path: contents ? location.path : FileSystem.parent(of: location.path))
         let parent = try open(parentLocation, containerPath: containerPath, record: record, followLink: true)
         let name = contents ? "." : location.path.split(separator: "/").last.map(String.init) ?? "."
         do {
             let devnull = try FileDescriptor.open("/dev/null", O_WRONLY)
-            let pid = try ChildProcess.spawn("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", "/proc/\(getpid())/fd/\(parent.rawValue)", "-cf", "-", name],
-                                             environment: ["PATH=/usr/bin:/bin"], fileDescriptors: [1: output, 2: output == STDOUT_FILENO ? 2 : devnull.rawValue])
-            guard try ChildProcess.wait(pid).succeeded else { throw EngineError.other("tar of \(containerPath) failed") }
+            let pid = try ChildProcess.spawn(
+                "/bin/tar",
+                arguments: [
+                    "tar", "--numeric-owner", "-C", "/proc/\(getpid())/fd/\(parent.rawValue)", "-cf", "-", name,
+                ],
+                environment: ["PATH=/usr/bin:/bin"],
+                fileDescriptors: [1: output, 2: output == STDOUT_FILENO ? 2 : devnull.rawValue])
+            guard try ChildProcess.wait(pid).succeeded else {
+                throw EngineError.other("tar of \(containerPath) failed")
+            }
         } catch let error as EngineError { throw error } catch { throw .other("tar of \(containerPath): \(error)") }
     }
 
@@ -104,7 +124,9 @@ public struct ContainerCopy: Sendable {
     public func pathStat(_ reference: String, _ containerPath: String) throws(EngineError) -> PathStat? {
         let record = try engine.lookup(reference)
         let location = try locate(record, containerPath)
-        guard let fd = try? open(location, containerPath: containerPath, record: record, followLink: false) else { return nil }
+        guard let fd = try? open(location, containerPath: containerPath, record: record, followLink: false) else {
+            return nil
+        }
         var info = Glibc.stat()
         guard fstat(fd.rawValue, &info) == 0 else { return nil }
         var target = ""
@@ -113,9 +135,12 @@ public struct ContainerCopy: Sendable {
             let n = readlinkat(fd.rawValue, "", &buffer, buffer.count - 1)
             if n > 0 { target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         }
-        let name = Self.namesContents(containerPath) ? "." : location.path.split(separator: "/").last.map(String.init) ?? "/"
-        return PathStat(name: name, size: Int64(info.st_size), mode: UInt32(info.st_mode), modifiedSeconds: Int(info.st_mtim.tv_sec),
-                        modifiedNanoseconds: Int(info.st_mtim.tv_nsec), linkTarget: target)
+        let name =
+            Self.namesContents(containerPath) ? "." : location.path.split(separator: "/").last.map(String.init) ?? "/"
+        return PathStat(
+            name: name, size: Int64(info.st_size), mode: UInt32(info.st_mode),
+            modifiedSeconds: Int(info.st_mtim.tv_sec),
+            modifiedNanoseconds: Int(info.st_mtim.tv_nsec), linkTarget: target)
     }
 
     /// `DIR/.` (or `.`): docker's way of naming a directory's contents rather than the directory.
@@ -125,7 +150,9 @@ public struct ContainerCopy: Sendable {
 
     /// Copies `hostPath` into the container at `containerPath`: into it when it is a directory there (or
     /// ends with /), else as that name. Owned by root unless `archive` (-a) keeps the source's owners.
-    public func copyIn(_ reference: String, from hostPath: String, to containerPath: String, archive: Bool = false) throws(EngineError) {
+    public func copyIn(_ reference: String, from hostPath: String, to containerPath: String, archive: Bool = false)
+        throws(EngineError)
+    {
         let record = try engine.lookup(reference)
         if hostPath == "-" { return try copyInArchive(record, from: STDIN_FILENO, to: containerPath) }
         guard FileSystem.exists(hostPath) else {
@@ -134,13 +161,21 @@ public struct ContainerCopy: Sendable {
         let target = try locate(record, containerPath)
         var directory = target.path
         var name = hostPath.split(separator: "/").last.map(String.init) ?? hostPath
-        let isDirectoryThere = (try? open(target, containerPath: containerPath, record: record, followLink: true)).map(isDirectory) ?? false
+        let isDirectoryThere =
+            (try? open(target, containerPath: containerPath, record: record, followLink: true)).map(isDirectory)
+            ?? false
         if !(isDirectoryThere || containerPath.hasSuffix("/")) {
             directory = FileSystem.parent(of: target.path)
             name = target.path.split(separator: "/").last.map(String.init) ?? name
             let parentLocation = Location(root: target.root, path: directory)
-            guard (try? open(parentLocation, containerPath: FileSystem.parent(of: containerPath), record: record, followLink: true)).map(isDirectory) == true else {
-                throw .invalidArgument(what: "destination", reason: "Could not find the file \(FileSystem.parent(of: containerPath)) in container \(reference)")
+            guard
+                (try? open(
+                    parentLocation, containerPath: FileSystem.parent(of: containerPath), record: record,
+                    followLink: true)).map(isDirectory) == true
+            else {
+                throw .invalidArgument(
+                    what: "destination",
+                    reason: "Could not find the file \(FileSystem.parent(of: containerPath)) in container \(reference)")
             }
         }
         // A tar of the source with its top entry renamed to where it goes, unpacked in the root.
@@ -149,14 +184,17 @@ public struct ContainerCopy: Sendable {
         let sourceName = hostPath.split(separator: "/").last.map(String.init) ?? hostPath
         let tarFile = engine.layout.run + "/cp-\(ContainerNames.randomID().prefix(16)).tar"
         defer { unlink(tarFile) }
-        var arguments = ["tar", "--numeric-owner", "-cf", tarFile, "-C", sourceParent,
-                         // Names and hard-link targets renamed; symbolic-link targets left as they are (S).
-                         "--transform", "s|^\(Self.patternEscape(sourceName))|\(Self.replacementEscape(inside))\\1|S"]
+        var arguments = [
+            "tar", "--numeric-owner", "-cf", tarFile, "-C", sourceParent,
+            // Names and hard-link targets renamed; symbolic-link targets left as they are (S).
+            "--transform", "s|^\(Self.patternEscape(sourceName))|\(Self.replacementEscape(inside))\\1|S",
+        ]
         if !archive { arguments += ["--owner=0", "--group=0"] }
         arguments.append(sourceName)
         try run("/bin/tar", arguments, what: hostPath)
         do {
-            _ = try LayerFiles.apply(tarFile, to: target.root, options: UnpackOptions(privileged: true, whiteouts: .keep))
+            _ = try LayerFiles.apply(
+                tarFile, to: target.root, options: UnpackOptions(privileged: true, whiteouts: .keep))
         } catch {
             throw .other("copying \(hostPath) into \(reference):\(containerPath): \(error)")
         }
@@ -170,7 +208,8 @@ public struct ContainerCopy: Sendable {
         let target = try locate(record, containerPath)
         let directory = try open(target, containerPath: containerPath, record: record, followLink: true)
         guard isDirectory(directory) else {
-            throw .invalidArgument(what: "destination", reason: "destination \"\(record.name):\(containerPath)\" must be a directory")
+            throw .invalidArgument(
+                what: "destination", reason: "destination \"\(record.name):\(containerPath)\" must be a directory")
         }
         // The unpacker reads a file: the stream is spooled first (docker buffers it in the daemon too).
         let tarFile = engine.layout.run + "/cp-\(ContainerNames.randomID().prefix(16)).tar"
@@ -185,20 +224,25 @@ public struct ContainerCopy: Sendable {
     /// docker's `PUT /containers/{id}/archive`: the tar file `archive` unpacked into the directory
     /// `containerPath`, every entry kept inside it (see ``copyInArchive``). Without `keepOwners`
     /// (docker's `copyUIDGID`) what is unpacked belongs to root, as with docker.
-    public func extractArchive(_ reference: String, archive tarFile: String, into containerPath: String, keepOwners: Bool = true,
-                               noOverwriteDirNonDir: Bool = false) throws(EngineError) {
+    public func extractArchive(
+        _ reference: String, archive tarFile: String, into containerPath: String, keepOwners: Bool = true,
+        noOverwriteDirNonDir: Bool = false
+    ) throws(EngineError) {
         let record = try engine.lookup(reference)
         let target = try locate(record, containerPath)
         let directory = try open(target, containerPath: containerPath, record: record, followLink: true)
         guard isDirectory(directory) else {
             throw .invalidArgument(what: "destination", reason: "extraction point is not a directory")
         }
-        try extract(record, archive: tarFile, into: containerPath, directory: directory, keepOwners: keepOwners,
-                    noOverwriteDirNonDir: noOverwriteDirNonDir)
+        try extract(
+            record, archive: tarFile, into: containerPath, directory: directory, keepOwners: keepOwners,
+            noOverwriteDirNonDir: noOverwriteDirNonDir)
     }
 
-    private func extract(_ record: ContainerRecord, archive tarFile: String, into containerPath: String, directory: FileDescriptor,
-                         keepOwners: Bool = true, noOverwriteDirNonDir: Bool = false) throws(EngineError) {
+    private func extract(
+        _ record: ContainerRecord, archive tarFile: String, into containerPath: String, directory: FileDescriptor,
+        keepOwners: Bool = true, noOverwriteDirNonDir: Bool = false
+    ) throws(EngineError) {
         do {
             var options = UnpackOptions(privileged: true, whiteouts: .keep, owner: keepOwners ? nil : (0, 0))
             options.noOverwriteDirNonDir = noOverwriteDirNonDir
@@ -208,12 +252,15 @@ public struct ContainerCopy: Sendable {
         }
     }
 
-    private func open(_ location: Location, containerPath: String, record: ContainerRecord, followLink: Bool) throws(EngineError) -> FileDescriptor {
+    private func open(_ location: Location, containerPath: String, record: ContainerRecord, followLink: Bool)
+        throws(EngineError) -> FileDescriptor
+    {
         do {
             let root = try Root(path: location.root)
             return try root.open(location.path, BERTH_O_PATH | O_CLOEXEC | (followLink ? 0 : O_NOFOLLOW))
         } catch {
-            throw .invalidArgument(what: "path", reason: "Could not find the file \(containerPath) in container \(record.name)")
+            throw .invalidArgument(
+                what: "path", reason: "Could not find the file \(containerPath) in container \(record.name)")
         }
     }
 
@@ -232,7 +279,9 @@ public struct ContainerCopy: Sendable {
         do { output = try ChildProcess.run(program, arguments: arguments, environment: ["PATH=/usr/bin:/bin"]) } catch {
             throw .system(error, context: "copying \(what)")
         }
-        guard output.status.succeeded else { throw .other("copying \(what): \(output.stderrText.trimmingCharacters(in: " \n"))") }
+        guard output.status.succeeded else {
+            throw .other("copying \(what): \(output.stderrText.trimmingCharacters(in: " \n"))")
+        }
     }
 
     /// For tar's --transform: a literal in the (basic) regular expression, the separator escaped.

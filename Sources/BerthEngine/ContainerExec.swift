@@ -56,7 +56,9 @@ extension Engine {
     public func prepareExec(_ reference: String, _ request: ExecRequest) throws(EngineError) -> PreparedExec {
         let record = try lookup(reference)
         guard record.state.status == .running else {
-            if record.state.status == .paused { throw .conflict("Container \(record.id) is paused, unpause the container before exec") }
+            if record.state.status == .paused {
+                throw .conflict("Container \(record.id) is paused, unpause the container before exec")
+            }
             throw .conflict("container \(record.id) is not running")
         }
         guard !request.command.isEmpty else { throw .invalidArgument(what: "exec", reason: "no command specified") }
@@ -85,26 +87,33 @@ extension Engine {
         }
         let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: configuration.runtimes)
         let state = layout.monitorState(record.id)
-        do { try FileSystem.makeDirectories(state, mode: 0o700) } catch { throw .system(error, context: "preparing exec") }
+        do { try FileSystem.makeDirectories(state, mode: 0o700) } catch {
+            throw .system(error, context: "preparing exec")
+        }
         let token = ContainerNames.randomID().prefix(16)
         let processFile = "\(state)/exec-\(token).json"
         try RecordFile.write(process, processFile, durable: false)
         let pidFile = "\(state)/exec-\(token).pid"
-        var arguments = [runtime.path] + runtime.globalArguments + ["exec", "--process", processFile, "--pid-file", pidFile]
+        var arguments =
+            [runtime.path] + runtime.globalArguments + ["exec", "--process", processFile, "--pid-file", pidFile]
         var consoleSocket: String?
         if request.tty {
             // A socket path must fit in 108 bytes: the container's directory is too deep for one.
-            do { try FileSystem.makeDirectories(layout.run + "/sockets", mode: 0o700) } catch { throw .system(error, context: "preparing exec") }
+            do { try FileSystem.makeDirectories(layout.run + "/sockets", mode: 0o700) } catch {
+                throw .system(error, context: "preparing exec")
+            }
             consoleSocket = "\(layout.run)/sockets/\(token).sock"
             // runc takes a console socket only when it detaches: the caller then waits for the process
             // itself (as a child subreaper it inherits it when the runtime exits).
             arguments += ["--tty", "--console-socket", consoleSocket!]
         }
-        let foreground = request.tty && request.terminalInForeground && !request.detach && runtime.takesConsoleSocketInForeground
+        let foreground =
+            request.tty && request.terminalInForeground && !request.detach && runtime.takesConsoleSocketInForeground
         let detached = request.detach || (request.tty && !foreground)
         if detached { arguments.append("--detach") }
         arguments.append(record.id)
-        return PreparedExec(runtimePath: runtime.path, arguments: arguments, processFile: processFile, consoleSocket: consoleSocket,
-                            pidFile: pidFile, runtimeWaits: !detached)
+        return PreparedExec(
+            runtimePath: runtime.path, arguments: arguments, processFile: processFile, consoleSocket: consoleSocket,
+            pidFile: pidFile, runtimeWaits: !detached)
     }
 }

@@ -156,13 +156,18 @@ public struct ContainerInspect: Encodable, Sendable {
         Path = record.path
         Args = record.args
         State = StateSection(
-            Status: s.status.rawValue, Running: s.status == .running || s.status == .paused, Paused: s.status == .paused,
-            Restarting: s.status == .restarting, Dead: s.status == .dead, Pid: s.status == .running || s.status == .paused ? s.pid : 0,
+            Status: s.status.rawValue, Running: s.status == .running || s.status == .paused,
+            Paused: s.status == .paused,
+            Restarting: s.status == .restarting, Dead: s.status == .dead,
+            Pid: s.status == .running || s.status == .paused ? s.pid : 0,
             ExitCode: s.exitCode, Error: s.error, StartedAt: s.startedAt.isEmpty ? "0001-01-01T00:00:00Z" : s.startedAt,
             FinishedAt: s.finishedAt.isEmpty ? "0001-01-01T00:00:00Z" : s.finishedAt,
             Health: s.health.map { h in
-                HealthSection(Status: h.status, FailingStreak: h.failingStreak,
-                              Log: h.log.map { HealthLogSection(Start: $0.start, End: $0.end, ExitCode: $0.exitCode, Output: $0.output) })
+                HealthSection(
+                    Status: h.status, FailingStreak: h.failingStreak,
+                    Log: h.log.map {
+                        HealthLogSection(Start: $0.start, End: $0.end, ExitCode: $0.exitCode, Output: $0.output)
+                    })
             })
         Image = record.imageID
         let directory = layout.container(record.id)
@@ -193,26 +198,34 @@ public struct ContainerInspect: Encodable, Sendable {
             StopTimeout: c.stopTimeout)
         var bindings: [String: [PortBindingSection]] = [:]
         for p in c.portBindings {
-            bindings["\(p.containerPort)/\(p.proto)", default: []].append(PortBindingSection(HostIp: p.hostIP, HostPort: p.hostPort == 0 ? "" : String(p.hostPort)))
+            bindings["\(p.containerPort)/\(p.proto)", default: []].append(
+                PortBindingSection(HostIp: p.hostIP, HostPort: p.hostPort == 0 ? "" : String(p.hostPort)))
         }
         HostConfig = HostConfigSection(
             NetworkMode: c.networkMode, PortBindings: bindings,
-            RestartPolicy: RestartPolicySection(Name: c.restartPolicy.name, MaximumRetryCount: c.restartPolicy.maximumRetryCount),
-            AutoRemove: c.autoRemove, Runtime: record.runtime, Privileged: c.privileged, ReadonlyRootfs: c.readonlyRootfs,
+            RestartPolicy: RestartPolicySection(
+                Name: c.restartPolicy.name, MaximumRetryCount: c.restartPolicy.maximumRetryCount),
+            AutoRemove: c.autoRemove, Runtime: record.runtime, Privileged: c.privileged,
+            ReadonlyRootfs: c.readonlyRootfs,
             CapAdd: c.capAdd.isEmpty ? nil : c.capAdd, CapDrop: c.capDrop.isEmpty ? nil : c.capDrop,
-            SecurityOpt: c.securityOpt.isEmpty ? nil : c.securityOpt, Dns: c.dns, DnsSearch: c.dnsSearch, DnsOptions: c.dnsOptions,
+            SecurityOpt: c.securityOpt.isEmpty ? nil : c.securityOpt, Dns: c.dns, DnsSearch: c.dnsSearch,
+            DnsOptions: c.dnsOptions,
             ExtraHosts: c.extraHosts.isEmpty ? nil : c.extraHosts,
             LogConfig: LogConfigSection(Type: c.logDriver, Config: c.logOptions),
-            Memory: c.resources.memory ?? 0, MemorySwap: c.resources.memorySwap ?? 0, NanoCpus: c.resources.nanoCPUs ?? 0,
-            CpuShares: c.resources.cpuShares ?? 0, CpusetCpus: c.resources.cpusetCpus ?? "", PidsLimit: c.resources.pidsLimit,
-            Init: c.initProcess ? true : nil, ShmSize: c.shmSize ?? 64 * 1024 * 1024, Tmpfs: c.tmpfs.isEmpty ? nil : c.tmpfs,
+            Memory: c.resources.memory ?? 0, MemorySwap: c.resources.memorySwap ?? 0,
+            NanoCpus: c.resources.nanoCPUs ?? 0,
+            CpuShares: c.resources.cpuShares ?? 0, CpusetCpus: c.resources.cpusetCpus ?? "",
+            PidsLimit: c.resources.pidsLimit,
+            Init: c.initProcess ? true : nil, ShmSize: c.shmSize ?? 64 * 1024 * 1024,
+            Tmpfs: c.tmpfs.isEmpty ? nil : c.tmpfs,
             Sysctls: c.sysctls.isEmpty ? nil : c.sysctls)
         var ports: [String: [PortBindingSection]?] = [:]
         for port in exposed { ports[port] = .some(nil) }
         for p in record.publishedPorts where s.running {
             let key = "\(p.containerPort)/\(p.proto)"
             var list = ports[key].flatMap { $0 } ?? []
-            list.append(PortBindingSection(HostIp: p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, HostPort: String(p.hostPort)))
+            list.append(
+                PortBindingSection(HostIp: p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP, HostPort: String(p.hostPort)))
             ports[key] = list
         }
         var endpoints: [String: EndpointSection] = [:]
@@ -220,20 +233,26 @@ public struct ContainerInspect: Encodable, Sendable {
             let parts = n.address.split(separator: "/")
             // A record from before per-network aliases: the configuration's were the first network's.
             let aliases = n.aliases ?? (n.interface == "eth0" ? c.networkAliases : [])
-            endpoints[n.network] = EndpointSection(NetworkID: n.networkID, EndpointID: n.endpointID(container: record.id),
-                                                   Gateway: n.gateway, IPAddress: parts.first.map(String.init) ?? "",
-                                                   IPPrefixLen: parts.count > 1 ? Int(parts[1]) ?? 0 : 0, MacAddress: n.macAddress,
-                                                   Aliases: aliases.isEmpty ? nil : aliases)
+            endpoints[n.network] = EndpointSection(
+                NetworkID: n.networkID, EndpointID: n.endpointID(container: record.id),
+                Gateway: n.gateway, IPAddress: parts.first.map(String.init) ?? "",
+                IPPrefixLen: parts.count > 1 ? Int(parts[1]) ?? 0 : 0, MacAddress: n.macAddress,
+                Aliases: aliases.isEmpty ? nil : aliases)
         }
         let primary = record.networks.first
         let primaryParts = primary?.address.split(separator: "/") ?? []
         NetworkSettings = NetworkSection(
-            SandboxID: s.running ? String(record.id.prefix(64)) : "", SandboxKey: s.running && !record.networks.isEmpty ? layout.networkNamespace(record.id) : "",
+            SandboxID: s.running ? String(record.id.prefix(64)) : "",
+            SandboxKey: s.running && !record.networks.isEmpty ? layout.networkNamespace(record.id) : "",
             Ports: ports, Gateway: primary?.gateway ?? "", IPAddress: primaryParts.first.map(String.init) ?? "",
-            IPPrefixLen: primaryParts.count > 1 ? Int(primaryParts[1]) ?? 0 : 0, MacAddress: primary?.macAddress ?? "", Networks: endpoints)
+            IPPrefixLen: primaryParts.count > 1 ? Int(primaryParts[1]) ?? 0 : 0, MacAddress: primary?.macAddress ?? "",
+            Networks: endpoints)
         Mounts = c.mounts.map { m in
-            MountSection(Type: m.type.rawValue, Name: m.type == .volume ? m.source : nil, Source: m.source, Destination: m.target,
-                         Mode: m.readOnly ? "ro" : "", RW: !m.readOnly, Propagation: m.propagation ?? (m.type == .bind ? "rprivate" : ""))
+            MountSection(
+                Type: m.type.rawValue, Name: m.type == .volume ? m.source : nil, Source: m.source,
+                Destination: m.target,
+                Mode: m.readOnly ? "ro" : "", RW: !m.readOnly,
+                Propagation: m.propagation ?? (m.type == .bind ? "rprivate" : ""))
         }
     }
 

@@ -21,8 +21,12 @@ public enum ContainerNames {
     static func validate(_ name: String) throws(EngineError) {
         let bytes = Array(name.utf8)
         func alnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
-        guard bytes.count >= 2, alnum(bytes[0]), bytes.dropFirst().allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 }) else {
-            throw .invalidArgument(what: "container name", reason: "Invalid container name (\(name)), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        guard bytes.count >= 2, alnum(bytes[0]),
+            bytes.dropFirst().allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 })
+        else {
+            throw .invalidArgument(
+                what: "container name",
+                reason: "Invalid container name (\(name)), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         }
     }
 

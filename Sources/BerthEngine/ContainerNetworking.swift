@@ -19,9 +19,13 @@ struct ContainerNetworking: Sendable {
         self.layout = layout
         var store = NetworkStore(root: layout.networks)
         // dockerd's `bip` is the gateway with its prefix (172.17.0.1/16): the default network's subnet.
-        if let bip = configuration.bridgeIP, let subnet = IPv4Subnet(bip, strict: false) { store.defaultSubnet = subnet }
-        self.manager = NetworkManager(store: store, cni: CNI(pluginDirectories: CNI.defaultPluginDirectories, cacheDirectory: layout.networks + "/cni/results"),
-                                      ports: PortAllocator(directory: layout.networks + "/ports"))
+        if let bip = configuration.bridgeIP, let subnet = IPv4Subnet(bip, strict: false) {
+            store.defaultSubnet = subnet
+        }
+        self.manager = NetworkManager(
+            store: store,
+            cni: CNI(pluginDirectories: CNI.defaultPluginDirectories, cacheDirectory: layout.networks + "/cni/results"),
+            ports: PortAllocator(directory: layout.networks + "/ports"))
     }
 
     struct Setup {
@@ -51,7 +55,8 @@ struct ContainerNetworking: Sendable {
             guard let peer, peer.state.status == .running || peer.state.status == .paused, peer.state.pid > 0 else {
                 throw .conflict("cannot join network namespace of a non running container: \(other)")
             }
-            return Setup(namespacePath: "/proc/\(peer.state.pid)/ns/net", sharesHost: false, hostGateway: hostGateway(record))
+            return Setup(
+                namespacePath: "/proc/\(peer.state.pid)/ns/net", sharesHost: false, hostGateway: hostGateway(record))
         default:
             let path = layout.networkNamespace(record.id)
             do {
@@ -62,18 +67,25 @@ struct ContainerNetworking: Sendable {
                 let ports = try requestedPorts(record)
                 let configuration = record.configuration
                 let endpoints = configuration.additionalEndpoints ?? [:]
-                let attachments = try manager.attach(containerID: record.id, netnsPath: path, networks: NetworkConnection.configuredNetworks(configuration),
-                                                     ports: ports, staticIP: configuration.ipAddress,
-                                                     staticIPs: endpoints.compactMapValues(\.ipAddress))
+                let attachments = try manager.attach(
+                    containerID: record.id, netnsPath: path,
+                    networks: NetworkConnection.configuredNetworks(configuration),
+                    ports: ports, staticIP: configuration.ipAddress,
+                    staticIPs: endpoints.compactMapValues(\.ipAddress))
                 record.networks = attachments.enumerated().map { index, attachment in
-                    Self.recorded(attachment, aliases: index == 0 ? configuration.networkAliases : endpoints[attachment.network]?.aliases ?? [])
+                    Self.recorded(
+                        attachment,
+                        aliases: index == 0
+                            ? configuration.networkAliases : endpoints[attachment.network]?.aliases ?? [])
                 }
                 record.nextInterfaceIndex = attachments.count
                 // Resolved: a host port asked as 0 or as a range is the one taken now.
-                record.publishedPorts = attachments.first?.ports.map { mapping in
-                    ContainerConfiguration.PortBinding(containerPort: mapping.containerPort, proto: mapping.proto,
-                                                       hostIP: mapping.hostIP, hostPort: mapping.hostPort)
-                } ?? []
+                record.publishedPorts =
+                    attachments.first?.ports.map { mapping in
+                        ContainerConfiguration.PortBinding(
+                            containerPort: mapping.containerPort, proto: mapping.proto,
+                            hostIP: mapping.hostIP, hostPort: mapping.hostPort)
+                    } ?? []
             } catch {
                 try? NetworkNamespace.remove(at: path)
                 throw .network("\(error)")
@@ -87,21 +99,27 @@ struct ContainerNetworking: Sendable {
     func requestedPorts(_ record: ContainerRecord) throws(NetworkError) -> [PortMapping] {
         var bindings = record.configuration.portBindings
         if !record.publishedPorts.isEmpty { bindings = record.publishedPorts }
-        var ports = bindings.map { PortMapping(hostIP: $0.hostIP, hostPort: $0.hostPort, hostPortEnd: $0.hostPortEnd, containerPort: $0.containerPort, proto: $0.proto) }
+        var ports = bindings.map {
+            PortMapping(
+                hostIP: $0.hostIP, hostPort: $0.hostPort, hostPortEnd: $0.hostPortEnd, containerPort: $0.containerPort,
+                proto: $0.proto)
+        }
         if record.configuration.publishAllPorts && record.publishedPorts.isEmpty {
             let exposed = record.exposedPorts
             let covered = Set(ports.map { "\($0.containerPort)/\($0.proto)" })
-            ports += try PortMapping.publishAll(exposedPorts: exposed.filter { !covered.contains($0) && !covered.contains($0 + "/tcp") })
+            ports += try PortMapping.publishAll(
+                exposedPorts: exposed.filter { !covered.contains($0) && !covered.contains($0 + "/tcp") })
         }
         return ports
     }
 
     /// An attachment as the record keeps it (`10.89.0.5/16`).
     static func recorded(_ attachment: Attachment, aliases: [String]) -> ContainerRecord.NetworkAttachment {
-        ContainerRecord.NetworkAttachment(network: attachment.network, networkID: attachment.networkID, interface: attachment.interface,
-                                          address: attachment.ipAddress.map { "\($0)/\(attachment.prefixLength ?? 32)" } ?? "",
-                                          gateway: attachment.gateway ?? "", macAddress: attachment.macAddress ?? "",
-                                          aliases: aliases)
+        ContainerRecord.NetworkAttachment(
+            network: attachment.network, networkID: attachment.networkID, interface: attachment.interface,
+            address: attachment.ipAddress.map { "\($0)/\(attachment.prefixLength ?? 32)" } ?? "",
+            gateway: attachment.gateway ?? "", macAddress: attachment.macAddress ?? "",
+            aliases: aliases)
     }
 
     /// CNI DEL on every network, the namespace unpinned; tolerant of what is already gone.
@@ -121,7 +139,9 @@ extension Engine {
     static func readRecord(_ layout: EngineLayout, _ reference: String) throws(EngineError) -> ContainerRecord {
         if let record = RecordFile.read(ContainerRecord.self, layout.record(reference)) { return record }
         for id in (try? FileSystem.listSubdirectories(layout.containers)) ?? [] {
-            if let record = RecordFile.read(ContainerRecord.self, layout.record(id)), record.name == reference || id.hasPrefix(reference) {
+            if let record = RecordFile.read(ContainerRecord.self, layout.record(id)),
+                record.name == reference || id.hasPrefix(reference)
+            {
                 return record
             }
         }

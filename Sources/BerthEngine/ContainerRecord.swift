@@ -82,7 +82,9 @@ public struct ContainerRecord: Codable, Sendable {
         public var exitCode: Int32
         public var output: String
         /// As the monitor writes them (docker's names).
-        enum CodingKeys: String, CodingKey { case start = "Start", end = "End", exitCode = "ExitCode", output = "Output" }
+        enum CodingKeys: String, CodingKey {
+            case start = "Start", end = "End", exitCode = "ExitCode", output = "Output"
+        }
     }
 
     public struct NetworkAttachment: Codable, Sendable, Equatable {
@@ -96,8 +98,10 @@ public struct ContainerRecord: Codable, Sendable {
         /// `--network-alias` / `network connect --alias` on this network (what inspect shows as Aliases, and
         /// names a resolver may answer). Optional: records written before it existed decode.
         public var aliases: [String]?
-        public init(network: String, networkID: String, interface: String, address: String, gateway: String, macAddress: String,
-                    aliases: [String]? = nil) {
+        public init(
+            network: String, networkID: String, interface: String, address: String, gateway: String, macAddress: String,
+            aliases: [String]? = nil
+        ) {
             self.network = network
             self.networkID = networkID
             self.interface = interface
@@ -110,7 +114,9 @@ public struct ContainerRecord: Codable, Sendable {
 
     public var shortID: String { String(id.prefix(12)) }
     /// The ports the image and `--expose` declare (`80/tcp`, `53/udp`, or a bare `8080`), in that order.
-    public var exposedPorts: [String] { (imageConfig?.ExposedPorts.map { Array($0.keys) } ?? []) + configuration.exposedPorts }
+    public var exposedPorts: [String] {
+        (imageConfig?.ExposedPorts.map { Array($0.keys) } ?? []) + configuration.exposedPorts
+    }
 }
 
 /// What the monitor writes when the init exits (`exit.json`).
@@ -138,7 +144,9 @@ enum RecordFile {
     static func write<T: Encodable>(_ value: T, _ path: String, durable: Bool = true) throws(EngineError) {
         let bytes: [UInt8]
         do { bytes = try JSONTreeEncoder.encode(value) } catch { throw .other("encoding \(path): \(error)") }
-        do { try FileSystem.writeAtomically(path, bytes, mode: 0o600, durable: durable) } catch { throw .system(error, context: "writing \(path)") }
+        do { try FileSystem.writeAtomically(path, bytes, mode: 0o600, durable: durable) } catch {
+            throw .system(error, context: "writing \(path)")
+        }
     }
 
     /// Compact: BerthJSON's bytes (the same as JSONEncoder's with sorted keys). Pretty: Foundation's
@@ -146,7 +154,8 @@ enum RecordFile {
     static func encode<T: Encodable>(_ value: T, pretty: Bool = false) -> [UInt8] {
         if !pretty { return (try? JSONTreeEncoder.encode(value)) ?? [] }
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting =
+            pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return (try? Array(encoder.encode(value))) ?? []
     }
 }

@@ -40,7 +40,8 @@ public struct StatsSample: Sendable {
     /// docker's CPU %: the container's share of the machine's time between two readings, times CPUs.
     public func cpuPercent(since previous: StatsSample?) -> Double {
         guard let previous, systemUsage > previous.systemUsage, cpuUsage >= previous.cpuUsage else { return 0 }
-        return Double(cpuUsage - previous.cpuUsage) / Double(systemUsage - previous.systemUsage) * Double(onlineCPUs) * 100
+        return Double(cpuUsage - previous.cpuUsage) / Double(systemUsage - previous.systemUsage) * Double(onlineCPUs)
+            * 100
     }
 }
 
@@ -58,7 +59,9 @@ extension Engine {
         func number(_ path: String) -> UInt64? { read(path).flatMap { UInt64($0.trimmingCharacters(in: " \n")) } }
         if v2 {
             let base = "/sys/fs/cgroup" + group
-            if let stat = read(base + "/cpu.stat"), let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }) {
+            if let stat = read(base + "/cpu.stat"),
+                let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") })
+            {
                 sample.cpuUsage = (UInt64(line.split(separator: " ")[1]) ?? 0) * 1000
             }
             sample.memoryUsage = number(base + "/memory.current") ?? 0
@@ -79,13 +82,16 @@ extension Engine {
             sample.memoryUsage = number("/sys/fs/cgroup/memory\(group)/memory.usage_in_bytes") ?? 0
             // v1 reports cache as usage; docker subtracts total_inactive_file.
             if let stat = read("/sys/fs/cgroup/memory\(group)/memory.stat"),
-               let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("total_inactive_file ") }),
-               let inactive = UInt64(line.split(separator: " ")[1]), inactive < sample.memoryUsage {
+                let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("total_inactive_file ") }),
+                let inactive = UInt64(line.split(separator: " ")[1]), inactive < sample.memoryUsage
+            {
                 sample.memoryUsage -= inactive
             }
             sample.memoryLimit = number("/sys/fs/cgroup/memory\(group)/memory.limit_in_bytes") ?? 0
             sample.pids = number("/sys/fs/cgroup/pids\(group)/pids.current") ?? 0
-            for line in (read("/sys/fs/cgroup/blkio\(group)/blkio.throttle.io_service_bytes") ?? "").split(separator: "\n") {
+            for line in (read("/sys/fs/cgroup/blkio\(group)/blkio.throttle.io_service_bytes") ?? "").split(
+                separator: "\n")
+            {
                 let fields = line.split(separator: " ")
                 guard fields.count == 3, let v = UInt64(fields[2]) else { continue }
                 if fields[1] == "Read" { sample.blockRead += v }
@@ -96,7 +102,8 @@ extension Engine {
         if sample.memoryLimit == 0 || sample.memoryLimit > physical { sample.memoryLimit = physical }
         sample.onlineCPUs = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         // /proc/stat's cpu line in USER_HZ ticks, as docker's systemUsage (nanoseconds).
-        if let stat = read("/proc/stat"), let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) {
+        if let stat = read("/proc/stat"), let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        {
             let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }.reduce(0, +)
             sample.systemUsage = ticks * (1_000_000_000 / UInt64(sysconf(Int32(_SC_CLK_TCK))))
         }
@@ -108,10 +115,13 @@ extension Engine {
             if fields.count >= 12 {
                 sample.networkReceived += fields[0]
                 sample.networkSent += fields[8]
-                sample.networkInterfaces.append(.init(
-                    name: String(parts[0]).trimmingCharacters(in: " "), receivedBytes: fields[0], receivedPackets: fields[1],
-                    receiveErrors: fields[2], receiveDropped: fields[3], sentBytes: fields[8], sentPackets: fields[9],
-                    sendErrors: fields[10], sendDropped: fields[11]))
+                sample.networkInterfaces.append(
+                    .init(
+                        name: String(parts[0]).trimmingCharacters(in: " "), receivedBytes: fields[0],
+                        receivedPackets: fields[1],
+                        receiveErrors: fields[2], receiveDropped: fields[3], sentBytes: fields[8],
+                        sentPackets: fields[9],
+                        sendErrors: fields[10], sendDropped: fields[11]))
             }
         }
         return sample
@@ -123,7 +133,9 @@ extension Engine {
         guard record.state.status == .running || record.state.status == .paused else {
             throw .conflict("Container \(record.id) is not running")
         }
-        let output = try OCIRuntime(name: record.runtime, layout: layout, named: configuration.runtimes).run(["ps", "--format", "json", record.id])
+        let output = try OCIRuntime(name: record.runtime, layout: layout, named: configuration.runtimes).run([
+            "ps", "--format", "json", record.id,
+        ])
         let text = output.stdoutText.filter { $0.isNumber || $0 == "," }
         return text.split(separator: ",").compactMap { Int32($0) }
     }

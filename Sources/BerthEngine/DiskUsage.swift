@@ -5,7 +5,8 @@ import BerthOS
 /// it cannot be measured.
 public enum DiskUsage {
     public static func bytes(_ path: String) -> Int64 {
-        let output = try? ChildProcess.run("/usr/bin/du", arguments: ["du", "-s", "-B1", "--", path], environment: ["PATH=/usr/bin:/bin"])
+        let output = try? ChildProcess.run(
+            "/usr/bin/du", arguments: ["du", "-s", "-B1", "--", path], environment: ["PATH=/usr/bin:/bin"])
         return output.flatMap { Int64($0.stdoutText.split(separator: "\t").first ?? "") } ?? 0
     }
 }
@@ -46,14 +47,18 @@ extension Engine {
         for record in images.store.images() { byID[record.config.digest, default: []].append(record) }
         let imageUsage = byID.values.map { records in
             let names = Set(records.map(\.name))
-            return DiskUsageReport.ImageUsage(records: records, size: records[0].size,
-                                              containers: containers.filter { names.contains($0.imageName) }.count)
+            return DiskUsageReport.ImageUsage(
+                records: records, size: records[0].size,
+                containers: containers.filter { names.contains($0.imageName) }.count)
         }.sorted { $0.records[0].stored > $1.records[0].stored }
-        let containerUsage = containers.map { DiskUsageReport.ContainerUsage(record: $0, size: DiskUsage.bytes(layout.container($0.id) + "/upper")) }
+        let containerUsage = containers.map {
+            DiskUsageReport.ContainerUsage(record: $0, size: DiskUsage.bytes(layout.container($0.id) + "/upper"))
+        }
         let mounts = containers.flatMap { $0.configuration.mounts.filter { $0.type == .volume }.map(\.source) }
         let volumeUsage = volumes.list().map { volume in
-            DiskUsageReport.VolumeUsage(volume: volume, size: DiskUsage.bytes(volume.Mountpoint),
-                                        containers: mounts.filter { $0 == volume.Name }.count)
+            DiskUsageReport.VolumeUsage(
+                volume: volume, size: DiskUsage.bytes(volume.Mountpoint),
+                containers: mounts.filter { $0 == volume.Name }.count)
         }
         let layers = images.store.blobs().reduce(Int64(0)) { $0 + (images.store.blobSize($1) ?? 0) }
         return DiskUsageReport(images: imageUsage, containers: containerUsage, volumes: volumeUsage, layersSize: layers)

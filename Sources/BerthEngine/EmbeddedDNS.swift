@@ -32,9 +32,12 @@ enum EmbeddedDNS {
 
     /// The monitor's `--dns-*` arguments: the pinned namespace, where the records are, and the upstream
     /// servers (`--dns`, else the nameservers of the host's resolv.conf).
-    static func monitorArguments(_ record: ContainerRecord, namespacePath: String, layout: EngineLayout, hostResolvConf: String) -> [String] {
+    static func monitorArguments(
+        _ record: ContainerRecord, namespacePath: String, layout: EngineLayout, hostResolvConf: String
+    ) -> [String] {
         var arguments = ["--dns-netns", namespacePath, "--dns-containers", layout.containers]
-        for server in ResolvConf.embeddedResolverUpstreams(hostContents: hostResolvConf, dns: record.configuration.dns) {
+        for server in ResolvConf.embeddedResolverUpstreams(hostContents: hostResolvConf, dns: record.configuration.dns)
+        {
             arguments += ["--dns-upstream", server]
         }
         return arguments

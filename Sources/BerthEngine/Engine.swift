@@ -27,11 +27,16 @@ public final class Engine: Sendable {
     /// The configuration file's settings (defaults for runtime, logging, registries, networks).
     public let configuration: EngineConfiguration
 
-    public init(images: ImageService, run: String = EngineLayout.defaultRun, monitorPath: String? = nil,
-                exitCommand: [String], configuration: EngineConfiguration = EngineConfiguration()) throws(EngineError) {
+    public init(
+        images: ImageService, run: String = EngineLayout.defaultRun, monitorPath: String? = nil,
+        exitCommand: [String], configuration: EngineConfiguration = EngineConfiguration()
+    ) throws(EngineError) {
         self.images = images
         self.layout = EngineLayout(root: images.store.root, run: run)
-        guard let monitor = monitorPath ?? OCIRuntime.besideExecutable("berth-monitor") ?? ChildProcess.lookup("berth-monitor") else {
+        guard
+            let monitor = monitorPath ?? OCIRuntime.besideExecutable("berth-monitor")
+                ?? ChildProcess.lookup("berth-monitor")
+        else {
             throw .other("berth-monitor not found beside this executable or in PATH")
         }
         self.monitorPath = monitor
@@ -59,12 +64,17 @@ public final class Engine: Sendable {
     public func lookup(_ reference: String) throws(EngineError) -> ContainerRecord {
         let wanted = reference.hasPrefix("/") ? String(reference.dropFirst()) : reference
         guard !wanted.isEmpty else { throw .noSuchContainer(reference) }
-        if !wanted.contains("/"), let record = RecordFile.read(ContainerRecord.self, layout.record(wanted)) { return observed(record) }
+        if !wanted.contains("/"), let record = RecordFile.read(ContainerRecord.self, layout.record(wanted)) {
+            return observed(record)
+        }
         let all = list()
         if let byName = all.first(where: { $0.name == wanted }) { return byName }
         let matches = all.filter { $0.id.hasPrefix(wanted.lowercased()) }
         if matches.count == 1 { return matches[0] }
-        if matches.count > 1 { throw .invalidArgument(what: "container reference", reason: "multiple IDs found with provided prefix: \(wanted)") }
+        if matches.count > 1 {
+            throw .invalidArgument(
+                what: "container reference", reason: "multiple IDs found with provided prefix: \(wanted)")
+        }
         throw .noSuchContainer(reference)
     }
 
@@ -73,7 +83,8 @@ public final class Engine: Sendable {
     func observed(_ record: ContainerRecord) -> ContainerRecord {
         var r = record
         guard r.state.status == .running || r.state.status == .paused else { return r }
-        r.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, r.id)) ?? r.state.health
+        r.state.health =
+            RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, r.id)) ?? r.state.health
         if let exit = RecordFile.read(ExitRecord.self, layout.exitFile(r.id)), exit.pid == r.state.pid {
             r.state.status = .exited
             r.state.exitCode = exit.exitCode
@@ -81,7 +92,8 @@ public final class Engine: Sendable {
             r.state.pid = 0
         } else if !ProcessStat.isAlive(pid: r.state.monitorPid, startTime: r.state.monitorStartTime) {
             // No monitor and no exit file: it was killed, or the machine rebooted.
-            let runtimeSays = (try? OCIRuntime(name: r.runtime, layout: layout, named: self.configuration.runtimes))?.status(r.id)
+            let runtimeSays = (try? OCIRuntime(name: r.runtime, layout: layout, named: self.configuration.runtimes))?
+                .status(r.id)
             if runtimeSays == "running" || runtimeSays == "paused" {
                 r.state.error = "the container's monitor is gone: its output is no longer collected"
             } else {
@@ -98,38 +110,49 @@ public final class Engine: Sendable {
 
     /// Creates a container from an image already in the store: its rootfs snapshot and its record.
     /// Nothing runs until ``start(_:attach:)``.
-    public func create(_ configuration: ContainerConfiguration, name requested: String? = nil) throws(EngineError) -> ContainerRecord {
+    public func create(_ configuration: ContainerConfiguration, name requested: String? = nil) throws(EngineError)
+        -> ContainerRecord
+    {
         if let name = requested { try ContainerNames.validate(name) }
         guard let image = images.store.lookup(configuration.image) else { throw .noSuchImage(configuration.image) }
         let imageConfig: ImageConfig
         do {
-            imageConfig = try JSONTreeDecoder.decode(ImageConfig.self, from: try images.store.readBlob(image.config.digest))
+            imageConfig = try JSONTreeDecoder.decode(
+                ImageConfig.self, from: try images.store.readBlob(image.config.digest))
         } catch { throw .other("reading the configuration of image \(image.name): \(error)") }
         if configuration.autoRemove && configuration.restartPolicy.name != "no" {
-            throw .invalidArgument(what: "options", reason: "conflicting options: cannot specify both --restart and --rm")
+            throw .invalidArgument(
+                what: "options", reason: "conflicting options: cannot specify both --restart and --rm")
         }
-        let runtime = try OCIRuntime(name: configuration.runtime ?? defaultRuntime, layout: layout, named: self.configuration.runtimes)
+        let runtime = try OCIRuntime(
+            name: configuration.runtime ?? defaultRuntime, layout: layout, named: self.configuration.runtimes)
         let process = try SpecBuilder.command(configuration, image: imageConfig.config)
         let id = ContainerNames.randomID()
         return try locked { () throws(EngineError) in
             let existing = list()
             let name: String
             if let requested {
-                if let holder = existing.first(where: { $0.name == requested }) { throw .nameInUse(name: requested, by: holder.id) }
+                if let holder = existing.first(where: { $0.name == requested }) {
+                    throw .nameInUse(name: requested, by: holder.id)
+                }
                 name = requested
             } else {
                 name = ContainerNames.generate(avoiding: Set(existing.map(\.name)))
             }
             let rootfs: String
-            do throws(ImageError) { rootfs = try images.prepareRootfs(image: image.name, containerID: id) } catch { throw .image(error) }
+            do throws(ImageError) { rootfs = try images.prepareRootfs(image: image.name, containerID: id) } catch {
+                throw .image(error)
+            }
             var configuration = configuration
-            var record = ContainerRecord(id: id, name: name, created: Timestamp.now(), imageReference: configuration.image,
-                                         imageName: image.name, imageID: image.config.digest.description,
-                                         configuration: configuration, runtime: runtime.name, path: process.first ?? "",
-                                         args: Array(process.dropFirst()), hostname: configuration.hostname ?? String(id.prefix(12)))
+            var record = ContainerRecord(
+                id: id, name: name, created: Timestamp.now(), imageReference: configuration.image,
+                imageName: image.name, imageID: image.config.digest.description,
+                configuration: configuration, runtime: runtime.name, path: process.first ?? "",
+                args: Array(process.dropFirst()), hostname: configuration.hostname ?? String(id.prefix(12)))
             record.imageConfig = imageConfig.config
             do throws(EngineError) {
-                try prepareVolumes(&configuration, imageVolumes: Array(imageConfig.config?.Volumes?.keys ?? [:].keys), rootfs: rootfs)
+                try prepareVolumes(
+                    &configuration, imageVolumes: Array(imageConfig.config?.Volumes?.keys ?? [:].keys), rootfs: rootfs)
                 record.configuration = configuration
                 try save(record)
             } catch {
@@ -147,7 +170,9 @@ public final class Engine: Sendable {
     /// before the program runs, so that not a byte of its output is missed (docker run's attach).
     @discardableResult
     public func start(_ reference: String, attach: Bool = false) throws(EngineError) -> FileDescriptor? {
-        try locked { () throws(EngineError) in try startLocked(try lookup(reference).id, attach: attach, resetRestarts: true) }
+        try locked { () throws(EngineError) in
+            try startLocked(try lookup(reference).id, attach: attach, resetRestarts: true)
+        }
     }
 
     func startLocked(_ id: String, attach: Bool, resetRestarts: Bool) throws(EngineError) -> FileDescriptor? {
@@ -175,14 +200,16 @@ public final class Engine: Sendable {
             attachments = record.networks
             let resolver = EmbeddedDNS.applies(to: record, namespacePath: network.namespacePath, layout: layout)
             let hostResolvConf = resolver ? EmbeddedDNS.hostResolvConf() : nil
-            let managed = try ManagedFiles.write(record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
-                                                 hostGateway: network.hostGateway, embeddedResolver: hostResolvConf)
-            let inputs = SpecInputs(configuration: record.configuration, image: record.imageConfig, containerID: record.id,
-                                    rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
-                                    networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
-                                    volumeSources: volumeSources(record.configuration),
-                                    cgroupsPath: "/berth/\(record.id)",
-                                    initPath: record.configuration.initProcess ? try Engine.initBinary() : nil)
+            let managed = try ManagedFiles.write(
+                record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
+                hostGateway: network.hostGateway, embeddedResolver: hostResolvConf)
+            let inputs = SpecInputs(
+                configuration: record.configuration, image: record.imageConfig, containerID: record.id,
+                rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
+                networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
+                volumeSources: volumeSources(record.configuration),
+                cgroupsPath: "/berth/\(record.id)",
+                initPath: record.configuration.initProcess ? try Engine.initBinary() : nil)
             var spec = try SpecBuilder.build(inputs)
             spec.root = Spec.Root(path: "rootfs", readonly: record.configuration.readonlyRootfs)
             try RecordFile.write(spec, bundle + "/config.json", durable: false)
@@ -190,18 +217,22 @@ public final class Engine: Sendable {
             let health = try HealthSettings.monitorArguments(record, spec: spec, layout: layout)
             var dns: [String] = []
             if let hostResolvConf, let namespace = network.namespacePath {
-                dns = EmbeddedDNS.monitorArguments(record, namespacePath: namespace, layout: layout, hostResolvConf: hostResolvConf)
+                dns = EmbeddedDNS.monitorArguments(
+                    record, namespacePath: namespace, layout: layout, hostResolvConf: hostResolvConf)
                 // The resolver reads the asker's networks from this record: saved with them before the
                 // program runs, so that its first lookup (`nc server 80` as the command) is answered.
                 try save(record)
             }
-            let launch = try MonitorLaunch.start(.init(
-                monitorPath: monitorPath, runtime: runtime, id: record.id, bundle: bundle,
-                stateDirectory: layout.monitorState(record.id), exitFile: layout.exitFile(record.id),
-                logDriver: logOptions.driver, logPath: layout.logFile(record.id), logMaximumSize: logOptions.maximumSize,
-                logMaximumFiles: logOptions.maximumFiles, terminal: record.configuration.tty,
-                openStdin: record.configuration.openStdin, exitCommand: exitCommand.isEmpty ? [] : exitCommand + [record.id],
-                health: health, dns: dns), attach: attach)
+            let launch = try MonitorLaunch.start(
+                .init(
+                    monitorPath: monitorPath, runtime: runtime, id: record.id, bundle: bundle,
+                    stateDirectory: layout.monitorState(record.id), exitFile: layout.exitFile(record.id),
+                    logDriver: logOptions.driver, logPath: layout.logFile(record.id),
+                    logMaximumSize: logOptions.maximumSize,
+                    logMaximumFiles: logOptions.maximumFiles, terminal: record.configuration.tty,
+                    openStdin: record.configuration.openStdin,
+                    exitCommand: exitCommand.isEmpty ? [] : exitCommand + [record.id],
+                    health: health, dns: dns), attach: attach)
             let pid = try launch.awaitStarted()
             started = true
             let connection = launch.connection
@@ -226,7 +257,11 @@ public final class Engine: Sendable {
             networking.tearDown(&record)
             record.state.status = record.state.startedAt.isEmpty ? .created : .exited
             record.state.error = "\(error)"
-            if case .cannotStart(let code, _) = error { record.state.exitCode = code } else { record.state.exitCode = 128 }
+            if case .cannotStart(let code, _) = error {
+                record.state.exitCode = code
+            } else {
+                record.state.exitCode = 128
+            }
             try? save(record)
             throw error
         }
@@ -240,7 +275,11 @@ public final class Engine: Sendable {
         guard record.state.running else { return }
         let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
         let signal: Int32
-        if let name { signal = try RunOptionParser.parseSignal(name) } else { signal = try EngineSignals.stopSignal(record) }
+        if let name {
+            signal = try RunOptionParser.parseSignal(name)
+        } else {
+            signal = try EngineSignals.stopSignal(record)
+        }
         try? runtime.kill(record.id, signal: signal)
         events.container("kill", record, ["signal": String(signal)])
         if record.state.status == .paused { _ = try? runtime.run(["resume", record.id]) }
@@ -256,9 +295,12 @@ public final class Engine: Sendable {
     /// Sends `signal` to the container's init (docker kill). SIGKILL marks it stopped by the user.
     public func kill(_ reference: String, signal: Int32 = SIGKILL) throws(EngineError) {
         let current = try lookup(reference)
-        guard current.state.running else { throw .conflict("Cannot kill container: \(reference): Container \(current.id) is not running") }
+        guard current.state.running else {
+            throw .conflict("Cannot kill container: \(reference): Container \(current.id) is not running")
+        }
         let record = signal == SIGKILL || signal == SIGTERM ? try markStopped(reference) : current
-        try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).kill(record.id, signal: signal)
+        try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).kill(
+            record.id, signal: signal)
         events.container("kill", record, ["signal": String(signal)])
     }
 
@@ -311,7 +353,9 @@ public final class Engine: Sendable {
         try locked { () throws(EngineError) in
             var record = try lookup(reference)
             guard record.state.status == .running else { throw .conflict("Container \(record.id) is not running") }
-            try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run(["pause", record.id])
+            try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run([
+                "pause", record.id,
+            ])
             record.state.status = .paused
             try save(record)
             events.container("pause", record)
@@ -322,7 +366,9 @@ public final class Engine: Sendable {
         try locked { () throws(EngineError) in
             var record = try lookup(reference)
             guard record.state.status == .paused else { throw .conflict("Container \(record.id) is not paused") }
-            try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run(["resume", record.id])
+            try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run([
+                "resume", record.id,
+            ])
             record.state.status = .running
             try save(record)
             events.container("unpause", record)
@@ -353,15 +399,19 @@ public final class Engine: Sendable {
             var record = try lookup(id)
             guard let exit = RecordFile.read(ExitRecord.self, layout.exitFile(record.id)) else { return .nothing }
             guard var stored = RecordFile.read(ContainerRecord.self, layout.record(record.id)),
-                  stored.state.running, stored.state.pid == exit.pid else { return .nothing }
+                stored.state.running, stored.state.pid == exit.pid
+            else { return .nothing }
             stored.state.status = .exited
             stored.state.exitCode = exit.exitCode
             stored.state.finishedAt = exit.finishedAt
             stored.state.pid = 0
-            stored.state.health = RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, stored.id)) ?? stored.state.health
+            stored.state.health =
+                RecordFile.read(ContainerRecord.Health.self, HealthSettings.statusFile(layout, stored.id))
+                ?? stored.state.health
             record = stored
             if let runtime = try? OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes),
-               RuntimeRelease.needed(exit, stateDirectory: layout.monitorState(record.id)) {
+                RuntimeRelease.needed(exit, stateDirectory: layout.monitorState(record.id))
+            {
                 runtime.forceDelete(record.id)
             }
             networkEvents("disconnect", record, record.networks)
@@ -384,8 +434,10 @@ public final class Engine: Sendable {
             if delay > 0 { Timestamp.sleep(seconds: delay) }
             try locked { () throws(EngineError) in
                 // The user may have stopped or removed it meanwhile.
-                guard let record = RecordFile.read(ContainerRecord.self, layout.record(id)), record.state.status == .restarting,
-                      !record.state.stoppedByUser else { return }
+                guard let record = RecordFile.read(ContainerRecord.self, layout.record(id)),
+                    record.state.status == .restarting,
+                    !record.state.stoppedByUser
+                else { return }
                 _ = try startLocked(id, attach: false, resetRestarts: false)
             }
         }
@@ -398,7 +450,9 @@ public final class Engine: Sendable {
         var record = try lookup(reference)
         if record.state.running {
             guard force else {
-                throw .conflict("cannot remove container \"/\(record.name)\": container is \(record.state.status.rawValue): stop the container before removing or force remove")
+                throw .conflict(
+                    "cannot remove container \"/\(record.name)\": container is \(record.state.status.rawValue): stop the container before removing or force remove"
+                )
             }
             _ = try markStopped(record.id)
             let runtime = try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes)
@@ -413,7 +467,9 @@ public final class Engine: Sendable {
             let runtimeMayKnowIt = current.state.running || !current.state.error.isEmpty
             current.state.status = .removing
             try? save(current)
-            if runtimeMayKnowIt, let runtime = try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes) {
+            if runtimeMayKnowIt,
+                let runtime = try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes)
+            {
                 releaseRuntime(current, runtime)
             }
             networkEvents("disconnect", current, current.networks)
@@ -430,11 +486,15 @@ public final class Engine: Sendable {
 
     /// The static init `--init` mounts as /sbin/docker-init: docker's own (tini), as Debian ships it.
     static func initBinary() throws(EngineError) -> String {
-        for candidate in ["/usr/libexec/berth/berth-init", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init", "/usr/bin/tini-static"]
+        for candidate in [
+            "/usr/libexec/berth/berth-init", "/usr/libexec/docker/docker-init", "/usr/bin/docker-init",
+            "/usr/bin/tini-static",
+        ]
         where FileSystem.exists(candidate) {
             return (try? FileSystem.realPath(candidate)) ?? candidate
         }
-        throw .invalidArgument(what: "--init", reason: "no init binary found (install Debian's tini: /usr/bin/tini-static)")
+        throw .invalidArgument(
+            what: "--init", reason: "no init binary found (install Debian's tini: /usr/bin/tini-static)")
     }
 
     public var events: EventLog { EventLog(layout: layout) }
@@ -474,7 +534,8 @@ enum RestartPolicyDecision {
         case "always": restart = !record.state.stoppedByUser
         case "unless-stopped": restart = !record.state.stoppedByUser
         case "on-failure":
-            restart = !record.state.stoppedByUser && record.state.exitCode != 0
+            restart =
+                !record.state.stoppedByUser && record.state.exitCode != 0
                 && (policy.maximumRetryCount == 0 || record.restartCount < policy.maximumRetryCount)
         default: restart = false
         }

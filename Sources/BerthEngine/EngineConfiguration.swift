@@ -37,25 +37,32 @@ public struct EngineConfiguration: Sendable, Equatable {
     }
 
     /// Reads the file; a missing file is an empty configuration, a malformed one an error naming the key.
-    public static func load(_ path: String = EngineConfiguration.defaultPath) throws(EngineError) -> EngineConfiguration {
+    public static func load(_ path: String = EngineConfiguration.defaultPath) throws(EngineError) -> EngineConfiguration
+    {
         guard FileSystem.exists(path) else { return EngineConfiguration() }
         let bytes: [UInt8]
         do { bytes = try FileSystem.readFile(path) } catch { throw .system(error, context: "reading \(path)") }
         let parsed: JSON
-        do { parsed = try JSON.parse(bytes) } catch { throw .invalidArgument(what: path, reason: "invalid JSON: \(error)") }
+        do { parsed = try JSON.parse(bytes) } catch {
+            throw .invalidArgument(what: path, reason: "invalid JSON: \(error)")
+        }
         guard case .object(let object) = parsed else {
             throw .invalidArgument(what: path, reason: "the configuration must be a JSON object")
         }
         var c = EngineConfiguration()
         var unknown: [String] = []
         func strings(_ key: String) throws(EngineError) -> [String] {
-            guard let list = object[key]?.array, case let strings = list.compactMap(\.string), strings.count == list.count else {
+            guard let list = object[key]?.array, case let strings = list.compactMap(\.string),
+                strings.count == list.count
+            else {
                 throw .invalidArgument(what: "\(path): \(key)", reason: "must be a list of strings")
             }
             return strings
         }
         func string(_ key: String) throws(EngineError) -> String {
-            guard let value = object[key]?.string else { throw .invalidArgument(what: "\(path): \(key)", reason: "must be a string") }
+            guard let value = object[key]?.string else {
+                throw .invalidArgument(what: "\(path): \(key)", reason: "must be a string")
+            }
             return value
         }
         for key in object.keys.sorted() {
@@ -67,9 +74,17 @@ public struct EngineConfiguration: Sendable, Equatable {
             case "log-driver": c.logDriver = try string(key)
             case "bip": c.bridgeIP = try string(key)
             case "mirrors":
-                guard let map = object[key]?.object else { throw .invalidArgument(what: "\(path): mirrors", reason: "must be an object of registry → list of mirrors") }
+                guard let map = object[key]?.object else {
+                    throw .invalidArgument(
+                        what: "\(path): mirrors", reason: "must be an object of registry → list of mirrors")
+                }
                 for (registry, list) in map {
-                    guard let items = list.array, case let hosts = items.compactMap(\.string), hosts.count == items.count else { throw .invalidArgument(what: "\(path): mirrors.\(registry)", reason: "must be a list of strings") }
+                    guard let items = list.array, case let hosts = items.compactMap(\.string),
+                        hosts.count == items.count
+                    else {
+                        throw .invalidArgument(
+                            what: "\(path): mirrors.\(registry)", reason: "must be a list of strings")
+                    }
                     c.mirrors[registry] = hosts
                 }
             case "log-opts":
@@ -78,18 +93,28 @@ public struct EngineConfiguration: Sendable, Equatable {
                 }
                 c.logOptions = map.stringMap
             case "runtimes":
-                guard let map = object[key]?.object else { throw .invalidArgument(what: "\(path): runtimes", reason: "must be an object") }
+                guard let map = object[key]?.object else {
+                    throw .invalidArgument(what: "\(path): runtimes", reason: "must be an object")
+                }
                 for (name, value) in map {
                     guard let runtimePath = value["path"].string else {
-                        throw .invalidArgument(what: "\(path): runtimes.\(name)", reason: "must be {\"path\": \"/path/to/runtime\"}")
+                        throw .invalidArgument(
+                            what: "\(path): runtimes.\(name)", reason: "must be {\"path\": \"/path/to/runtime\"}")
                     }
                     c.runtimes[name] = runtimePath
                 }
             case "default-address-pools":
-                guard let list = object[key]?.array, list.allSatisfy({ $0.object != nil }) else { throw .invalidArgument(what: "\(path): default-address-pools", reason: "must be a list of {base, size}") }
+                guard let list = object[key]?.array, list.allSatisfy({ $0.object != nil }) else {
+                    throw .invalidArgument(
+                        what: "\(path): default-address-pools", reason: "must be a list of {base, size}")
+                }
                 for entry in list {
-                    guard let base = entry["base"].string, let size = entry["size"].int.map(Int.init), (1...32).contains(size) else {
-                        throw .invalidArgument(what: "\(path): default-address-pools", reason: "each pool needs \"base\" (a CIDR) and \"size\" (1-32)")
+                    guard let base = entry["base"].string, let size = entry["size"].int.map(Int.init),
+                        (1...32).contains(size)
+                    else {
+                        throw .invalidArgument(
+                            what: "\(path): default-address-pools",
+                            reason: "each pool needs \"base\" (a CIDR) and \"size\" (1-32)")
                     }
                     c.addressPools.append(AddressPool(base: base, size: size))
                 }
@@ -98,7 +123,10 @@ public struct EngineConfiguration: Sendable, Equatable {
             }
         }
         if !unknown.isEmpty {
-            throw .invalidArgument(what: path, reason: "the following directives don't match any configuration option: \(unknown.joined(separator: ", "))")
+            throw .invalidArgument(
+                what: path,
+                reason:
+                    "the following directives don't match any configuration option: \(unknown.joined(separator: ", "))")
         }
         return c
     }

@@ -31,7 +31,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
         case .noSuchVolume(let name): return "No such volume: \(name)"
         case .noSuchNetwork(let name): return "network \(name) not found"
         case .nameInUse(let name, let id):
-            return "Conflict. The container name \"/\(name)\" is already in use by container \"\(id)\". You have to remove (or rename) that container to be able to reuse that name."
+            return
+                "Conflict. The container name \"/\(name)\" is already in use by container \"\(id)\". You have to remove (or rename) that container to be able to reuse that name."
         case .conflict(let message): return message
         case .runtimeFailed(let runtime, let operation, let output):
             let text = output.trimmingCharacters(in: " \n\t")

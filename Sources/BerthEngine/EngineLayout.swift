@@ -53,10 +53,16 @@ public struct EngineLayout: Sendable {
 /// records at a time, across the CLI, monitors' exit commands and a daemon.
 func withEngineLock<T>(_ layout: EngineLayout, _ body: () throws -> T) throws -> T {
     let fd = open(layout.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw EngineError.system(SystemCallError(call: "open", errno: errno, subject: layout.lockFile), context: "engine lock") }
+    guard fd >= 0 else {
+        throw EngineError.system(
+            SystemCallError(call: "open", errno: errno, subject: layout.lockFile), context: "engine lock")
+    }
     defer { close(fd) }
     while flock(fd, LOCK_EX) != 0 {
-        if errno != EINTR { throw EngineError.system(SystemCallError(call: "flock", errno: errno, subject: layout.lockFile), context: "engine lock") }
+        if errno != EINTR {
+            throw EngineError.system(
+                SystemCallError(call: "flock", errno: errno, subject: layout.lockFile), context: "engine lock")
+        }
     }
     return try body()
 }

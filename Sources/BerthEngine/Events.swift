@@ -45,9 +45,10 @@ public struct EventLog: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let nano = Int(now.tv_sec) * 1_000_000_000 + Int(now.tv_nsec)
-        let event = EngineEvent(status: type == "container" ? action : nil, id: type == "container" ? id : nil,
-                                from: type == "container" ? from : nil, Type: type, Action: action,
-                                Actor: .init(ID: id, Attributes: attributes), time: Int(now.tv_sec), timeNano: nano)
+        let event = EngineEvent(
+            status: type == "container" ? action : nil, id: type == "container" ? id : nil,
+            from: type == "container" ? from : nil, Type: type, Action: action,
+            Actor: .init(ID: id, Attributes: attributes), time: Int(now.tv_sec), timeNano: nano)
         var line = RecordFile.encode(event)
         line.append(10)
         var info = stat()
@@ -69,9 +70,15 @@ public struct EventLog: Sendable {
                 switch key {
                 case "type": ok = wanted.contains(e.Type)
                 case "event": ok = wanted.contains(e.Action) || wanted.contains { e.Action.hasPrefix($0 + ":") }
-                case "container": ok = e.Type == "container" && wanted.contains { $0 == e.Actor.Attributes["name"] || e.Actor.ID.hasPrefix($0) }
+                case "container":
+                    ok =
+                        e.Type == "container"
+                        && wanted.contains { $0 == e.Actor.Attributes["name"] || e.Actor.ID.hasPrefix($0) }
                 case "image": ok = wanted.contains { $0 == e.Actor.Attributes["image"] || $0 == e.from }
-                case "network": ok = e.Type == "network" && wanted.contains { $0 == e.Actor.Attributes["name"] || e.Actor.ID.hasPrefix($0) }
+                case "network":
+                    ok =
+                        e.Type == "network"
+                        && wanted.contains { $0 == e.Actor.Attributes["name"] || e.Actor.ID.hasPrefix($0) }
                 case "volume": ok = e.Type == "volume" && wanted.contains(e.Actor.ID)
                 case "label":
                     ok = wanted.contains { label in
@@ -88,14 +95,18 @@ public struct EventLog: Sendable {
 
     /// Events between `since` and `until` (seconds since 1970), then — without `until` — every new one
     /// as it is written, until `shouldStop` says so.
-    public func read(since: Double?, until: Double?, filter: Filter, emit: (EngineEvent) -> Void,
-                     shouldStop: () -> Bool = { false }) {
+    public func read(
+        since: Double?, until: Double?, filter: Filter, emit: (EngineEvent) -> Void,
+        shouldStop: () -> Bool = { false }
+    ) {
         let decoder = JSONDecoder()
         func parse(_ bytes: [UInt8]) -> (events: [EngineEvent], rest: [UInt8]) {
             var events: [EngineEvent] = []
             var start = 0
             while let newline = bytes[start...].firstIndex(of: 10) {
-                if let e = try? decoder.decode(EngineEvent.self, from: Data(bytes[start..<newline])) { events.append(e) }
+                if let e = try? decoder.decode(EngineEvent.self, from: Data(bytes[start..<newline])) {
+                    events.append(e)
+                }
                 start = newline + 1
             }
             return (events, Array(bytes[start...]))
@@ -123,7 +134,9 @@ public struct EventLog: Sendable {
         while !shouldStop() {
             if let until, Double(time(nil)) > until { return }
             var entry = pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0)
-            if poll(&entry, 1, 500) > 0 { _ = buffer.withUnsafeMutableBytes { Glibc.read(inotify.rawValue, $0.baseAddress, $0.count) } }
+            if poll(&entry, 1, 500) > 0 {
+                _ = buffer.withUnsafeMutableBytes { Glibc.read(inotify.rawValue, $0.baseAddress, $0.count) }
+            }
             while let chunk = try? file.read(upTo: 65536), !chunk.isEmpty {
                 pending += chunk
                 let (events, rest) = parse(pending)

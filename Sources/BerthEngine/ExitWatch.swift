@@ -31,7 +31,9 @@ extension Engine {
         let pidfd = monitor > 0 ? berth_pidfd_open(monitor, 0) : -1
         defer { if pidfd >= 0 { close(pidfd) } }
         // Checked through the pidfd: a pid reused since the record was read is not the monitor.
-        var monitorAlive: Bool { monitor > 0 && ProcessStat.isAlive(pid: monitor, startTime: record.state.monitorStartTime) }
+        var monitorAlive: Bool {
+            monitor > 0 && ProcessStat.isAlive(pid: monitor, startTime: record.state.monitorStartTime)
+        }
         var scratch = [UInt8](repeating: 0, count: 4096)
         while pidfd >= 0 && monitorAlive {
             var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
@@ -59,7 +61,8 @@ extension Engine {
 
     /// The monitor's exit file for this run of the container, if it has written it.
     private func exitStatus(_ record: ContainerRecord) -> Int32? {
-        guard let exit = RecordFile.read(ExitRecord.self, layout.exitFile(record.id)), exit.pid == record.state.pid else { return nil }
+        guard let exit = RecordFile.read(ExitRecord.self, layout.exitFile(record.id)), exit.pid == record.state.pid
+        else { return nil }
         return exit.exitCode
     }
 }

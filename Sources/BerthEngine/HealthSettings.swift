@@ -7,7 +7,9 @@ enum HealthSettings {
     static func statusFile(_ layout: EngineLayout, _ id: String) -> String { layout.container(id) + "/health.json" }
 
     /// `--health-*` arguments for the monitor, and the check's process.json written beside the bundle.
-    static func monitorArguments(_ record: ContainerRecord, spec: Spec, layout: EngineLayout) throws(EngineError) -> [String] {
+    static func monitorArguments(_ record: ContainerRecord, spec: Spec, layout: EngineLayout) throws(EngineError)
+        -> [String]
+    {
         let own = record.configuration.healthcheck
         let image = record.imageConfig?.Healthcheck
         let test = own?.test ?? image?.Test ?? []
@@ -16,7 +18,9 @@ enum HealthSettings {
         switch kind {
         case "CMD": args = Array(test.dropFirst())
         case "CMD-SHELL": args = ["/bin/sh", "-c", test.dropFirst().joined(separator: " ")]
-        default: throw .invalidArgument(what: "healthcheck", reason: "unknown healthcheck type '\(kind)' (must be CMD, CMD-SHELL or NONE)")
+        default:
+            throw .invalidArgument(
+                what: "healthcheck", reason: "unknown healthcheck type '\(kind)' (must be CMD, CMD-SHELL or NONE)")
         }
         guard !args.isEmpty else { return [] }
         var check = process
@@ -31,12 +35,14 @@ enum HealthSettings {
         }
         let retries = (own?.retries).flatMap { $0 > 0 ? $0 : nil } ?? image?.Retries.flatMap { $0 > 0 ? $0 : nil } ?? 3
         try? FileSystem.removeTree(statusFile(layout, record.id))
-        return ["--health-process", file, "--health-file", statusFile(layout, record.id),
-                "--events-file", EventLog(layout: layout).path, "--name", record.name, "--image", record.imageReference,
-                "--health-interval-ms", milliseconds(own?.interval, image?.Interval, default: 30_000),
-                "--health-timeout-ms", milliseconds(own?.timeout, image?.Timeout, default: 30_000),
-                "--health-start-period-ms", milliseconds(own?.startPeriod, image?.StartPeriod, default: 0),
-                "--health-start-interval-ms", milliseconds(own?.startInterval, image?.StartInterval, default: 5_000),
-                "--health-retries", String(retries)]
+        return [
+            "--health-process", file, "--health-file", statusFile(layout, record.id),
+            "--events-file", EventLog(layout: layout).path, "--name", record.name, "--image", record.imageReference,
+            "--health-interval-ms", milliseconds(own?.interval, image?.Interval, default: 30_000),
+            "--health-timeout-ms", milliseconds(own?.timeout, image?.Timeout, default: 30_000),
+            "--health-start-period-ms", milliseconds(own?.startPeriod, image?.StartPeriod, default: 0),
+            "--health-start-interval-ms", milliseconds(own?.startInterval, image?.StartInterval, default: 5_000),
+            "--health-retries", String(retries),
+        ]
     }
 }

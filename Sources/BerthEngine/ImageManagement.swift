@@ -21,8 +21,9 @@ public struct ImageManagement: Sendable {
 
     /// An `image` event: Actor ID the image's ID (docker's, the config digest) unless `id` says otherwise.
     func event(_ action: String, _ record: ImageRecord, name: String? = nil, id: String? = nil) {
-        events.append(type: "image", action: action, id: id ?? record.config.digest.description,
-                      attributes: ["name": name ?? record.name])
+        events.append(
+            type: "image", action: action, id: id ?? record.config.digest.description,
+            attributes: ["name": name ?? record.name])
     }
 
     /// Records a pull (Actor ID the reference, as dockerd's).
@@ -45,10 +46,13 @@ public struct ImageManagement: Sendable {
         let byName = (try? Reference(parsing: reference))?.description == record.name
         let names = byName ? [record.name] : siblings.map(\.name).sorted()
         if !byName && names.count > 1 && !force {
-            throw .inUse("image \(imageID.shortID) (must be forced)", "several repositories: \(names.joined(separator: ", "))")
+            throw .inUse(
+                "image \(imageID.shortID) (must be forced)", "several repositories: \(names.joined(separator: ", "))")
         }
         if !force, let user = service.store.containers().first(where: { names.contains($0.image) }) {
-            throw .inUse("image \(ImageManagement.familiar(record.name)) (must force)", "container \(String(user.id.prefix(12)))")
+            throw .inUse(
+                "image \(ImageManagement.familiar(record.name)) (must force)", "container \(String(user.id.prefix(12)))"
+            )
         }
         var removals: [Removal] = []
         for name in names {
@@ -68,7 +72,9 @@ public struct ImageManagement: Sendable {
     }
 
     /// `push`: Actor ID the pushed reference.
-    public func push(_ name: String, to destination: Reference? = nil, events report: @escaping @Sendable (PushEvent) -> Void) async throws(ImageError) {
+    public func push(
+        _ name: String, to destination: Reference? = nil, events report: @escaping @Sendable (PushEvent) -> Void
+    ) async throws(ImageError) {
         try await service.push(name, to: destination, events: report)
         if let record = service.store.lookup(name) {
             let target = destination?.description ?? record.name
@@ -96,7 +102,9 @@ public struct ImageManagement: Sendable {
     /// `image prune`: every stored image has a name, so none is dangling; with `all`, the images no
     /// container was made from (that `include` accepts) are removed. Then the content nothing references
     /// is collected. Returns what was removed and the bytes reclaimed.
-    public func prune(all: Bool, where include: (ImageRecord) -> Bool = { _ in true }) async throws(ImageError) -> (removals: [Removal], reclaimed: Int64) {
+    public func prune(all: Bool, where include: (ImageRecord) -> Bool = { _ in true }) async throws(ImageError) -> (
+        removals: [Removal], reclaimed: Int64
+    ) {
         var removals: [Removal] = []
         if all {
             let used = Set(service.store.containers().map(\.image))

@@ -10,7 +10,8 @@ enum JSONFileLine {
     static func parse(_ line: ArraySlice<UInt8>) -> LogReader.Entry? {
         if let entry = scan(line) { return entry }
         guard case .object(let fields)? = try? JSONParser.parse(line),
-              let log = fields["log"].string, let stream = fields["stream"].string else { return nil }
+            let log = fields["log"].string, let stream = fields["stream"].string
+        else { return nil }
         return LogReader.Entry(stream: stream, bytes: Array(log.utf8), time: fields["time"].string ?? "")
     }
 

@@ -89,14 +89,19 @@ public struct LogReader {
         return buffer
     }
 
-    private func follow(_ record: ContainerRecord, path: String, live initial: FileDescriptor, pending initialPending: [UInt8],
-                        format: String, options: Options, emit: (Entry) -> Void) throws(EngineError) {
+    private func follow(
+        _ record: ContainerRecord, path: String, live initial: FileDescriptor, pending initialPending: [UInt8],
+        format: String, options: Options, emit: (Entry) -> Void
+    ) throws(EngineError) {
         let directory = engine.layout.container(record.id)
         let inotify = FileDescriptor(owning: inotify_init1(Int32(IN_CLOEXEC)))
-        guard inotify.rawValue >= 0 else { throw .system(SystemCallError(call: "inotify_init1", errno: errno), context: "following logs") }
+        guard inotify.rawValue >= 0 else {
+            throw .system(SystemCallError(call: "inotify_init1", errno: errno), context: "following logs")
+        }
         let mask = UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE)
         guard inotify_add_watch(inotify.rawValue, directory, mask) >= 0 else {
-            throw .system(SystemCallError(call: "inotify_add_watch", errno: errno, subject: directory), context: "following logs")
+            throw .system(
+                SystemCallError(call: "inotify_add_watch", errno: errno, subject: directory), context: "following logs")
         }
         var live = initial
         var pending = initialPending
@@ -124,12 +129,16 @@ public struct LogReader {
                     close(current)
                 }
             }
-            if !engine.observed(RecordFile.read(ContainerRecord.self, engine.layout.record(record.id)) ?? record).state.running {
+            if !engine.observed(RecordFile.read(ContainerRecord.self, engine.layout.record(record.id)) ?? record).state
+                .running
+            {
                 drain()
                 return
             }
-            var entries = [pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: options.cancel, events: Int16(POLLIN), revents: 0)]
+            var entries = [
+                pollfd(fd: inotify.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: options.cancel, events: Int16(POLLIN), revents: 0),
+            ]
             // The exit file's creation wakes us; the timeout only guards against a monitor that vanished.
             // (poll ignores a negative descriptor: no cancel, no entry.)
             if poll(&entries, 2, 1000) > 0 {
@@ -158,7 +167,9 @@ public struct LogReader {
                 if parts.count >= 3 {
                     var text = parts.count == 4 ? Array(parts[3]) : []
                     if parts[2].first == UInt8(ascii: "F") { text.append(10) }
-                    entry = Entry(stream: String(decoding: parts[1], as: UTF8.self), bytes: text, time: String(decoding: parts[0], as: UTF8.self))
+                    entry = Entry(
+                        stream: String(decoding: parts[1], as: UTF8.self), bytes: text,
+                        time: String(decoding: parts[0], as: UTF8.self))
                 }
             } else {
                 entry = JSONFileLine.parse(line)

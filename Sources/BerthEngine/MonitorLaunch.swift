@@ -39,10 +39,12 @@ struct MonitorLaunch {
     }
 
     static func start(_ p: Parameters, attach: Bool) throws(EngineError) -> MonitorLaunch {
-        var arguments = [p.monitorPath, "--id", p.id, "--bundle", p.bundle, "--runtime", p.runtime.path,
-                         "--state-dir", p.stateDirectory, "--exit-file", p.exitFile, "--sync-fd", "3", "--attach-fd", "4",
-                         "--log-driver", p.logDriver, "--log-path", p.logPath,
-                         "--log-max-size", String(p.logMaximumSize), "--log-max-file", String(p.logMaximumFiles)]
+        var arguments = [
+            p.monitorPath, "--id", p.id, "--bundle", p.bundle, "--runtime", p.runtime.path,
+            "--state-dir", p.stateDirectory, "--exit-file", p.exitFile, "--sync-fd", "3", "--attach-fd", "4",
+            "--log-driver", p.logDriver, "--log-path", p.logPath,
+            "--log-max-size", String(p.logMaximumSize), "--log-max-file", String(p.logMaximumFiles),
+        ]
         for a in p.runtime.globalArguments { arguments += ["--runtime-arg", a] }
         if p.terminal { arguments.append("--tty") }
         if p.openStdin { arguments.append("--stdin") }
@@ -62,16 +64,21 @@ struct MonitorLaunch {
             let pair = try SocketPair()
             let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
             // Its own session: no terminal signal (^C in the CLI) reaches it, and it outlives the CLI.
-            let pid = try ChildProcess.spawn(p.monitorPath, arguments: arguments, environment: ChildProcess.currentEnvironment,
-                                             fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue,
-                                                               3: pair.second.rawValue, 4: listener.rawValue],
-                                             options: .init(newSession: true))
+            let pid = try ChildProcess.spawn(
+                p.monitorPath, arguments: arguments, environment: ChildProcess.currentEnvironment,
+                fileDescriptors: [
+                    0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue,
+                    3: pair.second.rawValue, 4: listener.rawValue,
+                ],
+                options: .init(newSession: true))
             pair.second.close()
             listener.close()
             // The monitor is ours only until it has said `started`: after that it must not become a
             // zombie of a long-lived daemon, so a thread reaps it whenever it ends.
             reapInBackground(pid)
-            return MonitorLaunch(pid: pid, startTime: ProcessStat.read(pid: pid)?.startTime ?? 0, connection: connection, sync: pair.first)
+            return MonitorLaunch(
+                pid: pid, startTime: ProcessStat.read(pid: pid)?.startTime ?? 0, connection: connection,
+                sync: pair.first)
         } catch {
             throw .system(error, context: "starting \(p.monitorPath)")
         }
@@ -105,7 +112,9 @@ struct MonitorLaunch {
         }
         let message = runtimeMessage(String(line.dropFirst(6)))
         let lower = message.lowercased()
-        if lower.contains("executable file not found") || lower.contains("no such file or directory") && lower.contains("exec") {
+        if lower.contains("executable file not found")
+            || lower.contains("no such file or directory") && lower.contains("exec")
+        {
             return .cannotStart(code: 127, reason: message)
         }
         if lower.contains("permission denied") && lower.contains("exec") || lower.contains("is a directory") {
@@ -142,13 +151,15 @@ private func reapInBackground(_ pid: pid_t) {
     let box = UnsafeMutablePointer<pid_t>.allocate(capacity: 1)
     box.pointee = pid
     var thread = pthread_t()
-    let started = pthread_create(&thread, nil, { raw in
-        let pointer = raw!.assumingMemoryBound(to: pid_t.self)
-        let pid = pointer.pointee
-        pointer.deallocate()
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return nil
-    }, box)
+    let started = pthread_create(
+        &thread, nil,
+        { raw in
+            let pointer = raw!.assumingMemoryBound(to: pid_t.self)
+            let pid = pointer.pointee
+            pointer.deallocate()
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            return nil
+        }, box)
     if started == 0 { pthread_detach(thread) } else { box.deallocate() }
 }

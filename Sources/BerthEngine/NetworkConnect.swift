@@ -11,19 +11,25 @@ import BerthOS
 /// the doing, so they are tested without root.
 extension Engine {
     /// Joins `network`, with `ipAddress` (`--ip`) and `aliases` (`--alias`) on it.
-    public func connect(_ reference: String, to network: String, ipAddress: String? = nil, aliases: [String] = []) throws(EngineError) {
+    public func connect(_ reference: String, to network: String, ipAddress: String? = nil, aliases: [String] = [])
+        throws(EngineError)
+    {
         try locked { () throws(EngineError) in
             var record = try lookup(reference)
             let found: Network
-            do throws(NetworkError) { found = try networks.store.inspect(network) } catch { throw Self.engineError(error) }
+            do throws(NetworkError) { found = try networks.store.inspect(network) } catch {
+                throw Self.engineError(error)
+            }
             try NetworkConnection.refuseRemoval(record)
             let path = layout.networkNamespace(record.id)
             // A container waiting out a restart back-off has no namespace now: it joins at that restart.
             let live = record.state.status == .running || record.state.status == .paused
             let pinned = live && NetworkNamespace.isPinned(path)
             let emptied = record.configuration.networksDisconnected == true
-            if let refusal = NetworkConnection.connectRefusal(mode: record.configuration.networkMode, hasEmptiedNamespace: emptied,
-                                                              network: found, ipAddress: ipAddress, aliases: aliases) {
+            if let refusal = NetworkConnection.connectRefusal(
+                mode: record.configuration.networkMode, hasEmptiedNamespace: emptied,
+                network: found, ipAddress: ipAddress, aliases: aliases)
+            {
                 throw .conflict(refusal)
             }
             if let ipAddress {
@@ -44,12 +50,14 @@ extension Engine {
             guard pinned else {
                 throw .conflict("container \(record.name) has no network namespace of its own to connect: restart it")
             }
-            let index = NetworkConnection.nextInterfaceIndex(inUse: record.networks.map(\.interface), counter: record.nextInterfaceIndex)
+            let index = NetworkConnection.nextInterfaceIndex(
+                inUse: record.networks.map(\.interface), counter: record.nextInterfaceIndex)
             let ifName = "eth\(index)"
             let attachment: Attachment
             do {
-                attachment = try networks.attach(containerID: record.id, netnsPath: path, network: found.name, interface: ifName,
-                                                 staticIP: ipAddress)
+                attachment = try networks.attach(
+                    containerID: record.id, netnsPath: path, network: found.name, interface: ifName,
+                    staticIP: ipAddress)
             } catch { throw .network("\(error)") }
             var updated = record
             updated.networks.append(ContainerNetworking.recorded(attachment, aliases: aliases))
@@ -87,24 +95,32 @@ extension Engine {
                 if let attached {
                     // Forced off a network that no longer exists: DEL from what the cache remembers.
                     let gone = record.networks.remove(at: attached)
-                    try? networks.detach(containerID: record.id, netnsPath: layout.networkNamespace(record.id), network: gone.network,
-                                         interface: gone.interface)
+                    try? networks.detach(
+                        containerID: record.id, netnsPath: layout.networkNamespace(record.id), network: gone.network,
+                        interface: gone.interface)
                     if gone.interface == "eth0" { record.publishedPorts = [] }
                     try? rewriteHosts(record)
                 }
                 try save(record)
                 return
             }
-            if record.configuration.networkMode == "host" && found.driver == "host" { throw .conflict(NetworkConnection.hostNetwork) }
-            guard let index = record.networks.firstIndex(where: { $0.networkID == found.id || $0.network == found.name }) else {
+            if record.configuration.networkMode == "host" && found.driver == "host" {
+                throw .conflict(NetworkConnection.hostNetwork)
+            }
+            guard
+                let index = record.networks.firstIndex(where: { $0.networkID == found.id || $0.network == found.name })
+            else {
                 throw .conflict("container \(record.id) is not connected to network \(found.name)")
             }
             let attachment = record.networks[index]
             do {
-                try networks.detach(containerID: record.id, netnsPath: layout.networkNamespace(record.id), network: attachment.network,
-                                    interface: attachment.interface)
+                try networks.detach(
+                    containerID: record.id, netnsPath: layout.networkNamespace(record.id), network: attachment.network,
+                    interface: attachment.interface)
             } catch {
-                guard force else { throw .network("container \(record.id) failed to leave network \(found.name): \(error)") }
+                guard force else {
+                    throw .network("container \(record.id) failed to leave network \(found.name): \(error)")
+                }
             }
             record.networks.remove(at: index)
             // The published ports were on eth0 (the first network at start): its DEL released them.
@@ -119,15 +135,20 @@ extension Engine {
     /// `network connect|disconnect` events in docker's shape (Actor the network's ID; attributes container,
     /// name, type), one per attachment: written by connect and disconnect, and, as dockerd does, by a start
     /// for each network it attached and by the end of a run for each it detaches.
-    func networkEvents(_ action: String, _ record: ContainerRecord, _ attachments: [ContainerRecord.NetworkAttachment],
-                       driver: String? = nil) {
+    func networkEvents(
+        _ action: String, _ record: ContainerRecord, _ attachments: [ContainerRecord.NetworkAttachment],
+        driver: String? = nil
+    ) {
         guard !attachments.isEmpty else { return }
         // One read of the definitions for all (a start's path is measured), none when the caller knows.
-        let drivers = driver != nil ? [:] : Dictionary(((try? networks.store.list()) ?? []).map { ($0.id, $0.driver) }) { a, _ in a }
+        let drivers =
+            driver != nil
+            ? [:] : Dictionary(((try? networks.store.list()) ?? []).map { ($0.id, $0.driver) }) { a, _ in a }
         for attachment in attachments {
             let type = driver ?? drivers[attachment.networkID] ?? "bridge"
-            events.append(type: "network", action: action, id: attachment.networkID,
-                          attributes: ["container": record.id, "name": attachment.network, "type": type])
+            events.append(
+                type: "network", action: action, id: attachment.networkID,
+                attributes: ["container": record.id, "name": attachment.network, "type": type])
         }
     }
 
@@ -139,8 +160,9 @@ extension Engine {
         let addresses = record.networks.map { $0.address.split(separator: "/").first.map(String.init) ?? $0.address }
         let contents: String
         do {
-            contents = try HostsFile.build(hostname: record.hostname, domainname: record.configuration.domainname, addresses: addresses,
-                                           extraHosts: record.configuration.extraHosts, hostGateway: networks.hostGatewayAddress())
+            contents = try HostsFile.build(
+                hostname: record.hostname, domainname: record.configuration.domainname, addresses: addresses,
+                extraHosts: record.configuration.extraHosts, hostGateway: networks.hostGatewayAddress())
         } catch { throw .invalidArgument(what: "network options", reason: "\(error)") }
         do { try FileSystem.writeFile(path, contents) } catch { throw .system(error, context: "writing \(path)") }
     }
@@ -148,9 +170,11 @@ extension Engine {
 
 /// The rules of `network connect/disconnect`, with docker's messages (moby's runconfig errors).
 enum NetworkConnection {
-    static let sharedNetwork = "container sharing network namespace with another container or host cannot be connected to any other network"
+    static let sharedNetwork =
+        "container sharing network namespace with another container or host cannot be connected to any other network"
     static let hostNetwork = "container cannot be disconnected from host network or connected to host network"
-    static let noNetwork = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+    static let noNetwork =
+        "container cannot be connected to multiple networks with one of the networks in private (none) mode"
     static let addressOnPredefined = "user specified IP address is supported on user defined networks only"
     static let aliasOnPredefined = "network-scoped alias is supported only for containers in user defined networks"
 
@@ -168,7 +192,9 @@ enum NetworkConnection {
     /// Why docker refuses to connect a container in `mode` to `network`, nil if it may.
     /// `hasEmptiedNamespace`: the container's networks were all disconnected (its mode is `none` now, but it
     /// was never a `--network none` container).
-    static func connectRefusal(mode: String, hasEmptiedNamespace: Bool, network: Network, ipAddress: String?, aliases: [String]) -> String? {
+    static func connectRefusal(
+        mode: String, hasEmptiedNamespace: Bool, network: Network, ipAddress: String?, aliases: [String]
+    ) -> String? {
         if mode.hasPrefix("container:") { return sharedNetwork }
         if network.driver == "host" && mode != "host" { return hostNetwork }
         if mode == "host" { return sharedNetwork }
@@ -182,7 +208,8 @@ enum NetworkConnection {
     /// A removed container cannot be connected or disconnected (docker's errRemovalContainer).
     static func refuseRemoval(_ record: ContainerRecord) throws(EngineError) {
         if record.state.status == .removing || record.state.status == .dead {
-            throw .conflict("Container \(record.id) is marked for removal and cannot be connected or disconnected to the network")
+            throw .conflict(
+                "Container \(record.id) is marked for removal and cannot be connected or disconnected to the network")
         }
     }
 
@@ -194,7 +221,10 @@ enum NetworkConnection {
     }
 
     /// Adds `network` to the configuration: after the others, or as the first if there is none.
-    static func add(_ network: String, _ settings: ContainerConfiguration.EndpointSettings, to configuration: inout ContainerConfiguration) {
+    static func add(
+        _ network: String, _ settings: ContainerConfiguration.EndpointSettings,
+        to configuration: inout ContainerConfiguration
+    ) {
         if primaryNetwork(configuration.networkMode) == nil {
             configuration.networksDisconnected = nil
             configuration.networkMode = network
@@ -203,7 +233,10 @@ enum NetworkConnection {
             return
         }
         configuration.additionalNetworks.append(network)
-        if settings != .init() { configuration.additionalEndpoints = (configuration.additionalEndpoints ?? [:]).merging([network: settings]) { $1 } }
+        if settings != .init() {
+            configuration.additionalEndpoints = (configuration.additionalEndpoints ?? [:]).merging([network: settings])
+            { $1 }
+        }
     }
 
     /// Removes `network` from the configuration; false if it was not there. Leaving the first network

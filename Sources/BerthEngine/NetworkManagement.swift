@@ -15,18 +15,25 @@ extension Engine {
     }
 
     /// The running containers' endpoints on `network` (what `network inspect` shows as Containers).
-    public func endpoints(on network: Network) -> [(container: ContainerRecord, attachment: ContainerRecord.NetworkAttachment)] {
+    public func endpoints(on network: Network) -> [(
+        container: ContainerRecord, attachment: ContainerRecord.NetworkAttachment
+    )] {
         list().flatMap { r in r.networks.filter { $0.networkID == network.id }.map { (r, $0) } }
     }
 
     /// `network create`: a bridge network with the given or an automatic subnet.
-    public func createNetwork(name: String, subnet: String? = nil, gateway: String? = nil, internal: Bool = false,
-                              labels: [String: String] = [:]) throws(EngineError) -> Network {
+    public func createNetwork(
+        name: String, subnet: String? = nil, gateway: String? = nil, internal: Bool = false,
+        labels: [String: String] = [:]
+    ) throws(EngineError) -> Network {
         let network: Network
         do {
-            network = try networks.store.create(name: name, subnet: subnet, gateway: gateway, internal: `internal`, labels: labels)
+            network = try networks.store.create(
+                name: name, subnet: subnet, gateway: gateway, internal: `internal`, labels: labels)
         } catch { throw Self.engineError(error) }
-        events.append(type: "network", action: "create", id: network.id, attributes: ["name": network.name, "type": network.driver])
+        events.append(
+            type: "network", action: "create", id: network.id,
+            attributes: ["name": network.name, "type": network.driver])
         return network
     }
 
@@ -36,12 +43,17 @@ extension Engine {
     public func removeNetwork(_ nameOrID: String) throws(EngineError) -> Network {
         try locked { () throws(EngineError) -> Network in
             let network: Network
-            do throws(NetworkError) { network = try networks.store.inspect(nameOrID) } catch { throw Self.engineError(error) }
+            do throws(NetworkError) { network = try networks.store.inspect(nameOrID) } catch {
+                throw Self.engineError(error)
+            }
             if !containers(using: network).isEmpty {
-                throw .conflict("error while removing network: network \(network.name) id \(network.id) has active endpoints")
+                throw .conflict(
+                    "error while removing network: network \(network.name) id \(network.id) has active endpoints")
             }
             do throws(NetworkError) { try networks.store.remove(network.id) } catch { throw Self.engineError(error) }
-            events.append(type: "network", action: "destroy", id: network.id, attributes: ["name": network.name, "type": network.driver])
+            events.append(
+                type: "network", action: "destroy", id: network.id,
+                attributes: ["name": network.name, "type": network.driver])
             return network
         }
     }
@@ -61,7 +73,8 @@ extension Engine {
         switch error {
         case .noSuchNetwork(let name): return .noSuchNetwork(name)
         case .networkExists, .predefinedNetwork, .subnetOverlap: return .conflict("\(error)")
-        case .invalidNetworkName, .invalidOption, .invalidPort: return .invalidArgument(what: "network", reason: "\(error)")
+        case .invalidNetworkName, .invalidOption, .invalidPort:
+            return .invalidArgument(what: "network", reason: "\(error)")
         default: return .network("\(error)")
         }
     }

@@ -26,12 +26,16 @@ public struct OCIRuntime: Sendable {
             candidates = [name]
         }
         guard let found = candidates.lazy.compactMap({ ChildProcess.lookup($0) }).first else {
-            throw .invalidArgument(what: "runtime", reason: "unknown or invalid runtime name: \(name) (no executable \(candidates.last ?? name) found)")
+            throw .invalidArgument(
+                what: "runtime",
+                reason: "unknown or invalid runtime name: \(name) (no executable \(candidates.last ?? name) found)")
         }
-        let key = name.contains("/") ? String(name.split(separator: "/").last ?? "custom") : (name.isEmpty ? "berth" : name)
+        let key =
+            name.contains("/") ? String(name.split(separator: "/").last ?? "custom") : (name.isEmpty ? "berth" : name)
         // crun 1.8 refuses a hybrid cgroup host: it runs through the monitor's v1-only view of the cgroups.
         if found.hasSuffix("/crun"), CgroupLayout.isHybridWithControllers,
-           let monitor = OCIRuntime.besideExecutable("berth-monitor") ?? ChildProcess.lookup("berth-monitor") {
+            let monitor = OCIRuntime.besideExecutable("berth-monitor") ?? ChildProcess.lookup("berth-monitor")
+        {
             path = monitor
             globalArguments = ["--legacy-cgroups", found, "--root", layout.runtimeRoot(key)]
         } else {
@@ -56,12 +60,15 @@ public struct OCIRuntime: Sendable {
     public func run(_ arguments: [String], operation: String? = nil) throws(EngineError) -> ChildProcess.Output {
         let output: ChildProcess.Output
         do {
-            output = try ChildProcess.run(path, arguments: [path] + globalArguments + arguments, environment: ChildProcess.currentEnvironment)
+            output = try ChildProcess.run(
+                path, arguments: [path] + globalArguments + arguments, environment: ChildProcess.currentEnvironment)
         } catch {
             throw .system(error, context: "running \(path)")
         }
         guard output.status.succeeded else {
-            throw .runtimeFailed(runtime: name, operation: operation ?? arguments.first ?? "", output: output.stderrText + output.stdoutText)
+            throw .runtimeFailed(
+                runtime: name, operation: operation ?? arguments.first ?? "",
+                output: output.stderrText + output.stdoutText)
         }
         return output
     }
@@ -72,13 +79,18 @@ public struct OCIRuntime: Sendable {
 
     /// `delete --force`: tolerant of a container the runtime no longer knows.
     public func forceDelete(_ id: String) {
-        _ = try? ChildProcess.run(path, arguments: [path] + globalArguments + ["delete", "--force", id], environment: ChildProcess.currentEnvironment)
+        _ = try? ChildProcess.run(
+            path, arguments: [path] + globalArguments + ["delete", "--force", id],
+            environment: ChildProcess.currentEnvironment)
     }
 
     /// The runtime's `state` status (`created`, `running`, `paused`, `stopped`), nil if it does not know the container.
     public func status(_ id: String) -> String? {
-        guard let output = try? ChildProcess.run(path, arguments: [path] + globalArguments + ["state", id], environment: ChildProcess.currentEnvironment),
-              output.status.succeeded else { return nil }
+        guard
+            let output = try? ChildProcess.run(
+                path, arguments: [path] + globalArguments + ["state", id], environment: ChildProcess.currentEnvironment),
+            output.status.succeeded
+        else { return nil }
         struct State: Decodable { var status: String }
         return RecordFile.decode(State.self, output.stdout)?.status
     }

@@ -27,7 +27,8 @@ extension Engine {
         // A delete takes milliseconds; a monitor that holds the lock for long is stopped, not deleting.
         if FileSystem.exists(lock) { _ = try? FileLock.acquire(lock, waitingAtMost: 10) }
         if let exit = RecordFile.read(ExitRecord.self, layout.exitFile(record.id)), exit.runtimeDeleted == true,
-           record.state.pid == 0 || exit.pid == record.state.pid {
+            record.state.pid == 0 || exit.pid == record.state.pid
+        {
             return
         }
         runtime.forceDelete(record.id)

@@ -6,7 +6,8 @@ import Glibc
 enum EngineSignals {
     /// The container's stop signal: its own, the image's, else SIGTERM (names and numbers as docker's).
     static func stopSignal(_ record: ContainerRecord) throws(EngineError) -> Int32 {
-        try RunOptionParser.parseSignal(record.configuration.stopSignal ?? record.imageConfig?.StopSignal ?? "SIGTERM", option: "stop signal")
+        try RunOptionParser.parseSignal(
+            record.configuration.stopSignal ?? record.imageConfig?.StopSignal ?? "SIGTERM", option: "stop signal")
     }
 }
 
@@ -21,7 +22,9 @@ struct LogOptions {
         case "json-file", "", "local", "k8s-file": driver = "json-file"
         case "none": driver = "none"
         case "cri": driver = "cri"
-        default: throw .invalidArgument(what: "log driver", reason: "logger: no log driver named '\(configuration.logDriver)' is registered")
+        default:
+            throw .invalidArgument(
+                what: "log driver", reason: "logger: no log driver named '\(configuration.logDriver)' is registered")
         }
         for (key, value) in configuration.logOptions {
             switch key {
@@ -31,7 +34,9 @@ struct LogOptions {
                 }
                 maximumSize = bytes
             case "max-file":
-                guard let n = Int(value), n >= 1 else { throw .invalidArgument(what: "log-opt max-file", reason: "max-file cannot be less than 1") }
+                guard let n = Int(value), n >= 1 else {
+                    throw .invalidArgument(what: "log-opt max-file", reason: "max-file cannot be less than 1")
+                }
                 maximumFiles = n
             case "compress", "labels", "env", "tag", "mode", "max-buffer-size": continue
             default:

@@ -28,7 +28,9 @@ public struct VolumeStore: Sendable {
     public func dataPath(_ name: String) -> String { directory(name) + "/_data" }
 
     public func list() -> [VolumeRecord] {
-        ((try? FileSystem.listSubdirectories(layout.volumes)) ?? []).compactMap { inspect($0) }.sorted { $0.Name < $1.Name }
+        ((try? FileSystem.listSubdirectories(layout.volumes)) ?? []).compactMap { inspect($0) }.sorted {
+            $0.Name < $1.Name
+        }
     }
 
     public func inspect(_ name: String) -> VolumeRecord? {
@@ -37,12 +39,17 @@ public struct VolumeStore: Sendable {
 
     /// Creates a volume (an existing one of that name is returned as it is, as docker does).
     @discardableResult
-    public func create(_ requested: String? = nil, labels: [String: String] = [:], anonymous: Bool = false) throws(EngineError) -> VolumeRecord {
+    public func create(_ requested: String? = nil, labels: [String: String] = [:], anonymous: Bool = false)
+        throws(EngineError) -> VolumeRecord
+    {
         let name = requested ?? ContainerNames.randomID()
         try VolumeStore.validate(name)
         if let existing = inspect(name) { return existing }
-        let record = VolumeRecord(Name: name, Mountpoint: dataPath(name), CreatedAt: Timestamp.now(), Labels: labels, anonymous: anonymous)
-        do { try FileSystem.makeDirectories(dataPath(name), mode: 0o755) } catch { throw .system(error, context: "creating volume \(name)") }
+        let record = VolumeRecord(
+            Name: name, Mountpoint: dataPath(name), CreatedAt: Timestamp.now(), Labels: labels, anonymous: anonymous)
+        do { try FileSystem.makeDirectories(dataPath(name), mode: 0o755) } catch {
+            throw .system(error, context: "creating volume \(name)")
+        }
         try RecordFile.write(record, directory(name) + "/volume.json")
         EventLog(layout: layout).append(type: "volume", action: "create", id: name, attributes: ["driver": "local"])
         return record
@@ -52,8 +59,14 @@ public struct VolumeStore: Sendable {
     static func validate(_ name: String) throws(EngineError) {
         let bytes = Array(name.utf8)
         func alnum(_ b: UInt8) -> Bool { (48...57).contains(b) || (65...90).contains(b) || (97...122).contains(b) }
-        guard bytes.count >= 2, alnum(bytes[0]), bytes.dropFirst().allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 }) else {
-            throw .invalidArgument(what: "volume name", reason: "\"\(name)\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+        guard bytes.count >= 2, alnum(bytes[0]),
+            bytes.dropFirst().allSatisfy({ alnum($0) || $0 == 95 || $0 == 46 || $0 == 45 })
+        else {
+            throw .invalidArgument(
+                what: "volume name",
+                reason:
+                    "\"\(name)\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )
         }
     }
 
@@ -65,7 +78,9 @@ public struct VolumeStore: Sendable {
         if !users.isEmpty {
             throw .conflict("remove \(name): volume is in use - [\(users.map(\.id).joined(separator: ", "))]")
         }
-        do { try FileSystem.removeTree(directory(name)) } catch { throw .system(error, context: "removing volume \(name)") }
+        do { try FileSystem.removeTree(directory(name)) } catch {
+            throw .system(error, context: "removing volume \(name)")
+        }
         EventLog(layout: layout).append(type: "volume", action: "destroy", id: name, attributes: ["driver": "local"])
     }
 
@@ -85,10 +100,13 @@ public struct VolumeStore: Sendable {
         let copied: ChildProcess.Output
         do {
             // Through our pid (not /proc/self, which would be cp's): the directory resolved inside the root.
-            copied = try ChildProcess.run("/bin/cp", arguments: ["cp", "-a", "--", "/proc/\(getpid())/fd/\(source.rawValue)/.", dataPath(name)],
-                                          environment: ["PATH=/usr/bin:/bin"])
+            copied = try ChildProcess.run(
+                "/bin/cp", arguments: ["cp", "-a", "--", "/proc/\(getpid())/fd/\(source.rawValue)/.", dataPath(name)],
+                environment: ["PATH=/usr/bin:/bin"])
         } catch { throw .system(error, context: "copying \(target) into volume \(name)") }
-        guard copied.status.succeeded else { throw .other("copying \(target) into volume \(name): \(copied.stderrText)") }
+        guard copied.status.succeeded else {
+            throw .other("copying \(target) into volume \(name): \(copied.stderrText)")
+        }
     }
 }
 
@@ -97,7 +115,9 @@ extension Engine {
 
     /// Gives every anonymous volume (`-v /data`, the image's VOLUME paths not otherwise mounted) a name,
     /// creates the named ones that do not exist, and fills empty ones from the image.
-    func prepareVolumes(_ configuration: inout ContainerConfiguration, imageVolumes: [String], rootfs: String) throws(EngineError) {
+    func prepareVolumes(_ configuration: inout ContainerConfiguration, imageVolumes: [String], rootfs: String)
+        throws(EngineError)
+    {
         let store = volumes
         let targets = Set(configuration.mounts.map(\.target))
         for path in imageVolumes.sorted() where !targets.contains(path) {
@@ -135,7 +155,9 @@ extension Engine {
 
     /// `volume prune`: the volumes no container mounts that `include` accepts — only anonymous ones
     /// unless `all` (dockerd's rule since API 1.42). Returns each removed volume with its size.
-    public func pruneVolumes(all: Bool, where include: (VolumeRecord) -> Bool = { _ in true }) -> [(volume: VolumeRecord, bytes: Int64)] {
+    public func pruneVolumes(all: Bool, where include: (VolumeRecord) -> Bool = { _ in true }) -> [(
+        volume: VolumeRecord, bytes: Int64
+    )] {
         let containers = list()
         let used = volumesInUse()
         var removed: [(VolumeRecord, Int64)] = []
@@ -149,9 +171,12 @@ extension Engine {
     /// `volume mount` events for a start, one per volume, as dockerd writes them.
     func volumeMountEvents(_ record: ContainerRecord) {
         for mount in record.configuration.mounts where mount.type == .volume {
-            events.append(type: "volume", action: "mount", id: mount.source,
-                          attributes: ["container": record.id, "destination": mount.target, "driver": "local",
-                                       "propagation": mount.propagation ?? "", "read/write": mount.readOnly ? "false" : "true"])
+            events.append(
+                type: "volume", action: "mount", id: mount.source,
+                attributes: [
+                    "container": record.id, "destination": mount.target, "driver": "local",
+                    "propagation": mount.propagation ?? "", "read/write": mount.readOnly ? "false" : "true",
+                ])
         }
     }
 

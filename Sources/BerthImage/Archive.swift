@@ -12,8 +12,10 @@ extension ImageService {
     /// Creates an image from layer tars (uncompressed, gzip or zstd; detected from their first bytes),
     /// lowest layer first. Uncompressed tars are gzip-compressed on the way into the store.
     /// This is `berth image import` for a rootfs tar (one layer) and how the tests build images.
-    public func importLayers(_ tars: [String], name: String, config containerConfig: ImageConfig.ContainerConfig? = nil,
-                             platform: Platform = .host) throws(ImageError) -> ImageRecord {
+    public func importLayers(
+        _ tars: [String], name: String, config containerConfig: ImageConfig.ContainerConfig? = nil,
+        platform: Platform = .host
+    ) throws(ImageError) -> ImageRecord {
         let reference = try Reference(parsing: name)
         do {
             return try store.withLock(exclusive: false) { () throws(ImageError) -> ImageRecord in
@@ -24,9 +26,16 @@ extension ImageService {
                     descriptors.append(descriptor)
                     diffIDs.append(diffID)
                 }
-                var config = ImageConfig(platform: platform, diffIDs: diffIDs, config: containerConfig ?? ImageConfig.ContainerConfig(),
-                                         created: "1970-01-01T00:00:00Z")
-                config.history = tars.map { ImageConfig.History(created: "1970-01-01T00:00:00Z", created_by: "berth image import \(FileSystem.parent(of: $0) == "." ? $0 : String($0.split(separator: "/").last ?? ""))", empty_layer: nil, comment: nil) }
+                var config = ImageConfig(
+                    platform: platform, diffIDs: diffIDs, config: containerConfig ?? ImageConfig.ContainerConfig(),
+                    created: "1970-01-01T00:00:00Z")
+                config.history = tars.map {
+                    ImageConfig.History(
+                        created: "1970-01-01T00:00:00Z",
+                        created_by:
+                            "berth image import \(FileSystem.parent(of: $0) == "." ? $0 : String($0.split(separator: "/").last ?? ""))",
+                        empty_layer: nil, comment: nil)
+                }
                 return try register(reference: reference, config: config, layers: descriptors)
             }
         } catch {
@@ -35,21 +44,31 @@ extension ImageService {
     }
 
     /// Writes config and manifest for `layers` (already blobs), unpacks snapshots, records the name.
-    func register(reference: Reference, config: ImageConfig, layers: [Descriptor], manifestMediaType: String = MediaType.ociManifest) throws(ImageError) -> ImageRecord {
+    func register(
+        reference: Reference, config: ImageConfig, layers: [Descriptor],
+        manifestMediaType: String = MediaType.ociManifest
+    ) throws(ImageError) -> ImageRecord {
         let configBytes: [UInt8]
-        do { configBytes = try ImageCoding.encode(config) } catch { throw .invalidManifest(reference.description, "\(error)") }
+        do { configBytes = try ImageCoding.encode(config) } catch {
+            throw .invalidManifest(reference.description, "\(error)")
+        }
         let configDigest = try store.writeBlob(configBytes)
-        let configDescriptor = Descriptor(mediaType: manifestMediaType == MediaType.dockerManifest ? MediaType.dockerConfig : MediaType.ociConfig,
-                                          digest: configDigest, size: Int64(configBytes.count))
+        let configDescriptor = Descriptor(
+            mediaType: manifestMediaType == MediaType.dockerManifest ? MediaType.dockerConfig : MediaType.ociConfig,
+            digest: configDigest, size: Int64(configBytes.count))
         let manifest = Manifest(mediaType: manifestMediaType, config: configDescriptor, layers: layers)
         let manifestBytes: [UInt8]
-        do { manifestBytes = try ImageCoding.encode(manifest) } catch { throw .invalidManifest(reference.description, "\(error)") }
+        do { manifestBytes = try ImageCoding.encode(manifest) } catch {
+            throw .invalidManifest(reference.description, "\(error)")
+        }
         let manifestDigest = try store.writeBlob(manifestBytes)
         try ensureSnapshots(layers: layers, diffIDs: config.rootfs.diff_ids)
-        let record = ImageRecord(name: reference.description, manifestDigest: manifestDigest, manifestMediaType: manifestMediaType,
-                                 indexDigest: nil, config: configDescriptor, layers: layers, diffIDs: config.rootfs.diff_ids,
-                                 platform: Platform(os: config.os ?? "linux", architecture: config.architecture ?? "amd64", variant: config.variant),
-                                 stored: Int(time(nil)))
+        let record = ImageRecord(
+            name: reference.description, manifestDigest: manifestDigest, manifestMediaType: manifestMediaType,
+            indexDigest: nil, config: configDescriptor, layers: layers, diffIDs: config.rootfs.diff_ids,
+            platform: Platform(
+                os: config.os ?? "linux", architecture: config.architecture ?? "amd64", variant: config.variant),
+            stored: Int(time(nil)))
         try store.saveImage(record)
         return record
     }
@@ -58,14 +77,18 @@ extension ImageService {
     nonisolated func ensureSnapshots(layers: [Descriptor], diffIDs: [Digest]) throws(ImageError) {
         let chainIDs = ImageConfig.chainIDs(diffIDs)
         do {
-            for (index, layer) in layers.enumerated() where !FileSystem.isDirectory(store.snapshotPath(chainIDs[index])) {
+            for (index, layer) in layers.enumerated() where !FileSystem.isDirectory(store.snapshotPath(chainIDs[index]))
+            {
                 let temporary = store.temporaryPath(chainIDs[index].hex, in: "\(store.root)/snapshots")
                 do {
                     try FileSystem.makeDirectories(temporary, mode: 0o755)
-                    let result = try unpackLocalBlob(store: store, descriptor: layer, expectedDiffID: diffIDs[index],
-                                                     into: try Root(path: temporary), options: unpackOptions)
+                    let result = try unpackLocalBlob(
+                        store: store, descriptor: layer, expectedDiffID: diffIDs[index],
+                        into: try Root(path: temporary), options: unpackOptions)
                     try commitSnapshot(store: store, temporary: temporary, chainID: chainIDs[index])
-                    try resolvePendingLinks(store: store, chainIDs: chainIDs, layer: index, links: result.links, layerName: layer.digest.description)
+                    try resolvePendingLinks(
+                        store: store, chainIDs: chainIDs, layer: index, links: result.links,
+                        layerName: layer.digest.description)
                 } catch {
                     try? FileSystem.removeTree(temporary)
                     throw error
@@ -92,7 +115,10 @@ extension ImageService {
                 var offset = 0
                 while offset < bytes.count {
                     let n = Glibc.write(output.rawValue, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "write", errno: errno, subject: temporary) }
+                    if n < 0 {
+                        if errno == EINTR { continue };
+                        throw SystemCallError(call: "write", errno: errno, subject: temporary)
+                    }
                     offset += n
                 }
             }
@@ -100,7 +126,9 @@ extension ImageService {
             defer { buffer.deallocate() }
             while true {
                 let n = Glibc.read(input.rawValue, buffer.baseAddress, buffer.count)
-                if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path) }
+                if n < 0 {
+                    if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path)
+                }
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
                 try decompressor.feed(chunk) { diffHasher.update($0) }
@@ -146,12 +174,18 @@ extension ImageService {
                     }
                 }
                 let ref = try Reference(parsing: record.name)
-                manifests.append(Descriptor(mediaType: record.manifestMediaType, digest: record.manifestDigest,
-                                            size: store.blobSize(record.manifestDigest) ?? 0, platform: record.platform,
-                                            annotations: ["io.containerd.image.name": record.name,
-                                                          "org.opencontainers.image.ref.name": ref.tag ?? "latest"]))
-                dockerManifest.append(DockerArchiveEntry(Config: "blobs/sha256/\(record.config.digest.hex)", RepoTags: [ref.familiar],
-                                                         Layers: record.layers.map { "blobs/sha256/\($0.digest.hex)" }))
+                manifests.append(
+                    Descriptor(
+                        mediaType: record.manifestMediaType, digest: record.manifestDigest,
+                        size: store.blobSize(record.manifestDigest) ?? 0, platform: record.platform,
+                        annotations: [
+                            "io.containerd.image.name": record.name,
+                            "org.opencontainers.image.ref.name": ref.tag ?? "latest",
+                        ]))
+                dockerManifest.append(
+                    DockerArchiveEntry(
+                        Config: "blobs/sha256/\(record.config.digest.hex)", RepoTags: [ref.familiar],
+                        Layers: record.layers.map { "blobs/sha256/\($0.digest.hex)" }))
             }
             try writeAtomically(directory + "/index.json", try ImageCoding.encode(Index(manifests: manifests)))
             try writeAtomically(directory + "/manifest.json", try ImageCoding.encode(dockerManifest))
@@ -170,7 +204,10 @@ extension ImageService {
                 var offset = 0
                 while offset < bytes.count {
                     let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
-                    if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "write", errno: errno, subject: "archive") }
+                    if n < 0 {
+                        if errno == EINTR { continue };
+                        throw SystemCallError(call: "write", errno: errno, subject: "archive")
+                    }
                     offset += n
                 }
             }
@@ -197,7 +234,8 @@ extension ImageService {
         do {
             try FileSystem.makeDirectories(staging, mode: 0o700)
             let root = try Root(path: staging)
-            let unpacker = LayerUnpacker(root: root, options: UnpackOptions(privileged: false, whiteouts: .keep), layerName: path)
+            let unpacker = LayerUnpacker(
+                root: root, options: UnpackOptions(privileged: false, whiteouts: .keep), layerName: path)
             let input = try FileDescriptor.open(path, O_RDONLY)
             let head = try input.read(upTo: 4)
             _ = lseek(input.rawValue, 0, SEEK_SET)
@@ -206,7 +244,9 @@ extension ImageService {
             defer { buffer.deallocate() }
             while true {
                 let n = Glibc.read(input.rawValue, buffer.baseAddress, buffer.count)
-                if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path) }
+                if n < 0 {
+                    if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path)
+                }
                 if n == 0 { break }
                 try pipeline.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             }
@@ -226,7 +266,9 @@ extension ImageService {
     private func loadOCILayout(_ dir: String, name override: String?) throws(ImageError) -> [ImageRecord] {
         func blob(_ d: Digest) throws(ImageError) -> [UInt8] {
             let bytes: [UInt8]
-            do { bytes = try FileSystem.readFile("\(dir)/blobs/\(d.algorithm)/\(d.hex)") } catch { throw .notFound("blob \(d) in \(dir)") }
+            do { bytes = try FileSystem.readFile("\(dir)/blobs/\(d.algorithm)/\(d.hex)") } catch {
+                throw .notFound("blob \(d) in \(dir)")
+            }
             let actual = Digest.sha256(bytes)
             if actual != d { throw .digestMismatch(what: "blob \(d) in \(dir)", expected: d, actual: actual) }
             return bytes
@@ -240,32 +282,45 @@ extension ImageService {
             var descriptor = entry
             var manifestBytes = try blob(entry.digest)
             if MediaType.indexes.contains(entry.mediaType) {
-                guard case .index(let inner) = try ManifestDocument.parse(manifestBytes, mediaType: entry.mediaType, what: "\(entry.digest)"),
-                      let chosen = Platform.select(from: inner, for: .host) else {
+                guard
+                    case .index(let inner) = try ManifestDocument.parse(
+                        manifestBytes, mediaType: entry.mediaType, what: "\(entry.digest)"),
+                    let chosen = Platform.select(from: inner, for: .host)
+                else {
                     throw .noMatchingPlatform(Platform.host.description, available: [])
                 }
                 descriptor = chosen
                 manifestBytes = try blob(chosen.digest)
             }
-            guard case .manifest(let manifest) = try ManifestDocument.parse(manifestBytes, mediaType: descriptor.mediaType, what: "\(descriptor.digest)") else {
+            guard
+                case .manifest(let manifest) = try ManifestDocument.parse(
+                    manifestBytes, mediaType: descriptor.mediaType, what: "\(descriptor.digest)")
+            else {
                 throw .invalidManifest("\(descriptor.digest)", "not an image manifest")
             }
             let configBytes = try blob(manifest.config.digest)
             let config: ImageConfig
-            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch { throw .invalidManifest("config \(manifest.config.digest)", "\(error)") }
-            let refName = override ?? entry.annotations?["io.containerd.image.name"]
-                ?? entry.annotations?["org.opencontainers.image.ref.name"].map { $0.contains("/") || $0.contains(":") ? $0 : "berth.local/imported:\($0)" }
+            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch {
+                throw .invalidManifest("config \(manifest.config.digest)", "\(error)")
+            }
+            let refName =
+                override ?? entry.annotations?["io.containerd.image.name"]
+                ?? entry.annotations?["org.opencontainers.image.ref.name"].map {
+                    $0.contains("/") || $0.contains(":") ? $0 : "berth.local/imported:\($0)"
+                }
                 ?? "berth.local/imported@\(descriptor.digest)"
             let reference = try Reference(parsing: refName)
             try copyBlobs(from: dir, manifest.layers.map(\.digest))
             try store.writeBlob(configBytes, expected: manifest.config.digest)
             try store.writeBlob(manifestBytes, expected: descriptor.digest)
             try ensureSnapshots(layers: manifest.layers, diffIDs: config.rootfs.diff_ids)
-            let record = ImageRecord(name: reference.description, manifestDigest: descriptor.digest,
-                                     manifestMediaType: manifest.mediaType ?? MediaType.ociManifest, indexDigest: nil,
-                                     config: manifest.config, layers: manifest.layers, diffIDs: config.rootfs.diff_ids,
-                                     platform: Platform(os: config.os ?? "linux", architecture: config.architecture ?? "amd64", variant: config.variant),
-                                     stored: Int(time(nil)))
+            let record = ImageRecord(
+                name: reference.description, manifestDigest: descriptor.digest,
+                manifestMediaType: manifest.mediaType ?? MediaType.ociManifest, indexDigest: nil,
+                config: manifest.config, layers: manifest.layers, diffIDs: config.rootfs.diff_ids,
+                platform: Platform(
+                    os: config.os ?? "linux", architecture: config.architecture ?? "amd64", variant: config.variant),
+                stored: Int(time(nil)))
             try store.saveImage(record)
             loaded.append(record)
         }
@@ -288,7 +343,9 @@ extension ImageService {
                 }
                 _ = fsync(output.rawValue)
                 let actual = hasher.finalize()
-                if actual != digest { throw ImageError.digestMismatch(what: "blob \(digest)", expected: digest, actual: actual) }
+                if actual != digest {
+                    throw ImageError.digestMismatch(what: "blob \(digest)", expected: digest, actual: actual)
+                }
                 try store.commitBlob(temporary: temporary, digest: digest)
             } catch {
                 unlink(temporary)
@@ -300,7 +357,9 @@ extension ImageService {
     /// docker-archive: `manifest.json` = [{Config, RepoTags, Layers}], layers as (possibly compressed) tars.
     private func loadDockerArchive(_ dir: String, name override: String?) throws(ImageError) -> [ImageRecord] {
         let entries: [DockerArchiveEntry]
-        do { entries = try ImageCoding.decode([DockerArchiveEntry].self, try FileSystem.readFile(dir + "/manifest.json")) } catch {
+        do {
+            entries = try ImageCoding.decode([DockerArchiveEntry].self, try FileSystem.readFile(dir + "/manifest.json"))
+        } catch {
             throw .invalidManifest(dir + "/manifest.json", "\(error)")
         }
         var loaded: [ImageRecord] = []
@@ -313,9 +372,13 @@ extension ImageService {
                 return dir + "/" + FileSystem.clean(relative)
             }
             let configBytes: [UInt8]
-            do { configBytes = try root.open(entry.Config, O_RDONLY).readAll() } catch { throw .notFound("\(entry.Config) in archive") }
+            do { configBytes = try root.open(entry.Config, O_RDONLY).readAll() } catch {
+                throw .notFound("\(entry.Config) in archive")
+            }
             let config: ImageConfig
-            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch { throw .invalidManifest(entry.Config, "\(error)") }
+            do { config = try ImageCoding.decode(ImageConfig.self, configBytes) } catch {
+                throw .invalidManifest(entry.Config, "\(error)")
+            }
             var layers: [Descriptor] = []
             var diffIDs: [Digest] = []
             for layer in entry.Layers {
@@ -324,22 +387,33 @@ extension ImageService {
                 diffIDs.append(diffID)
             }
             guard diffIDs == config.rootfs.diff_ids else {
-                throw .digestMismatch(what: "layers of \(entry.Config)", expected: config.rootfs.diff_ids.first ?? diffIDs[0], actual: diffIDs.first ?? config.rootfs.diff_ids[0])
+                throw .digestMismatch(
+                    what: "layers of \(entry.Config)", expected: config.rootfs.diff_ids.first ?? diffIDs[0],
+                    actual: diffIDs.first ?? config.rootfs.diff_ids[0])
             }
             try store.writeBlob(configBytes)
-            let names = override.map { [$0] } ?? (entry.RepoTags?.isEmpty == false ? entry.RepoTags! : ["berth.local/imported@\(Digest.sha256(configBytes))"])
+            let names =
+                override.map { [$0] }
+                ?? (entry.RepoTags?.isEmpty == false
+                    ? entry.RepoTags! : ["berth.local/imported@\(Digest.sha256(configBytes))"])
             for name in names {
                 let reference = try Reference(parsing: name)
-                let configDescriptor = Descriptor(mediaType: MediaType.ociConfig, digest: Digest.sha256(configBytes), size: Int64(configBytes.count))
+                let configDescriptor = Descriptor(
+                    mediaType: MediaType.ociConfig, digest: Digest.sha256(configBytes), size: Int64(configBytes.count))
                 let manifest = Manifest(config: configDescriptor, layers: layers)
                 let manifestBytes: [UInt8]
-                do { manifestBytes = try ImageCoding.encode(manifest) } catch { throw .invalidManifest(name, "\(error)") }
+                do { manifestBytes = try ImageCoding.encode(manifest) } catch {
+                    throw .invalidManifest(name, "\(error)")
+                }
                 let manifestDigest = try store.writeBlob(manifestBytes)
                 try ensureSnapshots(layers: layers, diffIDs: diffIDs)
-                let record = ImageRecord(name: reference.description, manifestDigest: manifestDigest, manifestMediaType: MediaType.ociManifest,
-                                         indexDigest: nil, config: configDescriptor, layers: layers, diffIDs: diffIDs,
-                                         platform: Platform(os: config.os ?? "linux", architecture: config.architecture ?? "amd64", variant: config.variant),
-                                         stored: Int(time(nil)))
+                let record = ImageRecord(
+                    name: reference.description, manifestDigest: manifestDigest,
+                    manifestMediaType: MediaType.ociManifest,
+                    indexDigest: nil, config: configDescriptor, layers: layers, diffIDs: diffIDs,
+                    platform: Platform(
+                        os: config.os ?? "linux", architecture: config.architecture ?? "amd64", variant: config.variant),
+                    stored: Int(time(nil)))
                 try store.saveImage(record)
                 loaded.append(record)
             }

@@ -27,8 +27,10 @@ public struct CredentialStore: Sendable {
     /// `$BERTH_AUTH_CONFIG`, else `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; empty when absent.
     public static func load(path: String? = nil) -> CredentialStore {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-        let candidates = [path, env("BERTH_AUTH_CONFIG"), env("DOCKER_CONFIG").map { $0 + "/config.json" },
-                          env("HOME").map { $0 + "/.docker/config.json" }].compactMap { $0 }
+        let candidates = [
+            path, env("BERTH_AUTH_CONFIG"), env("DOCKER_CONFIG").map { $0 + "/config.json" },
+            env("HOME").map { $0 + "/.docker/config.json" },
+        ].compactMap { $0 }
         for candidate in candidates {
             if let bytes = try? FileSystem.readFile(candidate), let store = try? parse(bytes) { return store }
         }
@@ -37,20 +39,25 @@ public struct CredentialStore: Sendable {
 
     public static func parse(_ bytes: [UInt8]) throws -> CredentialStore {
         struct File: Decodable {
-            struct Entry: Decodable { var auth: String?; var username: String?; var password: String?; var identitytoken: String? }
+            struct Entry: Decodable {
+                var auth: String?; var username: String?; var password: String?; var identitytoken: String?
+            }
             var auths: [String: Entry]?
         }
         let file = try ImageCoding.decode(File.self, bytes)
         var entries: [String: Credentials] = [:]
         for (key, entry) in file.auths ?? [:] {
             var host = key
-            for prefix in ["https://", "http://"] where host.hasPrefix(prefix) { host = String(host.dropFirst(prefix.count)) }
+            for prefix in ["https://", "http://"] where host.hasPrefix(prefix) {
+                host = String(host.dropFirst(prefix.count))
+            }
             if let slash = host.firstIndex(of: "/") { host = String(host[..<slash]) }
             if host == "index.docker.io" || host == "registry-1.docker.io" { host = Reference.defaultRegistry }
             if let auth = entry.auth, let data = Data(base64Encoded: auth) {
                 let text = String(decoding: data, as: UTF8.self)
                 if let colon = text.firstIndex(of: ":") {
-                    entries[host] = Credentials(username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
+                    entries[host] = Credentials(
+                        username: String(text[..<colon]), password: String(text[text.index(after: colon)...]))
                 }
             } else if let u = entry.username, let p = entry.password {
                 entries[host] = Credentials(username: u, password: p)
@@ -88,7 +95,15 @@ struct AuthChallenge: Equatable {
                 var end = rest.startIndex
                 while end < rest.endIndex {
                     let c = rest[end]
-                    if escaped { value.append(c); escaped = false } else if c == "\\" { escaped = true } else if c == "\"" { break } else { value.append(c) }
+                    if escaped {
+                        value.append(c); escaped = false
+                    } else if c == "\\" {
+                        escaped = true
+                    } else if c == "\"" {
+                        break
+                    } else {
+                        value.append(c)
+                    }
                     end = rest.index(after: end)
                 }
                 rest = end < rest.endIndex ? rest[rest.index(after: end)...] : rest[end...]

@@ -76,7 +76,9 @@ final class BackgroundStage: @unchecked Sendable {
 
     /// Flushes, waits for the consumer to finish, and rethrows its error.
     func close() throws {
-        if filling != nil && filled > 0 { submit() } else if let index = filling {
+        if filling != nil && filled > 0 {
+            submit()
+        } else if let index = filling {
             freeIndexes.withLock { $0.append(index) }; filling = nil; free.signal()
         }
         queue.withLock { $0.append((-1, 0)) }
@@ -96,11 +98,13 @@ final class Thread: @unchecked Sendable {
         pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         let box = Unmanaged.passRetained(self).toOpaque()
         var handle = pthread_t()
-        pthread_create(&handle, &attributes, { raw in
-            let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            thread.body()
-            return nil
-        }, box)
+        pthread_create(
+            &handle, &attributes,
+            { raw in
+                let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
+                thread.body()
+                return nil
+            }, box)
         pthread_attr_destroy(&attributes)
     }
 }

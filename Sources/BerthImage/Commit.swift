@@ -11,7 +11,9 @@ extension ImageService {
     /// layer holding the changes, overlay whiteouts turned back into OCI `.wh.` entries.
     public func commit(containerID: String, name: String) throws(ImageError) -> ImageRecord {
         let dir = "\(store.containersDirectory)/\(containerID)"
-        guard let container = store.containers().first(where: { $0.id == containerID }) else { throw .notFound("container \(containerID)") }
+        guard let container = store.containers().first(where: { $0.id == containerID }) else {
+            throw .notFound("container \(containerID)")
+        }
         guard container.snapshotter == Snapshotter.overlay.rawValue else {
             throw .invalidManifest("container \(containerID)", "commit needs an overlay snapshot (this one is a copy)")
         }
@@ -29,14 +31,20 @@ extension ImageService {
             let (descriptor, diffID) = try ingestLayer(tarPath)
             var config = try ImageCoding.decode(ImageConfig.self, try store.readBlob(base.config.digest))
             config.rootfs = ImageConfig.RootFS(diffIDs: base.diffIDs + [diffID])
-            config.history = (config.history ?? []) + [ImageConfig.History(created: nil, created_by: "berth commit \(containerID)", empty_layer: nil, comment: nil)]
+            config.history =
+                (config.history ?? []) + [
+                    ImageConfig.History(
+                        created: nil, created_by: "berth commit \(containerID)", empty_layer: nil, comment: nil)
+                ]
             return try register(reference: reference, config: config, layers: base.layers + [descriptor])
         } catch { throw ImageError.wrap(error) }
     }
 
     /// Writes the upper directory as a layer: 0/0 character devices become `.wh.<name>`, opaque
     /// directories get `.wh..wh..opq`, hard links within the layer stay links.
-    private nonisolated func archiveUpper(_ root: String, relative: String, writer: TarWriter, links: inout [UInt64: String]) throws {
+    private nonisolated func archiveUpper(
+        _ root: String, relative: String, writer: TarWriter, links: inout [UInt64: String]
+    ) throws {
         let path = relative.isEmpty ? root : root + "/" + relative
         for name in try FileSystem.listDirectory(path) {
             let child = relative.isEmpty ? name : relative + "/" + name
@@ -63,7 +71,8 @@ extension ImageService {
                 }
                 if info.st_nlink > 1 { links[UInt64(info.st_ino)] = child }
                 let fd = try FileDescriptor.open(full, O_RDONLY | O_NOFOLLOW)
-                try writer.addFile(child, fd: fd.rawValue, size: Int64(info.st_size), mode: mode, uid: uid, gid: gid, mtime: mtime)
+                try writer.addFile(
+                    child, fd: fd.rawValue, size: Int64(info.st_size), mode: mode, uid: uid, gid: gid, mtime: mtime)
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let n = readlink(full, &buffer, 4096)
@@ -74,8 +83,9 @@ extension ImageService {
             case S_IFCHR, S_IFBLK:
                 let major = Int64((info.st_rdev >> 8) & 0xfff) | Int64((info.st_rdev >> 32) & ~0xfff)
                 let minor = Int64(info.st_rdev & 0xff) | Int64((info.st_rdev >> 12) & ~0xff)
-                try writer.addEntry(child, type: (info.st_mode & S_IFMT) == S_IFCHR ? "3" : "4", mode: mode,
-                                    major: major, minor: minor & 0xffffffff, uid: uid, gid: gid, mtime: mtime)
+                try writer.addEntry(
+                    child, type: (info.st_mode & S_IFMT) == S_IFCHR ? "3" : "4", mode: mode,
+                    major: major, minor: minor & 0xffffffff, uid: uid, gid: gid, mtime: mtime)
             default:
                 continue  // sockets are not archived
             }

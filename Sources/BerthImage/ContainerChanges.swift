@@ -18,11 +18,14 @@ extension ImageService {
     /// The changes of a container prepared from an image, sorted by path; nil for a copy snapshot
     /// (it has no upper directory to read them from). `mountPoints` are left out where no lower
     /// layer has them: the runtime made them to mount on (docker keeps those in an init layer).
-    public nonisolated func changes(containerID: String, mountPoints: Set<String> = []) throws(ImageError) -> [FileChange]? {
+    public nonisolated func changes(containerID: String, mountPoints: Set<String> = []) throws(ImageError)
+        -> [FileChange]?
+    {
         let dir = "\(store.containersDirectory)/\(containerID)"
         guard !containerID.isEmpty, !containerID.contains("/"),
-              let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
-              let record = try? ImageCoding.decode(ContentStore.ContainerRecord.self, bytes) else {
+            let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
+            let record = try? ImageCoding.decode(ContentStore.ContainerRecord.self, bytes)
+        else {
             throw .notFound("the root filesystem of container \(containerID)")
         }
         guard record.snapshotter == Snapshotter.overlay.rawValue else { return nil }
@@ -74,7 +77,11 @@ extension ImageService {
             for name in names {
                 var info = stat()
                 guard lstat(path + "/" + name, &info) == 0 else { continue }
-                if (info.st_mode & S_IFMT) == S_IFDIR { walk(path + "/" + name) } else if (info.st_mode & S_IFMT) == S_IFREG { total += Int64(info.st_size) }
+                if (info.st_mode & S_IFMT) == S_IFDIR {
+                    walk(path + "/" + name)
+                } else if (info.st_mode & S_IFMT) == S_IFREG {
+                    total += Int64(info.st_size)
+                }
             }
         }
         walk("\(store.containersDirectory)/\(containerID)/upper")

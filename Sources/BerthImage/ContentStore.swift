@@ -26,7 +26,9 @@ public struct ImageRecord: Codable, Sendable, Hashable {
     /// Compressed size of config and layers.
     public var size: Int64 { config.size + layers.reduce(0) { $0 + $1.size } }
     /// Every blob this image keeps alive.
-    public var blobs: [Digest] { [manifestDigest, config.digest] + layers.map(\.digest) + (indexDigest.map { [$0] } ?? []) }
+    public var blobs: [Digest] {
+        [manifestDigest, config.digest] + layers.map(\.digest) + (indexDigest.map { [$0] } ?? [])
+    }
 }
 
 /// The content-addressed store under Berth's data root:
@@ -89,7 +91,8 @@ public final class ContentStore: Sendable {
 
     /// Writes bytes as a blob after checking them against `expected` (when given). Returns the digest.
     @discardableResult
-    public func writeBlob(_ bytes: [UInt8], expected: Digest? = nil, what: String = "blob") throws(ImageError) -> Digest {
+    public func writeBlob(_ bytes: [UInt8], expected: Digest? = nil, what: String = "blob") throws(ImageError) -> Digest
+    {
         let digest = Digest.sha256(bytes)
         if let expected, expected != digest { throw .digestMismatch(what: what, expected: expected, actual: digest) }
         if hasBlob(digest) { return digest }
@@ -136,7 +139,9 @@ public final class ContentStore: Sendable {
         do {
             let bytes = try ImageCoding.encode(record, pretty: true)
             try writeAtomically(recordPath(record.name), bytes)
-        } catch let error as SystemCallError { throw .system(error) } catch { throw .invalidManifest(record.name, "\(error)") }
+        } catch let error as SystemCallError { throw .system(error) } catch {
+            throw .invalidManifest(record.name, "\(error)")
+        }
     }
 
     public func image(_ name: String) -> ImageRecord? {
@@ -146,7 +151,9 @@ public final class ContentStore: Sendable {
 
     public func images() -> [ImageRecord] {
         ((try? FileSystem.listDirectory("\(root)/images")) ?? []).compactMap { file in
-            guard file.hasSuffix(".json"), let bytes = try? FileSystem.readFile("\(root)/images/\(file)") else { return nil }
+            guard file.hasSuffix(".json"), let bytes = try? FileSystem.readFile("\(root)/images/\(file)") else {
+                return nil
+            }
             return try? ImageCoding.decode(ImageRecord.self, bytes)
         }.sorted { $0.name < $1.name }
     }
@@ -224,7 +231,9 @@ public final class ContentStore: Sendable {
         var problems: [String] = []
         if verifyContent {
             for digest in blobs() {
-                guard let fd = try? FileDescriptor.open(blobPath(digest), O_RDONLY) else { problems.append("blob \(digest): unreadable"); continue }
+                guard let fd = try? FileDescriptor.open(blobPath(digest), O_RDONLY) else {
+                    problems.append("blob \(digest): unreadable"); continue
+                }
                 var hasher = DigestHasher()
                 var buffer = [UInt8](repeating: 0, count: 1 << 20)
                 while true {
@@ -240,9 +249,13 @@ public final class ContentStore: Sendable {
             for (layer, c) in zip(record.layers, record.chainIDs) where !FileSystem.isDirectory(snapshotPath(c)) {
                 problems.append("image \(record.name): missing snapshot \(c) of layer \(layer.digest)")
             }
-            if record.layers.count != record.diffIDs.count { problems.append("image \(record.name): layers and diff_ids differ in number") }
+            if record.layers.count != record.diffIDs.count {
+                problems.append("image \(record.name): layers and diff_ids differ in number")
+            }
         }
-        for name in (try? FileSystem.listDirectory(ingestDirectory)) ?? [] { problems.append("leftover temporary file ingest/\(name)") }
+        for name in (try? FileSystem.listDirectory(ingestDirectory)) ?? [] {
+            problems.append("leftover temporary file ingest/\(name)")
+        }
         for name in (try? FileSystem.listDirectory("\(root)/snapshots")) ?? [] where name.hasPrefix(".tmp-") {
             problems.append("leftover temporary snapshot snapshots/\(name)")
         }
@@ -271,7 +284,9 @@ public final class ContentStore: Sendable {
     /// Runs `body` holding the store's flock (shared or exclusive), across processes.
     public func withLock<T>(exclusive: Bool, _ body: () throws(ImageError) -> T) throws(ImageError) -> T {
         let fd: FileDescriptor
-        do { fd = try FileDescriptor.open("\(root)/lock", O_RDWR | O_CREAT, mode: 0o600) } catch { throw .system(error) }
+        do { fd = try FileDescriptor.open("\(root)/lock", O_RDWR | O_CREAT, mode: 0o600) } catch {
+            throw .system(error)
+        }
         while flock(fd.rawValue, exclusive ? LOCK_EX : LOCK_SH) != 0 {
             if errno != EINTR { throw .system(SystemCallError(call: "flock", errno: errno, subject: "\(root)/lock")) }
         }
@@ -282,9 +297,13 @@ public final class ContentStore: Sendable {
     /// Takes the lock shared for the lifetime of the returned descriptor (an async pull holds it).
     func sharedLock() async throws(ImageError) -> FileDescriptor {
         let fd: FileDescriptor
-        do { fd = try FileDescriptor.open("\(root)/lock", O_RDWR | O_CREAT, mode: 0o600) } catch { throw .system(error) }
+        do { fd = try FileDescriptor.open("\(root)/lock", O_RDWR | O_CREAT, mode: 0o600) } catch {
+            throw .system(error)
+        }
         while flock(fd.rawValue, LOCK_SH | LOCK_NB) != 0 {
-            if errno != EWOULDBLOCK && errno != EINTR { throw .system(SystemCallError(call: "flock", errno: errno, subject: "\(root)/lock")) }
+            if errno != EWOULDBLOCK && errno != EINTR {
+                throw .system(SystemCallError(call: "flock", errno: errno, subject: "\(root)/lock"))
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         return fd

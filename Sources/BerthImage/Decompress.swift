@@ -143,8 +143,12 @@ final class GzipCompressor {
         output.deallocate()
     }
 
-    func feed(_ input: UnsafeRawBufferPointer, finish: Bool = false, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        stream.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self)) }
+    func feed(_ input: UnsafeRawBufferPointer, finish: Bool = false, _ sink: (UnsafeRawBufferPointer) throws -> Void)
+        throws
+    {
+        stream.next_in = input.baseAddress.map {
+            UnsafeMutablePointer(mutating: $0.assumingMemoryBound(to: Bytef.self))
+        }
         stream.avail_in = uInt(input.count)
         while true {
             stream.next_out = output.baseAddress!.assumingMemoryBound(to: Bytef.self)

@@ -17,7 +17,8 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
         default: return nil
         }
         guard hex.utf8.count == length,
-              hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else { return nil }
+            hex.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) })
+        else { return nil }
         self.algorithm = algorithm
         self.hex = hex
     }
@@ -37,7 +38,8 @@ public struct Digest: Hashable, Sendable, Codable, CustomStringConvertible, Comp
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let d = Digest(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "invalid digest \(text)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "invalid digest \(text)"))
         }
         self = d
     }

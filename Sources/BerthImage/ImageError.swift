@@ -29,8 +29,10 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
         case .sizeMismatch(let what, let e, let a): return "\(what): size mismatch (expected \(e) bytes, got \(a))"
         case .unsupportedMediaType(let m, let what): return "\(what): unsupported media type \(m)"
         case .noMatchingPlatform(let p, let available):
-            return "no manifest for platform \(p) (available: \(available.isEmpty ? "none" : available.joined(separator: ", ")))"
-        case .registry(let status, let url, let message): return "registry answered \(status) for \(url)\(message.isEmpty ? "" : ": " + message)"
+            return
+                "no manifest for platform \(p) (available: \(available.isEmpty ? "none" : available.joined(separator: ", ")))"
+        case .registry(let status, let url, let message):
+            return "registry answered \(status) for \(url)\(message.isEmpty ? "" : ": " + message)"
         case .authentication(let why): return "authentication failed: \(why)"
         case .transport(let url, let cause): return "\(url): \(cause)"
         case .invalidManifest(let what, let why): return "\(what): invalid manifest: \(why)"

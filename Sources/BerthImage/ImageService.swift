@@ -19,8 +19,10 @@ public actor ImageService {
     private var pulls: [String: Task<ImageRecord, any Error>] = [:]
     private var layers: [Digest: Task<[(path: String, target: String)], any Error>] = [:]
 
-    public init(store: ContentStore, registryOptions: RegistryOptions = RegistryOptions(),
-                unpackOptions: UnpackOptions = UnpackOptions(), logger: Logger = Logger(label: "berth.image")) throws(ImageError) {
+    public init(
+        store: ContentStore, registryOptions: RegistryOptions = RegistryOptions(),
+        unpackOptions: UnpackOptions = UnpackOptions(), logger: Logger = Logger(label: "berth.image")
+    ) throws(ImageError) {
         self.store = store
         self.registry = try RegistryClient(options: registryOptions, logger: logger)
         self.unpackOptions = unpackOptions
@@ -34,27 +36,36 @@ public actor ImageService {
     /// Pulls `reference` for `platform` (the host's by default): manifest (or index → platform manifest),
     /// config, then every layer in parallel, each streamed through digest check, decompression and
     /// unpack into its snapshot. The image is registered only when everything verified.
-    public func pull(_ reference: Reference, platform: Platform? = nil, progress: PullProgress? = nil) async throws(ImageError) -> ImageRecord {
+    public func pull(_ reference: Reference, platform: Platform? = nil, progress: PullProgress? = nil)
+        async throws(ImageError) -> ImageRecord
+    {
         let key = "\(reference)|\(platform?.description ?? "")"
         if let running = pulls[key] {
             do { return try await running.value } catch { throw ImageError.wrap(error) }
         }
-        let task = Task { () async throws -> ImageRecord in try await self.pullThroughMirrors(reference, platform: platform, progress: progress) }
+        let task = Task { () async throws -> ImageRecord in
+            try await self.pullThroughMirrors(reference, platform: platform, progress: progress)
+        }
         pulls[key] = task
         defer { pulls[key] = nil }
         do { return try await task.value } catch { throw ImageError.wrap(error) }
     }
 
-    public func pull(_ text: String, platform: Platform? = nil, progress: PullProgress? = nil) async throws(ImageError) -> ImageRecord {
+    public func pull(_ text: String, platform: Platform? = nil, progress: PullProgress? = nil) async throws(ImageError)
+        -> ImageRecord
+    {
         try await pull(try Reference(parsing: text), platform: platform, progress: progress)
     }
 
     /// Tries the registry's mirrors in order (dockerd's registry-mirrors, podman's registries.conf): the
     /// image is stored under its own name whichever answered; the registry itself is the last resort.
-    private func pullThroughMirrors(_ reference: Reference, platform: Platform?, progress: PullProgress?) async throws(ImageError) -> ImageRecord {
+    private func pullThroughMirrors(_ reference: Reference, platform: Platform?, progress: PullProgress?)
+        async throws(ImageError) -> ImageRecord
+    {
         for mirror in registry.options.mirrors[reference.registry] ?? [] {
-            let source = Reference(registry: RegistryOptions.mirrorHost(mirror), repository: reference.repository,
-                                   tag: reference.tag, digest: reference.digest)
+            let source = Reference(
+                registry: RegistryOptions.mirrorHost(mirror), repository: reference.repository,
+                tag: reference.tag, digest: reference.digest)
             do { return try await doPull(reference, from: source, platform: platform, progress: progress) } catch {
                 logger.notice("mirror \(mirror) could not serve \(reference): \(error); trying the next source")
             }
@@ -62,7 +73,9 @@ public actor ImageService {
         return try await doPull(reference, from: reference, platform: platform, progress: progress)
     }
 
-    private func doPull(_ reference: Reference, from source: Reference, platform requested: Platform?, progress: PullProgress?) async throws(ImageError) -> ImageRecord {
+    private func doPull(
+        _ reference: Reference, from source: Reference, platform requested: Platform?, progress: PullProgress?
+    ) async throws(ImageError) -> ImageRecord {
         let lock = try await store.sharedLock()
         defer { lock.close() }
         let platform = requested ?? Platform.host
@@ -70,15 +83,18 @@ public actor ImageService {
             var fetched = try await registry.fetchManifest(source)
             var indexBytes: [UInt8]?
             var indexDigest: Digest?
-            var document = try ManifestDocument.parse(fetched.bytes, mediaType: fetched.mediaType, what: "manifest \(reference)")
+            var document = try ManifestDocument.parse(
+                fetched.bytes, mediaType: fetched.mediaType, what: "manifest \(reference)")
             if case .index(let index) = document {
                 guard let chosen = Platform.select(from: index, for: platform) else {
-                    throw ImageError.noMatchingPlatform(platform.description, available: index.manifests.compactMap { $0.platform?.description })
+                    throw ImageError.noMatchingPlatform(
+                        platform.description, available: index.manifests.compactMap { $0.platform?.description })
                 }
                 indexBytes = fetched.bytes
                 indexDigest = fetched.digest
                 fetched = try await registry.fetchManifest(source, chosen.digest.description)
-                document = try ManifestDocument.parse(fetched.bytes, mediaType: fetched.mediaType ?? chosen.mediaType, what: "manifest \(chosen.digest)")
+                document = try ManifestDocument.parse(
+                    fetched.bytes, mediaType: fetched.mediaType ?? chosen.mediaType, what: "manifest \(chosen.digest)")
             }
             guard case .manifest(let manifest) = document else {
                 throw ImageError.invalidManifest(reference.description, "an index inside an index")
@@ -86,11 +102,15 @@ public actor ImageService {
             for layer in manifest.layers where MediaType.layerCompression(layer.mediaType) == nil {
                 throw ImageError.unsupportedMediaType(layer.mediaType, what: "layer \(layer.digest)")
             }
-            guard manifest.config.mediaType == MediaType.ociConfig || manifest.config.mediaType == MediaType.dockerConfig else {
-                throw ImageError.unsupportedMediaType(manifest.config.mediaType, what: "config \(manifest.config.digest)")
+            guard
+                manifest.config.mediaType == MediaType.ociConfig || manifest.config.mediaType == MediaType.dockerConfig
+            else {
+                throw ImageError.unsupportedMediaType(
+                    manifest.config.mediaType, what: "config \(manifest.config.digest)")
             }
             progress?(.resolved(image: reference.description, manifest: fetched.digest, layers: manifest.layers.count))
-            let configBytes = store.hasBlob(manifest.config.digest)
+            let configBytes =
+                store.hasBlob(manifest.config.digest)
                 ? try store.readBlob(manifest.config.digest)
                 : try await registry.fetchSmallBlob(source, manifest.config)
             let config: ImageConfig
@@ -98,10 +118,13 @@ public actor ImageService {
                 throw ImageError.invalidManifest("config \(manifest.config.digest)", "\(error)")
             }
             guard config.rootfs.diff_ids.count == manifest.layers.count else {
-                throw ImageError.invalidManifest(reference.description, "\(manifest.layers.count) layers but \(config.rootfs.diff_ids.count) diff_ids")
+                throw ImageError.invalidManifest(
+                    reference.description,
+                    "\(manifest.layers.count) layers but \(config.rootfs.diff_ids.count) diff_ids")
             }
             let chainIDs = config.chainIDs
-            try await fetchLayers(source, manifest.layers, diffIDs: config.rootfs.diff_ids, chainIDs: chainIDs, progress: progress)
+            try await fetchLayers(
+                source, manifest.layers, diffIDs: config.rootfs.diff_ids, chainIDs: chainIDs, progress: progress)
             try store.writeBlob(configBytes, expected: manifest.config.digest, what: "config")
             try store.writeBlob(fetched.bytes, expected: fetched.digest, what: "manifest")
             if let indexBytes { try store.writeBlob(indexBytes, expected: indexDigest, what: "index") }
@@ -109,7 +132,9 @@ public actor ImageService {
                 name: reference.description, manifestDigest: fetched.digest,
                 manifestMediaType: manifest.mediaType ?? MediaType.ociManifest, indexDigest: indexDigest,
                 config: manifest.config, layers: manifest.layers, diffIDs: config.rootfs.diff_ids,
-                platform: Platform(os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture, variant: config.variant),
+                platform: Platform(
+                    os: config.os ?? platform.os, architecture: config.architecture ?? platform.architecture,
+                    variant: config.variant),
                 stored: Int(time(nil)))
             try store.saveImage(record)
             return record
@@ -119,8 +144,10 @@ public actor ImageService {
     }
 
     /// Downloads and unpacks missing layers, at most `parallelDownloads` at once.
-    private func fetchLayers(_ reference: Reference, _ descriptors: [Descriptor], diffIDs: [Digest], chainIDs: [Digest],
-                             progress: PullProgress?) async throws(ImageError) {
+    private func fetchLayers(
+        _ reference: Reference, _ descriptors: [Descriptor], diffIDs: [Digest], chainIDs: [Digest],
+        progress: PullProgress?
+    ) async throws(ImageError) {
         var tasks: [Task<[(path: String, target: String)], any Error>] = []
         let gate = Gate(limit: max(1, registry.options.parallelDownloads))
         for (index, descriptor) in descriptors.enumerated() {
@@ -141,8 +168,9 @@ public actor ImageService {
                     let temporary = store.temporaryPath(chainID.hex, in: "\(store.root)/snapshots")
                     do {
                         try FileSystem.makeDirectories(temporary, mode: 0o755)
-                        let result = try unpackLocalBlob(store: store, descriptor: descriptor, expectedDiffID: diffID,
-                                                         into: try Root(path: temporary), options: options)
+                        let result = try unpackLocalBlob(
+                            store: store, descriptor: descriptor, expectedDiffID: diffID,
+                            into: try Root(path: temporary), options: options)
                         try commitSnapshot(store: store, temporary: temporary, chainID: chainID)
                         progress?(.layerDone(descriptor.digest))
                         return result.links
@@ -152,7 +180,8 @@ public actor ImageService {
                     }
                 }
                 progress?(.layerStarted(descriptor.digest, size: descriptor.size))
-                let download = try LayerDownload(store: store, descriptor: descriptor, unpack: !haveSnapshot, options: options)
+                let download = try LayerDownload(
+                    store: store, descriptor: descriptor, unpack: !haveSnapshot, options: options)
                 do {
                     try await registry.fetchBlob(reference, descriptor, into: download) { received in
                         progress?(.layerProgress(descriptor.digest, received: received, total: descriptor.size))
@@ -183,8 +212,9 @@ public actor ImageService {
         if let failure { throw ImageError.wrap(failure) }
         do {
             for (index, links) in results.enumerated() {
-                try resolvePendingLinks(store: store, chainIDs: chainIDs, layer: index, links: links,
-                                        layerName: descriptors[index].digest.description)
+                try resolvePendingLinks(
+                    store: store, chainIDs: chainIDs, layer: index, links: links,
+                    layerName: descriptors[index].digest.description)
             }
         } catch { throw ImageError.wrap(error) }
     }
@@ -192,16 +222,22 @@ public actor ImageService {
     // MARK: Push
 
     /// Pushes a stored image to `destination` (by default its own name), each step as a line of text.
-    public func push(_ name: String, to destination: Reference? = nil, progress: (@Sendable (String) -> Void)? = nil) async throws(ImageError) {
-        try await push(name, to: destination, events: { event in
-            if case .started = event { return }
-            progress?(event.description)
-        })
+    public func push(_ name: String, to destination: Reference? = nil, progress: (@Sendable (String) -> Void)? = nil)
+        async throws(ImageError)
+    {
+        try await push(
+            name, to: destination,
+            events: { event in
+                if case .started = event { return }
+                progress?(event.description)
+            })
     }
 
     /// Pushes a stored image to `destination` (by default its own name): blobs the registry lacks, then
     /// the manifest under the destination's tag, reporting each step as it happens.
-    public func push(_ name: String, to destination: Reference? = nil, events: @escaping @Sendable (PushEvent) -> Void) async throws(ImageError) {
+    public func push(_ name: String, to destination: Reference? = nil, events: @escaping @Sendable (PushEvent) -> Void)
+        async throws(ImageError)
+    {
         guard let record = store.lookup(name) else { throw .notFound("image \(name)") }
         let target: Reference
         if let destination { target = destination } else { target = try Reference(parsing: record.name) }
@@ -213,8 +249,9 @@ public actor ImageService {
                     continue
                 }
                 if let source = try? Reference(parsing: record.name), source.registry == target.registry,
-                   source.repository != target.repository,
-                   try await registry.mountBlob(target, digest: blob.digest, from: source.repository) {
+                    source.repository != target.repository,
+                    try await registry.mountBlob(target, digest: blob.digest, from: source.repository)
+                {
                     events(.blobMounted(blob.digest, from: source.repository))
                     continue
                 }
@@ -223,8 +260,9 @@ public actor ImageService {
                 events(.blobPushed(blob.digest, size: size))
             }
             let manifest = try store.readBlob(record.manifestDigest)
-            try await registry.pushManifest(target, tag: target.tag ?? target.digest?.description ?? "latest",
-                                            bytes: manifest, mediaType: record.manifestMediaType)
+            try await registry.pushManifest(
+                target, tag: target.tag ?? target.digest?.description ?? "latest",
+                bytes: manifest, mediaType: record.manifestMediaType)
             events(.manifestPushed(target, digest: record.manifestDigest, size: manifest.count))
         } catch {
             throw .pushing(target.description, ImageError.wrap(error).cause)

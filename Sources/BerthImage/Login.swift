@@ -6,9 +6,13 @@ extension RegistryClient {
     /// (the CLI's default) and `registry-1.docker.io` are Docker Hub; a scheme and a path are dropped.
     public static func loginRegistry(_ serverAddress: String) -> String {
         var host = serverAddress
-        for prefix in ["https://", "http://"] where host.hasPrefix(prefix) { host = String(host.dropFirst(prefix.count)) }
+        for prefix in ["https://", "http://"] where host.hasPrefix(prefix) {
+            host = String(host.dropFirst(prefix.count))
+        }
         if let slash = host.firstIndex(of: "/") { host = String(host[..<slash]) }
-        if host.isEmpty || host == "index.docker.io" || host == "registry-1.docker.io" { return Reference.defaultRegistry }
+        if host.isEmpty || host == "index.docker.io" || host == "registry-1.docker.io" {
+            return Reference.defaultRegistry
+        }
         return host
     }
 
@@ -20,7 +24,8 @@ extension RegistryClient {
         let url = "\(options.isInsecure(registry) ? "http" : "https")://\(host)/v2/"
         let first = try await probe(url, authorization: nil)
         if first.status == .ok { return }
-        guard first.status == .unauthorized, let header = first.challenge, let challenge = AuthChallenge.parse(header) else {
+        guard first.status == .unauthorized, let header = first.challenge, let challenge = AuthChallenge.parse(header)
+        else {
             throw .registry(status: Int(first.status.code), url: url, message: "unexpected answer to a login")
         }
         let authorization: String
@@ -31,11 +36,14 @@ extension RegistryClient {
         }
         let second = try await probe(url, authorization: authorization)
         guard second.status == .ok else {
-            throw .authentication("login attempt to \(url) failed with status: \(second.status.code) \(second.status.reasonPhrase)")
+            throw .authentication(
+                "login attempt to \(url) failed with status: \(second.status.code) \(second.status.reasonPhrase)")
         }
     }
 
-    private func probe(_ url: String, authorization: String?) async throws(ImageError) -> (status: HTTPResponseStatus, challenge: String?) {
+    private func probe(_ url: String, authorization: String?) async throws(ImageError) -> (
+        status: HTTPResponseStatus, challenge: String?
+    ) {
         var request = HTTPClientRequest(url: url)
         if let authorization { request.headers.add(name: "Authorization", value: authorization) }
         do {

@@ -17,7 +17,8 @@ public enum MediaType {
     public static let manifests: Set<String> = [ociManifest, dockerManifest]
     public static let indexes: Set<String> = [ociIndex, dockerManifestList]
     /// The Accept header for manifest requests: everything Berth can read.
-    public static let acceptManifests = [ociIndex, dockerManifestList, ociManifest, dockerManifest].joined(separator: ", ")
+    public static let acceptManifests = [ociIndex, dockerManifestList, ociManifest, dockerManifest].joined(
+        separator: ", ")
 
     /// How a layer blob is compressed, or nil when the media type is not a layer Berth can apply.
     public static func layerCompression(_ mediaType: String) -> Compression? {
@@ -50,7 +51,9 @@ public struct Descriptor: Codable, Hashable, Sendable {
     public var annotations: [String: String]?
     public var urls: [String]?
 
-    public init(mediaType: String, digest: Digest, size: Int64, platform: Platform? = nil, annotations: [String: String]? = nil) {
+    public init(
+        mediaType: String, digest: Digest, size: Int64, platform: Platform? = nil, annotations: [String: String]? = nil
+    ) {
         self.mediaType = mediaType
         self.digest = digest
         self.size = size
@@ -67,7 +70,10 @@ public struct Manifest: Codable, Hashable, Sendable {
     public var layers: [Descriptor]
     public var annotations: [String: String]?
 
-    public init(mediaType: String? = MediaType.ociManifest, config: Descriptor, layers: [Descriptor], annotations: [String: String]? = nil) {
+    public init(
+        mediaType: String? = MediaType.ociManifest, config: Descriptor, layers: [Descriptor],
+        annotations: [String: String]? = nil
+    ) {
         self.mediaType = mediaType
         self.config = config
         self.layers = layers
@@ -82,7 +88,8 @@ public struct Index: Codable, Hashable, Sendable {
     public var manifests: [Descriptor]
     public var annotations: [String: String]?
 
-    public init(mediaType: String? = MediaType.ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil) {
+    public init(mediaType: String? = MediaType.ociIndex, manifests: [Descriptor], annotations: [String: String]? = nil)
+    {
         self.mediaType = mediaType
         self.manifests = manifests
         self.annotations = annotations
@@ -112,7 +119,9 @@ public struct Platform: Codable, Hashable, Sendable, CustomStringConvertible {
     /// Parses `os/arch[/variant]`, normalising architecture aliases (x86_64 → amd64, aarch64 → arm64).
     public init(parsing text: String) throws(ImageError) {
         let parts = text.lowercased().split(separator: "/").map(String.init)
-        guard parts.count >= 2 && parts.count <= 3 else { throw ImageError.invalidReference(text, "platform must be os/arch[/variant]") }
+        guard parts.count >= 2 && parts.count <= 3 else {
+            throw ImageError.invalidReference(text, "platform must be os/arch[/variant]")
+        }
         self.init(os: parts[0], architecture: parts[1], variant: parts.count == 3 ? parts[2] : nil)
         self = normalized
     }
@@ -245,8 +254,12 @@ public enum ManifestDocument: Sendable {
     case manifest(Manifest)
     case index(Index)
 
-    static func parse(_ bytes: [UInt8], mediaType declared: String?, what: String) throws(ImageError) -> ManifestDocument {
-        struct Probe: Decodable { var mediaType: String?; var manifests: [Descriptor]?; var config: Descriptor?; var schemaVersion: Int? }
+    static func parse(_ bytes: [UInt8], mediaType declared: String?, what: String) throws(ImageError)
+        -> ManifestDocument
+    {
+        struct Probe: Decodable {
+            var mediaType: String?; var manifests: [Descriptor]?; var config: Descriptor?; var schemaVersion: Int?
+        }
         let probe: Probe
         do { probe = try ImageCoding.decode(Probe.self, bytes) } catch { throw .invalidManifest(what, "\(error)") }
         let type = probe.mediaType ?? declared ?? ""
@@ -254,12 +267,16 @@ public enum ManifestDocument: Sendable {
             throw .unsupportedMediaType(type.isEmpty ? "docker schema1" : type, what: what)
         }
         if MediaType.indexes.contains(type) || (type.isEmpty || type == "application/json") && probe.manifests != nil {
-            do { return .index(try ImageCoding.decode(Index.self, bytes)) } catch { throw .invalidManifest(what, "\(error)") }
+            do { return .index(try ImageCoding.decode(Index.self, bytes)) } catch {
+                throw .invalidManifest(what, "\(error)")
+            }
         }
         if MediaType.manifests.contains(type) || (type.isEmpty || type == "application/json") && probe.config != nil {
             do {
                 var m = try ImageCoding.decode(Manifest.self, bytes)
-                if m.mediaType == nil { m.mediaType = MediaType.manifests.contains(type) ? type : MediaType.ociManifest }
+                if m.mediaType == nil {
+                    m.mediaType = MediaType.manifests.contains(type) ? type : MediaType.ociManifest
+                }
                 return .manifest(m)
             } catch { throw .invalidManifest(what, "\(error)") }
         }

@@ -63,7 +63,9 @@ final class LayerDownload: BlobConsumer {
                 }
                 offset += n
             }
-            do { try pipeline.feed(raw) } catch let e as ImageError { throw e } catch let e as SystemCallError { throw e } catch {
+            do { try pipeline.feed(raw) } catch let e as ImageError { throw e } catch let e as SystemCallError {
+                throw e
+            } catch {
                 throw ImageError.corruptLayer(name, "\(error)")
             }
         }
@@ -80,17 +82,23 @@ final class LayerDownload: BlobConsumer {
     /// that point into lower layers.
     func commit(expectedDiffID: Digest, chainID: Digest) throws -> [(path: String, target: String)] {
         let result: (digest: Digest, size: Int64, diffID: Digest)
-        do { result = try pipeline.finish() } catch let e as ImageError { throw e } catch let e as SystemCallError { throw e } catch {
+        do { result = try pipeline.finish() } catch let e as ImageError { throw e } catch let e as SystemCallError {
+            throw e
+        } catch {
             throw ImageError.corruptLayer(name, "\(error)")
         }
         guard result.size == descriptor.size else {
-            throw ImageError.sizeMismatch(what: "layer \(descriptor.digest)", expected: descriptor.size, actual: result.size)
+            throw ImageError.sizeMismatch(
+                what: "layer \(descriptor.digest)", expected: descriptor.size, actual: result.size)
         }
         guard result.digest == descriptor.digest else {
-            throw ImageError.digestMismatch(what: "layer \(descriptor.digest)", expected: descriptor.digest, actual: result.digest)
+            throw ImageError.digestMismatch(
+                what: "layer \(descriptor.digest)", expected: descriptor.digest, actual: result.digest)
         }
         guard result.diffID == expectedDiffID else {
-            throw ImageError.digestMismatch(what: "uncompressed layer \(descriptor.digest) (diff_id)", expected: expectedDiffID, actual: result.diffID)
+            throw ImageError.digestMismatch(
+                what: "uncompressed layer \(descriptor.digest) (diff_id)", expected: expectedDiffID,
+                actual: result.diffID)
         }
         _ = try sys("fsync", blobTemporary) { fsync(file.rawValue) }
         file.close()
@@ -121,10 +129,14 @@ func commitSnapshot(store: ContentStore, temporary: String, chainID: Digest) thr
 }
 
 /// Unpacks a blob already in the store into the snapshot for `chainID` (import, or a snapshot lost to gc).
-func unpackLocalBlob(store: ContentStore, descriptor: Descriptor, expectedDiffID: Digest?, into root: Root,
-                     options: UnpackOptions) throws -> (diffID: Digest, links: [(path: String, target: String)]) {
+func unpackLocalBlob(
+    store: ContentStore, descriptor: Descriptor, expectedDiffID: Digest?, into root: Root,
+    options: UnpackOptions
+) throws -> (diffID: Digest, links: [(path: String, target: String)]) {
     let compression: Compression
-    if let c = MediaType.layerCompression(descriptor.mediaType) { compression = c } else {
+    if let c = MediaType.layerCompression(descriptor.mediaType) {
+        compression = c
+    } else {
         throw ImageError.unsupportedMediaType(descriptor.mediaType, what: "layer \(descriptor.digest)")
     }
     let unpacker = LayerUnpacker(root: root, options: options, layerName: descriptor.digest.description)
@@ -134,29 +146,40 @@ func unpackLocalBlob(store: ContentStore, descriptor: Descriptor, expectedDiffID
     defer { buffer.deallocate() }
     while true {
         let n = Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count)
-        if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: store.blobPath(descriptor.digest)) }
+        if n < 0 {
+            if errno == EINTR { continue };
+            throw SystemCallError(call: "read", errno: errno, subject: store.blobPath(descriptor.digest))
+        }
         if n == 0 { break }
-        do { try pipeline.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } catch let e as ImageError { throw e } catch let e as SystemCallError { throw e } catch {
+        do { try pipeline.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) } catch let e as ImageError {
+            throw e
+        } catch let e as SystemCallError { throw e } catch {
             throw ImageError.corruptLayer(descriptor.digest.description, "\(error)")
         }
     }
     let result: (digest: Digest, size: Int64, diffID: Digest)
-    do { result = try pipeline.finish() } catch let e as ImageError { throw e } catch let e as SystemCallError { throw e } catch {
+    do { result = try pipeline.finish() } catch let e as ImageError { throw e } catch let e as SystemCallError {
+        throw e
+    } catch {
         throw ImageError.corruptLayer(descriptor.digest.description, "\(error)")
     }
     if result.digest != descriptor.digest {
-        throw ImageError.digestMismatch(what: "layer \(descriptor.digest)", expected: descriptor.digest, actual: result.digest)
+        throw ImageError.digestMismatch(
+            what: "layer \(descriptor.digest)", expected: descriptor.digest, actual: result.digest)
     }
     if let expectedDiffID, expectedDiffID != result.diffID {
-        throw ImageError.digestMismatch(what: "uncompressed layer \(descriptor.digest) (diff_id)", expected: expectedDiffID, actual: result.diffID)
+        throw ImageError.digestMismatch(
+            what: "uncompressed layer \(descriptor.digest) (diff_id)", expected: expectedDiffID, actual: result.diffID)
     }
     return (result.diffID, unpacker.pendingLinks)
 }
 
 /// Copies hard-link targets that live in lower layers into the layer that links to them (a per-layer
 /// directory cannot hold a link across layers; overlayfs would copy up anyway).
-func resolvePendingLinks(store: ContentStore, chainIDs: [Digest], layer index: Int,
-                         links: [(path: String, target: String)], layerName: String) throws {
+func resolvePendingLinks(
+    store: ContentStore, chainIDs: [Digest], layer index: Int,
+    links: [(path: String, target: String)], layerName: String
+) throws {
     guard !links.isEmpty else { return }
     let upper = try Root(path: store.snapshotPath(chainIDs[index]))
     for link in links {
@@ -166,10 +189,15 @@ func resolvePendingLinks(store: ContentStore, chainIDs: [Digest], layer index: I
             let root = try Root(path: store.snapshotPath(chainIDs[lower]))
             if let fd = try? root.open(link.target, O_RDONLY | O_NOFOLLOW) { source = fd; break }
         }
-        guard let source else { throw ImageError.hostileLayer(layerName, path: link.path, why: "hard link to \(link.target), which no layer has") }
+        guard let source else {
+            throw ImageError.hostileLayer(
+                layerName, path: link.path, why: "hard link to \(link.target), which no layer has")
+        }
         var info = stat()
         _ = fstat(source.rawValue, &info)
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ImageError.hostileLayer(layerName, path: link.path, why: "hard link to a non-regular file") }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ImageError.hostileLayer(layerName, path: link.path, why: "hard link to a non-regular file")
+        }
         try upper.makeDirectories(FileSystem.parent(of: "/" + link.path))
         let target = try upper.open(link.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
         try copyContents(from: source.rawValue, to: target.rawValue)
@@ -179,4 +207,3 @@ func resolvePendingLinks(store: ContentStore, chainIDs: [Digest], layer index: I
         _ = futimens(target.rawValue, &times)
     }
 }
-

@@ -44,7 +44,8 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
         guard !components.isEmpty, !components.contains(where: \.isEmpty) else { throw bad("empty path component") }
         var registry = Reference.defaultRegistry
         if components.count > 1,
-           components[0].contains(".") || components[0].contains(":") || components[0] == "localhost" {
+            components[0].contains(".") || components[0].contains(":") || components[0] == "localhost"
+        {
             registry = components.removeFirst()
             guard Reference.isValidDomain(registry) else { throw bad("invalid registry \(registry)") }
         }
@@ -89,7 +90,9 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
 
     static func isValidTag(_ t: String) -> Bool {
         guard let first = t.utf8.first, t.utf8.count <= 128 else { return false }
-        func word(_ c: UInt8) -> Bool { (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 }
+        func word(_ c: UInt8) -> Bool {
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95
+        }
         return word(first) && t.utf8.allSatisfy { word($0) || $0 == 46 || $0 == 45 }
     }
 
@@ -105,7 +108,9 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
             var j = i
             while j < b.count && !alnum(b[j]) { j += 1 }
             let sep = b[i..<j]
-            let ok = sep.elementsEqual([46]) || sep.elementsEqual([95]) || sep.elementsEqual([95, 95]) || sep.allSatisfy { $0 == 45 }
+            let ok =
+                sep.elementsEqual([46]) || sep.elementsEqual([95]) || sep.elementsEqual([95, 95])
+                || sep.allSatisfy { $0 == 45 }
             if !ok { return false }
             i = j
         }
@@ -125,9 +130,12 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
             guard let port = Int(host[host.index(after: colon)...]), port > 0, port < 65536 else { return false }
             host = host[..<colon]
         }
-        return !host.isEmpty && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            !label.isEmpty && !label.hasPrefix("-") && !label.hasSuffix("-")
-                && label.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 }
-        }
+        return !host.isEmpty
+            && host.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+                !label.isEmpty && !label.hasPrefix("-") && !label.hasSuffix("-")
+                    && label.utf8.allSatisfy {
+                        ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45
+                    }
+            }
     }
 }

@@ -32,7 +32,9 @@ public struct RegistryOptions: Sendable {
     public var mirrors: [String: [String]] = [:] {
         didSet {
             for list in mirrors.values {
-                for mirror in list where mirror.hasPrefix("http://") { insecureRegistries.insert(RegistryOptions.mirrorHost(mirror)) }
+                for mirror in list where mirror.hasPrefix("http://") {
+                    insecureRegistries.insert(RegistryOptions.mirrorHost(mirror))
+                }
             }
         }
     }
@@ -55,7 +57,11 @@ public struct RegistryOptions: Sendable {
         if insecureRegistries.contains(registry) { return true }
         if secureRegistries.contains(registry) { return false }
         var host = registry
-        if host.hasPrefix("[") { host = String(host.dropFirst().prefix(while: { $0 != "]" })) } else if let c = host.lastIndex(of: ":") { host = String(host[..<c]) }
+        if host.hasPrefix("[") {
+            host = String(host.dropFirst().prefix(while: { $0 != "]" }))
+        } else if let c = host.lastIndex(of: ":") {
+            host = String(host[..<c])
+        }
         return host == "localhost" || host.hasPrefix("127.") || host == "::1"
     }
 }
@@ -84,7 +90,9 @@ public final class RegistryClient: Sendable {
     private let tokens = Mutex<[String: String]>([:])
     let logger: Logger
 
-    public init(options: RegistryOptions = RegistryOptions(), logger: Logger = Logger(label: "berth.image.registry")) throws(ImageError) {
+    public init(options: RegistryOptions = RegistryOptions(), logger: Logger = Logger(label: "berth.image.registry"))
+        throws(ImageError)
+    {
         self.options = options
         self.logger = logger
         var configuration = HTTPClient.Configuration(
@@ -98,7 +106,10 @@ public final class RegistryClient: Sendable {
                 for file in options.caFiles {
                     roots += try NIOSSLCertificate.fromPEMFile(file).map { .certificate($0) }
                 }
-                tls.additionalTrustRoots = [.certificates(roots.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } })]
+                tls.additionalTrustRoots = [
+                    .certificates(
+                        roots.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } })
+                ]
             } catch { throw .transport(options.caFiles.joined(separator: ","), cause: "reading CA file: \(error)") }
             configuration.tlsConfiguration = tls
         }
@@ -106,12 +117,18 @@ public final class RegistryClient: Sendable {
     }
 
     public func shutdown() async {
-        if let client = client.withLock({ c in defer { c = nil }; return c }) { try? await client.shutdown() }
+        if let client = client.withLock({ c in
+            defer { c = nil }; return c
+        }) {
+            try? await client.shutdown()
+        }
     }
 
     deinit {
         // Forgotten shutdown(): AsyncHTTPClient traps when a live client is released, so hand it to a task.
-        if let client = client.withLock({ c in defer { c = nil }; return c }) {
+        if let client = client.withLock({ c in
+            defer { c = nil }; return c
+        }) {
             Task.detached { try? await client.shutdown() }
         }
     }
@@ -130,9 +147,11 @@ public final class RegistryClient: Sendable {
 
     /// Sends a request, answering an auth challenge once and retrying 429/5xx and broken connections.
     /// `body` is called again for each attempt.
-    func send(_ method: HTTPMethod, _ url: String, reference: Reference, push: Bool = false,
-              headers extra: [(String, String)] = [], body: (@Sendable () -> HTTPClientRequest.Body)? = nil,
-              retryable: Bool = true) async throws(ImageError) -> Response {
+    func send(
+        _ method: HTTPMethod, _ url: String, reference: Reference, push: Bool = false,
+        headers extra: [(String, String)] = [], body: (@Sendable () -> HTTPClientRequest.Body)? = nil,
+        retryable: Bool = true
+    ) async throws(ImageError) -> Response {
         let scope = "repository:\(reference.repository):\(push ? "pull,push" : "pull")"
         let tokenKey = "\(reference.registry)|\(scope)"
         var attempt = 0
@@ -142,7 +161,9 @@ public final class RegistryClient: Sendable {
             var request = HTTPClientRequest(url: url)
             request.method = method
             for (k, v) in extra { request.headers.add(name: k, value: v) }
-            if let auth = tokens.withLock({ $0[tokenKey] }) { request.headers.replaceOrAdd(name: "Authorization", value: auth) }
+            if let auth = tokens.withLock({ $0[tokenKey] }) {
+                request.headers.replaceOrAdd(name: "Authorization", value: auth)
+            }
             if let body { request.body = body() }
             let response: HTTPClientResponse
             do {
@@ -157,7 +178,9 @@ public final class RegistryClient: Sendable {
             }
             let status = response.status
             if status == .unauthorized && !answeredChallenge,
-               let header = response.headers.first(name: "WWW-Authenticate"), let challenge = AuthChallenge.parse(header) {
+                let header = response.headers.first(name: "WWW-Authenticate"),
+                let challenge = AuthChallenge.parse(header)
+            {
                 _ = try? await response.body.collect(upTo: 1 << 20)
                 answeredChallenge = true
                 let value = try await authorize(challenge, registry: reference.registry, scope: scope)
@@ -194,15 +217,21 @@ public final class RegistryClient: Sendable {
     }
 
     /// Answers a challenge: Basic with the stored credentials, or a Bearer token from the realm.
-    func authorize(_ challenge: AuthChallenge, registry: String, scope: String?,
-                   credentials given: Credentials? = nil) async throws(ImageError) -> String {
+    func authorize(
+        _ challenge: AuthChallenge, registry: String, scope: String?,
+        credentials given: Credentials? = nil
+    ) async throws(ImageError) -> String {
         let credentials = given ?? options.credentials.credentials(for: registry)
         switch challenge.scheme {
         case "basic":
-            guard let credentials else { throw .authentication("\(registry) requires a user name and password (none in config.json)") }
+            guard let credentials else {
+                throw .authentication("\(registry) requires a user name and password (none in config.json)")
+            }
             return credentials.basicHeader
         case "bearer":
-            guard let realm = challenge.parameters["realm"] else { throw .authentication("Bearer challenge without realm from \(registry)") }
+            guard let realm = challenge.parameters["realm"] else {
+                throw .authentication("Bearer challenge without realm from \(registry)")
+            }
             var query: [String] = []
             if let service = challenge.parameters["service"] { query.append("service=" + percentEncode(service)) }
             if let scope = challenge.parameters["scope"] ?? scope { query.append("scope=" + percentEncode(scope)) }
@@ -216,10 +245,14 @@ public final class RegistryClient: Sendable {
                 body = try await response.body.collect(upTo: 1 << 20)
             } catch { throw .authentication("token request to \(realm): \(describe(error))") }
             guard response.status == .ok else {
-                throw .authentication("token endpoint \(realm) answered \(response.status.code)\(credentials == nil ? " (no credentials for \(registry))" : "")")
+                throw .authentication(
+                    "token endpoint \(realm) answered \(response.status.code)\(credentials == nil ? " (no credentials for \(registry))" : "")"
+                )
             }
             struct Token: Decodable { var token: String?; var access_token: String? }
-            guard let token = try? ImageCoding.decode(Token.self, Array(buffer: body)), let value = token.token ?? token.access_token else {
+            guard let token = try? ImageCoding.decode(Token.self, Array(buffer: body)),
+                let value = token.token ?? token.access_token
+            else {
                 throw .authentication("token endpoint \(realm) sent no token")
             }
             return "Bearer " + value
@@ -231,7 +264,9 @@ public final class RegistryClient: Sendable {
     private func percentEncode(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
-            if (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 45 || b == 46 || b == 95 || b == 126 {
+            if (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 45 || b == 46 || b == 95
+                || b == 126
+            {
                 out.unicodeScalars.append(Unicode.Scalar(b))
             } else {
                 out += "%" + String(b, radix: 16, uppercase: true).leftPadded(2)
@@ -251,19 +286,25 @@ public final class RegistryClient: Sendable {
         if response.status == .unauthorized || response.status == .forbidden {
             return .authentication("\(url) answered \(response.status.code)\(message.isEmpty ? "" : ": " + message)")
         }
-        return .registry(status: Int(response.status.code), url: url, message: message.trimmingCharacters(in: .whitespacesAndNewlines))
+        return .registry(
+            status: Int(response.status.code), url: url,
+            message: message.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     // MARK: Pull
 
     /// Fetches a manifest or index by tag or digest; verifies it against the digest when pinned.
-    public func fetchManifest(_ reference: Reference, _ tagOrDigest: String? = nil) async throws(ImageError) -> (bytes: [UInt8], mediaType: String?, digest: Digest) {
+    public func fetchManifest(_ reference: Reference, _ tagOrDigest: String? = nil) async throws(ImageError) -> (
+        bytes: [UInt8], mediaType: String?, digest: Digest
+    ) {
         let what = tagOrDigest ?? reference.manifestReference
         let url = "\(baseURL(reference))/manifests/\(what)"
         let response = try await send(.GET, url, reference: reference, headers: [("Accept", MediaType.acceptManifests)])
         guard response.status == .ok else { throw await failure(response, url) }
         let buffer: ByteBuffer
-        do { buffer = try await response.body.collect(upTo: 8 << 20) } catch { throw .transport(url, cause: describe(error)) }
+        do { buffer = try await response.body.collect(upTo: 8 << 20) } catch {
+            throw .transport(url, cause: describe(error))
+        }
         let bytes = Array(buffer: buffer)
         let digest = Digest.sha256(bytes)
         if let expected = Digest(what), expected != digest {
@@ -284,15 +325,19 @@ public final class RegistryClient: Sendable {
         let collector = Collect()
         try await fetchBlob(reference, descriptor, into: collector)
         let digest = Digest.sha256(collector.bytes)
-        if digest != descriptor.digest { throw .digestMismatch(what: "blob \(descriptor.digest)", expected: descriptor.digest, actual: digest) }
+        if digest != descriptor.digest {
+            throw .digestMismatch(what: "blob \(descriptor.digest)", expected: descriptor.digest, actual: digest)
+        }
         return collector.bytes
     }
 
     /// Streams a blob into `consumer`, resuming with Range after a broken connection when the registry
     /// allows (206), restarting otherwise. Refuses more bytes than the descriptor's size; the caller
     /// verifies the digest.
-    func fetchBlob(_ reference: Reference, _ descriptor: Descriptor, into consumer: any BlobConsumer,
-                   progress: (@Sendable (Int64) -> Void)? = nil) async throws(ImageError) {
+    func fetchBlob(
+        _ reference: Reference, _ descriptor: Descriptor, into consumer: any BlobConsumer,
+        progress: (@Sendable (Int64) -> Void)? = nil
+    ) async throws(ImageError) {
         let url = "\(baseURL(reference))/blobs/\(descriptor.digest)"
         var received: Int64 = 0
         var attempt = 0
@@ -311,7 +356,8 @@ public final class RegistryClient: Sendable {
                 for try await buffer in response.body {
                     received += Int64(buffer.readableBytes)
                     if received > descriptor.size {
-                        throw ImageError.sizeMismatch(what: "blob \(descriptor.digest)", expected: descriptor.size, actual: received)
+                        throw ImageError.sizeMismatch(
+                            what: "blob \(descriptor.digest)", expected: descriptor.size, actual: received)
                     }
                     try consumer.consume(buffer)
                     progress?(received)
@@ -333,7 +379,8 @@ public final class RegistryClient: Sendable {
                     try? await Task.sleep(for: backoff(attempt))
                     continue
                 }
-                throw .sizeMismatch(what: "blob \(descriptor.digest) (truncated)", expected: descriptor.size, actual: received)
+                throw .sizeMismatch(
+                    what: "blob \(descriptor.digest) (truncated)", expected: descriptor.size, actual: received)
             }
             return
         }
@@ -350,7 +397,9 @@ public final class RegistryClient: Sendable {
 
     /// Uploads a blob from a file, streamed (never held in memory whole).
     public func pushBlob(_ reference: Reference, digest: Digest, file: String, size: Int64) async throws(ImageError) {
-        try await pushBlob(reference, digest: digest, size: size) { .stream(FileChunks(path: file), length: .known(size)) }
+        try await pushBlob(reference, digest: digest, size: size) {
+            .stream(FileChunks(path: file), length: .known(size))
+        }
     }
 
     /// Uploads a blob monolithically (POST for an upload URL, then PUT with the digest).
@@ -360,14 +409,18 @@ public final class RegistryClient: Sendable {
 
     /// Asks the registry to link a blob it already has in repository `from` (cross-repository mount).
     /// Returns false when it would rather have the bytes.
-    public func mountBlob(_ reference: Reference, digest: Digest, from repository: String) async throws(ImageError) -> Bool {
+    public func mountBlob(_ reference: Reference, digest: Digest, from repository: String) async throws(ImageError)
+        -> Bool
+    {
         let url = "\(baseURL(reference))/blobs/uploads/?mount=\(digest)&from=\(repository)"
         let response = try await send(.POST, url, reference: reference, push: true, retryable: false)
         _ = try? await response.body.collect(upTo: 1 << 20)
         return response.status == .created
     }
 
-    func pushBlob(_ reference: Reference, digest: Digest, size: Int64, body: @escaping @Sendable () -> HTTPClientRequest.Body) async throws(ImageError) {
+    func pushBlob(
+        _ reference: Reference, digest: Digest, size: Int64, body: @escaping @Sendable () -> HTTPClientRequest.Body
+    ) async throws(ImageError) {
         if try await blobExists(reference, digest) { return }
         let start = "\(baseURL(reference))/blobs/uploads/"
         let response = try await send(.POST, start, reference: reference, push: true)
@@ -381,25 +434,31 @@ public final class RegistryClient: Sendable {
             url = "\(options.isInsecure(reference.registry) ? "http" : "https")://\(reference.endpointHost)\(location)"
         }
         url += (url.contains("?") ? "&" : "?") + "digest=\(digest)"
-        let put = try await send(.PUT, url, reference: reference, push: true,
-                                 headers: [("Content-Type", "application/octet-stream")],
-                                 body: body, retryable: false)
+        let put = try await send(
+            .PUT, url, reference: reference, push: true,
+            headers: [("Content-Type", "application/octet-stream")],
+            body: body, retryable: false)
         guard put.status == .created else { throw await failure(put, url) }
         _ = try? await put.body.collect(upTo: 1 << 20)
     }
 
-    public func pushManifest(_ reference: Reference, tag: String, bytes: [UInt8], mediaType: String) async throws(ImageError) {
+    public func pushManifest(_ reference: Reference, tag: String, bytes: [UInt8], mediaType: String)
+        async throws(ImageError)
+    {
         let url = "\(baseURL(reference))/manifests/\(tag)"
         let buffer = ByteBuffer(bytes: bytes)
-        let response = try await send(.PUT, url, reference: reference, push: true,
-                                      headers: [("Content-Type", mediaType)], body: { .bytes(buffer) })
+        let response = try await send(
+            .PUT, url, reference: reference, push: true,
+            headers: [("Content-Type", mediaType)], body: { .bytes(buffer) })
         guard response.status == .created || response.status == .ok else { throw await failure(response, url) }
         _ = try? await response.body.collect(upTo: 1 << 20)
     }
 }
 
 extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }
 
 /// A file read in 1 MiB chunks, as an upload body.

@@ -28,7 +28,9 @@ extension ImageService {
     ///   plain directory at the same path.
     /// The image stays referenced (not garbage-collected, `rmi` refuses) until ``removeRootfs(containerID:)``.
     /// Preparing an ID that already exists throws; call `removeRootfs` first.
-    public nonisolated func prepareRootfs(image: String, containerID: String, snapshotter: Snapshotter = .preferred) throws(ImageError) -> String {
+    public nonisolated func prepareRootfs(image: String, containerID: String, snapshotter: Snapshotter = .preferred)
+        throws(ImageError) -> String
+    {
         guard let record = store.lookup(image) else { throw .notFound("image \(image)") }
         guard !containerID.isEmpty, !containerID.contains("/"), containerID != ".", containerID != ".." else {
             throw .invalidReference(containerID, "container ID must be a single path component")
@@ -41,10 +43,13 @@ extension ImageService {
                 try ensureSnapshots(layers: record.layers, diffIDs: record.diffIDs)
                 do {
                     try FileSystem.makeDirectories(rootfs, mode: 0o755)
-                    let container = ContentStore.ContainerRecord(id: containerID, image: record.name, chainIDs: record.chainIDs,
-                                                                 snapshotter: snapshotter.rawValue)
+                    let container = ContentStore.ContainerRecord(
+                        id: containerID, image: record.name, chainIDs: record.chainIDs,
+                        snapshotter: snapshotter.rawValue)
                     try writeAtomically(dir + "/snapshot.json", try ImageCoding.encode(container, pretty: true))
-                } catch let e as SystemCallError { throw .system(e) } catch { throw .invalidManifest(record.name, "\(error)") }
+                } catch let e as SystemCallError { throw .system(e) } catch {
+                    throw .invalidManifest(record.name, "\(error)")
+                }
             }
             var mode = snapshotter
             if mode == .overlay {
@@ -54,12 +59,14 @@ extension ImageService {
                     try mountOverlay(dir, chainIDs: record.chainIDs)
                 } catch {
                     // No overlayfs here (or not on this filesystem): fall back to a private copy.
-                    logger.notice("overlay mount for container \(containerID) failed (\(error)); copying layers instead")
+                    logger.notice(
+                        "overlay mount for container \(containerID) failed (\(error)); copying layers instead")
                     try FileSystem.removeTree(dir + "/upper")
                     try FileSystem.removeTree(dir + "/work")
                     mode = .copy
-                    let container = ContentStore.ContainerRecord(id: containerID, image: record.name, chainIDs: record.chainIDs,
-                                                                 snapshotter: Snapshotter.copy.rawValue)
+                    let container = ContentStore.ContainerRecord(
+                        id: containerID, image: record.name, chainIDs: record.chainIDs,
+                        snapshotter: Snapshotter.copy.rawValue)
                     try writeAtomically(dir + "/snapshot.json", try ImageCoding.encode(container, pretty: true))
                 }
             }
@@ -69,8 +76,9 @@ extension ImageService {
             case .copy:
                 let root = try Root(path: rootfs)
                 for layer in record.layers {
-                    _ = try unpackLocalBlob(store: store, descriptor: layer, expectedDiffID: nil, into: root,
-                                            options: UnpackOptions(privileged: unpackOptions.privileged, whiteouts: .apply))
+                    _ = try unpackLocalBlob(
+                        store: store, descriptor: layer, expectedDiffID: nil, into: root,
+                        options: UnpackOptions(privileged: unpackOptions.privileged, whiteouts: .apply))
                 }
             }
             return rootfs
@@ -86,8 +94,12 @@ extension ImageService {
         guard !containerID.isEmpty, !containerID.contains("/"), FileSystem.exists(dir) else { return }
         let rootfs = dir + "/rootfs"
         let record = store.containers().first { $0.id == containerID }
-        if record?.snapshotter != Snapshotter.copy.rawValue, (try? FileSystemMagic.of(path: rootfs)) == FileSystemMagic.overlay {
-            do { try Mount.unmount(rootfs, flags: Int32(MNT_DETACH)) } catch where error.errno != EINVAL { throw .system(error) } catch {}
+        if record?.snapshotter != Snapshotter.copy.rawValue,
+            (try? FileSystemMagic.of(path: rootfs)) == FileSystemMagic.overlay
+        {
+            do { try Mount.unmount(rootfs, flags: Int32(MNT_DETACH)) } catch  where error.errno != EINVAL {
+                throw .system(error)
+            } catch {}
         }
         do { try FileSystem.removeTree(dir) } catch { throw .system(error) }
     }
@@ -100,8 +112,9 @@ extension ImageService {
             try FileSystem.makeDirectories(dir + "/empty", mode: 0o755)
         }
         let lowerdir = lowers.isEmpty ? dir + "/empty" : lowers.joined(separator: ":")
-        try Mount.mount(source: "overlay", target: dir + "/rootfs", type: "overlay", flags: 0,
-                        data: "lowerdir=\(lowerdir),upperdir=\(dir)/upper,workdir=\(dir)/work,index=off")
+        try Mount.mount(
+            source: "overlay", target: dir + "/rootfs", type: "overlay", flags: 0,
+            data: "lowerdir=\(lowerdir),upperdir=\(dir)/upper,workdir=\(dir)/work,index=off")
     }
 
     /// Mounts a prepared container's overlay again if it is not mounted: mounts do not survive a reboot,
@@ -109,12 +122,14 @@ extension ImageService {
     public nonisolated func mountRootfs(containerID: String) throws(ImageError) {
         let dir = "\(store.containersDirectory)/\(containerID)"
         guard !containerID.isEmpty, !containerID.contains("/"),
-              let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
-              let record = try? ImageCoding.decode(ContentStore.ContainerRecord.self, bytes) else {
+            let bytes = try? FileSystem.readFile(dir + "/snapshot.json"),
+            let record = try? ImageCoding.decode(ContentStore.ContainerRecord.self, bytes)
+        else {
             throw .notFound("the root filesystem of container \(containerID)")
         }
         guard record.snapshotter == Snapshotter.overlay.rawValue,
-              (try? FileSystemMagic.of(path: dir + "/rootfs")) != FileSystemMagic.overlay else { return }
+            (try? FileSystemMagic.of(path: dir + "/rootfs")) != FileSystemMagic.overlay
+        else { return }
         do { try mountOverlay(dir, chainIDs: record.chainIDs) } catch { throw .system(error) }
     }
 

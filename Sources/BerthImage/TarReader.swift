@@ -234,7 +234,8 @@ final class TarReader {
                 var j = i
                 while j < b.count && b[j] != 32 { j += 1 }
                 guard j < b.count, let length = Int(String(decoding: b[i..<j], as: UTF8.self)), length > 0,
-                      i + length <= b.count else { throw TarError.badHeader("malformed PAX record") }
+                    i + length <= b.count
+                else { throw TarError.badHeader("malformed PAX record") }
                 let record = b[(j + 1)..<(i + length - 1)]
                 if let eq = record.firstIndex(of: UInt8(ascii: "=")) {
                     let key = String(decoding: record[record.startIndex..<eq], as: UTF8.self)

@@ -35,8 +35,10 @@ final class TarWriter {
     }
 
     /// Any entry type ('0' file, '1' hard link, '2' symlink, '3'/'4' devices, '5' dir, '6' fifo).
-    func addEntry(_ path: String, type: Character, link: String = "", bytes: [UInt8] = [], mode: UInt32 = 0o644,
-                  major: Int64 = 0, minor: Int64 = 0, uid: Int = 0, gid: Int = 0, mtime: Int = 0) throws {
+    func addEntry(
+        _ path: String, type: Character, link: String = "", bytes: [UInt8] = [], mode: UInt32 = 0o644,
+        major: Int64 = 0, minor: Int64 = 0, uid: Int = 0, gid: Int = 0, mtime: Int = 0
+    ) throws {
         owner = (uid, gid, mtime)
         defer { owner = (0, 0, 0) }
         if link.utf8.count > 100 {
@@ -45,7 +47,9 @@ final class TarWriter {
             try write(record)
             try pad(Int64(record.count))
         }
-        try header(path: path, size: Int64(bytes.count), type: type.asciiValue!, mode: mode, link: link, major: major, minor: minor)
+        try header(
+            path: path, size: Int64(bytes.count), type: type.asciiValue!, mode: mode, link: link, major: major,
+            minor: minor)
         if !bytes.isEmpty {
             try write(bytes)
             try pad(Int64(bytes.count))
@@ -61,7 +65,9 @@ final class TarWriter {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while remaining > 0 {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, min($0.count, Int(remaining))) }
-            if n < 0 { if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path) }
+            if n < 0 {
+                if errno == EINTR { continue }; throw SystemCallError(call: "read", errno: errno, subject: path)
+            }
             if n == 0 { throw SystemCallError(call: "read", errno: EIO, subject: "\(path) shrank while archiving") }
             try write(Array(buffer[0..<n]))
             remaining -= Int64(n)
@@ -76,15 +82,18 @@ final class TarWriter {
         if padding > 0 { try write([UInt8](repeating: 0, count: padding)) }
     }
 
-    private func header(path: String, size: Int64, type: UInt8, mode: UInt32, link: String = "", major: Int64 = 0, minor: Int64 = 0) throws {
+    private func header(
+        path: String, size: Int64, type: UInt8, mode: UInt32, link: String = "", major: Int64 = 0, minor: Int64 = 0
+    ) throws {
         if path.utf8.count > 100 {
             let record = paxRecord("path", path)
             try rawHeader(name: "././@PaxHeader", size: Int64(record.count), type: UInt8(ascii: "x"), mode: 0o644)
             try write(record)
             try pad(Int64(record.count))
         }
-        try rawHeader(name: String(decoding: path.utf8.prefix(100), as: UTF8.self), size: size, type: type, mode: mode,
-                      link: link, major: major, minor: minor)
+        try rawHeader(
+            name: String(decoding: path.utf8.prefix(100), as: UTF8.self), size: size, type: type, mode: mode,
+            link: link, major: major, minor: minor)
     }
 
     private func paxRecord(_ key: String, _ value: String) -> [UInt8] {
@@ -94,7 +103,9 @@ final class TarWriter {
         return Array("\(length)\(body)".utf8)
     }
 
-    private func rawHeader(name: String, size: Int64, type: UInt8, mode: UInt32, link: String = "", major: Int64 = 0, minor: Int64 = 0) throws {
+    private func rawHeader(
+        name: String, size: Int64, type: UInt8, mode: UInt32, link: String = "", major: Int64 = 0, minor: Int64 = 0
+    ) throws {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ offset: Int, _ bytes: [UInt8]) { for (i, b) in bytes.enumerated() { h[offset + i] = b } }
         func octal(_ offset: Int, _ length: Int, _ value: Int64) {

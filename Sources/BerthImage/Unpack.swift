@@ -80,7 +80,10 @@ final class LayerUnpacker: TarSink {
     /// mkdir -p inside the root. A component that is a symlink is followed inside the root (openat2
     /// RESOLVE_IN_ROOT); when its target is missing, the target is created inside the root, as containerd does.
     private func makeDirectories(_ parts: [Substring], depth: Int) throws -> FileDescriptor {
-        guard depth < 40 else { throw SystemCallError(call: "openat2", errno: ELOOP, subject: root.path + "/" + parts.joined(separator: "/")) }
+        guard depth < 40 else {
+            throw SystemCallError(
+                call: "openat2", errno: ELOOP, subject: root.path + "/" + parts.joined(separator: "/"))
+        }
         var current = try root.open("", BERTH_O_PATH | O_DIRECTORY)
         var prefix = ""
         for component in parts {
@@ -94,7 +97,9 @@ final class LayerUnpacker: TarSink {
             if fd < 0 && errno == ENOENT {
                 var buffer = [CChar](repeating: 0, count: 4097)
                 let n = readlinkat(current.rawValue, name, &buffer, 4096)
-                guard n > 0 else { throw SystemCallError(call: "openat2", errno: ENOENT, subject: root.path + "/" + prefix) }
+                guard n > 0 else {
+                    throw SystemCallError(call: "openat2", errno: ENOENT, subject: root.path + "/" + prefix)
+                }
                 let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 let resolved = FileSystem.clean(target.hasPrefix("/") ? target : "/" + parentPrefix + "/" + target)
                 _ = try makeDirectories(resolved.split(separator: "/"), depth: depth + 1)
@@ -107,8 +112,9 @@ final class LayerUnpacker: TarSink {
     }
 
     private func openInRoot(_ path: String) -> Int32 {
-        berth_openat2(root.descriptor.rawValue, path, UInt64(BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC), 0,
-                      ResolveFlags([.inRoot, .noMagicLinks]).rawValue)
+        berth_openat2(
+            root.descriptor.rawValue, path, UInt64(BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC), 0,
+            ResolveFlags([.inRoot, .noMagicLinks]).rawValue)
     }
 
     func begin(_ entry: TarEntry) throws {
@@ -135,32 +141,43 @@ final class LayerUnpacker: TarSink {
             current = (fd, entry)
         case .directory:
             if mkdirat(dfd, name, 0o700) != 0 {
-                guard errno == EEXIST else { throw SystemCallError(call: "mkdirat", errno: errno, subject: root.path + "/" + relative) }
+                guard errno == EEXIST else {
+                    throw SystemCallError(call: "mkdirat", errno: errno, subject: root.path + "/" + relative)
+                }
                 if !isDirectory(dfd, name) {
                     try refuseKindChange(dfd, name, relative: relative, toDirectory: true)
                     try removeEntry(dfd, name, keepDirectory: false)
                     _ = try sys("mkdirat", root.path + "/" + relative) { mkdirat(dfd, name, 0o700) }
                 }
             }
-            let fd = try sys("openat", root.path + "/" + relative) { berth_openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0) }
+            let fd = try sys("openat", root.path + "/" + relative) {
+                berth_openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
+            }
             defer { Glibc.close(fd) }
             try applyMetadata(fd: fd, entry: entry)
             directoryTimes.append((relative, timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds)))
         case .symlink:
             try replace(dfd, name) { symlinkat(entry.linkTarget, dfd, name) }
             if options.privileged {
-                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid), AT_SYMLINK_NOFOLLOW) }
+                _ = try sys("fchownat", relative) {
+                    fchownat(
+                        dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid),
+                        AT_SYMLINK_NOFOLLOW)
+                }
             }
-            var times = [timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
-                         timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds)]
+            var times = [
+                timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
+                timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
+            ]
             _ = utimensat(dfd, name, &times, AT_SYMLINK_NOFOLLOW)
             parentCache = nil
         case .hardLink:
             let targetParts = try components(entry.linkTarget)
             guard !targetParts.isEmpty else { throw hostile(entry.path, "hard link to the root") }
             let target = targetParts.joined(separator: "/")
-            let opened = berth_openat2(root.descriptor.rawValue, target, UInt64(BERTH_O_PATH | O_NOFOLLOW | O_CLOEXEC), 0,
-                                       ResolveFlags([.inRoot, .noMagicLinks]).rawValue)
+            let opened = berth_openat2(
+                root.descriptor.rawValue, target, UInt64(BERTH_O_PATH | O_NOFOLLOW | O_CLOEXEC), 0,
+                ResolveFlags([.inRoot, .noMagicLinks]).rawValue)
             if opened < 0 {
                 let code = errno
                 guard code == ENOENT else { throw SystemCallError(call: "openat2", errno: code, subject: target) }
@@ -181,11 +198,17 @@ final class LayerUnpacker: TarSink {
             let fd = try sys("openat", relative) { berth_openat(dfd, name, BERTH_O_PATH | O_NOFOLLOW | O_CLOEXEC, 0) }
             defer { Glibc.close(fd) }
             if options.privileged {
-                _ = try sys("fchownat", relative) { fchownat(dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid), AT_SYMLINK_NOFOLLOW) }
+                _ = try sys("fchownat", relative) {
+                    fchownat(
+                        dfd, name, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid),
+                        AT_SYMLINK_NOFOLLOW)
+                }
             }
             _ = try sys("fchmodat", relative) { fchmodat(dfd, name, mode_t(entry.mode & 0o7777), 0) }
-            var times = [timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
-                         timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds)]
+            var times = [
+                timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
+                timespec(tv_sec: entry.mtimeSeconds, tv_nsec: entry.mtimeNanoseconds),
+            ]
             _ = utimensat(dfd, name, &times, AT_SYMLINK_NOFOLLOW)
         }
     }
@@ -208,8 +231,10 @@ final class LayerUnpacker: TarSink {
         self.current = nil
         defer { Glibc.close(current.fd) }
         try applyMetadata(fd: current.fd, entry: current.entry)
-        var times = [timespec(tv_sec: current.entry.mtimeSeconds, tv_nsec: current.entry.mtimeNanoseconds),
-                     timespec(tv_sec: current.entry.mtimeSeconds, tv_nsec: current.entry.mtimeNanoseconds)]
+        var times = [
+            timespec(tv_sec: current.entry.mtimeSeconds, tv_nsec: current.entry.mtimeNanoseconds),
+            timespec(tv_sec: current.entry.mtimeSeconds, tv_nsec: current.entry.mtimeNanoseconds),
+        ]
         _ = futimens(current.fd, &times)
     }
 
@@ -226,7 +251,9 @@ final class LayerUnpacker: TarSink {
 
     private func applyMetadata(fd: Int32, entry: TarEntry) throws {
         if options.privileged {
-            _ = try sys("fchown", entry.path) { fchown(fd, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid)) }
+            _ = try sys("fchown", entry.path) {
+                fchown(fd, uid_t(options.owner?.uid ?? entry.uid), gid_t(options.owner?.gid ?? entry.gid))
+            }
         }
         _ = try sys("fchmod", entry.path) { fchmod(fd, mode_t(entry.mode & 0o7777)) }
         for (key, value) in entry.xattrs {
@@ -245,11 +272,17 @@ final class LayerUnpacker: TarSink {
         if name == ".wh..wh..opq" {
             switch options.whiteouts {
             case .overlay:
-                let fd = try sys("openat", dirParts.joined(separator: "/")) { berth_openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0) }
+                let fd = try sys("openat", dirParts.joined(separator: "/")) {
+                    berth_openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0)
+                }
                 defer { Glibc.close(fd) }
-                _ = try sys("fsetxattr", "trusted.overlay.opaque") { fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) }
+                _ = try sys("fsetxattr", "trusted.overlay.opaque") {
+                    fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0)
+                }
             case .keep:
-                try replace(dfd, name) { berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+                try replace(dfd, name) {
+                    berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+                }
             case .apply:
                 // Everything below from lower layers goes; what this layer already put there stays.
                 let prefix = dirParts.joined(separator: "/")
@@ -267,7 +300,9 @@ final class LayerUnpacker: TarSink {
         case .overlay:
             try replace(dfd, victim) { mknodat(dfd, victim, S_IFCHR, 0) }
         case .keep:
-            try replace(dfd, name) { berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+            try replace(dfd, name) {
+                berth_openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            }
         case .apply:
             try removeEntry(dfd, victim, keepDirectory: false)
         }
@@ -283,7 +318,7 @@ final class LayerUnpacker: TarSink {
             rc = create()
         }
         if rc < 0 { throw SystemCallError(call: "create", errno: errno, subject: "\(root.path): \(name)") }
-        if rc > 0, options.whiteouts == .keep || name.hasPrefix(".wh.") == false { /* fd from openat */ }
+        if rc > 0, options.whiteouts == .keep || name.hasPrefix(".wh.") == false { /* fd from openat */  }
         if rc > 2 { Glibc.close(rc) }
     }
 
@@ -294,10 +329,12 @@ final class LayerUnpacker: TarSink {
         guard fstatat(dfd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return }
         let existingIsDirectory = (info.st_mode & S_IFMT) == S_IFDIR
         if existingIsDirectory && !toDirectory {
-            throw SystemCallError(call: "cannot overwrite directory with non-directory", errno: EISDIR, subject: relative)
+            throw SystemCallError(
+                call: "cannot overwrite directory with non-directory", errno: EISDIR, subject: relative)
         }
         if !existingIsDirectory && toDirectory {
-            throw SystemCallError(call: "cannot overwrite non-directory with directory", errno: ENOTDIR, subject: relative)
+            throw SystemCallError(
+                call: "cannot overwrite non-directory with directory", errno: ENOTDIR, subject: relative)
         }
     }
 
@@ -314,7 +351,9 @@ final class LayerUnpacker: TarSink {
             throw SystemCallError(call: "fstatat", errno: errno, subject: name)
         }
         if (info.st_mode & S_IFMT) == S_IFDIR {
-            let fd = try sys("openat", name) { berth_openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0) }
+            let fd = try sys("openat", name) {
+                berth_openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)
+            }
             defer { Glibc.close(fd) }
             for child in listDirectory(fd) { try removeEntry(fd, child, keepDirectory: false) }
             if !keepDirectory { _ = try sys("unlinkat", name) { unlinkat(dfd, name, AT_REMOVEDIR) } }

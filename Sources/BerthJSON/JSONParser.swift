@@ -80,7 +80,8 @@ public struct JSONParser {
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
-        default: throw fail("invalid character '\(Character(Unicode.Scalar(bytes[index])))' looking for beginning of value")
+        default:
+            throw fail("invalid character '\(Character(Unicode.Scalar(bytes[index])))' looking for beginning of value")
         }
     }
 
@@ -107,7 +108,9 @@ public struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let key = try string()
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':' after an object key") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                throw fail("expected ':' after an object key")
+            }
             index += 1
             skipWhitespace()
             members[key] = try value(depth: depth)
@@ -168,12 +171,16 @@ public struct JSONParser {
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
             integral = false
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
             guard digits() > 0 else { throw fail("invalid number") }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         if integral {
-            if integerDigits < 19 { return negative && integerDigits == 1 && bytes[start + 1] == UInt8(ascii: "0") ? "0" : text }
+            if integerDigits < 19 {
+                return negative && integerDigits == 1 && bytes[start + 1] == UInt8(ascii: "0") ? "0" : text
+            }
             if Int64(text) != nil || UInt64(text) != nil { return text }
         }
         guard let double = Double(text), double.isFinite else { return text }
@@ -203,21 +210,29 @@ public struct JSONParser {
     /// The rest of a JSON string from `index` (inside it, past its opening quote), unescaped into
     /// UTF-8 bytes appended to `out`; `index` ends past the closing quote. For readers that scan a
     /// known shape and want a string's bytes without building a tree (a json-file log line).
-    public static func unescape(_ bytes: ArraySlice<UInt8>, from index: inout Int, into out: inout [UInt8]) throws(Failure) {
+    public static func unescape(_ bytes: ArraySlice<UInt8>, from index: inout Int, into out: inout [UInt8])
+        throws(Failure)
+    {
         let base = bytes.startIndex
         var local = index - base
         defer { index = local + base }
         try bytes.withUnsafeBufferPointer { (buffer) throws(Failure) in
-            do throws(Failure) { try unescape(buffer, from: &local, into: &out) } catch { throw Failure(offset: error.offset + base, reason: error.reason) }
+            do throws(Failure) { try unescape(buffer, from: &local, into: &out) } catch {
+                throw Failure(offset: error.offset + base, reason: error.reason)
+            }
         }
     }
 
-    static func unescape(_ bytes: UnsafeBufferPointer<UInt8>, from index: inout Int, into out: inout [UInt8]) throws(Failure) {
+    static func unescape(_ bytes: UnsafeBufferPointer<UInt8>, from index: inout Int, into out: inout [UInt8])
+        throws(Failure)
+    {
         func fail(_ reason: String) -> Failure { Failure(offset: index, reason: reason) }
         while index < bytes.count {
             // The run up to the next quote, backslash or control character, copied at once.
             var end = index
-            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"),
+                bytes[end] >= 0x20
+            { end += 1 }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[index..<end]))
             index = end
             guard index < bytes.count else { break }
@@ -248,7 +263,9 @@ public struct JSONParser {
                     // U+FFFD and what follows is read on its own, as Go's encoding/json reads it (so as
                     // kube-apiserver and runc do; the API server's former parser accepted them too).
                     code = 0xFFFD
-                    if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                    if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
+                    {
                         var next = index + 2
                         let low = try hex4(bytes, &next)
                         if (0xDC00...0xDFFF).contains(low) {
@@ -268,7 +285,9 @@ public struct JSONParser {
     }
 
     private static func hex4(_ bytes: UnsafeBufferPointer<UInt8>, _ index: inout Int) throws(Failure) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw Failure(offset: index, reason: "unexpected end of JSON input in a \\u escape") }
+        guard index + 4 <= bytes.count else {
+            throw Failure(offset: index, reason: "unexpected end of JSON input in a \\u escape")
+        }
         var code: UInt32 = 0
         for _ in 0..<4 {
             let byte = bytes[index]

@@ -15,8 +15,10 @@ public enum JSONTreeDecoder {
         do {
             return try JSONParser.parse(bytes)
         } catch {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: [], debugDescription: "The given data was not valid JSON: \(error)", underlyingError: error))
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(
+                    codingPath: [], debugDescription: "The given data was not valid JSON: \(error)",
+                    underlyingError: error))
         }
     }
 
@@ -38,9 +40,12 @@ private struct IndexKey: CodingKey {
 private enum Primitive {
     static func mismatch(_ type: Any.Type, _ value: JSON, _ path: [any CodingKey]) -> DecodingError {
         if value == .null {
-            return .valueNotFound(type, .init(codingPath: path, debugDescription: "Expected \(type) value but found null instead."))
+            return .valueNotFound(
+                type, .init(codingPath: path, debugDescription: "Expected \(type) value but found null instead."))
         }
-        return .typeMismatch(type, .init(codingPath: path, debugDescription: "Expected to decode \(type) but found \(value.kind) instead."))
+        return .typeMismatch(
+            type,
+            .init(codingPath: path, debugDescription: "Expected to decode \(type) but found \(value.kind) instead."))
     }
 
     static func bool(_ value: JSON, _ path: [any CodingKey]) throws -> Bool {
@@ -57,10 +62,13 @@ private enum Primitive {
     static func integer<T: FixedWidthInteger>(_ type: T.Type, _ value: JSON, _ path: [any CodingKey]) throws -> T {
         guard case .number(let text) = value else { throw mismatch(type, value, path) }
         if let exact = JSON.exactInteger(text, as: type) { return exact }
-        throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "Parsed JSON number <\(text)> does not fit in \(type)."))
+        throw DecodingError.dataCorrupted(
+            .init(codingPath: path, debugDescription: "Parsed JSON number <\(text)> does not fit in \(type)."))
     }
 
-    static func floating<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type, _ value: JSON, _ path: [any CodingKey]) throws -> T {
+    static func floating<T: BinaryFloatingPoint & LosslessStringConvertible>(
+        _ type: T.Type, _ value: JSON, _ path: [any CodingKey]
+    ) throws -> T {
         guard case .number(let text) = value, let number = T(text) else { throw mismatch(type, value, path) }
         return number
     }
@@ -102,32 +110,64 @@ private struct KeyedTree<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func value(_ key: Key) throws -> JSON {
         guard let value = members[key.stringValue] else {
-            throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "No value associated with key \(key.stringValue)."))
+            throw DecodingError.keyNotFound(
+                key, .init(codingPath: codingPath, debugDescription: "No value associated with key \(key.stringValue).")
+            )
         }
         return value
     }
 
     func decodeNil(forKey key: Key) throws -> Bool { try value(key) == .null }
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Primitive.bool(value(key), codingPath + [key]) }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try Primitive.string(value(key), codingPath + [key]) }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try Primitive.floating(type, value(key), codingPath + [key]) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try Primitive.floating(type, value(key), codingPath + [key]) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try Primitive.integer(type, value(key), codingPath + [key]) }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try Primitive.integer(type, value(key), codingPath + [key]) }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+        try Primitive.bool(value(key), codingPath + [key])
+    }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String {
+        try Primitive.string(value(key), codingPath + [key])
+    }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
+        try Primitive.floating(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+        try Primitive.floating(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 {
+        try Primitive.integer(type, value(key), codingPath + [key])
+    }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         try T(from: TreeDecoder(value: value(key), codingPath: codingPath + [key]))
     }
 
-    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+    func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+        -> KeyedDecodingContainer<NestedKey>
+    {
         try TreeDecoder(value: value(key), codingPath: codingPath + [key]).container(keyedBy: type)
     }
 
@@ -161,7 +201,8 @@ private struct UnkeyedTree: UnkeyedDecodingContainer {
     private mutating func next(_ type: Any.Type) throws -> (JSON, [any CodingKey]) {
         let path = codingPath + [IndexKey(currentIndex)]
         guard !isAtEnd else {
-            throw DecodingError.valueNotFound(type, .init(codingPath: path, debugDescription: "Unkeyed container is at end."))
+            throw DecodingError.valueNotFound(
+                type, .init(codingPath: path, debugDescription: "Unkeyed container is at end."))
         }
         defer { currentIndex += 1 }
         return (elements[currentIndex], path)
@@ -173,27 +214,57 @@ private struct UnkeyedTree: UnkeyedDecodingContainer {
         return true
     }
 
-    mutating func decode(_ type: Bool.Type) throws -> Bool { let (v, p) = try next(type); return try Primitive.bool(v, p) }
-    mutating func decode(_ type: String.Type) throws -> String { let (v, p) = try next(type); return try Primitive.string(v, p) }
-    mutating func decode(_ type: Double.Type) throws -> Double { let (v, p) = try next(type); return try Primitive.floating(type, v, p) }
-    mutating func decode(_ type: Float.Type) throws -> Float { let (v, p) = try next(type); return try Primitive.floating(type, v, p) }
-    mutating func decode(_ type: Int.Type) throws -> Int { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: Int8.Type) throws -> Int8 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: Int16.Type) throws -> Int16 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: Int32.Type) throws -> Int32 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: Int64.Type) throws -> Int64 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: UInt.Type) throws -> UInt { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: UInt8.Type) throws -> UInt8 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: UInt16.Type) throws -> UInt16 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: UInt32.Type) throws -> UInt32 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
-    mutating func decode(_ type: UInt64.Type) throws -> UInt64 { let (v, p) = try next(type); return try Primitive.integer(type, v, p) }
+    mutating func decode(_ type: Bool.Type) throws -> Bool {
+        let (v, p) = try next(type); return try Primitive.bool(v, p)
+    }
+    mutating func decode(_ type: String.Type) throws -> String {
+        let (v, p) = try next(type); return try Primitive.string(v, p)
+    }
+    mutating func decode(_ type: Double.Type) throws -> Double {
+        let (v, p) = try next(type); return try Primitive.floating(type, v, p)
+    }
+    mutating func decode(_ type: Float.Type) throws -> Float {
+        let (v, p) = try next(type); return try Primitive.floating(type, v, p)
+    }
+    mutating func decode(_ type: Int.Type) throws -> Int {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: Int8.Type) throws -> Int8 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: Int16.Type) throws -> Int16 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: Int32.Type) throws -> Int32 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: Int64.Type) throws -> Int64 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: UInt.Type) throws -> UInt {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: UInt8.Type) throws -> UInt8 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: UInt16.Type) throws -> UInt16 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: UInt32.Type) throws -> UInt32 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
+    mutating func decode(_ type: UInt64.Type) throws -> UInt64 {
+        let (v, p) = try next(type); return try Primitive.integer(type, v, p)
+    }
 
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
         let (value, path) = try next(type)
         return try T(from: TreeDecoder(value: value, codingPath: path))
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<
+        NestedKey
+    > {
         let (value, path) = try next([String: Any].self)
         return try TreeDecoder(value: value, codingPath: path).container(keyedBy: type)
     }
@@ -228,5 +299,7 @@ private struct SingleTree: SingleValueDecodingContainer {
     func decode(_ type: UInt16.Type) throws -> UInt16 { try Primitive.integer(type, value, codingPath) }
     func decode(_ type: UInt32.Type) throws -> UInt32 { try Primitive.integer(type, value, codingPath) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try Primitive.integer(type, value, codingPath) }
-    func decode<T: Decodable>(_ type: T.Type) throws -> T { try T(from: TreeDecoder(value: value, codingPath: codingPath)) }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try T(from: TreeDecoder(value: value, codingPath: codingPath))
+    }
 }

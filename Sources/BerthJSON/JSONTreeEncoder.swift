@@ -17,7 +17,8 @@ public enum JSONTreeEncoder {
         let root = EncodingNode()
         try value.encode(to: TreeEncoder(node: root, codingPath: []))
         guard let tree = root.value else {
-            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "Top-level \(T.self) did not encode any values."))
+            throw EncodingError.invalidValue(
+                value, .init(codingPath: [], debugDescription: "Top-level \(T.self) did not encode any values."))
         }
         return tree
     }
@@ -105,7 +106,8 @@ private enum Scalar {
 
     static func number(_ value: Double, _ path: [any CodingKey]) throws -> JSON {
         guard value.isFinite else {
-            throw EncodingError.invalidValue(value, .init(codingPath: path, debugDescription: "Unable to encode Double.\(value) directly in JSON."))
+            throw EncodingError.invalidValue(
+                value, .init(codingPath: path, debugDescription: "Unable to encode Double.\(value) directly in JSON."))
         }
         // JSONEncoder's form: integral values without a fraction (3, not 3.0).
         return .double(value)
@@ -129,7 +131,9 @@ private struct TreeEncoder: Encoder, TreeBacked {
         return UnkeyedTreeEncoder(node: node, codingPath: codingPath)
     }
 
-    func singleValueContainer() -> any SingleValueEncodingContainer { SingleTreeEncoder(node: node, codingPath: codingPath) }
+    func singleValueContainer() -> any SingleValueEncodingContainer {
+        SingleTreeEncoder(node: node, codingPath: codingPath)
+    }
 }
 
 private struct KeyedTreeEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
@@ -141,8 +145,12 @@ private struct KeyedTreeEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol 
     mutating func encodeNil(forKey key: Key) throws { set(.null, key) }
     mutating func encode(_ value: Bool, forKey key: Key) throws { set(.bool(value), key) }
     mutating func encode(_ value: String, forKey key: Key) throws { set(.string(value), key) }
-    mutating func encode(_ value: Double, forKey key: Key) throws { set(try Scalar.number(value, codingPath + [key]), key) }
-    mutating func encode(_ value: Float, forKey key: Key) throws { set(try Scalar.number(Double(value), codingPath + [key]), key) }
+    mutating func encode(_ value: Double, forKey key: Key) throws {
+        set(try Scalar.number(value, codingPath + [key]), key)
+    }
+    mutating func encode(_ value: Float, forKey key: Key) throws {
+        set(try Scalar.number(Double(value), codingPath + [key]), key)
+    }
     mutating func encode(_ value: Int, forKey key: Key) throws { set(Scalar.number(value), key) }
     mutating func encode(_ value: Int8, forKey key: Key) throws { set(Scalar.number(value), key) }
     mutating func encode(_ value: Int16, forKey key: Key) throws { set(Scalar.number(value), key) }
@@ -161,7 +169,9 @@ private struct KeyedTreeEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol 
         if child.isEmpty { child.makeObject() }
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
+        -> KeyedEncodingContainer<NestedKey>
+    {
         let child = node.member(key.stringValue)
         child.makeObject()
         return KeyedEncodingContainer(KeyedTreeEncoder<NestedKey>(node: child, codingPath: codingPath + [key]))
@@ -173,8 +183,12 @@ private struct KeyedTreeEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol 
         return UnkeyedTreeEncoder(node: child, codingPath: codingPath + [key])
     }
 
-    mutating func superEncoder() -> any Encoder { TreeEncoder(node: node.member("super"), codingPath: codingPath + [SuperKey()]) }
-    mutating func superEncoder(forKey key: Key) -> any Encoder { TreeEncoder(node: node.member(key.stringValue), codingPath: codingPath + [key]) }
+    mutating func superEncoder() -> any Encoder {
+        TreeEncoder(node: node.member("super"), codingPath: codingPath + [SuperKey()])
+    }
+    mutating func superEncoder(forKey key: Key) -> any Encoder {
+        TreeEncoder(node: node.member(key.stringValue), codingPath: codingPath + [key])
+    }
 }
 
 private struct UnkeyedTreeEncoder: UnkeyedEncodingContainer {
@@ -208,7 +222,9 @@ private struct UnkeyedTreeEncoder: UnkeyedEncodingContainer {
         if child.isEmpty { child.makeObject() }
     }
 
-    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+    mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<
+        NestedKey
+    > {
         let path = nextPath
         let child = node.append()
         child.makeObject()
@@ -249,5 +265,7 @@ private struct SingleTreeEncoder: SingleValueEncodingContainer {
     mutating func encode(_ value: UInt16) throws { set(Scalar.number(value)) }
     mutating func encode(_ value: UInt32) throws { set(Scalar.number(value)) }
     mutating func encode(_ value: UInt64) throws { set(Scalar.number(value)) }
-    mutating func encode<T: Encodable>(_ value: T) throws { try value.encode(to: TreeEncoder(node: node, codingPath: codingPath)) }
+    mutating func encode<T: Encodable>(_ value: T) throws {
+        try value.encode(to: TreeEncoder(node: node, codingPath: codingPath))
+    }
 }

@@ -41,7 +41,9 @@ public enum BridgeNetworkConfig {
 
     /// What `docker network inspect` shows of a foreign configuration: the first plugin's type as the
     /// driver, and the first subnet and gateway host-local (or static) IPAM names.
-    static func summary(of list: NetworkConfigList) -> (driver: String, subnet: String?, gateway: String?, bridge: String?) {
+    static func summary(of list: NetworkConfigList) -> (
+        driver: String, subnet: String?, gateway: String?, bridge: String?
+    ) {
         var subnet: String?
         var gateway: String?
         var bridge: String?

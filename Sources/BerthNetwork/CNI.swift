@@ -44,32 +44,40 @@ public struct CNI: Sendable {
     /// ADD: runs every plugin in order and caches the final result. If a plugin fails, the whole list is
     /// DELeted (in reverse, errors ignored) before the error is thrown, so nothing half-made remains.
     @discardableResult
-    public func add(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
-                    capabilityArgs: [String: JSON] = [:], args: [(String, String)] = []) throws(NetworkError) -> CNIResult {
+    public func add(
+        network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
+        capabilityArgs: [String: JSON] = [:], args: [(String, String)] = []
+    ) throws(NetworkError) -> CNIResult {
         try Self.validate(containerID: containerID, ifName: ifName)
         let attachment = Target(containerID: containerID, netnsPath: netnsPath, ifName: ifName, args: args)
         var previous: JSON?
         for index in network.plugins.indices {
             do throws(NetworkError) {
-                let output = try invoke("ADD", network: network, plugin: index, attachment: attachment,
-                                        capabilityArgs: capabilityArgs, prevResult: previous)
+                let output = try invoke(
+                    "ADD", network: network, plugin: index, attachment: attachment,
+                    capabilityArgs: capabilityArgs, prevResult: previous)
                 guard let document = try? JSONCoding.decode(JSON.self, from: output) else {
-                    throw .plugin(CNIPluginError(
-                        plugin: network.plugins[index].type, network: network.name, command: "ADD", code: 0,
-                        message: "printed no JSON result", details: String(decoding: output.prefix(200), as: UTF8.self),
-                        exitStatus: "exit status 0", stderr: ""))
+                    throw .plugin(
+                        CNIPluginError(
+                            plugin: network.plugins[index].type, network: network.name, command: "ADD", code: 0,
+                            message: "printed no JSON result",
+                            details: String(decoding: output.prefix(200), as: UTF8.self),
+                            exitStatus: "exit status 0", stderr: ""))
                 }
                 previous = document
             } catch {
                 // Spec: a runtime cleans up a failed ADD with DEL. Plugins treat missing state as success.
-                try? runDel(network: network, attachment: attachment, capabilityArgs: capabilityArgs, prevResult: previous)
+                try? runDel(
+                    network: network, attachment: attachment, capabilityArgs: capabilityArgs, prevResult: previous)
                 throw error
             }
         }
         let result: CNIResult
         do throws(NetworkError) {
             result = try CNIResult(json: previous ?? .object([:]), source: "result of network \(network.name)")
-            try writeCache(CacheEntry(network: network, attachment: attachment, capabilityArgs: capabilityArgs, result: result.json))
+            try writeCache(
+                CacheEntry(
+                    network: network, attachment: attachment, capabilityArgs: capabilityArgs, result: result.json))
         } catch {
             try? runDel(network: network, attachment: attachment, capabilityArgs: capabilityArgs, prevResult: previous)
             throw error
@@ -79,8 +87,10 @@ public struct CNI: Sendable {
 
     /// CHECK: runs every plugin in order with the cached ADD result. Skipped for lists that disable it
     /// or whose version predates it (< 0.4.0).
-    public func check(network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
-                      capabilityArgs: [String: JSON]? = nil) throws(NetworkError) {
+    public func check(
+        network: NetworkConfigList, containerID: String, netnsPath: String, ifName: String,
+        capabilityArgs: [String: JSON]? = nil
+    ) throws(NetworkError) {
         try Self.validate(containerID: containerID, ifName: ifName)
         guard let cached = cachedEntry(network: network.name, containerID: containerID, ifName: ifName) else {
             throw .notAttached(network: network.name, containerID: containerID, ifName: ifName)
@@ -90,8 +100,9 @@ public struct CNI: Sendable {
         let hasIPv6 = (try? CNIResult(json: cached.result))?.ips.contains { $0.address.contains(":") } ?? false
         for index in network.plugins.indices {
             do {
-                _ = try invoke("CHECK", network: network, plugin: index, attachment: attachment,
-                               capabilityArgs: capabilityArgs ?? cached.capabilityArgs, prevResult: cached.result)
+                _ = try invoke(
+                    "CHECK", network: network, plugin: index, attachment: attachment,
+                    capabilityArgs: capabilityArgs ?? cached.capabilityArgs, prevResult: cached.result)
             } catch .plugin(let error) where Self.isPortmapIPv6CheckBug(error, hasIPv6: hasIPv6) {
                 continue
             }
@@ -102,10 +113,12 @@ public struct CNI: Sendable {
     /// ID is `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; an interface name has at most 15 bytes and no `/`, `:` or space.
     static func validate(containerID: String, ifName: String) throws(NetworkError) {
         guard Network.isValidName(containerID) else {
-            throw .invalidConfiguration(source: "CNI_CONTAINERID", reason: "\"\(containerID)\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+            throw .invalidConfiguration(
+                source: "CNI_CONTAINERID", reason: "\"\(containerID)\" must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
         }
         guard !ifName.isEmpty, ifName.utf8.count <= 15, ifName != ".", ifName != "..",
-              !ifName.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace }) else {
+            !ifName.contains(where: { $0 == "/" || $0 == ":" || $0.isWhitespace })
+        else {
             throw .invalidConfiguration(source: "CNI_IFNAME", reason: "\"\(ifName)\" is not a valid interface name")
         }
     }
@@ -120,26 +133,32 @@ public struct CNI: Sendable {
     /// DEL: runs the plugins in reverse with the cached ADD result as `prevResult`, using the cached
     /// configuration when there is one (so DEL undoes what ADD did), else `network`. Succeeds when the
     /// attachment is already gone; the cache entry is removed only after every plugin succeeded.
-    public func del(network: NetworkConfigList?, networkName: String? = nil, containerID: String, netnsPath: String,
-                    ifName: String, capabilityArgs: [String: JSON]? = nil) throws(NetworkError) {
+    public func del(
+        network: NetworkConfigList?, networkName: String? = nil, containerID: String, netnsPath: String,
+        ifName: String, capabilityArgs: [String: JSON]? = nil
+    ) throws(NetworkError) {
         let name = network?.name ?? networkName ?? ""
         try Self.validate(containerID: containerID, ifName: ifName)
         let cached = cachedEntry(network: name, containerID: containerID, ifName: ifName)
         guard let list = cached?.network ?? network else { return }  // never added, nothing known: nothing to undo
         let attachment = Target(containerID: containerID, netnsPath: netnsPath, ifName: ifName)
-        try runDel(network: list, attachment: attachment, capabilityArgs: capabilityArgs ?? cached?.capabilityArgs ?? [:],
-                   prevResult: cached?.result)
+        try runDel(
+            network: list, attachment: attachment, capabilityArgs: capabilityArgs ?? cached?.capabilityArgs ?? [:],
+            prevResult: cached?.result)
         removeCache(network: list.name, containerID: containerID, ifName: ifName)
     }
 
-    func runDel(network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSON],
-                prevResult: JSON?) throws(NetworkError) {
+    func runDel(
+        network: NetworkConfigList, attachment: Target, capabilityArgs: [String: JSON],
+        prevResult: JSON?
+    ) throws(NetworkError) {
         var firstError: NetworkError?
         // Every plugin gets its DEL even if one fails: a failing firewall must not leave a veth behind.
         for index in network.plugins.indices.reversed() {
             do {
-                _ = try invoke("DEL", network: network, plugin: index, attachment: attachment,
-                               capabilityArgs: capabilityArgs, prevResult: prevResult)
+                _ = try invoke(
+                    "DEL", network: network, plugin: index, attachment: attachment,
+                    capabilityArgs: capabilityArgs, prevResult: prevResult)
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -158,8 +177,10 @@ public struct CNI: Sendable {
         return nil
     }
 
-    func invoke(_ command: String, network: NetworkConfigList, plugin index: Int, attachment: Target,
-                capabilityArgs: [String: JSON], prevResult: JSON?) throws(NetworkError) -> [UInt8] {
+    func invoke(
+        _ command: String, network: NetworkConfigList, plugin index: Int, attachment: Target,
+        capabilityArgs: [String: JSON], prevResult: JSON?
+    ) throws(NetworkError) -> [UInt8] {
         let type = network.plugins[index].type
         guard let path = pluginPath(type) else {
             throw .pluginNotFound(plugin: type, network: network.name, searched: pluginDirectories)
@@ -167,7 +188,8 @@ public struct CNI: Sendable {
         let input = network.pluginInput(index, capabilityArgs: capabilityArgs, prevResult: prevResult)
         let stdin: [UInt8]
         do { stdin = try JSONCoding.encode(input) } catch {
-            throw .invalidConfiguration(source: "network \(network.name)", reason: "cannot encode plugin input: \(error)")
+            throw .invalidConfiguration(
+                source: "network \(network.name)", reason: "cannot encode plugin input: \(error)")
         }
         // The plugins run iptables, ip, modprobe … through PATH, so they get our environment (as
         // libcni passes os.Environ()), minus any CNI_ variable of ours.
@@ -194,9 +216,11 @@ public struct CNI: Sendable {
             throw .system(error)
         }
         guard output.status.succeeded else {
-            throw .plugin(CNIPluginError.from(stdout: output.stdout, stderr: output.stderr,
-                                              exitStatus: output.status.description, plugin: type,
-                                              network: network.name, command: command))
+            throw .plugin(
+                CNIPluginError.from(
+                    stdout: output.stdout, stderr: output.stderr,
+                    exitStatus: output.status.description, plugin: type,
+                    network: network.name, command: command))
         }
         return output.stdout
     }

@@ -39,8 +39,9 @@ extension CNI {
 
         init(json: JSON, source: String) throws(NetworkError) {
             guard json["kind"].string == "cni#v1", case let config = json["config"], config != .null,
-                  let containerID = json["containerId"].string, let ifName = json["ifName"].string,
-                  case let result = json["result"], result != .null else {
+                let containerID = json["containerId"].string, let ifName = json["ifName"].string,
+                case let result = json["result"], result != .null
+            else {
                 throw .invalidConfiguration(source: source, reason: "not a cached CNI result")
             }
             network = try NetworkConfigList(parsing: (try? JSONCoding.encode(config)) ?? [], source: source)
@@ -63,7 +64,8 @@ extension CNI {
     public func cachedEntry(network: String, containerID: String, ifName: String) -> CacheEntry? {
         let path = cachePath(network: network, containerID: containerID, ifName: ifName)
         guard let bytes = try? FileSystem.readFile(path),
-              let json = try? JSONCoding.decode(JSON.self, from: bytes) else { return nil }
+            let json = try? JSONCoding.decode(JSON.self, from: bytes)
+        else { return nil }
         return try? CacheEntry(json: json, source: path)
     }
 
@@ -75,8 +77,9 @@ extension CNI {
         for name in names where name.hasSuffix(".json") && name.contains("-\(containerID)-") {
             let path = "\(cacheDirectory)/\(name)"
             guard let bytes = try? FileSystem.readFile(path),
-                  let json = try? JSONCoding.decode(JSON.self, from: bytes),
-                  let entry = try? CacheEntry(json: json, source: path), entry.containerID == containerID else { continue }
+                let json = try? JSONCoding.decode(JSON.self, from: bytes),
+                let entry = try? CacheEntry(json: json, source: path), entry.containerID == containerID
+            else { continue }
             entries.append(entry)
         }
         return entries.sorted { $0.ifName.localizedNumericLess($1.ifName) }
@@ -90,7 +93,8 @@ extension CNI {
         for name in names where name.hasSuffix(".json") {
             let path = "\(cacheDirectory)/\(name)"
             guard let bytes = try? FileSystem.readFile(path),
-                  let id = (try? JSONCoding.decode(JSON.self, from: bytes))?["containerId"].string else { continue }
+                let id = (try? JSONCoding.decode(JSON.self, from: bytes))?["containerId"].string
+            else { continue }
             result.insert(id)
         }
         return result
@@ -100,8 +104,10 @@ extension CNI {
         do {
             try FileSystem.makeDirectories(cacheDirectory, mode: 0o700)
             let bytes = try JSONCoding.encode(entry.json)
-            try FileSystem.writeAtomically(cachePath(network: entry.network.name, containerID: entry.containerID,
-                                                     ifName: entry.ifName), bytes, mode: 0o600)
+            try FileSystem.writeAtomically(
+                cachePath(
+                    network: entry.network.name, containerID: entry.containerID,
+                    ifName: entry.ifName), bytes, mode: 0o600)
         } catch let error as SystemCallError {
             throw .system(error)
         } catch let error as NetworkError {

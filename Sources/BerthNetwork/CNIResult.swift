@@ -56,17 +56,21 @@ public struct CNIResult: Sendable, Equatable {
                 throw .invalidConfiguration(source: source, reason: "an interface has no name")
             }
             let sandbox = entry["sandbox"].string
-            interfaces.append(Interface(name: name, mac: entry["mac"].string,
-                                        sandbox: sandbox?.isEmpty == true ? nil : sandbox,
-                                        mtu: entry["mtu"].int.map { Int($0) }))
+            interfaces.append(
+                Interface(
+                    name: name, mac: entry["mac"].string,
+                    sandbox: sandbox?.isEmpty == true ? nil : sandbox,
+                    mtu: entry["mtu"].int.map { Int($0) }))
         }
         ips = []
         for entry in object["ips"]?.array ?? [] {
             guard let address = entry["address"].string, address.contains("/") else {
                 throw .invalidConfiguration(source: source, reason: "an IP entry has no address in CIDR notation")
             }
-            ips.append(IPConfig(address: address, gateway: entry["gateway"].string,
-                                interface: entry["interface"].int.map { Int($0) }))
+            ips.append(
+                IPConfig(
+                    address: address, gateway: entry["gateway"].string,
+                    interface: entry["interface"].int.map { Int($0) }))
         }
         for legacy in ["ip4", "ip6"] {
             if let entry = object[legacy], let address = entry["ip"].string {

@@ -20,7 +20,8 @@ public struct IPv4Subnet: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: some StringProtocol, strict: Bool = true) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPv4Address(parts[0]), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }),
-              let length = Int(parts[1]), (0...32).contains(length) else { return nil }
+            let length = Int(parts[1]), (0...32).contains(length)
+        else { return nil }
         if strict && address.value & ~Self.mask(length) != 0 { return nil }
         self.init(network: address, prefixLength: length)
     }

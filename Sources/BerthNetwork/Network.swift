@@ -23,9 +23,11 @@ public struct Network: Codable, Sendable, Equatable {
     /// The CNI configuration file of a network found in a configuration directory; nil for Berth's own.
     public var configFile: String?
 
-    public init(name: String, id: String, driver: String, scope: String = "local", subnet: String? = nil,
-                gateway: String? = nil, bridge: String? = nil, internal: Bool = false, labels: [String: String] = [:],
-                created: String, configFile: String? = nil) {
+    public init(
+        name: String, id: String, driver: String, scope: String = "local", subnet: String? = nil,
+        gateway: String? = nil, bridge: String? = nil, internal: Bool = false, labels: [String: String] = [:],
+        created: String, configFile: String? = nil
+    ) {
         self.name = name
         self.id = id
         self.driver = driver
@@ -55,7 +57,8 @@ public struct Network: Codable, Sendable, Equatable {
         func alphanumeric(_ c: Unicode.Scalar) -> Bool {
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
         }
-        return alphanumeric(first) && name.unicodeScalars.allSatisfy { alphanumeric($0) || $0 == "_" || $0 == "." || $0 == "-" }
+        return alphanumeric(first)
+            && name.unicodeScalars.allSatisfy { alphanumeric($0) || $0 == "_" || $0 == "." || $0 == "-" }
     }
 }
 

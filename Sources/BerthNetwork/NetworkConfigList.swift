@@ -11,8 +11,10 @@ public struct NetworkConfigList: Sendable, Equatable {
     /// Where it was loaded from, for messages (nil when generated).
     public var source: String?
 
-    public init(cniVersion: String = "1.0.0", name: String, disableCheck: Bool = false, plugins: [PluginConfig],
-                source: String? = nil) {
+    public init(
+        cniVersion: String = "1.0.0", name: String, disableCheck: Bool = false, plugins: [PluginConfig],
+        source: String? = nil
+    ) {
         self.cniVersion = cniVersion
         self.name = name
         self.disableCheck = disableCheck
@@ -68,8 +70,9 @@ public struct NetworkConfigList: Sendable, Equatable {
                 try Self.checkPluginType(type, source: source)
                 plugins.append(PluginConfig(json: members))
             }
-            self.init(cniVersion: version, name: name, disableCheck: object["disableCheck"]?.bool ?? false,
-                      plugins: plugins, source: source)
+            self.init(
+                cniVersion: version, name: name, disableCheck: object["disableCheck"]?.bool ?? false,
+                plugins: plugins, source: source)
         } else {
             guard let type = object["type"]?.string, !type.isEmpty else {
                 throw .invalidConfiguration(source: source, reason: "neither plugins nor type")
@@ -116,7 +119,11 @@ public struct NetworkConfigList: Sendable, Equatable {
         }
         // A plugin without the capability must not see the argument (spec: "runtimeConfig … only those
         // capabilities the plugin declared").
-        if runtimeConfig.isEmpty { object.removeValue(forKey: "runtimeConfig") } else { object["runtimeConfig"] = .object(runtimeConfig) }
+        if runtimeConfig.isEmpty {
+            object.removeValue(forKey: "runtimeConfig")
+        } else {
+            object["runtimeConfig"] = .object(runtimeConfig)
+        }
         if let prevResult { object["prevResult"] = prevResult } else { object.removeValue(forKey: "prevResult") }
         return .object(object)
     }

@@ -47,7 +47,8 @@ public enum NetworkError: Error, CustomStringConvertible, Sendable {
         case .subnetOverlap(let subnet, let network, let other):
             return "invalid pool request: subnet \(subnet) overlaps with \(other) of network \(network)"
         case .subnetPoolExhausted(let pool):
-            return "could not find an available, non-overlapping IPv4 address pool among \(pool) to assign to the network"
+            return
+                "could not find an available, non-overlapping IPv4 address pool among \(pool) to assign to the network"
         case .invalidPort(let spec, let reason): return "invalid port specification \"\(spec)\": \(reason)"
         case .portAllocated(let ip, let port, let proto):
             let address = ip.isEmpty ? "0.0.0.0" : (ip.contains(":") ? "[\(ip)]" : ip)
@@ -72,8 +73,10 @@ public struct CNIPluginError: Error, CustomStringConvertible, Sendable, Equatabl
     public var exitStatus: String
     public var stderr: String
 
-    public init(plugin: String, network: String, command: String, code: Int, message: String, details: String,
-                exitStatus: String, stderr: String) {
+    public init(
+        plugin: String, network: String, command: String, code: Int, message: String, details: String,
+        exitStatus: String, stderr: String
+    ) {
         self.plugin = plugin
         self.network = network
         self.command = command
@@ -114,8 +117,10 @@ public struct CNIPluginError: Error, CustomStringConvertible, Sendable, Equatabl
 
     /// Maps what a failed plugin left behind: the error object on stdout if it printed one (CNI spec
     /// 1.0 requires it), otherwise its stderr and exit status.
-    public static func from(stdout: [UInt8], stderr: [UInt8], exitStatus: String, plugin: String, network: String,
-                            command: String) -> CNIPluginError {
+    public static func from(
+        stdout: [UInt8], stderr: [UInt8], exitStatus: String, plugin: String, network: String,
+        command: String
+    ) -> CNIPluginError {
         var code = 0
         var message = ""
         var details = ""
@@ -124,8 +129,9 @@ public struct CNIPluginError: Error, CustomStringConvertible, Sendable, Equatabl
             message = object["msg"]?.string ?? ""
             details = object["details"]?.string ?? ""
         }
-        return CNIPluginError(plugin: plugin, network: network, command: command, code: code, message: message,
-                              details: details, exitStatus: exitStatus, stderr: String(decoding: stderr, as: UTF8.self))
+        return CNIPluginError(
+            plugin: plugin, network: network, command: command, code: code, message: message,
+            details: details, exitStatus: exitStatus, stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
 

@@ -13,8 +13,10 @@ public struct Attachment: Codable, Sendable, Equatable {
     /// The published ports with their host ports resolved (only on the network that carries them, the first).
     public var ports: [PortMapping]
 
-    public init(network: String, networkID: String, interface: String, ipAddress: String?, prefixLength: Int?,
-                gateway: String?, macAddress: String?, ports: [PortMapping]) {
+    public init(
+        network: String, networkID: String, interface: String, ipAddress: String?, prefixLength: Int?,
+        gateway: String?, macAddress: String?, ports: [PortMapping]
+    ) {
         self.network = network
         self.networkID = networkID
         self.interface = interface
@@ -34,8 +36,10 @@ public final class NetworkManager: Sendable {
     public let cni: CNI
     public let ports: PortAllocator
 
-    public init(root: String, configDirectories: [String] = ["/etc/cni/net.d"],
-                pluginDirectories: [String] = CNI.defaultPluginDirectories) {
+    public init(
+        root: String, configDirectories: [String] = ["/etc/cni/net.d"],
+        pluginDirectories: [String] = CNI.defaultPluginDirectories
+    ) {
         store = NetworkStore(root: root, configDirectories: configDirectories)
         cni = CNI(pluginDirectories: pluginDirectories, cacheDirectory: "\(root)/cni/results")
         ports = PortAllocator(directory: "\(root)/ports")
@@ -54,9 +58,11 @@ public final class NetworkManager: Sendable {
     /// deleted again (veth, lease, iptables rules, port reservations) before the error is thrown.
     ///
     /// `staticIPs` are `--ip` values of the later networks by name (joined with `network connect --ip`).
-    public func attach(containerID: String, netnsPath: String, networks: [String], ports requested: [PortMapping] = [],
-                       staticIP: String? = nil, macAddress: String? = nil,
-                       staticIPs: [String: String] = [:]) throws(NetworkError) -> [Attachment] {
+    public func attach(
+        containerID: String, netnsPath: String, networks: [String], ports requested: [PortMapping] = [],
+        staticIP: String? = nil, macAddress: String? = nil,
+        staticIPs: [String: String] = [:]
+    ) throws(NetworkError) -> [Attachment] {
         var resolved: [(Network, NetworkConfigList)] = []
         for name in networks {
             let network = try store.inspect(name)
@@ -67,13 +73,16 @@ public final class NetworkManager: Sendable {
         var staticAddress: String?
         if let staticIP, let first = resolved.first?.0 {
             guard firstCapabilities.contains("ips") else {
-                throw .invalidOption(option: "--ip", value: staticIP, reason: "network \(first.name) does not take static addresses")
+                throw .invalidOption(
+                    option: "--ip", value: staticIP, reason: "network \(first.name) does not take static addresses")
             }
             staticAddress = try Self.staticAddress(staticIP, on: first)
         }
         if let macAddress, let first = resolved.first?.0 {
             guard firstCapabilities.contains("mac") else {
-                throw .invalidOption(option: "--mac-address", value: macAddress, reason: "network \(first.name) does not take MAC addresses")
+                throw .invalidOption(
+                    option: "--mac-address", value: macAddress,
+                    reason: "network \(first.name) does not take MAC addresses")
             }
             try Self.validateMAC(macAddress)
         }
@@ -81,7 +90,8 @@ public final class NetworkManager: Sendable {
         for (index, (network, list)) in resolved.enumerated().dropFirst() {
             guard let wanted = staticIPs[network.name] else { continue }
             guard list.plugins.flatMap(\.capabilities).contains("ips") else {
-                throw .invalidOption(option: "--ip", value: wanted, reason: "network \(network.name) does not take static addresses")
+                throw .invalidOption(
+                    option: "--ip", value: wanted, reason: "network \(network.name) does not take static addresses")
             }
             laterAddresses[index] = try Self.staticAddress(wanted, on: network)
         }
@@ -101,14 +111,17 @@ public final class NetworkManager: Sendable {
                 } else if let address = laterAddresses[index] {
                     capabilities["ips"] = [.string(address)]
                 }
-                let result = try cni.add(network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
-                                         capabilityArgs: capabilities)
+                let result = try cni.add(
+                    network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
+                    capabilityArgs: capabilities)
                 added.append((list, ifName))
                 let address = result.ipv4(on: ifName)
-                attachments.append(Attachment(
-                    network: network.name, networkID: network.id, interface: ifName, ipAddress: address?.ip,
-                    prefixLength: address?.prefixLength, gateway: address?.gateway ?? network.gateway,
-                    macAddress: result.containerInterface(ifName)?.interface.mac, ports: index == 0 ? published : []))
+                attachments.append(
+                    Attachment(
+                        network: network.name, networkID: network.id, interface: ifName, ipAddress: address?.ip,
+                        prefixLength: address?.prefixLength, gateway: address?.gateway ?? network.gateway,
+                        macAddress: result.containerInterface(ifName)?.interface.mac, ports: index == 0 ? published : []
+                    ))
             }
         } catch {
             for (list, ifName) in added.reversed() {
@@ -130,7 +143,8 @@ public final class NetworkManager: Sendable {
         var firstError: NetworkError?
         for entry in cached.reversed() {
             do {
-                try cni.del(network: entry.network, containerID: containerID, netnsPath: netnsPath, ifName: entry.ifName)
+                try cni.del(
+                    network: entry.network, containerID: containerID, netnsPath: netnsPath, ifName: entry.ifName)
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -142,7 +156,8 @@ public final class NetworkManager: Sendable {
         for (index, name) in networks.enumerated().reversed() where !done.contains(name) {
             if index == 0 { releasesPorts = true }
             guard let network = try? store.inspect(name), network.isAttachable,
-                  let list = try? store.configList(for: network) else { continue }
+                let list = try? store.configList(for: network)
+            else { continue }
             do {
                 try cni.del(network: list, containerID: containerID, netnsPath: netnsPath, ifName: "eth\(index)")
             } catch {
@@ -159,34 +174,45 @@ public final class NetworkManager: Sendable {
     /// connect`): no ports (they stay on the first network), `staticIP` (`--ip`) if the network takes
     /// one. A failed ADD is undone by ``CNI/add(network:containerID:netnsPath:ifName:capabilityArgs:args:)``
     /// itself, so nothing (veth, lease, cache entry) is left.
-    public func attach(containerID: String, netnsPath: String, network name: String, interface ifName: String,
-                       staticIP: String? = nil) throws(NetworkError) -> Attachment {
+    public func attach(
+        containerID: String, netnsPath: String, network name: String, interface ifName: String,
+        staticIP: String? = nil
+    ) throws(NetworkError) -> Attachment {
         let network = try store.inspect(name)
-        guard network.isAttachable else { throw .notAttachable(network: network.name, reason: "it is not a CNI network") }
+        guard network.isAttachable else {
+            throw .notAttachable(network: network.name, reason: "it is not a CNI network")
+        }
         let list = try store.configList(for: network)
         var capabilities: [String: JSON] = [:]
         if let staticIP {
             guard list.plugins.flatMap(\.capabilities).contains("ips") else {
-                throw .invalidOption(option: "--ip", value: staticIP, reason: "network \(network.name) does not take static addresses")
+                throw .invalidOption(
+                    option: "--ip", value: staticIP, reason: "network \(network.name) does not take static addresses")
             }
             capabilities["ips"] = [.string(try Self.staticAddress(staticIP, on: network))]
         }
         try NetworkRules.ensure(network, markerDirectory: store.rulesDirectory)
-        let result = try cni.add(network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
-                                 capabilityArgs: capabilities)
+        let result = try cni.add(
+            network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
+            capabilityArgs: capabilities)
         let address = result.ipv4(on: ifName)
-        return Attachment(network: network.name, networkID: network.id, interface: ifName, ipAddress: address?.ip,
-                          prefixLength: address?.prefixLength, gateway: address?.gateway ?? network.gateway,
-                          macAddress: result.containerInterface(ifName)?.interface.mac, ports: [])
+        return Attachment(
+            network: network.name, networkID: network.id, interface: ifName, ipAddress: address?.ip,
+            prefixLength: address?.prefixLength, gateway: address?.gateway ?? network.gateway,
+            macAddress: result.containerInterface(ifName)?.interface.mac, ports: [])
     }
 
     /// Detaches one attachment (`network disconnect`): DEL with its cached ADD (else with the network's
     /// current configuration on `interface`), its host ports released only if it is the attachment that
     /// published them. Idempotent.
-    public func detach(containerID: String, netnsPath: String, network name: String, interface ifName: String) throws(NetworkError) {
+    public func detach(containerID: String, netnsPath: String, network name: String, interface ifName: String)
+        throws(NetworkError)
+    {
         let cached = cni.cachedEntry(network: name, containerID: containerID, ifName: ifName)
         var list = cached?.network
-        if list == nil, let network = try? store.inspect(name), network.isAttachable { list = try? store.configList(for: network) }
+        if list == nil, let network = try? store.inspect(name), network.isAttachable {
+            list = try? store.configList(for: network)
+        }
         if let list {
             try cni.del(network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName)
         }
@@ -220,15 +246,19 @@ public final class NetworkManager: Sendable {
             let result = entry.parsedResult
             let address = result?.ipv4(on: entry.ifName)
             let network = try? store.inspect(entry.network.name)
-            let published = entry.capabilityArgs["portMappings"]?.array?.compactMap { value -> PortMapping? in
-                guard let host = value["hostPort"].int, let container = value["containerPort"].int,
-                      let hostPort = UInt16(exactly: host), let containerPort = UInt16(exactly: container) else { return nil }
-                return PortMapping(hostIP: value["hostIP"].string ?? "", hostPort: hostPort, containerPort: containerPort,
-                                   proto: value["protocol"].string ?? "tcp")
-            } ?? []
-            return Attachment(network: entry.network.name, networkID: network?.id ?? "", interface: entry.ifName,
-                              ipAddress: address?.ip, prefixLength: address?.prefixLength, gateway: address?.gateway,
-                              macAddress: result?.containerInterface(entry.ifName)?.interface.mac, ports: published)
+            let published =
+                entry.capabilityArgs["portMappings"]?.array?.compactMap { value -> PortMapping? in
+                    guard let host = value["hostPort"].int, let container = value["containerPort"].int,
+                        let hostPort = UInt16(exactly: host), let containerPort = UInt16(exactly: container)
+                    else { return nil }
+                    return PortMapping(
+                        hostIP: value["hostIP"].string ?? "", hostPort: hostPort, containerPort: containerPort,
+                        proto: value["protocol"].string ?? "tcp")
+                } ?? []
+            return Attachment(
+                network: entry.network.name, networkID: network?.id ?? "", interface: entry.ifName,
+                ipAddress: address?.ip, prefixLength: address?.prefixLength, gateway: address?.gateway,
+                macAddress: result?.containerInterface(entry.ifName)?.interface.mac, ports: published)
         }
     }
 
@@ -236,8 +266,10 @@ public final class NetworkManager: Sendable {
     static func validateMAC(_ text: String) throws(NetworkError) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }),
-              let first = UInt8(parts[0], radix: 16) else {
-            throw .invalidOption(option: "--mac-address", value: text, reason: "not a MAC address like 02:42:ac:11:00:02")
+            let first = UInt8(parts[0], radix: 16)
+        else {
+            throw .invalidOption(
+                option: "--mac-address", value: text, reason: "not a MAC address like 02:42:ac:11:00:02")
         }
         guard first & 1 == 0 else {
             throw .invalidOption(option: "--mac-address", value: text, reason: "a multicast address")
@@ -252,7 +284,8 @@ public final class NetworkManager: Sendable {
         }
         guard let subnet = network.subnet.flatMap({ IPv4Subnet($0, strict: false) }) else { return text }
         guard subnet.contains(address), address != subnet.first, address != subnet.last else {
-            throw .invalidOption(option: "--ip", value: text, reason: "not a host address of network \(network.name)'s subnet \(subnet)")
+            throw .invalidOption(
+                option: "--ip", value: text, reason: "not a host address of network \(network.name)'s subnet \(subnet)")
         }
         return "\(address)/\(subnet.prefixLength)"
     }

@@ -17,7 +17,9 @@ import BerthOS
 /// the network's ID: every data root has its own default network, all on the one `berth0`, and rules
 /// tagged by ID were added again by each root (hundreds of copies after a few test runs).
 enum NetworkRules {
-    static func comment(_ network: Network) -> String { "berth-network-\(network.bridge ?? String(network.id.prefix(12)))" }
+    static func comment(_ network: Network) -> String {
+        "berth-network-\(network.bridge ?? String(network.id.prefix(12)))"
+    }
 
     static func rules(_ network: Network) -> [(table: String, chain: String, spec: [String])] {
         guard let bridge = network.bridge, let subnet = network.subnet else { return [] }
@@ -25,9 +27,14 @@ enum NetworkRules {
         if network.internal {
             return [("filter", "FORWARD", ["-i", bridge, "-o", bridge, "-j", "ACCEPT"] + tag)]
         }
-        return [("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"] + tag),
-                ("filter", "FORWARD", ["-i", bridge, "-j", "ACCEPT"] + tag),
-                ("filter", "FORWARD", ["-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"] + tag)]
+        return [
+            ("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"] + tag),
+            ("filter", "FORWARD", ["-i", bridge, "-j", "ACCEPT"] + tag),
+            (
+                "filter", "FORWARD",
+                ["-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"] + tag
+            ),
+        ]
     }
 
     static func bootID() -> String {
@@ -45,7 +52,9 @@ enum NetworkRules {
             if (try? iptables(["-t", rule.table, "-C", rule.chain] + rule.spec)) == true { continue }
             let position = rule.chain == "FORWARD" ? ["-I", rule.chain, "1"] : ["-A", rule.chain]
             guard (try? iptables(["-t", rule.table] + position + rule.spec)) == true else {
-                throw .invalidConfiguration(source: network.name, reason: "iptables could not add \(rule.spec.joined(separator: " ")) to \(rule.table)/\(rule.chain)")
+                throw .invalidConfiguration(
+                    source: network.name,
+                    reason: "iptables could not add \(rule.spec.joined(separator: " ")) to \(rule.table)/\(rule.chain)")
             }
         }
         do {
@@ -65,6 +74,8 @@ enum NetworkRules {
     /// Runs iptables (-w: wait for the xtables lock); true when it exits 0.
     static func iptables(_ arguments: [String]) throws(SystemCallError) -> Bool {
         let program = ChildProcess.lookup("iptables", path: "/usr/sbin:/sbin:/usr/bin:/bin") ?? "/usr/sbin/iptables"
-        return try ChildProcess.run(program, arguments: ["iptables", "-w"] + arguments, environment: ["PATH=/usr/sbin:/sbin:/usr/bin:/bin"]).status.succeeded
+        return try ChildProcess.run(
+            program, arguments: ["iptables", "-w"] + arguments, environment: ["PATH=/usr/sbin:/sbin:/usr/bin:/bin"]
+        ).status.succeeded
     }
 }

@@ -23,9 +23,11 @@ public struct NetworkStore: Sendable {
     /// The host's routes, consulted by automatic subnet choice (a seam for tests).
     public var hostRoutes: @Sendable () -> [IPv4Subnet]
 
-    public init(root: String, configDirectories: [String] = ["/etc/cni/net.d"], pool: SubnetPool = .default,
-                defaultSubnet: IPv4Subnet = IPv4Subnet("10.89.0.0/16")!, defaultBridge: String = "berth0",
-                hostRoutes: @escaping @Sendable () -> [IPv4Subnet] = { HostRoutes.current() }) {
+    public init(
+        root: String, configDirectories: [String] = ["/etc/cni/net.d"], pool: SubnetPool = .default,
+        defaultSubnet: IPv4Subnet = IPv4Subnet("10.89.0.0/16")!, defaultBridge: String = "berth0",
+        hostRoutes: @escaping @Sendable () -> [IPv4Subnet] = { HostRoutes.current() }
+    ) {
         self.root = root
         self.configDirectories = configDirectories
         self.pool = pool
@@ -56,7 +58,9 @@ public struct NetworkStore: Sendable {
     /// docker's lookup order: a full ID, then an exact name, then a unique ID prefix.
     public func inspect(_ nameOrID: String) throws(NetworkError) -> Network {
         let all = try list()
-        if let match = all.first(where: { $0.id == nameOrID }) ?? all.first(where: { $0.name == nameOrID }) { return match }
+        if let match = all.first(where: { $0.id == nameOrID }) ?? all.first(where: { $0.name == nameOrID }) {
+            return match
+        }
         let prefixed = nameOrID.isEmpty ? [] : all.filter { $0.id.hasPrefix(nameOrID) }
         if prefixed.count == 1 { return prefixed[0] }
         throw .noSuchNetwork(nameOrID)
@@ -74,8 +78,10 @@ public struct NetworkStore: Sendable {
     // MARK: Writing
 
     /// `docker network create`: a bridge network with the given or an automatic subnet.
-    public func create(name: String, subnet: String? = nil, gateway: String? = nil, internal: Bool = false,
-                       labels: [String: String] = [:]) throws(NetworkError) -> Network {
+    public func create(
+        name: String, subnet: String? = nil, gateway: String? = nil, internal: Bool = false,
+        labels: [String: String] = [:]
+    ) throws(NetworkError) -> Network {
         guard Network.isValidName(name) else { throw .invalidNetworkName(name) }
         try ensurePredefined()
         return try FileLock.withLock(lockPath) { () throws(NetworkError) -> Network in
@@ -85,9 +91,10 @@ public struct NetworkStore: Sendable {
             }
             let chosen = try chooseSubnet(subnet: subnet, gateway: gateway, existing: existing)
             let id = Identifiers.random()
-            let network = Network(name: name, id: id, driver: "bridge", subnet: chosen.subnet.description,
-                                  gateway: chosen.gateway.description, bridge: "br-" + id.prefix(12), internal: `internal`,
-                                  labels: labels, created: Identifiers.timestamp())
+            let network = Network(
+                name: name, id: id, driver: "bridge", subnet: chosen.subnet.description,
+                gateway: chosen.gateway.description, bridge: "br-" + id.prefix(12), internal: `internal`,
+                labels: labels, created: Identifiers.timestamp())
             try save(network)
             return network
         }
@@ -107,7 +114,8 @@ public struct NetworkStore: Sendable {
             do throws(SystemCallError) {
                 try FileSystem.removeTree(ipamDirectory(for: network))
                 if unlink("\(definitionsDirectory)/\(network.id).json") != 0 && errno != ENOENT {
-                    throw SystemCallError(call: "unlink", errno: errno, subject: "\(definitionsDirectory)/\(network.id).json")
+                    throw SystemCallError(
+                        call: "unlink", errno: errno, subject: "\(definitionsDirectory)/\(network.id).json")
                 }
             } catch {
                 throw .system(error)
@@ -120,10 +128,16 @@ public struct NetworkStore: Sendable {
 
     /// Validates a given subnet/gateway (docker's option names in errors), or takes the first free subnet
     /// of the pool, skipping other networks' subnets and the host's routes.
-    func chooseSubnet(subnet: String?, gateway: String?, existing: [Network]) throws(NetworkError) -> (subnet: IPv4Subnet, gateway: IPv4Address) {
-        let taken = existing.compactMap { network in network.subnet.flatMap { IPv4Subnet($0, strict: false) }.map { (network, $0) } }
+    func chooseSubnet(subnet: String?, gateway: String?, existing: [Network]) throws(NetworkError) -> (
+        subnet: IPv4Subnet, gateway: IPv4Address
+    ) {
+        let taken = existing.compactMap { network in
+            network.subnet.flatMap { IPv4Subnet($0, strict: false) }.map { (network, $0) }
+        }
         guard let subnetText = subnet else {
-            if let gateway { throw .invalidOption(option: "--gateway", value: gateway, reason: "a gateway needs a --subnet") }
+            if let gateway {
+                throw .invalidOption(option: "--gateway", value: gateway, reason: "a gateway needs a --subnet")
+            }
             guard let free = pool.allocate(avoiding: taken.map(\.1) + hostRoutes()) else {
                 throw .subnetPoolExhausted(pool: pool.description)
             }
@@ -141,7 +155,8 @@ public struct NetworkStore: Sendable {
             throw .invalidOption(option: "--gateway", value: gatewayText, reason: "not inside subnet \(parsed)")
         }
         guard address != parsed.first, address != parsed.last else {
-            throw .invalidOption(option: "--gateway", value: gatewayText, reason: "the network or broadcast address of \(parsed)")
+            throw .invalidOption(
+                option: "--gateway", value: gatewayText, reason: "the network or broadcast address of \(parsed)")
         }
         return (parsed, address)
     }
@@ -151,7 +166,8 @@ public struct NetworkStore: Sendable {
             throw .invalidOption(option: "--subnet", value: text, reason: "IPv6 subnets are not supported")
         }
         guard let loose = IPv4Subnet(text, strict: false) else {
-            throw .invalidOption(option: "--subnet", value: text, reason: "not an IPv4 subnet in CIDR notation (e.g. 10.90.1.0/24)")
+            throw .invalidOption(
+                option: "--subnet", value: text, reason: "not an IPv4 subnet in CIDR notation (e.g. 10.90.1.0/24)")
         }
         guard IPv4Subnet(text, strict: true) != nil else {
             throw .invalidOption(option: "--subnet", value: text, reason: "host bits are set (did you mean \(loose)?)")
@@ -183,7 +199,8 @@ public struct NetworkStore: Sendable {
     func save(_ network: Network) throws(NetworkError) {
         do {
             try FileSystem.makeDirectories(definitionsDirectory, mode: 0o700)
-            try FileSystem.writeAtomically("\(definitionsDirectory)/\(network.id).json", try JSONCoding.encode(network, pretty: true))
+            try FileSystem.writeAtomically(
+                "\(definitionsDirectory)/\(network.id).json", try JSONCoding.encode(network, pretty: true))
         } catch let error as SystemCallError {
             throw .system(error)
         } catch {
@@ -200,11 +217,17 @@ public struct NetworkStore: Sendable {
             let present = Set(try definitions().map(\.name))
             let now = Identifiers.timestamp()
             if !present.contains("bridge") {
-                try save(Network(name: "bridge", id: Identifiers.random(), driver: "bridge", subnet: defaultSubnet.description,
-                                 gateway: defaultSubnet.address(1).description, bridge: defaultBridge, created: now))
+                try save(
+                    Network(
+                        name: "bridge", id: Identifiers.random(), driver: "bridge", subnet: defaultSubnet.description,
+                        gateway: defaultSubnet.address(1).description, bridge: defaultBridge, created: now))
             }
-            if !present.contains("none") { try save(Network(name: "none", id: Identifiers.random(), driver: "null", created: now)) }
-            if !present.contains("host") { try save(Network(name: "host", id: Identifiers.random(), driver: "host", created: now)) }
+            if !present.contains("none") {
+                try save(Network(name: "none", id: Identifiers.random(), driver: "null", created: now))
+            }
+            if !present.contains("host") {
+                try save(Network(name: "host", id: Identifiers.random(), driver: "host", created: now))
+            }
         }
     }
 
@@ -223,9 +246,13 @@ public struct NetworkStore: Sendable {
                 var created = ""
                 var info = stat()
                 if stat(path, &info) == 0 { created = Identifiers.timestamp(seconds: info.st_mtim.tv_sec) }
-                result.append((Network(name: list.name, id: Identifiers.stable(path + "\u{0}" + list.name), driver: summary.driver,
-                                       subnet: summary.subnet, gateway: summary.gateway, bridge: summary.bridge,
-                                       created: created, configFile: path), list))
+                result.append(
+                    (
+                        Network(
+                            name: list.name, id: Identifiers.stable(path + "\u{0}" + list.name), driver: summary.driver,
+                            subnet: summary.subnet, gateway: summary.gateway, bridge: summary.bridge,
+                            created: created, configFile: path), list
+                    ))
             }
         }
         return result
@@ -238,8 +265,10 @@ public struct NetworkStore: Sendable {
             throw .system(SystemCallError(call: "posix_spawn", errno: ENOENT, subject: "ip"))
         }
         let output: ChildProcess.Output
-        do { output = try ChildProcess.run(ip, arguments: ["ip", "link", "delete", name], environment: ChildProcess.currentEnvironment) }
-        catch { throw .system(error) }
+        do {
+            output = try ChildProcess.run(
+                ip, arguments: ["ip", "link", "delete", name], environment: ChildProcess.currentEnvironment)
+        } catch { throw .system(error) }
         if !output.status.succeeded && FileSystem.exists("/sys/class/net/\(name)") {
             throw .invalidConfiguration(source: "ip link delete \(name)", reason: output.stderrText.trimmingWhitespace)
         }

@@ -50,7 +50,11 @@ public struct PortAllocator: Sendable {
                 } else {
                     var found: UInt16?
                     for port in mapping.hostPort...mapping.hostPortEnd {
-                        if others.contains(where: { $0.collides(hostIP: mapping.hostIP, hostPort: port, proto: mapping.proto) }) { continue }
+                        if others.contains(where: {
+                            $0.collides(hostIP: mapping.hostIP, hostPort: port, proto: mapping.proto)
+                        }) {
+                            continue
+                        }
                         if try Self.isBindable(hostIP: mapping.hostIP, port: port, proto: mapping.proto) {
                             found = port
                             break
@@ -63,7 +67,10 @@ public struct PortAllocator: Sendable {
                 }
                 chosen.hostPortEnd = chosen.hostPort
                 // Two mappings of one request may not share a host port either.
-                others.append(Reservation(containerID: containerID, hostIP: chosen.hostIP, hostPort: chosen.hostPort, proto: chosen.proto))
+                others.append(
+                    Reservation(
+                        containerID: containerID, hostIP: chosen.hostIP, hostPort: chosen.hostPort, proto: chosen.proto)
+                )
                 resolved.append(chosen)
             }
             try save(others)
@@ -129,7 +136,8 @@ public struct PortAllocator: Sendable {
         let type: Int32 = proto == "udp" ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
         let protocolNumber: Int32 = proto == "sctp" ? Int32(IPPROTO_SCTP) : 0
         let subject = "\(v6 ? "[\(hostIP)]" : (hostIP.isEmpty ? "0.0.0.0" : hostIP)):\(port)/\(proto)"
-        let fd = FileDescriptor(owning: try sys("socket", subject) { socket(family, type | Int32(SOCK_CLOEXEC.rawValue), protocolNumber) })
+        let fd = FileDescriptor(
+            owning: try sys("socket", subject) { socket(family, type | Int32(SOCK_CLOEXEC.rawValue), protocolNumber) })
         var one: Int32 = 1
         // As docker-proxy (Go's net.Listen): connections in TIME_WAIT do not make a port "taken".
         if type == Int32(SOCK_STREAM.rawValue) {
@@ -143,14 +151,20 @@ public struct PortAllocator: Sendable {
                 throw SystemCallError(call: "inet_pton", errno: EINVAL, subject: hostIP)
             }
             _ = try sys("bind", subject) {
-                withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
+                }
             }
             var bound = sockaddr_in6()
             var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
             _ = try sys("getsockname", subject) {
-                withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    getsockname(fd.rawValue, $0, &length) } }
+                withUnsafeMutablePointer(to: &bound) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        getsockname(fd.rawValue, $0, &length)
+                    }
+                }
             }
             return UInt16(bigEndian: bound.sin6_port)
         }
@@ -163,14 +177,20 @@ public struct PortAllocator: Sendable {
             }
         }
         _ = try sys("bind", subject) {
-            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
         }
         var bound = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = try sys("getsockname", subject) {
-            withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getsockname(fd.rawValue, $0, &length) } }
+            withUnsafeMutablePointer(to: &bound) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    getsockname(fd.rawValue, $0, &length)
+                }
+            }
         }
         return UInt16(bigEndian: bound.sin_port)
     }

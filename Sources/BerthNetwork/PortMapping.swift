@@ -12,8 +12,10 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
     /// `tcp`, `udp` or `sctp`.
     public var proto: String
 
-    public init(hostIP: String = "", hostPort: UInt16 = 0, hostPortEnd: UInt16? = nil, containerPort: UInt16,
-                proto: String = "tcp") {
+    public init(
+        hostIP: String = "", hostPort: UInt16 = 0, hostPortEnd: UInt16? = nil, containerPort: UInt16,
+        proto: String = "tcp"
+    ) {
         self.hostIP = hostIP
         self.hostPort = hostPort
         self.hostPortEnd = hostPortEnd ?? hostPort
@@ -25,7 +27,8 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
     public var description: String {
         let ip = hostIP.contains(":") ? "[\(hostIP)]" : hostIP
         let host = hostPort == 0 ? "" : (hostPortEnd != hostPort ? "\(hostPort)-\(hostPortEnd)" : "\(hostPort)")
-        return (ip.isEmpty ? "" : ip + ":") + (host.isEmpty && ip.isEmpty ? "" : host + ":") + "\(containerPort)/\(proto)"
+        return (ip.isEmpty ? "" : ip + ":") + (host.isEmpty && ip.isEmpty ? "" : host + ":")
+            + "\(containerPort)/\(proto)"
     }
 
     /// The entry of the CNI `portMappings` capability (the `portmap` plugin's `runtimeConfig`).
@@ -76,7 +79,9 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
             hostPart = parts[1]
             containerPart = parts[2]
             guard IPv4Address(hostIP) != nil else {
-                throw invalid(isIPv6Address(hostIP) ? "IPv6 host addresses go in brackets: [\(hostIP)]" : "invalid IP address: \(hostIP)")
+                throw invalid(
+                    isIPv6Address(hostIP)
+                        ? "IPv6 host addresses go in brackets: [\(hostIP)]" : "invalid IP address: \(hostIP)")
             }
         case (1, false): throw invalid("no container port after the host address")
         default: throw invalid("too many colons (an IPv6 address goes in brackets)")
@@ -89,8 +94,11 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
         }
         let host = try range(hostPart, what: "hostPort", allowZero: true, spec: spec)
         if container.count == 1 && host.count > 1 {
-            return [PortMapping(hostIP: hostIP, hostPort: host.lowerBound, hostPortEnd: host.upperBound,
-                                containerPort: container.lowerBound, proto: proto)]
+            return [
+                PortMapping(
+                    hostIP: hostIP, hostPort: host.lowerBound, hostPortEnd: host.upperBound,
+                    containerPort: container.lowerBound, proto: proto)
+            ]
         }
         guard host.count == container.count else {
             throw invalid("invalid ranges specified for container and host ports: \(containerPart) and \(hostPart)")
@@ -109,7 +117,9 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
                 proto = text[text.index(after: slash)...].lowercased()
                 text = text[..<slash]
             }
-            guard protocols.contains(proto) else { throw .invalidPort(spec: exposed, reason: "invalid proto: \(proto)") }
+            guard protocols.contains(proto) else {
+                throw .invalidPort(spec: exposed, reason: "invalid proto: \(proto)")
+            }
             for port in try range(String(text), what: "containerPort", allowZero: false, spec: exposed) {
                 let mapping = PortMapping(hostPort: 0, containerPort: port, proto: proto)
                 if !result.contains(mapping) { result.append(mapping) }
@@ -119,11 +129,15 @@ public struct PortMapping: Sendable, Hashable, Codable, CustomStringConvertible 
     }
 
     /// `80` or `80-81` as a closed range of ports.
-    static func range(_ text: String, what: String, allowZero: Bool, spec: String) throws(NetworkError) -> ClosedRange<UInt16> {
+    static func range(_ text: String, what: String, allowZero: Bool, spec: String) throws(NetworkError) -> ClosedRange<
+        UInt16
+    > {
         let bounds = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
         func port(_ part: Substring) throws(NetworkError) -> UInt16 {
-            guard !part.isEmpty, part.count <= 5, part.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt16(part),
-                  value > 0 || allowZero else {
+            guard !part.isEmpty, part.count <= 5, part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                let value = UInt16(part),
+                value > 0 || allowZero
+            else {
                 throw .invalidPort(spec: spec, reason: "invalid \(what): \(text)")
             }
             return value

@@ -9,13 +9,16 @@ public enum ResolvConf {
 
     /// Reads the host's file (an unreadable one counts as empty). When it names only systemd-resolved's
     /// stub (127.0.0.53), the real upstream list in `systemdResolvedPath` is used instead, as docker does.
-    public static func forContainer(hostResolvConf: String = "/etc/resolv.conf", dns: [String] = [], search: [String] = [],
-                                    options: [String] = [],
-                                    systemdResolvedPath: String = "/run/systemd/resolve/resolv.conf") -> String {
+    public static func forContainer(
+        hostResolvConf: String = "/etc/resolv.conf", dns: [String] = [], search: [String] = [],
+        options: [String] = [],
+        systemdResolvedPath: String = "/run/systemd/resolve/resolv.conf"
+    ) -> String {
         var host = (try? FileSystem.readString(hostResolvConf)) ?? ""
         let servers = parse(host).nameservers
         if !servers.isEmpty, servers.allSatisfy({ $0 == "127.0.0.53" }),
-           let upstream = try? FileSystem.readString(systemdResolvedPath) {
+            let upstream = try? FileSystem.readString(systemdResolvedPath)
+        {
             host = upstream
         }
         return build(hostContents: host, dns: dns, search: search, options: options)
@@ -47,7 +50,9 @@ public enum ResolvConf {
     }
 
     /// Pure part of ``forContainer(hostResolvConf:dns:search:options:systemdResolvedPath:)``.
-    public static func build(hostContents: String, dns: [String] = [], search: [String] = [], options: [String] = []) -> String {
+    public static func build(hostContents: String, dns: [String] = [], search: [String] = [], options: [String] = [])
+        -> String
+    {
         let host = parse(hostContents)
         var nameservers = dns
         if nameservers.isEmpty {
@@ -73,7 +78,9 @@ extension ResolvConf {
     /// writes it: only `nameserver 127.0.0.11`; the search domains and options as for any container
     /// (`--dns-search`, `--dns-option`, else the host's), and `ndots:0` unless an ndots option is given,
     /// so that a bare container name is asked as it is before any search domain is tried.
-    public static func forEmbeddedResolver(hostContents: String, search: [String] = [], options: [String] = []) -> String {
+    public static func forEmbeddedResolver(hostContents: String, search: [String] = [], options: [String] = [])
+        -> String
+    {
         let host = parse(hostContents)
         let searchDomains = search.isEmpty ? host.search : search.filter { $0 != "." }
         var optionList = options.isEmpty ? host.options : options

@@ -26,7 +26,8 @@ public struct SubnetPool: Sendable, Equatable, CustomStringConvertible {
         let step = UInt64(1) << UInt64(32 - size)
         var index: UInt64 = 0
         while index < count {
-            let candidate = IPv4Subnet(network: IPv4Address(UInt32(UInt64(base.network.value) + index * step)), prefixLength: size)
+            let candidate = IPv4Subnet(
+                network: IPv4Address(UInt32(UInt64(base.network.value) + index * step)), prefixLength: size)
             if let blocker = used.first(where: { $0.overlaps(candidate) }) {
                 // Skip past the whole blocking subnet when it is larger than one candidate.
                 let blockerEnd = UInt64(blocker.last.value) + 1
@@ -55,7 +56,8 @@ public enum HostRoutes {
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard fields.count >= 8, let destination = UInt32(fields[1], radix: 16),
-                  let mask = UInt32(fields[7], radix: 16) else { continue }
+                let mask = UInt32(fields[7], radix: 16)
+            else { continue }
             // The kernel prints each network-order word as a host-order number: reading it back as
             // big-endian bytes gives the address on any host.
             let dest = UInt32(bigEndian: destination)

@@ -13,9 +13,11 @@ public struct Spec: Codable, Sendable, Equatable {
     public var annotations: [String: String]?
     public var linux: Linux?
 
-    public init(ociVersion: String, process: Process? = nil, root: Root? = nil, hostname: String? = nil,
-                domainname: String? = nil, mounts: [Mount]? = nil, hooks: Hooks? = nil,
-                annotations: [String: String]? = nil, linux: Linux? = nil) {
+    public init(
+        ociVersion: String, process: Process? = nil, root: Root? = nil, hostname: String? = nil,
+        domainname: String? = nil, mounts: [Mount]? = nil, hooks: Hooks? = nil,
+        annotations: [String: String]? = nil, linux: Linux? = nil
+    ) {
         self.ociVersion = ociVersion
         self.process = process
         self.root = root
@@ -80,8 +82,10 @@ public struct Spec: Codable, Sendable, Equatable {
         public var permitted: [String]?
         public var ambient: [String]?
 
-        public init(bounding: [String]? = nil, effective: [String]? = nil, inheritable: [String]? = nil,
-                    permitted: [String]? = nil, ambient: [String]? = nil) {
+        public init(
+            bounding: [String]? = nil, effective: [String]? = nil, inheritable: [String]? = nil,
+            permitted: [String]? = nil, ambient: [String]? = nil
+        ) {
             self.bounding = bounding
             self.effective = effective
             self.inheritable = inheritable
@@ -210,8 +214,10 @@ public struct Spec: Codable, Sendable, Equatable {
         public var fileMode: UInt32?
         public var uid: UInt32?
         public var gid: UInt32?
-        public init(type: String, path: String, major: Int64? = nil, minor: Int64? = nil, fileMode: UInt32? = nil,
-                    uid: UInt32? = nil, gid: UInt32? = nil) {
+        public init(
+            type: String, path: String, major: Int64? = nil, minor: Int64? = nil, fileMode: UInt32? = nil,
+            uid: UInt32? = nil, gid: UInt32? = nil
+        ) {
             self.type = type; self.path = path; self.major = major; self.minor = minor
             self.fileMode = fileMode; self.uid = uid; self.gid = gid
         }
@@ -315,7 +321,9 @@ public struct Spec: Codable, Sendable, Equatable {
         public var major: Int64
         public var minor: Int64
         public var rate: UInt64
-        public init(major: Int64, minor: Int64, rate: UInt64) { self.major = major; self.minor = minor; self.rate = rate }
+        public init(major: Int64, minor: Int64, rate: UInt64) {
+            self.major = major; self.minor = minor; self.rate = rate
+        }
     }
 
     public struct HugepageLimit: Codable, Sendable, Equatable {
@@ -327,7 +335,9 @@ public struct Spec: Codable, Sendable, Equatable {
     public struct Network: Codable, Sendable, Equatable {
         public var classID: UInt32?
         public var priorities: [InterfacePriority]?
-        public init(classID: UInt32? = nil, priorities: [InterfacePriority]? = nil) { self.classID = classID; self.priorities = priorities }
+        public init(classID: UInt32? = nil, priorities: [InterfacePriority]? = nil) {
+            self.classID = classID; self.priorities = priorities
+        }
     }
 
     public struct InterfacePriority: Codable, Sendable, Equatable {
@@ -339,7 +349,9 @@ public struct Spec: Codable, Sendable, Equatable {
     public struct RdmaLimit: Codable, Sendable, Equatable {
         public var hcaHandles: UInt32?
         public var hcaObjects: UInt32?
-        public init(hcaHandles: UInt32? = nil, hcaObjects: UInt32? = nil) { self.hcaHandles = hcaHandles; self.hcaObjects = hcaObjects }
+        public init(hcaHandles: UInt32? = nil, hcaObjects: UInt32? = nil) {
+            self.hcaHandles = hcaHandles; self.hcaObjects = hcaObjects
+        }
     }
 
     // MARK: Seccomp

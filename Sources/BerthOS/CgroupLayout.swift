@@ -4,7 +4,8 @@ public enum CgroupLayout {
     /// whose root lists controllers: the layout crun 1.8 refuses ("cgroups in hybrid mode not supported").
     public static let isHybridWithControllers: Bool = {
         guard (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.tmpfs,
-              (try? FileSystemMagic.of(path: "/sys/fs/cgroup/unified")) == FileSystemMagic.cgroup2 else { return false }
+            (try? FileSystemMagic.of(path: "/sys/fs/cgroup/unified")) == FileSystemMagic.cgroup2
+        else { return false }
         let controllers = (try? FileSystem.readString("/sys/fs/cgroup/unified/cgroup.controllers")) ?? ""
         return !controllers.allSatisfy { $0 == " " || $0 == "\n" }
     }()

@@ -62,8 +62,10 @@ public enum ChildProcess {
     /// Starts `path` with `arguments` (argv[0] included) and returns its pid. `fileDescriptors` maps a
     /// child fd number to a descriptor of ours (dup2'ed in the child; every descriptor above the highest target is closed).
     /// The child starts with no signal blocked and every signal at its default disposition.
-    public static func spawn(_ path: String, arguments: [String], environment: [String],
-                             fileDescriptors: [Int32: Int32] = [:], options: SpawnOptions = SpawnOptions()) throws(SystemCallError) -> pid_t {
+    public static func spawn(
+        _ path: String, arguments: [String], environment: [String],
+        fileDescriptors: [Int32: Int32] = [:], options: SpawnOptions = SpawnOptions()
+    ) throws(SystemCallError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -119,9 +121,11 @@ public enum ChildProcess {
     /// Runs a program to completion: `input` on its stdin, its stdout and stderr collected (each up to
     /// `limit` bytes; more is read and dropped so the child never blocks on a full pipe).
     /// Blocks the calling thread; call it off the cooperative pool for long-running programs.
-    public static func run(_ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
-                           extraFileDescriptors: [Int32: Int32] = [:], limit: Int = 16 << 20,
-                           options: SpawnOptions = SpawnOptions()) throws(SystemCallError) -> Output {
+    public static func run(
+        _ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
+        extraFileDescriptors: [Int32: Int32] = [:], limit: Int = 16 << 20,
+        options: SpawnOptions = SpawnOptions()
+    ) throws(SystemCallError) -> Output {
         let stdin = try Pipe()
         let stdout = try Pipe()
         let stderr = try Pipe()
@@ -129,7 +133,8 @@ public enum ChildProcess {
         map[0] = stdin.reading.rawValue
         map[1] = stdout.writing.rawValue
         map[2] = stderr.writing.rawValue
-        let pid = try spawn(path, arguments: arguments, environment: environment, fileDescriptors: map, options: options)
+        let pid = try spawn(
+            path, arguments: arguments, environment: environment, fileDescriptors: map, options: options)
         stdin.reading.close()
         stdout.writing.close()
         stderr.writing.close()
@@ -170,7 +175,9 @@ public enum ChildProcess {
     /// Finds `name` in `PATH` (or returns it when it contains a slash).
     public static func lookup(_ name: String, path: String? = nil) -> String? {
         if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        let search = path ?? getenv("PATH").map { String(cString: $0) } ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        let search =
+            path ?? getenv("PATH").map { String(cString: $0) }
+            ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for dir in search.split(separator: ":") where !dir.isEmpty {
             let candidate = "\(dir)/\(name)"
             if access(candidate, X_OK) == 0 { return candidate }

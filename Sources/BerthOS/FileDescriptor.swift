@@ -34,7 +34,9 @@ public final class FileDescriptor: @unchecked Sendable {
 
     // MARK: Opening
 
-    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(SystemCallError) -> FileDescriptor {
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(SystemCallError)
+        -> FileDescriptor
+    {
         let fd = try sys("open", path) { berth_open(path, flags | O_CLOEXEC, mode) }
         return FileDescriptor(owning: fd)
     }
@@ -51,7 +53,9 @@ public final class FileDescriptor: @unchecked Sendable {
         let array = Array(bytes)
         var offset = 0
         while offset < array.count {
-            let written = array.withUnsafeBytes { raw in Glibc.write(rawValue, raw.baseAddress! + offset, raw.count - offset) }
+            let written = array.withUnsafeBytes { raw in
+                Glibc.write(rawValue, raw.baseAddress! + offset, raw.count - offset)
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw SystemCallError(call: "write", errno: errno)
@@ -65,7 +69,9 @@ public final class FileDescriptor: @unchecked Sendable {
         let array = Array(bytes)
         var offset = 0
         while offset < array.count {
-            let sent = array.withUnsafeBytes { raw in Glibc.send(rawValue, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
+            let sent = array.withUnsafeBytes { raw in
+                Glibc.send(rawValue, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 {
                 if errno == EINTR { continue }
                 throw SystemCallError(call: "send", errno: errno)
@@ -147,7 +153,9 @@ public struct SocketPair: Sendable {
 
     public init() throws(SystemCallError) {
         var fds: [Int32] = [-1, -1]
-        _ = try sys("socketpair") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) }
+        _ = try sys("socketpair") {
+            socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+        }
         first = FileDescriptor(owning: fds[0])
         second = FileDescriptor(owning: fds[1])
     }

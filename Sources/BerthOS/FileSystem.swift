@@ -26,7 +26,9 @@ public enum FileSystem {
     }
 
     /// Writes a file in place (for kernel interfaces such as cgroup and /proc files: no temp file).
-    public static func writeFile(_ path: String, _ contents: String, flags: Int32 = O_WRONLY | O_TRUNC) throws(SystemCallError) {
+    public static func writeFile(_ path: String, _ contents: String, flags: Int32 = O_WRONLY | O_TRUNC)
+        throws(SystemCallError)
+    {
         let fd = try FileDescriptor.open(path, flags)
         try fd.write(contents)
     }
@@ -34,7 +36,9 @@ public enum FileSystem {
     /// Writes a file atomically: a temporary file beside it, fsync, rename.
     /// Without `durable` the data is not flushed before the rename: for files that mean nothing after a
     /// reboot (a runtime's state, which lives on /run like runc's).
-    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true) throws(SystemCallError) {
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = true)
+        throws(SystemCallError)
+    {
         let temporary = "\(path).tmp\(getpid())"
         do {
             let fd = try FileDescriptor.open(temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
@@ -90,7 +94,8 @@ public enum FileSystem {
                 var childInfo = stat()
                 let childPath = path + "/" + child
                 if lstat(childPath, &childInfo) == 0 && (childInfo.st_mode & S_IFMT) == S_IFDIR
-                    && childInfo.st_dev != info.st_dev {
+                    && childInfo.st_dev != info.st_dev
+                {
                     throw SystemCallError(call: "rmdir", errno: EBUSY, subject: childPath + " (a mount point)")
                 }
                 try removeTree(childPath)
@@ -180,12 +185,15 @@ public struct Root: Sendable {
     }
 
     /// Opens `path` (relative to the root; a leading / is allowed) resolved inside the root.
-    public func open(_ path: String, _ flags: Int32, mode: mode_t = 0,
-                     resolve: ResolveFlags = [.inRoot, .noMagicLinks]) throws(SystemCallError) -> FileDescriptor {
+    public func open(
+        _ path: String, _ flags: Int32, mode: mode_t = 0,
+        resolve: ResolveFlags = [.inRoot, .noMagicLinks]
+    ) throws(SystemCallError) -> FileDescriptor {
         let relative = path.hasPrefix("/") ? String(path.drop(while: { $0 == "/" })) : path
         let fd = try sys("openat2", "\(self.path)/\(relative)") {
-            berth_openat2(descriptor.rawValue, relative.isEmpty ? "." : relative,
-                          UInt64(flags | O_CLOEXEC), UInt64(mode), resolve.rawValue)
+            berth_openat2(
+                descriptor.rawValue, relative.isEmpty ? "." : relative,
+                UInt64(flags | O_CLOEXEC), UInt64(mode), resolve.rawValue)
         }
         return FileDescriptor(owning: fd)
     }
@@ -212,7 +220,7 @@ public struct Root: Sendable {
             }
             do {
                 current = try open(prefix, BERTH_O_PATH | O_DIRECTORY)
-            } catch where error.errno == ENOENT {
+            } catch  where error.errno == ENOENT {
                 // A dangling symlink (e.g. absolute, to a path the image lacks): create its target, inside
                 // the root, as the kernel would resolve it there; then go on from it.
                 var target = [CChar](repeating: 0, count: Int(PATH_MAX))

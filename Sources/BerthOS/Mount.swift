@@ -5,7 +5,9 @@ import CBerthShim
 
 /// mount(2) and friends with errors that name the call and the target.
 public enum Mount {
-    public static func mount(source: String?, target: String, type: String?, flags: UInt, data: String?) throws(SystemCallError) {
+    public static func mount(source: String?, target: String, type: String?, flags: UInt, data: String?)
+        throws(SystemCallError)
+    {
         _ = try sys("mount", "\(source ?? "none") on \(target)\(type.map { " type " + $0 } ?? "")") {
             Glibc.mount(source, target, type, flags, data)
         }
@@ -18,8 +20,9 @@ public enum Mount {
     /// Bind-mounts `source` onto the directory or file held by `target` (an fd resolved inside a root),
     /// going through /proc/self/fd so a symlink swapped in after resolution cannot redirect it.
     public static func bind(source: String, onto target: FileDescriptor, recursive: Bool) throws(SystemCallError) {
-        try mount(source: source, target: target.procPath, type: nil,
-                  flags: UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0), data: nil)
+        try mount(
+            source: source, target: target.procPath, type: nil,
+            flags: UInt(MS_BIND) | (recursive ? UInt(MS_REC) : 0), data: nil)
     }
 }
 

@@ -36,7 +36,8 @@ public enum MountInfo {
     /// Only cgroup and cgroup2 mounts.
     public static func cgroupEntries(_ bytes: [UInt8]) -> [Entry] {
         entries(bytes) { type in
-            type.count >= 6 && type.starts(with: "cgroup".utf8) && (type.count == 6 || (type.count == 7 && type.last == UInt8(ascii: "2")))
+            type.count >= 6 && type.starts(with: "cgroup".utf8)
+                && (type.count == 6 || (type.count == 7 && type.last == UInt8(ascii: "2")))
         }
     }
 
@@ -51,12 +52,14 @@ public enum MountInfo {
             if start < index { fields.append(start..<index) }
         }
         guard let dash = fields.firstIndex(where: { $0.count == 1 && line[$0.lowerBound] == UInt8(ascii: "-") }),
-              dash >= 6, fields.count > dash + 3 else { return nil }
+            dash >= 6, fields.count > dash + 3
+        else { return nil }
         let type = line[fields[dash + 1]]
         guard include(type) else { return nil }
-        return Entry(root: unescape(line[fields[3]]), mountPoint: unescape(line[fields[4]]),
-                     fileSystemType: String(decoding: type, as: UTF8.self),
-                     superOptions: String(decoding: line[fields[dash + 3]], as: UTF8.self))
+        return Entry(
+            root: unescape(line[fields[3]]), mountPoint: unescape(line[fields[4]]),
+            fileSystemType: String(decoding: type, as: UTF8.self),
+            superOptions: String(decoding: line[fields[dash + 3]], as: UTF8.self))
     }
 
     /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -66,10 +69,12 @@ public enum MountInfo {
         var i = field.startIndex
         while i < field.endIndex {
             if field[i] == UInt8(ascii: "\\"), i + 3 < field.endIndex,
-               (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[i + 1]),
-               (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[i + 2]),
-               (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[i + 3]) {
-                let value = (UInt32(field[i + 1] - 48) << 6) | (UInt32(field[i + 2] - 48) << 3) | UInt32(field[i + 3] - 48)
+                (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[i + 1]),
+                (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[i + 2]),
+                (UInt8(ascii: "0")...UInt8(ascii: "7")).contains(field[i + 3])
+            {
+                let value =
+                    (UInt32(field[i + 1] - 48) << 6) | (UInt32(field[i + 2] - 48) << 3) | UInt32(field[i + 3] - 48)
                 bytes.append(UInt8(truncatingIfNeeded: value))
                 i += 4
             } else {

@@ -34,4 +34,3 @@ public struct ProcessStat: Sendable, Equatable {
         return (startTime == 0 || stat.startTime == startTime) && stat.state != "Z" && stat.state != "X"
     }
 }
-

@@ -11,7 +11,9 @@ public enum ServiceNotify {
     /// Returns whether a message was sent.
     @discardableResult
     public static func send(_ state: String, socketPath: String? = nil) -> Bool {
-        guard let path = socketPath ?? getenv("NOTIFY_SOCKET").map({ String(cString: $0) }), !path.isEmpty else { return false }
+        guard let path = socketPath ?? getenv("NOTIFY_SOCKET").map({ String(cString: $0) }), !path.isEmpty else {
+            return false
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
@@ -28,7 +30,9 @@ public enum ServiceNotify {
         let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 0 : 1))
         let message = Array(state.utf8)
         let sent = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, message, message.count, Int32(MSG_NOSIGNAL), $0, length) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, message, message.count, Int32(MSG_NOSIGNAL), $0, length)
+            }
         }
         return sent == message.count
     }

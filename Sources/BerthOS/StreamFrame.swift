@@ -39,15 +39,20 @@ public struct StreamFrame: Sendable, Equatable {
 
     /// Appends a frame of `kind` holding `payload` to `buffer`, without building a frame first (a
     /// 100 MB log goes out as a million of them).
-    public static func append<C: Collection>(_ kind: Kind, _ payload: C, to buffer: inout [UInt8]) where C.Element == UInt8 {
+    public static func append<C: Collection>(_ kind: Kind, _ payload: C, to buffer: inout [UInt8])
+    where C.Element == UInt8 {
         let n = UInt32(payload.count)
-        buffer.append(contentsOf: [kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)])
+        buffer.append(contentsOf: [
+            kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff),
+        ])
         buffer.append(contentsOf: payload)
     }
 
     public var encoded: [UInt8] {
         let n = UInt32(payload.count)
-        return [kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff)] + payload
+        return [
+            kind.rawValue, 0, 0, 0, UInt8(n >> 24), UInt8((n >> 16) & 0xff), UInt8((n >> 8) & 0xff), UInt8(n & 0xff),
+        ] + payload
     }
 
     public static func exit(_ status: Int32) -> StreamFrame {
@@ -62,7 +67,9 @@ public struct StreamFrame: Sendable, Equatable {
     /// The exit status of an `.exit` frame.
     public var exitStatus: Int32? {
         guard kind == .exit, payload.count == 4 else { return nil }
-        return Int32(bitPattern: UInt32(payload[0]) << 24 | UInt32(payload[1]) << 16 | UInt32(payload[2]) << 8 | UInt32(payload[3]))
+        return Int32(
+            bitPattern: UInt32(payload[0]) << 24 | UInt32(payload[1]) << 16 | UInt32(payload[2]) << 8
+                | UInt32(payload[3]))
     }
 
     /// Rows and columns of a `.resize` frame.
@@ -98,19 +105,35 @@ public struct StreamFrameDecoder: Sendable {
 public enum UnixSocket {
     /// A listening socket at `path` (an existing file there is replaced), close-on-exec.
     public static func listen(_ path: String, backlog: Int32 = 16) throws(SystemCallError) -> FileDescriptor {
-        let fd = FileDescriptor(owning: try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        let fd = FileDescriptor(
+            owning: try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        )
         unlink(path)
         var address = try socketAddress(path)
-        _ = try sys("bind", path) { withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } }
+        _ = try sys("bind", path) {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        }
         _ = try sys("listen", path) { Glibc.listen(fd.rawValue, backlog) }
         return fd
     }
 
     /// A connection to the socket at `path`, close-on-exec.
     public static func connect(_ path: String) throws(SystemCallError) -> FileDescriptor {
-        let fd = FileDescriptor(owning: try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        let fd = FileDescriptor(
+            owning: try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        )
         var address = try socketAddress(path)
-        _ = try sys("connect", path) { withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } }
+        _ = try sys("connect", path) {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd.rawValue, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        }
         return fd
     }
 

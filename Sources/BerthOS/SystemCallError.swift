@@ -28,8 +28,10 @@ public struct SystemCallError: Error, Equatable, CustomStringConvertible, Sendab
 
 /// Runs a system call that returns -1 (or a negative value) and sets errno on failure, retrying EINTR.
 @inline(__always)
-public func sys<T: BinaryInteger>(_ call: String, _ subject: @autoclosure () -> String? = nil,
-                                  _ body: () -> T) throws(SystemCallError) -> T {
+public func sys<T: BinaryInteger>(
+    _ call: String, _ subject: @autoclosure () -> String? = nil,
+    _ body: () -> T
+) throws(SystemCallError) -> T {
     while true {
         let result = body()
         if result >= 0 { return result }
@@ -41,8 +43,10 @@ public func sys<T: BinaryInteger>(_ call: String, _ subject: @autoclosure () -> 
 
 /// Like ``sys(_:_:_:)`` for calls that return a pointer (NULL on failure).
 @inline(__always)
-public func sysPointer<T>(_ call: String, _ subject: @autoclosure () -> String? = nil,
-                          _ body: () -> T?) throws(SystemCallError) -> T {
+public func sysPointer<T>(
+    _ call: String, _ subject: @autoclosure () -> String? = nil,
+    _ body: () -> T?
+) throws(SystemCallError) -> T {
     while true {
         if let result = body() { return result }
         let code = Glibc.errno

@@ -26,7 +26,8 @@ public enum Timestamp {
             fraction = "." + fraction
         }
         let year = String(parts.tm_year + 1900)
-        return "\(String(repeating: "0", count: max(0, 4 - year.count)) + year)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))\(fraction)Z"
+        return
+            "\(String(repeating: "0", count: max(0, 4 - year.count)) + year)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))\(fraction)Z"
     }
 
     /// Seconds and nanoseconds since 1970 of an RFC 3339 time (`Z` or a numeric offset), nil if malformed.
@@ -39,8 +40,10 @@ public enum Timestamp {
             return v
         }
         guard b.count >= 20, let year = number(0..<4), b[4] == 45, let month = number(5..<7), b[7] == 45,
-              let day = number(8..<10), b[10] == 84 || b[10] == 116 || b[10] == 32, let hour = number(11..<13), b[13] == 58,
-              let minute = number(14..<16), b[16] == 58, let second = number(17..<19) else { return nil }
+            let day = number(8..<10), b[10] == 84 || b[10] == 116 || b[10] == 32, let hour = number(11..<13),
+            b[13] == 58,
+            let minute = number(14..<16), b[16] == 58, let second = number(17..<19)
+        else { return nil }
         var i = 19
         var nanos = 0
         if i < b.count, b[i] == 46 {
@@ -56,10 +59,14 @@ public enum Timestamp {
         guard i < b.count else { return nil }
         if b[i] == 90 || b[i] == 122 {
             i += 1
-        } else if b[i] == 43 || b[i] == 45, let h = number((i + 1)..<(i + 3)), i + 3 < b.count, b[i + 3] == 58, let m = number((i + 4)..<(i + 6)) {
+        } else if b[i] == 43 || b[i] == 45, let h = number((i + 1)..<(i + 3)), i + 3 < b.count, b[i + 3] == 58,
+            let m = number((i + 4)..<(i + 6))
+        {
             offset = (h * 3600 + m * 60) * (b[i] == 43 ? 1 : -1)
             i += 6
-        } else { return nil }
+        } else {
+            return nil
+        }
         guard i == b.count else { return nil }
         return (daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset, nanos)
     }

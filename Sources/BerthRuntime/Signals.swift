@@ -28,7 +28,8 @@ public enum Signals {
         let trimmed = text.trimmingSpaces
         if let number = Int32(trimmed) {
             guard number >= 1 && number <= realtimeMaximum else {
-                throw RuntimeError.invalidConfig(field: "signal", reason: "signal number \(number) is out of range 1…\(realtimeMaximum)")
+                throw RuntimeError.invalidConfig(
+                    field: "signal", reason: "signal number \(number) is out of range 1…\(realtimeMaximum)")
             }
             return number
         }

@@ -52,8 +52,9 @@ public final class EtcdStore: KVStore {
     }
     private static func kv(_ j: JSON) -> KeyValue? {
         guard case .object = j else { return nil }
-        return KeyValue(key: String(decoding: unb64(j["key"]), as: UTF8.self), value: unb64(j["value"]),
-                        createRevision: int(j["create_revision"]), modRevision: int(j["mod_revision"]))
+        return KeyValue(
+            key: String(decoding: unb64(j["key"]), as: UTF8.self), value: unb64(j["value"]),
+            createRevision: int(j["create_revision"]), modRevision: int(j["mod_revision"]))
     }
 
     private func call(_ path: String, _ body: JSON) async throws -> JSON {
@@ -75,11 +76,15 @@ public final class EtcdStore: KVStore {
             let obj = (try? JSON.parse(Array(buf.readableBytesView))) ?? [:]
             if response.status.code != 200 {
                 let message = obj["message"].string ?? obj["error"].string ?? "HTTP \(response.status.code)"
-                if message.contains("compacted") { throw StoreError.compacted(requested: 0, compacted: compactedCache.get()) }
+                if message.contains("compacted") {
+                    throw StoreError.compacted(requested: 0, compacted: compactedCache.get())
+                }
                 if message.contains("future rev") { throw StoreError.futureRevision(requested: 0, current: 0) }
                 // Leader changes and unavailable members: try the next endpoint.
                 lastError = StoreError.backend("etcd \(path): \(message)")
-                if message.contains("leader") || message.contains("unavailable") || message.contains("timed out") { continue }
+                if message.contains("leader") || message.contains("unavailable") || message.contains("timed out") {
+                    continue
+                }
                 throw lastError
             }
             return obj
@@ -103,25 +108,35 @@ public final class EtcdStore: KVStore {
         if let revision, revision > 0 { body["revision"] = .string(String(revision)) }
         let r = try await call("/v3/kv/range", body)
         let items = (r["kvs"].array ?? []).compactMap(Self.kv)
-        return ListResult(items: items, revision: revision.flatMap { $0 > 0 ? $0 : nil } ?? Self.revision(r),
-                          more: r["more"].bool ?? false)
+        return ListResult(
+            items: items, revision: revision.flatMap { $0 > 0 ? $0 : nil } ?? Self.revision(r),
+            more: r["more"].bool ?? false)
     }
 
     public func create(_ key: String, value: [UInt8]) async throws -> Int64 {
-        let r = try await call("/v3/kv/txn", [
-            "compare": [["target": "CREATE", "key": Self.b64(key), "create_revision": "0", "result": "EQUAL"]],
-            "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
-        ])
+        let r = try await call(
+            "/v3/kv/txn",
+            [
+                "compare": [["target": "CREATE", "key": Self.b64(key), "create_revision": "0", "result": "EQUAL"]],
+                "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
+            ])
         guard r["succeeded"].bool == true else { throw StoreError.alreadyExists(key: key) }
         return Self.revision(r)
     }
 
     public func update(_ key: String, value: [UInt8], expectedRevision: Int64) async throws -> Int64 {
-        let r = try await call("/v3/kv/txn", [
-            "compare": [["target": "MOD", "key": Self.b64(key), "mod_revision": .string(String(expectedRevision)), "result": "EQUAL"]],
-            "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
-            "failure": [["request_range": ["key": Self.b64(key)]]],
-        ])
+        let r = try await call(
+            "/v3/kv/txn",
+            [
+                "compare": [
+                    [
+                        "target": "MOD", "key": Self.b64(key), "mod_revision": .string(String(expectedRevision)),
+                        "result": "EQUAL",
+                    ]
+                ],
+                "success": [["request_put": ["key": Self.b64(key), "value": Self.b64(value)]]],
+                "failure": [["request_range": ["key": Self.b64(key)]]],
+            ])
         if r["succeeded"].bool == true { return Self.revision(r) }
         throw failure(key, r)
     }
@@ -136,15 +151,22 @@ public final class EtcdStore: KVStore {
     public func delete(_ key: String, expectedRevision: Int64?) async throws -> KeyValue {
         var compare: [JSON] = [["target": "CREATE", "key": Self.b64(key), "create_revision": "0", "result": "GREATER"]]
         if let expectedRevision {
-            compare.append(["target": "MOD", "key": Self.b64(key), "mod_revision": .string(String(expectedRevision)), "result": "EQUAL"])
+            compare.append([
+                "target": "MOD", "key": Self.b64(key), "mod_revision": .string(String(expectedRevision)),
+                "result": "EQUAL",
+            ])
         }
-        let r = try await call("/v3/kv/txn", [
-            "compare": .array(compare),
-            "success": [["request_delete_range": ["key": Self.b64(key), "prev_kv": true]]],
-            "failure": [["request_range": ["key": Self.b64(key)]]],
-        ])
+        let r = try await call(
+            "/v3/kv/txn",
+            [
+                "compare": .array(compare),
+                "success": [["request_delete_range": ["key": Self.b64(key), "prev_kv": true]]],
+                "failure": [["request_range": ["key": Self.b64(key)]]],
+            ])
         guard r["succeeded"].bool == true else { throw failure(key, r) }
-        guard var prev = Self.kv(r["responses"][0]["response_delete_range"]["prev_kvs"][0]) else { throw StoreError.notFound(key: key) }
+        guard var prev = Self.kv(r["responses"][0]["response_delete_range"]["prev_kvs"][0]) else {
+            throw StoreError.notFound(key: key)
+        }
         prev.modRevision = Self.revision(r)
         return prev
     }
@@ -156,20 +178,23 @@ public final class EtcdStore: KVStore {
     public func compact(revision: Int64) async throws {
         do {
             _ = try await call("/v3/kv/compaction", ["revision": .string(String(revision)), "physical": true])
-        } catch StoreError.compacted { }
+        } catch StoreError.compacted {}
         compactedCache.set(revision)
     }
 
     public func compactedRevision() async throws -> Int64 { compactedCache.get() }
 
     public func watch(prefix: String, afterRevision: Int64) async throws -> AsyncThrowingStream<StoreEvent, any Error> {
-        let body: JSON = ["create_request": [
-            "key": Self.b64(prefix), "range_end": Self.b64(prefixEnd(prefix)),
-            "start_revision": .string(String(afterRevision + 1)), "prev_kv": true,
-        ]]
+        let body: JSON = [
+            "create_request": [
+                "key": Self.b64(prefix), "range_end": Self.b64(prefixEnd(prefix)),
+                "start_revision": .string(String(afterRevision + 1)), "prev_kv": true,
+            ]
+        ]
         // etcd reports a compacted start only after "created"; a range at that revision tells us up front.
         do {
-            _ = try await call("/v3/kv/range", ["key": Self.b64(prefix), "limit": 1, "revision": .string(String(afterRevision + 1))])
+            _ = try await call(
+                "/v3/kv/range", ["key": Self.b64(prefix), "limit": 1, "revision": .string(String(afterRevision + 1))])
         } catch StoreError.futureRevision {}
         let data = body.serialized()
         var response: HTTPClientResponse?

@@ -20,8 +20,10 @@ public final class LocalEtcd: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
         var ms: [Member] = []
         for i in 0..<count {
-            ms.append(Member(name: "m\(i)", clientURL: "http://127.0.0.1:\(try freePort())",
-                             peerURL: "http://127.0.0.1:\(try freePort())"))
+            ms.append(
+                Member(
+                    name: "m\(i)", clientURL: "http://127.0.0.1:\(try freePort())",
+                    peerURL: "http://127.0.0.1:\(try freePort())"))
         }
         members = ms
         self.binary = binary
@@ -69,8 +71,11 @@ public final class LocalEtcd: @unchecked Sendable {
                 var req = HTTPClientRequest(url: m.clientURL + "/health")
                 req.method = .GET
                 if let resp = try? await HTTPClient.shared.execute(req, timeout: .seconds(1)),
-                   let body = try? await resp.body.collect(upTo: 4096),
-                   String(buffer: body).contains("true") { break }
+                    let body = try? await resp.body.collect(upTo: 4096),
+                    String(buffer: body).contains("true")
+                {
+                    break
+                }
                 if ContinuousClock.now > deadline { throw StoreError.backend("etcd \(m.clientURL) not ready") }
                 try await Task.sleep(for: .milliseconds(50))
             }

@@ -103,16 +103,17 @@ public final class SQLiteStore: KVStore {
             cpConfig.busyMode = .timeout(10)
             checkpointer = try DatabaseQueue(path: path, configuration: cpConfig)
             try pool.write { db in
-                try db.execute(sql: """
-                    CREATE TABLE IF NOT EXISTS log(
-                      rev INTEGER PRIMARY KEY, key TEXT NOT NULL, create_rev INTEGER NOT NULL,
-                      prev_rev INTEGER NOT NULL, deleted INTEGER NOT NULL, value BLOB NOT NULL);
-                    DROP INDEX IF EXISTS log_key_rev;
-                    CREATE TABLE IF NOT EXISTS current(
-                      key TEXT PRIMARY KEY, rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
-                    CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                    INSERT OR IGNORE INTO meta(name, value) VALUES ('rev', 1), ('compacted', 0);
-                    """)
+                try db.execute(
+                    sql: """
+                        CREATE TABLE IF NOT EXISTS log(
+                          rev INTEGER PRIMARY KEY, key TEXT NOT NULL, create_rev INTEGER NOT NULL,
+                          prev_rev INTEGER NOT NULL, deleted INTEGER NOT NULL, value BLOB NOT NULL);
+                        DROP INDEX IF EXISTS log_key_rev;
+                        CREATE TABLE IF NOT EXISTS current(
+                          key TEXT PRIMARY KEY, rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+                        CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                        INSERT OR IGNORE INTO meta(name, value) VALUES ('rev', 1), ('compacted', 0);
+                        """)
                 try Self.migrateCurrentWithoutValues(db)
             }
         } catch {
@@ -125,16 +126,18 @@ public final class SQLiteStore: KVStore {
     private static func migrateCurrentWithoutValues(_ db: Database) throws {
         let columns = try Row.fetchAll(db, sql: "PRAGMA table_info(current)").map { $0["name"] as String }
         guard columns.contains("value") else { return }
-        try db.execute(sql: """
-            CREATE TABLE current_keys(key TEXT PRIMARY KEY, rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
-            INSERT INTO current_keys(key, rev, create_rev) SELECT key, rev, create_rev FROM current;
-            DROP TABLE current;
-            ALTER TABLE current_keys RENAME TO current;
-            """)
+        try db.execute(
+            sql: """
+                CREATE TABLE current_keys(key TEXT PRIMARY KEY, rev INTEGER NOT NULL, create_rev INTEGER NOT NULL) WITHOUT ROWID;
+                INSERT INTO current_keys(key, rev, create_rev) SELECT key, rev, create_rev FROM current;
+                DROP TABLE current;
+                ALTER TABLE current_keys RENAME TO current;
+                """)
     }
 
     /// A live key with its value: the key table joined to the log row it names.
-    private static let selectCurrent = "SELECT c.key, c.rev, c.create_rev, l.value FROM current c JOIN log l ON l.rev = c.rev"
+    private static let selectCurrent =
+        "SELECT c.key, c.rev, c.create_rev, l.value FROM current c JOIN log l ON l.rev = c.rev"
 
     // MARK: reads
 
@@ -155,15 +158,18 @@ public final class SQLiteStore: KVStore {
             if let revision, revision > 0, revision < current {
                 let compacted = try Self.meta(db, "compacted")
                 if revision < compacted { throw StoreError.compacted(requested: revision, compacted: compacted) }
-                let past = try Self.listAt(db, revision: revision, prefix: prefix, end: end, startAfter: start, limit: limit)
+                let past = try Self.listAt(
+                    db, revision: revision, prefix: prefix, end: end, startAfter: start, limit: limit)
                 return ListResult(items: past.items, revision: revision, more: past.more)
             } else {
                 if let revision, revision > current {
                     throw StoreError.futureRevision(requested: revision, current: current)
                 }
-                rows = try Row.fetchAll(try db.cachedStatement(sql: Self.selectCurrent + """
-                     WHERE c.key >= ? AND c.key < ? AND c.key > ? ORDER BY c.key LIMIT ?
-                    """), arguments: [prefix, end, start, lim])
+                rows = try Row.fetchAll(
+                    try db.cachedStatement(
+                        sql: Self.selectCurrent + """
+                             WHERE c.key >= ? AND c.key < ? AND c.key > ? ORDER BY c.key LIMIT ?
+                            """), arguments: [prefix, end, start, lim])
             }
             var more = false
             if limit > 0 && rows.count > limit { rows.removeLast(); more = true }
@@ -199,7 +205,9 @@ public final class SQLiteStore: KVStore {
                 s.flushing = true
                 return true
             }
-            guard let start else { c.resume(returning: updates.map { _ in .failure(.backend("store closed")) }); return }
+            guard let start else {
+                c.resume(returning: updates.map { _ in .failure(.backend("store closed")) }); return
+            }
             if start { Task { await self.flushLoop() } }
         }
     }
@@ -270,27 +278,36 @@ public final class SQLiteStore: KVStore {
                 if try sql.exists(key) { results.append(.failure(.alreadyExists(key: key))); continue }
                 rev += 1
                 try sql.insertCurrent(key, rev: rev)
-                try sql.insertLog(rev: rev, key: key, createRevision: rev, prevRevision: 0, deleted: false, value: value)
+                try sql.insertLog(
+                    rev: rev, key: key, createRevision: rev, prevRevision: 0, deleted: false, value: value)
                 let kv = KeyValue(key: key, value: value, createRevision: rev, modRevision: rev)
                 results.append(.success(kv)); events.append(StoreEvent(kind: .put, kv: kv, prev: nil))
             case .update(let key, let value, let expected):
                 guard let cur = try sql.current(key) else { results.append(.failure(.notFound(key: key))); continue }
-                let prev = KeyValue(key: key, value: cur.value, createRevision: cur.createRevision, modRevision: cur.modRevision)
-                if prev.modRevision != expected { results.append(.failure(.conflict(key: key, actual: prev.modRevision))); continue }
+                let prev = KeyValue(
+                    key: key, value: cur.value, createRevision: cur.createRevision, modRevision: cur.modRevision)
+                if prev.modRevision != expected {
+                    results.append(.failure(.conflict(key: key, actual: prev.modRevision))); continue
+                }
                 rev += 1
                 try sql.updateCurrent(key, rev: rev)
-                try sql.insertLog(rev: rev, key: key, createRevision: prev.createRevision, prevRevision: prev.modRevision, deleted: false, value: value)
+                try sql.insertLog(
+                    rev: rev, key: key, createRevision: prev.createRevision, prevRevision: prev.modRevision,
+                    deleted: false, value: value)
                 let kv = KeyValue(key: key, value: value, createRevision: prev.createRevision, modRevision: rev)
                 results.append(.success(kv)); events.append(StoreEvent(kind: .put, kv: kv, prev: prev))
             case .delete(let key, let expected):
                 guard let cur = try sql.current(key) else { results.append(.failure(.notFound(key: key))); continue }
-                let prev = KeyValue(key: key, value: cur.value, createRevision: cur.createRevision, modRevision: cur.modRevision)
+                let prev = KeyValue(
+                    key: key, value: cur.value, createRevision: cur.createRevision, modRevision: cur.modRevision)
                 if let expected, prev.modRevision != expected {
                     results.append(.failure(.conflict(key: key, actual: prev.modRevision))); continue
                 }
                 rev += 1
                 try sql.deleteCurrent(key)
-                try sql.insertLog(rev: rev, key: key, createRevision: prev.createRevision, prevRevision: prev.modRevision, deleted: true, value: prev.value)
+                try sql.insertLog(
+                    rev: rev, key: key, createRevision: prev.createRevision, prevRevision: prev.modRevision,
+                    deleted: true, value: prev.value)
                 var gone = prev
                 gone.modRevision = rev
                 results.append(.success(gone)); events.append(StoreEvent(kind: .delete, kv: gone, prev: prev))
@@ -313,8 +330,9 @@ public final class SQLiteStore: KVStore {
         guard start else { return }
         let checkpointer = self.checkpointer, logger = self.logger
         Task {
-            do { try await checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) } }
-            catch { logger.warning("sqlite checkpoint failed", metadata: ["error": "\(error)"]) }
+            do { try await checkpointer.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) } } catch {
+                logger.warning("sqlite checkpoint failed", metadata: ["error": "\(error)"])
+            }
             self.checkpoint.withLock { $0.running = false }
         }
     }
@@ -344,16 +362,19 @@ public final class SQLiteStore: KVStore {
                 if afterRevision + 1 < compacted && afterRevision < current {
                     throw StoreError.compacted(requested: afterRevision, compacted: compacted)
                 }
-                let rows = try Row.fetchAll(db, sql: """
-                    SELECT l.key, l.rev, l.create_rev, l.deleted, l.value, p.rev AS prev_rev, p.value AS prev_value
-                    FROM log l LEFT JOIN log p ON p.rev = l.prev_rev AND l.prev_rev > 0
-                    WHERE l.rev > ? AND l.key >= ? AND l.key < ? ORDER BY l.rev
-                    """, arguments: [afterRevision, prefix, end])
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT l.key, l.rev, l.create_rev, l.deleted, l.value, p.rev AS prev_rev, p.value AS prev_value
+                        FROM log l LEFT JOIN log p ON p.rev = l.prev_rev AND l.prev_rev > 0
+                        WHERE l.rev > ? AND l.key >= ? AND l.key < ? ORDER BY l.rev
+                        """, arguments: [afterRevision, prefix, end])
                 return rows.map { row in
                     let key: String = row["key"]
                     let createRev: Int64 = row["create_rev"]
                     let value: Data = row["value"]
-                    let kv = KeyValue(key: key, value: [UInt8](value), createRevision: createRev, modRevision: row["rev"])
+                    let kv = KeyValue(
+                        key: key, value: [UInt8](value), createRevision: createRev, modRevision: row["rev"])
                     var prev: KeyValue?
                     if let pr: Int64 = row["prev_rev"], let pv: Data = row["prev_value"] {
                         prev = KeyValue(key: key, value: [UInt8](pv), createRevision: createRev, modRevision: pr)
@@ -368,12 +389,16 @@ public final class SQLiteStore: KVStore {
         }
         var last = afterRevision
         for e in history {
-            if case .dropped = continuation.yield(e) { continuation.finish(throwing: StoreError.watchOverflow); return stream }
+            if case .dropped = continuation.yield(e) {
+                continuation.finish(throwing: StoreError.watchOverflow); return stream
+            }
             last = e.revision
         }
         state.withLock { _ in
             for e in watcher.buffer where e.revision > last {
-                if case .dropped = continuation.yield(e) { continuation.finish(throwing: StoreError.watchOverflow); break }
+                if case .dropped = continuation.yield(e) {
+                    continuation.finish(throwing: StoreError.watchOverflow); break
+                }
             }
             watcher.buffer = []
             watcher.catchingUp = false
@@ -406,10 +431,11 @@ public final class SQLiteStore: KVStore {
             guard c > (try Self.meta(db, "compacted")) else { return }
             // Keep, for each key, its latest row at or before c (so lists at c still work) unless that is a
             // delete: a row is superseded when a later row at or before c names it as its previous one.
-            try db.execute(sql: """
-                DELETE FROM log WHERE rev < ? AND (deleted = 1 OR rev IN
-                  (SELECT prev_rev FROM log WHERE rev <= ? AND prev_rev > 0))
-                """, arguments: [c, c])
+            try db.execute(
+                sql: """
+                    DELETE FROM log WHERE rev < ? AND (deleted = 1 OR rev IN
+                      (SELECT prev_rev FROM log WHERE rev <= ? AND prev_rev > 0))
+                    """, arguments: [c, c])
             try db.execute(sql: "UPDATE meta SET value = ? WHERE name = 'compacted'", arguments: [c])
         }
     }
@@ -438,6 +464,7 @@ public final class SQLiteStore: KVStore {
     }
     private static func kv(_ row: Row) -> KeyValue {
         let data: Data = row["value"]
-        return KeyValue(key: row["key"], value: [UInt8](data), createRevision: row["create_rev"], modRevision: row["rev"])
+        return KeyValue(
+            key: row["key"], value: [UInt8](data), createRevision: row["create_rev"], modRevision: row["rev"])
     }
 }

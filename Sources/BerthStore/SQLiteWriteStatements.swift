@@ -22,10 +22,13 @@ struct SQLiteWriteStatements {
         self.db = db
         selectCurrent = try db.cachedStatement(sql: selectCurrentSQL + " WHERE c.key = ?").sqliteStatement
         existsCurrent = try db.cachedStatement(sql: "SELECT 1 FROM current WHERE key = ?").sqliteStatement
-        insertCurrent = try db.cachedStatement(sql: "INSERT INTO current(key, rev, create_rev) VALUES (?, ?, ?)").sqliteStatement
+        insertCurrent = try db.cachedStatement(sql: "INSERT INTO current(key, rev, create_rev) VALUES (?, ?, ?)")
+            .sqliteStatement
         updateCurrent = try db.cachedStatement(sql: "UPDATE current SET rev = ? WHERE key = ?").sqliteStatement
         deleteCurrent = try db.cachedStatement(sql: "DELETE FROM current WHERE key = ?").sqliteStatement
-        insertLog = try db.cachedStatement(sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, ?, ?, ?)").sqliteStatement
+        insertLog = try db.cachedStatement(
+            sql: "INSERT INTO log(rev, key, create_rev, prev_rev, deleted, value) VALUES (?, ?, ?, ?, ?, ?)"
+        ).sqliteStatement
     }
 
     func current(_ key: String) throws -> Current? {
@@ -36,7 +39,8 @@ struct SQLiteWriteStatements {
         case SQLITE_ROW:
             let n = Int(sqlite3_column_bytes(s, 3))
             let value = n == 0 ? [] : [UInt8](UnsafeRawBufferPointer(start: sqlite3_column_blob(s, 3), count: n))
-            return Current(modRevision: sqlite3_column_int64(s, 1), createRevision: sqlite3_column_int64(s, 2), value: value)
+            return Current(
+                modRevision: sqlite3_column_int64(s, 1), createRevision: sqlite3_column_int64(s, 2), value: value)
         case SQLITE_DONE: return nil
         case let rc: throw failure(rc, "select current")
         }
@@ -77,7 +81,9 @@ struct SQLiteWriteStatements {
         try done(s, "delete current")
     }
 
-    func insertLog(rev: Int64, key: String, createRevision: Int64, prevRevision: Int64, deleted: Bool, value: [UInt8]) throws {
+    func insertLog(rev: Int64, key: String, createRevision: Int64, prevRevision: Int64, deleted: Bool, value: [UInt8])
+        throws
+    {
         let s = insertLog
         defer { sqlite3_reset(s) }
         sqlite3_bind_int64(s, 1, rev)
@@ -100,7 +106,9 @@ struct SQLiteWriteStatements {
     private func bind(_ text: String, _ s: OpaquePointer, _ i: Int32) throws {
         var t = text
         let rc = t.withUTF8 { u in
-            sqlite3_bind_text(s, i, UnsafeRawPointer(u.baseAddress!).assumingMemoryBound(to: CChar.self), Int32(u.count), Self.transient)
+            sqlite3_bind_text(
+                s, i, UnsafeRawPointer(u.baseAddress!).assumingMemoryBound(to: CChar.self), Int32(u.count),
+                Self.transient)
         }
         guard rc == SQLITE_OK else { throw failure(rc, "bind key") }
     }

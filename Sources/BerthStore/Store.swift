@@ -37,7 +37,9 @@ public struct ListResult: Sendable {
     public var revision: Int64
     /// True when more keys follow the last returned one.
     public var more: Bool
-    public init(items: [KeyValue], revision: Int64, more: Bool) { self.items = items; self.revision = revision; self.more = more }
+    public init(items: [KeyValue], revision: Int64, more: Bool) {
+        self.items = items; self.revision = revision; self.more = more
+    }
 }
 
 /// Errors with a cause the API layer can map to Kubernetes status codes.
@@ -120,9 +122,13 @@ extension KVStore {
             for (i, u) in updates.enumerated() {
                 if i >= 64, let (j, r) = await g.next() { out[j] = r }
                 g.addTask {
-                    do { return (i, .success(try await update(u.key, value: u.value, expectedRevision: u.expectedRevision))) }
-                    catch let e as StoreError { return (i, .failure(e)) }
-                    catch { return (i, .failure(.backend("\(error)"))) }
+                    do {
+                        return (
+                            i, .success(try await update(u.key, value: u.value, expectedRevision: u.expectedRevision))
+                        )
+                    } catch let e as StoreError { return (i, .failure(e)) } catch {
+                        return (i, .failure(.backend("\(error)")))
+                    }
                 }
             }
             for await (j, r) in g { out[j] = r }

@@ -80,7 +80,9 @@ final class DNSServer {
         let address = IPv4Address(EmbeddedResolver.address)!.value
         udp = try DNSServer.bind(settings.networkNamespace, type: Int32(SOCK_DGRAM.rawValue), address: address)
         tcp = try DNSServer.bind(settings.networkNamespace, type: Int32(SOCK_STREAM.rawValue), address: address)
-        upstreams = settings.upstreams.compactMap { IPv4Address($0).map { DNSServer.socketAddress($0.value, port: 53) } }
+        upstreams = settings.upstreams.compactMap {
+            IPv4Address($0).map { DNSServer.socketAddress($0.value, port: 53) }
+        }
     }
 
     static func bind(_ namespace: String, type: Int32, address: UInt32) throws(SystemCallError) -> FileDescriptor {
@@ -91,7 +93,8 @@ final class DNSServer {
             switch Int(step) {
             case Int(BERTH_NETNS_STEP_SETNS): call = "setns(CLONE_NEWNET)"
             case Int(BERTH_NETNS_STEP_SOCKET): call = "socket"
-            case Int(BERTH_NETNS_STEP_BIND): call = type == Int32(SOCK_STREAM.rawValue) ? "bind/listen 127.0.0.11:53/tcp" : "bind 127.0.0.11:53/udp"
+            case Int(BERTH_NETNS_STEP_BIND):
+                call = type == Int32(SOCK_STREAM.rawValue) ? "bind/listen 127.0.0.11:53/tcp" : "bind 127.0.0.11:53/udp"
             default: call = "open"
             }
             throw SystemCallError(call: call, errno: -result, subject: namespace)
@@ -111,14 +114,21 @@ final class DNSServer {
 
     /// What to watch: both listening sockets, every TCP client, every query in flight.
     var pollEntries: [pollfd] {
-        var entries = [pollfd(fd: udp.rawValue, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: tcp.rawValue, events: Int16(POLLIN), revents: 0)]
+        var entries = [
+            pollfd(fd: udp.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: tcp.rawValue, events: Int16(POLLIN), revents: 0),
+        ]
         for client in tcpClients {
-            entries.append(pollfd(fd: client.fd.rawValue, events: Int16(POLLIN) | (client.outgoing.isEmpty ? 0 : Int16(POLLOUT)), revents: 0))
+            entries.append(
+                pollfd(
+                    fd: client.fd.rawValue, events: Int16(POLLIN) | (client.outgoing.isEmpty ? 0 : Int16(POLLOUT)),
+                    revents: 0))
         }
         for forward in forwards {
             guard let socket = forward.socket else { continue }
-            entries.append(pollfd(fd: socket.rawValue, events: forward.outgoing.isEmpty ? Int16(POLLIN) : Int16(POLLOUT), revents: 0))
+            entries.append(
+                pollfd(
+                    fd: socket.rawValue, events: forward.outgoing.isEmpty ? Int16(POLLIN) : Int16(POLLOUT), revents: 0))
         }
         return entries
     }
@@ -164,7 +174,9 @@ final class DNSServer {
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let n = buffer.withUnsafeMutableBytes { raw in
                 withUnsafeMutablePointer(to: &from) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(udp.rawValue, raw.baseAddress, raw.count, 0, $0, &length) }
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        recvfrom(udp.rawValue, raw.baseAddress, raw.count, 0, $0, &length)
+                    }
                 }
             }
             if n < 0 { return }
@@ -206,13 +218,18 @@ final class DNSServer {
             return
         }
         let peers = directory.peers()
-        var asker = peers.first { $0.id == settings.id } ?? ResolverPeer(id: settings.id, name: "", running: true, endpoints: [])
+        var asker =
+            peers.first { $0.id == settings.id }
+            ?? ResolverPeer(id: settings.id, name: "", running: true, endpoints: [])
         // The asker is running by definition (its record says so only once the engine saved the start).
         asker.running = true
         let others = peers.map { $0.id == settings.id ? asker : $0 }
         switch EmbeddedResolver.resolve(query, asker: asker, peers: others) {
         case .answer(let answers):
-            send(DNSMessage.response(to: query, code: .noError, answers: answers, ttl: EmbeddedResolver.ttl, authoritative: true), to: client)
+            send(
+                DNSMessage.response(
+                    to: query, code: .noError, answers: answers, ttl: EmbeddedResolver.ttl, authoritative: true),
+                to: client)
         case .forward:
             guard !upstreams.isEmpty, forwards.count < DNSServer.maximumPending else {
                 send(DNSMessage.response(to: query, code: .serverFailure), to: client)
@@ -246,12 +263,17 @@ final class DNSServer {
     }
 
     private func start(_ forward: Forward) -> Bool {
-        let fd = socket(AF_INET, Int32(forward.overTCP ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            AF_INET,
+            Int32(forward.overTCP ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue)
+                | Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return false }
         let connection = FileDescriptor(owning: fd)
         var server = upstreams[forward.server]
         let connected = withUnsafePointer(to: &server) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 || errno == EINPROGRESS else { connection.close(); return false }
         forward.socket = connection
@@ -270,7 +292,9 @@ final class DNSServer {
         guard let socket = forward.socket else { return }
         if !forward.outgoing.isEmpty {
             // A refused or failed connection shows as POLLERR/POLLHUP; the send then fails too.
-            let sent = forward.outgoing.withUnsafeBytes { Glibc.send(socket.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = forward.outgoing.withUnsafeBytes {
+                Glibc.send(socket.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if sent < 0 { if errno != EAGAIN && errno != EINTR { next(forward) }; return }
             forward.outgoing.removeFirst(sent)
             return
@@ -290,7 +314,9 @@ final class DNSServer {
             reply = Array(buffer[0..<n])
         }
         // Only the answer to this query (its ID, QR set); anything else on the socket is ignored.
-        guard reply.count >= DNSMessage.headerSize, DNSMessage.id(of: reply) == DNSMessage.id(of: forward.query), reply[2] & 0x80 != 0 else {
+        guard reply.count >= DNSMessage.headerSize, DNSMessage.id(of: reply) == DNSMessage.id(of: forward.query),
+            reply[2] & 0x80 != 0
+        else {
             if forward.overTCP { next(forward) }
             return
         }
@@ -307,7 +333,9 @@ final class DNSServer {
             _ = reply.withUnsafeBytes { raw in
                 withUnsafePointer(to: &address) { pointer in
                     pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(udp.rawValue, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        sendto(
+                            udp.rawValue, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL), $0,
+                            socklen_t(MemoryLayout<sockaddr_in>.size))
                     }
                 }
             }
@@ -320,7 +348,9 @@ final class DNSServer {
 
     private func flush(_ client: TCPClient) {
         guard !client.closed, !client.outgoing.isEmpty else { return }
-        let sent = client.outgoing.withUnsafeBytes { Glibc.send(client.fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        let sent = client.outgoing.withUnsafeBytes {
+            Glibc.send(client.fd.rawValue, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+        }
         if sent < 0 { if errno != EAGAIN && errno != EINTR { close(client) }; return }
         client.outgoing.removeFirst(sent)
         client.lastActive = Timestamp.monotonic()

@@ -78,7 +78,9 @@ final class HealthChecker {
                 kill(check.pid, SIGKILL)
                 _ = waitpid(check.pid, &status, 0)
                 let seconds = settings.timeout
-                running?.bytes = Array("Health check exceeded timeout (\(seconds == Double(Int(seconds)) ? "\(Int(seconds))" : "\(seconds)")s)".utf8)
+                running?.bytes = Array(
+                    "Health check exceeded timeout (\(seconds == Double(Int(seconds)) ? "\(Int(seconds))" : "\(seconds)")s)"
+                        .utf8)
                 finish(exitCode: -1)
             }
             return
@@ -91,15 +93,19 @@ final class HealthChecker {
         guard let pipe = try? Pipe(), let devnull = try? FileDescriptor.open("/dev/null", O_RDONLY) else { return }
         _ = berth_fcntl_int(pipe.reading.rawValue, F_SETFL, O_NONBLOCK)
         let arguments = [runtime] + runtimeArguments + ["exec", "--process", settings.processFile, id]
-        guard let pid = try? ChildProcess.spawn(runtime, arguments: arguments, environment: ChildProcess.currentEnvironment,
-                                                fileDescriptors: [0: devnull.rawValue, 1: pipe.writing.rawValue, 2: pipe.writing.rawValue]) else {
+        guard
+            let pid = try? ChildProcess.spawn(
+                runtime, arguments: arguments, environment: ChildProcess.currentEnvironment,
+                fileDescriptors: [0: devnull.rawValue, 1: pipe.writing.rawValue, 2: pipe.writing.rawValue])
+        else {
             nextDue = Timestamp.monotonic() + settings.interval
             return
         }
         pipe.writing.close()
         HealthProcesses.active.insert(pid)
-        running = Check(pid: pid, pidfd: berth_pidfd_open(pid, 0), output: pipe.reading, startedAt: Timestamp.now(),
-                        deadline: Timestamp.monotonic() + settings.timeout)
+        running = Check(
+            pid: pid, pidfd: berth_pidfd_open(pid, 0), output: pipe.reading, startedAt: Timestamp.now(),
+            deadline: Timestamp.monotonic() + settings.timeout)
     }
 
     private func finish(exitCode: Int32) {
@@ -117,12 +123,17 @@ final class HealthChecker {
             failingStreak += 1
             if failingStreak >= settings.retries { status = "unhealthy" }
         }
-        var entry: [UInt8] = Array("{\"Start\":\"\(check.startedAt)\",\"End\":\"\(Timestamp.now())\",\"ExitCode\":\(exitCode),\"Output\":\"".utf8)
+        var entry: [UInt8] = Array(
+            "{\"Start\":\"\(check.startedAt)\",\"End\":\"\(Timestamp.now())\",\"ExitCode\":\(exitCode),\"Output\":\""
+                .utf8)
         ContainerLog.appendEscaped(check.bytes, to: &entry)
         entry += Array("\"}".utf8)
         log.append(String(decoding: entry, as: UTF8.self))
         if log.count > 5 { log.removeFirst(log.count - 5) }
-        nextDue = Timestamp.monotonic() + (status == "starting" && inStartPeriod && settings.startInterval > 0 ? settings.startInterval : settings.interval)
+        nextDue =
+            Timestamp.monotonic()
+            + (status == "starting" && inStartPeriod && settings.startInterval > 0
+                ? settings.startInterval : settings.interval)
         write()
     }
 
@@ -133,7 +144,9 @@ final class HealthChecker {
         clock_gettime(CLOCK_REALTIME, &now)
         let nano = Int(now.tv_sec) * 1_000_000_000 + Int(now.tv_nsec)
         var json: [UInt8] = []
-        func string(_ text: String) { json += [34]; ContainerLog.appendEscaped(Array(text.utf8), to: &json); json += [34] }
+        func string(_ text: String) {
+            json += [34]; ContainerLog.appendEscaped(Array(text.utf8), to: &json); json += [34]
+        }
         json += Array("{\"status\":".utf8); string(action)
         json += Array(",\"id\":".utf8); string(id)
         json += Array(",\"from\":".utf8); string(settings.image)
@@ -149,7 +162,8 @@ final class HealthChecker {
     }
 
     private func write() {
-        let text = "{\"status\":\"\(status)\",\"failingStreak\":\(failingStreak),\"log\":[\(log.joined(separator: ","))]}\n"
+        let text =
+            "{\"status\":\"\(status)\",\"failingStreak\":\(failingStreak),\"log\":[\(log.joined(separator: ","))]}\n"
         try? FileSystem.writeAtomically(settings.statusFile, Array(text.utf8), mode: 0o644, durable: false)
     }
 }

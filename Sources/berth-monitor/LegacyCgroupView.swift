@@ -31,14 +31,17 @@ enum LegacyCgroupView {
         // Descriptors on the hierarchies before the tmpfs covers them; bound back through /proc/self/fd.
         var handles: [(String, FileDescriptor)] = []
         for name in hierarchies {
-            handles.append((name, try FileDescriptor.open("/sys/fs/cgroup/\(name)", BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC)))
+            handles.append(
+                (name, try FileDescriptor.open("/sys/fs/cgroup/\(name)", BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC)))
         }
-        try Mount.mount(source: "cgroup-v1-view", target: "/sys/fs/cgroup", type: "tmpfs", flags: 0, data: "mode=755,size=64k")
+        try Mount.mount(
+            source: "cgroup-v1-view", target: "/sys/fs/cgroup", type: "tmpfs", flags: 0, data: "mode=755,size=64k")
         for (name, handle) in handles {
             let target = "/sys/fs/cgroup/\(name)"
             // Links such as cpu → cpu,cpuacct are directories here; a plain directory works for both.
             try FileSystem.makeDirectories(target, mode: 0o755)
-            try Mount.mount(source: handle.procPath, target: target, type: nil, flags: UInt(MS_BIND | MS_REC), data: nil)
+            try Mount.mount(
+                source: handle.procPath, target: target, type: nil, flags: UInt(MS_BIND | MS_REC), data: nil)
         }
     }
 }

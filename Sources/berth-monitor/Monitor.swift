@@ -130,8 +130,9 @@ final class Monitor {
 
     init(options: MonitorOptions) {
         self.options = options
-        self.log = ContainerLog(format: options.logFormat, path: options.logPath.isEmpty ? "/dev/null" : options.logPath,
-                                maximumSize: options.logMaximumSize, maximumFiles: options.logMaximumFiles)
+        self.log = ContainerLog(
+            format: options.logFormat, path: options.logPath.isEmpty ? "/dev/null" : options.logPath,
+            maximumSize: options.logMaximumSize, maximumFiles: options.logMaximumFiles)
         self.sync = FileDescriptor(owning: options.syncDescriptor)
         try? sync.setCloseOnExec(true)
     }
@@ -157,7 +158,8 @@ final class Monitor {
     func launch() throws {
         try FileSystem.makeDirectories(options.stateDirectory, mode: 0o700)
         runtimeLock = try FileLock.acquire(options.stateDirectory + "/runtime.lock", wait: true)
-        let listener = options.attachDescriptor >= 0
+        let listener =
+            options.attachDescriptor >= 0
             ? FileDescriptor(owning: options.attachDescriptor)
             : try UnixSocket.listen(options.stateDirectory + "/attach.sock")
         try listener.setCloseOnExec(true)
@@ -166,8 +168,10 @@ final class Monitor {
         // Listening before the container's program runs, so its first lookup finds the resolver.
         if !options.dnsNamespace.isEmpty && !options.dnsContainers.isEmpty {
             do {
-                dns = try DNSServer(settings: .init(networkNamespace: options.dnsNamespace, containers: options.dnsContainers,
-                                                    upstreams: options.dnsUpstreams, id: options.id))
+                dns = try DNSServer(
+                    settings: .init(
+                        networkNamespace: options.dnsNamespace, containers: options.dnsContainers,
+                        upstreams: options.dnsUpstreams, id: options.id))
             } catch {
                 throw MonitorFailure("embedded DNS server: \(error)")
             }
@@ -204,8 +208,9 @@ final class Monitor {
             fds = [0: input.rawValue, 1: out.writing.rawValue, 2: err.writing.rawValue]
         }
         arguments.append(options.id)
-        let pid = try ChildProcess.spawn(options.runtime, arguments: [options.runtime] + options.runtimeArguments + arguments,
-                                         environment: ChildProcess.currentEnvironment, fileDescriptors: fds)
+        let pid = try ChildProcess.spawn(
+            options.runtime, arguments: [options.runtime] + options.runtimeArguments + arguments,
+            environment: ChildProcess.currentEnvironment, fileDescriptors: fds)
         diagnostics.writing.close()
         for end in childEnds { end.close() }
         // Whatever the runtime says goes to the diagnostics (a terminal) or to the container's own pipes.
@@ -221,7 +226,9 @@ final class Monitor {
             throw MonitorFailure(oneLine(String(decoding: said, as: UTF8.self), or: "runtime run: \(status)"))
         }
         let pidText = try FileSystem.readString(pidFile).trimmedLine
-        guard let parsed = pid_t(pidText), parsed > 0 else { throw MonitorFailure("runtime wrote no pid to \(pidFile)") }
+        guard let parsed = pid_t(pidText), parsed > 0 else {
+            throw MonitorFailure("runtime wrote no pid to \(pidFile)")
+        }
         initPid = parsed
         if let listener = consoleListener {
             _ = berth_fcntl_int(listener.rawValue, F_SETFL, O_NONBLOCK)
@@ -243,12 +250,14 @@ final class Monitor {
         acceptClients()
         var health: HealthChecker?
         if !options.healthProcess.isEmpty && !options.healthFile.isEmpty {
-            health = HealthChecker(settings: .init(processFile: options.healthProcess, statusFile: options.healthFile,
-                                                   eventsFile: options.eventsFile, name: options.name, image: options.image,
-                                                   interval: Double(options.healthInterval) / 1000, timeout: Double(options.healthTimeout) / 1000,
-                                                   startPeriod: Double(options.healthStartPeriod) / 1000,
-                                                   startInterval: Double(options.healthStartInterval) / 1000, retries: max(1, options.healthRetries)),
-                                   runtime: options.runtime, runtimeArguments: options.runtimeArguments, id: options.id)
+            health = HealthChecker(
+                settings: .init(
+                    processFile: options.healthProcess, statusFile: options.healthFile,
+                    eventsFile: options.eventsFile, name: options.name, image: options.image,
+                    interval: Double(options.healthInterval) / 1000, timeout: Double(options.healthTimeout) / 1000,
+                    startPeriod: Double(options.healthStartPeriod) / 1000,
+                    startInterval: Double(options.healthStartInterval) / 1000, retries: max(1, options.healthRetries)),
+                runtime: options.runtime, runtimeArguments: options.runtimeArguments, id: options.id)
         }
         let pidfd = berth_pidfd_open(initPid, 0)
         var exitedAt: timespec?
@@ -268,7 +277,9 @@ final class Monitor {
                 if now.tv_sec - exitedAt!.tv_sec >= 2 { return }
             }
             var fds: [pollfd] = outputs.map { pollfd(fd: $0.rawValue, events: Int16(POLLIN), revents: 0) }
-            if let listener = attachListener { fds.append(pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0)) }
+            if let listener = attachListener {
+                fds.append(pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0))
+            }
             for client in clients { fds.append(pollfd(fd: client.fd.rawValue, events: Int16(POLLIN), revents: 0)) }
             if pidfd >= 0 && exitStatus == nil { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
             let checks = exitStatus == nil ? health : nil
@@ -366,7 +377,11 @@ final class Monitor {
                 if let writer = stdinWriter { try? writer.write(frame.payload) }
             case .closeStdin:
                 // A terminal has no end of input: ^D is what a user would type. A pipe is closed.
-                if let master = terminalMaster { try? master.write([4]) } else { stdinWriter?.close(); stdinWriter = nil }
+                if let master = terminalMaster {
+                    try? master.write([4])
+                } else {
+                    stdinWriter?.close(); stdinWriter = nil
+                }
             case .resize:
                 if let master = terminalMaster, let size = frame.size {
                     var window = winsize(ws_row: size.rows, ws_col: size.columns, ws_xpixel: 0, ws_ypixel: 0)
@@ -426,7 +441,8 @@ final class Monitor {
     /// `exit.json` (BerthEngine.ExitRecord), written before the exit frame.
     func writeExitFile(status: Int32) {
         guard !options.exitFile.isEmpty else { return }
-        let record = "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid),\"runtimeDeleted\":false}\n"
+        let record =
+            "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid),\"runtimeDeleted\":false}\n"
         try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
     }
 
@@ -439,7 +455,8 @@ final class Monitor {
         guard fd >= 0 else { return }
         defer { close(fd) }
         guard let bytes = try? FileSystem.readFile(options.exitFile),
-              let range = bytes.firstRange(of: Array("false}".utf8)) else { return }
+            let range = bytes.firstRange(of: Array("false}".utf8))
+        else { return }
         let replacement = Array("true ".utf8)
         _ = replacement.withUnsafeBytes { pwrite(fd, $0.baseAddress, 5, off_t(range.lowerBound)) }
     }
@@ -466,8 +483,9 @@ final class Monitor {
     }
 
     func runRuntime(_ arguments: [String]) throws -> ChildProcess.Output {
-        try ChildProcess.run(options.runtime, arguments: [options.runtime] + options.runtimeArguments + arguments,
-                             environment: ChildProcess.currentEnvironment)
+        try ChildProcess.run(
+            options.runtime, arguments: [options.runtime] + options.runtimeArguments + arguments,
+            environment: ChildProcess.currentEnvironment)
     }
 
     func report(_ line: String) {

@@ -21,7 +21,8 @@ import BerthOS
 enum ResidentMemory {
     static func releaseExecutablePages() {
         guard let smaps = try? FileSystem.readString("/proc/self/smaps"),
-              let executable = try? FileSystem.realPath("/proc/self/exe") else { return }
+            let executable = try? FileSystem.realPath("/proc/self/exe")
+        else { return }
         var candidate: (start: UInt, end: UInt)?
         // Collected first and dropped last: parsing the text touches much of the standard library, which
         // would fault straight back in what an earlier drop released.
@@ -34,7 +35,9 @@ enum ResidentMemory {
                 candidate = nil
                 let range = first.split(separator: "-")
                 guard fields.count >= 6, !fields[1].contains("w"), fields[5...].joined(separator: " ") == executable,
-                      range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16), end > start else { continue }
+                    range.count == 2, let start = UInt(range[0], radix: 16), let end = UInt(range[1], radix: 16),
+                    end > start
+                else { continue }
                 candidate = (start, end)
             } else if fields.first == "Anonymous:", let mapping = candidate {
                 candidate = nil

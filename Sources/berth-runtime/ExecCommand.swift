@@ -7,7 +7,8 @@ import FoundationEssentials
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run another process in a running container.")
-    @Option(name: [.customShort("p"), .long], help: "A process.json (the config.json `process` object).") var process: String?
+    @Option(name: [.customShort("p"), .long], help: "A process.json (the config.json `process` object).") var process:
+        String?
     @Flag(name: [.customShort("t"), .long], help: "Allocate a pseudo-TTY.") var tty = false
     @Flag(name: [.customShort("d"), .long], help: "Do not wait for the process.") var detach = false
     @Option(name: .customLong("pid-file")) var pidFile: String?
@@ -51,7 +52,9 @@ struct Exec: ParsableCommand {
                 throw .invalidConfig(field: "--process", reason: "\(process) is not a valid process JSON: \(error)")
             }
         }
-        guard !command.isEmpty else { throw .invalidConfig(field: "exec", reason: "no command given and no --process file") }
+        guard !command.isEmpty else {
+            throw .invalidConfig(field: "exec", reason: "no command given and no --process file")
+        }
         let record = try runtime.store.load(id)
         var result = record.config.process ?? Spec.Process(args: command)
         result.args = command
@@ -66,7 +69,9 @@ struct Exec: ParsableCommand {
             }
             result.user.uid = uid
             if parts.count > 1 {
-                guard let gid = UInt32(parts[1]) else { throw .invalidConfig(field: "--user", reason: "invalid gid in \"\(user)\"") }
+                guard let gid = UInt32(parts[1]) else {
+                    throw .invalidConfig(field: "--user", reason: "invalid gid in \"\(user)\"")
+                }
                 result.user.gid = gid
             }
         }

@@ -13,7 +13,8 @@ extension HotVerbs {
             case .run(let options, let detach): status = try runtime().run(options, detach: detach)
             case .start(let id): try runtime().start(id: id)
             case .state(let id): print(try JSONText.encode(try runtime().state(id: id)))
-            case .kill(let id, let signal, let all): try runtime().kill(id: id, signal: try Signals.parse(signal), all: all)
+            case .kill(let id, let signal, let all):
+                try runtime().kill(id: id, signal: try Signals.parse(signal), all: all)
             case .delete(let id, let force): try runtime().delete(id: id, force: force)
             }
         }

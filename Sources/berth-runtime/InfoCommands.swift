@@ -6,7 +6,8 @@ import BerthRuntime
 import FoundationEssentials
 
 struct SpecCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "spec", abstract: "Write a default config.json in the bundle.")
+    static let configuration = CommandConfiguration(
+        commandName: "spec", abstract: "Write a default config.json in the bundle.")
     @Option(name: [.customShort("b"), .long]) var bundle = "."
     @Flag(name: .long, help: "A config for a container run without root (user namespace).") var rootless = false
 
@@ -35,8 +36,11 @@ struct Features: ParsableCommand {
 enum JSONText {
     static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws(RuntimeError) -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
-        do { return String(decoding: try encoder.encode(value), as: UTF8.self) } catch { throw .other("encoding JSON: \(error)") }
+        encoder.outputFormatting =
+            pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
+        do { return String(decoding: try encoder.encode(value), as: UTF8.self) } catch {
+            throw .other("encoding JSON: \(error)")
+        }
     }
 }
 

@@ -8,7 +8,8 @@ import BerthRuntime
 struct CreateFlags: ParsableArguments {
     @Option(name: [.customShort("b"), .long], help: "Path to the bundle.") var bundle = "."
     @Option(name: .customLong("pid-file"), help: "Write the init's pid to this file.") var pidFile: String?
-    @Option(name: .customLong("console-socket"), help: "Unix socket to receive the pty master.") var consoleSocket: String?
+    @Option(name: .customLong("console-socket"), help: "Unix socket to receive the pty master.") var consoleSocket:
+        String?
     @Flag(name: .customLong("no-pivot"), help: "Use MS_MOVE and chroot instead of pivot_root.") var noPivot = false
     @Flag(name: .customLong("no-new-keyring"), help: "Keep the caller's session keyring.") var noNewKeyring = false
     @Option(name: .customLong("preserve-fds"), help: "Pass this many descriptors after stdio.") var preserveFds = 0
@@ -120,7 +121,8 @@ struct PS: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List a container's processes.")
     @Option(name: [.customShort("f"), .long], help: "table or json") var format = "table"
     @Argument var id: String
-    @Argument(parsing: .captureForPassthrough, help: "Arguments for ps(1) (default -ef).") var psArguments: [String] = []
+    @Argument(parsing: .captureForPassthrough, help: "Arguments for ps(1) (default -ef).") var psArguments: [String] =
+        []
 
     func run() {
         var pids: [Int32] = []
@@ -130,7 +132,9 @@ struct PS: ParsableCommand {
             return
         }
         runOrExit { () throws(RuntimeError) in
-            print(try ProcessTable.render(pids: pids, psArguments: psArguments.isEmpty ? ["-ef"] : psArguments), terminator: "")
+            print(
+                try ProcessTable.render(pids: pids, psArguments: psArguments.isEmpty ? ["-ef"] : psArguments),
+                terminator: "")
         }
     }
 }

@@ -28,7 +28,9 @@ struct GlobalOptions: Sendable {
             case "--log": RuntimeLog.path = value(word)
             case "--log-format":
                 let format = value(word)
-                guard let parsed = RuntimeLog.Format(rawValue: format) else { fail("invalid log format \"\(format)\" (text or json)") }
+                guard let parsed = RuntimeLog.Format(rawValue: format) else {
+                    fail("invalid log format \"\(format)\" (text or json)")
+                }
                 RuntimeLog.format = parsed
             case "--debug": RuntimeLog.debug = true
             case "--systemd-cgroup": options.systemdCgroup = true
@@ -55,9 +57,9 @@ struct GlobalOptions: Sendable {
 }
 
 let versionText = """
-berth-runtime version 0.1.0
-spec: 1.2.0
-"""
+    berth-runtime version 0.1.0
+    spec: 1.2.0
+    """
 
 /// Maps a runtime failure to runc's behaviour: the message in the log (and stderr), exit status 1.
 func runOrExit(_ body: () throws(RuntimeError) -> Void) {
@@ -71,7 +73,8 @@ func runOrExit(_ body: () throws(RuntimeError) -> Void) {
 
 func runtime() -> Runtime {
     if GlobalOptions.current.systemdCgroup {
-        GlobalOptions.fail("--systemd-cgroup is not supported by berth-runtime: it manages cgroups through cgroupfs only")
+        GlobalOptions.fail(
+            "--systemd-cgroup is not supported by berth-runtime: it manages cgroups through cgroupfs only")
     }
     return Runtime(root: GlobalOptions.current.root)
 }
@@ -80,9 +83,12 @@ struct RuntimeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth-runtime",
         abstract: "Berth's OCI runtime, with runc's command line.",
-        discussion: "Global options (before the command): --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup, --version",
-        subcommands: [Create.self, Start.self, Run.self, State.self, Kill.self, Delete.self, List.self, PS.self,
-                      Exec.self, Pause.self, Resume.self, SpecCommand.self, Features.self])
+        discussion:
+            "Global options (before the command): --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup, --version",
+        subcommands: [
+            Create.self, Start.self, Run.self, State.self, Kill.self, Delete.self, List.self, PS.self,
+            Exec.self, Pause.self, Resume.self, SpecCommand.self, Features.self,
+        ])
 }
 
 enum RuntimeCommandLine {

@@ -40,7 +40,9 @@ struct ClusterServer: AsyncParsableCommand {
     var scheduler = true
     @Flag(inversion: .prefixedNo, help: "Run the controllers (while this server leads).")
     var controllers = true
-    @Flag(inversion: .prefixedNo, help: "Run the garbage collector (while this server leads), even with --no-controllers.")
+    @Flag(
+        inversion: .prefixedNo, help: "Run the garbage collector (while this server leads), even with --no-controllers."
+    )
     var garbageCollector = true
     @Option(help: "Seconds without a node heartbeat before the node is NotReady.")
     var nodeMonitorGraceSeconds: Int = 8
@@ -66,7 +68,9 @@ struct ClusterServer: AsyncParsableCommand {
         }
         config.host = String(listen[..<colon])
         config.port = port
-        guard let ds = ServerConfig.Datastore(rawValue: datastore) else { throw ValidationError("--datastore must be sqlite or etcd") }
+        guard let ds = ServerConfig.Datastore(rawValue: datastore) else {
+            throw ValidationError("--datastore must be sqlite or etcd")
+        }
         config.datastore = ds
         config.etcdEndpoints = etcdEndpoints.split(separator: ",").map(String.init)
         config.serviceCIDR = serviceCIDR
@@ -95,13 +99,19 @@ struct ClusterServer: AsyncParsableCommand {
         hollow.pods = hollowNodePods
         hollow.heartbeatInterval = .milliseconds(Int(hollowHeartbeatSeconds * 1000))
         let kubeconfig = try server.writeKubeconfig()
-        logger.info("berth server", metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
-        let services: [any Service] = [ControlPlane(server: server, config: control, logger: logger),
-                                       HollowNodes(server: server, config: hollow, logger: logger)]
-        try await server.run(services: services, onReady: { port in
-            // One line on stdout when ready, for scripts.
-            FileHandle.standardOutput.write(Data("ready \(port)\n".utf8))
-        })
+        logger.info(
+            "berth server",
+            metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
+        let services: [any Service] = [
+            ControlPlane(server: server, config: control, logger: logger),
+            HollowNodes(server: server, config: hollow, logger: logger),
+        ]
+        try await server.run(
+            services: services,
+            onReady: { port in
+                // One line on stdout when ready, for scripts.
+                FileHandle.standardOutput.write(Data("ready \(port)\n".utf8))
+            })
     }
 }
 
@@ -118,7 +128,8 @@ struct ClusterBench: AsyncParsableCommand {
             abstract: "Schedule pending pods onto hollow nodes through the store and report pods/s.")
         @Option(help: "Hollow nodes.") var nodes: Int = 5000
         @Option(help: "Pods.") var pods: Int = 50000
-        @Option(help: "Scratch directory for the store (removed afterwards).") var dataDir: String = "/tmp/berth-bench-scheduler"
+        @Option(help: "Scratch directory for the store (removed afterwards).") var dataDir: String =
+            "/tmp/berth-bench-scheduler"
         func run() async throws {
             try? FileManager.default.removeItem(atPath: dataDir)
             defer { try? FileManager.default.removeItem(atPath: dataDir) }

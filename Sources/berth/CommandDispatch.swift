@@ -12,12 +12,21 @@ import ArgumentParser
 /// to the root parse, so messages and usage lines are exactly the root's.
 enum CommandDispatch {
     static func parse(_ arguments: [String]) -> (any ParsableCommand)? {
-        guard !arguments.contains(where: { $0 == "--help" || $0 == "-h" || $0 == "help" || $0 == "--version" || $0 == "--generate-completion-script" }) else {
+        guard
+            !arguments.contains(where: {
+                $0 == "--help" || $0 == "-h" || $0 == "help" || $0 == "--version"
+                    || $0 == "--generate-completion-script"
+            })
+        else {
             return nil
         }
         var command: any ParsableCommand.Type = Berth.self
         var rest = arguments[...]
-        while let name = rest.first, let sub = command.configuration.subcommands.first(where: { $0.configuration.commandName == name || $0.configuration.aliases.contains(name) }) {
+        while let name = rest.first,
+            let sub = command.configuration.subcommands.first(where: {
+                $0.configuration.commandName == name || $0.configuration.aliases.contains(name)
+            })
+        {
             command = sub
             rest = rest.dropFirst()
         }

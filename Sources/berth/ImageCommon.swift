@@ -10,7 +10,9 @@ struct ImageOptions: ParsableArguments {
     @Option(name: .long, help: "Data root (default $BERTH_ROOT or /var/lib/berth).")
     var root: String?
 
-    @Option(name: .customLong("insecure-registry"), help: "Registry to reach over plain HTTP (loopback always is). Repeatable.")
+    @Option(
+        name: .customLong("insecure-registry"),
+        help: "Registry to reach over plain HTTP (loopback always is). Repeatable.")
     var insecureRegistries: [String] = []
 
     @Option(name: .customLong("ca-file"), help: "Extra CA certificate (PEM) for HTTPS registries. Repeatable.")
@@ -37,10 +39,14 @@ struct ImageSettings: Equatable {
     var authConfig: String?
 
     static let options: [HotOption<ImageSettings>] = [
-        .single(["--root"]) { $0.root = $1; return true },
+        .single(["--root"]) {
+            $0.root = $1; return true
+        },
         .repeated(["--insecure-registry"]) { $0.insecureRegistries.append($1) },
         .repeated(["--ca-file"]) { $0.caFiles.append($1) },
-        .single(["--auth-config"]) { $0.authConfig = $1; return true },
+        .single(["--auth-config"]) {
+            $0.authConfig = $1; return true
+        },
     ]
 
     /// The engine configuration file's settings (`$BERTH_CONFIG` or /etc/berth/engine.json).
@@ -112,7 +118,9 @@ func humanAge(_ seconds: Int) -> String {
     }
 }
 
-func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + "   " : s + String(repeating: " ", count: width - s.count + 3) }
+func pad(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s + "   " : s + String(repeating: " ", count: width - s.count + 3)
+}
 
 extension Duration {
     /// The duration in seconds, for the rates the verbs print.

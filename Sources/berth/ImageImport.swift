@@ -3,7 +3,8 @@ import BerthImage
 
 /// `berth image import FILE REF`: a root filesystem tar (plain, gzip or zstd) as a one-layer image.
 struct ImageImport: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "import", abstract: "Import a rootfs tarball as an image.")
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Import a rootfs tarball as an image.")
 
     @OptionGroup var options: ImageOptions
     @Argument(help: "Tar file(s); several make several layers, lowest first.") var files: [String]

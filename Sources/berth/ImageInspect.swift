@@ -17,7 +17,8 @@ struct ImageInspect: AsyncParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 let recordJSON = String(decoding: try encoder.encode(record), as: UTF8.self)
                 let config = String(decoding: try service.store.readBlob(record.config.digest), as: UTF8.self)
-                return "{\n  \"Id\": \"\(record.config.digest)\",\n  \"Record\": \(recordJSON.split(separator: "\n").joined(separator: "\n  ")),\n  \"Config\": \(config)\n}"
+                return
+                    "{\n  \"Id\": \"\(record.config.digest)\",\n  \"Record\": \(recordJSON.split(separator: "\n").joined(separator: "\n  ")),\n  \"Config\": \(config)\n}"
             }
         }
         print("[" + documents.joined(separator: ",\n") + "]")

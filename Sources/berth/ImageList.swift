@@ -23,8 +23,9 @@ struct ImageList: AsyncParsableCommand {
             let ref = try? Reference(parsing: r.name)
             var repository = ref.map { Reference(registry: $0.registry, repository: $0.repository).familiar } ?? r.name
             if repository.hasSuffix(":latest") && ref?.tag == nil { repository = String(repository.dropLast(7)) }
-            rows.append([repository, ref?.tag ?? "<none>"] + (digests ? [r.manifestDigest.description] : [])
-                        + [r.config.digest.shortID, humanAge(r.stored), humanSize(r.size)])
+            rows.append(
+                [repository, ref?.tag ?? "<none>"] + (digests ? [r.manifestDigest.description] : [])
+                    + [r.config.digest.shortID, humanAge(r.stored), humanSize(r.size)])
         }
         printTable(rows)
     }

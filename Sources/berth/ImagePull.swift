@@ -20,7 +20,9 @@ struct ImagePull: AsyncParsableCommand {
 
     func run() async throws {
         let platform: Platform?
-        do { platform = try self.platform.map { try Platform(parsing: $0) } } catch { throw ValidationError("\(error)") }
+        do { platform = try self.platform.map { try Platform(parsing: $0) } } catch {
+            throw ValidationError("\(error)")
+        }
         let renderer = PullRenderer(terminal: isatty(1) == 1 && !quiet, quiet: quiet)
         let start = ContinuousClock.now
         let record = try await withImageService(options) { service in
@@ -46,7 +48,9 @@ func format2(_ value: Double) -> String {
 
 /// Draws pull progress: one line per layer, redrawn in place on a TTY.
 final class PullRenderer: Sendable {
-    struct Layer { var id: String; var status: String; var received: Int64; var total: Int64; var started: ContinuousClock.Instant }
+    struct Layer {
+        var id: String; var status: String; var received: Int64; var total: Int64; var started: ContinuousClock.Instant
+    }
     private let state = Mutex<(layers: [Layer], drawn: Int, lastDraw: ContinuousClock.Instant)>(([], 0, .now))
     let terminal: Bool
     let quiet: Bool
@@ -61,7 +65,9 @@ final class PullRenderer: Sendable {
         state.withLock { s in
             func update(_ digest: Digest, _ change: (inout Layer) -> Void) {
                 let id = digest.shortID
-                if let i = s.layers.firstIndex(where: { $0.id == id }) { change(&s.layers[i]) } else {
+                if let i = s.layers.firstIndex(where: { $0.id == id }) {
+                    change(&s.layers[i])
+                } else {
                     var layer = Layer(id: id, status: "Waiting", received: 0, total: 0, started: .now)
                     change(&layer)
                     s.layers.append(layer)
@@ -75,12 +81,18 @@ final class PullRenderer: Sendable {
                 update(d) { $0.status = "Already exists" }
                 line = "\(d.shortID): Already exists"
             case .layerStarted(let d, let size):
-                update(d) { $0.status = "Downloading"; $0.total = size; $0.started = .now }
+                update(d) {
+                    $0.status = "Downloading"; $0.total = size; $0.started = .now
+                }
                 line = "\(d.shortID): Downloading \(humanSize(size))"
             case .layerProgress(let d, let received, let total):
-                update(d) { $0.received = received; $0.total = total }
+                update(d) {
+                    $0.received = received; $0.total = total
+                }
             case .layerDone(let d):
-                update(d) { $0.status = "Pull complete"; $0.received = $0.total }
+                update(d) {
+                    $0.status = "Pull complete"; $0.received = $0.total
+                }
                 line = "\(d.shortID): Pull complete"
             }
             if terminal {
@@ -106,7 +118,8 @@ final class PullRenderer: Sendable {
                 let elapsed = ContinuousClock.now - layer.started
                 let seconds = max(0.001, elapsed.seconds)
                 let rate = Int64(Double(layer.received) / seconds)
-                text += " [" + String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled)
+                text +=
+                    " [" + String(repeating: "=", count: filled) + ">" + String(repeating: " ", count: width - filled)
                     + "] \(humanSize(layer.received))/\(humanSize(layer.total)) \(humanSize(rate))/s"
             }
             out += "\u{1b}[2K" + text + "\n"

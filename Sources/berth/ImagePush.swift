@@ -13,10 +13,12 @@ struct ImagePush: AsyncParsableCommand {
     func run() async throws {
         try await withImageService(options) { service in
             let target = try destination.map { try Reference(parsing: $0) }
-            try await ImageManagement(service).push(image, to: target, events: { event in
-                if case .started = event { return }
-                print(event)
-            })
+            try await ImageManagement(service).push(
+                image, to: target,
+                events: { event in
+                    if case .started = event { return }
+                    print(event)
+                })
         }
     }
 }

@@ -8,10 +8,12 @@ import Glibc
 /// `berth save -o FILE IMAGE…`: an OCI layout tar that is also a docker-archive (manifest.json).
 /// `-o DIR/` with a trailing slash writes the layout as a directory.
 struct ImageSave: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "save", abstract: "Save images to a tar archive (stdout by default).")
+    static let configuration = CommandConfiguration(
+        commandName: "save", abstract: "Save images to a tar archive (stdout by default).")
 
     @OptionGroup var options: ImageOptions
-    @Option(name: .shortAndLong, help: "Output file; a path ending in / writes an OCI layout directory.") var output: String?
+    @Option(name: .shortAndLong, help: "Output file; a path ending in / writes an OCI layout directory.") var output:
+        String?
     @Argument var images: [String]
 
     func run() async throws {
@@ -35,7 +37,8 @@ struct ImageSave: AsyncParsableCommand {
 
 /// `berth load -i FILE`: OCI layout (tar or directory) or docker-archive.
 struct ImageLoad: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "load", abstract: "Load images from an archive or OCI layout.")
+    static let configuration = CommandConfiguration(
+        commandName: "load", abstract: "Load images from an archive or OCI layout.")
 
     @OptionGroup var options: ImageOptions
     @Option(name: .shortAndLong, help: "Archive file or OCI layout directory.") var input: String
@@ -63,8 +66,9 @@ struct ImageTag: AsyncParsableCommand {
 
 /// `berth image unpack LAYER DIR`: applies one layer tar to a directory (benchmarks, debugging).
 struct ImageUnpack: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "unpack", abstract: "Apply a layer tar (plain/gzip/zstd) to a directory.",
-                                                    shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "unpack", abstract: "Apply a layer tar (plain/gzip/zstd) to a directory.",
+        shouldDisplay: false)
 
     @Argument var layer: String
     @Argument var directory: String

@@ -11,6 +11,8 @@ let imageVerbs: [any ParsableCommand.Type] = [
 struct ImageGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image", abstract: "Manage images.",
-        subcommands: [ImageLs.self, ImagePull.self, ImagePush.self, ImageRm.self, ImageInspect.self, ImagePrune.self,
-                      ImageImport.self, ImageCheck.self, ImageSave.self, ImageLoad.self, ImageTag.self, ImageUnpack.self])
+        subcommands: [
+            ImageLs.self, ImagePull.self, ImagePush.self, ImageRm.self, ImageInspect.self, ImagePrune.self,
+            ImageImport.self, ImageCheck.self, ImageSave.self, ImageLoad.self, ImageTag.self, ImageUnpack.self,
+        ])
 }

@@ -10,7 +10,8 @@ struct StoreBench: AsyncParsableCommand {
         commandName: "store",
         abstract: "Concurrent creates straight into the store (SQLite, or etcd at --etcd-endpoints); prints creates/s.")
     @Option(help: "sqlite or etcd.") var datastore: String = "sqlite"
-    @Option(help: "etcd client URLs, comma-separated (with --datastore etcd).") var etcdEndpoints: String = "http://127.0.0.1:2379"
+    @Option(help: "etcd client URLs, comma-separated (with --datastore etcd).") var etcdEndpoints: String =
+        "http://127.0.0.1:2379"
     @Option(help: "Concurrent writers.") var writers: Int = 16
     @Option(help: "Creates per writer.") var creates: Int = 50
     @Option(help: "Bytes per value.") var valueBytes: Int = 300
@@ -41,10 +42,16 @@ struct StoreBench: AsyncParsableCommand {
         }
         let seconds = (ContinuousClock.now - start).seconds
         let listed = try await store.list(prefix: prefix, startAfter: nil, limit: 0, revision: nil).items.count
-        if datastore == "etcd" { for w in 0..<writers { for i in 0..<creates { _ = try? await store.delete("\(prefix)\(w)-\(i)", expectedRevision: nil) } } }
+        if datastore == "etcd" {
+            for w in 0..<writers {
+                for i in 0..<creates { _ = try? await store.delete("\(prefix)\(w)-\(i)", expectedRevision: nil) }
+            }
+        }
         await store.close()
-        print("store=\(datastore) writers=\(writers) creates=\(writers * creates) in \(String(format: "%.2f", seconds))s "
-              + "→ \(Int(Double(writers * creates) / seconds)) creates/s (all stored: \(listed == writers * creates ? "yes" : "NO, \(listed)"))")
+        print(
+            "store=\(datastore) writers=\(writers) creates=\(writers * creates) in \(String(format: "%.2f", seconds))s "
+                + "→ \(Int(Double(writers * creates) / seconds)) creates/s (all stored: \(listed == writers * creates ? "yes" : "NO, \(listed)"))"
+        )
         if listed != writers * creates { throw ExitCode(1) }
     }
 }

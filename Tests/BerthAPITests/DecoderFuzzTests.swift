@@ -33,7 +33,8 @@ enum BodyMutator {
             default:
                 let end = min(bytes.count, at + Int.random(in: 1...8, using: &rng))
                 let run = Array(bytes[at..<end])
-                bytes.insert(contentsOf: Array(repeating: run, count: Int.random(in: 2...300, using: &rng)).joined(), at: at)
+                bytes.insert(
+                    contentsOf: Array(repeating: run, count: Int.random(in: 2...300, using: &rng)).joined(), at: at)
             }
         }
         return bytes
@@ -100,7 +101,9 @@ extension APITests {
         @Test func yamlAliasBombIsRefused() throws {
             var text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
             for level in 1...8 {
-                text += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
+                text +=
+                    "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ")
+                    + "]\n"
             }
             #expect {
                 try JSON.parseYAML(text)
@@ -122,7 +125,9 @@ extension APITests {
             var container = ProtoWriter()
             container.string(1, "c")
             container.string(2, "nginx:1.27")
-            container.message(6) { $0.int(3, 80); $0.string(4, "TCP") }
+            container.message(6) {
+                $0.int(3, 80); $0.string(4, "TCP")
+            }
             let seed = ProtoWriter.envelope("v1", "Pod") { pod in
                 pod.message(1) { meta in
                     meta.string(1, "web-1")

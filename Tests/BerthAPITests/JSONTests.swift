@@ -37,7 +37,8 @@ struct JSONTests {
 
     @Test func objectsAreWrittenWithSortedKeys() throws {
         let o: JSON = ["b": 1, "a": ["z": .null, "y": [true, false, "x"]], "c": ""]
-        #expect(String(decoding: o.serialized(), as: UTF8.self) == #"{"a":{"y":[true,false,"x"],"z":null},"b":1,"c":""}"#)
+        #expect(
+            String(decoding: o.serialized(), as: UTF8.self) == #"{"a":{"y":[true,false,"x"],"z":null},"b":1,"c":""}"#)
         #expect(try JSON.parse(o.serialized()) == o)
     }
 }

@@ -10,13 +10,19 @@ struct PropagationTests {
 
     /// An owner ConfigMap with a dependent that blocks its deletion and one that does not.
     static func family(_ s: TestServer, _ owner: String, finalizers: [String] = []) throws -> String {
-        let fin = finalizers.isEmpty ? "" : #","finalizers":\#(String(decoding: JSON.array(finalizers.map { .string($0) }).serialized(), as: UTF8.self))"#
+        let fin =
+            finalizers.isEmpty
+            ? ""
+            : #","finalizers":\#(String(decoding: JSON.array(finalizers.map { .string($0) }).serialized(), as: UTF8.self))"#
         let (code, o) = try s.curl("POST", cms, body: #"{"metadata":{"name":"\#(owner)"\#(fin)}}"#)
         #expect(code == 201)
         let uid = o["metadata"]["uid"].string ?? ""
         for (child, block) in [("\(owner)-blocking", true), ("\(owner)-free", false)] {
-            let ref = #"{"apiVersion":"v1","kind":"ConfigMap","name":"\#(owner)","uid":"\#(uid)","blockOwnerDeletion":\#(block)}"#
-            #expect(try s.curl("POST", cms, body: #"{"metadata":{"name":"\#(child)","ownerReferences":[\#(ref)]}}"#).0 == 201)
+            let ref =
+                #"{"apiVersion":"v1","kind":"ConfigMap","name":"\#(owner)","uid":"\#(uid)","blockOwnerDeletion":\#(block)}"#
+            #expect(
+                try s.curl("POST", cms, body: #"{"metadata":{"name":"\#(child)","ownerReferences":[\#(ref)]}}"#).0
+                    == 201)
         }
         return uid
     }
@@ -35,9 +41,12 @@ struct PropagationTests {
     @Test func foregroundKeepsTheOwnerUntilItsDependentsAreGone() async throws {
         let s = try await TestServer()
         _ = try Self.family(s, "fg")
-        let (code, owner) = try s.curl("DELETE", Self.cms + "/fg", body: #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}"#)
+        let (code, owner) = try s.curl(
+            "DELETE", Self.cms + "/fg",
+            body: #"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"}"#)
         #expect(code == 202)
-        #expect(!owner["metadata"]["deletionTimestamp"].isNull && owner["metadata"]["finalizers"] == ["foregroundDeletion"])
+        #expect(
+            !owner["metadata"]["deletionTimestamp"].isNull && owner["metadata"]["finalizers"] == ["foregroundDeletion"])
         try await s.eventually("owner and dependents gone") {
             try Self.gone(s, "fg") && Self.gone(s, "fg-blocking") && Self.gone(s, "fg-free")
         }
@@ -46,7 +55,9 @@ struct PropagationTests {
         let r = try s.kubectl("delete", "configmap", "kfg", "--cascade=foreground")
         #expect(r.ok, "\(r.stderr)")
         #expect(try Self.gone(s, "kfg"))
-        try await s.eventually("kubectl's dependents gone") { try Self.gone(s, "kfg-blocking") && Self.gone(s, "kfg-free") }
+        try await s.eventually("kubectl's dependents gone") {
+            try Self.gone(s, "kfg-blocking") && Self.gone(s, "kfg-free")
+        }
         await s.stop()
     }
 
@@ -75,17 +86,23 @@ struct PropagationTests {
         #expect(try s.curl("DELETE", Self.cms + "/held?propagationPolicy=Foreground").0 == 202)
         try await s.eventually("dependents gone and foregroundDeletion removed") {
             let held = try s.curl("GET", Self.cms + "/held").1
-            return try Self.gone(s, "held-blocking") && Self.gone(s, "held-free") && held["metadata"]["finalizers"] == ["example.com/hold"]
+            return try Self.gone(s, "held-blocking") && Self.gone(s, "held-free")
+                && held["metadata"]["finalizers"] == ["example.com/hold"]
         }
         var (code, held) = try s.curl("GET", Self.cms + "/held")
         #expect(code == 200 && !held["metadata"]["deletionTimestamp"].isNull, "held by its own finalizer")
         // Being deleted: finalizers may go, none may be added; other metadata may still change.
-        (code, _) = try s.curl("PATCH", Self.cms + "/held", body: #"{"metadata":{"finalizers":["example.com/hold","example.com/more"]}}"#,
-                               contentType: "application/merge-patch+json")
+        (code, _) = try s.curl(
+            "PATCH", Self.cms + "/held", body: #"{"metadata":{"finalizers":["example.com/hold","example.com/more"]}}"#,
+            contentType: "application/merge-patch+json")
         #expect(code == 422)
-        (code, held) = try s.curl("PATCH", Self.cms + "/held", body: #"{"metadata":{"labels":{"a":"b"}}}"#, contentType: "application/merge-patch+json")
+        (code, held) = try s.curl(
+            "PATCH", Self.cms + "/held", body: #"{"metadata":{"labels":{"a":"b"}}}"#,
+            contentType: "application/merge-patch+json")
         #expect(code == 200 && held["metadata"]["labels"]["a"] == "b")
-        (code, _) = try s.curl("PATCH", Self.cms + "/held", body: #"{"metadata":{"finalizers":null}}"#, contentType: "application/merge-patch+json")
+        (code, _) = try s.curl(
+            "PATCH", Self.cms + "/held", body: #"{"metadata":{"finalizers":null}}"#,
+            contentType: "application/merge-patch+json")
         #expect(code == 200)
         #expect(try Self.gone(s, "held"))
         await s.stop()

@@ -8,24 +8,33 @@ import Testing
 struct StrategyTests {
     static func type(_ plural: String) -> ResourceType { Registry.all.first { $0.plural == plural }! }
     static func context(_ plural: String, subresource: String? = nil, user: UserInfo? = nil) -> StrategyContext {
-        StrategyContext(resource: type(plural), user: user, subresource: subresource, config: ServerConfig(dataDir: "/nonexistent"))
+        StrategyContext(
+            resource: type(plural), user: user, subresource: subresource, config: ServerConfig(dataDir: "/nonexistent"))
     }
-    static let template: JSON = ["metadata": ["labels": ["app": "web"]], "spec": ["containers": [["name": "c", "image": "nginx"]]]]
+    static let template: JSON = [
+        "metadata": ["labels": ["app": "web"]], "spec": ["containers": [["name": "c", "image": "nginx"]]],
+    ]
     static func deployment(replicas: Int64 = 1) -> JSON {
-        ["metadata": ["name": "web", "namespace": "default", "generation": 1],
-         "spec": ["replicas": .int(replicas), "selector": ["matchLabels": ["app": "web"]], "template": template]]
+        [
+            "metadata": ["name": "web", "namespace": "default", "generation": 1],
+            "spec": ["replicas": .int(replicas), "selector": ["matchLabels": ["app": "web"]], "template": template],
+        ]
     }
 
     @Test func everyServedKindHasItsOwnStrategy() {
         for r in Registry.all {
             #expect(!(r.strategy is DefaultStrategy), "\(r.kind) has a strategy file")
-            #expect(r.strategy.tableColumns.count == r.strategy.tableCells(["metadata": ["name": "x"]]).count, "\(r.kind) cells match columns")
+            #expect(
+                r.strategy.tableColumns.count == r.strategy.tableCells(["metadata": ["name": "x"]]).count,
+                "\(r.kind) cells match columns")
         }
     }
 
     @Test func podDefaultsAndAdmission() {
         let s = PodStrategy()
-        var pod: JSON = ["metadata": ["name": "p"], "spec": ["nodeName": "n1", "containers": [["name": "c", "image": "busybox"]]]]
+        var pod: JSON = [
+            "metadata": ["name": "p"], "spec": ["nodeName": "n1", "containers": [["name": "c", "image": "busybox"]]],
+        ]
         s.applyDefaults(&pod, creating: true)
         s.prepareForCreate(&pod, Self.context("pods"))
         #expect(pod["spec"]["restartPolicy"] == "Always" && pod["spec"]["containers"][0]["imagePullPolicy"] == "Always")
@@ -41,8 +50,12 @@ struct StrategyTests {
         #expect(errs.first?.message == "Invalid value: -1: must be greater than or equal to 0")
         let svc: JSON = ["metadata": ["name": "s"], "spec": ["type": "Nope", "ports": [["port": 0]]]]
         #expect(ServiceStrategy().validate(svc).map(\.field) == ["spec.type", "spec.ports[0].port"])
-        #expect(Validation.validate(["metadata": ["name": "a.b"]], Self.type("services")).first?.field == "metadata.name", "Service names are labels")
-        #expect(Validation.validate(["metadata": ["name": "a.b"]], Self.type("configmaps")).isEmpty, "ConfigMap names are subdomains")
+        #expect(
+            Validation.validate(["metadata": ["name": "a.b"]], Self.type("services")).first?.field == "metadata.name",
+            "Service names are labels")
+        #expect(
+            Validation.validate(["metadata": ["name": "a.b"]], Self.type("configmaps")).isEmpty,
+            "ConfigMap names are subdomains")
     }
 
     @Test func mainResourceIgnoresStatusAndStatusIgnoresSpec() throws {
@@ -63,7 +76,8 @@ struct StrategyTests {
         status["metadata"]["labels"] = ["changed": "yes"]
         try s.prepareForUpdate(&status, old: old, Self.context("deployments", subresource: "status"))
         #expect(status["spec"]["replicas"] == 1 && status["status"]["replicas"] == 2)
-        #expect(status["metadata"]["labels"] == old["metadata"]["labels"], "a Deployment's status writer keeps its labels")
+        #expect(
+            status["metadata"]["labels"] == old["metadata"]["labels"], "a Deployment's status writer keeps its labels")
         #expect(!s.generationChanged(old: old, new: status, Self.type("deployments")))
     }
 
@@ -76,8 +90,10 @@ struct StrategyTests {
 
     @Test func podUpdateRules() throws {
         let s = PodStrategy()
-        var old: JSON = ["metadata": ["name": "p", "ownerReferences": [["uid": "u-1"]]],
-                         "spec": ["nodeName": "n1", "containers": [["name": "c", "image": "a"]]], "status": ["phase": "Running"]]
+        var old: JSON = [
+            "metadata": ["name": "p", "ownerReferences": [["uid": "u-1"]]],
+            "spec": ["nodeName": "n1", "containers": [["name": "c", "image": "a"]]], "status": ["phase": "Running"],
+        ]
         s.applyDefaults(&old, creating: true)
         var image = old
         image["spec"]["containers"] = [["name": "c", "image": "b"]]
@@ -90,7 +106,9 @@ struct StrategyTests {
         try s.prepareForUpdate(&status, old: old, Self.context("pods", subresource: "status"))
         #expect(status["metadata"]["ownerReferences"][0]["uid"] == "u-1", "pods/status ignores ownerReferences")
         let other = UserInfo(name: "system:node:n2", groups: ["system:nodes"])
-        #expect(throws: APIError.self) { try s.prepareForUpdate(&status, old: old, Self.context("pods", subresource: "status", user: other)) }
+        #expect(throws: APIError.self) {
+            try s.prepareForUpdate(&status, old: old, Self.context("pods", subresource: "status", user: other))
+        }
     }
 
     @Test func immutableConfigAndSecretType() {
@@ -121,8 +139,13 @@ struct StrategyTests {
 
     @Test func serviceClusterIPIsKeptAndImmutable() throws {
         let s = ServiceStrategy()
-        let old: JSON = ["metadata": ["name": "s"], "spec": ["clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
-                                                             "ports": [["port": 80, "nodePort": 30080]]]]
+        let old: JSON = [
+            "metadata": ["name": "s"],
+            "spec": [
+                "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                "ports": [["port": 80, "nodePort": 30080]],
+            ],
+        ]
         var put: JSON = ["metadata": ["name": "s"], "spec": ["ports": [["port": 80]]]]
         try s.prepareForUpdate(&put, old: old, Self.context("services"))
         #expect(put["spec"]["clusterIP"] == "10.96.0.10" && put["spec"]["ports"][0]["nodePort"] == 30080)
@@ -138,13 +161,20 @@ struct StrategyTests {
     }
 
     @Test func gracefulDeletionIsThePodsOwn() throws {
-        var running: JSON = ["spec": ["nodeName": "n1", "terminationGracePeriodSeconds": 12], "status": ["phase": "Running"]]
-        guard case .proceed(let grace) = try PodStrategy().planDeletion(&running, gracePeriod: nil, Self.context("pods")) else {
+        var running: JSON = [
+            "spec": ["nodeName": "n1", "terminationGracePeriodSeconds": 12], "status": ["phase": "Running"],
+        ]
+        guard
+            case .proceed(let grace) = try PodStrategy().planDeletion(&running, gracePeriod: nil, Self.context("pods"))
+        else {
             Issue.record("a pod is deleted, not only marked"); return
         }
         #expect(grace == 12)
         var cm: JSON = ["metadata": ["name": "c"]]
-        guard case .proceed(let none) = try ConfigMapStrategy().planDeletion(&cm, gracePeriod: 30, Self.context("configmaps")) else { return }
+        guard
+            case .proceed(let none) = try ConfigMapStrategy().planDeletion(
+                &cm, gracePeriod: 30, Self.context("configmaps"))
+        else { return }
         #expect(none == 0)
     }
 

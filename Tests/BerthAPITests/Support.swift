@@ -13,8 +13,10 @@ struct Output {
 }
 
 /// Runs a program to completion (bounded by `timeout`), feeding `stdin`.
-func run(_ program: String, _ args: [String], env: [String: String] = [:], stdin: String? = nil,
-         timeout: TimeInterval = 60) throws -> Output {
+func run(
+    _ program: String, _ args: [String], env: [String: String] = [:], stdin: String? = nil,
+    timeout: TimeInterval = 60
+) throws -> Output {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
     p.arguments = program.hasPrefix("/") ? args : [program] + args
@@ -36,14 +38,17 @@ func run(_ program: String, _ args: [String], env: [String: String] = [:], stdin
     let errBox = Box()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async {
+        errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+    }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     let errData = errBox.data
     p.waitUntilExit()
     timer.cancel()
-    return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                  stderr: String(decoding: errData, as: UTF8.self))
+    return Output(
+        status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self))
 }
 
 /// An API server running in this process on a free loopback port, with its own data dir.
@@ -56,7 +61,10 @@ final class TestServer: @unchecked Sendable {
     var url: String { server.url }
     var token: String { server.adminToken }
 
-    init(datastore: ServerConfig.Datastore = .sqlite, etcd: [String] = [], configure: (inout ServerConfig) -> Void = { _ in }) async throws {
+    init(
+        datastore: ServerConfig.Datastore = .sqlite, etcd: [String] = [],
+        configure: (inout ServerConfig) -> Void = { _ in }
+    ) async throws {
         port = try freePort()
         var config = ServerConfig(dataDir: NSTemporaryDirectory() + "berth-api-\(UUID().uuidString.prefix(8))")
         config.port = port
@@ -78,7 +86,13 @@ final class TestServer: @unchecked Sendable {
         let (ready, cont) = AsyncStream<Int>.makeStream()
         let s = server
         task = Task {
-            do { try await s.run(services: [gc], onReady: { cont.yield($0); cont.finish() }) } catch { cont.finish(); throw error }
+            do {
+                try await s.run(
+                    services: [gc],
+                    onReady: {
+                        cont.yield($0); cont.finish()
+                    })
+            } catch { cont.finish(); throw error }
         }
         var started = false
         for await _ in ready { started = true; break }
@@ -89,8 +103,10 @@ final class TestServer: @unchecked Sendable {
         try run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig] + args, env: env, stdin: stdin)
     }
     /// curl with the admin token; returns (HTTP code, body).
-    func curl(_ method: String, _ path: String, body: String? = nil, contentType: String = "application/json",
-              token: String? = nil, extra: [String] = []) throws -> (Int, JSON) {
+    func curl(
+        _ method: String, _ path: String, body: String? = nil, contentType: String = "application/json",
+        token: String? = nil, extra: [String] = []
+    ) throws -> (Int, JSON) {
         var args = ["-s", "--cacert", dir + "/pki/ca.crt", "-X", method, "-w", "\n%{http_code}"]
         if let t = token ?? Optional(self.token), !t.isEmpty { args += ["-H", "Authorization: Bearer \(t)"] }
         if body != nil { args += ["-H", "Content-Type: \(contentType)", "--data-binary", "@-"] }
@@ -112,7 +128,9 @@ final class TestServer: @unchecked Sendable {
 /// The `berth` binary built next to the test bundle.
 func berthBinary() -> String? {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir.appendingPathComponent("berth").path, dir.deletingLastPathComponent().appendingPathComponent("berth").path] {
+    for candidate in [
+        dir.appendingPathComponent("berth").path, dir.deletingLastPathComponent().appendingPathComponent("berth").path,
+    ] {
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }
     return nil

@@ -13,13 +13,15 @@ import Testing
         let verb = words.removeFirst()
         if verb == "run" {
             let command = try #require(try ContainerRunCommand.parseAsRoot(Array(words)) as? ContainerRunCommand)
-            return HotRun(verb: .run, image: command.options.settings, settings: command.run.settings, detach: command.detach,
-                          signalProxy: command.signalProxy, pull: command.pull, quiet: command.quiet, imageName: command.image,
-                          command: command.command)
+            return HotRun(
+                verb: .run, image: command.options.settings, settings: command.run.settings, detach: command.detach,
+                signalProxy: command.signalProxy, pull: command.pull, quiet: command.quiet, imageName: command.image,
+                command: command.command)
         }
         let command = try #require(try ContainerCreateCommand.parseAsRoot(Array(words)) as? ContainerCreateCommand)
-        return HotRun(verb: .create, image: command.options.settings, settings: command.run.settings, pull: command.pull,
-                      quiet: command.quiet, imageName: command.image, command: command.command)
+        return HotRun(
+            verb: .create, image: command.options.settings, settings: command.run.settings, pull: command.pull,
+            quiet: command.quiet, imageName: command.image, command: command.command)
     }
 
     static let accepted: [[String]] = [
@@ -34,15 +36,33 @@ import Testing
         ["run", "-m", "64m", "--memory-swap", "128m", "--cpus", "1.5", "-c", "512", "--pids-limit", "100", "img"],
         ["run", "--cpuset-cpus", "0", "--stop-timeout", "3", "--health-retries", "2", "--health-cmd", "true", "img"],
         ["run", "-u", "1000:1000", "-w", "/tmp", "--entrypoint", "sh", "--hostname", "h", "--domainname", "d", "img"],
-        ["run", "-l", "a=b", "--label", "c", "--read-only", "--privileged", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "img"],
-        ["run", "--security-opt", "no-new-privileges", "--ulimit", "nofile=10:20", "--device", "/dev/null", "--init", "img"],
-        ["run", "--restart", "on-failure:3", "--runtime", "runc", "--stop-signal", "SIGINT", "--shm-size", "1m", "img"],
-        ["run", "--net", "host", "--dns", "1.1.1.1", "--dns-search", "x", "--dns-option", "ndots:1", "--add-host", "a:1.2.3.4", "img"],
+        [
+            "run", "-l", "a=b", "--label", "c", "--read-only", "--privileged", "--cap-add", "NET_ADMIN", "--cap-drop",
+            "ALL", "img",
+        ],
+        [
+            "run", "--security-opt", "no-new-privileges", "--ulimit", "nofile=10:20", "--device", "/dev/null", "--init",
+            "img",
+        ],
+        [
+            "run", "--restart", "on-failure:3", "--runtime", "runc", "--stop-signal", "SIGINT", "--shm-size", "1m",
+            "img",
+        ],
+        [
+            "run", "--net", "host", "--dns", "1.1.1.1", "--dns-search", "x", "--dns-option", "ndots:1", "--add-host",
+            "a:1.2.3.4", "img",
+        ],
         ["run", "--network", "n1", "--ip", "10.0.0.5", "--network-alias", "db", "-P", "--expose", "80", "img"],
         ["run", "--log-driver", "none", "--log-opt", "max-size=1m", "--sysctl", "net.ipv4.ip_forward=1", "img"],
-        ["run", "--no-healthcheck", "--health-interval", "1s", "--health-timeout", "2s", "--health-start-period", "3s", "img"],
+        [
+            "run", "--no-healthcheck", "--health-interval", "1s", "--health-timeout", "2s", "--health-start-period",
+            "3s", "img",
+        ],
         ["run", "--env-file", "/tmp/e", "--memory-reservation", "10m", "--cpuset-mems", "0", "img"],
-        ["run", "--root", "/tmp/r", "--insecure-registry", "r:5000", "--ca-file", "/ca", "--auth-config", "/a.json", "img"],
+        [
+            "run", "--root", "/tmp/r", "--insecure-registry", "r:5000", "--ca-file", "/ca", "--auth-config", "/a.json",
+            "img",
+        ],
         ["run", "--pull", "never", "-q", "--no-sig-proxy", "img"],
         ["run", "--sig-proxy", "--detach", "--interactive", "--tty", "--publish-all", "img"],
         ["create", "--name", "c", "-v", "vol:/data", "img", "cmd"],
@@ -62,9 +82,11 @@ import Testing
         ["run", "--", "img"], ["run", "--rm", "--rm", "img"], ["run", "--name", "a", "--name", "b", "img"],
         ["run", "-d", "--detach", "img"], ["run", "--sig-proxy", "--no-sig-proxy", "img"],
         ["run", "--memory-swap", "-1", "img"], ["run", "-e=A=1", "img"], ["run", "-ite", "A=1", "img"],
-        ["run", "-dp", "80:80", "img"], ["run", "--pids-limit", "many", "img"], ["run", "--stop-timeout", "1.5", "img"],
+        ["run", "-dp", "80:80", "img"], ["run", "--pids-limit", "many", "img"],
+        ["run", "--stop-timeout", "1.5", "img"],
         ["run", "--rm=true", "img"], ["run", "--name=", "img"], ["run", "--unknown", "img"], ["run", "-Z", "img"],
-        ["run", "--rm"], ["run"], ["create", "-d", "img"], ["create", "--no-sig-proxy", "img"], ["ps"], ["container", "ls"],
+        ["run", "--rm"], ["run"], ["create", "-d", "img"], ["create", "--no-sig-proxy", "img"], ["ps"],
+        ["container", "ls"],
         ["run", "--name"],
     ])
     func leavesTheRestToArgumentParser(_ arguments: [String]) {
@@ -86,14 +108,17 @@ import Testing
                 return (name["kind"] as? String) == "short" ? "-\(n)" : "--\(n)"
             }
             if names.contains("--help") || names.contains("--version") { continue }
-            let kind: HotRun.Kind = argument["kind"] as? String == "flag" ? .flag : (argument["isRepeating"] as? Bool == true ? .repeated : .single)
+            let kind: HotRun.Kind =
+                argument["kind"] as? String == "flag"
+                ? .flag : (argument["isRepeating"] as? Bool == true ? .repeated : .single)
             for name in names { expected[name] = kind }
         }
         let probe = HotRun(verb: verb == "run" ? .run : .create)
         for (name, kind) in expected {
             #expect(probe.kind(of: name) == kind, "\(verb) \(name)")
         }
-        let tableNames = RunSettings.options.flatMap(\.names) + ImageSettings.options.flatMap(\.names)
+        let tableNames =
+            RunSettings.options.flatMap(\.names) + ImageSettings.options.flatMap(\.names)
             + (verb == "run" ? HotRun.verbOptions + HotRun.runOnlyOptions : HotRun.verbOptions).flatMap(\.names)
         #expect(Set(tableNames) == Set(expected.keys), "\(Set(tableNames).symmetricDifference(expected.keys))")
     }

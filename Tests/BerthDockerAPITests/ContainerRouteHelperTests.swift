@@ -29,12 +29,12 @@ import Testing
 
     @Test func psOutputKeepsTheContainersRowsWithTheCommandWhole() throws {
         let text = """
-        UID          PID    PPID  C STIME TTY          TIME CMD
-        root           1       0  0 10:00 ?        00:00:01 /sbin/init splash
-        root        4242    4200  0 10:01 ?        00:00:00 sleep 1000
-        root        4243    4242  0 10:01 ?        00:00:00 sh -c echo a  b
+            UID          PID    PPID  C STIME TTY          TIME CMD
+            root           1       0  0 10:00 ?        00:00:01 /sbin/init splash
+            root        4242    4200  0 10:01 ?        00:00:00 sleep 1000
+            root        4243    4242  0 10:01 ?        00:00:00 sh -c echo a  b
 
-        """
+            """
         let top = try DockerAPI.parsePS(text, pids: [4242, 4243])
         #expect(top.Titles == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"])
         #expect(top.Processes.count == 2)

@@ -9,7 +9,9 @@ import Testing
 /// `berth engine` as a docker user meets it: the real docker CLI (DOCKER_HOST=unix://…) driving the
 /// daemon through the Docker Engine API, on containers made from an image the suite builds.
 /// Containers use `--network none`: the bridge is the engine suites' business, not the API's.
-@Suite(.serialized, .enabled(if: isRealRoot && dockerCLI != nil, "runs containers and the docker CLI: needs real root and docker"))
+@Suite(
+    .serialized,
+    .enabled(if: isRealRoot && dockerCLI != nil, "runs containers and the docker CLI: needs real root and docker"))
 final class DockerCLITests {
     let box: DaemonBox
 
@@ -17,7 +19,9 @@ final class DockerCLITests {
     deinit { box.tearDown() }
 
     @Test func versionAndInfoAnswerFromTheDaemon() throws {
-        let version = try box.docker(["version", "--format", "{{.Server.APIVersion}} {{.Server.Os}} {{.Server.Version}}"])
+        let version = try box.docker([
+            "version", "--format", "{{.Server.APIVersion}} {{.Server.Os}} {{.Server.Version}}",
+        ])
         #expect(version.status == .exited(0), "\(version.stderrText)")
         #expect(version.stdoutText.trimmed == "1.47 linux 0.1.0")
         let plain = try box.docker(["version"])
@@ -41,12 +45,16 @@ final class DockerCLITests {
         let staging = box.base + "/staging"
         try FileSystem.makeDirectories(staging + "/extra/etc", mode: 0o755)
         try FileSystem.writeAtomically(staging + "/extra/etc/pulled", Array("from the registry\n".utf8), mode: 0o644)
-        let extra = try ChildProcess.run("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", staging + "/extra", "-cf", staging + "/extra.tar", "."],
-                                         environment: [])
+        let extra = try ChildProcess.run(
+            "/bin/tar",
+            arguments: ["tar", "--numeric-owner", "-C", staging + "/extra", "-cf", staging + "/extra.tar", "."],
+            environment: [])
         #expect(extra.status.succeeded)
-        try DaemonBox.importImage([box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: name)
+        try DaemonBox.importImage(
+            [box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: name)
         let other = "\(registry.host)/test/auto:1"
-        try DaemonBox.importImage([box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: other)
+        try DaemonBox.importImage(
+            [box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: other)
         try runBlocking {
             let service = try ImageService(store: try ContentStore(root: staging + "/store"))
             do {
@@ -71,7 +79,9 @@ final class DockerCLITests {
         let images = try box.docker(["images", "--format", "{{.Repository}}:{{.Tag}}"])
         #expect(images.status == .exited(0), "\(images.stderrText)")
         #expect(Set(images.stdoutText.split(separator: "\n").map(String.init)) == [name, box.image])
-        let inspected = try box.docker(["image", "inspect", "--format", "{{.Os}} {{index .RepoTags 0}} {{.Config.WorkingDir}}", name])
+        let inspected = try box.docker([
+            "image", "inspect", "--format", "{{.Os}} {{index .RepoTags 0}} {{.Config.WorkingDir}}", name,
+        ])
         #expect(inspected.stdoutText.trimmed == "linux \(name) /srv", "\(inspected.stderrText)")
         let ran = try box.docker(["run", "--rm", "--network", "none", name, "cat", "/etc/pulled"])
         #expect(ran.stdoutText == "from the registry\n", "\(ran.stderrText)")
@@ -88,7 +98,9 @@ final class DockerCLITests {
     }
 
     @Test func runWithRemovePrintsTheOutputAndExitsWithTheContainersStatus() throws {
-        let out = try box.docker(["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo hi; echo err >&2; exit 3"])
+        let out = try box.docker([
+            "run", "--rm", "--network", "none", box.image, "sh", "-c", "echo hi; echo err >&2; exit 3",
+        ])
         #expect(out.status == .exited(3), "\(out.stderrText)")
         #expect(out.stdoutText == "hi\n")
         #expect(out.stderrText == "err\n")
@@ -96,7 +108,10 @@ final class DockerCLITests {
         #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
         #expect(try box.berthCLI(["ps", "-aq"]).stdoutText.isEmpty)
 
-        let ok = try box.docker(["run", "--rm", "--network", "none", "-e", "GREETING=hello", box.image, "sh", "-c", "echo $GREETING $FROM_IMAGE; pwd"])
+        let ok = try box.docker([
+            "run", "--rm", "--network", "none", "-e", "GREETING=hello", box.image, "sh", "-c",
+            "echo $GREETING $FROM_IMAGE; pwd",
+        ])
         #expect(ok.status == .exited(0), "\(ok.stderrText)")
         #expect(ok.stdoutText == "hello yes\n/srv\n")
 
@@ -108,12 +123,15 @@ final class DockerCLITests {
     }
 
     @Test func runWithoutRemoveKeepsTheExitedContainer() throws {
-        let out = try box.docker(["run", "--name", "kept", "--network", "none", box.image, "sh", "-c", "echo kept; exit 4"])
+        let out = try box.docker([
+            "run", "--name", "kept", "--network", "none", box.image, "sh", "-c", "echo kept; exit 4",
+        ])
         #expect(out.status == .exited(4), "\(out.stderrText)")
         #expect(out.stdoutText == "kept\n")
         let state = try box.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "kept"])
         #expect(state.stdoutText.trimmed == "exited 4")
-        #expect(try box.docker(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).stdoutText.hasPrefix("kept Exited (4)"))
+        #expect(
+            try box.docker(["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).stdoutText.hasPrefix("kept Exited (4)"))
         #expect(try box.docker(["ps", "--format", "{{.Names}}"]).stdoutText.isEmpty)
         // start -a attaches before the start, as run does: the second run's output and status.
         let again = try box.docker(["start", "-a", "kept"])
@@ -122,18 +140,25 @@ final class DockerCLITests {
     }
 
     @Test func aTerminalContainersOutputComesRaw() throws {
-        let out = try box.docker(["run", "--rm", "-t", "--network", "none", box.image, "sh", "-c", "echo on-a-tty; tty; exit 2"])
+        let out = try box.docker([
+            "run", "--rm", "-t", "--network", "none", box.image, "sh", "-c", "echo on-a-tty; tty; exit 2",
+        ])
         #expect(out.status == .exited(2), "\(out.stderrText)")
         // The terminal's line discipline, not docker's framing: CR LF, and both lines on stdout.
         #expect(out.stdoutText.hasPrefix("on-a-tty\r\n/dev/"), "\(out.stdoutText)")
-        _ = try box.docker(["run", "-d", "-t", "--name", "ttylog", "--network", "none", box.image, "sh", "-c", "echo logged >&2; sleep 100"])
+        _ = try box.docker([
+            "run", "-d", "-t", "--name", "ttylog", "--network", "none", box.image, "sh", "-c",
+            "echo logged >&2; sleep 100",
+        ])
         #expect(try box.eventually { try box.docker(["logs", "ttylog"]).stdoutText == "logged\r\n" })
         #expect(try box.docker(["rm", "-f", "ttylog"]).status == .exited(0))
     }
 
     @Test func detachedContainerIsListedInspectedLoggedStoppedAndRemoved() throws {
-        let started = try box.docker(["run", "-d", "--name", "web", "--network", "none", "--label", "tier=web", box.image, "sh", "-c",
-                                      "trap 'echo stopping; exit 0' TERM; echo started; echo warn >&2; sleep 100 & wait"])
+        let started = try box.docker([
+            "run", "-d", "--name", "web", "--network", "none", "--label", "tier=web", box.image, "sh", "-c",
+            "trap 'echo stopping; exit 0' TERM; echo started; echo warn >&2; sleep 100 & wait",
+        ])
         #expect(started.status == .exited(0), "\(started.stderrText)")
         let id = started.stdoutText.trimmed
         #expect(id.count == 64)
@@ -142,10 +167,15 @@ final class DockerCLITests {
         #expect(listed.stdoutText.trimmed == "\(id.prefix(12)) web running \(box.image)", "\(listed.stderrText)")
         #expect(try box.docker(["ps", "-q", "--filter", "label=tier=web"]).stdoutText.trimmed == String(id.prefix(12)))
         #expect(try box.docker(["ps", "-q", "--filter", "label=tier=db"]).stdoutText.isEmpty)
-        #expect(try box.docker(["ps", "-q", "--filter", "name=web", "--filter", "status=running"]).stdoutText.trimmed == String(id.prefix(12)))
+        #expect(
+            try box.docker(["ps", "-q", "--filter", "name=web", "--filter", "status=running"]).stdoutText.trimmed
+                == String(id.prefix(12)))
         #expect(try box.docker(["ps", "-q", "--filter", "status=exited"]).stdoutText.isEmpty)
-        #expect(try box.docker(["ps", "-q", "--filter", "id=\(id.prefix(5))"]).stdoutText.trimmed == String(id.prefix(12)))
-        let running = try box.docker(["inspect", "--format", "{{.State.Running}} {{.Name}} {{.Config.Labels.tier}}", "web"])
+        #expect(
+            try box.docker(["ps", "-q", "--filter", "id=\(id.prefix(5))"]).stdoutText.trimmed == String(id.prefix(12)))
+        let running = try box.docker([
+            "inspect", "--format", "{{.State.Running}} {{.Name}} {{.Config.Labels.tier}}", "web",
+        ])
         #expect(running.stdoutText.trimmed == "true /web web", "\(running.stderrText)")
 
         // Both streams come back apart (the multiplexed framing).
@@ -161,7 +191,9 @@ final class DockerCLITests {
         let stopped = try box.docker(["stop", "web"])
         #expect(stopped.status == .exited(0), "\(stopped.stderrText)")
         #expect(stopped.stdoutText.trimmed == "web")
-        #expect(try box.docker(["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", "web"]).stdoutText.trimmed == "false 0")
+        #expect(
+            try box.docker(["inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", "web"]).stdoutText.trimmed
+                == "false 0")
         #expect(try box.docker(["logs", "web"]).stdoutText == "started\nstopping\n")
         #expect(try ChildProcess.wait(follower) == .exited(0))
         #expect(try FileSystem.readString(followed) == "started\nstopping\n")
@@ -185,7 +217,8 @@ final class DockerCLITests {
         _ = try box.docker(["run", "-d", "--name", "victim", "--network", "none", box.image, "sleep", "100"])
         let refused = try box.docker(["rm", "victim"])
         #expect(refused.status != .exited(0))
-        #expect(refused.stderrText.contains("stop the container before removing or force remove"), "\(refused.stderrText)")
+        #expect(
+            refused.stderrText.contains("stop the container before removing or force remove"), "\(refused.stderrText)")
         #expect(try box.docker(["kill", "victim"]).status == .exited(0))
         #expect(try box.docker(["wait", "victim"]).stdoutText.trimmed == "137")
         let notRunning = try box.docker(["kill", "victim"])
@@ -194,7 +227,9 @@ final class DockerCLITests {
 
         _ = try box.docker(["run", "-d", "--name", "forced", "--network", "none", box.image, "sleep", "100"])
         #expect(try box.docker(["restart", "-t", "0", "forced"]).status == .exited(0))
-        #expect(try box.docker(["inspect", "--format", "{{.State.Running}} {{.RestartCount}}", "forced"]).stdoutText.trimmed == "true 0")
+        #expect(
+            try box.docker(["inspect", "--format", "{{.State.Running}} {{.RestartCount}}", "forced"]).stdoutText.trimmed
+                == "true 0")
         #expect(try box.docker(["rm", "-f", "forced", "victim", quickID]).status == .exited(0))
         #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
     }
@@ -210,10 +245,13 @@ final class DockerCLITests {
         #expect(image.status == .exited(125))
         #expect(image.stderrText.contains("No such image"), "\(image.stderrText)")
 
-        #expect(try box.docker(["create", "--name", "dup", "--network", "none", box.image, "true"]).status == .exited(0))
+        #expect(
+            try box.docker(["create", "--name", "dup", "--network", "none", box.image, "true"]).status == .exited(0))
         let second = try box.docker(["create", "--name", "dup", "--network", "none", box.image, "true"])
         #expect(second.status != .exited(0))
-        #expect(second.stderrText.contains("Conflict. The container name \"/dup\" is already in use"), "\(second.stderrText)")
+        #expect(
+            second.stderrText.contains("Conflict. The container name \"/dup\" is already in use"),
+            "\(second.stderrText)")
         // docker's name rule: two characters at least, no spaces.
         for bad in ["bad name", "x"] {
             let refused = try box.docker(["create", "--name", bad, box.image, "true"])
@@ -229,50 +267,53 @@ final class DockerCLITests {
     func thePythonSDKDrivesTheSameAPI() throws {
         let script = box.base + "/sdk.py"
         try FileSystem.writeAtomically(script, Array(Self.sdkScript.utf8))
-        let out = try ChildProcess.run(python3 ?? "python3", arguments: ["python3", script, box.socket, box.image],
-                                       environment: ChildProcess.currentEnvironment.filter { !$0.hasPrefix("DOCKER_") })
+        let out = try ChildProcess.run(
+            python3 ?? "python3", arguments: ["python3", script, box.socket, box.image],
+            environment: ChildProcess.currentEnvironment.filter { !$0.hasPrefix("DOCKER_") })
         #expect(out.status == .exited(0), "\(out.stdoutText)\(out.stderrText)")
         #expect(out.stdoutText.hasSuffix("all good\n"), "\(out.stdoutText)\(out.stderrText)")
     }
 
     static let sdkScript = """
-    import sys, docker
-    socket, image = sys.argv[1], sys.argv[2]
-    c = docker.DockerClient(base_url="unix://" + socket)
-    assert c.ping()
-    assert c.version()["ApiVersion"] == "1.47"
-    out = c.containers.run(image, ["sh", "-c", "echo hi; echo err >&2"], remove=True, network_mode="none", stderr=True)
-    assert out == b"hi\\nerr\\n", out
-    once = c.containers.run(image, ["sh", "-c", "echo once; exit 6"], detach=True, name="sdk-once", network_mode="none")
-    assert once.wait()["StatusCode"] == 6
-    assert once.logs() == b"once\\n", once.logs()
-    once.remove()
-    long = c.containers.run(image, ["sleep", "100"], detach=True, name="sdk-long", network_mode="none", labels={"suite": "sdk"})
-    assert [x.name for x in c.containers.list(filters={"label": "suite=sdk"})] == ["sdk-long"]
-    long.reload()
-    assert long.status == "running" and long.attrs["Config"]["Labels"]["suite"] == "sdk"
-    long.stop(timeout=0)
-    long.reload()
-    assert long.status == "exited" and long.attrs["State"]["ExitCode"] == 137, long.attrs["State"]
-    long.remove()
-    assert image in [t for i in c.images.list() for t in i.tags]
-    assert c.images.get(image).attrs["Config"]["WorkingDir"] == "/srv"
-    try:
-        c.containers.get("nosuch")
-        raise SystemExit("found nosuch")
-    except docker.errors.NotFound as e:
-        assert "No such container: nosuch" in e.explanation
-    try:
-        c.containers.create(image, "true", name="sdk-long2", network_mode="none", pid_mode="host")
-        raise SystemExit("pid_mode accepted")
-    except docker.errors.APIError as e:
-        assert e.status_code == 400 and "PidMode" in e.explanation, e.explanation
-    assert c.containers.list(all=True) == []
-    print("all good")
-    """
+        import sys, docker
+        socket, image = sys.argv[1], sys.argv[2]
+        c = docker.DockerClient(base_url="unix://" + socket)
+        assert c.ping()
+        assert c.version()["ApiVersion"] == "1.47"
+        out = c.containers.run(image, ["sh", "-c", "echo hi; echo err >&2"], remove=True, network_mode="none", stderr=True)
+        assert out == b"hi\\nerr\\n", out
+        once = c.containers.run(image, ["sh", "-c", "echo once; exit 6"], detach=True, name="sdk-once", network_mode="none")
+        assert once.wait()["StatusCode"] == 6
+        assert once.logs() == b"once\\n", once.logs()
+        once.remove()
+        long = c.containers.run(image, ["sleep", "100"], detach=True, name="sdk-long", network_mode="none", labels={"suite": "sdk"})
+        assert [x.name for x in c.containers.list(filters={"label": "suite=sdk"})] == ["sdk-long"]
+        long.reload()
+        assert long.status == "running" and long.attrs["Config"]["Labels"]["suite"] == "sdk"
+        long.stop(timeout=0)
+        long.reload()
+        assert long.status == "exited" and long.attrs["State"]["ExitCode"] == 137, long.attrs["State"]
+        long.remove()
+        assert image in [t for i in c.images.list() for t in i.tags]
+        assert c.images.get(image).attrs["Config"]["WorkingDir"] == "/srv"
+        try:
+            c.containers.get("nosuch")
+            raise SystemExit("found nosuch")
+        except docker.errors.NotFound as e:
+            assert "No such container: nosuch" in e.explanation
+        try:
+            c.containers.create(image, "true", name="sdk-long2", network_mode="none", pid_mode="host")
+            raise SystemExit("pid_mode accepted")
+        except docker.errors.APIError as e:
+            assert e.status_code == 400 and "PidMode" in e.explanation, e.explanation
+        assert c.containers.list(all=True) == []
+        print("all good")
+        """
 
     @Test func theDaemonStopsCleanlyOnSIGTERMAndItsContainersKeepRunning() throws {
-        let started = try box.docker(["run", "-d", "--name", "survivor", "--network", "none", box.image, "sleep", "100"])
+        let started = try box.docker([
+            "run", "-d", "--name", "survivor", "--network", "none", box.image, "sleep", "100",
+        ])
         #expect(started.status == .exited(0), "\(started.stderrText)")
         let status = try box.stopDaemon()
         #expect(status == .exited(0), "\(box.daemonLog)")
@@ -296,7 +337,8 @@ final class DockerHTTPTests {
 
     @Test func pingCarriesTheNegotiationHeaders() throws {
         for method in ["GET", "HEAD"] {
-            let reply = try rawExchange(box.socket, "\(method) /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+            let reply = try rawExchange(
+                box.socket, "\(method) /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
             #expect(reply.status == 200)
             #expect(reply.headers["api-version"] == "1.47")
             #expect(reply.headers["ostype"] == "linux")
@@ -305,47 +347,66 @@ final class DockerHTTPTests {
             #expect(reply.headers["cache-control"]?.contains("no-cache") == true)
             #expect(reply.body == (method == "GET" ? "OK" : ""))
         }
-        let versioned = try rawExchange(box.socket, "GET /v1.24/_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        let versioned = try rawExchange(
+            box.socket, "GET /v1.24/_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
         #expect(versioned.status == 200)
-        let tooNew = try rawExchange(box.socket, "GET /v1.51/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        let tooNew = try rawExchange(
+            box.socket, "GET /v1.51/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
         #expect(tooNew.status == 400)
         #expect(tooNew.body.contains("client version 1.51 is too new"))
-        let tooOld = try rawExchange(box.socket, "GET /v1.23/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        let tooOld = try rawExchange(
+            box.socket, "GET /v1.23/version HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
         #expect(tooOld.status == 400)
         #expect(tooOld.body.contains("Minimum supported API version is 1.24"))
-        let unknown = try rawExchange(box.socket, "GET /v1.47/no/such/endpoint HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+        let unknown = try rawExchange(
+            box.socket, "GET /v1.47/no/such/endpoint HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
         #expect(unknown.status == 404)
         #expect(unknown.body == "{\"message\":\"page not found\"}")
     }
 
     @Test func malformedBodiesAreRefusedWithA400AndTheDaemonCarriesOn() throws {
-        let bodies = ["{", "not json", "[1,2]", "{\"Image\": 5}", "{\"Image\":\"x\",\"HostConfig\":{\"Memory\":\"lots\"}}",
-                      "{\"Image\":\"x\",\"Cmd\":{\"a\":1}}", String(repeating: "[", count: 100_000), ""]
+        let bodies = [
+            "{", "not json", "[1,2]", "{\"Image\": 5}", "{\"Image\":\"x\",\"HostConfig\":{\"Memory\":\"lots\"}}",
+            "{\"Image\":\"x\",\"Cmd\":{\"a\":1}}", String(repeating: "[", count: 100_000), "",
+        ]
         for body in bodies {
-            let reply = try rawExchange(box.socket, "POST /v1.47/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
-                                        + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+            let reply = try rawExchange(
+                box.socket,
+                "POST /v1.47/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
             #expect(reply.status == 400, "\(body.prefix(40)): \(reply.body)")
             #expect(reply.body.hasPrefix("{\"message\":\""), "\(reply.body)")
         }
         let unsupported = "{\"Image\":\"\(box.image)\",\"HostConfig\":{\"PidMode\":\"host\"}}"
-        let refused = try rawExchange(box.socket, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: \(unsupported.utf8.count)\r\nConnection: close\r\n\r\n" + unsupported)
+        let refused = try rawExchange(
+            box.socket,
+            "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: \(unsupported.utf8.count)\r\nConnection: close\r\n\r\n"
+                + unsupported)
         #expect(refused.status == 400)
         #expect(refused.body.contains("HostConfig.PidMode is not supported"))
         // A body announced over the limit is refused before it is sent.
-        let huge = try rawExchange(box.socket, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 100000000\r\n\r\n")
+        let huge = try rawExchange(
+            box.socket, "POST /containers/create HTTP/1.1\r\nHost: docker\r\nContent-Length: 100000000\r\n\r\n")
         #expect(huge.status == 413)
         // Nothing was created, and the daemon still answers.
         #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
-        #expect(try rawExchange(box.socket, "GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").status == 200)
+        #expect(
+            try rawExchange(box.socket, "GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").status
+                == 200)
     }
 
     @Test func waitSendsItsHeadersBeforeTheContainerExits() throws {
-        let body = "{\"Image\":\"\(box.image)\",\"Cmd\":[\"sh\",\"-c\",\"read line; exit 5\"],\"OpenStdin\":true,\"HostConfig\":{\"NetworkMode\":\"none\"}}"
-        let created = try rawExchange(box.socket, "POST /containers/create?name=waiter HTTP/1.1\r\nHost: docker\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body)
+        let body =
+            "{\"Image\":\"\(box.image)\",\"Cmd\":[\"sh\",\"-c\",\"read line; exit 5\"],\"OpenStdin\":true,\"HostConfig\":{\"NetworkMode\":\"none\"}}"
+        let created = try rawExchange(
+            box.socket,
+            "POST /containers/create?name=waiter HTTP/1.1\r\nHost: docker\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+                + body)
         #expect(created.status == 201, "\(created.body)")
         // The wait's head arrives while the container has not even started.
         let connection = try UnixSocket.connect(box.socket)
-        try connection.send(Array("POST /containers/waiter/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
+        try connection.send(
+            Array("POST /containers/waiter/wait?condition=next-exit HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
         var head: [UInt8] = []
         while !String(decoding: head, as: UTF8.self).contains("\r\n\r\n") {
             let chunk = try connection.read(upTo: 4096)
@@ -361,13 +422,16 @@ final class DockerHTTPTests {
     }
 
     @Test func followsAndWaitsEndWhenTheirClientLeaves() throws {
-        let started = try box.docker(["run", "-d", "--name", "talker", "--network", "none", box.image, "sh", "-c", "echo one; sleep 100"])
+        let started = try box.docker([
+            "run", "-d", "--name", "talker", "--network", "none", box.image, "sh", "-c", "echo one; sleep 100",
+        ])
         #expect(started.status == .exited(0), "\(started.stderrText)")
         // The threads serving requests (named docker-api) end with their responses. One stays: the
         // engine's reaper of the monitor the start spawned, which inherited the start's thread name.
         #expect(try box.eventually { self.requestThreads() == 1 }, "\(requestThreads())")
         let follow = try UnixSocket.connect(box.socket)
-        try follow.send(Array("GET /v1.47/containers/talker/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
+        try follow.send(
+            Array("GET /v1.47/containers/talker/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
         #expect(String(decoding: try readUntil(follow, "one"), as: UTF8.self).contains("one"))
         let wait = try UnixSocket.connect(box.socket)
         try wait.send(Array("POST /v1.47/containers/talker/wait HTTP/1.1\r\nHost: docker\r\n\r\n".utf8))
@@ -382,8 +446,10 @@ final class DockerHTTPTests {
 
         // An attachment is relayed by a thread of its own (docker-attach) until its client goes.
         let attach = try UnixSocket.connect(box.socket)
-        try attach.send(Array(("POST /v1.47/containers/talker/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\n"
-                               + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
+        try attach.send(
+            Array(
+                ("POST /v1.47/containers/talker/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: docker\r\n"
+                    + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
         let upgraded = String(decoding: try readUntil(attach, "\r\n\r\n"), as: UTF8.self)
         #expect(upgraded.hasPrefix("HTTP/1.1 101 UPGRADED\r\n"), "\(upgraded)")
         #expect(upgraded.contains("Content-Type: application/vnd.docker.multiplexed-stream"))
@@ -392,10 +458,14 @@ final class DockerHTTPTests {
         attach.close()
         #expect(try box.eventually { self.threads(named: "docker-attach") == 0 })
         // One made before its container starts and abandoned: the start goes ahead without it.
-        #expect(try box.docker(["create", "--name", "later", "--network", "none", box.image, "sh", "-c", "echo later"]).status == .exited(0))
+        #expect(
+            try box.docker(["create", "--name", "later", "--network", "none", box.image, "sh", "-c", "echo later"])
+                .status == .exited(0))
         let early = try UnixSocket.connect(box.socket)
-        try early.send(Array(("POST /v1.47/containers/later/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n"
-                              + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
+        try early.send(
+            Array(
+                ("POST /v1.47/containers/later/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n"
+                    + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
         #expect(String(decoding: try readUntil(early, "\r\n\r\n"), as: UTF8.self).hasPrefix("HTTP/1.1 101"))
         early.close()
         #expect(try box.docker(["start", "later"]).status == .exited(0))
@@ -427,7 +497,9 @@ final class DockerHTTPTests {
     /// The daemon's threads of this name.
     private func threads(named name: String) -> Int {
         let tasks = (try? FileSystem.listDirectory("/proc/\(box.daemon)/task")) ?? []
-        return tasks.filter { ((try? FileSystem.readString("/proc/\(box.daemon)/task/\($0)/comm")) ?? "").trimmed == name }.count
+        return tasks.filter {
+            ((try? FileSystem.readString("/proc/\(box.daemon)/task/\($0)/comm")) ?? "").trimmed == name
+        }.count
     }
 
     /// Reads until `marker` appears or the connection ends.

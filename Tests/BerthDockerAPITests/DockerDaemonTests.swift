@@ -7,7 +7,9 @@ import Testing
 
 /// `berth engine` as a service: TCP with TLS and client certificates, one store shared with the
 /// `berth` CLI, and what a SIGKILL under load leaves behind.
-@Suite(.serialized, .enabled(if: isRealRoot && dockerCLI != nil, "runs containers and the docker CLI: needs real root and docker"))
+@Suite(
+    .serialized,
+    .enabled(if: isRealRoot && dockerCLI != nil, "runs containers and the docker CLI: needs real root and docker"))
 final class DockerDaemonTests {
     let box: DaemonBox
 
@@ -23,25 +25,48 @@ final class DockerDaemonTests {
         let dir = box.base + "/tls"
         try FileSystem.makeDirectories(dir, mode: 0o700)
         let steps: [[String]] = [
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
-             "-days", "2", "-subj", "/CN=berth-test-ca"],
-            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server-key.pem", "-out", "server.csr",
-             "-subj", "/CN=localhost"],
-            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "server.pem",
-             "-days", "2", "-extfile", "server.ext"],
-            ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem", "-out", "client.csr",
-             "-subj", "/CN=client"],
-            ["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", "cert.pem",
-             "-days", "2", "-extfile", "client.ext"],
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                "ca-key.pem", "-out", "ca.pem",
+                "-days", "2", "-subj", "/CN=berth-test-ca",
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server-key.pem",
+                "-out", "server.csr",
+                "-subj", "/CN=localhost",
+            ],
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out",
+                "server.pem",
+                "-days", "2", "-extfile", "server.ext",
+            ],
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem", "-out",
+                "client.csr",
+                "-subj", "/CN=client",
+            ],
+            [
+                "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out",
+                "cert.pem",
+                "-days", "2", "-extfile", "client.ext",
+            ],
             // A client certificate from a CA the daemon does not trust.
-            ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "stranger-key.pem",
-             "-out", "stranger.pem", "-days", "2", "-subj", "/CN=stranger"],
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                "stranger-key.pem",
+                "-out", "stranger.pem", "-days", "2", "-subj", "/CN=stranger",
+            ],
         ]
-        try FileSystem.writeAtomically(dir + "/server.ext", Array("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n".utf8))
+        try FileSystem.writeAtomically(
+            dir + "/server.ext", Array("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n".utf8))
         try FileSystem.writeAtomically(dir + "/client.ext", Array("extendedKeyUsage=clientAuth\n".utf8))
-        guard let openssl = ChildProcess.lookup("openssl", path: "/usr/bin:/bin") else { throw TestFailure("no openssl") }
+        guard let openssl = ChildProcess.lookup("openssl", path: "/usr/bin:/bin") else {
+            throw TestFailure("no openssl")
+        }
         for step in steps {
-            let made = try ChildProcess.run("/bin/sh", arguments: ["sh", "-c", "cd \"$0\" && exec \"$@\"", dir, openssl] + step, environment: [standardPath])
+            let made = try ChildProcess.run(
+                "/bin/sh", arguments: ["sh", "-c", "cd \"$0\" && exec \"$@\"", dir, openssl] + step,
+                environment: [standardPath])
             guard made.status.succeeded else { throw TestFailure("openssl \(step): \(made.stderrText)") }
         }
         return dir
@@ -49,16 +74,21 @@ final class DockerDaemonTests {
 
     func dockerOverTLS(_ address: String, certificates: String, _ arguments: [String]) throws -> ChildProcess.Output {
         guard let dockerCLI else { throw TestFailure("no docker CLI") }
-        return try ChildProcess.run(dockerCLI, arguments: ["docker"] + arguments,
-                                    environment: ["DOCKER_HOST=\(address)", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=\(certificates)",
-                                                  "DOCKER_CONFIG=\(box.base)/docker-config", standardPath, "HOME=\(box.base)"])
+        return try ChildProcess.run(
+            dockerCLI, arguments: ["docker"] + arguments,
+            environment: [
+                "DOCKER_HOST=\(address)", "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=\(certificates)",
+                "DOCKER_CONFIG=\(box.base)/docker-config", standardPath, "HOME=\(box.base)",
+            ])
     }
 
     @Test func tcpIsServedOnlyWithTLSAndClientCertificates() throws {
         let tls = try makeCertificates()
         try box.stopDaemon()
-        try box.startDaemon(extra: ["-H", "tcp://127.0.0.1:0", "--tlsverify", "--tlscacert", tls + "/ca.pem",
-                                    "--tlscert", tls + "/server.pem", "--tlskey", tls + "/server-key.pem"])
+        try box.startDaemon(extra: [
+            "-H", "tcp://127.0.0.1:0", "--tlsverify", "--tlscacert", tls + "/ca.pem",
+            "--tlscert", tls + "/server.pem", "--tlskey", tls + "/server-key.pem",
+        ])
         guard let line = box.readyText.split(separator: "\n").first(where: { $0.hasPrefix("ready tcp://") }) else {
             throw TestFailure("no tcp listener in \(box.readyText)")
         }
@@ -69,7 +99,9 @@ final class DockerDaemonTests {
         #expect(version.status == .exited(0), "\(version.stderrText)")
         #expect(version.stdoutText.trimmed == "1.47")
         // An attached run hijacks the connection: the stream stays inside TLS.
-        let run = try dockerOverTLS(address, certificates: tls, ["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo over-tls; exit 3"])
+        let run = try dockerOverTLS(
+            address, certificates: tls,
+            ["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo over-tls; exit 3"])
         #expect(run.status == .exited(3), "\(run.stderrText)")
         #expect(run.stdoutText == "over-tls\n")
         // The unix socket still serves beside it, the same store.
@@ -78,26 +110,40 @@ final class DockerDaemonTests {
         // No client certificate, one from another CA, or no TLS at all: refused before any HTTP.
         guard let curl = ChildProcess.lookup("curl", path: "/usr/bin:/bin") else { throw TestFailure("no curl") }
         let url = "https" + address.dropFirst(3) + "/_ping"
-        let withCertificate = try ChildProcess.run(curl, arguments: ["curl", "-sS", "--cacert", tls + "/ca.pem", "--cert", tls + "/cert.pem",
-                                                                     "--key", tls + "/key.pem", url], environment: [standardPath])
+        let withCertificate = try ChildProcess.run(
+            curl,
+            arguments: [
+                "curl", "-sS", "--cacert", tls + "/ca.pem", "--cert", tls + "/cert.pem",
+                "--key", tls + "/key.pem", url,
+            ], environment: [standardPath])
         #expect(withCertificate.stdoutText == "OK", "\(withCertificate.stderrText)")
         for extra in [[String](), ["--cert", tls + "/stranger.pem", "--key", tls + "/stranger-key.pem"]] {
-            let refused = try ChildProcess.run(curl, arguments: ["curl", "-sS", "--cacert", tls + "/ca.pem"] + extra + [url], environment: [standardPath])
+            let refused = try ChildProcess.run(
+                curl, arguments: ["curl", "-sS", "--cacert", tls + "/ca.pem"] + extra + [url],
+                environment: [standardPath])
             #expect(!refused.status.succeeded && refused.stdoutText.isEmpty, "\(extra): \(refused.stdoutText)")
         }
-        let plain = try ChildProcess.run(curl, arguments: ["curl", "-sS", "http" + address.dropFirst(3) + "/_ping"], environment: [standardPath])
+        let plain = try ChildProcess.run(
+            curl, arguments: ["curl", "-sS", "http" + address.dropFirst(3) + "/_ping"], environment: [standardPath])
         #expect(!plain.status.succeeded && plain.stdoutText.isEmpty)
     }
 
     @Test func tcpWithoutTLSOrBadAddressesIsRefusedAtStart() throws {
-        for (arguments, mentions) in [(["-H", "tcp://127.0.0.1:2376"], "--tlsverify"),
-                                      (["-H", "fd://"], "socket activation"),
-                                      (["-H", "unix://relative.sock"], "absolute path"),
-                                      (["-H", "tcp://127.0.0.1:99999", "--tlsverify"], "invalid port"),
-                                      (["-H", "tcp://127.0.0.1:0", "--tlsverify", "--tlscacert", "/nonexistent/ca.pem",
-                                        "--tlscert", "/nonexistent/c.pem", "--tlskey", "/nonexistent/k.pem"], "/nonexistent/")] {
-            let started = try ChildProcess.run(box.berth, arguments: [box.berth, "engine", "--root", box.root] + arguments,
-                                               environment: ["BERTH_RUN=\(box.run)", standardPath])
+        for (arguments, mentions) in [
+            (["-H", "tcp://127.0.0.1:2376"], "--tlsverify"),
+            (["-H", "fd://"], "socket activation"),
+            (["-H", "unix://relative.sock"], "absolute path"),
+            (["-H", "tcp://127.0.0.1:99999", "--tlsverify"], "invalid port"),
+            (
+                [
+                    "-H", "tcp://127.0.0.1:0", "--tlsverify", "--tlscacert", "/nonexistent/ca.pem",
+                    "--tlscert", "/nonexistent/c.pem", "--tlskey", "/nonexistent/k.pem",
+                ], "/nonexistent/"
+            ),
+        ] {
+            let started = try ChildProcess.run(
+                box.berth, arguments: [box.berth, "engine", "--root", box.root] + arguments,
+                environment: ["BERTH_RUN=\(box.run)", standardPath])
             #expect(!started.status.succeeded, "\(arguments) started")
             #expect(started.stderrText.contains(mentions), "\(arguments): \(started.stderrText)")
         }
@@ -112,12 +158,17 @@ final class DockerDaemonTests {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in notify.utf8.enumerated() { raw[i] = b } }
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
         #expect(bound == 0)
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
-        let daemon = try ChildProcess.spawn(box.berth, arguments: [box.berth, "engine", "--root", box.root, "-H", "unix://" + box.socket],
-                                            environment: ["BERTH_RUN=\(box.run)", standardPath, "NOTIFY_SOCKET=\(notify)"],
-                                            fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
+        let daemon = try ChildProcess.spawn(
+            box.berth, arguments: [box.berth, "engine", "--root", box.root, "-H", "unix://" + box.socket],
+            environment: ["BERTH_RUN=\(box.run)", standardPath, "NOTIFY_SOCKET=\(notify)"],
+            fileDescriptors: [0: devnull.rawValue, 1: devnull.rawValue, 2: devnull.rawValue])
         defer {
             kill(daemon, SIGTERM)
             _ = try? ChildProcess.wait(daemon)
@@ -138,7 +189,9 @@ final class DockerDaemonTests {
     @Test func theCLIAndTheDaemonSeeAndDriveEachOthersContainers() throws {
         let byCLI = try box.berthCLI(["run", "-d", "--name", "by-cli", "--network", "none", box.image, "sleep", "100"])
         #expect(byCLI.status == .exited(0), "\(byCLI.stderrText)")
-        let byDocker = try box.docker(["run", "-d", "--name", "by-docker", "--network", "none", box.image, "sleep", "100"])
+        let byDocker = try box.docker([
+            "run", "-d", "--name", "by-docker", "--network", "none", box.image, "sleep", "100",
+        ])
         #expect(byDocker.status == .exited(0), "\(byDocker.stderrText)")
 
         let listedByDocker = try box.docker(["ps", "--format", "{{.Names}}"]).stdoutText.split(separator: "\n").sorted()
@@ -168,10 +221,13 @@ final class DockerDaemonTests {
     func runInteractivelyOnATerminal() throws {
         guard let dockerCLI else { throw TestFailure("no docker CLI") }
         let command = "\(dockerCLI) run -it --rm --network none \(box.image) sh"
-        let typed = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-qec", command, "/dev/null"],
-                                         environment: ["DOCKER_HOST=unix://\(box.socket)", "DOCKER_CONFIG=\(box.base)/docker-config",
-                                                       standardPath, "HOME=\(box.base)", "TERM=xterm"],
-                                         input: Array("echo hello-$((6*7))\nexit 5\n".utf8))
+        let typed = try ChildProcess.run(
+            "/usr/bin/script", arguments: ["script", "-qec", command, "/dev/null"],
+            environment: [
+                "DOCKER_HOST=unix://\(box.socket)", "DOCKER_CONFIG=\(box.base)/docker-config",
+                standardPath, "HOME=\(box.base)", "TERM=xterm",
+            ],
+            input: Array("echo hello-$((6*7))\nexit 5\n".utf8))
         #expect(typed.status == .exited(5), "\(typed.stdoutText) \(typed.stderrText)")
         #expect(typed.stdoutText.contains("hello-42"), "\(typed.stdoutText)")
         #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty)
@@ -181,17 +237,24 @@ final class DockerDaemonTests {
     /// host's loopback, its policy kept.
     @Test func aDetachedServerIsReachedOnItsPublishedPort() throws {
         let port = LocalRegistry.freePort()
-        let started = try box.docker(["run", "-d", "-p", "127.0.0.1:\(port):8080", "--name", "web", "--restart", "unless-stopped",
-                                      box.image, "sh", "-c", "echo served > /srv/index.html; exec httpd -f -p 8080 -h /srv"])
+        let started = try box.docker([
+            "run", "-d", "-p", "127.0.0.1:\(port):8080", "--name", "web", "--restart", "unless-stopped",
+            box.image, "sh", "-c", "echo served > /srv/index.html; exec httpd -f -p 8080 -h /srv",
+        ])
         #expect(started.status == .exited(0), "\(started.stderrText)")
         #expect(try box.docker(["port", "web"]).stdoutText.trimmed == "8080/tcp -> 127.0.0.1:\(port)")
-        #expect(try box.docker(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "web"]).stdoutText.trimmed == "unless-stopped")
+        #expect(
+            try box.docker(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "web"]).stdoutText.trimmed
+                == "unless-stopped")
         guard let curl = ChildProcess.lookup("curl", path: "/usr/bin:/bin") else { throw TestFailure("no curl") }
         var body = ""
-        #expect(try box.eventually(20) {
-            body = try ChildProcess.run(curl, arguments: ["curl", "-s", "http://127.0.0.1:\(port)/index.html"], environment: [standardPath]).stdoutText
-            return body == "served\n"
-        }, "\(body)")
+        #expect(
+            try box.eventually(20) {
+                body = try ChildProcess.run(
+                    curl, arguments: ["curl", "-s", "http://127.0.0.1:\(port)/index.html"], environment: [standardPath]
+                ).stdoutText
+                return body == "served\n"
+            }, "\(body)")
         // A second container cannot take the port: docker's message, and the first still serves.
         let clash = try box.docker(["run", "-d", "-p", "127.0.0.1:\(port):8080", box.image, "sleep", "10"])
         #expect(clash.status != .exited(0))
@@ -204,8 +267,11 @@ final class DockerDaemonTests {
     /// Streaming requests (a followed log, events, stats, an attachment, a wait) each hold a thread of
     /// the daemon: a client killed in the middle gives its thread back, and the daemon serves on.
     @Test func clientsKilledMidStreamLeaveNoThreadBehind() throws {
-        #expect(try box.docker(["run", "-d", "--name", "chatty", "--network", "none", box.image,
-                                "sh", "-c", "while true; do echo tick; sleep 0.2; done"]).status == .exited(0))
+        #expect(
+            try box.docker([
+                "run", "-d", "--name", "chatty", "--network", "none", box.image,
+                "sh", "-c", "while true; do echo tick; sleep 0.2; done",
+            ]).status == .exited(0))
         func threads() -> Int { (try? FileSystem.listDirectory("/proc/\(box.daemon)/task").count) ?? -1 }
         // Idle: the event loop and whatever pools the daemon keeps, once the run's requests are done.
         var baseline = threads()
@@ -215,7 +281,9 @@ final class DockerDaemonTests {
             return now == baseline
         }
         var clients: [pid_t] = []
-        for arguments in [["logs", "-f", "chatty"], ["events"], ["stats", "chatty"], ["attach", "chatty"], ["wait", "chatty"]] {
+        for arguments in [
+            ["logs", "-f", "chatty"], ["events"], ["stats", "chatty"], ["attach", "chatty"], ["wait", "chatty"],
+        ] {
             clients.append(try box.spawnDocker(arguments, output: box.base + "/client-\(arguments[0]).out"))
         }
         // All five are being served (one thread each, at least) before they are killed.
@@ -225,10 +293,11 @@ final class DockerDaemonTests {
             _ = try ChildProcess.wait(client)
         }
         var left = 0
-        #expect(try box.eventually(20) {
-            left = threads()
-            return left <= baseline
-        }, "\(left) threads, \(baseline) before")
+        #expect(
+            try box.eventually(20) {
+                left = threads()
+                return left <= baseline
+            }, "\(left) threads, \(baseline) before")
         #expect(try box.docker(["logs", "--tail", "1", "chatty"]).stdoutText == "tick\n")
         #expect(try box.docker(["rm", "-f", "chatty"]).status == .exited(0))
     }
@@ -238,7 +307,9 @@ final class DockerDaemonTests {
     /// `docker cp` into a container sends a tar as the body: one larger than any JSON body limit
     /// arrives whole (written to a file as it comes), and nothing of it is left behind.
     @Test func aLargeCopyIntoAContainerArrivesWhole() throws {
-        #expect(try box.docker(["run", "-d", "--name", "receiver", "--network", "none", box.image, "sleep", "100"]).status == .exited(0))
+        #expect(
+            try box.docker(["run", "-d", "--name", "receiver", "--network", "none", box.image, "sleep", "100"]).status
+                == .exited(0))
         let source = box.base + "/big.bin"
         var bytes = [UInt8](repeating: 0, count: 40 << 20)
         for i in stride(from: 0, to: bytes.count, by: 4096) { bytes[i] = UInt8(truncatingIfNeeded: i >> 12) }
@@ -263,8 +334,11 @@ final class DockerDaemonTests {
         var clients: [(pid: pid_t, output: String)] = []
         for n in 0..<6 {
             let output = box.base + "/run-\(n).out"
-            let pid = try box.spawnDocker(["run", "-d", "--network", "none", "--label", "load=1", box.image,
-                                           "sh", "-c", "seq 1 \(lines); sleep 300"], output: output)
+            let pid = try box.spawnDocker(
+                [
+                    "run", "-d", "--network", "none", "--label", "load=1", box.image,
+                    "sh", "-c", "seq 1 \(lines); sleep 300",
+                ], output: output)
             clients.append((pid, output))
         }
         // Kill once at least two clients are done (the docker CLI prints a detached container's ID
@@ -293,7 +367,9 @@ final class DockerDaemonTests {
         try box.startDaemon()
         for id in reported {
             // Running, and its whole output in the log once the monitor has written it.
-            let state = try box.docker(["inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", id])
+            let state = try box.docker([
+                "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", id,
+            ])
             #expect(state.stdoutText.hasPrefix("running "), "\(id): \(state.stdoutText) \(state.stderrText)")
             var logged = 0
             _ = try box.eventually(20) {

@@ -22,7 +22,8 @@ let python3: String? = ChildProcess.lookup("python3")
 /// The docker SDK for Python is importable by it.
 let pythonSDK: Bool = {
     guard let python3 else { return false }
-    let probe = try? ChildProcess.run(python3, arguments: ["python3", "-c", "import docker"], environment: ChildProcess.currentEnvironment)
+    let probe = try? ChildProcess.run(
+        python3, arguments: ["python3", "-c", "import docker"], environment: ChildProcess.currentEnvironment)
     return probe?.status == .exited(0)
 }()
 
@@ -82,11 +83,14 @@ final class DaemonBox: @unchecked Sendable {
         chmod(tree + "/tmp", 0o1777)
         _ = try ChildProcess.run("/bin/cp", arguments: ["cp", "/bin/busybox", tree + "/bin/busybox"], environment: [])
         let applets = try ChildProcess.run("/bin/busybox", arguments: ["busybox", "--list"], environment: [])
-        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" { symlink("busybox", "\(tree)/bin/\(applet)") }
+        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" {
+            symlink("busybox", "\(tree)/bin/\(applet)")
+        }
         try FileSystem.writeAtomically(tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\n".utf8))
         try FileSystem.writeAtomically(tree + "/etc/group", Array("root:x:0:\n".utf8))
         let tar = base + "/layer.tar"
-        let packed = try ChildProcess.run("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
+        let packed = try ChildProcess.run(
+            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
         guard packed.status.succeeded else { throw TestFailure("tar: \(packed.stderrText)") }
         return tar
     }
@@ -109,9 +113,10 @@ final class DaemonBox: @unchecked Sendable {
         let output = try Pipe()
         let log = try FileDescriptor.open(base + "/daemon.log", O_WRONLY | O_CREAT | O_APPEND, mode: 0o600)
         let devnull = try FileDescriptor.open("/dev/null", O_RDONLY)
-        daemon = try ChildProcess.spawn(berth, arguments: [berth, "engine", "--root", root, "--host", "unix://" + socket] + extra,
-                                        environment: ["BERTH_RUN=\(run)", standardPath],
-                                        fileDescriptors: [0: devnull.rawValue, 1: output.writing.rawValue, 2: log.rawValue])
+        daemon = try ChildProcess.spawn(
+            berth, arguments: [berth, "engine", "--root", root, "--host", "unix://" + socket] + extra,
+            environment: ["BERTH_RUN=\(run)", standardPath],
+            fileDescriptors: [0: devnull.rawValue, 1: output.writing.rawValue, 2: log.rawValue])
         output.writing.close()
         daemonOutput = output.reading
         // The daemon prints `ready unix://…` once its socket accepts connections.
@@ -148,9 +153,12 @@ final class DaemonBox: @unchecked Sendable {
     @discardableResult
     func docker(_ arguments: [String], input: String = "") throws -> ChildProcess.Output {
         guard let dockerCLI else { throw TestFailure("no docker CLI") }
-        return try ChildProcess.run(dockerCLI, arguments: ["docker"] + arguments,
-                                    environment: ["DOCKER_HOST=unix://\(socket)", "DOCKER_CONFIG=\(base)/docker-config", standardPath, "HOME=\(base)"],
-                                    input: Array(input.utf8))
+        return try ChildProcess.run(
+            dockerCLI, arguments: ["docker"] + arguments,
+            environment: [
+                "DOCKER_HOST=unix://\(socket)", "DOCKER_CONFIG=\(base)/docker-config", standardPath, "HOME=\(base)",
+            ],
+            input: Array(input.utf8))
     }
 
     /// Starts the docker CLI without waiting for it: its stdout (and stderr) to `output`.
@@ -158,16 +166,20 @@ final class DaemonBox: @unchecked Sendable {
         guard let dockerCLI else { throw TestFailure("no docker CLI") }
         let out = try FileDescriptor.open(output, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         let devnull = try FileDescriptor.open("/dev/null", O_RDWR)
-        return try ChildProcess.spawn(dockerCLI, arguments: ["docker"] + arguments,
-                                      environment: ["DOCKER_HOST=unix://\(socket)", "DOCKER_CONFIG=\(base)/docker-config", standardPath, "HOME=\(base)"],
-                                      fileDescriptors: [0: devnull.rawValue, 1: out.rawValue, 2: devnull.rawValue])
+        return try ChildProcess.spawn(
+            dockerCLI, arguments: ["docker"] + arguments,
+            environment: [
+                "DOCKER_HOST=unix://\(socket)", "DOCKER_CONFIG=\(base)/docker-config", standardPath, "HOME=\(base)",
+            ],
+            fileDescriptors: [0: devnull.rawValue, 1: out.rawValue, 2: devnull.rawValue])
     }
 
     /// Runs `berth VERB --root R ARGS…` beside the daemon (the same store).
     @discardableResult
     func berthCLI(_ arguments: [String]) throws -> ChildProcess.Output {
-        try ChildProcess.run(berth, arguments: [berth] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
-                             environment: ["BERTH_RUN=\(run)", standardPath])
+        try ChildProcess.run(
+            berth, arguments: [berth] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
+            environment: ["BERTH_RUN=\(run)", standardPath])
     }
 
     /// Polls `condition` every 20 ms until it holds or `seconds` pass (for states with no event to await).
@@ -183,7 +195,9 @@ final class DaemonBox: @unchecked Sendable {
     /// Stops the daemon, removes every container it or the tests left, then the data.
     func tearDown() {
         _ = try? stopDaemon()
-        if let ids = try? berthCLI(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init), !ids.isEmpty {
+        if let ids = try? berthCLI(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init),
+            !ids.isEmpty
+        {
             _ = try? berthCLI(["rm", "-f"] + ids)
         }
         umount2(run + "/netns", Int32(MNT_DETACH))
@@ -203,18 +217,21 @@ final class LocalRegistry: @unchecked Sendable {
         try FileSystem.makeDirectories(directory, mode: 0o700)
         port = LocalRegistry.freePort()
         let config = """
-        version: 0.1
-        log: {level: error, accesslog: {disabled: true}}
-        storage: {filesystem: {rootdirectory: \(directory)/data}, delete: {enabled: true}}
-        http: {addr: 127.0.0.1:\(port)}
+            version: 0.1
+            log: {level: error, accesslog: {disabled: true}}
+            storage: {filesystem: {rootdirectory: \(directory)/data}, delete: {enabled: true}}
+            http: {addr: 127.0.0.1:\(port)}
 
-        """
+            """
         try FileSystem.writeAtomically(directory + "/config.yml", Array(config.utf8))
         let log = try FileDescriptor.open(directory + "/log", O_WRONLY | O_CREAT, mode: 0o600)
         let devnull = try FileDescriptor.open("/dev/null", O_RDONLY)
-        guard let program = ChildProcess.lookup("docker-registry", path: "/usr/bin:/usr/sbin:/bin") else { throw TestFailure("no docker-registry") }
-        pid = try ChildProcess.spawn(program, arguments: [program, "serve", directory + "/config.yml"], environment: [standardPath],
-                                     fileDescriptors: [0: devnull.rawValue, 1: log.rawValue, 2: log.rawValue])
+        guard let program = ChildProcess.lookup("docker-registry", path: "/usr/bin:/usr/sbin:/bin") else {
+            throw TestFailure("no docker-registry")
+        }
+        pid = try ChildProcess.spawn(
+            program, arguments: [program, "serve", directory + "/config.yml"], environment: [standardPath],
+            fileDescriptors: [0: devnull.rawValue, 1: log.rawValue, 2: log.rawValue])
         try LocalRegistry.awaitAccepting(port, within: 30, what: "docker-registry")
     }
 
@@ -241,8 +258,12 @@ final class LocalRegistry: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
@@ -254,7 +275,9 @@ final class LocalRegistry: @unchecked Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         } == 0
     }
 }

@@ -9,22 +9,22 @@ import Testing
     /// What `docker run -d --name x -p 8080:80 --restart on-failure:3 -e A=1 -v /data --tmpfs /run:size=1m
     /// -l tier=web --network none IMG sh -c 'echo hi'` sends (CLI 28, trimmed of zero values it also sends).
     static let cliBody = """
-    {"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,
-     "ExposedPorts":{"80/tcp":{}},"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":["A=1"],
-     "Cmd":["sh","-c","echo hi"],"Image":"test/img:1","Volumes":{"/data":{}},"WorkingDir":"","Entrypoint":null,
-     "OnBuild":null,"Labels":{"tier":"web"},
-     "HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"none",
-       "PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},
-       "AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[40,120],"CapAdd":null,"CapDrop":null,
-       "CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"",
-       "Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,
-       "ReadonlyRootfs":false,"SecurityOpt":null,"Tmpfs":{"/run":"size=1m"},"UTSMode":"","UsernsMode":"","ShmSize":0,
-       "Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"CpuPeriod":0,"CpuQuota":0,
-       "CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,
-       "MemorySwap":0,"MemorySwappiness":null,"OomKillDisable":null,"PidsLimit":null,"Ulimits":[{"Name":"nofile","Soft":1024,"Hard":2048}],
-       "Mounts":[{"Type":"tmpfs","Target":"/scratch","TmpfsOptions":{"SizeBytes":1048576}}],"MaskedPaths":null,"ReadonlyPaths":null,"Init":true},
-     "NetworkingConfig":{"EndpointsConfig":{"none":{}}}}
-    """
+        {"Hostname":"","Domainname":"","User":"","AttachStdin":false,"AttachStdout":false,"AttachStderr":false,
+         "ExposedPorts":{"80/tcp":{}},"Tty":false,"OpenStdin":false,"StdinOnce":false,"Env":["A=1"],
+         "Cmd":["sh","-c","echo hi"],"Image":"test/img:1","Volumes":{"/data":{}},"WorkingDir":"","Entrypoint":null,
+         "OnBuild":null,"Labels":{"tier":"web"},
+         "HostConfig":{"Binds":null,"ContainerIDFile":"","LogConfig":{"Type":"","Config":{}},"NetworkMode":"none",
+           "PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},
+           "AutoRemove":false,"VolumeDriver":"","VolumesFrom":null,"ConsoleSize":[40,120],"CapAdd":null,"CapDrop":null,
+           "CgroupnsMode":"","Dns":[],"DnsOptions":[],"DnsSearch":[],"ExtraHosts":null,"GroupAdd":null,"IpcMode":"",
+           "Cgroup":"","Links":null,"OomScoreAdj":0,"PidMode":"","Privileged":false,"PublishAllPorts":false,
+           "ReadonlyRootfs":false,"SecurityOpt":null,"Tmpfs":{"/run":"size=1m"},"UTSMode":"","UsernsMode":"","ShmSize":0,
+           "Isolation":"","CpuShares":0,"Memory":0,"NanoCpus":0,"CgroupParent":"","BlkioWeight":0,"CpuPeriod":0,"CpuQuota":0,
+           "CpusetCpus":"","CpusetMems":"","Devices":[],"DeviceCgroupRules":null,"DeviceRequests":null,"MemoryReservation":0,
+           "MemorySwap":0,"MemorySwappiness":null,"OomKillDisable":null,"PidsLimit":null,"Ulimits":[{"Name":"nofile","Soft":1024,"Hard":2048}],
+           "Mounts":[{"Type":"tmpfs","Target":"/scratch","TmpfsOptions":{"SizeBytes":1048576}}],"MaskedPaths":null,"ReadonlyPaths":null,"Init":true},
+         "NetworkingConfig":{"EndpointsConfig":{"none":{}}}}
+        """
 
     @Test func theCLIsBodyMapsToTheEnginesConfiguration() throws {
         var defaults = EngineConfiguration()
@@ -37,7 +37,10 @@ import Testing
         #expect(c.env == ["A=1"])
         #expect(c.labels == ["tier": "web"])
         #expect(c.networkMode == "none")
-        #expect(c.portBindings == [ContainerConfiguration.PortBinding(containerPort: 80, proto: "tcp", hostIP: "", hostPort: 8080)])
+        #expect(
+            c.portBindings == [
+                ContainerConfiguration.PortBinding(containerPort: 80, proto: "tcp", hostIP: "", hostPort: 8080)
+            ])
         #expect(c.exposedPorts == ["80/tcp"])
         #expect(c.restartPolicy == .init(name: "on-failure", maximumRetryCount: 3))
         #expect(c.tmpfs == ["/run": "size=1m"])
@@ -52,23 +55,27 @@ import Testing
 
     @Test func stringCommandsEmptyEntrypointsAndNetworkAliases() throws {
         let body = """
-        {"Image":"img","Cmd":"echo one","Entrypoint":[""],"WorkingDir":"/w","StopSignal":"SIGUSR1","StopTimeout":3,
-         "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":2000000000,"Retries":2},
-         "HostConfig":{"NetworkMode":"front","Memory":67108864,"NanoCpus":1500000000,"PortBindings":{"53/udp":[{"HostIp":"127.0.0.1","HostPort":"5300-5310"}]},
-                       "AutoRemove":true,"LogConfig":{"Type":"none"}},
-         "NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"IPv4Address":"10.9.0.5"},"Aliases":["db"]},"back":{"Aliases":["b"]}}}}
-        """
+            {"Image":"img","Cmd":"echo one","Entrypoint":[""],"WorkingDir":"/w","StopSignal":"SIGUSR1","StopTimeout":3,
+             "Healthcheck":{"Test":["CMD-SHELL","true"],"Interval":2000000000,"Retries":2},
+             "HostConfig":{"NetworkMode":"front","Memory":67108864,"NanoCpus":1500000000,"PortBindings":{"53/udp":[{"HostIp":"127.0.0.1","HostPort":"5300-5310"}]},
+                           "AutoRemove":true,"LogConfig":{"Type":"none"}},
+             "NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"IPv4Address":"10.9.0.5"},"Aliases":["db"]},"back":{"Aliases":["b"]}}}}
+            """
         let c = try ContainerCreateRequest.decode(Array(body.utf8)).configuration()
         #expect(c.cmd == ["echo one"])
         #expect(c.entrypoint == [""])
         #expect(c.workingDir == "/w")
         #expect(c.stopSignal == "SIGUSR1" && c.stopTimeout == 3)
-        #expect(c.healthcheck?.test == ["CMD-SHELL", "true"] && c.healthcheck?.interval == 2_000_000_000 && c.healthcheck?.retries == 2)
+        #expect(
+            c.healthcheck?.test == ["CMD-SHELL", "true"] && c.healthcheck?.interval == 2_000_000_000
+                && c.healthcheck?.retries == 2)
         #expect(c.networkMode == "front" && c.ipAddress == "10.9.0.5" && c.networkAliases == ["db"])
         #expect(c.additionalNetworks == ["back"])
         #expect(c.additionalEndpoints?["back"]?.aliases == ["b"])
         #expect(c.resources.memory == 67_108_864 && c.resources.nanoCPUs == 1_500_000_000)
-        #expect(c.portBindings.first?.hostPort == 5300 && c.portBindings.first?.hostPortEnd == 5310 && c.portBindings.first?.proto == "udp")
+        #expect(
+            c.portBindings.first?.hostPort == 5300 && c.portBindings.first?.hostPortEnd == 5310
+                && c.portBindings.first?.proto == "udp")
         #expect(c.autoRemove)
         #expect(c.logDriver == "none")
     }
@@ -106,10 +113,19 @@ import Testing
         ("{\"Image\":\"x\",\"HostConfig\":{\"PidMode\":\"host\"}}", "HostConfig.PidMode is not supported"),
         ("{\"Image\":\"x\",\"HostConfig\":{\"Links\":[\"a:b\"]}}", "HostConfig.Links is not supported"),
         ("{\"Image\":\"x\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"sometimes\"}}}", "invalid restart policy"),
-        ("{\"Image\":\"x\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\",\"MaximumRetryCount\":2}}}", "only be used with 'on-failure'"),
+        (
+            "{\"Image\":\"x\",\"HostConfig\":{\"RestartPolicy\":{\"Name\":\"always\",\"MaximumRetryCount\":2}}}",
+            "only be used with 'on-failure'"
+        ),
         ("{\"Image\":\"x\",\"HostConfig\":{\"PortBindings\":{\"http\":[]}}}", "invalid port specification"),
-        ("{\"Image\":\"x\",\"HostConfig\":{\"PortBindings\":{\"80/tcp\":[{\"HostPort\":\"99999\"}]}}}", "invalid port specification"),
-        ("{\"Image\":\"x\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\",\"Source\":\"rel\",\"Target\":\"/m\"}]}}", "must be absolute"),
+        (
+            "{\"Image\":\"x\",\"HostConfig\":{\"PortBindings\":{\"80/tcp\":[{\"HostPort\":\"99999\"}]}}}",
+            "invalid port specification"
+        ),
+        (
+            "{\"Image\":\"x\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"bind\",\"Source\":\"rel\",\"Target\":\"/m\"}]}}",
+            "must be absolute"
+        ),
         ("{\"Image\":\"x\",\"HostConfig\":{\"Mounts\":[{\"Type\":\"npipe\",\"Target\":\"/m\"}]}}", "mount type npipe"),
         ("{\"Image\":\"x\",\"HostConfig\":{\"Memory\":1024}}", "Minimum memory limit"),
         ("{\"Image\":\"x\",\"HostConfig\":{\"Sysctls\":{\"kernel.hostname\":\"x\"}}}", "not allowed"),

@@ -4,12 +4,15 @@ import Testing
 /// Which containers come back after a reboot: dockerd's restore rules, without root.
 @Suite("restart after a reboot")
 struct BootRecoveryTests {
-    func record(_ policy: String, retries: Int = 0, exitCode: Int32 = 255, stoppedByUser: Bool = false, started: Bool = true,
-                restarts: Int = 0) -> ContainerRecord {
+    func record(
+        _ policy: String, retries: Int = 0, exitCode: Int32 = 255, stoppedByUser: Bool = false, started: Bool = true,
+        restarts: Int = 0
+    ) -> ContainerRecord {
         var configuration = ContainerConfiguration(image: "img")
         configuration.restartPolicy = .init(name: policy, maximumRetryCount: retries)
-        var r = ContainerRecord(id: "id", name: "n", created: "", imageReference: "img", imageName: "img", imageID: "",
-                                configuration: configuration, runtime: "berth", path: "true", args: [], hostname: "h")
+        var r = ContainerRecord(
+            id: "id", name: "n", created: "", imageReference: "img", imageName: "img", imageID: "",
+            configuration: configuration, runtime: "berth", path: "true", args: [], hostname: "h")
         r.state.status = .exited
         r.state.exitCode = exitCode
         r.state.stoppedByUser = stoppedByUser

@@ -19,7 +19,8 @@ final class EngineDNSTests {
     init() throws { box = try EngineBox("dns") }
     deinit { box.tearDown() }
 
-    static let server = "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
+    static let server =
+        "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
 
     /// Makes a user network for `body`, and removes it (with every container) afterwards.
     func withNetworks(_ count: Int = 1, _ body: ([String]) throws -> Void) throws {
@@ -29,7 +30,9 @@ final class EngineDNSTests {
             try #require(created.status == .exited(0), "\(created.stderrText)")
         }
         defer {
-            if let ids = try? box.berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init), !ids.isEmpty {
+            if let ids = try? box.berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init),
+                !ids.isEmpty
+            {
                 _ = try? box.berth(["rm", "-f"] + ids)
             }
             for name in names { _ = try? box.berthNoun("network", ["rm", name]) }
@@ -62,15 +65,19 @@ final class EngineDNSTests {
             r = data[2:]
             print(hex(struct.unpack('>H', r[:2])[0]), '.'.join(str(b) for b in r[-4:]))
             """
-        return try ChildProcess.run("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
-                                    environment: ["PATH=/usr/bin:/bin"])
+        return try ChildProcess.run(
+            "/usr/bin/nsenter",
+            arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
+            environment: ["PATH=/usr/bin:/bin"])
     }
 
     @Test func containersOnAUserNetworkFindEachOtherByNameAliasAndShortID() throws {
         try withNetworks { networks in
             let net = networks[0]
-            let started = try box.berth(["run", "-d", "--name", "server", "-h", "server", "--network", net, "--network-alias", "web",
-                                         "--dns", Self.deadUpstream, box.image, "sh", "-c", Self.server])
+            let started = try box.berth([
+                "run", "-d", "--name", "server", "-h", "server", "--network", net, "--network-alias", "web",
+                "--dns", Self.deadUpstream, box.image, "sh", "-c", Self.server,
+            ])
             try #require(started.status == .exited(0), "\(started.stderrText)")
             let address = try box.inspect("server", "{{.NetworkSettings.Networks.\(net).IPAddress}}")
             let shortID = String(try box.inspect("server", "{{.Id}}").prefix(12))
@@ -99,7 +106,9 @@ final class EngineDNSTests {
             #expect(reverse.contains("server.\(net)"), "\(reverse)")
 
             // The default bridge keeps docker's old behaviour: the upstream itself, no resolver.
-            let bridge = try box.berth(["run", "--rm", "--dns", Self.deadUpstream, box.image, "cat", "/etc/resolv.conf"]).stdoutText
+            let bridge = try box.berth([
+                "run", "--rm", "--dns", Self.deadUpstream, box.image, "cat", "/etc/resolv.conf",
+            ]).stdoutText
             #expect(bridge.contains("nameserver \(Self.deadUpstream)") && !bridge.contains("127.0.0.11"), "\(bridge)")
         }
     }
@@ -107,15 +116,26 @@ final class EngineDNSTests {
     @Test func onlyContainersThatShareANetworkResolveAndTheRecordIsReadAtEachQuery() throws {
         try withNetworks(2) { networks in
             let (front, back) = (networks[0], networks[1])
-            _ = try box.berth(["run", "-d", "--name", "client", "--network", front, "--dns", Self.deadUpstream, box.image, "sleep", "1000"])
-            _ = try box.berth(["run", "-d", "--name", "hidden", "--network", back, "--dns", Self.deadUpstream, box.image, "sleep", "1000"])
+            _ = try box.berth([
+                "run", "-d", "--name", "client", "--network", front, "--dns", Self.deadUpstream, box.image, "sleep",
+                "1000",
+            ])
+            _ = try box.berth([
+                "run", "-d", "--name", "hidden", "--network", back, "--dns", Self.deadUpstream, box.image, "sleep",
+                "1000",
+            ])
             // Another network's container: not found (forwarded, and the dead upstream makes it SERVFAIL).
             let other = try box.berth(["exec", "client", "nslookup", "hidden"])
             #expect(other.status != .exited(0), "\(other.stdoutText)")
-            #expect(other.stdoutText.contains("SERVFAIL") || other.stderrText.contains("SERVFAIL"), "\(other.stdoutText)\(other.stderrText)")
+            #expect(
+                other.stdoutText.contains("SERVFAIL") || other.stderrText.contains("SERVFAIL"),
+                "\(other.stdoutText)\(other.stderrText)")
 
             // Started after the client: found by the client's resolver, which has never heard of it before.
-            _ = try box.berth(["run", "-d", "--name", "late", "--network", front, "--dns", Self.deadUpstream, box.image, "sleep", "1000"])
+            _ = try box.berth([
+                "run", "-d", "--name", "late", "--network", front, "--dns", Self.deadUpstream, box.image, "sleep",
+                "1000",
+            ])
             let address = try box.inspect("late", "{{.NetworkSettings.Networks.\(front).IPAddress}}")
             let found = try box.berth(["exec", "client", "nslookup", "late"])
             #expect(found.stdoutText.contains("Address: \(address)"), "\(found.stdoutText)\(found.stderrText)")
@@ -129,18 +149,27 @@ final class EngineDNSTests {
     /// 0.0.0.0:53 itself, so it gets no resolver of ours there, and keeps the container's --dns servers.
     @Test func aContainerThatExposesPort53CanBindIt() throws {
         try withNetworks { networks in
-            let out = try box.berth(["run", "--rm", "--network", networks[0], "--expose", "53/udp", "--dns", Self.deadUpstream, box.image,
-                                     "sh", "-c", "cat /etc/resolv.conf; nc -l -p 53 -w 1 </dev/null; echo bound=$?"])
-            #expect(out.stdoutText.contains("nameserver \(Self.deadUpstream)") && !out.stdoutText.contains("127.0.0.11"), "\(out.stdoutText)")
-            #expect(!out.stdoutText.contains("Address already in use") && !out.stderrText.contains("Address already in use"),
-                    "\(out.stdoutText)\(out.stderrText)")
+            let out = try box.berth([
+                "run", "--rm", "--network", networks[0], "--expose", "53/udp", "--dns", Self.deadUpstream, box.image,
+                "sh", "-c", "cat /etc/resolv.conf; nc -l -p 53 -w 1 </dev/null; echo bound=$?",
+            ])
+            #expect(
+                out.stdoutText.contains("nameserver \(Self.deadUpstream)") && !out.stdoutText.contains("127.0.0.11"),
+                "\(out.stdoutText)")
+            #expect(
+                !out.stdoutText.contains("Address already in use")
+                    && !out.stderrText.contains("Address already in use"),
+                "\(out.stdoutText)\(out.stderrText)")
         }
     }
 
     @Test func theResolverAnswersOverTCPToo() throws {
         try withNetworks { networks in
             let net = networks[0]
-            _ = try box.berth(["run", "-d", "--name", "server", "--network", net, "--dns", Self.deadUpstream, box.image, "sleep", "1000"])
+            _ = try box.berth([
+                "run", "-d", "--name", "server", "--network", net, "--dns", Self.deadUpstream, box.image, "sleep",
+                "1000",
+            ])
             let address = try box.inspect("server", "{{.NetworkSettings.Networks.\(net).IPAddress}}")
             let id = try box.inspect("server", "{{.Id}}")
             // busybox's nslookup has no TCP mode: python3 asks from inside the container's namespace.
@@ -152,7 +181,10 @@ final class EngineDNSTests {
     @Test func hostilePacketsNeitherCrashNorStallTheResolver() throws {
         try withNetworks { networks in
             let net = networks[0]
-            _ = try box.berth(["run", "-d", "--name", "server", "--network", net, "--dns", Self.deadUpstream, box.image, "sleep", "1000"])
+            _ = try box.berth([
+                "run", "-d", "--name", "server", "--network", net, "--dns", Self.deadUpstream, box.image, "sleep",
+                "1000",
+            ])
             let address = try box.inspect("server", "{{.NetworkSettings.Networks.\(net).IPAddress}}")
             let id = try box.inspect("server", "{{.Id}}")
             // Pointer loops, truncations, random bytes over UDP; a TCP client that promises 64 KiB and
@@ -176,15 +208,20 @@ final class EngineDNSTests {
                     if r[:2] == b'\\x43\\x21': break
                 print(hex(struct.unpack('>H', r[:2])[0]), '.'.join(str(b) for b in r[-4:]))
                 """
-            let asked = try ChildProcess.run("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
-                                             environment: ["PATH=/usr/bin:/bin"])
+            let asked = try ChildProcess.run(
+                "/usr/bin/nsenter",
+                arguments: ["nsenter", "--net=\(box.run)/netns/\(id)", "/usr/bin/python3", "-c", script],
+                environment: ["PATH=/usr/bin:/bin"])
             #expect(asked.stdoutText == "0x4321 \(address)\n", "\(asked.stdoutText)\(asked.stderrText)")
             // The answer came from the monitor, so it is alive; and the engine still sees it so.
             #expect(try box.inspect("server", "{{.State.Status}} {{.State.Error}}") == "running")
         }
     }
 
-    @Test(.enabled(if: FakeUpstream.canBind, "127.0.0.153:53 (UDP or TCP) is taken on this host: the upstream test needs it for a fake server"))
+    @Test(
+        .enabled(
+            if: FakeUpstream.canBind,
+            "127.0.0.153:53 (UDP or TCP) is taken on this host: the upstream test needs it for a fake server"))
     func otherNamesAreForwardedToTheUpstreamFromTheHostsNamespace() throws {
         let upstream = try #require(FakeUpstream(address: "127.0.0.153", name: "upstream.test", answer: "192.0.2.7"))
         defer { upstream.stop() }
@@ -197,7 +234,10 @@ final class EngineDNSTests {
             #expect(missing.stdoutText.contains("NXDOMAIN"), "\(missing.stdoutText)\(missing.stderrText)")
 
             // Over TCP the query goes upstream over TCP (the fake server answers both).
-            _ = try box.berth(["run", "-d", "--name", "asker", "--network", networks[0], "--dns", "127.0.0.153", box.image, "sleep", "1000"])
+            _ = try box.berth([
+                "run", "-d", "--name", "asker", "--network", networks[0], "--dns", "127.0.0.153", box.image, "sleep",
+                "1000",
+            ])
             let id = try box.inspect("asker", "{{.Id}}")
             let asked = try tcpQuery(id: id, queryID: 0x5678, name: "upstream.test")
             #expect(asked.stdoutText == "0x5678 192.0.2.7\n", "\(asked.stdoutText)\(asked.stderrText)")
@@ -231,7 +271,11 @@ final class FakeUpstream {
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = UInt16(53).bigEndian
         sa.sin_addr.s_addr = inet_addr(address)
-        let bound = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         guard bound == 0, type != SOCK_STREAM || listen(fd, 8) == 0 else { close(fd); return nil }
         return fd
     }
@@ -253,56 +297,75 @@ final class FakeUpstream {
         self.stopPipe = stopPipe
         let job = UnsafeMutablePointer<Job>.allocate(capacity: 1)
         job.initialize(to: Job(udp: udp, tcp: tcp, stop: stopPipe.reading.rawValue, name: name, answer: ip))
-        pthread_create(&thread, nil, { raw in
-            let pointer = raw!.assumingMemoryBound(to: Job.self)
-            let job = pointer.move()
-            pointer.deallocate()
-            func reply(_ packet: [UInt8]) -> [UInt8]? {
-                guard let query = try? DNSMessage.parseQuery(packet) else { return nil }
-                if query.name == job.name {
-                    return DNSMessage.response(to: query, code: .noError, answers: query.type == DNSMessage.RecordType.a ? [.a(job.answer)] : [])
-                }
-                return DNSMessage.response(to: query, code: .nameError)
-            }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                var fds = [pollfd(fd: job.udp, events: Int16(POLLIN), revents: 0), pollfd(fd: job.tcp, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: job.stop, events: Int16(POLLIN), revents: 0)]
-                guard poll(&fds, 3, -1) >= 0 else { continue }
-                if fds[2].revents != 0 { return nil }
-                if fds[0].revents != 0 {
-                    var from = sockaddr_in()
-                    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-                    let n = buffer.withUnsafeMutableBytes { bytes in
-                        withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(job.udp, bytes.baseAddress, bytes.count, 0, $0, &length) } }
+        pthread_create(
+            &thread, nil,
+            { raw in
+                let pointer = raw!.assumingMemoryBound(to: Job.self)
+                let job = pointer.move()
+                pointer.deallocate()
+                func reply(_ packet: [UInt8]) -> [UInt8]? {
+                    guard let query = try? DNSMessage.parseQuery(packet) else { return nil }
+                    if query.name == job.name {
+                        return DNSMessage.response(
+                            to: query, code: .noError,
+                            answers: query.type == DNSMessage.RecordType.a ? [.a(job.answer)] : [])
                     }
-                    if n > 0, let answer = reply(Array(buffer[0..<n])) {
-                        _ = answer.withUnsafeBytes { bytes in
-                            withUnsafePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(job.udp, bytes.baseAddress, bytes.count, 0, $0, length) } }
+                    return DNSMessage.response(to: query, code: .nameError)
+                }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    var fds = [
+                        pollfd(fd: job.udp, events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: job.tcp, events: Int16(POLLIN), revents: 0),
+                        pollfd(fd: job.stop, events: Int16(POLLIN), revents: 0),
+                    ]
+                    guard poll(&fds, 3, -1) >= 0 else { continue }
+                    if fds[2].revents != 0 { return nil }
+                    if fds[0].revents != 0 {
+                        var from = sockaddr_in()
+                        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+                        let n = buffer.withUnsafeMutableBytes { bytes in
+                            withUnsafeMutablePointer(to: &from) {
+                                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                    recvfrom(job.udp, bytes.baseAddress, bytes.count, 0, $0, &length)
+                                }
+                            }
+                        }
+                        if n > 0, let answer = reply(Array(buffer[0..<n])) {
+                            _ = answer.withUnsafeBytes { bytes in
+                                withUnsafePointer(to: &from) {
+                                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                                        sendto(job.udp, bytes.baseAddress, bytes.count, 0, $0, length)
+                                    }
+                                }
+                            }
                         }
                     }
-                }
-                if fds[1].revents != 0 {
-                    // One length-prefixed query per connection, read with a deadline so a stuck client cannot hang the test.
-                    let connection = accept(job.tcp, nil, nil)
-                    guard connection >= 0 else { continue }
-                    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-                    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                    var received: [UInt8] = []
-                    while true {
-                        let n = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
-                        if n <= 0 { break }
-                        received += buffer[0..<n]
-                        if received.count >= 2, received.count >= 2 + (Int(received[0]) << 8 | Int(received[1])) { break }
+                    if fds[1].revents != 0 {
+                        // One length-prefixed query per connection, read with a deadline so a stuck client cannot hang the test.
+                        let connection = accept(job.tcp, nil, nil)
+                        guard connection >= 0 else { continue }
+                        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                        var received: [UInt8] = []
+                        while true {
+                            let n = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+                            if n <= 0 { break }
+                            received += buffer[0..<n]
+                            if received.count >= 2, received.count >= 2 + (Int(received[0]) << 8 | Int(received[1])) {
+                                break
+                            }
+                        }
+                        if received.count > 2, let answer = reply(Array(received[2...])) {
+                            let framed = DNSMessage.lengthPrefixed(answer)
+                            _ = framed.withUnsafeBytes {
+                                send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                            }
+                        }
+                        close(connection)
                     }
-                    if received.count > 2, let answer = reply(Array(received[2...])) {
-                        let framed = DNSMessage.lengthPrefixed(answer)
-                        _ = framed.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    }
-                    close(connection)
                 }
-            }
-        }, job)
+            }, job)
     }
 
     func stop() {

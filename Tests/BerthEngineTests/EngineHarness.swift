@@ -53,16 +53,22 @@ final class EngineBox: @unchecked Sendable {
 
     private func buildImage(_ base: String) throws {
         let tree = base + "/image"
-        for dir in ["bin", "etc", "srv", "tmp", "home/app"] { try FileSystem.makeDirectories("\(tree)/\(dir)", mode: 0o755) }
+        for dir in ["bin", "etc", "srv", "tmp", "home/app"] {
+            try FileSystem.makeDirectories("\(tree)/\(dir)", mode: 0o755)
+        }
         chmod(tree + "/tmp", 0o1777)
         _ = try ChildProcess.run("/bin/cp", arguments: ["cp", "/bin/busybox", tree + "/bin/busybox"], environment: [])
         // Every applet as a link, as the busybox image has them.
         let applets = try ChildProcess.run("/bin/busybox", arguments: ["busybox", "--list"], environment: [])
-        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" { symlink("busybox", "\(tree)/bin/\(applet)") }
-        try FileSystem.writeAtomically(tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n".utf8))
+        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" {
+            symlink("busybox", "\(tree)/bin/\(applet)")
+        }
+        try FileSystem.writeAtomically(
+            tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n".utf8))
         try FileSystem.writeAtomically(tree + "/etc/group", Array("root:x:0:\napp:x:1000:\nextra:x:2000:app\n".utf8))
         let tar = base + "/layer.tar"
-        let packed = try ChildProcess.run("/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
+        let packed = try ChildProcess.run(
+            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
         guard packed.status.succeeded else { throw TestFailure("tar: \(packed.stderrText)") }
         var config = ImageConfig.ContainerConfig()
         config.Cmd = ["sh"]
@@ -85,15 +91,17 @@ final class EngineBox: @unchecked Sendable {
 
     /// ``berth(_:input:)`` with binary standard input (a tar stream).
     func berth(_ arguments: [String], bytes: [UInt8]) throws -> ChildProcess.Output {
-        try ChildProcess.run(berth, arguments: [berth] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
-                             environment: ["BERTH_RUN=\(run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                             input: bytes)
+        try ChildProcess.run(
+            berth, arguments: [berth] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
+            environment: ["BERTH_RUN=\(run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            input: bytes)
     }
 
     /// Like ``berth(_:input:)`` for verbs under a noun (`container cleanup`), where --root follows both words.
     func berthNoun(_ noun: String, _ arguments: [String]) throws -> ChildProcess.Output {
-        try ChildProcess.run(berth, arguments: [berth, noun] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
-                             environment: ["BERTH_RUN=\(run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+        try ChildProcess.run(
+            berth, arguments: [berth, noun] + arguments.prefix(1) + ["--root", root] + arguments.dropFirst(),
+            environment: ["BERTH_RUN=\(run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
     }
 
     /// `berth inspect --format TEMPLATE NAME`, trimmed.
@@ -113,7 +121,9 @@ final class EngineBox: @unchecked Sendable {
 
     /// Removes every container, then the data (unmounting snapshots first).
     func tearDown() {
-        if let ids = try? berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init), !ids.isEmpty {
+        if let ids = try? berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init),
+            !ids.isEmpty
+        {
             _ = try? berth(["rm", "-f"] + ids)
         }
         // The namespace pin directory is a (shared) mount point of its own, as `ip netns` makes it.

@@ -15,7 +15,9 @@ final class EngineLifecycleTests {
     deinit { box.tearDown() }
 
     @Test func runPrintsBothStreamsAndExitsWithTheContainersStatus() throws {
-        let out = try box.berth(["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo out; echo err >&2; exit 3"])
+        let out = try box.berth([
+            "run", "--rm", "--network", "none", box.image, "sh", "-c", "echo out; echo err >&2; exit 3",
+        ])
         #expect(out.status == .exited(3))
         #expect(out.stdoutText == "out\n")
         #expect(out.stderrText == "err\n")
@@ -24,25 +26,36 @@ final class EngineLifecycleTests {
     }
 
     @Test func theImageConfigIsTheDefaultAndOptionsOverrideIt() throws {
-        let fromImage = try box.berth(["run", "--rm", "--network", "none", box.image, "sh", "-c", "echo $FROM_IMAGE $HOSTNAME; pwd; id -u"])
+        let fromImage = try box.berth([
+            "run", "--rm", "--network", "none", box.image, "sh", "-c", "echo $FROM_IMAGE $HOSTNAME; pwd; id -u",
+        ])
         let lines = fromImage.stdoutText.split(separator: "\n").map(String.init)
         #expect(lines.count == 3, "\(fromImage.stderrText)")
         #expect(lines.first?.hasPrefix("yes ") == true)
         #expect(lines.dropFirst().first == "/srv")
         #expect(lines.last == "0")
-        let overridden = try box.berth(["run", "--rm", "--network", "none", "-e", "FROM_IMAGE=no", "-e", "EXTRA=1", "-w", "/tmp",
-                                        "-h", "myhost", "-u", "1000:1000", box.image, "sh", "-c", "echo $FROM_IMAGE $EXTRA; pwd; hostname; id -u; id -g"])
+        let overridden = try box.berth([
+            "run", "--rm", "--network", "none", "-e", "FROM_IMAGE=no", "-e", "EXTRA=1", "-w", "/tmp",
+            "-h", "myhost", "-u", "1000:1000", box.image, "sh", "-c",
+            "echo $FROM_IMAGE $EXTRA; pwd; hostname; id -u; id -g",
+        ])
         #expect(overridden.stdoutText == "no 1\n/tmp\nmyhost\n1000\n1000\n", "\(overridden.stderrText)")
-        let entrypoint = try box.berth(["run", "--rm", "--network", "none", "--entrypoint", "/bin/echo", box.image, "from", "entrypoint"])
+        let entrypoint = try box.berth([
+            "run", "--rm", "--network", "none", "--entrypoint", "/bin/echo", box.image, "from", "entrypoint",
+        ])
         #expect(entrypoint.stdoutText == "from entrypoint\n")
     }
 
     @Test(arguments: ["berth", "runc", "crun"])
     func programsThatCannotRunExitAsDocker(runtime: String) throws {
-        let missing = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image, "no-such-program"])
+        let missing = try box.berth([
+            "run", "--rm", "--runtime", runtime, "--network", "none", box.image, "no-such-program",
+        ])
         #expect(missing.status == .exited(127))
         #expect(missing.stderrText.contains("no-such-program"))
-        let notExecutable = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image, "/etc/passwd"])
+        let notExecutable = try box.berth([
+            "run", "--rm", "--runtime", runtime, "--network", "none", box.image, "/etc/passwd",
+        ])
         #expect(notExecutable.status == .exited(126))
         let badImage = try box.berth(["run", "--rm", "--pull", "never", "--network", "none", "no/such:image", "true"])
         #expect(badImage.status == .exited(125))
@@ -53,16 +66,20 @@ final class EngineLifecycleTests {
 
     @Test(arguments: ["berth", "runc", "crun"])
     func theSameContainerRunsUnderEachRuntime(runtime: String) throws {
-        let out = try box.berth(["run", "--rm", "--runtime", runtime, "--network", "none", box.image,
-                                 "sh", "-c", "echo $FROM_IMAGE; cat /etc/hostname; ls /proc/1/ns/net >/dev/null && echo ns"])
+        let out = try box.berth([
+            "run", "--rm", "--runtime", runtime, "--network", "none", box.image,
+            "sh", "-c", "echo $FROM_IMAGE; cat /etc/hostname; ls /proc/1/ns/net >/dev/null && echo ns",
+        ])
         #expect(out.status == .exited(0), "\(out.stderrText)")
         let lines = out.stdoutText.split(separator: "\n")
         #expect(lines.count == 3 && lines[0] == "yes" && lines[2] == "ns", "\(out.stdoutText)")
     }
 
     @Test func detachedContainersLogAndStopWithTheirSignal() throws {
-        let started = try box.berth(["run", "-d", "--name", "looper", "--network", "none", box.image, "sh", "-c",
-                                     "trap 'echo got-term; exit 0' TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done"])
+        let started = try box.berth([
+            "run", "-d", "--name", "looper", "--network", "none", box.image, "sh", "-c",
+            "trap 'echo got-term; exit 0' TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.05; done",
+        ])
         #expect(started.status == .exited(0), "\(started.stderrText)")
         #expect(started.stdoutText.count == 65)
         #expect(try box.eventually { try box.berth(["logs", "looper"]).stdoutText.contains("line 3") })
@@ -74,28 +91,38 @@ final class EngineLifecycleTests {
         #expect(try box.inspect("looper", "{{.State.Status}} {{.State.ExitCode}}") == "exited 0")
         #expect(try box.berth(["logs", "looper"]).stdoutText.hasSuffix("got-term\n"))
         // A program that ignores SIGTERM is killed after the timeout: 137.
-        _ = try box.berth(["run", "-d", "--name", "stubborn", "--network", "none", box.image, "sh", "-c", "trap '' TERM; sleep 1000"])
+        _ = try box.berth([
+            "run", "-d", "--name", "stubborn", "--network", "none", box.image, "sh", "-c", "trap '' TERM; sleep 1000",
+        ])
         _ = try box.berth(["stop", "-t", "1", "stubborn"])
         #expect(try box.inspect("stubborn", "{{.State.ExitCode}}") == "137")
         #expect(try box.berth(["rm", "looper", "stubborn"]).status == .exited(0))
     }
 
     @Test func logsFollowUntilTheContainerExitsAndKeepTimestamps() throws {
-        _ = try box.berth(["run", "-d", "--name", "follow", "--network", "none", box.image, "sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.2; done"])
+        _ = try box.berth([
+            "run", "-d", "--name", "follow", "--network", "none", box.image, "sh", "-c",
+            "for i in 1 2 3; do echo n$i; sleep 0.2; done",
+        ])
         let followed = try box.berth(["logs", "-f", "-t", "follow"])
         let lines = followed.stdoutText.split(separator: "\n")
         #expect(lines.map { $0.split(separator: " ").last.map(String.init) ?? "" } == ["n1", "n2", "n3"])
         #expect(lines.allSatisfy { $0.first?.isNumber == true && $0.contains("Z ") })
-        let raw = try FileSystem.readString("\(box.root)/containers/\(try box.inspect("follow", "{{.Id}}"))/\(try box.inspect("follow", "{{.Id}}"))-json.log")
+        let raw = try FileSystem.readString(
+            "\(box.root)/containers/\(try box.inspect("follow", "{{.Id}}"))/\(try box.inspect("follow", "{{.Id}}"))-json.log"
+        )
         #expect(raw.hasPrefix(#"{"log":"n1\n","stream":"stdout","time":""#))
         _ = try box.berth(["rm", "follow"])
     }
 
     @Test func logsRotateAtTheirMaximumSize() throws {
-        _ = try box.berth(["run", "--name", "rotate", "--network", "none", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
-                           box.image, "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo entry-$i; i=$((i+1)); done"])
+        _ = try box.berth([
+            "run", "--name", "rotate", "--network", "none", "--log-opt", "max-size=2k", "--log-opt", "max-file=3",
+            box.image, "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo entry-$i; i=$((i+1)); done",
+        ])
         let id = try box.inspect("rotate", "{{.Id}}")
-        let files = try FileSystem.listDirectory("\(box.root)/containers/\(id)").filter { $0.contains("-json.log") }.sorted()
+        let files = try FileSystem.listDirectory("\(box.root)/containers/\(id)").filter { $0.contains("-json.log") }
+            .sorted()
         #expect(files == ["\(id)-json.log", "\(id)-json.log.1", "\(id)-json.log.2"])
         for file in files {
             var info = stat()
@@ -125,15 +152,21 @@ final class EngineLifecycleTests {
         let plain = try box.berth(["exec", "target", "sh", "-c", "echo $FROM_IMAGE; exit 4"])
         #expect(plain.status == .exited(4))
         #expect(plain.stdoutText == "yes\n")
-        let options = try box.berth(["exec", "-e", "X=1", "-w", "/tmp", "-u", "1000:1000", "target", "sh", "-c", "echo $X; pwd; id -u"])
+        let options = try box.berth([
+            "exec", "-e", "X=1", "-w", "/tmp", "-u", "1000:1000", "target", "sh", "-c", "echo $X; pwd; id -u",
+        ])
         #expect(options.stdoutText == "1\n/tmp\n1000\n")
         let input = try box.berth(["exec", "-i", "target", "cat"], input: "through stdin\n")
         #expect(input.stdoutText == "through stdin\n")
         let missing = try box.berth(["exec", "target", "no-such-program"])
         #expect(missing.status == .exited(126))
         // A terminal, driven through script(1)'s pty.
-        let tty = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-eqc", "\(box.berth) exec --root \(box.root) -it target sh -c 'tty; exit 5'", "/dev/null"],
-                                       environment: ["BERTH_RUN=\(box.run)", "PATH=/usr/bin:/bin"])
+        let tty = try ChildProcess.run(
+            "/usr/bin/script",
+            arguments: [
+                "script", "-eqc", "\(box.berth) exec --root \(box.root) -it target sh -c 'tty; exit 5'", "/dev/null",
+            ],
+            environment: ["BERTH_RUN=\(box.run)", "PATH=/usr/bin:/bin"])
         #expect(tty.status == .exited(5))
         #expect(tty.stdoutText.contains("/dev/pts/"))
         _ = try box.berth(["rm", "-f", "target"])
@@ -142,8 +175,14 @@ final class EngineLifecycleTests {
     }
 
     @Test func runWithATerminalPassesTheStatusThrough() throws {
-        let tty = try ChildProcess.run("/usr/bin/script", arguments: ["script", "-eqc", "\(box.berth) run --root \(box.root) --rm -it --network none \(box.image) sh -c 'tty; exit 7'", "/dev/null"],
-                                       environment: ["BERTH_RUN=\(box.run)", "PATH=/usr/bin:/bin"])
+        let tty = try ChildProcess.run(
+            "/usr/bin/script",
+            arguments: [
+                "script", "-eqc",
+                "\(box.berth) run --root \(box.root) --rm -it --network none \(box.image) sh -c 'tty; exit 7'",
+                "/dev/null",
+            ],
+            environment: ["BERTH_RUN=\(box.run)", "PATH=/usr/bin:/bin"])
         #expect(tty.status == .exited(7))
         #expect(tty.stdoutText.contains("/dev/pts/0"))
     }
@@ -162,12 +201,20 @@ final class EngineLifecycleTests {
     }
 
     @Test func restartPoliciesRestartWithBackOffUntilTheLimit() throws {
-        _ = try box.berth(["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--network", "none", box.image, "sh", "-c", "exit 1"])
-        let settled = try box.eventually { try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited" }
+        _ = try box.berth([
+            "run", "-d", "--name", "flaky", "--restart", "on-failure:2", "--network", "none", box.image, "sh", "-c",
+            "exit 1",
+        ])
+        let settled = try box.eventually {
+            try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+        }
         let seen = try box.inspect("flaky", "{{.RestartCount}} {{.State.Status}} {{.State.Error}}")
         #expect(settled, "\(seen)")
         // `always` restarts a clean exit too, and `stop` ends it for good.
-        _ = try box.berth(["run", "-d", "--name", "always", "--restart", "always", "--network", "none", box.image, "sh", "-c", "sleep 0.1"])
+        _ = try box.berth([
+            "run", "-d", "--name", "always", "--restart", "always", "--network", "none", box.image, "sh", "-c",
+            "sleep 0.1",
+        ])
         #expect(try box.eventually { Int(try box.inspect("always", "{{.RestartCount}}")) ?? 0 >= 2 })
         _ = try box.berth(["stop", "always"])
         let count = try box.inspect("always", "{{.RestartCount}}")
@@ -181,15 +228,22 @@ final class EngineLifecycleTests {
     /// No engine process runs between the commands: exits that happen meanwhile are learned from what
     /// the monitor left; a monitor killed with SIGKILL is reported on its container.
     @Test func exitsWhileNoEngineRunsAreLearnedAndAKilledMonitorIsReported() throws {
-        _ = try box.berth(["run", "-d", "--name", "short", "--network", "none", box.image, "sh", "-c", "sleep 0.3; exit 9"])
-        _ = try box.berth(["run", "-d", "--name", "long", "--network", "none", box.image, "sh", "-c", "while true; do echo tick; sleep 0.05; done"])
+        _ = try box.berth([
+            "run", "-d", "--name", "short", "--network", "none", box.image, "sh", "-c", "sleep 0.3; exit 9",
+        ])
+        _ = try box.berth([
+            "run", "-d", "--name", "long", "--network", "none", box.image, "sh", "-c",
+            "while true; do echo tick; sleep 0.05; done",
+        ])
         #expect(try box.berth(["wait", "short"]).stdoutText == "9\n")
         #expect(try box.inspect("short", "{{.State.Status}} {{.State.ExitCode}}") == "exited 9")
         let monitor = try box.inspect("long", "{{.State.Pid}}")
         #expect(Int(monitor) ?? 0 > 0)
         let id = try box.inspect("long", "{{.Id}}")
         let record = try FileSystem.readString("\(box.root)/containers/\(id)/container.json")
-        guard let range = record.firstRange(of: "\"monitorPid\":") else { throw TestFailure("no monitorPid in \(record)") }
+        guard let range = record.firstRange(of: "\"monitorPid\":") else {
+            throw TestFailure("no monitorPid in \(record)")
+        }
         let monitorPid = pid_t(record[range.upperBound...].prefix { $0.isNumber }) ?? 0
         #expect(monitorPid > 0)
         kill(monitorPid, SIGKILL)
@@ -209,21 +263,30 @@ final class EngineLifecycleTests {
         let signal = FileSystem.parent(of: box.root) + "/signal"
         try FileSystem.makeDirectories(signal, mode: 0o755)
         for i in 0..<10 {
-            let ticker = try box.berth(["run", "-d", "--name", "ticker\(i)", "--network", "none", box.image, "sh", "-c",
-                                        "while true; do echo tick; sleep 0.05; done"])
+            let ticker = try box.berth([
+                "run", "-d", "--name", "ticker\(i)", "--network", "none", box.image, "sh", "-c",
+                "while true; do echo tick; sleep 0.05; done",
+            ])
             #expect(ticker.status == .exited(0), "\(ticker.stderrText)")
-            let finisher = try box.berth(["run", "-d", "--name", "finisher\(i)", "--network", "none", "-v", "\(signal):/signal", box.image,
-                                          "sh", "-c", "until [ -e /signal/go ]; do sleep 0.05; done; exit \(i + 1)"])
+            let finisher = try box.berth([
+                "run", "-d", "--name", "finisher\(i)", "--network", "none", "-v", "\(signal):/signal", box.image,
+                "sh", "-c", "until [ -e /signal/go ]; do sleep 0.05; done; exit \(i + 1)",
+            ])
             #expect(finisher.status == .exited(0), "\(finisher.stderrText)")
         }
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
         defer { close(null) }
         let environment = ["BERTH_RUN=\(box.run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-        let attached = try ChildProcess.spawn(box.berth, arguments: [box.berth, "run", "--root", box.root, "--name", "attached", "--network", "none",
-                                                                     box.image, "sh", "-c", "while true; do echo attached; sleep 0.05; done"],
-                                              environment: environment, fileDescriptors: [0: null, 1: null, 2: null])
-        let follower = try ChildProcess.spawn(box.berth, arguments: [box.berth, "logs", "--root", box.root, "-f", "ticker0"],
-                                              environment: environment, fileDescriptors: [0: null, 1: null, 2: null])
+        let attached = try ChildProcess.spawn(
+            box.berth,
+            arguments: [
+                box.berth, "run", "--root", box.root, "--name", "attached", "--network", "none",
+                box.image, "sh", "-c", "while true; do echo attached; sleep 0.05; done",
+            ],
+            environment: environment, fileDescriptors: [0: null, 1: null, 2: null])
+        let follower = try ChildProcess.spawn(
+            box.berth, arguments: [box.berth, "logs", "--root", box.root, "-f", "ticker0"],
+            environment: environment, fileDescriptors: [0: null, 1: null, 2: null])
         #expect(try box.eventually { try box.inspect("attached", "{{.State.Status}}") == "running" })
         kill(attached, SIGKILL)
         kill(follower, SIGKILL)
@@ -244,7 +307,10 @@ final class EngineLifecycleTests {
         #expect(states.count == 21)
         #expect(states.filter { $0.hasSuffix(" running") }.count == 11, "\(states)")
         for i in 0..<10 {
-            #expect(try box.eventually { try box.inspect("finisher\(i)", "{{.State.Status}} {{.State.ExitCode}}") == "exited \(i + 1)" })
+            #expect(
+                try box.eventually {
+                    try box.inspect("finisher\(i)", "{{.State.Status}} {{.State.ExitCode}}") == "exited \(i + 1)"
+                })
         }
         _ = try box.berth(["rm", "-f", "attached"] + (0..<10).flatMap { ["ticker\($0)", "finisher\($0)"] })
     }
@@ -264,19 +330,23 @@ final class EngineLifecycleTests {
         let names = ["always-running", "always-stopped", "unless-running", "unless-stopped", "plain"]
         for name in names {
             let policy = name.hasPrefix("always") ? "always" : name.hasPrefix("unless") ? "unless-stopped" : "no"
-            let run = try box.berth(["run", "-d", "--name", name, "--restart", policy, "--network", "none", box.image,
-                                     "sh", "-c", "echo kept > /kept; exec sleep 1000"])
+            let run = try box.berth([
+                "run", "-d", "--name", name, "--restart", policy, "--network", "none", box.image,
+                "sh", "-c", "echo kept > /kept; exec sleep 1000",
+            ])
             #expect(run.status == .exited(0), "\(run.stderrText)")
         }
         for name in ["always-stopped", "unless-stopped"] { _ = try box.berth(["stop", "-t", "0", name]) }
-        #expect(try box.eventually { try box.berth(["exec", "always-running", "cat", "/kept"]).stdoutText == "kept\n" })
+        #expect(
+            try box.eventually { try box.berth(["exec", "always-running", "cat", "/kept"]).stdoutText == "kept\n" })
         // The reboot.
         for name in ["always-running", "unless-running", "plain"] {
             let monitor = try recordField(name, "monitorPid"), initPid = try recordField(name, "pid")
             #expect(monitor > 0 && initPid > 0)
             kill(monitor, SIGKILL)
             kill(initPid, SIGKILL)
-            #expect(try box.eventually { !FileSystem.exists("/proc/\(initPid)") && !FileSystem.exists("/proc/\(monitor)") })
+            #expect(
+                try box.eventually { !FileSystem.exists("/proc/\(initPid)") && !FileSystem.exists("/proc/\(monitor)") })
         }
         for id in try FileSystem.listSubdirectories("\(box.root)/containers") {
             _ = umount2("\(box.root)/containers/\(id)/rootfs", Int32(MNT_DETACH))
@@ -285,15 +355,20 @@ final class EngineLifecycleTests {
         try FileSystem.writeAtomically("\(box.root)/boot-id", Array("an-earlier-boot".utf8))
 
         let states = try box.berth(["ps", "-a", "--format", "{{.Names}} {{.State}}"]).stdoutText
-        let byName = Dictionary(uniqueKeysWithValues: states.split(separator: "\n").map { line in
-            (String(line.split(separator: " ")[0]), String(line.split(separator: " ").last ?? ""))
-        })
-        #expect(byName == ["always-running": "running", "always-stopped": "running", "unless-running": "running",
-                           "unless-stopped": "exited", "plain": "exited"], "\(states)")
+        let byName = Dictionary(
+            uniqueKeysWithValues: states.split(separator: "\n").map { line in
+                (String(line.split(separator: " ")[0]), String(line.split(separator: " ").last ?? ""))
+            })
+        #expect(
+            byName == [
+                "always-running": "running", "always-stopped": "running", "unless-running": "running",
+                "unless-stopped": "exited", "plain": "exited",
+            ], "\(states)")
         #expect(try box.inspect("plain", "{{.State.ExitCode}}") == "255")
         // What the container wrote survived (its upper directory), and the pass ran once for this boot.
         #expect(try box.berth(["exec", "always-running", "cat", "/kept"]).stdoutText == "kept\n")
-        let boot = try FileSystem.readString("/proc/sys/kernel/random/boot_id").trimmingCharacters(in: .whitespacesAndNewlines)
+        let boot = try FileSystem.readString("/proc/sys/kernel/random/boot_id").trimmingCharacters(
+            in: .whitespacesAndNewlines)
         #expect(try FileSystem.readString("\(box.root)/boot-id") == boot)
         #expect(try box.berth(["start", "plain"]).status == .exited(0))
         #expect(try box.eventually { try box.berth(["exec", "plain", "cat", "/kept"]).stdoutText == "kept\n" })
@@ -308,10 +383,14 @@ final class EngineLifecycleTests {
         }
         #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
         #expect(try FileSystem.listSubdirectories("\(box.root)/containers").isEmpty)
-        let leftovers = try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").filter { $0.contains(box.root) }
+        let leftovers = try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").filter {
+            $0.contains(box.root)
+        }
         #expect(leftovers.isEmpty)
         #expect(try FileSystem.readString("/proc/self/mountinfo").split(separator: "\n").count <= mountsBefore)
-        let runtimeState = ((try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []).filter { $0 != "@seccomp-cache" }
+        let runtimeState = ((try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []).filter {
+            $0 != "@seccomp-cache"
+        }
         #expect(runtimeState.isEmpty)
         let cgroups = (try? FileSystem.listSubdirectories("/sys/fs/cgroup/pids/berth")) ?? []
         #expect(cgroups.allSatisfy { !FileSystem.exists("\(box.root)/containers/\($0)") })
@@ -319,7 +398,8 @@ final class EngineLifecycleTests {
 
     /// docker wait on a `--rm` container gives its status although the container is gone by then.
     @Test func waitGivesTheStatusOfARemovedContainer() throws {
-        let id = try box.berth(["run", "-d", "--rm", "--network", "none", box.image, "sh", "-c", "sleep 0.3; exit 7"]).stdoutText
+        let id = try box.berth(["run", "-d", "--rm", "--network", "none", box.image, "sh", "-c", "sleep 0.3; exit 7"])
+            .stdoutText
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let waited = try box.berth(["wait", id])
         #expect(waited.stdoutText == "7\n" && waited.status == .exited(0), "\(waited.stderrText)")
@@ -332,9 +412,10 @@ final class EngineLifecycleTests {
         #expect(try box.berth(["wait", id]).stdoutText == "0\n")
         // No engine command deletes it: the monitor does, right after it wrote the exit (which is all
         // that `wait` waits for), and marks the exit file when the runtime has said yes.
-        #expect(try box.eventually {
-            try FileSystem.readString("\(box.root)/containers/\(id)/exit.json").contains("\"runtimeDeleted\":true")
-        })
+        #expect(
+            try box.eventually {
+                try FileSystem.readString("\(box.root)/containers/\(id)/exit.json").contains("\"runtimeDeleted\":true")
+            })
         #expect(!FileSystem.exists("\(box.run)/runtime/berth/\(id)"))
         // Each start gives the runtime the same ID again, right after the previous run's monitor deleted it.
         for _ in 0..<5 {
@@ -346,16 +427,23 @@ final class EngineLifecycleTests {
     }
 
     @Test func healthchecksGoFromUnhealthyToHealthyAsTheCheckSays() throws {
-        _ = try box.berth(["run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "test -f /tmp/ok",
-                           "--health-interval", "100ms", "--health-retries", "2", box.image, "sleep", "1000"])
+        _ = try box.berth([
+            "run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "test -f /tmp/ok",
+            "--health-interval", "100ms", "--health-retries", "2", box.image, "sleep", "1000",
+        ])
         #expect(try box.eventually { try box.inspect("checked", "{{.State.Health.Status}}") == "unhealthy" })
         #expect(try box.berth(["exec", "checked", "touch", "/tmp/ok"]).status == .exited(0))
-        #expect(try box.eventually { try box.inspect("checked", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}") == "healthy 0" })
+        #expect(
+            try box.eventually {
+                try box.inspect("checked", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}") == "healthy 0"
+            })
         #expect(try box.berth(["ps", "--format", "{{.Status}}"]).stdoutText.contains("(healthy)"))
         let log = try box.inspect("checked", "{{json .State.Health.Log}}")
         #expect(log.components(separatedBy: "\"ExitCode\"").count - 1 <= 5)
         _ = try box.berth(["rm", "-f", "checked"])
-        let conflicting = try box.berth(["run", "--rm", "--network", "none", "--no-healthcheck", "--health-cmd", "true", box.image, "true"])
+        let conflicting = try box.berth([
+            "run", "--rm", "--network", "none", "--no-healthcheck", "--health-cmd", "true", box.image, "true",
+        ])
         #expect(conflicting.status != .exited(0))
     }
 
@@ -375,10 +463,16 @@ final class EngineLifecycleTests {
         try FileSystem.makeDirectories(host, mode: 0o755)
         try FileSystem.writeAtomically(host + "/from-host", Array("host file\n".utf8))
         // A named volume is created on first use and filled from the image's content at its path.
-        let first = try box.berth(["run", "--rm", "--network", "none", "-v", "data:/etc", "-v", "\(host):/mnt/host:ro", "--tmpfs", "/scratch:size=1m",
-                                   box.image, "sh", "-c", "ls /etc/passwd; cat /mnt/host/from-host; echo kept > /etc/written; touch /mnt/host/x 2>/dev/null || echo ro; grep /scratch /proc/mounts | cut -d' ' -f3"])
+        let first = try box.berth([
+            "run", "--rm", "--network", "none", "-v", "data:/etc", "-v", "\(host):/mnt/host:ro", "--tmpfs",
+            "/scratch:size=1m",
+            box.image, "sh", "-c",
+            "ls /etc/passwd; cat /mnt/host/from-host; echo kept > /etc/written; touch /mnt/host/x 2>/dev/null || echo ro; grep /scratch /proc/mounts | cut -d' ' -f3",
+        ])
         #expect(first.stdoutText == "/etc/passwd\nhost file\nro\ntmpfs\n", "\(first.stderrText)")
-        let second = try box.berth(["run", "--rm", "--network", "none", "-v", "data:/etc", box.image, "cat", "/etc/written"])
+        let second = try box.berth([
+            "run", "--rm", "--network", "none", "-v", "data:/etc", box.image, "cat", "/etc/written",
+        ])
         #expect(second.stdoutText == "kept\n")
         #expect(try box.berthNoun("volume", ["ls", "-q"]).stdoutText == "data\n")
         // In use: refused.
@@ -394,16 +488,21 @@ final class EngineLifecycleTests {
     }
 
     @Test func resourceAndSecurityOptionsReachTheContainer() throws {
-        let out = try box.berth(["run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", "--read-only", "--cap-drop", "ALL",
-                                 "--init", box.image, "sh", "-c",
-                                 "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; touch /x 2>/dev/null || echo read-only; grep CapEff /proc/self/status; cat /proc/1/comm"])
+        let out = try box.berth([
+            "run", "--rm", "--network", "none", "--memory", "64m", "--pids-limit", "50", "--read-only", "--cap-drop",
+            "ALL",
+            "--init", box.image, "sh", "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; touch /x 2>/dev/null || echo read-only; grep CapEff /proc/self/status; cat /proc/1/comm",
+        ])
         let lines = out.stdoutText.split(separator: "\n").map(String.init)
         #expect(lines.count == 4, "\(out.stdoutText) \(out.stderrText)")
         #expect(lines.first == "67108864")
         #expect(lines.dropFirst().first == "read-only")
         #expect(lines.dropFirst(2).first?.hasSuffix("0000000000000000") == true)
         #expect(lines.last?.hasPrefix("docker-init") == true || lines.last?.hasPrefix("tini") == true)
-        let seccomp = try box.berth(["run", "--rm", "--network", "none", box.image, "grep", "Seccomp:", "/proc/self/status"])
+        let seccomp = try box.berth([
+            "run", "--rm", "--network", "none", box.image, "grep", "Seccomp:", "/proc/self/status",
+        ])
         #expect(seccomp.stdoutText.contains("2"))
         let bad = try box.berth(["run", "--rm", "--network", "none", "--memory", "lots", box.image, "true"])
         #expect(bad.status != .exited(0))
@@ -414,8 +513,10 @@ final class EngineLifecycleTests {
     /// resolve inside it, so nothing on the host is read or written through them.
     @Test func cpCopiesBothWaysAndNeverLeavesTheContainer() throws {
         let marker = "berth-cp-\(UInt32.random(in: 0...UInt32.max))"
-        _ = try box.berth(["run", "-d", "--name", "files", "--network", "none", box.image, "sh", "-c",
-                           "mkdir -p /data && echo inside > /data/f && ln -s /etc /escape && ln -s ../../../../../../ /up && sleep 1000"])
+        _ = try box.berth([
+            "run", "-d", "--name", "files", "--network", "none", box.image, "sh", "-c",
+            "mkdir -p /data && echo inside > /data/f && ln -s /etc /escape && ln -s ../../../../../../ /up && sleep 1000",
+        ])
         #expect(try box.eventually { try box.berth(["exec", "files", "test", "-L", "/up"]).status == .exited(0) })
         let host = FileSystem.parent(of: box.root) + "/host"
         try FileSystem.makeDirectories(host, mode: 0o755)
@@ -435,18 +536,29 @@ final class EngineLifecycleTests {
         _ = try box.berth(["cp", host + "/\(marker)", "files:/up/"])
         #expect(!FileSystem.exists("/etc/\(marker)"))
         #expect(!FileSystem.exists("/\(marker)"))
-        let inside = try box.berth(["exec", "files", "sh", "-c", "ls /etc/\(marker) /\(marker) 2>/dev/null | wc -l"]).stdoutText
+        let inside = try box.berth(["exec", "files", "sh", "-c", "ls /etc/\(marker) /\(marker) 2>/dev/null | wc -l"])
+            .stdoutText
         #expect(inside.trimmingCharacters(in: .whitespacesAndNewlines) != "0")
         // A tar stream on stdin into a directory (docker's `cp - CONTAINER:DIR`), owners kept; a hostile
         // archive (an entry up with .., a symlink out and a file through it) writes nothing outside.
-        let archive = try makeArchive(host, [("t/ok.txt", "file", "streamed\n", 1234), ("../../\(marker)-up", "file", "x\n", 0),
-                                             ("t/out", "symlink", "/", 0), ("t/out/tmp/\(marker)-link", "file", "x\n", 0)])
+        let archive = try makeArchive(
+            host,
+            [
+                ("t/ok.txt", "file", "streamed\n", 1234), ("../../\(marker)-up", "file", "x\n", 0),
+                ("t/out", "symlink", "/", 0), ("t/out/tmp/\(marker)-link", "file", "x\n", 0),
+            ])
         let streamed = try box.berth(["cp", "-", "files:/data"], bytes: archive)
-        #expect(try box.berth(["exec", "files", "sh", "-c", "cat /data/t/ok.txt; stat -c %u /data/t/ok.txt"]).stdoutText == "streamed\n1234\n",
-                "\(streamed.stderrText)")
-        #expect(!FileSystem.exists("/tmp/\(marker)-link") && !FileSystem.exists(FileSystem.parent(of: box.root) + "/\(marker)-up"))
+        #expect(
+            try box.berth(["exec", "files", "sh", "-c", "cat /data/t/ok.txt; stat -c %u /data/t/ok.txt"]).stdoutText
+                == "streamed\n1234\n",
+            "\(streamed.stderrText)")
+        #expect(
+            !FileSystem.exists("/tmp/\(marker)-link")
+                && !FileSystem.exists(FileSystem.parent(of: box.root) + "/\(marker)-up"))
         let notDirectory = try box.berth(["cp", "-", "files:/data/f"], bytes: archive)
-        #expect(notDirectory.status != .exited(0) && notDirectory.stderrText.contains("must be a directory"), "\(notDirectory.stderrText)")
+        #expect(
+            notDirectory.status != .exited(0) && notDirectory.stderrText.contains("must be a directory"),
+            "\(notDirectory.stderrText)")
         let missing = try box.berth(["cp", "files:/no/such", host + "/x"])
         #expect(missing.status != .exited(0))
         #expect(missing.stderrText.contains("Could not find the file /no/such"))
@@ -457,17 +569,19 @@ final class EngineLifecycleTests {
     /// or link target, uid).
     func makeArchive(_ directory: String, _ entries: [(String, String, String, Int)]) throws -> [UInt8] {
         let path = directory + "/stream.tar"
-        let spec = entries.map { "(\"\($0.0)\", \"\($0.1)\", \"\($0.2.replacingOccurrences(of: "\n", with: "\\n"))\", \($0.3))" }.joined(separator: ", ")
+        let spec = entries.map {
+            "(\"\($0.0)\", \"\($0.1)\", \"\($0.2.replacingOccurrences(of: "\n", with: "\\n"))\", \($0.3))"
+        }.joined(separator: ", ")
         let script = """
-        import io, tarfile
-        with tarfile.open("\(path)", "w", format=tarfile.GNU_FORMAT) as t:
-            for name, kind, data, uid in [\(spec)]:
-                i = tarfile.TarInfo(name); i.uid = uid; i.gid = uid
-                if kind == "symlink":
-                    i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
-                else:
-                    b = data.encode(); i.size = len(b); t.addfile(i, io.BytesIO(b))
-        """
+            import io, tarfile
+            with tarfile.open("\(path)", "w", format=tarfile.GNU_FORMAT) as t:
+                for name, kind, data, uid in [\(spec)]:
+                    i = tarfile.TarInfo(name); i.uid = uid; i.gid = uid
+                    if kind == "symlink":
+                        i.type = tarfile.SYMTYPE; i.linkname = data; t.addfile(i)
+                    else:
+                        b = data.encode(); i.size = len(b); t.addfile(i, io.BytesIO(b))
+            """
         let made = try ChildProcess.run("/usr/bin/python3", arguments: ["python3", "-c", script], environment: [])
         try #require(made.status == .exited(0), "python3 tarfile: \(made.stderrText)")
         return try FileSystem.readFile(path)
@@ -481,20 +595,30 @@ final class EngineLifecycleTests {
         let network = "bt\(UInt32.random(in: 0...UInt32.max) % 100000)"
         _ = try box.berthNoun("network", ["create", network])
         _ = try box.berthNoun("network", ["rm", network])
-        _ = try box.berth(["run", "-d", "--name", "healthy", "--network", "none", "--health-cmd", "true", "--health-interval", "100ms",
-                           box.image, "sleep", "1000"])
+        _ = try box.berth([
+            "run", "-d", "--name", "healthy", "--network", "none", "--health-cmd", "true", "--health-interval", "100ms",
+            box.image, "sleep", "1000",
+        ])
         #expect(try box.eventually { try box.inspect("healthy", "{{.State.Health.Status}}") == "healthy" })
         _ = try box.berth(["rm", "-f", "healthy"])
         let until = String(Int(time(nil)) + 1)
         let all = try box.berth(["events", "--since", since, "--until", until, "--format", "{{.Type}} {{.Action}}"])
         let lines = Set(all.stdoutText.split(separator: "\n").map(String.init))
-        for expected in ["container create", "container start", "container die", "container destroy", "volume create", "volume destroy",
-                         "network create", "network destroy", "container health_status: healthy", "container kill"] {
+        for expected in [
+            "container create", "container start", "container die", "container destroy", "volume create",
+            "volume destroy",
+            "network create", "network destroy", "container health_status: healthy", "container kill",
+        ] {
             #expect(lines.contains(expected), "\(expected) missing from \(all.stdoutText) \(all.stderrText)")
         }
-        let volumes = try box.berth(["events", "--since", since, "--until", until, "--filter", "type=volume", "--format", "{{.Actor.ID}} {{.Action}}"])
+        let volumes = try box.berth([
+            "events", "--since", since, "--until", until, "--filter", "type=volume", "--format",
+            "{{.Actor.ID}} {{.Action}}",
+        ])
         #expect(volumes.stdoutText == "evvol create\nevvol destroy\n")
-        let plain = try box.berth(["events", "--since", since, "--until", until, "--filter", "container=healthy", "--filter", "event=start"])
+        let plain = try box.berth([
+            "events", "--since", since, "--until", until, "--filter", "container=healthy", "--filter", "event=start",
+        ])
         #expect(plain.stdoutText.contains("container start") && plain.stdoutText.contains("name=healthy"))
     }
 }

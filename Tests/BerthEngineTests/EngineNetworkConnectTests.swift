@@ -17,7 +17,9 @@ final class EngineNetworkConnectTests {
     deinit {
         // Containers first (a network in use cannot go), networks before the box's data is deleted
         // (their bridges and rules are known only there).
-        if let ids = try? box.berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init), !ids.isEmpty {
+        if let ids = try? box.berth(["ps", "-aq", "--no-trunc"]).stdoutText.split(separator: "\n").map(String.init),
+            !ids.isEmpty
+        {
             _ = try? box.berth(["rm", "-f"] + ids)
         }
         for name in networks { _ = try? box.berthNoun("network", ["rm", name]) }
@@ -39,7 +41,8 @@ final class EngineNetworkConnectTests {
 
     /// Host interfaces enslaved to a network's bridge (one veth per attached container).
     func bridgePorts(_ id: String) throws -> [String] {
-        try ip(["-o", "link", "show", "master", "br-" + String(id.prefix(12))]).stdoutText.split(separator: "\n").map(String.init)
+        try ip(["-o", "link", "show", "master", "br-" + String(id.prefix(12))]).stdoutText.split(separator: "\n").map(
+            String.init)
     }
 
     /// host-local's lease file for an address on a network.
@@ -49,28 +52,42 @@ final class EngineNetworkConnectTests {
 
     func events() throws -> String { (try? FileSystem.readString(box.root + "/events.jsonl")) ?? "" }
 
-    static let server = "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
+    static let server =
+        "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
 
     /// What the server at `address` answers when asked from inside `container`.
     func ask(_ container: String, _ address: String) throws -> String {
-        try box.berth(["exec", container, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(address) 80"]).stdoutText
+        try box.berth(["exec", container, "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(address) 80"])
+            .stdoutText
     }
 
     @Test func aRunningContainerGainsEth1OnAnotherNetworkAndLosesItWithItsLeaseAndVeth() throws {
         let front = try makeNetwork()
         let back = try makeNetwork()
-        #expect(try box.berth(["run", "-d", "--name", "server", "-h", "server", "--network", back.name, box.image, "sh", "-c", Self.server]).status == .exited(0))
+        #expect(
+            try box.berth([
+                "run", "-d", "--name", "server", "-h", "server", "--network", back.name, box.image, "sh", "-c",
+                Self.server,
+            ]).status == .exited(0))
         let serverAddress = try box.inspect("server", "{{.NetworkSettings.Networks.\(back.name).IPAddress}}")
-        #expect(try box.berth(["run", "-d", "--name", "client", "-h", "client", "--network", front.name, box.image, "sleep", "1000"]).status == .exited(0))
+        #expect(
+            try box.berth([
+                "run", "-d", "--name", "client", "-h", "client", "--network", front.name, box.image, "sleep", "1000",
+            ]).status == .exited(0))
         let id = try box.inspect("client", "{{.Id}}")
         #expect(try bridgePorts(back.id).count == 1)
         // As dockerd, a start reports the networks it attached.
-        #expect(try events().contains(#""Action":"connect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(front.name)","type":"bridge"},"ID":"\#(front.id)"}"#))
+        #expect(
+            try events().contains(
+                #""Action":"connect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(front.name)","type":"bridge"},"ID":"\#(front.id)"}"#
+            ))
 
         let connected = try box.berthNoun("network", ["connect", "--alias", "cache", back.name, "client"])
         #expect(connected.status == .exited(0), "\(connected.stderrText)")
         let address = try box.inspect("client", "{{.NetworkSettings.Networks.\(back.name).IPAddress}}")
-        #expect(address.split(separator: ".").prefix(3) == serverAddress.split(separator: ".").prefix(3), "\(address) vs \(serverAddress)")
+        #expect(
+            address.split(separator: ".").prefix(3) == serverAddress.split(separator: ".").prefix(3),
+            "\(address) vs \(serverAddress)")
         let eth1 = try box.berth(["exec", "client", "ip", "-o", "-4", "addr", "show", "eth1"]).stdoutText
         #expect(eth1.contains("inet \(address)/24"), "\(eth1)")
         #expect(try box.inspect("client", "{{json .NetworkSettings.Networks.\(back.name).Aliases}}") == "[\"cache\"]")
@@ -78,9 +95,14 @@ final class EngineNetworkConnectTests {
         #expect(try bridgePorts(back.id).count == 2)
         #expect(FileSystem.exists(leasePath(back, address)))
         var answer = ""
-        _ = try box.eventually { answer = try ask("client", serverAddress); return answer.hasSuffix("hello from server\n") }
+        _ = try box.eventually {
+            answer = try ask("client", serverAddress); return answer.hasSuffix("hello from server\n")
+        }
         #expect(answer.hasSuffix("hello from server\n"))
-        #expect(try events().contains(#""Action":"connect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(back.name)","type":"bridge"},"ID":"\#(back.id)"}"#))
+        #expect(
+            try events().contains(
+                #""Action":"connect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(back.name)","type":"bridge"},"ID":"\#(back.id)"}"#
+            ))
         // Still on its first network too.
         #expect(try box.inspect("client", "{{.NetworkSettings.Networks.\(front.name).IPAddress}}").hasPrefix("10."))
 
@@ -93,7 +115,10 @@ final class EngineNetworkConnectTests {
         #expect(!(try box.berth(["exec", "client", "cat", "/etc/hosts"]).stdoutText.contains(address)))
         #expect(!FileSystem.exists(leasePath(back, address)))
         #expect(try bridgePorts(back.id).count == 1)
-        #expect(try events().contains(#""Action":"disconnect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(back.name)","type":"bridge"},"ID":"\#(back.id)"}"#))
+        #expect(
+            try events().contains(
+                #""Action":"disconnect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(back.name)","type":"bridge"},"ID":"\#(back.id)"}"#
+            ))
         // Joined again: the next interface, as docker's sandbox numbers them.
         #expect(try box.berthNoun("network", ["connect", back.name, "client"]).status == .exited(0))
         #expect(try box.berth(["exec", "client", "ip", "link", "show", "eth2"]).status == .exited(0))
@@ -101,28 +126,40 @@ final class EngineNetworkConnectTests {
         #expect(try box.berth(["rm", "-f", "client"]).status == .exited(0))
         #expect(!FileSystem.exists("\(box.run)/netns/\(id)"))
         // And its end the networks it detached.
-        #expect(try events().contains(#""Action":"disconnect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(front.name)","type":"bridge"},"ID":"\#(front.id)"}"#))
+        #expect(
+            try events().contains(
+                #""Action":"disconnect","Actor":{"Attributes":{"container":"\#(id)","name":"\#(front.name)","type":"bridge"},"ID":"\#(front.id)"}"#
+            ))
         #expect(try bridgePorts(back.id).count == 1)
         #expect(try bridgePorts(front.id).isEmpty)
-        let leases = (try? ChildProcess.run("/usr/bin/grep", arguments: ["grep", "-rl", id, "\(box.root)/networks"], environment: []).stdoutText) ?? ""
+        let leases =
+            (try? ChildProcess.run(
+                "/usr/bin/grep", arguments: ["grep", "-rl", id, "\(box.root)/networks"], environment: []
+            ).stdoutText) ?? ""
         #expect(leases.isEmpty, "\(leases)")
-        let rules = try ChildProcess.run("/usr/sbin/iptables-save", arguments: ["iptables-save"], environment: []).stdoutText
+        let rules = try ChildProcess.run("/usr/sbin/iptables-save", arguments: ["iptables-save"], environment: [])
+            .stdoutText
         #expect(!rules.contains(String(id.prefix(12))))
     }
 
     @Test func aStoppedContainerJoinsAtItsNextStartWithItsAddressAndAlias() throws {
         let front = try makeNetwork()
         let back = try makeNetwork()
-        #expect(try box.berth(["create", "--name", "later", "--network", front.name, box.image, "sleep", "1000"]).status == .exited(0))
+        #expect(
+            try box.berth(["create", "--name", "later", "--network", front.name, box.image, "sleep", "1000"]).status
+                == .exited(0))
         let subnet = try box.berthNoun("network", ["inspect", "--format", "{{json .IPAM}}", back.name]).stdoutText
-        let prefix = try #require(subnet.split(separator: "\"").first { $0.hasPrefix("10.") && $0.hasSuffix("/24") }).dropLast(4)
+        let prefix = try #require(subnet.split(separator: "\"").first { $0.hasPrefix("10.") && $0.hasSuffix("/24") })
+            .dropLast(4)
         let wanted = "\(prefix)77"
         let connected = try box.berthNoun("network", ["connect", "--ip", wanted, "--alias", "db", back.name, "later"])
         #expect(connected.status == .exited(0), "\(connected.stderrText)")
         // docker leaves a stopped container already configured for a network as it is.
         #expect(try box.berthNoun("network", ["connect", back.name, "later"]).status == .exited(0))
         #expect(try box.berth(["start", "later"]).status == .exited(0))
-        #expect(try box.berth(["exec", "later", "ip", "-o", "-4", "addr", "show", "eth1"]).stdoutText.contains("inet \(wanted)/24"))
+        #expect(
+            try box.berth(["exec", "later", "ip", "-o", "-4", "addr", "show", "eth1"]).stdoutText.contains(
+                "inet \(wanted)/24"))
         #expect(try box.inspect("later", "{{json .NetworkSettings.Networks.\(back.name).Aliases}}") == "[\"db\"]")
         // And again after a restart.
         #expect(try box.berth(["stop", "-t", "0", "later"]).status == .exited(0))
@@ -151,15 +188,36 @@ final class EngineNetworkConnectTests {
         for (arguments, message) in [
             (["connect", front.name, "r1"], "endpoint with name r1 already exists in network \(front.name)"),
             (["connect", "nosuch", "r1"], "network nosuch not found"),
-            (["connect", back.name, "onhost"], "container sharing network namespace with another container or host cannot be connected to any other network"),
-            (["connect", back.name, "shared"], "container sharing network namespace with another container or host cannot be connected to any other network"),
-            (["connect", back.name, "alone"], "container cannot be connected to multiple networks with one of the networks in private (none) mode"),
-            (["connect", "host", "r1"], "container cannot be disconnected from host network or connected to host network"),
-            (["connect", "--ip", "10.89.0.200", "bridge", "r1"], "user specified IP address is supported on user defined networks only"),
-            (["connect", "--alias", "x", "bridge", "r1"], "network-scoped alias is supported only for containers in user defined networks"),
+            (
+                ["connect", back.name, "onhost"],
+                "container sharing network namespace with another container or host cannot be connected to any other network"
+            ),
+            (
+                ["connect", back.name, "shared"],
+                "container sharing network namespace with another container or host cannot be connected to any other network"
+            ),
+            (
+                ["connect", back.name, "alone"],
+                "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+            ),
+            (
+                ["connect", "host", "r1"],
+                "container cannot be disconnected from host network or connected to host network"
+            ),
+            (
+                ["connect", "--ip", "10.89.0.200", "bridge", "r1"],
+                "user specified IP address is supported on user defined networks only"
+            ),
+            (
+                ["connect", "--alias", "x", "bridge", "r1"],
+                "network-scoped alias is supported only for containers in user defined networks"
+            ),
             (["connect", back.name, "nosuch"], "No such container: nosuch"),
             (["disconnect", back.name, "r1"], "container \(r1) is not connected to network \(back.name)"),
-            (["disconnect", "host", "onhost"], "container cannot be disconnected from host network or connected to host network"),
+            (
+                ["disconnect", "host", "onhost"],
+                "container cannot be disconnected from host network or connected to host network"
+            ),
             (["disconnect", "nosuch", "r1"], "network nosuch not found"),
         ] {
             let out = try box.berthNoun("network", arguments)
@@ -182,8 +240,9 @@ final class EngineNetworkConnectTests {
         #expect(try box.berth(["stop", "-t", "0", "r1"]).status == .exited(0))
         #expect(try bridgePorts(back.id) == before)
         #expect(try box.berth(["start", "r1"]).status == .exited(0))
-        #expect(try box.berth(["exec", "r1", "ip", "-o", "-4", "addr", "show", "eth1"]).stdoutText.contains(
-            try box.inspect("r1", "{{.NetworkSettings.Networks.\(back.name).IPAddress}}") + "/24"))
+        #expect(
+            try box.berth(["exec", "r1", "ip", "-o", "-4", "addr", "show", "eth1"]).stdoutText.contains(
+                try box.inspect("r1", "{{.NetworkSettings.Networks.\(back.name).IPAddress}}") + "/24"))
         #expect(try bridgePorts(back.id).count == before.count + 1)
         _ = try box.berth(["rm", "-f", "r1", "r2", "onhost", "alone"])
     }
@@ -192,8 +251,12 @@ final class EngineNetworkConnectTests {
         let front = try makeNetwork()
         let back = try makeNetwork()
         let port = UInt16.random(in: 20000...30000)
-        #expect(try box.berth(["run", "-d", "--name", "web", "-h", "web", "-p", "127.0.0.1:\(port):80", "--network", front.name, box.image,
-                               "sh", "-c", Self.server]).status == .exited(0))
+        #expect(
+            try box.berth([
+                "run", "-d", "--name", "web", "-h", "web", "-p", "127.0.0.1:\(port):80", "--network", front.name,
+                box.image,
+                "sh", "-c", Self.server,
+            ]).status == .exited(0))
         #expect(try box.berthNoun("network", ["connect", back.name, "web"]).status == .exited(0))
         #expect(try box.berth(["port", "web"]).stdoutText == "80/tcp -> 127.0.0.1:\(port)\n")
         #expect(try box.berthNoun("network", ["disconnect", front.name, "web"]).status == .exited(0))
@@ -202,14 +265,18 @@ final class EngineNetworkConnectTests {
         #expect(try box.inspect("web", "{{.HostConfig.NetworkMode}}") == back.name)
         #expect(try bridgePorts(front.id).isEmpty)
         // Another container may take the released host port now.
-        let taker = try box.berth(["run", "-d", "--name", "taker", "-p", "127.0.0.1:\(port):80", "--network", back.name, box.image, "sleep", "1000"])
+        let taker = try box.berth([
+            "run", "-d", "--name", "taker", "-p", "127.0.0.1:\(port):80", "--network", back.name, box.image, "sleep",
+            "1000",
+        ])
         #expect(taker.status == .exited(0), "\(taker.stderrText)")
         _ = try box.berth(["rm", "-f", "taker"])
         // From the next start, the remaining network is eth0 and carries the ports.
         #expect(try box.berth(["stop", "-t", "0", "web"]).status == .exited(0))
         #expect(try box.berth(["start", "web"]).status == .exited(0))
-        #expect(try box.berth(["exec", "web", "ip", "-o", "-4", "addr", "show", "eth0"]).stdoutText.contains(
-            try box.inspect("web", "{{.NetworkSettings.Networks.\(back.name).IPAddress}}")))
+        #expect(
+            try box.berth(["exec", "web", "ip", "-o", "-4", "addr", "show", "eth0"]).stdoutText.contains(
+                try box.inspect("web", "{{.NetworkSettings.Networks.\(back.name).IPAddress}}")))
         #expect(try box.berth(["port", "web"]).stdoutText == "80/tcp -> 127.0.0.1:\(port)\n")
         // Leaving the last one: loopback only; joining again is possible while it runs.
         #expect(try box.berthNoun("network", ["disconnect", back.name, "web"]).status == .exited(0))

@@ -24,21 +24,30 @@ final class EngineNetworkTests {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         return UInt16(bigEndian: address.sin_port)
     }
 
     /// What an HTTP GET to 127.0.0.1:port answers (curl, as a user would check).
     func get(_ port: UInt16) throws -> String {
-        try ChildProcess.run("/usr/bin/curl", arguments: ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(port)/"], environment: []).stdoutText
+        try ChildProcess.run(
+            "/usr/bin/curl", arguments: ["curl", "-s", "--max-time", "2", "http://127.0.0.1:\(port)/"], environment: []
+        ).stdoutText
     }
 
-    static let server = "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
+    static let server =
+        "while true; do printf 'HTTP/1.0 200 OK\\r\\n\\r\\nhello from %s\\n' $(hostname) | nc -l -p 80; done"
 
     @Test func aPublishedPortAnswersOnTheHostsLoopback() throws {
         let port = freePort()
-        let run = try box.berth(["run", "-d", "--name", "web", "-h", "webhost", "-p", "\(port):80", box.image, "sh", "-c", Self.server])
+        let run = try box.berth([
+            "run", "-d", "--name", "web", "-h", "webhost", "-p", "\(port):80", box.image, "sh", "-c", Self.server,
+        ])
         #expect(run.status == .exited(0), "\(run.stderrText)")
         #expect(try box.eventually { try get(port) == "hello from webhost\n" })
         #expect(try box.berth(["port", "web"]).stdoutText == "80/tcp -> 0.0.0.0:\(port)\n")
@@ -59,14 +68,18 @@ final class EngineNetworkTests {
         let created = try box.berthNoun("network", ["create", name])
         #expect(created.status == .exited(0), "\(created.stderrText)")
         defer { _ = try? box.berthNoun("network", ["rm", name]) }
-        _ = try box.berth(["run", "-d", "--name", "server", "-h", "server", "--network", name, box.image, "sh", "-c", Self.server])
+        _ = try box.berth([
+            "run", "-d", "--name", "server", "-h", "server", "--network", name, box.image, "sh", "-c", Self.server,
+        ])
         let address = try box.inspect("server", "{{.NetworkSettings.Networks.\(name).IPAddress}}")
         #expect(address.hasPrefix("10.9"), "\(address)")
         var answer = ""
         _ = try box.eventually {
             // busybox-static's wget crashes here; nc speaks the request.
-            answer = try box.berth(["run", "--rm", "--network", name, box.image, "sh", "-c",
-                                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(address) 80"]).stdoutText
+            answer = try box.berth([
+                "run", "--rm", "--network", name, box.image, "sh", "-c",
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 \(address) 80",
+            ]).stdoutText
             return answer.hasSuffix("hello from server\n")
         }
         #expect(answer.hasSuffix("hello from server\n"))
@@ -79,7 +92,8 @@ final class EngineNetworkTests {
     }
 
     @Test func twoHundredBridgeCyclesLeaveNoInterfaceNamespaceLeaseRuleOrCgroup() throws {
-        let linksBefore = try ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "-o", "link"], environment: []).stdoutText.split(separator: "\n").count
+        let linksBefore = try ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "-o", "link"], environment: [])
+            .stdoutText.split(separator: "\n").count
         var ids: [String] = []
         for i in 0..<15 {
             let out = try box.berth(["run", "-d", "-p", "80", box.image, "sh", "-c", "echo cycle \(i)"])
@@ -97,8 +111,10 @@ final class EngineNetworkTests {
         #expect(try box.berth(["ps", "-aq"]).stdoutText.isEmpty)
         #expect(try FileSystem.listSubdirectories("\(box.root)/containers").isEmpty)
         // host-local keeps a lease as a file named by the address: only its bookkeeping files stay.
-        let leaseFiles = try ChildProcess.run("/usr/bin/find", arguments: ["find", "\(box.root)/networks/ipam", "-type", "f", "-name", "*.*.*.*"],
-                                              environment: []).stdoutText
+        let leaseFiles = try ChildProcess.run(
+            "/usr/bin/find", arguments: ["find", "\(box.root)/networks/ipam", "-type", "f", "-name", "*.*.*.*"],
+            environment: []
+        ).stdoutText
         #expect(leaseFiles.isEmpty, "\(leaseFiles)")
         let reservations = (try? FileSystem.readString("\(box.root)/networks/ports/ports.json")) ?? ""
         #expect(!reservations.contains("containerID"), "\(reservations)")
@@ -106,15 +122,23 @@ final class EngineNetworkTests {
         #expect(cniResults.isEmpty, "\(cniResults)")
         let cgroups = (try? FileSystem.listSubdirectories("/sys/fs/cgroup/pids/berth")) ?? []
         #expect(ids.allSatisfy { !cgroups.contains($0) })
-        #expect(((try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []).allSatisfy { $0 == "@seccomp-cache" })
+        #expect(
+            ((try? FileSystem.listSubdirectories("\(box.run)/runtime/berth")) ?? []).allSatisfy {
+                $0 == "@seccomp-cache"
+            })
         #expect(!(try FileSystem.readString("/proc/self/mountinfo")).contains("\(box.root)/containers/"))
-        let links = try ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "-o", "link"], environment: []).stdoutText.split(separator: "\n")
+        let links = try ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "-o", "link"], environment: []).stdoutText
+            .split(separator: "\n")
         // The bridge itself may have appeared with the first container; no veth stays.
         #expect(links.count <= linksBefore + 1)
         #expect(((try? FileSystem.listDirectory("\(box.run)/netns")) ?? []).isEmpty)
-        let leases = (try? ChildProcess.run("/usr/bin/grep", arguments: ["grep", "-rl", ids[0], "\(box.root)/networks"], environment: []).stdoutText) ?? ""
+        let leases =
+            (try? ChildProcess.run(
+                "/usr/bin/grep", arguments: ["grep", "-rl", ids[0], "\(box.root)/networks"], environment: []
+            ).stdoutText) ?? ""
         #expect(leases.isEmpty)
-        let rules = try ChildProcess.run("/usr/sbin/iptables-save", arguments: ["iptables-save"], environment: []).stdoutText
+        let rules = try ChildProcess.run("/usr/sbin/iptables-save", arguments: ["iptables-save"], environment: [])
+            .stdoutText
         #expect(ids.allSatisfy { !rules.contains(String($0.prefix(12))) })
         #expect(!(try FileSystem.readString("/proc/self/mountinfo")).contains("\(box.run)/netns/"))
     }

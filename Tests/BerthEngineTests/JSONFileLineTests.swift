@@ -8,11 +8,14 @@ import Testing
     /// A line as the monitor writes it: the text JSON-escaped (by JSONEncoder here), then stream and time.
     func line(_ text: String, stream: String = "stdout") throws -> [UInt8] {
         let escaped = try JSONEncoder().encode(text)
-        return Array(#"{"log":"#.utf8) + Array(escaped) + Array(#","stream":"\#(stream)","time":"2026-12-03T22:00:00.123456789Z"}"#.utf8)
+        return Array(#"{"log":"#.utf8) + Array(escaped)
+            + Array(#","stream":"\#(stream)","time":"2026-12-03T22:00:00.123456789Z"}"#.utf8)
     }
 
-    @Test(arguments: ["hello\n", "", "tab\there \"quoted\" back\\slash /slash\r\n", "é 日本 🚢 \u{7}\u{1b}[0m",
-                      "<html>&amp;</html>", String(repeating: "0123456789", count: 1000)])
+    @Test(arguments: [
+        "hello\n", "", "tab\there \"quoted\" back\\slash /slash\r\n", "é 日本 🚢 \u{7}\u{1b}[0m",
+        "<html>&amp;</html>", String(repeating: "0123456789", count: 1000),
+    ])
     func theScanReadsWhatTheEncoderWrote(text: String) throws {
         let bytes = try line(text, stream: "stderr")
         let entry = try #require(JSONFileLine.scan(bytes[...]))
@@ -35,8 +38,10 @@ import Testing
         #expect(entry.time == "t1")
     }
 
-    @Test(arguments: [#"{"log":"unterminated"#, #"{"log":"bad \x escape","stream":"stdout","time":"t"}"#, "not json at all",
-                      #"{"log":"x","stream":"stdout","time":"t"} trailing"#, #"{"log":"\u12"}"#, "", #"{"stream":"stdout"}"#])
+    @Test(arguments: [
+        #"{"log":"unterminated"#, #"{"log":"bad \x escape","stream":"stdout","time":"t"}"#, "not json at all",
+        #"{"log":"x","stream":"stdout","time":"t"} trailing"#, #"{"log":"\u12"}"#, "", #"{"stream":"stdout"}"#,
+    ])
     func malformedLinesAreSkipped(text: String) {
         #expect(JSONFileLine.parse(Array(text.utf8)[...]) == nil)
     }

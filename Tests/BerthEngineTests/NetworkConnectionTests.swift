@@ -6,8 +6,10 @@ import Testing
 /// and which network is first after one is left.
 @Suite struct NetworkConnectionTests {
     func network(_ name: String, driver: String = "bridge") -> Network {
-        Network(name: name, id: String(repeating: "a", count: 64), driver: driver, subnet: "10.90.3.0/24", gateway: "10.90.3.1",
-                created: "2026-12-03T00:00:00.000000000Z")
+        Network(
+            name: name, id: String(repeating: "a", count: 64), driver: driver, subnet: "10.90.3.0/24",
+            gateway: "10.90.3.1",
+            created: "2026-12-03T00:00:00.000000000Z")
     }
 
     @Test func theNextInterfaceIsPastEveryOneInUseAndNeverReusedWhileRunning() {
@@ -35,12 +37,19 @@ import Testing
             ("front", network("bridge"), nil, ["x"], NetworkConnection.aliasOnPredefined),
         ]
         for (mode, target, ip, aliases, expected) in cases {
-            #expect(NetworkConnection.connectRefusal(mode: mode, hasEmptiedNamespace: false, network: target, ipAddress: ip, aliases: aliases) == expected,
-                    "\(mode) → \(target.name)")
+            #expect(
+                NetworkConnection.connectRefusal(
+                    mode: mode, hasEmptiedNamespace: false, network: target, ipAddress: ip, aliases: aliases)
+                    == expected,
+                "\(mode) → \(target.name)")
         }
-        #expect(NetworkConnection.noNetwork == "container cannot be connected to multiple networks with one of the networks in private (none) mode")
+        #expect(
+            NetworkConnection.noNetwork
+                == "container cannot be connected to multiple networks with one of the networks in private (none) mode")
         // A container whose networks were all disconnected may join one again.
-        #expect(NetworkConnection.connectRefusal(mode: "none", hasEmptiedNamespace: true, network: user, ipAddress: nil, aliases: []) == nil)
+        #expect(
+            NetworkConnection.connectRefusal(
+                mode: "none", hasEmptiedNamespace: true, network: user, ipAddress: nil, aliases: []) == nil)
     }
 
     @Test func leavingTheFirstNetworkMakesTheNextFirstWithItsAddressAndAliases() {

@@ -42,7 +42,8 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseCPUs("1e-3") == 1_000_000)
         #expect(try RunOptionParser.parseCPUs("1.50000000000") == 1_500_000_000)
         #expect(invalidReason { _ = try RunOptionParser.parseCPUs("0.0000000001") } == "value is too precise")
-        #expect(invalidReason { _ = try RunOptionParser.parseCPUs("abc") } == "failed to parse abc as a rational number")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseCPUs("abc") } == "failed to parse abc as a rational number")
         for bad in ["", ".", "1.2.3", "1/0", "1e", "--1"] {
             #expect(throws: EngineError.self, "\(bad)") { _ = try RunOptionParser.parseCPUs(bad) }
         }
@@ -61,8 +62,11 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseDuration("0") == 0)
         #expect(try RunOptionParser.parseDuration("-2m") == -120_000_000_000)
         #expect(try RunOptionParser.parseDuration(".5s") == 500_000_000)
-        #expect(invalidReason { _ = try RunOptionParser.parseDuration("30") } == "time: missing unit in duration \"30\"")
-        #expect(invalidReason { _ = try RunOptionParser.parseDuration("3d") } == "time: unknown unit \"d\" in duration \"3d\"")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDuration("30") } == "time: missing unit in duration \"30\"")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDuration("3d") }
+                == "time: unknown unit \"d\" in duration \"3d\"")
         for bad in ["", "s", "1..5s", "-", ".s", "9999999999999h"] {
             #expect(throws: EngineError.self, "\(bad)") { _ = try RunOptionParser.parseDuration(bad) }
         }
@@ -92,24 +96,40 @@ struct SpecParserTests {
         #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile") } == "invalid ulimit argument: nofile")
         #expect(invalidReason { _ = try RunOptionParser.parseUlimit("files=1") } == "invalid ulimit type: files")
         #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile=2:1") }?.contains("2 > 1") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile=-1:5") }?.contains("soft: -1 (unlimited)") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseUlimit("nofile=1:2:3") }?.contains("too many limit value arguments") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseUlimit("nofile=-1:5") }?.contains("soft: -1 (unlimited)")
+                == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseUlimit("nofile=1:2:3") }?.contains(
+                "too many limit value arguments") == true)
         #expect(throws: EngineError.self) { _ = try RunOptionParser.parseUlimit("nofile=x") }
     }
 
     @Test("devices: host path, container path, permissions")
     func devices() throws {
-        #expect(try RunOptionParser.parseDevice("/dev/fuse") == .init(pathOnHost: "/dev/fuse", pathInContainer: "/dev/fuse"))
-        #expect(try RunOptionParser.parseDevice("/dev/sda:/dev/xvda") == .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/xvda"))
-        #expect(try RunOptionParser.parseDevice("/dev/sda:r") ==
-                .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/sda", cgroupPermissions: "r"))
-        #expect(try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rw") ==
-                .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/xvda", cgroupPermissions: "rw"))
-        #expect(invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rwx") } == "bad mode specified: rwx")
-        #expect(invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rr") } == "bad mode specified: rr")
-        #expect(invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:xvda") } == "xvda is not an absolute path")
-        #expect(invalidReason { _ = try RunOptionParser.parseDevice("a:b:c:d") }?.hasPrefix("bad format for path") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseDevice(":/dev/x") }?.hasPrefix("bad format for path") == true)
+        #expect(
+            try RunOptionParser.parseDevice("/dev/fuse") == .init(pathOnHost: "/dev/fuse", pathInContainer: "/dev/fuse")
+        )
+        #expect(
+            try RunOptionParser.parseDevice("/dev/sda:/dev/xvda")
+                == .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/xvda"))
+        #expect(
+            try RunOptionParser.parseDevice("/dev/sda:r")
+                == .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/sda", cgroupPermissions: "r"))
+        #expect(
+            try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rw")
+                == .init(pathOnHost: "/dev/sda", pathInContainer: "/dev/xvda", cgroupPermissions: "rw"))
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rwx") } == "bad mode specified: rwx"
+        )
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:/dev/xvda:rr") } == "bad mode specified: rr")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDevice("/dev/sda:xvda") } == "xvda is not an absolute path")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDevice("a:b:c:d") }?.hasPrefix("bad format for path") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseDevice(":/dev/x") }?.hasPrefix("bad format for path") == true)
     }
 
     @Test("tmpfs: destination and options, checked")
@@ -120,7 +140,9 @@ struct SpecParserTests {
         #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("run") }?.contains("must be absolute") == true)
         #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("/") }?.contains("destination can't be '/'") == true)
         #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("/run:size") } == "invalid tmpfs option \"size\"")
-        #expect(invalidReason { _ = try RunOptionParser.parseTmpfs("/run:color=blue") } == "invalid tmpfs option \"color=blue\"")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseTmpfs("/run:color=blue") }
+                == "invalid tmpfs option \"color=blue\"")
     }
 
     @Test("-v: anonymous, named and bind forms with modes")
@@ -137,21 +159,31 @@ struct SpecParserTests {
         #expect(!plain.readOnly && plain.propagation == nil)
         let relative = try RunOptionParser.parseVolume("./data:/d", currentDirectory: "/home/me")
         #expect(relative.type == .bind && relative.source == "/home/me/data")
-        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:ro") } == "invalid volume specification: '/a:ro'")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseVolume("/a:ro") } == "invalid volume specification: '/a:ro'")
         #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:ro,rw") } == "invalid mode: ro,rw")
         #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:bogus") } == "invalid mode: bogus")
-        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:ro:x") } == "invalid volume specification: '/a:/b:ro:x'")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseVolume("/a:/b:ro:x") }
+                == "invalid volume specification: '/a:/b:ro:x'")
         #expect(invalidReason { _ = try RunOptionParser.parseVolume(":/b") } == "invalid volume specification: ':/b'")
         #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:b") }?.contains("must be absolute") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseVolume("/a:/") }?.contains("destination can't be '/'") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseVolume("bad name:/b") }?.contains("invalid characters for a local volume name") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseVolume("vol:/b:rshared") }?.contains("bind mounts only") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseVolume("/a:/") }?.contains("destination can't be '/'") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseVolume("bad name:/b") }?.contains(
+                "invalid characters for a local volume name") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseVolume("vol:/b:rshared") }?.contains("bind mounts only")
+                == true)
     }
 
     @Test("--mount: CSV fields for bind, volume and tmpfs")
     func mounts() throws {
         let bind = try RunOptionParser.parseMount("type=bind,source=/srv,target=/app,readonly,bind-propagation=rslave")
-        #expect(bind.type == .bind && bind.source == "/srv" && bind.target == "/app" && bind.readOnly && bind.propagation == "rslave")
+        #expect(
+            bind.type == .bind && bind.source == "/srv" && bind.target == "/app" && bind.readOnly
+                && bind.propagation == "rslave")
         let nonRecursive = try RunOptionParser.parseMount("type=bind,src=/srv,dst=/app,bind-recursive=disabled")
         #expect(nonRecursive.options == ["bind"])
         let volume = try RunOptionParser.parseMount("source=data,target=/data,volume-nocopy")
@@ -161,17 +193,36 @@ struct SpecParserTests {
         let quoted = try RunOptionParser.parseMount("type=bind,\"source=/a,b\",target=/c,ro=false")
         #expect(quoted.source == "/a,b" && !quoted.readOnly)
         #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a") } == "target is required")
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,target=/a") }?.contains("field Source must not be empty") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=a,target=/a") }?.contains("must be absolute") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=tmpfs,source=x,target=/a") }?.contains("Source must not be specified") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=volume,target=/a,readonly") }?.contains("anonymous volumes") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=volume,target=/a,bind-propagation=shared") } ==
-                "cannot mix 'bind-*' options with mount type 'volume'")
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=image,source=x,target=/a") }?.contains("not supported") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,color=red") } == "unexpected key 'color' in 'color=red'")
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,bogus") } == "invalid field 'bogus' must be a key=value pair")
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,readonly=maybe") } == "invalid value for readonly: maybe")
-        #expect(invalidReason { _ = try RunOptionParser.parseMount("type=tmpfs,target=/b,tmpfs-mode=9") } == "invalid value for tmpfs-mode: 9")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=bind,target=/a") }?.contains(
+                "field Source must not be empty") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=a,target=/a") }?.contains(
+                "must be absolute") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=tmpfs,source=x,target=/a") }?.contains(
+                "Source must not be specified") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=volume,target=/a,readonly") }?.contains(
+                "anonymous volumes") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=volume,target=/a,bind-propagation=shared") }
+                == "cannot mix 'bind-*' options with mount type 'volume'")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=image,source=x,target=/a") }?.contains(
+                "not supported") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,color=red") }
+                == "unexpected key 'color' in 'color=red'")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,bogus") }
+                == "invalid field 'bogus' must be a key=value pair")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=bind,source=/a,target=/b,readonly=maybe") }
+                == "invalid value for readonly: maybe")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseMount("type=tmpfs,target=/b,tmpfs-mode=9") }
+                == "invalid value for tmpfs-mode: 9")
         #expect(invalidReason { _ = try RunOptionParser.parseMount("type=bind,\"source=/a,target=/b") } != nil)
     }
 
@@ -181,12 +232,22 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseRestartPolicy("always") == .init(name: "always"))
         #expect(try RunOptionParser.parseRestartPolicy("unless-stopped") == .init(name: "unless-stopped"))
         #expect(try RunOptionParser.parseRestartPolicy("on-failure") == .init(name: "on-failure"))
-        #expect(try RunOptionParser.parseRestartPolicy("on-failure:3") == .init(name: "on-failure", maximumRetryCount: 3))
-        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("on-failure:x") }?.contains("must be an integer") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("on-failure:-1") }?.contains("cannot be negative") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("always:3") }?.contains("only be used with 'on-failure'") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy(":3") }?.contains("no policy provided") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseRestartPolicy("sometimes") }?.contains("unknown policy 'sometimes'") == true)
+        #expect(
+            try RunOptionParser.parseRestartPolicy("on-failure:3") == .init(name: "on-failure", maximumRetryCount: 3))
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseRestartPolicy("on-failure:x") }?.contains("must be an integer")
+                == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseRestartPolicy("on-failure:-1") }?.contains(
+                "cannot be negative") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseRestartPolicy("always:3") }?.contains(
+                "only be used with 'on-failure'") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseRestartPolicy(":3") }?.contains("no policy provided") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseRestartPolicy("sometimes") }?.contains(
+                "unknown policy 'sometimes'") == true)
     }
 
     @Test("-e and --env-file: caller's values for bare keys, comments and blank lines skipped")
@@ -198,15 +259,30 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseEnv("HOME", lookup: lookup) == "HOME=/root")
         #expect(try RunOptionParser.parseEnv("EMPTY", lookup: lookup) == "EMPTY=")
         #expect(try RunOptionParser.parseEnv("UNSET", lookup: lookup) == "UNSET")
-        #expect(invalidReason { _ = try RunOptionParser.parseEnv("=x", lookup: lookup) } == "invalid environment variable: =x")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseEnv("=x", lookup: lookup) }
+                == "invalid environment variable: =x")
 
-        let file = "\u{FEFF}# settings\nA=1\n\n   B=spaced value \nHOME\nUNSET\nC=\"quoted\"\r\n\t# indented comment\nD=x=y\n"
-        #expect(try RunOptionParser.parseEnvFile(file, lookup: lookup) == ["A=1", "B=spaced value ", "HOME=/root", "C=\"quoted\"", "D=x=y"])
-        #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("B =1\n", lookup: lookup) } == "variable 'B ' contains whitespaces")
+        let file =
+            "\u{FEFF}# settings\nA=1\n\n   B=spaced value \nHOME\nUNSET\nC=\"quoted\"\r\n\t# indented comment\nD=x=y\n"
+        #expect(
+            try RunOptionParser.parseEnvFile(file, lookup: lookup) == [
+                "A=1", "B=spaced value ", "HOME=/root", "C=\"quoted\"", "D=x=y",
+            ])
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseEnvFile("B =1\n", lookup: lookup) }
+                == "variable 'B ' contains whitespaces")
         #expect(try RunOptionParser.parseLabelFile("# labels\ntier=web\nbare\n") == ["tier=web"])
-        #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("B C=1\n", lookup: lookup) } == "variable 'B C' contains whitespaces")
-        #expect(invalidReason { _ = try RunOptionParser.parseEnvFile("=1\n", lookup: lookup) } == "no variable name on line '=1'")
-        #expect(try RunOptionParser.parseEnvFile("A=1\nHOME\nUNSET\nC=\"q\"\r\nD=x=y", lookup: lookup) == ["A=1", "HOME=/root", "C=\"q\"", "D=x=y"])
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseEnvFile("B C=1\n", lookup: lookup) }
+                == "variable 'B C' contains whitespaces")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseEnvFile("=1\n", lookup: lookup) }
+                == "no variable name on line '=1'")
+        #expect(
+            try RunOptionParser.parseEnvFile("A=1\nHOME\nUNSET\nC=\"q\"\r\nD=x=y", lookup: lookup) == [
+                "A=1", "HOME=/root", "C=\"q\"", "D=x=y",
+            ])
         #expect(try RunOptionParser.parseEnvFile("\u{FEFF}X=1\n  # c\n\n", lookup: lookup) == ["X=1"])
     }
 
@@ -219,8 +295,12 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseSysctl("net.ipv4.ip_forward=1") == ("net.ipv4.ip_forward", "1"))
         #expect(try RunOptionParser.parseSysctl("kernel.shm_rmid_forced=1") == ("kernel.shm_rmid_forced", "1"))
         #expect(try RunOptionParser.parseSysctl("fs.mqueue.queues_max=10") == ("fs.mqueue.queues_max", "10"))
-        #expect(invalidReason { _ = try RunOptionParser.parseSysctl("kernel.hostname=x") } == "sysctl 'kernel.hostname' is not allowed")
-        #expect(invalidReason { _ = try RunOptionParser.parseSysctl("vm.swappiness=1") } == "sysctl 'vm.swappiness' is not allowed")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseSysctl("kernel.hostname=x") }
+                == "sysctl 'kernel.hostname' is not allowed")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseSysctl("vm.swappiness=1") }
+                == "sysctl 'vm.swappiness' is not allowed")
         #expect(throws: EngineError.self) { _ = try RunOptionParser.parseSysctl("net.ipv4.ip_forward") }
     }
 
@@ -234,9 +314,14 @@ struct SpecParserTests {
         #expect(try RunOptionParser.parseSecurityOpt("apparmor=unconfined") == .apparmor("unconfined"))
         #expect(try RunOptionParser.parseSecurityOpt("label=disable") == .label("disable"))
         #expect(try RunOptionParser.parseSecurityOpt("systempaths=unconfined") == .systemPathsUnconfined)
-        #expect(invalidReason { _ = try RunOptionParser.parseSecurityOpt("seccomp") }?.contains("expected KEY=VALUE") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseSecurityOpt("seccomp=") }?.contains("needs a value") == true)
-        #expect(invalidReason { _ = try RunOptionParser.parseSecurityOpt("no-new-privileges=yes") }?.contains("true or false") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseSecurityOpt("seccomp") }?.contains("expected KEY=VALUE")
+                == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseSecurityOpt("seccomp=") }?.contains("needs a value") == true)
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseSecurityOpt("no-new-privileges=yes") }?.contains(
+                "true or false") == true)
     }
 }
 
@@ -254,8 +339,12 @@ struct SpecPortParserTests {
         #expect(try RunOptionParser.parseAddHost("v6=[2001:db8::1]") == "v6:2001:db8::1")
         #expect(try RunOptionParser.parseAddHost("gw:host-gateway") == "gw:host-gateway")
         #expect(invalidReason { _ = try RunOptionParser.parseAddHost("db") } == "bad format for add-host: \"db\"")
-        #expect(invalidReason { _ = try RunOptionParser.parseAddHost(":1.2.3.4") } == "bad format for add-host: \":1.2.3.4\"")
-        #expect(invalidReason { _ = try RunOptionParser.parseAddHost("db:nothost") } == "invalid IP address in add-host: \"nothost\"")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseAddHost(":1.2.3.4") }
+                == "bad format for add-host: \":1.2.3.4\"")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseAddHost("db:nothost") }
+                == "invalid IP address in add-host: \"nothost\"")
     }
 
     @Test("--expose: ports and ranges with a protocol")
@@ -273,18 +362,28 @@ struct SpecHealthcheckTests {
     @Test("--health-* make a CMD-SHELL check; --no-healthcheck alone disables; negatives refused")
     func healthcheck() throws {
         #expect(try RunOptionParser.parseHealthcheck() == nil)
-        let check = try #require(try RunOptionParser.parseHealthcheck(command: "curl -f localhost", interval: "30s", timeout: "5s",
-                                                                      startPeriod: "1m", retries: 3))
+        let check = try #require(
+            try RunOptionParser.parseHealthcheck(
+                command: "curl -f localhost", interval: "30s", timeout: "5s",
+                startPeriod: "1m", retries: 3))
         #expect(check.test == ["CMD-SHELL", "curl -f localhost"])
-        #expect(check.interval == 30_000_000_000 && check.timeout == 5_000_000_000 && check.startPeriod == 60_000_000_000)
+        #expect(
+            check.interval == 30_000_000_000 && check.timeout == 5_000_000_000 && check.startPeriod == 60_000_000_000)
         #expect(check.retries == 3 && check.startInterval == 0)
         #expect(try RunOptionParser.parseHealthcheck(interval: "10s")?.test == [])
         #expect(try RunOptionParser.parseHealthcheck(disabled: true)?.test == ["NONE"])
-        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(command: "true", disabled: true) } ==
-                "--no-healthcheck conflicts with --health-* options")
-        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(interval: "-1s") } == "--health-interval cannot be negative")
-        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(retries: -1) } == "--health-retries cannot be negative")
-        #expect(invalidReason { _ = try RunOptionParser.parseHealthcheck(timeout: "5") } == "time: missing unit in duration \"5\"")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseHealthcheck(command: "true", disabled: true) }
+                == "--no-healthcheck conflicts with --health-* options")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseHealthcheck(interval: "-1s") }
+                == "--health-interval cannot be negative")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseHealthcheck(retries: -1) }
+                == "--health-retries cannot be negative")
+        #expect(
+            invalidReason { _ = try RunOptionParser.parseHealthcheck(timeout: "5") }
+                == "time: missing unit in duration \"5\"")
     }
 
     @Test("the engine's entry points: command, user for exec, privileged capabilities of this machine")

@@ -33,15 +33,22 @@ private let specRuntimes: [String] = {
 /// The cgroup the test containers are made under (removed after each).
 private let cgroupParent = "berth-spec-test"
 
-@Suite("Spec builder: real runtimes run the spec", .enabled(if: specTestsRunAsRoot && specRunc != nil && FileSystem.exists("/bin/busybox")))
+@Suite(
+    "Spec builder: real runtimes run the spec",
+    .enabled(if: specTestsRunAsRoot && specRunc != nil && FileSystem.exists("/bin/busybox")))
 struct SpecRuncTests {
     /// A busybox root file system with `app` (1000:1000, also in group 1001) and /work.
     func busyboxRootfs(in directory: String) throws -> String {
         let rootfs = directory + "/rootfs"
-        for path in ["bin", "proc", "sys", "dev", "etc", "tmp", "work"] { try FileSystem.makeDirectories(rootfs + "/" + path) }
+        for path in ["bin", "proc", "sys", "dev", "etc", "tmp", "work"] {
+            try FileSystem.makeDirectories(rootfs + "/" + path)
+        }
         try FileSystem.writeAtomically(rootfs + "/bin/busybox", try FileSystem.readFile("/bin/busybox"), mode: 0o755)
-        for applet in ["sh", "id", "pwd", "echo", "hostname", "cat", "grep"] { symlink("busybox", rootfs + "/bin/" + applet) }
-        try FileSystem.writeAtomically(rootfs + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/work:/bin/sh\n".utf8))
+        for applet in ["sh", "id", "pwd", "echo", "hostname", "cat", "grep"] {
+            symlink("busybox", rootfs + "/bin/" + applet)
+        }
+        try FileSystem.writeAtomically(
+            rootfs + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/work:/bin/sh\n".utf8))
         try FileSystem.writeAtomically(rootfs + "/etc/group", Array("root:x:0:\napp:x:1000:\nextra:x:1001:app\n".utf8))
         return rootfs
     }
@@ -51,19 +58,22 @@ struct SpecRuncTests {
         try FileSystem.writeAtomically(directory + "/config.json", Array(try JSONEncoder().encode(spec)))
         let state = directory + "/state"
         defer {
-            _ = try? ChildProcess.run(runtime, arguments: [runtime, "--root", state, "delete", "--force", id], environment: [])
+            _ = try? ChildProcess.run(
+                runtime, arguments: [runtime, "--root", state, "delete", "--force", id], environment: [])
             // The runtime removes the container's cgroup, not the parent it made for it.
             for hierarchy in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
                 rmdir("/sys/fs/cgroup/\(hierarchy)/\(cgroupParent)")
             }
             rmdir("/sys/fs/cgroup/\(cgroupParent)")
         }
-        return try ChildProcess.run(runtime, arguments: [runtime, "--root", state, "run", "--bundle", directory, id],
-                                    environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
+        return try ChildProcess.run(
+            runtime, arguments: [runtime, "--root", state, "run", "--bundle", directory, id],
+            environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"])
     }
 
-    @Test("the runtime accepts the spec; the container sees the user, groups, cwd, env, hostname, mounts, limits and init asked for",
-          arguments: specRuntimes)
+    @Test(
+        "the runtime accepts the spec; the container sees the user, groups, cwd, env, hostname, mounts, limits and init asked for",
+        arguments: specRuntimes)
     func runtimeRunsIt(runtime: String) throws {
         let directory = SpecScratchDirectory("runc")
         let rootfs = try busyboxRootfs(in: directory.path)
@@ -75,14 +85,17 @@ struct SpecRuncTests {
         request.workingDir = "/work"
         request.env = ["GREETING=hello from the spec"]
         request.tmpfs = ["/scratch": "size=1m"]
-        request.cmd = ["sh", "-c", """
+        request.cmd = [
+            "sh", "-c",
+            """
             echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"; echo "cwd=$(pwd)"; echo "greeting=$GREETING"; \
             echo "host=$(hostname)"; grep -c berth-managed /etc/hosts; grep -q ' /scratch tmpfs ' /proc/mounts && echo tmpfs-ok; \
             grep Seccomp: /proc/self/status; grep CapBnd: /proc/self/status; \
             echo "memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"; \
             echo "pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"; \
             echo "nofile=$(ulimit -n)"; echo "pid1=$(cat /proc/1/comm)"
-            """]
+            """,
+        ]
         request.resources.memory = 64 << 20
         request.resources.nanoCPUs = 500_000_000
         request.resources.pidsLimit = 100
@@ -123,9 +136,12 @@ struct SpecRuncTests {
         let rootfs = try busyboxRootfs(in: directory.path)
         var request = ContainerConfiguration(image: "busybox")
         request.privileged = true
-        request.cmd = ["sh", "-c", "grep -E '^(CapBnd|Seccomp):' /proc/self/status; test -c /dev/null && echo devices-ok"]
+        request.cmd = [
+            "sh", "-c", "grep -E '^(CapBnd|Seccomp):' /proc/self/status; test -c /dev/null && echo devices-ok",
+        ]
         let id = "berth-spec-\(String(UInt32.random(in: 0..<UInt32.max), radix: 36))"
-        let spec = try SpecBuilder.build(specInputs(request, rootfs: rootfs) { $0.cgroupsPath = "/\(cgroupParent)/\(id)" })
+        let spec = try SpecBuilder.build(
+            specInputs(request, rootfs: rootfs) { $0.cgroupsPath = "/\(cgroupParent)/\(id)" })
         let output = try run(spec, id: id, runtime: runtime, in: directory.path)
         #expect(output.status.succeeded, "\(runtime): \(output.stderrText)")
         let lines = output.stdoutText.split(separator: "\n").map(String.init)

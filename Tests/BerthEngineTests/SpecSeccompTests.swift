@@ -5,14 +5,18 @@ import Testing
 
 @Suite("Spec builder: docker's seccomp profile")
 struct SpecSeccompTests {
-    func resolve(_ capabilities: [String] = ContainerCapabilities.dockerDefault,
-                 host: HostFacts = specTestHost) throws -> Spec.Seccomp {
+    func resolve(
+        _ capabilities: [String] = ContainerCapabilities.dockerDefault,
+        host: HostFacts = specTestHost
+    ) throws -> Spec.Seccomp {
         try #require(try SeccompProfile.dockerDefault.resolve(capabilities: capabilities, host: host))
     }
 
     /// Names the profile allows without argument conditions.
     func allowed(_ seccomp: Spec.Seccomp) -> Set<String> {
-        Set((seccomp.syscalls ?? []).filter { $0.action == "SCMP_ACT_ALLOW" && ($0.args ?? []).isEmpty }.flatMap(\.names))
+        Set(
+            (seccomp.syscalls ?? []).filter { $0.action == "SCMP_ACT_ALLOW" && ($0.args ?? []).isEmpty }.flatMap(
+                \.names))
     }
 
     @Test("deny by default with EPERM, for x86_64 and the 32-bit ABIs it runs")
@@ -29,7 +33,9 @@ struct SpecSeccompTests {
     @Test("ordinary syscalls are allowed; the count matches moby's list")
     func ordinary() throws {
         let names = allowed(try resolve())
-        for name in ["read", "write", "openat", "execve", "exit_group", "futex", "epoll_wait", "arch_prctl", "modify_ldt"] {
+        for name in [
+            "read", "write", "openat", "execve", "exit_group", "futex", "epoll_wait", "arch_prctl", "modify_ldt",
+        ] {
             #expect(names.contains(name), "\(name)")
         }
         // moby v28.5.2: 361 unconditional names, plus ptrace & co (kernel ≥ 4.8) and the x86 ones.
@@ -69,7 +75,8 @@ struct SpecSeccompTests {
     @Test("socket refuses AF_VSOCK; personality allows only docker's five values")
     func argumentFilters() throws {
         let rules = try resolve().syscalls ?? []
-        #expect(rules.first { $0.names == ["socket"] }?.args == [Spec.SyscallArg(index: 0, value: 40, op: "SCMP_CMP_NE")])
+        #expect(
+            rules.first { $0.names == ["socket"] }?.args == [Spec.SyscallArg(index: 0, value: 40, op: "SCMP_CMP_NE")])
         let personalities = rules.filter { $0.names == ["personality"] }.compactMap { $0.args?.first?.value }
         #expect(personalities == [0, 8, 131_072, 131_080, 4_294_967_295])
     }
@@ -86,11 +93,14 @@ struct SpecSeccompTests {
         #expect(traced.contains("ptrace") && traced.contains("kcmp") && traced.contains("pidfd_getfd"))
     }
 
-    @Test("other capability sections follow their capability", arguments: [
-        ("CAP_SYS_BOOT", "reboot"), ("CAP_SYS_MODULE", "init_module"), ("CAP_SYS_TIME", "settimeofday"),
-        ("CAP_SYS_NICE", "mbind"), ("CAP_SYSLOG", "syslog"), ("CAP_DAC_READ_SEARCH", "open_by_handle_at"),
-        ("CAP_SYS_RAWIO", "iopl"), ("CAP_SYS_PACCT", "acct"), ("CAP_BPF", "bpf"), ("CAP_PERFMON", "perf_event_open"),
-    ])
+    @Test(
+        "other capability sections follow their capability",
+        arguments: [
+            ("CAP_SYS_BOOT", "reboot"), ("CAP_SYS_MODULE", "init_module"), ("CAP_SYS_TIME", "settimeofday"),
+            ("CAP_SYS_NICE", "mbind"), ("CAP_SYSLOG", "syslog"), ("CAP_DAC_READ_SEARCH", "open_by_handle_at"),
+            ("CAP_SYS_RAWIO", "iopl"), ("CAP_SYS_PACCT", "acct"), ("CAP_BPF", "bpf"),
+            ("CAP_PERFMON", "perf_event_open"),
+        ])
     func capabilitySections(capability: String, syscall: String) throws {
         #expect(!allowed(try resolve()).contains(syscall))
         #expect(allowed(try resolve(ContainerCapabilities.dockerDefault + [capability])).contains(syscall))
@@ -99,7 +109,9 @@ struct SpecSeccompTests {
     @Test("chroot follows CAP_SYS_CHROOT, which docker grants by default")
     func chroot() throws {
         #expect(allowed(try resolve()).contains("chroot"))
-        #expect(!allowed(try resolve(ContainerCapabilities.dockerDefault.filter { $0 != "CAP_SYS_CHROOT" })).contains("chroot"))
+        #expect(
+            !allowed(try resolve(ContainerCapabilities.dockerDefault.filter { $0 != "CAP_SYS_CHROOT" })).contains(
+                "chroot"))
     }
 
     @Test("the built spec carries the profile resolved for its capabilities")
@@ -108,7 +120,8 @@ struct SpecSeccompTests {
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.capAdd = ["SYS_PTRACE"]
-        let seccomp = try #require(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp)
+        let seccomp = try #require(
+            try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp)
         #expect(allowed(seccomp).contains("kcmp"))
     }
 
@@ -124,7 +137,8 @@ struct SpecSeccompTests {
                {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}]}
              ]}
             """
-        let seccomp = try #require(try SeccompProfile.decode(Array(json.utf8)).resolve(capabilities: [], host: specTestHost))
+        let seccomp = try #require(
+            try SeccompProfile.decode(Array(json.utf8)).resolve(capabilities: [], host: specTestHost))
         #expect(seccomp.defaultAction == "SCMP_ACT_ALLOW")
         #expect(seccomp.architectures == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"])
         #expect(seccomp.syscalls?.map(\.names) == [["mkdir"], ["reboot"], ["socket"]])
@@ -134,22 +148,42 @@ struct SpecSeccompTests {
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.securityOpt = ["seccomp=  " + json.replacingNewlines()]
-        #expect(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp == seccomp)
+        #expect(
+            try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp
+                == seccomp)
         // An explicit profile applies even to a privileged container.
         request.privileged = true
-        #expect(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp?.defaultAction == "SCMP_ACT_ALLOW")
+        #expect(
+            try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp?
+                .defaultAction == "SCMP_ACT_ALLOW")
 
-        #expect(invalidReason { _ = try SeccompProfile.decode(Array("{nope".utf8)) }?.hasPrefix("Decoding seccomp profile failed") == true)
-        let both = #"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#
-        #expect(invalidReason { _ = try SeccompProfile.decode(Array(both.utf8)).resolve(capabilities: [], host: specTestHost) }?
+        #expect(
+            invalidReason { _ = try SeccompProfile.decode(Array("{nope".utf8)) }?.hasPrefix(
+                "Decoding seccomp profile failed") == true)
+        let both =
+            #"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#
+        #expect(
+            invalidReason {
+                _ = try SeccompProfile.decode(Array(both.utf8)).resolve(capabilities: [], host: specTestHost)
+            }?
             .contains("both 'architectures' and 'archMap'") == true)
-        let nameAndNames = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ERRNO"}]}"#
-        #expect(invalidReason { _ = try SeccompProfile.decode(Array(nameAndNames.utf8)).resolve(capabilities: [], host: specTestHost) }?
+        let nameAndNames =
+            #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ERRNO"}]}"#
+        #expect(
+            invalidReason {
+                _ = try SeccompProfile.decode(Array(nameAndNames.utf8)).resolve(capabilities: [], host: specTestHost)
+            }?
             .contains("both 'name' and 'names'") == true)
-        let badKernel = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ERRNO", "includes": {"minKernel": "4"}}]}"#
-        #expect(invalidReason { _ = try SeccompProfile.decode(Array(badKernel.utf8)).resolve(capabilities: [], host: specTestHost) }?
+        let badKernel =
+            #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["a"], "action": "SCMP_ACT_ERRNO", "includes": {"minKernel": "4"}}]}"#
+        #expect(
+            invalidReason {
+                _ = try SeccompProfile.decode(Array(badKernel.utf8)).resolve(capabilities: [], host: specTestHost)
+            }?
             .contains("invalid kernel version") == true)
-        #expect(try SeccompProfile.decode(Array(#"{"defaultAction": ""}"#.utf8)).resolve(capabilities: [], host: specTestHost) == nil)
+        #expect(
+            try SeccompProfile.decode(Array(#"{"defaultAction": ""}"#.utf8)).resolve(
+                capabilities: [], host: specTestHost) == nil)
     }
 }
 
@@ -164,7 +198,9 @@ struct SpecHostFactsTests {
         let rules = try #require(SeccompProfile.dockerDefault.syscalls)
         #expect(rules.count == 31)
         #expect(rules[0].names?.count == 361 && rules[0].action == "SCMP_ACT_ALLOW" && rules[0].includes == nil)
-        #expect(rules[1].names == ["process_vm_readv", "process_vm_writev", "ptrace"] && rules[1].includes?.minKernel == "4.8")
+        #expect(
+            rules[1].names == ["process_vm_readv", "process_vm_writev", "ptrace"]
+                && rules[1].includes?.minKernel == "4.8")
         #expect(SeccompProfile.dockerDefault.archMap?.count == 8)
     }
 
@@ -183,7 +219,9 @@ struct SpecHostFactsTests {
     @Test("this machine's facts agree with /proc")
     func current() throws {
         let host = HostFacts.current()
-        let last = try FileSystem.readString("/proc/sys/kernel/cap_last_cap").split(separator: "\n").first.flatMap { Int($0) }
+        let last = try FileSystem.readString("/proc/sys/kernel/cap_last_cap").split(separator: "\n").first.flatMap {
+            Int($0)
+        }
         #expect(host.lastCapability == last)
         #expect(host.ownCapabilities != nil)
         #expect(host.availableCapabilities.count <= host.lastCapability + 1)
@@ -201,9 +239,12 @@ struct SpecHostFactsTests {
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
         request.securityOpt = ["seccomp=\(directory.path)/p.json"]
-        #expect(try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp?.defaultAction == "SCMP_ACT_LOG")
+        #expect(
+            try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost).linux?.seccomp?
+                .defaultAction == "SCMP_ACT_LOG")
         request.securityOpt = ["seccomp=\(directory.path)/bad.json"]
-        #expect(invalidReason { _ = try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost) }?
-            .hasPrefix("Decoding seccomp profile failed") == true)
+        #expect(
+            invalidReason { _ = try SpecBuilder.build(specInputs(request, rootfs: rootfs.path), host: specTestHost) }?
+                .hasPrefix("Decoding seccomp profile failed") == true)
     }
 }

@@ -11,7 +11,9 @@ struct SpecUserTests {
     @Test("names and numbers, with and without a group, resolve as docker's GetExecUser")
     func forms() throws {
         let rootfs = makeSpecRootfs()
-        func user(_ spec: String) throws(EngineError) -> Spec.User { try ContainerUser.resolve(spec, rootfs: rootfs.path) }
+        func user(_ spec: String) throws(EngineError) -> Spec.User {
+            try ContainerUser.resolve(spec, rootfs: rootfs.path)
+        }
         #expect(try user("") == Spec.User(uid: 0, gid: 0, additionalGids: [0]))
         #expect(try user("app") == Spec.User(uid: 1000, gid: 1000, additionalGids: [1000, 1001]))
         #expect(try user("1000") == Spec.User(uid: 1000, gid: 1000, additionalGids: [1000, 1001]))
@@ -26,31 +28,40 @@ struct SpecUserTests {
     @Test("--group-add: names and numbers from /etc/group, unknown numbers as is, unknown names an error")
     func groupAdd() throws {
         let rootfs = makeSpecRootfs()
-        #expect(try ContainerUser.resolve("app", groupAdd: ["nogroup", "0", "777", "nogroup"], rootfs: rootfs.path) ==
-                Spec.User(uid: 1000, gid: 1000, additionalGids: [1000, 1001, 65534, 0, 777]))
-        #expect(invalidReason { _ = try ContainerUser.resolve("", groupAdd: ["ghosts"], rootfs: rootfs.path) } ==
-                "Unable to find group ghosts: no matching entries in group file")
-        #expect(invalidReason { _ = try ContainerUser.resolve("", groupAdd: ["-1"], rootfs: rootfs.path) } ==
-                "uids and gids must be in range 0-2147483647")
+        #expect(
+            try ContainerUser.resolve("app", groupAdd: ["nogroup", "0", "777", "nogroup"], rootfs: rootfs.path)
+                == Spec.User(uid: 1000, gid: 1000, additionalGids: [1000, 1001, 65534, 0, 777]))
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("", groupAdd: ["ghosts"], rootfs: rootfs.path) }
+                == "Unable to find group ghosts: no matching entries in group file")
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("", groupAdd: ["-1"], rootfs: rootfs.path) }
+                == "uids and gids must be in range 0-2147483647")
     }
 
     @Test("unknown names are docker's errors")
     func unknown() {
         let rootfs = makeSpecRootfs()
-        #expect(invalidReason { _ = try ContainerUser.resolve("ghost", rootfs: rootfs.path) } ==
-                "unable to find user ghost: no matching entries in passwd file")
-        #expect(invalidReason { _ = try ContainerUser.resolve("app:ghosts", rootfs: rootfs.path) } ==
-                "unable to find group ghosts: no matching entries in group file")
-        #expect(invalidReason { _ = try ContainerUser.resolve("-5", rootfs: rootfs.path) } == "uids and gids must be in range 0-2147483647")
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("ghost", rootfs: rootfs.path) }
+                == "unable to find user ghost: no matching entries in passwd file")
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("app:ghosts", rootfs: rootfs.path) }
+                == "unable to find group ghosts: no matching entries in group file")
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("-5", rootfs: rootfs.path) }
+                == "uids and gids must be in range 0-2147483647")
     }
 
     @Test("without /etc/passwd and /etc/group numbers work and names fail")
     func missingFiles() throws {
         let empty = SpecScratchDirectory("rootfs")
         #expect(try ContainerUser.resolve("", rootfs: empty.path) == Spec.User(uid: 0, gid: 0, additionalGids: [0]))
-        #expect(try ContainerUser.resolve("12:34", rootfs: empty.path) == Spec.User(uid: 12, gid: 34, additionalGids: [34]))
-        #expect(invalidReason { _ = try ContainerUser.resolve("root", rootfs: empty.path) } ==
-                "unable to find user root: no matching entries in passwd file")
+        #expect(
+            try ContainerUser.resolve("12:34", rootfs: empty.path) == Spec.User(uid: 12, gid: 34, additionalGids: [34]))
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("root", rootfs: empty.path) }
+                == "unable to find user root: no matching entries in passwd file")
     }
 
     @Test("an absolute symlink /etc/passwd resolves inside the root file system, not on the host")
@@ -88,7 +99,9 @@ struct SpecUserTests {
         let rootfs = SpecScratchDirectory("rootfs")
         try FileSystem.makeDirectories(rootfs.path + "/etc")
         #expect(mkfifo(rootfs.path + "/etc/passwd", 0o644) == 0)
-        #expect(invalidReason { _ = try ContainerUser.resolve("x", rootfs: rootfs.path) }?.contains("not a regular file") == true)
+        #expect(
+            invalidReason { _ = try ContainerUser.resolve("x", rootfs: rootfs.path) }?.contains("not a regular file")
+                == true)
     }
 
     @Test("the spec's user comes from the request, else the image")
@@ -96,13 +109,22 @@ struct SpecUserTests {
         let rootfs = makeSpecRootfs()
         var request = ContainerConfiguration(image: "i")
         request.cmd = ["x"]
-        #expect(try SpecBuilder.build(specInputs(request, image: imageConfig(user: "app"), rootfs: rootfs.path), host: specTestHost)
+        #expect(
+            try SpecBuilder.build(
+                specInputs(request, image: imageConfig(user: "app"), rootfs: rootfs.path), host: specTestHost
+            )
             .process?.user.uid == 1000)
         request.user = ""
-        #expect(try SpecBuilder.build(specInputs(request, image: imageConfig(user: "app"), rootfs: rootfs.path), host: specTestHost)
+        #expect(
+            try SpecBuilder.build(
+                specInputs(request, image: imageConfig(user: "app"), rootfs: rootfs.path), host: specTestHost
+            )
             .process?.user.uid == 1000)
         request.user = "nobody"
-        #expect(try SpecBuilder.build(specInputs(request, image: imageConfig(user: "app"), rootfs: rootfs.path), host: specTestHost)
+        #expect(
+            try SpecBuilder.build(
+                specInputs(request, image: imageConfig(user: "app"), rootfs: rootfs.path), host: specTestHost
+            )
             .process?.user.uid == 65534)
     }
 }

@@ -9,8 +9,10 @@ import Testing
     static let layouts = LayoutCache()
     static var layout: String { get async throws { try await layouts.get() } }
 
-    static func pull(mode: String, bearer: String? = nil, credentials: CredentialStore = CredentialStore(),
-                     platform: Platform? = nil, configure: (inout RegistryOptions) -> Void = { _ in }) async throws -> (Result<ImageRecord, ImageError>, ContentStore) {
+    static func pull(
+        mode: String, bearer: String? = nil, credentials: CredentialStore = CredentialStore(),
+        platform: Platform? = nil, configure: (inout RegistryOptions) -> Void = { _ in }
+    ) async throws -> (Result<ImageRecord, ImageError>, ContentStore) {
         let fake = try FakeRegistry(layout: try await layout, mode: mode, bearer: bearer)
         defer { fake.stop() }
         let root = Support.temporaryDirectory("fault-\(mode)")
@@ -29,15 +31,19 @@ import Testing
     }
 
     /// The failure is reported for the image, nothing is registered and the store is clean.
-    static func expectCleanFailure(_ outcome: (Result<ImageRecord, ImageError>, ContentStore), _ matches: (ImageError) -> Bool,
-                                   sourceLocation: SourceLocation = #_sourceLocation) {
+    static func expectCleanFailure(
+        _ outcome: (Result<ImageRecord, ImageError>, ContentStore), _ matches: (ImageError) -> Bool,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let (result, store) = outcome
         defer { Support.remove(store.root) }
         guard case .failure(let error) = result else {
             Issue.record("pull succeeded but should have failed", sourceLocation: sourceLocation)
             return
         }
-        #expect(error.description.contains("test/image:latest"), "error names the image: \(error)", sourceLocation: sourceLocation)
+        #expect(
+            error.description.contains("test/image:latest"), "error names the image: \(error)",
+            sourceLocation: sourceLocation)
         #expect(matches(error.cause), "unexpected cause: \(error)", sourceLocation: sourceLocation)
         #expect(store.images().isEmpty, sourceLocation: sourceLocation)
         #expect(store.check().isEmpty, "store: \(store.check())", sourceLocation: sourceLocation)
@@ -80,7 +86,9 @@ import Testing
         Support.remove(store.root)
         #expect(throws: Never.self) { try flaky.get() }
         Self.expectCleanFailure(try await Self.pull(mode: "fail500")) { error in
-            if case .registry(let status, _, let message) = error { return status == 500 && message.contains("injected failure") }
+            if case .registry(let status, _, let message) = error {
+                return status == 500 && message.contains("injected failure")
+            }
             return false
         }
     }
@@ -111,7 +119,9 @@ import Testing
         // The other entries point at manifests the registry does not have: choosing one fails, by name.
         let (arm, armStore) = try await Self.pull(mode: "index", platform: try Platform(parsing: "linux/arm64"))
         Support.remove(armStore.root)
-        guard case .failure(let error) = arm, case .notFound = error.cause else { Issue.record("arm64 should 404: \(arm)"); return }
+        guard case .failure(let error) = arm, case .notFound = error.cause else {
+            Issue.record("arm64 should 404: \(arm)"); return
+        }
     }
 
     @Test func indexWithoutHostPlatform() async throws {
@@ -120,7 +130,8 @@ import Testing
             return false
         }
         // Asking for a platform the index has works.
-        let (result, store) = try await Self.pull(mode: "foreign-index", platform: Platform(os: "linux", architecture: "s390x"))
+        let (result, store) = try await Self.pull(
+            mode: "foreign-index", platform: Platform(os: "linux", architecture: "s390x"))
         defer { Support.remove(store.root) }
         #expect(try result.get().layers.count == 1)
     }
@@ -140,7 +151,9 @@ import Testing
         }
         await anonymous.shutdown()
         let authed = try Support.service(root) {
-            $0.credentials = CredentialStore(entries: [fake.host: Credentials(username: "tokenuser", password: "tokenpass")])
+            $0.credentials = CredentialStore(entries: [
+                fake.host: Credentials(username: "tokenuser", password: "tokenpass")
+            ])
         }
         let record = try await authed.pull("\(fake.host)/test/image:latest")
         #expect(record.layers.count == 1)
@@ -179,7 +192,9 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: dir + "/layer.tar"))
         let root = dir + "/store"
         let service = try Support.service(root)
-        await #expect { _ = try await service.importLayers([dir + "/layer.tar"], name: "example.com/hostile:1") } throws: { error in
+        await #expect {
+            _ = try await service.importLayers([dir + "/layer.tar"], name: "example.com/hostile:1")
+        } throws: { error in
             guard case .pulling(let image, .hostileLayer(_, let path, _)) = error as? ImageError else { return false }
             return image.contains("hostile") && path == "../../escape"
         }

@@ -30,7 +30,8 @@ import Testing
 
         // Pushing under another repository of the same registry mounts the blobs instead of uploading.
         let mounted = Messages()
-        try await source2(a).push(name, to: try Reference(parsing: "\(registry.host)/test/busybox-copy:1"), progress: { mounted.append($0) })
+        try await source2(a).push(
+            name, to: try Reference(parsing: "\(registry.host)/test/busybox-copy:1"), progress: { mounted.append($0) })
         #expect(mounted.lines.contains { $0.contains("mounted from test/busybox") })
 
         // A second pull is served from the store.
@@ -38,7 +39,10 @@ import Testing
         let events2 = EventLog()
         _ = try await again.pull(name, progress: { events2.append($0) })
         await again.shutdown()
-        #expect(events2.events.contains { if case .layerExists = $0 { return true }; return false })
+        #expect(
+            events2.events.contains {
+                if case .layerExists = $0 { return true }; return false
+            })
     }
 
     /// The ~120 MB four-layer image with whiteouts: push, pull, prepare rootfs (overlay and copy), gc.
@@ -85,8 +89,8 @@ import Testing
         let fm = FileManager.default
         #expect(fm.fileExists(atPath: root + "/usr/bin/python3.11"))
         #expect(fm.fileExists(atPath: root + "/usr/bin/perl-hardlink"))
-        #expect(!fm.fileExists(atPath: root + "/usr/bin/cat"))                  // .wh.cat
-        #expect(!fm.fileExists(atPath: root + "/usr/lib/python3.11/test"))      // .wh.test (a directory)
+        #expect(!fm.fileExists(atPath: root + "/usr/bin/cat"))  // .wh.cat
+        #expect(!fm.fileExists(atPath: root + "/usr/lib/python3.11/test"))  // .wh.test (a directory)
         #expect(try fm.contentsOfDirectory(atPath: root + "/usr/lib/python3.11/email") == ["README"])  // opaque
         #expect(fm.fileExists(atPath: root + "/usr/lib/python3.11/json/__init__.py"))
         #expect(fm.fileExists(atPath: root + "/etc-motd"))
@@ -114,15 +118,22 @@ import Testing
         // berth save (OCI layout) → skopeo → registry → berth pull.
         try berth.exportLayout([name], to: work + "/layout")
         let pushedBySkopeo = "\(registry.host)/interop/busybox:skopeo"
-        try Support.mustRun(["skopeo", "copy", "--dest-tls-verify=false", "oci:\(work)/layout:berth", "docker://\(pushedBySkopeo)"])
+        try Support.mustRun([
+            "skopeo", "copy", "--dest-tls-verify=false", "oci:\(work)/layout:berth", "docker://\(pushedBySkopeo)",
+        ])
         let pulled = try await other.pull(pushedBySkopeo)
         #expect(pulled.diffIDs == imported.diffIDs)
         // skopeo inspect agrees on the digest Berth computed.
-        let inspect = try Support.mustRun(["skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(pushedBySkopeo)"])
+        let inspect = try Support.mustRun([
+            "skopeo", "inspect", "--tls-verify=false", "--raw", "docker://\(pushedBySkopeo)",
+        ])
         #expect(Digest.sha256(Array(inspect.utf8)) == pulled.manifestDigest)
         // Docker schema2 media types (skopeo --format v2s2) pull the same.
         let dockerFormat = "\(registry.host)/interop/busybox:v2s2"
-        try Support.mustRun(["skopeo", "copy", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(work)/layout:berth", "docker://\(dockerFormat)"])
+        try Support.mustRun([
+            "skopeo", "copy", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(work)/layout:berth",
+            "docker://\(dockerFormat)",
+        ])
         let v2s2 = try await other.pull(dockerFormat)
         #expect(v2s2.manifestMediaType == MediaType.dockerManifest)
         #expect(v2s2.layers.allSatisfy { $0.mediaType == MediaType.dockerLayerGzip })
@@ -241,18 +252,25 @@ import Testing
     @Test func httpsWithCustomCA() async throws {
         let dir = Support.temporaryDirectory("tls")
         defer { Support.remove(dir) }
-        try Support.mustRun(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem",
-                             "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        try Support.mustRun([
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/key.pem", "-out",
+            dir + "/cert.pem",
+            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ])
         let registry = try TestRegistry(tls: (dir + "/cert.pem", dir + "/key.pem"))
         defer { registry.stop() }
         let a = Support.temporaryDirectory("store-a")
         defer { Support.remove(a) }
         let name = "\(registry.host)/tls/busybox:1"
-        let untrusted = try Support.service(a) { $0.secureRegistries = [registry.host]; $0.attempts = 1 }
+        let untrusted = try Support.service(a) {
+            $0.secureRegistries = [registry.host]; $0.attempts = 1
+        }
         _ = try await untrusted.importLayers(Support.busyboxLayers, name: name)
         await #expect(throws: ImageError.self) { try await untrusted.push(name) }
         await untrusted.shutdown()
-        let trusted = try Support.service(a) { $0.secureRegistries = [registry.host]; $0.caFiles = [dir + "/cert.pem"] }
+        let trusted = try Support.service(a) {
+            $0.secureRegistries = [registry.host]; $0.caFiles = [dir + "/cert.pem"]
+        }
         try await trusted.push(name)
         try await trusted.remove(name)
         _ = try trusted.store.collectGarbage()

@@ -28,8 +28,11 @@ import Testing
         #expect(!fm.fileExists(atPath: copy + "/bin/ls"))
         #expect(fm.fileExists(atPath: copy + "/bin/busybox"))
         #expect(try fm.contentsOfDirectory(atPath: copy + "/etc") == ["only"])
-        let overlay = try service.prepareRootfs(image: "example.com/committed:1", containerID: "c3", snapshotter: .overlay)
-        #expect(try Support.listing(overlay).filter { !$0.hasPrefix("etc ") } == Support.listing(copy).filter { !$0.hasPrefix("etc ") })
+        let overlay = try service.prepareRootfs(
+            image: "example.com/committed:1", containerID: "c3", snapshotter: .overlay)
+        #expect(
+            try Support.listing(overlay).filter { !$0.hasPrefix("etc ") }
+                == Support.listing(copy).filter { !$0.hasPrefix("etc ") })
         try service.removeRootfs(containerID: "c2")
         try service.removeRootfs(containerID: "c3")
         #expect(service.store.check().isEmpty)

@@ -12,7 +12,9 @@ enum Support {
 
     /// Real root (uid 0 with an identity uid map), as the runtime tests define it.
     static let isRoot: Bool = {
-        guard geteuid() == 0, let map = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8) else { return false }
+        guard geteuid() == 0, let map = try? String(contentsOfFile: "/proc/self/uid_map", encoding: .utf8) else {
+            return false
+        }
         return map.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init) == ["0", "0", "4294967295"]
     }()
 
@@ -29,7 +31,9 @@ enum Support {
     }
 
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (
+        status: Int32, output: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -77,8 +81,12 @@ enum Support {
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         addr.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 
@@ -89,7 +97,11 @@ enum Support {
             addr.sin_family = sa_family_t(AF_INET)
             addr.sin_addr.s_addr = inet_addr("127.0.0.1")
             addr.sin_port = UInt16(port).bigEndian
-            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
             close(fd)
             if rc == 0 { return }
             usleep(50_000)
@@ -99,7 +111,9 @@ enum Support {
 
     /// Lists a tree as "path type size" lines (for comparing two unpacks).
     static func listing(_ root: String) throws -> [String] {
-        try mustRun(["find", root, "-mindepth", "1", "-printf", "%P %y %s %m %U:%G\\n"]).split(separator: "\n").map(String.init).sorted()
+        try mustRun(["find", root, "-mindepth", "1", "-printf", "%P %y %s %m %U:%G\\n"]).split(separator: "\n").map(
+            String.init
+        ).sorted()
     }
 }
 
@@ -137,12 +151,12 @@ final class TestRegistry: @unchecked Sendable {
         directory = Support.temporaryDirectory("registry")
         port = Support.freePort()
         var config = """
-        version: 0.1
-        log: {level: error, accesslog: {disabled: true}}
-        storage: {filesystem: {rootdirectory: \(directory)/data}, delete: {enabled: true}}
-        http: {addr: 127.0.0.1:\(port)\(tls.map { ", tls: {certificate: \($0.certificate), key: \($0.key)}" } ?? "")}
+            version: 0.1
+            log: {level: error, accesslog: {disabled: true}}
+            storage: {filesystem: {rootdirectory: \(directory)/data}, delete: {enabled: true}}
+            http: {addr: 127.0.0.1:\(port)\(tls.map { ", tls: {certificate: \($0.certificate), key: \($0.key)}" } ?? "")}
 
-        """
+            """
         if let htpasswd { config += "auth: {htpasswd: {realm: berth-test, path: \(htpasswd)}}\n" }
         try config.write(toFile: directory + "/config.yml", atomically: true, encoding: .utf8)
         child = try ChildProcess(["docker-registry", "serve", directory + "/config.yml"], log: directory + "/log")
@@ -163,7 +177,10 @@ final class FakeRegistry: @unchecked Sendable {
 
     init(layout: String, mode: String = "ok", bearer: String? = nil) throws {
         port = Support.freePort()
-        var arguments = ["python3", Support.packageRoot + "/scripts/image-fake-registry.py", "--port", "\(port)", "--layout", layout, "--mode", mode]
+        var arguments = [
+            "python3", Support.packageRoot + "/scripts/image-fake-registry.py", "--port", "\(port)", "--layout", layout,
+            "--mode", mode,
+        ]
         if let bearer { arguments += ["--bearer", bearer] }
         child = try ChildProcess(arguments, log: "/tmp/berth-image-tests/fake-\(port).log")
         try Support.waitForPort(port)

@@ -22,8 +22,10 @@ import CImageSys
     }
 
     /// Unpacks `bytes` into a fresh directory (in chunks of `chunk` bytes, to exercise the state machine).
-    static func unpack(_ bytes: [UInt8], compression: Compression = .none, options: UnpackOptions = UnpackOptions(),
-                       into dir: String? = nil, chunk: Int = 777) throws -> (dir: String, pipeline: LayerPipeline) {
+    static func unpack(
+        _ bytes: [UInt8], compression: Compression = .none, options: UnpackOptions = UnpackOptions(),
+        into dir: String? = nil, chunk: Int = 777
+    ) throws -> (dir: String, pipeline: LayerPipeline) {
         let target = dir ?? Support.temporaryDirectory("unpack")
         let unpacker = LayerUnpacker(root: try Root(path: target), options: options, layerName: "test-layer")
         let pipeline = LayerPipeline(compression: compression, unpacker: unpacker)
@@ -68,7 +70,8 @@ import CImageSys
     }
 
     @Test func gzipAndZstdStreams() throws {
-        let tar = try Self.archive { w in try w.addEntry("a/b", type: "0", bytes: Array(repeating: 42, count: 300_000)) }
+        let tar = try Self.archive { w in try w.addEntry("a/b", type: "0", bytes: Array(repeating: 42, count: 300_000))
+        }
         let (g, p1) = try Self.unpack(try Self.gzip(tar), compression: .gzip, chunk: 1000)
         defer { Support.remove(g) }
         #expect(try Data(contentsOf: URL(fileURLWithPath: g + "/a/b")).count == 300_000)
@@ -93,11 +96,17 @@ import CImageSys
     @Test func truncatedAndCorruptStreamsFail() throws {
         let tar = try Self.archive { w in try w.addEntry("f", type: "0", bytes: Array(repeating: 1, count: 100_000)) }
         let gz = try Self.gzip(tar)
-        #expect(throws: (any Error).self) { let r = try Self.unpack(Array(gz[..<(gz.count / 2)]), compression: .gzip); Support.remove(r.dir) }
-        #expect(throws: (any Error).self) { let r = try Self.unpack(Array(tar[..<5000]), compression: .none); Support.remove(r.dir) }
+        #expect(throws: (any Error).self) {
+            let r = try Self.unpack(Array(gz[..<(gz.count / 2)]), compression: .gzip); Support.remove(r.dir)
+        }
+        #expect(throws: (any Error).self) {
+            let r = try Self.unpack(Array(tar[..<5000]), compression: .none); Support.remove(r.dir)
+        }
         var bad = tar
         bad[100] ^= 0xff  // header checksum no longer matches
-        #expect(throws: (any Error).self) { let r = try Self.unpack(bad); Support.remove(r.dir) }
+        #expect(throws: (any Error).self) {
+            let r = try Self.unpack(bad); Support.remove(r.dir)
+        }
     }
 
     @Test func dotDotEntriesAreRefused() throws {
@@ -119,12 +128,13 @@ import CImageSys
         let dir = outside + "/root"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let tar = try Self.archive { w in
-            try w.addEntry("abs", type: "2", link: outside)               // absolute symlink to the real outside
+            try w.addEntry("abs", type: "2", link: outside)  // absolute symlink to the real outside
             try w.addEntry("abs/pwned", type: "0", bytes: Array("x".utf8))
             try w.addEntry("rel", type: "2", link: "../../../../../../" + outside)
             try w.addEntry("rel/pwned2", type: "0", bytes: Array("x".utf8))
             try w.addEntry("/absolute-path", type: "0", bytes: Array("y".utf8))
-            try w.addEntry("abs", type: "0", bytes: Array("replaced".utf8)) // replacing the symlink, not writing through it
+            // Replacing the symlink, not writing through it.
+            try w.addEntry("abs", type: "0", bytes: Array("replaced".utf8))
         }
         _ = try Self.unpack(tar, into: dir)
         #expect(!FileManager.default.fileExists(atPath: outside + "/pwned"))
@@ -143,8 +153,11 @@ import CImageSys
         #expect(throws: ImageError.self) { _ = try Self.unpack(escape, into: dir) }
         // An absolute target is taken inside the root; when missing there it is not the host's file.
         let absolute = try Self.archive { w in try w.addEntry("h2", type: "1", link: "/etc/passwd") }
-        #expect(throws: ImageError.self) { _ = try Self.unpack(absolute, options: UnpackOptions(privileged: false, whiteouts: .apply), into: dir) }
-        let (_, pipeline) = try Self.unpack(absolute, options: UnpackOptions(privileged: false, whiteouts: .keep), into: dir)
+        #expect(throws: ImageError.self) {
+            _ = try Self.unpack(absolute, options: UnpackOptions(privileged: false, whiteouts: .apply), into: dir)
+        }
+        let (_, pipeline) = try Self.unpack(
+            absolute, options: UnpackOptions(privileged: false, whiteouts: .keep), into: dir)
         #expect(pipeline.unpacker?.pendingLinks.first?.target == "etc/passwd")
         #expect(!FileManager.default.fileExists(atPath: dir + "/h2"))
         // Through a symlinked directory: resolved inside the root.

@@ -44,7 +44,9 @@ import Testing
         #expect(big == .number("18446744073709551615"))
         #expect(big.int == nil)
         #expect(try JSONTreeDecoder.decode(UInt64.self, from: Array("18446744073709551615".utf8)) == .max)
-        #expect(try JSONTreeDecoder.decode([Int64].self, from: Array("[9223372036854775807,-9223372036854775808]".utf8)) == [.max, .min])
+        #expect(
+            try JSONTreeDecoder.decode([Int64].self, from: Array("[9223372036854775807,-9223372036854775808]".utf8))
+                == [.max, .min])
         #expect(throws: DecodingError.self) { try JSONTreeDecoder.decode(Int8.self, from: Array("128".utf8)) }
         // Past UInt64 too, as Go reads it: a float64 (written as Swift prints a Double, as the API server always has).
         #expect(try JSON.parse("123456789012345678901234") == .number("1.2345678901234569e+23"))
@@ -54,7 +56,8 @@ import Testing
     @Test func fractionsAndExponentsHaveOneForm() throws {
         let cases: [(String, String)] = [
             ("1.0", "1"), ("1e3", "1000"), ("-2.5E3", "-2500"), ("0.25", "0.25"), ("1.50", "1.5"), ("-0.0", "0"),
-            ("1e15", "1000000000000000.0"), ("1e16", "1e+16"), ("123456789012345.0", "123456789012345"), ("1e-5", "1e-05"), ("2.5e+20", "2.5e+20"),
+            ("1e15", "1000000000000000.0"), ("1e16", "1e+16"), ("123456789012345.0", "123456789012345"),
+            ("1e-5", "1e-05"), ("2.5e+20", "2.5e+20"),
             ("1e400", "1e400"),  // not finite as a Double: kept as written rather than "inf"
         ]
         for (input, canonical) in cases {
@@ -96,7 +99,9 @@ import Testing
     }
 
     @Test func escapesIncludingSurrogatePairsAreRead() throws {
-        #expect(try JSON.parse(#""a\"b\\c\/d\n\u0041\u00e9\ud83d\udea2\b\f\r\t""#) == .string("a\"b\\c/d\nAé🚢\u{08}\u{0c}\r\t"))
+        #expect(
+            try JSON.parse(#""a\"b\\c\/d\n\u0041\u00e9\ud83d\udea2\b\f\r\t""#)
+                == .string("a\"b\\c/d\nAé🚢\u{08}\u{0c}\r\t"))
         #expect(try JSON.parse(#""\uD83D\uDEA2""#) == "🚢")
         // Unpaired surrogates read as U+FFFD, as Go's encoding/json reads them; what follows is read on its own.
         #expect(try JSON.parse(#""\ud83d alone""#) == "\u{FFFD} alone")
@@ -117,14 +122,17 @@ import Testing
         let o: JSON = ["b": 1, "a": ["z": .null, "y": [true, false, "x"]], "c": "", "B": [:], "é": []]
         #expect(o.text == #"{"B":{},"a":{"y":[true,false,"x"],"z":null},"b":1,"c":"","é":[]}"#)
         #expect(try JSON.parse(o.serialized()) == o)
-        #expect(String(decoding: JSONWriter.write(["a": [1, ["b": []]]], pretty: true), as: UTF8.self)
-            == "{\n  \"a\": [\n    1,\n    {\n      \"b\": []\n    }\n  ]\n}")
+        #expect(
+            String(decoding: JSONWriter.write(["a": [1, ["b": []]]], pretty: true), as: UTF8.self)
+                == "{\n  \"a\": [\n    1,\n    {\n      \"b\": []\n    }\n  ]\n}")
         #expect(try JSON.parse(#"{"a":1,"a":2}"#) == ["a": 2], "the last duplicate wins")
     }
 
     @Test func whitespaceAndTrailingData() throws {
         #expect(try JSON.parse(" \n\t\r{ \"a\" : [ 1 , 2 ] } \n") == ["a": [1, 2]])
-        for text in ["", " ", "{} {}", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{1:2}", "nul", "truex", "[", "{", "// c\n1"] {
+        for text in [
+            "", " ", "{} {}", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{1:2}", "nul", "truex", "[", "{", "// c\n1",
+        ] {
             #expect(throws: JSONParseError.self, "\(text)") { try JSON.parse(text) }
         }
         #expect(try JSON.parse(Array("[1]".utf8)[...]) == [1])
@@ -172,7 +180,8 @@ import Testing
         }
     }
 
-    static let seed = Array(#"""
+    static let seed = Array(
+        #"""
         {"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-0","labels":{"app":"web"},"annotations":{"a":"q\"\\\/\n\u0041\ud83d\udea2"}},
          "spec":{"containers":[{"name":"c","image":"busybox","ports":[{"containerPort":8080}],"args":["-c","echo"]}],
          "priority":-12,"ratio":0.25,"big":1.5e300,"tiny":-2E-7,"flags":[true,false,null],"empty":{},"none":[]}}
@@ -180,7 +189,8 @@ import Testing
 
     @Test func mutatedAndTruncatedInputNeverCrashes() {
         var random = Generator(state: 0x5EED)
-        let interesting: [UInt8] = Array(#"{}[]":,\"0123456789-+.eEtrufalsn u"#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xFF, 0x20]
+        let interesting: [UInt8] =
+            Array(#"{}[]":,\"0123456789-+.eEtrufalsn u"#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xFF, 0x20]
         var accepted = 0
         for round in 0..<4000 {
             var bytes = Self.seed

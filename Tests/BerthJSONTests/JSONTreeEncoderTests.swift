@@ -36,16 +36,20 @@ import Testing
     }
 
     static let sample = Record(
-        id: "f2883de4a2ef", count: 3, small: -7, big: UInt64.max, negative: Int.min, ratio: 0.25, whole: 2, text:
+        id: "f2883de4a2ef", count: 3, small: -7, big: UInt64.max, negative: Int.min, ratio: 0.25, whole: 2,
+        text:
             "quote \" backslash \\ slash / newline \n tab \t cr \r bell \u{7} nul \u{0} é ✓ 🚢 \u{1f}",
-        missing: nil, present: "", labels: ["b": "2", "a": "1", "a10": "x", "a9": "y", "B": "upper", "_": "u", "é": "e"],
+        missing: nil, present: "",
+        labels: ["b": "2", "a": "1", "a10": "x", "a9": "y", "B": "upper", "_": "u", "é": "e"],
         nested: ["z": Inner(name: "zed", values: [1, -2], flag: true), "y": Inner(name: "", values: [], flag: nil)],
-        list: [Inner(name: "one", values: [Int64.max, Int64.min], flag: false)], empty: [], emptyMap: [:], mode: .bridge,
+        list: [Inner(name: "one", values: [Int64.max, Int64.min], flag: false)], empty: [], emptyMap: [:],
+        mode: .bridge,
         matrix: [[1, 2], [], [3]], optionalList: nil)
 
     func foundation<T: Encodable>(_ value: T, pretty: Bool = false) throws -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting =
+            pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(value))
     }
 

@@ -17,12 +17,17 @@ import Testing
         mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
     }
 
-    static let replacements: [[UInt8]] = ["\"", "{", "}", "[", "]", ",", ":", "0", "-1", "1e99", "null", "true", "\"x\"", "\\u00", "9999999999999999999", "[]", "{}"].map { Array($0.utf8) }
+    static let replacements: [[UInt8]] = [
+        "\"", "{", "}", "[", "]", ",", ":", "0", "-1", "1e99", "null", "true", "\"x\"", "\\u00", "9999999999999999999",
+        "[]", "{}",
+    ].map { Array($0.utf8) }
 
     @Test func mutatedObjectsNeverCrash() {
         var rng = SplitMix(state: 15)
         var decoded = 0, failed = 0
-        for sample in [Samples.pod, Samples.deployment, Samples.service, Samples.node, Samples.endpointSlice, Samples.lease] {
+        for sample in [
+            Samples.pod, Samples.deployment, Samples.service, Samples.node, Samples.endpointSlice, Samples.lease,
+        ] {
             let original = Array(sample.utf8)
             for _ in 0..<400 {
                 var bytes = original
@@ -46,8 +51,12 @@ import Testing
 
     @Test func typeConfusedTreesNeverCrash() {
         // Every member of a real pod replaced in turn by values of every other JSON type.
-        let values: [JSON] = [.null, .bool(true), .number("-0"), .number("1e400"), .string(""), .array([.null]), .object(["x": .null])]
-        guard case .object(let pod)? = try? JSONParser.parse(Array(Samples.pod.utf8)) else { Issue.record("sample"); return }
+        let values: [JSON] = [
+            .null, .bool(true), .number("-0"), .number("1e400"), .string(""), .array([.null]), .object(["x": .null]),
+        ]
+        guard case .object(let pod)? = try? JSONParser.parse(Array(Samples.pod.utf8)) else {
+            Issue.record("sample"); return
+        }
         var outcomes = 0
         func visit(_ tree: JSON, replace: (JSON) -> JSON) {
             for v in values {
@@ -56,9 +65,17 @@ import Testing
             }
             switch tree {
             case .object(let o):
-                for (k, child) in o { visit(child) { v in var c = o; c[k] = v; return replace(.object(c)) } }
+                for (k, child) in o {
+                    visit(child) { v in
+                        var c = o; c[k] = v; return replace(.object(c))
+                    }
+                }
             case .array(let a):
-                for (i, child) in a.enumerated() { visit(child) { v in var c = a; c[i] = v; return replace(.array(c)) } }
+                for (i, child) in a.enumerated() {
+                    visit(child) { v in
+                        var c = a; c[i] = v; return replace(.array(c))
+                    }
+                }
             default: break
             }
         }

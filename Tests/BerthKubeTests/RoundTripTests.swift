@@ -74,9 +74,14 @@ import Testing
         // Go: a struct is always written, a zero Time is null, a non-omitempty int is 0.
         var pod = CoreV1.Pod()
         pod.metadata.name = "p"
-        pod.spec.containers = [CoreV1.Container(name: "c", image: "busybox", ports: [CoreV1.ContainerPort(name: "http")])]
+        pod.spec.containers = [
+            CoreV1.Container(name: "c", image: "busybox", ports: [CoreV1.ContainerPort(name: "http")])
+        ]
         let text = String(decoding: pod.jsonBytes(), as: UTF8.self)
-        #expect(text == #"{"metadata":{"creationTimestamp":null,"name":"p"},"spec":{"containers":[{"image":"busybox","name":"c","ports":[{"containerPort":0,"name":"http"}],"resources":{}}]},"status":{}}"#)
+        #expect(
+            text
+                == #"{"metadata":{"creationTimestamp":null,"name":"p"},"spec":{"containers":[{"image":"busybox","name":"c","ports":[{"containerPort":0,"name":"http"}],"resources":{}}]},"status":{}}"#
+        )
     }
 
     @Test func theTypeRegistryFindsKinds() {

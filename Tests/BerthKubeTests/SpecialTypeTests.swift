@@ -10,7 +10,7 @@ import Testing
         #expect(Quantity.milli("1") == 1000)
         #expect(Quantity.milli("2e3") == 2_000_000)
         #expect(Quantity.milli("1E-3") == 1)
-        #expect(Quantity.milli("1u") == 1)            // 0.001 milli, rounded up
+        #expect(Quantity.milli("1u") == 1)  // 0.001 milli, rounded up
         #expect(Quantity.milli("-100m") == -100)
         #expect(Quantity.units("1Ki") == 1024)
         #expect(Quantity.units("1.5Gi") == 1_610_612_736)
@@ -20,7 +20,7 @@ import Testing
         #expect(Quantity.units("100m") == 1)
         #expect(Quantity.units("0") == 0)
         #expect(Quantity.units("+7") == 7)
-        #expect(Quantity.units("8Ei") == nil)         // past Int64
+        #expect(Quantity.units("8Ei") == nil)  // past Int64
         #expect(Quantity.units("") == nil)
         #expect(Quantity.units("12Q") == nil)
         #expect(Quantity.units("1.2.3") == nil)
@@ -33,7 +33,9 @@ import Testing
         #expect(r.limits["cpu"] == "2")
         #expect(r.limits["memory"]?.value == 1_610_612_736)
         #expect(String(decoding: r.jsonBytes(), as: UTF8.self) == #"{"limits":{"cpu":"2","memory":"1.5Gi"}}"#)
-        #expect(throws: KubeJSONError.self) { try CoreV1.ResourceRequirements(json: Array(#"{"limits":{"cpu":"lots"}}"#.utf8)) }
+        #expect(throws: KubeJSONError.self) {
+            try CoreV1.ResourceRequirements(json: Array(#"{"limits":{"cpu":"lots"}}"#.utf8))
+        }
     }
 
     @Test func intOrStringKeepsItsForm() throws {
@@ -68,12 +70,16 @@ import Testing
         // A zero Time is null, as Go writes it.
         let c = MetaV1.Condition(type: "Ready", status: .true, lastTransitionTime: nil)
         #expect(c.kubeJSON().objectMember("lastTransitionTime") == .null)
-        #expect(throws: KubeJSONError.self) { try MetaV1.Condition(json: Array(#"{"lastTransitionTime":"yesterday"}"#.utf8)) }
+        #expect(throws: KubeJSONError.self) {
+            try MetaV1.Condition(json: Array(#"{"lastTransitionTime":"yesterday"}"#.utf8))
+        }
     }
 
     @Test func durationsReadAndWriteAsGoDoes() {
-        for (text, ns) in [("0s", Int64(0)), ("1h2m3s", 3_723_000_000_000), ("1.5s", 1_500_000_000), ("300ms", 300_000_000),
-                           ("2µs", 2_000), ("7ns", 7), ("-1m30s", -90_000_000_000), ("72h0m0.5s", 259_200_500_000_000)] {
+        for (text, ns) in [
+            ("0s", Int64(0)), ("1h2m3s", 3_723_000_000_000), ("1.5s", 1_500_000_000), ("300ms", 300_000_000),
+            ("2µs", 2_000), ("7ns", 7), ("-1m30s", -90_000_000_000), ("72h0m0.5s", 259_200_500_000_000),
+        ] {
             #expect(MetaV1.Duration(text)?.nanoseconds == ns, "\(text)")
             #expect(MetaV1.Duration(nanoseconds: ns).description == text, "\(text)")
         }
@@ -88,7 +94,12 @@ import Testing
         #expect(s.data["b"] == [])
         #expect(s.data["c"] == [0, 1, 2, 255])
         #expect(s.type == "Opaque")
-        #expect(s.kubeJSON() == (try JSONParser.parse(Array(#"{"metadata":{"creationTimestamp":null},"data":{"a":"aGVsbG8=","b":"","c":"AAEC/w=="},"type":"Opaque"}"#.utf8))))
+        #expect(
+            s.kubeJSON()
+                == (try JSONParser.parse(
+                    Array(
+                        #"{"metadata":{"creationTimestamp":null},"data":{"a":"aGVsbG8=","b":"","c":"AAEC/w=="},"type":"Opaque"}"#
+                            .utf8))))
         for n in 0..<8 {
             let bytes = (0..<n).map { UInt8($0 * 37 & 0xFF) }
             #expect(Base64Bytes.decode(Base64Bytes.encode(bytes)) == bytes)
@@ -99,14 +110,18 @@ import Testing
     }
 
     @Test func rawExtensionsKeepTheirTree() throws {
-        let text = #"{"object":{"apiVersion":"v1","extra":[1,2.5,"y",null],"kind":"Pod","metadata":{"name":"x"}},"type":"ADDED"}"#
+        let text =
+            #"{"object":{"apiVersion":"v1","extra":[1,2.5,"y",null],"kind":"Pod","metadata":{"name":"x"}},"type":"ADDED"}"#
         let e = try MetaV1.WatchEvent(json: Array(text.utf8))
         #expect(e.type == "ADDED")
         #expect(try e.object.decode(as: CoreV1.Pod.self).metadata.name == "x")
         #expect(String(decoding: e.jsonBytes(), as: UTF8.self) == text)
         var other = e
-        other.object = RawExtension(.object(["extra": .array([.number("1"), .number("2.5"), .string("y"), .null]),
-                                             "metadata": .object(["name": .string("x")]), "kind": .string("Pod"), "apiVersion": .string("v1")]))
+        other.object = RawExtension(
+            .object([
+                "extra": .array([.number("1"), .number("2.5"), .string("y"), .null]),
+                "metadata": .object(["name": .string("x")]), "kind": .string("Pod"), "apiVersion": .string("v1"),
+            ]))
         #expect(other == e)
         #expect(other.hashValue == e.hashValue)
     }
@@ -119,7 +134,8 @@ import Testing
         #expect(s.qosClass == .guaranteed)
         #expect(s.qosClass?.isKnown == true)
         #expect(String(decoding: s.jsonBytes(), as: UTF8.self) == text)
-        #expect(CoreV1.PodPhase.knownValues.map(\.rawValue) == ["Pending", "Running", "Succeeded", "Failed", "Unknown"])
+        #expect(
+            CoreV1.PodPhase.knownValues.map(\.rawValue) == ["Pending", "Running", "Succeeded", "Failed", "Unknown"])
     }
 }
 

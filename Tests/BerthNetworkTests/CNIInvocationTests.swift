@@ -10,27 +10,27 @@ struct FakePlugins {
     let log: String
 
     static let program = """
-    #!/usr/bin/python3
-    import json, os, sys
-    config = json.load(sys.stdin)
-    with open(config["log"], "a") as log:
-        log.write(json.dumps({"command": os.environ["CNI_COMMAND"], "plugin": config["type"],
-                              "containerID": os.environ["CNI_CONTAINERID"], "ifName": os.environ["CNI_IFNAME"],
-                              "netns": os.environ["CNI_NETNS"], "path": os.environ["CNI_PATH"],
-                              "args": os.environ.get("CNI_ARGS", ""), "config": config}) + "\\n")
-    fail = config.get("failOn")
-    if fail == os.environ["CNI_COMMAND"]:
-        print(json.dumps({"cniVersion": config["cniVersion"], "code": 7, "msg": "refused", "details": config["type"]}))
-        sys.exit(1)
-    if os.environ["CNI_COMMAND"] == "ADD":
-        result = config.get("prevResult") or {"cniVersion": config["cniVersion"], "interfaces": [], "ips": []}
-        index = len(result["interfaces"])
-        result["interfaces"].append({"name": os.environ["CNI_IFNAME"] if index == 0 else config["type"],
-                                     "mac": "02:00:00:00:00:%02x" % index, "sandbox": os.environ["CNI_NETNS"]})
-        if not result["ips"]:
-            result["ips"].append({"interface": 0, "address": "10.77.0.2/24", "gateway": "10.77.0.1"})
-        print(json.dumps(result))
-    """
+        #!/usr/bin/python3
+        import json, os, sys
+        config = json.load(sys.stdin)
+        with open(config["log"], "a") as log:
+            log.write(json.dumps({"command": os.environ["CNI_COMMAND"], "plugin": config["type"],
+                                  "containerID": os.environ["CNI_CONTAINERID"], "ifName": os.environ["CNI_IFNAME"],
+                                  "netns": os.environ["CNI_NETNS"], "path": os.environ["CNI_PATH"],
+                                  "args": os.environ.get("CNI_ARGS", ""), "config": config}) + "\\n")
+        fail = config.get("failOn")
+        if fail == os.environ["CNI_COMMAND"]:
+            print(json.dumps({"cniVersion": config["cniVersion"], "code": 7, "msg": "refused", "details": config["type"]}))
+            sys.exit(1)
+        if os.environ["CNI_COMMAND"] == "ADD":
+            result = config.get("prevResult") or {"cniVersion": config["cniVersion"], "interfaces": [], "ips": []}
+            index = len(result["interfaces"])
+            result["interfaces"].append({"name": os.environ["CNI_IFNAME"] if index == 0 else config["type"],
+                                         "mac": "02:00:00:00:00:%02x" % index, "sandbox": os.environ["CNI_NETNS"]})
+            if not result["ips"]:
+                result["ips"].append({"interface": 0, "address": "10.77.0.2/24", "gateway": "10.77.0.1"})
+            print(json.dumps(result))
+        """
 
     init() throws {
         directory = temporaryDirectory("berth-cni-fake")
@@ -41,11 +41,13 @@ struct FakePlugins {
     }
 
     func list(_ name: String = "fake", plugins: [[String: JSON]]) -> NetworkConfigList {
-        NetworkConfigList(name: name, plugins: plugins.map { entry in
-            var json = entry
-            json["log"] = .string(log)
-            return .init(json: json)
-        })
+        NetworkConfigList(
+            name: name,
+            plugins: plugins.map { entry in
+                var json = entry
+                json["log"] = .string(log)
+                return .init(json: json)
+            })
     }
 
     var cni: CNI { CNI(pluginDirectories: ["/nonexistent", directory], cacheDirectory: "\(directory)/results") }
@@ -65,11 +67,14 @@ struct FakePlugins {
     @Test func addRunsPluginsInOrderChainingPrevResultAndCachesTheResult() throws {
         let fake = try FakePlugins()
         defer { try? FileSystem.removeTree(fake.directory) }
-        let list = fake.list(plugins: [["type": "one"], ["type": "two", "capabilities": ["portMappings": true]], ["type": "three"]])
+        let list = fake.list(plugins: [
+            ["type": "one"], ["type": "two", "capabilities": ["portMappings": true]], ["type": "three"],
+        ])
         let ports: JSON = [["hostPort": 8080, "containerPort": 80, "protocol": "tcp"]]
-        let result = try fake.cni.add(network: list, containerID: "c1", netnsPath: "/run/x", ifName: "eth0",
-                                      capabilityArgs: ["portMappings": ports, "mac": "02:aa:bb:cc:dd:ee"],
-                                      args: [("IgnoreUnknown", "1")])
+        let result = try fake.cni.add(
+            network: list, containerID: "c1", netnsPath: "/run/x", ifName: "eth0",
+            capabilityArgs: ["portMappings": ports, "mac": "02:aa:bb:cc:dd:ee"],
+            args: [("IgnoreUnknown", "1")])
         let calls = try fake.calls()
         #expect(calls.map { $0["command"] } == ["ADD", "ADD", "ADD"])
         #expect(calls.map { $0["plugin"] } == ["one", "two", "three"])
@@ -131,8 +136,9 @@ struct FakePlugins {
             #expect(error.details == "two")
         }
         let calls = try fake.calls()
-        #expect(calls.map { "\($0["command"].string!) \($0["plugin"].string!)" }
-            == ["ADD one", "ADD two", "DEL three", "DEL two", "DEL one"])
+        #expect(
+            calls.map { "\($0["command"].string!) \($0["plugin"].string!)" }
+                == ["ADD one", "ADD two", "DEL three", "DEL two", "DEL one"])
         #expect(fake.cni.cachedEntry(network: "fake", containerID: "c3", ifName: "eth0") == nil)
     }
 
@@ -173,7 +179,9 @@ struct FakePlugins {
         let fake = try FakePlugins()
         defer { try? FileSystem.removeTree(fake.directory) }
         do {
-            try fake.cni.add(network: fake.list("nets", plugins: [["type": "nosuch"]]), containerID: "c", netnsPath: "/n", ifName: "eth0")
+            try fake.cni.add(
+                network: fake.list("nets", plugins: [["type": "nosuch"]]), containerID: "c", netnsPath: "/n",
+                ifName: "eth0")
             Issue.record("expected an error")
         } catch {
             #expect(error.description == "network nets: CNI plugin nosuch not found in /nonexistent:\(fake.directory)")
@@ -183,9 +191,15 @@ struct FakePlugins {
     @Test func cachedEntriesOfAContainerAreFoundEvenWithDashesInNames() throws {
         let fake = try FakePlugins()
         defer { try? FileSystem.removeTree(fake.directory) }
-        try fake.cni.add(network: fake.list("my-net", plugins: [["type": "one"]]), containerID: "abc", netnsPath: "/n", ifName: "eth0")
-        try fake.cni.add(network: fake.list("other", plugins: [["type": "one"]]), containerID: "abc", netnsPath: "/n", ifName: "eth1")
-        try fake.cni.add(network: fake.list("other", plugins: [["type": "one"]]), containerID: "abcd", netnsPath: "/n", ifName: "eth0")
+        try fake.cni.add(
+            network: fake.list("my-net", plugins: [["type": "one"]]), containerID: "abc", netnsPath: "/n",
+            ifName: "eth0")
+        try fake.cni.add(
+            network: fake.list("other", plugins: [["type": "one"]]), containerID: "abc", netnsPath: "/n", ifName: "eth1"
+        )
+        try fake.cni.add(
+            network: fake.list("other", plugins: [["type": "one"]]), containerID: "abcd", netnsPath: "/n",
+            ifName: "eth0")
         let entries = fake.cni.cachedEntries(containerID: "abc")
         #expect(entries.map(\.network.name) == ["my-net", "other"])
         #expect(entries.map(\.ifName) == ["eth0", "eth1"])
@@ -194,7 +208,9 @@ struct FakePlugins {
     @Test func aPluginThatExitsWithoutReadingItsInputIsAnErrorNotASIGPIPE() throws {
         let fake = try FakePlugins()
         defer { try? FileSystem.removeTree(fake.directory) }
-        try writeFile("\(fake.directory)/early", "#!/bin/sh\necho '{\"code\":4,\"msg\":\"required env variables missing\"}'\nexit 1\n", mode: 0o755)
+        try writeFile(
+            "\(fake.directory)/early",
+            "#!/bin/sh\necho '{\"code\":4,\"msg\":\"required env variables missing\"}'\nexit 1\n", mode: 0o755)
         // More input than a pipe holds: the write cannot finish before the plugin is gone.
         let padding = JSON.string(String(repeating: "x", count: 1 << 20))
         let list = NetworkConfigList(name: "early", plugins: [.init(json: ["type": "early", "padding": padding])])
@@ -215,8 +231,10 @@ struct FakePlugins {
         let fake = try FakePlugins()
         defer { try? FileSystem.removeTree(fake.directory) }
         let list = fake.list(plugins: [["type": "one"]])
-        for (containerID, ifName) in [("../etc", "eth0"), ("", "eth0"), ("ok", "averyveryverylongname"), ("ok", "a/b"),
-                                      ("ok", ""), ("ok", "e th0"), ("ok", "..")] {
+        for (containerID, ifName) in [
+            ("../etc", "eth0"), ("", "eth0"), ("ok", "averyveryverylongname"), ("ok", "a/b"),
+            ("ok", ""), ("ok", "e th0"), ("ok", ".."),
+        ] {
             #expect(throws: NetworkError.self, "\(containerID) \(ifName)") {
                 try fake.cni.add(network: list, containerID: containerID, netnsPath: "/n", ifName: ifName)
             }

@@ -4,10 +4,10 @@ import Testing
 
 @Suite struct ConfigListTests {
     let conflist = """
-    {"cniVersion":"1.0.0","name":"mynet","disableCheck":true,"plugins":[
-      {"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","ranges":[[{"subnet":"10.22.0.0/16","gateway":"10.22.0.1"}]]}},
-      {"type":"portmap","capabilities":{"portMappings":true,"other":false},"snat":true}]}
-    """
+        {"cniVersion":"1.0.0","name":"mynet","disableCheck":true,"plugins":[
+          {"type":"bridge","bridge":"cni0","ipam":{"type":"host-local","ranges":[[{"subnet":"10.22.0.0/16","gateway":"10.22.0.1"}]]}},
+          {"type":"portmap","capabilities":{"portMappings":true,"other":false},"snat":true}]}
+        """
 
     @Test func aConflistKeepsEveryPluginKey() throws {
         let list = try NetworkConfigList(parsing: Array(conflist.utf8), source: "test")
@@ -35,7 +35,8 @@ import Testing
     @Test(arguments: [
         "not json", "[]", #"{"cniVersion":"1.0.0","plugins":[{"type":"bridge"}]}"#,
         #"{"name":"x","plugins":[]}"#, #"{"name":"x","plugins":[{"bridge":"b"}]}"#, #"{"name":"x"}"#,
-        #"{"name":"x","type":"../../bin/sh"}"#, #"{"name":"../x","type":"bridge"}"#, #"{"name":"a b","type":"bridge"}"#, #"{"name":"x","plugins":{"type":"bridge"}}"#,
+        #"{"name":"x","type":"../../bin/sh"}"#, #"{"name":"../x","type":"bridge"}"#, #"{"name":"a b","type":"bridge"}"#,
+        #"{"name":"x","plugins":{"type":"bridge"}}"#,
     ])
     func invalidConfigurationsAreRefusedWithTheirSource(text: String) {
         do {
@@ -69,15 +70,19 @@ import Testing
     }
 
     @Test func aNetworksRulesMasqueradeItsSubnetAndAcceptItsForwarding() {
-        let network = Network(name: "web", id: String(repeating: "cd", count: 32), driver: "bridge", subnet: "10.90.4.0/24",
-                              gateway: "10.90.4.1", bridge: "br-cdcdcdcdcdcd", created: "")
+        let network = Network(
+            name: "web", id: String(repeating: "cd", count: 32), driver: "bridge", subnet: "10.90.4.0/24",
+            gateway: "10.90.4.1", bridge: "br-cdcdcdcdcdcd", created: "")
         let rules = NetworkRules.rules(network)
         #expect(rules.map(\.table) == ["nat", "filter", "filter"])
         #expect(rules[0].spec.prefix(6) == ["-s", "10.90.4.0/24", "!", "-o", "br-cdcdcdcdcdcd", "-j"])
         #expect(rules.allSatisfy { $0.spec.contains("berth-network-br-cdcdcdcdcdcd") })
         // Every data root's default network is on berth0: one set of rules for all, not one per root.
-        let defaults = ["ab", "ef"].map { Network(name: "bridge", id: String(repeating: $0, count: 32), driver: "bridge", subnet: "10.89.0.0/16",
-                                                   gateway: "10.89.0.1", bridge: "berth0", created: "") }
+        let defaults = ["ab", "ef"].map {
+            Network(
+                name: "bridge", id: String(repeating: $0, count: 32), driver: "bridge", subnet: "10.89.0.0/16",
+                gateway: "10.89.0.1", bridge: "berth0", created: "")
+        }
         #expect(NetworkRules.rules(defaults[0]).map(\.spec) == NetworkRules.rules(defaults[1]).map(\.spec))
         var closed = network
         closed.internal = true
@@ -87,8 +92,9 @@ import Testing
     }
 
     @Test func bridgeNetworksGenerateTheDockerLikePluginChain() throws {
-        let network = Network(name: "web", id: String(repeating: "ab", count: 32), driver: "bridge", subnet: "10.90.3.0/24",
-                              gateway: "10.90.3.1", bridge: "br-abababababab", created: "")
+        let network = Network(
+            name: "web", id: String(repeating: "ab", count: 32), driver: "bridge", subnet: "10.90.3.0/24",
+            gateway: "10.90.3.1", bridge: "br-abababababab", created: "")
         let list = BridgeNetworkConfig.configList(for: network, ipamDirectory: "/var/lib/berth/networks/ipam/abab")
         #expect(list.name == "web")
         #expect(list.cniVersion == "1.0.0")
@@ -113,8 +119,9 @@ import Testing
     }
 
     @Test func internalNetworksHaveNoMasqueradeNoDefaultRouteAndNoPortmap() {
-        let network = Network(name: "private", id: "ff", driver: "bridge", subnet: "10.90.4.0/24", gateway: "10.90.4.1",
-                              bridge: "br-ff", internal: true, created: "")
+        let network = Network(
+            name: "private", id: "ff", driver: "bridge", subnet: "10.90.4.0/24", gateway: "10.90.4.1",
+            bridge: "br-ff", internal: true, created: "")
         let list = BridgeNetworkConfig.configList(for: network, ipamDirectory: "/x")
         #expect(list.plugins[0].json["ipMasq"] == false)
         #expect(list.plugins[0].json["ipam"]?["routes"].isNull == true)

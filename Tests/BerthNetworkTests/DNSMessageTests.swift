@@ -24,17 +24,21 @@ func dnsQuery(_ name: String, type: UInt16 = DNSMessage.RecordType.a, id: UInt16
 
     @Test func aResponseCarriesTheIDTheQuestionAndAnswersPointingAtIt() throws {
         let query = try DNSMessage.parseQuery(dnsQuery("server"))
-        let reply = DNSMessage.response(to: query, code: .noError, answers: [.a(IPv4Address("10.89.1.2")!)], ttl: 600, authoritative: true)
+        let reply = DNSMessage.response(
+            to: query, code: .noError, answers: [.a(IPv4Address("10.89.1.2")!)], ttl: 600, authoritative: true)
         #expect(DNSMessage.id(of: reply) == 0xBEEF)
-        #expect(reply[2] & 0x80 != 0)        // QR
-        #expect(reply[2] & 0x04 != 0)        // AA
-        #expect(reply[2] & 0x01 != 0)        // RD copied
-        #expect(reply[3] == 0x80)            // RA, NOERROR
+        #expect(reply[2] & 0x80 != 0)  // QR
+        #expect(reply[2] & 0x04 != 0)  // AA
+        #expect(reply[2] & 0x01 != 0)  // RD copied
+        #expect(reply[3] == 0x80)  // RA, NOERROR
         #expect(Array(reply[4..<8]) == [0, 1, 0, 1])
         let answer = Array(reply[(12 + query.questionBytes.count)...])
         #expect(answer == [0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0x02, 0x58, 0, 4, 10, 89, 1, 2])
         // A compressed answer name reads back as the question's name.
-        #expect(try DNSMessage.readName(reply, at: 12 + query.questionBytes.count).0.map { String(decoding: $0, as: UTF8.self) } == ["server"])
+        #expect(
+            try DNSMessage.readName(reply, at: 12 + query.questionBytes.count).0.map {
+                String(decoding: $0, as: UTF8.self)
+            } == ["server"])
     }
 
     @Test func ptrAnswersAndReverseNames() throws {
@@ -67,11 +71,17 @@ func dnsQuery(_ name: String, type: UInt16 = DNSMessage.RecordType.a, id: UInt16
     @Test func compressionPointersCannotLoop() throws {
         let header: [UInt8] = [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
         // Points at itself.
-        #expect(throws: DNSMessage.ParseError.badPointer) { try DNSMessage.parseQuery(header + [0xC0, 12, 0, 1, 0, 1]) }
+        #expect(throws: DNSMessage.ParseError.badPointer) {
+            try DNSMessage.parseQuery(header + [0xC0, 12, 0, 1, 0, 1])
+        }
         // Points forward (into a later pointer back to it: a two-step loop).
-        #expect(throws: DNSMessage.ParseError.badPointer) { try DNSMessage.parseQuery(header + [0xC0, 14, 0xC0, 12, 0, 1, 0, 1]) }
+        #expect(throws: DNSMessage.ParseError.badPointer) {
+            try DNSMessage.parseQuery(header + [0xC0, 14, 0xC0, 12, 0, 1, 0, 1])
+        }
         // A label, then a pointer back to that label: a loop through content.
-        #expect(throws: DNSMessage.ParseError.badPointer) { try DNSMessage.parseQuery(header + [1, 97, 0xC0, 12, 0, 1, 0, 1]) }
+        #expect(throws: DNSMessage.ParseError.badPointer) {
+            try DNSMessage.parseQuery(header + [1, 97, 0xC0, 12, 0, 1, 0, 1])
+        }
         // A pointer past the end.
         #expect(throws: DNSMessage.ParseError.self) { try DNSMessage.parseQuery(header + [0xFF, 0xFF]) }
         // A backward pointer to before the name is how compression works: "b" then "a" found at 2.

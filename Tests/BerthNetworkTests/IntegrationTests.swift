@@ -11,8 +11,9 @@ func run(_ arguments: [String], input: String = "") throws -> (status: ChildProc
     guard let path = ChildProcess.lookup(arguments[0], path: "/usr/sbin:/usr/bin:/sbin:/bin") else {
         throw NetworkError.system(SystemCallError(call: "lookup", errno: ENOENT, subject: arguments[0]))
     }
-    let result = try ChildProcess.run(path, arguments: arguments, environment: ChildProcess.currentEnvironment,
-                                      input: Array(input.utf8))
+    let result = try ChildProcess.run(
+        path, arguments: arguments, environment: ChildProcess.currentEnvironment,
+        input: Array(input.utf8))
     return (result.status, result.stdoutText + result.stderrText)
 }
 
@@ -39,7 +40,8 @@ func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
 /// Connects to `host:port` (from the namespace at `netns`, or the host's) and returns the first line
 /// the peer sends, or nil if the connection fails.
 func greeting(_ host: String, _ port: UInt16, netns: String? = nil) -> String? {
-    let program = "import socket; s = socket.create_connection(('\(host)', \(port)), 2); print(s.makefile().readline().strip())"
+    let program =
+        "import socket; s = socket.create_connection(('\(host)', \(port)), 2); print(s.makefile().readline().strip())"
     var command = ["/usr/bin/python3", "-c", program]
     if let netns { command = ["nsenter", "--net=\(netns)"] + command }
     guard let (status, output) = try? run(command), status.succeeded else { return nil }
@@ -52,14 +54,15 @@ final class NamespaceServer {
     let pid: pid_t
     init(netns: String, port: UInt16, tag: String) throws {
         let program = """
-        import socket
-        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(('0.0.0.0', \(port))); s.listen(16); s.settimeout(120)
-        while True:
-            c, _ = s.accept(); c.sendall(b'hello from \(tag)\\n'); c.close()
-        """
-        pid = try ChildProcess.spawn("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(netns)", "/usr/bin/python3", "-c", program],
-                                     environment: ChildProcess.currentEnvironment)
+            import socket
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(('0.0.0.0', \(port))); s.listen(16); s.settimeout(120)
+            while True:
+                c, _ = s.accept(); c.sendall(b'hello from \(tag)\\n'); c.close()
+            """
+        pid = try ChildProcess.spawn(
+            "/usr/bin/nsenter", arguments: ["nsenter", "--net=\(netns)", "/usr/bin/python3", "-c", program],
+            environment: ChildProcess.currentEnvironment)
     }
     func stop() {
         kill(pid, SIGTERM)
@@ -85,7 +88,8 @@ struct TestBed {
         let routes = HostRoutes.current()
         var generator = SystemRandomNumberGenerator()
         while true {
-            let subnet = "10.\(Int.random(in: 200...250, using: &generator)).\(Int.random(in: 0...255, using: &generator)).0/24"
+            let subnet =
+                "10.\(Int.random(in: 200...250, using: &generator)).\(Int.random(in: 0...255, using: &generator)).0/24"
             if !routes.contains(where: { $0.overlaps(IPv4Subnet(subnet)!) }) { return subnet }
         }
     }
@@ -104,7 +108,8 @@ struct TestBed {
     var leaseDirectory: String { "\(manager.store.ipamDirectory(for: network))/\(network.name)" }
 }
 
-@Suite(.enabled(if: identityRoot && cniPluginsInstalled, "needs real root and containernetworking-plugins"), .serialized)
+@Suite(
+    .enabled(if: identityRoot && cniPluginsInstalled, "needs real root and containernetworking-plugins"), .serialized)
 struct NetworkIntegrationTests {
     @Test func aPinnedNamespaceHasLoopbackUpAndIsRemovedIdempotently() throws {
         let root = temporaryDirectory("berth-netns")
@@ -148,11 +153,13 @@ struct NetworkIntegrationTests {
         try NetworkNamespace.create(at: a)
         try NetworkNamespace.create(at: b)
         let subnet = IPv4Subnet(bed.network.subnet!)!
-        let attachedA = try bed.manager.attach(containerID: idA, netnsPath: a, networks: [bed.network.name],
-                                               ports: [PortMapping(containerPort: 8080), PortMapping(hostIP: "127.0.0.1", containerPort: 8080)])
+        let attachedA = try bed.manager.attach(
+            containerID: idA, netnsPath: a, networks: [bed.network.name],
+            ports: [PortMapping(containerPort: 8080), PortMapping(hostIP: "127.0.0.1", containerPort: 8080)])
         let staticIP = subnet.address(50).description
-        let attachedB = try bed.manager.attach(containerID: idB, netnsPath: b, networks: [bed.network.name],
-                                               staticIP: staticIP, macAddress: "02:42:0a:00:00:32")
+        let attachedB = try bed.manager.attach(
+            containerID: idB, netnsPath: b, networks: [bed.network.name],
+            staticIP: staticIP, macAddress: "02:42:0a:00:00:32")
         let first = try #require(attachedA.first)
         #expect(attachedA.count == 1)
         #expect(first.network == bed.network.name)
@@ -187,8 +194,9 @@ struct NetworkIntegrationTests {
         #expect(greeting(ipA, 8080, netns: b) == "hello from a")
         // The same host port cannot be published again while A holds it.
         do {
-            _ = try bed.manager.attach(containerID: "other" + randomSuffix(), netnsPath: b, networks: [bed.network.name],
-                                       ports: [PortMapping(hostPort: hostPort, containerPort: 80)])
+            _ = try bed.manager.attach(
+                containerID: "other" + randomSuffix(), netnsPath: b, networks: [bed.network.name],
+                ports: [PortMapping(hostPort: hostPort, containerPort: 80)])
             Issue.record("expected port is already allocated")
         } catch {
             #expect(error.description == "Bind for 0.0.0.0:\(hostPort) failed: port is already allocated")
@@ -197,7 +205,8 @@ struct NetworkIntegrationTests {
         #expect(bed.manager.attachments(containerID: idA).map(\.ipAddress) == [ipA])
 
         // Detach leaves nothing: no veth, no lease, no rule naming the container or its address.
-        let hostVeths = bed.manager.cni.cachedEntries(containerID: idA).first?.parsedResult?.interfaces
+        let hostVeths =
+            bed.manager.cni.cachedEntries(containerID: idA).first?.parsedResult?.interfaces
             .filter { $0.sandbox == nil && $0.name != bed.network.bridge }.map(\.name) ?? []
         #expect(hostVeths.count == 1)
         #expect(FileSystem.exists("\(bed.leaseDirectory)/\(ipA)"))
@@ -218,7 +227,9 @@ struct NetworkIntegrationTests {
 
     @Test func aFailureOnTheSecondNetworkUndoesTheFirst() throws {
         let configs = temporaryDirectory("berth-netd")
-        try writeFile("\(configs)/broken.conflist", #"{"cniVersion":"1.0.0","name":"brk\#(randomSuffix())","plugins":[{"type":"nosuchplugin"}]}"#)
+        try writeFile(
+            "\(configs)/broken.conflist",
+            #"{"cniVersion":"1.0.0","name":"brk\#(randomSuffix())","plugins":[{"type":"nosuchplugin"}]}"#)
         let bed = try TestBed(configDirectory: configs)
         let broken = try #require(bed.manager.store.configDirectoryNetworks().first?.network.name)
         let path = bed.netnsPath("c")
@@ -230,8 +241,9 @@ struct NetworkIntegrationTests {
         }
         try NetworkNamespace.create(at: path)
         do {
-            _ = try bed.manager.attach(containerID: id, netnsPath: path, networks: [bed.network.name, broken],
-                                       ports: [PortMapping(containerPort: 80)])
+            _ = try bed.manager.attach(
+                containerID: id, netnsPath: path, networks: [bed.network.name, broken],
+                ports: [PortMapping(containerPort: 80)])
             Issue.record("expected the attach to fail")
         } catch {
             guard case .pluginNotFound(let plugin, let network, _) = error else {
@@ -267,12 +279,15 @@ struct NetworkIntegrationTests {
         other = try bed.manager.store.create(name: "bt\(randomSuffix())", subnet: subnet)
         let second = try #require(other)
         try NetworkNamespace.create(at: path)
-        let attached = try bed.manager.attach(containerID: id, netnsPath: path, networks: [bed.network.name, second.name])
+        let attached = try bed.manager.attach(
+            containerID: id, netnsPath: path, networks: [bed.network.name, second.name])
         #expect(attached.map(\.interface) == ["eth0", "eth1"])
         #expect(attached.map(\.network) == [bed.network.name, second.name])
         let links = try run(["nsenter", "--net=\(path)", "ip", "-o", "-4", "addr", "show"]).output
         for attachment in attached {
-            let line = links.split(separator: "\n").first { $0.contains(" \(attachment.interface) ") || $0.contains(" \(attachment.interface)@") }
+            let line = links.split(separator: "\n").first {
+                $0.contains(" \(attachment.interface) ") || $0.contains(" \(attachment.interface)@")
+            }
             #expect(line?.contains("inet \(attachment.ipAddress!)/24") == true, "\(links)")
         }
         try bed.manager.detach(containerID: id, netnsPath: path)
@@ -280,7 +295,9 @@ struct NetworkIntegrationTests {
         // The network's own NAT and forwarding rules are in place (once, not per container)…
         let tag = "berth-network-\(try #require(second.bridge)) "
         #expect(try run(["iptables-save", "-t", "nat"]).output.contains(tag))
-        #expect(try run(["iptables-save", "-t", "filter"]).output.split(separator: tag, omittingEmptySubsequences: false).count - 1 == 2)
+        #expect(
+            try run(["iptables-save", "-t", "filter"]).output.split(separator: tag, omittingEmptySubsequences: false)
+                .count - 1 == 2)
         // …and removing a network removes them with its bridge device.
         let bridge = try #require(second.bridge)
         #expect(FileSystem.exists("/sys/class/net/\(bridge)"))
@@ -294,7 +311,8 @@ struct NetworkIntegrationTests {
     @Test func anInternalNetworkHasNoDefaultRouteButItsContainersMeet() throws {
         let root = temporaryDirectory("berth-net-it")
         let manager = NetworkManager(root: root, configDirectories: [])
-        let network = try manager.store.create(name: "bt\(randomSuffix())", subnet: TestBed.freeSubnet(), internal: true)
+        let network = try manager.store.create(
+            name: "bt\(randomSuffix())", subnet: TestBed.freeSubnet(), internal: true)
         let a = "\(root)/netns/a", b = "\(root)/netns/b"
         let idA = "it" + randomSuffix(20), idB = "it" + randomSuffix(20)
         var server: NamespaceServer?
@@ -310,7 +328,8 @@ struct NetworkIntegrationTests {
         }
         try NetworkNamespace.create(at: a)
         try NetworkNamespace.create(at: b)
-        let ipA = try #require(try manager.attach(containerID: idA, netnsPath: a, networks: [network.name]).first?.ipAddress)
+        let ipA = try #require(
+            try manager.attach(containerID: idA, netnsPath: a, networks: [network.name]).first?.ipAddress)
         _ = try manager.attach(containerID: idB, netnsPath: b, networks: [network.name])
         let routes = try run(["nsenter", "--net=\(a)", "ip", "-4", "route", "show"]).output
         #expect(!routes.contains("default"))
@@ -331,24 +350,27 @@ struct NetworkIntegrationTests {
             bed.close()
         }
         try NetworkNamespace.create(at: path)
-        let attached = try bed.manager.attach(containerID: id, netnsPath: path, networks: [bed.network.name],
-                                              ports: try PortMapping.parse("127.0.0.1::5353/udp"))
+        let attached = try bed.manager.attach(
+            containerID: id, netnsPath: path, networks: [bed.network.name],
+            ports: try PortMapping.parse("127.0.0.1::5353/udp"))
         let mapping = try #require(attached.first?.ports.first)
         #expect(mapping.proto == "udp" && mapping.hostPort != 0)
         let echo = """
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); s.settimeout(120)
-        while True:
-            data, peer = s.recvfrom(100); s.sendto(b'pong ' + data, peer)
-        """
-        server = try ChildProcess.spawn("/usr/bin/nsenter", arguments: ["nsenter", "--net=\(path)", "/usr/bin/python3", "-c", echo],
-                                        environment: ChildProcess.currentEnvironment)
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353)); s.settimeout(120)
+            while True:
+                data, peer = s.recvfrom(100); s.sendto(b'pong ' + data, peer)
+            """
+        server = try ChildProcess.spawn(
+            "/usr/bin/nsenter", arguments: ["nsenter", "--net=\(path)", "/usr/bin/python3", "-c", echo],
+            environment: ChildProcess.currentEnvironment)
         let client = """
-        import socket
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
-        s.sendto(b'ping', ('127.0.0.1', \(mapping.hostPort))); print(s.recvfrom(100)[0].decode())
-        """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+            s.sendto(b'ping', ('127.0.0.1', \(mapping.hostPort))); print(s.recvfrom(100)[0].decode())
+            """
         // A datagram sent before the server binds is lost: ask again until one is answered.
-        #expect(eventually { (try? run(["/usr/bin/python3", "-c", client]))?.output.trimmingWhitespace == "pong ping" })
+        #expect(
+            eventually { (try? run(["/usr/bin/python3", "-c", client]))?.output.trimmingWhitespace == "pong ping" })
     }
 }

@@ -9,9 +9,11 @@ import Testing
     @Test func oneMoreNetworkIsAddedOnTheGivenInterfaceWithItsAddressAndNoPorts() throws {
         let bed = try FakeManager()
         defer { bed.close() }
-        _ = try bed.manager.attach(containerID: "k1", netnsPath: "/run/k1", networks: ["faketwo"], ports: [PortMapping(containerPort: 80)])
+        _ = try bed.manager.attach(
+            containerID: "k1", netnsPath: "/run/k1", networks: ["faketwo"], ports: [PortMapping(containerPort: 80)])
         bed.fake.clearLog()
-        let added = try bed.manager.attach(containerID: "k1", netnsPath: "/run/k1", network: "fakeone", interface: "eth3", staticIP: "10.77.0.9")
+        let added = try bed.manager.attach(
+            containerID: "k1", netnsPath: "/run/k1", network: "fakeone", interface: "eth3", staticIP: "10.77.0.9")
         #expect(try bed.calls() == ["ADD one eth3"])
         #expect(added.interface == "eth3")
         #expect(added.network == "fakeone")
@@ -25,7 +27,8 @@ import Testing
     @Test func aFailedAddOfOneMoreNetworkLeavesNothingAndKeepsTheOthers() throws {
         let bed = try FakeManager()
         defer { bed.close() }
-        _ = try bed.manager.attach(containerID: "k2", netnsPath: "/run/k2", networks: ["fakeone"], ports: [PortMapping(containerPort: 80)])
+        _ = try bed.manager.attach(
+            containerID: "k2", netnsPath: "/run/k2", networks: ["fakeone"], ports: [PortMapping(containerPort: 80)])
         bed.fake.clearLog()
         #expect(throws: NetworkError.self) {
             try bed.manager.attach(containerID: "k2", netnsPath: "/run/k2", network: "fakebad", interface: "eth1")
@@ -33,13 +36,16 @@ import Testing
         #expect(try bed.calls() == ["ADD three eth1", "DEL three eth1"])
         #expect(bed.manager.attachments(containerID: "k2").map(\.network) == ["fakeone"])
         #expect(bed.manager.ports.reservations().count == 1)
-        for (network, staticIP, message) in [("fakeone", "10.78.0.9", "not a host address"),
-                                             ("fakeplain", "10.77.0.9", "does not take static addresses"),
-                                             ("none", nil, "cannot be attached"),
-                                             ("nosuch", nil, "network nosuch not found")] as [(String, String?, String)] {
+        for (network, staticIP, message) in [
+            ("fakeone", "10.78.0.9", "not a host address"),
+            ("fakeplain", "10.77.0.9", "does not take static addresses"),
+            ("none", nil, "cannot be attached"),
+            ("nosuch", nil, "network nosuch not found"),
+        ] as [(String, String?, String)] {
             bed.fake.clearLog()
             do {
-                _ = try bed.manager.attach(containerID: "k2", netnsPath: "/run/k2", network: network, interface: "eth1", staticIP: staticIP)
+                _ = try bed.manager.attach(
+                    containerID: "k2", netnsPath: "/run/k2", network: network, interface: "eth1", staticIP: staticIP)
                 Issue.record("expected \(network) \(staticIP ?? "") to fail")
             } catch {
                 #expect(error.description.contains(message), "\(error)")
@@ -51,8 +57,9 @@ import Testing
     @Test func detachingAnotherNetworkKeepsTheFirstNetworksPorts() throws {
         let bed = try FakeManager()
         defer { bed.close() }
-        _ = try bed.manager.attach(containerID: "k3", netnsPath: "/run/k3", networks: ["fakeone", "faketwo"],
-                                   ports: [PortMapping(containerPort: 80)])
+        _ = try bed.manager.attach(
+            containerID: "k3", netnsPath: "/run/k3", networks: ["fakeone", "faketwo"],
+            ports: [PortMapping(containerPort: 80)])
         bed.fake.clearLog()
         try bed.manager.detach(containerID: "k3", netnsPath: "/run/k3", network: "faketwo", interface: "eth1")
         #expect(try bed.calls() == ["DEL two eth1"])

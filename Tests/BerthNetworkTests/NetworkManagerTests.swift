@@ -16,14 +16,18 @@ struct FakeManager {
         try FileSystem.makeDirectories(configs)
         let capabilities = #"{"portMappings":true,"ips":true,"mac":true}"#
         let log = #""log":"\#(fake.log)""#
-        for (name, plugin) in [("fakeone", #"{\#(log),"type":"one","capabilities":\#(capabilities),"ipam":{"subnet":"10.77.0.0/24"}}"#),
-                               ("faketwo", #"{\#(log),"type":"two","capabilities":\#(capabilities)}"#),
-                               ("fakeplain", #"{\#(log),"type":"one"}"#),
-                               ("fakebad", #"{\#(log),"type":"three","failOn":"ADD"}"#)] {
-            try writeFile("\(configs)/\(name).conflist", #"{"cniVersion":"1.0.0","name":"\#(name)","plugins":[\#(plugin)]}"#)
+        for (name, plugin) in [
+            ("fakeone", #"{\#(log),"type":"one","capabilities":\#(capabilities),"ipam":{"subnet":"10.77.0.0/24"}}"#),
+            ("faketwo", #"{\#(log),"type":"two","capabilities":\#(capabilities)}"#),
+            ("fakeplain", #"{\#(log),"type":"one"}"#),
+            ("fakebad", #"{\#(log),"type":"three","failOn":"ADD"}"#),
+        ] {
+            try writeFile(
+                "\(configs)/\(name).conflist", #"{"cniVersion":"1.0.0","name":"\#(name)","plugins":[\#(plugin)]}"#)
         }
-        manager = NetworkManager(store: NetworkStore(root: root, configDirectories: [configs], hostRoutes: { [] }),
-                                 cni: fake.cni, ports: PortAllocator(directory: "\(root)/ports"))
+        manager = NetworkManager(
+            store: NetworkStore(root: root, configDirectories: [configs], hostRoutes: { [] }),
+            cni: fake.cni, ports: PortAllocator(directory: "\(root)/ports"))
     }
 
     func close() {
@@ -41,9 +45,10 @@ struct FakeManager {
     @Test func networksGetEth0Eth1AndPortsIPAndMACGoToTheFirst() throws {
         let bed = try FakeManager()
         defer { bed.close() }
-        let attached = try bed.manager.attach(containerID: "c1", netnsPath: "/run/n1", networks: ["fakeone", "faketwo"],
-                                              ports: [PortMapping(hostIP: "127.0.0.1", containerPort: 80)],
-                                              staticIP: "10.77.0.9", macAddress: "02:42:00:00:00:09")
+        let attached = try bed.manager.attach(
+            containerID: "c1", netnsPath: "/run/n1", networks: ["fakeone", "faketwo"],
+            ports: [PortMapping(hostIP: "127.0.0.1", containerPort: 80)],
+            staticIP: "10.77.0.9", macAddress: "02:42:00:00:00:09")
         #expect(attached.map(\.interface) == ["eth0", "eth1"])
         #expect(attached.map(\.network) == ["fakeone", "faketwo"])
         #expect(attached[0].ipAddress == "10.77.0.2")
@@ -57,8 +62,13 @@ struct FakeManager {
         #expect(try bed.calls() == ["ADD one eth0", "ADD two eth1"])
         let runtimeConfig = calls[0]["config"]["runtimeConfig"]
         try #require(runtimeConfig.object != nil)
-        #expect(runtimeConfig["portMappings"] == [["hostPort": .int(Int64(hostPort)), "containerPort": 80, "protocol": "tcp",
-                                                   "hostIP": "127.0.0.1"]])
+        #expect(
+            runtimeConfig["portMappings"] == [
+                [
+                    "hostPort": .int(Int64(hostPort)), "containerPort": 80, "protocol": "tcp",
+                    "hostIP": "127.0.0.1",
+                ]
+            ])
         #expect(runtimeConfig["ips"] == ["10.77.0.9/24"])
         #expect(runtimeConfig["mac"] == "02:42:00:00:00:09")
         #expect(calls[1]["config"]["runtimeConfig"] == nil)
@@ -74,8 +84,9 @@ struct FakeManager {
     @Test func detachDeletesInReverseReleasesPortsAndCanBeRepeated() throws {
         let bed = try FakeManager()
         defer { bed.close() }
-        _ = try bed.manager.attach(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"],
-                                   ports: [PortMapping(containerPort: 80)])
+        _ = try bed.manager.attach(
+            containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"],
+            ports: [PortMapping(containerPort: 80)])
         #expect(bed.manager.cni.cachedContainerIDs() == ["c2"])
         bed.fake.clearLog()
         try bed.manager.detach(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"])
@@ -87,15 +98,18 @@ struct FakeManager {
         bed.fake.clearLog()
         try bed.manager.detach(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone", "faketwo"])
         #expect(try bed.calls() == ["DEL two eth1", "DEL one eth0"])
-        #expect(throws: NetworkError.self) { try bed.manager.check(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone"]) }
+        #expect(throws: NetworkError.self) {
+            try bed.manager.check(containerID: "c2", netnsPath: "/run/n2", networks: ["fakeone"])
+        }
     }
 
     @Test func aFailedAttachUndoesEveryNetworkAndReleasesItsPorts() throws {
         let bed = try FakeManager()
         defer { bed.close() }
         #expect(throws: NetworkError.self) {
-            try bed.manager.attach(containerID: "c3", netnsPath: "/run/n3", networks: ["fakeone", "fakebad"],
-                                   ports: [PortMapping(containerPort: 80)])
+            try bed.manager.attach(
+                containerID: "c3", netnsPath: "/run/n3", networks: ["fakeone", "fakebad"],
+                ports: [PortMapping(containerPort: 80)])
         }
         #expect(try bed.calls() == ["ADD one eth0", "ADD three eth1", "DEL three eth1", "DEL one eth0"])
         #expect(bed.manager.ports.reservations().isEmpty)
@@ -109,14 +123,18 @@ struct FakeManager {
             (["none"], nil, "network none cannot be attached"),
             (["host"], nil, "network host cannot be attached"),
             (["fakeone", "nosuch"], nil, "network nosuch not found"),
-            (["fakeone"], "10.78.0.9", "invalid --ip 10.78.0.9: not a host address of network fakeone's subnet 10.77.0.0/24"),
+            (
+                ["fakeone"], "10.78.0.9",
+                "invalid --ip 10.78.0.9: not a host address of network fakeone's subnet 10.77.0.0/24"
+            ),
             (["fakeone"], "10.77.0.255", "not a host address"),
             (["fakeone"], "nonsense", "invalid --ip nonsense: not an IPv4 address"),
             (["fakebad"], "10.77.0.9", "invalid --ip 10.77.0.9: network fakebad does not take static addresses"),
         ] as [([String], String?, String)] {
             do {
-                _ = try bed.manager.attach(containerID: "c4", netnsPath: "/run/n4", networks: networks,
-                                           ports: [PortMapping(containerPort: 80)], staticIP: staticIP)
+                _ = try bed.manager.attach(
+                    containerID: "c4", netnsPath: "/run/n4", networks: networks,
+                    ports: [PortMapping(containerPort: 80)], staticIP: staticIP)
                 Issue.record("expected \(networks) \(staticIP ?? "") to fail")
             } catch {
                 #expect(error.description.contains(message), "\(error)")
@@ -128,7 +146,8 @@ struct FakeManager {
             }
         }
         #expect(throws: NetworkError.self) {
-            try bed.manager.attach(containerID: "c4", netnsPath: "/run/n4", networks: ["fakebad"], macAddress: "02:42:00:00:00:01")
+            try bed.manager.attach(
+                containerID: "c4", netnsPath: "/run/n4", networks: ["fakebad"], macAddress: "02:42:00:00:00:01")
         }
         #expect(try bed.calls().isEmpty)
         #expect(bed.manager.ports.reservations().isEmpty)
@@ -137,8 +156,9 @@ struct FakeManager {
     @Test func portsAreNotReservedOnANetworkThatCannotPublishThem() throws {
         let bed = try FakeManager()
         defer { bed.close() }
-        let attached = try bed.manager.attach(containerID: "c5", netnsPath: "/run/n5", networks: ["fakeplain", "fakeone"],
-                                              ports: [PortMapping(containerPort: 80)])
+        let attached = try bed.manager.attach(
+            containerID: "c5", netnsPath: "/run/n5", networks: ["fakeplain", "fakeone"],
+            ports: [PortMapping(containerPort: 80)])
         #expect(attached.map(\.ports) == [[], []])
         #expect(bed.manager.ports.reservations().isEmpty)
         #expect(try bed.fake.calls().allSatisfy { $0["config"]["runtimeConfig"] == nil })

@@ -6,8 +6,9 @@ import Testing
     /// A store in a temporary directory whose host has one route, to 10.90.1.0/24.
     func makeStore(configDirectory: String? = nil) -> NetworkStore {
         let root = temporaryDirectory("berth-store")
-        return NetworkStore(root: root, configDirectories: configDirectory.map { [$0] } ?? [],
-                            hostRoutes: { [IPv4Subnet("10.90.1.0/24")!] })
+        return NetworkStore(
+            root: root, configDirectories: configDirectory.map { [$0] } ?? [],
+            hostRoutes: { [IPv4Subnet("10.90.1.0/24")!] })
     }
 
     @Test func bridgeNoneAndHostAlwaysExistAsDockerListsThem() throws {
@@ -127,11 +128,16 @@ import Testing
     @Test func conflistsInTheConfigDirectoryAppearAsNetworks() throws {
         let directory = temporaryDirectory("berth-netd")
         defer { try? FileSystem.removeTree(directory) }
-        try writeFile("\(directory)/10-mine.conflist", """
+        try writeFile(
+            "\(directory)/10-mine.conflist",
+            """
             {"cniVersion":"1.0.0","name":"mine","plugins":[{"type":"macvlan","master":"eth0",
              "ipam":{"type":"host-local","ranges":[[{"subnet":"10.140.0.0/24","gateway":"10.140.0.1"}]]}}]}
             """)
-        try writeFile("\(directory)/20-single.conf", #"{"cniVersion":"0.4.0","name":"single","type":"ptp","ipam":{"type":"host-local","subnet":"10.141.0.0/24"}}"#)
+        try writeFile(
+            "\(directory)/20-single.conf",
+            #"{"cniVersion":"0.4.0","name":"single","type":"ptp","ipam":{"type":"host-local","subnet":"10.141.0.0/24"}}"#
+        )
         try writeFile("\(directory)/30-broken.conflist", "{ not json")
         try writeFile("\(directory)/README", "ignored")
         let store = makeStore(configDirectory: directory)

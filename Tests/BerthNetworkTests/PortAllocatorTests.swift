@@ -22,26 +22,34 @@ final class Listener {
                 return listener
             }
         }
-        throw NetworkError.invalidConfiguration(source: "test", reason: "no free pair of ports below 32000 on 127.0.0.1")
+        throw NetworkError.invalidConfiguration(
+            source: "test", reason: "no free pair of ports below 32000 on 127.0.0.1")
     }
 
     init(port requested: UInt16 = 0) throws {
-        let socketFD = FileDescriptor(owning: socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
+        let socketFD = FileDescriptor(
+            owning: socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0))
         let raw = socketFD.rawValue
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = UInt32(0x7f000001).bigEndian
         address.sin_port = requested.bigEndian
         _ = try sys("bind") {
-            withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(raw, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(raw, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
         }
         _ = try sys("listen") { listen(raw, 4) }
         var bound = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = try sys("getsockname") {
-            withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getsockname(raw, $0, &length) } }
+            withUnsafeMutablePointer(to: &bound) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    getsockname(raw, $0, &length)
+                }
+            }
         }
         fd = socketFD
         port = UInt16(bigEndian: bound.sin_port)
@@ -58,7 +66,8 @@ final class Listener {
         let port = try #require(resolved.first?.hostPort)
         #expect(port != 0)
         #expect(try PortAllocator.isBindable(hostIP: "127.0.0.1", port: port, proto: "tcp"))
-        #expect(allocator.reservations() == [.init(containerID: "c1", hostIP: "127.0.0.1", hostPort: port, proto: "tcp")])
+        #expect(
+            allocator.reservations() == [.init(containerID: "c1", hostIP: "127.0.0.1", hostPort: port, proto: "tcp")])
         // Passing the resolved mapping back (a restart) keeps the port.
         #expect(try allocator.allocate(resolved, containerID: "c1") == resolved)
     }
@@ -69,7 +78,8 @@ final class Listener {
         let listener = try Listener()
         #expect(try PortAllocator.isBindable(hostIP: "127.0.0.1", port: listener.port, proto: "tcp") == false)
         do {
-            _ = try PortAllocator(directory: directory).allocate([PortMapping(hostPort: listener.port, containerPort: 80)], containerID: "c1")
+            _ = try PortAllocator(directory: directory).allocate(
+                [PortMapping(hostPort: listener.port, containerPort: 80)], containerID: "c1")
             Issue.record("expected port is already allocated")
         } catch {
             #expect(error.description == "Bind for 0.0.0.0:\(listener.port) failed: port is already allocated")
@@ -88,12 +98,15 @@ final class Listener {
         // 0.0.0.0 covers 127.0.0.1, so the same port on every address collides too.
         for hostIP in ["127.0.0.1", ""] {
             #expect(throws: NetworkError.self) {
-                try allocator.allocate([PortMapping(hostIP: hostIP, hostPort: port, containerPort: 81)], containerID: "b")
+                try allocator.allocate(
+                    [PortMapping(hostIP: hostIP, hostPort: port, containerPort: 81)], containerID: "b")
             }
         }
         try allocator.release(containerID: "a")
         #expect(allocator.reservations().isEmpty)
-        #expect(try allocator.allocate([PortMapping(hostPort: port, containerPort: 81)], containerID: "b")[0].hostPort == port)
+        #expect(
+            try allocator.allocate([PortMapping(hostPort: port, containerPort: 81)], containerID: "b")[0].hostPort
+                == port)
     }
 
     @Test func aHostRangeGivesItsFirstFreePort() throws {
@@ -102,7 +115,10 @@ final class Listener {
         let listener = try Listener.withAFreeNeighbour()
         let allocator = PortAllocator(directory: directory)
         let resolved = try allocator.allocate(
-            [PortMapping(hostIP: "127.0.0.1", hostPort: listener.port, hostPortEnd: listener.port + 1, containerPort: 80)],
+            [
+                PortMapping(
+                    hostIP: "127.0.0.1", hostPort: listener.port, hostPortEnd: listener.port + 1, containerPort: 80)
+            ],
             containerID: "c")
         #expect(resolved.map(\.hostPort) == [listener.port + 1])
         #expect(resolved.map(\.hostPortEnd) == [listener.port + 1])
@@ -113,16 +129,20 @@ final class Listener {
         let directory = temporaryDirectory()
         defer { try? FileSystem.removeTree(directory) }
         let allocator = PortAllocator(directory: directory)
-        let resolved = try allocator.allocate([PortMapping(containerPort: 80), PortMapping(containerPort: 81)], containerID: "c")
+        let resolved = try allocator.allocate(
+            [PortMapping(containerPort: 80), PortMapping(containerPort: 81)], containerID: "c")
         #expect(Set(resolved.map(\.hostPort)).count == 2)
         #expect(throws: NetworkError.self) {
-            try allocator.allocate([PortMapping(hostPort: 18181, containerPort: 80), PortMapping(hostPort: 18181, containerPort: 81)],
-                                   containerID: "d")
+            try allocator.allocate(
+                [PortMapping(hostPort: 18181, containerPort: 80), PortMapping(hostPort: 18181, containerPort: 81)],
+                containerID: "d")
         }
     }
 
     @Test func anAddressThatIsNotTheHostsIsASystemError() {
         // 198.51.100.0/24 is TEST-NET-2, on no interface here: bind says EADDRNOTAVAIL.
-        #expect(throws: NetworkError.self) { try PortAllocator.isBindable(hostIP: "198.51.100.77", port: 8080, proto: "tcp") }
+        #expect(throws: NetworkError.self) {
+            try PortAllocator.isBindable(hostIP: "198.51.100.77", port: 8080, proto: "tcp")
+        }
     }
 }

@@ -11,8 +11,13 @@ import Testing
     }
 
     @Test func aHostAddressLimitsThePublishedPort() throws {
-        #expect(try PortMapping.parse("127.0.0.1:8080:80") == [PortMapping(hostIP: "127.0.0.1", hostPort: 8080, containerPort: 80)])
-        #expect(try PortMapping.parse("127.0.0.1::80") == [PortMapping(hostIP: "127.0.0.1", hostPort: 0, containerPort: 80)])
+        #expect(
+            try PortMapping.parse("127.0.0.1:8080:80") == [
+                PortMapping(hostIP: "127.0.0.1", hostPort: 8080, containerPort: 80)
+            ])
+        #expect(
+            try PortMapping.parse("127.0.0.1::80") == [PortMapping(hostIP: "127.0.0.1", hostPort: 0, containerPort: 80)]
+        )
     }
 
     @Test func theProtocolFollowsASlash() throws {
@@ -22,9 +27,10 @@ import Testing
     }
 
     @Test func rangesOfEqualLengthMapPortByPort() throws {
-        #expect(try PortMapping.parse("8000-8001:80-81") == [
-            PortMapping(hostPort: 8000, containerPort: 80), PortMapping(hostPort: 8001, containerPort: 81),
-        ])
+        #expect(
+            try PortMapping.parse("8000-8001:80-81") == [
+                PortMapping(hostPort: 8000, containerPort: 80), PortMapping(hostPort: 8001, containerPort: 81),
+            ])
         #expect(try PortMapping.parse("80-82").map(\.containerPort) == [80, 81, 82])
     }
 
@@ -34,8 +40,12 @@ import Testing
     }
 
     @Test func anIPv6HostAddressGoesInBrackets() throws {
-        #expect(try PortMapping.parse("[::1]:8080:80") == [PortMapping(hostIP: "::1", hostPort: 8080, containerPort: 80)])
-        #expect(try PortMapping.parse("[::1]::80/udp") == [PortMapping(hostIP: "::1", hostPort: 0, containerPort: 80, proto: "udp")])
+        #expect(
+            try PortMapping.parse("[::1]:8080:80") == [PortMapping(hostIP: "::1", hostPort: 8080, containerPort: 80)])
+        #expect(
+            try PortMapping.parse("[::1]::80/udp") == [
+                PortMapping(hostIP: "::1", hostPort: 0, containerPort: 80, proto: "udp")
+            ])
     }
 
     @Test(arguments: [
@@ -64,10 +74,11 @@ import Testing
 
     @Test func publishAllTakesEveryExposedPortOnAFreeHostPort() throws {
         let mappings = try PortMapping.publishAll(exposedPorts: ["80/tcp", "53/udp", "8000-8001", "80/tcp"])
-        #expect(mappings == [
-            PortMapping(containerPort: 80), PortMapping(containerPort: 53, proto: "udp"),
-            PortMapping(containerPort: 8000), PortMapping(containerPort: 8001),
-        ])
+        #expect(
+            mappings == [
+                PortMapping(containerPort: 80), PortMapping(containerPort: 53, proto: "udp"),
+                PortMapping(containerPort: 8000), PortMapping(containerPort: 8001),
+            ])
         #expect(throws: NetworkError.self) { try PortMapping.publishAll(exposedPorts: ["80/foo"]) }
     }
 
@@ -78,8 +89,11 @@ import Testing
     }
 
     @Test func descriptionIsDockersNotation() {
-        #expect(PortMapping(hostIP: "127.0.0.1", hostPort: 8080, containerPort: 80).description == "127.0.0.1:8080:80/tcp")
-        #expect(PortMapping(hostIP: "::1", hostPort: 8080, containerPort: 80, proto: "udp").description == "[::1]:8080:80/udp")
+        #expect(
+            PortMapping(hostIP: "127.0.0.1", hostPort: 8080, containerPort: 80).description == "127.0.0.1:8080:80/tcp")
+        #expect(
+            PortMapping(hostIP: "::1", hostPort: 8080, containerPort: 80, proto: "udp").description
+                == "[::1]:8080:80/udp")
         #expect(PortMapping(containerPort: 80).description == "80/tcp")
     }
 }

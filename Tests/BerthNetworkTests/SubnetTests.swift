@@ -15,7 +15,9 @@ import Testing
         #expect(!subnet.overlaps(IPv4Subnet("10.90.0.0/24")!))
         #expect(IPv4Subnet("10.89.0.1/16") == nil)
         #expect(IPv4Subnet("10.89.0.1/16", strict: false)?.description == "10.89.0.0/16")
-        for bad in ["10.89.0.0", "10.89.0/16", "10.89.0.0/33", "10.89.0.0/-1", "a.b.c.d/8", "010.1.1.0/24", "1.2.3.4/ 8", ""] {
+        for bad in [
+            "10.89.0.0", "10.89.0/16", "10.89.0.0/33", "10.89.0.0/-1", "a.b.c.d/8", "010.1.1.0/24", "1.2.3.4/ 8", "",
+        ] {
             #expect(IPv4Subnet(bad, strict: false) == nil, "\(bad)")
         }
     }
@@ -34,11 +36,11 @@ import Testing
 
     @Test func hostRoutesAreReadFromTheKernelsTableWithoutTheDefaultRoute() {
         let table = """
-        Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
-        eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
-        eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
-        berth0\t0000590A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
-        """
+            Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+            eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0
+            eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+            berth0\t0000590A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+            """
         #expect(HostRoutes.parse(table).map(\.description) == ["192.0.2.0/24", "10.89.0.0/16"])
     }
 }

@@ -14,7 +14,8 @@ import Testing
 
     @Test func cgroupEntriesOnlyWithFieldsUnescaped() {
         let entries = MountInfo.cgroupEntries(Array(table.utf8))
-        #expect(entries.map(\.mountPoint) == ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/cpu,cpuacct", "/tmp/my cgroup\\x"])
+        #expect(
+            entries.map(\.mountPoint) == ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/cpu,cpuacct", "/tmp/my cgroup\\x"])
         #expect(entries.map(\.fileSystemType) == ["cgroup2", "cgroup", "cgroup2"])
         #expect(entries[1].root == "/sub")
         #expect(entries[1].superOptions == "rw,cpu,cpuacct")
@@ -23,6 +24,8 @@ import Testing
     @Test func everyWellFormedEntry() {
         let entries = MountInfo.entries(Array(table.utf8))
         #expect(entries.count == 6, "the malformed line is skipped")
-        #expect(entries.first == MountInfo.Entry(root: "/", mountPoint: "/proc", fileSystemType: "proc", superOptions: "rw"))
+        #expect(
+            entries.first == MountInfo.Entry(root: "/", mountPoint: "/proc", fileSystemType: "proc", superOptions: "rw")
+        )
     }
 }

@@ -27,10 +27,12 @@ func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
     let box = ThreadBox(body)
     var thread = pthread_t()
     let context = Unmanaged.passRetained(box as AnyObject).toOpaque()
-    let created = pthread_create(&thread, nil, { raw in
-        (Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! any ThreadRunnable).run()
-        return nil
-    }, context)
+    let created = pthread_create(
+        &thread, nil,
+        { raw in
+            (Unmanaged<AnyObject>.fromOpaque(raw!).takeRetainedValue() as! any ThreadRunnable).run()
+            return nil
+        }, context)
     precondition(created == 0)
     pthread_join(thread, nil)
     return box.result!
@@ -49,8 +51,9 @@ func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
     }
 
     @Test func planBuildsMasksForEachSet() throws {
-        let caps = Spec.Capabilities(bounding: ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"], effective: ["CAP_KILL"],
-                                     inheritable: [], permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: ["CAP_KILL"])
+        let caps = Spec.Capabilities(
+            bounding: ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"], effective: ["CAP_KILL"],
+            inheritable: [], permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: ["CAP_KILL"])
         let plan = try CapabilityPlan(caps, lastCapability: 40)
         #expect(plan.bounding == (1 << 0) | (1 << 5) | (1 << 10))
         #expect(plan.effective == 1 << 5)
@@ -64,9 +67,13 @@ func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
     }
 
     @Test func unknownNamesAreErrorsNamingTheSetAndIndex() {
-        #expect(invalidField { _ = try CapabilityPlan(Spec.Capabilities(bounding: ["CAP_CHOWN", "CAP_FLY"]), lastCapability: 40) }
+        #expect(
+            invalidField {
+                _ = try CapabilityPlan(Spec.Capabilities(bounding: ["CAP_CHOWN", "CAP_FLY"]), lastCapability: 40)
+            }
                 == "process.capabilities.bounding[1]")
-        #expect(invalidField { _ = try CapabilityPlan(Spec.Capabilities(ambient: ["NET_ADMIN"]), lastCapability: 40) }
+        #expect(
+            invalidField { _ = try CapabilityPlan(Spec.Capabilities(ambient: ["NET_ADMIN"]), lastCapability: 40) }
                 == "process.capabilities.ambient[0]")
         do {
             _ = try CapabilityPlan(Spec.Capabilities(effective: ["net_admin"]), lastCapability: 40)
@@ -75,7 +82,8 @@ func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
     }
 
     @Test func capabilitiesNewerThanTheKernelAreSkippedWithAWarning() throws {
-        let plan = try CapabilityPlan(Spec.Capabilities(bounding: ["CAP_BPF", "CAP_CHOWN"], effective: ["CAP_BPF"]), lastCapability: 37)
+        let plan = try CapabilityPlan(
+            Spec.Capabilities(bounding: ["CAP_BPF", "CAP_CHOWN"], effective: ["CAP_BPF"]), lastCapability: 37)
         #expect(plan.bounding == 1)
         #expect(plan.effective == 0)
         #expect(plan.warnings.count == 1 && plan.warnings[0].contains("CAP_BPF"))
@@ -89,8 +97,10 @@ func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
 
     @Test(.enabled(if: identityRoot, "needs real root"))
     func setCapabilitiesAndDropBoundingSetOnAThread() throws {
-        let plan = try CapabilityPlan(Spec.Capabilities(bounding: ["CAP_CHOWN", "CAP_KILL", "CAP_SETPCAP"], effective: ["CAP_KILL"],
-                                                        inheritable: ["CAP_KILL"], permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: ["CAP_KILL", "CAP_CHOWN"]))
+        let plan = try CapabilityPlan(
+            Spec.Capabilities(
+                bounding: ["CAP_CHOWN", "CAP_KILL", "CAP_SETPCAP"], effective: ["CAP_KILL"],
+                inheritable: ["CAP_KILL"], permitted: ["CAP_KILL", "CAP_CHOWN"], ambient: ["CAP_KILL", "CAP_CHOWN"]))
         let outcome: Result<(String, UInt64, UInt64, UInt64, [String]), RuntimeError> = onDedicatedThread {
             do throws(RuntimeError) {
                 try ProcessIdentity.dropBoundingSet(plan)
@@ -116,6 +126,7 @@ func onDedicatedThread<T>(_ body: @escaping () -> T) -> T {
     @Test func oomScoreAdjustmentWritesProcfs() throws {
         let current = Int(try FileSystem.readString("/proc/self/oom_score_adj").filter { $0.isNumber || $0 == "-" })!
         try ProcessIdentity.setOOMScoreAdjustment(current)  // rewriting the current value needs no privilege
-        #expect(Int(try FileSystem.readString("/proc/self/oom_score_adj").filter { $0.isNumber || $0 == "-" }) == current)
+        #expect(
+            Int(try FileSystem.readString("/proc/self/oom_score_adj").filter { $0.isNumber || $0 == "-" }) == current)
     }
 }

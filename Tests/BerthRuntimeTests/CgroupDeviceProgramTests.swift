@@ -33,15 +33,16 @@ private func run(_ program: [UInt64], type: UInt32, access: UInt32, major: UInt3
     let read: UInt32 = 2, write: UInt32 = 4, mknod: UInt32 = 1
 
     @Test func denyAllThenAllowsLastMatchWins() throws {
-        let rules = Cgroups.deviceRules([Spec.DeviceRule(allow: false, access: "rwm")], devices: nil)
+        let rules =
+            Cgroups.deviceRules([Spec.DeviceRule(allow: false, access: "rwm")], devices: nil)
             + [Spec.DeviceRule(allow: false, type: "c", major: 1, minor: 9, access: "w")]
         let program = try CgroupDeviceProgram(rules).instructions
-        #expect(run(program, type: char, access: read | write, major: 1, minor: 3) == 1)   // /dev/null
-        #expect(run(program, type: char, access: read, major: 136, minor: 7) == 1)         // /dev/pts/7
-        #expect(run(program, type: block, access: read, major: 8, minor: 0) == 0)          // /dev/sda: denied
-        #expect(run(program, type: block, access: mknod, major: 8, minor: 0) == 1)         // "b *:* m"
-        #expect(run(program, type: char, access: read, major: 1, minor: 9) == 1)           // urandom read
-        #expect(run(program, type: char, access: write, major: 1, minor: 9) == 0)          // the later deny of w
+        #expect(run(program, type: char, access: read | write, major: 1, minor: 3) == 1)  // /dev/null
+        #expect(run(program, type: char, access: read, major: 136, minor: 7) == 1)  // /dev/pts/7
+        #expect(run(program, type: block, access: read, major: 8, minor: 0) == 0)  // /dev/sda: denied
+        #expect(run(program, type: block, access: mknod, major: 8, minor: 0) == 1)  // "b *:* m"
+        #expect(run(program, type: char, access: read, major: 1, minor: 9) == 1)  // urandom read
+        #expect(run(program, type: char, access: write, major: 1, minor: 9) == 0)  // the later deny of w
         #expect(run(program, type: char, access: read | write, major: 10, minor: 229) == 0)
     }
 
@@ -52,6 +53,8 @@ private func run(_ program: [UInt64], type: UInt32, access: UInt32, major: UInt3
     }
 
     @Test func invalidRulesNameTheirField() {
-        #expect(invalidField { _ = try CgroupDeviceProgram([Spec.DeviceRule(allow: true, type: "q")]) } == "linux.resources.devices[0].type")
+        #expect(
+            invalidField { _ = try CgroupDeviceProgram([Spec.DeviceRule(allow: true, type: "q")]) }
+                == "linux.resources.devices[0].type")
     }
 }

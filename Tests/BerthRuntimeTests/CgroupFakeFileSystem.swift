@@ -29,11 +29,17 @@ final class CgroupFakeFileSystem: CgroupFileSystem, @unchecked Sendable {
 
     func makeDirectory(_ path: String) throws(SystemCallError) -> Bool {
         if directories.contains(path) { return false }
-        guard directories.contains(FileSystem.parent(of: path)) else { throw SystemCallError(call: "mkdir", errno: ENOENT, subject: path) }
+        guard directories.contains(FileSystem.parent(of: path)) else {
+            throw SystemCallError(call: "mkdir", errno: ENOENT, subject: path)
+        }
         directories.insert(path)
         // Like the kernel, a new cgroup2 directory lists what its parent enables for it.
-        if files[path + "/cgroup.controllers"] == nil, let parentControllers = files[FileSystem.parent(of: path) + "/cgroup.subtree_control"] {
-            files[path + "/cgroup.controllers"] = parentControllers.split(separator: " ").map { String($0.drop(while: { $0 == "+" })) }.joined(separator: " ")
+        if files[path + "/cgroup.controllers"] == nil,
+            let parentControllers = files[FileSystem.parent(of: path) + "/cgroup.subtree_control"]
+        {
+            files[path + "/cgroup.controllers"] = parentControllers.split(separator: " ").map {
+                String($0.drop(while: { $0 == "+" }))
+            }.joined(separator: " ")
         }
         return true
     }
@@ -43,7 +49,9 @@ final class CgroupFakeFileSystem: CgroupFileSystem, @unchecked Sendable {
             busy[path] = count - 1
             throw SystemCallError(call: "rmdir", errno: EBUSY, subject: path)
         }
-        guard directories.remove(path) != nil else { throw SystemCallError(call: "rmdir", errno: ENOENT, subject: path) }
+        guard directories.remove(path) != nil else {
+            throw SystemCallError(call: "rmdir", errno: ENOENT, subject: path)
+        }
         removed.append(path)
     }
 
@@ -54,12 +62,16 @@ final class CgroupFakeFileSystem: CgroupFileSystem, @unchecked Sendable {
 
     func writeFile(_ path: String, _ value: String) throws(SystemCallError) {
         if let code = failingWrites[path] { throw SystemCallError(call: "write", errno: code, subject: path) }
-        guard directories.contains(FileSystem.parent(of: path)) else { throw SystemCallError(call: "open", errno: ENOENT, subject: path) }
+        guard directories.contains(FileSystem.parent(of: path)) else {
+            throw SystemCallError(call: "open", errno: ENOENT, subject: path)
+        }
         if strictFiles && files[path] == nil { throw SystemCallError(call: "open", errno: ENOENT, subject: path) }
         writes.append((path, value))
         files[path] = value
         // Kernel behaviour the managers wait for.
-        if path.hasSuffix("/cgroup.freeze") { files[FileSystem.parent(of: path) + "/cgroup.events"] = "populated 1\nfrozen \(value)\n" }
+        if path.hasSuffix("/cgroup.freeze") {
+            files[FileSystem.parent(of: path) + "/cgroup.events"] = "populated 1\nfrozen \(value)\n"
+        }
         if path.hasSuffix("/freezer.state") { files[path] = value }
     }
 

@@ -53,7 +53,8 @@ struct UnifiedOnlyFileSystem: CgroupFileSystem {
     }
 }
 
-private let hasV1 = FileSystem.exists("/sys/fs/cgroup/memory/cgroup.procs") && FileSystem.exists("/sys/fs/cgroup/pids/cgroup.procs")
+private let hasV1 =
+    FileSystem.exists("/sys/fs/cgroup/memory/cgroup.procs") && FileSystem.exists("/sys/fs/cgroup/pids/cgroup.procs")
 private let unifiedMount: String? = {
     let mountInfo = (try? RealCgroupFileSystem().mountInfo()) ?? ""
     return CgroupHierarchies(mountInfo: mountInfo).unified?.mountPoint
@@ -72,7 +73,9 @@ private let unifiedMount: String? = {
         var r = Spec.Resources()
         r.memory = Spec.Memory()
         r.memory!.limit = 64 << 20
-        if FileSystem.exists(FileSystem.parent(of: memory) + "/memory.memsw.limit_in_bytes") { r.memory!.swap = 96 << 20 }
+        if FileSystem.exists(FileSystem.parent(of: memory) + "/memory.memsw.limit_in_bytes") {
+            r.memory!.swap = 96 << 20
+        }
         r.memory!.reservation = 32 << 20
         r.memory!.disableOOMKiller = true
         r.pids = Spec.Pids(limit: 50)
@@ -157,11 +160,13 @@ private let unifiedMount: String? = {
         defer { try? manager.destroy() }
         try manager.create()
         var r = Spec.Resources()
-        r.devices = Cgroups.deviceRules([Spec.DeviceRule(allow: false, access: "rwm")], devices: nil)
+        r.devices =
+            Cgroups.deviceRules([Spec.DeviceRule(allow: false, access: "rwm")], devices: nil)
             + [Spec.DeviceRule(allow: false, type: "c", major: 1, minor: 5, access: "r")]  // no reading /dev/zero
         try manager.apply(r)
         // The child waits until it has been moved into the cgroup, then tries the devices.
-        let child = spawnShell("sleep 0.5; head -c1 /dev/null || exit 3; head -c1 /dev/zero >/dev/null && exit 4; exit 0")
+        let child = spawnShell(
+            "sleep 0.5; head -c1 /dev/null || exit 3; head -c1 /dev/zero >/dev/null && exit 4; exit 0")
         try manager.add(pid: child)
         let status = waitFor(child)
         #expect(status.code == 0, "exit \(String(describing: status.code)) signal \(String(describing: status.signal))")

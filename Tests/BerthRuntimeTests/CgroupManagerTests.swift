@@ -51,10 +51,12 @@ import Testing
         }
         #expect(unsupported)
         #expect(invalidField { _ = try Cgroups.manager(cgroupsPath: "../../../../x", containerID: "c", fs: fs) } == nil)
-        #expect(invalidField { _ = try Cgroups.manager(cgroupsPath: "/", containerID: "c", fs: fs) } == "linux.cgroupsPath")
+        #expect(
+            invalidField { _ = try Cgroups.manager(cgroupsPath: "/", containerID: "c", fs: fs) } == "linux.cgroupsPath")
         let fs2 = cgroupFake(unifiedMountInfo, ownCgroup: "0::/\n")
         // Relative to the root cgroup, ".." cannot climb above the mount: cleaned back to /x.
-        #expect((try? Cgroups.manager(cgroupsPath: "../x", containerID: "c", fs: fs2))?.state.path == "/sys/fs/cgroup/x")
+        #expect(
+            (try? Cgroups.manager(cgroupsPath: "../x", containerID: "c", fs: fs2))?.state.path == "/sys/fs/cgroup/x")
     }
 
     @Test func v2CreateEnablesControllersInEveryAncestor() throws {
@@ -123,7 +125,9 @@ import Testing
         let fs = cgroupFake(unifiedMountInfo)
         fs.directories.insert("/sys/fs/cgroup/x")
         fs.failingWrites["/sys/fs/cgroup/x/a"] = EINVAL
-        let writes = [CgroupWrite("", "a", "1", field: "f.a", retryAfterRest: true), CgroupWrite("", "b", "2", field: "f.b")]
+        let writes = [
+            CgroupWrite("", "a", "1", field: "f.a", retryAfterRest: true), CgroupWrite("", "b", "2", field: "f.b"),
+        ]
         var message = ""
         do { try fs.execute(writes) { _ in "/sys/fs/cgroup/x" } } catch { message = "\(error)" }
         #expect(fs.values("/sys/fs/cgroup/x/b") == ["2"])  // b was written before a's retry
@@ -134,7 +138,8 @@ import Testing
         let fs = cgroupFake(unifiedMountInfo)
         fs.directories.insert("/sys/fs/cgroup/w")
         fs.files["/sys/fs/cgroup/w/io.bfq.weight"] = "default 100"
-        let manager = Cgroups.restore(CgroupState(version: 2, path: "/sys/fs/cgroup/w", unifiedMount: "/sys/fs/cgroup"), fs: fs)
+        let manager = Cgroups.restore(
+            CgroupState(version: 2, path: "/sys/fs/cgroup/w", unifiedMount: "/sys/fs/cgroup"), fs: fs)
         var r = Spec.Resources()
         r.blockIO = Spec.BlockIO()
         r.blockIO!.weight = 500
@@ -147,7 +152,10 @@ import Testing
         do { try manager.apply(r) } catch { message = "\(error)" }
         #expect(message.contains("linux.resources.pids.limit") && message.contains("pids.max"))
         r = Spec.Resources()
-        r.devices = [Spec.DeviceRule(allow: false, access: "rwm"), Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 3, access: "rw")]
+        r.devices = [
+            Spec.DeviceRule(allow: false, access: "rwm"),
+            Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 3, access: "rw"),
+        ]
         fs.strictFiles = false
         try manager.apply(r)
         #expect(fs.devicePrograms.count == 1 && fs.devicePrograms[0].directory == "/sys/fs/cgroup/w")
@@ -211,14 +219,17 @@ import Testing
         fs.busy["/sys/fs/cgroup/memory/d"] = 3
         try manager.destroy()
         #expect(!fs.directories.contains { $0.hasSuffix("/d") || $0.contains("/d/") })
-        #expect(fs.removed.firstIndex(of: "/sys/fs/cgroup/memory/d/sub")! < fs.removed.firstIndex(of: "/sys/fs/cgroup/memory/d")!)
+        #expect(
+            fs.removed.firstIndex(of: "/sys/fs/cgroup/memory/d/sub")! < fs.removed.firstIndex(
+                of: "/sys/fs/cgroup/memory/d")!)
         #expect(fs.sleeps == 3)
         try manager.destroy()  // idempotent
     }
 
     @Test func stateRoundTripsThroughJSON() throws {
-        let state = CgroupState(version: 1, paths: ["memory": "/sys/fs/cgroup/memory/berth/a"], path: "/sys/fs/cgroup/unified/berth/a",
-                                unifiedMount: "/sys/fs/cgroup/unified")
+        let state = CgroupState(
+            version: 1, paths: ["memory": "/sys/fs/cgroup/memory/berth/a"], path: "/sys/fs/cgroup/unified/berth/a",
+            unifiedMount: "/sys/fs/cgroup/unified")
         let data = try JSONEncoder().encode(state)
         #expect(try JSONDecoder().decode(CgroupState.self, from: data) == state)
         #expect(Cgroups.restore(state, fs: cgroupFake(hybridMountInfo)).state == state)

@@ -11,16 +11,25 @@ import Testing
         expected.noPivot = true
         expected.noNewKeyring = true
         expected.preserveFds = 2
-        #expect(HotVerbs.parse(["create", "--bundle", "/b", "--pid-file", "/run/p", "--console-socket=/run/s",
-                                "--no-pivot", "--no-new-keyring", "--preserve-fds", "2", "c1"]) == .create(expected))
-        #expect(HotVerbs.parse(["create", "-b", "/b", "c1", "--pid-file=/run/p", "--console-socket", "/run/s",
-                                "--no-pivot", "--no-new-keyring", "--preserve-fds=2"]) == .create(expected))
+        #expect(
+            HotVerbs.parse([
+                "create", "--bundle", "/b", "--pid-file", "/run/p", "--console-socket=/run/s",
+                "--no-pivot", "--no-new-keyring", "--preserve-fds", "2", "c1",
+            ]) == .create(expected))
+        #expect(
+            HotVerbs.parse([
+                "create", "-b", "/b", "c1", "--pid-file=/run/p", "--console-socket", "/run/s",
+                "--no-pivot", "--no-new-keyring", "--preserve-fds=2",
+            ]) == .create(expected))
         #expect(HotVerbs.parse(["create", "c1"]) == .create(CreateOptions(id: "c1", bundle: ".")))
     }
 
     @Test func runDetachAndTheOtherVerbs() {
-        #expect(HotVerbs.parse(["run", "-d", "--bundle=/b", "x"]) == .run(CreateOptions(id: "x", bundle: "/b"), detach: true))
-        #expect(HotVerbs.parse(["run", "--bundle", "/b", "x"]) == .run(CreateOptions(id: "x", bundle: "/b"), detach: false))
+        #expect(
+            HotVerbs.parse(["run", "-d", "--bundle=/b", "x"])
+                == .run(CreateOptions(id: "x", bundle: "/b"), detach: true))
+        #expect(
+            HotVerbs.parse(["run", "--bundle", "/b", "x"]) == .run(CreateOptions(id: "x", bundle: "/b"), detach: false))
         #expect(HotVerbs.parse(["start", "x"]) == .start("x"))
         #expect(HotVerbs.parse(["state", "x"]) == .state("x"))
         #expect(HotVerbs.parse(["kill", "x"]) == .kill("x", signal: "SIGTERM", all: false))

@@ -47,7 +47,8 @@ import Testing
                 return "?"
             }
         }
-        let base = #"{"ociVersion":"1.2.0","process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["x"]},"linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}}"#
+        let base =
+            #"{"ociVersion":"1.2.0","process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["x"]},"linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}}"#
         do {
             _ = try decode(Spec.self, base.replacingFirst(#""uid":0"#, with: #""uid":"zero""#))
             Issue.record("a string uid decoded")
@@ -92,25 +93,30 @@ import Testing
     /// The init reads its request (JSONEncoder's output) from the tree: every field, with or without a spec.
     @Test func initRequestRoundTrips() throws {
         let spec = DefaultSpec.make()
-        var request = InitRequest(mode: .exec, containerID: "c", bundle: "/b", rootfs: "/b/rootfs", spec: spec,
-                                  process: spec.process, noPivot: true, noNewKeyring: true, preserveFds: 2,
-                                  consoleFd: 7, fifoFd: nil, createdAt: "2026-11-29T00:00:00Z", mountNamespaceFd: 9)
+        var request = InitRequest(
+            mode: .exec, containerID: "c", bundle: "/b", rootfs: "/b/rootfs", spec: spec,
+            process: spec.process, noPivot: true, noNewKeyring: true, preserveFds: 2,
+            consoleFd: 7, fifoFd: nil, createdAt: "2026-11-29T00:00:00Z", mountNamespaceFd: 9)
         var read = try #require(try InitRequest(tree: JSONParser.parse(Array(JSONEncoder().encode(request)))))
         #expect(read.mode == .exec && read.containerID == "c" && read.bundle == "/b" && read.rootfs == "/b/rootfs")
         #expect(read.spec == spec && read.process == spec.process)
         #expect(read.noPivot && read.noNewKeyring && read.preserveFds == 2 && read.consoleFd == 7 && read.fifoFd == nil)
         #expect(read.createdAt == "2026-11-29T00:00:00Z" && read.mountNamespaceFd == 9 && !read.awaitsCgroups)
-        request = InitRequest(mode: .create, containerID: "d", bundle: "/b", rootfs: "/r", spec: nil, process: nil,
-                              noPivot: false, noNewKeyring: false, preserveFds: 0, consoleFd: nil, fifoFd: 5, createdAt: "t")
+        request = InitRequest(
+            mode: .create, containerID: "d", bundle: "/b", rootfs: "/r", spec: nil, process: nil,
+            noPivot: false, noNewKeyring: false, preserveFds: 0, consoleFd: nil, fifoFd: 5, createdAt: "t")
         request.awaitsCgroups = true
         read = try #require(try InitRequest(tree: JSONParser.parse(Array(JSONEncoder().encode(request)))))
-        #expect(read.mode == .create && read.spec == nil && read.process == nil && read.fifoFd == 5 && read.awaitsCgroups)
+        #expect(
+            read.mode == .create && read.spec == nil && read.process == nil && read.fifoFd == 5 && read.awaitsCgroups)
         #expect(try InitRequest(tree: JSONParser.parse(Array(#"{"mode":"create"}"#.utf8))) == nil, "missing fields")
     }
 
     @Test func rejectsWhatIsNotJSON() {
-        for text in ["", "{", "{\"a\":1,}", "[1,]", "[1 2]", "{'a':1}", "tru", "01", "1.", "-", "\"a\u{1}\"", "\"\\x\"",
-                     "\"\\ud800\"", "{\"a\":1} x", "[1] // comment", "nul"] {
+        for text in [
+            "", "{", "{\"a\":1,}", "[1,]", "[1 2]", "{'a':1}", "tru", "01", "1.", "-", "\"a\u{1}\"", "\"\\x\"",
+            "\"\\ud800\"", "{\"a\":1} x", "[1] // comment", "nul",
+        ] {
             #expect(throws: DecodingError.self, "\(text.debugDescription)") { try decode([String: Int].self, text) }
         }
         let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)

@@ -16,9 +16,12 @@ struct PlanningTests {
 
     @Test func decodingErrorsNameTheField() {
         let wrongType = decode(#"{"ociVersion":"1.2.0","process":{"user":{"uid":"zero","gid":0},"cwd":"/"}}"#)
-        #expect(wrongType?.description.contains("process.user.uid: expected") == true, "\(String(describing: wrongType))")
+        #expect(
+            wrongType?.description.contains("process.user.uid: expected") == true, "\(String(describing: wrongType))")
         let missing = decode(#"{"ociVersion":"1.2.0","process":{"user":{"uid":0,"gid":0}}}"#)
-        #expect(missing?.description.contains("process.cwd: required field is missing") == true, "\(String(describing: missing))")
+        #expect(
+            missing?.description.contains("process.cwd: required field is missing") == true,
+            "\(String(describing: missing))")
         let array = decode(#"{"ociVersion":"1.2.0","linux":{"namespaces":[{"type":"pid"},{"type":7}]}}"#)
         #expect(array?.description.contains("linux.namespaces[1].type") == true, "\(String(describing: array))")
         #expect(decode("{") != nil)
@@ -36,17 +39,39 @@ struct PlanningTests {
 
     @Test func validationNamesWhatIsWrong() throws {
         #expect(try validationError { _ in } == nil)
-        #expect(try validationError { $0.linux?.namespaces?.append(Spec.Namespace(type: "pidz")) }?.contains("linux.namespaces[5].type: unknown namespace type") == true)
-        #expect(try validationError { $0.linux?.namespaces?.append(Spec.Namespace(type: "pid")) }?.contains("listed twice") == true)
-        #expect(try validationError { $0.mounts?[0].destination = "proc" }?.contains("mounts[0].destination: must be an absolute path") == true)
+        #expect(
+            try validationError { $0.linux?.namespaces?.append(Spec.Namespace(type: "pidz")) }?.contains(
+                "linux.namespaces[5].type: unknown namespace type") == true)
+        #expect(
+            try validationError { $0.linux?.namespaces?.append(Spec.Namespace(type: "pid")) }?.contains("listed twice")
+                == true)
+        #expect(
+            try validationError { $0.mounts?[0].destination = "proc" }?.contains(
+                "mounts[0].destination: must be an absolute path") == true)
         #expect(try validationError { $0.process?.args = [] }?.contains("process.args") == true)
-        #expect(try validationError { $0.process?.cwd = "tmp" }?.contains("process.cwd: must be an absolute path") == true)
+        #expect(
+            try validationError { $0.process?.cwd = "tmp" }?.contains("process.cwd: must be an absolute path") == true)
         #expect(try validationError { $0.root?.path = "missing" }?.contains("root.path") == true)
-        #expect(try validationError { $0.linux?.sysctl = ["kernel.panic": "1"] }?.contains("not a namespaced sysctl") == true)
-        #expect(try validationError { $0.linux?.namespaces = [Spec.Namespace(type: "mount")]; $0.hostname = "x" }?.contains("hostname") == true)
-        #expect(try validationError { $0.linux?.uidMappings = [Spec.IDMapping(containerID: 0, hostID: 1000, size: 1)] }?.contains("need a user namespace") == true)
-        #expect(try validationError { $0.mounts?.append(Spec.Mount(destination: "/x", type: "bind", source: "/tmp", options: ["rro"])) }?.contains("not supported") == true)
-        #expect(try validationError { $0.hooks = { var h = Spec.Hooks(); h.prestart = [Spec.Hook(path: "hook")]; return h }() }?.contains("hooks.prestart[0].path") == true)
+        #expect(
+            try validationError { $0.linux?.sysctl = ["kernel.panic": "1"] }?.contains("not a namespaced sysctl")
+                == true)
+        #expect(
+            try validationError {
+                $0.linux?.namespaces = [Spec.Namespace(type: "mount")]; $0.hostname = "x"
+            }?.contains("hostname") == true)
+        #expect(
+            try validationError { $0.linux?.uidMappings = [Spec.IDMapping(containerID: 0, hostID: 1000, size: 1)] }?
+                .contains("need a user namespace") == true)
+        #expect(
+            try validationError {
+                $0.mounts?.append(Spec.Mount(destination: "/x", type: "bind", source: "/tmp", options: ["rro"]))
+            }?.contains("not supported") == true)
+        #expect(
+            try validationError {
+                $0.hooks = {
+                    var h = Spec.Hooks(); h.prestart = [Spec.Hook(path: "hook")]; return h
+                }()
+            }?.contains("hooks.prestart[0].path") == true)
     }
 
     @Test func mountOptionsBecomeFlagsPropagationAndData() {
@@ -63,8 +88,10 @@ struct PlanningTests {
     }
 
     @Test func namespacePlanSplitsNewAndJoined() {
-        let plan = NamespacePlan([Spec.Namespace(type: "mount"), Spec.Namespace(type: "network", path: "/proc/1/ns/net"),
-                                  Spec.Namespace(type: "user"), Spec.Namespace(type: "pid")])
+        let plan = NamespacePlan([
+            Spec.Namespace(type: "mount"), Spec.Namespace(type: "network", path: "/proc/1/ns/net"),
+            Spec.Namespace(type: "user"), Spec.Namespace(type: "pid"),
+        ])
         #expect(plan.create == [.user, .pid, .mount], "user first, mount last")
         #expect(plan.join.map(\.kind) == [.network])
         #expect(plan.allKinds == [.user, .pid, .network, .mount])
@@ -73,8 +100,10 @@ struct PlanningTests {
 
     @Test func devicePlanAndCgroupRules() {
         var spec = DefaultSpec.make()
-        spec.linux?.devices = [Spec.Device(type: "c", path: "/dev/null", major: 1, minor: 3, fileMode: 0o600),
-                               Spec.Device(type: "c", path: "/dev/fuse", major: 10, minor: 229)]
+        spec.linux?.devices = [
+            Spec.Device(type: "c", path: "/dev/null", major: 1, minor: 3, fileMode: 0o600),
+            Spec.Device(type: "c", path: "/dev/fuse", major: 10, minor: 229),
+        ]
         let nodes = Devices.plan(spec)
         #expect(nodes.count == Devices.defaults.count + 1)
         #expect(nodes.first { $0.path == "/dev/null" }?.mode == 0o600, "linux.devices overrides a default")
@@ -94,7 +123,11 @@ struct PlanningTests {
             """
         let cgroup = "4:memory:/berth/a\n1:cpu,cpuacct:/berth/a\n9:name=systemd:/berth/a\n0::/berth/a\n"
         let found = CgroupMounts.hierarchies(mountinfo: mountinfo, cgroups: cgroup)
-        #expect(found.map(\.mountPoint) == ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"])
+        #expect(
+            found.map(\.mountPoint) == [
+                "/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/unified",
+            ])
         #expect(found.allSatisfy { $0.path == "/berth/a" })
         #expect(found.last?.isVersion2 == true)
     }

@@ -15,11 +15,27 @@ import Testing
     }
 
     @Test func invalidEntriesNameTheirField() {
-        #expect(invalidField { _ = try RlimitPlan([Spec.Rlimit(type: "RLIMIT_CORE", hard: 1, soft: 1), Spec.Rlimit(type: "RLIMIT_FOO", hard: 1, soft: 1)]) }
+        #expect(
+            invalidField {
+                _ = try RlimitPlan([
+                    Spec.Rlimit(type: "RLIMIT_CORE", hard: 1, soft: 1),
+                    Spec.Rlimit(type: "RLIMIT_FOO", hard: 1, soft: 1),
+                ])
+            }
                 == "process.rlimits[1].type")
-        #expect(invalidField { _ = try RlimitPlan([Spec.Rlimit(type: "NOFILE", hard: 1, soft: 1)]) } == "process.rlimits[0].type")
-        #expect(invalidField { _ = try RlimitPlan([Spec.Rlimit(type: "RLIMIT_CORE", hard: 1, soft: 2)]) } == "process.rlimits[0].soft")
-        #expect(invalidField { _ = try RlimitPlan([Spec.Rlimit(type: "RLIMIT_CORE", hard: 1, soft: 1), Spec.Rlimit(type: "RLIMIT_CORE", hard: 2, soft: 2)]) }
+        #expect(
+            invalidField { _ = try RlimitPlan([Spec.Rlimit(type: "NOFILE", hard: 1, soft: 1)]) }
+                == "process.rlimits[0].type")
+        #expect(
+            invalidField { _ = try RlimitPlan([Spec.Rlimit(type: "RLIMIT_CORE", hard: 1, soft: 2)]) }
+                == "process.rlimits[0].soft")
+        #expect(
+            invalidField {
+                _ = try RlimitPlan([
+                    Spec.Rlimit(type: "RLIMIT_CORE", hard: 1, soft: 1),
+                    Spec.Rlimit(type: "RLIMIT_CORE", hard: 2, soft: 2),
+                ])
+            }
                 == "process.rlimits[1].type")
     }
 

@@ -7,7 +7,10 @@ struct ConfigMapStrategy: ResourceStrategy {
 
     var tableColumns: [Tables.Column] { [Tables.nameColumn, .init(name: "Data", type: "integer"), Tables.ageColumn] }
     func tableCells(_ obj: JSON) -> [JSON] {
-        [Tables.nameCell(obj), .int(Int64((obj["data"].object?.count ?? 0) + (obj["binaryData"].object?.count ?? 0))), Tables.ageCell(obj)]
+        [
+            Tables.nameCell(obj),
+            .int(Int64((obj["data"].object?.count ?? 0) + (obj["binaryData"].object?.count ?? 0))), Tables.ageCell(obj),
+        ]
     }
 }
 
@@ -18,7 +21,11 @@ enum ConfigData {
         var errs: [APIError.Cause] = []
         for field in ["data", "binaryData", "stringData"] {
             for k in (obj[field].object ?? [:]).keys where !Validation.isConfigKey(k) {
-                errs.append(.init("\(field)[\(k)]", "FieldValueInvalid", "Invalid value: \"\(k)\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
+                errs.append(
+                    .init(
+                        "\(field)[\(k)]", "FieldValueInvalid",
+                        "Invalid value: \"\(k)\": a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+                    ))
             }
         }
         return errs

@@ -6,8 +6,12 @@ struct DeploymentStrategy: ResourceStrategy {
         if obj["spec"]["progressDeadlineSeconds"].isNull { obj["spec"]["progressDeadlineSeconds"] = 600 }
         if obj["spec"]["strategy"]["type"].isNull { obj["spec"]["strategy"]["type"] = "RollingUpdate" }
         if obj["spec"]["strategy"]["type"].string == "RollingUpdate" {
-            if obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"].isNull { obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = "25%" }
-            if obj["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"].isNull { obj["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = "25%" }
+            if obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"].isNull {
+                obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"] = "25%"
+            }
+            if obj["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"].isNull {
+                obj["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] = "25%"
+            }
         }
     }
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) { resetStatus(&obj) }
@@ -19,13 +23,18 @@ struct DeploymentStrategy: ResourceStrategy {
     func validate(_ obj: JSON) -> [APIError.Cause] { WorkloadRules.validate(obj) }
 
     var tableColumns: [Tables.Column] {
-        [Tables.nameColumn, .init(name: "Ready"), .init(name: "Up-to-date", type: "integer"), .init(name: "Available", type: "integer"),
-         Tables.ageColumn] + WorkloadRules.wideColumns
+        [
+            Tables.nameColumn, .init(name: "Ready"), .init(name: "Up-to-date", type: "integer"),
+            .init(name: "Available", type: "integer"),
+            Tables.ageColumn,
+        ] + WorkloadRules.wideColumns
     }
     func tableCells(_ obj: JSON) -> [JSON] {
         let spec = obj["spec"], status = obj["status"]
-        return [Tables.nameCell(obj), .string("\(status["readyReplicas"].int ?? 0)/\(spec["replicas"].int ?? 0)"),
-                Tables.int(status["updatedReplicas"]), Tables.int(status["availableReplicas"]), Tables.ageCell(obj)]
+        return [
+            Tables.nameCell(obj), .string("\(status["readyReplicas"].int ?? 0)/\(spec["replicas"].int ?? 0)"),
+            Tables.int(status["updatedReplicas"]), Tables.int(status["availableReplicas"]), Tables.ageCell(obj),
+        ]
             + WorkloadRules.wideCells(obj)
     }
 }

@@ -19,7 +19,9 @@ struct PodStrategy: ResourceStrategy {
         Self.addDefaultTolerations(&obj, seconds: ctx.config.defaultTolerationSeconds)
         if !obj["spec"]["nodeName"].isNull && obj["status"]["phase"].string == "Pending" {
             // Bound at creation (e.g. static or DaemonSet pods): mark scheduled.
-            obj["status"]["conditions"] = [["type": "PodScheduled", "status": "True", "lastTransitionTime": .string(Handler.now())]]
+            obj["status"]["conditions"] = [
+                ["type": "PodScheduled", "status": "True", "lastTransitionTime": .string(Handler.now())]
+            ]
         }
     }
 
@@ -36,7 +38,9 @@ struct PodStrategy: ResourceStrategy {
         }
         var added = false
         for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] where !tolerated(key) {
-            tolerations.append(["key": .string(key), "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": .int(seconds)])
+            tolerations.append([
+                "key": .string(key), "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": .int(seconds),
+            ])
             added = true
         }
         if added { pod["spec"]["tolerations"] = .array(tolerations) }
@@ -45,7 +49,9 @@ struct PodStrategy: ResourceStrategy {
     /// A node writes the status of the pods bound to it only.
     func prepareForUpdate(_ obj: inout JSON, old: JSON, _ ctx: StrategyContext) throws {
         if ctx.subresource == "status", let node = ctx.user?.nodeName, old["spec"]["nodeName"].string != node {
-            throw APIError.forbidden("pods \"\(old["metadata"]["name"].string ?? "")\" is forbidden: node \"\(node)\" can only update pods bound to it")
+            throw APIError.forbidden(
+                "pods \"\(old["metadata"]["name"].string ?? "")\" is forbidden: node \"\(node)\" can only update pods bound to it"
+            )
         }
         splitSpecAndStatus(&obj, old: old, ctx)
     }
@@ -63,14 +69,22 @@ struct PodStrategy: ResourceStrategy {
         guard ctx.subresource == nil else { return [] }
         func mutable(_ spec: JSON) -> JSON {
             var x = spec
-            x["containers"] = .array((x["containers"].array ?? []).map { var c = $0; c["image"] = .null; return c })
+            x["containers"] = .array(
+                (x["containers"].array ?? []).map {
+                    var c = $0; c["image"] = .null; return c
+                })
             x["activeDeadlineSeconds"] = .null; x["tolerations"] = .null
             PodTemplate.applyDefaults(&x)
             return x
         }
         let a = mutable(obj["spec"]), b = mutable(old["spec"])
         if a != b && !(old["spec"]["nodeName"].isNull && a["nodeName"] != b["nodeName"]) {
-            return [.init("spec", "FieldValueForbidden", "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)")]
+            return [
+                .init(
+                    "spec", "FieldValueForbidden",
+                    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+                )
+            ]
         }
         return []
     }
@@ -78,14 +92,19 @@ struct PodStrategy: ResourceStrategy {
     /// Graceful deletion: a pod running on a node is marked and its node agent stops it and finishes the
     /// delete (with grace 0); an unbound or finished pod goes at once.
     func planDeletion(_ obj: inout JSON, gracePeriod: Int64?, _ ctx: StrategyContext) throws -> DeletionPlan {
-        let running = !(obj["spec"]["nodeName"].string ?? "").isEmpty && !["Succeeded", "Failed"].contains(obj["status"]["phase"].string ?? "")
-        return .proceed(gracePeriod: running ? (gracePeriod ?? obj["spec"]["terminationGracePeriodSeconds"].int ?? 30) : 0)
+        let running =
+            !(obj["spec"]["nodeName"].string ?? "").isEmpty
+            && !["Succeeded", "Failed"].contains(obj["status"]["phase"].string ?? "")
+        return .proceed(
+            gracePeriod: running ? (gracePeriod ?? obj["spec"]["terminationGracePeriodSeconds"].int ?? 30) : 0)
     }
     /// Pods own nothing Berth serves; an orphan finalizer would only hold a finished pod until the garbage
     /// collector got to it.
     var orphansDependents: Bool { false }
 
-    func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws -> Response? {
+    func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
+        -> Response?
+    {
         switch subresource {
         case "binding": return try await Self.bind(call, namespace: namespace ?? "", name: name, handler: handler)
         case "eviction": return try await Self.evict(call, namespace: namespace ?? "", name: name, handler: handler)
@@ -100,14 +119,21 @@ struct PodStrategy: ResourceStrategy {
         let b = try handler.bodyJSON(call, kind: "Binding")
         let podName = name ?? b["metadata"]["name"].string ?? ""
         guard let node = b["target"]["name"].string, !node.isEmpty else {
-            throw APIError(code: 422, reason: "Invalid", message: "Binding \"\(podName)\" is invalid: target.name: Required value")
+            throw APIError(
+                code: 422, reason: "Invalid", message: "Binding \"\(podName)\" is invalid: target.name: Required value")
         }
         let pods = Registry.pods
         for _ in 0..<Handler.conflictRetries {
-            guard let kv = try await handler.store.get(pods.key(namespace: namespace, name: podName)) else { throw APIError.notFound(pods, podName) }
+            guard let kv = try await handler.store.get(pods.key(namespace: namespace, name: podName)) else {
+                throw APIError.notFound(pods, podName)
+            }
             var pod = try handler.decodeStored(kv, pods)
             if let existing = pod["spec"]["nodeName"].string, !existing.isEmpty {
-                throw APIError(code: 409, reason: "Conflict", message: "Operation cannot be fulfilled on pods/binding \"\(podName)\": pod \(podName) is already assigned to node \"\(existing)\"")
+                throw APIError(
+                    code: 409, reason: "Conflict",
+                    message:
+                        "Operation cannot be fulfilled on pods/binding \"\(podName)\": pod \(podName) is already assigned to node \"\(existing)\""
+                )
             }
             pod["spec"]["nodeName"] = .string(node)
             var conds = (pod["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
@@ -115,8 +141,11 @@ struct PodStrategy: ResourceStrategy {
             pod["status"]["conditions"] = .array(conds)
             pod["metadata"]["resourceVersion"] = .null
             do {
-                _ = try await handler.store.update(kv.key, value: handler.encodeForStore(pod), expectedRevision: kv.modRevision)
-                return Handler.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
+                _ = try await handler.store.update(
+                    kv.key, value: handler.encodeForStore(pod), expectedRevision: kv.modRevision)
+                return Handler.json(
+                    ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201],
+                    status: 201)
             } catch StoreError.conflict { continue }
         }
         throw APIError.conflict(pods, podName)
@@ -129,34 +158,41 @@ struct PodStrategy: ResourceStrategy {
         if let named = eviction["metadata"]["name"].string, !named.isEmpty, named != name {
             throw APIError.badRequest("name in URL does not match name in Eviction object")
         }
-        _ = try await handler.deleteObject(call, Registry.pods, namespace: namespace, name: name,
-                                           options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])
-        return Handler.json(["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
+        _ = try await handler.deleteObject(
+            call, Registry.pods, namespace: namespace, name: name,
+            options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])
+        return Handler.json(
+            ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
     }
 
     var fieldLabels: FieldLabelSet {
-        .init(getters: [
-            "spec.nodeName": FieldLabels.string("spec.nodeName"),
-            "spec.host": FieldLabels.string("spec.nodeName"),  // what v1 clients of old sent; upstream converts it
-            "spec.restartPolicy": FieldLabels.string("spec.restartPolicy", default: "Always"),
-            "spec.schedulerName": FieldLabels.string("spec.schedulerName", default: "default-scheduler"),
-            "spec.serviceAccountName": FieldLabels.string("spec.serviceAccountName"),
-            "spec.hostNetwork": FieldLabels.bool("spec.hostNetwork"),
-            "status.phase": FieldLabels.string("status.phase", default: "Pending"),
-            // Upstream reads the first of status.podIPs; an agent may have written only status.podIP.
-            "status.podIP": { pod in
-                pod["status"]["podIPs"][0]["ip"].string ?? pod["status"]["podIP"].string ?? ""
-            },
-            // Accepted by upstream's conversion but absent from its field set, so it always reads "".
-            "status.podIPs": { _ in "" },
-            "status.nominatedNodeName": FieldLabels.string("status.nominatedNodeName"),
-        ], ownConversion: true)
+        .init(
+            getters: [
+                "spec.nodeName": FieldLabels.string("spec.nodeName"),
+                "spec.host": FieldLabels.string("spec.nodeName"),  // what v1 clients of old sent; upstream converts it
+                "spec.restartPolicy": FieldLabels.string("spec.restartPolicy", default: "Always"),
+                "spec.schedulerName": FieldLabels.string("spec.schedulerName", default: "default-scheduler"),
+                "spec.serviceAccountName": FieldLabels.string("spec.serviceAccountName"),
+                "spec.hostNetwork": FieldLabels.bool("spec.hostNetwork"),
+                "status.phase": FieldLabels.string("status.phase", default: "Pending"),
+                // Upstream reads the first of status.podIPs; an agent may have written only status.podIP.
+                "status.podIP": { pod in
+                    pod["status"]["podIPs"][0]["ip"].string ?? pod["status"]["podIP"].string ?? ""
+                },
+                // Accepted by upstream's conversion but absent from its field set, so it always reads "".
+                "status.podIPs": { _ in "" },
+                "status.nominatedNodeName": FieldLabels.string("status.nominatedNodeName"),
+            ], ownConversion: true)
     }
 
     var tableColumns: [Tables.Column] {
-        [Tables.nameColumn, .init(name: "Ready"), .init(name: "Status"), .init(name: "Restarts", type: "string"), Tables.ageColumn,
-         .init(name: "IP", priority: 1), .init(name: "Node", priority: 1), .init(name: "Nominated Node", priority: 1),
-         .init(name: "Readiness Gates", priority: 1)]
+        [
+            Tables.nameColumn, .init(name: "Ready"), .init(name: "Status"), .init(name: "Restarts", type: "string"),
+            Tables.ageColumn,
+            .init(name: "IP", priority: 1), .init(name: "Node", priority: 1),
+            .init(name: "Nominated Node", priority: 1),
+            .init(name: "Readiness Gates", priority: 1),
+        ]
     }
     func tableCells(_ obj: JSON) -> [JSON] {
         let spec = obj["spec"], status = obj["status"]
@@ -167,8 +203,11 @@ struct PodStrategy: ResourceStrategy {
         var phase = status["reason"].string ?? status["phase"].string ?? "Pending"
         for s in statuses { if let w = s["state"]["waiting"]["reason"].string { phase = w } }
         if !obj["metadata"]["deletionTimestamp"].isNull { phase = "Terminating" }
-        return [Tables.nameCell(obj), .string("\(ready)/\(cs.count)"), .string(phase), .string(String(restarts)), Tables.ageCell(obj),
-                .string(status["podIP"].string ?? "<none>"), .string(spec["nodeName"].string ?? "<none>"),
-                .string(status["nominatedNodeName"].string ?? "<none>"), .string("<none>")]
+        return [
+            Tables.nameCell(obj), .string("\(ready)/\(cs.count)"), .string(phase), .string(String(restarts)),
+            Tables.ageCell(obj),
+            .string(status["podIP"].string ?? "<none>"), .string(spec["nodeName"].string ?? "<none>"),
+            .string(status["nominatedNodeName"].string ?? "<none>"), .string("<none>"),
+        ]
     }
 }

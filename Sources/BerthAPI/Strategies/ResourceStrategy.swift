@@ -62,8 +62,10 @@ protocol ResourceStrategy: Sendable {
 
     /// Stores a new object: `write` stores it. A kind that allocates from shared state (Service: cluster IPs,
     /// node ports) does it around the write.
-    func create(_ obj: JSON, key: String, _ ctx: StrategyContext, handler: Handler,
-                write: (JSON) async throws -> JSON) async throws -> JSON
+    func create(
+        _ obj: JSON, key: String, _ ctx: StrategyContext, handler: Handler,
+        write: (JSON) async throws -> JSON
+    ) async throws -> JSON
     /// After a create that was stored (not a dry run).
     func afterCreate(_ obj: JSON, handler: Handler) async
     /// How a DELETE of `obj` proceeds. `gracePeriod` is the request's, if any.
@@ -77,7 +79,8 @@ protocol ResourceStrategy: Sendable {
     func afterDelete(_ obj: JSON, handler: Handler) async
 
     /// A POST to a subresource that is not an object write (pods/binding, pods/eviction); nil: not served.
-    func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws -> Response?
+    func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
+        -> Response?
 }
 
 extension ResourceStrategy {
@@ -113,8 +116,10 @@ extension ResourceStrategy {
     var tableColumns: [Tables.Column] { [Tables.nameColumn, Tables.ageColumn] }
     func tableCells(_ obj: JSON) -> [JSON] { [Tables.nameCell(obj), Tables.ageCell(obj)] }
 
-    func create(_ obj: JSON, key: String, _ ctx: StrategyContext, handler: Handler,
-                write: (JSON) async throws -> JSON) async throws -> JSON {
+    func create(
+        _ obj: JSON, key: String, _ ctx: StrategyContext, handler: Handler,
+        write: (JSON) async throws -> JSON
+    ) async throws -> JSON {
         try await write(obj)
     }
     func afterCreate(_ obj: JSON, handler: Handler) async {}
@@ -124,7 +129,9 @@ extension ResourceStrategy {
     var orphansDependents: Bool { true }
     func readyToRemove(_ obj: JSON, _ ctx: StrategyContext) -> Bool { true }
     func afterDelete(_ obj: JSON, handler: Handler) async {}
-    func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws -> Response? {
+    func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
+        -> Response?
+    {
         nil
     }
 }

@@ -13,8 +13,11 @@ struct SecretStrategy: ResourceStrategy {
     func validate(_ obj: JSON) -> [APIError.Cause] {
         var errs: [APIError.Cause] = []
         if obj["type"].string == "kubernetes.io/service-account-token",
-           (obj["metadata"]["annotations"]["kubernetes.io/service-account.name"].string ?? "").isEmpty {
-            errs.append(.init("metadata.annotations[kubernetes.io/service-account.name]", "FieldValueRequired", "Required value"))
+            (obj["metadata"]["annotations"]["kubernetes.io/service-account.name"].string ?? "").isEmpty
+        {
+            errs.append(
+                .init(
+                    "metadata.annotations[kubernetes.io/service-account.name]", "FieldValueRequired", "Required value"))
         }
         return errs + ConfigData.validateKeys(obj)
     }
@@ -27,12 +30,17 @@ struct SecretStrategy: ResourceStrategy {
         return errs + ConfigData.validateImmutable(obj, old: old, fields: ["data"])
     }
 
-    var fieldLabels: FieldLabelSet { .init(getters: ["type": FieldLabels.string("type", default: "Opaque")], ownConversion: true) }
+    var fieldLabels: FieldLabelSet {
+        .init(getters: ["type": FieldLabels.string("type", default: "Opaque")], ownConversion: true)
+    }
 
     var tableColumns: [Tables.Column] {
         [Tables.nameColumn, .init(name: "Type"), .init(name: "Data", type: "integer"), Tables.ageColumn]
     }
     func tableCells(_ obj: JSON) -> [JSON] {
-        [Tables.nameCell(obj), .string(obj["type"].string ?? "Opaque"), .int(Int64(obj["data"].object?.count ?? 0)), Tables.ageCell(obj)]
+        [
+            Tables.nameCell(obj), .string(obj["type"].string ?? "Opaque"), .int(Int64(obj["data"].object?.count ?? 0)),
+            Tables.ageCell(obj),
+        ]
     }
 }

@@ -26,13 +26,20 @@ struct ServiceStrategy: ResourceStrategy {
             obj["spec"]["clusterIP"] = old["spec"]["clusterIP"]; obj["spec"]["clusterIPs"] = old["spec"]["clusterIPs"]
         }
         if obj["spec"]["clusterIP"] != old["spec"]["clusterIP"] {
-            throw APIError.invalid(ctx.resource, obj["metadata"]["name"].string ?? "",
-                                   [.init("spec.clusterIPs[0]", "FieldValueInvalid", "Invalid value: \(obj["spec"]["clusterIP"].text): may not change once set")])
+            throw APIError.invalid(
+                ctx.resource, obj["metadata"]["name"].string ?? "",
+                [
+                    .init(
+                        "spec.clusterIPs[0]", "FieldValueInvalid",
+                        "Invalid value: \(obj["spec"]["clusterIP"].text): may not change once set")
+                ])
         }
         if var ports = obj["spec"]["ports"].array {
             let before = old["spec"]["ports"].array ?? []
             for i in ports.indices where ports[i]["nodePort"].isNull {
-                if let o = before.first(where: { $0["port"] == ports[i]["port"] }), !o["nodePort"].isNull { ports[i]["nodePort"] = o["nodePort"] }
+                if let o = before.first(where: { $0["port"] == ports[i]["port"] }), !o["nodePort"].isNull {
+                    ports[i]["nodePort"] = o["nodePort"]
+                }
             }
             obj["spec"]["ports"] = .array(ports)
         }
@@ -43,7 +50,11 @@ struct ServiceStrategy: ResourceStrategy {
         let spec = obj["spec"]
         let type = spec["type"].string ?? "ClusterIP"
         if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(type) {
-            errs.append(.init("spec.type", "FieldValueNotSupported", "Unsupported value: \"\(type)\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""))
+            errs.append(
+                .init(
+                    "spec.type", "FieldValueNotSupported",
+                    "Unsupported value: \"\(type)\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
+                ))
         }
         let ports = spec["ports"].array ?? []
         if ports.isEmpty && type != "ExternalName" && spec["clusterIP"].string != "None" {
@@ -53,7 +64,10 @@ struct ServiceStrategy: ResourceStrategy {
         for (i, p) in ports.enumerated() {
             let port = p["port"].int ?? 0
             if port < 1 || port > 65535 {
-                errs.append(.init("spec.ports[\(i)].port", "FieldValueInvalid", "Invalid value: \(port): must be between 1 and 65535, inclusive"))
+                errs.append(
+                    .init(
+                        "spec.ports[\(i)].port", "FieldValueInvalid",
+                        "Invalid value: \(port): must be between 1 and 65535, inclusive"))
             }
             if ports.count > 1 && (p["name"].string ?? "").isEmpty {
                 errs.append(.init("spec.ports[\(i)].name", "FieldValueRequired", "Required value"))
@@ -70,8 +84,10 @@ struct ServiceStrategy: ResourceStrategy {
     /// allocator reads what the stored Services hold, so allocation and write must not interleave.
     static let allocationLock = AsyncLock()
 
-    func create(_ obj: JSON, key: String, _ ctx: StrategyContext, handler: Handler,
-                write: (JSON) async throws -> JSON) async throws -> JSON {
+    func create(
+        _ obj: JSON, key: String, _ ctx: StrategyContext, handler: Handler,
+        write: (JSON) async throws -> JSON
+    ) async throws -> JSON {
         await Self.allocationLock.lock()
         do {
             let out = try await write(try await allocate(obj, ctx, handler: handler))
@@ -102,13 +118,29 @@ struct ServiceStrategy: ResourceStrategy {
         if let ip = obj["spec"]["clusterIP"].string, !ip.isEmpty {
             if ip != "None" {
                 guard await server.allocator.contains(ip) || ip == server.allocator.firstIP else {
-                    throw APIError.invalid(r, name, [.init("spec.clusterIPs", "FieldValueInvalid", "Invalid value: [\"\(ip)\"]: failed to allocate IP \(ip): the provided IP (\(ip)) is not in the valid range. The range of valid IPs is \(server.config.serviceCIDR)")])
+                    throw APIError.invalid(
+                        r, name,
+                        [
+                            .init(
+                                "spec.clusterIPs", "FieldValueInvalid",
+                                "Invalid value: [\"\(ip)\"]: failed to allocate IP \(ip): the provided IP (\(ip)) is not in the valid range. The range of valid IPs is \(server.config.serviceCIDR)"
+                            )
+                        ])
                 }
                 if usedIPs.contains(ip) {
-                    throw APIError.invalid(r, name, [.init("spec.clusterIPs", "FieldValueInvalid", "Invalid value: [\"\(ip)\"]: failed to allocate IP \(ip): provided IP is already allocated")])
+                    throw APIError.invalid(
+                        r, name,
+                        [
+                            .init(
+                                "spec.clusterIPs", "FieldValueInvalid",
+                                "Invalid value: [\"\(ip)\"]: failed to allocate IP \(ip): provided IP is already allocated"
+                            )
+                        ])
                 }
             }
-        } else { wantIP = true }
+        } else {
+            wantIP = true
+        }
         var ports = obj["spec"]["ports"].array ?? []
         let needPorts = type == "NodePort" || type == "LoadBalancer"
         var missing = 0
@@ -116,15 +148,31 @@ struct ServiceStrategy: ResourceStrategy {
             for (i, p) in ports.enumerated() {
                 if let np = p["nodePort"].int {
                     if !server.config.nodePortRange.contains(Int(np)) {
-                        throw APIError.invalid(r, name, [.init("spec.ports[\(i)].nodePort", "FieldValueInvalid", "Invalid value: \(np): provided port is not in the valid range. The range of valid ports is \(server.config.nodePortRange.lowerBound)-\(server.config.nodePortRange.upperBound)")])
+                        throw APIError.invalid(
+                            r, name,
+                            [
+                                .init(
+                                    "spec.ports[\(i)].nodePort", "FieldValueInvalid",
+                                    "Invalid value: \(np): provided port is not in the valid range. The range of valid ports is \(server.config.nodePortRange.lowerBound)-\(server.config.nodePortRange.upperBound)"
+                                )
+                            ])
                     }
                     if usedPorts.contains(np) {
-                        throw APIError.invalid(r, name, [.init("spec.ports[\(i)].nodePort", "FieldValueInvalid", "Invalid value: \(np): provided port is already allocated")])
+                        throw APIError.invalid(
+                            r, name,
+                            [
+                                .init(
+                                    "spec.ports[\(i)].nodePort", "FieldValueInvalid",
+                                    "Invalid value: \(np): provided port is already allocated")
+                            ])
                     }
-                } else { missing += 1 }
+                } else {
+                    missing += 1
+                }
             }
         }
-        let (ip, newPorts) = try await server.allocator.allocate(used: usedIPs, usedPorts: usedPorts, wantIP: wantIP, wantPorts: missing)
+        let (ip, newPorts) = try await server.allocator.allocate(
+            used: usedIPs, usedPorts: usedPorts, wantIP: wantIP, wantPorts: missing)
         if let ip { obj["spec"]["clusterIP"] = .string(ip) }
         if let ip = obj["spec"]["clusterIP"].string { obj["spec"]["clusterIPs"] = [.string(ip)] }
         var it = newPorts.makeIterator()
@@ -137,13 +185,19 @@ struct ServiceStrategy: ResourceStrategy {
     }
 
     var fieldLabels: FieldLabelSet {
-        .init(getters: ["spec.clusterIP": FieldLabels.string("spec.clusterIP"),
-                        "spec.type": FieldLabels.string("spec.type", default: "ClusterIP")], ownConversion: true)
+        .init(
+            getters: [
+                "spec.clusterIP": FieldLabels.string("spec.clusterIP"),
+                "spec.type": FieldLabels.string("spec.type", default: "ClusterIP"),
+            ], ownConversion: true)
     }
 
     var tableColumns: [Tables.Column] {
-        [Tables.nameColumn, .init(name: "Type"), .init(name: "Cluster-IP"), .init(name: "External-IP"), .init(name: "Port(s)"),
-         Tables.ageColumn, .init(name: "Selector", priority: 1)]
+        [
+            Tables.nameColumn, .init(name: "Type"), .init(name: "Cluster-IP"), .init(name: "External-IP"),
+            .init(name: "Port(s)"),
+            Tables.ageColumn, .init(name: "Selector", priority: 1),
+        ]
     }
     func tableCells(_ obj: JSON) -> [JSON] {
         let spec = obj["spec"], status = obj["status"]
@@ -151,11 +205,16 @@ struct ServiceStrategy: ResourceStrategy {
             let np = p["nodePort"].int.map { ":\($0)" } ?? ""
             return "\(p["port"].int ?? 0)\(np)/\(p["protocol"].string ?? "TCP")"
         }.joined(separator: ",")
-        let ext = (status["loadBalancer"]["ingress"].array ?? []).compactMap { $0["ip"].string } + (spec["externalIPs"].array ?? []).compactMap(\.string)
+        let ext =
+            (status["loadBalancer"]["ingress"].array ?? []).compactMap { $0["ip"].string }
+            + (spec["externalIPs"].array ?? []).compactMap(\.string)
         let type = spec["type"].string ?? "ClusterIP"
-        let sel = spec["selector"].stringMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        return [Tables.nameCell(obj), .string(type), .string(spec["clusterIP"].string ?? "<none>"),
-                .string(ext.isEmpty ? (type == "LoadBalancer" ? "<pending>" : "<none>") : ext.joined(separator: ",")),
-                .string(ports.isEmpty ? "<none>" : ports), Tables.ageCell(obj), .string(sel.isEmpty ? "<none>" : sel)]
+        let sel = spec["selector"].stringMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ",")
+        return [
+            Tables.nameCell(obj), .string(type), .string(spec["clusterIP"].string ?? "<none>"),
+            .string(ext.isEmpty ? (type == "LoadBalancer" ? "<pending>" : "<none>") : ext.joined(separator: ",")),
+            .string(ports.isEmpty ? "<none>" : ports), Tables.ageCell(obj), .string(sel.isEmpty ? "<none>" : sel),
+        ]
     }
 }

@@ -8,29 +8,38 @@ enum WorkloadRules {
         var spec = obj["spec"]["template"]["spec"]
         PodTemplate.applyDefaults(&spec)
         obj["spec"]["template"]["spec"] = spec
-        if obj["spec"]["template"]["metadata"]["creationTimestamp"].isNull { obj["spec"]["template"]["metadata"]["creationTimestamp"] = .null }
+        if obj["spec"]["template"]["metadata"]["creationTimestamp"].isNull {
+            obj["spec"]["template"]["metadata"]["creationTimestamp"] = .null
+        }
     }
 
     static func validate(_ obj: JSON) -> [APIError.Cause] {
         var errs: [APIError.Cause] = []
         let spec = obj["spec"]
         if let rep = spec["replicas"].int, rep < 0 {
-            errs.append(.init("spec.replicas", "FieldValueInvalid", "Invalid value: \(rep): must be greater than or equal to 0"))
+            errs.append(
+                .init("spec.replicas", "FieldValueInvalid", "Invalid value: \(rep): must be greater than or equal to 0")
+            )
         }
         let sel = spec["selector"]
         if sel.isNull || (sel["matchLabels"].stringMap.isEmpty && (sel["matchExpressions"].array ?? []).isEmpty) {
             errs.append(.init("spec.selector", "FieldValueRequired", "Required value"))
         } else if !LabelSelector(object: sel).matches(spec["template"]["metadata"]["labels"].stringMap) {
-            errs.append(.init("spec.template.metadata.labels", "FieldValueInvalid",
-                              "Invalid value: \(spec["template"]["metadata"]["labels"].text): `selector` does not match template `labels`"))
+            errs.append(
+                .init(
+                    "spec.template.metadata.labels", "FieldValueInvalid",
+                    "Invalid value: \(spec["template"]["metadata"]["labels"].text): `selector` does not match template `labels`"
+                ))
         }
         errs += PodTemplate.validate(spec["template"]["spec"], path: "spec.template.spec")
         return errs
     }
 
     /// The wide columns of every workload printer: Containers, Images, Selector.
-    static let wideColumns: [Tables.Column] = [.init(name: "Containers", priority: 1), .init(name: "Images", priority: 1),
-                                               .init(name: "Selector", priority: 1)]
+    static let wideColumns: [Tables.Column] = [
+        .init(name: "Containers", priority: 1), .init(name: "Images", priority: 1),
+        .init(name: "Selector", priority: 1),
+    ]
     static func wideCells(_ obj: JSON) -> [JSON] {
         let (c, i) = Tables.containers(obj["spec"]["template"]["spec"])
         return [.string(c), .string(i), .string(LabelSelector(object: obj["spec"]["selector"]).text)]

@@ -26,18 +26,21 @@ enum BindPropagation {
             if table == nil { table = mountInfo() }
             let path = (try? FileSystem.realPath(source)) ?? source
             guard let host = hostMount(of: path, in: table!) else {
-                throw .invalidArgument(what: "mount \(mount.destination)", reason: "Can't find mount point of \(source)")
+                throw .invalidArgument(
+                    what: "mount \(mount.destination)", reason: "Can't find mount point of \(source)")
             }
             if shared {
                 guard host.isShared else {
-                    throw .invalidArgument(what: "mount \(mount.destination)",
-                                           reason: "path \(source) is mounted on \(host.mountPoint) but it is not a shared mount")
+                    throw .invalidArgument(
+                        what: "mount \(mount.destination)",
+                        reason: "path \(source) is mounted on \(host.mountPoint) but it is not a shared mount")
                 }
                 result = "shared"
             } else {
                 guard host.isShared || host.isSlave else {
-                    throw .invalidArgument(what: "mount \(mount.destination)",
-                                           reason: "path \(source) is mounted on \(host.mountPoint) but it is not a shared or slave mount")
+                    throw .invalidArgument(
+                        what: "mount \(mount.destination)",
+                        reason: "path \(source) is mounted on \(host.mountPoint) but it is not a shared or slave mount")
                 }
                 if result == nil { result = "rslave" }
             }
@@ -51,12 +54,14 @@ enum BindPropagation {
         for line in mountInfo.split(separator: UInt8(ascii: "\n")) {
             let fields = line.split(separator: UInt8(ascii: " "))
             // id parent major:minor root mountpoint options [optional…] - type source superoptions
-            guard fields.count > 6, let dash = fields.firstIndex(where: { $0.elementsEqual("-".utf8) }), dash >= 6 else { continue }
+            guard fields.count > 6, let dash = fields.firstIndex(where: { $0.elementsEqual("-".utf8) }), dash >= 6
+            else { continue }
             let mountPoint = MountInfo.unescape(fields[4])
             let contains = mountPoint == "/" || path == mountPoint || path.hasPrefix(mountPoint + "/")
             guard contains, mountPoint.count >= (best?.mountPoint.count ?? -1) else { continue }
-            best = HostMount(mountPoint: mountPoint,
-                             optionalFields: fields[6..<dash].map { String(decoding: $0, as: UTF8.self) })
+            best = HostMount(
+                mountPoint: mountPoint,
+                optionalFields: fields[6..<dash].map { String(decoding: $0, as: UTF8.self) })
         }
         return best
     }

@@ -36,8 +36,10 @@ public enum ContainerCapabilities {
     /// in drops → only the adds; else the defaults minus drops plus adds. Names are case-insensitive,
     /// `CAP_` optional; a known name that is not available is an error, as in docker. Unlike docker, a
     /// name is listed once even if added twice or added while a default.
-    public static func resolve(add: [String], drop: [String], privileged: Bool,
-                               available all: [String]) throws(EngineError) -> [String] {
+    public static func resolve(
+        add: [String], drop: [String], privileged: Bool,
+        available all: [String]
+    ) throws(EngineError) -> [String] {
         if privileged { return all }
         if add.isEmpty && drop.isEmpty { return dockerDefault }
         let drops = try normalize(drop, option: "--cap-drop", available: all)
@@ -65,7 +67,11 @@ public enum ContainerCapabilities {
                 throw .invalidArgument(what: option, reason: "unknown capability: \"\(upper)\"")
             }
             guard available.contains(upper) else {
-                throw .invalidArgument(what: option, reason: "capability not supported by your kernel or not available in the current environment: \"\(upper)\"")
+                throw .invalidArgument(
+                    what: option,
+                    reason:
+                        "capability not supported by your kernel or not available in the current environment: \"\(upper)\""
+                )
             }
             result.append(upper)
         }

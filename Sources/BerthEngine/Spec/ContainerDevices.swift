@@ -12,16 +12,18 @@ import BerthOS
 enum ContainerDevices {
     static let defaultRules: [Spec.DeviceRule] = [
         Spec.DeviceRule(allow: false, access: "rwm"),
-        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 5, access: "rwm"),   // /dev/zero
-        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),   // /dev/null
-        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 9, access: "rwm"),   // /dev/urandom
-        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 8, access: "rwm"),   // /dev/random
-        Spec.DeviceRule(allow: true, type: "c", major: 5, minor: 0, access: "rwm"),   // /dev/tty
-        Spec.DeviceRule(allow: true, type: "c", major: 5, minor: 1, access: "rwm"),   // /dev/console
-        Spec.DeviceRule(allow: false, type: "c", major: 10, minor: 229, access: "rwm"), // /dev/fuse: not by default
+        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 5, access: "rwm"),  // /dev/zero
+        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),  // /dev/null
+        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 9, access: "rwm"),  // /dev/urandom
+        Spec.DeviceRule(allow: true, type: "c", major: 1, minor: 8, access: "rwm"),  // /dev/random
+        Spec.DeviceRule(allow: true, type: "c", major: 5, minor: 0, access: "rwm"),  // /dev/tty
+        Spec.DeviceRule(allow: true, type: "c", major: 5, minor: 1, access: "rwm"),  // /dev/console
+        Spec.DeviceRule(allow: false, type: "c", major: 10, minor: 229, access: "rwm"),  // /dev/fuse: not by default
     ]
 
-    static func build(_ request: ContainerConfiguration) throws(EngineError) -> (devices: [Spec.Device], rules: [Spec.DeviceRule]) {
+    static func build(_ request: ContainerConfiguration) throws(EngineError) -> (
+        devices: [Spec.Device], rules: [Spec.DeviceRule]
+    ) {
         if request.privileged {
             var devices = hostDevices()
             for mapping in request.devices where mapping.pathOnHost != mapping.pathInContainer {
@@ -37,8 +39,11 @@ enum ContainerDevices {
             }
             let found = try fromPath(mapping.pathOnHost, in: mapping.pathInContainer)
             devices += found
-            rules += found.map { Spec.DeviceRule(allow: true, type: $0.type, major: $0.major, minor: $0.minor,
-                                                 access: mapping.cgroupPermissions) }
+            rules += found.map {
+                Spec.DeviceRule(
+                    allow: true, type: $0.type, major: $0.major, minor: $0.minor,
+                    access: mapping.cgroupPermissions)
+            }
         }
         return (devices, rules)
     }
@@ -53,7 +58,9 @@ enum ContainerDevices {
         var info = stat()
         guard lstat(resolved, &info) == 0 else {
             let reason = String(cString: strerror(errno))
-            throw .invalidArgument(what: "--device", reason: "error gathering device information while adding custom device \"\(pathOnHost)\": \(reason)")
+            throw .invalidArgument(
+                what: "--device",
+                reason: "error gathering device information while adding custom device \"\(pathOnHost)\": \(reason)")
         }
         if let device = device(info, path: pathInContainer) { return [device] }
         if (info.st_mode & S_IFMT) == S_IFDIR {
@@ -64,7 +71,10 @@ enum ContainerDevices {
             }
             if !found.isEmpty { return found }
         }
-        throw .invalidArgument(what: "--device", reason: "error gathering device information while adding custom device \"\(pathOnHost)\": not a device node")
+        throw .invalidArgument(
+            what: "--device",
+            reason: "error gathering device information while adding custom device \"\(pathOnHost)\": not a device node"
+        )
     }
 
     /// Every device under /dev for `--privileged`, without /dev/pts, shm, mqueue, fd and console (the
@@ -80,8 +90,10 @@ enum ContainerDevices {
     }
 
     /// Devices under `directory` (not following symlinks), with their paths relative to it.
-    static func walk(_ directory: String, skipping directories: Set<String> = [], skipFiles: Set<String> = [],
-                     depth: Int = 0) -> [(relative: String, device: Spec.Device)] {
+    static func walk(
+        _ directory: String, skipping directories: Set<String> = [], skipFiles: Set<String> = [],
+        depth: Int = 0
+    ) -> [(relative: String, device: Spec.Device)] {
         guard depth < 16, let names = try? FileSystem.listDirectory(directory) else { return [] }
         var result: [(relative: String, device: Spec.Device)] = []
         for name in names.sorted() {
@@ -111,7 +123,8 @@ enum ContainerDevices {
         // glibc's gnu_dev_major/minor, which Swift does not import (they are macros).
         let major = ((number >> 8) & 0xfff) | ((number >> 32) & ~UInt64(0xfff))
         let minor = (number & 0xff) | ((number >> 12) & ~UInt64(0xff))
-        return Spec.Device(type: type, path: path, major: Int64(major), minor: Int64(minor),
-                           fileMode: UInt32(info.st_mode & ~S_IFMT), uid: info.st_uid, gid: info.st_gid)
+        return Spec.Device(
+            type: type, path: path, major: Int64(major), minor: Int64(minor),
+            fileMode: UInt32(info.st_mode & ~S_IFMT), uid: info.st_uid, gid: info.st_gid)
     }
 }

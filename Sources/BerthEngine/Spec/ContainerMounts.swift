@@ -14,13 +14,20 @@ enum ContainerMounts {
 
     static let defaults: [Spec.Mount] = [
         Spec.Mount(destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"]),
-        Spec.Mount(destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        Spec.Mount(destination: "/dev/pts", type: "devpts", source: "devpts",
-                   options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        Spec.Mount(
+            destination: "/dev", type: "tmpfs", source: "tmpfs",
+            options: ["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        Spec.Mount(
+            destination: "/dev/pts", type: "devpts", source: "devpts",
+            options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
         Spec.Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"]),
-        Spec.Mount(destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["ro", "nosuid", "noexec", "nodev"]),
-        Spec.Mount(destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
-        Spec.Mount(destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777"]),
+        Spec.Mount(
+            destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup",
+            options: ["ro", "nosuid", "noexec", "nodev"]),
+        Spec.Mount(
+            destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"]),
+        Spec.Mount(
+            destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777"]),
     ]
 
     static func build(_ inputs: SpecInputs, writableCgroups: Bool) throws(EngineError) -> [Spec.Mount] {
@@ -32,15 +39,19 @@ enum ContainerMounts {
         for destination in request.tmpfs.keys.sorted() {
             let target = try cleanDestination(destination, option: "--tmpfs")
             let data = request.tmpfs[destination] ?? ""
-            requested.append(try tmpfsMount(target, data: data.isEmpty ? [] : data.split(separator: ",").map(String.init),
-                                            option: "--tmpfs"))
+            requested.append(
+                try tmpfsMount(
+                    target, data: data.isEmpty ? [] : data.split(separator: ",").map(String.init),
+                    option: "--tmpfs"))
         }
         // The engine's /etc/hosts, hostname and resolv.conf, unless the user mounts their own there (docker
         // skips its file then, rather than calling it a duplicate).
         let userTargets = Set(requested.map(\.destination))
-        let managed = inputs.managedFiles.keys.sorted().filter { !userTargets.contains(FileSystem.clean($0)) }.map { destination in
-            Spec.Mount(destination: destination, type: "bind", source: inputs.managedFiles[destination],
-                       options: ["rbind"] + (request.readonlyRootfs ? ["ro"] : []) + ["rprivate"])
+        let managed = inputs.managedFiles.keys.sorted().filter { !userTargets.contains(FileSystem.clean($0)) }.map {
+            destination in
+            Spec.Mount(
+                destination: destination, type: "bind", source: inputs.managedFiles[destination],
+                options: ["rbind"] + (request.readonlyRootfs ? ["ro"] : []) + ["rprivate"])
         }
         requested = managed + requested
 
@@ -56,7 +67,9 @@ enum ContainerMounts {
         }.map(\.element)
 
         let shmSize = request.shmSize ?? defaultShmSize
-        guard shmSize >= 0 else { throw .invalidArgument(what: "--shm-size", reason: "SHM size can not be less than 0") }
+        guard shmSize >= 0 else {
+            throw .invalidArgument(what: "--shm-size", reason: "SHM size can not be less than 0")
+        }
         let userDestinations = seen
         let devReplaced = userDestinations.contains("/dev")
         var mounts: [Spec.Mount] = defaults.compactMap { mount in
@@ -72,7 +85,8 @@ enum ContainerMounts {
             guard let initPath = inputs.initPath else {
                 throw .invalidArgument(what: "--init", reason: "no init binary is configured on this engine")
             }
-            mounts.append(Spec.Mount(destination: Self.initPath, type: "bind", source: initPath, options: ["bind", "ro"]))
+            mounts.append(
+                Spec.Mount(destination: Self.initPath, type: "bind", source: initPath, options: ["bind", "ro"]))
         }
         mounts += sorted
 
@@ -81,7 +95,9 @@ enum ContainerMounts {
                 let destination = mounts[index].destination
                 if ["/proc", "/dev/pts", "/dev/shm", "/dev/mqueue", "/dev"].contains(destination) { continue }
                 if userDestinations.contains(destination) { continue }
-                if !(mounts[index].options ?? []).contains("ro") { mounts[index].options = (mounts[index].options ?? []) + ["ro"] }
+                if !(mounts[index].options ?? []).contains("ro") {
+                    mounts[index].options = (mounts[index].options ?? []) + ["ro"]
+                }
             }
         }
         for index in mounts.indices {
@@ -93,14 +109,17 @@ enum ContainerMounts {
     }
 
     /// `-v`/`--mount` entry `index` as an OCI mount.
-    static func userMount(_ request: ContainerConfiguration.MountRequest, index: Int,
-                          inputs: SpecInputs) throws(EngineError) -> Spec.Mount {
+    static func userMount(
+        _ request: ContainerConfiguration.MountRequest, index: Int,
+        inputs: SpecInputs
+    ) throws(EngineError) -> Spec.Mount {
         let option = "mount \(request.target)"
         let target = try cleanDestination(request.target, option: option)
         switch request.type {
         case .bind:
             guard request.source.hasPrefix("/") else {
-                throw .invalidArgument(what: option, reason: "invalid mount path: '\(request.source)' mount path must be absolute")
+                throw .invalidArgument(
+                    what: option, reason: "invalid mount path: '\(request.source)' mount path must be absolute")
             }
             let source = FileSystem.clean(request.source)
             guard FileSystem.exists(source) else {
@@ -111,14 +130,20 @@ enum ContainerMounts {
                 throw .invalidArgument(what: option, reason: "invalid propagation mode: \(propagation)")
             }
             let recursive = request.options.contains("bind") ? "bind" : "rbind"
-            return Spec.Mount(destination: target, type: "bind", source: source,
-                              options: [recursive] + (request.readOnly ? ["ro"] : []) + [propagation])
+            return Spec.Mount(
+                destination: target, type: "bind", source: source,
+                options: [recursive] + (request.readOnly ? ["ro"] : []) + [propagation])
         case .volume:
             guard index < inputs.volumeSources.count, let source = inputs.volumeSources[index] else {
-                throw .invalidArgument(what: option, reason: "the volume \(request.source.isEmpty ? "(anonymous)" : request.source) for \(target) was not prepared")
+                throw .invalidArgument(
+                    what: option,
+                    reason:
+                        "the volume \(request.source.isEmpty ? "(anonymous)" : request.source) for \(target) was not prepared"
+                )
             }
-            return Spec.Mount(destination: target, type: "bind", source: source,
-                              options: ["rbind"] + (request.readOnly ? ["ro"] : []))
+            return Spec.Mount(
+                destination: target, type: "bind", source: source,
+                options: ["rbind"] + (request.readOnly ? ["ro"] : []))
         case .tmpfs:
             var data: [String] = []
             if request.readOnly { data.append("ro") }
@@ -132,8 +157,10 @@ enum ContainerMounts {
     /// A tmpfs with docker's defaults (noexec, nosuid, nodev, rprivate) overridden by `data`, merged as
     /// moby's MergeTmpfsOptions: a later flag or key wins over an earlier one of its kind.
     static func tmpfsMount(_ destination: String, data: [String], option: String) throws(EngineError) -> Spec.Mount {
-        Spec.Mount(destination: destination, type: "tmpfs", source: "tmpfs",
-                   options: try RunOptionParser.mergeTmpfsOptions(["noexec", "nosuid", "nodev", "rprivate"] + data, option: option))
+        Spec.Mount(
+            destination: destination, type: "tmpfs", source: "tmpfs",
+            options: try RunOptionParser.mergeTmpfsOptions(
+                ["noexec", "nosuid", "nodev", "rprivate"] + data, option: option))
     }
 
     static let propagationModes: Set<String> = ["private", "rprivate", "shared", "rshared", "slave", "rslave"]

@@ -18,8 +18,10 @@ public enum ContainerProcess {
     ///   cmd alone.
     /// - `[]` (the API's empty entrypoint): no entrypoint, and the image's cmd is still used when the
     ///   request has none — docker's merge treats an empty list like an absent cmd.
-    public static func arguments(request: ContainerConfiguration,
-                                 image: ImageConfig.ContainerConfig?) throws(EngineError) -> [String] {
+    public static func arguments(
+        request: ContainerConfiguration,
+        image: ImageConfig.ContainerConfig?
+    ) throws(EngineError) -> [String] {
         var entrypoint = request.entrypoint
         var cmd = request.cmd ?? []
         if (entrypoint ?? []).isEmpty {
@@ -40,8 +42,10 @@ public enum ContainerProcess {
     /// A request entry `KEY` without `=` removes KEY (the image's, or PATH/HOSTNAME/TERM). docker's CLI
     /// turns `-e KEY` into `KEY=value` from the caller's environment before sending, and sends `KEY` alone
     /// only when the caller has no such variable; callers of this engine do the same.
-    public static func environment(request: ContainerConfiguration, image: ImageConfig.ContainerConfig?,
-                                   hostname: String) -> [String] {
+    public static func environment(
+        request: ContainerConfiguration, image: ImageConfig.ContainerConfig?,
+        hostname: String
+    ) -> [String] {
         // docker's merge: the request's entries, then the image's whose key the request does not name.
         let requestKeys = Set(request.env.map(key))
         let configured = request.env + (image?.Env ?? []).filter { !requestKeys.contains(key($0)) }
@@ -65,11 +69,15 @@ public enum ContainerProcess {
     }
 
     /// The request's working directory, else the image's, else `/`; it must be absolute.
-    public static func workingDirectory(request: ContainerConfiguration,
-                                        image: ImageConfig.ContainerConfig?) throws(EngineError) -> String {
+    public static func workingDirectory(
+        request: ContainerConfiguration,
+        image: ImageConfig.ContainerConfig?
+    ) throws(EngineError) -> String {
         let directory = [request.workingDir, image?.WorkingDir].compactMap { $0 }.first { !$0.isEmpty } ?? "/"
         guard directory.hasPrefix("/") else {
-            throw .invalidArgument(what: "--workdir", reason: "the working directory '\(directory)' is invalid, it needs to be an absolute path")
+            throw .invalidArgument(
+                what: "--workdir",
+                reason: "the working directory '\(directory)' is invalid, it needs to be an absolute path")
         }
         return FileSystem.clean(directory)
     }

@@ -16,16 +16,21 @@ enum ContainerResources {
             throw .invalidArgument(what: "--memory", reason: "Minimum memory limit allowed is 6MB")
         }
         if limit > 0 && swap > 0 && swap < limit {
-            throw .invalidArgument(what: "--memory-swap", reason: "Minimum memoryswap limit should be larger than memory limit, see usage")
+            throw .invalidArgument(
+                what: "--memory-swap", reason: "Minimum memoryswap limit should be larger than memory limit, see usage")
         }
         if limit == 0 && swap > 0 {
-            throw .invalidArgument(what: "--memory-swap", reason: "You should always set the Memory limit when using Memoryswap limit, see usage")
+            throw .invalidArgument(
+                what: "--memory-swap",
+                reason: "You should always set the Memory limit when using Memoryswap limit, see usage")
         }
         if reservation > 0 && reservation < minimumMemory {
             throw .invalidArgument(what: "--memory-reservation", reason: "Minimum memory reservation allowed is 6MB")
         }
         if limit > 0 && reservation > 0 && limit < reservation {
-            throw .invalidArgument(what: "--memory", reason: "Minimum memory limit can not be less than memory reservation limit, see usage")
+            throw .invalidArgument(
+                what: "--memory",
+                reason: "Minimum memory limit can not be less than memory reservation limit, see usage")
         }
         // docker: with a limit and no swap setting, memory+swap is twice the limit; no swap limit at all
         // where the kernel does not account swap.
@@ -42,22 +47,31 @@ enum ContainerResources {
     static func cpu(_ r: ContainerConfiguration.Resources, host: HostFacts) throws(EngineError) -> Spec.CPU? {
         let nano = r.nanoCPUs ?? 0, period = r.cpuPeriod ?? 0, quota = r.cpuQuota ?? 0, shares = r.cpuShares ?? 0
         if nano > 0 && period > 0 {
-            throw .invalidArgument(what: "--cpus", reason: "Conflicting options: Nano CPUs and CPU Period cannot both be set")
+            throw .invalidArgument(
+                what: "--cpus", reason: "Conflicting options: Nano CPUs and CPU Period cannot both be set")
         }
         if nano > 0 && quota > 0 {
-            throw .invalidArgument(what: "--cpus", reason: "Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+            throw .invalidArgument(
+                what: "--cpus", reason: "Conflicting options: Nano CPUs and CPU Quota cannot both be set")
         }
         if nano != 0 && (nano < 0 || nano > Int64(host.cpuCount) * 1_000_000_000) {
-            throw .invalidArgument(what: "--cpus", reason: "range of CPUs is from 0.01 to \(host.cpuCount).00, as there are only \(host.cpuCount) CPUs available")
+            throw .invalidArgument(
+                what: "--cpus",
+                reason:
+                    "range of CPUs is from 0.01 to \(host.cpuCount).00, as there are only \(host.cpuCount) CPUs available"
+            )
         }
         if period != 0 && (period < 1000 || period > 1_000_000) {
-            throw .invalidArgument(what: "--cpu-period", reason: "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+            throw .invalidArgument(
+                what: "--cpu-period",
+                reason: "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
         }
         if quota > 0 && quota < 1000 {
             throw .invalidArgument(what: "--cpu-quota", reason: "CPU cfs quota can not be less than 1ms (i.e. 1000)")
         }
         if shares < 0 {
-            throw .invalidArgument(what: "--cpu-shares", reason: "invalid CPU shares (\(shares)): value must be a positive integer")
+            throw .invalidArgument(
+                what: "--cpu-shares", reason: "invalid CPU shares (\(shares)): value must be a positive integer")
         }
         var cpu = Spec.CPU()
         if shares != 0 { cpu.shares = UInt64(shares) }
@@ -87,16 +101,20 @@ enum ContainerResources {
             guard RunOptionParser.ulimitNames.contains(ulimit.name) else {
                 throw .invalidArgument(what: "--ulimit", reason: "invalid ulimit type: \(ulimit.name)")
             }
-            result.append(Spec.Rlimit(type: "RLIMIT_" + ulimit.name.uppercased(),
-                                      hard: UInt64(bitPattern: ulimit.hard), soft: UInt64(bitPattern: ulimit.soft)))
+            result.append(
+                Spec.Rlimit(
+                    type: "RLIMIT_" + ulimit.name.uppercased(),
+                    hard: UInt64(bitPattern: ulimit.hard), soft: UInt64(bitPattern: ulimit.soft)))
         }
         return result
     }
 
     /// docker's defaults for a container's own network namespace (unprivileged ping, low ports without
     /// CAP_NET_BIND_SERVICE), then the request's, which win; each checked to be namespaced.
-    static func sysctls(_ request: ContainerConfiguration, ownNetwork: Bool, hostNetwork: Bool,
-                        host: HostFacts) throws(EngineError) -> [String: String]? {
+    static func sysctls(
+        _ request: ContainerConfiguration, ownNetwork: Bool, hostNetwork: Bool,
+        host: HostFacts
+    ) throws(EngineError) -> [String: String]? {
         var result: [String: String] = [:]
         if ownNetwork {
             if host.hasPingGroupRange { result["net.ipv4.ping_group_range"] = "0 2147483647" }
@@ -105,7 +123,8 @@ enum ContainerResources {
         for (key, value) in request.sysctls {
             try RunOptionParser.validateSysctl(key)
             if hostNetwork && key.hasPrefix("net.") {
-                throw .invalidArgument(what: "--sysctl", reason: "sysctl '\(key)' is not allowed in the host's network namespace")
+                throw .invalidArgument(
+                    what: "--sysctl", reason: "sysctl '\(key)' is not allowed in the host's network namespace")
             }
             result[key] = value
         }

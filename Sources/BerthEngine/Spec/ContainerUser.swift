@@ -16,7 +16,9 @@ public enum ContainerUser {
     /// The process user for `userSpec` (empty: root) in `rootfs`. `additionalGids` is docker's: the
     /// primary group first, then every group in /etc/group listing the user by name (only when no group
     /// was given), then `groupAdd` (`--group-add`: group names or numbers).
-    public static func resolve(_ userSpec: String, groupAdd: [String] = [], rootfs: String) throws(EngineError) -> Spec.User {
+    public static func resolve(_ userSpec: String, groupAdd: [String] = [], rootfs: String) throws(EngineError)
+        -> Spec.User
+    {
         let root: Root
         do {
             root = try Root(path: rootfs)
@@ -29,8 +31,10 @@ public enum ContainerUser {
     }
 
     /// The same rule over the files' contents (nil: the file does not exist).
-    public static func resolve(_ userSpec: String, groupAdd: [String] = [], passwd: String?,
-                               group: String?) throws(EngineError) -> Spec.User {
+    public static func resolve(
+        _ userSpec: String, groupAdd: [String] = [], passwd: String?,
+        group: String?
+    ) throws(EngineError) -> Spec.User {
         let fields = userSpec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         let userArg = fields.first ?? "", groupArg = fields.count > 1 ? fields[1] : ""
         let uidArg = Int(userArg), gidArg = Int(groupArg)
@@ -53,7 +57,8 @@ public enum ContainerUser {
         }
         if matchedName.isEmpty && !userArg.isEmpty {
             guard let uidArg else {
-                throw .invalidArgument(what: "user", reason: "unable to find user \(userArg): no matching entries in passwd file")
+                throw .invalidArgument(
+                    what: "user", reason: "unable to find user \(userArg): no matching entries in passwd file")
             }
             guard (0...maximumID).contains(uidArg) else {
                 throw .invalidArgument(what: "user", reason: "uids and gids must be in range 0-\(maximumID)")
@@ -72,7 +77,8 @@ public enum ContainerUser {
                     gid = Int(field(match, 2)) ?? 0
                 } else {
                     guard let gidArg else {
-                        throw .invalidArgument(what: "user", reason: "unable to find group \(groupArg): no matching entries in group file")
+                        throw .invalidArgument(
+                            what: "user", reason: "unable to find group \(groupArg): no matching entries in group file")
                     }
                     guard (0...maximumID).contains(gidArg) else {
                         throw .invalidArgument(what: "user", reason: "uids and gids must be in range 0-\(maximumID)")
@@ -86,8 +92,9 @@ public enum ContainerUser {
             }
         }
         let added = try additionalGroups(groupAdd, group: group)
-        return Spec.User(uid: UInt32(truncatingIfNeeded: uid), gid: UInt32(truncatingIfNeeded: gid),
-                         additionalGids: ([gid] + supplementary + added).map { UInt32(truncatingIfNeeded: $0) })
+        return Spec.User(
+            uid: UInt32(truncatingIfNeeded: uid), gid: UInt32(truncatingIfNeeded: gid),
+            additionalGids: ([gid] + supplementary + added).map { UInt32(truncatingIfNeeded: $0) })
     }
 
     /// `--group-add` entries as gids (moby/sys/user GetAdditionalGroups): a group's name or number from
@@ -102,7 +109,8 @@ public enum ContainerUser {
                 gid = Int(field(match, 2)) ?? 0
             } else {
                 guard let number = Int(name) else {
-                    throw .invalidArgument(what: "--group-add", reason: "Unable to find group \(name): no matching entries in group file")
+                    throw .invalidArgument(
+                        what: "--group-add", reason: "Unable to find group \(name): no matching entries in group file")
                 }
                 guard (0...maximumID).contains(number) else {
                     throw .invalidArgument(what: "--group-add", reason: "uids and gids must be in range 0-\(maximumID)")
@@ -133,7 +141,7 @@ public enum ContainerUser {
         let descriptor: FileDescriptor
         do {
             descriptor = try root.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
-        } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+        } catch  where error.errno == ENOENT || error.errno == ENOTDIR {
             return nil
         } catch {
             throw .system(error, context: "reading the container's \(path)")

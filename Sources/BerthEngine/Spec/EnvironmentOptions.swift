@@ -3,7 +3,9 @@ extension RunOptionParser {
     /// removes the image's KEY) when the caller has none — docker's ValidateEnv.
     public static func parseEnv(_ text: String, lookup: (String) -> String?) throws(EngineError) -> String {
         let key = ContainerProcess.key(text)
-        guard !key.isEmpty else { throw .invalidArgument(what: "--env", reason: "invalid environment variable: \(text)") }
+        guard !key.isEmpty else {
+            throw .invalidArgument(what: "--env", reason: "invalid environment variable: \(text)")
+        }
         if text.contains("=") { return text }
         return lookup(key).map { key + "=" + $0 } ?? text
     }
@@ -14,7 +16,9 @@ extension RunOptionParser {
     /// `lookup` and is left out when the caller has none.
     public static func parseEnvFile(_ contents: String, lookup: (String) -> String?) throws(EngineError) -> [String] {
         var result: [String] = []
-        for (number, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+        for (number, rawLine) in contents.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+            .enumerated()
+        {
             var line = Substring(rawLine)
             if number == 0 && line.hasPrefix("\u{FEFF}") { line = line.dropFirst() }
             line = line.drop(while: { $0.isWhitespace })
@@ -41,7 +45,9 @@ extension RunOptionParser {
         do {
             return try parseEnvFile(contents) { _ in nil }
         } catch {
-            if case .invalidArgument(_, let reason) = error { throw .invalidArgument(what: "--label-file", reason: reason) }
+            if case .invalidArgument(_, let reason) = error {
+                throw .invalidArgument(what: "--label-file", reason: reason)
+            }
             throw error
         }
     }
@@ -51,7 +57,9 @@ extension RunOptionParser {
         let separator = text.firstIndex(of: "=")
         let rawKey = separator.map { String(text[..<$0]) } ?? text
         let key = String(rawKey.drop(while: { $0 == " " || $0 == "\t" }))
-        guard !key.isEmpty else { throw .invalidArgument(what: "--label", reason: "invalid label '\(text)': empty name") }
+        guard !key.isEmpty else {
+            throw .invalidArgument(what: "--label", reason: "invalid label '\(text)': empty name")
+        }
         guard !key.contains(where: { $0 == " " || $0 == "\t" }) else {
             throw .invalidArgument(what: "--label", reason: "label '\(key)' contains whitespaces")
         }

@@ -17,7 +17,8 @@ public struct HostFacts: Sendable, Equatable {
         public init?(release: String) {
             let parts = release.split(separator: ".", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count >= 2, let major = Int(parts[0]),
-                  let minor = Int(parts[1].prefix(while: { $0.isNumber })) else { return nil }
+                let minor = Int(parts[1].prefix(while: { $0.isNumber }))
+            else { return nil }
             self.init(major, minor)
         }
     }
@@ -53,10 +54,12 @@ public struct HostFacts: Sendable, Equatable {
     /// counters leak what other tenants run (GHSA-6fw5-f8r9-fgfm).
     public var thermalThrottlePaths: [String] = []
 
-    public init(lastCapability: Int, ownCapabilities: UInt64? = nil, unifiedCgroups: Bool, kernel: KernelVersion,
-                architecture: String,
-                cpuCount: Int, hasPingGroupRange: Bool = true, hasUnprivilegedPortStart: Bool = true,
-                swapLimit: Bool = true, thermalThrottlePaths: [String] = []) {
+    public init(
+        lastCapability: Int, ownCapabilities: UInt64? = nil, unifiedCgroups: Bool, kernel: KernelVersion,
+        architecture: String,
+        cpuCount: Int, hasPingGroupRange: Bool = true, hasUnprivilegedPortStart: Bool = true,
+        swapLimit: Bool = true, thermalThrottlePaths: [String] = []
+    ) {
         self.lastCapability = lastCapability
         self.ownCapabilities = ownCapabilities
         self.unifiedCgroups = unifiedCgroups
@@ -71,14 +74,19 @@ public struct HostFacts: Sendable, Equatable {
 
     /// The facts of this machine.
     public static func current() -> HostFacts {
-        let lastCapability = (try? FileSystem.readString("/proc/sys/kernel/cap_last_cap"))
+        let lastCapability =
+            (try? FileSystem.readString("/proc/sys/kernel/cap_last_cap"))
             .flatMap { Int($0.trimmingCharacters(in: " \n")) } ?? ContainerCapabilities.knownNames.count - 1
         // A hybrid host has a tmpfs there with v1 hierarchies (and a cgroup2 one) under it.
         let unified = (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2
         var names = utsname()
         uname(&names)
-        let release = withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        let machine = withUnsafeBytes(of: &names.machine) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let release = withUnsafeBytes(of: &names.release) {
+            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        let machine = withUnsafeBytes(of: &names.machine) {
+            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
         let status = (try? FileSystem.readString("/proc/self/status")) ?? ""
         let effective = status.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
             .flatMap { UInt64(String($0.dropFirst("CapEff:".count)).trimmingCharacters(in: " \t"), radix: 16) }

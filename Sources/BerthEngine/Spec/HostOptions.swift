@@ -25,9 +25,12 @@ extension RunOptionParser {
         }
         if hard != -1 {
             if soft == -1 {
-                throw fail("ulimit soft limit must be less than or equal to hard limit: soft: -1 (unlimited), hard: \(hard)")
+                throw fail(
+                    "ulimit soft limit must be less than or equal to hard limit: soft: -1 (unlimited), hard: \(hard)")
             }
-            if soft > hard { throw fail("ulimit soft limit must be less than or equal to hard limit: \(soft) > \(hard)") }
+            if soft > hard {
+                throw fail("ulimit soft limit must be less than or equal to hard limit: \(soft) > \(hard)")
+            }
         }
         return ContainerConfiguration.Ulimit(name: name, soft: soft, hard: hard)
     }
@@ -55,8 +58,9 @@ extension RunOptionParser {
         if container.isEmpty { container = host }
         guard container.hasPrefix("/") else { throw fail("\(container) is not an absolute path") }
         host = host.hasPrefix("/") ? FileSystem.clean(host) : host
-        return ContainerConfiguration.DeviceMapping(pathOnHost: host, pathInContainer: FileSystem.clean(container),
-                                                    cgroupPermissions: permissions)
+        return ContainerConfiguration.DeviceMapping(
+            pathOnHost: host, pathInContainer: FileSystem.clean(container),
+            cgroupPermissions: permissions)
     }
 
     /// `--restart no|always|unless-stopped|on-failure[:N]`; a count only with on-failure, never negative.
@@ -65,7 +69,9 @@ extension RunOptionParser {
         if text.isEmpty { return ContainerConfiguration.RestartPolicy() }
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let name = parts[0]
-        if parts.count == 2 && name.isEmpty { throw fail("invalid restart policy format: no policy provided before colon") }
+        if parts.count == 2 && name.isEmpty {
+            throw fail("invalid restart policy format: no policy provided before colon")
+        }
         var count = 0
         if parts.count == 2 && !parts[1].isEmpty {
             guard let value = Int(parts[1]) else {
@@ -75,11 +81,15 @@ extension RunOptionParser {
         }
         switch name {
         case "no", "always", "unless-stopped":
-            if count != 0 { throw fail("invalid restart policy: maximum retry count can only be used with 'on-failure'") }
+            if count != 0 {
+                throw fail("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+            }
         case "on-failure":
             if count < 0 { throw fail("invalid restart policy: maximum retry count cannot be negative") }
         default:
-            throw fail("invalid restart policy: unknown policy '\(name)'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")
+            throw fail(
+                "invalid restart policy: unknown policy '\(name)'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )
         }
         return ContainerConfiguration.RestartPolicy(name: name, maximumRetryCount: count)
     }
@@ -98,8 +108,10 @@ extension RunOptionParser {
     /// (`kernel.msgmax`, `kernel.msgmnb`, `kernel.msgmni`, `kernel.sem`, `kernel.shmall`, `kernel.shmmax`,
     /// `kernel.shmmni`, `kernel.shm_rmid_forced`, `fs.mqueue.*`) and network ones (`net.*`).
     public static func validateSysctl(_ key: String) throws(EngineError) {
-        let ipc: Set<String> = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]
+        let ipc: Set<String> = [
+            "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        ]
         guard ipc.contains(key) || key.hasPrefix("net.") || key.hasPrefix("fs.mqueue.") else {
             throw .invalidArgument(what: "--sysctl", reason: "sysctl '\(key)' is not allowed")
         }

@@ -5,7 +5,9 @@ extension RunOptionParser {
     /// `/host:/ctr` (bind), each with an optional `:MODE` list of `ro`/`rw`, a propagation (`rshared`, …),
     /// `nocopy`, `z`/`Z` and consistency (`cached`, `delegated`, `consistent`; kept in `options`, no
     /// effect here). A relative source starting with `.` is made absolute against `currentDirectory`.
-    public static func parseVolume(_ text: String, currentDirectory: String? = nil) throws(EngineError) -> ContainerConfiguration.MountRequest {
+    public static func parseVolume(_ text: String, currentDirectory: String? = nil) throws(EngineError)
+        -> ContainerConfiguration.MountRequest
+    {
         let option = "--volume"
         let invalidSpec = EngineError.invalidArgument(what: option, reason: "invalid volume specification: '\(text)'")
         let parts = text.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
@@ -22,15 +24,18 @@ extension RunOptionParser {
         guard validVolumeMode(mode) else { throw .invalidArgument(what: option, reason: "invalid mode: \(mode)") }
         if source.hasPrefix(".") { source = absolute(source, currentDirectory) }
         let modes = mode.isEmpty ? [] : mode.split(separator: ",").map(String.init)
-        var request = ContainerConfiguration.MountRequest(type: source.hasPrefix("/") ? .bind : .volume, source: source,
-                                                          target: try validTarget(target, option: option),
-                                                          readOnly: modes.contains("ro"))
+        var request = ContainerConfiguration.MountRequest(
+            type: source.hasPrefix("/") ? .bind : .volume, source: source,
+            target: try validTarget(target, option: option),
+            readOnly: modes.contains("ro"))
         request.propagation = modes.first(where: ContainerMounts.propagationModes.contains)
         request.noCopy = modes.contains("nocopy")
         request.options = modes.filter { ["z", "Z", "consistent", "cached", "delegated"].contains($0) }
         if request.type == .volume {
             if request.propagation != nil {
-                throw .invalidArgument(what: option, reason: "invalid volume specification: '\(text)': a propagation mode applies to bind mounts only")
+                throw .invalidArgument(
+                    what: option,
+                    reason: "invalid volume specification: '\(text)': a propagation mode applies to bind mounts only")
             }
             if !source.isEmpty { try validateVolumeName(source, option: option) }
         } else {
@@ -43,7 +48,9 @@ extension RunOptionParser {
     /// Keys: type, source/src, target/dst/destination, readonly/ro[=bool], bind-propagation,
     /// bind-recursive=enabled|disabled|writable, bind-nonrecursive, volume-nocopy, volume-driver=local,
     /// tmpfs-size, tmpfs-mode, consistency. A non-recursive bind is recorded as option `bind`.
-    public static func parseMount(_ text: String, currentDirectory: String? = nil) throws(EngineError) -> ContainerConfiguration.MountRequest {
+    public static func parseMount(_ text: String, currentDirectory: String? = nil) throws(EngineError)
+        -> ContainerConfiguration.MountRequest
+    {
         let option = "--mount"
         func fail(_ reason: String) -> EngineError { .invalidArgument(what: option, reason: reason) }
         var type = "volume", source = "", target = "", readOnly = false, propagation: String?
@@ -79,25 +86,35 @@ extension RunOptionParser {
             case "consistency": break
             case "bind-propagation":
                 propagation = value.lowercased(); families.insert("bind")
-                guard ContainerMounts.propagationModes.contains(propagation!) else { throw fail("invalid propagation mode: \(value)") }
+                guard ContainerMounts.propagationModes.contains(propagation!) else {
+                    throw fail("invalid propagation mode: \(value)")
+                }
             case "bind-nonrecursive": nonRecursive = try boolean(); families.insert("bind")
             case "bind-recursive":
                 families.insert("bind")
                 switch value {
                 case "enabled", "writable": break
                 case "disabled": nonRecursive = true
-                case "readonly": throw fail("bind-recursive=readonly (forced recursive read-only) is not supported by this engine")
-                default: throw fail("invalid value for \(key): \(value) (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")")
+                case "readonly":
+                    throw fail("bind-recursive=readonly (forced recursive read-only) is not supported by this engine")
+                default:
+                    throw fail(
+                        "invalid value for \(key): \(value) (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")"
+                    )
                 }
             case "volume-nocopy": noCopy = try boolean(); families.insert("volume")
             case "volume-driver":
                 families.insert("volume")
-                guard value == "local" else { throw fail("volume driver \"\(value)\" is not available; only \"local\" is") }
+                guard value == "local" else {
+                    throw fail("volume driver \"\(value)\" is not available; only \"local\" is")
+                }
             case "volume-subpath", "volume-label", "volume-opt", "image-subpath":
                 throw fail("\(key) is not supported by this engine")
             case "tmpfs-size":
                 families.insert("tmpfs")
-                guard let size = try? parseMemory(value, option: option) else { throw fail("invalid value for \(key): \(value)") }
+                guard let size = try? parseMemory(value, option: option) else {
+                    throw fail("invalid value for \(key): \(value)")
+                }
                 tmpfsSize = size
             case "tmpfs-mode":
                 families.insert("tmpfs")
@@ -113,26 +130,34 @@ extension RunOptionParser {
         for family in families where family != type {
             throw fail("cannot mix '\(family)-*' options with mount type '\(type)'")
         }
-        var request = ContainerConfiguration.MountRequest(type: kind, source: source,
-                                                          target: try validTarget(target, option: option),
-                                                          readOnly: readOnly)
+        var request = ContainerConfiguration.MountRequest(
+            type: kind, source: source,
+            target: try validTarget(target, option: option),
+            readOnly: readOnly)
         switch kind {
         case .bind:
-            guard !source.isEmpty else { throw fail("invalid mount config for type \"bind\": field Source must not be empty") }
+            guard !source.isEmpty else {
+                throw fail("invalid mount config for type \"bind\": field Source must not be empty")
+            }
             guard source.hasPrefix("/") else {
-                throw fail("invalid mount config for type \"bind\": invalid mount path: '\(source)' mount path must be absolute")
+                throw fail(
+                    "invalid mount config for type \"bind\": invalid mount path: '\(source)' mount path must be absolute"
+                )
             }
             request.source = FileSystem.clean(source)
             request.propagation = propagation
             if nonRecursive { request.options = ["bind"] }
         case .volume:
             if source.isEmpty && readOnly {
-                throw fail("invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes")
+                throw fail(
+                    "invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes")
             }
             if !source.isEmpty { try validateVolumeName(source, option: option) }
             request.noCopy = noCopy
         case .tmpfs:
-            guard source.isEmpty else { throw fail("invalid mount config for type \"tmpfs\": field Source must not be specified") }
+            guard source.isEmpty else {
+                throw fail("invalid mount config for type \"tmpfs\": field Source must not be specified")
+            }
             request.tmpfsSize = tmpfsSize
             request.tmpfsMode = tmpfsMode
         }
@@ -146,7 +171,9 @@ extension RunOptionParser {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let destination = try ContainerMounts.cleanDestination(parts[0], option: option)
         let options = parts.count > 1 ? parts[1] : ""
-        if !options.isEmpty { _ = try mergeTmpfsOptions(options.split(separator: ",").map(String.init), option: option) }
+        if !options.isEmpty {
+            _ = try mergeTmpfsOptions(options.split(separator: ",").map(String.init), option: option)
+        }
         return (destination, options)
     }
 
@@ -162,7 +189,9 @@ extension RunOptionParser {
                 continue
             }
             let pair = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard pair.count == 2, ["", "size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"].contains(String(pair[0])) else {
+            guard pair.count == 2,
+                ["", "size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"].contains(String(pair[0]))
+            else {
                 throw .invalidArgument(what: option, reason: "invalid tmpfs option \"\(item)\"")
             }
             if keysSeen.insert(String(pair[0])).inserted { merged.insert(item, at: 0) }
@@ -173,18 +202,23 @@ extension RunOptionParser {
     /// Which mount flag each word sets or clears (words of one kind override each other).
     static let tmpfsFlagKinds: [String: Int] = {
         var kinds: [String: Int] = [:]
-        let pairs: [[String]] = [["ro", "rw"], ["suid", "nosuid"], ["dev", "nodev"], ["exec", "noexec"], ["sync", "async"],
-                                 ["dirsync"], ["remount"], ["mand", "nomand"], ["atime", "noatime"],
-                                 ["diratime", "nodiratime"], ["relatime", "norelatime"], ["strictatime", "nostrictatime"],
-                                 ["bind", "rbind", "unbindable", "runbindable", "private", "rprivate", "shared",
-                                  "rshared", "slave", "rslave"]]
+        let pairs: [[String]] = [
+            ["ro", "rw"], ["suid", "nosuid"], ["dev", "nodev"], ["exec", "noexec"], ["sync", "async"],
+            ["dirsync"], ["remount"], ["mand", "nomand"], ["atime", "noatime"],
+            ["diratime", "nodiratime"], ["relatime", "norelatime"], ["strictatime", "nostrictatime"],
+            [
+                "bind", "rbind", "unbindable", "runbindable", "private", "rprivate", "shared",
+                "rshared", "slave", "rslave",
+            ],
+        ]
         for (kind, words) in pairs.enumerated() { for word in words { kinds[word] = kind } }
         return kinds
     }()
 
     /// A tmpfs size as docker writes it: in g, m or k when it divides evenly.
     static func formatTmpfsSize(_ bytes: Int64) -> String {
-        for (suffix, divisor) in [("g", Int64(1) << 30), ("m", Int64(1) << 20), ("k", Int64(1) << 10)] where bytes % divisor == 0 {
+        for (suffix, divisor) in [("g", Int64(1) << 30), ("m", Int64(1) << 20), ("k", Int64(1) << 10)]
+        where bytes % divisor == 0 {
             return "\(bytes / divisor)\(suffix)"
         }
         return "\(bytes)"
@@ -193,8 +227,10 @@ extension RunOptionParser {
     /// docker's -v MODE list: at most one each of rw/ro, z/Z, a propagation, nocopy, a consistency.
     static func validVolumeMode(_ mode: String) -> Bool {
         if mode.isEmpty { return true }
-        let families: [Set<String>] = [["rw", "ro"], ["z", "Z"], ContainerMounts.propagationModes, ["nocopy"],
-                                       ["consistent", "cached", "delegated"]]
+        let families: [Set<String>] = [
+            ["rw", "ro"], ["z", "Z"], ContainerMounts.propagationModes, ["nocopy"],
+            ["consistent", "cached", "delegated"],
+        ]
         var counts = Array(repeating: 0, count: families.count)
         for word in mode.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
             guard let family = families.firstIndex(where: { $0.contains(word) }) else { return false }
@@ -207,7 +243,11 @@ extension RunOptionParser {
     static func validateVolumeName(_ name: String, option: String) throws(EngineError) {
         let allowed: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber || "_.-".contains($0)) }
         guard let first = name.first, first.isASCII, first.isLetter || first.isNumber, name.allSatisfy(allowed) else {
-            throw .invalidArgument(what: option, reason: "\"\(name)\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")
+            throw .invalidArgument(
+                what: option,
+                reason:
+                    "\"\(name)\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            )
         }
     }
 
@@ -229,7 +269,11 @@ extension RunOptionParser {
         while let character = characters.popFirst() {
             if quoted {
                 if character == "\"" {
-                    if characters.first == "\"" { current.append("\""); characters.removeFirst() } else { quoted = false }
+                    if characters.first == "\"" {
+                        current.append("\""); characters.removeFirst()
+                    } else {
+                        quoted = false
+                    }
                 } else {
                     current.append(character)
                 }

@@ -27,7 +27,9 @@ extension RunOptionParser {
         let name = text[..<separator]
         var address = String(text[text.index(after: separator)...])
         if address != "host-gateway" {
-            if address.count > 2 && address.hasPrefix("[") && address.hasSuffix("]") { address = String(address.dropFirst().dropLast()) }
+            if address.count > 2 && address.hasPrefix("[") && address.hasSuffix("]") {
+                address = String(address.dropFirst().dropLast())
+            }
             guard isIPAddress(address) else {
                 throw .invalidArgument(what: "--add-host", reason: "invalid IP address in add-host: \"\(address)\"")
             }

@@ -21,7 +21,9 @@ public enum RunOptionParser {
             if first == "b" {
                 guard suffix.count == 1 else { throw badSuffix }
             } else {
-                guard let power = ["k": 1.0, "m": 2.0, "g": 3.0, "t": 4.0, "p": 5.0][String(first)] else { throw badSuffix }
+                guard let power = ["k": 1.0, "m": 2.0, "g": 3.0, "t": 4.0, "p": 5.0][String(first)] else {
+                    throw badSuffix
+                }
                 let rest = suffix.dropFirst()
                 guard rest.isEmpty || rest == "b" || rest == "ib" else { throw badSuffix }
                 multiplier = Double(1 << (10 * Int(power)))
@@ -40,11 +42,13 @@ public enum RunOptionParser {
     /// `--cpus 1.5` → 1_500_000_000 nano-CPUs. Like docker's big.Rat parse: a decimal (with an optional
     /// exponent) or a fraction `3/2`; more precision than a nano-CPU is an error.
     public static func parseCPUs(_ text: String) throws(EngineError) -> Int64 {
-        let notNumber = EngineError.invalidArgument(what: "--cpus", reason: "failed to parse \(text) as a rational number")
+        let notNumber = EngineError.invalidArgument(
+            what: "--cpus", reason: "failed to parse \(text) as a rational number")
         let tooPrecise = EngineError.invalidArgument(what: "--cpus", reason: "value is too precise")
         if let slash = text.firstIndex(of: "/") {
             guard let numerator = Int64(text[..<slash]), let denominator = Int64(text[text.index(after: slash)...]),
-                  denominator != 0 else { throw notNumber }
+                denominator != 0
+            else { throw notNumber }
             let (scaled, overflow) = numerator.multipliedReportingOverflow(by: 1_000_000_000)
             guard !overflow else { throw notNumber }
             guard scaled % denominator == 0 else { throw tooPrecise }
@@ -57,7 +61,9 @@ public enum RunOptionParser {
             exponent = value
         }
         var negative = false
-        if mantissa.first == "-" || mantissa.first == "+" { negative = mantissa.first == "-"; mantissa = mantissa.dropFirst() }
+        if mantissa.first == "-" || mantissa.first == "+" {
+            negative = mantissa.first == "-"; mantissa = mantissa.dropFirst()
+        }
         let parts = mantissa.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
         let whole = parts[0], fraction = parts.count > 1 ? parts[1] : ""
         guard !(whole.isEmpty && fraction.isEmpty), (whole + fraction).allSatisfy({ $0.isASCII && $0.isNumber }) else {
@@ -93,8 +99,10 @@ public enum RunOptionParser {
         if rest.first == "-" || rest.first == "+" { negative = rest.first == "-"; rest = rest.dropFirst() }
         if rest == "0" { return 0 }
         guard !rest.isEmpty else { throw invalid }
-        let units: [(String, Int64)] = [("ns", 1), ("us", 1_000), ("µs", 1_000), ("μs", 1_000), ("ms", 1_000_000),
-                                        ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000)]
+        let units: [(String, Int64)] = [
+            ("ns", 1), ("us", 1_000), ("µs", 1_000), ("μs", 1_000), ("ms", 1_000_000),
+            ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000),
+        ]
         var nanoseconds: Int64 = 0
         while !rest.isEmpty {
             // The whole part scaled exactly and the fraction in floating point, as Go does.
@@ -125,7 +133,8 @@ public enum RunOptionParser {
             }
             let (sum, overflow2) = nanoseconds.addingReportingOverflow(product)
             guard !overflow2 else { throw invalid }
-            let (sum2, overflow3) = sum.addingReportingOverflow(Int64(Double(fractional) * (Double(scale) / Double(divisor))))
+            let (sum2, overflow3) = sum.addingReportingOverflow(
+                Int64(Double(fractional) * (Double(scale) / Double(divisor))))
             guard !overflow3 else { throw invalid }
             nanoseconds = sum2
         }
@@ -151,12 +160,16 @@ public enum RunOptionParser {
     public static func parseSignal(_ text: String, option: String = "--signal") throws(EngineError) -> Int32 {
         let valid = Set(signalNumbers.values)
         if let number = Int32(text) {
-            guard valid.contains(number) else { throw .invalidArgument(what: option, reason: "invalid signal: \(text)") }
+            guard valid.contains(number) else {
+                throw .invalidArgument(what: option, reason: "invalid signal: \(text)")
+            }
             return number
         }
         var name = text.uppercased()
         if name.hasPrefix("SIG") { name.removeFirst(3) }
-        guard let number = signalNumbers[name] else { throw .invalidArgument(what: option, reason: "invalid signal: \(text)") }
+        guard let number = signalNumbers[name] else {
+            throw .invalidArgument(what: option, reason: "invalid signal: \(text)")
+        }
         return number
     }
 }

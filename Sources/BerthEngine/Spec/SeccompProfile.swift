@@ -18,8 +18,10 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
     public var listenerMetadata: String?
     public var syscalls: [Rule]?
 
-    public init(defaultAction: String, defaultErrnoRet: UInt32? = nil, architectures: [String]? = nil,
-                archMap: [ArchitectureMap]? = nil, syscalls: [Rule]? = nil) {
+    public init(
+        defaultAction: String, defaultErrnoRet: UInt32? = nil, architectures: [String]? = nil,
+        archMap: [ArchitectureMap]? = nil, syscalls: [Rule]? = nil
+    ) {
         self.defaultAction = defaultAction
         self.defaultErrnoRet = defaultErrnoRet
         self.architectures = architectures
@@ -63,8 +65,10 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
         public var includes: Filter?
         public var excludes: Filter?
 
-        public init(names: [String], action: String, errnoRet: UInt32? = nil, args: [Spec.SyscallArg]? = nil,
-                    includes: Filter? = nil, excludes: Filter? = nil) {
+        public init(
+            names: [String], action: String, errnoRet: UInt32? = nil, args: [Spec.SyscallArg]? = nil,
+            includes: Filter? = nil, excludes: Filter? = nil
+        ) {
             self.names = names
             self.action = action
             self.errnoRet = errnoRet
@@ -89,7 +93,11 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
         let what = "seccomp profile"
         if defaultAction.isEmpty && (syscalls ?? []).isEmpty { return nil }
         if !(architectures ?? []).isEmpty && !(archMap ?? []).isEmpty {
-            throw .invalidArgument(what: what, reason: "both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'")
+            throw .invalidArgument(
+                what: what,
+                reason:
+                    "both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'"
+            )
         }
         var result = Spec.Seccomp(defaultAction: defaultAction)
         result.defaultErrnoRet = defaultErrnoRet
@@ -98,7 +106,8 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
         result.listenerMetadata = listenerMetadata
         var architectures = self.architectures ?? []
         if let native = Self.nativeArchitecture[host.architecture],
-           let entry = (archMap ?? []).first(where: { $0.architecture == native }) {
+            let entry = (archMap ?? []).first(where: { $0.architecture == native })
+        {
             architectures += [entry.architecture] + (entry.subArchitectures ?? [])
         }
         result.architectures = architectures.isEmpty ? nil : architectures
@@ -108,7 +117,11 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
             var names = rule.names ?? []
             if let name = rule.name, !name.isEmpty {
                 guard names.isEmpty else {
-                    throw .invalidArgument(what: what, reason: "both 'name' and 'names' are specified in the seccomp profile, use either 'name' or 'names'")
+                    throw .invalidArgument(
+                        what: what,
+                        reason:
+                            "both 'name' and 'names' are specified in the seccomp profile, use either 'name' or 'names'"
+                    )
                 }
                 names = [name]
             }
@@ -147,7 +160,8 @@ public struct SeccompProfile: Codable, Sendable, Equatable {
     static func kernelVersion(_ text: String) throws(EngineError) -> HostFacts.KernelVersion {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let major = UInt8(parts[0]), let minor = UInt8(parts[1]), major > 0 || minor > 0 else {
-            throw .invalidArgument(what: "seccomp profile", reason: "invalid kernel version: \"\(text)\", expected \"<kernel>.<major>\"")
+            throw .invalidArgument(
+                what: "seccomp profile", reason: "invalid kernel version: \"\(text)\", expected \"<kernel>.<major>\"")
         }
         return HostFacts.KernelVersion(Int(major), Int(minor))
     }

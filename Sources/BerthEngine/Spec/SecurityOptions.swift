@@ -47,11 +47,15 @@ public struct SecuritySettings: Sendable, Equatable {
             case .systemPathsUnconfined: unconfinedSystemPaths = true
             case .apparmor(let profile):
                 guard profile == "unconfined" else {
-                    throw .invalidArgument(what: "--security-opt", reason: "\(text): AppArmor is not available on this host; only apparmor=unconfined is accepted")
+                    throw .invalidArgument(
+                        what: "--security-opt",
+                        reason: "\(text): AppArmor is not available on this host; only apparmor=unconfined is accepted")
                 }
             case .label(let value):
                 guard value == "disable" else {
-                    throw .invalidArgument(what: "--security-opt", reason: "\(text): SELinux is not available on this host; only label=disable is accepted")
+                    throw .invalidArgument(
+                        what: "--security-opt",
+                        reason: "\(text): SELinux is not available on this host; only label=disable is accepted")
                 }
             case .seccomp(let value):
                 switch value {
@@ -62,7 +66,8 @@ public struct SecuritySettings: Sendable, Equatable {
                     do {
                         seccomp = .profile(try FileSystem.readFile(value))
                     } catch {
-                        throw .invalidArgument(what: "--security-opt", reason: "opening seccomp profile (\(value)) failed: \(error)")
+                        throw .invalidArgument(
+                            what: "--security-opt", reason: "opening seccomp profile (\(value)) failed: \(error)")
                     }
                 }
             }
@@ -101,7 +106,11 @@ extension RunOptionParser {
         case "seccomp", "apparmor", "label":
             throw .invalidArgument(what: "--security-opt", reason: "\"\(text)\": \(key) needs a value")
         default:
-            throw .invalidArgument(what: "--security-opt", reason: "\"\(text)\": unknown option \(key) (seccomp, apparmor, label, no-new-privileges, writable-cgroups, systempaths)")
+            throw .invalidArgument(
+                what: "--security-opt",
+                reason:
+                    "\"\(text)\": unknown option \(key) (seccomp, apparmor, label, no-new-privileges, writable-cgroups, systempaths)"
+            )
         }
     }
 

@@ -28,10 +28,12 @@ public struct SpecInputs: Sendable {
     /// Host path of an init to run as PID 1 (`--init`): mounted at /sbin/docker-init, as docker does.
     public var initPath: String?
 
-    public init(configuration: ContainerConfiguration, image: ImageConfig.ContainerConfig?, containerID: String,
-                rootfs: String, hostname: String, managedFiles: [String: String] = [:],
-                networkNamespacePath: String? = nil, sharesHostNetwork: Bool = false,
-                volumeSources: [String?] = [], cgroupsPath: String, initPath: String? = nil) {
+    public init(
+        configuration: ContainerConfiguration, image: ImageConfig.ContainerConfig?, containerID: String,
+        rootfs: String, hostname: String, managedFiles: [String: String] = [:],
+        networkNamespacePath: String? = nil, sharesHostNetwork: Bool = false,
+        volumeSources: [String?] = [], cgroupsPath: String, initPath: String? = nil
+    ) {
         self.configuration = configuration
         self.image = image
         self.containerID = containerID
@@ -58,8 +60,10 @@ public enum SpecBuilder {
     static let machine = HostFacts.current()
 
     /// The program and its arguments, by docker's rules (``ContainerProcess/arguments(request:image:)``).
-    public static func command(_ configuration: ContainerConfiguration,
-                               image: ImageConfig.ContainerConfig?) throws(EngineError) -> [String] {
+    public static func command(
+        _ configuration: ContainerConfiguration,
+        image: ImageConfig.ContainerConfig?
+    ) throws(EngineError) -> [String] {
         try ContainerProcess.arguments(request: configuration, image: image)
     }
 
@@ -84,10 +88,12 @@ public enum SpecBuilder {
         process.terminal = request.tty
         // docker gives a non-root user the same sets; the kernel clears its effective and permitted sets
         // at exec (there are no ambient capabilities), so it ends up with the bounding set only.
-        let capabilities = try ContainerCapabilities.resolve(add: request.capAdd, drop: request.capDrop,
-                                                             privileged: request.privileged,
-                                                             available: host.availableCapabilities)
-        process.capabilities = Spec.Capabilities(bounding: capabilities, effective: capabilities, permitted: capabilities)
+        let capabilities = try ContainerCapabilities.resolve(
+            add: request.capAdd, drop: request.capDrop,
+            privileged: request.privileged,
+            available: host.availableCapabilities)
+        process.capabilities = Spec.Capabilities(
+            bounding: capabilities, effective: capabilities, permitted: capabilities)
         process.rlimits = try ContainerResources.rlimits(request.ulimits)
         process.noNewPrivileges = security.noNewPrivileges ? true : nil
         process.oomScoreAdj = 0
@@ -96,8 +102,9 @@ public enum SpecBuilder {
         linux.cgroupsPath = inputs.cgroupsPath
         linux.namespaces = namespaces(inputs, host: host)
         let ownNetwork = !inputs.sharesHostNetwork && !request.networkMode.hasPrefix("container:")
-        linux.sysctl = try ContainerResources.sysctls(request, ownNetwork: ownNetwork,
-                                                      hostNetwork: inputs.sharesHostNetwork, host: host)
+        linux.sysctl = try ContainerResources.sysctls(
+            request, ownNetwork: ownNetwork,
+            hostNetwork: inputs.sharesHostNetwork, host: host)
         let (devices, deviceRules) = try ContainerDevices.build(request)
         linux.devices = devices
         var resources = Spec.Resources()
@@ -110,17 +117,19 @@ public enum SpecBuilder {
             linux.maskedPaths = maskedPaths + host.thermalThrottlePaths
             linux.readonlyPaths = readonlyPaths
         }
-        linux.seccomp = try seccomp(security.seccomp, privileged: request.privileged, capabilities: capabilities, host: host)
+        linux.seccomp = try seccomp(
+            security.seccomp, privileged: request.privileged, capabilities: capabilities, host: host)
 
         let mounts = try ContainerMounts.build(inputs, writableCgroups: security.writableCgroups ?? request.privileged)
         linux.rootfsPropagation = try BindPropagation.rootfsPropagation(for: mounts) {
             (try? FileSystem.readFile("/proc/self/mountinfo")) ?? []
         }
-        return Spec(ociVersion: ociVersion, process: process,
-                    root: Spec.Root(path: inputs.rootfs, readonly: request.readonlyRootfs ? true : nil),
-                    hostname: inputs.hostname,
-                    domainname: (request.domainname ?? "").isEmpty ? nil : request.domainname,
-                    mounts: mounts, linux: linux)
+        return Spec(
+            ociVersion: ociVersion, process: process,
+            root: Spec.Root(path: inputs.rootfs, readonly: request.readonlyRootfs ? true : nil),
+            hostname: inputs.hostname,
+            domainname: (request.domainname ?? "").isEmpty ? nil : request.domainname,
+            mounts: mounts, linux: linux)
     }
 
     /// The request's user, else the image's (an empty one counts as none, as in docker's merge).
@@ -157,8 +166,10 @@ public enum SpecBuilder {
 
     /// docker's WithSeccomp: none when unconfined; privileged containers get a profile only when one was
     /// named explicitly; else the named profile or docker's default, resolved for the capabilities.
-    static func seccomp(_ choice: SecuritySettings.Seccomp, privileged: Bool, capabilities: [String],
-                        host: HostFacts) throws(EngineError) -> Spec.Seccomp? {
+    static func seccomp(
+        _ choice: SecuritySettings.Seccomp, privileged: Bool, capabilities: [String],
+        host: HostFacts
+    ) throws(EngineError) -> Spec.Seccomp? {
         switch choice {
         case .unconfined: return nil
         case .dockerDefault:

@@ -63,32 +63,44 @@ enum CgroupPath {
     /// - absolute: taken as is, relative to each hierarchy's root;
     /// - relative: below the caller's own cgroup (needs `ownCgroup`);
     /// - nil: `/berth/<id>` (never inside a cgroup Berth did not create).
-    static func resolve(_ cgroupsPath: String?, containerID: String) throws(RuntimeError) -> (path: String, relative: Bool) {
+    static func resolve(_ cgroupsPath: String?, containerID: String) throws(RuntimeError) -> (
+        path: String, relative: Bool
+    ) {
         guard let cgroupsPath, !cgroupsPath.isEmpty else { return ("/berth/" + containerID, false) }
         let parts = cgroupsPath.split(separator: ":", omittingEmptySubsequences: false)
         if parts.count == 3 && !cgroupsPath.contains("/") {
-            throw .unsupported("linux.cgroupsPath \"\(cgroupsPath)\" is a systemd cgroup path (slice:prefix:name); Berth manages cgroups through cgroupfs only — use a path such as /berth/\(containerID)")
+            throw .unsupported(
+                "linux.cgroupsPath \"\(cgroupsPath)\" is a systemd cgroup path (slice:prefix:name); Berth manages cgroups through cgroupfs only — use a path such as /berth/\(containerID)"
+            )
         }
         let cleaned = FileSystem.clean(cgroupsPath)
         if cleaned == "/" || cleaned == "." {
-            throw .invalidConfig(field: "linux.cgroupsPath", reason: "\"\(cgroupsPath)\" names the root cgroup; a container needs its own")
+            throw .invalidConfig(
+                field: "linux.cgroupsPath",
+                reason: "\"\(cgroupsPath)\" names the root cgroup; a container needs its own")
         }
         return (cleaned, !cgroupsPath.hasPrefix("/"))
     }
 
     /// The directory for `path` in a hierarchy mounted at `mount`; `own` is the caller's cgroup in it
     /// (only used for relative paths).
-    static func directory(mount: CgroupHierarchies.Mount, path: String, relative: Bool, own: String?) throws(RuntimeError) -> String {
+    static func directory(mount: CgroupHierarchies.Mount, path: String, relative: Bool, own: String?)
+        throws(RuntimeError) -> String
+    {
         var base = mount.mountPoint
         if relative {
             var ownPath = own ?? "/"
             // The caller's cgroup as seen through this mount: strip the mount's root.
-            if mount.root != "/" && ownPath.hasPrefix(mount.root) { ownPath = String(ownPath.dropFirst(mount.root.count)) }
+            if mount.root != "/" && ownPath.hasPrefix(mount.root) {
+                ownPath = String(ownPath.dropFirst(mount.root.count))
+            }
             base = FileSystem.join(base, ownPath)
         }
         let full = FileSystem.clean(FileSystem.join(base, path))
         guard full.hasPrefix(mount.mountPoint + "/") else {
-            throw .invalidConfig(field: "linux.cgroupsPath", reason: "\"\(path)\" leads outside the cgroup hierarchy \(mount.mountPoint)")
+            throw .invalidConfig(
+                field: "linux.cgroupsPath", reason: "\"\(path)\" leads outside the cgroup hierarchy \(mount.mountPoint)"
+            )
         }
         return full
     }

@@ -39,8 +39,10 @@ public protocol CgroupManager: Sendable {
 /// Entry points: detect the host's cgroup layout and build the right manager.
 public enum Cgroups {
     /// Reads /proc/self/mountinfo once (and /proc/self/cgroup only for a relative `cgroupsPath`).
-    public static func manager(cgroupsPath: String?, containerID: String,
-                               fs: any CgroupFileSystem = RealCgroupFileSystem()) throws(RuntimeError) -> any CgroupManager {
+    public static func manager(
+        cgroupsPath: String?, containerID: String,
+        fs: any CgroupFileSystem = RealCgroupFileSystem()
+    ) throws(RuntimeError) -> any CgroupManager {
         let (path, relative) = try CgroupPath.resolve(cgroupsPath, containerID: containerID)
         let mounts: CgroupHierarchies
         do { mounts = CgroupHierarchies(mountInfo: try fs.mountInfo()) } catch {
@@ -54,22 +56,30 @@ public enum Cgroups {
         }
         if mounts.isUnifiedOnly, let unified = mounts.unified {
             let directory = try CgroupPath.directory(mount: unified, path: path, relative: relative, own: own[""])
-            return CgroupV2Manager(state: CgroupState(version: 2, path: directory, unifiedMount: unified.mountPoint), fs: fs)
+            return CgroupV2Manager(
+                state: CgroupState(version: 2, path: directory, unifiedMount: unified.mountPoint), fs: fs)
         }
-        guard !mounts.v1.isEmpty else { throw .cgroup("no cgroup hierarchy is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)") }
+        guard !mounts.v1.isEmpty else {
+            throw .cgroup("no cgroup hierarchy is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)")
+        }
         var paths: [String: String] = [:]
         for (controller, mount) in mounts.v1 {
-            paths[controller] = try CgroupPath.directory(mount: mount, path: path, relative: relative, own: own[controller])
+            paths[controller] = try CgroupPath.directory(
+                mount: mount, path: path, relative: relative, own: own[controller])
         }
         var unifiedPath: String?
         if let unified = mounts.unified {
             unifiedPath = try CgroupPath.directory(mount: unified, path: path, relative: relative, own: own[""])
         }
-        return CgroupV1Manager(state: CgroupState(version: 1, paths: paths, path: unifiedPath, unifiedMount: mounts.unified?.mountPoint), fs: fs)
+        return CgroupV1Manager(
+            state: CgroupState(version: 1, paths: paths, path: unifiedPath, unifiedMount: mounts.unified?.mountPoint),
+            fs: fs)
     }
 
     /// Reattaches to a container's cgroups from state.json, without reading the mount table.
-    public static func restore(_ state: CgroupState, fs: any CgroupFileSystem = RealCgroupFileSystem()) -> any CgroupManager {
+    public static func restore(_ state: CgroupState, fs: any CgroupFileSystem = RealCgroupFileSystem())
+        -> any CgroupManager
+    {
         state.version == 2 ? CgroupV2Manager(state: state, fs: fs) : CgroupV1Manager(state: state, fs: fs)
     }
 }
@@ -102,10 +112,12 @@ extension CgroupFileSystem {
             if write.optional && !exists(dir + "/" + file) { continue }
             do {
                 try writeFile(dir + "/" + file, write.value)
-            } catch where error.errno == EINVAL && write.retryAfterRest {
+            } catch  where error.errno == EINVAL && write.retryAfterRest {
                 retry.append((dir, write))
-            } catch where error.errno == ENOENT {
-                throw .cgroup("cannot set \(write.field): \(file) does not exist in \(dir) (is the controller enabled on this host?)")
+            } catch  where error.errno == ENOENT {
+                throw .cgroup(
+                    "cannot set \(write.field): \(file) does not exist in \(dir) (is the controller enabled on this host?)"
+                )
             } catch {
                 throw .system(error, context: "cgroup: \(write.field): writing \"\(write.value)\" to \(file)")
             }
@@ -117,7 +129,9 @@ extension CgroupFileSystem {
     func allProcesses(_ directory: String) throws(RuntimeError) -> [Int32] {
         var result = try read(directory, "cgroup.procs").split(separator: "\n").compactMap { Int32($0) }
         let children: [String]
-        do { children = try subdirectories(directory) } catch { throw .system(error, context: "cgroup: listing \(directory)") }
+        do { children = try subdirectories(directory) } catch {
+            throw .system(error, context: "cgroup: listing \(directory)")
+        }
         for child in children { result += try allProcesses(directory + "/" + child) }
         return result
     }
@@ -133,9 +147,9 @@ extension CgroupFileSystem {
             do {
                 try removeDirectory(directory)
                 return
-            } catch where error.errno == ENOENT {
+            } catch  where error.errno == ENOENT {
                 return
-            } catch where error.errno == EBUSY && attempt < 11 {
+            } catch  where error.errno == EBUSY && attempt < 11 {
                 sleep(milliseconds: delay)
                 delay = min(delay * 2, 200)
             } catch {
@@ -159,7 +173,7 @@ extension CgroupFileSystem {
     /// Signals each pid, ignoring processes that already exited.
     func signalEach(_ pids: [Int32], signal: Int32) throws(RuntimeError) {
         for pid in pids {
-            do { try kill(pid: pid, signal: signal) } catch where error.errno == ESRCH {
+            do { try kill(pid: pid, signal: signal) } catch  where error.errno == ESRCH {
                 continue
             } catch {
                 throw .system(error, context: "cgroup: signalling \(pid)")

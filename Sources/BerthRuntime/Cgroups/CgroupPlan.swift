@@ -15,8 +15,10 @@ public struct CgroupWrite: Sendable, Equatable, CustomStringConvertible {
     /// order dance for cfs period/quota/burst and rt period/runtime).
     public var retryAfterRest = false
 
-    public init(_ controller: String, _ file: String, _ value: String, field: String,
-                preferred: [String] = [], optional: Bool = false, retryAfterRest: Bool = false) {
+    public init(
+        _ controller: String, _ file: String, _ value: String, field: String,
+        preferred: [String] = [], optional: Bool = false, retryAfterRest: Bool = false
+    ) {
         self.controller = controller
         self.file = file
         self.value = value
@@ -53,36 +55,54 @@ public struct CgroupPlan: Sendable, Equatable {
             try planMemoryV1(resources.memory, currentLimit: currentMemoryLimit)
             try planCPUV1(resources.cpu)
             try planCPUSet(resources.cpu, controller: "cpuset")
-            if let pids = resources.pids { writes.append(.init("pids", "pids.max", pids.limit > 0 ? String(pids.limit) : "max", field: "\(base).pids.limit")) }
+            if let pids = resources.pids {
+                writes.append(
+                    .init("pids", "pids.max", pids.limit > 0 ? String(pids.limit) : "max", field: "\(base).pids.limit"))
+            }
             try planBlockIOV1(resources.blockIO)
-            try planHugepages(resources.hugepageLimits, v2: hugetlbOnUnified, controller: hugetlbOnUnified ? "" : "hugetlb")
+            try planHugepages(
+                resources.hugepageLimits, v2: hugetlbOnUnified, controller: hugetlbOnUnified ? "" : "hugetlb")
             if let network = resources.network {
-                if let classID = network.classID { writes.append(.init("net_cls", "net_cls.classid", String(classID), field: "\(base).network.classID")) }
+                if let classID = network.classID {
+                    writes.append(
+                        .init("net_cls", "net_cls.classid", String(classID), field: "\(base).network.classID"))
+                }
                 for (i, p) in (network.priorities ?? []).enumerated() {
                     try Self.checkInterfaceName(p.name, field: "\(base).network.priorities[\(i)].name")
-                    writes.append(.init("net_prio", "net_prio.ifpriomap", "\(p.name) \(p.priority)", field: "\(base).network.priorities[\(i)]"))
+                    writes.append(
+                        .init(
+                            "net_prio", "net_prio.ifpriomap", "\(p.name) \(p.priority)",
+                            field: "\(base).network.priorities[\(i)]"))
                 }
             }
             for (i, rule) in (resources.devices ?? []).enumerated() {
                 let text = try Self.deviceRuleText(rule, field: "\(base).devices[\(i)]")
-                writes.append(.init("devices", rule.allow ? "devices.allow" : "devices.deny", text, field: "\(base).devices[\(i)]"))
+                writes.append(
+                    .init(
+                        "devices", rule.allow ? "devices.allow" : "devices.deny", text, field: "\(base).devices[\(i)]"))
             }
             try planRdma(resources.rdma, controller: "rdma")
             if let unified = resources.unified, !unified.isEmpty {
-                throw .invalidConfig(field: "\(base).unified", reason: "unified resources need cgroup v2; this host uses cgroup v1")
+                throw .invalidConfig(
+                    field: "\(base).unified", reason: "unified resources need cgroup v2; this host uses cgroup v1")
             }
         case .v2:
             try planMemoryV2(resources.memory)
             try planCPUV2(resources.cpu)
             try planCPUSet(resources.cpu, controller: "")
-            if let pids = resources.pids { writes.append(.init("", "pids.max", pids.limit > 0 ? String(pids.limit) : "max", field: "\(base).pids.limit")) }
+            if let pids = resources.pids {
+                writes.append(
+                    .init("", "pids.max", pids.limit > 0 ? String(pids.limit) : "max", field: "\(base).pids.limit"))
+            }
             try planIOV2(resources.blockIO)
             try planHugepages(resources.hugepageLimits, v2: true, controller: "")
             if let network = resources.network, network.classID != nil || !(network.priorities ?? []).isEmpty {
                 warnings.append("\(base).network is ignored: net_cls and net_prio do not exist on cgroup v2")
             }
             if let rules = resources.devices, !rules.isEmpty {
-                for (i, rule) in rules.enumerated() { _ = try Self.deviceRuleText(rule, field: "\(base).devices[\(i)]") }
+                for (i, rule) in rules.enumerated() {
+                    _ = try Self.deviceRuleText(rule, field: "\(base).devices[\(i)]")
+                }
                 deviceProgram = rules
             }
             try planRdma(resources.rdma, controller: "")
@@ -103,10 +123,13 @@ public struct CgroupPlan: Sendable, Equatable {
         // runc: an unlimited memory limit with no swap given means unlimited swap too, where swap exists.
         if limit == -1 && swap == 0 { swap = -1; swapOptional = true }
         if limit > 0 && swap > 0 && swap < limit {
-            throw .invalidConfig(field: "\(f).swap", reason: "memory+swap limit \(swap) must be >= the memory limit \(limit) on cgroup v1")
+            throw .invalidConfig(
+                field: "\(f).swap",
+                reason: "memory+swap limit \(swap) must be >= the memory limit \(limit) on cgroup v1")
         }
         let limitWrite = CgroupWrite("memory", "memory.limit_in_bytes", String(limit), field: "\(f).limit")
-        let swapWrite = CgroupWrite("memory", "memory.memsw.limit_in_bytes", String(swap), field: "\(f).swap", optional: swapOptional)
+        let swapWrite = CgroupWrite(
+            "memory", "memory.memsw.limit_in_bytes", String(swap), field: "\(f).swap", optional: swapOptional)
         if limit != 0 && swap != 0 {
             // Raising both: memsw must grow first; lowering both: the limit must shrink first.
             if swap == -1 || (currentLimit ?? UInt64.max) < UInt64(swap) {
@@ -123,7 +146,8 @@ public struct CgroupPlan: Sendable, Equatable {
             writes.append(.init("memory", "memory.soft_limit_in_bytes", String(reservation), field: "\(f).reservation"))
         }
         if memory.kernel != nil && memory.kernel != 0 {
-            warnings.append("\(f).kernel is ignored: kernel memory limits were removed from Linux (5.16+), as runc ignores them")
+            warnings.append(
+                "\(f).kernel is ignored: kernel memory limits were removed from Linux (5.16+), as runc ignores them")
         }
         if let tcp = memory.kernelTCP, tcp != 0 {
             try Self.checkMemory(tcp, field: "\(f).kernelTCP")
@@ -152,18 +176,26 @@ public struct CgroupPlan: Sendable, Equatable {
         try Self.checkMemory(swap, field: "\(f).swap")
         let swapV2 = try Self.convertSwapToV2(swap: swap, limit: limit)
         // Swap first, as runc: memory.swap.max is independent of memory.max on v2.
-        if swapV2 != 0 { writes.append(.init("", "memory.swap.max", swapV2 == -1 ? "max" : String(swapV2), field: "\(f).swap")) }
-        if limit != 0 { writes.append(.init("", "memory.max", limit == -1 ? "max" : String(limit), field: "\(f).limit")) }
+        if swapV2 != 0 {
+            writes.append(.init("", "memory.swap.max", swapV2 == -1 ? "max" : String(swapV2), field: "\(f).swap"))
+        }
+        if limit != 0 {
+            writes.append(.init("", "memory.max", limit == -1 ? "max" : String(limit), field: "\(f).limit"))
+        }
         if let reservation = memory.reservation, reservation != 0 {
             try Self.checkMemory(reservation, field: "\(f).reservation")
-            writes.append(.init("", "memory.low", reservation == -1 ? "max" : String(reservation), field: "\(f).reservation"))
+            writes.append(
+                .init("", "memory.low", reservation == -1 ? "max" : String(reservation), field: "\(f).reservation"))
         }
         if let swappiness = memory.swappiness, swappiness > 100 {
             throw .invalidConfig(field: "\(f).swappiness", reason: "\(swappiness) is above 100")
         }
-        for (present, name) in [(memory.kernel.map { $0 != 0 } ?? false, "kernel"), (memory.kernelTCP.map { $0 != 0 } ?? false, "kernelTCP"),
-                                (memory.swappiness != nil, "swappiness"), (memory.disableOOMKiller == true, "disableOOMKiller"),
-                                (memory.useHierarchy != nil, "useHierarchy")] where present {
+        for (present, name) in [
+            (memory.kernel.map { $0 != 0 } ?? false, "kernel"),
+            (memory.kernelTCP.map { $0 != 0 } ?? false, "kernelTCP"),
+            (memory.swappiness != nil, "swappiness"), (memory.disableOOMKiller == true, "disableOOMKiller"),
+            (memory.useHierarchy != nil, "useHierarchy"),
+        ] where present {
             warnings.append("\(f).\(name) is ignored: cgroup v2 has no such setting (runc ignores it too)")
         }
     }
@@ -173,10 +205,13 @@ public struct CgroupPlan: Sendable, Equatable {
         if limit == -1 && swap == 0 { return -1 }
         if swap == -1 || swap == 0 { return swap }
         if limit == 0 || limit == -1 {
-            throw .invalidConfig(field: "linux.resources.memory.swap", reason: "a swap limit needs a memory limit on cgroup v2")
+            throw .invalidConfig(
+                field: "linux.resources.memory.swap", reason: "a swap limit needs a memory limit on cgroup v2")
         }
         if swap < limit {
-            throw .invalidConfig(field: "linux.resources.memory.swap", reason: "memory+swap limit \(swap) must be >= the memory limit \(limit)")
+            throw .invalidConfig(
+                field: "linux.resources.memory.swap",
+                reason: "memory+swap limit \(swap) must be >= the memory limit \(limit)")
         }
         return swap - limit
     }
@@ -191,7 +226,10 @@ public struct CgroupPlan: Sendable, Equatable {
         guard let cpu else { return }
         let f = "linux.resources.cpu"
         if let period = cpu.realtimePeriod, period != 0 {
-            writes.append(.init("cpu", "cpu.rt_period_us", String(period), field: "\(f).realtimePeriod", retryAfterRest: cpu.realtimeRuntime != nil))
+            writes.append(
+                .init(
+                    "cpu", "cpu.rt_period_us", String(period), field: "\(f).realtimePeriod",
+                    retryAfterRest: cpu.realtimeRuntime != nil))
         }
         if let runtime = cpu.realtimeRuntime, runtime != 0 {
             writes.append(.init("cpu", "cpu.rt_runtime_us", String(runtime), field: "\(f).realtimeRuntime"))
@@ -204,16 +242,20 @@ public struct CgroupPlan: Sendable, Equatable {
         }
         let quotaSet = (cpu.quota ?? 0) != 0
         if let period = cpu.period, period != 0 {
-            writes.append(.init("cpu", "cpu.cfs_period_us", String(period), field: "\(f).period", retryAfterRest: quotaSet))
+            writes.append(
+                .init("cpu", "cpu.cfs_period_us", String(period), field: "\(f).period", retryAfterRest: quotaSet))
         }
         if let burst = cpu.burst {
-            writes.append(.init("cpu", "cpu.cfs_burst_us", String(burst), field: "\(f).burst", retryAfterRest: quotaSet))
+            writes.append(
+                .init("cpu", "cpu.cfs_burst_us", String(burst), field: "\(f).burst", retryAfterRest: quotaSet))
         }
         if let quota = cpu.quota, quota != 0 {
             writes.append(.init("cpu", "cpu.cfs_quota_us", String(quota < 0 ? -1 : quota), field: "\(f).quota"))
         }
         if let idle = cpu.idle {
-            guard idle == 0 || idle == 1 else { throw .invalidConfig(field: "\(f).idle", reason: "must be 0 or 1, not \(idle)") }
+            guard idle == 0 || idle == 1 else {
+                throw .invalidConfig(field: "\(f).idle", reason: "must be 0 or 1, not \(idle)")
+            }
             writes.append(.init("cpu", "cpu.idle", String(idle), field: "\(f).idle"))
         }
     }
@@ -226,7 +268,9 @@ public struct CgroupPlan: Sendable, Equatable {
             throw .invalidConfig(field: field, reason: "realtime scheduling limits are not supported on cgroup v2")
         }
         if let idle = cpu.idle {
-            guard idle == 0 || idle == 1 else { throw .invalidConfig(field: "\(f).idle", reason: "must be 0 or 1, not \(idle)") }
+            guard idle == 0 || idle == 1 else {
+                throw .invalidConfig(field: "\(f).idle", reason: "must be 0 or 1, not \(idle)")
+            }
             writes.append(.init("", "cpu.idle", String(idle), field: "\(f).idle"))
         }
         if let shares = cpu.shares, shares != 0 {
@@ -237,11 +281,16 @@ public struct CgroupPlan: Sendable, Equatable {
         }
         let quota = cpu.quota ?? 0, period = cpu.period ?? 0
         if let burst = cpu.burst {
-            writes.append(.init("", "cpu.max.burst", String(burst), field: "\(f).burst", retryAfterRest: quota != 0 || period != 0))
+            writes.append(
+                .init(
+                    "", "cpu.max.burst", String(burst), field: "\(f).burst", retryAfterRest: quota != 0 || period != 0))
         }
         if quota != 0 || period != 0 {
             let quotaText = quota > 0 ? String(quota) : "max"
-            writes.append(.init("", "cpu.max", "\(quotaText) \(period != 0 ? period : 100_000)", field: quota != 0 ? "\(f).quota" : "\(f).period"))
+            writes.append(
+                .init(
+                    "", "cpu.max", "\(quotaText) \(period != 0 ? period : 100_000)",
+                    field: quota != 0 ? "\(f).quota" : "\(f).period"))
         }
     }
 
@@ -267,7 +316,8 @@ public struct CgroupPlan: Sendable, Equatable {
         for part in list.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
             let numbers = bounds.compactMap { UInt32($0.filter { $0 != " " }) }
-            guard (bounds.count == 1 || bounds.count == 2), numbers.count == bounds.count, numbers.first! <= numbers.last! else {
+            guard bounds.count == 1 || bounds.count == 2, numbers.count == bounds.count, numbers.first! <= numbers.last!
+            else {
                 throw .invalidConfig(field: field, reason: "\"\(list)\" is not a list such as 0-3,5")
             }
         }
@@ -280,7 +330,8 @@ public struct CgroupPlan: Sendable, Equatable {
         let f = "linux.resources.blockIO"
         if let weight = io.weight, weight != 0 {
             try Self.checkWeight(weight, field: "\(f).weight")
-            writes.append(.init("blkio", "blkio.weight", String(weight), field: "\(f).weight", preferred: ["blkio.bfq.weight"]))
+            writes.append(
+                .init("blkio", "blkio.weight", String(weight), field: "\(f).weight", preferred: ["blkio.bfq.weight"]))
         }
         if let leaf = io.leafWeight, leaf != 0 {
             try Self.checkWeight(leaf, field: "\(f).leafWeight")
@@ -289,21 +340,29 @@ public struct CgroupPlan: Sendable, Equatable {
         for (i, device) in (io.weightDevice ?? []).enumerated() {
             if let weight = device.weight, weight != 0 {
                 try Self.checkWeight(weight, field: "\(f).weightDevice[\(i)].weight")
-                writes.append(.init("blkio", "blkio.weight_device", "\(device.major):\(device.minor) \(weight)",
-                                    field: "\(f).weightDevice[\(i)].weight", preferred: ["blkio.bfq.weight_device"]))
+                writes.append(
+                    .init(
+                        "blkio", "blkio.weight_device", "\(device.major):\(device.minor) \(weight)",
+                        field: "\(f).weightDevice[\(i)].weight", preferred: ["blkio.bfq.weight_device"]))
             }
             if let leaf = device.leafWeight, leaf != 0 {
                 try Self.checkWeight(leaf, field: "\(f).weightDevice[\(i)].leafWeight")
-                writes.append(.init("blkio", "blkio.leaf_weight_device", "\(device.major):\(device.minor) \(leaf)", field: "\(f).weightDevice[\(i)].leafWeight"))
+                writes.append(
+                    .init(
+                        "blkio", "blkio.leaf_weight_device", "\(device.major):\(device.minor) \(leaf)",
+                        field: "\(f).weightDevice[\(i)].leafWeight"))
             }
         }
-        for (list, name, file) in [(io.throttleReadBpsDevice, "throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
-                                   (io.throttleWriteBpsDevice, "throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
-                                   (io.throttleReadIOPSDevice, "throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
-                                   (io.throttleWriteIOPSDevice, "throttleWriteIOPSDevice", "blkio.throttle.write_iops_device")] {
+        for (list, name, file) in [
+            (io.throttleReadBpsDevice, "throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+            (io.throttleWriteBpsDevice, "throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+            (io.throttleReadIOPSDevice, "throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+            (io.throttleWriteIOPSDevice, "throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"),
+        ] {
             for (i, device) in (list ?? []).enumerated() {
                 try Self.checkDevice(device.major, device.minor, field: "\(f).\(name)[\(i)]")
-                writes.append(.init("blkio", file, "\(device.major):\(device.minor) \(device.rate)", field: "\(f).\(name)[\(i)]"))
+                writes.append(
+                    .init("blkio", file, "\(device.major):\(device.minor) \(device.rate)", field: "\(f).\(name)[\(i)]"))
             }
         }
     }
@@ -314,24 +373,36 @@ public struct CgroupPlan: Sendable, Equatable {
         if let weight = io.weight, weight != 0 {
             try Self.checkWeight(weight, field: "\(f).weight")
             // BFQ takes the v1 range directly; io.weight needs runc's conversion.
-            writes.append(.init("", "io.weight", String(Self.convertBlkioWeightToIOWeight(UInt64(weight))), field: "\(f).weight"))
+            writes.append(
+                .init("", "io.weight", String(Self.convertBlkioWeightToIOWeight(UInt64(weight))), field: "\(f).weight"))
             bfqWeight = weight
         }
-        if io.leafWeight != nil && io.leafWeight != 0 { warnings.append("\(f).leafWeight is ignored: cgroup v2 has no leaf weights") }
+        if io.leafWeight != nil && io.leafWeight != 0 {
+            warnings.append("\(f).leafWeight is ignored: cgroup v2 has no leaf weights")
+        }
         for (i, device) in (io.weightDevice ?? []).enumerated() {
             if let weight = device.weight, weight != 0 {
                 try Self.checkWeight(weight, field: "\(f).weightDevice[\(i)].weight")
                 // Per-device weights exist only with BFQ on v2 (io.bfq.weight); skipped without it, as runc.
-                writes.append(.init("", "io.bfq.weight", "\(device.major):\(device.minor) \(weight)", field: "\(f).weightDevice[\(i)].weight", optional: true))
+                writes.append(
+                    .init(
+                        "", "io.bfq.weight", "\(device.major):\(device.minor) \(weight)",
+                        field: "\(f).weightDevice[\(i)].weight", optional: true))
             }
         }
-        for (list, name, key) in [(io.throttleReadBpsDevice, "throttleReadBpsDevice", "rbps"),
-                                  (io.throttleWriteBpsDevice, "throttleWriteBpsDevice", "wbps"),
-                                  (io.throttleReadIOPSDevice, "throttleReadIOPSDevice", "riops"),
-                                  (io.throttleWriteIOPSDevice, "throttleWriteIOPSDevice", "wiops")] {
+        for (list, name, key) in [
+            (io.throttleReadBpsDevice, "throttleReadBpsDevice", "rbps"),
+            (io.throttleWriteBpsDevice, "throttleWriteBpsDevice", "wbps"),
+            (io.throttleReadIOPSDevice, "throttleReadIOPSDevice", "riops"),
+            (io.throttleWriteIOPSDevice, "throttleWriteIOPSDevice", "wiops"),
+        ] {
             for (i, device) in (list ?? []).enumerated() {
                 try Self.checkDevice(device.major, device.minor, field: "\(f).\(name)[\(i)]")
-                writes.append(.init("", "io.max", "\(device.major):\(device.minor) \(key)=\(device.rate == 0 ? "max" : String(device.rate))", field: "\(f).\(name)[\(i)]"))
+                writes.append(
+                    .init(
+                        "", "io.max",
+                        "\(device.major):\(device.minor) \(key)=\(device.rate == 0 ? "max" : String(device.rate))",
+                        field: "\(f).\(name)[\(i)]"))
             }
         }
     }
@@ -345,21 +416,29 @@ public struct CgroupPlan: Sendable, Equatable {
     }
 
     private static func checkWeight(_ weight: UInt16, field: String) throws(RuntimeError) {
-        guard weight >= 10 && weight <= 1000 else { throw .invalidConfig(field: field, reason: "\(weight) is outside 10…1000") }
+        guard weight >= 10 && weight <= 1000 else {
+            throw .invalidConfig(field: field, reason: "\(weight) is outside 10…1000")
+        }
     }
 
     private static func checkDevice(_ major: Int64, _ minor: Int64, field: String) throws(RuntimeError) {
-        guard major >= 0 && minor >= 0 else { throw .invalidConfig(field: field, reason: "major and minor must not be negative") }
+        guard major >= 0 && minor >= 0 else {
+            throw .invalidConfig(field: field, reason: "major and minor must not be negative")
+        }
     }
 
     // MARK: Hugepages, RDMA, unified
 
-    private mutating func planHugepages(_ limits: [Spec.HugepageLimit]?, v2: Bool, controller: String) throws(RuntimeError) {
+    private mutating func planHugepages(_ limits: [Spec.HugepageLimit]?, v2: Bool, controller: String)
+        throws(RuntimeError)
+    {
         for (i, limit) in (limits ?? []).enumerated() {
             let size = limit.pageSize
             let digits = size.prefix(while: { $0.isNumber })
             guard !digits.isEmpty, ["KB", "MB", "GB"].contains(String(size.dropFirst(digits.count))) else {
-                throw .invalidConfig(field: "linux.resources.hugepageLimits[\(i)].pageSize", reason: "\"\(size)\" is not a page size such as 2MB or 1GB")
+                throw .invalidConfig(
+                    field: "linux.resources.hugepageLimits[\(i)].pageSize",
+                    reason: "\"\(size)\" is not a page size such as 2MB or 1GB")
             }
             let file = v2 ? "hugetlb.\(size).max" : "hugetlb.\(size).limit_in_bytes"
             writes.append(.init(controller, file, String(limit.limit), field: "linux.resources.hugepageLimits[\(i)]"))
@@ -376,13 +455,18 @@ public struct CgroupPlan: Sendable, Equatable {
             guard !device.isEmpty, !device.contains(" "), !device.contains("/") else {
                 throw .invalidConfig(field: "linux.resources.rdma", reason: "\"\(device)\" is not an RDMA device name")
             }
-            writes.append(.init(controller, "rdma.max", "\(device) \(parts.joined(separator: " "))", field: "linux.resources.rdma.\(device)"))
+            writes.append(
+                .init(
+                    controller, "rdma.max", "\(device) \(parts.joined(separator: " "))",
+                    field: "linux.resources.rdma.\(device)"))
         }
     }
     typealias RdmaLimit = Spec.RdmaLimit
 
     /// Files the runtime manages itself; writing them through `unified` would break the container.
-    static let reservedUnifiedKeys: Set<String> = ["cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.kill", "cgroup.freeze", "cgroup.type"]
+    static let reservedUnifiedKeys: Set<String> = [
+        "cgroup.procs", "cgroup.threads", "cgroup.subtree_control", "cgroup.kill", "cgroup.freeze", "cgroup.type",
+    ]
 
     private mutating func planUnified(_ unified: [String: String]?) throws(RuntimeError) {
         for key in (unified ?? [:]).keys.sorted() {
@@ -408,7 +492,9 @@ public struct CgroupPlan: Sendable, Equatable {
     /// "c 1:3 rwm" for a device rule; defaults as runc: type a, any major/minor, access rwm.
     public static func deviceRuleText(_ rule: Spec.DeviceRule, field: String) throws(RuntimeError) -> String {
         let type = rule.type ?? "a"
-        guard ["a", "b", "c"].contains(type) else { throw .invalidConfig(field: "\(field).type", reason: "\"\(type)\" is not a, b or c") }
+        guard ["a", "b", "c"].contains(type) else {
+            throw .invalidConfig(field: "\(field).type", reason: "\"\(type)\" is not a, b or c")
+        }
         let access = rule.access ?? "rwm"
         guard !access.isEmpty, access.allSatisfy({ "rwm".contains($0) }) else {
             throw .invalidConfig(field: "\(field).access", reason: "\"\(access)\" is not a combination of r, w and m")
@@ -437,18 +523,21 @@ extension Cgroups {
         rules += [
             .init(allow: true, type: "c", major: nil, minor: nil, access: "m"),
             .init(allow: true, type: "b", major: nil, minor: nil, access: "m"),
-            .init(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),    // /dev/null
-            .init(allow: true, type: "c", major: 1, minor: 8, access: "rwm"),    // /dev/random
-            .init(allow: true, type: "c", major: 1, minor: 7, access: "rwm"),    // /dev/full
-            .init(allow: true, type: "c", major: 5, minor: 0, access: "rwm"),    // /dev/tty
-            .init(allow: true, type: "c", major: 1, minor: 5, access: "rwm"),    // /dev/zero
-            .init(allow: true, type: "c", major: 1, minor: 9, access: "rwm"),    // /dev/urandom
-            .init(allow: true, type: "c", major: 136, minor: nil, access: "rwm"), // /dev/pts/*
-            .init(allow: true, type: "c", major: 5, minor: 2, access: "rwm"),    // /dev/ptmx
-            .init(allow: true, type: "c", major: 10, minor: 200, access: "rwm"), // /dev/net/tun
+            .init(allow: true, type: "c", major: 1, minor: 3, access: "rwm"),  // /dev/null
+            .init(allow: true, type: "c", major: 1, minor: 8, access: "rwm"),  // /dev/random
+            .init(allow: true, type: "c", major: 1, minor: 7, access: "rwm"),  // /dev/full
+            .init(allow: true, type: "c", major: 5, minor: 0, access: "rwm"),  // /dev/tty
+            .init(allow: true, type: "c", major: 1, minor: 5, access: "rwm"),  // /dev/zero
+            .init(allow: true, type: "c", major: 1, minor: 9, access: "rwm"),  // /dev/urandom
+            .init(allow: true, type: "c", major: 136, minor: nil, access: "rwm"),  // /dev/pts/*
+            .init(allow: true, type: "c", major: 5, minor: 2, access: "rwm"),  // /dev/ptmx
+            .init(allow: true, type: "c", major: 10, minor: 200, access: "rwm"),  // /dev/net/tun
         ]
         for device in devices ?? [] where device.type == "c" || device.type == "b" || device.type == "u" {
-            rules.append(.init(allow: true, type: device.type == "u" ? "c" : device.type, major: device.major, minor: device.minor, access: "rwm"))
+            rules.append(
+                .init(
+                    allow: true, type: device.type == "u" ? "c" : device.type, major: device.major, minor: device.minor,
+                    access: "rwm"))
         }
         return rules
     }

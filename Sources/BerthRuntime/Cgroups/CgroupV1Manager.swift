@@ -53,11 +53,14 @@ struct CgroupV1Manager: CgroupManager {
     @discardableResult
     func apply(_ resources: Spec.Resources) throws(RuntimeError) -> [String] {
         var currentLimit: UInt64?
-        if let memory = resources.memory, (memory.limit ?? 0) != 0, (memory.swap ?? 0) != 0, let dir = state.paths["memory"] {
+        if let memory = resources.memory, (memory.limit ?? 0) != 0, (memory.swap ?? 0) != 0,
+            let dir = state.paths["memory"]
+        {
             currentLimit = (try? fs.read(dir, "memory.limit_in_bytes")).flatMap { UInt64($0.filter { $0 != "\n" }) }
         }
-        let plan = try CgroupPlan(resources, version: .v1(hugetlbOnUnified: resources.hugepageLimits?.isEmpty == false && hugetlbOnUnified),
-                                  currentMemoryLimit: currentLimit)
+        let plan = try CgroupPlan(
+            resources, version: .v1(hugetlbOnUnified: resources.hugepageLimits?.isEmpty == false && hugetlbOnUnified),
+            currentMemoryLimit: currentLimit)
         try fs.execute(plan.writes) { controller in controller.isEmpty ? state.path : state.paths[controller] }
         return plan.warnings
     }
@@ -76,7 +79,9 @@ struct CgroupV1Manager: CgroupManager {
     func prepareUnifiedForClone() throws(RuntimeError) -> FileDescriptor? {
         guard let unified = state.path else { return nil }
         try CgroupV2Manager.createUnified(path: unified, mount: state.unifiedMount, fs: fs)
-        do { return try fs.openDirectory(unified) } catch { throw .system(error, context: "cgroup: opening \(unified)") }
+        do { return try fs.openDirectory(unified) } catch {
+            throw .system(error, context: "cgroup: opening \(unified)")
+        }
     }
 
     func beginAdd(pid: Int32) throws(RuntimeError) -> PendingWrite? {
@@ -91,7 +96,9 @@ struct CgroupV1Manager: CgroupManager {
 
     /// The hierarchy used to list processes: any will do, as the container joins them all.
     private var listingDirectory: String? {
-        for controller in ["pids", "freezer", "memory", "devices", "cpu"] { if let dir = state.paths[controller] { return dir } }
+        for controller in ["pids", "freezer", "memory", "devices", "cpu"] {
+            if let dir = state.paths[controller] { return dir }
+        }
         return state.paths.values.sorted().first ?? state.path
     }
 
@@ -110,7 +117,9 @@ struct CgroupV1Manager: CgroupManager {
         // Freezing can stall in FREEZING while tasks are in uninterruptible sleep: write again (runc does).
         var delay = 1
         for attempt in 0..<40 {
-            if attempt % 10 == 0 { try fs.write(directory, "freezer.state", wanted, field: wanted == "FROZEN" ? "freeze" : "thaw") }
+            if attempt % 10 == 0 {
+                try fs.write(directory, "freezer.state", wanted, field: wanted == "FROZEN" ? "freeze" : "thaw")
+            }
             if (try? fs.read(directory, "freezer.state"))?.hasPrefix(wanted) ?? false { return }
             fs.sleep(milliseconds: delay)
             delay = min(delay * 2, 50)
@@ -129,7 +138,9 @@ struct CgroupV1Manager: CgroupManager {
     }
 
     /// runc's signalAllProcesses: freeze so nothing forks meanwhile, signal each pid, thaw.
-    static func freezeSignalThaw(_ manager: any CgroupManager, signal: Int32, fs: any CgroupFileSystem) throws(RuntimeError) {
+    static func freezeSignalThaw(_ manager: any CgroupManager, signal: Int32, fs: any CgroupFileSystem)
+        throws(RuntimeError)
+    {
         let canFreeze: Bool
         do throws(RuntimeError) { try manager.freeze(); canFreeze = true } catch { canFreeze = false }
         let pids = try manager.processes()
@@ -145,7 +156,9 @@ struct CgroupV1Manager: CgroupManager {
     func destroy() throws(RuntimeError) {
         var firstError: RuntimeError?
         for directory in directories {
-            do throws(RuntimeError) { try fs.removeCgroup(directory) } catch { if firstError == nil { firstError = error } }
+            do throws(RuntimeError) { try fs.removeCgroup(directory) } catch {
+                if firstError == nil { firstError = error }
+            }
         }
         if let firstError { throw firstError }
     }

@@ -35,7 +35,9 @@ struct CgroupV2Manager: CgroupManager {
 
     static func enableControllers(in directory: String, fs: any CgroupFileSystem) throws(RuntimeError) {
         let available = try fs.read(directory, "cgroup.controllers").split(whereSeparator: { $0 == " " || $0 == "\n" })
-        let enabled = Set((try? fs.read(directory, "cgroup.subtree_control"))?.split(whereSeparator: { $0 == " " || $0 == "\n" }) ?? [])
+        let enabled = Set(
+            (try? fs.read(directory, "cgroup.subtree_control"))?.split(whereSeparator: { $0 == " " || $0 == "\n" })
+                ?? [])
         let missing = available.filter { !enabled.contains($0) }
         if missing.isEmpty { return }
         do throws(SystemCallError) {
@@ -50,7 +52,8 @@ struct CgroupV2Manager: CgroupManager {
         var plan = try CgroupPlan(resources, version: .v2)
         // With BFQ the weight is written in the v1 range to io.bfq.weight (as runc).
         if let weight = plan.bfqWeight, fs.exists(path + "/io.bfq.weight"),
-           let index = plan.writes.firstIndex(where: { $0.file == "io.weight" }) {
+            let index = plan.writes.firstIndex(where: { $0.file == "io.weight" })
+        {
             plan.writes[index].file = "io.bfq.weight"
             plan.writes[index].value = String(weight)
         }
@@ -58,7 +61,8 @@ struct CgroupV2Manager: CgroupManager {
         if let rules = plan.deviceProgram {
             let program = try CgroupDeviceProgram(rules)
             do throws(SystemCallError) { try fs.attachDeviceProgram(program.instructions, directory: path) } catch {
-                throw .system(error, context: "cgroup: linux.resources.devices: attaching the eBPF device program to \(path)")
+                throw .system(
+                    error, context: "cgroup: linux.resources.devices: attaching the eBPF device program to \(path)")
             }
         }
         return plan.warnings
@@ -88,7 +92,9 @@ struct CgroupV2Manager: CgroupManager {
         let wanted = frozen ? "frozen 1" : "frozen 0"
         var delay = 1
         for _ in 0..<40 {
-            if (try? fs.read(path, "cgroup.events"))?.split(separator: "\n").contains(where: { $0 == wanted }) ?? true { return }
+            if (try? fs.read(path, "cgroup.events"))?.split(separator: "\n").contains(where: { $0 == wanted }) ?? true {
+                return
+            }
             fs.sleep(milliseconds: delay)
             delay = min(delay * 2, 50)
         }

@@ -35,8 +35,9 @@ public enum Capability: Int, CaseIterable, Sendable {
     /// this table when that cannot be read.
     public static func lastSupported() -> Int {
         if let fd = try? FileSystemMagic.openProc("/proc/sys/kernel/cap_last_cap", O_RDONLY),
-           let bytes = try? fd.read(upTo: 16),
-           let value = Int(String(decoding: bytes, as: UTF8.self).filter { $0.isNumber }) {
+            let bytes = try? fd.read(upTo: 16),
+            let value = Int(String(decoding: bytes, as: UTF8.self).filter { $0.isNumber })
+        {
             return value
         }
         return Capability.allCases.count - 1
@@ -58,7 +59,9 @@ public struct CapabilityPlan: Sendable, Equatable {
     /// Resolves the sets. A name that is not a capability at all is an error naming its field; a real
     /// capability newer than the running kernel (above `lastCapability`) is skipped with a warning.
     /// `nil` capabilities means every set is empty (a process with no capabilities).
-    public init(_ capabilities: Spec.Capabilities?, lastCapability: Int = Capability.lastSupported()) throws(RuntimeError) {
+    public init(_ capabilities: Spec.Capabilities?, lastCapability: Int = Capability.lastSupported())
+        throws(RuntimeError)
+    {
         self.lastCapability = lastCapability
         guard let capabilities else { return }
         var skipped: [String] = []
@@ -67,7 +70,8 @@ public struct CapabilityPlan: Sendable, Equatable {
             for (index, name) in (names ?? []).enumerated() {
                 guard let capability = Capability(name: name) else {
                     let hint = Capability(name: "CAP_" + name.uppercased()).map { " (did you mean \($0.name)?)" } ?? ""
-                    throw .invalidConfig(field: "process.capabilities.\(set)[\(index)]", reason: "unknown capability \"\(name)\"\(hint)")
+                    throw .invalidConfig(
+                        field: "process.capabilities.\(set)[\(index)]", reason: "unknown capability \"\(name)\"\(hint)")
                 }
                 if capability.rawValue > lastCapability {
                     if !skipped.contains(name) { skipped.append(name) }
@@ -83,7 +87,9 @@ public struct CapabilityPlan: Sendable, Equatable {
         permitted = try mask(capabilities.permitted, "permitted")
         ambient = try mask(capabilities.ambient, "ambient")
         if !skipped.isEmpty {
-            warnings.append("ignoring capabilities unknown to this kernel (cap_last_cap \(lastCapability)): \(skipped.joined(separator: ", "))")
+            warnings.append(
+                "ignoring capabilities unknown to this kernel (cap_last_cap \(lastCapability)): \(skipped.joined(separator: ", "))"
+            )
         }
     }
 

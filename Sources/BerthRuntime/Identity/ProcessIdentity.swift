@@ -25,7 +25,9 @@ public enum ProcessIdentity {
     /// additionalGids are an error unless empty. Returns warnings (e.g. an ambient capability that could
     /// not be raised because it is not both permitted and inheritable — runc only warns too).
     @discardableResult
-    public static func apply(user: Spec.User, capabilities: CapabilityPlan, noNewPrivileges: Bool = false) throws(RuntimeError) -> [String] {
+    public static func apply(user: Spec.User, capabilities: CapabilityPlan, noNewPrivileges: Bool = false)
+        throws(RuntimeError) -> [String]
+    {
         try dropBoundingSet(capabilities)
         try prctl(PR_SET_KEEPCAPS, 1, "PR_SET_KEEPCAPS")
         try switchUser(user)
@@ -46,8 +48,9 @@ public enum ProcessIdentity {
         for capability in plan.boundingDrops {
             let result = berth_prctl(PR_CAPBSET_DROP, UInt(capability), 0, 0, 0)
             if result != 0 && errno != EINVAL {  // EINVAL: the kernel does not know this capability
-                throw .system(SystemCallError(call: "prctl(PR_CAPBSET_DROP)", errno: errno, subject: "capability \(capability)"),
-                              context: "dropping the bounding set")
+                throw .system(
+                    SystemCallError(call: "prctl(PR_CAPBSET_DROP)", errno: errno, subject: "capability \(capability)"),
+                    context: "dropping the bounding set")
             }
         }
     }
@@ -59,24 +62,31 @@ public enum ProcessIdentity {
             let gids = groups.map { gid_t($0) }
             let result = gids.withUnsafeBufferPointer { setgroups(gids.count, $0.baseAddress) }
             if result != 0 {
-                throw .system(SystemCallError(call: "setgroups", errno: errno, subject: "\(groups)"), context: "process.user.additionalGids")
+                throw .system(
+                    SystemCallError(call: "setgroups", errno: errno, subject: "\(groups)"),
+                    context: "process.user.additionalGids")
             }
         } else if !groups.isEmpty {
-            throw .invalidConfig(field: "process.user.additionalGids",
-                                 reason: "setgroups is denied in this user namespace (/proc/self/setgroups is \"deny\")")
+            throw .invalidConfig(
+                field: "process.user.additionalGids",
+                reason: "setgroups is denied in this user namespace (/proc/self/setgroups is \"deny\")")
         }
         if setgid(gid_t(user.gid)) != 0 {  // as root: real, effective and saved
-            throw .system(SystemCallError(call: "setgid", errno: errno, subject: "\(user.gid)"), context: "process.user.gid")
+            throw .system(
+                SystemCallError(call: "setgid", errno: errno, subject: "\(user.gid)"), context: "process.user.gid")
         }
         if setuid(uid_t(user.uid)) != 0 {
-            throw .system(SystemCallError(call: "setuid", errno: errno, subject: "\(user.uid)"), context: "process.user.uid")
+            throw .system(
+                SystemCallError(call: "setuid", errno: errno, subject: "\(user.uid)"), context: "process.user.uid")
         }
     }
 
     /// capset(effective, permitted, inheritable), then clears and raises the ambient set.
     @discardableResult
     public static func setCapabilities(_ plan: CapabilityPlan) throws(RuntimeError) -> [String] {
-        func words(_ mask: UInt64) -> [UInt32] { [UInt32(truncatingIfNeeded: mask), UInt32(truncatingIfNeeded: mask >> 32)] }
+        func words(_ mask: UInt64) -> [UInt32] {
+            [UInt32(truncatingIfNeeded: mask), UInt32(truncatingIfNeeded: mask >> 32)]
+        }
         let effective = words(plan.effective), permitted = words(plan.permitted), inheritable = words(plan.inheritable)
         if berth_capset(effective, permitted, inheritable) != 0 {
             throw .system(SystemCallError(call: "capset", errno: errno), context: "process.capabilities")
@@ -85,14 +95,18 @@ public enum ProcessIdentity {
         _ = berth_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
         for capability in CapabilityPlan.capabilities(in: plan.ambient) {
             if berth_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, UInt(capability.rawValue), 0, 0) != 0 {
-                warnings.append("cannot raise ambient capability \(capability.name): \(Errno.name(errno)) (it must be permitted and inheritable)")
+                warnings.append(
+                    "cannot raise ambient capability \(capability.name): \(Errno.name(errno)) (it must be permitted and inheritable)"
+                )
             }
         }
         return warnings
     }
 
     /// Reads the calling thread's effective, permitted and inheritable sets.
-    public static func currentCapabilities() throws(RuntimeError) -> (effective: UInt64, permitted: UInt64, inheritable: UInt64) {
+    public static func currentCapabilities() throws(RuntimeError) -> (
+        effective: UInt64, permitted: UInt64, inheritable: UInt64
+    ) {
         var effective: [UInt32] = [0, 0], permitted: [UInt32] = [0, 0], inheritable: [UInt32] = [0, 0]
         if berth_capget(0, &effective, &permitted, &inheritable) != 0 {
             throw .system(SystemCallError(call: "capget", errno: errno), context: "reading capabilities")
@@ -117,7 +131,8 @@ public enum ProcessIdentity {
 
     private static func setgroupsAllowed() -> Bool {
         guard let fd = try? FileSystemMagic.openProc("/proc/self/setgroups", O_RDONLY),
-              let bytes = try? fd.read(upTo: 16) else { return true }
+            let bytes = try? fd.read(upTo: 16)
+        else { return true }
         return !String(decoding: bytes, as: UTF8.self).hasPrefix("deny")
     }
 

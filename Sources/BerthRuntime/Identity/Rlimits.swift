@@ -27,14 +27,17 @@ public struct RlimitPlan: Sendable, Equatable {
     public init(_ rlimits: [Spec.Rlimit]?) throws(RuntimeError) {
         for (index, rlimit) in (rlimits ?? []).enumerated() {
             guard let entry = RlimitPlan.resources.first(where: { $0.name == rlimit.type }) else {
-                throw .invalidConfig(field: "process.rlimits[\(index)].type", reason: "unknown rlimit type \"\(rlimit.type)\"")
+                throw .invalidConfig(
+                    field: "process.rlimits[\(index)].type", reason: "unknown rlimit type \"\(rlimit.type)\"")
             }
             if limits.contains(where: { $0.resource == entry.number }) {
-                throw .invalidConfig(field: "process.rlimits[\(index)].type", reason: "duplicate rlimit type \"\(rlimit.type)\"")
+                throw .invalidConfig(
+                    field: "process.rlimits[\(index)].type", reason: "duplicate rlimit type \"\(rlimit.type)\"")
             }
             if rlimit.soft > rlimit.hard {
-                throw .invalidConfig(field: "process.rlimits[\(index)].soft",
-                                     reason: "\(rlimit.type) soft limit \(rlimit.soft) exceeds the hard limit \(rlimit.hard)")
+                throw .invalidConfig(
+                    field: "process.rlimits[\(index)].soft",
+                    reason: "\(rlimit.type) soft limit \(rlimit.soft) exceeds the hard limit \(rlimit.hard)")
             }
             limits.append(Limit(name: rlimit.type, resource: entry.number, soft: rlimit.soft, hard: rlimit.hard))
         }
@@ -48,8 +51,11 @@ public struct RlimitPlan: Sendable, Equatable {
             if setrlimit(__rlimit_resource_t(UInt32(limit.resource)), &value) != 0 {
                 let code = errno
                 let hint = code == EPERM ? " (raising a hard limit needs CAP_SYS_RESOURCE)" : ""
-                throw .system(SystemCallError(call: "setrlimit", errno: code, subject: "\(limit.name) soft=\(limit.soft) hard=\(limit.hard)\(hint)"),
-                              context: "process.rlimits \(limit.name)")
+                throw .system(
+                    SystemCallError(
+                        call: "setrlimit", errno: code,
+                        subject: "\(limit.name) soft=\(limit.soft) hard=\(limit.hard)\(hint)"),
+                    context: "process.rlimits \(limit.name)")
             }
         }
     }

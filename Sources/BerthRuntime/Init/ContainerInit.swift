@@ -58,8 +58,9 @@ struct InitProcess {
         self.process = process
         self.socket = socket
         let createsNamespace = NamespacePlan(spec.linux?.namespaces ?? []).creates(.cgroup)
-        cgroups = CgroupGate(socket: request.awaitsCgroups ? socket : nil, createsNamespace: createsNamespace,
-                             movesItself: request.movesIntoCgroups)
+        cgroups = CgroupGate(
+            socket: request.awaitsCgroups ? socket : nil, createsNamespace: createsNamespace,
+            movesItself: request.movesIntoCgroups)
     }
 
     /// Where the init waits for its cgroups. The runtime makes them and moves the init there while the
@@ -87,7 +88,9 @@ struct InitProcess {
         func directories() throws(RuntimeError) -> [String]? {
             guard let socket else { return known }
             if known == nil {
-                guard let frame = try Frames.receiveRaw(on: socket) else { throw .other("runtime went away while making cgroups") }
+                guard let frame = try Frames.receiveRaw(on: socket) else {
+                    throw .other("runtime went away while making cgroups")
+                }
                 let directories = String(decoding: frame, as: UTF8.self).split(separator: "\n").map(String.init)
                 known = directories
                 if movesItself {
@@ -121,7 +124,9 @@ struct InitProcess {
         func pass() throws(RuntimeError) {
             if let socket {
                 _ = try directories()
-                guard try Frames.receiveByte(on: socket) else { throw .other("runtime went away while joining cgroups") }
+                guard try Frames.receiveByte(on: socket) else {
+                    throw .other("runtime went away while joining cgroups")
+                }
                 self.socket = nil
                 if let devicesDirectory {
                     try join(devicesDirectory)
@@ -137,7 +142,6 @@ struct InitProcess {
         }
     }
 
-
     func run() throws(RuntimeError) -> Never {
         if request.mode == .exec {
             try prepareExec()
@@ -148,7 +152,9 @@ struct InitProcess {
         // caller could not tell why the container ended.
         let executable = try resolveExecutable()
         // The filter is built (or found in the cache) now: after `start`, only loading it is left.
-        let seccomp = try spec.linux?.seccomp.map { profile throws(RuntimeError) in try PreparedSeccomp(profile, cache: seccompCache) }
+        let seccomp = try spec.linux?.seccomp.map { profile throws(RuntimeError) in
+            try PreparedSeccomp(profile, cache: seccompCache)
+        }
         try Frames.send(InitMessage(kind: .created), on: socket)
         try waitForStart()
         if request.mode != .exec {
@@ -170,8 +176,9 @@ struct InitProcess {
     }
 
     func state(_ status: ContainerStatus) -> OCIState {
-        OCIState(ociVersion: spec.ociVersion, id: request.containerID, status: status, pid: getpid(),
-                 bundle: request.bundle, annotations: spec.annotations)
+        OCIState(
+            ociVersion: spec.ociVersion, id: request.containerID, status: status, pid: getpid(),
+            bundle: request.bundle, annotations: spec.annotations)
     }
 
     // MARK: Container setup (create and run)
@@ -236,14 +243,17 @@ struct InitProcess {
     /// Terminal, keyring, LSM labels, rlimits, OOM score, working directory.
     func setUpProcess() throws(RuntimeError) {
         if process.terminal == true, let console = request.consoleFd {
-            try Terminal.setUp(consoleSocket: FileDescriptor(owning: console), size: process.consoleSize,
-                               bindConsole: request.mode != .exec)
+            try Terminal.setUp(
+                consoleSocket: FileDescriptor(owning: console), size: process.consoleSize,
+                bindConsole: request.mode != .exec)
         }
         if !request.noNewKeyring && request.mode != .exec {
             let name = "_ses.\(request.containerID)"
             // Docker's default seccomp profile denies keyctl; runc then carries on without a keyring.
             if berth_join_session_keyring(name) < 0 && errno != ENOSYS && errno != EPERM {
-                throw .system(SystemCallError(call: "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", errno: errno), context: "session keyring")
+                throw .system(
+                    SystemCallError(call: "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", errno: errno),
+                    context: "session keyring")
             }
         }
         try SecurityLabels.apply(apparmor: process.apparmorProfile, selinux: process.selinuxLabel)
@@ -259,8 +269,11 @@ struct InitProcess {
         if chdir(cwd) != 0 {
             let code = errno
             if code == ENOENT, request.mode != .exec {
-                try RuntimeError.wrap("creating cwd") { () throws(SystemCallError) in try FileSystem.makeDirectories(cwd) }
-                _ = try RuntimeError.wrap("chdir") { () throws(SystemCallError) in try sys("chdir", cwd) { chdir(cwd) } }
+                try RuntimeError.wrap("creating cwd") { () throws(SystemCallError) in
+                    try FileSystem.makeDirectories(cwd)
+                }
+                _ = try RuntimeError.wrap("chdir") { () throws(SystemCallError) in try sys("chdir", cwd) { chdir(cwd) }
+                }
             } else {
                 throw .system(SystemCallError(call: "chdir", errno: code, subject: cwd), context: "process.cwd")
             }
@@ -305,7 +318,9 @@ struct InitProcess {
             try installSeccomp(program)
             seccomp = nil
         }
-        for warning in try ProcessIdentity.apply(user: process.user, capabilities: capabilities, noNewPrivileges: noNewPrivileges) {
+        for warning in try ProcessIdentity.apply(
+            user: process.user, capabilities: capabilities, noNewPrivileges: noNewPrivileges)
+        {
             RuntimeLog.debugMessage(warning)
         }
         if let program = seccomp { try installSeccomp(program) }
@@ -322,7 +337,9 @@ struct InitProcess {
                 execve(executable, argv, envp)
             }
         }
-        throw .system(SystemCallError(call: "execve", errno: errno, subject: executable), context: "starting the container process")
+        throw .system(
+            SystemCallError(call: "execve", errno: errno, subject: executable),
+            context: "starting the container process")
     }
 
     func installSeccomp(_ prepared: PreparedSeccomp) throws(RuntimeError) {
@@ -338,7 +355,8 @@ struct InitProcess {
     }
 
     func listenerState() -> [UInt8] {
-        let text = "{\"ociVersion\":\"\(spec.ociVersion)\",\"fds\":[\"seccompFd\"],\"pid\":\(getpid()),"
+        let text =
+            "{\"ociVersion\":\"\(spec.ociVersion)\",\"fds\":[\"seccompFd\"],\"pid\":\(getpid()),"
             + "\"metadata\":\"\(spec.linux?.seccomp?.listenerMetadata ?? "")\",\"state\":{\"ociVersion\":\"\(spec.ociVersion)\","
             + "\"id\":\"\(request.containerID)\",\"status\":\"creating\",\"pid\":\(getpid()),\"bundle\":\"\(request.bundle)\"}}"
         return Array(text.utf8)
@@ -355,11 +373,13 @@ struct InitProcess {
             // runc's LookPath: a file that cannot be executed (or a directory) fails here too.
             var info = stat()
             if access(program, X_OK) != 0 || stat(program, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-                throw .system(SystemCallError(call: "exec", errno: EACCES, subject: program), context: "process.args[0]")
+                throw .system(
+                    SystemCallError(call: "exec", errno: EACCES, subject: program), context: "process.args[0]")
             }
             return program
         }
-        let path = (process.env ?? []).first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
+        let path =
+            (process.env ?? []).first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) }
             ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(program)"

@@ -9,13 +9,20 @@ enum SecurityLabels {
     static func apply(apparmor: String?, selinux: String?) throws(RuntimeError) {
         if let profile = apparmor, !profile.isEmpty {
             guard appArmorEnabled else {
-                throw .invalidConfig(field: "process.apparmorProfile", reason: "AppArmor is not enabled on this host; cannot apply profile \"\(profile)\"")
+                throw .invalidConfig(
+                    field: "process.apparmorProfile",
+                    reason: "AppArmor is not enabled on this host; cannot apply profile \"\(profile)\"")
             }
-            try write("exec \(profile)", to: FileSystem.exists("/proc/self/attr/apparmor/exec") ? "/proc/self/attr/apparmor/exec" : "/proc/self/attr/exec")
+            try write(
+                "exec \(profile)",
+                to: FileSystem.exists("/proc/self/attr/apparmor/exec")
+                    ? "/proc/self/attr/apparmor/exec" : "/proc/self/attr/exec")
         }
         if let label = selinux, !label.isEmpty {
             guard FileSystem.exists("/sys/fs/selinux/enforce") else {
-                throw .invalidConfig(field: "process.selinuxLabel", reason: "SELinux is not enabled on this host; cannot apply label \"\(label)\"")
+                throw .invalidConfig(
+                    field: "process.selinuxLabel",
+                    reason: "SELinux is not enabled on this host; cannot apply label \"\(label)\"")
             }
             try write(label, to: "/proc/self/attr/exec")
         }

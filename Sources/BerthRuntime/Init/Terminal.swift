@@ -11,7 +11,8 @@ enum Terminal {
         var master: Int32 = -1
         var name = [CChar](repeating: 0, count: 128)
         guard berth_open_pty(&master, &name, name.count) == 0 else {
-            throw .system(SystemCallError(call: "posix_openpt", errno: errno), context: "creating the container's terminal")
+            throw .system(
+                SystemCallError(call: "posix_openpt", errno: errno), context: "creating the container's terminal")
         }
         let masterFd = FileDescriptor(owning: master)
         let slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -31,7 +32,8 @@ enum Terminal {
             }
         }
         guard berth_send_fd(consoleSocket.rawValue, master, nil, 0) == 0 else {
-            throw .system(SystemCallError(call: "sendmsg", errno: errno), context: "sending the pty master to the console socket")
+            throw .system(
+                SystemCallError(call: "sendmsg", errno: errno), context: "sending the pty master to the console socket")
         }
         masterFd.close()
         consoleSocket.close()

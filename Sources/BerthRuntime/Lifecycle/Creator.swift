@@ -43,7 +43,8 @@ struct Creator {
         try store.reserve(options.id)
         var cleanup = Cleanup(store: store, id: options.id)
         do {
-            let launched = try launch(config: config, tree: tree, essentials: essentials, bundle: bundle, cleanup: &cleanup)
+            let launched = try launch(
+                config: config, tree: tree, essentials: essentials, bundle: bundle, cleanup: &cleanup)
             cleanup.disarm()
             return launched
         } catch {
@@ -63,8 +64,10 @@ struct Creator {
         return (spec, validator.rootfsPath)
     }
 
-    private func launch(config: [UInt8], tree: JSON, essentials: LaunchEssentials, bundle: String,
-                        cleanup: inout Cleanup) throws(RuntimeError) -> Launched {
+    private func launch(
+        config: [UInt8], tree: JSON, essentials: LaunchEssentials, bundle: String,
+        cleanup: inout Cleanup
+    ) throws(RuntimeError) -> Launched {
         let namespaces = NamespacePlan(essentials.namespaces)
         // Without a mount namespace of its own the container lives in the runtime's (HostMountNamespace).
         var hostMounts: HostMountNamespace?
@@ -132,7 +135,9 @@ struct Creator {
         // The compiled-seccomp cache, for the init to use after pivot_root (nil if it cannot be made).
         var seccompCacheFd: Int32?
         let seccompCache = store.seccompCacheDirectory
-        if mkdir(seccompCache, 0o700) == 0 || errno == EEXIST, let fd = try? FileDescriptor.open(seccompCache, BERTH_O_PATH | O_DIRECTORY) {
+        if mkdir(seccompCache, 0o700) == 0 || errno == EEXIST,
+            let fd = try? FileDescriptor.open(seccompCache, BERTH_O_PATH | O_DIRECTORY)
+        {
             inherited.append(fd)
             seccompCacheFd = fd.rawValue
         }
@@ -169,13 +174,17 @@ struct Creator {
         let socket = try RuntimeError.wrap("creating init socket") { () throws(SystemCallError) in try SocketPair() }
         inherited.append(socket.second)
         for fd in inherited {
-            try RuntimeError.wrap("passing descriptors to init") { () throws(SystemCallError) in try fd.setCloseOnExec(false) }
+            try RuntimeError.wrap("passing descriptors to init") { () throws(SystemCallError) in
+                try fd.setCloseOnExec(false)
+            }
         }
         spawner.environment = ["_BERTH_INIT_FD=\(socket.second.rawValue)"]
 
         var child = try PidNamespaceJoin.spawning(into: pidNamespace) { () throws(RuntimeError) in try spawner.spawn() }
         cleanup.pid = child.pid
-        if namespaces.creates(.user) { try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings) }
+        if namespaces.creates(.user) {
+            try UserNamespace.writeMappings(pid: child.pid, uid: essentials.uidMappings, gid: essentials.gidMappings)
+        }
         // The request and config.json's bytes are queued on the socket while the child execs the init.
         try child.proceed()
         let created = Timestamp.now(fixedNanoseconds: true)
@@ -217,7 +226,11 @@ struct Creator {
             cgroups = cloneInto
             try tellInit(cgroups.directories)
         } else {
-            if let layout { cgroups = layout } else { cgroups = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id) }
+            if let layout {
+                cgroups = layout
+            } else {
+                cgroups = try Cgroups.manager(cgroupsPath: essentials.cgroupsPath, containerID: options.id)
+            }
             try cgroups.create()
             cleanup.cgroups = cgroups
             try tellInit(cgroups.directories)
@@ -228,18 +241,22 @@ struct Creator {
         try apply(cgroups, spec: spec)
         // The record is encoded now, while the init works.
         guard let stat = ProcessStat.read(pid: child.pid) else { throw .other("container init exited during setup") }
-        var record = ContainerRecord(id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
-                                     pidStartTime: stat.startTime, created: created, owner: "",
-                                     cgroup: cgroups.state, config: spec)
+        var record = ContainerRecord(
+            id: options.id, bundle: bundle, rootfs: rootfs, pid: child.pid,
+            pidStartTime: stat.startTime, created: created, owner: "",
+            cgroup: cgroups.state, config: spec)
         var recordBytes: [UInt8]? = try StateStore.encode(record)
         if cloneInto == nil && !initMovesItself {
-            try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in try firstMove?.wait() }
+            try RuntimeError.wrap("cgroup: adding process \(child.pid)") { () throws(SystemCallError) in
+                try firstMove?.wait()
+            }
             try cgroups.add(pid: child.pid)
         }
-        try tellInit(nil)   // the init sits in its cgroups, their resources applied
+        try tellInit(nil)  // the init sits in its cgroups, their resources applied
 
-        let state = OCIState(ociVersion: spec.ociVersion, id: options.id, status: .creating, pid: child.pid,
-                             bundle: bundle, annotations: spec.annotations)
+        let state = OCIState(
+            ociVersion: spec.ociVersion, id: options.id, status: .creating, pid: child.pid,
+            bundle: bundle, annotations: spec.annotations)
         waiting: while true {
             guard let message = try Frames.receive(InitMessage.self, on: socket.first) else {
                 throw .other("container init exited during setup")

@@ -28,7 +28,8 @@ extension Runtime {
         guard current == .running || current == .created else {
             throw .invalidState(id: options.id, status: current.rawValue, operation: "exec in")
         }
-        try SpecValidator(spec: record.config, bundle: record.bundle).validate(process: options.process, field: "process")
+        try SpecValidator(spec: record.config, bundle: record.bundle).validate(
+            process: options.process, field: "process")
         if options.process.terminal == true && options.consoleSocket == nil {
             throw .invalidConfig(field: "process.terminal", reason: "a terminal needs --console-socket")
         }
@@ -84,11 +85,14 @@ extension Runtime {
         let request = InitRequest(
             mode: .exec, containerID: options.id, bundle: record.bundle, rootfs: record.rootfs, spec: record.config,
             process: options.process, noPivot: false, noNewKeyring: true, preserveFds: options.preserveFds,
-            consoleFd: consoleFd, fifoFd: nil, createdAt: Timestamp.now(fixedNanoseconds: true), mountNamespaceFd: mountNamespaceFd)
+            consoleFd: consoleFd, fifoFd: nil, createdAt: Timestamp.now(fixedNanoseconds: true),
+            mountNamespaceFd: mountNamespaceFd)
         do {
             try Frames.send(request, on: socket.first)
             // created: set up; then end of stream means the program was exec'd, a message means it failed.
-            guard let ready = try Frames.receive(InitMessage.self, on: socket.first) else { throw RuntimeError.other("exec process exited during setup") }
+            guard let ready = try Frames.receive(InitMessage.self, on: socket.first) else {
+                throw RuntimeError.other("exec process exited during setup")
+            }
             if ready.kind == .failed { throw RuntimeError.other(ready.detail ?? "exec failed") }
             if let failure = try Frames.receive(InitMessage.self, on: socket.first) {
                 throw RuntimeError.other(failure.detail ?? "exec failed")

@@ -24,8 +24,12 @@ public enum HotVerbs {
         let valued: [String]
         let switches: [String]
         switch verb {
-        case "create": valued = ["bundle", "pid-file", "console-socket", "preserve-fds"]; switches = ["no-pivot", "no-new-keyring"]
-        case "run": valued = ["bundle", "pid-file", "console-socket", "preserve-fds"]; switches = ["no-pivot", "no-new-keyring", "detach"]
+        case "create":
+            valued = ["bundle", "pid-file", "console-socket", "preserve-fds"];
+            switches = ["no-pivot", "no-new-keyring"]
+        case "run":
+            valued = ["bundle", "pid-file", "console-socket", "preserve-fds"];
+            switches = ["no-pivot", "no-new-keyring", "detach"]
         case "start", "state": valued = []; switches = []
         case "kill": valued = []; switches = ["all"]
         case "delete": valued = []; switches = ["force"]
@@ -84,7 +88,8 @@ public enum HotVerbs {
             return verb == "start" ? .start(positional[0]) : .state(positional[0])
         case "kill":
             guard positional.count == 1 || positional.count == 2 else { return nil }
-            return .kill(positional[0], signal: positional.count == 2 ? positional[1] : "SIGTERM", all: flag("all") != nil)
+            return .kill(
+                positional[0], signal: positional.count == 2 ? positional[1] : "SIGTERM", all: flag("all") != nil)
         default:
             guard positional.count == 1 else { return nil }
             return .delete(positional[0], force: flag("force") != nil)

@@ -35,10 +35,14 @@ public enum ProcessTable {
         let environment = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
         let result = withCStringArray(arguments) { argv in
             withCStringArray(environment) { envp in
-                posix_spawnp(&pid, "ps", &actions, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
+                posix_spawnp(
+                    &pid, "ps", &actions, nil, UnsafeMutablePointer(mutating: argv),
+                    UnsafeMutablePointer(mutating: envp))
             }
         }
-        guard result == 0 else { throw .system(SystemCallError(call: "posix_spawn", errno: result, subject: "ps"), context: "ps") }
+        guard result == 0 else {
+            throw .system(SystemCallError(call: "posix_spawn", errno: result, subject: "ps"), context: "ps")
+        }
         pipe.writing.close()
         let bytes = (try? pipe.reading.readAll()) ?? []
         var status: Int32 = 0

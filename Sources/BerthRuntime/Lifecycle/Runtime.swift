@@ -31,8 +31,10 @@ public struct Runtime: Sendable {
         // Wait for the init's byte, or for the init to die (its pidfd becomes readable).
         let pidfd = berth_pidfd_open(record.pid, 0)
         defer { if pidfd >= 0 { close(pidfd) } }
-        var polls = [pollfd(fd: fifo.rawValue, events: Int16(POLLIN), revents: 0),
-                     pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        var polls = [
+            pollfd(fd: fifo.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+        ]
         while true {
             let ready = poll(&polls, pidfd >= 0 ? 2 : 1, -1)
             if ready < 0 && errno == EINTR { continue }
@@ -86,7 +88,9 @@ public struct Runtime: Sendable {
         var mask = sigset_t()
         sigemptyset(&mask)
         guard block else { return mask }
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD] { sigaddset(&mask, signal) }
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD] {
+            sigaddset(&mask, signal)
+        }
         sigprocmask(SIG_BLOCK, &mask, nil)
         return mask
     }
@@ -121,8 +125,9 @@ public struct Runtime: Sendable {
     }
 
     public func ociState(_ record: ContainerRecord, status: ContainerStatus) -> OCIState {
-        OCIState(ociVersion: record.config.ociVersion, id: record.id, status: status,
-                 pid: status == .stopped ? 0 : record.pid, bundle: record.bundle, annotations: record.config.annotations)
+        OCIState(
+            ociVersion: record.config.ociVersion, id: record.id, status: status,
+            pid: status == .stopped ? 0 : record.pid, bundle: record.bundle, annotations: record.config.annotations)
     }
 
     public func state(id: String) throws(RuntimeError) -> StateReport {
@@ -132,10 +137,11 @@ public struct Runtime: Sendable {
 
     func report(_ record: ContainerRecord) -> StateReport {
         let current = status(of: record)
-        return StateReport(ociVersion: record.config.ociVersion, id: record.id,
-                           pid: current == .stopped ? 0 : record.pid, status: current, bundle: record.bundle,
-                           rootfs: record.rootfs, created: record.created, owner: record.owner,
-                           annotations: record.config.annotations)
+        return StateReport(
+            ociVersion: record.config.ociVersion, id: record.id,
+            pid: current == .stopped ? 0 : record.pid, status: current, bundle: record.bundle,
+            rootfs: record.rootfs, created: record.created, owner: record.owner,
+            annotations: record.config.annotations)
     }
 
     public func list() -> [StateReport] {
@@ -160,12 +166,14 @@ public struct Runtime: Sendable {
         let pidfd = berth_pidfd_open(record.pid, 0)
         if pidfd < 0 {
             if errno == ESRCH { return }
-            throw .system(SystemCallError(call: "pidfd_open", errno: errno, subject: "pid \(record.pid)"), context: "kill")
+            throw .system(
+                SystemCallError(call: "pidfd_open", errno: errno, subject: "pid \(record.pid)"), context: "kill")
         }
         defer { close(pidfd) }
         guard record.initIsAlive else { return }
         if berth_pidfd_send_signal(pidfd, signal, 0) != 0 && errno != ESRCH {
-            throw .system(SystemCallError(call: "pidfd_send_signal", errno: errno, subject: "pid \(record.pid)"), context: "kill")
+            throw .system(
+                SystemCallError(call: "pidfd_send_signal", errno: errno, subject: "pid \(record.pid)"), context: "kill")
         }
     }
 

@@ -32,9 +32,12 @@ struct CgroupMounts {
     var flags: UInt { options.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT) }
 
     func mount() throws(RuntimeError) {
-        var hierarchies = try Self.hierarchies(mountinfo: readProc("/proc/self/mountinfo"), cgroups: readProc("/proc/self/cgroup"))
+        var hierarchies = try Self.hierarchies(
+            mountinfo: readProc("/proc/self/mountinfo"), cgroups: readProc("/proc/self/cgroup"))
         if let directories { hierarchies = Self.placing(hierarchies, in: directories) }
-        let target = try RuntimeError.wrap("cgroup mount target") { () throws(SystemCallError) in try root.makeDirectories(destination) }
+        let target = try RuntimeError.wrap("cgroup mount target") { () throws(SystemCallError) in
+            try root.makeDirectories(destination)
+        }
         if let unified = hierarchies.first(where: { $0.isVersion2 }), !hierarchies.contains(where: { !$0.isVersion2 }) {
             if hasNamespace {
                 try RuntimeError.wrap("mounting cgroup2") { () throws(SystemCallError) in
@@ -46,8 +49,9 @@ struct CgroupMounts {
             return
         }
         try RuntimeError.wrap("mounting cgroup tmpfs") { () throws(SystemCallError) in
-            try Mount.mount(source: "tmpfs", target: target.procPath, type: "tmpfs",
-                            flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755")
+            try Mount.mount(
+                source: "tmpfs", target: target.procPath, type: "tmpfs",
+                flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755")
         }
         for hierarchy in hierarchies where !hierarchy.isVersion2 {
             let name = String(hierarchy.mountPoint.split(separator: "/").last ?? "")
@@ -57,8 +61,9 @@ struct CgroupMounts {
             }
             if hasNamespace {
                 try RuntimeError.wrap("mounting cgroup \(name)") { () throws(SystemCallError) in
-                    try Mount.mount(source: "cgroup", target: directory.procPath, type: "cgroup", flags: flags,
-                                    data: hierarchy.controllers)
+                    try Mount.mount(
+                        source: "cgroup", target: directory.procPath, type: "cgroup", flags: flags,
+                        data: hierarchy.controllers)
                 }
             } else {
                 try bind(FileSystem.join(hierarchy.mountPoint, hierarchy.path), at: subdirectory)
@@ -78,8 +83,9 @@ struct CgroupMounts {
                 try root.open(destination, BERTH_O_PATH | O_DIRECTORY)
             }
             try RuntimeError.wrap("remounting cgroup tmpfs read-only") { () throws(SystemCallError) in
-                try Mount.mount(source: nil, target: mounted.procPath, type: nil,
-                                flags: UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755")
+                try Mount.mount(
+                    source: nil, target: mounted.procPath, type: nil,
+                    flags: UInt(MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC), data: "mode=755")
             }
         }
     }
@@ -87,7 +93,8 @@ struct CgroupMounts {
     private func bind(_ source: String, at destination: String) throws(RuntimeError) {
         try RuntimeError.wrap("binding cgroup \(source)") { () throws(SystemCallError) in
             let target = try root.makeDirectories(destination)
-            try Mount.mount(source: source, target: target.procPath, type: nil, flags: UInt(MS_BIND | MS_REC), data: nil)
+            try Mount.mount(
+                source: source, target: target.procPath, type: nil, flags: UInt(MS_BIND | MS_REC), data: nil)
             let remount = flags | UInt(MS_BIND | MS_REMOUNT)
             if flags != 0 {
                 let mounted = try root.open(destination, BERTH_O_PATH | O_DIRECTORY)
@@ -122,12 +129,17 @@ struct CgroupMounts {
         for line in cgroups.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3 else { continue }
-            if parts[0] == "0" && parts[1].isEmpty { unifiedPath = String(parts[2]) } else { byControllers[String(parts[1])] = String(parts[2]) }
+            if parts[0] == "0" && parts[1].isEmpty {
+                unifiedPath = String(parts[2])
+            } else {
+                byControllers[String(parts[1])] = String(parts[2])
+            }
         }
         var result: [Hierarchy] = []
         for entry in MountInfo.cgroupEntries(Array(mountinfo.utf8)) {
             if entry.fileSystemType == "cgroup2", let unifiedPath {
-                result.append(Hierarchy(mountPoint: entry.mountPoint, isVersion2: true, controllers: "", path: unifiedPath))
+                result.append(
+                    Hierarchy(mountPoint: entry.mountPoint, isVersion2: true, controllers: "", path: unifiedPath))
             } else if entry.fileSystemType == "cgroup" {
                 let superOptions = entry.superOptions.split(separator: ",")
                 let known = byControllers.keys.first { key in

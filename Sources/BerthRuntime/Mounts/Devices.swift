@@ -34,8 +34,9 @@ struct Devices {
     static func plan(_ spec: Spec) -> [Node] {
         var nodes = defaults
         for device in spec.linux?.devices ?? [] {
-            let node = Node(path: device.path, type: device.type, major: device.major ?? 0, minor: device.minor ?? 0,
-                            mode: device.fileMode ?? 0o666, uid: device.uid ?? 0, gid: device.gid ?? 0)
+            let node = Node(
+                path: device.path, type: device.type, major: device.major ?? 0, minor: device.minor ?? 0,
+                mode: device.fileMode ?? 0o666, uid: device.uid ?? 0, gid: device.gid ?? 0)
             if let index = nodes.firstIndex(where: { $0.path == device.path }) {
                 nodes[index] = node
             } else {
@@ -55,8 +56,10 @@ struct Devices {
         }
         try RuntimeError.wrap("creating /dev links") { () throws(SystemCallError) in
             let dev = try root.makeDirectories("/dev")
-            var links: [(String, String)] = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")]
+            var links: [(String, String)] = [
+                ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+            ]
             if FileSystem.exists("/proc/kcore") { links.append(("core", "/proc/kcore")) }
             if hasDevpts { links.append(("ptmx", "pts/ptmx")) }
             for (name, target) in links {
@@ -91,8 +94,12 @@ struct Devices {
             default: kind = S_IFCHR
             }
             let device = dev_t(berth_makedev(UInt32(node.major), UInt32(node.minor)))
-            _ = try sys("mknodat", node.path) { mknodat(parent.rawValue, name, kind | mode_t(node.mode & 0o7777), device) }
-            _ = try sys("fchownat", node.path) { fchownat(parent.rawValue, name, node.uid, node.gid, AT_SYMLINK_NOFOLLOW) }
+            _ = try sys("mknodat", node.path) {
+                mknodat(parent.rawValue, name, kind | mode_t(node.mode & 0o7777), device)
+            }
+            _ = try sys("fchownat", node.path) {
+                fchownat(parent.rawValue, name, node.uid, node.gid, AT_SYMLINK_NOFOLLOW)
+            }
             // mknod applies the umask; the config's mode is what it should be.
             let fd = try parent.openat(name, BERTH_O_PATH | O_NOFOLLOW)
             _ = try sys("chmod", node.path) { chmod(fd.procPath, mode_t(node.mode & 0o7777)) }
@@ -103,7 +110,8 @@ struct Devices {
     static func checkNull() throws(RuntimeError) {
         var info = stat()
         guard lstat("/dev/null", &info) == 0, (info.st_mode & S_IFMT) == S_IFCHR,
-              berth_major(UInt64(info.st_rdev)) == 1, berth_minor(UInt64(info.st_rdev)) == 3 else {
+            berth_major(UInt64(info.st_rdev)) == 1, berth_minor(UInt64(info.st_rdev)) == 3
+        else {
             throw .other("/dev/null in the container is not the null device")
         }
     }

@@ -17,7 +17,8 @@ public struct MountOptions: Equatable, Sendable {
 
     static let setting: [String: UInt] = [
         "ro": UInt(MS_RDONLY), "nosuid": UInt(MS_NOSUID), "nodev": UInt(MS_NODEV), "noexec": UInt(MS_NOEXEC),
-        "sync": UInt(MS_SYNCHRONOUS), "dirsync": UInt(MS_DIRSYNC), "remount": UInt(MS_REMOUNT), "mand": UInt(MS_MANDLOCK),
+        "sync": UInt(MS_SYNCHRONOUS), "dirsync": UInt(MS_DIRSYNC), "remount": UInt(MS_REMOUNT),
+        "mand": UInt(MS_MANDLOCK),
         "noatime": UInt(MS_NOATIME), "nodiratime": UInt(MS_NODIRATIME), "bind": UInt(MS_BIND),
         "rbind": UInt(MS_BIND | MS_REC), "relatime": UInt(MS_RELATIME), "strictatime": UInt(MS_STRICTATIME),
         "lazytime": UInt(1 << 25), "silent": UInt(MS_SILENT), "iversion": UInt(MS_I_VERSION),
@@ -35,10 +36,12 @@ public struct MountOptions: Equatable, Sendable {
         "unbindable": UInt(MS_UNBINDABLE), "runbindable": UInt(MS_UNBINDABLE | MS_REC),
     ]
     /// Recursive attributes (mount_setattr) and runc extensions that Berth does not implement yet.
-    static let unsupported: Set<String> = ["rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
-                                           "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime",
-                                           "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
-                                           "idmap", "ridmap", "tmpcopyup"]
+    static let unsupported: Set<String> = [
+        "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+        "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime",
+        "ratime", "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow",
+        "idmap", "ridmap", "tmpcopyup",
+    ]
 
     public init(_ options: [String]) {
         for option in options {
@@ -58,7 +61,9 @@ public struct MountOptions: Equatable, Sendable {
 
     /// Options Berth cannot honour are rejected up front rather than silently ignored.
     public static func check(_ option: String) -> Check {
-        if unsupported.contains(option) { return .failure("mount option \"\(option)\" is not supported by berth-runtime") }
+        if unsupported.contains(option) {
+            return .failure("mount option \"\(option)\" is not supported by berth-runtime")
+        }
         if option.isEmpty { return .failure("empty mount option") }
         return .ok
     }

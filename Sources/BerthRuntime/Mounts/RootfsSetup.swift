@@ -77,8 +77,9 @@ struct RootfsSetup {
             // Only a real directory may hold /proc or /sys (CVE-2019-16884 style redirections).
             try requireDirectory(target, entry.destination)
         }
-        try mount(entry.source ?? type, target.procPath, type, options.flags & ~UInt(MS_REMOUNT),
-                  options.data.isEmpty ? nil : options.data.joined(separator: ","))
+        try mount(
+            entry.source ?? type, target.procPath, type, options.flags & ~UInt(MS_REMOUNT),
+            options.data.isEmpty ? nil : options.data.joined(separator: ","))
         try applyPropagation(options, destination: entry.destination, root: root)
     }
 
@@ -126,7 +127,9 @@ struct RootfsSetup {
         let firstError = errno
         var info = statvfs()
         guard firstError == EPERM, statvfs(target, &info) == 0 else {
-            throw .system(SystemCallError(call: "mount(MS_REMOUNT)", errno: firstError, subject: target), context: "remounting bind mount")
+            throw .system(
+                SystemCallError(call: "mount(MS_REMOUNT)", errno: firstError, subject: target),
+                context: "remounting bind mount")
         }
         var locked: UInt = 0
         let flag = UInt(info.f_flag)
@@ -146,11 +149,15 @@ struct RootfsSetup {
 
     /// /proc must be procfs before the runtime trusts anything under it.
     func checkProc(_ path: String) throws(RuntimeError) {
-        let magic = try RuntimeError.wrap("checking \(path)") { () throws(SystemCallError) in try FileSystemMagic.of(path: path) }
+        let magic = try RuntimeError.wrap("checking \(path)") { () throws(SystemCallError) in
+            try FileSystemMagic.of(path: path)
+        }
         if magic != FileSystemMagic.proc { throw .other("\(path) is not procfs; refusing to use it") }
     }
 
-    func mount(_ source: String?, _ target: String, _ type: String?, _ flags: UInt, _ data: String?) throws(RuntimeError) {
+    func mount(_ source: String?, _ target: String, _ type: String?, _ flags: UInt, _ data: String?)
+        throws(RuntimeError)
+    {
         try RuntimeError.wrap("") { () throws(SystemCallError) in
             try Mount.mount(source: source, target: target, type: type, flags: flags, data: data)
         }

@@ -56,12 +56,15 @@ public enum Hooks {
         var pid: pid_t = 0
         let result = withCStringArray(arguments) { argv in
             withCStringArray(hook.env ?? []) { envp in
-                posix_spawn(&pid, hook.path, &actions, &attributes,
-                            UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
+                posix_spawn(
+                    &pid, hook.path, &actions, &attributes,
+                    UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
             }
         }
         if result != 0 {
-            throw .hookFailed(kind: kind.rawValue, path: hook.path, reason: SystemCallError(call: "posix_spawn", errno: result).description)
+            throw .hookFailed(
+                kind: kind.rawValue, path: hook.path,
+                reason: SystemCallError(call: "posix_spawn", errno: result).description)
         }
         stdin.reading.close()
         // A hook that does not read its stdin must not kill us: SIGPIPE ignored while writing to it, then
@@ -75,7 +78,8 @@ public enum Hooks {
             let code = berth_wait_status_exit_code(status)
             if code != 0 { throw .hookFailed(kind: kind.rawValue, path: hook.path, reason: "exit status \(code)") }
         } else if berth_wait_status_signaled(status) != 0 {
-            throw .hookFailed(kind: kind.rawValue, path: hook.path, reason: "killed by signal \(berth_wait_status_signal(status))")
+            throw .hookFailed(
+                kind: kind.rawValue, path: hook.path, reason: "killed by signal \(berth_wait_status_signal(status))")
         }
     }
 
@@ -99,7 +103,8 @@ public enum Hooks {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR {
-                throw .hookFailed(kind: kind.rawValue, path: path, reason: SystemCallError(call: "waitpid", errno: errno).description)
+                throw .hookFailed(
+                    kind: kind.rawValue, path: path, reason: SystemCallError(call: "waitpid", errno: errno).description)
             }
         }
         return status

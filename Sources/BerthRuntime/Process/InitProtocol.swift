@@ -47,22 +47,32 @@ extension InitRequest {
     /// missing or of the wrong type.
     init?(tree: JSON) throws {
         guard case .object(let fields) = tree else { return nil }
-        guard let modeName = fields["mode"].string, let mode = Mode(rawValue: modeName), let containerID = fields["containerID"].string,
-              let bundle = fields["bundle"].string, let rootfs = fields["rootfs"].string, let createdAt = fields["createdAt"].string,
-              let noPivot = fields["noPivot"].optionalBool, let noNewKeyring = fields["noNewKeyring"].optionalBool,
-              let awaitsCgroups = fields["awaitsCgroups"].optionalBool, let preserveFds = fields["preserveFds"].integer(Int.self),
-              let consoleFd = fields["consoleFd"].optionalInteger(Int32.self), let fifoFd = fields["fifoFd"].optionalInteger(Int32.self),
-              let mountNamespaceFd = fields["mountNamespaceFd"].optionalInteger(Int32.self),
-              let seccompCacheFd = fields["seccompCacheFd"].optionalInteger(Int32.self),
-              let movesIntoCgroups = fields["movesIntoCgroups"].optionalBool else { return nil }
+        guard let modeName = fields["mode"].string, let mode = Mode(rawValue: modeName),
+            let containerID = fields["containerID"].string,
+            let bundle = fields["bundle"].string, let rootfs = fields["rootfs"].string,
+            let createdAt = fields["createdAt"].string,
+            let noPivot = fields["noPivot"].optionalBool, let noNewKeyring = fields["noNewKeyring"].optionalBool,
+            let awaitsCgroups = fields["awaitsCgroups"].optionalBool,
+            let preserveFds = fields["preserveFds"].integer(Int.self),
+            let consoleFd = fields["consoleFd"].optionalInteger(Int32.self),
+            let fifoFd = fields["fifoFd"].optionalInteger(Int32.self),
+            let mountNamespaceFd = fields["mountNamespaceFd"].optionalInteger(Int32.self),
+            let seccompCacheFd = fields["seccompCacheFd"].optionalInteger(Int32.self),
+            let movesIntoCgroups = fields["movesIntoCgroups"].optionalBool
+        else { return nil }
         var spec: Spec?
         var process: Spec.Process?
         if let value = fields["spec"], value != .null { spec = try JSONTreeDecoder.decode(Spec.self, from: value) }
-        if let value = fields["process"], value != .null { process = try JSONTreeDecoder.decode(Spec.Process.self, from: value) }
-        self.init(mode: mode, containerID: containerID, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
-                  noPivot: noPivot ?? false, noNewKeyring: noNewKeyring ?? false, preserveFds: preserveFds, consoleFd: consoleFd,
-                  fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd, awaitsCgroups: awaitsCgroups ?? false,
-                  seccompCacheFd: seccompCacheFd, movesIntoCgroups: movesIntoCgroups ?? false)
+        if let value = fields["process"], value != .null {
+            process = try JSONTreeDecoder.decode(Spec.Process.self, from: value)
+        }
+        self.init(
+            mode: mode, containerID: containerID, bundle: bundle, rootfs: rootfs, spec: spec, process: process,
+            noPivot: noPivot ?? false, noNewKeyring: noNewKeyring ?? false, preserveFds: preserveFds,
+            consoleFd: consoleFd,
+            fifoFd: fifoFd, createdAt: createdAt, mountNamespaceFd: mountNamespaceFd,
+            awaitsCgroups: awaitsCgroups ?? false,
+            seccompCacheFd: seccompCacheFd, movesIntoCgroups: movesIntoCgroups ?? false)
     }
 }
 
@@ -100,7 +110,8 @@ enum Frames {
         guard let first = frame.first, let kind = InitMessage.Kind(rawValue: first) else {
             throw .other("malformed message from init")
         }
-        return InitMessage(kind: kind, detail: frame.count > 1 ? String(decoding: frame.dropFirst(), as: UTF8.self) : nil)
+        return InitMessage(
+            kind: kind, detail: frame.count > 1 ? String(decoding: frame.dropFirst(), as: UTF8.self) : nil)
     }
 
     static func receive(_ type: InitRequest.Type, on fd: FileDescriptor) throws(RuntimeError) -> InitRequest? {
@@ -131,7 +142,8 @@ enum Frames {
         guard header.count == 4 else { throw .other("truncated message header") }
         let length = Int(UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24)
         guard length < 64 << 20 else { throw .other("oversized message") }
-        let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length) }
+        let body = try RuntimeError.wrap("reading from init") { () throws(SystemCallError) in try fd.readExactly(length)
+        }
         return body.count == length ? body : nil
     }
 

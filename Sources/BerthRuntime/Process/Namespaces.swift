@@ -55,7 +55,8 @@ public struct NamespacePlan: Sendable, Equatable {
     public func joins(_ kind: NamespaceKind) -> Bool { join.contains { $0.kind == kind } }
 
     public static func == (lhs: NamespacePlan, rhs: NamespacePlan) -> Bool {
-        lhs.create == rhs.create && lhs.join.map(\.kind) == rhs.join.map(\.kind) && lhs.join.map(\.path) == rhs.join.map(\.path)
+        lhs.create == rhs.create && lhs.join.map(\.kind) == rhs.join.map(\.kind)
+            && lhs.join.map(\.path) == rhs.join.map(\.path)
     }
 }
 
@@ -64,7 +65,9 @@ public struct NamespacePlan: Sendable, Equatable {
 /// children's pid namespace is not its own cannot start a thread (clone fails with EINVAL), and the
 /// runtime moves the init into its v1 cgroups on one.
 enum PidNamespaceJoin {
-    static func spawning<T>(into namespace: FileDescriptor?, _ spawn: () throws(RuntimeError) -> T) throws(RuntimeError) -> T {
+    static func spawning<T>(into namespace: FileDescriptor?, _ spawn: () throws(RuntimeError) -> T) throws(RuntimeError)
+        -> T
+    {
         guard let namespace else { return try spawn() }
         let own = try RuntimeError.wrap("opening the runtime's pid namespace") { () throws(SystemCallError) in
             try FileDescriptor.open("/proc/self/ns/pid", O_RDONLY)

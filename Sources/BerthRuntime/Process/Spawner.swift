@@ -104,4 +104,3 @@ extension Spawner.Child {
         throw .system(SystemCallError(call: step, errno: failure.error), context: "starting container init")
     }
 }
-

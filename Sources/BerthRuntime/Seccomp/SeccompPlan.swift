@@ -44,10 +44,14 @@ public struct SeccompPlan: Sendable, Equatable {
     public static let actionAllow: UInt32 = 0x7fff_0000
 
     /// Action names config.json may use (runtime-spec; the `features` document lists them).
-    public static let actionNames = ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
-                                     "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"]
-    public static let operatorNames = ["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
-                                       "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"]
+    public static let actionNames = [
+        "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+        "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY",
+    ]
+    public static let operatorNames = [
+        "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
+        "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ",
+    ]
     /// OCI architecture names and libseccomp's names for them.
     public static let architectureNames: [(oci: String, libseccomp: String)] = [
         ("SCMP_ARCH_X86", "x86"), ("SCMP_ARCH_X86_64", "x86_64"), ("SCMP_ARCH_X32", "x32"), ("SCMP_ARCH_ARM", "arm"),
@@ -59,12 +63,15 @@ public struct SeccompPlan: Sendable, Equatable {
         ("SCMP_ARCH_LOONGARCH64", "loongarch64"),
     ]
     /// Flags this build accepts (WAIT_KILLABLE_RECV needs libseccomp ≥ 2.6; Debian 12 has 2.5.4).
-    public static let flagNames = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+    public static let flagNames = [
+        "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    ]
 
     public init(_ spec: Spec.Seccomp) throws(RuntimeError) {
         let f = "linux.seccomp"
-        defaultAction = try Self.action(spec.defaultAction, errnoRet: spec.defaultErrnoRet,
-                                        field: "\(f).defaultAction", errnoField: "\(f).defaultErrnoRet")
+        defaultAction = try Self.action(
+            spec.defaultAction, errnoRet: spec.defaultErrnoRet,
+            field: "\(f).defaultAction", errnoField: "\(f).defaultErrnoRet")
         if defaultAction == Self.actionNotify {
             throw .invalidConfig(field: "\(f).defaultAction", reason: "SCMP_ACT_NOTIFY cannot be the default action")
         }
@@ -74,38 +81,50 @@ public struct SeccompPlan: Sendable, Equatable {
             }
             let token = seccomp_arch_resolve_name(entry.libseccomp)
             guard token != 0 else {
-                throw .invalidConfig(field: "\(f).architectures[\(i)]", reason: "\(name) is not supported by this libseccomp (\(Self.libraryVersion))")
+                throw .invalidConfig(
+                    field: "\(f).architectures[\(i)]",
+                    reason: "\(name) is not supported by this libseccomp (\(Self.libraryVersion))")
             }
             if !architectures.contains(token) { architectures.append(token) }
         }
         for (i, flag) in (spec.flags ?? []).enumerated() {
             switch flag {
-            case "SECCOMP_FILTER_FLAG_TSYNC": break  // libseccomp synchronises threads itself where needed; runc ignores it too
+            case "SECCOMP_FILTER_FLAG_TSYNC":
+                // libseccomp synchronises threads itself where needed; runc ignores it too.
+                break
             case "SECCOMP_FILTER_FLAG_LOG": logFlag = true
             case "SECCOMP_FILTER_FLAG_SPEC_ALLOW": specAllowFlag = true
             case "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV":
-                throw .invalidConfig(field: "\(f).flags[\(i)]", reason: "\(flag) needs libseccomp 2.6 or later; this is \(Self.libraryVersion)")
+                throw .invalidConfig(
+                    field: "\(f).flags[\(i)]",
+                    reason: "\(flag) needs libseccomp 2.6 or later; this is \(Self.libraryVersion)")
             default:
                 throw .invalidConfig(field: "\(f).flags[\(i)]", reason: "unknown seccomp flag \"\(flag)\"")
             }
         }
         for (i, syscall) in (spec.syscalls ?? []).enumerated() {
             let field = "\(f).syscalls[\(i)]"
-            let action = try Self.action(syscall.action, errnoRet: syscall.errnoRet, field: "\(field).action", errnoField: "\(field).errnoRet")
+            let action = try Self.action(
+                syscall.action, errnoRet: syscall.errnoRet, field: "\(field).action", errnoField: "\(field).errnoRet")
             var conditions: [Condition] = []
             for (j, arg) in (syscall.args ?? []).enumerated() {
                 guard arg.index < 6 else {
-                    throw .invalidConfig(field: "\(field).args[\(j)].index", reason: "\(arg.index) is not an argument index 0…5")
+                    throw .invalidConfig(
+                        field: "\(field).args[\(j)].index", reason: "\(arg.index) is not an argument index 0…5")
                 }
                 guard let op = Self.operatorNames.firstIndex(of: arg.op) else {
                     throw .invalidConfig(field: "\(field).args[\(j)].op", reason: "unknown operator \"\(arg.op)\"")
                 }
-                conditions.append(Condition(index: arg.index, op: UInt32(op + 1), value: arg.value, valueTwo: arg.valueTwo ?? 0))
+                conditions.append(
+                    Condition(index: arg.index, op: UInt32(op + 1), value: arg.value, valueTwo: arg.valueTwo ?? 0))
             }
             if action == Self.actionNotify {
                 usesNotify = true
                 if syscall.names.contains("write") {
-                    throw .invalidConfig(field: "\(field).names", reason: "SCMP_ACT_NOTIFY cannot be used for write (the runtime needs it to hand over the listener)")
+                    throw .invalidConfig(
+                        field: "\(field).names",
+                        reason:
+                            "SCMP_ACT_NOTIFY cannot be used for write (the runtime needs it to hand over the listener)")
                 }
             }
             // A rule with the default action changes nothing, and libseccomp rejects it: skip (runc does).
@@ -120,15 +139,21 @@ public struct SeccompPlan: Sendable, Equatable {
                     if !ignoredSyscalls.contains(name) { ignoredSyscalls.append(name) }
                     continue
                 }
-                for group in groups { rules.append(Rule(syscall: name, number: number, action: action, conditions: group)) }
+                for group in groups {
+                    rules.append(Rule(syscall: name, number: number, action: action, conditions: group))
+                }
             }
         }
         if usesNotify && spec.listenerPath == nil {
-            throw .invalidConfig(field: "\(f).listenerPath", reason: "SCMP_ACT_NOTIFY needs a listenerPath to hand the notify descriptor to")
+            throw .invalidConfig(
+                field: "\(f).listenerPath",
+                reason: "SCMP_ACT_NOTIFY needs a listenerPath to hand the notify descriptor to")
         }
     }
 
-    static func action(_ name: String, errnoRet: UInt32?, field: String, errnoField: String) throws(RuntimeError) -> UInt32 {
+    static func action(_ name: String, errnoRet: UInt32?, field: String, errnoField: String) throws(RuntimeError)
+        -> UInt32
+    {
         let base: UInt32
         switch name {
         case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": base = actionKillThread
@@ -139,13 +164,16 @@ public struct SeccompPlan: Sendable, Equatable {
         case "SCMP_ACT_NOTIFY": base = actionNotify
         case "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE":
             let value = errnoRet ?? 1  // EPERM, as runc
-            guard value <= 0xffff else { throw .invalidConfig(field: errnoField, reason: "\(value) does not fit in 16 bits") }
+            guard value <= 0xffff else {
+                throw .invalidConfig(field: errnoField, reason: "\(value) does not fit in 16 bits")
+            }
             return (name == "SCMP_ACT_ERRNO" ? actionErrnoBase : actionTraceBase) | value
         default:
             throw .invalidConfig(field: field, reason: "unknown seccomp action \"\(name)\"")
         }
         if errnoRet != nil {
-            throw .invalidConfig(field: errnoField, reason: "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno return value")
+            throw .invalidConfig(
+                field: errnoField, reason: "only SCMP_ACT_ERRNO and SCMP_ACT_TRACE take an errno return value")
         }
         return base
     }

@@ -69,13 +69,19 @@ public struct SeccompProgram: Sendable {
 
     /// Loads a compiled filter with the plan's flags (what libseccomp would pass to seccomp(2)).
     public func loadCompiled(_ program: [UInt8]) throws(RuntimeError) {
-        guard !program.isEmpty, program.count % 8 == 0 else { throw .seccomp("a compiled filter of \(program.count) bytes") }
+        guard !program.isEmpty, program.count % 8 == 0 else {
+            throw .seccomp("a compiled filter of \(program.count) bytes")
+        }
         var flags: UInt32 = 0
-        if plan.logFlag { flags |= 2 }        // SECCOMP_FILTER_FLAG_LOG
+        if plan.logFlag { flags |= 2 }  // SECCOMP_FILTER_FLAG_LOG
         if plan.specAllowFlag { flags |= 4 }  // SECCOMP_FILTER_FLAG_SPEC_ALLOW
-        let result = program.withUnsafeBytes { berth_seccomp_set_filter($0.baseAddress, UInt32(program.count / 8), flags) }
+        let result = program.withUnsafeBytes {
+            berth_seccomp_set_filter($0.baseAddress, UInt32(program.count / 8), flags)
+        }
         if result < 0 {
-            throw .system(SystemCallError(call: "seccomp(SECCOMP_SET_MODE_FILTER)", errno: errno, subject: "linux.seccomp"), context: "seccomp")
+            throw .system(
+                SystemCallError(call: "seccomp(SECCOMP_SET_MODE_FILTER)", errno: errno, subject: "linux.seccomp"),
+                context: "seccomp")
         }
     }
 
@@ -86,15 +92,25 @@ public struct SeccompProgram: Sendable {
         }
         do throws(RuntimeError) {
             try check(seccomp_attr_set(context, SCMP_FLTATR_CTL_NNP, 0), "disabling no_new_privs in libseccomp")
-            if plan.logFlag { try check(seccomp_attr_set(context, SCMP_FLTATR_CTL_LOG, 1), "linux.seccomp.flags: SECCOMP_FILTER_FLAG_LOG") }
-            if plan.specAllowFlag { try check(seccomp_attr_set(context, SCMP_FLTATR_CTL_SSB, 1), "linux.seccomp.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW") }
+            if plan.logFlag {
+                try check(
+                    seccomp_attr_set(context, SCMP_FLTATR_CTL_LOG, 1), "linux.seccomp.flags: SECCOMP_FILTER_FLAG_LOG")
+            }
+            if plan.specAllowFlag {
+                try check(
+                    seccomp_attr_set(context, SCMP_FLTATR_CTL_SSB, 1),
+                    "linux.seccomp.flags: SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+            }
             for arch in plan.architectures {
                 let result = seccomp_arch_add(context, arch)
-                if result != -EEXIST { try check(result, "linux.seccomp.architectures: adding arch token 0x\(String(arch, radix: 16))") }
+                if result != -EEXIST {
+                    try check(result, "linux.seccomp.architectures: adding arch token 0x\(String(arch, radix: 16))")
+                }
             }
             for rule in plan.rules {
                 let conditions = rule.conditions.map {
-                    scmp_arg_cmp(arg: $0.index, op: scmp_compare(rawValue: $0.op), datum_a: $0.value, datum_b: $0.valueTwo)
+                    scmp_arg_cmp(
+                        arg: $0.index, op: scmp_compare(rawValue: $0.op), datum_a: $0.value, datum_b: $0.valueTwo)
                 }
                 let result = conditions.withUnsafeBufferPointer {
                     seccomp_rule_add_array(context, rule.action, rule.number, UInt32($0.count), $0.baseAddress)
@@ -120,14 +136,16 @@ public struct SeccompProgram: Sendable {
     public static func sendToListener(path: String, fd: FileDescriptor, state: [UInt8]) throws(RuntimeError) {
         let socketFD = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if socketFD < 0 {
-            throw .system(SystemCallError(call: "socket", errno: errno, subject: path), context: "linux.seccomp.listenerPath")
+            throw .system(
+                SystemCallError(call: "socket", errno: errno, subject: path), context: "linux.seccomp.listenerPath")
         }
         let socket = FileDescriptor(owning: socketFD)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(path.utf8)
         guard pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw .invalidConfig(field: "linux.seccomp.listenerPath", reason: "\(path) is longer than a unix socket path may be")
+            throw .invalidConfig(
+                field: "linux.seccomp.listenerPath", reason: "\(path) is longer than a unix socket path may be")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (i, byte) in pathBytes.enumerated() { raw[i] = byte }

@@ -39,7 +39,9 @@ public struct RuntimeFeatures: Codable, Sendable {
     public struct MountExtensions: Codable, Sendable { public var idmap: Enabled }
 
     public static func document() -> RuntimeFeatures {
-        let options = Array(MountOptions.setting.keys) + Array(MountOptions.clearing.keys) + Array(MountOptions.propagationFlags.keys)
+        let options =
+            Array(MountOptions.setting.keys) + Array(MountOptions.clearing.keys)
+            + Array(MountOptions.propagationFlags.keys)
         return RuntimeFeatures(
             ociVersionMin: "1.0.0", ociVersionMax: "1.2.0",
             hooks: ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
@@ -48,12 +50,15 @@ public struct RuntimeFeatures: Codable, Sendable {
                 namespaces: ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
                 capabilities: Capability.allCases.map(\.name),
                 cgroup: CgroupFeatures(v1: true, v2: true, systemd: false, systemdUser: false, rdma: true),
-                seccomp: SeccompFeatures(enabled: true, actions: SeccompPlan.actionNames, operators: SeccompPlan.operatorNames,
-                                         archs: SeccompPlan.architectureNames.map(\.oci),
-                                         knownFlags: SeccompPlan.flagNames + ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
-                                         supportedFlags: SeccompPlan.flagNames),
+                seccomp: SeccompFeatures(
+                    enabled: true, actions: SeccompPlan.actionNames, operators: SeccompPlan.operatorNames,
+                    archs: SeccompPlan.architectureNames.map(\.oci),
+                    knownFlags: SeccompPlan.flagNames + ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+                    supportedFlags: SeccompPlan.flagNames),
                 apparmor: Enabled(enabled: true), selinux: Enabled(enabled: true), intelRdt: Enabled(enabled: false),
                 mountExtensions: MountExtensions(idmap: Enabled(enabled: false))),
-            annotations: ["org.opencontainers.runc.checkpoint.enabled": "false", "io.github.berth.runtime": "berth-runtime"])
+            annotations: [
+                "org.opencontainers.runc.checkpoint.enabled": "false", "io.github.berth.runtime": "berth-runtime",
+            ])
     }
 }

@@ -17,7 +17,9 @@ public enum SpecLoader {
         do {
             return try FileSystem.readFile(path)
         } catch {
-            if error.errno == ENOENT { throw .invalidConfig(field: "config.json", reason: "no config.json in bundle \(bundle)") }
+            if error.errno == ENOENT {
+                throw .invalidConfig(field: "config.json", reason: "no config.json in bundle \(bundle)")
+            }
             throw .system(error, context: "reading \(path)")
         }
     }
@@ -66,7 +68,8 @@ public enum SpecLoader {
         case .typeMismatch(let type, let context):
             return .invalidConfig(field: fieldPath(context.codingPath), reason: "expected \(jsonType(type))")
         case .valueNotFound(let type, let context):
-            return .invalidConfig(field: fieldPath(context.codingPath), reason: "expected \(jsonType(type)), found null")
+            return .invalidConfig(
+                field: fieldPath(context.codingPath), reason: "expected \(jsonType(type)), found null")
         case .keyNotFound(let key, let context):
             return .invalidConfig(field: fieldPath(context.codingPath + [key]), reason: "required field is missing")
         case .dataCorrupted(let context):
@@ -128,25 +131,30 @@ struct LaunchEssentials: Equatable {
             var result: [Spec.IDMapping] = []
             for entry in list ?? [] {
                 guard case .object(let fields) = entry, let container = fields["containerID"].integer(UInt32.self),
-                      let host = fields["hostID"].integer(UInt32.self), let size = fields["size"].integer(UInt32.self) else { return nil }
+                    let host = fields["hostID"].integer(UInt32.self), let size = fields["size"].integer(UInt32.self)
+                else { return nil }
                 result.append(Spec.IDMapping(containerID: container, hostID: host, size: size))
             }
             return result
         }
 
         guard let version = top["ociVersion"].optionalString, let process = top["process"].optionalObject,
-              let root = top["root"].optionalObject, let linux = top["linux"].optionalObject,
-              let terminal = process?["terminal"].optionalBool, let path = root?["path"].optionalString,
-              let namespaceList = linux?["namespaces"].optionalArray else { return nil }
+            let root = top["root"].optionalObject, let linux = top["linux"].optionalObject,
+            let terminal = process?["terminal"].optionalBool, let path = root?["path"].optionalString,
+            let namespaceList = linux?["namespaces"].optionalArray
+        else { return nil }
         ociVersion = version
         self.terminal = terminal ?? false
         rootPath = path
         for entry in namespaceList ?? [] {
-            guard case .object(let fields) = entry, let type = fields["type"].string, let path = fields["path"].optionalString else { return nil }
+            guard case .object(let fields) = entry, let type = fields["type"].string,
+                let path = fields["path"].optionalString
+            else { return nil }
             namespaces.append(Spec.Namespace(type: type, path: path))
         }
         guard let uid = mappings(linux?["uidMappings"]), let gid = mappings(linux?["gidMappings"]),
-              let cgroups = linux?["cgroupsPath"].optionalString, let offsets = linux?["timeOffsets"].optionalObject else { return nil }
+            let cgroups = linux?["cgroupsPath"].optionalString, let offsets = linux?["timeOffsets"].optionalObject
+        else { return nil }
         uidMappings = uid
         gidMappings = gid
         cgroupsPath = cgroups
@@ -154,7 +162,8 @@ struct LaunchEssentials: Equatable {
             var parsed: [String: Spec.TimeOffset] = [:]
             for (clock, value) in offsets {
                 guard case .object(let fields) = value, let secs = fields["secs"].optionalInteger(Int64.self),
-                      let nanos = fields["nanosecs"].optionalInteger(UInt32.self) else { return nil }
+                    let nanos = fields["nanosecs"].optionalInteger(UInt32.self)
+                else { return nil }
                 parsed[clock] = Spec.TimeOffset(secs: secs, nanosecs: nanos)
             }
             timeOffsets = parsed

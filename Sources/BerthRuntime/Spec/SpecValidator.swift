@@ -54,7 +54,8 @@ public struct SpecValidator {
         for (index, mount) in (spec.mounts ?? []).enumerated() {
             let field = "mounts[\(index)]"
             guard mount.destination.hasPrefix("/") else {
-                throw .invalidConfig(field: "\(field).destination", reason: "must be an absolute path, got \"\(mount.destination)\"")
+                throw .invalidConfig(
+                    field: "\(field).destination", reason: "must be an absolute path, got \"\(mount.destination)\"")
             }
             let options = mount.options ?? []
             let isBind = mount.type == "bind" || options.contains("bind") || options.contains("rbind")
@@ -97,14 +98,19 @@ public struct SpecValidator {
             throw .invalidConfig(field: "linux.uidMappings", reason: "id mappings need a user namespace")
         }
         if hasUserNamespace && (linux.namespaces ?? []).first(where: { $0.type == "user" })?.path == nil {
-            if (linux.uidMappings ?? []).isEmpty { throw .invalidConfig(field: "linux.uidMappings", reason: "a new user namespace needs uid mappings") }
-            if (linux.gidMappings ?? []).isEmpty { throw .invalidConfig(field: "linux.gidMappings", reason: "a new user namespace needs gid mappings") }
+            if (linux.uidMappings ?? []).isEmpty {
+                throw .invalidConfig(field: "linux.uidMappings", reason: "a new user namespace needs uid mappings")
+            }
+            if (linux.gidMappings ?? []).isEmpty {
+                throw .invalidConfig(field: "linux.gidMappings", reason: "a new user namespace needs gid mappings")
+            }
         }
         if linux.timeOffsets != nil && !seen.contains("time") {
             throw .invalidConfig(field: "linux.timeOffsets", reason: "time offsets need a time namespace")
         }
         for key in (linux.timeOffsets ?? [:]).keys where key != "monotonic" && key != "boottime" {
-            throw .invalidConfig(field: "linux.timeOffsets.\(key)", reason: "only monotonic and boottime clocks have offsets")
+            throw .invalidConfig(
+                field: "linux.timeOffsets.\(key)", reason: "only monotonic and boottime clocks have offsets")
         }
         if spec.hostname.map({ !$0.isEmpty }) == true && !seen.contains("uts") {
             throw .invalidConfig(field: "hostname", reason: "setting a hostname needs a new uts namespace")
@@ -113,7 +119,9 @@ public struct SpecValidator {
             throw .invalidConfig(field: "domainname", reason: "setting a domainname needs a new uts namespace")
         }
         if let propagation = linux.rootfsPropagation,
-           !["", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"].contains(propagation) {
+            !["", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"].contains(
+                propagation)
+        {
             throw .invalidConfig(field: "linux.rootfsPropagation", reason: "unknown propagation \"\(propagation)\"")
         }
         for (index, device) in (linux.devices ?? []).enumerated() {
@@ -125,14 +133,17 @@ public struct SpecValidator {
                 throw .invalidConfig(field: "\(field).path", reason: "must be an absolute path")
             }
             if device.type != "p" && (device.major == nil || device.minor == nil) {
-                throw .invalidConfig(field: "\(field).major", reason: "character and block devices need major and minor")
+                throw .invalidConfig(
+                    field: "\(field).major", reason: "character and block devices need major and minor")
             }
         }
         for (index, path) in (linux.maskedPaths ?? []).enumerated() where !path.hasPrefix("/") {
-            throw .invalidConfig(field: "linux.maskedPaths[\(index)]", reason: "must be an absolute path, got \"\(path)\"")
+            throw .invalidConfig(
+                field: "linux.maskedPaths[\(index)]", reason: "must be an absolute path, got \"\(path)\"")
         }
         for (index, path) in (linux.readonlyPaths ?? []).enumerated() where !path.hasPrefix("/") {
-            throw .invalidConfig(field: "linux.readonlyPaths[\(index)]", reason: "must be an absolute path, got \"\(path)\"")
+            throw .invalidConfig(
+                field: "linux.readonlyPaths[\(index)]", reason: "must be an absolute path, got \"\(path)\"")
         }
         // Like runc: masking and read-only paths are mounts over /proc and /sys entries, kept from the
         // container only inside a mount namespace of its own.
@@ -148,14 +159,18 @@ public struct SpecValidator {
     /// Like runc: only namespaced sysctls, and only when the container has the namespace they belong to.
     func validateSysctl(_ key: String, namespaces: Set<String>) throws(RuntimeError) {
         let field = "linux.sysctl.\(key)"
-        let ipc: Set<String> = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-                                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"]
+        let ipc: Set<String> = [
+            "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+            "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        ]
         if ipc.contains(key) || key.hasPrefix("fs.mqueue.") {
             if !namespaces.contains("ipc") { throw .invalidConfig(field: field, reason: "needs a new ipc namespace") }
             return
         }
         if key.hasPrefix("net.") {
-            if !namespaces.contains("network") { throw .invalidConfig(field: field, reason: "needs a new network namespace") }
+            if !namespaces.contains("network") {
+                throw .invalidConfig(field: field, reason: "needs a new network namespace")
+            }
             return
         }
         if key == "kernel.hostname" || key == "kernel.domainname" {
@@ -167,13 +182,16 @@ public struct SpecValidator {
 
     func validateHooks() throws(RuntimeError) {
         guard let hooks = spec.hooks else { return }
-        let lists: [(String, [Spec.Hook]?)] = [("prestart", hooks.prestart), ("createRuntime", hooks.createRuntime),
-                                               ("createContainer", hooks.createContainer), ("startContainer", hooks.startContainer),
-                                               ("poststart", hooks.poststart), ("poststop", hooks.poststop)]
+        let lists: [(String, [Spec.Hook]?)] = [
+            ("prestart", hooks.prestart), ("createRuntime", hooks.createRuntime),
+            ("createContainer", hooks.createContainer), ("startContainer", hooks.startContainer),
+            ("poststart", hooks.poststart), ("poststop", hooks.poststop),
+        ]
         for (name, list) in lists {
             for (index, hook) in (list ?? []).enumerated() {
                 guard hook.path.hasPrefix("/") else {
-                    throw .invalidConfig(field: "hooks.\(name)[\(index)].path", reason: "must be an absolute path, got \"\(hook.path)\"")
+                    throw .invalidConfig(
+                        field: "hooks.\(name)[\(index)].path", reason: "must be an absolute path, got \"\(hook.path)\"")
                 }
                 if let timeout = hook.timeout, timeout <= 0 {
                     throw .invalidConfig(field: "hooks.\(name)[\(index)].timeout", reason: "must be positive")

@@ -19,8 +19,10 @@ public struct ContainerRecord: Codable, Sendable {
     /// the rootfs in the runtime's mount namespace, which delete detaches with the mounts under it.
     public var rootfsMount: UInt64?
 
-    public init(id: String, bundle: String, rootfs: String, pid: Int32, pidStartTime: UInt64, created: String,
-                owner: String, cgroup: CgroupState?, config: Spec) {
+    public init(
+        id: String, bundle: String, rootfs: String, pid: Int32, pidStartTime: UInt64, created: String,
+        owner: String, cgroup: CgroupState?, config: Spec
+    ) {
         self.id = id
         self.bundle = bundle
         self.rootfs = rootfs

@@ -12,8 +12,10 @@ public struct OCIState: Codable, Sendable, Equatable {
     public var bundle: String
     public var annotations: [String: String]?
 
-    public init(ociVersion: String, id: String, status: ContainerStatus, pid: Int32?, bundle: String,
-                annotations: [String: String]?) {
+    public init(
+        ociVersion: String, id: String, status: ContainerStatus, pid: Int32?, bundle: String,
+        annotations: [String: String]?
+    ) {
         self.ociVersion = ociVersion
         self.id = id
         self.status = status

@@ -41,7 +41,8 @@ public struct StateStore: Sendable {
         }
         if mkdir(directory(id), 0o711) != 0 {
             if errno == EEXIST { throw .containerExists(id: id) }
-            throw .system(SystemCallError(call: "mkdir", errno: errno, subject: directory(id)), context: "reserving container id")
+            throw .system(
+                SystemCallError(call: "mkdir", errno: errno, subject: directory(id)), context: "reserving container id")
         }
     }
 
@@ -55,7 +56,8 @@ public struct StateStore: Sendable {
         if let encoded { bytes = encoded } else { bytes = try Self.encode(record) }
         try RuntimeError.wrap("saving state of \(record.id)") { () throws(SystemCallError) in
             // Containers do not outlive a reboot: no fsync (runc does not either).
-            try FileSystem.writeAtomically(FileSystem.join(directory(record.id), "state.json"), bytes, mode: 0o600, durable: false)
+            try FileSystem.writeAtomically(
+                FileSystem.join(directory(record.id), "state.json"), bytes, mode: 0o600, durable: false)
         }
     }
 
@@ -94,9 +96,11 @@ public struct StateStore: Sendable {
         do { head = try JSONTreeDecoder.decode(Teardown.self, from: bytes) } catch {
             throw .other("state of \(id) is corrupt (\(path)): \(error)")
         }
-        var record = ContainerRecord(id: head.id, bundle: head.bundle, rootfs: head.rootfs, pid: head.pid, pidStartTime: head.pidStartTime,
-                                     created: head.created, owner: head.owner, cgroup: head.cgroup,
-                                     config: Spec(ociVersion: head.config.ociVersion, hooks: head.config.hooks, annotations: head.config.annotations))
+        var record = ContainerRecord(
+            id: head.id, bundle: head.bundle, rootfs: head.rootfs, pid: head.pid, pidStartTime: head.pidStartTime,
+            created: head.created, owner: head.owner, cgroup: head.cgroup,
+            config: Spec(
+                ociVersion: head.config.ociVersion, hooks: head.config.hooks, annotations: head.config.annotations))
         record.stoppedHooksRun = head.stoppedHooksRun
         record.rootfsMount = head.rootfsMount
         return record
@@ -118,6 +122,8 @@ public struct StateStore: Sendable {
     }
 
     public func ids() -> [String] {
-        (try? FileSystem.listDirectory(root))?.filter { FileSystem.exists(FileSystem.join(directory($0), "state.json")) } ?? []
+        (try? FileSystem.listDirectory(root))?.filter {
+            FileSystem.exists(FileSystem.join(directory($0), "state.json"))
+        } ?? []
     }
 }

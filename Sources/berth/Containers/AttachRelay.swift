@@ -50,8 +50,10 @@ struct AttachRelay {
         var matched = 0
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            var fds = [pollfd(fd: connection.rawValue, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: connection.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            ]
             if inputOpen { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 {
                 if errno == EINTR { continue }
@@ -60,7 +62,11 @@ struct AttachRelay {
             if fds[1].revents != 0 {
                 var signal: UInt8 = 0
                 while read(signals, &signal, 1) == 1 {
-                    if Int32(signal) == SIGWINCH { if terminal { sendSize() } } else if !terminal { forwardSignal(Int32(signal)) }
+                    if Int32(signal) == SIGWINCH {
+                        if terminal { sendSize() }
+                    } else if !terminal {
+                        forwardSignal(Int32(signal))
+                    }
                 }
             }
             if fds.count > 2, fds[2].revents != 0 {

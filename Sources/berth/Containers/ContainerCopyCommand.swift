@@ -4,16 +4,20 @@ import BerthEngine
 /// `berth cp [-a] [-L] CONTAINER:SRC DEST|-` and `berth cp [-a] SRC|- CONTAINER:DEST`: files both ways,
 /// contained in the container's filesystem (see BerthEngine.ContainerCopy).
 struct ContainerCopyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cp", abstract: "Copy files/folders between a container and the local filesystem.")
+    static let configuration = CommandConfiguration(
+        commandName: "cp", abstract: "Copy files/folders between a container and the local filesystem.")
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Archive mode (copy all uid/gid information).") var archive = false
-    @Flag(name: [.customShort("L"), .customLong("follow-link")], help: "Always follow symbol link in SRC_PATH.") var followLink = false
+    @Flag(name: [.customShort("L"), .customLong("follow-link")], help: "Always follow symbol link in SRC_PATH.")
+    var followLink = false
     @Argument(help: "CONTAINER:SRC_PATH, a local path, or - for a tar stream on stdin.") var source: String
     @Argument(help: "CONTAINER:DEST_PATH, a local path, or - for a tar stream on stdout.") var destination: String
 
     /// `name:/path` → (name, /path); a local path (with a slash before any colon, or none) → nil.
     static func split(_ text: String) -> (container: String, path: String)? {
-        guard let colon = text.firstIndex(of: ":"), !text[..<colon].contains("/"), colon != text.startIndex else { return nil }
+        guard let colon = text.firstIndex(of: ":"), !text[..<colon].contains("/"), colon != text.startIndex else {
+            return nil
+        }
         return (String(text[..<colon]), String(text[text.index(after: colon)...]))
     }
 
@@ -22,7 +26,8 @@ struct ContainerCopyCommand: AsyncParsableCommand {
         switch (from, to) {
         case (let from?, nil):
             try await withEngine(options) { engine in
-                try ContainerCopy(engine: engine).copyOut(from.container, from: from.path, to: destination, followLink: followLink)
+                try ContainerCopy(engine: engine).copyOut(
+                    from.container, from: from.path, to: destination, followLink: followLink)
             }
         case (nil, let to?):
             try await withEngine(options) { engine in

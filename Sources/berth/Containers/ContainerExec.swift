@@ -9,7 +9,8 @@ import Glibc
 /// `berth exec [-d] [-i] [-t] [-e] [-u] [-w] CONTAINER COMMAND…`: another process in a running container,
 /// through the runtime's `exec`; its exit status is ours.
 struct ContainerExecCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "exec", abstract: "Execute a command in a running container.")
+    static let configuration = CommandConfiguration(
+        commandName: "exec", abstract: "Execute a command in a running container.")
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Detached mode: run command in the background.") var detach = false
     @Flag(name: .shortAndLong, help: "Keep STDIN open even if not attached.") var interactive = false
@@ -46,13 +47,17 @@ struct ContainerExecCommand: AsyncParsableCommand {
     /// stdio straight through (stdin only with -i, as docker).
     func runPlain(_ prepared: PreparedExec) throws -> Int32 {
         let devnull = try FileDescriptor.open("/dev/null", O_RDONLY)
-        let pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
-                                         fileDescriptors: [0: interactive && !detach ? 0 : devnull.rawValue, 1: 1, 2: 2])
+        let pid = try ChildProcess.spawn(
+            prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+            fileDescriptors: [0: interactive && !detach ? 0 : devnull.rawValue, 1: 1, 2: 2])
         // ^C reaches the runtime through the terminal's process group; a kill of this process is passed on.
         let signals = SignalPipe.install([SIGTERM, SIGHUP])
         let pidfd = berth_pidfd_open(pid, 0)
         while pidfd >= 0 {
-            var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0), pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            ]
             if poll(&fds, 2, -1) < 0 { if errno == EINTR { continue } else { break } }
             if fds[1].revents != 0 {
                 var signal: UInt8 = 0
@@ -70,11 +75,15 @@ struct ContainerExecCommand: AsyncParsableCommand {
         let listener = try UnixSocket.listen(socketPath, backlog: 1)
         // The runtime detaches: its process becomes ours to reap (and its status ours to return).
         _ = berth_prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0)
-        let pid = try ChildProcess.spawn(prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
-                                         fileDescriptors: [0: 0, 1: 1, 2: 2])
+        let pid = try ChildProcess.spawn(
+            prepared.runtimePath, arguments: prepared.arguments, environment: ChildProcess.currentEnvironment,
+            fileDescriptors: [0: 0, 1: 1, 2: 2])
         // Wait for the master, or for the runtime to fail before sending it.
         let pidfd = berth_pidfd_open(pid, 0)
-        var fds = [pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: listener.rawValue, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+        ]
         while poll(&fds, 2, -1) < 0 && errno == EINTR {}
         guard fds[0].revents != 0 else {
             if pidfd >= 0 { close(pidfd) }
@@ -88,7 +97,8 @@ struct ContainerExecCommand: AsyncParsableCommand {
         let master = FileDescriptor(owning: received)
         let runtimeStatus = try ChildProcess.wait(pid)
         if detach || !runtimeStatus.succeeded { return runtimeStatus.code }
-        guard let text = try? FileSystem.readString(prepared.pidFile), let process = pid_t(text.filter { $0.isNumber }) else { return 126 }
+        guard let text = try? FileSystem.readString(prepared.pidFile), let process = pid_t(text.filter { $0.isNumber })
+        else { return 126 }
         let raw = isatty(0) == 1 ? RawTerminal(fd: 0) : nil
         defer { raw?.restore() }
         let signals = SignalPipe.install([SIGWINCH])
@@ -100,7 +110,10 @@ struct ContainerExecCommand: AsyncParsableCommand {
         var inputOpen = interactive
         var buffer = [UInt8](repeating: 0, count: 65536)
         relay: while true {
-            var set = [pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: signals, events: Int16(POLLIN), revents: 0)]
+            var set = [
+                pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+            ]
             if inputOpen { set.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             if poll(&set, nfds_t(set.count), -1) < 0 { if errno == EINTR { continue } else { break } }
             if set[1].revents != 0 {

@@ -21,7 +21,8 @@ struct ContainerListOptions: ParsableArguments {
     @Flag(name: .customLong("no-trunc"), help: "Don't truncate output.") var noTrunc = false
     @Flag(name: .shortAndLong, help: "Show the latest created container.") var latest = false
     @Option(name: .customShort("n"), help: "Show n last created containers.") var last: Int?
-    @Option(name: .shortAndLong, help: "Filter output (name=, id=, status=, label=, exited=, ancestor=).") var filter: [String] = []
+    @Option(name: .shortAndLong, help: "Filter output (name=, id=, status=, label=, exited=, ancestor=).") var filter:
+        [String] = []
     @Option(help: "Format output: table, json, or a Go-template subset ({{.ID}} {{.Names}} …).") var format: String?
 
     func execute() async throws {
@@ -36,7 +37,10 @@ struct ContainerListOptions: ParsableArguments {
             case "id": records = records.filter { $0.id.hasPrefix(value) }
             case "status": records = records.filter { $0.state.status.rawValue == value }
             case "exited": records = records.filter { $0.state.status == .exited && String($0.state.exitCode) == value }
-            case "ancestor": records = records.filter { $0.imageReference == value || $0.imageName == value || $0.imageID.contains(value) }
+            case "ancestor":
+                records = records.filter {
+                    $0.imageReference == value || $0.imageName == value || $0.imageID.contains(value)
+                }
             case "label":
                 let kv = value.split(separator: "=", maxSplits: 1).map(String.init)
                 records = records.filter { r in
@@ -54,22 +58,37 @@ struct ContainerListOptions: ParsableArguments {
         }
         var rows = records.map { row($0) }
         for index in rows.indices { rows[index]["CreatedAgo"] = rows[index]["RunningFor"]! + " ago" }
-        try printRows(rows, format: format, columns: ["CONTAINER ID": "ID", "IMAGE": "Image", "COMMAND": "Command", "CREATED": "CreatedAgo",
-                                                      "STATUS": "Status", "PORTS": "Ports", "NAMES": "Names"])
+        try printRows(
+            rows, format: format,
+            columns: [
+                "CONTAINER ID": "ID", "IMAGE": "Image", "COMMAND": "Command", "CREATED": "CreatedAgo",
+                "STATUS": "Status", "PORTS": "Ports", "NAMES": "Names",
+            ])
     }
 
     func row(_ r: ContainerRecord) -> [String: String] {
         var command = ([r.path] + r.args).joined(separator: " ")
         if !noTrunc && command.count > 20 { command = String(command.prefix(19)) + "…" }
         let created = Timestamp.parse(r.created)?.seconds ?? 0
-        let ports = r.state.running ? r.publishedPorts.map { "\($0.hostIP.isEmpty ? "0.0.0.0" : $0.hostIP):\($0.hostPort)->\($0.containerPort)/\($0.proto)" }.joined(separator: ", ") : ""
+        let ports =
+            r.state.running
+            ? r.publishedPorts.map {
+                "\($0.hostIP.isEmpty ? "0.0.0.0" : $0.hostIP):\($0.hostPort)->\($0.containerPort)/\($0.proto)"
+            }.joined(separator: ", ") : ""
         var image = r.imageReference
-        if let ref = try? Reference(parsing: r.imageReference), image.count > 0 { image = ref.familiar.hasSuffix(":latest") && !r.imageReference.hasSuffix(":latest") ? String(ref.familiar.dropLast(7)) : ref.familiar }
-        return ["ID": noTrunc ? r.id : r.shortID, "Image": image, "Command": "\"\(command)\"",
-                "CreatedAt": r.created, "RunningFor": humanDuration(max(0, Int(Glibc.time(nil)) - created)),
-                "Status": r.statusText, "State": r.state.status.rawValue, "Ports": ports, "Names": r.name,
-                "Labels": r.configuration.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
-                "Mounts": "", "Networks": r.networks.map(\.network).joined(separator: ","), "Size": "", "LocalVolumes": "0"]
+        if let ref = try? Reference(parsing: r.imageReference), image.count > 0 {
+            image =
+                ref.familiar.hasSuffix(":latest") && !r.imageReference.hasSuffix(":latest")
+                ? String(ref.familiar.dropLast(7)) : ref.familiar
+        }
+        return [
+            "ID": noTrunc ? r.id : r.shortID, "Image": image, "Command": "\"\(command)\"",
+            "CreatedAt": r.created, "RunningFor": humanDuration(max(0, Int(Glibc.time(nil)) - created)),
+            "Status": r.statusText, "State": r.state.status.rawValue, "Ports": ports, "Names": r.name,
+            "Labels": r.configuration.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+                separator: ","),
+            "Mounts": "", "Networks": r.networks.map(\.network).joined(separator: ","), "Size": "", "LocalVolumes": "0",
+        ]
     }
 }
 
@@ -100,7 +119,11 @@ func jsonObject(_ fields: [String: String]) -> String {
             case ">": out += "\\u003e"
             case "&": out += "\\u0026"
             default:
-                if scalar.value < 0x20 { out += String(format4(scalar.value)) } else { out.unicodeScalars.append(scalar) }
+                if scalar.value < 0x20 {
+                    out += String(format4(scalar.value))
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out
@@ -109,7 +132,8 @@ func jsonObject(_ fields: [String: String]) -> String {
         let hex = String(v, radix: 16)
         return "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
     }
-    return "{" + fields.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\(escape($0.value))\"" }.joined(separator: ",") + "}"
+    return "{"
+        + fields.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\(escape($0.value))\"" }.joined(separator: ",") + "}"
 }
 
 /// The Go-template subset docker users type for listings: `{{.Field}}`, `{{json .}}`, literal text,

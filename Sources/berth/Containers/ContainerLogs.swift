@@ -12,7 +12,9 @@ struct ContainerLogsCommand: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Follow log output.") var follow = false
     @Option(help: "Show logs since a timestamp (RFC 3339 or Unix seconds) or a relative time (42m).") var since: String?
     @Option(help: "Show logs before a timestamp or relative time.") var until: String?
-    @Option(name: [.customShort("n"), .customLong("tail")], help: "Number of lines to show from the end of the logs (or all).") var tail = "all"
+    @Option(
+        name: [.customShort("n"), .customLong("tail")],
+        help: "Number of lines to show from the end of the logs (or all).") var tail = "all"
     @Flag(name: .shortAndLong, help: "Show timestamps.") var timestamps = false
     @Argument(help: "Container.") var container: String
 
@@ -42,16 +44,21 @@ struct ContainerLogsCommand: AsyncParsableCommand {
         if let seconds = Double(text) { return seconds }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        if let ago = try? RunOptionParser.parseDuration(text) { return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - Double(ago) / 1e9 }
-        throw ValidationError("invalid value for \"--\(option)\": failed to parse value as time or duration: \"\(text)\"")
+        if let ago = try? RunOptionParser.parseDuration(text) {
+            return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - Double(ago) / 1e9
+        }
+        throw ValidationError(
+            "invalid value for \"--\(option)\": failed to parse value as time or duration: \"\(text)\"")
     }
 }
 
 /// `berth inspect CONTAINER…` (containers; images through `berth image inspect`), docker's JSON.
 struct ContainerInspectCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Return low-level information on containers.")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Return low-level information on containers.")
     @OptionGroup var options: ImageOptions
-    @Option(name: .shortAndLong, help: "Format the output using a Go-template subset ({{.State.Status}}, {{json .}}).") var format: String?
+    @Option(name: .shortAndLong, help: "Format the output using a Go-template subset ({{.State.Status}}, {{json .}}).")
+    var format: String?
     @Argument(help: "Containers.") var containers: [String]
 
     func run() async throws {

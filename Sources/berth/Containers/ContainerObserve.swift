@@ -7,10 +7,12 @@ import Glibc
 
 /// `berth stats [--no-stream] [-a] [CONTAINER…]`: docker's columns, refreshed every second.
 struct ContainerStatsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Display a live stream of container(s) resource usage statistics.")
+    static let configuration = CommandConfiguration(
+        commandName: "stats", abstract: "Display a live stream of container(s) resource usage statistics.")
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Show all containers (default shows just running).") var all = false
-    @Flag(name: .customLong("no-stream"), help: "Disable streaming stats and only pull the first result.") var noStream = false
+    @Flag(name: .customLong("no-stream"), help: "Disable streaming stats and only pull the first result.")
+    var noStream = false
     @Flag(name: .customLong("no-trunc"), help: "Do not truncate output.") var noTrunc = false
     @Option(help: "Format output: table, json, or {{.Field}} templates.") var format: String?
     @Argument(help: "Containers (default: all running).") var containers: [String] = []
@@ -20,7 +22,9 @@ struct ContainerStatsCommand: AsyncParsableCommand {
             var previous: [String: StatsSample] = [:]
             var first = true
             while true {
-                let records = containers.isEmpty ? engine.list().filter { all || $0.state.running } : try containers.map { try engine.lookup($0) }
+                let records =
+                    containers.isEmpty
+                    ? engine.list().filter { all || $0.state.running } : try containers.map { try engine.lookup($0) }
                 var now: [String: StatsSample] = [:]
                 for r in records { now[r.id] = (try? engine.stats(r.id)) ?? StatsSample() }
                 if first {
@@ -34,17 +38,23 @@ struct ContainerStatsCommand: AsyncParsableCommand {
                 for r in records {
                     let s = now[r.id] ?? StatsSample()
                     let memoryPercent = s.memoryLimit > 0 ? Double(s.memoryUsage) / Double(s.memoryLimit) * 100 : 0
-                    rows.append(["ID": noTrunc ? r.id : r.shortID, "Container": noTrunc ? r.id : r.shortID, "Name": r.name,
-                                 "CPUPerc": String(format2(s.cpuPercent(since: previous[r.id]))) + "%",
-                                 "MemUsage": "\(binarySize(s.memoryUsage)) / \(binarySize(s.memoryLimit))",
-                                 "MemPerc": format2(memoryPercent) + "%",
-                                 "NetIO": "\(humanSize(Int64(s.networkReceived))) / \(humanSize(Int64(s.networkSent)))",
-                                 "BlockIO": "\(humanSize(Int64(s.blockRead))) / \(humanSize(Int64(s.blockWritten)))",
-                                 "PIDs": String(s.pids)])
+                    rows.append([
+                        "ID": noTrunc ? r.id : r.shortID, "Container": noTrunc ? r.id : r.shortID, "Name": r.name,
+                        "CPUPerc": String(format2(s.cpuPercent(since: previous[r.id]))) + "%",
+                        "MemUsage": "\(binarySize(s.memoryUsage)) / \(binarySize(s.memoryLimit))",
+                        "MemPerc": format2(memoryPercent) + "%",
+                        "NetIO": "\(humanSize(Int64(s.networkReceived))) / \(humanSize(Int64(s.networkSent)))",
+                        "BlockIO": "\(humanSize(Int64(s.blockRead))) / \(humanSize(Int64(s.blockWritten)))",
+                        "PIDs": String(s.pids),
+                    ])
                 }
                 if !noStream && isatty(1) == 1 { print("\u{1b}[2J\u{1b}[H", terminator: "") }
-                try printRows(rows, format: format, columns: ["CONTAINER ID": "ID", "NAME": "Name", "CPU %": "CPUPerc", "MEM USAGE / LIMIT": "MemUsage",
-                                                              "MEM %": "MemPerc", "NET I/O": "NetIO", "BLOCK I/O": "BlockIO", "PIDS": "PIDs"])
+                try printRows(
+                    rows, format: format,
+                    columns: [
+                        "CONTAINER ID": "ID", "NAME": "Name", "CPU %": "CPUPerc", "MEM USAGE / LIMIT": "MemUsage",
+                        "MEM %": "MemPerc", "NET I/O": "NetIO", "BLOCK I/O": "BlockIO", "PIDS": "PIDs",
+                    ])
                 if noStream { return }
                 previous = now
                 try await Task.sleep(for: .seconds(1))
@@ -64,7 +74,8 @@ func binarySize(_ bytes: UInt64) -> String {
 
 /// `berth top CONTAINER [ps OPTIONS]`: the host's ps, restricted to the container's processes.
 struct ContainerTopCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "top", abstract: "Display the running processes of a container.")
+    static let configuration = CommandConfiguration(
+        commandName: "top", abstract: "Display the running processes of a container.")
     @OptionGroup var options: ImageOptions
     @Argument(help: "Container.") var container: String
     @Argument(parsing: .captureForPassthrough, help: "ps options (default -ef).") var psOptions: [String] = []
@@ -88,7 +99,8 @@ struct ContainerTopCommand: AsyncParsableCommand {
 
 /// `berth port CONTAINER [PRIVATE_PORT[/PROTO]]`: the published ports, docker's `80/tcp -> 0.0.0.0:8080`.
 struct ContainerPortCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "port", abstract: "List port mappings or a specific mapping for the container.")
+    static let configuration = CommandConfiguration(
+        commandName: "port", abstract: "List port mappings or a specific mapping for the container.")
     @OptionGroup var options: ImageOptions
     @Argument(help: "Container.") var container: String
     @Argument(help: "Private port, e.g. 80 or 80/tcp.") var port: String?
@@ -108,6 +120,8 @@ struct ContainerPortCommand: AsyncParsableCommand {
             for p in ports { print("\(p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP):\(p.hostPort)") }
             return
         }
-        for p in ports { print("\(p.containerPort)/\(p.proto) -> \(p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP):\(p.hostPort)") }
+        for p in ports {
+            print("\(p.containerPort)/\(p.proto) -> \(p.hostIP.isEmpty ? "0.0.0.0" : p.hostIP):\(p.hostPort)")
+        }
     }
 }

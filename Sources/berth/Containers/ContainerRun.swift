@@ -9,25 +9,30 @@ import Glibc
 /// `berth run [OPTIONS] IMAGE [COMMAND] [ARG…]`: create and start a container (pulling a missing image),
 /// attached to its output unless -d, with docker's exit statuses (the container's own, or 125/126/127).
 struct ContainerRunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "run", abstract: "Create and run a new container from an image.")
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Create and run a new container from an image.")
 
     @OptionGroup var options: ImageOptions
     @OptionGroup var run: RunOptions
     @Flag(name: .shortAndLong, help: "Run container in background and print container ID.") var detach = false
-    @Flag(name: .customLong("sig-proxy"), inversion: .prefixedNo, help: "Proxy received signals to the process.") var signalProxy = true
+    @Flag(name: .customLong("sig-proxy"), inversion: .prefixedNo, help: "Proxy received signals to the process.")
+    var signalProxy = true
     @Option(help: "Pull image before running (always, missing, never).") var pull = "missing"
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Suppress the pull output.") var quiet = false
     @Argument(help: "Image to run.") var image: String
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
 
     func run() async throws {
-        try await ContainerRunCommand.execute(options.settings, run.settings, detach: detach, signalProxy: signalProxy, pull: pull,
-                                          quiet: quiet, image: image, command: command)
+        try await ContainerRunCommand.execute(
+            options.settings, run.settings, detach: detach, signalProxy: signalProxy, pull: pull,
+            quiet: quiet, image: image, command: command)
     }
 
     /// The verb itself, for ArgumentParser's parse and ``HotRun``'s alike.
-    static func execute(_ options: ImageSettings, _ run: RunSettings, detach: Bool, signalProxy: Bool, pull: String, quiet: Bool,
-                    image: String, command: [String]) async throws {
+    static func execute(
+        _ options: ImageSettings, _ run: RunSettings, detach: Bool, signalProxy: Bool, pull: String, quiet: Bool,
+        image: String, command: [String]
+    ) async throws {
         var configuration = try run.configuration(image: image, command: command)
         let status: Int32 = try await withEngine(options) { engine in
             run.applyDefaults(engine.configuration, to: &configuration)
@@ -49,8 +54,9 @@ struct ContainerRunCommand: AsyncParsableCommand {
             var status: Int32 = 0
             var relay: AttachRelay?
             if let connection {
-                let attached = AttachRelay(connection: connection, forwardInput: configuration.openStdin, terminal: configuration.tty,
-                                           forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
+                let attached = AttachRelay(
+                    connection: connection, forwardInput: configuration.openStdin, terminal: configuration.tty,
+                    forwardSignal: { signal in if signalProxy { try? engine.kill(record.id, signal: signal) } })
                 let outcome = attached.status(of: record.id, engine: engine)
                 if outcome.detached { return 0 }
                 status = outcome.status
@@ -82,11 +88,14 @@ struct ContainerCreateCommand: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments.") var command: [String] = []
 
     func run() async throws {
-        try await ContainerCreateCommand.execute(options.settings, run.settings, pull: pull, quiet: quiet, image: image, command: command)
+        try await ContainerCreateCommand.execute(
+            options.settings, run.settings, pull: pull, quiet: quiet, image: image, command: command)
     }
 
     /// The verb itself, for ArgumentParser's parse and ``HotRun``'s alike.
-    static func execute(_ options: ImageSettings, _ run: RunSettings, pull: String, quiet: Bool, image: String, command: [String]) async throws {
+    static func execute(
+        _ options: ImageSettings, _ run: RunSettings, pull: String, quiet: Bool, image: String, command: [String]
+    ) async throws {
         var configuration = try run.configuration(image: image, command: command)
         try await withEngine(options) { engine in
             run.applyDefaults(engine.configuration, to: &configuration)

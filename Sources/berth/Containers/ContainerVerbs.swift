@@ -5,7 +5,9 @@ let containerVerbs: [any ParsableCommand.Type] = [
     ContainerRunCommand.self, ContainerCreateCommand.self, ContainerStartCommand.self, ContainerStopCommand.self,
     ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self, ContainerListCommand.self,
     ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
-    ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self, ContainerPortCommand.self, ContainerAttachCommand.self, SystemEventsCommand.self, ContainerCopyCommand.self,
+    ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self,
+    ContainerTopCommand.self, ContainerPortCommand.self, ContainerAttachCommand.self, SystemEventsCommand.self,
+    ContainerCopyCommand.self,
     ContainerGroup.self, VolumeGroup.self, NetworkGroup.self, SystemGroup.self, SystemInfoCommand.self,
 ]
 
@@ -13,11 +15,17 @@ let containerVerbs: [any ParsableCommand.Type] = [
 struct ContainerGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "container", abstract: "Manage containers.",
-        subcommands: [ContainerLs.self, ContainerRunCommand.self, ContainerCreateCommand.self, ContainerStartCommand.self,
-                      ContainerStopCommand.self, ContainerRestartCommand.self, ContainerKillCommand.self, ContainerRemoveCommand.self,
-                      ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self, ContainerPauseCommand.self,
-                      ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self, ContainerStatsCommand.self, ContainerTopCommand.self,
-                      ContainerPortCommand.self, ContainerPruneCommand.self, ContainerAttachCommand.self, ContainerCleanupCommand.self])
+        subcommands: [
+            ContainerLs.self, ContainerRunCommand.self, ContainerCreateCommand.self, ContainerStartCommand.self,
+            ContainerStopCommand.self, ContainerRestartCommand.self, ContainerKillCommand.self,
+            ContainerRemoveCommand.self,
+            ContainerLogsCommand.self, ContainerInspectCommand.self, ContainerWaitCommand.self,
+            ContainerPauseCommand.self,
+            ContainerUnpauseCommand.self, ContainerRenameCommand.self, ContainerExecCommand.self,
+            ContainerStatsCommand.self, ContainerTopCommand.self,
+            ContainerPortCommand.self, ContainerPruneCommand.self, ContainerAttachCommand.self,
+            ContainerCleanupCommand.self,
+        ])
 }
 
 /// `berth container ls` (docker's spelling of ps under the noun).

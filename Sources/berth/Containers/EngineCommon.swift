@@ -47,4 +47,3 @@ func engineFailure(_ error: any Error) -> any Error {
     printError("berth: \(error)")
     return ExitCode(125)
 }
-

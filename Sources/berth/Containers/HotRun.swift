@@ -27,7 +27,9 @@ struct HotRun: Equatable {
 
     /// The options `run` and `create` have besides ``RunSettings`` and ``ImageSettings``.
     static let verbOptions: [HotOption<HotRun>] = [
-        .single(["--pull"]) { $0.pull = $1; return true },
+        .single(["--pull"]) {
+            $0.pull = $1; return true
+        },
         .flag(["-q", "--quiet"]) { $0.quiet = true },
     ]
     static let runOnlyOptions: [HotOption<HotRun>] = [
@@ -48,7 +50,12 @@ struct HotRun: Equatable {
         }
         words = words.dropFirst()
         // CommandDispatch's rule: these anywhere go to ArgumentParser.
-        guard !arguments.contains(where: { $0 == "--help" || $0 == "-h" || $0 == "help" || $0 == "--version" || $0 == "--generate-completion-script" }) else {
+        guard
+            !arguments.contains(where: {
+                $0 == "--help" || $0 == "-h" || $0 == "help" || $0 == "--version"
+                    || $0 == "--generate-completion-script"
+            })
+        else {
             return nil
         }
         var given: [String] = []
@@ -90,7 +97,9 @@ struct HotRun: Equatable {
                 // An option with a value: alone, or the last of a short group? Only alone here.
                 guard names.count == 1, isLast else { return nil }
                 let value: String
-                if let attached { value = attached } else {
+                if let attached {
+                    value = attached
+                } else {
                     guard let next = words.first, !next.hasPrefix("-") else { return nil }
                     value = next
                     words = words.dropFirst()
@@ -103,8 +112,13 @@ struct HotRun: Equatable {
 
     enum Kind: Equatable { case flag, single, repeated }
 
-    private func tables() -> (run: [HotOption<RunSettings>], image: [HotOption<ImageSettings>], verb: [HotOption<HotRun>]) {
-        (RunSettings.options, ImageSettings.options, verb == .run ? HotRun.verbOptions + HotRun.runOnlyOptions : HotRun.verbOptions)
+    private func tables() -> (
+        run: [HotOption<RunSettings>], image: [HotOption<ImageSettings>], verb: [HotOption<HotRun>]
+    ) {
+        (
+            RunSettings.options, ImageSettings.options,
+            verb == .run ? HotRun.verbOptions + HotRun.runOnlyOptions : HotRun.verbOptions
+        )
     }
 
     func kind(of name: String) -> Kind? {
@@ -117,7 +131,9 @@ struct HotRun: Equatable {
 
     /// Two names of one option (`-e` and `--env`); `--sig-proxy` and `--no-sig-proxy` are one too.
     func sameOption(_ a: String, _ b: String) -> Bool {
-        if (a == "--sig-proxy" && b == "--no-sig-proxy") || (a == "--no-sig-proxy" && b == "--sig-proxy") { return true }
+        if (a == "--sig-proxy" && b == "--no-sig-proxy") || (a == "--no-sig-proxy" && b == "--sig-proxy") {
+            return true
+        }
         let (run, image, verb) = tables()
         return run.contains { $0.names.contains(a) && $0.names.contains(b) }
             || image.contains { $0.names.contains(a) && $0.names.contains(b) }
@@ -136,15 +152,18 @@ struct HotRun: Equatable {
     func execute() async throws {
         switch verb {
         case .run:
-            try await ContainerRunCommand.execute(image, settings, detach: detach, signalProxy: signalProxy, pull: pull, quiet: quiet,
-                                                  image: imageName, command: command)
+            try await ContainerRunCommand.execute(
+                image, settings, detach: detach, signalProxy: signalProxy, pull: pull, quiet: quiet,
+                image: imageName, command: command)
         case .create:
-            try await ContainerCreateCommand.execute(image, settings, pull: pull, quiet: quiet, image: imageName, command: command)
+            try await ContainerCreateCommand.execute(
+                image, settings, pull: pull, quiet: quiet, image: imageName, command: command)
         }
     }
 
     static func == (a: HotRun, b: HotRun) -> Bool {
-        a.verb == b.verb && a.image == b.image && a.settings == b.settings && a.detach == b.detach && a.signalProxy == b.signalProxy
+        a.verb == b.verb && a.image == b.image && a.settings == b.settings && a.detach == b.detach
+            && a.signalProxy == b.signalProxy
             && a.pull == b.pull && a.quiet == b.quiet && a.imageName == b.imageName && a.command == b.command
     }
 }

@@ -12,12 +12,17 @@ func renderInspect(_ template: String, _ value: some Encodable) throws -> String
         guard action.hasPrefix(".") else { throw ValidationError("template: unsupported action {{\(action)}}") }
         var node: Any? = tree
         for key in action.dropFirst().split(separator: ".") {
-            guard let object = node as? [String: Any] else { throw ValidationError("template: can't evaluate field \(key)") }
-            guard object.keys.contains(String(key)) else { throw ValidationError("template: can't evaluate field \(key) in type") }
+            guard let object = node as? [String: Any] else {
+                throw ValidationError("template: can't evaluate field \(key)")
+            }
+            guard object.keys.contains(String(key)) else {
+                throw ValidationError("template: can't evaluate field \(key) in type")
+            }
             node = object[String(key)]
         }
         guard asJSON else { return goPrint(node) }
-        let data = try JSONSerialization.data(withJSONObject: node ?? NSNull(), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONSerialization.data(
+            withJSONObject: node ?? NSNull(), options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
     }
 }
@@ -29,7 +34,9 @@ func expandTemplate(_ template: String, _ evaluate: (String, Bool) throws -> Str
     var rest = Substring(template.replacingOccurrences("\\n", "\n").replacingOccurrences("\\t", "\t"))
     while let open = rest.firstRange(of: "{{") {
         out += rest[..<open.lowerBound]
-        guard let close = rest[open.upperBound...].firstRange(of: "}}") else { throw ValidationError("template: unclosed action in \(template)") }
+        guard let close = rest[open.upperBound...].firstRange(of: "}}") else {
+            throw ValidationError("template: unclosed action in \(template)")
+        }
         var action = rest[open.upperBound..<close.lowerBound].trimmingSpaces
         let asJSON = action.hasPrefix("json ")
         if asJSON { action = String(action.dropFirst(5)).trimmingSpaces }
@@ -49,7 +56,8 @@ func goPrint(_ value: Any?) -> String {
         if String(cString: n.objCType) == "c" { return n.boolValue ? "true" : "false" }
         return n.stringValue
     case let array as [Any]: return "[" + array.map { goPrint($0) }.joined(separator: " ") + "]"
-    case let object as [String: Any]: return "map[" + object.keys.sorted().map { "\($0):\(goPrint(object[$0]))" }.joined(separator: " ") + "]"
+    case let object as [String: Any]:
+        return "map[" + object.keys.sorted().map { "\($0):\(goPrint(object[$0]))" }.joined(separator: " ") + "]"
     default: return "\(value!)"
     }
 }

@@ -6,8 +6,10 @@ import BerthNetwork
 struct NetworkGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "network", abstract: "Manage networks.",
-        subcommands: [NetworkCreate.self, NetworkList.self, NetworkInspect.self, NetworkRemove.self, NetworkPrune.self,
-                      NetworkConnect.self, NetworkDisconnect.self])
+        subcommands: [
+            NetworkCreate.self, NetworkList.self, NetworkInspect.self, NetworkRemove.self, NetworkPrune.self,
+            NetworkConnect.self, NetworkDisconnect.self,
+        ])
 }
 
 struct NetworkCreate: AsyncParsableCommand {
@@ -28,7 +30,8 @@ struct NetworkCreate: AsyncParsableCommand {
             labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         let created = try await withEngine(options) { engine in
-            try engine.createNetwork(name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels)
+            try engine.createNetwork(
+                name: name, subnet: subnet, gateway: gateway, internal: self.internal, labels: labels)
         }
         print(created.id)
     }
@@ -60,15 +63,21 @@ struct NetworkList: AsyncParsableCommand {
             }
         }
         if quiet { for n in networks { print(noTrunc ? n.id : n.shortID) }; return }
-        let rows = networks.map { ["ID": noTrunc ? $0.id : $0.shortID, "Name": $0.name, "Driver": $0.driver, "Scope": $0.scope,
-                                   "Internal": $0.internal ? "true" : "false", "CreatedAt": $0.created, "IPv6": "false",
-                                   "Labels": $0.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
-        try printRows(rows, format: format, columns: ["NETWORK ID": "ID", "NAME": "Name", "DRIVER": "Driver", "SCOPE": "Scope"])
+        let rows = networks.map {
+            [
+                "ID": noTrunc ? $0.id : $0.shortID, "Name": $0.name, "Driver": $0.driver, "Scope": $0.scope,
+                "Internal": $0.internal ? "true" : "false", "CreatedAt": $0.created, "IPv6": "false",
+                "Labels": $0.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+            ]
+        }
+        try printRows(
+            rows, format: format, columns: ["NETWORK ID": "ID", "NAME": "Name", "DRIVER": "Driver", "SCOPE": "Scope"])
     }
 }
 
 struct NetworkInspect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on networks.")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Display detailed information on networks.")
     @OptionGroup var options: ImageOptions
     @Option(name: .shortAndLong, help: "Format the output using a Go-template subset.") var format: String?
     @Argument(help: "Networks.") var names: [String]
@@ -76,7 +85,10 @@ struct NetworkInspect: AsyncParsableCommand {
     struct Shown: Encodable {
         struct IPAMConfig: Encodable { var Subnet: String; var Gateway: String }
         struct IPAM: Encodable { var Driver = "default"; var Config: [IPAMConfig] }
-        struct Endpoint: Encodable { var Name: String; var EndpointID: String; var MacAddress: String; var IPv4Address: String; var IPv6Address = "" }
+        struct Endpoint: Encodable {
+            var Name: String; var EndpointID: String; var MacAddress: String; var IPv4Address: String;
+            var IPv6Address = ""
+        }
         var Name: String, Id: String, Created: String, Scope: String, Driver: String, EnableIPv6 = false
         var IPAM: IPAM
         var Internal: Bool, Attachable = false, Ingress = false
@@ -93,12 +105,16 @@ struct NetworkInspect: AsyncParsableCommand {
                 guard let n = try? engine.networks.store.inspect(name) else { missing.append(name); continue }
                 var containers: [String: Shown.Endpoint] = [:]
                 for (r, a) in engine.endpoints(on: n) {
-                    containers[r.id] = Shown.Endpoint(Name: r.name, EndpointID: a.endpointID(container: r.id), MacAddress: a.macAddress, IPv4Address: a.address)
+                    containers[r.id] = Shown.Endpoint(
+                        Name: r.name, EndpointID: a.endpointID(container: r.id), MacAddress: a.macAddress,
+                        IPv4Address: a.address)
                 }
-                shown.append(Shown(Name: n.name, Id: n.id, Created: n.created, Scope: n.scope, Driver: n.driver,
-                                   IPAM: .init(Config: n.subnet.map { [.init(Subnet: $0, Gateway: n.gateway ?? "")] } ?? []),
-                                   Internal: n.internal, Containers: containers,
-                                   Options: n.bridge.map { ["com.docker.network.bridge.name": $0] } ?? [:], Labels: n.labels))
+                shown.append(
+                    Shown(
+                        Name: n.name, Id: n.id, Created: n.created, Scope: n.scope, Driver: n.driver,
+                        IPAM: .init(Config: n.subnet.map { [.init(Subnet: $0, Gateway: n.gateway ?? "")] } ?? []),
+                        Internal: n.internal, Containers: containers,
+                        Options: n.bridge.map { ["com.docker.network.bridge.name": $0] } ?? [:], Labels: n.labels))
             }
             return (shown, missing)
         }
@@ -109,7 +125,8 @@ struct NetworkInspect: AsyncParsableCommand {
 }
 
 struct NetworkRemove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more networks.", aliases: ["remove"])
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove one or more networks.", aliases: ["remove"])
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Do not error if the network does not exist.") var force = false
     @Argument(help: "Networks.") var names: [String]
@@ -135,7 +152,8 @@ struct NetworkPrune: AsyncParsableCommand {
 }
 
 struct NetworkConnect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "connect", abstract: "Connect a container to a network.")
+    static let configuration = CommandConfiguration(
+        commandName: "connect", abstract: "Connect a container to a network.")
     @OptionGroup var options: ImageOptions
     @Option(help: "IPv4 address (e.g. 10.90.0.20).") var ip: String?
     @Option(help: "Add network-scoped alias for the container.") var alias: [String] = []
@@ -143,12 +161,15 @@ struct NetworkConnect: AsyncParsableCommand {
     @Argument(help: "Container.") var container: String
 
     func run() async throws {
-        try await withEngine(options) { engine in try engine.connect(container, to: network, ipAddress: ip, aliases: alias) }
+        try await withEngine(options) { engine in
+            try engine.connect(container, to: network, ipAddress: ip, aliases: alias)
+        }
     }
 }
 
 struct NetworkDisconnect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "disconnect", abstract: "Disconnect a container from a network.")
+    static let configuration = CommandConfiguration(
+        commandName: "disconnect", abstract: "Disconnect a container from a network.")
     @OptionGroup var options: ImageOptions
     @Flag(name: .shortAndLong, help: "Force the container to disconnect from a network.") var force = false
     @Argument(help: "Network.") var network: String

@@ -101,7 +101,9 @@ struct RunSettings: Equatable {
         c.openStdin = interactive
         c.autoRemove = autoRemove
         if let restart {
-            do { c.restartPolicy = try RunOptionParser.parseRestartPolicy(restart) } catch { throw ValidationError("\(error)") }
+            do { c.restartPolicy = try RunOptionParser.parseRestartPolicy(restart) } catch {
+                throw ValidationError("\(error)")
+            }
         }
         c.runtime = runtime
         if let mode = network ?? net { c.networkMode = mode }
@@ -120,7 +122,10 @@ struct RunSettings: Equatable {
         }
         for entry in sysctl {
             let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2 else { throw ValidationError("invalid argument \"\(entry)\" for \"--sysctl\" flag: sysctl '\(entry)' is not allowed") }
+            guard parts.count == 2 else {
+                throw ValidationError(
+                    "invalid argument \"\(entry)\" for \"--sysctl\" flag: sysctl '\(entry)' is not allowed")
+            }
             c.sysctls[String(parts[0])] = String(parts[1])
         }
         c.resources.cpuShares = cpuShares
@@ -134,14 +139,26 @@ struct RunSettings: Equatable {
     /// Every option's names and how it takes a value: the table ``HotRun`` parses with. A test holds it
     /// to ArgumentParser's view of ``RunOptions`` (names, flags, repeatable options).
     static let options: [HotOption<RunSettings>] = [
-        .single(["--name"]) { $0.name = $1; return true },
+        .single(["--name"]) {
+            $0.name = $1; return true
+        },
         .repeated(["-e", "--env"]) { $0.env.append($1) },
         .repeated(["--env-file"]) { $0.envFiles.append($1) },
-        .single(["-w", "--workdir"]) { $0.workdir = $1; return true },
-        .single(["-u", "--user"]) { $0.user = $1; return true },
-        .single(["--entrypoint"]) { $0.entrypoint = $1; return true },
-        .single(["-h", "--hostname"]) { $0.hostname = $1; return true },
-        .single(["--domainname"]) { $0.domainName = $1; return true },
+        .single(["-w", "--workdir"]) {
+            $0.workdir = $1; return true
+        },
+        .single(["-u", "--user"]) {
+            $0.user = $1; return true
+        },
+        .single(["--entrypoint"]) {
+            $0.entrypoint = $1; return true
+        },
+        .single(["-h", "--hostname"]) {
+            $0.hostname = $1; return true
+        },
+        .single(["--domainname"]) {
+            $0.domainName = $1; return true
+        },
         .repeated(["-l", "--label"]) { $0.label.append($1) },
         .flag(["--read-only"]) { $0.readOnly = true },
         .repeated(["--tmpfs"]) { $0.tmpfs.append($1) },
@@ -150,32 +167,72 @@ struct RunSettings: Equatable {
         .flag(["--privileged"]) { $0.privileged = true },
         .repeated(["--security-opt"]) { $0.securityOpt.append($1) },
         .repeated(["--ulimit"]) { $0.ulimit.append($1) },
-        .single(["-m", "--memory"]) { $0.memory = $1; return true },
-        .single(["--memory-swap"]) { $0.memorySwap = $1; return true },
-        .single(["--memory-reservation"]) { $0.memoryReservation = $1; return true },
-        .single(["--cpus"]) { $0.cpus = $1; return true },
-        .single(["-c", "--cpu-shares"]) { guard let v = Int64($1) else { return false }; $0.cpuShares = v; return true },
-        .single(["--cpuset-cpus"]) { $0.cpusetCpus = $1; return true },
-        .single(["--cpuset-mems"]) { $0.cpusetMems = $1; return true },
-        .single(["--pids-limit"]) { guard let v = Int64($1) else { return false }; $0.pidsLimit = v; return true },
+        .single(["-m", "--memory"]) {
+            $0.memory = $1; return true
+        },
+        .single(["--memory-swap"]) {
+            $0.memorySwap = $1; return true
+        },
+        .single(["--memory-reservation"]) {
+            $0.memoryReservation = $1; return true
+        },
+        .single(["--cpus"]) {
+            $0.cpus = $1; return true
+        },
+        .single(["-c", "--cpu-shares"]) {
+            guard let v = Int64($1) else { return false }; $0.cpuShares = v; return true
+        },
+        .single(["--cpuset-cpus"]) {
+            $0.cpusetCpus = $1; return true
+        },
+        .single(["--cpuset-mems"]) {
+            $0.cpusetMems = $1; return true
+        },
+        .single(["--pids-limit"]) {
+            guard let v = Int64($1) else { return false }; $0.pidsLimit = v; return true
+        },
         .repeated(["--device"]) { $0.device.append($1) },
         .flag(["--init"]) { $0.`init` = true },
-        .single(["--stop-signal"]) { $0.stopSignal = $1; return true },
-        .single(["--stop-timeout"]) { guard let v = Int($1) else { return false }; $0.stopTimeout = v; return true },
-        .single(["--shm-size"]) { $0.shmSize = $1; return true },
+        .single(["--stop-signal"]) {
+            $0.stopSignal = $1; return true
+        },
+        .single(["--stop-timeout"]) {
+            guard let v = Int($1) else { return false }; $0.stopTimeout = v; return true
+        },
+        .single(["--shm-size"]) {
+            $0.shmSize = $1; return true
+        },
         .flag(["-t", "--tty"]) { $0.tty = true },
         .flag(["-i", "--interactive"]) { $0.interactive = true },
         .flag(["--rm"]) { $0.autoRemove = true },
-        .single(["--restart"]) { $0.restart = $1; return true },
-        .single(["--health-cmd"]) { $0.healthCmd = $1; return true },
-        .single(["--health-interval"]) { $0.healthInterval = $1; return true },
-        .single(["--health-timeout"]) { $0.healthTimeout = $1; return true },
-        .single(["--health-retries"]) { guard let v = Int($1) else { return false }; $0.healthRetries = v; return true },
-        .single(["--health-start-period"]) { $0.healthStartPeriod = $1; return true },
+        .single(["--restart"]) {
+            $0.restart = $1; return true
+        },
+        .single(["--health-cmd"]) {
+            $0.healthCmd = $1; return true
+        },
+        .single(["--health-interval"]) {
+            $0.healthInterval = $1; return true
+        },
+        .single(["--health-timeout"]) {
+            $0.healthTimeout = $1; return true
+        },
+        .single(["--health-retries"]) {
+            guard let v = Int($1) else { return false }; $0.healthRetries = v; return true
+        },
+        .single(["--health-start-period"]) {
+            $0.healthStartPeriod = $1; return true
+        },
         .flag(["--no-healthcheck"]) { $0.noHealthcheck = true },
-        .single(["--runtime"]) { $0.runtime = $1; return true },
-        .single(["--network"]) { $0.network = $1; return true },
-        .single(["--net"]) { $0.net = $1; return true },
+        .single(["--runtime"]) {
+            $0.runtime = $1; return true
+        },
+        .single(["--network"]) {
+            $0.network = $1; return true
+        },
+        .single(["--net"]) {
+            $0.net = $1; return true
+        },
         .repeated(["-p", "--publish"]) { $0.publish.append($1) },
         .flag(["-P", "--publish-all"]) { $0.publishAll = true },
         .repeated(["--expose"]) { $0.expose.append($1) },
@@ -183,11 +240,15 @@ struct RunSettings: Equatable {
         .repeated(["--dns-search"]) { $0.dnsSearch.append($1) },
         .repeated(["--dns-option"]) { $0.dnsOption.append($1) },
         .repeated(["--add-host"]) { $0.addHost.append($1) },
-        .single(["--ip"]) { $0.ip = $1; return true },
+        .single(["--ip"]) {
+            $0.ip = $1; return true
+        },
         .repeated(["--network-alias"]) { $0.networkAlias.append($1) },
         .repeated(["-v", "--volume"]) { $0.volume.append($1) },
         .repeated(["--mount"]) { $0.mount.append($1) },
-        .single(["--log-driver"]) { $0.logDriver = $1; return true },
+        .single(["--log-driver"]) {
+            $0.logDriver = $1; return true
+        },
         .repeated(["--log-opt"]) { $0.logOpt.append($1) },
         .repeated(["--sysctl"]) { $0.sysctl.append($1) },
     ]

@@ -9,11 +9,13 @@ import Glibc
 /// `berth events [--since] [--until] [--filter K=V] [--format json|TEMPLATE]`: docker's event stream,
 /// from the engine's event log (past events with --since; followed until --until or ^C).
 struct SystemEventsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "events", abstract: "Get real time events from the server.")
+    static let configuration = CommandConfiguration(
+        commandName: "events", abstract: "Get real time events from the server.")
     @OptionGroup var options: ImageOptions
     @Option(help: "Show all events created since timestamp.") var since: String?
     @Option(help: "Stream events until this timestamp.") var until: String?
-    @Option(name: .shortAndLong, help: "Filter output (type=, event=, container=, image=, network=, volume=, label=).") var filter: [String] = []
+    @Option(name: .shortAndLong, help: "Filter output (type=, event=, container=, image=, network=, volume=, label=).")
+    var filter: [String] = []
     @Option(help: "Format output: json or a Go-template subset ({{.Action}} {{.Actor.ID}}).") var format: String?
 
     func run() async throws {
@@ -31,16 +33,18 @@ struct SystemEventsCommand: AsyncParsableCommand {
         let template = format
         var failure: (any Error)?
         try await withEngine(options) { engine in
-            engine.events.read(since: sinceTime, until: untilTime, filter: selection, emit: { event in
-                do {
-                    switch template {
-                    case nil: print(Self.line(event))
-                    case "json"?: print(String(decoding: try JSONEncoderLite.encode(event), as: UTF8.self))
-                    case let t?: print(try renderInspect(t, event))
-                    }
-                    fflush(nil)
-                } catch { failure = error }
-            }, shouldStop: { failure != nil })
+            engine.events.read(
+                since: sinceTime, until: untilTime, filter: selection,
+                emit: { event in
+                    do {
+                        switch template {
+                        case nil: print(Self.line(event))
+                        case "json"?: print(String(decoding: try JSONEncoderLite.encode(event), as: UTF8.self))
+                        case let t?: print(try renderInspect(t, event))
+                        }
+                        fflush(nil)
+                    } catch { failure = error }
+                }, shouldStop: { failure != nil })
         }
         if let failure { throw failure }
     }
@@ -52,8 +56,10 @@ struct SystemEventsCommand: AsyncParsableCommand {
         stamp.removeLast()
         var fraction = String(nanos)
         fraction = String(repeating: "0", count: 9 - fraction.count) + fraction
-        let attributes = e.Actor.Attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
-        return "\(stamp).\(fraction)Z \(e.Type) \(e.Action) \(e.Actor.ID)" + (attributes.isEmpty ? "" : " (\(attributes))")
+        let attributes = e.Actor.Attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ", ")
+        return "\(stamp).\(fraction)Z \(e.Type) \(e.Action) \(e.Actor.ID)"
+            + (attributes.isEmpty ? "" : " (\(attributes))")
     }
 }
 

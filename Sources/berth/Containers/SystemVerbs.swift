@@ -11,7 +11,10 @@ import Glibc
 struct SystemGroup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "system", abstract: "Manage Berth.",
-        subcommands: [SystemInfoCommand.self, SystemDiskUsage.self, SystemPrune.self, SystemEventsCommand.self, SystemRestore.self])
+        subcommands: [
+            SystemInfoCommand.self, SystemDiskUsage.self, SystemPrune.self, SystemEventsCommand.self,
+            SystemRestore.self,
+        ])
 }
 
 struct SystemInfoCommand: AsyncParsableCommand {
@@ -20,10 +23,13 @@ struct SystemInfoCommand: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Format the output: json or a Go-template subset.") var format: String?
 
     struct Info: Encodable {
-        var ID: String, Containers: Int, ContainersRunning: Int, ContainersPaused: Int, ContainersStopped: Int, Images: Int
+        var ID: String, Containers: Int, ContainersRunning: Int, ContainersPaused: Int, ContainersStopped: Int,
+            Images: Int
         var Driver: String, LoggingDriver: String, CgroupDriver = "cgroupfs", CgroupVersion: String
-        var KernelVersion: String, OperatingSystem: String, OSType = "linux", Architecture: String, NCPU: Int, MemTotal: Int64
-        var Name: String, ServerVersion = "berth", DockerRootDir: String, DefaultRuntime: String, Runtimes: [String: [String: String]]
+        var KernelVersion: String, OperatingSystem: String, OSType = "linux", Architecture: String, NCPU: Int,
+            MemTotal: Int64
+        var Name: String, ServerVersion = "berth", DockerRootDir: String, DefaultRuntime: String,
+            Runtimes: [String: [String: String]]
         var RegistryMirrors: [String], InsecureRegistries: [String]
     }
 
@@ -32,56 +38,67 @@ struct SystemInfoCommand: AsyncParsableCommand {
             let containers = engine.list()
             var uts = utsname()
             uname(&uts)
-            func text<T>(_ value: T) -> String { withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } }
+            func text<T>(_ value: T) -> String {
+                withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            }
             let osRelease = (try? FileSystem.readString("/etc/os-release")) ?? ""
-            let pretty = osRelease.split(separator: "\n").first { $0.hasPrefix("PRETTY_NAME=") }
+            let pretty =
+                osRelease.split(separator: "\n").first { $0.hasPrefix("PRETTY_NAME=") }
                 .map { String($0.dropFirst(12)).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) } ?? "Linux"
             var runtimes: [String: [String: String]] = [:]
             for name in ["berth", "runc", "crun"] + engine.configuration.runtimes.keys.sorted() {
-                if let r = try? OCIRuntime(name: name, layout: engine.layout, named: engine.configuration.runtimes) { runtimes[name] = ["path": r.path] }
+                if let r = try? OCIRuntime(name: name, layout: engine.layout, named: engine.configuration.runtimes) {
+                    runtimes[name] = ["path": r.path]
+                }
             }
             let v2 = (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2
-            return Info(ID: String(ContainerNamesPublic.machineID().prefix(36)), Containers: containers.count,
-                        ContainersRunning: containers.filter { $0.state.status == .running }.count,
-                        ContainersPaused: containers.filter { $0.state.status == .paused }.count,
-                        ContainersStopped: containers.filter { !$0.state.running }.count,
-                        Images: engine.images.store.images().count, Driver: Snapshotter.preferred == .overlay ? "overlay2" : "vfs",
-                        LoggingDriver: engine.configuration.logDriver ?? "json-file", CgroupVersion: v2 ? "2" : "1",
-                        KernelVersion: text(uts.release), OperatingSystem: pretty, Architecture: text(uts.machine),
-                        NCPU: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
-                        MemTotal: Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))),
-                        Name: text(uts.nodename), DockerRootDir: engine.layout.root,
-                        DefaultRuntime: engine.configuration.defaultRuntime ?? "berth", Runtimes: runtimes,
-                        RegistryMirrors: engine.configuration.registryMirrors, InsecureRegistries: engine.configuration.insecureRegistries)
+            return Info(
+                ID: String(ContainerNamesPublic.machineID().prefix(36)), Containers: containers.count,
+                ContainersRunning: containers.filter { $0.state.status == .running }.count,
+                ContainersPaused: containers.filter { $0.state.status == .paused }.count,
+                ContainersStopped: containers.filter { !$0.state.running }.count,
+                Images: engine.images.store.images().count,
+                Driver: Snapshotter.preferred == .overlay ? "overlay2" : "vfs",
+                LoggingDriver: engine.configuration.logDriver ?? "json-file", CgroupVersion: v2 ? "2" : "1",
+                KernelVersion: text(uts.release), OperatingSystem: pretty, Architecture: text(uts.machine),
+                NCPU: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
+                MemTotal: Int64(sysconf(Int32(_SC_PHYS_PAGES))) * Int64(sysconf(Int32(_SC_PAGESIZE))),
+                Name: text(uts.nodename), DockerRootDir: engine.layout.root,
+                DefaultRuntime: engine.configuration.defaultRuntime ?? "berth", Runtimes: runtimes,
+                RegistryMirrors: engine.configuration.registryMirrors,
+                InsecureRegistries: engine.configuration.insecureRegistries)
         }
         switch format {
         case "json"?: print(String(decoding: try JSONEncoderLite.encode(info), as: UTF8.self))
         case let template?: print(try renderInspect(template, info))
         case nil:
-            print("""
-            Server:
-             Containers: \(info.Containers)
-              Running: \(info.ContainersRunning)
-              Paused: \(info.ContainersPaused)
-              Stopped: \(info.ContainersStopped)
-             Images: \(info.Images)
-             Server Version: \(info.ServerVersion)
-             Storage Driver: \(info.Driver)
-             Logging Driver: \(info.LoggingDriver)
-             Cgroup Driver: \(info.CgroupDriver)
-             Cgroup Version: \(info.CgroupVersion)
-             Runtimes: \(info.Runtimes.keys.sorted().joined(separator: " "))
-             Default Runtime: \(info.DefaultRuntime)
-             Kernel Version: \(info.KernelVersion)
-             Operating System: \(info.OperatingSystem)
-             OSType: \(info.OSType)
-             Architecture: \(info.Architecture)
-             CPUs: \(info.NCPU)
-             Total Memory: \(binarySize(UInt64(info.MemTotal)))
-             Name: \(info.Name)
-             Docker Root Dir: \(info.DockerRootDir)
-            """)
-            if !info.RegistryMirrors.isEmpty { print(" Registry Mirrors:"); for m in info.RegistryMirrors { print("  \(m)") } }
+            print(
+                """
+                Server:
+                 Containers: \(info.Containers)
+                  Running: \(info.ContainersRunning)
+                  Paused: \(info.ContainersPaused)
+                  Stopped: \(info.ContainersStopped)
+                 Images: \(info.Images)
+                 Server Version: \(info.ServerVersion)
+                 Storage Driver: \(info.Driver)
+                 Logging Driver: \(info.LoggingDriver)
+                 Cgroup Driver: \(info.CgroupDriver)
+                 Cgroup Version: \(info.CgroupVersion)
+                 Runtimes: \(info.Runtimes.keys.sorted().joined(separator: " "))
+                 Default Runtime: \(info.DefaultRuntime)
+                 Kernel Version: \(info.KernelVersion)
+                 Operating System: \(info.OperatingSystem)
+                 OSType: \(info.OSType)
+                 Architecture: \(info.Architecture)
+                 CPUs: \(info.NCPU)
+                 Total Memory: \(binarySize(UInt64(info.MemTotal)))
+                 Name: \(info.Name)
+                 Docker Root Dir: \(info.DockerRootDir)
+                """)
+            if !info.RegistryMirrors.isEmpty {
+                print(" Registry Mirrors:"); for m in info.RegistryMirrors { print("  \(m)") }
+            }
         }
     }
 }
@@ -90,7 +107,8 @@ struct SystemInfoCommand: AsyncParsableCommand {
 /// containers the reboot stopped, restarts those whose policy says so; see BerthEngine.BootRecovery),
 /// run by packaging/systemd/berth-restore.service at boot so `always` containers do not wait for a user.
 struct SystemRestore: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "restore", abstract: "Restart the containers whose restart policy asks for it after a reboot.")
+    static let configuration = CommandConfiguration(
+        commandName: "restore", abstract: "Restart the containers whose restart policy asks for it after a reboot.")
     @OptionGroup var options: ImageOptions
 
     func run() async throws {
@@ -114,14 +132,20 @@ struct SystemDiskUsage: AsyncParsableCommand {
         let volumeBytes = usage.volumes.reduce(Int64(0)) { $0 + $1.size }
         let unusedVolumeBytes = usage.volumes.filter { $0.containers == 0 }.reduce(Int64(0)) { $0 + $1.size }
         let header = ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-        let imageRow = ["Images", String(usage.images.count), String(usage.images.filter { $0.containers > 0 }.count),
-                        humanSize(imageBytes), reclaim(unusedImageBytes, imageBytes)]
+        let imageRow = [
+            "Images", String(usage.images.count), String(usage.images.filter { $0.containers > 0 }.count),
+            humanSize(imageBytes), reclaim(unusedImageBytes, imageBytes),
+        ]
         let running = usage.containers.filter { $0.record.state.running }.count
-        let containerRow = ["Containers", String(usage.containers.count), String(running), humanSize(containerBytes),
-                            reclaim(stoppedBytes, containerBytes)]
+        let containerRow = [
+            "Containers", String(usage.containers.count), String(running), humanSize(containerBytes),
+            reclaim(stoppedBytes, containerBytes),
+        ]
         let mounted = usage.volumes.filter { $0.containers > 0 }.count
-        let volumeRow = ["Local Volumes", String(usage.volumes.count), String(mounted), humanSize(volumeBytes),
-                         reclaim(unusedVolumeBytes, volumeBytes)]
+        let volumeRow = [
+            "Local Volumes", String(usage.volumes.count), String(mounted), humanSize(volumeBytes),
+            reclaim(unusedVolumeBytes, volumeBytes),
+        ]
         let rows: [[String]] = [header, imageRow, containerRow, volumeRow, ["Build Cache", "0", "0", "0B", "0B"]]
         printTable(rows)
     }
@@ -157,9 +181,11 @@ struct SystemPrune: AsyncParsableCommand {
 
     func run() async throws {
         if !force {
-            print("WARNING! This will remove all stopped containers, all networks not used by at least one container,"
-                  + (volumes ? " all anonymous volumes not used by at least one container," : "")
-                  + (all ? " all images without at least one container associated to them." : " all dangling images."))
+            print(
+                "WARNING! This will remove all stopped containers, all networks not used by at least one container,"
+                    + (volumes ? " all anonymous volumes not used by at least one container," : "")
+                    + (all ? " all images without at least one container associated to them." : " all dangling images.")
+            )
             print("Are you sure you want to continue? [y/N] ", terminator: "")
             guard let answer = readLine(), answer.lowercased().hasPrefix("y") else { return }
         }
@@ -178,7 +204,9 @@ struct SystemPrune: AsyncParsableCommand {
                 let usedImages = Set(remaining.map(\.imageName))
                 var removed: [String] = []
                 for image in engine.images.store.images() where !usedImages.contains(image.name) {
-                    if (try? await engine.images.remove(image.name)) != nil { removed.append("untagged: \(image.name)") }
+                    if (try? await engine.images.remove(image.name)) != nil {
+                        removed.append("untagged: \(image.name)")
+                    }
                 }
                 if !removed.isEmpty { lines += ["Deleted Images:"] + removed + [""] }
             }

@@ -16,7 +16,9 @@ struct VolumeCreate: AsyncParsableCommand {
     @Argument(help: "Volume name (a random one if omitted).") var name: String?
 
     func run() async throws {
-        guard driver == "local" else { throw ValidationError("error looking up volume plugin \(driver): plugin \"\(driver)\" not found") }
+        guard driver == "local" else {
+            throw ValidationError("error looking up volume plugin \(driver): plugin \"\(driver)\" not found")
+        }
         var labels: [String: String] = [:]
         for entry in label {
             let parts = entry.split(separator: "=", maxSplits: 1)
@@ -41,7 +43,8 @@ struct VolumeList: AsyncParsableCommand {
             let parts = f.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2 else { throw ValidationError("bad format of filter (expected name=value)") }
             switch parts[0] {
-            case "dangling": selected = selected.filter { used.contains($0.Name) != (parts[1] == "true" || parts[1] == "1") }
+            case "dangling":
+                selected = selected.filter { used.contains($0.Name) != (parts[1] == "true" || parts[1] == "1") }
             case "name": selected = selected.filter { $0.Name.contains(parts[1]) }
             case "label":
                 let kv = parts[1].split(separator: "=", maxSplits: 1).map(String.init)
@@ -50,20 +53,26 @@ struct VolumeList: AsyncParsableCommand {
             }
         }
         if quiet { for v in selected { print(v.Name) }; return }
-        let rows = selected.map { ["Driver": $0.Driver, "Name": $0.Name, "Mountpoint": $0.Mountpoint, "Scope": $0.Scope,
-                                   "Labels": $0.Labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")] }
+        let rows = selected.map {
+            [
+                "Driver": $0.Driver, "Name": $0.Name, "Mountpoint": $0.Mountpoint, "Scope": $0.Scope,
+                "Labels": $0.Labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+            ]
+        }
         try printRows(rows, format: format, columns: ["DRIVER": "Driver", "VOLUME NAME": "Name"])
     }
 }
 
 struct VolumeInspect: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Display detailed information on volumes.")
+    static let configuration = CommandConfiguration(
+        commandName: "inspect", abstract: "Display detailed information on volumes.")
     @OptionGroup var options: ImageOptions
     @Option(name: .shortAndLong, help: "Format the output using a Go-template subset.") var format: String?
     @Argument(help: "Volumes.") var names: [String]
 
     struct Shown: Encodable {
-        var CreatedAt: String, Driver: String, Labels: [String: String], Mountpoint: String, Name: String, Options: [String: String], Scope: String
+        var CreatedAt: String, Driver: String, Labels: [String: String], Mountpoint: String, Name: String,
+            Options: [String: String], Scope: String
     }
 
     func run() async throws {
@@ -71,9 +80,13 @@ struct VolumeInspect: AsyncParsableCommand {
         var shown: [Shown] = []
         var missing = false
         for (name, volume) in zip(names, found) {
-            guard let v = volume else { printError("Error response from daemon: get \(name): no such volume"); missing = true; continue }
-            shown.append(Shown(CreatedAt: v.CreatedAt, Driver: v.Driver, Labels: v.Labels, Mountpoint: v.Mountpoint, Name: v.Name,
-                               Options: v.Options, Scope: v.Scope))
+            guard let v = volume else {
+                printError("Error response from daemon: get \(name): no such volume"); missing = true; continue
+            }
+            shown.append(
+                Shown(
+                    CreatedAt: v.CreatedAt, Driver: v.Driver, Labels: v.Labels, Mountpoint: v.Mountpoint, Name: v.Name,
+                    Options: v.Options, Scope: v.Scope))
         }
         if let format { for s in shown { print(try renderInspect(format, s)) } } else { print(prettyJSON(shown)) }
         if missing { throw ExitCode(1) }
@@ -81,9 +94,11 @@ struct VolumeInspect: AsyncParsableCommand {
 }
 
 struct VolumeRemove: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove one or more volumes.", aliases: ["remove"])
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Remove one or more volumes.", aliases: ["remove"])
     @OptionGroup var options: ImageOptions
-    @Flag(name: .shortAndLong, help: "Force the removal of one or more volumes (a missing one is not an error).") var force = false
+    @Flag(name: .shortAndLong, help: "Force the removal of one or more volumes (a missing one is not an error).")
+    var force = false
     @Argument(help: "Volumes.") var names: [String]
 
     func run() async throws {

@@ -10,7 +10,9 @@ import Testing
 struct ContainerSetupTests {
     @Test func namespacesHostnameAndDomainname() {
         let box = Sandbox("ns")
-        let output = box.probe("echo pid=$$; hostname; cat /proc/sys/kernel/domainname; ls /sys/class/net | tr '\\n' ' '") { spec in
+        let output = box.probe(
+            "echo pid=$$; hostname; cat /proc/sys/kernel/domainname; ls /sys/class/net | tr '\\n' ' '"
+        ) { spec in
             spec.hostname = "berth-box"
             spec.domainname = "example.test"
         }
@@ -66,13 +68,19 @@ struct ContainerSetupTests {
         let hostDirectory = box.directory + "/shared"
         try FileSystem.makeDirectories(hostDirectory)
         try FileSystem.writeAtomically(hostDirectory + "/note", Array("from host\n".utf8))
-        let output = box.probe("""
+        let output = box.probe(
+            """
             grep -E ' /scratch | /data ' /proc/self/mountinfo | awk '{print $5, $6}'; cat /data/note; \
             touch /data/x 2>/dev/null && echo data-writable || echo data-readonly; \
             touch /x 2>/dev/null && echo root-writable || echo root-readonly
-            """) { spec in
-            spec.mounts?.append(Spec.Mount(destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["nosuid", "noexec", "size=1m"]))
-            spec.mounts?.append(Spec.Mount(destination: "/data", type: "bind", source: hostDirectory, options: ["rbind", "ro", "nodev"]))
+            """
+        ) { spec in
+            spec.mounts?.append(
+                Spec.Mount(
+                    destination: "/scratch", type: "tmpfs", source: "tmpfs", options: ["nosuid", "noexec", "size=1m"]))
+            spec.mounts?.append(
+                Spec.Mount(
+                    destination: "/data", type: "bind", source: hostDirectory, options: ["rbind", "ro", "nodev"]))
             spec.root?.readonly = true
         }
         #expect(output.status == 0, "\(output.stderr)")
@@ -87,7 +95,8 @@ struct ContainerSetupTests {
         let box = Sandbox("escape")
         let outside = box.directory + "/outside"
         try FileSystem.makeDirectories(outside)
-        let bundle = box.bundle("escape", script: "grep ' /target/etc ' /proc/self/mountinfo | awk '{print $5}'; touch /escape/marker")
+        let bundle = box.bundle(
+            "escape", script: "grep ' /target/etc ' /proc/self/mountinfo | awk '{print $5}'; touch /escape/marker")
         // The image's /escape points at an absolute host path; mounting onto it must land in the rootfs.
         symlink(outside, bundle + "/rootfs/escape")
         var spec = try SpecLoader.load(bundle: bundle)
@@ -103,7 +112,8 @@ struct ContainerSetupTests {
 
     @Test func maskedAndReadonlyPaths() {
         let box = Sandbox("mask")
-        let output = box.probe("""
+        let output = box.probe(
+            """
             cat /proc/keys 2>&1 | wc -c; ls /sys/firmware | wc -l; \
             echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo sys-writable || echo sys-readonly
             """)
@@ -113,11 +123,15 @@ struct ContainerSetupTests {
 
     @Test func devicesAndDevLinks() {
         let box = Sandbox("dev")
-        let output = box.probe("""
+        let output = box.probe(
+            """
             for d in null zero full random urandom tty fuse; do stat -c '%n %F %t:%T %a' /dev/$d; done; \
             readlink /dev/fd; readlink /dev/stdin; readlink /dev/ptmx; head -c 4 /dev/zero | wc -c
-            """) { spec in
-            spec.linux?.devices = [Spec.Device(type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0)]
+            """
+        ) { spec in
+            spec.linux?.devices = [
+                Spec.Device(type: "c", path: "/dev/fuse", major: 10, minor: 229, fileMode: 0o600, uid: 0, gid: 0)
+            ]
         }
         #expect(output.status == 0, "\(output.stderr)")
         #expect(output.stdout.contains("/dev/null character special file 1:3 666"))
@@ -138,15 +152,18 @@ struct ContainerSetupTests {
 
     @Test func processUserCapabilitiesRlimitsAndMore() {
         let box = Sandbox("process")
-        let output = box.probe("""
+        let output = box.probe(
+            """
             id -u; id -g; id -G; umask; pwd; echo $GREETING; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; \
             ulimit -Sn; ulimit -Hn; cat /proc/self/oom_score_adj
-            """) { spec in
+            """
+        ) { spec in
             spec.process?.user = Spec.User(uid: 1000, gid: 1001, umask: 0o027, additionalGids: [2000, 2001])
             spec.process?.cwd = "/tmp/work"
             spec.process?.env = ["PATH=/bin", "GREETING=hi"]
-            spec.process?.capabilities = Spec.Capabilities(bounding: ["CAP_CHOWN", "CAP_KILL"], effective: ["CAP_KILL"],
-                                                           inheritable: ["CAP_KILL"], permitted: ["CAP_KILL"], ambient: ["CAP_KILL"])
+            spec.process?.capabilities = Spec.Capabilities(
+                bounding: ["CAP_CHOWN", "CAP_KILL"], effective: ["CAP_KILL"],
+                inheritable: ["CAP_KILL"], permitted: ["CAP_KILL"], ambient: ["CAP_KILL"])
             spec.process?.rlimits = [Spec.Rlimit(type: "RLIMIT_NOFILE", hard: 512, soft: 256)]
             spec.process?.noNewPrivileges = true
             spec.process?.oomScoreAdj = 300
@@ -189,7 +206,9 @@ struct ContainerSetupTests {
     @Test func cgroupLimitsAreApplied() throws {
         let box = Sandbox("cgroup")
         let id = box.id()
-        let bundle = box.bundle(script: "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; exec sleep 1000") { spec in
+        let bundle = box.bundle(
+            script: "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; exec sleep 1000"
+        ) { spec in
             spec.linux?.cgroupsPath = "/\(box.prefix)/limits"
             var resources = Spec.Resources()
             var memory = Spec.Memory(); memory.limit = 64 << 20

@@ -10,7 +10,8 @@ struct CycleAndParityTests {
     func cgroupEntries() -> Set<String> {
         var result = Set<String>()
         for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
-            for entry in (try? FileSystem.listDirectory("/sys/fs/cgroup/\(controller)/berth")) ?? [] where FileSystem.isDirectory("/sys/fs/cgroup/\(controller)/berth/\(entry)") {
+            for entry in (try? FileSystem.listDirectory("/sys/fs/cgroup/\(controller)/berth")) ?? []
+            where FileSystem.isDirectory("/sys/fs/cgroup/\(controller)/berth/\(entry)") {
                 result.insert("\(controller)/\(entry)")
             }
         }
@@ -86,18 +87,23 @@ struct CycleAndParityTests {
             var memory = Spec.Memory(); memory.limit = 128 << 20
             var resources = Spec.Resources(); resources.memory = memory
             spec.linux?.resources = resources
-            spec.process?.capabilities = Spec.Capabilities(bounding: DefaultSpec.defaultCapabilities,
-                                                           effective: DefaultSpec.defaultCapabilities,
-                                                           permitted: DefaultSpec.defaultCapabilities)
+            spec.process?.capabilities = Spec.Capabilities(
+                bounding: DefaultSpec.defaultCapabilities,
+                effective: DefaultSpec.defaultCapabilities,
+                permitted: DefaultSpec.defaultCapabilities)
         }
         var spec = try SpecLoader.load(bundle: bundle)
         spec.linux?.cgroupsPath = "/\(box.prefix)/runc"
         box.writeConfig(spec, bundle: bundle)
-        let runc = execute(["runc", "--root", box.directory + "/runc-state", "run", "--bundle", bundle, box.prefix + "-runc"])
+        let runc = execute([
+            "runc", "--root", box.directory + "/runc-state", "run", "--bundle", bundle, box.prefix + "-runc",
+        ])
         spec.linux?.cgroupsPath = "/\(box.prefix)/berth"
         box.writeConfig(spec, bundle: bundle)
         let berth = box.runtime(["run", "--bundle", bundle, box.id("berth")])
-        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] { rmdir("/sys/fs/cgroup/\(controller)/\(box.prefix)") }
+        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
+            rmdir("/sys/fs/cgroup/\(controller)/\(box.prefix)")
+        }
         #expect(runc.status == 0, "\(runc.stderr)")
         #expect(berth.status == 0, "\(berth.stderr)")
         #expect(berth.stdout == runc.stdout)

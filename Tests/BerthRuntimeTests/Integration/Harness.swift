@@ -41,8 +41,10 @@ struct Output {
 ///
 /// Output goes to files, not pipes: after `create` or `run --detach` the container keeps the runtime's
 /// stdio open, so waiting for end-of-file would wait for the container. The runtime's own exit is the event.
-func execute(_ arguments: [String], stdin: String? = nil, extraFds: [(child: Int32, parent: Int32)] = [],
-             environment: [String]? = nil) -> Output {
+func execute(
+    _ arguments: [String], stdin: String? = nil, extraFds: [(child: Int32, parent: Int32)] = [],
+    environment: [String]? = nil
+) -> Output {
     var template = Array("/tmp/berth-test-output-XXXXXX".utf8CString)
     let outFd = mkstemp(&template)
     let outPath = String(cString: template)
@@ -62,7 +64,9 @@ func execute(_ arguments: [String], stdin: String? = nil, extraFds: [(child: Int
     let env = environment ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     let result = withCStringArray(arguments) { argv in
         withCStringArray(env) { envp in
-            posix_spawnp(&pid, arguments[0], &actions, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
+            posix_spawnp(
+                &pid, arguments[0], &actions, nil, UnsafeMutablePointer(mutating: argv),
+                UnsafeMutablePointer(mutating: envp))
         }
     }
     precondition(result == 0, "posix_spawn \(arguments[0]): \(result)")
@@ -105,8 +109,10 @@ final class Sandbox {
 
     /// berth-runtime with this sandbox's --root.
     @discardableResult
-    func runtime(_ arguments: [String], stdin: String? = nil, extraFds: [(child: Int32, parent: Int32)] = [],
-                 binary: String = runtimeBinary) -> Output {
+    func runtime(
+        _ arguments: [String], stdin: String? = nil, extraFds: [(child: Int32, parent: Int32)] = [],
+        binary: String = runtimeBinary
+    ) -> Output {
         execute([binary, "--root", root] + arguments, stdin: stdin, extraFds: extraFds)
     }
 
@@ -116,12 +122,15 @@ final class Sandbox {
         let rootfs = path + "/rootfs"
         if !FileSystem.exists(rootfs + "/bin/busybox") {
             try! FileSystem.makeDirectories(rootfs + "/bin")
-            for dir in ["proc", "sys", "dev", "etc", "tmp", "root"] { try! FileSystem.makeDirectories(rootfs + "/" + dir) }
+            for dir in ["proc", "sys", "dev", "etc", "tmp", "root"] {
+                try! FileSystem.makeDirectories(rootfs + "/" + dir)
+            }
             let busybox = try! FileSystem.readFile("/bin/busybox")
             try! FileSystem.writeAtomically(rootfs + "/bin/busybox", busybox, mode: 0o755)
             let applets = execute(["/bin/busybox", "--list"]).stdout.split(separator: "\n")
             for applet in applets where applet != "busybox" { symlink("busybox", rootfs + "/bin/" + applet) }
-            try! FileSystem.writeAtomically(rootfs + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n".utf8))
+            try! FileSystem.writeAtomically(
+                rootfs + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n".utf8))
             try! FileSystem.writeAtomically(rootfs + "/etc/group", Array("root:x:0:\nnobody:x:65534:\n".utf8))
         }
         var spec = DefaultSpec.make()
@@ -139,7 +148,8 @@ final class Sandbox {
 
     /// Runs `script` in a fresh container and returns what it printed.
     func probe(_ script: String, configure: (inout Spec) -> Void = { _ in }) -> Output {
-        let path = bundle("probe-" + String(UInt32.random(in: 0..<UInt32.max), radix: 36), script: script, configure: configure)
+        let path = bundle(
+            "probe-" + String(UInt32.random(in: 0..<UInt32.max), radix: 36), script: script, configure: configure)
         return runtime(["run", "--bundle", path, id(String(UInt32.random(in: 0..<UInt32.max), radix: 36))])
     }
 

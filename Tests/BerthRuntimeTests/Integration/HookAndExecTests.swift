@@ -13,7 +13,9 @@ struct HookAndExecTests {
     func hook(_ box: Sandbox, _ name: String, exit code: Int = 0, sleep seconds: Int = 0) throws -> Spec.Hook {
         let script = box.directory + "/hook-\(name).sh"
         let log = box.directory + "/hooks.log"
-        let body = "#!/bin/sh\nread -r state\necho \"\(name) $state\" >> \(log)\n" + (seconds > 0 ? "sleep \(seconds)\n" : "") + "exit \(code)\n"
+        let body =
+            "#!/bin/sh\nread -r state\necho \"\(name) $state\" >> \(log)\n" + (seconds > 0 ? "sleep \(seconds)\n" : "")
+            + "exit \(code)\n"
         try FileSystem.writeAtomically(script, Array(body.utf8), mode: 0o755)
         return Spec.Hook(path: "/bin/sh", args: ["sh", script], timeout: seconds > 0 ? 1 : nil)
     }
@@ -31,7 +33,10 @@ struct HookAndExecTests {
         let bundle = box.bundle(script: "true") { $0.hooks = hooks }
         #expect(box.runtime(["run", "--bundle", bundle, id]).status == 0)
         let lines = try FileSystem.readString(box.directory + "/hooks.log").split(separator: "\n")
-        #expect(lines.map { $0.split(separator: " ").first! } == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"])
+        #expect(
+            lines.map { $0.split(separator: " ").first! } == [
+                "prestart", "createRuntime", "createContainer", "poststart", "poststop",
+            ])
         for line in lines { #expect(line.contains("\"id\":\"\(id)\"")) }
         #expect(lines.first?.contains("\"status\":\"creating\"") == true)
         #expect(lines.last?.contains("\"status\":\"stopped\"") == true)
@@ -42,7 +47,9 @@ struct HookAndExecTests {
         let id = box.id()
         var hooks = Spec.Hooks()
         hooks.prestart = [try hook(box, "prestart", exit: 7)]
-        let bundle = box.bundle(script: "true") { $0.hooks = hooks; $0.linux?.cgroupsPath = "/\(box.prefix)" }
+        let bundle = box.bundle(script: "true") {
+            $0.hooks = hooks; $0.linux?.cgroupsPath = "/\(box.prefix)"
+        }
         let output = box.runtime(["create", "--bundle", bundle, id])
         #expect(output.status == 1)
         #expect(output.stderr.contains("prestart hook /bin/sh failed: exit status 7"))
@@ -66,11 +73,15 @@ struct HookAndExecTests {
         let id = box.id()
         let bundle = box.bundle(script: "exec sleep 1000") { $0.hostname = "exec-box" }
         #expect(box.runtime(["run", "--detach", "--bundle", bundle, id]).status == 0)
-        let output = box.runtime(["exec", "--env", "EXTRA=1", "--cwd", "/tmp", id, "sh", "-c", "hostname; pwd; echo $EXTRA; ps -o pid,args | grep -c '[s]leep 1000'; exit 5"])
+        let output = box.runtime([
+            "exec", "--env", "EXTRA=1", "--cwd", "/tmp", id, "sh", "-c",
+            "hostname; pwd; echo $EXTRA; ps -o pid,args | grep -c '[s]leep 1000'; exit 5",
+        ])
         #expect(output.status == 5, "\(output.stderr)")
         #expect(output.stdout == "exec-box\n/tmp\n1\n1\n")
         let processFile = box.directory + "/process.json"
-        let process = Spec.Process(user: Spec.User(uid: 65534, gid: 65534), args: ["id", "-u"], env: ["PATH=/bin"], cwd: "/")
+        let process = Spec.Process(
+            user: Spec.User(uid: 65534, gid: 65534), args: ["id", "-u"], env: ["PATH=/bin"], cwd: "/")
         try FileSystem.writeAtomically(processFile, Array(try JSONEncoder().encode(process)))
         let viaFile = box.runtime(["exec", "--process", processFile, id])
         #expect(viaFile.stdout == "65534\n", "\(viaFile.stderr)")
@@ -90,7 +101,9 @@ struct HookAndExecTests {
             for (i, byte) in socketPath.utf8.enumerated() { raw[i] = byte }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         #expect(bound == 0)
         #expect(listen(listener, 1) == 0)

@@ -31,7 +31,9 @@ struct LifecycleTests {
         let arguments = [runtimeBinary, "--root", box.root, "run", "--bundle", bundle, id]
         let spawned = withCStringArray(arguments) { argv in
             withCStringArray(["PATH=/usr/bin:/bin"]) { envp in
-                posix_spawn(&pid, runtimeBinary, nil, nil, UnsafeMutablePointer(mutating: argv), UnsafeMutablePointer(mutating: envp))
+                posix_spawn(
+                    &pid, runtimeBinary, nil, nil, UnsafeMutablePointer(mutating: argv),
+                    UnsafeMutablePointer(mutating: envp))
             }
         }
         #expect(spawned == 0)
@@ -121,7 +123,9 @@ struct LifecycleTests {
     @Test func logFileGetsJSONErrors() throws {
         let box = Sandbox("log")
         let log = box.directory + "/runtime.log"
-        let output = execute([runtimeBinary, "--root", box.root, "--log", log, "--log-format", "json", "state", "ghost"])
+        let output = execute([
+            runtimeBinary, "--root", box.root, "--log", log, "--log-format", "json", "state", "ghost",
+        ])
         #expect(output.status == 1)
         let text = try FileSystem.readString(log)
         #expect(text.contains("\"level\":\"error\""))

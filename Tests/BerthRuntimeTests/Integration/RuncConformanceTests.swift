@@ -30,7 +30,8 @@ struct RuncConformanceTests {
             for (runtime, id) in made { _ = self.runtime(runtime, ["delete", "--force", id]) }
             for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
                 let parent = "/sys/fs/cgroup/\(controller)/\(box.prefix)"
-                for child in (try? FileSystem.listDirectory(parent)) ?? [] where FileSystem.isDirectory(parent + "/" + child) {
+                for child in (try? FileSystem.listDirectory(parent)) ?? []
+                where FileSystem.isDirectory(parent + "/" + child) {
                     rmdir(parent + "/" + child)
                 }
                 rmdir(parent)
@@ -59,7 +60,9 @@ struct RuncConformanceTests {
         }
 
         /// A busybox bundle for `runtime` whose cgroup lies under this sandbox's prefix.
-        func bundle(_ runtime: Implementation, _ name: String, script: String, configure: (inout Spec) -> Void = { _ in }) -> String {
+        func bundle(
+            _ runtime: Implementation, _ name: String, script: String, configure: (inout Spec) -> Void = { _ in }
+        ) -> String {
             box.bundle("\(runtime.rawValue)-\(name)", script: script) { spec in
                 spec.linux?.cgroupsPath = "/\(box.prefix)/\(runtime.rawValue)-\(name)"
                 configure(&spec)
@@ -137,12 +140,17 @@ struct RuncConformanceTests {
             let expected = procNames.map { Self.link("/proc/\(firstPid)/ns/\($0)") }
 
             let shared = pair.shared(runtime.rawValue, owner: 100000)
-            let second = pair.bundle(runtime, "second", script: "for n in \(procNames.joined(separator: " ")); do readlink /proc/self/ns/$n; done > /shared/out; id >> /shared/out; echo $$ > /shared/pid") { spec in
+            let second = pair.bundle(
+                runtime, "second",
+                script:
+                    "for n in \(procNames.joined(separator: " ")); do readlink /proc/self/ns/$n; done > /shared/out; id >> /shared/out; echo $$ > /shared/pid"
+            ) { spec in
                 Self.useMappings(&spec)
                 spec.root?.path = first + "/rootfs"
                 spec.mounts?.append(shared.mount)
                 let own = (spec.linux?.namespaces ?? []).filter { !kinds.contains($0.type) }
-                spec.linux?.namespaces = own + zip(kinds, procNames).map { Spec.Namespace(type: $0, path: "/proc/\(firstPid)/ns/\($1)") }
+                spec.linux?.namespaces =
+                    own + zip(kinds, procNames).map { Spec.Namespace(type: $0, path: "/proc/\(firstPid)/ns/\($1)") }
             }
             let secondID = pair.id(runtime, "second")
             let joined = pair.runtime(runtime, ["create", "--bundle", second, secondID])
@@ -155,7 +163,9 @@ struct RuncConformanceTests {
             #expect(started.status == 0, "\(runtime): \(started.stderr)")
             #expect(exited, "\(runtime)")
             let output = (try? FileSystem.readString(shared.path + "/out")) ?? ""
-            #expect(output.split(separator: "\n").prefix(expected.count).map(String.init) == expected, "\(runtime): \(output)")
+            #expect(
+                output.split(separator: "\n").prefix(expected.count).map(String.init) == expected,
+                "\(runtime): \(output)")
             #expect((try? FileSystem.readString(shared.path + "/pid")) == innermost.map { $0 + "\n" }, "\(runtime)")
             results[runtime] = output.split(separator: "\n").last.map(String.init)
         }
@@ -176,14 +186,18 @@ struct RuncConformanceTests {
             let inside = execute(["nsenter", "--mount=" + holder, "readlink", "/proc/self/ns/mnt"]).stdout
             let bundle = pair.bundle(runtime, "c", script: "readlink /proc/self/ns/mnt; ls /") { spec in
                 let namespaces = spec.linux?.namespaces ?? []
-                spec.linux?.namespaces = namespaces.map { $0.type == "mount" ? Spec.Namespace(type: "mount", path: holder) : $0 }
+                spec.linux?.namespaces = namespaces.map {
+                    $0.type == "mount" ? Spec.Namespace(type: "mount", path: holder) : $0
+                }
             }
             let ran = pair.runtime(runtime, ["run", "--bundle", bundle, pair.id(runtime, "c")])
             #expect(ran.status == 0, "\(runtime): \(ran.stderr)")
             #expect(ran.stdout.hasPrefix(inside), "\(runtime): \(ran.stdout)")
             results[runtime] = ran
         }
-        #expect(results[.berth]?.stdout.split(separator: "\n").dropFirst() == results[.runc]?.stdout.split(separator: "\n").dropFirst())
+        #expect(
+            results[.berth]?.stdout.split(separator: "\n").dropFirst()
+                == results[.runc]?.stdout.split(separator: "\n").dropFirst())
     }
 
     // MARK: No mount namespace
@@ -200,11 +214,14 @@ struct RuncConformanceTests {
                 let namespaces = spec.linux?.namespaces ?? []
                 spec.linux?.namespaces = namespaces.filter { $0.type != "mount" }
             }
-            let refused = pair.runtime(runtime, ["run", "--bundle", refusedBundle, pair.id(runtime, "masked")],
-                                       prefix: ["unshare", "--mount", "--propagation", "private"])
+            let refused = pair.runtime(
+                runtime, ["run", "--bundle", refusedBundle, pair.id(runtime, "masked")],
+                prefix: ["unshare", "--mount", "--propagation", "private"])
             #expect(refused.status != 0, "\(runtime): masked paths without a mount namespace must be refused")
 
-            let bundle = pair.bundle(runtime, "c", script: "readlink /proc/self/ns/mnt; ls /; cat /proc/self/cgroup > /dev/null; echo ok") { spec in
+            let bundle = pair.bundle(
+                runtime, "c", script: "readlink /proc/self/ns/mnt; ls /; cat /proc/self/cgroup > /dev/null; echo ok"
+            ) { spec in
                 let namespaces = spec.linux?.namespaces ?? []
                 spec.linux?.namespaces = namespaces.filter { $0.type != "mount" }
                 spec.linux?.maskedPaths = nil
@@ -216,8 +233,10 @@ struct RuncConformanceTests {
             let script = """
                 readlink /proc/self/ns/mnt; "$@"; echo status=$?; grep -c " \(bundle)/" /proc/self/mountinfo || true
                 """
-            let ran = execute(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                               runtime.binary, "--root", pair.stateRoot(runtime), "run", "--bundle", bundle, id])
+            let ran = execute([
+                "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                runtime.binary, "--root", pair.stateRoot(runtime), "run", "--bundle", bundle, id,
+            ])
             let lines = ran.stdout.split(separator: "\n", omittingEmptySubsequences: false)
             #expect(ran.status == 0 && lines.count > 4, "\(runtime): \(ran.stdout) \(ran.stderr)")
             guard lines.count > 4 else { continue }
@@ -244,7 +263,11 @@ struct RuncConformanceTests {
         let ignoring = ["sh", "-c", "trap '' HUP INT QUIT PIPE TERM USR1; exec \"$@\"", "sh"]
         for runtime in Implementation.allCases {
             let shared = pair.shared(runtime.rawValue)
-            let bundle = pair.bundle(runtime, "c", script: "trap 'exit 0' TERM; grep SigIgn /proc/self/status > /shared/i; mv /shared/i /shared/ignored; while :; do sleep 0.1; done") { spec in
+            let bundle = pair.bundle(
+                runtime, "c",
+                script:
+                    "trap 'exit 0' TERM; grep SigIgn /proc/self/status > /shared/i; mv /shared/i /shared/ignored; while :; do sleep 0.1; done"
+            ) { spec in
                 spec.mounts?.append(shared.mount)
             }
             let id = pair.id(runtime, "c")
@@ -260,7 +283,9 @@ struct RuncConformanceTests {
             #expect(deleted.status == 0, "\(runtime): \(deleted.stderr)")
             // SigIgn as a hexadecimal mask. Signals 32 and 33 are glibc's own: runc's Go runtime leaves
             // 32 as the caller had it; berth-runtime resets every signal.
-            let mask = (try? FileSystem.readString(shared.path + "/ignored")).flatMap { UInt64($0.dropFirst(8).prefix(16), radix: 16) }
+            let mask = (try? FileSystem.readString(shared.path + "/ignored")).flatMap {
+                UInt64($0.dropFirst(8).prefix(16), radix: 16)
+            }
             if runtime == .berth { #expect(mask == 0, "every signal at its default") }
             results[runtime] = mask.map { String($0 & 0x7fff_ffff, radix: 16) }
         }
@@ -276,7 +301,11 @@ struct RuncConformanceTests {
         var results: [Implementation: String] = [:]
         for runtime in Implementation.allCases {
             let shared = pair.shared(runtime.rawValue, owner: 100000)
-            let bundle = pair.bundle(runtime, "c", script: "sleep 0.5; id > /shared/out; cat /proc/self/uid_map /proc/self/gid_map >> /shared/out; ls /sys/class/net >> /shared/out") { spec in
+            let bundle = pair.bundle(
+                runtime, "c",
+                script:
+                    "sleep 0.5; id > /shared/out; cat /proc/self/uid_map /proc/self/gid_map >> /shared/out; ls /sys/class/net >> /shared/out"
+            ) { spec in
                 Self.useMappings(&spec)
                 spec.mounts?.append(shared.mount)
             }
@@ -304,7 +333,9 @@ struct RuncConformanceTests {
         var results: [Implementation: String] = [:]
         for runtime in Implementation.allCases {
             let shared = pair.shared(runtime.rawValue)
-            let bundle = pair.bundle(runtime, "c", script: "{ echo original; hostname; echo $GREETING; } > /shared/out; exec sleep 1000") { spec in
+            let bundle = pair.bundle(
+                runtime, "c", script: "{ echo original; hostname; echo $GREETING; } > /shared/out; exec sleep 1000"
+            ) { spec in
                 spec.hostname = "original"
                 let environment = spec.process?.env ?? []
                 spec.process?.env = environment + ["GREETING=hello"]
@@ -322,7 +353,10 @@ struct RuncConformanceTests {
             try FileSystem.writeAtomically(bundle + "/config.json", Array("not json".utf8))
             let started = pair.runtime(runtime, ["start", id])
             #expect(started.status == 0, "\(runtime): \(started.stderr)")
-            for _ in 0..<100 where ((try? FileSystem.readString(shared.path + "/out")) ?? "").split(separator: "\n").count < 3 { usleep(20_000) }
+            for _ in 0..<100
+            where ((try? FileSystem.readString(shared.path + "/out")) ?? "").split(separator: "\n").count < 3 {
+                usleep(20_000)
+            }
             #expect(pair.state(runtime, id)?.status == .running, "\(runtime)")
             let pid = pair.state(runtime, id)?.pid ?? 0
             #expect(pair.runtime(runtime, ["kill", id, "KILL"]).status == 0)

@@ -43,13 +43,14 @@ struct SecurityTests {
     /// CVE-2024-21626: no descriptor of the caller reaches the container, except --preserve-fds ones.
     @Test func noHostDescriptorLeaksIntoTheContainer() throws {
         let box = Sandbox("fds")
-        let leaked = open("/", O_RDONLY | O_DIRECTORY) // deliberately not CLOEXEC, dup2'd to 3 and 9
+        let leaked = open("/", O_RDONLY | O_DIRECTORY)  // deliberately not CLOEXEC, dup2'd to 3 and 9
         defer { close(leaked) }
         let bundle = box.bundle(script: "ls /proc/self/fd | tr '\\n' ' '")
         let plain = box.runtime(["run", "--bundle", bundle, box.id("a")], extraFds: [(3, leaked), (9, leaked)])
         #expect(plain.status == 0, "\(plain.stderr)")
         #expect(plain.stdout == "0 1 2 3 ", "only stdio (and ls's own directory handle) may be open: \(plain.stdout)")
-        let preserved = box.runtime(["run", "--preserve-fds", "1", "--bundle", bundle, box.id("b")], extraFds: [(3, leaked), (9, leaked)])
+        let preserved = box.runtime(
+            ["run", "--preserve-fds", "1", "--bundle", bundle, box.id("b")], extraFds: [(3, leaked), (9, leaked)])
         #expect(preserved.stdout == "0 1 2 3 4 ", "fd 3 is preserved, ls opens the next one: \(preserved.stdout)")
     }
 
@@ -61,7 +62,9 @@ struct SecurityTests {
         let bundle = box.bundle("cwd", script: "pwd") { spec in spec.process?.cwd = "/proc/self/fd/42" }
         let leaking = box.runtime(["run", "--bundle", bundle, box.id("leak")], extraFds: [(42, leaked)])
         #expect(leaking.status == 1)
-        #expect(leaking.stderr.contains("outside of the container") || leaking.stderr.contains("process.cwd"), "\(leaking.stderr)")
+        #expect(
+            leaking.stderr.contains("outside of the container") || leaking.stderr.contains("process.cwd"),
+            "\(leaking.stderr)")
     }
 
     /// CVE-2019-16884 style: if /proc in the container is not procfs, nothing is written through it.
