@@ -71,25 +71,29 @@ let package = Package(
         // libc headers the Glibc module omits (sys/xattr.h).
         .systemLibrary(name: "CImageSys"),
         // Images: references, registry client, content store, unpack, snapshots.
-        .target(name: "BerthImage", dependencies: [
-            "BerthOS", "BerthJSON", "CBerthShim", "CZlib", "CZstd", "CImageSys",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthImage",
+            dependencies: [
+                "BerthOS", "BerthJSON", "CBerthShim", "CZlib", "CZstd", "CImageSys",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The embedded DNS server's message codec and docker's name rules (and IPv4Address), on BerthOS
         // only: no Foundation, so that the monitor serving them stays small. BerthNetwork re-exports it.
         .target(name: "BerthDNS", dependencies: ["BerthOS", "BerthJSON"]),
         // Container networking: pinned network namespaces, CNI plugins (spec 1.0), port publishing.
         .target(name: "BerthNetwork", dependencies: ["BerthOS", "BerthDNS", "BerthJSON", "CBerthShim"]),
         // The engine: containers from images, run by any OCI runtime's command line under a monitor.
-        .target(name: "BerthEngine", dependencies: [
-            "BerthOCI", "BerthOS", "BerthJSON", "BerthImage", "BerthNetwork", "CBerthShim",
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthEngine",
+            dependencies: [
+                "BerthOCI", "BerthOS", "BerthJSON", "BerthImage", "BerthNetwork", "CBerthShim",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // One small process per container (conmon's job): the init's parent, its stdio, logs and exit code,
         // and the embedded DNS server of containers on user-defined networks. Kept to the C library,
         // BerthOS and BerthDNS (no Foundation: linking BerthNetwork brought FoundationEssentials, a 24 instead
@@ -101,50 +105,59 @@ let package = Package(
         // The Docker Engine API on a unix socket over the engine, so the docker CLI and SDKs work. A plain
         // SwiftNIO HTTP/1.1 server rather than Hummingbird: `attach` hijacks the connection after its
         // `101 UPGRADED` and needs the channel pipeline itself to take the HTTP codecs out.
-        .target(name: "BerthDockerAPI", dependencies: [
-            "BerthEngine", "BerthImage", "BerthOS", "CBerthShim",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthDockerAPI",
+            dependencies: [
+                "BerthEngine", "BerthImage", "BerthOS", "CBerthShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
-        .target(name: "BerthStore", dependencies: [
-            "BerthJSON",
-            .product(name: "GRDB", package: "GRDB.swift"),
-            .product(name: "GRDBSQLite", package: "GRDB.swift"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthStore",
+            dependencies: [
+                "BerthJSON",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // ICU data for full Foundation (which GRDB and Yams pull in): the toolchain's symbol defined with
         // only the locale-independent data and the root/en locales, 4.9 instead of 34 MB in the static
         // `berth`. Generated by scripts/gen-icu-subset.py (CI checks it is current).
         .target(name: "CBerthICUData", cSettings: [.headerSearchPath("data")]),
         // The Kubernetes-compatible API server.
-        .target(name: "BerthAPI", dependencies: [
-            "BerthJSON", "BerthStore", "CBerthICUData",
-            .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "HummingbirdTLS", package: "hummingbird"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "X509", package: "swift-certificates"),
-            .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Yams", package: "Yams"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthAPI",
+            dependencies: [
+                "BerthJSON", "BerthStore", "CBerthICUData",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The control plane's run-once half: scheduler, controllers, node lifecycle, and hollow nodes.
-        .target(name: "BerthControl", dependencies: [
-            "BerthAPI", "BerthStore", "BerthKube",
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "BerthControl",
+            dependencies: [
+                "BerthAPI", "BerthStore", "BerthKube",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl", "BerthDockerAPI",
+                "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl",
+                "BerthDockerAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -159,17 +172,30 @@ let package = Package(
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "BerthJSON", "CBerthShim"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage"]),
         .testTarget(name: "BerthNetworkTests", dependencies: ["BerthNetwork", "BerthDNS", "BerthOS"]),
-        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),
+        .testTarget(
+            name: "BerthEngineTests",
+            dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),
         // The CLI's own logic (its hand-written hot-path parser held to ArgumentParser's results).
         .testTarget(name: "BerthCLITests", dependencies: ["berth"]),
         // BerthControl for the garbage collector, which finishes the deletes the API tests make.
-        .testTarget(name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore", "BerthControl"]),
-        .testTarget(name: "BerthDockerAPITests", dependencies: [
-            "BerthDockerAPI", "BerthEngine", "BerthImage", "BerthOS", .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
-        .testTarget(name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "BerthControlTests", dependencies: [
-            "BerthControl", "BerthAPI", "BerthStore", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        ]),
+        .testTarget(
+            name: "BerthAPITests", dependencies: ["BerthAPI", "BerthStore", "BerthControl"],
+            // Scripts and fixtures the tests run and read from the source tree, not resources.
+            exclude: ["Scripts", "Fixtures"]),
+        .testTarget(
+            name: "BerthDockerAPITests",
+            dependencies: [
+                "BerthDockerAPI", "BerthEngine", "BerthImage", "BerthOS",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+        .testTarget(
+            name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "BerthControlTests",
+            dependencies: [
+                "BerthControl", "BerthAPI", "BerthStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Scripts"]),
     ]
 )

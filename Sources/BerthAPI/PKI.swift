@@ -28,8 +28,7 @@ public struct PKI: Sendable {
         func read(_ f: String) -> String? { try? String(contentsOfFile: dir + "/" + f, encoding: .utf8) }
         func write(_ f: String, _ s: String, secret: Bool) throws {
             let path = dir + "/" + f
-            FileManager.default.createFile(atPath: path, contents: Data(s.utf8),
-                                           attributes: [.posixPermissions: secret ? 0o600 : 0o644])
+            try writeNewFile(path, Data(s.utf8), permissions: secret ? 0o600 : 0o644)
         }
         let caKey: P256.Signing.PrivateKey
         let caCert: Certificate
@@ -41,7 +40,8 @@ public struct PKI: Sendable {
             let name = try DistinguishedName { CommonName("berth-ca") }
             caCert = try Certificate(
                 version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey),
-                notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400 * 3650),
+                notValidBefore: Date().addingTimeInterval(-3600),
+                notValidAfter: Date().addingTimeInterval(86400 * 3650),
                 issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
                 extensions: try Certificate.Extensions {
                     Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
@@ -61,8 +61,11 @@ public struct PKI: Sendable {
             var names: [GeneralName] = []
             if server {
                 for san in Set(["localhost", "127.0.0.1"] + sans) {
-                    if let ip = ipv4Bytes(san) { names.append(.ipAddress(ASN1OctetString(contentBytes: ip[...]))) }
-                    else { names.append(.dnsName(san)) }
+                    if let ip = ipv4Bytes(san) {
+                        names.append(.ipAddress(ASN1OctetString(contentBytes: ip[...])))
+                    } else {
+                        names.append(.dnsName(san))
+                    }
                 }
             }
             let cert = try Certificate(
@@ -83,21 +86,25 @@ public struct PKI: Sendable {
         let server = try issue("apiserver", cn: "berth-apiserver", org: nil, server: true)
         let admin = try issue("admin", cn: "admin", org: "system:masters", server: false)
         let saKeyPEM: String
-        if let k = read("sa.key") { saKeyPEM = k } else {
+        if let k = read("sa.key") {
+            saKeyPEM = k
+        } else {
             let key = P256.Signing.PrivateKey()
             saKeyPEM = key.pemRepresentation
             try write("sa.key", saKeyPEM, secret: true)
             try write("sa.pub", key.publicKey.pemRepresentation, secret: false)
         }
-        return PKI(caPEM: try caCert.serializeAsPEM().pemString, caKeyPEM: caKey.pemRepresentation,
-                   serverCertPEM: server.0, serverKeyPEM: server.1, adminCertPEM: admin.0, adminKeyPEM: admin.1,
-                   serviceAccountSigner: try ServiceAccountTokenSigner(pem: saKeyPEM))
+        return PKI(
+            caPEM: try caCert.serializeAsPEM().pemString, caKeyPEM: caKey.pemRepresentation,
+            serverCertPEM: server.0, serverKeyPEM: server.1, adminCertPEM: admin.0, adminKeyPEM: admin.1,
+            serviceAccountSigner: try ServiceAccountTokenSigner(pem: saKeyPEM))
     }
 
     /// A kubeconfig for `server` (https://host:port); client cert if given, else the bearer token.
     public func kubeconfig(server: String, token: String? = nil, user: String = "admin") -> String {
         func b64(_ s: String) -> String { Data(s.utf8).base64EncodedString() }
-        let auth = token.map { "    token: \($0)" }
+        let auth =
+            token.map { "    token: \($0)" }
             ?? "    client-certificate-data: \(b64(adminCertPEM))\n    client-key-data: \(b64(adminKeyPEM))"
         return """
             apiVersion: v1
@@ -148,8 +155,7 @@ public struct TokenFile: Sendable {
         let path = dataDir + "/tokens.csv"
         if !FileManager.default.fileExists(atPath: path) {
             let token = randomToken()
-            FileManager.default.createFile(atPath: path, contents: Data("\(token),admin,admin,\"system:masters\"\n".utf8),
-                                           attributes: [.posixPermissions: 0o600])
+            try writeNewFile(path, Data("\(token),admin,admin,\"system:masters\"\n".utf8), permissions: 0o600)
         }
         let text = try String(contentsOfFile: path, encoding: .utf8)
         var tokens: [String: UserInfo] = [:]
@@ -166,7 +172,13 @@ public struct TokenFile: Sendable {
     static func splitCSV(_ line: String) -> [String] {
         var out: [String] = []; var cur = ""; var quoted = false
         for c in line {
-            if c == "\"" { quoted.toggle() } else if c == "," && !quoted { out.append(cur); cur = "" } else { cur.append(c) }
+            if c == "\"" {
+                quoted.toggle()
+            } else if c == "," && !quoted {
+                out.append(cur); cur = ""
+            } else {
+                cur.append(c)
+            }
         }
         out.append(cur)
         return out
@@ -174,5 +186,15 @@ public struct TokenFile: Sendable {
     static func randomToken() -> String {
         var g = SystemRandomNumberGenerator()
         return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+    }
+}
+
+/// Writes a file the server needs (key, certificate, token file, kubeconfig) with the given mode, or
+/// throws naming it: `FileManager.createFile` only answers false, and a server that carried on without
+/// its CA key would mint a new one on the next start.
+func writeNewFile(_ path: String, _ contents: Data, permissions: Int) throws {
+    guard FileManager.default.createFile(atPath: path, contents: contents, attributes: [.posixPermissions: permissions])
+    else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
     }
 }

@@ -72,11 +72,13 @@ public final class APIServer: Sendable {
         (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
         let host = ProcessInfo.processInfo.hostName
-        elector = config.leaderElect
+        elector =
+            config.leaderElect
             // hostname_UUID, as kube-controller-manager: two servers on one host (a second one started by
             // mistake on the same port and data dir) must never share an identity and both "hold" the Lease.
-            ? LeaderElector(store: store, identity: config.identity ?? "\(host)_\(UUID().uuidString.lowercased())",
-                            leaseDuration: config.leaseDuration, logger: logger)
+            ? LeaderElector(
+                store: store, identity: config.identity ?? "\(host)_\(UUID().uuidString.lowercased())",
+                leaseDuration: config.leaseDuration, logger: logger)
             : nil
     }
     /// Leader election for the run-once components; nil with `leaderElect = false`.
@@ -89,8 +91,7 @@ public final class APIServer: Sendable {
     @discardableResult
     public func writeKubeconfig() throws -> String {
         let path = config.dataDir + "/admin.kubeconfig"
-        FileManager.default.createFile(atPath: path, contents: Data(pki.kubeconfig(server: url).utf8),
-                                       attributes: [.posixPermissions: 0o600])
+        try writeNewFile(path, Data(pki.kubeconfig(server: url).utf8), permissions: 0o600)
         return path
     }
 
@@ -98,15 +99,26 @@ public final class APIServer: Sendable {
     public func bootstrap() async throws {
         let h = Handler(server: self)
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            _ = try? await h.createObject(Registry.find(group: "", version: "v1", plural: "namespaces")!, namespace: nil,
-                                          obj: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], dryRun: false)
+            _ = try? await h.createObject(
+                Registry.find(group: "", version: "v1", plural: "namespaces")!, namespace: nil,
+                obj: ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(ns)]], dryRun: false)
         }
         let svc = Registry.find(group: "", version: "v1", plural: "services")!
-        _ = try? await h.createObject(svc, namespace: "default", obj: [
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": ["name": "kubernetes", "namespace": "default", "labels": ["component": "apiserver", "provider": "kubernetes"]],
-            "spec": ["clusterIP": .string(allocator.firstIP), "ports": [["name": "https", "port": 443, "protocol": "TCP", "targetPort": .int(Int64(config.port))]]],
-        ], dryRun: false)
+        _ = try? await h.createObject(
+            svc, namespace: "default",
+            obj: [
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": [
+                    "name": "kubernetes", "namespace": "default",
+                    "labels": ["component": "apiserver", "provider": "kubernetes"],
+                ],
+                "spec": [
+                    "clusterIP": .string(allocator.firstIP),
+                    "ports": [
+                        ["name": "https", "port": 443, "protocol": "TCP", "targetPort": .int(Int64(config.port))]
+                    ],
+                ],
+            ], dryRun: false)
     }
 
     func tlsConfiguration() throws -> TLSConfiguration {
@@ -125,7 +137,9 @@ public final class APIServer: Sendable {
     ///
     /// Order matters: the listener is bound first, and only then does anything write to the store, take
     /// the leader Lease or start a loop; a failed bind ends `run` with `ServerStartError.listen`.
-    public func run(services extra: [any Service] = [], onReady: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(services extra: [any Service] = [], onReady: @escaping @Sendable (Int) async -> Void = { _ in })
+        async throws
+    {
         let handler = Handler(server: self)
         let gate = ListenGate()
         let app = Application(
@@ -134,7 +148,8 @@ public final class APIServer: Sendable {
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
             onServerRunning: { channel in gate.open(port: channel.localAddress?.port ?? 0) },
             logger: logger)
-        let compactor = Compactor(store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
+        let compactor = Compactor(
+            store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
         var services: [any Service] = [compactor]
         if let elector { services.append(elector) }
         services += extra
@@ -149,7 +164,10 @@ public final class APIServer: Sendable {
             }
         }
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: ListenerService(app: app, address: "\(config.host):\(config.port)", gate: gate)), .init(service: after)],
+            services: [
+                .init(service: ListenerService(app: app, address: "\(config.host):\(config.port)", gate: gate)),
+                .init(service: after),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // SIGTERM ends the process within the grace period even if some loop ignores graceful shutdown
         // (escalated to cancellation) or cancellation (service-lifecycle then stops the process).
@@ -188,7 +206,9 @@ struct Compactor: Service {
             if Task.isShuttingDownGracefully { return }
             do {
                 let rev = try await store.currentRevision()
-                if rev - retain > (try await store.compactedRevision()) { try await store.compact(revision: rev - retain) }
+                if rev - retain > (try await store.compactedRevision()) {
+                    try await store.compact(revision: rev - retain)
+                }
             } catch {
                 logger.warning("compaction failed", metadata: ["error": "\(error)"])
             }
@@ -215,17 +235,24 @@ final class Metrics: @unchecked Sendable {
     func watchDelta(_ d: Int) { lock.lock(); watches += d; lock.unlock() }
     func text() -> String {
         lock.lock(); defer { lock.unlock() }
-        var s = "# HELP apiserver_request_total Counter of apiserver requests broken out by verb, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n"
+        var s =
+            "# HELP apiserver_request_total Counter of apiserver requests broken out by verb, resource and HTTP response code.\n# TYPE apiserver_request_total counter\n"
         for (k, v) in requests.sorted(by: { $0.key < $1.key }) { s += "apiserver_request_total{\(k)} \(v)\n" }
-        s += "# HELP apiserver_request_duration_seconds_sum Total seconds spent serving requests.\n# TYPE apiserver_request_duration_seconds_sum counter\n"
-        for (k, v) in latencySum.sorted(by: { $0.key < $1.key }) { s += "apiserver_request_duration_seconds_sum{\(k)} \(v)\n" }
-        s += "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers \(watches)\n"
+        s +=
+            "# HELP apiserver_request_duration_seconds_sum Total seconds spent serving requests.\n# TYPE apiserver_request_duration_seconds_sum counter\n"
+        for (k, v) in latencySum.sorted(by: { $0.key < $1.key }) {
+            s += "apiserver_request_duration_seconds_sum{\(k)} \(v)\n"
+        }
+        s +=
+            "# HELP apiserver_registered_watchers Number of currently open watches.\n# TYPE apiserver_registered_watchers gauge\napiserver_registered_watchers \(watches)\n"
         var ru = rusage(); getrusage(RUSAGE_SELF.rawValue, &ru)
-        s += "# HELP process_max_resident_memory_bytes Peak resident set size.\n# TYPE process_max_resident_memory_bytes gauge\nprocess_max_resident_memory_bytes \(ru.ru_maxrss * 1024)\n"
+        s +=
+            "# HELP process_max_resident_memory_bytes Peak resident set size.\n# TYPE process_max_resident_memory_bytes gauge\nprocess_max_resident_memory_bytes \(ru.ru_maxrss * 1024)\n"
         if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
             let f = statm.split(separator: " ")
             if f.count > 1, let pages = Int(f[1]) {
-                s += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes \(pages * 4096)\n"
+                s +=
+                    "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes \(pages * 4096)\n"
             }
         }
         return s
@@ -241,7 +268,8 @@ actor ServiceAllocator {
     nonisolated let firstIP: String
     init(cidr: String, nodePorts: ClosedRange<Int>) throws {
         let parts = cidr.split(separator: "/")
-        guard parts.count == 2, let bits = UInt32(parts[1]), bits >= 8, bits <= 30, let ip = ipv4Bytes(String(parts[0])) else {
+        guard parts.count == 2, let bits = UInt32(parts[1]), bits >= 8, bits <= 30, let ip = ipv4Bytes(String(parts[0]))
+        else {
             throw APIError.badRequest("invalid service CIDR \(cidr)")
         }
         let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
@@ -261,14 +289,22 @@ actor ServiceAllocator {
         var ip: String?
         if wantIP {
             // Start from a hash-free rotating offset; skip the network, first (kubernetes) and broadcast addresses.
-            for off in 2..<(size - 1) where !used.contains(Self.format(base + off)) { ip = Self.format(base + off); break }
-            if ip == nil { throw APIError(code: 500, reason: "InternalError", message: "Internal error occurred: failed to allocate a serviceIP: range is full") }
+            for off in 2..<(size - 1) where !used.contains(Self.format(base + off)) {
+                ip = Self.format(base + off); break
+            }
+            if ip == nil {
+                throw APIError(
+                    code: 500, reason: "InternalError",
+                    message: "Internal error occurred: failed to allocate a serviceIP: range is full")
+            }
         }
         var ports: [Int64] = []
         var taken = usedPorts
         for _ in 0..<wantPorts {
             guard let p = nodePorts.lazy.map(Int64.init).first(where: { !taken.contains($0) }) else {
-                throw APIError(code: 500, reason: "InternalError", message: "Internal error occurred: failed to allocate a nodePort: range is full")
+                throw APIError(
+                    code: 500, reason: "InternalError",
+                    message: "Internal error occurred: failed to allocate a nodePort: range is full")
             }
             taken.insert(p); ports.append(p)
         }

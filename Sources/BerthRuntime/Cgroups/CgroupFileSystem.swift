@@ -133,13 +133,16 @@ public struct RealCgroupFileSystem: CgroupFileSystem {
         let cgroup = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)
         var log = [CChar](repeating: 0, count: 4096)
         let program = instructions.withUnsafeBufferPointer { insns in
-            berth_bpf_attach_device_program(cgroup.rawValue, insns.baseAddress, UInt32(insns.count), &log, UInt32(log.count))
+            berth_bpf_attach_device_program(
+                cgroup.rawValue, insns.baseAddress, UInt32(insns.count), &log, UInt32(log.count))
         }
         if program < 0 {
             let code = errno
-            let message = String(cString: log)
-            throw SystemCallError(call: "bpf(BPF_PROG_LOAD/ATTACH)", errno: code,
-                                  subject: message.isEmpty ? directory : "\(directory): \(message.split(separator: "\n").suffix(2).joined(separator: "; "))")
+            let message = String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw SystemCallError(
+                call: "bpf(BPF_PROG_LOAD/ATTACH)", errno: code,
+                subject: message.isEmpty
+                    ? directory : "\(directory): \(message.split(separator: "\n").suffix(2).joined(separator: "; "))")
         }
         // The attachment holds the program; this descriptor is not needed.
         close(program)
