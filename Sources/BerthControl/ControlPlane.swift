@@ -31,12 +31,77 @@ public struct ControlPlaneConfig: Sendable {
 /// What every controller gets: a client (its own field manager), the shared informers, an event
 /// recorder, a logger and the configuration.
 public struct ControllerContext: Sendable {
-    public let server: APIServer
+    /// The API server in this process; nil when the loops run against a ``FakeCluster``.
+    public let server: APIServer?
     public let informers: InformerFactory
     public let events: EventRecorder
     public let logger: Logger
     public let config: ControlPlaneConfig
-    public func client(_ manager: String) -> LocalClient { LocalClient(server: server, manager: manager) }
+    /// What some loops need to know of the API server: its address (the `kubernetes` Service's endpoint)
+    /// and the keys the token controller signs with.
+    public let facts: ServerFacts
+    let clients: @Sendable (String) -> any KubeClient
+
+    /// Loops inside the API server's process: informers over its store, writes through its handler.
+    public init(
+        server: APIServer, informers: InformerFactory, events: EventRecorder, logger: Logger,
+        config: ControlPlaneConfig
+    ) {
+        self.server = server
+        self.informers = informers
+        self.events = events
+        self.logger = logger
+        self.config = config
+        self.facts = ServerFacts(server)
+        self.clients = { LocalClient(server: server, manager: $0) }
+    }
+
+    /// Loops over any client and informers, e.g. a ``FakeCluster`` in unit tests.
+    public init(
+        client: @escaping @Sendable (String) -> any KubeClient, informers: InformerFactory, events: EventRecorder,
+        logger: Logger, config: ControlPlaneConfig, facts: ServerFacts = ServerFacts()
+    ) {
+        self.server = nil
+        self.facts = facts
+        self.informers = informers
+        self.events = events
+        self.logger = logger
+        self.config = config
+        self.clients = client
+    }
+
+    /// The typed client a loop writes through, as field manager `manager`.
+    public func client(_ manager: String) -> any KubeClient { clients(manager) }
+
+    /// The in-process JSON client, for loops not yet on the typed model (needs the server).
+    public func localClient(_ manager: String) -> LocalClient {
+        guard let server else { preconditionFailure("\(manager) needs the API server in process") }
+        return LocalClient(server: server, manager: manager)
+    }
+}
+
+/// The API server facts loops use, taken from the server in process or given by a test.
+public struct ServerFacts: Sendable {
+    /// Where the `kubernetes` Service's endpoints point.
+    public var address: (ip: String, port: Int64)
+    public var caPEM: String
+    /// Signs service-account tokens (nil: the token controller cannot run).
+    public var serviceAccountSigner: ServiceAccountTokenSigner?
+
+    public init(
+        address: (ip: String, port: Int64) = ("127.0.0.1", 6443), caPEM: String = "",
+        serviceAccountSigner: ServiceAccountTokenSigner? = nil
+    ) {
+        self.address = address
+        self.caPEM = caPEM
+        self.serviceAccountSigner = serviceAccountSigner
+    }
+
+    init(_ server: APIServer) {
+        self.init(
+            address: ServiceBackends.apiServerAddress(server), caPEM: server.pki.caPEM,
+            serviceAccountSigner: server.pki.serviceAccountSigner)
+    }
 }
 
 /// A long-running control loop, started when this server becomes leader and cancelled when it stops.
@@ -52,7 +117,9 @@ public final class ControlPlane: Service, @unchecked Sendable {
     let config: ControlPlaneConfig
     let logger: Logger
 
-    public init(server: APIServer, config: ControlPlaneConfig = .init(), logger: Logger = Logger(label: "berth.control")) {
+    public init(
+        server: APIServer, config: ControlPlaneConfig = .init(), logger: Logger = Logger(label: "berth.control")
+    ) {
         self.server = server; self.config = config; self.logger = logger
     }
 
@@ -71,7 +138,8 @@ public final class ControlPlane: Service, @unchecked Sendable {
     /// Runs the loops until cancelled.
     public static func runLeading(server: APIServer, config: ControlPlaneConfig, logger: Logger) async {
         let factory = InformerFactory(client: LocalClient(server: server, manager: "berth-informer"), logger: logger)
-        let ctx = ControllerContext(server: server, informers: factory, events: EventRecorder(), logger: logger, config: config)
+        let ctx = ControllerContext(
+            server: server, informers: factory, events: EventRecorder(), logger: logger, config: config)
         let loops = makeLoops(ctx)
         await withTaskGroup(of: Void.self) { g in
             g.addTask { await factory.run() }
@@ -88,10 +156,14 @@ public final class ControlPlane: Service, @unchecked Sendable {
     public func run() async throws {
         let (server, config, logger) = (self.server, self.config, self.logger)
         guard let elector = server.elector else {
-            try? await cancelWhenGracefulShutdown { await Self.runLeading(server: server, config: config, logger: logger) }
+            await cancelWhenGracefulShutdown {
+                await Self.runLeading(server: server, config: config, logger: logger)
+            }
             return
         }
-        try? await cancelWhenGracefulShutdown { await Self.follow(elector, server: server, config: config, logger: logger) }
+        await cancelWhenGracefulShutdown {
+            await Self.follow(elector, server: server, config: config, logger: logger)
+        }
     }
 
     /// Starts the loops each time this server becomes leader and stops them when it is no longer.

@@ -3,7 +3,8 @@ import BerthJSON
 /// intstr.IntOrString: a port or a percentage, `8080` or `"http"` / `"25%"` in JSON. Go's zero value
 /// is the integer 0, which is what a non-optional field starts as.
 public enum IntOrString: KubeJSONCodable, Hashable, Codable, CustomStringConvertible, ExpressibleByIntegerLiteral,
-    ExpressibleByStringLiteral {
+    ExpressibleByStringLiteral
+{
     case int(Int32)
     case string(String)
 

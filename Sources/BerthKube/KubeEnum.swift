@@ -3,7 +3,8 @@ import BerthJSON
 /// A Go string type with named constants (`type PodPhase string`): a struct, not a closed Swift enum,
 /// because the API grows new values and an unknown one must survive a round trip untouched.
 public protocol KubeEnum: KubeJSONCodable, RawRepresentable, Hashable, Codable, ExpressibleByStringLiteral,
-    CustomStringConvertible where RawValue == String {
+    CustomStringConvertible
+where RawValue == String {
     init(rawValue: String)
     /// The constants upstream declares, in its order.
     static var knownValues: [Self] { get }

@@ -15,6 +15,13 @@ public protocol KubeModel: KubeJSONCodable, Hashable, Codable {
     init()
 }
 
+/// A value with object metadata: every stored kind, and `PartialObjectMetadata` (what an informer that
+/// needs only names, owners and finalizers holds, as kube-controller-manager's garbage collector does).
+/// Informers key, index and compare objects through it.
+public protocol HasObjectMeta: KubeModel {
+    var metadata: MetaV1.ObjectMeta { get set }
+}
+
 /// A top-level API object (it carries `apiVersion` and `kind`).
 public protocol KubeObject: KubeModel {
     /// The apiVersion and kind this type is served as, e.g. ("apps/v1", "Deployment").
@@ -111,14 +118,18 @@ public struct KubeJSONDecoder {
 
     /// Decodes one member into a field, leaving it as it is on `null`.
     @inline(__always)
-    public mutating func read<T: KubeJSONCodable>(_ value: JSON, _ key: String, into field: inout T) throws(KubeJSONError) {
+    public mutating func read<T: KubeJSONCodable>(_ value: JSON, _ key: String, into field: inout T)
+        throws(KubeJSONError)
+    {
         if case .null = value { return }
         field = try decode(value, key)
     }
 
     /// Decodes one member into an optional field; `null` makes it nil.
     @inline(__always)
-    public mutating func read<T: KubeJSONCodable>(_ value: JSON, _ key: String, into field: inout T?) throws(KubeJSONError) {
+    public mutating func read<T: KubeJSONCodable>(_ value: JSON, _ key: String, into field: inout T?)
+        throws(KubeJSONError)
+    {
         if case .null = value { field = nil; return }
         field = try decode(value, key) as T
     }
@@ -161,12 +172,16 @@ public struct KubeJSONDecoder {
         field = try decode(value, key, as: Base64Bytes.self).bytes
     }
 
-    public mutating func readBytes(_ value: JSON, _ key: String, into field: inout [String: [UInt8]]) throws(KubeJSONError) {
+    public mutating func readBytes(_ value: JSON, _ key: String, into field: inout [String: [UInt8]])
+        throws(KubeJSONError)
+    {
         if case .null = value { return }
         field = try decode(value, key, as: [String: Base64Bytes].self).mapValues(\.bytes)
     }
 
-    private mutating func decode<T: KubeJSONCodable>(_ value: JSON, _ component: String, as: T.Type) throws(KubeJSONError) -> T {
+    private mutating func decode<T: KubeJSONCodable>(_ value: JSON, _ component: String, as: T.Type)
+        throws(KubeJSONError) -> T
+    {
         try decode(value, component)
     }
 }
@@ -204,7 +219,11 @@ extension KubeJSONCodable where Self: FixedWidthInteger {
         switch value {
         case .number(let text):
             guard let v = Self(text) else {
-                throw KubeJSONError(path: [], message: "expected integer, got \(text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? "number \(text)" : "\(text), out of range for \(Self.self)")")
+                throw KubeJSONError(
+                    path: [],
+                    message:
+                        "expected integer, got \(text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) ? "number \(text)" : "\(text), out of range for \(Self.self)")"
+                )
             }
             self = v
         case .null: self = 0

@@ -29,7 +29,13 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
         case .null: string = "0"
         // Go's Quantity also accepts a bare JSON number.
         case .string(let s), .number(let s):
-            guard Self.parse(s) != nil else { throw KubeJSONError(path: [], message: "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', got \"\(s)\"") }
+            guard Self.parse(s) != nil else {
+                throw KubeJSONError(
+                    path: [],
+                    message:
+                        "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', got \"\(s)\""
+                )
+            }
             string = s
         default: throw .mismatch(expected: "quantity string", got: value)
         }
@@ -94,7 +100,8 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
         case "E": exponent10 += 18
         default:
             guard let e = suffix.first, e == "e" || e == "E", let exp = Int(suffix.dropFirst()),
-                  suffix.count > 1, abs(exp) < 1000 else { return nil }
+                suffix.count > 1, abs(exp) < 1000
+            else { return nil }
             exponent10 += exp
         }
         // Leading zeros carry nothing; trailing ones move into the exponent.

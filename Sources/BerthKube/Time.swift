@@ -38,9 +38,10 @@ enum RFC3339 {
             return v
         }
         guard let y = num(0, 4), b[4] == 0x2D, let mo = num(5, 2), b[7] == 0x2D, let d = num(8, 2),
-              b[10] == 0x54 || b[10] == 0x74, let h = num(11, 2), b[13] == 0x3A, let mi = num(14, 2),
-              b[16] == 0x3A, let s = num(17, 2),
-              (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61 else { return nil }
+            b[10] == 0x54 || b[10] == 0x74, let h = num(11, 2), b[13] == 0x3A, let mi = num(14, 2),
+            b[16] == 0x3A, let s = num(17, 2),
+            (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61
+        else { return nil }
         var i = 19
         var micros: Int64 = 0
         if b[i] == 0x2E {
@@ -58,7 +59,9 @@ enum RFC3339 {
         var offset: Int64 = 0
         if b[i] == 0x5A || b[i] == 0x7A {
             i += 1
-        } else if b[i] == 0x2B || b[i] == 0x2D, i + 6 == b.count, let oh = num(i + 1, 2), b[i + 3] == 0x3A, let om = num(i + 4, 2) {
+        } else if b[i] == 0x2B || b[i] == 0x2D, i + 6 == b.count, let oh = num(i + 1, 2), b[i + 3] == 0x3A,
+            let om = num(i + 4, 2)
+        {
             offset = (oh * 3600 + om * 60) * (b[i] == 0x2D ? -1 : 1)
             i += 6
         } else {
@@ -113,7 +116,9 @@ extension MetaV1 {
             switch value {
             case .null: self = .zero
             case .string(let s):
-                guard let t = Time(rfc3339: s) else { throw KubeJSONError(path: [], message: "invalid RFC 3339 time \"\(s)\"") }
+                guard let t = Time(rfc3339: s) else {
+                    throw KubeJSONError(path: [], message: "invalid RFC 3339 time \"\(s)\"")
+                }
                 self = t
             default: throw .mismatch(expected: "RFC 3339 time string", got: value)
             }
@@ -141,7 +146,9 @@ extension MetaV1 {
         }
 
         public var rfc3339: String {
-            let s = microsecondsSince1970 >= 0 ? microsecondsSince1970 / 1_000_000 : (microsecondsSince1970 - 999_999) / 1_000_000
+            let s =
+                microsecondsSince1970 >= 0
+                ? microsecondsSince1970 / 1_000_000 : (microsecondsSince1970 - 999_999) / 1_000_000
             return RFC3339.format(seconds: s, micros: microsecondsSince1970 - s * 1_000_000)
         }
         public var description: String { rfc3339 }
@@ -150,7 +157,9 @@ extension MetaV1 {
             switch value {
             case .null: self = .zero
             case .string(let s):
-                guard let t = MicroTime(rfc3339: s) else { throw KubeJSONError(path: [], message: "invalid RFC 3339 time \"\(s)\"") }
+                guard let t = MicroTime(rfc3339: s) else {
+                    throw KubeJSONError(path: [], message: "invalid RFC 3339 time \"\(s)\"")
+                }
                 self = t
             default: throw .mismatch(expected: "RFC 3339 time string", got: value)
             }

@@ -64,7 +64,9 @@ public struct AnyJSON: KubeJSONCodable, Hashable, Codable {
             } else if let i = try? single.decode(Int64.self) {
                 value = .number(String(i))
             } else if let d = try? single.decode(Double.self) {
-                value = Double.init(exactly: d.rounded()) == d && abs(d) < 1e15 ? .number(String(Int64(d))) : .number(String(d))
+                value =
+                    Double.init(exactly: d.rounded()) == d && abs(d) < 1e15
+                    ? .number(String(Int64(d))) : .number(String(d))
             } else {
                 value = .string(try single.decode(String.self))
             }

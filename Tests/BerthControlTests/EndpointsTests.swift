@@ -12,33 +12,48 @@ enum ControllerFixtures {
         let now = APITime.string()
         var n: JSON = [
             "apiVersion": "v1", "kind": "Node",
-            "metadata": ["name": .string(name), "labels": .strings(labels.merging(["kubernetes.io/hostname": name]) { a, _ in a })],
+            "metadata": [
+                "name": .string(name),
+                "labels": .strings(labels.merging(["kubernetes.io/hostname": name]) { a, _ in a }),
+            ],
             "status": [
                 "capacity": ["cpu": "8", "memory": "32Gi", "pods": "110"],
                 "allocatable": ["cpu": "8", "memory": "32Gi", "pods": "110"],
-                "conditions": [["type": "Ready", "status": "True", "reason": "KubeletReady",
-                                "lastHeartbeatTime": .string(now), "lastTransitionTime": .string(now)]],
+                "conditions": [
+                    [
+                        "type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "lastHeartbeatTime": .string(now), "lastTransitionTime": .string(now),
+                    ]
+                ],
             ],
         ]
         if !taints.isEmpty { n["spec"]["taints"] = .array(taints) }
         return n
     }
 
-    static func pod(_ name: String, namespace: String = "default", labels: [String: String], node: String?,
-                    ports: [JSON] = []) -> JSON {
+    static func pod(
+        _ name: String, namespace: String = "default", labels: [String: String], node: String?,
+        ports: [JSON] = []
+    ) -> JSON {
         var container: JSON = ["name": "c", "image": "busybox"]
         if !ports.isEmpty { container["ports"] = .array(ports) }
-        var p: JSON = ["metadata": ["name": .string(name), "namespace": .string(namespace), "labels": .strings(labels)],
-                       "spec": ["containers": [container]]]
+        var p: JSON = [
+            "metadata": ["name": .string(name), "namespace": .string(namespace), "labels": .strings(labels)],
+            "spec": ["containers": [container]],
+        ]
         if let node { p["spec"]["nodeName"] = .string(node) }
         return p
     }
 
     /// Reports a pod Running at `ip`, Ready or not (what a node agent does).
-    static func setRunning(_ client: LocalClient, namespace: String = "default", _ name: String, ip: String, ready: Bool,
-                           phase: String = "Running") async throws {
+    static func setRunning(
+        _ client: LocalClient, namespace: String = "default", _ name: String, ip: String, ready: Bool,
+        phase: String = "Running"
+    ) async throws {
         for _ in 0..<10 {
-            guard var p = try await client.get(Registry.pods, namespace: namespace, name: name) else { throw TimedOut(description: "no pod \(name)") }
+            guard var p = try await client.get(Registry.pods, namespace: namespace, name: name) else {
+                throw TimedOut(description: "no pod \(name)")
+            }
             let now = APITime.string()
             p["status"]["phase"] = .string(phase)
             p["status"]["podIP"] = .string(ip)
@@ -47,7 +62,9 @@ enum ControllerFixtures {
                 ["type": "PodScheduled", "status": "True", "lastTransitionTime": .string(now)],
                 ["type": "Ready", "status": ready ? "True" : "False", "lastTransitionTime": .string(now)],
             ]
-            do { try await client.updateStatus(Registry.pods, p); return } catch let e as APIError where e.code == 409 { continue }
+            do { try await client.updateStatus(Registry.pods, p); return } catch let e as APIError where e.code == 409 {
+                continue
+            }
         }
         throw TimedOut(description: "status of \(name) kept conflicting")
     }
@@ -85,7 +102,8 @@ final class FixtureKubelet: @unchecked Sendable {
             do {
                 let (items, rev) = try await client.list(Registry.pods, namespace: namespace)
                 for p in items { await handle(p) }
-                let events = try await client.store.watch(prefix: Registry.pods.prefix(namespace: namespace), afterRevision: rev)
+                let events = try await client.store.watch(
+                    prefix: Registry.pods.prefix(namespace: namespace), afterRevision: rev)
                 for try await e in events where e.kind == .put {
                     if let p = try? client.decode(e.kv, Registry.pods) { await handle(p) }
                 }
@@ -108,11 +126,13 @@ final class FixtureKubelet: @unchecked Sendable {
     private func handle(_ pod: JSON) async {
         let name = pod["metadata"]["name"].string ?? ""
         if !pod["metadata"]["deletionTimestamp"].isNull {
-            try? await client.delete(Registry.pods, namespace: namespace, name: name, gracePeriod: 0, uid: pod["metadata"]["uid"].string)
+            try? await client.delete(
+                Registry.pods, namespace: namespace, name: name, gracePeriod: 0, uid: pod["metadata"]["uid"].string)
             return
         }
         guard let node = pod["spec"]["nodeName"].string, !node.isEmpty else {
-            let terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            let terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+                "nodeSelectorTerms"]
             if let target = terms[0]["matchFields"][0]["values"][0].string {
                 // The real scheduler may be first: a 409 then is fine.
                 try? await client.bind(namespace: namespace, name: name, node: target)
@@ -153,12 +173,16 @@ extension ControlTests {
                 for p in s["ports"].array ?? [] {
                     let port = "\(p["name"].string ?? ""):\(p["port"].int ?? 0)"
                     for a in s["addresses"].array ?? [] { out.insert("\(a["ip"].string ?? "") \(port) ready") }
-                    for a in s["notReadyAddresses"].array ?? [] { out.insert("\(a["ip"].string ?? "") \(port) notready") }
+                    for a in s["notReadyAddresses"].array ?? [] {
+                        out.insert("\(a["ip"].string ?? "") \(port) notready")
+                    }
                 }
             }
             return out
         }
-        static func item(_ items: [JSON], _ name: String) -> JSON? { items.first { $0["metadata"]["name"].string == name } }
+        static func item(_ items: [JSON], _ name: String) -> JSON? {
+            items.first { $0["metadata"]["name"].string == name }
+        }
         static func slices(_ items: [JSON], of svc: String) -> [JSON] {
             items.filter { $0["metadata"]["labels"]["kubernetes.io/service-name"].string == svc }
         }
@@ -173,30 +197,49 @@ extension ControlTests {
 
         @Test func endpointsFollowPods() async throws {
             try await withFixtureCluster { c in
-                try await ControllerFixtures.createNodes(c.client, [ControllerFixtures.node("n1", labels: ["topology.kubernetes.io/zone": "zone-a"])])
-                try await c.client.create(Registry.services, [
-                    "metadata": ["name": "web", "namespace": "default", "labels": ["tier": "front"]],
-                    "spec": ["selector": ["app": "web"], "ports": [
-                        ["name": "http", "port": 80, "targetPort": "http"],
-                        ["name": "metrics", "port": 9090, "targetPort": 9100],
-                    ]],
-                ])
+                try await ControllerFixtures.createNodes(
+                    c.client, [ControllerFixtures.node("n1", labels: ["topology.kubernetes.io/zone": "zone-a"])])
+                try await c.client.create(
+                    Registry.services,
+                    [
+                        "metadata": ["name": "web", "namespace": "default", "labels": ["tier": "front"]],
+                        "spec": [
+                            "selector": ["app": "web"],
+                            "ports": [
+                                ["name": "http", "port": 80, "targetPort": "http"],
+                                ["name": "metrics", "port": 9090, "targetPort": 9100],
+                            ],
+                        ],
+                    ])
                 let http: (Int64) -> JSON = { ["name": "http", "containerPort": .int($0)] }
-                try await c.client.create(Registry.pods, ControllerFixtures.pod("p1", labels: ["app": "web"], node: "n1", ports: [http(8080)]))
-                try await c.client.create(Registry.pods, ControllerFixtures.pod("p2", labels: ["app": "web"], node: "n1", ports: [http(8081)]))
-                try await c.client.create(Registry.pods, ControllerFixtures.pod("p3", labels: ["app": "web"], node: "n1")) // no "http" port
-                try await c.client.create(Registry.pods, ControllerFixtures.pod("other", labels: ["app": "db"], node: "n1", ports: [http(8080)]))
-                try await c.client.create(Registry.pods, ControllerFixtures.pod("done", labels: ["app": "web"], node: "n1", ports: [http(8080)]))
-                try await c.client.create(Registry.pods, ControllerFixtures.pod("noip", labels: ["app": "web"], node: "n1", ports: [http(8080)]))
+                try await c.client.create(
+                    Registry.pods, ControllerFixtures.pod("p1", labels: ["app": "web"], node: "n1", ports: [http(8080)])
+                )
+                try await c.client.create(
+                    Registry.pods, ControllerFixtures.pod("p2", labels: ["app": "web"], node: "n1", ports: [http(8081)])
+                )
+                try await c.client.create(
+                    Registry.pods, ControllerFixtures.pod("p3", labels: ["app": "web"], node: "n1"))  // no "http" port
+                try await c.client.create(
+                    Registry.pods,
+                    ControllerFixtures.pod("other", labels: ["app": "db"], node: "n1", ports: [http(8080)]))
+                try await c.client.create(
+                    Registry.pods,
+                    ControllerFixtures.pod("done", labels: ["app": "web"], node: "n1", ports: [http(8080)]))
+                try await c.client.create(
+                    Registry.pods,
+                    ControllerFixtures.pod("noip", labels: ["app": "web"], node: "n1", ports: [http(8080)]))
                 try await ControllerFixtures.setRunning(c.client, "p1", ip: "10.244.0.11", ready: true)
                 try await ControllerFixtures.setRunning(c.client, "p2", ip: "10.244.0.12", ready: false)
                 try await ControllerFixtures.setRunning(c.client, "p3", ip: "10.244.0.13", ready: true)
                 try await ControllerFixtures.setRunning(c.client, "other", ip: "10.244.0.14", ready: true)
-                try await ControllerFixtures.setRunning(c.client, "done", ip: "10.244.0.15", ready: false, phase: "Succeeded")
+                try await ControllerFixtures.setRunning(
+                    c.client, "done", ip: "10.244.0.15", ready: false, phase: "Succeeded")
 
                 let expected: Set<String> = [
                     "10.244.0.11 http:8080 ready", "10.244.0.12 http:8081 notready",
-                    "10.244.0.11 metrics:9100 ready", "10.244.0.12 metrics:9100 notready", "10.244.0.13 metrics:9100 ready",
+                    "10.244.0.11 metrics:9100 ready", "10.244.0.12 metrics:9100 notready",
+                    "10.244.0.13 metrics:9100 ready",
                 ]
                 try await c.waitFor(Registry.endpoints, namespace: "default", "endpoints of web") { items in
                     Self.flatten(Self.item(items, "web")) == expected
@@ -210,7 +253,9 @@ extension ControlTests {
                 #expect(metrics["addresses"].array?.compactMap { $0["ip"].string } == ["10.244.0.11", "10.244.0.13"])
                 let p1 = try #require(metrics["addresses"].array?.first)
                 #expect(p1["nodeName"] == "n1")
-                #expect(p1["targetRef"]["kind"] == "Pod" && p1["targetRef"]["name"] == "p1" && p1["targetRef"]["namespace"] == "default")
+                #expect(
+                    p1["targetRef"]["kind"] == "Pod" && p1["targetRef"]["name"] == "p1"
+                        && p1["targetRef"]["namespace"] == "default")
                 #expect(p1["targetRef"]["uid"].string?.isEmpty == false)
                 #expect(metrics["ports"][0]["protocol"] == "TCP")
 
@@ -224,28 +269,40 @@ extension ControlTests {
                 let svc = try #require(try await c.client.get(Registry.services, namespace: "default", name: "web"))
                 for s in slices {
                     #expect(s["addressType"] == "IPv4")
-                    #expect(s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io")
+                    #expect(
+                        s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"]
+                            == "endpointslice-controller.k8s.io")
                     #expect(s["metadata"]["labels"]["tier"] == "front")
                     let owner = s["metadata"]["ownerReferences"][0]
-                    #expect(owner["kind"] == "Service" && owner["uid"] == svc["metadata"]["uid"] && owner["controller"] == true
-                        && owner["blockOwnerDeletion"] == true)
+                    #expect(
+                        owner["kind"] == "Service" && owner["uid"] == svc["metadata"]["uid"]
+                            && owner["controller"] == true
+                            && owner["blockOwnerDeletion"] == true)
                 }
                 let eps = Self.sliceEndpoints(all, of: "web")
                 #expect(eps["p1"]?["addresses"] == ["10.244.0.11"])
                 #expect(eps["p1"]?["conditions"] == ["ready": true, "serving": true, "terminating": false])
                 #expect(eps["p2"]?["conditions"] == ["ready": false, "serving": false, "terminating": false])
                 #expect(eps["p1"]?["zone"] == "zone-a" && eps["p1"]?["nodeName"] == "n1")
-                let p1Slice = try #require(slices.first { ($0["endpoints"].array ?? []).contains { $0["targetRef"]["name"] == "p1" } })
-                #expect(Set((p1Slice["ports"].array ?? []).map { "\($0["name"].string ?? ""):\($0["port"].int ?? 0)" }) == ["http:8080", "metrics:9100"])
+                let p1Slice = try #require(
+                    slices.first { ($0["endpoints"].array ?? []).contains { $0["targetRef"]["name"] == "p1" } })
+                #expect(
+                    Set((p1Slice["ports"].array ?? []).map { "\($0["name"].string ?? ""):\($0["port"].int ?? 0)" }) == [
+                        "http:8080", "metrics:9100",
+                    ])
 
                 // p2 becomes ready; p1 starts terminating (it is on a node, so deletion is graceful).
                 try await ControllerFixtures.setRunning(c.client, "p2", ip: "10.244.0.12", ready: true)
                 try await c.client.delete(Registry.pods, namespace: "default", name: "p1")
-                try await c.waitFor(Registry.endpoints, namespace: "default", "p1 gone from endpoints, p2 ready") { items in
-                    Self.flatten(Self.item(items, "web")) == ["10.244.0.12 http:8081 ready", "10.244.0.12 metrics:9100 ready",
-                                                              "10.244.0.13 metrics:9100 ready"]
+                try await c.waitFor(Registry.endpoints, namespace: "default", "p1 gone from endpoints, p2 ready") {
+                    items in
+                    Self.flatten(Self.item(items, "web")) == [
+                        "10.244.0.12 http:8081 ready", "10.244.0.12 metrics:9100 ready",
+                        "10.244.0.13 metrics:9100 ready",
+                    ]
                 }
-                try await c.waitFor(Registry.endpointSlices, namespace: "default", "p1 terminating in its slice") { items in
+                try await c.waitFor(Registry.endpointSlices, namespace: "default", "p1 terminating in its slice") {
+                    items in
                     let e = Self.sliceEndpoints(items, of: "web")
                     return e["p1"]?["conditions"] == ["ready": false, "serving": true, "terminating": true]
                         && e["p2"]?["conditions"]["ready"] == true
@@ -255,13 +312,19 @@ extension ControlTests {
                 p3["metadata"]["labels"]["app"] = "gone"
                 try await c.client.update(Registry.pods, p3)
                 try await c.waitFor(Registry.endpoints, namespace: "default", "p3 relabelled away") { items in
-                    Self.flatten(Self.item(items, "web")) == ["10.244.0.12 http:8081 ready", "10.244.0.12 metrics:9100 ready"]
+                    Self.flatten(Self.item(items, "web")) == [
+                        "10.244.0.12 http:8081 ready", "10.244.0.12 metrics:9100 ready",
+                    ]
                 }
 
                 // Deleting the Service deletes its Endpoints and (through the owner) its slices.
                 try await c.client.delete(Registry.services, namespace: "default", name: "web")
-                try await c.waitFor(Registry.endpoints, namespace: "default", "endpoints deleted with the service") { Self.item($0, "web") == nil }
-                try await c.waitFor(Registry.endpointSlices, namespace: "default", "slices deleted with the service") { Self.slices($0, of: "web").isEmpty }
+                try await c.waitFor(Registry.endpoints, namespace: "default", "endpoints deleted with the service") {
+                    Self.item($0, "web") == nil
+                }
+                try await c.waitFor(Registry.endpointSlices, namespace: "default", "slices deleted with the service") {
+                    Self.slices($0, of: "web").isEmpty
+                }
             }
         }
 
@@ -273,18 +336,30 @@ extension ControlTests {
                 }
                 try await c.waitFor(Registry.endpointSlices, namespace: "default", "kubernetes slice") { items in
                     let s = Self.item(items, "kubernetes")
-                    return s?["endpoints"][0]["addresses"] == ["127.0.0.1"] && s?["ports"][0]["port"].int == Int64(c.port)
+                    return s?["endpoints"][0]["addresses"] == ["127.0.0.1"]
+                        && s?["ports"][0]["port"].int == Int64(c.port)
                         && s?["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
                 }
                 // A Service without a selector keeps the Endpoints its user writes.
-                try await c.client.create(Registry.services, ["metadata": ["name": "ext", "namespace": "default"],
-                                                              "spec": ["ports": [["port": 5432]]]])
-                let manual: JSON = [["addresses": [["ip": "192.0.2.10"]], "ports": [["port": 5432, "protocol": "TCP"]]]]
-                try await c.client.create(Registry.endpoints, ["metadata": ["name": "ext", "namespace": "default"], "subsets": manual])
+                try await c.client.create(
+                    Registry.services,
+                    [
+                        "metadata": ["name": "ext", "namespace": "default"],
+                        "spec": ["ports": [["port": 5432]]],
+                    ])
+                let manual: JSON = [
+                    ["addresses": [["ip": "192.0.2.10"]], "ports": [["port": 5432, "protocol": "TCP"]]]
+                ]
+                try await c.client.create(
+                    Registry.endpoints, ["metadata": ["name": "ext", "namespace": "default"], "subsets": manual])
                 // A selector Service with no pods gets empty Endpoints and one placeholder slice; it is
                 // synced after "ext", so once it is done "ext" has been looked at.
-                try await c.client.create(Registry.services, ["metadata": ["name": "empty", "namespace": "default"],
-                                                              "spec": ["selector": ["app": "none"], "ports": [["port": 80]]]])
+                try await c.client.create(
+                    Registry.services,
+                    [
+                        "metadata": ["name": "empty", "namespace": "default"],
+                        "spec": ["selector": ["app": "none"], "ports": [["port": 80]]],
+                    ])
                 try await c.waitFor(Registry.endpoints, namespace: "default", "empty endpoints") { items in
                     Self.item(items, "empty") != nil && Self.item(items, "empty")?["subsets"].array?.isEmpty != false
                 }
@@ -292,11 +367,15 @@ extension ControlTests {
                     let s = Self.slices(items, of: "empty")
                     return s.count == 1 && (s[0]["endpoints"].array ?? []).isEmpty
                 }
-                #expect(try await c.client.get(Registry.endpoints, namespace: "default", name: "ext")?["subsets"] == manual)
-                #expect(Self.slices(try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "ext").isEmpty)
+                #expect(
+                    try await c.client.get(Registry.endpoints, namespace: "default", name: "ext")?["subsets"] == manual)
+                #expect(
+                    Self.slices(try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "ext")
+                        .isEmpty)
                 // Endpoints deleted by hand come back.
                 try await c.client.delete(Registry.endpoints, namespace: "default", name: "kubernetes")
-                try await c.waitFor(Registry.endpoints, namespace: "default", "kubernetes endpoints restored") { items in
+                try await c.waitFor(Registry.endpoints, namespace: "default", "kubernetes endpoints restored") {
+                    items in
                     Self.flatten(Self.item(items, "kubernetes")) == ["127.0.0.1 https:\(c.port) ready"]
                 }
             }
@@ -305,14 +384,21 @@ extension ControlTests {
         @Test func slicesHoldAtMostOneHundred() async throws {
             try await withFixtureCluster { c in
                 try await ControllerFixtures.createNodes(c.client, [ControllerFixtures.node("n1")])
-                try await c.client.create(Registry.services, ["metadata": ["name": "big", "namespace": "default"],
-                                                              "spec": ["selector": ["app": "big"], "ports": [["port": 80, "targetPort": 8080]]]])
+                try await c.client.create(
+                    Registry.services,
+                    [
+                        "metadata": ["name": "big", "namespace": "default"],
+                        "spec": ["selector": ["app": "big"], "ports": [["port": 80, "targetPort": 8080]]],
+                    ])
                 let client = c.client
                 try await Self.concurrently(0..<130) { i in
-                    try await client.create(Registry.pods, ControllerFixtures.pod("b\(i)", labels: ["app": "big"], node: "n1"))
-                    try await ControllerFixtures.setRunning(client, "b\(i)", ip: "10.244.\(i / 200).\(i % 200 + 2)", ready: true)
+                    try await client.create(
+                        Registry.pods, ControllerFixtures.pod("b\(i)", labels: ["app": "big"], node: "n1"))
+                    try await ControllerFixtures.setRunning(
+                        client, "b\(i)", ip: "10.244.\(i / 200).\(i % 200 + 2)", ready: true)
                 }
-                try await c.waitFor(Registry.endpointSlices, namespace: "default", "130 endpoints in 2 slices") { items in
+                try await c.waitFor(Registry.endpointSlices, namespace: "default", "130 endpoints in 2 slices") {
+                    items in
                     let s = Self.slices(items, of: "big")
                     return Self.sliceEndpoints(items, of: "big").count == 130 && s.count == 2
                         && s.allSatisfy { ($0["endpoints"].array?.count ?? 0) <= 100 }
@@ -320,7 +406,8 @@ extension ControlTests {
                 try await c.waitFor(Registry.endpoints, namespace: "default", "130 addresses") { items in
                     Self.flatten(Self.item(items, "big")).count == 130
                 }
-                let before = Self.slices(try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "big")
+                let before = Self.slices(
+                    try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "big")
                 for s in before {
                     let name = s["metadata"]["name"].string ?? ""
                     #expect(name.hasPrefix("big-") && name.count == "big-".count + 5)
@@ -332,8 +419,11 @@ extension ControlTests {
                 try await c.waitFor(Registry.endpointSlices, namespace: "default", "surplus slice deleted") { items in
                     Self.sliceEndpoints(items, of: "big").count == 20 && Self.slices(items, of: "big").count == 1
                 }
-                let after = Self.slices(try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "big")
-                #expect(Set(before.compactMap { $0["metadata"]["name"].string }).isSuperset(of: after.compactMap { $0["metadata"]["name"].string }))
+                let after = Self.slices(
+                    try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "big")
+                #expect(
+                    Set(before.compactMap { $0["metadata"]["name"].string }).isSuperset(
+                        of: after.compactMap { $0["metadata"]["name"].string }))
                 try await c.waitFor(Registry.endpoints, namespace: "default", "20 addresses") { items in
                     Self.flatten(Self.item(items, "big")).count == 20
                 }
@@ -341,7 +431,9 @@ extension ControlTests {
         }
 
         /// Runs `body` for each item, 16 at a time.
-        static func concurrently(_ items: Range<Int>, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+        static func concurrently(_ items: Range<Int>, _ body: @escaping @Sendable (Int) async throws -> Void)
+            async throws
+        {
             try await withThrowingTaskGroup(of: Void.self) { g in
                 for i in items {
                     if i - items.lowerBound >= 16 { try await g.next() }

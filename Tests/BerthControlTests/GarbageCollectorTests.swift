@@ -15,30 +15,44 @@ extension ControlTests {
         @Test func danglingOwnersAreCollected() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "gc"]])
-                let owner = try await c.client.create(configMapType, ["metadata": ["name": "owner", "namespace": "gc"]])
+                let owner = try await c.client.create(
+                    configMapType, ["metadata": ["name": "owner", "namespace": "gc"]])
                 let ownerUID = owner["metadata"]["uid"].string ?? ""
                 let live = Self.ref("ConfigMap", "owner", ownerUID)
                 let ghost = Self.ref("ConfigMap", "ghost", UUID().uuidString.lowercased())
                 // A second owner removed straight from the store, not through a DELETE.
-                let owner2 = try await c.client.create(configMapType, ["metadata": ["name": "owner2", "namespace": "gc"]])
+                let owner2 = try await c.client.create(
+                    configMapType, ["metadata": ["name": "owner2", "namespace": "gc"]])
                 let live2 = Self.ref("ConfigMap", "owner2", owner2["metadata"]["uid"].string ?? "")
 
                 try await c.client.create(configMapType, Self.cm("kept", [live]))
                 try await c.client.create(configMapType, Self.cm("orphan", [ghost]))
-                try await c.client.create(configMapType, Self.cm("stale-uid", [Self.ref("ConfigMap", "owner", UUID().uuidString.lowercased())]))
+                try await c.client.create(
+                    configMapType,
+                    Self.cm("stale-uid", [Self.ref("ConfigMap", "owner", UUID().uuidString.lowercased())]))
                 try await c.client.create(configMapType, Self.cm("mixed", [live, ghost]))
-                try await c.client.create(configMapType, Self.cm("unknown-kind", [Self.ref("Job", "j", "1234", apiVersion: "batch/v1")]))
+                try await c.client.create(
+                    configMapType, Self.cm("unknown-kind", [Self.ref("Job", "j", "1234", apiVersion: "batch/v1")]))
                 try await c.client.create(configMapType, Self.cm("dep2", [live2]))
-                try await c.client.create(Registry.pods, ["metadata": ["name": "rs-gone", "namespace": "gc",
-                                                                       "ownerReferences": [Self.ref("ReplicaSet", "rs", "5678", apiVersion: "apps/v1")]],
-                                                          "spec": ["schedulerName": "nobody", "containers": [["name": "c", "image": "busybox"]]]])
-                _ = try await c.client.store.delete(configMapType.key(namespace: "gc", name: "owner2"), expectedRevision: nil)
+                try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": [
+                            "name": "rs-gone", "namespace": "gc",
+                            "ownerReferences": [Self.ref("ReplicaSet", "rs", "5678", apiVersion: "apps/v1")],
+                        ],
+                        "spec": ["schedulerName": "nobody", "containers": [["name": "c", "image": "busybox"]]],
+                    ])
+                _ = try await c.client.store.delete(
+                    configMapType.key(namespace: "gc", name: "owner2"), expectedRevision: nil)
 
                 try await c.waitFor(configMapType, namespace: "gc", "dangling dependents collected") { items in
                     named(items, "orphan") == nil && named(items, "stale-uid") == nil && named(items, "dep2") == nil
                         && named(items, "mixed")?["metadata"]["ownerReferences"].array?.count == 1
                 }
-                try await c.waitFor(Registry.pods, namespace: "gc", "pod of a missing ReplicaSet collected") { $0.isEmpty }
+                try await c.waitFor(Registry.pods, namespace: "gc", "pod of a missing ReplicaSet collected") {
+                    $0.isEmpty
+                }
                 let items = try await c.client.list(configMapType, namespace: "gc").items
                 #expect(named(items, "kept")?["metadata"]["ownerReferences"] == [live])
                 #expect(named(items, "mixed")?["metadata"]["ownerReferences"] == [live])
@@ -63,7 +77,10 @@ extension ControlTests {
                 #expect(try c.kubectl("create", "deployment", name, "--image=registry.local/web:1", "--replicas=2").ok)
             }
             @Sendable func owned(_ items: [JSON], _ name: String) -> [JSON] {
-                items.filter { ($0["metadata"]["name"].string ?? "").hasPrefix(name + "-") && $0["metadata"]["deletionTimestamp"].isNull }
+                items.filter {
+                    ($0["metadata"]["name"].string ?? "").hasPrefix(name + "-")
+                        && $0["metadata"]["deletionTimestamp"].isNull
+                }
             }
             for name in ["bg", "fg", "or"] { try deploy(name) }
             try await c.waitFor(Registry.pods, namespace: "default", "pods of all three") { items in
@@ -72,7 +89,9 @@ extension ControlTests {
 
             var r = try c.kubectl("delete", "deployment", "bg")
             #expect(r.ok, "\(r.stderr)")
-            try await c.waitFor(Registry.replicaSets, namespace: "default", "bg's ReplicaSet collected") { owned($0, "bg").isEmpty }
+            try await c.waitFor(Registry.replicaSets, namespace: "default", "bg's ReplicaSet collected") {
+                owned($0, "bg").isEmpty
+            }
             try await c.waitFor(Registry.pods, namespace: "default", "bg's pods collected") { items in
                 !items.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("bg-") }
             }
@@ -84,15 +103,20 @@ extension ControlTests {
             let pods = try await c.client.list(Registry.pods, namespace: "default").items
             let sets = try await c.client.list(Registry.replicaSets, namespace: "default").items
             #expect(!pods.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("fg-") }, "fg's pods went first")
-            #expect(!sets.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("fg-") }, "fg's ReplicaSet went first")
+            #expect(
+                !sets.contains { ($0["metadata"]["name"].string ?? "").hasPrefix("fg-") }, "fg's ReplicaSet went first")
 
             r = try c.kubectl("delete", "deployment", "or", "--cascade=orphan", "--timeout=60s")
             #expect(r.ok, "\(r.stderr)")
             let left = try await c.client.list(Registry.replicaSets, namespace: "default").items.filter {
                 ($0["metadata"]["name"].string ?? "").hasPrefix("or-")
             }
-            #expect(left.count == 1 && left[0]["metadata"]["ownerReferences"].isNull, "the orphaned ReplicaSet stays, unowned")
-            try await c.waitFor(Registry.pods, namespace: "default", "or's pods keep running") { owned($0, "or").count == 2 }
+            #expect(
+                left.count == 1 && left[0]["metadata"]["ownerReferences"].isNull,
+                "the orphaned ReplicaSet stays, unowned")
+            try await c.waitFor(Registry.pods, namespace: "default", "or's pods keep running") {
+                owned($0, "or").count == 2
+            }
         }
     }
 }

@@ -4,9 +4,13 @@ import Foundation
 import Testing
 
 /// Starts a cluster with the namespace controller on, runs `body`, and stops the cluster either way.
-func withControlCluster(_ configure: @escaping (inout ServerConfig) -> Void = { _ in },
-                        _ body: (Cluster) async throws -> Void) async throws {
-    let cluster = try await Cluster(configure: { $0.namespaceController = true; configure(&$0) })
+func withControlCluster(
+    _ configure: @escaping (inout ServerConfig) -> Void = { _ in },
+    _ body: (Cluster) async throws -> Void
+) async throws {
+    let cluster = try await Cluster(configure: {
+        $0.namespaceController = true; configure(&$0)
+    })
     do { try await body(cluster) } catch {
         await cluster.stop()
         throw error
@@ -29,39 +33,55 @@ extension ControlTests {
         @Test func kubectlDeleteNamespaceWithContent() async throws {
             try await withControlCluster { c in
                 // (kubectl apply: `kubectl create <kind>` sends protobuf, which the API does not read.)
-                let made = try c.kubectl("apply", "-f", "-", stdin: """
-                    apiVersion: v1
-                    kind: Namespace
-                    metadata: {name: doomed}
-                    ---
-                    apiVersion: v1
-                    kind: ConfigMap
-                    metadata: {name: one, namespace: doomed}
-                    data: {a: b}
-                    ---
-                    apiVersion: v1
-                    kind: ConfigMap
-                    metadata: {name: two, namespace: doomed}
-                    data: {c: d}
-                    ---
-                    apiVersion: v1
-                    kind: Service
-                    metadata: {name: web, namespace: doomed}
-                    spec:
-                      ports: [{port: 80, targetPort: 8080}]
-                    """)
+                let made = try c.kubectl(
+                    "apply", "-f", "-",
+                    stdin: """
+                        apiVersion: v1
+                        kind: Namespace
+                        metadata: {name: doomed}
+                        ---
+                        apiVersion: v1
+                        kind: ConfigMap
+                        metadata: {name: one, namespace: doomed}
+                        data: {a: b}
+                        ---
+                        apiVersion: v1
+                        kind: ConfigMap
+                        metadata: {name: two, namespace: doomed}
+                        data: {c: d}
+                        ---
+                        apiVersion: v1
+                        kind: Service
+                        metadata: {name: web, namespace: doomed}
+                        spec:
+                          ports: [{port: 80, targetPort: 8080}]
+                        """)
                 #expect(made.ok, "\(made.stderr)")
                 let ns = try #require(try await c.client.get(Registry.namespaces, namespace: nil, name: "doomed"))
                 #expect(ns["spec"]["finalizers"] == ["kubernetes"])
                 // A pod bound to a node (its agent is simulated below) and one no node has taken.
-                try await c.client.create(Registry.pods, ["metadata": ["name": "bound", "namespace": "doomed"],
-                                                          "spec": ["nodeName": "fake-node", "containers": [["name": "c", "image": "busybox"]]]])
-                try await c.client.create(Registry.pods, ["metadata": ["name": "pending", "namespace": "doomed"],
-                                                          "spec": ["schedulerName": "nobody", "containers": [["name": "c", "image": "busybox"]]]])
+                try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": ["name": "bound", "namespace": "doomed"],
+                        "spec": ["nodeName": "fake-node", "containers": [["name": "c", "image": "busybox"]]],
+                    ])
+                try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": ["name": "pending", "namespace": "doomed"],
+                        "spec": ["schedulerName": "nobody", "containers": [["name": "c", "image": "busybox"]]],
+                    ])
 
                 // kubectl delete waits until the namespace is gone.
                 let kubeconfig = c.kubeconfig
-                let deletion = Task { try await onThread { try run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "delete", "namespace", "doomed"], timeout: 90) } }
+                let deletion = Task {
+                    try await onThread {
+                        try run(
+                            "/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "delete", "namespace", "doomed"],
+                            timeout: 90)
+                    }
+                }
 
                 // Terminating, with the bound pod marked (not removed) and reported as remaining content.
                 try await c.waitFor(Registry.namespaces, "doomed reporting the remaining pod") { items in
@@ -74,15 +94,21 @@ extension ControlTests {
                 let got = try c.kubectl("get", "namespace", "doomed")
                 #expect(got.stdout.contains("Terminating"), "\(got.stdout) \(got.stderr)")
                 // New content is refused; a second delete says the system is on it.
-                let create = try c.kubectl("-n", "doomed", "create", "-f", "-", stdin: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"late"}}"#)
+                let create = try c.kubectl(
+                    "-n", "doomed", "create", "-f", "-",
+                    stdin: #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"late"}}"#)
                 #expect(!create.ok && create.stderr.contains("because it is being terminated"), "\(create.stderr)")
                 let again = try c.kubectl("delete", "namespace", "doomed", "--wait=false")
-                #expect(!again.ok && again.stderr.contains("The system is ensuring all content is removed"), "\(again.stderr)")
+                #expect(
+                    !again.ok && again.stderr.contains("The system is ensuring all content is removed"),
+                    "\(again.stderr)")
                 #expect(try await c.client.list(configMapType, namespace: "doomed").items.isEmpty)
                 #expect(try await c.client.list(Registry.services, namespace: "doomed").items.isEmpty)
                 let pods = try await c.client.list(Registry.pods, namespace: "doomed").items
                 #expect(pods.count == 1 && named(pods, "bound")?["metadata"]["deletionTimestamp"].isNull == false)
-                #expect(try c.kubectl("get", "namespace", "doomed", "-o", "jsonpath={.spec.finalizers}").stdout.contains("kubernetes"))
+                #expect(
+                    try c.kubectl("get", "namespace", "doomed", "-o", "jsonpath={.spec.finalizers}").stdout.contains(
+                        "kubernetes"))
 
                 // The node agent finishes the pod; then the namespace goes.
                 try await c.client.delete(Registry.pods, namespace: "doomed", name: "bound", gracePeriod: 0)
@@ -101,8 +127,14 @@ extension ControlTests {
         @Test func contentFinalizersHoldTheNamespace() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "held"]])
-                try await c.client.create(configMapType, ["metadata": ["name": "precious", "namespace": "held",
-                                                                             "finalizers": ["example.com/hold"]]])
+                try await c.client.create(
+                    configMapType,
+                    [
+                        "metadata": [
+                            "name": "precious", "namespace": "held",
+                            "finalizers": ["example.com/hold"],
+                        ]
+                    ])
                 #expect(try c.kubectl("delete", "namespace", "held", "--wait=false").ok)
                 try await c.waitFor(Registry.namespaces, "held reporting the finalizer") { items in
                     (named(items, "held")?["status"]["conditions"].array ?? []).contains {
@@ -110,7 +142,8 @@ extension ControlTests {
                             && ($0["message"].string ?? "").contains("example.com/hold in 1 resource instances")
                     }
                 }
-                try await c.client.mergePatch(configMapType, namespace: "held", name: "precious", ["metadata": ["finalizers": nil]])
+                try await c.client.mergePatch(
+                    configMapType, namespace: "held", name: "precious", ["metadata": ["finalizers": nil]])
                 try await c.waitFor(Registry.namespaces, "held gone") { named($0, "held") == nil }
             }
         }
@@ -118,19 +151,32 @@ extension ControlTests {
         @Test func finalizeSubresource() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "stuck"]])
-                try await c.client.create(configMapType, ["metadata": ["name": "precious", "namespace": "stuck",
-                                                                             "finalizers": ["example.com/hold"]]])
+                try await c.client.create(
+                    configMapType,
+                    [
+                        "metadata": [
+                            "name": "precious", "namespace": "stuck",
+                            "finalizers": ["example.com/hold"],
+                        ]
+                    ])
                 #expect(try c.kubectl("delete", "namespace", "stuck", "--wait=false").ok)
                 // The usual way out of a stuck namespace: PUT .../finalize without the "kubernetes" finalizer.
-                let body: JSON = ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "stuck"], "spec": ["finalizers": []]]
-                let r = try c.kubectl("replace", "--raw", "/api/v1/namespaces/stuck/finalize", "-f", "-", stdin: body.text)
+                let body: JSON = [
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": ["name": "stuck"], "spec": ["finalizers": []],
+                ]
+                let r = try c.kubectl(
+                    "replace", "--raw", "/api/v1/namespaces/stuck/finalize", "-f", "-", stdin: body.text)
                 #expect(r.ok, "\(r.stderr)")
                 try await c.waitFor(Registry.namespaces, "stuck gone") { named($0, "stuck") == nil }
             }
         }
 
         @Test func withoutTheControllerDeletionIsImmediate() async throws {
-            let c = try await Cluster(configure: { $0.namespaceController = false }, control: { $0.controllers = false; $0.scheduler = false })
+            let c = try await Cluster(
+                configure: { $0.namespaceController = false },
+                control: {
+                    $0.controllers = false; $0.scheduler = false
+                })
             do {
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "quick"]])
                 try await c.client.create(configMapType, ["metadata": ["name": "x", "namespace": "quick"]])

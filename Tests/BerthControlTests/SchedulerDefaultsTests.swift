@@ -26,9 +26,15 @@ struct SchedulerDefaultsTests {
         var requests: JSON = [:]
         if let cpu { requests["cpu"] = .string(cpu) }
         if let memory { requests["memory"] = .string(memory) }
-        if requests.object?.isEmpty == false { pod["spec"]["containers"] = [["name": "c", "image": "busybox", "resources": ["requests": requests]]] }
-        pod["metadata"]["ownerReferences"] = [["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": .string(owner),
-                                              "uid": .string("rs-\(owner)"), "controller": true]]
+        if requests.object?.isEmpty == false {
+            pod["spec"]["containers"] = [["name": "c", "image": "busybox", "resources": ["requests": requests]]]
+        }
+        pod["metadata"]["ownerReferences"] = [
+            [
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": .string(owner),
+                "uid": .string("rs-\(owner)"), "controller": true,
+            ]
+        ]
         return pod
     }
 
@@ -37,7 +43,8 @@ struct SchedulerDefaultsTests {
         let c = P.cache(nodes)
         c.spreadSources = DefaultSpreadSources(
             controllerSelector: { _, kind, group, name in
-                kind == "ReplicaSet" && group == "apps" ? LabelSelector(object: ["matchLabels": ["app": .string(name)]]) : nil
+                kind == "ReplicaSet" && group == "apps"
+                    ? LabelSelector(object: ["matchLabels": ["app": .string(name)]]) : nil
             },
             serviceSelectors: { _ in services })
         return c
@@ -72,7 +79,10 @@ struct SchedulerDefaultsTests {
 
     @Test func zonesOfUnequalSizeBalanceZonesAndNodes() throws {
         // Zone a: one node; zone b: three. kube-scheduler: 3 in zone a, and 2, 2, 1 on zone b's nodes.
-        let c = Self.cache([Self.node("a1", zone: "a"), Self.node("b1", zone: "b"), Self.node("b2", zone: "b"), Self.node("b3", zone: "b")])
+        let c = Self.cache([
+            Self.node("a1", zone: "a"), Self.node("b1", zone: "b"), Self.node("b2", zone: "b"),
+            Self.node("b3", zone: "b"),
+        ])
         let placed = try Self.place(c, (0..<8).map { Self.member("web", $0) }, nodes: ["a1", "b1", "b2", "b3"])
         #expect(placed["a1"] == 3, "\(placed)")
         #expect(["b1", "b2", "b3"].map { placed[$0] ?? 0 }.sorted() == [1, 2, 2], "\(placed)")
@@ -104,7 +114,8 @@ struct SchedulerDefaultsTests {
     @Test func podsSelectedOnlyByAServiceAreSpreadToo() throws {
         // No owner, but a Service selects app=api: the default constraints use its selector.
         let names = (0..<4).map { "n\($0)" }
-        let c = Self.cache(names.map { Self.node($0, zone: "a", cpu: "64", memory: "256Gi") }, services: [["app": "api"]])
+        let c = Self.cache(
+            names.map { Self.node($0, zone: "a", cpu: "64", memory: "256Gi") }, services: [["app": "api"]])
         let pods = (0..<8).map { P.pod("api-\($0)", labels: ["app": "api"]) }
         let spread = try #require(c.lock.withLock { c.softSpread(for: PodInfo(pods[0])) })
         #expect(spread.constraints.map(\.topologyKey) == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"])
@@ -117,11 +128,20 @@ struct SchedulerDefaultsTests {
     @Test func ownConstraintsReplaceTheDefaults() throws {
         let c = Self.cache([Self.node("n0", zone: "a")])
         var pod = Self.member("web", 0)
-        pod["spec"]["topologySpreadConstraints"] = [["maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                     "whenUnsatisfiable": "DoNotSchedule", "labelSelector": ["matchLabels": ["app": "web"]]]]
-        #expect(c.lock.withLock { c.softSpread(for: PodInfo(pod)) } == nil, "only hard constraints of its own: no soft spreading at all")
-        #expect(c.lock.withLock { c.softSpread(for: PodInfo(Self.member("web", 1))) } != nil, "no constraints: the defaults")
-        #expect(c.lock.withLock { c.softSpread(for: PodInfo(P.pod("lonely"))) } == nil, "nothing selects it: no defaults")
+        pod["spec"]["topologySpreadConstraints"] = [
+            [
+                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule", "labelSelector": ["matchLabels": ["app": "web"]],
+            ]
+        ]
+        #expect(
+            c.lock.withLock { c.softSpread(for: PodInfo(pod)) } == nil,
+            "only hard constraints of its own: no soft spreading at all")
+        #expect(
+            c.lock.withLock { c.softSpread(for: PodInfo(Self.member("web", 1))) } != nil, "no constraints: the defaults"
+        )
+        #expect(
+            c.lock.withLock { c.softSpread(for: PodInfo(P.pod("lonely"))) } == nil, "nothing selects it: no defaults")
     }
 
     @Test func leastAllocatedAndBalancedAllocationScores() {
@@ -135,22 +155,24 @@ struct SchedulerDefaultsTests {
 }
 
 extension ControlTests {
-@Suite("scheduler defaults on hollow nodes", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl")))
-struct SchedulerDefaultsClusterTests {
-    /// The report that found it: 100 replicas without requests on 50 hollow nodes all landed on one.
-    @Test func kubectlCreateDeploymentSpreadsOverHollowNodes() async throws {
-        let c = try await Cluster(hollowNodes: 50)
-        defer { Task { await c.stop() } }
-        try await c.waitFor(Registry.nodes, "50 nodes") { $0.count == 50 }
-        #expect(try c.kubectl("create", "deployment", "web", "--image=busybox:1", "--replicas=100").ok)
-        try await c.waitFor(Registry.pods, namespace: "default", timeout: .seconds(60), "100 bound pods") { pods in
-            pods.filter { !($0["spec"]["nodeName"].string ?? "").isEmpty }.count == 100
+    @Suite(
+        "scheduler defaults on hollow nodes",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/kubectl")))
+    struct SchedulerDefaultsClusterTests {
+        /// The report that found it: 100 replicas without requests on 50 hollow nodes all landed on one.
+        @Test func kubectlCreateDeploymentSpreadsOverHollowNodes() async throws {
+            let c = try await Cluster(hollowNodes: 50)
+            defer { Task { await c.stop() } }
+            try await c.waitFor(Registry.nodes, "50 nodes") { $0.count == 50 }
+            #expect(try c.kubectl("create", "deployment", "web", "--image=busybox:1", "--replicas=100").ok)
+            try await c.waitFor(Registry.pods, namespace: "default", timeout: .seconds(60), "100 bound pods") { pods in
+                pods.filter { !($0["spec"]["nodeName"].string ?? "").isEmpty }.count == 100
+            }
+            let out = try c.kubectl("get", "pods", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}")
+            var perNode: [String: Int] = [:]
+            for line in out.stdout.split(separator: "\n") { perNode[String(line), default: 0] += 1 }
+            #expect(perNode.count == 50, "every node got pods: \(perNode.count) nodes used")
+            #expect(perNode.values.allSatisfy { $0 == 2 }, "2 per node, as kube-scheduler places them: \(perNode)")
         }
-        let out = try c.kubectl("get", "pods", "-o", "jsonpath={range .items[*]}{.spec.nodeName}{\"\\n\"}{end}")
-        var perNode: [String: Int] = [:]
-        for line in out.stdout.split(separator: "\n") { perNode[String(line), default: 0] += 1 }
-        #expect(perNode.count == 50, "every node got pods: \(perNode.count) nodes used")
-        #expect(perNode.values.allSatisfy { $0 == 2 }, "2 per node, as kube-scheduler places them: \(perNode)")
     }
-}
 }

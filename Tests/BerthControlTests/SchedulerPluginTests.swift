@@ -5,25 +5,39 @@ import Testing
 /// The scheduler's filters and scores on hand-made nodes and pods — no server.
 @Suite("scheduler plugins")
 struct SchedulerPluginTests {
-    static func node(_ name: String, cpu: String = "4", memory: String = "8Gi", pods: String = "110", labels: [String: String] = [:],
-                     taints: [JSON] = [], unschedulable: Bool = false, ready: Bool = true) -> JSON {
+    static func node(
+        _ name: String, cpu: String = "4", memory: String = "8Gi", pods: String = "110", labels: [String: String] = [:],
+        taints: [JSON] = [], unschedulable: Bool = false, ready: Bool = true
+    ) -> JSON {
         var l = labels
         l["kubernetes.io/hostname"] = name
-        return ["metadata": ["name": .string(name), "labels": JSON.strings(l)],
-                "spec": ["taints": .array(taints), "unschedulable": .bool(unschedulable)],
-                "status": ["allocatable": ["cpu": .string(cpu), "memory": .string(memory), "pods": .string(pods)],
-                           "conditions": [["type": "Ready", "status": ready ? "True" : "False"]]]]
+        return [
+            "metadata": ["name": .string(name), "labels": JSON.strings(l)],
+            "spec": ["taints": .array(taints), "unschedulable": .bool(unschedulable)],
+            "status": [
+                "allocatable": ["cpu": .string(cpu), "memory": .string(memory), "pods": .string(pods)],
+                "conditions": [["type": "Ready", "status": ready ? "True" : "False"]],
+            ],
+        ]
     }
-    static func pod(_ name: String, ns: String = "default", labels: [String: String] = [:], cpu: String? = nil, spec extra: JSON = [:],
-                    node: String? = nil, rv: Int = 1) -> JSON {
+    static func pod(
+        _ name: String, ns: String = "default", labels: [String: String] = [:], cpu: String? = nil,
+        spec extra: JSON = [:],
+        node: String? = nil, rv: Int = 1
+    ) -> JSON {
         var c: JSON = ["name": "c", "image": "busybox"]
         if let cpu { c["resources"] = ["requests": ["cpu": .string(cpu)]] }
         var spec: JSON = ["containers": [c]]
         for (k, v) in extra.object ?? [:] { spec[k] = v }
         if let node { spec["nodeName"] = .string(node) }
-        return ["metadata": ["name": .string(name), "namespace": .string(ns), "labels": JSON.strings(labels), "uid": .string("uid-\(name)"),
-                             "resourceVersion": .string(String(rv))],
-                "spec": spec, "status": ["phase": "Pending"]]
+        return [
+            "metadata": [
+                "name": .string(name), "namespace": .string(ns), "labels": JSON.strings(labels),
+                "uid": .string("uid-\(name)"),
+                "resourceVersion": .string(String(rv)),
+            ],
+            "spec": spec, "status": ["phase": "Pending"],
+        ]
     }
 
     /// A cache holding `nodes` and the already placed `pods`.
@@ -67,8 +81,13 @@ struct SchedulerPluginTests {
         let taint: JSON = ["key": "dedicated", "value": "gpu", "effect": "NoSchedule"]
         let c = Self.cache([Self.node("gpu", taints: [taint]), Self.node("cordoned", unschedulable: true)])
         let r = Self.schedule(c, Self.pod("p"))
-        #expect(r.message == "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable.")
-        let tolerant = Self.pod("q", spec: ["tolerations": [["key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"]]])
+        #expect(
+            r.message
+                == "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable."
+        )
+        let tolerant = Self.pod(
+            "q",
+            spec: ["tolerations": [["key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"]]])
         #expect(Self.schedule(c, tolerant).node == "gpu")
     }
 
@@ -78,29 +97,73 @@ struct SchedulerPluginTests {
     }
 
     @Test func nodeSelectorAndAffinity() {
-        let c = Self.cache([Self.node("a", labels: ["disk": "ssd", "zone": "z1"]), Self.node("b", labels: ["disk": "hdd", "zone": "z2"]),
-                            Self.node("c", labels: ["zone": "z3"])])
+        let c = Self.cache([
+            Self.node("a", labels: ["disk": "ssd", "zone": "z1"]),
+            Self.node("b", labels: ["disk": "hdd", "zone": "z2"]),
+            Self.node("c", labels: ["zone": "z3"]),
+        ])
         #expect(Self.schedule(c, Self.pod("sel", spec: ["nodeSelector": ["disk": "ssd"]])).node == "a")
-        let required: JSON = ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [
-            ["matchExpressions": [["key": "zone", "operator": "In", "values": ["z2", "z3"]], ["key": "disk", "operator": "DoesNotExist"]]]]]]]
+        let required: JSON = [
+            "nodeAffinity": [
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    "nodeSelectorTerms": [
+                        [
+                            "matchExpressions": [
+                                ["key": "zone", "operator": "In", "values": ["z2", "z3"]],
+                                ["key": "disk", "operator": "DoesNotExist"],
+                            ]
+                        ]
+                    ]
+                ]
+            ]
+        ]
         #expect(Self.schedule(c, Self.pod("aff", spec: ["affinity": required])).node == "c")
-        let preferred: JSON = ["nodeAffinity": ["preferredDuringSchedulingIgnoredDuringExecution": [
-            ["weight": 100, "preference": ["matchExpressions": [["key": "disk", "operator": "In", "values": ["hdd"]]]]]]]]
+        let preferred: JSON = [
+            "nodeAffinity": [
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    [
+                        "weight": 100,
+                        "preference": ["matchExpressions": [["key": "disk", "operator": "In", "values": ["hdd"]]]],
+                    ]
+                ]
+            ]
+        ]
         #expect(Self.schedule(c, Self.pod("pref", spec: ["affinity": preferred])).node == "b")
-        let impossible: JSON = ["nodeAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": ["nodeSelectorTerms": [
-            ["matchExpressions": [["key": "zone", "operator": "In", "values": ["mars"]]]]]]]]
-        #expect(Self.schedule(c, Self.pod("none", spec: ["affinity": impossible])).message
+        let impossible: JSON = [
+            "nodeAffinity": [
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    "nodeSelectorTerms": [
+                        ["matchExpressions": [["key": "zone", "operator": "In", "values": ["mars"]]]]
+                    ]
+                ]
+            ]
+        ]
+        #expect(
+            Self.schedule(c, Self.pod("none", spec: ["affinity": impossible])).message
                 == "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.")
     }
 
     @Test func interPodAffinityAndAntiAffinity() {
-        let nodes = [Self.node("a", labels: ["zone": "z1"]), Self.node("b", labels: ["zone": "z1"]), Self.node("c", labels: ["zone": "z2"])]
+        let nodes = [
+            Self.node("a", labels: ["zone": "z1"]), Self.node("b", labels: ["zone": "z1"]),
+            Self.node("c", labels: ["zone": "z2"]),
+        ]
         let c = Self.cache(nodes, placed: [Self.pod("db", labels: ["app": "db"], node: "c")])
-        let near: JSON = ["podAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [
-            ["labelSelector": ["matchLabels": ["app": "db"]], "topologyKey": "zone"]]]]
+        let near: JSON = [
+            "podAffinity": [
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    ["labelSelector": ["matchLabels": ["app": "db"]], "topologyKey": "zone"]
+                ]
+            ]
+        ]
         #expect(Self.schedule(c, Self.pod("web", spec: ["affinity": near])).node == "c")
-        let away: JSON = ["podAntiAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [
-            ["labelSelector": ["matchLabels": ["app": "db"]], "topologyKey": "zone"]]]]
+        let away: JSON = [
+            "podAntiAffinity": [
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    ["labelSelector": ["matchLabels": ["app": "db"]], "topologyKey": "zone"]
+                ]
+            ]
+        ]
         let r = Self.schedule(c, Self.pod("cache", spec: ["affinity": away]))
         #expect(r.node == "a" || r.node == "b")
         // Contradictory: must be with db and away from db in the same zones.
@@ -112,27 +175,46 @@ struct SchedulerPluginTests {
     }
 
     @Test func existingPodsAntiAffinityIsRespected() {
-        let lonely: JSON = ["podAntiAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [
-            ["labelSelector": ["matchLabels": ["app": "web"]], "topologyKey": "kubernetes.io/hostname"]]]]
-        let c = Self.cache([Self.node("a"), Self.node("b")],
-                           placed: [Self.pod("solo", labels: ["app": "solo"], spec: ["affinity": lonely], node: "a")])
+        let lonely: JSON = [
+            "podAntiAffinity": [
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    ["labelSelector": ["matchLabels": ["app": "web"]], "topologyKey": "kubernetes.io/hostname"]
+                ]
+            ]
+        ]
+        let c = Self.cache(
+            [Self.node("a"), Self.node("b")],
+            placed: [Self.pod("solo", labels: ["app": "solo"], spec: ["affinity": lonely], node: "a")])
         for i in 0..<3 { #expect(Self.schedule(c, Self.pod("web\(i)", labels: ["app": "web"])).node == "b") }
     }
 
     @Test func firstPodOfAnAffinityGroupMayGoAnywhere() {
         let c = Self.cache([Self.node("a", labels: ["zone": "z1"])])
-        let selfAffinity: JSON = ["podAffinity": ["requiredDuringSchedulingIgnoredDuringExecution": [
-            ["labelSelector": ["matchLabels": ["app": "web"]], "topologyKey": "zone"]]]]
+        let selfAffinity: JSON = [
+            "podAffinity": [
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    ["labelSelector": ["matchLabels": ["app": "web"]], "topologyKey": "zone"]
+                ]
+            ]
+        ]
         #expect(Self.schedule(c, Self.pod("w", labels: ["app": "web"], spec: ["affinity": selfAffinity])).node == "a")
     }
 
     @Test func topologySpreadDoNotSchedule() {
-        let c = Self.cache([Self.node("a", labels: ["zone": "z1"]), Self.node("b", labels: ["zone": "z2"]), Self.node("c", labels: ["zone": "z3"])])
-        let spread: JSON = [["maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
-                             "labelSelector": ["matchLabels": ["app": "web"]]]]
+        let c = Self.cache([
+            Self.node("a", labels: ["zone": "z1"]), Self.node("b", labels: ["zone": "z2"]),
+            Self.node("c", labels: ["zone": "z3"]),
+        ])
+        let spread: JSON = [
+            [
+                "maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": ["matchLabels": ["app": "web"]],
+            ]
+        ]
         var perZone: [String: Int] = [:]
         for i in 0..<9 {
-            let r = Self.schedule(c, Self.pod("w\(i)", labels: ["app": "web"], spec: ["topologySpreadConstraints": spread]))
+            let r = Self.schedule(
+                c, Self.pod("w\(i)", labels: ["app": "web"], spec: ["topologySpreadConstraints": spread]))
             perZone[r.node ?? "none", default: 0] += 1
         }
         #expect(perZone == ["a": 3, "b": 3, "c": 3])
@@ -140,10 +222,16 @@ struct SchedulerPluginTests {
 
     @Test func spreadWithMissingLabelIsExplained() {
         let c = Self.cache([Self.node("a")])
-        let spread: JSON = [["maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
-                             "labelSelector": ["matchLabels": ["app": "web"]]]]
-        #expect(Self.schedule(c, Self.pod("w", labels: ["app": "web"], spec: ["topologySpreadConstraints": spread])).message
-                == "0/1 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label).")
+        let spread: JSON = [
+            [
+                "maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": ["matchLabels": ["app": "web"]],
+            ]
+        ]
+        #expect(
+            Self.schedule(c, Self.pod("w", labels: ["app": "web"], spec: ["topologySpreadConstraints": spread])).message
+                == "0/1 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label)."
+        )
     }
 
     @Test func leastAllocatedSpreadsLoad() {

@@ -8,7 +8,8 @@ extension ControlTests {
         @Test func defaultAccountIsRepaired() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "team"]])
-                let first = try #require(try await c.client.get(Registry.serviceAccounts, namespace: "team", name: "default"))
+                let first = try #require(
+                    try await c.client.get(Registry.serviceAccounts, namespace: "team", name: "default"))
                 #expect(try c.kubectl("-n", "team", "delete", "serviceaccount", "default").ok)
                 let oldUID = first["metadata"]["uid"]
                 try await c.waitFor(Registry.serviceAccounts, namespace: "team", "default recreated") { items in
@@ -21,16 +22,23 @@ extension ControlTests {
         @Test func tokenSecretsAuthenticateReadOnly() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "apps"]])
-                let sa = try await c.client.create(Registry.serviceAccounts, ["metadata": ["name": "robot", "namespace": "apps"]])
+                let sa = try await c.client.create(
+                    Registry.serviceAccounts, ["metadata": ["name": "robot", "namespace": "apps"]])
                 try await c.client.create(configMapType, ["metadata": ["name": "settings", "namespace": "apps"]])
-                try await c.client.create(Registry.secrets, [
-                    "metadata": ["name": "robot-token", "namespace": "apps", "annotations": ["kubernetes.io/service-account.name": "robot"]],
-                    "type": "kubernetes.io/service-account-token",
-                ])
+                try await c.client.create(
+                    Registry.secrets,
+                    [
+                        "metadata": [
+                            "name": "robot-token", "namespace": "apps",
+                            "annotations": ["kubernetes.io/service-account.name": "robot"],
+                        ],
+                        "type": "kubernetes.io/service-account-token",
+                    ])
                 try await c.waitFor(Registry.secrets, namespace: "apps", "token filled in") { items in
                     !(named(items, "robot-token")?["data"]["token"].string ?? "").isEmpty
                 }
-                let secret = try #require(try await c.client.get(Registry.secrets, namespace: "apps", name: "robot-token"))
+                let secret = try #require(
+                    try await c.client.get(Registry.secrets, namespace: "apps", name: "robot-token"))
                 func decoded(_ key: String) -> String {
                     String(decoding: Data(base64Encoded: secret["data"][key].string ?? "") ?? Data(), as: UTF8.self)
                 }
@@ -41,7 +49,8 @@ extension ControlTests {
                 // The JWT's claims.
                 let parts = token.split(separator: ".")
                 #expect(parts.count == 3)
-                var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+                var payload = String(parts[1]).replacingOccurrences(of: "-", with: "+").replacingOccurrences(
+                    of: "_", with: "/")
                 while payload.count % 4 != 0 { payload += "=" }
                 let claims = try JSON.parse(Array(Data(base64Encoded: payload) ?? Data()))
                 #expect(claims["iss"] == "kubernetes/serviceaccount")
@@ -61,8 +70,11 @@ extension ControlTests {
                 #expect(try kubectl(token, "get", "pods").ok)
                 #expect(try kubectl(token, "auth", "can-i", "list", "pods").stdout.hasPrefix("yes"))
                 let del = try kubectl(token, "delete", "configmap", "settings")
-                #expect(!del.ok && del.stderr.contains("Forbidden")
-                        && del.stderr.contains("User \"system:serviceaccount:apps:robot\" cannot delete resource \"configmaps\""), "\(del.stderr)")
+                #expect(
+                    !del.ok && del.stderr.contains("Forbidden")
+                        && del.stderr.contains(
+                            "User \"system:serviceaccount:apps:robot\" cannot delete resource \"configmaps\""),
+                    "\(del.stderr)")
                 #expect(try await c.client.get(configMapType, namespace: "apps", name: "settings") != nil)
                 // A token with a changed signature (or payload) is rejected outright.
                 var tampered = Array(token)
@@ -74,7 +86,9 @@ extension ControlTests {
 
                 // Deleting the account deletes its token Secret, and the token stops working.
                 #expect(try c.kubectl("-n", "apps", "delete", "serviceaccount", "robot").ok)
-                try await c.waitFor(Registry.secrets, namespace: "apps", "token secret deleted") { named($0, "robot-token") == nil }
+                try await c.waitFor(Registry.secrets, namespace: "apps", "token secret deleted") {
+                    named($0, "robot-token") == nil
+                }
                 let after = try kubectl(token, "get", "pods")
                 #expect(!after.ok && after.stderr.contains("Unauthorized"), "\(after.stderr)")
             }
@@ -82,13 +96,24 @@ extension ControlTests {
 
         @Test func tokenForMissingAccountIsDeleted() async throws {
             try await withControlCluster { c in
-                try await c.client.create(Registry.secrets, [
-                    "metadata": ["name": "nobody-token", "namespace": "default", "annotations": ["kubernetes.io/service-account.name": "nobody"]],
-                    "type": "kubernetes.io/service-account-token",
-                ])
-                try await c.waitFor(Registry.secrets, namespace: "default", "token of a missing account deleted") { named($0, "nobody-token") == nil }
+                try await c.client.create(
+                    Registry.secrets,
+                    [
+                        "metadata": [
+                            "name": "nobody-token", "namespace": "default",
+                            "annotations": ["kubernetes.io/service-account.name": "nobody"],
+                        ],
+                        "type": "kubernetes.io/service-account-token",
+                    ])
+                try await c.waitFor(Registry.secrets, namespace: "default", "token of a missing account deleted") {
+                    named($0, "nobody-token") == nil
+                }
                 // The annotation is required.
-                let r = try c.kubectl("-n", "default", "create", "-f", "-", stdin: #"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"type":"kubernetes.io/service-account-token"}"#)
+                let r = try c.kubectl(
+                    "-n", "default", "create", "-f", "-",
+                    stdin:
+                        #"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"type":"kubernetes.io/service-account-token"}"#
+                )
                 #expect(!r.ok && r.stderr.contains("kubernetes.io/service-account.name"), "\(r.stderr)")
             }
         }
@@ -97,29 +122,58 @@ extension ControlTests {
     @Suite("admission") struct AdmissionTests {
         @Test func podsGetDefaultTolerations() async throws {
             try await withControlCluster { c in
-                let pod = try await c.client.create(Registry.pods, ["metadata": ["name": "p", "namespace": "default"],
-                                                                    "spec": ["schedulerName": "nobody", "containers": [["name": "c", "image": "busybox"]]]])
+                let pod = try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": ["name": "p", "namespace": "default"],
+                        "spec": ["schedulerName": "nobody", "containers": [["name": "c", "image": "busybox"]]],
+                    ])
                 let expected: JSON = [
-                    ["key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5],
-                    ["key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5],
+                    [
+                        "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                        "tolerationSeconds": 5,
+                    ],
+                    [
+                        "key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+                        "tolerationSeconds": 5,
+                    ],
                 ]
                 #expect(pod["spec"]["tolerations"] == expected)
                 // Through kubectl as well, and kept as the pod's own tolerations.
-                let run = try c.kubectl("create", "-f", "-", stdin: #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"k"},"spec":{"schedulerName":"nobody","containers":[{"name":"c","image":"busybox"}]}}"#)
+                let run = try c.kubectl(
+                    "create", "-f", "-",
+                    stdin:
+                        #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"k"},"spec":{"schedulerName":"nobody","containers":[{"name":"c","image":"busybox"}]}}"#
+                )
                 #expect(run.ok, "\(run.stderr)")
                 let k = try JSON.parse(try c.kubectl("get", "pod", "k", "-o", "json").stdout)
                 #expect(k["spec"]["tolerations"] == expected)
                 // A pod that already tolerates one of them (its own seconds) gets only the other.
-                let own: JSON = ["key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60]
-                let q = try await c.client.create(Registry.pods, ["metadata": ["name": "q", "namespace": "default"],
-                                                                  "spec": ["schedulerName": "nobody", "tolerations": [own],
-                                                                           "containers": [["name": "c", "image": "busybox"]]]])
+                let own: JSON = [
+                    "key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 60,
+                ]
+                let q = try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": ["name": "q", "namespace": "default"],
+                        "spec": [
+                            "schedulerName": "nobody", "tolerations": [own],
+                            "containers": [["name": "c", "image": "busybox"]],
+                        ],
+                    ])
                 #expect(q["spec"]["tolerations"] == [own, expected[1]])
                 // Tolerating everything (empty key, operator Exists) needs no defaults.
                 let all: JSON = ["operator": "Exists"]
-                let r = try await c.client.create(Registry.pods, ["metadata": ["name": "r", "namespace": "default"],
-                                                                  "spec": ["schedulerName": "nobody", "tolerations": [all],
-                                                                           "containers": [["name": "c", "image": "busybox"]]]])
+                let r = try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": ["name": "r", "namespace": "default"],
+                        "spec": [
+                            "schedulerName": "nobody", "tolerations": [all],
+                            "containers": [["name": "c", "image": "busybox"]],
+                        ],
+                    ])
                 #expect(r["spec"]["tolerations"] == [all])
             }
         }

@@ -14,8 +14,10 @@ struct Output {
 }
 
 /// Runs a program to completion (bounded by `timeout`), feeding `stdin`.
-func run(_ program: String, _ args: [String], env: [String: String] = [:], stdin: String? = nil,
-         timeout: TimeInterval = 120) throws -> Output {
+func run(
+    _ program: String, _ args: [String], env: [String: String] = [:], stdin: String? = nil,
+    timeout: TimeInterval = 120
+) throws -> Output {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: program.hasPrefix("/") ? program : "/usr/bin/env")
     p.arguments = program.hasPrefix("/") ? args : [program] + args
@@ -36,13 +38,16 @@ func run(_ program: String, _ args: [String], env: [String: String] = [:], stdin
     let errBox = Box()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async {
+        errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave()
+    }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     p.waitUntilExit()
     timer.cancel()
-    return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                  stderr: String(decoding: errBox.data, as: UTF8.self))
+    return Output(
+        status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errBox.data, as: UTF8.self))
 }
 
 func freePort() throws -> Int {
@@ -54,7 +59,9 @@ func freePort() throws -> Int {
     addr.sin_port = 0
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
@@ -70,8 +77,10 @@ final class Cluster: @unchecked Sendable {
     private var task: Task<Void, any Error>?
     var kubeconfig: String { dir + "/admin.kubeconfig" }
 
-    init(hollowNodes: Int = 0, configure: (inout ServerConfig) -> Void = { _ in },
-         control: (inout ControlPlaneConfig) -> Void = { _ in }, hollow: (inout HollowConfig) -> Void = { _ in }) async throws {
+    init(
+        hollowNodes: Int = 0, configure: (inout ServerConfig) -> Void = { _ in },
+        control: (inout ControlPlaneConfig) -> Void = { _ in }, hollow: (inout HollowConfig) -> Void = { _ in }
+    ) async throws {
         port = try freePort()
         var config = ServerConfig(dataDir: NSTemporaryDirectory() + "berth-cp-\(UUID().uuidString.prefix(8))")
         config.port = port
@@ -88,32 +97,45 @@ final class Cluster: @unchecked Sendable {
         control(&cp)
         var hc = HollowConfig(count: hollowNodes)
         hollow(&hc)
-        let services: [any Service] = [ControlPlane(server: server, config: cp), HollowNodes(server: server, config: hc)]
+        let services: [any Service] = [
+            ControlPlane(server: server, config: cp), HollowNodes(server: server, config: hc),
+        ]
         let (ready, cont) = AsyncStream<Int>.makeStream()
         let s = server
         task = Task {
-            do { try await s.run(services: services, onReady: { cont.yield($0); cont.finish() }) } catch { cont.finish(); throw error }
+            do {
+                try await s.run(
+                    services: services,
+                    onReady: {
+                        cont.yield($0); cont.finish()
+                    })
+            } catch { cont.finish(); throw error }
         }
         var started = false
         for await _ in ready { started = true; break }
         if !started { _ = try await task?.value; throw APIError.internalError("server did not start") }
     }
 
-    func kubectl(_ args: String..., stdin: String? = nil, env: [String: String] = [:], timeout: TimeInterval = 120) throws -> Output {
+    func kubectl(_ args: String..., stdin: String? = nil, env: [String: String] = [:], timeout: TimeInterval = 120)
+        throws -> Output
+    {
         try run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig] + args, env: env, stdin: stdin, timeout: timeout)
     }
 
     /// Waits until `predicate` holds for the objects of type `r` (checked now and after every change,
     /// through a store watch — no polling), or throws after `timeout`.
-    func waitFor(_ r: ResourceType, namespace: String? = nil, timeout: Duration = .seconds(30), _ what: String,
-                 _ predicate: @escaping @Sendable ([JSON]) -> Bool) async throws {
+    func waitFor(
+        _ r: ResourceType, namespace: String? = nil, timeout: Duration = .seconds(30), _ what: String,
+        _ predicate: @escaping @Sendable ([JSON]) -> Bool
+    ) async throws {
         let client = self.client
         try await withThrowingTaskGroup(of: Bool.self) { g in
             g.addTask {
                 while !Task.isCancelled {
                     let (items, rev) = try await client.list(r, namespace: namespace)
                     if predicate(items) { return true }
-                    let events = try await client.store.watch(prefix: r.prefix(namespace: namespace), afterRevision: rev)
+                    let events = try await client.store.watch(
+                        prefix: r.prefix(namespace: namespace), afterRevision: rev)
                     for try await _ in events {
                         let (now, _) = try await client.list(r, namespace: namespace)
                         if predicate(now) { return true }
@@ -121,7 +143,9 @@ final class Cluster: @unchecked Sendable {
                 }
                 return false
             }
-            g.addTask { try await Task.sleep(for: timeout); return false }
+            g.addTask {
+                try await Task.sleep(for: timeout); return false
+            }
             let ok = try await g.next() ?? false
             g.cancelAll()
             if !ok { throw TimedOut(description: "timed out after \(timeout) waiting for \(what)") }
@@ -141,7 +165,9 @@ final class Cluster: @unchecked Sendable {
 /// The `berth` binary built next to the test bundle.
 func berthBinary() -> String? {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for candidate in [dir.appendingPathComponent("berth").path, dir.deletingLastPathComponent().appendingPathComponent("berth").path] {
+    for candidate in [
+        dir.appendingPathComponent("berth").path, dir.deletingLastPathComponent().appendingPathComponent("berth").path,
+    ] {
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }
     return nil
@@ -158,7 +184,8 @@ final class ServerChild: @unchecked Sendable {
     init(binary: String, dir: String, port: Int, extra: [String]) throws {
         self.port = port; self.dir = dir
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + extra
+        process.arguments =
+            ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + extra
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
@@ -175,9 +202,13 @@ final class ServerChild: @unchecked Sendable {
         }
     }
     func waitReady(timeout: TimeInterval = 30) -> Bool { ready.wait(timeout: .now() + timeout) == .success }
-    func kubectl(_ args: String..., timeout: TimeInterval = 120) throws -> Output { try kubectlArgs(args, timeout: timeout) }
+    func kubectl(_ args: String..., timeout: TimeInterval = 120) throws -> Output {
+        try kubectlArgs(args, timeout: timeout)
+    }
     func kubectlArgs(_ args: [String], timeout: TimeInterval = 120) throws -> Output {
-        try run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--server", "https://127.0.0.1:\(port)"] + args, timeout: timeout)
+        try run(
+            "/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "--server", "https://127.0.0.1:\(port)"] + args,
+            timeout: timeout)
     }
     func kill9() { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
 }

@@ -1,16 +1,16 @@
 import BerthAPI
-import BerthStore
+import BerthKube
 import Foundation
 import Logging
 
-/// A change an informer observed.
-public enum InformerEvent: Sendable {
-    case added(JSON)
-    case updated(old: JSON, new: JSON)
-    case deleted(JSON)
+/// A change an informer observed, in typed objects.
+public enum InformerEvent<Object: Sendable>: Sendable {
+    case added(Object)
+    case updated(old: Object, new: Object)
+    case deleted(Object)
 
     /// The object after the change (the last state for a delete).
-    public var object: JSON {
+    public var object: Object {
         switch self {
         case .added(let o), .deleted(let o): return o
         case .updated(_, let n): return n
@@ -18,77 +18,72 @@ public enum InformerEvent: Sendable {
     }
 }
 
-/// client-go's shared informer, in process: lists one resource, then watches it from the list's
-/// revision, keeping a cache of every object that all controllers read (each object decoded once).
-/// Handlers run on the informer's task, in revision order, and must only enqueue work. When the watch
-/// fails (compaction, store outage) it lists again and reports the differences as events, so handlers
-/// never miss a change.
-public final class Informer: @unchecked Sendable {
-    public let resource: ResourceType
-    let client: LocalClient
+/// What an ``InformerFactory`` runs and waits for, typed or not.
+public protocol RunnableInformer: AnyObject, Sendable {
+    func run() async
+    func waitForSync() async
+}
+
+/// client-go's shared informer over typed objects: lists one resource from its ``ObjectSource``, then
+/// watches it from the list's revision, keeping a cache that every controller reads (each object decoded
+/// once, held once). Handlers run on the informer's task, in revision order, and must only enqueue work.
+/// When the watch ends or fails (compaction, store outage, a dropped connection) it lists again and
+/// reports the differences as events, so handlers never miss a change.
+///
+/// The cache is also the lister: `get`, `list` and secondary indexes (`addIndex`, `byIndex`).
+public final class Informer<Object: HasObjectMeta>: RunnableInformer, @unchecked Sendable {
+    public let source: any ObjectSource<Object>
     let logger: Logger
+    let name: String
     private let lock = NSLock()
-    private var cache: [String: JSON] = [:]
-    private var handlers: [@Sendable (InformerEvent) -> Void] = []
+    private var cache: [String: Object] = [:]
+    private var handlers: [@Sendable (InformerEvent<Object>) -> Void] = []
     private var synced = false
     /// Tasks waiting for the first list, by a token so a cancelled waiter can be let go alone.
     private var syncWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
     private var lastRevision: Int64 = 0
     /// Secondary indexes: name → (value → keys), e.g. pods by controller owner UID or by node.
-    private var indexers: [String: @Sendable (JSON) -> [String]] = [:]
+    private var indexers: [String: @Sendable (Object) -> [String]] = [:]
     private var indexes: [String: [String: Set<String>]] = [:]
 
-    public init(_ resource: ResourceType, client: LocalClient, logger: Logger) {
-        self.resource = resource; self.client = client; self.logger = logger
+    /// `name` names the informer in logs (the resource's plural).
+    public init(source: any ObjectSource<Object>, name: String, logger: Logger) {
+        self.source = source
+        self.name = name
+        self.logger = logger
     }
 
     /// Registers a handler; call before `run`.
-    public func onChange(_ handler: @escaping @Sendable (InformerEvent) -> Void) {
+    public func onChange(_ handler: @escaping @Sendable (InformerEvent<Object>) -> Void) {
         lock.withLock { handlers.append(handler) }
     }
 
     /// Adds a secondary index (call before `run`): `values` maps an object to the index values it is
     /// found under.
-    public func addIndex(_ name: String, _ values: @escaping @Sendable (JSON) -> [String]) {
-        lock.withLock { indexers[name] = values; indexes[name] = [:] }
+    public func addIndex(_ name: String, _ values: @escaping @Sendable (Object) -> [String]) {
+        lock.withLock {
+            indexers[name] = values
+            indexes[name] = [:]
+        }
     }
+
     /// Objects whose index `name` includes `value`.
-    public func byIndex(_ name: String, _ value: String) -> [JSON] {
+    public func byIndex(_ name: String, _ value: String) -> [Object] {
         lock.withLock { (indexes[name]?[value] ?? []).compactMap { cache[$0] } }
     }
+
     /// Number of objects under an index value.
     public func countIndex(_ name: String, _ value: String) -> Int {
         lock.withLock { indexes[name]?[value]?.count ?? 0 }
     }
 
-    /// Called with the lock held: keeps the indexes in step with one cache change.
-    private func reindex(_ key: String, old: JSON?, new: JSON?) {
-        for (name, fn) in indexers {
-            let before = old.map(fn) ?? []
-            let after = new.map(fn) ?? []
-            if before == after { continue }
-            for v in before where !after.contains(v) {
-                indexes[name]?[v]?.remove(key)
-                if indexes[name]?[v]?.isEmpty == true { indexes[name]?[v] = nil }
-            }
-            for v in after { indexes[name, default: [:]][v, default: []].insert(key) }
-        }
-    }
-
-    /// The cache key of an object: "namespace/name" for namespaced kinds, else "name".
-    public static func key(_ obj: JSON) -> String {
-        let name = obj["metadata"]["name"].string ?? ""
-        if let ns = obj["metadata"]["namespace"].string, !ns.isEmpty { return ns + "/" + name }
-        return name
-    }
-
-    public func get(_ key: String) -> JSON? { lock.withLock { cache[key] } }
-    public func get(namespace: String?, name: String) -> JSON? {
+    public func get(_ key: String) -> Object? { lock.withLock { cache[key] } }
+    public func get(namespace: String?, name: String) -> Object? {
         get(namespace.map { $0.isEmpty ? name : $0 + "/" + name } ?? name)
     }
-    public func list() -> [JSON] { lock.withLock { Array(cache.values) } }
-    public func list(namespace: String) -> [JSON] {
+    public func list() -> [Object] { lock.withLock { Array(cache.values) } }
+    public func list(namespace: String) -> [Object] {
         let prefix = namespace + "/"
         return lock.withLock { cache.filter { $0.key.hasPrefix(prefix) }.map(\.value) }
     }
@@ -101,7 +96,10 @@ public final class Informer: @unchecked Sendable {
     /// leader that loses its Lease, or a server shutting down, before the first list arrived: an
     /// informer that can never list must not hold the shutdown up).
     public func waitForSync() async {
-        let token = lock.withLock { () -> Int in nextWaiter += 1; return nextWaiter }
+        let token = lock.withLock { () -> Int in
+            nextWaiter += 1
+            return nextWaiter
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                 let ready = lock.withLock { () -> Bool in
@@ -116,117 +114,97 @@ public final class Informer: @unchecked Sendable {
         }
     }
 
-    private func emit(_ e: InformerEvent) {
-        let hs = lock.withLock { handlers }
-        for h in hs { h(e) }
-    }
-
-    /// Decodes a stored object for the cache without its managedFields (client-go's TransformFunc, as
-    /// kube-scheduler and kube-controller-manager use it): no controller reads them, and they are a
-    /// large share of every object's memory. Updates from the cache keep them: the API server carries
-    /// managedFields over when a write leaves them out.
-    func decode(_ kv: KeyValue) throws -> JSON {
-        var obj = try client.decode(kv, resource)
-        obj["metadata"]["managedFields"] = .null
-        return obj
-    }
-
     /// Lists and watches until cancelled.
     public func run() async {
-        let prefixLength = resource.prefix(namespace: nil).utf8.count
         var backoff = Duration.milliseconds(100)
         while !Task.isCancelled {
             do {
-                let page = try await client.store.list(prefix: resource.prefix(namespace: nil), startAfter: nil, limit: 0, revision: nil)
-                var fresh: [String: JSON] = [:]
-                fresh.reserveCapacity(page.items.count)
-                for kv in page.items {
-                    guard let obj = try? decode(kv) else { continue }
-                    fresh[String(kv.key.utf8.dropFirst(prefixLength))!] = obj
-                }
-                let old = lock.withLock { () -> [String: JSON] in
-                    let o = cache
-                    cache = fresh
-                    lastRevision = page.revision
-                    for name in indexers.keys { indexes[name] = [:] }
-                    for (k, v) in fresh { reindex(k, old: nil, new: v) }
-                    return o
-                }
-                for (k, o) in old where fresh[k] == nil { emit(.deleted(o)) }
-                for (k, n) in fresh {
-                    if let o = old[k] {
-                        if o["metadata"]["resourceVersion"] != n["metadata"]["resourceVersion"] { emit(.updated(old: o, new: n)) }
-                    } else { emit(.added(n)) }
-                }
-                let waiters = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
-                    synced = true
-                    defer { syncWaiters = [:] }
-                    return Array(syncWaiters.values)
-                }
-                for w in waiters { w.resume() }
+                let (items, listRevision) = try await source.list()
+                relist(items, revision: listRevision)
                 backoff = .milliseconds(100)
-                let events = try await client.store.watch(prefix: resource.prefix(namespace: nil), afterRevision: page.revision)
-                for try await e in events {
-                    let key = String(e.kv.key.utf8.dropFirst(prefixLength))!
-                    guard var obj = try? decode(e.kv) else { continue }
-                    obj["metadata"]["resourceVersion"] = .string(String(e.revision))
-                    switch e.kind {
-                    case .put:
-                        let old = lock.withLock { () -> JSON? in
-                            let o = cache[key]
-                            cache[key] = obj
-                            lastRevision = e.revision
-                            reindex(key, old: o, new: obj)
-                            return o
-                        }
-                        if let old { emit(.updated(old: old, new: obj)) } else { emit(.added(obj)) }
-                    case .delete:
-                        let old = lock.withLock { () -> JSON? in
-                            lastRevision = e.revision
-                            let o = cache.removeValue(forKey: key)
-                            reindex(key, old: o, new: nil)
-                            return o
-                        }
-                        emit(.deleted(old ?? obj))
-                    }
+                for try await event in try await source.watch(afterRevision: listRevision) {
+                    apply(event)
                 }
                 if Task.isCancelled { return }
             } catch {
                 if Task.isCancelled { return }
-                logger.debug("informer restarting", metadata: ["resource": "\(resource.plural)", "error": "\(error)"])
+                logger.debug("informer restarting", metadata: ["resource": "\(name)", "error": "\(error)"])
                 try? await Task.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(5))
             }
         }
     }
-}
 
-/// One informer per resource, shared by every controller (client-go's SharedInformerFactory).
-public final class InformerFactory: @unchecked Sendable {
-    let client: LocalClient
-    let logger: Logger
-    private let lock = NSLock()
-    private var informers: [String: Informer] = [:]
+    /// Replaces the cache with a fresh list and reports what changed since the last one.
+    private func relist(_ items: [Object], revision: Int64) {
+        var fresh: [String: Object] = [:]
+        fresh.reserveCapacity(items.count)
+        for item in items { fresh[item.cacheKey] = item }
+        let old = lock.withLock { () -> [String: Object] in
+            let previous = cache
+            cache = fresh
+            lastRevision = revision
+            for name in indexers.keys { indexes[name] = [:] }
+            for (key, object) in fresh { reindex(key, old: nil, new: object) }
+            return previous
+        }
+        for (key, object) in old where fresh[key] == nil { emit(.deleted(object)) }
+        for (key, object) in fresh {
+            if let previous = old[key] {
+                if previous.metadata.resourceVersion != object.metadata.resourceVersion {
+                    emit(.updated(old: previous, new: object))
+                }
+            } else {
+                emit(.added(object))
+            }
+        }
+        let waiters = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+            synced = true
+            defer { syncWaiters = [:] }
+            return Array(syncWaiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
 
-    public init(client: LocalClient, logger: Logger) { self.client = client; self.logger = logger }
-
-    public func informer(_ r: ResourceType) -> Informer {
-        lock.withLock {
-            if let i = informers[r.plural + "." + r.group] { return i }
-            let i = Informer(r, client: client, logger: logger)
-            informers[r.plural + "." + r.group] = i
-            return i
+    private func apply(_ event: SourceEvent<Object>) {
+        switch event {
+        case .put(let object, let revision):
+            let key = object.cacheKey
+            let old = lock.withLock { () -> Object? in
+                let previous = cache.updateValue(object, forKey: key)
+                lastRevision = revision
+                reindex(key, old: previous, new: object)
+                return previous
+            }
+            if let old { emit(.updated(old: old, new: object)) } else { emit(.added(object)) }
+        case .delete(let object, let revision):
+            let key = object.cacheKey
+            let old = lock.withLock { () -> Object? in
+                lastRevision = revision
+                let previous = cache.removeValue(forKey: key)
+                reindex(key, old: previous, new: nil)
+                return previous
+            }
+            emit(.deleted(old ?? object))
         }
     }
-    public var all: [Informer] { lock.withLock { Array(informers.values) } }
 
-    /// Runs every informer created so far (create them all before calling this).
-    public func run() async {
-        await withTaskGroup(of: Void.self) { g in
-            for i in all { g.addTask { await i.run() } }
-        }
+    private func emit(_ event: InformerEvent<Object>) {
+        let current = lock.withLock { handlers }
+        for handler in current { handler(event) }
     }
-    public func waitForSync() async {
-        for i in all { await i.waitForSync() }
+
+    /// Called with the lock held: keeps the indexes in step with one cache change.
+    private func reindex(_ key: String, old: Object?, new: Object?) {
+        for (name, values) in indexers {
+            let before = old.map(values) ?? []
+            let after = new.map(values) ?? []
+            if before == after { continue }
+            for value in before where !after.contains(value) {
+                indexes[name]?[value]?.remove(key)
+                if indexes[name]?[value]?.isEmpty == true { indexes[name]?[value] = nil }
+            }
+            for value in after { indexes[name, default: [:]][value, default: []].insert(key) }
+        }
     }
 }

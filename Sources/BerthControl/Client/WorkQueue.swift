@@ -21,13 +21,17 @@ public actor WorkQueue {
         if shuttingDown || dirty.contains(key) { return }
         dirty.insert(key)
         if processing.contains(key) { return }
-        if !waiters.isEmpty { waiters.removeFirst().resume(returning: key); dirty.remove(key); processing.insert(key); return }
+        if !waiters.isEmpty {
+            waiters.removeFirst().resume(returning: key); dirty.remove(key); processing.insert(key); return
+        }
         queue.append(key)
     }
 
     /// Adds `key` after `delay` (periodic resyncs, waiting for a deadline).
     public nonisolated func add(_ key: String, after delay: Duration) {
-        Task { try? await Task.sleep(for: delay); await self.add(key) }
+        Task {
+            try? await Task.sleep(for: delay); await self.add(key)
+        }
     }
 
     /// Adds `key` after `delay` unless an add from an earlier call is still pending: a burst of
@@ -71,8 +75,11 @@ public actor WorkQueue {
     public func done(_ key: String) {
         processing.remove(key)
         if dirty.contains(key) {
-            if !waiters.isEmpty { dirty.remove(key); processing.insert(key); waiters.removeFirst().resume(returning: key) }
-            else { queue.append(key) }
+            if !waiters.isEmpty {
+                dirty.remove(key); processing.insert(key); waiters.removeFirst().resume(returning: key)
+            } else {
+                queue.append(key)
+            }
         }
     }
 
@@ -87,8 +94,10 @@ public actor WorkQueue {
 
 /// A controller's loop: workers take keys from the queue and call `sync`; an error re-queues the key
 /// with back-off. Runs until cancelled.
-func runWorkers(_ queue: WorkQueue, count: Int, sync: @escaping @Sendable (String) async throws -> Void,
-                onError: @escaping @Sendable (String, any Error) -> Void) async {
+func runWorkers(
+    _ queue: WorkQueue, count: Int, sync: @escaping @Sendable (String) async throws -> Void,
+    onError: @escaping @Sendable (String, any Error) -> Void
+) async {
     await withTaskCancellationHandler {
         await withTaskGroup(of: Void.self) { g in
             for _ in 0..<count {

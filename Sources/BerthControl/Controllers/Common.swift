@@ -11,8 +11,11 @@ enum Objects {
         controllerRef(obj).flatMap { $0["uid"].string }.map { [$0] } ?? []
     }
     static func ownerReference(to owner: JSON, kind: String, apiVersion: String) -> JSON {
-        ["apiVersion": .string(apiVersion), "kind": .string(kind), "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-         "controller": true, "blockOwnerDeletion": true]
+        [
+            "apiVersion": .string(apiVersion), "kind": .string(kind), "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": true, "blockOwnerDeletion": true,
+        ]
     }
     static func isTerminating(_ obj: JSON) -> Bool { !obj["metadata"]["deletionTimestamp"].isNull }
     static func isFinished(_ pod: JSON) -> Bool {
@@ -87,7 +90,9 @@ final class Expectations: @unchecked Sendable {
     func satisfied(_ key: String) -> Bool {
         lock.withLock {
             guard let e = entries[key] else { return true }
-            if (e.adds <= 0 && e.deletes.isEmpty) || Date().timeIntervalSince(e.since) > ttl { entries[key] = nil; return true }
+            if (e.adds <= 0 && e.deletes.isEmpty) || Date().timeIntervalSince(e.since) > ttl {
+                entries[key] = nil; return true
+            }
             return false
         }
     }

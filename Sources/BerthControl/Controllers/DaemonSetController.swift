@@ -23,9 +23,9 @@ struct DaemonSetController: ControlLoop {
     let name = "daemonset-controller"
     let queue = WorkQueue(name: "daemonsets")
     let client: LocalClient
-    let daemonSets: Informer
-    let pods: Informer
-    let nodes: Informer
+    let daemonSets: UntypedInformer
+    let pods: UntypedInformer
+    let nodes: UntypedInformer
     let events: EventRecorder
     let logger: Logger
     let workers: Int
@@ -38,7 +38,7 @@ struct DaemonSetController: ControlLoop {
     static let createBurst = 64
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("daemon-set-controller")
+        client = ctx.localClient("daemon-set-controller")
         events = ctx.events
         logger = ctx.logger
         workers = ctx.config.workers
@@ -51,7 +51,7 @@ struct DaemonSetController: ControlLoop {
         let (queue, daemonSets) = (self.queue, self.daemonSets)
         // Handlers must not wait: each key is added by a task of its own.
         daemonSets.onChange { e in
-            let key = Informer.key(e.object)
+            let key = UntypedInformer.key(e.object)
             Task { await queue.add(key) }
         }
         pods.onChange { e in
@@ -68,7 +68,7 @@ struct DaemonSetController: ControlLoop {
         nodes.onChange { e in
             if case .updated(let old, let new) = e, Self.placementFields(old) == Self.placementFields(new) { return }
             for ds in daemonSets.list() {
-                let key = Informer.key(ds)
+                let key = UntypedInformer.key(ds)
                 Task { await queue.add(key) }
             }
         }
@@ -76,14 +76,16 @@ struct DaemonSetController: ControlLoop {
 
     func run() async {
         let logger = self.logger
-        await runWorkers(queue, count: workers, sync: { try await sync($0) }, onError: { key, error in
-            if Task.isCancelled { return } // stopping (no longer leader, or shutting down)
-            if let e = error as? APIError, [404, 409].contains(e.code) {
-                logger.debug("daemonset sync retried", metadata: ["key": "\(key)", "error": "\(e)"])
-            } else {
-                logger.warning("daemonset sync failed", metadata: ["key": "\(key)", "error": "\(error)"])
-            }
-        })
+        await runWorkers(
+            queue, count: workers, sync: { try await sync($0) },
+            onError: { key, error in
+                if Task.isCancelled { return }  // stopping (no longer leader, or shutting down)
+                if let e = error as? APIError, [404, 409].contains(e.code) {
+                    logger.debug("daemonset sync retried", metadata: ["key": "\(key)", "error": "\(e)"])
+                } else {
+                    logger.warning("daemonset sync failed", metadata: ["key": "\(key)", "error": "\(error)"])
+                }
+            })
     }
 
     // MARK: sync
@@ -97,7 +99,9 @@ struct DaemonSetController: ControlLoop {
         let hash = Self.templateHash(ds)
         let template = Self.podTemplate(ds, hash: hash)
         let selector = LabelSelector(object: ds["spec"]["selector"])
-        let nodeList = nodes.list().sorted { ($0["metadata"]["name"].string ?? "") < ($1["metadata"]["name"].string ?? "") }
+        let nodeList = nodes.list().sorted {
+            ($0["metadata"]["name"].string ?? "") < ($1["metadata"]["name"].string ?? "")
+        }
         // Node name → this DaemonSet's pods meant for it (bound, or still carrying the node affinity).
         var byNode: [String: [JSON]] = [:]
         for pod in pods.byIndex(Self.ownerIndex, ds["metadata"]["uid"].string ?? "")
@@ -142,22 +146,30 @@ struct DaemonSetController: ControlLoop {
             // Unbound pods aimed at a node that no longer exists would stay Pending for ever.
             let names = Set(nodeList.compactMap { $0["metadata"]["name"].string })
             for (node, ps) in byNode where !names.contains(node) {
-                deletes += ps.filter { ($0["spec"]["nodeName"].string ?? "").isEmpty && $0["metadata"]["deletionTimestamp"].isNull }
+                deletes += ps.filter {
+                    ($0["spec"]["nodeName"].string ?? "").isEmpty && $0["metadata"]["deletionTimestamp"].isNull
+                }
             }
             // Replacing old pods waits until the set of pods is right (the next sync, once expectations are met).
-            if creates.isEmpty && deletes.isEmpty && (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate" {
+            if creates.isEmpty && deletes.isEmpty
+                && (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate"
+            {
                 let desired = nodeList.filter { DaemonPlacement.evaluate(template["spec"], on: $0).shouldRun }.count
                 let surge = Self.maxSurge(ds, desired: desired)
                 if surge > 0 {
-                    (creates, deletes) = rollingUpdateWithSurge(ds, byNode: byNode, hash: hash, maxSurge: surge, now: now)
+                    (creates, deletes) = rollingUpdateWithSurge(
+                        ds, byNode: byNode, hash: hash, maxSurge: surge, now: now)
                 } else {
                     deletes = rollingUpdateDeletions(ds, byNode: byNode, hash: hash, desired: desired, now: now)
                 }
             }
             try await apply(ds, key: key, template: template, creates: creates, deletes: deletes)
         }
-        recheck = [recheck, try await updateStatus(ds, nodes: nodeList, byNode: byNode, hash: hash, template: template, now: now)]
-            .compactMap { $0 }.min()
+        recheck = [
+            recheck,
+            try await updateStatus(ds, nodes: nodeList, byNode: byNode, hash: hash, template: template, now: now),
+        ]
+        .compactMap { $0 }.min()
         if let recheck { queue.add(key, after: .milliseconds(Int64(recheck * 1000) + 10)) }
     }
 
@@ -174,7 +186,9 @@ struct DaemonSetController: ControlLoop {
     /// `rollingUpdate.maxSurge` as a number of nodes (percentages round up, as upstream's).
     static func maxSurge(_ ds: JSON, desired: Int) -> Int {
         let spec = ds["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"]
-        guard (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate", !spec.isNull else { return 0 }
+        guard (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate", !spec.isNull else {
+            return 0
+        }
         return max(0, Int(Objects.intOrPercent(spec, total: Int64(desired), roundUp: true)))
     }
 
@@ -189,7 +203,8 @@ struct DaemonSetController: ControlLoop {
         if let newest = new.first {
             keep.append(newest)
             if let previous = old.first, !Objects.isAvailable(newest, minReadySeconds: minReady, now: now),
-               Objects.isAvailable(previous, minReadySeconds: minReady, now: now) {
+                Objects.isAvailable(previous, minReadySeconds: minReady, now: now)
+            {
                 keep.append(previous)
             }
         } else if let previous = old.first {
@@ -202,17 +217,24 @@ struct DaemonSetController: ControlLoop {
     /// Upstream's rolling update with surge: a new pod starts beside the old one on up to maxSurge nodes at
     /// a time (at once where the old one is unavailable anyway); the old pod goes when the new one is
     /// available, so with maxUnavailable 0 no node is ever without an available daemon pod.
-    func rollingUpdateWithSurge(_ ds: JSON, byNode: [String: [JSON]], hash: String, maxSurge: Int, now: Date) -> (creates: [String], deletes: [JSON]) {
+    func rollingUpdateWithSurge(_ ds: JSON, byNode: [String: [JSON]], hash: String, maxSurge: Int, now: Date) -> (
+        creates: [String], deletes: [JSON]
+    ) {
         let minReady = ds["spec"]["minReadySeconds"].int ?? 0
         var surging = 0
         var creates: [String] = []
         var deletes: [JSON] = []
         var waiting: [String] = []
         for node in byNode.keys.sorted() {
-            let (new, old) = Self.byRevision(byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
+            let (new, old) = Self.byRevision(
+                byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
             guard let previous = old.first else { continue }
             if let newest = new.first {
-                if Objects.isAvailable(newest, minReadySeconds: minReady, now: now) { deletes += old } else { surging += 1 }
+                if Objects.isAvailable(newest, minReadySeconds: minReady, now: now) {
+                    deletes += old
+                } else {
+                    surging += 1
+                }
             } else if !Objects.isAvailable(previous, minReadySeconds: minReady, now: now) {
                 creates.append(node)
             } else {
@@ -235,14 +257,18 @@ struct DaemonSetController: ControlLoop {
         var replaceNow: [JSON] = []
         var candidates: [JSON] = []
         for node in byNode.keys.sorted() {
-            let (new, old) = Self.byRevision(byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
+            let (new, old) = Self.byRevision(
+                byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
             if new.count > 1 || old.count > 1 || new.count == old.count {
-                unavailable += 1 // duplicates, nothing yet, or a replacement under way: the manage pass handles it
+                unavailable += 1  // duplicates, nothing yet, or a replacement under way: the manage pass handles it
             } else if let pod = new.first {
                 if !Objects.isAvailable(pod, minReadySeconds: minReady, now: now) { unavailable += 1 }
             } else if let pod = old.first {
-                if !Objects.isAvailable(pod, minReadySeconds: minReady, now: now) { replaceNow.append(pod) }
-                else if unavailable < maxUnavailable { candidates.append(pod) }
+                if !Objects.isAvailable(pod, minReadySeconds: minReady, now: now) {
+                    replaceNow.append(pod)
+                } else if unavailable < maxUnavailable {
+                    candidates.append(pod)
+                }
             }
         }
         let room = max(0, min(maxUnavailable - unavailable, candidates.count))
@@ -271,7 +297,9 @@ struct DaemonSetController: ControlLoop {
                 g.addTask {
                     do {
                         let created = try await client.create(Registry.pods, pod)
-                        events.record(ds, reason: "SuccessfulCreate", message: "Created pod: \(created["metadata"]["name"].string ?? "")")
+                        events.record(
+                            ds, reason: "SuccessfulCreate",
+                            message: "Created pod: \(created["metadata"]["name"].string ?? "")")
                         return .success(Int64(created["metadata"]["resourceVersion"].string ?? "") ?? 0)
                     } catch {
                         events.record(ds, type: "Warning", reason: "FailedCreate", message: "Error creating: \(error)")
@@ -286,11 +314,16 @@ struct DaemonSetController: ControlLoop {
             let name = pod["metadata"]["name"].string ?? ""
             let uid = pod["metadata"]["uid"].string ?? ""
             do {
-                try await client.delete(Registry.pods, namespace: pod["metadata"]["namespace"].string, name: name, uid: uid)
-                deleted.append((Informer.key(pod), uid))
+                try await client.delete(
+                    Registry.pods, namespace: pod["metadata"]["namespace"].string, name: name, uid: uid)
+                deleted.append((UntypedInformer.key(pod), uid))
                 events.record(ds, reason: "SuccessfulDelete", message: "Deleted pod: \(name)")
-                if pod["status"]["phase"].string == "Failed", let node = Self.targetNode(pod) { memory.failed(key, node: node, now: Date()) }
-            } catch let e as APIError where e.code == 404 || (e.code == 409 && e.message.hasPrefix("Precondition failed")) {
+                if pod["status"]["phase"].string == "Failed", let node = Self.targetNode(pod) {
+                    memory.failed(key, node: node, now: Date())
+                }
+            } catch let e as APIError
+                where e.code == 404 || (e.code == 409 && e.message.hasPrefix("Precondition failed"))
+            {
                 // Already gone (or replaced by a namesake): nothing to wait for.
             } catch {
                 if firstError == nil { firstError = error }
@@ -302,10 +335,13 @@ struct DaemonSetController: ControlLoop {
 
     /// Writes the status counts (as `kubectl rollout status ds/x` reads them) when they changed. Returns
     /// when to look again because a ready pod becomes available (minReadySeconds).
-    private func updateStatus(_ ds: JSON, nodes nodeList: [JSON], byNode: [String: [JSON]], hash: String, template: JSON,
-                              now: Date) async throws -> TimeInterval? {
+    private func updateStatus(
+        _ ds: JSON, nodes nodeList: [JSON], byNode: [String: [JSON]], hash: String, template: JSON,
+        now: Date
+    ) async throws -> TimeInterval? {
         let minReady = ds["spec"]["minReadySeconds"].int ?? 0
-        var desired: Int64 = 0, current: Int64 = 0, misscheduled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0, updated: Int64 = 0
+        var desired: Int64 = 0, current: Int64 = 0, misscheduled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0,
+            updated: Int64 = 0
         var recheck: TimeInterval?
         for node in nodeList {
             let daemonPods = byNode[node["metadata"]["name"].string ?? ""] ?? []
@@ -318,8 +354,9 @@ struct DaemonSetController: ControlLoop {
             current += 1
             if Objects.isReady(pod) {
                 ready += 1
-                if Objects.isAvailable(pod, minReadySeconds: minReady, now: now) { available += 1 }
-                else if let since = Self.readySince(pod) {
+                if Objects.isAvailable(pod, minReadySeconds: minReady, now: now) {
+                    available += 1
+                } else if let since = Self.readySince(pod) {
                     let wait = since.addingTimeInterval(TimeInterval(minReady)).timeIntervalSince(now)
                     recheck = min(recheck ?? wait, max(wait, 0))
                 }
@@ -356,15 +393,22 @@ struct DaemonSetController: ControlLoop {
             ("node.kubernetes.io/disk-pressure", "NoSchedule"), ("node.kubernetes.io/memory-pressure", "NoSchedule"),
             ("node.kubernetes.io/pid-pressure", "NoSchedule"), ("node.kubernetes.io/unschedulable", "NoSchedule"),
         ]
-        if t["spec"]["hostNetwork"].bool == true { automatic.append(("node.kubernetes.io/network-unavailable", "NoSchedule")) }
+        if t["spec"]["hostNetwork"].bool == true {
+            automatic.append(("node.kubernetes.io/network-unavailable", "NoSchedule"))
+        }
         for (key, effect) in automatic {
             let toleration: JSON = ["key": .string(key), "operator": "Exists", "effect": .string(effect)]
             // Upstream's AddOrUpdateToleration: one equal in key, operator, value and effect is replaced.
             let same: (JSON) -> Bool = {
-                $0["key"].string == key && ($0["operator"].string ?? "Equal") == "Exists" && ($0["value"].string ?? "").isEmpty
+                $0["key"].string == key && ($0["operator"].string ?? "Equal") == "Exists"
+                    && ($0["value"].string ?? "").isEmpty
                     && $0["effect"].string == effect
             }
-            if let i = tolerations.firstIndex(where: same) { tolerations[i] = toleration } else { tolerations.append(toleration) }
+            if let i = tolerations.firstIndex(where: same) {
+                tolerations[i] = toleration
+            } else {
+                tolerations.append(toleration)
+            }
         }
         t["spec"]["tolerations"] = .array(tolerations)
         return t
@@ -375,10 +419,13 @@ struct DaemonSetController: ControlLoop {
         var meta: JSON = [
             "generateName": .string((ds["metadata"]["name"].string ?? "") + "-"),
             "namespace": ds["metadata"]["namespace"],
-            "ownerReferences": [[
-                "apiVersion": "apps/v1", "kind": "DaemonSet", "name": ds["metadata"]["name"], "uid": ds["metadata"]["uid"],
-                "controller": true, "blockOwnerDeletion": true,
-            ]],
+            "ownerReferences": [
+                [
+                    "apiVersion": "apps/v1", "kind": "DaemonSet", "name": ds["metadata"]["name"],
+                    "uid": ds["metadata"]["uid"],
+                    "controller": true, "blockOwnerDeletion": true,
+                ]
+            ],
         ]
         for f in ["labels", "annotations", "finalizers"] { meta[f] = template["metadata"][f] }
         var spec = template["spec"]
@@ -392,9 +439,13 @@ struct DaemonSetController: ControlLoop {
     /// GetTargetNodeName).
     static func targetNode(_ pod: JSON) -> String? {
         if let n = pod["spec"]["nodeName"].string, !n.isEmpty { return n }
-        let terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"].array ?? []
+        let terms =
+            pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+                "nodeSelectorTerms"
+            ].array ?? []
         for term in terms {
-            for f in term["matchFields"].array ?? [] where f["key"].string == "metadata.name" && f["operator"].string == "In" {
+            for f in term["matchFields"].array ?? []
+            where f["key"].string == "metadata.name" && f["operator"].string == "In" {
                 let values = f["values"].array ?? []
                 return values.count == 1 ? values[0].string : nil
             }
@@ -403,8 +454,10 @@ struct DaemonSetController: ControlLoop {
     }
 
     static func controllerRef(_ pod: JSON) -> (name: String, uid: String)? {
-        guard let ref = Objects.controllerRef(pod), ref["kind"].string == "DaemonSet", ref["apiVersion"].string?.hasPrefix("apps/") == true,
-              let name = ref["name"].string, let uid = ref["uid"].string else { return nil }
+        guard let ref = Objects.controllerRef(pod), ref["kind"].string == "DaemonSet",
+            ref["apiVersion"].string?.hasPrefix("apps/") == true,
+            let name = ref["name"].string, let uid = ref["uid"].string
+        else { return nil }
         return (name, uid)
     }
 
@@ -416,16 +469,19 @@ struct DaemonSetController: ControlLoop {
     static func olderFirst(_ a: JSON, _ b: JSON) -> Bool {
         let (ab, bb) = (!(a["spec"]["nodeName"].string ?? "").isEmpty, !(b["spec"]["nodeName"].string ?? "").isEmpty)
         if ab != bb { return ab }
-        let (at, bt) = (a["metadata"]["creationTimestamp"].string ?? "", b["metadata"]["creationTimestamp"].string ?? "")
+        let (at, bt) = (
+            a["metadata"]["creationTimestamp"].string ?? "", b["metadata"]["creationTimestamp"].string ?? ""
+        )
         if at != bt { return at < bt }
         return (a["metadata"]["name"].string ?? "") < (b["metadata"]["name"].string ?? "")
     }
 
     static func readySince(_ pod: JSON) -> Date? {
-        let c = (pod["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" && $0["status"].string == "True" }
+        let c = (pod["status"]["conditions"].array ?? []).first {
+            $0["type"].string == "Ready" && $0["status"].string == "True"
+        }
         return APITime.parse(c?["lastTransitionTime"].string)
     }
-
 
     /// The revision hash of the template: FNV-1a (32-bit) of its JSON, spelled like upstream's
     /// ControllerRevision hashes (rand.SafeEncodeString of the decimal number). Equal templates always
@@ -488,7 +544,9 @@ enum DaemonPlacement {
         case "Exists": return value != nil
         case "DoesNotExist": return value == nil
         case "Gt", "Lt":
-            guard let v = value.flatMap({ Int64($0) }), values.count == 1, let bound = Int64(values[0]) else { return false }
+            guard let v = value.flatMap({ Int64($0) }), values.count == 1, let bound = Int64(values[0]) else {
+                return false
+            }
             return req["operator"].string == "Gt" ? v > bound : v < bound
         default: return false
         }
@@ -533,7 +591,7 @@ final class DaemonSetMemory: @unchecked Sendable {
     }
 
     /// True when the cache shows every create and delete of the last syncs (or they timed out).
-    func satisfied(_ key: String, pods: Informer) -> Bool {
+    func satisfied(_ key: String, pods: UntypedInformer) -> Bool {
         lock.withLock {
             guard var p = pending[key] else { return true }
             p.deleted.removeAll { d in

@@ -43,7 +43,8 @@ extension DeploymentController {
                 // is looked at again when its event arrives.
                 try await client.update(Registry.replicaSets, u)
                 adopted = true
-                events.record(d, reason: "Adopted", message: "Adopted ReplicaSet \(rs["metadata"]["name"].string ?? "")")
+                events.record(
+                    d, reason: "Adopted", message: "Adopted ReplicaSet \(rs["metadata"]["name"].string ?? "")")
             } catch let e as APIError where e.code == 409 || e.code == 404 {
                 continue
             }

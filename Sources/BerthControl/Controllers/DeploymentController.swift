@@ -11,16 +11,16 @@ struct DeploymentController: ControlLoop {
     static let revisionKey = "deployment.kubernetes.io/revision"
     static let hashLabel = "pod-template-hash"
     let client: LocalClient
-    let deployments: Informer
-    let sets: Informer
-    let pods: Informer
+    let deployments: UntypedInformer
+    let sets: UntypedInformer
+    let pods: UntypedInformer
     let queue = WorkQueue(name: "deployment")
     let events: ComponentRecorder
     let logger: Logger
     let workers: Int
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("deployment-controller")
+        client = ctx.localClient("deployment-controller")
         deployments = ctx.informers.informer(Registry.deployments)
         sets = ctx.informers.informer(Registry.replicaSets)
         pods = ctx.informers.informer(Registry.pods)
@@ -31,27 +31,32 @@ struct DeploymentController: ControlLoop {
         sets.addIndex(Self.orphanIndex, Self.orphanNamespace)
         pods.addIndex("controller", Objects.controllerUID)
         let queue = self.queue
-        deployments.onChange { e in let k = Informer.key(e.object); Task { await queue.add(k) } }
+        deployments.onChange { e in
+            let k = UntypedInformer.key(e.object); Task { await queue.add(k) }
+        }
         let controller = self
         sets.onChange { e in
             if Objects.controllerRef(e.object) == nil {
                 if case .deleted = e { return }
                 // An orphan: the Deployments that select it may adopt it.
-                let keys = controller.deploymentsSelecting(e.object).map(Informer.key)
+                let keys = controller.deploymentsSelecting(e.object).map(UntypedInformer.key)
                 Task { for k in keys { await queue.add(k) } }
                 return
             }
             guard let ref = Objects.controllerRef(e.object), ref["kind"].string == "Deployment",
-                  let owner = ref["name"].string, let ns = e.object["metadata"]["namespace"].string else { return }
+                let owner = ref["name"].string, let ns = e.object["metadata"]["namespace"].string
+            else { return }
             let k = Objects.key(namespace: ns, name: owner)
             Task { await queue.add(k) }
         }
     }
 
     func run() async {
-        await runWorkers(queue, count: workers, sync: sync, onError: { key, error in
-            logger.debug("deployment sync failed", metadata: ["deployment": "\(key)", "error": "\(error)"])
-        })
+        await runWorkers(
+            queue, count: workers, sync: sync,
+            onError: { key, error in
+                logger.debug("deployment sync failed", metadata: ["deployment": "\(key)", "error": "\(error)"])
+            })
     }
 
     // MARK: helpers
@@ -85,14 +90,17 @@ struct DeploymentController: ControlLoop {
         let want = Self.comparable(d["spec"]["template"])
         let matching = owned.filter { Self.comparable($0["spec"]["template"]) == want }
         // Several identical templates (should not happen): the oldest one is the new ReplicaSet.
-        let newRS = matching.min { ($0["metadata"]["creationTimestamp"].string ?? "") < ($1["metadata"]["creationTimestamp"].string ?? "") }
+        let newRS = matching.min {
+            ($0["metadata"]["creationTimestamp"].string ?? "") < ($1["metadata"]["creationTimestamp"].string ?? "")
+        }
         let old = owned.filter { $0["metadata"]["uid"] != newRS?["metadata"]["uid"] }
         let replicas = d["spec"]["replicas"].int ?? 1
         var surge: Int64 = 0, unavailable: Int64 = 0
         if d["spec"]["strategy"]["type"].string != "Recreate" {
             let ru = d["spec"]["strategy"]["rollingUpdate"]
             surge = Objects.intOrPercent(ru["maxSurge"].isNull ? "25%" : ru["maxSurge"], total: replicas, roundUp: true)
-            unavailable = Objects.intOrPercent(ru["maxUnavailable"].isNull ? "25%" : ru["maxUnavailable"], total: replicas, roundUp: false)
+            unavailable = Objects.intOrPercent(
+                ru["maxUnavailable"].isNull ? "25%" : ru["maxUnavailable"], total: replicas, roundUp: false)
             if surge == 0 && unavailable == 0 { unavailable = 1 }
         }
         return Plan(d: d, replicas: replicas, newRS: newRS, old: old, maxSurge: surge, maxUnavailable: unavailable)
@@ -138,7 +146,10 @@ struct DeploymentController: ControlLoop {
             pods.byIndex("controller", rs["metadata"]["uid"].string ?? "").contains { !Objects.isFinished($0) }
         }
         if oldPodsLeft { try await writeStatus(p, reason: nil); return }
-        if p.newRS == nil { p.newRS = try await createNewRS(&p, replicas: p.replicas); try await writeStatus(p, reason: "NewReplicaSetCreated"); return }
+        if p.newRS == nil {
+            p.newRS = try await createNewRS(&p, replicas: p.replicas);
+            try await writeStatus(p, reason: "NewReplicaSetCreated"); return
+        }
         if let n = p.newRS, Self.replicas(n) != p.replicas {
             p.newRS = try await scale(n, to: p.replicas, p)
             try await writeStatus(p, reason: "ReplicaSetUpdated")
@@ -159,7 +170,9 @@ struct DeploymentController: ControlLoop {
         if let n = p.newRS {
             let cur = Self.replicas(n)
             var target = cur
-            if cur > p.replicas { target = p.replicas } else if cur < p.replicas {
+            if cur > p.replicas {
+                target = p.replicas
+            } else if cur < p.replicas {
                 let total = p.all.reduce(Int64(0)) { $0 + Self.replicas($1) }
                 let room = p.replicas + p.maxSurge - total
                 if room > 0 { target = cur + min(room, p.replicas - cur) }
@@ -190,7 +203,10 @@ struct DeploymentController: ControlLoop {
         if maxScaleDown <= 0 { return false }
         var scaled = false
         // Old replicas that are not available cost nothing to remove.
-        let oldest = p.old.indices.sorted { (p.old[$0]["metadata"]["creationTimestamp"].string ?? "") < (p.old[$1]["metadata"]["creationTimestamp"].string ?? "") }
+        let oldest = p.old.indices.sorted {
+            (p.old[$0]["metadata"]["creationTimestamp"].string ?? "")
+                < (p.old[$1]["metadata"]["creationTimestamp"].string ?? "")
+        }
         for i in oldest where maxScaleDown > 0 {
             let rs = p.old[i]
             let unhealthy = Self.replicas(rs) - (rs["status"]["availableReplicas"].int ?? 0)
@@ -226,8 +242,9 @@ struct DeploymentController: ControlLoop {
                 .sorted { Self.revision($0) < Self.revision($1) }
             if prunable.count > Int(limit) {
                 for rs in prunable.prefix(prunable.count - Int(limit)) {
-                    try? await client.delete(Registry.replicaSets, namespace: rs["metadata"]["namespace"].string,
-                                             name: rs["metadata"]["name"].string ?? "", uid: rs["metadata"]["uid"].string)
+                    try? await client.delete(
+                        Registry.replicaSets, namespace: rs["metadata"]["namespace"].string,
+                        name: rs["metadata"]["name"].string ?? "", uid: rs["metadata"]["uid"].string)
                 }
             }
         }
@@ -262,22 +279,31 @@ struct DeploymentController: ControlLoop {
             labels[Self.hashLabel] = .string(hash)
             let rs: JSON = [
                 "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": ["name": .string("\(d["metadata"]["name"].string ?? "")-\(hash)"), "namespace": d["metadata"]["namespace"],
-                             "labels": labels, "annotations": annotations,
-                             "ownerReferences": [Objects.ownerReference(to: d, kind: "Deployment", apiVersion: "apps/v1")]],
-                "spec": ["replicas": .int(replicas), "minReadySeconds": .int(d["spec"]["minReadySeconds"].int ?? 0),
-                         "selector": selector, "template": template],
+                "metadata": [
+                    "name": .string("\(d["metadata"]["name"].string ?? "")-\(hash)"),
+                    "namespace": d["metadata"]["namespace"],
+                    "labels": labels, "annotations": annotations,
+                    "ownerReferences": [Objects.ownerReference(to: d, kind: "Deployment", apiVersion: "apps/v1")],
+                ],
+                "spec": [
+                    "replicas": .int(replicas), "minReadySeconds": .int(d["spec"]["minReadySeconds"].int ?? 0),
+                    "selector": selector, "template": template,
+                ],
             ]
             do {
                 let created = try await client.create(Registry.replicaSets, rs)
-                events.record(d, reason: "ScalingReplicaSet", message: "Scaled up replica set \(created["metadata"]["name"].string ?? "") from 0 to \(replicas)")
+                events.record(
+                    d, reason: "ScalingReplicaSet",
+                    message: "Scaled up replica set \(created["metadata"]["name"].string ?? "") from 0 to \(replicas)")
                 return created
             } catch let e as APIError where e.reason == "AlreadyExists" {
                 // Same name, different template (a hash collision) or not ours: salt the hash.
-                if let existing = try await client.get(Registry.replicaSets, namespace: d["metadata"]["namespace"].string,
-                                                       name: "\(d["metadata"]["name"].string ?? "")-\(hash)"),
-                   Objects.controllerRef(existing)?["uid"] == d["metadata"]["uid"],
-                   Self.comparable(existing["spec"]["template"]) == Self.comparable(d["spec"]["template"]) {
+                if let existing = try await client.get(
+                    Registry.replicaSets, namespace: d["metadata"]["namespace"].string,
+                    name: "\(d["metadata"]["name"].string ?? "")-\(hash)"),
+                    Objects.controllerRef(existing)?["uid"] == d["metadata"]["uid"],
+                    Self.comparable(existing["spec"]["template"]) == Self.comparable(d["spec"]["template"])
+                {
                     return existing
                 }
                 collisions += 1
@@ -286,14 +312,18 @@ struct DeploymentController: ControlLoop {
                 _ = try? await client.updateStatus(Registry.deployments, st)
             }
         }
-        throw APIError(code: 409, reason: "Conflict", message: "could not find a free ReplicaSet name for deployment \(d["metadata"]["name"].string ?? "")")
+        throw APIError(
+            code: 409, reason: "Conflict",
+            message: "could not find a free ReplicaSet name for deployment \(d["metadata"]["name"].string ?? "")")
     }
 
     /// Annotations a Deployment passes on to its ReplicaSets (change-cause and the user's own).
     static func copiedAnnotations(_ d: JSON) -> JSON {
         var out: JSON = [:]
         for (k, v) in d["metadata"]["annotations"].object ?? [:] {
-            if k == "kubectl.kubernetes.io/last-applied-configuration" || k.hasPrefix("deployment.kubernetes.io/") { continue }
+            if k == "kubectl.kubernetes.io/last-applied-configuration" || k.hasPrefix("deployment.kubernetes.io/") {
+                continue
+            }
             out[k] = v
         }
         return out
@@ -308,8 +338,11 @@ struct DeploymentController: ControlLoop {
         let out = try await client.update(Registry.replicaSets, u)
         let from = Self.replicas(rs)
         if from != n {
-            events.record(p.d, reason: "ScalingReplicaSet",
-                          message: "Scaled \(n > from ? "up" : "down") replica set \(rs["metadata"]["name"].string ?? "") from \(from) to \(n)")
+            events.record(
+                p.d, reason: "ScalingReplicaSet",
+                message:
+                    "Scaled \(n > from ? "up" : "down") replica set \(rs["metadata"]["name"].string ?? "") from \(from) to \(n)"
+            )
         }
         return out
     }
@@ -322,9 +355,11 @@ struct DeploymentController: ControlLoop {
         var u = n
         var changed = false
         if Self.revision(n) <= maxOld {
-            var history = (n["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"].string ?? "").split(separator: ",").map(String.init)
+            var history = (n["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"].string ?? "")
+                .split(separator: ",").map(String.init)
             history.append(String(Self.revision(n)))
-            u["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = .string(history.filter { $0 != "0" }.joined(separator: ","))
+            u["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = .string(
+                history.filter { $0 != "0" }.joined(separator: ","))
             u["metadata"]["annotations"][Self.revisionKey] = .string(String(maxOld + 1))
             changed = true
         }
@@ -355,65 +390,90 @@ struct DeploymentController: ControlLoop {
         st["readyReplicas"] = .int(sum("readyReplicas"))
         st["availableReplicas"] = .int(sum("availableReplicas"))
         st["unavailableReplicas"] = .int(max(0, p.replicas - sum("availableReplicas")))
-        for f in ["updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas", "replicas"] where st[f].int == 0 { st[f] = .null }
+        for f in ["updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas", "replicas"]
+        where st[f].int == 0 { st[f] = .null }
         let now = APITime.string()
         var conds = st["conditions"].array ?? []
         func setCondition(_ type: String, _ status: String, _ reason: String, _ message: String, touch: Bool = true) {
             if let i = conds.firstIndex(where: { $0["type"].string == type }) {
                 var c = conds[i]
                 if c["status"].string != status { c["lastTransitionTime"] = .string(now) }
-                if c["reason"].string != reason || c["message"].string != message || touch { c["lastUpdateTime"] = .string(now) }
+                if c["reason"].string != reason || c["message"].string != message || touch {
+                    c["lastUpdateTime"] = .string(now)
+                }
                 c["status"] = .string(status); c["reason"] = .string(reason); c["message"] = .string(message)
                 conds[i] = c
             } else {
-                conds.append(["type": .string(type), "status": .string(status), "reason": .string(reason), "message": .string(message),
-                              "lastUpdateTime": .string(now), "lastTransitionTime": .string(now)])
+                conds.append([
+                    "type": .string(type), "status": .string(status), "reason": .string(reason),
+                    "message": .string(message),
+                    "lastUpdateTime": .string(now), "lastTransitionTime": .string(now),
+                ])
             }
         }
         let available = sum("availableReplicas") >= p.replicas - p.maxUnavailable
         let availCond = conds.first { $0["type"].string == "Available" }
         if availCond?["status"].string != (available ? "True" : "False") || availCond == nil {
-            setCondition("Available", available ? "True" : "False", available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
-                         available ? "Deployment has minimum availability." : "Deployment does not have minimum availability.")
+            setCondition(
+                "Available", available ? "True" : "False",
+                available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
+                available ? "Deployment has minimum availability." : "Deployment does not have minimum availability.")
         }
         let newName = p.newRS?["metadata"]["name"].string ?? ""
         let progressing = conds.first { $0["type"].string == "Progressing" }
         let deadline = d["spec"]["progressDeadlineSeconds"].int
         if d["spec"]["paused"].bool == true {
-            if progressing?["reason"].string != "DeploymentPaused" { setCondition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused") }
+            if progressing?["reason"].string != "DeploymentPaused" {
+                setCondition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
+            }
         } else if isComplete(p) {
             if progressing?["reason"].string != "NewReplicaSetAvailable" {
-                setCondition("Progressing", "True", "NewReplicaSetAvailable", "ReplicaSet \"\(newName)\" has successfully progressed.")
+                setCondition(
+                    "Progressing", "True", "NewReplicaSetAvailable",
+                    "ReplicaSet \"\(newName)\" has successfully progressed.")
             }
         } else if progressing?["reason"].string == "DeploymentPaused" {
             setCondition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed")
         } else if let reason {
-            let msg = reason == "NewReplicaSetCreated" ? "Created new replica set \"\(newName)\"" : "ReplicaSet \"\(newName)\" is progressing."
+            let msg =
+                reason == "NewReplicaSetCreated"
+                ? "Created new replica set \"\(newName)\"" : "ReplicaSet \"\(newName)\" is progressing."
             setCondition("Progressing", "True", reason, msg)
         } else if madeProgress(old: d["status"], new: st) || progressing == nil {
-            setCondition("Progressing", "True", progressing == nil ? "FoundNewReplicaSet" : "ReplicaSetUpdated",
-                         progressing == nil ? "Found new replica set \"\(newName)\"" : "ReplicaSet \"\(newName)\" is progressing.")
+            setCondition(
+                "Progressing", "True", progressing == nil ? "FoundNewReplicaSet" : "ReplicaSetUpdated",
+                progressing == nil
+                    ? "Found new replica set \"\(newName)\"" : "ReplicaSet \"\(newName)\" is progressing.")
         } else if let deadline, let c = progressing, c["reason"].string != "ProgressDeadlineExceeded",
-                  let last = APITime.parse(c["lastUpdateTime"].string) {
+            let last = APITime.parse(c["lastUpdateTime"].string)
+        {
             let elapsed = Date().timeIntervalSince(last)
             if elapsed >= Double(deadline) {
-                setCondition("Progressing", "False", "ProgressDeadlineExceeded", "ReplicaSet \"\(newName)\" has timed out progressing.")
-                events.record(d, type: "Warning", reason: "ProgressDeadlineExceeded", message: "Deployment \"\(d["metadata"]["name"].string ?? "")\" has timed out progressing.")
+                setCondition(
+                    "Progressing", "False", "ProgressDeadlineExceeded",
+                    "ReplicaSet \"\(newName)\" has timed out progressing.")
+                events.record(
+                    d, type: "Warning", reason: "ProgressDeadlineExceeded",
+                    message: "Deployment \"\(d["metadata"]["name"].string ?? "")\" has timed out progressing.")
             } else {
-                queue.add(Informer.key(d), after: .milliseconds(Int((Double(deadline) - elapsed) * 1000) + 100))
+                queue.add(UntypedInformer.key(d), after: .milliseconds(Int((Double(deadline) - elapsed) * 1000) + 100))
             }
         }
         st["conditions"] = .array(conds)
         // Keep the Deployment's revision annotation in step with its new ReplicaSet.
         var u = d
-        if let n = p.newRS, d["spec"]["paused"].bool != true, u["metadata"]["annotations"][Self.revisionKey].string != String(Self.revision(n)) {
+        if let n = p.newRS, d["spec"]["paused"].bool != true,
+            u["metadata"]["annotations"][Self.revisionKey].string != String(Self.revision(n))
+        {
             u["metadata"]["annotations"][Self.revisionKey] = .string(String(Self.revision(n)))
             u = (try? await client.update(Registry.deployments, u)) ?? u
             if u["metadata"]["resourceVersion"] == d["metadata"]["resourceVersion"] { return }
         }
         if st == u["status"] { return }
         u["status"] = st
-        do { try await client.updateStatus(Registry.deployments, u) } catch let e as APIError where e.code == 409 || e.code == 404 {}
+        do { try await client.updateStatus(Registry.deployments, u) } catch let e as APIError
+            where e.code == 409 || e.code == 404
+        {}
     }
 
     func madeProgress(old: JSON, new: JSON) -> Bool {

@@ -18,10 +18,10 @@ struct EndpointSliceController: ControlLoop {
     let name = "endpointslice-controller"
     let queue = WorkQueue(name: "endpointslices")
     let client: LocalClient
-    let services: Informer
-    let pods: Informer
-    let slices: Informer
-    let nodes: Informer
+    let services: UntypedInformer
+    let pods: UntypedInformer
+    let slices: UntypedInformer
+    let nodes: UntypedInformer
     let logger: Logger
     let workers: Int
     let apiServerAddress: (ip: String, port: Int64)
@@ -35,10 +35,10 @@ struct EndpointSliceController: ControlLoop {
     static let serviceIndex = "eps-service"
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("endpointslice-controller")
+        client = ctx.localClient("endpointslice-controller")
         logger = ctx.logger
         workers = ctx.config.workers
-        apiServerAddress = ServiceBackends.apiServerAddress(ctx.server)
+        apiServerAddress = ctx.facts.address
         services = ctx.informers.informer(Registry.services)
         pods = ctx.informers.informer(Registry.pods)
         slices = ctx.informers.informer(Registry.endpointSlices)
@@ -46,13 +46,15 @@ struct EndpointSliceController: ControlLoop {
         ServiceBackends.addIndexes(services: services, pods: pods)
         slices.addIndex(Self.serviceIndex) { s in
             let labels = s["metadata"]["labels"].stringMap
-            guard labels[Self.managedByLabel] == Self.managedBy, let svc = labels[Self.serviceNameLabel] else { return [] }
+            guard labels[Self.managedByLabel] == Self.managedBy, let svc = labels[Self.serviceNameLabel] else {
+                return []
+            }
             return [(s["metadata"]["namespace"].string ?? "") + "/" + svc]
         }
         let (queue, services) = (self.queue, self.services)
         // Handlers must not wait: each key is added by a task of its own.
         services.onChange { e in
-            let key = Informer.key(e.object)
+            let key = UntypedInformer.key(e.object)
             Task { await queue.add(key) }
         }
         pods.onChange { e in
@@ -60,7 +62,9 @@ struct EndpointSliceController: ControlLoop {
         }
         // Our own writes need no second look; a slice someone deleted is made again.
         slices.onChange { e in
-            guard case .deleted(let s) = e, let svc = s["metadata"]["labels"][Self.serviceNameLabel].string else { return }
+            guard case .deleted(let s) = e, let svc = s["metadata"]["labels"][Self.serviceNameLabel].string else {
+                return
+            }
             let key = (s["metadata"]["namespace"].string ?? "") + "/" + svc
             Task { await queue.add(key) }
         }
@@ -70,12 +74,13 @@ struct EndpointSliceController: ControlLoop {
             let changed: Bool
             switch e {
             case .added(let n): changed = n["metadata"]["labels"][Self.zoneLabel] != .null
-            case .updated(let old, let new): changed = old["metadata"]["labels"][Self.zoneLabel] != new["metadata"]["labels"][Self.zoneLabel]
+            case .updated(let old, let new):
+                changed = old["metadata"]["labels"][Self.zoneLabel] != new["metadata"]["labels"][Self.zoneLabel]
             case .deleted: changed = false
             }
             guard changed else { return }
             for svc in services.list() where ServiceBackends.selector(svc) != nil {
-                let key = Informer.key(svc)
+                let key = UntypedInformer.key(svc)
                 Task { await queue.add(key) }
             }
         }
@@ -83,9 +88,11 @@ struct EndpointSliceController: ControlLoop {
 
     func run() async {
         let logger = self.logger
-        await runWorkers(queue, count: workers, sync: { try await sync($0) }, onError: { key, error in
-            ServiceBackends.logSyncError(logger, controller: "endpointslice", key: key, error)
-        })
+        await runWorkers(
+            queue, count: workers, sync: { try await sync($0) },
+            onError: { key, error in
+                ServiceBackends.logSyncError(logger, controller: "endpointslice", key: key, error)
+            })
     }
 
     func sync(_ key: String) async throws {
@@ -110,7 +117,8 @@ struct EndpointSliceController: ControlLoop {
         let (mine, stale) = existing.reduce(into: ([JSON](), [JSON]())) { acc, s in
             if Self.ownerUID(s) == uid { acc.0.append(s) } else { acc.1.append(s) }
         }
-        let plan = reconcile(svc: svc, desired: desiredEndpoints(svc, selector: selector, namespace: namespace), existing: mine)
+        let plan = reconcile(
+            svc: svc, desired: desiredEndpoints(svc, selector: selector, namespace: namespace), existing: mine)
         // Upstream's order: endpoints appear in their new slice before they leave the old one, so none is
         // ever missing; and a create that fails (a slice the cache did not show yet) stops the rest.
         for s in plan.create { try await client.create(Registry.endpointSlices, s) }
@@ -145,12 +153,17 @@ struct EndpointSliceController: ControlLoop {
             ]
             if let node = pod["spec"]["nodeName"].string, !node.isEmpty {
                 ep["nodeName"] = .string(node)
-                if let zone = nodes.get(node)?["metadata"]["labels"][Self.zoneLabel].string { ep["zone"] = .string(zone) }
+                if let zone = nodes.get(node)?["metadata"]["labels"][Self.zoneLabel].string {
+                    ep["zone"] = .string(zone)
+                }
             }
             if let hostname = ServiceBackends.hostname(pod, serviceName: svcName) { ep["hostname"] = .string(hostname) }
-            let ports = svcPorts.compactMap { sp in ServiceBackends.resolvePort(pod, sp).map { EndpointPort(sp, port: $0) } }.sorted()
+            let ports = svcPorts.compactMap { sp in
+                ServiceBackends.resolvePort(pod, sp).map { EndpointPort(sp, port: $0) }
+            }.sorted()
             let key = JSON.array(ports.map(Self.sliceJSON)).text
-            groups[key, default: Group(ports: ports, endpoints: [:])].endpoints[pod["metadata"]["uid"].string ?? ip] = ep
+            groups[key, default: Group(ports: ports, endpoints: [:])].endpoints[pod["metadata"]["uid"].string ?? ip] =
+                ep
         }
         return groups
     }
@@ -205,7 +218,9 @@ struct EndpointSliceController: ControlLoop {
                 }
                 continue
             }
-            if let s = refreshed(k.slice, svc: svc, ports: desired[k.group]!.ports, endpoints: k.endpoints) { plan.update.append(s) }
+            if let s = refreshed(k.slice, svc: svc, ports: desired[k.group]!.ports, endpoints: k.endpoints) {
+                plan.update.append(s)
+            }
         }
         if !anyEndpoints && !placeholderKept {
             if let reuse = plan.delete.first {
@@ -229,7 +244,8 @@ struct EndpointSliceController: ControlLoop {
                 "metadata": ["name": .string(name), "namespace": svc["metadata"]["namespace"]],
                 "addressType": "IPv4",
             ]
-            s = refreshed(s, svc: svc, ports: f.group.isEmpty ? [] : desired[f.group]!.ports, endpoints: f.endpoints, force: true)!
+            s = refreshed(
+                s, svc: svc, ports: f.group.isEmpty ? [] : desired[f.group]!.ports, endpoints: f.endpoints, force: true)!
             plan.create.append(s)
         }
         return plan
@@ -241,12 +257,18 @@ struct EndpointSliceController: ControlLoop {
         var labels = svc["metadata"]["labels"].stringMap
         labels[Self.serviceNameLabel] = svc["metadata"]["name"].string ?? ""
         labels[Self.managedByLabel] = Self.managedBy
-        if ServiceBackends.hasClusterIP(svc) { labels[EndpointsController.headlessLabel] = nil } else { labels[EndpointsController.headlessLabel] = "" }
+        if ServiceBackends.hasClusterIP(svc) {
+            labels[EndpointsController.headlessLabel] = nil
+        } else {
+            labels[EndpointsController.headlessLabel] = ""
+        }
         s["metadata"]["labels"] = .strings(labels)
-        s["metadata"]["ownerReferences"] = [[
-            "apiVersion": "v1", "kind": "Service", "name": svc["metadata"]["name"], "uid": svc["metadata"]["uid"],
-            "controller": true, "blockOwnerDeletion": true,
-        ]]
+        s["metadata"]["ownerReferences"] = [
+            [
+                "apiVersion": "v1", "kind": "Service", "name": svc["metadata"]["name"], "uid": svc["metadata"]["uid"],
+                "controller": true, "blockOwnerDeletion": true,
+            ]
+        ]
         s["addressType"] = "IPv4"
         s["endpoints"] = .array(endpoints)
         s["ports"] = .array(ports.map(Self.sliceJSON))
@@ -256,8 +278,10 @@ struct EndpointSliceController: ControlLoop {
 
     /// The parts of a slice this controller owns (missing lists count as empty).
     static func content(_ s: JSON) -> JSON {
-        ["labels": s["metadata"]["labels"], "owners": s["metadata"]["ownerReferences"], "type": s["addressType"],
-         "endpoints": .array(s["endpoints"].array ?? []), "ports": .array(s["ports"].array ?? [])]
+        [
+            "labels": s["metadata"]["labels"], "owners": s["metadata"]["ownerReferences"], "type": s["addressType"],
+            "endpoints": .array(s["endpoints"].array ?? []), "ports": .array(s["ports"].array ?? []),
+        ]
     }
 
     /// discovery/v1 ports always carry a name ("" when the Service port has none), as upstream writes them.
@@ -284,8 +308,9 @@ struct EndpointSliceController: ControlLoop {
     private func delete(_ slices: [JSON]) async throws {
         for s in slices {
             do {
-                try await client.delete(Registry.endpointSlices, namespace: s["metadata"]["namespace"].string,
-                                        name: s["metadata"]["name"].string ?? "", uid: s["metadata"]["uid"].string)
+                try await client.delete(
+                    Registry.endpointSlices, namespace: s["metadata"]["namespace"].string,
+                    name: s["metadata"]["name"].string ?? "", uid: s["metadata"]["uid"].string)
             } catch let e as APIError where e.code == 404 {}
         }
     }
@@ -296,7 +321,9 @@ struct EndpointSliceController: ControlLoop {
         let (ip, port) = apiServerAddress
         var desired: JSON = [
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": ["name": "kubernetes", "namespace": "default", "labels": .strings([Self.serviceNameLabel: "kubernetes"])],
+            "metadata": [
+                "name": "kubernetes", "namespace": "default", "labels": .strings([Self.serviceNameLabel: "kubernetes"]),
+            ],
             "addressType": "IPv4",
             "endpoints": [["addresses": [.string(ip)], "conditions": ["ready": true]]],
             "ports": [["name": "https", "port": .int(port), "protocol": "TCP"]],

@@ -17,9 +17,9 @@ struct EndpointsController: ControlLoop {
     let name = "endpoints-controller"
     let queue = WorkQueue(name: "endpoints")
     let client: LocalClient
-    let services: Informer
-    let pods: Informer
-    let endpoints: Informer
+    let services: UntypedInformer
+    let pods: UntypedInformer
+    let endpoints: UntypedInformer
     let logger: Logger
     let workers: Int
     let apiServerAddress: (ip: String, port: Int64)
@@ -33,10 +33,10 @@ struct EndpointsController: ControlLoop {
     static let leaderAnnotation = "control-plane.alpha.kubernetes.io/leader"
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("endpoint-controller")
+        client = ctx.localClient("endpoint-controller")
         logger = ctx.logger
         workers = ctx.config.workers
-        apiServerAddress = ServiceBackends.apiServerAddress(ctx.server)
+        apiServerAddress = ctx.facts.address
         services = ctx.informers.informer(Registry.services)
         pods = ctx.informers.informer(Registry.pods)
         endpoints = ctx.informers.informer(Registry.endpoints)
@@ -44,7 +44,7 @@ struct EndpointsController: ControlLoop {
         let (queue, services) = (self.queue, self.services)
         // Handlers must not wait: each key is added by a task of its own.
         services.onChange { e in
-            let key = Informer.key(e.object)
+            let key = UntypedInformer.key(e.object)
             Task { await queue.add(key) }
         }
         pods.onChange { e in
@@ -53,7 +53,7 @@ struct EndpointsController: ControlLoop {
         // Our own writes need no second look; a deleted Endpoints of a live Service is written again.
         endpoints.onChange { e in
             if case .deleted(let ep) = e {
-                let key = Informer.key(ep)
+                let key = UntypedInformer.key(ep)
                 Task { await queue.add(key) }
             }
         }
@@ -62,12 +62,14 @@ struct EndpointsController: ControlLoop {
     func run() async {
         // Endpoints whose Service went away while no controller ran: a sync of their key deletes them.
         for ep in endpoints.list() where ep["metadata"]["annotations"][Self.leaderAnnotation].isNull {
-            await queue.add(Informer.key(ep))
+            await queue.add(UntypedInformer.key(ep))
         }
         let logger = self.logger
-        await runWorkers(queue, count: workers, sync: { try await sync($0) }, onError: { key, error in
-            ServiceBackends.logSyncError(logger, controller: "endpoints", key: key, error)
-        })
+        await runWorkers(
+            queue, count: workers, sync: { try await sync($0) },
+            onError: { key, error in
+                ServiceBackends.logSyncError(logger, controller: "endpoints", key: key, error)
+            })
     }
 
     func sync(_ key: String) async throws {
@@ -75,14 +77,18 @@ struct EndpointsController: ControlLoop {
         guard let svc = services.get(key) else {
             // The Service is gone: so are its Endpoints. Deleted whether or not the cache shows them (as
             // upstream does): Endpoints written a moment ago may not be in the cache yet.
-            do { try await client.delete(Registry.endpoints, namespace: namespace, name: name) } catch let e as APIError where e.code == 404 {}
+            do { try await client.delete(Registry.endpoints, namespace: namespace, name: name) } catch let e as APIError
+                where e.code == 404
+            {}
             return
         }
         let desired: JSON
         if key == "default/kubernetes" {
             desired = apiServerEndpoints()
         } else {
-            guard let selector = ServiceBackends.selector(svc), svc["spec"]["type"].string != "ExternalName" else { return }
+            guard let selector = ServiceBackends.selector(svc), svc["spec"]["type"].string != "ExternalName" else {
+                return
+            }
             desired = endpointsObject(for: svc, selector: selector)
         }
         try await write(desired, namespace: namespace, name: name)
@@ -99,12 +105,15 @@ struct EndpointsController: ControlLoop {
             try await client.create(Registry.endpoints, obj)
             return
         }
-        let same = Self.subsets(current) == Self.subsets(desired)
+        let same =
+            Self.subsets(current) == Self.subsets(desired)
             && current["metadata"]["labels"].stringMap == desired["metadata"]["labels"].stringMap
-            && current["metadata"]["annotations"][Self.overCapacityAnnotation] == desired["metadata"]["annotations"][Self.overCapacityAnnotation]
+            && current["metadata"]["annotations"][Self.overCapacityAnnotation]
+                == desired["metadata"]["annotations"][Self.overCapacityAnnotation]
         if same { return }
         current["metadata"]["labels"] = desired["metadata"]["labels"]
-        current["metadata"]["annotations"][Self.overCapacityAnnotation] = desired["metadata"]["annotations"][Self.overCapacityAnnotation]
+        current["metadata"]["annotations"][Self.overCapacityAnnotation] =
+            desired["metadata"]["annotations"][Self.overCapacityAnnotation]
         if current["metadata"]["annotations"].object?.isEmpty == true { current["metadata"]["annotations"] = .null }
         current["subsets"] = desired["subsets"]
         try await client.update(Registry.endpoints, current)
@@ -118,8 +127,12 @@ struct EndpointsController: ControlLoop {
         let (ip, port) = apiServerAddress
         return [
             "metadata": ["labels": .strings([Self.skipMirrorLabel: "true"])],
-            "subsets": [["addresses": [["ip": .string(ip)]],
-                         "ports": [["name": "https", "port": .int(port), "protocol": "TCP"]]]],
+            "subsets": [
+                [
+                    "addresses": [["ip": .string(ip)]],
+                    "ports": [["name": "https", "port": .int(port), "protocol": "TCP"]],
+                ]
+            ],
         ]
     }
 
@@ -136,7 +149,9 @@ struct EndpointsController: ControlLoop {
             guard let ip = ServiceBackends.podIP(pod) else { continue }
             var address: JSON = ["ip": .string(ip), "targetRef": ServiceBackends.targetRef(pod)]
             if let node = pod["spec"]["nodeName"].string, !node.isEmpty { address["nodeName"] = .string(node) }
-            if let hostname = ServiceBackends.hostname(pod, serviceName: svcName) { address["hostname"] = .string(hostname) }
+            if let hostname = ServiceBackends.hostname(pod, serviceName: svcName) {
+                address["hostname"] = .string(hostname)
+            }
             let ready = publishNotReady || Objects.isReady(pod)
             let id = ip + "/" + (pod["metadata"]["uid"].string ?? "")
             if svcPorts.isEmpty {
@@ -189,9 +204,10 @@ struct EndpointsController: ControlLoop {
         }
         var subsets: [Subset] = groups.values.map { g in
             let sorted = g.addresses.sorted { ServiceBackends.ipLess($0.value.address, $1.value.address) }
-            return Subset(ready: sorted.filter(\.value.ready).map(\.value.address),
-                          notReady: sorted.filter { !$0.value.ready }.map(\.value.address),
-                          ports: g.ports.sorted())
+            return Subset(
+                ready: sorted.filter(\.value.ready).map(\.value.address),
+                notReady: sorted.filter { !$0.value.ready }.map(\.value.address),
+                ports: g.ports.sorted())
         }
         subsets.sort { a, b in
             let (x, y) = (a.ready.first ?? a.notReady.first ?? .null, b.ready.first ?? b.notReady.first ?? .null)
@@ -241,8 +257,9 @@ struct EndpointPort: Hashable, Comparable, Sendable {
     }
     /// From a Service port, with the pod's resolved target port.
     init(_ servicePort: JSON, port: Int64) {
-        self.init(name: servicePort["name"].string ?? "", port: port, proto: servicePort["protocol"].string ?? "TCP",
-                  appProtocol: servicePort["appProtocol"].string)
+        self.init(
+            name: servicePort["name"].string ?? "", port: port, proto: servicePort["protocol"].string ?? "TCP",
+            appProtocol: servicePort["appProtocol"].string)
     }
     static func < (a: EndpointPort, b: EndpointPort) -> Bool {
         (a.name, a.port, a.proto, a.appProtocol ?? "") < (b.name, b.port, b.proto, b.appProtocol ?? "")
@@ -262,7 +279,7 @@ enum ServiceBackends {
     /// Index of Services and of pods by namespace (both controllers register the same function).
     static let namespaceIndex = "ep-namespace"
 
-    static func addIndexes(services: Informer, pods: Informer) {
+    static func addIndexes(services: UntypedInformer, pods: UntypedInformer) {
         let byNamespace: @Sendable (JSON) -> [String] = { [$0["metadata"]["namespace"].string ?? ""] }
         services.addIndex(namespaceIndex, byNamespace)
         pods.addIndex(namespaceIndex, byNamespace)
@@ -281,7 +298,8 @@ enum ServiceBackends {
     }
 
     /// Pods of `namespace` matching `selector`, sorted by name so results are reproducible.
-    static func pods(in namespace: String, selectedBy selector: [String: String], from pods: Informer) -> [JSON] {
+    static func pods(in namespace: String, selectedBy selector: [String: String], from pods: UntypedInformer) -> [JSON]
+    {
         pods.byIndex(namespaceIndex, namespace).filter { selects(selector, $0) }
             .sorted { ($0["metadata"]["name"].string ?? "") < ($1["metadata"]["name"].string ?? "") }
     }
@@ -307,12 +325,17 @@ enum ServiceBackends {
     }
 
     static func targetRef(_ pod: JSON) -> JSON {
-        ["kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]]
+        [
+            "kind": "Pod", "namespace": pod["metadata"]["namespace"], "name": pod["metadata"]["name"],
+            "uid": pod["metadata"]["uid"],
+        ]
     }
 
     /// A pod's DNS hostname under a headless Service: set when its subdomain names the Service.
     static func hostname(_ pod: JSON, serviceName: String) -> String? {
-        guard let h = pod["spec"]["hostname"].string, !h.isEmpty, pod["spec"]["subdomain"].string == serviceName else { return nil }
+        guard let h = pod["spec"]["hostname"].string, !h.isEmpty, pod["spec"]["subdomain"].string == serviceName else {
+            return nil
+        }
         return h
     }
 
@@ -336,14 +359,15 @@ enum ServiceBackends {
     static func endpointFields(_ pod: JSON) -> JSON {
         [
             "labels": pod["metadata"]["labels"], "deleting": .bool(!pod["metadata"]["deletionTimestamp"].isNull),
-            "ip": podIP(pod).map(JSON.string) ?? .null, "ready": .bool(Objects.isReady(pod)), "phase": pod["status"]["phase"],
+            "ip": podIP(pod).map(JSON.string) ?? .null, "ready": .bool(Objects.isReady(pod)),
+            "phase": pod["status"]["phase"],
             "node": pod["spec"]["nodeName"], "hostname": pod["spec"]["hostname"], "subdomain": pod["spec"]["subdomain"],
             "ports": .array((pod["spec"]["containers"].array ?? []).map { $0["ports"] }),
         ]
     }
 
     /// Keys of the Services whose endpoints a pod change may alter (those selecting the old or new pod).
-    static func servicesAffected(by e: InformerEvent, services: Informer) -> Set<String> {
+    static func servicesAffected(by e: UntypedInformerEvent, services: UntypedInformer) -> Set<String> {
         var pods: [JSON]
         switch e {
         case .added(let p), .deleted(let p): pods = [p]
@@ -355,7 +379,7 @@ enum ServiceBackends {
         for pod in pods {
             let ns = pod["metadata"]["namespace"].string ?? ""
             for svc in services.byIndex(namespaceIndex, ns) {
-                if let sel = selector(svc), selects(sel, pod) { keys.insert(Informer.key(svc)) }
+                if let sel = selector(svc), selects(sel, pod) { keys.insert(UntypedInformer.key(svc)) }
             }
         }
         return keys
@@ -393,7 +417,7 @@ enum ServiceBackends {
 
     /// Conflicts and stale caches are routine (the key is simply retried); anything else is worth a warning.
     static func logSyncError(_ logger: Logger, controller: String, key: String, _ error: any Error) {
-        if Task.isCancelled { return } // stopping (no longer leader, or shutting down)
+        if Task.isCancelled { return }  // stopping (no longer leader, or shutting down)
         if let e = error as? APIError, [404, 409].contains(e.code) {
             logger.debug("\(controller) sync retried", metadata: ["key": "\(key)", "error": "\(e)"])
         } else {

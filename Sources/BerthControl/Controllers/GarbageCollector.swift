@@ -30,7 +30,7 @@ struct GarbageCollector: ControlLoop {
     let name = "garbage-collector"
     let client: LocalClient
     /// One informer per served type, by `Self.typeID`.
-    let informers: [String: Informer]
+    let informers: [String: UntypedInformer]
     let queue = WorkQueue(name: "garbage-collector")
     let logger: Logger
     let workers: Int
@@ -38,13 +38,15 @@ struct GarbageCollector: ControlLoop {
     static let ownerIndex = "gc-owner-uid"
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("garbage-collector")
+        client = ctx.localClient("garbage-collector")
         logger = ctx.logger
         workers = max(1, min(ctx.config.workers, 4))
-        var informers: [String: Informer] = [:]
+        var informers: [String: UntypedInformer] = [:]
         for r in Registry.all {
             let informer = ctx.informers.informer(r)
-            informer.addIndex(Self.ownerIndex) { obj in (obj["metadata"]["ownerReferences"].array ?? []).compactMap { $0["uid"].string } }
+            informer.addIndex(Self.ownerIndex) { obj in
+                (obj["metadata"]["ownerReferences"].array ?? []).compactMap { $0["uid"].string }
+            }
             informers[Self.typeID(r)] = informer
         }
         self.informers = informers
@@ -54,16 +56,22 @@ struct GarbageCollector: ControlLoop {
             all[id]!.onChange { e in
                 switch e {
                 case .added(let obj):
-                    if Self.hasOwners(obj) || Self.awaitsCollector(obj) { Task { await queue.add(Self.itemKey(id, obj)) } }
+                    if Self.hasOwners(obj) || Self.awaitsCollector(obj) {
+                        Task { await queue.add(Self.itemKey(id, obj)) }
+                    }
                 case .updated(let old, let new):
                     if Self.awaitsCollector(new)
-                        || (Self.hasOwners(new) && old["metadata"]["ownerReferences"] != new["metadata"]["ownerReferences"]) {
+                        || (Self.hasOwners(new)
+                            && old["metadata"]["ownerReferences"] != new["metadata"]["ownerReferences"])
+                    {
                         Task { await queue.add(Self.itemKey(id, new)) }
                     }
                 case .deleted(let obj):
                     // Its dependents may now be orphans, and an owner deleting in foreground may be done.
                     let ns = obj["metadata"]["namespace"].string
-                    var keys = (obj["metadata"]["ownerReferences"].array ?? []).compactMap { Self.ownerKey($0, namespace: ns) }
+                    var keys = (obj["metadata"]["ownerReferences"].array ?? []).compactMap {
+                        Self.ownerKey($0, namespace: ns)
+                    }
                     guard let uid = obj["metadata"]["uid"].string else { return }
                     for (depID, informer) in all {
                         for dep in informer.byIndex(Self.ownerIndex, uid) { keys.append(Self.itemKey(depID, dep)) }
@@ -77,9 +85,11 @@ struct GarbageCollector: ControlLoop {
     func run() async {
         await withTaskGroup(of: Void.self) { g in
             g.addTask {
-                await runWorkers(queue, count: workers, sync: sync, onError: { key, error in
-                    logger.debug("garbage collection failed", metadata: ["object": "\(key)", "error": "\(error)"])
-                })
+                await runWorkers(
+                    queue, count: workers, sync: sync,
+                    onError: { key, error in
+                        logger.debug("garbage collection failed", metadata: ["object": "\(key)", "error": "\(error)"])
+                    })
             }
             g.addTask {
                 while !Task.isCancelled {
@@ -115,8 +125,11 @@ struct GarbageCollector: ControlLoop {
     /// cluster-scoped object), which counts as absent (upstream treats it as unresolvable).
     static func resolve(_ ref: JSON, namespace: String?) -> Owner? {
         guard let apiVersion = ref["apiVersion"].string, let kind = ref["kind"].string,
-              let name = ref["name"].string, !name.isEmpty, let uid = ref["uid"].string, !uid.isEmpty else { return nil }
-        guard let r = Registry.find(apiVersion: apiVersion, kind: kind) else { return Owner(type: nil, namespace: nil, name: name, uid: uid) }
+            let name = ref["name"].string, !name.isEmpty, let uid = ref["uid"].string, !uid.isEmpty
+        else { return nil }
+        guard let r = Registry.find(apiVersion: apiVersion, kind: kind) else {
+            return Owner(type: nil, namespace: nil, name: name, uid: uid)
+        }
         if r.namespaced && (namespace ?? "").isEmpty { return nil }
         return Owner(type: r, namespace: r.namespaced ? namespace : nil, name: name, uid: uid)
     }
@@ -146,7 +159,11 @@ struct GarbageCollector: ControlLoop {
                 return
             }
             // Fast path: every owner is in the caches (most objects, most of the time).
-            if (cached["metadata"]["ownerReferences"].array ?? []).allSatisfy({ cachedOwnerState($0, namespace: ns) != .absent }) { return }
+            if (cached["metadata"]["ownerReferences"].array ?? []).allSatisfy({
+                cachedOwnerState($0, namespace: ns) != .absent
+            }) {
+                return
+            }
         }
         // Decide on the stored object, not the cache: it may have been adopted or re-created meanwhile.
         guard let obj = try await client.get(r, namespace: ns, name: name), !Objects.isTerminating(obj) else { return }
@@ -187,7 +204,8 @@ struct GarbageCollector: ControlLoop {
     /// waiting for that. Orphaning comes first: an owner with both finalizers keeps its dependents.
     func finishDeletion(_ r: ResourceType, namespace ns: String?, name: String) async throws {
         guard let owner = try await client.get(r, namespace: ns, name: name), Self.awaitsCollector(owner),
-              let uid = owner["metadata"]["uid"].string else { return }
+            let uid = owner["metadata"]["uid"].string
+        else { return }
         let finalizers = (owner["metadata"]["finalizers"].array ?? []).compactMap(\.string)
         if finalizers.contains(DeletionFinalizers.orphan) {
             let dependents = try await storedDependents(of: r, namespace: ns, uid: uid)
@@ -201,7 +219,8 @@ struct GarbageCollector: ControlLoop {
                 } catch let e as APIError where e.code == 404 {}
             }
             try await removeFinalizer(DeletionFinalizers.orphan, from: owner, r)
-            logger.debug("dependents orphaned", metadata: ["owner": "\(r.plural)/\(name)", "dependents": "\(dependents.count)"])
+            logger.debug(
+                "dependents orphaned", metadata: ["owner": "\(r.plural)/\(name)", "dependents": "\(dependents.count)"])
             return
         }
         var blocking = 0
@@ -211,8 +230,9 @@ struct GarbageCollector: ControlLoop {
             if blocks { blocking += 1 }
             if Objects.isTerminating(dep) { continue }
             do {
-                try await client.delete(dr, namespace: dep["metadata"]["namespace"].string, name: dep["metadata"]["name"].string ?? "",
-                                        uid: dep["metadata"]["uid"].string, propagation: blocks ? "Foreground" : "Background")
+                try await client.delete(
+                    dr, namespace: dep["metadata"]["namespace"].string, name: dep["metadata"]["name"].string ?? "",
+                    uid: dep["metadata"]["uid"].string, propagation: blocks ? "Foreground" : "Background")
             } catch let e as APIError where e.code == 404 || e.code == 409 {}
         }
         // Still waiting: each dependent that goes queues this owner again (and the sweep does, regardless).
@@ -237,7 +257,8 @@ struct GarbageCollector: ControlLoop {
     /// The objects (and their types) with an owner reference to `uid`, read from the store: a namespaced
     /// owner's dependents are in its namespace, a cluster-scoped owner's may be anywhere. For orphaning,
     /// where a dependent missed would be collected when it was meant to be kept.
-    func storedDependents(of r: ResourceType, namespace ns: String?, uid: String) async throws -> [(ResourceType, JSON)] {
+    func storedDependents(of r: ResourceType, namespace ns: String?, uid: String) async throws -> [(ResourceType, JSON)]
+    {
         var out: [(ResourceType, JSON)] = []
         for dr in Registry.all where !(r.namespaced && !dr.namespaced) {
             for obj in try await client.list(dr, namespace: r.namespaced ? ns : nil).items
@@ -270,7 +291,7 @@ struct GarbageCollector: ControlLoop {
     static func typeID(_ r: ResourceType) -> String { r.plural + "." + r.group }
     static func hasOwners(_ obj: JSON) -> Bool { !(obj["metadata"]["ownerReferences"].array ?? []).isEmpty }
     /// "<plural>.<group>/<namespace>/<name>" or "<plural>.<group>/<name>".
-    static func itemKey(_ typeID: String, _ obj: JSON) -> String { typeID + "/" + Informer.key(obj) }
+    static func itemKey(_ typeID: String, _ obj: JSON) -> String { typeID + "/" + UntypedInformer.key(obj) }
     static func parse(_ key: String) -> (ResourceType, String?, String)? {
         guard let slash = key.firstIndex(of: "/") else { return nil }
         let id = key[..<slash], rest = String(key[key.index(after: slash)...])

@@ -13,7 +13,7 @@ import Logging
 struct NamespaceController: ControlLoop {
     let name = "namespace-controller"
     let client: LocalClient
-    let namespaces: Informer
+    let namespaces: UntypedInformer
     let queue = WorkQueue(name: "namespace")
     let logger: Logger
     let workers: Int
@@ -24,7 +24,7 @@ struct NamespaceController: ControlLoop {
     static var namespacedTypes: [ResourceType] { Registry.all.filter(\.namespaced) }
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("namespace-controller")
+        client = ctx.localClient("namespace-controller")
         namespaces = ctx.informers.informer(Registry.namespaces)
         logger = ctx.logger
         workers = max(1, min(ctx.config.workers, 4))
@@ -42,28 +42,34 @@ struct NamespaceController: ControlLoop {
                 case .updated(let old, let new): if Objects.isTerminating(old) || !Objects.isTerminating(new) { return }
                 case .deleted: break
                 }
-                guard let ns = e.object["metadata"]["namespace"].string, let n = namespaces.get(ns), Objects.isTerminating(n) else { return }
+                guard let ns = e.object["metadata"]["namespace"].string, let n = namespaces.get(ns),
+                    Objects.isTerminating(n)
+                else { return }
                 Task { await queue.add(ns) }
             }
         }
     }
 
     func run() async {
-        await runWorkers(queue, count: workers, sync: sync, onError: { key, error in
-            logger.debug("namespace sync failed", metadata: ["namespace": "\(key)", "error": "\(error)"])
-        })
+        await runWorkers(
+            queue, count: workers, sync: sync,
+            onError: { key, error in
+                logger.debug("namespace sync failed", metadata: ["namespace": "\(key)", "error": "\(error)"])
+            })
     }
 
     func sync(_ name: String) async throws {
         guard let ns = try await client.get(Registry.namespaces, namespace: nil, name: name), Objects.isTerminating(ns),
-              (ns["spec"]["finalizers"].array ?? []).contains("kubernetes") else { return }
+            (ns["spec"]["finalizers"].array ?? []).contains("kubernetes")
+        else { return }
         var failures: [String] = []
         for r in Self.namespacedTypes {
             for obj in try await client.list(r, namespace: name).items where !Objects.isTerminating(obj) {
                 do {
                     // Default options: pods get their grace period; Background propagation for the rest.
-                    try await client.delete(r, namespace: name, name: obj["metadata"]["name"].string ?? "",
-                                            uid: obj["metadata"]["uid"].string)
+                    try await client.delete(
+                        r, namespace: name, name: obj["metadata"]["name"].string ?? "",
+                        uid: obj["metadata"]["uid"].string)
                 } catch let e as APIError where e.code == 404 || e.code == 409 {
                     // Gone already (garbage collected with its owner), or replaced: the next pass sees it.
                 } catch {
@@ -77,7 +83,9 @@ struct NamespaceController: ControlLoop {
             let items = try await client.list(r, namespace: name).items
             if !items.isEmpty { remaining[Self.groupResource(r)] = items.count }
             for obj in items {
-                for f in obj["metadata"]["finalizers"].array ?? [] { if let f = f.string { finalizers[f, default: 0] += 1 } }
+                for f in obj["metadata"]["finalizers"].array ?? [] {
+                    if let f = f.string { finalizers[f, default: 0] += 1 }
+                }
             }
         }
         if remaining.isEmpty && failures.isEmpty {
@@ -95,35 +103,63 @@ struct NamespaceController: ControlLoop {
     /// Upstream's namespace deletion conditions, written only when they change.
     func report(_ ns: JSON, remaining: [String: Int], finalizers: [String: Int], failures: [String]) async throws {
         func condition(_ type: String, _ on: Bool, _ reason: String, _ message: String) -> JSON {
-            ["type": .string(type), "status": on ? "True" : "False", "reason": .string(reason), "message": .string(message)]
+            [
+                "type": .string(type), "status": on ? "True" : "False", "reason": .string(reason),
+                "message": .string(message),
+            ]
         }
-        let left = remaining.sorted { $0.key < $1.key }.map { "\($0.key) has \($0.value) resource instances" }.joined(separator: ", ")
-        let fins = finalizers.sorted { $0.key < $1.key }.map { "\($0.key) in \($0.value) resource instances" }.joined(separator: ", ")
+        let left = remaining.sorted { $0.key < $1.key }.map { "\($0.key) has \($0.value) resource instances" }.joined(
+            separator: ", ")
+        let fins = finalizers.sorted { $0.key < $1.key }.map { "\($0.key) in \($0.value) resource instances" }.joined(
+            separator: ", ")
         let wanted: [JSON] = [
-            condition("NamespaceDeletionDiscoveryFailure", false, "ResourcesDiscovered", "All resources successfully discovered"),
-            condition("NamespaceDeletionGroupVersionParsingFailure", false, "ParsedGroupVersions", "All legacy kube types successfully parsed"),
+            condition(
+                "NamespaceDeletionDiscoveryFailure", false, "ResourcesDiscovered",
+                "All resources successfully discovered"),
+            condition(
+                "NamespaceDeletionGroupVersionParsingFailure", false, "ParsedGroupVersions",
+                "All legacy kube types successfully parsed"),
             failures.isEmpty
-                ? condition("NamespaceDeletionContentFailure", false, "ContentDeleted", "All content successfully deleted, may be waiting on finalization")
-                : condition("NamespaceDeletionContentFailure", true, "ContentDeletionFailed", "Failed to delete all resource types, \(failures.count) remaining: \(failures.joined(separator: ", "))"),
+                ? condition(
+                    "NamespaceDeletionContentFailure", false, "ContentDeleted",
+                    "All content successfully deleted, may be waiting on finalization")
+                : condition(
+                    "NamespaceDeletionContentFailure", true, "ContentDeletionFailed",
+                    "Failed to delete all resource types, \(failures.count) remaining: \(failures.joined(separator: ", "))"
+                ),
             remaining.isEmpty
                 ? condition("NamespaceContentRemaining", false, "ContentRemoved", "All content successfully removed")
-                : condition("NamespaceContentRemaining", true, "SomeResourcesRemain", "Some resources are remaining: \(left)"),
+                : condition(
+                    "NamespaceContentRemaining", true, "SomeResourcesRemain", "Some resources are remaining: \(left)"),
             finalizers.isEmpty
-                ? condition("NamespaceFinalizersRemaining", false, "ContentHasNoFinalizers", "All content-preserving finalizers finished")
-                : condition("NamespaceFinalizersRemaining", true, "SomeFinalizersRemain", "Some content in the namespace has finalizers remaining: \(fins)"),
+                ? condition(
+                    "NamespaceFinalizersRemaining", false, "ContentHasNoFinalizers",
+                    "All content-preserving finalizers finished")
+                : condition(
+                    "NamespaceFinalizersRemaining", true, "SomeFinalizersRemain",
+                    "Some content in the namespace has finalizers remaining: \(fins)"),
         ]
         let old = ns["status"]["conditions"].array ?? []
-        func same(_ a: JSON, _ b: JSON) -> Bool { ["type", "status", "reason", "message"].allSatisfy { a[$0] == b[$0] } }
-        if old.count == wanted.count && zip(old, wanted).allSatisfy(same) && ns["status"]["phase"].string == "Terminating" { return }
+        func same(_ a: JSON, _ b: JSON) -> Bool {
+            ["type", "status", "reason", "message"].allSatisfy { a[$0] == b[$0] }
+        }
+        if old.count == wanted.count && zip(old, wanted).allSatisfy(same)
+            && ns["status"]["phase"].string == "Terminating"
+        {
+            return
+        }
         let now = APITime.string()
         var updated = ns
         updated["status"]["phase"] = "Terminating"
-        updated["status"]["conditions"] = .array(wanted.map { c in
-            var c = c
-            let previous = old.first { $0["type"] == c["type"] }
-            c["lastTransitionTime"] = previous?["status"] == c["status"] ? (previous?["lastTransitionTime"] ?? .string(now)) : .string(now)
-            return c
-        })
+        updated["status"]["conditions"] = .array(
+            wanted.map { c in
+                var c = c
+                let previous = old.first { $0["type"] == c["type"] }
+                c["lastTransitionTime"] =
+                    previous?["status"] == c["status"]
+                    ? (previous?["lastTransitionTime"] ?? .string(now)) : .string(now)
+                return c
+            })
         try await client.updateStatus(Registry.namespaces, updated)
     }
 }

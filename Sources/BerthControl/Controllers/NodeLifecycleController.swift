@@ -15,9 +15,9 @@ struct NodeLifecycleController: ControlLoop {
     static let notReady = "node.kubernetes.io/not-ready"
     static let unschedulable = "node.kubernetes.io/unschedulable"
     let client: LocalClient
-    let nodes: Informer
-    let leases: Informer
-    let pods: Informer
+    let nodes: UntypedInformer
+    let leases: UntypedInformer
+    let pods: UntypedInformer
     let events: ComponentRecorder
     let logger: Logger
     let grace: Duration
@@ -32,7 +32,7 @@ struct NodeLifecycleController: ControlLoop {
     }
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("node-controller")
+        client = ctx.localClient("node-controller")
         nodes = ctx.informers.informer(Registry.nodes)
         leases = ctx.informers.informer(Registry.leases)
         pods = ctx.informers.informer(Registry.pods)
@@ -48,7 +48,9 @@ struct NodeLifecycleController: ControlLoop {
             let started = ContinuousClock.now
             for node in nodes.list() {
                 do { try await monitor(node) } catch {
-                    logger.debug("node monitor failed", metadata: ["node": "\(node["metadata"]["name"].string ?? "")", "error": "\(error)"])
+                    logger.debug(
+                        "node monitor failed",
+                        metadata: ["node": "\(node["metadata"]["name"].string ?? "")", "error": "\(error)"])
                 }
             }
             forgetGoneEvictions()
@@ -63,7 +65,9 @@ struct NodeLifecycleController: ControlLoop {
         let pods = self.pods
         seen.lock.withLock {
             seen.evicted = seen.evicted.filter { entry in
-                guard let bar = entry.lastIndex(of: "|"), let pod = pods.get(String(entry[..<bar])) else { return false }
+                guard let bar = entry.lastIndex(of: "|"), let pod = pods.get(String(entry[..<bar])) else {
+                    return false
+                }
                 return pod["metadata"]["uid"].string == String(entry[entry.index(after: bar)...])
             }
         }
@@ -76,7 +80,9 @@ struct NodeLifecycleController: ControlLoop {
     /// The age of the node's last heartbeat on our clock.
     func heartbeatAge(_ node: JSON, name: String) -> Duration {
         let lease = leases.get(namespace: "kube-node-lease", name: name)
-        let beat = (lease?["spec"]["renewTime"].string ?? "") + "|" + (Self.condition(node, "Ready")?["lastHeartbeatTime"].string ?? "")
+        let beat =
+            (lease?["spec"]["renewTime"].string ?? "") + "|"
+            + (Self.condition(node, "Ready")?["lastHeartbeatTime"].string ?? "")
         let now = ContinuousClock.now
         return seen.lock.withLock {
             if let (last, at) = seen.heartbeats[name], last == beat { return now - at }
@@ -109,7 +115,9 @@ struct NodeLifecycleController: ControlLoop {
         }
         // Most nodes, most of the time: Ready, schedulable and untainted — no taint to add or remove and
         // nothing to evict (at 10,000 nodes the full pass below was a tenth of a core).
-        if !stale && ready == "True" && (node["spec"]["taints"].array ?? []).isEmpty && node["spec"]["unschedulable"].bool != true {
+        if !stale && ready == "True" && (node["spec"]["taints"].array ?? []).isEmpty
+            && node["spec"]["unschedulable"].bool != true
+        {
             return
         }
         try await reconcileTaints(&current, name: name)
@@ -120,8 +128,11 @@ struct NodeLifecycleController: ControlLoop {
     func reconcileTaints(_ node: inout JSON, name: String) async throws {
         let ready = Self.condition(node, "Ready")?["status"].string
         var want: [(String, String)] = []
-        if ready == "Unknown" { want = [(Self.unreachable, "NoSchedule"), (Self.unreachable, "NoExecute")] }
-        else if ready == "False" { want = [(Self.notReady, "NoSchedule"), (Self.notReady, "NoExecute")] }
+        if ready == "Unknown" {
+            want = [(Self.unreachable, "NoSchedule"), (Self.unreachable, "NoExecute")]
+        } else if ready == "False" {
+            want = [(Self.notReady, "NoSchedule"), (Self.notReady, "NoExecute")]
+        }
         if node["spec"]["unschedulable"].bool == true { want.append((Self.unschedulable, "NoSchedule")) }
         let managed: Set<String> = [Self.unreachable, Self.notReady, Self.unschedulable]
         let taints = node["spec"]["taints"].array ?? []
@@ -129,7 +140,8 @@ struct NodeLifecycleController: ControlLoop {
             let k = t["key"].string ?? ""
             return !managed.contains(k) || want.contains { $0.0 == k && $0.1 == t["effect"].string }
         }
-        for (k, effect) in want where !kept.contains(where: { $0["key"].string == k && $0["effect"].string == effect }) {
+        for (k, effect) in want where !kept.contains(where: { $0["key"].string == k && $0["effect"].string == effect })
+        {
             var t: JSON = ["key": .string(k), "effect": .string(effect)]
             if effect == "NoExecute" { t["timeAdded"] = .string(APITime.string()) }
             kept.append(t)
@@ -166,7 +178,9 @@ struct NodeLifecycleController: ControlLoop {
             var deadline: Date?
             for t in noExecute {
                 let taint = Taint(t)
-                let matching = (pod["spec"]["tolerations"].array ?? []).enumerated().filter { tolerations[$0.offset].tolerates(taint) }.map(\.element)
+                let matching = (pod["spec"]["tolerations"].array ?? []).enumerated().filter {
+                    tolerations[$0.offset].tolerates(taint)
+                }.map(\.element)
                 if matching.isEmpty { tolerated = false; break }
                 // The shortest tolerationSeconds among those that match; none set means forever.
                 let secs = matching.compactMap { $0["tolerationSeconds"].int }
@@ -178,13 +192,17 @@ struct NodeLifecycleController: ControlLoop {
             }
             if tolerated { evictAt = deadline }
             guard let at = evictAt, at <= now else { continue }
-            let key = Informer.key(pod)
-            let first = seen.lock.withLock { seen.evicted.insert(key + "|" + (pod["metadata"]["uid"].string ?? "")).inserted }
+            let key = UntypedInformer.key(pod)
+            let first = seen.lock.withLock {
+                seen.evicted.insert(key + "|" + (pod["metadata"]["uid"].string ?? "")).inserted
+            }
             guard first else { continue }
             events.record(pod, reason: "TaintManagerEviction", message: "Marking for deletion Pod \(key)")
             do {
-                try await client.delete(Registry.pods, namespace: pod["metadata"]["namespace"].string, name: pod["metadata"]["name"].string ?? "",
-                                        uid: pod["metadata"]["uid"].string)
+                try await client.delete(
+                    Registry.pods, namespace: pod["metadata"]["namespace"].string,
+                    name: pod["metadata"]["name"].string ?? "",
+                    uid: pod["metadata"]["uid"].string)
             } catch {
                 _ = seen.lock.withLock { seen.evicted.remove(key + "|" + (pod["metadata"]["uid"].string ?? "")) }
             }

@@ -15,7 +15,9 @@ final class OwnedPodSummaries: @unchecked Sendable {
         var labeled = false
         var labeledAt = -1
     }
-    struct Counts: Equatable { var active: Int64 = 0, labeled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0, readyNotAvailable: Int64 = 0 }
+    struct Counts: Equatable {
+        var active: Int64 = 0, labeled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0, readyNotAvailable: Int64 = 0
+    }
 
     private let lock = NSLock()
     private var byOwner: [String: [String: Summary]] = [:]
@@ -24,9 +26,9 @@ final class OwnedPodSummaries: @unchecked Sendable {
     private var templates: [String: (labels: [String: JSON], version: Int)] = [:]
 
     /// Applies one pod event (pods without a controller are not tracked).
-    func apply(_ e: InformerEvent) {
+    func apply(_ e: UntypedInformerEvent) {
         let pod = e.object
-        let key = Informer.key(pod)
+        let key = UntypedInformer.key(pod)
         let owner: String? = {
             if case .deleted = e { return nil }
             return Objects.controllerRef(pod)?["uid"].string
@@ -52,9 +54,10 @@ final class OwnedPodSummaries: @unchecked Sendable {
     static func summary(_ pod: JSON) -> Summary {
         let ready = Objects.readyCondition(pod)
         let isReady = ready?["status"].string == "True"
-        return Summary(active: Objects.isActive(pod), ready: isReady,
-                       readySince: isReady ? APITime.parse(ready?["lastTransitionTime"].string) : nil,
-                       labels: pod["metadata"]["labels"])
+        return Summary(
+            active: Objects.isActive(pod), ready: isReady,
+            readySince: isReady ? APITime.parse(ready?["lastTransitionTime"].string) : nil,
+            labels: pod["metadata"]["labels"])
     }
 
     static func includes(_ labels: JSON, _ template: [String: JSON]) -> Bool {
@@ -84,7 +87,9 @@ final class OwnedPodSummaries: @unchecked Sendable {
                 if s.labeled { c.labeled += 1 }
                 guard s.ready else { continue }
                 c.ready += 1
-                if minReadySeconds <= 0 || s.readySince.map({ now.timeIntervalSince($0) >= Double(minReadySeconds) }) ?? true {
+                if minReadySeconds <= 0
+                    || s.readySince.map({ now.timeIntervalSince($0) >= Double(minReadySeconds) }) ?? true
+                {
                     c.available += 1
                 } else {
                     c.readyNotAvailable += 1

@@ -68,7 +68,7 @@ public final class HollowNodes: Service, @unchecked Sendable {
         pods.onChange { [weak self] e in
             guard let self, let node = e.object["spec"]["nodeName"].string, self.isHollow(node) else { return }
             if case .deleted(let p) = e { self.release(p); return }
-            let key = Informer.key(e.object)
+            let key = UntypedInformer.key(e.object)
             Task { await queue.add(key) }
         }
         nodes.onChange { [weak self] e in
@@ -84,24 +84,28 @@ public final class HollowNodes: Service, @unchecked Sendable {
             if wasStopped && !stop {
                 // Back from a simulated outage: report Ready at once, then look at our pods again.
                 Task { await self.reportReady(name, node: e.object) }
-                for p in pods.byIndex("node", name) { let k = Informer.key(p); Task { await queue.add(k) } }
+                for p in pods.byIndex("node", name) { let k = UntypedInformer.key(p); Task { await queue.add(k) } }
             } else if !stop, case .updated(_, let n) = e, Self.readyStatus(n) != "True" {
                 Task { await self.reportReady(name, node: n) }
             }
         }
         pods.addIndex("node") { [$0["spec"]["nodeName"].string ?? ""] }
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { g in
                 g.addTask { await factory.run() }
                 g.addTask { await self.heartbeats() }
                 g.addTask {
                     await factory.waitForSync()
-                    await runWorkers(queue, count: self.config.workers, sync: { key in
-                        guard let pod = pods.get(key) else { return }
-                        try await self.syncPod(pod)
-                    }, onError: { key, error in
-                        self.logger.debug("hollow pod sync failed", metadata: ["pod": "\(key)", "error": "\(error)"])
-                    })
+                    await runWorkers(
+                        queue, count: self.config.workers,
+                        sync: { key in
+                            guard let pod = pods.get(key) else { return }
+                            try await self.syncPod(pod)
+                        },
+                        onError: { key, error in
+                            self.logger.debug(
+                                "hollow pod sync failed", metadata: ["pod": "\(key)", "error": "\(error)"])
+                        })
                 }
                 await g.waitForAll()
             }
@@ -119,25 +123,38 @@ public final class HollowNodes: Service, @unchecked Sendable {
         let zones = max(config.zones, 1)
         let zone = "zone-" + String(UnicodeScalar(UInt8(97 + i % min(zones, 26))))
         let cidr = "10.\(128 + i / 256).\(i % 256).0/24"
-        let capacity: JSON = ["cpu": .string(config.cpu), "memory": .string(config.memory), "pods": .string(config.pods),
-                              "ephemeral-storage": .string(config.ephemeralStorage)]
+        let capacity: JSON = [
+            "cpu": .string(config.cpu), "memory": .string(config.memory), "pods": .string(config.pods),
+            "ephemeral-storage": .string(config.ephemeralStorage),
+        ]
         return [
             "apiVersion": "v1", "kind": "Node",
-            "metadata": ["name": .string(name), "labels": [
-                "kubernetes.io/hostname": .string(name), "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                "topology.kubernetes.io/zone": .string(zone), "node.kubernetes.io/instance-type": "hollow", "berth.dev/hollow": "true",
-            ], "annotations": ["node.alpha.kubernetes.io/ttl": "0"]],
+            "metadata": [
+                "name": .string(name),
+                "labels": [
+                    "kubernetes.io/hostname": .string(name), "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                    "topology.kubernetes.io/zone": .string(zone), "node.kubernetes.io/instance-type": "hollow",
+                    "berth.dev/hollow": "true",
+                ], "annotations": ["node.alpha.kubernetes.io/ttl": "0"],
+            ],
             "spec": ["podCIDR": .string(cidr), "podCIDRs": [.string(cidr)]],
             "status": [
                 "capacity": capacity, "allocatable": capacity,
                 "conditions": .array(Self.conditions(ready: true)),
                 // 198.18.0.0/15 is the benchmarking range: these addresses carry no traffic.
-                "addresses": [["type": "InternalIP", "address": .string("198.18.\(i / 256).\(i % 256)")], ["type": "Hostname", "address": .string(name)]],
+                "addresses": [
+                    ["type": "InternalIP", "address": .string("198.18.\(i / 256).\(i % 256)")],
+                    ["type": "Hostname", "address": .string(name)],
+                ],
                 "daemonEndpoints": ["kubeletEndpoint": ["Port": 10250]],
-                "nodeInfo": ["kubeletVersion": "v1.32.0-berth-hollow", "kubeProxyVersion": "v1.32.0-berth-hollow",
-                             "containerRuntimeVersion": "hollow://1.0", "osImage": "Berth hollow node", "kernelVersion": "hollow",
-                             "operatingSystem": "linux", "architecture": "amd64", "machineID": .string(name), "systemUUID": .string(name),
-                             "bootID": .string(name)],
+                "nodeInfo": [
+                    "kubeletVersion": "v1.32.0-berth-hollow", "kubeProxyVersion": "v1.32.0-berth-hollow",
+                    "containerRuntimeVersion": "hollow://1.0", "osImage": "Berth hollow node",
+                    "kernelVersion": "hollow",
+                    "operatingSystem": "linux", "architecture": "amd64", "machineID": .string(name),
+                    "systemUUID": .string(name),
+                    "bootID": .string(name),
+                ],
             ],
         ]
     }
@@ -145,8 +162,11 @@ public final class HollowNodes: Service, @unchecked Sendable {
     static func conditions(ready: Bool) -> [JSON] {
         let now = JSON.string(APITime.string())
         func c(_ type: String, _ status: String, _ reason: String, _ message: String) -> JSON {
-            ["type": .string(type), "status": .string(status), "reason": .string(reason), "message": .string(message),
-             "lastHeartbeatTime": now, "lastTransitionTime": now]
+            [
+                "type": .string(type), "status": .string(status), "reason": .string(reason),
+                "message": .string(message),
+                "lastHeartbeatTime": now, "lastTransitionTime": now,
+            ]
         }
         return [
             c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
@@ -171,7 +191,8 @@ public final class HollowNodes: Service, @unchecked Sendable {
                     }
                 }
             } catch {
-                self.logger.warning("hollow node registration failed", metadata: ["node": "\(name)", "error": "\(error)"])
+                self.logger.warning(
+                    "hollow node registration failed", metadata: ["node": "\(name)", "error": "\(error)"])
             }
             await self.renewLease(name)
         }
@@ -199,11 +220,17 @@ public final class HollowNodes: Service, @unchecked Sendable {
                 } else {
                     // Owned by the Node (as kubelet does), so deleting the node deletes its Lease.
                     guard let uid = lock.withLock({ uids[name] }) else { return }
-                    let out = try await client.create(Registry.leases, [
-                        "metadata": ["name": .string(name), "namespace": "kube-node-lease",
-                                     "ownerReferences": [["apiVersion": "v1", "kind": "Node", "name": .string(name), "uid": .string(uid)]]],
-                        "spec": ["holderIdentity": .string(name), "leaseDurationSeconds": 40, "renewTime": now],
-                    ])
+                    let out = try await client.create(
+                        Registry.leases,
+                        [
+                            "metadata": [
+                                "name": .string(name), "namespace": "kube-node-lease",
+                                "ownerReferences": [
+                                    ["apiVersion": "v1", "kind": "Node", "name": .string(name), "uid": .string(uid)]
+                                ],
+                            ],
+                            "spec": ["holderIdentity": .string(name), "leaseDurationSeconds": 40, "renewTime": now],
+                        ])
                     lock.withLock { leases[name] = out }
                 }
                 return
@@ -222,7 +249,9 @@ public final class HollowNodes: Service, @unchecked Sendable {
             if ContinuousClock.now - lastStatus >= config.statusInterval {
                 lastStatus = .now
                 await forEachConcurrently(names, width: 32) { name in
-                    guard !self.isStopped(name), var n = try? await self.client.get(Registry.nodes, namespace: nil, name: name) else { return }
+                    guard !self.isStopped(name),
+                        var n = try? await self.client.get(Registry.nodes, namespace: nil, name: name)
+                    else { return }
                     var conds = n["status"]["conditions"].array ?? []
                     for i in conds.indices { conds[i]["lastHeartbeatTime"] = .string(APITime.string()) }
                     n["status"]["conditions"] = .array(conds)
@@ -243,7 +272,8 @@ public final class HollowNodes: Service, @unchecked Sendable {
         if !pod["metadata"]["deletionTimestamp"].isNull {
             // The containers "stop" at once: confirm the deletion (kubelet's final grace-0 delete).
             do {
-                try await client.delete(Registry.pods, namespace: ns, name: name, gracePeriod: 0, uid: pod["metadata"]["uid"].string)
+                try await client.delete(
+                    Registry.pods, namespace: ns, name: name, gracePeriod: 0, uid: pod["metadata"]["uid"].string)
             } catch let e as APIError where e.code == 404 || e.code == 409 {}
             return
         }
@@ -261,17 +291,23 @@ public final class HollowNodes: Service, @unchecked Sendable {
         p["status"]["podIP"] = .string(ip)
         p["status"]["podIPs"] = [["ip": .string(ip)]]
         if p["status"]["startTime"].isNull { p["status"]["startTime"] = now }
-        var conds = (p["status"]["conditions"].array ?? []).filter { !["Initialized", "Ready", "ContainersReady", "PodReadyToStartContainers"].contains($0["type"].string ?? "") }
+        var conds = (p["status"]["conditions"].array ?? []).filter {
+            !["Initialized", "Ready", "ContainersReady", "PodReadyToStartContainers"].contains($0["type"].string ?? "")
+        }
         for t in ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
             conds.append(["type": .string(t), "status": "True", "lastProbeTime": .null, "lastTransitionTime": now])
         }
         p["status"]["conditions"] = .array(conds)
         let uid = pod["metadata"]["uid"].string ?? ""
-        p["status"]["containerStatuses"] = .array((pod["spec"]["containers"].array ?? []).map { c in
-            ["name": c["name"], "image": c["image"], "imageID": .string("hollow://\(c["image"].string ?? "")"),
-             "containerID": .string("hollow://\(uid)/\(c["name"].string ?? "")"), "ready": true, "started": true, "restartCount": 0,
-             "state": ["running": ["startedAt": now]]]
-        })
+        p["status"]["containerStatuses"] = .array(
+            (pod["spec"]["containers"].array ?? []).map { c in
+                [
+                    "name": c["name"], "image": c["image"], "imageID": .string("hollow://\(c["image"].string ?? "")"),
+                    "containerID": .string("hollow://\(uid)/\(c["name"].string ?? "")"), "ready": true, "started": true,
+                    "restartCount": 0,
+                    "state": ["running": ["startedAt": now]],
+                ]
+            })
         do {
             try await client.updateStatus(Registry.pods, p)
         } catch let e as APIError where e.code == 404 {
@@ -280,7 +316,7 @@ public final class HollowNodes: Service, @unchecked Sendable {
     }
 
     func allocateIP(_ pod: JSON, node: String) -> String {
-        let key = Informer.key(pod)
+        let key = UntypedInformer.key(pod)
         return lock.withLock {
             if let ip = podIP[key] { return ip }
             let i = index[node] ?? 0
@@ -296,17 +332,19 @@ public final class HollowNodes: Service, @unchecked Sendable {
     }
 
     func release(_ pod: JSON) {
-        let key = Informer.key(pod)
+        let key = UntypedInformer.key(pod)
         lock.withLock {
             guard let ip = podIP.removeValue(forKey: key), let node = pod["spec"]["nodeName"].string,
-                  let host = Int(ip.split(separator: ".").last ?? "") else { return }
+                let host = Int(ip.split(separator: ".").last ?? "")
+            else { return }
             usedIPs[node]?.remove(host)
         }
     }
 }
 
 /// Runs `body` for every element, at most `width` at a time.
-func forEachConcurrently<S: Sequence>(_ items: S, width: Int, _ body: @escaping @Sendable (S.Element) async -> Void) async
+func forEachConcurrently<S: Sequence>(_ items: S, width: Int, _ body: @escaping @Sendable (S.Element) async -> Void)
+    async
 where S.Element: Sendable {
     await withTaskGroup(of: Void.self) { g in
         var running = 0

@@ -30,7 +30,9 @@ public enum SchedulingBenchmark {
         }
     }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
 
     public static func run(nodes: Int, pods: Int, dataDir: String, logger: Logger) async throws -> Report {
         var config = ServerConfig(dataDir: dataDir)
@@ -47,10 +49,19 @@ public enum SchedulingBenchmark {
         // Pending pods: 100m/128Mi each; every tenth asks for zone-a nodes.
         let createStart = ContinuousClock.now
         await forEachConcurrently(0..<pods, width: 256) { i in
-            var spec: JSON = ["containers": [["name": "c", "image": "registry.local/pause:1",
-                                              "resources": ["requests": ["cpu": "100m", "memory": "128Mi"]]]]]
+            var spec: JSON = [
+                "containers": [
+                    [
+                        "name": "c", "image": "registry.local/pause:1",
+                        "resources": ["requests": ["cpu": "100m", "memory": "128Mi"]],
+                    ]
+                ]
+            ]
             if i % 10 == 0 { spec["nodeSelector"] = ["topology.kubernetes.io/zone": "zone-a"] }
-            let pod: JSON = ["metadata": ["name": .string("bench-\(i)"), "namespace": "default", "labels": ["app": "bench"]], "spec": spec]
+            let pod: JSON = [
+                "metadata": ["name": .string("bench-\(i)"), "namespace": "default", "labels": ["app": "bench"]],
+                "spec": spec,
+            ]
             _ = try? await client.create(Registry.pods, pod)
         }
         let createSeconds = seconds(ContinuousClock.now - createStart)
@@ -61,7 +72,8 @@ public enum SchedulingBenchmark {
         let factory = InformerFactory(client: LocalClient(server: server, manager: "berth-informer"), logger: logger)
         var cpConfig = ControlPlaneConfig()
         cpConfig.controllers = false
-        let ctx = ControllerContext(server: server, informers: factory, events: EventRecorder(), logger: logger, config: cpConfig)
+        let ctx = ControllerContext(
+            server: server, informers: factory, events: EventRecorder(), logger: logger, config: cpConfig)
         let scheduler = Scheduler(ctx)
         let progress = ProcessInfo.processInfo.environment["BERTH_BENCH_PROGRESS"] != nil
         // Like scheduler_perf, the clock runs while the scheduler is up with its informers synced (the
@@ -83,7 +95,9 @@ public enum SchedulingBenchmark {
         _ = await synced.pop()
         let start = startBox.withLock { $0 }
         let syncSeconds = seconds(start - syncStart)
-        if progress { FileHandle.standardError.write(Data("informers synced in \(String(format: "%.2f", syncSeconds))s\n".utf8)) }
+        if progress {
+            FileHandle.standardError.write(Data("informers synced in \(String(format: "%.2f", syncSeconds))s\n".utf8))
+        }
         var bound = Set<String>()
         // A byte search, not a JSON decode: the counting must not compete with the scheduler for CPU.
         let marker = Array("\"nodeName\":\"".utf8)
@@ -91,7 +105,9 @@ public enum SchedulingBenchmark {
             guard ByteSearch.contains(e.kv.value, marker) else { continue }
             bound.insert(e.kv.key)
             if progress, bound.count % 1000 == 0 {
-                FileHandle.standardError.write(Data("\(String(format: "%.2f", seconds(ContinuousClock.now - start)))s \(bound.count) bound\n".utf8))
+                FileHandle.standardError.write(
+                    Data("\(String(format: "%.2f", seconds(ContinuousClock.now - start)))s \(bound.count) bound\n".utf8)
+                )
             }
             if bound.count >= pods { break }
         }
@@ -113,7 +129,10 @@ public enum SchedulingBenchmark {
             u.cpu += Quantity.milli(r["cpu"]) ?? 0; u.mem += Quantity.units(r["memory"]) ?? 0; u.pods += 1
             used[node] = u
             if let zone = p["spec"]["nodeSelector"]["topology.kubernetes.io/zone"].string,
-               nodeList.first(where: { $0["metadata"]["name"].string == node })?["metadata"]["labels"]["topology.kubernetes.io/zone"].string != zone {
+                nodeList.first(where: { $0["metadata"]["name"].string == node })?["metadata"]["labels"][
+                    "topology.kubernetes.io/zone"
+                ].string != zone
+            {
                 violations.append("\(p["metadata"]["name"].string ?? "") on \(node) outside \(zone)")
             }
         }
@@ -121,16 +140,21 @@ public enum SchedulingBenchmark {
             let name = n["metadata"]["name"].string ?? ""
             guard let u = used[name] else { continue }
             let a = n["status"]["allocatable"]
-            if u.cpu > Quantity.milli(a["cpu"]) ?? 0 || u.mem > Quantity.units(a["memory"]) ?? 0 || u.pods > Quantity.units(a["pods"]) ?? 0 {
+            if u.cpu > Quantity.milli(a["cpu"]) ?? 0 || u.mem > Quantity.units(a["memory"]) ?? 0
+                || u.pods > Quantity.units(a["pods"]) ?? 0
+            {
                 violations.append("\(name) over capacity")
             }
         }
         var rss = 0
         if let statm = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-           let line = statm.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
+            let line = statm.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        {
             rss = (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
         }
         await server.store.close()
-        return Report(nodes: nodes, pods: pods, createSeconds: createSeconds, syncSeconds: syncSeconds, scheduleSeconds: scheduleSeconds, violations: violations, rssMB: rss)
+        return Report(
+            nodes: nodes, pods: pods, createSeconds: createSeconds, syncSeconds: syncSeconds,
+            scheduleSeconds: scheduleSeconds, violations: violations, rssMB: rss)
     }
 }

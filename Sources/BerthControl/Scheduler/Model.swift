@@ -36,7 +36,8 @@ struct Taint: Sendable, Equatable {
 struct Toleration: Sendable {
     var key: String, op: String, value: String, effect: String
     init(_ j: JSON) {
-        key = j["key"].string ?? ""; op = j["operator"].string ?? "Equal"; value = j["value"].string ?? ""; effect = j["effect"].string ?? ""
+        key = j["key"].string ?? ""; op = j["operator"].string ?? "Equal"; value = j["value"].string ?? "";
+        effect = j["effect"].string ?? ""
     }
     /// Upstream's ToleratesTaint: empty effect matches every effect; empty key with Exists matches all keys.
     func tolerates(_ t: Taint) -> Bool {
@@ -54,7 +55,8 @@ struct Toleration: Sendable {
 struct NodeRequirement: Sendable {
     var key: String, op: String, values: [String]
     init(_ j: JSON) {
-        key = j["key"].string ?? ""; op = j["operator"].string ?? ""; values = (j["values"].array ?? []).compactMap(\.string)
+        key = j["key"].string ?? ""; op = j["operator"].string ?? "";
+        values = (j["values"].array ?? []).compactMap(\.string)
     }
     func matches(_ value: String?) -> Bool {
         switch op {
@@ -62,8 +64,12 @@ struct NodeRequirement: Sendable {
         case "NotIn": return value.map { !values.contains($0) } ?? true
         case "Exists": return value != nil
         case "DoesNotExist": return value == nil
-        case "Gt": return value.flatMap { Int64($0) }.flatMap { v in values.first.flatMap { Int64($0) }.map { v > $0 } } ?? false
-        case "Lt": return value.flatMap { Int64($0) }.flatMap { v in values.first.flatMap { Int64($0) }.map { v < $0 } } ?? false
+        case "Gt":
+            return value.flatMap { Int64($0) }.flatMap { v in values.first.flatMap { Int64($0) }.map { v > $0 } }
+                ?? false
+        case "Lt":
+            return value.flatMap { Int64($0) }.flatMap { v in values.first.flatMap { Int64($0) }.map { v < $0 } }
+                ?? false
         default: return false
         }
     }
@@ -162,7 +168,9 @@ struct PodInfo: Sendable {
     var object: JSON
     var revision: Int64
 
-    var hasPodAffinity: Bool { !affinity.isEmpty || !antiAffinity.isEmpty || !preferredAffinity.isEmpty || !preferredAntiAffinity.isEmpty }
+    var hasPodAffinity: Bool {
+        !affinity.isEmpty || !antiAffinity.isEmpty || !preferredAffinity.isEmpty || !preferredAntiAffinity.isEmpty
+    }
 
     init(_ pod: JSON) {
         let meta = pod["metadata"], spec = pod["spec"]
@@ -180,7 +188,9 @@ struct PodInfo: Sendable {
             sum += Resources(c["resources"]["requests"])
             nonZero += Self.nonZeroRequests(c["resources"]["requests"])
             for p in c["ports"].array ?? [] {
-                if let hp = p["hostPort"].int, hp > 0 { ports.append("\(p["protocol"].string ?? "TCP")/\(p["hostIP"].string ?? "0.0.0.0")/\(hp)") }
+                if let hp = p["hostPort"].int, hp > 0 {
+                    ports.append("\(p["protocol"].string ?? "TCP")/\(p["hostIP"].string ?? "0.0.0.0")/\(hp)")
+                }
             }
         }
         for c in spec["initContainers"].array ?? [] {
@@ -214,8 +224,12 @@ struct PodInfo: Sendable {
         tolerations = (spec["tolerations"].array ?? []).map(Toleration.init)
         let ns = namespace
         let pa = spec["affinity"]["podAffinity"], paa = spec["affinity"]["podAntiAffinity"]
-        affinity = (pa["requiredDuringSchedulingIgnoredDuringExecution"].array ?? []).map { PodAffinityTerm($0, ownNamespace: ns) }
-        antiAffinity = (paa["requiredDuringSchedulingIgnoredDuringExecution"].array ?? []).map { PodAffinityTerm($0, ownNamespace: ns) }
+        affinity = (pa["requiredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
+            PodAffinityTerm($0, ownNamespace: ns)
+        }
+        antiAffinity = (paa["requiredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
+            PodAffinityTerm($0, ownNamespace: ns)
+        }
         preferredAffinity = (pa["preferredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
             PodAffinityTerm($0["podAffinityTerm"], ownNamespace: ns, weight: $0["weight"].int ?? 1)
         }
@@ -337,9 +351,16 @@ final class NodeInfo: @unchecked Sendable {
         let readyCond = (node["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" }
         ready = readyCond?["status"].string == "True"
         // A node not (yet) tainted by the node lifecycle controller is still not a place for new pods.
-        if !ready && !taints.contains(where: { $0.key == "node.kubernetes.io/not-ready" || $0.key == "node.kubernetes.io/unreachable" }) {
-            taints.append(Taint(key: readyCond?["status"].string == "False" ? "node.kubernetes.io/not-ready" : "node.kubernetes.io/unreachable",
-                                effect: "NoSchedule"))
+        if !ready
+            && !taints.contains(where: {
+                $0.key == "node.kubernetes.io/not-ready" || $0.key == "node.kubernetes.io/unreachable"
+            })
+        {
+            taints.append(
+                Taint(
+                    key: readyCond?["status"].string == "False"
+                        ? "node.kubernetes.io/not-ready" : "node.kubernetes.io/unreachable",
+                    effect: "NoSchedule"))
         }
         plain = !unschedulable && !taints.contains { $0.effect == "NoSchedule" || $0.effect == "NoExecute" }
         exists = true

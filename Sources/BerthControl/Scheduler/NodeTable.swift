@@ -57,7 +57,8 @@ struct NodeTable {
     }
 
     private static func facts(_ n: NodeInfo) -> Facts {
-        Facts(plain: n.plain, tainted: !n.taints.isEmpty, allocatable: n.allocatable, requested: n.requested,
-              nonZeroRequested: n.nonZeroRequested)
+        Facts(
+            plain: n.plain, tainted: !n.taints.isEmpty, allocatable: n.allocatable, requested: n.requested,
+            nonZeroRequested: n.nonZeroRequested)
     }
 }

@@ -30,7 +30,9 @@ struct Shortfall {
     }
     /// Upstream's reasons, in its order.
     var reasons: [String] {
-        [(pods, Reasons.tooManyPods), (cpu, Reasons.cpu), (memory, Reasons.memory), (storage, Reasons.storage)].filter(\.0).map(\.1)
+        [(pods, Reasons.tooManyPods), (cpu, Reasons.cpu), (memory, Reasons.memory), (storage, Reasons.storage)].filter(
+            \.0
+        ).map(\.1)
     }
 }
 
@@ -70,7 +72,8 @@ extension Scheduler.Cache {
     func prepare(_ pod: PodInfo) -> CycleState {
         var s = CycleState()
         s.selector = CompiledSelector(pod.nodeSelector, symbols)
-        let needsPods = !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !pod.spread.isEmpty
+        let needsPods =
+            !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !pod.spread.isEmpty
             || !pod.preferredAffinity.isEmpty || !pod.preferredAntiAffinity.isEmpty
         if !antiAffinityPods.isEmpty {
             for (_, entry) in antiAffinityPods {
@@ -89,7 +92,9 @@ extension Scheduler.Cache {
         for node in table.nodes {
             // Spreading counts domains of nodes the pod could go to (node affinity/selector).
             let eligible = Self.nodeMatches(pod, node, s)
-            for (i, c) in hard.enumerated() where eligible { if let v = node.labels[c.topologyKey], s.spreadCounts[i][v] == nil { s.spreadCounts[i][v] = 0 } }
+            for (i, c) in hard.enumerated() where eligible {
+                if let v = node.labels[c.topologyKey], s.spreadCounts[i][v] == nil { s.spreadCounts[i][v] = 0 }
+            }
             for (_, p) in node.pods {
                 for (i, t) in pod.affinity.enumerated() where t.matches(namespace: p.namespace, labels: p.labels) {
                     anyAffinityMatch = true
@@ -99,10 +104,14 @@ extension Scheduler.Cache {
                     if let v = node.labels[t.topologyKey] { s.antiDomains[i].insert(v) }
                 }
                 for t in pod.preferredAffinity where t.matches(namespace: p.namespace, labels: p.labels) {
-                    if let v = node.labels[t.topologyKey] { s.preferredDomainWeights[t.topologyKey + "=" + v, default: 0] += t.weight }
+                    if let v = node.labels[t.topologyKey] {
+                        s.preferredDomainWeights[t.topologyKey + "=" + v, default: 0] += t.weight
+                    }
                 }
                 for t in pod.preferredAntiAffinity where t.matches(namespace: p.namespace, labels: p.labels) {
-                    if let v = node.labels[t.topologyKey] { s.preferredDomainWeights[t.topologyKey + "=" + v, default: 0] -= t.weight }
+                    if let v = node.labels[t.topologyKey] {
+                        s.preferredDomainWeights[t.topologyKey + "=" + v, default: 0] -= t.weight
+                    }
                 }
                 if eligible {
                     for (i, c) in hard.enumerated() where c.counts(p.namespace, p.labels, podNamespace: pod.namespace) {
@@ -124,8 +133,11 @@ extension Scheduler.Cache {
     /// Filter: nil when the pod fits the node, else the reasons it does not.
     func filter(_ pod: PodInfo, _ node: NodeInfo, _ s: CycleState) -> [String]? {
         if !node.plain {
-            if node.unschedulable && !pod.tolerations.contains(where: {
-                $0.tolerates(Taint(key: "node.kubernetes.io/unschedulable", effect: "NoSchedule")) }) {
+            if node.unschedulable
+                && !pod.tolerations.contains(where: {
+                    $0.tolerates(Taint(key: "node.kubernetes.io/unschedulable", effect: "NoSchedule"))
+                })
+            {
                 return [Reasons.unschedulable]
             }
             for t in node.taints where t.effect == "NoSchedule" || t.effect == "NoExecute" {
@@ -176,11 +188,13 @@ extension Scheduler.Cache {
             for i in 0..<n {
                 let f = facts[feasible[i]]
                 anyTainted = anyTainted || f.tainted
-                total[i] = Self.leastAllocated(cap: (f.allocatable.milliCPU, f.allocatable.memory),
-                                               used: (f.nonZeroRequested.milliCPU + podCPU, f.nonZeroRequested.memory + podMem))
+                total[i] = Self.leastAllocated(
+                    cap: (f.allocatable.milliCPU, f.allocatable.memory),
+                    used: (f.nonZeroRequested.milliCPU + podCPU, f.nonZeroRequested.memory + podMem))
                 if balanced {
-                    total[i] += Self.balancedAllocation(cap: (f.allocatable.milliCPU, f.allocatable.memory),
-                                                        used: (f.requested.milliCPU + pod.requests.milliCPU, f.requested.memory + pod.requests.memory))
+                    total[i] += Self.balancedAllocation(
+                        cap: (f.allocatable.milliCPU, f.allocatable.memory),
+                        used: (f.requested.milliCPU + pod.requests.milliCPU, f.requested.memory + pod.requests.memory))
                 }
             }
         }
@@ -200,7 +214,8 @@ extension Scheduler.Cache {
             var worst: Int64 = 0
             for i in 0..<n where table.facts[feasible[i]].tainted {
                 var c: Int64 = 0
-                for t in table.nodes[feasible[i]].taints where t.effect == "PreferNoSchedule" && !pod.tolerations.contains(where: { $0.tolerates(t) }) { c += 1 }
+                for t in table.nodes[feasible[i]].taints
+                where t.effect == "PreferNoSchedule" && !pod.tolerations.contains(where: { $0.tolerates(t) }) { c += 1 }
                 counts[i] = c
                 worst = max(worst, c)
             }
@@ -211,7 +226,9 @@ extension Scheduler.Cache {
         // InterPodAffinity preferred terms (weight 2), min-max normalized.
         if !s.preferredDomainWeights.isEmpty {
             let raw = feasible.map { idx in
-                table.nodes[idx].labels.reduce(Int64(0)) { $0 + (s.preferredDomainWeights[$1.key + "=" + $1.value] ?? 0) }
+                table.nodes[idx].labels.reduce(Int64(0)) {
+                    $0 + (s.preferredDomainWeights[$1.key + "=" + $1.value] ?? 0)
+                }
             }
             let lo = raw.min() ?? 0, hi = raw.max() ?? 0
             if hi > lo { for i in 0..<n { total[i] += 2 * (raw[i] - lo) * 100 / (hi - lo) } }

@@ -20,7 +20,7 @@ struct Scheduler: ControlLoop {
     let logger: Logger
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("default-scheduler")
+        client = ctx.localClient("default-scheduler")
         events = ctx.events.component("default-scheduler")
         logger = ctx.logger
         cache = Cache(schedulerName: ctx.config.schedulerName, percentage: ctx.config.percentageOfNodesToScore)
@@ -33,7 +33,8 @@ struct Scheduler: ControlLoop {
         services.addIndex("scheduler.namespace") { [$0["metadata"]["namespace"].string ?? ""] }
         cache.spreadSources = DefaultSpreadSources(
             controllerSelector: { namespace, kind, group, name in
-                guard kind == "ReplicaSet", group == "apps", let rs = replicaSets.get(namespace: namespace, name: name) else { return nil }
+                guard kind == "ReplicaSet", group == "apps", let rs = replicaSets.get(namespace: namespace, name: name)
+                else { return nil }
                 return LabelSelector(object: rs["spec"]["selector"])
             },
             serviceSelectors: { namespace in
@@ -72,7 +73,9 @@ struct Scheduler: ControlLoop {
             g.addTask {
                 await withTaskCancellationHandler {
                     await loop(sink, reports)
-                } onCancel: { sink.finish(); reports.finish() }
+                } onCancel: {
+                    sink.finish(); reports.finish()
+                }
                 sink.finish()
                 reports.finish()
             }
@@ -100,21 +103,26 @@ struct Scheduler: ControlLoop {
     }
 
     func bind(_ batch: [Binding]) async {
-        let results = await client.bindEach(batch.map {
-            LocalClient.PodBinding(namespace: $0.pod.namespace, name: $0.pod.name, node: $0.node, pod: $0.pod.object, expectedRevision: $0.pod.revision)
-        })
+        let results = await client.bindEach(
+            batch.map {
+                LocalClient.PodBinding(
+                    namespace: $0.pod.namespace, name: $0.pod.name, node: $0.node, pod: $0.pod.object,
+                    expectedRevision: $0.pod.revision)
+            })
         for (b, r) in zip(batch, results) {
             switch r {
             case .success:
                 cache.bound(b.pod.key)
-                events.record(b.pod.object, reason: "Scheduled", message: "Successfully assigned \(b.pod.key) to \(b.node)")
+                events.record(
+                    b.pod.object, reason: "Scheduled", message: "Successfully assigned \(b.pod.key) to \(b.node)")
             case .failure(let e) where e.code == 404:
                 cache.bindFailed(b.pod.key, node: b.node, retry: false)
             case .failure(let e) where e.code == 409:
                 // Someone else bound it (or it changed and was bound by a retry): the informer tells the truth.
                 cache.bindFailed(b.pod.key, node: b.node, retry: !e.message.contains("already assigned"))
             case .failure(let e):
-                logger.warning("binding failed", metadata: ["pod": "\(b.pod.key)", "node": "\(b.node)", "error": "\(e)"])
+                logger.warning(
+                    "binding failed", metadata: ["pod": "\(b.pod.key)", "node": "\(b.node)", "error": "\(e)"])
                 cache.bindFailed(b.pod.key, node: b.node, retry: true)
             }
         }
@@ -125,12 +133,15 @@ struct Scheduler: ControlLoop {
     func markUnschedulable(_ pod: PodInfo, _ message: String) async {
         for _ in 0..<3 {
             guard var cur = try? await client.get(Registry.pods, namespace: pod.namespace, name: pod.name),
-                  (cur["spec"]["nodeName"].string ?? "").isEmpty else { return }
+                (cur["spec"]["nodeName"].string ?? "").isEmpty
+            else { return }
             var conds = (cur["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
             let old = (cur["status"]["conditions"].array ?? []).first { $0["type"].string == "PodScheduled" }
             if old?["status"].string == "False" && old?["message"].string == message { return }
-            conds.append(["type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
-                          "lastProbeTime": .null, "lastTransitionTime": .string(APITime.string())])
+            conds.append([
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
+                "lastProbeTime": .null, "lastTransitionTime": .string(APITime.string()),
+            ])
             cur["status"]["conditions"] = .array(conds)
             do { try await client.updateStatus(Registry.pods, cur); return } catch { continue }
         }

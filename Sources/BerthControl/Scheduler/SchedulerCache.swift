@@ -5,14 +5,14 @@ extension Scheduler {
     enum Decision { case none, bound(PodInfo, String), unschedulable(PodInfo, String) }
 
     /// Nodes, the pods placed on them, and the scheduling queues — one lock around all of it, held by
-    /// the scheduling loop while it decides. Informer handlers and binders do not take that lock: they
+    /// the scheduling loop while it decides. UntypedInformer handlers and binders do not take that lock: they
     /// drop their changes in an inbox (pods already turned into `PodInfo`, on the informer's thread),
     /// which the loop applies before each batch. Before the inbox, every informer event waited for the
     /// decision in progress, and the two cores took turns instead of working side by side.
     final class Cache: @unchecked Sendable {
         enum Change {
-            case node(InformerEvent)
-            case pod(InformerEvent, PodInfo)
+            case node(UntypedInformerEvent)
+            case pod(UntypedInformerEvent, PodInfo)
             case bound(String)
             case bindFailed(String, node: String, retry: Bool)
         }
@@ -54,12 +54,14 @@ extension Scheduler {
         private var waiter: CheckedContinuation<Void, Never>?
         var seq: Int64 = 0
 
-        init(schedulerName: String, percentage: Int) { self.schedulerName = schedulerName; self.percentage = percentage }
+        init(schedulerName: String, percentage: Int) {
+            self.schedulerName = schedulerName; self.percentage = percentage
+        }
 
         // MARK: informer and binder side (inbox)
 
-        func nodeChanged(_ e: InformerEvent) { post(.node(e)) }
-        func podChanged(_ e: InformerEvent) { post(.pod(e, PodInfo(e.object))) }
+        func nodeChanged(_ e: UntypedInformerEvent) { post(.node(e)) }
+        func podChanged(_ e: UntypedInformerEvent) { post(.pod(e, PodInfo(e.object))) }
         func bound(_ key: String) { post(.bound(key)) }
         func bindFailed(_ key: String, node: String, retry: Bool) { post(.bindFailed(key, node: node, retry: retry)) }
 
@@ -94,7 +96,7 @@ extension Scheduler {
             }
         }
 
-        private func applyNode(_ e: InformerEvent) {
+        private func applyNode(_ e: UntypedInformerEvent) {
             let obj = e.object
             let name = obj["metadata"]["name"].string ?? ""
             if case .deleted = e {
@@ -106,14 +108,15 @@ extension Scheduler {
             let before = (info.exists, info.labels, info.allocatable, info.taints, info.unschedulable, info.ready)
             info.update(from: obj, symbols: &symbols)
             if nodes[name] == nil { nodes[name] = info }
-            let changed = before.0 != info.exists || before.1 != info.labels || before.2 != info.allocatable
+            let changed =
+                before.0 != info.exists || before.1 != info.labels || before.2 != info.allocatable
                 || before.3 != info.taints || before.4 != info.unschedulable || before.5 != info.ready
             if before.0 != info.exists { nodeListDirty = true }
             if !nodeListDirty && !table.refresh(info) { nodeListDirty = true }
             if changed { moveAllUnschedulable(onlyAffinity: false) }
         }
 
-        private func applyPod(_ e: InformerEvent, _ info: PodInfo) {
+        private func applyPod(_ e: UntypedInformerEvent, _ info: PodInfo) {
             let key = info.key
             if case .deleted = e {
                 forgetPending(key)
@@ -130,11 +133,15 @@ extension Scheduler {
                 // A pod waiting as unschedulable whose spec or labels changed (tolerations added, a
                 // selector relaxed) is worth another try at once.
                 if case .updated(let old, let new) = e, unschedulable[key] != nil,
-                   old["spec"] != new["spec"] || old["metadata"]["labels"] != new["metadata"]["labels"] {
+                    old["spec"] != new["spec"] || old["metadata"]["labels"] != new["metadata"]["labels"]
+                {
                     unschedulable[key] = nil
                 }
                 if inFlight.contains(key) || queued.contains(key) || unschedulable[key] != nil
-                    || backoff.contains(where: { $0.key == key }) { return }
+                    || backoff.contains(where: { $0.key == key })
+                {
+                    return
+                }
                 enqueue(info)
                 return
             }
@@ -153,11 +160,18 @@ extension Scheduler {
         }
 
         func place(_ key: String, _ info: PodInfo, on node: String) {
-            if let old = placed[key], let o = nodes[old], let was = o.pods[key] { countOwner(was.ownerUID, on: old, -1) }
+            if let old = placed[key], let o = nodes[old], let was = o.pods[key] {
+                countOwner(was.ownerUID, on: old, -1)
+            }
             if let old = placed[key], old != node, let o = nodes[old] { o.remove(key); table.refreshRequested(o) }
-            let n = nodes[node] ?? { let n = NodeInfo(name: node); nodes[node] = n; return n }()
-            let p = PlacedPod(namespace: info.namespace, labels: info.labels, requests: info.requests, nonZero: info.nonZero,
-                              ownerUID: info.ownerUID, hostPorts: info.hostPorts, antiAffinity: info.antiAffinity)
+            let n =
+                nodes[node]
+                ?? {
+                    let n = NodeInfo(name: node); nodes[node] = n; return n
+                }()
+            let p = PlacedPod(
+                namespace: info.namespace, labels: info.labels, requests: info.requests, nonZero: info.nonZero,
+                ownerUID: info.ownerUID, hostPorts: info.hostPorts, antiAffinity: info.antiAffinity)
             n.add(key, p)
             countOwner(p.ownerUID, on: node, +1)
             table.refreshRequested(n)
@@ -176,7 +190,9 @@ extension Scheduler {
         private func countOwner(_ uid: String, on node: String, _ delta: Int32) {
             guard !uid.isEmpty else { return }
             let n = (ownerNodeCounts[uid]?[node] ?? 0) + delta
-            if n > 0 { ownerNodeCounts[uid, default: [:]][node] = n } else {
+            if n > 0 {
+                ownerNodeCounts[uid, default: [:]][node] = n
+            } else {
                 ownerNodeCounts[uid]?[node] = nil
                 if ownerNodeCounts[uid]?.isEmpty == true { ownerNodeCounts[uid] = nil }
             }
@@ -198,20 +214,26 @@ extension Scheduler {
                 if onlyAffinity && !info.hasPodAffinity { continue }
                 unschedulable[key] = nil
                 let until = attempt.last + backoffDuration(attempt.count)
-                if until > now { backoff.append((key, until)) } else {
+                if until > now {
+                    backoff.append((key, until))
+                } else {
                     seq += 1; active.push(.init(key: key, priority: info.priority, seq: seq)); queued.insert(key)
                 }
             }
         }
 
-        func backoffDuration(_ attempts: Int) -> Duration { .milliseconds(min(1000 << min(max(attempts - 1, 0), 4), 10_000)) }
+        func backoffDuration(_ attempts: Int) -> Duration {
+            .milliseconds(min(1000 << min(max(attempts - 1, 0), 4), 10_000))
+        }
 
         // MARK: loop side
 
         func waitForWork(timeout: Duration) async {
             let timer = Task { [weak self] in
                 try? await Task.sleep(for: timeout)
-                let w = self?.inboxLock.withLock { () -> CheckedContinuation<Void, Never>? in defer { self?.waiter = nil }; return self?.waiter }
+                let w = self?.inboxLock.withLock { () -> CheckedContinuation<Void, Never>? in
+                    defer { self?.waiter = nil }; return self?.waiter
+                }
                 w?.resume()
             }
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -234,8 +256,11 @@ extension Scheduler {
                     var rest: [(key: String, until: ContinuousClock.Instant)] = []
                     for b in backoff {
                         if b.until <= now, let info = pending[b.key] {
-                            seq += 1; active.push(.init(key: b.key, priority: info.priority, seq: seq)); queued.insert(b.key)
-                        } else if b.until > now { rest.append(b) }
+                            seq += 1; active.push(.init(key: b.key, priority: info.priority, seq: seq));
+                            queued.insert(b.key)
+                        } else if b.until > now {
+                            rest.append(b)
+                        }
                     }
                     backoff = rest
                 }
@@ -244,7 +269,10 @@ extension Scheduler {
                     lastFlush = now
                     for (key, a) in unschedulable where now - a.last > .seconds(30) {
                         unschedulable[key] = nil
-                        if let info = pending[key] { seq += 1; active.push(.init(key: key, priority: info.priority, seq: seq)); queued.insert(key) }
+                        if let info = pending[key] {
+                            seq += 1; active.push(.init(key: key, priority: info.priority, seq: seq));
+                            queued.insert(key)
+                        }
                     }
                 }
                 var out: [String] = []
@@ -271,7 +299,8 @@ extension Scheduler {
                 applyInbox()
                 guard let pod = pending[key], !inFlight.contains(key) else { return .none }
                 if nodeListDirty {
-                    table.rebuild(nodes.values.filter(\.exists).sorted { $0.name < $1.name }, keyCount: symbols.keyCount)
+                    table.rebuild(
+                        nodes.values.filter(\.exists).sorted { $0.name < $1.name }, keyCount: symbols.keyCount)
                     nodes = nodes.filter { $0.value.exists || !$0.value.pods.isEmpty }
                     nodeListDirty = false
                     nextStart = 0
@@ -298,10 +327,13 @@ extension Scheduler {
         /// those that fit, how many nodes were looked at, and why the others did not (reason → nodes).
         /// A pod with only a nodeSelector and requests (most pods) is checked on plain nodes against the
         /// table's flat arrays; anything else goes through the full `filter`.
-        private func findFeasible(_ pod: PodInfo, _ state: CycleState, want wanted: Int) -> ([Int], Int, [String: Int]) {
+        private func findFeasible(_ pod: PodInfo, _ state: CycleState, want wanted: Int) -> ([Int], Int, [String: Int])
+        {
             let total = table.count
             let start = nextStart % total
-            let simple = pod.hostPorts.isEmpty && pod.requiredTerms == nil && state.spreadCounts.isEmpty && state.forbidden.isEmpty
+            let simple =
+                pod.hostPorts.isEmpty && pod.requiredTerms == nil && state.spreadCounts.isEmpty
+                && state.forbidden.isEmpty
                 && pod.affinity.isEmpty && pod.antiAffinity.isEmpty
             let selectorImpossible = !pod.nodeSelector.isEmpty && state.selector == nil
             let pairs = state.selector?.pairs ?? []
@@ -343,8 +375,10 @@ extension Scheduler {
                     }
                 }
             }
-            for (r, n) in [(Reasons.affinity, affinity), (Reasons.tooManyPods, tooMany), (Reasons.cpu, cpu),
-                           (Reasons.memory, memory), (Reasons.storage, storage)] where n > 0 {
+            for (r, n) in [
+                (Reasons.affinity, affinity), (Reasons.tooManyPods, tooMany), (Reasons.cpu, cpu),
+                (Reasons.memory, memory), (Reasons.storage, storage),
+            ] where n > 0 {
                 reasons[r, default: 0] += n
             }
             return (feasible, i, reasons)
@@ -357,7 +391,11 @@ extension Scheduler {
         }
 
         /// For tests and the benchmark: how many pods wait.
-        var pendingCount: Int { lock.withLock { applyInbox(); return pending.count } }
+        var pendingCount: Int {
+            lock.withLock {
+                applyInbox(); return pending.count
+            }
+        }
     }
 }
 
@@ -366,7 +404,9 @@ struct PodHeap {
     struct Item { var key: String; var priority: Int64; var seq: Int64 }
     private var items: [Item] = []
     var isEmpty: Bool { items.isEmpty }
-    private func before(_ a: Item, _ b: Item) -> Bool { a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq }
+    private func before(_ a: Item, _ b: Item) -> Bool {
+        a.priority != b.priority ? a.priority > b.priority : a.seq < b.seq
+    }
     mutating func push(_ x: Item) {
         items.append(x)
         var i = items.count - 1

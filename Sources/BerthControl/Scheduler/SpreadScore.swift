@@ -11,7 +11,8 @@ struct DefaultSpreadSources: Sendable {
     /// The selector of a pod's controller (namespace, kind, API group, name); nil when it is not a kind
     /// with a selector or is not (yet) known. ReplicationControllers and StatefulSets, which upstream
     /// also asks, are not served by Berth.
-    var controllerSelector: @Sendable (_ namespace: String, _ kind: String, _ group: String, _ name: String) -> LabelSelector?
+    var controllerSelector:
+        @Sendable (_ namespace: String, _ kind: String, _ group: String, _ name: String) -> LabelSelector?
     /// The selectors of the Services in a namespace (Services without a selector select nothing).
     var serviceSelectors: @Sendable (_ namespace: String) -> [[String: String]]
 
@@ -64,23 +65,32 @@ extension Scheduler.Cache {
         if !pod.spread.isEmpty {
             let soft = pod.spread.filter { !$0.hard }
             if soft.isEmpty { return nil }
-            return SoftSpread(constraints: soft.map { c in
-                SoftSpread.Constraint(topologyKey: c.topologyKey, maxSkew: c.maxSkew,
-                                      matcher: SpreadMatcher(namespace: pod.namespace, selectors: c.selector.map { [$0] } ?? [],
-                                                             nothing: c.selector == nil))
-            }, requireAllTopologies: true, ownerUID: nil)
+            return SoftSpread(
+                constraints: soft.map { c in
+                    SoftSpread.Constraint(
+                        topologyKey: c.topologyKey, maxSkew: c.maxSkew,
+                        matcher: SpreadMatcher(
+                            namespace: pod.namespace, selectors: c.selector.map { [$0] } ?? [],
+                            nothing: c.selector == nil))
+                }, requireAllTopologies: true, ownerUID: nil)
         }
         // upstream's DefaultSelector: the Services matching the pod, merged, then its controller's selector.
         var matcher = SpreadMatcher(namespace: pod.namespace)
-        for selector in spreadSources.serviceSelectors(pod.namespace) where selector.allSatisfy({ pod.labels[$0.key] == $0.value }) {
+        for selector in spreadSources.serviceSelectors(pod.namespace)
+        where selector.allSatisfy({ pod.labels[$0.key] == $0.value }) {
             matcher.equal.merge(selector) { a, _ in a }
         }
-        if let c = pod.controller, let selector = spreadSources.controllerSelector(pod.namespace, c.kind, c.group, c.name) {
+        if let c = pod.controller,
+            let selector = spreadSources.controllerSelector(pod.namespace, c.kind, c.group, c.name)
+        {
             matcher.selectors.append(selector)
         }
         if matcher.isEmpty { return nil }
-        return SoftSpread(constraints: SoftSpread.systemDefaults.map { .init(topologyKey: $0.key, maxSkew: $0.maxSkew, matcher: matcher) },
-                          requireAllTopologies: false, ownerUID: pod.ownerUID.isEmpty ? nil : pod.ownerUID)
+        return SoftSpread(
+            constraints: SoftSpread.systemDefaults.map {
+                .init(topologyKey: $0.key, maxSkew: $0.maxSkew, matcher: matcher)
+            },
+            requireAllTopologies: false, ownerUID: pod.ownerUID.isEmpty ? nil : pod.ownerUID)
     }
 
     /// PodTopologySpread's normalized score (0…100) for each feasible node (table indexes), as
@@ -105,7 +115,9 @@ extension Scheduler.Cache {
             }
         }
         let scored = ignored.lazy.filter { !$0 }.count
-        let weights = cs.enumerated().map { ci, c in log(Double((c.topologyKey == hostname ? scored : domains[ci].count) + 2)) }
+        let weights = cs.enumerated().map { ci, c in
+            log(Double((c.topologyKey == hostname ? scored : domains[ci].count) + 2))
+        }
 
         // Matching pods per domain, over every node the pod's node affinity allows (not only the feasible).
         if cs.contains(where: { $0.topologyKey != hostname }) {
