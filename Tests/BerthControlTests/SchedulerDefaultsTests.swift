@@ -94,7 +94,7 @@ struct SchedulerDefaultsTests {
         let c = Self.cache([Self.node("n1", zone: "a"), Self.node("n2", zone: "a"), Self.node("n3", zone: "a")])
         var big = Self.member("big", 0, cpu: "3", memory: "1Gi")
         big["spec"]["nodeName"] = "n2"
-        c.podChanged(.added(big))
+        c.podChanged(.added(big.typedPod))
         let placed = try Self.place(c, (0..<6).map { Self.member("web", $0) }, nodes: ["n1", "n2", "n3"])
         #expect(placed["n2"] == 1, "\(placed)")
         #expect([placed["n1"] ?? 0, placed["n3"] ?? 0].sorted() == [2, 3], "\(placed)")

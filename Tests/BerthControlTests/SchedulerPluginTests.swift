@@ -43,13 +43,13 @@ struct SchedulerPluginTests {
     /// A cache holding `nodes` and the already placed `pods`.
     static func cache(_ nodes: [JSON], placed: [JSON] = []) -> Scheduler.Cache {
         let c = Scheduler.Cache(schedulerName: "default-scheduler", percentage: 0)
-        for n in nodes { c.nodeChanged(.added(n)) }
-        for p in placed { c.podChanged(.added(p)) }
+        for n in nodes { c.nodeChanged(.added(n.typedNode)) }
+        for p in placed { c.podChanged(.added(p.typedPod)) }
         return c
     }
     /// Schedules one pod; returns the node or the failure message.
     static func schedule(_ c: Scheduler.Cache, _ pod: JSON) -> (node: String?, message: String?) {
-        c.podChanged(.added(pod))
+        c.podChanged(.added(pod.typedPod))
         let batch = c.popBatch(10)
         for key in batch {
             switch c.scheduleOne(key) {

@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import Foundation
 import Logging
 
@@ -172,12 +173,15 @@ struct NodeLifecycleController: ControlLoop {
         if noExecute.isEmpty { return }
         let now = Date()
         for pod in pods.byIndex("node", name) where Objects.isActive(pod) {
-            let tolerations = (pod["spec"]["tolerations"].array ?? []).map(Toleration.init)
+            // Through the typed model until this controller reads typed pods.
+            let tolerations = (pod["spec"]["tolerations"].array ?? []).map {
+                Toleration((try? CoreV1.Toleration(kubeJSON: $0)) ?? CoreV1.Toleration())
+            }
             var evictAt: Date? = now
             var tolerated = true
             var deadline: Date?
             for t in noExecute {
-                let taint = Taint(t)
+                let taint = Taint((try? CoreV1.Taint(kubeJSON: t)) ?? CoreV1.Taint())
                 let matching = (pod["spec"]["tolerations"].array ?? []).enumerated().filter {
                     tolerations[$0.offset].tolerates(taint)
                 }.map(\.element)

@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import BerthStore
 import Foundation
 import Logging
@@ -30,24 +31,24 @@ public struct HollowConfig: Sendable {
 ///
 /// A node stops heartbeating (a simulated failure) while it carries the annotation
 /// `berth.dev/hollow-heartbeat: stop`, and recovers when the annotation is removed.
-public final class HollowNodes: Service, @unchecked Sendable {
+public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
     public static let stopAnnotation = "berth.dev/hollow-heartbeat"
     let server: APIServer
     let config: HollowConfig
     let logger: Logger
-    let client: LocalClient
+    let client: any KubeClient
     private let lock = NSLock()
     /// Node name → index (for its podCIDR).
     private var index: [String: Int] = [:]
     private var usedIPs: [String: Set<Int>] = [:]
     private var podIP: [String: String] = [:]
     private var stopped: Set<String> = []
-    private var leases: [String: JSON] = [:]
+    private var leases: [String: CoordinationV1.Lease] = [:]
     private var uids: [String: String] = [:]
 
     public init(server: APIServer, config: HollowConfig, logger: Logger = Logger(label: "berth.hollow")) {
         self.server = server; self.config = config; self.logger = logger
-        client = LocalClient(server: server, manager: "berth-hollow-node")
+        client = LocalClient(server: server, manager: "berth-hollow-node") as any KubeClient
     }
 
     public func nodeName(_ i: Int) -> String { config.namePrefix + String(format: "%05d", i) }
@@ -61,21 +62,24 @@ public final class HollowNodes: Service, @unchecked Sendable {
         }
         for i in 0..<config.count { index[nodeName(i)] = i }
         await register()
-        let factory = InformerFactory(client: client, logger: logger)
-        let pods = factory.informer(Registry.pods)
-        let nodes = factory.informer(Registry.nodes)
+        let factory = InformerFactory(client: LocalClient(server: server, manager: "berth-hollow-node"), logger: logger)
+        let pods = factory.informer(CoreV1.Pod.self)
+        let nodes = factory.informer(CoreV1.Node.self)
         let queue = WorkQueue(name: "hollow-pods")
         pods.onChange { [weak self] e in
-            guard let self, let node = e.object["spec"]["nodeName"].string, self.isHollow(node) else { return }
-            if case .deleted(let p) = e { self.release(p); return }
-            let key = UntypedInformer.key(e.object)
+            guard let self, let node = e.object.spec.nodeName, self.isHollow(node) else { return }
+            if case .deleted(let p) = e {
+                self.release(p)
+                return
+            }
+            let key = e.object.cacheKey
             Task { await queue.add(key) }
         }
         nodes.onChange { [weak self] e in
             guard let self else { return }
-            let name = e.object["metadata"]["name"].string ?? ""
+            let name = e.object.metadata.name ?? ""
             guard self.isHollow(name) else { return }
-            let stop = e.object["metadata"]["annotations"][Self.stopAnnotation].string == "stop"
+            let stop = e.object.metadata.annotations[Self.stopAnnotation] == "stop"
             let wasStopped = self.lock.withLock { () -> Bool in
                 let was = self.stopped.contains(name)
                 if stop { self.stopped.insert(name) } else { self.stopped.remove(name) }
@@ -84,12 +88,15 @@ public final class HollowNodes: Service, @unchecked Sendable {
             if wasStopped && !stop {
                 // Back from a simulated outage: report Ready at once, then look at our pods again.
                 Task { await self.reportReady(name, node: e.object) }
-                for p in pods.byIndex("node", name) { let k = UntypedInformer.key(p); Task { await queue.add(k) } }
-            } else if !stop, case .updated(_, let n) = e, Self.readyStatus(n) != "True" {
+                for p in pods.byIndex("node", name) {
+                    let k = p.cacheKey
+                    Task { await queue.add(k) }
+                }
+            } else if !stop, case .updated(_, let n) = e, Self.readyStatus(n) != .true {
                 Task { await self.reportReady(name, node: n) }
             }
         }
-        pods.addIndex("node") { [$0["spec"]["nodeName"].string ?? ""] }
+        pods.addIndex("node") { [$0.spec.nodeName ?? ""] }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { g in
                 g.addTask { await factory.run() }
@@ -112,67 +119,62 @@ public final class HollowNodes: Service, @unchecked Sendable {
         }
     }
 
-    static func readyStatus(_ node: JSON) -> String? {
-        (node["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" }?["status"].string
+    static func readyStatus(_ node: CoreV1.Node) -> CoreV1.ConditionStatus? {
+        node.status.conditions.first { $0.type == .ready }?.status
     }
 
     // MARK: nodes
 
-    func nodeObject(_ i: Int) -> JSON {
+    func nodeObject(_ i: Int) -> CoreV1.Node {
         let name = nodeName(i)
         let zones = max(config.zones, 1)
         let zone = "zone-" + String(UnicodeScalar(UInt8(97 + i % min(zones, 26))))
         let cidr = "10.\(128 + i / 256).\(i % 256).0/24"
-        let capacity: JSON = [
-            "cpu": .string(config.cpu), "memory": .string(config.memory), "pods": .string(config.pods),
-            "ephemeral-storage": .string(config.ephemeralStorage),
+        let capacity: [String: Quantity] = [
+            "cpu": Quantity(config.cpu), "memory": Quantity(config.memory), "pods": Quantity(config.pods),
+            "ephemeral-storage": Quantity(config.ephemeralStorage),
         ]
-        return [
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": [
-                "name": .string(name),
-                "labels": [
-                    "kubernetes.io/hostname": .string(name), "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                    "topology.kubernetes.io/zone": .string(zone), "node.kubernetes.io/instance-type": "hollow",
-                    "berth.dev/hollow": "true",
-                ], "annotations": ["node.alpha.kubernetes.io/ttl": "0"],
-            ],
-            "spec": ["podCIDR": .string(cidr), "podCIDRs": [.string(cidr)]],
-            "status": [
-                "capacity": capacity, "allocatable": capacity,
-                "conditions": .array(Self.conditions(ready: true)),
-                // 198.18.0.0/15 is the benchmarking range: these addresses carry no traffic.
-                "addresses": [
-                    ["type": "InternalIP", "address": .string("198.18.\(i / 256).\(i % 256)")],
-                    ["type": "Hostname", "address": .string(name)],
-                ],
-                "daemonEndpoints": ["kubeletEndpoint": ["Port": 10250]],
-                "nodeInfo": [
-                    "kubeletVersion": "v1.32.0-berth-hollow", "kubeProxyVersion": "v1.32.0-berth-hollow",
-                    "containerRuntimeVersion": "hollow://1.0", "osImage": "Berth hollow node",
-                    "kernelVersion": "hollow",
-                    "operatingSystem": "linux", "architecture": "amd64", "machineID": .string(name),
-                    "systemUUID": .string(name),
-                    "bootID": .string(name),
-                ],
-            ],
+        var node = CoreV1.Node()
+        node.metadata.name = name
+        node.metadata.labels = [
+            "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+            "topology.kubernetes.io/zone": zone, "node.kubernetes.io/instance-type": "hollow",
+            "berth.dev/hollow": "true",
         ]
+        node.metadata.annotations = ["node.alpha.kubernetes.io/ttl": "0"]
+        node.spec.podCIDR = cidr
+        node.spec.podCIDRs = [cidr]
+        node.status.capacity = capacity
+        node.status.allocatable = capacity
+        node.status.conditions = Self.conditions(ready: true)
+        // 198.18.0.0/15 is the benchmarking range: these addresses carry no traffic.
+        node.status.addresses = [
+            CoreV1.NodeAddress(type: .internalIP, address: "198.18.\(i / 256).\(i % 256)"),
+            CoreV1.NodeAddress(type: .hostName, address: name),
+        ]
+        node.status.daemonEndpoints.kubeletEndpoint.Port = 10250
+        node.status.nodeInfo = CoreV1.NodeSystemInfo(
+            machineID: name, systemUUID: name, bootID: name, kernelVersion: "hollow", osImage: "Berth hollow node",
+            containerRuntimeVersion: "hollow://1.0", kubeletVersion: "v1.32.0-berth-hollow",
+            kubeProxyVersion: "v1.32.0-berth-hollow", operatingSystem: "linux", architecture: "amd64")
+        return node
     }
 
-    static func conditions(ready: Bool) -> [JSON] {
-        let now = JSON.string(APITime.string())
-        func c(_ type: String, _ status: String, _ reason: String, _ message: String) -> JSON {
-            [
-                "type": .string(type), "status": .string(status), "reason": .string(reason),
-                "message": .string(message),
-                "lastHeartbeatTime": now, "lastTransitionTime": now,
-            ]
+    static func conditions(ready: Bool) -> [CoreV1.NodeCondition] {
+        let now = MetaV1.Time.now()
+        func condition(
+            _ type: CoreV1.NodeConditionType, _ status: CoreV1.ConditionStatus, _ reason: String,
+            _ message: String
+        ) -> CoreV1.NodeCondition {
+            CoreV1.NodeCondition(
+                type: type, status: status, lastHeartbeatTime: now, lastTransitionTime: now, reason: reason,
+                message: message)
         }
         return [
-            c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            c("Ready", ready ? "True" : "False", "KubeletReady", "kubelet is posting ready status"),
+            condition(.memoryPressure, .false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition(.diskPressure, .false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition(.pidPressure, .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition(.ready, ready ? .true : .false, "KubeletReady", "kubelet is posting ready status"),
         ]
     }
 
@@ -181,12 +183,12 @@ public final class HollowNodes: Service, @unchecked Sendable {
         await forEachConcurrently(0..<config.count, width: 64) { i in
             let name = self.nodeName(i)
             do {
-                let created = try await self.client.create(Registry.nodes, self.nodeObject(i))
-                self.lock.withLock { self.uids[name] = created["metadata"]["uid"].string }
+                let created = try await self.client.create(self.nodeObject(i))
+                self.lock.withLock { self.uids[name] = created.metadata.uid }
             } catch let e as APIError where e.code == 409 {
-                if let cur = try? await self.client.get(Registry.nodes, namespace: nil, name: name) {
-                    self.lock.withLock { self.uids[name] = cur["metadata"]["uid"].string }
-                    if cur["metadata"]["annotations"][Self.stopAnnotation].string == "stop" {
+                if let cur = try? await self.client.get(CoreV1.Node.self, namespace: nil, name: name) {
+                    self.lock.withLock { self.uids[name] = cur.metadata.uid }
+                    if cur.metadata.annotations[Self.stopAnnotation] == "stop" {
                         self.lock.withLock { _ = self.stopped.insert(name) }
                     }
                 }
@@ -199,38 +201,39 @@ public final class HollowNodes: Service, @unchecked Sendable {
         logger.info("hollow nodes registered", metadata: ["count": "\(config.count)"])
     }
 
-    func reportReady(_ name: String, node: JSON) async {
+    func reportReady(_ name: String, node: CoreV1.Node) async {
         guard !isStopped(name) else { return }
         var n = node
-        n["status"]["conditions"] = .array(Self.conditions(ready: true))
-        _ = try? await client.updateStatus(Registry.nodes, n)
+        n.status.conditions = Self.conditions(ready: true)
+        _ = try? await client.updateStatus(n)
     }
 
     func renewLease(_ name: String) async {
-        let now = JSON.string(APITime.micro())
+        let now = MetaV1.MicroTime.now()
         for _ in 0..<3 {
             var lease = lock.withLock { leases[name] }
-            if lease == nil { lease = try? await client.get(Registry.leases, namespace: "kube-node-lease", name: name) }
+            if lease == nil {
+                lease = try? await client.get(CoordinationV1.Lease.self, namespace: "kube-node-lease", name: name)
+            }
             do {
                 if var l = lease {
-                    l["spec"]["renewTime"] = now
-                    l["spec"]["holderIdentity"] = .string(name)
-                    let out = try await client.update(Registry.leases, l)
+                    l.spec.renewTime = now
+                    l.spec.holderIdentity = name
+                    let out = try await client.update(l)
                     lock.withLock { leases[name] = out }
                 } else {
                     // Owned by the Node (as kubelet does), so deleting the node deletes its Lease.
                     guard let uid = lock.withLock({ uids[name] }) else { return }
-                    let out = try await client.create(
-                        Registry.leases,
-                        [
-                            "metadata": [
-                                "name": .string(name), "namespace": "kube-node-lease",
-                                "ownerReferences": [
-                                    ["apiVersion": "v1", "kind": "Node", "name": .string(name), "uid": .string(uid)]
-                                ],
-                            ],
-                            "spec": ["holderIdentity": .string(name), "leaseDurationSeconds": 40, "renewTime": now],
-                        ])
+                    var l = CoordinationV1.Lease()
+                    l.metadata.name = name
+                    l.metadata.namespace = "kube-node-lease"
+                    l.metadata.ownerReferences = [
+                        MetaV1.OwnerReference(apiVersion: "v1", kind: "Node", name: name, uid: uid)
+                    ]
+                    l.spec.holderIdentity = name
+                    l.spec.leaseDurationSeconds = 40
+                    l.spec.renewTime = now
+                    let out = try await client.create(l)
                     lock.withLock { leases[name] = out }
                 }
                 return
@@ -250,12 +253,11 @@ public final class HollowNodes: Service, @unchecked Sendable {
                 lastStatus = .now
                 await forEachConcurrently(names, width: 32) { name in
                     guard !self.isStopped(name),
-                        var n = try? await self.client.get(Registry.nodes, namespace: nil, name: name)
+                        var n = try? await self.client.get(CoreV1.Node.self, namespace: nil, name: name)
                     else { return }
-                    var conds = n["status"]["conditions"].array ?? []
-                    for i in conds.indices { conds[i]["lastHeartbeatTime"] = .string(APITime.string()) }
-                    n["status"]["conditions"] = .array(conds)
-                    _ = try? await self.client.updateStatus(Registry.nodes, n)
+                    let now = MetaV1.Time.now()
+                    for i in n.status.conditions.indices { n.status.conditions[i].lastHeartbeatTime = now }
+                    _ = try? await self.client.updateStatus(n)
                 }
             }
             let spent = ContinuousClock.now - started
@@ -266,57 +268,58 @@ public final class HollowNodes: Service, @unchecked Sendable {
     // MARK: pods
 
     /// A pod bound to one of our nodes: report it Running, or finish its deletion.
-    func syncPod(_ pod: JSON) async throws {
-        guard let node = pod["spec"]["nodeName"].string, !isStopped(node) else { return }
-        let ns = pod["metadata"]["namespace"].string ?? "default", name = pod["metadata"]["name"].string ?? ""
-        if !pod["metadata"]["deletionTimestamp"].isNull {
+    func syncPod(_ pod: CoreV1.Pod) async throws {
+        guard let node = pod.spec.nodeName, !isStopped(node) else { return }
+        let ns = pod.metadata.namespace ?? "default"
+        let name = pod.metadata.name ?? ""
+        if pod.isTerminating {
             // The containers "stop" at once: confirm the deletion (kubelet's final grace-0 delete).
             do {
                 try await client.delete(
-                    Registry.pods, namespace: ns, name: name, gracePeriod: 0, uid: pod["metadata"]["uid"].string)
+                    CoreV1.Pod.self, namespace: ns, name: name, gracePeriod: 0, uid: pod.metadata.uid)
             } catch let e as APIError where e.code == 404 || e.code == 409 {}
             return
         }
-        let phase = pod["status"]["phase"].string ?? "Pending"
-        if phase == "Succeeded" || phase == "Failed" || (phase == "Running" && Objects.isReady(pod)) { return }
+        let phase = pod.status.phase ?? .pending
+        if phase == .succeeded || phase == .failed || (phase == .running && pod.isReady) { return }
         // Pending, or marked not ready while the node was unreachable: (re)report it running and ready.
         var p = pod
         let ip = allocateIP(pod, node: node)
-        let now = JSON.string(APITime.string())
+        let now = MetaV1.Time.now()
         let i = lock.withLock { index[node] } ?? 0
-        let hostIP = JSON.string("198.18.\(i / 256).\(i % 256)")
-        p["status"]["phase"] = "Running"
-        p["status"]["hostIP"] = hostIP
-        p["status"]["hostIPs"] = [["ip": hostIP]]
-        p["status"]["podIP"] = .string(ip)
-        p["status"]["podIPs"] = [["ip": .string(ip)]]
-        if p["status"]["startTime"].isNull { p["status"]["startTime"] = now }
-        var conds = (p["status"]["conditions"].array ?? []).filter {
-            !["Initialized", "Ready", "ContainersReady", "PodReadyToStartContainers"].contains($0["type"].string ?? "")
+        let hostIP = "198.18.\(i / 256).\(i % 256)"
+        p.status.phase = .running
+        p.status.hostIP = hostIP
+        p.status.hostIPs = [CoreV1.HostIP(ip: hostIP)]
+        p.status.podIP = ip
+        p.status.podIPs = [CoreV1.PodIP(ip: ip)]
+        if p.status.startTime == nil { p.status.startTime = now }
+        let reported: [CoreV1.PodConditionType] = [.readyToStartContainers, .initialized, .containersReady, .ready]
+        p.status.conditions.removeAll { reported.contains($0.type) }
+        for type in reported {
+            p.status.conditions.append(CoreV1.PodCondition(type: type, status: .true, lastTransitionTime: now))
         }
-        for t in ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
-            conds.append(["type": .string(t), "status": "True", "lastProbeTime": .null, "lastTransitionTime": now])
+        let uid = pod.metadata.uid ?? ""
+        p.status.containerStatuses = pod.spec.containers.map { c in
+            var status = CoreV1.ContainerStatus()
+            status.name = c.name
+            status.image = c.image ?? ""
+            status.imageID = "hollow://\(c.image ?? "")"
+            status.containerID = "hollow://\(uid)/\(c.name)"
+            status.ready = true
+            status.started = true
+            status.state.running = CoreV1.ContainerStateRunning(startedAt: now)
+            return status
         }
-        p["status"]["conditions"] = .array(conds)
-        let uid = pod["metadata"]["uid"].string ?? ""
-        p["status"]["containerStatuses"] = .array(
-            (pod["spec"]["containers"].array ?? []).map { c in
-                [
-                    "name": c["name"], "image": c["image"], "imageID": .string("hollow://\(c["image"].string ?? "")"),
-                    "containerID": .string("hollow://\(uid)/\(c["name"].string ?? "")"), "ready": true, "started": true,
-                    "restartCount": 0,
-                    "state": ["running": ["startedAt": now]],
-                ]
-            })
         do {
-            try await client.updateStatus(Registry.pods, p)
+            _ = try await client.updateStatus(p)
         } catch let e as APIError where e.code == 404 {
             release(pod)
         }
     }
 
-    func allocateIP(_ pod: JSON, node: String) -> String {
-        let key = UntypedInformer.key(pod)
+    func allocateIP(_ pod: CoreV1.Pod, node: String) -> String {
+        let key = pod.cacheKey
         return lock.withLock {
             if let ip = podIP[key] { return ip }
             let i = index[node] ?? 0
@@ -331,10 +334,10 @@ public final class HollowNodes: Service, @unchecked Sendable {
         }
     }
 
-    func release(_ pod: JSON) {
-        let key = UntypedInformer.key(pod)
+    func release(_ pod: CoreV1.Pod) {
+        let key = pod.cacheKey
         lock.withLock {
-            guard let ip = podIP.removeValue(forKey: key), let node = pod["spec"]["nodeName"].string,
+            guard let ip = podIP.removeValue(forKey: key), let node = pod.spec.nodeName,
                 let host = Int(ip.split(separator: ".").last ?? "")
             else { return }
             usedIPs[node]?.remove(host)

@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import BerthStore
 import Foundation
 import Logging
@@ -39,7 +40,7 @@ public enum SchedulingBenchmark {
         config.leaderElect = false
         let server = try APIServer(config: config, logger: logger)
         try await server.bootstrap()
-        let client = LocalClient(server: server, manager: "bench")
+        let client: any KubeClient = LocalClient(server: server, manager: "bench")
         var hollowConfig = HollowConfig(count: nodes)
         hollowConfig.heartbeatInterval = .seconds(3600)
         hollowConfig.statusInterval = .seconds(3600)
@@ -49,20 +50,15 @@ public enum SchedulingBenchmark {
         // Pending pods: 100m/128Mi each; every tenth asks for zone-a nodes.
         let createStart = ContinuousClock.now
         await forEachConcurrently(0..<pods, width: 256) { i in
-            var spec: JSON = [
-                "containers": [
-                    [
-                        "name": "c", "image": "registry.local/pause:1",
-                        "resources": ["requests": ["cpu": "100m", "memory": "128Mi"]],
-                    ]
-                ]
-            ]
-            if i % 10 == 0 { spec["nodeSelector"] = ["topology.kubernetes.io/zone": "zone-a"] }
-            let pod: JSON = [
-                "metadata": ["name": .string("bench-\(i)"), "namespace": "default", "labels": ["app": "bench"]],
-                "spec": spec,
-            ]
-            _ = try? await client.create(Registry.pods, pod)
+            var pod = CoreV1.Pod()
+            pod.metadata.name = "bench-\(i)"
+            pod.metadata.namespace = "default"
+            pod.metadata.labels = ["app": "bench"]
+            var container = CoreV1.Container(name: "c", image: "registry.local/pause:1")
+            container.resources.requests = ["cpu": "100m", "memory": "128Mi"]
+            pod.spec.containers = [container]
+            if i % 10 == 0 { pod.spec.nodeSelector = ["topology.kubernetes.io/zone": "zone-a"] }
+            _ = try? await client.create(pod)
         }
         let createSeconds = seconds(ContinuousClock.now - createStart)
 
@@ -117,32 +113,32 @@ public enum SchedulingBenchmark {
 
         // Check the decisions against the stored state.
         var violations: [String] = []
-        let stored = try await client.list(Registry.pods).items
-        let nodeList = try await client.list(Registry.nodes).items
+        let stored = try await client.list(CoreV1.Pod.self)
+        let nodeList = try await client.list(CoreV1.Node.self)
+        let zones = Dictionary(
+            nodeList.map { ($0.metadata.name ?? "", $0.metadata.labels["topology.kubernetes.io/zone"]) },
+            uniquingKeysWith: { a, _ in a })
         var used: [String: (cpu: Int64, mem: Int64, pods: Int64)] = [:]
         for p in stored {
-            guard let node = p["spec"]["nodeName"].string, !node.isEmpty else {
-                violations.append("\(p["metadata"]["name"].string ?? "") not bound"); continue
+            guard let node = p.spec.nodeName, !node.isEmpty else {
+                violations.append("\(p.metadata.name ?? "") not bound")
+                continue
             }
-            let r = p["spec"]["containers"][0]["resources"]["requests"]
+            let requests = p.spec.containers.first?.resources.requests ?? [:]
             var u = used[node] ?? (0, 0, 0)
-            u.cpu += Quantity.milli(r["cpu"]) ?? 0; u.mem += Quantity.units(r["memory"]) ?? 0; u.pods += 1
+            u.cpu += requests["cpu"]?.milliValue ?? 0
+            u.mem += requests["memory"]?.value ?? 0
+            u.pods += 1
             used[node] = u
-            if let zone = p["spec"]["nodeSelector"]["topology.kubernetes.io/zone"].string,
-                nodeList.first(where: { $0["metadata"]["name"].string == node })?["metadata"]["labels"][
-                    "topology.kubernetes.io/zone"
-                ].string != zone
-            {
-                violations.append("\(p["metadata"]["name"].string ?? "") on \(node) outside \(zone)")
+            if let zone = p.spec.nodeSelector["topology.kubernetes.io/zone"], zones[node] ?? nil != zone {
+                violations.append("\(p.metadata.name ?? "") on \(node) outside \(zone)")
             }
         }
         for n in nodeList {
-            let name = n["metadata"]["name"].string ?? ""
+            let name = n.metadata.name ?? ""
             guard let u = used[name] else { continue }
-            let a = n["status"]["allocatable"]
-            if u.cpu > Quantity.milli(a["cpu"]) ?? 0 || u.mem > Quantity.units(a["memory"]) ?? 0
-                || u.pods > Quantity.units(a["pods"]) ?? 0
-            {
+            let a = n.status.allocatable
+            if u.cpu > a["cpu"]?.milliValue ?? 0 || u.mem > a["memory"]?.value ?? 0 || u.pods > a["pods"]?.value ?? 0 {
                 violations.append("\(name) over capacity")
             }
         }

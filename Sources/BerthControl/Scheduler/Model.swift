@@ -1,7 +1,9 @@
 import BerthAPI
+import BerthKube
 
-/// Typed views of what the scheduler reads from Pods and Nodes, decoded once per object version so that
-/// filtering thousands of nodes per pod touches plain integers and small arrays, not JSON trees.
+/// The scheduler's views of Pods and Nodes, derived from the typed objects (BerthKube) once per object
+/// version, so that filtering thousands of nodes per pod touches plain integers, symbols and small
+/// arrays: quantities parsed, selectors compiled, requests summed.
 
 /// Requested or allocatable amounts.
 struct Resources: Sendable, Equatable {
@@ -16,28 +18,34 @@ struct Resources: Sendable, Equatable {
     static func -= (a: inout Resources, b: Resources) {
         a.milliCPU -= b.milliCPU; a.memory -= b.memory; a.ephemeralStorage -= b.ephemeralStorage; a.pods -= b.pods
     }
-    /// From a resource map ({"cpu": "500m", "memory": "1Gi", …}).
-    init(_ j: JSON) {
-        milliCPU = Quantity.milli(j["cpu"]) ?? 0
-        memory = Quantity.units(j["memory"]) ?? 0
-        ephemeralStorage = Quantity.units(j["ephemeral-storage"]) ?? 0
-        pods = Quantity.units(j["pods"]) ?? 0
+    /// From a resource list ({"cpu": "500m", "memory": "1Gi", …}).
+    init(_ list: [String: Quantity]) {
+        milliCPU = list["cpu"]?.milliValue ?? 0
+        memory = list["memory"]?.value ?? 0
+        ephemeralStorage = list["ephemeral-storage"]?.value ?? 0
+        pods = list["pods"]?.value ?? 0
     }
     init() {}
 }
 
 struct Taint: Sendable, Equatable {
     var key: String, value: String, effect: String
-    init(_ j: JSON) { key = j["key"].string ?? ""; value = j["value"].string ?? ""; effect = j["effect"].string ?? "" }
+    init(_ taint: CoreV1.Taint) {
+        key = taint.key
+        value = taint.value ?? ""
+        effect = taint.effect.rawValue
+    }
     init(key: String, value: String = "", effect: String) { self.key = key; self.value = value; self.effect = effect }
     var text: String { "{\(key): \(value)}" }
 }
 
 struct Toleration: Sendable {
     var key: String, op: String, value: String, effect: String
-    init(_ j: JSON) {
-        key = j["key"].string ?? ""; op = j["operator"].string ?? "Equal"; value = j["value"].string ?? "";
-        effect = j["effect"].string ?? ""
+    init(_ toleration: CoreV1.Toleration) {
+        key = toleration.key ?? ""
+        op = toleration.operator?.rawValue ?? "Equal"
+        value = toleration.value ?? ""
+        effect = toleration.effect?.rawValue ?? ""
     }
     /// Upstream's ToleratesTaint: empty effect matches every effect; empty key with Exists matches all keys.
     func tolerates(_ t: Taint) -> Bool {
@@ -54,9 +62,10 @@ struct Toleration: Sendable {
 /// A node selector requirement (In, NotIn, Exists, DoesNotExist, Gt, Lt) on a label or on metadata.name.
 struct NodeRequirement: Sendable {
     var key: String, op: String, values: [String]
-    init(_ j: JSON) {
-        key = j["key"].string ?? ""; op = j["operator"].string ?? "";
-        values = (j["values"].array ?? []).compactMap(\.string)
+    init(_ requirement: CoreV1.NodeSelectorRequirement) {
+        key = requirement.key
+        op = requirement.operator.rawValue
+        values = requirement.values
     }
     func matches(_ value: String?) -> Bool {
         switch op {
@@ -79,9 +88,9 @@ struct NodeRequirement: Sendable {
 struct NodeSelectorTerm: Sendable {
     var expressions: [NodeRequirement]
     var fields: [NodeRequirement]
-    init(_ j: JSON) {
-        expressions = (j["matchExpressions"].array ?? []).map(NodeRequirement.init)
-        fields = (j["matchFields"].array ?? []).map(NodeRequirement.init)
+    init(_ term: CoreV1.NodeSelectorTerm) {
+        expressions = term.matchExpressions.map(NodeRequirement.init)
+        fields = term.matchFields.map(NodeRequirement.init)
     }
     func matches(_ node: NodeInfo) -> Bool {
         if expressions.isEmpty && fields.isEmpty { return false }
@@ -94,18 +103,17 @@ struct NodeSelectorTerm: Sendable {
 /// A pod (anti-)affinity term: pods matching `selector` in `namespaces` (empty = the pod's own) define
 /// the topology domains (values of `topologyKey` on their nodes).
 struct PodAffinityTerm: Sendable {
-    var selector: LabelSelector?
+    var selector: BerthAPI.LabelSelector?
     var namespaces: Set<String>
     var allNamespaces: Bool
     var topologyKey: String
     var weight: Int64
-    init(_ j: JSON, ownNamespace: String, weight: Int64 = 0) {
-        selector = j["labelSelector"].isNull ? nil : LabelSelector(object: j["labelSelector"])
-        let ns = (j["namespaces"].array ?? []).compactMap(\.string)
+    init(_ term: CoreV1.PodAffinityTerm, ownNamespace: String, weight: Int64 = 0) {
+        selector = term.labelSelector.map { BerthAPI.LabelSelector(object: $0.kubeJSON()) }
         // An empty namespaceSelector ({}) means every namespace.
-        allNamespaces = j["namespaceSelector"].object.map { $0.isEmpty } ?? false
-        namespaces = ns.isEmpty ? [ownNamespace] : Set(ns)
-        topologyKey = j["topologyKey"].string ?? ""
+        allNamespaces = term.namespaceSelector.map { $0.matchLabels.isEmpty && $0.matchExpressions.isEmpty } ?? false
+        namespaces = term.namespaces.isEmpty ? [ownNamespace] : Set(term.namespaces)
+        topologyKey = term.topologyKey
         self.weight = weight
     }
     func matches(namespace: String, labels: [String: String]) -> Bool {
@@ -118,14 +126,15 @@ struct SpreadConstraint: Sendable {
     var maxSkew: Int64
     var topologyKey: String
     var hard: Bool
-    var selector: LabelSelector?
+    var selector: BerthAPI.LabelSelector?
     var minDomains: Int64
-    init(_ j: JSON) {
-        maxSkew = max(j["maxSkew"].int ?? 1, 1)
-        topologyKey = j["topologyKey"].string ?? ""
-        hard = (j["whenUnsatisfiable"].string ?? "DoNotSchedule") == "DoNotSchedule"
-        selector = j["labelSelector"].isNull ? nil : LabelSelector(object: j["labelSelector"])
-        minDomains = j["minDomains"].int ?? 1
+    init(_ constraint: CoreV1.TopologySpreadConstraint) {
+        maxSkew = max(Int64(constraint.maxSkew), 1)
+        topologyKey = constraint.topologyKey
+        let action = constraint.whenUnsatisfiable.rawValue
+        hard = action.isEmpty || action == "DoNotSchedule"
+        selector = constraint.labelSelector.map { BerthAPI.LabelSelector(object: $0.kubeJSON()) }
+        minDomains = Int64(constraint.minDomains ?? 1)
     }
     func counts(_ namespace: String, _ labels: [String: String], podNamespace: String) -> Bool {
         namespace == podNamespace && (selector?.matches(labels) ?? false)
@@ -164,87 +173,92 @@ struct PodInfo: Sendable {
     var schedulerName: String
     var terminating: Bool
     var finished: Bool
-    /// The pod as stored, and its store revision: binding is a compare-and-swap against it.
-    var object: JSON
-    var revision: Int64
+    /// The pod as cached, whose resourceVersion is its store revision: binding is a compare-and-swap
+    /// against it.
+    var object: CoreV1.Pod
 
     var hasPodAffinity: Bool {
         !affinity.isEmpty || !antiAffinity.isEmpty || !preferredAffinity.isEmpty || !preferredAntiAffinity.isEmpty
     }
 
-    init(_ pod: JSON) {
-        let meta = pod["metadata"], spec = pod["spec"]
-        namespace = meta["namespace"].string ?? "default"
-        name = meta["name"].string ?? ""
+    init(_ pod: CoreV1.Pod) {
+        let meta = pod.metadata
+        let spec = pod.spec
+        namespace = meta.namespace ?? "default"
+        name = meta.name ?? ""
         key = namespace + "/" + name
-        uid = meta["uid"].string ?? ""
-        labels = meta["labels"].stringMap
-        nodeName = spec["nodeName"].string ?? ""
+        uid = meta.uid ?? ""
+        labels = meta.labels
+        nodeName = spec.nodeName ?? ""
         // Effective request: sum of containers, at least the largest init container, plus overhead.
         var sum = Resources()
         var nonZero = Resources()
         var ports: [String] = []
-        for c in spec["containers"].array ?? [] {
-            sum += Resources(c["resources"]["requests"])
-            nonZero += Self.nonZeroRequests(c["resources"]["requests"])
-            for p in c["ports"].array ?? [] {
-                if let hp = p["hostPort"].int, hp > 0 {
-                    ports.append("\(p["protocol"].string ?? "TCP")/\(p["hostIP"].string ?? "0.0.0.0")/\(hp)")
+        for container in spec.containers {
+            sum += Resources(container.resources.requests)
+            nonZero += Self.nonZeroRequests(container.resources.requests)
+            for port in container.ports {
+                if let hostPort = port.hostPort, hostPort > 0 {
+                    ports.append("\(port.protocol?.rawValue ?? "TCP")/\(port.hostIP ?? "0.0.0.0")/\(hostPort)")
                 }
             }
         }
-        for c in spec["initContainers"].array ?? [] {
-            let r = Resources(c["resources"]["requests"])
-            sum.milliCPU = max(sum.milliCPU, r.milliCPU); sum.memory = max(sum.memory, r.memory)
+        for container in spec.initContainers {
+            let r = Resources(container.resources.requests)
+            sum.milliCPU = max(sum.milliCPU, r.milliCPU)
+            sum.memory = max(sum.memory, r.memory)
             sum.ephemeralStorage = max(sum.ephemeralStorage, r.ephemeralStorage)
-            let n = Self.nonZeroRequests(c["resources"]["requests"])
-            nonZero.milliCPU = max(nonZero.milliCPU, n.milliCPU); nonZero.memory = max(nonZero.memory, n.memory)
+            let n = Self.nonZeroRequests(container.resources.requests)
+            nonZero.milliCPU = max(nonZero.milliCPU, n.milliCPU)
+            nonZero.memory = max(nonZero.memory, n.memory)
         }
-        let overhead = Resources(spec["overhead"])
+        let overhead = Resources(spec.overhead)
         sum += overhead
         sum.pods = 1
         requests = sum
-        nonZero.milliCPU += overhead.milliCPU; nonZero.memory += overhead.memory
+        nonZero.milliCPU += overhead.milliCPU
+        nonZero.memory += overhead.memory
         self.nonZero = nonZero
-        let owners = meta["ownerReferences"].array ?? []
-        ownerUID = owners.first?["uid"].string ?? ""
-        controller = owners.first { $0["controller"].bool == true }.map { ref in
-            let apiVersion = ref["apiVersion"].string ?? ""
-            let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : ""
-            return (ref["kind"].string ?? "", group, ref["name"].string ?? "")
+        ownerUID = meta.ownerReferences.first?.uid ?? ""
+        controller = pod.controllerRef.map { ref in
+            let group = ref.apiVersion.contains("/") ? String(ref.apiVersion.split(separator: "/")[0]) : ""
+            return (ref.kind, group, ref.name)
         }
         hostPorts = ports
-        nodeSelector = spec["nodeSelector"].stringMap
-        let na = spec["affinity"]["nodeAffinity"]
-        let req = na["requiredDuringSchedulingIgnoredDuringExecution"]
-        requiredTerms = req.isNull ? nil : (req["nodeSelectorTerms"].array ?? []).map(NodeSelectorTerm.init)
-        preferredTerms = (na["preferredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
-            (weight: $0["weight"].int ?? 1, term: NodeSelectorTerm($0["preference"]))
+        nodeSelector = spec.nodeSelector
+        let nodeAffinity = spec.affinity?.nodeAffinity
+        requiredTerms = nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution.map {
+            $0.nodeSelectorTerms.map(NodeSelectorTerm.init)
         }
-        tolerations = (spec["tolerations"].array ?? []).map(Toleration.init)
+        preferredTerms = (nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map {
+            (weight: Int64($0.weight), term: NodeSelectorTerm($0.preference))
+        }
+        tolerations = spec.tolerations.map(Toleration.init)
         let ns = namespace
-        let pa = spec["affinity"]["podAffinity"], paa = spec["affinity"]["podAntiAffinity"]
-        affinity = (pa["requiredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
+        let podAffinity = spec.affinity?.podAffinity
+        let podAntiAffinity = spec.affinity?.podAntiAffinity
+        affinity = (podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map {
             PodAffinityTerm($0, ownNamespace: ns)
         }
-        antiAffinity = (paa["requiredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
+        antiAffinity = (podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map {
             PodAffinityTerm($0, ownNamespace: ns)
         }
-        preferredAffinity = (pa["preferredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
-            PodAffinityTerm($0["podAffinityTerm"], ownNamespace: ns, weight: $0["weight"].int ?? 1)
+        preferredAffinity = (podAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map {
+            PodAffinityTerm($0.podAffinityTerm, ownNamespace: ns, weight: Int64($0.weight))
         }
-        preferredAntiAffinity = (paa["preferredDuringSchedulingIgnoredDuringExecution"].array ?? []).map {
-            PodAffinityTerm($0["podAffinityTerm"], ownNamespace: ns, weight: $0["weight"].int ?? 1)
+        preferredAntiAffinity = (podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).map {
+            PodAffinityTerm($0.podAffinityTerm, ownNamespace: ns, weight: Int64($0.weight))
         }
-        spread = (spec["topologySpreadConstraints"].array ?? []).map(SpreadConstraint.init)
-        priority = spec["priority"].int ?? 0
-        schedulerName = spec["schedulerName"].string ?? "default-scheduler"
-        terminating = !meta["deletionTimestamp"].isNull
-        let phase = pod["status"]["phase"].string ?? ""
-        finished = phase == "Succeeded" || phase == "Failed"
+        spread = spec.topologySpreadConstraints.map(SpreadConstraint.init)
+        priority = Int64(spec.priority ?? 0)
+        schedulerName = spec.schedulerName ?? "default-scheduler"
+        terminating = pod.isTerminating
+        finished = pod.isFinished
         object = pod
-        revision = Int64(meta["resourceVersion"].string ?? "") ?? 0
     }
+
+    /// The store revision the pod was cached at.
+    var revision: Int64 { Int64(object.metadata.resourceVersion ?? "") ?? 0 }
 }
 
 extension PodInfo {
@@ -253,10 +267,10 @@ extension PodInfo {
     static let defaultMilliCPU: Int64 = 100
     static let defaultMemory: Int64 = 200 * 1024 * 1024
 
-    static func nonZeroRequests(_ requests: JSON) -> Resources {
+    static func nonZeroRequests(_ requests: [String: Quantity]) -> Resources {
         var r = Resources()
-        r.milliCPU = requests["cpu"].isNull ? defaultMilliCPU : (Quantity.milli(requests["cpu"]) ?? 0)
-        r.memory = requests["memory"].isNull ? defaultMemory : (Quantity.units(requests["memory"]) ?? 0)
+        r.milliCPU = requests["cpu"].map { $0.milliValue ?? 0 } ?? defaultMilliCPU
+        r.memory = requests["memory"].map { $0.value ?? 0 } ?? defaultMemory
         return r
     }
 }
@@ -334,22 +348,21 @@ final class NodeInfo: @unchecked Sendable {
 
     init(name: String) { self.name = name }
 
-    func update(from node: JSON, symbols: inout LabelSymbols) {
-        labels = node["metadata"]["labels"].stringMap
+    func update(from node: CoreV1.Node, symbols: inout LabelSymbols) {
+        labels = node.metadata.labels
         var values: [Int32] = []
         for (k, v) in labels {
-            let ki = Int(symbols.key(k)), vi = symbols.value(v)
+            let ki = Int(symbols.key(k))
+            let vi = symbols.value(v)
             if ki >= values.count { values.append(contentsOf: repeatElement(-1, count: ki + 1 - values.count)) }
             values[ki] = vi
         }
         labelValues = values
-        var a = Resources(node["status"]["allocatable"])
-        if node["status"]["allocatable"].isNull { a = Resources(node["status"]["capacity"]) }
-        allocatable = a
-        taints = (node["spec"]["taints"].array ?? []).map(Taint.init)
-        unschedulable = node["spec"]["unschedulable"].bool ?? false
-        let readyCond = (node["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" }
-        ready = readyCond?["status"].string == "True"
+        allocatable = Resources(node.status.allocatable.isEmpty ? node.status.capacity : node.status.allocatable)
+        taints = node.spec.taints.map(Taint.init)
+        unschedulable = node.spec.unschedulable ?? false
+        let readyCond = node.status.conditions.first { $0.type == .ready }
+        ready = readyCond?.status == .true
         // A node not (yet) tainted by the node lifecycle controller is still not a place for new pods.
         if !ready
             && !taints.contains(where: {
@@ -358,7 +371,7 @@ final class NodeInfo: @unchecked Sendable {
         {
             taints.append(
                 Taint(
-                    key: readyCond?["status"].string == "False"
+                    key: readyCond?.status == .false
                         ? "node.kubernetes.io/not-ready" : "node.kubernetes.io/unreachable",
                     effect: "NoSchedule"))
         }

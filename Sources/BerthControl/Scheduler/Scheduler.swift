@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import BerthStore
 import Foundation
 import Logging
@@ -15,31 +16,34 @@ import Logging
 struct Scheduler: ControlLoop {
     let name = "scheduler"
     let cache: Cache
-    let client: LocalClient
+    let client: any KubeClient
     let events: ComponentRecorder
     let logger: Logger
 
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("default-scheduler")
+        client = ctx.client("default-scheduler")
         events = ctx.events.component("default-scheduler")
         logger = ctx.logger
         cache = Cache(schedulerName: ctx.config.schedulerName, percentage: ctx.config.percentageOfNodesToScore)
         let cache = self.cache
-        ctx.informers.informer(Registry.nodes).onChange { cache.nodeChanged($0) }
-        ctx.informers.informer(Registry.pods).onChange { cache.podChanged($0) }
+        ctx.informers.informer(CoreV1.Node.self).onChange { cache.nodeChanged($0) }
+        ctx.informers.informer(CoreV1.Pod.self).onChange { cache.podChanged($0) }
         // What the system-default topology spreading selects by (kube-scheduler's DefaultSelector).
-        let replicaSets = ctx.informers.informer(Registry.replicaSets)
-        let services = ctx.informers.informer(Registry.services)
-        services.addIndex("scheduler.namespace") { [$0["metadata"]["namespace"].string ?? ""] }
+        let replicaSets = ctx.informers.informer(AppsV1.ReplicaSet.self)
+        let services = ctx.informers.informer(CoreV1.Service.self)
+        services.addIndex("scheduler.namespace") { [$0.metadata.namespace ?? ""] }
         cache.spreadSources = DefaultSpreadSources(
             controllerSelector: { namespace, kind, group, name in
-                guard kind == "ReplicaSet", group == "apps", let rs = replicaSets.get(namespace: namespace, name: name)
+                guard kind == "ReplicaSet", group == "apps", let rs = replicaSets.get(namespace: namespace, name: name),
+                    let selector = rs.spec.selector
                 else { return nil }
-                return LabelSelector(object: rs["spec"]["selector"])
+                return BerthAPI.LabelSelector(object: selector.kubeJSON())
             },
             serviceSelectors: { namespace in
-                services.byIndex("scheduler.namespace", namespace).compactMap { svc in
-                    svc["spec"]["selector"].object == nil ? nil : svc["spec"]["selector"].stringMap
+                // A Service without a selector selects nothing; an empty one would merge nothing into
+                // the default selector, so both are left out.
+                services.byIndex("scheduler.namespace", namespace).compactMap { service in
+                    service.spec.selector.isEmpty ? nil : service.spec.selector
                 }
             })
     }
@@ -103,12 +107,7 @@ struct Scheduler: ControlLoop {
     }
 
     func bind(_ batch: [Binding]) async {
-        let results = await client.bindEach(
-            batch.map {
-                LocalClient.PodBinding(
-                    namespace: $0.pod.namespace, name: $0.pod.name, node: $0.node, pod: $0.pod.object,
-                    expectedRevision: $0.pod.revision)
-            })
+        let results = await client.bind(batch.map { PodNodeBinding(pod: $0.pod.object, node: $0.node) })
         for (b, r) in zip(batch, results) {
             switch r {
             case .success:
@@ -132,18 +131,23 @@ struct Scheduler: ControlLoop {
     /// FailedScheduling event); skipped when the pod was bound meanwhile or already says the same.
     func markUnschedulable(_ pod: PodInfo, _ message: String) async {
         for _ in 0..<3 {
-            guard var cur = try? await client.get(Registry.pods, namespace: pod.namespace, name: pod.name),
-                (cur["spec"]["nodeName"].string ?? "").isEmpty
+            guard var current = try? await client.get(CoreV1.Pod.self, namespace: pod.namespace, name: pod.name),
+                (current.spec.nodeName ?? "").isEmpty
             else { return }
-            var conds = (cur["status"]["conditions"].array ?? []).filter { $0["type"].string != "PodScheduled" }
-            let old = (cur["status"]["conditions"].array ?? []).first { $0["type"].string == "PodScheduled" }
-            if old?["status"].string == "False" && old?["message"].string == message { return }
-            conds.append([
-                "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": .string(message),
-                "lastProbeTime": .null, "lastTransitionTime": .string(APITime.string()),
-            ])
-            cur["status"]["conditions"] = .array(conds)
-            do { try await client.updateStatus(Registry.pods, cur); return } catch { continue }
+            let old = current.status.conditions.first { $0.type == .scheduled }
+            if old?.status == .false && old?.message == message { return }
+            var condition = CoreV1.PodCondition()
+            condition.type = .scheduled
+            condition.status = .false
+            condition.reason = "Unschedulable"
+            condition.message = message
+            condition.lastTransitionTime = .now()
+            current.status.conditions.removeAll { $0.type == .scheduled }
+            current.status.conditions.append(condition)
+            do {
+                _ = try await client.updateStatus(current)
+                return
+            } catch { continue }
         }
     }
 }

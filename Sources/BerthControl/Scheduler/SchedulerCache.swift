@@ -1,18 +1,19 @@
 import BerthAPI
+import BerthKube
 import Foundation
 
 extension Scheduler {
     enum Decision { case none, bound(PodInfo, String), unschedulable(PodInfo, String) }
 
     /// Nodes, the pods placed on them, and the scheduling queues — one lock around all of it, held by
-    /// the scheduling loop while it decides. UntypedInformer handlers and binders do not take that lock: they
+    /// the scheduling loop while it decides. Informer handlers and binders do not take that lock: they
     /// drop their changes in an inbox (pods already turned into `PodInfo`, on the informer's thread),
     /// which the loop applies before each batch. Before the inbox, every informer event waited for the
     /// decision in progress, and the two cores took turns instead of working side by side.
     final class Cache: @unchecked Sendable {
         enum Change {
-            case node(UntypedInformerEvent)
-            case pod(UntypedInformerEvent, PodInfo)
+            case node(InformerEvent<CoreV1.Node>)
+            case pod(InformerEvent<CoreV1.Pod>, PodInfo)
             case bound(String)
             case bindFailed(String, node: String, retry: Bool)
         }
@@ -60,8 +61,8 @@ extension Scheduler {
 
         // MARK: informer and binder side (inbox)
 
-        func nodeChanged(_ e: UntypedInformerEvent) { post(.node(e)) }
-        func podChanged(_ e: UntypedInformerEvent) { post(.pod(e, PodInfo(e.object))) }
+        func nodeChanged(_ e: InformerEvent<CoreV1.Node>) { post(.node(e)) }
+        func podChanged(_ e: InformerEvent<CoreV1.Pod>) { post(.pod(e, PodInfo(e.object))) }
         func bound(_ key: String) { post(.bound(key)) }
         func bindFailed(_ key: String, node: String, retry: Bool) { post(.bindFailed(key, node: node, retry: retry)) }
 
@@ -96,9 +97,9 @@ extension Scheduler {
             }
         }
 
-        private func applyNode(_ e: UntypedInformerEvent) {
+        private func applyNode(_ e: InformerEvent<CoreV1.Node>) {
             let obj = e.object
-            let name = obj["metadata"]["name"].string ?? ""
+            let name = obj.metadata.name ?? ""
             if case .deleted = e {
                 nodes[name]?.exists = false
                 nodeListDirty = true
@@ -116,7 +117,7 @@ extension Scheduler {
             if changed { moveAllUnschedulable(onlyAffinity: false) }
         }
 
-        private func applyPod(_ e: UntypedInformerEvent, _ info: PodInfo) {
+        private func applyPod(_ e: InformerEvent<CoreV1.Pod>, _ info: PodInfo) {
             let key = info.key
             if case .deleted = e {
                 forgetPending(key)
@@ -133,7 +134,7 @@ extension Scheduler {
                 // A pod waiting as unschedulable whose spec or labels changed (tolerations added, a
                 // selector relaxed) is worth another try at once.
                 if case .updated(let old, let new) = e, unschedulable[key] != nil,
-                    old["spec"] != new["spec"] || old["metadata"]["labels"] != new["metadata"]["labels"]
+                    old.spec != new.spec || old.metadata.labels != new.metadata.labels
                 {
                     unschedulable[key] = nil
                 }
