@@ -135,7 +135,7 @@ let package = Package(
         .target(
             name: "BerthAPI",
             dependencies: [
-                "BerthJSON", "BerthStore", "CBerthICUData",
+                "BerthJSON", "BerthKube", "BerthStore", "CBerthICUData",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

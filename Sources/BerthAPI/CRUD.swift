@@ -305,7 +305,7 @@ extension Handler {
         async throws -> (JSON, Bool)
     {
         let key = r.key(namespace: namespace, name: name)
-        let patch: JSON
+        var patch: JSON
         do {
             patch =
                 call.contentType == "application/apply-patch+yaml"
@@ -323,7 +323,8 @@ extension Handler {
                     throw APIError.badRequest("error decoding YAML: apply patch must be an object")
                 }
                 try checkTypeMeta(patch, r)
-                try Schema.check(patch, r, strict: call.strict)
+                try Schema.check(patch, r, strict: call.strict && !KubeKinds.hasModel(r))
+                patch = try pruneUnknownFields(patch, r, call)
                 guard let kv else {
                     var obj = patch
                     obj = Self.recordManager(
@@ -360,8 +361,8 @@ extension Handler {
             default: throw APIError.unsupportedMediaType(call.contentType)
             }
             guard result.object != nil else { throw APIError.badRequest("patch did not produce an object") }
-            if call.strict { try Schema.check(result, r, strict: true) }
-            cur = result
+            if call.strict && !KubeKinds.hasModel(r) { try Schema.check(result, r, strict: true) }
+            cur = try pruneUnknownFields(result, r, call)
             // A resourceVersion in the patch is a precondition; otherwise we retry on races.
             let explicit =
                 patch["metadata"]["resourceVersion"].string != nil && result["metadata"]["resourceVersion"] != rv

@@ -1,5 +1,6 @@
 import BerthStore
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import NIOSSL
@@ -27,6 +28,8 @@ struct Call {
     var wantsYAML: Bool { render == .yaml }
     var dryRun: Bool { query["dryRun"] == "All" }
     var strict: Bool { query["fieldValidation"] == "Strict" }
+    /// What the response's `Warning` headers will say.
+    let warnings = RequestWarnings()
 }
 
 actor AsyncLock {
@@ -52,7 +55,8 @@ struct Handler: Sendable {
         let start = ContinuousClock.now
         var verb = req.method.rawValue
         var resource = ""
-        let response: Response
+        var response: Response
+        var warnings: RequestWarnings?
         do {
             let path = req.uri.path
             if ["/healthz", "/livez", "/readyz"].contains(path) || path.hasPrefix("/healthz/")
@@ -73,6 +77,7 @@ struct Handler: Sendable {
                 } catch { throw APIError.tooLarge }
             }
             let call = Call(method: req.method, path: path, query: query, headers: req.headers, body: body, user: user)
+            warnings = call.warnings
             (verb, resource) =
                 (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")
             response = try await route(call, &resource)
@@ -84,6 +89,9 @@ struct Handler: Sendable {
         } catch {
             let api = APIError.internalError("\(error)")
             response = Self.json(api.status, status: 500)
+        }
+        for value in warnings?.headerValues ?? [] {
+            response.headers.append(HTTPField(name: Self.warningHeader, value: value))
         }
         let d = ContinuousClock.now - start
         server.metrics.record(
@@ -114,6 +122,9 @@ struct Handler: Sendable {
         }
         throw APIError.unauthorized
     }
+
+    /// RFC 7234's Warning header, which kube-apiserver uses for deprecations and unknown fields.
+    static let warningHeader = HTTPField.Name("Warning")!
 
     static func map(_ e: StoreError, _ r: ResourceType?, _ name: String) -> APIError {
         switch e {
@@ -412,9 +423,10 @@ struct Handler: Sendable {
         }
         try checkTypeMeta(obj, r)
         // A protobuf body cannot carry unknown fields (they were skipped), so there is nothing to be strict
-        // about, as upstream; only the type checks apply.
-        try Schema.check(obj, r, strict: call.strict && !protobuf)
-        return obj
+        // about, as upstream; only the type checks apply. Type errors come first, as from Go's decoder.
+        let typed = KubeKinds.hasModel(r)
+        try Schema.check(obj, r, strict: call.strict && !protobuf && !typed)
+        return protobuf ? obj : try pruneUnknownFields(obj, r, call)
     }
 
     /// The body of a request that is not an API object of the URL's resource (Binding, Scale, DeleteOptions,

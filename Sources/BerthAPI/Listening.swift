@@ -88,7 +88,7 @@ struct AfterListening: Service {
     let body: @Sendable (_ port: Int) async throws -> Void
 
     func run() async throws {
-        let port = try await cancelWhenGracefulShutdown { await gate.wait() }
+        let port = await cancelWhenGracefulShutdown { await gate.wait() }
         guard let port, !Task.isCancelled, !Task.isShuttingDownGracefully else { return }
         try await body(port)
     }

@@ -103,8 +103,12 @@ public struct KubeJSONError: Error, CustomStringConvertible, Equatable {
 /// The state of one decode: whether unknown fields are collected, and those found so far.
 public struct KubeJSONDecoder {
     public let collectsUnknownFields: Bool
-    /// Paths of fields no type knows, e.g. `spec.containers[0].imagePullPolcy`.
-    public private(set) var unknownFields: [String] = []
+    /// Paths of fields no type knows, as components innermost last (`spec`, `containers`, `[0]`,
+    /// `imagePullPolcy`): what a server needs to prune them from the tree it was given.
+    public private(set) var unknownFieldPaths: [[String]] = []
+
+    /// The same paths as kube-apiserver writes them, e.g. `spec.containers[0].imagePullPolcy`.
+    public var unknownFields: [String] { unknownFieldPaths.map(Self.join) }
 
     public init(collectsUnknownFields: Bool) {
         self.collectsUnknownFields = collectsUnknownFields
@@ -113,7 +117,7 @@ public struct KubeJSONDecoder {
     /// A member no field of the object matches.
     @inline(__always)
     public mutating func unknown(_ key: String) {
-        if collectsUnknownFields { unknownFields.append(key) }
+        if collectsUnknownFields { unknownFieldPaths.append([key]) }
     }
 
     /// Decodes one member into a field, leaving it as it is on `null`.
@@ -136,7 +140,7 @@ public struct KubeJSONDecoder {
 
     /// A value one level down (`key` or `[index]`), with the level added to errors and unknown paths.
     public mutating func decode<T: KubeJSONCodable>(_ value: JSON, _ component: String) throws(KubeJSONError) -> T {
-        let mark = unknownFields.count
+        let mark = unknownFieldPaths.count
         let result: T
         do {
             result = try T(kubeJSON: value, &self)
@@ -145,14 +149,14 @@ public struct KubeJSONDecoder {
             error.path.insert(component, at: 0)
             throw error
         }
-        if unknownFields.count > mark {
-            for i in mark..<unknownFields.count { unknownFields[i] = Self.join([component, unknownFields[i]]) }
+        if unknownFieldPaths.count > mark {
+            for i in mark..<unknownFieldPaths.count { unknownFieldPaths[i].insert(component, at: 0) }
         }
         return result
     }
 
     /// `a` `[0]` `b` → `a[0].b`.
-    static func join(_ components: [String]) -> String {
+    public static func join(_ components: [String]) -> String {
         var out = ""
         for c in components {
             if !out.isEmpty, !c.hasPrefix("[") { out += "." }

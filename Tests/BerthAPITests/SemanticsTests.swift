@@ -23,7 +23,7 @@ extension APITests {
                 "POST", cms + "?fieldValidation=Strict", body: #"{"metadata":{"name":"x"},"bogus":1}"#)
             #expect(code == 400 && (body["message"].string ?? "").contains("unknown field \"bogus\""))
             (code, _) = try s.curl("POST", cms, body: #"{"metadata":{"name":"x"},"bogus":1}"#)
-            #expect(code == 201, "unknown fields are dropped silently without Strict")
+            #expect(code == 201, "unknown fields are dropped (with a warning) without Strict")
             (code, body) = try s.curl("POST", cms, body: #"{"metadata":{"name":"x"}}"#)
             #expect(code == 409 && body["reason"] == "AlreadyExists")
             (code, body) = try s.curl(
