@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import Foundation
 import Logging
 
@@ -20,13 +21,16 @@ import Logging
 /// DaemonSet waits until the cache shows those changes before deciding again (upstream's
 /// "expectations"); otherwise a quick second sync would create a second pod on the same node.
 struct DaemonSetController: ControlLoop {
+    typealias Pod = CoreV1.Pod
+    typealias DaemonSet = AppsV1.DaemonSet
+
     let name = "daemonset-controller"
     let queue = WorkQueue(name: "daemonsets")
-    let client: LocalClient
-    let daemonSets: UntypedInformer
-    let pods: UntypedInformer
-    let nodes: UntypedInformer
-    let events: EventRecorder
+    let client: any KubeClient
+    let daemonSets: Informer<DaemonSet>
+    let pods: Informer<Pod>
+    let nodes: Informer<CoreV1.Node>
+    let events: ComponentRecorder
     let logger: Logger
     let workers: Int
     let memory = DaemonSetMemory()
@@ -38,26 +42,27 @@ struct DaemonSetController: ControlLoop {
     static let createBurst = 64
 
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("daemon-set-controller")
-        events = ctx.events
+        client = ctx.client("daemon-set-controller")
+        // The component the untyped recorder defaulted to: Events keep their source.
+        events = ctx.events.component("berth-controller-manager")
         logger = ctx.logger
         workers = ctx.config.workers
-        daemonSets = ctx.informers.informer(Registry.daemonSets)
-        pods = ctx.informers.informer(Registry.pods)
-        nodes = ctx.informers.informer(Registry.nodes)
+        daemonSets = ctx.informers.informer(DaemonSet.self)
+        pods = ctx.informers.informer(Pod.self)
+        nodes = ctx.informers.informer(CoreV1.Node.self)
         // The index the ReplicaSet and Deployment controllers keep too (UIDs are unique, so a DaemonSet's
         // UID finds exactly its pods): one index maintained on every pod event, not two.
-        pods.addIndex(Self.ownerIndex, Objects.controllerUID)
+        pods.addIndex(Self.ownerIndex) { $0.controllerUIDs }
         let (queue, daemonSets) = (self.queue, self.daemonSets)
         // Handlers must not wait: each key is added by a task of its own.
-        daemonSets.onChange { e in
-            let key = UntypedInformer.key(e.object)
+        daemonSets.onChange { event in
+            let key = event.object.cacheKey
             Task { await queue.add(key) }
         }
-        pods.onChange { e in
+        pods.onChange { event in
             var keys: Set<String> = []
-            switch e {
-            case .added(let p), .deleted(let p): if let k = Self.ownerKey(p) { keys.insert(k) }
+            switch event {
+            case .added(let pod), .deleted(let pod): if let k = Self.ownerKey(pod) { keys.insert(k) }
             case .updated(let old, let new):
                 if let k = Self.ownerKey(old) { keys.insert(k) }
                 if let k = Self.ownerKey(new) { keys.insert(k) }
@@ -65,10 +70,12 @@ struct DaemonSetController: ControlLoop {
             for k in keys { Task { await queue.add(k) } }
         }
         // Heartbeats are most node updates: only what decides placement is worth a resync of every DaemonSet.
-        nodes.onChange { e in
-            if case .updated(let old, let new) = e, Self.placementFields(old) == Self.placementFields(new) { return }
+        nodes.onChange { event in
+            if case .updated(let old, let new) = event, DaemonPlacementFields(old) == DaemonPlacementFields(new) {
+                return
+            }
             for ds in daemonSets.list() {
-                let key = UntypedInformer.key(ds)
+                let key = ds.cacheKey
                 Task { await queue.add(key) }
             }
         }
@@ -98,14 +105,12 @@ struct DaemonSetController: ControlLoop {
         }
         let hash = Self.templateHash(ds)
         let template = Self.podTemplate(ds, hash: hash)
-        let selector = LabelSelector(object: ds["spec"]["selector"])
-        let nodeList = nodes.list().sorted {
-            ($0["metadata"]["name"].string ?? "") < ($1["metadata"]["name"].string ?? "")
-        }
+        // The API's own selector matching (the JSON form of the typed selector is what it reads).
+        let selector = LabelSelector(object: ds.spec.selector?.kubeJSON() ?? .null)
+        let nodeList = nodes.list().sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
         // Node name → this DaemonSet's pods meant for it (bound, or still carrying the node affinity).
-        var byNode: [String: [JSON]] = [:]
-        for pod in pods.byIndex(Self.ownerIndex, ds["metadata"]["uid"].string ?? "")
-        where selector.matches(pod["metadata"]["labels"].stringMap) {
+        var byNode: [String: [Pod]] = [:]
+        for pod in pods.byIndex(Self.ownerIndex, ds.metadata.uid ?? "") where selector.matches(pod.metadata.labels) {
             if let node = Self.targetNode(pod) { byNode[node, default: []].append(pod) }
         }
         for n in byNode.keys { byNode[n]!.sort(by: Self.olderFirst) }
@@ -115,24 +120,28 @@ struct DaemonSetController: ControlLoop {
         let expectationsMet = memory.satisfied(key, pods: pods)
         // Normally the pod events that meet the expectations requeue the DaemonSet; this is a safety net.
         if !expectationsMet { recheck = 1 }
-        if ds["metadata"]["deletionTimestamp"].isNull && expectationsMet {
+        if !ds.isTerminating && expectationsMet {
             var creates: [String] = []
-            var deletes: [JSON] = []
+            var deletes: [Pod] = []
             let surges = Self.maxSurge(ds, desired: nodeList.count) > 0
-            let minReady = ds["spec"]["minReadySeconds"].int ?? 0
+            let minReady = Int64(ds.spec.minReadySeconds ?? 0)
             for node in nodeList {
-                let nodeName = node["metadata"]["name"].string ?? ""
-                let (shouldRun, shouldContinue) = DaemonPlacement.evaluate(template["spec"], on: node)
+                let nodeName = node.metadata.name ?? ""
+                let (shouldRun, shouldContinue) = DaemonPlacement.evaluate(template.spec, on: node)
                 let daemonPods = byNode[nodeName] ?? []
                 if shouldRun && daemonPods.isEmpty {
                     creates.append(nodeName)
                 } else if shouldContinue {
-                    var running: [JSON] = []
-                    for pod in daemonPods where pod["metadata"]["deletionTimestamp"].isNull {
-                        let phase = pod["status"]["phase"].string
-                        guard phase == "Failed" || phase == "Succeeded" else { running.append(pod); continue }
+                    var running: [Pod] = []
+                    for pod in daemonPods where !pod.isTerminating {
+                        guard pod.isFinished else {
+                            running.append(pod)
+                            continue
+                        }
                         // A pod the node rejected again and again would be replaced in a hot loop: back off.
-                        if phase == "Failed", let wait = memory.failureBackoff(key, node: nodeName, now: now) {
+                        if pod.status.phase == .failed,
+                            let wait = memory.failureBackoff(key, node: nodeName, now: now)
+                        {
                             recheck = min(recheck ?? wait, wait)
                             continue
                         }
@@ -140,21 +149,17 @@ struct DaemonSetController: ControlLoop {
                     }
                     deletes += Self.extraPods(running, hash: hash, surge: surges, minReady: minReady, now: now)
                 } else {
-                    deletes += daemonPods.filter { $0["metadata"]["deletionTimestamp"].isNull }
+                    deletes += daemonPods.filter { !$0.isTerminating }
                 }
             }
             // Unbound pods aimed at a node that no longer exists would stay Pending for ever.
-            let names = Set(nodeList.compactMap { $0["metadata"]["name"].string })
-            for (node, ps) in byNode where !names.contains(node) {
-                deletes += ps.filter {
-                    ($0["spec"]["nodeName"].string ?? "").isEmpty && $0["metadata"]["deletionTimestamp"].isNull
-                }
+            let names = Set(nodeList.compactMap(\.metadata.name))
+            for (node, daemonPods) in byNode where !names.contains(node) {
+                deletes += daemonPods.filter { ($0.spec.nodeName ?? "").isEmpty && !$0.isTerminating }
             }
             // Replacing old pods waits until the set of pods is right (the next sync, once expectations are met).
-            if creates.isEmpty && deletes.isEmpty
-                && (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate"
-            {
-                let desired = nodeList.filter { DaemonPlacement.evaluate(template["spec"], on: $0).shouldRun }.count
+            if creates.isEmpty && deletes.isEmpty && Self.isRollingUpdate(ds) {
+                let desired = nodeList.filter { DaemonPlacement.evaluate(template.spec, on: $0).shouldRun }.count
                 let surge = Self.maxSurge(ds, desired: desired)
                 if surge > 0 {
                     (creates, deletes) = rollingUpdateWithSurge(
@@ -173,69 +178,70 @@ struct DaemonSetController: ControlLoop {
         if let recheck { queue.add(key, after: .milliseconds(Int64(recheck * 1000) + 10)) }
     }
 
+    /// The update strategy is RollingUpdate (the default) rather than OnDelete.
+    static func isRollingUpdate(_ ds: DaemonSet) -> Bool {
+        (ds.spec.updateStrategy.type ?? .rollingUpdateDaemonSetStrategyType) == .rollingUpdateDaemonSetStrategyType
+    }
+
     /// `pods` split into those of the template's revision (`hash`) and the older ones, order kept.
-    static func byRevision(_ pods: [JSON], hash: String) -> (new: [JSON], old: [JSON]) {
-        var new: [JSON] = []
-        var old: [JSON] = []
+    static func byRevision(_ pods: [Pod], hash: String) -> (new: [Pod], old: [Pod]) {
+        var new: [Pod] = []
+        var old: [Pod] = []
         for pod in pods {
-            if pod["metadata"]["labels"][hashLabel].string == hash { new.append(pod) } else { old.append(pod) }
+            if pod.metadata.labels[hashLabel] == hash { new.append(pod) } else { old.append(pod) }
         }
         return (new, old)
     }
 
     /// `rollingUpdate.maxSurge` as a number of nodes (percentages round up, as upstream's).
-    static func maxSurge(_ ds: JSON, desired: Int) -> Int {
-        let spec = ds["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"]
-        guard (ds["spec"]["updateStrategy"]["type"].string ?? "RollingUpdate") == "RollingUpdate", !spec.isNull else {
-            return 0
-        }
-        return max(0, Int(Objects.intOrPercent(spec, total: Int64(desired), roundUp: true)))
+    static func maxSurge(_ ds: DaemonSet, desired: Int) -> Int {
+        guard isRollingUpdate(ds), let surge = ds.spec.updateStrategy.rollingUpdate?.maxSurge else { return 0 }
+        return max(0, Int(surge.scaled(total: Int64(desired), roundUp: true)))
     }
 
     /// Of the running pods on one node, those to delete. Without surge all but the oldest. With surge, as
     /// upstream: an old pod stays beside a new one only while the new one is not yet available and the old
     /// one is; otherwise the oldest new pod (or, with none, the oldest old one) alone stays.
-    static func extraPods(_ running: [JSON], hash: String, surge: Bool, minReady: Int64, now: Date) -> [JSON] {
+    static func extraPods(_ running: [Pod], hash: String, surge: Bool, minReady: Int64, now: Date) -> [Pod] {
         guard running.count > 1 else { return [] }
         guard surge else { return Array(running.dropFirst()) }
         let (new, old) = byRevision(running, hash: hash)
-        var keep: [JSON] = []
+        var keep: [Pod] = []
         if let newest = new.first {
             keep.append(newest)
-            if let previous = old.first, !Objects.isAvailable(newest, minReadySeconds: minReady, now: now),
-                Objects.isAvailable(previous, minReadySeconds: minReady, now: now)
+            if let previous = old.first, !newest.isAvailable(minReadySeconds: minReady, now: now),
+                previous.isAvailable(minReadySeconds: minReady, now: now)
             {
                 keep.append(previous)
             }
         } else if let previous = old.first {
             keep.append(previous)
         }
-        let kept = Set(keep.compactMap { $0["metadata"]["uid"].string })
-        return running.filter { !kept.contains($0["metadata"]["uid"].string ?? "") }
+        let kept = Set(keep.compactMap(\.metadata.uid))
+        return running.filter { !kept.contains($0.metadata.uid ?? "") }
     }
 
     /// Upstream's rolling update with surge: a new pod starts beside the old one on up to maxSurge nodes at
     /// a time (at once where the old one is unavailable anyway); the old pod goes when the new one is
     /// available, so with maxUnavailable 0 no node is ever without an available daemon pod.
-    func rollingUpdateWithSurge(_ ds: JSON, byNode: [String: [JSON]], hash: String, maxSurge: Int, now: Date) -> (
-        creates: [String], deletes: [JSON]
-    ) {
-        let minReady = ds["spec"]["minReadySeconds"].int ?? 0
+    func rollingUpdateWithSurge(
+        _ ds: DaemonSet, byNode: [String: [Pod]], hash: String, maxSurge: Int, now: Date
+    ) -> (creates: [String], deletes: [Pod]) {
+        let minReady = Int64(ds.spec.minReadySeconds ?? 0)
         var surging = 0
         var creates: [String] = []
-        var deletes: [JSON] = []
+        var deletes: [Pod] = []
         var waiting: [String] = []
         for node in byNode.keys.sorted() {
-            let (new, old) = Self.byRevision(
-                byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
+            let (new, old) = Self.byRevision(byNode[node]!.filter { !$0.isTerminating }, hash: hash)
             guard let previous = old.first else { continue }
             if let newest = new.first {
-                if Objects.isAvailable(newest, minReadySeconds: minReady, now: now) {
+                if newest.isAvailable(minReadySeconds: minReady, now: now) {
                     deletes += old
                 } else {
                     surging += 1
                 }
-            } else if !Objects.isAvailable(previous, minReadySeconds: minReady, now: now) {
+            } else if !previous.isAvailable(minReadySeconds: minReady, now: now) {
                 creates.append(node)
             } else {
                 waiting.append(node)
@@ -247,24 +253,27 @@ struct DaemonSetController: ControlLoop {
 
     /// Upstream's rolling update without surge: old pods that are unavailable anyway go at once; available
     /// ones only while fewer than maxUnavailable daemon pods are unavailable.
-    func rollingUpdateDeletions(_ ds: JSON, byNode: [String: [JSON]], hash: String, desired: Int, now: Date) -> [JSON] {
+    func rollingUpdateDeletions(
+        _ ds: DaemonSet, byNode: [String: [Pod]], hash: String, desired: Int, now: Date
+    ) -> [Pod] {
         // Percentages round up, as upstream's; zero (invalid without surge) falls back to upstream's default of 1.
-        let spec = ds["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"]
-        var maxUnavailable = spec.isNull ? 1 : Int(Objects.intOrPercent(spec, total: Int64(desired), roundUp: true))
+        var maxUnavailable =
+            ds.spec.updateStrategy.rollingUpdate?.maxUnavailable.map {
+                Int($0.scaled(total: Int64(desired), roundUp: true))
+            } ?? 1
         if desired > 0 && maxUnavailable <= 0 { maxUnavailable = 1 }
-        let minReady = ds["spec"]["minReadySeconds"].int ?? 0
+        let minReady = Int64(ds.spec.minReadySeconds ?? 0)
         var unavailable = 0
-        var replaceNow: [JSON] = []
-        var candidates: [JSON] = []
+        var replaceNow: [Pod] = []
+        var candidates: [Pod] = []
         for node in byNode.keys.sorted() {
-            let (new, old) = Self.byRevision(
-                byNode[node]!.filter { $0["metadata"]["deletionTimestamp"].isNull }, hash: hash)
+            let (new, old) = Self.byRevision(byNode[node]!.filter { !$0.isTerminating }, hash: hash)
             if new.count > 1 || old.count > 1 || new.count == old.count {
                 unavailable += 1  // duplicates, nothing yet, or a replacement under way: the manage pass handles it
             } else if let pod = new.first {
-                if !Objects.isAvailable(pod, minReadySeconds: minReady, now: now) { unavailable += 1 }
+                if !pod.isAvailable(minReadySeconds: minReady, now: now) { unavailable += 1 }
             } else if let pod = old.first {
-                if !Objects.isAvailable(pod, minReadySeconds: minReady, now: now) {
+                if !pod.isAvailable(minReadySeconds: minReady, now: now) {
                     replaceNow.append(pod)
                 } else if unavailable < maxUnavailable {
                     candidates.append(pod)
@@ -276,7 +285,9 @@ struct DaemonSetController: ControlLoop {
     }
 
     /// Creates pods for `creates` (node names) and deletes `deletes`, then records what the cache must show.
-    private func apply(_ ds: JSON, key: String, template: JSON, creates: [String], deletes: [JSON]) async throws {
+    private func apply(
+        _ ds: DaemonSet, key: String, template: CoreV1.PodTemplateSpec, creates: [String], deletes: [Pod]
+    ) async throws {
         if creates.isEmpty && deletes.isEmpty { return }
         let (client, events) = (self.client, self.events)
         var firstError: (any Error)?
@@ -291,16 +302,18 @@ struct DaemonSetController: ControlLoop {
                 }
             }
             for node in creates {
-                if inFlight >= Self.createBurst, let r = await g.next() { collect(r); inFlight -= 1 }
+                if inFlight >= Self.createBurst, let r = await g.next() {
+                    collect(r)
+                    inFlight -= 1
+                }
                 if firstError != nil { break }
                 let pod = Self.newPod(ds, template: template, node: node)
                 g.addTask {
                     do {
-                        let created = try await client.create(Registry.pods, pod)
+                        let created = try await client.create(pod)
                         events.record(
-                            ds, reason: "SuccessfulCreate",
-                            message: "Created pod: \(created["metadata"]["name"].string ?? "")")
-                        return .success(Int64(created["metadata"]["resourceVersion"].string ?? "") ?? 0)
+                            ds, reason: "SuccessfulCreate", message: "Created pod: \(created.metadata.name ?? "")")
+                        return .success(Int64(created.metadata.resourceVersion ?? "") ?? 0)
                     } catch {
                         events.record(ds, type: "Warning", reason: "FailedCreate", message: "Error creating: \(error)")
                         return .failure(error)
@@ -311,14 +324,13 @@ struct DaemonSetController: ControlLoop {
             for await r in g { collect(r) }
         }
         for pod in deletes {
-            let name = pod["metadata"]["name"].string ?? ""
-            let uid = pod["metadata"]["uid"].string ?? ""
+            let name = pod.metadata.name ?? ""
+            let uid = pod.metadata.uid ?? ""
             do {
-                try await client.delete(
-                    Registry.pods, namespace: pod["metadata"]["namespace"].string, name: name, uid: uid)
-                deleted.append((UntypedInformer.key(pod), uid))
+                try await client.delete(Pod.self, namespace: pod.metadata.namespace, name: name, uid: uid)
+                deleted.append((pod.cacheKey, uid))
                 events.record(ds, reason: "SuccessfulDelete", message: "Deleted pod: \(name)")
-                if pod["status"]["phase"].string == "Failed", let node = Self.targetNode(pod) {
+                if pod.status.phase == .failed, let node = Self.targetNode(pod) {
                     memory.failed(key, node: node, now: Date())
                 }
             } catch let e as APIError
@@ -336,166 +348,182 @@ struct DaemonSetController: ControlLoop {
     /// Writes the status counts (as `kubectl rollout status ds/x` reads them) when they changed. Returns
     /// when to look again because a ready pod becomes available (minReadySeconds).
     private func updateStatus(
-        _ ds: JSON, nodes nodeList: [JSON], byNode: [String: [JSON]], hash: String, template: JSON,
-        now: Date
+        _ ds: DaemonSet, nodes nodeList: [CoreV1.Node], byNode: [String: [Pod]], hash: String,
+        template: CoreV1.PodTemplateSpec, now: Date
     ) async throws -> TimeInterval? {
-        let minReady = ds["spec"]["minReadySeconds"].int ?? 0
-        var desired: Int64 = 0, current: Int64 = 0, misscheduled: Int64 = 0, ready: Int64 = 0, available: Int64 = 0,
-            updated: Int64 = 0
+        let minReady = Int64(ds.spec.minReadySeconds ?? 0)
+        var desired: Int32 = 0
+        var current: Int32 = 0
+        var misscheduled: Int32 = 0
+        var ready: Int32 = 0
+        var available: Int32 = 0
+        var updated: Int32 = 0
         var recheck: TimeInterval?
         for node in nodeList {
-            let daemonPods = byNode[node["metadata"]["name"].string ?? ""] ?? []
-            guard DaemonPlacement.evaluate(template["spec"], on: node).shouldRun else {
+            let daemonPods = byNode[node.metadata.name ?? ""] ?? []
+            guard DaemonPlacement.evaluate(template.spec, on: node).shouldRun else {
                 if !daemonPods.isEmpty { misscheduled += 1 }
                 continue
             }
             desired += 1
             guard let pod = daemonPods.first else { continue }
             current += 1
-            if Objects.isReady(pod) {
+            if pod.isReady {
                 ready += 1
-                if Objects.isAvailable(pod, minReadySeconds: minReady, now: now) {
+                if pod.isAvailable(minReadySeconds: minReady, now: now) {
                     available += 1
                 } else if let since = Self.readySince(pod) {
                     let wait = since.addingTimeInterval(TimeInterval(minReady)).timeIntervalSince(now)
                     recheck = min(recheck ?? wait, max(wait, 0))
                 }
             }
-            if pod["metadata"]["labels"][Self.hashLabel].string == hash { updated += 1 }
+            if pod.metadata.labels[Self.hashLabel] == hash { updated += 1 }
         }
-        var status = ds["status"]
+        var status = ds.status
         // Upstream's omitempty: the first four are always written, the others only when non-zero.
-        let counts: [(String, Int64, Bool)] = [
-            ("desiredNumberScheduled", desired, true), ("currentNumberScheduled", current, true),
-            ("numberMisscheduled", misscheduled, true), ("numberReady", ready, true),
-            ("updatedNumberScheduled", updated, false), ("numberAvailable", available, false),
-            ("numberUnavailable", desired - available, false),
-            ("observedGeneration", ds["metadata"]["generation"].int ?? 0, false),
-        ]
-        for (field, value, always) in counts { status[field] = always || value != 0 ? .int(value) : .null }
-        if status == ds["status"] { return recheck }
-        var obj = ds
-        obj["status"] = status
-        try await client.updateStatus(Registry.daemonSets, obj)
+        status.desiredNumberScheduled = desired
+        status.currentNumberScheduled = current
+        status.numberMisscheduled = misscheduled
+        status.numberReady = ready
+        status.updatedNumberScheduled = updated != 0 ? updated : nil
+        status.numberAvailable = available != 0 ? available : nil
+        status.numberUnavailable = desired - available != 0 ? desired - available : nil
+        let generation = ds.metadata.generation ?? 0
+        status.observedGeneration = generation != 0 ? generation : nil
+        if status == ds.status { return recheck }
+        var written = ds
+        written.status = status
+        _ = try await client.updateStatus(written)
         return recheck
     }
 
     // MARK: pods
 
+    /// The automatic tolerations of daemon pods (upstream's AddOrUpdateDaemonPodTolerations).
+    static let automaticTolerations: [(key: String, effect: CoreV1.TaintEffect)] = [
+        ("node.kubernetes.io/not-ready", .noExecute), ("node.kubernetes.io/unreachable", .noExecute),
+        ("node.kubernetes.io/disk-pressure", .noSchedule), ("node.kubernetes.io/memory-pressure", .noSchedule),
+        ("node.kubernetes.io/pid-pressure", .noSchedule), ("node.kubernetes.io/unschedulable", .noSchedule),
+    ]
+
     /// The template every daemon pod is made from: the DaemonSet's, plus the automatic tolerations and
     /// the hash label.
-    static func podTemplate(_ ds: JSON, hash: String) -> JSON {
-        var t = ds["spec"]["template"]
-        t["metadata"]["labels"][hashLabel] = .string(hash)
-        var tolerations = t["spec"]["tolerations"].array ?? []
-        var automatic: [(String, String)] = [
-            ("node.kubernetes.io/not-ready", "NoExecute"), ("node.kubernetes.io/unreachable", "NoExecute"),
-            ("node.kubernetes.io/disk-pressure", "NoSchedule"), ("node.kubernetes.io/memory-pressure", "NoSchedule"),
-            ("node.kubernetes.io/pid-pressure", "NoSchedule"), ("node.kubernetes.io/unschedulable", "NoSchedule"),
-        ]
-        if t["spec"]["hostNetwork"].bool == true {
-            automatic.append(("node.kubernetes.io/network-unavailable", "NoSchedule"))
+    static func podTemplate(_ ds: DaemonSet, hash: String) -> CoreV1.PodTemplateSpec {
+        var template = ds.spec.template
+        template.metadata.labels[hashLabel] = hash
+        var automatic = automaticTolerations
+        if template.spec.hostNetwork == true {
+            automatic.append(("node.kubernetes.io/network-unavailable", .noSchedule))
         }
         for (key, effect) in automatic {
-            let toleration: JSON = ["key": .string(key), "operator": "Exists", "effect": .string(effect)]
+            let toleration = CoreV1.Toleration(key: key, operator: "Exists", effect: effect)
             // Upstream's AddOrUpdateToleration: one equal in key, operator, value and effect is replaced.
-            let same: (JSON) -> Bool = {
-                $0["key"].string == key && ($0["operator"].string ?? "Equal") == "Exists"
-                    && ($0["value"].string ?? "").isEmpty
-                    && $0["effect"].string == effect
+            let same: (CoreV1.Toleration) -> Bool = {
+                $0.key == key && ($0.operator ?? "Equal") == "Exists" && ($0.value ?? "").isEmpty
+                    && $0.effect == effect
             }
-            if let i = tolerations.firstIndex(where: same) {
-                tolerations[i] = toleration
+            if let i = template.spec.tolerations.firstIndex(where: same) {
+                template.spec.tolerations[i] = toleration
             } else {
-                tolerations.append(toleration)
+                template.spec.tolerations.append(toleration)
             }
         }
-        t["spec"]["tolerations"] = .array(tolerations)
-        return t
+        return template
     }
 
     /// A pod for `node`: named after the DaemonSet, controlled by it, and pinned to the node by affinity.
-    static func newPod(_ ds: JSON, template: JSON, node: String) -> JSON {
-        var meta: JSON = [
-            "generateName": .string((ds["metadata"]["name"].string ?? "") + "-"),
-            "namespace": ds["metadata"]["namespace"],
-            "ownerReferences": [
-                [
-                    "apiVersion": "apps/v1", "kind": "DaemonSet", "name": ds["metadata"]["name"],
-                    "uid": ds["metadata"]["uid"],
-                    "controller": true, "blockOwnerDeletion": true,
-                ]
-            ],
-        ]
-        for f in ["labels", "annotations", "finalizers"] { meta[f] = template["metadata"][f] }
-        var spec = template["spec"]
+    static func newPod(_ ds: DaemonSet, template: CoreV1.PodTemplateSpec, node: String) -> Pod {
+        var pod = Pod()
+        pod.metadata.generateName = (ds.metadata.name ?? "") + "-"
+        pod.metadata.namespace = ds.metadata.namespace
+        pod.metadata.ownerReferences = [ds.controllerOwnerReference]
+        pod.metadata.labels = template.metadata.labels
+        pod.metadata.annotations = template.metadata.annotations
+        pod.metadata.finalizers = template.metadata.finalizers
+        pod.spec = template.spec
         // Upstream's ReplaceDaemonSetPodNodeNameNodeAffinity: the required terms become this one node.
-        let term: JSON = ["matchFields": [["key": "metadata.name", "operator": "In", "values": [.string(node)]]]]
-        spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] = [term]
-        return ["apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec]
+        let term = CoreV1.NodeSelectorTerm(
+            matchFields: [CoreV1.NodeSelectorRequirement(key: "metadata.name", operator: .opIn, values: [node])])
+        var affinity = pod.spec.affinity ?? CoreV1.Affinity()
+        var nodeAffinity = affinity.nodeAffinity ?? CoreV1.NodeAffinity()
+        var required = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution ?? CoreV1.NodeSelector()
+        required.nodeSelectorTerms = [term]
+        nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution = required
+        affinity.nodeAffinity = nodeAffinity
+        pod.spec.affinity = affinity
+        return pod
     }
 
     /// The node a daemon pod is for: where it is bound, else the node its affinity names (upstream's
     /// GetTargetNodeName).
-    static func targetNode(_ pod: JSON) -> String? {
-        if let n = pod["spec"]["nodeName"].string, !n.isEmpty { return n }
-        let terms =
-            pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
-                "nodeSelectorTerms"
-            ].array ?? []
-        for term in terms {
-            for f in term["matchFields"].array ?? []
-            where f["key"].string == "metadata.name" && f["operator"].string == "In" {
-                let values = f["values"].array ?? []
-                return values.count == 1 ? values[0].string : nil
+    static func targetNode(_ pod: Pod) -> String? {
+        if let n = pod.spec.nodeName, !n.isEmpty { return n }
+        let terms = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms
+        for term in terms ?? [] {
+            for field in term.matchFields where field.key == "metadata.name" && field.operator == .opIn {
+                return field.values.count == 1 ? field.values[0] : nil
             }
         }
         return nil
     }
 
-    static func controllerRef(_ pod: JSON) -> (name: String, uid: String)? {
-        guard let ref = Objects.controllerRef(pod), ref["kind"].string == "DaemonSet",
-            ref["apiVersion"].string?.hasPrefix("apps/") == true,
-            let name = ref["name"].string, let uid = ref["uid"].string
-        else { return nil }
-        return (name, uid)
+    static func controllerRef(_ pod: Pod) -> (name: String, uid: String)? {
+        guard let ref = pod.controllerRef, ref.kind == "DaemonSet", ref.apiVersion.hasPrefix("apps/") else {
+            return nil
+        }
+        return (ref.name, ref.uid)
     }
 
-    static func ownerKey(_ pod: JSON) -> String? {
-        controllerRef(pod).map { (pod["metadata"]["namespace"].string ?? "") + "/" + $0.name }
+    static func ownerKey(_ pod: Pod) -> String? {
+        controllerRef(pod).map { (pod.metadata.namespace ?? "") + "/" + $0.name }
     }
 
     /// Upstream's podByCreationTimestampAndPhase: bound pods first, then the oldest, then by name.
-    static func olderFirst(_ a: JSON, _ b: JSON) -> Bool {
-        let (ab, bb) = (!(a["spec"]["nodeName"].string ?? "").isEmpty, !(b["spec"]["nodeName"].string ?? "").isEmpty)
+    static func olderFirst(_ a: Pod, _ b: Pod) -> Bool {
+        let (ab, bb) = (!(a.spec.nodeName ?? "").isEmpty, !(b.spec.nodeName ?? "").isEmpty)
         if ab != bb { return ab }
-        let (at, bt) = (
-            a["metadata"]["creationTimestamp"].string ?? "", b["metadata"]["creationTimestamp"].string ?? ""
-        )
-        if at != bt { return at < bt }
-        return (a["metadata"]["name"].string ?? "") < (b["metadata"]["name"].string ?? "")
+        // No timestamp sorts first, as the empty string did before every RFC 3339 text.
+        let (at, bt) = (a.metadata.creationTimestamp, b.metadata.creationTimestamp)
+        if at != bt { return at.map { t in bt.map { t < $0 } ?? false } ?? true }
+        return (a.metadata.name ?? "") < (b.metadata.name ?? "")
     }
 
-    static func readySince(_ pod: JSON) -> Date? {
-        let c = (pod["status"]["conditions"].array ?? []).first {
-            $0["type"].string == "Ready" && $0["status"].string == "True"
-        }
-        return APITime.parse(c?["lastTransitionTime"].string)
+    static func readySince(_ pod: Pod) -> Date? {
+        guard let condition = pod.readyCondition, condition.status == .true,
+            let since = condition.lastTransitionTime
+        else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(since.secondsSince1970))
     }
 
-    /// The revision hash of the template: FNV-1a (32-bit) of its JSON, spelled like upstream's
-    /// ControllerRevision hashes (rand.SafeEncodeString of the decimal number). Equal templates always
-    /// give equal hashes, in every process.
-    static func templateHash(_ ds: JSON) -> String {
-        var bytes = ds["spec"]["template"].serialized()
-        if let c = ds["status"]["collisionCount"].int { bytes += Array(String(c).utf8) }
+    /// The revision hash of the template: FNV-1a (32-bit) of its JSON as the API server stores it,
+    /// spelled like upstream's ControllerRevision hashes (rand.SafeEncodeString of the decimal number).
+    /// Equal templates always give equal hashes, in every process — and the same as before the
+    /// controller read typed objects, so an upgrade does not roll every daemon pod.
+    static func templateHash(_ ds: DaemonSet) -> String {
+        var bytes = storedForm(ds.spec.template).serialized()
+        if let c = ds.status.collisionCount { bytes += Array(String(c).utf8) }
         let alphabet = Objects.safeAlphabet
         return String(String(Objects.fnv32(bytes)).utf8.map { alphabet[Int($0) % alphabet.count] })
     }
 
-    /// What of a node decides where daemon pods go.
-    static func placementFields(_ node: JSON) -> JSON {
-        ["labels": node["metadata"]["labels"], "taints": node["spec"]["taints"]]
+    /// A template's JSON as the API server stores it. The typed encoding writes an unset
+    /// `metadata.creationTimestamp` as Go does, `null`; the server's workload defaulting removes that
+    /// member from a template, so it is removed here too (setting a member to null removes it).
+    static func storedForm(_ template: CoreV1.PodTemplateSpec) -> JSON {
+        var json = template.kubeJSON()
+        if template.metadata.creationTimestamp == nil { json["metadata"]["creationTimestamp"] = .null }
+        return json
+    }
+}
+
+/// What of a node decides where daemon pods go.
+struct DaemonPlacementFields: Equatable {
+    var labels: [String: String]
+    var taints: [CoreV1.Taint]
+
+    init(_ node: CoreV1.Node) {
+        labels = node.metadata.labels
+        taints = node.spec.taints
     }
 }
 
@@ -503,14 +531,17 @@ struct DaemonSetController: ControlLoop {
 enum DaemonPlacement {
     /// shouldRun: a pod belongs on the node; shouldContinueRunning: an existing one may stay (only
     /// untolerated NoExecute taints evict).
-    static func evaluate(_ podSpec: JSON, on node: JSON) -> (shouldRun: Bool, shouldContinueRunning: Bool) {
+    static func evaluate(_ podSpec: CoreV1.PodSpec, on node: CoreV1.Node) -> (
+        shouldRun: Bool, shouldContinueRunning: Bool
+    ) {
         guard fits(podSpec, node) else { return (false, false) }
-        let tolerations = podSpec["tolerations"].array ?? []
-        var noSchedule = false, noExecute = false
-        for taint in node["spec"]["taints"].array ?? [] where !tolerations.contains(where: { tolerates($0, taint) }) {
-            switch taint["effect"].string {
-            case "NoSchedule": noSchedule = true
-            case "NoExecute": noExecute = true
+        var noSchedule = false
+        var noExecute = false
+        for taint in node.spec.taints
+        where !podSpec.tolerations.contains(where: { TolerationMatch.tolerates($0, taint) }) {
+            switch taint.effect {
+            case .noSchedule: noSchedule = true
+            case .noExecute: noExecute = true
             default: break
             }
         }
@@ -518,47 +549,35 @@ enum DaemonPlacement {
     }
 
     /// spec.nodeName, nodeSelector and required node affinity.
-    static func fits(_ podSpec: JSON, _ node: JSON) -> Bool {
-        let name = node["metadata"]["name"].string ?? ""
-        if let n = podSpec["nodeName"].string, !n.isEmpty, n != name { return false }
-        let labels = node["metadata"]["labels"].stringMap
-        for (k, v) in podSpec["nodeSelector"].stringMap where labels[k] != v { return false }
-        let required = podSpec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        if required.isNull { return true }
+    static func fits(_ podSpec: CoreV1.PodSpec, _ node: CoreV1.Node) -> Bool {
+        let name = node.metadata.name ?? ""
+        if let n = podSpec.nodeName, !n.isEmpty, n != name { return false }
+        let labels = node.metadata.labels
+        for (k, v) in podSpec.nodeSelector where labels[k] != v { return false }
+        guard let required = podSpec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution else {
+            return true
+        }
         // Terms are ORed; within a term everything must hold; an empty term matches nothing.
-        return (required["nodeSelectorTerms"].array ?? []).contains { term in
-            let exprs = term["matchExpressions"].array ?? []
-            let fields = term["matchFields"].array ?? []
-            if exprs.isEmpty && fields.isEmpty { return false }
-            return exprs.allSatisfy { matches($0, labels[$0["key"].string ?? ""]) }
-                && fields.allSatisfy { matches($0, $0["key"].string == "metadata.name" ? name : nil) }
+        return required.nodeSelectorTerms.contains { term in
+            if term.matchExpressions.isEmpty && term.matchFields.isEmpty { return false }
+            return term.matchExpressions.allSatisfy { matches($0, labels[$0.key]) }
+                && term.matchFields.allSatisfy { matches($0, $0.key == "metadata.name" ? name : nil) }
         }
     }
 
     /// A NodeSelectorRequirement against a label (or field) value.
-    static func matches(_ req: JSON, _ value: String?) -> Bool {
-        let values = (req["values"].array ?? []).compactMap(\.string)
-        switch req["operator"].string {
-        case "In": return value.map(values.contains) ?? false
-        case "NotIn": return value.map { !values.contains($0) } ?? true
-        case "Exists": return value != nil
-        case "DoesNotExist": return value == nil
-        case "Gt", "Lt":
+    static func matches(_ requirement: CoreV1.NodeSelectorRequirement, _ value: String?) -> Bool {
+        let values = requirement.values
+        switch requirement.operator {
+        case .opIn: return value.map(values.contains) ?? false
+        case .opNotIn: return value.map { !values.contains($0) } ?? true
+        case .opExists: return value != nil
+        case .opDoesNotExist: return value == nil
+        case .opGt, .opLt:
             guard let v = value.flatMap({ Int64($0) }), values.count == 1, let bound = Int64(values[0]) else {
                 return false
             }
-            return req["operator"].string == "Gt" ? v > bound : v < bound
-        default: return false
-        }
-    }
-
-    /// Upstream's ToleratesTaint: an empty effect matches every effect; an empty key with Exists every key.
-    static func tolerates(_ t: JSON, _ taint: JSON) -> Bool {
-        if let e = t["effect"].string, !e.isEmpty, e != taint["effect"].string { return false }
-        if let k = t["key"].string, !k.isEmpty, k != taint["key"].string { return false }
-        switch t["operator"].string ?? "Equal" {
-        case "Exists": return true
-        case "Equal", "": return (t["value"].string ?? "") == (taint["value"].string ?? "")
+            return requirement.operator == .opGt ? v > bound : v < bound
         default: return false
         }
     }
@@ -591,12 +610,12 @@ final class DaemonSetMemory: @unchecked Sendable {
     }
 
     /// True when the cache shows every create and delete of the last syncs (or they timed out).
-    func satisfied(_ key: String, pods: UntypedInformer) -> Bool {
+    func satisfied(_ key: String, pods: Informer<CoreV1.Pod>) -> Bool {
         lock.withLock {
             guard var p = pending[key] else { return true }
             p.deleted.removeAll { d in
-                guard let pod = pods.get(d.key), pod["metadata"]["uid"].string == d.uid else { return true }
-                return !pod["metadata"]["deletionTimestamp"].isNull
+                guard let pod = pods.get(d.key), pod.metadata.uid == d.uid else { return true }
+                return pod.isTerminating
             }
             if (pods.revision >= p.createdRevision && p.deleted.isEmpty) || p.deadline < Date() {
                 pending[key] = nil
