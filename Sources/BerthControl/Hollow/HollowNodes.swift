@@ -63,11 +63,13 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
         for i in 0..<config.count { index[nodeName(i)] = i }
         await register()
         let factory = InformerFactory(client: LocalClient(server: server, manager: "berth-hollow-node"), logger: logger)
-        let pods = factory.informer(CoreV1.Pod.self)
+        let pods = Informer(
+            source: factory.provider.source(HollowPod.self, resource: ResourceType.of(CoreV1.Pod.self)), name: "pods",
+            logger: logger)
         let nodes = factory.informer(CoreV1.Node.self)
         let queue = WorkQueue(name: "hollow-pods")
         pods.onChange { [weak self] e in
-            guard let self, let node = e.object.spec.nodeName, self.isHollow(node) else { return }
+            guard let self, let node = e.object.nodeName, self.isHollow(node) else { return }
             if case .deleted(let p) = e {
                 self.release(p)
                 return
@@ -96,13 +98,15 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
                 Task { await self.reportReady(name, node: n) }
             }
         }
-        pods.addIndex("node") { [$0.spec.nodeName ?? ""] }
+        pods.addIndex("node") { [$0.nodeName ?? ""] }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { g in
                 g.addTask { await factory.run() }
+                g.addTask { await pods.run() }
                 g.addTask { await self.heartbeats() }
                 g.addTask {
                     await factory.waitForSync()
+                    await pods.waitForSync()
                     await runWorkers(
                         queue, count: self.config.workers,
                         sync: { key in
@@ -268,8 +272,8 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
     // MARK: pods
 
     /// A pod bound to one of our nodes: report it Running, or finish its deletion.
-    func syncPod(_ pod: CoreV1.Pod) async throws {
-        guard let node = pod.spec.nodeName, !isStopped(node) else { return }
+    func syncPod(_ pod: HollowPod) async throws {
+        guard let node = pod.nodeName, !isStopped(node) else { return }
         let ns = pod.metadata.namespace ?? "default"
         let name = pod.metadata.name ?? ""
         if pod.isTerminating {
@@ -280,45 +284,51 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
             } catch let e as APIError where e.code == 404 || e.code == 409 {}
             return
         }
-        let phase = pod.status.phase ?? .pending
+        let phase = pod.phase ?? .pending
         if phase == .succeeded || phase == .failed || (phase == .running && pod.isReady) { return }
         // Pending, or marked not ready while the node was unreachable: (re)report it running and ready.
-        var p = pod
         let ip = allocateIP(pod, node: node)
         let now = MetaV1.Time.now()
         let i = lock.withLock { index[node] } ?? 0
         let hostIP = "198.18.\(i / 256).\(i % 256)"
-        p.status.phase = .running
-        p.status.hostIP = hostIP
-        p.status.hostIPs = [CoreV1.HostIP(ip: hostIP)]
-        p.status.podIP = ip
-        p.status.podIPs = [CoreV1.PodIP(ip: ip)]
-        if p.status.startTime == nil { p.status.startTime = now }
+        var status = CoreV1.PodStatus()
+        status.phase = .running
+        status.hostIP = hostIP
+        status.hostIPs = [CoreV1.HostIP(ip: hostIP)]
+        status.podIP = ip
+        status.podIPs = [CoreV1.PodIP(ip: ip)]
+        status.startTime = pod.startTime ?? now
         let reported: [CoreV1.PodConditionType] = [.readyToStartContainers, .initialized, .containersReady, .ready]
-        p.status.conditions.removeAll { reported.contains($0.type) }
+        status.conditions = pod.conditions.filter { !reported.contains($0.type) }
         for type in reported {
-            p.status.conditions.append(CoreV1.PodCondition(type: type, status: .true, lastTransitionTime: now))
+            status.conditions.append(CoreV1.PodCondition(type: type, status: .true, lastTransitionTime: now))
         }
         let uid = pod.metadata.uid ?? ""
-        p.status.containerStatuses = pod.spec.containers.map { c in
-            var status = CoreV1.ContainerStatus()
-            status.name = c.name
-            status.image = c.image ?? ""
-            status.imageID = "hollow://\(c.image ?? "")"
-            status.containerID = "hollow://\(uid)/\(c.name)"
-            status.ready = true
-            status.started = true
-            status.state.running = CoreV1.ContainerStateRunning(startedAt: now)
-            return status
+        status.containerStatuses = pod.containers.map { c in
+            var container = CoreV1.ContainerStatus()
+            container.name = c.name
+            container.image = c.image
+            container.imageID = "hollow://\(c.image)"
+            container.containerID = "hollow://\(uid)/\(c.name)"
+            container.ready = true
+            container.started = true
+            container.state.running = CoreV1.ContainerStateRunning(startedAt: now)
+            return container
         }
+        // A merge patch of pods/status, as a kubelet's status manager patches it: the fields written
+        // here replace the stored ones; the rest of the pod is the server's. The uid and resourceVersion
+        // make it apply to the pod as seen, or fail with a 409 and be retried from the next event.
+        var patch: JSON = ["status": status.kubeJSON()]
+        patch["metadata"] = ["uid": .string(uid), "resourceVersion": .string(pod.metadata.resourceVersion ?? "")]
         do {
-            _ = try await client.updateStatus(p)
+            try await client.mergePatch(
+                ResourceType.of(CoreV1.Pod.self), namespace: ns, name: name, patch, subresource: "status")
         } catch let e as APIError where e.code == 404 {
             release(pod)
         }
     }
 
-    func allocateIP(_ pod: CoreV1.Pod, node: String) -> String {
+    func allocateIP(_ pod: HollowPod, node: String) -> String {
         let key = pod.cacheKey
         return lock.withLock {
             if let ip = podIP[key] { return ip }
@@ -334,10 +344,10 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
         }
     }
 
-    func release(_ pod: CoreV1.Pod) {
+    func release(_ pod: HollowPod) {
         let key = pod.cacheKey
         lock.withLock {
-            guard let ip = podIP.removeValue(forKey: key), let node = pod.spec.nodeName,
+            guard let ip = podIP.removeValue(forKey: key), let node = pod.nodeName,
                 let host = Int(ip.split(separator: ".").last ?? "")
             else { return }
             usedIPs[node]?.remove(host)
