@@ -138,6 +138,15 @@ public struct KubeJSONDecoder {
         field = try decode(value, key) as T
     }
 
+    /// Decodes one member into a boxed optional field (see ``Box``); `null` makes it nil.
+    @inline(__always)
+    public mutating func read<T: KubeJSONCodable & Hashable>(_ value: JSON, _ key: String, into field: inout Box<T>?)
+        throws(KubeJSONError)
+    {
+        if case .null = value { field = nil; return }
+        field = Box(try decode(value, key) as T)
+    }
+
     /// A value one level down (`key` or `[index]`), with the level added to errors and unknown paths.
     public mutating func decode<T: KubeJSONCodable>(_ value: JSON, _ component: String) throws(KubeJSONError) -> T {
         let mark = unknownFieldPaths.count

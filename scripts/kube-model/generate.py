@@ -105,6 +105,11 @@ class Model:
         pkg, name = self.ref(t)
         return "%s.%s" % (namespace(pkg), swift_type_name(name))
 
+    def is_boxed(self, f):
+        """A pointer to a generated struct: held in a Box, so an absent one costs one word."""
+        t = f["type"]
+        return t.startswith("*") and "." in t[1:] and self.ref(t[1:]) in self.structs
+
     def is_bytes(self, t):
         return t.lstrip("*") in ("bytes", "map[]bytes")
 
@@ -173,7 +178,17 @@ def gen_struct(model, pkg, name, s, out):
     for j, prop, f in flat:
         st, zero, how = model.field_shape(f)
         props.append((j, ident(prop), f, st, zero, how))
-        w("        public var %s: %s = %s" % (ident(prop), st, zero))
+        if model.is_boxed(f):
+            # An optional nested struct is held out of line (see Box): most are nil in most objects,
+            # and inline they made a Container 1.4 KB.
+            inner = model.swift(f["type"])
+            w("        public var %s: %s {" % (ident(prop), st))
+            w("            get { _%s?.value }" % prop)
+            w("            set { _%s = newValue.map(Box.init) }" % prop)
+            w("        }")
+            w("        private var _%s: Box<%s>? = nil" % (prop, inner))
+        else:
+            w("        public var %s: %s = %s" % (ident(prop), st, zero))
     # Embedded structs, whole.
     for f in s["fields"]:
         if not f.get("inline"):
@@ -213,7 +228,8 @@ def gen_struct(model, pkg, name, s, out):
     w("                switch memberKey {")
     for j, prop, f, st, zero, how in props:
         fn = "readBytes" if model.is_bytes(f["type"]) else "read"
-        w('                case "%s": try d.%s(memberValue, memberKey, into: &self.%s)' % (j, fn, prop))
+        target = "_" + prop.strip("`") if model.is_boxed(f) else prop
+        w('                case "%s": try d.%s(memberValue, memberKey, into: &self.%s)' % (j, fn, target))
     w("                default: d.unknown(memberKey)")
     w("                }")
     w("            }")

@@ -214,7 +214,11 @@ extension AdmissionregistrationV1 {
     /// admissionregistration/v1 `ValidatingAdmissionPolicyStatus`.
     public struct ValidatingAdmissionPolicyStatus: KubeModel {
         public var observedGeneration: Int64? = nil
-        public var typeChecking: AdmissionregistrationV1.TypeChecking? = nil
+        public var typeChecking: AdmissionregistrationV1.TypeChecking? {
+            get { _typeChecking?.value }
+            set { _typeChecking = newValue.map(Box.init) }
+        }
+        private var _typeChecking: Box<AdmissionregistrationV1.TypeChecking>? = nil
         public var conditions: [MetaV1.Condition] = []
 
         public init() {}
@@ -238,7 +242,7 @@ extension AdmissionregistrationV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "observedGeneration": try d.read(memberValue, memberKey, into: &self.observedGeneration)
-                case "typeChecking": try d.read(memberValue, memberKey, into: &self.typeChecking)
+                case "typeChecking": try d.read(memberValue, memberKey, into: &self._typeChecking)
                 case "conditions": try d.read(memberValue, memberKey, into: &self.conditions)
                 default: d.unknown(memberKey)
                 }
@@ -399,8 +403,16 @@ extension AdmissionregistrationV1 {
 
     /// admissionregistration/v1 `ValidatingAdmissionPolicySpec`.
     public struct ValidatingAdmissionPolicySpec: KubeModel {
-        public var paramKind: AdmissionregistrationV1.ParamKind? = nil
-        public var matchConstraints: AdmissionregistrationV1.MatchResources? = nil
+        public var paramKind: AdmissionregistrationV1.ParamKind? {
+            get { _paramKind?.value }
+            set { _paramKind = newValue.map(Box.init) }
+        }
+        private var _paramKind: Box<AdmissionregistrationV1.ParamKind>? = nil
+        public var matchConstraints: AdmissionregistrationV1.MatchResources? {
+            get { _matchConstraints?.value }
+            set { _matchConstraints = newValue.map(Box.init) }
+        }
+        private var _matchConstraints: Box<AdmissionregistrationV1.MatchResources>? = nil
         public var validations: [AdmissionregistrationV1.Validation] = []
         public var failurePolicy: AdmissionregistrationV1.FailurePolicyType? = nil
         public var auditAnnotations: [AdmissionregistrationV1.AuditAnnotation] = []
@@ -435,8 +447,8 @@ extension AdmissionregistrationV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "paramKind": try d.read(memberValue, memberKey, into: &self.paramKind)
-                case "matchConstraints": try d.read(memberValue, memberKey, into: &self.matchConstraints)
+                case "paramKind": try d.read(memberValue, memberKey, into: &self._paramKind)
+                case "matchConstraints": try d.read(memberValue, memberKey, into: &self._matchConstraints)
                 case "validations": try d.read(memberValue, memberKey, into: &self.validations)
                 case "failurePolicy": try d.read(memberValue, memberKey, into: &self.failurePolicy)
                 case "auditAnnotations": try d.read(memberValue, memberKey, into: &self.auditAnnotations)
@@ -766,8 +778,16 @@ extension AdmissionregistrationV1 {
     /// admissionregistration/v1 `ValidatingAdmissionPolicyBindingSpec`.
     public struct ValidatingAdmissionPolicyBindingSpec: KubeModel {
         public var policyName: String? = nil
-        public var paramRef: AdmissionregistrationV1.ParamRef? = nil
-        public var matchResources: AdmissionregistrationV1.MatchResources? = nil
+        public var paramRef: AdmissionregistrationV1.ParamRef? {
+            get { _paramRef?.value }
+            set { _paramRef = newValue.map(Box.init) }
+        }
+        private var _paramRef: Box<AdmissionregistrationV1.ParamRef>? = nil
+        public var matchResources: AdmissionregistrationV1.MatchResources? {
+            get { _matchResources?.value }
+            set { _matchResources = newValue.map(Box.init) }
+        }
+        private var _matchResources: Box<AdmissionregistrationV1.MatchResources>? = nil
         public var validationActions: [AdmissionregistrationV1.ValidationAction] = []
 
         public init() {}
@@ -793,8 +813,8 @@ extension AdmissionregistrationV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "policyName": try d.read(memberValue, memberKey, into: &self.policyName)
-                case "paramRef": try d.read(memberValue, memberKey, into: &self.paramRef)
-                case "matchResources": try d.read(memberValue, memberKey, into: &self.matchResources)
+                case "paramRef": try d.read(memberValue, memberKey, into: &self._paramRef)
+                case "matchResources": try d.read(memberValue, memberKey, into: &self._matchResources)
                 case "validationActions": try d.read(memberValue, memberKey, into: &self.validationActions)
                 default: d.unknown(memberKey)
                 }
@@ -818,7 +838,11 @@ extension AdmissionregistrationV1 {
     public struct ParamRef: KubeModel {
         public var name: String? = nil
         public var namespace: String? = nil
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var parameterNotFoundAction: AdmissionregistrationV1.ParameterNotFoundActionType? = nil
 
         public init() {}
@@ -845,7 +869,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
                 case "namespace": try d.read(memberValue, memberKey, into: &self.namespace)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "parameterNotFoundAction": try d.read(memberValue, memberKey, into: &self.parameterNotFoundAction)
                 default: d.unknown(memberKey)
                 }
@@ -867,8 +891,16 @@ extension AdmissionregistrationV1 {
 
     /// admissionregistration/v1 `MatchResources`.
     public struct MatchResources: KubeModel {
-        public var namespaceSelector: MetaV1.LabelSelector? = nil
-        public var objectSelector: MetaV1.LabelSelector? = nil
+        public var namespaceSelector: MetaV1.LabelSelector? {
+            get { _namespaceSelector?.value }
+            set { _namespaceSelector = newValue.map(Box.init) }
+        }
+        private var _namespaceSelector: Box<MetaV1.LabelSelector>? = nil
+        public var objectSelector: MetaV1.LabelSelector? {
+            get { _objectSelector?.value }
+            set { _objectSelector = newValue.map(Box.init) }
+        }
+        private var _objectSelector: Box<MetaV1.LabelSelector>? = nil
         public var resourceRules: [AdmissionregistrationV1.NamedRuleWithOperations] = []
         public var excludeResourceRules: [AdmissionregistrationV1.NamedRuleWithOperations] = []
         public var matchPolicy: AdmissionregistrationV1.MatchPolicyType? = nil
@@ -897,8 +929,8 @@ extension AdmissionregistrationV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self.namespaceSelector)
-                case "objectSelector": try d.read(memberValue, memberKey, into: &self.objectSelector)
+                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self._namespaceSelector)
+                case "objectSelector": try d.read(memberValue, memberKey, into: &self._objectSelector)
                 case "resourceRules": try d.read(memberValue, memberKey, into: &self.resourceRules)
                 case "excludeResourceRules": try d.read(memberValue, memberKey, into: &self.excludeResourceRules)
                 case "matchPolicy": try d.read(memberValue, memberKey, into: &self.matchPolicy)
@@ -1253,8 +1285,16 @@ extension AdmissionregistrationV1 {
         public var rules: [AdmissionregistrationV1.RuleWithOperations] = []
         public var failurePolicy: AdmissionregistrationV1.FailurePolicyType? = nil
         public var matchPolicy: AdmissionregistrationV1.MatchPolicyType? = nil
-        public var namespaceSelector: MetaV1.LabelSelector? = nil
-        public var objectSelector: MetaV1.LabelSelector? = nil
+        public var namespaceSelector: MetaV1.LabelSelector? {
+            get { _namespaceSelector?.value }
+            set { _namespaceSelector = newValue.map(Box.init) }
+        }
+        private var _namespaceSelector: Box<MetaV1.LabelSelector>? = nil
+        public var objectSelector: MetaV1.LabelSelector? {
+            get { _objectSelector?.value }
+            set { _objectSelector = newValue.map(Box.init) }
+        }
+        private var _objectSelector: Box<MetaV1.LabelSelector>? = nil
         public var sideEffects: AdmissionregistrationV1.SideEffectClass? = nil
         public var timeoutSeconds: Int32? = nil
         public var admissionReviewVersions: [String] = []
@@ -1301,8 +1341,8 @@ extension AdmissionregistrationV1 {
                 case "rules": try d.read(memberValue, memberKey, into: &self.rules)
                 case "failurePolicy": try d.read(memberValue, memberKey, into: &self.failurePolicy)
                 case "matchPolicy": try d.read(memberValue, memberKey, into: &self.matchPolicy)
-                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self.namespaceSelector)
-                case "objectSelector": try d.read(memberValue, memberKey, into: &self.objectSelector)
+                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self._namespaceSelector)
+                case "objectSelector": try d.read(memberValue, memberKey, into: &self._objectSelector)
                 case "sideEffects": try d.read(memberValue, memberKey, into: &self.sideEffects)
                 case "timeoutSeconds": try d.read(memberValue, memberKey, into: &self.timeoutSeconds)
                 case "admissionReviewVersions": try d.read(memberValue, memberKey, into: &self.admissionReviewVersions)
@@ -1339,8 +1379,16 @@ extension AdmissionregistrationV1 {
         public var rules: [AdmissionregistrationV1.RuleWithOperations] = []
         public var failurePolicy: AdmissionregistrationV1.FailurePolicyType? = nil
         public var matchPolicy: AdmissionregistrationV1.MatchPolicyType? = nil
-        public var namespaceSelector: MetaV1.LabelSelector? = nil
-        public var objectSelector: MetaV1.LabelSelector? = nil
+        public var namespaceSelector: MetaV1.LabelSelector? {
+            get { _namespaceSelector?.value }
+            set { _namespaceSelector = newValue.map(Box.init) }
+        }
+        private var _namespaceSelector: Box<MetaV1.LabelSelector>? = nil
+        public var objectSelector: MetaV1.LabelSelector? {
+            get { _objectSelector?.value }
+            set { _objectSelector = newValue.map(Box.init) }
+        }
+        private var _objectSelector: Box<MetaV1.LabelSelector>? = nil
         public var sideEffects: AdmissionregistrationV1.SideEffectClass? = nil
         public var timeoutSeconds: Int32? = nil
         public var admissionReviewVersions: [String] = []
@@ -1390,8 +1438,8 @@ extension AdmissionregistrationV1 {
                 case "rules": try d.read(memberValue, memberKey, into: &self.rules)
                 case "failurePolicy": try d.read(memberValue, memberKey, into: &self.failurePolicy)
                 case "matchPolicy": try d.read(memberValue, memberKey, into: &self.matchPolicy)
-                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self.namespaceSelector)
-                case "objectSelector": try d.read(memberValue, memberKey, into: &self.objectSelector)
+                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self._namespaceSelector)
+                case "objectSelector": try d.read(memberValue, memberKey, into: &self._objectSelector)
                 case "sideEffects": try d.read(memberValue, memberKey, into: &self.sideEffects)
                 case "timeoutSeconds": try d.read(memberValue, memberKey, into: &self.timeoutSeconds)
                 case "admissionReviewVersions": try d.read(memberValue, memberKey, into: &self.admissionReviewVersions)
@@ -1493,7 +1541,11 @@ extension AdmissionregistrationV1 {
     /// admissionregistration/v1 `WebhookClientConfig`.
     public struct WebhookClientConfig: KubeModel {
         public var url: String? = nil
-        public var service: AdmissionregistrationV1.ServiceReference? = nil
+        public var service: AdmissionregistrationV1.ServiceReference? {
+            get { _service?.value }
+            set { _service = newValue.map(Box.init) }
+        }
+        private var _service: Box<AdmissionregistrationV1.ServiceReference>? = nil
         public var caBundle: [UInt8] = []
 
         public init() {}
@@ -1517,7 +1569,7 @@ extension AdmissionregistrationV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "url": try d.read(memberValue, memberKey, into: &self.url)
-                case "service": try d.read(memberValue, memberKey, into: &self.service)
+                case "service": try d.read(memberValue, memberKey, into: &self._service)
                 case "caBundle": try d.readBytes(memberValue, memberKey, into: &self.caBundle)
                 default: d.unknown(memberKey)
                 }

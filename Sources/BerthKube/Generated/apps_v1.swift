@@ -147,7 +147,11 @@ extension AppsV1 {
     /// apps/v1 `StatefulSetUpdateStrategy`.
     public struct StatefulSetUpdateStrategy: KubeModel {
         public var type: AppsV1.StatefulSetUpdateStrategyType? = nil
-        public var rollingUpdate: AppsV1.RollingUpdateStatefulSetStrategy? = nil
+        public var rollingUpdate: AppsV1.RollingUpdateStatefulSetStrategy? {
+            get { _rollingUpdate?.value }
+            set { _rollingUpdate = newValue.map(Box.init) }
+        }
+        private var _rollingUpdate: Box<AppsV1.RollingUpdateStatefulSetStrategy>? = nil
 
         public init() {}
 
@@ -168,7 +172,7 @@ extension AppsV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "rollingUpdate": try d.read(memberValue, memberKey, into: &self.rollingUpdate)
+                case "rollingUpdate": try d.read(memberValue, memberKey, into: &self._rollingUpdate)
                 default: d.unknown(memberKey)
                 }
             }
@@ -306,7 +310,11 @@ extension AppsV1 {
     /// apps/v1 `StatefulSetSpec`.
     public struct StatefulSetSpec: KubeModel {
         public var replicas: Int32? = nil
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var template: CoreV1.PodTemplateSpec = .init()
         public var volumeClaimTemplates: [CoreV1.PersistentVolumeClaim] = []
         public var serviceName: String = ""
@@ -314,8 +322,16 @@ extension AppsV1 {
         public var updateStrategy: AppsV1.StatefulSetUpdateStrategy = .init()
         public var revisionHistoryLimit: Int32? = nil
         public var minReadySeconds: Int32? = nil
-        public var persistentVolumeClaimRetentionPolicy: AppsV1.StatefulSetPersistentVolumeClaimRetentionPolicy? = nil
-        public var ordinals: AppsV1.StatefulSetOrdinals? = nil
+        public var persistentVolumeClaimRetentionPolicy: AppsV1.StatefulSetPersistentVolumeClaimRetentionPolicy? {
+            get { _persistentVolumeClaimRetentionPolicy?.value }
+            set { _persistentVolumeClaimRetentionPolicy = newValue.map(Box.init) }
+        }
+        private var _persistentVolumeClaimRetentionPolicy: Box<AppsV1.StatefulSetPersistentVolumeClaimRetentionPolicy>? = nil
+        public var ordinals: AppsV1.StatefulSetOrdinals? {
+            get { _ordinals?.value }
+            set { _ordinals = newValue.map(Box.init) }
+        }
+        private var _ordinals: Box<AppsV1.StatefulSetOrdinals>? = nil
 
         public init() {}
 
@@ -354,7 +370,7 @@ extension AppsV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "replicas": try d.read(memberValue, memberKey, into: &self.replicas)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "template": try d.read(memberValue, memberKey, into: &self.template)
                 case "volumeClaimTemplates": try d.read(memberValue, memberKey, into: &self.volumeClaimTemplates)
                 case "serviceName": try d.read(memberValue, memberKey, into: &self.serviceName)
@@ -362,8 +378,8 @@ extension AppsV1 {
                 case "updateStrategy": try d.read(memberValue, memberKey, into: &self.updateStrategy)
                 case "revisionHistoryLimit": try d.read(memberValue, memberKey, into: &self.revisionHistoryLimit)
                 case "minReadySeconds": try d.read(memberValue, memberKey, into: &self.minReadySeconds)
-                case "persistentVolumeClaimRetentionPolicy": try d.read(memberValue, memberKey, into: &self.persistentVolumeClaimRetentionPolicy)
-                case "ordinals": try d.read(memberValue, memberKey, into: &self.ordinals)
+                case "persistentVolumeClaimRetentionPolicy": try d.read(memberValue, memberKey, into: &self._persistentVolumeClaimRetentionPolicy)
+                case "ordinals": try d.read(memberValue, memberKey, into: &self._ordinals)
                 default: d.unknown(memberKey)
                 }
             }
@@ -660,7 +676,11 @@ extension AppsV1 {
     /// apps/v1 `DeploymentSpec`.
     public struct DeploymentSpec: KubeModel {
         public var replicas: Int32? = nil
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var template: CoreV1.PodTemplateSpec = .init()
         public var strategy: AppsV1.DeploymentStrategy = .init()
         public var minReadySeconds: Int32? = nil
@@ -699,7 +719,7 @@ extension AppsV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "replicas": try d.read(memberValue, memberKey, into: &self.replicas)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "template": try d.read(memberValue, memberKey, into: &self.template)
                 case "strategy": try d.read(memberValue, memberKey, into: &self.strategy)
                 case "minReadySeconds": try d.read(memberValue, memberKey, into: &self.minReadySeconds)
@@ -731,7 +751,11 @@ extension AppsV1 {
     /// apps/v1 `DeploymentStrategy`.
     public struct DeploymentStrategy: KubeModel {
         public var type: AppsV1.DeploymentStrategyType? = nil
-        public var rollingUpdate: AppsV1.RollingUpdateDeployment? = nil
+        public var rollingUpdate: AppsV1.RollingUpdateDeployment? {
+            get { _rollingUpdate?.value }
+            set { _rollingUpdate = newValue.map(Box.init) }
+        }
+        private var _rollingUpdate: Box<AppsV1.RollingUpdateDeployment>? = nil
 
         public init() {}
 
@@ -752,7 +776,7 @@ extension AppsV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "rollingUpdate": try d.read(memberValue, memberKey, into: &self.rollingUpdate)
+                case "rollingUpdate": try d.read(memberValue, memberKey, into: &self._rollingUpdate)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1008,7 +1032,11 @@ extension AppsV1 {
     /// apps/v1 `DaemonSetUpdateStrategy`.
     public struct DaemonSetUpdateStrategy: KubeModel {
         public var type: AppsV1.DaemonSetUpdateStrategyType? = nil
-        public var rollingUpdate: AppsV1.RollingUpdateDaemonSet? = nil
+        public var rollingUpdate: AppsV1.RollingUpdateDaemonSet? {
+            get { _rollingUpdate?.value }
+            set { _rollingUpdate = newValue.map(Box.init) }
+        }
+        private var _rollingUpdate: Box<AppsV1.RollingUpdateDaemonSet>? = nil
 
         public init() {}
 
@@ -1029,7 +1057,7 @@ extension AppsV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "rollingUpdate": try d.read(memberValue, memberKey, into: &self.rollingUpdate)
+                case "rollingUpdate": try d.read(memberValue, memberKey, into: &self._rollingUpdate)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1089,7 +1117,11 @@ extension AppsV1 {
 
     /// apps/v1 `DaemonSetSpec`.
     public struct DaemonSetSpec: KubeModel {
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var template: CoreV1.PodTemplateSpec = .init()
         public var updateStrategy: AppsV1.DaemonSetUpdateStrategy = .init()
         public var minReadySeconds: Int32? = nil
@@ -1119,7 +1151,7 @@ extension AppsV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "template": try d.read(memberValue, memberKey, into: &self.template)
                 case "updateStrategy": try d.read(memberValue, memberKey, into: &self.updateStrategy)
                 case "minReadySeconds": try d.read(memberValue, memberKey, into: &self.minReadySeconds)
@@ -1546,7 +1578,11 @@ extension AppsV1 {
     public struct ReplicaSetSpec: KubeModel {
         public var replicas: Int32? = nil
         public var minReadySeconds: Int32? = nil
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var template: CoreV1.PodTemplateSpec = .init()
 
         public init() {}
@@ -1573,7 +1609,7 @@ extension AppsV1 {
                 switch memberKey {
                 case "replicas": try d.read(memberValue, memberKey, into: &self.replicas)
                 case "minReadySeconds": try d.read(memberValue, memberKey, into: &self.minReadySeconds)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "template": try d.read(memberValue, memberKey, into: &self.template)
                 default: d.unknown(memberKey)
                 }

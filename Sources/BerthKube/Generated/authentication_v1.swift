@@ -296,7 +296,11 @@ extension AuthenticationV1 {
     public struct TokenRequestSpec: KubeModel {
         public var audiences: [String] = []
         public var expirationSeconds: Int64? = nil
-        public var boundObjectRef: AuthenticationV1.BoundObjectReference? = nil
+        public var boundObjectRef: AuthenticationV1.BoundObjectReference? {
+            get { _boundObjectRef?.value }
+            set { _boundObjectRef = newValue.map(Box.init) }
+        }
+        private var _boundObjectRef: Box<AuthenticationV1.BoundObjectReference>? = nil
 
         public init() {}
 
@@ -320,7 +324,7 @@ extension AuthenticationV1 {
                 switch memberKey {
                 case "audiences": try d.read(memberValue, memberKey, into: &self.audiences)
                 case "expirationSeconds": try d.read(memberValue, memberKey, into: &self.expirationSeconds)
-                case "boundObjectRef": try d.read(memberValue, memberKey, into: &self.boundObjectRef)
+                case "boundObjectRef": try d.read(memberValue, memberKey, into: &self._boundObjectRef)
                 default: d.unknown(memberKey)
                 }
             }

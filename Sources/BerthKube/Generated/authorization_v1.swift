@@ -226,8 +226,16 @@ extension AuthorizationV1 {
         public var resource: String? = nil
         public var subresource: String? = nil
         public var name: String? = nil
-        public var fieldSelector: AuthorizationV1.FieldSelectorAttributes? = nil
-        public var labelSelector: AuthorizationV1.LabelSelectorAttributes? = nil
+        public var fieldSelector: AuthorizationV1.FieldSelectorAttributes? {
+            get { _fieldSelector?.value }
+            set { _fieldSelector = newValue.map(Box.init) }
+        }
+        private var _fieldSelector: Box<AuthorizationV1.FieldSelectorAttributes>? = nil
+        public var labelSelector: AuthorizationV1.LabelSelectorAttributes? {
+            get { _labelSelector?.value }
+            set { _labelSelector = newValue.map(Box.init) }
+        }
+        private var _labelSelector: Box<AuthorizationV1.LabelSelectorAttributes>? = nil
 
         public init() {}
 
@@ -268,8 +276,8 @@ extension AuthorizationV1 {
                 case "resource": try d.read(memberValue, memberKey, into: &self.resource)
                 case "subresource": try d.read(memberValue, memberKey, into: &self.subresource)
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
-                case "fieldSelector": try d.read(memberValue, memberKey, into: &self.fieldSelector)
-                case "labelSelector": try d.read(memberValue, memberKey, into: &self.labelSelector)
+                case "fieldSelector": try d.read(memberValue, memberKey, into: &self._fieldSelector)
+                case "labelSelector": try d.read(memberValue, memberKey, into: &self._labelSelector)
                 default: d.unknown(memberKey)
                 }
             }
@@ -418,8 +426,16 @@ extension AuthorizationV1 {
 
     /// authorization/v1 `SubjectAccessReviewSpec`.
     public struct SubjectAccessReviewSpec: KubeModel {
-        public var resourceAttributes: AuthorizationV1.ResourceAttributes? = nil
-        public var nonResourceAttributes: AuthorizationV1.NonResourceAttributes? = nil
+        public var resourceAttributes: AuthorizationV1.ResourceAttributes? {
+            get { _resourceAttributes?.value }
+            set { _resourceAttributes = newValue.map(Box.init) }
+        }
+        private var _resourceAttributes: Box<AuthorizationV1.ResourceAttributes>? = nil
+        public var nonResourceAttributes: AuthorizationV1.NonResourceAttributes? {
+            get { _nonResourceAttributes?.value }
+            set { _nonResourceAttributes = newValue.map(Box.init) }
+        }
+        private var _nonResourceAttributes: Box<AuthorizationV1.NonResourceAttributes>? = nil
         public var user: String? = nil
         public var groups: [String] = []
         public var extra: [String: [String]] = [:]
@@ -451,8 +467,8 @@ extension AuthorizationV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "resourceAttributes": try d.read(memberValue, memberKey, into: &self.resourceAttributes)
-                case "nonResourceAttributes": try d.read(memberValue, memberKey, into: &self.nonResourceAttributes)
+                case "resourceAttributes": try d.read(memberValue, memberKey, into: &self._resourceAttributes)
+                case "nonResourceAttributes": try d.read(memberValue, memberKey, into: &self._nonResourceAttributes)
                 case "user": try d.read(memberValue, memberKey, into: &self.user)
                 case "groups": try d.read(memberValue, memberKey, into: &self.groups)
                 case "extra": try d.read(memberValue, memberKey, into: &self.extra)
@@ -479,8 +495,16 @@ extension AuthorizationV1 {
 
     /// authorization/v1 `SelfSubjectAccessReviewSpec`.
     public struct SelfSubjectAccessReviewSpec: KubeModel {
-        public var resourceAttributes: AuthorizationV1.ResourceAttributes? = nil
-        public var nonResourceAttributes: AuthorizationV1.NonResourceAttributes? = nil
+        public var resourceAttributes: AuthorizationV1.ResourceAttributes? {
+            get { _resourceAttributes?.value }
+            set { _resourceAttributes = newValue.map(Box.init) }
+        }
+        private var _resourceAttributes: Box<AuthorizationV1.ResourceAttributes>? = nil
+        public var nonResourceAttributes: AuthorizationV1.NonResourceAttributes? {
+            get { _nonResourceAttributes?.value }
+            set { _nonResourceAttributes = newValue.map(Box.init) }
+        }
+        private var _nonResourceAttributes: Box<AuthorizationV1.NonResourceAttributes>? = nil
 
         public init() {}
 
@@ -500,8 +524,8 @@ extension AuthorizationV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "resourceAttributes": try d.read(memberValue, memberKey, into: &self.resourceAttributes)
-                case "nonResourceAttributes": try d.read(memberValue, memberKey, into: &self.nonResourceAttributes)
+                case "resourceAttributes": try d.read(memberValue, memberKey, into: &self._resourceAttributes)
+                case "nonResourceAttributes": try d.read(memberValue, memberKey, into: &self._nonResourceAttributes)
                 default: d.unknown(memberKey)
                 }
             }

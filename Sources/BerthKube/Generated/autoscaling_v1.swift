@@ -467,11 +467,31 @@ extension AutoscalingV1 {
     /// autoscaling/v1 `MetricSpec`.
     public struct MetricSpec: KubeModel {
         public var type: AutoscalingV1.MetricSourceType = .init(rawValue: "")
-        public var object: AutoscalingV1.ObjectMetricSource? = nil
-        public var pods: AutoscalingV1.PodsMetricSource? = nil
-        public var resource: AutoscalingV1.ResourceMetricSource? = nil
-        public var containerResource: AutoscalingV1.ContainerResourceMetricSource? = nil
-        public var external: AutoscalingV1.ExternalMetricSource? = nil
+        public var object: AutoscalingV1.ObjectMetricSource? {
+            get { _object?.value }
+            set { _object = newValue.map(Box.init) }
+        }
+        private var _object: Box<AutoscalingV1.ObjectMetricSource>? = nil
+        public var pods: AutoscalingV1.PodsMetricSource? {
+            get { _pods?.value }
+            set { _pods = newValue.map(Box.init) }
+        }
+        private var _pods: Box<AutoscalingV1.PodsMetricSource>? = nil
+        public var resource: AutoscalingV1.ResourceMetricSource? {
+            get { _resource?.value }
+            set { _resource = newValue.map(Box.init) }
+        }
+        private var _resource: Box<AutoscalingV1.ResourceMetricSource>? = nil
+        public var containerResource: AutoscalingV1.ContainerResourceMetricSource? {
+            get { _containerResource?.value }
+            set { _containerResource = newValue.map(Box.init) }
+        }
+        private var _containerResource: Box<AutoscalingV1.ContainerResourceMetricSource>? = nil
+        public var external: AutoscalingV1.ExternalMetricSource? {
+            get { _external?.value }
+            set { _external = newValue.map(Box.init) }
+        }
+        private var _external: Box<AutoscalingV1.ExternalMetricSource>? = nil
 
         public init() {}
 
@@ -500,11 +520,11 @@ extension AutoscalingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "object": try d.read(memberValue, memberKey, into: &self.object)
-                case "pods": try d.read(memberValue, memberKey, into: &self.pods)
-                case "resource": try d.read(memberValue, memberKey, into: &self.resource)
-                case "containerResource": try d.read(memberValue, memberKey, into: &self.containerResource)
-                case "external": try d.read(memberValue, memberKey, into: &self.external)
+                case "object": try d.read(memberValue, memberKey, into: &self._object)
+                case "pods": try d.read(memberValue, memberKey, into: &self._pods)
+                case "resource": try d.read(memberValue, memberKey, into: &self._resource)
+                case "containerResource": try d.read(memberValue, memberKey, into: &self._containerResource)
+                case "external": try d.read(memberValue, memberKey, into: &self._external)
                 default: d.unknown(memberKey)
                 }
             }
@@ -530,7 +550,11 @@ extension AutoscalingV1 {
         public var target: AutoscalingV1.CrossVersionObjectReference = .init()
         public var metricName: String = ""
         public var targetValue: Quantity = .init()
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var averageValue: Quantity? = nil
 
         public init() {}
@@ -560,7 +584,7 @@ extension AutoscalingV1 {
                 case "target": try d.read(memberValue, memberKey, into: &self.target)
                 case "metricName": try d.read(memberValue, memberKey, into: &self.metricName)
                 case "targetValue": try d.read(memberValue, memberKey, into: &self.targetValue)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "averageValue": try d.read(memberValue, memberKey, into: &self.averageValue)
                 default: d.unknown(memberKey)
                 }
@@ -585,7 +609,11 @@ extension AutoscalingV1 {
     public struct PodsMetricSource: KubeModel {
         public var metricName: String = ""
         public var targetAverageValue: Quantity = .init()
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
 
         public init() {}
 
@@ -609,7 +637,7 @@ extension AutoscalingV1 {
                 switch memberKey {
                 case "metricName": try d.read(memberValue, memberKey, into: &self.metricName)
                 case "targetAverageValue": try d.read(memberValue, memberKey, into: &self.targetAverageValue)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 default: d.unknown(memberKey)
                 }
             }
@@ -727,7 +755,11 @@ extension AutoscalingV1 {
     /// autoscaling/v1 `ExternalMetricSource`.
     public struct ExternalMetricSource: KubeModel {
         public var metricName: String = ""
-        public var metricSelector: MetaV1.LabelSelector? = nil
+        public var metricSelector: MetaV1.LabelSelector? {
+            get { _metricSelector?.value }
+            set { _metricSelector = newValue.map(Box.init) }
+        }
+        private var _metricSelector: Box<MetaV1.LabelSelector>? = nil
         public var targetValue: Quantity? = nil
         public var targetAverageValue: Quantity? = nil
 
@@ -754,7 +786,7 @@ extension AutoscalingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "metricName": try d.read(memberValue, memberKey, into: &self.metricName)
-                case "metricSelector": try d.read(memberValue, memberKey, into: &self.metricSelector)
+                case "metricSelector": try d.read(memberValue, memberKey, into: &self._metricSelector)
                 case "targetValue": try d.read(memberValue, memberKey, into: &self.targetValue)
                 case "targetAverageValue": try d.read(memberValue, memberKey, into: &self.targetAverageValue)
                 default: d.unknown(memberKey)
@@ -778,11 +810,31 @@ extension AutoscalingV1 {
     /// autoscaling/v1 `MetricStatus`.
     public struct MetricStatus: KubeModel {
         public var type: AutoscalingV1.MetricSourceType = .init(rawValue: "")
-        public var object: AutoscalingV1.ObjectMetricStatus? = nil
-        public var pods: AutoscalingV1.PodsMetricStatus? = nil
-        public var resource: AutoscalingV1.ResourceMetricStatus? = nil
-        public var containerResource: AutoscalingV1.ContainerResourceMetricStatus? = nil
-        public var external: AutoscalingV1.ExternalMetricStatus? = nil
+        public var object: AutoscalingV1.ObjectMetricStatus? {
+            get { _object?.value }
+            set { _object = newValue.map(Box.init) }
+        }
+        private var _object: Box<AutoscalingV1.ObjectMetricStatus>? = nil
+        public var pods: AutoscalingV1.PodsMetricStatus? {
+            get { _pods?.value }
+            set { _pods = newValue.map(Box.init) }
+        }
+        private var _pods: Box<AutoscalingV1.PodsMetricStatus>? = nil
+        public var resource: AutoscalingV1.ResourceMetricStatus? {
+            get { _resource?.value }
+            set { _resource = newValue.map(Box.init) }
+        }
+        private var _resource: Box<AutoscalingV1.ResourceMetricStatus>? = nil
+        public var containerResource: AutoscalingV1.ContainerResourceMetricStatus? {
+            get { _containerResource?.value }
+            set { _containerResource = newValue.map(Box.init) }
+        }
+        private var _containerResource: Box<AutoscalingV1.ContainerResourceMetricStatus>? = nil
+        public var external: AutoscalingV1.ExternalMetricStatus? {
+            get { _external?.value }
+            set { _external = newValue.map(Box.init) }
+        }
+        private var _external: Box<AutoscalingV1.ExternalMetricStatus>? = nil
 
         public init() {}
 
@@ -811,11 +863,11 @@ extension AutoscalingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "object": try d.read(memberValue, memberKey, into: &self.object)
-                case "pods": try d.read(memberValue, memberKey, into: &self.pods)
-                case "resource": try d.read(memberValue, memberKey, into: &self.resource)
-                case "containerResource": try d.read(memberValue, memberKey, into: &self.containerResource)
-                case "external": try d.read(memberValue, memberKey, into: &self.external)
+                case "object": try d.read(memberValue, memberKey, into: &self._object)
+                case "pods": try d.read(memberValue, memberKey, into: &self._pods)
+                case "resource": try d.read(memberValue, memberKey, into: &self._resource)
+                case "containerResource": try d.read(memberValue, memberKey, into: &self._containerResource)
+                case "external": try d.read(memberValue, memberKey, into: &self._external)
                 default: d.unknown(memberKey)
                 }
             }
@@ -897,7 +949,11 @@ extension AutoscalingV1 {
         public var target: AutoscalingV1.CrossVersionObjectReference = .init()
         public var metricName: String = ""
         public var currentValue: Quantity = .init()
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var averageValue: Quantity? = nil
 
         public init() {}
@@ -927,7 +983,7 @@ extension AutoscalingV1 {
                 case "target": try d.read(memberValue, memberKey, into: &self.target)
                 case "metricName": try d.read(memberValue, memberKey, into: &self.metricName)
                 case "currentValue": try d.read(memberValue, memberKey, into: &self.currentValue)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "averageValue": try d.read(memberValue, memberKey, into: &self.averageValue)
                 default: d.unknown(memberKey)
                 }
@@ -952,7 +1008,11 @@ extension AutoscalingV1 {
     public struct PodsMetricStatus: KubeModel {
         public var metricName: String = ""
         public var currentAverageValue: Quantity = .init()
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
 
         public init() {}
 
@@ -976,7 +1036,7 @@ extension AutoscalingV1 {
                 switch memberKey {
                 case "metricName": try d.read(memberValue, memberKey, into: &self.metricName)
                 case "currentAverageValue": try d.read(memberValue, memberKey, into: &self.currentAverageValue)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1094,7 +1154,11 @@ extension AutoscalingV1 {
     /// autoscaling/v1 `ExternalMetricStatus`.
     public struct ExternalMetricStatus: KubeModel {
         public var metricName: String = ""
-        public var metricSelector: MetaV1.LabelSelector? = nil
+        public var metricSelector: MetaV1.LabelSelector? {
+            get { _metricSelector?.value }
+            set { _metricSelector = newValue.map(Box.init) }
+        }
+        private var _metricSelector: Box<MetaV1.LabelSelector>? = nil
         public var currentValue: Quantity = .init()
         public var currentAverageValue: Quantity? = nil
 
@@ -1121,7 +1185,7 @@ extension AutoscalingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "metricName": try d.read(memberValue, memberKey, into: &self.metricName)
-                case "metricSelector": try d.read(memberValue, memberKey, into: &self.metricSelector)
+                case "metricSelector": try d.read(memberValue, memberKey, into: &self._metricSelector)
                 case "currentValue": try d.read(memberValue, memberKey, into: &self.currentValue)
                 case "currentAverageValue": try d.read(memberValue, memberKey, into: &self.currentAverageValue)
                 default: d.unknown(memberKey)

@@ -138,7 +138,11 @@ extension AutoscalingV2 {
         public var minReplicas: Int32? = nil
         public var maxReplicas: Int32 = 0
         public var metrics: [AutoscalingV2.MetricSpec] = []
-        public var behavior: AutoscalingV2.HorizontalPodAutoscalerBehavior? = nil
+        public var behavior: AutoscalingV2.HorizontalPodAutoscalerBehavior? {
+            get { _behavior?.value }
+            set { _behavior = newValue.map(Box.init) }
+        }
+        private var _behavior: Box<AutoscalingV2.HorizontalPodAutoscalerBehavior>? = nil
 
         public init() {}
 
@@ -168,7 +172,7 @@ extension AutoscalingV2 {
                 case "minReplicas": try d.read(memberValue, memberKey, into: &self.minReplicas)
                 case "maxReplicas": try d.read(memberValue, memberKey, into: &self.maxReplicas)
                 case "metrics": try d.read(memberValue, memberKey, into: &self.metrics)
-                case "behavior": try d.read(memberValue, memberKey, into: &self.behavior)
+                case "behavior": try d.read(memberValue, memberKey, into: &self._behavior)
                 default: d.unknown(memberKey)
                 }
             }
@@ -237,11 +241,31 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `MetricSpec`.
     public struct MetricSpec: KubeModel {
         public var type: AutoscalingV2.MetricSourceType = .init(rawValue: "")
-        public var object: AutoscalingV2.ObjectMetricSource? = nil
-        public var pods: AutoscalingV2.PodsMetricSource? = nil
-        public var resource: AutoscalingV2.ResourceMetricSource? = nil
-        public var containerResource: AutoscalingV2.ContainerResourceMetricSource? = nil
-        public var external: AutoscalingV2.ExternalMetricSource? = nil
+        public var object: AutoscalingV2.ObjectMetricSource? {
+            get { _object?.value }
+            set { _object = newValue.map(Box.init) }
+        }
+        private var _object: Box<AutoscalingV2.ObjectMetricSource>? = nil
+        public var pods: AutoscalingV2.PodsMetricSource? {
+            get { _pods?.value }
+            set { _pods = newValue.map(Box.init) }
+        }
+        private var _pods: Box<AutoscalingV2.PodsMetricSource>? = nil
+        public var resource: AutoscalingV2.ResourceMetricSource? {
+            get { _resource?.value }
+            set { _resource = newValue.map(Box.init) }
+        }
+        private var _resource: Box<AutoscalingV2.ResourceMetricSource>? = nil
+        public var containerResource: AutoscalingV2.ContainerResourceMetricSource? {
+            get { _containerResource?.value }
+            set { _containerResource = newValue.map(Box.init) }
+        }
+        private var _containerResource: Box<AutoscalingV2.ContainerResourceMetricSource>? = nil
+        public var external: AutoscalingV2.ExternalMetricSource? {
+            get { _external?.value }
+            set { _external = newValue.map(Box.init) }
+        }
+        private var _external: Box<AutoscalingV2.ExternalMetricSource>? = nil
 
         public init() {}
 
@@ -270,11 +294,11 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "object": try d.read(memberValue, memberKey, into: &self.object)
-                case "pods": try d.read(memberValue, memberKey, into: &self.pods)
-                case "resource": try d.read(memberValue, memberKey, into: &self.resource)
-                case "containerResource": try d.read(memberValue, memberKey, into: &self.containerResource)
-                case "external": try d.read(memberValue, memberKey, into: &self.external)
+                case "object": try d.read(memberValue, memberKey, into: &self._object)
+                case "pods": try d.read(memberValue, memberKey, into: &self._pods)
+                case "resource": try d.read(memberValue, memberKey, into: &self._resource)
+                case "containerResource": try d.read(memberValue, memberKey, into: &self._containerResource)
+                case "external": try d.read(memberValue, memberKey, into: &self._external)
                 default: d.unknown(memberKey)
                 }
             }
@@ -297,8 +321,16 @@ extension AutoscalingV2 {
 
     /// autoscaling/v2 `HorizontalPodAutoscalerBehavior`.
     public struct HorizontalPodAutoscalerBehavior: KubeModel {
-        public var scaleUp: AutoscalingV2.HPAScalingRules? = nil
-        public var scaleDown: AutoscalingV2.HPAScalingRules? = nil
+        public var scaleUp: AutoscalingV2.HPAScalingRules? {
+            get { _scaleUp?.value }
+            set { _scaleUp = newValue.map(Box.init) }
+        }
+        private var _scaleUp: Box<AutoscalingV2.HPAScalingRules>? = nil
+        public var scaleDown: AutoscalingV2.HPAScalingRules? {
+            get { _scaleDown?.value }
+            set { _scaleDown = newValue.map(Box.init) }
+        }
+        private var _scaleDown: Box<AutoscalingV2.HPAScalingRules>? = nil
 
         public init() {}
 
@@ -318,8 +350,8 @@ extension AutoscalingV2 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "scaleUp": try d.read(memberValue, memberKey, into: &self.scaleUp)
-                case "scaleDown": try d.read(memberValue, memberKey, into: &self.scaleDown)
+                case "scaleUp": try d.read(memberValue, memberKey, into: &self._scaleUp)
+                case "scaleDown": try d.read(memberValue, memberKey, into: &self._scaleDown)
                 default: d.unknown(memberKey)
                 }
             }
@@ -646,7 +678,11 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `MetricIdentifier`.
     public struct MetricIdentifier: KubeModel {
         public var name: String = ""
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
 
         public init() {}
 
@@ -667,7 +703,7 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 default: d.unknown(memberKey)
                 }
             }
@@ -855,11 +891,31 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `MetricStatus`.
     public struct MetricStatus: KubeModel {
         public var type: AutoscalingV2.MetricSourceType = .init(rawValue: "")
-        public var object: AutoscalingV2.ObjectMetricStatus? = nil
-        public var pods: AutoscalingV2.PodsMetricStatus? = nil
-        public var resource: AutoscalingV2.ResourceMetricStatus? = nil
-        public var containerResource: AutoscalingV2.ContainerResourceMetricStatus? = nil
-        public var external: AutoscalingV2.ExternalMetricStatus? = nil
+        public var object: AutoscalingV2.ObjectMetricStatus? {
+            get { _object?.value }
+            set { _object = newValue.map(Box.init) }
+        }
+        private var _object: Box<AutoscalingV2.ObjectMetricStatus>? = nil
+        public var pods: AutoscalingV2.PodsMetricStatus? {
+            get { _pods?.value }
+            set { _pods = newValue.map(Box.init) }
+        }
+        private var _pods: Box<AutoscalingV2.PodsMetricStatus>? = nil
+        public var resource: AutoscalingV2.ResourceMetricStatus? {
+            get { _resource?.value }
+            set { _resource = newValue.map(Box.init) }
+        }
+        private var _resource: Box<AutoscalingV2.ResourceMetricStatus>? = nil
+        public var containerResource: AutoscalingV2.ContainerResourceMetricStatus? {
+            get { _containerResource?.value }
+            set { _containerResource = newValue.map(Box.init) }
+        }
+        private var _containerResource: Box<AutoscalingV2.ContainerResourceMetricStatus>? = nil
+        public var external: AutoscalingV2.ExternalMetricStatus? {
+            get { _external?.value }
+            set { _external = newValue.map(Box.init) }
+        }
+        private var _external: Box<AutoscalingV2.ExternalMetricStatus>? = nil
 
         public init() {}
 
@@ -888,11 +944,11 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
-                case "object": try d.read(memberValue, memberKey, into: &self.object)
-                case "pods": try d.read(memberValue, memberKey, into: &self.pods)
-                case "resource": try d.read(memberValue, memberKey, into: &self.resource)
-                case "containerResource": try d.read(memberValue, memberKey, into: &self.containerResource)
-                case "external": try d.read(memberValue, memberKey, into: &self.external)
+                case "object": try d.read(memberValue, memberKey, into: &self._object)
+                case "pods": try d.read(memberValue, memberKey, into: &self._pods)
+                case "resource": try d.read(memberValue, memberKey, into: &self._resource)
+                case "containerResource": try d.read(memberValue, memberKey, into: &self._containerResource)
+                case "external": try d.read(memberValue, memberKey, into: &self._external)
                 default: d.unknown(memberKey)
                 }
             }

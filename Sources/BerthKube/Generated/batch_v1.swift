@@ -294,7 +294,11 @@ extension BatchV1 {
     /// batch/v1 `PodFailurePolicyRule`.
     public struct PodFailurePolicyRule: KubeModel {
         public var action: BatchV1.PodFailurePolicyAction = .init(rawValue: "")
-        public var onExitCodes: BatchV1.PodFailurePolicyOnExitCodesRequirement? = nil
+        public var onExitCodes: BatchV1.PodFailurePolicyOnExitCodesRequirement? {
+            get { _onExitCodes?.value }
+            set { _onExitCodes = newValue.map(Box.init) }
+        }
+        private var _onExitCodes: Box<BatchV1.PodFailurePolicyOnExitCodesRequirement>? = nil
         public var onPodConditions: [BatchV1.PodFailurePolicyOnPodConditionsPattern] = []
 
         public init() {}
@@ -318,7 +322,7 @@ extension BatchV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "action": try d.read(memberValue, memberKey, into: &self.action)
-                case "onExitCodes": try d.read(memberValue, memberKey, into: &self.onExitCodes)
+                case "onExitCodes": try d.read(memberValue, memberKey, into: &self._onExitCodes)
                 case "onPodConditions": try d.read(memberValue, memberKey, into: &self.onPodConditions)
                 default: d.unknown(memberKey)
                 }
@@ -455,12 +459,24 @@ extension BatchV1 {
         public var parallelism: Int32? = nil
         public var completions: Int32? = nil
         public var activeDeadlineSeconds: Int64? = nil
-        public var podFailurePolicy: BatchV1.PodFailurePolicy? = nil
-        public var successPolicy: BatchV1.SuccessPolicy? = nil
+        public var podFailurePolicy: BatchV1.PodFailurePolicy? {
+            get { _podFailurePolicy?.value }
+            set { _podFailurePolicy = newValue.map(Box.init) }
+        }
+        private var _podFailurePolicy: Box<BatchV1.PodFailurePolicy>? = nil
+        public var successPolicy: BatchV1.SuccessPolicy? {
+            get { _successPolicy?.value }
+            set { _successPolicy = newValue.map(Box.init) }
+        }
+        private var _successPolicy: Box<BatchV1.SuccessPolicy>? = nil
         public var backoffLimit: Int32? = nil
         public var backoffLimitPerIndex: Int32? = nil
         public var maxFailedIndexes: Int32? = nil
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var manualSelector: Bool? = nil
         public var template: CoreV1.PodTemplateSpec = .init()
         public var ttlSecondsAfterFinished: Int32? = nil
@@ -518,12 +534,12 @@ extension BatchV1 {
                 case "parallelism": try d.read(memberValue, memberKey, into: &self.parallelism)
                 case "completions": try d.read(memberValue, memberKey, into: &self.completions)
                 case "activeDeadlineSeconds": try d.read(memberValue, memberKey, into: &self.activeDeadlineSeconds)
-                case "podFailurePolicy": try d.read(memberValue, memberKey, into: &self.podFailurePolicy)
-                case "successPolicy": try d.read(memberValue, memberKey, into: &self.successPolicy)
+                case "podFailurePolicy": try d.read(memberValue, memberKey, into: &self._podFailurePolicy)
+                case "successPolicy": try d.read(memberValue, memberKey, into: &self._successPolicy)
                 case "backoffLimit": try d.read(memberValue, memberKey, into: &self.backoffLimit)
                 case "backoffLimitPerIndex": try d.read(memberValue, memberKey, into: &self.backoffLimitPerIndex)
                 case "maxFailedIndexes": try d.read(memberValue, memberKey, into: &self.maxFailedIndexes)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "manualSelector": try d.read(memberValue, memberKey, into: &self.manualSelector)
                 case "template": try d.read(memberValue, memberKey, into: &self.template)
                 case "ttlSecondsAfterFinished": try d.read(memberValue, memberKey, into: &self.ttlSecondsAfterFinished)
@@ -572,7 +588,11 @@ extension BatchV1 {
         public var terminating: Int32? = nil
         public var completedIndexes: String? = nil
         public var failedIndexes: String? = nil
-        public var uncountedTerminatedPods: BatchV1.UncountedTerminatedPods? = nil
+        public var uncountedTerminatedPods: BatchV1.UncountedTerminatedPods? {
+            get { _uncountedTerminatedPods?.value }
+            set { _uncountedTerminatedPods = newValue.map(Box.init) }
+        }
+        private var _uncountedTerminatedPods: Box<BatchV1.UncountedTerminatedPods>? = nil
         public var ready: Int32? = nil
 
         public init() {}
@@ -620,7 +640,7 @@ extension BatchV1 {
                 case "terminating": try d.read(memberValue, memberKey, into: &self.terminating)
                 case "completedIndexes": try d.read(memberValue, memberKey, into: &self.completedIndexes)
                 case "failedIndexes": try d.read(memberValue, memberKey, into: &self.failedIndexes)
-                case "uncountedTerminatedPods": try d.read(memberValue, memberKey, into: &self.uncountedTerminatedPods)
+                case "uncountedTerminatedPods": try d.read(memberValue, memberKey, into: &self._uncountedTerminatedPods)
                 case "ready": try d.read(memberValue, memberKey, into: &self.ready)
                 default: d.unknown(memberKey)
                 }

@@ -657,36 +657,156 @@ extension CoreV1 {
     /// core/v1 `Volume`.
     public struct Volume: KubeModel {
         public var name: String = ""
-        public var hostPath: CoreV1.HostPathVolumeSource? = nil
-        public var emptyDir: CoreV1.EmptyDirVolumeSource? = nil
-        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? = nil
-        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? = nil
-        public var gitRepo: CoreV1.GitRepoVolumeSource? = nil
-        public var secret: CoreV1.SecretVolumeSource? = nil
-        public var nfs: CoreV1.NFSVolumeSource? = nil
-        public var iscsi: CoreV1.ISCSIVolumeSource? = nil
-        public var glusterfs: CoreV1.GlusterfsVolumeSource? = nil
-        public var persistentVolumeClaim: CoreV1.PersistentVolumeClaimVolumeSource? = nil
-        public var rbd: CoreV1.RBDVolumeSource? = nil
-        public var flexVolume: CoreV1.FlexVolumeSource? = nil
-        public var cinder: CoreV1.CinderVolumeSource? = nil
-        public var cephfs: CoreV1.CephFSVolumeSource? = nil
-        public var flocker: CoreV1.FlockerVolumeSource? = nil
-        public var downwardAPI: CoreV1.DownwardAPIVolumeSource? = nil
-        public var fc: CoreV1.FCVolumeSource? = nil
-        public var azureFile: CoreV1.AzureFileVolumeSource? = nil
-        public var configMap: CoreV1.ConfigMapVolumeSource? = nil
-        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? = nil
-        public var quobyte: CoreV1.QuobyteVolumeSource? = nil
-        public var azureDisk: CoreV1.AzureDiskVolumeSource? = nil
-        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? = nil
-        public var projected: CoreV1.ProjectedVolumeSource? = nil
-        public var portworxVolume: CoreV1.PortworxVolumeSource? = nil
-        public var scaleIO: CoreV1.ScaleIOVolumeSource? = nil
-        public var storageos: CoreV1.StorageOSVolumeSource? = nil
-        public var csi: CoreV1.CSIVolumeSource? = nil
-        public var ephemeral: CoreV1.EphemeralVolumeSource? = nil
-        public var image: CoreV1.ImageVolumeSource? = nil
+        public var hostPath: CoreV1.HostPathVolumeSource? {
+            get { _hostPath?.value }
+            set { _hostPath = newValue.map(Box.init) }
+        }
+        private var _hostPath: Box<CoreV1.HostPathVolumeSource>? = nil
+        public var emptyDir: CoreV1.EmptyDirVolumeSource? {
+            get { _emptyDir?.value }
+            set { _emptyDir = newValue.map(Box.init) }
+        }
+        private var _emptyDir: Box<CoreV1.EmptyDirVolumeSource>? = nil
+        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? {
+            get { _gcePersistentDisk?.value }
+            set { _gcePersistentDisk = newValue.map(Box.init) }
+        }
+        private var _gcePersistentDisk: Box<CoreV1.GCEPersistentDiskVolumeSource>? = nil
+        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? {
+            get { _awsElasticBlockStore?.value }
+            set { _awsElasticBlockStore = newValue.map(Box.init) }
+        }
+        private var _awsElasticBlockStore: Box<CoreV1.AWSElasticBlockStoreVolumeSource>? = nil
+        public var gitRepo: CoreV1.GitRepoVolumeSource? {
+            get { _gitRepo?.value }
+            set { _gitRepo = newValue.map(Box.init) }
+        }
+        private var _gitRepo: Box<CoreV1.GitRepoVolumeSource>? = nil
+        public var secret: CoreV1.SecretVolumeSource? {
+            get { _secret?.value }
+            set { _secret = newValue.map(Box.init) }
+        }
+        private var _secret: Box<CoreV1.SecretVolumeSource>? = nil
+        public var nfs: CoreV1.NFSVolumeSource? {
+            get { _nfs?.value }
+            set { _nfs = newValue.map(Box.init) }
+        }
+        private var _nfs: Box<CoreV1.NFSVolumeSource>? = nil
+        public var iscsi: CoreV1.ISCSIVolumeSource? {
+            get { _iscsi?.value }
+            set { _iscsi = newValue.map(Box.init) }
+        }
+        private var _iscsi: Box<CoreV1.ISCSIVolumeSource>? = nil
+        public var glusterfs: CoreV1.GlusterfsVolumeSource? {
+            get { _glusterfs?.value }
+            set { _glusterfs = newValue.map(Box.init) }
+        }
+        private var _glusterfs: Box<CoreV1.GlusterfsVolumeSource>? = nil
+        public var persistentVolumeClaim: CoreV1.PersistentVolumeClaimVolumeSource? {
+            get { _persistentVolumeClaim?.value }
+            set { _persistentVolumeClaim = newValue.map(Box.init) }
+        }
+        private var _persistentVolumeClaim: Box<CoreV1.PersistentVolumeClaimVolumeSource>? = nil
+        public var rbd: CoreV1.RBDVolumeSource? {
+            get { _rbd?.value }
+            set { _rbd = newValue.map(Box.init) }
+        }
+        private var _rbd: Box<CoreV1.RBDVolumeSource>? = nil
+        public var flexVolume: CoreV1.FlexVolumeSource? {
+            get { _flexVolume?.value }
+            set { _flexVolume = newValue.map(Box.init) }
+        }
+        private var _flexVolume: Box<CoreV1.FlexVolumeSource>? = nil
+        public var cinder: CoreV1.CinderVolumeSource? {
+            get { _cinder?.value }
+            set { _cinder = newValue.map(Box.init) }
+        }
+        private var _cinder: Box<CoreV1.CinderVolumeSource>? = nil
+        public var cephfs: CoreV1.CephFSVolumeSource? {
+            get { _cephfs?.value }
+            set { _cephfs = newValue.map(Box.init) }
+        }
+        private var _cephfs: Box<CoreV1.CephFSVolumeSource>? = nil
+        public var flocker: CoreV1.FlockerVolumeSource? {
+            get { _flocker?.value }
+            set { _flocker = newValue.map(Box.init) }
+        }
+        private var _flocker: Box<CoreV1.FlockerVolumeSource>? = nil
+        public var downwardAPI: CoreV1.DownwardAPIVolumeSource? {
+            get { _downwardAPI?.value }
+            set { _downwardAPI = newValue.map(Box.init) }
+        }
+        private var _downwardAPI: Box<CoreV1.DownwardAPIVolumeSource>? = nil
+        public var fc: CoreV1.FCVolumeSource? {
+            get { _fc?.value }
+            set { _fc = newValue.map(Box.init) }
+        }
+        private var _fc: Box<CoreV1.FCVolumeSource>? = nil
+        public var azureFile: CoreV1.AzureFileVolumeSource? {
+            get { _azureFile?.value }
+            set { _azureFile = newValue.map(Box.init) }
+        }
+        private var _azureFile: Box<CoreV1.AzureFileVolumeSource>? = nil
+        public var configMap: CoreV1.ConfigMapVolumeSource? {
+            get { _configMap?.value }
+            set { _configMap = newValue.map(Box.init) }
+        }
+        private var _configMap: Box<CoreV1.ConfigMapVolumeSource>? = nil
+        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? {
+            get { _vsphereVolume?.value }
+            set { _vsphereVolume = newValue.map(Box.init) }
+        }
+        private var _vsphereVolume: Box<CoreV1.VsphereVirtualDiskVolumeSource>? = nil
+        public var quobyte: CoreV1.QuobyteVolumeSource? {
+            get { _quobyte?.value }
+            set { _quobyte = newValue.map(Box.init) }
+        }
+        private var _quobyte: Box<CoreV1.QuobyteVolumeSource>? = nil
+        public var azureDisk: CoreV1.AzureDiskVolumeSource? {
+            get { _azureDisk?.value }
+            set { _azureDisk = newValue.map(Box.init) }
+        }
+        private var _azureDisk: Box<CoreV1.AzureDiskVolumeSource>? = nil
+        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? {
+            get { _photonPersistentDisk?.value }
+            set { _photonPersistentDisk = newValue.map(Box.init) }
+        }
+        private var _photonPersistentDisk: Box<CoreV1.PhotonPersistentDiskVolumeSource>? = nil
+        public var projected: CoreV1.ProjectedVolumeSource? {
+            get { _projected?.value }
+            set { _projected = newValue.map(Box.init) }
+        }
+        private var _projected: Box<CoreV1.ProjectedVolumeSource>? = nil
+        public var portworxVolume: CoreV1.PortworxVolumeSource? {
+            get { _portworxVolume?.value }
+            set { _portworxVolume = newValue.map(Box.init) }
+        }
+        private var _portworxVolume: Box<CoreV1.PortworxVolumeSource>? = nil
+        public var scaleIO: CoreV1.ScaleIOVolumeSource? {
+            get { _scaleIO?.value }
+            set { _scaleIO = newValue.map(Box.init) }
+        }
+        private var _scaleIO: Box<CoreV1.ScaleIOVolumeSource>? = nil
+        public var storageos: CoreV1.StorageOSVolumeSource? {
+            get { _storageos?.value }
+            set { _storageos = newValue.map(Box.init) }
+        }
+        private var _storageos: Box<CoreV1.StorageOSVolumeSource>? = nil
+        public var csi: CoreV1.CSIVolumeSource? {
+            get { _csi?.value }
+            set { _csi = newValue.map(Box.init) }
+        }
+        private var _csi: Box<CoreV1.CSIVolumeSource>? = nil
+        public var ephemeral: CoreV1.EphemeralVolumeSource? {
+            get { _ephemeral?.value }
+            set { _ephemeral = newValue.map(Box.init) }
+        }
+        private var _ephemeral: Box<CoreV1.EphemeralVolumeSource>? = nil
+        public var image: CoreV1.ImageVolumeSource? {
+            get { _image?.value }
+            set { _image = newValue.map(Box.init) }
+        }
+        private var _image: Box<CoreV1.ImageVolumeSource>? = nil
 
         /// The embedded `VolumeSource`, whose fields are flattened into this type.
         public var volumeSource: CoreV1.VolumeSource {
@@ -802,36 +922,36 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
-                case "hostPath": try d.read(memberValue, memberKey, into: &self.hostPath)
-                case "emptyDir": try d.read(memberValue, memberKey, into: &self.emptyDir)
-                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self.gcePersistentDisk)
-                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self.awsElasticBlockStore)
-                case "gitRepo": try d.read(memberValue, memberKey, into: &self.gitRepo)
-                case "secret": try d.read(memberValue, memberKey, into: &self.secret)
-                case "nfs": try d.read(memberValue, memberKey, into: &self.nfs)
-                case "iscsi": try d.read(memberValue, memberKey, into: &self.iscsi)
-                case "glusterfs": try d.read(memberValue, memberKey, into: &self.glusterfs)
-                case "persistentVolumeClaim": try d.read(memberValue, memberKey, into: &self.persistentVolumeClaim)
-                case "rbd": try d.read(memberValue, memberKey, into: &self.rbd)
-                case "flexVolume": try d.read(memberValue, memberKey, into: &self.flexVolume)
-                case "cinder": try d.read(memberValue, memberKey, into: &self.cinder)
-                case "cephfs": try d.read(memberValue, memberKey, into: &self.cephfs)
-                case "flocker": try d.read(memberValue, memberKey, into: &self.flocker)
-                case "downwardAPI": try d.read(memberValue, memberKey, into: &self.downwardAPI)
-                case "fc": try d.read(memberValue, memberKey, into: &self.fc)
-                case "azureFile": try d.read(memberValue, memberKey, into: &self.azureFile)
-                case "configMap": try d.read(memberValue, memberKey, into: &self.configMap)
-                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self.vsphereVolume)
-                case "quobyte": try d.read(memberValue, memberKey, into: &self.quobyte)
-                case "azureDisk": try d.read(memberValue, memberKey, into: &self.azureDisk)
-                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self.photonPersistentDisk)
-                case "projected": try d.read(memberValue, memberKey, into: &self.projected)
-                case "portworxVolume": try d.read(memberValue, memberKey, into: &self.portworxVolume)
-                case "scaleIO": try d.read(memberValue, memberKey, into: &self.scaleIO)
-                case "storageos": try d.read(memberValue, memberKey, into: &self.storageos)
-                case "csi": try d.read(memberValue, memberKey, into: &self.csi)
-                case "ephemeral": try d.read(memberValue, memberKey, into: &self.ephemeral)
-                case "image": try d.read(memberValue, memberKey, into: &self.image)
+                case "hostPath": try d.read(memberValue, memberKey, into: &self._hostPath)
+                case "emptyDir": try d.read(memberValue, memberKey, into: &self._emptyDir)
+                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self._gcePersistentDisk)
+                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self._awsElasticBlockStore)
+                case "gitRepo": try d.read(memberValue, memberKey, into: &self._gitRepo)
+                case "secret": try d.read(memberValue, memberKey, into: &self._secret)
+                case "nfs": try d.read(memberValue, memberKey, into: &self._nfs)
+                case "iscsi": try d.read(memberValue, memberKey, into: &self._iscsi)
+                case "glusterfs": try d.read(memberValue, memberKey, into: &self._glusterfs)
+                case "persistentVolumeClaim": try d.read(memberValue, memberKey, into: &self._persistentVolumeClaim)
+                case "rbd": try d.read(memberValue, memberKey, into: &self._rbd)
+                case "flexVolume": try d.read(memberValue, memberKey, into: &self._flexVolume)
+                case "cinder": try d.read(memberValue, memberKey, into: &self._cinder)
+                case "cephfs": try d.read(memberValue, memberKey, into: &self._cephfs)
+                case "flocker": try d.read(memberValue, memberKey, into: &self._flocker)
+                case "downwardAPI": try d.read(memberValue, memberKey, into: &self._downwardAPI)
+                case "fc": try d.read(memberValue, memberKey, into: &self._fc)
+                case "azureFile": try d.read(memberValue, memberKey, into: &self._azureFile)
+                case "configMap": try d.read(memberValue, memberKey, into: &self._configMap)
+                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self._vsphereVolume)
+                case "quobyte": try d.read(memberValue, memberKey, into: &self._quobyte)
+                case "azureDisk": try d.read(memberValue, memberKey, into: &self._azureDisk)
+                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self._photonPersistentDisk)
+                case "projected": try d.read(memberValue, memberKey, into: &self._projected)
+                case "portworxVolume": try d.read(memberValue, memberKey, into: &self._portworxVolume)
+                case "scaleIO": try d.read(memberValue, memberKey, into: &self._scaleIO)
+                case "storageos": try d.read(memberValue, memberKey, into: &self._storageos)
+                case "csi": try d.read(memberValue, memberKey, into: &self._csi)
+                case "ephemeral": try d.read(memberValue, memberKey, into: &self._ephemeral)
+                case "image": try d.read(memberValue, memberKey, into: &self._image)
                 default: d.unknown(memberKey)
                 }
             }
@@ -879,36 +999,156 @@ extension CoreV1 {
 
     /// core/v1 `VolumeSource`.
     public struct VolumeSource: KubeModel {
-        public var hostPath: CoreV1.HostPathVolumeSource? = nil
-        public var emptyDir: CoreV1.EmptyDirVolumeSource? = nil
-        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? = nil
-        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? = nil
-        public var gitRepo: CoreV1.GitRepoVolumeSource? = nil
-        public var secret: CoreV1.SecretVolumeSource? = nil
-        public var nfs: CoreV1.NFSVolumeSource? = nil
-        public var iscsi: CoreV1.ISCSIVolumeSource? = nil
-        public var glusterfs: CoreV1.GlusterfsVolumeSource? = nil
-        public var persistentVolumeClaim: CoreV1.PersistentVolumeClaimVolumeSource? = nil
-        public var rbd: CoreV1.RBDVolumeSource? = nil
-        public var flexVolume: CoreV1.FlexVolumeSource? = nil
-        public var cinder: CoreV1.CinderVolumeSource? = nil
-        public var cephfs: CoreV1.CephFSVolumeSource? = nil
-        public var flocker: CoreV1.FlockerVolumeSource? = nil
-        public var downwardAPI: CoreV1.DownwardAPIVolumeSource? = nil
-        public var fc: CoreV1.FCVolumeSource? = nil
-        public var azureFile: CoreV1.AzureFileVolumeSource? = nil
-        public var configMap: CoreV1.ConfigMapVolumeSource? = nil
-        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? = nil
-        public var quobyte: CoreV1.QuobyteVolumeSource? = nil
-        public var azureDisk: CoreV1.AzureDiskVolumeSource? = nil
-        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? = nil
-        public var projected: CoreV1.ProjectedVolumeSource? = nil
-        public var portworxVolume: CoreV1.PortworxVolumeSource? = nil
-        public var scaleIO: CoreV1.ScaleIOVolumeSource? = nil
-        public var storageos: CoreV1.StorageOSVolumeSource? = nil
-        public var csi: CoreV1.CSIVolumeSource? = nil
-        public var ephemeral: CoreV1.EphemeralVolumeSource? = nil
-        public var image: CoreV1.ImageVolumeSource? = nil
+        public var hostPath: CoreV1.HostPathVolumeSource? {
+            get { _hostPath?.value }
+            set { _hostPath = newValue.map(Box.init) }
+        }
+        private var _hostPath: Box<CoreV1.HostPathVolumeSource>? = nil
+        public var emptyDir: CoreV1.EmptyDirVolumeSource? {
+            get { _emptyDir?.value }
+            set { _emptyDir = newValue.map(Box.init) }
+        }
+        private var _emptyDir: Box<CoreV1.EmptyDirVolumeSource>? = nil
+        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? {
+            get { _gcePersistentDisk?.value }
+            set { _gcePersistentDisk = newValue.map(Box.init) }
+        }
+        private var _gcePersistentDisk: Box<CoreV1.GCEPersistentDiskVolumeSource>? = nil
+        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? {
+            get { _awsElasticBlockStore?.value }
+            set { _awsElasticBlockStore = newValue.map(Box.init) }
+        }
+        private var _awsElasticBlockStore: Box<CoreV1.AWSElasticBlockStoreVolumeSource>? = nil
+        public var gitRepo: CoreV1.GitRepoVolumeSource? {
+            get { _gitRepo?.value }
+            set { _gitRepo = newValue.map(Box.init) }
+        }
+        private var _gitRepo: Box<CoreV1.GitRepoVolumeSource>? = nil
+        public var secret: CoreV1.SecretVolumeSource? {
+            get { _secret?.value }
+            set { _secret = newValue.map(Box.init) }
+        }
+        private var _secret: Box<CoreV1.SecretVolumeSource>? = nil
+        public var nfs: CoreV1.NFSVolumeSource? {
+            get { _nfs?.value }
+            set { _nfs = newValue.map(Box.init) }
+        }
+        private var _nfs: Box<CoreV1.NFSVolumeSource>? = nil
+        public var iscsi: CoreV1.ISCSIVolumeSource? {
+            get { _iscsi?.value }
+            set { _iscsi = newValue.map(Box.init) }
+        }
+        private var _iscsi: Box<CoreV1.ISCSIVolumeSource>? = nil
+        public var glusterfs: CoreV1.GlusterfsVolumeSource? {
+            get { _glusterfs?.value }
+            set { _glusterfs = newValue.map(Box.init) }
+        }
+        private var _glusterfs: Box<CoreV1.GlusterfsVolumeSource>? = nil
+        public var persistentVolumeClaim: CoreV1.PersistentVolumeClaimVolumeSource? {
+            get { _persistentVolumeClaim?.value }
+            set { _persistentVolumeClaim = newValue.map(Box.init) }
+        }
+        private var _persistentVolumeClaim: Box<CoreV1.PersistentVolumeClaimVolumeSource>? = nil
+        public var rbd: CoreV1.RBDVolumeSource? {
+            get { _rbd?.value }
+            set { _rbd = newValue.map(Box.init) }
+        }
+        private var _rbd: Box<CoreV1.RBDVolumeSource>? = nil
+        public var flexVolume: CoreV1.FlexVolumeSource? {
+            get { _flexVolume?.value }
+            set { _flexVolume = newValue.map(Box.init) }
+        }
+        private var _flexVolume: Box<CoreV1.FlexVolumeSource>? = nil
+        public var cinder: CoreV1.CinderVolumeSource? {
+            get { _cinder?.value }
+            set { _cinder = newValue.map(Box.init) }
+        }
+        private var _cinder: Box<CoreV1.CinderVolumeSource>? = nil
+        public var cephfs: CoreV1.CephFSVolumeSource? {
+            get { _cephfs?.value }
+            set { _cephfs = newValue.map(Box.init) }
+        }
+        private var _cephfs: Box<CoreV1.CephFSVolumeSource>? = nil
+        public var flocker: CoreV1.FlockerVolumeSource? {
+            get { _flocker?.value }
+            set { _flocker = newValue.map(Box.init) }
+        }
+        private var _flocker: Box<CoreV1.FlockerVolumeSource>? = nil
+        public var downwardAPI: CoreV1.DownwardAPIVolumeSource? {
+            get { _downwardAPI?.value }
+            set { _downwardAPI = newValue.map(Box.init) }
+        }
+        private var _downwardAPI: Box<CoreV1.DownwardAPIVolumeSource>? = nil
+        public var fc: CoreV1.FCVolumeSource? {
+            get { _fc?.value }
+            set { _fc = newValue.map(Box.init) }
+        }
+        private var _fc: Box<CoreV1.FCVolumeSource>? = nil
+        public var azureFile: CoreV1.AzureFileVolumeSource? {
+            get { _azureFile?.value }
+            set { _azureFile = newValue.map(Box.init) }
+        }
+        private var _azureFile: Box<CoreV1.AzureFileVolumeSource>? = nil
+        public var configMap: CoreV1.ConfigMapVolumeSource? {
+            get { _configMap?.value }
+            set { _configMap = newValue.map(Box.init) }
+        }
+        private var _configMap: Box<CoreV1.ConfigMapVolumeSource>? = nil
+        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? {
+            get { _vsphereVolume?.value }
+            set { _vsphereVolume = newValue.map(Box.init) }
+        }
+        private var _vsphereVolume: Box<CoreV1.VsphereVirtualDiskVolumeSource>? = nil
+        public var quobyte: CoreV1.QuobyteVolumeSource? {
+            get { _quobyte?.value }
+            set { _quobyte = newValue.map(Box.init) }
+        }
+        private var _quobyte: Box<CoreV1.QuobyteVolumeSource>? = nil
+        public var azureDisk: CoreV1.AzureDiskVolumeSource? {
+            get { _azureDisk?.value }
+            set { _azureDisk = newValue.map(Box.init) }
+        }
+        private var _azureDisk: Box<CoreV1.AzureDiskVolumeSource>? = nil
+        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? {
+            get { _photonPersistentDisk?.value }
+            set { _photonPersistentDisk = newValue.map(Box.init) }
+        }
+        private var _photonPersistentDisk: Box<CoreV1.PhotonPersistentDiskVolumeSource>? = nil
+        public var projected: CoreV1.ProjectedVolumeSource? {
+            get { _projected?.value }
+            set { _projected = newValue.map(Box.init) }
+        }
+        private var _projected: Box<CoreV1.ProjectedVolumeSource>? = nil
+        public var portworxVolume: CoreV1.PortworxVolumeSource? {
+            get { _portworxVolume?.value }
+            set { _portworxVolume = newValue.map(Box.init) }
+        }
+        private var _portworxVolume: Box<CoreV1.PortworxVolumeSource>? = nil
+        public var scaleIO: CoreV1.ScaleIOVolumeSource? {
+            get { _scaleIO?.value }
+            set { _scaleIO = newValue.map(Box.init) }
+        }
+        private var _scaleIO: Box<CoreV1.ScaleIOVolumeSource>? = nil
+        public var storageos: CoreV1.StorageOSVolumeSource? {
+            get { _storageos?.value }
+            set { _storageos = newValue.map(Box.init) }
+        }
+        private var _storageos: Box<CoreV1.StorageOSVolumeSource>? = nil
+        public var csi: CoreV1.CSIVolumeSource? {
+            get { _csi?.value }
+            set { _csi = newValue.map(Box.init) }
+        }
+        private var _csi: Box<CoreV1.CSIVolumeSource>? = nil
+        public var ephemeral: CoreV1.EphemeralVolumeSource? {
+            get { _ephemeral?.value }
+            set { _ephemeral = newValue.map(Box.init) }
+        }
+        private var _ephemeral: Box<CoreV1.EphemeralVolumeSource>? = nil
+        public var image: CoreV1.ImageVolumeSource? {
+            get { _image?.value }
+            set { _image = newValue.map(Box.init) }
+        }
+        private var _image: Box<CoreV1.ImageVolumeSource>? = nil
 
         public init() {}
 
@@ -984,36 +1224,36 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "hostPath": try d.read(memberValue, memberKey, into: &self.hostPath)
-                case "emptyDir": try d.read(memberValue, memberKey, into: &self.emptyDir)
-                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self.gcePersistentDisk)
-                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self.awsElasticBlockStore)
-                case "gitRepo": try d.read(memberValue, memberKey, into: &self.gitRepo)
-                case "secret": try d.read(memberValue, memberKey, into: &self.secret)
-                case "nfs": try d.read(memberValue, memberKey, into: &self.nfs)
-                case "iscsi": try d.read(memberValue, memberKey, into: &self.iscsi)
-                case "glusterfs": try d.read(memberValue, memberKey, into: &self.glusterfs)
-                case "persistentVolumeClaim": try d.read(memberValue, memberKey, into: &self.persistentVolumeClaim)
-                case "rbd": try d.read(memberValue, memberKey, into: &self.rbd)
-                case "flexVolume": try d.read(memberValue, memberKey, into: &self.flexVolume)
-                case "cinder": try d.read(memberValue, memberKey, into: &self.cinder)
-                case "cephfs": try d.read(memberValue, memberKey, into: &self.cephfs)
-                case "flocker": try d.read(memberValue, memberKey, into: &self.flocker)
-                case "downwardAPI": try d.read(memberValue, memberKey, into: &self.downwardAPI)
-                case "fc": try d.read(memberValue, memberKey, into: &self.fc)
-                case "azureFile": try d.read(memberValue, memberKey, into: &self.azureFile)
-                case "configMap": try d.read(memberValue, memberKey, into: &self.configMap)
-                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self.vsphereVolume)
-                case "quobyte": try d.read(memberValue, memberKey, into: &self.quobyte)
-                case "azureDisk": try d.read(memberValue, memberKey, into: &self.azureDisk)
-                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self.photonPersistentDisk)
-                case "projected": try d.read(memberValue, memberKey, into: &self.projected)
-                case "portworxVolume": try d.read(memberValue, memberKey, into: &self.portworxVolume)
-                case "scaleIO": try d.read(memberValue, memberKey, into: &self.scaleIO)
-                case "storageos": try d.read(memberValue, memberKey, into: &self.storageos)
-                case "csi": try d.read(memberValue, memberKey, into: &self.csi)
-                case "ephemeral": try d.read(memberValue, memberKey, into: &self.ephemeral)
-                case "image": try d.read(memberValue, memberKey, into: &self.image)
+                case "hostPath": try d.read(memberValue, memberKey, into: &self._hostPath)
+                case "emptyDir": try d.read(memberValue, memberKey, into: &self._emptyDir)
+                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self._gcePersistentDisk)
+                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self._awsElasticBlockStore)
+                case "gitRepo": try d.read(memberValue, memberKey, into: &self._gitRepo)
+                case "secret": try d.read(memberValue, memberKey, into: &self._secret)
+                case "nfs": try d.read(memberValue, memberKey, into: &self._nfs)
+                case "iscsi": try d.read(memberValue, memberKey, into: &self._iscsi)
+                case "glusterfs": try d.read(memberValue, memberKey, into: &self._glusterfs)
+                case "persistentVolumeClaim": try d.read(memberValue, memberKey, into: &self._persistentVolumeClaim)
+                case "rbd": try d.read(memberValue, memberKey, into: &self._rbd)
+                case "flexVolume": try d.read(memberValue, memberKey, into: &self._flexVolume)
+                case "cinder": try d.read(memberValue, memberKey, into: &self._cinder)
+                case "cephfs": try d.read(memberValue, memberKey, into: &self._cephfs)
+                case "flocker": try d.read(memberValue, memberKey, into: &self._flocker)
+                case "downwardAPI": try d.read(memberValue, memberKey, into: &self._downwardAPI)
+                case "fc": try d.read(memberValue, memberKey, into: &self._fc)
+                case "azureFile": try d.read(memberValue, memberKey, into: &self._azureFile)
+                case "configMap": try d.read(memberValue, memberKey, into: &self._configMap)
+                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self._vsphereVolume)
+                case "quobyte": try d.read(memberValue, memberKey, into: &self._quobyte)
+                case "azureDisk": try d.read(memberValue, memberKey, into: &self._azureDisk)
+                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self._photonPersistentDisk)
+                case "projected": try d.read(memberValue, memberKey, into: &self._projected)
+                case "portworxVolume": try d.read(memberValue, memberKey, into: &self._portworxVolume)
+                case "scaleIO": try d.read(memberValue, memberKey, into: &self._scaleIO)
+                case "storageos": try d.read(memberValue, memberKey, into: &self._storageos)
+                case "csi": try d.read(memberValue, memberKey, into: &self._csi)
+                case "ephemeral": try d.read(memberValue, memberKey, into: &self._ephemeral)
+                case "image": try d.read(memberValue, memberKey, into: &self._image)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1101,28 +1341,116 @@ extension CoreV1 {
 
     /// core/v1 `PersistentVolumeSource`.
     public struct PersistentVolumeSource: KubeModel {
-        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? = nil
-        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? = nil
-        public var hostPath: CoreV1.HostPathVolumeSource? = nil
-        public var glusterfs: CoreV1.GlusterfsPersistentVolumeSource? = nil
-        public var nfs: CoreV1.NFSVolumeSource? = nil
-        public var rbd: CoreV1.RBDPersistentVolumeSource? = nil
-        public var iscsi: CoreV1.ISCSIPersistentVolumeSource? = nil
-        public var cinder: CoreV1.CinderPersistentVolumeSource? = nil
-        public var cephfs: CoreV1.CephFSPersistentVolumeSource? = nil
-        public var fc: CoreV1.FCVolumeSource? = nil
-        public var flocker: CoreV1.FlockerVolumeSource? = nil
-        public var flexVolume: CoreV1.FlexPersistentVolumeSource? = nil
-        public var azureFile: CoreV1.AzureFilePersistentVolumeSource? = nil
-        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? = nil
-        public var quobyte: CoreV1.QuobyteVolumeSource? = nil
-        public var azureDisk: CoreV1.AzureDiskVolumeSource? = nil
-        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? = nil
-        public var portworxVolume: CoreV1.PortworxVolumeSource? = nil
-        public var scaleIO: CoreV1.ScaleIOPersistentVolumeSource? = nil
-        public var local: CoreV1.LocalVolumeSource? = nil
-        public var storageos: CoreV1.StorageOSPersistentVolumeSource? = nil
-        public var csi: CoreV1.CSIPersistentVolumeSource? = nil
+        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? {
+            get { _gcePersistentDisk?.value }
+            set { _gcePersistentDisk = newValue.map(Box.init) }
+        }
+        private var _gcePersistentDisk: Box<CoreV1.GCEPersistentDiskVolumeSource>? = nil
+        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? {
+            get { _awsElasticBlockStore?.value }
+            set { _awsElasticBlockStore = newValue.map(Box.init) }
+        }
+        private var _awsElasticBlockStore: Box<CoreV1.AWSElasticBlockStoreVolumeSource>? = nil
+        public var hostPath: CoreV1.HostPathVolumeSource? {
+            get { _hostPath?.value }
+            set { _hostPath = newValue.map(Box.init) }
+        }
+        private var _hostPath: Box<CoreV1.HostPathVolumeSource>? = nil
+        public var glusterfs: CoreV1.GlusterfsPersistentVolumeSource? {
+            get { _glusterfs?.value }
+            set { _glusterfs = newValue.map(Box.init) }
+        }
+        private var _glusterfs: Box<CoreV1.GlusterfsPersistentVolumeSource>? = nil
+        public var nfs: CoreV1.NFSVolumeSource? {
+            get { _nfs?.value }
+            set { _nfs = newValue.map(Box.init) }
+        }
+        private var _nfs: Box<CoreV1.NFSVolumeSource>? = nil
+        public var rbd: CoreV1.RBDPersistentVolumeSource? {
+            get { _rbd?.value }
+            set { _rbd = newValue.map(Box.init) }
+        }
+        private var _rbd: Box<CoreV1.RBDPersistentVolumeSource>? = nil
+        public var iscsi: CoreV1.ISCSIPersistentVolumeSource? {
+            get { _iscsi?.value }
+            set { _iscsi = newValue.map(Box.init) }
+        }
+        private var _iscsi: Box<CoreV1.ISCSIPersistentVolumeSource>? = nil
+        public var cinder: CoreV1.CinderPersistentVolumeSource? {
+            get { _cinder?.value }
+            set { _cinder = newValue.map(Box.init) }
+        }
+        private var _cinder: Box<CoreV1.CinderPersistentVolumeSource>? = nil
+        public var cephfs: CoreV1.CephFSPersistentVolumeSource? {
+            get { _cephfs?.value }
+            set { _cephfs = newValue.map(Box.init) }
+        }
+        private var _cephfs: Box<CoreV1.CephFSPersistentVolumeSource>? = nil
+        public var fc: CoreV1.FCVolumeSource? {
+            get { _fc?.value }
+            set { _fc = newValue.map(Box.init) }
+        }
+        private var _fc: Box<CoreV1.FCVolumeSource>? = nil
+        public var flocker: CoreV1.FlockerVolumeSource? {
+            get { _flocker?.value }
+            set { _flocker = newValue.map(Box.init) }
+        }
+        private var _flocker: Box<CoreV1.FlockerVolumeSource>? = nil
+        public var flexVolume: CoreV1.FlexPersistentVolumeSource? {
+            get { _flexVolume?.value }
+            set { _flexVolume = newValue.map(Box.init) }
+        }
+        private var _flexVolume: Box<CoreV1.FlexPersistentVolumeSource>? = nil
+        public var azureFile: CoreV1.AzureFilePersistentVolumeSource? {
+            get { _azureFile?.value }
+            set { _azureFile = newValue.map(Box.init) }
+        }
+        private var _azureFile: Box<CoreV1.AzureFilePersistentVolumeSource>? = nil
+        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? {
+            get { _vsphereVolume?.value }
+            set { _vsphereVolume = newValue.map(Box.init) }
+        }
+        private var _vsphereVolume: Box<CoreV1.VsphereVirtualDiskVolumeSource>? = nil
+        public var quobyte: CoreV1.QuobyteVolumeSource? {
+            get { _quobyte?.value }
+            set { _quobyte = newValue.map(Box.init) }
+        }
+        private var _quobyte: Box<CoreV1.QuobyteVolumeSource>? = nil
+        public var azureDisk: CoreV1.AzureDiskVolumeSource? {
+            get { _azureDisk?.value }
+            set { _azureDisk = newValue.map(Box.init) }
+        }
+        private var _azureDisk: Box<CoreV1.AzureDiskVolumeSource>? = nil
+        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? {
+            get { _photonPersistentDisk?.value }
+            set { _photonPersistentDisk = newValue.map(Box.init) }
+        }
+        private var _photonPersistentDisk: Box<CoreV1.PhotonPersistentDiskVolumeSource>? = nil
+        public var portworxVolume: CoreV1.PortworxVolumeSource? {
+            get { _portworxVolume?.value }
+            set { _portworxVolume = newValue.map(Box.init) }
+        }
+        private var _portworxVolume: Box<CoreV1.PortworxVolumeSource>? = nil
+        public var scaleIO: CoreV1.ScaleIOPersistentVolumeSource? {
+            get { _scaleIO?.value }
+            set { _scaleIO = newValue.map(Box.init) }
+        }
+        private var _scaleIO: Box<CoreV1.ScaleIOPersistentVolumeSource>? = nil
+        public var local: CoreV1.LocalVolumeSource? {
+            get { _local?.value }
+            set { _local = newValue.map(Box.init) }
+        }
+        private var _local: Box<CoreV1.LocalVolumeSource>? = nil
+        public var storageos: CoreV1.StorageOSPersistentVolumeSource? {
+            get { _storageos?.value }
+            set { _storageos = newValue.map(Box.init) }
+        }
+        private var _storageos: Box<CoreV1.StorageOSPersistentVolumeSource>? = nil
+        public var csi: CoreV1.CSIPersistentVolumeSource? {
+            get { _csi?.value }
+            set { _csi = newValue.map(Box.init) }
+        }
+        private var _csi: Box<CoreV1.CSIPersistentVolumeSource>? = nil
 
         public init() {}
 
@@ -1182,28 +1510,28 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self.gcePersistentDisk)
-                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self.awsElasticBlockStore)
-                case "hostPath": try d.read(memberValue, memberKey, into: &self.hostPath)
-                case "glusterfs": try d.read(memberValue, memberKey, into: &self.glusterfs)
-                case "nfs": try d.read(memberValue, memberKey, into: &self.nfs)
-                case "rbd": try d.read(memberValue, memberKey, into: &self.rbd)
-                case "iscsi": try d.read(memberValue, memberKey, into: &self.iscsi)
-                case "cinder": try d.read(memberValue, memberKey, into: &self.cinder)
-                case "cephfs": try d.read(memberValue, memberKey, into: &self.cephfs)
-                case "fc": try d.read(memberValue, memberKey, into: &self.fc)
-                case "flocker": try d.read(memberValue, memberKey, into: &self.flocker)
-                case "flexVolume": try d.read(memberValue, memberKey, into: &self.flexVolume)
-                case "azureFile": try d.read(memberValue, memberKey, into: &self.azureFile)
-                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self.vsphereVolume)
-                case "quobyte": try d.read(memberValue, memberKey, into: &self.quobyte)
-                case "azureDisk": try d.read(memberValue, memberKey, into: &self.azureDisk)
-                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self.photonPersistentDisk)
-                case "portworxVolume": try d.read(memberValue, memberKey, into: &self.portworxVolume)
-                case "scaleIO": try d.read(memberValue, memberKey, into: &self.scaleIO)
-                case "local": try d.read(memberValue, memberKey, into: &self.local)
-                case "storageos": try d.read(memberValue, memberKey, into: &self.storageos)
-                case "csi": try d.read(memberValue, memberKey, into: &self.csi)
+                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self._gcePersistentDisk)
+                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self._awsElasticBlockStore)
+                case "hostPath": try d.read(memberValue, memberKey, into: &self._hostPath)
+                case "glusterfs": try d.read(memberValue, memberKey, into: &self._glusterfs)
+                case "nfs": try d.read(memberValue, memberKey, into: &self._nfs)
+                case "rbd": try d.read(memberValue, memberKey, into: &self._rbd)
+                case "iscsi": try d.read(memberValue, memberKey, into: &self._iscsi)
+                case "cinder": try d.read(memberValue, memberKey, into: &self._cinder)
+                case "cephfs": try d.read(memberValue, memberKey, into: &self._cephfs)
+                case "fc": try d.read(memberValue, memberKey, into: &self._fc)
+                case "flocker": try d.read(memberValue, memberKey, into: &self._flocker)
+                case "flexVolume": try d.read(memberValue, memberKey, into: &self._flexVolume)
+                case "azureFile": try d.read(memberValue, memberKey, into: &self._azureFile)
+                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self._vsphereVolume)
+                case "quobyte": try d.read(memberValue, memberKey, into: &self._quobyte)
+                case "azureDisk": try d.read(memberValue, memberKey, into: &self._azureDisk)
+                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self._photonPersistentDisk)
+                case "portworxVolume": try d.read(memberValue, memberKey, into: &self._portworxVolume)
+                case "scaleIO": try d.read(memberValue, memberKey, into: &self._scaleIO)
+                case "local": try d.read(memberValue, memberKey, into: &self._local)
+                case "storageos": try d.read(memberValue, memberKey, into: &self._storageos)
+                case "csi": try d.read(memberValue, memberKey, into: &self._csi)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1311,35 +1639,131 @@ extension CoreV1 {
     /// core/v1 `PersistentVolumeSpec`.
     public struct PersistentVolumeSpec: KubeModel {
         public var capacity: [String: Quantity] = [:]
-        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? = nil
-        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? = nil
-        public var hostPath: CoreV1.HostPathVolumeSource? = nil
-        public var glusterfs: CoreV1.GlusterfsPersistentVolumeSource? = nil
-        public var nfs: CoreV1.NFSVolumeSource? = nil
-        public var rbd: CoreV1.RBDPersistentVolumeSource? = nil
-        public var iscsi: CoreV1.ISCSIPersistentVolumeSource? = nil
-        public var cinder: CoreV1.CinderPersistentVolumeSource? = nil
-        public var cephfs: CoreV1.CephFSPersistentVolumeSource? = nil
-        public var fc: CoreV1.FCVolumeSource? = nil
-        public var flocker: CoreV1.FlockerVolumeSource? = nil
-        public var flexVolume: CoreV1.FlexPersistentVolumeSource? = nil
-        public var azureFile: CoreV1.AzureFilePersistentVolumeSource? = nil
-        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? = nil
-        public var quobyte: CoreV1.QuobyteVolumeSource? = nil
-        public var azureDisk: CoreV1.AzureDiskVolumeSource? = nil
-        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? = nil
-        public var portworxVolume: CoreV1.PortworxVolumeSource? = nil
-        public var scaleIO: CoreV1.ScaleIOPersistentVolumeSource? = nil
-        public var local: CoreV1.LocalVolumeSource? = nil
-        public var storageos: CoreV1.StorageOSPersistentVolumeSource? = nil
-        public var csi: CoreV1.CSIPersistentVolumeSource? = nil
+        public var gcePersistentDisk: CoreV1.GCEPersistentDiskVolumeSource? {
+            get { _gcePersistentDisk?.value }
+            set { _gcePersistentDisk = newValue.map(Box.init) }
+        }
+        private var _gcePersistentDisk: Box<CoreV1.GCEPersistentDiskVolumeSource>? = nil
+        public var awsElasticBlockStore: CoreV1.AWSElasticBlockStoreVolumeSource? {
+            get { _awsElasticBlockStore?.value }
+            set { _awsElasticBlockStore = newValue.map(Box.init) }
+        }
+        private var _awsElasticBlockStore: Box<CoreV1.AWSElasticBlockStoreVolumeSource>? = nil
+        public var hostPath: CoreV1.HostPathVolumeSource? {
+            get { _hostPath?.value }
+            set { _hostPath = newValue.map(Box.init) }
+        }
+        private var _hostPath: Box<CoreV1.HostPathVolumeSource>? = nil
+        public var glusterfs: CoreV1.GlusterfsPersistentVolumeSource? {
+            get { _glusterfs?.value }
+            set { _glusterfs = newValue.map(Box.init) }
+        }
+        private var _glusterfs: Box<CoreV1.GlusterfsPersistentVolumeSource>? = nil
+        public var nfs: CoreV1.NFSVolumeSource? {
+            get { _nfs?.value }
+            set { _nfs = newValue.map(Box.init) }
+        }
+        private var _nfs: Box<CoreV1.NFSVolumeSource>? = nil
+        public var rbd: CoreV1.RBDPersistentVolumeSource? {
+            get { _rbd?.value }
+            set { _rbd = newValue.map(Box.init) }
+        }
+        private var _rbd: Box<CoreV1.RBDPersistentVolumeSource>? = nil
+        public var iscsi: CoreV1.ISCSIPersistentVolumeSource? {
+            get { _iscsi?.value }
+            set { _iscsi = newValue.map(Box.init) }
+        }
+        private var _iscsi: Box<CoreV1.ISCSIPersistentVolumeSource>? = nil
+        public var cinder: CoreV1.CinderPersistentVolumeSource? {
+            get { _cinder?.value }
+            set { _cinder = newValue.map(Box.init) }
+        }
+        private var _cinder: Box<CoreV1.CinderPersistentVolumeSource>? = nil
+        public var cephfs: CoreV1.CephFSPersistentVolumeSource? {
+            get { _cephfs?.value }
+            set { _cephfs = newValue.map(Box.init) }
+        }
+        private var _cephfs: Box<CoreV1.CephFSPersistentVolumeSource>? = nil
+        public var fc: CoreV1.FCVolumeSource? {
+            get { _fc?.value }
+            set { _fc = newValue.map(Box.init) }
+        }
+        private var _fc: Box<CoreV1.FCVolumeSource>? = nil
+        public var flocker: CoreV1.FlockerVolumeSource? {
+            get { _flocker?.value }
+            set { _flocker = newValue.map(Box.init) }
+        }
+        private var _flocker: Box<CoreV1.FlockerVolumeSource>? = nil
+        public var flexVolume: CoreV1.FlexPersistentVolumeSource? {
+            get { _flexVolume?.value }
+            set { _flexVolume = newValue.map(Box.init) }
+        }
+        private var _flexVolume: Box<CoreV1.FlexPersistentVolumeSource>? = nil
+        public var azureFile: CoreV1.AzureFilePersistentVolumeSource? {
+            get { _azureFile?.value }
+            set { _azureFile = newValue.map(Box.init) }
+        }
+        private var _azureFile: Box<CoreV1.AzureFilePersistentVolumeSource>? = nil
+        public var vsphereVolume: CoreV1.VsphereVirtualDiskVolumeSource? {
+            get { _vsphereVolume?.value }
+            set { _vsphereVolume = newValue.map(Box.init) }
+        }
+        private var _vsphereVolume: Box<CoreV1.VsphereVirtualDiskVolumeSource>? = nil
+        public var quobyte: CoreV1.QuobyteVolumeSource? {
+            get { _quobyte?.value }
+            set { _quobyte = newValue.map(Box.init) }
+        }
+        private var _quobyte: Box<CoreV1.QuobyteVolumeSource>? = nil
+        public var azureDisk: CoreV1.AzureDiskVolumeSource? {
+            get { _azureDisk?.value }
+            set { _azureDisk = newValue.map(Box.init) }
+        }
+        private var _azureDisk: Box<CoreV1.AzureDiskVolumeSource>? = nil
+        public var photonPersistentDisk: CoreV1.PhotonPersistentDiskVolumeSource? {
+            get { _photonPersistentDisk?.value }
+            set { _photonPersistentDisk = newValue.map(Box.init) }
+        }
+        private var _photonPersistentDisk: Box<CoreV1.PhotonPersistentDiskVolumeSource>? = nil
+        public var portworxVolume: CoreV1.PortworxVolumeSource? {
+            get { _portworxVolume?.value }
+            set { _portworxVolume = newValue.map(Box.init) }
+        }
+        private var _portworxVolume: Box<CoreV1.PortworxVolumeSource>? = nil
+        public var scaleIO: CoreV1.ScaleIOPersistentVolumeSource? {
+            get { _scaleIO?.value }
+            set { _scaleIO = newValue.map(Box.init) }
+        }
+        private var _scaleIO: Box<CoreV1.ScaleIOPersistentVolumeSource>? = nil
+        public var local: CoreV1.LocalVolumeSource? {
+            get { _local?.value }
+            set { _local = newValue.map(Box.init) }
+        }
+        private var _local: Box<CoreV1.LocalVolumeSource>? = nil
+        public var storageos: CoreV1.StorageOSPersistentVolumeSource? {
+            get { _storageos?.value }
+            set { _storageos = newValue.map(Box.init) }
+        }
+        private var _storageos: Box<CoreV1.StorageOSPersistentVolumeSource>? = nil
+        public var csi: CoreV1.CSIPersistentVolumeSource? {
+            get { _csi?.value }
+            set { _csi = newValue.map(Box.init) }
+        }
+        private var _csi: Box<CoreV1.CSIPersistentVolumeSource>? = nil
         public var accessModes: [CoreV1.PersistentVolumeAccessMode] = []
-        public var claimRef: CoreV1.ObjectReference? = nil
+        public var claimRef: CoreV1.ObjectReference? {
+            get { _claimRef?.value }
+            set { _claimRef = newValue.map(Box.init) }
+        }
+        private var _claimRef: Box<CoreV1.ObjectReference>? = nil
         public var persistentVolumeReclaimPolicy: CoreV1.PersistentVolumeReclaimPolicy? = nil
         public var storageClassName: String? = nil
         public var mountOptions: [String] = []
         public var volumeMode: CoreV1.PersistentVolumeMode? = nil
-        public var nodeAffinity: CoreV1.VolumeNodeAffinity? = nil
+        public var nodeAffinity: CoreV1.VolumeNodeAffinity? {
+            get { _nodeAffinity?.value }
+            set { _nodeAffinity = newValue.map(Box.init) }
+        }
+        private var _nodeAffinity: Box<CoreV1.VolumeNodeAffinity>? = nil
         public var volumeAttributesClassName: String? = nil
 
         /// The embedded `PersistentVolumeSource`, whose fields are flattened into this type.
@@ -1448,35 +1872,35 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "capacity": try d.read(memberValue, memberKey, into: &self.capacity)
-                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self.gcePersistentDisk)
-                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self.awsElasticBlockStore)
-                case "hostPath": try d.read(memberValue, memberKey, into: &self.hostPath)
-                case "glusterfs": try d.read(memberValue, memberKey, into: &self.glusterfs)
-                case "nfs": try d.read(memberValue, memberKey, into: &self.nfs)
-                case "rbd": try d.read(memberValue, memberKey, into: &self.rbd)
-                case "iscsi": try d.read(memberValue, memberKey, into: &self.iscsi)
-                case "cinder": try d.read(memberValue, memberKey, into: &self.cinder)
-                case "cephfs": try d.read(memberValue, memberKey, into: &self.cephfs)
-                case "fc": try d.read(memberValue, memberKey, into: &self.fc)
-                case "flocker": try d.read(memberValue, memberKey, into: &self.flocker)
-                case "flexVolume": try d.read(memberValue, memberKey, into: &self.flexVolume)
-                case "azureFile": try d.read(memberValue, memberKey, into: &self.azureFile)
-                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self.vsphereVolume)
-                case "quobyte": try d.read(memberValue, memberKey, into: &self.quobyte)
-                case "azureDisk": try d.read(memberValue, memberKey, into: &self.azureDisk)
-                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self.photonPersistentDisk)
-                case "portworxVolume": try d.read(memberValue, memberKey, into: &self.portworxVolume)
-                case "scaleIO": try d.read(memberValue, memberKey, into: &self.scaleIO)
-                case "local": try d.read(memberValue, memberKey, into: &self.local)
-                case "storageos": try d.read(memberValue, memberKey, into: &self.storageos)
-                case "csi": try d.read(memberValue, memberKey, into: &self.csi)
+                case "gcePersistentDisk": try d.read(memberValue, memberKey, into: &self._gcePersistentDisk)
+                case "awsElasticBlockStore": try d.read(memberValue, memberKey, into: &self._awsElasticBlockStore)
+                case "hostPath": try d.read(memberValue, memberKey, into: &self._hostPath)
+                case "glusterfs": try d.read(memberValue, memberKey, into: &self._glusterfs)
+                case "nfs": try d.read(memberValue, memberKey, into: &self._nfs)
+                case "rbd": try d.read(memberValue, memberKey, into: &self._rbd)
+                case "iscsi": try d.read(memberValue, memberKey, into: &self._iscsi)
+                case "cinder": try d.read(memberValue, memberKey, into: &self._cinder)
+                case "cephfs": try d.read(memberValue, memberKey, into: &self._cephfs)
+                case "fc": try d.read(memberValue, memberKey, into: &self._fc)
+                case "flocker": try d.read(memberValue, memberKey, into: &self._flocker)
+                case "flexVolume": try d.read(memberValue, memberKey, into: &self._flexVolume)
+                case "azureFile": try d.read(memberValue, memberKey, into: &self._azureFile)
+                case "vsphereVolume": try d.read(memberValue, memberKey, into: &self._vsphereVolume)
+                case "quobyte": try d.read(memberValue, memberKey, into: &self._quobyte)
+                case "azureDisk": try d.read(memberValue, memberKey, into: &self._azureDisk)
+                case "photonPersistentDisk": try d.read(memberValue, memberKey, into: &self._photonPersistentDisk)
+                case "portworxVolume": try d.read(memberValue, memberKey, into: &self._portworxVolume)
+                case "scaleIO": try d.read(memberValue, memberKey, into: &self._scaleIO)
+                case "local": try d.read(memberValue, memberKey, into: &self._local)
+                case "storageos": try d.read(memberValue, memberKey, into: &self._storageos)
+                case "csi": try d.read(memberValue, memberKey, into: &self._csi)
                 case "accessModes": try d.read(memberValue, memberKey, into: &self.accessModes)
-                case "claimRef": try d.read(memberValue, memberKey, into: &self.claimRef)
+                case "claimRef": try d.read(memberValue, memberKey, into: &self._claimRef)
                 case "persistentVolumeReclaimPolicy": try d.read(memberValue, memberKey, into: &self.persistentVolumeReclaimPolicy)
                 case "storageClassName": try d.read(memberValue, memberKey, into: &self.storageClassName)
                 case "mountOptions": try d.read(memberValue, memberKey, into: &self.mountOptions)
                 case "volumeMode": try d.read(memberValue, memberKey, into: &self.volumeMode)
-                case "nodeAffinity": try d.read(memberValue, memberKey, into: &self.nodeAffinity)
+                case "nodeAffinity": try d.read(memberValue, memberKey, into: &self._nodeAffinity)
                 case "volumeAttributesClassName": try d.read(memberValue, memberKey, into: &self.volumeAttributesClassName)
                 default: d.unknown(memberKey)
                 }
@@ -1525,7 +1949,11 @@ extension CoreV1 {
 
     /// core/v1 `VolumeNodeAffinity`.
     public struct VolumeNodeAffinity: KubeModel {
-        public var required: CoreV1.NodeSelector? = nil
+        public var required: CoreV1.NodeSelector? {
+            get { _required?.value }
+            set { _required = newValue.map(Box.init) }
+        }
+        private var _required: Box<CoreV1.NodeSelector>? = nil
 
         public init() {}
 
@@ -1543,7 +1971,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "required": try d.read(memberValue, memberKey, into: &self.required)
+                case "required": try d.read(memberValue, memberKey, into: &self._required)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1807,13 +2235,25 @@ extension CoreV1 {
     /// core/v1 `PersistentVolumeClaimSpec`.
     public struct PersistentVolumeClaimSpec: KubeModel {
         public var accessModes: [CoreV1.PersistentVolumeAccessMode] = []
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var resources: CoreV1.VolumeResourceRequirements = .init()
         public var volumeName: String? = nil
         public var storageClassName: String? = nil
         public var volumeMode: CoreV1.PersistentVolumeMode? = nil
-        public var dataSource: CoreV1.TypedLocalObjectReference? = nil
-        public var dataSourceRef: CoreV1.TypedObjectReference? = nil
+        public var dataSource: CoreV1.TypedLocalObjectReference? {
+            get { _dataSource?.value }
+            set { _dataSource = newValue.map(Box.init) }
+        }
+        private var _dataSource: Box<CoreV1.TypedLocalObjectReference>? = nil
+        public var dataSourceRef: CoreV1.TypedObjectReference? {
+            get { _dataSourceRef?.value }
+            set { _dataSourceRef = newValue.map(Box.init) }
+        }
+        private var _dataSourceRef: Box<CoreV1.TypedObjectReference>? = nil
         public var volumeAttributesClassName: String? = nil
 
         public init() {}
@@ -1849,13 +2289,13 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "accessModes": try d.read(memberValue, memberKey, into: &self.accessModes)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "resources": try d.read(memberValue, memberKey, into: &self.resources)
                 case "volumeName": try d.read(memberValue, memberKey, into: &self.volumeName)
                 case "storageClassName": try d.read(memberValue, memberKey, into: &self.storageClassName)
                 case "volumeMode": try d.read(memberValue, memberKey, into: &self.volumeMode)
-                case "dataSource": try d.read(memberValue, memberKey, into: &self.dataSource)
-                case "dataSourceRef": try d.read(memberValue, memberKey, into: &self.dataSourceRef)
+                case "dataSource": try d.read(memberValue, memberKey, into: &self._dataSource)
+                case "dataSourceRef": try d.read(memberValue, memberKey, into: &self._dataSourceRef)
                 case "volumeAttributesClassName": try d.read(memberValue, memberKey, into: &self.volumeAttributesClassName)
                 default: d.unknown(memberKey)
                 }
@@ -2042,7 +2482,11 @@ extension CoreV1 {
         public var allocatedResources: [String: Quantity] = [:]
         public var allocatedResourceStatuses: [String: CoreV1.ClaimResourceStatus] = [:]
         public var currentVolumeAttributesClassName: String? = nil
-        public var modifyVolumeStatus: CoreV1.ModifyVolumeStatus? = nil
+        public var modifyVolumeStatus: CoreV1.ModifyVolumeStatus? {
+            get { _modifyVolumeStatus?.value }
+            set { _modifyVolumeStatus = newValue.map(Box.init) }
+        }
+        private var _modifyVolumeStatus: Box<CoreV1.ModifyVolumeStatus>? = nil
 
         public init() {}
 
@@ -2081,7 +2525,7 @@ extension CoreV1 {
                 case "allocatedResources": try d.read(memberValue, memberKey, into: &self.allocatedResources)
                 case "allocatedResourceStatuses": try d.read(memberValue, memberKey, into: &self.allocatedResourceStatuses)
                 case "currentVolumeAttributesClassName": try d.read(memberValue, memberKey, into: &self.currentVolumeAttributesClassName)
-                case "modifyVolumeStatus": try d.read(memberValue, memberKey, into: &self.modifyVolumeStatus)
+                case "modifyVolumeStatus": try d.read(memberValue, memberKey, into: &self._modifyVolumeStatus)
                 default: d.unknown(memberKey)
                 }
             }
@@ -2291,7 +2735,11 @@ extension CoreV1 {
         public var pool: String? = nil
         public var user: String? = nil
         public var keyring: String? = nil
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
         public var readOnly: Bool? = nil
 
         public init() {}
@@ -2330,7 +2778,7 @@ extension CoreV1 {
                 case "pool": try d.read(memberValue, memberKey, into: &self.pool)
                 case "user": try d.read(memberValue, memberKey, into: &self.user)
                 case "keyring": try d.read(memberValue, memberKey, into: &self.keyring)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 default: d.unknown(memberKey)
                 }
@@ -2362,7 +2810,11 @@ extension CoreV1 {
         public var pool: String? = nil
         public var user: String? = nil
         public var keyring: String? = nil
-        public var secretRef: CoreV1.SecretReference? = nil
+        public var secretRef: CoreV1.SecretReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretReference>? = nil
         public var readOnly: Bool? = nil
 
         public init() {}
@@ -2401,7 +2853,7 @@ extension CoreV1 {
                 case "pool": try d.read(memberValue, memberKey, into: &self.pool)
                 case "user": try d.read(memberValue, memberKey, into: &self.user)
                 case "keyring": try d.read(memberValue, memberKey, into: &self.keyring)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 default: d.unknown(memberKey)
                 }
@@ -2430,7 +2882,11 @@ extension CoreV1 {
         public var volumeID: String = ""
         public var fsType: String? = nil
         public var readOnly: Bool? = nil
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
 
         public init() {}
 
@@ -2457,7 +2913,7 @@ extension CoreV1 {
                 case "volumeID": try d.read(memberValue, memberKey, into: &self.volumeID)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -2481,7 +2937,11 @@ extension CoreV1 {
         public var volumeID: String = ""
         public var fsType: String? = nil
         public var readOnly: Bool? = nil
-        public var secretRef: CoreV1.SecretReference? = nil
+        public var secretRef: CoreV1.SecretReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretReference>? = nil
 
         public init() {}
 
@@ -2508,7 +2968,7 @@ extension CoreV1 {
                 case "volumeID": try d.read(memberValue, memberKey, into: &self.volumeID)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -2533,7 +2993,11 @@ extension CoreV1 {
         public var path: String? = nil
         public var user: String? = nil
         public var secretFile: String? = nil
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
         public var readOnly: Bool? = nil
 
         public init() {}
@@ -2566,7 +3030,7 @@ extension CoreV1 {
                 case "path": try d.read(memberValue, memberKey, into: &self.path)
                 case "user": try d.read(memberValue, memberKey, into: &self.user)
                 case "secretFile": try d.read(memberValue, memberKey, into: &self.secretFile)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 default: d.unknown(memberKey)
                 }
@@ -2635,7 +3099,11 @@ extension CoreV1 {
         public var path: String? = nil
         public var user: String? = nil
         public var secretFile: String? = nil
-        public var secretRef: CoreV1.SecretReference? = nil
+        public var secretRef: CoreV1.SecretReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretReference>? = nil
         public var readOnly: Bool? = nil
 
         public init() {}
@@ -2668,7 +3136,7 @@ extension CoreV1 {
                 case "path": try d.read(memberValue, memberKey, into: &self.path)
                 case "user": try d.read(memberValue, memberKey, into: &self.user)
                 case "secretFile": try d.read(memberValue, memberKey, into: &self.secretFile)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 default: d.unknown(memberKey)
                 }
@@ -2847,7 +3315,11 @@ extension CoreV1 {
     public struct FlexPersistentVolumeSource: KubeModel {
         public var driver: String = ""
         public var fsType: String? = nil
-        public var secretRef: CoreV1.SecretReference? = nil
+        public var secretRef: CoreV1.SecretReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretReference>? = nil
         public var readOnly: Bool? = nil
         public var options: [String: String] = [:]
 
@@ -2877,7 +3349,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "driver": try d.read(memberValue, memberKey, into: &self.driver)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 case "options": try d.read(memberValue, memberKey, into: &self.options)
                 default: d.unknown(memberKey)
@@ -2903,7 +3375,11 @@ extension CoreV1 {
     public struct FlexVolumeSource: KubeModel {
         public var driver: String = ""
         public var fsType: String? = nil
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
         public var readOnly: Bool? = nil
         public var options: [String: String] = [:]
 
@@ -2933,7 +3409,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "driver": try d.read(memberValue, memberKey, into: &self.driver)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 case "options": try d.read(memberValue, memberKey, into: &self.options)
                 default: d.unknown(memberKey)
@@ -3214,7 +3690,11 @@ extension CoreV1 {
         public var portals: [String] = []
         public var chapAuthDiscovery: Bool? = nil
         public var chapAuthSession: Bool? = nil
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
         public var initiatorName: String? = nil
 
         public init() {}
@@ -3262,7 +3742,7 @@ extension CoreV1 {
                 case "portals": try d.read(memberValue, memberKey, into: &self.portals)
                 case "chapAuthDiscovery": try d.read(memberValue, memberKey, into: &self.chapAuthDiscovery)
                 case "chapAuthSession": try d.read(memberValue, memberKey, into: &self.chapAuthSession)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "initiatorName": try d.read(memberValue, memberKey, into: &self.initiatorName)
                 default: d.unknown(memberKey)
                 }
@@ -3300,7 +3780,11 @@ extension CoreV1 {
         public var portals: [String] = []
         public var chapAuthDiscovery: Bool? = nil
         public var chapAuthSession: Bool? = nil
-        public var secretRef: CoreV1.SecretReference? = nil
+        public var secretRef: CoreV1.SecretReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretReference>? = nil
         public var initiatorName: String? = nil
 
         public init() {}
@@ -3348,7 +3832,7 @@ extension CoreV1 {
                 case "portals": try d.read(memberValue, memberKey, into: &self.portals)
                 case "chapAuthDiscovery": try d.read(memberValue, memberKey, into: &self.chapAuthDiscovery)
                 case "chapAuthSession": try d.read(memberValue, memberKey, into: &self.chapAuthSession)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "initiatorName": try d.read(memberValue, memberKey, into: &self.initiatorName)
                 default: d.unknown(memberKey)
                 }
@@ -3731,7 +4215,11 @@ extension CoreV1 {
     public struct ScaleIOVolumeSource: KubeModel {
         public var gateway: String = ""
         public var system: String = ""
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
         public var sslEnabled: Bool? = nil
         public var protectionDomain: String? = nil
         public var storagePool: String? = nil
@@ -3776,7 +4264,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "gateway": try d.read(memberValue, memberKey, into: &self.gateway)
                 case "system": try d.read(memberValue, memberKey, into: &self.system)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "sslEnabled": try d.read(memberValue, memberKey, into: &self.sslEnabled)
                 case "protectionDomain": try d.read(memberValue, memberKey, into: &self.protectionDomain)
                 case "storagePool": try d.read(memberValue, memberKey, into: &self.storagePool)
@@ -3812,7 +4300,11 @@ extension CoreV1 {
     public struct ScaleIOPersistentVolumeSource: KubeModel {
         public var gateway: String = ""
         public var system: String = ""
-        public var secretRef: CoreV1.SecretReference? = nil
+        public var secretRef: CoreV1.SecretReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretReference>? = nil
         public var sslEnabled: Bool? = nil
         public var protectionDomain: String? = nil
         public var storagePool: String? = nil
@@ -3857,7 +4349,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "gateway": try d.read(memberValue, memberKey, into: &self.gateway)
                 case "system": try d.read(memberValue, memberKey, into: &self.system)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 case "sslEnabled": try d.read(memberValue, memberKey, into: &self.sslEnabled)
                 case "protectionDomain": try d.read(memberValue, memberKey, into: &self.protectionDomain)
                 case "storagePool": try d.read(memberValue, memberKey, into: &self.storagePool)
@@ -3895,7 +4387,11 @@ extension CoreV1 {
         public var volumeNamespace: String? = nil
         public var fsType: String? = nil
         public var readOnly: Bool? = nil
-        public var secretRef: CoreV1.LocalObjectReference? = nil
+        public var secretRef: CoreV1.LocalObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.LocalObjectReference>? = nil
 
         public init() {}
 
@@ -3925,7 +4421,7 @@ extension CoreV1 {
                 case "volumeNamespace": try d.read(memberValue, memberKey, into: &self.volumeNamespace)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -3951,7 +4447,11 @@ extension CoreV1 {
         public var volumeNamespace: String? = nil
         public var fsType: String? = nil
         public var readOnly: Bool? = nil
-        public var secretRef: CoreV1.ObjectReference? = nil
+        public var secretRef: CoreV1.ObjectReference? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.ObjectReference>? = nil
 
         public init() {}
 
@@ -3981,7 +4481,7 @@ extension CoreV1 {
                 case "volumeNamespace": try d.read(memberValue, memberKey, into: &self.volumeNamespace)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -4164,7 +4664,11 @@ extension CoreV1 {
     public struct ClusterTrustBundleProjection: KubeModel {
         public var name: String? = nil
         public var signerName: String? = nil
-        public var labelSelector: MetaV1.LabelSelector? = nil
+        public var labelSelector: MetaV1.LabelSelector? {
+            get { _labelSelector?.value }
+            set { _labelSelector = newValue.map(Box.init) }
+        }
+        private var _labelSelector: Box<MetaV1.LabelSelector>? = nil
         public var optional: Bool? = nil
         public var path: String = ""
 
@@ -4194,7 +4698,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
                 case "signerName": try d.read(memberValue, memberKey, into: &self.signerName)
-                case "labelSelector": try d.read(memberValue, memberKey, into: &self.labelSelector)
+                case "labelSelector": try d.read(memberValue, memberKey, into: &self._labelSelector)
                 case "optional": try d.read(memberValue, memberKey, into: &self.optional)
                 case "path": try d.read(memberValue, memberKey, into: &self.path)
                 default: d.unknown(memberKey)
@@ -4259,11 +4763,31 @@ extension CoreV1 {
 
     /// core/v1 `VolumeProjection`.
     public struct VolumeProjection: KubeModel {
-        public var secret: CoreV1.SecretProjection? = nil
-        public var downwardAPI: CoreV1.DownwardAPIProjection? = nil
-        public var configMap: CoreV1.ConfigMapProjection? = nil
-        public var serviceAccountToken: CoreV1.ServiceAccountTokenProjection? = nil
-        public var clusterTrustBundle: CoreV1.ClusterTrustBundleProjection? = nil
+        public var secret: CoreV1.SecretProjection? {
+            get { _secret?.value }
+            set { _secret = newValue.map(Box.init) }
+        }
+        private var _secret: Box<CoreV1.SecretProjection>? = nil
+        public var downwardAPI: CoreV1.DownwardAPIProjection? {
+            get { _downwardAPI?.value }
+            set { _downwardAPI = newValue.map(Box.init) }
+        }
+        private var _downwardAPI: Box<CoreV1.DownwardAPIProjection>? = nil
+        public var configMap: CoreV1.ConfigMapProjection? {
+            get { _configMap?.value }
+            set { _configMap = newValue.map(Box.init) }
+        }
+        private var _configMap: Box<CoreV1.ConfigMapProjection>? = nil
+        public var serviceAccountToken: CoreV1.ServiceAccountTokenProjection? {
+            get { _serviceAccountToken?.value }
+            set { _serviceAccountToken = newValue.map(Box.init) }
+        }
+        private var _serviceAccountToken: Box<CoreV1.ServiceAccountTokenProjection>? = nil
+        public var clusterTrustBundle: CoreV1.ClusterTrustBundleProjection? {
+            get { _clusterTrustBundle?.value }
+            set { _clusterTrustBundle = newValue.map(Box.init) }
+        }
+        private var _clusterTrustBundle: Box<CoreV1.ClusterTrustBundleProjection>? = nil
 
         public init() {}
 
@@ -4289,11 +4813,11 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "secret": try d.read(memberValue, memberKey, into: &self.secret)
-                case "downwardAPI": try d.read(memberValue, memberKey, into: &self.downwardAPI)
-                case "configMap": try d.read(memberValue, memberKey, into: &self.configMap)
-                case "serviceAccountToken": try d.read(memberValue, memberKey, into: &self.serviceAccountToken)
-                case "clusterTrustBundle": try d.read(memberValue, memberKey, into: &self.clusterTrustBundle)
+                case "secret": try d.read(memberValue, memberKey, into: &self._secret)
+                case "downwardAPI": try d.read(memberValue, memberKey, into: &self._downwardAPI)
+                case "configMap": try d.read(memberValue, memberKey, into: &self._configMap)
+                case "serviceAccountToken": try d.read(memberValue, memberKey, into: &self._serviceAccountToken)
+                case "clusterTrustBundle": try d.read(memberValue, memberKey, into: &self._clusterTrustBundle)
                 default: d.unknown(memberKey)
                 }
             }
@@ -4407,11 +4931,31 @@ extension CoreV1 {
         public var readOnly: Bool? = nil
         public var fsType: String? = nil
         public var volumeAttributes: [String: String] = [:]
-        public var controllerPublishSecretRef: CoreV1.SecretReference? = nil
-        public var nodeStageSecretRef: CoreV1.SecretReference? = nil
-        public var nodePublishSecretRef: CoreV1.SecretReference? = nil
-        public var controllerExpandSecretRef: CoreV1.SecretReference? = nil
-        public var nodeExpandSecretRef: CoreV1.SecretReference? = nil
+        public var controllerPublishSecretRef: CoreV1.SecretReference? {
+            get { _controllerPublishSecretRef?.value }
+            set { _controllerPublishSecretRef = newValue.map(Box.init) }
+        }
+        private var _controllerPublishSecretRef: Box<CoreV1.SecretReference>? = nil
+        public var nodeStageSecretRef: CoreV1.SecretReference? {
+            get { _nodeStageSecretRef?.value }
+            set { _nodeStageSecretRef = newValue.map(Box.init) }
+        }
+        private var _nodeStageSecretRef: Box<CoreV1.SecretReference>? = nil
+        public var nodePublishSecretRef: CoreV1.SecretReference? {
+            get { _nodePublishSecretRef?.value }
+            set { _nodePublishSecretRef = newValue.map(Box.init) }
+        }
+        private var _nodePublishSecretRef: Box<CoreV1.SecretReference>? = nil
+        public var controllerExpandSecretRef: CoreV1.SecretReference? {
+            get { _controllerExpandSecretRef?.value }
+            set { _controllerExpandSecretRef = newValue.map(Box.init) }
+        }
+        private var _controllerExpandSecretRef: Box<CoreV1.SecretReference>? = nil
+        public var nodeExpandSecretRef: CoreV1.SecretReference? {
+            get { _nodeExpandSecretRef?.value }
+            set { _nodeExpandSecretRef = newValue.map(Box.init) }
+        }
+        private var _nodeExpandSecretRef: Box<CoreV1.SecretReference>? = nil
 
         public init() {}
 
@@ -4452,11 +4996,11 @@ extension CoreV1 {
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
                 case "volumeAttributes": try d.read(memberValue, memberKey, into: &self.volumeAttributes)
-                case "controllerPublishSecretRef": try d.read(memberValue, memberKey, into: &self.controllerPublishSecretRef)
-                case "nodeStageSecretRef": try d.read(memberValue, memberKey, into: &self.nodeStageSecretRef)
-                case "nodePublishSecretRef": try d.read(memberValue, memberKey, into: &self.nodePublishSecretRef)
-                case "controllerExpandSecretRef": try d.read(memberValue, memberKey, into: &self.controllerExpandSecretRef)
-                case "nodeExpandSecretRef": try d.read(memberValue, memberKey, into: &self.nodeExpandSecretRef)
+                case "controllerPublishSecretRef": try d.read(memberValue, memberKey, into: &self._controllerPublishSecretRef)
+                case "nodeStageSecretRef": try d.read(memberValue, memberKey, into: &self._nodeStageSecretRef)
+                case "nodePublishSecretRef": try d.read(memberValue, memberKey, into: &self._nodePublishSecretRef)
+                case "controllerExpandSecretRef": try d.read(memberValue, memberKey, into: &self._controllerExpandSecretRef)
+                case "nodeExpandSecretRef": try d.read(memberValue, memberKey, into: &self._nodeExpandSecretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -4487,7 +5031,11 @@ extension CoreV1 {
         public var readOnly: Bool? = nil
         public var fsType: String? = nil
         public var volumeAttributes: [String: String] = [:]
-        public var nodePublishSecretRef: CoreV1.LocalObjectReference? = nil
+        public var nodePublishSecretRef: CoreV1.LocalObjectReference? {
+            get { _nodePublishSecretRef?.value }
+            set { _nodePublishSecretRef = newValue.map(Box.init) }
+        }
+        private var _nodePublishSecretRef: Box<CoreV1.LocalObjectReference>? = nil
 
         public init() {}
 
@@ -4517,7 +5065,7 @@ extension CoreV1 {
                 case "readOnly": try d.read(memberValue, memberKey, into: &self.readOnly)
                 case "fsType": try d.read(memberValue, memberKey, into: &self.fsType)
                 case "volumeAttributes": try d.read(memberValue, memberKey, into: &self.volumeAttributes)
-                case "nodePublishSecretRef": try d.read(memberValue, memberKey, into: &self.nodePublishSecretRef)
+                case "nodePublishSecretRef": try d.read(memberValue, memberKey, into: &self._nodePublishSecretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -4539,7 +5087,11 @@ extension CoreV1 {
 
     /// core/v1 `EphemeralVolumeSource`.
     public struct EphemeralVolumeSource: KubeModel {
-        public var volumeClaimTemplate: CoreV1.PersistentVolumeClaimTemplate? = nil
+        public var volumeClaimTemplate: CoreV1.PersistentVolumeClaimTemplate? {
+            get { _volumeClaimTemplate?.value }
+            set { _volumeClaimTemplate = newValue.map(Box.init) }
+        }
+        private var _volumeClaimTemplate: Box<CoreV1.PersistentVolumeClaimTemplate>? = nil
 
         public init() {}
 
@@ -4557,7 +5109,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "volumeClaimTemplate": try d.read(memberValue, memberKey, into: &self.volumeClaimTemplate)
+                case "volumeClaimTemplate": try d.read(memberValue, memberKey, into: &self._volumeClaimTemplate)
                 default: d.unknown(memberKey)
                 }
             }
@@ -4781,7 +5333,11 @@ extension CoreV1 {
     public struct EnvVar: KubeModel {
         public var name: String = ""
         public var value: String? = nil
-        public var valueFrom: CoreV1.EnvVarSource? = nil
+        public var valueFrom: CoreV1.EnvVarSource? {
+            get { _valueFrom?.value }
+            set { _valueFrom = newValue.map(Box.init) }
+        }
+        private var _valueFrom: Box<CoreV1.EnvVarSource>? = nil
 
         public init() {}
 
@@ -4805,7 +5361,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
                 case "value": try d.read(memberValue, memberKey, into: &self.value)
-                case "valueFrom": try d.read(memberValue, memberKey, into: &self.valueFrom)
+                case "valueFrom": try d.read(memberValue, memberKey, into: &self._valueFrom)
                 default: d.unknown(memberKey)
                 }
             }
@@ -4825,10 +5381,26 @@ extension CoreV1 {
 
     /// core/v1 `EnvVarSource`.
     public struct EnvVarSource: KubeModel {
-        public var fieldRef: CoreV1.ObjectFieldSelector? = nil
-        public var resourceFieldRef: CoreV1.ResourceFieldSelector? = nil
-        public var configMapKeyRef: CoreV1.ConfigMapKeySelector? = nil
-        public var secretKeyRef: CoreV1.SecretKeySelector? = nil
+        public var fieldRef: CoreV1.ObjectFieldSelector? {
+            get { _fieldRef?.value }
+            set { _fieldRef = newValue.map(Box.init) }
+        }
+        private var _fieldRef: Box<CoreV1.ObjectFieldSelector>? = nil
+        public var resourceFieldRef: CoreV1.ResourceFieldSelector? {
+            get { _resourceFieldRef?.value }
+            set { _resourceFieldRef = newValue.map(Box.init) }
+        }
+        private var _resourceFieldRef: Box<CoreV1.ResourceFieldSelector>? = nil
+        public var configMapKeyRef: CoreV1.ConfigMapKeySelector? {
+            get { _configMapKeyRef?.value }
+            set { _configMapKeyRef = newValue.map(Box.init) }
+        }
+        private var _configMapKeyRef: Box<CoreV1.ConfigMapKeySelector>? = nil
+        public var secretKeyRef: CoreV1.SecretKeySelector? {
+            get { _secretKeyRef?.value }
+            set { _secretKeyRef = newValue.map(Box.init) }
+        }
+        private var _secretKeyRef: Box<CoreV1.SecretKeySelector>? = nil
 
         public init() {}
 
@@ -4852,10 +5424,10 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "fieldRef": try d.read(memberValue, memberKey, into: &self.fieldRef)
-                case "resourceFieldRef": try d.read(memberValue, memberKey, into: &self.resourceFieldRef)
-                case "configMapKeyRef": try d.read(memberValue, memberKey, into: &self.configMapKeyRef)
-                case "secretKeyRef": try d.read(memberValue, memberKey, into: &self.secretKeyRef)
+                case "fieldRef": try d.read(memberValue, memberKey, into: &self._fieldRef)
+                case "resourceFieldRef": try d.read(memberValue, memberKey, into: &self._resourceFieldRef)
+                case "configMapKeyRef": try d.read(memberValue, memberKey, into: &self._configMapKeyRef)
+                case "secretKeyRef": try d.read(memberValue, memberKey, into: &self._secretKeyRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -5072,8 +5644,16 @@ extension CoreV1 {
     /// core/v1 `EnvFromSource`.
     public struct EnvFromSource: KubeModel {
         public var prefix: String? = nil
-        public var configMapRef: CoreV1.ConfigMapEnvSource? = nil
-        public var secretRef: CoreV1.SecretEnvSource? = nil
+        public var configMapRef: CoreV1.ConfigMapEnvSource? {
+            get { _configMapRef?.value }
+            set { _configMapRef = newValue.map(Box.init) }
+        }
+        private var _configMapRef: Box<CoreV1.ConfigMapEnvSource>? = nil
+        public var secretRef: CoreV1.SecretEnvSource? {
+            get { _secretRef?.value }
+            set { _secretRef = newValue.map(Box.init) }
+        }
+        private var _secretRef: Box<CoreV1.SecretEnvSource>? = nil
 
         public init() {}
 
@@ -5096,8 +5676,8 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "prefix": try d.read(memberValue, memberKey, into: &self.prefix)
-                case "configMapRef": try d.read(memberValue, memberKey, into: &self.configMapRef)
-                case "secretRef": try d.read(memberValue, memberKey, into: &self.secretRef)
+                case "configMapRef": try d.read(memberValue, memberKey, into: &self._configMapRef)
+                case "secretRef": try d.read(memberValue, memberKey, into: &self._secretRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -5466,10 +6046,26 @@ extension CoreV1 {
 
     /// core/v1 `Probe`.
     public struct Probe: KubeModel {
-        public var exec: CoreV1.ExecAction? = nil
-        public var httpGet: CoreV1.HTTPGetAction? = nil
-        public var tcpSocket: CoreV1.TCPSocketAction? = nil
-        public var grpc: CoreV1.GRPCAction? = nil
+        public var exec: CoreV1.ExecAction? {
+            get { _exec?.value }
+            set { _exec = newValue.map(Box.init) }
+        }
+        private var _exec: Box<CoreV1.ExecAction>? = nil
+        public var httpGet: CoreV1.HTTPGetAction? {
+            get { _httpGet?.value }
+            set { _httpGet = newValue.map(Box.init) }
+        }
+        private var _httpGet: Box<CoreV1.HTTPGetAction>? = nil
+        public var tcpSocket: CoreV1.TCPSocketAction? {
+            get { _tcpSocket?.value }
+            set { _tcpSocket = newValue.map(Box.init) }
+        }
+        private var _tcpSocket: Box<CoreV1.TCPSocketAction>? = nil
+        public var grpc: CoreV1.GRPCAction? {
+            get { _grpc?.value }
+            set { _grpc = newValue.map(Box.init) }
+        }
+        private var _grpc: Box<CoreV1.GRPCAction>? = nil
         public var initialDelaySeconds: Int32? = nil
         public var timeoutSeconds: Int32? = nil
         public var periodSeconds: Int32? = nil
@@ -5522,10 +6118,10 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "exec": try d.read(memberValue, memberKey, into: &self.exec)
-                case "httpGet": try d.read(memberValue, memberKey, into: &self.httpGet)
-                case "tcpSocket": try d.read(memberValue, memberKey, into: &self.tcpSocket)
-                case "grpc": try d.read(memberValue, memberKey, into: &self.grpc)
+                case "exec": try d.read(memberValue, memberKey, into: &self._exec)
+                case "httpGet": try d.read(memberValue, memberKey, into: &self._httpGet)
+                case "tcpSocket": try d.read(memberValue, memberKey, into: &self._tcpSocket)
+                case "grpc": try d.read(memberValue, memberKey, into: &self._grpc)
                 case "initialDelaySeconds": try d.read(memberValue, memberKey, into: &self.initialDelaySeconds)
                 case "timeoutSeconds": try d.read(memberValue, memberKey, into: &self.timeoutSeconds)
                 case "periodSeconds": try d.read(memberValue, memberKey, into: &self.periodSeconds)
@@ -5781,14 +6377,34 @@ extension CoreV1 {
         public var restartPolicy: CoreV1.ContainerRestartPolicy? = nil
         public var volumeMounts: [CoreV1.VolumeMount] = []
         public var volumeDevices: [CoreV1.VolumeDevice] = []
-        public var livenessProbe: CoreV1.Probe? = nil
-        public var readinessProbe: CoreV1.Probe? = nil
-        public var startupProbe: CoreV1.Probe? = nil
-        public var lifecycle: CoreV1.Lifecycle? = nil
+        public var livenessProbe: CoreV1.Probe? {
+            get { _livenessProbe?.value }
+            set { _livenessProbe = newValue.map(Box.init) }
+        }
+        private var _livenessProbe: Box<CoreV1.Probe>? = nil
+        public var readinessProbe: CoreV1.Probe? {
+            get { _readinessProbe?.value }
+            set { _readinessProbe = newValue.map(Box.init) }
+        }
+        private var _readinessProbe: Box<CoreV1.Probe>? = nil
+        public var startupProbe: CoreV1.Probe? {
+            get { _startupProbe?.value }
+            set { _startupProbe = newValue.map(Box.init) }
+        }
+        private var _startupProbe: Box<CoreV1.Probe>? = nil
+        public var lifecycle: CoreV1.Lifecycle? {
+            get { _lifecycle?.value }
+            set { _lifecycle = newValue.map(Box.init) }
+        }
+        private var _lifecycle: Box<CoreV1.Lifecycle>? = nil
         public var terminationMessagePath: String? = nil
         public var terminationMessagePolicy: CoreV1.TerminationMessagePolicy? = nil
         public var imagePullPolicy: CoreV1.PullPolicy? = nil
-        public var securityContext: CoreV1.SecurityContext? = nil
+        public var securityContext: CoreV1.SecurityContext? {
+            get { _securityContext?.value }
+            set { _securityContext = newValue.map(Box.init) }
+        }
+        private var _securityContext: Box<CoreV1.SecurityContext>? = nil
         public var stdin: Bool? = nil
         public var stdinOnce: Bool? = nil
         public var tty: Bool? = nil
@@ -5868,14 +6484,14 @@ extension CoreV1 {
                 case "restartPolicy": try d.read(memberValue, memberKey, into: &self.restartPolicy)
                 case "volumeMounts": try d.read(memberValue, memberKey, into: &self.volumeMounts)
                 case "volumeDevices": try d.read(memberValue, memberKey, into: &self.volumeDevices)
-                case "livenessProbe": try d.read(memberValue, memberKey, into: &self.livenessProbe)
-                case "readinessProbe": try d.read(memberValue, memberKey, into: &self.readinessProbe)
-                case "startupProbe": try d.read(memberValue, memberKey, into: &self.startupProbe)
-                case "lifecycle": try d.read(memberValue, memberKey, into: &self.lifecycle)
+                case "livenessProbe": try d.read(memberValue, memberKey, into: &self._livenessProbe)
+                case "readinessProbe": try d.read(memberValue, memberKey, into: &self._readinessProbe)
+                case "startupProbe": try d.read(memberValue, memberKey, into: &self._startupProbe)
+                case "lifecycle": try d.read(memberValue, memberKey, into: &self._lifecycle)
                 case "terminationMessagePath": try d.read(memberValue, memberKey, into: &self.terminationMessagePath)
                 case "terminationMessagePolicy": try d.read(memberValue, memberKey, into: &self.terminationMessagePolicy)
                 case "imagePullPolicy": try d.read(memberValue, memberKey, into: &self.imagePullPolicy)
-                case "securityContext": try d.read(memberValue, memberKey, into: &self.securityContext)
+                case "securityContext": try d.read(memberValue, memberKey, into: &self._securityContext)
                 case "stdin": try d.read(memberValue, memberKey, into: &self.stdin)
                 case "stdinOnce": try d.read(memberValue, memberKey, into: &self.stdinOnce)
                 case "tty": try d.read(memberValue, memberKey, into: &self.tty)
@@ -5919,10 +6535,26 @@ extension CoreV1 {
 
     /// core/v1 `ProbeHandler`.
     public struct ProbeHandler: KubeModel {
-        public var exec: CoreV1.ExecAction? = nil
-        public var httpGet: CoreV1.HTTPGetAction? = nil
-        public var tcpSocket: CoreV1.TCPSocketAction? = nil
-        public var grpc: CoreV1.GRPCAction? = nil
+        public var exec: CoreV1.ExecAction? {
+            get { _exec?.value }
+            set { _exec = newValue.map(Box.init) }
+        }
+        private var _exec: Box<CoreV1.ExecAction>? = nil
+        public var httpGet: CoreV1.HTTPGetAction? {
+            get { _httpGet?.value }
+            set { _httpGet = newValue.map(Box.init) }
+        }
+        private var _httpGet: Box<CoreV1.HTTPGetAction>? = nil
+        public var tcpSocket: CoreV1.TCPSocketAction? {
+            get { _tcpSocket?.value }
+            set { _tcpSocket = newValue.map(Box.init) }
+        }
+        private var _tcpSocket: Box<CoreV1.TCPSocketAction>? = nil
+        public var grpc: CoreV1.GRPCAction? {
+            get { _grpc?.value }
+            set { _grpc = newValue.map(Box.init) }
+        }
+        private var _grpc: Box<CoreV1.GRPCAction>? = nil
 
         public init() {}
 
@@ -5946,10 +6578,10 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "exec": try d.read(memberValue, memberKey, into: &self.exec)
-                case "httpGet": try d.read(memberValue, memberKey, into: &self.httpGet)
-                case "tcpSocket": try d.read(memberValue, memberKey, into: &self.tcpSocket)
-                case "grpc": try d.read(memberValue, memberKey, into: &self.grpc)
+                case "exec": try d.read(memberValue, memberKey, into: &self._exec)
+                case "httpGet": try d.read(memberValue, memberKey, into: &self._httpGet)
+                case "tcpSocket": try d.read(memberValue, memberKey, into: &self._tcpSocket)
+                case "grpc": try d.read(memberValue, memberKey, into: &self._grpc)
                 default: d.unknown(memberKey)
                 }
             }
@@ -5970,10 +6602,26 @@ extension CoreV1 {
 
     /// core/v1 `LifecycleHandler`.
     public struct LifecycleHandler: KubeModel {
-        public var exec: CoreV1.ExecAction? = nil
-        public var httpGet: CoreV1.HTTPGetAction? = nil
-        public var tcpSocket: CoreV1.TCPSocketAction? = nil
-        public var sleep: CoreV1.SleepAction? = nil
+        public var exec: CoreV1.ExecAction? {
+            get { _exec?.value }
+            set { _exec = newValue.map(Box.init) }
+        }
+        private var _exec: Box<CoreV1.ExecAction>? = nil
+        public var httpGet: CoreV1.HTTPGetAction? {
+            get { _httpGet?.value }
+            set { _httpGet = newValue.map(Box.init) }
+        }
+        private var _httpGet: Box<CoreV1.HTTPGetAction>? = nil
+        public var tcpSocket: CoreV1.TCPSocketAction? {
+            get { _tcpSocket?.value }
+            set { _tcpSocket = newValue.map(Box.init) }
+        }
+        private var _tcpSocket: Box<CoreV1.TCPSocketAction>? = nil
+        public var sleep: CoreV1.SleepAction? {
+            get { _sleep?.value }
+            set { _sleep = newValue.map(Box.init) }
+        }
+        private var _sleep: Box<CoreV1.SleepAction>? = nil
 
         public init() {}
 
@@ -5997,10 +6645,10 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "exec": try d.read(memberValue, memberKey, into: &self.exec)
-                case "httpGet": try d.read(memberValue, memberKey, into: &self.httpGet)
-                case "tcpSocket": try d.read(memberValue, memberKey, into: &self.tcpSocket)
-                case "sleep": try d.read(memberValue, memberKey, into: &self.sleep)
+                case "exec": try d.read(memberValue, memberKey, into: &self._exec)
+                case "httpGet": try d.read(memberValue, memberKey, into: &self._httpGet)
+                case "tcpSocket": try d.read(memberValue, memberKey, into: &self._tcpSocket)
+                case "sleep": try d.read(memberValue, memberKey, into: &self._sleep)
                 default: d.unknown(memberKey)
                 }
             }
@@ -6021,8 +6669,16 @@ extension CoreV1 {
 
     /// core/v1 `Lifecycle`.
     public struct Lifecycle: KubeModel {
-        public var postStart: CoreV1.LifecycleHandler? = nil
-        public var preStop: CoreV1.LifecycleHandler? = nil
+        public var postStart: CoreV1.LifecycleHandler? {
+            get { _postStart?.value }
+            set { _postStart = newValue.map(Box.init) }
+        }
+        private var _postStart: Box<CoreV1.LifecycleHandler>? = nil
+        public var preStop: CoreV1.LifecycleHandler? {
+            get { _preStop?.value }
+            set { _preStop = newValue.map(Box.init) }
+        }
+        private var _preStop: Box<CoreV1.LifecycleHandler>? = nil
 
         public init() {}
 
@@ -6042,8 +6698,8 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "postStart": try d.read(memberValue, memberKey, into: &self.postStart)
-                case "preStop": try d.read(memberValue, memberKey, into: &self.preStop)
+                case "postStart": try d.read(memberValue, memberKey, into: &self._postStart)
+                case "preStop": try d.read(memberValue, memberKey, into: &self._preStop)
                 default: d.unknown(memberKey)
                 }
             }
@@ -6205,9 +6861,21 @@ extension CoreV1 {
 
     /// core/v1 `ContainerState`.
     public struct ContainerState: KubeModel {
-        public var waiting: CoreV1.ContainerStateWaiting? = nil
-        public var running: CoreV1.ContainerStateRunning? = nil
-        public var terminated: CoreV1.ContainerStateTerminated? = nil
+        public var waiting: CoreV1.ContainerStateWaiting? {
+            get { _waiting?.value }
+            set { _waiting = newValue.map(Box.init) }
+        }
+        private var _waiting: Box<CoreV1.ContainerStateWaiting>? = nil
+        public var running: CoreV1.ContainerStateRunning? {
+            get { _running?.value }
+            set { _running = newValue.map(Box.init) }
+        }
+        private var _running: Box<CoreV1.ContainerStateRunning>? = nil
+        public var terminated: CoreV1.ContainerStateTerminated? {
+            get { _terminated?.value }
+            set { _terminated = newValue.map(Box.init) }
+        }
+        private var _terminated: Box<CoreV1.ContainerStateTerminated>? = nil
 
         public init() {}
 
@@ -6229,9 +6897,9 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "waiting": try d.read(memberValue, memberKey, into: &self.waiting)
-                case "running": try d.read(memberValue, memberKey, into: &self.running)
-                case "terminated": try d.read(memberValue, memberKey, into: &self.terminated)
+                case "waiting": try d.read(memberValue, memberKey, into: &self._waiting)
+                case "running": try d.read(memberValue, memberKey, into: &self._running)
+                case "terminated": try d.read(memberValue, memberKey, into: &self._terminated)
                 default: d.unknown(memberKey)
                 }
             }
@@ -6261,9 +6929,17 @@ extension CoreV1 {
         public var containerID: String? = nil
         public var started: Bool? = nil
         public var allocatedResources: [String: Quantity] = [:]
-        public var resources: CoreV1.ResourceRequirements? = nil
+        public var resources: CoreV1.ResourceRequirements? {
+            get { _resources?.value }
+            set { _resources = newValue.map(Box.init) }
+        }
+        private var _resources: Box<CoreV1.ResourceRequirements>? = nil
         public var volumeMounts: [CoreV1.VolumeMountStatus] = []
-        public var user: CoreV1.ContainerUser? = nil
+        public var user: CoreV1.ContainerUser? {
+            get { _user?.value }
+            set { _user = newValue.map(Box.init) }
+        }
+        private var _user: Box<CoreV1.ContainerUser>? = nil
         public var allocatedResourcesStatus: [CoreV1.ResourceStatus] = []
 
         public init() {}
@@ -6318,9 +6994,9 @@ extension CoreV1 {
                 case "containerID": try d.read(memberValue, memberKey, into: &self.containerID)
                 case "started": try d.read(memberValue, memberKey, into: &self.started)
                 case "allocatedResources": try d.read(memberValue, memberKey, into: &self.allocatedResources)
-                case "resources": try d.read(memberValue, memberKey, into: &self.resources)
+                case "resources": try d.read(memberValue, memberKey, into: &self._resources)
                 case "volumeMounts": try d.read(memberValue, memberKey, into: &self.volumeMounts)
-                case "user": try d.read(memberValue, memberKey, into: &self.user)
+                case "user": try d.read(memberValue, memberKey, into: &self._user)
                 case "allocatedResourcesStatus": try d.read(memberValue, memberKey, into: &self.allocatedResourcesStatus)
                 default: d.unknown(memberKey)
                 }
@@ -6434,7 +7110,11 @@ extension CoreV1 {
 
     /// core/v1 `ContainerUser`.
     public struct ContainerUser: KubeModel {
-        public var linux: CoreV1.LinuxContainerUser? = nil
+        public var linux: CoreV1.LinuxContainerUser? {
+            get { _linux?.value }
+            set { _linux = newValue.map(Box.init) }
+        }
+        private var _linux: Box<CoreV1.LinuxContainerUser>? = nil
 
         public init() {}
 
@@ -6452,7 +7132,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "linux": try d.read(memberValue, memberKey, into: &self.linux)
+                case "linux": try d.read(memberValue, memberKey, into: &self._linux)
                 default: d.unknown(memberKey)
                 }
             }
@@ -6828,9 +7508,21 @@ extension CoreV1 {
 
     /// core/v1 `Affinity`.
     public struct Affinity: KubeModel {
-        public var nodeAffinity: CoreV1.NodeAffinity? = nil
-        public var podAffinity: CoreV1.PodAffinity? = nil
-        public var podAntiAffinity: CoreV1.PodAntiAffinity? = nil
+        public var nodeAffinity: CoreV1.NodeAffinity? {
+            get { _nodeAffinity?.value }
+            set { _nodeAffinity = newValue.map(Box.init) }
+        }
+        private var _nodeAffinity: Box<CoreV1.NodeAffinity>? = nil
+        public var podAffinity: CoreV1.PodAffinity? {
+            get { _podAffinity?.value }
+            set { _podAffinity = newValue.map(Box.init) }
+        }
+        private var _podAffinity: Box<CoreV1.PodAffinity>? = nil
+        public var podAntiAffinity: CoreV1.PodAntiAffinity? {
+            get { _podAntiAffinity?.value }
+            set { _podAntiAffinity = newValue.map(Box.init) }
+        }
+        private var _podAntiAffinity: Box<CoreV1.PodAntiAffinity>? = nil
 
         public init() {}
 
@@ -6852,9 +7544,9 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "nodeAffinity": try d.read(memberValue, memberKey, into: &self.nodeAffinity)
-                case "podAffinity": try d.read(memberValue, memberKey, into: &self.podAffinity)
-                case "podAntiAffinity": try d.read(memberValue, memberKey, into: &self.podAntiAffinity)
+                case "nodeAffinity": try d.read(memberValue, memberKey, into: &self._nodeAffinity)
+                case "podAffinity": try d.read(memberValue, memberKey, into: &self._podAffinity)
+                case "podAntiAffinity": try d.read(memberValue, memberKey, into: &self._podAntiAffinity)
                 default: d.unknown(memberKey)
                 }
             }
@@ -6997,10 +7689,18 @@ extension CoreV1 {
 
     /// core/v1 `PodAffinityTerm`.
     public struct PodAffinityTerm: KubeModel {
-        public var labelSelector: MetaV1.LabelSelector? = nil
+        public var labelSelector: MetaV1.LabelSelector? {
+            get { _labelSelector?.value }
+            set { _labelSelector = newValue.map(Box.init) }
+        }
+        private var _labelSelector: Box<MetaV1.LabelSelector>? = nil
         public var namespaces: [String] = []
         public var topologyKey: String = ""
-        public var namespaceSelector: MetaV1.LabelSelector? = nil
+        public var namespaceSelector: MetaV1.LabelSelector? {
+            get { _namespaceSelector?.value }
+            set { _namespaceSelector = newValue.map(Box.init) }
+        }
+        private var _namespaceSelector: Box<MetaV1.LabelSelector>? = nil
         public var matchLabelKeys: [String] = []
         public var mismatchLabelKeys: [String] = []
 
@@ -7030,10 +7730,10 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "labelSelector": try d.read(memberValue, memberKey, into: &self.labelSelector)
+                case "labelSelector": try d.read(memberValue, memberKey, into: &self._labelSelector)
                 case "namespaces": try d.read(memberValue, memberKey, into: &self.namespaces)
                 case "topologyKey": try d.read(memberValue, memberKey, into: &self.topologyKey)
-                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self.namespaceSelector)
+                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self._namespaceSelector)
                 case "matchLabelKeys": try d.read(memberValue, memberKey, into: &self.matchLabelKeys)
                 case "mismatchLabelKeys": try d.read(memberValue, memberKey, into: &self.mismatchLabelKeys)
                 default: d.unknown(memberKey)
@@ -7058,7 +7758,11 @@ extension CoreV1 {
 
     /// core/v1 `NodeAffinity`.
     public struct NodeAffinity: KubeModel {
-        public var requiredDuringSchedulingIgnoredDuringExecution: CoreV1.NodeSelector? = nil
+        public var requiredDuringSchedulingIgnoredDuringExecution: CoreV1.NodeSelector? {
+            get { _requiredDuringSchedulingIgnoredDuringExecution?.value }
+            set { _requiredDuringSchedulingIgnoredDuringExecution = newValue.map(Box.init) }
+        }
+        private var _requiredDuringSchedulingIgnoredDuringExecution: Box<CoreV1.NodeSelector>? = nil
         public var preferredDuringSchedulingIgnoredDuringExecution: [CoreV1.PreferredSchedulingTerm] = []
 
         public init() {}
@@ -7079,7 +7783,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "requiredDuringSchedulingIgnoredDuringExecution": try d.read(memberValue, memberKey, into: &self.requiredDuringSchedulingIgnoredDuringExecution)
+                case "requiredDuringSchedulingIgnoredDuringExecution": try d.read(memberValue, memberKey, into: &self._requiredDuringSchedulingIgnoredDuringExecution)
                 case "preferredDuringSchedulingIgnoredDuringExecution": try d.read(memberValue, memberKey, into: &self.preferredDuringSchedulingIgnoredDuringExecution)
                 default: d.unknown(memberKey)
                 }
@@ -7300,17 +8004,29 @@ extension CoreV1 {
         public var hostPID: Bool? = nil
         public var hostIPC: Bool? = nil
         public var shareProcessNamespace: Bool? = nil
-        public var securityContext: CoreV1.PodSecurityContext? = nil
+        public var securityContext: CoreV1.PodSecurityContext? {
+            get { _securityContext?.value }
+            set { _securityContext = newValue.map(Box.init) }
+        }
+        private var _securityContext: Box<CoreV1.PodSecurityContext>? = nil
         public var imagePullSecrets: [CoreV1.LocalObjectReference] = []
         public var hostname: String? = nil
         public var subdomain: String? = nil
-        public var affinity: CoreV1.Affinity? = nil
+        public var affinity: CoreV1.Affinity? {
+            get { _affinity?.value }
+            set { _affinity = newValue.map(Box.init) }
+        }
+        private var _affinity: Box<CoreV1.Affinity>? = nil
         public var schedulerName: String? = nil
         public var tolerations: [CoreV1.Toleration] = []
         public var hostAliases: [CoreV1.HostAlias] = []
         public var priorityClassName: String? = nil
         public var priority: Int32? = nil
-        public var dnsConfig: CoreV1.PodDNSConfig? = nil
+        public var dnsConfig: CoreV1.PodDNSConfig? {
+            get { _dnsConfig?.value }
+            set { _dnsConfig = newValue.map(Box.init) }
+        }
+        private var _dnsConfig: Box<CoreV1.PodDNSConfig>? = nil
         public var readinessGates: [CoreV1.PodReadinessGate] = []
         public var runtimeClassName: String? = nil
         public var enableServiceLinks: Bool? = nil
@@ -7318,11 +8034,19 @@ extension CoreV1 {
         public var overhead: [String: Quantity] = [:]
         public var topologySpreadConstraints: [CoreV1.TopologySpreadConstraint] = []
         public var setHostnameAsFQDN: Bool? = nil
-        public var os: CoreV1.PodOS? = nil
+        public var os: CoreV1.PodOS? {
+            get { _os?.value }
+            set { _os = newValue.map(Box.init) }
+        }
+        private var _os: Box<CoreV1.PodOS>? = nil
         public var hostUsers: Bool? = nil
         public var schedulingGates: [CoreV1.PodSchedulingGate] = []
         public var resourceClaims: [CoreV1.PodResourceClaim] = []
-        public var resources: CoreV1.ResourceRequirements? = nil
+        public var resources: CoreV1.ResourceRequirements? {
+            get { _resources?.value }
+            set { _resources = newValue.map(Box.init) }
+        }
+        private var _resources: Box<CoreV1.ResourceRequirements>? = nil
 
         public init() {}
 
@@ -7435,17 +8159,17 @@ extension CoreV1 {
                 case "hostPID": try d.read(memberValue, memberKey, into: &self.hostPID)
                 case "hostIPC": try d.read(memberValue, memberKey, into: &self.hostIPC)
                 case "shareProcessNamespace": try d.read(memberValue, memberKey, into: &self.shareProcessNamespace)
-                case "securityContext": try d.read(memberValue, memberKey, into: &self.securityContext)
+                case "securityContext": try d.read(memberValue, memberKey, into: &self._securityContext)
                 case "imagePullSecrets": try d.read(memberValue, memberKey, into: &self.imagePullSecrets)
                 case "hostname": try d.read(memberValue, memberKey, into: &self.hostname)
                 case "subdomain": try d.read(memberValue, memberKey, into: &self.subdomain)
-                case "affinity": try d.read(memberValue, memberKey, into: &self.affinity)
+                case "affinity": try d.read(memberValue, memberKey, into: &self._affinity)
                 case "schedulerName": try d.read(memberValue, memberKey, into: &self.schedulerName)
                 case "tolerations": try d.read(memberValue, memberKey, into: &self.tolerations)
                 case "hostAliases": try d.read(memberValue, memberKey, into: &self.hostAliases)
                 case "priorityClassName": try d.read(memberValue, memberKey, into: &self.priorityClassName)
                 case "priority": try d.read(memberValue, memberKey, into: &self.priority)
-                case "dnsConfig": try d.read(memberValue, memberKey, into: &self.dnsConfig)
+                case "dnsConfig": try d.read(memberValue, memberKey, into: &self._dnsConfig)
                 case "readinessGates": try d.read(memberValue, memberKey, into: &self.readinessGates)
                 case "runtimeClassName": try d.read(memberValue, memberKey, into: &self.runtimeClassName)
                 case "enableServiceLinks": try d.read(memberValue, memberKey, into: &self.enableServiceLinks)
@@ -7453,11 +8177,11 @@ extension CoreV1 {
                 case "overhead": try d.read(memberValue, memberKey, into: &self.overhead)
                 case "topologySpreadConstraints": try d.read(memberValue, memberKey, into: &self.topologySpreadConstraints)
                 case "setHostnameAsFQDN": try d.read(memberValue, memberKey, into: &self.setHostnameAsFQDN)
-                case "os": try d.read(memberValue, memberKey, into: &self.os)
+                case "os": try d.read(memberValue, memberKey, into: &self._os)
                 case "hostUsers": try d.read(memberValue, memberKey, into: &self.hostUsers)
                 case "schedulingGates": try d.read(memberValue, memberKey, into: &self.schedulingGates)
                 case "resourceClaims": try d.read(memberValue, memberKey, into: &self.resourceClaims)
-                case "resources": try d.read(memberValue, memberKey, into: &self.resources)
+                case "resources": try d.read(memberValue, memberKey, into: &self._resources)
                 default: d.unknown(memberKey)
                 }
             }
@@ -7676,7 +8400,11 @@ extension CoreV1 {
         public var maxSkew: Int32 = 0
         public var topologyKey: String = ""
         public var whenUnsatisfiable: CoreV1.UnsatisfiableConstraintAction = .init(rawValue: "")
-        public var labelSelector: MetaV1.LabelSelector? = nil
+        public var labelSelector: MetaV1.LabelSelector? {
+            get { _labelSelector?.value }
+            set { _labelSelector = newValue.map(Box.init) }
+        }
+        private var _labelSelector: Box<MetaV1.LabelSelector>? = nil
         public var minDomains: Int32? = nil
         public var nodeAffinityPolicy: CoreV1.NodeInclusionPolicy? = nil
         public var nodeTaintsPolicy: CoreV1.NodeInclusionPolicy? = nil
@@ -7715,7 +8443,7 @@ extension CoreV1 {
                 case "maxSkew": try d.read(memberValue, memberKey, into: &self.maxSkew)
                 case "topologyKey": try d.read(memberValue, memberKey, into: &self.topologyKey)
                 case "whenUnsatisfiable": try d.read(memberValue, memberKey, into: &self.whenUnsatisfiable)
-                case "labelSelector": try d.read(memberValue, memberKey, into: &self.labelSelector)
+                case "labelSelector": try d.read(memberValue, memberKey, into: &self._labelSelector)
                 case "minDomains": try d.read(memberValue, memberKey, into: &self.minDomains)
                 case "nodeAffinityPolicy": try d.read(memberValue, memberKey, into: &self.nodeAffinityPolicy)
                 case "nodeTaintsPolicy": try d.read(memberValue, memberKey, into: &self.nodeTaintsPolicy)
@@ -7785,8 +8513,16 @@ extension CoreV1 {
 
     /// core/v1 `PodSecurityContext`.
     public struct PodSecurityContext: KubeModel {
-        public var seLinuxOptions: CoreV1.SELinuxOptions? = nil
-        public var windowsOptions: CoreV1.WindowsSecurityContextOptions? = nil
+        public var seLinuxOptions: CoreV1.SELinuxOptions? {
+            get { _seLinuxOptions?.value }
+            set { _seLinuxOptions = newValue.map(Box.init) }
+        }
+        private var _seLinuxOptions: Box<CoreV1.SELinuxOptions>? = nil
+        public var windowsOptions: CoreV1.WindowsSecurityContextOptions? {
+            get { _windowsOptions?.value }
+            set { _windowsOptions = newValue.map(Box.init) }
+        }
+        private var _windowsOptions: Box<CoreV1.WindowsSecurityContextOptions>? = nil
         public var runAsUser: Int64? = nil
         public var runAsGroup: Int64? = nil
         public var runAsNonRoot: Bool? = nil
@@ -7795,8 +8531,16 @@ extension CoreV1 {
         public var fsGroup: Int64? = nil
         public var sysctls: [CoreV1.Sysctl] = []
         public var fsGroupChangePolicy: CoreV1.PodFSGroupChangePolicy? = nil
-        public var seccompProfile: CoreV1.SeccompProfile? = nil
-        public var appArmorProfile: CoreV1.AppArmorProfile? = nil
+        public var seccompProfile: CoreV1.SeccompProfile? {
+            get { _seccompProfile?.value }
+            set { _seccompProfile = newValue.map(Box.init) }
+        }
+        private var _seccompProfile: Box<CoreV1.SeccompProfile>? = nil
+        public var appArmorProfile: CoreV1.AppArmorProfile? {
+            get { _appArmorProfile?.value }
+            set { _appArmorProfile = newValue.map(Box.init) }
+        }
+        private var _appArmorProfile: Box<CoreV1.AppArmorProfile>? = nil
         public var seLinuxChangePolicy: CoreV1.PodSELinuxChangePolicy? = nil
 
         public init() {}
@@ -7839,8 +8583,8 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "seLinuxOptions": try d.read(memberValue, memberKey, into: &self.seLinuxOptions)
-                case "windowsOptions": try d.read(memberValue, memberKey, into: &self.windowsOptions)
+                case "seLinuxOptions": try d.read(memberValue, memberKey, into: &self._seLinuxOptions)
+                case "windowsOptions": try d.read(memberValue, memberKey, into: &self._windowsOptions)
                 case "runAsUser": try d.read(memberValue, memberKey, into: &self.runAsUser)
                 case "runAsGroup": try d.read(memberValue, memberKey, into: &self.runAsGroup)
                 case "runAsNonRoot": try d.read(memberValue, memberKey, into: &self.runAsNonRoot)
@@ -7849,8 +8593,8 @@ extension CoreV1 {
                 case "fsGroup": try d.read(memberValue, memberKey, into: &self.fsGroup)
                 case "sysctls": try d.read(memberValue, memberKey, into: &self.sysctls)
                 case "fsGroupChangePolicy": try d.read(memberValue, memberKey, into: &self.fsGroupChangePolicy)
-                case "seccompProfile": try d.read(memberValue, memberKey, into: &self.seccompProfile)
-                case "appArmorProfile": try d.read(memberValue, memberKey, into: &self.appArmorProfile)
+                case "seccompProfile": try d.read(memberValue, memberKey, into: &self._seccompProfile)
+                case "appArmorProfile": try d.read(memberValue, memberKey, into: &self._appArmorProfile)
                 case "seLinuxChangePolicy": try d.read(memberValue, memberKey, into: &self.seLinuxChangePolicy)
                 default: d.unknown(memberKey)
                 }
@@ -8135,14 +8879,34 @@ extension CoreV1 {
         public var restartPolicy: CoreV1.ContainerRestartPolicy? = nil
         public var volumeMounts: [CoreV1.VolumeMount] = []
         public var volumeDevices: [CoreV1.VolumeDevice] = []
-        public var livenessProbe: CoreV1.Probe? = nil
-        public var readinessProbe: CoreV1.Probe? = nil
-        public var startupProbe: CoreV1.Probe? = nil
-        public var lifecycle: CoreV1.Lifecycle? = nil
+        public var livenessProbe: CoreV1.Probe? {
+            get { _livenessProbe?.value }
+            set { _livenessProbe = newValue.map(Box.init) }
+        }
+        private var _livenessProbe: Box<CoreV1.Probe>? = nil
+        public var readinessProbe: CoreV1.Probe? {
+            get { _readinessProbe?.value }
+            set { _readinessProbe = newValue.map(Box.init) }
+        }
+        private var _readinessProbe: Box<CoreV1.Probe>? = nil
+        public var startupProbe: CoreV1.Probe? {
+            get { _startupProbe?.value }
+            set { _startupProbe = newValue.map(Box.init) }
+        }
+        private var _startupProbe: Box<CoreV1.Probe>? = nil
+        public var lifecycle: CoreV1.Lifecycle? {
+            get { _lifecycle?.value }
+            set { _lifecycle = newValue.map(Box.init) }
+        }
+        private var _lifecycle: Box<CoreV1.Lifecycle>? = nil
         public var terminationMessagePath: String? = nil
         public var terminationMessagePolicy: CoreV1.TerminationMessagePolicy? = nil
         public var imagePullPolicy: CoreV1.PullPolicy? = nil
-        public var securityContext: CoreV1.SecurityContext? = nil
+        public var securityContext: CoreV1.SecurityContext? {
+            get { _securityContext?.value }
+            set { _securityContext = newValue.map(Box.init) }
+        }
+        private var _securityContext: Box<CoreV1.SecurityContext>? = nil
         public var stdin: Bool? = nil
         public var stdinOnce: Bool? = nil
         public var tty: Bool? = nil
@@ -8222,14 +8986,14 @@ extension CoreV1 {
                 case "restartPolicy": try d.read(memberValue, memberKey, into: &self.restartPolicy)
                 case "volumeMounts": try d.read(memberValue, memberKey, into: &self.volumeMounts)
                 case "volumeDevices": try d.read(memberValue, memberKey, into: &self.volumeDevices)
-                case "livenessProbe": try d.read(memberValue, memberKey, into: &self.livenessProbe)
-                case "readinessProbe": try d.read(memberValue, memberKey, into: &self.readinessProbe)
-                case "startupProbe": try d.read(memberValue, memberKey, into: &self.startupProbe)
-                case "lifecycle": try d.read(memberValue, memberKey, into: &self.lifecycle)
+                case "livenessProbe": try d.read(memberValue, memberKey, into: &self._livenessProbe)
+                case "readinessProbe": try d.read(memberValue, memberKey, into: &self._readinessProbe)
+                case "startupProbe": try d.read(memberValue, memberKey, into: &self._startupProbe)
+                case "lifecycle": try d.read(memberValue, memberKey, into: &self._lifecycle)
                 case "terminationMessagePath": try d.read(memberValue, memberKey, into: &self.terminationMessagePath)
                 case "terminationMessagePolicy": try d.read(memberValue, memberKey, into: &self.terminationMessagePolicy)
                 case "imagePullPolicy": try d.read(memberValue, memberKey, into: &self.imagePullPolicy)
-                case "securityContext": try d.read(memberValue, memberKey, into: &self.securityContext)
+                case "securityContext": try d.read(memberValue, memberKey, into: &self._securityContext)
                 case "stdin": try d.read(memberValue, memberKey, into: &self.stdin)
                 case "stdinOnce": try d.read(memberValue, memberKey, into: &self.stdinOnce)
                 case "tty": try d.read(memberValue, memberKey, into: &self.tty)
@@ -8286,14 +9050,34 @@ extension CoreV1 {
         public var restartPolicy: CoreV1.ContainerRestartPolicy? = nil
         public var volumeMounts: [CoreV1.VolumeMount] = []
         public var volumeDevices: [CoreV1.VolumeDevice] = []
-        public var livenessProbe: CoreV1.Probe? = nil
-        public var readinessProbe: CoreV1.Probe? = nil
-        public var startupProbe: CoreV1.Probe? = nil
-        public var lifecycle: CoreV1.Lifecycle? = nil
+        public var livenessProbe: CoreV1.Probe? {
+            get { _livenessProbe?.value }
+            set { _livenessProbe = newValue.map(Box.init) }
+        }
+        private var _livenessProbe: Box<CoreV1.Probe>? = nil
+        public var readinessProbe: CoreV1.Probe? {
+            get { _readinessProbe?.value }
+            set { _readinessProbe = newValue.map(Box.init) }
+        }
+        private var _readinessProbe: Box<CoreV1.Probe>? = nil
+        public var startupProbe: CoreV1.Probe? {
+            get { _startupProbe?.value }
+            set { _startupProbe = newValue.map(Box.init) }
+        }
+        private var _startupProbe: Box<CoreV1.Probe>? = nil
+        public var lifecycle: CoreV1.Lifecycle? {
+            get { _lifecycle?.value }
+            set { _lifecycle = newValue.map(Box.init) }
+        }
+        private var _lifecycle: Box<CoreV1.Lifecycle>? = nil
         public var terminationMessagePath: String? = nil
         public var terminationMessagePolicy: CoreV1.TerminationMessagePolicy? = nil
         public var imagePullPolicy: CoreV1.PullPolicy? = nil
-        public var securityContext: CoreV1.SecurityContext? = nil
+        public var securityContext: CoreV1.SecurityContext? {
+            get { _securityContext?.value }
+            set { _securityContext = newValue.map(Box.init) }
+        }
+        private var _securityContext: Box<CoreV1.SecurityContext>? = nil
         public var stdin: Bool? = nil
         public var stdinOnce: Bool? = nil
         public var tty: Bool? = nil
@@ -8407,14 +9191,14 @@ extension CoreV1 {
                 case "restartPolicy": try d.read(memberValue, memberKey, into: &self.restartPolicy)
                 case "volumeMounts": try d.read(memberValue, memberKey, into: &self.volumeMounts)
                 case "volumeDevices": try d.read(memberValue, memberKey, into: &self.volumeDevices)
-                case "livenessProbe": try d.read(memberValue, memberKey, into: &self.livenessProbe)
-                case "readinessProbe": try d.read(memberValue, memberKey, into: &self.readinessProbe)
-                case "startupProbe": try d.read(memberValue, memberKey, into: &self.startupProbe)
-                case "lifecycle": try d.read(memberValue, memberKey, into: &self.lifecycle)
+                case "livenessProbe": try d.read(memberValue, memberKey, into: &self._livenessProbe)
+                case "readinessProbe": try d.read(memberValue, memberKey, into: &self._readinessProbe)
+                case "startupProbe": try d.read(memberValue, memberKey, into: &self._startupProbe)
+                case "lifecycle": try d.read(memberValue, memberKey, into: &self._lifecycle)
                 case "terminationMessagePath": try d.read(memberValue, memberKey, into: &self.terminationMessagePath)
                 case "terminationMessagePolicy": try d.read(memberValue, memberKey, into: &self.terminationMessagePolicy)
                 case "imagePullPolicy": try d.read(memberValue, memberKey, into: &self.imagePullPolicy)
-                case "securityContext": try d.read(memberValue, memberKey, into: &self.securityContext)
+                case "securityContext": try d.read(memberValue, memberKey, into: &self._securityContext)
                 case "stdin": try d.read(memberValue, memberKey, into: &self.stdin)
                 case "stdinOnce": try d.read(memberValue, memberKey, into: &self.stdinOnce)
                 case "tty": try d.read(memberValue, memberKey, into: &self.tty)
@@ -8935,7 +9719,11 @@ extension CoreV1 {
         public var replicas: Int32? = nil
         public var minReadySeconds: Int32? = nil
         public var selector: [String: String] = [:]
-        public var template: CoreV1.PodTemplateSpec? = nil
+        public var template: CoreV1.PodTemplateSpec? {
+            get { _template?.value }
+            set { _template = newValue.map(Box.init) }
+        }
+        private var _template: Box<CoreV1.PodTemplateSpec>? = nil
 
         public init() {}
 
@@ -8962,7 +9750,7 @@ extension CoreV1 {
                 case "replicas": try d.read(memberValue, memberKey, into: &self.replicas)
                 case "minReadySeconds": try d.read(memberValue, memberKey, into: &self.minReadySeconds)
                 case "selector": try d.read(memberValue, memberKey, into: &self.selector)
-                case "template": try d.read(memberValue, memberKey, into: &self.template)
+                case "template": try d.read(memberValue, memberKey, into: &self._template)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9231,7 +10019,11 @@ extension CoreV1 {
 
     /// core/v1 `SessionAffinityConfig`.
     public struct SessionAffinityConfig: KubeModel {
-        public var clientIP: CoreV1.ClientIPConfig? = nil
+        public var clientIP: CoreV1.ClientIPConfig? {
+            get { _clientIP?.value }
+            set { _clientIP = newValue.map(Box.init) }
+        }
+        private var _clientIP: Box<CoreV1.ClientIPConfig>? = nil
 
         public init() {}
 
@@ -9249,7 +10041,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "clientIP": try d.read(memberValue, memberKey, into: &self.clientIP)
+                case "clientIP": try d.read(memberValue, memberKey, into: &self._clientIP)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9444,7 +10236,11 @@ extension CoreV1 {
         public var externalTrafficPolicy: CoreV1.ServiceExternalTrafficPolicy? = nil
         public var healthCheckNodePort: Int32? = nil
         public var publishNotReadyAddresses: Bool? = nil
-        public var sessionAffinityConfig: CoreV1.SessionAffinityConfig? = nil
+        public var sessionAffinityConfig: CoreV1.SessionAffinityConfig? {
+            get { _sessionAffinityConfig?.value }
+            set { _sessionAffinityConfig = newValue.map(Box.init) }
+        }
+        private var _sessionAffinityConfig: Box<CoreV1.SessionAffinityConfig>? = nil
         public var ipFamilies: [CoreV1.IPFamily] = []
         public var ipFamilyPolicy: CoreV1.IPFamilyPolicy? = nil
         public var allocateLoadBalancerNodePorts: Bool? = nil
@@ -9519,7 +10315,7 @@ extension CoreV1 {
                 case "externalTrafficPolicy": try d.read(memberValue, memberKey, into: &self.externalTrafficPolicy)
                 case "healthCheckNodePort": try d.read(memberValue, memberKey, into: &self.healthCheckNodePort)
                 case "publishNotReadyAddresses": try d.read(memberValue, memberKey, into: &self.publishNotReadyAddresses)
-                case "sessionAffinityConfig": try d.read(memberValue, memberKey, into: &self.sessionAffinityConfig)
+                case "sessionAffinityConfig": try d.read(memberValue, memberKey, into: &self._sessionAffinityConfig)
                 case "ipFamilies": try d.read(memberValue, memberKey, into: &self.ipFamilies)
                 case "ipFamilyPolicy": try d.read(memberValue, memberKey, into: &self.ipFamilyPolicy)
                 case "allocateLoadBalancerNodePorts": try d.read(memberValue, memberKey, into: &self.allocateLoadBalancerNodePorts)
@@ -10002,7 +10798,11 @@ extension CoreV1 {
         public var ip: String = ""
         public var hostname: String? = nil
         public var nodeName: String? = nil
-        public var targetRef: CoreV1.ObjectReference? = nil
+        public var targetRef: CoreV1.ObjectReference? {
+            get { _targetRef?.value }
+            set { _targetRef = newValue.map(Box.init) }
+        }
+        private var _targetRef: Box<CoreV1.ObjectReference>? = nil
 
         public init() {}
 
@@ -10029,7 +10829,7 @@ extension CoreV1 {
                 case "ip": try d.read(memberValue, memberKey, into: &self.ip)
                 case "hostname": try d.read(memberValue, memberKey, into: &self.hostname)
                 case "nodeName": try d.read(memberValue, memberKey, into: &self.nodeName)
-                case "targetRef": try d.read(memberValue, memberKey, into: &self.targetRef)
+                case "targetRef": try d.read(memberValue, memberKey, into: &self._targetRef)
                 default: d.unknown(memberKey)
                 }
             }
@@ -10169,7 +10969,11 @@ extension CoreV1 {
         public var providerID: String? = nil
         public var unschedulable: Bool? = nil
         public var taints: [CoreV1.Taint] = []
-        public var configSource: CoreV1.NodeConfigSource? = nil
+        public var configSource: CoreV1.NodeConfigSource? {
+            get { _configSource?.value }
+            set { _configSource = newValue.map(Box.init) }
+        }
+        private var _configSource: Box<CoreV1.NodeConfigSource>? = nil
         public var externalID: String? = nil
 
         public init() {}
@@ -10205,7 +11009,7 @@ extension CoreV1 {
                 case "providerID": try d.read(memberValue, memberKey, into: &self.providerID)
                 case "unschedulable": try d.read(memberValue, memberKey, into: &self.unschedulable)
                 case "taints": try d.read(memberValue, memberKey, into: &self.taints)
-                case "configSource": try d.read(memberValue, memberKey, into: &self.configSource)
+                case "configSource": try d.read(memberValue, memberKey, into: &self._configSource)
                 case "externalID": try d.read(memberValue, memberKey, into: &self.externalID)
                 default: d.unknown(memberKey)
                 }
@@ -10230,7 +11034,11 @@ extension CoreV1 {
 
     /// core/v1 `NodeConfigSource`.
     public struct NodeConfigSource: KubeModel {
-        public var configMap: CoreV1.ConfigMapNodeConfigSource? = nil
+        public var configMap: CoreV1.ConfigMapNodeConfigSource? {
+            get { _configMap?.value }
+            set { _configMap = newValue.map(Box.init) }
+        }
+        private var _configMap: Box<CoreV1.ConfigMapNodeConfigSource>? = nil
 
         public init() {}
 
@@ -10248,7 +11056,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "configMap": try d.read(memberValue, memberKey, into: &self.configMap)
+                case "configMap": try d.read(memberValue, memberKey, into: &self._configMap)
                 default: d.unknown(memberKey)
                 }
             }
@@ -10436,7 +11244,11 @@ extension CoreV1 {
     /// core/v1 `NodeRuntimeHandler`.
     public struct NodeRuntimeHandler: KubeModel {
         public var name: String = ""
-        public var features: CoreV1.NodeRuntimeHandlerFeatures? = nil
+        public var features: CoreV1.NodeRuntimeHandlerFeatures? {
+            get { _features?.value }
+            set { _features = newValue.map(Box.init) }
+        }
+        private var _features: Box<CoreV1.NodeRuntimeHandlerFeatures>? = nil
 
         public init() {}
 
@@ -10457,7 +11269,7 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
-                case "features": try d.read(memberValue, memberKey, into: &self.features)
+                case "features": try d.read(memberValue, memberKey, into: &self._features)
                 default: d.unknown(memberKey)
                 }
             }
@@ -10593,9 +11405,21 @@ extension CoreV1 {
 
     /// core/v1 `NodeConfigStatus`.
     public struct NodeConfigStatus: KubeModel {
-        public var assigned: CoreV1.NodeConfigSource? = nil
-        public var active: CoreV1.NodeConfigSource? = nil
-        public var lastKnownGood: CoreV1.NodeConfigSource? = nil
+        public var assigned: CoreV1.NodeConfigSource? {
+            get { _assigned?.value }
+            set { _assigned = newValue.map(Box.init) }
+        }
+        private var _assigned: Box<CoreV1.NodeConfigSource>? = nil
+        public var active: CoreV1.NodeConfigSource? {
+            get { _active?.value }
+            set { _active = newValue.map(Box.init) }
+        }
+        private var _active: Box<CoreV1.NodeConfigSource>? = nil
+        public var lastKnownGood: CoreV1.NodeConfigSource? {
+            get { _lastKnownGood?.value }
+            set { _lastKnownGood = newValue.map(Box.init) }
+        }
+        private var _lastKnownGood: Box<CoreV1.NodeConfigSource>? = nil
         public var error: String? = nil
 
         public init() {}
@@ -10620,9 +11444,9 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "assigned": try d.read(memberValue, memberKey, into: &self.assigned)
-                case "active": try d.read(memberValue, memberKey, into: &self.active)
-                case "lastKnownGood": try d.read(memberValue, memberKey, into: &self.lastKnownGood)
+                case "assigned": try d.read(memberValue, memberKey, into: &self._assigned)
+                case "active": try d.read(memberValue, memberKey, into: &self._active)
+                case "lastKnownGood": try d.read(memberValue, memberKey, into: &self._lastKnownGood)
                 case "error": try d.read(memberValue, memberKey, into: &self.error)
                 default: d.unknown(memberKey)
                 }
@@ -10654,9 +11478,17 @@ extension CoreV1 {
         public var images: [CoreV1.ContainerImage] = []
         public var volumesInUse: [String] = []
         public var volumesAttached: [CoreV1.AttachedVolume] = []
-        public var config: CoreV1.NodeConfigStatus? = nil
+        public var config: CoreV1.NodeConfigStatus? {
+            get { _config?.value }
+            set { _config = newValue.map(Box.init) }
+        }
+        private var _config: Box<CoreV1.NodeConfigStatus>? = nil
         public var runtimeHandlers: [CoreV1.NodeRuntimeHandler] = []
-        public var features: CoreV1.NodeFeatures? = nil
+        public var features: CoreV1.NodeFeatures? {
+            get { _features?.value }
+            set { _features = newValue.map(Box.init) }
+        }
+        private var _features: Box<CoreV1.NodeFeatures>? = nil
 
         public init() {}
 
@@ -10708,9 +11540,9 @@ extension CoreV1 {
                 case "images": try d.read(memberValue, memberKey, into: &self.images)
                 case "volumesInUse": try d.read(memberValue, memberKey, into: &self.volumesInUse)
                 case "volumesAttached": try d.read(memberValue, memberKey, into: &self.volumesAttached)
-                case "config": try d.read(memberValue, memberKey, into: &self.config)
+                case "config": try d.read(memberValue, memberKey, into: &self._config)
                 case "runtimeHandlers": try d.read(memberValue, memberKey, into: &self.runtimeHandlers)
-                case "features": try d.read(memberValue, memberKey, into: &self.features)
+                case "features": try d.read(memberValue, memberKey, into: &self._features)
                 default: d.unknown(memberKey)
                 }
             }
@@ -10868,7 +11700,11 @@ extension CoreV1 {
 
     /// core/v1 `PodSignature`.
     public struct PodSignature: KubeModel {
-        public var podController: MetaV1.OwnerReference? = nil
+        public var podController: MetaV1.OwnerReference? {
+            get { _podController?.value }
+            set { _podController = newValue.map(Box.init) }
+        }
+        private var _podController: Box<MetaV1.OwnerReference>? = nil
 
         public init() {}
 
@@ -10886,7 +11722,7 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "podController": try d.read(memberValue, memberKey, into: &self.podController)
+                case "podController": try d.read(memberValue, memberKey, into: &self._podController)
                 default: d.unknown(memberKey)
                 }
             }
@@ -12299,9 +13135,17 @@ extension CoreV1 {
         public var count: Int32? = nil
         public var type: String? = nil
         public var eventTime: MetaV1.MicroTime? = nil
-        public var series: CoreV1.EventSeries? = nil
+        public var series: CoreV1.EventSeries? {
+            get { _series?.value }
+            set { _series = newValue.map(Box.init) }
+        }
+        private var _series: Box<CoreV1.EventSeries>? = nil
         public var action: String? = nil
-        public var related: CoreV1.ObjectReference? = nil
+        public var related: CoreV1.ObjectReference? {
+            get { _related?.value }
+            set { _related = newValue.map(Box.init) }
+        }
+        private var _related: Box<CoreV1.ObjectReference>? = nil
         public var reportingComponent: String = ""
         public var reportingInstance: String = ""
 
@@ -12374,9 +13218,9 @@ extension CoreV1 {
                 case "count": try d.read(memberValue, memberKey, into: &self.count)
                 case "type": try d.read(memberValue, memberKey, into: &self.type)
                 case "eventTime": try d.read(memberValue, memberKey, into: &self.eventTime)
-                case "series": try d.read(memberValue, memberKey, into: &self.series)
+                case "series": try d.read(memberValue, memberKey, into: &self._series)
                 case "action": try d.read(memberValue, memberKey, into: &self.action)
-                case "related": try d.read(memberValue, memberKey, into: &self.related)
+                case "related": try d.read(memberValue, memberKey, into: &self._related)
                 case "reportingComponent": try d.read(memberValue, memberKey, into: &self.reportingComponent)
                 case "reportingInstance": try d.read(memberValue, memberKey, into: &self.reportingInstance)
                 default: d.unknown(memberKey)
@@ -12741,7 +13585,11 @@ extension CoreV1 {
     public struct ResourceQuotaSpec: KubeModel {
         public var hard: [String: Quantity] = [:]
         public var scopes: [CoreV1.ResourceQuotaScope] = []
-        public var scopeSelector: CoreV1.ScopeSelector? = nil
+        public var scopeSelector: CoreV1.ScopeSelector? {
+            get { _scopeSelector?.value }
+            set { _scopeSelector = newValue.map(Box.init) }
+        }
+        private var _scopeSelector: Box<CoreV1.ScopeSelector>? = nil
 
         public init() {}
 
@@ -12765,7 +13613,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "hard": try d.read(memberValue, memberKey, into: &self.hard)
                 case "scopes": try d.read(memberValue, memberKey, into: &self.scopes)
-                case "scopeSelector": try d.read(memberValue, memberKey, into: &self.scopeSelector)
+                case "scopeSelector": try d.read(memberValue, memberKey, into: &self._scopeSelector)
                 default: d.unknown(memberKey)
                 }
             }
@@ -13535,8 +14383,16 @@ extension CoreV1 {
     /// core/v1 `DownwardAPIVolumeFile`.
     public struct DownwardAPIVolumeFile: KubeModel {
         public var path: String = ""
-        public var fieldRef: CoreV1.ObjectFieldSelector? = nil
-        public var resourceFieldRef: CoreV1.ResourceFieldSelector? = nil
+        public var fieldRef: CoreV1.ObjectFieldSelector? {
+            get { _fieldRef?.value }
+            set { _fieldRef = newValue.map(Box.init) }
+        }
+        private var _fieldRef: Box<CoreV1.ObjectFieldSelector>? = nil
+        public var resourceFieldRef: CoreV1.ResourceFieldSelector? {
+            get { _resourceFieldRef?.value }
+            set { _resourceFieldRef = newValue.map(Box.init) }
+        }
+        private var _resourceFieldRef: Box<CoreV1.ResourceFieldSelector>? = nil
         public var mode: Int32? = nil
 
         public init() {}
@@ -13562,8 +14418,8 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "path": try d.read(memberValue, memberKey, into: &self.path)
-                case "fieldRef": try d.read(memberValue, memberKey, into: &self.fieldRef)
-                case "resourceFieldRef": try d.read(memberValue, memberKey, into: &self.resourceFieldRef)
+                case "fieldRef": try d.read(memberValue, memberKey, into: &self._fieldRef)
+                case "resourceFieldRef": try d.read(memberValue, memberKey, into: &self._resourceFieldRef)
                 case "mode": try d.read(memberValue, memberKey, into: &self.mode)
                 default: d.unknown(memberKey)
                 }
@@ -13621,18 +14477,38 @@ extension CoreV1 {
 
     /// core/v1 `SecurityContext`.
     public struct SecurityContext: KubeModel {
-        public var capabilities: CoreV1.Capabilities? = nil
+        public var capabilities: CoreV1.Capabilities? {
+            get { _capabilities?.value }
+            set { _capabilities = newValue.map(Box.init) }
+        }
+        private var _capabilities: Box<CoreV1.Capabilities>? = nil
         public var privileged: Bool? = nil
-        public var seLinuxOptions: CoreV1.SELinuxOptions? = nil
-        public var windowsOptions: CoreV1.WindowsSecurityContextOptions? = nil
+        public var seLinuxOptions: CoreV1.SELinuxOptions? {
+            get { _seLinuxOptions?.value }
+            set { _seLinuxOptions = newValue.map(Box.init) }
+        }
+        private var _seLinuxOptions: Box<CoreV1.SELinuxOptions>? = nil
+        public var windowsOptions: CoreV1.WindowsSecurityContextOptions? {
+            get { _windowsOptions?.value }
+            set { _windowsOptions = newValue.map(Box.init) }
+        }
+        private var _windowsOptions: Box<CoreV1.WindowsSecurityContextOptions>? = nil
         public var runAsUser: Int64? = nil
         public var runAsGroup: Int64? = nil
         public var runAsNonRoot: Bool? = nil
         public var readOnlyRootFilesystem: Bool? = nil
         public var allowPrivilegeEscalation: Bool? = nil
         public var procMount: CoreV1.ProcMountType? = nil
-        public var seccompProfile: CoreV1.SeccompProfile? = nil
-        public var appArmorProfile: CoreV1.AppArmorProfile? = nil
+        public var seccompProfile: CoreV1.SeccompProfile? {
+            get { _seccompProfile?.value }
+            set { _seccompProfile = newValue.map(Box.init) }
+        }
+        private var _seccompProfile: Box<CoreV1.SeccompProfile>? = nil
+        public var appArmorProfile: CoreV1.AppArmorProfile? {
+            get { _appArmorProfile?.value }
+            set { _appArmorProfile = newValue.map(Box.init) }
+        }
+        private var _appArmorProfile: Box<CoreV1.AppArmorProfile>? = nil
 
         public init() {}
 
@@ -13672,18 +14548,18 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "capabilities": try d.read(memberValue, memberKey, into: &self.capabilities)
+                case "capabilities": try d.read(memberValue, memberKey, into: &self._capabilities)
                 case "privileged": try d.read(memberValue, memberKey, into: &self.privileged)
-                case "seLinuxOptions": try d.read(memberValue, memberKey, into: &self.seLinuxOptions)
-                case "windowsOptions": try d.read(memberValue, memberKey, into: &self.windowsOptions)
+                case "seLinuxOptions": try d.read(memberValue, memberKey, into: &self._seLinuxOptions)
+                case "windowsOptions": try d.read(memberValue, memberKey, into: &self._windowsOptions)
                 case "runAsUser": try d.read(memberValue, memberKey, into: &self.runAsUser)
                 case "runAsGroup": try d.read(memberValue, memberKey, into: &self.runAsGroup)
                 case "runAsNonRoot": try d.read(memberValue, memberKey, into: &self.runAsNonRoot)
                 case "readOnlyRootFilesystem": try d.read(memberValue, memberKey, into: &self.readOnlyRootFilesystem)
                 case "allowPrivilegeEscalation": try d.read(memberValue, memberKey, into: &self.allowPrivilegeEscalation)
                 case "procMount": try d.read(memberValue, memberKey, into: &self.procMount)
-                case "seccompProfile": try d.read(memberValue, memberKey, into: &self.seccompProfile)
-                case "appArmorProfile": try d.read(memberValue, memberKey, into: &self.appArmorProfile)
+                case "seccompProfile": try d.read(memberValue, memberKey, into: &self._seccompProfile)
+                case "appArmorProfile": try d.read(memberValue, memberKey, into: &self._appArmorProfile)
                 default: d.unknown(memberKey)
                 }
             }

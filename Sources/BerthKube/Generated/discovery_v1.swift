@@ -91,11 +91,19 @@ extension DiscoveryV1 {
         public var addresses: [String] = []
         public var conditions: DiscoveryV1.EndpointConditions = .init()
         public var hostname: String? = nil
-        public var targetRef: CoreV1.ObjectReference? = nil
+        public var targetRef: CoreV1.ObjectReference? {
+            get { _targetRef?.value }
+            set { _targetRef = newValue.map(Box.init) }
+        }
+        private var _targetRef: Box<CoreV1.ObjectReference>? = nil
         public var deprecatedTopology: [String: String] = [:]
         public var nodeName: String? = nil
         public var zone: String? = nil
-        public var hints: DiscoveryV1.EndpointHints? = nil
+        public var hints: DiscoveryV1.EndpointHints? {
+            get { _hints?.value }
+            set { _hints = newValue.map(Box.init) }
+        }
+        private var _hints: Box<DiscoveryV1.EndpointHints>? = nil
 
         public init() {}
 
@@ -130,11 +138,11 @@ extension DiscoveryV1 {
                 case "addresses": try d.read(memberValue, memberKey, into: &self.addresses)
                 case "conditions": try d.read(memberValue, memberKey, into: &self.conditions)
                 case "hostname": try d.read(memberValue, memberKey, into: &self.hostname)
-                case "targetRef": try d.read(memberValue, memberKey, into: &self.targetRef)
+                case "targetRef": try d.read(memberValue, memberKey, into: &self._targetRef)
                 case "deprecatedTopology": try d.read(memberValue, memberKey, into: &self.deprecatedTopology)
                 case "nodeName": try d.read(memberValue, memberKey, into: &self.nodeName)
                 case "zone": try d.read(memberValue, memberKey, into: &self.zone)
-                case "hints": try d.read(memberValue, memberKey, into: &self.hints)
+                case "hints": try d.read(memberValue, memberKey, into: &self._hints)
                 default: d.unknown(memberKey)
                 }
             }

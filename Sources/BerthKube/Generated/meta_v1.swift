@@ -557,7 +557,11 @@ extension MetaV1 {
         public var kind: String? = nil
         public var apiVersion: String? = nil
         public var gracePeriodSeconds: Int64? = nil
-        public var preconditions: MetaV1.Preconditions? = nil
+        public var preconditions: MetaV1.Preconditions? {
+            get { _preconditions?.value }
+            set { _preconditions = newValue.map(Box.init) }
+        }
+        private var _preconditions: Box<MetaV1.Preconditions>? = nil
         public var orphanDependents: Bool? = nil
         public var propagationPolicy: MetaV1.DeletionPropagation? = nil
         public var dryRun: [String] = []
@@ -605,7 +609,7 @@ extension MetaV1 {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
                 case "gracePeriodSeconds": try d.read(memberValue, memberKey, into: &self.gracePeriodSeconds)
-                case "preconditions": try d.read(memberValue, memberKey, into: &self.preconditions)
+                case "preconditions": try d.read(memberValue, memberKey, into: &self._preconditions)
                 case "orphanDependents": try d.read(memberValue, memberKey, into: &self.orphanDependents)
                 case "propagationPolicy": try d.read(memberValue, memberKey, into: &self.propagationPolicy)
                 case "dryRun": try d.read(memberValue, memberKey, into: &self.dryRun)
@@ -946,7 +950,11 @@ extension MetaV1 {
         public var status: String? = nil
         public var message: String? = nil
         public var reason: MetaV1.StatusReason? = nil
-        public var details: MetaV1.StatusDetails? = nil
+        public var details: MetaV1.StatusDetails? {
+            get { _details?.value }
+            set { _details = newValue.map(Box.init) }
+        }
+        private var _details: Box<MetaV1.StatusDetails>? = nil
         public var code: Int32? = nil
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -994,7 +1002,7 @@ extension MetaV1 {
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 case "message": try d.read(memberValue, memberKey, into: &self.message)
                 case "reason": try d.read(memberValue, memberKey, into: &self.reason)
-                case "details": try d.read(memberValue, memberKey, into: &self.details)
+                case "details": try d.read(memberValue, memberKey, into: &self._details)
                 case "code": try d.read(memberValue, memberKey, into: &self.code)
                 default: d.unknown(memberKey)
                 }

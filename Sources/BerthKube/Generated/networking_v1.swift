@@ -307,9 +307,21 @@ extension NetworkingV1 {
 
     /// networking/v1 `NetworkPolicyPeer`.
     public struct NetworkPolicyPeer: KubeModel {
-        public var podSelector: MetaV1.LabelSelector? = nil
-        public var namespaceSelector: MetaV1.LabelSelector? = nil
-        public var ipBlock: NetworkingV1.IPBlock? = nil
+        public var podSelector: MetaV1.LabelSelector? {
+            get { _podSelector?.value }
+            set { _podSelector = newValue.map(Box.init) }
+        }
+        private var _podSelector: Box<MetaV1.LabelSelector>? = nil
+        public var namespaceSelector: MetaV1.LabelSelector? {
+            get { _namespaceSelector?.value }
+            set { _namespaceSelector = newValue.map(Box.init) }
+        }
+        private var _namespaceSelector: Box<MetaV1.LabelSelector>? = nil
+        public var ipBlock: NetworkingV1.IPBlock? {
+            get { _ipBlock?.value }
+            set { _ipBlock = newValue.map(Box.init) }
+        }
+        private var _ipBlock: Box<NetworkingV1.IPBlock>? = nil
 
         public init() {}
 
@@ -331,9 +343,9 @@ extension NetworkingV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "podSelector": try d.read(memberValue, memberKey, into: &self.podSelector)
-                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self.namespaceSelector)
-                case "ipBlock": try d.read(memberValue, memberKey, into: &self.ipBlock)
+                case "podSelector": try d.read(memberValue, memberKey, into: &self._podSelector)
+                case "namespaceSelector": try d.read(memberValue, memberKey, into: &self._namespaceSelector)
+                case "ipBlock": try d.read(memberValue, memberKey, into: &self._ipBlock)
                 default: d.unknown(memberKey)
                 }
             }
@@ -548,7 +560,11 @@ extension NetworkingV1 {
     /// networking/v1 `IngressSpec`.
     public struct IngressSpec: KubeModel {
         public var ingressClassName: String? = nil
-        public var defaultBackend: NetworkingV1.IngressBackend? = nil
+        public var defaultBackend: NetworkingV1.IngressBackend? {
+            get { _defaultBackend?.value }
+            set { _defaultBackend = newValue.map(Box.init) }
+        }
+        private var _defaultBackend: Box<NetworkingV1.IngressBackend>? = nil
         public var tls: [NetworkingV1.IngressTLS] = []
         public var rules: [NetworkingV1.IngressRule] = []
 
@@ -575,7 +591,7 @@ extension NetworkingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "ingressClassName": try d.read(memberValue, memberKey, into: &self.ingressClassName)
-                case "defaultBackend": try d.read(memberValue, memberKey, into: &self.defaultBackend)
+                case "defaultBackend": try d.read(memberValue, memberKey, into: &self._defaultBackend)
                 case "tls": try d.read(memberValue, memberKey, into: &self.tls)
                 case "rules": try d.read(memberValue, memberKey, into: &self.rules)
                 default: d.unknown(memberKey)
@@ -804,7 +820,11 @@ extension NetworkingV1 {
     /// networking/v1 `IngressRule`.
     public struct IngressRule: KubeModel {
         public var host: String? = nil
-        public var http: NetworkingV1.HTTPIngressRuleValue? = nil
+        public var http: NetworkingV1.HTTPIngressRuleValue? {
+            get { _http?.value }
+            set { _http = newValue.map(Box.init) }
+        }
+        private var _http: Box<NetworkingV1.HTTPIngressRuleValue>? = nil
 
         /// The embedded `IngressRuleValue`, whose fields are flattened into this type.
         public var ingressRuleValue: NetworkingV1.IngressRuleValue {
@@ -833,7 +853,7 @@ extension NetworkingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "host": try d.read(memberValue, memberKey, into: &self.host)
-                case "http": try d.read(memberValue, memberKey, into: &self.http)
+                case "http": try d.read(memberValue, memberKey, into: &self._http)
                 default: d.unknown(memberKey)
                 }
             }
@@ -852,7 +872,11 @@ extension NetworkingV1 {
 
     /// networking/v1 `IngressRuleValue`.
     public struct IngressRuleValue: KubeModel {
-        public var http: NetworkingV1.HTTPIngressRuleValue? = nil
+        public var http: NetworkingV1.HTTPIngressRuleValue? {
+            get { _http?.value }
+            set { _http = newValue.map(Box.init) }
+        }
+        private var _http: Box<NetworkingV1.HTTPIngressRuleValue>? = nil
 
         public init() {}
 
@@ -870,7 +894,7 @@ extension NetworkingV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "http": try d.read(memberValue, memberKey, into: &self.http)
+                case "http": try d.read(memberValue, memberKey, into: &self._http)
                 default: d.unknown(memberKey)
                 }
             }
@@ -970,8 +994,16 @@ extension NetworkingV1 {
 
     /// networking/v1 `IngressBackend`.
     public struct IngressBackend: KubeModel {
-        public var service: NetworkingV1.IngressServiceBackend? = nil
-        public var resource: CoreV1.TypedLocalObjectReference? = nil
+        public var service: NetworkingV1.IngressServiceBackend? {
+            get { _service?.value }
+            set { _service = newValue.map(Box.init) }
+        }
+        private var _service: Box<NetworkingV1.IngressServiceBackend>? = nil
+        public var resource: CoreV1.TypedLocalObjectReference? {
+            get { _resource?.value }
+            set { _resource = newValue.map(Box.init) }
+        }
+        private var _resource: Box<CoreV1.TypedLocalObjectReference>? = nil
 
         public init() {}
 
@@ -991,8 +1023,8 @@ extension NetworkingV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "service": try d.read(memberValue, memberKey, into: &self.service)
-                case "resource": try d.read(memberValue, memberKey, into: &self.resource)
+                case "service": try d.read(memberValue, memberKey, into: &self._service)
+                case "resource": try d.read(memberValue, memberKey, into: &self._resource)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1157,7 +1189,11 @@ extension NetworkingV1 {
     /// networking/v1 `IngressClassSpec`.
     public struct IngressClassSpec: KubeModel {
         public var controller: String? = nil
-        public var parameters: NetworkingV1.IngressClassParametersReference? = nil
+        public var parameters: NetworkingV1.IngressClassParametersReference? {
+            get { _parameters?.value }
+            set { _parameters = newValue.map(Box.init) }
+        }
+        private var _parameters: Box<NetworkingV1.IngressClassParametersReference>? = nil
 
         public init() {}
 
@@ -1178,7 +1214,7 @@ extension NetworkingV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "controller": try d.read(memberValue, memberKey, into: &self.controller)
-                case "parameters": try d.read(memberValue, memberKey, into: &self.parameters)
+                case "parameters": try d.read(memberValue, memberKey, into: &self._parameters)
                 default: d.unknown(memberKey)
                 }
             }

@@ -22,8 +22,16 @@ extension NodeV1 {
         public var apiVersion: String? = nil
         public var metadata: MetaV1.ObjectMeta = .init()
         public var handler: String = ""
-        public var overhead: NodeV1.Overhead? = nil
-        public var scheduling: NodeV1.Scheduling? = nil
+        public var overhead: NodeV1.Overhead? {
+            get { _overhead?.value }
+            set { _overhead = newValue.map(Box.init) }
+        }
+        private var _overhead: Box<NodeV1.Overhead>? = nil
+        public var scheduling: NodeV1.Scheduling? {
+            get { _scheduling?.value }
+            set { _scheduling = newValue.map(Box.init) }
+        }
+        private var _scheduling: Box<NodeV1.Scheduling>? = nil
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -64,8 +72,8 @@ extension NodeV1 {
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
                 case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
                 case "handler": try d.read(memberValue, memberKey, into: &self.handler)
-                case "overhead": try d.read(memberValue, memberKey, into: &self.overhead)
-                case "scheduling": try d.read(memberValue, memberKey, into: &self.scheduling)
+                case "overhead": try d.read(memberValue, memberKey, into: &self._overhead)
+                case "scheduling": try d.read(memberValue, memberKey, into: &self._scheduling)
                 default: d.unknown(memberKey)
                 }
             }

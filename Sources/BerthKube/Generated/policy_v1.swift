@@ -25,7 +25,11 @@ extension PolicyV1 {
     /// policy/v1 `PodDisruptionBudgetSpec`.
     public struct PodDisruptionBudgetSpec: KubeModel {
         public var minAvailable: IntOrString? = nil
-        public var selector: MetaV1.LabelSelector? = nil
+        public var selector: MetaV1.LabelSelector? {
+            get { _selector?.value }
+            set { _selector = newValue.map(Box.init) }
+        }
+        private var _selector: Box<MetaV1.LabelSelector>? = nil
         public var maxUnavailable: IntOrString? = nil
         public var unhealthyPodEvictionPolicy: PolicyV1.UnhealthyPodEvictionPolicyType? = nil
 
@@ -52,7 +56,7 @@ extension PolicyV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "minAvailable": try d.read(memberValue, memberKey, into: &self.minAvailable)
-                case "selector": try d.read(memberValue, memberKey, into: &self.selector)
+                case "selector": try d.read(memberValue, memberKey, into: &self._selector)
                 case "maxUnavailable": try d.read(memberValue, memberKey, into: &self.maxUnavailable)
                 case "unhealthyPodEvictionPolicy": try d.read(memberValue, memberKey, into: &self.unhealthyPodEvictionPolicy)
                 default: d.unknown(memberKey)
@@ -278,7 +282,11 @@ extension PolicyV1 {
         public var kind: String? = nil
         public var apiVersion: String? = nil
         public var metadata: MetaV1.ObjectMeta = .init()
-        public var deleteOptions: MetaV1.DeleteOptions? = nil
+        public var deleteOptions: MetaV1.DeleteOptions? {
+            get { _deleteOptions?.value }
+            set { _deleteOptions = newValue.map(Box.init) }
+        }
+        private var _deleteOptions: Box<MetaV1.DeleteOptions>? = nil
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -314,7 +322,7 @@ extension PolicyV1 {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
                 case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "deleteOptions": try d.read(memberValue, memberKey, into: &self.deleteOptions)
+                case "deleteOptions": try d.read(memberValue, memberKey, into: &self._deleteOptions)
                 default: d.unknown(memberKey)
                 }
             }

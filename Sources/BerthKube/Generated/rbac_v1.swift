@@ -432,7 +432,11 @@ extension RbacV1 {
         public var apiVersion: String? = nil
         public var metadata: MetaV1.ObjectMeta = .init()
         public var rules: [RbacV1.PolicyRule] = []
-        public var aggregationRule: RbacV1.AggregationRule? = nil
+        public var aggregationRule: RbacV1.AggregationRule? {
+            get { _aggregationRule?.value }
+            set { _aggregationRule = newValue.map(Box.init) }
+        }
+        private var _aggregationRule: Box<RbacV1.AggregationRule>? = nil
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -471,7 +475,7 @@ extension RbacV1 {
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
                 case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
                 case "rules": try d.read(memberValue, memberKey, into: &self.rules)
-                case "aggregationRule": try d.read(memberValue, memberKey, into: &self.aggregationRule)
+                case "aggregationRule": try d.read(memberValue, memberKey, into: &self._aggregationRule)
                 default: d.unknown(memberKey)
                 }
             }

@@ -377,7 +377,11 @@ extension StorageV1 {
     /// storage/v1 `VolumeAttachmentSource`.
     public struct VolumeAttachmentSource: KubeModel {
         public var persistentVolumeName: String? = nil
-        public var inlineVolumeSpec: CoreV1.PersistentVolumeSpec? = nil
+        public var inlineVolumeSpec: CoreV1.PersistentVolumeSpec? {
+            get { _inlineVolumeSpec?.value }
+            set { _inlineVolumeSpec = newValue.map(Box.init) }
+        }
+        private var _inlineVolumeSpec: Box<CoreV1.PersistentVolumeSpec>? = nil
 
         public init() {}
 
@@ -398,7 +402,7 @@ extension StorageV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "persistentVolumeName": try d.read(memberValue, memberKey, into: &self.persistentVolumeName)
-                case "inlineVolumeSpec": try d.read(memberValue, memberKey, into: &self.inlineVolumeSpec)
+                case "inlineVolumeSpec": try d.read(memberValue, memberKey, into: &self._inlineVolumeSpec)
                 default: d.unknown(memberKey)
                 }
             }
@@ -419,8 +423,16 @@ extension StorageV1 {
     public struct VolumeAttachmentStatus: KubeModel {
         public var attached: Bool = false
         public var attachmentMetadata: [String: String] = [:]
-        public var attachError: StorageV1.VolumeError? = nil
-        public var detachError: StorageV1.VolumeError? = nil
+        public var attachError: StorageV1.VolumeError? {
+            get { _attachError?.value }
+            set { _attachError = newValue.map(Box.init) }
+        }
+        private var _attachError: Box<StorageV1.VolumeError>? = nil
+        public var detachError: StorageV1.VolumeError? {
+            get { _detachError?.value }
+            set { _detachError = newValue.map(Box.init) }
+        }
+        private var _detachError: Box<StorageV1.VolumeError>? = nil
 
         public init() {}
 
@@ -446,8 +458,8 @@ extension StorageV1 {
                 switch memberKey {
                 case "attached": try d.read(memberValue, memberKey, into: &self.attached)
                 case "attachmentMetadata": try d.read(memberValue, memberKey, into: &self.attachmentMetadata)
-                case "attachError": try d.read(memberValue, memberKey, into: &self.attachError)
-                case "detachError": try d.read(memberValue, memberKey, into: &self.detachError)
+                case "attachError": try d.read(memberValue, memberKey, into: &self._attachError)
+                case "detachError": try d.read(memberValue, memberKey, into: &self._detachError)
                 default: d.unknown(memberKey)
                 }
             }
@@ -849,7 +861,11 @@ extension StorageV1 {
         public var name: String = ""
         public var nodeID: String = ""
         public var topologyKeys: [String] = []
-        public var allocatable: StorageV1.VolumeNodeResources? = nil
+        public var allocatable: StorageV1.VolumeNodeResources? {
+            get { _allocatable?.value }
+            set { _allocatable = newValue.map(Box.init) }
+        }
+        private var _allocatable: Box<StorageV1.VolumeNodeResources>? = nil
 
         public init() {}
 
@@ -876,7 +892,7 @@ extension StorageV1 {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
                 case "nodeID": try d.read(memberValue, memberKey, into: &self.nodeID)
                 case "topologyKeys": try d.read(memberValue, memberKey, into: &self.topologyKeys)
-                case "allocatable": try d.read(memberValue, memberKey, into: &self.allocatable)
+                case "allocatable": try d.read(memberValue, memberKey, into: &self._allocatable)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1002,7 +1018,11 @@ extension StorageV1 {
         public var kind: String? = nil
         public var apiVersion: String? = nil
         public var metadata: MetaV1.ObjectMeta = .init()
-        public var nodeTopology: MetaV1.LabelSelector? = nil
+        public var nodeTopology: MetaV1.LabelSelector? {
+            get { _nodeTopology?.value }
+            set { _nodeTopology = newValue.map(Box.init) }
+        }
+        private var _nodeTopology: Box<MetaV1.LabelSelector>? = nil
         public var storageClassName: String = ""
         public var capacity: Quantity? = nil
         public var maximumVolumeSize: Quantity? = nil
@@ -1047,7 +1067,7 @@ extension StorageV1 {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
                 case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "nodeTopology": try d.read(memberValue, memberKey, into: &self.nodeTopology)
+                case "nodeTopology": try d.read(memberValue, memberKey, into: &self._nodeTopology)
                 case "storageClassName": try d.read(memberValue, memberKey, into: &self.storageClassName)
                 case "capacity": try d.read(memberValue, memberKey, into: &self.capacity)
                 case "maximumVolumeSize": try d.read(memberValue, memberKey, into: &self.maximumVolumeSize)
