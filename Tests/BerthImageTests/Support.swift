@@ -49,6 +49,7 @@ enum Support {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    @discardableResult
     static func mustRun(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let (status, output) = try run(arguments, environment: environment)
         if status != 0 { throw TestFailure("\(arguments.joined(separator: " ")) exited \(status): \(output)") }
@@ -128,7 +129,7 @@ final class ChildProcess: @unchecked Sendable {
     init(_ arguments: [String], log: String) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         process.standardOutput = handle
         process.standardError = handle

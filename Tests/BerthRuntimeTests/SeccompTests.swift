@@ -310,7 +310,7 @@ private func profile(
             // A seccomp notify descriptor is an anon inode "[seccomp notify]".
             var link = [CChar](repeating: 0, count: 128)
             _ = readlink("/proc/self/fd/\(received)", &link, 127)
-            #expect(String(cString: link).contains("seccomp"))
+            #expect(link.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.contains("seccomp"))
             close(received)
         }
     }

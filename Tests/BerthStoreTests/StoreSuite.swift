@@ -259,7 +259,7 @@ extension StoreTests {
                         INSERT INTO meta VALUES ('rev', 4), ('compacted', 0);
                         """)
             }
-            try await old.close()
+            try old.close()
             let s = try SQLiteStore(path: path)
             let a = try #require(try await s.get("/o/a"))
             #expect(a.value == bytes("2") && a.modRevision == 4 && a.createRevision == 2)

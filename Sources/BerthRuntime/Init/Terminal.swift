@@ -41,7 +41,7 @@ enum Terminal {
             _ = setsid()
             try sys("ioctl(TIOCSCTTY)") { berth_ioctl_int(slave.rawValue, UInt(TIOCSCTTY), 0) }
             for target: Int32 in 0...2 {
-                try sys("dup2") { dup2(slave.rawValue, target) }
+                _ = try sys("dup2") { dup2(slave.rawValue, target) }
             }
         }
     }

@@ -47,10 +47,10 @@ func execute(
 ) -> Output {
     var template = Array("/tmp/berth-test-output-XXXXXX".utf8CString)
     let outFd = mkstemp(&template)
-    let outPath = String(cString: template)
+    let outPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     var errTemplate = Array("/tmp/berth-test-output-XXXXXX".utf8CString)
     let errFd = mkstemp(&errTemplate)
-    let errPath = String(cString: errTemplate)
+    let errPath = errTemplate.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     defer { unlink(outPath); unlink(errPath); close(outFd); close(errFd) }
     let input = try! Pipe()
     var actions = posix_spawn_file_actions_t()
