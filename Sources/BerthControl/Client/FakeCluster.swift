@@ -141,9 +141,10 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
                         + (current["metadata"]["uid"].string ?? ""))
             }
             record("delete", resource, current, subresource: "")
-            if !(current["metadata"]["finalizers"].array ?? []).isEmpty {
+            if Self.hasFinalizers(current) {
                 if current["metadata"]["deletionTimestamp"].isNull {
                     current["metadata"]["deletionTimestamp"] = .string(APITime.string())
+                    if resource.plural == "namespaces" { current["status"]["phase"] = "Terminating" }
                     commit(resource, key: key, object: current, deleted: false)
                 }
                 return
@@ -164,9 +165,7 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
             patched["metadata"]["name"] = current["metadata"]["name"]
             patched["metadata"]["namespace"] = current["metadata"]["namespace"]
             record("patch", resource, current, subresource: subresource ?? "")
-            let finished =
-                !patched["metadata"]["deletionTimestamp"].isNull
-                && (patched["metadata"]["finalizers"].array ?? []).isEmpty
+            let finished = !patched["metadata"]["deletionTimestamp"].isNull && !Self.hasFinalizers(patched)
             return commit(resource, key: key, object: patched, deleted: finished)
         }
     }
@@ -180,10 +179,7 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
             guard finalizers.contains("kubernetes") else { return namespace }
             namespace["spec"]["finalizers"] = .array(finalizers.filter { $0 != "kubernetes" })
             record("update", resource, namespace, subresource: "finalize")
-            let finished =
-                !namespace["metadata"]["deletionTimestamp"].isNull
-                && (namespace["metadata"]["finalizers"].array ?? []).isEmpty
-                && (namespace["spec"]["finalizers"].array ?? []).isEmpty
+            let finished = !namespace["metadata"]["deletionTimestamp"].isNull && !Self.hasFinalizers(namespace)
             return commit(resource, key: name, object: namespace, deleted: finished)
         }
     }
@@ -318,8 +314,7 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
                 if resource.subresources.contains("status") { next["status"] = current["status"] }
             }
             record("update", resource, current, subresource: subresource)
-            let finished =
-                !next["metadata"]["deletionTimestamp"].isNull && (next["metadata"]["finalizers"].array ?? []).isEmpty
+            let finished = !next["metadata"]["deletionTimestamp"].isNull && !Self.hasFinalizers(next)
             return commit(resource, key: key, object: next, deleted: finished)
         }
     }
@@ -341,6 +336,13 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         if resource.namespaced, object["metadata"]["namespace"].string?.isEmpty ?? true {
             object["metadata"]["namespace"] = "default"
         }
+    }
+
+    /// Whether something still holds a terminating object back: metadata finalizers, or for a Namespace
+    /// also spec.finalizers (the "kubernetes" finalizer the namespace controller removes through
+    /// namespaces/NAME/finalize), as the API server's registry decides.
+    private static func hasFinalizers(_ object: JSON) -> Bool {
+        !(object["metadata"]["finalizers"].array ?? []).isEmpty || !(object["spec"]["finalizers"].array ?? []).isEmpty
     }
 
     private static func key(_ object: JSON) -> String {
