@@ -334,7 +334,8 @@ extension Handler {
                 let cur = try decodeStored(kv, r)
                 try checkApplyConflicts(
                     cur, patch, manager: manager, force: call.query["force"] == "true", r: r, name: name)
-                var merged = try Patch.strategic(cur, removeStaleApplied(cur, patch, manager: manager))
+                var merged = try Patch.strategic(
+                    cur, removeStaleApplied(cur, patch, manager: manager), schema: Schema.top(r))
                 merged["metadata"]["resourceVersion"] = patch["metadata"]["resourceVersion"]
                 merged = Self.recordManager(
                     merged, manager: manager, operation: "Apply", apiVersion: r.apiVersion,
@@ -357,7 +358,8 @@ extension Handler {
             switch call.contentType {
             case "application/json-patch+json": result = try Patch.jsonPatch(cur, patch)
             case "application/merge-patch+json": result = Patch.merge(cur, patch)
-            case "application/strategic-merge-patch+json": result = try Patch.strategic(cur, patch)
+            case "application/strategic-merge-patch+json":
+                result = try Patch.strategic(cur, patch, schema: Schema.top(r))
             default: throw APIError.unsupportedMediaType(call.contentType)
             }
             guard result.object != nil else { throw APIError.badRequest("patch did not produce an object") }

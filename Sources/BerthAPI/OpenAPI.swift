@@ -4,18 +4,24 @@
 /// `x-kubernetes-group-version-kind` (kubectl explain), and PATCH/POST operations list the
 /// `fieldValidation` parameter (so kubectl uses server-side field validation).
 enum OpenAPI {
-    static func schema(_ s: Schema) -> JSON {
+    /// A schema in OpenAPI form; a struct is a `$ref` under `refBase` (`#/definitions/` in v2,
+    /// `#/components/schemas/` in v3), and its name is added to `used` so the document includes it.
+    static func schema(_ s: Schema, refBase: String, used: inout Set<String>) -> JSON {
         switch s {
         case .string: return ["type": "string"]
-        case .int: return ["type": "integer", "format": "int64"]
+        case .int(let bits): return ["type": "integer", "format": .string("int\(bits)")]
         case .bool: return ["type": "boolean"]
-        case .number: return ["type": "number"]
+        case .number: return ["type": "number", "format": "double"]
+        case .bytes: return ["type": "string", "format": "byte"]
+        case .time: return ["type": "string", "format": "date-time"]
         case .intOrString: return ["type": "string", "format": "int-or-string", "x-kubernetes-int-or-string": true]
+        case .quantity: return ["type": "string", "format": "quantity", "x-kubernetes-int-or-string": true]
         case .any: return ["x-kubernetes-preserve-unknown-fields": true]
         case .freeform: return ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
-        case .map(let inner): return ["type": "object", "additionalProperties": schema(inner)]
+        case .map(let inner):
+            return ["type": "object", "additionalProperties": schema(inner, refBase: refBase, used: &used)]
         case .array(let inner, let key, let strategy):
-            var j: JSON = ["type": "array", "items": schema(inner)]
+            var j: JSON = ["type": "array", "items": schema(inner, refBase: refBase, used: &used)]
             if let key {
                 j["x-kubernetes-patch-merge-key"] = .string(key); j["x-kubernetes-list-type"] = "map";
                 j["x-kubernetes-list-map-keys"] = [.string(key)]
@@ -25,10 +31,25 @@ enum OpenAPI {
         case .object(let name, let props):
             return [
                 "type": "object", "description": .string(describe(name)),
-                "properties": .object(props.mapValues(schema)),
+                "properties": .object(props.mapValues { schema($0, refBase: refBase, used: &used) }),
             ]
-        case .ref(let n): return schema(Schema.def(n))
+        case .ref(let n):
+            used.insert(n)
+            return ["$ref": .string(refBase + n)]
         }
+    }
+
+    /// The definitions `roots` refer to, transitively, each in OpenAPI form.
+    static func closure(of roots: Set<String>, refBase: String) -> [String: JSON] {
+        var done: [String: JSON] = [:]
+        var pending = roots
+        while let name = pending.popFirst() {
+            if done[name] != nil { continue }
+            var used = Set<String>()
+            done[name] = schema(Schema.def(name), refBase: refBase, used: &used)
+            pending.formUnion(used.subtracting(done.keys))
+        }
+        return done
     }
 
     static func describe(_ name: String) -> String {
@@ -59,8 +80,8 @@ enum OpenAPI {
         return known[short] ?? "\(short) (served by Berth)."
     }
 
-    static func definition(_ r: ResourceType) -> JSON {
-        var d = schema(Schema.top(r))
+    static func definition(_ r: ResourceType, refBase: String, used: inout Set<String>) -> JSON {
+        var d = schema(Schema.top(r), refBase: refBase, used: &used)
         d["x-kubernetes-group-version-kind"] = [
             ["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]
         ]
@@ -110,7 +131,11 @@ enum OpenAPI {
 
     static func v2() -> JSON {
         var defs: [String: JSON] = [:]
-        for r in Registry.all { defs[Schema.definitionName(r)] = definition(r) }
+        var used = Set<String>()
+        for r in Registry.all {
+            defs[Schema.definitionName(r)] = definition(r, refBase: "#/definitions/", used: &used)
+        }
+        for (name, d) in closure(of: used, refBase: "#/definitions/") where defs[name] == nil { defs[name] = d }
         return [
             "swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"],
             "paths": paths(Registry.all, v3: false),
@@ -124,7 +149,7 @@ enum OpenAPI {
 
     static func v3Index() -> JSON {
         var p: [String: JSON] = [:]
-        for gv in groupVersions() { p[gv] = ["serverRelativeURL": .string("/openapi/v3/\(gv)?hash=berth1")] }
+        for gv in groupVersions() { p[gv] = ["serverRelativeURL": .string("/openapi/v3/\(gv)?hash=berth2")] }
         return ["paths": .object(p)]
     }
 
@@ -134,7 +159,13 @@ enum OpenAPI {
         }
         if rs.isEmpty { return nil }
         var schemas: [String: JSON] = [:]
-        for r in rs { schemas[Schema.definitionName(r)] = definition(r) }
+        var used = Set<String>()
+        for r in rs {
+            schemas[Schema.definitionName(r)] = definition(r, refBase: "#/components/schemas/", used: &used)
+        }
+        for (name, d) in closure(of: used, refBase: "#/components/schemas/") where schemas[name] == nil {
+            schemas[name] = d
+        }
         return [
             "openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(rs, v3: true),
             "components": ["schemas": .object(schemas)],

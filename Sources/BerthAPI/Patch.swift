@@ -33,7 +33,10 @@ public enum Patch {
         return mergeKeys[field]
     }
 
-    public static func strategic(_ target: JSON, _ patch: JSON) throws -> JSON {
+    /// Applies a strategic merge patch. With the kind's `schema`, lists merge as the Go types' patch
+    /// tags say (by merge key, as sets, or replaced whole); without one (a path the schema does not
+    /// declare), by the field-name table above.
+    static func strategic(_ target: JSON, _ patch: JSON, schema: Schema?) throws -> JSON {
         guard case .object(var p) = patch else { return patch }
         if let directive = p["$patch"]?.string {
             p.removeValue(forKey: "$patch")
@@ -57,12 +60,13 @@ public enum Patch {
             }
             if v == .null { result.removeValue(forKey: k); continue }
             let cur = result[k] ?? .null
+            let member = schema?.member(k)
             switch v {
             case .object:
-                let merged = try strategic(cur.object == nil ? .object([:]) : cur, v)
+                let merged = try strategic(cur.object == nil ? .object([:]) : cur, v, schema: member)
                 if merged == .null { result.removeValue(forKey: k) } else { result[k] = merged }
             case .array(let items):
-                result[k] = try mergeList(field: k, cur.array ?? [], items)
+                result[k] = try mergeList(field: k, cur.array ?? [], items, schema: member)
             default:
                 result[k] = v
             }
@@ -74,17 +78,28 @@ public enum Patch {
         return .object(result)
     }
 
-    static func mergeList(field: String, _ cur: [JSON], _ patch: [JSON]) throws -> JSON {
+    static func mergeList(field: String, _ cur: [JSON], _ patch: [JSON], schema: Schema?) throws -> JSON {
         // A `{"$patch": "replace"}` element replaces the whole list with the other elements.
         if patch.contains(where: { $0["$patch"].string == "replace" && $0.object?.count == 1 }) {
             return .array(patch.filter { !($0["$patch"].string == "replace" && $0.object?.count == 1) })
         }
-        if mergeScalarLists.contains(field) {
+        var key: String?
+        var element: Schema?
+        var mergesAsSet = mergeScalarLists.contains(field)
+        if case .array(let inner, let mergeKey, let strategy)? = schema {
+            let merges = strategy?.split(separator: ",").contains("merge") ?? false
+            key = merges ? mergeKey : nil
+            mergesAsSet = merges && mergeKey == nil
+            element = inner.resolved
+        } else {
+            key = mergeKey(field, patch + cur)
+        }
+        if mergesAsSet {
             var out = cur
             for v in patch where !out.contains(v) { out.append(v) }
             return .array(out)
         }
-        guard let key = mergeKey(field, patch + cur), patch.allSatisfy({ $0.object != nil }) else {
+        guard let key, patch.allSatisfy({ $0.object != nil }) else {
             return .array(patch)
         }
         var out = cur
@@ -96,7 +111,7 @@ public enum Patch {
                 continue
             }
             if let idx {
-                out[idx] = try strategic(out[idx], item)
+                out[idx] = try strategic(out[idx], item, schema: element)
             } else {
                 var clean = item
                 clean["$patch"] = .null

@@ -1,210 +1,123 @@
-/// A compact schema of the served types: drives type checks (400 on wrong types), strict field
-/// validation (`fieldValidation=Strict` → 400 on unknown fields) and the OpenAPI documents.
+import Foundation
+
+/// The served types' JSON shapes, read from the generated table in SchemaDefinitions.swift (facts of
+/// k8s.io/api's Go types): drives the type checks of request bodies (400 on a wrong type, an
+/// out-of-range integer, a bad time or quantity, as Go's decoder gives), strict field validation for
+/// kinds without a generated model, strategic merge patch's list keys, and the OpenAPI documents.
 indirect enum Schema: Sendable {
-    case string, int, bool, number, intOrString, any
-    /// An object with no declared fields (status, probes …): any fields allowed.
+    case string, bool, number, intOrString, quantity, time, bytes, any
+    /// An integer of this many bits (32 or 64), range-checked as Go's decoder does.
+    case int(bits: Int)
+    /// An object with no declared fields: any fields allowed.
     case freeform
     case map(Schema)
     case array(Schema, mergeKey: String? = nil, strategy: String? = nil)
     case object(String, [String: Schema])
+    /// A named struct, by its OpenAPI definition name (resolved lazily: the types are recursive).
     case ref(String)
 
     static func def(_ name: String) -> Schema { definitions[name] ?? .freeform }
 
-    static let objectMeta: Schema = .object(
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        [
-            "name": .string, "generateName": .string, "namespace": .string, "uid": .string, "resourceVersion": .string,
-            "generation": .int, "creationTimestamp": .string, "deletionTimestamp": .string,
-            "deletionGracePeriodSeconds": .int,
-            "labels": .map(.string), "annotations": .map(.string), "selfLink": .string,
-            "ownerReferences": .array(
-                .object(
-                    "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
-                    [
-                        "apiVersion": .string, "kind": .string, "name": .string, "uid": .string, "controller": .bool,
-                        "blockOwnerDeletion": .bool,
-                    ]), mergeKey: "uid", strategy: "merge"),
-            "finalizers": .array(.string, strategy: "merge"), "managedFields": .array(.freeform),
-        ])
-    static let labelSelector: Schema = .object(
-        "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
-        [
-            "matchLabels": .map(.string),
-            "matchExpressions": .array(
-                .object(
-                    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement",
-                    ["key": .string, "operator": .string, "values": .array(.string)])),
-        ])
-    static let container: Schema = .object(
-        "io.k8s.api.core.v1.Container",
-        [
-            "name": .string, "image": .string, "command": .array(.string), "args": .array(.string),
-            "workingDir": .string,
-            "ports": .array(
-                .object(
-                    "io.k8s.api.core.v1.ContainerPort",
-                    [
-                        "name": .string, "containerPort": .int, "protocol": .string, "hostPort": .int,
-                        "hostIP": .string,
-                    ]), mergeKey: "containerPort", strategy: "merge"),
-            "env": .array(
-                .object("io.k8s.api.core.v1.EnvVar", ["name": .string, "value": .string, "valueFrom": .freeform]),
-                mergeKey: "name", strategy: "merge"),
-            "envFrom": .array(.freeform), "resources": .freeform,
-            "volumeMounts": .array(
-                .object(
-                    "io.k8s.api.core.v1.VolumeMount",
-                    [
-                        "name": .string, "mountPath": .string, "readOnly": .bool, "subPath": .string,
-                        "subPathExpr": .string,
-                        "mountPropagation": .string, "recursiveReadOnly": .string,
-                    ]), mergeKey: "mountPath", strategy: "merge"),
-            "volumeDevices": .array(.freeform, mergeKey: "devicePath", strategy: "merge"),
-            "livenessProbe": .freeform, "readinessProbe": .freeform, "startupProbe": .freeform, "lifecycle": .freeform,
-            "terminationMessagePath": .string, "terminationMessagePolicy": .string, "imagePullPolicy": .string,
-            "securityContext": .freeform, "stdin": .bool, "stdinOnce": .bool, "tty": .bool,
-            "resizePolicy": .array(.freeform),
-            "restartPolicy": .string,
-        ])
-    static let podSpec: Schema = .object(
-        "io.k8s.api.core.v1.PodSpec",
-        [
-            "containers": .array(container, mergeKey: "name", strategy: "merge"),
-            "initContainers": .array(container, mergeKey: "name", strategy: "merge"),
-            "ephemeralContainers": .array(.freeform, mergeKey: "name", strategy: "merge"),
-            "volumes": .array(.freeform, mergeKey: "name", strategy: "merge,retainKeys"),
-            "restartPolicy": .string, "terminationGracePeriodSeconds": .int, "activeDeadlineSeconds": .int,
-            "dnsPolicy": .string,
-            "nodeSelector": .map(.string), "serviceAccountName": .string, "serviceAccount": .string,
-            "automountServiceAccountToken": .bool,
-            "nodeName": .string, "hostNetwork": .bool, "hostPID": .bool, "hostIPC": .bool,
-            "shareProcessNamespace": .bool,
-            "securityContext": .freeform, "imagePullSecrets": .array(.freeform, mergeKey: "name", strategy: "merge"),
-            "hostname": .string, "subdomain": .string, "affinity": .freeform, "schedulerName": .string,
-            "tolerations": .array(.freeform),
-            "hostAliases": .array(.freeform, mergeKey: "ip", strategy: "merge"), "priorityClassName": .string,
-            "priority": .int,
-            "dnsConfig": .freeform, "readinessGates": .array(.freeform), "runtimeClassName": .string,
-            "enableServiceLinks": .bool,
-            "preemptionPolicy": .string, "overhead": .freeform,
-            "topologySpreadConstraints": .array(.freeform, mergeKey: "topologyKey", strategy: "merge"),
-            "setHostnameAsFQDN": .bool, "os": .freeform, "hostUsers": .bool, "schedulingGates": .array(.freeform),
-            "resourceClaims": .array(.freeform), "resources": .freeform,
-        ])
-    static let podTemplate: Schema = .object(
-        "io.k8s.api.core.v1.PodTemplateSpec", ["metadata": objectMeta, "spec": podSpec])
+    /// Every generated struct by OpenAPI definition name (`io.k8s.api.core.v1.Pod`).
+    static let definitions: [String: Schema] = parse(definitionsText)
 
-    static let definitions: [String: Schema] = [:]
+    /// The OpenAPI name of a short table name: `core.v1.Pod` → `io.k8s.api.core.v1.Pod`,
+    /// `meta.v1.ObjectMeta` → `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`.
+    static func openAPIName(_ short: Substring) -> String {
+        short.hasPrefix("meta.") ? "io.k8s.apimachinery.pkg.apis." + short : "io.k8s.api." + short
+    }
 
-    /// Fields of each kind besides apiVersion/kind/metadata.
-    static func fields(_ kind: String) -> [String: Schema] {
-        switch kind {
-        case "Pod": return ["spec": podSpec, "status": .freeform]
-        case "Deployment":
-            return [
-                "spec": .object(
-                    "io.k8s.api.apps.v1.DeploymentSpec",
-                    [
-                        "replicas": .int, "selector": labelSelector, "template": podTemplate, "strategy": .freeform,
-                        "minReadySeconds": .int,
-                        "revisionHistoryLimit": .int, "paused": .bool, "progressDeadlineSeconds": .int,
-                    ]), "status": .freeform,
-            ]
-        case "ReplicaSet":
-            return [
-                "spec": .object(
-                    "io.k8s.api.apps.v1.ReplicaSetSpec",
-                    [
-                        "replicas": .int, "selector": labelSelector, "template": podTemplate, "minReadySeconds": .int,
-                    ]), "status": .freeform,
-            ]
-        case "DaemonSet":
-            return [
-                "spec": .object(
-                    "io.k8s.api.apps.v1.DaemonSetSpec",
-                    [
-                        "selector": labelSelector, "template": podTemplate, "updateStrategy": .freeform,
-                        "minReadySeconds": .int,
-                        "revisionHistoryLimit": .int,
-                    ]), "status": .freeform,
-            ]
-        case "Service":
-            return [
-                "spec": .object(
-                    "io.k8s.api.core.v1.ServiceSpec",
-                    [
-                        "ports": .array(
-                            .object(
-                                "io.k8s.api.core.v1.ServicePort",
-                                [
-                                    "name": .string, "protocol": .string, "appProtocol": .string, "port": .int,
-                                    "targetPort": .intOrString, "nodePort": .int,
-                                ]), mergeKey: "port", strategy: "merge"),
-                        "selector": .map(.string), "clusterIP": .string, "clusterIPs": .array(.string), "type": .string,
-                        "externalIPs": .array(.string), "sessionAffinity": .string, "loadBalancerIP": .string,
-                        "loadBalancerSourceRanges": .array(.string), "externalName": .string,
-                        "externalTrafficPolicy": .string,
-                        "healthCheckNodePort": .int, "publishNotReadyAddresses": .bool,
-                        "sessionAffinityConfig": .freeform,
-                        "ipFamilies": .array(.string), "ipFamilyPolicy": .string,
-                        "allocateLoadBalancerNodePorts": .bool,
-                        "loadBalancerClass": .string, "internalTrafficPolicy": .string, "trafficDistribution": .string,
-                    ]), "status": .freeform,
-            ]
-        case "Namespace": return ["spec": .freeform, "status": .freeform]
-        case "Node":
-            return [
-                "spec": .object(
-                    "io.k8s.api.core.v1.NodeSpec",
-                    [
-                        "podCIDR": .string, "podCIDRs": .array(.string), "providerID": .string, "unschedulable": .bool,
-                        "taints": .array(.freeform), "configSource": .freeform, "externalID": .string,
-                    ]), "status": .freeform,
-            ]
-        case "ConfigMap": return ["data": .map(.string), "binaryData": .map(.string), "immutable": .bool]
-        case "Secret": return ["data": .map(.string), "stringData": .map(.string), "type": .string, "immutable": .bool]
-        case "Endpoints": return ["subsets": .array(.freeform)]
-        case "Event":
-            return [
-                "involvedObject": .freeform, "reason": .string, "message": .string, "source": .freeform,
-                "firstTimestamp": .string,
-                "lastTimestamp": .string, "count": .int, "type": .string, "eventTime": .any, "series": .freeform,
-                "action": .string, "related": .freeform, "reportingComponent": .string, "reportingInstance": .string,
-            ]
-        case "ServiceAccount":
-            return [
-                "secrets": .array(.freeform), "imagePullSecrets": .array(.freeform),
-                "automountServiceAccountToken": .bool,
-            ]
-        case "EndpointSlice":
-            return ["addressType": .string, "endpoints": .array(.freeform), "ports": .array(.freeform)]
-        case "Lease":
-            return [
-                "spec": .object(
-                    "io.k8s.api.coordination.v1.LeaseSpec",
-                    [
-                        "holderIdentity": .string, "leaseDurationSeconds": .int, "acquireTime": .string,
-                        "renewTime": .string,
-                        "leaseTransitions": .int, "strategy": .string, "preferredHolder": .string,
-                    ])
-            ]
-        default: return [:]
+    /// Reads the table: a line per struct (continuation lines start with spaces), `json:type` per field.
+    static func parse(_ text: String) -> [String: Schema] {
+        var structs: [(name: String, fields: [Substring])] = []
+        for line in text.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard let first = words.first else { continue }
+            if line.hasPrefix(" "), !structs.isEmpty {
+                structs[structs.count - 1].fields += words
+            } else {
+                structs.append((openAPIName(first), Array(words.dropFirst())))
+            }
+        }
+        var out: [String: Schema] = [:]
+        for (name, fields) in structs {
+            var props: [String: Schema] = [:]
+            for field in fields {
+                guard let colon = field.firstIndex(of: ":") else { continue }
+                props[String(field[..<colon])] = type(field[field.index(after: colon)...])
+            }
+            out[name] = .object(name, props)
+        }
+        return out
+    }
+
+    /// One field's type code (see SchemaDefinitions.swift), with a list's `!key` and `~strategy`.
+    /// A struct's `~retainKeys` needs nothing here: the `$retainKeys` directive a client sends says it all.
+    private static func type(_ code: Substring) -> Schema {
+        var rest = code
+        var strategy: String?
+        var key: String?
+        if let tilde = rest.firstIndex(of: "~") {
+            strategy = String(rest[rest.index(after: tilde)...])
+            rest = rest[..<tilde]
+        }
+        if let bang = rest.firstIndex(of: "!") {
+            key = String(rest[rest.index(after: bang)...])
+            rest = rest[..<bang]
+        }
+        switch rest.first {
+        case "[": return .array(element(rest.dropFirst()), mergeKey: key, strategy: strategy)
+        default: return element(rest)
         }
     }
 
-    static func top(_ r: ResourceType) -> Schema {
-        var f = fields(r.kind)
-        f["apiVersion"] = .string; f["kind"] = .string; f["metadata"] = objectMeta
-        return .object(definitionName(r), f)
+    private static func element(_ code: Substring) -> Schema {
+        switch code.first {
+        case "[": return .array(element(code.dropFirst()))
+        case "{": return .map(element(code.dropFirst()))
+        case "@": return .ref(openAPIName(code.dropFirst()))
+        case "s": return .string
+        case "i": return .int(bits: 32)
+        case "l": return .int(bits: 64)
+        case "b": return .bool
+        case "n": return .number
+        case "y": return .bytes
+        case "t": return .time
+        case "d": return .string
+        case "q": return .quantity
+        case "o": return .intOrString
+        case "a": return .any
+        default: return .freeform
+        }
     }
+
+    /// The OpenAPI definition name of a served kind; custom kinds (no generated struct) get Berth's own.
     static func definitionName(_ r: ResourceType) -> String {
-        switch r.group {
-        case "": return "io.k8s.api.core.v1.\(r.kind)"
-        case "apps": return "io.k8s.api.apps.v1.\(r.kind)"
-        case "discovery.k8s.io": return "io.k8s.api.discovery.v1.\(r.kind)"
-        case "coordination.k8s.io": return "io.k8s.api.coordination.v1.\(r.kind)"
-        default: return "io.berth.\(r.kind)"
+        let group = r.group.isEmpty ? "core" : String(r.group.split(separator: ".").first ?? "")
+        let name = "io.k8s.api.\(group).\(r.version).\(r.kind)"
+        return definitions[name] == nil ? "io.berth.\(r.kind)" : name
+    }
+
+    /// The schema of a served kind's objects (free-form beyond apiVersion/kind/metadata when no struct).
+    static func top(_ r: ResourceType) -> Schema {
+        if case .object(let name, let fields)? = definitions[definitionName(r)] { return .object(name, fields) }
+        return .object(
+            definitionName(r),
+            ["apiVersion": .string, "kind": .string, "metadata": .ref(openAPIName("meta.v1.ObjectMeta"))])
+    }
+
+    /// A struct reference replaced by the struct.
+    var resolved: Schema {
+        if case .ref(let name) = self { return Self.def(name) }
+        return self
+    }
+
+    /// The schema of an object's member (or of a map's values); nil when undeclared.
+    func member(_ name: String) -> Schema? {
+        switch resolved {
+        case .object(_, let props): return props[name]?.resolved
+        case .map(let inner): return inner.resolved
+        default: return nil
         }
     }
 
@@ -218,44 +131,114 @@ indirect enum Schema: Sendable {
         }
     }
 
+    /// Go's JSON error names the innermost struct and the dotted path of JSON names from the root.
     private static func walk(
         _ v: JSON, _ s: Schema, path: String, strict: Bool, unknown: inout [String], goType: String
     ) throws {
         if v == .null { return }
         func typeError(_ want: String) -> APIError {
             APIError.badRequest(
-                "json: cannot unmarshal \(v.typeName) into Go struct field \(goType).\(path.isEmpty ? "" : path) of type \(want)"
+                "json: cannot unmarshal \(v.typeName) into Go struct field \(goType).\(Self.goPath(path)) of type \(want)"
             )
         }
         switch s {
-        case .any, .freeform:
-            if case .freeform = s, v.object == nil { throw typeError("object") }
+        case .any: return
+        case .freeform: if v.object == nil { throw typeError("object") }
         case .string: if v.string == nil { throw typeError("string") }
-        case .int: if v.int == nil { throw typeError("int64") }
+        case .int(let bits):
+            // A fraction, or an integer beyond 64 bits, is a number that is not an int: Go names its value.
+            let value = v.int.map { String($0) } ?? v.double.map { String($0) }
+            guard let value else { throw typeError("int\(bits)") }
+            if let n = v.int, bits == 64 || Int32(exactly: n) != nil { return }
+            throw APIError.badRequest(
+                "json: cannot unmarshal number \(value) into Go struct field \(goType).\(Self.goPath(path)) of type int\(bits)"
+            )
         case .number: if v.double == nil { throw typeError("float64") }
         case .bool: if v.bool == nil { throw typeError("bool") }
         case .intOrString: if v.int == nil && v.string == nil { throw typeError("intstr.IntOrString") }
+        case .bytes:
+            guard let text = v.string else { throw typeError("[]uint8") }
+            if Data(base64Encoded: text) == nil {
+                throw APIError.badRequest("illegal base64 data in field \(Self.goPath(path))")
+            }
+        case .time:
+            guard let text = v.string else { throw typeError("string") }
+            if !text.isEmpty, APITime.parse(text) == nil {
+                throw APIError.badRequest(
+                    "parsing time \"\(text)\" as \"2006-01-02T15:04:05Z07:00\" (field \(Self.goPath(path))): not RFC 3339"
+                )
+            }
+        case .quantity:
+            let text = v.string ?? v.int.map { String($0) } ?? v.double.map { String($0) }
+            guard let text, Self.isQuantity(text) else {
+                throw APIError.badRequest(
+                    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$' (field \(Self.goPath(path)))"
+                )
+            }
         case .map(let inner):
-            guard let o = v.object else { throw typeError("map[string]string") }
+            guard let o = v.object else { throw typeError("map[string]" + goName(inner)) }
             for (k, x) in o {
                 try walk(x, inner, path: path + "." + k, strict: strict, unknown: &unknown, goType: goType)
             }
         case .array(let inner, _, _):
-            guard let a = v.array else { throw typeError("[]") }
+            guard let a = v.array else { throw typeError("[]" + goName(inner)) }
             for (i, x) in a.enumerated() {
                 try walk(x, inner, path: path + "[\(i)]", strict: strict, unknown: &unknown, goType: goType)
             }
-        case .object(_, let props):
-            guard let o = v.object else { throw typeError("object") }
+        case .object(let name, let props):
+            guard let o = v.object else { throw typeError(goName(s)) }
+            let structName = String(name.split(separator: ".").last ?? Substring(name))
             for (k, x) in o {
                 let p = path.isEmpty ? k : path + "." + k
                 guard let ps = props[k] else {
                     if strict { unknown.append(p) }
                     continue
                 }
-                try walk(x, ps, path: p, strict: strict, unknown: &unknown, goType: goType)
+                try walk(x, ps, path: p, strict: strict, unknown: &unknown, goType: structName)
             }
         case .ref(let n): try walk(v, def(n), path: path, strict: strict, unknown: &unknown, goType: goType)
         }
+    }
+
+    /// Go's form of a field path: JSON names joined by dots, list indices left out.
+    private static func goPath(_ path: String) -> String {
+        var out = ""
+        var inIndex = false
+        for c in path {
+            if c == "[" { inIndex = true } else if c == "]" { inIndex = false } else if !inIndex { out.append(c) }
+        }
+        return out
+    }
+
+    private static func goName(_ s: Schema) -> String {
+        switch s {
+        case .string, .time: return "string"
+        case .int(let bits): return "int\(bits)"
+        case .bool: return "bool"
+        case .number: return "float64"
+        case .bytes: return "[]uint8"
+        case .intOrString: return "intstr.IntOrString"
+        case .quantity: return "resource.Quantity"
+        case .any, .freeform: return "interface {}"
+        case .map(let inner): return "map[string]" + goName(inner)
+        case .array(let inner, _, _): return "[]" + goName(inner)
+        case .object(let name, _): return "v1." + (name.split(separator: ".").last.map(String.init) ?? name)
+        case .ref(let n): return "v1." + (n.split(separator: ".").last.map(String.init) ?? n)
+        }
+    }
+
+    /// resource.Quantity's grammar: a signed decimal, then an SI or binary suffix or an exponent.
+    static func isQuantity(_ text: String) -> Bool {
+        var s = Substring(text.trimmingCharacters(in: .whitespaces))
+        if s.first == "+" || s.first == "-" { s = s.dropFirst() }
+        let digits = s.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !digits.isEmpty, digits.filter({ $0 == "." }).count <= 1, digits != "." else { return false }
+        let suffix = String(s.dropFirst(digits.count))
+        let allowed = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E"]
+        if allowed.contains(suffix) { return true }
+        guard let e = suffix.first, e == "e" || e == "E" else { return false }
+        var exponent = suffix.dropFirst()
+        if exponent.first == "+" || exponent.first == "-" { exponent = exponent.dropFirst() }
+        return !exponent.isEmpty && exponent.allSatisfy { $0.isASCII && $0.isNumber }
     }
 }

@@ -22,6 +22,7 @@ The facts file's format (ours, compact, stable key order so diffs stay readable)
          "proto": [2, "bytes"]}, ...]}},
      "enums": {"PodPhase": [["PodPending", "Pending"], ...]},
      "aliases": {"ServiceInternalTrafficPolicyType": "core/v1.ServiceInternalTrafficPolicy"}}]}
+"patchStrategy" and "patchMergeKey" are the strategic-merge-patch tags (e.g. "merge" by "name").
 A field's "type" is: string int32 int64 bool float64 bytes, a special (Time MicroTime Duration Quantity
 IntOrString RawExtension FieldsV1 JSON), a struct or enum "package.Name", or one built from them:
 "*T" (a Go pointer), "[]T", "map[]T" (string keys). "json": "" with "inline": true is an embedded struct
@@ -227,6 +228,13 @@ def main():
                     f["optional"] = True
                 if "default" in markers:
                     f["default"] = markers["default"]
+                # Strategic merge patch: how a list merges (by a key, retaining keys), from the Go tags.
+                psm = re.search(r'patchStrategy:"([^"]*)"', tag)
+                pkm = re.search(r'patchMergeKey:"([^"]*)"', tag)
+                if psm:
+                    f["patchStrategy"] = psm.group(1)
+                if pkm:
+                    f["patchMergeKey"] = pkm.group(1)
                 if pm:
                     pp = pm.group(1).split(",")
                     f["proto"] = [int(pp[1]), pp[0]]

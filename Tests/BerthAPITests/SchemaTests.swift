@@ -1,0 +1,137 @@
+@testable import BerthAPI
+import Foundation
+import Testing
+
+/// The schema generated from k8s.io/api's Go types: the type checks a body meets (in Go's words,
+/// naming the field), how strategic merge patch merges each list, and the OpenAPI documents built from it.
+@Suite("generated schema")
+struct SchemaTests {
+    static let pods = Registry.all.first { $0.kind == "Pod" }!
+
+    static func pod(_ container: JSON) -> JSON {
+        ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "p"], "spec": ["containers": [container]]]
+    }
+
+    static func checkError(_ object: JSON) -> String? {
+        do {
+            try Schema.check(object, pods, strict: false)
+            return nil
+        } catch let error as APIError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func everyStructTheServedKindsReachIsDefined() {
+        var missing: [String] = []
+        func visit(_ s: Schema, _ seen: inout Set<String>) {
+            switch s {
+            case .ref(let name):
+                guard Schema.definitions[name] != nil else {
+                    missing.append(name)
+                    return
+                }
+                if seen.insert(name).inserted { visit(Schema.def(name), &seen) }
+            case .object(_, let props): for p in props.values { visit(p, &seen) }
+            case .array(let inner, _, _), .map(let inner): visit(inner, &seen)
+            default: break
+            }
+        }
+        var seen = Set<String>()
+        for r in Registry.all { visit(Schema.top(r), &seen) }
+        #expect(missing.isEmpty, "\(missing)")
+        #expect(seen.contains("io.k8s.api.core.v1.Probe"))
+        #expect(Schema.definitionName(Self.pods) == "io.k8s.api.core.v1.Pod")
+    }
+
+    @Test func wrongTypesAreNamedAsGoNamesThem() {
+        let message = Self.checkError(Self.pod(["name": "c", "image": 5]))
+        #expect(
+            message
+                == "json: cannot unmarshal number into Go struct field Container.spec.containers.image of type string")
+        // Deep in a struct the old hand-written schema left free-form: a probe's port.
+        let probe = Self.pod(["name": "c", "livenessProbe": ["periodSeconds": "often"]])
+        #expect(
+            Self.checkError(probe)?.contains(
+                "Go struct field Probe.spec.containers.livenessProbe.periodSeconds of type int32") == true)
+    }
+
+    @Test func integersOutOfTheirGoRangeAreRefused() {
+        let big = Self.pod(["name": "c", "ports": [["containerPort": 3_000_000_000]]])
+        #expect(Self.checkError(big)?.contains("cannot unmarshal number 3000000000") == true)
+        #expect(Self.checkError(big)?.contains("of type int32") == true)
+        let fraction = Self.pod(["name": "c", "ports": [["containerPort": 80.5]]])
+        #expect(Self.checkError(fraction)?.contains("of type int32") == true)
+        let fits = Self.pod(["name": "c", "ports": [["containerPort": 80]]])
+        #expect(Self.checkError(fits) == nil)
+    }
+
+    @Test func badTimesQuantitiesAndBytesAreRefusedNamingTheField() {
+        var late = Self.pod(["name": "c"])
+        late["metadata"]["creationTimestamp"] = "yesterday"
+        #expect(Self.checkError(late)?.contains("metadata.creationTimestamp") == true)
+        late["metadata"]["creationTimestamp"] = "2026-12-04T10:00:00Z"
+        #expect(Self.checkError(late) == nil)
+
+        let greedy = Self.pod(["name": "c", "resources": ["limits": ["cpu": "lots"]]])
+        #expect(Self.checkError(greedy)?.contains("spec.containers.resources.limits.cpu") == true)
+        for good: JSON in ["100m", "1.5Gi", "2", 2, 0.5, "1e3"] {
+            #expect(Self.checkError(Self.pod(["name": "c", "resources": ["limits": ["cpu": good]]])) == nil, "\(good)")
+        }
+
+        let secrets = Registry.all.first { $0.kind == "Secret" }!
+        let secret: JSON = ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "s"], "data": ["k": "%%%"]]
+        #expect(throws: APIError.self) { try Schema.check(secret, secrets, strict: false) }
+    }
+
+    @Test func strategicMergeFollowsEachListsPatchTags() throws {
+        let current: JSON = [
+            "metadata": ["finalizers": ["a"]],
+            "spec": [
+                "containers": [["name": "web", "image": "old", "ports": [["containerPort": 80, "name": "http"]]]],
+                "tolerations": [["key": "x", "operator": "Exists"]],
+            ],
+        ]
+        let patch: JSON = [
+            "metadata": ["finalizers": ["b"]],
+            "spec": [
+                "containers": [["name": "web", "image": "new", "ports": [["containerPort": 443]]]],
+                "tolerations": [["key": "y", "operator": "Exists"]],
+            ],
+        ]
+        let merged = try Patch.strategic(current, patch, schema: Schema.top(Self.pods))
+        // containers merge by name, and a container's ports by containerPort;
+        #expect(merged["spec"]["containers"].array?.count == 1)
+        #expect(merged["spec"]["containers"][0]["image"] == "new")
+        #expect(merged["spec"]["containers"][0]["ports"].array?.count == 2)
+        // tolerations carry no patch strategy: replaced whole; finalizers merge as a set.
+        #expect(merged["spec"]["tolerations"] == [["key": "y", "operator": "Exists"]])
+        #expect(merged["metadata"]["finalizers"] == ["a", "b"])
+    }
+
+    @Test func openAPIDocumentsReferToEveryDefinitionTheyUse() throws {
+        let doc = OpenAPI.v2()
+        let definitions = try #require(doc["definitions"].object)
+        #expect(definitions["io.k8s.api.core.v1.PodSpec"] != nil)
+        let containers = definitions["io.k8s.api.core.v1.PodSpec"]?["properties"]["containers"]
+        #expect(containers?["x-kubernetes-patch-merge-key"] == "name")
+        #expect(containers?["items"]["$ref"] == "#/definitions/io.k8s.api.core.v1.Container")
+        var dangling: [String] = []
+        func visit(_ j: JSON) {
+            switch j {
+            case .object(let o):
+                if let ref = o["$ref"]?.string, definitions[String(ref.dropFirst("#/definitions/".count))] == nil {
+                    dangling.append(ref)
+                }
+                for v in o.values { visit(v) }
+            case .array(let a): for v in a { visit(v) }
+            default: break
+            }
+        }
+        visit(doc)
+        #expect(dangling.isEmpty, "\(dangling.prefix(5))")
+        let core = try #require(OpenAPI.v3(groupVersion: "api/v1"))
+        #expect(core["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"] != .null)
+    }
+}
