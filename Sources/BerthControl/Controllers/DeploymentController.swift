@@ -20,6 +20,9 @@ struct DeploymentController: ControlLoop {
     static let hashLabel = "pod-template-hash"
     /// ReplicaSets and pods by the UID of their controller (the ReplicaSet controller's pod index too).
     static let ownerIndex = ReplicaSetController.ownerIndex
+    /// Pods not yet Succeeded or Failed, by the UID of their controller: what Recreate waits on, counted
+    /// without walking a large set's pods on every deletion.
+    static let unfinishedIndex = "unfinished-by-controller"
 
     let client: any KubeClient
     let deployments: Informer<Deployment>
@@ -41,6 +44,7 @@ struct DeploymentController: ControlLoop {
         sets.addIndex(Self.ownerIndex) { $0.controllerUIDs }
         sets.addIndex(Self.orphanIndex, Self.orphanNamespace)
         pods.addIndex(Self.ownerIndex) { $0.controllerUIDs }
+        pods.addIndex(Self.unfinishedIndex) { $0.isFinished ? [] : $0.controllerUIDs }
         let queue = self.queue
         deployments.onChange { e in
             let k = e.object.cacheKey
@@ -59,6 +63,10 @@ struct DeploymentController: ControlLoop {
             let k = Objects.key(namespace: ns, name: ref.name)
             Task { await queue.add(k) }
         }
+        pods.onChange { e in
+            guard case .deleted(let pod) = e, let k = controller.recreateWaitingOn(pod) else { return }
+            Task { await queue.add(k) }
+        }
     }
 
     func run() async {
@@ -67,6 +75,21 @@ struct DeploymentController: ControlLoop {
             onError: { key, error in
                 logger.debug("deployment sync failed", metadata: ["deployment": "\(key)", "error": "\(error)"])
             })
+    }
+
+    /// Upstream's deletePod: a Recreate Deployment starts its new pods only once its old ones are gone,
+    /// and nothing else says when the last one went (its ReplicaSet's status stopped counting it when it
+    /// began terminating, so that set does not change again). Returns the key of the Deployment to sync
+    /// when `pod`, just deleted, was the last unfinished pod of a ReplicaSet of a Recreate Deployment.
+    func recreateWaitingOn(_ pod: Pod) -> String? {
+        guard let ns = pod.metadata.namespace, let setRef = pod.controllerRef(kind: "ReplicaSet"),
+            pods.countIndex(Self.unfinishedIndex, setRef.uid) == 0,
+            let rs = sets.get(namespace: ns, name: setRef.name), rs.metadata.uid == setRef.uid,
+            let ref = rs.controllerRef(kind: "Deployment"),
+            let d = deployments.get(namespace: ns, name: ref.name), d.metadata.uid == ref.uid,
+            d.spec.strategy.type == .recreateDeploymentStrategyType
+        else { return nil }
+        return d.cacheKey
     }
 
     // MARK: helpers
@@ -153,9 +176,7 @@ struct DeploymentController: ControlLoop {
             return
         }
         // Finished pods do not hold the new ones back; every other pod does, terminating or not.
-        let oldPodsLeft = p.old.contains { rs in
-            pods.byIndex(Self.ownerIndex, rs.metadata.uid ?? "").contains { !$0.isFinished }
-        }
+        let oldPodsLeft = p.old.contains { pods.countIndex(Self.unfinishedIndex, $0.metadata.uid ?? "") > 0 }
         if oldPodsLeft {
             try await writeStatus(p, reason: nil)
             return
