@@ -7,16 +7,6 @@ enum Objects {
     static func controllerRef(_ obj: JSON) -> JSON? {
         (obj["metadata"]["ownerReferences"].array ?? []).first { $0["controller"].bool == true }
     }
-    static func controllerUID(_ obj: JSON) -> [String] {
-        controllerRef(obj).flatMap { $0["uid"].string }.map { [$0] } ?? []
-    }
-    static func ownerReference(to owner: JSON, kind: String, apiVersion: String) -> JSON {
-        [
-            "apiVersion": .string(apiVersion), "kind": .string(kind), "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"],
-            "controller": true, "blockOwnerDeletion": true,
-        ]
-    }
     static func isTerminating(_ obj: JSON) -> Bool { !obj["metadata"]["deletionTimestamp"].isNull }
     static func isFinished(_ pod: JSON) -> Bool {
         let p = pod["status"]["phase"].string ?? ""
@@ -28,29 +18,11 @@ enum Objects {
         (pod["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" }
     }
     static func isReady(_ pod: JSON) -> Bool { readyCondition(pod)?["status"].string == "True" }
-    /// Ready for at least `minReadySeconds` (kube's "available").
-    static func isAvailable(_ pod: JSON, minReadySeconds: Int64, now: Date = Date()) -> Bool {
-        guard let c = readyCondition(pod), c["status"].string == "True" else { return false }
-        if minReadySeconds <= 0 { return true }
-        guard let since = APITime.parse(c["lastTransitionTime"].string) else { return true }
-        return now.timeIntervalSince(since) >= Double(minReadySeconds)
-    }
     static func key(namespace: String, name: String) -> String { namespace + "/" + name }
     static func split(_ key: String) -> (namespace: String, name: String) {
         guard let slash = key.firstIndex(of: "/") else { return ("", key) }
         return (String(key[..<slash]), String(key[key.index(after: slash)...]))
     }
-    /// An int-or-percent field resolved against `total` (percentages round up for surge, down otherwise).
-    static func intOrPercent(_ v: JSON, total: Int64, roundUp: Bool) -> Int64 {
-        if let i = v.int { return i }
-        guard let s = v.string else { return 0 }
-        if s.hasSuffix("%"), let p = Double(s.dropLast()) {
-            let x = p * Double(total) / 100
-            return Int64(roundUp ? x.rounded(.up) : x.rounded(.down))
-        }
-        return Int64(s) ?? 0
-    }
-
     /// kube's SafeEncodeString alphabet: no vowels, no look-alike digits.
     static let safeAlphabet = Array("bcdfghjklmnpqrstvwxz2456789")
     /// FNV-1a, 32 and 64 bits: hashes that are the same in every process (Swift's Hasher is seeded).

@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import Foundation
 import Logging
 
@@ -7,46 +8,63 @@ import Logging
 /// Recreate, revisions in `deployment.kubernetes.io/revision` (what `kubectl rollout history|undo`
 /// read), pause/resume, progressDeadlineSeconds, and old ReplicaSets pruned past revisionHistoryLimit.
 struct DeploymentController: ControlLoop {
+    typealias Deployment = AppsV1.Deployment
+    typealias ReplicaSet = AppsV1.ReplicaSet
+    typealias Pod = CoreV1.Pod
+
     let name = "deployment-controller"
     static let revisionKey = "deployment.kubernetes.io/revision"
+    static let revisionHistoryKey = "deployment.kubernetes.io/revision-history"
+    static let desiredReplicasKey = "deployment.kubernetes.io/desired-replicas"
+    static let maxReplicasKey = "deployment.kubernetes.io/max-replicas"
     static let hashLabel = "pod-template-hash"
-    let client: LocalClient
-    let deployments: UntypedInformer
-    let sets: UntypedInformer
-    let pods: UntypedInformer
+    /// ReplicaSets and pods by the UID of their controller (the ReplicaSet controller's pod index too).
+    static let ownerIndex = ReplicaSetController.ownerIndex
+    /// Pods not yet Succeeded or Failed, by the UID of their controller: what Recreate waits on, counted
+    /// without walking a large set's pods on every deletion.
+    static let unfinishedIndex = "unfinished-by-controller"
+
+    let client: any KubeClient
+    let deployments: Informer<Deployment>
+    let sets: Informer<ReplicaSet>
+    let pods: Informer<Pod>
     let queue = WorkQueue(name: "deployment")
     let events: ComponentRecorder
     let logger: Logger
     let workers: Int
 
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("deployment-controller")
-        deployments = ctx.informers.informer(Registry.deployments)
-        sets = ctx.informers.informer(Registry.replicaSets)
-        pods = ctx.informers.informer(Registry.pods)
+        client = ctx.client("deployment-controller")
+        deployments = ctx.informers.informer(Deployment.self)
+        sets = ctx.informers.informer(ReplicaSet.self)
+        pods = ctx.informers.informer(Pod.self)
         events = ctx.events.component("deployment-controller")
         logger = ctx.logger
         workers = ctx.config.workers
-        sets.addIndex("controller", Objects.controllerUID)
+        sets.addIndex(Self.ownerIndex) { $0.controllerUIDs }
         sets.addIndex(Self.orphanIndex, Self.orphanNamespace)
-        pods.addIndex("controller", Objects.controllerUID)
+        pods.addIndex(Self.ownerIndex) { $0.controllerUIDs }
+        pods.addIndex(Self.unfinishedIndex) { $0.isFinished ? [] : $0.controllerUIDs }
         let queue = self.queue
         deployments.onChange { e in
-            let k = UntypedInformer.key(e.object); Task { await queue.add(k) }
+            let k = e.object.cacheKey
+            Task { await queue.add(k) }
         }
         let controller = self
         sets.onChange { e in
-            if Objects.controllerRef(e.object) == nil {
+            guard let ref = e.object.controllerRef else {
                 if case .deleted = e { return }
                 // An orphan: the Deployments that select it may adopt it.
-                let keys = controller.deploymentsSelecting(e.object).map(UntypedInformer.key)
+                let keys = controller.deploymentsSelecting(e.object).map(\.cacheKey)
                 Task { for k in keys { await queue.add(k) } }
                 return
             }
-            guard let ref = Objects.controllerRef(e.object), ref["kind"].string == "Deployment",
-                let owner = ref["name"].string, let ns = e.object["metadata"]["namespace"].string
-            else { return }
-            let k = Objects.key(namespace: ns, name: owner)
+            guard ref.kind == "Deployment", let ns = e.object.metadata.namespace else { return }
+            let k = Objects.key(namespace: ns, name: ref.name)
+            Task { await queue.add(k) }
+        }
+        pods.onChange { e in
+            guard case .deleted(let pod) = e, let k = controller.recreateWaitingOn(pod) else { return }
             Task { await queue.add(k) }
         }
     }
@@ -59,48 +77,61 @@ struct DeploymentController: ControlLoop {
             })
     }
 
+    /// Upstream's deletePod: a Recreate Deployment starts its new pods only once its old ones are gone,
+    /// and nothing else says when the last one went (its ReplicaSet's status stopped counting it when it
+    /// began terminating, so that set does not change again). Returns the key of the Deployment to sync
+    /// when `pod`, just deleted, was the last unfinished pod of a ReplicaSet of a Recreate Deployment.
+    func recreateWaitingOn(_ pod: Pod) -> String? {
+        guard let ns = pod.metadata.namespace, let setRef = pod.controllerRef(kind: "ReplicaSet"),
+            pods.countIndex(Self.unfinishedIndex, setRef.uid) == 0,
+            let rs = sets.get(namespace: ns, name: setRef.name), rs.metadata.uid == setRef.uid,
+            let ref = rs.controllerRef(kind: "Deployment"),
+            let d = deployments.get(namespace: ns, name: ref.name), d.metadata.uid == ref.uid,
+            d.spec.strategy.type == .recreateDeploymentStrategyType
+        else { return nil }
+        return d.cacheKey
+    }
+
     // MARK: helpers
 
-    static func revision(_ rs: JSON) -> Int64 { Int64(rs["metadata"]["annotations"][revisionKey].string ?? "") ?? 0 }
-    static func replicas(_ rs: JSON) -> Int64 { rs["spec"]["replicas"].int ?? 0 }
+    static func revision(_ rs: ReplicaSet) -> Int64 { Int64(rs.metadata.annotations[revisionKey] ?? "") ?? 0 }
+    static func replicas(_ rs: ReplicaSet) -> Int64 { Int64(rs.spec.replicas ?? 0) }
 
-    /// The template without the hash label, for comparing a ReplicaSet's template with the Deployment's.
-    static func comparable(_ template: JSON) -> JSON {
-        var t = template
-        t["metadata"]["labels"][hashLabel] = .null
-        if t["metadata"]["labels"].object?.isEmpty == true { t["metadata"]["labels"] = .null }
-        t["metadata"]["creationTimestamp"] = .null
-        if t["metadata"].object?.isEmpty == true { t["metadata"] = .null }
-        return t
+    /// Older first, by creation time and then name (upstream's ReplicaSetsByCreationTimestamp).
+    static func olderFirst(_ a: ReplicaSet, _ b: ReplicaSet) -> Bool {
+        let ta = a.metadata.creationTimestamp?.secondsSince1970 ?? .min
+        let tb = b.metadata.creationTimestamp?.secondsSince1970 ?? .min
+        if ta != tb { return ta < tb }
+        return (a.metadata.name ?? "") < (b.metadata.name ?? "")
+    }
+
+    /// Whether a ReplicaSet's template is the Deployment's, its hash label aside.
+    static func runsTemplate(of d: Deployment, _ rs: ReplicaSet) -> Bool {
+        rs.spec.template.ignoringLabel(hashLabel) == d.spec.template.ignoringLabel(hashLabel)
     }
 
     struct Plan {
-        var d: JSON
+        var d: Deployment
         var replicas: Int64
-        var newRS: JSON?
-        var old: [JSON]
-        var all: [JSON] { (newRS.map { [$0] } ?? []) + old }
+        var newRS: ReplicaSet?
+        var old: [ReplicaSet]
+        var all: [ReplicaSet] { (newRS.map { [$0] } ?? []) + old }
         var maxSurge: Int64
         var maxUnavailable: Int64
     }
 
-    func plan(_ d: JSON) -> Plan {
-        let uid = d["metadata"]["uid"].string ?? ""
-        let owned = sets.byIndex("controller", uid).filter { !Objects.isTerminating($0) }
-        let want = Self.comparable(d["spec"]["template"])
-        let matching = owned.filter { Self.comparable($0["spec"]["template"]) == want }
+    func plan(_ d: Deployment) -> Plan {
+        let owned = sets.byIndex(Self.ownerIndex, d.metadata.uid ?? "").filter { !$0.isTerminating }
         // Several identical templates (should not happen): the oldest one is the new ReplicaSet.
-        let newRS = matching.min {
-            ($0["metadata"]["creationTimestamp"].string ?? "") < ($1["metadata"]["creationTimestamp"].string ?? "")
-        }
-        let old = owned.filter { $0["metadata"]["uid"] != newRS?["metadata"]["uid"] }
-        let replicas = d["spec"]["replicas"].int ?? 1
-        var surge: Int64 = 0, unavailable: Int64 = 0
-        if d["spec"]["strategy"]["type"].string != "Recreate" {
-            let ru = d["spec"]["strategy"]["rollingUpdate"]
-            surge = Objects.intOrPercent(ru["maxSurge"].isNull ? "25%" : ru["maxSurge"], total: replicas, roundUp: true)
-            unavailable = Objects.intOrPercent(
-                ru["maxUnavailable"].isNull ? "25%" : ru["maxUnavailable"], total: replicas, roundUp: false)
+        let newRS = owned.filter { Self.runsTemplate(of: d, $0) }.min(by: Self.olderFirst)
+        let old = owned.filter { $0.metadata.uid != newRS?.metadata.uid }
+        let replicas = Int64(d.spec.replicas ?? 1)
+        var surge: Int64 = 0
+        var unavailable: Int64 = 0
+        if d.spec.strategy.type != .recreateDeploymentStrategyType {
+            let rollingUpdate = d.spec.strategy.rollingUpdate
+            surge = (rollingUpdate?.maxSurge ?? "25%").scaled(total: replicas, roundUp: true)
+            unavailable = (rollingUpdate?.maxUnavailable ?? "25%").scaled(total: replicas, roundUp: false)
             if surge == 0 && unavailable == 0 { unavailable = 1 }
         }
         return Plan(d: d, replicas: replicas, newRS: newRS, old: old, maxSurge: surge, maxUnavailable: unavailable)
@@ -109,17 +140,16 @@ struct DeploymentController: ControlLoop {
     // MARK: sync
 
     func sync(_ key: String) async throws {
-        guard let d = deployments.get(key), !Objects.isTerminating(d) else { return }
+        guard let d = deployments.get(key), !d.isTerminating else { return }
         // Adopted sets come back through the informer, which queues this Deployment again.
         if try await adoptOrphans(d) { return }
         var p = plan(d)
-        let selector = LabelSelector(object: d["spec"]["selector"])
-        if d["spec"]["selector"].object?.isEmpty ?? true || selector.isEmpty {
+        if LabelSelector(d.spec.selector).isEmpty {
             // Validation refuses this on create; an old object could still carry it. Nothing is selected.
             try await writeStatus(p, reason: nil)
             return
         }
-        if d["spec"]["paused"].bool == true {
+        if d.spec.paused == true {
             // Paused: only scaling is honoured, no rollout.
             if let n = p.newRS, p.old.allSatisfy({ Self.replicas($0) == 0 }), Self.replicas(n) != p.replicas {
                 p.newRS = try await scale(n, to: p.replicas, p)
@@ -127,8 +157,7 @@ struct DeploymentController: ControlLoop {
             try await writeStatus(p, reason: nil)
             return
         }
-        let recreate = d["spec"]["strategy"]["type"].string == "Recreate"
-        if recreate {
+        if d.spec.strategy.type == .recreateDeploymentStrategyType {
             try await syncRecreate(&p)
         } else {
             try await syncRolling(&p)
@@ -139,18 +168,25 @@ struct DeploymentController: ControlLoop {
     func syncRecreate(_ p: inout Plan) async throws {
         var changed = false
         for (i, rs) in p.old.enumerated() where Self.replicas(rs) > 0 {
-            p.old[i] = try await scale(rs, to: 0, p); changed = true
+            p.old[i] = try await scale(rs, to: 0, p)
+            changed = true
         }
-        if changed { try await writeStatus(p, reason: "ReplicaSetUpdated"); return }
-        let oldPodsLeft = p.old.contains { rs in
-            pods.byIndex("controller", rs["metadata"]["uid"].string ?? "").contains { !Objects.isFinished($0) }
+        if changed {
+            try await writeStatus(p, reason: "ReplicaSetUpdated")
+            return
         }
-        if oldPodsLeft { try await writeStatus(p, reason: nil); return }
-        if p.newRS == nil {
-            p.newRS = try await createNewRS(&p, replicas: p.replicas);
-            try await writeStatus(p, reason: "NewReplicaSetCreated"); return
+        // Finished pods do not hold the new ones back; every other pod does, terminating or not.
+        let oldPodsLeft = p.old.contains { pods.countIndex(Self.unfinishedIndex, $0.metadata.uid ?? "") > 0 }
+        if oldPodsLeft {
+            try await writeStatus(p, reason: nil)
+            return
         }
-        if let n = p.newRS, Self.replicas(n) != p.replicas {
+        guard let n = p.newRS else {
+            p.newRS = try await createNewRS(p, replicas: p.replicas)
+            try await writeStatus(p, reason: "NewReplicaSetCreated")
+            return
+        }
+        if Self.replicas(n) != p.replicas {
             p.newRS = try await scale(n, to: p.replicas, p)
             try await writeStatus(p, reason: "ReplicaSetUpdated")
             return
@@ -159,29 +195,27 @@ struct DeploymentController: ControlLoop {
     }
 
     func syncRolling(_ p: inout Plan) async throws {
-        if p.newRS == nil {
+        guard let n = p.newRS else {
             let current = p.old.reduce(Int64(0)) { $0 + Self.replicas($1) }
             let start = current == 0 ? p.replicas : max(0, min(p.replicas + p.maxSurge - current, p.replicas))
-            p.newRS = try await createNewRS(&p, replicas: start)
+            p.newRS = try await createNewRS(p, replicas: start)
             try await writeStatus(p, reason: "NewReplicaSetCreated")
             return
         }
         // Scale the new ReplicaSet up (within maxSurge) or down to the desired count.
-        if let n = p.newRS {
-            let cur = Self.replicas(n)
-            var target = cur
-            if cur > p.replicas {
-                target = p.replicas
-            } else if cur < p.replicas {
-                let total = p.all.reduce(Int64(0)) { $0 + Self.replicas($1) }
-                let room = p.replicas + p.maxSurge - total
-                if room > 0 { target = cur + min(room, p.replicas - cur) }
-            }
-            if target != cur {
-                p.newRS = try await scale(n, to: target, p)
-                try await writeStatus(p, reason: "ReplicaSetUpdated")
-                return
-            }
+        let cur = Self.replicas(n)
+        var target = cur
+        if cur > p.replicas {
+            target = p.replicas
+        } else if cur < p.replicas {
+            let total = p.all.reduce(Int64(0)) { $0 + Self.replicas($1) }
+            let room = p.replicas + p.maxSurge - total
+            if room > 0 { target = cur + min(room, p.replicas - cur) }
+        }
+        if target != cur {
+            p.newRS = try await scale(n, to: target, p)
+            try await writeStatus(p, reason: "ReplicaSetUpdated")
+            return
         }
         // Scale old ReplicaSets down without dropping below replicas - maxUnavailable available pods.
         if try await reconcileOld(&p) {
@@ -198,18 +232,15 @@ struct DeploymentController: ControlLoop {
         if oldCount == 0 { return false }
         let all = p.all.reduce(Int64(0)) { $0 + Self.replicas($1) }
         let minAvailable = p.replicas - p.maxUnavailable
-        let newUnavailable = (p.newRS.map(Self.replicas) ?? 0) - (p.newRS?["status"]["availableReplicas"].int ?? 0)
+        let newUnavailable = (p.newRS.map(Self.replicas) ?? 0) - Int64(p.newRS?.status.availableReplicas ?? 0)
         var maxScaleDown = all - minAvailable - newUnavailable
         if maxScaleDown <= 0 { return false }
         var scaled = false
         // Old replicas that are not available cost nothing to remove.
-        let oldest = p.old.indices.sorted {
-            (p.old[$0]["metadata"]["creationTimestamp"].string ?? "")
-                < (p.old[$1]["metadata"]["creationTimestamp"].string ?? "")
-        }
+        let oldest = p.old.indices.sorted { Self.olderFirst(p.old[$0], p.old[$1]) }
         for i in oldest where maxScaleDown > 0 {
             let rs = p.old[i]
-            let unhealthy = Self.replicas(rs) - (rs["status"]["availableReplicas"].int ?? 0)
+            let unhealthy = Self.replicas(rs) - Int64(rs.status.availableReplicas ?? 0)
             if unhealthy <= 0 || Self.replicas(rs) == 0 { continue }
             let down = min(unhealthy, maxScaleDown)
             p.old[i] = try await scale(rs, to: Self.replicas(rs) - down, p)
@@ -217,7 +248,7 @@ struct DeploymentController: ControlLoop {
             scaled = true
         }
         // Then available ones, as far as availability allows.
-        let available = p.all.reduce(Int64(0)) { $0 + ($1["status"]["availableReplicas"].int ?? 0) }
+        let available = p.all.reduce(Int64(0)) { $0 + Int64($1.status.availableReplicas ?? 0) }
         if available > minAvailable {
             var budget = min(available - minAvailable, maxScaleDown)
             for i in oldest where budget > 0 {
@@ -235,16 +266,16 @@ struct DeploymentController: ControlLoop {
 
     /// Rollout steps are done: prune history and report.
     func finish(_ p: Plan) async throws {
-        let complete = isComplete(p)
-        if complete {
-            let limit = p.d["spec"]["revisionHistoryLimit"].int ?? 10
-            let prunable = p.old.filter { Self.replicas($0) == 0 && ($0["status"]["replicas"].int ?? 0) == 0 }
+        if isComplete(p) {
+            let limit = Int(p.d.spec.revisionHistoryLimit ?? 10)
+            let prunable = p.old.filter { Self.replicas($0) == 0 && $0.status.replicas == 0 }
                 .sorted { Self.revision($0) < Self.revision($1) }
-            if prunable.count > Int(limit) {
-                for rs in prunable.prefix(prunable.count - Int(limit)) {
+            if prunable.count > limit {
+                for rs in prunable.prefix(prunable.count - limit) {
+                    // A set that is gone already, or changed meanwhile, is looked at again on its event.
                     try? await client.delete(
-                        Registry.replicaSets, namespace: rs["metadata"]["namespace"].string,
-                        name: rs["metadata"]["name"].string ?? "", uid: rs["metadata"]["uid"].string)
+                        ReplicaSet.self, namespace: rs.metadata.namespace, name: rs.metadata.name ?? "",
+                        uid: rs.metadata.uid)
                 }
             }
         }
@@ -253,95 +284,84 @@ struct DeploymentController: ControlLoop {
 
     func isComplete(_ p: Plan) -> Bool {
         guard let n = p.newRS else { return false }
-        let total = p.all.reduce(Int64(0)) { $0 + ($1["status"]["replicas"].int ?? 0) }
-        return Self.replicas(n) == p.replicas && (n["status"]["replicas"].int ?? 0) == p.replicas
-            && (n["status"]["availableReplicas"].int ?? 0) >= p.replicas && total == p.replicas
+        let total = p.all.reduce(Int64(0)) { $0 + Int64($1.status.replicas) }
+        return Self.replicas(n) == p.replicas && Int64(n.status.replicas) == p.replicas
+            && Int64(n.status.availableReplicas ?? 0) >= p.replicas && total == p.replicas
             && p.old.allSatisfy { Self.replicas($0) == 0 }
     }
 
     // MARK: writes
 
-    func createNewRS(_ p: inout Plan, replicas: Int64) async throws -> JSON {
+    /// Creates the ReplicaSet for the Deployment's template, named by the template's hash. A name that
+    /// is taken by another template (or not by this Deployment) bumps status.collisionCount, which salts
+    /// the hash, as upstream does.
+    func createNewRS(_ p: Plan, replicas: Int64) async throws -> ReplicaSet {
         let d = p.d
         let maxRevision = p.old.map(Self.revision).max() ?? 0
-        var collisions = d["status"]["collisionCount"].int ?? 0
+        var collisions = d.status.collisionCount ?? 0
         for _ in 0..<5 {
-            let hash = Objects.shortHash(Self.comparable(d["spec"]["template"]).serialized(), salt: collisions)
-            var template = d["spec"]["template"]
-            template["metadata"]["labels"][Self.hashLabel] = .string(hash)
-            var selector = d["spec"]["selector"]
-            selector["matchLabels"][Self.hashLabel] = .string(hash)
+            let hash = d.spec.template.podTemplateHash(label: Self.hashLabel, collisionCount: collisions)
+            var rs = ReplicaSet()
+            rs.metadata.name = "\(d.metadata.name ?? "")-\(hash)"
+            rs.metadata.namespace = d.metadata.namespace
+            rs.spec.template = d.spec.template
+            rs.spec.template.metadata.labels[Self.hashLabel] = hash
+            rs.metadata.labels = rs.spec.template.metadata.labels
             var annotations = Self.copiedAnnotations(d)
-            annotations[Self.revisionKey] = .string(String(maxRevision + 1))
-            annotations["deployment.kubernetes.io/desired-replicas"] = .string(String(p.replicas))
-            annotations["deployment.kubernetes.io/max-replicas"] = .string(String(p.replicas + p.maxSurge))
-            var labels = template["metadata"]["labels"]
-            labels[Self.hashLabel] = .string(hash)
-            let rs: JSON = [
-                "apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "metadata": [
-                    "name": .string("\(d["metadata"]["name"].string ?? "")-\(hash)"),
-                    "namespace": d["metadata"]["namespace"],
-                    "labels": labels, "annotations": annotations,
-                    "ownerReferences": [Objects.ownerReference(to: d, kind: "Deployment", apiVersion: "apps/v1")],
-                ],
-                "spec": [
-                    "replicas": .int(replicas), "minReadySeconds": .int(d["spec"]["minReadySeconds"].int ?? 0),
-                    "selector": selector, "template": template,
-                ],
-            ]
+            annotations[Self.revisionKey] = String(maxRevision + 1)
+            annotations[Self.desiredReplicasKey] = String(p.replicas)
+            annotations[Self.maxReplicasKey] = String(p.replicas + p.maxSurge)
+            rs.metadata.annotations = annotations
+            rs.metadata.ownerReferences = [d.controllerOwnerReference]
+            var selector = d.spec.selector ?? MetaV1.LabelSelector()
+            selector.matchLabels[Self.hashLabel] = hash
+            rs.spec.selector = selector
+            rs.spec.replicas = Int32(clamping: replicas)
+            rs.spec.minReadySeconds = d.spec.minReadySeconds ?? 0
             do {
-                let created = try await client.create(Registry.replicaSets, rs)
+                let created = try await client.create(rs)
                 events.record(
                     d, reason: "ScalingReplicaSet",
-                    message: "Scaled up replica set \(created["metadata"]["name"].string ?? "") from 0 to \(replicas)")
+                    message: "Scaled up replica set \(created.metadata.name ?? "") from 0 to \(replicas)")
                 return created
             } catch let e as APIError where e.reason == "AlreadyExists" {
                 // Same name, different template (a hash collision) or not ours: salt the hash.
                 if let existing = try await client.get(
-                    Registry.replicaSets, namespace: d["metadata"]["namespace"].string,
-                    name: "\(d["metadata"]["name"].string ?? "")-\(hash)"),
-                    Objects.controllerRef(existing)?["uid"] == d["metadata"]["uid"],
-                    Self.comparable(existing["spec"]["template"]) == Self.comparable(d["spec"]["template"])
+                    ReplicaSet.self, namespace: d.metadata.namespace, name: rs.metadata.name ?? ""),
+                    existing.controllerRef?.uid == d.metadata.uid, Self.runsTemplate(of: d, existing)
                 {
                     return existing
                 }
                 collisions += 1
-                var st = d
-                st["status"]["collisionCount"] = .int(collisions)
-                _ = try? await client.updateStatus(Registry.deployments, st)
+                var counted = d
+                counted.status.collisionCount = collisions
+                _ = try? await client.updateStatus(counted)
             }
         }
         throw APIError(
             code: 409, reason: "Conflict",
-            message: "could not find a free ReplicaSet name for deployment \(d["metadata"]["name"].string ?? "")")
+            message: "could not find a free ReplicaSet name for deployment \(d.metadata.name ?? "")")
     }
 
     /// Annotations a Deployment passes on to its ReplicaSets (change-cause and the user's own).
-    static func copiedAnnotations(_ d: JSON) -> JSON {
-        var out: JSON = [:]
-        for (k, v) in d["metadata"]["annotations"].object ?? [:] {
-            if k == "kubectl.kubernetes.io/last-applied-configuration" || k.hasPrefix("deployment.kubernetes.io/") {
-                continue
-            }
-            out[k] = v
+    static func copiedAnnotations(_ d: Deployment) -> [String: String] {
+        d.metadata.annotations.filter { key, _ in
+            key != "kubectl.kubernetes.io/last-applied-configuration" && !key.hasPrefix("deployment.kubernetes.io/")
         }
-        return out
     }
 
     /// Sets a ReplicaSet's replicas (and, when it is the new one, its revision and annotations).
-    func scale(_ rs: JSON, to n: Int64, _ p: Plan) async throws -> JSON {
+    func scale(_ rs: ReplicaSet, to n: Int64, _ p: Plan) async throws -> ReplicaSet {
         var u = rs
-        u["spec"]["replicas"] = .int(n)
-        u["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] = .string(String(p.replicas))
-        u["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] = .string(String(p.replicas + p.maxSurge))
-        let out = try await client.update(Registry.replicaSets, u)
+        u.spec.replicas = Int32(clamping: n)
+        u.metadata.annotations[Self.desiredReplicasKey] = String(p.replicas)
+        u.metadata.annotations[Self.maxReplicasKey] = String(p.replicas + p.maxSurge)
+        let out = try await client.update(u)
         let from = Self.replicas(rs)
         if from != n {
             events.record(
                 p.d, reason: "ScalingReplicaSet",
-                message:
-                    "Scaled \(n > from ? "up" : "down") replica set \(rs["metadata"]["name"].string ?? "") from \(from) to \(n)"
+                message: "Scaled \(n > from ? "up" : "down") replica set \(rs.metadata.name ?? "") from \(from) to \(n)"
             )
         }
         return out
@@ -353,133 +373,18 @@ struct DeploymentController: ControlLoop {
         guard let n = p.newRS else { return }
         let maxOld = p.old.map(Self.revision).max() ?? 0
         var u = n
-        var changed = false
         if Self.revision(n) <= maxOld {
-            var history = (n["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"].string ?? "")
-                .split(separator: ",").map(String.init)
+            var history = (n.metadata.annotations[Self.revisionHistoryKey] ?? "").split(separator: ",").map(
+                String.init)
             history.append(String(Self.revision(n)))
-            u["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = .string(
-                history.filter { $0 != "0" }.joined(separator: ","))
-            u["metadata"]["annotations"][Self.revisionKey] = .string(String(maxOld + 1))
-            changed = true
+            u.metadata.annotations[Self.revisionHistoryKey] = history.filter { $0 != "0" }.joined(separator: ",")
+            u.metadata.annotations[Self.revisionKey] = String(maxOld + 1)
         }
-        for (k, v) in Self.copiedAnnotations(p.d).object ?? [:] where u["metadata"]["annotations"][k] != v {
-            u["metadata"]["annotations"][k] = v; changed = true
-        }
+        for (k, v) in Self.copiedAnnotations(p.d) { u.metadata.annotations[k] = v }
         // The new set counts its pods available after the Deployment's minReadySeconds, as it is now
         // (upstream's getNewReplicaSet): a change of it alone starts no new ReplicaSet.
-        let minReady = p.d["spec"]["minReadySeconds"].int ?? 0
-        if (n["spec"]["minReadySeconds"].int ?? 0) != minReady {
-            u["spec"]["minReadySeconds"] = .int(minReady); changed = true
-        }
-        if changed { p.newRS = try await client.update(Registry.replicaSets, u) }
-    }
-
-    // MARK: status
-
-    func writeStatus(_ plan: Plan, reason: String?) async throws {
-        var p = plan
-        if p.d["spec"]["paused"].bool != true { try await promote(&p) }
-        let d = p.d
-        let all = p.all
-        func sum(_ f: String) -> Int64 { all.reduce(0) { $0 + ($1["status"][f].int ?? 0) } }
-        var st = d["status"]
-        st["observedGeneration"] = d["metadata"]["generation"]
-        st["replicas"] = .int(sum("replicas"))
-        st["updatedReplicas"] = .int(p.newRS?["status"]["replicas"].int ?? 0)
-        st["readyReplicas"] = .int(sum("readyReplicas"))
-        st["availableReplicas"] = .int(sum("availableReplicas"))
-        st["unavailableReplicas"] = .int(max(0, p.replicas - sum("availableReplicas")))
-        for f in ["updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas", "replicas"]
-        where st[f].int == 0 { st[f] = .null }
-        let now = APITime.string()
-        var conds = st["conditions"].array ?? []
-        func setCondition(_ type: String, _ status: String, _ reason: String, _ message: String, touch: Bool = true) {
-            if let i = conds.firstIndex(where: { $0["type"].string == type }) {
-                var c = conds[i]
-                if c["status"].string != status { c["lastTransitionTime"] = .string(now) }
-                if c["reason"].string != reason || c["message"].string != message || touch {
-                    c["lastUpdateTime"] = .string(now)
-                }
-                c["status"] = .string(status); c["reason"] = .string(reason); c["message"] = .string(message)
-                conds[i] = c
-            } else {
-                conds.append([
-                    "type": .string(type), "status": .string(status), "reason": .string(reason),
-                    "message": .string(message),
-                    "lastUpdateTime": .string(now), "lastTransitionTime": .string(now),
-                ])
-            }
-        }
-        let available = sum("availableReplicas") >= p.replicas - p.maxUnavailable
-        let availCond = conds.first { $0["type"].string == "Available" }
-        if availCond?["status"].string != (available ? "True" : "False") || availCond == nil {
-            setCondition(
-                "Available", available ? "True" : "False",
-                available ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable",
-                available ? "Deployment has minimum availability." : "Deployment does not have minimum availability.")
-        }
-        let newName = p.newRS?["metadata"]["name"].string ?? ""
-        let progressing = conds.first { $0["type"].string == "Progressing" }
-        let deadline = d["spec"]["progressDeadlineSeconds"].int
-        if d["spec"]["paused"].bool == true {
-            if progressing?["reason"].string != "DeploymentPaused" {
-                setCondition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused")
-            }
-        } else if isComplete(p) {
-            if progressing?["reason"].string != "NewReplicaSetAvailable" {
-                setCondition(
-                    "Progressing", "True", "NewReplicaSetAvailable",
-                    "ReplicaSet \"\(newName)\" has successfully progressed.")
-            }
-        } else if progressing?["reason"].string == "DeploymentPaused" {
-            setCondition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed")
-        } else if let reason {
-            let msg =
-                reason == "NewReplicaSetCreated"
-                ? "Created new replica set \"\(newName)\"" : "ReplicaSet \"\(newName)\" is progressing."
-            setCondition("Progressing", "True", reason, msg)
-        } else if madeProgress(old: d["status"], new: st) || progressing == nil {
-            setCondition(
-                "Progressing", "True", progressing == nil ? "FoundNewReplicaSet" : "ReplicaSetUpdated",
-                progressing == nil
-                    ? "Found new replica set \"\(newName)\"" : "ReplicaSet \"\(newName)\" is progressing.")
-        } else if let deadline, let c = progressing, c["reason"].string != "ProgressDeadlineExceeded",
-            let last = APITime.parse(c["lastUpdateTime"].string)
-        {
-            let elapsed = Date().timeIntervalSince(last)
-            if elapsed >= Double(deadline) {
-                setCondition(
-                    "Progressing", "False", "ProgressDeadlineExceeded",
-                    "ReplicaSet \"\(newName)\" has timed out progressing.")
-                events.record(
-                    d, type: "Warning", reason: "ProgressDeadlineExceeded",
-                    message: "Deployment \"\(d["metadata"]["name"].string ?? "")\" has timed out progressing.")
-            } else {
-                queue.add(UntypedInformer.key(d), after: .milliseconds(Int((Double(deadline) - elapsed) * 1000) + 100))
-            }
-        }
-        st["conditions"] = .array(conds)
-        // Keep the Deployment's revision annotation in step with its new ReplicaSet.
-        var u = d
-        if let n = p.newRS, d["spec"]["paused"].bool != true,
-            u["metadata"]["annotations"][Self.revisionKey].string != String(Self.revision(n))
-        {
-            u["metadata"]["annotations"][Self.revisionKey] = .string(String(Self.revision(n)))
-            u = (try? await client.update(Registry.deployments, u)) ?? u
-            if u["metadata"]["resourceVersion"] == d["metadata"]["resourceVersion"] { return }
-        }
-        if st == u["status"] { return }
-        u["status"] = st
-        do { try await client.updateStatus(Registry.deployments, u) } catch let e as APIError
-            where e.code == 409 || e.code == 404
-        {}
-    }
-
-    func madeProgress(old: JSON, new: JSON) -> Bool {
-        (new["updatedReplicas"].int ?? 0) > (old["updatedReplicas"].int ?? 0)
-            || (new["readyReplicas"].int ?? 0) > (old["readyReplicas"].int ?? 0)
-            || (new["availableReplicas"].int ?? 0) > (old["availableReplicas"].int ?? 0)
-            || (new["replicas"].int ?? 0) < (old["replicas"].int ?? 0) && (new["updatedReplicas"].int ?? 0) > 0
+        let minReady = p.d.spec.minReadySeconds ?? 0
+        if (n.spec.minReadySeconds ?? 0) != minReady { u.spec.minReadySeconds = minReady }
+        if u != n { p.newRS = try await client.update(u) }
     }
 }

@@ -1,16 +1,17 @@
 import BerthAPI
+import BerthKube
 import Foundation
 
 /// What a ReplicaSet's status counts, per owned pod, kept current from pod events: a sync of a set
-/// with hundreds of thousands of pods adds up small structs instead of reading every pod's JSON tree
-/// (that walk was a quarter of a server's CPU while a 300,000-pod Deployment rolled out).
+/// with hundreds of thousands of pods adds up small structs instead of reading every pod (that walk
+/// was a quarter of a server's CPU while a 300,000-pod Deployment rolled out).
 final class OwnedPodSummaries: @unchecked Sendable {
     struct Summary {
         var active: Bool
         var ready: Bool
         /// When the Ready condition last turned True (nil if unknown).
         var readySince: Date?
-        var labels: JSON
+        var labels: [String: String]
         /// Whether `labels` include the owner's template labels, as of `labeledAt` (a template version).
         var labeled = false
         var labeledAt = -1
@@ -23,21 +24,27 @@ final class OwnedPodSummaries: @unchecked Sendable {
     private var byOwner: [String: [String: Summary]] = [:]
     private var ownerOf: [String: String] = [:]
     /// Per owner: the template labels last counted against, and a version bumped when they change.
-    private var templates: [String: (labels: [String: JSON], version: Int)] = [:]
+    private var templates: [String: (labels: [String: String], version: Int)] = [:]
 
     /// Applies one pod event (pods without a controller are not tracked).
-    func apply(_ e: UntypedInformerEvent) {
+    func apply(_ e: InformerEvent<CoreV1.Pod>) {
         let pod = e.object
-        let key = UntypedInformer.key(pod)
         let owner: String? = {
             if case .deleted = e { return nil }
-            return Objects.controllerRef(pod)?["uid"].string
+            return pod.controllerRef?.uid
         }()
-        let summary = owner.map { _ in Self.summary(pod) }
+        record(key: pod.cacheKey, owner: owner, summary: owner.map { _ in Self.summary(pod) })
+    }
+
+    /// Files `summary` under `owner` for the pod at `key`, or forgets the pod when `owner` is nil.
+    private func record(key: String, owner: String?, summary: Summary?) {
         lock.withLock {
             if let old = ownerOf[key], old != owner {
                 byOwner[old]?[key] = nil
-                if byOwner[old]?.isEmpty == true { byOwner[old] = nil; templates[old] = nil }
+                if byOwner[old]?.isEmpty == true {
+                    byOwner[old] = nil
+                    templates[old] = nil
+                }
                 ownerOf[key] = nil
             }
             if let owner, var summary {
@@ -51,22 +58,21 @@ final class OwnedPodSummaries: @unchecked Sendable {
         }
     }
 
-    static func summary(_ pod: JSON) -> Summary {
-        let ready = Objects.readyCondition(pod)
-        let isReady = ready?["status"].string == "True"
+    static func summary(_ pod: CoreV1.Pod) -> Summary {
+        let ready = pod.readyCondition
+        let isReady = ready?.status == .true
         return Summary(
-            active: Objects.isActive(pod), ready: isReady,
-            readySince: isReady ? APITime.parse(ready?["lastTransitionTime"].string) : nil,
-            labels: pod["metadata"]["labels"])
+            active: pod.isActive, ready: isReady, readySince: isReady ? ready?.lastTransitionTime?.date : nil,
+            labels: pod.metadata.labels)
     }
 
-    static func includes(_ labels: JSON, _ template: [String: JSON]) -> Bool {
+    static func includes(_ labels: [String: String], _ template: [String: String]) -> Bool {
         template.allSatisfy { labels[$0.key] == $0.value }
     }
 
     /// Status counts for the pods `owner` controls, as ReplicaSet status defines them. Label matches
     /// are worked out when a pod changes, and again for all only when the template's labels change.
-    func counts(owner: String, templateLabels: [String: JSON], minReadySeconds: Int64, now: Date) -> Counts {
+    func counts(owner: String, templateLabels: [String: String], minReadySeconds: Int64, now: Date) -> Counts {
         lock.withLock {
             var version = templates[owner]?.version ?? 0
             if templates[owner]?.labels != templateLabels {
@@ -97,5 +103,34 @@ final class OwnedPodSummaries: @unchecked Sendable {
             }
             return c
         }
+    }
+}
+
+/// Pods as JSON trees, for callers not yet on the typed model (the untyped informer's events). Each
+/// pod is decoded as the typed informer would decode it; one that does not decode is forgotten, as a
+/// typed informer would never have delivered it. Goes with ``UntypedInformer``.
+extension OwnedPodSummaries {
+    func apply(_ e: UntypedInformerEvent) {
+        let decode = { (json: JSON) in try? CoreV1.Pod(kubeJSON: json) }
+        switch e {
+        case .added(let json):
+            guard let pod = decode(json) else { return forget(json) }
+            apply(.added(pod))
+        case .updated(let oldJSON, let newJSON):
+            guard let old = decode(oldJSON), let new = decode(newJSON) else { return forget(newJSON) }
+            apply(.updated(old: old, new: new))
+        case .deleted(let json):
+            forget(json)
+        }
+    }
+
+    func counts(owner: String, templateLabels: [String: JSON], minReadySeconds: Int64, now: Date) -> Counts {
+        counts(
+            owner: owner, templateLabels: templateLabels.compactMapValues(\.string), minReadySeconds: minReadySeconds,
+            now: now)
+    }
+
+    private func forget(_ json: JSON) {
+        record(key: UntypedInformer.key(json), owner: nil, summary: nil)
     }
 }

@@ -1,14 +1,18 @@
 import BerthAPI
+import BerthKube
 import Foundation
 import Logging
 
 /// Keeps `spec.replicas` pods running for every ReplicaSet: creates missing pods from the template,
 /// deletes surplus ones (the least useful first), and reports replicas/ready/available in status.
 struct ReplicaSetController: ControlLoop {
+    typealias Pod = CoreV1.Pod
+    typealias ReplicaSet = AppsV1.ReplicaSet
+
     let name = "replicaset-controller"
-    let client: LocalClient
-    let sets: UntypedInformer
-    let pods: UntypedInformer
+    let client: any KubeClient
+    let sets: Informer<ReplicaSet>
+    let pods: Informer<Pod>
     let queue = WorkQueue(name: "replicaset")
     let expectations = Expectations()
     let summaries = OwnedPodSummaries()
@@ -17,35 +21,38 @@ struct ReplicaSetController: ControlLoop {
     let workers: Int
     let burst: Int
 
+    /// Pods by the UID of their controller (the DaemonSet and Deployment controllers keep it too).
+    static let ownerIndex = "controller"
+
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("replicaset-controller")
-        sets = ctx.informers.informer(Registry.replicaSets)
-        pods = ctx.informers.informer(Registry.pods)
+        client = ctx.client("replicaset-controller")
+        sets = ctx.informers.informer(ReplicaSet.self)
+        pods = ctx.informers.informer(Pod.self)
         events = ctx.events.component("replicaset-controller")
         logger = ctx.logger
         workers = ctx.config.workers
         burst = ctx.config.burst
-        pods.addIndex("controller", Objects.controllerUID)
+        pods.addIndex(Self.ownerIndex) { $0.controllerUIDs }
         let queue = self.queue, expectations = self.expectations
         sets.onChange { e in
-            let key = UntypedInformer.key(e.object)
+            let key = e.object.cacheKey
             if case .deleted = e { expectations.forget(key) }
             Task { await queue.add(key) }
         }
         let pods = self.pods, summaries = self.summaries
         pods.onChange { e in
             summaries.apply(e)
-            guard let ref = Objects.controllerRef(e.object), ref["kind"].string == "ReplicaSet",
-                let owner = ref["name"].string, let ns = e.object["metadata"]["namespace"].string
-            else { return }
-            let key = Objects.key(namespace: ns, name: owner)
-            let podKey = UntypedInformer.key(e.object)
+            guard let ref = e.object.controllerRef(kind: "ReplicaSet"), let ns = e.object.metadata.namespace else {
+                return
+            }
+            let key = Objects.key(namespace: ns, name: ref.name)
+            let podKey = e.object.cacheKey
             var changesCount = true
             switch e {
             case .added: expectations.creationObserved(key)
             case .deleted: expectations.deletionObserved(key, pod: podKey)
             case .updated(let old, let new):
-                if !Objects.isTerminating(old) && Objects.isTerminating(new) {
+                if !old.isTerminating && new.isTerminating {
                     expectations.deletionObserved(key, pod: podKey)
                 } else {
                     changesCount = false
@@ -55,7 +62,7 @@ struct ReplicaSetController: ControlLoop {
             // sync does next — a pod's status changed, or a create while more are still awaited — are
             // gathered into one sync a moment later (status counts lag by that moment); the event that
             // completes a burst, a deletion or a pod going away syncs at once.
-            if pods.countIndex("controller", ref["uid"].string ?? "") > Self.largeSet
+            if pods.countIndex(Self.ownerIndex, ref.uid) > Self.largeSet
                 && (!changesCount || !expectations.satisfied(key))
             {
                 Task { await queue.addSoon(key, after: Self.largeSetDelay) }
@@ -77,14 +84,17 @@ struct ReplicaSetController: ControlLoop {
     }
 
     func sync(_ key: String) async throws {
-        guard let rs = sets.get(key) else { expectations.forget(key); return }
-        if Objects.isTerminating(rs) { return }
-        let uid = rs["metadata"]["uid"].string ?? ""
-        let minReady = rs["spec"]["minReadySeconds"].int ?? 0
+        guard let rs = sets.get(key) else {
+            expectations.forget(key)
+            return
+        }
+        if rs.isTerminating { return }
+        let uid = rs.metadata.uid ?? ""
+        let minReady = Int64(rs.spec.minReadySeconds ?? 0)
         let counts = summaries.counts(
-            owner: uid, templateLabels: rs["spec"]["template"]["metadata"]["labels"].object ?? [:],
-            minReadySeconds: minReady, now: Date())
-        let want = Int(rs["spec"]["replicas"].int ?? 1)
+            owner: uid, templateLabels: rs.spec.template.metadata.labels, minReadySeconds: minReady, now: Date())
+        // Stored sets always have replicas (the API defaults it); 1 is that default.
+        let want = Int(rs.spec.replicas ?? 1)
         var manageError: (any Error)?
         if expectations.satisfied(key) {
             let diff = Int(counts.active) - want
@@ -92,33 +102,33 @@ struct ReplicaSetController: ControlLoop {
                 if diff < 0 {
                     try await create(min(-diff, burst), for: rs, key: key)
                 } else if diff > 0 {
-                    let active = pods.byIndex("controller", uid).filter(Objects.isActive)
-                    try await delete(rank(active).prefix(min(diff, burst)), for: rs, key: key)
+                    let active = pods.byIndex(Self.ownerIndex, uid).filter(\.isActive)
+                    try await delete(Self.rank(active).prefix(min(diff, burst)), for: rs, key: key)
                 }
             } catch { manageError = error }
         }
-        try await updateStatus(rs, key: key, counts: counts, failure: manageError)
+        try await updateStatus(rs, counts: counts, failure: manageError)
         if let manageError { throw manageError }
         if minReady > 0, counts.readyNotAvailable > 0 {
             queue.add(key, after: .seconds(Int(minReady)))
         }
     }
 
-    /// A pod object from the ReplicaSet's template.
-    static func pod(from rs: JSON) -> JSON {
-        let t = rs["spec"]["template"]
-        var meta: JSON = [
-            "generateName": .string((rs["metadata"]["name"].string ?? "") + "-"),
-            "namespace": rs["metadata"]["namespace"],
-            "ownerReferences": [Objects.ownerReference(to: rs, kind: "ReplicaSet", apiVersion: "apps/v1")],
-        ]
-        if !t["metadata"]["labels"].isNull { meta["labels"] = t["metadata"]["labels"] }
-        if !t["metadata"]["annotations"].isNull { meta["annotations"] = t["metadata"]["annotations"] }
-        if !t["metadata"]["finalizers"].isNull { meta["finalizers"] = t["metadata"]["finalizers"] }
-        return ["apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": t["spec"]]
+    /// A pod from the ReplicaSet's template, owned by it (the name is generated from the set's).
+    static func pod(from rs: ReplicaSet) -> Pod {
+        let template = rs.spec.template
+        var pod = Pod()
+        pod.metadata.generateName = (rs.metadata.name ?? "") + "-"
+        pod.metadata.namespace = rs.metadata.namespace
+        pod.metadata.ownerReferences = [rs.controllerOwnerReference]
+        pod.metadata.labels = template.metadata.labels
+        pod.metadata.annotations = template.metadata.annotations
+        pod.metadata.finalizers = template.metadata.finalizers
+        pod.spec = template.spec
+        return pod
     }
 
-    func create(_ n: Int, for rs: JSON, key: String) async throws {
+    func create(_ n: Int, for rs: ReplicaSet, key: String) async throws {
         expectations.expectCreations(key, n)
         let template = Self.pod(from: rs)
         let client = self.client, expectations = self.expectations
@@ -126,7 +136,7 @@ struct ReplicaSetController: ControlLoop {
         await forEachConcurrently(0..<n, width: 256) { _ in
             for attempt in 0..<5 {
                 do {
-                    try await client.create(Registry.pods, template)
+                    _ = try await client.create(template)
                     return
                 } catch let e as APIError where e.reason == "AlreadyExists" && attempt < 4 {
                     continue  // a generated name collided: draw another
@@ -144,20 +154,18 @@ struct ReplicaSetController: ControlLoop {
         events.record(rs, reason: "SuccessfulCreate", message: n == 1 ? "Created pod" : "Created \(n) pods")
     }
 
-    func delete(_ victims: ArraySlice<JSON>, for rs: JSON, key: String) async throws {
-        expectations.expectDeletions(key, victims.map(UntypedInformer.key))
+    func delete(_ victims: ArraySlice<Pod>, for rs: ReplicaSet, key: String) async throws {
+        expectations.expectDeletions(key, victims.map(\.cacheKey))
         let client = self.client, expectations = self.expectations
         let failures = Failures()
         await forEachConcurrently(Array(victims), width: 64) { pod in
             do {
                 try await client.delete(
-                    Registry.pods, namespace: pod["metadata"]["namespace"].string,
-                    name: pod["metadata"]["name"].string ?? "",
-                    uid: pod["metadata"]["uid"].string)
+                    Pod.self, namespace: pod.metadata.namespace, name: pod.metadata.name ?? "", uid: pod.metadata.uid)
             } catch let e as APIError where e.code == 404 {
-                expectations.deletionObserved(key, pod: UntypedInformer.key(pod))
+                expectations.deletionObserved(key, pod: pod.cacheKey)
             } catch {
-                expectations.deletionObserved(key, pod: UntypedInformer.key(pod))
+                expectations.deletionObserved(key, pod: pod.cacheKey)
                 failures.add(error)
             }
         }
@@ -165,7 +173,7 @@ struct ReplicaSetController: ControlLoop {
             events.record(rs, type: "Warning", reason: "FailedDelete", message: "Error deleting: \(first)")
             throw first
         }
-        let names = victims.compactMap { $0["metadata"]["name"].string }
+        let names = victims.compactMap(\.metadata.name)
         events.record(
             rs, reason: "SuccessfulDelete",
             message:
@@ -173,50 +181,48 @@ struct ReplicaSetController: ControlLoop {
         )
     }
 
-    /// Upstream's deletion order: unscheduled, then pending, not ready, ready for less time, more
-    /// restarts, newer — the pods that cost least to lose come first.
-    func rank(_ pods: [JSON]) -> [JSON] {
-        func phaseRank(_ p: JSON) -> Int {
-            ["Pending": 0, "Unknown": 1, "Running": 2][p["status"]["phase"].string ?? "Pending"] ?? 0
+    /// Upstream's deletion order (controller.ActivePods): unscheduled, then pending before unknown before
+    /// running, not ready, ready for less time, more restarts, newer — the pods that cost least to lose
+    /// come first. A missing time sorts as the earliest.
+    static func rank(_ pods: [Pod]) -> [Pod] {
+        func phaseRank(_ p: Pod) -> Int {
+            [.pending: 0, .unknown: 1, .running: 2][p.status.phase ?? .pending] ?? 0
         }
-        func restarts(_ p: JSON) -> Int64 {
-            (p["status"]["containerStatuses"].array ?? []).reduce(0) { $0 + ($1["restartCount"].int ?? 0) }
+        func restarts(_ p: Pod) -> Int64 {
+            p.status.containerStatuses.reduce(0) { $0 + Int64($1.restartCount) }
         }
+        func seconds(_ t: MetaV1.Time?) -> Int64 { t?.secondsSince1970 ?? .min }
         return pods.sorted { a, b in
-            let aBound = !(a["spec"]["nodeName"].string ?? "").isEmpty,
-                bBound = !(b["spec"]["nodeName"].string ?? "").isEmpty
+            let aBound = !(a.spec.nodeName ?? "").isEmpty, bBound = !(b.spec.nodeName ?? "").isEmpty
             if aBound != bBound { return !aBound }
             if phaseRank(a) != phaseRank(b) { return phaseRank(a) < phaseRank(b) }
-            if Objects.isReady(a) != Objects.isReady(b) { return !Objects.isReady(a) }
-            let ra = Objects.readyCondition(a)?["lastTransitionTime"].string ?? "",
-                rb = Objects.readyCondition(b)?["lastTransitionTime"].string ?? ""
-            if Objects.isReady(a) && ra != rb { return ra > rb }
+            if a.isReady != b.isReady { return !a.isReady }
+            let ra = seconds(a.readyCondition?.lastTransitionTime), rb = seconds(b.readyCondition?.lastTransitionTime)
+            if a.isReady && ra != rb { return ra > rb }
             if restarts(a) != restarts(b) { return restarts(a) > restarts(b) }
-            return (a["metadata"]["creationTimestamp"].string ?? "") > (b["metadata"]["creationTimestamp"].string ?? "")
+            return seconds(a.metadata.creationTimestamp) > seconds(b.metadata.creationTimestamp)
         }
     }
 
-    func updateStatus(_ rs: JSON, key: String, counts: OwnedPodSummaries.Counts, failure: (any Error)?) async throws {
-        let active = counts.active, labeled = counts.labeled, ready = counts.ready, available = counts.available
-        var status = rs["status"]
-        status["replicas"] = .int(active)
-        status["fullyLabeledReplicas"] = .int(labeled)
-        status["readyReplicas"] = .int(ready)
-        status["availableReplicas"] = .int(available)
-        status["observedGeneration"] = rs["metadata"]["generation"]
-        var conds = (status["conditions"].array ?? []).filter { $0["type"].string != "ReplicaFailure" }
+    func updateStatus(_ rs: ReplicaSet, counts: OwnedPodSummaries.Counts, failure: (any Error)?) async throws {
+        var status = rs.status
+        status.replicas = Int32(clamping: counts.active)
+        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
+        status.readyReplicas = Int32(clamping: counts.ready)
+        status.availableReplicas = Int32(clamping: counts.available)
+        status.observedGeneration = rs.metadata.generation
+        status.conditions.removeAll { $0.type == .replicaFailure }
         if let failure {
-            conds.append([
-                "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": .string("\(failure)"),
-                "lastTransitionTime": .string(APITime.string()),
-            ])
+            status.conditions.append(
+                AppsV1.ReplicaSetCondition(
+                    type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
+                    message: "\(failure)"))
         }
-        status["conditions"] = conds.isEmpty ? .null : .array(conds)
-        if status == rs["status"] { return }
+        if status == rs.status { return }
         var updated = rs
-        updated["status"] = status
+        updated.status = status
         do {
-            try await client.updateStatus(Registry.replicaSets, updated)
+            _ = try await client.updateStatus(updated)
         } catch let e as APIError where e.code == 409 || e.code == 404 {
             // A newer version is on its way through the informer; it will be synced again.
         }
