@@ -95,12 +95,13 @@ public struct HTTPSource<Object: HasObjectMeta>: ObjectSource {
             if let token { query.append(("continue", token)) }
             let path = Self.path(resource) + Self.encode(query)
             let response = try await transport.get(path, accept: Self.listAccept, timeout: .seconds(120))
-            let page: JSON
-            do {
-                let body = try await response.body.collect(upTo: Self.maxPage)
-                page = try JSON.parse(Array(body.readableBytesView))
-            } catch {
+            let body: ByteBuffer
+            do { body = try await response.body.collect(upTo: Self.maxPage) } catch {
                 throw RemoteTransport.transportError(error, url: path)
+            }
+            let page: JSON
+            do { page = try JSON.parse(Array(body.readableBytesView)) } catch {
+                throw HTTPSourceError(.malformedResponse, "\(path): a list that is not JSON", cause: error)
             }
             guard let listed = page["metadata"]["resourceVersion"].string.flatMap({ Int64($0) }) else {
                 throw HTTPSourceError(.malformedResponse, "\(path): a list without a resourceVersion")
