@@ -145,11 +145,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        // The control plane's run-once half: scheduler, controllers, node lifecycle, and hollow nodes.
+        // The control plane's run-once half: scheduler, controllers, node lifecycle, and hollow nodes. Their
+        // informers read the store in process or, on another machine, an API server over HTTPS
+        // (AsyncHTTPClient with NIOSSL: the server verified against its CA, a client certificate or token).
         .target(
             name: "BerthControl",
             dependencies: [
                 "BerthAPI", "BerthStore", "BerthKube",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -8,9 +8,11 @@ import Foundation
 /// it exactly as against `berth server`, without a store, a server or root.
 ///
 /// It keeps the API server's bookkeeping a controller can observe: generateName, uid,
-/// creationTimestamp, resourceVersion preconditions (409), AlreadyExists and NotFound, the status split
-/// of update and updateStatus, finalizers holding a delete as a deletionTimestamp, and binding. It does
-/// no validation, defaulting, admission or garbage collection.
+/// creationTimestamp, resourceVersion preconditions (409, on updates and on merge patches that carry
+/// one), AlreadyExists and NotFound, the status split of update and updateStatus, finalizers holding a
+/// delete as a deletionTimestamp, the finalizers a Foreground or Orphan delete adds for the garbage
+/// collector, and binding. It does no validation, defaulting, admission or garbage collection (the
+/// collector is a controller, tested against it like the others).
 public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sendable {
     /// One write, as client-go's fake records `Actions()`.
     public struct Action: Sendable, Equatable, CustomStringConvertible {
@@ -74,6 +76,35 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         let resource = ResourceType.of(type)
         let stored = lock.withLock { Array((objects[resource.keyPrefix] ?? [:]).values) }
         return stored.compactMap { try? T(kubeJSON: $0) }
+    }
+
+    /// What ``waitUntil(_:timeout:_:)`` throws when the condition did not come true in time.
+    public struct TimedOut: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Returns once `condition` holds, checking it now and after every change the cluster records (no
+    /// polling): how a test waits for what a controller writes. Throws ``TimedOut`` after `timeout`.
+    public func waitUntil(
+        _ what: String, timeout: Duration = .seconds(20), _ condition: @escaping @Sendable () -> Bool
+    ) async throws {
+        // Subscribed before the first check, so a change between the check and the wait is not missed.
+        let changes = subscribe(prefix: "", afterRevision: lock.withLock { revision })
+        let met = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                if condition() { return true }
+                for try await _ in changes where condition() { return true }
+                return false
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return false
+            }
+            let met = try await group.next() ?? false
+            group.cancelAll()
+            return met
+        }
+        if !met { throw TimedOut(description: "timed out after \(timeout) waiting for \(what)") }
     }
 
     // MARK: KubeClient
@@ -141,9 +172,22 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
                         + (current["metadata"]["uid"].string ?? ""))
             }
             record("delete", resource, current, subresource: "")
+            // The propagation policy's finalizer, as the registry adds it: the collector finishes the
+            // delete once it has deleted (Foreground) or orphaned (Orphan; not pods) the dependents.
+            let had = (current["metadata"]["finalizers"].array ?? []).compactMap(\.string)
+            var finalizers = had
+            if propagation == "Foreground" && !finalizers.contains(DeletionFinalizers.foreground) {
+                finalizers.append(DeletionFinalizers.foreground)
+            }
+            if propagation == "Orphan" && resource.plural != "pods" && !finalizers.contains(DeletionFinalizers.orphan) {
+                finalizers.append(DeletionFinalizers.orphan)
+            }
+            if finalizers != had { current["metadata"]["finalizers"] = .array(finalizers.map { .string($0) }) }
             if Self.hasFinalizers(current) {
-                if current["metadata"]["deletionTimestamp"].isNull {
-                    current["metadata"]["deletionTimestamp"] = .string(APITime.string())
+                if current["metadata"]["deletionTimestamp"].isNull || finalizers != had {
+                    if current["metadata"]["deletionTimestamp"].isNull {
+                        current["metadata"]["deletionTimestamp"] = .string(APITime.string())
+                    }
                     if resource.plural == "namespaces" { current["status"]["phase"] = "Terminating" }
                     commit(resource, key: key, object: current, deleted: false)
                 }
@@ -160,6 +204,12 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         let key = Self.key(namespace: namespace, name: name)
         return try lock.withLock { () throws -> JSON in
             guard let current = objects[resource.keyPrefix]?[key] else { throw APIError.notFound(resource, name) }
+            // A resourceVersion in the patch is a precondition, as the API server's PATCH treats it.
+            if let expected = patch["metadata"]["resourceVersion"].string,
+                expected != current["metadata"]["resourceVersion"].string
+            {
+                throw APIError.conflict(resource, name)
+            }
             var patched = Patch.merge(current, patch)
             patched["metadata"]["uid"] = current["metadata"]["uid"]
             patched["metadata"]["name"] = current["metadata"]["name"]
@@ -225,6 +275,23 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         lock.withLock { recordedEvents.append(event) }
     }
 
+    // MARK: MetadataReads
+
+    public func getMetadata(_ resource: ResourceType, namespace: String?, name: String) async throws
+        -> MetaV1.PartialObjectMetadata?
+    {
+        let stored = lock.withLock { objects[resource.keyPrefix]?[Self.key(namespace: namespace, name: name)] }
+        return try stored.map { try MetaV1.PartialObjectMetadata(kubeJSON: $0) }
+    }
+
+    public func listMetadata(_ resource: ResourceType, namespace: String?) async throws
+        -> [MetaV1.PartialObjectMetadata]
+    {
+        let stored = lock.withLock { Array((objects[resource.keyPrefix] ?? [:]).values) }
+        return try stored.filter { namespace == nil || $0["metadata"]["namespace"].string == namespace }
+            .map { try MetaV1.PartialObjectMetadata(kubeJSON: $0) }
+    }
+
     // MARK: ObjectSourceProvider
 
     public func source<T: HasObjectMeta>(_ type: T.Type, resource: ResourceType) -> any ObjectSource<T> {
@@ -257,12 +324,13 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
 
     // MARK: internals
 
-    /// Changes to one resource after `revision`: the recorded ones at once, then live ones.
+    /// Changes to one resource (every resource for the prefix "") after `revision`: the recorded ones at
+    /// once, then live ones.
     private func subscribe(prefix: String, afterRevision revision: Int64) -> AsyncThrowingStream<Change, any Error> {
         let (stream, continuation) = AsyncThrowingStream<Change, any Error>.makeStream()
         let id = UUID()
         lock.withLock {
-            for change in history where change.prefix == prefix && change.revision > revision {
+            for change in history where (prefix.isEmpty || change.prefix == prefix) && change.revision > revision {
                 continuation.yield(change)
             }
             watchers[id] = (prefix, continuation)
@@ -287,7 +355,9 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         }
         let change = Change(prefix: resource.keyPrefix, deleted: deleted, object: stored, revision: revision)
         history.append(change)
-        for (_, watcher) in watchers where watcher.prefix == resource.keyPrefix { watcher.continuation.yield(change) }
+        for (_, watcher) in watchers where watcher.prefix.isEmpty || watcher.prefix == resource.keyPrefix {
+            watcher.continuation.yield(change)
+        }
         return stored
     }
 

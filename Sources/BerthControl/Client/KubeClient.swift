@@ -2,10 +2,11 @@ import BerthAPI
 import BerthKube
 
 /// The writes (and the few uncached reads) controllers, the scheduler and the node agent make, on typed
-/// objects: client-go's clientset. ``LocalClient`` implements it in the API server's process,
-/// ``FakeCluster`` in memory for unit tests (client-go's fake clientset). Errors are ``APIError``s with
-/// Kubernetes' codes and reasons (404 NotFound, 409 Conflict/AlreadyExists, 422 Invalid).
-public protocol KubeClient: Sendable {
+/// objects: client-go's clientset, with its metadata client (``MetadataReads``) for reads of any kind.
+/// ``LocalClient`` implements it in the API server's process, ``FakeCluster`` in memory for unit tests
+/// (client-go's fake clientset). Errors are ``APIError``s with Kubernetes' codes and reasons (404
+/// NotFound, 409 Conflict/AlreadyExists, 422 Invalid).
+public protocol KubeClient: MetadataReads {
     /// The field manager and user-agent the writes are made as, e.g. "berth-scheduler".
     var manager: String { get }
 
@@ -24,7 +25,8 @@ public protocol KubeClient: Sendable {
         _ resource: ResourceType, namespace: String?, name: String, gracePeriod: Int64?, uid: String?,
         propagation: String?
     ) async throws
-    /// Applies a JSON merge patch (RFC 7386) to any resource, e.g. to drop a finalizer or an owner.
+    /// Applies a JSON merge patch (RFC 7386) to any resource, e.g. to drop a finalizer or an owner. A
+    /// metadata.resourceVersion in the patch is a precondition (409 Conflict when the object changed).
     @discardableResult
     func mergePatch(_ resource: ResourceType, namespace: String?, name: String, _ patch: JSON, subresource: String?)
         async throws -> JSON

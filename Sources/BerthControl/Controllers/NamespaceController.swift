@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 import Foundation
 import Logging
 
@@ -9,11 +10,13 @@ import Logging
 /// nothing remains removes the "kubernetes" finalizer (namespaces/finalize), which deletes the namespace.
 ///
 /// It runs again whenever something in a terminating namespace is deleted or marked, and every few
-/// seconds while the namespace waits (a safety net, like upstream's requeue estimate).
+/// seconds while the namespace waits (a safety net, like upstream's requeue estimate). Of the contents it
+/// watches and reads only metadata: the same metadata informers the garbage collector keeps, and
+/// uncached metadata lists for what is left, since a cache that lags would finalize a namespace early.
 struct NamespaceController: ControlLoop {
     let name = "namespace-controller"
-    let client: LocalClient
-    let namespaces: UntypedInformer
+    let client: any KubeClient
+    let namespaces: Informer<CoreV1.Namespace>
     let queue = WorkQueue(name: "namespace")
     let logger: Logger
     let workers: Int
@@ -24,28 +27,28 @@ struct NamespaceController: ControlLoop {
     static var namespacedTypes: [ResourceType] { Registry.all.filter(\.namespaced) }
 
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("namespace-controller")
-        namespaces = ctx.informers.informer(Registry.namespaces)
+        client = ctx.client("namespace-controller")
+        namespaces = ctx.informers.informer(CoreV1.Namespace.self)
         logger = ctx.logger
         workers = max(1, min(ctx.config.workers, 4))
         let queue = self.queue, namespaces = self.namespaces
-        namespaces.onChange { e in
-            if case .deleted = e { return }
-            guard Objects.isTerminating(e.object), let name = e.object["metadata"]["name"].string else { return }
+        namespaces.onChange { event in
+            if case .deleted = event { return }
+            guard event.object.isTerminating, let name = event.object.metadata.name else { return }
             Task { await queue.add(name) }
         }
         for r in Self.namespacedTypes {
-            ctx.informers.informer(r).onChange { e in
+            ctx.informers.metadataInformer(r).onChange { event in
                 // Content of a terminating namespace going away (or being marked): look again.
-                switch e {
+                switch event {
                 case .added: return
-                case .updated(let old, let new): if Objects.isTerminating(old) || !Objects.isTerminating(new) { return }
+                case .updated(let old, let new): if old.isTerminating || !new.isTerminating { return }
                 case .deleted: break
                 }
-                guard let ns = e.object["metadata"]["namespace"].string, let n = namespaces.get(ns),
-                    Objects.isTerminating(n)
+                guard let namespace = event.object.metadata.namespace,
+                    namespaces.get(namespace: nil, name: namespace)?.isTerminating == true
                 else { return }
-                Task { await queue.add(ns) }
+                Task { await queue.add(namespace) }
             }
         }
     }
@@ -59,17 +62,17 @@ struct NamespaceController: ControlLoop {
     }
 
     func sync(_ name: String) async throws {
-        guard let ns = try await client.get(Registry.namespaces, namespace: nil, name: name), Objects.isTerminating(ns),
-            (ns["spec"]["finalizers"].array ?? []).contains("kubernetes")
+        guard let namespace = try await client.get(CoreV1.Namespace.self, namespace: nil, name: name),
+            namespace.isTerminating, namespace.spec.finalizers.contains(.kubernetes)
         else { return }
         var failures: [String] = []
         for r in Self.namespacedTypes {
-            for obj in try await client.list(r, namespace: name).items where !Objects.isTerminating(obj) {
+            for object in try await client.listMetadata(r, namespace: name) where !object.isTerminating {
                 do {
                     // Default options: pods get their grace period; Background propagation for the rest.
                     try await client.delete(
-                        r, namespace: name, name: obj["metadata"]["name"].string ?? "",
-                        uid: obj["metadata"]["uid"].string)
+                        r, namespace: name, name: object.metadata.name ?? "", gracePeriod: nil,
+                        uid: object.metadata.uid, propagation: nil)
                 } catch let e as APIError where e.code == 404 || e.code == 409 {
                     // Gone already (garbage collected with its owner), or replaced: the next pass sees it.
                 } catch {
@@ -80,12 +83,10 @@ struct NamespaceController: ControlLoop {
         // What is left: pods their node agents are still stopping, objects waiting on finalizers.
         var remaining: [String: Int] = [:], finalizers: [String: Int] = [:]
         for r in Self.namespacedTypes {
-            let items = try await client.list(r, namespace: name).items
+            let items = try await client.listMetadata(r, namespace: name)
             if !items.isEmpty { remaining[Self.groupResource(r)] = items.count }
-            for obj in items {
-                for f in obj["metadata"]["finalizers"].array ?? [] {
-                    if let f = f.string { finalizers[f, default: 0] += 1 }
-                }
+            for object in items {
+                for finalizer in object.metadata.finalizers { finalizers[finalizer, default: 0] += 1 }
             }
         }
         if remaining.isEmpty && failures.isEmpty {
@@ -93,73 +94,73 @@ struct NamespaceController: ControlLoop {
             logger.debug("namespace finalized", metadata: ["namespace": "\(name)"])
             return
         }
-        try await report(ns, remaining: remaining, finalizers: finalizers, failures: failures)
+        try await report(namespace, remaining: remaining, finalizers: finalizers, failures: failures)
         queue.add(name, after: failures.isEmpty ? recheck : .seconds(1))
     }
 
     /// "pods." for core types, "deployments.apps" otherwise (upstream's messages).
     static func groupResource(_ r: ResourceType) -> String { r.plural + "." + r.group }
 
-    /// Upstream's namespace deletion conditions, written only when they change.
-    func report(_ ns: JSON, remaining: [String: Int], finalizers: [String: Int], failures: [String]) async throws {
-        func condition(_ type: String, _ on: Bool, _ reason: String, _ message: String) -> JSON {
-            [
-                "type": .string(type), "status": on ? "True" : "False", "reason": .string(reason),
-                "message": .string(message),
-            ]
+    /// Upstream's namespace deletion conditions, in its order, for what is left.
+    static func deletionConditions(remaining: [String: Int], finalizers: [String: Int], failures: [String])
+        -> [CoreV1.NamespaceCondition]
+    {
+        func condition(_ type: CoreV1.NamespaceConditionType, _ on: Bool, _ reason: String, _ message: String)
+            -> CoreV1.NamespaceCondition
+        {
+            CoreV1.NamespaceCondition(type: type, status: on ? .true : .false, reason: reason, message: message)
         }
-        let left = remaining.sorted { $0.key < $1.key }.map { "\($0.key) has \($0.value) resource instances" }.joined(
-            separator: ", ")
-        let fins = finalizers.sorted { $0.key < $1.key }.map { "\($0.key) in \($0.value) resource instances" }.joined(
-            separator: ", ")
-        let wanted: [JSON] = [
+        let left = remaining.sorted { $0.key < $1.key }.map { "\($0.key) has \($0.value) resource instances" }
+            .joined(separator: ", ")
+        let held = finalizers.sorted { $0.key < $1.key }.map { "\($0.key) in \($0.value) resource instances" }
+            .joined(separator: ", ")
+        return [
+            condition(.deletionDiscoveryFailure, false, "ResourcesDiscovered", "All resources successfully discovered"),
             condition(
-                "NamespaceDeletionDiscoveryFailure", false, "ResourcesDiscovered",
-                "All resources successfully discovered"),
-            condition(
-                "NamespaceDeletionGroupVersionParsingFailure", false, "ParsedGroupVersions",
-                "All legacy kube types successfully parsed"),
+                .deletionGVParsingFailure, false, "ParsedGroupVersions", "All legacy kube types successfully parsed"),
             failures.isEmpty
                 ? condition(
-                    "NamespaceDeletionContentFailure", false, "ContentDeleted",
+                    .deletionContentFailure, false, "ContentDeleted",
                     "All content successfully deleted, may be waiting on finalization")
                 : condition(
-                    "NamespaceDeletionContentFailure", true, "ContentDeletionFailed",
+                    .deletionContentFailure, true, "ContentDeletionFailed",
                     "Failed to delete all resource types, \(failures.count) remaining: \(failures.joined(separator: ", "))"
                 ),
             remaining.isEmpty
-                ? condition("NamespaceContentRemaining", false, "ContentRemoved", "All content successfully removed")
-                : condition(
-                    "NamespaceContentRemaining", true, "SomeResourcesRemain", "Some resources are remaining: \(left)"),
+                ? condition(.contentRemaining, false, "ContentRemoved", "All content successfully removed")
+                : condition(.contentRemaining, true, "SomeResourcesRemain", "Some resources are remaining: \(left)"),
             finalizers.isEmpty
                 ? condition(
-                    "NamespaceFinalizersRemaining", false, "ContentHasNoFinalizers",
-                    "All content-preserving finalizers finished")
+                    .finalizersRemaining, false, "ContentHasNoFinalizers", "All content-preserving finalizers finished")
                 : condition(
-                    "NamespaceFinalizersRemaining", true, "SomeFinalizersRemain",
-                    "Some content in the namespace has finalizers remaining: \(fins)"),
+                    .finalizersRemaining, true, "SomeFinalizersRemain",
+                    "Some content in the namespace has finalizers remaining: \(held)"),
         ]
-        let old = ns["status"]["conditions"].array ?? []
-        func same(_ a: JSON, _ b: JSON) -> Bool {
-            ["type", "status", "reason", "message"].allSatisfy { a[$0] == b[$0] }
+    }
+
+    /// Writes the deletion conditions into the namespace's status, only when they change. A condition
+    /// keeps its lastTransitionTime while its status stays the same.
+    func report(_ namespace: CoreV1.Namespace, remaining: [String: Int], finalizers: [String: Int], failures: [String])
+        async throws
+    {
+        let wanted = Self.deletionConditions(remaining: remaining, finalizers: finalizers, failures: failures)
+        let old = namespace.status.conditions
+        func same(_ a: CoreV1.NamespaceCondition, _ b: CoreV1.NamespaceCondition) -> Bool {
+            a.type == b.type && a.status == b.status && a.reason == b.reason && a.message == b.message
         }
-        if old.count == wanted.count && zip(old, wanted).allSatisfy(same)
-            && ns["status"]["phase"].string == "Terminating"
-        {
+        if old.count == wanted.count && zip(old, wanted).allSatisfy(same) && namespace.status.phase == .terminating {
             return
         }
-        let now = APITime.string()
-        var updated = ns
-        updated["status"]["phase"] = "Terminating"
-        updated["status"]["conditions"] = .array(
-            wanted.map { c in
-                var c = c
-                let previous = old.first { $0["type"] == c["type"] }
-                c["lastTransitionTime"] =
-                    previous?["status"] == c["status"]
-                    ? (previous?["lastTransitionTime"] ?? .string(now)) : .string(now)
-                return c
-            })
-        try await client.updateStatus(Registry.namespaces, updated)
+        let now = MetaV1.Time.now()
+        var updated = namespace
+        updated.status.phase = .terminating
+        updated.status.conditions = wanted.map { condition in
+            var condition = condition
+            let previous = old.first { $0.type == condition.type }
+            condition.lastTransitionTime =
+                previous?.status == condition.status ? (previous?.lastTransitionTime ?? now) : now
+            return condition
+        }
+        _ = try await client.updateStatus(updated)
     }
 }

@@ -1,34 +1,36 @@
 import BerthAPI
+import BerthKube
 import Foundation
 import Logging
 
 /// Keeps a "default" ServiceAccount in every active namespace (upstream's serviceaccounts-controller).
-/// The API creates it with the namespace; this loop puts it back when it is deleted.
+/// The API creates it with the namespace; this loop puts it back when it is deleted. Of the accounts it
+/// needs only names, so it shares the garbage collector's metadata informer.
 struct ServiceAccountController: ControlLoop {
     let name = "serviceaccount-controller"
     static let accounts = ["default"]
-    let client: LocalClient
-    let namespaces: UntypedInformer
-    let serviceAccounts: UntypedInformer
+    let client: any KubeClient
+    let namespaces: Informer<CoreV1.Namespace>
+    let serviceAccounts: Informer<MetaV1.PartialObjectMetadata>
     let queue = WorkQueue(name: "serviceaccount")
     let logger: Logger
 
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("serviceaccount-controller")
-        namespaces = ctx.informers.informer(Registry.namespaces)
-        serviceAccounts = ctx.informers.informer(Registry.serviceAccounts)
+        client = ctx.client("serviceaccount-controller")
+        namespaces = ctx.informers.informer(CoreV1.Namespace.self)
+        serviceAccounts = ctx.informers.metadataInformer(.of(CoreV1.ServiceAccount.self))
         logger = ctx.logger
         let queue = self.queue
-        namespaces.onChange { e in
-            if case .deleted = e { return }
-            guard let ns = e.object["metadata"]["name"].string else { return }
-            Task { await queue.add(ns) }
+        namespaces.onChange { event in
+            if case .deleted = event { return }
+            guard let namespace = event.object.metadata.name else { return }
+            Task { await queue.add(namespace) }
         }
-        serviceAccounts.onChange { e in
-            guard case .deleted(let sa) = e, Self.accounts.contains(sa["metadata"]["name"].string ?? ""),
-                let ns = sa["metadata"]["namespace"].string
+        serviceAccounts.onChange { event in
+            guard case .deleted(let account) = event, Self.accounts.contains(account.metadata.name ?? ""),
+                let namespace = account.metadata.namespace
             else { return }
-            Task { await queue.add(ns) }
+            Task { await queue.add(namespace) }
         }
     }
 
@@ -40,16 +42,17 @@ struct ServiceAccountController: ControlLoop {
             })
     }
 
-    func sync(_ ns: String) async throws {
-        guard let namespace = namespaces.get(ns), !Objects.isTerminating(namespace),
-            (namespace["status"]["phase"].string ?? "Active") == "Active"
+    func sync(_ name: String) async throws {
+        guard let namespace = namespaces.get(namespace: nil, name: name), !namespace.isTerminating,
+            (namespace.status.phase ?? .active) == .active
         else { return }
-        for account in Self.accounts where serviceAccounts.get(namespace: ns, name: account) == nil {
-            // The cache may lag behind a create: the store decides.
-            if try await client.get(Registry.serviceAccounts, namespace: ns, name: account) != nil { continue }
+        for account in Self.accounts where serviceAccounts.get(namespace: name, name: account) == nil {
+            // The cache may lag behind a create: an uncached read decides.
+            if try await client.getMetadata(.of(CoreV1.ServiceAccount.self), namespace: name, name: account) != nil {
+                continue
+            }
             do {
-                try await client.create(
-                    Registry.serviceAccounts, ["metadata": ["name": .string(account), "namespace": .string(ns)]])
+                _ = try await client.create(CoreV1.ServiceAccount(metadata: .init(name: account, namespace: name)))
             } catch let e as APIError where e.code == 409 || e.code == 403 || e.code == 404 {
                 // Exists already, or the namespace is terminating or gone.
             }
@@ -65,47 +68,47 @@ struct ServiceAccountController: ControlLoop {
 /// deleting a ServiceAccount deletes its tokens.
 struct TokenController: ControlLoop {
     let name = "serviceaccount-token-controller"
-    static let tokenType = "kubernetes.io/service-account-token"
     static let nameAnnotation = "kubernetes.io/service-account.name"
     static let uidAnnotation = "kubernetes.io/service-account.uid"
     static let accountIndex = "token-serviceaccount"
-    let client: LocalClient
-    let secrets: UntypedInformer
+    let client: any KubeClient
+    let secrets: Informer<CoreV1.Secret>
     let queue = WorkQueue(name: "serviceaccount-token")
     let signer: ServiceAccountTokenSigner
     let caPEM: String
     let logger: Logger
 
     init(_ ctx: ControllerContext) {
-        client = ctx.localClient("serviceaccount-token-controller")
-        secrets = ctx.informers.informer(Registry.secrets)
-        let serviceAccounts = ctx.informers.informer(Registry.serviceAccounts)
+        client = ctx.client("serviceaccount-token-controller")
+        secrets = ctx.informers.informer(CoreV1.Secret.self)
+        let serviceAccounts = ctx.informers.metadataInformer(.of(CoreV1.ServiceAccount.self))
         guard let signer = ctx.facts.serviceAccountSigner else {
             preconditionFailure("the token controller needs the service-account signing key")
         }
         self.signer = signer
         caPEM = ctx.facts.caPEM
         logger = ctx.logger
-        secrets.addIndex(Self.accountIndex) { s in
-            guard s["type"].string == Self.tokenType, let ns = s["metadata"]["namespace"].string,
-                let sa = s["metadata"]["annotations"][Self.nameAnnotation].string
+        secrets.addIndex(Self.accountIndex) { secret in
+            guard secret.type == .serviceAccountToken, let namespace = secret.metadata.namespace,
+                let account = secret.metadata.annotations[Self.nameAnnotation]
             else { return [] }
-            return [Objects.key(namespace: ns, name: sa)]
+            return [Objects.key(namespace: namespace, name: account)]
         }
         let queue = self.queue, secrets = self.secrets
-        secrets.onChange { e in
-            if case .deleted = e { return }
-            guard e.object["type"].string == Self.tokenType else { return }
-            Task { await queue.add(UntypedInformer.key(e.object)) }
+        secrets.onChange { event in
+            if case .deleted = event { return }
+            guard event.object.type == .serviceAccountToken else { return }
+            let key = event.object.cacheKey
+            Task { await queue.add(key) }
         }
-        serviceAccounts.onChange { e in
+        serviceAccounts.onChange { event in
             // A deleted (or replaced) account: its tokens go.
-            guard let ns = e.object["metadata"]["namespace"].string, let name = e.object["metadata"]["name"].string
-            else { return }
-            if case .updated = e { return }
-            let keys = secrets.byIndex(Self.accountIndex, Objects.key(namespace: ns, name: name)).map(
-                UntypedInformer.key)
-            if !keys.isEmpty { Task { for k in keys { await queue.add(k) } } }
+            if case .updated = event { return }
+            guard let namespace = event.object.metadata.namespace, let name = event.object.metadata.name else {
+                return
+            }
+            let keys = secrets.byIndex(Self.accountIndex, Objects.key(namespace: namespace, name: name)).map(\.cacheKey)
+            if !keys.isEmpty { Task { for key in keys { await queue.add(key) } } }
         }
     }
 
@@ -118,32 +121,34 @@ struct TokenController: ControlLoop {
     }
 
     func sync(_ key: String) async throws {
-        let (ns, name) = Objects.split(key)
-        guard let secret = try await client.get(Registry.secrets, namespace: ns, name: name),
-            secret["type"].string == Self.tokenType, !Objects.isTerminating(secret),
-            let account = secret["metadata"]["annotations"][Self.nameAnnotation].string
+        let (namespace, name) = Objects.split(key)
+        guard let secret = try await client.get(CoreV1.Secret.self, namespace: namespace, name: name),
+            secret.type == .serviceAccountToken, !secret.isTerminating,
+            let account = secret.metadata.annotations[Self.nameAnnotation]
         else { return }
-        let wantUID = secret["metadata"]["annotations"][Self.uidAnnotation].string ?? ""
-        let sa = try await client.get(Registry.serviceAccounts, namespace: ns, name: account)
-        guard let sa, let saUID = sa["metadata"]["uid"].string, wantUID.isEmpty || wantUID == saUID else {
+        let wantUID = secret.metadata.annotations[Self.uidAnnotation] ?? ""
+        let serviceAccount = try await client.getMetadata(
+            .of(CoreV1.ServiceAccount.self), namespace: namespace, name: account)
+        guard let accountUID = serviceAccount?.metadata.uid, wantUID.isEmpty || wantUID == accountUID else {
             do {
                 try await client.delete(
-                    Registry.secrets, namespace: ns, name: name, uid: secret["metadata"]["uid"].string)
+                    CoreV1.Secret.self, namespace: namespace, name: name, uid: secret.metadata.uid)
                 logger.debug("deleted token of a missing service account", metadata: ["secret": "\(key)"])
             } catch let e as APIError where e.code == 404 || e.code == 409 {}
             return
         }
-        func b64(_ s: String) -> JSON { .string(Data(s.utf8).base64EncodedString()) }
         var updated = secret
-        if (secret["data"]["token"].string ?? "").isEmpty {
+        if (secret.data["token"] ?? []).isEmpty {
             let token = try signer.sign(
-                .init(namespace: ns, secretName: name, serviceAccountName: account, serviceAccountUID: saUID))
-            updated["data"]["token"] = b64(token)
+                .init(
+                    namespace: namespace, secretName: name, serviceAccountName: account, serviceAccountUID: accountUID))
+            updated.data["token"] = Array(token.utf8)
         }
-        updated["data"]["ca.crt"] = b64(caPEM)
-        updated["data"]["namespace"] = b64(ns)
-        updated["metadata"]["annotations"][Self.uidAnnotation] = .string(saUID)
+        updated.data["ca.crt"] = Array(caPEM.utf8)
+        updated.data["namespace"] = Array(namespace.utf8)
+        updated.metadata.annotations[Self.uidAnnotation] = accountUID
         if updated == secret { return }
-        try await client.update(Registry.secrets, updated)  // a conflict comes back through the queue
+        // The resourceVersion is the precondition; a conflict comes back through the queue.
+        _ = try await client.update(updated)
     }
 }
