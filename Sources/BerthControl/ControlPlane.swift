@@ -30,9 +30,10 @@ public struct ControlPlaneConfig: Sendable {
 
 /// What every controller gets: a client (its own field manager), the shared informers, an event
 /// recorder, a logger and the configuration.
+///
+/// Loops see the cluster only through these (never the API server's internals), so the same loop runs
+/// in the server's process, against a ``FakeCluster`` in a unit test, or over HTTPS on another machine.
 public struct ControllerContext: Sendable {
-    /// The API server in this process; nil when the loops run against a ``FakeCluster``.
-    public let server: APIServer?
     public let informers: InformerFactory
     public let events: EventRecorder
     public let logger: Logger
@@ -47,7 +48,6 @@ public struct ControllerContext: Sendable {
         server: APIServer, informers: InformerFactory, events: EventRecorder, logger: Logger,
         config: ControlPlaneConfig
     ) {
-        self.server = server
         self.informers = informers
         self.events = events
         self.logger = logger
@@ -61,7 +61,6 @@ public struct ControllerContext: Sendable {
         client: @escaping @Sendable (String) -> any KubeClient, informers: InformerFactory, events: EventRecorder,
         logger: Logger, config: ControlPlaneConfig, facts: ServerFacts = ServerFacts()
     ) {
-        self.server = nil
         self.facts = facts
         self.informers = informers
         self.events = events
@@ -72,12 +71,6 @@ public struct ControllerContext: Sendable {
 
     /// The typed client a loop writes through, as field manager `manager`.
     public func client(_ manager: String) -> any KubeClient { clients(manager) }
-
-    /// The in-process JSON client, for loops not yet on the typed model (needs the server).
-    public func localClient(_ manager: String) -> LocalClient {
-        guard let server else { preconditionFailure("\(manager) needs the API server in process") }
-        return LocalClient(server: server, manager: manager)
-    }
 }
 
 /// The API server facts loops use, taken from the server in process or given by a test.

@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 @testable import BerthControl
 import Foundation
 import Testing
@@ -9,13 +10,13 @@ struct OwnedPodSummariesTests {
     static func pod(
         _ name: String, owner: String?, labels: [String: String] = ["app": "web"], ready: Bool = false,
         readySince: String = "2020-01-01T00:00:00Z", phase: String = "Running", deleting: Bool = false
-    ) -> JSON {
+    ) -> CoreV1.Pod {
         var meta: JSON = ["name": .string(name), "namespace": "default", "labels": JSON.strings(labels)]
         if let owner {
             meta["ownerReferences"] = [["kind": "ReplicaSet", "name": "rs", "uid": .string(owner), "controller": true]]
         }
         if deleting { meta["deletionTimestamp"] = "2020-01-01T00:00:00Z" }
-        return [
+        let json: JSON = [
             "metadata": meta,
             "status": [
                 "phase": .string(phase),
@@ -24,11 +25,12 @@ struct OwnedPodSummariesTests {
                 ],
             ],
         ]
+        return try! CoreV1.Pod(kubeJSON: json)
     }
 
     @Test func countsFollowPodEvents() {
         let s = OwnedPodSummaries()
-        let template: [String: JSON] = ["app": "web"]
+        let template = ["app": "web"]
         s.apply(.added(Self.pod("a", owner: "u1", ready: true)))
         s.apply(.added(Self.pod("b", owner: "u1")))
         s.apply(.added(Self.pod("c", owner: "u1", labels: ["app": "other"], ready: true)))

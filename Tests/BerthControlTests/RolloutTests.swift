@@ -35,10 +35,10 @@ let webYAML = """
     """
 
 func podsOf(_ items: [JSON], app: String) -> [JSON] {
-    items.filter { $0["metadata"]["labels"]["app"].string == app && Objects.isActive($0) }
+    items.filter { $0["metadata"]["labels"]["app"].string == app && PodJSON.isActive($0) }
 }
 func running(_ items: [JSON]) -> Int {
-    items.filter { $0["status"]["phase"].string == "Running" && Objects.isReady($0) }.count
+    items.filter { $0["status"]["phase"].string == "Running" && PodJSON.isReady($0) }.count
 }
 
 extension ControlTests {

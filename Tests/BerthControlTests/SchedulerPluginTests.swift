@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 @testable import BerthControl
 import Testing
 

@@ -214,3 +214,19 @@ final class ServerChild: @unchecked Sendable {
 }
 
 let scriptsDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts").path
+
+/// Facts about pods read back as JSON through kubectl or the API (what the tests see, not what the
+/// controllers use: those read typed pods).
+enum PodJSON {
+    static func controllerRef(_ obj: JSON) -> JSON? {
+        (obj["metadata"]["ownerReferences"].array ?? []).first { $0["controller"].bool == true }
+    }
+    /// Counts toward a controller's replicas: not finished, not being deleted.
+    static func isActive(_ pod: JSON) -> Bool {
+        let phase = pod["status"]["phase"].string ?? ""
+        return pod["metadata"]["deletionTimestamp"].isNull && phase != "Succeeded" && phase != "Failed"
+    }
+    static func isReady(_ pod: JSON) -> Bool {
+        (pod["status"]["conditions"].array ?? []).contains { $0["type"] == "Ready" && $0["status"] == "True" }
+    }
+}

@@ -171,7 +171,7 @@ extension ControlTests {
                 """
             #expect(try c.kubectl("apply", "-f", "-", stdin: deployment).ok)
             try await c.waitFor(Registry.replicaSets, namespace: "default", "the first rollout under way") { items in
-                let owned = items.filter { Objects.controllerRef($0)?["name"].string == "rollover" }
+                let owned = items.filter { PodJSON.controllerRef($0)?["name"].string == "rollover" }
                 return owned.count == 2 && owned.allSatisfy { $0["status"]["replicas"].int == 1 }
             }
             // kubernetes' checkRolling: with maxUnavailable 0, the Deployment reports at least one available
@@ -200,7 +200,7 @@ extension ControlTests {
             #expect(!dropped.value, "the Deployment reported no available replica during the rollover")
             let sets = try await c.client.list(Registry.replicaSets, namespace: "default").items
             let old = try #require(sets.first { $0["metadata"]["name"].string == "rollover-controller" })
-            #expect(Objects.controllerRef(old)?["name"].string == "rollover", "the Deployment adopted the orphan")
+            #expect(PodJSON.controllerRef(old)?["name"].string == "rollover", "the Deployment adopted the orphan")
             let images: (JSON) -> String = { $0["spec"]["template"]["spec"]["containers"][0]["image"].string ?? "" }
             for rs in sets where images(rs) != "registry.local/agnhost:2" {
                 #expect(
@@ -216,7 +216,7 @@ extension ControlTests {
                 d["status"]["availableReplicas"].int == 1 && d["status"]["updatedReplicas"].int == 1
                     && d["status"]["replicas"].int == 1,
                 "\(d["status"])")
-            let running = try await c.client.list(Registry.pods, namespace: "default").items.filter(Objects.isActive)
+            let running = try await c.client.list(Registry.pods, namespace: "default").items.filter(PodJSON.isActive)
             #expect(
                 running.count == 1
                     && running.allSatisfy { $0["spec"]["containers"][0]["image"].string == "registry.local/agnhost:2" },

@@ -7,23 +7,18 @@ import Logging
 /// informers read through an ``ObjectSourceProvider``: the store in process, HTTPS, or a fake cluster.
 public final class InformerFactory: @unchecked Sendable {
     public let provider: any ObjectSourceProvider
-    /// The in-process client behind untyped informers (nil when the factory reads a fake or a remote
-    /// server, which only typed informers do).
-    let client: LocalClient?
     let logger: Logger
     private let lock = NSLock()
     private var informers: [String: any RunnableInformer] = [:]
 
     /// Informers over the API server's store in this process.
     public init(client: LocalClient, logger: Logger) {
-        self.client = client
         self.provider = StoreSourceProvider(client: client)
         self.logger = logger
     }
 
-    /// Informers over any source of objects (typed informers only).
+    /// Informers over any source of objects: the store, a remote server over HTTPS, a fake cluster.
     public init(provider: any ObjectSourceProvider, logger: Logger) {
-        self.client = nil
         self.provider = provider
         self.logger = logger
     }
@@ -43,16 +38,6 @@ public final class InformerFactory: @unchecked Sendable {
             Informer(
                 source: provider.source(MetaV1.PartialObjectMetadata.self, resource: resource),
                 name: resource.plural, logger: logger)
-        }
-    }
-
-    /// The shared JSON-tree informer of a resource (controllers not yet on the typed model).
-    public func informer(_ resource: ResourceType) -> UntypedInformer {
-        guard let client else {
-            preconditionFailure("untyped informers read the store in process; this factory has no client")
-        }
-        return shared("json:" + resource.plural + "." + resource.group) {
-            UntypedInformer(resource, client: client, logger: logger)
         }
     }
 

@@ -3,21 +3,6 @@ import Foundation
 
 /// Small facts about objects that several controllers need.
 enum Objects {
-    /// The controller owner reference (controller: true), if any.
-    static func controllerRef(_ obj: JSON) -> JSON? {
-        (obj["metadata"]["ownerReferences"].array ?? []).first { $0["controller"].bool == true }
-    }
-    static func isTerminating(_ obj: JSON) -> Bool { !obj["metadata"]["deletionTimestamp"].isNull }
-    static func isFinished(_ pod: JSON) -> Bool {
-        let p = pod["status"]["phase"].string ?? ""
-        return p == "Succeeded" || p == "Failed"
-    }
-    /// Counts toward a controller's replicas: not finished, not being deleted.
-    static func isActive(_ pod: JSON) -> Bool { !isTerminating(pod) && !isFinished(pod) }
-    static func readyCondition(_ pod: JSON) -> JSON? {
-        (pod["status"]["conditions"].array ?? []).first { $0["type"].string == "Ready" }
-    }
-    static func isReady(_ pod: JSON) -> Bool { readyCondition(pod)?["status"].string == "True" }
     static func key(namespace: String, name: String) -> String { namespace + "/" + name }
     static func split(_ key: String) -> (namespace: String, name: String) {
         guard let slash = key.firstIndex(of: "/") else { return ("", key) }

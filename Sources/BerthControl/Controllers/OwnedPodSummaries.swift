@@ -105,32 +105,3 @@ final class OwnedPodSummaries: @unchecked Sendable {
         }
     }
 }
-
-/// Pods as JSON trees, for callers not yet on the typed model (the untyped informer's events). Each
-/// pod is decoded as the typed informer would decode it; one that does not decode is forgotten, as a
-/// typed informer would never have delivered it. Goes with ``UntypedInformer``.
-extension OwnedPodSummaries {
-    func apply(_ e: UntypedInformerEvent) {
-        let decode = { (json: JSON) in try? CoreV1.Pod(kubeJSON: json) }
-        switch e {
-        case .added(let json):
-            guard let pod = decode(json) else { return forget(json) }
-            apply(.added(pod))
-        case .updated(let oldJSON, let newJSON):
-            guard let old = decode(oldJSON), let new = decode(newJSON) else { return forget(newJSON) }
-            apply(.updated(old: old, new: new))
-        case .deleted(let json):
-            forget(json)
-        }
-    }
-
-    func counts(owner: String, templateLabels: [String: JSON], minReadySeconds: Int64, now: Date) -> Counts {
-        counts(
-            owner: owner, templateLabels: templateLabels.compactMapValues(\.string), minReadySeconds: minReadySeconds,
-            now: now)
-    }
-
-    private func forget(_ json: JSON) {
-        record(key: UntypedInformer.key(json), owner: nil, summary: nil)
-    }
-}
