@@ -371,24 +371,33 @@ PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64"
                "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "Quantity": "q", "IntOrString": "x"}
 
 
+def type_code(model, t, codes, struct_code, table):
+    """A field type in a table's letters: `codes` for scalars and specials, `[` a list, `{` a map with
+    string keys, "s" a string enum, `struct_code(q)` a struct (pointers read as what they point to)."""
+    t = t.lstrip("*")
+    if t in codes:
+        return codes[t]
+    if t.startswith("[]"):
+        return "[" + type_code(model, t[2:], codes, struct_code, table)
+    if t.startswith("map[]"):
+        return "{" + type_code(model, t[5:], codes, struct_code, table)
+    q = model.ref(t)
+    if q in model.enums:
+        return "s"
+    if q in model.structs:
+        return struct_code(q)
+    sys.exit("no %s form for %s" % (table, t))
+
+
 def gen_protobuf(model):
     order, messages = [], {}
 
+    def struct_code(q):
+        visit(q)
+        return "@%s.%s" % q
+
     def code(t):
-        t = t.lstrip("*")
-        if t in PROTO_CODES:
-            return PROTO_CODES[t]
-        if t.startswith("[]"):
-            return "[" + code(t[2:])
-        if t.startswith("map[]"):
-            return "{" + code(t[5:])
-        q = model.ref(t)
-        if q in model.enums:
-            return "s"
-        if q in model.structs:
-            visit(q)
-            return "@%s.%s" % q
-        sys.exit("no protobuf form for %s" % t)
+        return type_code(model, t, PROTO_CODES, struct_code, "protobuf")
 
     def visit(q):
         if q in messages:
@@ -471,19 +480,7 @@ def gen_schema(model):
     OpenAPI documents (Sources/BerthAPI/Schema.swift reads the table)."""
 
     def code(t):
-        t = t.lstrip("*")
-        if t in SCHEMA_CODES:
-            return SCHEMA_CODES[t]
-        if t.startswith("[]"):
-            return "[" + code(t[2:])
-        if t.startswith("map[]"):
-            return "{" + code(t[5:])
-        q = model.ref(t)
-        if q in model.enums:
-            return "s"
-        if q in model.structs:
-            return "@" + schema_name(q)
-        sys.exit("no schema form for %s" % t)
+        return type_code(model, t, SCHEMA_CODES, lambda q: "@" + schema_name(q), "schema")
 
     lines = []
     for p in model.packages:
