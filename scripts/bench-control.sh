@@ -4,8 +4,9 @@
 #      (`berth bench scheduler`, decisions checked); compared with kube-scheduler's scheduler_perf floor
 #      for the same case (810 pods/s, the figure upstream's CI gates on).
 #   2. a 1,000-replica Deployment from `kubectl apply` to all pods Running on 1,000 hollow nodes.
-#   3. one server holding 10,000 hollow nodes and 300,000 pods: RSS and API latency (GET one pod, a
-#      500-item list page, GET nodes), measured with curl.
+#   3. one server holding 10,000 hollow nodes and 150,000 then 300,000 pods (one Deployment, scaled):
+#      RSS, KB per pod above the idle server, and API latency (GET one pod, a 500-item list page, GET
+#      a node), measured with curl.
 # Usage: scripts/bench-control.sh [path/to/berth]  (default .build/release/berth, else .build/debug/berth)
 # Parts: BENCH_PARTS (default 123). Sizes: BENCH_SCHED_NODES, BENCH_SCHED_PODS, BENCH_DEPLOY_REPLICAS, BENCH_BIG_NODES, BENCH_BIG_PODS.
 # Everything listens on 127.0.0.1; child processes are stopped by PID on exit.
@@ -79,22 +80,28 @@ kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 fi
 
 [[ $PARTS == *3* ]] || exit 0
-echo "## 3. $BN hollow nodes and $BP pods in one server"
+HALF=$((BP / 2))
+echo "## 3. $BN hollow nodes, then $HALF and $BP pods in one server"
 start_server big --hollow-nodes "$BN" --hollow-heartbeat-seconds 30 --node-monitor-grace-seconds 180
 wait_nodes "$BN"
 IDLE=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER_PID/status)
-T0=$(now)
-deployment fleet "$BP" | k apply -f - > /dev/null
-k rollout status deploy/fleet --timeout=1800s > /dev/null
-T1=$(now)
-RSS=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER_PID/status)
 TOKEN=$(cut -d, -f1 "$DIR/tokens.csv" | head -1)
-POD=$(k get pods --chunk-size=1 -o name 2>/dev/null | head -1 | cut -d/ -f2 || true)
 lat() { # $1 path → p50/p99 ms of 50 requests
   for _ in $(seq 50); do
     curl -s -o /dev/null -w '%{time_total}\n' --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$PORT$1"
   done | sort -n | awk '{a[NR]=$1} END {m=int(NR*0.5); if (m<1) m=1; q=int(NR*0.99); if (q<1) q=NR; printf "%.1f / %.1f", a[m]*1000, a[q]*1000}'
 }
-echo "| nodes | pods | create→running s | RSS idle MB | RSS MB | GET pod p50/p99 ms | LIST 500 pods p50/p99 ms | GET node p50/p99 ms |"
-echo "|---|---|---|---|---|---|---|---|"
-echo "| $BN | $BP | $(python3 -c "print(f'{$T1-$T0:.1f}')") | $IDLE | $RSS | $(lat /api/v1/namespaces/default/pods/$POD) | $(lat '/api/v1/namespaces/default/pods?limit=500') | $(lat /api/v1/nodes/hollow-00042) |"
+echo "| nodes | pods | create→running s | RSS idle MB | RSS MB | KB per pod | GET pod p50/p99 ms | LIST 500 pods p50/p99 ms | GET node p50/p99 ms |"
+echo "|---|---|---|---|---|---|---|---|---|"
+# The same Deployment twice: first half the pods, then scaled to all, each measured once Running.
+T0=$(now)
+for N in $HALF $BP; do
+  deployment fleet "$N" | k apply -f - > /dev/null
+  k rollout status deploy/fleet --timeout=1800s > /dev/null
+  T1=$(now)
+  RSS=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' /proc/$SERVER_PID/status)
+  POD=$(k get pods --chunk-size=1 -o name 2>/dev/null | head -1 | cut -d/ -f2 || true)
+  PER=$(python3 -c "print(f'{($RSS-$IDLE)*1024/$N:.1f}')")
+  echo "| $BN | $N | $(python3 -c "print(f'{$T1-$T0:.1f}')") | $IDLE | $RSS | $PER | $(lat /api/v1/namespaces/default/pods/$POD) | $(lat '/api/v1/namespaces/default/pods?limit=500') | $(lat /api/v1/nodes/hollow-00042) |"
+  T0=$(now)
+done
