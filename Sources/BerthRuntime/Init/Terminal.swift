@@ -39,7 +39,7 @@ enum Terminal {
         consoleSocket.close()
         _ = try RuntimeError.wrap("making the terminal controlling") { () throws(SystemCallError) in
             _ = setsid()
-            try sys("ioctl(TIOCSCTTY)") { berth_ioctl_int(slave.rawValue, UInt(TIOCSCTTY), 0) }
+            _ = try sys("ioctl(TIOCSCTTY)") { berth_ioctl_int(slave.rawValue, UInt(TIOCSCTTY), 0) }
             for target: Int32 in 0...2 {
                 _ = try sys("dup2") { dup2(slave.rawValue, target) }
             }
