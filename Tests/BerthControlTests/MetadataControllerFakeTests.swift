@@ -26,6 +26,9 @@ private struct MetadataRig {
         let task = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await informers.run() }
+                // As ControlPlane.runLeading: loops start once every informer has listed, so a first
+                // sync never works from a half-filled cache.
+                await informers.waitForSync()
                 for loop in loops { group.addTask { await loop.run() } }
             }
         }

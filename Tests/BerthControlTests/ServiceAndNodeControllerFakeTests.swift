@@ -26,6 +26,8 @@ private struct FakeRig {
         let task = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await informers.run() }
+                // As ControlPlane.runLeading: the loop starts once every informer has listed.
+                await informers.waitForSync()
                 if let loop { group.addTask { await loop.run() } }
             }
         }

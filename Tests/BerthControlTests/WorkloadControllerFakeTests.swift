@@ -27,6 +27,9 @@ private struct WorkloadRig {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await informers.run() }
                 group.addTask { await events.run(client: cluster) }
+                // As ControlPlane.runLeading: loops start once every informer has listed, so a first
+                // sync never works from a half-filled cache.
+                await informers.waitForSync()
                 for loop in loops { group.addTask { await loop.run() } }
             }
         }

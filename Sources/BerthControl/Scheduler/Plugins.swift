@@ -72,8 +72,11 @@ extension Scheduler.Cache {
     func prepare(_ pod: PodInfo) -> CycleState {
         var s = CycleState()
         s.selector = CompiledSelector(pod.nodeSelector, symbols)
+        // Only hard spreading counts pods here: soft (ScheduleAnyway) constraints are counted by the
+        // spread score over the nodes it scores, so a pod with only those must not walk every placed pod.
+        let hard = pod.spread.filter(\.hard)
         let needsPods =
-            !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !pod.spread.isEmpty
+            !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !hard.isEmpty
             || !pod.preferredAffinity.isEmpty || !pod.preferredAntiAffinity.isEmpty
         if !antiAffinityPods.isEmpty {
             for (_, entry) in antiAffinityPods {
@@ -86,7 +89,6 @@ extension Scheduler.Cache {
         guard needsPods else { return s }
         s.affinityDomains = Array(repeating: [], count: pod.affinity.count)
         s.antiDomains = Array(repeating: [], count: pod.antiAffinity.count)
-        let hard = pod.spread.filter(\.hard)
         s.spreadCounts = Array(repeating: [:], count: hard.count)
         var anyAffinityMatch = false
         for node in table.nodes {
