@@ -433,14 +433,7 @@ struct DaemonSetController: ControlLoop {
 
     /// A pod for `node`: named after the DaemonSet, controlled by it, and pinned to the node by affinity.
     static func newPod(_ ds: DaemonSet, template: CoreV1.PodTemplateSpec, node: String) -> Pod {
-        var pod = Pod()
-        pod.metadata.generateName = (ds.metadata.name ?? "") + "-"
-        pod.metadata.namespace = ds.metadata.namespace
-        pod.metadata.ownerReferences = [ds.controllerOwnerReference]
-        pod.metadata.labels = template.metadata.labels
-        pod.metadata.annotations = template.metadata.annotations
-        pod.metadata.finalizers = template.metadata.finalizers
-        pod.spec = template.spec
+        var pod = Pod.from(template, controlledBy: ds)
         // Upstream's ReplaceDaemonSetPodNodeNameNodeAffinity: the required terms become this one node.
         let term = CoreV1.NodeSelectorTerm(
             matchFields: [CoreV1.NodeSelectorRequirement(key: "metadata.name", operator: .opIn, values: [node])])

@@ -115,18 +115,7 @@ struct ReplicaSetController: ControlLoop {
     }
 
     /// A pod from the ReplicaSet's template, owned by it (the name is generated from the set's).
-    static func pod(from rs: ReplicaSet) -> Pod {
-        let template = rs.spec.template
-        var pod = Pod()
-        pod.metadata.generateName = (rs.metadata.name ?? "") + "-"
-        pod.metadata.namespace = rs.metadata.namespace
-        pod.metadata.ownerReferences = [rs.controllerOwnerReference]
-        pod.metadata.labels = template.metadata.labels
-        pod.metadata.annotations = template.metadata.annotations
-        pod.metadata.finalizers = template.metadata.finalizers
-        pod.spec = template.spec
-        return pod
-    }
+    static func pod(from rs: ReplicaSet) -> Pod { Pod.from(rs.spec.template, controlledBy: rs) }
 
     func create(_ n: Int, for rs: ReplicaSet, key: String) async throws {
         expectations.expectCreations(key, n)

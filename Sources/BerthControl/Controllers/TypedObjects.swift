@@ -31,6 +31,22 @@ extension KubeObject where Self: HasObjectMeta {
 }
 
 extension CoreV1.Pod {
+    /// A pod from a controller's template (upstream's GetPodFromTemplate): named after the owner, in
+    /// its namespace, controlled by it, with the template's labels, annotations, finalizers and spec.
+    static func from<Owner: KubeObject & HasObjectMeta>(_ template: CoreV1.PodTemplateSpec, controlledBy owner: Owner)
+        -> CoreV1.Pod
+    {
+        var pod = CoreV1.Pod()
+        pod.metadata.generateName = (owner.metadata.name ?? "") + "-"
+        pod.metadata.namespace = owner.metadata.namespace
+        pod.metadata.ownerReferences = [owner.controllerOwnerReference]
+        pod.metadata.labels = template.metadata.labels
+        pod.metadata.annotations = template.metadata.annotations
+        pod.metadata.finalizers = template.metadata.finalizers
+        pod.spec = template.spec
+        return pod
+    }
+
     /// Succeeded or Failed: it will not run again.
     public var isFinished: Bool { status.phase == .succeeded || status.phase == .failed }
 
