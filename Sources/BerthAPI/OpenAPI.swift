@@ -129,13 +129,17 @@ enum OpenAPI {
         return .object(paths)
     }
 
-    static func v2() -> JSON {
+    /// The served kinds' definitions and every definition they refer to, transitively.
+    static func definitions(_ rs: [ResourceType], refBase: String) -> [String: JSON] {
         var defs: [String: JSON] = [:]
         var used = Set<String>()
-        for r in Registry.all {
-            defs[Schema.definitionName(r)] = definition(r, refBase: "#/definitions/", used: &used)
-        }
-        for (name, d) in closure(of: used, refBase: "#/definitions/") where defs[name] == nil { defs[name] = d }
+        for r in rs { defs[Schema.definitionName(r)] = definition(r, refBase: refBase, used: &used) }
+        for (name, d) in closure(of: used, refBase: refBase) where defs[name] == nil { defs[name] = d }
+        return defs
+    }
+
+    static func v2() -> JSON {
+        let defs = definitions(Registry.all, refBase: "#/definitions/")
         return [
             "swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"],
             "paths": paths(Registry.all, v3: false),
@@ -158,14 +162,7 @@ enum OpenAPI {
             ($0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)") == groupVersion
         }
         if rs.isEmpty { return nil }
-        var schemas: [String: JSON] = [:]
-        var used = Set<String>()
-        for r in rs {
-            schemas[Schema.definitionName(r)] = definition(r, refBase: "#/components/schemas/", used: &used)
-        }
-        for (name, d) in closure(of: used, refBase: "#/components/schemas/") where schemas[name] == nil {
-            schemas[name] = d
-        }
+        let schemas = definitions(rs, refBase: "#/components/schemas/")
         return [
             "openapi": "3.0.0", "info": ["title": "Kubernetes", "version": "v1.32.0"], "paths": paths(rs, v3: true),
             "components": ["schemas": .object(schemas)],
