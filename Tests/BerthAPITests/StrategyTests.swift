@@ -42,6 +42,52 @@ struct StrategyTests {
         #expect(pod["spec"]["tolerations"].array?.count == 2, "DefaultTolerationSeconds admission")
     }
 
+    /// Upstream's SetDefaults_Pod (a limit without a request requests the limit) and qos.GetPodQOS, for
+    /// the cases kube-apiserver answers: what `kubectl get pod -o yaml` shows and the scheduler counts.
+    @Test func podRequestsDefaultFromLimitsAndTheQoSClassIsComputed() {
+        func created(_ containers: [JSON], initContainers: [JSON] = [], status: JSON = [:]) -> JSON {
+            var pod: JSON = [
+                "metadata": ["name": "p"], "spec": ["containers": .array(containers)], "status": status,
+            ]
+            if !initContainers.isEmpty { pod["spec"]["initContainers"] = .array(initContainers) }
+            PodStrategy().applyDefaults(&pod, creating: true)
+            PodStrategy().prepareForCreate(&pod, Self.context("pods"))
+            return pod
+        }
+        func container(requests: JSON? = nil, limits: JSON? = nil) -> JSON {
+            var c: JSON = ["name": "c", "image": "busybox"]
+            if let requests { c["resources"]["requests"] = requests }
+            if let limits { c["resources"]["limits"] = limits }
+            return c
+        }
+        #expect(created([container()])["status"]["qosClass"] == "BestEffort")
+        // The bench's pods: requests only.
+        let burstable = created([container(requests: ["cpu": "10m", "memory": "16Mi"])])
+        #expect(burstable["status"]["qosClass"] == "Burstable")
+        // Limits alone become the requests too, and make the pod Guaranteed.
+        let limited = created([container(limits: ["cpu": "500m", "memory": "64Mi"])])
+        #expect(limited["spec"]["containers"][0]["resources"]["requests"] == ["cpu": "500m", "memory": "64Mi"])
+        #expect(limited["status"]["qosClass"] == "Guaranteed")
+        // Equal amounts written differently are equal.
+        #expect(
+            created([container(requests: ["cpu": "1", "memory": "1Gi"], limits: ["cpu": "1000m", "memory": "1024Mi"])])[
+                "status"]["qosClass"] == "Guaranteed")
+        // A request below its limit, a container without a memory limit, or an init container without
+        // limits make it Burstable.
+        #expect(
+            created([container(requests: ["cpu": "100m"], limits: ["cpu": "200m", "memory": "1Gi"])])["status"][
+                "qosClass"] == "Burstable")
+        #expect(created([container(limits: ["cpu": "1"])])["status"]["qosClass"] == "Burstable")
+        #expect(
+            created(
+                [container(limits: ["cpu": "1", "memory": "1Gi"])],
+                initContainers: [container(requests: ["cpu": "1"])])["status"]["qosClass"] == "Burstable")
+        // Only CPU and memory count: other resources leave an unlimited pod BestEffort.
+        #expect(created([container(requests: ["ephemeral-storage": "1Gi"])])["status"]["qosClass"] == "BestEffort")
+        // What a client claims is replaced on create.
+        #expect(created([container()], status: ["qosClass": "Guaranteed"])["status"]["qosClass"] == "BestEffort")
+    }
+
     @Test func validationKeepsUpstreamMessagesAndPaths() {
         var d = Self.deployment(replicas: -1)
         d["spec"]["template"]["metadata"]["labels"] = ["app": "other"]

@@ -1,3 +1,4 @@
+import BerthKube
 import BerthStore
 import Hummingbird
 
@@ -10,12 +11,63 @@ struct PodStrategy: ResourceStrategy {
     func applyDefaults(_ obj: inout JSON, creating: Bool) {
         var spec = obj["spec"]
         PodTemplate.applyDefaults(&spec)
+        Self.defaultRequestsFromLimits(&spec)
         obj["spec"] = spec
         if obj["status"]["phase"].isNull { obj["status"]["phase"] = "Pending" }
-        if obj["status"]["qosClass"].isNull { obj["status"]["qosClass"] = "BestEffort" }
+        if obj["status"]["qosClass"].isNull { obj["status"]["qosClass"] = .string(Self.qosClass(spec)) }
+    }
+
+    /// Upstream's SetDefaults_Pod: a container with a limit but no request for a resource requests its
+    /// limit (so `limits: {cpu: 1}` alone is scheduled as a request of 1 CPU, and is Guaranteed).
+    static func defaultRequestsFromLimits(_ spec: inout JSON) {
+        for field in ["containers", "initContainers"] {
+            guard var containers = spec[field].array else { continue }
+            var changed = false
+            for i in containers.indices {
+                guard let limits = containers[i]["resources"]["limits"].object, !limits.isEmpty else { continue }
+                var requests = containers[i]["resources"]["requests"].object ?? [:]
+                for (name, limit) in limits where requests[name] == nil {
+                    requests[name] = limit
+                    changed = true
+                }
+                containers[i]["resources"]["requests"] = .object(requests)
+            }
+            if changed { spec[field] = .array(containers) }
+        }
+    }
+
+    /// Upstream's qos.GetPodQOS: BestEffort without any CPU or memory request or limit; Guaranteed when
+    /// every container limits both and the requests sum to the limits; Burstable otherwise.
+    static func qosClass(_ spec: JSON) -> String {
+        func amount(_ q: JSON) -> Double? {
+            guard let text = q.string ?? q.int.map(String.init) ?? q.double.map({ String($0) }) else { return nil }
+            let quantity = Quantity(text)
+            if let milli = quantity.milliValue { return Double(milli) }
+            return quantity.value.map { Double($0) * 1000 }
+        }
+        var requests: [String: Double] = [:], limits: [String: Double] = [:]
+        var guaranteed = true
+        for container in (spec["containers"].array ?? []) + (spec["initContainers"].array ?? []) {
+            for (name, q) in container["resources"]["requests"].object ?? [:] where name == "cpu" || name == "memory" {
+                if let v = amount(q), v > 0 { requests[name, default: 0] += v }
+            }
+            var limited = Set<String>()
+            for (name, q) in container["resources"]["limits"].object ?? [:] where name == "cpu" || name == "memory" {
+                if let v = amount(q), v > 0 {
+                    limited.insert(name)
+                    limits[name, default: 0] += v
+                }
+            }
+            if limited.count < 2 { guaranteed = false }
+        }
+        if requests.isEmpty && limits.isEmpty { return "BestEffort" }
+        if guaranteed && requests.contains(where: { limits[$0.key] != $0.value }) { guaranteed = false }
+        return guaranteed && requests.count == limits.count ? "Guaranteed" : "Burstable"
     }
 
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {
+        // Upstream computes the class on create whatever the client sent.
+        obj["status"]["qosClass"] = .string(Self.qosClass(obj["spec"]))
         Self.addDefaultTolerations(&obj, seconds: ctx.config.defaultTolerationSeconds)
         if !obj["spec"]["nodeName"].isNull && obj["status"]["phase"].string == "Pending" {
             // Bound at creation (e.g. static or DaemonSet pods): mark scheduled.
