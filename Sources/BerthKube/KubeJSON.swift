@@ -147,6 +147,15 @@ public struct KubeJSONDecoder {
         field = Box(try decode(value, key) as T)
     }
 
+    /// Decodes one member into a required out-of-line field (see ``Indirect``), leaving it as it is on `null`.
+    @inline(__always)
+    public mutating func read<T: KubeModel>(_ value: JSON, _ key: String, into field: inout Indirect<T>)
+        throws(KubeJSONError)
+    {
+        if case .null = value { return }
+        field = Indirect(try decode(value, key) as T)
+    }
+
     /// A value one level down (`key` or `[index]`), with the level added to errors and unknown paths.
     public mutating func decode<T: KubeJSONCodable>(_ value: JSON, _ component: String) throws(KubeJSONError) -> T {
         let mark = unknownFieldPaths.count

@@ -111,6 +111,15 @@ class Model:
         t = f["type"]
         return t.startswith("*") and "." in t[1:] and self.ref(t[1:]) in self.structs
 
+    def is_indirect(self, f):
+        """A required generated struct of several fields (an object's metadata, spec and status): held in an
+        Indirect, one word inline, so an object is a few words that its copies share instead of ~800
+        bytes (a Pod's ObjectMeta, PodSpec and PodStatus inline) that every cache bucket and copy repeats."""
+        t = f["type"]
+        if t.startswith(("*", "[]", "map[]")) or "." not in t or self.ref(t) not in self.structs:
+            return False
+        return len(self.flat_fields(self.ref(t))) >= 4
+
     def is_bytes(self, t):
         return t.lstrip("*") in ("bytes", "map[]bytes")
 
@@ -188,6 +197,15 @@ def gen_struct(model, pkg, name, s, out):
             w("            set { _%s = newValue.map(Box.init) }" % prop)
             w("        }")
             w("        private var _%s: Box<%s>? = nil" % (prop, inner))
+        elif model.is_indirect(f):
+            # A required nested struct, held out of line as well (see Indirect).
+            inner = model.swift(f["type"])
+            w("        public var %s: %s {" % (ident(prop), st))
+            w("            get { _%s.value }" % prop)
+            w("            set { _%s.value = newValue }" % prop)
+            w("            _modify { yield &_%s.value }" % prop)
+            w("        }")
+            w("        private var _%s = Indirect<%s>()" % (prop, inner))
         else:
             w("        public var %s: %s = %s" % (ident(prop), st, zero))
     # Embedded structs, whole.
@@ -229,7 +247,7 @@ def gen_struct(model, pkg, name, s, out):
     w("                switch memberKey {")
     for j, prop, f, st, zero, how in props:
         fn = "readBytes" if model.is_bytes(f["type"]) else "read"
-        target = "_" + prop.strip("`") if model.is_boxed(f) else prop
+        target = "_" + prop.strip("`") if model.is_boxed(f) or model.is_indirect(f) else prop
         w('                case "%s": try d.%s(memberValue, memberKey, into: &self.%s)' % (j, fn, target))
     w("                default: d.unknown(memberKey)")
     w("                }")

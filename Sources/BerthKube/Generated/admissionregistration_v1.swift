@@ -150,8 +150,18 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: AdmissionregistrationV1.ValidatingAdmissionPolicySpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: AdmissionregistrationV1.ValidatingAdmissionPolicySpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<AdmissionregistrationV1.ValidatingAdmissionPolicySpec>()
         public var status: AdmissionregistrationV1.ValidatingAdmissionPolicyStatus = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -189,8 +199,8 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
                 }
@@ -345,7 +355,12 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [AdmissionregistrationV1.ValidatingAdmissionPolicy] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -381,7 +396,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -656,8 +671,18 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: AdmissionregistrationV1.ValidatingAdmissionPolicyBindingSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: AdmissionregistrationV1.ValidatingAdmissionPolicyBindingSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<AdmissionregistrationV1.ValidatingAdmissionPolicyBindingSpec>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -692,8 +717,8 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 default: d.unknown(memberKey)
                 }
             }
@@ -719,7 +744,12 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [AdmissionregistrationV1.ValidatingAdmissionPolicyBinding] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -755,7 +785,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -1033,7 +1063,12 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var webhooks: [AdmissionregistrationV1.ValidatingWebhook] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1069,7 +1104,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "webhooks": try d.read(memberValue, memberKey, into: &self.webhooks)
                 default: d.unknown(memberKey)
                 }
@@ -1096,7 +1131,12 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [AdmissionregistrationV1.ValidatingWebhookConfiguration] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1132,7 +1172,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -1159,7 +1199,12 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var webhooks: [AdmissionregistrationV1.MutatingWebhook] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1195,7 +1240,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "webhooks": try d.read(memberValue, memberKey, into: &self.webhooks)
                 default: d.unknown(memberKey)
                 }
@@ -1222,7 +1267,12 @@ extension AdmissionregistrationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [AdmissionregistrationV1.MutatingWebhookConfiguration] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1258,7 +1308,7 @@ extension AdmissionregistrationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }

@@ -20,9 +20,19 @@ extension AuthenticationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: AuthenticationV1.TokenReviewSpec = .init()
-        public var status: AuthenticationV1.TokenReviewStatus = .init()
+        public var status: AuthenticationV1.TokenReviewStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<AuthenticationV1.TokenReviewStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -59,9 +69,9 @@ extension AuthenticationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -125,7 +135,12 @@ extension AuthenticationV1 {
     /// authentication/v1 `TokenReviewStatus`.
     public struct TokenReviewStatus: KubeModel {
         public var authenticated: Bool? = nil
-        public var user: AuthenticationV1.UserInfo = .init()
+        public var user: AuthenticationV1.UserInfo {
+            get { _user.value }
+            set { _user.value = newValue }
+            _modify { yield &_user.value }
+        }
+        private var _user = Indirect<AuthenticationV1.UserInfo>()
         public var audiences: [String] = []
         public var error: String? = nil
 
@@ -152,7 +167,7 @@ extension AuthenticationV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "authenticated": try d.read(memberValue, memberKey, into: &self.authenticated)
-                case "user": try d.read(memberValue, memberKey, into: &self.user)
+                case "user": try d.read(memberValue, memberKey, into: &self._user)
                 case "audiences": try d.read(memberValue, memberKey, into: &self.audiences)
                 case "error": try d.read(memberValue, memberKey, into: &self.error)
                 default: d.unknown(memberKey)
@@ -231,7 +246,12 @@ extension AuthenticationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: AuthenticationV1.TokenRequestSpec = .init()
         public var status: AuthenticationV1.TokenRequestStatus = .init()
 
@@ -270,7 +290,7 @@ extension AuthenticationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
@@ -441,7 +461,12 @@ extension AuthenticationV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var status: AuthenticationV1.SelfSubjectReviewStatus = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -477,7 +502,7 @@ extension AuthenticationV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
                 }
@@ -499,7 +524,12 @@ extension AuthenticationV1 {
 
     /// authentication/v1 `SelfSubjectReviewStatus`.
     public struct SelfSubjectReviewStatus: KubeModel {
-        public var userInfo: AuthenticationV1.UserInfo = .init()
+        public var userInfo: AuthenticationV1.UserInfo {
+            get { _userInfo.value }
+            set { _userInfo.value = newValue }
+            _modify { yield &_userInfo.value }
+        }
+        private var _userInfo = Indirect<AuthenticationV1.UserInfo>()
 
         public init() {}
 
@@ -517,7 +547,7 @@ extension AuthenticationV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "userInfo": try d.read(memberValue, memberKey, into: &self.userInfo)
+                case "userInfo": try d.read(memberValue, memberKey, into: &self._userInfo)
                 default: d.unknown(memberKey)
                 }
             }

@@ -195,9 +195,24 @@ extension AutoscalingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: AutoscalingV1.HorizontalPodAutoscalerSpec = .init()
-        public var status: AutoscalingV1.HorizontalPodAutoscalerStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: AutoscalingV1.HorizontalPodAutoscalerSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<AutoscalingV1.HorizontalPodAutoscalerSpec>()
+        public var status: AutoscalingV1.HorizontalPodAutoscalerStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<AutoscalingV1.HorizontalPodAutoscalerStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -234,9 +249,9 @@ extension AutoscalingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -263,7 +278,12 @@ extension AutoscalingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [AutoscalingV1.HorizontalPodAutoscaler] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -299,7 +319,7 @@ extension AutoscalingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -326,7 +346,12 @@ extension AutoscalingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: AutoscalingV1.ScaleSpec = .init()
         public var status: AutoscalingV1.ScaleStatus = .init()
 
@@ -365,7 +390,7 @@ extension AutoscalingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)

@@ -71,9 +71,24 @@ extension AutoscalingV2 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: AutoscalingV2.HorizontalPodAutoscalerSpec = .init()
-        public var status: AutoscalingV2.HorizontalPodAutoscalerStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: AutoscalingV2.HorizontalPodAutoscalerSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<AutoscalingV2.HorizontalPodAutoscalerSpec>()
+        public var status: AutoscalingV2.HorizontalPodAutoscalerStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<AutoscalingV2.HorizontalPodAutoscalerStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -110,9 +125,9 @@ extension AutoscalingV2 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -463,7 +478,12 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `ObjectMetricSource`.
     public struct ObjectMetricSource: KubeModel {
         public var describedObject: AutoscalingV2.CrossVersionObjectReference = .init()
-        public var target: AutoscalingV2.MetricTarget = .init()
+        public var target: AutoscalingV2.MetricTarget {
+            get { _target.value }
+            set { _target.value = newValue }
+            _modify { yield &_target.value }
+        }
+        private var _target = Indirect<AutoscalingV2.MetricTarget>()
         public var metric: AutoscalingV2.MetricIdentifier = .init()
 
         public init() {}
@@ -487,7 +507,7 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "describedObject": try d.read(memberValue, memberKey, into: &self.describedObject)
-                case "target": try d.read(memberValue, memberKey, into: &self.target)
+                case "target": try d.read(memberValue, memberKey, into: &self._target)
                 case "metric": try d.read(memberValue, memberKey, into: &self.metric)
                 default: d.unknown(memberKey)
                 }
@@ -509,7 +529,12 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `PodsMetricSource`.
     public struct PodsMetricSource: KubeModel {
         public var metric: AutoscalingV2.MetricIdentifier = .init()
-        public var target: AutoscalingV2.MetricTarget = .init()
+        public var target: AutoscalingV2.MetricTarget {
+            get { _target.value }
+            set { _target.value = newValue }
+            _modify { yield &_target.value }
+        }
+        private var _target = Indirect<AutoscalingV2.MetricTarget>()
 
         public init() {}
 
@@ -530,7 +555,7 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "metric": try d.read(memberValue, memberKey, into: &self.metric)
-                case "target": try d.read(memberValue, memberKey, into: &self.target)
+                case "target": try d.read(memberValue, memberKey, into: &self._target)
                 default: d.unknown(memberKey)
                 }
             }
@@ -550,7 +575,12 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `ResourceMetricSource`.
     public struct ResourceMetricSource: KubeModel {
         public var name: CoreV1.ResourceName = .init(rawValue: "")
-        public var target: AutoscalingV2.MetricTarget = .init()
+        public var target: AutoscalingV2.MetricTarget {
+            get { _target.value }
+            set { _target.value = newValue }
+            _modify { yield &_target.value }
+        }
+        private var _target = Indirect<AutoscalingV2.MetricTarget>()
 
         public init() {}
 
@@ -571,7 +601,7 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
-                case "target": try d.read(memberValue, memberKey, into: &self.target)
+                case "target": try d.read(memberValue, memberKey, into: &self._target)
                 default: d.unknown(memberKey)
                 }
             }
@@ -591,7 +621,12 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `ContainerResourceMetricSource`.
     public struct ContainerResourceMetricSource: KubeModel {
         public var name: CoreV1.ResourceName = .init(rawValue: "")
-        public var target: AutoscalingV2.MetricTarget = .init()
+        public var target: AutoscalingV2.MetricTarget {
+            get { _target.value }
+            set { _target.value = newValue }
+            _modify { yield &_target.value }
+        }
+        private var _target = Indirect<AutoscalingV2.MetricTarget>()
         public var container: String = ""
 
         public init() {}
@@ -615,7 +650,7 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "name": try d.read(memberValue, memberKey, into: &self.name)
-                case "target": try d.read(memberValue, memberKey, into: &self.target)
+                case "target": try d.read(memberValue, memberKey, into: &self._target)
                 case "container": try d.read(memberValue, memberKey, into: &self.container)
                 default: d.unknown(memberKey)
                 }
@@ -637,7 +672,12 @@ extension AutoscalingV2 {
     /// autoscaling/v2 `ExternalMetricSource`.
     public struct ExternalMetricSource: KubeModel {
         public var metric: AutoscalingV2.MetricIdentifier = .init()
-        public var target: AutoscalingV2.MetricTarget = .init()
+        public var target: AutoscalingV2.MetricTarget {
+            get { _target.value }
+            set { _target.value = newValue }
+            _modify { yield &_target.value }
+        }
+        private var _target = Indirect<AutoscalingV2.MetricTarget>()
 
         public init() {}
 
@@ -658,7 +698,7 @@ extension AutoscalingV2 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "metric": try d.read(memberValue, memberKey, into: &self.metric)
-                case "target": try d.read(memberValue, memberKey, into: &self.target)
+                case "target": try d.read(memberValue, memberKey, into: &self._target)
                 default: d.unknown(memberKey)
                 }
             }
@@ -1237,7 +1277,12 @@ extension AutoscalingV2 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [AutoscalingV2.HorizontalPodAutoscaler] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1273,7 +1318,7 @@ extension AutoscalingV2 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }

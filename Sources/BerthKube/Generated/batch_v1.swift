@@ -80,9 +80,24 @@ extension BatchV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: BatchV1.JobSpec = .init()
-        public var status: BatchV1.JobStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: BatchV1.JobSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<BatchV1.JobSpec>()
+        public var status: BatchV1.JobStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<BatchV1.JobStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -119,9 +134,9 @@ extension BatchV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -148,7 +163,12 @@ extension BatchV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [BatchV1.Job] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -184,7 +204,7 @@ extension BatchV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -771,8 +791,18 @@ extension BatchV1 {
 
     /// batch/v1 `JobTemplateSpec`.
     public struct JobTemplateSpec: KubeModel, HasObjectMeta {
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: BatchV1.JobSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: BatchV1.JobSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<BatchV1.JobSpec>()
 
         public init() {}
 
@@ -792,8 +822,8 @@ extension BatchV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 default: d.unknown(memberKey)
                 }
             }
@@ -817,8 +847,18 @@ extension BatchV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: BatchV1.CronJobSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: BatchV1.CronJobSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<BatchV1.CronJobSpec>()
         public var status: BatchV1.CronJobStatus = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -856,8 +896,8 @@ extension BatchV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
                 }
@@ -885,7 +925,12 @@ extension BatchV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [BatchV1.CronJob] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -921,7 +966,7 @@ extension BatchV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }

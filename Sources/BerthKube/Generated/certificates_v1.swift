@@ -60,8 +60,18 @@ extension CertificatesV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CertificatesV1.CertificateSigningRequestSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CertificatesV1.CertificateSigningRequestSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CertificatesV1.CertificateSigningRequestSpec>()
         public var status: CertificatesV1.CertificateSigningRequestStatus = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -99,8 +109,8 @@ extension CertificatesV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
                 }
@@ -301,7 +311,12 @@ extension CertificatesV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CertificatesV1.CertificateSigningRequest] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -337,7 +352,7 @@ extension CertificatesV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }

@@ -1575,9 +1575,24 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.PersistentVolumeSpec = .init()
-        public var status: CoreV1.PersistentVolumeStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.PersistentVolumeSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.PersistentVolumeSpec>()
+        public var status: CoreV1.PersistentVolumeStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<CoreV1.PersistentVolumeStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -1614,9 +1629,9 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -2045,7 +2060,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.PersistentVolume] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -2081,7 +2101,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -2108,9 +2128,24 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.PersistentVolumeClaimSpec = .init()
-        public var status: CoreV1.PersistentVolumeClaimStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.PersistentVolumeClaimSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.PersistentVolumeClaimSpec>()
+        public var status: CoreV1.PersistentVolumeClaimStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<CoreV1.PersistentVolumeClaimStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -2147,9 +2182,9 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -2176,7 +2211,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.PersistentVolumeClaim] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -2212,7 +2252,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -5127,8 +5167,18 @@ extension CoreV1 {
 
     /// core/v1 `PersistentVolumeClaimTemplate`.
     public struct PersistentVolumeClaimTemplate: KubeModel, HasObjectMeta {
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.PersistentVolumeClaimSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.PersistentVolumeClaimSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.PersistentVolumeClaimSpec>()
 
         public init() {}
 
@@ -5148,8 +5198,8 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 default: d.unknown(memberKey)
                 }
             }
@@ -7649,7 +7699,12 @@ extension CoreV1 {
     /// core/v1 `WeightedPodAffinityTerm`.
     public struct WeightedPodAffinityTerm: KubeModel {
         public var weight: Int32 = 0
-        public var podAffinityTerm: CoreV1.PodAffinityTerm = .init()
+        public var podAffinityTerm: CoreV1.PodAffinityTerm {
+            get { _podAffinityTerm.value }
+            set { _podAffinityTerm.value = newValue }
+            _modify { yield &_podAffinityTerm.value }
+        }
+        private var _podAffinityTerm = Indirect<CoreV1.PodAffinityTerm>()
 
         public init() {}
 
@@ -7670,7 +7725,7 @@ extension CoreV1 {
             for (memberKey, memberValue) in members {
                 switch memberKey {
                 case "weight": try d.read(memberValue, memberKey, into: &self.weight)
-                case "podAffinityTerm": try d.read(memberValue, memberKey, into: &self.podAffinityTerm)
+                case "podAffinityTerm": try d.read(memberValue, memberKey, into: &self._podAffinityTerm)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9360,8 +9415,18 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var status: CoreV1.PodStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var status: CoreV1.PodStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<CoreV1.PodStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -9396,8 +9461,8 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9423,9 +9488,24 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.PodSpec = .init()
-        public var status: CoreV1.PodStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.PodSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.PodSpec>()
+        public var status: CoreV1.PodStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<CoreV1.PodStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -9462,9 +9542,9 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9491,7 +9571,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Pod] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -9527,7 +9612,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -9549,8 +9634,18 @@ extension CoreV1 {
 
     /// core/v1 `PodTemplateSpec`.
     public struct PodTemplateSpec: KubeModel, HasObjectMeta {
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.PodSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.PodSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.PodSpec>()
 
         public init() {}
 
@@ -9570,8 +9665,8 @@ extension CoreV1 {
             }
             for (memberKey, memberValue) in members {
                 switch memberKey {
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9595,7 +9690,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var template: CoreV1.PodTemplateSpec = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -9631,7 +9731,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "template": try d.read(memberValue, memberKey, into: &self.template)
                 default: d.unknown(memberKey)
                 }
@@ -9658,7 +9758,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.PodTemplate] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -9694,7 +9799,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -9893,9 +9998,24 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.ReplicationControllerSpec = .init()
-        public var status: CoreV1.ReplicationControllerStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.ReplicationControllerSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.ReplicationControllerSpec>()
+        public var status: CoreV1.ReplicationControllerStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<CoreV1.ReplicationControllerStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -9932,9 +10052,9 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -9961,7 +10081,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.ReplicationController] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -9997,7 +10122,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -10424,8 +10549,18 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.ServiceSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.ServiceSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.ServiceSpec>()
         public var status: CoreV1.ServiceStatus = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -10463,8 +10598,8 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
                 }
@@ -10492,7 +10627,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Service] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -10528,7 +10668,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -10555,7 +10695,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var secrets: [CoreV1.ObjectReference] = []
         public var imagePullSecrets: [CoreV1.LocalObjectReference] = []
         public var automountServiceAccountToken: Bool? = nil
@@ -10597,7 +10742,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "secrets": try d.read(memberValue, memberKey, into: &self.secrets)
                 case "imagePullSecrets": try d.read(memberValue, memberKey, into: &self.imagePullSecrets)
                 case "automountServiceAccountToken": try d.read(memberValue, memberKey, into: &self.automountServiceAccountToken)
@@ -10628,7 +10773,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.ServiceAccount] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -10664,7 +10814,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -10691,7 +10841,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var subsets: [CoreV1.EndpointSubset] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -10727,7 +10882,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "subsets": try d.read(memberValue, memberKey, into: &self.subsets)
                 default: d.unknown(memberKey)
                 }
@@ -10906,7 +11061,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Endpoints] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -10942,7 +11102,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -11474,7 +11634,12 @@ extension CoreV1 {
         public var conditions: [CoreV1.NodeCondition] = []
         public var addresses: [CoreV1.NodeAddress] = []
         public var daemonEndpoints: CoreV1.NodeDaemonEndpoints = .init()
-        public var nodeInfo: CoreV1.NodeSystemInfo = .init()
+        public var nodeInfo: CoreV1.NodeSystemInfo {
+            get { _nodeInfo.value }
+            set { _nodeInfo.value = newValue }
+            _modify { yield &_nodeInfo.value }
+        }
+        private var _nodeInfo = Indirect<CoreV1.NodeSystemInfo>()
         public var images: [CoreV1.ContainerImage] = []
         public var volumesInUse: [String] = []
         public var volumesAttached: [CoreV1.AttachedVolume] = []
@@ -11536,7 +11701,7 @@ extension CoreV1 {
                 case "conditions": try d.read(memberValue, memberKey, into: &self.conditions)
                 case "addresses": try d.read(memberValue, memberKey, into: &self.addresses)
                 case "daemonEndpoints": try d.read(memberValue, memberKey, into: &self.daemonEndpoints)
-                case "nodeInfo": try d.read(memberValue, memberKey, into: &self.nodeInfo)
+                case "nodeInfo": try d.read(memberValue, memberKey, into: &self._nodeInfo)
                 case "images": try d.read(memberValue, memberKey, into: &self.images)
                 case "volumesInUse": try d.read(memberValue, memberKey, into: &self.volumesInUse)
                 case "volumesAttached": try d.read(memberValue, memberKey, into: &self.volumesAttached)
@@ -11888,9 +12053,24 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: CoreV1.NodeSpec = .init()
-        public var status: CoreV1.NodeStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: CoreV1.NodeSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<CoreV1.NodeSpec>()
+        public var status: CoreV1.NodeStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<CoreV1.NodeStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -11927,9 +12107,9 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -11956,7 +12136,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Node] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -11992,7 +12177,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -12152,7 +12337,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: CoreV1.NamespaceSpec = .init()
         public var status: CoreV1.NamespaceStatus = .init()
 
@@ -12191,7 +12381,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
@@ -12220,7 +12410,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Namespace] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -12256,7 +12451,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -12283,8 +12478,18 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var target: CoreV1.ObjectReference = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var target: CoreV1.ObjectReference {
+            get { _target.value }
+            set { _target.value = newValue }
+            _modify { yield &_target.value }
+        }
+        private var _target = Indirect<CoreV1.ObjectReference>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -12319,8 +12524,8 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "target": try d.read(memberValue, memberKey, into: &self.target)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "target": try d.read(memberValue, memberKey, into: &self._target)
                 default: d.unknown(memberKey)
                 }
             }
@@ -13026,7 +13231,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var reference: CoreV1.ObjectReference = .init()
+        public var reference: CoreV1.ObjectReference {
+            get { _reference.value }
+            set { _reference.value = newValue }
+            _modify { yield &_reference.value }
+        }
+        private var _reference = Indirect<CoreV1.ObjectReference>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -13059,7 +13269,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "reference": try d.read(memberValue, memberKey, into: &self.reference)
+                case "reference": try d.read(memberValue, memberKey, into: &self._reference)
                 default: d.unknown(memberKey)
                 }
             }
@@ -13125,8 +13335,18 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var involvedObject: CoreV1.ObjectReference = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var involvedObject: CoreV1.ObjectReference {
+            get { _involvedObject.value }
+            set { _involvedObject.value = newValue }
+            _modify { yield &_involvedObject.value }
+        }
+        private var _involvedObject = Indirect<CoreV1.ObjectReference>()
         public var reason: String? = nil
         public var message: String? = nil
         public var source: CoreV1.EventSource = .init()
@@ -13208,8 +13428,8 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "involvedObject": try d.read(memberValue, memberKey, into: &self.involvedObject)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "involvedObject": try d.read(memberValue, memberKey, into: &self._involvedObject)
                 case "reason": try d.read(memberValue, memberKey, into: &self.reason)
                 case "message": try d.read(memberValue, memberKey, into: &self.message)
                 case "source": try d.read(memberValue, memberKey, into: &self.source)
@@ -13302,7 +13522,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Event] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -13338,7 +13563,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -13462,7 +13687,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: CoreV1.LimitRangeSpec = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -13498,7 +13728,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
                 default: d.unknown(memberKey)
                 }
@@ -13525,7 +13755,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.LimitRange] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -13561,7 +13796,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -13761,7 +13996,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: CoreV1.ResourceQuotaSpec = .init()
         public var status: CoreV1.ResourceQuotaStatus = .init()
 
@@ -13800,7 +14040,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
@@ -13829,7 +14069,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.ResourceQuota] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -13865,7 +14110,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -13892,7 +14137,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var immutable: Bool? = nil
         public var data: [String: [UInt8]] = [:]
         public var stringData: [String: String] = [:]
@@ -13937,7 +14187,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "immutable": try d.read(memberValue, memberKey, into: &self.immutable)
                 case "data": try d.readBytes(memberValue, memberKey, into: &self.data)
                 case "stringData": try d.read(memberValue, memberKey, into: &self.stringData)
@@ -13970,7 +14220,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.Secret] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -14006,7 +14261,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -14033,7 +14288,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var immutable: Bool? = nil
         public var data: [String: String] = [:]
         public var binaryData: [String: [UInt8]] = [:]
@@ -14075,7 +14335,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "immutable": try d.read(memberValue, memberKey, into: &self.immutable)
                 case "data": try d.read(memberValue, memberKey, into: &self.data)
                 case "binaryData": try d.readBytes(memberValue, memberKey, into: &self.binaryData)
@@ -14106,7 +14366,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.ConfigMap] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -14142,7 +14407,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -14220,7 +14485,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var conditions: [CoreV1.ComponentCondition] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -14256,7 +14526,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "conditions": try d.read(memberValue, memberKey, into: &self.conditions)
                 default: d.unknown(memberKey)
                 }
@@ -14283,7 +14553,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [CoreV1.ComponentStatus] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -14319,7 +14594,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -14695,7 +14970,12 @@ extension CoreV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var range: String = ""
         public var data: [UInt8] = []
 
@@ -14734,7 +15014,7 @@ extension CoreV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "range": try d.read(memberValue, memberKey, into: &self.range)
                 case "data": try d.readBytes(memberValue, memberKey, into: &self.data)
                 default: d.unknown(memberKey)

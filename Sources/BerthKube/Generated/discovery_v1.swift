@@ -20,7 +20,12 @@ extension DiscoveryV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var addressType: String = ""
         public var endpoints: [DiscoveryV1.Endpoint] = []
         public var ports: [DiscoveryV1.EndpointPort] = []
@@ -62,7 +67,7 @@ extension DiscoveryV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "addressType": try d.read(memberValue, memberKey, into: &self.addressType)
                 case "endpoints": try d.read(memberValue, memberKey, into: &self.endpoints)
                 case "ports": try d.read(memberValue, memberKey, into: &self.ports)
@@ -341,7 +346,12 @@ extension DiscoveryV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [DiscoveryV1.EndpointSlice] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -377,7 +387,7 @@ extension DiscoveryV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }

@@ -29,8 +29,18 @@ extension NetworkingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: NetworkingV1.NetworkPolicySpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: NetworkingV1.NetworkPolicySpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<NetworkingV1.NetworkPolicySpec>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -65,8 +75,8 @@ extension NetworkingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 default: d.unknown(memberKey)
                 }
             }
@@ -370,7 +380,12 @@ extension NetworkingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [NetworkingV1.NetworkPolicy] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -406,7 +421,7 @@ extension NetworkingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -433,8 +448,18 @@ extension NetworkingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: NetworkingV1.IngressSpec = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: NetworkingV1.IngressSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<NetworkingV1.IngressSpec>()
         public var status: NetworkingV1.IngressStatus = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -472,8 +497,8 @@ extension NetworkingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
                 case "status": try d.read(memberValue, memberKey, into: &self.status)
                 default: d.unknown(memberKey)
                 }
@@ -501,7 +526,12 @@ extension NetworkingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [NetworkingV1.Ingress] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -537,7 +567,7 @@ extension NetworkingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -1130,7 +1160,12 @@ extension NetworkingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var spec: NetworkingV1.IngressClassSpec = .init()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1166,7 +1201,7 @@ extension NetworkingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "spec": try d.read(memberValue, memberKey, into: &self.spec)
                 default: d.unknown(memberKey)
                 }
@@ -1294,7 +1329,12 @@ extension NetworkingV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [NetworkingV1.IngressClass] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -1330,7 +1370,7 @@ extension NetworkingV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }

@@ -150,9 +150,24 @@ extension PolicyV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
-        public var spec: PolicyV1.PodDisruptionBudgetSpec = .init()
-        public var status: PolicyV1.PodDisruptionBudgetStatus = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
+        public var spec: PolicyV1.PodDisruptionBudgetSpec {
+            get { _spec.value }
+            set { _spec.value = newValue }
+            _modify { yield &_spec.value }
+        }
+        private var _spec = Indirect<PolicyV1.PodDisruptionBudgetSpec>()
+        public var status: PolicyV1.PodDisruptionBudgetStatus {
+            get { _status.value }
+            set { _status.value = newValue }
+            _modify { yield &_status.value }
+        }
+        private var _status = Indirect<PolicyV1.PodDisruptionBudgetStatus>()
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
         public var typeMeta: MetaV1.TypeMeta {
@@ -189,9 +204,9 @@ extension PolicyV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
-                case "spec": try d.read(memberValue, memberKey, into: &self.spec)
-                case "status": try d.read(memberValue, memberKey, into: &self.status)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
+                case "spec": try d.read(memberValue, memberKey, into: &self._spec)
+                case "status": try d.read(memberValue, memberKey, into: &self._status)
                 default: d.unknown(memberKey)
                 }
             }
@@ -218,7 +233,12 @@ extension PolicyV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [PolicyV1.PodDisruptionBudget] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -254,7 +274,7 @@ extension PolicyV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -281,7 +301,12 @@ extension PolicyV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var deleteOptions: MetaV1.DeleteOptions? {
             get { _deleteOptions?.value }
             set { _deleteOptions = newValue.map(Box.init) }
@@ -321,7 +346,7 @@ extension PolicyV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "deleteOptions": try d.read(memberValue, memberKey, into: &self._deleteOptions)
                 default: d.unknown(memberKey)
                 }

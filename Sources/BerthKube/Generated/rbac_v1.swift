@@ -173,7 +173,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var rules: [RbacV1.PolicyRule] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -209,7 +214,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "rules": try d.read(memberValue, memberKey, into: &self.rules)
                 default: d.unknown(memberKey)
                 }
@@ -236,7 +241,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var subjects: [RbacV1.Subject] = []
         public var roleRef: RbacV1.RoleRef = .init()
 
@@ -275,7 +285,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "subjects": try d.read(memberValue, memberKey, into: &self.subjects)
                 case "roleRef": try d.read(memberValue, memberKey, into: &self.roleRef)
                 default: d.unknown(memberKey)
@@ -304,7 +314,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [RbacV1.RoleBinding] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -340,7 +355,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -367,7 +382,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [RbacV1.Role] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -403,7 +423,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -430,7 +450,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var rules: [RbacV1.PolicyRule] = []
         public var aggregationRule: RbacV1.AggregationRule? {
             get { _aggregationRule?.value }
@@ -473,7 +498,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "rules": try d.read(memberValue, memberKey, into: &self.rules)
                 case "aggregationRule": try d.read(memberValue, memberKey, into: &self._aggregationRule)
                 default: d.unknown(memberKey)
@@ -538,7 +563,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ObjectMeta = .init()
+        public var metadata: MetaV1.ObjectMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ObjectMeta>()
         public var subjects: [RbacV1.Subject] = []
         public var roleRef: RbacV1.RoleRef = .init()
 
@@ -577,7 +607,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "subjects": try d.read(memberValue, memberKey, into: &self.subjects)
                 case "roleRef": try d.read(memberValue, memberKey, into: &self.roleRef)
                 default: d.unknown(memberKey)
@@ -606,7 +636,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [RbacV1.ClusterRoleBinding] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -642,7 +677,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
@@ -669,7 +704,12 @@ extension RbacV1 {
 
         public var kind: String? = nil
         public var apiVersion: String? = nil
-        public var metadata: MetaV1.ListMeta = .init()
+        public var metadata: MetaV1.ListMeta {
+            get { _metadata.value }
+            set { _metadata.value = newValue }
+            _modify { yield &_metadata.value }
+        }
+        private var _metadata = Indirect<MetaV1.ListMeta>()
         public var items: [RbacV1.ClusterRole] = []
 
         /// The embedded `TypeMeta`, whose fields are flattened into this type.
@@ -705,7 +745,7 @@ extension RbacV1 {
                 switch memberKey {
                 case "kind": try d.read(memberValue, memberKey, into: &self.kind)
                 case "apiVersion": try d.read(memberValue, memberKey, into: &self.apiVersion)
-                case "metadata": try d.read(memberValue, memberKey, into: &self.metadata)
+                case "metadata": try d.read(memberValue, memberKey, into: &self._metadata)
                 case "items": try d.read(memberValue, memberKey, into: &self.items)
                 default: d.unknown(memberKey)
                 }
