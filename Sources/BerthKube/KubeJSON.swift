@@ -42,6 +42,18 @@ extension KubeJSONCodable {
         try self.init(json: bytes, unknownFields: &unknownFields, collect: true)
     }
 
+    /// Decodes JSON text for a long-lived cache: its strings shared through `strings` (see ``StringPool``).
+    public init(json bytes: [UInt8], strings: StringPool) throws(KubeJSONError) {
+        let tree: JSON
+        do {
+            tree = try JSONParser.parse(bytes)
+        } catch {
+            throw KubeJSONError(path: [], message: "invalid JSON: \(error)")
+        }
+        var decoder = KubeJSONDecoder(collectsUnknownFields: false, strings: strings)
+        try self.init(kubeJSON: tree, &decoder)
+    }
+
     private init(json bytes: [UInt8], unknownFields: inout [String], collect: Bool) throws(KubeJSONError) {
         let tree: JSON
         do {
@@ -57,6 +69,12 @@ extension KubeJSONCodable {
     /// Decodes a parsed tree.
     public init(kubeJSON value: JSON) throws(KubeJSONError) {
         var decoder = KubeJSONDecoder(collectsUnknownFields: false)
+        try self.init(kubeJSON: value, &decoder)
+    }
+
+    /// Decodes a parsed tree for a long-lived cache, its strings shared through `strings`.
+    public init(kubeJSON value: JSON, strings: StringPool) throws(KubeJSONError) {
+        var decoder = KubeJSONDecoder(collectsUnknownFields: false, strings: strings)
         try self.init(kubeJSON: value, &decoder)
     }
 
@@ -110,8 +128,18 @@ public struct KubeJSONDecoder {
     /// The same paths as kube-apiserver writes them, e.g. `spec.containers[0].imagePullPolcy`.
     public var unknownFields: [String] { unknownFieldPaths.map(Self.join) }
 
-    public init(collectsUnknownFields: Bool) {
+    /// Where decoded strings are shared (see ``StringPool``); nil: each decode keeps its own.
+    public let strings: StringPool?
+
+    public init(collectsUnknownFields: Bool, strings: StringPool? = nil) {
         self.collectsUnknownFields = collectsUnknownFields
+        self.strings = strings
+    }
+
+    /// `s`, shared through the decoder's pool if it has one.
+    @inlinable
+    public func intern(_ s: String) -> String {
+        strings?.intern(s) ?? s
     }
 
     /// A member no field of the object matches.
@@ -212,7 +240,7 @@ extension String: KubeJSONCodable {
     @inlinable
     public init(kubeJSON value: JSON, _ decoder: inout KubeJSONDecoder) throws(KubeJSONError) {
         switch value {
-        case .string(let s): self = s
+        case .string(let s): self = decoder.intern(s)
         case .null: self = ""
         default: throw .mismatch(expected: "string", got: value)
         }
@@ -299,7 +327,7 @@ extension Dictionary: KubeJSONCodable where Key == String, Value: KubeJSONCodabl
             self = [:]
             reserveCapacity(members.count)
             for (key, member) in members {
-                self[key] = try decoder.decode(member, key)
+                self[decoder.intern(key)] = try decoder.decode(member, key)
             }
         case .null: self = [:]
         default: throw .mismatch(expected: "object", got: value)

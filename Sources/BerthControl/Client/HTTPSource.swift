@@ -212,7 +212,7 @@ public struct HTTPSource<Object: HasObjectMeta>: ObjectSource {
     /// An object as the cache holds it: without its managedFields, which no informer reader uses (the
     /// in-process source drops them too).
     static func decode(_ json: JSON) throws -> Object {
-        var object = try Object(kubeJSON: json)
+        var object = try Object(kubeJSON: json, strings: .shared)
         object.metadata.managedFields = []
         return object
     }

@@ -19,7 +19,7 @@ public struct StoreSource<Object: HasObjectMeta>: ObjectSource {
     /// controller reads them, and they are a large share of every object). Writes from the cache keep
     /// them: the API server carries managedFields over when a write leaves them out.
     func decode(_ kv: KeyValue) throws -> Object {
-        var object = try Object(json: kv.value)
+        var object = try Object(json: kv.value, strings: .shared)
         object.metadata.resourceVersion = String(kv.modRevision)
         object.metadata.managedFields = []
         return object
