@@ -298,9 +298,8 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
         status.podIP = ip
         status.podIPs = [CoreV1.PodIP(ip: ip)]
         status.startTime = pod.startTime ?? now
-        let reported: [CoreV1.PodConditionType] = [.readyToStartContainers, .initialized, .containersReady, .ready]
-        status.conditions = pod.conditions.filter { !reported.contains($0.type) }
-        for type in reported {
+        status.conditions = pod.otherConditions
+        for type in HollowPod.reportedConditions {
             status.conditions.append(CoreV1.PodCondition(type: type, status: .true, lastTransitionTime: now))
         }
         let uid = pod.metadata.uid ?? ""

@@ -13,8 +13,18 @@ struct HollowPod: HasObjectMeta {
     /// The containers' names and images (the statuses a kubelet reports name them).
     var containers: [Container] = []
     var phase: CoreV1.PodPhase?
-    var conditions: [CoreV1.PodCondition] = []
+    /// Whether the pod's Ready condition is True.
+    var isReady = false
+    /// The conditions a hollow node does not report itself (PodScheduled, readiness gates), which its
+    /// status patch carries over; the four it reports are rewritten whole, so they are not kept (five
+    /// conditions were a third of this view).
+    var otherConditions: [CoreV1.PodCondition] = []
     var startTime: MetaV1.Time?
+
+    /// The conditions a hollow node reports (as the kubelet's status manager does).
+    static let reportedConditions: [CoreV1.PodConditionType] = [
+        .readyToStartContainers, .initialized, .containersReady, .ready,
+    ]
 
     struct Container: Hashable, Sendable {
         var name: String
@@ -25,19 +35,25 @@ struct HollowPod: HasObjectMeta {
 
     init(kubeJSON value: JSON, _ decoder: inout KubeJSONDecoder) throws(KubeJSONError) {
         let meta = value["metadata"]
-        metadata.name = meta["name"].string
-        metadata.namespace = meta["namespace"].string
-        metadata.uid = meta["uid"].string
-        metadata.resourceVersion = meta["resourceVersion"].string
+        // Strings through the decoder's pool: the controllers' pod cache holds the same name and UID.
+        func string(_ v: JSON) -> String? { v.string.map(decoder.intern) }
+        var m = MetaV1.ObjectMeta()
+        m.name = string(meta["name"])
+        m.namespace = string(meta["namespace"])
+        m.uid = string(meta["uid"])
+        m.resourceVersion = meta["resourceVersion"].string
         // `read` into an optional: null and absent are nil (decoding a Time from null gives Go's zero time).
-        try decoder.read(meta["deletionTimestamp"], "deletionTimestamp", into: &metadata.deletionTimestamp)
-        nodeName = value["spec"]["nodeName"].string
+        try decoder.read(meta["deletionTimestamp"], "deletionTimestamp", into: &m.deletionTimestamp)
+        metadata = m
+        nodeName = string(value["spec"]["nodeName"])
         containers = (value["spec"]["containers"].array ?? []).map {
-            Container(name: $0["name"].string ?? "", image: $0["image"].string ?? "")
+            Container(name: string($0["name"]) ?? "", image: string($0["image"]) ?? "")
         }
         let status = value["status"]
         phase = status["phase"].string.map(CoreV1.PodPhase.init(rawValue:))
-        conditions = try decoder.decode(status["conditions"], "conditions")
+        let conditions: [CoreV1.PodCondition] = try decoder.decode(status["conditions"], "conditions")
+        isReady = conditions.contains { $0.type == .ready && $0.status == .true }
+        otherConditions = conditions.filter { !Self.reportedConditions.contains($0.type) }
         try decoder.read(status["startTime"], "startTime", into: &startTime)
     }
 
@@ -47,7 +63,8 @@ struct HollowPod: HasObjectMeta {
         pod.spec.nodeName = nodeName
         pod.spec.containers = containers.map { CoreV1.Container(name: $0.name, image: $0.image) }
         pod.status.phase = phase
-        pod.status.conditions = conditions
+        pod.status.conditions = otherConditions
+        if isReady { pod.status.conditions.append(CoreV1.PodCondition(type: .ready, status: .true)) }
         pod.status.startTime = startTime
         return pod.kubeJSON()
     }
@@ -55,5 +72,4 @@ struct HollowPod: HasObjectMeta {
     init(from decoder: any Decoder) throws { self = try Self.decode(from: decoder) }
     func encode(to encoder: any Encoder) throws { try encode(into: encoder) }
 
-    var isReady: Bool { conditions.contains { $0.type == .ready && $0.status == .true } }
 }

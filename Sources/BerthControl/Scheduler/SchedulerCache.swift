@@ -158,6 +158,17 @@ extension Scheduler {
             pending[key] = nil
             unschedulable[key] = nil
             queued.remove(key)
+            // A dictionary keeps the capacity it grew to, and a PodInfo is a few hundred bytes: after a
+            // burst of pending pods (a Deployment scaled up) the empty buckets stayed for the life of the
+            // process. Give them back once mostly empty.
+            if pending.capacity > 1024 && pending.count * 8 < pending.capacity {
+                pending = Dictionary(uniqueKeysWithValues: pending.map { ($0.key, $0.value) })
+            }
+            if queued.capacity > 1024 && queued.count * 8 < queued.capacity {
+                var compact = Set<String>(minimumCapacity: queued.count)
+                for key in queued { compact.insert(key) }
+                queued = compact
+            }
         }
 
         func place(_ key: String, _ info: PodInfo, on node: String) {
