@@ -51,6 +51,7 @@ extension Handler {
         if r.hasSpec { obj["metadata"]["generation"] = 1 }
         let strategy = r.strategy
         let ctx = StrategyContext(resource: r, user: nil, subresource: nil, config: server.config)
+        Schema.normalize(&obj, r)
         strategy.applyDefaults(&obj, creating: true)
         strategy.prepareForCreate(&obj, ctx)
         if let manager {
@@ -224,6 +225,7 @@ extension Handler {
         let strategy = r.strategy
         let ctx = StrategyContext(resource: r, user: call.user, subresource: subresource, config: server.config)
         try strategy.prepareForUpdate(&obj, old: cur, ctx)
+        Schema.normalize(&obj, r)
         strategy.applyDefaults(&obj, creating: false)
         // Compared once both sides carry the defaults, as upstream compares decoded objects.
         if strategy.generationChanged(old: cur, new: obj, r) {

@@ -1,3 +1,4 @@
+import BerthKube
 import Foundation
 
 /// The served types' JSON shapes, read from the generated table in SchemaDefinitions.swift (facts of
@@ -44,12 +45,36 @@ indirect enum Schema: Sendable {
             var props: [String: Schema] = [:]
             for field in fields {
                 guard let colon = field.firstIndex(of: ":") else { continue }
-                props[String(field[..<colon])] = type(field[field.index(after: colon)...])
+                var code = field[field.index(after: colon)...]
+                if let mark = code.firstIndex(where: { $0 == "=" || $0 == "*" }) { code = code[..<mark] }
+                props[String(field[..<colon])] = type(code)
             }
             out[name] = .object(name, props)
         }
         return out
     }
+
+    /// The `+default=` markers of k8s.io/api (`=value` in the table) by OpenAPI struct name: what Go's
+    /// generated defaulters set when a request leaves the field unset (an RBD volume's pool "rbd", an
+    /// Azure disk's caching mode "ReadWrite", a gRPC probe's service "").
+    /// `emptyIsUnset`: a string field (Go's defaulter tests `== ""`); a pointer's only when absent.
+    static let declaredDefaults: [String: [(field: String, value: JSON, emptyIsUnset: Bool)]] = {
+        var out: [String: [(field: String, value: JSON, emptyIsUnset: Bool)]] = [:]
+        var current = ""
+        for line in definitionsText.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard let first = words.first else { continue }
+            if !line.hasPrefix(" ") { current = openAPIName(first) }
+            for word in words where word.contains("=") {
+                guard let colon = word.firstIndex(of: ":"), let equals = word.firstIndex(of: "="),
+                    let value = try? JSONParser.parse(Array(word[word.index(after: equals)...].utf8))
+                else { continue }
+                let pointer = word[word.index(before: equals)] == "*"
+                out[current, default: []].append((String(word[..<colon]), value, !pointer))
+            }
+        }
+        return out
+    }()
 
     /// One field's type code (see SchemaDefinitions.swift), with a list's `!key` and `~strategy`.
     /// A struct's `~retainKeys` needs nothing here: the `$retainKeys` directive a client sends says it all.
@@ -128,6 +153,71 @@ indirect enum Schema: Sendable {
         if !unknown.isEmpty {
             throw APIError.badRequest(
                 "strict decoding error: " + unknown.map { "unknown field \"\($0)\"" }.joined(separator: ", "))
+        }
+    }
+
+    /// What kube-apiserver's decoding into the Go types does to a request's object beyond type checks:
+    /// quantities written back canonical (`0.5` → `500m`, `1024Mi` → `1Gi`, a bare number → a string),
+    /// and the declared `+default=` markers set where the object leaves them unset. What it stores, and
+    /// `kubectl get -o yaml` then shows.
+    static func normalize(_ obj: inout JSON, _ r: ResourceType) {
+        if let changed = normalized(obj, top(r)) { obj = changed }
+    }
+
+    /// The value normalized, or nil when it has nothing to change (most objects: the walk then
+    /// allocates nothing).
+    private static func normalized(_ v: JSON, _ s: Schema) -> JSON? {
+        switch s {
+        case .quantity:
+            let text: String
+            switch v {
+            case .string(let t), .number(let t): text = t
+            default: return nil
+            }
+            guard let canonical = Quantity.canonical(text) else { return nil }
+            if case .string = v, text == canonical { return nil }
+            return .string(canonical)
+        case .ref(let name):
+            return normalized(v, def(name))
+        case .map, .object:
+            guard case .object(let members) = v else { return nil }
+            var changed: [String: JSON]?
+            if case .object(let name, _) = s, let defaults = declaredDefaults[name] {
+                for (field, value, emptyIsUnset) in defaults {
+                    switch members[field] {
+                    case nil, .null?: break
+                    case .string("")? where emptyIsUnset && value != .string(""): break
+                    default: continue
+                    }
+                    if changed == nil { changed = members }
+                    changed?[field] = value
+                }
+            }
+            for (key, member) in members {
+                let inner: Schema?
+                if case .map(let m) = s {
+                    inner = m
+                } else if case .object(_, let props) = s {
+                    inner = props[key]
+                } else {
+                    inner = nil
+                }
+                guard let inner, let c = normalized(member, inner) else { continue }
+                if changed == nil { changed = members }
+                changed?[key] = c
+            }
+            return changed.map(JSON.object)
+        case .array(let inner, _, _):
+            guard case .array(let elements) = v else { return nil }
+            var changed: [JSON]?
+            for (i, element) in elements.enumerated() {
+                guard let c = normalized(element, inner) else { continue }
+                if changed == nil { changed = elements }
+                changed?[i] = c
+            }
+            return changed.map(JSON.array)
+        default:
+            return nil
         }
     }
 

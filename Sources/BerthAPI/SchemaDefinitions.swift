@@ -7,7 +7,9 @@ extension Schema {
     /// `jsonName:type` per field, embedded structs' fields flattened in. Types: s string, i int32,
     /// l int64, b bool, n float64, y base64 bytes, t RFC 3339 time, d duration, q quantity, o int or
     /// string, a any JSON, f free-form object, `[T` a list, `{T` a map with string keys, `@name` a struct.
-    /// A list may carry `!key` (its strategic-merge-patch merge key) and `~strategy` (its patch strategy).
+    /// A list may carry `!key` (its strategic-merge-patch merge key) and `~strategy` (its patch strategy);
+    /// a field `=value`, its `+default=` marker as JSON, applied where the request leaves it unset or empty
+    /// (`*=value` for a pointer: only where unset).
     static let definitionsText = """
         meta.v1.APIGroup kind:s apiVersion:s name:s versions:[@meta.v1.GroupVersionForDiscovery
           preferredVersion:@meta.v1.GroupVersionForDiscovery serverAddressByClientCIDRs:[@meta.v1.ServerAddressByClientCIDR
@@ -61,7 +63,8 @@ extension Schema {
         core.v1.AppArmorProfile type:s localhostProfile:s
         core.v1.AttachedVolume name:s devicePath:s
         core.v1.AvoidPods preferAvoidPods:[@core.v1.PreferAvoidPodsEntry
-        core.v1.AzureDiskVolumeSource diskName:s diskURI:s cachingMode:s fsType:s readOnly:b kind:s
+        core.v1.AzureDiskVolumeSource diskName:s diskURI:s cachingMode:s*="ReadWrite" fsType:s*="ext4" readOnly:b*=false
+          kind:s*="Shared"
         core.v1.AzureFilePersistentVolumeSource secretName:s shareName:s readOnly:b secretNamespace:s
         core.v1.AzureFileVolumeSource secretName:s shareName:s readOnly:b
         core.v1.Binding kind:s apiVersion:s metadata:@meta.v1.ObjectMeta target:@core.v1.ObjectReference
@@ -97,7 +100,7 @@ extension Schema {
           startupProbe:@core.v1.Probe lifecycle:@core.v1.Lifecycle terminationMessagePath:s terminationMessagePolicy:s
           imagePullPolicy:s securityContext:@core.v1.SecurityContext stdin:b stdinOnce:b tty:b
         core.v1.ContainerImage names:[s sizeBytes:l
-        core.v1.ContainerPort name:s hostPort:i containerPort:i protocol:s hostIP:s
+        core.v1.ContainerPort name:s hostPort:i containerPort:i protocol:s="TCP" hostIP:s
         core.v1.ContainerResizePolicy resourceName:s restartPolicy:s
         core.v1.ContainerState waiting:@core.v1.ContainerStateWaiting running:@core.v1.ContainerStateRunning
           terminated:@core.v1.ContainerStateTerminated
@@ -152,7 +155,7 @@ extension Schema {
         core.v1.FlexVolumeSource driver:s fsType:s secretRef:@core.v1.LocalObjectReference readOnly:b options:{s
         core.v1.FlockerVolumeSource datasetName:s datasetUUID:s
         core.v1.GCEPersistentDiskVolumeSource pdName:s fsType:s partition:i readOnly:b
-        core.v1.GRPCAction port:i service:s
+        core.v1.GRPCAction port:i service:s*=""
         core.v1.GitRepoVolumeSource repository:s revision:s directory:s
         core.v1.GlusterfsPersistentVolumeSource endpoints:s path:s readOnly:b endpointsNamespace:s
         core.v1.GlusterfsVolumeSource endpoints:s path:s readOnly:b
@@ -161,9 +164,9 @@ extension Schema {
         core.v1.HostAlias ip:s hostnames:[s
         core.v1.HostIP ip:s
         core.v1.HostPathVolumeSource path:s type:s
-        core.v1.ISCSIPersistentVolumeSource targetPortal:s iqn:s lun:i iscsiInterface:s fsType:s readOnly:b portals:[s
-          chapAuthDiscovery:b chapAuthSession:b secretRef:@core.v1.SecretReference initiatorName:s
-        core.v1.ISCSIVolumeSource targetPortal:s iqn:s lun:i iscsiInterface:s fsType:s readOnly:b portals:[s
+        core.v1.ISCSIPersistentVolumeSource targetPortal:s iqn:s lun:i iscsiInterface:s="default" fsType:s readOnly:b
+          portals:[s chapAuthDiscovery:b chapAuthSession:b secretRef:@core.v1.SecretReference initiatorName:s
+        core.v1.ISCSIVolumeSource targetPortal:s iqn:s lun:i iscsiInterface:s="default" fsType:s readOnly:b portals:[s
           chapAuthDiscovery:b chapAuthSession:b secretRef:@core.v1.LocalObjectReference initiatorName:s
         core.v1.ImageVolumeSource reference:s pullPolicy:s
         core.v1.KeyToPath key:s path:s mode:i
@@ -320,10 +323,10 @@ extension Schema {
           grpc:@core.v1.GRPCAction
         core.v1.ProjectedVolumeSource sources:[@core.v1.VolumeProjection defaultMode:i
         core.v1.QuobyteVolumeSource registry:s volume:s readOnly:b user:s group:s tenant:s
-        core.v1.RBDPersistentVolumeSource monitors:[s image:s fsType:s pool:s user:s keyring:s
-          secretRef:@core.v1.SecretReference readOnly:b
-        core.v1.RBDVolumeSource monitors:[s image:s fsType:s pool:s user:s keyring:s secretRef:@core.v1.LocalObjectReference
-          readOnly:b
+        core.v1.RBDPersistentVolumeSource monitors:[s image:s fsType:s pool:s="rbd" user:s="admin"
+          keyring:s="/etc/ceph/keyring" secretRef:@core.v1.SecretReference readOnly:b
+        core.v1.RBDVolumeSource monitors:[s image:s fsType:s pool:s="rbd" user:s="admin" keyring:s="/etc/ceph/keyring"
+          secretRef:@core.v1.LocalObjectReference readOnly:b
         core.v1.RangeAllocation kind:s apiVersion:s metadata:@meta.v1.ObjectMeta range:s data:y
         core.v1.ReplicationController kind:s apiVersion:s metadata:@meta.v1.ObjectMeta
           spec:@core.v1.ReplicationControllerSpec status:@core.v1.ReplicationControllerStatus
@@ -345,9 +348,9 @@ extension Schema {
         core.v1.ResourceStatus name:s resources:[@core.v1.ResourceHealth
         core.v1.SELinuxOptions user:s role:s type:s level:s
         core.v1.ScaleIOPersistentVolumeSource gateway:s system:s secretRef:@core.v1.SecretReference sslEnabled:b
-          protectionDomain:s storagePool:s storageMode:s volumeName:s fsType:s readOnly:b
+          protectionDomain:s storagePool:s storageMode:s="ThinProvisioned" volumeName:s fsType:s="xfs" readOnly:b
         core.v1.ScaleIOVolumeSource gateway:s system:s secretRef:@core.v1.LocalObjectReference sslEnabled:b
-          protectionDomain:s storagePool:s storageMode:s volumeName:s fsType:s readOnly:b
+          protectionDomain:s storagePool:s storageMode:s="ThinProvisioned" volumeName:s fsType:s="xfs" readOnly:b
         core.v1.ScopeSelector matchExpressions:[@core.v1.ScopedResourceSelectorRequirement
         core.v1.ScopedResourceSelectorRequirement scopeName:s operator:s values:[s
         core.v1.SeccompProfile type:s localhostProfile:s
@@ -370,7 +373,7 @@ extension Schema {
         core.v1.ServiceAccountList kind:s apiVersion:s metadata:@meta.v1.ListMeta items:[@core.v1.ServiceAccount
         core.v1.ServiceAccountTokenProjection audience:s expirationSeconds:l path:s
         core.v1.ServiceList kind:s apiVersion:s metadata:@meta.v1.ListMeta items:[@core.v1.Service
-        core.v1.ServicePort name:s protocol:s appProtocol:s port:i targetPort:o nodePort:i
+        core.v1.ServicePort name:s protocol:s="TCP" appProtocol:s port:i targetPort:o nodePort:i
         core.v1.ServiceProxyOptions kind:s apiVersion:s path:s
         core.v1.ServiceSpec ports:[@core.v1.ServicePort!port~merge selector:{s clusterIP:s clusterIPs:[s type:s
           externalIPs:[s sessionAffinity:s loadBalancerIP:s loadBalancerSourceRanges:[s externalName:s

@@ -3,9 +3,9 @@ import BerthJSON
 /// resource.Quantity: `"100m"`, `"1.5"`, `"512Mi"`, `"1G"`, `"2e3"` — a decimal number with a binary
 /// (Ki…Ei), decimal (n u m k M G T P E) or exponent suffix.
 ///
-/// The text is kept as written and written back unchanged (Go re-serialises it in canonical form, e.g.
-/// `1000m` as `1`; Berth does not yet), and read exactly, in integer arithmetic, by ``milliValue`` and
-/// ``value``. Equality is of the text.
+/// The text is kept as written and written back unchanged, and read exactly, in integer arithmetic, by
+/// ``milliValue`` and ``value``. Equality is of the text. ``canonical(_:)`` gives the form Go writes
+/// (`1000m` as `1`, `1024Mi` as `1Gi`), which the API server stores.
 public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
     public var string: String
 
@@ -52,6 +52,83 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
         var digits: [UInt8]
         var exponent10: Int
         var exponent2: Int
+        /// Which family its suffix is from, which decides the canonical form's.
+        var format: Format
+    }
+
+    /// resource.Format: a binary suffix (Ki…Ei), a decimal one (or none), or an exponent (`e3`).
+    enum Format { case binarySI, decimalSI, decimalExponent }
+
+    /// The text Go's Quantity writes for `text` (CanonicalizeBytes): the value rounded up to a nano, then
+    /// a binary quantity of at least 1024 that is whole as the largest power of 1024 that divides it
+    /// (`1536Mi`, `1Gi`); any other as an integer times the largest power of 1000 that keeps it whole,
+    /// with its SI suffix (`500m`, `1500`, `2k`) or, written with an exponent, as `e3`, `e6`.
+    /// Nil for text that is not a quantity, and for values past 64-bit arithmetic (kept as written).
+    public static func canonical(_ text: String) -> String? {
+        guard let p = parse(text) else { return nil }
+        var mantissa: Int64 = 0
+        for d in p.digits {
+            let (m, o1) = mantissa.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(d))
+            guard !o1, !o2 else { return nil }
+            mantissa = a
+        }
+        guard p.exponent2 < 63 else { return nil }
+        let (binary, o) = mantissa.multipliedReportingOverflow(by: Int64(1) << p.exponent2)
+        guard !o else { return nil }
+        mantissa = binary
+        var exponent = p.exponent10
+        func normalize() {
+            while mantissa != 0, mantissa % 10 == 0 {
+                mantissa /= 10
+                exponent += 1
+            }
+        }
+        func power(_ n: Int) -> Int64? {
+            var r: Int64 = 1
+            for _ in 0..<n {
+                let (m, o) = r.multipliedReportingOverflow(by: 10)
+                if o { return nil }
+                r = m
+            }
+            return r
+        }
+        normalize()
+        if mantissa == 0 { return "0" }
+        // Below a nano, rounded up (away from zero, as ParseQuantity rounds).
+        if exponent < -9 {
+            guard let divisor = power(-9 - exponent) else { return p.negative ? "-1n" : "1n" }
+            mantissa = mantissa / divisor + (mantissa % divisor == 0 ? 0 : 1)
+            exponent = -9
+            normalize()
+        }
+        let sign = p.negative ? "-" : ""
+        if p.format == .binarySI, exponent >= 0, let scale = power(exponent) {
+            let (whole, o) = mantissa.multipliedReportingOverflow(by: scale)
+            guard !o else { return nil }
+            if whole >= 1024 {
+                var value = whole
+                var k = 0
+                while k < 6, value >= 1024, value % 1024 == 0 {
+                    value /= 1024
+                    k += 1
+                }
+                return sign + String(value) + ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][k]
+            }
+        }
+        // Decimal: the largest multiple of 3 not above the exponent (SI suffixes stop at E, 10^18).
+        var e3 = exponent >= 0 ? exponent / 3 * 3 : -((-exponent + 2) / 3 * 3)
+        if p.format != .decimalExponent { e3 = min(e3, 18) }
+        guard let scale = power(exponent - e3) else { return nil }
+        let (scaled, o2) = mantissa.multipliedReportingOverflow(by: scale)
+        guard !o2 else { return nil }
+        let suffix: String
+        if p.format == .decimalExponent {
+            suffix = e3 == 0 ? "" : "e\(e3)"
+        } else {
+            suffix = [-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"][e3] ?? ""
+        }
+        return sign + String(scaled) + suffix
     }
 
     static func parse(_ text: String) -> Parsed? {
@@ -81,6 +158,7 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
         guard any else { return nil }
         let suffix = String(decoding: b, as: UTF8.self)
         var exponent2 = 0
+        var format = Format.decimalSI
         switch suffix {
         case "": break
         case "Ki": exponent2 = 10
@@ -103,11 +181,14 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
                 suffix.count > 1, abs(exp) < 1000
             else { return nil }
             exponent10 += exp
+            format = .decimalExponent
         }
+        if exponent2 > 0 { format = .binarySI }
         // Leading zeros carry nothing; trailing ones move into the exponent.
         while digits.count > 1, digits.first == 0 { digits.removeFirst() }
         while digits.count > 1, digits.last == 0 { digits.removeLast(); exponent10 += 1 }
-        return Parsed(negative: negative, digits: digits, exponent10: exponent10, exponent2: exponent2)
+        return Parsed(
+            negative: negative, digits: digits, exponent10: exponent10, exponent2: exponent2, format: format)
     }
 
     /// ceil(value × 1000) or ceil(value), exactly; nil past Int64.

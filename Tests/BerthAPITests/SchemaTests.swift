@@ -23,6 +23,37 @@ struct SchemaTests {
         }
     }
 
+    /// What decoding into the Go types does besides checking: quantities canonical, `+default=` markers set
+    /// where a request leaves them unset (a string also where empty; a pointer only where absent).
+    @Test func normalizingCanonicalizesQuantitiesAndSetsDeclaredDefaults() {
+        var pod = Self.pod([
+            "name": "c", "image": "busybox", "ports": [["containerPort": 80]],
+            "resources": ["requests": ["cpu": .number("2"), "memory": "1024Mi"], "limits": ["memory": "1Gi"]],
+            "livenessProbe": ["grpc": ["port": 9000]],
+        ])
+        pod["spec"]["volumes"] = [
+            ["name": "r", "rbd": ["monitors": ["m:6789"], "image": "img", "pool": ""]],
+            ["name": "a", "azureDisk": ["diskName": "d", "diskURI": "u", "fsType": ""]],
+        ]
+        Schema.normalize(&pod, Self.pods)
+        let c = pod["spec"]["containers"][0]
+        #expect(c["resources"] == ["requests": ["cpu": "2", "memory": "1Gi"], "limits": ["memory": "1Gi"]])
+        #expect(c["ports"][0]["protocol"] == "TCP")
+        #expect(c["livenessProbe"]["grpc"]["service"] == "")
+        #expect(
+            pod["spec"]["volumes"][0]["rbd"]["pool"] == "rbd" && pod["spec"]["volumes"][0]["rbd"]["user"] == "admin")
+        #expect(pod["spec"]["volumes"][0]["rbd"]["keyring"] == "/etc/ceph/keyring")
+        let azure = pod["spec"]["volumes"][1]["azureDisk"]
+        #expect(azure["fsType"] == "", "a pointer set to empty is set")
+        #expect(azure["cachingMode"] == "ReadWrite" && azure["kind"] == "Shared" && azure["readOnly"] == false)
+
+        // Nothing to change: the same value back.
+        let plain = Self.pod(["name": "c", "image": "busybox", "resources": ["requests": ["cpu": "500m"]]])
+        var copy = plain
+        Schema.normalize(&copy, Self.pods)
+        #expect(copy == plain)
+    }
+
     @Test func everyStructTheServedKindsReachIsDefined() {
         var missing: [String] = []
         func visit(_ s: Schema, _ seen: inout Set<String>) {

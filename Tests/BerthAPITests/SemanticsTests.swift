@@ -68,6 +68,68 @@ extension APITests {
             await s.stop()
         }
 
+        /// kube-apiserver decodes into resource.Quantity and writes it back canonical; it defaults a pod's
+        /// requests from its limits and computes its QoS class. The same body through create, a merge
+        /// patch and a server-side apply.
+        @Test func quantitiesAreStoredCanonicalAndPodsGetTheirQoSClass() async throws {
+            let s = try await TestServer()
+            let pods = "/api/v1/namespaces/default/pods"
+            var (code, pod) = try s.curl(
+                "POST", pods,
+                body:
+                    #"{"metadata":{"name":"q"},"spec":{"containers":[{"name":"c","image":"busybox","resources":{"limits":{"cpu":0.5,"memory":"1024Mi"}}}]}}"#
+            )
+            #expect(code == 201)
+            let resources = pod["spec"]["containers"][0]["resources"]
+            #expect(resources["limits"] == ["cpu": "500m", "memory": "1Gi"])
+            #expect(resources["requests"] == ["cpu": "500m", "memory": "1Gi"], "requests default from limits")
+            #expect(pod["status"]["qosClass"] == "Guaranteed")
+            (code, pod) = try s.curl("GET", pods + "/q")
+            #expect(code == 200 && pod["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1Gi")
+
+            let deployments = "/apis/apps/v1/namespaces/default/deployments"
+            let template =
+                #"{"metadata":{"labels":{"app":"d"}},"spec":{"containers":[{"name":"c","image":"busybox","resources":{"requests":{"memory":"2048Mi"}}}]}}"#
+            (code, _) = try s.curl(
+                "POST", deployments,
+                body:
+                    #"{"metadata":{"name":"d"},"spec":{"selector":{"matchLabels":{"app":"d"}},"template":\#(template)}}"#
+            )
+            #expect(code == 201)
+            var deployment: JSON
+            (code, deployment) = try s.curl(
+                "PATCH", deployments + "/d",
+                body:
+                    #"{"spec":{"template":{"spec":{"containers":[{"name":"c","resources":{"limits":{"cpu":"1000m"}}}]}}}}"#,
+                contentType: "application/strategic-merge-patch+json")
+            #expect(code == 200)
+            #expect(
+                deployment["spec"]["template"]["spec"]["containers"][0]["resources"] == [
+                    "requests": ["memory": "2Gi"], "limits": ["cpu": "1"],
+                ])
+            (code, deployment) = try s.curl(
+                "PATCH", deployments + "/applied?fieldManager=test",
+                body:
+                    #"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"applied"},"spec":{"selector":{"matchLabels":{"app":"d"}},"template":\#(template)}}"#,
+                contentType: "application/apply-patch+yaml")
+            #expect(code == 201)
+            #expect(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] == "2Gi")
+            // A pod's spec is immutable: resubmitting the same pod with the quantities as first written is
+            // not a change once both sides are canonical.
+            (code, pod) = try s.curl("GET", pods + "/q")
+            var same = pod
+            same["spec"]["containers"] = [
+                [
+                    "name": "c", "image": "busybox",
+                    "resources": [
+                        "limits": ["cpu": "0.5", "memory": "1024Mi"], "requests": ["cpu": "0.5", "memory": "1024Mi"],
+                    ],
+                ]
+            ]
+            (code, _) = try s.curl("PUT", pods + "/q", body: String(decoding: same.serialized(), as: UTF8.self))
+            #expect(code == 200)
+        }
+
         @Test func finalizersOwnerReferencesAndGeneration() async throws {
             let s = try await TestServer()
             let cms = "/api/v1/namespaces/default/configmaps"

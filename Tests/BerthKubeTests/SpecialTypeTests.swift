@@ -38,6 +38,26 @@ import Testing
         }
     }
 
+    /// Go's CanonicalizeBytes, case by case (the forms `kubectl get -o yaml` shows from kube-apiserver).
+    @Test func quantitiesHaveGosCanonicalForm() {
+        let cases: [(String, String)] = [
+            ("0", "0"), ("0.0", "0"), ("0Mi", "0"), ("1", "1"), ("1.0", "1"), ("0.5", "500m"), ("0.1", "100m"),
+            ("1.5", "1500m"), ("100m", "100m"), ("1000m", "1"), ("1500m", "1500m"), ("1000", "1k"),
+            ("1500", "1500"), ("2.5k", "2500"), ("1000k", "1M"), ("10G", "10G"), ("0.0015", "1500u"),
+            ("1Ki", "1Ki"), ("1024Mi", "1Gi"), ("1536Mi", "1536Mi"), ("1.5Gi", "1536Mi"), ("0.5Gi", "512Mi"),
+            ("1025Ki", "1025Ki"), ("0.5Ki", "512"), ("0.3Ki", "307200m"), ("16Mi", "16Mi"),
+            ("1e3", "1e3"), ("12e6", "12e6"), ("1.5e3", "1500"), ("1E3", "1e3"), ("-1", "-1"), ("-0.5", "-500m"),
+            ("-1024Mi", "-1Gi"), ("+1", "1"), ("0.0000000001", "1n"), ("1.0000000001", "1000000001n"),
+            ("1000E", "1000E"), ("1000000000000000000000", "1000E"),
+        ]
+        for (text, canonical) in cases {
+            #expect(Quantity.canonical(text) == canonical, "\(text)")
+        }
+        #expect(Quantity.canonical("1.5x") == nil && Quantity.canonical("") == nil)
+        // Past 64-bit arithmetic the text is kept as written (nil: no canonical form computed).
+        #expect(Quantity.canonical("123456789012345678901234567890") == nil)
+    }
+
     @Test func intOrStringKeepsItsForm() throws {
         for text in [#"{"port":8080}"#, #"{"port":"http"}"#, #"{"port":"25%"}"#, #"{"port":0}"#] {
             let a = try CoreV1.TCPSocketAction(json: Array(text.utf8))

@@ -493,6 +493,25 @@ def schema_name(q):
     return "%s.%s" % (q[0].replace("/", "."), q[1])
 
 
+def declared_default(model, pkg, f):
+    """A field's `+default=` marker as a compact JSON literal (an enum constant resolved to its value),
+    or None when it has none or it is the zero Go gives the field anyway."""
+    if "default" not in f:
+        return None
+    text = f["default"]
+    if text.startswith("ref("):
+        const = text[4:-1]
+        values = [v for (p, _), consts in model.enums.items() if p == pkg for n, v in consts if n == const]
+        if len(values) != 1:
+            raise SystemExit("default %s of %s: no single constant" % (text, f["json"]))
+        value = values[0]
+    else:
+        value = json.loads(text)
+    if not f["type"].startswith("*") and value in ("", 0, False):
+        return None
+    return json.dumps(value, separators=(",", ":"))
+
+
 def gen_schema(model):
     """Every struct's JSON fields, for the type checks of request bodies, strategic merge patch and the
     OpenAPI documents (Sources/BerthAPI/Schema.swift reads the table)."""
@@ -511,6 +530,9 @@ def gen_schema(model):
                     item += "!" + f["patchMergeKey"]
                 if f.get("patchStrategy"):
                     item += "~" + f["patchStrategy"]
+                default = declared_default(model, q[0], f)
+                if default is not None:
+                    item += ("*=" if f["type"].startswith("*") else "=") + default
                 if len(line) + 1 + len(item) > 116:
                     lines.append(line)
                     line = "  " + item
@@ -526,7 +548,9 @@ extension Schema {
     /// `jsonName:type` per field, embedded structs' fields flattened in. Types: s string, i int32,
     /// l int64, b bool, n float64, y base64 bytes, t RFC 3339 time, d duration, q quantity, o int or
     /// string, a any JSON, f free-form object, `[T` a list, `{T` a map with string keys, `@name` a struct.
-    /// A list may carry `!key` (its strategic-merge-patch merge key) and `~strategy` (its patch strategy).
+    /// A list may carry `!key` (its strategic-merge-patch merge key) and `~strategy` (its patch strategy);
+    /// a field `=value`, its `+default=` marker as JSON, applied where the request leaves it unset or empty
+    /// (`*=value` for a pointer: only where unset).
     static let definitionsText = \"\"\""""]
     for l in lines:
         out.append("        " + l)
