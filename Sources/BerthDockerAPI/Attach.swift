@@ -24,7 +24,8 @@ extension DockerAPI {
         let attachment = Attachment(
             containerID: record.id, channel: response.channel, hub: hub, terminal: tty,
             stdout: request.flag("stdout"), stderr: request.flag("stderr"),
-            stdin: request.flag("stdin") && record.configuration.openStdin, detachKeys: keys)
+            stdin: request.flag("stdin") && record.configuration.openStdin,
+            closesStdinAtEOF: record.configuration.stdinOnce ?? true, detachKeys: keys)
         let raw = RawStreamHandler(
             onInput: { attachment.clientInput($0) }, onInputClosed: { attachment.clientInputClosed() },
             onClose: { attachment.clientClosed() })
@@ -104,6 +105,9 @@ final class Attachment: @unchecked Sendable {
     let stdout: Bool
     let stderr: Bool
     let stdin: Bool
+    /// The container's StdinOnce: the end of this client's input closes the container's stdin. Without
+    /// it stdin stays open for the next client that attaches, as dockerd keeps it.
+    let closesStdinAtEOF: Bool
 
     private struct State {
         var detachKeys: DetachKeys
@@ -119,8 +123,9 @@ final class Attachment: @unchecked Sendable {
 
     init(
         containerID: String, channel: Channel, hub: StateHub, terminal: Bool, stdout: Bool, stderr: Bool, stdin: Bool,
-        detachKeys: DetachKeys = .standard
+        closesStdinAtEOF: Bool = true, detachKeys: DetachKeys = .standard
     ) {
+        self.closesStdinAtEOF = closesStdinAtEOF
         state = Mutex(State(detachKeys: detachKeys))
         self.containerID = containerID
         self.channel = channel
@@ -207,7 +212,7 @@ final class Attachment: @unchecked Sendable {
                     try? connection.send(StreamFrame(.stdin, Array(input[offset..<end])).encoded)
                     offset = end
                 }
-                if closeInput && stdin { try? connection.send(StreamFrame(.closeStdin).encoded) }
+                if closeInput && stdin && closesStdinAtEOF { try? connection.send(StreamFrame(.closeStdin).encoded) }
             }
             guard fds[0].revents != 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(connection.rawValue, $0.baseAddress, $0.count) }

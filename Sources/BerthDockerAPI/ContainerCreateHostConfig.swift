@@ -25,6 +25,26 @@ extension ContainerCreateRequest.HostConfigSection {
             throw unsupported("HostConfig.\(name)")
         }
         if !(DeviceRequests ?? []).isEmpty { throw unsupported("HostConfig.DeviceRequests") }
+        for (name, list) in [
+            ("BlkioWeightDevice", BlkioWeightDevice), ("BlkioDeviceReadBps", BlkioDeviceReadBps),
+            ("BlkioDeviceWriteBps", BlkioDeviceWriteBps), ("BlkioDeviceReadIOps", BlkioDeviceReadIOps),
+            ("BlkioDeviceWriteIOps", BlkioDeviceWriteIOps),
+        ] where !(list ?? []).isEmpty {
+            throw unsupported("HostConfig.\(name)")
+        }
+        if !(DeviceCgroupRules ?? []).isEmpty { throw unsupported("HostConfig.DeviceCgroupRules") }
+        for (name, value) in [
+            ("BlkioWeight", BlkioWeight), ("CpuRealtimePeriod", CpuRealtimePeriod),
+            ("CpuRealtimeRuntime", CpuRealtimeRuntime), ("KernelMemory", KernelMemory),
+            ("KernelMemoryTCP", KernelMemoryTCP), ("CpuCount", CpuCount), ("CpuPercent", CpuPercent),
+            ("IOMaximumIOps", IOMaximumIOps), ("IOMaximumBandwidth", IOMaximumBandwidth),
+        ] where (value ?? 0) != 0 {
+            throw unsupported("HostConfig.\(name)")
+        }
+        // dockerd on Linux: only the default isolation.
+        if let isolation = Isolation, !["", "default"].contains(isolation.lowercased()) {
+            throw .badRequest("invalid isolation: \(isolation). linux only supports 'default'")
+        }
         if let driver = VolumeDriver, !driver.isEmpty && driver != "local" {
             throw unsupported("volume driver \(driver)")
         }
@@ -37,6 +57,12 @@ extension ContainerCreateRequest.HostConfigSection {
         c.securityOpt = SecurityOpt ?? []
         c.runtime = Runtime.flatMap { $0.isEmpty ? nil : $0 }
         c.initProcess = Init ?? false
+        c.oomScoreAdj = OomScoreAdj.flatMap { $0 == 0 ? nil : $0 }
+        if let adj = c.oomScoreAdj, !(-1000...1000).contains(adj) {
+            throw .badRequest("Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
+        c.maskedPaths = MaskedPaths
+        c.readonlyPaths = ReadonlyPaths
         c.tmpfs = Tmpfs ?? [:]
         c.sysctls = Sysctls ?? [:]
         c.dns = Dns ?? []
@@ -92,6 +118,12 @@ extension ContainerCreateRequest.HostConfigSection {
         resources.cpusetMems = CpusetMems.flatMap { $0.isEmpty ? nil : $0 }
         resources.pidsLimit = positive(PidsLimit)
         resources.oomKillDisable = OomKillDisable
+        if let swappiness = MemorySwappiness, swappiness != -1 {
+            guard (0...100).contains(swappiness) else {
+                throw .badRequest("Invalid value: \(swappiness), valid memory swappiness range is 0-100")
+            }
+            resources.memorySwappiness = swappiness
+        }
         if (resources.memory ?? 0) < 0 { throw .badRequest("invalid Memory: must not be negative") }
         if let memory = resources.memory, memory < 6 * 1024 * 1024 {
             throw .badRequest("Minimum memory limit allowed is 6MB")

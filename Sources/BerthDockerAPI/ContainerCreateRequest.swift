@@ -17,6 +17,7 @@ public struct ContainerCreateRequest: Decodable, Sendable {
     public var ExposedPorts: [String: IgnoredValue]?
     public var Tty: Bool?
     public var OpenStdin: Bool?
+    public var StdinOnce: Bool?
     public var Env: [String]?
     public var Cmd: StringList?
     public var Healthcheck: HealthConfig?
@@ -82,6 +83,27 @@ public struct ContainerCreateRequest: Decodable, Sendable {
         public var PidsLimit: Int64?
         public var Ulimits: [UlimitSection]?
         public var Init: Bool?
+        public var OomScoreAdj: Int?
+        public var MemorySwappiness: Int64?
+        public var MaskedPaths: [String]?
+        public var ReadonlyPaths: [String]?
+        public var Isolation: String?
+        // Sent by the docker CLI with zero values; anything else is refused by name (see apply).
+        public var BlkioWeight: Int64?
+        public var BlkioWeightDevice: [IgnoredValue]?
+        public var BlkioDeviceReadBps: [IgnoredValue]?
+        public var BlkioDeviceWriteBps: [IgnoredValue]?
+        public var BlkioDeviceReadIOps: [IgnoredValue]?
+        public var BlkioDeviceWriteIOps: [IgnoredValue]?
+        public var DeviceCgroupRules: [String]?
+        public var CpuRealtimePeriod: Int64?
+        public var CpuRealtimeRuntime: Int64?
+        public var KernelMemory: Int64?
+        public var KernelMemoryTCP: Int64?
+        public var CpuCount: Int64?
+        public var CpuPercent: Int64?
+        public var IOMaximumIOps: Int64?
+        public var IOMaximumBandwidth: Int64?
     }
 
     public struct LogConfigSection: Decodable, Sendable {
@@ -236,6 +258,7 @@ public struct ContainerCreateRequest: Decodable, Sendable {
         c.labels = Labels ?? [:]
         c.tty = Tty ?? false
         c.openStdin = OpenStdin ?? false
+        c.stdinOnce = StdinOnce ?? false
         c.stopSignal = StopSignal.flatMap { $0.isEmpty ? nil : $0 }
         c.stopTimeout = StopTimeout
         if let stopSignal = c.stopSignal {

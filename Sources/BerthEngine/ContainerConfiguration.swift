@@ -19,6 +19,15 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     public var labels: [String: String] = [:]
     public var tty = false
     public var openStdin = false
+    /// docker's StdinOnce: the container's stdin is closed when the attached client's input ends. Nil
+    /// (records written before it, the `berth` CLI) behaves as true.
+    public var stdinOnce: Bool?
+    /// `process.oomScoreAdj` (docker's OomScoreAdj, -1000…1000); nil is 0.
+    public var oomScoreAdj: Int?
+    /// Paths masked and made read-only in place of docker's defaults (the API's HostConfig.MaskedPaths and
+    /// ReadonlyPaths, which a client sends to widen or narrow them); nil: the defaults.
+    public var maskedPaths: [String]?
+    public var readonlyPaths: [String]?
     public var stopSignal: String?
     /// Seconds `stop` waits before SIGKILL (docker's default 10).
     public var stopTimeout: Int?
@@ -132,6 +141,8 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
         public var cpusetMems: String?
         public var pidsLimit: Int64?
         public var oomKillDisable: Bool?
+        /// `--memory-swappiness` 0…100; nil (docker's -1) leaves the kernel's.
+        public var memorySwappiness: Int64?
         public init() {}
     }
 

@@ -95,6 +95,11 @@ public struct ContainerInspect: Encodable, Sendable {
         public var CpuShares: Int64
         public var CpusetCpus: String
         public var PidsLimit: Int64?
+        public var OomScoreAdj: Int
+        public var OomKillDisable: Bool?
+        public var MemorySwappiness: Int64?
+        public var MaskedPaths: [String]?
+        public var ReadonlyPaths: [String]?
         public var Init: Bool?
         public var ShmSize: Int64
         public var Tmpfs: [String: String]?
@@ -190,7 +195,7 @@ public struct ContainerInspect: Encodable, Sendable {
             Hostname: record.hostname, Domainname: c.domainname ?? "", User: c.user ?? image?.User ?? "",
             AttachStdin: c.openStdin, AttachStdout: true, AttachStderr: true,
             ExposedPorts: exposed.isEmpty ? nil : Dictionary(uniqueKeysWithValues: exposed.map { ($0, [:]) }),
-            Tty: c.tty, OpenStdin: c.openStdin, StdinOnce: c.openStdin, Env: env,
+            Tty: c.tty, OpenStdin: c.openStdin, StdinOnce: c.stdinOnce ?? c.openStdin, Env: env,
             Cmd: c.cmd ?? (c.entrypoint == nil ? image?.Cmd : nil), Image: record.imageReference,
             Volumes: image?.Volumes.map { Dictionary(uniqueKeysWithValues: $0.keys.map { ($0, [:]) }) },
             WorkingDir: c.workingDir ?? image?.WorkingDir ?? "", Entrypoint: c.entrypoint ?? image?.Entrypoint,
@@ -216,6 +221,8 @@ public struct ContainerInspect: Encodable, Sendable {
             NanoCpus: c.resources.nanoCPUs ?? 0,
             CpuShares: c.resources.cpuShares ?? 0, CpusetCpus: c.resources.cpusetCpus ?? "",
             PidsLimit: c.resources.pidsLimit,
+            OomScoreAdj: c.oomScoreAdj ?? 0, OomKillDisable: c.resources.oomKillDisable,
+            MemorySwappiness: c.resources.memorySwappiness, MaskedPaths: c.maskedPaths, ReadonlyPaths: c.readonlyPaths,
             Init: c.initProcess ? true : nil, ShmSize: c.shmSize ?? 64 * 1024 * 1024,
             Tmpfs: c.tmpfs.isEmpty ? nil : c.tmpfs,
             Sysctls: c.sysctls.isEmpty ? nil : c.sysctls)

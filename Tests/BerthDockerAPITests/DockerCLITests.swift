@@ -492,6 +492,91 @@ final class DockerHTTPTests {
     }
 
     /// The daemon's threads serving a request.
+    /// docker's StdinOnce: `run -i` attached (StdinOnce true) ends the container's stdin with the
+    /// client's input; `run -d -i` (false) keeps it open for whoever attaches next.
+    @Test func stdinOnceDecidesWhetherTheEndOfAClientsInputClosesStdin() throws {
+        let once = try box.docker(["run", "-i", "--rm", "--network", "none", box.image, "cat"], input: "hi\n")
+        #expect(once.status == .exited(0) && once.stdoutText == "hi\n", "\(once.stderrText)")
+
+        let kept = try box.docker(["run", "-d", "-i", "--name", "keep", "--network", "none", box.image, "cat"])
+        #expect(kept.status == .exited(0), "\(kept.stderrText)")
+        #expect(
+            try box.docker(["inspect", "--format", "{{.Config.OpenStdin}} {{.Config.StdinOnce}}", "keep"]).stdoutText
+                .trimmed == "true false")
+        for word in ["first", "second"] {
+            let attach = try UnixSocket.connect(box.socket)
+            try attach.send(
+                Array(
+                    ("POST /v1.47/containers/keep/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n"
+                        + "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n").utf8))
+            #expect(String(decoding: try readUntil(attach, "\r\n\r\n"), as: UTF8.self).hasPrefix("HTTP/1.1 101"))
+            try attach.send(Array((word + "\n").utf8))
+            _ = shutdown(attach.rawValue, Int32(SHUT_WR))
+            // cat echoes the line (multiplexed: an 8-byte header, then the text) and, its stdin still
+            // open, keeps running for the second client.
+            #expect(String(decoding: try readUntil(attach, word), as: UTF8.self).contains(word))
+            attach.close()
+        }
+        #expect(try box.docker(["inspect", "--format", "{{.State.Running}}", "keep"]).stdoutText.trimmed == "true")
+        #expect(try box.docker(["rm", "-f", "keep"]).status == .exited(0))
+    }
+
+    /// HostConfig fields the docker CLI sends: honoured (OomScoreAdj, MemorySwappiness, MaskedPaths,
+    /// ReadonlyPaths), or refused by name when set (never silently dropped).
+    @Test func hostConfigFieldsAreHonouredOrRefusedByName() throws {
+        let adj = try box.docker([
+            "run", "--rm", "--network", "none", "--oom-score-adj", "500", box.image, "cat", "/proc/self/oom_score_adj",
+        ])
+        #expect(adj.status == .exited(0) && adj.stdoutText == "500\n", "\(adj.stderrText)")
+        let created = try box.docker([
+            "create", "--name", "tuned", "--network", "none", "--oom-score-adj", "-200", "--memory-swappiness", "10",
+            box.image, "true",
+        ])
+        #expect(created.status == .exited(0), "\(created.stderrText)")
+        #expect(
+            try box.docker([
+                "inspect", "--format", "{{.HostConfig.OomScoreAdj}} {{.HostConfig.MemorySwappiness}}", "tuned",
+            ])
+            .stdoutText.trimmed == "-200 10")
+        #expect(try box.docker(["rm", "tuned"]).status == .exited(0))
+
+        for (flags, field) in [
+            (["--blkio-weight", "300"], "BlkioWeight"), (["--device-cgroup-rule", "c 1:3 rwm"], "DeviceCgroupRules"),
+            (["--isolation", "hyperv"], "invalid isolation"),
+        ] {
+            let refused = try box.docker(["run", "--rm", "--network", "none"] + flags + [box.image, "true"])
+            #expect(
+                refused.status != .exited(0) && refused.stderrText.contains(field), "\(flags): \(refused.stderrText)")
+        }
+        #expect(try box.docker(["ps", "-aq"]).stdoutText.isEmpty, "a refused create leaves no container")
+
+        // A client's own masked and read-only paths replace the defaults: /proc/timer_list is masked
+        // (reads empty) by default and readable when the list leaves it out.
+        func create(_ name: String, hostConfig: String) throws -> Int32 {
+            let body =
+                #"{"Image":"\#(box.image)","Cmd":["sh","-c","wc -c < /proc/timer_list"],"HostConfig":{"NetworkMode":"none"\#(hostConfig)}}"#
+            let out = try ChildProcess.run(
+                "/usr/bin/curl",
+                arguments: [
+                    "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", box.socket, "-H",
+                    "Content-Type: application/json", "-d", body, "http://docker/v1.47/containers/create?name=\(name)",
+                ], environment: [])
+            return Int32(out.stdoutText.trimmed) ?? 0
+        }
+        // The CLI checks the swappiness range itself; the daemon does too, for other clients.
+        #expect(try create("swappy", hostConfig: #","MemorySwappiness":200"#) == 400)
+        #expect(try create("masked", hostConfig: "") == 201)
+        #expect(try create("open", hostConfig: #","MaskedPaths":[],"ReadonlyPaths":[]"#) == 201)
+        let masked = try box.docker(["start", "-a", "masked"])
+        let open = try box.docker(["start", "-a", "open"])
+        #expect(masked.stdoutText.hasPrefix("0\n"), "\(masked.stdoutText)")
+        #expect(!open.stdoutText.hasPrefix("0\n"), "\(open.stdoutText)")
+        #expect(
+            try box.docker(["inspect", "--format", "{{json .HostConfig.MaskedPaths}}", "open"]).stdoutText.trimmed
+                == "[]")
+        _ = try box.docker(["rm", "masked", "open"])
+    }
+
     private func requestThreads() -> Int { threads(named: "docker-api") }
 
     /// The daemon's threads of this name.

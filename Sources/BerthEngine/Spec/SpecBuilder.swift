@@ -96,7 +96,13 @@ public enum SpecBuilder {
             bounding: capabilities, effective: capabilities, permitted: capabilities)
         process.rlimits = try ContainerResources.rlimits(request.ulimits)
         process.noNewPrivileges = security.noNewPrivileges ? true : nil
-        process.oomScoreAdj = 0
+        let oomScoreAdj = request.oomScoreAdj ?? 0
+        guard (-1000...1000).contains(oomScoreAdj) else {
+            throw .invalidArgument(
+                what: "--oom-score-adj",
+                reason: "Invalid value \(oomScoreAdj), range for oom score adj is [-1000, 1000]")
+        }
+        process.oomScoreAdj = oomScoreAdj
 
         var linux = Spec.Linux()
         linux.cgroupsPath = inputs.cgroupsPath
@@ -114,8 +120,9 @@ public enum SpecBuilder {
         resources.pids = ContainerResources.pids(request.resources)
         linux.resources = resources
         if !request.privileged && !security.unconfinedSystemPaths {
-            linux.maskedPaths = maskedPaths + host.thermalThrottlePaths
-            linux.readonlyPaths = readonlyPaths
+            // A client's own lists replace the defaults whole, as dockerd's WithMaskedPaths does.
+            linux.maskedPaths = request.maskedPaths ?? (maskedPaths + host.thermalThrottlePaths)
+            linux.readonlyPaths = request.readonlyPaths ?? readonlyPaths
         }
         linux.seccomp = try seccomp(
             security.seccomp, privileged: request.privileged, capabilities: capabilities, host: host)
