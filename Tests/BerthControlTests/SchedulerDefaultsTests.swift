@@ -144,6 +144,53 @@ struct SchedulerDefaultsTests {
             c.lock.withLock { c.softSpread(for: PodInfo(P.pod("lonely"))) } == nil, "nothing selects it: no defaults")
     }
 
+    /// The per-owner zone counts the default zone term reads, kept as pods are placed and as nodes
+    /// change zone, go and come, give the scores the walk over every node gives.
+    @Test func zoneCountsKeptIncrementallyScoreAsTheWalkDoes() throws {
+        let names = (0..<12).map { "n\($0)" } + ["bare"]
+        let nodes = names.enumerated().map { i, name in Self.node(name, zone: name == "bare" ? nil : "z\(i % 3)") }
+        let c = Self.cache(nodes)
+        _ = try Self.place(
+            c, (0..<40).map { Self.member("web", $0) } + (0..<9).map { Self.member("db", $0) }, nodes: names)
+        func compare(_ when: String) throws {
+            _ = c.popBatch(0)
+            try c.lock.withLock {
+                if c.nodeListDirty {
+                    c.table.rebuild(
+                        c.nodes.values.filter(\.exists).sorted { $0.name < $1.name }, keyCount: c.symbols.keyCount)
+                    c.nodeListDirty = false
+                }
+                // The counts equal a recount from the existing nodes' pods.
+                var recount: [String: [String: Int32]] = [:]
+                for node in c.nodes.values where node.exists {
+                    for pod in node.pods.values {
+                        recount[pod.ownerUID, default: [:]][node.labels[SoftSpread.zoneKey] ?? "", default: 0] += 1
+                    }
+                }
+                #expect(c.ownerZoneCounts == recount, "\(when)")
+                for owner in ["web", "db"] {
+                    let pod = PodInfo(Self.member(owner, 99).typedPod)
+                    let spread = try #require(c.softSpread(for: pod))
+                    let state = c.prepare(pod)
+                    let feasible = Array(c.table.nodes.indices)
+                    #expect(
+                        c.spreadScores(pod, spread, feasible, state)
+                            == c.spreadScores(pod, spread, feasible, state, domainCounts: false), "\(when), \(owner)")
+                }
+            }
+        }
+        try compare("placed")
+        // n0 moves to a zone of its own, n1 goes, bare gets a zone, n1 comes back.
+        var moved = Self.node("n0", zone: "z9")
+        moved["metadata"]["resourceVersion"] = "2"
+        c.nodeChanged(.updated(old: nodes[0].typedNode, new: moved.typedNode))
+        c.nodeChanged(.deleted(nodes[1].typedNode))
+        c.nodeChanged(.updated(old: nodes[12].typedNode, new: Self.node("bare", zone: "z1").typedNode))
+        try compare("changed")
+        c.nodeChanged(.added(nodes[1].typedNode))
+        try compare("back")
+    }
+
     @Test func leastAllocatedAndBalancedAllocationScores() {
         // Upstream's integer arithmetic: (cap − used) × 100 / cap per resource, averaged.
         #expect(Scheduler.Cache.leastAllocated(cap: (4000, 8192), used: (100, 200)) == (97 + 97) / 2)

@@ -343,6 +343,9 @@ final class NodeInfo: @unchecked Sendable {
     var pods: [String: PlacedPod] = [:]
     var usedPorts: [String: Int] = [:]
     var exists = false
+    /// The zone its pods are counted under in the scheduler's `ownerZoneCounts` (nil: not counted, the
+    /// node does not exist).
+    var countedZone: String?
     /// Index in the scheduler's `NodeTable` (-1: not in it).
     var slot = -1
 

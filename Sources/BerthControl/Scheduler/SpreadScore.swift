@@ -96,7 +96,10 @@ extension Scheduler.Cache {
     /// PodTopologySpread's normalized score (0…100) for each feasible node (table indexes), as
     /// kube-scheduler computes it: per constraint, the matching pods in the node's domain times
     /// log(domains + 2) plus maxSkew − 1; then the fewest get 100.
-    func spreadScores(_ pod: PodInfo, _ spread: SoftSpread, _ feasible: [Int], _ s: CycleState) -> [Int64] {
+    /// `domainCounts: false` forces the walk over nodes that the zone counts replace (tests compare them).
+    func spreadScores(
+        _ pod: PodInfo, _ spread: SoftSpread, _ feasible: [Int], _ s: CycleState, domainCounts: Bool = true
+    ) -> [Int64] {
         let n = feasible.count
         let cs = spread.constraints
         let hostname = SoftSpread.hostnameKey
@@ -129,7 +132,17 @@ extension Scheduler.Cache {
                     if domains[ci][v] != nil { domains[ci][v]! += count(c) }
                 }
             }
-            if let owner = spread.ownerUID {
+            if let owner = spread.ownerUID, domainCounts, !spread.requireAllTopologies, pod.nodeSelector.isEmpty,
+                pod.requiredTerms == nil,
+                cs.allSatisfy({ $0.topologyKey == hostname || $0.topologyKey == SoftSpread.zoneKey })
+            {
+                // The defaults for a pod every node may take: the owner's pods per zone, kept as they are
+                // placed (`ownerZoneCounts`), are the counts the walk below would add up.
+                let counts = ownerZoneCounts[owner] ?? [:]
+                for (ci, c) in cs.enumerated() where c.topologyKey != hostname {
+                    for v in domains[ci].keys { domains[ci][v] = Int64(counts[v] ?? 0) }
+                }
+            } else if let owner = spread.ownerUID {
                 // Only the nodes holding the owner's pods can add anything.
                 for name in (ownerNodeCounts[owner] ?? [:]).keys {
                     if let node = nodes[name] { add(node) { matching($0, spread, on: node) } }
