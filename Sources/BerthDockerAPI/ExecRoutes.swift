@@ -121,6 +121,13 @@ extension DockerAPI {
     func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8], emptyAllowed: Bool = false) throws(DockerAPIError)
         -> T
     {
+        try Self.decodeBody(type, body, emptyAllowed: emptyAllowed)
+    }
+
+    /// A request body as `T`: an empty one is a 400 unless allowed (then `{}`), malformed JSON a 400.
+    static func decodeBody<T: Decodable>(_ type: T.Type, _ body: [UInt8], emptyAllowed: Bool = false)
+        throws(DockerAPIError) -> T
+    {
         var bytes = body
         if !body.contains(where: { !($0 == 32 || $0 == 9 || $0 == 10 || $0 == 13) }) {
             guard emptyAllowed else { throw .badRequest("request body cannot be empty") }
