@@ -33,7 +33,7 @@ public struct DockerAPIError: Error, CustomStringConvertible, Sendable, Equatabl
 
     static func from(_ error: EngineError) -> DockerAPIError {
         switch error {
-        case .invalidArgument: return .badRequest("\(error)")
+        case .invalidArgument, .ambiguousPrefix: return .badRequest("\(error)")
         case .noSuchContainer, .noSuchVolume, .noSuchNetwork: return .notFound("\(error)")
         case .noSuchImage(let name): return .notFound("No such image: \(ImageNames.familiar(name))")
         case .nameInUse, .conflict: return .conflict("\(error)")

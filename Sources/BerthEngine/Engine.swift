@@ -71,10 +71,7 @@ public final class Engine: Sendable {
         if let byName = all.first(where: { $0.name == wanted }) { return byName }
         let matches = all.filter { $0.id.hasPrefix(wanted.lowercased()) }
         if matches.count == 1 { return matches[0] }
-        if matches.count > 1 {
-            throw .invalidArgument(
-                what: "container reference", reason: "multiple IDs found with provided prefix: \(wanted)")
-        }
+        if matches.count > 1 { throw .ambiguousPrefix(wanted) }
         throw .noSuchContainer(reference)
     }
 

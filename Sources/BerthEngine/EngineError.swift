@@ -7,6 +7,8 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
     /// A user-supplied value is malformed: `what` names the option or field.
     case invalidArgument(what: String, reason: String)
     case noSuchContainer(String)
+    /// A container reference that is the start of more than one ID (dockerd's InvalidParameter, 400).
+    case ambiguousPrefix(String)
     case noSuchImage(String)
     case noSuchVolume(String)
     case noSuchNetwork(String)
@@ -27,6 +29,7 @@ public enum EngineError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .invalidArgument(let what, let reason): return "invalid \(what): \(reason)"
         case .noSuchContainer(let name): return "No such container: \(name)"
+        case .ambiguousPrefix(let prefix): return "multiple IDs found with provided prefix: \(prefix)"
         case .noSuchImage(let name): return "No such image: \(name)"
         case .noSuchVolume(let name): return "No such volume: \(name)"
         case .noSuchNetwork(let name): return "network \(name) not found"
