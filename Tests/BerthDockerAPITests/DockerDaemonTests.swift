@@ -265,20 +265,23 @@ final class DockerDaemonTests {
     // MARK: Clients that vanish
 
     /// Streaming requests (a followed log, events, stats, an attachment, a wait) each hold a thread of
-    /// the daemon: a client killed in the middle gives its thread back, and the daemon serves on.
-    @Test func clientsKilledMidStreamLeaveNoThreadBehind() throws {
+    /// the daemon and descriptors (the client's connection, the monitor's attach socket, a log file, a
+    /// wake pipe): a client killed in the middle gives them all back, and the daemon serves on.
+    @Test func clientsKilledMidStreamLeaveNoThreadNorDescriptorBehind() throws {
         #expect(
             try box.docker([
                 "run", "-d", "--name", "chatty", "--network", "none", box.image,
                 "sh", "-c", "while true; do echo tick; sleep 0.2; done",
             ]).status == .exited(0))
         func threads() -> Int { (try? FileSystem.listDirectory("/proc/\(box.daemon)/task").count) ?? -1 }
+        func descriptors() -> Int { (try? FileSystem.listDirectory("/proc/\(box.daemon)/fd").count) ?? -1 }
         // Idle: the event loop and whatever pools the daemon keeps, once the run's requests are done.
         var baseline = threads()
+        var baselineFDs = descriptors()
         _ = try box.eventually(10) {
-            let now = threads()
-            defer { baseline = now }
-            return now == baseline
+            let now = (threads(), descriptors())
+            defer { (baseline, baselineFDs) = now }
+            return now == (baseline, baselineFDs)
         }
         var clients: [pid_t] = []
         for arguments in [
@@ -288,6 +291,8 @@ final class DockerDaemonTests {
         }
         // All five are being served (one thread each, at least) before they are killed.
         #expect(try box.eventually(20) { threads() >= baseline + 5 }, "threads \(threads()), baseline \(baseline)")
+        // Each holds its connection at least.
+        #expect(descriptors() >= baselineFDs + 5, "descriptors \(descriptors()), baseline \(baselineFDs)")
         for client in clients {
             kill(client, SIGKILL)
             _ = try ChildProcess.wait(client)
@@ -298,8 +303,25 @@ final class DockerDaemonTests {
                 left = threads()
                 return left <= baseline
             }, "\(left) threads, \(baseline) before")
+        // Every descriptor is given back: none is kept per client, so no tolerance is needed.
+        var open = 0
+        #expect(
+            try box.eventually(20) {
+                open = descriptors()
+                return open <= baselineFDs
+            }, "\(open) descriptors, \(baselineFDs) before: \(openDescriptors())")
         #expect(try box.docker(["logs", "--tail", "1", "chatty"]).stdoutText == "tick\n")
         #expect(try box.docker(["rm", "-f", "chatty"]).status == .exited(0))
+    }
+
+    /// The daemon's open descriptors and what they are, for a failure's message.
+    private func openDescriptors() -> [String] {
+        let fds = (try? FileSystem.listDirectory("/proc/\(box.daemon)/fd")) ?? []
+        return fds.map { fd in
+            var target = [CChar](repeating: 0, count: 512)
+            let n = readlink("/proc/\(box.daemon)/fd/\(fd)", &target, target.count - 1)
+            return n > 0 ? String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : fd
+        }.sorted()
     }
 
     // MARK: Uploads
