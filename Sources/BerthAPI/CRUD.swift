@@ -55,7 +55,7 @@ extension Handler {
         strategy.applyDefaults(&obj, creating: true)
         strategy.prepareForCreate(&obj, ctx)
         if let manager {
-            obj = Self.recordManager(obj, manager: manager, operation: operation, apiVersion: r.apiVersion)
+            obj = Self.recordManager(obj, manager: manager, operation: operation, resource: r)
         }
         let errs = Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
@@ -244,7 +244,7 @@ extension Handler {
         if unchanged == cur { return cur }
         if recordUpdate, let manager = manager ?? call.query["fieldManager"] ?? Self.defaultManager(call) {
             obj = Self.recordManager(
-                obj, manager: manager, operation: operation, apiVersion: r.apiVersion, subresource: subresource)
+                obj, manager: manager, operation: operation, resource: r, subresource: subresource)
         }
         let errs =
             Validation.metadataUpdate(obj, old: cur) + strategy.validateUpdate(obj, old: cur, ctx)
@@ -279,7 +279,7 @@ extension Handler {
     /// Adds or refreshes the managedFields entry of `manager` (field set from the object's own fields for
     /// updates; for apply, the applied configuration's fields).
     static func recordManager(
-        _ obj: JSON, manager: String, operation: String, apiVersion: String, subresource: String? = nil,
+        _ obj: JSON, manager: String, operation: String, resource r: ResourceType, subresource: String? = nil,
         applied: JSON? = nil
     ) -> JSON {
         var o = obj
@@ -287,12 +287,12 @@ extension Handler {
             !($0["manager"].string == manager && $0["operation"].string == operation
                 && $0["subresource"].string == subresource)
         }
-        var fields = Patch.fieldSet(applied ?? obj)
+        var fields = Patch.fieldSet(applied ?? obj, schema: Schema.top(r))
         if applied == nil {
             for f in ["f:status", "f:metadata"] where subresource == nil && f == "f:status" { fields[f] = .null }
         }
         var e: JSON = [
-            "manager": .string(manager), "operation": .string(operation), "apiVersion": .string(apiVersion),
+            "manager": .string(manager), "operation": .string(operation), "apiVersion": .string(r.apiVersion),
             "time": .string(now()), "fieldsType": "FieldsV1", "fieldsV1": fields,
         ]
         if let subresource { e["subresource"] = .string(subresource) }
@@ -330,17 +330,17 @@ extension Handler {
                 guard let kv else {
                     var obj = patch
                     obj = Self.recordManager(
-                        obj, manager: manager, operation: "Apply", apiVersion: r.apiVersion, applied: patch)
+                        obj, manager: manager, operation: "Apply", resource: r, applied: patch)
                     return (try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun), true)
                 }
                 let cur = try decodeStored(kv, r)
                 try checkApplyConflicts(
                     cur, patch, manager: manager, force: call.query["force"] == "true", r: r, name: name)
                 var merged = try Patch.strategic(
-                    cur, removeStaleApplied(cur, patch, manager: manager), schema: Schema.top(r))
+                    cur, removeStaleApplied(cur, patch, manager: manager, r), schema: Schema.top(r))
                 merged["metadata"]["resourceVersion"] = patch["metadata"]["resourceVersion"]
                 merged = Self.recordManager(
-                    merged, manager: manager, operation: "Apply", apiVersion: r.apiVersion,
+                    merged, manager: manager, operation: "Apply", resource: r,
                     subresource: subresource, applied: patch)
                 do {
                     return (
@@ -385,7 +385,7 @@ extension Handler {
     }
 
     /// Fields that `manager` applied before but no longer applies are removed (if nobody else manages them).
-    func removeStaleApplied(_ cur: JSON, _ patch: JSON, manager: String) -> JSON {
+    func removeStaleApplied(_ cur: JSON, _ patch: JSON, manager: String, _ r: ResourceType) -> JSON {
         guard
             let prev = (cur["metadata"]["managedFields"].array ?? []).first(where: {
                 $0["manager"].string == manager && $0["operation"].string == "Apply"
@@ -402,7 +402,7 @@ extension Handler {
                 }
             }
         }
-        prune(prev["fieldsV1"], Patch.fieldSet(patch), [])
+        prune(prev["fieldsV1"], Patch.fieldSet(patch, schema: Schema.top(r)), [])
         return out
     }
     private func setNull(_ j: inout JSON, _ path: [String]) {

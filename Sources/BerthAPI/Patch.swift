@@ -14,28 +14,9 @@ public enum Patch {
 
     // MARK: strategic merge patch
 
-    /// Merge keys of lists of objects, by field name (upstream's `patchMergeKey` for the served types).
-    static let mergeKeys: [String: String] = [
-        "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
-        "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath", "imagePullSecrets": "name",
-        "conditions": "type", "hostAliases": "ip", "ownerReferences": "uid", "addresses": "type",
-        "topologySpreadConstraints": "topologyKey", "readinessGates": "conditionType", "taints": "key",
-        "containerStatuses": "name", "initContainerStatuses": "name", "podIPs": "ip", "secrets": "name",
-        "resourceClaims": "name", "schedulingGates": "name",
-    ]
-    /// Lists of scalars merged as sets.
-    static let mergeScalarLists: Set<String> = ["finalizers"]
-
-    static func mergeKey(_ field: String, _ items: [JSON]) -> String? {
-        if field == "ports" {
-            return items.contains { !$0["containerPort"].isNull } ? "containerPort" : "port"
-        }
-        return mergeKeys[field]
-    }
-
     /// Applies a strategic merge patch. With the kind's `schema`, lists merge as the Go types' patch
     /// tags say (by merge key, as sets, or replaced whole); without one (a path the schema does not
-    /// declare), by the field-name table above.
+    /// declare) a list is replaced whole.
     static func strategic(_ target: JSON, _ patch: JSON, schema: Schema?) throws -> JSON {
         guard case .object(var p) = patch else { return patch }
         if let directive = p["$patch"]?.string {
@@ -85,14 +66,12 @@ public enum Patch {
         }
         var key: String?
         var element: Schema?
-        var mergesAsSet = mergeScalarLists.contains(field)
+        var mergesAsSet = false
         if case .array(let inner, let mergeKey, let strategy)? = schema {
             let merges = strategy?.split(separator: ",").contains("merge") ?? false
             key = merges ? mergeKey : nil
             mergesAsSet = merges && mergeKey == nil
             element = inner.resolved
-        } else {
-            key = mergeKey(field, patch + cur)
         }
         if mergesAsSet {
             var out = cur
@@ -234,12 +213,14 @@ public enum Patch {
 
     /// The `fieldsV1` set of an applied configuration (upstream's structured-merge-diff encoding:
     /// `f:<field>` for map fields, `k:{"<key>":<value>}` for keyed list items, `.` for the item itself).
-    public static func fieldSet(_ obj: JSON, field: String? = nil) -> JSON {
+    /// A list is keyed by its merge key in the kind's `schema` (the Go types' `patchMergeKey`, which is
+    /// the list-map key of the served lists); a list without one is one field, as an atomic list is.
+    static func fieldSet(_ obj: JSON, schema: Schema?, top: Bool = true) -> JSON {
         switch obj {
         case .object(let o):
             var out: [String: JSON] = [:]
-            for (k, v) in o where !(field == nil && ["apiVersion", "kind"].contains(k)) {
-                if field == nil && k == "metadata" {
+            for (k, v) in o where !(top && ["apiVersion", "kind"].contains(k)) {
+                if top && k == "metadata" {
                     var m: [String: JSON] = [:]
                     for mk in ["labels", "annotations"] {
                         if let mv = v[mk].object { m["f:" + mk] = .object(mv.mapValues { _ in [:] }) }
@@ -247,14 +228,16 @@ public enum Patch {
                     if !m.isEmpty { out["f:metadata"] = .object(m) }
                     continue
                 }
-                out["f:" + k] = fieldSet(v, field: k)
+                out["f:" + k] = fieldSet(v, schema: schema?.member(k), top: false)
             }
             return .object(out)
         case .array(let items):
-            guard let field, let key = mergeKey(field, items), items.allSatisfy({ !$0[key].isNull }) else { return [:] }
+            guard case .array(let inner, let key?, _)? = schema, items.allSatisfy({ !$0[key].isNull }) else {
+                return [:]
+            }
             var out: [String: JSON] = [:]
             for item in items {
-                var child = fieldSet(item, field: nil).object ?? [:]
+                var child = fieldSet(item, schema: inner.resolved, top: false).object ?? [:]
                 child["."] = [:]
                 out["k:" + JSON.object([key: item[key]]).text] = .object(child)
             }

@@ -54,6 +54,29 @@ struct SchemaTests {
         #expect(copy == plain)
     }
 
+    /// Server-side apply's field sets key each list by its merge key from the schema (a container by
+    /// name, its ports by containerPort, a Service's by port); a list without one is a single field.
+    @Test func fieldSetsKeyListsByTheSchemasMergeKeys() {
+        var pod = Self.pod([
+            "name": "c", "image": "busybox", "ports": [["containerPort": 80]], "env": [["name": "A", "value": "1"]],
+        ])
+        pod["spec"]["tolerations"] = [["key": "k", "operator": "Exists"]]
+        let set = Patch.fieldSet(pod, schema: Schema.top(Self.pods))
+        let container = set["f:spec"]["f:containers"][#"k:{"name":"c"}"#]
+        #expect(container["."] == [:] && container["f:image"] == [:])
+        #expect(container["f:ports"][#"k:{"containerPort":80}"#]["f:containerPort"] == [:])
+        #expect(container["f:env"][#"k:{"name":"A"}"#]["f:value"] == [:])
+        #expect(set["f:spec"]["f:tolerations"] == [:], "atomic: one field")
+        #expect(set["f:metadata"].isNull, "only labels and annotations of metadata are recorded")
+
+        let services = Registry.all.first { $0.kind == "Service" }!
+        let service: JSON = ["metadata": ["name": "s"], "spec": ["ports": [["port": 80, "targetPort": 8080]]]]
+        let serviceSet = Patch.fieldSet(service, schema: Schema.top(services))
+        #expect(serviceSet["f:spec"]["f:ports"][#"k:{"port":80}"#]["f:targetPort"] == [:])
+        // Without a schema (a kind with no generated type) every list is one field.
+        #expect(Patch.fieldSet(pod, schema: nil)["f:spec"]["f:containers"] == [:])
+    }
+
     @Test func everyStructTheServedKindsReachIsDefined() {
         var missing: [String] = []
         func visit(_ s: Schema, _ seen: inout Set<String>) {
