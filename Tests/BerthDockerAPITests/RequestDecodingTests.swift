@@ -148,16 +148,7 @@ import Testing
         let original = Array(Self.cliBody.utf8)
         var refused = 0
         for _ in 0..<2000 {
-            var bytes = original
-            for _ in 0..<Int(generator.next() % 4 + 1) {
-                let index = Int(generator.next() % UInt64(bytes.count))
-                switch generator.next() % 3 {
-                case 0: bytes[index] = UInt8(truncatingIfNeeded: generator.next())
-                case 1: bytes.remove(at: index)
-                default: bytes = Array(bytes[..<index])
-                }
-                if bytes.isEmpty { break }
-            }
+            let bytes = generator.corrupted(original)
             do {
                 _ = try ContainerCreateRequest.decode(bytes).configuration()
             } catch {
@@ -226,16 +217,7 @@ import Testing
         var refused = 0
         var accepted = 0
         for _ in 0..<2000 {
-            var bytes = original
-            for _ in 0..<Int(generator.next() % 4 + 1) {
-                let index = Int(generator.next() % UInt64(bytes.count))
-                switch generator.next() % 3 {
-                case 0: bytes[index] = UInt8(truncatingIfNeeded: generator.next())
-                case 1: bytes.remove(at: index)
-                default: bytes = Array(bytes[..<index])
-                }
-                if bytes.isEmpty { break }
-            }
+            let bytes = generator.corrupted(original)
             do {
                 try Self.decode(kind, bytes)
                 accepted += 1
@@ -252,6 +234,23 @@ import Testing
 }
 
 /// A small deterministic generator, so the corruptions are the same on every run.
+extension SplitMix64 {
+    /// `original` with one to four random edits: a byte replaced, a byte removed, or the rest cut off.
+    mutating func corrupted(_ original: [UInt8]) -> [UInt8] {
+        var bytes = original
+        for _ in 0..<Int(next() % 4 + 1) {
+            let index = Int(next() % UInt64(bytes.count))
+            switch next() % 3 {
+            case 0: bytes[index] = UInt8(truncatingIfNeeded: next())
+            case 1: bytes.remove(at: index)
+            default: bytes = Array(bytes[..<index])
+            }
+            if bytes.isEmpty { break }
+        }
+        return bytes
+    }
+}
+
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
