@@ -143,9 +143,13 @@ struct Handler: Sendable {
     // MARK: responses
 
     static func json(_ j: JSON, status: Int = 200, contentType: String = "application/json") -> Response {
+        json(bytes: j.serialized(), status: status, contentType: contentType)
+    }
+    /// A JSON body already written.
+    static func json(bytes: [UInt8], status: Int = 200, contentType: String = "application/json") -> Response {
         Response(
             status: .init(code: status), headers: [.contentType: contentType],
-            body: .init(byteBuffer: ByteBuffer(bytes: j.serialized())))
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
     func reply(_ call: Call, _ j: JSON, status: Int = 200) -> Response {
         if call.wantsTable, let r = call.resource {
@@ -205,15 +209,15 @@ struct Handler: Sendable {
                     ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)")
                     : Discovery.groupList())
         case "/openapi/v2":
-            return Self.json(OpenAPI.v2())
+            return Self.json(bytes: OpenAPI.v2Document)
         case "/openapi/v3":
-            return Self.json(OpenAPI.v3Index())
+            return Self.json(bytes: OpenAPI.v3IndexDocument)
         default: break
         }
         if segs.count >= 3, segs[0] == "openapi", segs[1] == "v3" {
             let gv = segs[2...].joined(separator: "/")
-            guard let doc = OpenAPI.v3(groupVersion: gv) else { throw APIError.pathNotFound() }
-            return Self.json(doc)
+            guard let doc = OpenAPI.v3Documents[gv] else { throw APIError.pathNotFound() }
+            return Self.json(bytes: doc)
         }
         var group = "", version = "", rest: [String] = []
         if segs.first == "api", segs.count >= 2 {

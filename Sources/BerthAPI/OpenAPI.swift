@@ -138,6 +138,14 @@ enum OpenAPI {
         return defs
     }
 
+    /// The documents as served, built and written once: they depend only on the served kinds, which are
+    /// fixed (kubectl fetches a group's v3 document for each `apply` and `explain`; each was rebuilt from
+    /// the schema per request). Custom resources will need these rebuilt when a definition changes.
+    static let v2Document: [UInt8] = v2().serialized()
+    static let v3IndexDocument: [UInt8] = v3Index().serialized()
+    static let v3Documents: [String: [UInt8]] = Dictionary(
+        uniqueKeysWithValues: groupVersions().compactMap { gv in v3(groupVersion: gv).map { (gv, $0.serialized()) } })
+
     static func v2() -> JSON {
         let defs = definitions(Registry.all, refBase: "#/definitions/")
         return [

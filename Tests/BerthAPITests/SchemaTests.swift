@@ -187,5 +187,9 @@ struct SchemaTests {
         #expect(dangling.isEmpty, "\(dangling.prefix(5))")
         let core = try #require(OpenAPI.v3(groupVersion: "api/v1"))
         #expect(core["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"] != .null)
+        // Served as built once: a document per served group version, the same bytes a fresh build writes.
+        #expect(Set(OpenAPI.v3Documents.keys) == Set(OpenAPI.groupVersions()))
+        #expect(OpenAPI.v3Documents["api/v1"] == core.serialized())
+        #expect(OpenAPI.v2Document == doc.serialized())
     }
 }
