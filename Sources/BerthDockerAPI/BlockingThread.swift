@@ -52,11 +52,16 @@ enum BlockingThread {
     }
 
     /// Runs async work (the image service's pull) from a blocking thread and waits for its result.
-    static func await<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    /// The work's task is cancelled when `cancellation` is (the client went away): the thread waits
+    /// for it to wind down rather than leave it running for nobody.
+    static func await<T: Sendable>(
+        cancellation: Cancellation? = nil, _ body: @escaping @Sendable () async throws -> T
+    ) throws -> T {
         let box = ResultBox<T>()
-        Task {
+        let task = Task {
             do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
         }
+        cancellation?.onCancel { task.cancel() }
         return try box.wait().get()
     }
 }

@@ -108,7 +108,9 @@ extension DockerAPI {
         stream.line(["status": "The push refers to repository [\(bare.familiar)]"])
         for target in names {
             do {
-                try BlockingThread.await { try await management.push(target, events: { stream.event($0) }) }
+                try BlockingThread.await(cancellation: response.cancellation) {
+                    try await management.push(target, events: { stream.event($0) })
+                }
             } catch {
                 stream.fail(DockerAPIError.from(error).message)
                 return response.finish()

@@ -137,7 +137,8 @@ extension DockerAPI {
         let service = registry.images
         let record: ImageRecord
         do {
-            record = try BlockingThread.await {
+            // A client that goes mid-pull cancels it: its downloads stop and nothing half-pulled stays.
+            record = try BlockingThread.await(cancellation: response.cancellation) {
                 try await service.pull(reference, platform: platform, progress: { stream.event($0, reference) })
             }
         } catch {

@@ -158,7 +158,11 @@ public final class ResponseWriter: @unchecked Sendable {
 /// A one-way flag a blocking thread can poll beside its own descriptors: readable once cancelled.
 public final class Cancellation: @unchecked Sendable {
     private let pipe: Pipe?
-    private let cancelled = Mutex(false)
+    private struct State {
+        var cancelled = false
+        var handlers: [@Sendable () -> Void] = []
+    }
+    private let state = Mutex(State())
 
     public init() {
         pipe = try? Pipe()
@@ -167,15 +171,30 @@ public final class Cancellation: @unchecked Sendable {
     /// Readable once cancelled (-1 if no pipe could be made).
     public var descriptor: Int32 { pipe?.reading.rawValue ?? -1 }
 
-    public var isCancelled: Bool { cancelled.withLock { $0 } }
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Runs `handler` once cancelled (at once if it already is): for async work, which cannot poll the
+    /// descriptor, to cancel its task.
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            if s.cancelled { return true }
+            s.handlers.append(handler)
+            return false
+        }
+        if now { handler() }
+    }
 
     public func cancel() {
-        let first = cancelled.withLock { value in
-            defer { value = true }
-            return !value
+        let (first, handlers) = state.withLock { s -> (Bool, [@Sendable () -> Void]) in
+            defer {
+                s.cancelled = true
+                s.handlers = []
+            }
+            return (!s.cancelled, s.handlers)
         }
         var byte: UInt8 = 1
         if first, let pipe { _ = write(pipe.writing.rawValue, &byte, 1) }
+        for handler in handlers { handler() }
     }
 }
 

@@ -5,6 +5,7 @@ import BerthOS
 import CBerthShim
 import Logging
 import NIOCore
+import Synchronization
 
 /// The image layer's front door: pull, push, list, remove, prepare root filesystems.
 ///
@@ -16,8 +17,8 @@ public actor ImageService {
     public nonisolated let registry: RegistryClient
     public nonisolated let unpackOptions: UnpackOptions
     let logger: Logger
-    private var pulls: [String: Task<ImageRecord, any Error>] = [:]
-    private var layers: [Digest: Task<[(path: String, target: String)], any Error>] = [:]
+    private var pulls: [String: SharedTask<ImageRecord>] = [:]
+    private var layers: [Digest: SharedTask<[(path: String, target: String)]>] = [:]
 
     public init(
         store: ContentStore, registryOptions: RegistryOptions = RegistryOptions(),
@@ -36,19 +37,23 @@ public actor ImageService {
     /// Pulls `reference` for `platform` (the host's by default): manifest (or index → platform manifest),
     /// config, then every layer in parallel, each streamed through digest check, decompression and
     /// unpack into its snapshot. The image is registered only when everything verified.
+    /// Cancelling the calling task stops the pull (its downloads end, its temporary files go) once no
+    /// other caller waits for the same pull.
     public func pull(_ reference: Reference, platform: Platform? = nil, progress: PullProgress? = nil)
         async throws(ImageError) -> ImageRecord
     {
         let key = "\(reference)|\(platform?.description ?? "")"
-        if let running = pulls[key] {
-            do { return try await running.value } catch { throw ImageError.wrap(error) }
+        if let running = pulls[key], let waiter = running.join() {
+            do { return try await waiter.value() } catch { throw ImageError.wrap(error) }
         }
-        let task = Task { () async throws -> ImageRecord in
-            try await self.pullThroughMirrors(reference, platform: platform, progress: progress)
-        }
-        pulls[key] = task
-        defer { pulls[key] = nil }
-        do { return try await task.value } catch { throw ImageError.wrap(error) }
+        let shared = SharedTask(
+            Task { () async throws -> ImageRecord in
+                try await self.pullThroughMirrors(reference, platform: platform, progress: progress)
+            })
+        let waiter = shared.join()!
+        pulls[key] = shared
+        defer { if pulls[key] === shared { pulls[key] = nil } }
+        do { return try await waiter.value() } catch { throw ImageError.wrap(error) }
     }
 
     public func pull(_ text: String, platform: Platform? = nil, progress: PullProgress? = nil) async throws(ImageError)
@@ -148,15 +153,18 @@ public actor ImageService {
         _ reference: Reference, _ descriptors: [Descriptor], diffIDs: [Digest], chainIDs: [Digest],
         progress: PullProgress?
     ) async throws(ImageError) {
-        var tasks: [Task<[(path: String, target: String)], any Error>] = []
+        var tasks: [SharedTask<[(path: String, target: String)]>.Waiter] = []
         let gate = Gate(limit: max(1, registry.options.parallelDownloads))
         for (index, descriptor) in descriptors.enumerated() {
             let chainID = chainIDs[index]
-            if let running = layers[chainID] { tasks.append(running); continue }
+            if let running = layers[chainID], let waiter = running.join() {
+                tasks.append(waiter)
+                continue
+            }
             let haveSnapshot = FileSystem.isDirectory(store.snapshotPath(chainID))
             if haveSnapshot && store.hasBlob(descriptor.digest) {
                 progress?(.layerExists(descriptor.digest))
-                tasks.append(Task { [] })
+                tasks.append(SharedTask(Task { [] }).join()!)
                 continue
             }
             let store = self.store, registry = self.registry, options = self.unpackOptions, diffID = diffIDs[index]
@@ -194,16 +202,19 @@ public actor ImageService {
                     throw error
                 }
             }
-            layers[chainID] = task
-            tasks.append(task)
+            let shared = SharedTask(task)
+            layers[chainID] = shared
+            tasks.append(shared.join()!)
         }
+        // Every layer task is waited for, even after a failure or a cancellation, so that none is still
+        // writing its temporary files when the pull reports its end.
         var failure: (any Error)?
         var results: [[(path: String, target: String)]] = []
         for task in tasks {
-            do { results.append(try await task.value) } catch {
+            do { results.append(try await task.value()) } catch {
                 if failure == nil {
                     failure = error
-                    for t in tasks { t.cancel() }
+                    for t in tasks { t.leave() }
                 }
                 results.append([])
             }
@@ -284,6 +295,56 @@ public actor ImageService {
         guard var record = store.lookup(source) else { throw .notFound("image \(source)") }
         record.name = try Reference(parsing: target).description
         try store.saveImage(record)
+    }
+}
+
+/// A task several callers wait for (one pull asked for twice, a layer two images share): it is
+/// cancelled only when every caller that joined it has left (was cancelled or gave up), so one
+/// client going away does not fail another's pull.
+final class SharedTask<T: Sendable>: Sendable {
+    let task: Task<T, any Error>
+    private let counts = Mutex((joined: 0, left: 0, cancelled: false))
+
+    init(_ task: Task<T, any Error>) { self.task = task }
+
+    /// One caller's wait; leaving twice counts once.
+    final class Waiter: Sendable {
+        let shared: SharedTask<T>
+        private let gone = Atomic<Bool>(false)
+        init(_ shared: SharedTask<T>) { self.shared = shared }
+
+        /// The task's result; cancelling the calling task leaves.
+        func value() async throws -> T {
+            try await withTaskCancellationHandler {
+                try await shared.task.value
+            } onCancel: {
+                self.leave()
+            }
+        }
+
+        func leave() {
+            if !gone.exchange(true, ordering: .relaxed) { shared.left() }
+        }
+    }
+
+    /// A new waiter, or nil once the task was given up (the caller starts another).
+    func join() -> Waiter? {
+        let joined = counts.withLock { c -> Bool in
+            if c.cancelled { return false }
+            c.joined += 1
+            return true
+        }
+        return joined ? Waiter(self) : nil
+    }
+
+    private func left() {
+        let cancel = counts.withLock { c -> Bool in
+            c.left += 1
+            guard c.left >= c.joined, !c.cancelled else { return false }
+            c.cancelled = true
+            return true
+        }
+        if cancel { task.cancel() }
     }
 }
 

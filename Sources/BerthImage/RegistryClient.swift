@@ -158,6 +158,9 @@ public final class RegistryClient: Sendable {
         var answeredChallenge = false
         while true {
             attempt += 1
+            // A cancelled pull (its client went away) stops here rather than retry a request that the
+            // HTTP client cancels as soon as it is made.
+            if Task.isCancelled { throw .transport("\(method) \(url)", cause: "cancelled") }
             var request = HTTPClientRequest(url: url)
             request.method = method
             for (k, v) in extra { request.headers.add(name: k, value: v) }
