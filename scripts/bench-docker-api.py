@@ -10,8 +10,9 @@ dockerd and podman's API service, side by side in one run:
     conmon processes are per container).
 
 Every engine keeps its store on one tmpfs (this host's root ext4 has no journal; see bench-engine.py).
-dockerd runs with no bridge and no iptables, so the host's network is untouched; the runs use
-`--network none` everywhere. Peers are measured when installed (Debian's docker.io and podman).
+dockerd runs with docker's stock networking in a network namespace of its own (as
+../shared/peers/docker-netns.sh runs it; the registry's loopback port is relayed into it), so the host's
+network is untouched; the runs use `--network none` everywhere. Peers are measured when installed (Debian's docker.io and podman).
 Needs root. BERTH (default .build/release/berth), N (rounds, default 20).
 """
 import os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -96,10 +97,10 @@ def berth_engine(env):
     return e
 
 
-def docker_engine():
+def docker_engine(registry):
     if not shutil.which("dockerd"):
         return None
-    proc, sock = start_dockerd(work)
+    proc, sock = start_dockerd(work, netns=True, forward=[int(registry.rsplit(":", 1)[1])])
     started.append(("dockerd", proc))
     # dockerd's own containerd is its child: both are the daemon a docker user runs.
     e = Engine("dockerd", sock, proc, "bench/busybox:1", lambda: [proc.pid] + children(proc.pid))
@@ -155,7 +156,7 @@ def main():
     images, env = setup()
     registry, three = start_registry(images, env)
     engines = [berth_engine(env)]
-    for make in (docker_engine, lambda: podman_engine(registry)):
+    for make in (lambda: docker_engine(registry), lambda: podman_engine(registry)):
         e = make()
         if e:
             engines.append(e)
