@@ -65,14 +65,7 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
     /// with its SI suffix (`500m`, `1500`, `2k`) or, written with an exponent, as `e3`, `e6`.
     /// Nil for text that is not a quantity, and for values past 64-bit arithmetic (kept as written).
     public static func canonical(_ text: String) -> String? {
-        guard let p = parse(text) else { return nil }
-        var mantissa: Int64 = 0
-        for d in p.digits {
-            let (m, o1) = mantissa.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int64(d))
-            guard !o1, !o2 else { return nil }
-            mantissa = a
-        }
+        guard let p = parse(text), var mantissa = integer(p.digits) else { return nil }
         guard p.exponent2 < 63 else { return nil }
         let (binary, o) = mantissa.multipliedReportingOverflow(by: Int64(1) << p.exponent2)
         guard !o else { return nil }
@@ -191,6 +184,18 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
             negative: negative, digits: digits, exponent10: exponent10, exponent2: exponent2, format: format)
     }
 
+    /// The decimal digits as one integer; nil past Int64.
+    static func integer(_ digits: [UInt8]) -> Int64? {
+        var value: Int64 = 0
+        for d in digits {
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(d))
+            guard !o1, !o2 else { return nil }
+            value = a
+        }
+        return value
+    }
+
     /// ceil(value × 1000) or ceil(value), exactly; nil past Int64.
     static func scaled(_ text: String, milli: Bool) -> Int64? {
         guard let p = parse(text) else { return nil }
@@ -219,13 +224,7 @@ public struct Quantity: KubeJSONCodable, Hashable, Codable, CustomStringConverti
         if p.exponent2 > 0 {
             if e10 < 0 {
                 // digits × 2^e2 / 10^-e10, rounded up.
-                var numerator: Int64 = 0
-                for d in p.digits {
-                    let (m, o1) = numerator.multipliedReportingOverflow(by: 10)
-                    let (a, o2) = m.addingReportingOverflow(Int64(d))
-                    guard !o1, !o2 else { return nil }
-                    numerator = a
-                }
+                guard let numerator = integer(p.digits) else { return nil }
                 let (n, o) = numerator.multipliedReportingOverflow(by: Int64(1) << p.exponent2)
                 guard !o, p.exponent2 < 63 else { return nil }
                 var denominator: Int64 = 1
