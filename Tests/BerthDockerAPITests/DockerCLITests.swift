@@ -43,13 +43,7 @@ final class DockerCLITests {
         // the busybox layer the daemon's store has already, and one it has not.
         let name = "\(registry.host)/test/pulled:1"
         let staging = box.base + "/staging"
-        try FileSystem.makeDirectories(staging + "/extra/etc", mode: 0o755)
-        try FileSystem.writeAtomically(staging + "/extra/etc/pulled", Array("from the registry\n".utf8), mode: 0o644)
-        let extra = try ChildProcess.run(
-            "/bin/tar",
-            arguments: ["tar", "--numeric-owner", "-C", staging + "/extra", "-cf", staging + "/extra.tar", "."],
-            environment: [])
-        #expect(extra.status.succeeded)
+        _ = try DaemonBox.extraLayer(in: staging, content: "from the registry\n")
         try DaemonBox.importImage(
             [box.base + "/layer.tar", staging + "/extra.tar"], into: staging + "/store", name: name)
         let other = "\(registry.host)/test/auto:1"

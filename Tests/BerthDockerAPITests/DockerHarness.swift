@@ -95,6 +95,19 @@ final class DaemonBox: @unchecked Sendable {
         return tar
     }
 
+    /// A layer tar (`<staging>/extra.tar`) holding one file, /etc/pulled with `content`: a layer the
+    /// daemon's store does not have, for images pushed to a registry and pulled back.
+    static func extraLayer(in staging: String, content: String) throws -> String {
+        try FileSystem.makeDirectories(staging + "/extra/etc", mode: 0o755)
+        try FileSystem.writeAtomically(staging + "/extra/etc/pulled", Array(content.utf8), mode: 0o644)
+        let tar = staging + "/extra.tar"
+        let packed = try ChildProcess.run(
+            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", staging + "/extra", "-cf", tar, "."],
+            environment: [])
+        guard packed.status.succeeded else { throw TestFailure("tar: \(packed.stderrText)") }
+        return tar
+    }
+
     static func importImage(_ tars: [String], into root: String, name: String) throws {
         var config = ImageConfig.ContainerConfig()
         config.Cmd = ["sh"]

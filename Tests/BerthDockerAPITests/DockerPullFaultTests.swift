@@ -24,13 +24,7 @@ final class DockerPullFaultTests {
         box = try DaemonBox("pullfault")
         layout = box.base + "/layout"
         let staging = box.base + "/staging"
-        try FileSystem.makeDirectories(staging + "/extra/etc", mode: 0o755)
-        try FileSystem.writeAtomically(staging + "/extra/etc/pulled", Array("extra layer\n".utf8), mode: 0o644)
-        let extra = try ChildProcess.run(
-            "/bin/tar",
-            arguments: ["tar", "--numeric-owner", "-C", staging + "/extra", "-cf", staging + "/extra.tar", "."],
-            environment: [])
-        guard extra.status.succeeded else { throw TestFailure("tar: \(extra.stderrText)") }
+        _ = try DaemonBox.extraLayer(in: staging, content: "extra layer\n")
         try DaemonBox.importImage(
             [box.base + "/layer.tar"], into: staging + "/store", name: "127.0.0.1/test/image:base")
         try DaemonBox.importImage(
