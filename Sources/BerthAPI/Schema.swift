@@ -20,7 +20,7 @@ indirect enum Schema: Sendable {
     static func def(_ name: String) -> Schema { definitions[name] ?? .freeform }
 
     /// Every generated struct by OpenAPI definition name (`io.k8s.api.core.v1.Pod`).
-    static let definitions: [String: Schema] = parse(definitionsText)
+    static let definitions: [String: Schema] = table.definitions
 
     /// The OpenAPI name of a short table name: `core.v1.Pod` → `io.k8s.api.core.v1.Pod`,
     /// `meta.v1.ObjectMeta` → `io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta`.
@@ -28,8 +28,20 @@ indirect enum Schema: Sendable {
         short.hasPrefix("meta.") ? "io.k8s.apimachinery.pkg.apis." + short : "io.k8s.api." + short
     }
 
-    /// Reads the table: a line per struct (continuation lines start with spaces), `json:type` per field.
-    static func parse(_ text: String) -> [String: Schema] {
+    /// A `+default=` marker of k8s.io/api (`=value` in the table; `*=value` on a pointer field).
+    /// `emptyIsUnset`: a string field (Go's defaulter tests `== ""`); a pointer's only when absent.
+    typealias DeclaredDefault = (field: String, value: JSON, emptyIsUnset: Bool)
+
+    /// The `+default=` markers by OpenAPI struct name: what Go's generated defaulters set when a request
+    /// leaves the field unset (an RBD volume's pool "rbd", an Azure disk's caching mode "ReadWrite", a
+    /// gRPC probe's service ""). Read from the same table, in the same pass, as `definitions`.
+    static let declaredDefaults: [String: [DeclaredDefault]] = table.defaults
+
+    private static let table = parse(definitionsText)
+
+    /// Reads the table: a line per struct (continuation lines start with spaces), `json:type` per field,
+    /// with its declared default if it has one.
+    static func parse(_ text: String) -> (definitions: [String: Schema], defaults: [String: [DeclaredDefault]]) {
         var structs: [(name: String, fields: [Substring])] = []
         for line in text.split(separator: "\n") {
             let words = line.split(separator: " ")
@@ -41,40 +53,27 @@ indirect enum Schema: Sendable {
             }
         }
         var out: [String: Schema] = [:]
+        var defaults: [String: [DeclaredDefault]] = [:]
         for (name, fields) in structs {
             var props: [String: Schema] = [:]
             for field in fields {
                 guard let colon = field.firstIndex(of: ":") else { continue }
+                let jsonName = String(field[..<colon])
                 var code = field[field.index(after: colon)...]
-                if let mark = code.firstIndex(where: { $0 == "=" || $0 == "*" }) { code = code[..<mark] }
-                props[String(field[..<colon])] = type(code)
+                if let mark = code.firstIndex(where: { $0 == "=" || $0 == "*" }) {
+                    if let equals = code[mark...].firstIndex(of: "="),
+                        let value = try? JSONParser.parse(Array(code[code.index(after: equals)...].utf8))
+                    {
+                        defaults[name, default: []].append((jsonName, value, code[mark] != "*"))
+                    }
+                    code = code[..<mark]
+                }
+                props[jsonName] = type(code)
             }
             out[name] = .object(name, props)
         }
-        return out
+        return (out, defaults)
     }
-
-    /// The `+default=` markers of k8s.io/api (`=value` in the table) by OpenAPI struct name: what Go's
-    /// generated defaulters set when a request leaves the field unset (an RBD volume's pool "rbd", an
-    /// Azure disk's caching mode "ReadWrite", a gRPC probe's service "").
-    /// `emptyIsUnset`: a string field (Go's defaulter tests `== ""`); a pointer's only when absent.
-    static let declaredDefaults: [String: [(field: String, value: JSON, emptyIsUnset: Bool)]] = {
-        var out: [String: [(field: String, value: JSON, emptyIsUnset: Bool)]] = [:]
-        var current = ""
-        for line in definitionsText.split(separator: "\n") {
-            let words = line.split(separator: " ")
-            guard let first = words.first else { continue }
-            if !line.hasPrefix(" ") { current = openAPIName(first) }
-            for word in words where word.contains("=") {
-                guard let colon = word.firstIndex(of: ":"), let equals = word.firstIndex(of: "="),
-                    let value = try? JSONParser.parse(Array(word[word.index(after: equals)...].utf8))
-                else { continue }
-                let pointer = word[word.index(before: equals)] == "*"
-                out[current, default: []].append((String(word[..<colon]), value, !pointer))
-            }
-        }
-        return out
-    }()
 
     /// One field's type code (see SchemaDefinitions.swift), with a list's `!key` and `~strategy`.
     /// A struct's `~retainKeys` needs nothing here: the `$retainKeys` directive a client sends says it all.
