@@ -44,8 +44,8 @@ public struct StoreSource<Object: HasObjectMeta>: ObjectSource {
         let task = Task {
             do {
                 for try await event in events {
-                    guard var object = try? decode(event.kv) else { continue }
-                    object.metadata.resourceVersion = String(event.revision)
+                    // decode sets resourceVersion from kv.modRevision, which is the event's revision.
+                    guard let object = try? decode(event.kv) else { continue }
                     switch event.kind {
                     case .put: continuation.yield(.put(object, revision: event.revision))
                     case .delete: continuation.yield(.delete(object, revision: event.revision))
