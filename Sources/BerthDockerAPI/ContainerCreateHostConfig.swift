@@ -58,9 +58,6 @@ extension ContainerCreateRequest.HostConfigSection {
         c.runtime = Runtime.flatMap { $0.isEmpty ? nil : $0 }
         c.initProcess = Init ?? false
         c.oomScoreAdj = OomScoreAdj.flatMap { $0 == 0 ? nil : $0 }
-        if let adj = c.oomScoreAdj, !(-1000...1000).contains(adj) {
-            throw .badRequest("Invalid value \(adj), range for oom score adj is [-1000, 1000]")
-        }
         c.maskedPaths = MaskedPaths
         c.readonlyPaths = ReadonlyPaths
         c.tmpfs = Tmpfs ?? [:]
@@ -118,12 +115,7 @@ extension ContainerCreateRequest.HostConfigSection {
         resources.cpusetMems = CpusetMems.flatMap { $0.isEmpty ? nil : $0 }
         resources.pidsLimit = positive(PidsLimit)
         resources.oomKillDisable = OomKillDisable
-        if let swappiness = MemorySwappiness, swappiness != -1 {
-            guard (0...100).contains(swappiness) else {
-                throw .badRequest("Invalid value: \(swappiness), valid memory swappiness range is 0-100")
-            }
-            resources.memorySwappiness = swappiness
-        }
+        if let swappiness = MemorySwappiness, swappiness != -1 { resources.memorySwappiness = swappiness }
         if (resources.memory ?? 0) < 0 { throw .badRequest("invalid Memory: must not be negative") }
         if let memory = resources.memory, memory < 6 * 1024 * 1024 {
             throw .badRequest("Minimum memory limit allowed is 6MB")
@@ -133,6 +125,11 @@ extension ContainerCreateRequest.HostConfigSection {
             throw .badRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
         }
         c.resources = resources
+        do { try c.checkTunables() } catch {
+            // dockerd's message alone, without the engine's option name in front.
+            if case .invalidArgument(_, let reason) = error { throw .badRequest(reason) }
+            throw .badRequest("\(error)")
+        }
 
         c.ulimits = (Ulimits ?? []).map { .init(name: $0.Name, soft: $0.Soft, hard: $0.Hard) }
         for limit in c.ulimits where limit.soft > limit.hard && limit.hard >= 0 {

@@ -200,3 +200,20 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
         }
     }
 }
+
+extension ContainerConfiguration {
+    /// The kernel tunables a container sets for itself, in docker's ranges (OomScoreAdj −1000…1000,
+    /// MemorySwappiness 0…100, −1 or nil meaning the kernel's): checked where a configuration is made
+    /// (the Docker API's create) and again where the spec is built from it.
+    public func checkTunables() throws(EngineError) {
+        if let adj = oomScoreAdj, !(-1000...1000).contains(adj) {
+            throw .invalidArgument(
+                what: "--oom-score-adj", reason: "Invalid value \(adj), range for oom score adj is [-1000, 1000]")
+        }
+        if let swappiness = resources.memorySwappiness, swappiness != -1, !(0...100).contains(swappiness) {
+            throw .invalidArgument(
+                what: "--memory-swappiness",
+                reason: "Invalid value: \(swappiness), valid memory swappiness range is 0-100")
+        }
+    }
+}

@@ -559,6 +559,7 @@ final class DockerHTTPTests {
         }
         // The CLI checks the swappiness range itself; the daemon does too, for other clients.
         #expect(try create("swappy", hostConfig: #","MemorySwappiness":200"#) == 400)
+        #expect(try create("adjusted", hostConfig: #","OomScoreAdj":2000"#) == 400)
         #expect(try create("masked", hostConfig: "") == 201)
         #expect(try create("open", hostConfig: #","MaskedPaths":[],"ReadonlyPaths":[]"#) == 201)
         let masked = try box.docker(["start", "-a", "masked"])

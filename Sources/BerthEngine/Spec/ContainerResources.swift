@@ -41,14 +41,8 @@ enum ContainerResources {
         if reservation > 0 { memory.reservation = reservation }
         if swap > 0 { memory.swap = swap }
         if let disable = r.oomKillDisable { memory.disableOOMKiller = disable }
-        if let swappiness = r.memorySwappiness, swappiness != -1 {
-            guard (0...100).contains(swappiness) else {
-                throw .invalidArgument(
-                    what: "--memory-swappiness",
-                    reason: "Invalid value: \(swappiness), valid memory swappiness range is 0-100")
-            }
-            memory.swappiness = UInt64(swappiness)
-        }
+        // In range: checked by ContainerConfiguration.checkTunables before the spec is built.
+        if let swappiness = r.memorySwappiness, swappiness != -1 { memory.swappiness = UInt64(swappiness) }
         return memory == Spec.Memory() ? nil : memory
     }
 

@@ -96,13 +96,8 @@ public enum SpecBuilder {
             bounding: capabilities, effective: capabilities, permitted: capabilities)
         process.rlimits = try ContainerResources.rlimits(request.ulimits)
         process.noNewPrivileges = security.noNewPrivileges ? true : nil
-        let oomScoreAdj = request.oomScoreAdj ?? 0
-        guard (-1000...1000).contains(oomScoreAdj) else {
-            throw .invalidArgument(
-                what: "--oom-score-adj",
-                reason: "Invalid value \(oomScoreAdj), range for oom score adj is [-1000, 1000]")
-        }
-        process.oomScoreAdj = oomScoreAdj
+        try request.checkTunables()
+        process.oomScoreAdj = request.oomScoreAdj ?? 0
 
         var linux = Spec.Linux()
         linux.cgroupsPath = inputs.cgroupsPath
