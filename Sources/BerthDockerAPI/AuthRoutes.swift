@@ -1,3 +1,4 @@
+import BerthOS
 import BerthImage
 
 /// `POST /auth`: `docker login` asks the daemon to check credentials against a registry; the CLI keeps

@@ -20,7 +20,7 @@ extension ContainerCreateRequest.HostConfigSection {
         if let mode = CgroupnsMode, !["", "private"].contains(mode) {
             throw unsupported("HostConfig.CgroupnsMode \(mode)")
         }
-        for (name, list) in [("VolumesFrom", VolumesFrom), ("Links", Links), ("GroupAdd", GroupAdd)]
+        for (name, list) in [("VolumesFrom", VolumesFrom), ("Links", Links)]
         where !(list ?? []).isEmpty {
             throw unsupported("HostConfig.\(name)")
         }
@@ -54,6 +54,7 @@ extension ContainerCreateRequest.HostConfigSection {
         c.privileged = Privileged ?? false
         c.capAdd = CapAdd ?? []
         c.capDrop = CapDrop ?? []
+        c.groupAdd = GroupAdd.flatMap { $0.isEmpty ? nil : $0 }
         c.securityOpt = SecurityOpt ?? []
         c.runtime = Runtime.flatMap { $0.isEmpty ? nil : $0 }
         c.initProcess = Init ?? false

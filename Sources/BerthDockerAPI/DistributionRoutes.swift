@@ -1,3 +1,4 @@
+import BerthOS
 import BerthImage
 import FoundationEssentials
 

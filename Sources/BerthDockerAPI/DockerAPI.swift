@@ -16,7 +16,7 @@ public final class DockerAPI: Sendable {
     public static let minimumAPIVersion = "1.24"
     public static let maximumAPIVersion = "1.50"
     /// Berth's version, reported as the engine's.
-    public static let engineVersion = "0.1.0"
+    public static let engineVersion = Engine.version
 
     public let engine: Engine
     let logger: Logger

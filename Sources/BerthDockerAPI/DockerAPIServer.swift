@@ -119,9 +119,12 @@ public final class DockerAPIServer: Service, Sendable {
         }
         onReady?(bound)
         let open = servers
-        await withGracefulShutdownHandler {
+        // A graceful shutdown (SIGTERM) or a cancellation (the group ending because a sibling service
+        // failed) both close the listeners: awaiting only the former left a daemon whose CRI server
+        // failed to start hanging for ever, deaf to signals.
+        await withTaskCancellationOrGracefulShutdownHandler {
             for server in open { try? await server.closeFuture.get() }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             for server in open { server.close(promise: nil) }
         }
         // Clients still connected (a followed log, an attachment) are cut: their threads see it and end.

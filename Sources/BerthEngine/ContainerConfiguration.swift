@@ -14,6 +14,9 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     public var workingDir: String?
     /// `user`, `uid`, `user:group`, `uid:gid` — names resolved in the container's /etc/passwd and /etc/group.
     public var user: String?
+    /// Supplementary groups beyond the user's own (docker's `--group-add`, a pod's supplementalGroups):
+    /// names resolved in the container's /etc/group, or numbers.
+    public var groupAdd: [String]?
     public var hostname: String?
     public var domainname: String?
     public var labels: [String: String] = [:]
@@ -94,6 +97,41 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
     public var logDriver = "json-file"
     public var logOptions: [String: String] = [:]
 
+    /// Set for a container of a CRI pod sandbox: it joins the sandbox's namespaces and files instead of
+    /// the engine's networking, and logs where the kubelet reads. Nil for every docker-made container.
+    public var pod: PodMembership?
+
+    /// What a container in a CRI pod takes from its sandbox rather than from the engine's defaults.
+    public struct PodMembership: Codable, Sendable, Equatable {
+        public var sandboxID: String
+        /// Pinned namespaces to join, by OCI type (`network`, `ipc`, `uts`, `pid`).
+        public var namespacePaths: [String: String]
+        /// Namespace types shared with the host (hostNetwork, hostPID, hostIPC): left out of the spec.
+        public var hostNamespaces: [String]
+        /// The pod's cgroup (the kubelet's `cgroup_parent`); the container's is `<parent>/<id>`.
+        public var cgroupParent: String
+        /// The CRI log file (`<log_directory>/<log_path>`), written in the CRI log format.
+        public var logPath: String
+        /// The sandbox's /etc/resolv.conf and /etc/hostname (container path → host path); a mount the
+        /// request names at the same place (the kubelet's /etc/hosts) takes precedence.
+        public var files: [String: String]
+        /// The pod's hostname: set only when the container has a UTS namespace of its own.
+        public var hostname: String
+
+        public init(
+            sandboxID: String, namespacePaths: [String: String], hostNamespaces: [String],
+            cgroupParent: String, logPath: String, files: [String: String], hostname: String
+        ) {
+            self.sandboxID = sandboxID
+            self.namespacePaths = namespacePaths
+            self.hostNamespaces = hostNamespaces
+            self.cgroupParent = cgroupParent
+            self.logPath = logPath
+            self.files = files
+            self.hostname = hostname
+        }
+    }
+
     public init(image: String) { self.image = image }
 
     public struct Ulimit: Codable, Sendable, Equatable {
@@ -143,6 +181,10 @@ public struct ContainerConfiguration: Codable, Sendable, Equatable {
         public var oomKillDisable: Bool?
         /// `--memory-swappiness` 0…100; nil (docker's -1) leaves the kernel's.
         public var memorySwappiness: Int64?
+        /// hugetlb limits in bytes by page size (`2MB`, `1GB`), a pod's hugepages-* limits.
+        public var hugepageLimits: [String: Int64]?
+        /// cgroup v2 files to write as given (`memory.oom.group`: the kubelet's), the OCI spec's `unified`.
+        public var unified: [String: String]?
         public init() {}
     }
 

@@ -43,6 +43,11 @@ struct ContainerNetworking: Sendable {
     }
 
     func setUp(_ record: inout ContainerRecord) throws(EngineError) -> Setup {
+        // A pod member's network is its sandbox's, attached once when the sandbox was made.
+        if let pod = record.configuration.pod {
+            let host = pod.hostNamespaces.contains("network")
+            return Setup(namespacePath: host ? nil : pod.namespacePaths["network"], sharesHost: host, hostGateway: nil)
+        }
         let mode = record.configuration.networkMode
         switch mode {
         case "none" where record.configuration.networksDisconnected != true:
@@ -124,6 +129,7 @@ struct ContainerNetworking: Sendable {
 
     /// CNI DEL on every network, the namespace unpinned; tolerant of what is already gone.
     func tearDown(_ record: inout ContainerRecord) {
+        if record.configuration.pod != nil { return }
         let path = layout.networkNamespace(record.id)
         if !record.networks.isEmpty || FileSystem.exists(path) {
             try? manager.detach(containerID: record.id, netnsPath: path)

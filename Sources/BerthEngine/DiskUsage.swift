@@ -9,6 +9,13 @@ public enum DiskUsage {
             "/usr/bin/du", arguments: ["du", "-s", "-B1", "--", path], environment: ["PATH=/usr/bin:/bin"])
         return output.flatMap { Int64($0.stdoutText.split(separator: "\t").first ?? "") } ?? 0
     }
+
+    /// Inodes a directory tree takes (`du -s --inodes`); 0 when it cannot be measured.
+    public static func inodes(_ path: String) -> Int64 {
+        let output = try? ChildProcess.run(
+            "/usr/bin/du", arguments: ["du", "-s", "--inodes", "--", path], environment: ["PATH=/usr/bin:/bin"])
+        return output.flatMap { Int64($0.stdoutText.split(separator: "\t").first ?? "") } ?? 0
+    }
 }
 
 /// What `system df` reports: each image, container and volume with the space it takes and whether

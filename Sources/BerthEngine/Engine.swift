@@ -15,6 +15,8 @@ import FoundationEssentials
 /// Every operation reads the record, and what the monitor left (exit file, liveness), afresh: a
 /// container that exited while no engine ran is learned about on the next look.
 public final class Engine: Sendable {
+    /// Berth's release, as the Docker API's version and the CRI's runtime version report it.
+    public static let version = "0.1.0"
     public let layout: EngineLayout
     public let images: ImageService
     /// `berth-monitor`.
@@ -24,6 +26,8 @@ public final class Engine: Sendable {
     let exitCommand: [String]
     let defaultRuntime: String
     let networking: ContainerNetworking
+    /// The monitor executable (also the init of CRI pods' shared PID namespaces).
+    public var monitorExecutable: String { monitorPath }
     /// The configuration file's settings (defaults for runtime, logging, registries, networks).
     public let configuration: EngineConfiguration
 
@@ -197,15 +201,20 @@ public final class Engine: Sendable {
             attachments = record.networks
             let resolver = EmbeddedDNS.applies(to: record, namespacePath: network.namespacePath, layout: layout)
             let hostResolvConf = resolver ? EmbeddedDNS.hostResolvConf() : nil
-            let managed = try ManagedFiles.write(
-                record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
-                hostGateway: network.hostGateway, embeddedResolver: hostResolvConf)
+            let pod = record.configuration.pod
+            // A pod member mounts its sandbox's files; any other container gets files of its own.
+            var managed = pod?.files ?? [:]
+            if pod == nil {
+                managed = try ManagedFiles.write(
+                    record, attachments: attachments, directory: bundle, hostNetwork: network.sharesHost,
+                    hostGateway: network.hostGateway, embeddedResolver: hostResolvConf)
+            }
             let inputs = SpecInputs(
                 configuration: record.configuration, image: record.imageConfig, containerID: record.id,
                 rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                 networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
                 volumeSources: volumeSources(record.configuration),
-                cgroupsPath: "/berth/\(record.id)",
+                cgroupsPath: pod.map { "\($0.cgroupParent)/\(record.id)" } ?? "/berth/\(record.id)",
                 initPath: record.configuration.initProcess ? try Engine.initBinary() : nil)
             var spec = try SpecBuilder.build(inputs)
             spec.root = Spec.Root(path: "rootfs", readonly: record.configuration.readonlyRootfs)
@@ -224,7 +233,7 @@ public final class Engine: Sendable {
                 .init(
                     monitorPath: monitorPath, runtime: runtime, id: record.id, bundle: bundle,
                     stateDirectory: layout.monitorState(record.id), exitFile: layout.exitFile(record.id),
-                    logDriver: logOptions.driver, logPath: layout.logFile(record.id),
+                    logDriver: logOptions.driver, logPath: pod?.logPath ?? layout.logFile(record.id),
                     logMaximumSize: logOptions.maximumSize,
                     logMaximumFiles: logOptions.maximumFiles, terminal: record.configuration.tty,
                     openStdin: record.configuration.openStdin,

@@ -14,6 +14,8 @@ public enum ChildProcess {
         public var status: ExitStatus
         public var stdout: [UInt8]
         public var stderr: [UInt8]
+        /// The run outlived its `timeout` (its `onTimeout` was called).
+        public var timedOut = false
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
         public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
     }
@@ -124,7 +126,7 @@ public enum ChildProcess {
     public static func run(
         _ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
         extraFileDescriptors: [Int32: Int32] = [:], limit: Int = 16 << 20,
-        options: SpawnOptions = SpawnOptions()
+        options: SpawnOptions = SpawnOptions(), timeout: Double? = nil, onTimeout: ((pid_t) -> Void)? = nil
     ) throws(SystemCallError) -> Output {
         let stdin = try Pipe()
         let stdout = try Pipe()
@@ -145,11 +147,25 @@ public enum ChildProcess {
         if pending.isEmpty { writer?.close(); writer = nil }
         var open = [stdout.reading.rawValue: true, stderr.reading.rawValue: true]
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // Past the deadline `onTimeout` is called once (to kill what runs) and the output read to its end.
+        let deadline = timeout.map { Timestamp.monotonic() + $0 }
+        var timedOut = false
         while open.values.contains(true) || writer != nil {
             var fds: [pollfd] = []
             if let w = writer { fds.append(pollfd(fd: w.rawValue, events: Int16(POLLOUT), revents: 0)) }
             for (fd, isOpen) in open where isOpen { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-            _ = try sys("poll") { poll(&fds, nfds_t(fds.count), -1) }
+            var wait: Int32 = -1
+            if let deadline, !timedOut {
+                let left = deadline - Timestamp.monotonic()
+                if left <= 0 {
+                    timedOut = true
+                    onTimeout?(pid)
+                    continue
+                }
+                wait = Int32(min(left * 1000, Double(Int32.max - 1))) + 1
+            }
+            let ready = try sys("poll") { poll(&fds, nfds_t(fds.count), wait) }
+            if ready == 0 { continue }
             for entry in fds where entry.revents != 0 {
                 if let w = writer, entry.fd == w.rawValue {
                     let written = pending.withUnsafeBytes { raw in Glibc.write(w.rawValue, raw.baseAddress, raw.count) }
@@ -169,7 +185,9 @@ public enum ChildProcess {
             }
         }
         let status = try wait(pid)
-        return Output(status: status, stdout: out, stderr: err)
+        var output = Output(status: status, stdout: out, stderr: err)
+        output.timedOut = timedOut
+        return output
     }
 
     /// Finds `name` in `PATH` (or returns it when it contains a slash).

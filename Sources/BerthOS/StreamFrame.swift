@@ -23,6 +23,10 @@ public struct StreamFrame: Sendable, Equatable {
         /// Monitor → client, after `exit`: the runtime has deleted the container (its cgroup and state
         /// are gone), so a client removing the container can finish.
         case released = 7
+        /// Client → monitor: close the log file and open it again (the kubelet renamed it to rotate it:
+        /// the CRI's ReopenContainerLog). The monitor answers with the same kind, its payload empty when
+        /// the file was reopened, else the error.
+        case reopenLog = 8
     }
 
     public var kind: Kind

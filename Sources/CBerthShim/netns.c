@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -68,6 +69,51 @@ int berth_netns_create(const char *path, int *failed_step) {
     struct netns_job job = { .path = path, .step = 0, .error = 0 };
     pthread_t thread;
     int error = pthread_create(&thread, NULL, netns_create_main, &job);
+    if (error != 0) {
+        *failed_step = BERTH_NETNS_STEP_THREAD;
+        return error;
+    }
+    pthread_join(thread, NULL);
+    *failed_step = job.step;
+    return job.error;
+}
+
+struct namespace_pin_job {
+    const char *path;
+    int flag;
+    const char *name;
+    const char *hostname;
+    int step;
+    int error;
+};
+
+// Same carrier as above, for the IPC and UTS namespaces of a pod sandbox: the namespace is the thread's
+// alone, so the process's other threads never see the new hostname or IPC objects.
+static void *namespace_pin_main(void *argument) {
+    struct namespace_pin_job *job = argument;
+    if (unshare(job->flag) < 0) {
+        job->step = BERTH_NETNS_STEP_UNSHARE;
+        job->error = errno;
+        return NULL;
+    }
+    if (job->hostname != NULL && sethostname(job->hostname, strlen(job->hostname)) < 0) {
+        job->step = BERTH_NETNS_STEP_HOSTNAME;
+        job->error = errno;
+        return NULL;
+    }
+    char source[64];
+    snprintf(source, sizeof(source), "/proc/thread-self/ns/%s", job->name);
+    if (mount(source, job->path, "none", MS_BIND, NULL) < 0) {
+        job->step = BERTH_NETNS_STEP_MOUNT;
+        job->error = errno;
+    }
+    return NULL;
+}
+
+int berth_namespace_pin(const char *path, int flag, const char *name, const char *hostname, int *failed_step) {
+    struct namespace_pin_job job = { .path = path, .flag = flag, .name = name, .hostname = hostname };
+    pthread_t thread;
+    int error = pthread_create(&thread, NULL, namespace_pin_main, &job);
     if (error != 0) {
         *failed_step = BERTH_NETNS_STEP_THREAD;
         return error;

@@ -35,6 +35,15 @@ final class ContainerLog {
         size = fd >= 0 && fstat(fd, &info) == 0 ? Int(info.st_size) : 0
     }
 
+    /// Closes the file and opens its path again (a new file when it was renamed away); the error, if
+    /// the path cannot be opened.
+    func reopen() -> String? {
+        guard format != .none else { return nil }
+        if fd >= 0 { Glibc.close(fd) }
+        open()
+        return fd >= 0 ? nil : "opening \(path): \(String(cString: strerror(errno)))"
+    }
+
     /// Records `bytes` the container wrote on `stream` (`stdout` or `stderr`).
     func append(_ bytes: ArraySlice<UInt8>, stream: String) {
         guard format != .none else { return }

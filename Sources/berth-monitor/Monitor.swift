@@ -387,6 +387,9 @@ final class Monitor {
                     var window = winsize(ws_row: size.rows, ws_col: size.columns, ws_xpixel: 0, ws_ypixel: 0)
                     _ = berth_ioctl_ptr(master.rawValue, UInt(TIOCSWINSZ), &window)
                 }
+            case .reopenLog:
+                let failure = log.reopen()
+                _ = try? client.fd.send(StreamFrame(.reopenLog, Array((failure ?? "").utf8)).encoded)
             case .stdout, .stderr, .exit, .ready, .released:
                 break
             }

@@ -21,6 +21,9 @@ import CBerthShim
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--legacy-cgroups" {
     LegacyCgroupView.exec(Array(CommandLine.arguments.dropFirst(2)))
 }
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--pod-pid-init" {
+    PodPIDInit.run()
+}
 let options = MonitorOptions.parse(Array(CommandLine.arguments.dropFirst()))
 signal(SIGPIPE, SIG_IGN)
 _ = berth_prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1, 0, 0, 0)

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import ArgumentParser
+import BerthJSON
+import BerthOS
 import BerthRuntime
 
 /// The flags `create` and `run` share, as runc spells them.
@@ -93,6 +95,56 @@ struct Resume: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Thaw a paused container.")
     @Argument var id: String
     func run() { runOrExit { () throws(RuntimeError) in try runtime().resume(id: id) } }
+}
+
+struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Change a running container's cgroup limits.",
+        discussion: "--resources FILE (or - for stdin) holds the OCI LinuxResources JSON, as runc's.")
+    @Option(name: [.customShort("r"), .long], help: "LinuxResources JSON file, - for stdin.") var resources: String?
+    @Option(name: .long, help: "Memory limit in bytes.") var memory: Int64?
+    @Option(name: .customLong("memory-swap"), help: "Memory plus swap limit in bytes.") var memorySwap: Int64?
+    @Option(name: .customLong("memory-reservation"), help: "Memory soft limit in bytes.") var memoryReservation: Int64?
+    @Option(name: .customLong("cpu-shares"), help: "CPU shares.") var cpuShares: UInt64?
+    @Option(name: .customLong("cpu-quota"), help: "CFS quota in microseconds.") var cpuQuota: Int64?
+    @Option(name: .customLong("cpu-period"), help: "CFS period in microseconds.") var cpuPeriod: UInt64?
+    @Option(name: .customLong("cpuset-cpus"), help: "CPUs allowed.") var cpusetCpus: String?
+    @Option(name: .customLong("cpuset-mems"), help: "Memory nodes allowed.") var cpusetMems: String?
+    @Option(name: .customLong("pids-limit"), help: "Maximum number of processes.") var pidsLimit: Int64?
+    @Argument var id: String
+
+    func run() {
+        runOrExit { () throws(RuntimeError) in
+            var update = Spec.Resources()
+            if let path = resources {
+                let bytes: [UInt8]
+                do {
+                    bytes = path == "-" ? try FileDescriptor(owning: dup(0)).readAll() : try FileSystem.readFile(path)
+                } catch { throw .other("reading resources from \(path): \(error)") }
+                do { update = try JSONTreeDecoder.decode(Spec.Resources.self, from: bytes) } catch {
+                    throw .other("invalid resources in \(path): \(error)")
+                }
+            }
+            if memory != nil || memorySwap != nil || memoryReservation != nil {
+                var m = update.memory ?? Spec.Memory()
+                m.limit = memory ?? m.limit
+                m.swap = memorySwap ?? m.swap
+                m.reservation = memoryReservation ?? m.reservation
+                update.memory = m
+            }
+            if cpuShares != nil || cpuQuota != nil || cpuPeriod != nil || cpusetCpus != nil || cpusetMems != nil {
+                var c = update.cpu ?? Spec.CPU()
+                c.shares = cpuShares ?? c.shares
+                c.quota = cpuQuota ?? c.quota
+                c.period = cpuPeriod ?? c.period
+                c.cpus = cpusetCpus ?? c.cpus
+                c.mems = cpusetMems ?? c.mems
+                update.cpu = c
+            }
+            if let pidsLimit { update.pids = Spec.Pids(limit: pidsLimit) }
+            try runtime().update(id: id, resources: update)
+        }
+    }
 }
 
 struct List: ParsableCommand {

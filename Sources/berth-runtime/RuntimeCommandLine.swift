@@ -87,7 +87,7 @@ struct RuntimeCommand: ParsableCommand {
             "Global options (before the command): --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup, --version",
         subcommands: [
             Create.self, Start.self, Run.self, State.self, Kill.self, Delete.self, List.self, PS.self,
-            Exec.self, Pause.self, Resume.self, SpecCommand.self, Features.self,
+            Exec.self, Pause.self, Resume.self, Update.self, SpecCommand.self, Features.self,
         ])
 }
 

@@ -46,6 +46,13 @@ enum ContainerResources {
         return memory == Spec.Memory() ? nil : memory
     }
 
+    /// hugetlb limits by page size, in the page sizes' order.
+    static func hugepages(_ r: ContainerConfiguration.Resources) -> [Spec.HugepageLimit]? {
+        r.hugepageLimits.map { limits in
+            limits.keys.sorted().map { Spec.HugepageLimit(pageSize: $0, limit: UInt64(max(0, limits[$0]!))) }
+        }
+    }
+
     static func cpu(_ r: ContainerConfiguration.Resources, host: HostFacts) throws(EngineError) -> Spec.CPU? {
         let nano = r.nanoCPUs ?? 0, period = r.cpuPeriod ?? 0, quota = r.cpuQuota ?? 0, shares = r.cpuShares ?? 0
         if nano > 0 && period > 0 {

@@ -81,7 +81,8 @@ public enum SpecBuilder {
         var arguments = try ContainerProcess.arguments(request: request, image: inputs.image)
         if request.initProcess { arguments = [ContainerMounts.initPath, "--"] + arguments }
         var process = Spec.Process(
-            user: try ContainerUser.resolve(userSpec(request, inputs.image), rootfs: inputs.rootfs),
+            user: try ContainerUser.resolve(
+                userSpec(request, inputs.image), groupAdd: request.groupAdd ?? [], rootfs: inputs.rootfs),
             args: arguments,
             env: ContainerProcess.environment(request: request, image: inputs.image, hostname: inputs.hostname),
             cwd: try ContainerProcess.workingDirectory(request: request, image: inputs.image))
@@ -102,7 +103,10 @@ public enum SpecBuilder {
         var linux = Spec.Linux()
         linux.cgroupsPath = inputs.cgroupsPath
         linux.namespaces = namespaces(inputs, host: host)
-        let ownNetwork = !inputs.sharesHostNetwork && !request.networkMode.hasPrefix("container:")
+        // A pod member sets the pod's sysctls in the sandbox's namespaces, as the pause container would.
+        let ownNetwork =
+            request.pod.map { !$0.hostNamespaces.contains("network") }
+            ?? (!inputs.sharesHostNetwork && !request.networkMode.hasPrefix("container:"))
         linux.sysctl = try ContainerResources.sysctls(
             request, ownNetwork: ownNetwork,
             hostNetwork: inputs.sharesHostNetwork, host: host)
@@ -113,6 +117,8 @@ public enum SpecBuilder {
         resources.memory = try ContainerResources.memory(request.resources, host: host)
         resources.cpu = try ContainerResources.cpu(request.resources, host: host)
         resources.pids = ContainerResources.pids(request.resources)
+        resources.hugepageLimits = ContainerResources.hugepages(request.resources)
+        resources.unified = request.resources.unified
         linux.resources = resources
         if !request.privileged && !security.unconfinedSystemPaths {
             // A client's own lists replace the defaults whole, as dockerd's WithMaskedPaths does.
@@ -129,7 +135,7 @@ public enum SpecBuilder {
         return Spec(
             ociVersion: ociVersion, process: process,
             root: Spec.Root(path: inputs.rootfs, readonly: request.readonlyRootfs ? true : nil),
-            hostname: inputs.hostname,
+            hostname: specHostname(inputs),
             domainname: (request.domainname ?? "").isEmpty ? nil : request.domainname,
             mounts: mounts, linux: linux)
     }
@@ -148,6 +154,7 @@ public enum SpecBuilder {
     /// engine made one and is left out with the host's; cgroup only on a unified (v2) host, docker's
     /// default there (on v1 and hybrid hosts docker shares the host's).
     static func namespaces(_ inputs: SpecInputs, host: HostFacts) -> [Spec.Namespace] {
+        if let pod = inputs.configuration.pod { return podNamespaces(pod, host: host) }
         var namespaces = [Spec.Namespace(type: "mount")]
         if !inputs.sharesHostNetwork {
             namespaces.append(Spec.Namespace(type: "network", path: inputs.networkNamespacePath))
@@ -155,6 +162,25 @@ public enum SpecBuilder {
         namespaces += [Spec.Namespace(type: "uts"), Spec.Namespace(type: "pid"), Spec.Namespace(type: "ipc")]
         if host.unifiedCgroups { namespaces.append(Spec.Namespace(type: "cgroup")) }
         return namespaces
+    }
+
+    /// A pod member's: its own mount namespace; the sandbox's pinned network, IPC and UTS (and PID when
+    /// the pod shares one); the host's where the pod asked for them (left out); its own for the rest.
+    static func podNamespaces(_ pod: ContainerConfiguration.PodMembership, host: HostFacts) -> [Spec.Namespace] {
+        var namespaces = [Spec.Namespace(type: "mount")]
+        for type in ["network", "uts", "pid", "ipc"] where !pod.hostNamespaces.contains(type) {
+            namespaces.append(Spec.Namespace(type: type, path: pod.namespacePaths[type]))
+        }
+        if host.unifiedCgroups { namespaces.append(Spec.Namespace(type: "cgroup")) }
+        return namespaces
+    }
+
+    /// The hostname the spec sets: none when the container joins a UTS namespace it does not own (the
+    /// sandbox's, whose hostname was set when it was pinned, or the host's), which runtimes refuse.
+    static func specHostname(_ inputs: SpecInputs) -> String? {
+        guard let pod = inputs.configuration.pod else { return inputs.hostname }
+        if pod.hostNamespaces.contains("uts") || pod.namespacePaths["uts"] != nil { return nil }
+        return pod.hostname
     }
 
     /// Kernel interfaces under /proc and /sys that leak host information or control the host: hidden

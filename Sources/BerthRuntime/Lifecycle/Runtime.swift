@@ -258,6 +258,49 @@ public struct Runtime: Sendable {
         try Cgroups.restore(cgroup).thaw()
     }
 
+    /// runc's `update`: the given resources laid over the container's (a field left out keeps its
+    /// value), written to its cgroup, and kept in its saved config for the next update.
+    public func update(id: String, resources: Spec.Resources) throws(RuntimeError) {
+        var record = try store.load(id)
+        let current = status(of: record)
+        guard current == .running || current == .created || current == .paused else {
+            throw .invalidState(id: id, status: current.rawValue, operation: "update")
+        }
+        guard let cgroup = record.cgroup else { throw .other("container \(id) has no cgroup to update") }
+        var linux = record.config.linux ?? Spec.Linux()
+        var merged = linux.resources ?? Spec.Resources()
+        if let memory = resources.memory {
+            var m = merged.memory ?? Spec.Memory()
+            if let v = memory.limit { m.limit = v }
+            if let v = memory.reservation { m.reservation = v }
+            if let v = memory.swap { m.swap = v }
+            if let v = memory.swappiness { m.swappiness = v }
+            merged.memory = m
+        }
+        if let cpu = resources.cpu {
+            var c = merged.cpu ?? Spec.CPU()
+            if let v = cpu.shares { c.shares = v }
+            if let v = cpu.quota { c.quota = v }
+            if let v = cpu.period { c.period = v }
+            if let v = cpu.burst { c.burst = v }
+            if let v = cpu.cpus { c.cpus = v }
+            if let v = cpu.mems { c.mems = v }
+            if let v = cpu.idle { c.idle = v }
+            merged.cpu = c
+        }
+        if let pids = resources.pids { merged.pids = pids }
+        if let blockIO = resources.blockIO { merged.blockIO = blockIO }
+        if let hugepages = resources.hugepageLimits { merged.hugepageLimits = hugepages }
+        if let unified = resources.unified { merged.unified = (merged.unified ?? [:]).merging(unified) { $1 } }
+        // Devices are not updatable (runc neither): the container keeps the rules it was created with.
+        var applied = merged
+        applied.devices = nil
+        try Cgroups.restore(cgroup).apply(applied)
+        linux.resources = merged
+        record.config.linux = linux
+        try store.save(record)
+    }
+
     public func processes(id: String) throws(RuntimeError) -> [Int32] {
         let record = try store.load(id)
         guard let cgroup = record.cgroup else { return record.initIsAlive ? [record.pid] : [] }

@@ -189,6 +189,15 @@ enum {
     BERTH_NETNS_STEP_BIND = 9,       ///< bind (or listen)
 };
 int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, uint16_t port, int *failed_step);
+
+/// A pinned IPC or UTS namespace (a CRI pod sandbox's, what CRI-O's pinns makes): a dedicated pthread
+/// unshares `flag` (CLONE_NEWIPC or CLONE_NEWUTS), sets `hostname` in a new UTS namespace when not NULL,
+/// and bind-mounts /proc/thread-self/ns/`name` (`ipc` or `uts`) onto `path` (an existing empty file).
+/// Returns 0, or the errno of the step left in *failed_step (THREAD, UNSHARE, HOSTNAME or MOUNT).
+enum {
+    BERTH_NETNS_STEP_HOSTNAME = 10,  ///< sethostname in the new UTS namespace
+};
+int berth_namespace_pin(const char *path, int flag, const char *name, const char *hostname, int *failed_step);
 // ---------------------------------------------------------------------------------------------------
 
 #endif
