@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthCRI
 import BerthDockerAPI
 import BerthEngine
 import BerthImage
@@ -33,6 +34,14 @@ struct EngineDaemonCommand: AsyncParsableCommand {
     @Option(help: "The daemon's private key (PEM).") var tlskey = "~/.docker/key.pem"
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
+    @Option(
+        name: .customLong("cri-socket"),
+        help:
+            "Serve the Kubernetes CRI (runtime.v1) on this unix socket (default <run dir>/cri.sock, /run/berth/cri.sock); \"\" for none."
+    )
+    var criSocket: String?
+    @Option(name: .customLong("cri-network"), help: "The network CRI pods join (an engine network or CNI config name).")
+    var criNetwork = "bridge"
 
     /// `/run/berth/docker.sock`, as `/var/run/docker.sock` is dockerd's.
     static let defaultSocket = "unix:///run/berth/docker.sock"
@@ -72,9 +81,23 @@ struct EngineDaemonCommand: AsyncParsableCommand {
                 // And to systemd, under the Type=notify unit.
                 ServiceNotify.send("READY=1\nSTATUS=serving the Docker Engine API\nMAINPID=\(getpid())")
             })
+        var served: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        // Beside the engine's other sockets, so that engines on other run directories never share it.
+        let criSocket = self.criSocket ?? engine.layout.run + "/cri.sock"
+        if !criSocket.isEmpty {
+            var settings = CRIRuntime.Settings.beside(engine)
+            settings.network = criNetwork
+            let runtime: CRIRuntime
+            do { runtime = try CRIRuntime(engine: engine, settings: settings, logger: logger) } catch {
+                await images.shutdown()
+                printError("berth engine: preparing the CRI's state: \(error)")
+                throw ExitCode(1)
+            }
+            served.append(.init(service: CRIService(server: CRIServer(runtime: runtime, socketPath: criSocket))))
+        }
         let services = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: served,
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await services.run()
@@ -153,4 +176,31 @@ struct EngineDaemonCommand: AsyncParsableCommand {
         guard let entry = getgrnam(text) else { throw ValidationError("no such group: \(text)") }
         return entry.pointee.gr_gid
     }
+}
+
+/// The CRI server as a service of the daemon's group: it stops serving when the daemon shuts down.
+struct CRIService: Service {
+    let server: CRIServer
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await server.serve { address in
+                    print("ready cri \(address)")
+                    fflush(nil)
+                }
+            }
+        } catch  where Task.isShuttingDownGracefully || Task.isCancelled {
+            // The transport reports the cancellation that stopped it: a shutdown, not a failure.
+        } catch {
+            throw CRIServeFailure(socket: server.socketPath, cause: error)
+        }
+    }
+}
+
+/// The CRI could not be served (its socket cannot be bound): the daemon stops with this.
+struct CRIServeFailure: Error, CustomStringConvertible {
+    let socket: String
+    let cause: any Error
+    var description: String { "serving the CRI on \(socket): \(cause)" }
 }
