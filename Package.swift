@@ -14,6 +14,7 @@
 //                    │            └── BerthCRI (the Kubernetes CRI, server and client; on BerthCRIProtocol)
 //                    └──── BerthStore ── BerthAPI (Kubernetes-compatible API server)
 //                                                  └── BerthControl (scheduler, controllers, hollow nodes)
+//                                                        └── BerthAgent (the node agent; on BerthCRI's client)
 //   berth: the docker-like CLI and the daemons, on top of the libraries above.
 import PackageDescription
 
@@ -186,11 +187,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The node agent (what the kubelet is): registers its Node, renews its Lease, and runs the pods
+        // bound to it through a CRI client only (Berth's engine or containerd), reporting their status.
+        .target(
+            name: "BerthAgent",
+            dependencies: [
+                "BerthControl", "BerthAPI", "BerthKube", "BerthJSON", "BerthCRI", "BerthCRIProtocol", "BerthOS",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "berth",
             dependencies: [
                 "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl",
-                "BerthDockerAPI", "BerthCRI",
+                "BerthDockerAPI", "BerthCRI", "BerthAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -225,6 +236,12 @@ let package = Package(
             name: "BerthCRITests",
             dependencies: [
                 "BerthCRI", "BerthCRIProtocol", "BerthEngine", "BerthImage", "BerthOS",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+            ]),
+        .testTarget(
+            name: "BerthAgentTests",
+            dependencies: [
+                "BerthAgent", "BerthCRI", "BerthCRIProtocol", "BerthKube", "BerthControl", "BerthAPI", "BerthOS",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
             ]),
         .testTarget(

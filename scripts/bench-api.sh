@@ -22,7 +22,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 
 start_server() { # $1 name, rest: extra args; sets SERVER_PID PORT DIR
   DIR=$WORK/$1; PORT=$(free_port); mkdir -p "$DIR"
-  "$BERTH" server --data-dir "$DIR" --listen 127.0.0.1:$PORT --log-level error "${@:2}" > "$DIR/out" 2>&1 &
+  "$BERTH" server --data-dir "$DIR" --listen 127.0.0.1:$PORT --log-level error --disable-agent "${@:2}" > "$DIR/out" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   for _ in $(seq 200); do grep -q '^ready' "$DIR/out" 2>/dev/null && return 0; sleep 0.05; done
   echo "server did not start"; cat "$DIR/out"; exit 1

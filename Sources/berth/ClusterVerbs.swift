@@ -1,6 +1,10 @@
 import ArgumentParser
 import BerthAPI
+import BerthAgent
+import BerthCRI
 import BerthControl
+import BerthEngine
+import BerthImage
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -44,8 +48,8 @@ struct ClusterServer: AsyncParsableCommand {
         inversion: .prefixedNo, help: "Run the garbage collector (while this server leads), even with --no-controllers."
     )
     var garbageCollector = true
-    @Option(help: "Seconds without a node heartbeat before the node is NotReady.")
-    var nodeMonitorGraceSeconds: Int = 8
+    @Option(help: "Seconds without a node heartbeat before the node is NotReady (Kubernetes' 40).")
+    var nodeMonitorGraceSeconds: Int = 40
     @Option(help: "Seconds a pod tolerates a NotReady/unreachable node before it is evicted (added to new pods).")
     var defaultTolerationSeconds: Int = 5
     @Option(help: "Simulated (hollow) nodes to register and keep alive in this process.")
@@ -60,6 +64,10 @@ struct ClusterServer: AsyncParsableCommand {
     var hollowHeartbeatSeconds: Double = 2
     @Option(help: "Log level (trace, debug, info, notice, warning, error).")
     var logLevel: String = "info"
+    @Flag(help: "Run no node agent (and no engine) in this process: a control plane only.")
+    var disableAgent = false
+    @OptionGroup(title: "Node agent") var agent: AgentOptions
+    @OptionGroup(title: "Engine (for the node agent)") var images: ImageOptions
 
     func run() async throws {
         var config = ServerConfig(dataDir: dataDir)
@@ -102,10 +110,34 @@ struct ClusterServer: AsyncParsableCommand {
         logger.info(
             "berth server",
             metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
-        let services: [any Service] = [
+        var services: [any Service] = [
             ControlPlane(server: server, config: control, logger: logger),
             HollowNodes(server: server, config: hollow, logger: logger),
         ]
+        // As `k3s server`: this machine is a node too, its pods run by the engine in this process
+        // (through the CRI socket it serves) unless another runtime's endpoint is given.
+        var engineImages: ImageService?
+        if !disableAgent {
+            var endpoint = agent.containerRuntimeEndpoint
+            if endpoint == nil {
+                let images = try self.images.service()
+                engineImages = images
+                let engine = try Engine(
+                    images: images, exitCommand: try cleanupCommand(self.images.settings),
+                    configuration: try self.images.engineConfiguration())
+                let runtime = try CRIRuntime(engine: engine, settings: .beside(engine), logger: logger)
+                let socket = engine.layout.run + "/cri.sock"
+                services.append(CRIService(server: CRIServer(runtime: runtime, socketPath: socket)))
+                endpoint = "unix://" + socket
+            }
+            services.append(
+                NodeAgent(
+                    configuration: agent.configuration(runtimeEndpoint: endpoint!),
+                    client: LocalClient(server: server, manager: "berth-agent"),
+                    sources: StoreSourceProvider(client: LocalClient(server: server, manager: "berth-agent")),
+                    logger: logger))
+        }
+        defer { if let engineImages { Task { await engineImages.shutdown() } } }
         try await server.run(
             services: services,
             onReady: { port in
@@ -139,5 +171,41 @@ struct ClusterBench: AsyncParsableCommand {
             print(report)
             if !report.violations.isEmpty { throw ExitCode(1) }
         }
+    }
+}
+
+/// The node agent's options, as the kubelet spells the ones it shares.
+struct AgentOptions: ParsableArguments {
+    @Option(help: "The Node's name (default the host's name).") var nodeName: String?
+    @Option(
+        name: .customLong("container-runtime-endpoint"),
+        help: "A CRI runtime's socket (unix:///run/containerd/containerd.sock); default the engine in this process.")
+    var containerRuntimeEndpoint: String?
+    @Option(help: "The agent's state (pods' volumes).") var agentRoot = "/var/lib/berth/agent"
+    @Option(help: "Where pods' logs go.") var podLogDir = "/var/log/pods"
+    @Option(help: "The address the Node reports (default the first non-loopback IPv4 address).") var nodeIP: String?
+    @Option(help: "Resources kept for the system, e.g. cpu=500m,memory=1Gi.") var systemReserved = ""
+    @Option(help: "Pods this node takes.") var maxPods = 110
+    @Option(help: "The cgroup pods go under, by QoS class beneath it.") var cgroupRoot = "/kubepods"
+    @Option(help: "Cluster DNS server addresses pods use (comma-separated; none: the node's resolv.conf).")
+    var clusterDNS = ""
+    @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
+
+    func configuration(runtimeEndpoint: String) -> AgentConfiguration {
+        let host = ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "localhost")
+            .trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        var configuration = AgentConfiguration(nodeName: nodeName ?? host, runtimeEndpoint: runtimeEndpoint)
+        configuration.rootDirectory = agentRoot
+        configuration.podLogDirectory = podLogDir
+        configuration.nodeIP = nodeIP
+        configuration.maxPods = maxPods
+        configuration.cgroupRoot = cgroupRoot
+        configuration.clusterDNS = clusterDNS.split(separator: ",").map(String.init)
+        configuration.clusterDomain = clusterDomain
+        for pair in systemReserved.split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { configuration.systemReserved[parts[0]] = parts[1] }
+        }
+        return configuration
     }
 }

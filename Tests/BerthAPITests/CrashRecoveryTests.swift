@@ -14,7 +14,10 @@ extension APITests {
             init(binary: String, dir: String, port: Int, extra: [String] = []) throws {
                 process.executableURL = URL(fileURLWithPath: binary)
                 process.arguments =
-                    ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + extra
+                    [
+                        "server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error",
+                        "--disable-agent",
+                    ] + extra
                 let out = Pipe()
                 process.standardOutput = out
                 process.standardError = FileHandle.nullDevice

@@ -45,7 +45,11 @@ extension ControlTests {
             for attempt in 0..<3 {
                 let started = ContinuousClock.now
                 let second = try run(
-                    binary, ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--lease-seconds", "2"],
+                    binary,
+                    [
+                        "server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--lease-seconds", "2",
+                        "--disable-agent",
+                    ],
                     timeout: 60)
                 let took = ContinuousClock.now - started
                 #expect(second.status != 0, "attempt \(attempt): the second server must fail")

@@ -185,7 +185,8 @@ final class ServerChild: @unchecked Sendable {
         self.port = port; self.dir = dir
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments =
-            ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error"] + extra
+            ["server", "--data-dir", dir, "--listen", "127.0.0.1:\(port)", "--log-level", "error", "--disable-agent"]
+            + extra
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice

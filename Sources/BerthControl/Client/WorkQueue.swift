@@ -94,7 +94,7 @@ public actor WorkQueue {
 
 /// A controller's loop: workers take keys from the queue and call `sync`; an error re-queues the key
 /// with back-off. Runs until cancelled.
-func runWorkers(
+public func runWorkers(
     _ queue: WorkQueue, count: Int, sync: @escaping @Sendable (String) async throws -> Void,
     onError: @escaping @Sendable (String, any Error) -> Void
 ) async {

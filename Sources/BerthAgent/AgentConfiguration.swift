@@ -1,0 +1,32 @@
+/// How a node agent runs: its node's name, where its runtime is, where pods' logs and volumes go, and
+/// what it tells pods about the cluster. Defaults are the kubelet's.
+public struct AgentConfiguration: Sendable {
+    /// The Node's name (the kubelet's --hostname-override; default the host's name, lower-cased).
+    public var nodeName: String
+    /// The CRI endpoint (`unix:///run/berth/cri.sock`, containerd's `unix:///run/containerd/containerd.sock`).
+    public var runtimeEndpoint: String
+    /// Pods' logs: `<podLogDirectory>/<namespace>_<name>_<uid>/<container>/<restart>.log`.
+    public var podLogDirectory = "/var/log/pods"
+    /// The agent's own state: volumes under `<rootDirectory>/pods/<uid>/volumes/…`.
+    public var rootDirectory = "/var/lib/berth/agent"
+    /// The cgroup every pod goes under, by QoS class (`/kubepods`, `/kubepods/burstable`, …).
+    public var cgroupRoot = "/kubepods"
+    /// The cluster DNS servers and domain pods with dnsPolicy ClusterFirst get (none: the node's).
+    public var clusterDNS: [String] = []
+    public var clusterDomain = "cluster.local"
+    /// What the node keeps for itself (`--system-reserved cpu=500m,memory=1Gi`), less from allocatable.
+    public var systemReserved: [String: String] = [:]
+    /// Pods the node takes (the kubelet's --max-pods).
+    public var maxPods = 110
+    /// How often the Lease is renewed (the kubelet's 10 s).
+    public var leaseInterval: Duration = .seconds(10)
+    /// How often the node's status is posted when nothing changed (the kubelet's 5 min, 10 s on change).
+    public var statusInterval: Duration = .seconds(60)
+    /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.
+    public var nodeIP: String?
+
+    public init(nodeName: String, runtimeEndpoint: String) {
+        self.nodeName = nodeName
+        self.runtimeEndpoint = runtimeEndpoint
+    }
+}
