@@ -1,0 +1,316 @@
+import BerthAPI
+import BerthCRI
+import BerthCRIProtocol
+import BerthControl
+import BerthKube
+import Foundation
+import Logging
+import ServiceLifecycle
+import GRPCCore
+
+/// The node agent (the kubelet's job): registers this machine as a Node, renews its Lease, watches the
+/// pods bound to it and runs them through a CRI runtime, reporting their status. It knows containers
+/// only through ``CRIClient``, so Berth's engine and containerd serve it alike.
+public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
+    let configuration: AgentConfiguration
+    let client: any KubeClient
+    let sources: any ObjectSourceProvider
+    /// Connected in ``run()`` once the runtime's socket exists (the engine in the same process may
+    /// still be binding it); the agent reaches containers only through it.
+    private(set) var cri: CRIClient!
+    let logger: Logger
+    let facts: NodeFacts
+    let events: EventRecorder
+    let recorder: ComponentRecorder
+    let queue = WorkQueue(name: "pods")
+    let state = PodRuntimeState()
+    let pods: Informer<CoreV1.Pod>
+    /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
+    private(set) var runtimeName = "berth"
+    private(set) var runtimeVersion = ""
+    private var nodeUID: String?
+    private var lease: CoordinationV1.Lease?
+
+    public init(
+        configuration: AgentConfiguration, client: any KubeClient, sources: any ObjectSourceProvider,
+        logger: Logger = Logger(label: "berth.agent")
+    ) {
+        self.configuration = configuration
+        self.client = client
+        self.sources = sources
+        self.logger = logger
+        facts = NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP)
+        events = EventRecorder()
+        recorder = events.component("kubelet")
+        let name = configuration.nodeName
+        pods = Informer(
+            source: FilteredSource(
+                inner: sources.source(CoreV1.Pod.self, resource: ResourceType.of(CoreV1.Pod.self)),
+                keep: { $0.spec.nodeName == name }),
+            name: "pods", logger: logger)
+    }
+
+    public func run() async throws {
+        try FileManager.default.createDirectory(
+            atPath: configuration.rootDirectory + "/pods", withIntermediateDirectories: true)
+        let version = try await connectRuntime()
+        runtimeName = version.runtimeName
+        runtimeVersion = version.runtimeVersion
+        try await register()
+        pods.onChange { [queue] event in
+            let key = event.object.cacheKey
+            Task { await queue.add(key) }
+        }
+        logger.info(
+            "node agent started",
+            metadata: ["node": "\(configuration.nodeName)", "runtime": "\(runtimeName) \(runtimeVersion)"])
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.pods.run() }
+                group.addTask { await self.events.run(client: self.client) }
+                group.addTask { await self.heartbeats() }
+                group.addTask { await self.relist() }
+                group.addTask {
+                    await self.pods.waitForSync()
+                    await runWorkers(self.queue, count: 4) { key in
+                        try await self.syncPod(key)
+                    } onError: { key, error in
+                        self.logger.debug("pod sync failed", metadata: ["pod": "\(key)", "error": "\(error)"])
+                    }
+                }
+                await group.waitForAll()
+            }
+        }
+        await cri.close()
+    }
+
+    /// Waits for the runtime's socket (up to a minute), connects, and asks the runtime's version.
+    func connectRuntime() async throws -> Runtime_V1_VersionResponse {
+        let endpoint = configuration.runtimeEndpoint
+        let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst("unix://".count)) : endpoint
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !FileManager.default.fileExists(atPath: path) {
+            guard ContinuousClock.now < deadline else {
+                throw AgentError("the container runtime's socket \(path) did not appear in 60 s")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let client = try CRIClient(endpoint: endpoint)
+        cri = client
+        var options = CallOptions.defaults
+        options.timeout = .seconds(10)
+        do {
+            return try await client.runtime.version(Runtime_V1_VersionRequest(), options: options)
+        } catch {
+            throw AgentError("the container runtime at \(endpoint) does not answer: \(error)")
+        }
+    }
+
+    // MARK: The Node
+
+    func nodeObject() -> CoreV1.Node {
+        var node = CoreV1.Node()
+        node.metadata.name = configuration.nodeName
+        node.metadata.labels = [
+            "kubernetes.io/hostname": configuration.nodeName, "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": Self.architecture, "beta.kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": Self.architecture,
+        ]
+        node.metadata.annotations = ["node.alpha.kubernetes.io/ttl": "0"]
+        node.status = nodeStatus()
+        return node
+    }
+
+    static let architecture: String = {
+        #if arch(x86_64)
+        return "amd64"
+        #elseif arch(arm64)
+        return "arm64"
+        #else
+        return "unknown"
+        #endif
+    }()
+
+    /// Capacity from the machine; allocatable less --system-reserved; the conditions the kubelet reports.
+    func nodeStatus() -> CoreV1.NodeStatus {
+        var status = CoreV1.NodeStatus()
+        let capacity: [String: Quantity] = [
+            "cpu": Quantity(String(facts.cpus)), "memory": Quantity(Self.kibibytes(facts.memoryBytes)),
+            "pods": Quantity(String(configuration.maxPods)),
+            "ephemeral-storage": Quantity(Self.kibibytes(facts.storageBytes)),
+            "hugepages-2Mi": Quantity("0"), "hugepages-1Gi": Quantity("0"),
+        ]
+        status.capacity = capacity
+        var allocatable = capacity
+        for (resource, reserved) in configuration.systemReserved {
+            guard let total = capacity[resource] else { continue }
+            let reservedQuantity = Quantity(reserved)
+            if resource == "cpu" {
+                let milli = max(0, (total.milliValue ?? 0) - (reservedQuantity.milliValue ?? 0))
+                allocatable[resource] = Quantity("\(milli)m")
+            } else {
+                let left = max(0, (total.value ?? 0) - (reservedQuantity.value ?? 0))
+                allocatable[resource] = Quantity(String(left))
+            }
+        }
+        status.allocatable = allocatable
+        let available = NodeFacts.memoryAvailable()
+        let memoryPressure = available > 0 && available < 100 << 20
+        status.conditions = Self.conditions(memoryPressure: memoryPressure)
+        status.addresses = [
+            CoreV1.NodeAddress(type: .internalIP, address: facts.internalIP),
+            CoreV1.NodeAddress(type: .hostName, address: facts.hostname),
+        ]
+        status.daemonEndpoints.kubeletEndpoint.Port = 10250
+        status.nodeInfo = CoreV1.NodeSystemInfo(
+            machineID: facts.machineID, systemUUID: facts.machineID, bootID: facts.bootID,
+            kernelVersion: facts.kernelVersion, osImage: facts.osImage,
+            containerRuntimeVersion: "\(runtimeName)://\(runtimeVersion)", kubeletVersion: "v1.32.0-berth",
+            kubeProxyVersion: "v1.32.0-berth", operatingSystem: "linux", architecture: Self.architecture)
+        return status
+    }
+
+    static func kibibytes(_ bytes: Int64) -> String { "\(bytes / 1024)Ki" }
+
+    static func conditions(memoryPressure: Bool) -> [CoreV1.NodeCondition] {
+        let now = MetaV1.Time.now()
+        func condition(
+            _ type: CoreV1.NodeConditionType, _ status: CoreV1.ConditionStatus, _ reason: String, _ message: String
+        )
+            -> CoreV1.NodeCondition
+        {
+            CoreV1.NodeCondition(
+                type: type, status: status, lastHeartbeatTime: now, lastTransitionTime: now, reason: reason,
+                message: message)
+        }
+        return [
+            memoryPressure
+                ? condition(
+                    .memoryPressure, .true, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
+                : condition(
+                    .memoryPressure, .false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            condition(.diskPressure, .false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            condition(.pidPressure, .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            condition(.ready, .true, "KubeletReady", "kubelet is posting ready status"),
+        ]
+    }
+
+    /// Creates the Node, or takes over the one already registered under this name.
+    func register() async throws {
+        do {
+            let created = try await client.create(nodeObject())
+            nodeUID = created.metadata.uid
+        } catch let error as APIError where error.code == 409 {
+            guard var existing = try await client.get(CoreV1.Node.self, namespace: nil, name: configuration.nodeName)
+            else { throw error }
+            nodeUID = existing.metadata.uid
+            let fresh = nodeStatus()
+            existing.status.capacity = fresh.capacity
+            existing.status.allocatable = fresh.allocatable
+            existing.status.conditions = fresh.conditions
+            existing.status.addresses = fresh.addresses
+            existing.status.nodeInfo = fresh.nodeInfo
+            existing.status.daemonEndpoints = fresh.daemonEndpoints
+            _ = try await client.updateStatus(existing)
+        }
+        await renewLease()
+    }
+
+    /// The Lease renewed every `leaseInterval`, the node's status posted every `statusInterval`.
+    func heartbeats() async {
+        var lastStatus = ContinuousClock.now
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.leaseInterval)
+            await renewLease()
+            if ContinuousClock.now - lastStatus >= configuration.statusInterval {
+                lastStatus = .now
+                await postStatus()
+            }
+        }
+    }
+
+    func postStatus() async {
+        guard var node = try? await client.get(CoreV1.Node.self, namespace: nil, name: configuration.nodeName) else {
+            return
+        }
+        let fresh = nodeStatus()
+        node.status.conditions = fresh.conditions
+        node.status.allocatable = fresh.allocatable
+        _ = try? await client.updateStatus(node)
+    }
+
+    func renewLease() async {
+        let name = configuration.nodeName
+        let now = MetaV1.MicroTime.now()
+        for _ in 0..<3 {
+            do {
+                var current = lease
+                if current == nil {
+                    current = try await client.get(CoordinationV1.Lease.self, namespace: "kube-node-lease", name: name)
+                }
+                if var existing = current {
+                    existing.spec.renewTime = now
+                    existing.spec.holderIdentity = name
+                    lease = try await client.update(existing)
+                } else {
+                    var fresh = CoordinationV1.Lease()
+                    fresh.metadata.name = name
+                    fresh.metadata.namespace = "kube-node-lease"
+                    if let uid = nodeUID {
+                        fresh.metadata.ownerReferences = [
+                            MetaV1.OwnerReference(apiVersion: "v1", kind: "Node", name: name, uid: uid)
+                        ]
+                    }
+                    fresh.spec.holderIdentity = name
+                    fresh.spec.leaseDurationSeconds = 40
+                    fresh.spec.renewTime = now
+                    lease = try await client.create(fresh)
+                }
+                return
+            } catch {
+                lease = nil
+            }
+        }
+        logger.warning("could not renew the node's lease", metadata: ["node": "\(name)"])
+    }
+
+    // MARK: Noticing container changes (the kubelet's PLEG)
+
+    /// Lists the runtime's containers every second and queues the pods whose containers changed state
+    /// (an exit the agent must act on), as the kubelet's pod lifecycle event generator relists.
+    func relist() async {
+        var previous: [String: Runtime_V1_ContainerState] = [:]
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard let listed = try? await cri.runtime.listContainers(Runtime_V1_ListContainersRequest()) else {
+                continue
+            }
+            var current: [String: Runtime_V1_ContainerState] = [:]
+            var changed: Set<String> = []
+            for container in listed.containers {
+                current[container.id] = container.state
+                if previous[container.id] != container.state,
+                    let namespace = container.labels[PodLabels.namespace], let name = container.labels[PodLabels.name]
+                {
+                    changed.insert(namespace + "/" + name)
+                }
+            }
+            previous = current
+            for key in changed { await queue.add(key) }
+        }
+    }
+}
+
+/// The labels the agent puts on sandboxes and containers to find a pod's again.
+enum PodLabels {
+    static let name = "io.kubernetes.pod.name"
+    static let namespace = "io.kubernetes.pod.namespace"
+    static let uid = "io.kubernetes.pod.uid"
+    static let container = "io.kubernetes.container.name"
+}
+
+/// Why the agent cannot run, in words for its log.
+struct AgentError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,154 @@
+import BerthAPI
+import BerthCRIProtocol
+import BerthControl
+import BerthJSON
+import BerthKube
+
+/// The pod's status as the kubelet's status manager writes it: phase, conditions, each container's
+/// state (with the last one it ended in), restart count, image and ID, the pod's and node's addresses
+/// and QoS class — posted as a merge patch of pods/status only when it changed.
+extension NodeAgent {
+    func postStatus(_ pod: CoreV1.Pod, sandbox: Runtime_V1_PodSandboxStatus, containers: [Runtime_V1_Container])
+        async throws
+    {
+        let uid = pod.metadata.uid ?? ""
+        var statuses: [CoreV1.ContainerStatus] = []
+        for container in pod.spec.containers {
+            let instances = containers.filter { $0.metadata.name == container.name }
+                .sorted { $0.metadata.attempt > $1.metadata.attempt }
+            var status = CoreV1.ContainerStatus()
+            status.name = container.name
+            status.image = container.image ?? ""
+            let waiting = await state.waitingReason(PodRuntimeState.key(uid, container.name))
+            if let latest = instances.first, let current = try? await containerStatus(latest.id) {
+                status.restartCount = Int32(latest.metadata.attempt)
+                status.containerID = "\(runtimeName)://\(latest.id)"
+                status.imageID = current.imageRef
+                status.image = current.image.image.isEmpty ? status.image : current.image.image
+                status.state = Self.state(current, runtime: runtimeName)
+                if current.state == .containerRunning {
+                    status.ready = true
+                    status.started = true
+                } else {
+                    status.started = false
+                }
+                if current.state != .containerRunning, let waiting {
+                    // Exited and not restarted yet (back-off), or a replacement that could not start.
+                    status.lastState = status.state
+                    status.state = CoreV1.ContainerState(
+                        waiting: CoreV1.ContainerStateWaiting(reason: waiting.reason, message: waiting.message))
+                } else if instances.count > 1, let previous = try? await containerStatus(instances[1].id) {
+                    status.lastState = Self.state(previous, runtime: runtimeName)
+                }
+            } else {
+                let reason = waiting ?? ("ContainerCreating", "")
+                status.state = CoreV1.ContainerState(
+                    waiting: CoreV1.ContainerStateWaiting(
+                        reason: reason.reason, message: reason.message.isEmpty ? nil : reason.message))
+                status.started = false
+            }
+            statuses.append(status)
+        }
+
+        var status = pod.status
+        status.phase = Self.phase(pod, statuses)
+        status.containerStatuses = statuses
+        status.hostIP = facts.internalIP
+        status.hostIPs = [CoreV1.HostIP(ip: facts.internalIP)]
+        if !sandbox.network.ip.isEmpty {
+            status.podIP = sandbox.network.ip
+            status.podIPs = ([sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip)).map {
+                CoreV1.PodIP(ip: $0)
+            }
+        } else if pod.spec.hostNetwork == true {
+            status.podIP = facts.internalIP
+            status.podIPs = [CoreV1.PodIP(ip: facts.internalIP)]
+        }
+        status.qosClass = PodQOS.of(pod)
+        status.startTime = pod.status.startTime ?? MetaV1.Time.now()
+        let allReady = !statuses.isEmpty && statuses.allSatisfy(\.ready)
+        let sandboxReady = sandbox.state == .sandboxReady
+        status.conditions = Self.conditions(
+            pod.status.conditions,
+            [
+                (.readyToStartContainers, sandboxReady), (.initialized, true), (.containersReady, allReady),
+                (.ready, allReady),
+            ])
+        guard status.kubeJSON() != pod.status.kubeJSON() else { return }
+        var patch: JSON = ["status": status.kubeJSON()]
+        patch["metadata"] = ["uid": .string(uid)]
+        do {
+            try await client.mergePatch(
+                ResourceType.of(CoreV1.Pod.self), namespace: pod.metadata.namespace, name: pod.metadata.name ?? "",
+                patch, subresource: "status")
+        } catch let error as APIError where error.code == 404 {}
+    }
+
+    /// A CRI container status as a Kubernetes container state.
+    static func state(_ status: Runtime_V1_ContainerStatus, runtime: String) -> CoreV1.ContainerState {
+        func time(_ nanoseconds: Int64) -> MetaV1.Time? {
+            nanoseconds > 0 ? MetaV1.Time(secondsSince1970: nanoseconds / 1_000_000_000) : nil
+        }
+        switch status.state {
+        case .containerRunning:
+            return CoreV1.ContainerState(running: CoreV1.ContainerStateRunning(startedAt: time(status.startedAt)))
+        case .containerExited:
+            var terminated = CoreV1.ContainerStateTerminated()
+            terminated.exitCode = status.exitCode
+            terminated.reason = status.reason.isEmpty ? nil : status.reason
+            terminated.message = status.message.isEmpty ? nil : status.message
+            terminated.startedAt = time(status.startedAt)
+            terminated.finishedAt = time(status.finishedAt)
+            terminated.containerID = "\(runtime)://\(status.id)"
+            return CoreV1.ContainerState(terminated: terminated)
+        default:
+            return CoreV1.ContainerState(waiting: CoreV1.ContainerStateWaiting(reason: "ContainerCreating"))
+        }
+    }
+
+    /// The kubelet's getPhase for a pod without init containers.
+    static func phase(_ pod: CoreV1.Pod, _ statuses: [CoreV1.ContainerStatus]) -> CoreV1.PodPhase {
+        var running = 0
+        var waiting = 0
+        var stopped = 0
+        var succeeded = 0
+        for status in statuses {
+            if status.state.running != nil {
+                running += 1
+            } else if let terminated = status.state.terminated {
+                stopped += 1
+                if terminated.exitCode == 0 { succeeded += 1 }
+            } else if status.lastState.terminated != nil {
+                stopped += 1
+            } else {
+                waiting += 1
+            }
+        }
+        if waiting > 0 { return .pending }
+        if running > 0 { return .running }
+        if stopped > 0 {
+            switch pod.spec.restartPolicy {
+            case .always?, nil: return .running
+            case .onFailure?: return stopped == succeeded ? .succeeded : .running
+            default: return stopped == succeeded ? .succeeded : .failed
+            }
+        }
+        return .pending
+    }
+
+    /// The conditions with ours set, keeping each one's transition time while its status holds.
+    static func conditions(
+        _ existing: [CoreV1.PodCondition], _ ours: [(CoreV1.PodConditionType, Bool)]
+    ) -> [CoreV1.PodCondition] {
+        var result = existing.filter { condition in !ours.contains { $0.0 == condition.type } }
+        for (type, value) in ours {
+            let status: CoreV1.ConditionStatus = value ? .true : .false
+            if let previous = existing.first(where: { $0.type == type }), previous.status == status {
+                result.append(previous)
+            } else {
+                result.append(CoreV1.PodCondition(type: type, status: status, lastTransitionTime: MetaV1.Time.now()))
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,310 @@
+import BerthAPI
+import BerthCRIProtocol
+import BerthControl
+import BerthKube
+import Foundation
+import GRPCCore
+
+/// One pass of the kubelet's SyncPod for one pod: its sandbox made (or remade), each container pulled,
+/// created and started — or restarted by the pod's restartPolicy with back-off — and the pod's status
+/// posted. A pod being deleted is stopped with its grace period and then removed for good.
+extension NodeAgent {
+    func syncPod(_ key: String) async throws {
+        guard let pod = pods.get(key) else {
+            try await removeLeftovers(key)
+            return
+        }
+        let uid = pod.metadata.uid ?? ""
+        if pod.metadata.deletionTimestamp != nil {
+            try await terminate(pod)
+            let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+            do {
+                try await client.delete(
+                    CoreV1.Pod.self, namespace: parts.first, name: parts.last ?? "", gracePeriod: 0, uid: uid)
+            } catch let error as APIError where error.code == 404 || error.code == 409 {}
+            return
+        }
+        if pod.status.phase == .succeeded || pod.status.phase == .failed {
+            // Done for good: its containers stay (for logs) but nothing restarts them; the sandbox stops.
+            for sandbox in try await sandboxes(of: uid) where sandbox.state == .sandboxReady {
+                var stop = Runtime_V1_StopPodSandboxRequest()
+                stop.podSandboxID = sandbox.id
+                _ = try await cri.runtime.stopPodSandbox(stop)
+            }
+            return
+        }
+
+        let sandboxID = try await ensureSandbox(pod)
+        var statusRequest = Runtime_V1_PodSandboxStatusRequest()
+        statusRequest.podSandboxID = sandboxID
+        let sandbox = try await cri.runtime.podSandboxStatus(statusRequest).status
+        var listRequest = Runtime_V1_ListContainersRequest()
+        listRequest.filter.podSandboxID = sandboxID
+        var containers = try await cri.runtime.listContainers(listRequest).containers
+        var requeueAfter: Duration?
+
+        for container in pod.spec.containers {
+            let stateKey = PodRuntimeState.key(uid, container.name)
+            let instances = containers.filter { $0.metadata.name == container.name }
+                .sorted { $0.metadata.attempt > $1.metadata.attempt }
+            let latest = instances.first
+            switch latest?.state {
+            case .containerRunning?:
+                continue
+            case .containerCreated?:
+                var start = Runtime_V1_StartContainerRequest()
+                start.containerID = latest!.id
+                _ = try? await cri.runtime.startContainer(start)
+                continue
+            case .containerExited?, .containerUnknown?:
+                let status = try await containerStatus(latest!.id)
+                guard Self.shouldRestart(pod, exitCode: status.exitCode) else { continue }
+                // A container that ran ten minutes is healthy again: its back-off starts over.
+                if status.finishedAt - status.startedAt > 600_000_000_000 { await state.reset(stateKey) }
+                if let left = await state.remaining(stateKey) {
+                    let delay = await state.delay(stateKey)
+                    await state.setWaiting(
+                        stateKey, reason: "CrashLoopBackOff",
+                        message:
+                            "back-off \(Self.seconds(delay)) restarting failed container=\(container.name) pod=\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(uid))"
+                    )
+                    requeueAfter = min(requeueAfter ?? left, left)
+                    continue
+                }
+                await state.failed(stateKey)
+                try await startContainer(
+                    container, pod: pod, sandboxID: sandboxID, sandbox: sandbox,
+                    attempt: Int(latest!.metadata.attempt) + 1,
+                    stateKey: stateKey, requeueAfter: &requeueAfter)
+                // Older instances than the one just replaced are not kept (the kubelet keeps one dead one).
+                for old in instances.dropFirst() { await removeContainer(old.id) }
+            default:
+                try await startContainer(
+                    container, pod: pod, sandboxID: sandboxID, sandbox: sandbox, attempt: 0, stateKey: stateKey,
+                    requeueAfter: &requeueAfter)
+            }
+        }
+        containers = try await cri.runtime.listContainers(listRequest).containers
+        try await postStatus(pod, sandbox: sandbox, containers: containers)
+        if let requeueAfter { await queue.addSoon(key, after: requeueAfter) }
+    }
+
+    /// Whether the pod's restartPolicy restarts a container that exited with `exitCode`.
+    static func shouldRestart(_ pod: CoreV1.Pod, exitCode: Int32) -> Bool {
+        switch pod.spec.restartPolicy {
+        case .never?: return false
+        case .onFailure?: return exitCode != 0
+        default: return true
+        }
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let total = duration.components.seconds
+        return total >= 60 ? "\(total / 60)m\(total % 60)s" : "\(total)s"
+    }
+
+    func sandboxes(of uid: String) async throws -> [Runtime_V1_PodSandbox] {
+        var request = Runtime_V1_ListPodSandboxRequest()
+        request.filter.labelSelector = [PodLabels.uid: uid]
+        return try await cri.runtime.listPodSandbox(request).items
+    }
+
+    /// The pod's ready sandbox, made when there is none (an older, stopped one has its containers
+    /// removed first: a new sandbox starts every container anew, as the kubelet does).
+    func ensureSandbox(_ pod: CoreV1.Pod) async throws -> String {
+        let uid = pod.metadata.uid ?? ""
+        let existing = try await sandboxes(of: uid)
+        if let ready = existing.first(where: { $0.state == .sandboxReady }) { return ready.id }
+        for old in existing {
+            var remove = Runtime_V1_RemovePodSandboxRequest()
+            remove.podSandboxID = old.id
+            _ = try? await cri.runtime.removePodSandbox(remove)
+        }
+        let attempt = UInt32(existing.map { $0.metadata.attempt + 1 }.max() ?? 0)
+        let resolvConf = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+        var request = Runtime_V1_RunPodSandboxRequest()
+        request.config = PodConfigs.sandboxConfig(
+            pod, attempt: attempt, configuration: configuration, hostResolvConf: resolvConf)
+        do {
+            let id = try await cri.runtime.runPodSandbox(request).podSandboxID
+            recorder.record(pod, reason: "SandboxCreated", message: "Created pod sandbox \(id.prefix(12))")
+            return id
+        } catch {
+            recorder.record(
+                pod, type: "Warning", reason: "FailedCreatePodSandBox",
+                message: "Failed to create pod sandbox: \(Self.message(error))")
+            throw error
+        }
+    }
+
+    func containerStatus(_ id: String) async throws -> Runtime_V1_ContainerStatus {
+        var request = Runtime_V1_ContainerStatusRequest()
+        request.containerID = id
+        return try await cri.runtime.containerStatus(request).status
+    }
+
+    func removeContainer(_ id: String) async {
+        var request = Runtime_V1_RemoveContainerRequest()
+        request.containerID = id
+        _ = try? await cri.runtime.removeContainer(request)
+    }
+
+    /// Pulls (by the container's imagePullPolicy), makes the config, creates and starts one container.
+    /// A pull or config that fails leaves the container waiting with the kubelet's reason.
+    func startContainer(
+        _ container: CoreV1.Container, pod: CoreV1.Pod, sandboxID: String, sandbox: Runtime_V1_PodSandboxStatus,
+        attempt: Int, stateKey: String, requeueAfter: inout Duration?
+    ) async throws {
+        let image: Runtime_V1_Image
+        do {
+            image = try await ensureImage(container, pod: pod, stateKey: stateKey)
+        } catch let failure as WaitingFailure {
+            await state.setWaiting(stateKey, reason: failure.reason, message: failure.message)
+            if let left = await state.remaining(stateKey) { requeueAfter = min(requeueAfter ?? left, left) }
+            return
+        }
+        let config: Runtime_V1_ContainerConfig
+        do {
+            config = try await containerConfig(container, pod: pod, sandbox: sandbox, image: image, attempt: attempt)
+        } catch let failure as PodConfigError {
+            await state.setWaiting(stateKey, reason: "CreateContainerConfigError", message: failure.message)
+            recorder.record(pod, type: "Warning", reason: "Failed", message: "Error: \(failure.message)")
+            requeueAfter = min(requeueAfter ?? .seconds(10), .seconds(10))
+            return
+        }
+        var create = Runtime_V1_CreateContainerRequest()
+        create.podSandboxID = sandboxID
+        create.config = config
+        create.sandboxConfig = PodConfigs.sandboxConfig(
+            pod, attempt: 0, configuration: configuration,
+            hostResolvConf: (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "")
+        let id: String
+        do {
+            id = try await cri.runtime.createContainer(create).containerID
+        } catch {
+            await state.setWaiting(stateKey, reason: "CreateContainerError", message: Self.message(error))
+            recorder.record(pod, type: "Warning", reason: "Failed", message: "Error: \(Self.message(error))")
+            requeueAfter = min(requeueAfter ?? .seconds(10), .seconds(10))
+            return
+        }
+        recorder.record(pod, reason: "Created", message: "Created container \(container.name)")
+        var start = Runtime_V1_StartContainerRequest()
+        start.containerID = id
+        do {
+            _ = try await cri.runtime.startContainer(start)
+            await state.clearWaiting(stateKey)
+            recorder.record(pod, reason: "Started", message: "Started container \(container.name)")
+        } catch {
+            await state.setWaiting(stateKey, reason: "RunContainerError", message: Self.message(error))
+            recorder.record(pod, type: "Warning", reason: "Failed", message: "Error: \(Self.message(error))")
+        }
+    }
+
+    /// Why a container waits: the reason and message its status shows.
+    struct WaitingFailure: Error {
+        var reason: String
+        var message: String
+    }
+
+    /// The image, pulled when the policy says so: Always, or IfNotPresent and absent (Never and absent
+    /// is ErrImageNeverPull). Failures back off as the kubelet's: ErrImagePull, then ImagePullBackOff.
+    func ensureImage(_ container: CoreV1.Container, pod: CoreV1.Pod, stateKey: String) async throws -> Runtime_V1_Image
+    {
+        let name = container.image ?? ""
+        var status = Runtime_V1_ImageStatusRequest()
+        status.image.image = name
+        let present = try await cri.images.imageStatus(status)
+        let policy = container.imagePullPolicy ?? Self.defaultPullPolicy(name)
+        if present.hasImage && policy != .always { return present.image }
+        if policy == .never {
+            recorder.record(
+                pod, type: "Warning", reason: "ErrImageNeverPull",
+                message: "Container image \"\(name)\" is not present with pull policy of Never")
+            throw WaitingFailure(
+                reason: "ErrImageNeverPull",
+                message: "Container image \"\(name)\" is not present with pull policy of Never")
+        }
+        if await state.remaining(stateKey + "#pull") != nil {
+            throw WaitingFailure(reason: "ImagePullBackOff", message: "Back-off pulling image \"\(name)\"")
+        }
+        recorder.record(pod, reason: "Pulling", message: "Pulling image \"\(name)\"")
+        var pull = Runtime_V1_PullImageRequest()
+        pull.image.image = name
+        do {
+            _ = try await cri.images.pullImage(pull)
+        } catch {
+            await state.failed(stateKey + "#pull")
+            let message = "Failed to pull image \"\(name)\": \(Self.message(error))"
+            recorder.record(pod, type: "Warning", reason: "Failed", message: message)
+            throw WaitingFailure(reason: "ErrImagePull", message: message)
+        }
+        await state.reset(stateKey + "#pull")
+        recorder.record(pod, reason: "Pulled", message: "Successfully pulled image \"\(name)\"")
+        let pulled = try await cri.images.imageStatus(status)
+        guard pulled.hasImage else {
+            throw WaitingFailure(reason: "ErrImagePull", message: "image \"\(name)\" is not present after its pull")
+        }
+        return pulled.image
+    }
+
+    /// Always for `:latest` or no tag, IfNotPresent otherwise (the API server's defaulting, for pods
+    /// that did not get it).
+    static func defaultPullPolicy(_ image: String) -> CoreV1.PullPolicy {
+        if image.contains("@") { return .ifNotPresent }
+        let last = image.split(separator: "/").last ?? ""
+        guard let colon = last.lastIndex(of: ":") else { return .always }
+        return last[last.index(after: colon)...] == "latest" ? .always : .ifNotPresent
+    }
+
+    /// The container's CRI config: its environment resolved (ConfigMaps and Secrets read now), its
+    /// volumes mounted, its resources, security and identity.
+    func containerConfig(
+        _ container: CoreV1.Container, pod: CoreV1.Pod, sandbox: Runtime_V1_PodSandboxStatus, image: Runtime_V1_Image,
+        attempt: Int
+    ) async throws -> Runtime_V1_ContainerConfig {
+        let namespace = pod.metadata.namespace ?? "default"
+        var configMaps: [String: [String: String]] = [:]
+        var secrets: [String: [String: [UInt8]]] = [:]
+        for name in Self.referencedConfigMaps(container) where configMaps[name] == nil {
+            if let object = try await client.get(CoreV1.ConfigMap.self, namespace: namespace, name: name) {
+                var data = object.data
+                for (key, value) in object.binaryData { data[key] = String(decoding: value, as: UTF8.self) }
+                configMaps[name] = data
+            }
+        }
+        for name in Self.referencedSecrets(container) where secrets[name] == nil {
+            if let object = try await client.get(CoreV1.Secret.self, namespace: namespace, name: name) {
+                secrets[name] = object.data
+            }
+        }
+        let environment = try PodConfigs.environment(
+            container, pod: pod, podIP: sandbox.network.ip,
+            podIPs: [sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip), hostIP: facts.internalIP,
+            nodeName: configuration.nodeName, nodeAllocatable: nodeStatus().allocatable,
+            configMaps: { configMaps[$1] }, secrets: { secrets[$1] })
+        let mounts = try await PodVolumes.mounts(
+            for: container, pod: pod, root: configuration.rootDirectory, client: client)
+        return PodConfigs.containerConfig(
+            container, pod: pod, restartCount: attempt, image: image.id, environment: environment, mounts: mounts,
+            configuration: configuration, machineMemory: facts.memoryBytes,
+            imageUID: image.hasUid ? image.uid.value : nil, imageUsername: image.username)
+    }
+
+    static func referencedConfigMaps(_ container: CoreV1.Container) -> Set<String> {
+        var names = Set(container.envFrom.compactMap { $0.configMapRef?.name })
+        for variable in container.env { if let name = variable.valueFrom?.configMapKeyRef?.name { names.insert(name) } }
+        return names
+    }
+
+    static func referencedSecrets(_ container: CoreV1.Container) -> Set<String> {
+        var names = Set(container.envFrom.compactMap { $0.secretRef?.name })
+        for variable in container.env { if let name = variable.valueFrom?.secretKeyRef?.name { names.insert(name) } }
+        return names
+    }
+
+    /// A CRI error's message without the gRPC wrapping.
+    static func message(_ error: any Error) -> String {
+        if let rpc = error as? RPCError { return rpc.message }
+        return "\(error)"
+    }
+}

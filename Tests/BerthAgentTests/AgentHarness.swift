@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import Foundation
+import Testing
+
+/// Real root: uid 0 in the initial user namespace. The agent suites run real containers.
+let isRealRoot: Bool = {
+    guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
+    let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
+    return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
+}()
+
+struct AgentTestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+/// `berth server` as a user starts it — the control plane, the engine and the node agent in one
+/// process — over directories of its own, with an image `test/agent:1` (this machine's busybox)
+/// imported into the engine; and kubectl pointed at it.
+final class ServerBox: @unchecked Sendable {
+    @TaskLocal static var current: ServerBox?
+
+    let base: String
+    let berth: String
+    let nodeName = "berth-agent-test"
+    let image = "test/agent:1"
+    let port: Int
+    /// The pods' cgroups, under a parent of this box's own (removed at tear-down).
+    let cgroupRoot: String
+    private var server: pid_t = 0
+
+    init() throws {
+        base = NSTemporaryDirectory() + "berth-agent-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        var directory = (try? FileSystem.realPath("/proc/self/exe")).map(FileSystem.parent) ?? ""
+        var found = "berth"
+        while !directory.isEmpty && directory != "/" {
+            if FileManager.default.isExecutableFile(atPath: directory + "/berth") {
+                found = directory + "/berth"
+                break
+            }
+            directory = FileSystem.parent(of: directory)
+        }
+        berth = found
+        cgroupRoot = "/" + FileSystem.parent(of: base + "/x").split(separator: "/").last! + "/kubepods"
+        for sub in ["server", "engine", "run", "agent", "logs", "image/bin", "image/etc", "image/tmp", "image/www"] {
+            try FileManager.default.createDirectory(atPath: "\(base)/\(sub)", withIntermediateDirectories: true)
+        }
+        let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        close(socket)
+        try importImage()
+        try start()
+    }
+
+    var environment: [String] {
+        ["BERTH_RUN=\(base)/run", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=\(base)"]
+    }
+
+    private func importImage() throws {
+        let tree = base + "/image"
+        chmod(tree + "/tmp", 0o1777)
+        _ = try ChildProcess.run("/bin/cp", arguments: ["cp", "/bin/busybox", tree + "/bin/busybox"], environment: [])
+        let applets = try ChildProcess.run("/bin/busybox", arguments: ["busybox", "--list"], environment: [])
+        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" {
+            symlink("busybox", "\(tree)/bin/\(applet)")
+        }
+        try FileSystem.writeAtomically(tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\n".utf8))
+        try FileSystem.writeAtomically(tree + "/www/index.html", Array("served by a pod\n".utf8))
+        let tar = base + "/layer.tar"
+        let packed = try ChildProcess.run(
+            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
+        guard packed.status.succeeded else { throw AgentTestFailure("tar: \(packed.stderrText)") }
+        let imported = try ChildProcess.run(
+            berth, arguments: [berth, "image", "import", "--root", base + "/engine", tar, "--tag", image],
+            environment: environment)
+        guard imported.status.succeeded else { throw AgentTestFailure("image import: \(imported.stderrText)") }
+    }
+
+    private func start() throws {
+        let output = try BerthOS.Pipe()
+        let logFile = open(base + "/server.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        defer { close(logFile) }
+        server = try ChildProcess.spawn(
+            berth,
+            arguments: [
+                berth, "server", "--data-dir", base + "/server", "--listen", "127.0.0.1:\(port)",
+                "--root", base + "/engine", "--agent-root", base + "/agent", "--pod-log-dir", base + "/logs",
+                "--node-name", nodeName, "--node-monitor-grace-seconds", "40", "--cgroup-root", cgroupRoot,
+            ],
+            environment: environment, fileDescriptors: [1: output.writing.rawValue, 2: logFile])
+        output.writing.close()
+        var seen = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !seen.contains("ready ") {
+            guard Date() < deadline else { throw AgentTestFailure("berth server did not start: \(seen)") }
+            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 1000) > 0 else { continue }
+            let bytes = try output.reading.read(upTo: 4096)
+            if bytes.isEmpty { throw AgentTestFailure("berth server exited: \(log())") }
+            seen += String(decoding: bytes, as: UTF8.self)
+        }
+    }
+
+    func log() -> String { (try? FileSystem.readString(base + "/server.log")) ?? "" }
+
+    /// kubectl against the server.
+    @discardableResult
+    func kubectl(_ arguments: [String], input: String = "") throws -> ChildProcess.Output {
+        try ChildProcess.run(
+            "/usr/bin/kubectl",
+            arguments: ["kubectl", "--kubeconfig", base + "/server/admin.kubeconfig"] + arguments,
+            environment: environment, input: Array(input.utf8))
+    }
+
+    /// A jsonpath of an object, trimmed.
+    func get(_ object: String, _ path: String) throws -> String {
+        try kubectl(["get", object, "-o", "jsonpath=\(path)"]).stdoutText
+    }
+
+    /// Polls until `condition` holds (pod states have no event a test can await short of a watch).
+    func eventually(_ seconds: Double = 60, _ condition: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(100_000)
+        }
+        return try condition()
+    }
+
+    /// Deletes every pod (the agent stops their containers), stops the server, removes what is left.
+    func tearDown() {
+        _ = try? kubectl(["delete", "pods", "--all", "--wait=true", "--timeout=60s", "--grace-period=1"])
+        if server > 0 {
+            kill(server, SIGTERM)
+            _ = try? ChildProcess.wait(server)
+        }
+        // Whatever the agent left (a failed test): the engine's CLI removes its containers.
+        if let ids = try? ChildProcess.run(
+            berth, arguments: [berth, "ps", "-aq", "--no-trunc", "--root", base + "/engine"], environment: environment
+        ).stdoutText.split(separator: "\n").map(String.init), !ids.isEmpty {
+            _ = try? ChildProcess.run(
+                berth, arguments: [berth, "rm", "-f", "--root", base + "/engine"] + ids, environment: environment)
+        }
+        let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 4, fields[4].hasPrefix(base) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
+        }
+        // The pods' cgroups: made by the runtime under this box's root, removed deepest first (rmdir
+        // refuses a cgroup that still has processes, so nothing live is touched).
+        let top = FileSystem.parent(of: cgroupRoot)
+        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
+            let directory = "/sys/fs/cgroup/\(controller)\(top)"
+            guard FileSystem.isDirectory(directory) else { continue }
+            _ = try? ChildProcess.run(
+                "/usr/bin/find", arguments: ["find", directory, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
+                environment: [])
+        }
+        try? FileManager.default.removeItem(atPath: base)
+    }
+}
+
+/// One server for a suite, made before its tests and torn down after them all.
+struct ServerScope: SuiteTrait, TestScoping {
+    var isRecursive: Bool { false }
+
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        guard isRealRoot else { return try await function() }
+        let box = try ServerBox()
+        defer { box.tearDown() }
+        try await ServerBox.$current.withValue(box) { try await function() }
+    }
+}
+
+extension Trait where Self == ServerScope {
+    static var berthServer: Self { ServerScope() }
+}

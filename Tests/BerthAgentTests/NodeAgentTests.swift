@@ -1,0 +1,146 @@
+import BerthOS
+import Foundation
+import Testing
+
+/// `berth server` as a one-node cluster: its agent registers the node and runs real pods through the
+/// engine's CRI, driven with kubectl as a user drives a cluster.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct NodeAgentTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func theNodeRegistersReadyWithTheMachinesCapacity() throws {
+        let box = try box
+        #expect(
+            try box.eventually {
+                try box.get("node/\(box.nodeName)", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+            }, "\(box.log())")
+        let cpus = try box.get("node/\(box.nodeName)", "{.status.capacity.cpu}")
+        #expect(Int(cpus) == Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #expect(try box.get("node/\(box.nodeName)", "{.status.nodeInfo.containerRuntimeVersion}").hasPrefix("berth://"))
+        let holder = try box.kubectl([
+            "get", "lease", box.nodeName, "-n", "kube-node-lease", "-o", "jsonpath={.spec.holderIdentity}",
+        ]).stdoutText
+        #expect(holder == box.nodeName)
+    }
+
+    @Test func aPodRunsAndServesOnItsAddress() throws {
+        let box = try box
+        let created = try box.kubectl([
+            "run", "web", "--image=\(box.image)", "--port=8080", "--", "httpd", "-f", "-p", "8080", "-h", "/www",
+        ])
+        #expect(created.status.succeeded, "\(created.stderrText)")
+        #expect(try box.eventually { try box.get("pod/web", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(
+            try box.eventually { try box.get("pod/web", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True" }
+        )
+        let ip = try box.get("pod/web", "{.status.podIP}")
+        #expect(!ip.isEmpty)
+        #expect(try box.get("pod/web", "{.status.containerStatuses[0].containerID}").hasPrefix("berth://"))
+        #expect(try box.get("pod/web", "{.status.qosClass}") == "BestEffort")
+        var body = ""
+        #expect(
+            try box.eventually(20) {
+                body =
+                    (try? ChildProcess.run(
+                        "/usr/bin/curl", arguments: ["curl", "-s", "-m", "2", "http://\(ip):8080/index.html"],
+                        environment: []))?.stdoutText ?? ""
+                return body == "served by a pod\n"
+            })
+        // Deleted: stopped within its grace period and gone from the API.
+        let deleted = try box.kubectl(["delete", "pod", "web", "--grace-period=2", "--timeout=60s"])
+        #expect(deleted.status.succeeded, "\(deleted.stderrText)")
+        #expect(try box.kubectl(["get", "pod", "web"]).status != .exited(0))
+    }
+
+    @Test func aCrashingContainerBacksOffAsTheKubeletsDoes() throws {
+        let box = try box
+        _ = try box.kubectl(["run", "crasher", "--image=\(box.image)", "--", "sh", "-c", "echo bye; exit 3"])
+        #expect(
+            try box.eventually(40) {
+                try box.get("pod/crasher", "{.status.containerStatuses[0].state.waiting.reason}") == "CrashLoopBackOff"
+            }, "\(box.log())")
+        #expect(Int(try box.get("pod/crasher", "{.status.containerStatuses[0].restartCount}")) ?? 0 >= 1)
+        #expect(try box.get("pod/crasher", "{.status.containerStatuses[0].lastState.terminated.exitCode}") == "3")
+        #expect(try box.get("pod/crasher", "{.status.phase}") == "Running")
+        let uid = try box.get("pod/crasher", "{.metadata.uid}")
+        let log = try FileSystem.readString("\(box.base)/logs/default_crasher_\(uid)/crasher/0.log")
+        #expect(log.hasSuffix(" stdout F bye\n"))
+        _ = try box.kubectl(["delete", "pod", "crasher", "--grace-period=0", "--force"])
+    }
+
+    @Test func aPodThatEndsSucceedsOrFailsByItsRestartPolicy() throws {
+        let box = try box
+        _ = try box.kubectl(["run", "once", "--image=\(box.image)", "--restart=Never", "--", "true"])
+        _ = try box.kubectl(["run", "fails", "--image=\(box.image)", "--restart=Never", "--", "false"])
+        #expect(try box.eventually { try box.get("pod/once", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        #expect(try box.eventually { try box.get("pod/fails", "{.status.phase}") == "Failed" })
+        #expect(try box.get("pod/once", "{.status.containerStatuses[0].state.terminated.reason}") == "Completed")
+        #expect(try box.get("pod/fails", "{.status.containerStatuses[0].state.terminated.reason}") == "Error")
+    }
+
+    @Test func environmentFromConfigMapsAndTheDownwardAPI() throws {
+        let box = try box
+        _ = try box.kubectl(["create", "configmap", "settings", "--from-literal=greeting=hello"])
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: env, labels: {app: env}}
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sh", "-c", "echo $GREETING $(POD_NAME) $NODE; cat /config/greeting; echo"]
+                env:
+                - {name: GREETING, valueFrom: {configMapKeyRef: {name: settings, key: greeting}}}
+                - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+                - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+                volumeMounts: [{name: config, mountPath: /config}]
+              volumes: [{name: config, configMap: {name: settings}}]
+            """
+        let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(applied.status.succeeded, "\(applied.stderrText)")
+        #expect(try box.eventually { try box.get("pod/env", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        let uid = try box.get("pod/env", "{.metadata.uid}")
+        let log = try FileSystem.readString("\(box.base)/logs/default_env_\(uid)/main/0.log")
+        let lines = log.split(separator: "\n").map {
+            $0.split(separator: " ", maxSplits: 3).last.map(String.init) ?? ""
+        }
+        #expect(lines == ["hello env \(box.nodeName)", "hello"])
+
+        // A missing ConfigMap: the kubelet's reason and message, not a stuck pod without one.
+        _ = try box.kubectl(
+            ["apply", "-f", "-"],
+            input: manifest.replacingOccurrences(of: "name: env,", with: "name: broken,")
+                .replacingOccurrences(of: "configMapKeyRef: {name: settings", with: "configMapKeyRef: {name: absent"))
+        #expect(
+            try box.eventually(30) {
+                try box.get("pod/broken", "{.status.containerStatuses[0].state.waiting.reason}")
+                    == "CreateContainerConfigError"
+            }, "\(box.log())")
+        #expect(
+            try box.get("pod/broken", "{.status.containerStatuses[0].state.waiting.message}")
+                == "configmap \"absent\" not found")
+    }
+
+    @Test func anImageThatIsNotThereWithPolicyNeverSaysSo() throws {
+        let box = try box
+        _ = try box.kubectl(["run", "ghost", "--image=test/absent:1", "--image-pull-policy=Never", "--", "true"])
+        #expect(
+            try box.eventually(30) {
+                try box.get("pod/ghost", "{.status.containerStatuses[0].state.waiting.reason}") == "ErrImageNeverPull"
+            }, "\(box.log())")
+        #expect(try box.get("pod/ghost", "{.status.phase}") == "Pending")
+    }
+
+    @Test func aDeploymentsReplicasRunOnTheNode() throws {
+        let box = try box
+        let created = try box.kubectl([
+            "create", "deployment", "hello", "--image=\(box.image)", "--replicas=2", "--", "sleep", "1000",
+        ])
+        #expect(created.status.succeeded, "\(created.stderrText)")
+        #expect(
+            try box.eventually { try box.get("deployment/hello", "{.status.readyReplicas}") == "2" }, "\(box.log())")
+        _ = try box.kubectl(["delete", "deployment", "hello"])
+    }
+}
