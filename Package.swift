@@ -210,6 +210,8 @@ let package = Package(
             // is compiled in by swift-nio-ssl and swift-crypto. `make release` strips it (symbols kept beside).
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
 
+        // What the root-gated suites share (is this real root, where the built executables are).
+        .target(name: "BerthTestSupport", dependencies: ["BerthOS"], path: "Sources/BerthTestSupport"),
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
         .testTarget(name: "BerthJSONTests", dependencies: ["BerthJSON"]),
         .testTarget(name: "BerthKubeTests", dependencies: ["BerthKube", "BerthJSON"]),
@@ -218,7 +220,7 @@ let package = Package(
         .testTarget(name: "BerthNetworkTests", dependencies: ["BerthNetwork", "BerthDNS", "BerthOS"]),
         .testTarget(
             name: "BerthEngineTests",
-            dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS"]),
+            dependencies: ["BerthEngine", "BerthImage", "BerthNetwork", "BerthOCI", "BerthOS", "BerthTestSupport"]),
         // The CLI's own logic (its hand-written hot-path parser held to ArgumentParser's results).
         .testTarget(name: "BerthCLITests", dependencies: ["berth"]),
         // BerthControl for the garbage collector, which finishes the deletes the API tests make.
@@ -229,20 +231,20 @@ let package = Package(
         .testTarget(
             name: "BerthDockerAPITests",
             dependencies: [
-                "BerthDockerAPI", "BerthEngine", "BerthImage", "BerthOS",
+                "BerthDockerAPI", "BerthEngine", "BerthImage", "BerthOS", "BerthTestSupport",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .testTarget(
             name: "BerthCRITests",
             dependencies: [
-                "BerthCRI", "BerthCRIProtocol", "BerthEngine", "BerthImage", "BerthOS",
+                "BerthCRI", "BerthCRIProtocol", "BerthEngine", "BerthImage", "BerthOS", "BerthTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
             ]),
         .testTarget(
             name: "BerthAgentTests",
             dependencies: [
                 "BerthAgent", "BerthCRI", "BerthCRIProtocol", "BerthKube", "BerthControl", "BerthAPI", "BerthOS",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "BerthTestSupport", .product(name: "GRPCCore", package: "grpc-swift-2"),
             ]),
         .testTarget(
             name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),

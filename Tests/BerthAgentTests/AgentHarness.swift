@@ -2,20 +2,10 @@
 import Glibc
 #endif
 import BerthOS
+// The suite helpers every file of this target uses (isRealRoot, builtExecutable, TestFailure).
+@_exported import BerthTestSupport
 import Foundation
 import Testing
-
-/// Real root: uid 0 in the initial user namespace. The agent suites run real containers.
-let isRealRoot: Bool = {
-    guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
-    let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
-    return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
-}()
-
-struct AgentTestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
 
 /// `berth server` as a user starts it — the control plane, the engine and the node agent in one
 /// process — over directories of its own, with an image `test/agent:1` (this machine's busybox)
@@ -34,18 +24,9 @@ final class ServerBox: @unchecked Sendable {
 
     init() throws {
         base = NSTemporaryDirectory() + "berth-agent-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        var directory = (try? FileSystem.realPath("/proc/self/exe")).map(FileSystem.parent) ?? ""
-        var found = "berth"
-        while !directory.isEmpty && directory != "/" {
-            if FileManager.default.isExecutableFile(atPath: directory + "/berth") {
-                found = directory + "/berth"
-                break
-            }
-            directory = FileSystem.parent(of: directory)
-        }
-        berth = found
+        berth = builtExecutable("berth")
         cgroupRoot = "/" + FileSystem.parent(of: base + "/x").split(separator: "/").last! + "/kubepods"
-        for sub in ["server", "engine", "run", "agent", "logs", "image/bin", "image/etc", "image/tmp", "image/www"] {
+        for sub in ["server", "engine", "run", "agent", "logs"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(sub)", withIntermediateDirectories: true)
         }
         let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -70,23 +51,13 @@ final class ServerBox: @unchecked Sendable {
     }
 
     private func importImage() throws {
-        let tree = base + "/image"
-        chmod(tree + "/tmp", 0o1777)
-        _ = try ChildProcess.run("/bin/cp", arguments: ["cp", "/bin/busybox", tree + "/bin/busybox"], environment: [])
-        let applets = try ChildProcess.run("/bin/busybox", arguments: ["busybox", "--list"], environment: [])
-        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" {
-            symlink("busybox", "\(tree)/bin/\(applet)")
-        }
-        try FileSystem.writeAtomically(tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\n".utf8))
-        try FileSystem.writeAtomically(tree + "/www/index.html", Array("served by a pod\n".utf8))
-        let tar = base + "/layer.tar"
-        let packed = try ChildProcess.run(
-            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
-        guard packed.status.succeeded else { throw AgentTestFailure("tar: \(packed.stderrText)") }
+        let tar = try busyboxLayer(
+            in: base,
+            files: ["/etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "/www/index.html": "served by a pod\n"])
         let imported = try ChildProcess.run(
             berth, arguments: [berth, "image", "import", "--root", base + "/engine", tar, "--tag", image],
             environment: environment)
-        guard imported.status.succeeded else { throw AgentTestFailure("image import: \(imported.stderrText)") }
+        guard imported.status.succeeded else { throw TestFailure("image import: \(imported.stderrText)") }
     }
 
     private func start() throws {
@@ -105,11 +76,11 @@ final class ServerBox: @unchecked Sendable {
         var seen = ""
         let deadline = Date().addingTimeInterval(60)
         while !seen.contains("ready ") {
-            guard Date() < deadline else { throw AgentTestFailure("berth server did not start: \(seen)") }
+            guard Date() < deadline else { throw TestFailure("berth server did not start: \(seen)") }
             var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
             guard poll(&entry, 1, 1000) > 0 else { continue }
             let bytes = try output.reading.read(upTo: 4096)
-            if bytes.isEmpty { throw AgentTestFailure("berth server exited: \(log())") }
+            if bytes.isEmpty { throw TestFailure("berth server exited: \(log())") }
             seen += String(decoding: bytes, as: UTF8.self)
         }
     }

@@ -4,32 +4,11 @@ import Glibc
 import BerthCRI
 import BerthCRIProtocol
 import BerthOS
+// The suite helpers every file of this target uses (isRealRoot, builtExecutable, TestFailure).
+@_exported import BerthTestSupport
 import FoundationEssentials
 import GRPCCore
 import Testing
-
-/// Real root: uid 0 in the initial user namespace. The CRI suites run real containers.
-let isRealRoot: Bool = {
-    guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
-    let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
-    return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
-}()
-
-/// An executable built beside the test bundle (berth, berth-monitor).
-func builtExecutable(_ name: String) -> String {
-    var directory = FileSystem.parent(of: (try? FileSystem.realPath("/proc/self/exe")) ?? "")
-    while !directory.isEmpty && directory != "/" {
-        let candidate = directory + "/" + name
-        if FileSystem.exists(candidate) && !FileSystem.isDirectory(candidate) { return candidate }
-        directory = FileSystem.parent(of: directory)
-    }
-    return name
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
 
 /// A private `berth engine` serving the CRI on a socket of its own, over its own data root and run
 /// directory, with an image `test/cri:1` (this machine's busybox, every applet linked) imported; and a
@@ -67,22 +46,12 @@ final class CRIBox: @unchecked Sendable {
     }
 
     private func importImage() throws {
-        let tree = base + "/image"
-        for dir in ["bin", "etc", "tmp", "www"] { try FileSystem.makeDirectories("\(tree)/\(dir)", mode: 0o755) }
-        chmod(tree + "/tmp", 0o1777)
-        _ = try ChildProcess.run("/bin/cp", arguments: ["cp", "/bin/busybox", tree + "/bin/busybox"], environment: [])
-        let applets = try ChildProcess.run("/bin/busybox", arguments: ["busybox", "--list"], environment: [])
-        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" {
-            symlink("busybox", "\(tree)/bin/\(applet)")
-        }
-        try FileSystem.writeAtomically(
-            tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/:/bin/sh\n".utf8))
-        try FileSystem.writeAtomically(tree + "/etc/group", Array("root:x:0:\napp:x:1000:\n".utf8))
-        try FileSystem.writeAtomically(tree + "/www/index.html", Array("hello from the pod\n".utf8))
-        let tar = base + "/layer.tar"
-        let packed = try ChildProcess.run(
-            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
-        guard packed.status.succeeded else { throw TestFailure("tar: \(packed.stderrText)") }
+        let tar = try busyboxLayer(
+            in: base,
+            files: [
+                "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/:/bin/sh\n",
+                "/etc/group": "root:x:0:\napp:x:1000:\n", "/www/index.html": "hello from the pod\n",
+            ])
         let imported = try ChildProcess.run(
             berth, arguments: [berth, "image", "import", "--root", root, tar, "--tag", image], environment: environment)
         guard imported.status.succeeded else { throw TestFailure("image import: \(imported.stderrText)") }

@@ -3,15 +3,10 @@ import Glibc
 #endif
 import BerthImage
 import BerthOS
+// The suite helpers every file of this target uses (isRealRoot, builtExecutable, TestFailure).
+@_exported import BerthTestSupport
 import FoundationEssentials
 import Testing
-
-/// Real root: uid 0 in the initial user namespace. Suites that run containers are gated on it.
-let isRealRoot: Bool = {
-    guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
-    let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
-    return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
-}()
 
 /// The docker CLI the suite drives (28.x here); nil when the machine has none.
 let dockerCLI: String? = ["/usr/local/bin/docker", "/usr/bin/docker"].first { FileSystem.exists($0) }
@@ -26,23 +21,6 @@ let pythonSDK: Bool = {
         python3, arguments: ["python3", "-c", "import docker"], environment: ChildProcess.currentEnvironment)
     return probe?.status == .exited(0)
 }()
-
-/// An executable built beside the test bundle (berth, berth-monitor, berth-runtime).
-func builtExecutable(_ name: String) -> String {
-    let exe = (try? FileSystem.realPath("/proc/self/exe")) ?? ""
-    var directory = FileSystem.parent(of: exe)
-    while !directory.isEmpty && directory != "/" {
-        let candidate = directory + "/" + name
-        if FileSystem.exists(candidate) && !FileSystem.isDirectory(candidate) { return candidate }
-        directory = FileSystem.parent(of: directory)
-    }
-    return name
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
 
 let standardPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -78,21 +56,9 @@ final class DaemonBox: @unchecked Sendable {
 
     /// busybox and its applets as one layer tar.
     static func buildLayer(_ base: String) throws -> String {
-        let tree = base + "/image"
-        for dir in ["bin", "etc", "srv", "tmp"] { try FileSystem.makeDirectories("\(tree)/\(dir)", mode: 0o755) }
-        chmod(tree + "/tmp", 0o1777)
-        _ = try ChildProcess.run("/bin/cp", arguments: ["cp", "/bin/busybox", tree + "/bin/busybox"], environment: [])
-        let applets = try ChildProcess.run("/bin/busybox", arguments: ["busybox", "--list"], environment: [])
-        for applet in applets.stdoutText.split(separator: "\n") where applet != "busybox" {
-            symlink("busybox", "\(tree)/bin/\(applet)")
-        }
-        try FileSystem.writeAtomically(tree + "/etc/passwd", Array("root:x:0:0:root:/root:/bin/sh\n".utf8))
-        try FileSystem.writeAtomically(tree + "/etc/group", Array("root:x:0:\n".utf8))
-        let tar = base + "/layer.tar"
-        let packed = try ChildProcess.run(
-            "/bin/tar", arguments: ["tar", "--numeric-owner", "-C", tree, "-cf", tar, "."], environment: [])
-        guard packed.status.succeeded else { throw TestFailure("tar: \(packed.stderrText)") }
-        return tar
+        try FileSystem.makeDirectories(base + "/image/srv", mode: 0o755)
+        return try busyboxLayer(
+            in: base, files: ["/etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "/etc/group": "root:x:0:\n"])
     }
 
     /// A layer tar (`<staging>/extra.tar`) holding one file, /etc/pulled with `content`: a layer the

@@ -3,32 +3,10 @@ import Glibc
 #endif
 import BerthImage
 import BerthOS
+// The suite helpers every file of this target uses (isRealRoot, builtExecutable, TestFailure).
+@_exported import BerthTestSupport
 import FoundationEssentials
 import Testing
-
-/// Real root: uid 0 in the initial user namespace. Suites that run containers are gated on it.
-let isRealRoot: Bool = {
-    guard getuid() == 0, let map = try? FileSystem.readString("/proc/self/uid_map") else { return false }
-    let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
-    return fields.count >= 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295"
-}()
-
-/// An executable built beside the test bundle (berth, berth-monitor, berth-runtime).
-func builtExecutable(_ name: String) -> String {
-    let exe = (try? FileSystem.realPath("/proc/self/exe")) ?? ""
-    var directory = FileSystem.parent(of: exe)
-    while !directory.isEmpty && directory != "/" {
-        let candidate = directory + "/" + name
-        if FileSystem.exists(candidate) && !FileSystem.isDirectory(candidate) { return candidate }
-        directory = FileSystem.parent(of: directory)
-    }
-    return name
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
 
 /// A private engine for one suite: its own data root and run directory, the `berth` CLI driven as a
 /// user drives it, and an image built from this machine's busybox with a config that tests can see.
