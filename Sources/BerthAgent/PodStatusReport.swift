@@ -12,8 +12,64 @@ extension NodeAgent {
         async throws
     {
         let uid = pod.metadata.uid ?? ""
+        let initStatuses = await containerStatuses(pod.spec.initContainers, uid: uid, containers: containers)
+        var statuses = await containerStatuses(pod.spec.containers, uid: uid, containers: containers)
+        // Initialized once every init container exited 0; until then the pod is Pending (Failed when one
+        // failed and the pod does not restart).
+        let initialized = initStatuses.allSatisfy { $0.state.terminated?.exitCode == 0 }
+        let initFailed =
+            pod.spec.restartPolicy == .never
+            && initStatuses.contains { ($0.state.terminated?.exitCode ?? 0) != 0 }
+
+        if !initialized {
+            // The app containers have not been created: they wait for the init containers, as the kubelet says.
+            for index in statuses.indices where statuses[index].containerID == nil {
+                statuses[index].state = CoreV1.ContainerState(
+                    waiting: CoreV1.ContainerStateWaiting(reason: "PodInitializing"))
+            }
+        }
+
+        var status = pod.status
+        status.phase = initFailed ? .failed : (initialized ? Self.phase(pod, statuses) : .pending)
+        status.initContainerStatuses = initStatuses
+        status.containerStatuses = statuses
+        status.hostIP = facts.internalIP
+        status.hostIPs = [CoreV1.HostIP(ip: facts.internalIP)]
+        if !sandbox.network.ip.isEmpty {
+            status.podIP = sandbox.network.ip
+            status.podIPs = ([sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip)).map {
+                CoreV1.PodIP(ip: $0)
+            }
+        } else if pod.spec.hostNetwork == true {
+            status.podIP = facts.internalIP
+            status.podIPs = [CoreV1.PodIP(ip: facts.internalIP)]
+        }
+        status.qosClass = PodQOS.of(pod)
+        status.startTime = pod.status.startTime ?? MetaV1.Time.now()
+        let allReady = initialized && !statuses.isEmpty && statuses.allSatisfy(\.ready)
+        let sandboxReady = sandbox.state == .sandboxReady
+        status.conditions = Self.conditions(
+            pod.status.conditions,
+            [
+                (.readyToStartContainers, sandboxReady), (.initialized, initialized), (.containersReady, allReady),
+                (.ready, allReady),
+            ])
+        guard status.kubeJSON() != pod.status.kubeJSON() else { return }
+        var patch: JSON = ["status": status.kubeJSON()]
+        patch["metadata"] = ["uid": .string(uid)]
+        do {
+            try await client.mergePatch(
+                ResourceType.of(CoreV1.Pod.self), namespace: pod.metadata.namespace, name: pod.metadata.name ?? "",
+                patch, subresource: "status")
+        } catch let error as APIError where error.code == 404 {}
+    }
+
+    /// Each container's status from its newest instance in the runtime (and the one before, as lastState).
+    func containerStatuses(_ specs: [CoreV1.Container], uid: String, containers: [Runtime_V1_Container]) async
+        -> [CoreV1.ContainerStatus]
+    {
         var statuses: [CoreV1.ContainerStatus] = []
-        for container in pod.spec.containers {
+        for container in specs {
             let instances = containers.filter { $0.metadata.name == container.name }
                 .sorted { $0.metadata.attempt > $1.metadata.attempt }
             var status = CoreV1.ContainerStatus()
@@ -49,39 +105,7 @@ extension NodeAgent {
             }
             statuses.append(status)
         }
-
-        var status = pod.status
-        status.phase = Self.phase(pod, statuses)
-        status.containerStatuses = statuses
-        status.hostIP = facts.internalIP
-        status.hostIPs = [CoreV1.HostIP(ip: facts.internalIP)]
-        if !sandbox.network.ip.isEmpty {
-            status.podIP = sandbox.network.ip
-            status.podIPs = ([sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip)).map {
-                CoreV1.PodIP(ip: $0)
-            }
-        } else if pod.spec.hostNetwork == true {
-            status.podIP = facts.internalIP
-            status.podIPs = [CoreV1.PodIP(ip: facts.internalIP)]
-        }
-        status.qosClass = PodQOS.of(pod)
-        status.startTime = pod.status.startTime ?? MetaV1.Time.now()
-        let allReady = !statuses.isEmpty && statuses.allSatisfy(\.ready)
-        let sandboxReady = sandbox.state == .sandboxReady
-        status.conditions = Self.conditions(
-            pod.status.conditions,
-            [
-                (.readyToStartContainers, sandboxReady), (.initialized, true), (.containersReady, allReady),
-                (.ready, allReady),
-            ])
-        guard status.kubeJSON() != pod.status.kubeJSON() else { return }
-        var patch: JSON = ["status": status.kubeJSON()]
-        patch["metadata"] = ["uid": .string(uid)]
-        do {
-            try await client.mergePatch(
-                ResourceType.of(CoreV1.Pod.self), namespace: pod.metadata.namespace, name: pod.metadata.name ?? "",
-                patch, subresource: "status")
-        } catch let error as APIError where error.code == 404 {}
+        return statuses
     }
 
     /// A CRI container status as a Kubernetes container state.

@@ -43,6 +43,19 @@ extension NodeAgent {
         var containers = try await cri.runtime.listContainers(listRequest).containers
         var requeueAfter: Duration?
 
+        // Init containers first, one at a time, each to a zero exit (the app containers wait for them).
+        switch try await runInitContainers(
+            pod, sandboxID: sandboxID, sandbox: sandbox, containers: containers, requeueAfter: &requeueAfter)
+        {
+        case .done:
+            break
+        case .running, .failed:
+            containers = try await cri.runtime.listContainers(listRequest).containers
+            try await postStatus(pod, sandbox: sandbox, containers: containers)
+            if let requeueAfter { await queue.addSoon(key, after: requeueAfter) }
+            return
+        }
+
         for container in pod.spec.containers {
             let stateKey = PodRuntimeState.key(uid, container.name)
             let instances = containers.filter { $0.metadata.name == container.name }
@@ -87,6 +100,54 @@ extension NodeAgent {
         containers = try await cri.runtime.listContainers(listRequest).containers
         try await postStatus(pod, sandbox: sandbox, containers: containers)
         if let requeueAfter { await queue.addSoon(key, after: requeueAfter) }
+    }
+
+    enum InitProgress { case done, running, failed }
+
+    /// Runs the pod's init containers in order, each to completion: `.done` once every one exited 0;
+    /// `.running` while one runs (or waits to be restarted: a failed init container is restarted with
+    /// back-off unless the pod's restartPolicy is Never); `.failed` when one failed for good.
+    func runInitContainers(
+        _ pod: CoreV1.Pod, sandboxID: String, sandbox: Runtime_V1_PodSandboxStatus, containers: [Runtime_V1_Container],
+        requeueAfter: inout Duration?
+    ) async throws -> InitProgress {
+        let uid = pod.metadata.uid ?? ""
+        for container in pod.spec.initContainers {
+            let stateKey = PodRuntimeState.key(uid, container.name)
+            let instances = containers.filter { $0.metadata.name == container.name }
+                .sorted { $0.metadata.attempt > $1.metadata.attempt }
+            guard let latest = instances.first else {
+                try await startContainer(
+                    container, pod: pod, sandboxID: sandboxID, sandbox: sandbox, attempt: 0, stateKey: stateKey,
+                    requeueAfter: &requeueAfter)
+                return .running
+            }
+            switch latest.state {
+            case .containerRunning, .containerCreated:
+                return .running
+            default:
+                let status = try await containerStatus(latest.id)
+                if status.exitCode == 0 { continue }
+                if pod.spec.restartPolicy == .never { return .failed }
+                if let left = await state.remaining(stateKey) {
+                    let delay = await state.delay(stateKey)
+                    await state.setWaiting(
+                        stateKey, reason: "CrashLoopBackOff",
+                        message:
+                            "back-off \(Self.seconds(delay)) restarting failed container=\(container.name) pod=\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(uid))"
+                    )
+                    requeueAfter = min(requeueAfter ?? left, left)
+                    return .running
+                }
+                await state.failed(stateKey)
+                try await startContainer(
+                    container, pod: pod, sandboxID: sandboxID, sandbox: sandbox,
+                    attempt: Int(latest.metadata.attempt) + 1, stateKey: stateKey, requeueAfter: &requeueAfter)
+                for old in instances.dropFirst() { await removeContainer(old.id) }
+                return .running
+            }
+        }
+        return .done
     }
 
     /// Whether the pod's restartPolicy restarts a container that exited with `exitCode`.

@@ -144,3 +144,56 @@ struct NodeAgentTests {
         _ = try box.kubectl(["delete", "deployment", "hello"])
     }
 }
+
+/// Init containers: run in order to completion before the app containers start.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct InitContainerTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func initContainersRunFirstInOrderAndShareTheirVolumes() throws {
+        let box = try box
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: staged}
+            spec:
+              restartPolicy: Never
+              initContainers:
+              - {name: first, image: \(box.image), command: ["sh", "-c", "echo one > /work/steps"], volumeMounts: [{name: work, mountPath: /work}]}
+              - {name: second, image: \(box.image), command: ["sh", "-c", "echo two >> /work/steps"], volumeMounts: [{name: work, mountPath: /work}]}
+              containers:
+              - {name: main, image: \(box.image), command: ["cat", "/work/steps"], volumeMounts: [{name: work, mountPath: /work}]}
+              volumes: [{name: work, emptyDir: {}}]
+            """
+        let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(applied.status.succeeded, "\(applied.stderrText)")
+        #expect(try box.eventually { try box.get("pod/staged", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        #expect(
+            try box.get("pod/staged", "{.status.initContainerStatuses[*].state.terminated.reason}")
+                == "Completed Completed")
+        #expect(try box.get("pod/staged", "{.status.conditions[?(@.type==\"Initialized\")].status}") == "True")
+        let uid = try box.get("pod/staged", "{.metadata.uid}")
+        let log = try FileSystem.readString("\(box.base)/logs/default_staged_\(uid)/main/0.log")
+        #expect(
+            log.split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3).last.map(String.init) ?? "" } == [
+                "one", "two",
+            ])
+    }
+
+    @Test func aFailingInitContainerFailsAPodThatDoesNotRestart() throws {
+        let box = try box
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: blocked}
+            spec:
+              restartPolicy: Never
+              initContainers: [{name: check, image: \(box.image), command: ["sh", "-c", "exit 2"]}]
+              containers: [{name: main, image: \(box.image), command: ["true"]}]
+            """
+        _ = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(try box.eventually { try box.get("pod/blocked", "{.status.phase}") == "Failed" }, "\(box.log())")
+        #expect(try box.get("pod/blocked", "{.status.initContainerStatuses[0].state.terminated.exitCode}") == "2")
+        #expect(try box.get("pod/blocked", "{.status.containerStatuses[0].state.waiting.reason}") == "PodInitializing")
+    }
+}
