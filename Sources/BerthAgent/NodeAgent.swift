@@ -24,6 +24,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let recorder: ComponentRecorder
     let queue = WorkQueue(name: "pods")
     let state = PodRuntimeState()
+    let probes = Prober()
     let pods: Informer<CoreV1.Pod>
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
@@ -272,6 +273,30 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             }
         }
         logger.warning("could not renew the node's lease", metadata: ["node": "\(name)"])
+    }
+
+    // MARK: Probes
+
+    /// A probe that failed once: the kubelet's Unhealthy event.
+    func probeFailed(_ kind: Prober.Kind, target: Prober.Target, output: String) async {
+        guard let pod = pods.get(target.podKey) else { return }
+        let name = kind.rawValue.prefix(1).uppercased() + kind.rawValue.dropFirst()
+        recorder.record(pod, type: "Warning", reason: "Unhealthy", message: "\(name) probe failed: \(output)")
+    }
+
+    /// A liveness (or startup) probe failed its threshold: the container is killed with the probe's
+    /// grace period (else the pod's) and its restartPolicy decides what follows.
+    func restartUnhealthy(_ kind: Prober.Kind, target: Prober.Target, probe: CoreV1.Probe) async {
+        if let pod = pods.get(target.podKey) {
+            recorder.record(
+                pod, reason: "Killing",
+                message: "Container \(target.containerName) failed \(kind.rawValue) probe, will be restarted")
+        }
+        var stop = Runtime_V1_StopContainerRequest()
+        stop.containerID = target.containerID
+        stop.timeout = probe.terminationGracePeriodSeconds ?? target.gracePeriod
+        _ = try? await cri.runtime.stopContainer(stop)
+        await queue.add(target.podKey)
     }
 
     // MARK: Noticing container changes (the kubelet's PLEG)

@@ -83,8 +83,10 @@ extension NodeAgent {
                 status.image = current.image.image.isEmpty ? status.image : current.image.image
                 status.state = Self.state(current, runtime: runtimeName)
                 if current.state == .containerRunning {
-                    status.ready = true
-                    status.started = true
+                    // Ready once started and its readiness probe passed (at once without probes).
+                    let started = await probes.isStarted(latest.id)
+                    status.started = started
+                    status.ready = started ? await probes.isReady(latest.id) : false
                 } else {
                     status.started = false
                 }

@@ -16,6 +16,7 @@ extension NodeAgent {
         }
         let uid = pod.metadata.uid ?? ""
         if pod.metadata.deletionTimestamp != nil {
+            await probes.stop(podUID: uid)
             try await terminate(pod)
             let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
             do {
@@ -98,8 +99,33 @@ extension NodeAgent {
             }
         }
         containers = try await cri.runtime.listContainers(listRequest).containers
+        await startProbes(pod, key: key, sandbox: sandbox, containers: containers)
         try await postStatus(pod, sandbox: sandbox, containers: containers)
         if let requeueAfter { await queue.addSoon(key, after: requeueAfter) }
+    }
+
+    /// Probe loops for each running container that has probes; those of containers gone are stopped.
+    func startProbes(
+        _ pod: CoreV1.Pod, key: String, sandbox: Runtime_V1_PodSandboxStatus, containers: [Runtime_V1_Container]
+    )
+        async
+    {
+        let uid = pod.metadata.uid ?? ""
+        let running = containers.filter { $0.state == .containerRunning }
+        await probes.stop(podUID: uid, keeping: Set(running.map(\.id)))
+        let podIP = sandbox.network.ip.isEmpty ? facts.internalIP : sandbox.network.ip
+        for instance in running {
+            guard let spec = pod.spec.containers.first(where: { $0.name == instance.metadata.name }) else { continue }
+            var list: [(Prober.Kind, CoreV1.Probe)] = []
+            if let probe = spec.startupProbe { list.append((.startup, probe)) }
+            if let probe = spec.readinessProbe { list.append((.readiness, probe)) }
+            if let probe = spec.livenessProbe { list.append((.liveness, probe)) }
+            await probes.ensure(
+                Prober.Target(
+                    podKey: key, podUID: uid, containerName: spec.name, containerID: instance.id, podIP: podIP,
+                    probes: list, gracePeriod: pod.spec.terminationGracePeriodSeconds ?? 30),
+                agent: self)
+        }
     }
 
     enum InitProgress { case done, running, failed }

@@ -54,6 +54,7 @@ extension NodeAgent {
             _ = try await cri.runtime.removePodSandbox(remove)
             if let uid = sandbox.labels[PodLabels.uid] {
                 await state.forget(podUID: uid)
+                await probes.stop(podUID: uid)
                 try? FileManager.default.removeItem(atPath: "\(configuration.rootDirectory)/pods/\(uid)")
                 let logs = "\(configuration.podLogDirectory)/\(parts[0])_\(parts[1])_\(uid)"
                 try? FileManager.default.removeItem(atPath: logs)

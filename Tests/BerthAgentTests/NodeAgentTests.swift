@@ -197,3 +197,76 @@ struct InitContainerTests {
         #expect(try box.get("pod/blocked", "{.status.containerStatuses[0].state.waiting.reason}") == "PodInitializing")
     }
 }
+
+/// Probes: readiness gates the pod's Ready, liveness restarts the container.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct ProbeTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func readinessWaitsForTheServerAndTCPAndExecProbesAnswer() throws {
+        let box = try box
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: slow}
+            spec:
+              containers:
+              - name: web
+                image: \(box.image)
+                command: ["sh", "-c", "sleep 3; exec httpd -f -p 8080 -h /www"]
+                ports: [{name: http, containerPort: 8080}]
+                readinessProbe: {httpGet: {path: /index.html, port: http}, periodSeconds: 1}
+              - name: tcp
+                image: \(box.image)
+                command: ["httpd", "-f", "-p", "9090", "-h", "/www"]
+                readinessProbe: {tcpSocket: {port: 9090}, periodSeconds: 1}
+              - name: never
+                image: \(box.image)
+                command: ["sleep", "1000"]
+                readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+            """
+        let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(applied.status.succeeded, "\(applied.stderrText)")
+        #expect(try box.eventually { try box.get("pod/slow", "{.status.phase}") == "Running" }, "\(box.log())")
+        // Running but not ready while httpd sleeps; then web and tcp ready, never not.
+        #expect(try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"web\")].ready}") == "false")
+        #expect(
+            try box.eventually(20) {
+                try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"web\")].ready}") == "true"
+            }, "\(box.log())")
+        #expect(
+            try box.eventually(10) {
+                try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"tcp\")].ready}") == "true"
+            })
+        #expect(try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"never\")].ready}") == "false")
+        #expect(try box.get("pod/slow", "{.status.conditions[?(@.type==\"Ready\")].status}") == "False")
+        _ = try box.kubectl(["delete", "pod", "slow", "--grace-period=1"])
+    }
+
+    @Test func aFailingLivenessProbeRestartsTheContainer() throws {
+        let box = try box
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: sick}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; sleep 1000"]
+                livenessProbe: {exec: {command: ["test", "-f", "/tmp/healthy"]}, periodSeconds: 1, failureThreshold: 2}
+            """
+        _ = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(
+            try box.eventually(40) {
+                Int(try box.get("pod/sick", "{.status.containerStatuses[0].restartCount}")) ?? 0 >= 1
+            }, "\(box.log())")
+        let events = try box.kubectl([
+            "get", "events", "--field-selector", "involvedObject.name=sick", "-o", "jsonpath={.items[*].reason}",
+        ]).stdoutText
+        #expect(events.contains("Unhealthy"))
+        #expect(events.contains("Killing"))
+        _ = try box.kubectl(["delete", "pod", "sick", "--grace-period=1"])
+    }
+}
