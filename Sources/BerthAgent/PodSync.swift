@@ -75,13 +75,7 @@ extension NodeAgent {
                 guard Self.shouldRestart(pod, exitCode: status.exitCode) else { continue }
                 // A container that ran ten minutes is healthy again: its back-off starts over.
                 if status.finishedAt - status.startedAt > 600_000_000_000 { await state.reset(stateKey) }
-                if let left = await state.remaining(stateKey) {
-                    let delay = await state.delay(stateKey)
-                    await state.setWaiting(
-                        stateKey, reason: "CrashLoopBackOff",
-                        message:
-                            "back-off \(Self.seconds(delay)) restarting failed container=\(container.name) pod=\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(uid))"
-                    )
+                if let left = await backingOff(container, pod: pod, stateKey: stateKey) {
                     requeueAfter = min(requeueAfter ?? left, left)
                     continue
                 }
@@ -155,13 +149,7 @@ extension NodeAgent {
                 let status = try await containerStatus(latest.id)
                 if status.exitCode == 0 { continue }
                 if pod.spec.restartPolicy == .never { return .failed }
-                if let left = await state.remaining(stateKey) {
-                    let delay = await state.delay(stateKey)
-                    await state.setWaiting(
-                        stateKey, reason: "CrashLoopBackOff",
-                        message:
-                            "back-off \(Self.seconds(delay)) restarting failed container=\(container.name) pod=\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(uid))"
-                    )
+                if let left = await backingOff(container, pod: pod, stateKey: stateKey) {
                     requeueAfter = min(requeueAfter ?? left, left)
                     return .running
                 }
@@ -174,6 +162,18 @@ extension NodeAgent {
             }
         }
         return .done
+    }
+
+    /// How long a failed container must still wait before its restart (nil: it may restart now); while
+    /// it waits it shows the kubelet's CrashLoopBackOff reason and message.
+    func backingOff(_ container: CoreV1.Container, pod: CoreV1.Pod, stateKey: String) async -> Duration? {
+        guard let left = await state.remaining(stateKey) else { return nil }
+        let delay = await state.delay(stateKey)
+        let podName = "\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(pod.metadata.uid ?? ""))"
+        await state.setWaiting(
+            stateKey, reason: "CrashLoopBackOff",
+            message: "back-off \(Self.seconds(delay)) restarting failed container=\(container.name) pod=\(podName)")
+        return left
     }
 
     /// Whether the pod's restartPolicy restarts a container that exited with `exitCode`.
