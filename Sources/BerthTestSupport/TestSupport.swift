@@ -53,3 +53,21 @@ public func busyboxLayer(in base: String, files: [String: String]) throws -> Str
     guard packed.status.succeeded else { throw TestFailure("tar: \(packed.stderrText)") }
     return tar
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick for a socket bound to port 0,
+/// released again): for servers a test starts on a port of its own.
+public func freeLocalPort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return UInt16(bigEndian: address.sin_port)
+}

@@ -29,19 +29,7 @@ final class ServerBox: @unchecked Sendable {
         for sub in ["server", "engine", "run", "agent", "logs"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(sub)", withIntermediateDirectories: true)
         }
-        let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
-        close(socket)
+        port = Int(freeLocalPort())
         try importImage()
         try start()
     }
