@@ -36,19 +36,15 @@ struct NodeFacts: Sendable {
     }
 
     /// MemTotal from /proc/meminfo, in bytes.
-    static func memoryTotal() -> Int64 {
-        let text = (try? FileSystem.readString("/proc/meminfo")) ?? ""
-        for line in text.split(separator: "\n") where line.hasPrefix("MemTotal:") {
-            let fields = line.split(separator: " ")
-            if fields.count >= 2, let kib = Int64(fields[1]) { return kib * 1024 }
-        }
-        return 0
-    }
+    static func memoryTotal() -> Int64 { meminfo("MemTotal") }
 
     /// MemAvailable from /proc/meminfo, in bytes (what eviction thresholds compare with).
-    static func memoryAvailable() -> Int64 {
+    static func memoryAvailable() -> Int64 { meminfo("MemAvailable") }
+
+    /// One `/proc/meminfo` field (kB there), in bytes; 0 when absent.
+    static func meminfo(_ field: String) -> Int64 {
         let text = (try? FileSystem.readString("/proc/meminfo")) ?? ""
-        for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
             let fields = line.split(separator: " ")
             if fields.count >= 2, let kib = Int64(fields[1]) { return kib * 1024 }
         }

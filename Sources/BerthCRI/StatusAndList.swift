@@ -119,14 +119,20 @@ extension CRIRuntime {
 
     /// The image's first tag (else what the container was created from) and its repository digest
     /// (else its ID), as containerd reports them.
-    func imageNames(_ record: ContainerRecord) -> (image: String, ref: String) {
-        let records = engine.images.store.images().filter { $0.config.digest.description == record.imageID }
+    /// `images`: the store's image records grouped by ID, when the caller has them (a list reads the
+    /// store once for all its containers); else read now.
+    func imageNames(_ record: ContainerRecord, images: [String: [ImageRecord]]? = nil) -> (image: String, ref: String) {
+        let records =
+            images?[record.imageID]
+            ?? engine.images.store.images().filter { $0.config.digest.description == record.imageID }
         let view = CRIImage(id: record.imageID, records: records)
         return (view.repoTags.first ?? record.imageReference, view.repoDigests.first ?? record.imageID)
     }
 
     func listContainers(_ filter: Runtime_V1_ContainerFilter?) -> [Runtime_V1_Container] {
         var result: [(Int64, Runtime_V1_Container)] = []
+        // The agent lists every second: the image records are read once per list, not per container.
+        let images = Dictionary(grouping: engine.images.store.images(), by: { $0.config.digest.description })
         for (id, entry) in containers.all {
             if let filter {
                 if !filter.id.isEmpty && !id.hasPrefix(filter.id) { continue }
@@ -140,7 +146,7 @@ extension CRIRuntime {
             container.id = id
             container.podSandboxID = entry.sandboxID
             container.metadata = entry.config.metadata
-            let (imageName, imageRef) = imageNames(record)
+            let (imageName, imageRef) = imageNames(record, images: images)
             container.image.image = imageName
             container.image.userSpecifiedImage = entry.config.image.userSpecifiedImage
             container.imageRef = imageRef
