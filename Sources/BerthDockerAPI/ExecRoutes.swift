@@ -269,8 +269,7 @@ final class ExecInstance: @unchecked Sendable {
     }
 
     static func setSize(_ fd: Int32, height: UInt16, width: UInt16) {
-        var size = winsize(ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(fd, UInt(TIOCSWINSZ), &size)
+        ExecRelay.setTerminalSize(fd, height: height, width: width)
     }
 
     /// `docker exec -d` on a runtime that detaches to hand over a terminal (runc, crun): the process is

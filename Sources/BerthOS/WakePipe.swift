@@ -1,15 +1,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import BerthOS
 
 /// Wakes a relay thread blocked in poll(2) when the event loop hands it something (client input, a
 /// close): `poke()` from any thread makes `descriptor` readable until the thread calls `drain()`.
 /// Both ends are non-blocking, so a poke never waits and a drain never sleeps.
-final class WakePipe: @unchecked Sendable {
+public final class WakePipe: @unchecked Sendable {
     private let pipe: Pipe
 
-    init?() {
+    public init?() {
         guard let pipe = try? Pipe() else { return nil }
         _ = fcntl(pipe.reading.rawValue, F_SETFL, O_NONBLOCK)
         _ = fcntl(pipe.writing.rawValue, F_SETFL, O_NONBLOCK)
@@ -17,14 +16,14 @@ final class WakePipe: @unchecked Sendable {
     }
 
     /// Poll this for POLLIN.
-    var descriptor: Int32 { pipe.reading.rawValue }
+    public var descriptor: Int32 { pipe.reading.rawValue }
 
-    func poke() {
+    public func poke() {
         var byte: UInt8 = 1
         _ = write(pipe.writing.rawValue, &byte, 1)
     }
 
-    func drain() {
+    public func drain() {
         var scratch = [UInt8](repeating: 0, count: 256)
         while scratch.withUnsafeMutableBytes({ read(pipe.reading.rawValue, $0.baseAddress, $0.count) }) > 0 {}
     }
