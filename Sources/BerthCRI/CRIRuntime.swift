@@ -40,6 +40,8 @@ public final class CRIRuntime: Sendable {
     let logger: Logger
     /// The node's pod CIDR, as the kubelet last gave it (UpdateRuntimeConfig).
     let podCIDR = Mutex("")
+    /// Where Exec and Attach send their clients to stream.
+    let streaming = StreamingServer()
 
     public init(engine: Engine, settings: Settings, logger: Logger = Logger(label: "berth.cri")) throws(SystemCallError)
     {

@@ -44,6 +44,10 @@ public struct CRIServer: Sendable {
             notifier.cancel()
         }
         // Cancelled (the daemon shutting down): stop accepting, let calls in flight finish.
+        // The streaming server (exec, attach) lives and ends with the gRPC server.
+        let streaming = Task { [runtime] in try await runtime.streaming.serve(runtime: runtime, logger: runtime.logger)
+        }
+        defer { streaming.cancel() }
         try await withTaskCancellationHandler {
             try await server.serve()
         } onCancel: {

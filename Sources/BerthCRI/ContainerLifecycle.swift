@@ -87,6 +87,21 @@ extension CRIRuntime {
         return found
     }
 
+    /// Exec and attach need a running container (containerd: "container is in CONTAINER_EXITED state").
+    func requireRunning(_ reference: String) throws(RPCError) {
+        let (id, _) = try criContainer(reference)
+        guard let record = try? engine.lookup(id), record.state.running else {
+            throw CRIError.failedPrecondition("container \(id) is not running")
+        }
+    }
+
+    func streamingURL(_ request: StreamingServer.StreamRequest) throws(RPCError) -> String {
+        guard let url = streaming.url(for: request) else {
+            throw RPCError(code: .unavailable, message: "the streaming server is not listening yet")
+        }
+        return url
+    }
+
     func startContainer(_ reference: String) throws(RPCError) {
         let (id, entry) = try criContainer(reference)
         guard sandboxes.get(entry.sandboxID)?.record.state == .ready else {

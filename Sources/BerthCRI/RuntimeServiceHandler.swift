@@ -219,17 +219,36 @@ public struct RuntimeServiceHandler: Runtime_V1_RuntimeService.SimpleServiceProt
         }
     }
 
-    // MARK: Not served yet
+    // MARK: Streaming
 
     public func exec(request: Runtime_V1_ExecRequest, context: ServerContext) async throws -> Runtime_V1_ExecResponse {
-        throw CRIError.unimplemented("Exec")
+        try Self.require(request.containerID, "container_id")
+        guard !request.cmd.isEmpty else { throw CRIError.invalid("cmd is required") }
+        try Self.validateStreams(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, tty: request.tty)
+        try runtime.requireRunning(request.containerID)
+        var response = Runtime_V1_ExecResponse()
+        response.url = try runtime.streamingURL(.exec(request))
+        return response
     }
 
     public func attach(request: Runtime_V1_AttachRequest, context: ServerContext) async throws
         -> Runtime_V1_AttachResponse
     {
-        throw CRIError.unimplemented("Attach")
+        try Self.require(request.containerID, "container_id")
+        try Self.validateStreams(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, tty: request.tty)
+        try runtime.requireRunning(request.containerID)
+        var response = Runtime_V1_AttachResponse()
+        response.url = try runtime.streamingURL(.attach(request))
+        return response
     }
+
+    /// The kubelet streaming library's checks of an exec or attach request.
+    private static func validateStreams(stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool) throws(RPCError) {
+        if !stdin && !stdout && !stderr { throw CRIError.invalid("one of stdin, stdout, or stderr must be set") }
+        if tty && stderr { throw CRIError.invalid("tty and stderr cannot both be true") }
+    }
+
+    // MARK: Not served yet
 
     public func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws
         -> Runtime_V1_PortForwardResponse

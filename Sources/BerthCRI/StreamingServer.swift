@@ -1,0 +1,118 @@
+import BerthCRIProtocol
+import BerthOS
+import FoundationEssentials
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Synchronization
+
+/// The CRI's streaming server: Exec, Attach and PortForward answer with a URL here, and the client
+/// (the kubelet or the node agent proxying kubectl, crictl) connects to it to stream. As containerd's,
+/// it listens on loopback on a port of its own and each URL carries a one-time token that expires a
+/// minute after the RPC made it (the kubelet streaming library's cache).
+///
+/// Exec and attach speak the WebSocket channel protocols (`v5.channel.k8s.io` down to `channel.k8s.io`):
+/// what kubectl 1.32 sends and what the node agent relays. SPDY is not served.
+public final class StreamingServer: Sendable {
+    enum StreamRequest: Sendable {
+        case exec(Runtime_V1_ExecRequest)
+        case attach(Runtime_V1_AttachRequest)
+    }
+
+    static let tokenLifetime: Duration = .seconds(60)
+
+    let host: String
+    private struct State {
+        var port: Int?
+        var pending: [String: (request: StreamRequest, expires: ContinuousClock.Instant)] = [:]
+    }
+    private let state = Mutex(State())
+
+    public init(host: String = "127.0.0.1") { self.host = host }
+
+    /// The URL a client streams `request` at, with a fresh token; nil until the server listens.
+    func url(for request: StreamRequest) -> String? {
+        let token = Self.token()
+        let port: Int? = state.withLock { s in
+            let now = ContinuousClock.now
+            s.pending = s.pending.filter { $0.value.expires > now }
+            guard let port = s.port else { return nil }
+            s.pending[token] = (request, now + Self.tokenLifetime)
+            return port
+        }
+        guard let port else { return nil }
+        let path: String
+        switch request {
+        case .exec: path = "exec"
+        case .attach: path = "attach"
+        }
+        return "http://\(host):\(port)/\(path)/\(token)"
+    }
+
+    /// The request a token stands for, once: a token is spent by the connection that presents it.
+    func take(_ token: String, kind: String) -> StreamRequest? {
+        state.withLock { s in
+            guard let entry = s.pending[token], entry.expires > ContinuousClock.now else { return nil }
+            switch (entry.request, kind) {
+            case (.exec, "exec"), (.attach, "attach"): break
+            default: return nil
+            }
+            s.pending[token] = nil
+            return entry.request
+        }
+    }
+
+    /// 16 random bytes, URL-safe: a token cannot be guessed by another local user.
+    static func token() -> String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        return bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+            .joined()
+    }
+
+    /// Serves until the calling task is cancelled.
+    func serve(runtime: CRIRuntime, logger: Logger) async throws {
+        let app = Application(
+            responder: CallbackResponder { (request: Request, _: BasicRequestContext) in
+                // Only upgrades reach a session; anything else is a client that cannot stream this way.
+                Response(
+                    status: .badRequest, headers: [.contentType: "text/plain"],
+                    body: .init(
+                        byteBuffer: ByteBuffer(
+                            string: "Berth's streaming server speaks the WebSocket channel protocols only\n")))
+            },
+            server: .http1WebSocketUpgrade(
+                configuration: .init(ws: .init(maxFrameSize: 1 << 20))
+            ) { [self] head, _, logger in
+                try shouldUpgrade(head, runtime: runtime, logger: logger)
+            },
+            configuration: .init(address: .hostname(host, port: 0), serverName: nil),
+            onServerRunning: { [self] channel in
+                state.withLock { $0.port = channel.localAddress?.port }
+            },
+            logger: logger)
+        defer { state.withLock { $0.port = nil } }
+        try await app.run()
+    }
+
+    private func shouldUpgrade(_ head: HTTPRequest, runtime: CRIRuntime, logger: Logger) throws
+        -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
+    {
+        let parts = (head.path ?? "").split(separator: "?").first?.split(separator: "/").map(String.init) ?? []
+        guard parts.count == 2, let request = take(parts[1], kind: parts[0]) else { return .dontUpgrade }
+        let offered = head.headerFields[values: .secWebSocketProtocol]
+            .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let channelProtocol = ChannelProtocol.negotiate(offered) else { return .dontUpgrade }
+        var headers = HTTPFields()
+        if !offered.isEmpty { headers[.secWebSocketProtocol] = channelProtocol.name }
+        return .upgrade(headers) { inbound, outbound, _ in
+            let session = RemoteCommandSession(
+                runtime: runtime, request: request, channelProtocol: channelProtocol, outbound: outbound, logger: logger
+            )
+            await session.run(inbound: inbound)
+        }
+    }
+}
