@@ -67,6 +67,17 @@ enum Discovery {
                         "name": .string("\(r.plural)/eviction"), "singularName": "", "namespaced": true,
                         "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
                     ])
+                case "log":
+                    out.append([
+                        "name": .string("\(r.plural)/log"), "singularName": "", "namespaced": true, "kind": "Pod",
+                        "verbs": ["get"],
+                    ])
+                case "exec", "attach":
+                    out.append([
+                        "name": .string("\(r.plural)/\(sub)"), "singularName": "", "namespaced": true,
+                        "kind": .string(sub == "exec" ? "PodExecOptions" : "PodAttachOptions"),
+                        "verbs": ["create", "get"],
+                    ])
                 default: break
                 }
             }

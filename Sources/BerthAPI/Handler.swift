@@ -101,25 +101,18 @@ struct Handler: Sendable {
     }
 
     func authenticate(_ req: Request, _ ctx: APIContext) async throws -> UserInfo {
-        if let auth = req.headers[.authorization], auth.hasPrefix("Bearer ") {
+        try await authenticate(authorization: req.headers[.authorization], channel: ctx.channel)
+    }
+
+    /// A bearer token (static or a service account's), else the TLS client certificate.
+    func authenticate(authorization: String?, channel: any Channel) async throws -> UserInfo {
+        if let auth = authorization, auth.hasPrefix("Bearer ") {
             let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
             if let u = server.tokens.tokens[token] { return u }
             if let u = try await serviceAccountUser(token: token) { return u }
             throw APIError.unauthorized
         }
-        // Client certificate (already verified against our CA by NIOSSL when presented).
-        if let cert = try? await ctx.channel.nioSSL_peerCertificate().get(), let der = try? cert.toDERBytes(),
-            let parsed = try? Certificate(derEncoded: der)
-        {
-            var cn = ""; var orgs: [String] = []
-            for rdn in parsed.subject {
-                for attr in rdn {
-                    if attr.type == .RDNAttributeType.commonName { cn = "\(attr.value)" }
-                    if attr.type == .RDNAttributeType.organizationName { orgs.append("\(attr.value)") }
-                }
-            }
-            if !cn.isEmpty { return UserInfo(name: cn, groups: orgs + ["system:authenticated"]) }
-        }
+        if let user = await UserInfo.fromClientCertificate(channel) { return user }
         throw APIError.unauthorized
     }
 
@@ -266,6 +259,11 @@ struct Handler: Sendable {
         let sub = rest.count == 3 ? rest[2] : nil
         if let sub, !r.subresources.contains(sub) { throw APIError.pathNotFound() }
         try authorize(call, r, namespace: namespace, name: name, sub: sub)
+        if r.kind == "Pod", let sub, Self.streamingSubresources.contains(sub), let name, let namespace,
+            call.method == .get || call.method == .post
+        {
+            return try await podStream(call, namespace: namespace, name: name, sub: sub)
+        }
         // Objects and lists of a resource (and its status) print as Tables; Scale, Binding and Eviction
         // answers do not. Negotiated before anything is changed, as upstream's handlers do.
         call.render = try Rendering.negotiate(call.accept, sub == nil || sub == "status" ? .resource : .plain)
@@ -351,7 +349,8 @@ struct Handler: Sendable {
     /// no RBAC yet, so this is a fixed, read-only policy rather than upstream's default of no access.
     func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) throws {
         if call.user.isAdmin { return }
-        let reading = call.method == .get || call.method == .head
+        // Exec and attach are creates (of pods/exec, pods/attach) whatever their method.
+        let reading = (call.method == .get || call.method == .head) && !["exec", "attach"].contains(sub ?? "")
         let deny = APIError.forbidden(
             "\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(Self.verb(call, name: name)) resource \"\(r.plural)\"\(sub.map { "/\($0)" } ?? "") in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")"
         )

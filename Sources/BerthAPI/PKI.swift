@@ -1,5 +1,7 @@
 import Crypto
 import Foundation
+import NIOCore
+import NIOSSL
 import SwiftASN1
 import X509
 
@@ -8,6 +10,8 @@ import X509
 ///     <data-dir>/pki/ca.crt, ca.key            the CA (ECDSA P-256, 10 years)
 ///     <data-dir>/pki/apiserver.crt, .key       serving cert for localhost, 127.0.0.1 and --tls-san names
 ///     <data-dir>/pki/admin.crt, admin.key      client cert CN=admin, O=system:masters
+///     <data-dir>/pki/apiserver-kubelet-client.crt, .key   the API server's client cert for node agents
+///     <data-dir>/pki/kubelet-<node>.crt, .key  a node agent's serving cert (its name and addresses)
 ///     <data-dir>/pki/sa.key, sa.pub            service-account token signing key (ECDSA P-256)
 ///     <data-dir>/tokens.csv                    static bearer tokens: token,user,uid,"group1,group2"
 ///     <data-dir>/admin.kubeconfig              kubectl config using the admin client cert
@@ -18,6 +22,12 @@ public struct PKI: Sendable {
     public var serverKeyPEM: String
     public var adminCertPEM: String
     public var adminKeyPEM: String
+    /// What the API server presents to node agents (logs, exec, attach): the only client they accept.
+    public var kubeletClientCertPEM: String
+    public var kubeletClientKeyPEM: String
+    /// The common name of ``kubeletClientCertPEM``.
+    public static let kubeletClientName = "berth-apiserver-kubelet-client"
+    let directory: String
     /// Signs and verifies service-account tokens (`sa.key`).
     public var serviceAccountSigner: ServiceAccountTokenSigner
 
@@ -52,39 +62,14 @@ public struct PKI: Sendable {
             try write("ca.crt", try caCert.serializeAsPEM().pemString, secret: false)
         }
         func issue(_ base: String, cn: String, org: String?, server: Bool) throws -> (String, String) {
-            if let c = read(base + ".crt"), let k = read(base + ".key") { return (c, k) }
-            let key = P256.Signing.PrivateKey()
-            let subject = try DistinguishedName {
-                if let org { OrganizationName(org) }
-                CommonName(cn)
-            }
-            var names: [GeneralName] = []
-            if server {
-                for san in Set(["localhost", "127.0.0.1"] + sans) {
-                    if let ip = ipv4Bytes(san) {
-                        names.append(.ipAddress(ASN1OctetString(contentBytes: ip[...])))
-                    } else {
-                        names.append(.dnsName(san))
-                    }
-                }
-            }
-            let cert = try Certificate(
-                version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-                notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400 * 365),
-                issuer: caCert.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: try Certificate.Extensions {
-                    Critical(BasicConstraints.notCertificateAuthority)
-                    Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
-                    try ExtendedKeyUsage([server ? .serverAuth : .clientAuth])
-                    if server { SubjectAlternativeNames(names) }
-                }, issuerPrivateKey: .init(caKey))
-            let pair = (try cert.serializeAsPEM().pemString, key.pemRepresentation)
-            try write(base + ".crt", pair.0, secret: false)
-            try write(base + ".key", pair.1, secret: true)
-            return pair
+            try Self.issue(
+                directory: dir, base: base, cn: cn, org: org,
+                serverNames: server ? ["localhost", "127.0.0.1"] + sans : nil,
+                caCert: caCert, caKey: caKey)
         }
         let server = try issue("apiserver", cn: "berth-apiserver", org: nil, server: true)
         let admin = try issue("admin", cn: "admin", org: "system:masters", server: false)
+        let kubeletClient = try issue("apiserver-kubelet-client", cn: kubeletClientName, org: nil, server: false)
         let saKeyPEM: String
         if let k = read("sa.key") {
             saKeyPEM = k
@@ -97,7 +82,54 @@ public struct PKI: Sendable {
         return PKI(
             caPEM: try caCert.serializeAsPEM().pemString, caKeyPEM: caKey.pemRepresentation,
             serverCertPEM: server.0, serverKeyPEM: server.1, adminCertPEM: admin.0, adminKeyPEM: admin.1,
+            kubeletClientCertPEM: kubeletClient.0, kubeletClientKeyPEM: kubeletClient.1, directory: dir,
             serviceAccountSigner: try ServiceAccountTokenSigner(pem: saKeyPEM))
+    }
+
+    /// Loads `<base>.crt` and `.key` from `directory`, or issues them from the CA: a server certificate
+    /// for `serverNames` (DNS names and IPv4 addresses), else a client certificate.
+    static func issue(
+        directory: String, base: String, cn: String, org: String?, serverNames: [String]?, caCert: Certificate,
+        caKey: P256.Signing.PrivateKey
+    ) throws -> (String, String) {
+        func read(_ f: String) -> String? { try? String(contentsOfFile: directory + "/" + f, encoding: .utf8) }
+        if let c = read(base + ".crt"), let k = read(base + ".key") { return (c, k) }
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            if let org { OrganizationName(org) }
+            CommonName(cn)
+        }
+        var names: [GeneralName] = []
+        for san in Set(serverNames ?? []) {
+            if let ip = ipv4Bytes(san) {
+                names.append(.ipAddress(ASN1OctetString(contentBytes: ip[...])))
+            } else {
+                names.append(.dnsName(san))
+            }
+        }
+        let cert = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400 * 365),
+            issuer: caCert.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
+                try ExtendedKeyUsage([serverNames != nil ? .serverAuth : .clientAuth])
+                if serverNames != nil { SubjectAlternativeNames(names) }
+            }, issuerPrivateKey: .init(caKey))
+        let pair = (try cert.serializeAsPEM().pemString, key.pemRepresentation)
+        try writeNewFile(directory + "/" + base + ".crt", Data(pair.0.utf8), permissions: 0o644)
+        try writeNewFile(directory + "/" + base + ".key", Data(pair.1.utf8), permissions: 0o600)
+        return pair
+    }
+
+    /// A node agent's serving certificate (`kubelet-<node>`), issued once for its name and addresses:
+    /// what the in-process agent of `berth server` serves its HTTPS port with.
+    public func kubeletServingCertificate(node: String, addresses: [String]) throws -> (cert: String, key: String) {
+        try Self.issue(
+            directory: directory, base: "kubelet-\(node)", cn: node, org: nil,
+            serverNames: [node, "localhost", "127.0.0.1"] + addresses, caCert: try Certificate(pemEncoded: caPEM),
+            caKey: try P256.Signing.PrivateKey(pemRepresentation: caKeyPEM))
     }
 
     /// A kubeconfig for `server` (https://host:port); client cert if given, else the bearer token.
@@ -145,6 +177,25 @@ public struct UserInfo: Sendable, Equatable {
     /// For `system:node:<name>` identities, the node name.
     public var nodeName: String? {
         name.hasPrefix("system:node:") ? String(name.dropFirst("system:node:".count)) : nil
+    }
+}
+
+extension UserInfo {
+    /// The identity a TLS client certificate names (CN the user, O its groups), once NIOSSL has
+    /// verified it against the cluster CA; nil without one.
+    public static func fromClientCertificate(_ channel: any Channel) async -> UserInfo? {
+        guard let cert = try? await channel.nioSSL_peerCertificate().get(), let der = try? cert.toDERBytes(),
+            let parsed = try? Certificate(derEncoded: der)
+        else { return nil }
+        var cn = ""
+        var orgs: [String] = []
+        for rdn in parsed.subject {
+            for attr in rdn {
+                if attr.type == .RDNAttributeType.commonName { cn = "\(attr.value)" }
+                if attr.type == .RDNAttributeType.organizationName { orgs.append("\(attr.value)") }
+            }
+        }
+        return cn.isEmpty ? nil : UserInfo(name: cn, groups: orgs + ["system:authenticated"])
     }
 }
 

@@ -2,8 +2,17 @@
 /// reads and what client-go writes: `+` is a space (Go's `url.Values.Encode` sends
 /// `labelSelector=app+in+%28a%2Cb%29`), `%XX` is one byte, and each key and value is decoded exactly once.
 /// Where a key repeats, the first value wins, as `url.Values.Get` returns it.
-enum Query {
-    static func parse(_ raw: String?) throws -> [String: String] {
+public enum Query {
+    /// Every pair in order, repeated keys included (`command=sh&command=-c` is an exec's argv).
+    public static func pairs(_ raw: String?) throws -> [(key: String, value: String)] {
+        guard let raw, !raw.isEmpty else { return [] }
+        return try raw.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            guard let eq = pair.firstIndex(of: "=") else { return (try unescape(pair), "") }
+            return (try unescape(pair[..<eq]), try unescape(pair[pair.index(after: eq)...]))
+        }
+    }
+
+    public static func parse(_ raw: String?) throws -> [String: String] {
         var out: [String: String] = [:]
         guard let raw, !raw.isEmpty else { return out }
         for pair in raw.split(separator: "&", omittingEmptySubsequences: true) {
@@ -22,7 +31,7 @@ enum Query {
     /// Go's `url.QueryUnescape`. A malformed escape is refused with 400 naming it (Go's error text),
     /// rather than dropped as `url.Values` would quietly drop the pair: a selector that silently
     /// vanished would widen a list or a delete-collection.
-    static func unescape(_ s: Substring) throws -> String {
+    public static func unescape(_ s: Substring) throws -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(s.utf8.count)
         var it = Array(s.utf8)[...]

@@ -39,7 +39,8 @@ public enum Registry {
             shortNames: ["ns"], subresources: ["status", "finalize"], strategy: NamespaceStrategy()),
         .init(
             group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
-            shortNames: ["po"], categories: ["all"], subresources: ["status", "binding", "eviction"],
+            shortNames: ["po"], categories: ["all"],
+            subresources: ["status", "binding", "eviction", "log", "exec", "attach"],
             strategy: PodStrategy()),
         .init(
             group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,

@@ -2,6 +2,7 @@ import BerthStore
 import Foundation
 import Hummingbird
 import HummingbirdTLS
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import NIOSSL
@@ -58,6 +59,8 @@ public final class APIServer: Sendable {
     let logger: Logger
     let allocator: ServiceAllocator
     let metrics = Metrics()
+    /// Node agents, for pods' logs, exec and attach.
+    let nodeAgents: NodeAgentConnections
     let startTime = Date()
 
     public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
@@ -69,6 +72,7 @@ public final class APIServer: Sendable {
         case .etcd: store = EtcdStore(endpoints: config.etcdEndpoints)
         }
         pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs)
+        nodeAgents = try NodeAgentConnections(pki: pki)
         (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
         let host = ProcessInfo.processInfo.hostName
@@ -144,7 +148,11 @@ public final class APIServer: Sendable {
         let gate = ListenGate()
         let app = Application(
             responder: CallbackResponder { (req: Request, ctx: APIContext) in await handler.respond(req, ctx) },
-            server: try .tls(.http1(), tlsConfiguration: try tlsConfiguration()),
+            // Plain HTTP/1.1, plus the WebSocket upgrade kubectl asks for on pods/exec and pods/attach.
+            server: try .tls(
+                .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { head, channel, _ in
+                    await handler.podStreamUpgrade(head, channel: channel)
+                }, tlsConfiguration: try tlsConfiguration()),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
             onServerRunning: { channel in gate.open(port: channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -176,9 +184,11 @@ public final class APIServer: Sendable {
         do {
             try await ServiceGroup(configuration: configuration).run()
         } catch {
+            await nodeAgents.shutdown()
             await store.close()
             throw error
         }
+        await nodeAgents.shutdown()
         await store.close()
     }
 }

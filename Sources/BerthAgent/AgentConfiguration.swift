@@ -24,9 +24,31 @@ public struct AgentConfiguration: Sendable {
     public var statusInterval: Duration = .seconds(60)
     /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.
     public var nodeIP: String?
+    /// The address the Node reports: ``nodeIP`` or the machine's first non-loopback IPv4 address.
+    public var internalIP: String { NodeFacts.address(nodeIP: nodeIP) }
+    /// The agent's HTTPS API for the API server (logs, exec, attach); nil: none (the Node then
+    /// reports port 0, so nothing tries it).
+    public var server: AgentServerSettings?
 
     public init(nodeName: String, runtimeEndpoint: String) {
         self.nodeName = nodeName
         self.runtimeEndpoint = runtimeEndpoint
+    }
+}
+
+/// Where and how the agent serves its HTTPS API (the kubelet's --address, --port and certificates).
+public struct AgentServerSettings: Sendable {
+    public var address = "0.0.0.0"
+    public var port = 10250
+    /// The agent's serving certificate and key (PEM).
+    public var certificatePEM: String
+    public var keyPEM: String
+    /// The CA client certificates must come from (the cluster's).
+    public var clientCAPEM: String
+
+    public init(certificatePEM: String, keyPEM: String, clientCAPEM: String) {
+        self.certificatePEM = certificatePEM
+        self.keyPEM = keyPEM
+        self.clientCAPEM = clientCAPEM
     }
 }

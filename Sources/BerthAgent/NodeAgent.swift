@@ -71,6 +71,17 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.events.run(client: self.client) }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
+                if let settings = self.configuration.server {
+                    group.addTask {
+                        do {
+                            try await AgentServer(agent: self, settings: settings).run()
+                        } catch {
+                            self.logger.error(
+                                "the agent's HTTPS API stopped: logs, exec and attach are unavailable",
+                                metadata: ["address": "\(settings.address):\(settings.port)", "error": "\(error)"])
+                        }
+                    }
+                }
                 group.addTask {
                     await self.pods.waitForSync()
                     await runWorkers(self.queue, count: 4) { key in
@@ -162,7 +173,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             CoreV1.NodeAddress(type: .internalIP, address: facts.internalIP),
             CoreV1.NodeAddress(type: .hostName, address: facts.hostname),
         ]
-        status.daemonEndpoints.kubeletEndpoint.Port = 10250
+        status.daemonEndpoints.kubeletEndpoint.Port = Int32(configuration.server?.port ?? 0)
         status.nodeInfo = CoreV1.NodeSystemInfo(
             machineID: facts.machineID, systemUUID: facts.machineID, bootID: facts.bootID,
             kernelVersion: facts.kernelVersion, osImage: facts.osImage,

@@ -28,12 +28,15 @@ struct NodeFacts: Sendable {
             memoryBytes: memoryTotal(),
             storageBytes: storage,
             hostname: firstLine("/proc/sys/kernel/hostname") ?? "localhost",
-            internalIP: nodeIP ?? firstIPv4Address() ?? "127.0.0.1",
+            internalIP: address(nodeIP: nodeIP),
             machineID: firstLine("/etc/machine-id") ?? "",
             bootID: firstLine("/proc/sys/kernel/random/boot_id") ?? "",
             kernelVersion: release,
             osImage: osRelease() ?? "Linux")
     }
+
+    /// The InternalIP a Node reports: `--node-ip`, else the first non-loopback IPv4 address.
+    static func address(nodeIP: String?) -> String { nodeIP ?? firstIPv4Address() ?? "127.0.0.1" }
 
     /// MemTotal from /proc/meminfo, in bytes.
     static func memoryTotal() -> Int64 { meminfo("MemTotal") }

@@ -130,9 +130,20 @@ struct ClusterServer: AsyncParsableCommand {
                 services.append(CRIService(server: CRIServer(runtime: runtime, socketPath: socket)))
                 endpoint = "unix://" + socket
             }
+            var agentConfiguration = agent.configuration(runtimeEndpoint: endpoint!)
+            if agent.kubeletPort > 0 {
+                // Its serving certificate from the cluster CA, for its name and address; the API server
+                // presents its kubelet client certificate from the same CA.
+                let (cert, key) = try server.pki.kubeletServingCertificate(
+                    node: agentConfiguration.nodeName, addresses: [agentConfiguration.internalIP])
+                var settings = AgentServerSettings(certificatePEM: cert, keyPEM: key, clientCAPEM: server.pki.caPEM)
+                settings.address = agent.kubeletAddress
+                settings.port = agent.kubeletPort
+                agentConfiguration.server = settings
+            }
             services.append(
                 NodeAgent(
-                    configuration: agent.configuration(runtimeEndpoint: endpoint!),
+                    configuration: agentConfiguration,
                     client: LocalClient(server: server, manager: "berth-agent"),
                     sources: StoreSourceProvider(client: LocalClient(server: server, manager: "berth-agent")),
                     logger: logger))
@@ -190,6 +201,8 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Cluster DNS server addresses pods use (comma-separated; none: the node's resolv.conf).")
     var clusterDNS = ""
     @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
+    @Option(help: "The port of the agent's HTTPS API for logs, exec and attach (0: none).") var kubeletPort = 10250
+    @Option(help: "The address the agent's HTTPS API listens on.") var kubeletAddress = "0.0.0.0"
 
     func configuration(runtimeEndpoint: String) -> AgentConfiguration {
         let host = ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "localhost")

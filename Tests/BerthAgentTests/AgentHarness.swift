@@ -18,6 +18,8 @@ final class ServerBox: @unchecked Sendable {
     let nodeName = "berth-agent-test"
     let image = "test/agent:1"
     let port: Int
+    /// The agent's HTTPS API (logs, exec, attach), on a port of its own.
+    let kubeletPort: Int
     /// The pods' cgroups, under a parent of this box's own (removed at tear-down).
     let cgroupRoot: String
     private var server: pid_t = 0
@@ -30,6 +32,7 @@ final class ServerBox: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: "\(base)/\(sub)", withIntermediateDirectories: true)
         }
         port = Int(freeLocalPort())
+        kubeletPort = Int(freeLocalPort())
         try importImage()
         try start()
     }
@@ -58,6 +61,7 @@ final class ServerBox: @unchecked Sendable {
                 berth, "server", "--data-dir", base + "/server", "--listen", "127.0.0.1:\(port)",
                 "--root", base + "/engine", "--agent-root", base + "/agent", "--pod-log-dir", base + "/logs",
                 "--node-name", nodeName, "--node-monitor-grace-seconds", "40", "--cgroup-root", cgroupRoot,
+                "--kubelet-port", String(kubeletPort),
             ],
             environment: environment, fileDescriptors: [1: output.writing.rawValue, 2: logFile])
         output.writing.close()

@@ -1,0 +1,275 @@
+import BerthAPI
+import BerthCRIProtocol
+import BerthKube
+import Foundation
+import GRPCCore
+import HTTPTypes
+import Hummingbird
+import HummingbirdTLS
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOSSL
+
+/// The agent's HTTPS API, what the kubelet serves on port 10250 for the API server: container logs
+/// (`/containerLogs/{namespace}/{pod}/{container}`), exec and attach (`/exec/…`, `/attach/…`, as
+/// WebSocket upgrades relayed to the runtime's streaming server), the pods it runs (`/pods`) and
+/// `/healthz`. Clients must present a certificate from the cluster CA naming the API server's
+/// kubelet client (or an admin): nobody else reaches the node's containers through it.
+struct AgentServer {
+    let agent: NodeAgent
+    let settings: AgentServerSettings
+    var logger: Logger { agent.logger }
+
+    func run() async throws {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [
+                .certificate(try NIOSSLCertificate(bytes: Array(settings.certificatePEM.utf8), format: .pem))
+            ],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(settings.keyPEM.utf8), format: .pem)))
+        tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(settings.clientCAPEM.utf8), format: .pem)])
+        // A client without a certificate from the CA fails the handshake.
+        tls.certificateVerification = .noHostnameVerification
+        tls.applicationProtocols = ["http/1.1"]
+        let app = Application(
+            responder: CallbackResponder { (request: Request, context: APIContext) in
+                await respond(request, context)
+            },
+            server: try .tls(
+                .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { head, channel, _ in
+                    await upgrade(head, channel: channel)
+                }, tlsConfiguration: tls),
+            configuration: .init(address: .hostname(settings.address, port: settings.port), serverName: nil),
+            logger: logger)
+        try await app.run()
+    }
+
+    /// The API server's kubelet client, or an administrator.
+    private func authorized(_ channel: any Channel) async -> Bool {
+        guard let user = await UserInfo.fromClientCertificate(channel) else { return false }
+        return user.name == PKI.kubeletClientName || user.isAdmin
+    }
+
+    /// An error the kubelet's way: its status and plain text (the API server wraps it in a Status).
+    struct Failure: Error {
+        var status: HTTPResponse.Status
+        var message: String
+        static func badRequest(_ message: String) -> Failure { Failure(status: .badRequest, message: message) }
+        static func notFound(_ message: String) -> Failure { Failure(status: .notFound, message: message) }
+    }
+
+    private func respond(_ request: Request, _ context: APIContext) async -> Response {
+        do {
+            let path = request.uri.path
+            if path == "/healthz" { return text(.ok, "ok") }
+            guard await authorized(context.channel) else {
+                return text(
+                    .forbidden,
+                    "Forbidden (user=\(await UserInfo.fromClientCertificate(context.channel)?.name ?? "system:anonymous"), verb=get, resource=nodes, subresource=proxy)"
+                )
+            }
+            let segments = path.split(separator: "/").map { (try? Query.unescape($0)) ?? String($0) }
+            let query = try Query.pairs(request.uri.query)
+            switch segments.first {
+            case "containerLogs" where segments.count == 4 && request.method == .get:
+                return try await containerLogs(namespace: segments[1], pod: segments[2], container: segments[3], query)
+            case "exec", "attach":
+                guard segments.count == 4 else { break }
+                // Checked as the upgrade would be; without an upgrade there is nothing to stream.
+                _ = try await streamingURL(
+                    segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
+                return text(.badRequest, "Upgrade request required")
+            case "pods" where segments.count == 1:
+                let pods = agent.pods.list().sorted {
+                    ($0.metadata.namespace ?? "", $0.metadata.name ?? "") < (
+                        $1.metadata.namespace ?? "", $1.metadata.name ?? ""
+                    )
+                }
+                let list: JSON = [
+                    "kind": "PodList", "apiVersion": "v1", "metadata": [:], "items": .array(pods.map { $0.kubeJSON() }),
+                ]
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: list.serialized())))
+            default: break
+            }
+            return text(.notFound, "404 page not found")
+        } catch let failure as Failure {
+            return text(failure.status, failure.message)
+        } catch {
+            return text(.internalServerError, "\(error)")
+        }
+    }
+
+    private func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    }
+
+    // MARK: Finding a pod's container
+
+    /// The runtime's instances of a pod's container, newest first (the current one, then the one
+    /// before: what `--previous` reads).
+    private func instances(namespace: String, pod name: String, container: String) async throws
+        -> (pod: CoreV1.Pod, containers: [Runtime_V1_Container])
+    {
+        guard let pod = agent.pods.get(namespace: namespace, name: name) else {
+            throw Failure.notFound(
+                "pod \"\(name)\" in namespace \"\(namespace)\" not found on node \"\(agent.configuration.nodeName)\"")
+        }
+        var request = Runtime_V1_ListContainersRequest()
+        request.filter.labelSelector = [PodLabels.uid: pod.metadata.uid ?? "", PodLabels.container: container]
+        let listed = try await agent.cri.runtime.listContainers(request).containers
+        return (pod, listed.sorted { ($0.metadata.attempt, $0.createdAt) > ($1.metadata.attempt, $1.createdAt) })
+    }
+
+    /// Why a container has no instance yet, as the kubelet words it.
+    private func waiting(_ pod: CoreV1.Pod, _ container: String) -> Failure {
+        let statuses = pod.status.containerStatuses + pod.status.initContainerStatuses
+        let reason = statuses.first { $0.name == container }?.state.waiting?.reason ?? "ContainerCreating"
+        return .badRequest(
+            "container \"\(container)\" in pod \"\(pod.metadata.name ?? "")\" is waiting to start: \(reason)")
+    }
+
+    // MARK: Logs
+
+    private func containerLogs(
+        namespace: String, pod name: String, container: String, _ query: [(key: String, value: String)]
+    )
+        async throws -> Response
+    {
+        func value(_ key: String) -> String? { query.first { $0.key == key }?.value }
+        func flag(_ key: String) -> Bool { value(key) == "true" || value(key) == "1" }
+        func integer(_ key: String) throws -> Int64? {
+            guard let text = value(key) else { return nil }
+            guard let number = Int64(text) else { throw Failure.badRequest("invalid \(key) \"\(text)\"") }
+            return number
+        }
+        var sinceTime: CRILogEntry.Time?
+        if let text = value("sinceTime") {
+            guard let parsed = CRILogEntry.Time.parse(text) else {
+                throw Failure.badRequest("invalid sinceTime \"\(text)\": not an RFC 3339 time")
+            }
+            sinceTime = parsed
+        }
+        let options = ContainerLogOptions(
+            follow: flag("follow"), timestamps: flag("timestamps"), tailLines: try integer("tailLines").map { Int($0) },
+            sinceTime: sinceTime, sinceSeconds: try integer("sinceSeconds"),
+            limitBytes: try integer("limitBytes").map { Int($0) })
+        let previous = flag("previous")
+        let (pod, containers) = try await instances(namespace: namespace, pod: name, container: container)
+        let chosen: Runtime_V1_Container
+        if previous {
+            guard containers.count > 1 else {
+                throw Failure.badRequest("previous terminated container \"\(container)\" in pod \"\(name)\" not found")
+            }
+            chosen = containers[1]
+        } else {
+            guard let current = containers.first else { throw waiting(pod, container) }
+            chosen = current
+        }
+        var statusRequest = Runtime_V1_ContainerStatusRequest()
+        statusRequest.containerID = chosen.id
+        let status = try await agent.cri.runtime.containerStatus(statusRequest).status
+        let path = status.logPath
+        guard !path.isEmpty, FileManager.default.fileExists(atPath: path) else {
+            throw Failure.notFound(
+                "failed to try resolving symlinks in path \"\(path)\": lstat \(path): no such file or directory")
+        }
+        let cri = agent.cri!
+        let id = chosen.id
+        // A follower stops once the container no longer runs (the kubelet's waitLogs).
+        let keepFollowing: @Sendable () async -> Bool = {
+            var request = Runtime_V1_ContainerStatusRequest()
+            request.containerID = id
+            guard let state = try? await cri.runtime.containerStatus(request).status.state else { return false }
+            return state == .containerRunning || state == .containerCreated
+        }
+        let logger = self.logger
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain"],
+            body: ResponseBody { writer in
+                do {
+                    try await ContainerLogReader.read(path: path, options: options, keepFollowing: keepFollowing) {
+                        bytes in try await writer.write(ByteBuffer(bytes: bytes))
+                    }
+                } catch let error as ContainerLogError {
+                    logger.notice("reading the log of container \(id): \(error)")
+                }
+                try await writer.finish(nil)
+            })
+    }
+
+    // MARK: Exec and attach
+
+    /// Asks the runtime for a streaming URL for an exec or attach of the pod's running container.
+    private func streamingURL(
+        _ kind: String, namespace: String, pod name: String, container: String, _ query: [(key: String, value: String)]
+    ) async throws -> String {
+        func flag(_ keys: String...) -> Bool {
+            query.contains { keys.contains($0.key) && ($0.value == "1" || $0.value == "true") }
+        }
+        let (_, containers) = try await instances(namespace: namespace, pod: name, container: container)
+        guard let current = containers.first, current.state == .containerRunning else {
+            throw Failure.notFound("container not found (\"\(container)\")")
+        }
+        let (stdin, stdout, stderr, tty) = (
+            flag("input", "stdin"), flag("output", "stdout"), flag("error", "stderr"), flag("tty")
+        )
+        do {
+            if kind == "exec" {
+                var request = Runtime_V1_ExecRequest()
+                request.containerID = current.id
+                request.cmd = query.filter { $0.key == "command" }.map(\.value)
+                guard !request.cmd.isEmpty else { throw Failure.badRequest("you must specify at least 1 command") }
+                (request.stdin, request.stdout, request.stderr, request.tty) = (stdin, stdout, stderr, tty)
+                return try await agent.cri.runtime.exec(request).url
+            }
+            var request = Runtime_V1_AttachRequest()
+            request.containerID = current.id
+            (request.stdin, request.stdout, request.stderr, request.tty) = (stdin, stdout, stderr, tty)
+            return try await agent.cri.runtime.attach(request).url
+        } catch let error as RPCError {
+            throw Failure.badRequest(error.message)
+        }
+    }
+
+    /// Exec and attach upgrades; a request that fails a check is upgraded too and told why on the
+    /// error channel (the API server relays it to kubectl as it is).
+    private func upgrade(_ head: HTTPRequest, channel: any Channel) async
+        -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
+    {
+        let target = (head.path ?? "").split(separator: "?", maxSplits: 1)
+        let segments = target.first?.split(separator: "/").map { (try? Query.unescape($0)) ?? String($0) } ?? []
+        guard segments.count == 4, segments[0] == "exec" || segments[0] == "attach",
+            let subprotocol = WebSocketRelay.negotiate(head)
+        else { return .dontUpgrade }
+        var headers = HTTPFields()
+        if head.headerFields[.secWebSocketProtocol] != nil { headers[.secWebSocketProtocol] = subprotocol }
+        let url: String
+        do {
+            guard await authorized(channel) else { throw Failure(status: .forbidden, message: "Forbidden") }
+            let query = try Query.pairs(target.count > 1 ? String(target[1]) : nil)
+            url = try await streamingURL(
+                segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
+        } catch {
+            let failure = (error as? Failure) ?? Failure(status: .internalServerError, message: "\(error)")
+            let code = Int(failure.status.code)
+            let reason =
+                code == 400 ? "BadRequest" : code == 404 ? "NotFound" : code == 403 ? "Forbidden" : "InternalError"
+            let status = APIError(code: code, reason: reason, message: failure.message).status
+            return .upgrade(headers) { _, outbound, _ in
+                try await outbound.write(.binary(WebSocketRelay.errorChannelStatus(status, protocol: subprotocol)))
+            }
+        }
+        let logger = self.logger
+        let upstream =
+            url.hasPrefix("https://")
+            ? "wss://" + url.dropFirst(8) : url.hasPrefix("http://") ? "ws://" + url.dropFirst(7) : url
+        return .upgrade(headers) { inbound, outbound, _ in
+            await WebSocketRelay.relay(
+                inbound: inbound, outbound: outbound, to: upstream, subprotocol: subprotocol, tls: nil, logger: logger)
+        }
+    }
+}

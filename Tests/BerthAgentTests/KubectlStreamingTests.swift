@@ -1,0 +1,147 @@
+import BerthOS
+import Foundation
+import Testing
+
+/// `kubectl logs`, `exec`, `attach` and `cp` against real pods: the API server checks the request and
+/// passes it to the node agent's HTTPS API (logs as a stream, exec and attach as WebSocket messages),
+/// which reads the CRI log or relays to the runtime's streaming server.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct KubectlStreamingTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    /// A pod running `script` (restartPolicy `restart`), Running or the test fails.
+    private func run(_ name: String, _ script: String, restart: String = "Always", stdin: Bool = false) throws {
+        let box = try box
+        var arguments = ["run", name, "--image=\(box.image)", "--restart=\(restart)"]
+        if stdin { arguments += ["--stdin", "--attach=false"] }
+        let created = try box.kubectl(arguments + ["--", "sh", "-c", script])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(
+            try box.eventually { try box.get("pod/\(name)", "{.status.phase}") == "Running" }, "\(box.log())")
+    }
+
+    @Test func logsShowWhatTheContainerWroteWithTheKubeletsOptions() throws {
+        let box = try box
+        try run("talker", "echo one; echo two; echo three; echo oops >&2; sleep 1000")
+        var logs = ""
+        #expect(
+            try box.eventually(20) {
+                logs = try box.kubectl(["logs", "talker"]).stdoutText
+                return logs.contains("oops")
+            }, "\(logs)")
+        #expect(logs.hasPrefix("one\ntwo\nthree\n") || logs.hasPrefix("oops\none\ntwo\nthree\n"), "\(logs)")
+        let tail = try box.kubectl(["logs", "talker", "--tail=2"]).stdoutText
+        #expect(tail.split(separator: "\n").count == 2, "\(tail)")
+        let stamped = try box.kubectl(["logs", "talker", "--timestamps", "--tail=1"]).stdoutText
+        // 2026-12-05T01:02:03.123456789Z oops
+        #expect(
+            stamped.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z \S+\n$"#, options: .regularExpression) != nil,
+            "\(stamped)")
+        let limited = try box.kubectl(["logs", "talker", "--limit-bytes=5"]).stdoutText
+        #expect(limited.utf8.count == 5, "\(limited)")
+        // The API server's and the kubelet's refusals, in their words.
+        let wrong = try box.kubectl(["logs", "talker", "-c", "nosuch"])
+        #expect(wrong.stderrText.contains("container nosuch is not valid for pod talker"), "\(wrong.stderrText)")
+        let previous = try box.kubectl(["logs", "talker", "--previous"])
+        #expect(
+            previous.stderrText.contains("previous terminated container \"talker\" in pod \"talker\" not found"),
+            "\(previous.stderrText)")
+        _ = try box.kubectl(["delete", "pod", "talker", "--grace-period=0", "--force"])
+    }
+
+    @Test func logsFollowUntilTheContainerEndsAndPreviousReadsTheLastRun() throws {
+        let box = try box
+        // Written after `logs -f` started (the test waits for "a" first): only a stream shows b and c.
+        try run("slow", "echo a; sleep 2; echo b; sleep 1; echo c", restart: "Never")
+        #expect(try box.eventually(20) { try box.kubectl(["logs", "slow"]).stdoutText.hasPrefix("a\n") })
+        let followed = try box.kubectl(["logs", "-f", "slow"])
+        #expect(followed.status.succeeded, "\(followed.stderrText)")
+        #expect(followed.stdoutText == "a\nb\nc\n")
+
+        _ = try box.kubectl(["run", "again", "--image=\(box.image)", "--", "sh", "-c", "echo run; sleep 1; exit 1"])
+        #expect(
+            try box.eventually(40) {
+                (Int(try box.get("pod/again", "{.status.containerStatuses[0].restartCount}")) ?? 0) >= 1
+            }, "\(box.log())")
+        let last = try box.kubectl(["logs", "again", "--previous"])
+        #expect(last.stdoutText == "run\n", "\(last.stderrText)")
+        _ = try box.kubectl(["delete", "pod", "slow", "again", "--grace-period=0", "--force"])
+    }
+
+    @Test func execRunsInTheContainerWithItsStreamsAndExitCode() throws {
+        let box = try box
+        try run("shell", "sleep 1000")
+        let ran = try box.kubectl(["exec", "shell", "--", "sh", "-c", "echo out; echo err >&2; exit 3"])
+        #expect(ran.stdoutText == "out\n")
+        #expect(ran.stderrText.contains("err\n"))
+        #expect(ran.status == .exited(3), "\(ran.stderrText)")
+        #expect(ran.stderrText.contains("command terminated with exit code 3"))
+        // stdin to the end (v5's close): cat ends when the input does.
+        let echoed = try box.kubectl(["exec", "-i", "shell", "--", "cat"], input: "through stdin\n")
+        #expect(echoed.status.succeeded, "\(echoed.stderrText)")
+        #expect(echoed.stdoutText == "through stdin\n")
+        // The process runs in the container: its hostname is the pod's.
+        #expect(try box.kubectl(["exec", "shell", "--", "hostname"]).stdoutText == "shell\n")
+        // A program that is not there: the runtime's reason, and kubectl fails.
+        let missing = try box.kubectl(["exec", "shell", "--", "/no/such/program"])
+        #expect(!missing.status.succeeded)
+        #expect(missing.stderrText.contains("no/such/program"), "\(missing.stderrText)")
+        let wrong = try box.kubectl(["exec", "shell", "-c", "nosuch", "--", "true"])
+        #expect(!wrong.status.succeeded)
+        #expect(wrong.stderrText.contains("container nosuch is not valid for pod shell"), "\(wrong.stderrText)")
+        _ = try box.kubectl(["delete", "pod", "shell", "--grace-period=0", "--force"])
+    }
+
+    @Test func execWithATerminalGetsOne() throws {
+        let box = try box
+        try run("terminal", "sleep 1000")
+        // `script` gives kubectl a terminal of its own, so `-t` is honoured.
+        let command =
+            "/usr/bin/kubectl --kubeconfig \(box.base)/server/admin.kubeconfig exec -it terminal -- sh -c 'tty; echo rows=$(stty size)'"
+        let ran = try ChildProcess.run(
+            "/usr/bin/script", arguments: ["script", "-qec", command, "/dev/null"], environment: box.environment,
+            input: [])
+        #expect(ran.status.succeeded, "\(ran.stdoutText) \(ran.stderrText)")
+        #expect(ran.stdoutText.contains("/dev/pts/"), "\(ran.stdoutText)")
+        _ = try box.kubectl(["delete", "pod", "terminal", "--grace-period=0", "--force"])
+    }
+
+    @Test func copyGoesBothWays() throws {
+        let box = try box
+        try run("files", "sleep 1000")
+        let local = box.base + "/to-pod.txt"
+        try "copied in\n".write(toFile: local, atomically: true, encoding: .utf8)
+        let up = try box.kubectl(["cp", local, "files:/tmp/in.txt"])
+        #expect(up.status.succeeded, "\(up.stderrText)")
+        #expect(try box.kubectl(["exec", "files", "--", "cat", "/tmp/in.txt"]).stdoutText == "copied in\n")
+        let back = box.base + "/from-pod.html"
+        let down = try box.kubectl(["cp", "files:/www/index.html", back])
+        #expect(down.status.succeeded, "\(down.stderrText)")
+        #expect(try String(contentsOfFile: back, encoding: .utf8) == "served by a pod\n")
+        _ = try box.kubectl(["delete", "pod", "files", "--grace-period=0", "--force"])
+    }
+
+    @Test func attachReachesTheContainersStdinAndOutput() throws {
+        let box = try box
+        try run("reader", "while read line; do echo got $line; done; echo done", stdin: true)
+        let attached = try box.kubectl(["attach", "-i", "reader"], input: "hello\n")
+        #expect(attached.stdoutText.contains("got hello"), "\(attached.stdoutText) \(attached.stderrText)")
+        _ = try box.kubectl(["delete", "pod", "reader", "--grace-period=0", "--force"])
+    }
+
+    @Test func theAgentsPortTakesOnlyTheAPIServersCertificate() throws {
+        let box = try box
+        let url = "https://127.0.0.1:\(box.kubeletPort)/pods"
+        let anonymous = try ChildProcess.run(
+            "/usr/bin/curl", arguments: ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", url], environment: [])
+        #expect(anonymous.stdoutText == "000", "a client without a certificate must fail the handshake")
+        let pki = box.base + "/server/pki"
+        let client = try ChildProcess.run(
+            "/usr/bin/curl",
+            arguments: [
+                "curl", "-s", "--cacert", pki + "/ca.crt", "--cert", pki + "/apiserver-kubelet-client.crt", "--key",
+                pki + "/apiserver-kubelet-client.key", url,
+            ], environment: [])
+        #expect(client.stdoutText.contains("\"kind\":\"PodList\""), "\(client.stdoutText) \(client.stderrText)")
+    }
+}
