@@ -141,6 +141,7 @@ let package = Package(
             name: "BerthCRI",
             dependencies: [
                 "BerthCRIProtocol", "BerthEngine", "BerthImage", "BerthNetwork", "BerthOS", "BerthJSON", "CBerthShim",
+                "CZlib",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -350,7 +350,8 @@ struct Handler: Sendable {
     func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) throws {
         if call.user.isAdmin { return }
         // Exec and attach are creates (of pods/exec, pods/attach) whatever their method.
-        let reading = (call.method == .get || call.method == .head) && !["exec", "attach"].contains(sub ?? "")
+        let reading =
+            (call.method == .get || call.method == .head) && !["exec", "attach", "portforward"].contains(sub ?? "")
         let deny = APIError.forbidden(
             "\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(Self.verb(call, name: name)) resource \"\(r.plural)\"\(sub.map { "/\($0)" } ?? "") in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")"
         )

@@ -36,7 +36,7 @@ final class NodeAgentConnections: Sendable {
 /// node agent of the pod's node does the work — logs proxied as a stream, exec and attach relayed as
 /// WebSocket messages (the upgrade is accepted in ``Handler/podStreamUpgrade(_:channel:)``).
 extension Handler {
-    static let streamingSubresources: Set<String> = ["log", "exec", "attach"]
+    static let streamingSubresources: Set<String> = ["log", "exec", "attach", "portforward"]
 
     func podStream(_ call: Call, namespace: String, name: String, sub: String) async throws -> Response {
         let pod = try await getObject(
@@ -181,6 +181,17 @@ extension Handler {
             + parameters.joined(separator: "&")
     }
 
+    /// The agent's URL for a port forward into the pod (the ports travel in the streams' headers).
+    func portForwardLocation(_ pod: JSON) async throws -> String {
+        let name = pod["metadata"]["name"].string ?? ""
+        let namespace = pod["metadata"]["namespace"].string ?? ""
+        guard let base = try await agentBase(pod) else {
+            throw APIError.badRequest("pod \(name) does not have a host assigned")
+        }
+        return base.replacingOccurrences(of: "https://", with: "wss://")
+            + "/portForward/\(Self.escape(namespace))/\(Self.escape(name))"
+    }
+
     /// Accepts the WebSocket upgrade of `pods/exec` and `pods/attach`. A request that fails a check is
     /// upgraded too and told why on the error channel, as a Status: kubectl prints it as it prints an
     /// HTTP error, where a refused upgrade would only make it retry over SPDY, which is not served.
@@ -190,8 +201,11 @@ extension Handler {
         let target = (head.path ?? "").split(separator: "?", maxSplits: 1)
         let segments = target.first?.split(separator: "/").map(String.init) ?? []
         guard segments.count == 7, segments[0] == "api", segments[1] == "v1", segments[2] == "namespaces",
-            segments[4] == "pods", segments[6] == "exec" || segments[6] == "attach",
-            let subprotocol = WebSocketRelay.negotiate(head)
+            segments[4] == "pods", ["exec", "attach", "portforward"].contains(segments[6]),
+            let subprotocol = WebSocketRelay.negotiate(
+                head,
+                served: segments[6] == "portforward"
+                    ? [WebSocketRelay.portForwardProtocol] : WebSocketRelay.channelProtocols)
         else { return .dontUpgrade }
         let (namespace, name, sub) = (segments[3], segments[5], segments[6])
         var headers = HTTPFields()
@@ -208,9 +222,13 @@ extension Handler {
             let query = try Query.pairs(target.count > 1 ? String(target[1]) : nil)
             let pod = try await getObject(
                 Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)
-            let container = try Self.validateContainer(
-                query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
-            url = try await streamLocation(sub, pod: pod, container: container, query: query)
+            if sub == "portforward" {
+                url = try await portForwardLocation(pod)
+            } else {
+                let container = try Self.validateContainer(
+                    query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
+                url = try await streamLocation(sub, pod: pod, container: container, query: query)
+            }
         } catch {
             let failure = (error as? APIError) ?? APIError.internalError("\(error)")
             return .upgrade(headers) { _, outbound, _ in

@@ -40,7 +40,7 @@ public enum Registry {
         .init(
             group: "", version: "v1", kind: "Pod", plural: "pods", singular: "pod", namespaced: true,
             shortNames: ["po"], categories: ["all"],
-            subresources: ["status", "binding", "eviction", "log", "exec", "attach"],
+            subresources: ["status", "binding", "eviction", "log", "exec", "attach", "portforward"],
             strategy: PodStrategy()),
         .init(
             group: "", version: "v1", kind: "Node", plural: "nodes", singular: "node", namespaced: false,

@@ -15,12 +15,16 @@ public enum WebSocketRelay {
         "v5.channel.k8s.io", "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io",
     ]
 
-    /// The first of `offered` (a `Sec-WebSocket-Protocol` header's values) that is a channel protocol.
-    public static func negotiate(_ request: HTTPRequest) -> String? {
+    /// What `kubectl port-forward` asks for: SPDY/3.1 tunnelled in the WebSocket's binary messages.
+    public static let portForwardProtocol = "SPDY/3.1+portforward.k8s.io"
+
+    /// The first of the request's `Sec-WebSocket-Protocol` values that is one of `served` (by default
+    /// the channel protocols, which a request offering none gets the first version of).
+    public static func negotiate(_ request: HTTPRequest, served: [String] = channelProtocols) -> String? {
         let offered = request.headerFields[values: .secWebSocketProtocol]
             .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
-        guard !offered.isEmpty else { return "channel.k8s.io" }
-        return offered.first { channelProtocols.contains($0) }
+        guard !offered.isEmpty else { return served == channelProtocols ? "channel.k8s.io" : nil }
+        return offered.first { served.contains($0) }
     }
 
     /// Relays between the client's socket (`inbound`, `outbound`) and `url` until either side closes.

@@ -235,15 +235,37 @@ struct AgentServer {
         }
     }
 
-    /// Exec and attach upgrades; a request that fails a check is upgraded too and told why on the
+    /// Asks the runtime for a port-forwarding URL into the pod's ready sandbox.
+    private func portForwardURL(namespace: String, pod name: String) async throws -> String {
+        guard let pod = agent.pods.get(namespace: namespace, name: name) else {
+            throw Failure.notFound(
+                "pod \"\(name)\" in namespace \"\(namespace)\" not found on node \"\(agent.configuration.nodeName)\"")
+        }
+        guard
+            let sandbox = try await agent.sandboxes(of: pod.metadata.uid ?? "").first(where: {
+                $0.state == .sandboxReady
+            })
+        else {
+            throw Failure.badRequest("pod \"\(name)\" has no running sandbox to forward ports into")
+        }
+        var request = Runtime_V1_PortForwardRequest()
+        request.podSandboxID = sandbox.id
+        do { return try await agent.cri.runtime.portForward(request).url } catch let error as RPCError {
+            throw Failure.badRequest(error.message)
+        }
+    }
+
+    /// Exec, attach and port-forward upgrades; a request that fails a check is upgraded too and told why on the
     /// error channel (the API server relays it to kubectl as it is).
     private func upgrade(_ head: HTTPRequest, channel: any Channel) async
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>>
     {
         let target = (head.path ?? "").split(separator: "?", maxSplits: 1)
         let segments = target.first?.split(separator: "/").map { (try? Query.unescape($0)) ?? String($0) } ?? []
-        guard segments.count == 4, segments[0] == "exec" || segments[0] == "attach",
-            let subprotocol = WebSocketRelay.negotiate(head)
+        let forwarding = segments.count == 3 && segments[0] == "portForward"
+        guard forwarding || (segments.count == 4 && (segments[0] == "exec" || segments[0] == "attach")),
+            let subprotocol = WebSocketRelay.negotiate(
+                head, served: forwarding ? [WebSocketRelay.portForwardProtocol] : WebSocketRelay.channelProtocols)
         else { return .dontUpgrade }
         var headers = HTTPFields()
         if head.headerFields[.secWebSocketProtocol] != nil { headers[.secWebSocketProtocol] = subprotocol }
@@ -251,8 +273,11 @@ struct AgentServer {
         do {
             guard await authorized(channel) else { throw Failure(status: .forbidden, message: "Forbidden") }
             let query = try Query.pairs(target.count > 1 ? String(target[1]) : nil)
-            url = try await streamingURL(
-                segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
+            url =
+                forwarding
+                ? try await portForwardURL(namespace: segments[1], pod: segments[2])
+                : try await streamingURL(
+                    segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
         } catch {
             let failure = (error as? Failure) ?? Failure(status: .internalServerError, message: "\(error)")
             let code = Int(failure.status.code)

@@ -164,6 +164,7 @@ final class RemoteCommandSession: Sendable {
         switch request {
         case .exec(let exec): return runExec(exec)
         case .attach(let attach): return runAttach(attach)
+        case .portForward: return .failed("port forwarding is not a remote command")
         }
     }
 

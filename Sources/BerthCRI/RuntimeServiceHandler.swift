@@ -242,6 +242,23 @@ public struct RuntimeServiceHandler: Runtime_V1_RuntimeService.SimpleServiceProt
         return response
     }
 
+    public func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws
+        -> Runtime_V1_PortForwardResponse
+    {
+        try Self.require(request.podSandboxID, "pod_sandbox_id")
+        guard let sandbox = runtime.sandboxes.find(request.podSandboxID) else {
+            throw CRIError.notFound("failed to find sandbox \(request.podSandboxID): not found")
+        }
+        guard sandbox.record.state == .ready else {
+            throw CRIError.failedPrecondition("sandbox \(sandbox.record.id) is not ready: cannot forward ports into it")
+        }
+        var resolved = request
+        resolved.podSandboxID = sandbox.record.id
+        var response = Runtime_V1_PortForwardResponse()
+        response.url = try runtime.streamingURL(.portForward(resolved))
+        return response
+    }
+
     /// The kubelet streaming library's checks of an exec or attach request.
     private static func validateStreams(stdin: Bool, stdout: Bool, stderr: Bool, tty: Bool) throws(RPCError) {
         if !stdin && !stdout && !stderr { throw CRIError.invalid("one of stdin, stdout, or stderr must be set") }
@@ -249,12 +266,6 @@ public struct RuntimeServiceHandler: Runtime_V1_RuntimeService.SimpleServiceProt
     }
 
     // MARK: Not served yet
-
-    public func portForward(request: Runtime_V1_PortForwardRequest, context: ServerContext) async throws
-        -> Runtime_V1_PortForwardResponse
-    {
-        throw CRIError.unimplemented("PortForward")
-    }
 
     public func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws
         -> Runtime_V1_ContainerStatsResponse

@@ -14,11 +14,21 @@ import Synchronization
 /// minute after the RPC made it (the kubelet streaming library's cache).
 ///
 /// Exec and attach speak the WebSocket channel protocols (`v5.channel.k8s.io` down to `channel.k8s.io`):
-/// what kubectl 1.32 sends and what the node agent relays. SPDY is not served.
+/// what kubectl 1.32 sends and what the node agent relays. Port forwarding speaks SPDY/3.1 tunnelled in
+/// a WebSocket (``PortForwardSession``). SPDY over a plain HTTP upgrade is not served.
 public final class StreamingServer: Sendable {
     enum StreamRequest: Sendable {
         case exec(Runtime_V1_ExecRequest)
         case attach(Runtime_V1_AttachRequest)
+        case portForward(Runtime_V1_PortForwardRequest)
+
+        var path: String {
+            switch self {
+            case .exec: "exec"
+            case .attach: "attach"
+            case .portForward: "portforward"
+            }
+        }
     }
 
     static let tokenLifetime: Duration = .seconds(60)
@@ -43,22 +53,14 @@ public final class StreamingServer: Sendable {
             return port
         }
         guard let port else { return nil }
-        let path: String
-        switch request {
-        case .exec: path = "exec"
-        case .attach: path = "attach"
-        }
-        return "http://\(host):\(port)/\(path)/\(token)"
+        return "http://\(host):\(port)/\(request.path)/\(token)"
     }
 
     /// The request a token stands for, once: a token is spent by the connection that presents it.
     func take(_ token: String, kind: String) -> StreamRequest? {
         state.withLock { s in
             guard let entry = s.pending[token], entry.expires > ContinuousClock.now else { return nil }
-            switch (entry.request, kind) {
-            case (.exec, "exec"), (.attach, "attach"): break
-            default: return nil
-            }
+            guard entry.request.path == kind else { return nil }
             s.pending[token] = nil
             return entry.request
         }
@@ -105,6 +107,21 @@ public final class StreamingServer: Sendable {
         guard parts.count == 2, let request = take(parts[1], kind: parts[0]) else { return .dontUpgrade }
         let offered = head.headerFields[values: .secWebSocketProtocol]
             .flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        if case .portForward(let forward) = request {
+            guard offered.contains(PortForwardSession.subprotocol) else { return .dontUpgrade }
+            // The pod's own network, or the host's for a hostNetwork pod; never the host's by mistake.
+            guard let sandbox = runtime.sandboxes.get(forward.podSandboxID) else { return .dontUpgrade }
+            let networkNamespace = sandbox.record.namespacePaths["network"]
+            guard networkNamespace != nil || sandbox.record.hostNamespaces.contains("network") else {
+                return .dontUpgrade
+            }
+            return .upgrade([.secWebSocketProtocol: PortForwardSession.subprotocol]) { inbound, outbound, _ in
+                let session = PortForwardSession(
+                    sandboxID: forward.podSandboxID, networkNamespace: networkNamespace, outbound: outbound,
+                    logger: logger)
+                await session.run(inbound: inbound)
+            }
+        }
         guard let channelProtocol = ChannelProtocol.negotiate(offered) else { return .dontUpgrade }
         var headers = HTTPFields()
         if !offered.isEmpty { headers[.secWebSocketProtocol] = channelProtocol.name }

@@ -174,3 +174,35 @@ int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, ui
     close(original);
     return result;
 }
+
+int berth_stream_socket_in_netns(const char *netns_path, int *failed_step) {
+    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (original < 0) {
+        *failed_step = BERTH_NETNS_STEP_OPEN;
+        return -errno;
+    }
+    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
+    if (target < 0) {
+        int error = errno;
+        close(original);
+        *failed_step = BERTH_NETNS_STEP_OPEN;
+        return -error;
+    }
+    if (setns(target, CLONE_NEWNET) < 0) {
+        int error = errno;
+        close(target);
+        close(original);
+        *failed_step = BERTH_NETNS_STEP_SETNS;
+        return -error;
+    }
+    close(target);
+    int result = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (result < 0) {
+        result = -errno;
+        *failed_step = BERTH_NETNS_STEP_SOCKET;
+    }
+    // Back to where the thread was; if that fails the process must not go on in the wrong network.
+    if (setns(original, CLONE_NEWNET) < 0) abort();
+    close(original);
+    return result;
+}

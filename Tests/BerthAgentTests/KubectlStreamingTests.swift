@@ -145,3 +145,75 @@ struct KubectlStreamingTests {
         #expect(client.stdoutText.contains("\"kind\":\"PodList\""), "\(client.stdoutText) \(client.stderrText)")
     }
 }
+
+/// `kubectl port-forward`: SPDY in a WebSocket from kubectl through the API server and the agent to the
+/// runtime's streaming server, which connects to the port on the pod's localhost.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct KubectlPortForwardTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func portForwardReachesThePodsPortAndReportsAClosedOne() throws {
+        let box = try box
+        let created = try box.kubectl([
+            "run", "web", "--image=\(box.image)", "--", "sh", "-c",
+            "head -c 1048576 /dev/urandom > /www/big; exec httpd -f -p 8080 -h /www",
+        ])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/web", "{.status.phase}") == "Running" }, "\(box.log())")
+        // Serving (the megabyte written, httpd listening) before anything is forwarded to it.
+        try #require(
+            try box.eventually(20) {
+                try box.kubectl(["exec", "web", "--", "wget", "-qO-", "http://127.0.0.1:8080/index.html"]).stdoutText
+                    == "served by a pod\n"
+            })
+        let local = freeLocalPort()
+        let output = try BerthOS.Pipe()
+        let forwarder = try ChildProcess.spawn(
+            "/usr/bin/kubectl",
+            arguments: [
+                "kubectl", "--kubeconfig", box.base + "/server/admin.kubeconfig", "port-forward", "pod/web",
+                "\(local):8080", "\(local + 1):9999",
+            ], environment: box.environment, fileDescriptors: [1: output.writing.rawValue, 2: output.writing.rawValue])
+        output.writing.close()
+        defer {
+            kill(forwarder, SIGTERM)
+            _ = try? ChildProcess.wait(forwarder)
+        }
+        // kubectl says when it listens.
+        var said = ""
+        while !said.contains("Forwarding from 127.0.0.1:\(local + 1)") {
+            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
+            try #require(poll(&entry, 1, 20_000) > 0, "kubectl port-forward said: \(said)")
+            let bytes = try output.reading.read(upTo: 4096)
+            try #require(!bytes.isEmpty, "kubectl port-forward exited: \(said)")
+            said += String(decoding: bytes, as: UTF8.self)
+        }
+        func curl(_ path: String, port: UInt16) throws -> ChildProcess.Output {
+            try ChildProcess.run(
+                "/usr/bin/curl", arguments: ["curl", "-s", "-m", "10", "http://127.0.0.1:\(port)\(path)"],
+                environment: [])
+        }
+        #expect(try curl("/index.html", port: local).stdoutText == "served by a pod\n")
+        // A megabyte through the tunnel, byte for byte what the pod has.
+        let big = try curl("/big", port: local)
+        #expect(big.stdout.count == 1_048_576)
+        let digest = try box.kubectl(["exec", "web", "--", "md5sum", "/www/big"]).stdoutText.prefix(32)
+        let local5 = try ChildProcess.run("/usr/bin/md5sum", arguments: ["md5sum"], environment: [], input: big.stdout)
+        #expect(local5.stdoutText.prefix(32) == digest)
+        // Several connections at once.
+        for _ in 0..<3 { #expect(try curl("/index.html", port: local).stdoutText == "served by a pod\n") }
+        // Nothing listens on 9999 in the pod: the connection fails and kubectl prints the reason (and, as
+        // kubectl 1.32 does after an error, ends the whole forward).
+        #expect(try curl("/", port: local + 1).stdoutText.isEmpty)
+        var more = ""
+        while !more.contains("error forwarding port 9999") {
+            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 10_000) > 0 else { break }
+            let bytes = try output.reading.read(upTo: 4096)
+            if bytes.isEmpty { break }
+            more += String(decoding: bytes, as: UTF8.self)
+        }
+        #expect(more.contains("error forwarding port 9999"), "\(more)")
+        _ = try box.kubectl(["delete", "pod", "web", "--grace-period=0", "--force"])
+    }
+}

@@ -190,6 +190,11 @@ enum {
 };
 int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, uint16_t port, int *failed_step);
 
+/// A TCP socket of another network namespace, unbound and blocking, for the caller to connect (a
+/// socket keeps the namespace it was made in): how the CRI's port forwarding reaches a pod's localhost.
+/// Same steps and errors as berth_socket_in_netns (no BIND step).
+int berth_stream_socket_in_netns(const char *netns_path, int *failed_step);
+
 /// A pinned IPC or UTS namespace (a CRI pod sandbox's, what CRI-O's pinns makes): a dedicated pthread
 /// unshares `flag` (CLONE_NEWIPC or CLONE_NEWUTS), sets `hostname` in a new UTS namespace when not NULL,
 /// and bind-mounts /proc/thread-self/ns/`name` (`ipc` or `uts`) onto `path` (an existing empty file).
