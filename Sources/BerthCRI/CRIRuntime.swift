@@ -42,6 +42,8 @@ public final class CRIRuntime: Sendable {
     let podCIDR = Mutex("")
     /// Where Exec and Attach send their clients to stream.
     let streaming = StreamingServer()
+    /// The last CPU reading of each cgroup the stats RPCs read, for rates.
+    let cpuReadings = CPUReadings()
 
     public init(engine: Engine, settings: Settings, logger: Logger = Logger(label: "berth.cri")) throws(SystemCallError)
     {

@@ -265,31 +265,55 @@ public struct RuntimeServiceHandler: Runtime_V1_RuntimeService.SimpleServiceProt
         if tty && stderr { throw CRIError.invalid("tty and stderr cannot both be true") }
     }
 
-    // MARK: Not served yet
+    // MARK: Stats
 
     public func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws
         -> Runtime_V1_ContainerStatsResponse
     {
-        throw CRIError.unimplemented("ContainerStats")
+        try Self.require(request.containerID, "container_id")
+        let runtime = self.runtime
+        var response = Runtime_V1_ContainerStatsResponse()
+        response.stats = try await blocking("cri-stats") { () throws(RPCError) in
+            try runtime.containerStats(request.containerID)
+        }
+        return response
     }
 
     public func listContainerStats(request: Runtime_V1_ListContainerStatsRequest, context: ServerContext)
         async throws -> Runtime_V1_ListContainerStatsResponse
     {
-        throw CRIError.unimplemented("ListContainerStats")
+        let runtime = self.runtime
+        var response = Runtime_V1_ListContainerStatsResponse()
+        response.stats = try await blocking("cri-stats") { () throws(RPCError) in
+            runtime.listContainerStats(request.filter)
+        }
+        return response
     }
 
     public func podSandboxStats(request: Runtime_V1_PodSandboxStatsRequest, context: ServerContext) async throws
         -> Runtime_V1_PodSandboxStatsResponse
     {
-        throw CRIError.unimplemented("PodSandboxStats")
+        try Self.require(request.podSandboxID, "pod_sandbox_id")
+        let runtime = self.runtime
+        var response = Runtime_V1_PodSandboxStatsResponse()
+        response.stats = try await blocking("cri-stats") { () throws(RPCError) in
+            try runtime.podSandboxStats(request.podSandboxID)
+        }
+        return response
     }
 
     public func listPodSandboxStats(request: Runtime_V1_ListPodSandboxStatsRequest, context: ServerContext)
         async throws -> Runtime_V1_ListPodSandboxStatsResponse
     {
-        throw CRIError.unimplemented("ListPodSandboxStats")
+        let runtime = self.runtime
+        var response = Runtime_V1_ListPodSandboxStatsResponse()
+        response.stats = try await blocking("cri-stats") { () throws(RPCError) in
+            runtime.listPodSandboxStats(request.filter)
+        }
+        return response
     }
+
+    // MARK: Not served yet
 
     public func getContainerEvents(
         request: Runtime_V1_GetEventsRequest, response: RPCWriter<Runtime_V1_ContainerEventResponse>,

@@ -22,6 +22,13 @@ public struct StatsSample: Sendable {
     public var networkInterfaces: [InterfaceCounters] = []
     /// Nanoseconds of CPU per CPU (cgroup v1's cpuacct.usage_percpu; empty on v2, as docker's).
     public var perCPUUsage: [UInt64] = []
+    /// The cgroup's memory as the kernel counts it (page cache included), what it would keep under
+    /// pressure (the kubelet's working set: less inactive file pages), anonymous memory, and faults.
+    public var memoryRaw: UInt64 = 0
+    public var memoryWorkingSet: UInt64 = 0
+    public var memoryRSS: UInt64 = 0
+    public var pageFaults: UInt64 = 0
+    public var majorPageFaults: UInt64 = 0
 
     public struct InterfaceCounters: Sendable {
         public var name: String
@@ -45,27 +52,32 @@ public struct StatsSample: Sendable {
     }
 }
 
-extension Engine {
-    /// Reads the container's counters now. The cgroup is `/berth/<id>` (set by the engine in the spec).
-    public func stats(_ reference: String) throws(EngineError) -> StatsSample {
-        let record = try lookup(reference)
-        guard record.state.status == .running || record.state.status == .paused else {
-            return StatsSample()
-        }
+extension StatsSample {
+    /// The counters of any cgroup (a container's, a pod's parent, the machine's root `/`) on v1 or v2:
+    /// CPU, memory, processes, block I/O. `memoryUsage` is docker's (less inactive file pages on v1);
+    /// ``memoryWorkingSet`` is the kubelet's (usage less inactive file pages on both).
+    public static func cgroup(_ group: String) -> StatsSample {
         var sample = StatsSample()
-        let group = "/berth/\(record.id)"
         let v2 = (try? FileSystemMagic.of(path: "/sys/fs/cgroup")) == FileSystemMagic.cgroup2
         func read(_ path: String) -> String? { try? FileSystem.readString(path) }
         func number(_ path: String) -> UInt64? { read(path).flatMap { UInt64($0.trimmingCharacters(in: " \n")) } }
+        func field(_ text: String?, _ name: String) -> UInt64? {
+            guard let line = text?.split(separator: "\n").first(where: { $0.hasPrefix(name + " ") }) else { return nil }
+            return UInt64(line.split(separator: " ")[1])
+        }
+        let group = group == "/" ? "" : group
         if v2 {
             let base = "/sys/fs/cgroup" + group
-            if let stat = read(base + "/cpu.stat"),
-                let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") })
-            {
-                sample.cpuUsage = (UInt64(line.split(separator: " ")[1]) ?? 0) * 1000
-            }
+            sample.cpuUsage = (field(read(base + "/cpu.stat"), "usage_usec") ?? 0) * 1000
             sample.memoryUsage = number(base + "/memory.current") ?? 0
+            sample.memoryRaw = sample.memoryUsage
             sample.memoryLimit = number(base + "/memory.max") ?? 0
+            let stat = read(base + "/memory.stat")
+            sample.memoryRSS = field(stat, "anon") ?? 0
+            sample.pageFaults = field(stat, "pgfault") ?? 0
+            sample.majorPageFaults = field(stat, "pgmajfault") ?? 0
+            let inactive = field(stat, "inactive_file") ?? 0
+            sample.memoryWorkingSet = sample.memoryRaw > inactive ? sample.memoryRaw - inactive : 0
             sample.pids = number(base + "/pids.current") ?? 0
             for line in (read(base + "/io.stat") ?? "").split(separator: "\n") {
                 for field in line.split(separator: " ") {
@@ -79,14 +91,17 @@ extension Engine {
             sample.cpuUsage = number("/sys/fs/cgroup/cpuacct\(group)/cpuacct.usage") ?? 0
             sample.perCPUUsage = (read("/sys/fs/cgroup/cpuacct\(group)/cpuacct.usage_percpu") ?? "")
                 .split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { UInt64($0) }
-            sample.memoryUsage = number("/sys/fs/cgroup/memory\(group)/memory.usage_in_bytes") ?? 0
-            // v1 reports cache as usage; docker subtracts total_inactive_file.
-            if let stat = read("/sys/fs/cgroup/memory\(group)/memory.stat"),
-                let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("total_inactive_file ") }),
-                let inactive = UInt64(line.split(separator: " ")[1]), inactive < sample.memoryUsage
-            {
+            sample.memoryRaw = number("/sys/fs/cgroup/memory\(group)/memory.usage_in_bytes") ?? 0
+            sample.memoryUsage = sample.memoryRaw
+            // v1 reports cache as usage; docker and the kubelet subtract total_inactive_file.
+            let stat = read("/sys/fs/cgroup/memory\(group)/memory.stat")
+            if let inactive = field(stat, "total_inactive_file"), inactive < sample.memoryUsage {
                 sample.memoryUsage -= inactive
             }
+            sample.memoryWorkingSet = sample.memoryUsage
+            sample.memoryRSS = field(stat, "total_rss") ?? 0
+            sample.pageFaults = field(stat, "total_pgfault") ?? 0
+            sample.majorPageFaults = field(stat, "total_pgmajfault") ?? 0
             sample.memoryLimit = number("/sys/fs/cgroup/memory\(group)/memory.limit_in_bytes") ?? 0
             sample.pids = number("/sys/fs/cgroup/pids\(group)/pids.current") ?? 0
             for line in (read("/sys/fs/cgroup/blkio\(group)/blkio.throttle.io_service_bytes") ?? "").split(
@@ -107,15 +122,19 @@ extension Engine {
             let ticks = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }.reduce(0, +)
             sample.systemUsage = ticks * (1_000_000_000 / UInt64(sysconf(Int32(_SC_CLK_TCK))))
         }
-        // The init's view of its network namespace.
-        for line in (read("/proc/\(record.state.pid)/net/dev") ?? "").split(separator: "\n").dropFirst(2) {
+        return sample
+    }
+
+    /// The interfaces of the network namespace `pid` is in (loopback left out), summed into the totals.
+    public mutating func readNetwork(of pid: Int32) {
+        for line in ((try? FileSystem.readString("/proc/\(pid)/net/dev")) ?? "").split(separator: "\n").dropFirst(2) {
             let parts = line.split(separator: ":", maxSplits: 1)
             guard parts.count == 2, String(parts[0]).trimmingCharacters(in: " ") != "lo" else { continue }
             let fields = parts[1].split(separator: " ").map { UInt64($0) ?? 0 }
             if fields.count >= 12 {
-                sample.networkReceived += fields[0]
-                sample.networkSent += fields[8]
-                sample.networkInterfaces.append(
+                networkReceived += fields[0]
+                networkSent += fields[8]
+                networkInterfaces.append(
                     .init(
                         name: String(parts[0]).trimmingCharacters(in: " "), receivedBytes: fields[0],
                         receivedPackets: fields[1],
@@ -124,6 +143,23 @@ extension Engine {
                         sendErrors: fields[10], sendDropped: fields[11]))
             }
         }
+    }
+}
+
+extension ContainerRecord {
+    /// The container's cgroup: its pod's parent for a CRI container, else `/berth/<id>`.
+    public var cgroupPath: String { configuration.pod.map { "\($0.cgroupParent)/\(id)" } ?? "/berth/\(id)" }
+}
+
+extension Engine {
+    /// Reads the container's counters now, from its cgroup and its network namespace.
+    public func stats(_ reference: String) throws(EngineError) -> StatsSample {
+        let record = try lookup(reference)
+        guard record.state.status == .running || record.state.status == .paused else {
+            return StatsSample()
+        }
+        var sample = StatsSample.cgroup(record.cgroupPath)
+        sample.readNetwork(of: record.state.pid)
         return sample
     }
 

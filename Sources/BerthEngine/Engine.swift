@@ -214,7 +214,7 @@ public final class Engine: Sendable {
                 rootfs: bundle + "/rootfs", hostname: record.hostname, managedFiles: managed,
                 networkNamespacePath: network.namespacePath, sharesHostNetwork: network.sharesHost,
                 volumeSources: volumeSources(record.configuration),
-                cgroupsPath: pod.map { "\($0.cgroupParent)/\(record.id)" } ?? "/berth/\(record.id)",
+                cgroupsPath: record.cgroupPath,
                 initPath: record.configuration.initProcess ? try Engine.initBinary() : nil)
             var spec = try SpecBuilder.build(inputs)
             spec.root = Spec.Root(path: "rootfs", readonly: record.configuration.readonlyRootfs)
