@@ -201,6 +201,8 @@ let package = Package(
             name: "BerthAgent",
             dependencies: [
                 "BerthControl", "BerthAPI", "BerthKube", "BerthJSON", "BerthCRI", "BerthCRIProtocol", "BerthOS",
+                // Only the machine's own cgroup counters (node stats); containers are the CRI's.
+                "BerthEngine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -10,10 +10,18 @@ enum Discovery {
         ]
     }
 
-    static func allGroups() -> [String] { Registry.groups + [reviewGroup] }
+    /// Served by the API server from the node agents (`kubectl top`), not stored.
+    static let metricsGroup = "metrics.k8s.io"
+
+    static func allGroups() -> [String] { Registry.groups + [reviewGroup, metricsGroup] }
+
+    /// The version served of a group that is not stored.
+    static func builtInVersion(_ g: String) -> String? {
+        g == reviewGroup ? "v1" : g == metricsGroup ? "v1beta1" : nil
+    }
 
     static func group(_ g: String) -> JSON {
-        let v = g == reviewGroup ? "v1" : (Registry.versions(of: g).first ?? "v1")
+        let v = builtInVersion(g) ?? (Registry.versions(of: g).first ?? "v1")
         let gv: JSON = ["groupVersion": .string("\(g)/\(v)"), "version": .string(v)]
         return ["kind": "APIGroup", "apiVersion": "v1", "name": .string(g), "versions": [gv], "preferredVersion": gv]
     }
@@ -27,6 +35,19 @@ enum Discovery {
     static func stripKind(_ j: JSON) -> JSON { var j = j; j["kind"] = .null; j["apiVersion"] = .null; return j }
 
     static func resources(group: String, version: String) -> [JSON] {
+        if group == metricsGroup {
+            guard version == "v1beta1" else { return [] }
+            return [
+                [
+                    "name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics",
+                    "verbs": ["get", "list"],
+                ],
+                [
+                    "name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics",
+                    "verbs": ["get", "list"],
+                ],
+            ]
+        }
         if group == reviewGroup {
             return [
                 [
@@ -105,7 +126,7 @@ enum Discovery {
         let groups: [(String, String)] =
             legacy
             ? [("", "v1")]
-            : allGroups().map { g in (g, g == reviewGroup ? "v1" : Registry.versions(of: g).first ?? "v1") }
+            : allGroups().map { g in (g, builtInVersion(g) ?? Registry.versions(of: g).first ?? "v1") }
         let items: [JSON] = groups.map { g, v in
             let res = resources(group: g, version: v).filter { !($0["name"].string ?? "").contains("/") }
             let entries: [JSON] = res.map { e in

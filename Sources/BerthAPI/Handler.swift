@@ -233,6 +233,10 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .plain)
             return reply(call, list)
         }
+        if group == Discovery.metricsGroup {
+            call.render = try Rendering.negotiate(call.accept, .plain)
+            return try await resourceMetrics(call, version: version, rest: rest)
+        }
         if group == Discovery.reviewGroup && rest == ["selfsubjectaccessreviews"] && call.method == .post {
             // A review has no table: `as=Table` alone is 406 upstream, before the review is made.
             call.render = try Rendering.negotiate(call.accept, .plain)

@@ -22,6 +22,8 @@ public struct AgentConfiguration: Sendable {
     public var leaseInterval: Duration = .seconds(10)
     /// How often the node's status is posted when nothing changed (the kubelet's 5 min, 10 s on change).
     public var statusInterval: Duration = .seconds(60)
+    /// How often the node's and pods' resource use is sampled for `/stats/summary` (cAdvisor's 10 s).
+    public var statsInterval: Duration = .seconds(10)
     /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.
     public var nodeIP: String?
     /// The address the Node reports: ``nodeIP`` or the machine's first non-loopback IPv4 address.

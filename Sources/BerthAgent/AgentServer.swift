@@ -79,6 +79,15 @@ struct AgentServer {
                 _ = try await streamingURL(
                     segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
                 return text(.badRequest, "Upgrade request required")
+            case "stats" where segments == ["stats", "summary"]:
+                let summary = agent.stats.summary(pods: agent.pods.list())
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: summary.serialized())))
+            case "metrics" where segments == ["metrics", "resource"]:
+                return Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: agent.stats.resourceMetrics(pods: agent.pods.list()))))
             case "pods" where segments.count == 1:
                 let pods = agent.pods.list().sorted {
                     ($0.metadata.namespace ?? "", $0.metadata.name ?? "") < (

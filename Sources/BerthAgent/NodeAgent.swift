@@ -25,6 +25,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let queue = WorkQueue(name: "pods")
     let state = PodRuntimeState()
     let probes = Prober()
+    let stats: NodeStats
     let pods: Informer<CoreV1.Pod>
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
@@ -43,6 +44,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         facts = NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP)
         events = EventRecorder()
         recorder = events.component("kubelet")
+        stats = NodeStats(nodeName: configuration.nodeName)
         let name = configuration.nodeName
         pods = Informer(
             source: FilteredSource(
@@ -71,6 +73,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.events.run(client: self.client) }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
+                group.addTask { await self.sampleStats() }
                 if let settings = self.configuration.server {
                     group.addTask {
                         do {
@@ -308,6 +311,14 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         stop.timeout = probe.terminationGracePeriodSeconds ?? target.gracePeriod
         _ = try? await cri.runtime.stopContainer(stop)
         await queue.add(target.podKey)
+    }
+
+    /// Samples resource use every `statsInterval` for the stats endpoints.
+    func sampleStats() async {
+        while !Task.isCancelled {
+            await stats.sample(cri)
+            try? await Task.sleep(for: configuration.statsInterval)
+        }
     }
 
     // MARK: Noticing container changes (the kubelet's PLEG)

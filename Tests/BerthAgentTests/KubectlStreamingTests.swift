@@ -217,3 +217,52 @@ struct KubectlPortForwardTests {
         _ = try box.kubectl(["delete", "pod", "web", "--grace-period=0", "--force"])
     }
 }
+
+/// `kubectl top`: the agents' Summary API (from the runtime's stats RPCs) served as metrics.k8s.io.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct KubectlTopTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func topShowsTheNodeAndABusyPod() throws {
+        let box = try box
+        let created = try box.kubectl(["run", "busy", "--image=\(box.image)", "--", "sh", "-c", "while :; do :; done"])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/busy", "{.status.phase}") == "Running" }, "\(box.log())")
+        // A rate needs two samples of the agent (10 s apart): until then kubectl says none are available.
+        var top: ChildProcess.Output?
+        #expect(
+            try box.eventually(45) {
+                top = try box.kubectl(["top", "pod", "busy", "--no-headers"])
+                return top?.status.succeeded == true
+            }, "\(top?.stderrText ?? "")")
+        let shown = top?.stdoutText ?? ""
+        // busy   987m   1Mi: a core spinning shows as hundreds of millicores.
+        let fields = shown.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(fields.first == "busy")
+        let millicores = fields.count > 1 ? Int(fields[1].dropLast()) ?? 0 : 0
+        #expect(millicores > 300, "\(shown)")
+        let node = try box.kubectl(["top", "node", "--no-headers"])
+        #expect(node.status.succeeded, "\(node.stderrText)")
+        #expect(node.stdoutText.hasPrefix(box.nodeName), "\(node.stdoutText)")
+        let containers = try box.kubectl(["top", "pod", "busy", "--containers", "--no-headers"]).stdoutText
+        #expect(containers.contains("busy"), "\(containers)")
+        // The kubelet's endpoints themselves, with the API server's client certificate.
+        let pki = box.base + "/server/pki"
+        func agent(_ path: String) throws -> String {
+            try ChildProcess.run(
+                "/usr/bin/curl",
+                arguments: [
+                    "curl", "-s", "--cacert", pki + "/ca.crt", "--cert", pki + "/apiserver-kubelet-client.crt", "--key",
+                    pki + "/apiserver-kubelet-client.key", "https://127.0.0.1:\(box.kubeletPort)\(path)",
+                ], environment: []
+            ).stdoutText
+        }
+        #expect(try agent("/stats/summary").contains("\"name\":\"busy\""))
+        let metrics = try agent("/metrics/resource")
+        #expect(
+            metrics.contains("container_cpu_usage_seconds_total{container=\"busy\",namespace=\"default\",pod=\"busy\"}")
+        )
+        #expect(metrics.contains("node_memory_working_set_bytes "))
+        _ = try box.kubectl(["delete", "pod", "busy", "--grace-period=0", "--force"])
+    }
+}
