@@ -250,3 +250,35 @@ extension PodConfigs {
         return pair
     }
 }
+
+extension PodConfigs {
+    /// The kubelet's verifyRunAsNonRoot: with runAsNonRoot (the container's, else the pod's), the user
+    /// must be provably not root — runAsUser not 0, or the image's numeric user not 0; an image with no
+    /// user runs as root, one with a user name cannot be checked. The messages are the kubelet's.
+    static func verifyRunAsNonRoot(
+        _ container: CoreV1.Container, pod: CoreV1.Pod, imageUID: Int64?, imageUsername: String
+    ) throws(PodConfigError) {
+        let podContext = pod.spec.securityContext
+        let context = container.securityContext
+        guard context?.runAsNonRoot ?? podContext?.runAsNonRoot ?? false else { return }
+        let described = "\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(pod.metadata.uid ?? ""))"
+        if let user = context?.runAsUser ?? podContext?.runAsUser {
+            if user == 0 {
+                throw PodConfigError(
+                    "container's runAsUser breaks non-root policy (pod: \"\(described)\", container: \(container.name))"
+                )
+            }
+            return
+        }
+        if imageUID == nil && !imageUsername.isEmpty {
+            throw PodConfigError(
+                "container has runAsNonRoot and image has non-numeric user (\(imageUsername)), cannot verify user is non-root (pod: \"\(described)\", container: \(container.name))"
+            )
+        }
+        if (imageUID ?? 0) == 0 {
+            throw PodConfigError(
+                "container has runAsNonRoot and image will run as root (pod: \"\(described)\", container: \(container.name))"
+            )
+        }
+    }
+}

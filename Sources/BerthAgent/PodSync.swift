@@ -281,6 +281,13 @@ extension NodeAgent {
             _ = try await cri.runtime.startContainer(start)
             await state.clearWaiting(stateKey)
             recorder.record(pod, reason: "Started", message: "Started container \(container.name)")
+            let podIP = sandbox.network.ip.isEmpty ? facts.internalIP : sandbox.network.ip
+            if !(await runPostStart(
+                container, pod: pod, containerID: id, podIP: podIP, grace: pod.spec.terminationGracePeriodSeconds ?? 30))
+            {
+                // Restarted by its policy, with back-off, as a container that failed.
+                requeueAfter = min(requeueAfter ?? .seconds(1), .seconds(1))
+            }
         } catch {
             await state.setWaiting(stateKey, reason: "RunContainerError", message: Self.message(error))
             recorder.record(pod, type: "Warning", reason: "Failed", message: "Error: \(Self.message(error))")
@@ -315,10 +322,31 @@ extension NodeAgent {
             throw WaitingFailure(reason: "ImagePullBackOff", message: "Back-off pulling image \"\(name)\"")
         }
         recorder.record(pod, reason: "Pulling", message: "Pulling image \"\(name)\"")
-        var pull = Runtime_V1_PullImageRequest()
-        pull.image.image = name
+        // The pod's imagePullSecrets for this registry, each tried in turn (none: anonymously).
+        var secrets: [CoreV1.Secret] = []
+        for reference in pod.spec.imagePullSecrets {
+            guard let secretName = reference.name, !secretName.isEmpty,
+                let secret = try? await client.get(
+                    CoreV1.Secret.self, namespace: pod.metadata.namespace ?? "default", name: secretName)
+            else { continue }
+            secrets.append(secret)
+        }
+        let credentials = ImagePullSecrets.credentials(for: name, secrets: secrets)
         do {
-            _ = try await cri.images.pullImage(pull)
+            var lastError: (any Error)?
+            for auth in credentials.isEmpty ? [nil] : credentials.map({ Optional($0) }) {
+                var pull = Runtime_V1_PullImageRequest()
+                pull.image.image = name
+                if let auth { pull.auth = auth }
+                do {
+                    _ = try await cri.images.pullImage(pull)
+                    lastError = nil
+                    break
+                } catch {
+                    lastError = error
+                }
+            }
+            if let lastError { throw lastError }
         } catch {
             await state.failed(stateKey + "#pull")
             let message = "Failed to pull image \"\(name)\": \(Self.message(error))"
@@ -370,7 +398,12 @@ extension NodeAgent {
             nodeName: configuration.nodeName, nodeAllocatable: nodeStatus().allocatable,
             configMaps: { configMaps[$1] }, secrets: { secrets[$1] })
         let mounts = try await PodVolumes.mounts(
-            for: container, pod: pod, root: configuration.rootDirectory, client: client)
+            for: container, pod: pod, root: configuration.rootDirectory, client: client,
+            facts: PodVolumes.Facts(
+                podIPs: [sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip), hostIPs: [facts.internalIP],
+                nodeName: configuration.nodeName, allocatable: nodeStatus().allocatable))
+        try PodConfigs.verifyRunAsNonRoot(
+            container, pod: pod, imageUID: image.hasUid ? image.uid.value : nil, imageUsername: image.username)
         return PodConfigs.containerConfig(
             container, pod: pod, restartCount: attempt, image: image.id, environment: environment, mounts: mounts,
             configuration: configuration, machineMemory: facts.memoryBytes,

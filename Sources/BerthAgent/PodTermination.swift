@@ -10,20 +10,33 @@ extension NodeAgent {
         let uid = pod.metadata.uid ?? ""
         let grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30
         let sandboxes = try await sandboxes(of: uid)
-        var running: [String] = []
+        var running: [Runtime_V1_Container] = []
+        var podIP = facts.internalIP
         for sandbox in sandboxes {
             var request = Runtime_V1_ListContainersRequest()
             request.filter.podSandboxID = sandbox.id
             request.filter.state.state = .containerRunning
-            running += try await cri.runtime.listContainers(request).containers.map(\.id)
+            running += try await cri.runtime.listContainers(request).containers
+            if sandbox.state == .sandboxReady {
+                var status = Runtime_V1_PodSandboxStatusRequest()
+                status.podSandboxID = sandbox.id
+                if let ip = try? await cri.runtime.podSandboxStatus(status).status.network.ip, !ip.isEmpty {
+                    podIP = ip
+                }
+            }
         }
         let runtime = cri.runtime
+        let address = podIP
         await withTaskGroup(of: Void.self) { group in
-            for id in running {
+            for container in running {
+                let spec = (pod.spec.containers + pod.spec.initContainers).first { $0.name == container.metadata.name }
                 group.addTask {
+                    // preStop first; what it took comes out of the grace period.
+                    let left = await self.runPreStop(
+                        spec, pod: pod, containerID: container.id, podIP: address, grace: max(0, grace))
                     var stop = Runtime_V1_StopContainerRequest()
-                    stop.containerID = id
-                    stop.timeout = max(0, grace)
+                    stop.containerID = container.id
+                    stop.timeout = left
                     _ = try? await runtime.stopContainer(stop)
                 }
             }
@@ -55,6 +68,8 @@ extension NodeAgent {
             if let uid = sandbox.labels[PodLabels.uid] {
                 await state.forget(podUID: uid)
                 await probes.stop(podUID: uid)
+                // Memory-backed emptyDirs are mounts: undone first, so nothing is left mounted or deleted through one.
+                PodVolumes.unmountAll(under: "\(configuration.rootDirectory)/pods/\(uid)")
                 try? FileManager.default.removeItem(atPath: "\(configuration.rootDirectory)/pods/\(uid)")
                 let logs = "\(configuration.podLogDirectory)/\(parts[0])_\(parts[1])_\(uid)"
                 try? FileManager.default.removeItem(atPath: logs)

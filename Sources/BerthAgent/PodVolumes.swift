@@ -2,12 +2,28 @@ import BerthCRIProtocol
 import BerthControl
 import BerthKube
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// A pod's volumes as host directories the runtime bind-mounts: emptyDir (a directory of the pod's,
-/// tmpfs for medium Memory), hostPath, and configMap and secret (their keys written as files).
+/// A pod's volumes as host directories the runtime bind-mounts: emptyDir (a directory of the pod's, a
+/// tmpfs of `sizeLimit` for medium Memory), hostPath, configMap, secret and downwardAPI (their keys or
+/// fields written as files), and projected (configMap, secret and downwardAPI sources in one
+/// directory). With the pod's fsGroup, the volumes the agent writes belong to that group (setgid
+/// directories, group read and write), as the kubelet's SetVolumeOwnership leaves them.
 enum PodVolumes {
+    /// What the downward API reads besides the pod itself.
+    struct Facts {
+        var podIPs: [String]
+        var hostIPs: [String]
+        var nodeName: String
+        var allocatable: [String: Quantity]
+    }
+
     /// The mounts of `container`, each volume prepared on first use.
-    static func mounts(for container: CoreV1.Container, pod: CoreV1.Pod, root: String, client: any KubeClient)
+    static func mounts(
+        for container: CoreV1.Container, pod: CoreV1.Pod, root: String, client: any KubeClient, facts: Facts
+    )
         async throws -> [Runtime_V1_Mount]
     {
         let uid = pod.metadata.uid ?? ""
@@ -21,10 +37,28 @@ enum PodVolumes {
             var readOnly = mount.readOnly ?? false
             if let path = volume.hostPath?.path {
                 hostPath = path
-            } else if volume.emptyDir != nil {
+            } else if let emptyDir = volume.emptyDir {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~empty-dir/\(volume.name)"
                 try FileManager.default.createDirectory(atPath: hostPath, withIntermediateDirectories: true)
+                if emptyDir.medium == .memory { try mountMemory(hostPath, sizeLimit: emptyDir.sizeLimit) }
                 chmod(hostPath, 0o777)
+            } else if let source = volume.downwardAPI {
+                hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~downward-api/\(volume.name)"
+                let files = try downwardFiles(source.items, container: container, pod: pod, facts: facts)
+                try write(
+                    files.mapValues(\.bytes),
+                    items: files.keys.sorted().map { CoreV1.KeyToPath(key: $0, path: $0, mode: files[$0]!.mode) },
+                    mode: source.defaultMode ?? 0o644, to: hostPath, what: "the downward API")
+                readOnly = true
+            } else if let source = volume.projected {
+                hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~projected/\(volume.name)"
+                let files = try await projectedFiles(
+                    source, container: container, pod: pod, client: client, facts: facts)
+                try write(
+                    files.mapValues(\.bytes),
+                    items: files.keys.sorted().map { CoreV1.KeyToPath(key: $0, path: $0, mode: files[$0]!.mode) },
+                    mode: source.defaultMode ?? 0o644, to: hostPath, what: "projected volume \(volume.name)")
+                readOnly = true
             } else if let source = volume.configMap {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~configmap/\(volume.name)"
                 let name = source.name ?? ""
@@ -70,9 +104,136 @@ enum PodVolumes {
                     try FileManager.default.createDirectory(atPath: hostPath, withIntermediateDirectories: true)
                 }
             }
+            if let group = pod.spec.securityContext?.fsGroup, volume.hostPath == nil {
+                applyGroup(hostPath, group: gid_t(truncatingIfNeeded: group), readOnly: readOnly)
+            }
             mounts.append(Self.mount(mount, hostPath: hostPath, readOnly: readOnly))
         }
         return mounts
+    }
+
+    /// A file the downward API or a projection writes: its bytes and its own mode, if any.
+    struct File {
+        var bytes: [UInt8]
+        var mode: Int32?
+    }
+
+    /// The downward API's items: pod fields and container resources as files.
+    static func downwardFiles(
+        _ items: [CoreV1.DownwardAPIVolumeFile], container: CoreV1.Container, pod: CoreV1.Pod, facts: Facts
+    ) throws -> [String: File] {
+        var files: [String: File] = [:]
+        for item in items {
+            let value: String
+            if let field = item.fieldRef {
+                value = try PodConfigs.fieldValue(
+                    field, pod: pod, podIPs: facts.podIPs, hostIPs: facts.hostIPs, nodeName: facts.nodeName)
+            } else if let resource = item.resourceFieldRef {
+                value = try PodConfigs.resourceValue(
+                    resource, container: container, pod: pod, allocatable: facts.allocatable)
+            } else {
+                throw PodConfigError("downward API item \(item.path) has neither fieldRef nor resourceFieldRef")
+            }
+            files[item.path] = File(bytes: Array(value.utf8), mode: item.mode)
+        }
+        return files
+    }
+
+    /// A projected volume's sources in one directory (a later source's file replaces an earlier one's).
+    static func projectedFiles(
+        _ source: CoreV1.ProjectedVolumeSource, container: CoreV1.Container, pod: CoreV1.Pod, client: any KubeClient,
+        facts: Facts
+    ) async throws -> [String: File] {
+        let namespace = pod.metadata.namespace ?? "default"
+        var files: [String: File] = [:]
+        func add(_ data: [String: [UInt8]], items: [CoreV1.KeyToPath], what: String) throws {
+            if items.isEmpty {
+                for (key, bytes) in data { files[key] = File(bytes: bytes, mode: nil) }
+                return
+            }
+            for item in items {
+                guard let bytes = data[item.key] else {
+                    throw PodConfigError("couldn't find key \(item.key) in \(what)")
+                }
+                files[item.path] = File(bytes: bytes, mode: item.mode)
+            }
+        }
+        for projection in source.sources {
+            if let reference = projection.configMap {
+                let name = reference.name ?? ""
+                guard let object = try await client.get(CoreV1.ConfigMap.self, namespace: namespace, name: name) else {
+                    if reference.optional == true { continue }
+                    throw PodConfigError("configmap \"\(name)\" not found")
+                }
+                var data = object.data.mapValues { Array($0.utf8) }
+                for (key, value) in object.binaryData { data[key] = value }
+                try add(data, items: reference.items, what: "ConfigMap \(namespace)/\(name)")
+            } else if let reference = projection.secret {
+                let name = reference.name ?? ""
+                guard let object = try await client.get(CoreV1.Secret.self, namespace: namespace, name: name) else {
+                    if reference.optional == true { continue }
+                    throw PodConfigError("secret \"\(name)\" not found")
+                }
+                try add(object.data, items: reference.items, what: "Secret \(namespace)/\(name)")
+            } else if let downward = projection.downwardAPI {
+                for (path, file) in try downwardFiles(downward.items, container: container, pod: pod, facts: facts) {
+                    files[path] = file
+                }
+            } else if projection.serviceAccountToken != nil {
+                throw PodConfigError(
+                    "projected service account tokens need the TokenRequest API, which this Berth server does not serve yet"
+                )
+            } else {
+                throw PodConfigError("a projected volume source of a kind the Berth node agent does not support yet")
+            }
+        }
+        return files
+    }
+
+    /// A tmpfs on `path` (emptyDir medium Memory), `sizeLimit` its size; mounted once.
+    static func mountMemory(_ path: String, sizeLimit: Quantity?) throws {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        if mounts.split(separator: "\n").contains(where: {
+            $0.split(separator: " ").dropFirst(4).first == Substring(path)
+        }) {
+            return
+        }
+        var options = "mode=0777"
+        if let bytes = sizeLimit?.value, bytes > 0 { options += ",size=\(bytes)" }
+        guard Glibc.mount("tmpfs", path, "tmpfs", UInt(MS_NOSUID | MS_NODEV), options) == 0 else {
+            throw PodConfigError("mounting a tmpfs for emptyDir at \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Every mount the agent made under a pod's directory, undone (before the directory is removed).
+    static func unmountAll(under directory: String) {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let points = mounts.split(separator: "\n").compactMap { line -> String? in
+            guard let point = line.split(separator: " ").dropFirst(4).first, point.hasPrefix(directory + "/") else {
+                return nil
+            }
+            return String(point)
+        }
+        for point in points.sorted(by: { $0.count > $1.count }) { umount2(point, Int32(MNT_DETACH)) }
+    }
+
+    /// The pod's fsGroup owns the volume: group-owned files, group read (and write unless read-only),
+    /// setgid directories so that new files join the group.
+    static func applyGroup(_ path: String, group: gid_t, readOnly: Bool) {
+        func apply(_ path: String) {
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFLNK else { return }
+            _ = lchown(path, uid_t.max, group)
+            let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+            var mode = info.st_mode & 0o7777
+            mode |= readOnly ? 0o040 : 0o060
+            if isDirectory { mode |= 0o2010 }
+            chmod(path, mode)
+            if isDirectory, let entries = try? FileManager.default.contentsOfDirectory(atPath: path) {
+                for entry in entries { apply(path + "/" + entry) }
+            }
+        }
+        apply(path)
     }
 
     static func mount(_ mount: CoreV1.VolumeMount, hostPath: String, readOnly: Bool) -> Runtime_V1_Mount {

@@ -756,3 +756,81 @@ struct PodConfigsTests {
         #expect(privileged.apparmorProfile == "runtime/default")
     }
 }
+
+/// imagePullSecrets as the kubelet's keyring matches them to an image's registry.
+struct ImagePullSecretsTests {
+    func secret(_ type: String, _ key: String, _ json: String) -> CoreV1.Secret {
+        var secret = CoreV1.Secret()
+        secret.type = CoreV1.SecretType(rawValue: type)
+        secret.data = [key: Array(json.utf8)]
+        return secret
+    }
+
+    @Test func registriesAreMatchedByHost() {
+        #expect(ImagePullSecrets.registry(of: "busybox") == "docker.io")
+        #expect(ImagePullSecrets.registry(of: "library/busybox:1") == "docker.io")
+        #expect(ImagePullSecrets.registry(of: "127.0.0.1:5000/app:1") == "127.0.0.1:5000")
+        #expect(ImagePullSecrets.registry(of: "localhost/app") == "localhost")
+        #expect(ImagePullSecrets.host(of: "https://index.docker.io/v1/") == "docker.io")
+        #expect(ImagePullSecrets.host(of: "http://127.0.0.1:5000") == "127.0.0.1:5000")
+    }
+
+    @Test func dockerConfigJSONAndDockercfgGiveCredentials() {
+        let json = secret(
+            "kubernetes.io/dockerconfigjson", ".dockerconfigjson",
+            #"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcmV0"},"other.example":{"username":"x","password":"y"}}}"#
+        )
+        let cfg = secret(
+            "kubernetes.io/dockercfg", ".dockercfg",
+            #"{"https://127.0.0.1:5000/v1/":{"username":"bob","password":"pw"}}"#)
+        let found = ImagePullSecrets.credentials(for: "127.0.0.1:5000/app:1", secrets: [json, cfg])
+        #expect(found.map(\.username) == ["alice", "bob"])
+        #expect(found.map(\.password) == ["s3cret", "pw"])
+        #expect(ImagePullSecrets.credentials(for: "busybox", secrets: [json, cfg]).isEmpty)
+    }
+}
+
+/// The kubelet's runAsNonRoot rules.
+struct RunAsNonRootTests {
+    func pod(nonRoot: Bool?, user: Int64? = nil) -> (CoreV1.Pod, CoreV1.Container) {
+        var pod = CoreV1.Pod()
+        pod.metadata.name = "p"
+        pod.metadata.namespace = "ns"
+        pod.metadata.uid = "u"
+        var context = CoreV1.PodSecurityContext()
+        context.runAsNonRoot = nonRoot
+        context.runAsUser = user
+        pod.spec.securityContext = context
+        var container = CoreV1.Container()
+        container.name = "c"
+        return (pod, container)
+    }
+
+    @Test func rootIsRefusedAndANumericUserPasses() throws {
+        let (pod, container) = pod(nonRoot: true)
+        #expect(throws: PodConfigError.self) {
+            try PodConfigs.verifyRunAsNonRoot(container, pod: pod, imageUID: nil, imageUsername: "")
+        }
+        #expect(throws: PodConfigError.self) {
+            try PodConfigs.verifyRunAsNonRoot(container, pod: pod, imageUID: 0, imageUsername: "")
+        }
+        do {
+            try PodConfigs.verifyRunAsNonRoot(container, pod: pod, imageUID: nil, imageUsername: "app")
+            Issue.record("a user name cannot be verified")
+        } catch {
+            #expect(
+                error.message.contains(
+                    "image has non-numeric user (app), cannot verify user is non-root (pod: \"p_ns(u)\", container: c)")
+            )
+        }
+        try PodConfigs.verifyRunAsNonRoot(container, pod: pod, imageUID: 1000, imageUsername: "")
+        let (withUser, _) = self.pod(nonRoot: true, user: 1000)
+        try PodConfigs.verifyRunAsNonRoot(container, pod: withUser, imageUID: 0, imageUsername: "")
+        let (asRoot, _) = self.pod(nonRoot: true, user: 0)
+        #expect(throws: PodConfigError.self) {
+            try PodConfigs.verifyRunAsNonRoot(container, pod: asRoot, imageUID: 1000, imageUsername: "")
+        }
+        let (unset, _) = self.pod(nonRoot: nil)
+        try PodConfigs.verifyRunAsNonRoot(container, pod: unset, imageUID: 0, imageUsername: "")
+    }
+}

@@ -1,0 +1,174 @@
+import BerthOS
+import Foundation
+import Testing
+
+/// Volumes, hooks and security checks proved by what a pod sees: downwardAPI and projected files, a
+/// memory-backed emptyDir, fsGroup ownership, postStart and preStop hooks, runAsNonRoot refused.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct PodFeaturesTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    func apply(_ manifest: String) throws {
+        let applied = try box.kubectl(["create", "-f", "-"], input: manifest)
+        try #require(applied.status.succeeded, "\(applied.stderrText)")
+    }
+
+    func exec(_ pod: String, _ script: String) throws -> String {
+        try box.kubectl(["exec", pod, "--", "sh", "-c", script]).stdoutText
+    }
+
+    @Test func downwardAPIProjectedAndMemoryVolumes() throws {
+        let box = try box
+        try apply(
+            """
+            apiVersion: v1
+            kind: ConfigMap
+            metadata: {name: settings}
+            data: {mode: fast}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata:
+              name: volumes
+              labels: {app: volumes, tier: backend}
+              annotations: {note: "two \\"quoted\\" words"}
+            spec:
+              securityContext: {fsGroup: 2345}
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sleep", "1000"]
+                resources: {limits: {memory: 64Mi}}
+                volumeMounts:
+                - {name: info, mountPath: /etc/info}
+                - {name: all, mountPath: /etc/all}
+                - {name: scratch, mountPath: /scratch}
+              volumes:
+              - name: info
+                downwardAPI:
+                  items:
+                  - {path: name, fieldRef: {fieldPath: metadata.name}}
+                  - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+                  - {path: annotations, fieldRef: {fieldPath: metadata.annotations}}
+                  - {path: memory, resourceFieldRef: {containerName: main, resource: limits.memory, divisor: 1Mi}}
+              - name: all
+                projected:
+                  sources:
+                  - configMap: {name: settings}
+                  - downwardAPI: {items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]}
+              - name: scratch
+                emptyDir: {medium: Memory, sizeLimit: 16Mi}
+            """)
+        #expect(try box.eventually { try box.get("pod/volumes", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(try exec("volumes", "cat /etc/info/name") == "volumes")
+        #expect(try exec("volumes", "cat /etc/info/labels") == "app=\"volumes\"\ntier=\"backend\"")
+        #expect(try exec("volumes", "cat /etc/info/annotations") == #"note="two \"quoted\" words""#)
+        #expect(try exec("volumes", "cat /etc/info/memory") == "64")
+        #expect(try exec("volumes", "cat /etc/all/mode /etc/all/namespace") == "fastdefault")
+        // A tmpfs of the size asked for, inside the container.
+        let mount = try exec("volumes", "grep ' /scratch ' /proc/mounts")
+        #expect(mount.hasPrefix("tmpfs /scratch tmpfs"), "\(mount)")
+        #expect(mount.contains("size=16384k"), "\(mount)")
+        // fsGroup owns what the agent wrote.
+        #expect(try exec("volumes", "stat -c %g /etc/info/name").hasPrefix("2345"))
+        let uid = try box.get("pod/volumes", "{.metadata.uid}")
+        _ = try box.kubectl(["delete", "pod", "volumes", "--grace-period=1"])
+        // Deleted: the tmpfs is unmounted with the pod's directory.
+        #expect(
+            try box.eventually(30) {
+                !((try? FileSystem.readString("/proc/self/mountinfo")) ?? "").contains("\(uid)/volumes")
+                    && !FileManager.default.fileExists(atPath: "\(box.base)/agent/pods/\(uid)")
+            })
+    }
+
+    @Test func postStartRunsBeforeAndPreStopOnDeletion() throws {
+        let box = try box
+        let marks = box.base + "/marks"
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        try apply(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: hooks}
+            spec:
+              terminationGracePeriodSeconds: 20
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sleep", "1000"]
+                volumeMounts: [{name: marks, mountPath: /marks}]
+                lifecycle:
+                  postStart: {exec: {command: ["sh", "-c", "echo started > /marks/post-start"]}}
+                  preStop: {exec: {command: ["sh", "-c", "echo stopping > /marks/pre-stop"]}}
+              volumes:
+              - {name: marks, hostPath: {path: \(marks)}}
+            """)
+        #expect(try box.eventually { try box.get("pod/hooks", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(try String(contentsOfFile: marks + "/post-start", encoding: .utf8) == "started\n")
+        #expect(!FileManager.default.fileExists(atPath: marks + "/pre-stop"))
+        let deleted = try box.kubectl(["delete", "pod", "hooks", "--timeout=60s"])
+        #expect(deleted.status.succeeded, "\(deleted.stderrText) \(box.log().suffix(3000))")
+        #expect((try? String(contentsOfFile: marks + "/pre-stop", encoding: .utf8)) == "stopping\n")
+    }
+
+    @Test func aFailingPostStartKillsTheContainer() throws {
+        let box = try box
+        try apply(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: badhook}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sleep", "1000"]
+                lifecycle: {postStart: {exec: {command: ["false"]}}}
+            """)
+        #expect(
+            try box.eventually(40) {
+                (Int(try box.get("pod/badhook", "{.status.containerStatuses[0].restartCount}")) ?? 0) >= 1
+            }, "\(box.log())")
+        let events = try box.kubectl(["get", "events", "--field-selector", "involvedObject.name=badhook"]).stdoutText
+        #expect(events.contains("FailedPostStartHook"), "\(events)")
+        _ = try box.kubectl(["delete", "pod", "badhook", "--grace-period=0", "--force"])
+    }
+
+    @Test func runAsNonRootRefusesAnImageThatRunsAsRoot() throws {
+        let box = try box
+        try apply(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: nonroot}
+            spec:
+              securityContext: {runAsNonRoot: true}
+              containers:
+              - {name: main, image: \(box.image), command: ["sleep", "1000"]}
+            """)
+        var reason = ""
+        #expect(
+            try box.eventually(30) {
+                reason = try box.get("pod/nonroot", "{.status.containerStatuses[0].state.waiting.reason}")
+                return reason == "CreateContainerConfigError"
+            }, "\(reason) \(box.log())")
+        let message = try box.get("pod/nonroot", "{.status.containerStatuses[0].state.waiting.message}")
+        #expect(message.hasPrefix("container has runAsNonRoot and image will run as root"), "\(message)")
+        // With a non-root user it runs.
+        _ = try box.kubectl(["delete", "pod", "nonroot", "--grace-period=0", "--force"])
+        try apply(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: nonroot2}
+            spec:
+              securityContext: {runAsNonRoot: true, runAsUser: 1000}
+              containers:
+              - {name: main, image: \(box.image), command: ["sleep", "1000"]}
+            """)
+        #expect(try box.eventually { try box.get("pod/nonroot2", "{.status.phase}") == "Running" })
+        #expect(try exec("nonroot2", "id -u") == "1000\n")
+        _ = try box.kubectl(["delete", "pod", "nonroot2", "--grace-period=0", "--force"])
+    }
+}
