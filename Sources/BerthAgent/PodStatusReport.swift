@@ -14,12 +14,19 @@ extension NodeAgent {
         let uid = pod.metadata.uid ?? ""
         let initStatuses = await containerStatuses(pod.spec.initContainers, uid: uid, containers: containers)
         var statuses = await containerStatuses(pod.spec.containers, uid: uid, containers: containers)
-        // Initialized once every init container exited 0; until then the pod is Pending (Failed when one
-        // failed and the pod does not restart).
-        let initialized = initStatuses.allSatisfy { $0.state.terminated?.exitCode == 0 }
+        // Initialized once every init container exited 0 and every sidecar started (or the app
+        // containers exist: a sidecar restarting later does not undo it); until then the pod is Pending
+        // (Failed when one failed and the pod does not restart).
+        let sidecars = Set(pod.spec.initContainers.filter(Self.isSidecar).map(\.name))
+        let appNames = Set(pod.spec.containers.map(\.name))
+        let initialized =
+            containers.contains { appNames.contains($0.metadata.name) }
+            || initStatuses.allSatisfy {
+                sidecars.contains($0.name) ? $0.started == true : $0.state.terminated?.exitCode == 0
+            }
         let initFailed =
             pod.spec.restartPolicy == .never
-            && initStatuses.contains { ($0.state.terminated?.exitCode ?? 0) != 0 }
+            && initStatuses.contains { !sidecars.contains($0.name) && ($0.state.terminated?.exitCode ?? 0) != 0 }
 
         if !initialized {
             // The app containers have not been created: they wait for the init containers, as the kubelet says.
@@ -46,7 +53,10 @@ extension NodeAgent {
         }
         status.qosClass = PodQOS.of(pod)
         status.startTime = pod.status.startTime ?? MetaV1.Time.now()
-        let allReady = initialized && !statuses.isEmpty && statuses.allSatisfy(\.ready)
+        // Sidecars count for readiness as app containers do.
+        let allReady =
+            initialized && !statuses.isEmpty && statuses.allSatisfy(\.ready)
+            && initStatuses.filter { sidecars.contains($0.name) }.allSatisfy(\.ready)
         let sandboxReady = sandbox.state == .sandboxReady
         status.conditions = Self.conditions(
             pod.status.conditions,

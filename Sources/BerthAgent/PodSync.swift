@@ -44,6 +44,8 @@ extension NodeAgent {
         var containers = try await cri.runtime.listContainers(listRequest).containers
         var requeueAfter: Duration?
 
+        // Probes of what runs already (a sidecar's startup probe decides when the next init container starts).
+        await startProbes(pod, key: key, sandbox: sandbox, containers: containers)
         // Init containers first, one at a time, each to a zero exit (the app containers wait for them).
         switch try await runInitContainers(
             pod, sandboxID: sandboxID, sandbox: sandbox, containers: containers, requeueAfter: &requeueAfter)
@@ -108,8 +110,9 @@ extension NodeAgent {
         let running = containers.filter { $0.state == .containerRunning }
         await probes.stop(podUID: uid, keeping: Set(running.map(\.id)))
         let podIP = sandbox.network.ip.isEmpty ? facts.internalIP : sandbox.network.ip
+        let probed = pod.spec.containers + pod.spec.initContainers.filter(Self.isSidecar)
         for instance in running {
-            guard let spec = pod.spec.containers.first(where: { $0.name == instance.metadata.name }) else { continue }
+            guard let spec = probed.first(where: { $0.name == instance.metadata.name }) else { continue }
             var list: [(Prober.Kind, CoreV1.Probe)] = []
             if let probe = spec.startupProbe { list.append((.startup, probe)) }
             if let probe = spec.readinessProbe { list.append((.readiness, probe)) }
@@ -132,7 +135,14 @@ extension NodeAgent {
         requeueAfter: inout Duration?
     ) async throws -> InitProgress {
         let uid = pod.metadata.uid ?? ""
+        // Once an app container exists the init phase is over: only sidecars are still looked after.
+        let appNames = Set(pod.spec.containers.map(\.name))
+        let initPhaseOver = containers.contains { appNames.contains($0.metadata.name) }
         for container in pod.spec.initContainers {
+            // A sidecar (restartPolicy Always) runs beside the app: the next init container starts
+            // once it has started, and it is restarted whenever it exits, whatever the pod's policy.
+            let sidecar = Self.isSidecar(container)
+            if initPhaseOver && !sidecar { continue }
             let stateKey = PodRuntimeState.key(uid, container.name)
             let instances = containers.filter { $0.metadata.name == container.name }
                 .sorted { $0.metadata.attempt > $1.metadata.attempt }
@@ -140,13 +150,36 @@ extension NodeAgent {
                 try await startContainer(
                     container, pod: pod, sandboxID: sandboxID, sandbox: sandbox, attempt: 0, stateKey: stateKey,
                     requeueAfter: &requeueAfter)
+                if sidecar && initPhaseOver { continue }
+                // The next sync (the relist sees it running) goes on to the next one.
+                requeueAfter = min(requeueAfter ?? .milliseconds(500), .milliseconds(500))
                 return .running
             }
             switch latest.state {
+            case .containerRunning where sidecar:
+                let started = await probes.isStarted(latest.id)
+                if initPhaseOver || started { continue }
+                requeueAfter = min(requeueAfter ?? .milliseconds(500), .milliseconds(500))
+                return .running
             case .containerRunning, .containerCreated:
+                if sidecar && initPhaseOver { continue }
                 return .running
             default:
                 let status = try await containerStatus(latest.id)
+                if sidecar {
+                    if let left = await backingOff(container, pod: pod, stateKey: stateKey) {
+                        requeueAfter = min(requeueAfter ?? left, left)
+                        if initPhaseOver { continue }
+                        return .running
+                    }
+                    await state.failed(stateKey)
+                    try await startContainer(
+                        container, pod: pod, sandboxID: sandboxID, sandbox: sandbox,
+                        attempt: Int(latest.metadata.attempt) + 1, stateKey: stateKey, requeueAfter: &requeueAfter)
+                    for old in instances.dropFirst() { await removeContainer(old.id) }
+                    if initPhaseOver { continue }
+                    return .running
+                }
                 if status.exitCode == 0 { continue }
                 if pod.spec.restartPolicy == .never { return .failed }
                 if let left = await backingOff(container, pod: pod, stateKey: stateKey) {
@@ -163,6 +196,9 @@ extension NodeAgent {
         }
         return .done
     }
+
+    /// An init container with restartPolicy Always: a sidecar (KEP-753, on by default since 1.29).
+    static func isSidecar(_ container: CoreV1.Container) -> Bool { container.restartPolicy == .always }
 
     /// How long a failed container must still wait before its restart (nil: it may restart now); while
     /// it waits it shows the kubelet's CrashLoopBackOff reason and message.

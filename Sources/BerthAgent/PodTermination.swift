@@ -27,17 +27,25 @@ extension NodeAgent {
         }
         let runtime = cri.runtime
         let address = podIP
-        await withTaskGroup(of: Void.self) { group in
-            for container in running {
-                let spec = (pod.spec.containers + pod.spec.initContainers).first { $0.name == container.metadata.name }
-                group.addTask {
-                    // preStop first; what it took comes out of the grace period.
-                    let left = await self.runPreStop(
-                        spec, pod: pod, containerID: container.id, podIP: address, grace: max(0, grace))
-                    var stop = Runtime_V1_StopContainerRequest()
-                    stop.containerID = container.id
-                    stop.timeout = left
-                    _ = try? await runtime.stopContainer(stop)
+        // The app containers first, then the sidecars they may still use (the kubelet's order).
+        let sidecars = Set(pod.spec.initContainers.filter(Self.isSidecar).map(\.name))
+        let started = ContinuousClock.now
+        for phase in [false, true] {
+            let left = max(0, grace - Int64((ContinuousClock.now - started).components.seconds))
+            await withTaskGroup(of: Void.self) { group in
+                for container in running where sidecars.contains(container.metadata.name) == phase {
+                    let spec = (pod.spec.containers + pod.spec.initContainers).first {
+                        $0.name == container.metadata.name
+                    }
+                    group.addTask {
+                        // preStop first; what it took comes out of the grace period.
+                        let remaining = await self.runPreStop(
+                            spec, pod: pod, containerID: container.id, podIP: address, grace: left)
+                        var stop = Runtime_V1_StopContainerRequest()
+                        stop.containerID = container.id
+                        stop.timeout = remaining
+                        _ = try? await runtime.stopContainer(stop)
+                    }
                 }
             }
         }

@@ -172,3 +172,70 @@ struct PodFeaturesTests {
         _ = try box.kubectl(["delete", "pod", "nonroot2", "--grace-period=0", "--force"])
     }
 }
+
+/// Sidecar containers (init containers with restartPolicy Always): they start before the next init
+/// container, run beside the app, and do not keep a finished pod from completing.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct SidecarTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func aSidecarServesTheInitContainerAfterItAndTheApp() throws {
+        let box = try box
+        let created = try box.kubectl(
+            ["create", "-f", "-"],
+            input: """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: withsidecar}
+                spec:
+                  initContainers:
+                  - name: proxy
+                    image: \(box.image)
+                    restartPolicy: Always
+                    command: ["httpd", "-f", "-p", "8081", "-h", "/www"]
+                  - name: wait
+                    image: \(box.image)
+                    command: ["sh", "-c", "until wget -qO- http://127.0.0.1:8081/index.html; do sleep 0.2; done"]
+                  containers:
+                  - name: app
+                    image: \(box.image)
+                    command: ["sh", "-c", "wget -qO- http://127.0.0.1:8081/index.html; sleep 1000"]
+                """)
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        #expect(
+            try box.eventually {
+                try box.get("pod/withsidecar", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+            },
+            "\(box.log())")
+        #expect(try box.get("pod/withsidecar", "{.status.initContainerStatuses[0].state.running.startedAt}") != "")
+        #expect(try box.get("pod/withsidecar", "{.status.initContainerStatuses[0].started}") == "true")
+        #expect(try box.get("pod/withsidecar", "{.status.initContainerStatuses[1].state.terminated.exitCode}") == "0")
+        #expect(try box.kubectl(["logs", "withsidecar", "-c", "wait"]).stdoutText == "served by a pod\n")
+        #expect(
+            try box.eventually(20) {
+                try box.kubectl(["logs", "withsidecar", "-c", "app"]).stdoutText == "served by a pod\n"
+            })
+        _ = try box.kubectl(["delete", "pod", "withsidecar", "--grace-period=1"])
+    }
+
+    @Test func aPodWhoseAppEndsCompletesDespiteItsSidecar() throws {
+        let box = try box
+        let created = try box.kubectl(
+            ["create", "-f", "-"],
+            input: """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: job}
+                spec:
+                  restartPolicy: Never
+                  terminationGracePeriodSeconds: 1
+                  initContainers:
+                  - {name: logger, image: \(box.image), restartPolicy: Always, command: ["sleep", "1000"]}
+                  containers:
+                  - {name: work, image: \(box.image), command: ["sh", "-c", "echo done"]}
+                """)
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        #expect(try box.eventually(40) { try box.get("pod/job", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        _ = try box.kubectl(["delete", "pod", "job", "--grace-period=0", "--force"])
+    }
+}
