@@ -319,7 +319,7 @@ public struct RuntimeServiceHandler: Runtime_V1_RuntimeService.SimpleServiceProt
         request: Runtime_V1_GetEventsRequest, response: RPCWriter<Runtime_V1_ContainerEventResponse>,
         context: ServerContext
     ) async throws {
-        throw CRIError.unimplemented("GetContainerEvents")
+        try await runtime.streamContainerEvents(response)
     }
 
     // MARK: Newer than the kubelet 1.32 and containerd 1.6 (answered Unimplemented, as containerd 1.6 does)

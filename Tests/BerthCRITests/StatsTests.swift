@@ -2,6 +2,7 @@ import BerthCRI
 import BerthCRIProtocol
 import BerthOS
 import GRPCCore
+import Synchronization
 import Testing
 
 /// The stats RPCs the kubelet's CRI stats provider calls: a busy container's CPU rate, memory as the
@@ -52,4 +53,53 @@ struct StatsTests {
         remove.podSandboxID = sandbox
         _ = try await box.client.runtime.removePodSandbox(remove)
     }
+
+    @Test func containerEventsFollowAContainersLife() async throws {
+        let box = try self.box
+        let config = box.sandboxConfig("events")
+        let sandbox = try await box.runSandbox(config)
+        let received = Received()
+        let client = try #require(box.client)
+        let reader = Task {
+            try await client.runtime.getContainerEvents(Runtime_V1_GetEventsRequest()) { response in
+                for try await event in response.messages { received.events.withLock { $0.append(event) } }
+            }
+        }
+        defer { reader.cancel() }
+        func events(of id: String) -> [Runtime_V1_ContainerEventResponse] {
+            received.events.withLock { $0.filter { $0.containerID == id } }
+        }
+        /// Polls for what the stream has delivered (a stream has no event for "subscribed").
+        func within(_ seconds: Double, _ condition: () -> Bool) async throws -> Bool {
+            let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+            while ContinuousClock.now < deadline {
+                if condition() { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return condition()
+        }
+        // The stream starts with the call: short-lived containers until one is seen tell that it is live.
+        var live = false
+        for attempt in 1...20 where !live {
+            let probe = try await box.start(sandbox, config, box.containerConfig("probe\(attempt)", ["true"]))
+            live = try await within(2) { !events(of: probe).isEmpty }
+        }
+        try #require(live, "no container event arrived")
+        let container = try await box.start(sandbox, config, box.containerConfig("brief", ["true"]))
+        #expect(
+            try await within(20) { events(of: container).contains { $0.containerEventType == .containerStoppedEvent } })
+        let seen = events(of: container)
+        #expect(
+            seen.map(\.containerEventType) == [.containerCreatedEvent, .containerStartedEvent, .containerStoppedEvent])
+        #expect(seen.allSatisfy { $0.podSandboxStatus.id == sandbox })
+        #expect(seen.last?.containersStatuses.contains { $0.id == container } == true)
+        var remove = Runtime_V1_RemovePodSandboxRequest()
+        remove.podSandboxID = sandbox
+        _ = try await box.client.runtime.removePodSandbox(remove)
+    }
+}
+
+/// What a stream delivered, shared with the task reading it.
+final class Received: Sendable {
+    let events = Mutex<[Runtime_V1_ContainerEventResponse]>([])
 }
