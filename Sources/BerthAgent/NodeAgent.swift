@@ -99,26 +99,31 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         await cri.close()
     }
 
-    /// Waits for the runtime's socket (up to a minute), connects, and asks the runtime's version.
+    /// Waits for the runtime to answer (up to a minute), connects, and asks the runtime's version. The
+    /// socket may exist before anything listens on it — a runtime restarting leaves its old socket file
+    /// until it binds again — so the Version call itself is retried, on a fresh connection each time.
     func connectRuntime() async throws -> Runtime_V1_VersionResponse {
         let endpoint = configuration.runtimeEndpoint
         let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst("unix://".count)) : endpoint
         let deadline = ContinuousClock.now + .seconds(60)
-        while !FileManager.default.fileExists(atPath: path) {
-            guard ContinuousClock.now < deadline else {
-                throw AgentError("the container runtime's socket \(path) did not appear in 60 s")
+        var lastError = "the socket \(path) does not exist"
+        while ContinuousClock.now < deadline {
+            if FileManager.default.fileExists(atPath: path) {
+                let client = try CRIClient(endpoint: endpoint)
+                var options = CallOptions.defaults
+                options.timeout = .seconds(2)
+                do {
+                    let version = try await client.runtime.version(Runtime_V1_VersionRequest(), options: options)
+                    cri = client
+                    return version
+                } catch {
+                    lastError = "\(error)"
+                    await client.close()
+                }
             }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(100))
         }
-        let client = try CRIClient(endpoint: endpoint)
-        cri = client
-        var options = CallOptions.defaults
-        options.timeout = .seconds(10)
-        do {
-            return try await client.runtime.version(Runtime_V1_VersionRequest(), options: options)
-        } catch {
-            throw AgentError("the container runtime at \(endpoint) does not answer: \(error)")
-        }
+        throw AgentError("the container runtime at \(endpoint) did not answer in 60 s: \(lastError)")
     }
 
     // MARK: The Node

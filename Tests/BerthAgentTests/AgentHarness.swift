@@ -79,6 +79,17 @@ final class ServerBox: @unchecked Sendable {
 
     func log() -> String { (try? FileSystem.readString(base + "/server.log")) ?? "" }
 
+    /// The server killed outright (no shutdown at all: a crash, an OOM kill) and started again on the
+    /// same directories and ports; the pods' containers live on in their monitors meanwhile.
+    func crashAndRestart() throws {
+        if server > 0 {
+            kill(server, SIGKILL)
+            _ = try? ChildProcess.wait(server)
+            server = 0
+        }
+        try start()
+    }
+
     /// kubectl against the server.
     @discardableResult
     func kubectl(_ arguments: [String], input: String = "") throws -> ChildProcess.Output {

@@ -270,3 +270,37 @@ struct ProbeTests {
         _ = try box.kubectl(["delete", "pod", "sick", "--grace-period=1"])
     }
 }
+
+/// The agent and engine killed and started again while pods run: the running containers are adopted
+/// from the runtime, not restarted, and the pods go on being looked after.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct AgentRestartTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    @Test func runningPodsSurviveACrashOfTheServer() throws {
+        let box = try box
+        let created = try box.kubectl([
+            "run", "survivor", "--image=\(box.image)", "--", "httpd", "-f", "-p", "8080", "-h", "/www",
+        ])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/survivor", "{.status.phase}") == "Running" }, "\(box.log())")
+        let containerID = try box.get("pod/survivor", "{.status.containerStatuses[0].containerID}")
+        let ip = try box.get("pod/survivor", "{.status.podIP}")
+        try box.crashAndRestart()
+        // Still the same container, never restarted, still serving, still looked after.
+        #expect(
+            try box.eventually(30) {
+                try box.get("node/\(box.nodeName)", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+            })
+        #expect(try box.get("pod/survivor", "{.status.containerStatuses[0].containerID}") == containerID)
+        #expect(try box.get("pod/survivor", "{.status.containerStatuses[0].restartCount}") == "0")
+        let body = try ChildProcess.run(
+            "/usr/bin/curl", arguments: ["curl", "-s", "-m", "5", "http://\(ip):8080/index.html"], environment: [])
+        #expect(body.stdoutText == "served by a pod\n")
+        let exec = try box.kubectl(["exec", "survivor", "--", "true"])
+        #expect(exec.status.succeeded, "\(exec.stderrText) \(box.log().suffix(4000))")
+        // And a change after the restart is acted on: deletion stops it.
+        let deleted = try box.kubectl(["delete", "pod", "survivor", "--grace-period=1", "--timeout=60s"])
+        #expect(deleted.status.succeeded, "\(deleted.stderrText)")
+    }
+}
