@@ -22,6 +22,12 @@ public struct AgentConfiguration: Sendable {
     public var leaseInterval: Duration = .seconds(10)
     /// How often the node's status is posted when nothing changed (the kubelet's 5 min, 10 s on change).
     public var statusInterval: Duration = .seconds(60)
+    /// Image garbage collection (the kubelet's flags of the same names): above the high threshold of the
+    /// image filesystem's use, unused images older than the minimum age go until the low one is reached.
+    public var imageGCHighThresholdPercent = 85
+    public var imageGCLowThresholdPercent = 80
+    public var imageMinimumGCAge: Duration = .seconds(120)
+    public var imageGCInterval: Duration = .seconds(300)
     /// How often the node's and pods' resource use is sampled for `/stats/summary` (cAdvisor's 10 s).
     public var statsInterval: Duration = .seconds(10)
     /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.

@@ -201,8 +201,23 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Cluster DNS server addresses pods use (comma-separated; none: the node's resolv.conf).")
     var clusterDNS = ""
     @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
+    @Option(help: "Image filesystem use (%) above which unused images are removed.") var imageGCHighThreshold = 85
+    @Option(help: "Image filesystem use (%) image garbage collection brings it down to.") var imageGCLowThreshold = 80
+    @Option(help: "Seconds an image must be unused before it may be removed.") var imageMinimumGCAge = 120
+    @Option(help: "Seconds between image garbage collections.") var imageGCPeriod = 300
     @Option(help: "The port of the agent's HTTPS API for logs, exec and attach (0: none).") var kubeletPort = 10250
     @Option(help: "The address the agent's HTTPS API listens on.") var kubeletAddress = "0.0.0.0"
+
+    func validate() throws {
+        guard (0...100).contains(imageGCHighThreshold), (0...100).contains(imageGCLowThreshold) else {
+            throw ValidationError("--image-gc-high-threshold and --image-gc-low-threshold must be between 0 and 100")
+        }
+        guard imageGCLowThreshold <= imageGCHighThreshold else {
+            throw ValidationError(
+                "--image-gc-low-threshold (\(imageGCLowThreshold)) must be less than --image-gc-high-threshold (\(imageGCHighThreshold))"
+            )
+        }
+    }
 
     func configuration(runtimeEndpoint: String) -> AgentConfiguration {
         let host = ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "localhost")
@@ -215,6 +230,10 @@ struct AgentOptions: ParsableArguments {
         configuration.cgroupRoot = cgroupRoot
         configuration.clusterDNS = clusterDNS.split(separator: ",").map(String.init)
         configuration.clusterDomain = clusterDomain
+        configuration.imageGCHighThresholdPercent = imageGCHighThreshold
+        configuration.imageGCLowThresholdPercent = min(imageGCLowThreshold, imageGCHighThreshold)
+        configuration.imageMinimumGCAge = .seconds(max(0, imageMinimumGCAge))
+        configuration.imageGCInterval = .seconds(max(1, imageGCPeriod))
         for pair in systemReserved.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { configuration.systemReserved[parts[0]] = parts[1] }

@@ -24,7 +24,11 @@ final class ServerBox: @unchecked Sendable {
     let cgroupRoot: String
     private var server: pid_t = 0
 
-    init() throws {
+    /// Arguments added to `berth server`'s (a suite's own agent settings).
+    let extraArguments: [String]
+
+    init(extraArguments: [String] = []) throws {
+        self.extraArguments = extraArguments
         base = NSTemporaryDirectory() + "berth-agent-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         berth = builtExecutable("berth")
         cgroupRoot = "/" + FileSystem.parent(of: base + "/x").split(separator: "/").last! + "/kubepods"
@@ -62,7 +66,7 @@ final class ServerBox: @unchecked Sendable {
                 "--root", base + "/engine", "--agent-root", base + "/agent", "--pod-log-dir", base + "/logs",
                 "--node-name", nodeName, "--node-monitor-grace-seconds", "40", "--cgroup-root", cgroupRoot,
                 "--kubelet-port", String(kubeletPort),
-            ],
+            ] + extraArguments,
             environment: environment, fileDescriptors: [1: output.writing.rawValue, 2: logFile])
         output.writing.close()
         var seen = ""
@@ -150,12 +154,13 @@ final class ServerBox: @unchecked Sendable {
 /// One server for a suite, made before its tests and torn down after them all.
 struct ServerScope: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
+    var arguments: [String] = []
 
     func provideScope(
         for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
     ) async throws {
         guard isRealRoot else { return try await function() }
-        let box = try ServerBox()
+        let box = try ServerBox(extraArguments: arguments)
         defer { box.tearDown() }
         try await ServerBox.$current.withValue(box) { try await function() }
     }
@@ -163,4 +168,6 @@ struct ServerScope: SuiteTrait, TestScoping {
 
 extension Trait where Self == ServerScope {
     static var berthServer: Self { ServerScope() }
+    /// A server with arguments of the suite's own.
+    static func berthServer(_ arguments: [String]) -> Self { ServerScope(arguments: arguments) }
 }

@@ -304,3 +304,40 @@ struct AgentRestartTests {
         #expect(deleted.status.succeeded, "\(deleted.stderrText)")
     }
 }
+
+/// Image garbage collection with thresholds that always apply: the unused image goes, the one a pod
+/// runs stays.
+@Suite(
+    .serialized, .enabled(if: isRealRoot, "runs containers: needs real root"),
+    .berthServer([
+        // The minimum age lets the suite's pod start on its image before that image could be collected.
+        "--image-gc-high-threshold", "0", "--image-gc-low-threshold", "0", "--image-minimum-gc-age", "15",
+        "--image-gc-period", "1",
+    ]))
+struct ImageGarbageCollectionTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    func images() throws -> String {
+        let box = try box
+        return try ChildProcess.run(
+            box.berth, arguments: [box.berth, "images", "--root", box.base + "/engine"], environment: box.environment
+        ).stdoutText
+    }
+
+    @Test func unusedImagesAreRemovedAndUsedOnesKept() throws {
+        let box = try box
+        let created = try box.kubectl(["run", "keeper", "--image=\(box.image)", "--", "sleep", "1000"])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/keeper", "{.status.phase}") == "Running" }, "\(box.log())")
+        let tar = try busyboxLayer(in: box.base, files: ["/unused": "not used by any pod\n"])
+        let imported = try ChildProcess.run(
+            box.berth,
+            arguments: [box.berth, "image", "import", "--root", box.base + "/engine", tar, "--tag", "test/unused:1"],
+            environment: box.environment)
+        try #require(imported.status.succeeded, "\(imported.stderrText)")
+        #expect(try box.eventually(60) { !(try images()).contains("test/unused") }, "\((try? images()) ?? "")")
+        #expect(try images().contains("test/agent"))
+        #expect(try box.get("pod/keeper", "{.status.phase}") == "Running")
+        _ = try box.kubectl(["delete", "pod", "keeper", "--grace-period=0", "--force"])
+    }
+}
