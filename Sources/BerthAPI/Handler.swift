@@ -14,6 +14,8 @@ struct Call {
     var headers: HTTPFields
     var body: [UInt8]
     var user: UserInfo
+    /// The client's connection (nil for in-process calls), for streams that must end when it closes.
+    var channel: (any Channel)? = nil
     var accept: String { headers[.accept] ?? "" }
     var contentType: String {
         (headers[.contentType] ?? "application/json").split(separator: ";").first.map {
@@ -76,7 +78,8 @@ struct Handler: Sendable {
                     body = buf.readBytes(length: buf.readableBytes) ?? []
                 } catch { throw APIError.tooLarge }
             }
-            let call = Call(method: req.method, path: path, query: query, headers: req.headers, body: body, user: user)
+            var call = Call(method: req.method, path: path, query: query, headers: req.headers, body: body, user: user)
+            call.channel = ctx.channel
             warnings = call.warnings
             (verb, resource) =
                 (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")

@@ -26,6 +26,10 @@ final class NodeAgentConnections: Sendable {
         self.tls = tls
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout.connect = .seconds(10)
+        // Every `kubectl logs -f` holds a connection to its node for as long as it follows: the default
+        // of 8 per host would make the ninth wait (and `kubectl top` time out) behind them.
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -144,11 +148,11 @@ extension Handler {
                 code == 404 ? "NotFound" : code == 400 ? "BadRequest" : code == 403 ? "Forbidden" : "InternalError"
             throw APIError(code: code, reason: reason, message: body.trimmingCharacters(in: .whitespacesAndNewlines))
         }
+        // Ends (and so closes the agent's stream) when kubectl goes.
         return Response(
             status: .ok, headers: [.contentType: "text/plain"],
-            body: ResponseBody { writer in
-                for try await chunk in response.body { try await writer.write(chunk) }
-                try await writer.finish(nil)
+            body: ClosingStream.body(channel: call.channel) { sink in
+                for try await chunk in response.body { sink.yield(chunk) }
             })
     }
 
@@ -232,8 +236,7 @@ extension Handler {
         } catch {
             let failure = (error as? APIError) ?? APIError.internalError("\(error)")
             return .upgrade(headers) { _, outbound, _ in
-                try await outbound.write(
-                    .binary(WebSocketRelay.errorChannelStatus(failure.status, protocol: subprotocol)))
+                await WebSocketRelay.fail(outbound, status: failure.status, protocol: subprotocol)
             }
         }
         let tls = server.nodeAgents.tls

@@ -65,7 +65,7 @@ public enum WebSocketRelay {
         } catch {
             logger.notice("relaying a stream to \(redacted(url)): \(error)")
             let status = APIError.internalError("unable to upgrade connection: \(error)").status
-            try? await outbound.write(.binary(errorChannelStatus(status, protocol: subprotocol)))
+            await fail(outbound, status: status, protocol: subprotocol)
         }
     }
 
@@ -78,6 +78,18 @@ public enum WebSocketRelay {
 
     /// A streaming URL without its one-time token or query (for logs).
     static func redacted(_ url: String) -> String { String(url.split(separator: "?").first ?? "") }
+
+    /// Tells the client why its stream cannot be: on the error channel for a channel protocol; for
+    /// port-forward's tunnelled SPDY (where any byte is a frame) in the WebSocket's close reason.
+    public static func fail(_ outbound: WebSocketOutboundWriter, status: JSON, protocol name: String) async {
+        if name == portForwardProtocol {
+            // A close reason holds at most 123 bytes.
+            let reason = String(decoding: Array((status["message"].string ?? "").utf8.prefix(120)), as: UTF8.self)
+            try? await outbound.close(.unexpectedServerError, reason: reason)
+        } else {
+            try? await outbound.write(.binary(errorChannelStatus(status, protocol: name)))
+        }
+    }
 
     /// A Status on the error channel (3), as the client's protocol carries it: JSON from v4, its
     /// message alone before.

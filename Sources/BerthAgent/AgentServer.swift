@@ -72,7 +72,8 @@ struct AgentServer {
             let query = try Query.pairs(request.uri.query)
             switch segments.first {
             case "containerLogs" where segments.count == 4 && request.method == .get:
-                return try await containerLogs(namespace: segments[1], pod: segments[2], container: segments[3], query)
+                return try await containerLogs(
+                    namespace: segments[1], pod: segments[2], container: segments[3], query, channel: context.channel)
             case "exec", "attach":
                 guard segments.count == 4 else { break }
                 // Checked as the upgrade would be; without an upgrade there is nothing to stream.
@@ -144,15 +145,17 @@ struct AgentServer {
     // MARK: Logs
 
     private func containerLogs(
-        namespace: String, pod name: String, container: String, _ query: [(key: String, value: String)]
-    )
-        async throws -> Response
-    {
+        namespace: String, pod name: String, container: String, _ query: [(key: String, value: String)],
+        channel: any Channel
+    ) async throws -> Response {
         func value(_ key: String) -> String? { query.first { $0.key == key }?.value }
         func flag(_ key: String) -> Bool { value(key) == "true" || value(key) == "1" }
         func integer(_ key: String) throws -> Int64? {
             guard let text = value(key) else { return nil }
-            guard let number = Int64(text) else { throw Failure.badRequest("invalid \(key) \"\(text)\"") }
+            // Bounded, as the API server's validation bounds them (a hostile value cannot overflow the reader).
+            guard let number = Int64(text), number >= 0, number <= 1 << 40 else {
+                throw Failure.badRequest("invalid \(key) \"\(text)\"")
+            }
             return number
         }
         var sinceTime: CRILogEntry.Time?
@@ -196,17 +199,17 @@ struct AgentServer {
             return state == .containerRunning || state == .containerCreated
         }
         let logger = self.logger
+        // A follower is cancelled when the API server's connection closes (its client went).
         return Response(
             status: .ok, headers: [.contentType: "text/plain"],
-            body: ResponseBody { writer in
+            body: ClosingStream.body(channel: channel) { sink in
                 do {
                     try await ContainerLogReader.read(path: path, options: options, keepFollowing: keepFollowing) {
-                        bytes in try await writer.write(ByteBuffer(bytes: bytes))
+                        bytes in sink.yield(ByteBuffer(bytes: bytes))
                     }
                 } catch let error as ContainerLogError {
                     logger.notice("reading the log of container \(id): \(error)")
                 }
-                try await writer.finish(nil)
             })
     }
 
@@ -294,7 +297,7 @@ struct AgentServer {
                 code == 400 ? "BadRequest" : code == 404 ? "NotFound" : code == 403 ? "Forbidden" : "InternalError"
             let status = APIError(code: code, reason: reason, message: failure.message).status
             return .upgrade(headers) { _, outbound, _ in
-                try await outbound.write(.binary(WebSocketRelay.errorChannelStatus(status, protocol: subprotocol)))
+                await WebSocketRelay.fail(outbound, status: status, protocol: subprotocol)
             }
         }
         let logger = self.logger

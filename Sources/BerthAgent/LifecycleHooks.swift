@@ -8,6 +8,8 @@ import Foundation
 /// and its time comes out of the grace period (never less than 2 s left, the kubelet's minimum).
 extension NodeAgent {
     static let minimumGracePeriod: Int64 = 2
+    /// Seconds an httpGet postStart hook may take.
+    static let httpHookTimeout: Int64 = 30
 
     /// Runs `handler` for the container; nil when it succeeded, else the kubelet's words for why not.
     func runHook(
@@ -16,7 +18,8 @@ extension NodeAgent {
     ) async -> String? {
         let described = "\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "")(\(pod.metadata.uid ?? ""))"
         if let sleep = handler.sleep {
-            try? await Task.sleep(for: .seconds(timeout > 0 ? min(sleep.seconds, timeout) : sleep.seconds))
+            let seconds = timeout > 0 ? min(sleep.seconds, timeout) : sleep.seconds
+            try? await Task.sleep(for: .seconds(max(0, min(seconds, 86_400))))
             return nil
         }
         var probe = CoreV1.Probe()
@@ -44,9 +47,11 @@ extension NodeAgent {
         _ container: CoreV1.Container, pod: CoreV1.Pod, containerID: String, podIP: String, grace: Int64
     ) async -> Bool {
         guard let hook = container.lifecycle?.postStart else { return true }
+        // No time limit on an exec postStart (the kubelet gives none); an HTTP one gets its own.
         guard
             let failure = await runHook(
-                hook, pod: pod, containerName: container.name, containerID: containerID, podIP: podIP, timeout: grace)
+                hook, pod: pod, containerName: container.name, containerID: containerID, podIP: podIP,
+                timeout: hook.exec != nil ? 0 : Self.httpHookTimeout)
         else { return true }
         recorder.record(pod, type: "Warning", reason: "FailedPostStartHook", message: failure)
         recorder.record(
@@ -72,7 +77,7 @@ extension NodeAgent {
             }
             // A hook that outlasts the grace period is abandoned, as the kubelet abandons it.
             group.addTask {
-                try? await Task.sleep(for: .seconds(grace))
+                try? await Task.sleep(for: .seconds(min(grace, 86_400 * 365)))
                 return .some(nil)
             }
             let first = await group.next() ?? nil

@@ -26,6 +26,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let state = PodRuntimeState()
     let probes = Prober()
     let stats: NodeStats
+    let imageUse = ImageUse()
     let pods: Informer<CoreV1.Pod>
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
@@ -74,6 +75,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
                 group.addTask { await self.sampleStats() }
+                group.addTask { await self.collectImages() }
                 if let settings = self.configuration.server {
                     group.addTask {
                         do {

@@ -45,7 +45,7 @@ final class NodeStats: Sendable {
         let rate = previousNodeCPU.withLock { previous -> UInt64? in
             defer { previous = (time, node.cpuUsage) }
             guard let last = previous, time > last.time, node.cpuUsage >= last.usage else { return nil }
-            return (node.cpuUsage - last.usage) * 1_000_000_000 / UInt64(time - last.time)
+            return CRIRuntime.CPUReadings.nanoCores(used: node.cpuUsage - last.usage, over: UInt64(time - last.time))
         }
         let pods = (try? await cri.runtime.listPodSandboxStats(Runtime_V1_ListPodSandboxStatsRequest()).stats) ?? []
         latest.withLock { $0 = Snapshot(time: time, node: node, nodeNanoCores: rate, pods: pods) }

@@ -35,10 +35,15 @@ enum PodVolumes {
             }
             var hostPath: String
             var readOnly = mount.readOnly ?? false
+            // Whether the agent made this volume's contents just now (and so may give them to fsGroup).
+            var written = false
             if let path = volume.hostPath?.path {
                 hostPath = path
             } else if let emptyDir = volume.emptyDir {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~empty-dir/\(volume.name)"
+                // Only a new one gets fsGroup ownership: once a container has used it, its contents are
+                // the container's, and root must not follow what it left there.
+                written = !FileManager.default.fileExists(atPath: hostPath)
                 try FileManager.default.createDirectory(atPath: hostPath, withIntermediateDirectories: true)
                 if emptyDir.medium == .memory { try mountMemory(hostPath, sizeLimit: emptyDir.sizeLimit) }
                 chmod(hostPath, 0o777)
@@ -50,6 +55,7 @@ enum PodVolumes {
                     items: files.keys.sorted().map { CoreV1.KeyToPath(key: $0, path: $0, mode: files[$0]!.mode) },
                     mode: source.defaultMode ?? 0o644, to: hostPath, what: "the downward API")
                 readOnly = true
+                written = true
             } else if let source = volume.projected {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~projected/\(volume.name)"
                 let files = try await projectedFiles(
@@ -59,6 +65,7 @@ enum PodVolumes {
                     items: files.keys.sorted().map { CoreV1.KeyToPath(key: $0, path: $0, mode: files[$0]!.mode) },
                     mode: source.defaultMode ?? 0o644, to: hostPath, what: "projected volume \(volume.name)")
                 readOnly = true
+                written = true
             } else if let source = volume.configMap {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~configmap/\(volume.name)"
                 let name = source.name ?? ""
@@ -76,6 +83,7 @@ enum PodVolumes {
                     data, items: source.items, mode: source.defaultMode ?? 0o644, to: hostPath,
                     what: "ConfigMap \(namespace)/\(name)")
                 readOnly = true
+                written = true
             } else if let source = volume.secret {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~secret/\(volume.name)"
                 let name = source.secretName ?? ""
@@ -91,9 +99,13 @@ enum PodVolumes {
                     object.data, items: source.items, mode: source.defaultMode ?? 0o644, to: hostPath,
                     what: "Secret \(namespace)/\(name)")
                 readOnly = true
+                written = true
             } else {
                 throw PodConfigError(
                     "volume \(volume.name): this volume type is not supported by the Berth node agent yet")
+            }
+            if written, let group = pod.spec.securityContext?.fsGroup {
+                applyGroup(hostPath, group: gid_t(truncatingIfNeeded: group), readOnly: readOnly)
             }
             if let sub = mount.subPath, !sub.isEmpty {
                 guard !sub.hasPrefix("/"), !sub.split(separator: "/").contains("..") else {
@@ -103,9 +115,6 @@ enum PodVolumes {
                 if !FileManager.default.fileExists(atPath: hostPath) {
                     try FileManager.default.createDirectory(atPath: hostPath, withIntermediateDirectories: true)
                 }
-            }
-            if let group = pod.spec.securityContext?.fsGroup, volume.hostPath == nil {
-                applyGroup(hostPath, group: gid_t(truncatingIfNeeded: group), readOnly: readOnly)
             }
             mounts.append(Self.mount(mount, hostPath: hostPath, readOnly: readOnly))
         }
@@ -218,7 +227,8 @@ enum PodVolumes {
     }
 
     /// The pod's fsGroup owns the volume: group-owned files, group read (and write unless read-only),
-    /// setgid directories so that new files join the group.
+    /// setgid directories so that new files join the group. Called only on what the agent has just
+    /// made, before any container can have changed it, and on a volume's root (never through a subPath).
     static func applyGroup(_ path: String, group: gid_t, readOnly: Bool) {
         func apply(_ path: String) {
             var info = stat()
@@ -228,7 +238,8 @@ enum PodVolumes {
             var mode = info.st_mode & 0o7777
             mode |= readOnly ? 0o040 : 0o060
             if isDirectory { mode |= 0o2010 }
-            chmod(path, mode)
+            // Never through a symlink (lstat above says this is none; only the agent has written here).
+            _ = fchmodat(AT_FDCWD, path, mode, 0)
             if isDirectory, let entries = try? FileManager.default.contentsOfDirectory(atPath: path) {
                 for entry in entries { apply(path + "/" + entry) }
             }

@@ -187,7 +187,8 @@ enum ProbeConnection {
             var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
-            guard poll(&entry, 1, Int32(timeout * 1000)) == 1,
+            // At least a second (a timeout of 0 would fail every connect still in progress); at most a day.
+            guard poll(&entry, 1, Int32(clamping: min(max(timeout, 1), 86_400) * 1000)) == 1,
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0, error == 0
             else {
                 close(fd)

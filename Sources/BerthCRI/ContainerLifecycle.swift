@@ -123,6 +123,7 @@ extension CRIRuntime {
     /// Removes the container, killing it first if it runs. Idempotent: an unknown ID is not an error.
     func removeContainer(_ reference: String) throws(RPCError) {
         guard let (id, _) = containers.find(reference) else { return }
+        if let record = try? engine.lookup(id) { cpuReadings.forget(record.cgroupPath) }
         do { try engine.remove(id, force: true) } catch {
             if case .noSuchContainer = error {} else { throw CRIError.from(error, "removing container \(id)") }
         }

@@ -49,7 +49,7 @@ final class PortForwardSession: Sendable {
 
     /// Serves the connection until the client goes (or says GOAWAY); forwards still open are ended.
     func run(inbound: WebSocketInboundStream) async {
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
             var decoder = SPDYFrameDecoder(inflater: SPDYHeaderInflater())
             var messages = inbound.messages(maxSize: 1 << 24).makeAsyncIterator()
             reading: while let message = try? await messages.next() {
@@ -98,7 +98,7 @@ final class PortForwardSession: Sendable {
                 await writer.rst(id)
                 return nil
             }
-            let requestID = headers["requestid"] ?? String(type == "data" ? id - 2 : id)
+            let requestID = headers["requestid"] ?? String(type == "data" && id >= 2 ? id - 2 : id)
             return state.withLock { s -> Pair? in
                 var forward = s.forwards[requestID] ?? Forward(port: port)
                 if type == "error" { forward.errorStream = id } else if type == "data" { forward.dataStream = id }
@@ -164,6 +164,9 @@ final class PortForwardSession: Sendable {
                         for try await chunk in fromPod {
                             await self.writer.data(forward.data, Array(chunk.readableBytesView), fin: false)
                         }
+                        // The pod closed its side: the client's copy ends now (a server that closes to
+                        // end its answer, HTTP/1.0), whatever the client still sends.
+                        await self.writer.data(forward.data, [], fin: true)
                     }
                     group.addTask {
                         for await chunk in toPod {
@@ -177,8 +180,8 @@ final class PortForwardSession: Sendable {
             }
         } catch {
             logger.debug("port-forward \(forward.port) of sandbox \(sandboxID.prefix(12)): \(error)")
+            await writer.data(forward.data, [], fin: true)
         }
-        await writer.data(forward.data, [], fin: true)
         await writer.data(forward.error, [], fin: true)
     }
 

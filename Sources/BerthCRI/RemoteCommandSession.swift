@@ -215,7 +215,8 @@ final class RemoteCommandSession: Sendable {
         let attachment: MonitorAttachment
         do {
             attachment = try MonitorAttachment(
-                socket: runtime.engine.layout.attachSocket(id), tty: attach.tty, stdin: attach.stdin)
+                socket: runtime.engine.layout.attachSocket(id), tty: attach.tty, stdin: attach.stdin,
+                closesStdinAtEOF: runtime.containers.all[id]?.config.stdinOnce ?? false)
         } catch {
             return .failed("attaching to container \(id): \(error)")
         }

@@ -9,7 +9,7 @@ import Synchronization
 /// containerd computes them; the first reading has none.
 extension CRIRuntime {
     /// The CPU counter a cgroup had at a time, by cgroup path.
-    final class CPUReadings: Sendable {
+    public final class CPUReadings: Sendable {
         private let last = Mutex<[String: (time: Int64, usage: UInt64)]>([:])
 
         /// Nanocores between the previous reading of `key` and this one (nil for the first).
@@ -17,11 +17,20 @@ extension CRIRuntime {
             last.withLock { map in
                 defer { map[key] = (time, usage) }
                 guard let previous = map[key], time > previous.time, usage >= previous.usage else { return nil }
-                return (usage - previous.usage) * 1_000_000_000 / UInt64(time - previous.time)
+                return Self.nanoCores(used: usage - previous.usage, over: UInt64(time - previous.time))
             }
         }
 
         func forget(_ key: String) { last.withLock { _ = $0.removeValue(forKey: key) } }
+
+        /// CPU nanoseconds used over a wall-clock interval as nanocores, without overflowing: the product
+        /// with 10⁹ is taken in 128 bits (18 CPU-seconds in one interval already exceed 64).
+        public static func nanoCores(used: UInt64, over interval: UInt64) -> UInt64 {
+            guard interval > 0 else { return 0 }
+            let product = used.multipliedFullWidth(by: 1_000_000_000)
+            guard product.high < interval else { return UInt64.max }
+            return interval.dividingFullWidth(product).quotient
+        }
     }
 
     func cpu(_ sample: StatsSample, key: String, time: Int64) -> Runtime_V1_CpuUsage {

@@ -11,6 +11,9 @@ import Synchronization
 public final class MonitorAttachment: @unchecked Sendable {
     public let tty: Bool
     public let stdin: Bool
+    /// The container's stdinOnce: only then does the end of this client's input close the container's
+    /// stdin (else it stays open for the next client, as containerd and docker keep it).
+    public let closesStdinAtEOF: Bool
     private let connection: FileDescriptor
 
     private struct State {
@@ -24,9 +27,10 @@ public final class MonitorAttachment: @unchecked Sendable {
     private let wake: WakePipe?
 
     /// Connects to the monitor at `socket` and asks it for what follows only.
-    public init(socket: String, tty: Bool, stdin: Bool) throws(SystemCallError) {
+    public init(socket: String, tty: Bool, stdin: Bool, closesStdinAtEOF: Bool) throws(SystemCallError) {
         self.tty = tty
         self.stdin = stdin
+        self.closesStdinAtEOF = closesStdinAtEOF
         connection = try UnixSocket.connect(socket)
         try connection.send(StreamFrame(.ready).encoded)
         wake = WakePipe()
@@ -79,7 +83,6 @@ public final class MonitorAttachment: @unchecked Sendable {
                     if close { s.closeSent = true }
                     return (s.input, close, s.clientGone, s.resizes)
                 }
-                if gone { return }
                 for size in resizes {
                     try? connection.send(StreamFrame.resize(rows: size.height, columns: size.width).encoded)
                 }
@@ -89,7 +92,9 @@ public final class MonitorAttachment: @unchecked Sendable {
                     try? connection.send(StreamFrame(.stdin, Array(input[offset..<end])).encoded)
                     offset = end
                 }
-                if close && stdin { try? connection.send(StreamFrame(.closeStdin).encoded) }
+                // The input, then its end, reach the container before a leaving client's connection closes.
+                if close && stdin && closesStdinAtEOF { try? connection.send(StreamFrame(.closeStdin).encoded) }
+                if gone { return }
             }
             guard fds[0].revents != 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(connection.rawValue, $0.baseAddress, $0.count) }

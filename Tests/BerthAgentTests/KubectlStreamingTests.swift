@@ -10,10 +10,9 @@ struct KubectlStreamingTests {
     var box: ServerBox { get throws { try #require(ServerBox.current) } }
 
     /// A pod running `script` (restartPolicy `restart`), Running or the test fails.
-    private func run(_ name: String, _ script: String, restart: String = "Always", stdin: Bool = false) throws {
+    private func run(_ name: String, _ script: String, restart: String = "Always") throws {
         let box = try box
-        var arguments = ["run", name, "--image=\(box.image)", "--restart=\(restart)"]
-        if stdin { arguments += ["--stdin", "--attach=false"] }
+        let arguments = ["run", name, "--image=\(box.image)", "--restart=\(restart)"]
         let created = try box.kubectl(arguments + ["--", "sh", "-c", script])
         try #require(created.status.succeeded, "\(created.stderrText)")
         try #require(
@@ -123,7 +122,25 @@ struct KubectlStreamingTests {
 
     @Test func attachReachesTheContainersStdinAndOutput() throws {
         let box = try box
-        try run("reader", "while read line; do echo got $line; done; echo done", stdin: true)
+        // stdinOnce: the end of the attached client's input ends the container's (kubectl's own default
+        // for `run -i`; without it the container keeps its stdin for the next client).
+        let created = try box.kubectl(
+            ["create", "-f", "-"],
+            input: """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: reader}
+                spec:
+                  restartPolicy: Never
+                  containers:
+                  - name: reader
+                    image: \(box.image)
+                    stdin: true
+                    stdinOnce: true
+                    command: ["sh", "-c", "while read line; do echo got $line; done; echo done"]
+                """)
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/reader", "{.status.phase}") == "Running" })
         let attached = try box.kubectl(["attach", "-i", "reader"], input: "hello\n")
         #expect(attached.stdoutText.contains("got hello"), "\(attached.stdoutText) \(attached.stderrText)")
         _ = try box.kubectl(["delete", "pod", "reader", "--grace-period=0", "--force"])

@@ -151,6 +151,7 @@ enum SPDYFrameEncoder {
 /// The receiving half of a connection's header compression: one zlib stream for every header block
 /// the peer sends, primed with ``SPDYDictionary`` when zlib asks for it.
 final class SPDYHeaderInflater {
+    static let maximumBlock = 256 << 10
     private var stream = z_stream()
     private var ready = false
 
@@ -203,6 +204,10 @@ final class SPDYHeaderInflater {
                     return (rc, out.count - Int(stream.avail_out))
                 }
                 output += chunk[0..<produced]
+                // A small block may not inflate into a huge one (a zip bomb in a header).
+                if output.count > Self.maximumBlock {
+                    return SPDYError(description: "a SPDY header block inflates past \(Self.maximumBlock) bytes")
+                }
                 if rc == Z_BUF_ERROR && stream.avail_in == 0 { return nil }
                 guard rc == Z_OK else {
                     return SPDYError(description: "a SPDY header block does not inflate (zlib \(rc))")
