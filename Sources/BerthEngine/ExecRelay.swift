@@ -127,7 +127,9 @@ public final class ExecRelay: @unchecked Sendable {
         input?.reading.close()
         devnull.close()
         started(pid, prepared.pidFile, nil)
-        var stdinOpen = input != nil
+        // stdin is written without blocking, when poll says it takes more: a process that does not
+        // read its input while its output fills must not stop this loop from draining that output.
+        var pending = PendingInput(input?.writing)
         var open: [(FileDescriptor, Stream, Bool)] = [
             (output.reading, .stdout, stdout), (errors.reading, .stderr, stderr),
         ]
@@ -135,23 +137,21 @@ public final class ExecRelay: @unchecked Sendable {
         var clientThere = true
         while !open.isEmpty {
             var fds = open.map { pollfd(fd: $0.0.rawValue, events: Int16(POLLIN), revents: 0) }
+            let wakeIndex = fds.count
             if let wake { fds.append(pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0)) }
+            let inputIndex = fds.count
+            if let fd = pending.waitingDescriptor { fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 {
                 if errno == EINTR { continue }
                 break
             }
-            if wake != nil, fds[open.count].revents != 0 {
+            if wake != nil, fds[wakeIndex].revents != 0 {
                 let (bytes, close, gone) = takeInput()
                 // No one to read the output: the process goes on, its output is dropped.
                 if gone { clientThere = false }
-                if stdinOpen, let input {
-                    if !bytes.isEmpty { try? input.writing.write(bytes) }
-                    if close || gone {
-                        input.writing.close()
-                        stdinOpen = false
-                    }
-                }
+                pending.add(bytes, close: close || gone)
             }
+            if fds.count > inputIndex, fds[inputIndex].revents != 0 { pending.flush() }
             for index in (0..<open.count).reversed() where fds[index].revents != 0 {
                 let (fd, stream, wanted) = open[index]
                 let n = buffer.withUnsafeMutableBytes { read(fd.rawValue, $0.baseAddress, $0.count) }
@@ -246,5 +246,49 @@ public final class ExecRelay: @unchecked Sendable {
         _ = try ChildProcess.wait(pid)
         if !message.isEmpty { _ = send(.stderr, message) }
         return 126
+    }
+}
+
+/// What a client sent for a process's stdin and has not been written yet: written without blocking
+/// whenever the pipe takes more, then closed once the client's input has ended and all of it went.
+struct PendingInput {
+    private var descriptor: FileDescriptor?
+    private var bytes: [UInt8] = []
+    private var closeWhenWritten = false
+
+    init(_ descriptor: FileDescriptor?) {
+        self.descriptor = descriptor
+        if let descriptor { _ = fcntl(descriptor.rawValue, F_SETFL, fcntl(descriptor.rawValue, F_GETFL) | O_NONBLOCK) }
+    }
+
+    /// The descriptor to poll for POLLOUT, while something waits to be written.
+    var waitingDescriptor: Int32? { bytes.isEmpty ? nil : descriptor?.rawValue }
+
+    mutating func add(_ more: [UInt8], close: Bool) {
+        guard descriptor != nil else { return }
+        bytes += more
+        closeWhenWritten = closeWhenWritten || close
+        flush()
+    }
+
+    /// Writes what the pipe takes now; closes it when the input has ended and nothing is left (or the
+    /// process closed its end: what is left has nowhere to go).
+    mutating func flush() {
+        guard let fd = descriptor else { return }
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { write(fd.rawValue, $0.baseAddress, $0.count) }
+            if n > 0 {
+                bytes.removeFirst(n)
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            bytes = []
+            closeWhenWritten = true
+        }
+        if closeWhenWritten {
+            fd.close()
+            descriptor = nil
+        }
     }
 }

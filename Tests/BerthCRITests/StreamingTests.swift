@@ -89,6 +89,29 @@ struct StreamingTests {
         try await remove(sandbox)
     }
 
+    @Test func execInputAndOutputBothLargerThanAPipeDoNotDeadlock() async throws {
+        let box = try self.box
+        let config = box.sandboxConfig("bulk")
+        let sandbox = try await box.runSandbox(config)
+        let container = try await box.start(sandbox, config, box.containerConfig("shell", ["sleep", "1000"]))
+        _ = try await box.waitFor(container, .containerRunning)
+        var request = Runtime_V1_ExecRequest()
+        request.containerID = container
+        // A megabyte out before it reads a megabyte in: the relay must drain one while it feeds the other.
+        request.cmd = ["sh", "-c", "head -c 1048576 /dev/zero; wc -c"]
+        (request.stdin, request.stdout, request.stderr) = (true, true, true)
+        let url = try await box.client.runtime.exec(request).url
+        let chunk = [UInt8](repeating: 65, count: 65536)
+        let received = try await stream(url, send: Array(repeating: [0] + chunk, count: 16) + [[255, 0]])
+        let out = received.channels[1] ?? []
+        #expect(out.count > 1_048_576)
+        #expect(
+            String(decoding: out.dropFirst(1_048_576), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                == "1048576")
+        #expect(received.text(3).contains("Success"))
+        try await remove(sandbox)
+    }
+
     @Test func execWithATerminalResizesIt() async throws {
         let box = try self.box
         let config = box.sandboxConfig("tty")
