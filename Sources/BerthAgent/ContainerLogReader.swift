@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BerthKube
 import BerthOS
 
 // What the kubelet does for `GET /containerLogs/{namespace}/{pod}/{container}` (`kubectl logs`): read a
@@ -572,26 +573,14 @@ extension CRILogEntry {
             }
         }
 
-        /// Days since 1970-01-01 of a proleptic Gregorian date, and back (Howard Hinnant's algorithms).
+        /// Days since 1970-01-01 of a proleptic Gregorian date, and back (BerthKube's civil-date arithmetic).
         static func days(year: Int, month: Int, day: Int) -> Int {
-            let y = month <= 2 ? year - 1 : year
-            let era = (y >= 0 ? y : y - 399) / 400
-            let yearOfEra = y - era * 400
-            let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-            return era * 146097 + dayOfEra - 719468
+            Int(RFC3339.days(year: Int64(year), month: Int64(month), day: Int64(day)))
         }
 
         static func civil(days: Int) -> (year: Int, month: Int, day: Int) {
-            let z = days + 719468
-            let era = (z >= 0 ? z : z - 146096) / 146097
-            let dayOfEra = z - era * 146097
-            let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146096) / 365
-            let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-            let shifted = (5 * dayOfYear + 2) / 153
-            let day = dayOfYear - (153 * shifted + 2) / 5 + 1
-            let month = shifted < 10 ? shifted + 3 : shifted - 9
-            return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+            let date = RFC3339.civil(days: Int64(days))
+            return (Int(date.year), Int(date.month), Int(date.day))
         }
     }
 }

@@ -2,9 +2,9 @@ import BerthJSON
 
 /// RFC 3339 in UTC without Foundation: civil-date arithmetic (days from 1970-01-01, proleptic
 /// Gregorian), so decoding a pod's timestamps costs no formatter and no time-zone database.
-enum RFC3339 {
+public enum RFC3339 {
     /// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-    static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -13,7 +13,7 @@ enum RFC3339 {
         return era * 146097 + doe - 719468
     }
 
-    static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719468
         let era = (z >= 0 ? z : z - 146096) / 146097
         let doe = z - era * 146097

@@ -128,27 +128,42 @@ int berth_namespace_pin(const char *path, int flag, const char *name, const char
 // the calling thread joins the namespace, makes and binds the socket, and goes back. In C so that no
 // Swift code (which could allocate, log or throw) runs while the thread is in the container's network;
 // the caller (the single-threaded monitor) must not run other threads that expect the host's network.
-int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, uint16_t port, int *failed_step) {
-    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original < 0) {
+// Moves the calling thread into the network namespace at `netns_path`; the thread's own is kept open in
+// *original for leave_netns. 0, or -errno with the failed step in *failed_step.
+static int enter_netns(const char *netns_path, int *original, int *failed_step) {
+    *original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (*original < 0) {
         *failed_step = BERTH_NETNS_STEP_OPEN;
         return -errno;
     }
     int target = open(netns_path, O_RDONLY | O_CLOEXEC);
     if (target < 0) {
         int error = errno;
-        close(original);
+        close(*original);
         *failed_step = BERTH_NETNS_STEP_OPEN;
         return -error;
     }
     if (setns(target, CLONE_NEWNET) < 0) {
         int error = errno;
         close(target);
-        close(original);
+        close(*original);
         *failed_step = BERTH_NETNS_STEP_SETNS;
         return -error;
     }
     close(target);
+    return 0;
+}
+
+// Back to where the thread was; if that fails the process must not go on in the wrong network.
+static void leave_netns(int original) {
+    if (setns(original, CLONE_NEWNET) < 0) abort();
+    close(original);
+}
+
+int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, uint16_t port, int *failed_step) {
+    int original;
+    int entered = enter_netns(netns_path, &original, failed_step);
+    if (entered < 0) return entered;
     int result = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (result < 0) {
         result = -errno;
@@ -169,40 +184,19 @@ int berth_socket_in_netns(const char *netns_path, int type, uint32_t address, ui
             *failed_step = BERTH_NETNS_STEP_BIND;
         }
     }
-    // Back to where the thread was; if that fails the process must not go on in the wrong network.
-    if (setns(original, CLONE_NEWNET) < 0) abort();
-    close(original);
+    leave_netns(original);
     return result;
 }
 
 int berth_stream_socket_in_netns(const char *netns_path, int *failed_step) {
-    int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (original < 0) {
-        *failed_step = BERTH_NETNS_STEP_OPEN;
-        return -errno;
-    }
-    int target = open(netns_path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) {
-        int error = errno;
-        close(original);
-        *failed_step = BERTH_NETNS_STEP_OPEN;
-        return -error;
-    }
-    if (setns(target, CLONE_NEWNET) < 0) {
-        int error = errno;
-        close(target);
-        close(original);
-        *failed_step = BERTH_NETNS_STEP_SETNS;
-        return -error;
-    }
-    close(target);
+    int original;
+    int entered = enter_netns(netns_path, &original, failed_step);
+    if (entered < 0) return entered;
     int result = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (result < 0) {
         result = -errno;
         *failed_step = BERTH_NETNS_STEP_SOCKET;
     }
-    // Back to where the thread was; if that fails the process must not go on in the wrong network.
-    if (setns(original, CLONE_NEWNET) < 0) abort();
-    close(original);
+    leave_netns(original);
     return result;
 }
