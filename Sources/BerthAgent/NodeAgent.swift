@@ -308,14 +308,19 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// A liveness (or startup) probe failed its threshold: the container is killed with the probe's
     /// grace period (else the pod's) and its restartPolicy decides what follows.
     func restartUnhealthy(_ kind: Prober.Kind, target: Prober.Target, probe: CoreV1.Probe) async {
+        var grace = probe.terminationGracePeriodSeconds ?? target.gracePeriod
         if let pod = pods.get(target.podKey) {
             recorder.record(
                 pod, reason: "Killing",
                 message: "Container \(target.containerName) failed \(kind.rawValue) probe, will be restarted")
+            // Its preStop hook first, as for any kill; what it took comes out of the grace period.
+            let spec = (pod.spec.containers + pod.spec.initContainers).first { $0.name == target.containerName }
+            grace = await runPreStop(
+                spec, pod: pod, containerID: target.containerID, podIP: target.podIP, grace: grace)
         }
         var stop = Runtime_V1_StopContainerRequest()
         stop.containerID = target.containerID
-        stop.timeout = probe.terminationGracePeriodSeconds ?? target.gracePeriod
+        stop.timeout = grace
         _ = try? await cri.runtime.stopContainer(stop)
         await queue.add(target.podKey)
     }

@@ -123,13 +123,13 @@ public struct EventLog: Sendable {
         }
         let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
-        let file = FileDescriptor(owning: fd)
+        var file = FileDescriptor(owning: fd)
         var pending: [UInt8] = []
         let existing = (try? file.readAll()) ?? []
         if since != nil { parse(existing).events.filter(wanted).forEach(emit) }
         guard until == nil || until! > Double(time(nil)) else { return }
         let inotify = FileDescriptor(owning: inotify_init1(Int32(IN_CLOEXEC)))
-        _ = inotify_add_watch(inotify.rawValue, path, UInt32(IN_MODIFY))
+        var watch = inotify_add_watch(inotify.rawValue, path, UInt32(IN_MODIFY))
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !shouldStop() {
             if let until, Double(time(nil)) > until { return }
@@ -142,6 +142,17 @@ public struct EventLog: Sendable {
                 let (events, rest) = parse(pending)
                 pending = rest
                 events.filter(wanted).forEach(emit)
+            }
+            // Rotated (renamed to .1 past its size): what was left is read above; follow the new file.
+            var current = stat()
+            var opened = stat()
+            if stat(path, &current) == 0, fstat(file.rawValue, &opened) == 0, current.st_ino != opened.st_ino {
+                let fresh = open(path, O_RDONLY | O_CLOEXEC)
+                guard fresh >= 0 else { continue }
+                file = FileDescriptor(owning: fresh)
+                pending = []
+                inotify_rm_watch(inotify.rawValue, watch)
+                watch = inotify_add_watch(inotify.rawValue, path, UInt32(IN_MODIFY))
             }
         }
     }

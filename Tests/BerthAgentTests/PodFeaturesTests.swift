@@ -111,6 +111,36 @@ struct PodFeaturesTests {
         #expect((try? String(contentsOfFile: marks + "/pre-stop", encoding: .utf8)) == "stopping\n")
     }
 
+    @Test func aLivenessKillRunsPreStopFirst() throws {
+        let box = try box
+        let marks = box.base + "/liveness-marks"
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        try apply(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: unhealthy}
+            spec:
+              terminationGracePeriodSeconds: 2
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sleep", "1000"]
+                volumeMounts: [{name: marks, mountPath: /marks}]
+                livenessProbe: {exec: {command: ["false"]}, periodSeconds: 1, failureThreshold: 1}
+                lifecycle:
+                  preStop: {exec: {command: ["sh", "-c", "echo stopping >> /marks/pre-stop"]}}
+              volumes:
+              - {name: marks, hostPath: {path: \(marks)}}
+            """)
+        #expect(
+            try box.eventually(40) {
+                (Int(try box.get("pod/unhealthy", "{.status.containerStatuses[0].restartCount}")) ?? 0) >= 1
+            }, "\(box.log())")
+        #expect((try? String(contentsOfFile: marks + "/pre-stop", encoding: .utf8))?.hasPrefix("stopping\n") == true)
+        _ = try box.kubectl(["delete", "pod", "unhealthy", "--grace-period=0", "--force"])
+    }
+
     @Test func aFailingPostStartKillsTheContainer() throws {
         let box = try box
         try apply(
