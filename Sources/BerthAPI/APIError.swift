@@ -10,6 +10,18 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     }
     public var description: String { "\(code) \(reason): \(message)" }
 
+    /// A status passed on from another server (a node agent's answer): the reason its code stands for.
+    public init(passingOn code: Int, message: String) {
+        let reason =
+            switch code {
+            case 400: "BadRequest"
+            case 403: "Forbidden"
+            case 404: "NotFound"
+            default: "InternalError"
+            }
+        self.init(code: code, reason: reason, message: message)
+    }
+
     public var status: JSON {
         var s: JSON = [
             "kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure",

@@ -143,10 +143,8 @@ extension Handler {
         guard response.status == .ok else {
             // The agent's words, with its status (kube-apiserver's GenericHttpResponseChecker).
             let body = (try? await response.body.collect(upTo: 64 << 10)).map { String(buffer: $0) } ?? ""
-            let code = Int(response.status.code)
-            let reason =
-                code == 404 ? "NotFound" : code == 400 ? "BadRequest" : code == 403 ? "Forbidden" : "InternalError"
-            throw APIError(code: code, reason: reason, message: body.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw APIError(
+                passingOn: Int(response.status.code), message: body.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         // Ends (and so closes the agent's stream) when kubectl goes.
         return Response(

@@ -292,10 +292,7 @@ struct AgentServer {
                     segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
         } catch {
             let failure = (error as? Failure) ?? Failure(status: .internalServerError, message: "\(error)")
-            let code = Int(failure.status.code)
-            let reason =
-                code == 400 ? "BadRequest" : code == 404 ? "NotFound" : code == 403 ? "Forbidden" : "InternalError"
-            let status = APIError(code: code, reason: reason, message: failure.message).status
+            let status = APIError(passingOn: Int(failure.status.code), message: failure.message).status
             return .upgrade(headers) { _, outbound, _ in
                 await WebSocketRelay.fail(outbound, status: status, protocol: subprotocol)
             }

@@ -428,16 +428,18 @@ extension NodeAgent {
                 secrets[name] = object.data
             }
         }
+        // Once per container: the node's status reads /proc.
+        let allocatable = nodeStatus().allocatable
         let environment = try PodConfigs.environment(
             container, pod: pod, podIP: sandbox.network.ip,
             podIPs: [sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip), hostIP: facts.internalIP,
-            nodeName: configuration.nodeName, nodeAllocatable: nodeStatus().allocatable,
+            nodeName: configuration.nodeName, nodeAllocatable: allocatable,
             configMaps: { configMaps[$1] }, secrets: { secrets[$1] })
         let mounts = try await PodVolumes.mounts(
             for: container, pod: pod, root: configuration.rootDirectory, client: client,
             facts: PodVolumes.Facts(
                 podIPs: [sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip), hostIPs: [facts.internalIP],
-                nodeName: configuration.nodeName, allocatable: nodeStatus().allocatable))
+                nodeName: configuration.nodeName, allocatable: allocatable))
         try PodConfigs.verifyRunAsNonRoot(
             container, pod: pod, imageUID: image.hasUid ? image.uid.value : nil, imageUsername: image.username)
         return PodConfigs.containerConfig(

@@ -234,7 +234,7 @@ final class ExecInstance: @unchecked Sendable {
             s.pidFile = pidFile
             s.terminal = terminal
             if let terminal, let size = s.pendingSize {
-                Self.setSize(terminal.rawValue, height: size.height, width: size.width)
+                ExecRelay.setTerminalSize(terminal.rawValue, height: size.height, width: size.width)
             }
             s.pendingSize = nil
         }
@@ -261,15 +261,11 @@ final class ExecInstance: @unchecked Sendable {
                 s.pendingSize = (height, width)
                 return true
             }
-            Self.setSize(terminal.rawValue, height: height, width: width)
+            ExecRelay.setTerminalSize(terminal.rawValue, height: height, width: width)
             return true
         }
         // dockerd refuses a resize of an exec whose process has no terminal or is not running.
         if !resized { throw .conflict("Exec \(id) is not running or has no terminal") }
-    }
-
-    static func setSize(_ fd: Int32, height: UInt16, width: UInt16) {
-        ExecRelay.setTerminalSize(fd, height: height, width: width)
     }
 
     /// `docker exec -d` on a runtime that detaches to hand over a terminal (runc, crun): the process is
