@@ -229,6 +229,9 @@ public final class Engine: Sendable {
                 // program runs, so that its first lookup (`nc server 80` as the command) is answered.
                 try save(record)
             }
+            // Taken before the program can run: a program that exits at once must not look as if it
+            // ended before it started (its finishedAt is the monitor's, stamped at its exit).
+            let startedAt = Timestamp.now()
             let launch = try MonitorLaunch.start(
                 .init(
                     monitorPath: monitorPath, runtime: runtime, id: record.id, bundle: bundle,
@@ -246,7 +249,7 @@ public final class Engine: Sendable {
             record.state.pid = pid
             record.state.monitorPid = launch.pid
             record.state.monitorStartTime = launch.startTime
-            record.state.startedAt = Timestamp.now()
+            record.state.startedAt = startedAt
             record.state.finishedAt = ""
             record.state.exitCode = 0
             record.state.error = ""
