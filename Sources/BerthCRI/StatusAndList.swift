@@ -92,7 +92,9 @@ extension CRIRuntime {
         if status.state == .containerExited {
             status.finishedAt = Nanoseconds.from(record.state.finishedAt)
             status.exitCode = record.state.exitCode
-            status.reason = record.state.exitCode == 0 ? "Completed" : "Error"
+            // containerd's order: an OOM kill names the exit whatever its code.
+            status.reason =
+                record.state.oomKilled == true ? "OOMKilled" : record.state.exitCode == 0 ? "Completed" : "Error"
             status.message = record.state.error
         } else if status.state == .containerCreated && !record.state.error.isEmpty {
             // A start that failed leaves the container created, with the runtime's reason.

@@ -163,7 +163,7 @@ public struct ContainerInspect: Encodable, Sendable {
         State = StateSection(
             Status: s.status.rawValue, Running: s.status == .running || s.status == .paused,
             Paused: s.status == .paused,
-            Restarting: s.status == .restarting, Dead: s.status == .dead,
+            Restarting: s.status == .restarting, OOMKilled: s.oomKilled ?? false, Dead: s.status == .dead,
             Pid: s.status == .running || s.status == .paused ? s.pid : 0,
             ExitCode: s.exitCode, Error: s.error, StartedAt: s.startedAt.isEmpty ? "0001-01-01T00:00:00Z" : s.startedAt,
             FinishedAt: s.finishedAt.isEmpty ? "0001-01-01T00:00:00Z" : s.finishedAt,

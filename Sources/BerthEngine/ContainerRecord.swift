@@ -58,6 +58,9 @@ public struct ContainerRecord: Codable, Sendable {
         public var monitorPid: Int32 = 0
         public var monitorStartTime: UInt64 = 0
         public var exitCode: Int32 = 0
+        /// The run ended in the memory cgroup's OOM killer (docker's `State.OOMKilled`). Optional:
+        /// records written before it existed decode.
+        public var oomKilled: Bool?
         public var error = ""
         public var startedAt = ""
         public var finishedAt = ""
@@ -124,6 +127,9 @@ public struct ExitRecord: Codable, Sendable {
     public var exitCode: Int32
     public var finishedAt: String
     public var pid: Int32
+    /// Whether the kernel's OOM killer struck in the container's memory cgroup during the run.
+    /// Optional: monitors that predate it leave it out.
+    public var oomKilled: Bool?
     /// Whether the monitor has deleted the runtime's container: false while it is doing so (or if the
     /// runtime refused), absent from monitors that left the delete to the engine (see RuntimeRelease).
     public var runtimeDeleted: Bool?

@@ -89,6 +89,7 @@ public final class Engine: Sendable {
         if let exit = RecordFile.read(ExitRecord.self, layout.exitFile(r.id)), exit.pid == r.state.pid {
             r.state.status = .exited
             r.state.exitCode = exit.exitCode
+            r.state.oomKilled = exit.oomKilled
             r.state.finishedAt = exit.finishedAt
             r.state.pid = 0
         } else if !ProcessStat.isAlive(pid: r.state.monitorPid, startTime: r.state.monitorStartTime) {
@@ -252,6 +253,7 @@ public final class Engine: Sendable {
             record.state.startedAt = startedAt
             record.state.finishedAt = ""
             record.state.exitCode = 0
+            record.state.oomKilled = nil
             record.state.error = ""
             record.state.stoppedByUser = false
             record.state.health = nil
@@ -412,6 +414,7 @@ public final class Engine: Sendable {
             else { return .nothing }
             stored.state.status = .exited
             stored.state.exitCode = exit.exitCode
+            stored.state.oomKilled = exit.oomKilled
             stored.state.finishedAt = exit.finishedAt
             stored.state.pid = 0
             stored.state.health =

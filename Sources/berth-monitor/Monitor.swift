@@ -114,6 +114,10 @@ final class Monitor {
     var sync: FileDescriptor
     var initPid: pid_t = 0
     var exitStatus: Int32?
+    /// The init's memory cgroup and its OOM kill count at the start: a count that has grown by the exit
+    /// is recorded as an OOM kill (read before the runtime's delete removes the cgroup).
+    var memoryCgroup: String?
+    var oomKillsAtStart: UInt64 = 0
     /// The container's output: two pipes, or the terminal's master.
     var stdoutReader: FileDescriptor?
     var stderrReader: FileDescriptor?
@@ -230,6 +234,8 @@ final class Monitor {
             throw MonitorFailure("runtime wrote no pid to \(pidFile)")
         }
         initPid = parsed
+        memoryCgroup = MemoryCgroup.directory(ofProcess: parsed)
+        oomKillsAtStart = memoryCgroup.flatMap(MemoryCgroup.oomKills(in:)) ?? 0
         if let listener = consoleListener {
             _ = berth_fcntl_int(listener.rawValue, F_SETFL, O_NONBLOCK)
             let connection = try UnixSocket.accept(listener)
@@ -444,8 +450,10 @@ final class Monitor {
     /// `exit.json` (BerthEngine.ExitRecord), written before the exit frame.
     func writeExitFile(status: Int32) {
         guard !options.exitFile.isEmpty else { return }
+        let oomKilled = memoryCgroup.flatMap(MemoryCgroup.oomKills(in:)).map { $0 > oomKillsAtStart } ?? false
         let record =
-            "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid),\"runtimeDeleted\":false}\n"
+            "{\"exitCode\":\(status),\"finishedAt\":\"\(Timestamp.now())\",\"pid\":\(initPid),\"oomKilled\":\(oomKilled),"
+            + "\"runtimeDeleted\":false}\n"
         try? FileSystem.writeAtomically(options.exitFile, Array(record.utf8), mode: 0o644, durable: true)
     }
 

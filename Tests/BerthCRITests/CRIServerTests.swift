@@ -112,6 +112,13 @@ struct CRIServerTests {
         let failure = try await box.waitFor(failed, .containerExited)
         #expect(failure.exitCode == 3)
         #expect(failure.reason == "Error")
+        // The memory limit's OOM killer names the exit, as containerd's reason does.
+        let hog = try await box.start(
+            sandbox, config,
+            box.containerConfig("hog", ["tail", "/dev/zero"]) { $0.linux.resources.memoryLimitInBytes = 16 << 20 })
+        let oom = try await box.waitFor(hog, .containerExited)
+        #expect(oom.exitCode == 137)
+        #expect(oom.reason == "OOMKilled")
         // The CRI log format: timestamp, stream, F for a full line and P for a partial one.
         let log = try FileSystem.readString(ended.logPath).split(separator: "\n").map {
             $0.split(separator: " ", maxSplits: 1).last.map(String.init) ?? ""
@@ -143,7 +150,9 @@ struct CRIServerTests {
         byState.filter.state.state = .containerExited
         byState.filter.podSandboxID = sandbox
         #expect(
-            Set(try await box.client.runtime.listContainers(byState).containers.map(\.id)) == [done, failed, sleeper])
+            Set(try await box.client.runtime.listContainers(byState).containers.map(\.id)) == [
+                done, failed, hog, sleeper,
+            ])
         var byLabel = Runtime_V1_ListContainersRequest()
         byLabel.filter.labelSelector = ["container": "failed"]
         #expect(try await box.client.runtime.listContainers(byLabel).containers.map(\.id) == [failed])

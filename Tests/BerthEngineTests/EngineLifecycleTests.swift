@@ -509,6 +509,26 @@ final class EngineLifecycleTests {
         #expect(bad.stderrText.contains("memory"))
     }
 
+    /// A container the memory limit kills shows OOMKilled in inspect, as docker's does; one that exits
+    /// on its own does not.
+    @Test func anOOMKillIsRecorded() throws {
+        // tail reads /dev/zero's endless "line" into memory until the limit's OOM killer ends it.
+        let hog = try box.berth(["run", "-d", "--network", "none", "--memory", "16m", box.image, "tail", "/dev/zero"])
+        let id = hog.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try box.berth(["wait", id]).stdoutText == "137\n")
+        let state = try box.berth(["inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", id])
+        #expect(state.stdoutText == "true 137\n", "\(state.stderrText)")
+        // A plain SIGKILL, under the same limit, is not an OOM kill.
+        let sleeper = try box.berth(["run", "-d", "--network", "none", "--memory", "16m", box.image, "sleep", "100"])
+        let other = sleeper.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try box.berth(["kill", other])
+        #expect(try box.berth(["wait", other]).stdoutText == "137\n")
+        let killed = try box.berth(["inspect", "-f", "{{.State.OOMKilled}}", other])
+        #expect(killed.stdoutText == "false\n")
+        _ = try box.berth(["rm", "-f", other])
+        _ = try box.berth(["rm", "-f", id])
+    }
+
     /// docker cp both ways; symlinks in the container that point out of it (absolute, or up with ..)
     /// resolve inside it, so nothing on the host is read or written through them.
     @Test func cpCopiesBothWaysAndNeverLeavesTheContainer() throws {
