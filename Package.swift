@@ -204,6 +204,8 @@ let package = Package(
                 // Only the machine's own cgroup counters (node stats); containers are the CRI's.
                 "BerthEngine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
+                // grpc probes (the health protocol over TCP).
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -256,6 +258,7 @@ let package = Package(
             dependencies: [
                 "BerthAgent", "BerthCRI", "BerthCRIProtocol", "BerthKube", "BerthControl", "BerthAPI", "BerthOS",
                 "BerthTestSupport", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]),
         .testTarget(
             name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Generates the CRI's Swift code (messages and gRPC service stubs) from scripts/cri/runtime-v1.proto into
+# Generates the CRI's Swift code (messages and gRPC service stubs) from scripts/cri/runtime-v1.proto, and the
+# gRPC health protocol's (scripts/cri/health-v1.proto, what grpc probes call) into
 # Sources/BerthCRIProtocol/Generated: protoc from Debian's protobuf-compiler, with swift-protobuf's and
 # grpc-swift-protobuf's plugins built from the package's own dependencies (same versions as the library
 # code the generated files call, so the two never drift).
@@ -31,7 +32,7 @@ protoc --proto_path=scripts/cri \
     --plugin=protoc-gen-grpc-swift="$bin/protoc-gen-grpc-swift-2" \
     --swift_out="$target" --swift_opt=Visibility=Public \
     --grpc-swift_out="$target" --grpc-swift_opt=Visibility=Public,Client=true,Server=true \
-    runtime-v1.proto
+    runtime-v1.proto health-v1.proto
 
 # Generated files own their layout: swift-format leaves them alone.
 for file in "$target"/*.swift; do
@@ -42,7 +43,7 @@ done
 
 if $check; then
     if ! diff -r "$target" "$output" >/dev/null; then
-        echo "generate-cri: $output is not what scripts/cri/runtime-v1.proto generates; run scripts/generate-cri.sh" >&2
+        echo "generate-cri: $output is not what scripts/cri/*.proto generate; run scripts/generate-cri.sh" >&2
         diff -r "$target" "$output" | head -20 >&2
         exit 1
     fi

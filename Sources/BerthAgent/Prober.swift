@@ -9,7 +9,8 @@ import Foundation
 /// The kubelet's prober: for each running container with probes, a loop per probe (startup, readiness,
 /// liveness) on its own timings — initialDelaySeconds, periodSeconds (10), timeoutSeconds (1),
 /// successThreshold (1), failureThreshold (3). exec runs through the CRI's ExecSync; httpGet (2xx and
-/// 3xx succeed) and tcpSocket connect to the pod's address from the node. Readiness decides the
+/// 3xx succeed), tcpSocket and grpc (the health protocol's Check) connect to the pod's address from the
+/// node. Readiness decides the
 /// container's `ready`; a liveness or startup failure kills the container, which its restartPolicy
 /// then restarts; liveness and readiness wait for the startup probe.
 actor Prober {
@@ -147,7 +148,12 @@ actor Prober {
                     ? (true, "") : (false, "dial tcp \(host):\(port): connection refused or timed out")
             }
         }
-        return (false, "this probe type is not supported by the Berth node agent yet")
+        if let grpc = probe.grpc {
+            // No host field: the kubelet always asks the pod's own address.
+            return await GRPCHealthProbe.check(
+                host: target.podIP, port: Int(grpc.port), service: grpc.service ?? "", timeout: timeout)
+        }
+        return (false, "the probe names no handler (exec, httpGet, tcpSocket or grpc)")
     }
 
     /// A port by number, or by the name of one of the container's ports.

@@ -1,5 +1,9 @@
+import BerthCRIProtocol
 import BerthOS
 import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Synchronization
 import Testing
 
 /// `berth server` as a one-node cluster: its agent registers the node and runs real pods through the
@@ -268,6 +272,75 @@ struct ProbeTests {
         #expect(events.contains("Unhealthy"))
         #expect(events.contains("Killing"))
         _ = try box.kubectl(["delete", "pod", "sick", "--grace-period=1"])
+    }
+}
+
+/// A grpc probe asks the health protocol on the pod's address: here a host-network pod, whose address is
+/// the node's, and a health server run by the test, whose answer decides the container's readiness.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct GRPCProbeTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+
+    /// The health service: SERVING or NOT_SERVING for the service "berth", as the test sets it.
+    final class Health: Grpc_Health_V1_Health.SimpleServiceProtocol {
+        let serving = Mutex(false)
+        func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) async throws
+            -> Grpc_Health_V1_HealthCheckResponse
+        {
+            guard request.service == "berth" else { throw RPCError(code: .notFound, message: "unknown service") }
+            var response = Grpc_Health_V1_HealthCheckResponse()
+            response.status = serving.withLock { $0 } ? .serving : .notServing
+            return response
+        }
+        func watch(
+            request: Grpc_Health_V1_HealthCheckRequest,
+            response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext
+        ) async throws {
+            throw RPCError(code: .unimplemented, message: "watch")
+        }
+    }
+
+    @Test func readinessFollowsTheHealthServersAnswer() async throws {
+        let box = try box
+        let health = Health()
+        let server = GRPCServer(
+            transport: .http2NIOPosix(address: .ipv4(host: "0.0.0.0", port: 0), transportSecurity: .plaintext),
+            services: [health])
+        let serving = Task { try await server.serve() }
+        defer { server.beginGracefulShutdown() }
+        let port = try #require(try await server.listeningAddress?.ipv4?.port)
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: grpc-probed}
+            spec:
+              hostNetwork: true
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sleep", "1000"]
+                readinessProbe: {grpc: {port: \(port), service: berth}, periodSeconds: 1}
+            """
+        let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(applied.status.succeeded, "\(applied.stderrText)")
+        #expect(try box.eventually { try box.get("pod/grpc-probed", "{.status.phase}") == "Running" }, "\(box.log())")
+        // NOT_SERVING: not ready, and the event quotes the answer as the kubelet's does.
+        #expect(
+            try box.eventually(20) {
+                try box.kubectl([
+                    "get", "events", "--field-selector", "involvedObject.name=grpc-probed", "-o",
+                    "jsonpath={.items[*].message}",
+                ]).stdoutText.contains("service unhealthy (responded with \"NOT_SERVING\")")
+            })
+        #expect(try box.get("pod/grpc-probed", "{.status.containerStatuses[0].ready}") == "false")
+        health.serving.withLock { $0 = true }
+        #expect(
+            try box.eventually(20) { try box.get("pod/grpc-probed", "{.status.containerStatuses[0].ready}") == "true" },
+            "\(box.log())")
+        _ = try box.kubectl(["delete", "pod", "grpc-probed", "--grace-period=1"])
+        server.beginGracefulShutdown()
+        try await serving.value
     }
 }
 
