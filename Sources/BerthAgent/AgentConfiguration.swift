@@ -30,6 +30,10 @@ public struct AgentConfiguration: Sendable {
     public var imageGCInterval: Duration = .seconds(300)
     /// How often the node's and pods' resource use is sampled for `/stats/summary` (cAdvisor's 10 s).
     public var statsInterval: Duration = .seconds(10)
+    /// Static pods' manifests (the kubelet's --pod-manifest-path; nil: none), read again on every change
+    /// and every `fileCheckFrequency` (the kubelet's --file-check-frequency, 20 s).
+    public var podManifestPath: String?
+    public var fileCheckFrequency: Duration = .seconds(20)
     /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.
     public var nodeIP: String?
     /// The address the Node reports: ``nodeIP`` or the machine's first non-loopback IPv4 address.

@@ -81,16 +81,16 @@ struct AgentServer {
                     segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
                 return text(.badRequest, "Upgrade request required")
             case "stats" where segments == ["stats", "summary"]:
-                let summary = agent.stats.summary(pods: agent.pods.list())
+                let summary = agent.stats.summary(pods: agent.runningPods)
                 return Response(
                     status: .ok, headers: [.contentType: "application/json"],
                     body: .init(byteBuffer: ByteBuffer(bytes: summary.serialized())))
             case "metrics" where segments == ["metrics", "resource"]:
                 return Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                    body: .init(byteBuffer: ByteBuffer(string: agent.stats.resourceMetrics(pods: agent.pods.list()))))
+                    body: .init(byteBuffer: ByteBuffer(string: agent.stats.resourceMetrics(pods: agent.runningPods))))
             case "pods" where segments.count == 1:
-                let pods = agent.pods.list().sorted {
+                let pods = agent.runningPods.sorted {
                     ($0.metadata.namespace ?? "", $0.metadata.name ?? "") < (
                         $1.metadata.namespace ?? "", $1.metadata.name ?? ""
                     )
@@ -124,7 +124,7 @@ struct AgentServer {
     private func instances(namespace: String, pod name: String, container: String) async throws
         -> (pod: CoreV1.Pod, containers: [Runtime_V1_Container])
     {
-        guard let pod = agent.pods.get(namespace: namespace, name: name) else {
+        guard let pod = agent.pod(namespace: namespace, name: name) else {
             throw Failure.notFound(
                 "pod \"\(name)\" in namespace \"\(namespace)\" not found on node \"\(agent.configuration.nodeName)\"")
         }
@@ -249,7 +249,7 @@ struct AgentServer {
 
     /// Asks the runtime for a port-forwarding URL into the pod's ready sandbox.
     private func portForwardURL(namespace: String, pod name: String) async throws -> String {
-        guard let pod = agent.pods.get(namespace: namespace, name: name) else {
+        guard let pod = agent.pod(namespace: namespace, name: name) else {
             throw Failure.notFound(
                 "pod \"\(name)\" in namespace \"\(namespace)\" not found on node \"\(agent.configuration.nodeName)\"")
         }

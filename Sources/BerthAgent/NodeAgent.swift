@@ -27,11 +27,13 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let probes = Prober()
     let stats: NodeStats
     let imageUse = ImageUse()
+    /// The API's pods bound to this node (mirror pods among them: see ``pod(_:)``).
     let pods: Informer<CoreV1.Pod>
+    let staticPods: StaticPods
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
     private(set) var runtimeVersion = ""
-    private var nodeUID: String?
+    private(set) var nodeUID: String?
     private var lease: CoordinationV1.Lease?
 
     public init(
@@ -46,6 +48,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         events = EventRecorder()
         recorder = events.component("kubelet")
         stats = NodeStats(nodeName: configuration.nodeName)
+        staticPods = StaticPods(
+            directory: configuration.podManifestPath, nodeName: configuration.nodeName, logger: logger)
         let name = configuration.nodeName
         pods = Informer(
             source: FilteredSource(
@@ -76,6 +80,11 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.relist() }
                 group.addTask { await self.sampleStats() }
                 group.addTask { await self.collectImages() }
+                group.addTask {
+                    await self.staticPods.watch(period: self.configuration.fileCheckFrequency) { keys in
+                        for key in keys { await self.queue.add(key) }
+                    }
+                }
                 if let settings = self.configuration.server {
                     group.addTask {
                         do {
@@ -126,6 +135,23 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         throw AgentError("the container runtime at \(endpoint) did not answer in 60 s: \(lastError)")
+    }
+
+    // MARK: The pods this node runs
+
+    /// The pod the node runs under `key`: its static pod, else the API's pod bound here — but never a
+    /// mirror pod, which only shows a static pod to the API (what runs is the static pod's spec).
+    func pod(_ key: String) -> CoreV1.Pod? {
+        if let staticPod = staticPods.pod(key) { return staticPod }
+        guard let pod = pods.get(key), !StaticPodManifest.isMirror(pod) else { return nil }
+        return pod
+    }
+
+    func pod(namespace: String, name: String) -> CoreV1.Pod? { pod(namespace + "/" + name) }
+
+    /// Every pod the node runs: the API's (mirror pods left out) and the static ones.
+    var runningPods: [CoreV1.Pod] {
+        pods.list().filter { !StaticPodManifest.isMirror($0) } + staticPods.all
     }
 
     // MARK: The Node
@@ -300,7 +326,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
 
     /// A probe that failed once: the kubelet's Unhealthy event.
     func probeFailed(_ kind: Prober.Kind, target: Prober.Target, output: String) async {
-        guard let pod = pods.get(target.podKey) else { return }
+        guard let pod = pod(target.podKey) else { return }
         let name = kind.rawValue.prefix(1).uppercased() + kind.rawValue.dropFirst()
         recorder.record(pod, type: "Warning", reason: "Unhealthy", message: "\(name) probe failed: \(output)")
     }
@@ -309,7 +335,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// grace period (else the pod's) and its restartPolicy decides what follows.
     func restartUnhealthy(_ kind: Prober.Kind, target: Prober.Target, probe: CoreV1.Probe) async {
         var grace = probe.terminationGracePeriodSeconds ?? target.gracePeriod
-        if let pod = pods.get(target.podKey) {
+        if let pod = pod(target.podKey) {
             recorder.record(
                 pod, reason: "Killing",
                 message: "Container \(target.containerName) failed \(kind.rawValue) probe, will be restarted")

@@ -65,8 +65,14 @@ extension NodeAgent {
                 (.ready, allReady),
             ])
         guard status.kubeJSON() != pod.status.kubeJSON() else { return }
+        // A static pod's status is its mirror pod's (none yet: nothing to post to).
+        var reportedUID = uid
+        if Self.isStatic(pod) {
+            guard let mirror = mirrorPod(of: pod), let mirrorUID = mirror.metadata.uid else { return }
+            reportedUID = mirrorUID
+        }
         var patch: JSON = ["status": status.kubeJSON()]
-        patch["metadata"] = ["uid": .string(uid)]
+        patch["metadata"] = ["uid": .string(reportedUID)]
         do {
             try await client.mergePatch(
                 ResourceType.of(CoreV1.Pod.self), namespace: pod.metadata.namespace, name: pod.metadata.name ?? "",

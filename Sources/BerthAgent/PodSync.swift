@@ -10,10 +10,34 @@ import GRPCCore
 /// posted. A pod being deleted is stopped with its grace period and then removed for good.
 extension NodeAgent {
     func syncPod(_ key: String) async throws {
+        // A static pod's earlier version (its file removed or changed) goes first, gracefully.
+        if let retired = staticPods.retired(key) {
+            let uid = retired.metadata.uid ?? ""
+            await probes.stop(podUID: uid)
+            try await terminate(retired)
+            try await removeLeftovers(key)
+            staticPods.forgetRetired(key, uid: uid)
+        }
+        if var staticPod = staticPods.pod(key) {
+            // Runs whatever the API says; its mirror pod shows it there and carries its status.
+            if let mirror = await ensureMirrorPod(of: staticPod) { staticPod.status = mirror.status }
+            try await sync(staticPod, key: key)
+            return
+        }
         guard let pod = pods.get(key) else {
             try await removeLeftovers(key)
             return
         }
+        if StaticPodManifest.isMirror(pod) {
+            // Its static pod is gone (or was never this agent's): the mirror goes too.
+            await deleteMirrorPod(pod)
+            return
+        }
+        try await sync(pod, key: key)
+    }
+
+    /// SyncPod proper, for a pod of the API or a static pod.
+    func sync(_ pod: CoreV1.Pod, key: String) async throws {
         let uid = pod.metadata.uid ?? ""
         if pod.metadata.deletionTimestamp != nil {
             await probes.stop(podUID: uid)

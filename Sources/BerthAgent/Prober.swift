@@ -162,7 +162,7 @@ actor Prober {
         case .int(let number): return number > 0 && number < 65536 ? UInt16(number) : nil
         case .string(let name):
             if let number = UInt16(name) { return number }
-            let pod = agent.pods.get(target.podKey)
+            let pod = agent.pod(target.podKey)
             let container = pod?.spec.containers.first { $0.name == target.containerName }
             return container?.ports.first { $0.name == name }.map { UInt16(clamping: $0.containerPort) }
         }

@@ -207,6 +207,10 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Seconds between image garbage collections.") var imageGCPeriod = 300
     @Option(help: "The port of the agent's HTTPS API for logs, exec and attach (0: none).") var kubeletPort = 10250
     @Option(help: "The address the agent's HTTPS API listens on.") var kubeletAddress = "0.0.0.0"
+    @Option(help: "A directory of static pod manifests the node runs whatever the API server says.")
+    var podManifestPath: String?
+    @Option(help: "Seconds between reads of --pod-manifest-path when nothing reported a change.")
+    var fileCheckFrequency = 20
 
     func validate() throws {
         guard (0...100).contains(imageGCHighThreshold), (0...100).contains(imageGCLowThreshold) else {
@@ -234,6 +238,8 @@ struct AgentOptions: ParsableArguments {
         configuration.imageGCLowThresholdPercent = min(imageGCLowThreshold, imageGCHighThreshold)
         configuration.imageMinimumGCAge = .seconds(max(0, imageMinimumGCAge))
         configuration.imageGCInterval = .seconds(max(1, imageGCPeriod))
+        configuration.podManifestPath = podManifestPath
+        configuration.fileCheckFrequency = .seconds(max(1, fileCheckFrequency))
         for pair in systemReserved.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { configuration.systemReserved[parts[0]] = parts[1] }

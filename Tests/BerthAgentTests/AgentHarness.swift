@@ -24,7 +24,8 @@ final class ServerBox: @unchecked Sendable {
     let cgroupRoot: String
     private var server: pid_t = 0
 
-    /// Arguments added to `berth server`'s (a suite's own agent settings).
+    /// Arguments added to `berth server`'s (a suite's own agent settings); `{base}` in one is the box's
+    /// directory (`{base}/manifests` exists, for static pods).
     let extraArguments: [String]
 
     init(extraArguments: [String] = []) throws {
@@ -32,7 +33,7 @@ final class ServerBox: @unchecked Sendable {
         base = NSTemporaryDirectory() + "berth-agent-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         berth = builtExecutable("berth")
         cgroupRoot = "/" + FileSystem.parent(of: base + "/x").split(separator: "/").last! + "/kubepods"
-        for sub in ["server", "engine", "run", "agent", "logs"] {
+        for sub in ["server", "engine", "run", "agent", "logs", "manifests"] {
             try FileManager.default.createDirectory(atPath: "\(base)/\(sub)", withIntermediateDirectories: true)
         }
         port = Int(freeLocalPort())
@@ -66,7 +67,7 @@ final class ServerBox: @unchecked Sendable {
                 "--root", base + "/engine", "--agent-root", base + "/agent", "--pod-log-dir", base + "/logs",
                 "--node-name", nodeName, "--node-monitor-grace-seconds", "40", "--cgroup-root", cgroupRoot,
                 "--kubelet-port", String(kubeletPort),
-            ] + extraArguments,
+            ] + extraArguments.map { $0.replacingOccurrences(of: "{base}", with: base) },
             environment: environment, fileDescriptors: [1: output.writing.rawValue, 2: logFile])
         output.writing.close()
         var seen = ""
