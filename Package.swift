@@ -213,7 +213,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl",
-                "BerthDockerAPI", "BerthCRI", "BerthAgent",
+                "BerthDockerAPI", "BerthCRI", "BerthAgent", "BerthKube",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

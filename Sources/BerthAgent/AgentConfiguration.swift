@@ -34,6 +34,13 @@ public struct AgentConfiguration: Sendable {
     /// and every `fileCheckFrequency` (the kubelet's --file-check-frequency, 20 s).
     public var podManifestPath: String?
     public var fileCheckFrequency: Duration = .seconds(20)
+    /// Hard eviction thresholds (the kubelet's --eviction-hard; its defaults: memory.available<100Mi,
+    /// nodefs.available<10%, nodefs.inodesFree<5%, imagefs.available<15%), how long a pressure condition
+    /// outlives its threshold (--eviction-pressure-transition-period, 5 min), and how often the signals
+    /// are observed (the kubelet's fixed 10 s).
+    public var evictionHard: [EvictionThreshold] = EvictionThreshold.defaults
+    public var evictionPressureTransitionPeriod: Duration = .seconds(300)
+    public var evictionMonitoringInterval: Duration = .seconds(10)
     /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.
     public var nodeIP: String?
     /// The address the Node reports: ``nodeIP`` or the machine's first non-loopback IPv4 address.

@@ -30,6 +30,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// The API's pods bound to this node (mirror pods among them: see ``pod(_:)``).
     let pods: Informer<CoreV1.Pod>
     let staticPods: StaticPods
+    let eviction: EvictionManager
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
     private(set) var runtimeVersion = ""
@@ -48,6 +49,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         events = EventRecorder()
         recorder = events.component("kubelet")
         stats = NodeStats(nodeName: configuration.nodeName)
+        eviction = EvictionManager(
+            thresholds: configuration.evictionHard, transitionPeriod: configuration.evictionPressureTransitionPeriod)
         staticPods = StaticPods(
             directory: configuration.podManifestPath, nodeName: configuration.nodeName, logger: logger)
         let name = configuration.nodeName
@@ -80,6 +83,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.relist() }
                 group.addTask { await self.sampleStats() }
                 group.addTask { await self.collectImages() }
+                group.addTask { await self.manageEvictions() }
                 group.addTask {
                     await self.staticPods.watch(period: self.configuration.fileCheckFrequency) { keys in
                         for key in keys { await self.queue.add(key) }
@@ -202,9 +206,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             }
         }
         status.allocatable = allocatable
-        let available = NodeFacts.memoryAvailable()
-        let memoryPressure = available > 0 && available < 100 << 20
-        status.conditions = Self.conditions(memoryPressure: memoryPressure)
+        status.conditions = Self.conditions(pressures: eviction.pressures)
         status.addresses = [
             CoreV1.NodeAddress(type: .internalIP, address: facts.internalIP),
             CoreV1.NodeAddress(type: .hostName, address: facts.hostname),
@@ -220,7 +222,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
 
     static func kibibytes(_ bytes: Int64) -> String { "\(bytes / 1024)Ki" }
 
-    static func conditions(memoryPressure: Bool) -> [CoreV1.NodeCondition] {
+    static func conditions(pressures: Set<CoreV1.NodeConditionType>) -> [CoreV1.NodeCondition] {
         let now = MetaV1.Time.now()
         func condition(
             _ type: CoreV1.NodeConditionType, _ status: CoreV1.ConditionStatus, _ reason: String, _ message: String
@@ -232,13 +234,17 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 message: message)
         }
         return [
-            memoryPressure
+            pressures.contains(.memoryPressure)
                 ? condition(
                     .memoryPressure, .true, "KubeletHasInsufficientMemory", "kubelet has insufficient memory available")
                 : condition(
                     .memoryPressure, .false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            condition(.diskPressure, .false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            condition(.pidPressure, .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            pressures.contains(.diskPressure)
+                ? condition(.diskPressure, .true, "KubeletHasDiskPressure", "kubelet has disk pressure")
+                : condition(.diskPressure, .false, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            pressures.contains(.pidPressure)
+                ? condition(.pidPressure, .true, "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
+                : condition(.pidPressure, .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             condition(.ready, .true, "KubeletReady", "kubelet is posting ready status"),
         ]
     }

@@ -12,6 +12,11 @@ actor PodRuntimeState {
 
     private var backoffs: [String: Backoff] = [:]
     private var waiting: [String: (reason: String, message: String)] = [:]
+    /// Pods (by UID) the eviction manager chose, with its message: terminated and failed at their next sync.
+    private var evictions: [String: String] = [:]
+
+    func markEvicted(podUID: String, message: String) { evictions[podUID] = message }
+    func evictionMessage(podUID: String) -> String? { evictions[podUID] }
 
     static func key(_ podUID: String, _ container: String) -> String { podUID + "/" + container }
 
@@ -43,5 +48,6 @@ actor PodRuntimeState {
     func forget(podUID: String) {
         backoffs = backoffs.filter { !$0.key.hasPrefix(podUID + "/") }
         waiting = waiting.filter { !$0.key.hasPrefix(podUID + "/") }
+        evictions[podUID] = nil
     }
 }

@@ -8,7 +8,27 @@ import BerthKube
 /// state (with the last one it ended in), restart count, image and ID, the pod's and node's addresses
 /// and QoS class — posted as a merge patch of pods/status only when it changed.
 extension NodeAgent {
-    func postStatus(_ pod: CoreV1.Pod, sandbox: Runtime_V1_PodSandboxStatus, containers: [Runtime_V1_Container])
+    /// A pod the agent ended for good (evicted, or refused before it ran): phase Failed with the reason
+    /// and message, a DisruptionTarget condition as the kubelet sets, and its containers' final states.
+    func postFinalStatus(_ pod: CoreV1.Pod, reason: String, message: String) async throws {
+        let sandbox = try await sandboxes(of: pod.metadata.uid ?? "").max { $0.createdAt < $1.createdAt }
+        var sandboxStatus = Runtime_V1_PodSandboxStatus()
+        var containers: [Runtime_V1_Container] = []
+        if let sandbox {
+            var statusRequest = Runtime_V1_PodSandboxStatusRequest()
+            statusRequest.podSandboxID = sandbox.id
+            sandboxStatus = try await cri.runtime.podSandboxStatus(statusRequest).status
+            var listRequest = Runtime_V1_ListContainersRequest()
+            listRequest.filter.podSandboxID = sandbox.id
+            containers = try await cri.runtime.listContainers(listRequest).containers
+        }
+        try await postStatus(pod, sandbox: sandboxStatus, containers: containers, final: (reason, message))
+    }
+
+    func postStatus(
+        _ pod: CoreV1.Pod, sandbox: Runtime_V1_PodSandboxStatus, containers: [Runtime_V1_Container],
+        final: (reason: String, message: String)? = nil
+    )
         async throws
     {
         let uid = pod.metadata.uid ?? ""
@@ -64,6 +84,19 @@ extension NodeAgent {
                 (.readyToStartContainers, sandboxReady), (.initialized, initialized), (.containersReady, allReady),
                 (.ready, allReady),
             ])
+        if let final {
+            status.phase = .failed
+            status.reason = final.reason
+            status.message = final.message
+            status.conditions = Self.conditions(
+                status.conditions, [(.ready, false), (.containersReady, false)])
+            if !status.conditions.contains(where: { $0.type == .disruptionTarget }) {
+                status.conditions.append(
+                    CoreV1.PodCondition(
+                        type: .disruptionTarget, status: .true, lastTransitionTime: MetaV1.Time.now(),
+                        reason: "TerminationByKubelet", message: final.message))
+            }
+        }
         guard status.kubeJSON() != pod.status.kubeJSON() else { return }
         // A static pod's status is its mirror pod's (none yet: nothing to post to).
         var reportedUID = uid

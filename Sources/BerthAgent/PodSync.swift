@@ -58,6 +58,19 @@ extension NodeAgent {
             }
             return
         }
+        if let message = await state.evictionMessage(podUID: uid) {
+            // Evicted: killed at once (the kubelet's one-second grace for hard thresholds) and failed.
+            await probes.stop(podUID: uid)
+            try await terminate(pod, grace: 1)
+            try await postFinalStatus(pod, reason: "Evicted", message: message)
+            return
+        }
+        if try await sandboxes(of: uid).isEmpty, let refusal = eviction.refusal(pod) {
+            // Never started here and the node is under pressure: refused, as the kubelet's admission does.
+            recorder.record(pod, type: "Warning", reason: "Evicted", message: refusal)
+            try await postFinalStatus(pod, reason: "Evicted", message: "Pod was rejected: " + refusal)
+            return
+        }
 
         let sandboxID = try await ensureSandbox(pod)
         var statusRequest = Runtime_V1_PodSandboxStatusRequest()

@@ -5,10 +5,11 @@ import Foundation
 /// Ending a pod: its containers stopped with the grace period (their stop signal, then SIGKILL), its
 /// sandbox stopped, and once the pod is gone from the API everything the runtime has of it removed.
 extension NodeAgent {
-    /// Stops every running container of the pod at once with the pod's grace period, then its sandboxes.
-    func terminate(_ pod: CoreV1.Pod) async throws {
+    /// Stops every running container of the pod at once with the pod's grace period (or `grace`, an
+    /// eviction's), then its sandboxes.
+    func terminate(_ pod: CoreV1.Pod, grace override: Int64? = nil) async throws {
         let uid = pod.metadata.uid ?? ""
-        let grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30
+        let grace = override ?? pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30
         let sandboxes = try await sandboxes(of: uid)
         var running: [Runtime_V1_Container] = []
         var podIP = facts.internalIP

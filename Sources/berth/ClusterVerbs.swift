@@ -5,6 +5,7 @@ import BerthCRI
 import BerthControl
 import BerthEngine
 import BerthImage
+import enum BerthKube.MetaV1
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -211,8 +212,26 @@ struct AgentOptions: ParsableArguments {
     var podManifestPath: String?
     @Option(help: "Seconds between reads of --pod-manifest-path when nothing reported a change.")
     var fileCheckFrequency = 20
+    @Option(
+        help:
+            "Hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10% (the kubelet's defaults when not given)."
+    )
+    var evictionHard: String?
+    @Option(help: "How long a pressure condition lasts after its threshold clears (a Go duration, e.g. 5m0s).")
+    var evictionPressureTransitionPeriod = "5m0s"
+    @Option(help: "How often eviction signals are observed (a Go duration; the kubelet's is a fixed 10s).")
+    var evictionMonitoringInterval = "10s"
 
     func validate() throws {
+        if let evictionHard {
+            do { _ = try EvictionThreshold.parse(evictionHard) } catch { throw ValidationError(error.description) }
+        }
+        for (flag, text) in [
+            ("--eviction-pressure-transition-period", evictionPressureTransitionPeriod),
+            ("--eviction-monitoring-interval", evictionMonitoringInterval),
+        ] where MetaV1.Duration(text).map({ $0.nanoseconds < 0 }) ?? true {
+            throw ValidationError("\(flag): \"\(text)\" is not a duration (such as 30s or 5m0s)")
+        }
         guard (0...100).contains(imageGCHighThreshold), (0...100).contains(imageGCLowThreshold) else {
             throw ValidationError("--image-gc-high-threshold and --image-gc-low-threshold must be between 0 and 100")
         }
@@ -239,6 +258,15 @@ struct AgentOptions: ParsableArguments {
         configuration.imageMinimumGCAge = .seconds(max(0, imageMinimumGCAge))
         configuration.imageGCInterval = .seconds(max(1, imageGCPeriod))
         configuration.podManifestPath = podManifestPath
+        if let evictionHard, let thresholds = try? EvictionThreshold.parse(evictionHard) {
+            configuration.evictionHard = thresholds
+        }
+        if let period = MetaV1.Duration(evictionPressureTransitionPeriod) {
+            configuration.evictionPressureTransitionPeriod = .nanoseconds(period.nanoseconds)
+        }
+        if let interval = MetaV1.Duration(evictionMonitoringInterval), interval.nanoseconds > 0 {
+            configuration.evictionMonitoringInterval = .nanoseconds(interval.nanoseconds)
+        }
         configuration.fileCheckFrequency = .seconds(max(1, fileCheckFrequency))
         for pair in systemReserved.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
