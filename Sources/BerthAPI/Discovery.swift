@@ -88,6 +88,11 @@ enum Discovery {
                         "name": .string("\(r.plural)/eviction"), "singularName": "", "namespaced": true,
                         "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
                     ])
+                case "token":
+                    out.append([
+                        "name": .string("\(r.plural)/token"), "singularName": "", "namespaced": true,
+                        "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"],
+                    ])
                 case "log":
                     out.append([
                         "name": .string("\(r.plural)/log"), "singularName": "", "namespaced": true, "kind": "Pod",

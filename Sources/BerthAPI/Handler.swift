@@ -113,6 +113,7 @@ struct Handler: Sendable {
             let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
             if let u = server.tokens.tokens[token] { return u }
             if let u = try await serviceAccountUser(token: token) { return u }
+            if let u = try await boundServiceAccountUser(token: token) { return u }
             throw APIError.unauthorized
         }
         if let user = await UserInfo.fromClientCertificate(channel) { return user }
@@ -204,6 +205,12 @@ struct Handler: Sendable {
                 legacy
                     ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)")
                     : Discovery.groupList())
+        case "/.well-known/openid-configuration", "/openid/v1/jwks":
+            // Upstream lets every service account read them (system:service-account-issuer-discovery).
+            guard call.user.isAdmin || call.user.serviceAccount != nil || call.user.nodeName != nil else {
+                throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"\(call.path)\"")
+            }
+            return serviceAccountIssuerDocument(call.path)!
         case "/openapi/v2":
             return Self.json(bytes: OpenAPI.v2Document)
         case "/openapi/v3":
@@ -374,6 +381,7 @@ struct Handler: Sendable {
             return
         case "Event": return
         case "Pod" where sub == "status" && name != nil: return  // bound-node check happens on update
+        case "ServiceAccount" where sub == "token" && name != nil: return  // bound-pod check when issued
         default: throw deny
         }
     }

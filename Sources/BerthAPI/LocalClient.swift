@@ -108,6 +108,11 @@ public struct LocalClient: Sendable {
         throw APIError.conflict(r, name)
     }
 
+    /// A bound token of a ServiceAccount (serviceaccounts/NAME/token), as the TokenRequest answer.
+    public func requestToken(namespace: String, serviceAccount: String, _ request: JSON) async throws -> JSON {
+        try await handler.issueToken(namespace: namespace, serviceAccount: serviceAccount, request: request, user: user)
+    }
+
     /// Merge-patches an object (retrying on conflicts, like the PATCH verb).
     @discardableResult
     public func mergePatch(

@@ -24,6 +24,7 @@ extension Protobuf {
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+        "TokenRequest": ("authentication.k8s.io/v1", "TokenRequest"),
         "Eviction": ("policy/v1", "Eviction"),
         "DeleteOptions": (nil, "DeleteOptions"),
     ]
@@ -316,6 +317,10 @@ extension Protobuf {
         SelfSubjectAccessReviewSpec 1:resourceAttributes:ResourceAttributes 2:nonResourceAttributes:NonResourceAttributes
         SubjectAccessReviewStatus 1:allowed:b? 4:denied:b 2:reason:s 3:evaluationError:s
         SelfSubjectAccessReview 1:metadata:ObjectMeta 2:spec:SelfSubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+        BoundObjectReference 1:kind:s 2:apiVersion:s 3:name:s 4:uid:s
+        TokenRequestSpec 1:audiences:[s 4:expirationSeconds:i? 3:boundObjectRef:BoundObjectReference
+        TokenRequestStatus 1:token:s? 2:expirationTimestamp:t
+        TokenRequest 1:metadata:ObjectMeta 2:spec:TokenRequestSpec 3:status:TokenRequestStatus
         Preconditions 1:uid:s? 2:resourceVersion:s?
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?

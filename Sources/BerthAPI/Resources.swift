@@ -62,7 +62,8 @@ public enum Registry {
             shortNames: ["ev"], hasSpec: false, strategy: EventStrategy()),
         .init(
             group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
-            namespaced: true, shortNames: ["sa"], hasSpec: false, strategy: ServiceAccountStrategy()),
+            namespaced: true, shortNames: ["sa"], subresources: ["token"], hasSpec: false,
+            strategy: ServiceAccountStrategy()),
         .init(
             group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
             namespaced: true,

@@ -39,20 +39,34 @@ public struct ServiceAccountTokenSigner: Sendable {
 
     /// A signed token for `claims`.
     public func sign(_ claims: Claims) throws -> String {
-        let header: JSON = ["alg": "ES256", "kid": .string(keyID)]
-        let payload: JSON = [
+        try signJWT([
             "iss": .string(Self.issuer), "sub": .string(claims.username),
             Self.claimNamespace: .string(claims.namespace), Self.claimSecretName: .string(claims.secretName),
             Self.claimSAName: .string(claims.serviceAccountName), Self.claimSAUID: .string(claims.serviceAccountUID),
-        ]
-        let input = Self.base64url(Data(header.serialized())) + "." + Self.base64url(Data(payload.serialized()))
-        let signature = try P256.Signing.PrivateKey(rawRepresentation: privateKeyRaw).signature(for: Data(input.utf8))
-        return input + "." + Self.base64url(signature.rawRepresentation)
+        ])
     }
 
     /// The claims of `token` if it is a legacy service-account token whose signature this key made;
     /// nil otherwise (whether the Secret and ServiceAccount still exist is for the caller to check).
     public func verify(_ token: String) -> Claims? {
+        guard let payload = verifiedPayload(token), payload["iss"].string == Self.issuer,
+            let ns = payload[Self.claimNamespace].string, let secret = payload[Self.claimSecretName].string,
+            let sa = payload[Self.claimSAName].string, let uid = payload[Self.claimSAUID].string,
+            payload["sub"].string == "system:serviceaccount:\(ns):\(sa)"
+        else { return nil }
+        return Claims(namespace: ns, secretName: secret, serviceAccountName: sa, serviceAccountUID: uid)
+    }
+
+    /// An ES256 JWT of `payload` with this key's `kid`.
+    func signJWT(_ payload: JSON) throws -> String {
+        let header: JSON = ["alg": "ES256", "kid": .string(keyID)]
+        let input = Self.base64url(Data(header.serialized())) + "." + Self.base64url(Data(payload.serialized()))
+        let signature = try P256.Signing.PrivateKey(rawRepresentation: privateKeyRaw).signature(for: Data(input.utf8))
+        return input + "." + Self.base64url(signature.rawRepresentation)
+    }
+
+    /// The payload of a JWT this key signed (ES256), nil for anything else.
+    func verifiedPayload(_ token: String) -> JSON? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let h = Self.unbase64url(parts[0]), let p = Self.unbase64url(parts[1]),
             let s = Self.unbase64url(parts[2]),
@@ -60,12 +74,9 @@ public struct ServiceAccountTokenSigner: Sendable {
             let signature = try? P256.Signing.ECDSASignature(rawRepresentation: s),
             let publicKey = try? P256.Signing.PublicKey(rawRepresentation: publicKeyRaw),
             publicKey.isValidSignature(signature, for: Data((parts[0] + "." + parts[1]).utf8)),
-            let payload = try? JSON.parse(Array(p)), payload["iss"].string == Self.issuer,
-            let ns = payload[Self.claimNamespace].string, let secret = payload[Self.claimSecretName].string,
-            let sa = payload[Self.claimSAName].string, let uid = payload[Self.claimSAUID].string,
-            payload["sub"].string == "system:serviceaccount:\(ns):\(sa)"
+            let payload = try? JSON.parse(Array(p))
         else { return nil }
-        return Claims(namespace: ns, secretName: secret, serviceAccountName: sa, serviceAccountUID: uid)
+        return payload
     }
 
     static func base64url(_ d: Data) -> String {

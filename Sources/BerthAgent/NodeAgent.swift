@@ -31,6 +31,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let pods: Informer<CoreV1.Pod>
     let staticPods: StaticPods
     let eviction: EvictionManager
+    let tokens = ServiceAccountTokens()
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
     private(set) var runtimeVersion = ""
@@ -84,6 +85,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.sampleStats() }
                 group.addTask { await self.collectImages() }
                 group.addTask { await self.manageEvictions() }
+                group.addTask { await self.refreshTokens() }
                 group.addTask {
                     await self.staticPods.watch(period: self.configuration.fileCheckFrequency) { keys in
                         for key in keys { await self.queue.add(key) }

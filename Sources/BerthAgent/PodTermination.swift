@@ -76,6 +76,7 @@ extension NodeAgent {
             _ = try await cri.runtime.removePodSandbox(remove)
             if let uid = sandbox.labels[PodLabels.uid] {
                 await state.forget(podUID: uid)
+                await tokens.forget(podUID: uid)
                 await probes.stop(podUID: uid)
                 // Memory-backed emptyDirs are mounts: undone first, so nothing is left mounted or deleted through one.
                 PodVolumes.unmountAll(under: "\(configuration.rootDirectory)/pods/\(uid)")

@@ -22,7 +22,8 @@ enum PodVolumes {
 
     /// The mounts of `container`, each volume prepared on first use.
     static func mounts(
-        for container: CoreV1.Container, pod: CoreV1.Pod, root: String, client: any KubeClient, facts: Facts
+        for container: CoreV1.Container, pod: CoreV1.Pod, root: String, client: any KubeClient, facts: Facts,
+        tokens: ServiceAccountTokens
     )
         async throws -> [Runtime_V1_Mount]
     {
@@ -59,7 +60,7 @@ enum PodVolumes {
             } else if let source = volume.projected {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~projected/\(volume.name)"
                 let files = try await projectedFiles(
-                    source, container: container, pod: pod, client: client, facts: facts)
+                    source, container: container, pod: pod, client: client, facts: facts, tokens: tokens)
                 try write(
                     files.mapValues(\.bytes),
                     items: files.keys.sorted().map { CoreV1.KeyToPath(key: $0, path: $0, mode: files[$0]!.mode) },
@@ -151,7 +152,7 @@ enum PodVolumes {
     /// A projected volume's sources in one directory (a later source's file replaces an earlier one's).
     static func projectedFiles(
         _ source: CoreV1.ProjectedVolumeSource, container: CoreV1.Container, pod: CoreV1.Pod, client: any KubeClient,
-        facts: Facts
+        facts: Facts, tokens: ServiceAccountTokens
     ) async throws -> [String: File] {
         let namespace = pod.metadata.namespace ?? "default"
         var files: [String: File] = [:]
@@ -188,10 +189,9 @@ enum PodVolumes {
                 for (path, file) in try downwardFiles(downward.items, container: container, pod: pod, facts: facts) {
                     files[path] = file
                 }
-            } else if projection.serviceAccountToken != nil {
-                throw PodConfigError(
-                    "projected service account tokens need the TokenRequest API, which this Berth server does not serve yet"
-                )
+            } else if let projection = projection.serviceAccountToken {
+                let token = try await tokens.token(for: pod, projection, client: client)
+                files[projection.path] = File(bytes: Array(token.utf8), mode: nil)
             } else {
                 throw PodConfigError("a projected volume source of a kind the Berth node agent does not support yet")
             }
@@ -260,14 +260,16 @@ enum PodVolumes {
         return result
     }
 
-    /// Writes the keys (or only `items`, at their paths) into `directory`, replacing what was there.
+    /// Writes the keys (or only `items`, at their paths) into `directory`, replacing what was there. The
+    /// directory itself stays (a container may have it bind-mounted already): each file is replaced by a
+    /// rename, so a reader sees the old content or the new, and files no longer wanted are removed.
     static func write(
         _ data: [String: [UInt8]], items: [CoreV1.KeyToPath], mode: Int32, to directory: String, what: String
     ) throws {
-        try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let entries: [(key: String, path: String, mode: Int32)] =
             items.isEmpty ? data.keys.sorted().map { ($0, $0, mode) } : items.map { ($0.key, $0.path, $0.mode ?? mode) }
+        var wanted: Set<String> = []
         for entry in entries {
             guard let bytes = data[entry.key] else {
                 throw PodConfigError("couldn't find key \(entry.key) in \(what)")
@@ -278,8 +280,22 @@ enum PodVolumes {
             let file = directory + "/" + entry.path
             try FileManager.default.createDirectory(
                 atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try Data(bytes).write(to: URL(fileURLWithPath: file))
-            chmod(file, mode_t(entry.mode & 0o777))
+            let temporary = file + ".berth-new"
+            try Data(bytes).write(to: URL(fileURLWithPath: temporary))
+            chmod(temporary, mode_t(entry.mode & 0o777))
+            guard rename(temporary, file) == 0 else {
+                throw PodConfigError("writing \(entry.path) of \(what): \(String(cString: strerror(errno)))")
+            }
+            wanted.insert(entry.path)
         }
+        // What an earlier write left that this one does not have (a key removed since).
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        var stale: [String] = []
+        while let path = enumerator?.nextObject() as? String {
+            var info = stat()
+            guard lstat(directory + "/" + path, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR else { continue }
+            if !wanted.contains(path) { stale.append(path) }
+        }
+        for path in stale { unlink(directory + "/" + path) }
     }
 }

@@ -263,6 +263,18 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         }
     }
 
+    /// A token that is only a name (nothing verifies it here), valid for the asked expiry.
+    public func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
+        async throws -> AuthenticationV1.TokenRequest
+    {
+        var answer = request
+        let seconds = request.spec.expirationSeconds ?? 3600
+        answer.status.token =
+            "fake-token:\(namespace):\(serviceAccount):\(request.spec.audiences.joined(separator: ","))"
+        answer.status.expirationTimestamp = MetaV1.Time(secondsSince1970: Int64(Date().timeIntervalSince1970) + seconds)
+        return answer
+    }
+
     public func event(about object: JSON, type: String, reason: String, message: String, component: String?) async {
         let event: JSON = [
             "involvedObject": [

@@ -37,6 +37,9 @@ public protocol KubeClient: MetadataReads {
     func bind(_ bindings: [PodNodeBinding]) async -> [Result<Void, APIError>]
     /// Records an Event about an object (core/v1 Event; repeats bump `count`).
     func event(about object: JSON, type: String, reason: String, message: String, component: String?) async
+    /// Asks for a bound token of a ServiceAccount (serviceaccounts/NAME/token, a TokenRequest).
+    func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
+        async throws -> AuthenticationV1.TokenRequest
 }
 
 /// One scheduling decision: the pod as the scheduler's cache held it, and the node it goes to.
@@ -111,6 +114,13 @@ extension LocalClient: KubeClient {
 
     public func updateStatus<T: KubeObject & HasObjectMeta>(_ object: T) async throws -> T {
         try T.decodeResponse(try await updateStatus(ResourceType.of(T.self), object.servedJSON()))
+    }
+
+    public func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
+        async throws -> AuthenticationV1.TokenRequest
+    {
+        try AuthenticationV1.TokenRequest.decodeResponse(
+            try await requestToken(namespace: namespace, serviceAccount: serviceAccount, request.servedJSON()))
     }
 
     public func bind(_ bindings: [PodNodeBinding]) async -> [Result<Void, APIError>] {
