@@ -250,13 +250,14 @@ public struct LocalClient: Sendable {
 }
 
 /// FNV-1a: a hash that is the same in every process (Swift's Hasher is seeded per process).
-struct StableHasher {
+public struct StableHasher {
     var value: UInt64 = 0xcbf2_9ce4_8422_2325
-    mutating func add(_ s: String) {
+    public init() {}
+    public mutating func add(_ s: String) {
         for b in s.utf8 { value = (value ^ UInt64(b)) &* 0x100_0000_01b3 }
         value = (value ^ 0xff) &* 0x100_0000_01b3
     }
-    var hex: String { String(value, radix: 16) }
+    public var hex: String { String(value, radix: 16) }
 }
 
 extension Registry {

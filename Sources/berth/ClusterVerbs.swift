@@ -11,7 +11,7 @@ import Logging
 import ServiceLifecycle
 
 /// Control-plane verbs (server, …), owned by the API layer.
-let clusterVerbs: [any ParsableCommand.Type] = [ClusterServer.self, ClusterBench.self]
+let clusterVerbs: [any ParsableCommand.Type] = [ClusterServer.self, ClusterAgent.self, ClusterBench.self]
 
 /// `berth server`: the Kubernetes-compatible API server.
 struct ClusterServer: AsyncParsableCommand {
@@ -121,15 +121,10 @@ struct ClusterServer: AsyncParsableCommand {
         if !disableAgent {
             var endpoint = agent.containerRuntimeEndpoint
             if endpoint == nil {
-                let images = try self.images.service()
-                engineImages = images
-                let engine = try Engine(
-                    images: images, exitCommand: try cleanupCommand(self.images.settings),
-                    configuration: try self.images.engineConfiguration())
-                let runtime = try CRIRuntime(engine: engine, settings: .beside(engine), logger: logger)
-                let socket = engine.layout.run + "/cri.sock"
-                services.append(CRIService(server: CRIServer(runtime: runtime, socketPath: socket)))
-                endpoint = "unix://" + socket
+                let local = try LocalRuntime(images: self.images, logger: logger)
+                engineImages = local.images
+                services.append(local.service)
+                endpoint = local.endpoint
             }
             var agentConfiguration = agent.configuration(runtimeEndpoint: endpoint!)
             if agent.kubeletPort > 0 {
@@ -156,6 +151,25 @@ struct ClusterServer: AsyncParsableCommand {
                 // One line on stdout when ready, for scripts.
                 FileHandle.standardOutput.write(Data("ready \(port)\n".utf8))
             })
+    }
+}
+
+/// The engine in this process serving the CRI on its socket, for the node agent (of `berth server` or
+/// `berth agent`) when no other runtime's endpoint is given.
+struct LocalRuntime {
+    let images: ImageService
+    let service: CRIService
+    let endpoint: String
+
+    init(images options: ImageOptions, logger: Logger) throws {
+        images = try options.service()
+        let engine = try Engine(
+            images: images, exitCommand: try cleanupCommand(options.settings),
+            configuration: try options.engineConfiguration())
+        let runtime = try CRIRuntime(engine: engine, settings: .beside(engine), logger: logger)
+        let socket = engine.layout.run + "/cri.sock"
+        service = CRIService(server: CRIServer(runtime: runtime, socketPath: socket))
+        endpoint = "unix://" + socket
     }
 }
 

@@ -143,6 +143,32 @@ final class RemoteTransport: Sendable {
         throw Self.statusError(status, httpStatus: Int(response.status.code), url: url)
     }
 
+    /// Sends one request with a JSON body (or none) and reads the whole answer, whatever its status:
+    /// writes (``HTTPKubeClient``) map a failure's Status to an APIError themselves.
+    func send(
+        _ method: HTTPMethod, _ path: String, body: JSON?, contentType: String = "application/json",
+        timeout: TimeAmount = .seconds(30)
+    ) async throws(HTTPSourceError) -> (status: Int, body: JSON) {
+        let url = baseURL + path
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: Self.userAgent)
+        if let authorization { request.headers.add(name: "Authorization", value: authorization) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: body.serialized()))
+        }
+        do {
+            let response = try await client.execute(request, timeout: timeout)
+            let bytes = try await response.body.collect(upTo: 64 << 20)
+            let json = bytes.readableBytes == 0 ? JSON.null : (try? JSON.parse(Array(bytes.readableBytesView))) ?? .null
+            return (Int(response.status.code), json)
+        } catch {
+            throw Self.transportError(error, url: url)
+        }
+    }
+
     /// A Kubernetes Status (from an error answer or a watch's ERROR event) as an ``HTTPSourceError``.
     static func statusError(_ status: JSON, httpStatus: Int, url: String) -> HTTPSourceError {
         let code = status["code"].int.map(Int.init) ?? httpStatus
