@@ -20,7 +20,7 @@ final class PortForwardSession: Sendable {
     let sandboxID: String
     /// The sandbox's network namespace (nil: the host's, for a hostNetwork pod).
     let networkNamespace: String?
-    let writer: Writer
+    let writer: SPDYWriter
     let logger: Logger
 
     /// One forwarded connection: its two streams and, once connected, where the client's bytes go.
@@ -40,20 +40,28 @@ final class PortForwardSession: Sendable {
     }
     private let state = Mutex(State())
 
-    init(sandboxID: String, networkNamespace: String?, outbound: WebSocketOutboundWriter, logger: Logger) {
+    init(sandboxID: String, networkNamespace: String?, writer: SPDYWriter, logger: Logger) {
         self.sandboxID = sandboxID
         self.networkNamespace = networkNamespace
-        writer = Writer(outbound: outbound)
+        self.writer = writer
         self.logger = logger
     }
 
-    /// Serves the connection until the client goes (or says GOAWAY); forwards still open are ended.
+    /// Serves a port-forward tunnelled in a WebSocket (its binary messages carry the frames).
     func run(inbound: WebSocketInboundStream) async {
+        let chunks = inbound.messages(maxSize: 1 << 24).compactMap { message -> ByteBuffer? in
+            guard case .binary(let buffer) = message else { return nil }
+            return buffer
+        }
+        await run(chunks: chunks)
+    }
+
+    /// Serves the connection until the client goes (or says GOAWAY); forwards still open are ended.
+    func run(chunks: some AsyncSequence<ByteBuffer, any Error>) async {
         await withDiscardingTaskGroup { group in
             var decoder = SPDYFrameDecoder(inflater: SPDYHeaderInflater())
-            var messages = inbound.messages(maxSize: 1 << 24).makeAsyncIterator()
-            reading: while let message = try? await messages.next() {
-                guard case .binary(let buffer) = message else { continue }
+            var messages = chunks.makeAsyncIterator()
+            reading: while let buffer = try? await messages.next() {
                 decoder.append(buffer.readableBytesView)
                 while true {
                     let frame: SPDYFrame?
@@ -210,27 +218,5 @@ final class PortForwardSession: Sendable {
             throw SystemCallError(call: "connect", errno: error, subject: "127.0.0.1:\(port)")
         }
         return fd
-    }
-
-    /// Every frame to the client goes through here: one header compression stream, frames in order.
-    actor Writer {
-        let outbound: WebSocketOutboundWriter
-        let deflater = SPDYHeaderDeflater()
-        init(outbound: WebSocketOutboundWriter) { self.outbound = outbound }
-
-        private func send(_ bytes: [UInt8]) async {
-            try? await outbound.write(.binary(ByteBuffer(bytes: bytes)))
-        }
-        func synReply(_ id: UInt32) async {
-            await send(SPDYFrameEncoder.synReply(id, headerBlock: deflater.block([:])))
-        }
-        func rst(_ id: UInt32) async { await send(SPDYFrameEncoder.rstStream(id, status: SPDYFrame.protocolError)) }
-        func ping(_ id: UInt32) async { await send(SPDYFrameEncoder.ping(id)) }
-        func goAway(lastGoodStreamID: UInt32) async {
-            await send(SPDYFrameEncoder.goAway(lastGoodStreamID: lastGoodStreamID))
-        }
-        func data(_ id: UInt32, _ payload: [UInt8], fin: Bool) async {
-            await send(SPDYFrameEncoder.data(id, payload, fin: fin))
-        }
     }
 }

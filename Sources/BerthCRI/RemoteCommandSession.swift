@@ -42,7 +42,23 @@ struct ChannelProtocol: Sendable, Equatable {
     static let close: UInt8 = 255
 }
 
-/// One exec or attach streamed over a WebSocket: the process side runs on a thread of its own (the
+/// What a client does during a remote command, whatever carries it (WebSocket channels, SPDY streams).
+enum RemoteCommandEvent: Sendable {
+    case input([UInt8])
+    case closeInput
+    case resize(height: UInt16, width: UInt16)
+}
+
+/// How a remote command's output and ending reach the client: the channel protocol's channels over a
+/// WebSocket, or SPDY streams.
+protocol RemoteCommandWire: Sendable {
+    /// Writes stdout's (1) or stderr's (2) bytes; false once the client is gone.
+    func send(_ channel: UInt8, _ bytes: [UInt8]) async -> Bool
+    /// Writes the error channel's payload (none when empty) and ends the output.
+    func finish(errorPayload: [UInt8]) async
+}
+
+/// One exec or attach streamed to a client: the process side runs on a thread of its own (the
 /// engine's ``ExecRelay`` or a relay to the container's monitor), the connection's side here. Output
 /// is written in order and the thread waits for each write, so a slow client slows the process's
 /// output rather than filling the daemon's memory.
@@ -50,7 +66,7 @@ final class RemoteCommandSession: Sendable {
     let runtime: CRIRuntime
     let request: StreamingServer.StreamRequest
     let channelProtocol: ChannelProtocol
-    let outbound: WebSocketOutboundWriter
+    let wire: any RemoteCommandWire
     let logger: Logger
     /// What the connection's side hands the process's side: until the process side is up, the
     /// client's input, close and resizes wait here and are replayed to it in order.
@@ -69,22 +85,27 @@ final class RemoteCommandSession: Sendable {
 
     init(
         runtime: CRIRuntime, request: StreamingServer.StreamRequest, channelProtocol: ChannelProtocol,
-        outbound: WebSocketOutboundWriter, logger: Logger
+        wire: any RemoteCommandWire, logger: Logger
     ) {
         self.runtime = runtime
         self.request = request
         self.channelProtocol = channelProtocol
-        self.outbound = outbound
+        self.wire = wire
         self.logger = logger
     }
 
-    /// Runs the command and relays until it ends (then the error channel says how) or the client leaves.
+    /// Over a WebSocket: its binary messages are the channels.
     func run(inbound: WebSocketInboundStream) async {
+        await run(events: Self.events(inbound, version: channelProtocol.version))
+    }
+
+    /// Runs the command and relays until it ends (then the error channel says how) or the client leaves.
+    func run(events: AsyncThrowingStream<RemoteCommandEvent, any Error>) async {
         let ending: Ending
         do {
             ending = try await withThrowingTaskGroup(of: Ending?.self) { group in
                 group.addTask {
-                    try await self.readClient(inbound); return nil
+                    try await self.readClient(events); return nil
                 }
                 group.addTask { await BlockingThread.run(name: "cri-stream") { self.runProcessSide() } }
                 while let result = try await group.next() {
@@ -103,27 +124,49 @@ final class RemoteCommandSession: Sendable {
 
     // MARK: The client's side
 
-    private func readClient(_ inbound: WebSocketInboundStream) async throws {
+    private func readClient(_ events: AsyncThrowingStream<RemoteCommandEvent, any Error>) async throws {
         defer { withTarget { $0.clientGone() } }
-        var iterator = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
-        while let message = try await iterator.next() {
-            guard case .binary(var buffer) = message, let channel = buffer.readInteger(as: UInt8.self) else {
-                continue
-            }
-            let payload = buffer.readBytes(length: buffer.readableBytes) ?? []
-            switch channel {
-            case ChannelProtocol.stdin: withTarget { $0.input(payload) }
-            case ChannelProtocol.resize where channelProtocol.version >= 3:
-                if let size = Self.terminalSize(payload) {
-                    withTarget { $0.resize(height: size.height, width: size.width) }
-                }
-            case ChannelProtocol.close where channelProtocol.version >= 5:
-                if payload.first == ChannelProtocol.stdin { withTarget { $0.closeInput() } }
-            default: break
+        for try await event in events {
+            switch event {
+            case .input(let bytes): withTarget { $0.input(bytes) }
+            case .closeInput: withTarget { $0.closeInput() }
+            case .resize(let height, let width): withTarget { $0.resize(height: height, width: width) }
             }
         }
         // The connection ended: no more input either.
         withTarget { $0.closeInput() }
+    }
+
+    /// A WebSocket's messages as events: channel 0 input, 4 resizes (v3+), 255 closing stdin (v5).
+    static func events(_ inbound: WebSocketInboundStream, version: Int) -> AsyncThrowingStream<
+        RemoteCommandEvent, any Error
+    > {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    var iterator = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+                    while let message = try await iterator.next() {
+                        guard case .binary(var buffer) = message, let channel = buffer.readInteger(as: UInt8.self)
+                        else { continue }
+                        let payload = buffer.readBytes(length: buffer.readableBytes) ?? []
+                        switch channel {
+                        case ChannelProtocol.stdin: continuation.yield(.input(payload))
+                        case ChannelProtocol.resize where version >= 3:
+                            if let size = terminalSize(payload) {
+                                continuation.yield(.resize(height: size.height, width: size.width))
+                            }
+                        case ChannelProtocol.close where version >= 5:
+                            if payload.first == ChannelProtocol.stdin { continuation.yield(.closeInput) }
+                        default: break
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
     }
 
     /// `{"Width": 80, "Height": 24}`, as kubectl sends a terminal's size.
@@ -233,16 +276,11 @@ final class RemoteCommandSession: Sendable {
 
     /// Writes one channel's bytes and waits until they are written; false once the client is gone.
     private func send(_ channel: UInt8, _ bytes: [UInt8]) -> Bool {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(bytes.count + 1)
-        buffer.writeInteger(channel)
-        buffer.writeBytes(bytes)
         let done = DispatchSemaphore(value: 0)
         let written = Atomic(false)
-        let outbound = self.outbound
-        let message = buffer
+        let wire = self.wire
         Task {
-            if (try? await outbound.write(.binary(message))) != nil { written.store(true, ordering: .relaxed) }
+            if await wire.send(channel, bytes) { written.store(true, ordering: .relaxed) }
             done.signal()
         }
         done.wait()
@@ -273,16 +311,34 @@ final class RemoteCommandSession: Sendable {
                 "details": ["causes": [["message": .string(reason)]]], "code": .number("500"),
             ]
         }
+        var payload: [UInt8] = []
+        if channelProtocol.version >= 4, let status {
+            payload = status.serialized()
+        } else if let text {
+            payload = Array(text.utf8)
+        }
+        await wire.finish(errorPayload: payload)
+    }
+}
+
+/// The channel protocols over a WebSocket: each message its channel's number, then the bytes.
+struct WebSocketCommandWire: RemoteCommandWire {
+    let outbound: WebSocketOutboundWriter
+
+    func send(_ channel: UInt8, _ bytes: [UInt8]) async -> Bool {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(bytes.count + 1)
+        buffer.writeInteger(channel)
+        buffer.writeBytes(bytes)
+        return (try? await outbound.write(.binary(buffer))) != nil
+    }
+
+    func finish(errorPayload: [UInt8]) async {
+        guard !errorPayload.isEmpty else { return }
         var buffer = ByteBuffer()
         buffer.writeInteger(ChannelProtocol.error)
-        if channelProtocol.version >= 4, let status {
-            buffer.writeBytes(status.serialized())
-        } else if let text {
-            buffer.writeString(text)
-        } else {
-            buffer.clear()
-        }
-        if buffer.readableBytes > 0 { try? await outbound.write(.binary(buffer)) }
+        buffer.writeBytes(errorPayload)
+        try? await outbound.write(.binary(buffer))
     }
 }
 

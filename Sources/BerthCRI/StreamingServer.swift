@@ -3,6 +3,7 @@ import BerthOS
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -14,8 +15,9 @@ import Synchronization
 /// minute after the RPC made it (the kubelet streaming library's cache).
 ///
 /// Exec and attach speak the WebSocket channel protocols (`v5.channel.k8s.io` down to `channel.k8s.io`):
-/// what kubectl 1.32 sends and what the node agent relays. Port forwarding speaks SPDY/3.1 tunnelled in
-/// a WebSocket (``PortForwardSession``). SPDY over a plain HTTP upgrade is not served.
+/// what kubectl 1.32 sends and what the node agent relays; and SPDY/3.1 over an HTTP upgrade (v4 down,
+/// what the kubelet and crictl speak; ``SPDYRemoteCommand``). Port forwarding speaks SPDY/3.1,
+/// tunnelled in a WebSocket or over the upgrade itself (``PortForwardSession``).
 public final class StreamingServer: Sendable {
     enum StreamRequest: Sendable {
         case exec(Runtime_V1_ExecRequest)
@@ -86,10 +88,14 @@ public final class StreamingServer: Sendable {
                         byteBuffer: ByteBuffer(
                             string: "Berth's streaming server speaks the WebSocket channel protocols only\n")))
             },
-            server: .http1WebSocketUpgrade(
-                configuration: .init(ws: .init(maxFrameSize: 1 << 20))
-            ) { [self] head, _, logger in
-                try shouldUpgrade(head, runtime: runtime, logger: logger)
+            server: HTTPServerBuilder { [self] responder in
+                SPDYOrHTTPChannel(
+                    http: HTTP1WebSocketUpgradeChannel(
+                        responder: responder, configuration: .init(ws: .init(maxFrameSize: 1 << 20))
+                    ) { head, _, logger in
+                        try self.shouldUpgrade(head, runtime: runtime, logger: logger)
+                    },
+                    decide: { upgrade in self.spdySession(upgrade, runtime: runtime, logger: logger) })
             },
             configuration: .init(address: .hostname(host, port: 0), serverName: nil),
             onServerRunning: { [self] channel in
@@ -98,6 +104,46 @@ public final class StreamingServer: Sendable {
             logger: logger)
         defer { state.withLock { $0.port = nil } }
         try await app.run()
+    }
+
+    /// A SPDY upgrade (the kubelet's and crictl's way): the token's request, served in the protocol
+    /// negotiated from the client's `X-Stream-Protocol-Version` offers; nil refuses it.
+    private func spdySession(_ upgrade: SPDYUpgradeRequest, runtime: CRIRuntime, logger: Logger)
+        -> (HTTPFields, SPDYOrHTTPChannel.SPDYSessionHandler)?
+    {
+        let parts = (upgrade.path.split(separator: "?").first ?? "").split(separator: "/").map(String.init)
+        guard parts.count == 2, let request = take(parts[1], kind: parts[0]) else { return nil }
+        let offered = upgrade.values("X-Stream-Protocol-Version")
+        let versionHeader = HTTPField.Name("X-Stream-Protocol-Version")!
+        if case .portForward(let forward) = request {
+            guard offered.isEmpty || offered.contains("portforward.k8s.io") else { return nil }
+            guard let sandbox = runtime.sandboxes.get(forward.podSandboxID) else { return nil }
+            let networkNamespace = sandbox.record.namespacePaths["network"]
+            guard networkNamespace != nil || sandbox.record.hostNamespaces.contains("network") else { return nil }
+            var headers = HTTPFields()
+            if !offered.isEmpty { headers[versionHeader] = "portforward.k8s.io" }
+            return (
+                headers,
+                { channel, logger in
+                    try? await channel.executeThenClose { inbound, outbound in
+                        let session = PortForwardSession(
+                            sandboxID: forward.podSandboxID, networkNamespace: networkNamespace,
+                            writer: SPDYWriter(outbound: outbound), logger: logger)
+                        await session.run(chunks: inbound)
+                    }
+                }
+            )
+        }
+        guard let channelProtocol = SPDYRemoteCommand.negotiate(offered) else { return nil }
+        var headers = HTTPFields()
+        if !offered.isEmpty { headers[versionHeader] = channelProtocol.name }
+        return (
+            headers,
+            { channel, logger in
+                await SPDYRemoteCommand.serve(
+                    channel, runtime: runtime, request: request, channelProtocol: channelProtocol, logger: logger)
+            }
+        )
     }
 
     private func shouldUpgrade(_ head: HTTPRequest, runtime: CRIRuntime, logger: Logger) throws
@@ -117,8 +163,8 @@ public final class StreamingServer: Sendable {
             }
             return .upgrade([.secWebSocketProtocol: PortForwardSession.subprotocol]) { inbound, outbound, _ in
                 let session = PortForwardSession(
-                    sandboxID: forward.podSandboxID, networkNamespace: networkNamespace, outbound: outbound,
-                    logger: logger)
+                    sandboxID: forward.podSandboxID, networkNamespace: networkNamespace,
+                    writer: SPDYWriter(outbound: outbound), logger: logger)
                 await session.run(inbound: inbound)
             }
         }
@@ -127,8 +173,8 @@ public final class StreamingServer: Sendable {
         if !offered.isEmpty { headers[.secWebSocketProtocol] = channelProtocol.name }
         return .upgrade(headers) { inbound, outbound, _ in
             let session = RemoteCommandSession(
-                runtime: runtime, request: request, channelProtocol: channelProtocol, outbound: outbound, logger: logger
-            )
+                runtime: runtime, request: request, channelProtocol: channelProtocol,
+                wire: WebSocketCommandWire(outbound: outbound), logger: logger)
             await session.run(inbound: inbound)
         }
     }
