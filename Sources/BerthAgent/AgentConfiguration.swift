@@ -41,6 +41,9 @@ public struct AgentConfiguration: Sendable {
     public var evictionHard: [EvictionThreshold] = EvictionThreshold.defaults
     public var evictionPressureTransitionPeriod: Duration = .seconds(300)
     public var evictionMonitoringInterval: Duration = .seconds(10)
+    /// How often the runtime's Status is asked (the kubelet's 5 s): a runtime that is down makes the
+    /// node NotReady.
+    public var runtimeCheckInterval: Duration = .seconds(5)
     /// The address the Node reports (InternalIP); default the first non-loopback IPv4 address.
     public var nodeIP: String?
     /// The address the Node reports: ``nodeIP`` or the machine's first non-loopback IPv4 address.

@@ -6,6 +6,7 @@ import BerthKube
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import GRPCCore
 
 /// The node agent (the kubelet's job): registers this machine as a Node, renews its Lease, watches the
@@ -36,6 +37,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     private(set) var runtimeName = "berth"
     private(set) var runtimeVersion = ""
     private(set) var nodeUID: String?
+    /// What the last runtime status check found wrong (the kubelet's runtime state), nil: nothing.
+    let runtimeProblem = Mutex<String?>(nil)
     private var lease: CoordinationV1.Lease?
 
     public init(
@@ -85,6 +88,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask { await self.sampleStats() }
                 group.addTask { await self.collectImages() }
                 group.addTask { await self.manageEvictions() }
+                group.addTask { await self.watchRuntime() }
                 group.addTask { await self.refreshTokens() }
                 group.addTask {
                     await self.staticPods.watch(period: self.configuration.fileCheckFrequency) { keys in
@@ -208,7 +212,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             }
         }
         status.allocatable = allocatable
-        status.conditions = Self.conditions(pressures: eviction.pressures)
+        status.conditions = Self.conditions(
+            pressures: eviction.pressures, runtimeProblem: runtimeProblem.withLock { $0 })
         status.addresses = [
             CoreV1.NodeAddress(type: .internalIP, address: facts.internalIP),
             CoreV1.NodeAddress(type: .hostName, address: facts.hostname),
@@ -224,7 +229,11 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
 
     static func kibibytes(_ bytes: Int64) -> String { "\(bytes / 1024)Ki" }
 
-    static func conditions(pressures: Set<CoreV1.NodeConditionType>) -> [CoreV1.NodeCondition] {
+    /// `runtimeProblem`: why the node is not ready (the runtime does not answer, or says it is not
+    /// ready), nil when it is.
+    static func conditions(pressures: Set<CoreV1.NodeConditionType>, runtimeProblem: String? = nil)
+        -> [CoreV1.NodeCondition]
+    {
         let now = MetaV1.Time.now()
         func condition(
             _ type: CoreV1.NodeConditionType, _ status: CoreV1.ConditionStatus, _ reason: String, _ message: String
@@ -247,7 +256,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             pressures.contains(.pidPressure)
                 ? condition(.pidPressure, .true, "KubeletHasInsufficientPID", "kubelet has insufficient PID available")
                 : condition(.pidPressure, .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            condition(.ready, .true, "KubeletReady", "kubelet is posting ready status"),
+            runtimeProblem.map { condition(.ready, .false, "KubeletNotReady", $0) }
+                ?? condition(.ready, .true, "KubeletReady", "kubelet is posting ready status"),
         ]
     }
 
@@ -328,6 +338,50 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             }
         }
         logger.warning("could not renew the node's lease", metadata: ["node": "\(name)"])
+    }
+
+    // MARK: The runtime's health
+
+    /// Every 5 s the runtime's Status, as the kubelet checks it: a runtime that does not answer, or is
+    /// not RuntimeReady or NetworkReady, makes the node NotReady (posted at once), and Ready again
+    /// when it recovers.
+    func watchRuntime() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.runtimeCheckInterval)
+            let problem = await runtimeStatusProblem()
+            let changed = runtimeProblem.withLock { current in
+                defer { current = problem }
+                return current != problem
+            }
+            if changed {
+                if let problem {
+                    logger.warning("the node is not ready", metadata: ["reason": "\(problem)"])
+                } else {
+                    logger.info("the container runtime is ready again")
+                }
+                await postStatus()
+            }
+        }
+    }
+
+    func runtimeStatusProblem() async -> String? {
+        var options = CallOptions.defaults
+        options.timeout = .seconds(2)
+        let status: Runtime_V1_StatusResponse
+        do {
+            status = try await cri.runtime.status(Runtime_V1_StatusRequest(), options: options)
+        } catch {
+            return "container runtime is down: \(Self.message(error))"
+        }
+        for type in ["RuntimeReady", "NetworkReady"] {
+            guard let condition = status.status.conditions.first(where: { $0.type == type }) else { continue }
+            if !condition.status {
+                let what =
+                    type == "RuntimeReady" ? "container runtime not ready" : "container runtime network not ready"
+                return "\(what): \(type)=false reason:\(condition.reason) message:\(condition.message)"
+            }
+        }
+        return nil
     }
 
     // MARK: Probes

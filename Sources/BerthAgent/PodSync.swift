@@ -72,7 +72,21 @@ extension NodeAgent {
             return
         }
 
-        let sandboxID = try await ensureSandbox(pod)
+        // A sandbox that could not be made is tried again with the containers' back-off (10 s doubling),
+        // not at the queue's pace: each attempt costs the runtime a network namespace and a snapshot.
+        let sandboxKey = PodRuntimeState.key(uid, "(sandbox)")
+        if let left = await state.remaining(sandboxKey) {
+            await queue.addSoon(key, after: left)
+            return
+        }
+        let sandboxID: String
+        do {
+            sandboxID = try await ensureSandbox(pod)
+            await state.reset(sandboxKey)
+        } catch {
+            await queue.addSoon(key, after: await state.failed(sandboxKey))
+            return
+        }
         var statusRequest = Runtime_V1_PodSandboxStatusRequest()
         statusRequest.podSandboxID = sandboxID
         let sandbox = try await cri.runtime.podSandboxStatus(statusRequest).status

@@ -78,4 +78,71 @@ struct RemoteAgentTests {
         let deleted = try box.kubectl(["delete", "pod", "remote", "--grace-period=1", "--timeout=60s"])
         #expect(deleted.status.succeeded, "\(deleted.stderrText)")
     }
+
+    /// Starts `berth engine` serving the CRI on `socket`; returns its pid once it says so.
+    func startEngine(_ box: ServerBox, socket: String) throws -> pid_t {
+        let output = try BerthOS.Pipe()
+        let log = open(box.base + "/engine.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        defer { close(log) }
+        let engine = try ChildProcess.spawn(
+            box.berth,
+            arguments: [
+                box.berth, "engine", "--root", box.base + "/engine", "-H", "unix://\(box.base)/run/docker.sock",
+                "--cri-socket", socket,
+            ],
+            environment: box.environment, fileDescriptors: [1: output.writing.rawValue, 2: log])
+        output.writing.close()
+        var seen = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !seen.contains("ready cri") {
+            guard Date() < deadline else { throw TestFailure("berth engine did not serve the CRI: \(seen)") }
+            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, 1000) > 0 else { continue }
+            let bytes = try output.reading.read(upTo: 4096)
+            if bytes.isEmpty { throw TestFailure("berth engine exited") }
+            seen += String(decoding: bytes, as: UTF8.self)
+        }
+        return engine
+    }
+
+    /// The runtime gone, the node is NotReady saying why, as the kubelet's runtime check says; back,
+    /// the node is Ready again.
+    @Test func aNodeWhoseRuntimeIsDownIsNotReady() throws {
+        let box = try ServerBox(extraArguments: ["--disable-agent"])
+        defer { box.tearDown() }
+        let node = "runtime-watch"
+        let socket = box.base + "/run/cri.sock"
+        var engine = try startEngine(box, socket: socket)
+        let log = open(box.base + "/agent.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        let agent = try ChildProcess.spawn(
+            box.berth,
+            arguments: [
+                box.berth, "agent", "--kubeconfig", box.base + "/server/admin.kubeconfig", "--node-name", node,
+                "--node-ip", "127.0.0.1", "--container-runtime-endpoint", "unix://" + socket, "--agent-root",
+                box.base + "/agent", "--pod-log-dir", box.base + "/logs", "--cgroup-root", box.cgroupRoot,
+                "--kubelet-port", "0",
+            ],
+            environment: box.environment, fileDescriptors: [2: log])
+        close(log)
+        defer {
+            kill(agent, SIGTERM)
+            _ = try? ChildProcess.wait(agent)
+            kill(engine, SIGTERM)
+            _ = try? ChildProcess.wait(engine)
+        }
+        let agentLog = { (try? FileSystem.readString(box.base + "/agent.log")) ?? "" }
+        let ready = "{.status.conditions[?(@.type==\"Ready\")].status}"
+        #expect(try box.eventually(60) { try box.get("node/\(node)", ready) == "True" }, "\(agentLog())")
+
+        kill(engine, SIGKILL)
+        _ = try? ChildProcess.wait(engine)
+        #expect(try box.eventually(30) { try box.get("node/\(node)", ready) == "False" }, "\(agentLog())")
+        let message = try box.get("node/\(node)", "{.status.conditions[?(@.type==\"Ready\")].message}")
+        #expect(message.hasPrefix("container runtime is down"), "\(message)")
+        #expect(
+            try box.get("node/\(node)", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "KubeletNotReady")
+
+        engine = try startEngine(box, socket: socket)
+        #expect(try box.eventually(30) { try box.get("node/\(node)", ready) == "True" }, "\(agentLog())")
+    }
 }
