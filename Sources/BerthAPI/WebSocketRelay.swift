@@ -77,7 +77,7 @@ public enum WebSocketRelay {
     }
 
     /// A streaming URL without its one-time token or query (for logs).
-    static func redacted(_ url: String) -> String { String(url.split(separator: "?").first ?? "") }
+    public static func redacted(_ url: String) -> String { String(url.split(separator: "?").first ?? "") }
 
     /// Tells the client why its stream cannot be: on the error channel for a channel protocol; for
     /// port-forward's tunnelled SPDY (where any byte is a frame) in the WebSocket's close reason.

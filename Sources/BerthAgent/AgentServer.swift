@@ -218,7 +218,7 @@ struct AgentServer {
     /// Asks the runtime for a streaming URL for an exec or attach of the pod's running container.
     private func streamingURL(
         _ kind: String, namespace: String, pod name: String, container: String, _ query: [(key: String, value: String)]
-    ) async throws -> String {
+    ) async throws -> (url: String, streams: RuntimeStreamRelay.Streams) {
         func flag(_ keys: String...) -> Bool {
             query.contains { keys.contains($0.key) && ($0.value == "1" || $0.value == "true") }
         }
@@ -229,6 +229,7 @@ struct AgentServer {
         let (stdin, stdout, stderr, tty) = (
             flag("input", "stdin"), flag("output", "stdout"), flag("error", "stderr"), flag("tty")
         )
+        let streams = RuntimeStreamRelay.Streams(stdin: stdin, stdout: stdout, stderr: stderr, tty: tty)
         do {
             if kind == "exec" {
                 var request = Runtime_V1_ExecRequest()
@@ -236,12 +237,12 @@ struct AgentServer {
                 request.cmd = query.filter { $0.key == "command" }.map(\.value)
                 guard !request.cmd.isEmpty else { throw Failure.badRequest("you must specify at least 1 command") }
                 (request.stdin, request.stdout, request.stderr, request.tty) = (stdin, stdout, stderr, tty)
-                return try await agent.cri.runtime.exec(request).url
+                return (try await agent.cri.runtime.exec(request).url, streams)
             }
             var request = Runtime_V1_AttachRequest()
             request.containerID = current.id
             (request.stdin, request.stdout, request.stderr, request.tty) = (stdin, stdout, stderr, tty)
-            return try await agent.cri.runtime.attach(request).url
+            return (try await agent.cri.runtime.attach(request).url, streams)
         } catch let error as RPCError {
             throw Failure.badRequest(error.message)
         }
@@ -282,14 +283,16 @@ struct AgentServer {
         var headers = HTTPFields()
         if head.headerFields[.secWebSocketProtocol] != nil { headers[.secWebSocketProtocol] = subprotocol }
         let url: String
+        var streams: RuntimeStreamRelay.Streams?
         do {
             guard await authorized(channel) else { throw Failure(status: .forbidden, message: "Forbidden") }
             let query = try Query.pairs(target.count > 1 ? String(target[1]) : nil)
-            url =
-                forwarding
-                ? try await portForwardURL(namespace: segments[1], pod: segments[2])
-                : try await streamingURL(
+            if forwarding {
+                url = try await portForwardURL(namespace: segments[1], pod: segments[2])
+            } else {
+                (url, streams) = try await streamingURL(
                     segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query)
+            }
         } catch {
             let failure = (error as? Failure) ?? Failure(status: .internalServerError, message: "\(error)")
             let status = APIError(passingOn: Int(failure.status.code), message: failure.message).status
@@ -298,12 +301,18 @@ struct AgentServer {
             }
         }
         let logger = self.logger
-        let upstream =
-            url.hasPrefix("https://")
-            ? "wss://" + url.dropFirst(8) : url.hasPrefix("http://") ? "ws://" + url.dropFirst(7) : url
+        let commandStreams = streams
+        // To the runtime over SPDY, as the kubelet streams from any CRI runtime (containerd 1.6 serves
+        // WebSocket only up to v4 and not port-forward's tunnel).
         return .upgrade(headers) { inbound, outbound, _ in
-            await WebSocketRelay.relay(
-                inbound: inbound, outbound: outbound, to: upstream, subprotocol: subprotocol, tls: nil, logger: logger)
+            if let streams = commandStreams {
+                await RuntimeStreamRelay.remoteCommand(
+                    inbound: inbound, outbound: outbound, url: url, subprotocol: subprotocol, streams: streams,
+                    logger: logger)
+            } else {
+                await RuntimeStreamRelay.portForward(
+                    inbound: inbound, outbound: outbound, url: url, subprotocol: subprotocol, logger: logger)
+            }
         }
     }
 }

@@ -359,6 +359,13 @@ struct AgentRestartTests {
         try #require(try box.eventually { try box.get("pod/survivor", "{.status.phase}") == "Running" }, "\(box.log())")
         let containerID = try box.get("pod/survivor", "{.status.containerStatuses[0].containerID}")
         let ip = try box.get("pod/survivor", "{.status.podIP}")
+        func serving() -> String {
+            (try? ChildProcess.run(
+                "/usr/bin/curl", arguments: ["curl", "-s", "-m", "2", "http://\(ip):8080/index.html"], environment: []))?
+                .stdoutText ?? ""
+        }
+        // Serving before the crash (httpd may take a moment to listen once the container runs).
+        #expect(try box.eventually(20) { serving() == "served by a pod\n" }, "\(ip) \(box.log().suffix(3000))")
         try box.crashAndRestart()
         // Still the same container, never restarted, still serving, still looked after.
         #expect(
@@ -367,9 +374,7 @@ struct AgentRestartTests {
             })
         #expect(try box.get("pod/survivor", "{.status.containerStatuses[0].containerID}") == containerID)
         #expect(try box.get("pod/survivor", "{.status.containerStatuses[0].restartCount}") == "0")
-        let body = try ChildProcess.run(
-            "/usr/bin/curl", arguments: ["curl", "-s", "-m", "5", "http://\(ip):8080/index.html"], environment: [])
-        #expect(body.stdoutText == "served by a pod\n")
+        #expect(serving() == "served by a pod\n", "\(ip) \(box.log().suffix(3000))")
         let exec = try box.kubectl(["exec", "survivor", "--", "true"])
         #expect(exec.status.succeeded, "\(exec.stderrText) \(box.log().suffix(4000))")
         // And a change after the restart is acted on: deletion stops it.

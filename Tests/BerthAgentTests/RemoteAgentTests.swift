@@ -63,9 +63,13 @@ struct RemoteAgentTests {
         #expect(try box.eventually { try box.get("pod/remote", "{.status.phase}") == "Running" }, "\(agentLog())")
         #expect(try box.get("pod/remote", "{.spec.nodeName}") == node)
         let ip = try box.get("pod/remote", "{.status.podIP}")
-        let body = try ChildProcess.run(
-            "/usr/bin/curl", arguments: ["curl", "-s", "-m", "5", "http://\(ip):8080/index.html"], environment: [])
-        #expect(body.stdoutText == "served by a pod\n")
+        // httpd may take a moment to listen once its container runs.
+        #expect(
+            try box.eventually(20) {
+                (try? ChildProcess.run(
+                    "/usr/bin/curl", arguments: ["curl", "-s", "-m", "2", "http://\(ip):8080/index.html"],
+                    environment: []))?.stdoutText == "served by a pod\n"
+            }, "\(ip) \(agentLog().suffix(3000))")
         // Logs through the API server and the agent's HTTPS API.
         #expect(
             try box.eventually(20) { try box.kubectl(["logs", "remote"]).stdoutText == "hello from afar\n" },
