@@ -216,36 +216,56 @@ public struct LocalClient: Sendable {
     public func event(
         about object: JSON, type: String = "Normal", reason: String, message: String, component: String? = nil
     ) async {
-        let component = component ?? manager
         let r = Registry.events
-        let ns = object["metadata"]["namespace"].string ?? "default"
-        let involved = object["metadata"]["name"].string ?? ""
-        // Deterministic name per (object, reason, message) so repeats aggregate like client-go's correlator.
-        var hasher = StableHasher()
-        hasher.add(object["metadata"]["uid"].string ?? involved); hasher.add(reason); hasher.add(message)
-        let name = "\(involved).\(hasher.hex)"
-        let now = Handler.now()
+        let event = CoreEvent(
+            about: object, type: type, reason: reason, message: message, component: component ?? manager)
         for _ in 0..<3 {
-            if var existing = try? await get(r, namespace: ns, name: name) {
-                existing["count"] = .int((existing["count"].int ?? 1) + 1)
-                existing["lastTimestamp"] = .string(now)
+            if var existing = try? await get(r, namespace: event.namespace, name: event.name) {
+                event.repeated(&existing)
                 if (try? await update(r, existing)) != nil { return }
                 continue
             }
-            let ev: JSON = [
-                "metadata": ["name": .string(name), "namespace": .string(ns)],
-                "involvedObject": [
-                    "kind": object["kind"], "namespace": object["metadata"]["namespace"], "name": .string(involved),
-                    "uid": object["metadata"]["uid"], "apiVersion": object["apiVersion"],
-                    "resourceVersion": object["metadata"]["resourceVersion"],
-                ],
-                "reason": .string(reason), "message": .string(message), "type": .string(type),
-                "source": ["component": .string(component)], "firstTimestamp": .string(now),
-                "lastTimestamp": .string(now),
-                "count": 1, "reportingComponent": .string(component), "reportingInstance": .string(component),
-            ]
-            if (try? await create(r, ev)) != nil { return }
+            if (try? await create(r, event.object)) != nil { return }
         }
+    }
+}
+
+/// A core/v1 Event about an object, named per (object, reason, message) so that repeats aggregate into
+/// one Event's `count`, as client-go's correlator does; what LocalClient and HTTPKubeClient write.
+public struct CoreEvent: Sendable {
+    public let name: String
+    public let namespace: String
+    public let object: JSON
+    let now: String
+
+    public init(about involved: JSON, type: String, reason: String, message: String, component: String) {
+        namespace = involved["metadata"]["namespace"].string ?? "default"
+        let involvedName = involved["metadata"]["name"].string ?? ""
+        var hasher = StableHasher()
+        hasher.add(involved["metadata"]["uid"].string ?? involvedName)
+        hasher.add(reason)
+        hasher.add(message)
+        name = "\(involvedName).\(hasher.hex)"
+        now = Handler.now()
+        object = [
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": ["name": .string(name), "namespace": .string(namespace)],
+            "involvedObject": [
+                "kind": involved["kind"], "namespace": involved["metadata"]["namespace"], "name": .string(involvedName),
+                "uid": involved["metadata"]["uid"], "apiVersion": involved["apiVersion"],
+                "resourceVersion": involved["metadata"]["resourceVersion"],
+            ],
+            "reason": .string(reason), "message": .string(message), "type": .string(type),
+            "source": ["component": .string(component)], "firstTimestamp": .string(now),
+            "lastTimestamp": .string(now),
+            "count": 1, "reportingComponent": .string(component), "reportingInstance": .string(component),
+        ]
+    }
+
+    /// The stored Event seen once more.
+    public func repeated(_ existing: inout JSON) {
+        existing["count"] = .int((existing["count"].int ?? 1) + 1)
+        existing["lastTimestamp"] = .string(now)
     }
 }
 

@@ -18,6 +18,10 @@ public struct AgentConfiguration: Sendable {
     public var systemReserved: [String: String] = [:]
     /// Pods the node takes (the kubelet's --max-pods).
     public var maxPods = 110
+    /// Pods synced at once. The kubelet gives every pod a worker of its own; a bound keeps a burst of
+    /// pods from starting hundreds of tasks, while a runtime whose sandboxes take a second (containerd's
+    /// CNI set-up) still starts many at a time.
+    public var podWorkers = 32
     /// How often the Lease is renewed (the kubelet's 10 s).
     public var leaseInterval: Duration = .seconds(10)
     /// How often the node's status is posted when nothing changed (the kubelet's 5 min, 10 s on change).

@@ -108,7 +108,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 }
                 group.addTask {
                     await self.pods.waitForSync()
-                    await runWorkers(self.queue, count: 4) { key in
+                    await runWorkers(self.queue, count: self.configuration.podWorkers) { key in
                         try await self.syncPod(key)
                     } onError: { key, error in
                         self.logger.debug("pod sync failed", metadata: ["pod": "\(key)", "error": "\(error)"])

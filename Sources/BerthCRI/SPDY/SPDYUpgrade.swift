@@ -58,8 +58,9 @@ struct SPDYOrHTTPChannel: ServerChildChannel {
         var answer = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
         for field in headers { answer += "\(field.name.rawName): \(field.value)\r\n" }
         answer += "\r\n"
+        let response = ByteBuffer(string: answer)
         let upgraded = channel.eventLoop.flatSubmit {
-            channel.writeAndFlush(ByteBuffer(string: answer)).flatMapThrowing {
+            channel.writeAndFlush(response).flatMapThrowing {
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                     wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             }.flatMap { asyncChannel in

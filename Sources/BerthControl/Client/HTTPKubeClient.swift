@@ -162,40 +162,21 @@ public final class HTTPKubeClient: KubeClient, Sendable {
         return results
     }
 
-    /// An Event named as LocalClient names them (repeats of one reason and message bump `count`).
+    /// An Event as LocalClient writes them (``CoreEvent``: repeats of one reason and message bump `count`).
     public func event(about object: JSON, type: String, reason: String, message: String, component: String?) async {
-        let component = component ?? manager
         let resource = Registry.events
-        let namespace = object["metadata"]["namespace"].string ?? "default"
-        let involved = object["metadata"]["name"].string ?? ""
-        var hasher = StableHasher()
-        hasher.add(object["metadata"]["uid"].string ?? involved)
-        hasher.add(reason)
-        hasher.add(message)
-        let name = "\(involved).\(hasher.hex)"
-        let now = APITime.string()
-        let path = Self.path(resource, namespace: namespace, name: name)
+        let event = CoreEvent(
+            about: object, type: type, reason: reason, message: message, component: component ?? manager)
+        let path = Self.path(resource, namespace: event.namespace, name: event.name)
         for _ in 0..<3 {
             if var existing = try? await request(.GET, path) {
-                existing["count"] = .int((existing["count"].int ?? 1) + 1)
-                existing["lastTimestamp"] = .string(now)
+                event.repeated(&existing)
                 if (try? await request(.PUT, path, body: existing)) != nil { return }
                 continue
             }
-            let event: JSON = [
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": ["name": .string(name), "namespace": .string(namespace)],
-                "involvedObject": [
-                    "kind": object["kind"], "namespace": object["metadata"]["namespace"], "name": .string(involved),
-                    "uid": object["metadata"]["uid"], "apiVersion": object["apiVersion"],
-                    "resourceVersion": object["metadata"]["resourceVersion"],
-                ],
-                "reason": .string(reason), "message": .string(message), "type": .string(type),
-                "source": ["component": .string(component)], "firstTimestamp": .string(now),
-                "lastTimestamp": .string(now), "count": 1, "reportingComponent": .string(component),
-                "reportingInstance": .string(component),
-            ]
-            if (try? await request(.POST, Self.path(resource, namespace: namespace), body: event)) != nil { return }
+            if (try? await request(.POST, Self.path(resource, namespace: event.namespace), body: event.object)) != nil {
+                return
+            }
         }
     }
 
