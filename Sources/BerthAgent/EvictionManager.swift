@@ -115,10 +115,10 @@ final class EvictionManager: Sendable {
         return max(containers, pod.spec.initContainers.map(request).max() ?? 0)
     }
 
-    /// Pods the kubelet never evicts: static and mirror pods, and system-critical priorities.
+    /// The kubelet's IsCriticalPod, the pods it never evicts: static and mirror pods, and system-critical
+    /// priorities.
     static func isCritical(_ pod: CoreV1.Pod) -> Bool {
-        NodeAgent.isStatic(pod) || pod.metadata.annotations["kubernetes.io/config.mirror"] != nil
-            || (pod.spec.priority ?? 0) >= 2_000_000_000
+        NodeAgent.isStaticOrMirror(pod) || (pod.spec.priority ?? 0) >= 2_000_000_000
     }
 
     /// The kubelet's eviction message: the resource, the threshold and what was left, then each

@@ -8,8 +8,14 @@ import BerthKube
 /// deleted through the API is made again (the static pod keeps running); one whose static pod is gone
 /// or changed is deleted.
 extension NodeAgent {
+    /// The kubelet's IsStaticPod: a pod from a source other than the API server (here, a file).
     static func isStatic(_ pod: CoreV1.Pod) -> Bool {
-        pod.metadata.annotations[StaticPodManifest.sourceAnnotation] == "file"
+        pod.metadata.annotations[StaticPodManifest.sourceAnnotation].map { $0 != "api" } ?? false
+    }
+
+    /// Static pods and their mirrors: what the kubelet treats as critical whatever their priority.
+    static func isStaticOrMirror(_ pod: CoreV1.Pod) -> Bool {
+        isStatic(pod) || StaticPodManifest.isMirror(pod)
     }
 
     /// The API's mirror pod of this version of `staticPod`, if there is one and it is not being deleted.

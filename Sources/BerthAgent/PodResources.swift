@@ -95,11 +95,7 @@ extension PodConfigs {
     /// types.IsNodeCriticalPod: a critical pod (static, mirror, or of system-critical priority) of the
     /// `system-node-critical` priority class.
     static func isNodeCriticalPod(_ pod: CoreV1.Pod) -> Bool {
-        guard pod.spec.priorityClassName == "system-node-critical" else { return false }
-        let annotations = pod.metadata.annotations
-        if let source = annotations["kubernetes.io/config.source"], source != "api" { return true }
-        if annotations["kubernetes.io/config.mirror"] != nil { return true }
-        return (pod.spec.priority ?? 0) >= 2_000_000_000
+        pod.spec.priorityClassName == "system-node-critical" && EvictionManager.isCritical(pod)
     }
 
     /// GetHugepageLimitsFromResources: the `hugepages-<size>` limits by page size as the kernel names

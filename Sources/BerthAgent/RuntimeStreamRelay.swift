@@ -20,14 +20,13 @@ enum RuntimeStreamRelay {
         var tty: Bool
     }
 
-    static let commandProtocols = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
-
     static func remoteCommand(
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, url: String, subprotocol: String,
         streams: Streams, logger: Logger
     ) async {
         do {
-            try await SPDYClient.withUpgrade(url: url, protocols: commandProtocols) { upgraded, rest, spdyOut in
+            try await SPDYClient.withUpgrade(url: url, protocols: SPDYRemoteCommand.protocols) {
+                upgraded, rest, spdyOut in
                 let version =
                     upgraded.negotiated.flatMap { name in
                         name.hasPrefix("v") ? Int(name.dropFirst().prefix { $0.isNumber }) : 1

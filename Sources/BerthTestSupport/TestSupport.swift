@@ -71,3 +71,24 @@ public func freeLocalPort() -> UInt16 {
     }
     return UInt16(bigEndian: address.sin_port)
 }
+
+/// Reads a child's output until it contains `word` (a daemon's readiness line, such as `ready ` or
+/// `ready cri`); throws, naming `what` and adding `detail()` (its log), when the child closes its output
+/// first or `seconds` pass.
+public func awaitOutput(
+    _ output: FileDescriptor, containing word: String, seconds: Double, what: String, detail: () -> String = { "" }
+) throws {
+    var seen = ""
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    let deadline = Double(now.tv_sec) + seconds
+    while !seen.contains(word) {
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        guard Double(now.tv_sec) < deadline else { throw TestFailure("\(what) did not start: \(seen)") }
+        var entry = pollfd(fd: output.rawValue, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 1000) > 0 else { continue }
+        let bytes = try output.read(upTo: 4096)
+        if bytes.isEmpty { throw TestFailure("\(what) exited: \(detail())") }
+        seen += String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -70,16 +70,7 @@ final class ServerBox: @unchecked Sendable {
             ] + extraArguments.map { $0.replacingOccurrences(of: "{base}", with: base) },
             environment: environment, fileDescriptors: [1: output.writing.rawValue, 2: logFile])
         output.writing.close()
-        var seen = ""
-        let deadline = Date().addingTimeInterval(60)
-        while !seen.contains("ready ") {
-            guard Date() < deadline else { throw TestFailure("berth server did not start: \(seen)") }
-            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
-            guard poll(&entry, 1, 1000) > 0 else { continue }
-            let bytes = try output.reading.read(upTo: 4096)
-            if bytes.isEmpty { throw TestFailure("berth server exited: \(log())") }
-            seen += String(decoding: bytes, as: UTF8.self)
-        }
+        try awaitOutput(output.reading, containing: "ready ", seconds: 60, what: "berth server") { log() }
     }
 
     func log() -> String { (try? FileSystem.readString(base + "/server.log")) ?? "" }

@@ -96,15 +96,8 @@ struct RemoteAgentTests {
             ],
             environment: box.environment, fileDescriptors: [1: output.writing.rawValue, 2: log])
         output.writing.close()
-        var seen = ""
-        let deadline = Date().addingTimeInterval(30)
-        while !seen.contains("ready cri") {
-            guard Date() < deadline else { throw TestFailure("berth engine did not serve the CRI: \(seen)") }
-            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
-            guard poll(&entry, 1, 1000) > 0 else { continue }
-            let bytes = try output.reading.read(upTo: 4096)
-            if bytes.isEmpty { throw TestFailure("berth engine exited") }
-            seen += String(decoding: bytes, as: UTF8.self)
+        try awaitOutput(output.reading, containing: "ready cri", seconds: 30, what: "berth engine") {
+            (try? FileSystem.readString(box.base + "/engine.log")) ?? ""
         }
         return engine
     }

@@ -9,9 +9,9 @@ import Synchronization
 /// request asked — and the command starts once they are all there. Output goes out as DATA frames on
 /// its stream; at the end the error stream carries the Status (v4) or the failure's text, every
 /// stream is finished and the connection closes.
-enum SPDYRemoteCommand {
+public enum SPDYRemoteCommand {
     /// The protocols served over SPDY, preferred first (v5 is the WebSocket's only).
-    static let protocols = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
+    public static let protocols = ["v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"]
 
     /// The first protocol the client offers that is served; with no offer, the first version.
     static func negotiate(_ offered: [String]) -> ChannelProtocol? {
