@@ -31,7 +31,9 @@ extension NodeAgent {
     /// are logged, not thrown: the static pod runs whether or not the API server takes its mirror.
     func ensureMirrorPod(of staticPod: CoreV1.Pod) async -> CoreV1.Pod? {
         if let mirror = mirrorPod(of: staticPod) { return mirror }
-        if let stale = pods.get(staticPod.cacheKey) { await deleteMirrorPod(stale) }
+        // A stale or deleted mirror goes first; a pod of the API's own under the same name is not ours to
+        // delete (the create below then fails with AlreadyExists, and is tried again).
+        if let stale = pods.get(staticPod.cacheKey), StaticPodManifest.isMirror(stale) { await deleteMirrorPod(stale) }
         var mirror = staticPod
         mirror.metadata.uid = nil
         mirror.metadata.resourceVersion = nil
