@@ -53,10 +53,17 @@ extension CRIRuntime {
         }
         defer { stop.store(true, ordering: .relaxed) }
         // A deleted container is gone from the store by the time its event is read: remember the sandbox.
+        // A created one may not be in it yet (CreateContainer records it after the engine made it, and the
+        // engine's event can be read first): its engine record names its sandbox.
         var sandboxOf: [String: String] = containers.all.mapValues(\.sandboxID)
         try await withTaskCancellationHandler {
             for await event in events {
-                if let entry = containers.all[event.Actor.ID] { sandboxOf[event.Actor.ID] = entry.sandboxID }
+                let id = event.Actor.ID
+                if let entry = containers.all[id] {
+                    sandboxOf[id] = entry.sandboxID
+                } else if sandboxOf[id] == nil, let sandbox = (try? engine.lookup(id))?.configuration.pod?.sandboxID {
+                    sandboxOf[id] = sandbox
+                }
                 guard let response = containerEvent(event, sandboxOf: sandboxOf) else { continue }
                 try await writer.write(response)
             }
