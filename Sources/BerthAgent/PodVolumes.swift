@@ -1,6 +1,7 @@
 import BerthCRIProtocol
 import BerthControl
 import BerthKube
+import BerthOS
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -201,12 +202,7 @@ enum PodVolumes {
 
     /// A tmpfs on `path` (emptyDir medium Memory), `sizeLimit` its size; mounted once.
     static func mountMemory(_ path: String, sizeLimit: Quantity?) throws {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        if mounts.split(separator: "\n").contains(where: {
-            $0.split(separator: " ").dropFirst(4).first == Substring(path)
-        }) {
-            return
-        }
+        if mountPoints().contains(path) { return }
         var options = "mode=0777"
         if let bytes = sizeLimit?.value, bytes > 0 { options += ",size=\(bytes)" }
         guard Glibc.mount("tmpfs", path, "tmpfs", UInt(MS_NOSUID | MS_NODEV), options) == 0 else {
@@ -216,14 +212,18 @@ enum PodVolumes {
 
     /// Every mount the agent made under a pod's directory, undone (before the directory is removed).
     static func unmountAll(under directory: String) {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
-        let points = mounts.split(separator: "\n").compactMap { line -> String? in
-            guard let point = line.split(separator: " ").dropFirst(4).first, point.hasPrefix(directory + "/") else {
-                return nil
-            }
-            return String(point)
-        }
+        let points = mountPoints().filter { $0.hasPrefix(directory + "/") }
         for point in points.sorted(by: { $0.count > $1.count }) { umount2(point, Int32(MNT_DETACH)) }
+    }
+
+    /// Every mount point of the agent's mount namespace. Read to the end with BerthOS: Foundation's
+    /// String(contentsOfFile:) stops after the first read of a /proc file (its size says 0), and
+    /// mountinfo is longer than one page on any busy host — mounts past the first page were missed.
+    static func mountPoints() -> [String] {
+        let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
+        return mounts.split(separator: "\n").compactMap { line in
+            line.split(separator: " ").dropFirst(4).first.map(String.init)
+        }
     }
 
     /// The pod's fsGroup owns the volume: group-owned files, group read (and write unless read-only),
