@@ -141,12 +141,26 @@ let package = Package(
             name: "BerthCRI",
             dependencies: [
                 "BerthCRIProtocol", "BerthEngine", "BerthImage", "BerthNetwork", "BerthOS", "BerthJSON", "CBerthShim",
-                "CZlib",
+                "CZlib", "BerthHTTPUpgrade",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The SPDY/3.1 upgrade beside Hummingbird's HTTP/1.1 and WebSocket (kubectl's fallback, the
+        // kubelet's and crictl's way to stream), and the upgrade-aware tunnel the API server and the agent
+        // relay it through.
+        .target(
+            name: "BerthHTTPUpgrade",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Revisioned key-value store with watch: SQLite (embedded) or etcd.
@@ -168,7 +182,7 @@ let package = Package(
         .target(
             name: "BerthAPI",
             dependencies: [
-                "BerthJSON", "BerthKube", "BerthStore", "CBerthICUData",
+                "BerthJSON", "BerthKube", "BerthStore", "CBerthICUData", "BerthHTTPUpgrade",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -201,6 +215,7 @@ let package = Package(
             name: "BerthAgent",
             dependencies: [
                 "BerthControl", "BerthAPI", "BerthKube", "BerthJSON", "BerthCRI", "BerthCRIProtocol", "BerthOS",
+                "BerthHTTPUpgrade",
                 // Only the machine's own cgroup counters (node stats); containers are the CRI's.
                 "BerthEngine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

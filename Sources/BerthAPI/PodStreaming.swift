@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BerthHTTPUpgrade
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -243,6 +244,59 @@ extension Handler {
             await WebSocketRelay.relay(
                 inbound: inbound, outbound: outbound, to: url, subprotocol: subprotocol, tls: tls, logger: logger)
         }
+    }
+
+    /// kubectl's SPDY/3.1 way to exec, attach and port-forward (its fallback when the WebSocket upgrade
+    /// is refused, and its only way with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false or before 1.29): the
+    /// same checks as the WebSocket upgrade, then kube-apiserver's upgrade-aware proxy — the request goes
+    /// on to the pod's node agent, which tunnels it to the runtime, and the SPDY session runs end to end.
+    /// A failed check is an HTTP error with a Status, which kubectl prints.
+    func podSPDYUpgrade(
+        _ request: UpgradeRequestHead, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, channel: any Channel
+    )
+        async
+    {
+        let (path, queryText) = request.pathAndQuery
+        let segments = path.split(separator: "/").map(String.init)
+        let target: UpgradeTunnel.Target
+        do {
+            guard segments.count == 7, segments[0] == "api", segments[1] == "v1", segments[2] == "namespaces",
+                segments[4] == "pods", ["exec", "attach", "portforward"].contains(segments[6])
+            else {
+                throw APIError(
+                    code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+            }
+            let (namespace, name, sub) = (segments[3], segments[5], segments[6])
+            let authorization = request.headers.first { $0.name.lowercased() == "authorization" }?.value
+            let user = try await authenticate(authorization: authorization, channel: channel)
+            guard user.isAdmin else {
+                throw APIError.forbidden(
+                    "pods \"\(name)\" is forbidden: User \"\(user.name)\" cannot create resource \"pods/\(sub)\" in API group \"\" in the namespace \"\(namespace)\""
+                )
+            }
+            let query = try Query.pairs(queryText)
+            let pod = try await getObject(
+                Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)
+            let url: String
+            if sub == "portforward" {
+                url = try await portForwardLocation(pod)
+            } else {
+                let container = try Self.validateContainer(
+                    query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
+                url = try await streamLocation(sub, pod: pod, container: container, query: query)
+            }
+            target = try UpgradeTunnel.Target(url: url.replacingOccurrences(of: "wss://", with: "https://"))
+        } catch {
+            let failure = (error as? APIError) ?? APIError.internalError("\(error)")
+            try? await connection.executeThenClose { _, outbound in
+                try await outbound.refuseUpgrade(
+                    status: failure.code, reason: failure.reason, contentType: "application/json",
+                    body: failure.status.serialized())
+            }
+            return
+        }
+        await UpgradeTunnel.run(
+            request, client: connection, to: target, tls: server.nodeAgents.tls, logger: server.logger)
     }
 
     /// A path segment or query value percent-encoded (RFC 3986 unreserved characters kept).

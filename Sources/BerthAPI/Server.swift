@@ -1,6 +1,8 @@
 import BerthStore
+import BerthHTTPUpgrade
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
@@ -148,10 +150,19 @@ public final class APIServer: Sendable {
         let gate = ListenGate()
         let app = Application(
             responder: CallbackResponder { (req: Request, ctx: APIContext) in await handler.respond(req, ctx) },
-            // Plain HTTP/1.1, plus the WebSocket upgrade kubectl asks for on pods/exec and pods/attach.
+            // Plain HTTP/1.1, plus the upgrades kubectl asks for on pods/exec, attach and portforward:
+            // WebSocket, or SPDY/3.1 (its fallback).
             server: try .tls(
-                .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { head, channel, _ in
-                    await handler.podStreamUpgrade(head, channel: channel)
+                HTTPServerBuilder { responder in
+                    UpgradeSniffingChannel(
+                        http: HTTP1WebSocketUpgradeChannel(
+                            responder: responder, configuration: .init(ws: .init(maxFrameSize: 1 << 20))
+                        ) { head, channel, _ in
+                            await handler.podStreamUpgrade(head, channel: channel)
+                        },
+                        takeover: { request, connection, channel, _ in
+                            await handler.podSPDYUpgrade(request, connection: connection, channel: channel)
+                        })
                 }, tlsConfiguration: try tlsConfiguration()),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: nil),
             onServerRunning: { channel in gate.open(port: channel.localAddress?.port ?? 0) },

@@ -1,10 +1,12 @@
 import BerthAPI
 import BerthCRIProtocol
+import BerthHTTPUpgrade
 import BerthKube
 import Foundation
 import GRPCCore
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
@@ -12,8 +14,9 @@ import NIOCore
 import NIOSSL
 
 /// The agent's HTTPS API, what the kubelet serves on port 10250 for the API server: container logs
-/// (`/containerLogs/{namespace}/{pod}/{container}`), exec and attach (`/exec/…`, `/attach/…`, as
-/// WebSocket upgrades relayed to the runtime's streaming server), the pods it runs (`/pods`) and
+/// (`/containerLogs/{namespace}/{pod}/{container}`), exec, attach and port-forward (`/exec/…`,
+/// `/attach/…`, `/portForward/…`: WebSocket upgrades relayed to the runtime's streaming server, SPDY
+/// upgrades tunnelled to it), stats, the pods it runs (`/pods`) and
 /// `/healthz`. Clients must present a certificate from the cluster CA naming the API server's
 /// kubelet client (or an admin): nobody else reaches the node's containers through it.
 struct AgentServer {
@@ -36,8 +39,16 @@ struct AgentServer {
                 await respond(request, context)
             },
             server: try .tls(
-                .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: 1 << 20))) { head, channel, _ in
-                    await upgrade(head, channel: channel)
+                HTTPServerBuilder { responder in
+                    UpgradeSniffingChannel(
+                        http: HTTP1WebSocketUpgradeChannel(
+                            responder: responder, configuration: .init(ws: .init(maxFrameSize: 1 << 20))
+                        ) { head, channel, _ in
+                            await upgrade(head, channel: channel)
+                        },
+                        takeover: { request, connection, channel, _ in
+                            await spdyUpgrade(request, connection: connection, channel: channel)
+                        })
                 }, tlsConfiguration: tls),
             configuration: .init(address: .hostname(settings.address, port: settings.port), serverName: nil),
             logger: logger)
@@ -266,6 +277,44 @@ struct AgentServer {
         do { return try await agent.cri.runtime.portForward(request).url } catch let error as RPCError {
             throw Failure.badRequest(error.message)
         }
+    }
+
+    /// Exec, attach and port-forward over SPDY/3.1 (what the API server passes on for kubectl's SPDY
+    /// fallback): the same checks as the WebSocket upgrade, then the request goes on to the runtime's
+    /// streaming URL, as the kubelet proxies to a CRI streaming server — the runtime answers the upgrade
+    /// and serves the session. A failed check is the kubelet's HTTP error in plain text.
+    private func spdyUpgrade(
+        _ request: UpgradeRequestHead, connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, channel: any Channel
+    )
+        async
+    {
+        let (path, queryText) = request.pathAndQuery
+        let segments = path.split(separator: "/").map { (try? Query.unescape($0)) ?? String($0) }
+        let target: UpgradeTunnel.Target
+        do {
+            guard await authorized(channel) else { throw Failure(status: .forbidden, message: "Forbidden") }
+            let query = try Query.pairs(queryText)
+            let url: String
+            if segments.count == 3 && segments[0] == "portForward" {
+                url = try await portForwardURL(namespace: segments[1], pod: segments[2])
+            } else if segments.count == 4 && (segments[0] == "exec" || segments[0] == "attach") {
+                url = try await streamingURL(
+                    segments[0], namespace: segments[1], pod: segments[2], container: segments[3], query
+                ).url
+            } else {
+                throw Failure.notFound("404 page not found")
+            }
+            target = try UpgradeTunnel.Target(url: url)
+        } catch {
+            let failure = (error as? Failure) ?? Failure(status: .internalServerError, message: "\(error)")
+            try? await connection.executeThenClose { _, outbound in
+                try await outbound.refuseUpgrade(
+                    status: Int(failure.status.code), reason: failure.status.reasonPhrase,
+                    body: Array((failure.message + "\n").utf8))
+            }
+            return
+        }
+        await UpgradeTunnel.run(request, client: connection, to: target, tls: nil, logger: logger)
     }
 
     /// Exec, attach and port-forward upgrades; a request that fails a check is upgraded too and told why on the

@@ -1,4 +1,5 @@
 import BerthCRIProtocol
+import BerthHTTPUpgrade
 import BerthOS
 import FoundationEssentials
 import HTTPTypes
@@ -89,13 +90,30 @@ public final class StreamingServer: Sendable {
                             string: "Berth's streaming server speaks the WebSocket channel protocols only\n")))
             },
             server: HTTPServerBuilder { [self] responder in
-                SPDYOrHTTPChannel(
+                UpgradeSniffingChannel(
                     http: HTTP1WebSocketUpgradeChannel(
                         responder: responder, configuration: .init(ws: .init(maxFrameSize: 1 << 20))
                     ) { head, _, logger in
                         try self.shouldUpgrade(head, runtime: runtime, logger: logger)
                     },
-                    decide: { upgrade in self.spdySession(upgrade, runtime: runtime, logger: logger) })
+                    takeover: { upgrade, connection, _, logger in
+                        guard let (headers, session) = self.spdySession(upgrade, runtime: runtime, logger: logger)
+                        else {
+                            try? await connection.executeThenClose { _, outbound in
+                                try await outbound.refuseUpgrade(status: 400, reason: "Bad Request", body: [])
+                            }
+                            return
+                        }
+                        do {
+                            try await connection.channel.eventLoop.flatSubmit {
+                                connection.channel.writeAndFlush(ByteBuffer(string: Self.switchingProtocols(headers)))
+                            }.get()
+                        } catch {
+                            try? await connection.channel.close()
+                            return
+                        }
+                        await session(connection, logger)
+                    })
             },
             configuration: .init(address: .hostname(host, port: 0), serverName: nil),
             onServerRunning: { [self] channel in
@@ -108,8 +126,17 @@ public final class StreamingServer: Sendable {
 
     /// A SPDY upgrade (the kubelet's and crictl's way): the token's request, served in the protocol
     /// negotiated from the client's `X-Stream-Protocol-Version` offers; nil refuses it.
-    private func spdySession(_ upgrade: SPDYUpgradeRequest, runtime: CRIRuntime, logger: Logger)
-        -> (HTTPFields, SPDYOrHTTPChannel.SPDYSessionHandler)?
+    typealias SPDYSession = @Sendable (NIOAsyncChannel<ByteBuffer, ByteBuffer>, Logger) async -> Void
+
+    /// The 101 of a SPDY upgrade with the negotiated protocol.
+    static func switchingProtocols(_ headers: HTTPFields) -> String {
+        var answer = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+        for field in headers { answer += "\(field.name.rawName): \(field.value)\r\n" }
+        return answer + "\r\n"
+    }
+
+    private func spdySession(_ upgrade: UpgradeRequestHead, runtime: CRIRuntime, logger: Logger)
+        -> (HTTPFields, SPDYSession)?
     {
         let parts = (upgrade.path.split(separator: "?").first ?? "").split(separator: "/").map(String.init)
         guard parts.count == 2, let request = take(parts[1], kind: parts[0]) else { return nil }

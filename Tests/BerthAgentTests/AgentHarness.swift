@@ -88,11 +88,13 @@ final class ServerBox: @unchecked Sendable {
 
     /// kubectl against the server.
     @discardableResult
-    func kubectl(_ arguments: [String], input: String = "") throws -> ChildProcess.Output {
+    func kubectl(_ arguments: [String], input: String = "", environment extra: [String] = []) throws
+        -> ChildProcess.Output
+    {
         try ChildProcess.run(
             "/usr/bin/kubectl",
             arguments: ["kubectl", "--kubeconfig", base + "/server/admin.kubeconfig"] + arguments,
-            environment: environment, input: Array(input.utf8))
+            environment: environment + extra, input: Array(input.utf8))
     }
 
     /// A jsonpath of an object, trimmed.

@@ -89,6 +89,12 @@ struct ContainerdAgentTests {
             ["exec", "-i", "on-containerd", "--", "sh", "-c", "cat; exit 3"], input: "through containerd\n")
         #expect(exec.stdoutText == "through containerd\n", "\(exec.stderrText)")
         #expect(exec.status == .exited(3), "\(exec.stderrText)")
+        // kubectl's SPDY fallback: tunnelled by the API server and the agent to containerd's own server.
+        let spdy = try box.kubectl(
+            ["exec", "-i", "on-containerd", "--", "sh", "-c", "cat; exit 4"], input: "spdy to containerd\n",
+            environment: ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false"])
+        #expect(spdy.stdoutText == "spdy to containerd\n", "\(spdy.stderrText)")
+        #expect(spdy.status == .exited(4), "\(spdy.stderrText)")
         // A crashing container backs off as it does on Berth's engine.
         _ = try box.kubectl(["run", "crasher", "--image=\(image)", "--", "sh", "-c", "exit 1"])
         #expect(

@@ -235,6 +235,128 @@ struct KubectlPortForwardTests {
     }
 }
 
+/// kubectl's SPDY/3.1 path (its fallback when a server refuses the WebSocket upgrade, forced here with
+/// its environment switches): the API server and the agent pass the upgrade on as kube-apiserver and the
+/// kubelet do, and the runtime's streaming server serves the session.
+@Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
+struct KubectlSPDYTests {
+    var box: ServerBox { get throws { try #require(ServerBox.current) } }
+    let spdy = ["KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false", "KUBECTL_PORT_FORWARD_WEBSOCKETS=false"]
+
+    @Test func execAttachAndCopyOverSPDY() throws {
+        let box = try box
+        let created = try box.kubectl(
+            ["create", "-f", "-"],
+            input: """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: spdy}
+                spec:
+                  containers:
+                  - name: main
+                    image: \(box.image)
+                    command: ["sh", "-c", "sleep 1000"]
+                  - name: reader
+                    image: \(box.image)
+                    stdin: true
+                    stdinOnce: true
+                    command: ["sh", "-c", "while read line; do echo got $line; done"]
+                """)
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/spdy", "{.status.phase}") == "Running" }, "\(box.log())")
+
+        // SPDY indeed: kubectl's POST answered 101 (its WebSocket request would be a GET).
+        let ran = try box.kubectl(
+            ["-v=6", "exec", "spdy", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3"],
+            environment: spdy)
+        #expect(ran.stdoutText == "out\n")
+        #expect(ran.stderrText.contains("err\n"))
+        #expect(ran.status == .exited(3), "\(ran.stderrText)")
+        let upgrade = ran.stderrText.split(separator: "\n").filter { $0.contains("/pods/spdy/exec?") }
+        #expect(upgrade.count == 1 && upgrade[0].contains("POST https://"), "\(ran.stderrText)")
+        #expect(upgrade.first?.contains("101 Switching Protocols") == true, "\(ran.stderrText)")
+
+        let echoed = try box.kubectl(
+            ["exec", "-i", "spdy", "-c", "main", "--", "cat"], input: "through stdin\n", environment: spdy)
+        #expect(echoed.status.succeeded, "\(echoed.stderrText)")
+        #expect(echoed.stdoutText == "through stdin\n")
+        // Failed checks come back as the API server's Status, printed by kubectl.
+        let wrong = try box.kubectl(["exec", "spdy", "-c", "nosuch", "--", "true"], environment: spdy)
+        #expect(!wrong.status.succeeded)
+        #expect(wrong.stderrText.contains("container nosuch is not valid for pod spdy"), "\(wrong.stderrText)")
+        let missing = try box.kubectl(["exec", "nopod", "--", "true"], environment: spdy)
+        #expect(missing.stderrText.contains("pods \"nopod\" not found"), "\(missing.stderrText)")
+
+        // A terminal, with its size sent on the resize stream.
+        let command =
+            "/usr/bin/kubectl --kubeconfig \(box.base)/server/admin.kubeconfig exec -it spdy -c main -- sh -c 'tty; echo rows=$(stty size)'"
+        let terminal = try ChildProcess.run(
+            "/usr/bin/script", arguments: ["script", "-qec", "stty rows 33 cols 101; " + command, "/dev/null"],
+            environment: box.environment + spdy, input: [])
+        #expect(terminal.stdoutText.contains("/dev/pts/"), "\(terminal.stdoutText) \(terminal.stderrText)")
+        #expect(terminal.stdoutText.contains("rows=33 101"), "\(terminal.stdoutText)")
+
+        let attached = try box.kubectl(["attach", "-i", "spdy", "-c", "reader"], input: "hello\n", environment: spdy)
+        #expect(attached.stdoutText.contains("got hello"), "\(attached.stdoutText) \(attached.stderrText)")
+
+        // cp is tar over exec: both ways.
+        let local = box.base + "/spdy-in.txt"
+        try "copied over spdy\n".write(toFile: local, atomically: true, encoding: .utf8)
+        let up = try box.kubectl(["cp", "-c", "main", local, "spdy:/tmp/in.txt"], environment: spdy)
+        #expect(up.status.succeeded, "\(up.stderrText)")
+        let back = box.base + "/spdy-back.txt"
+        let down = try box.kubectl(["cp", "-c", "main", "spdy:/tmp/in.txt", back], environment: spdy)
+        #expect(down.status.succeeded, "\(down.stderrText)")
+        #expect(try String(contentsOfFile: back, encoding: .utf8) == "copied over spdy\n")
+        _ = try box.kubectl(["delete", "pod", "spdy", "--grace-period=0", "--force"])
+    }
+
+    @Test func portForwardOverSPDY() throws {
+        let box = try box
+        let created = try box.kubectl([
+            "run", "spdyweb", "--image=\(box.image)", "--", "sh", "-c", "exec httpd -f -p 8080 -h /www",
+        ])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(try box.eventually { try box.get("pod/spdyweb", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually(20) {
+                try box.kubectl(["exec", "spdyweb", "--", "wget", "-qO-", "http://127.0.0.1:8080/index.html"])
+                    .stdoutText == "served by a pod\n"
+            })
+        let local = freeLocalPort()
+        let output = try BerthOS.Pipe()
+        let forwarder = try ChildProcess.spawn(
+            "/usr/bin/kubectl",
+            arguments: [
+                "kubectl", "--kubeconfig", box.base + "/server/admin.kubeconfig", "-v=6", "port-forward",
+                "pod/spdyweb", "\(local):8080",
+            ], environment: box.environment + spdy,
+            fileDescriptors: [1: output.writing.rawValue, 2: output.writing.rawValue])
+        output.writing.close()
+        defer {
+            kill(forwarder, SIGTERM)
+            _ = try? ChildProcess.wait(forwarder)
+        }
+        var said = ""
+        while !said.contains("Forwarding from 127.0.0.1:\(local)") {
+            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
+            try #require(poll(&entry, 1, 20_000) > 0, "kubectl port-forward said: \(said)")
+            let bytes = try output.reading.read(upTo: 4096)
+            try #require(!bytes.isEmpty, "kubectl port-forward exited: \(said)")
+            said += String(decoding: bytes, as: UTF8.self)
+        }
+        // SPDY's POST, answered 101, before kubectl listens.
+        let upgrade = said.split(separator: "\n").filter { $0.contains("/pods/spdyweb/portforward") }
+        #expect(upgrade.first?.contains("POST https://") == true, "\(said)")
+        #expect(upgrade.first?.contains("101 Switching Protocols") == true, "\(said)")
+        let fetched = try ChildProcess.run(
+            "/usr/bin/curl", arguments: ["curl", "-s", "-m", "10", "http://127.0.0.1:\(local)/index.html"],
+            environment: [])
+        #expect(fetched.stdoutText == "served by a pod\n")
+        _ = try box.kubectl(["delete", "pod", "spdyweb", "--grace-period=0", "--force"])
+    }
+}
+
 /// `kubectl top`: the agents' Summary API (from the runtime's stats RPCs) served as metrics.k8s.io.
 @Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
 struct KubectlTopTests {

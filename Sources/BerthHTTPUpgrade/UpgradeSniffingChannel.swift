@@ -5,33 +5,39 @@ import HummingbirdWebSocket
 import Logging
 import NIOCore
 
-/// The streaming server's connections: HTTP/1.1 with WebSocket upgrades (Hummingbird's), and besides
-/// them the SPDY/3.1 upgrade the kubelet and crictl ask for (`Upgrade: SPDY/3.1`), which Hummingbird
-/// does not serve. Each connection's request head is read first; a SPDY upgrade is answered here (101
-/// and the negotiated `X-Stream-Protocol-Version`) and the connection's bytes go to a SPDY session,
-/// anything else goes on to Hummingbird's pipeline with the bytes read so far.
-struct SPDYOrHTTPChannel: ServerChildChannel {
-    /// What a SPDY upgrade request asks for: its path and headers. The answer: the headers of the 101
-    /// and the session to run on the connection's bytes, or nil to refuse (400).
-    typealias Decide = @Sendable (SPDYUpgradeRequest) -> (HTTPFields, SPDYSessionHandler)?
-    typealias SPDYSessionHandler = @Sendable (NIOAsyncChannel<ByteBuffer, ByteBuffer>, Logger) async -> Void
+/// HTTP/1.1 connections (Hummingbird's, WebSocket upgrades included) that also take the SPDY/3.1
+/// upgrade kubectl, the kubelet and crictl ask for (`Upgrade: SPDY/3.1`), which Hummingbird does not
+/// serve. Each connection's first request head is read here; a SPDY upgrade's connection is handed
+/// whole to `takeover` (which answers it: a 101 and a session, a tunnel to where the session is served,
+/// or an HTTP error), anything else goes on to Hummingbird's pipeline with the bytes read so far.
+/// Under TLS (HummingbirdTLS's `.tls(_:)`) the head is read after decryption.
+public struct UpgradeSniffingChannel: ServerChildChannel {
+    /// A SPDY upgrade's connection: its request head, the connection as bytes (what followed the head
+    /// first), and the channel itself (for its peer's TLS certificate).
+    public typealias Takeover =
+        @Sendable (UpgradeRequestHead, NIOAsyncChannel<ByteBuffer, ByteBuffer>, any Channel, Logger) async -> Void
 
     let http: HTTP1WebSocketUpgradeChannel
-    let decide: Decide
+    let takeover: Takeover
+
+    public init(http: HTTP1WebSocketUpgradeChannel, takeover: @escaping Takeover) {
+        self.http = http
+        self.takeover = takeover
+    }
 
     /// A connection whose head is still being read: the decision comes in ``handle(value:logger:)``,
     /// once the channel is registered and reading (the server sets it up before it reads anything).
-    struct Value: ServerChildChannelValue {
-        let channel: any Channel
+    public struct Value: ServerChildChannelValue {
+        public let channel: any Channel
         let sniffer: RequestHeadSniffer
     }
 
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let sniffer = RequestHeadSniffer(promise: channel.eventLoop.makePromise())
         return channel.pipeline.addHandler(sniffer).map { Value(channel: channel, sniffer: sniffer) }
     }
 
-    func handle(value: Value, logger: Logger) async {
+    public func handle(value: Value, logger: Logger) async {
         let channel = value.channel
         let sniffer = value.sniffer
         guard let sniffed = try? await sniffer.promise.futureResult.get() else {
@@ -49,44 +55,63 @@ struct SPDYOrHTTPChannel: ServerChildChannel {
             await http.handle(value: inner, logger: logger)
             return
         }
-        guard let (headers, session) = decide(sniffed) else {
-            let answer = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            try? await channel.writeAndFlush(ByteBuffer(string: answer))
-            try? await channel.close()
-            return
-        }
-        var answer = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-        for field in headers { answer += "\(field.name.rawName): \(field.value)\r\n" }
-        answer += "\r\n"
-        let response = ByteBuffer(string: answer)
-        let upgraded = channel.eventLoop.flatSubmit {
-            channel.writeAndFlush(response).flatMapThrowing {
+        let wrapped = channel.eventLoop.flatSubmit {
+            channel.eventLoop.makeCompletedFuture {
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
                     wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             }.flatMap { asyncChannel in
-                // Bytes that came after the head (the first frames) go to the session.
+                // Bytes that came after the head (a client's first frames) go to whoever takes over.
                 sniffer.dropHead()
                 return channel.pipeline.removeHandler(sniffer).map { asyncChannel }
             }
         }
-        guard let asyncChannel = try? await upgraded.get() else {
+        guard let connection = try? await wrapped.get() else {
             try? await channel.close()
             return
         }
-        await session(asyncChannel, logger)
+        await takeover(sniffed, connection, channel, logger)
     }
 }
 
-/// A SPDY upgrade's request: the path (with its query) and the header fields.
-struct SPDYUpgradeRequest: Sendable {
-    var method: String
-    var path: String
-    var headers: [(name: String, value: String)]
+/// A SPDY upgrade's request head: method, path (with its query) and header fields.
+public struct UpgradeRequestHead: Sendable {
+    public var method: String
+    public var path: String
+    public var headers: [(name: String, value: String)]
 
-    func values(_ name: String) -> [String] {
+    public init(method: String, path: String, headers: [(name: String, value: String)]) {
+        self.method = method
+        self.path = path
+        self.headers = headers
+    }
+
+    /// Every value of the header `name` (case-insensitive), comma-separated lists split.
+    public func values(_ name: String) -> [String] {
         headers.filter { $0.name.lowercased() == name.lowercased() }.flatMap {
             $0.value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         }
+    }
+
+    /// The path without its query, and the query's text (nil when there is none).
+    public var pathAndQuery: (path: String, query: String?) {
+        let parts = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        return (String(parts.first ?? ""), parts.count > 1 ? String(parts[1]) : nil)
+    }
+}
+
+/// Answers on a taken-over connection, before any session runs on it.
+extension NIOAsyncChannelOutboundWriter<ByteBuffer> {
+    /// An HTTP error instead of the upgrade; the connection is to be closed after it.
+    public func refuseUpgrade(
+        status: Int, reason: String, contentType: String = "text/plain; charset=utf-8", body: [UInt8]
+    )
+        async throws
+    {
+        var answer = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\n"
+        answer += "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        var buffer = ByteBuffer(string: answer)
+        buffer.writeBytes(body)
+        try await write(buffer)
     }
 }
 
@@ -98,12 +123,12 @@ final class RequestHeadSniffer: ChannelInboundHandler, RemovableChannelHandler, 
     /// A request head longer than this is not one a streaming client sends.
     static let maximumHead = 64 << 10
 
-    let promise: EventLoopPromise<SPDYUpgradeRequest?>
+    let promise: EventLoopPromise<UpgradeRequestHead?>
     private var held: ByteBuffer?
     private var decided = false
     private var headLength = 0
 
-    init(promise: EventLoopPromise<SPDYUpgradeRequest?>) { self.promise = promise }
+    init(promise: EventLoopPromise<UpgradeRequestHead?>) { self.promise = promise }
 
     // The server's connections do not read on their own until a consumer asks (backpressure): the
     // head is asked for here.
@@ -147,7 +172,7 @@ final class RequestHeadSniffer: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     /// Nil unless the head is a request with `Upgrade: SPDY/3.1`.
-    static func parse(_ head: [UInt8]) -> SPDYUpgradeRequest? {
+    static func parse(_ head: [UInt8]) -> UpgradeRequestHead? {
         let lines = String(decoding: head, as: UTF8.self).split(separator: "\r\n", omittingEmptySubsequences: false)
         guard let first = lines.first else { return nil }
         let requestLine = first.split(separator: " ")
@@ -161,7 +186,7 @@ final class RequestHeadSniffer: ChannelInboundHandler, RemovableChannelHandler, 
                     String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
                 ))
         }
-        let request = SPDYUpgradeRequest(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers)
+        let request = UpgradeRequestHead(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers)
         guard request.values("Upgrade").contains(where: { $0.lowercased() == "spdy/3.1" }) else { return nil }
         return request
     }
@@ -183,38 +208,5 @@ final class RequestHeadSniffer: ChannelInboundHandler, RemovableChannelHandler, 
             context.fireChannelReadComplete()
         }
         context.leavePipeline(removalToken: removalToken)
-    }
-}
-
-/// Every frame a SPDY session sends goes through here, in order, with the connection's one header
-/// compression stream; `send` puts the bytes on the wire (a WebSocket message, or the TCP stream) and
-/// says whether they went.
-actor SPDYWriter {
-    let send: @Sendable ([UInt8]) async -> Bool
-    let deflater = SPDYHeaderDeflater()
-
-    init(send: @escaping @Sendable ([UInt8]) async -> Bool) { self.send = send }
-
-    /// Over a WebSocket: each frame one binary message.
-    init(outbound: WebSocketOutboundWriter) {
-        self.init { bytes in (try? await outbound.write(.binary(ByteBuffer(bytes: bytes)))) != nil }
-    }
-
-    /// Over the upgraded connection itself.
-    init(outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
-        self.init { bytes in (try? await outbound.write(ByteBuffer(bytes: bytes))) != nil }
-    }
-
-    func synReply(_ id: UInt32) async {
-        _ = await send(SPDYFrameEncoder.synReply(id, headerBlock: deflater.block([:])))
-    }
-    func rst(_ id: UInt32) async { _ = await send(SPDYFrameEncoder.rstStream(id, status: SPDYFrame.protocolError)) }
-    func ping(_ id: UInt32) async { _ = await send(SPDYFrameEncoder.ping(id)) }
-    func goAway(lastGoodStreamID: UInt32) async {
-        _ = await send(SPDYFrameEncoder.goAway(lastGoodStreamID: lastGoodStreamID))
-    }
-    @discardableResult
-    func data(_ id: UInt32, _ payload: [UInt8], fin: Bool) async -> Bool {
-        await send(SPDYFrameEncoder.data(id, payload, fin: fin))
     }
 }
