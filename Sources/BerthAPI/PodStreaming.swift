@@ -210,28 +210,14 @@ extension Handler {
                 served: segments[6] == "portforward"
                     ? [WebSocketRelay.portForwardProtocol] : WebSocketRelay.channelProtocols)
         else { return .dontUpgrade }
-        let (namespace, name, sub) = (segments[3], segments[5], segments[6])
         var headers = HTTPFields()
         if head.headerFields[.secWebSocketProtocol] != nil { headers[.secWebSocketProtocol] = subprotocol }
         let url: String
         do {
-            let user = try await authenticate(authorization: head.headerFields[.authorization], channel: channel)
-            // Exec and attach are writes (create on pods/exec): without RBAC, admins only.
-            guard user.isAdmin else {
-                throw APIError.forbidden(
-                    "pods \"\(name)\" is forbidden: User \"\(user.name)\" cannot create resource \"pods/\(sub)\" in API group \"\" in the namespace \"\(namespace)\""
-                )
-            }
-            let query = try Query.pairs(target.count > 1 ? String(target[1]) : nil)
-            let pod = try await getObject(
-                Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)
-            if sub == "portforward" {
-                url = try await portForwardLocation(pod)
-            } else {
-                let container = try Self.validateContainer(
-                    query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
-                url = try await streamLocation(sub, pod: pod, container: container, query: query)
-            }
+            url = try await checkedStreamLocation(
+                namespace: segments[3], name: segments[5], sub: segments[6],
+                query: target.count > 1 ? String(target[1]) : nil, authorization: head.headerFields[.authorization],
+                channel: channel)
         } catch {
             let failure = (error as? APIError) ?? APIError.internalError("\(error)")
             return .upgrade(headers) { _, outbound, _ in
@@ -244,6 +230,28 @@ extension Handler {
             await WebSocketRelay.relay(
                 inbound: inbound, outbound: outbound, to: url, subprotocol: subprotocol, tls: tls, logger: logger)
         }
+    }
+
+    /// The agent's URL for an exec, attach or port-forward of a pod, after kube-apiserver's checks: who
+    /// asks (exec and attach are writes, create on pods/exec: without RBAC, admins only), the pod, and
+    /// the container named or the only one.
+    func checkedStreamLocation(
+        namespace: String, name: String, sub: String, query queryText: String?, authorization: String?,
+        channel: any Channel
+    ) async throws -> String {
+        let user = try await authenticate(authorization: authorization, channel: channel)
+        guard user.isAdmin else {
+            throw APIError.forbidden(
+                "pods \"\(name)\" is forbidden: User \"\(user.name)\" cannot create resource \"pods/\(sub)\" in API group \"\" in the namespace \"\(namespace)\""
+            )
+        }
+        let query = try Query.pairs(queryText)
+        let pod = try await getObject(
+            Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)
+        if sub == "portforward" { return try await portForwardLocation(pod) }
+        let container = try Self.validateContainer(
+            query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
+        return try await streamLocation(sub, pod: pod, container: container, query: query)
     }
 
     /// kubectl's SPDY/3.1 way to exec, attach and port-forward (its fallback when the WebSocket upgrade
@@ -266,25 +274,10 @@ extension Handler {
                 throw APIError(
                     code: 404, reason: "NotFound", message: "the server could not find the requested resource")
             }
-            let (namespace, name, sub) = (segments[3], segments[5], segments[6])
-            let authorization = request.headers.first { $0.name.lowercased() == "authorization" }?.value
-            let user = try await authenticate(authorization: authorization, channel: channel)
-            guard user.isAdmin else {
-                throw APIError.forbidden(
-                    "pods \"\(name)\" is forbidden: User \"\(user.name)\" cannot create resource \"pods/\(sub)\" in API group \"\" in the namespace \"\(namespace)\""
-                )
-            }
-            let query = try Query.pairs(queryText)
-            let pod = try await getObject(
-                Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)
-            let url: String
-            if sub == "portforward" {
-                url = try await portForwardLocation(pod)
-            } else {
-                let container = try Self.validateContainer(
-                    query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
-                url = try await streamLocation(sub, pod: pod, container: container, query: query)
-            }
+            let url = try await checkedStreamLocation(
+                namespace: segments[3], name: segments[5], sub: segments[6], query: queryText,
+                authorization: request.headers.first { $0.name.lowercased() == "authorization" }?.value,
+                channel: channel)
             target = try UpgradeTunnel.Target(url: url.replacingOccurrences(of: "wss://", with: "https://"))
         } catch {
             let failure = (error as? APIError) ?? APIError.internalError("\(error)")

@@ -75,9 +75,11 @@ public func freeLocalPort() -> UInt16 {
 /// Reads a child's output until it contains `word` (a daemon's readiness line, such as `ready ` or
 /// `ready cri`); throws, naming `what` and adding `detail()` (its log), when the child closes its output
 /// first or `seconds` pass.
+/// Returns what it read.
+@discardableResult
 public func awaitOutput(
     _ output: FileDescriptor, containing word: String, seconds: Double, what: String, detail: () -> String = { "" }
-) throws {
+) throws -> String {
     var seen = ""
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
@@ -91,4 +93,5 @@ public func awaitOutput(
         if bytes.isEmpty { throw TestFailure("\(what) exited: \(detail())") }
         seen += String(decoding: bytes, as: UTF8.self)
     }
+    return seen
 }

@@ -197,14 +197,9 @@ struct KubectlPortForwardTests {
             _ = try? ChildProcess.wait(forwarder)
         }
         // kubectl says when it listens.
-        var said = ""
-        while !said.contains("Forwarding from 127.0.0.1:\(local + 1)") {
-            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
-            try #require(poll(&entry, 1, 20_000) > 0, "kubectl port-forward said: \(said)")
-            let bytes = try output.reading.read(upTo: 4096)
-            try #require(!bytes.isEmpty, "kubectl port-forward exited: \(said)")
-            said += String(decoding: bytes, as: UTF8.self)
-        }
+        try awaitOutput(
+            output.reading, containing: "Forwarding from 127.0.0.1:\(local + 1)", seconds: 20,
+            what: "kubectl port-forward")
         func curl(_ path: String, port: UInt16) throws -> ChildProcess.Output {
             try ChildProcess.run(
                 "/usr/bin/curl", arguments: ["curl", "-s", "-m", "10", "http://127.0.0.1:\(port)\(path)"],
@@ -337,14 +332,8 @@ struct KubectlSPDYTests {
             kill(forwarder, SIGTERM)
             _ = try? ChildProcess.wait(forwarder)
         }
-        var said = ""
-        while !said.contains("Forwarding from 127.0.0.1:\(local)") {
-            var entry = pollfd(fd: output.reading.rawValue, events: Int16(POLLIN), revents: 0)
-            try #require(poll(&entry, 1, 20_000) > 0, "kubectl port-forward said: \(said)")
-            let bytes = try output.reading.read(upTo: 4096)
-            try #require(!bytes.isEmpty, "kubectl port-forward exited: \(said)")
-            said += String(decoding: bytes, as: UTF8.self)
-        }
+        let said = try awaitOutput(
+            output.reading, containing: "Forwarding from 127.0.0.1:\(local)", seconds: 20, what: "kubectl port-forward")
         // SPDY's POST, answered 101, before kubectl listens.
         let upgrade = said.split(separator: "\n").filter { $0.contains("/pods/spdyweb/portforward") }
         #expect(upgrade.first?.contains("POST https://") == true, "\(said)")
