@@ -39,6 +39,10 @@ extension Engine {
                 for id in (try? FileSystem.listSubdirectories(layout.containers)) ?? [] {
                     guard var record = RecordFile.read(ContainerRecord.self, layout.record(id)) else { continue }
                     if [.running, .paused, .restarting].contains(record.state.status) {
+                        // Its writers hold its own lock (a start by another process, meanwhile).
+                        let lock = try? ContainerLock(layout, id)
+                        defer { lock?.release() }
+                        record = RecordFile.read(ContainerRecord.self, layout.record(id)) ?? record
                         guard
                             !ProcessStat.isAlive(pid: record.state.monitorPid, startTime: record.state.monitorStartTime)
                         else { continue }
@@ -57,7 +61,9 @@ extension Engine {
                 return restart
             }) ?? []
         for id in toStart {
-            _ = try? locked { () throws(EngineError) in _ = try startLocked(id, attach: false, resetRestarts: false) }
+            _ = try? locked(container: id) { id throws(EngineError) in
+                _ = try startLocked(id, attach: false, resetRestarts: false)
+            }
         }
     }
 

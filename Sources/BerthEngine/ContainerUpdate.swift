@@ -10,8 +10,8 @@ extension Engine {
     /// UpdateContainerResources): the new values through the runtime's `update --resources` while it
     /// runs, and into its record so that the next start applies them too.
     public func update(_ reference: String, resources: ContainerConfiguration.Resources) throws(EngineError) {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
+        try locked(container: reference) { id throws(EngineError) in
+            var record = try lookup(id)
             var changed = record.configuration
             changed.resources = resources
             let host = SpecBuilder.machine

@@ -172,8 +172,8 @@ public final class Engine: Sendable {
     /// before the program runs, so that not a byte of its output is missed (docker run's attach).
     @discardableResult
     public func start(_ reference: String, attach: Bool = false) throws(EngineError) -> FileDescriptor? {
-        try locked { () throws(EngineError) in
-            try startLocked(try lookup(reference).id, attach: attach, resetRestarts: true)
+        try locked(container: reference) { id throws(EngineError) in
+            try startLocked(id, attach: attach, resetRestarts: true)
         }
     }
 
@@ -326,8 +326,8 @@ public final class Engine: Sendable {
     }
 
     private func markStopped(_ reference: String) throws(EngineError) -> ContainerRecord {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
+        try locked(container: reference) { id throws(EngineError) in
+            var record = try lookup(id)
             if record.state.running {
                 record.state.stoppedByUser = true
                 // A restart waiting out its back-off is cancelled: the exit stands.
@@ -361,8 +361,8 @@ public final class Engine: Sendable {
     // MARK: Pause, rename
 
     public func pause(_ reference: String) throws(EngineError) {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
+        try locked(container: reference) { id throws(EngineError) in
+            var record = try lookup(id)
             guard record.state.status == .running else { throw .conflict("Container \(record.id) is not running") }
             try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run([
                 "pause", record.id,
@@ -374,8 +374,8 @@ public final class Engine: Sendable {
     }
 
     public func unpause(_ reference: String) throws(EngineError) {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
+        try locked(container: reference) { id throws(EngineError) in
+            var record = try lookup(id)
             guard record.state.status == .paused else { throw .conflict("Container \(record.id) is not paused") }
             try OCIRuntime(name: record.runtime, layout: layout, named: self.configuration.runtimes).run([
                 "resume", record.id,
@@ -388,15 +388,18 @@ public final class Engine: Sendable {
 
     public func rename(_ reference: String, to newName: String) throws(EngineError) {
         try ContainerNames.validate(newName)
+        // Names are the one thing containers share: the engine lock against creates and other renames.
         try locked { () throws(EngineError) in
-            var record = try lookup(reference)
-            if let holder = list().first(where: { $0.name == newName && $0.id != record.id }) {
-                throw .nameInUse(name: newName, by: holder.id)
+            try locked(container: reference) { id throws(EngineError) in
+                var record = try lookup(id)
+                if let holder = list().first(where: { $0.name == newName && $0.id != record.id }) {
+                    throw .nameInUse(name: newName, by: holder.id)
+                }
+                let oldName = record.name
+                record.name = newName
+                try save(record)
+                events.container("rename", record, ["oldName": "/" + oldName])
             }
-            let oldName = record.name
-            record.name = newName
-            try save(record)
-            events.container("rename", record, ["oldName": "/" + oldName])
         }
     }
 
@@ -406,7 +409,7 @@ public final class Engine: Sendable {
     /// applies --rm or the restart policy. Run by the monitor's exit command, and by anyone who finds an
     /// exit not yet recorded. Safe to run twice.
     public func cleanup(_ id: String) throws(EngineError) {
-        let decision: ExitDecision = try locked { () throws(EngineError) in
+        let decision: ExitDecision = try locked(container: id) { id throws(EngineError) in
             var record = try lookup(id)
             guard let exit = RecordFile.read(ExitRecord.self, layout.exitFile(record.id)) else { return .nothing }
             guard var stored = RecordFile.read(ContainerRecord.self, layout.record(record.id)),
@@ -444,7 +447,7 @@ public final class Engine: Sendable {
             try remove(id, force: false, volumes: true)
         case .restart(let delay):
             if delay > 0 { Timestamp.sleep(seconds: delay) }
-            try locked { () throws(EngineError) in
+            try locked(container: id) { id throws(EngineError) in
                 // The user may have stopped or removed it meanwhile.
                 guard let record = RecordFile.read(ContainerRecord.self, layout.record(id)),
                     record.state.status == .restarting,
@@ -473,7 +476,7 @@ public final class Engine: Sendable {
             events.container("kill", record, ["signal": String(SIGKILL)])
             _ = waitForMonitor(record, timeout: 30)
         }
-        try locked { () throws(EngineError) in
+        try locked(container: record.id) { _ throws(EngineError) in
             guard var current = RecordFile.read(ContainerRecord.self, layout.record(record.id)) else { return }
             // The runtime forgot it already if the exit was recorded (cleanup deletes it) or it never started.
             let runtimeMayKnowIt = current.state.running || !current.state.error.isEmpty
@@ -515,9 +518,25 @@ public final class Engine: Sendable {
         try RecordFile.write(record, layout.record(record.id))
     }
 
+    /// The engine lock: for what changes the set of containers' names (create, rename) and the networks.
     func locked<T>(_ body: () throws(EngineError) -> T) throws(EngineError) -> T {
         do {
             return try withEngineLock(layout) { try body() }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw .other("\(error)")
+        }
+    }
+
+    /// One container's lock, for whatever writes its record (start, stop, exit, remove, update, …):
+    /// containers start and stop side by side, where one engine-wide lock held each start — a
+    /// runtime's create and start, tens of milliseconds — in turn (pods arriving at 50 a second queued
+    /// behind it). `body` gets the container's full ID, resolved from `reference` before locking.
+    func locked<T>(container reference: String, _ body: (String) throws(EngineError) -> T) throws(EngineError) -> T {
+        let id = try lookup(reference).id
+        do {
+            return try withContainerLock(layout, id) { try body(id) }
         } catch let error as EngineError {
             throw error
         } catch {

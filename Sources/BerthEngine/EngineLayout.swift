@@ -49,8 +49,10 @@ public struct EngineLayout: Sendable {
     public var volumes: String { root + "/volumes" }
 }
 
-/// An exclusive flock on the engine's lock file for the length of `body`: one writer of container
-/// records at a time, across the CLI, monitors' exit commands and a daemon.
+/// An exclusive flock on the engine's lock file for the length of `body`: one changer of the set of
+/// container names (create, rename) and of networks at a time, across the CLI, monitors' exit commands
+/// and a daemon. Records are written under their container's lock (``withContainerLock(_:_:_:)``);
+/// where both are held, the engine's is taken first.
 func withEngineLock<T>(_ layout: EngineLayout, _ body: () throws -> T) throws -> T {
     let fd = open(layout.lockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
@@ -65,4 +67,35 @@ func withEngineLock<T>(_ layout: EngineLayout, _ body: () throws -> T) throws ->
         }
     }
     return try body()
+}
+
+/// An exclusive flock on one container's lock file (`containers/ID/lock`) for the length of `body`: one
+/// writer of its record at a time, across processes. A container removed meanwhile is no such container.
+func withContainerLock<T>(_ layout: EngineLayout, _ id: String, _ body: () throws -> T) throws -> T {
+    let lock = try ContainerLock(layout, id)
+    defer { lock.release() }
+    return try body()
+}
+
+/// A held container lock (released by closing its descriptor).
+struct ContainerLock {
+    let fd: Int32
+
+    init(_ layout: EngineLayout, _ id: String) throws(EngineError) {
+        let path = layout.container(id) + "/lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw .noSuchContainer(id) }
+            throw .system(SystemCallError(call: "open", errno: errno, subject: path), context: "container lock")
+        }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR {
+                let error = SystemCallError(call: "flock", errno: errno, subject: path)
+                close(fd)
+                throw .system(error, context: "container lock")
+            }
+        }
+    }
+
+    func release() { close(fd) }
 }

@@ -14,8 +14,8 @@ extension Engine {
     public func connect(_ reference: String, to network: String, ipAddress: String? = nil, aliases: [String] = [])
         throws(EngineError)
     {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
+        try locked(container: reference) { id throws(EngineError) in
+            var record = try lookup(id)
             let found: Network
             do throws(NetworkError) { found = try networks.store.inspect(network) } catch {
                 throw Self.engineError(error)
@@ -79,8 +79,8 @@ extension Engine {
     /// Leaves `network`. `force` (docker's `-f`) forgets the attachment even if its DEL fails (the
     /// cached ADD stays, so the DEL is tried again when the container stops) or the network is gone.
     public func disconnect(_ reference: String, from network: String, force: Bool = false) throws(EngineError) {
-        try locked { () throws(EngineError) in
-            var record = try lookup(reference)
+        try locked(container: reference) { id throws(EngineError) in
+            var record = try lookup(id)
             try NetworkConnection.refuseRemoval(record)
             let found = try? networks.store.inspect(network)
             let name = found?.name ?? network

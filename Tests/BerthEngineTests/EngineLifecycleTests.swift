@@ -147,6 +147,43 @@ final class EngineLifecycleTests {
         _ = try box.berth(["rm", "second"])
     }
 
+    /// Starting and stopping write only the container's own record, under its own lock: they go on while
+    /// another process holds the engine-wide lock (names) or another container's lock; a create, which
+    /// claims a name, waits for the engine lock.
+    @Test func startAndStopTakeOnlyTheirContainersLock() throws {
+        _ = try box.berth(["create", "--name", "aside", "--network", "none", box.image, "sleep", "100"])
+        _ = try box.berth(["create", "--name", "other", "--network", "none", box.image, "true"])
+        let otherID = try box.inspect("other", "{{.Id}}")
+        let engineLock = open(box.root + "/engine.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let otherLock = open(box.root + "/containers/\(otherID)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(flock(engineLock, LOCK_EX) == 0 && flock(otherLock, LOCK_EX) == 0)
+        // Bounded: an engine that still took the engine lock would wait forever.
+        func bounded(_ arguments: [String]) throws -> ChildProcess.Output {
+            try ChildProcess.run(
+                "/usr/bin/timeout",
+                arguments: ["timeout", "30", box.berth] + arguments.prefix(1) + ["--root", box.root]
+                    + arguments.dropFirst(),
+                environment: [
+                    "BERTH_RUN=\(box.run)", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                ])
+        }
+        let started = try bounded(["start", "aside"])
+        #expect(started.status == .exited(0), "\(started.stderrText)")
+        let stopped = try bounded(["stop", "-t", "0", "aside"])
+        #expect(stopped.status == .exited(0), "\(stopped.stderrText)")
+        let created = try ChildProcess.run(
+            "/usr/bin/timeout",
+            arguments: [
+                "timeout", "2", box.berth, "create", "--root", box.root, "--network", "none", box.image, "true",
+            ],
+            environment: ["BERTH_RUN=\(box.run)"])
+        #expect(created.status == .exited(124), "a create claims a name under the engine lock")
+        close(otherLock)
+        close(engineLock)
+        #expect(try box.inspect("aside", "{{.State.Status}}") == "exited")
+        _ = try box.berth(["rm", "-f", "aside", "other"])
+    }
+
     @Test func execRunsInTheContainerWithItsOptionsAndStatus() throws {
         _ = try box.berth(["run", "-d", "--name", "target", "--network", "none", box.image, "sleep", "1000"])
         let plain = try box.berth(["exec", "target", "sh", "-c", "echo $FROM_IMAGE; exit 4"])
