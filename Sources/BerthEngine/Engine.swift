@@ -71,6 +71,9 @@ public final class Engine: Sendable {
         if !wanted.contains("/"), let record = RecordFile.read(ContainerRecord.self, layout.record(wanted)) {
             return observed(record)
         }
+        if let id = names.holder(of: wanted), let record = RecordFile.read(ContainerRecord.self, layout.record(id)) {
+            return observed(record)
+        }
         let all = list()
         if let byName = all.first(where: { $0.name == wanted }) { return byName }
         let matches = all.filter { $0.id.hasPrefix(wanted.lowercased()) }
@@ -131,18 +134,12 @@ public final class Engine: Sendable {
         let process = try SpecBuilder.command(configuration, image: imageConfig.config)
         let id = ContainerNames.randomID()
         return try locked { () throws(EngineError) in
-            let existing = list()
-            let name: String
-            if let requested {
-                if let holder = existing.first(where: { $0.name == requested }) {
-                    throw .nameInUse(name: requested, by: holder.id)
-                }
-                name = requested
-            } else {
-                name = ContainerNames.generate(avoiding: Set(existing.map(\.name)))
-            }
+            try names.ensureBuilt { list() }
+            let name = requested ?? ContainerNames.generate(avoiding: names.names())
+            try names.claim(name, for: id)
             let rootfs: String
             do throws(ImageError) { rootfs = try images.prepareRootfs(image: image.name, containerID: id) } catch {
+                names.release(name, of: id)
                 throw .image(error)
             }
             var configuration = configuration
@@ -159,6 +156,7 @@ public final class Engine: Sendable {
                 try save(record)
             } catch {
                 _ = try? images.removeRootfs(containerID: id)
+                names.release(name, of: id)
                 throw error
             }
             events.container("create", record)
@@ -390,14 +388,17 @@ public final class Engine: Sendable {
         try ContainerNames.validate(newName)
         // Names are the one thing containers share: the engine lock against creates and other renames.
         try locked { () throws(EngineError) in
+            try names.ensureBuilt { list() }
             try locked(container: reference) { id throws(EngineError) in
                 var record = try lookup(id)
-                if let holder = list().first(where: { $0.name == newName && $0.id != record.id }) {
-                    throw .nameInUse(name: newName, by: holder.id)
-                }
+                try names.claim(newName, for: record.id)
                 let oldName = record.name
                 record.name = newName
-                try save(record)
+                do throws(EngineError) { try save(record) } catch {
+                    names.release(newName, of: record.id)
+                    throw error
+                }
+                if oldName != newName { names.release(oldName, of: record.id) }
                 events.container("rename", record, ["oldName": "/" + oldName])
             }
         }
@@ -495,6 +496,8 @@ public final class Engine: Sendable {
             if volumes || current.configuration.autoRemove { removeAnonymousVolumes(of: current) }
             events.container("destroy", current)
         }
+        // The name is free once the record is gone; under the engine lock, as a create may be claiming it.
+        try? locked { () throws(EngineError) in names.release(record.name, of: record.id) }
     }
 
     // MARK: Records
@@ -513,6 +516,7 @@ public final class Engine: Sendable {
     }
 
     public var events: EventLog { EventLog(layout: layout) }
+    var names: ContainerNameIndex { ContainerNameIndex(layout: layout) }
 
     func save(_ record: ContainerRecord) throws(EngineError) {
         try RecordFile.write(record, layout.record(record.id))

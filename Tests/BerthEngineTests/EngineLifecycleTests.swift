@@ -147,6 +147,34 @@ final class EngineLifecycleTests {
         _ = try box.berth(["rm", "second"])
     }
 
+    /// The name index (`names/NAME` → ID) behaves as the records say: a renamed container's old name is
+    /// free, a removed one's too, an engine whose index is missing (made before it) rebuilds it and still
+    /// refuses a clash, and a link left pointing at a container that is gone is taken over.
+    @Test func theNameIndexFollowsRenamesRemovalsAndOlderEngines() throws {
+        _ = try box.berth(["create", "--name", "keeper", "--network", "none", box.image, "true"])
+        #expect(try box.berth(["rename", "keeper", "kept"]).status == .exited(0))
+        #expect(
+            try box.berth(["create", "--name", "keeper", "--network", "none", box.image, "true"]).status == .exited(0))
+        #expect(try box.inspect("kept", "{{.Name}}") == "/kept")
+        _ = try box.berth(["rm", "keeper"])
+        #expect(
+            try box.berth(["create", "--name", "keeper", "--network", "none", box.image, "true"]).status == .exited(0))
+        // As an engine from before the index left things: no index at all.
+        _ = try ChildProcess.run("/bin/rm", arguments: ["rm", "-rf", box.root + "/names"], environment: [])
+        let clash = try box.berth(["create", "--name", "kept", "--network", "none", box.image, "true"])
+        #expect(clash.status == .exited(125), "\(clash.stderrText)")
+        #expect(clash.stderrText.contains("The container name \"/kept\" is already in use"))
+        var link = stat()
+        #expect(lstat(box.root + "/names/keeper", &link) == 0, "the index is built again")
+        // A stale link: its container's record is gone.
+        #expect(symlink(String(repeating: "ab", count: 32), box.root + "/names/ghost") == 0)
+        #expect(
+            try box.berth(["create", "--name", "ghost", "--network", "none", box.image, "true"]).status == .exited(0))
+        #expect(try box.inspect("ghost", "{{.Name}}") == "/ghost")
+        _ = try box.berth(["rm", "kept", "keeper", "ghost"])
+        #expect(((try? FileSystem.listDirectory(box.root + "/names")) ?? ["?"]).isEmpty)
+    }
+
     /// Starting and stopping write only the container's own record, under its own lock: they go on while
     /// another process holds the engine-wide lock (names) or another container's lock; a create, which
     /// claims a name, waits for the engine lock.
