@@ -240,6 +240,9 @@ let package = Package(
         // What the root-gated suites share (is this real root, where the built executables are).
         .target(name: "BerthTestSupport", dependencies: ["BerthOS"], path: "Sources/BerthTestSupport"),
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
+        .testTarget(
+            name: "BerthHTTPUpgradeTests",
+            dependencies: ["BerthHTTPUpgrade", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "BerthJSONTests", dependencies: ["BerthJSON"]),
         .testTarget(name: "BerthKubeTests", dependencies: ["BerthKube", "BerthJSON"]),
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOS", "BerthJSON", "CBerthShim"]),

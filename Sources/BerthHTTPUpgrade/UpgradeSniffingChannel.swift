@@ -148,11 +148,11 @@ final class RequestHeadSniffer: ChannelInboundHandler, RemovableChannelHandler, 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard !decided else {
-            context.fireChannelRead(data)
-            return
-        }
+        // Everything is held until this handler leaves, also what comes after the decision: until then
+        // nothing is behind it to take the bytes (a request's body sent after its head, in a TLS record
+        // of its own, was once passed on to the end of the pipeline and lost, and the request hung).
         if held == nil { held = bytes } else { held!.writeBuffer(&bytes) }
+        guard !decided else { return }
         let view = held!.readableBytesView
         guard let end = view.firstRange(of: Array("\r\n\r\n".utf8)) else {
             if view.count > Self.maximumHead {
