@@ -111,10 +111,11 @@ public final class NetworkManager: Sendable {
                 } else if let address = laterAddresses[index] {
                     capabilities["ips"] = [.string(address)]
                 }
+                let chain = Self.chain(list, of: network, capabilityArgs: capabilities)
                 let result = try cni.add(
-                    network: list, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
+                    network: chain, containerID: containerID, netnsPath: netnsPath, ifName: ifName,
                     capabilityArgs: capabilities)
-                added.append((list, ifName))
+                added.append((chain, ifName))
                 let address = result.ipv4(on: ifName)
                 attachments.append(
                     Attachment(
@@ -131,6 +132,26 @@ public final class NetworkManager: Sendable {
             throw error
         }
         return attachments
+    }
+
+    /// The plugins one attachment to a network of Berth's own runs: `portmap` and `tuning` are there for
+    /// a capability only (published ports, a MAC address), and an attachment without it would run them
+    /// for nothing at ADD and again at DEL — two of a pod sandbox's four programs, a third of its start.
+    /// The chain used is the one cached with the attachment, so its DEL runs the same plugins. A network
+    /// from a CNI configuration file runs as written.
+    static func chain(_ list: NetworkConfigList, of network: Network, capabilityArgs: [String: JSON])
+        -> NetworkConfigList
+    {
+        guard network.configFile == nil else { return list }
+        var trimmed = list
+        trimmed.plugins = list.plugins.filter { plugin in
+            switch plugin.type {
+            case "portmap": capabilityArgs["portMappings"] != nil
+            case "tuning": capabilityArgs["mac"] != nil
+            default: true
+            }
+        }
+        return trimmed
     }
 
     /// Detaches the container from `networks` (every network it is attached to when empty), using the

@@ -91,6 +91,26 @@ import Testing
         #expect(NetworkRules.rules(closed)[0].spec.prefix(4) == ["-i", "br-cdcdcdcdcdcd", "-o", "br-cdcdcdcdcdcd"])
     }
 
+    @Test func anAttachmentRunsPortmapAndTuningOnlyForWhatItAsks() {
+        var network = Network(
+            name: "pods", id: String(repeating: "ef", count: 32), driver: "bridge", subnet: "10.90.5.0/24",
+            gateway: "10.90.5.1", bridge: "br-efefefefefef", created: "")
+        let list = BridgeNetworkConfig.configList(for: network, ipamDirectory: "/tmp/ipam")
+        func chain(_ capabilities: [String: JSON]) -> [String] {
+            NetworkManager.chain(list, of: network, capabilityArgs: capabilities).plugins.map(\.type)
+        }
+        #expect(chain([:]) == ["bridge"])
+        #expect(chain(["portMappings": .array([])]) == ["bridge", "portmap"])
+        #expect(chain(["mac": "02:42:ac:11:00:02"]) == ["bridge", "tuning"])
+        #expect(
+            chain(["portMappings": .array([]), "mac": "02:42:ac:11:00:02", "ips": .array([])]) == [
+                "bridge", "portmap", "tuning",
+            ])
+        // A configuration file's chain is the user's: run as written.
+        network.configFile = "/etc/cni/net.d/10-pods.conflist"
+        #expect(chain([:]) == ["bridge", "portmap", "tuning"])
+    }
+
     @Test func bridgeNetworksGenerateTheDockerLikePluginChain() throws {
         let network = Network(
             name: "web", id: String(repeating: "ab", count: 32), driver: "bridge", subnet: "10.90.3.0/24",
