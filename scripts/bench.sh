@@ -13,4 +13,5 @@ BERTH=.build/release/berth python3 scripts/bench-engine.py
 BERTH=.build/release/berth python3 scripts/bench-docker-api.py
 if [ -x .build/release/berth ]; then scripts/bench-api.sh .build/release/berth; else scripts/bench-api.sh; fi
 if [ -x .build/release/berth ]; then scripts/bench-control.sh .build/release/berth; else scripts/bench-control.sh; fi
+BERTH=.build/release/berth python3 scripts/bench-cri.py
 BERTH=.build/release/berth python3 scripts/bench-pods.py

@@ -177,8 +177,8 @@ struct LocalRuntime {
 struct ClusterBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks of the control plane on hollow nodes.",
-        subcommands: [Scheduling.self, StoreBench.self])
+        abstract: "Benchmarks: the scheduler and the store on hollow nodes, a CRI runtime's pod start.",
+        subcommands: [Scheduling.self, StoreBench.self, CRIBench.self])
 
     struct Scheduling: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
