@@ -19,6 +19,8 @@ Usage: BERTH=.build/release/berth python3 scripts/bench-cri.py
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
+from benchcri import remove_leftovers, sh, start_registry, terminate
+
 here = os.path.dirname(os.path.abspath(__file__))
 berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
 N = int(os.environ.get("N", "50"))
@@ -31,36 +33,6 @@ HOST_NETWORK = os.environ.get("HOST_NETWORK", "0") == "1"
 CGROUP = "/berth-bench-cri"
 work = tempfile.mkdtemp(prefix="berth-bench-cri-", dir="/var/tmp")
 procs = []
-
-
-def sh(*args, env=None):
-    return subprocess.run(args, check=True, capture_output=True, text=True, env=env)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_registry():
-    port = free_port()
-    os.makedirs(f"{work}/registry", exist_ok=True)
-    with open(f"{work}/registry.yml", "w") as f:
-        f.write(f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n"
-                f"storage: {{filesystem: {{rootdirectory: {work}/registry}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n")
-    registry = subprocess.Popen(["docker-registry", "serve", f"{work}/registry.yml"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    procs.append(registry)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return f"127.0.0.1:{port}"
 
 
 def start_berth(env):
@@ -107,7 +79,7 @@ def main():
     if TMPFS:
         sh("mount", "-t", "tmpfs", "-o", "size=4g", "berth-bench-cri", work)
     env = dict(os.environ, BERTH_RUN=f"{work}/berth/run")
-    registry = start_registry()
+    registry = start_registry(work, procs)
     images = os.path.join(work, "images")
     sh(os.path.join(here, "image-build-test-images.sh"), images)
     image = f"{registry}/bench/busybox:1"
@@ -162,33 +134,10 @@ def main():
 
 
 def cleanup():
-    for p in procs:
-        if p.args[:2] == [berth, "engine"] and p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    if os.path.exists(f"{work}/containerd"):
-        subprocess.run([os.path.join(here, "containerd-cri.sh"), "stop", f"{work}/containerd"], capture_output=True)
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    # What a failed run left in Berth's store (nothing when every run finished), then the mounts.
-    env = dict(os.environ, BERTH_RUN=f"{work}/berth/run")
-    if os.path.exists(f"{work}/berth/root"):
-        ids = subprocess.run([berth, "ps", "-aq", "--root", f"{work}/berth/root"], capture_output=True, text=True,
-                             env=env).stdout.split()
-        if ids:
-            subprocess.run([berth, "rm", "-f", "--root", f"{work}/berth/root"] + ids, capture_output=True, env=env)
-    subprocess.run(["sh", "-c", f"grep ' {work}/' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | "
-                    "xargs -r -n1 umount -l"], capture_output=True)
-    subprocess.run(["find", "/sys/fs/cgroup", "-depth", "-type", "d", "-path", f"*{CGROUP}*", "-exec", "rmdir", "{}",
-                    ";"], capture_output=True)
+    # The engine first, while containerd (which its stop script ends) is still there for nothing of it.
+    terminate([p for p in procs if p.args[:2] == [berth, "engine"]])
+    terminate(procs)
+    remove_leftovers(berth, work, f"{work}/berth/root", f"{work}/berth/run", CGROUP)
     if TMPFS:
         subprocess.run(["umount", "-l", work], capture_output=True)
     subprocess.run(["rm", "-rf", work])

@@ -21,6 +21,8 @@ Usage: BERTH=.build/release/berth python3 scripts/bench-pods.py
 """
 import http.client, json, os, signal, socket, ssl, statistics, subprocess, sys, tempfile, threading, time
 
+from benchcri import free_port, remove_leftovers, sh, start_registry, terminate
+
 here = os.path.dirname(os.path.abspath(__file__))
 berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
 N = int(os.environ.get("N", "100"))
@@ -30,18 +32,6 @@ AGENT_PODS = int(os.environ.get("AGENT_PODS", "110"))
 SETTLE = int(os.environ.get("SETTLE", "30"))
 work = tempfile.mkdtemp(prefix="berth-bench-pods-", dir="/var/tmp")
 procs = []
-
-
-def sh(*args, env=None):
-    return subprocess.run(args, check=True, capture_output=True, text=True, env=env)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def rss_kb(pid, field="VmRSS"):
@@ -128,24 +118,6 @@ class API:
             return json.loads(data) if data else None
 
 
-def start_registry():
-    port = free_port()
-    os.makedirs(f"{work}/registry", exist_ok=True)
-    with open(f"{work}/registry.yml", "w") as f:
-        f.write(f"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\n"
-                f"storage: {{filesystem: {{rootdirectory: {work}/registry}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n")
-    registry = subprocess.Popen(["docker-registry", "serve", f"{work}/registry.yml"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-    procs.append(registry)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return f"127.0.0.1:{port}"
-
-
 def main():
     env = dict(os.environ, BERTH_RUN=f"{work}/run")
     images = os.path.join(work, "images")
@@ -174,7 +146,7 @@ containerd_started = {}
 def containerd_runtime():
     """containerd's CRI (started once), the busybox image pulled into it: (image, pid, endpoint)."""
     if not containerd_started:
-        registry = start_registry()
+        registry = start_registry(work, procs)
         sh(os.path.join(here, "containerd-cri.sh"), "start", f"{work}/containerd", registry)
         image = f"{registry}/busybox:1"
         # Present before the first pod, as the engine's is.
@@ -401,29 +373,8 @@ def run_separate_agent(runtime, env):
 
 
 def cleanup():
-    if os.path.exists(f"{work}/containerd"):
-        subprocess.run([os.path.join(here, "containerd-cri.sh"), "stop", f"{work}/containerd"], capture_output=True)
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    # The containers the agent left (none when the deletes finished), then the store.
-    env = dict(os.environ, BERTH_RUN=f"{work}/run")
-    ids = subprocess.run([berth, "ps", "-aq", "--root", f"{work}/engine"], capture_output=True, text=True,
-                         env=env).stdout.split()
-    if ids:
-        subprocess.run([berth, "rm", "-f", "--root", f"{work}/engine"] + ids, capture_output=True, env=env)
-    subprocess.run(["sh", "-c", f"grep ' {work}' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | "
-                    "xargs -r -n1 umount -l"], capture_output=True)
-    subprocess.run(["find", "/sys/fs/cgroup", "-depth", "-type", "d", "-path", "*/berth-bench-pods*", "-exec",
-                    "rmdir", "{}", ";"], capture_output=True)
-    # CNI's cached results of sandboxes never torn down (containerd's loopback, left when containerd is
-    # stopped with pods): only those naming this run's directory.
-    subprocess.run(["sh", "-c", f"grep -l -s -F '{work}/' /var/lib/cni/results/* | xargs -r rm -f"],
-                   capture_output=True)
+    terminate(procs)
+    remove_leftovers(berth, work, f"{work}/engine", f"{work}/run", "/berth-bench-pods")
     subprocess.run(["rm", "-rf", work])
 
 

@@ -24,8 +24,10 @@ struct RequestHeadSnifferTests {
         let channel = EmbeddedChannel()
         let sniffer = RequestHeadSniffer(promise: channel.eventLoop.makePromise())
         try channel.pipeline.syncOperations.addHandler(sniffer)
-        var decision: UpgradeRequestHead?? = .none
-        sniffer.promise.futureResult.whenSuccess { decision = .some($0) }
+        // Set on the embedded loop (this thread) as the head completes.
+        final class Decision: @unchecked Sendable { var value: UpgradeRequestHead?? = .none }
+        let decision = Decision()
+        sniffer.promise.futureResult.whenSuccess { decision.value = .some($0) }
         for chunk in chunks { try channel.writeInbound(ByteBuffer(string: chunk)) }
         // As the server does once it has decided: the next handlers in place, then the sniffer gone.
         let collector = Collector()
@@ -33,7 +35,7 @@ struct RequestHeadSnifferTests {
         if dropHead { sniffer.dropHead() }
         try channel.pipeline.syncOperations.removeHandler(sniffer).wait()
         _ = try channel.finish()
-        return (decision, collector.received)
+        return (decision.value, collector.received)
     }
 
     @Test func aBodyThatComesAfterTheHeadIsPassedOnWithIt() throws {
