@@ -74,11 +74,15 @@ struct StaticPodTests {
                 let newHash = try box.get(mirror, "{.metadata.annotations.kubernetes\\.io/config\\.mirror}")
                 return !newHash.isEmpty && newHash != hash && (try? box.get(mirror, "{.status.phase}")) == "Running"
             }, "\(box.log())")
+        // What the last try said, for the failure message (a CI run once saw no "second" within 20 s,
+        // under load, with nothing to tell why).
+        var said = ""
         #expect(
-            try box.eventually(20) {
-                (try? box.kubectl(["exec", "static-web-\(box.nodeName)", "--", "cat", "/tmp/said"]))?.stdoutText
-                    == "second\n"
-            })
+            try box.eventually(40) {
+                let exec = try? box.kubectl(["exec", "static-web-\(box.nodeName)", "--", "cat", "/tmp/said"])
+                said = "\(exec?.status as Any) \(exec?.stdoutText ?? "") \(exec?.stderrText ?? "")"
+                return exec?.stdoutText == "second\n"
+            }, "\(said) \(box.log().suffix(3000))")
         #expect(try box.get(mirror, "{.status.containerStatuses[0].containerID}") != containerID)
 
         // The file removed: the pod stops and its mirror goes.
