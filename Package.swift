@@ -145,6 +145,8 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                // A hollow node's fake runtime, reached through the same generated client without a socket.
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
@@ -283,7 +285,8 @@ let package = Package(
         .testTarget(
             name: "BerthControlTests",
             dependencies: [
-                "BerthControl", "BerthAPI", "BerthStore",
+                // BerthAgent: the hollow nodes the control plane's tests run on are agents over a fake runtime.
+                "BerthControl", "BerthAPI", "BerthStore", "BerthAgent",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["Scripts"]),

@@ -52,6 +52,16 @@ public struct AgentConfiguration: Sendable {
     public var nodeIP: String?
     /// The address the Node reports: ``nodeIP`` or the machine's first non-loopback IPv4 address.
     public var internalIP: String { NodeFacts.address(nodeIP: nodeIP) }
+    /// Labels the Node registers with, beside the kubelet's own (the kubelet's --node-labels).
+    public var nodeLabels: [String: String] = [:]
+    /// The node's pod CIDR when registration gives it (the kubelet's --pod-cidr; hollow nodes, as
+    /// kwok's and kubemark's registrations do); nil: the Node's spec leaves it to the cluster.
+    public var podCIDR: String?
+    /// A hollow node (kubemark's design): its pods go through this agent's code over a fake runtime that
+    /// runs nothing, so nothing may reach the host for them either — network probes and httpGet hooks
+    /// (whose pod addresses are made up) succeed without traffic, as a healthy container would answer,
+    /// and memory-backed emptyDirs are plain directories (kubemark's fake mounter).
+    public var hollow = false
     /// The agent's HTTPS API for the API server (logs, exec, attach); nil: none (the Node then
     /// reports port 0, so nothing tries it).
     public var server: AgentServerSettings?

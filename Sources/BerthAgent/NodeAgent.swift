@@ -15,7 +15,6 @@ import GRPCCore
 public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let configuration: AgentConfiguration
     let client: any KubeClient
-    let sources: any ObjectSourceProvider
     /// Connected in ``run()`` once the runtime's socket exists (the engine in the same process may
     /// still be binding it); the agent reaches containers only through it.
     private(set) var cri: CRIClient!
@@ -23,13 +22,15 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let facts: NodeFacts
     let events: EventRecorder
     let recorder: ComponentRecorder
-    let queue = WorkQueue(name: "pods")
+    let queue: PodQueue
     let state = PodRuntimeState()
     let probes = Prober()
     let stats: NodeStats
     let imageUse = ImageUse()
     /// The API's pods bound to this node (mirror pods among them: see ``pod(_:)``).
-    let pods: Informer<CoreV1.Pod>
+    let pods: any BoundPods
+    /// The informer behind ``pods`` when the agent runs its own (nil for a hollow node's share of one).
+    private let podInformer: Informer<CoreV1.Pod>?
     let staticPods: StaticPods
     let eviction: EvictionManager
     let tokens = ServiceAccountTokens()
@@ -41,28 +42,53 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let runtimeProblem = Mutex<String?>(nil)
     private var lease: CoordinationV1.Lease?
 
-    public init(
+    public convenience init(
         configuration: AgentConfiguration, client: any KubeClient, sources: any ObjectSourceProvider,
         logger: Logger = Logger(label: "berth.agent")
     ) {
+        let name = configuration.nodeName
+        let informer = Informer(
+            source: FilteredSource(
+                inner: sources.source(CoreV1.Pod.self, resource: ResourceType.of(CoreV1.Pod.self)),
+                keep: { $0.spec.nodeName == name }),
+            name: "pods", logger: logger)
+        self.init(
+            configuration: configuration, client: client, pods: informer, podInformer: informer,
+            queue: PodQueue(work: WorkQueue(name: "pods"), prefix: ""), events: EventRecorder(),
+            facts: NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP),
+            runtime: nil, logger: logger)
+    }
+
+    /// An agent whose parts are given: a hollow node's, with its pods, queue and events shared with
+    /// the other hollow nodes, its facts made up, and its runtime a fake in this process.
+    init(
+        configuration: AgentConfiguration, client: any KubeClient, pods: any BoundPods,
+        podInformer: Informer<CoreV1.Pod>?, queue: PodQueue, events: EventRecorder, facts: NodeFacts,
+        runtime: CRIClient?, logger: Logger
+    ) {
         self.configuration = configuration
         self.client = client
-        self.sources = sources
+        self.pods = pods
+        self.podInformer = podInformer
+        self.queue = queue
         self.logger = logger
-        facts = NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP)
-        events = EventRecorder()
+        self.facts = facts
+        self.events = events
+        cri = runtime
         recorder = events.component("kubelet")
         stats = NodeStats(nodeName: configuration.nodeName)
         eviction = EvictionManager(
             thresholds: configuration.evictionHard, transitionPeriod: configuration.evictionPressureTransitionPeriod)
         staticPods = StaticPods(
             directory: configuration.podManifestPath, nodeName: configuration.nodeName, logger: logger)
-        let name = configuration.nodeName
-        pods = Informer(
-            source: FilteredSource(
-                inner: sources.source(CoreV1.Pod.self, resource: ResourceType.of(CoreV1.Pod.self)),
-                keep: { $0.spec.nodeName == name }),
-            name: "pods", logger: logger)
+    }
+
+    /// Connects to a runtime given in process (a hollow node's fake) and asks its version.
+    func connect(_ runtime: CRIClient) async throws {
+        cri = runtime
+        let version = try await runtime.runtime.version(Runtime_V1_VersionRequest())
+        runtimeName = version.runtimeName
+        runtimeVersion = version.runtimeVersion
     }
 
     public func run() async throws {
@@ -72,7 +98,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         runtimeName = version.runtimeName
         runtimeVersion = version.runtimeVersion
         try await register()
-        pods.onChange { [queue] event in
+        guard let podInformer else { throw AgentError("an agent without an informer of its own runs as a hollow node") }
+        podInformer.onChange { [queue] event in
             let key = event.object.cacheKey
             Task { await queue.add(key) }
         }
@@ -81,7 +108,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             metadata: ["node": "\(configuration.nodeName)", "runtime": "\(runtimeName) \(runtimeVersion)"])
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.pods.run() }
+                group.addTask { await podInformer.run() }
                 group.addTask { await self.events.run(client: self.client) }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
@@ -107,8 +134,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                     }
                 }
                 group.addTask {
-                    await self.pods.waitForSync()
-                    await runWorkers(self.queue, count: self.configuration.podWorkers) { key in
+                    await podInformer.waitForSync()
+                    await runWorkers(self.queue.work, count: self.configuration.podWorkers) { key in
                         try await self.syncPod(key)
                     } onError: { key, error in
                         self.logger.debug("pod sync failed", metadata: ["pod": "\(key)", "error": "\(error)"])
@@ -174,7 +201,12 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             "kubernetes.io/arch": Self.architecture, "beta.kubernetes.io/os": "linux",
             "beta.kubernetes.io/arch": Self.architecture,
         ]
+        node.metadata.labels.merge(configuration.nodeLabels) { _, given in given }
         node.metadata.annotations = ["node.alpha.kubernetes.io/ttl": "0"]
+        if let cidr = configuration.podCIDR {
+            node.spec.podCIDR = cidr
+            node.spec.podCIDRs = [cidr]
+        }
         node.status = nodeStatus()
         return node
     }
@@ -287,6 +319,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         var lastStatus = ContinuousClock.now
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.leaseInterval)
+            if Task.isCancelled { break }
             await renewLease()
             if ContinuousClock.now - lastStatus >= configuration.statusInterval {
                 lastStatus = .now
@@ -308,6 +341,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     func renewLease() async {
         let name = configuration.nodeName
         let now = MetaV1.MicroTime.now()
+        var lastError: (any Error)?
         for _ in 0..<3 {
             do {
                 var current = lease
@@ -335,9 +369,12 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 return
             } catch {
                 lease = nil
+                lastError = error
             }
         }
-        logger.warning("could not renew the node's lease", metadata: ["node": "\(name)"])
+        logger.warning(
+            "could not renew the node's lease",
+            metadata: ["node": "\(name)", "error": "\(lastError.map { "\($0)" } ?? "")"])
     }
 
     // MARK: The runtime's health

@@ -79,7 +79,7 @@ extension NodeAgent {
                 await tokens.forget(podUID: uid)
                 await probes.stop(podUID: uid)
                 // Memory-backed emptyDirs are mounts: undone first, so nothing is left mounted or deleted through one.
-                PodVolumes.unmountAll(under: "\(configuration.rootDirectory)/pods/\(uid)")
+                if !configuration.hollow { PodVolumes.unmountAll(under: "\(configuration.rootDirectory)/pods/\(uid)") }
                 try? FileManager.default.removeItem(atPath: "\(configuration.rootDirectory)/pods/\(uid)")
                 let logs = "\(configuration.podLogDirectory)/\(parts[0])_\(parts[1])_\(uid)"
                 try? FileManager.default.removeItem(atPath: logs)

@@ -19,6 +19,8 @@ enum PodVolumes {
         var hostIPs: [String]
         var nodeName: String
         var allocatable: [String: Quantity]
+        /// Whether memory-backed emptyDirs are mounted (tmpfs); a hollow node's are plain directories.
+        var mountsMemory = true
     }
 
     /// The mounts of `container`, each volume prepared on first use.
@@ -47,7 +49,9 @@ enum PodVolumes {
                 // the container's, and root must not follow what it left there.
                 written = !FileManager.default.fileExists(atPath: hostPath)
                 try FileManager.default.createDirectory(atPath: hostPath, withIntermediateDirectories: true)
-                if emptyDir.medium == .memory { try mountMemory(hostPath, sizeLimit: emptyDir.sizeLimit) }
+                if emptyDir.medium == .memory && facts.mountsMemory {
+                    try mountMemory(hostPath, sizeLimit: emptyDir.sizeLimit)
+                }
                 chmod(hostPath, 0o777)
             } else if let source = volume.downwardAPI {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~downward-api/\(volume.name)"

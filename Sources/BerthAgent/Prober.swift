@@ -127,6 +127,10 @@ actor Prober {
                 return (false, NodeAgent.message(error))
             }
         }
+        if agent.configuration.hollow {
+            // A hollow node's pod address leads nowhere; its fake containers are healthy.
+            return (true, "")
+        }
         if let http = probe.httpGet {
             guard let port = port(http.port, target: target, agent: agent) else {
                 return (false, "port \(http.port) is not a port of the container")

@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthAgent
 @testable import BerthControl
 import Foundation
 import Testing

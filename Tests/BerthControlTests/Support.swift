@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthAgent
 import BerthControl
 import BerthStore
 import Foundation

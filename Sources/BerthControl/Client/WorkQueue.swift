@@ -119,3 +119,17 @@ public func runWorkers(
         Task { await queue.shutdown() }
     }
 }
+
+/// Runs `body` for every element, at most `width` at a time.
+public func forEachConcurrently<S: Sequence>(
+    _ items: S, width: Int, _ body: @escaping @Sendable (S.Element) async -> Void
+) async where S.Element: Sendable {
+    await withTaskGroup(of: Void.self) { g in
+        var running = 0
+        for item in items {
+            if running >= width { _ = await g.next(); running -= 1 }
+            g.addTask { await body(item) }
+            running += 1
+        }
+    }
+}
