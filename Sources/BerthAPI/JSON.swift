@@ -9,7 +9,10 @@ extension JSON {
     /// Parses YAML (or JSON, a YAML subset) into a JSON tree.
     public static func parseYAML(_ text: String) throws -> JSON {
         do {
-            guard let node = try Yams.compose(yaml: text) else { return .null }
+            // The basic resolver: tags are not read (below, plain scalars are typed as go-yaml types
+            // them), and the default one compiles and runs a regular expression per scalar — which
+            // also pulls ICU's pages into every process that reads a kubeconfig.
+            guard let node = try Yams.compose(yaml: text, .basic) else { return .null }
             // Aliases share their anchor's node, so a few hundred bytes can stand for billions of values
             // ("billion laughs"); the tree is capped as go-yaml caps it for kube-apiserver.
             var budget = max(400_000, 4 * text.utf8.count)

@@ -289,6 +289,10 @@ extension NodeAgent {
         let uid = pod.metadata.uid ?? ""
         let existing = try await sandboxes(of: uid)
         if let ready = existing.first(where: { $0.state == .sandboxReady }) { return ready.id }
+        if !existing.isEmpty {
+            recorder.record(
+                pod, reason: "SandboxChanged", message: "Pod sandbox changed, it will be killed and re-created.")
+        }
         for old in existing {
             var remove = Runtime_V1_RemovePodSandboxRequest()
             remove.podSandboxID = old.id
@@ -300,9 +304,8 @@ extension NodeAgent {
         request.config = PodConfigs.sandboxConfig(
             pod, attempt: attempt, configuration: configuration, hostResolvConf: resolvConf)
         do {
-            let id = try await cri.runtime.runPodSandbox(request).podSandboxID
-            recorder.record(pod, reason: "SandboxCreated", message: "Created pod sandbox \(id.prefix(12))")
-            return id
+            // No event for a sandbox made: the kubelet has none (only SandboxChanged, for one remade).
+            return try await cri.runtime.runPodSandbox(request).podSandboxID
         } catch {
             recorder.record(
                 pod, type: "Warning", reason: "FailedCreatePodSandBox",
@@ -396,7 +399,11 @@ extension NodeAgent {
         status.image.image = name
         let present = try await cri.images.imageStatus(status)
         let policy = container.imagePullPolicy ?? Self.defaultPullPolicy(name)
-        if present.hasImage && policy != .always { return present.image }
+        if present.hasImage && policy != .always {
+            recorder.record(
+                pod, reason: "Pulled", message: "Container image \"\(name)\" already present on machine")
+            return present.image
+        }
         if policy == .never {
             recorder.record(
                 pod, type: "Warning", reason: "ErrImageNeverPull",

@@ -67,6 +67,29 @@ public final class FakeRuntime: Sendable {
         state.withLock { ($0.sandboxes.count, $0.containers.count, $0.images.count) }
     }
 
+    /// What a container's record keeps of its config: what its status and listings report. The rest
+    /// (environment, command, resources, security) a runtime would act on and this one does not; ten
+    /// thousand hollow nodes hold a record per container, so it is not kept.
+    static func kept(_ config: Runtime_V1_ContainerConfig) -> Runtime_V1_ContainerConfig {
+        var kept = Runtime_V1_ContainerConfig()
+        kept.metadata = config.metadata
+        kept.image = config.image
+        kept.labels = config.labels
+        kept.annotations = config.annotations
+        kept.logPath = config.logPath
+        return kept
+    }
+
+    /// The same for a sandbox: its identity, labels and annotations and its namespaces.
+    static func kept(_ config: Runtime_V1_PodSandboxConfig) -> Runtime_V1_PodSandboxConfig {
+        var kept = Runtime_V1_PodSandboxConfig()
+        kept.metadata = config.metadata
+        kept.labels = config.labels
+        kept.annotations = config.annotations
+        kept.linux.securityContext.namespaceOptions = config.linux.securityContext.namespaceOptions
+        return kept
+    }
+
     static func newID() -> String {
         String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     }
@@ -210,7 +233,7 @@ public final class FakeRuntime: Sendable {
                 let id = FakeRuntime.newID()
                 let ip = hostNetwork ? "" : try FakeRuntime.allocate(&state)
                 state.sandboxes[id] = Sandbox(
-                    id: id, config: request.config, createdAt: Nanoseconds.now(), ip: ip,
+                    id: id, config: FakeRuntime.kept(request.config), createdAt: Nanoseconds.now(), ip: ip,
                     handler: request.runtimeHandler)
                 return id
             }
@@ -306,7 +329,7 @@ public final class FakeRuntime: Sendable {
                 }
                 let id = FakeRuntime.newID()
                 state.containers[id] = Container(
-                    id: id, sandboxID: sandbox.id, config: request.config, imageRef: pulled.id,
+                    id: id, sandboxID: sandbox.id, config: FakeRuntime.kept(request.config), imageRef: pulled.id,
                     createdAt: Nanoseconds.now())
                 return id
             }
@@ -399,7 +422,6 @@ public final class FakeRuntime: Sendable {
             status.imageID = container.imageRef
             status.labels = container.config.labels
             status.annotations = container.config.annotations
-            status.mounts = container.config.mounts
             status.logPath = container.config.logPath
             var response = Runtime_V1_ContainerStatusResponse()
             response.status = status

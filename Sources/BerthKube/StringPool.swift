@@ -14,11 +14,14 @@ public final class StringPool: Sendable {
     /// The pool informers decode into.
     public static let shared = StringPool()
 
-    private static let slotBits = 16
+    private let mask: Int
     private let slots: Mutex<[String?]>
 
-    public init() {
-        slots = Mutex([String?](repeating: nil, count: 1 << Self.slotBits))
+    /// `slotBits`: 2^slotBits slots, 16 bytes each — 16 (1 MB) for a server caching every pod, fewer
+    /// for an agent caching one node's.
+    public init(slotBits: Int = 16) {
+        mask = (1 << slotBits) - 1
+        slots = Mutex([String?](repeating: nil, count: 1 << slotBits))
     }
 
     /// `s`, or an equal string already in the pool (sharing its storage).
@@ -31,7 +34,7 @@ public final class StringPool: Sendable {
 
     @usableFromInline
     func share(_ s: String) -> String {
-        let slot = s.hashValue & ((1 << Self.slotBits) - 1)
+        let slot = s.hashValue & mask
         return slots.withLock { table in
             if let existing = table[slot], existing == s { return existing }
             table[slot] = s

@@ -4,6 +4,7 @@ import BerthAgent
 import BerthControl
 import BerthImage
 import enum BerthKube.CoreV1
+import class BerthKube.StringPool
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -68,7 +69,8 @@ struct ClusterAgent: AsyncParsableCommand {
         // The API server keeps only this node's pods in the agent's watch.
         let nodeName = configuration.nodeName
         let pods = ResourceType.of(CoreV1.Pod.self)
-        let sources = try HTTPSourceProvider(server: remote) { resource in
+        // One node's pods (110 by default) share few strings: 4,096 slots (64 KB), not the server's 1 MB.
+        let sources = try HTTPSourceProvider(server: remote, strings: StringPool(slotBits: 12)) { resource in
             resource.plural == pods.plural && resource.group == pods.group
                 ? ObjectSelectors(fieldSelector: "spec.nodeName=\(nodeName)") : .everything
         }

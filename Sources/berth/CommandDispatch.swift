@@ -20,6 +20,9 @@ enum CommandDispatch {
         else {
             return nil
         }
+        // The agent, a long-lived process measured by its RSS: straight to its parser, without building
+        // the command tree, whose configurations (every subcommand's) fault in ~2 MB of code and metadata.
+        if arguments.first == "agent" { return try? ClusterAgent.parseAsRoot(Array(arguments.dropFirst())) }
         var command: any ParsableCommand.Type = Berth.self
         var rest = arguments[...]
         while let name = rest.first,

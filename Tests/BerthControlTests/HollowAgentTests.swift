@@ -97,6 +97,13 @@ extension ControlTests {
             #expect((crash?["restartCount"].int ?? 0) >= 1)
             #expect(pod["status"]["phase"] == "Running")
             #expect(!PodJSON.isReady(pod))
+            // Pulled once; the kubelet's word for the image already there for the next container.
+            let events = try c.kubectl(
+                "get", "events", "--field-selector", "involvedObject.name=job", "-o",
+                "jsonpath={range .items[*]}{.reason}: {.message}|{end}")
+            #expect(
+                events.stdout.contains(#"Pulled: Container image "registry.local/web:1" already present on machine"#))
+            #expect(events.stdout.contains(#"Pulling: Pulling image "registry.local/tools:1""#))
         }
     }
 }

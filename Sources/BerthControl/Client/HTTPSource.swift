@@ -31,13 +31,18 @@ public final class HTTPSourceProvider: ObjectSourceProvider, ServiceLifecycle.Se
     /// client-go does, so that many agents do not reconnect together). It then resumes from the last
     /// revision it saw.
     public let watchTimeout: Duration
+    /// Where decoded objects share their strings.
+    let strings: StringPool
 
-    /// `selectors` restricts what each resource's source sees (everything unless told).
+    /// `selectors` restricts what each resource's source sees (everything unless told); `strings`: the
+    /// pool decoded objects share strings through (a node agent caching one node's pods needs a small one).
     public init(
         server: RemoteAPIServer, pageSize: Int = 500, watchTimeout: Duration = .seconds(300),
+        strings: StringPool = .shared,
         selectors: @escaping @Sendable (ResourceType) -> ObjectSelectors = { _ in .everything }
     ) throws(HTTPSourceError) {
         transport = try RemoteTransport(server: server)
+        self.strings = strings
         self.selectors = selectors
         self.pageSize = max(1, pageSize)
         self.watchTimeout = watchTimeout
@@ -46,7 +51,7 @@ public final class HTTPSourceProvider: ObjectSourceProvider, ServiceLifecycle.Se
     public func source<T: HasObjectMeta>(_ type: T.Type, resource: ResourceType) -> any ObjectSource<T> {
         HTTPSource<T>(
             transport: transport, resource: resource, selectors: selectors(resource), pageSize: pageSize,
-            watchTimeout: watchTimeout)
+            watchTimeout: watchTimeout, strings: strings)
     }
 
     /// Closes the HTTP client's connections; open watches end with an error. Call it once.
@@ -71,6 +76,7 @@ public struct HTTPSource<Object: HasObjectMeta>: ObjectSource {
     public let selectors: ObjectSelectors
     public let pageSize: Int
     public let watchTimeout: Duration
+    let strings: StringPool
     /// A single watch event larger than this is not an API server's.
     static var maxFrame: Int { 64 << 20 }
     /// A single list page larger than this is not an API server's.
@@ -110,7 +116,7 @@ public struct HTTPSource<Object: HasObjectMeta>: ObjectSource {
             // An object that does not decode is skipped, as the in-process source skips it: one bad value
             // must not stop every informer.
             for item in page["items"].array ?? [] {
-                if let object = try? Self.decode(item) { items.append(object) }
+                if let object = try? decode(item) { items.append(object) }
             }
             token = page["metadata"]["continue"].string.flatMap { $0.isEmpty ? nil : $0 }
         } while token != nil
@@ -199,7 +205,7 @@ public struct HTTPSource<Object: HasObjectMeta>: ObjectSource {
         case "BOOKMARK":
             return nil
         case "ADDED", "MODIFIED", "DELETED":
-            do { object = try Self.decode(event["object"]) } catch {
+            do { object = try decode(event["object"]) } catch {
                 throw HTTPSourceError(
                     .malformedResponse, "\(path): a \(type) object that does not decode", cause: error)
             }
@@ -211,8 +217,8 @@ public struct HTTPSource<Object: HasObjectMeta>: ObjectSource {
 
     /// An object as the cache holds it: without its managedFields, which no informer reader uses (the
     /// in-process source drops them too).
-    static func decode(_ json: JSON) throws -> Object {
-        var object = try Object(kubeJSON: json, strings: .shared)
+    func decode(_ json: JSON) throws -> Object {
+        var object = try Object(kubeJSON: json, strings: strings)
         object.metadata.managedFields = []
         return object
     }
