@@ -66,6 +66,11 @@ public final class SQLiteStore: KVStore {
     private final class Watcher: @unchecked Sendable {
         let prefix: String
         let continuation: AsyncThrowingStream<StoreEvent, any Error>.Continuation
+        /// Set when the stream ends (its reader cancelled or gone); the watcher leaves at the next fan-out.
+        /// Not a removal under the store's lock: a stream ends inside its reader's cancellation, which
+        /// holds that task's status lock, while a fan-out yielding to the same reader holds the store's
+        /// lock and needs the task's — each waited for the other, and a server stopping hung for good.
+        let ended = Atomic<Bool>(false)
         var catchingUp = true
         var buffer: [StoreEvent] = []
         init(prefix: String, continuation: AsyncThrowingStream<StoreEvent, any Error>.Continuation) {
@@ -349,9 +354,7 @@ public final class SQLiteStore: KVStore {
             s.watchers[id] = watcher
             return id
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.watchers.removeValue(forKey: id) }
-        }
+        continuation.onTermination = { [weak watcher] _ in watcher?.ended.store(true, ordering: .releasing) }
         // History first (rev > afterRevision), then whatever arrived meanwhile.
         let end = prefixEnd(prefix)
         let history: [StoreEvent]
@@ -409,7 +412,11 @@ public final class SQLiteStore: KVStore {
     private func fanOut(_ events: [StoreEvent]) {
         if events.isEmpty { return }
         state.withLock { s in
-            for (_, w) in s.watchers {
+            for (id, w) in s.watchers {
+                if w.ended.load(ordering: .acquiring) {
+                    s.watchers.removeValue(forKey: id)
+                    continue
+                }
                 for e in events where e.kv.key.hasPrefix(w.prefix) {
                     if w.catchingUp {
                         w.buffer.append(e)

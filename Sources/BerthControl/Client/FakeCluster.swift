@@ -347,9 +347,13 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
             }
             watchers[id] = (prefix, continuation)
         }
+        // Removed later, not here: a stream ends inside its reader's cancellation (holding that task's
+        // status lock) while a commit may be yielding to it under `lock` (needing the task's lock).
         continuation.onTermination = { [weak self] _ in
-            guard let self else { return }
-            _ = self.lock.withLock { self.watchers.removeValue(forKey: id) }
+            Task { [weak self] in
+                guard let self else { return }
+                _ = self.lock.withLock { self.watchers.removeValue(forKey: id) }
+            }
         }
         return stream
     }
