@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks the scheduler, controllers and hollow nodes (not timed tests):
+# Benchmarks the scheduler, controllers and hollow nodes (not timed tests). Hollow nodes are the node
+# agent over a fake CRI runtime in the server's process: parts 2 and 3 drive the agent's pod sync.
 #   1. scheduling throughput: 5,000 hollow nodes, 50,000 pending pods, end to end through the store
 #      (`berth bench scheduler`, decisions checked); compared with kube-scheduler's scheduler_perf floor
 #      for the same case (810 pods/s, the figure upstream's CI gates on).

@@ -90,6 +90,14 @@ public final class FakeRuntime: Sendable {
         return kept
     }
 
+    func sandbox(_ id: String) throws(RPCError) -> Sandbox {
+        try state.withLock { state throws(RPCError) in try Self.find(id, in: state.sandboxes, what: "sandbox") }
+    }
+
+    func container(_ id: String) throws(RPCError) -> Container {
+        try state.withLock { state throws(RPCError) in try Self.find(id, in: state.containers, what: "container") }
+    }
+
     static func newID() -> String {
         String(format: "%016llx%016llx", UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     }
@@ -277,9 +285,7 @@ public final class FakeRuntime: Sendable {
         func podSandboxStatus(request: Runtime_V1_PodSandboxStatusRequest, context: ServerContext) async throws
             -> Runtime_V1_PodSandboxStatusResponse
         {
-            let sandbox = try fake.state.withLock { state throws(RPCError) in
-                try FakeRuntime.find(request.podSandboxID, in: state.sandboxes, what: "sandbox")
-            }
+            let sandbox = try fake.sandbox(request.podSandboxID)
             var status = Runtime_V1_PodSandboxStatus()
             status.id = sandbox.id
             status.metadata = sandbox.config.metadata
@@ -405,9 +411,7 @@ public final class FakeRuntime: Sendable {
         func containerStatus(request: Runtime_V1_ContainerStatusRequest, context: ServerContext) async throws
             -> Runtime_V1_ContainerStatusResponse
         {
-            let container = try fake.state.withLock { state throws(RPCError) in
-                try FakeRuntime.find(request.containerID, in: state.containers, what: "container")
-            }
+            let container = try fake.container(request.containerID)
             var status = Runtime_V1_ContainerStatus()
             status.id = container.id
             status.metadata = container.config.metadata
@@ -431,9 +435,7 @@ public final class FakeRuntime: Sendable {
         func updateContainerResources(
             request: Runtime_V1_UpdateContainerResourcesRequest, context: ServerContext
         ) async throws -> Runtime_V1_UpdateContainerResourcesResponse {
-            _ = try fake.state.withLock { state throws(RPCError) in
-                try FakeRuntime.find(request.containerID, in: state.containers, what: "container")
-            }
+            _ = try fake.container(request.containerID)
             return Runtime_V1_UpdateContainerResourcesResponse()
         }
 
@@ -444,9 +446,7 @@ public final class FakeRuntime: Sendable {
         func execSync(request: Runtime_V1_ExecSyncRequest, context: ServerContext) async throws
             -> Runtime_V1_ExecSyncResponse
         {
-            let container = try fake.state.withLock { state throws(RPCError) in
-                try FakeRuntime.find(request.containerID, in: state.containers, what: "container")
-            }
+            let container = try fake.container(request.containerID)
             guard container.state == .containerRunning else {
                 throw CRIError.failedPrecondition("container \(container.id) is not running")
             }
@@ -468,9 +468,7 @@ public final class FakeRuntime: Sendable {
         func containerStats(request: Runtime_V1_ContainerStatsRequest, context: ServerContext) async throws
             -> Runtime_V1_ContainerStatsResponse
         {
-            let container = try fake.state.withLock { state throws(RPCError) in
-                try FakeRuntime.find(request.containerID, in: state.containers, what: "container")
-            }
+            let container = try fake.container(request.containerID)
             var response = Runtime_V1_ContainerStatsResponse()
             response.stats = FakeRuntime.stats(container)
             return response
@@ -489,9 +487,7 @@ public final class FakeRuntime: Sendable {
         func podSandboxStats(request: Runtime_V1_PodSandboxStatsRequest, context: ServerContext) async throws
             -> Runtime_V1_PodSandboxStatsResponse
         {
-            let sandbox = try fake.state.withLock { state throws(RPCError) in
-                try FakeRuntime.find(request.podSandboxID, in: state.sandboxes, what: "sandbox")
-            }
+            let sandbox = try fake.sandbox(request.podSandboxID)
             var response = Runtime_V1_PodSandboxStatsResponse()
             response.stats.attributes.id = sandbox.id
             response.stats.attributes.metadata = sandbox.config.metadata

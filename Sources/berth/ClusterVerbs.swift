@@ -53,7 +53,7 @@ struct ClusterServer: AsyncParsableCommand {
     var nodeMonitorGraceSeconds: Int = 40
     @Option(help: "Seconds a pod tolerates a NotReady/unreachable node before it is evicted (added to new pods).")
     var defaultTolerationSeconds: Int = 5
-    @Option(help: "Simulated (hollow) nodes to register and keep alive in this process.")
+    @Option(help: "Simulated (hollow) nodes to run in this process: the node agent over a fake CRI runtime.")
     var hollowNodes: Int = 0
     @Option(help: "CPU of each hollow node.")
     var hollowNodeCpu: String = "8"
