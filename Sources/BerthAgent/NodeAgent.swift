@@ -136,7 +136,13 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 group.addTask {
                     await podInformer.waitForSync()
                     await runWorkers(self.queue.work, count: self.configuration.podWorkers) { key in
-                        try await self.syncPod(key)
+                        // Each sync in a child task of its own: a task keeps the allocator slabs its
+                        // deepest call needed until it ends, and the workers live as long as the agent
+                        // (with 110 pods the agent's anonymous memory was 7.5 MB, 5.7 MB this way).
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            group.addTask { try await self.syncPod(key) }
+                            try await group.waitForAll()
+                        }
                     } onError: { key, error in
                         self.logger.debug("pod sync failed", metadata: ["pod": "\(key)", "error": "\(error)"])
                     }

@@ -82,6 +82,19 @@ public final class Engine: Sendable {
         throw .noSuchContainer(reference)
     }
 
+    /// The full ID `reference` names. A full ID with a record is taken as it is (the CRI and the monitor
+    /// always pass one): resolving it through ``lookup(_:)`` decoded the record only for the caller to
+    /// read it again under the container's lock. Lookup's order is kept: an ID before a name.
+    func containerID(_ reference: String) throws(EngineError) -> String {
+        if reference.utf8.count == 64,
+            reference.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }),
+            access(layout.record(reference), F_OK) == 0
+        {
+            return reference
+        }
+        return try lookup(reference).id
+    }
+
     /// The record as it is now: a running container whose monitor has written its exit shows as exited
     /// (the monitor's exit command records it properly moments later, or the next writer does).
     func observed(_ record: ContainerRecord) -> ContainerRecord {
@@ -538,7 +551,7 @@ public final class Engine: Sendable {
     /// runtime's create and start, tens of milliseconds — in turn (pods arriving at 50 a second queued
     /// behind it). `body` gets the container's full ID, resolved from `reference` before locking.
     func locked<T>(container reference: String, _ body: (String) throws(EngineError) -> T) throws(EngineError) -> T {
-        let id = try lookup(reference).id
+        let id = try containerID(reference)
         do {
             return try withContainerLock(layout, id) { try body(id) }
         } catch let error as EngineError {
