@@ -83,10 +83,11 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             directory: configuration.podManifestPath, nodeName: configuration.nodeName, logger: logger)
     }
 
-    /// Connects to a runtime given in process (a hollow node's fake) and asks its version.
-    func connect(_ runtime: CRIClient) async throws {
+    /// Asks `runtime` its version and, once it answers, reaches containers through it (a hollow node's
+    /// fake in process, or the socket ``connectRuntime()`` found answering).
+    func connect(_ runtime: CRIClient, options: CallOptions = .defaults) async throws {
+        let version = try await runtime.runtime.version(Runtime_V1_VersionRequest(), options: options)
         cri = runtime
-        let version = try await runtime.runtime.version(Runtime_V1_VersionRequest())
         runtimeName = version.runtimeName
         runtimeVersion = version.runtimeVersion
     }
@@ -94,9 +95,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     public func run() async throws {
         try FileManager.default.createDirectory(
             atPath: configuration.rootDirectory + "/pods", withIntermediateDirectories: true)
-        let version = try await connectRuntime()
-        runtimeName = version.runtimeName
-        runtimeVersion = version.runtimeVersion
+        try await connectRuntime()
         try await register()
         guard let podInformer else { throw AgentError("an agent without an informer of its own runs as a hollow node") }
         podInformer.onChange { [queue] event in
@@ -156,7 +155,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// Waits for the runtime to answer (up to a minute), connects, and asks the runtime's version. The
     /// socket may exist before anything listens on it — a runtime restarting leaves its old socket file
     /// until it binds again — so the Version call itself is retried, on a fresh connection each time.
-    func connectRuntime() async throws -> Runtime_V1_VersionResponse {
+    func connectRuntime() async throws {
         let endpoint = configuration.runtimeEndpoint
         let path = endpoint.hasPrefix("unix://") ? String(endpoint.dropFirst("unix://".count)) : endpoint
         let deadline = ContinuousClock.now + .seconds(60)
@@ -167,9 +166,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 var options = CallOptions.defaults
                 options.timeout = .seconds(2)
                 do {
-                    let version = try await client.runtime.version(Runtime_V1_VersionRequest(), options: options)
-                    cri = client
-                    return version
+                    try await connect(client, options: options)
+                    return
                 } catch {
                     lastError = "\(error)"
                     await client.close()

@@ -1,4 +1,5 @@
 import BerthCRIProtocol
+import BerthNetwork
 import Foundation
 import GRPCCore
 import Synchronization
@@ -118,23 +119,22 @@ public final class FakeRuntime: Sendable {
 
     /// The next free address of the pod CIDR (hosts from .2: .1 is the bridge's, as host-local gives).
     static func allocate(_ state: inout State) throws(RPCError) -> String {
-        guard let (base, prefix) = IPv4CIDR.parse(state.podCIDR), prefix <= 30 else {
+        guard let subnet = IPv4Subnet(state.podCIDR, strict: false), subnet.prefixLength <= 30 else {
             throw RPCError(code: .failedPrecondition, message: "the pod CIDR \"\(state.podCIDR)\" is not an IPv4 CIDR")
         }
-        let size = UInt32(1) << (32 - UInt32(prefix))
+        let last = subnet.last.value &- subnet.network.value  // the broadcast address's offset
         var offset: UInt32 = 2
-        while offset < size - 1 && state.addresses.contains(offset) { offset += 1 }
-        guard offset < size - 1 else {
+        while offset < last && state.addresses.contains(offset) { offset += 1 }
+        guard offset < last else {
             throw RPCError(code: .resourceExhausted, message: "no address left in the pod CIDR \(state.podCIDR)")
         }
         state.addresses.insert(offset)
-        return IPv4CIDR.format(base + offset)
+        return subnet.address(offset).description
     }
 
     static func release(_ ip: String, _ state: inout State) {
-        guard !ip.isEmpty, let (base, _) = IPv4CIDR.parse(state.podCIDR), let address = IPv4CIDR.parseAddress(ip)
-        else { return }
-        state.addresses.remove(address &- base)
+        guard let subnet = IPv4Subnet(state.podCIDR, strict: false), let address = IPv4Address(ip) else { return }
+        state.addresses.remove(address.value &- subnet.network.value)
     }
 
     // MARK: Views
@@ -645,33 +645,5 @@ public final class FakeRuntime: Sendable {
             request: Runtime_V1_StreamImagesRequest, response: RPCWriter<Runtime_V1_StreamImagesResponse>,
             context: ServerContext
         ) async throws { throw CRIError.unimplemented("StreamImages") }
-    }
-}
-
-/// IPv4 addresses and CIDRs as 32-bit numbers (the fake runtime's address book).
-enum IPv4CIDR {
-    static func parseAddress(_ text: String) -> UInt32? {
-        let parts = text.split(separator: ".")
-        guard parts.count == 4 else { return nil }
-        var value: UInt32 = 0
-        for part in parts {
-            guard let octet = UInt8(part) else { return nil }
-            value = value << 8 | UInt32(octet)
-        }
-        return value
-    }
-
-    /// The network's first address and the prefix length.
-    static func parse(_ cidr: String) -> (UInt32, Int)? {
-        let parts = cidr.split(separator: "/")
-        guard parts.count == 2, let address = parseAddress(String(parts[0])), let prefix = Int(parts[1]),
-            (0...32).contains(prefix)
-        else { return nil }
-        let mask: UInt32 = prefix == 0 ? 0 : ~UInt32(0) << (32 - UInt32(prefix))
-        return (address & mask, prefix)
-    }
-
-    static func format(_ value: UInt32) -> String {
-        "\(value >> 24).\(value >> 16 & 0xff).\(value >> 8 & 0xff).\(value & 0xff)"
     }
 }
