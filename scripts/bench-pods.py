@@ -118,6 +118,16 @@ class API:
             return json.loads(data) if data else None
 
 
+def delete_pods(api, names, seconds):
+    """Deletes the pods and waits (up to `seconds`) until the API lists none in default."""
+    for name in names:
+        api.call("DELETE", f"/api/v1/namespaces/default/pods/{name}")
+    for _ in range(int(seconds / 0.2)):
+        if not api.call("GET", "/api/v1/namespaces/default/pods")["items"]:
+            break
+        time.sleep(0.2)
+
+
 def main():
     env = dict(os.environ, BERTH_RUN=f"{work}/run")
     images = os.path.join(work, "images")
@@ -238,12 +248,7 @@ def run(runtime, env):
                   f"| {latencies[-1] * 1000:.0f} ms | {rss} MB | {runtime_rss} MB |")
         sys.stdout.flush()
         # Gone before the next round (deleted at once; the agent stops and removes them).
-        for name in created:
-            api.call("DELETE", f"/api/v1/namespaces/default/pods/{name}")
-        for _ in range(600):
-            if not api.call("GET", "/api/v1/namespaces/default/pods")["items"]:
-                break
-            time.sleep(0.2)
+        delete_pods(api, created, seconds=120)
     server.send_signal(signal.SIGTERM)
     try:
         server.wait(timeout=30)
@@ -352,12 +357,7 @@ def run_separate_agent(runtime, env):
     print(f"| {runtime} | {running}/{AGENT_PODS} | " + (f"{elapsed:.1f} s ({created - start:.1f} s creating)" if elapsed else "not all in 600 s")
           + f" | {mb(idle)} | {at_running} | {later} | {mb(runtime_rss)} (idle {mb(runtime_idle)}) | {mb(monitors)} | {mb(server_rss)} |")
     sys.stdout.flush()
-    for name in names:
-        api.call("DELETE", f"/api/v1/namespaces/default/pods/{name}")
-    for _ in range(900):
-        if not api.call("GET", "/api/v1/namespaces/default/pods")["items"]:
-            break
-        time.sleep(0.2)
+    delete_pods(api, names, seconds=180)
     # The API forgets a pod deleted at once before the agent has stopped it: the agent is given the time
     # to stop every pod (its sandbox's network torn down) before it is stopped.
     for _ in range(600):
