@@ -102,10 +102,10 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
         }
         let nodes = informers.informer(CoreV1.Node.self)
         nodes.onChange { [weak self] event in self?.nodeChanged(event) }
-        pods.onChange { [work] event in
-            guard let node = event.object.spec.nodeName else { return }
-            let key = node + "|" + event.object.cacheKey
-            Task { await work.add(key) }
+        pods.onChange { [agents] event in
+            guard let agent = event.object.spec.nodeName.flatMap({ agents[$0] }) else { return }
+            let key = event.object.cacheKey
+            Task { await agent.queue.add(key) }
         }
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -151,7 +151,7 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
                 guard agent.cri != nil else { return }  // not registered yet: registration reports it
                 await agent.renewLease()
                 await agent.postStatus()
-                for pod in self.pods.byIndex("node", name) { await self.work.add(name + "|" + pod.cacheKey) }
+                for pod in self.pods.byIndex("node", name) { await agent.queue.add(pod.cacheKey) }
             }
         } else if !stop, case .updated(_, let node) = event,
             node.status.conditions.first(where: { $0.type == .ready })?.status != .true
