@@ -17,7 +17,8 @@ its monitors' or shims' PSS and the API server's RSS.
 
 Usage: BERTH=.build/release/berth python3 scripts/bench-pods.py
        (root; N=100, RATES="10 50", RUNTIMES="berth containerd"; containerd needs the Debian package;
-       AGENT_PODS=110 pods for the agent's memory, 0 to skip it; RATES= for that part alone; SETTLE=30)
+       AGENT_PODS=110 pods for the agent's memory, 0 to skip it; RATES= for that part alone; SETTLE=30;
+       TMPFS=1 puts every runtime's store, the CNI state and the logs on a tmpfs instead of /var/tmp)
 """
 import http.client, json, os, signal, socket, ssl, statistics, subprocess, sys, tempfile, threading, time
 
@@ -30,6 +31,7 @@ RATES = [int(r) for r in os.environ.get("RATES", "10 50").split()]
 RUNTIMES = os.environ.get("RUNTIMES", "berth containerd").split()
 AGENT_PODS = int(os.environ.get("AGENT_PODS", "110"))
 SETTLE = int(os.environ.get("SETTLE", "30"))
+TMPFS = os.environ.get("TMPFS", "0") == "1"
 work = tempfile.mkdtemp(prefix="berth-bench-pods-", dir="/var/tmp")
 procs = []
 
@@ -44,6 +46,13 @@ def rss_kb(pid, field="VmRSS"):
     except OSError:
         pass
     return 0
+
+
+def busy_seconds():
+    """CPU time the whole host has spent busy (all cores, /proc/stat), in seconds."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def pss_kb(pid):
@@ -129,14 +138,20 @@ def delete_pods(api, names, seconds):
 
 
 def main():
+    if TMPFS:
+        sh("mount", "-t", "tmpfs", "-o", "size=4g", "berth-bench-pods", work)
+    store = "tmpfs" if TMPFS else subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True,
+                                                 text=True).stdout.strip()
+    print(f"store filesystem: {store} ({work})")
     env = dict(os.environ, BERTH_RUN=f"{work}/run")
     images = os.path.join(work, "images")
     sh(os.path.join(here, "image-build-test-images.sh"), images)
     sh(berth, "image", "import", "--root", f"{work}/engine", f"{images}/busybox/layer1.tar.gz", "-t",
        "bench/busybox:1", env=env)
     if RATES:
-        print("| runtime | rate (pods/s) | pods | p50 create→Running | p99 | max | server RSS | runtime PSS |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| runtime | rate (pods/s) | pods | p50 create→Running | p99 | max | host CPU per pod | server RSS "
+              "| runtime PSS |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for runtime in RUNTIMES:
             run(runtime, env)
         sys.stdout.flush()
@@ -171,7 +186,7 @@ def run(runtime, env):
     extra, image, containerd_pid = [], "bench/busybox:1", None
     if runtime == "containerd":
         if not os.path.exists("/usr/bin/containerd"):
-            print("| containerd | | not installed (apt-get install containerd) | | | | | |")
+            print("| containerd | | not installed (apt-get install containerd) | | | | | | |")
             return
         image, containerd_pid, endpoint = containerd_runtime()
         extra = ["--container-runtime-endpoint", endpoint]
@@ -222,6 +237,7 @@ def run(runtime, env):
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+        busy_before = busy_seconds()
         start = time.monotonic()
         for i in range(N):
             name = f"r{round_index}-p{i}"
@@ -237,15 +253,16 @@ def run(runtime, env):
             with lock:
                 created[name] = time.monotonic()
         done.wait(timeout=300)
+        cpu_per_pod = (busy_seconds() - busy_before) / N * 1000
         latencies = sorted(running[n] - created[n] for n in created if n in running)
         rss = rss_kb(server.pid) // 1024
         runtime_rss = runtime_rss_kb(runtime, containerd_pid) // 1024
         if len(latencies) < N:
-            print(f"| {runtime} | {rate} | {len(latencies)}/{N} Running in 300 s | | | | | |")
+            print(f"| {runtime} | {rate} | {len(latencies)}/{N} Running in 300 s | | | | | | |")
         else:
             p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
             print(f"| {runtime} | {rate} | {N} | {p(0.5) * 1000:.0f} ms | {p(0.99) * 1000:.0f} ms "
-                  f"| {latencies[-1] * 1000:.0f} ms | {rss} MB | {runtime_rss} MB |")
+                  f"| {latencies[-1] * 1000:.0f} ms | {cpu_per_pod:.0f} ms | {rss} MB | {runtime_rss} MB |")
         sys.stdout.flush()
         # Gone before the next round (deleted at once; the agent stops and removes them).
         delete_pods(api, created, seconds=120)
@@ -375,6 +392,8 @@ def run_separate_agent(runtime, env):
 def cleanup():
     terminate(procs)
     remove_leftovers(berth, work, f"{work}/engine", f"{work}/run", "/berth-bench-pods")
+    if TMPFS:
+        subprocess.run(["umount", "-l", work], capture_output=True)
     subprocess.run(["rm", "-rf", work])
 
 

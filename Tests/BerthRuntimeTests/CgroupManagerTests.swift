@@ -20,6 +20,60 @@ import Testing
         #expect(escaped.unified?.mountPoint == "/tmp/my cgroup")
     }
 
+    @Test func standardHierarchiesAreFoundWithoutTheMountTable() {
+        let types: [String: Int] = [
+            "/sys/fs/cgroup": FileSystemMagic.tmpfs, "/sys/fs/cgroup/cpu,cpuacct": FileSystemMagic.cgroup,
+            "/sys/fs/cgroup/memory": FileSystemMagic.cgroup, "/sys/fs/cgroup/systemd": FileSystemMagic.cgroup,
+            "/sys/fs/cgroup/unified": FileSystemMagic.cgroup2,
+        ]
+        let own = "9:name=systemd:/\n4:memory:/a\n1:cpu,cpuacct:/\n0::/\n"
+        let hybrid = CgroupHierarchies.standard(ownCgroups: own) { types[$0] }
+        let listed = hybridMountInfo.split(separator: "\n").filter {
+            $0.contains("cgroup2") || $0.contains(",memory") || $0.contains(",cpu,") || $0.contains("systemd")
+        }
+        #expect(hybrid == CgroupHierarchies(mountInfo: listed.joined(separator: "\n")), "as the mount table has them")
+        #expect(hybrid?.v1["cpuacct"]?.mountPoint == "/sys/fs/cgroup/cpu,cpuacct")
+        #expect(hybrid?.v1["name=systemd"]?.mountPoint == "/sys/fs/cgroup/systemd")
+        #expect(hybrid?.unified?.mountPoint == "/sys/fs/cgroup/unified")
+
+        let unified = CgroupHierarchies.standard(ownCgroups: "0::/user.slice\n") {
+            $0 == "/sys/fs/cgroup" ? FileSystemMagic.cgroup2 : nil
+        }
+        #expect(unified == CgroupHierarchies(mountInfo: unifiedMountInfo))
+
+        // v1 without the hybrid cgroup2 mount.
+        var withoutUnified = types
+        withoutUnified["/sys/fs/cgroup/unified"] = nil
+        #expect(CgroupHierarchies.standard(ownCgroups: own) { withoutUnified[$0] }?.unified == nil)
+        // Anything elsewhere (memory mounted at /cgroup/memory, a tmpfs where cgroup2 should be): the
+        // mount table decides.
+        var elsewhere = types
+        elsewhere["/sys/fs/cgroup/memory"] = nil
+        #expect(CgroupHierarchies.standard(ownCgroups: own) { elsewhere[$0] } == nil)
+        elsewhere = types
+        elsewhere["/sys/fs/cgroup/unified"] = FileSystemMagic.tmpfs
+        #expect(CgroupHierarchies.standard(ownCgroups: own) { elsewhere[$0] } == nil)
+        #expect(CgroupHierarchies.standard(ownCgroups: "0::/\n") { _ in FileSystemMagic.tmpfs } == nil)
+        #expect(CgroupHierarchies.standard(ownCgroups: "garbage\n") { types[$0] } == nil)
+    }
+
+    @Test(.enabled(if: FileSystem.exists("/proc/self/cgroup")))
+    func thisHostsStandardHierarchiesAreItsMountTables() throws {
+        let fs = RealCgroupFileSystem()
+        let table = CgroupHierarchies(mountInfo: try fs.mountInfo())
+        guard let standard = fs.standardHierarchies() else {
+            Issue.record("this host's cgroups are where systemd mounts them, and were not found there")
+            return
+        }
+        #expect(standard.unified?.mountPoint == table.unified?.mountPoint)
+        #expect(standard.v1.mapValues(\.mountPoint) == table.v1.mapValues(\.mountPoint))
+        let cgroups = try fs.ownCgroups()
+        let fast = CgroupMounts.standardHierarchies(cgroups: cgroups) { try? FileSystemMagic.of(path: $0) }
+        let slow = CgroupMounts.hierarchies(mountinfo: try fs.mountInfo(), cgroups: cgroups)
+        #expect(fast.map { Set($0.map(\.mountPoint)) } == Set(slow.map(\.mountPoint)))
+        #expect(fast.map { Set($0.map(\.path)) } == Set(slow.map(\.path)))
+    }
+
     @Test func defaultPathIsBerthSlashIDInEveryHierarchy() throws {
         let fs = cgroupFake(hybridMountInfo, ownCgroup: "4:memory:/elsewhere\n0::/\n")
         let manager = try Cgroups.manager(cgroupsPath: nil, containerID: "c1", fs: fs)

@@ -20,6 +20,10 @@ public protocol CgroupFileSystem: Sendable {
     func fileSystemType(_ path: String) throws(SystemCallError) -> Int
     /// /proc/self/mountinfo.
     func mountInfo() throws(SystemCallError) -> String
+    /// The hierarchies when every one is mounted where systemd puts it (see
+    /// ``CgroupHierarchies/standard(ownCgroups:fileSystemType:)``), found without reading mountinfo;
+    /// nil to read mountinfo instead.
+    func standardHierarchies() -> CgroupHierarchies?
     /// /proc/self/cgroup.
     func ownCgroups() throws(SystemCallError) -> String
     /// An O_PATH descriptor of a directory (for CLONE_INTO_CGROUP).
@@ -31,6 +35,9 @@ public protocol CgroupFileSystem: Sendable {
 }
 
 extension CgroupFileSystem {
+    /// Fakes describe their hierarchies in their mount table.
+    public func standardHierarchies() -> CgroupHierarchies? { nil }
+
     /// Fakes write at once.
     public func beginWrite(_ path: String, _ value: String) throws(SystemCallError) -> PendingWrite {
         do throws(SystemCallError) { try writeFile(path, value) } catch { return PendingWrite(failed: error) }
@@ -115,6 +122,11 @@ public struct RealCgroupFileSystem: CgroupFileSystem {
 
     public func ownCgroups() throws(SystemCallError) -> String {
         String(decoding: try FileSystemMagic.openProc("/proc/self/cgroup", O_RDONLY).readAll(), as: UTF8.self)
+    }
+
+    public func standardHierarchies() -> CgroupHierarchies? {
+        guard let own = try? ownCgroups() else { return nil }
+        return CgroupHierarchies.standard(ownCgroups: own) { path in try? FileSystemMagic.of(path: path) }
     }
 
     public func openDirectory(_ path: String) throws(SystemCallError) -> FileDescriptor {

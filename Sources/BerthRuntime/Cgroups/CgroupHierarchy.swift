@@ -21,7 +21,8 @@ public struct CgroupState: Codable, Sendable, Equatable {
     }
 }
 
-/// The cgroup hierarchies mounted on this host, read once from /proc/self/mountinfo.
+/// The cgroup hierarchies mounted on this host: where systemd mounts them, when statfs confirms it, else
+/// read from /proc/self/mountinfo.
 public struct CgroupHierarchies: Sendable, Equatable {
     public struct Mount: Sendable, Equatable {
         public var mountPoint: String
@@ -42,6 +43,52 @@ public struct CgroupHierarchies: Sendable, Equatable {
         "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio", "blkio",
         "perf_event", "hugetlb", "pids", "rdma", "misc", "name=systemd",
     ]
+
+    init() {}
+
+    /// The hierarchies /proc/self/cgroup lists, when each is mounted where systemd (and so every
+    /// distribution) mounts it: v1 controllers at /sys/fs/cgroup/<controllers> ("cpu,cpuacct",
+    /// "systemd" for name=systemd), cgroup2 at /sys/fs/cgroup or, beside v1, /sys/fs/cgroup/unified —
+    /// each confirmed by its file-system type. nil when one is anywhere else: the caller reads mountinfo.
+    ///
+    /// Why: mountinfo lists every mount on the host, and a node with pods has thousands (each pod's
+    /// namespaces pinned, its /dev/shm, each container's root); the kernel formatting it and the runtime
+    /// parsing it was a tenth of a busy node's CPU, growing with every pod, for a dozen fixed paths.
+    /// The mount roots are not known this way, so this serves absolute cgroup paths only (crun assumes
+    /// the same layout for every path).
+    public static func standard(ownCgroups: String, fileSystemType: (String) -> Int?) -> CgroupHierarchies? {
+        var hierarchies = CgroupHierarchies()
+        var listsUnified = false
+        for line in ownCgroups.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { return nil }
+            if parts[1].isEmpty {
+                listsUnified = true
+                continue
+            }
+            let controllers = parts[1].split(separator: ",").map(String.init).filter { knownControllers.contains($0) }
+            if controllers.isEmpty { continue }
+            let name = parts[1].split(separator: ",").map { $0.hasPrefix("name=") ? $0.dropFirst(5) : $0 }
+                .joined(separator: ",")
+            let mountPoint = "/sys/fs/cgroup/" + name
+            guard fileSystemType(mountPoint) == FileSystemMagic.cgroup else { return nil }
+            let mount = Mount(mountPoint: mountPoint, root: "/", controllers: controllers)
+            for controller in controllers where hierarchies.v1[controller] == nil { hierarchies.v1[controller] = mount }
+        }
+        guard listsUnified else { return hierarchies.v1.isEmpty ? nil : hierarchies }
+        if hierarchies.v1.isEmpty {
+            guard fileSystemType("/sys/fs/cgroup") == FileSystemMagic.cgroup2 else { return nil }
+            hierarchies.unified = Mount(mountPoint: "/sys/fs/cgroup", root: "/", controllers: [])
+        } else {
+            switch fileSystemType("/sys/fs/cgroup/unified") {
+            case FileSystemMagic.cgroup2:
+                hierarchies.unified = Mount(mountPoint: "/sys/fs/cgroup/unified", root: "/", controllers: [])
+            case nil: break  // a v1 host without the hybrid mount
+            default: return nil
+            }
+        }
+        return hierarchies
+    }
 
     public init(mountInfo: String) {
         for entry in MountInfo.cgroupEntries(Array(mountInfo.utf8)) {

@@ -38,15 +38,20 @@ public protocol CgroupManager: Sendable {
 
 /// Entry points: detect the host's cgroup layout and build the right manager.
 public enum Cgroups {
-    /// Reads /proc/self/mountinfo once (and /proc/self/cgroup only for a relative `cgroupsPath`).
+    /// Finds the hierarchies where systemd mounts them (an absolute `cgroupsPath`), else in
+    /// /proc/self/mountinfo; reads /proc/self/cgroup for a relative `cgroupsPath`.
     public static func manager(
         cgroupsPath: String?, containerID: String,
         fs: any CgroupFileSystem = RealCgroupFileSystem()
     ) throws(RuntimeError) -> any CgroupManager {
         let (path, relative) = try CgroupPath.resolve(cgroupsPath, containerID: containerID)
         let mounts: CgroupHierarchies
-        do { mounts = CgroupHierarchies(mountInfo: try fs.mountInfo()) } catch {
-            throw .system(error, context: "cgroup: reading the mount table")
+        if !relative, let standard = fs.standardHierarchies() {
+            mounts = standard
+        } else {
+            do { mounts = CgroupHierarchies(mountInfo: try fs.mountInfo()) } catch {
+                throw .system(error, context: "cgroup: reading the mount table")
+            }
         }
         var own: [String: String] = [:]
         if relative {

@@ -32,8 +32,15 @@ struct CgroupMounts {
     var flags: UInt { options.flags & ~UInt(MS_BIND | MS_REC | MS_REMOUNT) }
 
     func mount() throws(RuntimeError) {
-        var hierarchies = try Self.hierarchies(
-            mountinfo: readProc("/proc/self/mountinfo"), cgroups: readProc("/proc/self/cgroup"))
+        let cgroups = try readProc("/proc/self/cgroup")
+        var hierarchies: [Hierarchy]
+        if let standard = Self.standardHierarchies(
+            cgroups: cgroups, fileSystemType: { try? FileSystemMagic.of(path: $0) })
+        {
+            hierarchies = standard
+        } else {
+            hierarchies = Self.hierarchies(mountinfo: try readProc("/proc/self/mountinfo"), cgroups: cgroups)
+        }
         if let directories { hierarchies = Self.placing(hierarchies, in: directories) }
         let target = try RuntimeError.wrap("cgroup mount target") { () throws(SystemCallError) in
             try root.makeDirectories(destination)
@@ -120,6 +127,34 @@ struct CgroupMounts {
             }
             return placed
         }
+    }
+
+    /// The hierarchies in /proc/self/cgroup when each is mounted where systemd mounts it (see
+    /// ``CgroupHierarchies/standard(ownCgroups:fileSystemType:)``: the mount table of a node with pods is
+    /// long), else nil.
+    static func standardHierarchies(cgroups: String, fileSystemType: (String) -> Int?) -> [Hierarchy]? {
+        guard let standard = CgroupHierarchies.standard(ownCgroups: cgroups, fileSystemType: fileSystemType) else {
+            return nil
+        }
+        var result: [Hierarchy] = []
+        for line in cgroups.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            if parts[1].isEmpty {
+                guard parts[0] == "0", let unified = standard.unified else { continue }
+                result.append(
+                    Hierarchy(mountPoint: unified.mountPoint, isVersion2: true, controllers: "", path: String(parts[2]))
+                )
+            } else if let controller = parts[1].split(separator: ",").first(where: {
+                CgroupHierarchies.knownControllers.contains(String($0))
+            }), let mount = standard.v1[String(controller)] {
+                result.append(
+                    Hierarchy(
+                        mountPoint: mount.mountPoint, isVersion2: false, controllers: String(parts[1]),
+                        path: String(parts[2])))
+            }
+        }
+        return result
     }
 
     /// Cgroup hierarchies from mountinfo, joined with this process's paths from /proc/self/cgroup.
