@@ -42,9 +42,11 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let runtimeProblem = Mutex<String?>(nil)
     private var lease: CoordinationV1.Lease?
 
+    /// `runtime`: a runtime in this process (`berth server`'s engine), else the agent connects to
+    /// `configuration.runtimeEndpoint` when it runs.
     public convenience init(
         configuration: AgentConfiguration, client: any KubeClient, sources: any ObjectSourceProvider,
-        logger: Logger = Logger(label: "berth.agent")
+        runtime: CRIClient? = nil, logger: Logger = Logger(label: "berth.agent")
     ) {
         let name = configuration.nodeName
         let informer = Informer(
@@ -56,7 +58,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             configuration: configuration, client: client, pods: informer, podInformer: informer,
             queue: PodQueue(work: WorkQueue(name: "pods"), prefix: ""), events: EventRecorder(),
             facts: NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP),
-            runtime: nil, logger: logger)
+            runtime: runtime, logger: logger)
     }
 
     /// An agent whose parts are given: a hollow node's, with its pods, queue and events shared with
@@ -95,7 +97,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     public func run() async throws {
         try FileManager.default.createDirectory(
             atPath: configuration.rootDirectory + "/pods", withIntermediateDirectories: true)
-        try await connectRuntime()
+        if let runtime = cri { try await connect(runtime) } else { try await connectRuntime() }
         try await register()
         guard let podInformer else { throw AgentError("an agent without an informer of its own runs as a hollow node") }
         podInformer.onChange { [queue] event in

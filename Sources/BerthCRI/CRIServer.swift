@@ -19,6 +19,12 @@ public struct CRIServer: Sendable {
         self.socketPath = socketPath
     }
 
+    /// The RuntimeService and ImageService: served on the socket, and to an agent in this process
+    /// through ``CRIClient/init(inProcess:)``.
+    public var services: [any RegistrableRPCService] {
+        [RuntimeServiceHandler(runtime: runtime), ImageServiceHandler(runtime: runtime)]
+    }
+
     /// Serves until the calling task is cancelled; `onReady` gets `unix://PATH` once it accepts calls.
     public func serve(onReady: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         try FileSystem.makeDirectories(FileSystem.parent(of: socketPath), mode: 0o711)
@@ -28,9 +34,7 @@ public struct CRIServer: Sendable {
         config.rpc.maxRequestPayloadSize = 16 << 20
         let transport = HTTP2ServerTransport.Posix(
             address: .unixDomainSocket(path: socketPath), transportSecurity: .plaintext, config: config)
-        let server = GRPCServer(
-            transport: transport,
-            services: [RuntimeServiceHandler(runtime: runtime), ImageServiceHandler(runtime: runtime)])
+        let server = GRPCServer(transport: transport, services: services)
         // Ready once the socket listens. Not awaited by serve: a transport that failed to bind never
         // reports an address (until it is shut down, which the defer below does), and awaiting it
         // would hang the daemon's shutdown.

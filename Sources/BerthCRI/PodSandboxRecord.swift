@@ -70,6 +70,12 @@ final class PodSandboxStore: Sendable {
 
     var all: [Entry] { entries.withLock { Array($0.values) } }
 
+    /// The entries `isIncluded` keeps, copied out of the lock (the agent lists one pod's sandboxes per
+    /// sync; copying every entry for that was most of a list's cost on a full node).
+    func filter(_ isIncluded: (Entry) -> Bool) -> [Entry] {
+        entries.withLock { map in map.values.filter(isIncluded) }
+    }
+
     func get(_ id: String) -> Entry? { entries.withLock { $0[id] } }
 
     /// The sandbox whose ID is `reference` or starts with it (crictl passes short IDs), if only one.

@@ -50,7 +50,7 @@ extension CRIRuntime {
     }
 
     func listSandboxes(_ filter: Runtime_V1_PodSandboxFilter?) -> [Runtime_V1_PodSandbox] {
-        sandboxes.all.filter { entry in
+        sandboxes.filter { entry in
             guard let filter else { return true }
             if !filter.id.isEmpty && !entry.record.id.hasPrefix(filter.id) { return false }
             if filter.hasState {
@@ -133,8 +133,9 @@ extension CRIRuntime {
 
     func listContainers(_ filter: Runtime_V1_ContainerFilter?) -> [Runtime_V1_Container] {
         var result: [(Int64, Runtime_V1_Container)] = []
-        // The agent lists every second: the image records are read once per list, not per container.
-        let images = Dictionary(grouping: engine.images.store.images(), by: { $0.config.digest.description })
+        // The agent lists every second: the image records are read once per list (when a container
+        // is listed), not per container.
+        var images: [String: [ImageRecord]]?
         for (id, entry) in containers.all {
             if let filter {
                 if !filter.id.isEmpty && !id.hasPrefix(filter.id) { continue }
@@ -148,6 +149,9 @@ extension CRIRuntime {
             container.id = id
             container.podSandboxID = entry.sandboxID
             container.metadata = entry.config.metadata
+            if images == nil {
+                images = Dictionary(grouping: engine.images.store.images(), by: { $0.config.digest.description })
+            }
             let (imageName, imageRef) = imageNames(record, images: images)
             container.image.image = imageName
             container.image.userSpecifiedImage = entry.config.image.userSpecifiedImage

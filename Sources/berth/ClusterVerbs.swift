@@ -120,11 +120,13 @@ struct ClusterServer: AsyncParsableCommand {
         var engineImages: ImageService?
         if !disableAgent {
             var endpoint = agent.containerRuntimeEndpoint
+            var runtime: CRIClient?
             if endpoint == nil {
                 let local = try LocalRuntime(images: self.images, logger: logger)
                 engineImages = local.images
                 services.append(local.service)
                 endpoint = local.endpoint
+                runtime = local.client
             }
             var agentConfiguration = agent.configuration(runtimeEndpoint: endpoint!)
             if agent.kubeletPort > 0 {
@@ -142,7 +144,7 @@ struct ClusterServer: AsyncParsableCommand {
                     configuration: agentConfiguration,
                     client: LocalClient(server: server, manager: "berth-agent"),
                     sources: StoreSourceProvider(client: LocalClient(server: server, manager: "berth-agent")),
-                    logger: logger))
+                    runtime: runtime, logger: logger))
         }
         defer { if let engineImages { Task { await engineImages.shutdown() } } }
         try await server.run(
@@ -160,6 +162,9 @@ struct LocalRuntime {
     let images: ImageService
     let service: CRIService
     let endpoint: String
+    /// The agent in this process calls the engine directly (the same services, without HTTP/2 over
+    /// the socket, which crictl and other clients still use).
+    let client: CRIClient
 
     init(images options: ImageOptions, logger: Logger) throws {
         images = try options.service()
@@ -168,8 +173,10 @@ struct LocalRuntime {
             configuration: try options.engineConfiguration())
         let runtime = try CRIRuntime(engine: engine, settings: .beside(engine), logger: logger)
         let socket = engine.layout.run + "/cri.sock"
-        service = CRIService(server: CRIServer(runtime: runtime, socketPath: socket))
+        let server = CRIServer(runtime: runtime, socketPath: socket)
+        service = CRIService(server: server)
         endpoint = "unix://" + socket
+        client = CRIClient(inProcess: server.services)
     }
 }
 
