@@ -4,7 +4,7 @@ CreateContainer, StartContainer — on Berth's engine (`berth engine --cri-socke
 containerd 1.6 (its CRI plugin, scripts/containerd-cri.sh), timed by `berth bench cri` from the client
 side over the same gRPC client. Target: Berth's total at most 0.3 of containerd's.
 
-Both runtimes run at once on the same filesystem (a directory under /var/tmp, or a tmpfs with TMPFS=1),
+Both runtimes run at once on the same filesystem (see benchcri.Store: a fresh ext4 by default),
 each pulls the same image (a static busybox, pushed to a docker-registry on 127.0.0.1) through its
 ImageService before timing, and the runs alternate between them, so that background load falls on both.
 Each pod gets a cgroup parent under /berth-bench-cri, as the kubelet gives one; containerd's sandbox
@@ -14,12 +14,12 @@ after its run, and everything made here is removed at the end.
 
 Usage: BERTH=.build/release/berth python3 scripts/bench-cri.py
        (root; N=50 pods per run, PARALLEL="1 4" pods at a time, ROUNDS=2 runs of each, WARMUP=2,
-       RUNTIMES="berth containerd", TMPFS=0, HOST_NETWORK=0 (1: pods on the host's network, to see what
+       RUNTIMES="berth containerd", STORE=ext4|host|tmpfs, HOST_NETWORK=0 (1: pods on the host's network, to see what
        the pod network costs); containerd needs the Debian package)
 """
 import json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 
-from benchcri import remove_leftovers, sh, start_registry, terminate
+from benchcri import Store, remove_leftovers, sh, start_registry, terminate
 
 here = os.path.dirname(os.path.abspath(__file__))
 berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
@@ -28,10 +28,10 @@ PARALLEL = [int(p) for p in os.environ.get("PARALLEL", "1 4").split()]
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 WARMUP = int(os.environ.get("WARMUP", "2"))
 RUNTIMES = os.environ.get("RUNTIMES", "berth containerd").split()
-TMPFS = os.environ.get("TMPFS", "0") == "1"
 HOST_NETWORK = os.environ.get("HOST_NETWORK", "0") == "1"
 CGROUP = "/berth-bench-cri"
-work = tempfile.mkdtemp(prefix="berth-bench-cri-", dir="/var/tmp")
+store = Store("berth-bench-cri-")
+work = store.path
 procs = []
 
 
@@ -76,8 +76,6 @@ def bench(endpoint, image, parallel, runtime, env):
 
 
 def main():
-    if TMPFS:
-        sh("mount", "-t", "tmpfs", "-o", "size=4g", "berth-bench-cri", work)
     env = dict(os.environ, BERTH_RUN=f"{work}/berth/run")
     registry = start_registry(work, procs)
     images = os.path.join(work, "images")
@@ -92,10 +90,8 @@ def main():
             endpoints["berth"] = start_berth(env)
         elif runtime == "containerd":
             endpoints["containerd"] = start_containerd(registry)
-    store = "tmpfs" if TMPFS else subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True,
-                                                  text=True).stdout.strip()
     print(f"CRI: {N} pods per run (after {WARMUP} untimed), {ROUNDS} runs each alternating, "
-          f"{'host network' if HOST_NETWORK else 'pod network'}, store on {store} "
+          f"{'host network' if HOST_NETWORK else 'pod network'}, store on {store.describe()} "
           f"({work}), load {open('/proc/loadavg').read().split()[0]}, {os.cpu_count()} CPUs")
     print("| runtime | pods at a time | RunPodSandbox p50 / p99 | CreateContainer p50 / p99 "
           "| StartContainer p50 / p99 | total p50 / p99 | total mean | pods/s |")
@@ -138,9 +134,7 @@ def cleanup():
     terminate([p for p in procs if p.args[:2] == [berth, "engine"]])
     terminate(procs)
     remove_leftovers(berth, work, f"{work}/berth/root", f"{work}/berth/run", CGROUP)
-    if TMPFS:
-        subprocess.run(["umount", "-l", work], capture_output=True)
-    subprocess.run(["rm", "-rf", work])
+    store.remove()
 
 
 if __name__ == "__main__":

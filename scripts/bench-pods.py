@@ -18,11 +18,11 @@ its monitors' or shims' PSS and the API server's RSS.
 Usage: BERTH=.build/release/berth python3 scripts/bench-pods.py
        (root; N=100, RATES="10 50", RUNTIMES="berth containerd"; containerd needs the Debian package;
        AGENT_PODS=110 pods for the agent's memory, 0 to skip it; RATES= for that part alone; SETTLE=30;
-       TMPFS=1 puts every runtime's store, the CNI state and the logs on a tmpfs instead of /var/tmp)
+       STORE=ext4|host|tmpfs: where every runtime's store, the CNI state and the logs are, see benchcri.Store)
 """
 import http.client, json, os, signal, socket, ssl, statistics, subprocess, sys, tempfile, threading, time
 
-from benchcri import free_port, remove_leftovers, sh, start_registry, terminate
+from benchcri import Store, free_port, remove_leftovers, sh, start_registry, terminate
 
 here = os.path.dirname(os.path.abspath(__file__))
 berth = os.environ.get("BERTH") or os.path.join(here, "..", ".build", "release", "berth")
@@ -31,8 +31,8 @@ RATES = [int(r) for r in os.environ.get("RATES", "10 50").split()]
 RUNTIMES = os.environ.get("RUNTIMES", "berth containerd").split()
 AGENT_PODS = int(os.environ.get("AGENT_PODS", "110"))
 SETTLE = int(os.environ.get("SETTLE", "30"))
-TMPFS = os.environ.get("TMPFS", "0") == "1"
-work = tempfile.mkdtemp(prefix="berth-bench-pods-", dir="/var/tmp")
+store = Store("berth-bench-pods-")
+work = store.path
 procs = []
 
 
@@ -138,11 +138,7 @@ def delete_pods(api, names, seconds):
 
 
 def main():
-    if TMPFS:
-        sh("mount", "-t", "tmpfs", "-o", "size=4g", "berth-bench-pods", work)
-    store = "tmpfs" if TMPFS else subprocess.run(["stat", "-f", "-c", "%T", work], capture_output=True,
-                                                 text=True).stdout.strip()
-    print(f"store filesystem: {store} ({work})")
+    print(f"store: {store.describe()} ({work})")
     env = dict(os.environ, BERTH_RUN=f"{work}/run")
     images = os.path.join(work, "images")
     sh(os.path.join(here, "image-build-test-images.sh"), images)
@@ -392,9 +388,7 @@ def run_separate_agent(runtime, env):
 def cleanup():
     terminate(procs)
     remove_leftovers(berth, work, f"{work}/engine", f"{work}/run", "/berth-bench-pods")
-    if TMPFS:
-        subprocess.run(["umount", "-l", work], capture_output=True)
-    subprocess.run(["rm", "-rf", work])
+    store.remove()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,44 @@
 """What the CRI benchmarks share (bench-cri.py, bench-pods.py): a local registry, free ports, the
 processes they started stopped, and what a run left on the host removed — Berth's containers, mounts
 under the run's directory, its cgroups, CNI's cached results naming it."""
-import os, signal, socket, subprocess, time
+import os, signal, socket, subprocess, tempfile, time
 
 here = os.path.dirname(os.path.abspath(__file__))
+
+
+class Store:
+    """Where a benchmark's runtimes keep everything (images, containers, CNI state, logs), the same for
+    every runtime in the run. STORE=ext4 (the default): a fresh journaled ext4 on a loop file, as a
+    typical host's; host: a directory under /var/tmp (this machine's root is ext4 without a journal,
+    whose inode allocation scans the inodes deleted in the last minute: file creation grows slow with
+    churn); tmpfs: memory. TMPFS=1 is STORE=tmpfs."""
+
+    def __init__(self, prefix):
+        self.kind = os.environ.get("STORE", "tmpfs" if os.environ.get("TMPFS") == "1" else "ext4")
+        if self.kind not in ("ext4", "host", "tmpfs"):
+            raise SystemExit(f"STORE={self.kind}: expected ext4, host or tmpfs")
+        self.path = tempfile.mkdtemp(prefix=prefix, dir="/var/tmp")
+        self.image = None
+        if self.kind == "tmpfs":
+            sh("mount", "-t", "tmpfs", "-o", "size=4g", prefix.rstrip("-"), self.path)
+        elif self.kind == "ext4":
+            self.image = self.path + ".img"
+            sh("truncate", "-s", "8G", self.image)
+            sh("mkfs.ext4", "-q", "-F", self.image)
+            sh("mount", "-o", "loop", self.image, self.path)
+
+    def describe(self):
+        return {"ext4": "a fresh ext4 (journaled, loop file)", "tmpfs": "tmpfs",
+                "host": "/var/tmp (" + subprocess.run(["stat", "-f", "-c", "%T", self.path], capture_output=True,
+                                                      text=True).stdout.strip() + ")"}[self.kind]
+
+    def remove(self):
+        """After everything in it is stopped and its mounts are gone."""
+        if self.kind != "host":
+            subprocess.run(["umount", "-l", self.path], capture_output=True)
+        subprocess.run(["rm", "-rf", self.path])
+        if self.image:
+            os.unlink(self.image)
 
 
 def sh(*args, env=None):

@@ -495,7 +495,9 @@ public final class Engine: Sendable {
             // The runtime forgot it already if the exit was recorded (cleanup deletes it) or it never started.
             let runtimeMayKnowIt = current.state.running || !current.state.error.isEmpty
             current.state.status = .removing
-            try? save(current)
+            // Not synced: lost to a crash, the container is still there as it was (as dockerd keeps
+            // its removal-in-progress mark in memory only), and removing it again finishes the job.
+            try? save(current, durable: false)
             if runtimeMayKnowIt,
                 let runtime = try? OCIRuntime(name: current.runtime, layout: layout, named: self.configuration.runtimes)
             {
@@ -531,8 +533,10 @@ public final class Engine: Sendable {
     public var events: EventLog { EventLog(layout: layout) }
     var names: ContainerNameIndex { ContainerNameIndex(layout: layout) }
 
-    func save(_ record: ContainerRecord) throws(EngineError) {
-        try RecordFile.write(record, layout.record(record.id))
+    /// `durable`: fsync'd before it replaces the old record (every state a restart must find; a
+    /// record whose loss only leaves the state before it can skip that).
+    func save(_ record: ContainerRecord, durable: Bool = true) throws(EngineError) {
+        try RecordFile.write(record, layout.record(record.id), durable: durable)
     }
 
     /// The engine lock: for what changes the set of containers' names (create, rename) and the networks.

@@ -104,10 +104,12 @@ extension CNI {
         do {
             try FileSystem.makeDirectories(cacheDirectory, mode: 0o700)
             let bytes = try JSONCoding.encode(entry.json)
+            // Not synced, as libcni writes its cache: after a crash the attachment is torn down with
+            // the network's current configuration instead.
             try FileSystem.writeAtomically(
                 cachePath(
                     network: entry.network.name, containerID: entry.containerID,
-                    ifName: entry.ifName), bytes, mode: 0o600)
+                    ifName: entry.ifName), bytes, mode: 0o600, durable: false)
         } catch let error as SystemCallError {
             throw .system(error)
         } catch let error as NetworkError {

@@ -105,8 +105,9 @@ extension Runtime {
             throw .other("\(error)")
         }
         if let pidFile = options.pidFile {
+            // Renamed into place but not synced, as runc writes it: a pid means nothing after a crash.
             try RuntimeError.wrap("writing pid file \(pidFile)") { () throws(SystemCallError) in
-                try FileSystem.writeAtomically(pidFile, Array("\(child.pid)".utf8))
+                try FileSystem.writeAtomically(pidFile, Array("\(child.pid)".utf8), durable: false)
             }
         }
         if options.detach { return 0 }
