@@ -37,7 +37,7 @@ class Store:
         if self.kind != "host":
             subprocess.run(["umount", "-l", self.path], capture_output=True)
         subprocess.run(["rm", "-rf", self.path])
-        if self.image:
+        if self.image and os.path.exists(self.image):
             os.unlink(self.image)
 
 
