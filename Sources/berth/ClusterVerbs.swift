@@ -116,7 +116,8 @@ struct ClusterServer: AsyncParsableCommand {
             HollowNodes(server: server, config: hollow, logger: logger),
         ]
         // As `k3s server`: this machine is a node too, its pods run by the engine in this process
-        // (through the CRI socket it serves) unless another runtime's endpoint is given.
+        // (the agent calls its CRI services in process; the socket serves other clients, crictl)
+        // unless another runtime's endpoint is given.
         var engineImages: ImageService?
         if !disableAgent {
             var endpoint = agent.containerRuntimeEndpoint
