@@ -19,6 +19,36 @@ extension ControlTests {
             }
         }
 
+        @Test func theClusterCAIsPublishedInEveryNamespaceAndPutBack() async throws {
+            try await withControlCluster { c in
+                let ca = c.server.pki.caPEM
+                func published(_ namespace: String, _ what: String) async throws {
+                    try await c.waitFor(configMapType, namespace: namespace, what) { items in
+                        guard let map = named(items, "kube-root-ca.crt") else { return false }
+                        return map["data"]["ca.crt"].string == ca
+                            && !(map["metadata"]["annotations"]["kubernetes.io/description"].string ?? "").isEmpty
+                    }
+                }
+                try await published("default", "in a namespace that was there before")
+                try await c.client.create(Registry.namespaces, ["metadata": ["name": "tools"]])
+                try await published("tools", "in a new namespace")
+                let first = try #require(
+                    try await c.client.get(configMapType, namespace: "tools", name: "kube-root-ca.crt"))
+                #expect(try c.kubectl("-n", "tools", "delete", "configmap", "kube-root-ca.crt").ok)
+                try await c.waitFor(configMapType, namespace: "tools", "recreated") { items in
+                    guard let map = named(items, "kube-root-ca.crt") else { return false }
+                    return map["metadata"]["uid"] != first["metadata"]["uid"] && map["data"]["ca.crt"].string == ca
+                }
+                // An edit is undone; what the publisher does not own (a label) stays.
+                let patch = #"{"metadata":{"labels":{"team":"ops"}},"data":{"ca.crt":"not a CA","extra":"x"}}"#
+                #expect(try c.kubectl("-n", "tools", "patch", "configmap", "kube-root-ca.crt", "-p", patch).ok)
+                try await c.waitFor(configMapType, namespace: "tools", "restored") { items in
+                    guard let map = named(items, "kube-root-ca.crt") else { return false }
+                    return map["data"] == ["ca.crt": .string(ca)] && map["metadata"]["labels"]["team"] == "ops"
+                }
+            }
+        }
+
         @Test func tokenSecretsAuthenticateReadOnly() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "apps"]])

@@ -8,6 +8,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(GarbageCollector(ctx))
     loops.append(ServiceAccountController(ctx))
     loops.append(TokenController(ctx))
+    loops.append(RootCAPublisher(ctx))
     loops.append(EndpointsController(ctx))
     loops.append(EndpointSliceController(ctx))
     loops.append(DaemonSetController(ctx))
