@@ -54,6 +54,7 @@ extension Handler {
         Schema.normalize(&obj, r)
         strategy.applyDefaults(&obj, creating: true)
         strategy.prepareForCreate(&obj, ctx)
+        try await strategy.admitCreate(&obj, ctx, handler: self)
         if let manager {
             obj = Self.recordManager(obj, manager: manager, operation: operation, resource: r)
         }

@@ -115,7 +115,7 @@ extension APITests {
             #expect(code == 201)
             #expect(deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] == "2Gi")
             // A pod's spec is immutable: resubmitting the same pod with the quantities as first written is
-            // not a change once both sides are canonical.
+            // not a change once both sides are canonical (the service-account mount admission added kept).
             (code, pod) = try s.curl("GET", pods + "/q")
             var same = pod
             same["spec"]["containers"] = [
@@ -124,6 +124,7 @@ extension APITests {
                     "resources": [
                         "limits": ["cpu": "0.5", "memory": "1024Mi"], "requests": ["cpu": "0.5", "memory": "1024Mi"],
                     ],
+                    "volumeMounts": pod["spec"]["containers"][0]["volumeMounts"],
                 ]
             ]
             (code, _) = try s.curl("PUT", pods + "/q", body: String(decoding: same.serialized(), as: UTF8.self))

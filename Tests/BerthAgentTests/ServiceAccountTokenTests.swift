@@ -100,6 +100,33 @@ struct ServiceAccountTokenTests {
         _ = try box.kubectl(["delete", "pod", "token-reader", "--grace-period=1"])
         #expect(try kubectl(box, token: token, ["get", "pods"]).stderrText.contains("Unauthorized"))
     }
+
+    /// What an in-cluster client reads: every pod gets its ServiceAccount's token, the cluster CA and
+    /// its namespace at the standard path (ServiceAccount admission and the root CA publisher).
+    @Test func everyPodHasItsInClusterCredentials() throws {
+        let box = try box
+        #expect(
+            try box.eventually(30) {
+                (try? box.get("configmap/kube-root-ca.crt", "{.metadata.name}")) == "kube-root-ca.crt"
+            })
+        let created = try box.kubectl(
+            ["run", "in-cluster", "--image", box.image, "--restart=Never", "--", "sleep", "1000"])
+        try #require(created.status.succeeded, "\(created.stderrText)")
+        try #require(
+            try box.eventually { try box.get("pod/in-cluster", "{.status.phase}") == "Running" }, "\(box.log())")
+        let directory = "/var/run/secrets/kubernetes.io/serviceaccount"
+        func read(_ file: String) throws -> String {
+            try box.kubectl(["exec", "in-cluster", "--", "cat", "\(directory)/\(file)"]).stdoutText
+        }
+        #expect(try read("namespace") == "default")
+        #expect(try read("ca.crt") == (try box.get("configmap/kube-root-ca.crt", "{.data.ca\\.crt}")))
+        let token = try read("token")
+        let claims = try payload(token)
+        #expect(claims["sub"] as? String == "system:serviceaccount:default:default")
+        #expect((claims["exp"] as? Int ?? 0) - (claims["iat"] as? Int ?? 0) == 3607)
+        #expect(try kubectl(box, token: token, ["get", "pods"]).status.succeeded)
+        _ = try box.kubectl(["delete", "pod", "in-cluster", "--grace-period=1"])
+    }
 }
 
 /// When the agent renews a token: the kubelet's rule, past 80 % of its lifetime or a day old.

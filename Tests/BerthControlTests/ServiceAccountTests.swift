@@ -150,6 +150,108 @@ extension ControlTests {
     }
 
     @Suite("admission") struct AdmissionTests {
+        @Test func podsGetTheirServiceAccountsCredentialsMounted() async throws {
+            try await withControlCluster { c in
+                let pod = try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": ["name": "api-user", "namespace": "default"],
+                        "spec": [
+                            "schedulerName": "nobody",
+                            "initContainers": [["name": "setup", "image": "busybox"]],
+                            "containers": [
+                                ["name": "app", "image": "busybox"],
+                                [
+                                    "name": "own", "image": "busybox",
+                                    "volumeMounts": [
+                                        ["name": "mine", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"]
+                                    ],
+                                ],
+                            ],
+                            "volumes": [["name": "mine", "emptyDir": [:]]],
+                        ],
+                    ])
+                #expect(pod["spec"]["serviceAccountName"] == "default" && pod["spec"]["serviceAccount"] == "default")
+                let volumes = pod["spec"]["volumes"].array ?? []
+                let access = try #require(volumes.first { ($0["name"].string ?? "").hasPrefix("kube-api-access-") })
+                let volumeName = try #require(access["name"].string)
+                #expect(volumeName.count == "kube-api-access-".count + 5)
+                let sources = access["projected"]["sources"].array ?? []
+                #expect(access["projected"]["defaultMode"] == 420)
+                #expect(sources.first?["serviceAccountToken"] == ["path": "token", "expirationSeconds": 3607])
+                #expect(sources.dropFirst().first?["configMap"]["name"] == "kube-root-ca.crt")
+                #expect(sources.last?["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"] == "metadata.namespace")
+                let mount: JSON = [
+                    "name": .string(volumeName), "readOnly": true,
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                ]
+                #expect(pod["spec"]["initContainers"][0]["volumeMounts"] == [mount])
+                #expect(pod["spec"]["containers"][0]["volumeMounts"] == [mount])
+                // A container with its own volume at that path keeps it.
+                #expect(pod["spec"]["containers"][1]["volumeMounts"].array?.count == 1)
+                #expect(pod["spec"]["containers"][1]["volumeMounts"][0]["name"] == "mine")
+
+                // Opting out: the pod, or its ServiceAccount (unless the pod asks).
+                try await c.client.create(
+                    Registry.serviceAccounts,
+                    ["metadata": ["name": "quiet", "namespace": "default"], "automountServiceAccountToken": false])
+                func created(_ name: String, _ spec: JSON) async throws -> JSON {
+                    var full = spec
+                    full["schedulerName"] = "nobody"
+                    full["containers"] = [["name": "c", "image": "busybox"]]
+                    return try await c.client.create(
+                        Registry.pods, ["metadata": ["name": .string(name), "namespace": "default"], "spec": full])
+                }
+                func mounts(_ pod: JSON) -> Bool { !(pod["spec"]["volumes"].array ?? []).isEmpty }
+                #expect(!mounts(try await created("no-token", ["automountServiceAccountToken": false])))
+                let quiet = try await created("quiet-account", ["serviceAccountName": "quiet"])
+                #expect(!mounts(quiet) && quiet["spec"]["serviceAccountName"] == "quiet")
+                #expect(
+                    mounts(
+                        try await created(
+                            "asks-anyway", ["serviceAccountName": "quiet", "automountServiceAccountToken": true])))
+
+                // A ServiceAccount that does not exist: refused, as upstream words it.
+                let refused = try c.kubectl(
+                    "create", "-f", "-",
+                    stdin:
+                        #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"ghost"},"spec":{"serviceAccountName":"nobody-here","containers":[{"name":"c","image":"busybox"}]}}"#
+                )
+                #expect(!refused.ok)
+                #expect(
+                    refused.stderr.contains(
+                        "error looking up service account default/nobody-here: serviceaccount \"nobody-here\" not found"
+                    ),
+                    "\(refused.stderr)")
+
+                // A mirror pod is left as it is, and may not name an account.
+                let mirror = try await c.client.create(
+                    Registry.pods,
+                    [
+                        "metadata": [
+                            "name": "static-node1", "namespace": "default",
+                            "annotations": ["kubernetes.io/config.mirror": "abc"],
+                        ],
+                        "spec": ["nodeName": "node1", "containers": [["name": "c", "image": "busybox"]]],
+                    ])
+                #expect(!mounts(mirror) && mirror["spec"]["serviceAccountName"].isNull)
+                await #expect(throws: APIError.self) {
+                    try await c.client.create(
+                        Registry.pods,
+                        [
+                            "metadata": [
+                                "name": "static-node2", "namespace": "default",
+                                "annotations": ["kubernetes.io/config.mirror": "abc"],
+                            ],
+                            "spec": [
+                                "nodeName": "node1", "serviceAccountName": "default",
+                                "containers": [["name": "c", "image": "busybox"]],
+                            ],
+                        ])
+                }
+            }
+        }
+
         @Test func podsGetDefaultTolerations() async throws {
             try await withControlCluster { c in
                 let pod = try await c.client.create(

@@ -77,6 +77,10 @@ struct PodStrategy: ResourceStrategy {
         }
     }
 
+    func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {
+        try await ServiceAccountAdmission.admit(&obj, handler: handler)
+    }
+
     /// Upstream's DefaultTolerationSeconds admission: a pod that does not already tolerate the
     /// node.kubernetes.io/not-ready or /unreachable NoExecute taint tolerates it for `seconds`, after
     /// which the node lifecycle controller evicts it from a dead node.

@@ -40,6 +40,9 @@ protocol ResourceStrategy: Sendable {
     func applyDefaults(_ obj: inout JSON, creating: Bool)
     /// Before validation on create: status reset or derived, admission-like additions.
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext)
+    /// After `prepareForCreate`, before validation: built-in mutating admission that reads other objects
+    /// (a Pod's ServiceAccount). Throws to refuse the create.
+    func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws
     /// Before defaulting and validation on update (and on every subresource write): what the request may
     /// not change is taken from `old` (the spec/status split), or the write is refused (throws).
     func prepareForUpdate(_ obj: inout JSON, old: JSON, _ ctx: StrategyContext) throws
@@ -87,6 +90,7 @@ extension ResourceStrategy {
     var namesAreLabels: Bool { false }
     func applyDefaults(_ obj: inout JSON, creating: Bool) {}
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {}
+    func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {}
     func prepareForUpdate(_ obj: inout JSON, old: JSON, _ ctx: StrategyContext) throws {
         splitSpecAndStatus(&obj, old: old, ctx)
     }
