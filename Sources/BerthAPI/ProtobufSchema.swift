@@ -26,6 +26,7 @@ extension Protobuf {
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
         "TokenRequest": ("authentication.k8s.io/v1", "TokenRequest"),
         "Eviction": ("policy/v1", "Eviction"),
+        "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
         "DeleteOptions": (nil, "DeleteOptions"),
     ]
 
@@ -325,5 +326,6 @@ extension Protobuf {
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?
         Eviction 1:metadata:ObjectMeta 2:deleteOptions:DeleteOptions
+        PriorityClass 1:metadata:ObjectMeta 2:value:i? 3:globalDefault:b 4:description:s 5:preemptionPolicy:s?
         """
 }

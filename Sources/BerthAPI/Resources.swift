@@ -31,7 +31,8 @@ public struct ResourceType: Sendable {
     public static let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 }
 
-/// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1).
+/// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1,
+/// scheduling.k8s.io/v1).
 public enum Registry {
     public static let all: [ResourceType] = [
         .init(
@@ -83,10 +84,14 @@ public enum Registry {
         .init(
             group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease",
             namespaced: true, strategy: LeaseStrategy()),
+        .init(
+            group: "scheduling.k8s.io", version: "v1", kind: "PriorityClass", plural: "priorityclasses",
+            singular: "priorityclass", namespaced: false, shortNames: ["pc"], hasSpec: false,
+            strategy: PriorityClassStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.
-    public static let groups: [String] = ["apps", "discovery.k8s.io", "coordination.k8s.io"]
+    public static let groups: [String] = ["apps", "discovery.k8s.io", "coordination.k8s.io", "scheduling.k8s.io"]
 
     public static func find(group: String, version: String, plural: String) -> ResourceType? {
         all.first { $0.group == group && $0.version == version && $0.plural == plural }

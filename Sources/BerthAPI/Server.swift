@@ -125,6 +125,9 @@ public final class APIServer: Sendable {
                     ],
                 ],
             ], dryRun: false)
+        for priorityClass in PriorityClassStrategy.system {
+            _ = try? await h.createObject(Registry.priorityClasses, namespace: nil, obj: priorityClass, dryRun: false)
+        }
     }
 
     func tlsConfiguration() throws -> TLSConfiguration {

@@ -103,11 +103,21 @@ extension ControlTests {
                       containers: [{name: c, image: registry.local/s:1}]
                 """
             #expect(try c.kubectl("create", "-f", "-", stdin: rs).ok)
+            // Read once the controller is done with it: the read's resourceVersion is the replace's
+            // precondition, which a status write in between would fail.
+            func settled(_ replicas: Int64) async throws {
+                try await c.waitFor(Registry.replicaSets, namespace: "default", "plain at \(replicas) ready") { items in
+                    items.first?["status"]["readyReplicas"].int == replicas
+                        && items.first?["status"]["observedGeneration"] == items.first?["metadata"]["generation"]
+                }
+            }
+            try await settled(1)
             var out = try c.kubectl("get", "rs/plain", "-o", "yaml")
             out = try c.kubectl(
                 "replace", "-f", "-",
                 stdin: out.stdout.replacingOccurrences(of: "replicas: 1\n  selector", with: "replicas: 2\n  selector"))
             #expect(out.ok, "kubectl replace (strict field validation) of the set as read: \(out.stderr)")
+            try await settled(2)
             out = try c.kubectl("get", "rs/plain", "-o", "yaml")
             out = try c.kubectl(
                 "apply", "-f", "-",

@@ -79,6 +79,7 @@ struct PodStrategy: ResourceStrategy {
 
     func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {
         try await ServiceAccountAdmission.admit(&obj, handler: handler)
+        try await PriorityAdmission.admit(&obj, handler: handler)
     }
 
     /// Upstream's DefaultTolerationSeconds admission: a pod that does not already tolerate the
