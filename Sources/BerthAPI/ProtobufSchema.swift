@@ -17,6 +17,7 @@ extension Protobuf {
         "Event": ("v1", "Event"),
         "Node": ("v1", "Node"),
         "Binding": ("v1", "Binding"),
+        "PodTemplate": ("v1", "PodTemplate"),
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
@@ -274,6 +275,7 @@ extension Protobuf {
         Node 1:metadata:ObjectMeta 2:spec:NodeSpec 3:status:NodeStatus
         Binding 1:metadata:ObjectMeta 2:target:ObjectReference
         PodTemplateSpec 1:metadata:ObjectMeta 2:spec:PodSpec
+        PodTemplate 1:metadata:ObjectMeta 2:template:PodTemplateSpec
         RollingUpdateDeployment 1:maxUnavailable:x? 2:maxSurge:x?
         DeploymentStrategy 1:type:s 2:rollingUpdate:RollingUpdateDeployment
         DeploymentSpec 1:replicas:i? 2:selector:LabelSelector 3:template:PodTemplateSpec 4:strategy:DeploymentStrategy

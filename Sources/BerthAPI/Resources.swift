@@ -66,6 +66,9 @@ public enum Registry {
             namespaced: true, shortNames: ["sa"], subresources: ["token"], hasSpec: false,
             strategy: ServiceAccountStrategy()),
         .init(
+            group: "", version: "v1", kind: "PodTemplate", plural: "podtemplates", singular: "podtemplate",
+            namespaced: true, hasSpec: false, strategy: PodTemplateStrategy()),
+        .init(
             group: "apps", version: "v1", kind: "Deployment", plural: "deployments", singular: "deployment",
             namespaced: true,
             shortNames: ["deploy"], categories: ["all"], subresources: ["status", "scale"],
