@@ -53,8 +53,10 @@ extension Handler {
         let ctx = StrategyContext(resource: r, user: nil, subresource: nil, config: server.config)
         Schema.normalize(&obj, r)
         strategy.applyDefaults(&obj, creating: true)
-        strategy.prepareForCreate(&obj, ctx)
+        // Mutating admission before the strategy's own preparation, as upstream orders them: a pod's QoS
+        // class is computed from the resources LimitRanger may have set.
         try await strategy.admitCreate(&obj, ctx, handler: self)
+        strategy.prepareForCreate(&obj, ctx)
         if let manager {
             obj = Self.recordManager(obj, manager: manager, operation: operation, resource: r)
         }

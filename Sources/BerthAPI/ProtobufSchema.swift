@@ -18,6 +18,7 @@ extension Protobuf {
         "Node": ("v1", "Node"),
         "Binding": ("v1", "Binding"),
         "PodTemplate": ("v1", "PodTemplate"),
+        "LimitRange": ("v1", "LimitRange"),
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
@@ -276,6 +277,9 @@ extension Protobuf {
         Binding 1:metadata:ObjectMeta 2:target:ObjectReference
         PodTemplateSpec 1:metadata:ObjectMeta 2:spec:PodSpec
         PodTemplate 1:metadata:ObjectMeta 2:template:PodTemplateSpec
+        LimitRangeItem 1:type:s? 2:max:{q 3:min:{q 4:default:{q 5:defaultRequest:{q 6:maxLimitRequestRatio:{q
+        LimitRangeSpec 1:limits:[LimitRangeItem
+        LimitRange 1:metadata:ObjectMeta 2:spec:LimitRangeSpec
         RollingUpdateDeployment 1:maxUnavailable:x? 2:maxSurge:x?
         DeploymentStrategy 1:type:s 2:rollingUpdate:RollingUpdateDeployment
         DeploymentSpec 1:replicas:i? 2:selector:LabelSelector 3:template:PodTemplateSpec 4:strategy:DeploymentStrategy

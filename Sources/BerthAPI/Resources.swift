@@ -66,6 +66,9 @@ public enum Registry {
             namespaced: true, shortNames: ["sa"], subresources: ["token"], hasSpec: false,
             strategy: ServiceAccountStrategy()),
         .init(
+            group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
+            namespaced: true, shortNames: ["limits"], strategy: LimitRangeStrategy()),
+        .init(
             group: "", version: "v1", kind: "PodTemplate", plural: "podtemplates", singular: "podtemplate",
             namespaced: true, hasSpec: false, strategy: PodTemplateStrategy()),
         .init(

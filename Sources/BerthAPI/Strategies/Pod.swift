@@ -78,6 +78,7 @@ struct PodStrategy: ResourceStrategy {
     }
 
     func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {
+        try await LimitRangerAdmission.admit(&obj, handler: handler)
         try await ServiceAccountAdmission.admit(&obj, handler: handler)
         try await PriorityAdmission.admit(&obj, handler: handler)
     }

@@ -40,8 +40,8 @@ protocol ResourceStrategy: Sendable {
     func applyDefaults(_ obj: inout JSON, creating: Bool)
     /// Before validation on create: status reset or derived, admission-like additions.
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext)
-    /// After `prepareForCreate`, before validation: built-in mutating admission that reads other objects
-    /// (a Pod's ServiceAccount). Throws to refuse the create.
+    /// Before `prepareForCreate` and validation: built-in mutating admission that reads other objects
+    /// (a Pod's ServiceAccount, its namespace's LimitRanges). Throws to refuse the create.
     func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws
     /// Before defaulting and validation on update (and on every subresource write): what the request may
     /// not change is taken from `old` (the spec/status split), or the write is refused (throws).
