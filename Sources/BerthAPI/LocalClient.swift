@@ -289,6 +289,7 @@ extension Registry {
     public static let events = find(group: "", version: "v1", plural: "events")!
     public static let secrets = find(group: "", version: "v1", plural: "secrets")!
     public static let serviceAccounts = find(group: "", version: "v1", plural: "serviceaccounts")!
+    public static let podDisruptionBudgets = find(group: "policy", version: "v1", plural: "poddisruptionbudgets")!
     public static let limitRanges = find(group: "", version: "v1", plural: "limitranges")!
     public static let priorityClasses = find(group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses")!
     public static let deployments = find(group: "apps", version: "v1", plural: "deployments")!

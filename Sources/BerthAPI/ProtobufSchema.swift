@@ -28,6 +28,7 @@ extension Protobuf {
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
         "TokenRequest": ("authentication.k8s.io/v1", "TokenRequest"),
         "Eviction": ("policy/v1", "Eviction"),
+        "PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
         "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
         "DeleteOptions": (nil, "DeleteOptions"),
     ]
@@ -332,6 +333,11 @@ extension Protobuf {
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?
         Eviction 1:metadata:ObjectMeta 2:deleteOptions:DeleteOptions
+        PodDisruptionBudgetSpec 1:minAvailable:x? 2:selector:LabelSelector 3:maxUnavailable:x?
+          4:unhealthyPodEvictionPolicy:s?
+        PodDisruptionBudgetStatus 1:observedGeneration:i 2:disruptedPods:{t 3:disruptionsAllowed:i? 4:currentHealthy:i?
+          5:desiredHealthy:i? 6:expectedPods:i? 7:conditions:[Condition
+        PodDisruptionBudget 1:metadata:ObjectMeta 2:spec:PodDisruptionBudgetSpec 3:status:PodDisruptionBudgetStatus
         PriorityClass 1:metadata:ObjectMeta 2:value:i? 3:globalDefault:b 4:description:s 5:preemptionPolicy:s?
         """
 }

@@ -91,13 +91,19 @@ public enum Registry {
             group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", singular: "lease",
             namespaced: true, strategy: LeaseStrategy()),
         .init(
+            group: "policy", version: "v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets",
+            singular: "poddisruptionbudget", namespaced: true, shortNames: ["pdb"], subresources: ["status"],
+            strategy: PodDisruptionBudgetStrategy()),
+        .init(
             group: "scheduling.k8s.io", version: "v1", kind: "PriorityClass", plural: "priorityclasses",
             singular: "priorityclass", namespaced: false, shortNames: ["pc"], hasSpec: false,
             strategy: PriorityClassStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.
-    public static let groups: [String] = ["apps", "discovery.k8s.io", "coordination.k8s.io", "scheduling.k8s.io"]
+    public static let groups: [String] = [
+        "apps", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io",
+    ]
 
     public static func find(group: String, version: String, plural: String) -> ResourceType? {
         all.first { $0.group == group && $0.version == version && $0.plural == plural }

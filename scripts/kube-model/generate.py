@@ -387,6 +387,7 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("SelfSubjectAccessReview", "authorization.k8s.io/v1", "authorization/v1"),
                   ("TokenRequest", "authentication.k8s.io/v1", "authentication/v1"),
                   ("Eviction", "policy/v1", "policy/v1"),
+                  ("PodDisruptionBudget", "policy/v1", "policy/v1"),
                   ("PriorityClass", "scheduling.k8s.io/v1", "scheduling/v1"), ("DeleteOptions", None, "meta/v1")]
 PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64": "f", "bytes": "y", "Time": "t",
                "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "Quantity": "q", "IntOrString": "x"}

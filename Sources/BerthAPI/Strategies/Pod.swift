@@ -210,12 +210,18 @@ struct PodStrategy: ResourceStrategy {
     }
 
     /// policy/v1 Eviction (pods/eviction, what `kubectl drain` posts): the pod is deleted with the
-    /// eviction's deleteOptions. No PodDisruptionBudgets are served, so no budget refuses it.
+    /// eviction's deleteOptions unless its PodDisruptionBudget has no disruption left to give
+    /// (``DisruptionBudgets``), which answers 429 for the client to retry.
     static func evict(_ call: Call, namespace: String, name: String, handler: Handler) async throws -> Response {
         let eviction = try handler.bodyJSON(call, kind: "Eviction")
         if let named = eviction["metadata"]["name"].string, !named.isEmpty, named != name {
             throw APIError.badRequest("name in URL does not match name in Eviction object")
         }
+        let pods = Registry.pods
+        guard let kv = try await handler.store.get(pods.key(namespace: namespace, name: name)) else {
+            throw APIError.notFound(pods, name)
+        }
+        try await DisruptionBudgets.admitEviction(of: try handler.decodeStored(kv, pods), handler: handler)
         _ = try await handler.deleteObject(
             call, Registry.pods, namespace: namespace, name: name,
             options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])

@@ -12,5 +12,6 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(EndpointsController(ctx))
     loops.append(EndpointSliceController(ctx))
     loops.append(DaemonSetController(ctx))
+    loops.append(DisruptionController(ctx))
     return loops
 }

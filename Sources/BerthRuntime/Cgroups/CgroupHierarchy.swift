@@ -53,7 +53,7 @@ public struct CgroupHierarchies: Sendable, Equatable {
     ///
     /// Why: mountinfo lists every mount on the host, and a node with pods has thousands (each pod's
     /// namespaces pinned, its /dev/shm, each container's root); the kernel formatting it and the runtime
-    /// parsing it was a tenth of a busy node's CPU, growing with every pod, for a dozen fixed paths.
+    /// parsing it was ~7 % of a busy node's CPU, growing with every pod, for a dozen fixed paths.
     /// The mount roots are not known this way, so this serves absolute cgroup paths only (crun assumes
     /// the same layout for every path).
     public static func standard(ownCgroups: String, fileSystemType: (String) -> Int?) -> CgroupHierarchies? {
