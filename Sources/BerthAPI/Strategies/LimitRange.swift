@@ -58,37 +58,31 @@ struct LimitRangeStrategy: ResourceStrategy {
                 if let text = entry.value.string, let milli = Quantity.milli(text) { result[entry.key] = (text, milli) }
             }
         }
-        let min = amounts("min"), max = amounts("max"), defaults = amounts("default")
-        let requests = amounts("defaultRequest"), ratios = amounts("maxLimitRequestRatio")
-        func check(
-            _ low: (text: String, milli: Int64)?, _ high: (text: String, milli: Int64)?, field: String,
-            key: String, _ message: String
-        ) {
-            guard let low, let high, low.milli > high.milli else { return }
-            errs.append(
-                .init("\(path).\(field)[\(key)]", "FieldValueInvalid", "Invalid value: \"\(low.text)\": \(message)"))
-        }
-        let keys = Set(min.keys).union(max.keys).union(defaults.keys).union(requests.keys).sorted()
+        let fields = ["min", "max", "default", "defaultRequest"]
+        let bounds = Dictionary(uniqueKeysWithValues: fields.map { ($0, amounts($0)) })
+        let min = bounds["min"]!, max = bounds["max"]!, ratios = amounts("maxLimitRequestRatio")
+        // Upstream's order checks: the smaller field and its words, the larger and its, the field an
+        // error names.
+        let orders = [
+            ("min", "min value", "max", "max value", "min"),
+            ("min", "min value", "defaultRequest", "default request value", "defaultRequest"),
+            ("defaultRequest", "default request value", "max", "max value", "defaultRequest"),
+            ("defaultRequest", "default request value", "default", "default limit value", "defaultRequest"),
+            ("min", "min value", "default", "default value", "default"),
+            ("default", "default value", "max", "max value", "default"),
+        ]
+        let keys = Set(fields.flatMap { bounds[$0]!.keys }).sorted()
         for key in keys {
-            check(
-                min[key], max[key], field: "min", key: key,
-                "min value \(min[key]?.text ?? "") is greater than max value \(max[key]?.text ?? "")")
-            check(
-                min[key], requests[key], field: "defaultRequest", key: key,
-                "min value \(min[key]?.text ?? "") is greater than default request value \(requests[key]?.text ?? "")")
-            check(
-                requests[key], max[key], field: "defaultRequest", key: key,
-                "default request value \(requests[key]?.text ?? "") is greater than max value \(max[key]?.text ?? "")")
-            check(
-                requests[key], defaults[key], field: "defaultRequest", key: key,
-                "default request value \(requests[key]?.text ?? "") is greater than default limit value \(defaults[key]?.text ?? "")"
-            )
-            check(
-                min[key], defaults[key], field: "default", key: key,
-                "min value \(min[key]?.text ?? "") is greater than default value \(defaults[key]?.text ?? "")")
-            check(
-                defaults[key], max[key], field: "default", key: key,
-                "default value \(defaults[key]?.text ?? "") is greater than max value \(max[key]?.text ?? "")")
+            for (smaller, smallerWords, larger, largerWords, field) in orders {
+                guard let low = bounds[smaller]![key], let high = bounds[larger]![key], low.milli > high.milli else {
+                    continue
+                }
+                errs.append(
+                    .init(
+                        "\(path).\(field)[\(key)]", "FieldValueInvalid",
+                        "Invalid value: \"\(low.text)\": \(smallerWords) \(low.text) is greater than \(largerWords) \(high.text)"
+                    ))
+            }
         }
         for (key, ratio) in ratios.sorted(by: { $0.key < $1.key }) {
             if ratio.milli < 1000 {

@@ -53,9 +53,7 @@ struct RootCAPublisher: ControlLoop {
     }
 
     func sync(_ namespace: String) async throws {
-        guard let object = namespaces.get(namespace: nil, name: namespace), !object.isTerminating,
-            (object.status.phase ?? .active) == .active
-        else { return }
+        guard namespaces.get(namespace: nil, name: namespace)?.takesContent == true else { return }
         let data = [Self.key: caPEM]
         guard
             var configMap = try await client.get(CoreV1.ConfigMap.self, namespace: namespace, name: Self.configMapName)

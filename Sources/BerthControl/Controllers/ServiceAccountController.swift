@@ -43,9 +43,7 @@ struct ServiceAccountController: ControlLoop {
     }
 
     func sync(_ name: String) async throws {
-        guard let namespace = namespaces.get(namespace: nil, name: name), !namespace.isTerminating,
-            (namespace.status.phase ?? .active) == .active
-        else { return }
+        guard namespaces.get(namespace: nil, name: name)?.takesContent == true else { return }
         for account in Self.accounts where serviceAccounts.get(namespace: name, name: account) == nil {
             // The cache may lag behind a create: an uncached read decides.
             if try await client.getMetadata(.of(CoreV1.ServiceAccount.self), namespace: name, name: account) != nil {

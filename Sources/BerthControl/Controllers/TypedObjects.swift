@@ -81,3 +81,9 @@ extension IntOrString {
         }
     }
 }
+
+extension CoreV1.Namespace {
+    /// Active and not being deleted: a namespace the controllers that fill namespaces (default
+    /// ServiceAccount, root CA) write into.
+    public var takesContent: Bool { !isTerminating && (status.phase ?? .active) == .active }
+}
