@@ -86,6 +86,21 @@ extension Handler {
 
     // MARK: get / list
 
+    /// The stored object, decoded; nil when there is none (built-in admission reading another object,
+    /// with an error of its own for a missing one).
+    func storedObject(_ r: ResourceType, namespace: String?, name: String) async throws -> JSON? {
+        guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else { return nil }
+        return try decodeStored(kv, r)
+    }
+
+    /// Every stored object of `r` (in `namespace`), decoded, beside its store entry (whose revision a
+    /// conditional write of it needs); entries that do not decode are left out.
+    func storedObjects(_ r: ResourceType, namespace: String?) async throws -> [(kv: KeyValue, object: JSON)] {
+        let page = try await store.list(
+            prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
+        return page.items.compactMap { kv in (try? decodeStored(kv, r)).map { (kv, $0) } }
+    }
+
     func getObject(_ r: ResourceType, namespace: String?, name: String, call: Call? = nil) async throws -> JSON {
         guard let kv = try await store.get(r.key(namespace: namespace, name: name)) else {
             throw APIError.notFound(r, name)

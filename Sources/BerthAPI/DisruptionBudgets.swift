@@ -18,15 +18,10 @@ enum DisruptionBudgets {
         }
         let namespace = pod["metadata"]["namespace"].string ?? ""
         let podName = pod["metadata"]["name"].string ?? ""
-        let r = Registry.podDisruptionBudgets
+        let labels = pod["metadata"]["labels"].stringMap
         for _ in 0..<Handler.conflictRetries {
-            let page = try await handler.store.list(
-                prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
-            let labels = pod["metadata"]["labels"].stringMap
-            let budgets = page.items.compactMap { kv -> (KeyValue, JSON)? in
-                guard let budget = try? handler.decodeStored(kv, r), selects(budget, labels) else { return nil }
-                return (kv, budget)
-            }
+            let budgets = try await handler.storedObjects(Registry.podDisruptionBudgets, namespace: namespace)
+                .filter { selects($0.object, labels) }
             guard let (kv, budget) = budgets.first else { return }
             if budgets.count > 1 {
                 throw APIError.internalError(

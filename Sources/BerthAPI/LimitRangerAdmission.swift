@@ -10,10 +10,7 @@ enum LimitRangerAdmission {
 
     static func admit(_ pod: inout JSON, handler: Handler) async throws {
         let namespace = pod["metadata"]["namespace"].string ?? ""
-        let r = Registry.limitRanges
-        let page = try await handler.store.list(
-            prefix: r.prefix(namespace: namespace), startAfter: nil, limit: 0, revision: nil)
-        let ranges = page.items.compactMap { try? handler.decodeStored($0, r) }
+        let ranges = try await handler.storedObjects(Registry.limitRanges, namespace: namespace).map(\.object)
         guard !ranges.isEmpty else { return }
         var notes: [String] = []
         for range in ranges { applyDefaults(range, to: &pod, notes: &notes) }

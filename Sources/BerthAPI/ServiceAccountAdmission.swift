@@ -25,13 +25,14 @@ enum ServiceAccountAdmission {
         if account.isEmpty { account = "default" }
         pod["spec"]["serviceAccountName"] = .string(account)
         pod["spec"]["serviceAccount"] = .string(account)
-        let accounts = Registry.serviceAccounts
-        guard let stored = try await handler.store.get(accounts.key(namespace: namespace, name: account)) else {
+        guard
+            let serviceAccount = try await handler.storedObject(
+                Registry.serviceAccounts, namespace: namespace, name: account)
+        else {
             throw APIError.forbidden(
                 "pods \"\(name)\" is forbidden: error looking up service account \(namespace)/\(account): serviceaccount \"\(account)\" not found"
             )
         }
-        let serviceAccount = try handler.decodeStored(stored, accounts)
         let automount =
             pod["spec"]["automountServiceAccountToken"].bool
             ?? serviceAccount["automountServiceAccountToken"].bool ?? true

@@ -217,11 +217,8 @@ struct PodStrategy: ResourceStrategy {
         if let named = eviction["metadata"]["name"].string, !named.isEmpty, named != name {
             throw APIError.badRequest("name in URL does not match name in Eviction object")
         }
-        let pods = Registry.pods
-        guard let kv = try await handler.store.get(pods.key(namespace: namespace, name: name)) else {
-            throw APIError.notFound(pods, name)
-        }
-        try await DisruptionBudgets.admitEviction(of: try handler.decodeStored(kv, pods), handler: handler)
+        let pod = try await handler.getObject(Registry.pods, namespace: namespace, name: name)
+        try await DisruptionBudgets.admitEviction(of: pod, handler: handler)
         _ = try await handler.deleteObject(
             call, Registry.pods, namespace: namespace, name: name,
             options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])

@@ -90,9 +90,7 @@ struct PriorityClassStrategy: ResourceStrategy {
 
     /// The class marked globalDefault (the lowest-valued if several were made before one was refused).
     static func globalDefault(handler: Handler) async throws -> JSON? {
-        let r = Registry.priorityClasses
-        let page = try await handler.store.list(prefix: r.keyPrefix, startAfter: nil, limit: 0, revision: nil)
-        return page.items.compactMap { try? handler.decodeStored($0, r) }
+        try await handler.storedObjects(Registry.priorityClasses, namespace: nil).map(\.object)
             .filter { $0["globalDefault"].bool == true }
             .min { ($0["value"].int ?? 0) < ($1["value"].int ?? 0) }
     }
@@ -139,11 +137,12 @@ enum PriorityAdmission {
                 pod["spec"]["priorityClassName"] = fallback["metadata"]["name"]
             }
         } else {
-            let r = Registry.priorityClasses
-            guard let stored = try await handler.store.get(r.key(namespace: nil, name: className)) else {
+            guard
+                let priorityClass = try await handler.storedObject(
+                    Registry.priorityClasses, namespace: nil, name: className)
+            else {
                 throw forbidden("no PriorityClass with name \(className) was found")
             }
-            let priorityClass = try handler.decodeStored(stored, r)
             priority = priorityClass["value"].int ?? 0
             policy = priorityClass["preemptionPolicy"].string ?? policy
         }

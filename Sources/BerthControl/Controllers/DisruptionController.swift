@@ -74,10 +74,11 @@ struct DisruptionController: ControlLoop {
         }.count
         let expected = selected.filter { !$0.isTerminating }.count
         let desired: Int
+        // Percentages round up, as upstream scales both fields.
         if let minimum = budget.spec.minAvailable {
-            desired = Self.scaled(minimum, of: expected)
+            desired = minimum.scaled(total: expected, roundUp: true) ?? 0
         } else if let maximum = budget.spec.maxUnavailable {
-            desired = max(0, expected - Self.scaled(maximum, of: expected))
+            desired = max(0, expected - (maximum.scaled(total: expected, roundUp: true) ?? 0))
         } else {
             desired = expected
         }
@@ -109,15 +110,5 @@ struct DisruptionController: ControlLoop {
         updated.status = status
         // The resourceVersion is the precondition (an eviction may have written the status meanwhile).
         _ = try await client.updateStatus(updated)
-    }
-
-    /// An int, or a percentage of `total` rounded up, as intstr.GetScaledValueFromIntOrPercent(…, true).
-    static func scaled(_ value: IntOrString, of total: Int) -> Int {
-        switch value {
-        case .int(let number): return Int(number)
-        case .string(let text):
-            guard text.hasSuffix("%"), let percent = Int(text.dropLast()) else { return 0 }
-            return (percent * total + 99) / 100
-        }
     }
 }
