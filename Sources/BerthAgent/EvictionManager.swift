@@ -186,13 +186,28 @@ extension NodeAgent {
     func manageEvictions() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.evictionMonitoringInterval)
-            await checkEvictions()
+            if let evicted = await checkEvictions() { await awaitCleanup(ofEvicted: evicted) }
+        }
+    }
+
+    /// The kubelet's waitForPodsCleanup: after an eviction the next pass waits until the evicted pod's
+    /// containers have stopped (polled every second, at most 30 s), so that the memory they free is seen
+    /// before another pod is chosen — else a second pod goes for the first one's use.
+    func awaitCleanup(ofEvicted uid: String) async {
+        var request = Runtime_V1_ListContainersRequest()
+        request.filter.labelSelector = [PodConfigs.podUIDLabel: uid]
+        request.filter.state.state = .containerRunning
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !Task.isCancelled, ContinuousClock.now < deadline {
+            if let running = try? await cri.runtime.listContainers(request).containers, running.isEmpty { return }
+            try? await Task.sleep(for: .seconds(1))
         }
     }
 
     /// One pass: signals observed, conditions updated (the Node's status posted when they change), and
-    /// under memory pressure one pod evicted.
-    func checkEvictions() async {
+    /// under memory pressure one pod evicted (its UID returned).
+    @discardableResult
+    func checkEvictions() async -> String? {
         let before = eviction.pressures
         var imageFilesystem: String?
         if eviction.thresholds.contains(where: { $0.signal == .imagefsAvailable || $0.signal == .imagefsInodesFree }) {
@@ -218,13 +233,14 @@ extension NodeAgent {
                 "node pressure changed", metadata: ["conditions": "\(after.map(\.rawValue).sorted())"])
             await postStatus()
         }
-        if let (threshold, observed) = memory { await evictForMemory(threshold: threshold, observed: observed) }
+        guard let (threshold, observed) = memory else { return nil }
+        return await evictForMemory(threshold: threshold, observed: observed)
     }
 
-    /// Evicts the first-ranked pod that may be evicted, if any.
-    func evictForMemory(threshold: EvictionThreshold, observed: EvictionManager.Observation) async {
+    /// Evicts the first-ranked pod that may be evicted, if any, and returns its UID.
+    func evictForMemory(threshold: EvictionThreshold, observed: EvictionManager.Observation) async -> String? {
         guard let stats = try? await cri.runtime.listPodSandboxStats(Runtime_V1_ListPodSandboxStatsRequest()).stats
-        else { return }
+        else { return nil }
         var byUID: [String: Runtime_V1_PodSandboxStats] = [:]
         for stat in stats { byUID[stat.attributes.metadata.uid] = stat }
         var candidates: [EvictionManager.Candidate] = []
@@ -243,12 +259,13 @@ extension NodeAgent {
                 ? Int64(clamping: stat.linux.memory.workingSetBytes.value) : containerUsage.values.reduce(0, +)
             candidates.append(.init(pod: pod, usage: podUsage, containerUsage: containerUsage))
         }
-        guard let victim = EvictionManager.rankedForMemory(candidates).first else { return }
+        guard let victim = EvictionManager.rankedForMemory(candidates).first else { return nil }
         let message = EvictionManager.message(threshold: threshold, observed: observed, candidate: victim)
         logger.warning(
             "evicting a pod for memory", metadata: ["pod": "\(victim.pod.cacheKey)", "message": "\(message)"])
         recorder.record(victim.pod, type: "Warning", reason: "Evicted", message: message)
         await state.markEvicted(podUID: victim.pod.metadata.uid ?? "", message: message)
         await queue.add(victim.pod.cacheKey)
+        return victim.pod.metadata.uid
     }
 }

@@ -75,6 +75,18 @@ final class ServerBox: @unchecked Sendable {
 
     func log() -> String { (try? FileSystem.readString(base + "/server.log")) ?? "" }
 
+    /// What a failed expectation about pods should show: the pods and their events as `kubectl describe`
+    /// prints them, the node's conditions, and the server's log (a test that only printed the log left
+    /// a pod that never ran without a reason).
+    func diagnostics() -> String {
+        let pods = (try? kubectl(["describe", "pods"]).stdoutText) ?? "(kubectl describe pods failed)"
+        let conditions =
+            (try? get(
+                "node/\(nodeName)", "{range .status.conditions[*]}{.type}={.status} {.message}{\"\\n\"}{end}"))
+            ?? ""
+        return "pods:\n\(pods)\nnode conditions:\n\(conditions)\nserver log:\n\(log().suffix(8000))"
+    }
+
     /// The server killed outright (no shutdown at all: a crash, an OOM kill) and started again on the
     /// same directories and ports; the pods' containers live on in their monitors meanwhile.
     func crashAndRestart() throws {

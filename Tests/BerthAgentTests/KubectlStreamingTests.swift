@@ -16,7 +16,7 @@ struct KubectlStreamingTests {
         let created = try box.kubectl(arguments + ["--", "sh", "-c", script])
         try #require(created.status.succeeded, "\(created.stderrText)")
         try #require(
-            try box.eventually { try box.get("pod/\(name)", "{.status.phase}") == "Running" }, "\(box.log())")
+            try box.eventually { try box.get("pod/\(name)", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
     }
 
     @Test func logsShowWhatTheContainerWroteWithTheKubeletsOptions() throws {
@@ -61,7 +61,7 @@ struct KubectlStreamingTests {
         #expect(
             try box.eventually(40) {
                 (Int(try box.get("pod/again", "{.status.containerStatuses[0].restartCount}")) ?? 0) >= 1
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         let last = try box.kubectl(["logs", "again", "--previous"])
         #expect(last.stdoutText == "run\n", "\(last.stderrText)")
         _ = try box.kubectl(["delete", "pod", "slow", "again", "--grace-period=0", "--force"])
@@ -176,7 +176,8 @@ struct KubectlPortForwardTests {
             "head -c 1048576 /dev/urandom > /www/big; exec httpd -f -p 8080 -h /www",
         ])
         try #require(created.status.succeeded, "\(created.stderrText)")
-        try #require(try box.eventually { try box.get("pod/web", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually { try box.get("pod/web", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         // Serving (the megabyte written, httpd listening) before anything is forwarded to it.
         try #require(
             try box.eventually(20) {
@@ -258,7 +259,8 @@ struct KubectlSPDYTests {
                     command: ["sh", "-c", "while read line; do echo got $line; done"]
                 """)
         try #require(created.status.succeeded, "\(created.stderrText)")
-        try #require(try box.eventually { try box.get("pod/spdy", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually { try box.get("pod/spdy", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
 
         // SPDY indeed: kubectl's POST answered 101 (its WebSocket request would be a GET).
         let ran = try box.kubectl(
@@ -312,7 +314,8 @@ struct KubectlSPDYTests {
             "run", "spdyweb", "--image=\(box.image)", "--", "sh", "-c", "exec httpd -f -p 8080 -h /www",
         ])
         try #require(created.status.succeeded, "\(created.stderrText)")
-        try #require(try box.eventually { try box.get("pod/spdyweb", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually { try box.get("pod/spdyweb", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         try #require(
             try box.eventually(20) {
                 try box.kubectl(["exec", "spdyweb", "--", "wget", "-qO-", "http://127.0.0.1:8080/index.html"])
@@ -355,7 +358,8 @@ struct KubectlTopTests {
         let box = try box
         let created = try box.kubectl(["run", "busy", "--image=\(box.image)", "--", "sh", "-c", "while :; do :; done"])
         try #require(created.status.succeeded, "\(created.stderrText)")
-        try #require(try box.eventually { try box.get("pod/busy", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually { try box.get("pod/busy", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         // A rate needs two samples of the agent (10 s apart): until then kubectl says none are available.
         var top: ChildProcess.Output?
         #expect(

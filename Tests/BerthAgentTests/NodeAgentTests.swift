@@ -17,7 +17,7 @@ struct NodeAgentTests {
         #expect(
             try box.eventually {
                 try box.get("node/\(box.nodeName)", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         let cpus = try box.get("node/\(box.nodeName)", "{.status.capacity.cpu}")
         #expect(Int(cpus) == Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         #expect(try box.get("node/\(box.nodeName)", "{.status.nodeInfo.containerRuntimeVersion}").hasPrefix("berth://"))
@@ -33,7 +33,7 @@ struct NodeAgentTests {
             "run", "web", "--image=\(box.image)", "--port=8080", "--", "httpd", "-f", "-p", "8080", "-h", "/www",
         ])
         #expect(created.status.succeeded, "\(created.stderrText)")
-        #expect(try box.eventually { try box.get("pod/web", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(try box.eventually { try box.get("pod/web", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         #expect(
             try box.eventually { try box.get("pod/web", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True" }
         )
@@ -62,7 +62,7 @@ struct NodeAgentTests {
         #expect(
             try box.eventually(40) {
                 try box.get("pod/crasher", "{.status.containerStatuses[0].state.waiting.reason}") == "CrashLoopBackOff"
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         #expect(Int(try box.get("pod/crasher", "{.status.containerStatuses[0].restartCount}")) ?? 0 >= 1)
         #expect(try box.get("pod/crasher", "{.status.containerStatuses[0].lastState.terminated.exitCode}") == "3")
         #expect(try box.get("pod/crasher", "{.status.phase}") == "Running")
@@ -76,7 +76,8 @@ struct NodeAgentTests {
         let box = try box
         _ = try box.kubectl(["run", "once", "--image=\(box.image)", "--restart=Never", "--", "true"])
         _ = try box.kubectl(["run", "fails", "--image=\(box.image)", "--restart=Never", "--", "false"])
-        #expect(try box.eventually { try box.get("pod/once", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        #expect(
+            try box.eventually { try box.get("pod/once", "{.status.phase}") == "Succeeded" }, "\(box.diagnostics())")
         #expect(try box.eventually { try box.get("pod/fails", "{.status.phase}") == "Failed" })
         #expect(try box.get("pod/once", "{.status.containerStatuses[0].state.terminated.reason}") == "Completed")
         #expect(try box.get("pod/fails", "{.status.containerStatuses[0].state.terminated.reason}") == "Error")
@@ -104,7 +105,7 @@ struct NodeAgentTests {
             """
         let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
         #expect(applied.status.succeeded, "\(applied.stderrText)")
-        #expect(try box.eventually { try box.get("pod/env", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        #expect(try box.eventually { try box.get("pod/env", "{.status.phase}") == "Succeeded" }, "\(box.diagnostics())")
         let uid = try box.get("pod/env", "{.metadata.uid}")
         let log = try FileSystem.readString("\(box.base)/logs/default_env_\(uid)/main/0.log")
         let lines = log.split(separator: "\n").map {
@@ -121,7 +122,7 @@ struct NodeAgentTests {
             try box.eventually(30) {
                 try box.get("pod/broken", "{.status.containerStatuses[0].state.waiting.reason}")
                     == "CreateContainerConfigError"
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         #expect(
             try box.get("pod/broken", "{.status.containerStatuses[0].state.waiting.message}")
                 == "configmap \"absent\" not found")
@@ -133,7 +134,7 @@ struct NodeAgentTests {
         #expect(
             try box.eventually(30) {
                 try box.get("pod/ghost", "{.status.containerStatuses[0].state.waiting.reason}") == "ErrImageNeverPull"
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         #expect(try box.get("pod/ghost", "{.status.phase}") == "Pending")
     }
 
@@ -144,7 +145,8 @@ struct NodeAgentTests {
         ])
         #expect(created.status.succeeded, "\(created.stderrText)")
         #expect(
-            try box.eventually { try box.get("deployment/hello", "{.status.readyReplicas}") == "2" }, "\(box.log())")
+            try box.eventually { try box.get("deployment/hello", "{.status.readyReplicas}") == "2" },
+            "\(box.diagnostics())")
         _ = try box.kubectl(["delete", "deployment", "hello"])
     }
 }
@@ -171,7 +173,8 @@ struct InitContainerTests {
             """
         let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
         #expect(applied.status.succeeded, "\(applied.stderrText)")
-        #expect(try box.eventually { try box.get("pod/staged", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        #expect(
+            try box.eventually { try box.get("pod/staged", "{.status.phase}") == "Succeeded" }, "\(box.diagnostics())")
         #expect(
             try box.get("pod/staged", "{.status.initContainerStatuses[*].state.terminated.reason}")
                 == "Completed Completed")
@@ -196,7 +199,8 @@ struct InitContainerTests {
               containers: [{name: main, image: \(box.image), command: ["true"]}]
             """
         _ = try box.kubectl(["apply", "-f", "-"], input: manifest)
-        #expect(try box.eventually { try box.get("pod/blocked", "{.status.phase}") == "Failed" }, "\(box.log())")
+        #expect(
+            try box.eventually { try box.get("pod/blocked", "{.status.phase}") == "Failed" }, "\(box.diagnostics())")
         #expect(try box.get("pod/blocked", "{.status.initContainerStatuses[0].state.terminated.exitCode}") == "2")
         #expect(try box.get("pod/blocked", "{.status.containerStatuses[0].state.waiting.reason}") == "PodInitializing")
     }
@@ -231,13 +235,13 @@ struct ProbeTests {
             """
         let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
         #expect(applied.status.succeeded, "\(applied.stderrText)")
-        #expect(try box.eventually { try box.get("pod/slow", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(try box.eventually { try box.get("pod/slow", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         // Running but not ready while httpd sleeps; then web and tcp ready, never not.
         #expect(try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"web\")].ready}") == "false")
         #expect(
             try box.eventually(20) {
                 try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"web\")].ready}") == "true"
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         #expect(
             try box.eventually(10) {
                 try box.get("pod/slow", "{.status.containerStatuses[?(@.name==\"tcp\")].ready}") == "true"
@@ -265,7 +269,7 @@ struct ProbeTests {
         #expect(
             try box.eventually(40) {
                 Int(try box.get("pod/sick", "{.status.containerStatuses[0].restartCount}")) ?? 0 >= 1
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         let events = try box.kubectl([
             "get", "events", "--field-selector", "involvedObject.name=sick", "-o", "jsonpath={.items[*].reason}",
         ]).stdoutText
@@ -324,7 +328,9 @@ struct GRPCProbeTests {
             """
         let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
         #expect(applied.status.succeeded, "\(applied.stderrText)")
-        #expect(try box.eventually { try box.get("pod/grpc-probed", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(
+            try box.eventually { try box.get("pod/grpc-probed", "{.status.phase}") == "Running" },
+            "\(box.diagnostics())")
         // NOT_SERVING: not ready, and the event quotes the answer as the kubelet's does.
         #expect(
             try box.eventually(20) {
@@ -337,7 +343,7 @@ struct GRPCProbeTests {
         health.serving.withLock { $0 = true }
         #expect(
             try box.eventually(20) { try box.get("pod/grpc-probed", "{.status.containerStatuses[0].ready}") == "true" },
-            "\(box.log())")
+            "\(box.diagnostics())")
         _ = try box.kubectl(["delete", "pod", "grpc-probed", "--grace-period=1"])
         server.beginGracefulShutdown()
         try await serving.value
@@ -356,7 +362,8 @@ struct AgentRestartTests {
             "run", "survivor", "--image=\(box.image)", "--", "httpd", "-f", "-p", "8080", "-h", "/www",
         ])
         try #require(created.status.succeeded, "\(created.stderrText)")
-        try #require(try box.eventually { try box.get("pod/survivor", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually { try box.get("pod/survivor", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         let containerID = try box.get("pod/survivor", "{.status.containerStatuses[0].containerID}")
         let ip = try box.get("pod/survivor", "{.status.podIP}")
         func serving() -> String {
@@ -406,7 +413,8 @@ struct ImageGarbageCollectionTests {
         let box = try box
         let created = try box.kubectl(["run", "keeper", "--image=\(box.image)", "--", "sleep", "1000"])
         try #require(created.status.succeeded, "\(created.stderrText)")
-        try #require(try box.eventually { try box.get("pod/keeper", "{.status.phase}") == "Running" }, "\(box.log())")
+        try #require(
+            try box.eventually { try box.get("pod/keeper", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         let tar = try busyboxLayer(in: box.base, files: ["/unused": "not used by any pod\n"])
         let imported = try ChildProcess.run(
             box.berth,

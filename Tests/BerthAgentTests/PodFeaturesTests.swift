@@ -59,7 +59,8 @@ struct PodFeaturesTests {
               - name: scratch
                 emptyDir: {medium: Memory, sizeLimit: 16Mi}
             """)
-        #expect(try box.eventually { try box.get("pod/volumes", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(
+            try box.eventually { try box.get("pod/volumes", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         #expect(try exec("volumes", "cat /etc/info/name") == "volumes")
         #expect(try exec("volumes", "cat /etc/info/labels") == "app=\"volumes\"\ntier=\"backend\"")
         #expect(try exec("volumes", "cat /etc/info/annotations") == #"note="two \"quoted\" words""#)
@@ -103,7 +104,7 @@ struct PodFeaturesTests {
               volumes:
               - {name: marks, hostPath: {path: \(marks)}}
             """)
-        #expect(try box.eventually { try box.get("pod/hooks", "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(try box.eventually { try box.get("pod/hooks", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         #expect(try String(contentsOfFile: marks + "/post-start", encoding: .utf8) == "started\n")
         #expect(!FileManager.default.fileExists(atPath: marks + "/pre-stop"))
         let deleted = try box.kubectl(["delete", "pod", "hooks", "--timeout=60s"])
@@ -136,7 +137,7 @@ struct PodFeaturesTests {
         #expect(
             try box.eventually(40) {
                 (Int(try box.get("pod/unhealthy", "{.status.containerStatuses[0].restartCount}")) ?? 0) >= 1
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         #expect((try? String(contentsOfFile: marks + "/pre-stop", encoding: .utf8))?.hasPrefix("stopping\n") == true)
         _ = try box.kubectl(["delete", "pod", "unhealthy", "--grace-period=0", "--force"])
     }
@@ -159,7 +160,7 @@ struct PodFeaturesTests {
         #expect(
             try box.eventually(40) {
                 (Int(try box.get("pod/badhook", "{.status.containerStatuses[0].restartCount}")) ?? 0) >= 1
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         let events = try box.kubectl(["get", "events", "--field-selector", "involvedObject.name=badhook"]).stdoutText
         #expect(events.contains("FailedPostStartHook"), "\(events)")
         _ = try box.kubectl(["delete", "pod", "badhook", "--grace-period=0", "--force"])
@@ -236,7 +237,7 @@ struct SidecarTests {
             try box.eventually {
                 try box.get("pod/withsidecar", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
             },
-            "\(box.log())")
+            "\(box.diagnostics())")
         #expect(try box.get("pod/withsidecar", "{.status.initContainerStatuses[0].state.running.startedAt}") != "")
         #expect(try box.get("pod/withsidecar", "{.status.initContainerStatuses[0].started}") == "true")
         #expect(try box.get("pod/withsidecar", "{.status.initContainerStatuses[1].state.terminated.exitCode}") == "0")
@@ -265,7 +266,8 @@ struct SidecarTests {
                   - {name: work, image: \(box.image), command: ["sh", "-c", "echo done"]}
                 """)
         try #require(created.status.succeeded, "\(created.stderrText)")
-        #expect(try box.eventually(40) { try box.get("pod/job", "{.status.phase}") == "Succeeded" }, "\(box.log())")
+        #expect(
+            try box.eventually(40) { try box.get("pod/job", "{.status.phase}") == "Succeeded" }, "\(box.diagnostics())")
         _ = try box.kubectl(["delete", "pod", "job", "--grace-period=0", "--force"])
     }
 }

@@ -86,7 +86,8 @@ struct ServiceAccountTokenTests {
         let applied = try box.kubectl(["apply", "-f", "-"], input: manifest)
         try #require(applied.status.succeeded, "\(applied.stderrText)")
         try #require(
-            try box.eventually { try box.get("pod/token-reader", "{.status.phase}") == "Running" }, "\(box.log())")
+            try box.eventually { try box.get("pod/token-reader", "{.status.phase}") == "Running" },
+            "\(box.diagnostics())")
         let read = try box.kubectl(["exec", "token-reader", "--", "cat", "/var/run/secrets/tokens/api-token"])
         let token = read.stdoutText
         try #require(token.split(separator: ".").count == 3, "\(read.stderrText)")
@@ -113,7 +114,8 @@ struct ServiceAccountTokenTests {
             ["run", "in-cluster", "--image", box.image, "--restart=Never", "--", "sleep", "1000"])
         try #require(created.status.succeeded, "\(created.stderrText)")
         try #require(
-            try box.eventually { try box.get("pod/in-cluster", "{.status.phase}") == "Running" }, "\(box.log())")
+            try box.eventually { try box.get("pod/in-cluster", "{.status.phase}") == "Running" }, "\(box.diagnostics())"
+        )
         let directory = "/var/run/secrets/kubernetes.io/serviceaccount"
         func read(_ file: String) throws -> String {
             try box.kubectl(["exec", "in-cluster", "--", "cat", "\(directory)/\(file)"]).stdoutText

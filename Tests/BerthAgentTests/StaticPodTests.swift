@@ -33,7 +33,7 @@ struct StaticPodTests {
         try "apiVersion: v1\nkind: Service\nmetadata: {name: nope}\n".write(
             toFile: box.base + "/manifests/service.yaml", atomically: true, encoding: .utf8)
 
-        #expect(try box.eventually { try box.get(mirror, "{.status.phase}") == "Running" }, "\(box.log())")
+        #expect(try box.eventually { try box.get(mirror, "{.status.phase}") == "Running" }, "\(box.diagnostics())")
         let hash = try box.get(mirror, "{.metadata.annotations.kubernetes\\.io/config\\.hash}")
         #expect(hash.count == 32)
         #expect(try box.get(mirror, "{.metadata.annotations.kubernetes\\.io/config\\.mirror}") == hash)
@@ -56,7 +56,7 @@ struct StaticPodTests {
                 let uid = (try? box.get(mirror, "{.metadata.uid}")) ?? ""
                 return !uid.isEmpty && uid != firstUID
                     && (try? box.get(mirror, "{.status.containerStatuses[0].containerID}")) == containerID
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
 
         // The agent restarting finds the same pod (the UID is the file's hash), and does not restart it.
         try box.crashAndRestart()
@@ -73,7 +73,7 @@ struct StaticPodTests {
             try box.eventually(30) {
                 let newHash = try box.get(mirror, "{.metadata.annotations.kubernetes\\.io/config\\.mirror}")
                 return !newHash.isEmpty && newHash != hash && (try? box.get(mirror, "{.status.phase}")) == "Running"
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         // What the last try said, for the failure message (a CI run once saw no "second" within 20 s,
         // under load, with nothing to tell why).
         var said = ""
@@ -98,7 +98,7 @@ struct StaticPodTests {
             try box.eventually(30) {
                 let listed = try box.kubectl(["get", "pods", "-o", "name"]).stdoutText
                 return !listed.contains("static-web")
-            }, "\(box.log())")
+            }, "\(box.diagnostics())")
         #expect(try box.eventually(20) { !serving() })
     }
 }
