@@ -292,6 +292,8 @@ extension Registry {
     public static let podDisruptionBudgets = find(group: "policy", version: "v1", plural: "poddisruptionbudgets")!
     public static let limitRanges = find(group: "", version: "v1", plural: "limitranges")!
     public static let priorityClasses = find(group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses")!
+    public static let ingressClasses = find(group: "networking.k8s.io", version: "v1", plural: "ingressclasses")!
+    public static let runtimeClasses = find(group: "node.k8s.io", version: "v1", plural: "runtimeclasses")!
     public static let deployments = find(group: "apps", version: "v1", plural: "deployments")!
     public static let replicaSets = find(group: "apps", version: "v1", plural: "replicasets")!
     public static let daemonSets = find(group: "apps", version: "v1", plural: "daemonsets")!

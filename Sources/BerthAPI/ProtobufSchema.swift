@@ -26,10 +26,19 @@ extension Protobuf {
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
-        "TokenRequest": ("authentication.k8s.io/v1", "TokenRequest"),
+        "TokenRequest": ("authentication.k8s.io/v1", "authentication.TokenRequest"),
         "Eviction": ("policy/v1", "Eviction"),
         "PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
         "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
+        "Ingress": ("networking.k8s.io/v1", "Ingress"),
+        "IngressClass": ("networking.k8s.io/v1", "IngressClass"),
+        "NetworkPolicy": ("networking.k8s.io/v1", "NetworkPolicy"),
+        "StorageClass": ("storage.k8s.io/v1", "StorageClass"),
+        "CSIDriver": ("storage.k8s.io/v1", "CSIDriver"),
+        "CSINode": ("storage.k8s.io/v1", "CSINode"),
+        "CSIStorageCapacity": ("storage.k8s.io/v1", "CSIStorageCapacity"),
+        "VolumeAttachment": ("storage.k8s.io/v1", "VolumeAttachment"),
+        "RuntimeClass": ("node.k8s.io/v1", "RuntimeClass"),
         "DeleteOptions": (nil, "DeleteOptions"),
     ]
 
@@ -328,7 +337,7 @@ extension Protobuf {
         BoundObjectReference 1:kind:s 2:apiVersion:s 3:name:s 4:uid:s
         TokenRequestSpec 1:audiences:[s 4:expirationSeconds:i? 3:boundObjectRef:BoundObjectReference
         TokenRequestStatus 1:token:s? 2:expirationTimestamp:t
-        TokenRequest 1:metadata:ObjectMeta 2:spec:TokenRequestSpec 3:status:TokenRequestStatus
+        authentication.TokenRequest 1:metadata:ObjectMeta 2:spec:TokenRequestSpec 3:status:TokenRequestStatus
         Preconditions 1:uid:s? 2:resourceVersion:s?
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?
@@ -339,5 +348,85 @@ extension Protobuf {
           5:desiredHealthy:i? 6:expectedPods:i? 7:conditions:[Condition
         PodDisruptionBudget 1:metadata:ObjectMeta 2:spec:PodDisruptionBudgetSpec 3:status:PodDisruptionBudgetStatus
         PriorityClass 1:metadata:ObjectMeta 2:value:i? 3:globalDefault:b 4:description:s 5:preemptionPolicy:s?
+        ServiceBackendPort 1:name:s 2:number:i
+        IngressServiceBackend 1:name:s? 2:port:ServiceBackendPort
+        IngressBackend 4:service:IngressServiceBackend 3:resource:TypedLocalObjectReference
+        IngressTLS 1:hosts:[s 2:secretName:s
+        HTTPIngressPath 1:path:s 3:pathType:s? 2:backend:IngressBackend
+        HTTPIngressRuleValue 1:paths:[HTTPIngressPath
+        IngressRuleValue 1:http:HTTPIngressRuleValue
+        IngressRule 1:host:s 2:-:IngressRuleValue
+        IngressSpec 4:ingressClassName:s? 1:defaultBackend:IngressBackend 2:tls:[IngressTLS 3:rules:[IngressRule
+        IngressPortStatus 1:port:i? 2:protocol:s? 3:error:s?
+        IngressLoadBalancerIngress 1:ip:s 2:hostname:s 4:ports:[IngressPortStatus
+        IngressLoadBalancerStatus 1:ingress:[IngressLoadBalancerIngress
+        IngressStatus 1:loadBalancer:IngressLoadBalancerStatus
+        Ingress 1:metadata:ObjectMeta 2:spec:IngressSpec 3:status:IngressStatus
+        IngressClassParametersReference 1:apiGroup:s? 2:kind:s? 3:name:s? 4:scope:s? 5:namespace:s?
+        IngressClassSpec 1:controller:s 2:parameters:IngressClassParametersReference
+        IngressClass 1:metadata:ObjectMeta 2:spec:IngressClassSpec
+        NetworkPolicyPort 1:protocol:s? 2:port:x? 3:endPort:i?
+        IPBlock 1:cidr:s? 2:except:[s
+        NetworkPolicyPeer 1:podSelector:LabelSelector 2:namespaceSelector:LabelSelector 3:ipBlock:IPBlock
+        NetworkPolicyIngressRule 1:ports:[NetworkPolicyPort 2:from:[NetworkPolicyPeer
+        NetworkPolicyEgressRule 1:ports:[NetworkPolicyPort 2:to:[NetworkPolicyPeer
+        NetworkPolicySpec 1:podSelector:LabelSelector 2:ingress:[NetworkPolicyIngressRule 3:egress:[NetworkPolicyEgressRule
+          4:policyTypes:[s
+        NetworkPolicy 1:metadata:ObjectMeta 2:spec:NetworkPolicySpec
+        TopologySelectorLabelRequirement 1:key:s? 2:values:[s
+        TopologySelectorTerm 1:matchLabelExpressions:[TopologySelectorLabelRequirement
+        StorageClass 1:metadata:ObjectMeta 2:provisioner:s? 3:parameters:{s 4:reclaimPolicy:s? 5:mountOptions:[s
+          6:allowVolumeExpansion:b? 7:volumeBindingMode:s? 8:allowedTopologies:[TopologySelectorTerm
+        storage.TokenRequest 1:audience:s? 2:expirationSeconds:i?
+        CSIDriverSpec 1:attachRequired:b? 2:podInfoOnMount:b? 3:volumeLifecycleModes:[s 4:storageCapacity:b?
+          5:fsGroupPolicy:s? 6:tokenRequests:[storage.TokenRequest 7:requiresRepublish:b? 8:seLinuxMount:b?
+        CSIDriver 1:metadata:ObjectMeta 2:spec:CSIDriverSpec
+        VolumeNodeResources 1:count:i?
+        CSINodeDriver 1:name:s? 2:nodeID:s? 3:topologyKeys:[s 4:allocatable:VolumeNodeResources
+        CSINodeSpec 1:drivers:[CSINodeDriver
+        CSINode 1:metadata:ObjectMeta 2:spec:CSINodeSpec
+        CSIStorageCapacity 1:metadata:ObjectMeta 2:nodeTopology:LabelSelector 3:storageClassName:s? 4:capacity:q?
+          5:maximumVolumeSize:q?
+        GlusterfsPersistentVolumeSource 1:endpoints:s? 2:path:s? 3:readOnly:b 4:endpointsNamespace:s?
+        SecretReference 1:name:s 2:namespace:s
+        RBDPersistentVolumeSource 1:monitors:[s 2:image:s? 3:fsType:s 4:pool:s 5:user:s 6:keyring:s
+          7:secretRef:SecretReference 8:readOnly:b
+        ISCSIPersistentVolumeSource 1:targetPortal:s? 2:iqn:s? 3:lun:i? 4:iscsiInterface:s 5:fsType:s 6:readOnly:b
+          7:portals:[s 8:chapAuthDiscovery:b 11:chapAuthSession:b 10:secretRef:SecretReference 12:initiatorName:s?
+        CinderPersistentVolumeSource 1:volumeID:s? 2:fsType:s 3:readOnly:b 4:secretRef:SecretReference
+        CephFSPersistentVolumeSource 1:monitors:[s 2:path:s 3:user:s 4:secretFile:s 5:secretRef:SecretReference 6:readOnly:b
+        FlexPersistentVolumeSource 1:driver:s? 2:fsType:s 3:secretRef:SecretReference 4:readOnly:b 5:options:{s
+        AzureFilePersistentVolumeSource 1:secretName:s? 2:shareName:s? 3:readOnly:b 4:secretNamespace:s?
+        ScaleIOPersistentVolumeSource 1:gateway:s? 2:system:s? 3:secretRef:SecretReference 4:sslEnabled:b
+          5:protectionDomain:s 6:storagePool:s 7:storageMode:s 8:volumeName:s 9:fsType:s 10:readOnly:b
+        LocalVolumeSource 1:path:s? 2:fsType:s?
+        StorageOSPersistentVolumeSource 1:volumeName:s 2:volumeNamespace:s 3:fsType:s 4:readOnly:b
+          5:secretRef:ObjectReference
+        CSIPersistentVolumeSource 1:driver:s? 2:volumeHandle:s? 3:readOnly:b 4:fsType:s 5:volumeAttributes:{s
+          6:controllerPublishSecretRef:SecretReference 7:nodeStageSecretRef:SecretReference
+          8:nodePublishSecretRef:SecretReference 9:controllerExpandSecretRef:SecretReference
+          10:nodeExpandSecretRef:SecretReference
+        PersistentVolumeSource 1:gcePersistentDisk:GCEPersistentDiskVolumeSource
+          2:awsElasticBlockStore:AWSElasticBlockStoreVolumeSource 3:hostPath:HostPathVolumeSource
+          4:glusterfs:GlusterfsPersistentVolumeSource 5:nfs:NFSVolumeSource 6:rbd:RBDPersistentVolumeSource
+          7:iscsi:ISCSIPersistentVolumeSource 8:cinder:CinderPersistentVolumeSource 9:cephfs:CephFSPersistentVolumeSource
+          10:fc:FCVolumeSource 11:flocker:FlockerVolumeSource 12:flexVolume:FlexPersistentVolumeSource
+          13:azureFile:AzureFilePersistentVolumeSource 14:vsphereVolume:VsphereVirtualDiskVolumeSource
+          15:quobyte:QuobyteVolumeSource 16:azureDisk:AzureDiskVolumeSource
+          17:photonPersistentDisk:PhotonPersistentDiskVolumeSource 18:portworxVolume:PortworxVolumeSource
+          19:scaleIO:ScaleIOPersistentVolumeSource 20:local:LocalVolumeSource 21:storageos:StorageOSPersistentVolumeSource
+          22:csi:CSIPersistentVolumeSource
+        VolumeNodeAffinity 1:required:NodeSelector
+        PersistentVolumeSpec 1:capacity:{q 2:-:PersistentVolumeSource 3:accessModes:[s 4:claimRef:ObjectReference
+          5:persistentVolumeReclaimPolicy:s 6:storageClassName:s 7:mountOptions:[s 8:volumeMode:s?
+          9:nodeAffinity:VolumeNodeAffinity 10:volumeAttributesClassName:s?
+        VolumeAttachmentSource 1:persistentVolumeName:s? 2:inlineVolumeSpec:PersistentVolumeSpec
+        VolumeAttachmentSpec 1:attacher:s? 2:source:VolumeAttachmentSource 3:nodeName:s?
+        VolumeError 1:time:t 2:message:s
+        VolumeAttachmentStatus 1:attached:b? 2:attachmentMetadata:{s 3:attachError:VolumeError 4:detachError:VolumeError
+        VolumeAttachment 1:metadata:ObjectMeta 2:spec:VolumeAttachmentSpec 3:status:VolumeAttachmentStatus
+        Overhead 1:podFixed:{q
+        Scheduling 1:nodeSelector:{s 2:tolerations:[Toleration
+        RuntimeClass 1:metadata:ObjectMeta 2:handler:s? 3:overhead:Overhead 4:scheduling:Scheduling
         """
 }

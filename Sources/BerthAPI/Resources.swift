@@ -31,8 +31,8 @@ public struct ResourceType: Sendable {
     public static let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 }
 
-/// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1,
-/// scheduling.k8s.io/v1).
+/// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1, policy/v1,
+/// scheduling.k8s.io/v1, networking.k8s.io/v1, storage.k8s.io/v1, node.k8s.io/v1).
 public enum Registry {
     public static let all: [ResourceType] = [
         .init(
@@ -98,11 +98,41 @@ public enum Registry {
             group: "scheduling.k8s.io", version: "v1", kind: "PriorityClass", plural: "priorityclasses",
             singular: "priorityclass", namespaced: false, shortNames: ["pc"], hasSpec: false,
             strategy: PriorityClassStrategy()),
+        .init(
+            group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", singular: "ingress",
+            namespaced: true, shortNames: ["ing"], subresources: ["status"], strategy: IngressStrategy()),
+        .init(
+            group: "networking.k8s.io", version: "v1", kind: "IngressClass", plural: "ingressclasses",
+            singular: "ingressclass", namespaced: false, strategy: IngressClassStrategy()),
+        .init(
+            group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", plural: "networkpolicies",
+            singular: "networkpolicy", namespaced: true, shortNames: ["netpol"], strategy: NetworkPolicyStrategy()),
+        .init(
+            group: "storage.k8s.io", version: "v1", kind: "StorageClass", plural: "storageclasses",
+            singular: "storageclass", namespaced: false, shortNames: ["sc"], hasSpec: false,
+            strategy: StorageClassStrategy()),
+        .init(
+            group: "storage.k8s.io", version: "v1", kind: "CSIDriver", plural: "csidrivers", singular: "csidriver",
+            namespaced: false, strategy: CSIDriverStrategy()),
+        .init(
+            group: "storage.k8s.io", version: "v1", kind: "CSINode", plural: "csinodes", singular: "csinode",
+            namespaced: false, strategy: CSINodeStrategy()),
+        .init(
+            group: "storage.k8s.io", version: "v1", kind: "CSIStorageCapacity", plural: "csistoragecapacities",
+            singular: "csistoragecapacity", namespaced: true, hasSpec: false, strategy: CSIStorageCapacityStrategy()),
+        .init(
+            group: "storage.k8s.io", version: "v1", kind: "VolumeAttachment", plural: "volumeattachments",
+            singular: "volumeattachment", namespaced: false, subresources: ["status"],
+            strategy: VolumeAttachmentStrategy()),
+        .init(
+            group: "node.k8s.io", version: "v1", kind: "RuntimeClass", plural: "runtimeclasses",
+            singular: "runtimeclass", namespaced: false, hasSpec: false, strategy: RuntimeClassStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
-        "apps", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io",
+        "apps", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
+        "storage.k8s.io", "node.k8s.io",
     ]
 
     public static func find(group: String, version: String, plural: String) -> ResourceType? {

@@ -388,7 +388,15 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("TokenRequest", "authentication.k8s.io/v1", "authentication/v1"),
                   ("Eviction", "policy/v1", "policy/v1"),
                   ("PodDisruptionBudget", "policy/v1", "policy/v1"),
-                  ("PriorityClass", "scheduling.k8s.io/v1", "scheduling/v1"), ("DeleteOptions", None, "meta/v1")]
+                  ("PriorityClass", "scheduling.k8s.io/v1", "scheduling/v1"),
+                  ("Ingress", "networking.k8s.io/v1", "networking/v1"),
+                  ("IngressClass", "networking.k8s.io/v1", "networking/v1"),
+                  ("NetworkPolicy", "networking.k8s.io/v1", "networking/v1"),
+                  ("StorageClass", "storage.k8s.io/v1", "storage/v1"), ("CSIDriver", "storage.k8s.io/v1", "storage/v1"),
+                  ("CSINode", "storage.k8s.io/v1", "storage/v1"),
+                  ("CSIStorageCapacity", "storage.k8s.io/v1", "storage/v1"),
+                  ("VolumeAttachment", "storage.k8s.io/v1", "storage/v1"),
+                  ("RuntimeClass", "node.k8s.io/v1", "node/v1"), ("DeleteOptions", None, "meta/v1")]
 PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64": "f", "bytes": "y", "Time": "t",
                "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "Quantity": "q", "IntOrString": "x"}
 

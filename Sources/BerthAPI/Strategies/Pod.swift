@@ -81,6 +81,7 @@ struct PodStrategy: ResourceStrategy {
         try await LimitRangerAdmission.admit(&obj, handler: handler)
         try await ServiceAccountAdmission.admit(&obj, handler: handler)
         try await PriorityAdmission.admit(&obj, handler: handler)
+        try await RuntimeClassAdmission.admit(&obj, handler: handler)
     }
 
     /// Upstream's DefaultTolerationSeconds admission: a pod that does not already tolerate the
