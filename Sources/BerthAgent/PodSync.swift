@@ -304,6 +304,7 @@ extension NodeAgent {
         request.config = PodConfigs.sandboxConfig(
             pod, attempt: attempt, configuration: configuration, hostResolvConf: resolvConf)
         do {
+            request.runtimeHandler = try await runtimeHandler(pod)
             // No event for a sandbox made: the kubelet has none (only SandboxChanged, for one remade).
             return try await cri.runtime.runPodSandbox(request).podSandboxID
         } catch {
@@ -312,6 +313,16 @@ extension NodeAgent {
                 message: "Failed to create pod sandbox: \(Self.message(error))")
             throw error
         }
+    }
+
+    /// The CRI runtime handler of the pod's RuntimeClass ("" — the runtime's default — without one), as
+    /// the kubelet's runtimeClassManager looks it up; a class that is not there fails the sandbox.
+    func runtimeHandler(_ pod: CoreV1.Pod) async throws -> String {
+        guard let name = pod.spec.runtimeClassName, !name.isEmpty else { return "" }
+        guard let runtimeClass = try await client.get(NodeV1.RuntimeClass.self, namespace: nil, name: name) else {
+            throw AgentError("runtimeclass.node.k8s.io \"\(name)\" not found")
+        }
+        return runtimeClass.handler
     }
 
     func containerStatus(_ id: String) async throws -> Runtime_V1_ContainerStatus {

@@ -3,7 +3,8 @@ import Foundation
 import Testing
 
 /// Volumes, hooks and security checks proved by what a pod sees: downwardAPI and projected files, a
-/// memory-backed emptyDir, fsGroup ownership, postStart and preStop hooks, runAsNonRoot refused.
+/// memory-backed emptyDir, fsGroup ownership, postStart and preStop hooks, runAsNonRoot refused, the
+/// RuntimeClass's handler.
 @Suite(.serialized, .enabled(if: isRealRoot, "runs containers: needs real root"), .berthServer)
 struct PodFeaturesTests {
     var box: ServerBox { get throws { try #require(ServerBox.current) } }
@@ -201,6 +202,55 @@ struct PodFeaturesTests {
         #expect(try box.eventually { try box.get("pod/nonroot2", "{.status.phase}") == "Running" })
         #expect(try exec("nonroot2", "id -u") == "1000\n")
         _ = try box.kubectl(["delete", "pod", "nonroot2", "--grace-period=0", "--force"])
+    }
+
+    /// A pod's RuntimeClass names the CRI handler its sandbox runs with: a handler the engine has runs
+    /// the pod; one it does not have fails the sandbox with the kubelet's event, and the pod waits.
+    @Test func theRuntimeClassPicksTheHandler() throws {
+        let box = try box
+        try apply(
+            """
+            apiVersion: node.k8s.io/v1
+            kind: RuntimeClass
+            metadata: {name: berth}
+            handler: berth-runtime
+            ---
+            apiVersion: node.k8s.io/v1
+            kind: RuntimeClass
+            metadata: {name: kata}
+            handler: kata
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: classed}
+            spec:
+              runtimeClassName: berth
+              terminationGracePeriodSeconds: 1
+              containers:
+              - {name: main, image: \(box.image), command: ["sleep", "1000"]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: unrunnable}
+            spec:
+              runtimeClassName: kata
+              containers:
+              - {name: main, image: \(box.image), command: ["sleep", "1000"]}
+            """)
+        #expect(
+            try box.eventually { try box.get("pod/classed", "{.status.phase}") == "Running" }, "\(box.diagnostics())")
+        var events = ""
+        #expect(
+            try box.eventually(30) {
+                events = try box.kubectl([
+                    "get", "events", "--field-selector", "involvedObject.name=unrunnable,reason=FailedCreatePodSandBox",
+                    "-o", "jsonpath={.items[*].message}",
+                ]).stdoutText
+                return !events.isEmpty
+            }, "\(box.diagnostics())")
+        #expect(events.contains("Failed to create pod sandbox: no runtime for \"kata\" is configured"), "\(events)")
+        #expect(try box.get("pod/unrunnable", "{.status.phase}") == "Pending")
+        _ = try box.kubectl(["delete", "pod", "classed", "unrunnable", "--grace-period=0", "--force"])
     }
 }
 
