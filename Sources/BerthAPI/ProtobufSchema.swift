@@ -22,6 +22,7 @@ extension Protobuf {
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
+        "Job": ("batch/v1", "Job"),
         "Scale": ("autoscaling/v1", "Scale"),
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
@@ -312,6 +313,23 @@ extension Protobuf {
           5:observedGeneration:i 6:updatedNumberScheduled:i 7:numberAvailable:i 8:numberUnavailable:i 9:collisionCount:i?
           10:conditions:[DaemonSetCondition
         DaemonSet 1:metadata:ObjectMeta 2:spec:DaemonSetSpec 3:status:DaemonSetStatus
+        PodFailurePolicyOnExitCodesRequirement 1:containerName:s? 2:operator:s? 3:values:[i
+        PodFailurePolicyOnPodConditionsPattern 1:type:s? 2:status:s?
+        PodFailurePolicyRule 1:action:s? 2:onExitCodes:PodFailurePolicyOnExitCodesRequirement
+          3:onPodConditions:[PodFailurePolicyOnPodConditionsPattern
+        PodFailurePolicy 1:rules:[PodFailurePolicyRule
+        SuccessPolicyRule 1:succeededIndexes:s? 2:succeededCount:i?
+        SuccessPolicy 1:rules:[SuccessPolicyRule
+        JobSpec 1:parallelism:i? 2:completions:i? 3:activeDeadlineSeconds:i? 11:podFailurePolicy:PodFailurePolicy
+          16:successPolicy:SuccessPolicy 7:backoffLimit:i? 12:backoffLimitPerIndex:i? 13:maxFailedIndexes:i?
+          4:selector:LabelSelector 5:manualSelector:b? 6:template:PodTemplateSpec 8:ttlSecondsAfterFinished:i?
+          9:completionMode:s? 10:suspend:b? 14:podReplacementPolicy:s? 15:managedBy:s?
+        JobCondition 1:type:s? 2:status:s? 3:lastProbeTime:t 4:lastTransitionTime:t 5:reason:s 6:message:s
+        UncountedTerminatedPods 1:succeeded:[s 2:failed:[s
+        JobStatus 1:conditions:[JobCondition 2:startTime:t 3:completionTime:t 4:active:i 5:succeeded:i 6:failed:i
+          11:terminating:i? 7:completedIndexes:s 10:failedIndexes:s? 8:uncountedTerminatedPods:UncountedTerminatedPods
+          9:ready:i?
+        Job 1:metadata:ObjectMeta 2:spec:JobSpec 3:status:JobStatus
         ScaleSpec 1:replicas:i
         ScaleStatus 1:replicas:i? 2:selector:s
         Scale 1:metadata:ObjectMeta 2:spec:ScaleSpec 3:status:ScaleStatus

@@ -31,7 +31,7 @@ public struct ResourceType: Sendable {
     public static let verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 }
 
-/// The served resources (core/v1, apps/v1, discovery.k8s.io/v1, coordination.k8s.io/v1, policy/v1,
+/// The served resources (core/v1, apps/v1, batch/v1, discovery.k8s.io/v1, coordination.k8s.io/v1, policy/v1,
 /// scheduling.k8s.io/v1, networking.k8s.io/v1, storage.k8s.io/v1, node.k8s.io/v1).
 public enum Registry {
     public static let all: [ResourceType] = [
@@ -85,6 +85,9 @@ public enum Registry {
             namespaced: true,
             shortNames: ["ds"], categories: ["all"], subresources: ["status"], strategy: DaemonSetStrategy()),
         .init(
+            group: "batch", version: "v1", kind: "Job", plural: "jobs", singular: "job", namespaced: true,
+            categories: ["all"], subresources: ["status"], strategy: JobStrategy()),
+        .init(
             group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
             singular: "endpointslice", namespaced: true, hasSpec: false, strategy: EndpointSliceStrategy()),
         .init(
@@ -131,7 +134,7 @@ public enum Registry {
 
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
-        "apps", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
+        "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
         "storage.k8s.io", "node.k8s.io",
     ]
 

@@ -228,8 +228,10 @@ extension APITests {
             #expect(e?.code == 400 && e?.message.contains("metadata.name") == true, "\(String(describing: e))")
             // A kind without a schema: 415 naming it.
             e = failure(
-                ProtoWriter.envelope("batch/v1", "Job") { $0.message(1) { $0.string(1, "j") } }, kind: "ConfigMap")
-            #expect(e?.code == 415 && e?.message.contains("Job (batch/v1)") == true, "\(String(describing: e))")
+                ProtoWriter.envelope("example.com/v1", "Widget") { $0.message(1) { $0.string(1, "j") } },
+                kind: "ConfigMap")
+            #expect(
+                e?.code == 415 && e?.message.contains("Widget (example.com/v1)") == true, "\(String(describing: e))")
         }
 
         @Test func overHTTP() async throws {
@@ -255,10 +257,10 @@ extension APITests {
             (code, body) = try post(cms, Array("not protobuf".utf8))
             #expect(code == 400 && body["reason"] == "BadRequest", "\(body)")
             (code, body) = try post(
-                cms, ProtoWriter.envelope("batch/v1", "Job") { $0.message(1) { $0.string(1, "j") } })
+                cms, ProtoWriter.envelope("example.com/v1", "Widget") { $0.message(1) { $0.string(1, "j") } })
             #expect(
                 code == 415 && body["reason"] == "UnsupportedMediaType"
-                    && (body["message"].string ?? "").contains("Job"), "\(body)")
+                    && (body["message"].string ?? "").contains("Widget"), "\(body)")
             (code, body) = try post(cms, ProtoWriter.envelope("v1", "Secret") { $0.message(1) { $0.string(1, "s") } })
             #expect(code == 400, "a Secret posted to configmaps: \(body)")
             #expect(try s.curl("GET", cms + "/pb").0 == 200)

@@ -32,7 +32,8 @@ extension ControlTests {
                     Self.cm("stale-uid", [Self.ref("ConfigMap", "owner", UUID().uuidString.lowercased())]))
                 try await c.client.create(configMapType, Self.cm("mixed", [live, ghost]))
                 try await c.client.create(
-                    configMapType, Self.cm("unknown-kind", [Self.ref("Job", "j", "1234", apiVersion: "batch/v1")]))
+                    configMapType,
+                    Self.cm("unknown-kind", [Self.ref("Widget", "w", "1234", apiVersion: "example.com/v1")]))
                 try await c.client.create(configMapType, Self.cm("dep2", [live2]))
                 try await c.client.create(
                     Registry.pods,

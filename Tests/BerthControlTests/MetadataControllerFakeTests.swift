@@ -94,12 +94,12 @@ struct MetadataControllerFakeTests {
         let cluster = rig.cluster
         let live = ownerReference("ConfigMap", "owner", uid: "owner-uid")
         let ghost = ownerReference("ConfigMap", "ghost", uid: "ghost-uid")
-        let job = ownerReference("Job", "j", uid: "job-uid", apiVersion: "batch/v1")
+        let widget = ownerReference("Widget", "w", uid: "widget-uid", apiVersion: "example.com/v1")
         cluster.seed(
             ownedConfigMap("owner", uid: "owner-uid"), ownedConfigMap("kept", owners: [live]),
             ownedConfigMap("orphan", owners: [ghost]),
             ownedConfigMap("stale-uid", owners: [ownerReference("ConfigMap", "owner", uid: "an-older-owner-uid")]),
-            ownedConfigMap("mixed", owners: [live, ghost]), ownedConfigMap("unknown-kind", owners: [job]))
+            ownedConfigMap("mixed", owners: [live, ghost]), ownedConfigMap("unknown-kind", owners: [widget]))
         cluster.seed(
             ownedPod("rs-gone", owners: [ownerReference("ReplicaSet", "rs", uid: "rs-uid", apiVersion: "apps/v1")]))
         let collector = GarbageCollector(rig.context)

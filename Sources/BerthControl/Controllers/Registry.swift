@@ -13,5 +13,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(EndpointSliceController(ctx))
     loops.append(DaemonSetController(ctx))
     loops.append(DisruptionController(ctx))
+    loops.append(JobController(ctx))
+    loops.append(TTLAfterFinishedController(ctx))
     return loops
 }

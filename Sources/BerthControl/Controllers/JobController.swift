@@ -1,0 +1,347 @@
+import BerthAPI
+import BerthKube
+import Foundation
+import Logging
+
+/// Runs every Job's pods to completion, as kube-controller-manager's job controller: up to
+/// `parallelism` pods at a time until `completions` succeed (each index once, for an Indexed Job), a
+/// failed pod replaced after a back-off (10 s doubling to 6 min) until `backoffLimit` is passed or
+/// `activeDeadlineSeconds` is; a pod failure policy may fail the Job at once or ignore a failure;
+/// `suspend` stops and resumes. Pods carry the batch.kubernetes.io/job-tracking finalizer until their
+/// end is counted in the Job's status (first listed in uncountedTerminatedPods, then the finalizer goes,
+/// then the counts change), so a pod deleted early is never lost to the counts.
+///
+/// Not yet: backoffLimitPerIndex and maxFailedIndexes, successPolicy, managedBy, adopting orphaned pods
+/// that match a manual selector, the FailureTarget and SuccessCriteriaMet interim conditions.
+struct JobController: ControlLoop {
+    typealias Pod = CoreV1.Pod
+    typealias Job = BatchV1.Job
+
+    static let trackingFinalizer = "batch.kubernetes.io/job-tracking"
+    static let indexAnnotation = "batch.kubernetes.io/job-completion-index"
+    static let orphanPrefix = "orphan:"
+
+    let name = "job-controller"
+    let client: any KubeClient
+    let jobs: Informer<Job>
+    let pods: Informer<Pod>
+    let queue = WorkQueue(name: "job")
+    let expectations = Expectations()
+    let events: ComponentRecorder
+    let logger: Logger
+    let workers: Int
+
+    init(_ ctx: ControllerContext) {
+        client = ctx.client("job-controller")
+        jobs = ctx.informers.informer(Job.self)
+        pods = ctx.informers.informer(Pod.self)
+        events = ctx.events.component("job-controller")
+        logger = ctx.logger
+        workers = ctx.config.workers
+        pods.addIndex(ReplicaSetController.ownerIndex) { $0.controllerUIDs }
+        let queue = self.queue, expectations = self.expectations, jobs = self.jobs
+        jobs.onChange { e in
+            let key = e.object.cacheKey
+            if case .deleted = e { expectations.forget(key) }
+            Task { await queue.add(key) }
+        }
+        pods.onChange { e in
+            guard let ref = e.object.controllerRef(kind: "Job"), let ns = e.object.metadata.namespace else { return }
+            let key = Objects.key(namespace: ns, name: ref.name)
+            switch e {
+            case .added: expectations.creationObserved(key)
+            case .deleted: expectations.deletionObserved(key, pod: e.object.cacheKey)
+            case .updated(let old, let new):
+                if !old.isTerminating && new.isTerminating { expectations.deletionObserved(key, pod: new.cacheKey) }
+            }
+            // A pod whose Job is gone keeps its finalizer until someone takes it off: this controller.
+            if case .deleted = e { return }
+            if e.object.metadata.finalizers.contains(Self.trackingFinalizer), jobs.get(key)?.metadata.uid != ref.uid {
+                Task { await queue.add(Self.orphanPrefix + e.object.cacheKey) }
+                return
+            }
+            Task { await queue.add(key) }
+        }
+    }
+
+    func run() async {
+        await runWorkers(
+            queue, count: workers, sync: sync,
+            onError: { key, error in
+                logger.debug("job sync failed", metadata: ["job": "\(key)", "error": "\(error)"])
+            })
+    }
+
+    func sync(_ key: String) async throws {
+        if key.hasPrefix(Self.orphanPrefix) {
+            guard let pod = pods.get(String(key.dropFirst(Self.orphanPrefix.count))) else { return }
+            if let ref = pod.controllerRef(kind: "Job"),
+                jobs.get(Objects.key(namespace: pod.metadata.namespace ?? "", name: ref.name))?.metadata.uid == ref.uid
+            {
+                return
+            }
+            try await removeTrackingFinalizer(pod)
+            return
+        }
+        guard let job = jobs.get(key) else {
+            expectations.forget(key)
+            return
+        }
+        let owned = pods.byIndex(ReplicaSetController.ownerIndex, job.metadata.uid ?? "")
+        if job.isTerminating || job.isFinished {
+            // Nothing more to count: the pods may go.
+            for pod in owned where pod.metadata.finalizers.contains(Self.trackingFinalizer) {
+                try await removeTrackingFinalizer(pod)
+            }
+            if job.isFinished { try await deleteActive(owned.filter(\.isActive), of: job, key: key) }
+            return
+        }
+        var state = JobState(job: job, pods: owned, now: Date())
+        try await count(&state, key: key)
+        try await decide(&state, key: key)
+        state.omitZeroCounts()
+        if state.status != state.job.status {
+            var updated = state.job
+            updated.status = state.status
+            _ = try await client.updateStatus(updated)
+        }
+        if let requeue = state.requeueAfter { queue.add(key, after: requeue) }
+    }
+
+    // MARK: Counting finished pods
+
+    /// Moves finished pods into the counts through uncountedTerminatedPods, as upstream does: recorded
+    /// there first, then their finalizers removed, then counted — a crash between the steps neither
+    /// loses a pod nor counts it twice.
+    func count(_ state: inout JobState, key: String) async throws {
+        var uncounted = state.status.uncountedTerminatedPods ?? .init()
+        let listed = Set(uncounted.succeeded + uncounted.failed)
+        var fresh: [(pod: Pod, succeeded: Bool)] = []
+        for pod in state.pods where pod.metadata.finalizers.contains(Self.trackingFinalizer) {
+            guard let uid = pod.metadata.uid, !listed.contains(uid) else { continue }
+            if pod.status.phase == .succeeded {
+                fresh.append((pod, true))
+            } else if pod.status.phase == .failed || pod.isTerminating {
+                fresh.append((pod, false))
+            }
+        }
+        for (pod, succeeded) in fresh {
+            if succeeded {
+                uncounted.succeeded.append(pod.metadata.uid ?? "")
+            } else {
+                uncounted.failed.append(pod.metadata.uid ?? "")
+                state.newFailure = true
+            }
+        }
+        if !fresh.isEmpty {
+            var recorded = state.job
+            recorded.status.uncountedTerminatedPods = uncounted
+            let stored = try await client.updateStatus(recorded)
+            state.job = stored
+            state.status = stored.status
+        }
+        // Finalizers off, then the counts: pods no longer here were already released.
+        let byUID = Dictionary(
+            state.pods.compactMap { p in p.metadata.uid.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
+        var succeeded = Int32(state.status.succeeded ?? 0), failed = Int32(state.status.failed ?? 0)
+        var indexes = state.completedIndexes
+        for uid in uncounted.succeeded + uncounted.failed {
+            if let pod = byUID[uid], pod.metadata.finalizers.contains(Self.trackingFinalizer) {
+                try await removeTrackingFinalizer(pod)
+            }
+        }
+        for uid in uncounted.succeeded {
+            succeeded += 1
+            if let index = byUID[uid].flatMap(Self.completionIndex) { indexes.insert(index) }
+        }
+        // The pod failure policy is read as the failures are counted (again after a crash between the
+        // steps: the pods stay until their finalizers are off).
+        for uid in uncounted.failed {
+            switch byUID[uid].flatMap(state.failurePolicyAction) {
+            case .ignore(let message)?:
+                logger.debug("pod failure ignored by policy", metadata: ["pod": "\(uid)", "rule": "\(message)"])
+                state.ignoredFailures.insert(uid)
+            case .failJob(let message)?:
+                state.failJob = ("PodFailurePolicy", message)
+                failed += 1
+            case nil:
+                failed += 1
+            }
+        }
+        state.status.uncountedTerminatedPods = .init()
+        state.status.succeeded = succeeded
+        state.status.failed = failed
+        if state.job.spec.completionMode?.rawValue == "Indexed" {
+            state.status.completedIndexes = IndexRanges.format(indexes)
+        }
+    }
+
+    // MARK: Deciding
+
+    func decide(_ state: inout JobState, key: String) async throws {
+        let job = state.job
+        let active = state.pods.filter { $0.isActive && !state.ignoredFailures.contains($0.metadata.uid ?? "") }
+        state.status.active = Int32(active.count)
+        state.status.ready = Int32(active.filter(\.isReady).count)
+        state.status.terminating = Int32(state.pods.filter { $0.isTerminating && !$0.isFinished }.count)
+
+        // Suspended: no pods; resumed: the clock starts again.
+        if job.spec.suspend == true {
+            try await deleteActive(active, of: job, key: key)
+            state.status.active = 0
+            if state.setCondition("Suspended", true, reason: "JobSuspended", message: "Job suspended") {
+                events.record(job, reason: "Suspended", message: "Job suspended")
+            }
+            return
+        }
+        if state.setCondition("Suspended", false, reason: "JobResumed", message: "Job resumed") {
+            events.record(job, reason: "Resumed", message: "Job resumed")
+            state.status.startTime = MetaV1.Time(secondsSince1970: Int64(state.now.timeIntervalSince1970))
+        }
+        if state.status.startTime == nil {
+            state.status.startTime = MetaV1.Time(secondsSince1970: Int64(state.now.timeIntervalSince1970))
+        }
+
+        if let (reason, message) = state.failure(active: active) {
+            try await deleteActive(active, of: job, key: key)
+            state.status.active = 0
+            state.status.ready = 0
+            _ = state.setCondition("Failed", true, reason: reason, message: message)
+            events.record(job, type: "Warning", reason: reason, message: message)
+            return
+        }
+        if state.isComplete(active: active.count) {
+            try await deleteActive(active, of: job, key: key)
+            state.status.active = 0
+            state.status.ready = 0
+            _ = state.setCondition(
+                "Complete", true, reason: "CompletionsReached", message: "Reached expected number of succeeded pods")
+            state.status.completionTime = MetaV1.Time(secondsSince1970: Int64(state.now.timeIntervalSince1970))
+            events.record(job, reason: "Completed", message: "Job completed")
+            return
+        }
+        if let deadline = job.spec.activeDeadlineSeconds, let start = state.status.startTime {
+            let left = Double(deadline) - state.now.timeIntervalSince1970 + Double(start.secondsSince1970)
+            state.requeueAfter = .milliseconds(Int64(max(0, left) * 1000) + 10)
+        }
+        guard expectations.satisfied(key) else { return }
+
+        // A failed pod is replaced after the back-off its failure count earns.
+        let failures = Int(state.status.failed ?? 0)
+        if failures > 0, state.newFailure || state.lastFailure != nil {
+            let delay = JobState.backoff(failures: failures)
+            let since = state.lastFailure ?? state.now
+            let left = delay - state.now.timeIntervalSince(since)
+            if left > 0 {
+                state.requeueAfter = .milliseconds(Int64(left * 1000) + 10)
+                return
+            }
+        }
+        if job.spec.completionMode?.rawValue == "Indexed" {
+            try await createIndexed(state: state, active: active, key: key)
+        } else {
+            let want = state.wantedActive(active: active.count)
+            if want > active.count {
+                try await create(want - active.count, index: nil, for: job, key: key)
+            } else if want < active.count {
+                try await deleteActive(
+                    Array(ReplicaSetController.rank(active).prefix(active.count - want)), of: job, key: key)
+            }
+        }
+    }
+
+    func createIndexed(state: JobState, active: [Pod], key: String) async throws {
+        let job = state.job
+        let completions = Int(job.spec.completions ?? 0)
+        let running = Set(active.compactMap(Self.completionIndex))
+        let done = state.completedIndexesAfterCounting
+        let missing = (0..<completions).filter { !running.contains($0) && !done.contains($0) }
+        let room = max(0, Int(job.spec.parallelism ?? 1) - active.count)
+        for index in missing.prefix(room) { try await create(1, index: index, for: job, key: key) }
+    }
+
+    // MARK: Pods
+
+    /// A pod of the Job: its template, the tracking finalizer, and for an Indexed Job its index (an
+    /// annotation, a label, JOB_COMPLETION_INDEX in every container and the hostname `<job>-<index>`).
+    static func pod(for job: Job, index: Int?) -> Pod {
+        var pod = Pod.from(job.spec.template, controlledBy: job)
+        pod.metadata.finalizers.append(trackingFinalizer)
+        guard let index else { return pod }
+        pod.metadata.generateName = "\(job.metadata.name ?? "")-\(index)-"
+        pod.metadata.annotations[indexAnnotation] = String(index)
+        pod.metadata.labels[indexAnnotation] = String(index)
+        if (pod.spec.hostname ?? "").isEmpty { pod.spec.hostname = "\(job.metadata.name ?? "")-\(index)" }
+        var variable = CoreV1.EnvVar()
+        variable.name = "JOB_COMPLETION_INDEX"
+        var source = CoreV1.EnvVarSource()
+        var field = CoreV1.ObjectFieldSelector()
+        field.fieldPath = "metadata.annotations['\(indexAnnotation)']"
+        source.fieldRef = field
+        variable.valueFrom = source
+        for i in pod.spec.containers.indices { pod.spec.containers[i].env.append(variable) }
+        for i in pod.spec.initContainers.indices { pod.spec.initContainers[i].env.append(variable) }
+        return pod
+    }
+
+    static func completionIndex(_ pod: Pod) -> Int? {
+        pod.metadata.annotations[indexAnnotation].flatMap { Int($0) }
+    }
+
+    func create(_ n: Int, index: Int?, for job: Job, key: String) async throws {
+        expectations.expectCreations(key, n)
+        let template = Self.pod(for: job, index: index)
+        let failures = Failures()
+        await forEachConcurrently(0..<n, width: 64) { _ in
+            do {
+                _ = try await client.create(template)
+            } catch {
+                expectations.creationObserved(key)
+                failures.add(error)
+            }
+        }
+        if let first = failures.first {
+            events.record(job, type: "Warning", reason: "FailedCreate", message: "Error creating: \(first)")
+            throw first
+        }
+        events.record(job, reason: "SuccessfulCreate", message: "Created pod: \(job.metadata.name ?? "")-…")
+    }
+
+    func deleteActive(_ victims: [Pod], of job: Job, key: String) async throws {
+        guard !victims.isEmpty else { return }
+        expectations.expectDeletions(key, victims.map(\.cacheKey))
+        for pod in victims {
+            do {
+                try await client.delete(
+                    Pod.self, namespace: pod.metadata.namespace, name: pod.metadata.name ?? "", uid: pod.metadata.uid)
+                events.record(job, reason: "SuccessfulDelete", message: "Deleted pod: \(pod.metadata.name ?? "")")
+            } catch let error as APIError where error.code == 404 {
+                expectations.deletionObserved(key, pod: pod.cacheKey)
+            }
+        }
+    }
+
+    func removeTrackingFinalizer(_ pod: Pod) async throws {
+        let remaining = pod.metadata.finalizers.filter { $0 != Self.trackingFinalizer }
+        // None left: the field goes (null in a merge patch), as upstream's pods read then.
+        let finalizers: JSON = remaining.isEmpty ? .null : .array(remaining.map { .string($0) })
+        do {
+            try await client.mergePatch(
+                Registry.pods, namespace: pod.metadata.namespace, name: pod.metadata.name ?? "",
+                ["metadata": ["finalizers": finalizers]], subresource: nil)
+        } catch let error as APIError where error.code == 404 {}
+    }
+}
+
+extension BatchV1.Job {
+    /// Complete or Failed: the job controller is done with it.
+    var isFinished: Bool {
+        status.conditions.contains { ($0.type == .complete || $0.type == .failed) && $0.status == .true }
+    }
+
+    /// When it finished (its Complete or Failed condition's transition), for ttlSecondsAfterFinished.
+    var finishedAt: Date? {
+        status.conditions.first { ($0.type == .complete || $0.type == .failed) && $0.status == .true }?
+            .lastTransitionTime.map { Date(timeIntervalSince1970: TimeInterval($0.secondsSince1970)) }
+    }
+}
