@@ -16,6 +16,10 @@ public struct AgentConfiguration: Sendable {
     public var clusterDomain = "cluster.local"
     /// What the node keeps for itself (`--system-reserved cpu=500m,memory=1Gi`), less from allocatable.
     public var systemReserved: [String: String] = [:]
+    /// Whether the agent lets go of its start-up code pages once its pods are listed, and of a burst's
+    /// once the node's pods have settled (`berth agent`, a process of its own; not an agent sharing a
+    /// process with an API server or with hollow nodes).
+    public var releasesStartupCode = false
     /// Pods the node takes (the kubelet's --max-pods).
     public var maxPods = 110
     /// Pods synced at once. The kubelet gives every pod a worker of its own; a bound keeps a burst of

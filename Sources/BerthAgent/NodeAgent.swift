@@ -3,6 +3,7 @@ import BerthCRI
 import BerthCRIProtocol
 import BerthControl
 import BerthKube
+import BerthOS
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -110,6 +111,12 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await podInformer.run() }
+                if self.configuration.releasesStartupCode {
+                    group.addTask {
+                        await podInformer.waitForSync()
+                        await self.keepResidentSetSmall()
+                    }
+                }
                 group.addTask { await self.events.run(client: self.client) }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
@@ -195,6 +202,30 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// Every pod the node runs: the API's (mirror pods left out) and the static ones.
     var runningPods: [CoreV1.Pod] {
         pods.list().filter { !StaticPodManifest.isMirror($0) } + staticPods.all
+    }
+
+    /// Lets go of code pages and free heap (ResidentMemory) once the pods are listed, and again whenever
+    /// a change in the node's pods has settled: the set was different ten seconds ago and is the same
+    /// now. What the steady loops need faults back in; what a burst of pod creations touched once does not.
+    func keepResidentSetSmall() async {
+        func release() {
+            ResidentMemory.trimHeap()
+            ResidentMemory.releaseExecutablePages()
+        }
+        release()
+        var previous = Set(runningPods.compactMap(\.metadata.uid))
+        var changed = false
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(10))
+            let current = Set(runningPods.compactMap(\.metadata.uid))
+            if current != previous {
+                changed = true
+            } else if changed {
+                changed = false
+                release()
+            }
+            previous = current
+        }
     }
 
     // MARK: The Node

@@ -9,6 +9,7 @@
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <linux/stat.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -182,3 +183,7 @@ int berth_open_pty(int *master, char *slave_name, size_t slave_name_length) {
     *master = fd;
     return 0;
 }
+
+int berth_malloc_arena_max(int arenas) { return mallopt(M_ARENA_MAX, arenas); }
+
+int berth_malloc_trim(void) { return malloc_trim(0); }

@@ -5,6 +5,7 @@ import BerthControl
 import BerthImage
 import enum BerthKube.CoreV1
 import class BerthKube.StringPool
+import BerthOS
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -36,6 +37,8 @@ struct ClusterAgent: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Before the agent's threads start: see ResidentMemory.
+        ResidentMemory.useOneHeapArena()
         var logger = Logger(label: "berth.agent")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let remote: RemoteAPIServer
@@ -53,6 +56,7 @@ struct ClusterAgent: AsyncParsableCommand {
             endpoint = local.endpoint
         }
         var configuration = agent.configuration(runtimeEndpoint: endpoint!)
+        configuration.releasesStartupCode = true
         if let tlsCertFile, let tlsPrivateKeyFile, agent.kubeletPort > 0 {
             var settings = AgentServerSettings(
                 certificatePEM: try String(contentsOfFile: tlsCertFile, encoding: .utf8),

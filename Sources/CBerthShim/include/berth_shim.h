@@ -203,6 +203,13 @@ enum {
     BERTH_NETNS_STEP_HOSTNAME = 10,  ///< sethostname in the new UTS namespace
 };
 int berth_namespace_pin(const char *path, int flag, const char *name, const char *hostname, int *failed_step);
+
+/// glibc's heap tuning (malloc.h is not in Swift's Glibc module). berth_malloc_arena_max caps the heap
+/// arenas (mallopt M_ARENA_MAX: glibc makes up to 8 per core, each keeping its own freed pages); a
+/// long-lived daemon that allocates little at a time needs one. berth_malloc_trim returns the heap's free
+/// pages to the kernel (malloc_trim(0)). Both return what glibc returns (1 on success).
+int berth_malloc_arena_max(int arenas);
+int berth_malloc_trim(void);
 // ---------------------------------------------------------------------------------------------------
 
 #endif

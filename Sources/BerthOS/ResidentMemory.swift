@@ -1,9 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import BerthOS
+import CBerthShim
 
-/// Keeps the monitor's resident set to what it uses. A monitor lives as long as its container, one per
+/// Keeps a long-lived process's resident set to what it uses: the monitors (one per container) and the
+/// node agent let go of their start-up code once they are up.
+///
+/// The monitor's case, the first user: A monitor lives as long as its container, one per
 /// container, and most of what its static binary maps is touched once: the Swift runtime's start-up
 /// (metadata and conformance tables), option parsing, spawning the runtime. The kernel also maps the
 /// neighbours of every page faulted in (fault-around, 64 KiB), so a monitor that has started holds
@@ -18,8 +21,22 @@ import BerthOS
 /// readahead), so a monitor copying a steady log stream grows back to ~3.9 MB while an idle one stays
 /// near 2 MB. A mapping with private pages (the RELRO part after start-up relocation) or a writable one
 /// is left alone: dropping would lose them.
-enum ResidentMemory {
-    static func releaseExecutablePages() {
+///
+/// The node agent (`berth agent`) does the same after start-up and after each burst of pod changes has
+/// settled: of the ~40 MB a busy agent has resident, ~30 MB is its binary's code, mapped in fault-around
+/// blocks across every module start-up and pod creation touched (option parsing, TLS set-up, the
+/// engine's, the CRI's and the typed model's initialisation, sandbox and volume set-up); its steady sync
+/// loops need far less of it. It also keeps one heap arena and trims the heap when it lets go.
+public enum ResidentMemory {
+    /// One heap arena for the whole process (glibc makes up to 8 per core, each holding on to what was
+    /// freed in it): for a daemon whose threads allocate little at a time. Call before threads start.
+    public static func useOneHeapArena() { _ = berth_malloc_arena_max(1) }
+
+    /// Gives the heap's free pages back to the kernel.
+    public static func trimHeap() { _ = berth_malloc_trim() }
+
+    /// Drops the process's clean pages of its own executable (see above).
+    public static func releaseExecutablePages() {
         guard let smaps = try? FileSystem.readString("/proc/self/smaps"),
             let executable = try? FileSystem.realPath("/proc/self/exe")
         else { return }
