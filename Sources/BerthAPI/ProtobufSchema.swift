@@ -23,6 +23,7 @@ extension Protobuf {
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
         "Job": ("batch/v1", "Job"),
+        "CronJob": ("batch/v1", "CronJob"),
         "Scale": ("autoscaling/v1", "Scale"),
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
@@ -330,6 +331,11 @@ extension Protobuf {
           11:terminating:i? 7:completedIndexes:s 10:failedIndexes:s? 8:uncountedTerminatedPods:UncountedTerminatedPods
           9:ready:i?
         Job 1:metadata:ObjectMeta 2:spec:JobSpec 3:status:JobStatus
+        JobTemplateSpec 1:metadata:ObjectMeta 2:spec:JobSpec
+        CronJobSpec 1:schedule:s? 8:timeZone:s? 2:startingDeadlineSeconds:i? 3:concurrencyPolicy:s 4:suspend:b?
+          5:jobTemplate:JobTemplateSpec 6:successfulJobsHistoryLimit:i? 7:failedJobsHistoryLimit:i?
+        CronJobStatus 1:active:[ObjectReference 4:lastScheduleTime:t 5:lastSuccessfulTime:t
+        CronJob 1:metadata:ObjectMeta 2:spec:CronJobSpec 3:status:CronJobStatus
         ScaleSpec 1:replicas:i
         ScaleStatus 1:replicas:i? 2:selector:s
         Scale 1:metadata:ObjectMeta 2:spec:ScaleSpec 3:status:ScaleStatus

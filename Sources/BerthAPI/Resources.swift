@@ -88,6 +88,9 @@ public enum Registry {
             group: "batch", version: "v1", kind: "Job", plural: "jobs", singular: "job", namespaced: true,
             categories: ["all"], subresources: ["status"], strategy: JobStrategy()),
         .init(
+            group: "batch", version: "v1", kind: "CronJob", plural: "cronjobs", singular: "cronjob", namespaced: true,
+            shortNames: ["cj"], categories: ["all"], subresources: ["status"], strategy: CronJobStrategy()),
+        .init(
             group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices",
             singular: "endpointslice", namespaced: true, hasSpec: false, strategy: EndpointSliceStrategy()),
         .init(

@@ -382,7 +382,7 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("Binding", "v1", "core/v1"), ("PodTemplate", "v1", "core/v1"), ("LimitRange", "v1", "core/v1"),
                   ("Deployment", "apps/v1", "apps/v1"),
                   ("ReplicaSet", "apps/v1", "apps/v1"), ("DaemonSet", "apps/v1", "apps/v1"),
-                  ("Job", "batch/v1", "batch/v1"),
+                  ("Job", "batch/v1", "batch/v1"), ("CronJob", "batch/v1", "batch/v1"),
                   ("Scale", "autoscaling/v1", "autoscaling/v1"), ("Lease", "coordination.k8s.io/v1", "coordination/v1"),
                   ("EndpointSlice", "discovery.k8s.io/v1", "discovery/v1"),
                   ("SelfSubjectAccessReview", "authorization.k8s.io/v1", "authorization/v1"),

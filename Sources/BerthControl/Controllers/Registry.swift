@@ -14,6 +14,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(DaemonSetController(ctx))
     loops.append(DisruptionController(ctx))
     loops.append(JobController(ctx))
+    loops.append(CronJobController(ctx))
     loops.append(TTLAfterFinishedController(ctx))
     return loops
 }
