@@ -5,7 +5,6 @@ import BerthControl
 import BerthImage
 import enum BerthKube.CoreV1
 import class BerthKube.StringPool
-import BerthOS
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -37,8 +36,6 @@ struct ClusterAgent: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // Before the agent's threads start: see ResidentMemory.
-        ResidentMemory.useOneHeapArena()
         var logger = Logger(label: "berth.agent")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let remote: RemoteAPIServer

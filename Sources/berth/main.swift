@@ -1,4 +1,5 @@
 import ArgumentParser
+import BerthOS
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,9 @@ import Glibc
 // makes libgcc sort every FDE of the binary's .eh_frame (~80 ms for berth's 180 MB). Every `berth`
 // command would pay it, and `berth run --rm` runs two (the CLI and the monitor's exit command). Here the
 // command runs on the cooperative pool while the main thread waits, and the process ends with exit().
+// `berth agent` keeps one heap arena (see ResidentMemory): set before any thread starts, since a thread
+// keeps the arena it first allocated from.
+if CommandLine.arguments.dropFirst().first == "agent" { ResidentMemory.useOneHeapArena() }
 let finished = DispatchSemaphore(value: 0)
 nonisolated(unsafe) var failure: (any Error)?
 Task.detached {
