@@ -139,6 +139,13 @@ func berthBinary() -> String? {
 let scriptsDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts").path
 let fixturesDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
 
+/// Expects every phrase in `text` (an error's field paths and words), each failure naming the phrase.
+func expectMentions(_ text: String, _ phrases: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    for phrase in phrases {
+        #expect(text.contains(phrase), "\(phrase) in \(text)", sourceLocation: sourceLocation)
+    }
+}
+
 func pythonHasKubernetes() -> Bool {
     (try? run("python3", ["-c", "import kubernetes"]).ok) ?? false
 }
