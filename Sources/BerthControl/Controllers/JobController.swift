@@ -27,6 +27,9 @@ struct JobController: ControlLoop {
     let pods: Informer<Pod>
     let queue = WorkQueue(name: "job")
     let expectations = Expectations()
+    /// Pods whose tracking finalizer this controller has removed but whose update the informer has not
+    /// shown yet: not counted again meanwhile (upstream's finalizer expectations).
+    let released = Names()
     let events: ComponentRecorder
     let logger: Logger
     let workers: Int
@@ -39,13 +42,18 @@ struct JobController: ControlLoop {
         logger = ctx.logger
         workers = ctx.config.workers
         pods.addIndex(ReplicaSetController.ownerIndex) { $0.controllerUIDs }
-        let queue = self.queue, expectations = self.expectations, jobs = self.jobs
+        let queue = self.queue, expectations = self.expectations, jobs = self.jobs, released = self.released
         jobs.onChange { e in
             let key = e.object.cacheKey
             if case .deleted = e { expectations.forget(key) }
             Task { await queue.add(key) }
         }
         pods.onChange { e in
+            if case .deleted = e {
+                released.remove(e.object.metadata.uid ?? "")
+            } else if !e.object.metadata.finalizers.contains(Self.trackingFinalizer) {
+                released.remove(e.object.metadata.uid ?? "")
+            }
             guard let ref = e.object.controllerRef(kind: "Job"), let ns = e.object.metadata.namespace else { return }
             let key = Objects.key(namespace: ns, name: ref.name)
             switch e {
@@ -118,7 +126,7 @@ struct JobController: ControlLoop {
         let listed = Set(uncounted.succeeded + uncounted.failed)
         var fresh: [(pod: Pod, succeeded: Bool)] = []
         for pod in state.pods where pod.metadata.finalizers.contains(Self.trackingFinalizer) {
-            guard let uid = pod.metadata.uid, !listed.contains(uid) else { continue }
+            guard let uid = pod.metadata.uid, !listed.contains(uid), !released.contains(uid) else { continue }
             if pod.status.phase == .succeeded {
                 fresh.append((pod, true))
             } else if pod.status.phase == .failed || pod.isTerminating {
@@ -146,8 +154,15 @@ struct JobController: ControlLoop {
         var succeeded = Int32(state.status.succeeded ?? 0), failed = Int32(state.status.failed ?? 0)
         var indexes = state.completedIndexes
         for uid in uncounted.succeeded + uncounted.failed {
-            if let pod = byUID[uid], pod.metadata.finalizers.contains(Self.trackingFinalizer) {
-                try await removeTrackingFinalizer(pod)
+            if let pod = byUID[uid], pod.metadata.finalizers.contains(Self.trackingFinalizer),
+                !released.contains(uid)
+            {
+                // Marked first: the informer may show the pod's update before the patch returns.
+                released.add(uid)
+                do { try await removeTrackingFinalizer(pod) } catch {
+                    released.remove(uid)
+                    throw error
+                }
             }
         }
         for uid in uncounted.succeeded {
@@ -242,7 +257,8 @@ struct JobController: ControlLoop {
         } else {
             let want = state.wantedActive(active: active.count)
             if want > active.count {
-                try await create(want - active.count, index: nil, for: job, key: key)
+                try await create(
+                    Array(repeating: Self.pod(for: job, index: nil), count: want - active.count), for: job, key: key)
             } else if want < active.count {
                 try await deleteActive(
                     Array(ReplicaSetController.rank(active).prefix(active.count - want)), of: job, key: key)
@@ -257,7 +273,7 @@ struct JobController: ControlLoop {
         let done = state.completedIndexesAfterCounting
         let missing = (0..<completions).filter { !running.contains($0) && !done.contains($0) }
         let room = max(0, Int(job.spec.parallelism ?? 1) - active.count)
-        for index in missing.prefix(room) { try await create(1, index: index, for: job, key: key) }
+        try await create(missing.prefix(room).map { Self.pod(for: job, index: $0) }, for: job, key: key)
     }
 
     // MARK: Pods
@@ -288,23 +304,28 @@ struct JobController: ControlLoop {
         pod.metadata.annotations[indexAnnotation].flatMap { Int($0) }
     }
 
-    func create(_ n: Int, index: Int?, for job: Job, key: String) async throws {
-        expectations.expectCreations(key, n)
-        let template = Self.pod(for: job, index: index)
+    /// Creates the pods, expecting them all at once (a sync while some are still unseen must not make
+    /// them again), with an event naming each, as upstream's.
+    func create(_ pods: [Pod], for job: Job, key: String) async throws {
+        guard !pods.isEmpty else { return }
+        expectations.expectCreations(key, pods.count)
         let failures = Failures()
-        await forEachConcurrently(0..<n, width: 64) { _ in
+        let made = Names()
+        await forEachConcurrently(pods, width: 64) { pod in
             do {
-                _ = try await client.create(template)
+                made.add(try await client.create(pod).metadata.name ?? "")
             } catch {
                 expectations.creationObserved(key)
                 failures.add(error)
             }
         }
+        for name in made.all.sorted() {
+            events.record(job, reason: "SuccessfulCreate", message: "Created pod: \(name)")
+        }
         if let first = failures.first {
             events.record(job, type: "Warning", reason: "FailedCreate", message: "Error creating: \(first)")
             throw first
         }
-        events.record(job, reason: "SuccessfulCreate", message: "Created pod: \(job.metadata.name ?? "")-…")
     }
 
     func deleteActive(_ victims: [Pod], of job: Job, key: String) async throws {
@@ -344,4 +365,14 @@ extension BatchV1.Job {
         status.conditions.first { ($0.type == .complete || $0.type == .failed) && $0.status == .true }?
             .lastTransitionTime.map { Date(timeIntervalSince1970: TimeInterval($0.secondsSince1970)) }
     }
+}
+
+/// A set of names shared by concurrent work (created pods' names, released pods' UIDs).
+final class Names: @unchecked Sendable {
+    private let lock = NSLock()
+    private var names: Set<String> = []
+    func add(_ name: String) { lock.withLock { _ = names.insert(name) } }
+    func remove(_ name: String) { lock.withLock { _ = names.remove(name) } }
+    func contains(_ name: String) -> Bool { lock.withLock { names.contains(name) } }
+    var all: Set<String> { lock.withLock { names } }
 }
