@@ -6,7 +6,7 @@ import CBerthShim
 /// Keeps a long-lived process's resident set to what it uses: the monitors (one per container) and the
 /// node agent let go of their start-up code once they are up.
 ///
-/// The monitor's case, the first user: A monitor lives as long as its container, one per
+/// The monitor's case (the first user): a monitor lives as long as its container, one per
 /// container, and most of what its static binary maps is touched once: the Swift runtime's start-up
 /// (metadata and conformance tables), option parsing, spawning the runtime. The kernel also maps the
 /// neighbours of every page faulted in (fault-around, 64 KiB), so a monitor that has started holds
