@@ -35,5 +35,38 @@ extension APITests {
             #expect(try s.kubectl("delete", "podtemplate", "worker").ok)
             await s.stop()
         }
+
+        /// Deployments', ReplicaSets' and DaemonSets' pods always restart and have no deadline, as
+        /// kube-apiserver's ValidatePodTemplateSpecForReplicaSet says.
+        @Test func workloadTemplatesRestartAlwaysWithoutADeadline() async throws {
+            let s = try await TestServer()
+            for kind in ["Deployment", "ReplicaSet", "DaemonSet"] {
+                let manifest = """
+                    apiVersion: apps/v1
+                    kind: \(kind)
+                    metadata: {name: once}
+                    spec:
+                      selector: {matchLabels: {app: once}}
+                      template:
+                        metadata: {labels: {app: once}}
+                        spec:
+                          restartPolicy: Never
+                          activeDeadlineSeconds: 30
+                          containers: [{name: c, image: busybox}]
+                    """
+                let refused = try s.kubectl("apply", "-f", "-", stdin: manifest)
+                let deadline =
+                    kind == "DaemonSet"
+                    ? "spec.template.spec.activeDeadlineSeconds: Invalid value: 30: activeDeadlineSeconds must be nil for DaemonSets"
+                    : "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"
+                expectMentions(
+                    refused.stderr,
+                    [
+                        "spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\"",
+                        deadline,
+                    ])
+            }
+            await s.stop()
+        }
     }
 }

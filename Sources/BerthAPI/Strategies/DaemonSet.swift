@@ -13,7 +13,7 @@ struct DaemonSetStrategy: ResourceStrategy {
         resetStatus(
             &obj, zeros: ["currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"])
     }
-    func validate(_ obj: JSON) -> [APIError.Cause] { WorkloadRules.validate(obj) }
+    func validate(_ obj: JSON) -> [APIError.Cause] { WorkloadRules.validate(obj, daemonSet: true) }
 
     var tableColumns: [Tables.Column] {
         [

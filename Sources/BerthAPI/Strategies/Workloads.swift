@@ -13,7 +13,8 @@ enum WorkloadRules {
         }
     }
 
-    static func validate(_ obj: JSON) -> [APIError.Cause] {
+    /// `daemonSet`: ValidateDaemonSetSpec's words for a deadline, not ValidatePodTemplateSpecForReplicaSet's.
+    static func validate(_ obj: JSON, daemonSet: Bool = false) -> [APIError.Cause] {
         var errs: [APIError.Cause] = []
         let spec = obj["spec"]
         if let rep = spec["replicas"].int, rep < 0 {
@@ -31,7 +32,26 @@ enum WorkloadRules {
                     "Invalid value: \(spec["template"]["metadata"]["labels"].text): `selector` does not match template `labels`"
                 ))
         }
-        errs += PodTemplate.validate(spec["template"]["spec"], path: "spec.template.spec")
+        // ValidatePodTemplateSpecForReplicaSet (and its DaemonSet twin): these pods always restart and
+        // have no deadline.
+        let podSpec = spec["template"]["spec"]
+        if let policy = podSpec["restartPolicy"].string, policy != "Always" {
+            errs.append(
+                .init(
+                    "spec.template.spec.restartPolicy", "FieldValueNotSupported",
+                    "Unsupported value: \"\(policy)\": supported values: \"Always\""))
+        }
+        if !podSpec["activeDeadlineSeconds"].isNull {
+            errs.append(
+                daemonSet
+                    ? FieldChecks.invalid(
+                        "spec.template.spec.activeDeadlineSeconds", podSpec["activeDeadlineSeconds"],
+                        "activeDeadlineSeconds must be nil for DaemonSets")
+                    : FieldChecks.forbidden(
+                        "spec.template.spec.activeDeadlineSeconds",
+                        "activeDeadlineSeconds in ReplicaSet is not Supported"))
+        }
+        errs += PodTemplate.validate(podSpec, path: "spec.template.spec")
         return errs
     }
 
