@@ -135,6 +135,23 @@ import Testing
         #expect(fs.writes.isEmpty)  // every attempt failed, and that is not fatal
     }
 
+    /// Another container's runtime made the QoS parent but has not filled it yet: this one fills it
+    /// before its own (joining an empty cpuset fails with ENOSPC).
+    @Test func v1CreateFillsAParentAnotherProcessMadeButLeftEmpty() throws {
+        let fs = cgroupFake(hybridMountInfo)
+        fs.files["/sys/fs/cgroup/cpuset/cpuset.cpus"] = "0-1\n"
+        fs.files["/sys/fs/cgroup/unified/cgroup.controllers"] = "hugetlb\n"
+        fs.directories.insert("/sys/fs/cgroup/cpuset/berth")
+        fs.files["/sys/fs/cgroup/cpuset/berth/cpuset.cpus"] = "\n"
+        fs.files["/sys/fs/cgroup/cpuset/berth/cpuset.mems"] = "\n"
+        let manager = try Cgroups.manager(cgroupsPath: "/berth/c5", containerID: "c5", fs: fs)
+        try manager.create()
+        let order = fs.writes.map(\.path).filter { $0.hasSuffix("cpuset.cpus") }
+        #expect(order == ["/sys/fs/cgroup/cpuset/berth/cpuset.cpus", "/sys/fs/cgroup/cpuset/berth/c5/cpuset.cpus"])
+        #expect(fs.values("/sys/fs/cgroup/cpuset/berth/c5/cpuset.cpus") == ["0-1"])
+        #expect(fs.values("/sys/fs/cgroup/cpuset/berth/c5/cpuset.mems") == ["0"])
+    }
+
     @Test func v1CreateCopiesCpusetFromTheParent() throws {
         let fs = cgroupFake(hybridMountInfo)
         fs.files["/sys/fs/cgroup/cpuset/cpuset.cpus"] = "0-1\n"

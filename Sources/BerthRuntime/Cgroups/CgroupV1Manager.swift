@@ -23,23 +23,34 @@ struct CgroupV1Manager: CgroupManager {
 
     func create() throws(RuntimeError) {
         for directory in Set(state.paths.values).sorted() {
-            let created = try fs.makeCgroupDirectories(directory)
-            // A new cpuset cgroup starts with empty cpus/mems and accepts no task until they are set:
-            // copy them down from the parent (runc's ensureParent).
-            if directory == state.paths["cpuset"] {
-                for dir in created {
-                    for file in ["cpuset.cpus", "cpuset.mems"] {
-                        let own = (try? fs.read(dir, file))?.filter { $0 != "\n" } ?? ""
-                        if own.isEmpty {
-                            let parent = try fs.read(FileSystem.parent(of: dir), file).filter { $0 != "\n" }
-                            try fs.write(dir, file, parent, field: "copying \(file) from the parent cgroup")
-                        }
-                    }
-                }
-            }
+            _ = try fs.makeCgroupDirectories(directory)
+            if directory == state.paths["cpuset"] { try fillCpusets(down: directory) }
         }
         if let unified = state.path {
             try CgroupV2Manager.createUnified(path: unified, mount: state.unifiedMount, fs: fs)
+        }
+    }
+
+    /// A new cpuset cgroup starts with empty cpus and mems and accepts no task until they are set (joining
+    /// fails with ENOSPC): each level from the nearest ancestor that has them down to `directory` gets its
+    /// parent's, whoever made it — as runc's cpusetEnsureParent. Copying only the levels this process made
+    /// lost a race: two containers of new pods under one new QoS parent, the second found the parent made
+    /// but not yet filled by the first, and copied its emptiness.
+    func fillCpusets(down directory: String) throws(RuntimeError) {
+        func value(_ dir: String, _ file: String) -> String? { (try? fs.read(dir, file))?.filter { $0 != "\n" } }
+        var chain: [String] = []
+        var dir = directory
+        while (value(dir, "cpuset.cpus") ?? "").isEmpty || (value(dir, "cpuset.mems") ?? "").isEmpty {
+            chain.append(dir)
+            let parent = FileSystem.parent(of: dir)
+            guard parent != dir, !parent.isEmpty else { break }
+            dir = parent
+        }
+        for dir in chain.reversed() {
+            for file in ["cpuset.cpus", "cpuset.mems"] where value(dir, file)?.isEmpty ?? true {
+                let parent = try fs.read(FileSystem.parent(of: dir), file).filter { $0 != "\n" }
+                try fs.write(dir, file, parent, field: "copying \(file) from the parent cgroup")
+            }
         }
     }
 
