@@ -126,8 +126,11 @@ extension NodeAgent {
             case .containerExited?, .containerUnknown?:
                 let status = try await containerStatus(latest!.id)
                 guard Self.shouldRestart(pod, exitCode: status.exitCode) else { continue }
-                // A container that ran ten minutes is healthy again: its back-off starts over.
-                if status.finishedAt - status.startedAt > 600_000_000_000 { await state.reset(stateKey) }
+                // A container that ran ten minutes is healthy again: its back-off starts over (one that
+                // never started — StartError — did not run at all).
+                if status.startedAt > 0 && status.finishedAt - status.startedAt > 600_000_000_000 {
+                    await state.reset(stateKey)
+                }
                 if let left = await backingOff(container, pod: pod, stateKey: stateKey) {
                     requeueAfter = min(requeueAfter ?? left, left)
                     continue
@@ -390,8 +393,14 @@ extension NodeAgent {
                 requeueAfter = min(requeueAfter ?? .seconds(1), .seconds(1))
             }
         } catch {
-            await state.setWaiting(stateKey, reason: "RunContainerError", message: Self.message(error))
+            // The runtime ended it (exit 128, StartError, as containerd): the next sync restarts it by the
+            // pod's restartPolicy with back-off, and until then it waits with the kubelet's reason — unless
+            // nothing will restart it, when its terminated state is what shows.
+            if Self.shouldRestart(pod, exitCode: 128) || Self.isSidecar(container) {
+                await state.setWaiting(stateKey, reason: "RunContainerError", message: Self.message(error))
+            }
             recorder.record(pod, type: "Warning", reason: "Failed", message: "Error: \(Self.message(error))")
+            requeueAfter = min(requeueAfter ?? .seconds(1), .seconds(1))
         }
     }
 

@@ -107,6 +107,13 @@ extension CRIRuntime {
         guard sandboxes.get(entry.sandboxID)?.record.state == .ready else {
             throw CRIError.failedPrecondition("sandbox \(entry.sandboxID) of container \(id) is not ready")
         }
+        // A CRI container starts once (containerd: "container is in CONTAINER_EXITED state"); the
+        // kubelet makes a new attempt rather than start an ended one again.
+        if let record = try? engine.lookup(id), Self.state(record) != .containerCreated {
+            throw CRIError.failedPrecondition(
+                "container \(id) is in \(Self.state(record) == .containerRunning ? "CONTAINER_RUNNING" : "CONTAINER_EXITED") state"
+            )
+        }
         do { try engine.start(id) } catch { throw CRIError.from(error, "starting container \(id)") }
     }
 

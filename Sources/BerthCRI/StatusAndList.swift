@@ -74,6 +74,9 @@ extension CRIRuntime {
     /// The CRI state of an engine container.
     static func state(_ record: ContainerRecord) -> Runtime_V1_ContainerState {
         switch record.state.status {
+        // A start that failed ends the container, as containerd marks it (exit 128, StartError): the
+        // kubelet then restarts it by the pod's restartPolicy, with back-off, as any failed container.
+        case .created where !record.state.error.isEmpty: return .containerExited
         case .created: return .containerCreated
         case .running, .paused, .restarting: return .containerRunning
         case .exited, .dead, .removing: return .containerExited
@@ -93,12 +96,16 @@ extension CRIRuntime {
             status.finishedAt = Nanoseconds.from(record.state.finishedAt)
             status.exitCode = record.state.exitCode
             // containerd's order: an OOM kill names the exit whatever its code.
-            status.reason =
-                record.state.oomKilled == true ? "OOMKilled" : record.state.exitCode == 0 ? "Completed" : "Error"
-            status.message = record.state.error
-        } else if status.state == .containerCreated && !record.state.error.isEmpty {
-            // A start that failed leaves the container created, with the runtime's reason.
-            status.reason = "StartError"
+            if record.state.status == .created {
+                // Never started: containerd's errorStartExitCode and errorStartReason, the runtime's words.
+                // No time of its own: the engine keeps none for a start that failed (nor does docker).
+                status.finishedAt = Nanoseconds.from(record.created)
+                status.exitCode = 128
+                status.reason = "StartError"
+            } else {
+                status.reason =
+                    record.state.oomKilled == true ? "OOMKilled" : record.state.exitCode == 0 ? "Completed" : "Error"
+            }
             status.message = record.state.error
         }
         let (imageName, imageRef) = imageNames(record)

@@ -72,6 +72,36 @@ struct NodeAgentTests {
         _ = try box.kubectl(["delete", "pod", "crasher", "--grace-period=0", "--force"])
     }
 
+    @Test func aContainerThatCannotStartIsRetriedWithBackOffOrFailsThePod() throws {
+        let box = try box
+        _ = try box.kubectl(["run", "unstartable", "--image=\(box.image)", "--command", "--", "/no/such/binary"])
+        _ = try box.kubectl([
+            "run", "unstartable-once", "--image=\(box.image)", "--restart=Never", "--command", "--", "/no/such/binary",
+        ])
+        // As the kubelet over containerd: the failed start is a terminated run (128, StartError) and the
+        // container is made again by its restartPolicy, backing off; with Never the pod fails.
+        #expect(
+            try box.eventually(40) {
+                try box.get("pod/unstartable", "{.status.containerStatuses[0].state.waiting.reason}")
+                    == "CrashLoopBackOff"
+            }, "\(box.diagnostics())")
+        #expect(Int(try box.get("pod/unstartable", "{.status.containerStatuses[0].restartCount}")) ?? 0 >= 1)
+        #expect(try box.get("pod/unstartable", "{.status.containerStatuses[0].lastState.terminated.exitCode}") == "128")
+        #expect(
+            try box.get("pod/unstartable", "{.status.containerStatuses[0].lastState.terminated.reason}") == "StartError"
+        )
+        #expect(
+            try box.eventually { try box.get("pod/unstartable-once", "{.status.phase}") == "Failed" },
+            "\(box.diagnostics())")
+        #expect(
+            try box.get("pod/unstartable-once", "{.status.containerStatuses[0].state.terminated.reason}")
+                == "StartError")
+        #expect(
+            try box.get("pod/unstartable-once", "{.status.containerStatuses[0].state.terminated.message}")
+                .contains("/no/such/binary"))
+        _ = try box.kubectl(["delete", "pod", "unstartable", "unstartable-once", "--grace-period=0", "--force"])
+    }
+
     @Test func aPodThatEndsSucceedsOrFailsByItsRestartPolicy() throws {
         let box = try box
         _ = try box.kubectl(["run", "once", "--image=\(box.image)", "--restart=Never", "--", "true"])

@@ -112,6 +112,25 @@ struct CRIServerTests {
         let failure = try await box.waitFor(failed, .containerExited)
         #expect(failure.exitCode == 3)
         #expect(failure.reason == "Error")
+        // A start that fails ends the container as containerd does (exit 128, StartError, the runtime's
+        // words), and a CRI container never starts twice: the kubelet makes a new attempt instead.
+        var create = Runtime_V1_CreateContainerRequest()
+        create.podSandboxID = sandbox
+        create.config = box.containerConfig("unstartable", ["/no/such/binary"])
+        create.sandboxConfig = config
+        let unstartable = try await box.client.runtime.createContainer(create).containerID
+        var start = Runtime_V1_StartContainerRequest()
+        start.containerID = unstartable
+        #expect(await code { _ = try await box.client.runtime.startContainer(start) } != nil)
+        let never = try await box.status(unstartable)
+        #expect(never.state == .containerExited)
+        #expect(never.exitCode == 128)
+        #expect(never.reason == "StartError")
+        #expect(never.message.contains("/no/such/binary"), "\(never.message)")
+        #expect(never.startedAt == 0 && never.finishedAt > 0)
+        #expect(await code { _ = try await box.client.runtime.startContainer(start) } == .failedPrecondition)
+        start.containerID = failed
+        #expect(await code { _ = try await box.client.runtime.startContainer(start) } == .failedPrecondition)
         // The memory limit's OOM killer names the exit, as containerd's reason does.
         let hog = try await box.start(
             sandbox, config,
@@ -151,7 +170,7 @@ struct CRIServerTests {
         byState.filter.podSandboxID = sandbox
         #expect(
             Set(try await box.client.runtime.listContainers(byState).containers.map(\.id)) == [
-                done, failed, hog, sleeper,
+                done, failed, unstartable, hog, sleeper,
             ])
         var byLabel = Runtime_V1_ListContainersRequest()
         byLabel.filter.labelSelector = ["container": "failed"]
