@@ -211,13 +211,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The service proxy (what kube-proxy is, in nftables mode), run by the node agent: Services and
+        // EndpointSlices to one nftables table, applied through nft(8) as atomic transactions.
+        .target(
+            name: "BerthServiceProxy",
+            dependencies: [
+                "BerthAPI", "BerthControl", "BerthKube", "BerthOS", .product(name: "Logging", package: "swift-log"),
+            ]),
         // The node agent (what the kubelet is): registers its Node, renews its Lease, and runs the pods
         // bound to it through a CRI client only (Berth's engine or containerd), reporting their status.
         .target(
             name: "BerthAgent",
             dependencies: [
                 "BerthControl", "BerthAPI", "BerthKube", "BerthJSON", "BerthCRI", "BerthCRIProtocol", "BerthOS",
-                "BerthHTTPUpgrade",
+                "BerthHTTPUpgrade", "BerthServiceProxy",
                 // Only the machine's own cgroup counters (node stats); containers are the CRI's.
                 "BerthEngine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -230,7 +237,7 @@ let package = Package(
             name: "berth",
             dependencies: [
                 "BerthRuntime", "BerthImage", "BerthEngine", "BerthNetwork", "BerthAPI", "BerthControl",
-                "BerthDockerAPI", "BerthCRI", "BerthAgent", "BerthKube",
+                "BerthDockerAPI", "BerthCRI", "BerthAgent", "BerthKube", "BerthServiceProxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -277,9 +284,12 @@ let package = Package(
             name: "BerthAgentTests",
             dependencies: [
                 "BerthAgent", "BerthCRI", "BerthCRIProtocol", "BerthKube", "BerthControl", "BerthAPI", "BerthOS",
-                "BerthTestSupport", .product(name: "GRPCCore", package: "grpc-swift-2"),
+                "BerthTestSupport", "BerthServiceProxy", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]),
+        .testTarget(
+            name: "BerthServiceProxyTests",
+            dependencies: ["BerthServiceProxy", "BerthKube", "BerthOS", "BerthTestSupport"]),
         .testTarget(
             name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

@@ -14,6 +14,12 @@ public struct AgentConfiguration: Sendable {
     /// The cluster DNS servers and domain pods with dnsPolicy ClusterFirst get (none: the node's).
     public var clusterDNS: [String] = []
     public var clusterDomain = "cluster.local"
+    /// Whether the agent routes Services on its node (its service proxy: what kube-proxy does, in
+    /// nftables mode). Off for hollow nodes, and where another proxy owns the machine's Service traffic.
+    public var proxyServices = false
+    /// Pods' addresses (kube-proxy's --cluster-cidr): traffic to a cluster IP from outside it is
+    /// masqueraded; nil: only a pod reaching itself through its Service is.
+    public var clusterCIDR: String?
     /// What the node keeps for itself (`--system-reserved cpu=500m,memory=1Gi`), less from allocatable.
     public var systemReserved: [String: String] = [:]
     /// Whether the agent lets go of its start-up code pages once its pods are listed, and of a burst's

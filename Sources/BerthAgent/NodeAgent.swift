@@ -4,6 +4,7 @@ import BerthCRIProtocol
 import BerthControl
 import BerthKube
 import BerthOS
+import BerthServiceProxy
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -33,6 +34,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// The informer behind ``pods`` when the agent runs its own (nil for a hollow node's share of one).
     private let podInformer: Informer<CoreV1.Pod>?
     let staticPods: StaticPods
+    /// Routes Services on this node (``AgentConfiguration/proxyServices``), nil when it does not.
+    let serviceProxy: ServiceProxy?
     let eviction: EvictionManager
     let tokens = ServiceAccountTokens()
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
@@ -55,11 +58,33 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 inner: sources.source(CoreV1.Pod.self, resource: ResourceType.of(CoreV1.Pod.self)),
                 keep: { $0.spec.nodeName == name }),
             name: "pods", logger: logger)
+        let events = EventRecorder()
         self.init(
             configuration: configuration, client: client, pods: informer, podInformer: informer,
-            queue: PodQueue(work: WorkQueue(name: "pods"), prefix: ""), events: EventRecorder(),
+            queue: PodQueue(work: WorkQueue(name: "pods"), prefix: ""), events: events,
             facts: NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP),
-            runtime: runtime, logger: logger)
+            runtime: runtime, logger: logger,
+            serviceProxy: configuration.proxyServices
+                ? Self.serviceProxy(configuration: configuration, sources: sources, events: events, logger: logger)
+                : nil)
+    }
+
+    /// The agent's service proxy: its failures become Warning events on the Node, where `kubectl
+    /// describe node` shows them.
+    static func serviceProxy(
+        configuration: AgentConfiguration, sources: any ObjectSourceProvider, events: EventRecorder, logger: Logger
+    ) -> ServiceProxy {
+        var settings = ServiceProxy.Configuration(nodeName: configuration.nodeName)
+        settings.rules.clusterCIDR = configuration.clusterCIDR
+        settings.rules.nodeIPs = [configuration.internalIP]
+        let recorder = events.component("berth-proxy")
+        let node: JSON = [
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": ["name": .string(configuration.nodeName), "uid": .string(configuration.nodeName)],
+        ]
+        return ServiceProxy(configuration: settings, sources: sources, logger: logger) { message in
+            recorder.record(node, type: "Warning", reason: "SyncProxyRulesFailed", message: message)
+        }
     }
 
     /// An agent whose parts are given: a hollow node's, with its pods, queue and events shared with
@@ -67,8 +92,9 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     init(
         configuration: AgentConfiguration, client: any KubeClient, pods: any BoundPods,
         podInformer: Informer<CoreV1.Pod>?, queue: PodQueue, events: EventRecorder, facts: NodeFacts,
-        runtime: CRIClient?, logger: Logger
+        runtime: CRIClient?, logger: Logger, serviceProxy: ServiceProxy? = nil
     ) {
+        self.serviceProxy = serviceProxy
         self.configuration = configuration
         self.client = client
         self.pods = pods
@@ -118,6 +144,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                     }
                 }
                 group.addTask { await self.events.run(client: self.client) }
+                if let proxy = self.serviceProxy { group.addTask { await proxy.run() } }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
                 group.addTask { await self.sampleStats() }

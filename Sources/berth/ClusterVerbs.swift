@@ -5,6 +5,7 @@ import BerthCRI
 import BerthControl
 import BerthEngine
 import BerthImage
+import BerthServiceProxy
 import enum BerthKube.MetaV1
 import Foundation
 import Logging
@@ -243,8 +244,21 @@ struct AgentOptions: ParsableArguments {
     var evictionPressureTransitionPeriod = "5m0s"
     @Option(help: "How often eviction signals are observed (a Go duration; the kubelet's is a fixed 10s).")
     var evictionMonitoringInterval = "10s"
+    @Flag(
+        help:
+            "Route no Services on this node: the agent's service proxy (kube-proxy's job, in nftables) is off, as when another proxy owns them."
+    )
+    var disableKubeProxy = false
+    @Option(
+        help:
+            "Pods' addresses (IPv4 CIDR): Service traffic from outside them is masqueraded (kube-proxy's --cluster-cidr)."
+    )
+    var clusterCIDR: String?
 
     func validate() throws {
+        if let clusterCIDR, !ServiceProxyRules.isIPv4CIDR(clusterCIDR) {
+            throw ValidationError("--cluster-cidr: \"\(clusterCIDR)\" is not an IPv4 CIDR (such as 10.244.0.0/16)")
+        }
         if let evictionHard {
             do { _ = try EvictionThreshold.parse(evictionHard) } catch { throw ValidationError(error.description) }
         }
@@ -290,6 +304,8 @@ struct AgentOptions: ParsableArguments {
             configuration.evictionMonitoringInterval = .nanoseconds(interval.nanoseconds)
         }
         configuration.fileCheckFrequency = .seconds(max(1, fileCheckFrequency))
+        configuration.proxyServices = !disableKubeProxy
+        configuration.clusterCIDR = clusterCIDR
         for pair in systemReserved.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { configuration.systemReserved[parts[0]] = parts[1] }

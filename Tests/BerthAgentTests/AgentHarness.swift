@@ -131,6 +131,11 @@ final class ServerBox: @unchecked Sendable {
             kill(server, SIGTERM)
             _ = try? ChildProcess.wait(server)
         }
+        // The service proxy's table stays when its agent stops (as kube-proxy's rules do, so a restart
+        // drops no traffic); the box made it, the box removes it.
+        if let nft = ChildProcess.lookup("nft", path: "/usr/sbin:/sbin") {
+            _ = try? ChildProcess.run(nft, arguments: ["nft", "delete", "table", "ip", "berth-proxy"], environment: [])
+        }
         // Whatever the agent left (a failed test): the engine's CLI removes its containers.
         if let ids = try? ChildProcess.run(
             berth, arguments: [berth, "ps", "-aq", "--no-trunc", "--root", base + "/engine"], environment: environment
