@@ -216,7 +216,17 @@ let package = Package(
         .target(
             name: "BerthServiceProxy",
             dependencies: [
-                "BerthAPI", "BerthControl", "BerthKube", "BerthOS", .product(name: "Logging", package: "swift-log"),
+                "BerthControl", "BerthKube", "BerthOS", .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The cluster DNS (what CoreDNS's kubernetes plugin answers), served on every node by its agent:
+        // SwiftNIO's UDP and TCP, Services and EndpointSlices from informers, other names forwarded.
+        .target(
+            name: "BerthClusterDNS",
+            dependencies: [
+                "BerthDNS", "BerthAPI", "BerthControl", "BerthKube", "BerthOS",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // The node agent (what the kubelet is): registers its Node, renews its Lease, and runs the pods
         // bound to it through a CRI client only (Berth's engine or containerd), reporting their status.
@@ -224,7 +234,7 @@ let package = Package(
             name: "BerthAgent",
             dependencies: [
                 "BerthControl", "BerthAPI", "BerthKube", "BerthJSON", "BerthCRI", "BerthCRIProtocol", "BerthOS",
-                "BerthHTTPUpgrade", "BerthServiceProxy",
+                "BerthHTTPUpgrade", "BerthServiceProxy", "BerthClusterDNS",
                 // Only the machine's own cgroup counters (node stats); containers are the CRI's.
                 "BerthEngine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -286,6 +296,12 @@ let package = Package(
                 "BerthAgent", "BerthCRI", "BerthCRIProtocol", "BerthKube", "BerthControl", "BerthAPI", "BerthOS",
                 "BerthTestSupport", "BerthServiceProxy", .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ]),
+        .testTarget(
+            name: "BerthClusterDNSTests",
+            dependencies: [
+                "BerthClusterDNS", "BerthDNS", "BerthKube", "BerthOS", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "BerthServiceProxyTests",

@@ -19,6 +19,9 @@ public struct ServerConfig: Sendable {
     public var datastore: Datastore = .sqlite
     public var etcdEndpoints: [String] = []
     public var serviceCIDR = "10.96.0.0/12"
+    /// The kube-dns Service's cluster IP (nil: no kube-dns Service). Nodes answer it themselves (no
+    /// selector, no endpoints: every agent holds the address), as k3s's CoreDNS Service is there.
+    public var clusterDNS: String? = "10.96.0.10"
     public var nodePortRange: ClosedRange<Int> = 30000...32767
     public var tlsSANs: [String] = []
     /// Largest accepted request body (kube-apiserver: 3 MiB).
@@ -125,9 +128,40 @@ public final class APIServer: Sendable {
                     ],
                 ],
             ], dryRun: false)
+        if let clusterDNS = config.clusterDNS {
+            do {
+                _ = try await h.createObject(
+                    svc, namespace: "kube-system", obj: Self.kubeDNSService(clusterDNS), dryRun: false)
+            } catch let error as APIError where error.code == 409 {
+            } catch {
+                logger.error(
+                    "the kube-dns Service could not be made",
+                    metadata: ["clusterIP": "\(clusterDNS)", "error": "\(error)"])
+            }
+        }
         for priorityClass in PriorityClassStrategy.system {
             _ = try? await h.createObject(Registry.priorityClasses, namespace: nil, obj: priorityClass, dryRun: false)
         }
+    }
+
+    /// kube-system/kube-dns as clusters name it (CoreDNS's Service, `kubectl cluster-info` lists it).
+    static func kubeDNSService(_ clusterIP: String) -> JSON {
+        [
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": [
+                "name": "kube-dns", "namespace": "kube-system",
+                "labels": [
+                    "k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS",
+                ],
+            ],
+            "spec": [
+                "clusterIP": .string(clusterIP),
+                "ports": [
+                    ["name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53],
+                    ["name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53],
+                ],
+            ],
+        ]
     }
 
     func tlsConfiguration() throws -> TLSConfiguration {

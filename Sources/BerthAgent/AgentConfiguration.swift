@@ -17,6 +17,9 @@ public struct AgentConfiguration: Sendable {
     /// Whether the agent routes Services on its node (its service proxy: what kube-proxy does, in
     /// nftables mode). Off for hollow nodes, and where another proxy owns the machine's Service traffic.
     public var proxyServices = false
+    /// Whether the agent answers the cluster DNS on its node, at the first of ``clusterDNS`` (put on a
+    /// dummy interface of the node's own).
+    public var serveClusterDNS = false
     /// Pods' addresses (kube-proxy's --cluster-cidr): traffic to a cluster IP from outside it is
     /// masqueraded; nil: only a pod reaching itself through its Service is.
     public var clusterCIDR: String?

@@ -4,7 +4,6 @@ import BerthCRIProtocol
 import BerthControl
 import BerthKube
 import BerthOS
-import BerthServiceProxy
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -34,8 +33,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     /// The informer behind ``pods`` when the agent runs its own (nil for a hollow node's share of one).
     private let podInformer: Informer<CoreV1.Pod>?
     let staticPods: StaticPods
-    /// Routes Services on this node (``AgentConfiguration/proxyServices``), nil when it does not.
-    let serviceProxy: ServiceProxy?
+    /// The service proxy and the cluster DNS this node runs (nil: neither, as for hollow nodes).
+    let networkServices: NodeNetworkServices?
     let eviction: EvictionManager
     let tokens = ServiceAccountTokens()
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
@@ -64,27 +63,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             queue: PodQueue(work: WorkQueue(name: "pods"), prefix: ""), events: events,
             facts: NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP),
             runtime: runtime, logger: logger,
-            serviceProxy: configuration.proxyServices
-                ? Self.serviceProxy(configuration: configuration, sources: sources, events: events, logger: logger)
-                : nil)
-    }
-
-    /// The agent's service proxy: its failures become Warning events on the Node, where `kubectl
-    /// describe node` shows them.
-    static func serviceProxy(
-        configuration: AgentConfiguration, sources: any ObjectSourceProvider, events: EventRecorder, logger: Logger
-    ) -> ServiceProxy {
-        var settings = ServiceProxy.Configuration(nodeName: configuration.nodeName)
-        settings.rules.clusterCIDR = configuration.clusterCIDR
-        settings.rules.nodeIPs = [configuration.internalIP]
-        let recorder = events.component("berth-proxy")
-        let node: JSON = [
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": ["name": .string(configuration.nodeName), "uid": .string(configuration.nodeName)],
-        ]
-        return ServiceProxy(configuration: settings, sources: sources, logger: logger) { message in
-            recorder.record(node, type: "Warning", reason: "SyncProxyRulesFailed", message: message)
-        }
+            networkServices: NodeNetworkServices.make(
+                configuration: configuration, sources: sources, events: events, logger: logger))
     }
 
     /// An agent whose parts are given: a hollow node's, with its pods, queue and events shared with
@@ -92,9 +72,9 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     init(
         configuration: AgentConfiguration, client: any KubeClient, pods: any BoundPods,
         podInformer: Informer<CoreV1.Pod>?, queue: PodQueue, events: EventRecorder, facts: NodeFacts,
-        runtime: CRIClient?, logger: Logger, serviceProxy: ServiceProxy? = nil
+        runtime: CRIClient?, logger: Logger, networkServices: NodeNetworkServices? = nil
     ) {
-        self.serviceProxy = serviceProxy
+        self.networkServices = networkServices
         self.configuration = configuration
         self.client = client
         self.pods = pods
@@ -144,7 +124,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                     }
                 }
                 group.addTask { await self.events.run(client: self.client) }
-                if let proxy = self.serviceProxy { group.addTask { await proxy.run() } }
+                if let network = self.networkServices { group.addTask { await network.run() } }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
                 group.addTask { await self.sampleStats() }

@@ -176,12 +176,12 @@ public enum DNSMessage {
 
     static func header(
         id: UInt16, queryFlags: UInt16, code: ResponseCode, authoritative: Bool, questions: UInt16,
-        answers: UInt16
+        answers: UInt16, authority: UInt16 = 0, additional: UInt16 = 0
     ) -> [UInt8] {
         // QR, the query's opcode and RD; RA; AA when ours.
         var flags: UInt16 = 0x8000 | (queryFlags & 0x7900) | 0x0080 | UInt16(code.rawValue)
         if authoritative { flags |= 0x0400 }
-        return be16(id) + be16(flags) + be16(questions) + be16(answers) + be16(0) + be16(0)
+        return be16(id) + be16(flags) + be16(questions) + be16(answers) + be16(authority) + be16(additional)
     }
 
     /// The address a reverse name stands for: ["4", "3", "2", "1", "in-addr", "arpa"] → 1.2.3.4.

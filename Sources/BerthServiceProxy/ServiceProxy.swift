@@ -1,4 +1,3 @@
-import BerthAPI
 import BerthControl
 import BerthKube
 import BerthOS
@@ -17,6 +16,8 @@ public actor ServiceProxy {
         /// The least time between two syncs (kube-proxy's --min-sync-period, 1 s by default there): a
         /// burst of changes within it is one transaction.
         public var minSyncPeriod: Duration = .milliseconds(100)
+        /// Cluster IPs this node answers itself (the cluster DNS address): their Services get no rules.
+        public var locallyServedAddresses: Set<String> = []
         /// How often the proxy checks its table is still there (kube-proxy's --sync-period, 30 s).
         public var syncPeriod: Duration = .seconds(30)
 
@@ -40,18 +41,14 @@ public actor ServiceProxy {
     /// Syncs done (for tests and metrics).
     public private(set) var syncCount = 0
 
+    /// `services` and `slices`: informers the caller runs (the agent shares them with its cluster DNS).
     public init(
-        configuration: Configuration, sources: any ObjectSourceProvider, nft: NFTables? = NFTables(), logger: Logger,
-        report: @escaping @Sendable (String) -> Void
+        configuration: Configuration, services: Informer<CoreV1.Service>, slices: Informer<DiscoveryV1.EndpointSlice>,
+        nft: NFTables? = NFTables(), logger: Logger, report: @escaping @Sendable (String) -> Void
     ) {
         self.configuration = configuration
-        services = Informer(
-            source: sources.source(CoreV1.Service.self, resource: ResourceType.of(CoreV1.Service.self)),
-            name: "proxy-services", logger: logger)
-        slices = Informer(
-            source: sources.source(
-                DiscoveryV1.EndpointSlice.self, resource: ResourceType.of(DiscoveryV1.EndpointSlice.self)),
-            name: "proxy-endpointslices", logger: logger)
+        self.services = services
+        self.slices = slices
         self.nft = nft
         self.logger = logger
         self.report = report
@@ -69,8 +66,6 @@ public actor ServiceProxy {
         services.onChange { _ in changed.yield() }
         slices.onChange { _ in changed.yield() }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.services.run() }
-            group.addTask { await self.slices.run() }
             group.addTask {
                 // The periodic check: a table someone deleted (or flushed) is made again.
                 while !Task.isCancelled {
@@ -99,8 +94,10 @@ public actor ServiceProxy {
 
     /// One sync: the rules for what the informers hold now, applied as one transaction.
     func sync(_ nft: NFTables) async {
+        let local = configuration.locallyServedAddresses
         let ports = ProxiedServices.build(
-            services: services.list(), slices: slices.list(), nodeName: configuration.nodeName)
+            services: services.list().filter { !local.contains($0.spec.clusterIP ?? "") }, slices: slices.list(),
+            nodeName: configuration.nodeName)
         let wanted = ServiceProxyRules.ruleset(ports, settings: configuration.rules)
         if wanted == applied { return }
         let transaction = wanted.transaction(from: applied)

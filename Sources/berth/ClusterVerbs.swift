@@ -84,6 +84,8 @@ struct ClusterServer: AsyncParsableCommand {
         config.datastore = ds
         config.etcdEndpoints = etcdEndpoints.split(separator: ",").map(String.init)
         config.serviceCIDR = serviceCIDR
+        // The kube-dns Service every cluster has, at the address the nodes answer DNS on.
+        config.clusterDNS = agent.clusterDNS.split(separator: ",").first.map(String.init)
         let range = nodePortRange.split(separator: "-").compactMap { Int($0) }
         guard range.count == 2, range[0] <= range[1] else { throw ValidationError("--node-port-range must be lo-hi") }
         config.nodePortRange = range[0]...range[1]
@@ -186,8 +188,9 @@ struct LocalRuntime {
 struct ClusterBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Benchmarks: the scheduler and the store on hollow nodes, a CRI runtime's pod start.",
-        subcommands: [Scheduling.self, StoreBench.self, CRIBench.self])
+        abstract:
+            "Benchmarks: the scheduler and the store on hollow nodes, a CRI runtime's pod start, the service proxy and cluster DNS.",
+        subcommands: [Scheduling.self, StoreBench.self, CRIBench.self, ProxyBench.self, DNSBench.self])
 
     struct Scheduling: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -222,8 +225,13 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Resources kept for the system, e.g. cpu=500m,memory=1Gi.") var systemReserved = ""
     @Option(help: "Pods this node takes.") var maxPods = 110
     @Option(help: "The cgroup pods go under, by QoS class beneath it.") var cgroupRoot = "/kubepods"
-    @Option(help: "Cluster DNS server addresses pods use (comma-separated; none: the node's resolv.conf).")
-    var clusterDNS = ""
+    @Option(
+        help:
+            "Cluster DNS addresses pods use (comma-separated; \"\": the node's resolv.conf). The agent answers the first itself (the kube-dns Service address)."
+    )
+    var clusterDNS = "10.96.0.10"
+    @Flag(help: "Answer no cluster DNS on this node (another server answers --cluster-dns).")
+    var disableClusterDNS = false
     @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
     @Option(help: "Image filesystem use (%) above which unused images are removed.") var imageGCHighThreshold = 85
     @Option(help: "Image filesystem use (%) image garbage collection brings it down to.") var imageGCLowThreshold = 80
@@ -288,6 +296,7 @@ struct AgentOptions: ParsableArguments {
         configuration.maxPods = maxPods
         configuration.cgroupRoot = cgroupRoot
         configuration.clusterDNS = clusterDNS.split(separator: ",").map(String.init)
+        configuration.serveClusterDNS = !disableClusterDNS && !configuration.clusterDNS.isEmpty
         configuration.clusterDomain = clusterDomain
         configuration.imageGCHighThresholdPercent = imageGCHighThreshold
         configuration.imageGCLowThresholdPercent = min(imageGCLowThreshold, imageGCHighThreshold)

@@ -136,6 +136,17 @@ final class ServerBox: @unchecked Sendable {
         if let nft = ChildProcess.lookup("nft", path: "/usr/sbin:/sbin") {
             _ = try? ChildProcess.run(nft, arguments: ["nft", "delete", "table", "ip", "berth-proxy"], environment: [])
         }
+        // So does the cluster DNS's interface (the kube-dns address, on the node).
+        if FileSystem.exists("/sys/class/net/berth-dns") {
+            _ = try? ChildProcess.run(
+                "/usr/sbin/ip", arguments: ["ip", "link", "delete", "berth-dns"], environment: [])
+        } else if let addresses = try? ChildProcess.run(
+            "/usr/sbin/ip", arguments: ["ip", "-4", "addr", "show", "dev", "lo"], environment: []),
+            addresses.stdoutText.contains("inet 10.96.0.10/32")
+        {
+            _ = try? ChildProcess.run(
+                "/usr/sbin/ip", arguments: ["ip", "addr", "del", "10.96.0.10/32", "dev", "lo"], environment: [])
+        }
         // Whatever the agent left (a failed test): the engine's CLI removes its containers.
         if let ids = try? ChildProcess.run(
             berth, arguments: [berth, "ps", "-aq", "--no-trunc", "--root", base + "/engine"], environment: environment

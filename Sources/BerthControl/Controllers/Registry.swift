@@ -16,5 +16,6 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(JobController(ctx))
     loops.append(CronJobController(ctx))
     loops.append(TTLAfterFinishedController(ctx))
+    loops.append(ServiceLoadBalancerController(ctx))
     return loops
 }

@@ -1,0 +1,71 @@
+import BerthAPI
+import BerthClusterDNS
+import BerthControl
+import BerthJSON
+import BerthKube
+import BerthServiceProxy
+import Foundation
+import Logging
+
+/// What a node runs for the cluster's Services beside its pods: the service proxy (kube-proxy's job)
+/// and the cluster DNS (CoreDNS's), both reading one pair of informers on Services and EndpointSlices.
+/// Their failures become Warning events on the Node, where `kubectl describe node` shows them.
+struct NodeNetworkServices: Sendable {
+    let services: Informer<CoreV1.Service>
+    let slices: Informer<DiscoveryV1.EndpointSlice>
+    let proxy: ServiceProxy?
+    let dns: ClusterDNS?
+
+    static func make(
+        configuration: AgentConfiguration, sources: any ObjectSourceProvider, events: EventRecorder, logger: Logger
+    ) -> NodeNetworkServices? {
+        let dnsAddress = configuration.serveClusterDNS ? configuration.clusterDNS.first : nil
+        guard configuration.proxyServices || dnsAddress != nil else { return nil }
+        let services = Informer(
+            source: sources.source(CoreV1.Service.self, resource: ResourceType.of(CoreV1.Service.self)),
+            name: "node-services", logger: logger)
+        let slices = Informer(
+            source: sources.source(
+                DiscoveryV1.EndpointSlice.self, resource: ResourceType.of(DiscoveryV1.EndpointSlice.self)),
+            name: "node-endpointslices", logger: logger)
+        let node: JSON = [
+            "apiVersion": "v1", "kind": "Node",
+            // The kubelet's node reference: its UID is the node's name.
+            "metadata": ["name": .string(configuration.nodeName), "uid": .string(configuration.nodeName)],
+        ]
+        var proxy: ServiceProxy?
+        if configuration.proxyServices {
+            var settings = ServiceProxy.Configuration(nodeName: configuration.nodeName)
+            settings.rules.clusterCIDR = configuration.clusterCIDR
+            settings.rules.nodeIPs = [configuration.internalIP]
+            // The node answers the DNS address itself: no rule may take it elsewhere or reject it.
+            settings.locallyServedAddresses = Set(dnsAddress.map { [$0] } ?? [])
+            let recorder = events.component("berth-proxy")
+            proxy = ServiceProxy(configuration: settings, services: services, slices: slices, logger: logger) {
+                recorder.record(node, type: "Warning", reason: "SyncProxyRulesFailed", message: $0)
+            }
+        }
+        var dns: ClusterDNS?
+        if let dnsAddress {
+            var settings = ClusterDNS.Configuration(address: dnsAddress)
+            settings.domain = configuration.clusterDomain
+            let resolvConf = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+            settings.upstreams = ClusterDNS.upstreams(resolvConf: resolvConf, excluding: dnsAddress)
+            let recorder = events.component("berth-dns")
+            dns = ClusterDNS(configuration: settings, services: services, slices: slices, logger: logger) {
+                recorder.record(node, type: "Warning", reason: "ClusterDNSFailed", message: $0)
+            }
+        }
+        return NodeNetworkServices(services: services, slices: slices, proxy: proxy, dns: dns)
+    }
+
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await services.run() }
+            group.addTask { await slices.run() }
+            if let proxy { group.addTask { await proxy.run() } }
+            if let dns { group.addTask { await dns.run() } }
+            await group.waitForAll()
+        }
+    }
+}

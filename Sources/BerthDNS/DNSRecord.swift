@@ -1,0 +1,187 @@
+/// Resource records of any owner name (RFC 1035 §3.2, RFC 2782 for SRV), for answers beyond the
+/// embedded resolver's A and PTR to the question's own name: a cluster DNS answers CNAME, SRV with
+/// their targets' addresses in the additional section, and SOA in the authority section of a negative
+/// answer (what resolvers cache it by, RFC 2308).
+public struct DNSRecord: Equatable, Sendable {
+    public enum Data: Equatable, Sendable {
+        case a(IPv4Address)
+        case cname(String)
+        case ptr(String)
+        case srv(priority: UInt16, weight: UInt16, port: UInt16, target: String)
+        case soa(
+            primary: String, mailbox: String, serial: UInt32, refresh: UInt32, retry: UInt32, expire: UInt32,
+            minimum: UInt32)
+        case txt([String])
+
+        public var type: UInt16 {
+            switch self {
+            case .a: DNSMessage.RecordType.a
+            case .cname: DNSMessage.RecordType.cname
+            case .ptr: DNSMessage.RecordType.ptr
+            case .srv: DNSMessage.RecordType.srv
+            case .soa: DNSMessage.RecordType.soa
+            case .txt: DNSMessage.RecordType.txt
+            }
+        }
+    }
+
+    /// The owner, without the trailing dot.
+    public var name: String
+    public var ttl: UInt32
+    public var data: Data
+
+    public init(name: String, ttl: UInt32, data: Data) {
+        self.name = name
+        self.ttl = ttl
+        self.data = data
+    }
+
+    func encoded() -> [UInt8] {
+        var rdata: [UInt8] = []
+        switch data {
+        case .a(let address):
+            rdata = DNSMessage.be32(address.value)
+        case .cname(let target), .ptr(let target):
+            rdata = DNSMessage.encodeName(target)
+        case .srv(let priority, let weight, let port, let target):
+            rdata = DNSMessage.be16(priority) + DNSMessage.be16(weight) + DNSMessage.be16(port)
+            rdata += DNSMessage.encodeName(target)
+        case .soa(let primary, let mailbox, let serial, let refresh, let retry, let expire, let minimum):
+            rdata = DNSMessage.encodeName(primary) + DNSMessage.encodeName(mailbox)
+            for value in [serial, refresh, retry, expire, minimum] { rdata += DNSMessage.be32(value) }
+        case .txt(let strings):
+            for string in strings {
+                let bytes = Array(string.utf8.prefix(255))
+                rdata.append(UInt8(bytes.count))
+                rdata += bytes
+            }
+        }
+        return DNSMessage.encodeName(name) + DNSMessage.be16(data.type) + DNSMessage.be16(DNSMessage.classIN)
+            + DNSMessage.be32(ttl) + DNSMessage.be16(UInt16(rdata.count)) + rdata
+    }
+}
+
+extension DNSMessage.RecordType {
+    public static let cname: UInt16 = 5
+    public static let soa: UInt16 = 6
+    public static let txt: UInt16 = 16
+    public static let srv: UInt16 = 33
+    public static let opt: UInt16 = 41
+    public static let any: UInt16 = 255
+}
+
+extension DNSMessage {
+    /// The largest UDP response a client without EDNS takes (RFC 1035 §4.2.1).
+    public static let classicUDPLimit = 512
+
+    /// A response to `query` with records in all three sections; over UDP (`udpLimit` set) one that does
+    /// not fit is sent with only its header and question and TC set, so the client asks again over TCP.
+    public static func response(
+        to query: Query, code: ResponseCode, answers: [DNSRecord], authority: [DNSRecord] = [],
+        additional: [DNSRecord] = [], authoritative: Bool, udpLimit: Int? = nil
+    ) -> [UInt8] {
+        var bytes = header(
+            id: query.id, queryFlags: query.flags, code: code, authoritative: authoritative, questions: 1,
+            answers: UInt16(answers.count), authority: UInt16(authority.count),
+            additional: UInt16(additional.count))
+        bytes += query.questionBytes
+        for record in answers + authority + additional { bytes += record.encoded() }
+        if let udpLimit, bytes.count > udpLimit {
+            var truncated = header(
+                id: query.id, queryFlags: query.flags, code: code, authoritative: authoritative, questions: 1,
+                answers: 0)
+            truncated[2] |= 0x02
+            return truncated + query.questionBytes
+        }
+        return bytes
+    }
+
+    /// The UDP payload size a query offers in its EDNS OPT record (RFC 6891), nil without one; read
+    /// from the additional section after the first question (queries carry nothing else).
+    public static func ednsPayloadSize(_ packet: [UInt8]) -> Int? {
+        guard packet.count >= headerSize else { return nil }
+        let questions = Int(be16(packet, 4)), answers = Int(be16(packet, 6)), authority = Int(be16(packet, 8))
+        let additional = Int(be16(packet, 10))
+        guard questions == 1, answers == 0, authority == 0, additional >= 1 else { return nil }
+        guard let (_, afterName) = try? readName(packet, at: headerSize) else { return nil }
+        var offset = afterName + 4
+        for _ in 0..<additional {
+            guard let (_, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { return nil }
+            let type = be16(packet, end)
+            if type == RecordType.opt { return max(Int(be16(packet, end + 2)), classicUDPLimit) }
+            offset = end + 10 + Int(be16(packet, end + 8))
+        }
+        return nil
+    }
+
+    /// The smallest TTL among a response's records (what a cache may keep it for), nil when it has none
+    /// or cannot be read. Names are skipped with the same checks as a query's.
+    public static func minimumTTL(_ packet: [UInt8]) -> UInt32? {
+        guard packet.count >= headerSize else { return nil }
+        let questions = Int(be16(packet, 4))
+        let records = Int(be16(packet, 6)) + Int(be16(packet, 8)) + Int(be16(packet, 10))
+        var offset = headerSize
+        for _ in 0..<questions {
+            guard let (_, end) = try? readName(packet, at: offset) else { return nil }
+            offset = end + 4
+        }
+        var minimum: UInt32?
+        for _ in 0..<records {
+            guard let (_, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { return nil }
+            let type = be16(packet, end)
+            let ttl = UInt32(be16(packet, end + 4)) << 16 | UInt32(be16(packet, end + 6))
+            if type != RecordType.opt { minimum = min(minimum ?? ttl, ttl) }
+            offset = end + 10 + Int(be16(packet, end + 8))
+            guard offset <= packet.count else { return nil }
+        }
+        return minimum
+    }
+
+    static func be16(_ packet: [UInt8], _ at: Int) -> UInt16 { UInt16(packet[at]) << 8 | UInt16(packet[at + 1]) }
+
+    /// A name from dotted text (empty labels dropped, each cut to 63 bytes).
+    static func encodeName(_ dotted: String) -> [UInt8] {
+        encodeName(dotted.split(separator: ".").map { Array($0.utf8) })
+    }
+}
+
+extension DNSMessage {
+    /// A query for `name` and `type` with recursion desired (what a forwarder sends upstream).
+    public static func query(id: UInt16, name: String, type: UInt16, qclass: UInt16 = classIN) -> [UInt8] {
+        be16(id) + [0x01, 0x00] + be16(1) + be16(0) + be16(0) + be16(0) + encodeName(name) + be16(type) + be16(qclass)
+    }
+
+    /// The answer section's A and CNAME records of a response (others are skipped), names decompressed;
+    /// empty when the packet cannot be read.
+    public static func answerRecords(_ packet: [UInt8]) -> [DNSRecord] {
+        guard packet.count >= headerSize else { return [] }
+        let questions = Int(be16(packet, 4))
+        let answers = Int(be16(packet, 6))
+        var offset = headerSize
+        for _ in 0..<questions {
+            guard let (_, end) = try? readName(packet, at: offset) else { return [] }
+            offset = end + 4
+        }
+        var records: [DNSRecord] = []
+        for _ in 0..<answers {
+            guard let (labels, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { break }
+            let type = be16(packet, end)
+            let ttl = UInt32(be16(packet, end + 4)) << 16 | UInt32(be16(packet, end + 6))
+            let length = Int(be16(packet, end + 8))
+            let start = end + 10
+            guard start + length <= packet.count else { break }
+            let name = labels.map(lowercasedASCII).joined(separator: ".")
+            if type == RecordType.a, length == 4 {
+                let value =
+                    UInt32(packet[start]) << 24 | UInt32(packet[start + 1]) << 16 | UInt32(packet[start + 2]) << 8
+                    | UInt32(packet[start + 3])
+                records.append(DNSRecord(name: name, ttl: ttl, data: .a(IPv4Address(value))))
+            } else if type == RecordType.cname, let (target, _) = try? readName(packet, at: start) {
+                records.append(
+                    DNSRecord(name: name, ttl: ttl, data: .cname(target.map(lowercasedASCII).joined(separator: "."))))
+            }
+            offset = start + length
+        }
+        return records
+    }
+}
