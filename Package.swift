@@ -216,7 +216,7 @@ let package = Package(
         .target(
             name: "BerthServiceProxy",
             dependencies: [
-                "BerthControl", "BerthKube", "BerthOS", .product(name: "Logging", package: "swift-log"),
+                "BerthAPI", "BerthControl", "BerthKube", "BerthOS", .product(name: "Logging", package: "swift-log"),
             ]),
         // The cluster DNS (what CoreDNS's kubernetes plugin answers), served on every node by its agent:
         // SwiftNIO's UDP and TCP, Services and EndpointSlices from informers, other names forwarded.

@@ -17,6 +17,8 @@ public struct AgentConfiguration: Sendable {
     /// Whether the agent routes Services on its node (its service proxy: what kube-proxy does, in
     /// nftables mode). Off for hollow nodes, and where another proxy owns the machine's Service traffic.
     public var proxyServices = false
+    /// Whether the agent enforces NetworkPolicies on its pods (nftables, beside the service proxy).
+    public var enforceNetworkPolicies = false
     /// Whether the agent answers the cluster DNS on its node, at the first of ``clusterDNS`` (put on a
     /// dummy interface of the node's own).
     public var serveClusterDNS = false

@@ -15,12 +15,16 @@ struct NodeNetworkServices: Sendable {
     let slices: Informer<DiscoveryV1.EndpointSlice>
     let proxy: ServiceProxy?
     let dns: ClusterDNS?
+    /// NetworkPolicies, with the informers only it needs (every pod, the namespaces).
+    let policy: (NetworkPolicyEnforcer, [any RunnableInformer])?
 
     static func make(
         configuration: AgentConfiguration, sources: any ObjectSourceProvider, events: EventRecorder, logger: Logger
     ) -> NodeNetworkServices? {
         let dnsAddress = configuration.serveClusterDNS ? configuration.clusterDNS.first : nil
-        guard configuration.proxyServices || dnsAddress != nil else { return nil }
+        guard configuration.proxyServices || dnsAddress != nil || configuration.enforceNetworkPolicies else {
+            return nil
+        }
         let services = Informer(
             source: sources.source(CoreV1.Service.self, resource: ResourceType.of(CoreV1.Service.self)),
             name: "node-services", logger: logger)
@@ -56,7 +60,25 @@ struct NodeNetworkServices: Sendable {
                 recorder.record(node, type: "Warning", reason: "ClusterDNSFailed", message: $0)
             }
         }
-        return NodeNetworkServices(services: services, slices: slices, proxy: proxy, dns: dns)
+        var policy: (NetworkPolicyEnforcer, [any RunnableInformer])?
+        if configuration.enforceNetworkPolicies {
+            let policies = Informer(
+                source: sources.source(
+                    NetworkingV1.NetworkPolicy.self, resource: ResourceType.of(NetworkingV1.NetworkPolicy.self)),
+                name: "node-networkpolicies", logger: logger)
+            let pods = Informer(
+                source: sources.source(CoreV1.Pod.self, resource: ResourceType.of(CoreV1.Pod.self)),
+                name: "node-policy-pods", logger: logger)
+            let namespaces = Informer(
+                source: sources.source(CoreV1.Namespace.self, resource: ResourceType.of(CoreV1.Namespace.self)),
+                name: "node-policy-namespaces", logger: logger)
+            let recorder = events.component("berth-network-policy")
+            let enforcer = NetworkPolicyEnforcer(
+                nodeName: configuration.nodeName, policies: policies, pods: pods, namespaces: namespaces, logger: logger
+            ) { recorder.record(node, type: "Warning", reason: "NetworkPolicySyncFailed", message: $0) }
+            policy = (enforcer, [policies, pods, namespaces])
+        }
+        return NodeNetworkServices(services: services, slices: slices, proxy: proxy, dns: dns, policy: policy)
     }
 
     func run() async {
@@ -65,6 +87,10 @@ struct NodeNetworkServices: Sendable {
             group.addTask { await slices.run() }
             if let proxy { group.addTask { await proxy.run() } }
             if let dns { group.addTask { await dns.run() } }
+            if let (enforcer, informers) = policy {
+                for informer in informers { group.addTask { await informer.run() } }
+                group.addTask { await enforcer.run() }
+            }
             await group.waitForAll()
         }
     }

@@ -32,14 +32,8 @@ public actor ServiceProxy {
     let logger: Logger
     /// Told about every failed sync (the agent makes it an event on its Node).
     let report: @Sendable (String) -> Void
-    /// What the kernel has, as the last successful sync left it; nil: rebuild the table.
-    private var applied: NFTablesRuleset?
+    /// The ports the kernel's rules route now (for the UDP flows to clear when an endpoint goes).
     private var appliedPorts: [ProxiedServicePort] = []
-    private var lastFailure: String?
-    private let changes: AsyncStream<Void>
-    private let changed: AsyncStream<Void>.Continuation
-    /// Syncs done (for tests and metrics).
-    public private(set) var syncCount = 0
 
     /// `services` and `slices`: informers the caller runs (the agent shares them with its cluster DNS).
     public init(
@@ -52,7 +46,6 @@ public actor ServiceProxy {
         self.nft = nft
         self.logger = logger
         self.report = report
-        (changes, changed) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Watches and syncs until cancelled.
@@ -62,73 +55,36 @@ public actor ServiceProxy {
             logger.error("the service proxy needs nft(8); Services are not routed on this node")
             return
         }
-        let changed = self.changed
-        services.onChange { _ in changed.yield() }
-        slices.onChange { _ in changed.yield() }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                // The periodic check: a table someone deleted (or flushed) is made again.
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: self.configuration.syncPeriod)
-                    if !nft.hasChain(table: self.configuration.rules.table, chain: "services") {
-                        await self.forgetApplied()
-                    }
-                    changed.yield()
+        let keeper = TableKeeper(
+            nft: nft, canaryChain: "services", owner: "the service proxy's",
+            minSyncPeriod: configuration.minSyncPeriod, syncPeriod: configuration.syncPeriod, logger: logger,
+            report: report)
+        services.onChange { _ in keeper.poke() }
+        slices.onChange { _ in keeper.poke() }
+        let (services, slices, configuration) = (self.services, self.slices, self.configuration)
+        await keeper.run(
+            ready: {
+                await services.waitForSync()
+                await slices.waitForSync()
+            },
+            plan: {
+                let local = configuration.locallyServedAddresses
+                let ports = ProxiedServices.build(
+                    services: services.list().filter { !local.contains($0.spec.clusterIP ?? "") },
+                    slices: slices.list(), nodeName: configuration.nodeName)
+                return TableKeeper.Plan(ruleset: ServiceProxyRules.ruleset(ports, settings: configuration.rules)) {
+                    await self.applied(ports)
                 }
-            }
-            group.addTask {
-                await self.services.waitForSync()
-                await self.slices.waitForSync()
-                changed.yield()
-                for await _ in self.changes {
-                    // Waits out the rest of the burst, then syncs what it left.
-                    try? await Task.sleep(for: self.configuration.minSyncPeriod)
-                    await self.sync(nft)
-                }
-            }
-            await group.waitForAll()
-        }
+            })
     }
 
-    private func forgetApplied() { applied = nil }
-
-    /// One sync: the rules for what the informers hold now, applied as one transaction.
-    func sync(_ nft: NFTables) async {
-        let local = configuration.locallyServedAddresses
-        let ports = ProxiedServices.build(
-            services: services.list().filter { !local.contains($0.spec.clusterIP ?? "") }, slices: slices.list(),
-            nodeName: configuration.nodeName)
-        let wanted = ServiceProxyRules.ruleset(ports, settings: configuration.rules)
-        if wanted == applied { return }
-        let transaction = wanted.transaction(from: applied)
-        let started = ContinuousClock.now
-        do {
-            try await BlockingThread.run(name: "berth-nft") { () throws(NFTables.Failure) in try nft.apply(transaction)
-            }
-        } catch {
-            // Rebuilt whole next time (what the kernel holds is no longer known), after a second.
-            applied = nil
-            let message = "syncing the service proxy's nftables rules failed: \(error)"
-            if message != lastFailure { report(message) }
-            lastFailure = message
-            logger.error("service proxy sync failed", metadata: ["error": "\(error)"])
-            Task {
-                try? await Task.sleep(for: .seconds(1))
-                self.changed.yield()
-            }
-            return
-        }
-        lastFailure = nil
+    /// After a sync: the UDP flows to endpoints that went are cleared.
+    private func applied(_ ports: [ProxiedServicePort]) {
         let cleanup = ConntrackCleanup.deletions(before: appliedPorts, after: ports)
-        applied = wanted
         appliedPorts = ports
-        syncCount += 1
         if !cleanup.isEmpty {
             let conntrack = self.conntrack
             BlockingThread.start(name: "berth-conntrack") { conntrack.delete(cleanup) }
         }
-        logger.debug(
-            "service proxy synced",
-            metadata: ["ports": "\(ports.count)", "elapsed": "\(ContinuousClock.now - started)"])
     }
 }

@@ -232,6 +232,8 @@ struct AgentOptions: ParsableArguments {
     var clusterDNS = "10.96.0.10"
     @Flag(help: "Answer no cluster DNS on this node (another server answers --cluster-dns).")
     var disableClusterDNS = false
+    @Flag(help: "Enforce no NetworkPolicies on this node's pods (another agent does, or none).")
+    var disableNetworkPolicy = false
     @Option(help: "The cluster's DNS domain.") var clusterDomain = "cluster.local"
     @Option(help: "Image filesystem use (%) above which unused images are removed.") var imageGCHighThreshold = 85
     @Option(help: "Image filesystem use (%) image garbage collection brings it down to.") var imageGCLowThreshold = 80
@@ -314,6 +316,7 @@ struct AgentOptions: ParsableArguments {
         }
         configuration.fileCheckFrequency = .seconds(max(1, fileCheckFrequency))
         configuration.proxyServices = !disableKubeProxy
+        configuration.enforceNetworkPolicies = !disableNetworkPolicy
         configuration.clusterCIDR = clusterCIDR
         for pair in systemReserved.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)

@@ -134,7 +134,9 @@ final class ServerBox: @unchecked Sendable {
         // The service proxy's table stays when its agent stops (as kube-proxy's rules do, so a restart
         // drops no traffic); the box made it, the box removes it.
         if let nft = ChildProcess.lookup("nft", path: "/usr/sbin:/sbin") {
-            _ = try? ChildProcess.run(nft, arguments: ["nft", "delete", "table", "ip", "berth-proxy"], environment: [])
+            for table in ["berth-proxy", "berth-policy"] {
+                _ = try? ChildProcess.run(nft, arguments: ["nft", "delete", "table", "ip", table], environment: [])
+            }
         }
         // So does the cluster DNS's interface (the kube-dns address, on the node).
         if FileSystem.exists("/sys/class/net/berth-dns") {

@@ -194,9 +194,77 @@ struct ClusterServicesTests {
         _ = try box.kubectl(["delete", "service", "db", "web"])
     }
 
+    @Test func networkPoliciesDenyThenAllowByLabel() throws {
+        let box = try box
+        let manifest = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: guarded, labels: {app: guarded}}
+            spec:
+              containers:
+              - name: web
+                image: "\(box.image)"
+                command: [sh, -c, "mkdir -p /w && echo guarded > /w/index.html && exec httpd -f -p 8080 -h /w"]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: friend, labels: {role: friend}}
+            spec: {containers: [{name: c, image: "\(box.image)", command: [sleep, "3600"]}]}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: stranger, labels: {role: stranger}}
+            spec: {containers: [{name: c, image: "\(box.image)", command: [sleep, "3600"]}]}
+            """
+        #expect(try box.kubectl(["apply", "-f", "-"], input: manifest).status.succeeded)
+        for name in ["guarded", "friend", "stranger"] {
+            #expect(
+                try box.eventually { try box.get("pod/\(name)", "{.status.phase}") == "Running" },
+                "\(box.diagnostics())")
+        }
+        let target = try box.get("pod/guarded", "{.status.podIP}")
+        func reaches(_ from: String) throws -> Bool {
+            let result = try box.kubectl(["exec", from, "--", "sh", "-c", Self.httpGet(target, port: 8080, wait: 2)])
+            return result.stdoutText.contains("\r\n\r\nguarded")
+        }
+        #expect(try box.eventually(20) { try reaches("friend") && reaches("stranger") })
+
+        // Isolated: nothing comes in.
+        let deny = """
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: deny-guarded}
+            spec: {podSelector: {matchLabels: {app: guarded}}, policyTypes: [Ingress]}
+            """
+        #expect(try box.kubectl(["apply", "-f", "-"], input: deny).status.succeeded)
+        #expect(try box.eventually(20) { try !reaches("friend") && !reaches("stranger") })
+
+        // Allowed from pods labelled role=friend, on the web port.
+        let allow = """
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: allow-friends}
+            spec:
+              podSelector: {matchLabels: {app: guarded}}
+              ingress: [{from: [{podSelector: {matchLabels: {role: friend}}}], ports: [{protocol: TCP, port: 8080}]}]
+            """
+        #expect(try box.kubectl(["apply", "-f", "-"], input: allow).status.succeeded)
+        #expect(try box.eventually(20) { try reaches("friend") }, "\((try? nft().listTable("berth-policy")) ?? "")")
+        #expect(try !reaches("stranger"))
+
+        // The policies gone: open again.
+        _ = try box.kubectl(["delete", "networkpolicy", "deny-guarded", "allow-friends"])
+        #expect(try box.eventually(20) { try reaches("stranger") })
+        _ = try box.kubectl(["delete", "pod", "guarded", "friend", "stranger", "--grace-period=0", "--force"])
+    }
+
     /// An HTTP GET from inside a pod (busybox's nc: its static wget crashes resolving).
     func get(_ address: String) -> [String] {
-        ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 \(address) 80"]
+        ["sh", "-c", Self.httpGet(address, port: 80, wait: 3)]
+    }
+
+    static func httpGet(_ address: String, port: Int, wait: Int) -> String {
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w \(wait) \(address) \(port)"
     }
 
     func nft() throws -> NFTables { try #require(NFTables()) }

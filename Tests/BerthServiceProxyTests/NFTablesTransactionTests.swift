@@ -77,4 +77,38 @@ struct NFTablesTransactionTests {
             #expect(!nft.hasChain(table: "berth-proxy", chain: "services"))
         }
     }
+
+    @Test func networkPolicyRulesAreAcceptedToo() throws {
+        try inNamespace { nft in
+            typealias P = NetworkPolicyRulesTests
+            let deny = NetworkPolicyRules.ruleset(
+                policies: [P.policy("deny", selecting: [:]) { _ in }], pods: P.pods, namespaces: P.namespaces,
+                nodeName: "a")
+            try nft.apply(deny.transaction(from: nil))
+            let allow = NetworkPolicyRules.ruleset(
+                policies: [
+                    P.policy("allow", selecting: ["app": "web"]) { spec in
+                        spec.policyTypes = [.init(rawValue: "Ingress"), .init(rawValue: "Egress")]
+                        var rule = NetworkingV1.NetworkPolicyIngressRule()
+                        var block = NetworkingV1.NetworkPolicyPeer()
+                        block.ipBlock = NetworkingV1.IPBlock(cidr: "10.0.0.0/8", except: ["10.1.0.0/16"])
+                        var clients = NetworkingV1.NetworkPolicyPeer()
+                        clients.podSelector = MetaV1.LabelSelector(matchLabels: ["role": "client"])
+                        rule.from = [block, clients]
+                        rule.ports = [
+                            NetworkingV1.NetworkPolicyPort(protocol: .tcp, port: .int(80), endPort: 90),
+                            NetworkingV1.NetworkPolicyPort(protocol: .udp),
+                        ]
+                        spec.ingress = [rule]
+                        var out = NetworkingV1.NetworkPolicyEgressRule()
+                        out.ports = [NetworkingV1.NetworkPolicyPort(protocol: .udp, port: .int(53))]
+                        spec.egress = [out]
+                    }
+                ], pods: P.pods, namespaces: P.namespaces, nodeName: "a")
+            try nft.apply(allow.transaction(from: deny))
+            let listed = try nft.listTable(NetworkPolicyRules.table)
+            #expect(listed.contains("tcp dport 80-90"), "\(listed)")
+            #expect(listed.contains("10.244.0.5 : jump ingress-"))
+        }
+    }
 }
