@@ -64,6 +64,9 @@ public final class ClusterDNSServer: Sendable {
         let udp = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
+            // recvmmsg: up to 64 queries per read; the answers go out together at the read's end
+            // (sendmmsg), one system call each way for a burst rather than one per packet.
+            .channelOption(.datagramVectorReadMessageCount, value: 64)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(core: core))
@@ -280,12 +283,21 @@ final class DNSCore: @unchecked Sendable {
         return copy
     }
 
+    /// Answers written while a read is handled are flushed once at its end (``UDPQueryHandler``);
+    /// answers that come later (from an upstream) are flushed at once.
+    var batching: (any Channel)?
+
     func send(_ reply: [UInt8], to client: Client) {
         switch client {
         case .udp(let channel, let address, _):
             var buffer = channel.allocator.buffer(capacity: reply.count)
             buffer.writeBytes(reply)
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+            let envelope = AddressedEnvelope(remoteAddress: address, data: buffer)
+            if batching === channel {
+                channel.write(envelope, promise: nil)
+            } else {
+                channel.writeAndFlush(envelope, promise: nil)
+            }
         case .tcp(let channel):
             var buffer = channel.allocator.buffer(capacity: reply.count + 2)
             buffer.writeInteger(UInt16(truncatingIfNeeded: reply.count))
@@ -306,7 +318,13 @@ final class UDPQueryHandler: ChannelInboundHandler, @unchecked Sendable {
         let envelope = unwrapInboundIn(data)
         let packet = Array(envelope.data.readableBytesView)
         let limit = DNSMessage.ednsPayloadSize(packet) ?? DNSMessage.classicUDPLimit
+        core.batching = context.channel
         core.handle(packet, from: .udp(context.channel, envelope.remoteAddress, limit: limit))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        core.batching = nil
+        context.flush()
     }
 }
 
