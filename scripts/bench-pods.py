@@ -385,9 +385,21 @@ def run_separate_agent(runtime, env):
     stop(server)
 
 
+def remove_node_network_state():
+    """What the agents' service proxy, policy enforcer and cluster DNS leave on the host by design (their
+    rules outlive them, as kube-proxy's do): removed, since the bench made them."""
+    for table in ("berth-proxy", "berth-policy"):
+        subprocess.run(["nft", "delete", "table", "ip", table], stderr=subprocess.DEVNULL)
+    if os.path.exists("/sys/class/net/berth-dns"):
+        subprocess.run(["ip", "link", "delete", "berth-dns"], stderr=subprocess.DEVNULL)
+    else:
+        subprocess.run(["ip", "addr", "del", "10.96.0.10/32", "dev", "lo"], stderr=subprocess.DEVNULL)
+
+
 def cleanup():
     terminate(procs)
     remove_leftovers(berth, work, f"{work}/engine", f"{work}/run", "/berth-bench-pods")
+    remove_node_network_state()
     store.remove()
 
 

@@ -15,3 +15,4 @@ if [ -x .build/release/berth ]; then scripts/bench-api.sh .build/release/berth; 
 if [ -x .build/release/berth ]; then scripts/bench-control.sh .build/release/berth; else scripts/bench-control.sh; fi
 BERTH=.build/release/berth python3 scripts/bench-cri.py
 BERTH=.build/release/berth python3 scripts/bench-pods.py
+BERTH=.build/release/berth scripts/bench-network.sh

@@ -15,7 +15,8 @@ struct NodeNetworkServices: Sendable {
     let slices: Informer<DiscoveryV1.EndpointSlice>
     let proxy: ServiceProxy?
     let dns: ClusterDNS?
-    /// NetworkPolicies, with the informers only it needs (every pod, the namespaces).
+    /// NetworkPolicies, with the policies' informer (the enforcer runs those of pods and namespaces
+    /// once a policy exists).
     let policy: (NetworkPolicyEnforcer, [any RunnableInformer])?
 
     static func make(
@@ -76,7 +77,7 @@ struct NodeNetworkServices: Sendable {
             let enforcer = NetworkPolicyEnforcer(
                 nodeName: configuration.nodeName, policies: policies, pods: pods, namespaces: namespaces, logger: logger
             ) { recorder.record(node, type: "Warning", reason: "NetworkPolicySyncFailed", message: $0) }
-            policy = (enforcer, [policies, pods, namespaces])
+            policy = (enforcer, [policies])
         }
         return NodeNetworkServices(services: services, slices: slices, proxy: proxy, dns: dns, policy: policy)
     }

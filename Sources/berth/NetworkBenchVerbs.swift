@@ -120,6 +120,9 @@ struct DNSBench: AsyncParsableCommand {
     @Option(help: "Client threads.") var clients = 2
     @Option(help: "Queries in flight per client.") var window = 32
     @Flag(help: "Print only the JSON line.") var json = false
+    @Option(
+        help: "Only serve, for this many seconds, printing `ready PORT` (for a load from another process: dnsperf).")
+    var serveSeconds: Double?
 
     func run() async throws {
         let (serviceList, slices) = SyntheticServices.make(count: services, endpoints: 3)
@@ -132,6 +135,12 @@ struct DNSBench: AsyncParsableCommand {
             zone: ClusterZone(domain: "cluster.local", services: serviceList, slices: slices), logger: logger)
         let port = try await server.start()
         defer { Task { await server.stop() } }
+        if let serveSeconds {
+            print("ready \(port)")
+            fflush(nil)
+            try await Task.sleep(for: .milliseconds(Int(serveSeconds * 1000)))
+            return
+        }
         let names = (0..<services).map { "svc-\($0).default.svc.cluster.local" }
         let results = await withTaskGroup(of: DNSLoad.Result.self) { group in
             for client in 0..<clients {
