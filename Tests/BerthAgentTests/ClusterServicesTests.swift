@@ -258,6 +258,77 @@ struct ClusterServicesTests {
         _ = try box.kubectl(["delete", "pod", "guarded", "friend", "stranger", "--grace-period=0", "--force"])
     }
 
+    @Test func anEstablishedServiceConnectionOutlivesACrashOfItsAgent() throws {
+        let box = try box
+        // An echo server (busybox nc runs cat for each connection) behind a ClusterIP.
+        _ = try box.kubectl([
+            "create", "deployment", "echoer", "--image=\(box.image)", "--", "nc", "-ll", "-p", "7000", "-e", "cat",
+        ])
+        _ = try box.kubectl(["expose", "deployment", "echoer", "--port=7000"])
+        #expect(
+            try box.eventually {
+                try box.kubectl([
+                    "get", "endpointslices", "-l", "kubernetes.io/service-name=echoer", "-o",
+                    "jsonpath={.items[*].endpoints[*].conditions.ready}",
+                ]).stdoutText == "true"
+            }, "\(box.diagnostics())")
+        let clusterIP = try box.get("service/echoer", "{.spec.clusterIP}")
+        var connection: Int32 = -1
+        #expect(
+            try box.eventually(20) {
+                if connection >= 0 { close(connection) }
+                connection = Self.connect(clusterIP, port: 7000)
+                return connection >= 0 && Self.echo(connection, "before\n") == "before\n"
+            })
+        defer { close(connection) }
+        // The server and its agent die at once (SIGKILL) and start again: the connection's translation
+        // lives in conntrack, and the restarted proxy rebuilds its table in one transaction.
+        try box.crashAndRestart()
+        #expect(
+            try box.eventually {
+                try box.get("node/\(box.nodeName)", "{.status.conditions[?(@.type==\"Ready\")].status}") == "True"
+            })
+        #expect(Self.echo(connection, "after\n") == "after\n")
+        _ = try box.kubectl(["delete", "service", "echoer"])
+        _ = try box.kubectl(["delete", "deployment", "echoer"])
+    }
+
+    /// A TCP connection from the node (a 3 s timeout on every read), or -1.
+    static func connect(_ address: String, port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = in_port_t(port.bigEndian)
+        socketAddress.sin_addr.s_addr = inet_addr(address)
+        let result = withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if result != 0 {
+            close(fd)
+            return -1
+        }
+        return fd
+    }
+
+    /// Sends `line` and reads until a newline comes back.
+    static func echo(_ fd: Int32, _ line: String) -> String? {
+        let bytes = Array(line.utf8)
+        guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { return nil }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while !received.contains(10) {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
     /// An HTTP GET from inside a pod (busybox's nc: its static wget crashes resolving).
     func get(_ address: String) -> [String] {
         ["sh", "-c", Self.httpGet(address, port: 80, wait: 3)]
