@@ -112,6 +112,29 @@ struct ClusterServicesTests {
         _ = try box.kubectl(["delete", "deployment", "lb"])
     }
 
+    @Test func aTakenNodePortOrClusterIPGetsKubernetesError() throws {
+        let box = try box
+        #expect(
+            try box.kubectl(["create", "service", "nodeport", "first", "--tcp=80:80", "--node-port=30123"]).status
+                .succeeded)
+        let second = try box.kubectl(["create", "service", "nodeport", "second", "--tcp=80:80", "--node-port=30123"])
+        #expect(
+            second.stderrText.contains(
+                "Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30123: provided port is already allocated"
+            ),
+            "\(second.stderrText)")
+        // The kube-dns address is taken by kube-system/kube-dns.
+        let manifest = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: third}
+            spec: {clusterIP: 10.96.0.10, ports: [{port: 80}]}
+            """
+        let third = try box.kubectl(["apply", "-f", "-"], input: manifest)
+        #expect(third.stderrText.contains("provided IP is already allocated"), "\(third.stderrText)")
+        _ = try box.kubectl(["delete", "service", "first"])
+    }
+
     @Test func aServiceWithoutReadyEndpointsRefusesAtOnce() throws {
         let box = try box
         let created = try box.kubectl(["create", "service", "clusterip", "nothing", "--tcp=80:8080"])
