@@ -71,6 +71,18 @@ struct ClusterServer: AsyncParsableCommand {
     @OptionGroup(title: "Node agent") var agent: AgentOptions
     @OptionGroup(title: "Engine (for the node agent)") var images: ImageOptions
 
+    /// The tenth address of an IPv4 CIDR (`10.96.0.0/12` → 10.96.0.10), where clusters put kube-dns.
+    static func tenthAddress(of cidr: String) throws -> String {
+        let parts = cidr.split(separator: "/")
+        let octets = parts.first?.split(separator: ".").compactMap { UInt32($0) } ?? []
+        guard parts.count == 2, octets.count == 4, octets.allSatisfy({ $0 < 256 }), let bits = UInt32(parts[1]),
+            bits <= 28
+        else { throw ValidationError("--service-cidr: \"\(cidr)\" is not an IPv4 CIDR of at least 16 addresses") }
+        let base = octets.reduce(0) { $0 << 8 | $1 } & (bits == 0 ? 0 : ~UInt32(0) << (32 - bits))
+        let address = base + 10
+        return "\(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff)"
+    }
+
     func run() async throws {
         var config = ServerConfig(dataDir: dataDir)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
@@ -85,7 +97,8 @@ struct ClusterServer: AsyncParsableCommand {
         config.etcdEndpoints = etcdEndpoints.split(separator: ",").map(String.init)
         config.serviceCIDR = serviceCIDR
         // The kube-dns Service every cluster has, at the address the nodes answer DNS on.
-        config.clusterDNS = agent.clusterDNS.split(separator: ",").first.map(String.init)
+        let clusterDNS = try agent.clusterDNS ?? Self.tenthAddress(of: serviceCIDR)
+        config.clusterDNS = clusterDNS.split(separator: ",").first.map(String.init)
         let range = nodePortRange.split(separator: "-").compactMap { Int($0) }
         guard range.count == 2, range[0] <= range[1] else { throw ValidationError("--node-port-range must be lo-hi") }
         config.nodePortRange = range[0]...range[1]
@@ -132,7 +145,7 @@ struct ClusterServer: AsyncParsableCommand {
                 endpoint = local.endpoint
                 runtime = local.client
             }
-            var agentConfiguration = agent.configuration(runtimeEndpoint: endpoint!)
+            var agentConfiguration = agent.configuration(runtimeEndpoint: endpoint!, clusterDNS: clusterDNS)
             if agent.kubeletPort > 0 {
                 // Its serving certificate from the cluster CA, for its name and address; the API server
                 // presents its kubelet client certificate from the same CA.
@@ -227,9 +240,9 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "The cgroup pods go under, by QoS class beneath it.") var cgroupRoot = "/kubepods"
     @Option(
         help:
-            "Cluster DNS addresses pods use (comma-separated; \"\": the node's resolv.conf). The agent answers the first itself (the kube-dns Service address)."
+            "Cluster DNS addresses pods use (comma-separated; \"\": the node's resolv.conf); the agent answers the first itself (the kube-dns Service address). Default: the service CIDR's tenth address for `berth server`, 10.96.0.10 for `berth agent`."
     )
-    var clusterDNS = "10.96.0.10"
+    var clusterDNS: String?
     @Flag(help: "Answer no cluster DNS on this node (another server answers --cluster-dns).")
     var disableClusterDNS = false
     @Flag(help: "Enforce no NetworkPolicies on this node's pods (another agent does, or none).")
@@ -288,7 +301,8 @@ struct AgentOptions: ParsableArguments {
         }
     }
 
-    func configuration(runtimeEndpoint: String) -> AgentConfiguration {
+    /// `clusterDNS`: the default when `--cluster-dns` is not given (the server's, from its service CIDR).
+    func configuration(runtimeEndpoint: String, clusterDNS defaultDNS: String = "10.96.0.10") -> AgentConfiguration {
         let host = ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "localhost")
             .trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         var configuration = AgentConfiguration(nodeName: nodeName ?? host, runtimeEndpoint: runtimeEndpoint)
@@ -297,7 +311,7 @@ struct AgentOptions: ParsableArguments {
         configuration.nodeIP = nodeIP
         configuration.maxPods = maxPods
         configuration.cgroupRoot = cgroupRoot
-        configuration.clusterDNS = clusterDNS.split(separator: ",").map(String.init)
+        configuration.clusterDNS = (clusterDNS ?? defaultDNS).split(separator: ",").map(String.init)
         configuration.serveClusterDNS = !disableClusterDNS && !configuration.clusterDNS.isEmpty
         configuration.clusterDomain = clusterDomain
         configuration.imageGCHighThresholdPercent = imageGCHighThreshold

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Testing
+
+@testable import berth
+
+/// The cluster verbs' defaults that depend on other flags.
+@Suite struct ClusterOptionsTests {
+    @Test func kubeDNSIsTheServiceCIDRsTenthAddress() throws {
+        #expect(try ClusterServer.tenthAddress(of: "10.96.0.0/12") == "10.96.0.10")
+        #expect(try ClusterServer.tenthAddress(of: "10.43.0.0/16") == "10.43.0.10")
+        // A CIDR written with host bits set is the same network.
+        #expect(try ClusterServer.tenthAddress(of: "172.20.5.7/16") == "172.20.0.10")
+        #expect(throws: ValidationError.self) { try ClusterServer.tenthAddress(of: "10.96.0.0/30") }
+        #expect(throws: ValidationError.self) { try ClusterServer.tenthAddress(of: "bogus") }
+    }
+
+    @Test func theAgentsDNSDefaultsToTheServersUnlessGiven() throws {
+        let defaults = try AgentOptions.parse([])
+        #expect(defaults.configuration(runtimeEndpoint: "x", clusterDNS: "10.43.0.10").clusterDNS == ["10.43.0.10"])
+        #expect(defaults.configuration(runtimeEndpoint: "x").clusterDNS == ["10.96.0.10"])
+        let none = try AgentOptions.parse(["--cluster-dns", ""])
+        #expect(none.configuration(runtimeEndpoint: "x").clusterDNS.isEmpty)
+        #expect(!none.configuration(runtimeEndpoint: "x").serveClusterDNS)
+        let proxyOff = try AgentOptions.parse(["--disable-kube-proxy", "--cluster-cidr", "10.244.0.0/16"])
+        #expect(!proxyOff.configuration(runtimeEndpoint: "x").proxyServices)
+        #expect(proxyOff.configuration(runtimeEndpoint: "x").clusterCIDR == "10.244.0.0/16")
+        #expect(throws: (any Error).self) { try AgentOptions.parse(["--cluster-cidr", "10.244.0.0"]) }
+    }
+}
