@@ -13,6 +13,8 @@ import Logging
 struct NodeNetworkServices: Sendable {
     let services: Informer<CoreV1.Service>
     let slices: Informer<DiscoveryV1.EndpointSlice>
+    /// Warning events on the Node for what the node cannot do.
+    let report: @Sendable (String) -> Void
     let proxy: ServiceProxy?
     let dns: ClusterDNS?
     /// NetworkPolicies, with the policies' informer (the enforcer runs those of pods and namespaces
@@ -79,10 +81,17 @@ struct NodeNetworkServices: Sendable {
             ) { recorder.record(node, type: "Warning", reason: "NetworkPolicySyncFailed", message: $0) }
             policy = (enforcer, [policies])
         }
-        return NodeNetworkServices(services: services, slices: slices, proxy: proxy, dns: dns, policy: policy)
+        let recorder = events.component("berth-agent")
+        return NodeNetworkServices(
+            services: services, slices: slices,
+            report: { recorder.record(node, type: "Warning", reason: "NodeNetworking", message: $0) }, proxy: proxy,
+            dns: dns, policy: policy)
     }
 
     func run() async {
+        if proxy != nil || policy != nil, let problem = BridgeNetfilter.ensure() {
+            report(problem)
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await services.run() }
             group.addTask { await slices.run() }

@@ -67,6 +67,9 @@ public final class ClusterDNSServer: Sendable {
             // recvmmsg: up to 64 queries per read; the answers go out together at the read's end
             // (sendmmsg), one system call each way for a burst rather than one per packet.
             .channelOption(.datagramVectorReadMessageCount, value: 64)
+            // The read buffer is shared out among the 64: 4 KB each (the EDNS size clients offer), or a
+            // query would be cut at 32 bytes.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 4096))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(core: core))
@@ -126,12 +129,36 @@ final class DNSCore: @unchecked Sendable {
         var timeout: Scheduled<Void>?
         /// An ExternalName being followed: the answer is built from this CNAME and the upstream's records.
         var chase: (original: DNSMessage.Query, cname: DNSRecord)?
-        var cacheKey: String?
+        var cacheKey: CacheKey?
     }
 
     struct CacheEntry {
         var response: [UInt8]
+        var stored: NIODeadline
         var expires: NIODeadline
+    }
+
+    /// What makes two queries the same to the cache: the question as sent on the wire (so labels with
+    /// dots in them cannot pass for other names), lower-cased; and what shapes the answer — the EDNS
+    /// size offered (a reply sized for 4,096 bytes does not go to a 512-byte client), DO, CD and TCP.
+    struct CacheKey: Hashable {
+        var question: [UInt8]
+        var payloadSize: Int
+        var dnssecOK: Bool
+        var checkingDisabled: Bool
+        var overTCP: Bool
+
+        init(_ query: DNSMessage.Query, packet: [UInt8], overTCP: Bool) {
+            var question = query.questionBytes
+            // The name's bytes lower-cased (length bytes are under 64, never a capital letter).
+            for i in 0..<(question.count - 4) where question[i] >= 65 && question[i] <= 90 { question[i] += 32 }
+            self.question = question
+            let edns = DNSMessage.edns(packet)
+            payloadSize = edns?.payloadSize ?? 0
+            dnssecOK = edns?.dnssecOK ?? false
+            checkingDisabled = query.flags & 0x0010 != 0
+            self.overTCP = overTCP
+        }
     }
 
     unowned let server: ClusterDNSServer
@@ -139,7 +166,8 @@ final class DNSCore: @unchecked Sendable {
     let upstreams: [SocketAddress]
     let loop: any EventLoop
     var pending: [UInt16: Pending] = [:]
-    var cache: [String: CacheEntry] = [:]
+    var cache: [CacheKey: CacheEntry] = [:]
+    var lastSweep = NIODeadline.now()
 
     init(server: ClusterDNSServer, forwarder: any Channel, upstreams: [SocketAddress], loop: any EventLoop) {
         self.server = server
@@ -153,9 +181,11 @@ final class DNSCore: @unchecked Sendable {
             if let reply = DNSMessage.headerOnlyResponse(to: packet, code: .formatError) { send(reply, to: client) }
             return
         }
-        var limit: Int?
+        // A TCP message has a 2-byte length: beyond 65,535 bytes the answer goes out truncated too.
+        var limit = Int(UInt16.max)
         if case .udp(_, _, let size) = client { limit = size }
-        switch ClusterResolver.resolve(query, in: server.snapshot()) {
+        let zone = server.snapshot()
+        switch ClusterResolver.resolve(query, in: zone) {
         case .answer(let code, let answers, let authority, let additional):
             send(
                 DNSMessage.response(
@@ -168,18 +198,40 @@ final class DNSCore: @unchecked Sendable {
                 send(DNSMessage.response(to: query, code: .noError, answers: [cname], authoritative: true), to: client)
                 return
             }
+            // An alias of another name in the cluster domain is answered here, as CoreDNS's plugin
+            // chain does; only names outside it go upstream.
+            if case .answer(let code, let answers, let authority, _) = ClusterResolver.resolve(targetQuery, in: zone) {
+                send(
+                    DNSMessage.response(
+                        to: query, code: code, answers: [cname] + answers, authority: answers.isEmpty ? authority : [],
+                        authoritative: true, udpLimit: limit),
+                    to: client)
+                return
+            }
             forward(
                 lookup, question: targetQuery, client: client, clientID: query.id, chase: (query, cname),
                 cacheKey: nil)
         case .forward:
-            let key = "\(query.name)|\(query.type)|\(query.qclass)|\(query.flags & 0x0010)"
+            var overTCP = false
+            if case .tcp = client { overTCP = true }
+            let key = CacheKey(query, packet: packet, overTCP: overTCP)
             if let entry = cache[key] {
-                if entry.expires > .now() {
+                let now = NIODeadline.now()
+                if entry.expires > now {
                     var reply = entry.response
                     reply[0] = UInt8(query.id >> 8)
                     reply[1] = UInt8(query.id & 0xFF)
-                    send(reply, to: client)
-                    return
+                    // The client's own question (its letter case: 0x20 randomisation), and TTLs less
+                    // the time the answer spent here, as CoreDNS's cache hands them out.
+                    let questionEnd = DNSMessage.headerSize + query.questionBytes.count
+                    if reply.count >= questionEnd {
+                        reply.replaceSubrange(DNSMessage.headerSize..<questionEnd, with: query.questionBytes)
+                    }
+                    let elapsed = (now - entry.stored).nanoseconds / 1_000_000_000
+                    if DNSMessage.ageTTLs(&reply, by: UInt32(clamping: elapsed)) {
+                        send(reply, to: client)
+                        return
+                    }
                 }
                 cache[key] = nil
             }
@@ -189,7 +241,7 @@ final class DNSCore: @unchecked Sendable {
 
     func forward(
         _ packet: [UInt8], question: DNSMessage.Query, client: Client, clientID: UInt16,
-        chase: (original: DNSMessage.Query, cname: DNSRecord)?, cacheKey: String?
+        chase: (original: DNSMessage.Query, cname: DNSRecord)?, cacheKey: CacheKey?
     ) {
         guard !upstreams.isEmpty, pending.count < server.configuration.maximumPending else {
             let original = chase?.original ?? question
@@ -265,14 +317,19 @@ final class DNSCore: @unchecked Sendable {
         if let key = waiting.cacheKey, code == 0 || code == 3, packet[2] & 0x02 == 0,
             let ttl = DNSMessage.minimumTTL(packet), ttl > 0
         {
+            let now = NIODeadline.now()
             if cache.count >= server.configuration.cacheCapacity {
-                let now = NIODeadline.now()
-                cache = cache.filter { $0.value.expires > now }
+                // Expired entries swept at most every 10 s (a sweep is the whole cache); else a random
+                // one makes room, so a pod asking for endless new names cannot stall the loop.
+                if now - lastSweep > .seconds(10) {
+                    lastSweep = now
+                    cache = cache.filter { $0.value.expires > now }
+                }
                 if cache.count >= server.configuration.cacheCapacity, let victim = cache.keys.randomElement() {
                     cache[victim] = nil
                 }
             }
-            cache[key] = CacheEntry(response: reply, expires: .now() + .seconds(Int64(min(ttl, 3600))))
+            cache[key] = CacheEntry(response: reply, stored: now, expires: now + .seconds(Int64(min(ttl, 3600))))
         }
     }
 

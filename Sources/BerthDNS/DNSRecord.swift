@@ -5,6 +5,8 @@
 public struct DNSRecord: Equatable, Sendable {
     public enum Data: Equatable, Sendable {
         case a(IPv4Address)
+        /// 16 bytes (only passed on from an upstream's answer).
+        case aaaa([UInt8])
         case cname(String)
         case ptr(String)
         case srv(priority: UInt16, weight: UInt16, port: UInt16, target: String)
@@ -16,6 +18,7 @@ public struct DNSRecord: Equatable, Sendable {
         public var type: UInt16 {
             switch self {
             case .a: DNSMessage.RecordType.a
+            case .aaaa: DNSMessage.RecordType.aaaa
             case .cname: DNSMessage.RecordType.cname
             case .ptr: DNSMessage.RecordType.ptr
             case .srv: DNSMessage.RecordType.srv
@@ -41,6 +44,8 @@ public struct DNSRecord: Equatable, Sendable {
         switch data {
         case .a(let address):
             rdata = DNSMessage.be32(address.value)
+        case .aaaa(let bytes):
+            rdata = Array(bytes.prefix(16))
         case .cname(let target), .ptr(let target):
             rdata = DNSMessage.encodeName(target)
         case .srv(let priority, let weight, let port, let target):
@@ -80,13 +85,14 @@ extension DNSMessage {
         to query: Query, code: ResponseCode, answers: [DNSRecord], authority: [DNSRecord] = [],
         additional: [DNSRecord] = [], authoritative: Bool, udpLimit: Int? = nil
     ) -> [UInt8] {
+        // Counts past 65,535 cannot be said; such a message is over any limit and goes out truncated.
         var bytes = header(
             id: query.id, queryFlags: query.flags, code: code, authoritative: authoritative, questions: 1,
-            answers: UInt16(answers.count), authority: UInt16(authority.count),
-            additional: UInt16(additional.count))
+            answers: UInt16(clamping: answers.count), authority: UInt16(clamping: authority.count),
+            additional: UInt16(clamping: additional.count))
         bytes += query.questionBytes
         for record in answers + authority + additional { bytes += record.encoded() }
-        if let udpLimit, bytes.count > udpLimit {
+        if bytes.count > min(udpLimit ?? Int(UInt16.max), Int(UInt16.max)) {
             var truncated = header(
                 id: query.id, queryFlags: query.flags, code: code, authoritative: authoritative, questions: 1,
                 answers: 0)
@@ -98,7 +104,10 @@ extension DNSMessage {
 
     /// The UDP payload size a query offers in its EDNS OPT record (RFC 6891), nil without one; read
     /// from the additional section after the first question (queries carry nothing else).
-    public static func ednsPayloadSize(_ packet: [UInt8]) -> Int? {
+    public static func ednsPayloadSize(_ packet: [UInt8]) -> Int? { edns(packet)?.payloadSize }
+
+    /// A query's EDNS OPT record: the UDP payload size it offers and its DO bit (DNSSEC records wanted).
+    public static func edns(_ packet: [UInt8]) -> (payloadSize: Int, dnssecOK: Bool)? {
         guard packet.count >= headerSize else { return nil }
         let questions = Int(be16(packet, 4)), answers = Int(be16(packet, 6)), authority = Int(be16(packet, 8))
         let additional = Int(be16(packet, 10))
@@ -108,7 +117,9 @@ extension DNSMessage {
         for _ in 0..<additional {
             guard let (_, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { return nil }
             let type = be16(packet, end)
-            if type == RecordType.opt { return max(Int(be16(packet, end + 2)), classicUDPLimit) }
+            if type == RecordType.opt {
+                return (max(Int(be16(packet, end + 2)), classicUDPLimit), packet[end + 6] & 0x80 != 0)
+            }
             offset = end + 10 + Int(be16(packet, end + 8))
         }
         return nil
@@ -137,6 +148,30 @@ extension DNSMessage {
         return minimum
     }
 
+    /// A response as a cache hands it on `elapsed` seconds later: every record's TTL less that (never
+    /// below zero; OPT's field is flags, left alone). False when the packet cannot be walked.
+    public static func ageTTLs(_ packet: inout [UInt8], by elapsed: UInt32) -> Bool {
+        guard packet.count >= headerSize else { return false }
+        let questions = Int(be16(packet, 4))
+        let records = Int(be16(packet, 6)) + Int(be16(packet, 8)) + Int(be16(packet, 10))
+        var offset = headerSize
+        for _ in 0..<questions {
+            guard let (_, end) = try? readName(packet, at: offset) else { return false }
+            offset = end + 4
+        }
+        for _ in 0..<records {
+            guard let (_, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { return false }
+            if be16(packet, end) != RecordType.opt {
+                let ttl = UInt32(be16(packet, end + 4)) << 16 | UInt32(be16(packet, end + 6))
+                let aged = ttl > elapsed ? ttl - elapsed : 0
+                packet.replaceSubrange((end + 4)..<(end + 8), with: be32(aged))
+            }
+            offset = end + 10 + Int(be16(packet, end + 8))
+            guard offset <= packet.count else { return false }
+        }
+        return true
+    }
+
     static func be16(_ packet: [UInt8], _ at: Int) -> UInt16 { UInt16(packet[at]) << 8 | UInt16(packet[at + 1]) }
 
     /// A name from dotted text (empty labels dropped, each cut to 63 bytes).
@@ -151,7 +186,7 @@ extension DNSMessage {
         be16(id) + [0x01, 0x00] + be16(1) + be16(0) + be16(0) + be16(0) + encodeName(name) + be16(type) + be16(qclass)
     }
 
-    /// The answer section's A and CNAME records of a response (others are skipped), names decompressed;
+    /// The answer section's A, AAAA and CNAME records of a response (others are skipped), names decompressed;
     /// empty when the packet cannot be read.
     public static func answerRecords(_ packet: [UInt8]) -> [DNSRecord] {
         guard packet.count >= headerSize else { return [] }
@@ -176,6 +211,8 @@ extension DNSMessage {
                     UInt32(packet[start]) << 24 | UInt32(packet[start + 1]) << 16 | UInt32(packet[start + 2]) << 8
                     | UInt32(packet[start + 3])
                 records.append(DNSRecord(name: name, ttl: ttl, data: .a(IPv4Address(value))))
+            } else if type == RecordType.aaaa, length == 16 {
+                records.append(DNSRecord(name: name, ttl: ttl, data: .aaaa(Array(packet[start..<(start + 16)]))))
             } else if type == RecordType.cname, let (target, _) = try? readName(packet, at: start) {
                 records.append(
                     DNSRecord(name: name, ttl: ttl, data: .cname(target.map(lowercasedASCII).joined(separator: "."))))

@@ -16,16 +16,25 @@ struct ConntrackCleanup: Sendable {
         let old = Dictionary(before.map { ($0.qualifiedName, $0) }, uniquingKeysWith: { first, _ in first })
         var result: [[String]] = []
         for port in after where port.transport == .udp {
-            guard let previous = old[port.qualifiedName], let clusterIP = port.clusterIP else { continue }
+            guard let clusterIP = port.clusterIP else { continue }
             let destinations = [clusterIP] + port.externalAddresses
-            if previous.endpoints.isEmpty && !port.endpoints.isEmpty {
+            // New, or without endpoints until now: flows its clients sent meanwhile were never NATed and
+            // conntrack would keep them so (a Service made again on the same address, too).
+            let previous = old[port.qualifiedName]
+            if previous?.endpoints.isEmpty ?? true {
+                if port.endpoints.isEmpty { continue }
                 for address in destinations {
                     result.append(["-p", "udp", "--orig-dst", address, "--orig-port-dst", String(port.port)])
                 }
+                if let nodePort = port.nodePort {
+                    result.append(["-p", "udp", "--orig-port-dst", String(nodePort)])
+                }
                 continue
             }
-            let kept = Set(port.endpoints.map(\.ip))
-            for gone in Set(previous.endpoints.map(\.ip)).subtracting(kept).sorted() {
+            // An endpoint is its address and port: one that moved port is gone too.
+            let kept = Set(port.endpoints.map { "\($0.ip):\($0.port)" })
+            let goneEndpoints = previous!.endpoints.filter { !kept.contains("\($0.ip):\($0.port)") }
+            for gone in Set(goneEndpoints.map(\.ip)).sorted() {
                 for address in destinations {
                     result.append([
                         "-p", "udp", "--orig-dst", address, "--orig-port-dst", String(port.port), "--dst-nat", gone,
@@ -39,11 +48,17 @@ struct ConntrackCleanup: Sendable {
         // A UDP port removed altogether: its flows go with it.
         let now = Set(after.map(\.qualifiedName))
         for port in before where port.transport == .udp && !now.contains(port.qualifiedName) {
+            guard let clusterIP = port.clusterIP else { continue }
             for endpoint in Set(port.endpoints.map(\.ip)).sorted() {
-                guard let clusterIP = port.clusterIP else { continue }
-                result.append([
-                    "-p", "udp", "--orig-dst", clusterIP, "--orig-port-dst", String(port.port), "--dst-nat", endpoint,
-                ])
+                for address in [clusterIP] + port.externalAddresses {
+                    result.append([
+                        "-p", "udp", "--orig-dst", address, "--orig-port-dst", String(port.port), "--dst-nat",
+                        endpoint,
+                    ])
+                }
+                if let nodePort = port.nodePort {
+                    result.append(["-p", "udp", "--orig-port-dst", String(nodePort), "--dst-nat", endpoint])
+                }
             }
         }
         return result

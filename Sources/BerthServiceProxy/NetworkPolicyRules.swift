@@ -224,9 +224,12 @@ public enum NetworkPolicyRules {
                     }
                 case .string(let name)?:
                     guard let pod,
-                        let number = pod.spec.containers.flatMap(\.ports).first(where: {
-                            $0.name == name && ($0.protocol?.rawValue ?? "TCP").lowercased() == proto
-                        })?.containerPort
+                        // Sidecars (restartPolicy Always init containers) serve ports like containers.
+                        let number =
+                            (pod.spec.containers + pod.spec.initContainers.filter({ $0.restartPolicy == .always }))
+                            .flatMap(\.ports).first(where: {
+                                $0.name == name && ($0.protocol?.rawValue ?? "TCP").lowercased() == proto
+                            })?.containerPort
                     else { continue }
                     byProtocol[proto, default: []].append("\(number)")
                 }

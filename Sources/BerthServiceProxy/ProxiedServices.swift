@@ -30,6 +30,9 @@ public struct ProxiedServicePort: Sendable, Equatable {
     /// Ready endpoints, or — when none is ready — those still serving while they terminate (as
     /// kube-proxy falls back to), sorted so the same input makes the same rules.
     public var endpoints: [Endpoint]
+    /// This node's endpoints, with the same fallback made for them alone (kube-proxy's local scope: a
+    /// node whose only pod is terminating keeps serving through it while a new one is ready elsewhere).
+    public var localEndpoints: [Endpoint] = []
 
     /// `namespace/name/protocol/portName`, the proxy's name for it (kube-proxy's ServicePortName).
     public var qualifiedName: String { "\(namespace)/\(name)/\(transport.rawValue)/\(portName)" }
@@ -98,9 +101,12 @@ public enum ProxiedServices {
                         }
                     }
                 }
-                let endpoints = (ready.isEmpty ? terminating : ready).sorted {
-                    ($0.ip, $0.port) < ($1.ip, $1.port)
+                func ordered(_ set: Set<ProxiedServicePort.Endpoint>) -> [ProxiedServicePort.Endpoint] {
+                    set.sorted { ($0.ip, $0.port) < ($1.ip, $1.port) }
                 }
+                let endpoints = ordered(ready.isEmpty ? terminating : ready)
+                let readyHere = ready.filter(\.isLocal)
+                let localEndpoints = ordered(readyHere.isEmpty ? terminating.filter(\.isLocal) : readyHere)
                 result.append(
                     ProxiedServicePort(
                         namespace: namespace, name: name, portName: portName, transport: transport,
@@ -108,7 +114,8 @@ public enum ProxiedServices {
                         nodePort: servicePort.nodePort.flatMap { $0 > 0 ? Int($0) : nil },
                         externalAddresses: external, affinityTimeout: affinity,
                         externalPolicyLocal: spec.externalTrafficPolicy == .local,
-                        internalPolicyLocal: spec.internalTrafficPolicy == .local, endpoints: endpoints))
+                        internalPolicyLocal: spec.internalTrafficPolicy == .local, endpoints: endpoints,
+                        localEndpoints: localEndpoints))
             }
         }
         return result.sorted { $0.qualifiedName < $1.qualifiedName }

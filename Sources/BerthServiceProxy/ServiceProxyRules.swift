@@ -77,7 +77,8 @@ public enum ServiceProxyRules {
             let externalChain = "external-" + base
             // Endpoint chains, one per endpoint (its own DNAT, the hairpin masquerade, the affinity entry).
             var endpointChains: [ProxiedServicePort.Endpoint: String] = [:]
-            for endpoint in port.endpoints {
+            for endpoint in Set(port.endpoints + port.localEndpoints).sorted(by: { ($0.ip, $0.port) < ($1.ip, $1.port) }
+            ) {
                 let name = chainBase(port.qualifiedName + "__" + endpoint.ip + "/" + String(endpoint.port))
                 let chain = "endpoint-" + name
                 endpointChains[endpoint] = chain
@@ -108,7 +109,7 @@ public enum ServiceProxyRules {
                 }
                 return rules
             }
-            let internalEndpoints = port.internalPolicyLocal ? port.endpoints.filter(\.isLocal) : port.endpoints
+            let internalEndpoints = port.internalPolicyLocal ? port.localEndpoints : port.endpoints
             let clusterKey = "\(clusterIP) . \(proto) . \(port.port)"
             if port.endpoints.isEmpty {
                 noEndpointServices.append(clusterKey + " : goto reject-chain")
@@ -139,7 +140,7 @@ public enum ServiceProxyRules {
             if port.externalPolicyLocal {
                 // The client's address is kept, so only this node's endpoints; traffic from pods and
                 // from the node itself is short-circuited to the whole Service, as kube-proxy does.
-                let local = port.endpoints.filter(\.isLocal)
+                let local = port.localEndpoints
                 if r.chains[serviceChain] != nil {
                     if let cidr = settings.clusterCIDR { external.append("ip saddr \(cidr) goto \(serviceChain)") }
                     external.append("fib saddr type local jump mark-for-masquerade")
@@ -172,6 +173,9 @@ public enum ServiceProxyRules {
             kind: .map, declaration: nodePortKey, elements: unique(noEndpointNodePorts))
         return r
     }
+
+    /// Whether `text` is an IPv4 address the rules can hold.
+    public static func isIPv4Address(_ text: String) -> Bool { IPv4Text.isValid(text) }
 
     /// Whether `text` is an IPv4 CIDR the rules can hold (`10.244.0.0/16`).
     public static func isIPv4CIDR(_ text: String) -> Bool { IPv4Text.isValidCIDR(text) }

@@ -279,6 +279,9 @@ struct AgentOptions: ParsableArguments {
     var clusterCIDR: String?
 
     func validate() throws {
+        if let nodeIP, !ServiceProxyRules.isIPv4Address(nodeIP) {
+            throw ValidationError("--node-ip: \"\(nodeIP)\" is not an IPv4 address")
+        }
         if let clusterCIDR, !ServiceProxyRules.isIPv4CIDR(clusterCIDR) {
             throw ValidationError("--cluster-cidr: \"\(clusterCIDR)\" is not an IPv4 CIDR (such as 10.244.0.0/16)")
         }

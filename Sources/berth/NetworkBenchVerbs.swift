@@ -156,6 +156,8 @@ struct DNSBench: AsyncParsableCommand {
         }
         let answered = results.reduce(0) { $0 + $1.latencies.count }
         let lost = results.reduce(0) { $0 + $1.lost }
+        let wrong = results.reduce(0) { $0 + $1.wrong }
+        if wrong > 0 { throw ValidationError("\(wrong) answers had the wrong response code: the figures mean nothing") }
         let latencies = results.flatMap(\.latencies).sorted()
         func percentile(_ p: Double) -> Double {
             latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] * 1000
@@ -179,6 +181,9 @@ enum DNSLoad {
     struct Result: Sendable {
         var latencies: [Double] = []
         var lost = 0
+        /// Answers whose code was not what the name calls for (NOERROR for a Service, NXDOMAIN for a
+        /// missing one): a bench that counted FORMERRs as answers once measured nothing.
+        var wrong = 0
     }
 
     static func run(port: Int, names: [String], seconds: Double, window: Int, seed: Int) -> Result {
@@ -201,16 +206,17 @@ enum DNSLoad {
             DNSMessage.query(
                 id: 0, name: i < names.count ? names[i] : "missing-\(i).default.svc.cluster.local", type: 1)
         }
-        var sent: [UInt16: Double] = [:]
+        var sent: [UInt16: (start: Double, missing: Bool)] = [:]
         var next = seed * 7919
         var id: UInt16 = 0
         func send() {
             id &+= 1
-            var packet = packets[next % packets.count]
+            let index = next % packets.count
+            var packet = packets[index]
             next += 1
             packet[0] = UInt8(id >> 8)
             packet[1] = UInt8(id & 0xFF)
-            sent[id] = Timestamp.monotonic()
+            sent[id] = (Timestamp.monotonic(), index >= names.count)
             _ = packet.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         }
         let end = Timestamp.monotonic() + seconds
@@ -226,8 +232,9 @@ enum DNSLoad {
                 continue
             }
             let answered = UInt16(buffer[0]) << 8 | UInt16(buffer[1])
-            if let start = sent.removeValue(forKey: answered) {
-                result.latencies.append(Timestamp.monotonic() - start)
+            if let query = sent.removeValue(forKey: answered) {
+                result.latencies.append(Timestamp.monotonic() - query.start)
+                if buffer[3] & 0x0F != (query.missing ? 3 : 0) { result.wrong += 1 }
             }
             send()
         }

@@ -152,6 +152,16 @@ struct ClusterDNSServerTests {
             #expect(DNSMessage.answerRecords(again).map(\.data) == [.a(IPv4Address("192.0.2.1")!)])
             #expect(upstream.count == 1)
 
+            // A label with a dot in it is another name, not a cached one's twin.
+            var dotted = DNSMessage.query(id: 0x0101, name: "x", type: 1)
+            dotted.replaceSubrange(12..<15, with: [11] + Array("example.com".utf8) + [0])
+            _ = Self.udp(dotted, port: port)
+            #expect(upstream.count == 2)
+            // The cache hands back the asker's own letter case.
+            let mixed = try #require(Self.udp(DNSMessage.query(id: 6, name: "ExAmPlE.CoM", type: 1), port: port))
+            #expect(Array(mixed[12..<25]) == [7] + Array("ExAmPlE".utf8) + [3] + Array("CoM".utf8) + [0])
+            #expect(upstream.count == 2)
+
             // An ExternalName: its CNAME, then the target's address from upstream.
             let mail = try #require(
                 Self.udp(DNSMessage.query(id: 3, name: "mail.default.svc.cluster.local", type: 1), port: port))

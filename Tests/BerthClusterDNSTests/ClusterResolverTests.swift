@@ -167,3 +167,20 @@ struct ClusterResolverTests {
         #expect(DNSMessage.answerRecords(full).count == 60)
     }
 }
+
+/// What the cache does to an answer it keeps.
+struct DNSCacheAgingTests {
+    @Test func ttlsAgeButNeverBelowZero() throws {
+        let query = try DNSMessage.parseQuery(DNSMessage.query(id: 1, name: "a.example", type: 1))
+        var reply = DNSMessage.response(
+            to: query, code: .noError,
+            answers: [
+                DNSRecord(name: "a.example", ttl: 60, data: .a(IPv4Address("192.0.2.1")!)),
+                DNSRecord(name: "a.example", ttl: 5, data: .a(IPv4Address("192.0.2.2")!)),
+            ], authoritative: false)
+        #expect(DNSMessage.ageTTLs(&reply, by: 10))
+        #expect(DNSMessage.answerRecords(reply).map(\.ttl) == [50, 0])
+        var short: [UInt8] = [0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1]
+        #expect(!DNSMessage.ageTTLs(&short, by: 1))
+    }
+}

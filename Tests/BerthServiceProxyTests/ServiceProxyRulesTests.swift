@@ -199,7 +199,7 @@ struct ServiceProxyRulesTests {
                 namespace: "kube-system", name: "dns", portName: "dns", transport: .udp, port: 53,
                 clusterIP: "10.96.0.10", nodePort: nil, externalAddresses: [], affinityTimeout: nil,
                 externalPolicyLocal: false, internalPolicyLocal: false,
-                endpoints: endpoints.map { .init(ip: $0, port: 53, isLocal: true) })
+                endpoints: endpoints.map { .init(ip: $0, port: 53, isLocal: true) }, localEndpoints: [])
         }
         #expect(
             ConntrackCleanup.deletions(before: [port(["10.244.0.2", "10.244.0.3"])], after: [port(["10.244.0.3"])]) == [
@@ -210,6 +210,35 @@ struct ServiceProxyRulesTests {
                 ["-p", "udp", "--orig-dst", "10.96.0.10", "--orig-port-dst", "53"]
             ])
         #expect(ConntrackCleanup.deletions(before: [port(["10.244.0.3"])], after: [port(["10.244.0.3"])]).isEmpty)
+        // A port new to the proxy (a Service made again on the same address) clears what went un-NATed.
+        #expect(
+            ConntrackCleanup.deletions(before: [], after: [port(["10.244.0.3"])]) == [
+                ["-p", "udp", "--orig-dst", "10.96.0.10", "--orig-port-dst", "53"]
+            ])
+        // The same address on another port is another endpoint.
+        var moved = port(["10.244.0.3"])
+        moved.endpoints[0].port = 5353
+        #expect(ConntrackCleanup.deletions(before: [port(["10.244.0.3"])], after: [moved]).count == 1)
+    }
+
+    @Test func aNodeWhoseOnlyPodTerminatesKeepsServingLocalTrafficThroughIt() {
+        var slice = Self.slice("web", [("10.244.0.5", "a", false), ("10.244.1.6", "b", true)])
+        slice.endpoints[0].conditions.serving = true
+        slice.endpoints[0].conditions.terminating = true
+        let ports = ProxiedServices.build(
+            services: [
+                Self.service("web", type: .nodePort) {
+                    $0.spec.externalTrafficPolicy = .local
+                    $0.spec.ports[0].nodePort = 30080
+                }
+            ], slices: [slice],
+            nodeName: "a")
+        #expect(ports[0].endpoints.map(\.ip) == ["10.244.1.6"])
+        #expect(ports[0].localEndpoints.map(\.ip) == ["10.244.0.5"])
+        let rules = ServiceProxyRules.ruleset(ports, settings: Self.settings)
+        let external = rules.chains["external-" + ServiceProxyRules.chainBase("default/web/tcp/http")] ?? []
+        #expect(
+            external.last == "goto endpoint-" + ServiceProxyRules.chainBase("default/web/tcp/http__10.244.0.5/8080"))
     }
 
     @Test func namesAreHashedAndCut() {
