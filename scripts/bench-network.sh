@@ -23,7 +23,7 @@ if command -v dnsperf >/dev/null; then
   for _ in $(seq 100); do grep -q ready "$out" && break; sleep 0.1; done
   port=$(awk '/ready/ {print $2}' "$out")
   echo "dnsperf (another process, 10 s, up to 100 queries in flight):"
-  dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l 10 -q 100 | grep -E "Queries per second|Average Latency|Queries lost"
+  dnsperf -s 127.0.0.1 -p "$port" -d "$queries" -l 10 -q 100 | grep -E "Queries per second|Average Latency|Queries lost|Response codes"
   wait "$server" || true
   rm -f "$queries" "$out"
 fi
