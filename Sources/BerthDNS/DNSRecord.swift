@@ -128,14 +128,8 @@ extension DNSMessage {
     /// The smallest TTL among a response's records (what a cache may keep it for), nil when it has none
     /// or cannot be read. Names are skipped with the same checks as a query's.
     public static func minimumTTL(_ packet: [UInt8]) -> UInt32? {
-        guard packet.count >= headerSize else { return nil }
-        let questions = Int(be16(packet, 4))
+        guard var offset = recordsOffset(packet) else { return nil }
         let records = Int(be16(packet, 6)) + Int(be16(packet, 8)) + Int(be16(packet, 10))
-        var offset = headerSize
-        for _ in 0..<questions {
-            guard let (_, end) = try? readName(packet, at: offset) else { return nil }
-            offset = end + 4
-        }
         var minimum: UInt32?
         for _ in 0..<records {
             guard let (_, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { return nil }
@@ -151,14 +145,8 @@ extension DNSMessage {
     /// A response as a cache hands it on `elapsed` seconds later: every record's TTL less that (never
     /// below zero; OPT's field is flags, left alone). False when the packet cannot be walked.
     public static func ageTTLs(_ packet: inout [UInt8], by elapsed: UInt32) -> Bool {
-        guard packet.count >= headerSize else { return false }
-        let questions = Int(be16(packet, 4))
+        guard var offset = recordsOffset(packet) else { return false }
         let records = Int(be16(packet, 6)) + Int(be16(packet, 8)) + Int(be16(packet, 10))
-        var offset = headerSize
-        for _ in 0..<questions {
-            guard let (_, end) = try? readName(packet, at: offset) else { return false }
-            offset = end + 4
-        }
         for _ in 0..<records {
             guard let (_, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { return false }
             if be16(packet, end) != RecordType.opt {
@@ -173,6 +161,17 @@ extension DNSMessage {
     }
 
     static func be16(_ packet: [UInt8], _ at: Int) -> UInt16 { UInt16(packet[at]) << 8 | UInt16(packet[at + 1]) }
+
+    /// Where a message's records begin (past its header and questions), nil when it cannot be read.
+    static func recordsOffset(_ packet: [UInt8]) -> Int? {
+        guard packet.count >= headerSize else { return nil }
+        var offset = headerSize
+        for _ in 0..<Int(be16(packet, 4)) {
+            guard let (_, end) = try? readName(packet, at: offset) else { return nil }
+            offset = end + 4
+        }
+        return offset
+    }
 
     /// A name from dotted text (empty labels dropped, each cut to 63 bytes).
     static func encodeName(_ dotted: String) -> [UInt8] {
@@ -189,14 +188,8 @@ extension DNSMessage {
     /// The answer section's A, AAAA and CNAME records of a response (others are skipped), names decompressed;
     /// empty when the packet cannot be read.
     public static func answerRecords(_ packet: [UInt8]) -> [DNSRecord] {
-        guard packet.count >= headerSize else { return [] }
-        let questions = Int(be16(packet, 4))
+        guard var offset = recordsOffset(packet) else { return [] }
         let answers = Int(be16(packet, 6))
-        var offset = headerSize
-        for _ in 0..<questions {
-            guard let (_, end) = try? readName(packet, at: offset) else { return [] }
-            offset = end + 4
-        }
         var records: [DNSRecord] = []
         for _ in 0..<answers {
             guard let (labels, end) = try? readName(packet, at: offset), end + 10 <= packet.count else { break }

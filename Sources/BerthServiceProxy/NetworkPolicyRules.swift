@@ -41,33 +41,27 @@ public enum NetworkPolicyRules {
                     && LabelSelector(object: policy.spec.podSelector.kubeJSON()).matches(pod.metadata.labels)
             }
             let name = namespace + "/" + (pod.metadata.name ?? "")
-            let ingress = selecting.filter(Self.isolatesIngress)
-            if !ingress.isEmpty {
-                let chain = "ingress-" + ServiceProxyRules.chainBase(name)
+            // One chain per isolated direction: every selecting policy's rules for it, then drop.
+            for direction in [Direction.ingress, .egress] {
+                let isolating = selecting.filter(direction == .ingress ? Self.isolatesIngress : Self.isolatesEgress)
+                if isolating.isEmpty { continue }
+                let chain = direction.chainPrefix + ServiceProxyRules.chainBase(name)
                 var rules: [String] = []
-                for policy in ingress {
-                    for rule in policy.spec.ingress {
+                for policy in isolating {
+                    let policyRules =
+                        direction == .ingress
+                        ? policy.spec.ingress.map { ($0.from, $0.ports) } : policy.spec.egress.map { ($0.to, $0.ports) }
+                    for (peers, ports) in policyRules {
                         rules += model.rules(
-                            peers: rule.from, ports: rule.ports, policyNamespace: namespace, target: pod,
-                            direction: .ingress)
+                            peers: peers, ports: ports, policyNamespace: namespace, target: pod, direction: direction)
                     }
                 }
                 r.chains[chain] = rules + ["drop"]
-                ingressElements.append("\(ip) : jump \(chain)")
-            }
-            let egress = selecting.filter(Self.isolatesEgress)
-            if !egress.isEmpty {
-                let chain = "egress-" + ServiceProxyRules.chainBase(name)
-                var rules: [String] = []
-                for policy in egress {
-                    for rule in policy.spec.egress {
-                        rules += model.rules(
-                            peers: rule.to, ports: rule.ports, policyNamespace: namespace, target: pod,
-                            direction: .egress)
-                    }
+                if direction == .ingress {
+                    ingressElements.append("\(ip) : jump \(chain)")
+                } else {
+                    egressElements.append("\(ip) : jump \(chain)")
                 }
-                r.chains[chain] = rules + ["drop"]
-                egressElements.append("\(ip) : jump \(chain)")
             }
         }
         r.collections["ingress-pods"] = .init(
@@ -91,6 +85,7 @@ public enum NetworkPolicyRules {
         case ingress, egress
         /// The address the peer is: the source of what comes in, the destination of what goes out.
         var peerField: String { self == .ingress ? "ip saddr" : "ip daddr" }
+        var chainPrefix: String { self == .ingress ? "ingress-" : "egress-" }
     }
 
     /// The cluster's pods and namespaces, indexed for peer selection.

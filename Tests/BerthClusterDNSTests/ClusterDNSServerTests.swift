@@ -61,30 +61,9 @@ struct ClusterDNSServerTests {
         }
     }
 
-    /// One UDP exchange with a blocking socket (a second's timeout): the reply, or nil.
-    static func udp(_ packet: [UInt8], port: Int) -> [UInt8]? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 3, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let sent = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, packet, packet.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard sent == packet.count else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 65535)
-        let count = recv(fd, &buffer, buffer.count, 0)
-        return count > 0 ? Array(buffer[0..<count]) : nil
-    }
-
-    static func tcp(_ packet: [UInt8], port: Int) -> [UInt8]? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
+    /// A socket connected to 127.0.0.1:`port` (UDP or TCP) whose reads give up after 3 s; nil on failure.
+    static func loopbackSocket(_ type: Int32, port: Int) -> Int32? {
+        let fd = socket(AF_INET, type, 0)
         var timeout = timeval(tv_sec: 3, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -96,7 +75,27 @@ struct ClusterDNSServerTests {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { return nil }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    /// One UDP exchange: the reply, or nil.
+    static func udp(_ packet: [UInt8], port: Int) -> [UInt8]? {
+        guard let fd = loopbackSocket(Int32(SOCK_DGRAM.rawValue), port: port) else { return nil }
+        defer { close(fd) }
+        guard send(fd, packet, packet.count, 0) == packet.count else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 65535)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        return count > 0 ? Array(buffer[0..<count]) : nil
+    }
+
+    /// One exchange over TCP, framed with DNS's 2-byte length.
+    static func tcp(_ packet: [UInt8], port: Int) -> [UInt8]? {
+        guard let fd = loopbackSocket(Int32(SOCK_STREAM.rawValue), port: port) else { return nil }
+        defer { close(fd) }
         let framed = DNSMessage.lengthPrefixed(packet)
         guard send(fd, framed, framed.count, 0) == framed.count else { return nil }
         var received: [UInt8] = []
