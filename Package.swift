@@ -216,7 +216,8 @@ let package = Package(
         .target(
             name: "BerthServiceProxy",
             dependencies: [
-                "BerthAPI", "BerthControl", "BerthKube", "BerthOS", .product(name: "Logging", package: "swift-log"),
+                "BerthAPI", "BerthControl", "BerthKube", "BerthNetwork", "BerthOS",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // The cluster DNS (what CoreDNS's kubernetes plugin answers), served on every node by its agent:
         // SwiftNIO's UDP and TCP, Services and EndpointSlices from informers, other names forwarded.
@@ -234,7 +235,7 @@ let package = Package(
             name: "BerthAgent",
             dependencies: [
                 "BerthControl", "BerthAPI", "BerthKube", "BerthJSON", "BerthCRI", "BerthCRIProtocol", "BerthOS",
-                "BerthHTTPUpgrade", "BerthServiceProxy", "BerthClusterDNS",
+                "BerthHTTPUpgrade", "BerthServiceProxy", "BerthClusterDNS", "BerthNetwork",
                 // Only the machine's own cgroup counters (node stats); containers are the CRI's.
                 "BerthEngine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -305,7 +306,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "BerthServiceProxyTests",
-            dependencies: ["BerthServiceProxy", "BerthKube", "BerthOS", "BerthTestSupport"]),
+            dependencies: ["BerthServiceProxy", "BerthKube", "BerthNetwork", "BerthOS", "BerthTestSupport"]),
         .testTarget(
             name: "BerthStoreTests", dependencies: ["BerthStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

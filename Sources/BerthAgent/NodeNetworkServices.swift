@@ -3,6 +3,7 @@ import BerthClusterDNS
 import BerthControl
 import BerthJSON
 import BerthKube
+import BerthNetwork
 import BerthServiceProxy
 import Foundation
 import Logging
@@ -56,8 +57,11 @@ struct NodeNetworkServices: Sendable {
         if let dnsAddress {
             var settings = ClusterDNS.Configuration(address: dnsAddress)
             settings.domain = configuration.clusterDomain
+            // The node's resolvers (IPv4: the forwarder's), never the cluster address itself.
             let resolvConf = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
-            settings.upstreams = ClusterDNS.upstreams(resolvConf: resolvConf, excluding: dnsAddress)
+            settings.upstreams = ResolvConf.parse(resolvConf).nameservers.filter {
+                IPv4Address($0) != nil && $0 != dnsAddress
+            }
             let recorder = events.component("berth-dns")
             dns = ClusterDNS(configuration: settings, services: services, slices: slices, logger: logger) {
                 recorder.record(node, type: "Warning", reason: "ClusterDNSFailed", message: $0)

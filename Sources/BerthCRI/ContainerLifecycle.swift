@@ -109,10 +109,9 @@ extension CRIRuntime {
         }
         // A CRI container starts once (containerd: "container is in CONTAINER_EXITED state"); the
         // kubelet makes a new attempt rather than start an ended one again.
-        if let record = try? engine.lookup(id), Self.state(record) != .containerCreated {
+        if let record = try? engine.lookup(id), case let state = Self.state(record), state != .containerCreated {
             throw CRIError.failedPrecondition(
-                "container \(id) is in \(Self.state(record) == .containerRunning ? "CONTAINER_RUNNING" : "CONTAINER_EXITED") state"
-            )
+                "container \(id) is in \(state == .containerRunning ? "CONTAINER_RUNNING" : "CONTAINER_EXITED") state")
         }
         do { try engine.start(id) } catch { throw CRIError.from(error, "starting container \(id)") }
     }

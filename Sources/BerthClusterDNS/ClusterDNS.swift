@@ -83,16 +83,6 @@ public actor ClusterDNS {
         }
         await server.stop()
     }
-
-    /// The nameservers of a resolv.conf's text, IPv4 only, without `excluding` (the cluster address).
-    public static func upstreams(resolvConf text: String, excluding: String) -> [String] {
-        text.split(separator: "\n").compactMap { line -> String? in
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.count >= 2, fields[0] == "nameserver" else { return nil }
-            let address = String(fields[1])
-            return IPv4Address(address) != nil && address != excluding ? address : nil
-        }
-    }
 }
 
 /// A dummy interface holding one address (`ip link add … type dummy`, or the loopback interface where

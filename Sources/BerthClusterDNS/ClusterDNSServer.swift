@@ -219,8 +219,7 @@ final class DNSCore: @unchecked Sendable {
                 let now = NIODeadline.now()
                 if entry.expires > now {
                     var reply = entry.response
-                    reply[0] = UInt8(query.id >> 8)
-                    reply[1] = UInt8(query.id & 0xFF)
+                    DNSMessage.setID(&reply, query.id)
                     // The client's own question (its letter case: 0x20 randomisation), and TTLs less
                     // the time the answer spent here, as CoreDNS's cache hands them out.
                     let questionEnd = DNSMessage.headerSize + query.questionBytes.count
@@ -244,18 +243,13 @@ final class DNSCore: @unchecked Sendable {
         chase: (original: DNSMessage.Query, cname: DNSRecord)?, cacheKey: CacheKey?
     ) {
         guard !upstreams.isEmpty, pending.count < server.configuration.maximumPending else {
-            let original = chase?.original ?? question
-            var reply = DNSMessage.response(to: original, code: .serverFailure, answers: [], authoritative: false)
-            reply[0] = UInt8(clientID >> 8)
-            reply[1] = UInt8(clientID & 0xFF)
-            send(reply, to: client)
+            send(Self.serverFailure(chase?.original ?? question), to: client)
             return
         }
         var id = UInt16.random(in: 0...UInt16.max)
         while pending[id] != nil { id = UInt16.random(in: 0...UInt16.max) }
         var query = packet
-        query[0] = UInt8(id >> 8)
-        query[1] = UInt8(id & 0xFF)
+        DNSMessage.setID(&query, id)
         pending[id] = Pending(
             client: client, clientID: clientID, query: query, question: question, upstream: 0, timeout: nil,
             chase: chase, cacheKey: cacheKey)
@@ -271,7 +265,7 @@ final class DNSCore: @unchecked Sendable {
                 send(id, toUpstream: waiting.upstream + 1)
             } else {
                 pending[id] = nil
-                fail(waiting)
+                send(Self.serverFailure(waiting.chase?.original ?? waiting.question), to: waiting.client)
             }
         }
         pending[id] = entry
@@ -280,12 +274,9 @@ final class DNSCore: @unchecked Sendable {
         forwarder.writeAndFlush(AddressedEnvelope(remoteAddress: upstreams[index], data: buffer), promise: nil)
     }
 
-    func fail(_ waiting: Pending) {
-        let original = waiting.chase?.original ?? waiting.question
-        var reply = DNSMessage.response(to: original, code: .serverFailure, answers: [], authoritative: false)
-        reply[0] = UInt8(waiting.clientID >> 8)
-        reply[1] = UInt8(waiting.clientID & 0xFF)
-        send(reply, to: waiting.client)
+    /// SERVFAIL for the client's own query (its ID: what it asked, not what went upstream).
+    static func serverFailure(_ query: DNSMessage.Query) -> [UInt8] {
+        DNSMessage.response(to: query, code: .serverFailure, answers: [], authoritative: false)
     }
 
     /// A reply from an upstream: matched by ID and question (anything else is dropped, as a spoofing
@@ -309,8 +300,7 @@ final class DNSCore: @unchecked Sendable {
             return
         }
         var reply = packet
-        reply[0] = UInt8(waiting.clientID >> 8)
-        reply[1] = UInt8(waiting.clientID & 0xFF)
+        DNSMessage.setID(&reply, waiting.clientID)
         send(reply, to: waiting.client)
         // NOERROR and NXDOMAIN are kept for their records' smallest TTL (at most an hour, as CoreDNS);
         // failures are not kept, nor what came truncated.

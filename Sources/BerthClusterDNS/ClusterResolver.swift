@@ -63,7 +63,7 @@ public enum ClusterResolver {
             return zone.namespaces.contains(relative[0]) ? noData : nameError
         case 3 where relative[2] == "pod":
             // `a-b-c-d.ns.pod.zone`: any well-formed address answers (CoreDNS's `pods insecure`).
-            guard let address = IPv4Address(relative[0].replacingOccurrences("-", with: ".")) else { return nameError }
+            guard let address = IPv4Address(relative[0].replacingCharacter("-", with: ".")) else { return nameError }
             return type == a || type == any
                 ? answer([DNSRecord(name: query.name, ttl: ttl, data: .a(address))]) : noData
         case 3 where relative[2] == "svc":
@@ -147,11 +147,5 @@ public enum ClusterResolver {
             }
         }
         return answers.isEmpty ? nil : (answers, additional)
-    }
-}
-
-extension String {
-    func replacingOccurrences(_ character: Character, with replacement: Character) -> String {
-        String(map { $0 == character ? replacement : $0 })
     }
 }

@@ -20,7 +20,7 @@ public struct ClusterZone: Sendable {
         public var ports: [NamedPort]
 
         /// The label this endpoint has under its Service.
-        public var label: String { hostname ?? address.description.replacingDots(with: "-") }
+        public var label: String { hostname ?? address.description.replacingCharacter(".", with: "-") }
     }
 
     public struct Service: Sendable {
@@ -104,7 +104,8 @@ public struct ClusterZone: Sendable {
 }
 
 extension String {
-    func replacingDots(with separator: String) -> String {
-        split(separator: ".", omittingEmptySubsequences: false).joined(separator: separator)
+    /// Every `character` as `replacement` (`10.0.0.5` ↔ `10-0-0-5`, the spec's address labels).
+    func replacingCharacter(_ character: Character, with replacement: Character) -> String {
+        String(map { $0 == character ? replacement : $0 })
     }
 }

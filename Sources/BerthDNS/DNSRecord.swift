@@ -180,6 +180,13 @@ extension DNSMessage {
 }
 
 extension DNSMessage {
+    /// Puts `id` in a message's header (a forwarder's own ID on the way up, the client's on the way back).
+    public static func setID(_ packet: inout [UInt8], _ id: UInt16) {
+        guard packet.count >= 2 else { return }
+        packet[0] = UInt8(id >> 8)
+        packet[1] = UInt8(id & 0xFF)
+    }
+
     /// A query for `name` and `type` with recursion desired (what a forwarder sends upstream).
     public static func query(id: UInt16, name: String, type: UInt16, qclass: UInt16 = classIN) -> [UInt8] {
         be16(id) + [0x01, 0x00] + be16(1) + be16(0) + be16(0) + be16(0) + encodeName(name) + be16(type) + be16(qclass)

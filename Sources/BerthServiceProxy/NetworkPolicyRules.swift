@@ -1,5 +1,6 @@
 import BerthAPI
 import BerthKube
+import BerthNetwork
 
 /// NetworkPolicies as nftables rules for the pods of one node (networking.k8s.io/v1 semantics):
 ///
@@ -111,7 +112,7 @@ public enum NetworkPolicyRules {
             if pod.spec.hostNetwork == true { return nil }
             if let phase = pod.status.phase, phase == .succeeded || phase == .failed { return nil }
             let addresses = pod.status.podIPs.map(\.ip) + [pod.status.podIP ?? ""]
-            return addresses.first { IPv4Text.isValid($0) }
+            return addresses.first { IPv4Address($0) != nil }
         }
 
         /// The pods a peer's selectors pick (none for an ipBlock peer).
@@ -178,9 +179,9 @@ public enum NetworkPolicyRules {
             var addresses: Set<String> = []
             for peer in peers {
                 if let block = peer.ipBlock {
-                    guard IPv4Text.isValidCIDR(block.cidr) else { continue }
+                    guard IPv4Subnet(block.cidr, strict: false) != nil else { continue }
                     var clause = "\(direction.peerField) \(block.cidr)"
-                    let excepts = block.except.filter(IPv4Text.isValidCIDR)
+                    let excepts = block.except.filter { IPv4Subnet($0, strict: false) != nil }
                     if !excepts.isEmpty {
                         clause += " \(direction.peerField) != { \(excepts.joined(separator: ", ")) }"
                     }

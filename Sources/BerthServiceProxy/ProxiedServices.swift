@@ -1,13 +1,17 @@
 import BerthKube
+import BerthNetwork
 
 /// One port of one Service as the proxy routes it (kube-proxy's ServicePort): where clients send
 /// (cluster IP, external IPs, load-balancer IPs, the node port) and the endpoints behind it.
 public struct ProxiedServicePort: Sendable, Equatable {
-    public struct Endpoint: Sendable, Equatable, Hashable {
+    public struct Endpoint: Sendable, Hashable, Comparable {
         public var ip: String
         public var port: Int
         /// Whether the endpoint runs on this node (for the Local traffic policies).
         public var isLocal: Bool
+
+        /// By address and port: the same endpoints make the same rules.
+        public static func < (a: Self, b: Self) -> Bool { (a.ip, a.port) < (b.ip, b.port) }
     }
 
     public enum TransportProtocol: String, Sendable, Equatable {
@@ -61,13 +65,15 @@ public enum ProxiedServices {
             // ExternalName is DNS only; a headless Service has no virtual IP to program.
             if spec.type == .externalName { continue }
             let clusterIP = spec.clusterIP.flatMap { $0.isEmpty || $0 == "None" ? nil : $0 }
-            guard clusterIP.map(IPv4Text.isValid) ?? true else { continue }
+            guard clusterIP.map({ IPv4Address($0) != nil }) ?? true else { continue }
             if clusterIP == nil { continue }
             let namespace = service.metadata.namespace ?? "default"
             let name = service.metadata.name ?? ""
             let serviceSlices = slicesByService[namespace + "/" + name] ?? []
             let external =
-                (spec.externalIPs + service.status.loadBalancer.ingress.compactMap(\.ip)).filter(IPv4Text.isValid)
+                (spec.externalIPs + service.status.loadBalancer.ingress.compactMap(\.ip)).filter {
+                    IPv4Address($0) != nil
+                }
             let affinity: Int? =
                 spec.sessionAffinity == .clientIP
                 ? Int(spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800) : nil
@@ -90,7 +96,7 @@ public enum ProxiedServices {
                         }), let number = slicePort.port
                     else { continue }
                     for endpoint in slice.endpoints {
-                        guard let ip = endpoint.addresses.first, IPv4Text.isValid(ip) else { continue }
+                        guard let ip = endpoint.addresses.first, IPv4Address(ip) != nil else { continue }
                         let entry = ProxiedServicePort.Endpoint(
                             ip: ip, port: Int(number), isLocal: endpoint.nodeName == nodeName)
                         let conditions = endpoint.conditions
@@ -101,12 +107,9 @@ public enum ProxiedServices {
                         }
                     }
                 }
-                func ordered(_ set: Set<ProxiedServicePort.Endpoint>) -> [ProxiedServicePort.Endpoint] {
-                    set.sorted { ($0.ip, $0.port) < ($1.ip, $1.port) }
-                }
-                let endpoints = ordered(ready.isEmpty ? terminating : ready)
+                let endpoints = (ready.isEmpty ? terminating : ready).sorted()
                 let readyHere = ready.filter(\.isLocal)
-                let localEndpoints = ordered(readyHere.isEmpty ? terminating.filter(\.isLocal) : readyHere)
+                let localEndpoints = (readyHere.isEmpty ? terminating.filter(\.isLocal) : readyHere).sorted()
                 result.append(
                     ProxiedServicePort(
                         namespace: namespace, name: name, portName: portName, transport: transport,
@@ -119,24 +122,5 @@ public enum ProxiedServices {
             }
         }
         return result.sorted { $0.qualifiedName < $1.qualifiedName }
-    }
-}
-
-/// Dotted-quad IPv4 text, checked before it goes into an nftables rule.
-enum IPv4Text {
-    static func isValid(_ text: String) -> Bool {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4
-            && parts.allSatisfy { part in
-                !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber)
-                    && Int(part).map { $0 <= 255 } == true
-            }
-    }
-
-    /// An IPv4 CIDR (`10.244.0.0/16`).
-    static func isValidCIDR(_ text: String) -> Bool {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let bits = Int(parts[1]), (0...32).contains(bits) else { return false }
-        return isValid(String(parts[0]))
     }
 }

@@ -77,8 +77,7 @@ public enum ServiceProxyRules {
             let externalChain = "external-" + base
             // Endpoint chains, one per endpoint (its own DNAT, the hairpin masquerade, the affinity entry).
             var endpointChains: [ProxiedServicePort.Endpoint: String] = [:]
-            for endpoint in Set(port.endpoints + port.localEndpoints).sorted(by: { ($0.ip, $0.port) < ($1.ip, $1.port) }
-            ) {
+            for endpoint in Set(port.endpoints + port.localEndpoints).sorted() {
                 let name = chainBase(port.qualifiedName + "__" + endpoint.ip + "/" + String(endpoint.port))
                 let chain = "endpoint-" + name
                 endpointChains[endpoint] = chain
@@ -173,12 +172,6 @@ public enum ServiceProxyRules {
             kind: .map, declaration: nodePortKey, elements: unique(noEndpointNodePorts))
         return r
     }
-
-    /// Whether `text` is an IPv4 address the rules can hold.
-    public static func isIPv4Address(_ text: String) -> Bool { IPv4Text.isValid(text) }
-
-    /// Whether `text` is an IPv4 CIDR the rules can hold (`10.244.0.0/16`).
-    public static func isIPv4CIDR(_ text: String) -> Bool { IPv4Text.isValidCIDR(text) }
 
     /// A map takes one verdict per key: where two Services claim one address and port (an external IP
     /// given twice), the first in name order keeps it. Sorted, so equal inputs compare equal.

@@ -5,7 +5,7 @@ import BerthCRI
 import BerthControl
 import BerthEngine
 import BerthImage
-import BerthServiceProxy
+import BerthNetwork
 import enum BerthKube.MetaV1
 import Foundation
 import Logging
@@ -73,14 +73,10 @@ struct ClusterServer: AsyncParsableCommand {
 
     /// The tenth address of an IPv4 CIDR (`10.96.0.0/12` → 10.96.0.10), where clusters put kube-dns.
     static func tenthAddress(of cidr: String) throws -> String {
-        let parts = cidr.split(separator: "/")
-        let octets = parts.first?.split(separator: ".").compactMap { UInt32($0) } ?? []
-        guard parts.count == 2, octets.count == 4, octets.allSatisfy({ $0 < 256 }), let bits = UInt32(parts[1]),
-            bits <= 28
-        else { throw ValidationError("--service-cidr: \"\(cidr)\" is not an IPv4 CIDR of at least 16 addresses") }
-        let base = octets.reduce(0) { $0 << 8 | $1 } & (bits == 0 ? 0 : ~UInt32(0) << (32 - bits))
-        let address = base + 10
-        return "\(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff)"
+        guard let subnet = IPv4Subnet(cidr, strict: false), subnet.prefixLength <= 28 else {
+            throw ValidationError("--service-cidr: \"\(cidr)\" is not an IPv4 CIDR of at least 16 addresses")
+        }
+        return subnet.address(10).description
     }
 
     func run() async throws {
@@ -279,10 +275,10 @@ struct AgentOptions: ParsableArguments {
     var clusterCIDR: String?
 
     func validate() throws {
-        if let nodeIP, !ServiceProxyRules.isIPv4Address(nodeIP) {
+        if let nodeIP, IPv4Address(nodeIP) == nil {
             throw ValidationError("--node-ip: \"\(nodeIP)\" is not an IPv4 address")
         }
-        if let clusterCIDR, !ServiceProxyRules.isIPv4CIDR(clusterCIDR) {
+        if let clusterCIDR, IPv4Subnet(clusterCIDR, strict: false) == nil {
             throw ValidationError("--cluster-cidr: \"\(clusterCIDR)\" is not an IPv4 CIDR (such as 10.244.0.0/16)")
         }
         if let evictionHard {

@@ -214,8 +214,7 @@ enum DNSLoad {
             let index = next % packets.count
             var packet = packets[index]
             next += 1
-            packet[0] = UInt8(id >> 8)
-            packet[1] = UInt8(id & 0xFF)
+            DNSMessage.setID(&packet, id)
             sent[id] = (Timestamp.monotonic(), index >= names.count)
             _ = packet.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         }

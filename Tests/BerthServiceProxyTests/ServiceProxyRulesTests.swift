@@ -1,4 +1,5 @@
 import BerthKube
+import BerthNetwork
 import BerthOS
 import BerthTestSupport
 import Foundation
@@ -246,6 +247,6 @@ struct ServiceProxyRulesTests {
         #expect(ServiceProxyRules.hash("a") != ServiceProxyRules.hash("b"))
         let long = String(repeating: "x", count: 400)
         #expect(ServiceProxyRules.chainBase(long).count == 8 + 1 + 180)
-        #expect(IPv4Text.isValid("10.0.0.1") && !IPv4Text.isValid("10.0.0.256") && !IPv4Text.isValid("1.2.3"))
+        #expect(IPv4Address("10.0.0.1") != nil && IPv4Address("10.0.0.256") == nil && IPv4Address("1.2.3") == nil)
     }
 }
