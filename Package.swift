@@ -203,7 +203,7 @@ let package = Package(
         .target(
             name: "BerthControl",
             dependencies: [
-                "BerthAPI", "BerthStore", "BerthKube",
+                "BerthAPI", "BerthStore", "BerthKube", "BerthNetwork",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -76,7 +76,9 @@ public final class APIServer: Sendable {
         case .sqlite: store = try SQLiteStore(path: config.dataDir + "/state.db")
         case .etcd: store = EtcdStore(endpoints: config.etcdEndpoints)
         }
-        pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs)
+        // The address it listens on, when one, is a name clients use (kube-apiserver's advertise address).
+        let listening = config.host == "0.0.0.0" || config.host.isEmpty ? [] : [config.host]
+        pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs + listening)
         nodeAgents = try NodeAgentConnections(pki: pki)
         (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)

@@ -25,6 +25,10 @@ public struct ControlPlaneConfig: Sendable {
     public var schedulerName = "default-scheduler"
     /// Percentage of nodes to score (0 = kube-scheduler's adaptive default).
     public var percentageOfNodesToScore = 0
+    /// Pods' addresses: each Node gets a block of ``nodeCIDRMaskSize`` bits out of it in spec.podCIDR
+    /// (kube-controller-manager's --cluster-cidr with --allocate-node-cidrs); nil: no node IPAM.
+    public var clusterCIDR: String?
+    public var nodeCIDRMaskSize = 24
     public init() {}
 }
 

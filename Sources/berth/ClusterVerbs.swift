@@ -30,6 +30,8 @@ struct ClusterServer: AsyncParsableCommand {
     var listen: String = "127.0.0.1:6443"
     @Option(help: "CIDR that Service cluster IPs are allocated from.")
     var serviceCIDR: String = "10.96.0.0/12"
+    @Option(help: "Bits of each node's pod CIDR, cut from --cluster-cidr (as kube-controller-manager's).")
+    var nodeCIDRMaskSize = 24
     @Option(help: "NodePort range, e.g. 30000-32767.")
     var nodePortRange: String = "30000-32767"
     @Option(help: "Extra names/IPs for the serving certificate (comma-separated).")
@@ -79,7 +81,33 @@ struct ClusterServer: AsyncParsableCommand {
         return subnet.address(10).description
     }
 
+    /// k3s's default pod range: every node gets a /24 of it.
+    static let defaultClusterCIDR = "10.42.0.0/16"
+
+    /// The pod range, checked against the Service range: overlapping ones would route a Service's
+    /// address to a pod, or a pod's to a Service (kube-apiserver and k3s refuse them at start too).
+    static func clusterCIDR(_ text: String?, serviceCIDR: String, maskSize: Int) throws -> String? {
+        let cidr = text ?? defaultClusterCIDR
+        if cidr.isEmpty { return nil }
+        guard let pods = IPv4Subnet(cidr, strict: false) else {
+            throw ValidationError("--cluster-cidr: \"\(cidr)\" is not an IPv4 CIDR (such as 10.42.0.0/16)")
+        }
+        guard maskSize >= pods.prefixLength, maskSize <= 30, maskSize - pods.prefixLength <= 24 else {
+            throw ValidationError(
+                "--node-cidr-mask-size: /\(maskSize) does not cut --cluster-cidr \(cidr) into node blocks (it must be between /\(pods.prefixLength) and /30, at most 2^24 blocks)"
+            )
+        }
+        if let services = IPv4Subnet(serviceCIDR, strict: false), services.overlaps(pods) {
+            throw ValidationError(
+                "--cluster-cidr \(cidr) overlaps --service-cidr \(serviceCIDR): pods and Services need ranges of their own"
+            )
+        }
+        return cidr
+    }
+
     func run() async throws {
+        let clusterCIDR = try Self.clusterCIDR(
+            agent.clusterCIDR, serviceCIDR: serviceCIDR, maskSize: nodeCIDRMaskSize)
         var config = ServerConfig(dataDir: dataDir)
         guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw ValidationError("--listen must be host:port")
@@ -114,6 +142,8 @@ struct ClusterServer: AsyncParsableCommand {
         control.controllers = controllers
         control.garbageCollector = garbageCollector
         control.nodeMonitorGracePeriod = .seconds(nodeMonitorGraceSeconds)
+        control.clusterCIDR = clusterCIDR
+        control.nodeCIDRMaskSize = nodeCIDRMaskSize
         var hollow = HollowConfig(count: hollowNodes)
         hollow.cpu = hollowNodeCpu
         hollow.memory = hollowNodeMemory
@@ -135,13 +165,17 @@ struct ClusterServer: AsyncParsableCommand {
             var endpoint = agent.containerRuntimeEndpoint
             var runtime: CRIClient?
             if endpoint == nil {
-                let local = try LocalRuntime(images: self.images, logger: logger)
+                let local = try LocalRuntime(
+                    images: self.images, logger: logger, podNetwork: agent.podNetwork(clusterCIDR: clusterCIDR))
                 engineImages = local.images
                 services.append(local.service)
                 endpoint = local.endpoint
                 runtime = local.client
             }
             var agentConfiguration = agent.configuration(runtimeEndpoint: endpoint!, clusterDNS: clusterDNS)
+            agentConfiguration.clusterCIDR = clusterCIDR
+            agentConfiguration.podNetworkBackend =
+                clusterCIDR == nil ? nil : PodNetworkBackend(rawValue: agent.flannelBackend)
             if agent.kubeletPort > 0 {
                 // Its serving certificate from the cluster CA, for its name and address; the API server
                 // presents its kubelet client certificate from the same CA.
@@ -179,12 +213,16 @@ struct LocalRuntime {
     /// the socket, which crictl and other clients still use).
     let client: CRIClient
 
-    init(images options: ImageOptions, logger: Logger) throws {
+    /// `podNetwork`: the node's pod network the runtime makes once the agent gives it the node's pod
+    /// CIDR (nil: pods join the engine's default network).
+    init(images options: ImageOptions, logger: Logger, podNetwork: PodNetworkTemplate? = nil) throws {
         images = try options.service()
         let engine = try Engine(
             images: images, exitCommand: try cleanupCommand(options.settings),
             configuration: try options.engineConfiguration())
-        let runtime = try CRIRuntime(engine: engine, settings: .beside(engine), logger: logger)
+        var settings = CRIRuntime.Settings.beside(engine)
+        settings.podNetwork = podNetwork
+        let runtime = try CRIRuntime(engine: engine, settings: settings, logger: logger)
         let socket = engine.layout.run + "/cri.sock"
         let server = CRIServer(runtime: runtime, socketPath: socket)
         service = CRIService(server: server)
@@ -250,6 +288,11 @@ struct AgentOptions: ParsableArguments {
     @Option(help: "Seconds between image garbage collections.") var imageGCPeriod = 300
     @Option(help: "The port of the agent's HTTPS API for logs, exec and attach (0: none).") var kubeletPort = 10250
     @Option(help: "The address the agent's HTTPS API listens on.") var kubeletAddress = "0.0.0.0"
+    @Option(
+        help:
+            "Seconds the node's Lease lasts, renewed every quarter of it (the kubelet's nodeLeaseDurationSeconds); keep it at most the server's --node-monitor-grace-seconds."
+    )
+    var nodeLeaseDurationSeconds = 40
     @Option(help: "A directory of static pod manifests the node runs whatever the API server says.")
     var podManifestPath: String?
     @Option(help: "Seconds between reads of --pod-manifest-path when nothing reported a change.")
@@ -270,15 +313,24 @@ struct AgentOptions: ParsableArguments {
     var disableKubeProxy = false
     @Option(
         help:
-            "Pods' addresses (IPv4 CIDR): Service traffic from outside them is masqueraded (kube-proxy's --cluster-cidr)."
+            "Pods' addresses (IPv4 CIDR): each node's pod CIDR is a block of it, traffic between them is not masqueraded, Service traffic from outside them is (kube-proxy's --cluster-cidr). `berth server`'s default 10.42.0.0/16 (\"\": no node pod CIDRs)."
     )
     var clusterCIDR: String?
+    @Option(
+        help:
+            "How pods reach other nodes' pods (k3s's flag): auto (a direct route where the node shares a link, VXLAN where not), host-gw, vxlan, or none (something else routes pod CIDRs)."
+    )
+    var flannelBackend: String = PodNetworkBackend.auto.rawValue
 
     func validate() throws {
+        if PodNetworkBackend(rawValue: flannelBackend) == nil {
+            let known = PodNetworkBackend.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("--flannel-backend: \"\(flannelBackend)\" is not one of \(known)")
+        }
         if let nodeIP, IPv4Address(nodeIP) == nil {
             throw ValidationError("--node-ip: \"\(nodeIP)\" is not an IPv4 address")
         }
-        if let clusterCIDR, IPv4Subnet(clusterCIDR, strict: false) == nil {
+        if let clusterCIDR, !clusterCIDR.isEmpty, IPv4Subnet(clusterCIDR, strict: false) == nil {
             throw ValidationError("--cluster-cidr: \"\(clusterCIDR)\" is not an IPv4 CIDR (such as 10.244.0.0/16)")
         }
         if let evictionHard {
@@ -298,6 +350,16 @@ struct AgentOptions: ParsableArguments {
                 "--image-gc-low-threshold (\(imageGCLowThreshold)) must be less than --image-gc-high-threshold (\(imageGCHighThreshold))"
             )
         }
+    }
+
+    /// The pod network the engine in this process makes on the node's pod CIDR: for the cluster's pod
+    /// range, with the MTU the backend leaves (nil without a cluster CIDR, or with backend none and
+    /// its routes someone else's — the template is still the engine's, so pods get the node's block).
+    func podNetwork(clusterCIDR: String?) -> PodNetworkTemplate? {
+        guard let clusterCIDR, !clusterCIDR.isEmpty, let backend = PodNetworkBackend(rawValue: flannelBackend) else {
+            return nil
+        }
+        return PodNetworkTemplate(clusterCIDR: clusterCIDR, mtu: backend.podMTU(nodeIP: nodeIP))
     }
 
     /// `clusterDNS`: the default when `--cluster-dns` is not given (the server's, from its service CIDR).
@@ -328,9 +390,14 @@ struct AgentOptions: ParsableArguments {
             configuration.evictionMonitoringInterval = .nanoseconds(interval.nanoseconds)
         }
         configuration.fileCheckFrequency = .seconds(max(1, fileCheckFrequency))
+        configuration.leaseDurationSeconds = max(4, nodeLeaseDurationSeconds)
+        configuration.leaseInterval = .milliseconds(max(4, nodeLeaseDurationSeconds) * 250)
         configuration.proxyServices = !disableKubeProxy
         configuration.enforceNetworkPolicies = !disableNetworkPolicy
-        configuration.clusterCIDR = clusterCIDR
+        configuration.clusterCIDR = clusterCIDR?.isEmpty == false ? clusterCIDR : nil
+        if configuration.clusterCIDR != nil {
+            configuration.podNetworkBackend = PodNetworkBackend(rawValue: flannelBackend)
+        }
         for pair in systemReserved.split(separator: ",") {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             if parts.count == 2 { configuration.systemReserved[parts[0]] = parts[1] }

@@ -27,3 +27,32 @@ import Testing
         #expect(throws: (any Error).self) { try AgentOptions.parse(["--cluster-cidr", "10.244.0.0"]) }
     }
 }
+
+/// The pod range of `berth server`: k3s's default, checked against the Service range and the node mask.
+@Suite struct ClusterCIDROptionsTests {
+    @Test func theClusterCIDRDefaultsToK3sAndOverlapsAreRefused() throws {
+        #expect(try ClusterServer.clusterCIDR(nil, serviceCIDR: "10.96.0.0/12", maskSize: 24) == "10.42.0.0/16")
+        #expect(try ClusterServer.clusterCIDR("", serviceCIDR: "10.96.0.0/12", maskSize: 24) == nil)
+        #expect(
+            try ClusterServer.clusterCIDR("10.244.0.0/16", serviceCIDR: "10.96.0.0/12", maskSize: 24) == "10.244.0.0/16"
+        )
+        let overlap = #expect(throws: ValidationError.self) {
+            try ClusterServer.clusterCIDR("10.96.0.0/16", serviceCIDR: "10.96.0.0/12", maskSize: 24)
+        }
+        #expect(overlap?.message.contains("overlaps --service-cidr 10.96.0.0/12") == true)
+        #expect(throws: ValidationError.self) {
+            try ClusterServer.clusterCIDR("10.42.0.0/16", serviceCIDR: "10.96.0.0/12", maskSize: 12)
+        }
+        #expect(throws: ValidationError.self) {
+            try ClusterServer.clusterCIDR("10.42.0.0", serviceCIDR: "10.96.0.0/12", maskSize: 24)
+        }
+    }
+
+    @Test func theBackendIsOneOfFlannels() throws {
+        let options = try AgentOptions.parse(["--cluster-cidr", "10.42.0.0/16", "--flannel-backend", "host-gw"])
+        #expect(options.configuration(runtimeEndpoint: "x").podNetworkBackend == .hostGW)
+        #expect(options.podNetwork(clusterCIDR: "10.42.0.0/16")?.mtu == nil)
+        #expect(try AgentOptions.parse([]).configuration(runtimeEndpoint: "x").podNetworkBackend == nil)
+        #expect(throws: (any Error).self) { try AgentOptions.parse(["--flannel-backend", "wireguard"]) }
+    }
+}

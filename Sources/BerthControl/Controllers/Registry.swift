@@ -17,5 +17,6 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(CronJobController(ctx))
     loops.append(TTLAfterFinishedController(ctx))
     loops.append(ServiceLoadBalancerController(ctx))
+    if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }
