@@ -19,6 +19,10 @@ public final class CRIRuntime: Sendable {
         public var network: String
         /// The runtime handler used when a sandbox names none (`runtime_handler` "").
         public var defaultRuntime: String?
+        /// The node's pod network, made from the pod CIDR the kubelet gives (containerd's CNI
+        /// `conf_template`): pods join it instead of ``network``, and the network is not ready until
+        /// the CIDR has come. nil: pods join ``network``.
+        public var podNetwork: PodNetworkTemplate?
 
         public init(stateRoot: String, runRoot: String, network: String = "bridge", defaultRuntime: String? = nil) {
             self.stateRoot = stateRoot
@@ -63,13 +67,13 @@ public final class CRIRuntime: Sendable {
         var networkReady = Runtime_V1_RuntimeCondition()
         networkReady.type = "NetworkReady"
         do {
-            _ = try engine.networks.store.inspect(settings.network)
+            _ = try engine.networks.store.inspect(podNetworkName)
             networkReady.status = true
         } catch {
             networkReady.status = false
             networkReady.reason = "NetworkPluginNotReady"
             networkReady.message =
-                "Network plugin returns error: network \(settings.network) is not available: \(error)"
+                "Network plugin returns error: network \(podNetworkName) is not available: \(error)"
         }
         response.status.conditions = [runtimeReady, networkReady]
         var names = [""] + engine.configuration.runtimes.keys.sorted()
@@ -80,10 +84,14 @@ public final class CRIRuntime: Sendable {
             return handler
         }
         if verbose {
-            response.info = ["config": "{\"network\":\"\(settings.network)\",\"stateRoot\":\"\(settings.stateRoot)\"}"]
+            response.info = ["config": "{\"network\":\"\(podNetworkName)\",\"stateRoot\":\"\(settings.stateRoot)\"}"]
         }
         return response
     }
+
+    /// The network sandboxes join: the node's pod network when there is a template, else the
+    /// configured one.
+    var podNetworkName: String { settings.podNetwork?.name ?? settings.network }
 
     /// Where a sandbox's namespace of `type` is pinned.
     func pinPath(_ type: String, _ sandboxID: String) -> String { "\(settings.runRoot)/\(type)ns/\(sandboxID)" }

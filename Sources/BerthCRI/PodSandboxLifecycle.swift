@@ -114,14 +114,14 @@ extension CRIRuntime {
             }
             do {
                 let attachments = try engine.networks.attach(
-                    containerID: id, netnsPath: path, networks: [settings.network], ports: ports)
-                record.network = settings.network
+                    containerID: id, netnsPath: path, networks: [podNetworkName], ports: ports)
+                record.network = podNetworkName
                 record.ip = attachments.first?.ipAddress
                 record.ports = attachments.first?.ports ?? []
             } catch {
                 throw RPCError(
                     code: .unknown,
-                    message: "failed to set up network for sandbox \(id) on network \(settings.network): \(error)")
+                    message: "failed to set up network for sandbox \(id) on network \(podNetworkName): \(error)")
             }
         }
         // The hosts file: the host's own on its network, else the pod's name on its address.

@@ -46,7 +46,10 @@ public struct RuntimeServiceHandler: Runtime_V1_RuntimeService.SimpleServiceProt
     public func updateRuntimeConfig(request: Runtime_V1_UpdateRuntimeConfigRequest, context: ServerContext)
         async throws -> Runtime_V1_UpdateRuntimeConfigResponse
     {
-        runtime.podCIDR.withLock { $0 = request.runtimeConfig.networkConfig.podCidr }
+        let cidr = request.runtimeConfig.networkConfig.podCidr
+        runtime.podCIDR.withLock { $0 = cidr }
+        let runtime = self.runtime
+        try await blocking("cri-podnet") { () throws(RPCError) in try runtime.ensurePodNetwork(podCIDR: cidr) }
         return Runtime_V1_UpdateRuntimeConfigResponse()
     }
 

@@ -21,7 +21,7 @@ public enum BridgeNetworkConfig {
             "dataDir": .string(ipamDirectory),
         ]
         if !network.internal { ipam["routes"] = [["dst": "0.0.0.0/0"]] }
-        let bridge: [String: JSON] = [
+        var bridge: [String: JSON] = [
             "type": "bridge",
             "bridge": .string(network.bridge ?? "berth0"),
             "isGateway": true,
@@ -30,6 +30,7 @@ public enum BridgeNetworkConfig {
             "capabilities": ["ips": true],
             "ipam": .object(ipam),
         ]
+        if let mtu = network.mtu { bridge["mtu"] = .number(String(mtu)) }
         var plugins: [NetworkConfigList.PluginConfig] = [.init(json: bridge)]
         // An internal network publishes nothing: docker refuses -p there silently by not mapping.
         if !network.internal {

@@ -22,11 +22,17 @@ public struct Network: Codable, Sendable, Equatable {
     public var created: String
     /// The CNI configuration file of a network found in a configuration directory; nil for Berth's own.
     public var configFile: String?
+    /// The interfaces' MTU (nil: the kernel's 1500), smaller on a pod network whose traffic to other
+    /// nodes is wrapped in VXLAN.
+    public var mtu: Int?
+    /// A node's pod network: the whole cluster's pod range, which its traffic reaches unmasqueraded
+    /// (other nodes' pods see the pod's own address) and which may reach its containers from outside.
+    public var clusterCIDR: String?
 
     public init(
         name: String, id: String, driver: String, scope: String = "local", subnet: String? = nil,
         gateway: String? = nil, bridge: String? = nil, internal: Bool = false, labels: [String: String] = [:],
-        created: String, configFile: String? = nil
+        created: String, configFile: String? = nil, mtu: Int? = nil, clusterCIDR: String? = nil
     ) {
         self.name = name
         self.id = id
@@ -39,6 +45,8 @@ public struct Network: Codable, Sendable, Equatable {
         self.labels = labels
         self.created = created
         self.configFile = configFile
+        self.mtu = mtu
+        self.clusterCIDR = clusterCIDR
     }
 
     /// The twelve digits `docker network ls` prints.

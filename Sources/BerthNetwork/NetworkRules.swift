@@ -27,14 +27,24 @@ enum NetworkRules {
         if network.internal {
             return [("filter", "FORWARD", ["-i", bridge, "-o", bridge, "-j", "ACCEPT"] + tag)]
         }
-        return [
-            ("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"] + tag),
+        let fromBridge: [(table: String, chain: String, spec: [String])] = [
             ("filter", "FORWARD", ["-i", bridge, "-j", "ACCEPT"] + tag),
             (
                 "filter", "FORWARD",
                 ["-o", bridge, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"] + tag
             ),
         ]
+        guard let cluster = network.clusterCIDR else {
+            return [("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"] + tag)] + fromBridge
+        }
+        // A node's pod network (flannel's rules): pods reach other nodes' pods with their own address
+        // and anything else masqueraded; traffic to the cluster's pods is forwarded whichever side
+        // starts it (another node's pod, a NodePort's DNAT), even where FORWARD's policy drops.
+        return [
+            ("nat", "POSTROUTING", ["-s", subnet, "!", "-d", cluster, "!", "-o", bridge, "-j", "MASQUERADE"] + tag),
+            ("filter", "FORWARD", ["-d", cluster, "-j", "ACCEPT"] + tag),
+            ("filter", "FORWARD", ["-s", cluster, "-j", "ACCEPT"] + tag),
+        ] + fromBridge
     }
 
     static func bootID() -> String {

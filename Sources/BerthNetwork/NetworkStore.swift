@@ -77,10 +77,12 @@ public struct NetworkStore: Sendable {
 
     // MARK: Writing
 
-    /// `docker network create`: a bridge network with the given or an automatic subnet.
+    /// `docker network create`: a bridge network with the given or an automatic subnet. `bridge` names
+    /// the host's bridge (default `br-<12 hex of the id>`); `mtu` and `clusterCIDR` make a node's pod
+    /// network (see ``Network``).
     public func create(
         name: String, subnet: String? = nil, gateway: String? = nil, internal: Bool = false,
-        labels: [String: String] = [:]
+        labels: [String: String] = [:], bridge: String? = nil, mtu: Int? = nil, clusterCIDR: String? = nil
     ) throws(NetworkError) -> Network {
         guard Network.isValidName(name) else { throw .invalidNetworkName(name) }
         try ensurePredefined()
@@ -93,8 +95,8 @@ public struct NetworkStore: Sendable {
             let id = Identifiers.random()
             let network = Network(
                 name: name, id: id, driver: "bridge", subnet: chosen.subnet.description,
-                gateway: chosen.gateway.description, bridge: "br-" + id.prefix(12), internal: `internal`,
-                labels: labels, created: Identifiers.timestamp())
+                gateway: chosen.gateway.description, bridge: bridge ?? "br-" + id.prefix(12), internal: `internal`,
+                labels: labels, created: Identifiers.timestamp(), mtu: mtu, clusterCIDR: clusterCIDR)
             try save(network)
             return network
         }
