@@ -25,6 +25,10 @@ public struct AgentConfiguration: Sendable {
     /// Pods' addresses (kube-proxy's --cluster-cidr): traffic to a cluster IP from outside it is
     /// masqueraded; nil: only a pod reaching itself through its Service is.
     public var clusterCIDR: String?
+    /// How this node's pods reach other nodes' (routes by ``PodNetworkBackend``), once the Node has a
+    /// pod CIDR that the runtime makes its pod network on; nil: the agent leaves the runtime's network
+    /// as it is and programs no routes.
+    public var podNetworkBackend: PodNetworkBackend?
     /// What the node keeps for itself (`--system-reserved cpu=500m,memory=1Gi`), less from allocatable.
     public var systemReserved: [String: String] = [:]
     /// Whether the agent lets go of its start-up code pages once its pods are listed, and of a burst's
@@ -37,7 +41,11 @@ public struct AgentConfiguration: Sendable {
     /// pods from starting hundreds of tasks, while a runtime whose sandboxes take a second (containerd's
     /// CNI set-up) still starts many at a time.
     public var podWorkers = 32
-    /// How often the Lease is renewed (the kubelet's 10 s).
+    /// The node Lease's duration (the kubelet's nodeLeaseDurationSeconds, 40), renewed every quarter
+    /// of it as the kubelet does: a control plane that declares nodes dead sooner (a shorter
+    /// --node-monitor-grace-seconds) needs nodes that renew sooner.
+    public var leaseDurationSeconds = 40
+    /// How often the Lease is renewed (the kubelet's 10 s: a quarter of ``leaseDurationSeconds``).
     public var leaseInterval: Duration = .seconds(10)
     /// How often the node's status is posted when nothing changed (the kubelet's 5 min, 10 s on change).
     public var statusInterval: Duration = .seconds(60)

@@ -2,6 +2,7 @@ import BerthAPI
 import BerthCRI
 import BerthCRIProtocol
 import BerthControl
+import BerthJSON
 import BerthKube
 import BerthOS
 import Foundation
@@ -35,6 +36,9 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let staticPods: StaticPods
     /// The service proxy and the cluster DNS this node runs (nil: neither, as for hollow nodes).
     let networkServices: NodeNetworkServices?
+    /// The node's pod CIDR for the runtime and the routes to other nodes' (nil: the runtime's network
+    /// is all there is, as for hollow nodes and agents without a cluster CIDR).
+    let podNetwork: NodePodNetwork?
     let eviction: EvictionManager
     let tokens = ServiceAccountTokens()
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
@@ -47,10 +51,14 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
 
     /// `runtime`: a runtime in this process (`berth server`'s engine), else the agent connects to
     /// `configuration.runtimeEndpoint` when it runs.
+    /// `clusterSources`: where the node's network services read the cluster's objects when `sources`
+    /// holds back what is not this node's (`berth agent`'s pods watch); default `sources`.
     public convenience init(
         configuration: AgentConfiguration, client: any KubeClient, sources: any ObjectSourceProvider,
-        runtime: CRIClient? = nil, logger: Logger = Logger(label: "berth.agent")
+        clusterSources: (any ObjectSourceProvider)? = nil, runtime: CRIClient? = nil,
+        logger: Logger = Logger(label: "berth.agent")
     ) {
+        let cluster = clusterSources ?? sources
         let name = configuration.nodeName
         let informer = Informer(
             source: FilteredSource(
@@ -64,7 +72,17 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
             facts: NodeFacts.read(rootDirectory: configuration.rootDirectory, nodeIP: configuration.nodeIP),
             runtime: runtime, logger: logger,
             networkServices: NodeNetworkServices.make(
-                configuration: configuration, sources: sources, events: events, logger: logger))
+                configuration: configuration, sources: cluster, events: events, logger: logger),
+            podNetwork: configuration.podNetworkBackend.map { backend in
+                let recorder = events.component("berth-agent")
+                let node: JSON = [
+                    "apiVersion": "v1", "kind": "Node",
+                    "metadata": ["name": .string(name), "uid": .string(name)],
+                ]
+                return NodePodNetwork(
+                    configuration: configuration, backend: backend, sources: cluster, logger: logger
+                ) { recorder.record(node, type: "Warning", reason: "PodNetworkFailed", message: $0) }
+            })
     }
 
     /// An agent whose parts are given: a hollow node's, with its pods, queue and events shared with
@@ -72,9 +90,11 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     init(
         configuration: AgentConfiguration, client: any KubeClient, pods: any BoundPods,
         podInformer: Informer<CoreV1.Pod>?, queue: PodQueue, events: EventRecorder, facts: NodeFacts,
-        runtime: CRIClient?, logger: Logger, networkServices: NodeNetworkServices? = nil
+        runtime: CRIClient?, logger: Logger, networkServices: NodeNetworkServices? = nil,
+        podNetwork: NodePodNetwork? = nil
     ) {
         self.networkServices = networkServices
+        self.podNetwork = podNetwork
         self.configuration = configuration
         self.client = client
         self.pods = pods
@@ -105,6 +125,10 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         try FileManager.default.createDirectory(
             atPath: configuration.rootDirectory + "/pods", withIntermediateDirectories: true)
         if let runtime = cri { try await connect(runtime) } else { try await connectRuntime() }
+        // Registered Ready only if the runtime is (a pod network waiting for its CIDR is not): no pod
+        // is scheduled here before its sandbox can have an address.
+        let problem = await runtimeStatusProblem()
+        runtimeProblem.withLock { $0 = problem }
         try await register()
         guard let podInformer else { throw AgentError("an agent without an informer of its own runs as a hollow node") }
         podInformer.onChange { [queue] event in
@@ -125,6 +149,11 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 }
                 group.addTask { await self.events.run(client: self.client) }
                 if let network = self.networkServices { group.addTask { await network.run() } }
+                if let podNetwork = self.podNetwork {
+                    group.addTask {
+                        await podNetwork.run(runtime: self.cri, client: self.client) { await self.checkRuntime() }
+                    }
+                }
                 group.addTask { await self.heartbeats() }
                 group.addTask { await self.relist() }
                 group.addTask { await self.sampleStats() }
@@ -406,7 +435,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                         ]
                     }
                     fresh.spec.holderIdentity = name
-                    fresh.spec.leaseDurationSeconds = 40
+                    fresh.spec.leaseDurationSeconds = Int32(configuration.leaseDurationSeconds)
                     fresh.spec.renewTime = now
                     lease = try await client.create(fresh)
                 }
@@ -429,19 +458,25 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     func watchRuntime() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.runtimeCheckInterval)
-            let problem = await runtimeStatusProblem()
-            let changed = runtimeProblem.withLock { current in
-                defer { current = problem }
-                return current != problem
+            await checkRuntime()
+        }
+    }
+
+    /// Asks the runtime's Status now and posts the node's status when readiness changed (also when the
+    /// pod network has just been made: the node need not wait for the next check to be Ready).
+    func checkRuntime() async {
+        let problem = await runtimeStatusProblem()
+        let changed = runtimeProblem.withLock { current in
+            defer { current = problem }
+            return current != problem
+        }
+        if changed {
+            if let problem {
+                logger.warning("the node is not ready", metadata: ["reason": "\(problem)"])
+            } else {
+                logger.info("the container runtime is ready again")
             }
-            if changed {
-                if let problem {
-                    logger.warning("the node is not ready", metadata: ["reason": "\(problem)"])
-                } else {
-                    logger.info("the container runtime is ready again")
-                }
-                await postStatus()
-            }
+            await postStatus()
         }
     }
 

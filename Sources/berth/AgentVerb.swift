@@ -47,7 +47,8 @@ struct ClusterAgent: AsyncParsableCommand {
         var engineImages: ImageService?
         var endpoint = agent.containerRuntimeEndpoint
         if endpoint == nil {
-            let local = try LocalRuntime(images: images, logger: logger)
+            let local = try LocalRuntime(
+                images: images, logger: logger, podNetwork: agent.podNetwork(clusterCIDR: agent.clusterCIDR))
             engineImages = local.images
             services.append(local.service)
             endpoint = local.endpoint
@@ -75,7 +76,10 @@ struct ClusterAgent: AsyncParsableCommand {
             resource.plural == pods.plural && resource.group == pods.group
                 ? ObjectSelectors(fieldSelector: "spec.nodeName=\(nodeName)") : .everything
         }
-        services.append(NodeAgent(configuration: configuration, client: client, sources: sources, logger: logger))
+        services.append(
+            NodeAgent(
+                configuration: configuration, client: client, sources: sources, clusterSources: sources.unselected,
+                logger: logger))
         services.append(sources)
         let group = ServiceGroup(
             services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)

@@ -54,6 +54,19 @@ public final class HTTPSourceProvider: ObjectSourceProvider, ServiceLifecycle.Se
             watchTimeout: watchTimeout, strings: strings)
     }
 
+    /// The same connection's sources without the selectors: a node agent's own pods informer sees only
+    /// its node's pods, while its NetworkPolicy enforcer must match peers on every node.
+    public var unselected: any ObjectSourceProvider { UnselectedSources(provider: self) }
+
+    struct UnselectedSources: ObjectSourceProvider {
+        let provider: HTTPSourceProvider
+        func source<T: HasObjectMeta>(_ type: T.Type, resource: ResourceType) -> any ObjectSource<T> {
+            HTTPSource<T>(
+                transport: provider.transport, resource: resource, selectors: .everything,
+                pageSize: provider.pageSize, watchTimeout: provider.watchTimeout, strings: provider.strings)
+        }
+    }
+
     /// Closes the HTTP client's connections; open watches end with an error. Call it once.
     public func shutdown() async throws { try await transport.shutdown() }
 
