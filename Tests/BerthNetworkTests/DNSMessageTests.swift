@@ -120,3 +120,55 @@ func dnsQuery(_ name: String, type: UInt16 = DNSMessage.RecordType.a, id: UInt16
         }
     }
 }
+
+/// Responses with records of any name: compressed so a headless Service's SRV answer fits 512 bytes,
+/// and the additional section dropped (without TC) before the answer is ever truncated.
+@Suite struct DNSRecordEncodingTests {
+    let service = "_http._tcp.echo-headless.default.svc.cluster.local"
+
+    func srvAnswer(pods: Int, udpLimit: Int = DNSMessage.classicUDPLimit) throws -> [UInt8] {
+        let query = try DNSMessage.parseQuery(dnsQuery(service.uppercased(), type: DNSMessage.RecordType.srv))
+        let targets = (0..<pods).map { "10-42-\($0)-2.echo-headless.default.svc.cluster.local" }
+        return DNSMessage.response(
+            to: query, code: .noError,
+            answers: targets.map {
+                DNSRecord(name: service, ttl: 5, data: .srv(priority: 0, weight: 100, port: 8080, target: $0))
+            },
+            additional: targets.enumerated().map {
+                DNSRecord(name: $1, ttl: 5, data: .a(IPv4Address(UInt32(0x0A2A_0002) | UInt32($0) << 8)))
+            }, authoritative: true, udpLimit: udpLimit)
+    }
+
+    @Test func namesAreCompressedButSRVTargetsAreWrittenWhole() throws {
+        let reply = try srvAnswer(pods: 3)
+        #expect(reply.count < 400, "\(reply.count) bytes")
+        #expect(reply[2] & 0x02 == 0)  // not truncated
+        #expect(DNSMessage.be16(reply, 6) == 3 && DNSMessage.be16(reply, 10) == 3)
+        // Every owner name decompresses to the question's (its case as asked) or a target; the targets
+        // themselves are plain labels (RFC 2782), so each appears in full once.
+        let text = String(decoding: reply, as: UTF8.self)
+        for index in 0..<3 { #expect(text.contains("10-42-\(index)-2\u{0D}echo-headless")) }
+        var offset = try #require(DNSMessage.recordsOffset(reply))
+        var owners: [String] = []
+        for _ in 0..<6 {
+            let (labels, end) = try DNSMessage.readName(reply, at: offset)
+            owners.append(labels.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ".").lowercased())
+            offset = end + 10 + Int(DNSMessage.be16(reply, end + 8))
+        }
+        #expect(offset == reply.count)
+        #expect(Array(owners.prefix(3)) == Array(repeating: service, count: 3))
+        #expect(owners[3] == "10-42-0-2.echo-headless.default.svc.cluster.local")
+    }
+
+    @Test func theAdditionalSectionGoesBeforeTheAnswerIsTruncated() throws {
+        // Six pods: the answers fit 512 bytes, their addresses no longer do.
+        let trimmed = try srvAnswer(pods: 6)
+        #expect(trimmed.count <= 512 && trimmed[2] & 0x02 == 0)
+        #expect(DNSMessage.be16(trimmed, 6) == 6 && DNSMessage.be16(trimmed, 10) == 0)
+        // Far more: the answer itself does not fit, so TC with the question only.
+        let truncated = try srvAnswer(pods: 40)
+        #expect(truncated[2] & 0x02 != 0 && DNSMessage.be16(truncated, 6) == 0)
+        // With room (TCP, EDNS) everything goes.
+        #expect(try DNSMessage.be16(srvAnswer(pods: 40, udpLimit: 65_535), 10) == 40)
+    }
+}
