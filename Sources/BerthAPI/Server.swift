@@ -66,6 +66,11 @@ public final class APIServer: Sendable {
     let metrics = Metrics()
     /// Node agents, for pods' logs, exec and attach.
     let nodeAgents: NodeAgentConnections
+    /// What a machine presents to join as a node (`<data-dir>/token`), and where it is.
+    public let joinToken: JoinToken
+    public let joinTokenPath: String
+    /// Refused joins and node identities' refused requests (`<data-dir>/audit.log`).
+    let audit: AuditLog
     let startTime = Date()
 
     public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
@@ -79,6 +84,8 @@ public final class APIServer: Sendable {
         pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs)
         nodeAgents = try NodeAgentConnections(pki: pki)
         (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
+        (joinToken, joinTokenPath) = try JoinToken.loadOrCreate(dataDir: config.dataDir, caPEM: pki.caPEM)
+        audit = AuditLog(path: config.dataDir + "/audit.log", logger: logger)
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
         let host = ProcessInfo.processInfo.hostName
         elector =

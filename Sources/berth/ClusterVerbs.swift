@@ -122,7 +122,10 @@ struct ClusterServer: AsyncParsableCommand {
         let kubeconfig = try server.writeKubeconfig()
         logger.info(
             "berth server",
-            metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
+            metadata: [
+                "url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)",
+                "join-token": "\(server.joinTokenPath)",
+            ])
         var services: [any Service] = [
             ControlPlane(server: server, config: control, logger: logger),
             HollowNodes(server: server, config: hollow, logger: logger),
