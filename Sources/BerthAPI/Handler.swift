@@ -59,6 +59,8 @@ struct Handler: Sendable {
         var resource = ""
         var response: Response
         var warnings: RequestWarnings?
+        var caller: UserInfo?
+        var failure: APIError?
         do {
             let path = req.uri.path
             if ["/healthz", "/livez", "/readyz"].contains(path) || path.hasPrefix("/healthz/")
@@ -69,7 +71,9 @@ struct Handler: Sendable {
                     status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
                     body: .init(byteBuffer: ByteBuffer(string: "ok")))
             }
+            if let answer = await unauthenticated(req, ctx) { return answer }
             let user = try await authenticate(req, ctx)
+            caller = user
             let query = try Query.parse(req.uri.query)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {
@@ -85,6 +89,7 @@ struct Handler: Sendable {
                 (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")
             response = try await route(call, &resource)
         } catch let e as APIError {
+            failure = e
             response = Self.json(e.status, status: e.code)
         } catch let e as StoreError {
             let api = Self.map(e, nil, "")
@@ -92,6 +97,18 @@ struct Handler: Sendable {
         } catch {
             let api = APIError.internalError("\(error)")
             response = Self.json(api.status, status: 500)
+        }
+        // A node reaching for what is not its own is worth an audit line: a compromised node
+        // probing, or an agent that needs a permission the node authorizer does not grant.
+        if let failure, failure.code == 403, let caller, let node = caller.nodeName {
+            let verbs: [HTTPRequest.Method: String] = [
+                .get: "get", .head: "get", .post: "create", .put: "update", .patch: "patch", .delete: "delete",
+            ]
+            server.audit.refused(
+                .init(
+                    verb: verb == "WATCH" ? "watch" : verbs[req.method] ?? req.method.rawValue.lowercased(),
+                    requestURI: req.uri.description, sourceIP: ctx.channel.remoteAddress?.ipAddress ?? "unknown",
+                    user: caller, code: 403, reason: failure.message, node: node))
         }
         for value in warnings?.headerValues ?? [] {
             response.headers.append(HTTPField(name: Self.warningHeader, value: value))
@@ -272,7 +289,7 @@ struct Handler: Sendable {
         let name = rest.count >= 2 ? rest[1] : nil
         let sub = rest.count == 3 ? rest[2] : nil
         if let sub, !r.subresources.contains(sub) { throw APIError.pathNotFound() }
-        try authorize(call, r, namespace: namespace, name: name, sub: sub)
+        try await authorize(call, r, namespace: namespace, name: name, sub: sub)
         if r.kind == "Pod", let sub, Self.streamingSubresources.contains(sub), let name, let namespace,
             call.method == .get || call.method == .post
         {
@@ -357,11 +374,11 @@ struct Handler: Sendable {
 
     // MARK: authorization
 
-    /// Admins may do anything; a node (`system:node:<name>`, group system:nodes) may read everything and
-    /// change only its own Node, its Lease, Events, and the status of pods bound to it.
+    /// Admins may do anything; a node (`system:node:<name>`, group system:nodes) what the node
+    /// authorizer lets it (``nodeMay``: its own objects and its pods', Secrets only those they use).
     /// A service account (`system:serviceaccount:<ns>:<name>`) may only read (get, list, watch): there is
     /// no RBAC yet, so this is a fixed, read-only policy rather than upstream's default of no access.
-    func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) throws {
+    func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) async throws {
         if call.user.isAdmin { return }
         // Exec and attach are creates (of pods/exec, pods/attach) whatever their method.
         let reading =
@@ -373,17 +390,9 @@ struct Handler: Sendable {
             if reading { return }
             throw deny
         }
-        guard let node = call.user.nodeName else { throw deny }
-        if reading { return }
-        switch r.kind {
-        case "Node" where name == node || (name == nil && call.method == .post): return
-        case "Lease" where namespace == "kube-node-lease" && (name == node || (name == nil && call.method == .post)):
-            return
-        case "Event": return
-        case "Pod" where sub == "status" && name != nil: return  // bound-node check happens on update
-        case "ServiceAccount" where sub == "token" && name != nil: return  // bound-pod check when issued
-        default: throw deny
-        }
+        guard let node = call.user.nodeName,
+            try await nodeMay(node, call, r, namespace: namespace, name: name, sub: sub, reading: reading)
+        else { throw deny }
     }
 
     /// The Kubernetes verb of a request (for Forbidden messages): get/list/watch, create, update, patch,
@@ -410,6 +419,9 @@ struct Handler: Sendable {
         var allowed = call.user.isAdmin
         if !allowed, call.user.nodeName != nil || call.user.serviceAccount != nil {
             allowed = ["get", "list", "watch"].contains(attrs["verb"].string ?? "")
+            // A node reads these only through its pods: not a blanket yes.
+            let graphed = ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]
+            if call.user.nodeName != nil && graphed.contains(attrs["resource"].string ?? "") { allowed = false }
         }
         review["status"] = ["allowed": .bool(allowed), "reason": allowed ? "berth: allowed" : ""]
         if review["kind"].isNull { review["kind"] = "SelfSubjectAccessReview" }

@@ -95,6 +95,20 @@ public struct PKI: Sendable {
         func read(_ f: String) -> String? { try? String(contentsOfFile: directory + "/" + f, encoding: .utf8) }
         if let c = read(base + ".crt"), let k = read(base + ".key") { return (c, k) }
         let key = P256.Signing.PrivateKey()
+        let cert = try sign(
+            publicKey: .init(key.publicKey), cn: cn, org: org, serverNames: serverNames, caCert: caCert, caKey: caKey)
+        let pair = (try cert.serializeAsPEM().pemString, key.pemRepresentation)
+        try writeNewFile(directory + "/" + base + ".crt", Data(pair.0.utf8), permissions: 0o644)
+        try writeNewFile(directory + "/" + base + ".key", Data(pair.1.utf8), permissions: 0o600)
+        return pair
+    }
+
+    /// A certificate for `publicKey` signed by the CA (one year): for `serverNames` (DNS names and IPv4
+    /// addresses) a serving certificate, else a client certificate.
+    static func sign(
+        publicKey: Certificate.PublicKey, cn: String, org: String?, serverNames: [String]?, caCert: Certificate,
+        caKey: P256.Signing.PrivateKey
+    ) throws -> Certificate {
         let subject = try DistinguishedName {
             if let org { OrganizationName(org) }
             CommonName(cn)
@@ -107,8 +121,8 @@ public struct PKI: Sendable {
                 names.append(.dnsName(san))
             }
         }
-        let cert = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+        return try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: publicKey,
             notValidBefore: Date().addingTimeInterval(-3600), notValidAfter: Date().addingTimeInterval(86400 * 365),
             issuer: caCert.subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
@@ -117,10 +131,23 @@ public struct PKI: Sendable {
                 try ExtendedKeyUsage([serverNames != nil ? .serverAuth : .clientAuth])
                 if serverNames != nil { SubjectAlternativeNames(names) }
             }, issuerPrivateKey: .init(caKey))
-        let pair = (try cert.serializeAsPEM().pemString, key.pemRepresentation)
-        try writeNewFile(directory + "/" + base + ".crt", Data(pair.0.utf8), permissions: 0o644)
-        try writeNewFile(directory + "/" + base + ".key", Data(pair.1.utf8), permissions: 0o600)
-        return pair
+    }
+
+    /// What a joining node is given for its key: a client certificate naming it as the node authorizer
+    /// expects (CN=system:node:<name>, O=system:nodes) and a serving certificate for its HTTPS API, for
+    /// its name and addresses. Neither is kept: the node stores them, and asks again with the same key.
+    public func nodeCertificates(node: String, publicKey: Certificate.PublicKey, addresses: [String]) throws -> (
+        client: String, serving: String
+    ) {
+        let caCert = try Certificate(pemEncoded: caPEM)
+        let caKey = try P256.Signing.PrivateKey(pemRepresentation: caKeyPEM)
+        let client = try Self.sign(
+            publicKey: publicKey, cn: "system:node:\(node)", org: "system:nodes", serverNames: nil, caCert: caCert,
+            caKey: caKey)
+        let serving = try Self.sign(
+            publicKey: publicKey, cn: "system:node:\(node)", org: "system:nodes", serverNames: [node] + addresses,
+            caCert: caCert, caKey: caKey)
+        return (try client.serializeAsPEM().pemString, try serving.serializeAsPEM().pemString)
     }
 
     /// A node agent's serving certificate (`kubelet-<node>`), issued once for its name and addresses:

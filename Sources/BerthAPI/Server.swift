@@ -19,6 +19,8 @@ public struct ServerConfig: Sendable {
     public var datastore: Datastore = .sqlite
     public var etcdEndpoints: [String] = []
     public var serviceCIDR = "10.96.0.0/12"
+    /// The pods' range nodes get their pod CIDRs from (told to nodes that join); nil: none.
+    public var clusterCIDR: String?
     /// The kube-dns Service's cluster IP (nil: no kube-dns Service). Nodes answer it themselves (no
     /// selector, no endpoints: every agent holds the address), as k3s's CoreDNS Service is there.
     public var clusterDNS: String? = "10.96.0.10"
@@ -66,6 +68,11 @@ public final class APIServer: Sendable {
     let metrics = Metrics()
     /// Node agents, for pods' logs, exec and attach.
     let nodeAgents: NodeAgentConnections
+    /// What a machine presents to join as a node (`<data-dir>/token`), and where it is.
+    public let joinToken: JoinToken
+    public let joinTokenPath: String
+    /// Refused joins and node identities' refused requests (`<data-dir>/audit.log`).
+    let audit: AuditLog
     let startTime = Date()
 
     public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
@@ -81,6 +88,8 @@ public final class APIServer: Sendable {
         pki = try PKI.loadOrCreate(dataDir: config.dataDir, sans: config.tlsSANs + listening)
         nodeAgents = try NodeAgentConnections(pki: pki)
         (tokens, adminToken) = try TokenFile.loadOrCreate(dataDir: config.dataDir)
+        (joinToken, joinTokenPath) = try JoinToken.loadOrCreate(dataDir: config.dataDir, caPEM: pki.caPEM)
+        audit = AuditLog(path: config.dataDir + "/audit.log", logger: logger)
         allocator = try ServiceAllocator(cidr: config.serviceCIDR, nodePorts: config.nodePortRange)
         let host = ProcessInfo.processInfo.hostName
         elector =

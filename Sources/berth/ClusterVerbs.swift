@@ -120,6 +120,7 @@ struct ClusterServer: AsyncParsableCommand {
         config.datastore = ds
         config.etcdEndpoints = etcdEndpoints.split(separator: ",").map(String.init)
         config.serviceCIDR = serviceCIDR
+        config.clusterCIDR = clusterCIDR
         // The kube-dns Service every cluster has, at the address the nodes answer DNS on.
         let clusterDNS = try agent.clusterDNS ?? Self.tenthAddress(of: serviceCIDR)
         config.clusterDNS = clusterDNS.split(separator: ",").first.map(String.init)
@@ -152,7 +153,10 @@ struct ClusterServer: AsyncParsableCommand {
         let kubeconfig = try server.writeKubeconfig()
         logger.info(
             "berth server",
-            metadata: ["url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)"])
+            metadata: [
+                "url": "\(server.url)", "kubeconfig": "\(kubeconfig)", "datastore": "\(datastore)",
+                "join-token": "\(server.joinTokenPath)",
+            ])
         var services: [any Service] = [
             ControlPlane(server: server, config: control, logger: logger),
             HollowNodes(server: server, config: hollow, logger: logger),

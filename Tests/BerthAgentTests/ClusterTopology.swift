@@ -170,31 +170,18 @@ final class ClusterTopology: @unchecked Sendable {
         }
     }
 
-    /// Starts node `index`'s agent (again, after ``stopAgent(_:)``): its engine, its pods' cgroups under
-    /// this topology's parent, its HTTPS API with a serving certificate from the cluster CA.
+    /// Starts node `index`'s agent (again, after ``stopAgent(_:)``): it joins with the server's token
+    /// the first time (its node identity, serving certificate and the cluster's pod range from the
+    /// join; kept under its agent root for the next start), runs its engine, and puts its pods'
+    /// cgroups under this topology's parent.
     func startAgent(_ index: Int) throws {
         let node = nodes[index]
-        let pki = base + "/server/pki"
-        let certificate = node.directory + "/agent.crt", key = node.directory + "/agent.key"
-        if !FileManager.default.fileExists(atPath: certificate) {
-            try run([
-                "sh", "-c",
-                """
-                set -e
-                openssl ecparam -name prime256v1 -genkey -noout -out \(key)
-                openssl req -new -key \(key) -subj "/CN=\(node.name)" -out \(node.directory)/agent.csr
-                printf 'subjectAltName=IP:\(node.address),DNS:\(node.name)\\nextendedKeyUsage=serverAuth\\n' > \(node.directory)/agent.ext
-                openssl x509 -req -in \(node.directory)/agent.csr -CA \(pki)/ca.crt -CAkey \(pki)/ca.key -CAcreateserial \
-                  -days 1 -extfile \(node.directory)/agent.ext -out \(certificate) 2>/dev/null
-                """,
-            ])
-        }
         let agent = [
-            berth, "agent", "--kubeconfig", kubeconfig, "--node-name", node.name, "--node-ip", node.address,
-            "--root", node.directory + "/engine", "--agent-root", node.directory + "/agent", "--pod-log-dir",
-            node.directory + "/logs", "--cgroup-root", "\(cgroupTop)/\(node.name)/kubepods", "--kubelet-address",
-            node.address, "--tls-cert-file", certificate, "--tls-private-key-file", key, "--cluster-cidr",
-            "10.42.0.0/16", "--node-lease-duration-seconds", "8",
+            berth, "agent", "--server", "https://\(lans[0]).1:\(port)", "--token-file", base + "/server/token",
+            "--node-name", node.name, "--node-ip", node.address, "--root", node.directory + "/engine",
+            "--agent-root", node.directory + "/agent", "--pod-log-dir", node.directory + "/logs", "--cgroup-root",
+            "\(cgroupTop)/\(node.name)/kubepods", "--kubelet-address", node.address,
+            "--node-lease-duration-seconds", "8",
         ]
         let script = cgroupRemountScript() + " && exec " + agent.map { "'\($0)'" }.joined(separator: " ")
         let log = open(node.directory + "/agent.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -219,6 +206,11 @@ final class ClusterTopology: @unchecked Sendable {
 
     func agentLog(_ index: Int) -> String {
         (try? FileSystem.readString(nodes[index].directory + "/agent.log")) ?? ""
+    }
+
+    /// The API server's audit lines for refused requests (a node identity denied something).
+    func auditRefusals() -> [String] {
+        ((try? FileSystem.readString(base + "/server/audit.log")) ?? "").split(separator: "\n").map(String.init)
     }
 
     func serverLog() -> String { (try? FileSystem.readString(base + "/server.log")) ?? "" }

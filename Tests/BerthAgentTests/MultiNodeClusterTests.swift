@@ -9,7 +9,8 @@ import Testing
 /// share a LAN (their pods' traffic takes a direct route), the third sits behind a router (VXLAN).
 /// What a Kubernetes user counts on across nodes: pods reach pods by IP with their own addresses,
 /// Services spread over every node's endpoints and answer on NodePorts and LoadBalancer addresses,
-/// names resolve, NetworkPolicies hold across nodes, and a dead node's pods come back elsewhere.
+/// names resolve, NetworkPolicies hold across nodes, and a dead node's pods come back elsewhere. The
+/// nodes join with the server's token, so all of it runs under the node authorizer.
 @Suite(.serialized, .enabled(if: isRealRoot, "makes network namespaces and runs containers: needs real root"))
 struct MultiNodeClusterTests {
     /// A pod that answers `/cgi-bin/ip` with the caller's address as it sees it and `/cgi-bin/name`
@@ -281,6 +282,9 @@ struct MultiNodeClusterTests {
         #expect(
             try cluster.eventually(30) { try pods("mover").count == 2 && all().split(separator: " ").count == 2 },
             "\((try? all()) ?? "") \(cluster.diagnostics())")
+        // The nodes joined with the token and ran everything above as system:node:<name> under the
+        // node authorizer: nothing they do was refused.
+        #expect(cluster.auditRefusals().isEmpty, "\(cluster.auditRefusals().prefix(5))")
     }
 
     /// The last non-empty line of an HTTP answer, `[::ffff:a.b.c.d]` as `a.b.c.d`.
