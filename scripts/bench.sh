@@ -16,3 +16,4 @@ if [ -x .build/release/berth ]; then scripts/bench-control.sh .build/release/ber
 BERTH=.build/release/berth python3 scripts/bench-cri.py
 BERTH=.build/release/berth python3 scripts/bench-pods.py
 BERTH=.build/release/berth scripts/bench-network.sh
+echo; echo '### Cluster network throughput (scripts/bench-cluster.sh)'; scripts/bench-cluster.sh

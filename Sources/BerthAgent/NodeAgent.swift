@@ -129,7 +129,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         // is scheduled here before its sandbox can have an address.
         let problem = await runtimeStatusProblem()
         runtimeProblem.withLock { $0 = problem }
-        try await register()
+        // SIGTERM while the server is unreachable ends the attempts (and the agent).
+        try await cancelWhenGracefulShutdown { try await self.registerUntilAccepted() }
         guard let podInformer else { throw AgentError("an agent without an informer of its own runs as a hollow node") }
         podInformer.onChange { [queue] event in
             let key = event.object.cacheKey
@@ -367,6 +368,26 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     }
 
     /// Creates the Node, or takes over the one already registered under this name.
+    /// Registers, again and again while the API server cannot be reached or refuses (the kubelet's
+    /// "attempting to register node" loop): an agent that starts before its network is up, or while
+    /// the server is away, joins when they are back rather than exiting.
+    func registerUntilAccepted() async throws {
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                try await register()
+                return
+            } catch {
+                if Task.isCancelled { throw error }
+                logger.warning(
+                    "unable to register the node with the API server; retrying",
+                    metadata: ["node": "\(configuration.nodeName)", "in": "\(delay)", "error": "\(error)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(7))
+            }
+        }
+    }
+
     func register() async throws {
         do {
             let created = try await client.create(nodeObject())

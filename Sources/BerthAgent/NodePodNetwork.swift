@@ -112,7 +112,7 @@ final class NodePodNetwork: Sendable {
                     .flatMap({ IPv4Address($0.address) })
             else { return nil }
             return PodRoutePlan.Peer(
-                name: name, podCIDR: IPv4Subnet(network: cidr.network, prefixLength: cidr.prefixLength),
+                name: name, podCIDR: cidr,
                 address: address, vtepMAC: node.metadata.annotations[Self.vtepAnnotation])
         }
     }

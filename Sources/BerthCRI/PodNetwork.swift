@@ -30,7 +30,7 @@ extension CRIRuntime {
             throw CRIError.invalid("pod CIDR \"\(podCIDR)\" is not an IPv4 CIDR of at least four addresses")
         }
         let store = engine.networks.store
-        let wanted = IPv4Subnet(network: subnet.network, prefixLength: subnet.prefixLength).description
+        let wanted = subnet.description
         if let existing = try? store.inspect(template.name) {
             if existing.subnet == wanted, existing.mtu == template.mtu, existing.clusterCIDR == template.clusterCIDR {
                 return
@@ -48,6 +48,7 @@ extension CRIRuntime {
             }
         }
         do {
+            try NetworkStore.removeStaleBridge(template.name, gateway: subnet.address(1).description)
             _ = try store.create(
                 name: template.name, subnet: wanted, bridge: template.name, mtu: template.mtu,
                 clusterCIDR: template.clusterCIDR)

@@ -138,6 +138,11 @@ final class ServerBox: @unchecked Sendable {
                 _ = try? ChildProcess.run(nft, arguments: ["nft", "delete", "table", "ip", table], environment: [])
             }
         }
+        // The node's pod network bridge (on its pod CIDR) is the box's too.
+        if FileSystem.exists("/sys/class/net/berth-pods") {
+            _ = try? ChildProcess.run(
+                "/usr/sbin/ip", arguments: ["ip", "link", "delete", "berth-pods"], environment: [])
+        }
         // So does the cluster DNS's interface (the kube-dns address, on the node).
         if FileSystem.exists("/sys/class/net/berth-dns") {
             _ = try? ChildProcess.run(
@@ -156,23 +161,27 @@ final class ServerBox: @unchecked Sendable {
             _ = try? ChildProcess.run(
                 berth, arguments: [berth, "rm", "-f", "--root", base + "/engine"] + ids, environment: environment)
         }
-        let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
-        for line in mounts.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count > 4, fields[4].hasPrefix(base) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
-        }
-        // The pods' cgroups: made by the runtime under this box's root, removed deepest first (rmdir
-        // refuses a cgroup that still has processes, so nothing live is touched).
-        let top = FileSystem.parent(of: cgroupRoot)
-        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
-            let directory = "/sys/fs/cgroup/\(controller)\(top)"
-            guard FileSystem.isDirectory(directory) else { continue }
-            _ = try? ChildProcess.run(
-                "/usr/bin/find", arguments: ["find", directory, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
-                environment: [])
-        }
-        try? FileManager.default.removeItem(atPath: base)
+        removeLeftovers(directory: base, cgroupParent: FileSystem.parent(of: cgroupRoot))
     }
+}
+
+/// What a harness leaves when its processes are gone: mounts under `directory`, the pods' cgroups
+/// under `cgroupParent` (removed deepest first; rmdir refuses a cgroup that still has processes, so
+/// nothing live is touched), and the directory.
+func removeLeftovers(directory: String, cgroupParent: String) {
+    let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
+    for line in mounts.split(separator: "\n") {
+        let fields = line.split(separator: " ")
+        if fields.count > 4, fields[4].hasPrefix(directory) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
+    }
+    for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
+        let cgroup = "/sys/fs/cgroup/\(controller)\(cgroupParent)"
+        guard FileSystem.isDirectory(cgroup) else { continue }
+        _ = try? ChildProcess.run(
+            "/usr/bin/find", arguments: ["find", cgroup, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
+            environment: [])
+    }
+    try? FileManager.default.removeItem(atPath: directory)
 }
 
 /// One server for a suite, made before its tests and torn down after them all.

@@ -236,6 +236,14 @@ final class ClusterTopology: @unchecked Sendable {
         return try condition()
     }
 
+    /// Whether every node is Ready within `seconds`.
+    func nodesReady(within seconds: Double = 90) throws -> Bool {
+        let wanted = String(repeating: "True ", count: nodes.count)
+        return try eventually(seconds) {
+            try get("nodes", "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\" \"}{end}") == wanted
+        }
+    }
+
     /// What a failed expectation shows: the pods, the nodes, the logs' ends.
     func diagnostics() -> String {
         let pods = (try? kubectl(["get", "pods", "-A", "-o", "wide"]).stdoutText) ?? ""
@@ -270,18 +278,6 @@ final class ClusterTopology: @unchecked Sendable {
             _ = try? run(["ip", "netns", "delete", namespace])
         }
         for bridge in bridges { _ = try? run(["ip", "link", "delete", bridge]) }
-        let mounts = (try? FileSystem.readString("/proc/self/mountinfo")) ?? ""
-        for line in mounts.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count > 4, fields[4].hasPrefix(base) { umount2(String(fields[4]), Int32(MNT_DETACH)) }
-        }
-        for controller in (try? FileSystem.listDirectory("/sys/fs/cgroup")) ?? [] {
-            let directory = "/sys/fs/cgroup/\(controller)\(cgroupTop)"
-            guard FileSystem.isDirectory(directory) else { continue }
-            _ = try? ChildProcess.run(
-                "/usr/bin/find", arguments: ["find", directory, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";"],
-                environment: [])
-        }
-        try? FileManager.default.removeItem(atPath: base)
+        removeLeftovers(directory: base, cgroupParent: cgroupTop)
     }
 }

@@ -25,12 +25,7 @@ struct MultiNodeClusterTests {
         let cluster = try ClusterTopology(lanOfNode: [0, 0, 1])
         defer { cluster.tearDown() }
         let nodes = cluster.nodes.map(\.name)
-        #expect(
-            try cluster.eventually(90) {
-                try cluster.get(
-                    "nodes", "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\" \"}{end}")
-                    == "True True True "
-            }, "\(cluster.diagnostics())")
+        #expect(try cluster.nodesReady(), "\(cluster.diagnostics())")
         let cidrs = try cluster.get("nodes", "{.items[*].spec.podCIDR}").split(separator: " ").map(String.init)
         #expect(Set(cidrs).count == 3 && cidrs.allSatisfy { $0.hasPrefix("10.42.") && $0.hasSuffix("/24") })
 

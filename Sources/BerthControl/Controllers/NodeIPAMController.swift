@@ -101,7 +101,7 @@ final class PodCIDRBlocks: Sendable {
         guard let cluster = IPv4Subnet(clusterCIDR, strict: false), maskSize >= cluster.prefixLength,
             maskSize <= 30, maskSize - cluster.prefixLength <= 24
         else { return nil }
-        self.cluster = IPv4Subnet(network: cluster.network, prefixLength: cluster.prefixLength)
+        self.cluster = cluster
         self.maskSize = maskSize
     }
 
