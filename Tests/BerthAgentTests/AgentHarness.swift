@@ -138,10 +138,9 @@ final class ServerBox: @unchecked Sendable {
                 _ = try? ChildProcess.run(nft, arguments: ["nft", "delete", "table", "ip", table], environment: [])
             }
         }
-        // The node's pod network bridge (on its pod CIDR) is the box's too.
-        if FileSystem.exists("/sys/class/net/berth-pods") {
-            _ = try? ChildProcess.run(
-                "/usr/sbin/ip", arguments: ["ip", "link", "delete", "berth-pods"], environment: [])
+        // The node's pod network bridge (on its pod CIDR) and VXLAN device are the box's too.
+        for link in ["berth-pods", "berth-vxlan"] where FileSystem.exists("/sys/class/net/\(link)") {
+            _ = try? ChildProcess.run("/usr/sbin/ip", arguments: ["ip", "link", "delete", link], environment: [])
         }
         // So does the cluster DNS's interface (the kube-dns address, on the node).
         if FileSystem.exists("/sys/class/net/berth-dns") {
