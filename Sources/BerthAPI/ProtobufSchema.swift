@@ -19,6 +19,7 @@ extension Protobuf {
         "Binding": ("v1", "Binding"),
         "PodTemplate": ("v1", "PodTemplate"),
         "LimitRange": ("v1", "LimitRange"),
+        "ResourceQuota": ("v1", "ResourceQuota"),
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
@@ -292,6 +293,11 @@ extension Protobuf {
         LimitRangeItem 1:type:s? 2:max:{q 3:min:{q 4:default:{q 5:defaultRequest:{q 6:maxLimitRequestRatio:{q
         LimitRangeSpec 1:limits:[LimitRangeItem
         LimitRange 1:metadata:ObjectMeta 2:spec:LimitRangeSpec
+        ScopedResourceSelectorRequirement 1:scopeName:s? 2:operator:s? 3:values:[s
+        ScopeSelector 1:matchExpressions:[ScopedResourceSelectorRequirement
+        ResourceQuotaSpec 1:hard:{q 2:scopes:[s 3:scopeSelector:ScopeSelector
+        ResourceQuotaStatus 1:hard:{q 2:used:{q
+        ResourceQuota 1:metadata:ObjectMeta 2:spec:ResourceQuotaSpec 3:status:ResourceQuotaStatus
         RollingUpdateDeployment 1:maxUnavailable:x? 2:maxSurge:x?
         DeploymentStrategy 1:type:s 2:rollingUpdate:RollingUpdateDeployment
         DeploymentSpec 1:replicas:i? 2:selector:LabelSelector 3:template:PodTemplateSpec 4:strategy:DeploymentStrategy

@@ -69,6 +69,9 @@ public enum Registry {
             group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
             namespaced: true, shortNames: ["limits"], strategy: LimitRangeStrategy()),
         .init(
+            group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas", singular: "resourcequota",
+            namespaced: true, shortNames: ["quota"], subresources: ["status"], strategy: ResourceQuotaStrategy()),
+        .init(
             group: "", version: "v1", kind: "PodTemplate", plural: "podtemplates", singular: "podtemplate",
             namespaced: true, hasSpec: false, strategy: PodTemplateStrategy()),
         .init(

@@ -380,6 +380,7 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("ServiceAccount", "v1", "core/v1"), ("Service", "v1", "core/v1"), ("Pod", "v1", "core/v1"),
                   ("Endpoints", "v1", "core/v1"), ("Event", "v1", "core/v1"), ("Node", "v1", "core/v1"),
                   ("Binding", "v1", "core/v1"), ("PodTemplate", "v1", "core/v1"), ("LimitRange", "v1", "core/v1"),
+                  ("ResourceQuota", "v1", "core/v1"),
                   ("Deployment", "apps/v1", "apps/v1"),
                   ("ReplicaSet", "apps/v1", "apps/v1"), ("DaemonSet", "apps/v1", "apps/v1"),
                   ("Job", "batch/v1", "batch/v1"), ("CronJob", "batch/v1", "batch/v1"),
