@@ -30,6 +30,8 @@ extension Protobuf {
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
         "TokenRequest": ("authentication.k8s.io/v1", "authentication.TokenRequest"),
+        "TokenReview": ("authentication.k8s.io/v1", "TokenReview"),
+        "SelfSubjectReview": ("authentication.k8s.io/v1", "SelfSubjectReview"),
         "Eviction": ("policy/v1", "Eviction"),
         "PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
         "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
@@ -368,6 +370,12 @@ extension Protobuf {
         TokenRequestSpec 1:audiences:[s 4:expirationSeconds:i? 3:boundObjectRef:BoundObjectReference
         TokenRequestStatus 1:token:s? 2:expirationTimestamp:t
         authentication.TokenRequest 1:metadata:ObjectMeta 2:spec:TokenRequestSpec 3:status:TokenRequestStatus
+        TokenReviewSpec 1:token:s 2:audiences:[s
+        UserInfo 1:username:s 2:uid:s 3:groups:[s 4:extra:{[s
+        TokenReviewStatus 1:authenticated:b 2:user:UserInfo 4:audiences:[s 3:error:s
+        TokenReview 1:metadata:ObjectMeta 2:spec:TokenReviewSpec 3:status:TokenReviewStatus
+        SelfSubjectReviewStatus 1:userInfo:UserInfo
+        SelfSubjectReview 1:metadata:ObjectMeta 2:status:SelfSubjectReviewStatus
         Preconditions 1:uid:s? 2:resourceVersion:s?
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?

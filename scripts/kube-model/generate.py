@@ -388,6 +388,8 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("EndpointSlice", "discovery.k8s.io/v1", "discovery/v1"),
                   ("SelfSubjectAccessReview", "authorization.k8s.io/v1", "authorization/v1"),
                   ("TokenRequest", "authentication.k8s.io/v1", "authentication/v1"),
+                  ("TokenReview", "authentication.k8s.io/v1", "authentication/v1"),
+                  ("SelfSubjectReview", "authentication.k8s.io/v1", "authentication/v1"),
                   ("Eviction", "policy/v1", "policy/v1"),
                   ("PodDisruptionBudget", "policy/v1", "policy/v1"),
                   ("PriorityClass", "scheduling.k8s.io/v1", "scheduling/v1"),
