@@ -128,6 +128,10 @@ enum Discovery {
                 "name": "bindings", "singularName": "binding", "namespaced": true, "kind": "Binding",
                 "verbs": ["create"],
             ])
+            out.append([
+                "name": "componentstatuses", "singularName": "componentstatus", "namespaced": false,
+                "kind": "ComponentStatus", "verbs": ["get", "list"], "shortNames": ["cs"],
+            ])
         }
         return out
     }

@@ -275,6 +275,9 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .plain)
             return rest == ["tokenreviews"] ? try await tokenReview(call) : try selfSubjectReview(call)
         }
+        if group.isEmpty, rest.first == ComponentStatuses.resource.plural, rest.count <= 2 {
+            return try await componentStatuses(call, name: rest.count == 2 ? rest[1] : nil)
+        }
         // [namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
         var namespace: String?
         if rest.count >= 3, rest[0] == "namespaces",

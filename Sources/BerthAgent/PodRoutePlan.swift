@@ -21,10 +21,17 @@ public enum PodNetworkBackend: String, Sendable, CaseIterable {
     /// the kernel, which clamps the MSS of TCP connections through it (the pod network's mangle rule)
     /// and sends "fragmentation needed" for other packets too big for it. Pods at 1450 everywhere cost
     /// host-gw traffic a tenth of its throughput on a CPU-bound link (scripts/bench-cluster.sh).
+    /// A node whose address is on loopback (one machine, a test) has no link to take an MTU from:
+    /// its pods get the kernel's default (lo's 65536 is more than a veth takes).
     public func podMTU(nodeIP: String?) -> Int? {
         guard usesVXLAN else { return nil }
-        let mtu = HostLinks.interface(holding: NodeFacts.address(nodeIP: nodeIP))?.mtu ?? 1500
-        return self == .vxlan ? mtu - PodRoutePlan.vxlanOverhead : mtu
+        let link = HostLinks.interface(holding: NodeFacts.address(nodeIP: nodeIP)).flatMap {
+            $0.name == "lo" ? nil : $0
+        }
+        // 65535: the most a veth takes.
+        let mtu = min(link?.mtu ?? 1500, 65535)
+        if self == .vxlan { return mtu - PodRoutePlan.vxlanOverhead }
+        return link == nil ? nil : mtu
     }
 }
 

@@ -56,4 +56,12 @@ import Testing
         #expect(stale.ip == ["route del 10.42.9.0/24 proto 66", "neigh del 10.42.9.0 dev berth-vxlan"])
         #expect(stale.bridge == ["fdb del aa:bb:cc:00:00:09 dev berth-vxlan self"])
     }
+
+    /// A node addressed on loopback has no link MTU to give its pods (lo's 65536 is more than a veth
+    /// takes): auto leaves the kernel's default, vxlan the default less the tunnel's 50 bytes.
+    @Test func aLoopbackNodesPodsGetTheDefaultMTU() {
+        #expect(PodNetworkBackend.auto.podMTU(nodeIP: "127.0.0.1") == nil)
+        #expect(PodNetworkBackend.vxlan.podMTU(nodeIP: "127.0.0.1") == 1450)
+        #expect(PodNetworkBackend.hostGW.podMTU(nodeIP: "127.0.0.1") == nil)
+    }
 }

@@ -33,13 +33,16 @@ struct ResourceQuotaController: ControlLoop {
             let quota = event.object
             // Its own status write comes back here: only a quota whose status is not its spec's is news.
             if quota.status.hard != quota.spec.hard || quota.status.used.count != quota.spec.hard.count {
-                queue.add(quota.cacheKey, after: .zero)
+                Task { await queue.add(quota.cacheKey) }
             }
         }
         /// Every quota of the namespace an object changed in.
         let recount: @Sendable (String?) -> Void = { namespace in
             guard let namespace else { return }
-            for quota in quotas.list(namespace: namespace) { queue.add(quota.cacheKey, after: .zero) }
+            let keys = quotas.list(namespace: namespace).map(\.cacheKey)
+            if keys.isEmpty { return }
+            // The queue holds a key once: a burst of pod updates is one recount per quota.
+            Task { for key in keys { await queue.add(key) } }
         }
         pods.onChange { recount($0.object.metadata.namespace) }
         services.onChange { recount($0.object.metadata.namespace) }
@@ -73,7 +76,8 @@ struct ResourceQuotaController: ControlLoop {
             // a conflict, and the queue counts again.
             _ = try await client.updateStatus(updated)
         }
-        queue.add(key, after: Self.resync)
+        // One pending recount per quota (the kinds no informer watches change unseen).
+        await queue.addSoon(key, after: Self.resync)
     }
 
     /// What the namespace's objects that the quota selects use of its hard resources.
