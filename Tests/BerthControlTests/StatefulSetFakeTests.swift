@@ -1,0 +1,107 @@
+import BerthKube
+import Foundation
+import Logging
+import Testing
+
+@testable import BerthAPI
+@testable import BerthControl
+
+/// The StatefulSet controller on a ``FakeCluster``: adoption and release of pods, with the test standing
+/// in for the kubelet. No server, no store, no root.
+@Suite("StatefulSet controller on a fake cluster")
+struct StatefulSetFakeTests {
+    let cluster = FakeCluster()
+    let context: ControllerContext
+
+    init() {
+        let logger = Logger(label: "statefulset-fake-test")
+        let cluster = self.cluster
+        context = ControllerContext(
+            client: { _ in cluster }, informers: InformerFactory(provider: cluster, logger: logger),
+            events: EventRecorder(), logger: logger, config: ControlPlaneConfig())
+    }
+
+    func start() async -> Task<Void, Never> {
+        let (informers, events, cluster) = (context.informers, context.events, self.cluster)
+        let loop = StatefulSetController(context)
+        let task = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await informers.run() }
+                group.addTask { await events.run(client: cluster) }
+                await informers.waitForSync()
+                group.addTask { await loop.run() }
+            }
+        }
+        await informers.waitForSync()
+        return task
+    }
+
+    func eventually(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !condition() {
+            if ContinuousClock.now > deadline {
+                Issue.record("timed out waiting for \(what)")
+                throw CancellationError()
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    static func set() -> AppsV1.StatefulSet {
+        var set = AppsV1.StatefulSet()
+        set.metadata.name = "web"
+        set.metadata.namespace = "default"
+        set.metadata.uid = UUID().uuidString.lowercased()
+        set.metadata.generation = 1
+        set.spec.replicas = 2
+        set.spec.podManagementPolicy = .parallelPodManagement
+        set.spec.selector = MetaV1.LabelSelector(matchLabels: ["app": "web"])
+        set.spec.template.metadata.labels = ["app": "web"]
+        set.spec.template.spec.containers = [CoreV1.Container(name: "web", image: "web:1")]
+        set.spec.updateStrategy = AppsV1.StatefulSetUpdateStrategy(type: .onDeleteStatefulSetStrategyType)
+        return set
+    }
+
+    static func pod(_ name: String, labels: [String: String], owner: AppsV1.StatefulSet? = nil) -> CoreV1.Pod {
+        var pod = CoreV1.Pod()
+        pod.metadata.name = name
+        pod.metadata.namespace = "default"
+        pod.metadata.uid = UUID().uuidString.lowercased()
+        pod.metadata.labels = labels
+        if let owner { pod.metadata.ownerReferences = [owner.controllerOwnerReference] }
+        pod.spec.containers = [CoreV1.Container(name: "web", image: "web:1")]
+        return pod
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func orphansNamedAsMembersAreAdoptedAndPodsNoLongerSelectedAreReleased() async throws {
+        let set = Self.set()
+        cluster.seed(set)
+        // web-0: an orphan member. web-1: ours, but relabelled out of the selector. web-x and other-0:
+        // orphans whose names are not the set's.
+        cluster.seed(
+            Self.pod("web-0", labels: ["app": "web"]), Self.pod("web-1", labels: ["app": "gone"], owner: set),
+            Self.pod("web-x", labels: ["app": "web"]), Self.pod("other-0", labels: ["app": "web"]))
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("web-0 adopted and web-1 released") {
+            cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0")?.controllerRef?.uid == set.metadata.uid
+                && cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-1")?.controllerRef == nil
+        }
+        // web-1 was released, so a new web-1 cannot be made under that name until it goes: the set counts
+        // only web-0, and the other orphans keep no owner.
+        #expect(cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-x")?.controllerRef == nil)
+        #expect(cluster.object(CoreV1.Pod.self, namespace: "default", name: "other-0")?.controllerRef == nil)
+        try await eventually("status counting the adopted pod") {
+            cluster.object(AppsV1.StatefulSet.self, namespace: "default", name: "web")?.status.replicas == 1
+        }
+        let status = try #require(cluster.object(AppsV1.StatefulSet.self, namespace: "default", name: "web")).status
+        #expect(status.observedGeneration == 1 && status.updateRevision?.hasPrefix("web-") == true)
+        // The revision the status names exists, owned by the set, numbered 1.
+        let revision = try #require(
+            cluster.object(AppsV1.ControllerRevision.self, namespace: "default", name: status.updateRevision ?? ""))
+        #expect(revision.revision == 1 && revision.controllerRef?.uid == set.metadata.uid)
+        #expect(revision.metadata.labels["app"] == "web")
+        #expect(revision.metadata.labels["controller-revision-hash"].map { "web-" + $0 } == status.updateRevision)
+    }
+}
