@@ -229,6 +229,14 @@ extension ControlTests {
             }
             set = try #require(try await c.client.get(Registry.statefulSets, namespace: "default", name: "web"))
             #expect(set["metadata"]["generation"].int ?? 0 >= 4)
+            try await c.waitFor(Registry.controllerRevisions, namespace: "default", "revision 2 renumbered 4") {
+                items in
+                items.contains { $0["revision"] == 4 }
+            }
+            out = try c.kubectl("rollout", "undo", "sts/web", "--to-revision=4")
+            #expect(
+                out.stdout.contains("skipped rollback (current template already matches revision 4)"),
+                "\(out.stdout) \(out.stderr)")
         }
 
         @Test func daemonSetHistoryListsRevisionsAndUndoRestoresThem() async throws {
@@ -276,6 +284,16 @@ extension ControlTests {
             #expect(out.ok, "\(out.stderr)")
             out = try c.kubectl("get", "ds/agent", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
             #expect(out.stdout == "busybox:2")
+            // kubectl compares the revision's bytes with its own patch of the DaemonSet (revision 2, now
+            // renumbered 4, is the current one).
+            try await c.waitFor(Registry.controllerRevisions, namespace: "default", "revision 2 renumbered 4") {
+                items in
+                items.contains { $0["revision"] == 4 }
+            }
+            out = try c.kubectl("rollout", "undo", "ds/agent", "--to-revision=4")
+            #expect(
+                out.stdout.contains("skipped rollback (current template already matches revision 4)"),
+                "\(out.stdout) \(out.stderr)")
             out = try c.kubectl("rollout", "undo", "ds/agent", "--to-revision=9")
             #expect(!out.ok && out.stderr.contains("unable to find specified revision 9 in history"), "\(out.stderr)")
         }

@@ -15,9 +15,15 @@ enum ControllerHistory {
 
     static let hashLabel = "controller-revision-hash"
 
-    /// The patch that replaces the owner's template with `template` (what `data` holds).
+    /// The patch that replaces the owner's template with `template` (what `data` holds). Its bytes are
+    /// those kubectl's getDaemonSetPatch/getStatefulSetPatch make of the owner — Go's encoding, keys
+    /// sorted, an unset creationTimestamp written `null` — because `rollout undo` compares them to tell
+    /// that the owner already runs a revision ("skipped rollback").
     static func patch(_ template: CoreV1.PodTemplateSpec) -> JSON {
         var json = DaemonSetController.storedForm(template)
+        var metadata = json["metadata"].object ?? [:]
+        if template.metadata.creationTimestamp == nil { metadata.updateValue(.null, forKey: "creationTimestamp") }
+        json["metadata"] = .object(metadata)
         json["$patch"] = "replace"
         return ["spec": ["template": json]]
     }
@@ -68,9 +74,19 @@ enum ControllerHistory {
         return cr
     }
 
-    /// Revisions holding the same data, oldest revision first (FindEqualRevisions).
+    /// Revisions holding the same data, oldest revision first (FindEqualRevisions). Null members are
+    /// not compared: a revision written by another version of the controller may lack them.
     static func equal(_ revisions: [Revision], data: JSON) -> [Revision] {
-        revisions.filter { $0.data.value == data }.sorted(by: byRevision)
+        let wanted = withoutNulls(data)
+        return revisions.filter { withoutNulls($0.data.value) == wanted }.sorted(by: byRevision)
+    }
+
+    static func withoutNulls(_ value: JSON) -> JSON {
+        switch value {
+        case .object(let members): return .object(members.filter { $0.value != .null }.mapValues(withoutNulls))
+        case .array(let items): return .array(items.map(withoutNulls))
+        default: return value
+        }
     }
 
     static func byRevision(_ a: Revision, _ b: Revision) -> Bool {

@@ -283,7 +283,9 @@ struct StatefulSetController: ControlLoop {
             } catch let e as APIError where e.code == 409 {
                 let existing = try await client.get(
                     Revision.self, namespace: set.metadata.namespace, name: cr.metadata.name ?? "")
-                if let existing, existing.controllerRef?.uid == set.metadata.uid, existing.data.value == data {
+                if let existing, existing.controllerRef?.uid == set.metadata.uid,
+                    !ControllerHistory.equal([existing], data: data).isEmpty
+                {
                     update = existing  // ours, not yet in the cache
                 } else {
                     // A namesake with other data: the next hash is salted with a higher collision count.
