@@ -333,6 +333,28 @@ extension ControlTests {
                     "spec.persistentVolumeClaimRetentionPolicy.whenDeleted: Unsupported value: \"Keep\": supported values: \"Delete\", \"Retain\""
                 ), "\(out.stderr)")
 
+            // The Status itself: 422 Invalid, a cause per field with its path.
+            var bad = try JSON.parse(
+                Array(
+                    try c.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-", stdin: Self.statefulSet())
+                        .stdout.utf8))
+            bad["spec"]["replicas"] = -1
+            bad["spec"]["updateStrategy"] = ["type": "OnDelete", "rollingUpdate": ["partition": 1]]
+            do {
+                _ = try await c.client.create(Registry.statefulSets, bad)
+                Issue.record("an invalid StatefulSet was stored")
+            } catch let e as APIError {
+                #expect(e.code == 422 && e.reason == "Invalid")
+                let causes = (e.status["details"]["causes"].array ?? []).map {
+                    "\($0["field"].string ?? "") \($0["reason"].string ?? "")"
+                }
+                #expect(
+                    Set(causes) == [
+                        "spec.replicas FieldValueInvalid", "spec.updateStrategy.rollingUpdate FieldValueInvalid",
+                    ],
+                    "\(causes)")
+                #expect(e.status["details"]["kind"] == "StatefulSet" && e.status["details"]["group"] == "apps")
+            }
             #expect(try c.kubectl("apply", "-f", "-", stdin: Self.statefulSet()).ok)
             out = try c.kubectl("patch", "sts/web", "-p", #"{"spec":{"serviceName":"other"}}"#)
             #expect(
@@ -340,6 +362,12 @@ extension ControlTests {
                     "The StatefulSet \"web\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
                 ),
                 "\(out.stderr)")
+            // Server-side apply of a new template goes through the same rules.
+            out = try c.kubectl(
+                "apply", "--server-side", "--force-conflicts", "-f", "-", stdin: Self.statefulSet(image: "busybox:3"))
+            #expect(out.ok, "\(out.stderr)")
+            out = try c.kubectl("get", "sts/web", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+            #expect(out.stdout == "busybox:3")
             // What may change does.
             #expect(
                 try c.kubectl("patch", "sts/web", "-p", #"{"spec":{"minReadySeconds":3,"revisionHistoryLimit":2}}"#).ok)
