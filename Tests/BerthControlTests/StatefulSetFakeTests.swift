@@ -104,4 +104,29 @@ struct StatefulSetFakeTests {
         #expect(revision.metadata.labels["app"] == "web")
         #expect(revision.metadata.labels["controller-revision-hash"].map { "web-" + $0 } == status.updateRevision)
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aMemberThatLostItsIdentityLabelsGetsThemBack() async throws {
+        let set = Self.set()
+        cluster.seed(set)
+        var pod = Self.pod("web-1", labels: ["app": "web", "statefulset.kubernetes.io/pod-name": "web-9"], owner: set)
+        pod.spec.hostname = "web-1"
+        cluster.seed(pod)
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("web-1's identity labels restored") {
+            let labels = cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-1")?.metadata.labels ?? [:]
+            return labels["statefulset.kubernetes.io/pod-name"] == "web-1"
+                && labels["apps.kubernetes.io/pod-index"] == "1"
+        }
+        // The missing member is made with its identity from the start.
+        try await eventually("web-0 created") {
+            cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0") != nil
+        }
+        let created = try #require(cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0"))
+        #expect(created.metadata.labels["statefulset.kubernetes.io/pod-name"] == "web-0")
+        #expect(created.metadata.labels["apps.kubernetes.io/pod-index"] == "0")
+        #expect(created.spec.hostname == "web-0" && created.spec.subdomain == nil)
+        #expect(created.controllerRef?.uid == set.metadata.uid)
+    }
 }

@@ -100,6 +100,8 @@ struct StatefulSetController: ControlLoop {
             selector.matches($0.metadata.labels)
                 && StatefulSetPlan.ordinal(podName: $0.metadata.name ?? "", setName: setName) != nil
         }
+        // identityMatches: a pod whose identity labels someone removed gets them back before anything else.
+        if try await repairIdentity(owned, setName: setName) { return }
         let (current, update) = try await revisions(of: set)
         let now = Date()
         let minReady = Int64(set.spec.minReadySeconds ?? 0)
@@ -222,6 +224,29 @@ struct StatefulSetController: ControlLoop {
             }
         }
         return pod
+    }
+
+    /// Puts back the pod-name and pod-index labels of pods that lost them (upstream's updateIdentity:
+    /// Services and tools select a single member by them). Returns whether a pod was written.
+    func repairIdentity(_ owned: [Pod], setName: String) async throws -> Bool {
+        var wrote = false
+        for pod in owned where !pod.isTerminating {
+            guard let name = pod.metadata.name, let ordinal = StatefulSetPlan.ordinal(podName: name, setName: setName)
+            else { continue }
+            if pod.metadata.labels[Self.podNameLabel] == name
+                && pod.metadata.labels[Self.podIndexLabel] == String(ordinal)
+            {
+                continue
+            }
+            var repaired = pod
+            repaired.metadata.labels[Self.podNameLabel] = name
+            repaired.metadata.labels[Self.podIndexLabel] = String(ordinal)
+            do {
+                _ = try await client.update(repaired)
+                wrote = true
+            } catch let e as APIError where e.code == 409 || e.code == 404 {}
+        }
+        return wrote
     }
 
     /// getPersistentVolumeClaimName: `<template>-<set>-<ordinal>`.
