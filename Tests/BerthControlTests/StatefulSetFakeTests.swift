@@ -129,4 +129,70 @@ struct StatefulSetFakeTests {
         #expect(created.spec.hostname == "web-0" && created.spec.subdomain == nil)
         #expect(created.controllerRef?.uid == set.metadata.uid)
     }
+
+    /// What a kubelet reports once a pod runs and passes its readiness probe, ready since `since`.
+    func markReady(_ name: String, since: MetaV1.Time) async throws {
+        var pod = try #require(cluster.object(CoreV1.Pod.self, namespace: "default", name: name))
+        pod.status.phase = .running
+        pod.status.conditions = [CoreV1.PodCondition(type: .ready, status: .true, lastTransitionTime: since)]
+        _ = try await cluster.updateStatus(pod)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func orderedReadyWaitsForMinReadySecondsBeforeTheNextPod() async throws {
+        var set = Self.set()
+        set.spec.podManagementPolicy = .orderedReadyPodManagement
+        set.spec.minReadySeconds = 600
+        cluster.seed(set)
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("web-0 created") {
+            cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0") != nil
+        }
+        try await markReady("web-0", since: .now())
+        // A sync has seen web-0 ready (status counts it), not yet available: web-1 waits.
+        try await eventually("web-0 counted ready") {
+            cluster.object(AppsV1.StatefulSet.self, namespace: "default", name: "web")?.status.readyReplicas == 1
+        }
+        let status = try #require(cluster.object(AppsV1.StatefulSet.self, namespace: "default", name: "web")).status
+        #expect(status.availableReplicas == 0)
+        #expect(cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-1") == nil)
+        // Ready for longer than minReadySeconds: available, and web-1 follows.
+        try await markReady("web-0", since: MetaV1.Time(secondsSince1970: Int64(Date().timeIntervalSince1970) - 700))
+        try await eventually("web-1 created") {
+            cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-1") != nil
+        }
+        try await eventually("web-0 counted available") {
+            cluster.object(AppsV1.StatefulSet.self, namespace: "default", name: "web")?.status.availableReplicas == 1
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aPendingPodsDeletedClaimIsMadeAgain() async throws {
+        var set = Self.set()
+        var template = CoreV1.PersistentVolumeClaim()
+        template.metadata.name = "www"
+        template.spec.accessModes = [.readWriteOnce]
+        set.spec.volumeClaimTemplates = [template]
+        set.spec.replicas = 1
+        cluster.seed(set)
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("claim and pod") {
+            cluster.object(CoreV1.PersistentVolumeClaim.self, namespace: "default", name: "www-web-0") != nil
+                && cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0") != nil
+        }
+        let pod = try #require(cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0"))
+        #expect(pod.spec.volumes.first { $0.name == "www" }?.persistentVolumeClaim?.claimName == "www-web-0")
+        let claim = try #require(
+            cluster.object(CoreV1.PersistentVolumeClaim.self, namespace: "default", name: "www-web-0"))
+        #expect(claim.metadata.labels["app"] == "web" && claim.metadata.ownerReferences.isEmpty)
+        var pending = pod
+        pending.status.phase = .pending
+        _ = try await cluster.updateStatus(pending)
+        try await cluster.delete(CoreV1.PersistentVolumeClaim.self, namespace: "default", name: "www-web-0")
+        try await eventually("www-web-0 made again") {
+            cluster.object(CoreV1.PersistentVolumeClaim.self, namespace: "default", name: "www-web-0") != nil
+        }
+    }
 }

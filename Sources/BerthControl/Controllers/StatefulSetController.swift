@@ -109,6 +109,13 @@ struct StatefulSetController: ControlLoop {
         let input = Self.planInput(set, current: current.metadata.name ?? "", update: update.metadata.name ?? "")
         let actions = StatefulSetPlan.plan(input, members: members)
         try await reconcileClaimOwners(set, pods: owned)
+        // A pending pod whose claim was deleted would wait for it for ever: it is made again.
+        for pod in owned
+        where pod.status.phase == .pending && !pod.isTerminating && !set.spec.volumeClaimTemplates.isEmpty {
+            guard let name = pod.metadata.name, let ordinal = StatefulSetPlan.ordinal(podName: name, setName: setName)
+            else { continue }
+            try await createClaims(set, ordinal: ordinal, podName: name)
+        }
         var firstError: (any Error)?
         for action in actions {
             do {
