@@ -406,6 +406,41 @@ extension ControlTests {
                     && out.stdout.contains("controllerrevisions"), "\(out.stdout)")
         }
 
+        @Test func aSetDeletedWithItsPodsOrphanedAndMadeAgainAdoptsThemAndKeepsItsHistory() async throws {
+            let c = try await Cluster(hollowNodes: 2)
+            defer { Task { await c.stop() } }
+            #expect(try c.kubectl("apply", "-f", "-", stdin: Self.statefulSet(replicas: 2)).ok)
+            #expect(try c.kubectl("rollout", "status", "sts/web", "--timeout=60s").ok)
+            #expect(try c.kubectl("apply", "-f", "-", stdin: Self.statefulSet(replicas: 2, image: "busybox:2")).ok)
+            #expect(try c.kubectl("rollout", "status", "sts/web", "--timeout=60s").ok)
+            let before = Self.members(try await c.client.list(Registry.pods, namespace: "default").items)
+            #expect(before.count == 2)
+            var out = try c.kubectl("delete", "sts/web", "--cascade=orphan")
+            #expect(out.ok, "\(out.stderr)")
+            try await c.waitFor(Registry.controllerRevisions, namespace: "default", "revisions orphaned") { items in
+                items.count == 2 && items.allSatisfy { $0["metadata"]["ownerReferences"].isNull }
+            }
+            try await c.waitFor(Registry.pods, namespace: "default", "pods orphaned") { items in
+                items.filter { $0["metadata"]["labels"]["app"] == "web" }.allSatisfy {
+                    $0["metadata"]["ownerReferences"].isNull
+                }
+            }
+            #expect(try c.kubectl("apply", "-f", "-", stdin: Self.statefulSet(replicas: 2, image: "busybox:2")).ok)
+            try await Self.waitForSet(c, "the new set counting both pods at the adopted revision") {
+                $0["status"]["replicas"] == 2 && $0["status"]["updatedReplicas"] == 2
+                    && $0["status"]["readyReplicas"] == 2
+            }
+            let after = Self.members(try await c.client.list(Registry.pods, namespace: "default").items)
+            // The same pods (no restart), now the new set's; the history continues where it was.
+            #expect(after.mapValues { $0["metadata"]["uid"] } == before.mapValues { $0["metadata"]["uid"] })
+            let set = try #require(try await c.client.get(Registry.statefulSets, namespace: "default", name: "web"))
+            #expect(after.values.allSatisfy { $0["metadata"]["ownerReferences"][0]["uid"] == set["metadata"]["uid"] })
+            out = try c.kubectl("rollout", "history", "sts/web")
+            #expect(out.stdout.contains("1         <none>") && out.stdout.contains("2         <none>"), "\(out.stdout)")
+            out = try c.kubectl("get", "controllerrevisions", "--no-headers")
+            #expect(out.stdout.split(separator: "\n").count == 2, "no third revision: \(out.stdout)")
+        }
+
         static let claimTemplate = """
               volumeClaimTemplates:
               - metadata: {name: www}

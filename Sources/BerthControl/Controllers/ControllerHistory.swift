@@ -105,3 +105,41 @@ enum ControllerHistory {
         return Array(old.prefix(max(0, old.count - max(0, limit))))
     }
 }
+
+extension ControllerHistory {
+    /// ClaimControllerRevisions: revisions no controller owns whose labels `selector` matches become the
+    /// owner's (a set deleted with `--cascade=orphan` and made again keeps its history); revisions it
+    /// controls that its selector no longer matches are released. Returns whether anything was written
+    /// (the informer brings the revisions back changed, and their events sync the owner again).
+    static func claim<Owner: KubeObject & HasObjectMeta>(
+        _ owner: Owner, selector: BerthAPI.LabelSelector, revisions: Informer<Revision>, client: any KubeClient
+    ) async throws -> Bool {
+        guard let ns = owner.metadata.namespace, !selector.isEmpty, !owner.isTerminating else { return false }
+        let uid = owner.metadata.uid ?? ""
+        var wrote = false
+        for cr in revisions.list(namespace: ns) where !cr.isTerminating {
+            let matches = selector.matches(cr.metadata.labels)
+            var claimed = cr
+            if cr.controllerRef == nil && matches {
+                claimed.metadata.ownerReferences.append(owner.controllerOwnerReference)
+            } else if cr.controllerRef?.uid == uid && !matches {
+                claimed.metadata.ownerReferences.removeAll { $0.uid == uid }
+            } else {
+                continue
+            }
+            do {
+                _ = try await client.update(claimed)
+                wrote = true
+            } catch let e as APIError where e.code == 409 || e.code == 404 {
+                continue  // changed meanwhile: its event brings it back
+            }
+        }
+        return wrote
+    }
+
+    /// The key of the owner of `kind` a revision event concerns (its controller), for the owner's queue.
+    static func ownerKey(_ cr: Revision, kind: String) -> String? {
+        guard let ref = cr.controllerRef, ref.kind == kind, let ns = cr.metadata.namespace else { return nil }
+        return Objects.key(namespace: ns, name: ref.name)
+    }
+}

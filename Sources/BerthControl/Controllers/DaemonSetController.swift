@@ -73,6 +73,17 @@ struct DaemonSetController: ControlLoop {
             }
             for k in keys { Task { await queue.add(k) } }
         }
+        // A revision adopted, released or renumbered syncs its DaemonSet again.
+        revisions.onChange { event in
+            if let key = ControllerHistory.ownerKey(event.object, kind: "DaemonSet") {
+                Task { await queue.add(key) }
+            } else if event.object.controllerRef == nil, let ns = event.object.metadata.namespace {
+                for ds in daemonSets.list(namespace: ns) {
+                    let key = ds.cacheKey
+                    Task { await queue.add(key) }
+                }
+            }
+        }
         // Heartbeats are most node updates: only what decides placement is worth a resync of every DaemonSet.
         nodes.onChange { event in
             if case .updated(let old, let new) = event, DaemonPlacementFields(old) == DaemonPlacementFields(new) {
@@ -125,6 +136,9 @@ struct DaemonSetController: ControlLoop {
         // Normally the pod events that meet the expectations requeue the DaemonSet; this is a safety net.
         if !expectationsMet { recheck = 1 }
         if !ds.isTerminating && expectationsMet {
+            if try await ControllerHistory.claim(ds, selector: selector, revisions: revisions, client: client) {
+                return  // the adopted revisions' events sync it again
+            }
             try await constructHistory(ds, hash: hash)
             var creates: [String] = []
             var deletes: [Pod] = []

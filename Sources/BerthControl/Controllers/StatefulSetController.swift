@@ -51,6 +51,16 @@ struct StatefulSetController: ControlLoop {
             let key = event.object.cacheKey
             Task { await queue.add(key) }
         }
+        // A revision adopted, released or renumbered syncs its set again (an orphan: the sets of its namespace).
+        revisions.onChange { event in
+            var keys: Set<String> = []
+            if let key = ControllerHistory.ownerKey(event.object, kind: "StatefulSet") {
+                keys.insert(key)
+            } else if event.object.controllerRef == nil, let ns = event.object.metadata.namespace {
+                keys.formUnion(sets.list(namespace: ns).map(\.cacheKey))
+            }
+            for k in keys { Task { await queue.add(k) } }
+        }
         pods.onChange { event in
             var keys: Set<String> = []
             var changed = [event.object]
@@ -95,6 +105,7 @@ struct StatefulSetController: ControlLoop {
         let selector = LabelSelector(set.spec.selector)
         if selector.isEmpty { return }
         if try await claimPods(set, selector: selector) { return }  // the informer brings them back as ours
+        if try await ControllerHistory.claim(set, selector: selector, revisions: revisions, client: client) { return }
         let setName = set.metadata.name ?? ""
         let owned = pods.byIndex(Self.ownerIndex, set.metadata.uid ?? "").filter {
             selector.matches($0.metadata.labels)
