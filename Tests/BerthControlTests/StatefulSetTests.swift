@@ -111,6 +111,10 @@ extension ControlTests {
             #expect(out.stdout.hasPrefix("web") && out.stdout.contains("3/3"), "\(out.stdout)")
             pods = Self.members(try await c.client.list(Registry.pods, namespace: "default").items)
             #expect(pods.count == 3)
+            out = try c.kubectl("describe", "sts/web")
+            #expect(
+                out.ok && out.stdout.contains("3 Running / 0 Waiting / 0 Succeeded / 0 Failed")
+                    && out.stdout.contains("SuccessfulCreate"), "\(out.stdout) \(out.stderr)")
         }
 
         @Test func parallelCreatesEveryPodWithoutWaiting() async throws {
