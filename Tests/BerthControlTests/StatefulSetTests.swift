@@ -129,13 +129,46 @@ extension ControlTests {
             }
         }
 
+        @Test func ordinalsStartAtSpecOrdinalsStartAndOnDeleteWaitsForADeletion() async throws {
+            let c = try await Cluster(hollowNodes: 1)
+            defer { Task { await c.stop() } }
+            let extra = "  ordinals: {start: 3}\n  updateStrategy: {type: OnDelete}"
+            #expect(try c.kubectl("apply", "-f", "-", stdin: Self.statefulSet(replicas: 2, extra: extra)).ok)
+            try await c.waitFor(Registry.pods, namespace: "default", "web-3 and web-4 ready") { items in
+                let m = Self.members(items)
+                return m.keys.sorted() == [3, 4] && Self.ready(m[3]) && Self.ready(m[4])
+            }
+            let pod = try #require(Self.members(try await c.client.list(Registry.pods, namespace: "default").items)[4])
+            #expect(pod["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "4")
+            // OnDelete: a new template changes no pod until one is deleted; that one comes back updated.
+            #expect(try c.kubectl("set", "image", "sts/web", "web=busybox:2").ok)
+            try await Self.waitForSet(c, "the new revision observed") {
+                $0["status"]["observedGeneration"] == 2
+                    && $0["status"]["currentRevision"] != $0["status"]["updateRevision"]
+            }
+            var pods = Self.members(try await c.client.list(Registry.pods, namespace: "default").items)
+            #expect(pods.values.allSatisfy { Self.image($0) == "busybox:1" })
+            #expect(try c.kubectl("delete", "pod", "web-4").ok)
+            try await c.waitFor(Registry.pods, namespace: "default", "web-4 back at busybox:2") { items in
+                let m = Self.members(items)
+                return Self.live(m[4]) && Self.image(m[4]) == "busybox:2" && Self.ready(m[4])
+            }
+            pods = Self.members(try await c.client.list(Registry.pods, namespace: "default").items)
+            #expect(Self.image(pods[3]) == "busybox:1")
+            // One pod at each revision; OnDelete never makes the update revision the current one by itself.
+            try await Self.waitForSet(c, "one updated and one current") {
+                $0["status"]["updatedReplicas"] == 1 && $0["status"]["currentReplicas"] == 1
+                    && $0["status"]["readyReplicas"] == 2
+            }
+        }
+
         @Test func scalingDownRemovesTheHighestOrdinalFirstOneAtATime() async throws {
             let c = try await Cluster(hollowNodes: 2)
             defer { Task { await c.stop() } }
             #expect(try c.kubectl("apply", "-f", "-", stdin: Self.statefulSet(replicas: 4)).ok)
             #expect(try c.kubectl("rollout", "status", "sts/web", "--timeout=60s").ok)
             let seen = Observations()
-            var out = try c.kubectl("scale", "sts/web", "--replicas=1")
+            let out = try c.kubectl("scale", "sts/web", "--replicas=1")
             #expect(out.ok, "\(out.stderr)")
             try await c.waitFor(Registry.pods, namespace: "default", "only web-0 left") { items in
                 let m = Self.members(items)
@@ -146,8 +179,9 @@ extension ControlTests {
                 return m.keys.sorted() == [0]
             }
             #expect(seen.all.isEmpty, "\(seen.all)")
-            out = try c.kubectl("get", "sts/web", "-o", "jsonpath={.status.replicas} {.spec.replicas}")
-            #expect(out.stdout == "1 1", "\(out.stdout)")
+            try await Self.waitForSet(c, "status at 1 replica") {
+                $0["status"]["replicas"] == 1 && $0["spec"]["replicas"] == 1 && $0["status"]["readyReplicas"] == 1
+            }
         }
 
         @Test func rollingUpdateWithPartitionThenHistoryAndUndo() async throws {

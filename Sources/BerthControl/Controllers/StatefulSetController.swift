@@ -61,6 +61,14 @@ struct StatefulSetController: ControlLoop {
             }
             for k in keys { Task { await queue.add(k) } }
         }
+        // A deleted claim syncs the sets that make claims in its namespace: a pending pod needs it back.
+        claims.onChange { event in
+            guard case .deleted(let claim) = event, let ns = claim.metadata.namespace else { return }
+            for set in sets.list(namespace: ns) where !set.spec.volumeClaimTemplates.isEmpty {
+                let key = set.cacheKey
+                Task { await queue.add(key) }
+            }
+        }
         pods.onChange { event in
             var keys: Set<String> = []
             var changed = [event.object]
