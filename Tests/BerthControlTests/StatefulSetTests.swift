@@ -162,6 +162,14 @@ extension ControlTests {
             }
         }
 
+        @Test func theOfficialPythonClientReadsAndScalesAStatefulSet() async throws {
+            try #require(hasPythonClient, "the kubernetes Python client is installed by scripts/api-setup.sh")
+            let c = try await Cluster(hollowNodes: 2)
+            defer { Task { await c.stop() } }
+            let out = try pythonScript("statefulset_client.py", c)
+            #expect(out.ok && out.stdout.hasSuffix("ok\n"), "\(out.stdout)\(out.stderr)")
+        }
+
         @Test func scalingDownRemovesTheHighestOrdinalFirstOneAtATime() async throws {
             let c = try await Cluster(hollowNodes: 2)
             defer { Task { await c.stop() } }
