@@ -6,8 +6,9 @@ import Testing
 @testable import BerthAPI
 @testable import BerthControl
 
-/// The StatefulSet controller on a ``FakeCluster``: adoption and release of pods, with the test standing
-/// in for the kubelet. No server, no store, no root.
+/// The StatefulSet controller (and the DaemonSet controller's revisions) on a ``FakeCluster``: adoption,
+/// release and repair of pods, minReadySeconds, claims, revision collisions, with the test standing in
+/// for the kubelet. No server, no store, no root.
 @Suite("StatefulSet controller on a fake cluster")
 struct StatefulSetFakeTests {
     let cluster = FakeCluster()
@@ -21,9 +22,9 @@ struct StatefulSetFakeTests {
             events: EventRecorder(), logger: logger, config: ControlPlaneConfig())
     }
 
-    func start() async -> Task<Void, Never> {
+    func start(_ make: (ControllerContext) -> any ControlLoop = StatefulSetController.init) async -> Task<Void, Never> {
         let (informers, events, cluster) = (context.informers, context.events, self.cluster)
-        let loop = StatefulSetController(context)
+        let loop = make(context)
         let task = Task {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await informers.run() }
@@ -194,5 +195,47 @@ struct StatefulSetFakeTests {
         try await eventually("www-web-0 made again") {
             cluster.object(CoreV1.PersistentVolumeClaim.self, namespace: "default", name: "www-web-0") != nil
         }
+    }
+
+    /// A revision of the DaemonSet's name that is someone else's: the collision count goes up and the
+    /// revision is made under the salted hash (upstream's collision handling).
+    @Test(.timeLimit(.minutes(1)))
+    func aDaemonSetRevisionNameTakenBySomeoneElseBumpsTheCollisionCount() async throws {
+        var ds = AppsV1.DaemonSet()
+        ds.metadata.name = "agent"
+        ds.metadata.namespace = "default"
+        ds.metadata.uid = UUID().uuidString.lowercased()
+        ds.spec.selector = MetaV1.LabelSelector(matchLabels: ["app": "agent"])
+        ds.spec.template.metadata.labels = ["app": "agent"]
+        ds.spec.template.spec.containers = [CoreV1.Container(name: "agent", image: "busybox:1")]
+        cluster.seed(ds)
+        let first = DaemonSetController.templateHash(ds)
+        var squatter = AppsV1.ControllerRevision()
+        squatter.metadata.name = "agent-" + first
+        squatter.metadata.namespace = "default"
+        squatter.metadata.ownerReferences = [
+            MetaV1.OwnerReference(
+                apiVersion: "apps/v1", kind: "DaemonSet", name: "other", uid: "other", controller: true)
+        ]
+        squatter.data = RawExtension(["other": "data"])
+        squatter.revision = 7
+        cluster.seed(squatter)
+        let run = await start(DaemonSetController.init)
+        defer { run.cancel() }
+        try await eventually("collisionCount 1") {
+            cluster.object(AppsV1.DaemonSet.self, namespace: "default", name: "agent")?.status.collisionCount == 1
+        }
+        let bumped = try #require(cluster.object(AppsV1.DaemonSet.self, namespace: "default", name: "agent"))
+        let second = DaemonSetController.templateHash(bumped)
+        #expect(second != first)
+        try await eventually("the revision under the salted hash") {
+            cluster.object(AppsV1.ControllerRevision.self, namespace: "default", name: "agent-" + second) != nil
+        }
+        let revision = try #require(
+            cluster.object(AppsV1.ControllerRevision.self, namespace: "default", name: "agent-" + second))
+        #expect(revision.revision == 1 && revision.controllerRef?.uid == ds.metadata.uid)
+        // The other's revision is left alone.
+        #expect(
+            cluster.object(AppsV1.ControllerRevision.self, namespace: "default", name: "agent-" + first)?.revision == 7)
     }
 }

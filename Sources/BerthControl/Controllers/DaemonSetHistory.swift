@@ -31,13 +31,17 @@ extension DaemonSetController {
         do {
             _ = try await client.create(cr)
         } catch let e as APIError where e.code == 409 {
-            // Ours, written by a sync the cache has not shown yet: fine. Anyone else's: the hash collides,
-            // which the template hash (FNV over the whole template) makes as unlikely as upstream's.
-            guard
-                let existing = try await client.get(
-                    AppsV1.ControllerRevision.self, namespace: ds.metadata.namespace, name: name),
-                existing.controllerRef?.uid == ds.metadata.uid
-            else { throw e }
+            // Ours, written by a sync the cache has not shown yet: fine. Anyone else's: the names
+            // collide, and as upstream the collision count goes up, which salts the hash (and so the
+            // revision's name and the pods' label) on the next sync.
+            let existing = try await client.get(
+                AppsV1.ControllerRevision.self, namespace: ds.metadata.namespace, name: name)
+            guard let existing else { throw e }  // gone meanwhile: the retry creates it
+            if existing.controllerRef?.uid == ds.metadata.uid { return }
+            var bumped = ds
+            bumped.status.collisionCount = (ds.status.collisionCount ?? 0) + 1
+            _ = try await client.updateStatus(bumped)
+            throw e
         }
     }
 
