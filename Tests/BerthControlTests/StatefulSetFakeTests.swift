@@ -238,4 +238,27 @@ struct StatefulSetFakeTests {
         #expect(
             cluster.object(AppsV1.ControllerRevision.self, namespace: "default", name: "agent-" + first)?.revision == 7)
     }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aStatefulSetRevisionNameTakenBySomeoneElseBumpsTheCollisionCount() async throws {
+        let set = Self.set()
+        cluster.seed(set)
+        let data = ControllerHistory.patch(set.spec.template)
+        let first = "web-" + ControllerHistory.hash(data, collisionCount: nil)
+        var squatter = AppsV1.ControllerRevision()
+        squatter.metadata.name = first
+        squatter.metadata.namespace = "default"
+        squatter.data = RawExtension(["other": "data"])
+        cluster.seed(squatter)
+        let run = await start()
+        defer { run.cancel() }
+        let second = "web-" + ControllerHistory.hash(data, collisionCount: 1)
+        try await eventually("the update revision under the salted hash") {
+            let status = cluster.object(AppsV1.StatefulSet.self, namespace: "default", name: "web")?.status
+            return status?.collisionCount == 1 && status?.updateRevision == second
+        }
+        #expect(cluster.object(AppsV1.ControllerRevision.self, namespace: "default", name: second)?.revision == 1)
+        let pod = try #require(cluster.object(CoreV1.Pod.self, namespace: "default", name: "web-0"))
+        #expect(pod.metadata.labels["controller-revision-hash"] == second)
+    }
 }
