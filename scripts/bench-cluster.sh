@@ -13,3 +13,5 @@ swift build --build-tests >/dev/null
 BERTH_BENCH_CLUSTER=1 .build/x86_64-unknown-linux-gnu/debug/BerthPackageTests.xctest --no-parallel \
   --filter "ClusterNetworkBenchmark|MultiNodeClusterTests" --testing-library swift-testing 2>&1 \
   | grep -E '^\||node failure|✘' || true
+# The ceiling of the VXLAN row: the kernel's VXLAN over a bare veth pair, no Berth.
+scripts/bench-vxlan-baseline.sh

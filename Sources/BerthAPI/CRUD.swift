@@ -62,6 +62,9 @@ extension Handler {
         }
         let errs = Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
+        // Validating admission last, as upstream orders it; refusals name the object as the request did.
+        let requestedName = input["metadata"]["name"].string ?? input["metadata"]["generateName"].string ?? ""
+        try await ResourceQuotaAdmission.admit(obj, r, name: requestedName, dryRun: dryRun, handler: self)
         let key = r.key(namespace: namespace, name: name)
         let out = try await strategy.create(obj, key: key, ctx, handler: self) {
             try await self.store(r, key: key, obj: $0, dryRun: dryRun)
@@ -269,6 +272,7 @@ extension Handler {
             + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
+        try await ResourceQuotaAdmission.admit(obj, old: cur, r, name: name, dryRun: call.dryRun, handler: self)
         if call.dryRun { return obj }
         // Finalizers all gone on an object being deleted whose grace period is over: it goes away now (and
         // the garbage collector, watching, takes its dependents). A running pod's grace period ends when its

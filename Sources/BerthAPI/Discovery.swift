@@ -2,6 +2,8 @@
 enum Discovery {
     /// Non-stored endpoints that clients look up in discovery.
     static let reviewGroup = "authorization.k8s.io"
+    /// Who the caller is (SelfSubjectReview, `kubectl auth whoami`) and whose a token is (TokenReview).
+    static let authenticationGroup = "authentication.k8s.io"
 
     static func apiVersions(serverAddress: String) -> JSON {
         [
@@ -13,11 +15,11 @@ enum Discovery {
     /// Served by the API server from the node agents (`kubectl top`), not stored.
     static let metricsGroup = "metrics.k8s.io"
 
-    static func allGroups() -> [String] { Registry.groups + [reviewGroup, metricsGroup] }
+    static func allGroups() -> [String] { Registry.groups + [authenticationGroup, reviewGroup, metricsGroup] }
 
     /// The version served of a group that is not stored.
     static func builtInVersion(_ g: String) -> String? {
-        g == reviewGroup ? "v1" : g == metricsGroup ? "v1beta1" : nil
+        g == reviewGroup || g == authenticationGroup ? "v1" : g == metricsGroup ? "v1beta1" : nil
     }
 
     static func group(_ g: String) -> JSON {
@@ -45,6 +47,19 @@ enum Discovery {
                 [
                     "name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics",
                     "verbs": ["get", "list"],
+                ],
+            ]
+        }
+        if group == authenticationGroup {
+            guard version == "v1" else { return [] }
+            return [
+                [
+                    "name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": false,
+                    "kind": "SelfSubjectReview", "verbs": ["create"],
+                ],
+                [
+                    "name": "tokenreviews", "singularName": "tokenreview", "namespaced": false, "kind": "TokenReview",
+                    "verbs": ["create"],
                 ],
             ]
         }

@@ -269,6 +269,12 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .plain)
             return try selfSubjectAccessReview(call)
         }
+        if group == Discovery.authenticationGroup, version == "v1", call.method == .post,
+            rest == ["selfsubjectreviews"] || rest == ["tokenreviews"]
+        {
+            call.render = try Rendering.negotiate(call.accept, .plain)
+            return rest == ["tokenreviews"] ? try await tokenReview(call) : try selfSubjectReview(call)
+        }
         // [namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
         var namespace: String?
         if rest.count >= 3, rest[0] == "namespaces",

@@ -293,6 +293,7 @@ extension Registry {
     public static let persistentVolumeClaims = find(group: "", version: "v1", plural: "persistentvolumeclaims")!
     public static let persistentVolumes = find(group: "", version: "v1", plural: "persistentvolumes")!
     public static let limitRanges = find(group: "", version: "v1", plural: "limitranges")!
+    public static let resourceQuotas = find(group: "", version: "v1", plural: "resourcequotas")!
     public static let priorityClasses = find(group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses")!
     public static let ingressClasses = find(group: "networking.k8s.io", version: "v1", plural: "ingressclasses")!
     public static let runtimeClasses = find(group: "node.k8s.io", version: "v1", plural: "runtimeclasses")!

@@ -21,6 +21,7 @@ extension Protobuf {
         "LimitRange": ("v1", "LimitRange"),
         "PersistentVolumeClaim": ("v1", "PersistentVolumeClaim"),
         "PersistentVolume": ("v1", "PersistentVolume"),
+        "ResourceQuota": ("v1", "ResourceQuota"),
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
@@ -33,6 +34,8 @@ extension Protobuf {
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
         "TokenRequest": ("authentication.k8s.io/v1", "authentication.TokenRequest"),
+        "TokenReview": ("authentication.k8s.io/v1", "TokenReview"),
+        "SelfSubjectReview": ("authentication.k8s.io/v1", "SelfSubjectReview"),
         "Eviction": ("policy/v1", "Eviction"),
         "PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
         "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
@@ -337,6 +340,11 @@ extension Protobuf {
           9:nodeAffinity:VolumeNodeAffinity 10:volumeAttributesClassName:s?
         PersistentVolumeStatus 1:phase:s 2:message:s 3:reason:s 4:lastPhaseTransitionTime:t
         PersistentVolume 1:metadata:ObjectMeta 2:spec:PersistentVolumeSpec 3:status:PersistentVolumeStatus
+        ScopedResourceSelectorRequirement 1:scopeName:s? 2:operator:s? 3:values:[s
+        ScopeSelector 1:matchExpressions:[ScopedResourceSelectorRequirement
+        ResourceQuotaSpec 1:hard:{q 2:scopes:[s 3:scopeSelector:ScopeSelector
+        ResourceQuotaStatus 1:hard:{q 2:used:{q
+        ResourceQuota 1:metadata:ObjectMeta 2:spec:ResourceQuotaSpec 3:status:ResourceQuotaStatus
         RollingUpdateDeployment 1:maxUnavailable:x? 2:maxSurge:x?
         DeploymentStrategy 1:type:s 2:rollingUpdate:RollingUpdateDeployment
         DeploymentSpec 1:replicas:i? 2:selector:LabelSelector 3:template:PodTemplateSpec 4:strategy:DeploymentStrategy
@@ -422,6 +430,12 @@ extension Protobuf {
         TokenRequestSpec 1:audiences:[s 4:expirationSeconds:i? 3:boundObjectRef:BoundObjectReference
         TokenRequestStatus 1:token:s? 2:expirationTimestamp:t
         authentication.TokenRequest 1:metadata:ObjectMeta 2:spec:TokenRequestSpec 3:status:TokenRequestStatus
+        TokenReviewSpec 1:token:s 2:audiences:[s
+        UserInfo 1:username:s 2:uid:s 3:groups:[s 4:extra:{[s
+        TokenReviewStatus 1:authenticated:b 2:user:UserInfo 4:audiences:[s 3:error:s
+        TokenReview 1:metadata:ObjectMeta 2:spec:TokenReviewSpec 3:status:TokenReviewStatus
+        SelfSubjectReviewStatus 1:userInfo:UserInfo
+        SelfSubjectReview 1:metadata:ObjectMeta 2:status:SelfSubjectReviewStatus
         Preconditions 1:uid:s? 2:resourceVersion:s?
         DeleteOptions 1:gracePeriodSeconds:i? 2:preconditions:Preconditions 3:orphanDependents:b? 4:propagationPolicy:s?
           5:dryRun:[s 6:ignoreStoreReadErrorWithClusterBreakingPotential:b?

@@ -77,6 +77,9 @@ public enum Registry {
             singular: "persistentvolume", namespaced: false, shortNames: ["pv"], subresources: ["status"],
             strategy: PersistentVolumeStrategy()),
         .init(
+            group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas", singular: "resourcequota",
+            namespaced: true, shortNames: ["quota"], subresources: ["status"], strategy: ResourceQuotaStrategy()),
+        .init(
             group: "", version: "v1", kind: "PodTemplate", plural: "podtemplates", singular: "podtemplate",
             namespaced: true, hasSpec: false, strategy: PodTemplateStrategy()),
         .init(

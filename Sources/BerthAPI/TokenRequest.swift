@@ -114,12 +114,13 @@ extension Handler {
     /// the issuer).
     static let apiAudiences = [BoundTokenClaims.issuer]
 
-    /// Authenticates a bound token: the signature, expiry and audience, then that the ServiceAccount and
-    /// the bound object still exist with the UIDs the token names and are not being deleted.
-    func boundServiceAccountUser(token: String) async throws -> UserInfo? {
+    /// Authenticates a bound token: the signature, expiry and audience (the server's own, or one of
+    /// `audiences` a TokenReview asks about), then that the ServiceAccount and the bound object still
+    /// exist with the UIDs the token names and are not being deleted.
+    func boundServiceAccountUser(token: String, audiences: [String] = apiAudiences) async throws -> UserInfo? {
         let now = Int64(Date().timeIntervalSince1970)
         guard
-            let claims = server.pki.serviceAccountSigner.verifyBound(token, audiences: Self.apiAudiences, now: now),
+            let claims = server.pki.serviceAccountSigner.verifyBound(token, audiences: audiences, now: now),
             let saKV = try await store.get(
                 Registry.serviceAccounts.key(namespace: claims.namespace, name: claims.serviceAccountName)),
             let sa = try? decodeStored(saKV, Registry.serviceAccounts),

@@ -1,3 +1,5 @@
+import BerthJSON
+
 /// How a node agent runs: its node's name, where its runtime is, where pods' logs and volumes go, and
 /// what it tells pods about the cluster. Defaults are the kubelet's.
 public struct AgentConfiguration: Sendable {
@@ -109,5 +111,12 @@ public struct AgentServerSettings: Sendable {
         self.certificatePEM = certificatePEM
         self.keyPEM = keyPEM
         self.clientCAPEM = clientCAPEM
+    }
+}
+
+extension AgentConfiguration {
+    /// The Node as the node's events name it (the kubelet's node reference: its UID is the node's name).
+    var nodeReference: JSON {
+        ["apiVersion": "v1", "kind": "Node", "metadata": ["name": .string(nodeName), "uid": .string(nodeName)]]
     }
 }

@@ -75,10 +75,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 configuration: configuration, sources: cluster, events: events, logger: logger),
             podNetwork: configuration.podNetworkBackend.map { backend in
                 let recorder = events.component("berth-agent")
-                let node: JSON = [
-                    "apiVersion": "v1", "kind": "Node",
-                    "metadata": ["name": .string(name), "uid": .string(name)],
-                ]
+                let node = configuration.nodeReference
                 return NodePodNetwork(
                     configuration: configuration, backend: backend, sources: cluster, logger: logger
                 ) { recorder.record(node, type: "Warning", reason: "PodNetworkFailed", message: $0) }

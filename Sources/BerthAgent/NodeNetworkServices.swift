@@ -36,11 +36,7 @@ struct NodeNetworkServices: Sendable {
             source: sources.source(
                 DiscoveryV1.EndpointSlice.self, resource: ResourceType.of(DiscoveryV1.EndpointSlice.self)),
             name: "node-endpointslices", logger: logger)
-        let node: JSON = [
-            "apiVersion": "v1", "kind": "Node",
-            // The kubelet's node reference: its UID is the node's name.
-            "metadata": ["name": .string(configuration.nodeName), "uid": .string(configuration.nodeName)],
-        ]
+        let node = configuration.nodeReference
         var proxy: ServiceProxy?
         if configuration.proxyServices {
             var settings = ServiceProxy.Configuration(nodeName: configuration.nodeName)

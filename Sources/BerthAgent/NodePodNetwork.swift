@@ -84,7 +84,7 @@ final class NodePodNetwork: Sendable {
                 if backend.usesVXLAN, let subnet = IPv4Subnet(podCIDR, strict: false) {
                     // The device's own address is its VTEP's (the pod CIDR's first): traffic the node
                     // itself sends to other nodes' pods comes from an address they route back.
-                    _ = Self.ip(["addr", "replace", "\(subnet.network)/32", "dev", PodRoutePlan.vxlanDevice])
+                    _ = IPRoute2.ip(["addr", "replace", "\(subnet.network)/32", "dev", PodRoutePlan.vxlanDevice])
                 }
                 await ready()
             } catch {
@@ -120,10 +120,12 @@ final class NodePodNetwork: Sendable {
     /// Plans the routes and makes the kernel hold exactly them; the problems found, if any.
     func applyRoutes() -> [String] {
         let peers = peers()
-        let plan = PodRoutePlan.plan(peers: peers, backend: backend) { HostLinks.isOnLink($0) }
+        // One `ip route get` per peer: the plan and the host-gw check below both ask.
+        let onLink = Set(peers.map(\.address).filter { HostLinks.isOnLink($0) })
+        let plan = PodRoutePlan.plan(peers: peers, backend: backend) { onLink.contains($0) }
         var problems: [String] = []
         if backend == .hostGW {
-            let unreachable = peers.filter { !HostLinks.isOnLink($0.address) }.map(\.name)
+            let unreachable = peers.filter { !onLink.contains($0.address) }.map(\.name)
             if !unreachable.isEmpty {
                 problems.append(
                     "host-gw cannot reach the pods of \(unreachable.joined(separator: ", ")): not on a link of this node (use --flannel-backend vxlan or auto)"
@@ -132,13 +134,14 @@ final class NodePodNetwork: Sendable {
         }
         let vxlan = backend.usesVXLAN
         let stale = plan.staleCommands(
-            routes: Self.ip(["-4", "-o", "route", "show", "proto", String(PodRoutePlan.routeProtocol)]).lines,
-            neighbours: vxlan ? Self.ip(["-4", "neigh", "show", "dev", PodRoutePlan.vxlanDevice]).lines : [],
-            fdb: vxlan ? Self.run("bridge", ["fdb", "show", "dev", PodRoutePlan.vxlanDevice]).lines : [])
+            routes: IPRoute2.ip(["-4", "-o", "route", "show", "proto", String(PodRoutePlan.routeProtocol)]).lines,
+            neighbours: vxlan ? IPRoute2.ip(["-4", "neigh", "show", "dev", PodRoutePlan.vxlanDevice]).lines : [],
+            fdb: vxlan ? IPRoute2.run("bridge", ["fdb", "show", "dev", PodRoutePlan.vxlanDevice]).lines : [])
         for (program, commands) in [
             ("ip", stale.ip + plan.ipCommands), ("bridge", stale.bridge + plan.fdbCommands),
         ] where !commands.isEmpty {
-            let result = Self.run(program, ["-force", "-batch", "-"], input: commands.joined(separator: "\n") + "\n")
+            let result = IPRoute2.run(
+                program, ["-force", "-batch", "-"], input: commands.joined(separator: "\n") + "\n")
             if !result.ok { problems.append("\(program) -batch: \(result.error)") }
         }
         return problems
@@ -152,12 +155,12 @@ final class NodePodNetwork: Sendable {
             report("no interface holds the node's address \(nodeIP): no VXLAN device for the pod network")
             return nil
         }
-        let details = Self.ip(["-d", "link", "show", device])
+        let details = IPRoute2.ip(["-d", "link", "show", device])
         if details.ok, !details.output.contains("local \(nodeIP) ") || !details.output.contains("dev \(link.name) ") {
-            _ = Self.ip(["link", "del", device])
+            _ = IPRoute2.ip(["link", "del", device])
         }
-        if !Self.ip(["link", "show", device]).ok {
-            let made = Self.ip([
+        if !IPRoute2.ip(["link", "show", device]).ok {
+            let made = IPRoute2.ip([
                 "link", "add", device, "type", "vxlan", "id", String(PodRoutePlan.vxlanID), "local", nodeIP, "dev",
                 link.name, "dstport", String(PodRoutePlan.vxlanPort), "nolearning",
             ])
@@ -166,7 +169,7 @@ final class NodePodNetwork: Sendable {
                 return nil
             }
         }
-        _ = Self.ip(["link", "set", device, "mtu", String(link.mtu - PodRoutePlan.vxlanOverhead), "up"])
+        _ = IPRoute2.ip(["link", "set", device, "mtu", String(link.mtu - PodRoutePlan.vxlanOverhead), "up"])
         guard let mac = HostLinks.link(named: device)?.mac else { return nil }
         let patch: JSON = ["metadata": ["annotations": [Self.vtepAnnotation: .string(mac)]]]
         do {
@@ -177,28 +180,6 @@ final class NodePodNetwork: Sendable {
             return nil
         }
         return mac
-    }
-
-    struct CommandResult {
-        var ok: Bool
-        var output: String
-        var error: String
-        var lines: [String] { output.split(separator: "\n").map(String.init) }
-    }
-
-    static func ip(_ arguments: [String]) -> CommandResult { run("ip", arguments) }
-
-    /// Runs iproute2's `program` (ip, bridge).
-    static func run(_ program: String, _ arguments: [String], input: String = "") -> CommandResult {
-        guard let path = ChildProcess.lookup(program, path: "/usr/sbin:/sbin:/usr/bin:/bin") else {
-            return CommandResult(ok: false, output: "", error: "\(program) (iproute2) is not installed")
-        }
-        guard
-            let result = try? ChildProcess.run(
-                path, arguments: [program] + arguments, environment: ["PATH=/usr/sbin:/sbin:/usr/bin:/bin"],
-                input: Array(input.utf8))
-        else { return CommandResult(ok: false, output: "", error: "\(program) could not be run") }
-        return CommandResult(ok: result.status.succeeded, output: result.stdoutText, error: result.stderrText)
     }
 }
 
@@ -213,7 +194,7 @@ enum HostLinks {
 
     /// The interface `address` is assigned to (`ip -4 -o addr show`).
     static func interface(holding address: String) -> Link? {
-        for line in NodePodNetwork.ip(["-4", "-o", "addr", "show"]).lines {
+        for line in IPRoute2.ip(["-4", "-o", "addr", "show"]).lines {
             // "2: eth0    inet 10.0.0.2/24 brd 10.0.0.255 scope global eth0\..."
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard fields.count > 3, let inet = fields.firstIndex(of: "inet"), inet + 1 < fields.count,
@@ -228,7 +209,7 @@ enum HostLinks {
     /// A link's MTU and MAC from netlink (`ip -o link show dev NAME`), not sysfs, which shows the
     /// network namespace of whoever mounted it rather than the agent's.
     static func link(named name: String) -> Link? {
-        let shown = NodePodNetwork.ip(["-o", "link", "show", "dev", name])
+        let shown = IPRoute2.ip(["-o", "link", "show", "dev", name])
         guard shown.ok else { return nil }
         let fields = shown.output.split(whereSeparator: { $0 == " " || $0 == "\\" || $0 == "\n" }).map(String.init)
         func after(_ key: String) -> String? {
@@ -240,7 +221,7 @@ enum HostLinks {
     /// Whether the kernel reaches `address` without a gateway (`ip route get` names no `via`), and not
     /// through our own VXLAN device.
     static func isOnLink(_ address: IPv4Address) -> Bool {
-        let route = NodePodNetwork.ip(["-4", "route", "get", address.description])
+        let route = IPRoute2.ip(["-4", "route", "get", address.description])
         return route.ok && !route.output.contains(" via ") && !route.output.contains(PodRoutePlan.vxlanDevice)
     }
 }

@@ -14,12 +14,17 @@ public enum PodNetworkBackend: String, Sendable, CaseIterable {
     /// Whether the node needs its VXLAN device.
     var usesVXLAN: Bool { self == .auto || self == .vxlan }
 
-    /// The MTU pods get on the link of `nodeIP` (nil: the node's first address): the link's less VXLAN's
-    /// 50 bytes when some of their traffic may be wrapped; nil (the kernel's default) when none is.
+    /// The MTU pods get on the link of `nodeIP` (nil: the node's first address; nil result: the kernel's
+    /// default). With `vxlan` every packet between nodes is wrapped, so pods get the link's less VXLAN's
+    /// 50 bytes, as flannel gives them. With `auto` most peers are usually on the link, so pods keep its
+    /// whole MTU and only what leaves through the VXLAN device is smaller: the device's MTU says so to
+    /// the kernel, which clamps the MSS of TCP connections through it (the pod network's mangle rule)
+    /// and sends "fragmentation needed" for other packets too big for it. Pods at 1450 everywhere cost
+    /// host-gw traffic a tenth of its throughput on a CPU-bound link (scripts/bench-cluster.sh).
     public func podMTU(nodeIP: String?) -> Int? {
         guard usesVXLAN else { return nil }
-        let address = NodeFacts.address(nodeIP: nodeIP)
-        return (HostLinks.interface(holding: address)?.mtu ?? 1500) - PodRoutePlan.vxlanOverhead
+        let mtu = HostLinks.interface(holding: NodeFacts.address(nodeIP: nodeIP))?.mtu ?? 1500
+        return self == .vxlan ? mtu - PodRoutePlan.vxlanOverhead : mtu
     }
 }
 

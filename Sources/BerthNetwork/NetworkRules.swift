@@ -40,10 +40,15 @@ enum NetworkRules {
         // A node's pod network (flannel's rules): pods reach other nodes' pods with their own address
         // and anything else masqueraded; traffic to the cluster's pods is forwarded whichever side
         // starts it (another node's pod, a NodePort's DNAT), even where FORWARD's policy drops.
+        // Pods have the link's MTU while a tunnel to some nodes has less: the MSS of connections
+        // forwarded to or from the cluster's pods is clamped to the route's MTU (a no-op on the link).
+        let clamp = ["-p", "tcp", "--tcp-flags", "SYN,RST", "SYN", "-j", "TCPMSS", "--clamp-mss-to-pmtu"]
         return [
             ("nat", "POSTROUTING", ["-s", subnet, "!", "-d", cluster, "!", "-o", bridge, "-j", "MASQUERADE"] + tag),
             ("filter", "FORWARD", ["-d", cluster, "-j", "ACCEPT"] + tag),
             ("filter", "FORWARD", ["-s", cluster, "-j", "ACCEPT"] + tag),
+            ("mangle", "FORWARD", ["-d", cluster] + clamp + tag),
+            ("mangle", "FORWARD", ["-s", cluster] + clamp + tag),
         ] + fromBridge
     }
 
@@ -55,9 +60,12 @@ enum NetworkRules {
     static func ensure(_ network: Network, markerDirectory: String) throws(NetworkError) {
         guard network.configFile == nil, network.driver == "bridge" else { return }
         let marker = "\(markerDirectory)/\(network.id)"
-        let boot = bootID()
-        if let text = try? FileSystem.readString(marker), text == boot { return }
-        for rule in rules(network) {
+        // The boot and the rules: a Berth with other rules for the network adds the ones missing.
+        let rules = rules(network)
+        let stamp = ([bootID()] + rules.map { "\($0.table) \($0.chain) \($0.spec.joined(separator: " "))" })
+            .joined(separator: "\n")
+        if let text = try? FileSystem.readString(marker), text == stamp { return }
+        for rule in rules {
             // -C first: a rule already there (another engine, a lost marker) is not added twice.
             if (try? iptables(["-t", rule.table, "-C", rule.chain] + rule.spec)) == true { continue }
             let position = rule.chain == "FORWARD" ? ["-I", rule.chain, "1"] : ["-A", rule.chain]
@@ -69,7 +77,7 @@ enum NetworkRules {
         }
         do {
             try FileSystem.makeDirectories(markerDirectory, mode: 0o700)
-            try FileSystem.writeAtomically(marker, Array(boot.utf8), mode: 0o600, durable: false)
+            try FileSystem.writeAtomically(marker, Array(stamp.utf8), mode: 0o600, durable: false)
         } catch { throw .system(error) }
     }
 

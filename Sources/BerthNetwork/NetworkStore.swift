@@ -264,34 +264,20 @@ public struct NetworkStore: Sendable {
     /// other than `gateway` and nothing attached, so a network about to use its name can put its own
     /// gateway there; one with ports still attached is left, and the caller's CNI ADD says why.
     public static func removeStaleBridge(_ name: String, gateway: String) throws(NetworkError) {
-        guard let ip = ChildProcess.lookup("ip", path: "/usr/sbin:/sbin:/usr/bin:/bin") else { return }
-        func run(_ arguments: [String]) -> String? {
-            guard
-                let output = try? ChildProcess.run(
-                    ip, arguments: ["ip"] + arguments, environment: ChildProcess.currentEnvironment),
-                output.status.succeeded
-            else { return nil }
-            return output.stdoutText
-        }
-        guard let addresses = run(["-o", "-4", "addr", "show", "dev", name]) else { return }
-        let others = addresses.split(separator: "\n").filter { !$0.contains(" inet \(gateway)/") }
-        guard !others.isEmpty, run(["-o", "link", "show", "master", name])?.isEmpty == true else { return }
+        let addresses = IPRoute2.ip(["-o", "-4", "addr", "show", "dev", name])
+        guard addresses.ok else { return }
+        let others = addresses.lines.filter { !$0.contains(" inet \(gateway)/") }
+        let ports = IPRoute2.ip(["-o", "link", "show", "master", name])
+        guard !others.isEmpty, ports.ok, ports.output.isEmpty else { return }
         try deleteLink(name)
     }
 
     /// Deletes a network device if it exists (`ip link delete`); a missing one is not an error.
     static func deleteLink(_ name: String) throws(NetworkError) {
         guard FileSystem.exists("/sys/class/net/\(name)") else { return }
-        guard let ip = ChildProcess.lookup("ip", path: "/usr/sbin:/sbin:/usr/bin:/bin") else {
-            throw .system(SystemCallError(call: "posix_spawn", errno: ENOENT, subject: "ip"))
-        }
-        let output: ChildProcess.Output
-        do {
-            output = try ChildProcess.run(
-                ip, arguments: ["ip", "link", "delete", name], environment: ChildProcess.currentEnvironment)
-        } catch { throw .system(error) }
-        if !output.status.succeeded && FileSystem.exists("/sys/class/net/\(name)") {
-            throw .invalidConfiguration(source: "ip link delete \(name)", reason: output.stderrText.trimmingWhitespace)
+        let deleted = IPRoute2.ip(["link", "delete", name])
+        if !deleted.ok && FileSystem.exists("/sys/class/net/\(name)") {
+            throw .invalidConfiguration(source: "ip link delete \(name)", reason: deleted.error.trimmingWhitespace)
         }
     }
 }

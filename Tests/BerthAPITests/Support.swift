@@ -100,6 +100,9 @@ final class TestServer: @unchecked Sendable {
     }
 
     func kubectl(_ args: String..., stdin: String? = nil, env: [String: String] = [:]) throws -> Output {
+        try kubectlArgs(args, stdin: stdin, env: env)
+    }
+    func kubectlArgs(_ args: [String], stdin: String? = nil, env: [String: String] = [:]) throws -> Output {
         try run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig] + args, env: env, stdin: stdin)
     }
     /// curl with the admin token; returns (HTTP code, body).

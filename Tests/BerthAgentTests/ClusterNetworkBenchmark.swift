@@ -81,7 +81,8 @@ struct ClusterNetworkBenchmark {
                 let run = try ChildProcess.run(
                     "/usr/bin/env",
                     arguments: ["env"]
-                        + command(from, inPod: pods, ["iperf3", "-c", address, "-p", "5201", "-t", "5", "-J"]),
+                        + command(
+                            from, inPod: pods, ["iperf3", "-c", address, "-p", "5201", "-t", "5", "-J"]),
                     environment: cluster.environment)
                 output = run.stdoutText
                 // iperf3 -J may exit 0 with {"error": …}: only an answer without one is a result.
@@ -96,7 +97,7 @@ struct ClusterNetworkBenchmark {
                 "node \(from) → \(address) on node \(to): \(json?["error"] ?? output.prefix(500))")
             return bits / 1e9
         }
-        /// The median of three runs, the paths taking turns (a slow second on this shared machine
+        /// The median of five runs, the paths taking turns (a slow second on this shared machine
         /// lands on one run of each, not on one path).
         var samples: [String: [Double]] = [:]
         let paths: [(String, Int, String, Bool)] = [
@@ -104,7 +105,7 @@ struct ClusterNetworkBenchmark {
             ("service", 1, clusterIP, true), ("nodeRouted", 2, cluster.nodes[2].address, false),
             ("podVXLAN", 2, try podIP("tnode-2"), true),
         ]
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             for (name, to, address, pods) in paths {
                 samples[name, default: []].append(try throughput(from: 0, to: to, address: address, pods: pods))
             }
@@ -117,7 +118,7 @@ struct ClusterNetworkBenchmark {
         }
         print(
             """
-            | path (iperf3, one TCP stream, median of three 5 s runs) | throughput | ratio |
+            | path (iperf3, one TCP stream, median of five 5 s runs) | throughput | ratio |
             |---|---|---|
             | node → node, shared LAN | \(String(format: "%.2f", nodeLAN)) Gbit/s | |
             \(row("pod → pod on another node, host-gw", podLAN, nodeLAN, "node → node"))

@@ -91,6 +91,23 @@ import Testing
         #expect(NetworkRules.rules(closed)[0].spec.prefix(4) == ["-i", "br-cdcdcdcdcdcd", "-o", "br-cdcdcdcdcdcd"])
     }
 
+    @Test func aPodNetworksRulesKeepClusterTrafficUnNATedAndClampItsMSS() {
+        let pods = Network(
+            name: "berth-pods", id: String(repeating: "ab", count: 32), driver: "bridge", subnet: "10.42.1.0/24",
+            gateway: "10.42.1.1", bridge: "berth-pods", created: "", clusterCIDR: "10.42.0.0/16")
+        let rules = NetworkRules.rules(pods)
+        // Masquerade only what leaves the cluster's range.
+        #expect(
+            rules[0].table == "nat"
+                && rules[0].spec.prefix(6) == ["-s", "10.42.1.0/24", "!", "-d", "10.42.0.0/16", "!"])
+        // Pods at the link's MTU, a tunnel with less: SYNs to and from the cluster's pods get the
+        // route's MSS, in the mangle table, whichever way the connection goes.
+        let clamps = rules.filter { $0.spec.contains("--clamp-mss-to-pmtu") }
+        #expect(clamps.map(\.table) == ["mangle", "mangle"])
+        #expect(clamps.map { Array($0.spec.prefix(2)) } == [["-d", "10.42.0.0/16"], ["-s", "10.42.0.0/16"]])
+        #expect(clamps.allSatisfy { $0.spec.contains("SYN,RST") && $0.chain == "FORWARD" })
+    }
+
     @Test func anAttachmentRunsPortmapAndTuningOnlyForWhatItAsks() {
         var network = Network(
             name: "pods", id: String(repeating: "ef", count: 32), driver: "bridge", subnet: "10.90.5.0/24",

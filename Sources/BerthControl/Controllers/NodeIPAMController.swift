@@ -93,8 +93,8 @@ struct NodeIPAMController: ControlLoop {
 final class PodCIDRBlocks: Sendable {
     let cluster: IPv4Subnet
     let maskSize: Int
-    private let taken = Mutex(Set<UInt32>())
-    private let next = Mutex<UInt32>(0)
+    /// The block indexes given out, and where the next search starts.
+    private let state = Mutex<(taken: Set<UInt32>, next: UInt32)>(([], 0))
 
     /// nil when `clusterCIDR` is not an IPv4 CIDR or `maskSize` does not fit in it.
     init?(clusterCIDR: String, maskSize: Int) {
@@ -122,28 +122,26 @@ final class PodCIDRBlocks: Sendable {
     /// The next free block (round robin from the last one given, as upstream's allocator), or nil.
     func allocate() -> String? {
         let total = count
-        return taken.withLock { taken -> String? in
-            next.withLock { start -> String? in
-                for step in 0..<total {
-                    let candidate = (start &+ step) % total
-                    if !taken.contains(candidate) {
-                        taken.insert(candidate)
-                        start = (candidate + 1) % total
-                        return block(candidate)
-                    }
+        return state.withLock { state -> String? in
+            for step in 0..<total {
+                let candidate = (state.next &+ step) % total
+                if !state.taken.contains(candidate) {
+                    state.taken.insert(candidate)
+                    state.next = (candidate + 1) % total
+                    return block(candidate)
                 }
-                return nil
             }
+            return nil
         }
     }
 
     func markTaken(_ cidrs: [String]) {
         let indexes = cidrs.compactMap(index(of:))
-        taken.withLock { $0.formUnion(indexes) }
+        state.withLock { $0.taken.formUnion(indexes) }
     }
 
     func release(_ cidrs: [String]) {
         let indexes = cidrs.compactMap(index(of:))
-        taken.withLock { $0.subtract(indexes) }
+        state.withLock { $0.taken.subtract(indexes) }
     }
 }

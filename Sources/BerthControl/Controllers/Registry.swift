@@ -18,6 +18,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(CronJobController(ctx))
     loops.append(TTLAfterFinishedController(ctx))
     loops.append(ServiceLoadBalancerController(ctx))
+    loops.append(ResourceQuotaController(ctx))
     if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }

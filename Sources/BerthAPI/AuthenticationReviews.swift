@@ -1,0 +1,68 @@
+import Hummingbird
+
+/// authentication.k8s.io/v1's two reviews, which are answered rather than stored:
+///
+/// - SelfSubjectReview (`kubectl auth whoami`): the caller's own identity as the server authenticated it,
+///   for any authenticated caller;
+/// - TokenReview: whose a bearer token is (a static token, a legacy service-account token, a bound
+///   one for the server's or the asked audiences), as webhooks and aggregated servers ask the API server.
+///   Upstream grants it through the system:auth-delegator role; without RBAC here, to admins only.
+extension Handler {
+    func selfSubjectReview(_ call: Call) throws -> Response {
+        var review: JSON
+        do { review = try bodyJSON(call, kind: "SelfSubjectReview") } catch let e as JSONParseError {
+            throw APIError.badRequest("\(e)")
+        }
+        review["kind"] = "SelfSubjectReview"
+        review["apiVersion"] = "authentication.k8s.io/v1"
+        if review["metadata"].isNull { review["metadata"] = ["creationTimestamp": .null] }
+        review["status"] = ["userInfo": Self.userInfoJSON(call.user)]
+        return reply(call, review, status: 201)
+    }
+
+    func tokenReview(_ call: Call) async throws -> Response {
+        guard call.user.isAdmin else {
+            throw APIError.forbidden(
+                "tokenreviews.authentication.k8s.io is forbidden: User \"\(call.user.name)\" cannot create resource \"tokenreviews\" in API group \"authentication.k8s.io\" at the cluster scope"
+            )
+        }
+        var review: JSON
+        do { review = try bodyJSON(call, kind: "TokenReview") } catch let e as JSONParseError {
+            throw APIError.badRequest("\(e)")
+        }
+        guard let token = review["spec"]["token"].string, !token.isEmpty else {
+            throw APIError.invalid(
+                ResourceType(
+                    group: Discovery.authenticationGroup, version: "v1", kind: "TokenReview", plural: "tokenreviews",
+                    singular: "tokenreview", namespaced: false),
+                "", [.init("spec.token", "FieldValueRequired", "Required value")])
+        }
+        review["kind"] = "TokenReview"
+        review["apiVersion"] = "authentication.k8s.io/v1"
+        if review["metadata"].isNull { review["metadata"] = ["creationTimestamp": .null] }
+        // The audiences asked, else the server's own; a bound token must be for one of them.
+        var audiences = (review["spec"]["audiences"].array ?? []).compactMap(\.string)
+        if audiences.isEmpty { audiences = Self.apiAudiences }
+        var user: UserInfo?
+        if let known = server.tokens.tokens[token] {
+            user = known
+        } else if let legacy = try await serviceAccountUser(token: token) {
+            user = legacy
+        } else if let bound = try await boundServiceAccountUser(token: token, audiences: audiences) {
+            user = bound
+        }
+        if let user {
+            review["status"] = [
+                "authenticated": true, "user": Self.userInfoJSON(user),
+                "audiences": .array(audiences.map { .string($0) }),
+            ]
+        } else {
+            review["status"] = ["user": [:], "error": "invalid bearer token"]
+        }
+        return reply(call, review, status: 201)
+    }
+
+    static func userInfoJSON(_ user: UserInfo) -> JSON {
+        ["username": .string(user.name), "groups": .array(user.groups.map { .string($0) })]
+    }
+}
