@@ -290,6 +290,8 @@ extension Registry {
     public static let secrets = find(group: "", version: "v1", plural: "secrets")!
     public static let serviceAccounts = find(group: "", version: "v1", plural: "serviceaccounts")!
     public static let podDisruptionBudgets = find(group: "policy", version: "v1", plural: "poddisruptionbudgets")!
+    public static let persistentVolumeClaims = find(group: "", version: "v1", plural: "persistentvolumeclaims")!
+    public static let persistentVolumes = find(group: "", version: "v1", plural: "persistentvolumes")!
     public static let limitRanges = find(group: "", version: "v1", plural: "limitranges")!
     public static let resourceQuotas = find(group: "", version: "v1", plural: "resourcequotas")!
     public static let priorityClasses = find(group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses")!
@@ -298,6 +300,8 @@ extension Registry {
     public static let deployments = find(group: "apps", version: "v1", plural: "deployments")!
     public static let replicaSets = find(group: "apps", version: "v1", plural: "replicasets")!
     public static let daemonSets = find(group: "apps", version: "v1", plural: "daemonsets")!
+    public static let statefulSets = find(group: "apps", version: "v1", plural: "statefulsets")!
+    public static let controllerRevisions = find(group: "apps", version: "v1", plural: "controllerrevisions")!
     public static let endpointSlices = find(group: "discovery.k8s.io", version: "v1", plural: "endpointslices")!
     public static let leases = find(group: "coordination.k8s.io", version: "v1", plural: "leases")!
 }

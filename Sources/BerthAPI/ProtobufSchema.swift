@@ -19,10 +19,14 @@ extension Protobuf {
         "Binding": ("v1", "Binding"),
         "PodTemplate": ("v1", "PodTemplate"),
         "LimitRange": ("v1", "LimitRange"),
+        "PersistentVolumeClaim": ("v1", "PersistentVolumeClaim"),
+        "PersistentVolume": ("v1", "PersistentVolume"),
         "ResourceQuota": ("v1", "ResourceQuota"),
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
+        "StatefulSet": ("apps/v1", "StatefulSet"),
+        "ControllerRevision": ("apps/v1", "ControllerRevision"),
         "Job": ("batch/v1", "Job"),
         "CronJob": ("batch/v1", "CronJob"),
         "Scale": ("autoscaling/v1", "Scale"),
@@ -295,6 +299,47 @@ extension Protobuf {
         LimitRangeItem 1:type:s? 2:max:{q 3:min:{q 4:default:{q 5:defaultRequest:{q 6:maxLimitRequestRatio:{q
         LimitRangeSpec 1:limits:[LimitRangeItem
         LimitRange 1:metadata:ObjectMeta 2:spec:LimitRangeSpec
+        PersistentVolumeClaimCondition 1:type:s? 2:status:s? 3:lastProbeTime:t 4:lastTransitionTime:t 5:reason:s 6:message:s
+        ModifyVolumeStatus 1:targetVolumeAttributesClassName:s 2:status:s?
+        PersistentVolumeClaimStatus 1:phase:s 2:accessModes:[s 3:capacity:{q 4:conditions:[PersistentVolumeClaimCondition
+          5:allocatedResources:{q 7:allocatedResourceStatuses:{s 8:currentVolumeAttributesClassName:s?
+          9:modifyVolumeStatus:ModifyVolumeStatus
+        PersistentVolumeClaim 1:metadata:ObjectMeta 2:spec:PersistentVolumeClaimSpec 3:status:PersistentVolumeClaimStatus
+        GlusterfsPersistentVolumeSource 1:endpoints:s? 2:path:s? 3:readOnly:b 4:endpointsNamespace:s?
+        SecretReference 1:name:s 2:namespace:s
+        RBDPersistentVolumeSource 1:monitors:[s 2:image:s? 3:fsType:s 4:pool:s 5:user:s 6:keyring:s
+          7:secretRef:SecretReference 8:readOnly:b
+        ISCSIPersistentVolumeSource 1:targetPortal:s? 2:iqn:s? 3:lun:i? 4:iscsiInterface:s 5:fsType:s 6:readOnly:b
+          7:portals:[s 8:chapAuthDiscovery:b 11:chapAuthSession:b 10:secretRef:SecretReference 12:initiatorName:s?
+        CinderPersistentVolumeSource 1:volumeID:s? 2:fsType:s 3:readOnly:b 4:secretRef:SecretReference
+        CephFSPersistentVolumeSource 1:monitors:[s 2:path:s 3:user:s 4:secretFile:s 5:secretRef:SecretReference 6:readOnly:b
+        FlexPersistentVolumeSource 1:driver:s? 2:fsType:s 3:secretRef:SecretReference 4:readOnly:b 5:options:{s
+        AzureFilePersistentVolumeSource 1:secretName:s? 2:shareName:s? 3:readOnly:b 4:secretNamespace:s?
+        ScaleIOPersistentVolumeSource 1:gateway:s? 2:system:s? 3:secretRef:SecretReference 4:sslEnabled:b
+          5:protectionDomain:s 6:storagePool:s 7:storageMode:s 8:volumeName:s 9:fsType:s 10:readOnly:b
+        LocalVolumeSource 1:path:s? 2:fsType:s?
+        StorageOSPersistentVolumeSource 1:volumeName:s 2:volumeNamespace:s 3:fsType:s 4:readOnly:b
+          5:secretRef:ObjectReference
+        CSIPersistentVolumeSource 1:driver:s? 2:volumeHandle:s? 3:readOnly:b 4:fsType:s 5:volumeAttributes:{s
+          6:controllerPublishSecretRef:SecretReference 7:nodeStageSecretRef:SecretReference
+          8:nodePublishSecretRef:SecretReference 9:controllerExpandSecretRef:SecretReference
+          10:nodeExpandSecretRef:SecretReference
+        PersistentVolumeSource 1:gcePersistentDisk:GCEPersistentDiskVolumeSource
+          2:awsElasticBlockStore:AWSElasticBlockStoreVolumeSource 3:hostPath:HostPathVolumeSource
+          4:glusterfs:GlusterfsPersistentVolumeSource 5:nfs:NFSVolumeSource 6:rbd:RBDPersistentVolumeSource
+          7:iscsi:ISCSIPersistentVolumeSource 8:cinder:CinderPersistentVolumeSource 9:cephfs:CephFSPersistentVolumeSource
+          10:fc:FCVolumeSource 11:flocker:FlockerVolumeSource 12:flexVolume:FlexPersistentVolumeSource
+          13:azureFile:AzureFilePersistentVolumeSource 14:vsphereVolume:VsphereVirtualDiskVolumeSource
+          15:quobyte:QuobyteVolumeSource 16:azureDisk:AzureDiskVolumeSource
+          17:photonPersistentDisk:PhotonPersistentDiskVolumeSource 18:portworxVolume:PortworxVolumeSource
+          19:scaleIO:ScaleIOPersistentVolumeSource 20:local:LocalVolumeSource 21:storageos:StorageOSPersistentVolumeSource
+          22:csi:CSIPersistentVolumeSource
+        VolumeNodeAffinity 1:required:NodeSelector
+        PersistentVolumeSpec 1:capacity:{q 2:-:PersistentVolumeSource 3:accessModes:[s 4:claimRef:ObjectReference
+          5:persistentVolumeReclaimPolicy:s 6:storageClassName:s 7:mountOptions:[s 8:volumeMode:s?
+          9:nodeAffinity:VolumeNodeAffinity 10:volumeAttributesClassName:s?
+        PersistentVolumeStatus 1:phase:s 2:message:s 3:reason:s 4:lastPhaseTransitionTime:t
+        PersistentVolume 1:metadata:ObjectMeta 2:spec:PersistentVolumeSpec 3:status:PersistentVolumeStatus
         ScopedResourceSelectorRequirement 1:scopeName:s? 2:operator:s? 3:values:[s
         ScopeSelector 1:matchExpressions:[ScopedResourceSelectorRequirement
         ResourceQuotaSpec 1:hard:{q 2:scopes:[s 3:scopeSelector:ScopeSelector
@@ -322,6 +367,21 @@ extension Protobuf {
           5:observedGeneration:i 6:updatedNumberScheduled:i 7:numberAvailable:i 8:numberUnavailable:i 9:collisionCount:i?
           10:conditions:[DaemonSetCondition
         DaemonSet 1:metadata:ObjectMeta 2:spec:DaemonSetSpec 3:status:DaemonSetStatus
+        RollingUpdateStatefulSetStrategy 1:partition:i? 2:maxUnavailable:x?
+        StatefulSetUpdateStrategy 1:type:s 2:rollingUpdate:RollingUpdateStatefulSetStrategy
+        StatefulSetPersistentVolumeClaimRetentionPolicy 1:whenDeleted:s 2:whenScaled:s
+        StatefulSetOrdinals 1:start:i?
+        StatefulSetSpec 1:replicas:i? 2:selector:LabelSelector 3:template:PodTemplateSpec
+          4:volumeClaimTemplates:[PersistentVolumeClaim 5:serviceName:s? 6:podManagementPolicy:s
+          7:updateStrategy:StatefulSetUpdateStrategy 8:revisionHistoryLimit:i? 9:minReadySeconds:i
+          10:persistentVolumeClaimRetentionPolicy:StatefulSetPersistentVolumeClaimRetentionPolicy
+          11:ordinals:StatefulSetOrdinals
+        StatefulSetCondition 1:type:s? 2:status:s? 3:lastTransitionTime:t 4:reason:s 5:message:s
+        StatefulSetStatus 1:observedGeneration:i 2:replicas:i? 3:readyReplicas:i 4:currentReplicas:i 5:updatedReplicas:i
+          6:currentRevision:s 7:updateRevision:s 9:collisionCount:i? 10:conditions:[StatefulSetCondition
+          11:availableReplicas:i?
+        StatefulSet 1:metadata:ObjectMeta 2:spec:StatefulSetSpec 3:status:StatefulSetStatus
+        ControllerRevision 1:metadata:ObjectMeta 2:data:j 3:revision:i?
         PodFailurePolicyOnExitCodesRequirement 1:containerName:s? 2:operator:s? 3:values:[i
         PodFailurePolicyOnPodConditionsPattern 1:type:s? 2:status:s?
         PodFailurePolicyRule 1:action:s? 2:onExitCodes:PodFailurePolicyOnExitCodesRequirement
@@ -425,39 +485,6 @@ extension Protobuf {
         CSINode 1:metadata:ObjectMeta 2:spec:CSINodeSpec
         CSIStorageCapacity 1:metadata:ObjectMeta 2:nodeTopology:LabelSelector 3:storageClassName:s? 4:capacity:q?
           5:maximumVolumeSize:q?
-        GlusterfsPersistentVolumeSource 1:endpoints:s? 2:path:s? 3:readOnly:b 4:endpointsNamespace:s?
-        SecretReference 1:name:s 2:namespace:s
-        RBDPersistentVolumeSource 1:monitors:[s 2:image:s? 3:fsType:s 4:pool:s 5:user:s 6:keyring:s
-          7:secretRef:SecretReference 8:readOnly:b
-        ISCSIPersistentVolumeSource 1:targetPortal:s? 2:iqn:s? 3:lun:i? 4:iscsiInterface:s 5:fsType:s 6:readOnly:b
-          7:portals:[s 8:chapAuthDiscovery:b 11:chapAuthSession:b 10:secretRef:SecretReference 12:initiatorName:s?
-        CinderPersistentVolumeSource 1:volumeID:s? 2:fsType:s 3:readOnly:b 4:secretRef:SecretReference
-        CephFSPersistentVolumeSource 1:monitors:[s 2:path:s 3:user:s 4:secretFile:s 5:secretRef:SecretReference 6:readOnly:b
-        FlexPersistentVolumeSource 1:driver:s? 2:fsType:s 3:secretRef:SecretReference 4:readOnly:b 5:options:{s
-        AzureFilePersistentVolumeSource 1:secretName:s? 2:shareName:s? 3:readOnly:b 4:secretNamespace:s?
-        ScaleIOPersistentVolumeSource 1:gateway:s? 2:system:s? 3:secretRef:SecretReference 4:sslEnabled:b
-          5:protectionDomain:s 6:storagePool:s 7:storageMode:s 8:volumeName:s 9:fsType:s 10:readOnly:b
-        LocalVolumeSource 1:path:s? 2:fsType:s?
-        StorageOSPersistentVolumeSource 1:volumeName:s 2:volumeNamespace:s 3:fsType:s 4:readOnly:b
-          5:secretRef:ObjectReference
-        CSIPersistentVolumeSource 1:driver:s? 2:volumeHandle:s? 3:readOnly:b 4:fsType:s 5:volumeAttributes:{s
-          6:controllerPublishSecretRef:SecretReference 7:nodeStageSecretRef:SecretReference
-          8:nodePublishSecretRef:SecretReference 9:controllerExpandSecretRef:SecretReference
-          10:nodeExpandSecretRef:SecretReference
-        PersistentVolumeSource 1:gcePersistentDisk:GCEPersistentDiskVolumeSource
-          2:awsElasticBlockStore:AWSElasticBlockStoreVolumeSource 3:hostPath:HostPathVolumeSource
-          4:glusterfs:GlusterfsPersistentVolumeSource 5:nfs:NFSVolumeSource 6:rbd:RBDPersistentVolumeSource
-          7:iscsi:ISCSIPersistentVolumeSource 8:cinder:CinderPersistentVolumeSource 9:cephfs:CephFSPersistentVolumeSource
-          10:fc:FCVolumeSource 11:flocker:FlockerVolumeSource 12:flexVolume:FlexPersistentVolumeSource
-          13:azureFile:AzureFilePersistentVolumeSource 14:vsphereVolume:VsphereVirtualDiskVolumeSource
-          15:quobyte:QuobyteVolumeSource 16:azureDisk:AzureDiskVolumeSource
-          17:photonPersistentDisk:PhotonPersistentDiskVolumeSource 18:portworxVolume:PortworxVolumeSource
-          19:scaleIO:ScaleIOPersistentVolumeSource 20:local:LocalVolumeSource 21:storageos:StorageOSPersistentVolumeSource
-          22:csi:CSIPersistentVolumeSource
-        VolumeNodeAffinity 1:required:NodeSelector
-        PersistentVolumeSpec 1:capacity:{q 2:-:PersistentVolumeSource 3:accessModes:[s 4:claimRef:ObjectReference
-          5:persistentVolumeReclaimPolicy:s 6:storageClassName:s 7:mountOptions:[s 8:volumeMode:s?
-          9:nodeAffinity:VolumeNodeAffinity 10:volumeAttributesClassName:s?
         VolumeAttachmentSource 1:persistentVolumeName:s? 2:inlineVolumeSpec:PersistentVolumeSpec
         VolumeAttachmentSpec 1:attacher:s? 2:source:VolumeAttachmentSource 3:nodeName:s?
         VolumeError 1:time:t 2:message:s

@@ -69,6 +69,14 @@ public enum Registry {
             group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
             namespaced: true, shortNames: ["limits"], strategy: LimitRangeStrategy()),
         .init(
+            group: "", version: "v1", kind: "PersistentVolumeClaim", plural: "persistentvolumeclaims",
+            singular: "persistentvolumeclaim", namespaced: true, shortNames: ["pvc"], subresources: ["status"],
+            strategy: PersistentVolumeClaimStrategy()),
+        .init(
+            group: "", version: "v1", kind: "PersistentVolume", plural: "persistentvolumes",
+            singular: "persistentvolume", namespaced: false, shortNames: ["pv"], subresources: ["status"],
+            strategy: PersistentVolumeStrategy()),
+        .init(
             group: "", version: "v1", kind: "ResourceQuota", plural: "resourcequotas", singular: "resourcequota",
             namespaced: true, shortNames: ["quota"], subresources: ["status"], strategy: ResourceQuotaStrategy()),
         .init(
@@ -87,6 +95,14 @@ public enum Registry {
             group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", singular: "daemonset",
             namespaced: true,
             shortNames: ["ds"], categories: ["all"], subresources: ["status"], strategy: DaemonSetStrategy()),
+        .init(
+            group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets", singular: "statefulset",
+            namespaced: true,
+            shortNames: ["sts"], categories: ["all"], subresources: ["status", "scale"],
+            strategy: StatefulSetStrategy()),
+        .init(
+            group: "apps", version: "v1", kind: "ControllerRevision", plural: "controllerrevisions",
+            singular: "controllerrevision", namespaced: true, hasSpec: false, strategy: ControllerRevisionStrategy()),
         .init(
             group: "batch", version: "v1", kind: "Job", plural: "jobs", singular: "job", namespaced: true,
             categories: ["all"], subresources: ["status"], strategy: JobStrategy()),

@@ -192,6 +192,36 @@ extension APITests {
                 ])
         }
 
+        /// A ControllerRevision's data is a RawExtension: its raw JSON bytes in field 1, as FieldsV1's.
+        @Test func decodesStatefulSetsAndControllerRevisions() throws {
+            let cr = ProtoWriter.envelope("apps/v1", "ControllerRevision") { o in
+                o.message(1) { $0.string(1, "web-abc") }
+                o.message(2) { $0.bytes(1, Array(#"{"spec":{"template":{"$patch":"replace"}}}"#.utf8)) }
+                o.int(3, 2)
+            }
+            let revision = try Protobuf.decodeObject(cr, kind: "ControllerRevision")
+            #expect(revision["data"] == ["spec": ["template": ["$patch": "replace"]]])
+            #expect(revision["revision"] == 2 && revision["metadata"]["name"] == "web-abc")
+
+            let sts = ProtoWriter.envelope("apps/v1", "StatefulSet") { o in
+                o.message(1) { $0.string(1, "web") }
+                o.message(2) { s in
+                    s.int(1, 3)
+                    s.string(5, "web")
+                    s.string(6, "Parallel")
+                    s.message(7) { u in
+                        u.string(1, "RollingUpdate")
+                        u.message(2) { $0.int(1, 0) }  // partition 0 is a pointer: kept
+                    }
+                    s.message(11) { $0.int(1, 5) }
+                }
+            }
+            let set = try Protobuf.decodeObject(sts, kind: "StatefulSet")
+            #expect(set["spec"]["replicas"] == 3 && set["spec"]["serviceName"] == "web")
+            #expect(set["spec"]["podManagementPolicy"] == "Parallel" && set["spec"]["ordinals"]["start"] == 5)
+            #expect(set["spec"]["updateStrategy"] == ["type": "RollingUpdate", "rollingUpdate": ["partition": 0]])
+        }
+
         @Test func malformedBodiesAreBadRequests() throws {
             func failure(_ b: [UInt8], kind: String = "ConfigMap") -> APIError? {
                 do { _ = try Protobuf.decodeObject(b, kind: kind); return nil } catch { return error as? APIError }

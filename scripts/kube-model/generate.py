@@ -380,9 +380,11 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("ServiceAccount", "v1", "core/v1"), ("Service", "v1", "core/v1"), ("Pod", "v1", "core/v1"),
                   ("Endpoints", "v1", "core/v1"), ("Event", "v1", "core/v1"), ("Node", "v1", "core/v1"),
                   ("Binding", "v1", "core/v1"), ("PodTemplate", "v1", "core/v1"), ("LimitRange", "v1", "core/v1"),
+                  ("PersistentVolumeClaim", "v1", "core/v1"), ("PersistentVolume", "v1", "core/v1"),
                   ("ResourceQuota", "v1", "core/v1"),
                   ("Deployment", "apps/v1", "apps/v1"),
                   ("ReplicaSet", "apps/v1", "apps/v1"), ("DaemonSet", "apps/v1", "apps/v1"),
+                  ("StatefulSet", "apps/v1", "apps/v1"), ("ControllerRevision", "apps/v1", "apps/v1"),
                   ("Job", "batch/v1", "batch/v1"), ("CronJob", "batch/v1", "batch/v1"),
                   ("Scale", "autoscaling/v1", "autoscaling/v1"), ("Lease", "coordination.k8s.io/v1", "coordination/v1"),
                   ("EndpointSlice", "discovery.k8s.io/v1", "discovery/v1"),
@@ -402,7 +404,7 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("VolumeAttachment", "storage.k8s.io/v1", "storage/v1"),
                   ("RuntimeClass", "node.k8s.io/v1", "node/v1"), ("DeleteOptions", None, "meta/v1")]
 PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64": "f", "bytes": "y", "Time": "t",
-               "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "Quantity": "q", "IntOrString": "x"}
+               "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "RawExtension": "j", "Quantity": "q", "IntOrString": "x"}
 
 
 def type_code(model, t, codes, struct_code, table):

@@ -15,7 +15,8 @@ import Logging
 /// RollingUpdate replaces pods whose `controller-revision-hash` label differs from the template's hash,
 /// keeping at most maxUnavailable daemon pods unavailable — or, with maxSurge, starting the new pod beside
 /// the old one on up to maxSurge nodes and removing the old one once the new one is available; OnDelete
-/// leaves old pods alone.
+/// leaves old pods alone. Each template is kept as a ControllerRevision (DaemonSetHistory.swift), so
+/// `kubectl rollout history` and `rollout undo` work.
 ///
 /// The informer cache lags behind the controller's own writes, so after creating or deleting pods a
 /// DaemonSet waits until the cache shows those changes before deciding again (upstream's
@@ -30,6 +31,7 @@ struct DaemonSetController: ControlLoop {
     let daemonSets: Informer<DaemonSet>
     let pods: Informer<Pod>
     let nodes: Informer<CoreV1.Node>
+    let revisions: Informer<AppsV1.ControllerRevision>
     let events: ComponentRecorder
     let logger: Logger
     let workers: Int
@@ -50,6 +52,8 @@ struct DaemonSetController: ControlLoop {
         daemonSets = ctx.informers.informer(DaemonSet.self)
         pods = ctx.informers.informer(Pod.self)
         nodes = ctx.informers.informer(CoreV1.Node.self)
+        revisions = ctx.informers.informer(AppsV1.ControllerRevision.self)
+        revisions.addIndex(Self.revisionOwnerIndex) { $0.controllerUIDs }
         // The index the ReplicaSet and Deployment controllers keep too (UIDs are unique, so a DaemonSet's
         // UID finds exactly its pods): one index maintained on every pod event, not two.
         pods.addIndex(Self.ownerIndex) { $0.controllerUIDs }
@@ -68,6 +72,17 @@ struct DaemonSetController: ControlLoop {
                 if let k = Self.ownerKey(new) { keys.insert(k) }
             }
             for k in keys { Task { await queue.add(k) } }
+        }
+        // A revision adopted, released or renumbered syncs its DaemonSet again.
+        revisions.onChange { event in
+            if let key = ControllerHistory.ownerKey(event.object, kind: "DaemonSet") {
+                Task { await queue.add(key) }
+            } else if event.object.controllerRef == nil, let ns = event.object.metadata.namespace {
+                for ds in daemonSets.list(namespace: ns) {
+                    let key = ds.cacheKey
+                    Task { await queue.add(key) }
+                }
+            }
         }
         // Heartbeats are most node updates: only what decides placement is worth a resync of every DaemonSet.
         nodes.onChange { event in
@@ -121,6 +136,10 @@ struct DaemonSetController: ControlLoop {
         // Normally the pod events that meet the expectations requeue the DaemonSet; this is a safety net.
         if !expectationsMet { recheck = 1 }
         if !ds.isTerminating && expectationsMet {
+            if try await ControllerHistory.claim(ds, selector: selector, revisions: revisions, client: client) {
+                return  // the adopted revisions' events sync it again
+            }
+            try await constructHistory(ds, hash: hash)
             var creates: [String] = []
             var deletes: [Pod] = []
             let surges = Self.maxSurge(ds, desired: nodeList.count) > 0
@@ -169,6 +188,7 @@ struct DaemonSetController: ControlLoop {
                 }
             }
             try await apply(ds, key: key, template: template, creates: creates, deletes: deletes)
+            try await cleanupHistory(ds, hash: hash, pods: byNode.values.flatMap { $0 })
         }
         recheck = [
             recheck,

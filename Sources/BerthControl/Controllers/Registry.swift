@@ -12,6 +12,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(EndpointsController(ctx))
     loops.append(EndpointSliceController(ctx))
     loops.append(DaemonSetController(ctx))
+    loops.append(StatefulSetController(ctx))
     loops.append(DisruptionController(ctx))
     loops.append(JobController(ctx))
     loops.append(CronJobController(ctx))

@@ -1,0 +1,189 @@
+import BerthKube
+
+/// core/v1 PersistentVolumeClaim and PersistentVolume (upstream pkg/registry/core/persistentvolumeclaim
+/// and persistentvolume, ValidatePersistentVolumeClaim and ValidatePersistentVolume as of 1.32): stored,
+/// defaulted and checked as kube-apiserver does, printed with kubectl's columns. Nothing binds claims to
+/// volumes yet (no volume binder or provisioner runs): a claim stays Pending until someone writes its
+/// status.
+enum PersistentVolumeRules {
+    static let accessModes = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
+    static let volumeModes = ["Block", "Filesystem"]
+
+    /// The access modes, as kubectl's GetAccessModesAsString abbreviates them (in its fixed order).
+    static func accessModesText(_ modes: JSON) -> String {
+        let given = Set((modes.array ?? []).compactMap(\.string))
+        return [
+            ("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP"),
+        ]
+        .filter { given.contains($0.0) }.map(\.1).joined(separator: ",")
+    }
+
+    /// The access mode checks claims and volumes share.
+    static func validateAccessModes(_ modes: JSON, _ path: String, detail: String) -> [APIError.Cause] {
+        let list = modes.array ?? []
+        if list.isEmpty { return [FieldChecks.required(path, detail)] }
+        var errs: [APIError.Cause] = []
+        for mode in list { errs += FieldChecks.supported(mode, accessModes, path) }
+        let names = list.compactMap(\.string)
+        if names.contains("ReadWriteOncePod") && names.contains(where: { $0 != "ReadWriteOncePod" }) {
+            errs.append(FieldChecks.forbidden(path, "may not use ReadWriteOncePod with other access modes"))
+        }
+        return errs
+    }
+
+    /// ValidatePositiveQuantityValue on a storage amount.
+    static func validateStorage(_ value: JSON, _ path: String) -> [APIError.Cause] {
+        if value.isNull { return [FieldChecks.required(path)] }
+        guard let text = value.string ?? value.int.map(String.init), let milli = Quantity.milli(text) else {
+            return [FieldChecks.invalid(path, value, "must be a quantity")]
+        }
+        return milli > 0 ? [] : [FieldChecks.invalid(path, .string(text), "must be greater than zero")]
+    }
+}
+
+struct PersistentVolumeClaimStrategy: ResourceStrategy {
+    func applyDefaults(_ obj: inout JSON, creating: Bool) {
+        if obj["spec"]["volumeMode"].isNull { obj["spec"]["volumeMode"] = "Filesystem" }
+    }
+    func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {
+        obj["status"] = ["phase": "Pending"]
+    }
+
+    func validate(_ obj: JSON) -> [APIError.Cause] {
+        let spec = obj["spec"]
+        var errs = PersistentVolumeRules.validateAccessModes(
+            spec["accessModes"], "spec.accessModes", detail: "at least 1 access mode is required")
+        errs += FieldChecks.labelSelector(spec["selector"], "spec.selector")
+        errs += PersistentVolumeRules.validateStorage(
+            spec["resources"]["requests"]["storage"], "spec.resources[storage]")
+        if let mode = spec["volumeMode"].string {
+            errs += FieldChecks.supported(.string(mode), PersistentVolumeRules.volumeModes, "spec.volumeMode")
+        }
+        if let cls = spec["storageClassName"].string, !cls.isEmpty {
+            errs += FieldChecks.dns1123Subdomain(cls, "spec.storageClassName")
+        }
+        return errs
+    }
+
+    /// ValidatePersistentVolumeClaimUpdate: the spec is fixed once created, except the requested size of
+    /// a bound claim (expansion), its volumeAttributesClassName, and the volume name the binder sets once.
+    func validateUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext) -> [APIError.Cause] {
+        var new = obj["spec"]
+        var was = old["spec"]
+        if old["status"]["phase"].string == "Bound" { new["resources"]["requests"] = was["resources"]["requests"] }
+        new["volumeAttributesClassName"] = .null
+        was["volumeAttributesClassName"] = .null
+        if (was["volumeName"].string ?? "").isEmpty { new["volumeName"] = was["volumeName"] }
+        if new == was { return [] }
+        return [
+            FieldChecks.forbidden(
+                "spec",
+                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+            )
+        ]
+    }
+
+    /// kubectl's columns (printPersistentVolumeClaim).
+    var tableColumns: [Tables.Column] {
+        [
+            Tables.nameColumn, .init(name: "Status"), .init(name: "Volume"), .init(name: "Capacity"),
+            .init(name: "Access Modes"), .init(name: "StorageClass"), .init(name: "VolumeAttributesClass"),
+            Tables.ageColumn, .init(name: "VolumeMode", priority: 1),
+        ]
+    }
+    func tableCells(_ obj: JSON) -> [JSON] {
+        let spec = obj["spec"], status = obj["status"]
+        let phase = obj["metadata"]["deletionTimestamp"].isNull ? (status["phase"].string ?? "") : "Terminating"
+        let bound = !(spec["volumeName"].string ?? "").isEmpty
+        return [
+            Tables.nameCell(obj), .string(phase), .string(spec["volumeName"].string ?? ""),
+            .string(bound ? (status["capacity"]["storage"].string ?? "") : ""),
+            .string(bound ? PersistentVolumeRules.accessModesText(status["accessModes"]) : ""),
+            .string(
+                spec["storageClassName"].string
+                    ?? obj["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"].string ?? ""),
+            .string(spec["volumeAttributesClassName"].string ?? "<unset>"), Tables.ageCell(obj),
+            .string(spec["volumeMode"].string ?? "<unset>"),
+        ]
+    }
+}
+
+struct PersistentVolumeStrategy: ResourceStrategy {
+    /// The volume sources a PersistentVolumeSpec may name (exactly one).
+    static let sources = [
+        "gcePersistentDisk", "awsElasticBlockStore", "hostPath", "glusterfs", "nfs", "rbd", "iscsi", "cinder",
+        "cephfs", "fc", "flocker", "flexVolume", "azureFile", "vsphereVolume", "quobyte", "azureDisk",
+        "photonPersistentDisk", "portworxVolume", "scaleIO", "local", "storageos", "csi",
+    ]
+
+    func applyDefaults(_ obj: inout JSON, creating: Bool) {
+        if obj["spec"]["persistentVolumeReclaimPolicy"].isNull {
+            obj["spec"]["persistentVolumeReclaimPolicy"] = "Retain"
+        }
+        if obj["spec"]["volumeMode"].isNull { obj["spec"]["volumeMode"] = "Filesystem" }
+    }
+    func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {
+        obj["status"] = ["phase": "Pending"]
+    }
+
+    func validate(_ obj: JSON) -> [APIError.Cause] {
+        let spec = obj["spec"]
+        var errs = PersistentVolumeRules.validateAccessModes(spec["accessModes"], "spec.accessModes", detail: "")
+        if (spec["capacity"].object ?? [:]).isEmpty {
+            errs.append(FieldChecks.required("spec.capacity"))
+        } else {
+            errs += PersistentVolumeRules.validateStorage(spec["capacity"]["storage"], "spec.capacity[storage]")
+        }
+        let named = Self.sources.filter { !spec[$0].isNull }
+        if named.isEmpty {
+            errs.append(FieldChecks.required("spec", "must specify a volume type"))
+        } else {
+            for extra in named.dropFirst() {
+                errs.append(FieldChecks.forbidden("spec.\(extra)", "may not specify more than 1 volume type"))
+            }
+        }
+        if let path = spec["hostPath"]["path"].string, path.isEmpty {
+            errs.append(FieldChecks.required("spec.hostPath.path"))
+        }
+        errs += FieldChecks.supported(
+            spec["persistentVolumeReclaimPolicy"], ["Delete", "Recycle", "Retain"], "spec.persistentVolumeReclaimPolicy"
+        )
+        if let mode = spec["volumeMode"].string {
+            errs += FieldChecks.supported(.string(mode), PersistentVolumeRules.volumeModes, "spec.volumeMode")
+        }
+        if let cls = spec["storageClassName"].string, !cls.isEmpty {
+            errs += FieldChecks.dns1123Subdomain(cls, "spec.storageClassName")
+        }
+        return errs
+    }
+
+    /// ValidatePersistentVolumeUpdate: the volume mode never changes.
+    func validateUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext) -> [APIError.Cause] {
+        FieldChecks.immutable(obj["spec"]["volumeMode"], old["spec"]["volumeMode"], "volumeMode")
+    }
+
+    /// kubectl's columns (printPersistentVolume).
+    var tableColumns: [Tables.Column] {
+        [
+            Tables.nameColumn, .init(name: "Capacity"), .init(name: "Access Modes"), .init(name: "Reclaim Policy"),
+            .init(name: "Status"), .init(name: "Claim"), .init(name: "StorageClass"),
+            .init(name: "VolumeAttributesClass"), .init(name: "Reason"), Tables.ageColumn,
+            .init(name: "VolumeMode", priority: 1),
+        ]
+    }
+    func tableCells(_ obj: JSON) -> [JSON] {
+        let spec = obj["spec"], status = obj["status"]
+        let ref = spec["claimRef"]
+        let claim = ref.isNull ? "" : "\(ref["namespace"].string ?? "")/\(ref["name"].string ?? "")"
+        let phase = obj["metadata"]["deletionTimestamp"].isNull ? (status["phase"].string ?? "") : "Terminating"
+        return [
+            Tables.nameCell(obj), .string(spec["capacity"]["storage"].string ?? ""),
+            .string(PersistentVolumeRules.accessModesText(spec["accessModes"])),
+            .string(spec["persistentVolumeReclaimPolicy"].string ?? ""), .string(phase), .string(claim),
+            .string(spec["storageClassName"].string ?? ""),
+            .string(spec["volumeAttributesClassName"].string ?? "<unset>"),
+            .string(status["reason"].string ?? ""), Tables.ageCell(obj),
+            .string(spec["volumeMode"].string ?? "<unset>"),
+        ]
+    }
+}
