@@ -148,7 +148,11 @@ extension ControlTests {
             }
             var pods = Self.members(try await c.client.list(Registry.pods, namespace: "default").items)
             #expect(pods.values.allSatisfy { Self.image($0) == "busybox:1" })
-            #expect(try c.kubectl("delete", "pod", "web-4").ok)
+            // --wait=false: a hollow node removes the pod at once and the set makes web-4 again within
+            // milliseconds; kubectl's wait, if its list came after both, would watch the new pod for a
+            // deletion that never comes (a race real nodes' termination time hides).
+            let deleted = try c.kubectl("delete", "pod", "web-4", "--wait=false")
+            #expect(deleted.ok, "\(deleted.stderr)")
             try await c.waitFor(Registry.pods, namespace: "default", "web-4 back at busybox:2") { items in
                 let m = Self.members(items)
                 return Self.live(m[4]) && Self.image(m[4]) == "busybox:2" && Self.ready(m[4])
