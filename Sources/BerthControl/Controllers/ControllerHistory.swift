@@ -115,26 +115,8 @@ extension ControllerHistory {
         _ owner: Owner, selector: BerthAPI.LabelSelector, revisions: Informer<Revision>, client: any KubeClient
     ) async throws -> Bool {
         guard let ns = owner.metadata.namespace, !selector.isEmpty, !owner.isTerminating else { return false }
-        let uid = owner.metadata.uid ?? ""
-        var wrote = false
-        for cr in revisions.list(namespace: ns) where !cr.isTerminating {
-            let matches = selector.matches(cr.metadata.labels)
-            var claimed = cr
-            if cr.controllerRef == nil && matches {
-                claimed.metadata.ownerReferences.append(owner.controllerOwnerReference)
-            } else if cr.controllerRef?.uid == uid && !matches {
-                claimed.metadata.ownerReferences.removeAll { $0.uid == uid }
-            } else {
-                continue
-            }
-            do {
-                _ = try await client.update(claimed)
-                wrote = true
-            } catch let e as APIError where e.code == 409 || e.code == 404 {
-                continue  // changed meanwhile: its event brings it back
-            }
-        }
-        return wrote
+        return try await ControllerRefManager.claim(
+            revisions.list(namespace: ns), for: owner, selector: selector, client: client)
     }
 
     /// The key of the owner of `kind` a revision event concerns (its controller), for the owner's queue.

@@ -285,26 +285,12 @@ struct StatefulSetController: ControlLoop {
     func claimPods(_ set: StatefulSet, selector: BerthAPI.LabelSelector) async throws -> Bool {
         guard let ns = set.metadata.namespace else { return false }
         let setName = set.metadata.name ?? ""
-        var changed = false
-        for pod in pods.list(namespace: ns) where !pod.isTerminating {
-            let member = StatefulSetPlan.ordinal(podName: pod.metadata.name ?? "", setName: setName) != nil
-            let matches = selector.matches(pod.metadata.labels)
-            var claimed = pod
-            if pod.controllerRef == nil && member && matches {
-                claimed.metadata.ownerReferences.append(set.controllerOwnerReference)
-            } else if pod.controllerRef?.uid == set.metadata.uid && !matches {
-                claimed.metadata.ownerReferences.removeAll { $0.uid == set.metadata.uid }
-            } else {
-                continue
-            }
-            do {
-                _ = try await client.update(claimed)
-                changed = true
-            } catch let e as APIError where e.code == 409 || e.code == 404 {
-                continue  // changed meanwhile: its event brings it back
-            }
+        // Only pods whose names make them members are adopted.
+        return try await ControllerRefManager.claim(
+            pods.list(namespace: ns), for: set, selector: selector, client: client
+        ) {
+            StatefulSetPlan.ordinal(podName: $0.metadata.name ?? "", setName: setName) != nil
         }
-        return changed
     }
 
     // MARK: revisions
