@@ -43,14 +43,7 @@ extension Handler {
         // The audiences asked, else the server's own; a bound token must be for one of them.
         var audiences = (review["spec"]["audiences"].array ?? []).compactMap(\.string)
         if audiences.isEmpty { audiences = Self.apiAudiences }
-        var user: UserInfo?
-        if let known = server.tokens.tokens[token] {
-            user = known
-        } else if let legacy = try await serviceAccountUser(token: token) {
-            user = legacy
-        } else if let bound = try await boundServiceAccountUser(token: token, audiences: audiences) {
-            user = bound
-        }
+        let user = try await user(bearerToken: token, audiences: audiences)
         if let user {
             review["status"] = [
                 "authenticated": true, "user": Self.userInfoJSON(user),

@@ -128,13 +128,19 @@ struct Handler: Sendable {
     func authenticate(authorization: String?, channel: any Channel) async throws -> UserInfo {
         if let auth = authorization, auth.hasPrefix("Bearer ") {
             let token = String(auth.dropFirst(7)).trimmingCharacters(in: .whitespaces)
-            if let u = server.tokens.tokens[token] { return u }
-            if let u = try await serviceAccountUser(token: token) { return u }
-            if let u = try await boundServiceAccountUser(token: token) { return u }
+            if let u = try await user(bearerToken: token) { return u }
             throw APIError.unauthorized
         }
         if let user = await UserInfo.fromClientCertificate(channel) { return user }
         throw APIError.unauthorized
+    }
+
+    /// Whose a bearer token is: a static token's user, a legacy service-account token's, or a bound
+    /// one's when it is for one of `audiences` (the server's own unless a TokenReview asks for others).
+    func user(bearerToken token: String, audiences: [String] = Handler.apiAudiences) async throws -> UserInfo? {
+        if let u = server.tokens.tokens[token] { return u }
+        if let u = try await serviceAccountUser(token: token) { return u }
+        return try await boundServiceAccountUser(token: token, audiences: audiences)
     }
 
     /// RFC 7234's Warning header, which kube-apiserver uses for deprecations and unknown fields.
