@@ -9,6 +9,18 @@ enum PersistentVolumeRules {
     static let accessModes = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
     static let volumeModes = ["Block", "Filesystem"]
 
+    /// spec.volumeMode and spec.storageClassName, which claims and volumes check alike.
+    static func validateModeAndClass(_ spec: JSON) -> [APIError.Cause] {
+        var errs: [APIError.Cause] = []
+        if let mode = spec["volumeMode"].string {
+            errs += FieldChecks.supported(.string(mode), volumeModes, "spec.volumeMode")
+        }
+        if let cls = spec["storageClassName"].string, !cls.isEmpty {
+            errs += FieldChecks.dns1123Subdomain(cls, "spec.storageClassName")
+        }
+        return errs
+    }
+
     /// The access modes, as kubectl's GetAccessModesAsString abbreviates them (in its fixed order).
     static func accessModesText(_ modes: JSON) -> String {
         let given = Set((modes.array ?? []).compactMap(\.string))
@@ -56,12 +68,7 @@ struct PersistentVolumeClaimStrategy: ResourceStrategy {
         errs += FieldChecks.labelSelector(spec["selector"], "spec.selector")
         errs += PersistentVolumeRules.validateStorage(
             spec["resources"]["requests"]["storage"], "spec.resources[storage]")
-        if let mode = spec["volumeMode"].string {
-            errs += FieldChecks.supported(.string(mode), PersistentVolumeRules.volumeModes, "spec.volumeMode")
-        }
-        if let cls = spec["storageClassName"].string, !cls.isEmpty {
-            errs += FieldChecks.dns1123Subdomain(cls, "spec.storageClassName")
-        }
+        errs += PersistentVolumeRules.validateModeAndClass(spec)
         return errs
     }
 
@@ -148,12 +155,7 @@ struct PersistentVolumeStrategy: ResourceStrategy {
         errs += FieldChecks.supported(
             spec["persistentVolumeReclaimPolicy"], ["Delete", "Recycle", "Retain"], "spec.persistentVolumeReclaimPolicy"
         )
-        if let mode = spec["volumeMode"].string {
-            errs += FieldChecks.supported(.string(mode), PersistentVolumeRules.volumeModes, "spec.volumeMode")
-        }
-        if let cls = spec["storageClassName"].string, !cls.isEmpty {
-            errs += FieldChecks.dns1123Subdomain(cls, "spec.storageClassName")
-        }
+        errs += PersistentVolumeRules.validateModeAndClass(spec)
         return errs
     }
 
