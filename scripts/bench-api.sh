@@ -40,6 +40,7 @@ def pct(xs, p): xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))] *
 
 if mode == "writes":
     rate, secs = float(sys.argv[5]), float(sys.argv[6])
+    prefix = sys.argv[7] if len(sys.argv) > 7 else "w"
     threads, lat, lock = 16, [], threading.Lock()
     start = time.monotonic() + 0.5
     total = int(rate * secs)
@@ -49,7 +50,7 @@ if mode == "writes":
             due = start + i / rate
             d = due - time.monotonic()
             if d > 0: time.sleep(d)
-            body = json.dumps({"metadata": {"name": f"w-{i}"}, "data": {"k": "v" * 100}})
+            body = json.dumps({"metadata": {"name": f"{prefix}-{i}"}, "data": {"k": "v" * 100}})
             t0 = time.monotonic()
             c.request("POST", "/api/v1/namespaces/default/configmaps", body, H)
             r = c.getresponse(); r.read()
@@ -102,11 +103,24 @@ elif mode == "pods":
 PY
 
 bench_store() { # $1 = name, rest = server args
+  # Two static tokens: the admin's (system:masters, never asks RBAC) and a user's whose writes RBAC
+  # authorizes through a RoleBinding, the path every non-admin request takes.
+  mkdir -p "$WORK/$1"; local user_token; user_token=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
+  printf '%s,admin,admin,"system:masters"\n%s,bench-writer,bench-writer,"bench"\n' \
+    "$(python3 -c 'import secrets;print(secrets.token_hex(32))')" "$user_token" > "$WORK/$1/tokens.csv"
+  chmod 600 "$WORK/$1/tokens.csv"
   start_server "$@"
-  local token; token=$(cut -d, -f1 "$DIR/tokens.csv")
+  local token; token=$(head -1 "$DIR/tokens.csv" | cut -d, -f1)
   echo "== $1: idle RSS $(rss_mb $SERVER_PID) MB"
-  echo -n "== $1: write latency at ${RATE}/s for ${SECS}s: "
-  python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS"
+  echo -n "== $1: write latency at ${RATE}/s for ${SECS}s (admin): "
+  python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS" admin
+  local api="https://127.0.0.1:$PORT/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+  curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null "$api/roles" \
+    -d '{"metadata":{"name":"configmap-writer"},"rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["create","get","list"]}]}'
+  curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null "$api/rolebindings" \
+    -d '{"metadata":{"name":"bench-writes"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"configmap-writer"},"subjects":[{"kind":"Group","name":"bench"}]}'
+  echo -n "== $1: write latency at ${RATE}/s for ${SECS}s (a user RBAC authorizes): "
+  python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$user_token" "$DIR/pki/ca.crt" "$RATE" "$SECS" user
   echo -n "== $1: watch fan-out: "
   python3 "$WORK/bench.py" fanout https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt"
   echo "== $1: RSS after writes + fan-out $(rss_mb $SERVER_PID) MB"

@@ -14,7 +14,7 @@ extension Handler {
 
     func createObject(
         _ r: ResourceType, namespace: String?, obj input: JSON, dryRun: Bool, manager: String? = nil,
-        operation: String = "Update"
+        operation: String = "Update", user: UserInfo? = nil
     ) async throws -> JSON {
         var obj = input
         obj["apiVersion"] = .string(r.apiVersion)
@@ -50,7 +50,7 @@ extension Handler {
         obj["metadata"]["resourceVersion"] = .null
         if r.hasSpec { obj["metadata"]["generation"] = 1 }
         let strategy = r.strategy
-        let ctx = StrategyContext(resource: r, user: nil, subresource: nil, config: server.config)
+        let ctx = StrategyContext(resource: r, user: user, subresource: nil, config: server.config)
         Schema.normalize(&obj, r)
         strategy.applyDefaults(&obj, creating: true)
         // Mutating admission before the strategy's own preparation, as upstream orders them: a pod's QoS
@@ -272,6 +272,7 @@ extension Handler {
             + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
+        try await strategy.admitUpdate(obj, old: cur, ctx, handler: self)
         try await ResourceQuotaAdmission.admit(obj, old: cur, r, name: name, dryRun: call.dryRun, handler: self)
         if call.dryRun { return obj }
         // Finalizers all gone on an object being deleted whose grace period is over: it goes away now (and
@@ -353,7 +354,10 @@ extension Handler {
                     var obj = patch
                     obj = Self.recordManager(
                         obj, manager: manager, operation: "Apply", resource: r, applied: patch)
-                    return (try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun), true)
+                    return (
+                        try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun, user: call.user),
+                        true
+                    )
                 }
                 let cur = try decodeStored(kv, r)
                 try checkApplyConflicts(

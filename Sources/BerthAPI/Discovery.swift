@@ -64,12 +64,14 @@ enum Discovery {
             ]
         }
         if group == reviewGroup {
-            return [
-                [
-                    "name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview", "namespaced": false,
-                    "kind": "SelfSubjectAccessReview", "verbs": ["create"],
+            guard version == "v1" else { return [] }
+            return AccessReview.all.map { review in
+                let r = review.resource
+                return [
+                    "name": .string(r.plural), "singularName": .string(r.singular), "namespaced": .bool(r.namespaced),
+                    "kind": .string(r.kind), "verbs": ["create"],
                 ]
-            ]
+            }
         }
         var out: [JSON] = []
         for r in Registry.all where r.group == group && r.version == version {

@@ -72,7 +72,7 @@ struct Handler: Sendable {
                     body: .init(byteBuffer: ByteBuffer(string: "ok")))
             }
             if let answer = await unauthenticated(req, ctx) { return answer }
-            let user = try await authenticate(req, ctx)
+            let user = try await impersonate(try await authenticate(req, ctx), headers: req.headers)
             caller = user
             let query = try Query.parse(req.uri.query)
             var body: [UInt8] = []
@@ -85,9 +85,15 @@ struct Handler: Sendable {
             var call = Call(method: req.method, path: path, query: query, headers: req.headers, body: body, user: user)
             call.channel = ctx.channel
             warnings = call.warnings
+            try await authorizeRequest(call)
             (verb, resource) =
                 (call.query["watch"] == "true" || call.query["watch"] == "1") ? ("WATCH", "") : (verb, "")
             response = try await route(call, &resource)
+            // A binding or role just written applies to the next request (the store watch that also
+            // marks the policy stale may come a moment later).
+            if call.method != .get && call.method != .head && path.hasPrefix(RBACPolicy.apiPrefix) {
+                await server.rbac.invalidate()
+            }
         } catch let e as APIError {
             failure = e
             response = Self.json(e.status, status: e.code)
@@ -207,9 +213,6 @@ struct Handler: Sendable {
                 "platform": "linux/amd64",
             ])
         case "/metrics":
-            guard call.user.isAdmin else {
-                throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"/metrics\"")
-            }
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(string: server.metrics.text())))
@@ -229,10 +232,7 @@ struct Handler: Sendable {
                     ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)")
                     : Discovery.groupList())
         case "/.well-known/openid-configuration", "/openid/v1/jwks":
-            // Upstream lets every service account read them (system:service-account-issuer-discovery).
-            guard call.user.isAdmin || call.user.serviceAccount != nil || call.user.nodeName != nil else {
-                throw APIError.forbidden("forbidden: User \"\(call.user.name)\" cannot get path \"\(call.path)\"")
-            }
+            // Every service account reads them (system:service-account-issuer-discovery).
             return serviceAccountIssuerDocument(call.path)!
         case "/openapi/v2":
             return Self.json(bytes: OpenAPI.v2Document)
@@ -270,10 +270,12 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .plain)
             return try await resourceMetrics(call, version: version, rest: rest)
         }
-        if group == Discovery.reviewGroup && rest == ["selfsubjectaccessreviews"] && call.method == .post {
+        if group == Discovery.reviewGroup, version == "v1", call.method == .post,
+            let review = AccessReview(path: rest)
+        {
             // A review has no table: `as=Table` alone is 406 upstream, before the review is made.
             call.render = try Rendering.negotiate(call.accept, .plain)
-            return try selfSubjectAccessReview(call)
+            return try await accessReview(call, review)
         }
         if group == Discovery.authenticationGroup, version == "v1", call.method == .post,
             rest == ["selfsubjectreviews"] || rest == ["tokenreviews"]
@@ -304,7 +306,6 @@ struct Handler: Sendable {
         let name = rest.count >= 2 ? rest[1] : nil
         let sub = rest.count == 3 ? rest[2] : nil
         if let sub, !r.subresources.contains(sub) { throw APIError.pathNotFound() }
-        try await authorize(call, r, namespace: namespace, name: name, sub: sub)
         if r.kind == "Pod", let sub, Self.streamingSubresources.contains(sub), let name, let namespace,
             call.method == .get || call.method == .post
         {
@@ -334,7 +335,8 @@ struct Handler: Sendable {
             }
             obj["metadata"]["resourceVersion"] = .null
             let created = try await createObject(
-                r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"])
+                r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"],
+                user: call.user)
             return reply(call, created, status: 201)
         case (.delete, nil, nil):
             return try await deleteCollection(call, r, namespace: namespace)
@@ -385,63 +387,6 @@ struct Handler: Sendable {
         default:
             throw APIError.methodNotAllowed("")
         }
-    }
-
-    // MARK: authorization
-
-    /// Admins may do anything; a node (`system:node:<name>`, group system:nodes) what the node
-    /// authorizer lets it (``nodeMay``: its own objects and its pods', Secrets only those they use).
-    /// A service account (`system:serviceaccount:<ns>:<name>`) may only read (get, list, watch): there is
-    /// no RBAC yet, so this is a fixed, read-only policy rather than upstream's default of no access.
-    func authorize(_ call: Call, _ r: ResourceType, namespace: String?, name: String?, sub: String?) async throws {
-        if call.user.isAdmin { return }
-        // Exec and attach are creates (of pods/exec, pods/attach) whatever their method.
-        let reading =
-            (call.method == .get || call.method == .head) && !["exec", "attach", "portforward"].contains(sub ?? "")
-        let deny = APIError.forbidden(
-            "\(r.plural)\(name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(call.user.name)\" cannot \(Self.verb(call, name: name)) resource \"\(r.plural)\"\(sub.map { "/\($0)" } ?? "") in API group \"\(r.group)\"\(namespace.map { " in the namespace \"\($0)\"" } ?? "")"
-        )
-        if call.user.serviceAccount != nil {
-            if reading { return }
-            throw deny
-        }
-        guard let node = call.user.nodeName,
-            try await nodeMay(node, call, r, namespace: namespace, name: name, sub: sub, reading: reading)
-        else { throw deny }
-    }
-
-    /// The Kubernetes verb of a request (for Forbidden messages): get/list/watch, create, update, patch,
-    /// delete, deletecollection.
-    static func verb(_ call: Call, name: String?) -> String {
-        switch call.method {
-        case .get, .head:
-            if call.query["watch"] == "true" || call.query["watch"] == "1" { return "watch" }
-            return name == nil ? "list" : "get"
-        case .post: return "create"
-        case .put: return "update"
-        case .patch: return "patch"
-        case .delete: return name == nil ? "deletecollection" : "delete"
-        default: return call.method.rawValue.lowercased()
-        }
-    }
-
-    func selfSubjectAccessReview(_ call: Call) throws -> Response {
-        var review: JSON
-        do { review = try bodyJSON(call, kind: "SelfSubjectAccessReview") } catch let e as JSONParseError {
-            throw APIError.badRequest("\(e)")
-        }
-        let attrs = review["spec"]["resourceAttributes"]
-        var allowed = call.user.isAdmin
-        if !allowed, call.user.nodeName != nil || call.user.serviceAccount != nil {
-            allowed = ["get", "list", "watch"].contains(attrs["verb"].string ?? "")
-            // A node reads these only through its pods: not a blanket yes.
-            let graphed = ["secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"]
-            if call.user.nodeName != nil && graphed.contains(attrs["resource"].string ?? "") { allowed = false }
-        }
-        review["status"] = ["allowed": .bool(allowed), "reason": allowed ? "berth: allowed" : ""]
-        if review["kind"].isNull { review["kind"] = "SelfSubjectAccessReview" }
-        if review["apiVersion"].isNull { review["apiVersion"] = "authorization.k8s.io/v1" }
-        return reply(call, review, status: 201)
     }
 
     // MARK: decoding

@@ -233,18 +233,18 @@ extension Handler {
     }
 
     /// The agent's URL for an exec, attach or port-forward of a pod, after kube-apiserver's checks: who
-    /// asks (exec and attach are writes, create on pods/exec: without RBAC, admins only), the pod, and
+    /// asks (exec and attach are writes: create on pods/exec), the pod, and
     /// the container named or the only one.
     func checkedStreamLocation(
         namespace: String, name: String, sub: String, query queryText: String?, authorization: String?,
         channel: any Channel
     ) async throws -> String {
         let user = try await authenticate(authorization: authorization, channel: channel)
-        guard user.isAdmin else {
-            throw APIError.forbidden(
-                "pods \"\(name)\" is forbidden: User \"\(user.name)\" cannot create resource \"pods/\(sub)\" in API group \"\" in the namespace \"\(namespace)\""
-            )
-        }
+        let attributes = AuthorizationAttributes(
+            user: user, verb: "create", apiGroup: "", resource: "pods", subresource: sub, namespace: namespace,
+            name: name)
+        let decision = try await decide(attributes)
+        guard decision.allowed else { throw APIError.forbidden(attributes.forbiddenMessage(reason: decision.reason)) }
         let query = try Query.pairs(queryText)
         let pod = try await getObject(
             Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)

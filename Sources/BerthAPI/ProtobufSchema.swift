@@ -33,6 +33,13 @@ extension Protobuf {
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+        "SubjectAccessReview": ("authorization.k8s.io/v1", "SubjectAccessReview"),
+        "LocalSubjectAccessReview": ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
+        "SelfSubjectRulesReview": ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+        "Role": ("rbac.authorization.k8s.io/v1", "Role"),
+        "ClusterRole": ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+        "RoleBinding": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
         "TokenRequest": ("authentication.k8s.io/v1", "authentication.TokenRequest"),
         "TokenReview": ("authentication.k8s.io/v1", "TokenReview"),
         "SelfSubjectReview": ("authentication.k8s.io/v1", "SelfSubjectReview"),
@@ -426,6 +433,24 @@ extension Protobuf {
         SelfSubjectAccessReviewSpec 1:resourceAttributes:ResourceAttributes 2:nonResourceAttributes:NonResourceAttributes
         SubjectAccessReviewStatus 1:allowed:b? 4:denied:b 2:reason:s 3:evaluationError:s
         SelfSubjectAccessReview 1:metadata:ObjectMeta 2:spec:SelfSubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+        SubjectAccessReviewSpec 1:resourceAttributes:ResourceAttributes 2:nonResourceAttributes:NonResourceAttributes
+          3:user:s 4:groups:[s 5:extra:{[s 6:uid:s
+        SubjectAccessReview 1:metadata:ObjectMeta 2:spec:SubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+        LocalSubjectAccessReview 1:metadata:ObjectMeta 2:spec:SubjectAccessReviewSpec 3:status:SubjectAccessReviewStatus
+        SelfSubjectRulesReviewSpec 1:namespace:s
+        ResourceRule 1:verbs:[s 2:apiGroups:[s 3:resources:[s 4:resourceNames:[s
+        NonResourceRule 1:verbs:[s 2:nonResourceURLs:[s
+        SubjectRulesReviewStatus 1:resourceRules:[ResourceRule 2:nonResourceRules:[NonResourceRule 3:incomplete:b?
+          4:evaluationError:s
+        SelfSubjectRulesReview 1:metadata:ObjectMeta 2:spec:SelfSubjectRulesReviewSpec 3:status:SubjectRulesReviewStatus
+        PolicyRule 1:verbs:[s 2:apiGroups:[s 3:resources:[s 4:resourceNames:[s 5:nonResourceURLs:[s
+        Role 1:metadata:ObjectMeta 2:rules:[PolicyRule
+        AggregationRule 1:clusterRoleSelectors:[LabelSelector
+        ClusterRole 1:metadata:ObjectMeta 2:rules:[PolicyRule 3:aggregationRule:AggregationRule
+        Subject 1:kind:s? 2:apiGroup:s 3:name:s? 4:namespace:s
+        RoleRef 1:apiGroup:s? 2:kind:s? 3:name:s?
+        RoleBinding 1:metadata:ObjectMeta 2:subjects:[Subject 3:roleRef:RoleRef
+        ClusterRoleBinding 1:metadata:ObjectMeta 2:subjects:[Subject 3:roleRef:RoleRef
         BoundObjectReference 1:kind:s 2:apiVersion:s 3:name:s 4:uid:s
         TokenRequestSpec 1:audiences:[s 4:expirationSeconds:i? 3:boundObjectRef:BoundObjectReference
         TokenRequestStatus 1:token:s? 2:expirationTimestamp:t

@@ -32,7 +32,7 @@ public struct ResourceType: Sendable {
 }
 
 /// The served resources (core/v1, apps/v1, batch/v1, discovery.k8s.io/v1, coordination.k8s.io/v1, policy/v1,
-/// scheduling.k8s.io/v1, networking.k8s.io/v1, storage.k8s.io/v1, node.k8s.io/v1).
+/// scheduling.k8s.io/v1, networking.k8s.io/v1, storage.k8s.io/v1, node.k8s.io/v1, rbac.authorization.k8s.io/v1).
 public enum Registry {
     public static let all: [ResourceType] = [
         .init(
@@ -150,6 +150,21 @@ public enum Registry {
             singular: "volumeattachment", namespaced: false, subresources: ["status"],
             strategy: VolumeAttachmentStrategy()),
         .init(
+            group: "rbac.authorization.k8s.io", version: "v1", kind: "Role", plural: "roles", singular: "role",
+            namespaced: true, hasSpec: false, strategy: RoleStrategy(clusterScoped: false)),
+        .init(
+            group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRole", plural: "clusterroles",
+            singular: "clusterrole", namespaced: false, hasSpec: false, strategy: RoleStrategy(clusterScoped: true)),
+        .init(
+            group: "rbac.authorization.k8s.io", version: "v1", kind: "RoleBinding", plural: "rolebindings",
+            singular: "rolebinding", namespaced: true, hasSpec: false,
+            strategy: RoleBindingStrategy(clusterScoped: false)),
+        .init(
+            group: "rbac.authorization.k8s.io", version: "v1", kind: "ClusterRoleBinding",
+            plural: "clusterrolebindings",
+            singular: "clusterrolebinding", namespaced: false, hasSpec: false,
+            strategy: RoleBindingStrategy(clusterScoped: true)),
+        .init(
             group: "node.k8s.io", version: "v1", kind: "RuntimeClass", plural: "runtimeclasses",
             singular: "runtimeclass", namespaced: false, hasSpec: false, strategy: RuntimeClassStrategy()),
     ]
@@ -157,7 +172,7 @@ public enum Registry {
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
         "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
-        "storage.k8s.io", "node.k8s.io",
+        "storage.k8s.io", "node.k8s.io", "rbac.authorization.k8s.io",
     ]
 
     public static func find(group: String, version: String, plural: String) -> ResourceType? {

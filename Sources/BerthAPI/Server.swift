@@ -66,6 +66,8 @@ public final class APIServer: Sendable {
     let logger: Logger
     let allocator: ServiceAllocator
     let metrics = Metrics()
+    /// The RBAC objects every request is authorized against.
+    let rbac = RBACPolicyCache()
     /// Node agents, for pods' logs, exec and attach.
     let nodeAgents: NodeAgentConnections
     /// What a machine presents to join as a node (`<data-dir>/token`), and where it is.
@@ -152,6 +154,9 @@ public final class APIServer: Sendable {
         }
         for priorityClass in PriorityClassStrategy.system {
             _ = try? await h.createObject(Registry.priorityClasses, namespace: nil, obj: priorityClass, dryRun: false)
+        }
+        do { try await h.reconcileBootstrapPolicy() } catch {
+            logger.error("the bootstrap RBAC policy could not be reconciled", metadata: ["error": "\(error)"])
         }
     }
 

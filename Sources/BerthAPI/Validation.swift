@@ -45,6 +45,10 @@ public enum Validation {
         if name.isEmpty {
             errs.append(
                 .init("metadata.name", "FieldValueRequired", "Required value: name or generateName is required"))
+        } else if r.strategy.namesArePathSegments {
+            for message in pathSegmentNameErrors(name) {
+                errs.append(.init("metadata.name", "FieldValueInvalid", "Invalid value: \"\(name)\": \(message)"))
+            }
         } else if r.strategy.namesAreLabels ? !isDNS1123Label(name) : !isDNS1123Subdomain(name) {
             errs.append(
                 .init(
@@ -81,6 +85,14 @@ public enum Validation {
             }
         }
         return errs + r.strategy.validate(obj)
+    }
+
+    /// Upstream's `path.IsValidPathSegmentName`: what RBAC names must be (`system:node` is one).
+    static func pathSegmentNameErrors(_ name: String) -> [String] {
+        if name == "." || name == ".." { return ["may not be '\(name)'"] }
+        var errors: [String] = []
+        for illegal in ["/", "%"] where name.contains(illegal) { errors.append("may not contain '\(illegal)'") }
+        return errors
     }
 
     static func isConfigKey(_ k: String) -> Bool {

@@ -34,7 +34,13 @@ struct ServiceAccountTokenTests {
         #expect(claims["aud"] as? [String] == ["https://kubernetes.default.svc.cluster.local"])
         #expect((claims["exp"] as? Int ?? 0) - (claims["iat"] as? Int ?? 0) == 3600)
 
-        // Accepted as the ServiceAccount, which may read but not write.
+        // Accepted as the ServiceAccount, which may do nothing until bound (RBAC), then what its role grants.
+        let unbound = try kubectl(box, token: token, ["get", "pods"])
+        #expect(unbound.stderrText.contains("User \"system:serviceaccount:default:default\" cannot list"))
+        let bound = try box.kubectl([
+            "create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=default:default",
+        ])
+        try #require(bound.status.succeeded, "\(bound.stderrText)")
         #expect(try kubectl(box, token: token, ["get", "pods"]).status.succeeded)
         let denied = try kubectl(box, token: token, ["delete", "pod", "nothing"])
         #expect(denied.stderrText.contains("User \"system:serviceaccount:default:default\" cannot delete"))

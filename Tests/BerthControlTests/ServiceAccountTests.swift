@@ -88,13 +88,19 @@ extension ControlTests {
                 #expect(claims["kubernetes.io/serviceaccount/secret.name"] == "robot-token")
                 #expect(claims["kubernetes.io/serviceaccount/service-account.uid"] == sa["metadata"]["uid"])
 
-                // kubectl with only the token (and the cluster CA): reads work, writes are Forbidden.
+                // kubectl with only the token (and the cluster CA): nothing until the account is bound
+                // (RBAC); then its role's reads work and writes are Forbidden.
                 let config = c.dir + "/robot.kubeconfig"
                 try c.server.pki.kubeconfig(server: c.server.url, token: "unset", user: "robot")
                     .write(toFile: config, atomically: true, encoding: .utf8)
                 func kubectl(_ token: String, _ args: String...) throws -> Output {
                     try run("/usr/bin/kubectl", ["--kubeconfig", config, "--token", token, "-n", "apps"] + args)
                 }
+                #expect(try kubectl(token, "auth", "can-i", "list", "pods").stdout.hasPrefix("no"))
+                let binding = try c.kubectl(
+                    "-n", "apps", "create", "rolebinding", "robot-view", "--clusterrole=view",
+                    "--serviceaccount=apps:robot")
+                #expect(binding.ok, "\(binding.stderr)")
                 let get = try kubectl(token, "get", "configmaps")
                 #expect(get.ok && get.stdout.contains("settings"), "\(get.stderr)")
                 #expect(try kubectl(token, "get", "pods").ok)

@@ -34,12 +34,17 @@ enum DeletionPlan {
 protocol ResourceStrategy: Sendable {
     /// Names must be DNS-1123 labels (63 characters, no dots) rather than subdomains: Namespace, Service.
     var namesAreLabels: Bool { get }
+    /// Names need only be valid path segments (no `/`, `%`, `.` or `..`): the RBAC kinds.
+    var namesArePathSegments: Bool { get }
 
     /// Upstream defaulting (what `kubectl get -o yaml` shows that nobody sent). `creating`: defaults set
     /// only when the object is created.
     func applyDefaults(_ obj: inout JSON, creating: Bool)
     /// Before validation on create: status reset or derived, admission-like additions.
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext)
+    /// After validation on update, before the write: built-in admission that reads other objects or
+    /// asks who the caller is (RBAC's escalation check). Throws to refuse the update.
+    func admitUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext, handler: Handler) async throws
     /// Before `prepareForCreate` and validation: built-in mutating admission that reads other objects
     /// (a Pod's ServiceAccount, its namespace's LimitRanges). Throws to refuse the create.
     func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws
@@ -88,9 +93,11 @@ protocol ResourceStrategy: Sendable {
 
 extension ResourceStrategy {
     var namesAreLabels: Bool { false }
+    var namesArePathSegments: Bool { false }
     func applyDefaults(_ obj: inout JSON, creating: Bool) {}
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {}
     func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {}
+    func admitUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext, handler: Handler) async throws {}
     func prepareForUpdate(_ obj: inout JSON, old: JSON, _ ctx: StrategyContext) throws {
         splitSpecAndStatus(&obj, old: old, ctx)
     }

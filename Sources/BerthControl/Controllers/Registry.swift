@@ -9,6 +9,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(ServiceAccountController(ctx))
     loops.append(TokenController(ctx))
     loops.append(RootCAPublisher(ctx))
+    loops.append(ClusterRoleAggregationController(ctx))
     loops.append(EndpointsController(ctx))
     loops.append(EndpointSliceController(ctx))
     loops.append(DaemonSetController(ctx))
