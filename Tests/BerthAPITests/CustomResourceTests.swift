@@ -284,5 +284,44 @@ extension APITests {
             }
             await s.stop()
         }
+
+        @Test func ownersAndNamespacesTakeTheirCustomResourcesWithThem() async throws {
+            let s = try await TestServer()
+            #expect(try s.kubectl("apply", "-f", "-", stdin: Self.cronTabs).ok)
+            try established(s)
+            #expect(try s.kubectl("create", "-f", "-", stdin: Self.cronTab("owner", #"{"cronSpec":"* * * * *"}"#)).ok)
+            let uid = try s.kubectl("get", "ct", "owner", "-o", "jsonpath={.metadata.uid}").stdout
+            // An operator's child: a ConfigMap owned by the custom resource.
+            let child =
+                #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"child","ownerReferences":[{"apiVersion":"stable.example.com/v1","kind":"CronTab","name":"owner","uid":"\#(uid)"}]}}"#
+            #expect(try s.kubectl("create", "-f", "-", stdin: child).ok)
+            // And a custom resource owned by a ConfigMap.
+            #expect(try s.kubectl("create", "configmap", "parent").ok)
+            let parentUID = try s.kubectl("get", "cm", "parent", "-o", "jsonpath={.metadata.uid}").stdout
+            let owned =
+                #"{"apiVersion":"stable.example.com/v1","kind":"CronTab","metadata":{"name":"owned","ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"parent","uid":"\#(parentUID)"}]},"spec":{"cronSpec":"* * * * *"}}"#
+            #expect(try s.kubectl("create", "-f", "-", stdin: owned).ok)
+
+            // Foreground: the custom resource waits for its child, then goes.
+            let deleted = try s.kubectl("delete", "ct", "owner", "--cascade=foreground", "--timeout=30s")
+            #expect(deleted.ok, "\(deleted.stderr)")
+            #expect(!(try s.kubectl("get", "cm", "child").ok))
+            #expect(try s.kubectl("delete", "cm", "parent").ok)
+            try await s.eventually("the owned custom resource to be collected") {
+                !(try s.kubectl("get", "ct", "owned").ok)
+            }
+
+            // A deleted namespace takes its custom resources.
+            #expect(try s.kubectl("create", "namespace", "team").ok)
+            #expect(
+                try s.kubectl(
+                    "create", "-n", "team", "-f", "-", stdin: Self.cronTab("nightly", #"{"cronSpec":"* * * * *"}"#)
+                ).ok)
+            #expect(try s.kubectl("delete", "namespace", "team").ok)
+            try await s.eventually("the namespace's custom resources to go") {
+                try s.kubectl("get", "--raw", "/apis/stable.example.com/v1/crontabs").stdout.contains(#""items":[]"#)
+            }
+            await s.stop()
+        }
     }
 }

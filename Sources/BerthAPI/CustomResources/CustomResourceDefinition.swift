@@ -300,3 +300,26 @@ enum APIVersionOrder {
         }
     }
 }
+
+/// The resource types stored CustomResourceDefinitions serve, for code outside the API server's
+/// request path (the namespace controller and garbage collector, over any client).
+public enum CustomResourceTypes {
+    /// The served versions of every definition whose names were accepted.
+    public static func served(byDefinitions definitions: [JSON]) -> [ResourceType] {
+        definitions.flatMap { obj -> [ResourceType] in
+            let accepted = (obj["status"]["conditions"].array ?? []).contains {
+                $0["type"].string == "NamesAccepted" && $0["status"].string == "True"
+            }
+            guard accepted, let crd = CustomResourceDefinition(obj) else { return [] }
+            return crd.resourceTypes()
+        }
+    }
+
+    /// The definitions' resource (apiextensions.k8s.io/v1 customresourcedefinitions).
+    public static var definitions: ResourceType { CustomResourceDefinitionController.resource }
+}
+
+extension LocalClient {
+    /// The custom resources this server serves now.
+    public func customResourceTypes() -> [ResourceType] { handler.server.customResources.types }
+}
