@@ -34,9 +34,15 @@ extension APITests {
                       spec:
                         type: object
                         required: [cronSpec]
+                        x-kubernetes-validations:
+                        - {rule: "!has(self.mode) || self.mode != 'Slow' || self.replicas <= 2", message: slow tabs run at most 2 replicas}
                         properties:
                           cronSpec: {type: string, pattern: '^(\\d+|\\*)(/\\d+)?(\\s+(\\d+|\\*)(/\\d+)?){4}$'}
-                          image: {type: string, default: busybox, maxLength: 20}
+                          image:
+                            type: string
+                            default: busybox
+                            maxLength: 20
+                            x-kubernetes-validations: [{rule: self == oldSelf, message: image is immutable}]
                           replicas: {type: integer, minimum: 1, maximum: 10, default: 1}
                           mode: {type: string, enum: [Fast, Slow]}
                           ports:
@@ -129,6 +135,15 @@ extension APITests {
                 [#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#])
             let missing = try s.kubectl("create", "-f", "-", stdin: Self.cronTab("empty", #"{"image":"x"}"#))
             expectMentions(missing.stderr, ["spec.cronSpec: Required value"])
+
+            // CEL rules: one on the object, a transition rule (oldSelf) checked on updates only.
+            let slow = try s.kubectl(
+                "create", "-f", "-",
+                stdin: Self.cronTab("slow", #"{"cronSpec":"* * * * *","mode":"Slow","replicas":3}"#))
+            expectMentions(slow.stderr, [#"spec: Invalid value: "object": slow tabs run at most 2 replicas"#])
+            let immutable = try s.kubectl(
+                "patch", "ct", "nightly", "--type=merge", "-p", #"{"spec":{"image":"alpine"}}"#)
+            expectMentions(immutable.stderr, [#"spec.image: Invalid value: "string": image is immutable"#])
 
             // Unknown fields: refused under kubectl's strict validation, pruned (and kept where the
             // schema preserves them) when validation is off.

@@ -71,6 +71,13 @@ struct CustomResourceStrategy: ResourceStrategy {
         return errs
     }
 
+    /// Transition rules (`oldSelf`) against the stored object; everything else was checked by `validate`.
+    func validateUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext) -> [APIError.Cause] {
+        var errs: [APIError.Cause] = []
+        schema?.validate(obj, old: old, path: "", into: &errs, root: true, transitionsOnly: true)
+        return errs
+    }
+
     /// Fields the schema does not declare: dropped with a warning (Warn, the default), refused (Strict,
     /// kubectl's default) or dropped silently (Ignore), as for built-in kinds.
     func pruneUnknownFields(_ object: JSON, _ r: ResourceType, _ call: Call) throws -> JSON {

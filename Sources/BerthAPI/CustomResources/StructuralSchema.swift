@@ -35,6 +35,8 @@ final class StructuralSchema: Sendable {
     let listMapKeys: [String]
     let allOf: [StructuralSchema], anyOf: [StructuralSchema], oneOf: [StructuralSchema]
     let not: StructuralSchema?
+    /// `x-kubernetes-validations`, compiled.
+    let rules: [CELValidationRule]
 
     static let types = ["array", "boolean", "integer", "number", "object", "string"]
 
@@ -93,6 +95,9 @@ final class StructuralSchema: Sendable {
         }
         allOf = list("allOf"); anyOf = list("anyOf"); oneOf = list("oneOf")
         not = j["not"].object == nil ? nil : StructuralSchema(j["not"], path: "\(path).not", errors: &errors)
+        rules = (j["x-kubernetes-validations"].array ?? []).enumerated().compactMap {
+            CELValidationRule($0.element, path: "\(path).x-kubernetes-validations[\($0.offset)]", errors: &errors)
+        }
 
         // What makes a schema structural (apiextensions' validation of a v1 definition).
         if let type, !Self.types.contains(type) {
@@ -229,8 +234,17 @@ final class StructuralSchema: Sendable {
     // MARK: validation
 
     /// The value's field errors, each under `path`. At the root, metadata is the generic object rules'
-    /// business and is not validated here.
-    func validate(_ value: JSON, path: String, into errs: inout [APIError.Cause], root: Bool = false) {
+    /// business and is not validated here. `old` is the stored value at the same place, on an update
+    /// (transition rules, those reading `oldSelf`, need it); `transitionsOnly` checks only those rules
+    /// (the rest was checked by the create-time validation the update also runs).
+    func validate(
+        _ value: JSON, old: JSON? = nil, path: String, into errs: inout [APIError.Cause], root: Bool = false,
+        transitionsOnly: Bool = false
+    ) {
+        if transitionsOnly {
+            validateTransitions(value, old: old, path: path, into: &errs, root: root)
+            return
+        }
         let where_ = path.isEmpty ? "body" : path
         if value.isNull {
             if !nullable && type != nil {
@@ -371,6 +385,36 @@ final class StructuralSchema: Sendable {
         }
         if let not, not.accepts(value, path: path) {
             errs.append(FieldChecks.invalid(where_, value, "must not validate the schema (not)"))
+        }
+        for rule in rules where !rule.expression.usesOldSelf {
+            if let e = rule.check(value, old: nil, path: path) { errs.append(e) }
+        }
+    }
+
+    /// Only the transition rules, with the old value correlated to the new one: an object's members by
+    /// name, a map-list's elements by their keys (upstream's correlation; other list elements have none).
+    func validateTransitions(_ value: JSON, old: JSON?, path: String, into errs: inout [APIError.Cause], root: Bool) {
+        guard let old, !old.isNull else { return }
+        for rule in rules where rule.expression.usesOldSelf {
+            if let e = rule.check(value, old: old, path: path) { errs.append(e) }
+        }
+        switch value {
+        case .object(let members):
+            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
+                if root && ["apiVersion", "kind", "metadata"].contains(key) { continue }
+                guard let child = properties[key] ?? additionalProperties else { continue }
+                child.validateTransitions(
+                    member, old: old[key], path: path.isEmpty ? key : "\(path).\(key)", into: &errs, root: false)
+            }
+        case .array(let elements):
+            guard let items, listType == "map", !listMapKeys.isEmpty else { return }
+            let previous = old.array ?? []
+            for (i, e) in elements.enumerated() {
+                let key = listMapKeys.map { e[$0] }
+                let match = previous.first { p in listMapKeys.map { p[$0] } == key }
+                items.validateTransitions(e, old: match, path: "\(path)[\(i)]", into: &errs, root: false)
+            }
+        default: return
         }
     }
 
