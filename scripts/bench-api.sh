@@ -30,7 +30,7 @@ start_server() { # $1 name, rest: extra args; sets SERVER_PID PORT DIR
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$1/status; }
 
 cat > "$WORK/bench.py" <<'PY'
-import http.client, json, ssl, sys, threading, time, statistics
+import http.client, json, os, ssl, sys, threading, time, statistics
 mode, url, token, ca = sys.argv[1:5]
 host, port = url.replace("https://", "").split(":")
 ctx = ssl.create_default_context(cafile=ca)
@@ -39,8 +39,11 @@ def conn(): return http.client.HTTPSConnection(host, int(port), context=ctx, tim
 def pct(xs, p): xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
 
 if mode == "writes":
+    # Optional: a collection path and apiVersion/kind to write (a custom resource) instead of ConfigMaps.
     rate, secs = float(sys.argv[5]), float(sys.argv[6])
-    prefix = sys.argv[7] if len(sys.argv) > 7 else "w"
+    path = sys.argv[7] if len(sys.argv) > 7 else "/api/v1/namespaces/default/configmaps"
+    typemeta = {"apiVersion": sys.argv[8], "kind": sys.argv[9]} if len(sys.argv) > 9 else {}
+    prefix = os.environ.get("BENCH_NAME_PREFIX", "w")
     threads, lat, lock = 16, [], threading.Lock()
     start = time.monotonic() + 0.5
     total = int(rate * secs)
@@ -50,9 +53,9 @@ if mode == "writes":
             due = start + i / rate
             d = due - time.monotonic()
             if d > 0: time.sleep(d)
-            body = json.dumps({"metadata": {"name": f"{prefix}-{i}"}, "data": {"k": "v" * 100}})
+            body = json.dumps({**typemeta, "metadata": {"name": f"{prefix}-{i}"}, "data": {"k": "v" * 100}})
             t0 = time.monotonic()
-            c.request("POST", "/api/v1/namespaces/default/configmaps", body, H)
+            c.request("POST", path, body, H)
             r = c.getresponse(); r.read()
             # latency measured from the scheduled send time (includes any queueing: open loop)
             with lock: lat.append(time.monotonic() - min(t0, max(due, t0 - 1)))
@@ -113,14 +116,27 @@ bench_store() { # $1 = name, rest = server args
   local token; token=$(head -1 "$DIR/tokens.csv" | cut -d, -f1)
   echo "== $1: idle RSS $(rss_mb $SERVER_PID) MB"
   echo -n "== $1: write latency at ${RATE}/s for ${SECS}s (admin): "
-  python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS" admin
+  BENCH_NAME_PREFIX=admin python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS"
   local api="https://127.0.0.1:$PORT/apis/rbac.authorization.k8s.io/v1/namespaces/default"
   curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null "$api/roles" \
     -d '{"metadata":{"name":"configmap-writer"},"rules":[{"apiGroups":[""],"resources":["configmaps"],"verbs":["create","get","list"]}]}'
   curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null "$api/rolebindings" \
     -d '{"metadata":{"name":"bench-writes"},"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"configmap-writer"},"subjects":[{"kind":"Group","name":"bench"}]}'
   echo -n "== $1: write latency at ${RATE}/s for ${SECS}s (a user RBAC authorizes): "
-  python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$user_token" "$DIR/pki/ca.crt" "$RATE" "$SECS" user
+  BENCH_NAME_PREFIX=user python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$user_token" "$DIR/pki/ca.crt" "$RATE" "$SECS"
+  if [ "$1" = sqlite ]; then
+    # Custom resources at the same rate: a definition whose schema checks every write (issue 16).
+    curl -s --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null \
+      -X POST "https://127.0.0.1:$PORT/apis/apiextensions.k8s.io/v1/customresourcedefinitions" --data-binary \
+      '{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"widgets.bench.example.com"},"spec":{"group":"bench.example.com","scope":"Namespaced","names":{"plural":"widgets","kind":"Widget"},"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","properties":{"data":{"type":"object","additionalProperties":{"type":"string","maxLength":1000}}}}}}]}}'
+    for _ in $(seq 100); do
+      curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -o /dev/null \
+        "https://127.0.0.1:$PORT/apis/bench.example.com/v1/widgets" && break; sleep 0.05
+    done
+    echo -n "== $1: custom resource write latency at ${RATE}/s for ${SECS}s: "
+    python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS" \
+      /apis/bench.example.com/v1/namespaces/default/widgets bench.example.com/v1 Widget
+  fi
   echo -n "== $1: watch fan-out: "
   python3 "$WORK/bench.py" fanout https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt"
   echo "== $1: RSS after writes + fan-out $(rss_mb $SERVER_PID) MB"

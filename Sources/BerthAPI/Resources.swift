@@ -167,12 +167,17 @@ public enum Registry {
         .init(
             group: "node.k8s.io", version: "v1", kind: "RuntimeClass", plural: "runtimeclasses",
             singular: "runtimeclass", namespaced: false, hasSpec: false, strategy: RuntimeClassStrategy()),
+        .init(
+            group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition",
+            plural: "customresourcedefinitions", singular: "customresourcedefinition", namespaced: false,
+            shortNames: ["crd", "crds"], categories: ["api-extensions"], subresources: ["status"],
+            strategy: CustomResourceDefinitionStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
         "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
-        "storage.k8s.io", "node.k8s.io", "rbac.authorization.k8s.io",
+        "storage.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "rbac.authorization.k8s.io",
     ]
 
     public static func find(group: String, version: String, plural: String) -> ResourceType? {

@@ -76,6 +76,8 @@ public final class APIServer: Sendable {
     /// Refused joins and node identities' refused requests (`<data-dir>/audit.log`).
     let audit: AuditLog
     let startTime = Date()
+    /// The custom resources served, as the stored CustomResourceDefinitions define them.
+    let customResources = CustomResourceRegistry()
 
     public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
         self.config = config
@@ -222,7 +224,9 @@ public final class APIServer: Sendable {
             logger: logger)
         let compactor = Compactor(
             store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
-        var services: [any Service] = [compactor]
+        let definitions = CustomResourceDefinitionController(
+            store: store, registry: customResources, logger: logger)
+        var services: [any Service] = [compactor, definitions]
         if let elector { services.append(elector) }
         services += extra
         let rest = services

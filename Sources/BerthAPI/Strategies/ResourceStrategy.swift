@@ -86,6 +86,11 @@ protocol ResourceStrategy: Sendable {
     /// After the object was removed from the store.
     func afterDelete(_ obj: JSON, handler: Handler) async
 
+    /// The autoscaling/v1 Scale of an object (its `/scale` subresource), and how a new replica count is
+    /// written into it.
+    func scale(of obj: JSON) -> JSON
+    func setReplicas(_ obj: inout JSON, _ replicas: Int64)
+
     /// A POST to a subresource that is not an object write (pods/binding, pods/eviction); nil: not served.
     func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
         -> Response?
@@ -140,6 +145,8 @@ extension ResourceStrategy {
     var orphansDependents: Bool { true }
     func readyToRemove(_ obj: JSON, _ ctx: StrategyContext) -> Bool { true }
     func afterDelete(_ obj: JSON, handler: Handler) async {}
+    func scale(of obj: JSON) -> JSON { Handler.scaleOf(obj) }
+    func setReplicas(_ obj: inout JSON, _ replicas: Int64) { obj["spec"]["replicas"] = .int(replicas) }
     func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
         -> Response?
     {
