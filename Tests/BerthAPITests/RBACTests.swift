@@ -333,5 +333,58 @@ extension APITests {
             #expect(out.ok && out.stdout.contains("OK"), "\(out.stdout) \(out.stderr)")
             await s.stop()
         }
+
+        @Test func impersonationHeadersAreReadAndAuthorizedAsUpstream() async throws {
+            let s = try await TestServer()
+            _ = try Self.userKubeconfig(s, name: "alice", group: nil)
+            let whoami = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+            let review = #"{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}"#
+            // A group without a user is refused before anything is authorized.
+            var (code, body) = try s.curl("POST", whoami, body: review, extra: ["-H", "Impersonate-Group: dev"])
+            #expect(
+                code == 500
+                    && body["message"].string
+                        == "Internal error occurred: requested [{Group  dev    }] without impersonating a user",
+                "\(body)")
+            // A service account impersonated without groups gets its fixed ones.
+            (code, body) = try s.curl(
+                "POST", whoami, body: review, extra: ["-H", "Impersonate-User: system:serviceaccount:default:robot"])
+            let groups = (body["status"]["userInfo"]["groups"].array ?? []).compactMap(\.string)
+            #expect(
+                code == 201 && body["status"]["userInfo"]["username"] == "system:serviceaccount:default:robot"
+                    && groups == ["system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"],
+                "\(body)")
+            // Each extra value is its own check, on userextras/<key>.
+            let alice = [
+                "--cert", s.dir + "/pki/user-alice.crt", "--key", s.dir + "/pki/user-alice.key",
+            ]
+            #expect(
+                try s.kubectl(
+                    "create", "clusterrole", "as-bob", "--verb=impersonate", "--resource=users", "--resource-name=bob"
+                )
+                .ok)
+            #expect(
+                try s.kubectl("create", "clusterrolebinding", "alice-as-bob", "--clusterrole=as-bob", "--user=alice").ok
+            )
+            (code, body) = try s.curl(
+                "POST", whoami, body: review, token: "",
+                extra: alice + ["-H", "Impersonate-User: bob", "-H", "Impersonate-Extra-Scopes: view"])
+            #expect(
+                code == 403
+                    && body["message"].string
+                        == "userextras.authentication.k8s.io \"view\" is forbidden: User \"alice\" cannot impersonate resource \"userextras/scopes\" in API group \"authentication.k8s.io\" at the cluster scope",
+                "\(body)")
+            (code, body) = try s.curl(
+                "POST", whoami, body: review, token: "", extra: alice + ["-H", "Impersonate-User: bob"])
+            #expect(code == 201 && body["status"]["userInfo"]["username"] == "bob", "\(body)")
+            (code, body) = try s.curl(
+                "POST", whoami, body: review, token: "", extra: alice + ["-H", "Impersonate-User: carol"])
+            #expect(
+                code == 403
+                    && body["message"].string
+                        == "users \"carol\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                "\(body)")
+            await s.stop()
+        }
     }
 }
