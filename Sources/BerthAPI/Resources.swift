@@ -66,6 +66,10 @@ public enum Registry {
             namespaced: true, shortNames: ["sa"], subresources: ["token"], hasSpec: false,
             strategy: ServiceAccountStrategy()),
         .init(
+            group: "", version: "v1", kind: "ReplicationController", plural: "replicationcontrollers",
+            singular: "replicationcontroller", namespaced: true, shortNames: ["rc"], categories: ["all"],
+            subresources: ["status", "scale"], strategy: ReplicationControllerStrategy()),
+        .init(
             group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
             namespaced: true, shortNames: ["limits"], strategy: LimitRangeStrategy()),
         .init(
