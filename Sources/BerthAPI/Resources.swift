@@ -166,6 +166,16 @@ public enum Registry {
             group: "node.k8s.io", version: "v1", kind: "RuntimeClass", plural: "runtimeclasses",
             singular: "runtimeclass", namespaced: false, hasSpec: false, strategy: RuntimeClassStrategy()),
         .init(
+            group: "autoscaling", version: "v2", kind: "HorizontalPodAutoscaler",
+            plural: "horizontalpodautoscalers", singular: "horizontalpodautoscaler", namespaced: true,
+            shortNames: ["hpa"], categories: ["all"], subresources: ["status"],
+            strategy: HorizontalPodAutoscalerStrategy()),
+        .init(
+            group: "autoscaling", version: "v1", kind: "HorizontalPodAutoscaler",
+            plural: "horizontalpodautoscalers", singular: "horizontalpodautoscaler", namespaced: true,
+            shortNames: ["hpa"], categories: ["all"], subresources: ["status"], storageGroup: "autoscaling",
+            strategy: HorizontalPodAutoscalerV1Strategy()),
+        .init(
             group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", singular: "event",
             namespaced: true, shortNames: ["ev"], hasSpec: false, storageGroup: "",
             strategy: EventsV1EventStrategy()),
@@ -179,7 +189,7 @@ public enum Registry {
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
         "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
-        "storage.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "events.k8s.io",
+        "storage.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "events.k8s.io", "autoscaling",
     ]
 
     /// Every resource with objects of its own (no second views of another's storage).

@@ -20,6 +20,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(TTLAfterFinishedController(ctx))
     loops.append(ServiceLoadBalancerController(ctx))
     loops.append(ResourceQuotaController(ctx))
+    loops.append(HorizontalPodAutoscalerController(ctx))
     if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }
