@@ -80,7 +80,7 @@ extension Handler {
             return obj
         }
         do {
-            let rev = try await store.create(key, value: encodeForStore(obj))
+            let rev = try await store.create(key, value: encodeForStore(obj, r))
             var out = obj
             out["metadata"]["resourceVersion"] = .string(String(rev))
             return out
@@ -288,7 +288,7 @@ extension Handler {
             } catch let e as StoreError { throw Self.map(e, r, name) }
         }
         do {
-            let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: precondition)
+            let rev = try await store.update(key, value: encodeForStore(obj, r), expectedRevision: precondition)
             obj["metadata"]["resourceVersion"] = .string(String(rev))
             return obj
         } catch let e as StoreError { throw Self.map(e, r, name) }
@@ -592,7 +592,8 @@ extension Handler {
                 if call.dryRun { return reply(call, obj) }
                 obj["metadata"]["resourceVersion"] = .null
                 do {
-                    let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
+                    let rev = try await store.update(
+                        key, value: encodeForStore(obj, r), expectedRevision: kv.modRevision)
                     obj["metadata"]["resourceVersion"] = .string(String(rev))
                     return reply(call, obj)
                 } catch StoreError.conflict { continue }
@@ -632,7 +633,8 @@ extension Handler {
                 if call.dryRun { return reply(call, obj, status: 202) }
                 obj["metadata"]["resourceVersion"] = .null
                 do {
-                    let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
+                    let rev = try await store.update(
+                        key, value: encodeForStore(obj, r), expectedRevision: kv.modRevision)
                     obj["metadata"]["resourceVersion"] = .string(String(rev))
                     return reply(call, obj, status: 202)
                 } catch StoreError.conflict { continue }

@@ -454,7 +454,7 @@ struct Handler: Sendable {
         obj["metadata"]["resourceVersion"] = .string(String(kv.modRevision))
         obj["apiVersion"] = .string(r.apiVersion)
         obj["kind"] = .string(r.kind)
-        r.custom?.fromStorage(&obj)
+        r.strategy.fromStorage(&obj)
         return obj
     }
     func encodeForStore(_ obj: JSON) -> [UInt8] {
@@ -462,6 +462,8 @@ struct Handler: Sendable {
         o["metadata"]["resourceVersion"] = .null
         return o.serialized()
     }
+    /// An object of `r` as stored: in its storage form (events.k8s.io Events are stored as core Events).
+    func encodeForStore(_ obj: JSON, _ r: ResourceType) -> [UInt8] { encodeForStore(r.strategy.toStorage(obj)) }
 
     static func now() -> String { APITime.string() }
     static func microNow() -> String { APITime.micro() }

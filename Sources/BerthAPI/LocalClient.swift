@@ -305,3 +305,17 @@ extension Registry {
     public static let endpointSlices = find(group: "discovery.k8s.io", version: "v1", plural: "endpointslices")!
     public static let leases = find(group: "coordination.k8s.io", version: "v1", plural: "leases")!
 }
+
+extension LocalClient {
+    /// The autoscaling/v1 Scale of an object of `r`, nil when there is no such object.
+    public func scale(_ r: ResourceType, namespace: String?, name: String) async throws -> JSON? {
+        do { return try await handler.scale(r, namespace: namespace, name: name) } catch let e as APIError
+            where e.code == 404
+        { return nil }
+    }
+
+    /// The PodMetrics (metrics.k8s.io) of the pods a selector picks in a namespace, from the node agents.
+    public func podMetrics(namespace: String, selector: String) async throws -> [JSON] {
+        try await handler.podMetrics(namespace: namespace, selector: try LabelSelector(selector))
+    }
+}

@@ -109,6 +109,26 @@ enum OpenAPI {
         return d
     }
 
+    /// Kinds served outside the generic resource path, described so clients find them: the reviews
+    /// (created, never stored: kubectl's field validation looks for their POST) and ComponentStatus
+    /// (read-only).
+    static let createOnlyKinds: Set<String> = ["SelfSubjectAccessReview", "SelfSubjectReview", "TokenReview"]
+    static let readOnlyKinds: Set<String> = ["ComponentStatus"]
+    static let unstoredKinds: [ResourceType] = [
+        ComponentStatuses.resource,
+        .init(
+            group: Discovery.reviewGroup, version: "v1", kind: "SelfSubjectAccessReview",
+            plural: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", namespaced: false),
+        .init(
+            group: Discovery.authenticationGroup, version: "v1", kind: "SelfSubjectReview",
+            plural: "selfsubjectreviews", singular: "selfsubjectreview", namespaced: false),
+        .init(
+            group: Discovery.authenticationGroup, version: "v1", kind: "TokenReview", plural: "tokenreviews",
+            singular: "tokenreview", namespaced: false),
+    ]
+    /// Everything the documents describe: the stored kinds and the unstored ones.
+    static var documented: [ResourceType] { Registry.all + unstoredKinds }
+
     static func paths(_ rs: [ResourceType], v3: Bool) -> JSON {
         var paths: [String: JSON] = [:]
         for r in rs {
@@ -126,6 +146,15 @@ enum OpenAPI {
                     "x-kubernetes-group-version-kind": gvk, "parameters": .array(params.map(param)),
                     "responses": ["200": ["description": "OK"]],
                 ]
+            }
+            if createOnlyKinds.contains(r.kind) {
+                paths[coll] = ["post": op("post", ["dryRun", "fieldManager", "fieldValidation"])]
+                continue
+            }
+            if readOnlyKinds.contains(r.kind) {
+                paths[coll] = ["get": op("list", ["labelSelector", "fieldSelector"])]
+                paths[coll + "/{name}"] = ["get": op("get", [])]
+                continue
             }
             paths[coll] = [
                 "get": op("list", ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"]),
@@ -182,7 +211,7 @@ enum OpenAPI {
         uniqueKeysWithValues: groupVersions().compactMap { gv in v3(groupVersion: gv).map { (gv, $0.serialized()) } })
 
     static func v2(adding custom: [ResourceType] = []) -> JSON {
-        let types = Registry.all + custom
+        let types = documented + custom
         let defs = definitions(types, refBase: "#/definitions/")
         return [
             "swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"],
@@ -191,7 +220,7 @@ enum OpenAPI {
         ]
     }
 
-    static func groupVersions(_ types: [ResourceType] = Registry.all) -> [String] {
+    static func groupVersions(_ types: [ResourceType] = documented) -> [String] {
         Array(Set(types.map { $0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)" })).sorted()
     }
 
@@ -206,7 +235,7 @@ enum OpenAPI {
         return ["paths": .object(p)]
     }
 
-    static func v3(groupVersion: String, types: [ResourceType] = Registry.all) -> JSON? {
+    static func v3(groupVersion: String, types: [ResourceType] = documented) -> JSON? {
         let rs = types.filter {
             ($0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)") == groupVersion
         }

@@ -22,6 +22,7 @@ extension Protobuf {
         "PersistentVolumeClaim": ("v1", "PersistentVolumeClaim"),
         "PersistentVolume": ("v1", "PersistentVolume"),
         "ResourceQuota": ("v1", "ResourceQuota"),
+        "ReplicationController": ("v1", "ReplicationController"),
         "Deployment": ("apps/v1", "Deployment"),
         "ReplicaSet": ("apps/v1", "ReplicaSet"),
         "DaemonSet": ("apps/v1", "DaemonSet"),
@@ -30,6 +31,7 @@ extension Protobuf {
         "Job": ("batch/v1", "Job"),
         "CronJob": ("batch/v1", "CronJob"),
         "Scale": ("autoscaling/v1", "Scale"),
+        "HorizontalPodAutoscaler": ("autoscaling/v1", "HorizontalPodAutoscaler"),
         "Lease": ("coordination.k8s.io/v1", "Lease"),
         "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
         "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
@@ -352,6 +354,11 @@ extension Protobuf {
         ResourceQuotaSpec 1:hard:{q 2:scopes:[s 3:scopeSelector:ScopeSelector
         ResourceQuotaStatus 1:hard:{q 2:used:{q
         ResourceQuota 1:metadata:ObjectMeta 2:spec:ResourceQuotaSpec 3:status:ResourceQuotaStatus
+        ReplicationControllerSpec 1:replicas:i? 4:minReadySeconds:i 2:selector:{s 3:template:PodTemplateSpec
+        ReplicationControllerCondition 1:type:s? 2:status:s? 3:lastTransitionTime:t 4:reason:s 5:message:s
+        ReplicationControllerStatus 1:replicas:i? 2:fullyLabeledReplicas:i 4:readyReplicas:i 5:availableReplicas:i
+          3:observedGeneration:i 6:conditions:[ReplicationControllerCondition
+        ReplicationController 1:metadata:ObjectMeta 2:spec:ReplicationControllerSpec 3:status:ReplicationControllerStatus
         RollingUpdateDeployment 1:maxUnavailable:x? 2:maxSurge:x?
         DeploymentStrategy 1:type:s 2:rollingUpdate:RollingUpdateDeployment
         DeploymentSpec 1:replicas:i? 2:selector:LabelSelector 3:template:PodTemplateSpec 4:strategy:DeploymentStrategy
@@ -414,6 +421,13 @@ extension Protobuf {
         ScaleSpec 1:replicas:i
         ScaleStatus 1:replicas:i? 2:selector:s
         Scale 1:metadata:ObjectMeta 2:spec:ScaleSpec 3:status:ScaleStatus
+        CrossVersionObjectReference 1:kind:s? 2:name:s? 3:apiVersion:s
+        HorizontalPodAutoscalerSpec 1:scaleTargetRef:CrossVersionObjectReference 2:minReplicas:i? 3:maxReplicas:i?
+          4:targetCPUUtilizationPercentage:i?
+        HorizontalPodAutoscalerStatus 1:observedGeneration:i? 2:lastScaleTime:t 3:currentReplicas:i? 4:desiredReplicas:i?
+          5:currentCPUUtilizationPercentage:i?
+        HorizontalPodAutoscaler 1:metadata:ObjectMeta 2:spec:HorizontalPodAutoscalerSpec
+          3:status:HorizontalPodAutoscalerStatus
         LeaseSpec 1:holderIdentity:s? 2:leaseDurationSeconds:i? 3:acquireTime:u 4:renewTime:u 5:leaseTransitions:i?
           6:strategy:s? 7:preferredHolder:s?
         Lease 1:metadata:ObjectMeta 2:spec:LeaseSpec

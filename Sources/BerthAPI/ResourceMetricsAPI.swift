@@ -98,7 +98,7 @@ extension Handler {
         }.sorted { ($0["metadata"]["name"].string ?? "") < ($1["metadata"]["name"].string ?? "") }
     }
 
-    private func podMetrics(namespace: String?, selector: LabelSelector, only name: String? = nil) async throws
+    func podMetrics(namespace: String?, selector: LabelSelector, only name: String? = nil) async throws
         -> [JSON]
     {
         let podsType = Registry.find(group: "", version: "v1", plural: "pods")!

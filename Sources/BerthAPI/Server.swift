@@ -143,7 +143,11 @@ public final class APIServer: Sendable {
                     ],
                 ],
             ], dryRun: false)
-        if let clusterDNS = config.clusterDNS {
+        // On a restart the Service is there: creating it again would fail allocating its address
+        // (already in use, by itself) before the store could say it exists.
+        if let clusterDNS = config.clusterDNS,
+            (try? await store.get(svc.key(namespace: "kube-system", name: "kube-dns"))) == nil
+        {
             do {
                 _ = try await h.createObject(
                     svc, namespace: "kube-system", obj: Self.kubeDNSService(clusterDNS), dryRun: false)

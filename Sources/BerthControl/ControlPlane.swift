@@ -29,6 +29,9 @@ public struct ControlPlaneConfig: Sendable {
     /// (kube-controller-manager's --cluster-cidr with --allocate-node-cidrs); nil: no node IPAM.
     public var clusterCIDR: String?
     public var nodeCIDRMaskSize = 24
+    /// How often each HorizontalPodAutoscaler is evaluated (kube-controller-manager's
+    /// --horizontal-pod-autoscaler-sync-period).
+    public var horizontalPodAutoscalerSyncPeriod: Duration = .seconds(15)
     public init() {}
 }
 

@@ -49,8 +49,16 @@ struct CELParser {
     }
     private var tokens: [Token] = []
     private var at = 0
+    private var depth = 0
+    /// Rules longer or nested deeper are refused: parsing and evaluating recurse once per level, and a
+    /// definition's author must not be able to exhaust an API server's stack.
+    static let maxLength = 8192
+    static let maxDepth = 64
 
     static func parse(_ text: String) throws -> CELExpression {
+        guard text.utf8.count <= maxLength else {
+            throw CELError("expression is longer than \(maxLength) bytes")
+        }
         var p = CELParser()
         p.tokens = try tokenize(text)
         let e = try p.ternary()
@@ -141,6 +149,9 @@ struct CELParser {
     }
 
     private mutating func ternary() throws -> CELExpression {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maxDepth else { throw CELError("expression nested more than \(Self.maxDepth) levels") }
         let c = try or()
         guard peek == .op("?") else { return c }
         _ = next()
@@ -181,8 +192,13 @@ struct CELParser {
         return e
     }
     private mutating func unary() throws -> CELExpression {
-        if peek == .op("!") { _ = next(); return .unary("!", try unary()) }
-        if peek == .op("-") { _ = next(); return .unary("-", try unary()) }
+        if peek == .op("!") || peek == .op("-") {
+            guard case .op(let op) = next() else { return try member() }
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maxDepth else { throw CELError("expression nested more than \(Self.maxDepth) levels") }
+            return .unary(op, try unary())
+        }
         return try member()
     }
     private mutating func member() throws -> CELExpression {

@@ -38,6 +38,7 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
     private let lock = NSLock()
     /// Objects by resource key prefix, then by cache key.
     private var objects: [String: [String: JSON]] = [:]
+    private var podUsage: [String: [String: String]] = [:]
     private var revision: Int64 = 0
     private var history: [Change] = []
     private var watchers: [UUID: (prefix: String, continuation: AsyncThrowingStream<Change, any Error>.Continuation)] =
@@ -302,6 +303,47 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         let stored = lock.withLock { Array((objects[resource.keyPrefix] ?? [:]).values) }
         return try stored.filter { namespace == nil || $0["metadata"]["namespace"].string == namespace }
             .map { try MetaV1.PartialObjectMetadata(kubeJSON: $0) }
+    }
+
+    /// Synthetic usage for `podMetrics`, by "namespace/name": what a node agent would have measured
+    /// (`["cpu": "250m", "memory": "64Mi"]`). Pods without an entry have no metrics.
+    public func setPodUsage(namespace: String, name: String, _ usage: [String: String]?) {
+        lock.withLock { podUsage[namespace + "/" + name] = usage }
+    }
+
+    public func podMetrics(namespace: String, selector: String) async throws -> [JSON] {
+        let labels = try LabelSelector(selector)
+        let pods = lock.withLock { Array((objects[Registry.pods.keyPrefix] ?? [:]).values) }
+        return pods.compactMap { pod in
+            guard pod["metadata"]["namespace"].string == namespace,
+                labels.matches(pod["metadata"]["labels"].stringMap),
+                let name = pod["metadata"]["name"].string,
+                let usage = lock.withLock({ podUsage[namespace + "/" + name] })
+            else { return nil }
+            return [
+                "metadata": ["name": .string(name), "namespace": .string(namespace)], "window": "10s",
+                "containers": .array(
+                    (pod["spec"]["containers"].array ?? []).prefix(1).map { c in
+                        ["name": c["name"], "usage": .strings(usage)]
+                    }),
+            ]
+        }
+    }
+
+    /// A Scale as the API server computes it for the built-in scalable kinds (spec.replicas,
+    /// status.replicas, the selector).
+    public func scale(_ resource: ResourceType, namespace: String?, name: String) async throws -> JSON? {
+        let stored = lock.withLock { objects[resource.keyPrefix]?[Self.key(namespace: namespace, name: name)] }
+        guard let obj = stored else { return nil }
+        return [
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": ["name": .string(name), "namespace": namespace.map { .string($0) } ?? .null],
+            "spec": ["replicas": .int(obj["spec"]["replicas"].int ?? 0)],
+            "status": [
+                "replicas": .int(obj["status"]["replicas"].int ?? 0),
+                "selector": .string(LabelSelector(object: obj["spec"]["selector"]).text),
+            ],
+        ]
     }
 
     public func customResourceTypes() async throws -> [ResourceType] {

@@ -210,6 +210,21 @@ public final class HTTPKubeClient: KubeClient, Sendable {
         return try (list["items"].array ?? []).map(Self.metadata)
     }
 
+    public func scale(_ resource: ResourceType, namespace: String?, name: String) async throws -> JSON? {
+        do {
+            return try await request(.GET, Self.path(resource, namespace: namespace, name: name, subresource: "scale"))
+        } catch let error as APIError where error.code == 404 {
+            return nil
+        }
+    }
+
+    public func podMetrics(namespace: String, selector: String) async throws -> [JSON] {
+        var components = URLComponents()
+        components.queryItems = [URLQueryItem(name: "labelSelector", value: selector)]
+        let path = "/apis/metrics.k8s.io/v1beta1/namespaces/\(namespace)/pods?" + (components.percentEncodedQuery ?? "")
+        return try await request(.GET, path)["items"].array ?? []
+    }
+
     public func customResourceTypes() async throws -> [ResourceType] {
         let list = try await request(.GET, Self.path(CustomResourceTypes.definitions, namespace: nil))
         return CustomResourceTypes.served(byDefinitions: list["items"].array ?? [])

@@ -37,6 +37,11 @@ public protocol KubeClient: MetadataReads {
     func bind(_ bindings: [PodNodeBinding]) async -> [Result<Void, APIError>]
     /// Records an Event about an object (core/v1 Event; repeats bump `count`).
     func event(about object: JSON, type: String, reason: String, message: String, component: String?) async
+    /// The autoscaling/v1 Scale of an object (its `/scale` subresource), nil when there is no such object.
+    func scale(_ resource: ResourceType, namespace: String?, name: String) async throws -> JSON?
+    /// PodMetrics (metrics.k8s.io/v1beta1) of the pods `selector` picks in `namespace`; a pod without a
+    /// measurement yet is left out.
+    func podMetrics(namespace: String, selector: String) async throws -> [JSON]
     /// Asks for a bound token of a ServiceAccount (serviceaccounts/NAME/token, a TokenRequest).
     func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
         async throws -> AuthenticationV1.TokenRequest

@@ -53,7 +53,7 @@ struct GarbageCollector: ControlLoop {
         workers = max(1, min(ctx.config.workers, 4))
         customKinds = CustomKinds(factory: ctx.informers)
         var informers: [String: Informer<Metadata>] = [:]
-        for r in Registry.all {
+        for r in Registry.stored {
             let informer = ctx.informers.metadataInformer(r)
             informer.addIndex(Self.ownerIndex) { object in object.metadata.ownerReferences.map(\.uid) }
             informers[Self.typeID(r)] = informer
@@ -299,7 +299,7 @@ struct GarbageCollector: ControlLoop {
     /// sync listed the whole namespace).
     func cachedDependents(uid: String) -> [(ResourceType, Metadata)] {
         var out: [(ResourceType, Metadata)] = []
-        for r in Registry.all + customKinds.current {
+        for r in Registry.stored + customKinds.current {
             for dependent in informer(r)?.byIndex(Self.ownerIndex, uid) ?? [] {
                 out.append((r, dependent))
             }
@@ -314,7 +314,7 @@ struct GarbageCollector: ControlLoop {
         -> [(ResourceType, Metadata)]
     {
         var out: [(ResourceType, Metadata)] = []
-        for dependentType in Registry.all + customKinds.current where !(r.namespaced && !dependentType.namespaced) {
+        for dependentType in Registry.stored + customKinds.current where !(r.namespaced && !dependentType.namespaced) {
             for object in try await client.listMetadata(dependentType, namespace: r.namespaced ? namespace : nil)
             where object.metadata.ownerReferences.contains(where: { $0.uid == uid }) {
                 out.append((dependentType, object))
@@ -363,7 +363,9 @@ struct GarbageCollector: ControlLoop {
     func parse(_ key: String) -> (ResourceType, String?, String)? {
         guard let slash = key.firstIndex(of: "/") else { return nil }
         let id = key[..<slash], rest = String(key[key.index(after: slash)...])
-        guard let r = (Registry.all + customKinds.current).first(where: { Self.typeID($0) == id }) else { return nil }
+        guard let r = (Registry.stored + customKinds.current).first(where: { Self.typeID($0) == id }) else {
+            return nil
+        }
         if r.namespaced {
             let (namespace, name) = Objects.split(rest)
             return (r, namespace, name)

@@ -24,7 +24,7 @@ struct NamespaceController: ControlLoop {
     let recheck: Duration = .seconds(5)
 
     /// Every served type whose objects live in a namespace.
-    static var namespacedTypes: [ResourceType] { Registry.all.filter(\.namespaced) }
+    static var namespacedTypes: [ResourceType] { Registry.stored.filter(\.namespaced) }
 
     /// The built-in namespaced types and the custom resources served now (one version each: a
     /// definition's versions share their objects). Custom kinds have no informer here: what is left of

@@ -2,6 +2,7 @@
 func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     var loops: [any ControlLoop] = []
     loops.append(ReplicaSetController(ctx))
+    loops.append(ReplicationManager(ctx))
     loops.append(DeploymentController(ctx))
     loops.append(NodeLifecycleController(ctx))
     loops.append(NamespaceController(ctx))
@@ -20,6 +21,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(TTLAfterFinishedController(ctx))
     loops.append(ServiceLoadBalancerController(ctx))
     loops.append(ResourceQuotaController(ctx))
+    loops.append(HorizontalPodAutoscalerController(ctx))
     if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }
