@@ -112,20 +112,17 @@ enum OpenAPI {
     /// Kinds served outside the generic resource path, described so clients find them: the reviews
     /// (created, never stored: kubectl's field validation looks for their POST) and ComponentStatus
     /// (read-only).
-    static let createOnlyKinds: Set<String> = ["SelfSubjectAccessReview", "SelfSubjectReview", "TokenReview"]
+    static let createOnlyKinds: Set<String> = Set(AccessReview.all.map(\.kind) + ["SelfSubjectReview", "TokenReview"])
     static let readOnlyKinds: Set<String> = ["ComponentStatus"]
-    static let unstoredKinds: [ResourceType] = [
-        ComponentStatuses.resource,
-        .init(
-            group: Discovery.reviewGroup, version: "v1", kind: "SelfSubjectAccessReview",
-            plural: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", namespaced: false),
-        .init(
-            group: Discovery.authenticationGroup, version: "v1", kind: "SelfSubjectReview",
-            plural: "selfsubjectreviews", singular: "selfsubjectreview", namespaced: false),
-        .init(
-            group: Discovery.authenticationGroup, version: "v1", kind: "TokenReview", plural: "tokenreviews",
-            singular: "tokenreview", namespaced: false),
-    ]
+    static let unstoredKinds: [ResourceType] =
+        [ComponentStatuses.resource] + AccessReview.all.map(\.resource) + [
+            .init(
+                group: Discovery.authenticationGroup, version: "v1", kind: "SelfSubjectReview",
+                plural: "selfsubjectreviews", singular: "selfsubjectreview", namespaced: false),
+            .init(
+                group: Discovery.authenticationGroup, version: "v1", kind: "TokenReview", plural: "tokenreviews",
+                singular: "tokenreview", namespaced: false),
+        ]
     /// Everything the documents describe: the stored kinds and the unstored ones.
     static var documented: [ResourceType] { Registry.all + unstoredKinds }
 
