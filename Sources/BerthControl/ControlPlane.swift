@@ -29,6 +29,9 @@ public struct ControlPlaneConfig: Sendable {
     /// (kube-controller-manager's --cluster-cidr with --allocate-node-cidrs); nil: no node IPAM.
     public var clusterCIDR: String?
     public var nodeCIDRMaskSize = 24
+    /// Where the local-path provisioner puts volumes on their nodes (k3s's
+    /// /var/lib/rancher/k3s/storage): `<this>/pvc-<uid>_<namespace>_<name>`.
+    public var localPathStorageDirectory = "/var/lib/berth/storage"
     public init() {}
 }
 

@@ -19,6 +19,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(TTLAfterFinishedController(ctx))
     loops.append(ServiceLoadBalancerController(ctx))
     loops.append(ResourceQuotaController(ctx))
+    loops.append(PersistentVolumeController(ctx))
     if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }
