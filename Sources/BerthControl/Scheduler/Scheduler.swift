@@ -167,13 +167,15 @@ struct Scheduler: ControlLoop {
             }
             // The binder writes the claim; its informer here is what tells (polled: a few claims per pod).
             let deadline = ContinuousClock.now + Self.volumeBindTimeout
-            while ContinuousClock.now < deadline {
+            // The binders stop with the scheduler (leadership lost, shutting down): so does the wait.
+            while ContinuousClock.now < deadline && !sink.isFinished {
                 if names.allSatisfy({ !(binding.claims(pod.namespace, $0)?.spec.volumeName ?? "").isEmpty }) {
                     sink.push(Binding(pod: pod, node: node))
                     return
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
+            if sink.isFinished { return }
             throw VolumeBindingError("binding volumes: timed out waiting for the condition")
         } catch is CancellationError {
             cache.bindFailed(pod.key, node: node, retry: false)
@@ -256,6 +258,9 @@ final class Channel<Element: Sendable>: @unchecked Sendable {
             return out
         }
     }
+    /// Whether ``finish()`` was called (nothing pushed now is taken).
+    var isFinished: Bool { lock.withLock { finished } }
+
     func finish() {
         let ws = lock.withLock { () -> [CheckedContinuation<Element?, Never>] in
             finished = true
