@@ -39,7 +39,10 @@ def conn(): return http.client.HTTPSConnection(host, int(port), context=ctx, tim
 def pct(xs, p): xs = sorted(xs); return xs[min(len(xs) - 1, int(len(xs) * p))] * 1000
 
 if mode == "writes":
+    # Optional: a collection path and apiVersion/kind to write (a custom resource) instead of ConfigMaps.
     rate, secs = float(sys.argv[5]), float(sys.argv[6])
+    path = sys.argv[7] if len(sys.argv) > 7 else "/api/v1/namespaces/default/configmaps"
+    typemeta = {"apiVersion": sys.argv[8], "kind": sys.argv[9]} if len(sys.argv) > 9 else {}
     threads, lat, lock = 16, [], threading.Lock()
     start = time.monotonic() + 0.5
     total = int(rate * secs)
@@ -49,9 +52,9 @@ if mode == "writes":
             due = start + i / rate
             d = due - time.monotonic()
             if d > 0: time.sleep(d)
-            body = json.dumps({"metadata": {"name": f"w-{i}"}, "data": {"k": "v" * 100}})
+            body = json.dumps({**typemeta, "metadata": {"name": f"w-{i}"}, "data": {"k": "v" * 100}})
             t0 = time.monotonic()
-            c.request("POST", "/api/v1/namespaces/default/configmaps", body, H)
+            c.request("POST", path, body, H)
             r = c.getresponse(); r.read()
             # latency measured from the scheduled send time (includes any queueing: open loop)
             with lock: lat.append(time.monotonic() - min(t0, max(due, t0 - 1)))
@@ -107,6 +110,19 @@ bench_store() { # $1 = name, rest = server args
   echo "== $1: idle RSS $(rss_mb $SERVER_PID) MB"
   echo -n "== $1: write latency at ${RATE}/s for ${SECS}s: "
   python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS"
+  if [ "$1" = sqlite ]; then
+    # Custom resources at the same rate: a definition whose schema checks every write (issue 16).
+    curl -s --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null \
+      -X POST "https://127.0.0.1:$PORT/apis/apiextensions.k8s.io/v1/customresourcedefinitions" --data-binary \
+      '{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"widgets.bench.example.com"},"spec":{"group":"bench.example.com","scope":"Namespaced","names":{"plural":"widgets","kind":"Widget"},"versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object","properties":{"data":{"type":"object","additionalProperties":{"type":"string","maxLength":1000}}}}}}]}}'
+    for _ in $(seq 100); do
+      curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -o /dev/null \
+        "https://127.0.0.1:$PORT/apis/bench.example.com/v1/widgets" && break; sleep 0.05
+    done
+    echo -n "== $1: custom resource write latency at ${RATE}/s for ${SECS}s: "
+    python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS" \
+      /apis/bench.example.com/v1/namespaces/default/widgets bench.example.com/v1 Widget
+  fi
   echo -n "== $1: watch fan-out: "
   python3 "$WORK/bench.py" fanout https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt"
   echo "== $1: RSS after writes + fan-out $(rss_mb $SERVER_PID) MB"

@@ -80,7 +80,7 @@ extension Handler {
             return obj
         }
         do {
-            let rev = try await store.create(key, value: encodeForStore(obj))
+            let rev = try await store.create(key, value: encodeForStore(obj, r))
             var out = obj
             out["metadata"]["resourceVersion"] = .string(String(rev))
             return out
@@ -287,7 +287,7 @@ extension Handler {
             } catch let e as StoreError { throw Self.map(e, r, name) }
         }
         do {
-            let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: precondition)
+            let rev = try await store.update(key, value: encodeForStore(obj, r), expectedRevision: precondition)
             obj["metadata"]["resourceVersion"] = .string(String(rev))
             return obj
         } catch let e as StoreError { throw Self.map(e, r, name) }
@@ -347,7 +347,7 @@ extension Handler {
                     throw APIError.badRequest("error decoding YAML: apply patch must be an object")
                 }
                 try checkTypeMeta(patch, r)
-                try Schema.check(patch, r, strict: call.strict && !KubeKinds.hasModel(r))
+                try Schema.check(patch, r, strict: call.strict && !KubeKinds.hasModel(r) && r.custom == nil)
                 patch = try pruneUnknownFields(patch, r, call)
                 guard let kv else {
                     var obj = patch
@@ -383,11 +383,19 @@ extension Handler {
             case "application/json-patch+json": result = try Patch.jsonPatch(cur, patch)
             case "application/merge-patch+json": result = Patch.merge(cur, patch)
             case "application/strategic-merge-patch+json":
+                // Upstream: custom resources have no patch strategies to merge by.
+                guard r.custom == nil else {
+                    throw APIError(
+                        code: 415, reason: "UnsupportedMediaType",
+                        message:
+                            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                    )
+                }
                 result = try Patch.strategic(cur, patch, schema: Schema.top(r))
             default: throw APIError.unsupportedMediaType(call.contentType)
             }
             guard result.object != nil else { throw APIError.badRequest("patch did not produce an object") }
-            if call.strict && !KubeKinds.hasModel(r) { try Schema.check(result, r, strict: true) }
+            if call.strict && !KubeKinds.hasModel(r) && r.custom == nil { try Schema.check(result, r, strict: true) }
             cur = try pruneUnknownFields(result, r, call)
             // A resourceVersion in the patch is a precondition; otherwise we retry on races.
             let explicit =
@@ -479,7 +487,7 @@ extension Handler {
 
     func scale(_ r: ResourceType, namespace: String?, name: String) async throws -> JSON {
         let obj = try await getObject(r, namespace: namespace, name: name)
-        return Self.scaleOf(obj)
+        return r.strategy.scale(of: obj)
     }
     static func scaleOf(_ obj: JSON) -> JSON {
         [
@@ -506,7 +514,7 @@ extension Handler {
                 throw APIError.notFound(r, name)
             }
             let obj = try decodeStored(kv, r)
-            var sc = Self.scaleOf(obj)
+            var sc = r.strategy.scale(of: obj)
             let body = patch != nil ? try JSON.parse(call.body) : try bodyJSON(call, kind: "Scale")
             if patch != nil {
                 switch call.contentType {
@@ -531,13 +539,13 @@ extension Handler {
                 )
             }
             var updated = obj
-            updated["spec"]["replicas"] = .int(replicas)
+            r.strategy.setReplicas(&updated, Int64(replicas))
             updated["metadata"]["resourceVersion"] = .null
             do {
                 let out = try await updateObject(
                     r, namespace: namespace, name: name, new: updated, subresource: nil, call: call,
                     expected: kv.modRevision, current: kv)
-                return Self.scaleOf(out)
+                return r.strategy.scale(of: out)
             } catch let e as APIError where e.reason == "Conflict" && retries { continue }
         }
         throw APIError.conflict(r, name)
@@ -580,7 +588,8 @@ extension Handler {
                 if call.dryRun { return reply(call, obj) }
                 obj["metadata"]["resourceVersion"] = .null
                 do {
-                    let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
+                    let rev = try await store.update(
+                        key, value: encodeForStore(obj, r), expectedRevision: kv.modRevision)
                     obj["metadata"]["resourceVersion"] = .string(String(rev))
                     return reply(call, obj)
                 } catch StoreError.conflict { continue }
@@ -620,7 +629,8 @@ extension Handler {
                 if call.dryRun { return reply(call, obj, status: 202) }
                 obj["metadata"]["resourceVersion"] = .null
                 do {
-                    let rev = try await store.update(key, value: encodeForStore(obj), expectedRevision: kv.modRevision)
+                    let rev = try await store.update(
+                        key, value: encodeForStore(obj, r), expectedRevision: kv.modRevision)
                     obj["metadata"]["resourceVersion"] = .string(String(rev))
                     return reply(call, obj, status: 202)
                 } catch StoreError.conflict { continue }

@@ -15,28 +15,44 @@ enum Discovery {
     /// Served by the API server from the node agents (`kubectl top`), not stored.
     static let metricsGroup = "metrics.k8s.io"
 
-    static func allGroups() -> [String] { Registry.groups + [authenticationGroup, reviewGroup, metricsGroup] }
+    /// Built-in groups, then the groups of custom resources (in the order their definitions came).
+    static func allGroups(_ types: [ResourceType] = Registry.all) -> [String] {
+        var custom: [String] = []
+        for r in types where r.custom != nil && !custom.contains(r.group) { custom.append(r.group) }
+        return Registry.groups + [authenticationGroup, reviewGroup, metricsGroup] + custom
+    }
+
+    /// The versions of a group, preferred first (Kubernetes' version priority).
+    static func versions(of g: String, _ types: [ResourceType]) -> [String] {
+        if let v = builtInVersion(g) { return [v] }
+        return Array(Set(types.filter { $0.group == g }.map(\.version))).sorted(by: APIVersionOrder.before)
+    }
 
     /// The version served of a group that is not stored.
     static func builtInVersion(_ g: String) -> String? {
         g == reviewGroup || g == authenticationGroup ? "v1" : g == metricsGroup ? "v1beta1" : nil
     }
 
-    static func group(_ g: String) -> JSON {
-        let v = builtInVersion(g) ?? (Registry.versions(of: g).first ?? "v1")
-        let gv: JSON = ["groupVersion": .string("\(g)/\(v)"), "version": .string(v)]
-        return ["kind": "APIGroup", "apiVersion": "v1", "name": .string(g), "versions": [gv], "preferredVersion": gv]
+    static func group(_ g: String, _ types: [ResourceType] = Registry.all) -> JSON {
+        let vs = versions(of: g, types)
+        let gvs: [JSON] = (vs.isEmpty ? ["v1"] : vs).map { v in
+            ["groupVersion": .string("\(g)/\(v)"), "version": .string(v)]
+        }
+        return [
+            "kind": "APIGroup", "apiVersion": "v1", "name": .string(g), "versions": .array(gvs),
+            "preferredVersion": gvs[0],
+        ]
     }
 
-    static func groupList() -> JSON {
+    static func groupList(_ types: [ResourceType] = Registry.all) -> JSON {
         [
             "kind": "APIGroupList", "apiVersion": "v1",
-            "groups": .array(allGroups().map { group($0)["kind"] == .null ? [:] : stripKind(group($0)) }),
+            "groups": .array(allGroups(types).map { stripKind(group($0, types)) }),
         ]
     }
     static func stripKind(_ j: JSON) -> JSON { var j = j; j["kind"] = .null; j["apiVersion"] = .null; return j }
 
-    static func resources(group: String, version: String) -> [JSON] {
+    static func resources(group: String, version: String, _ types: [ResourceType] = Registry.all) -> [JSON] {
         if group == metricsGroup {
             guard version == "v1beta1" else { return [] }
             return [
@@ -72,7 +88,7 @@ enum Discovery {
             ]
         }
         var out: [JSON] = []
-        for r in Registry.all where r.group == group && r.version == version {
+        for r in types where r.group == group && r.version == version {
             var e: JSON = [
                 "name": .string(r.plural), "singularName": .string(r.singular), "namespaced": .bool(r.namespaced),
                 "kind": .string(r.kind), "verbs": .array(ResourceType.verbs.map { .string($0) }),
@@ -136,58 +152,62 @@ enum Discovery {
         return out
     }
 
-    static func resourceList(group: String, version: String) -> JSON {
+    static func resourceList(group: String, version: String, _ types: [ResourceType] = Registry.all) -> JSON {
         [
             "kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": .string(group.isEmpty ? version : "\(group)/\(version)"),
-            "resources": .array(resources(group: group, version: version)),
+            "resources": .array(resources(group: group, version: version, types)),
         ]
     }
 
     /// `application/json;g=apidiscovery.k8s.io;v=<version>;as=APIGroupDiscoveryList`. v2beta1 (what
     /// client-go up to 1.29 asks for) has the same shape as v2; only the apiVersion differs.
-    static func aggregated(legacy: Bool, version: String = "v2") -> JSON {
-        let groups: [(String, String)] =
-            legacy
-            ? [("", "v1")]
-            : allGroups().map { g in (g, builtInVersion(g) ?? Registry.versions(of: g).first ?? "v1") }
-        let items: [JSON] = groups.map { g, v in
-            let res = resources(group: g, version: v).filter { !($0["name"].string ?? "").contains("/") }
-            let entries: [JSON] = res.map { e in
-                let plural = e["name"].string ?? ""
-                var d: JSON = [
-                    "resource": .string(plural),
-                    "responseKind": ["group": .string(g), "version": .string(v), "kind": e["kind"]],
-                    "scope": (e["namespaced"].bool ?? false) ? "Namespaced" : "Cluster",
-                    "singularResource": e["singularName"], "verbs": e["verbs"],
-                ]
-                if !e["shortNames"].isNull { d["shortNames"] = e["shortNames"] }
-                if !e["categories"].isNull { d["categories"] = e["categories"] }
-                let subs = resources(group: g, version: v).filter { ($0["name"].string ?? "").hasPrefix(plural + "/") }
-                if !subs.isEmpty {
-                    d["subresources"] = .array(
-                        subs.map { s in
-                            let sub = String((s["name"].string ?? "").dropFirst(plural.count + 1))
-                            return [
-                                "subresource": .string(sub),
-                                "responseKind": [
-                                    "group": s["group"].isNull ? .string(g) : s["group"],
-                                    "version": s["version"].isNull ? .string(v) : s["version"], "kind": s["kind"],
-                                ],
-                                "verbs": s["verbs"],
-                            ]
-                        })
-                }
-                return d
-            }
-            return [
+    static func aggregated(legacy: Bool, version: String = "v2", _ types: [ResourceType] = Registry.all) -> JSON {
+        let groups: [(String, [String])] =
+            legacy ? [("", ["v1"])] : allGroups(types).map { g in (g, versions(of: g, types)) }
+        let items: [JSON] = groups.map { g, vs in
+            [
                 "metadata": ["name": .string(g), "creationTimestamp": .null],
-                "versions": [["version": .string(v), "resources": .array(entries), "freshness": "Current"]],
+                "versions": .array(vs.map { v in aggregatedVersion(g, v, types) }),
             ]
         }
         return [
             "kind": "APIGroupDiscoveryList", "apiVersion": .string("apidiscovery.k8s.io/\(version)"), "metadata": [:],
             "items": .array(items),
         ]
+    }
+
+    /// One version of a group in aggregated discovery: its resources with their subresources.
+    static func aggregatedVersion(_ g: String, _ v: String, _ types: [ResourceType]) -> JSON {
+        let all = resources(group: g, version: v, types)
+        let res = all.filter { !($0["name"].string ?? "").contains("/") }
+        let entries: [JSON] = res.map { e in
+            let plural = e["name"].string ?? ""
+            var d: JSON = [
+                "resource": .string(plural),
+                "responseKind": ["group": .string(g), "version": .string(v), "kind": e["kind"]],
+                "scope": (e["namespaced"].bool ?? false) ? "Namespaced" : "Cluster",
+                "singularResource": e["singularName"], "verbs": e["verbs"],
+            ]
+            if !e["shortNames"].isNull { d["shortNames"] = e["shortNames"] }
+            if !e["categories"].isNull { d["categories"] = e["categories"] }
+            let subs = all.filter { ($0["name"].string ?? "").hasPrefix(plural + "/") }
+            if !subs.isEmpty {
+                d["subresources"] = .array(
+                    subs.map { s in
+                        let sub = String((s["name"].string ?? "").dropFirst(plural.count + 1))
+                        return [
+                            "subresource": .string(sub),
+                            "responseKind": [
+                                "group": s["group"].isNull ? .string(g) : s["group"],
+                                "version": s["version"].isNull ? .string(v) : s["version"], "kind": s["kind"],
+                            ],
+                            "verbs": s["verbs"],
+                        ]
+                    })
+            }
+            return d
+        }
+        return ["version": .string(v), "resources": .array(entries), "freshness": "Current"]
     }
 }

@@ -56,6 +56,7 @@ extension Handler {
     /// warning (`Warn`, the default), refusing (`Strict`) or silently (`Ignore`). A body the model cannot
     /// decode is left to the type checks that follow, which name the field in Go's words.
     func pruneUnknownFields(_ object: JSON, _ r: ResourceType, _ call: Call) throws -> JSON {
+        if let custom = r.custom { return try custom.pruneUnknownFields(object, r, call) }
         let validation = try FieldValidation(call)
         guard let type = KubeTypes.type(apiVersion: r.apiVersion, kind: r.kind) else { return object }
         var decoder = KubeJSONDecoder(collectsUnknownFields: true)

@@ -220,14 +220,14 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .aggregatedDiscovery)
             if case .discovery(let v) = call.render {
                 return Self.json(
-                    Discovery.aggregated(legacy: legacy, version: v),
+                    Discovery.aggregated(legacy: legacy, version: v, server.customResources.all),
                     contentType: "application/json;g=apidiscovery.k8s.io;v=\(v);as=APIGroupDiscoveryList")
             }
             return reply(
                 call,
                 legacy
                     ? Discovery.apiVersions(serverAddress: "\(server.config.host):\(server.config.port)")
-                    : Discovery.groupList())
+                    : Discovery.groupList(server.customResources.all))
         case "/.well-known/openid-configuration", "/openid/v1/jwks":
             // Upstream lets every service account read them (system:service-account-issuer-discovery).
             guard call.user.isAdmin || call.user.serviceAccount != nil || call.user.nodeName != nil else {
@@ -235,14 +235,18 @@ struct Handler: Sendable {
             }
             return serviceAccountIssuerDocument(call.path)!
         case "/openapi/v2":
-            return Self.json(bytes: OpenAPI.v2Document)
+            return Self.json(bytes: server.customResources.openAPIv2())
         case "/openapi/v3":
-            return Self.json(bytes: OpenAPI.v3IndexDocument)
+            let custom = server.customResources.snapshot
+            if custom.types.isEmpty { return Self.json(bytes: OpenAPI.v3IndexDocument) }
+            return Self.json(OpenAPI.v3Index(custom: custom.types, generation: custom.generation))
         default: break
         }
         if segs.count >= 3, segs[0] == "openapi", segs[1] == "v3" {
             let gv = segs[2...].joined(separator: "/")
-            guard let doc = OpenAPI.v3Documents[gv] else { throw APIError.pathNotFound() }
+            guard let doc = OpenAPI.v3Documents[gv] ?? server.customResources.snapshot.v3Documents[gv] else {
+                throw APIError.pathNotFound()
+            }
             return Self.json(bytes: doc)
         }
         var group = "", version = "", rest: [String] = []
@@ -252,16 +256,17 @@ struct Handler: Sendable {
         } else if segs.first == "apis", segs.count >= 2 {
             group = segs[1]
             if segs.count == 2 {
-                guard Discovery.allGroups().contains(group) else { throw APIError.pathNotFound() }
+                let types = server.customResources.all
+                guard Discovery.allGroups(types).contains(group) else { throw APIError.pathNotFound() }
                 call.render = try Rendering.negotiate(call.accept, .plain)
-                return reply(call, Discovery.group(group))
+                return reply(call, Discovery.group(group, types))
             }
             version = segs[2]; rest = Array(segs.dropFirst(3))
         } else {
             throw APIError.pathNotFound()
         }
         if rest.isEmpty {
-            let list = Discovery.resourceList(group: group, version: version)
+            let list = Discovery.resourceList(group: group, version: version, server.customResources.all)
             guard !(list["resources"].array ?? []).isEmpty else { throw APIError.pathNotFound() }
             call.render = try Rendering.negotiate(call.accept, .plain)
             return reply(call, list)
@@ -287,7 +292,7 @@ struct Handler: Sendable {
         // [namespaces/<ns>/]<plural>[/<name>[/<subresource>]]
         var namespace: String?
         if rest.count >= 3, rest[0] == "namespaces",
-            let r = Registry.find(group: group, version: version, plural: rest[2]), r.namespaced
+            let r = server.customResources.find(group: group, version: version, plural: rest[2]), r.namespaced
         {
             namespace = rest[1]; rest = Array(rest.dropFirst(2))
         } else if group.isEmpty, rest.count == 3, rest[0] == "namespaces", rest[2] == "bindings" {
@@ -297,7 +302,8 @@ struct Handler: Sendable {
             call.render = try Rendering.negotiate(call.accept, .plain)
             return try await PodStrategy.bind(call, namespace: ns, name: nil, handler: self)
         }
-        guard let r = Registry.find(group: group, version: version, plural: rest[0]), rest.count <= 3 else {
+        guard let r = server.customResources.find(group: group, version: version, plural: rest[0]), rest.count <= 3
+        else {
             throw APIError.pathNotFound()
         }
         resourceLabel = r.plural
@@ -470,7 +476,8 @@ struct Handler: Sendable {
         try checkTypeMeta(obj, r)
         // A protobuf body cannot carry unknown fields (they were skipped), so there is nothing to be strict
         // about, as upstream; only the type checks apply. Type errors come first, as from Go's decoder.
-        let typed = KubeKinds.hasModel(r)
+        // A custom kind's unknown fields are its schema's to judge (pruneUnknownFields).
+        let typed = KubeKinds.hasModel(r) || r.custom != nil
         try Schema.check(obj, r, strict: call.strict && !protobuf && !typed)
         return protobuf ? obj : try pruneUnknownFields(obj, r, call)
     }
@@ -502,6 +509,7 @@ struct Handler: Sendable {
         obj["metadata"]["resourceVersion"] = .string(String(kv.modRevision))
         obj["apiVersion"] = .string(r.apiVersion)
         obj["kind"] = .string(r.kind)
+        r.strategy.fromStorage(&obj)
         return obj
     }
     func encodeForStore(_ obj: JSON) -> [UInt8] {
@@ -509,6 +517,8 @@ struct Handler: Sendable {
         o["metadata"]["resourceVersion"] = .null
         return o.serialized()
     }
+    /// An object of `r` as stored: in its storage form (events.k8s.io Events are stored as core Events).
+    func encodeForStore(_ obj: JSON, _ r: ResourceType) -> [UInt8] { encodeForStore(r.strategy.toStorage(obj)) }
 
     static func now() -> String { APITime.string() }
     static func microNow() -> String { APITime.micro() }

@@ -81,7 +81,18 @@ enum OpenAPI {
     }
 
     static func definition(_ r: ResourceType, refBase: String, used: inout Set<String>) -> JSON {
-        var d = schema(Schema.top(r), refBase: refBase, used: &used)
+        var d: JSON
+        if let custom = r.custom {
+            // The definition's own schema, with metadata as every object's.
+            d = custom.version.schemaJSON
+            if d.object == nil { d = ["type": "object", "x-kubernetes-preserve-unknown-fields": true] }
+            if refBase == "#/definitions/" { d = v2Compatible(d) }
+            let meta = Schema.openAPIName("meta.v1.ObjectMeta")
+            used.insert(meta)
+            d["properties"]["metadata"] = ["$ref": .string(refBase + meta)]
+        } else {
+            d = schema(Schema.top(r), refBase: refBase, used: &used)
+        }
         d["x-kubernetes-group-version-kind"] = [
             ["group": .string(r.group), "version": .string(r.version), "kind": .string(r.kind)]
         ]
@@ -97,6 +108,26 @@ enum OpenAPI {
         d["properties"] = props
         return d
     }
+
+    /// Kinds served outside the generic resource path, described so clients find them: the reviews
+    /// (created, never stored: kubectl's field validation looks for their POST) and ComponentStatus
+    /// (read-only).
+    static let createOnlyKinds: Set<String> = ["SelfSubjectAccessReview", "SelfSubjectReview", "TokenReview"]
+    static let readOnlyKinds: Set<String> = ["ComponentStatus"]
+    static let unstoredKinds: [ResourceType] = [
+        ComponentStatuses.resource,
+        .init(
+            group: Discovery.reviewGroup, version: "v1", kind: "SelfSubjectAccessReview",
+            plural: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", namespaced: false),
+        .init(
+            group: Discovery.authenticationGroup, version: "v1", kind: "SelfSubjectReview",
+            plural: "selfsubjectreviews", singular: "selfsubjectreview", namespaced: false),
+        .init(
+            group: Discovery.authenticationGroup, version: "v1", kind: "TokenReview", plural: "tokenreviews",
+            singular: "tokenreview", namespaced: false),
+    ]
+    /// Everything the documents describe: the stored kinds and the unstored ones.
+    static var documented: [ResourceType] { Registry.all + unstoredKinds }
 
     static func paths(_ rs: [ResourceType], v3: Bool) -> JSON {
         var paths: [String: JSON] = [:]
@@ -116,6 +147,15 @@ enum OpenAPI {
                     "responses": ["200": ["description": "OK"]],
                 ]
             }
+            if createOnlyKinds.contains(r.kind) {
+                paths[coll] = ["post": op("post", ["dryRun", "fieldManager", "fieldValidation"])]
+                continue
+            }
+            if readOnlyKinds.contains(r.kind) {
+                paths[coll] = ["get": op("list", ["labelSelector", "fieldSelector"])]
+                paths[coll + "/{name}"] = ["get": op("get", [])]
+                continue
+            }
             paths[coll] = [
                 "get": op("list", ["labelSelector", "fieldSelector", "limit", "continue", "watch", "resourceVersion"]),
                 "post": op("post", ["dryRun", "fieldManager", "fieldValidation"]),
@@ -129,44 +169,74 @@ enum OpenAPI {
         return .object(paths)
     }
 
+    /// A custom kind's definition is named as upstream names it, by its group reversed
+    /// (`com.example.stable.v1.CronTab` for stable.example.com/v1).
+    static func definitionName(_ r: ResourceType) -> String {
+        guard r.custom != nil else { return Schema.definitionName(r) }
+        return (r.group.split(separator: ".").reversed().map(String.init) + [r.version, r.kind]).joined(separator: ".")
+    }
+
+    /// OpenAPI v2 has no `nullable`, `anyOf`, `oneOf` or `not`: a custom schema in /openapi/v2 goes
+    /// without them, as upstream publishes it.
+    static func v2Compatible(_ j: JSON) -> JSON {
+        switch j {
+        case .object(let members):
+            var out: [String: JSON] = [:]
+            for (k, v) in members where !["nullable", "anyOf", "oneOf", "not"].contains(k) {
+                out[k] =
+                    ["properties", "definitions"].contains(k)
+                    ? .object((v.object ?? [:]).mapValues(v2Compatible)) : v2Compatible(v)
+            }
+            return .object(out)
+        case .array(let items): return .array(items.map(v2Compatible))
+        default: return j
+        }
+    }
+
     /// The served kinds' definitions and every definition they refer to, transitively.
     static func definitions(_ rs: [ResourceType], refBase: String) -> [String: JSON] {
         var defs: [String: JSON] = [:]
         var used = Set<String>()
-        for r in rs { defs[Schema.definitionName(r)] = definition(r, refBase: refBase, used: &used) }
+        for r in rs { defs[definitionName(r)] = definition(r, refBase: refBase, used: &used) }
         for (name, d) in closure(of: used, refBase: refBase) where defs[name] == nil { defs[name] = d }
         return defs
     }
 
-    /// The documents as served, built and written once: they depend only on the served kinds, which are
-    /// fixed (kubectl fetches a group's v3 document for each `apply` and `explain`; each was rebuilt from
-    /// the schema per request). Custom resources will need these rebuilt when a definition changes.
+    /// The built-in kinds' documents, built and written once (kubectl fetches a group's v3 document for
+    /// each `apply` and `explain`); custom kinds' are `CustomResourceRegistry`'s, rebuilt when a
+    /// definition changes.
     static let v2Document: [UInt8] = v2().serialized()
     static let v3IndexDocument: [UInt8] = v3Index().serialized()
     static let v3Documents: [String: [UInt8]] = Dictionary(
         uniqueKeysWithValues: groupVersions().compactMap { gv in v3(groupVersion: gv).map { (gv, $0.serialized()) } })
 
-    static func v2() -> JSON {
-        let defs = definitions(Registry.all, refBase: "#/definitions/")
+    static func v2(adding custom: [ResourceType] = []) -> JSON {
+        let types = documented + custom
+        let defs = definitions(types, refBase: "#/definitions/")
         return [
             "swagger": "2.0", "info": ["title": "Kubernetes", "version": "v1.32.0"],
-            "paths": paths(Registry.all, v3: false),
+            "paths": paths(types, v3: false),
             "definitions": .object(defs),
         ]
     }
 
-    static func groupVersions() -> [String] {
-        Array(Set(Registry.all.map { $0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)" })).sorted()
+    static func groupVersions(_ types: [ResourceType] = documented) -> [String] {
+        Array(Set(types.map { $0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)" })).sorted()
     }
 
-    static func v3Index() -> JSON {
+    /// The index of v3 documents; a custom group version's hash changes with every change of the
+    /// custom kinds (`generation`), so clients caching by hash fetch it again.
+    static func v3Index(custom: [ResourceType] = [], generation: Int = 0) -> JSON {
         var p: [String: JSON] = [:]
         for gv in groupVersions() { p[gv] = ["serverRelativeURL": .string("/openapi/v3/\(gv)?hash=berth2")] }
+        for gv in groupVersions(custom) {
+            p[gv] = ["serverRelativeURL": .string("/openapi/v3/\(gv)?hash=berth2-crd\(generation)")]
+        }
         return ["paths": .object(p)]
     }
 
-    static func v3(groupVersion: String) -> JSON? {
-        let rs = Registry.all.filter {
+    static func v3(groupVersion: String, types: [ResourceType] = documented) -> JSON? {
+        let rs = types.filter {
             ($0.group.isEmpty ? "api/v1" : "apis/\($0.group)/\($0.version)") == groupVersion
         }
         if rs.isEmpty { return nil }

@@ -12,6 +12,9 @@ public struct ResourceType: Sendable {
     public var subresources: [String] = []
     /// Whether the object has spec (so `metadata.generation` counts spec changes).
     public var hasSpec = true
+    /// The group whose storage this resource shares (events.k8s.io/v1 Events are stored as core/v1
+    /// Events); nil: its own.
+    public var storageGroup: String? = nil
     /// The kind's own rules on the generic request path (defaulting, validation, update rules, printing,
     /// field selectors, storage hooks): Strategies/.
     var strategy: any ResourceStrategy = DefaultStrategy()
@@ -20,7 +23,13 @@ public struct ResourceType: Sendable {
     public var groupVersion: String { apiVersion }
     public var listKind: String { kind + "List" }
     /// The store key prefix for all objects of this type.
-    public var keyPrefix: String { "/registry/\(group.isEmpty ? "core" : group)/\(plural)/" }
+    public var keyPrefix: String {
+        let stored = storageGroup ?? group
+        return "/registry/\(stored.isEmpty ? "core" : stored)/\(plural)/"
+    }
+    /// A second view of another resource's objects: left out where each object must be seen once
+    /// (garbage collection, namespace deletion, quota counts).
+    public var sharesStorage: Bool { storageGroup != nil }
     public func key(namespace: String?, name: String) -> String {
         namespaced ? keyPrefix + (namespace ?? "") + "/" + name : keyPrefix + name
     }
@@ -65,6 +74,10 @@ public enum Registry {
             group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", singular: "serviceaccount",
             namespaced: true, shortNames: ["sa"], subresources: ["token"], hasSpec: false,
             strategy: ServiceAccountStrategy()),
+        .init(
+            group: "", version: "v1", kind: "ReplicationController", plural: "replicationcontrollers",
+            singular: "replicationcontroller", namespaced: true, shortNames: ["rc"], categories: ["all"],
+            subresources: ["status", "scale"], strategy: ReplicationControllerStrategy()),
         .init(
             group: "", version: "v1", kind: "LimitRange", plural: "limitranges", singular: "limitrange",
             namespaced: true, shortNames: ["limits"], strategy: LimitRangeStrategy()),
@@ -152,13 +165,25 @@ public enum Registry {
         .init(
             group: "node.k8s.io", version: "v1", kind: "RuntimeClass", plural: "runtimeclasses",
             singular: "runtimeclass", namespaced: false, hasSpec: false, strategy: RuntimeClassStrategy()),
+        .init(
+            group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", singular: "event",
+            namespaced: true, shortNames: ["ev"], hasSpec: false, storageGroup: "",
+            strategy: EventsV1EventStrategy()),
+        .init(
+            group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition",
+            plural: "customresourcedefinitions", singular: "customresourcedefinition", namespaced: false,
+            shortNames: ["crd", "crds"], categories: ["api-extensions"], subresources: ["status"],
+            strategy: CustomResourceDefinitionStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
         "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
-        "storage.k8s.io", "node.k8s.io",
+        "storage.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "events.k8s.io",
     ]
+
+    /// Every resource with objects of its own (no second views of another's storage).
+    public static var stored: [ResourceType] { all.filter { !$0.sharesStorage } }
 
     public static func find(group: String, version: String, plural: String) -> ResourceType? {
         all.first { $0.group == group && $0.version == version && $0.plural == plural }

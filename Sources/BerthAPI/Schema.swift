@@ -37,7 +37,7 @@ indirect enum Schema: Sendable {
     /// gRPC probe's service ""). Read from the same table, in the same pass, as `definitions`.
     static let declaredDefaults: [String: [DeclaredDefault]] = table.defaults
 
-    private static let table = parse(definitionsText)
+    private static let table = parse(definitionsText + "\n" + customResourceDefinitionText + "\n" + eventsV1Text)
 
     /// Reads the table: a line per struct (continuation lines start with spaces), `json:type` per field,
     /// with its declared default if it has one.

@@ -77,6 +77,8 @@ public final class APIServer: Sendable {
     /// Refused joins and node identities' refused requests (`<data-dir>/audit.log`).
     let audit: AuditLog
     let startTime = Date()
+    /// The custom resources served, as the stored CustomResourceDefinitions define them.
+    let customResources = CustomResourceRegistry()
 
     public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
         self.config = config
@@ -142,7 +144,11 @@ public final class APIServer: Sendable {
                     ],
                 ],
             ], dryRun: false)
-        if let clusterDNS = config.clusterDNS {
+        // On a restart the Service is there: creating it again would fail allocating its address
+        // (already in use, by itself) before the store could say it exists.
+        if let clusterDNS = config.clusterDNS,
+            (try? await store.get(svc.key(namespace: "kube-system", name: "kube-dns"))) == nil
+        {
             do {
                 _ = try await h.createObject(
                     svc, namespace: "kube-system", obj: Self.kubeDNSService(clusterDNS), dryRun: false)
@@ -226,7 +232,9 @@ public final class APIServer: Sendable {
             logger: logger)
         let compactor = Compactor(
             store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
-        var services: [any Service] = [compactor]
+        let definitions = CustomResourceDefinitionController(
+            store: store, registry: customResources, logger: logger)
+        var services: [any Service] = [compactor, definitions]
         if let elector { services.append(elector) }
         services += extra
         let rest = services

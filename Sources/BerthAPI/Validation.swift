@@ -9,6 +9,11 @@ public enum Validation {
         func alnum(_ c: UInt8) -> Bool { (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) }
         return alnum(u.first!) && alnum(u.last!) && u.allSatisfy { alnum($0) || $0 == UInt8(ascii: "-") }
     }
+    /// A DNS-1035 label: a DNS-1123 label that starts with a letter (API version names, kinds lower-cased).
+    static func isDNS1035Label(_ s: String) -> Bool {
+        guard let first = s.utf8.first, first >= 0x61 && first <= 0x7a else { return false }
+        return isDNS1123Label(s)
+    }
     static func isDNS1123Subdomain(_ s: String) -> Bool {
         guard !s.isEmpty, s.count <= 253 else { return false }
         return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNS1123Label(String($0)) }

@@ -64,6 +64,12 @@ extension APITests {
             #expect(
                 discovery.stdout.contains("selfsubjectreviews") && discovery.stdout.contains("tokenreviews"),
                 "\(discovery.stdout)")
+            // The OpenAPI documents describe the kinds served outside the stored resources too.
+            for (kind, field) in [("tokenreview", "token"), ("selfsubjectaccessreview", "resourceAttributes")] {
+                let explained = try s.kubectl("explain", "\(kind).spec")
+                #expect(explained.stdout.contains(field), "\(kind): \(explained.stdout) \(explained.stderr)")
+            }
+            #expect(try s.kubectl("explain", "componentstatus").stdout.contains("KIND:       ComponentStatus"))
             await s.stop()
         }
     }

@@ -120,6 +120,44 @@ extension APITests {
             #expect(throws: (any Error).self) { try JSON.parseYAML(deep) }
         }
 
+        /// A CustomResourceDefinition's schema and CEL rules come from whoever may create definitions, and
+        /// every write of its custom resources runs them: mutated rules and schemas are refused or
+        /// evaluated, never a crash; nesting deep enough to exhaust a stack is refused.
+        @Test func customResourceSchemasAndRulesSurviveMutations() throws {
+            var rng = SeededRandom(state: 18)
+            let rule = Array(
+                "self.all(t, t.size() <= 4 && t.matches('^[a-z]+$')) || (has(self.x) ? self.x[0] > 1 : -2 < 3)".utf8)
+            let object = try JSON.parse(Array(#"{"x":[1,2.5,"a"],"y":{"z":null}}"#.utf8))
+            var compiled = 0
+            for _ in 0..<3000 {
+                let text = String(decoding: BodyMutator.mutate(rule, using: &rng), as: UTF8.self)
+                guard let expression = try? CELParser.parse(text) else { continue }
+                compiled += 1
+                _ = try? CELEvaluator(variables: ["self": object, "oldSelf": object]).eval(expression)
+            }
+            #expect(compiled > 0 && compiled < 3000)
+            #expect(throws: CELError.self) { try CELParser.parse(String(repeating: "(", count: 5000) + "1") }
+            #expect(throws: CELError.self) { try CELParser.parse(String(repeating: "!", count: 5000) + "true") }
+            #expect(throws: CELError.self) { try CELParser.parse(String(repeating: "[", count: 5000)) }
+
+            let schema = Array(
+                #"{"type":"object","properties":{"spec":{"type":"object","required":["a"],"properties":{"a":{"type":"string","pattern":"^a+$","maxLength":3},"l":{"type":"array","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["k"],"items":{"type":"object","properties":{"k":{"type":"integer","default":1}}}}},"x-kubernetes-validations":[{"rule":"size(self.a) > 0"}]}}}"#
+                    .utf8)
+            let value = try JSON.parse(Array(#"{"spec":{"a":"aa","l":[{"k":1},{}],"extra":true}}"#.utf8))
+            for _ in 0..<2000 {
+                guard let mutated = try? JSON.parse(BodyMutator.mutate(schema, using: &rng)) else { continue }
+                var errors: [APIError.Cause] = []
+                let s = StructuralSchema(mutated, path: "s", errors: &errors, root: true)
+                var v = value
+                var unknown: [String] = []
+                s.prune(&v, path: "", unknown: &unknown, root: true)
+                s.applyDefaults(&v)
+                var errs: [APIError.Cause] = []
+                s.validate(v, old: value, path: "", into: &errs, root: true)
+                s.validate(v, old: value, path: "", into: &errs, root: true, transitionsOnly: true)
+            }
+        }
+
         @Test func protobufDecoderSurvivesMutations() {
             var rng = SeededRandom(state: 17)
             var container = ProtoWriter()

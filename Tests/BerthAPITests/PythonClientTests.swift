@@ -38,5 +38,14 @@ extension APITests {
             #expect(out.ok && out.stdout.contains("OK"), "\(out.stdout) \(out.stderr)")
             await s.stop()
         }
+
+        /// An operator's flow: a CustomResourceDefinition, a watching controller of the script's own
+        /// writing status, the scale subresource, the delete seen by the watch.
+        @Test func anOperatorWatchesItsCustomResourcesAndWritesTheirStatus() async throws {
+            let s = try await TestServer()
+            let out = try run("python3", [scriptsDir + "/crd_operator.py", s.kubeconfig], timeout: 120)
+            #expect(out.ok && out.stdout.contains("ok"), "\(out.stdout) \(out.stderr)")
+            await s.stop()
+        }
     }
 }

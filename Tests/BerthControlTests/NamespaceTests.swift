@@ -148,6 +148,57 @@ extension ControlTests {
             }
         }
 
+        /// Custom resources are content too: listed by the controller from the served definitions.
+        @Test func customResourcesGoWithTheirNamespace() async throws {
+            try await withControlCluster { c in
+                let crd = """
+                    apiVersion: apiextensions.k8s.io/v1
+                    kind: CustomResourceDefinition
+                    metadata: {name: gizmos.example.com}
+                    spec:
+                      group: example.com
+                      scope: Namespaced
+                      names: {plural: gizmos, kind: Gizmo}
+                      versions:
+                      - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+                    """
+                #expect(try c.kubectl("apply", "-f", "-", stdin: crd).ok)
+                #expect(
+                    try c.kubectl("wait", "--for", "condition=Established", "--timeout=20s", "crd/gizmos.example.com")
+                        .ok)
+                let made = try c.kubectl(
+                    "apply", "-f", "-",
+                    stdin: """
+                        apiVersion: v1
+                        kind: Namespace
+                        metadata: {name: gadgets}
+                        ---
+                        apiVersion: example.com/v1
+                        kind: Gizmo
+                        metadata: {name: held, namespace: gadgets, finalizers: [example.com/hold]}
+                        ---
+                        apiVersion: example.com/v1
+                        kind: Gizmo
+                        metadata: {name: loose, namespace: gadgets}
+                        """)
+                #expect(made.ok, "\(made.stderr)")
+                #expect(try c.kubectl("delete", "namespace", "gadgets", "--wait=false").ok)
+                try await c.waitFor(Registry.namespaces, "gadgets reporting the custom resource left") { items in
+                    (named(items, "gadgets")?["status"]["conditions"].array ?? []).contains {
+                        $0["type"] == "NamespaceContentRemaining" && $0["status"] == "True"
+                            && ($0["message"].string ?? "").contains("gizmos.example.com has 1 resource instances")
+                    }
+                }
+                #expect(!(try c.kubectl("get", "gizmo", "loose", "-n", "gadgets").ok))
+                #expect(
+                    try c.kubectl(
+                        "patch", "gizmo", "held", "-n", "gadgets", "--type=merge", "-p",
+                        #"{"metadata":{"finalizers":null}}"#
+                    ).ok)
+                try await c.waitFor(Registry.namespaces, "gadgets gone") { named($0, "gadgets") == nil }
+            }
+        }
+
         @Test func finalizeSubresource() async throws {
             try await withControlCluster { c in
                 try await c.client.create(Registry.namespaces, ["metadata": ["name": "stuck"]])

@@ -61,7 +61,7 @@ struct NamespaceStrategy: ResourceStrategy {
 
     /// Without the namespace controller: everything stored in the namespace goes, straight from the store.
     static func deleteContents(_ ns: String, handler: Handler) async {
-        for r in Registry.all where r.namespaced {
+        for r in Registry.stored + handler.server.customResources.types where r.namespaced {
             guard
                 let page = try? await handler.store.list(
                     prefix: r.prefix(namespace: ns), startAfter: nil, limit: 0, revision: nil)

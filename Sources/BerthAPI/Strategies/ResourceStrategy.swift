@@ -81,6 +81,17 @@ protocol ResourceStrategy: Sendable {
     /// After the object was removed from the store.
     func afterDelete(_ obj: JSON, handler: Handler) async
 
+    /// An object as stored, and a stored object as this resource serves it: the conversion of a kind
+    /// served in a second group over the first's storage (events.k8s.io/v1 Events are core Events), and
+    /// a custom resource's defaults applied on read.
+    func toStorage(_ obj: JSON) -> JSON
+    func fromStorage(_ obj: inout JSON)
+
+    /// The autoscaling/v1 Scale of an object (its `/scale` subresource), and how a new replica count is
+    /// written into it.
+    func scale(of obj: JSON) -> JSON
+    func setReplicas(_ obj: inout JSON, _ replicas: Int64)
+
     /// A POST to a subresource that is not an object write (pods/binding, pods/eviction); nil: not served.
     func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
         -> Response?
@@ -133,6 +144,10 @@ extension ResourceStrategy {
     var orphansDependents: Bool { true }
     func readyToRemove(_ obj: JSON, _ ctx: StrategyContext) -> Bool { true }
     func afterDelete(_ obj: JSON, handler: Handler) async {}
+    func toStorage(_ obj: JSON) -> JSON { obj }
+    func fromStorage(_ obj: inout JSON) {}
+    func scale(of obj: JSON) -> JSON { Handler.scaleOf(obj) }
+    func setReplicas(_ obj: inout JSON, _ replicas: Int64) { obj["spec"]["replicas"] = .int(replicas) }
     func post(_ call: Call, subresource: String, namespace: String?, name: String, handler: Handler) async throws
         -> Response?
     {

@@ -304,6 +304,11 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
             .map { try MetaV1.PartialObjectMetadata(kubeJSON: $0) }
     }
 
+    public func customResourceTypes() async throws -> [ResourceType] {
+        let stored = lock.withLock { Array((objects[CustomResourceTypes.definitions.keyPrefix] ?? [:]).values) }
+        return CustomResourceTypes.served(byDefinitions: stored)
+    }
+
     // MARK: ObjectSourceProvider
 
     public func source<T: HasObjectMeta>(_ type: T.Type, resource: ResourceType) -> any ObjectSource<T> {

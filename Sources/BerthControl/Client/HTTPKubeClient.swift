@@ -210,6 +210,11 @@ public final class HTTPKubeClient: KubeClient, Sendable {
         return try (list["items"].array ?? []).map(Self.metadata)
     }
 
+    public func customResourceTypes() async throws -> [ResourceType] {
+        let list = try await request(.GET, Self.path(CustomResourceTypes.definitions, namespace: nil))
+        return CustomResourceTypes.served(byDefinitions: list["items"].array ?? [])
+    }
+
     static func metadata(_ object: JSON) throws -> MetaV1.PartialObjectMetadata {
         try MetaV1.PartialObjectMetadata(kubeJSON: ["metadata": object["metadata"]])
     }

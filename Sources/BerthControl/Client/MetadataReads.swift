@@ -12,6 +12,8 @@ public protocol MetadataReads: Sendable {
         -> MetaV1.PartialObjectMetadata?
     /// The metadata of every object of a resource (in `namespace`, or all) as stored now.
     func listMetadata(_ resource: ResourceType, namespace: String?) async throws -> [MetaV1.PartialObjectMetadata]
+    /// The custom resources served now (CustomResourceDefinitions'), whose objects these reads reach too.
+    func customResourceTypes() async throws -> [ResourceType]
 }
 
 extension LocalClient: MetadataReads {

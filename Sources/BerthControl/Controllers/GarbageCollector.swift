@@ -38,6 +38,9 @@ struct GarbageCollector: ControlLoop {
     let client: any KubeClient
     /// One metadata informer per served type, by `Self.typeID`.
     let informers: [String: Informer<Metadata>]
+    /// Custom kinds (CustomResourceDefinitions') as last read, each with a metadata informer of its own
+    /// made when the kind is first seen.
+    let customKinds: CustomKinds
     let queue = WorkQueue(name: "garbage-collector")
     let logger: Logger
     let workers: Int
@@ -48,42 +51,58 @@ struct GarbageCollector: ControlLoop {
         client = ctx.client("garbage-collector")
         logger = ctx.logger
         workers = max(1, min(ctx.config.workers, 4))
+        customKinds = CustomKinds(factory: ctx.informers)
         var informers: [String: Informer<Metadata>] = [:]
-        for r in Registry.all {
+        for r in Registry.stored {
             let informer = ctx.informers.metadataInformer(r)
             informer.addIndex(Self.ownerIndex) { object in object.metadata.ownerReferences.map(\.uid) }
             informers[Self.typeID(r)] = informer
         }
         self.informers = informers
-        let queue = self.queue, all = informers
-        for r in Registry.all {
-            let id = Self.typeID(r)
-            all[id]!.onChange { event in
-                switch event {
-                case .added(let object):
-                    if Self.hasOwners(object) || Self.awaitsCollector(object) {
-                        Task { await queue.add(Self.itemKey(id, object)) }
-                    }
-                case .updated(let old, let new):
-                    if Self.awaitsCollector(new)
-                        || (Self.hasOwners(new) && old.metadata.ownerReferences != new.metadata.ownerReferences)
-                    {
-                        Task { await queue.add(Self.itemKey(id, new)) }
-                    }
-                case .deleted(let object):
-                    // Its dependents may now be orphans, and an owner deleting in foreground may be done.
-                    let namespace = object.metadata.namespace
-                    var keys = object.metadata.ownerReferences.compactMap { Self.ownerKey($0, namespace: namespace) }
-                    guard let uid = object.metadata.uid else { return }
-                    for (dependentID, informer) in all {
-                        for dependent in informer.byIndex(Self.ownerIndex, uid) {
-                            keys.append(Self.itemKey(dependentID, dependent))
-                        }
-                    }
-                    if !keys.isEmpty { Task { for key in keys { await queue.add(key) } } }
+        let queue = self.queue, customKinds = self.customKinds, builtIn = informers
+        let all: @Sendable () -> [String: Informer<Metadata>] = {
+            builtIn.merging(customKinds.informers, uniquingKeysWith: { kept, _ in kept })
+        }
+        for (id, informer) in builtIn { Self.observe(informer, id: id, queue: queue, all: all) }
+        customKinds.observe = { informer, id in Self.observe(informer, id: id, queue: queue, all: all) }
+    }
+
+    /// Queues what an informer's events make worth a look: objects that gained owners or wait for the
+    /// collector, and on a delete the object's owners and dependents (in every informer, `all`).
+    static func observe(
+        _ informer: Informer<Metadata>, id: String, queue: WorkQueue,
+        all: @escaping @Sendable () -> [String: Informer<Metadata>]
+    ) {
+        informer.onChange { event in
+            switch event {
+            case .added(let object):
+                if Self.hasOwners(object) || Self.awaitsCollector(object) {
+                    Task { await queue.add(Self.itemKey(id, object)) }
                 }
+            case .updated(let old, let new):
+                if Self.awaitsCollector(new)
+                    || (Self.hasOwners(new) && old.metadata.ownerReferences != new.metadata.ownerReferences)
+                {
+                    Task { await queue.add(Self.itemKey(id, new)) }
+                }
+            case .deleted(let object):
+                // Its dependents may now be orphans, and an owner deleting in foreground may be done.
+                let namespace = object.metadata.namespace
+                var keys = object.metadata.ownerReferences.compactMap { Self.ownerKey($0, namespace: namespace) }
+                guard let uid = object.metadata.uid else { return }
+                for (dependentID, informer) in all() {
+                    for dependent in informer.byIndex(Self.ownerIndex, uid) {
+                        keys.append(Self.itemKey(dependentID, dependent))
+                    }
+                }
+                if !keys.isEmpty { Task { for key in keys { await queue.add(key) } } }
             }
         }
+    }
+
+    /// The informer of a type: built-in, or a custom kind's once the collector has seen its definition.
+    func informer(_ r: ResourceType) -> Informer<Metadata>? {
+        informers[Self.typeID(r)] ?? customKinds.informers[Self.typeID(r)]
     }
 
     func run() async {
@@ -101,14 +120,20 @@ struct GarbageCollector: ControlLoop {
                     await sweep()
                 }
             }
+            g.addTask { await customKinds.runInformers() }
+            g.addTask {
+                // Custom kinds defined before the collector started get their informers now.
+                _ = await customKinds.refresh(client)
+            }
             await g.waitForAll()
         }
     }
 
     /// Queues every cached object that has an owner the caches do not know (an uncached read has the
-    /// last word).
+    /// last word). Custom kinds defined since the last sweep get their informers first.
     func sweep() async {
-        for (id, informer) in informers {
+        _ = await customKinds.refresh(client)
+        for (id, informer) in informers.merging(customKinds.informers, uniquingKeysWith: { kept, _ in kept }) {
             for object in informer.list() {
                 if Self.awaitsCollector(object) {
                     await queue.add(Self.itemKey(id, object))
@@ -137,47 +162,69 @@ struct GarbageCollector: ControlLoop {
 
     /// nil for a reference that cannot name an owner (missing fields, or a namespaced owner of a
     /// cluster-scoped object), which counts as absent (upstream treats it as unresolvable).
-    static func resolve(_ ref: MetaV1.OwnerReference, namespace: String?) -> Owner? {
+    static func resolve(_ ref: MetaV1.OwnerReference, namespace: String?, custom: [ResourceType] = []) -> Owner? {
         guard !ref.apiVersion.isEmpty, !ref.kind.isEmpty, !ref.name.isEmpty, !ref.uid.isEmpty else { return nil }
-        guard let r = Registry.find(apiVersion: ref.apiVersion, kind: ref.kind) else {
+        guard
+            let r = Registry.find(apiVersion: ref.apiVersion, kind: ref.kind)
+                ?? custom.first(where: { $0.apiVersion == ref.apiVersion && $0.kind == ref.kind })
+        else {
             return Owner(type: nil, namespace: nil, name: ref.name, uid: ref.uid)
         }
         if r.namespaced && (namespace ?? "").isEmpty { return nil }
         return Owner(type: r, namespace: r.namespaced ? namespace : nil, name: ref.name, uid: ref.uid)
     }
 
-    /// What the informer caches say about an owner reference.
+    /// What the informer caches say about an owner reference; a custom resource owner is `.absent` to
+    /// them (no cache), which sends the decision to an uncached read.
     func cachedOwnerState(_ ref: MetaV1.OwnerReference, namespace: String?) -> OwnerState {
-        guard let owner = Self.resolve(ref, namespace: namespace) else { return .absent }
+        guard let owner = Self.resolve(ref, namespace: namespace, custom: customKinds.current) else { return .absent }
         guard let r = owner.type else { return .unknown }
-        let cached = informers[Self.typeID(r)]?.get(namespace: owner.namespace, name: owner.name)
+        guard let informer = informer(r) else { return .absent }
+        let cached = informer.get(namespace: owner.namespace, name: owner.name)
         return cached?.metadata.uid == owner.uid ? .exists : .absent
     }
 
     /// The owner reference checked against the caches and, when they say it is gone, an uncached read.
     func ownerState(_ ref: MetaV1.OwnerReference, namespace: String?) async throws -> OwnerState {
-        let cached = cachedOwnerState(ref, namespace: namespace)
+        var cached = cachedOwnerState(ref, namespace: namespace)
+        if cached == .unknown, Registry.find(apiVersion: ref.apiVersion, kind: ref.kind) == nil {
+            // Perhaps a kind defined since the custom kinds were last read.
+            _ = await customKinds.refresh(client)
+            cached = cachedOwnerState(ref, namespace: namespace)
+        }
         if cached != .absent { return cached }
-        guard let owner = Self.resolve(ref, namespace: namespace), let r = owner.type else { return .absent }
+        guard let owner = Self.resolve(ref, namespace: namespace, custom: customKinds.current), let r = owner.type
+        else { return .absent }
         let live = try await client.getMetadata(r, namespace: owner.namespace, name: owner.name)
         return live?.metadata.uid == owner.uid ? .exists : .absent
     }
 
     func sync(_ key: String) async throws {
-        guard let (r, namespace, name) = Self.parse(key) else { return }
-        if let cached = informers[Self.typeID(r)]?.get(namespace: namespace, name: name) {
+        guard let (r, namespace, name) = parse(key) else { return }
+        if let cached = informer(r)?.get(namespace: namespace, name: name) {
             if Self.awaitsCollector(cached) {
                 try await finishDeletion(r, namespace: namespace, name: name)
                 return
             }
+            // An owner of a kind not known yet may be a custom resource defined since: its informer
+            // is made now, so the owner's deletion is seen when it comes.
+            let refs = cached.metadata.ownerReferences
+            if refs.contains(where: { cachedOwnerState($0, namespace: namespace) == .unknown }) {
+                _ = await customKinds.refresh(client)
+            }
             // Fast path: every owner is in the caches (most objects, most of the time).
-            if cached.metadata.ownerReferences.allSatisfy({ cachedOwnerState($0, namespace: namespace) != .absent }) {
+            if refs.allSatisfy({ cachedOwnerState($0, namespace: namespace) != .absent }) {
                 return
             }
         }
         // Decide on the object as stored, not as cached: it may have been adopted or re-created meanwhile.
-        guard let object = try await client.getMetadata(r, namespace: namespace, name: name), !object.isTerminating
-        else { return }
+        guard let object = try await client.getMetadata(r, namespace: namespace, name: name) else { return }
+        if Self.awaitsCollector(object) && informer(r) == nil {
+            // A custom kind whose informer is not there yet: not found waiting in the cache above.
+            try await finishDeletion(r, namespace: namespace, name: name)
+            return
+        }
+        if object.isTerminating { return }
         let refs = object.metadata.ownerReferences
         if refs.isEmpty { return }
         var dangling: Set<String> = []
@@ -252,8 +299,8 @@ struct GarbageCollector: ControlLoop {
     /// sync listed the whole namespace).
     func cachedDependents(uid: String) -> [(ResourceType, Metadata)] {
         var out: [(ResourceType, Metadata)] = []
-        for r in Registry.all {
-            for dependent in informers[Self.typeID(r)]?.byIndex(Self.ownerIndex, uid) ?? [] {
+        for r in Registry.stored + customKinds.current {
+            for dependent in informer(r)?.byIndex(Self.ownerIndex, uid) ?? [] {
                 out.append((r, dependent))
             }
         }
@@ -267,7 +314,7 @@ struct GarbageCollector: ControlLoop {
         -> [(ResourceType, Metadata)]
     {
         var out: [(ResourceType, Metadata)] = []
-        for dependentType in Registry.all where !(r.namespaced && !dependentType.namespaced) {
+        for dependentType in Registry.stored + customKinds.current where !(r.namespaced && !dependentType.namespaced) {
             for object in try await client.listMetadata(dependentType, namespace: r.namespaced ? namespace : nil)
             where object.metadata.ownerReferences.contains(where: { $0.uid == uid }) {
                 out.append((dependentType, object))
@@ -313,14 +360,70 @@ struct GarbageCollector: ControlLoop {
     static func hasOwners(_ object: Metadata) -> Bool { !object.metadata.ownerReferences.isEmpty }
     /// "<plural>.<group>/<namespace>/<name>" or "<plural>.<group>/<name>".
     static func itemKey(_ typeID: String, _ object: Metadata) -> String { typeID + "/" + object.cacheKey }
-    static func parse(_ key: String) -> (ResourceType, String?, String)? {
+    func parse(_ key: String) -> (ResourceType, String?, String)? {
         guard let slash = key.firstIndex(of: "/") else { return nil }
         let id = key[..<slash], rest = String(key[key.index(after: slash)...])
-        guard let r = Registry.all.first(where: { typeID($0) == id }) else { return nil }
+        guard let r = (Registry.stored + customKinds.current).first(where: { Self.typeID($0) == id }) else {
+            return nil
+        }
         if r.namespaced {
             let (namespace, name) = Objects.split(rest)
             return (r, namespace, name)
         }
         return (r, nil, rest)
+    }
+}
+
+/// The custom kinds the garbage collector knows, one version of each definition (its versions share
+/// their objects), with a metadata informer each, started when the kind is first seen: by the sweep, at
+/// start, and when an owner's kind is not known.
+final class CustomKinds: @unchecked Sendable {
+    private let factory: InformerFactory
+    private let lock = NSLock()
+    private var types: [ResourceType] = []
+    private var byID: [String: Informer<MetaV1.PartialObjectMetadata>] = [:]
+    private let (started, starting) = AsyncStream<Informer<MetaV1.PartialObjectMetadata>>.makeStream()
+    /// Wires a new informer's events into the collector's queue (set once, by the collector's init).
+    var observe: (@Sendable (Informer<MetaV1.PartialObjectMetadata>, String) -> Void)? {
+        get { lock.withLock { observer } }
+        set { lock.withLock { observer = newValue } }
+    }
+    private var observer: (@Sendable (Informer<MetaV1.PartialObjectMetadata>, String) -> Void)?
+
+    init(factory: InformerFactory) { self.factory = factory }
+
+    var current: [ResourceType] { lock.withLock { types } }
+    var informers: [String: Informer<MetaV1.PartialObjectMetadata>] { lock.withLock { byID } }
+
+    /// Reads the served custom kinds again (on failure keeps what it had), starting an informer for each
+    /// new one.
+    func refresh(_ client: any KubeClient) async -> [ResourceType] {
+        guard let served = try? await client.customResourceTypes() else { return current }
+        var seen = Set<String>()
+        let unique = served.filter { seen.insert($0.keyPrefix).inserted }
+        let fresh: [(String, Informer<MetaV1.PartialObjectMetadata>)] = lock.withLock {
+            types = unique
+            var made: [(String, Informer<MetaV1.PartialObjectMetadata>)] = []
+            for r in unique where byID[GarbageCollector.typeID(r)] == nil {
+                let informer = factory.metadataInformer(r)
+                informer.addIndex(GarbageCollector.ownerIndex) { $0.metadata.ownerReferences.map(\.uid) }
+                byID[GarbageCollector.typeID(r)] = informer
+                made.append((GarbageCollector.typeID(r), informer))
+            }
+            return made
+        }
+        for (id, informer) in fresh {
+            observe?(informer, id)
+            starting.yield(informer)
+        }
+        return unique
+    }
+
+    /// Runs each custom kind's informer as it is made, until cancelled.
+    func runInformers() async {
+        await withTaskGroup(of: Void.self) { group in
+            for await informer in started { group.addTask { await informer.run() } }
+            group.cancelAll()
+        }
     }
 }

@@ -24,7 +24,18 @@ struct NamespaceController: ControlLoop {
     let recheck: Duration = .seconds(5)
 
     /// Every served type whose objects live in a namespace.
-    static var namespacedTypes: [ResourceType] { Registry.all.filter(\.namespaced) }
+    static var namespacedTypes: [ResourceType] { Registry.stored.filter(\.namespaced) }
+
+    /// The built-in namespaced types and the custom resources served now (one version each: a
+    /// definition's versions share their objects). Custom kinds have no informer here: what is left of
+    /// them is seen by the recheck.
+    static func namespacedTypes(_ client: any KubeClient) async throws -> [ResourceType] {
+        var seen = Set<String>()
+        let custom = try await client.customResourceTypes().filter {
+            $0.namespaced && seen.insert($0.keyPrefix).inserted
+        }
+        return namespacedTypes + custom
+    }
 
     init(_ ctx: ControllerContext) {
         client = ctx.client("namespace-controller")
@@ -66,7 +77,8 @@ struct NamespaceController: ControlLoop {
             namespace.isTerminating, namespace.spec.finalizers.contains(.kubernetes)
         else { return }
         var failures: [String] = []
-        for r in Self.namespacedTypes {
+        let types = try await Self.namespacedTypes(client)
+        for r in types {
             for object in try await client.listMetadata(r, namespace: name) where !object.isTerminating {
                 do {
                     // Default options: pods get their grace period; Background propagation for the rest.
@@ -82,7 +94,7 @@ struct NamespaceController: ControlLoop {
         }
         // What is left: pods their node agents are still stopping, objects waiting on finalizers.
         var remaining: [String: Int] = [:], finalizers: [String: Int] = [:]
-        for r in Self.namespacedTypes {
+        for r in types {
             let items = try await client.listMetadata(r, namespace: name)
             if !items.isEmpty { remaining[Self.groupResource(r)] = items.count }
             for object in items {

@@ -2,6 +2,7 @@
 func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     var loops: [any ControlLoop] = []
     loops.append(ReplicaSetController(ctx))
+    loops.append(ReplicationManager(ctx))
     loops.append(DeploymentController(ctx))
     loops.append(NodeLifecycleController(ctx))
     loops.append(NamespaceController(ctx))

@@ -3,13 +3,84 @@ import BerthKube
 import Foundation
 import Logging
 
-/// Keeps `spec.replicas` pods running for every ReplicaSet: creates missing pods from the template,
-/// deletes surplus ones (the least useful first), and reports replicas/ready/available in status.
-struct ReplicaSetController: ControlLoop {
-    typealias Pod = CoreV1.Pod
-    typealias ReplicaSet = AppsV1.ReplicaSet
+/// The ReplicaSet controller, and the ReplicationController manager: upstream runs the same code for
+/// both (converting ReplicationControllers to ReplicaSets), here one generic loop.
+typealias ReplicaSetController = ReplicaManager<AppsV1.ReplicaSet>
+typealias ReplicationManager = ReplicaManager<CoreV1.ReplicationController>
 
-    let name = "replicaset-controller"
+/// What the replica manager needs of a ReplicaSet or a ReplicationController.
+protocol ReplicatedPodSet: KubeObject & HasObjectMeta {
+    static var controllerKind: String { get }
+    static var controllerName: String { get }
+    var desiredReplicas: Int { get }
+    var minReady: Int64 { get }
+    var podTemplate: CoreV1.PodTemplateSpec { get }
+    /// The set with its status from `counts` (ReplicaFailure when `failure`), nil when that changes nothing.
+    func withStatus(_ counts: OwnedPodSummaries.Counts, failure: (any Error)?) -> Self?
+}
+
+extension AppsV1.ReplicaSet: ReplicatedPodSet {
+    static var controllerKind: String { "ReplicaSet" }
+    static var controllerName: String { "replicaset-controller" }
+    // Stored sets always have replicas (the API defaults it); 1 is that default.
+    var desiredReplicas: Int { Int(spec.replicas ?? 1) }
+    var minReady: Int64 { Int64(spec.minReadySeconds ?? 0) }
+    var podTemplate: CoreV1.PodTemplateSpec { spec.template }
+    func withStatus(_ counts: OwnedPodSummaries.Counts, failure: (any Error)?) -> Self? {
+        var status = self.status
+        status.replicas = Int32(clamping: counts.active)
+        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
+        status.readyReplicas = Int32(clamping: counts.ready)
+        status.availableReplicas = Int32(clamping: counts.available)
+        status.observedGeneration = metadata.generation
+        status.conditions.removeAll { $0.type == .replicaFailure }
+        if let failure {
+            status.conditions.append(
+                AppsV1.ReplicaSetCondition(
+                    type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
+                    message: "\(failure)"))
+        }
+        if status == self.status { return nil }
+        var updated = self
+        updated.status = status
+        return updated
+    }
+}
+
+extension CoreV1.ReplicationController: ReplicatedPodSet {
+    static var controllerKind: String { "ReplicationController" }
+    static var controllerName: String { "replicationcontroller-controller" }
+    var desiredReplicas: Int { Int(spec.replicas ?? 1) }
+    var minReady: Int64 { Int64(spec.minReadySeconds ?? 0) }
+    var podTemplate: CoreV1.PodTemplateSpec { spec.template ?? .init() }
+    func withStatus(_ counts: OwnedPodSummaries.Counts, failure: (any Error)?) -> Self? {
+        var status = self.status
+        status.replicas = Int32(clamping: counts.active)
+        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
+        status.readyReplicas = Int32(clamping: counts.ready)
+        status.availableReplicas = Int32(clamping: counts.available)
+        status.observedGeneration = metadata.generation
+        status.conditions.removeAll { $0.type == .replicaFailure }
+        if let failure {
+            status.conditions.append(
+                CoreV1.ReplicationControllerCondition(
+                    type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
+                    message: "\(failure)"))
+        }
+        if status == self.status { return nil }
+        var updated = self
+        updated.status = status
+        return updated
+    }
+}
+
+/// Keeps `spec.replicas` pods running for every ReplicaSet (or ReplicationController): creates missing
+/// pods from the template, deletes surplus ones (the least useful first), and reports
+/// replicas/ready/available in status.
+struct ReplicaManager<ReplicaSet: ReplicatedPodSet>: ControlLoop {
+    typealias Pod = CoreV1.Pod
+
+    let name = ReplicaSet.controllerName
     let client: any KubeClient
     let sets: Informer<ReplicaSet>
     let pods: Informer<Pod>
@@ -22,13 +93,13 @@ struct ReplicaSetController: ControlLoop {
     let burst: Int
 
     /// Pods by the UID of their controller (the DaemonSet and Deployment controllers keep it too).
-    static let ownerIndex = "controller"
+    static var ownerIndex: String { "controller" }
 
     init(_ ctx: ControllerContext) {
-        client = ctx.client("replicaset-controller")
+        client = ctx.client(ReplicaSet.controllerName)
         sets = ctx.informers.informer(ReplicaSet.self)
         pods = ctx.informers.informer(Pod.self)
-        events = ctx.events.component("replicaset-controller")
+        events = ctx.events.component(ReplicaSet.controllerName)
         logger = ctx.logger
         workers = ctx.config.workers
         burst = ctx.config.burst
@@ -42,7 +113,9 @@ struct ReplicaSetController: ControlLoop {
         let pods = self.pods, summaries = self.summaries
         pods.onChange { e in
             summaries.apply(e)
-            guard let ref = e.object.controllerRef(kind: "ReplicaSet"), let ns = e.object.metadata.namespace else {
+            guard let ref = e.object.controllerRef(kind: ReplicaSet.controllerKind),
+                let ns = e.object.metadata.namespace
+            else {
                 return
             }
             let key = Objects.key(namespace: ns, name: ref.name)
@@ -72,8 +145,8 @@ struct ReplicaSetController: ControlLoop {
         }
     }
 
-    static let largeSet = 2000
-    static let largeSetDelay = Duration.milliseconds(250)
+    static var largeSet: Int { 2000 }
+    static var largeSetDelay: Duration { .milliseconds(250) }
 
     func run() async {
         await runWorkers(
@@ -90,11 +163,10 @@ struct ReplicaSetController: ControlLoop {
         }
         if rs.isTerminating { return }
         let uid = rs.metadata.uid ?? ""
-        let minReady = Int64(rs.spec.minReadySeconds ?? 0)
+        let minReady = rs.minReady
         let counts = summaries.counts(
-            owner: uid, templateLabels: rs.spec.template.metadata.labels, minReadySeconds: minReady, now: Date())
-        // Stored sets always have replicas (the API defaults it); 1 is that default.
-        let want = Int(rs.spec.replicas ?? 1)
+            owner: uid, templateLabels: rs.podTemplate.metadata.labels, minReadySeconds: minReady, now: Date())
+        let want = rs.desiredReplicas
         var manageError: (any Error)?
         if expectations.satisfied(key) {
             let diff = Int(counts.active) - want
@@ -115,7 +187,7 @@ struct ReplicaSetController: ControlLoop {
     }
 
     /// A pod from the ReplicaSet's template, owned by it (the name is generated from the set's).
-    static func pod(from rs: ReplicaSet) -> Pod { Pod.from(rs.spec.template, controlledBy: rs) }
+    static func pod(from rs: ReplicaSet) -> Pod { Pod.from(rs.podTemplate, controlledBy: rs) }
 
     func create(_ n: Int, for rs: ReplicaSet, key: String) async throws {
         expectations.expectCreations(key, n)
@@ -194,22 +266,7 @@ struct ReplicaSetController: ControlLoop {
     }
 
     func updateStatus(_ rs: ReplicaSet, counts: OwnedPodSummaries.Counts, failure: (any Error)?) async throws {
-        var status = rs.status
-        status.replicas = Int32(clamping: counts.active)
-        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
-        status.readyReplicas = Int32(clamping: counts.ready)
-        status.availableReplicas = Int32(clamping: counts.available)
-        status.observedGeneration = rs.metadata.generation
-        status.conditions.removeAll { $0.type == .replicaFailure }
-        if let failure {
-            status.conditions.append(
-                AppsV1.ReplicaSetCondition(
-                    type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
-                    message: "\(failure)"))
-        }
-        if status == rs.status { return }
-        var updated = rs
-        updated.status = status
+        guard let updated = rs.withStatus(counts, failure: failure) else { return }
         do {
             _ = try await client.updateStatus(updated)
         } catch let e as APIError where e.code == 409 || e.code == 404 {

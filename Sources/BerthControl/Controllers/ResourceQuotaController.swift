@@ -85,7 +85,7 @@ struct ResourceQuotaController: ControlLoop {
         let names = Set(quota.spec.hard.keys)
         let selector = quota.kubeJSON()
         var used = ResourceAmounts()
-        for resource in Registry.all where resource.namespaced {
+        for resource in Registry.stored where resource.namespaced {
             let tracked = QuotaUsage.tracked(names, by: resource)
             if tracked.isEmpty { continue }
             for object in try await objects(resource, namespace: namespace)
