@@ -163,8 +163,8 @@ public final class APIServer: Sendable {
             _ = try? await h.createObject(Registry.priorityClasses, namespace: nil, obj: priorityClass, dryRun: false)
         }
         if config.localStorage {
-            // Once: an administrator may change or delete it afterwards (k3s writes it again on every
-            // start; Berth leaves what is there).
+            // Made when missing: an administrator's changes to it stay (k3s writes it over on every
+            // start); `--disable-local-storage` keeps a deleted one away.
             _ = try? await h.createObject(
                 Registry.storageClasses, namespace: nil, obj: StorageClassStrategy.localPath, dryRun: false)
         }
