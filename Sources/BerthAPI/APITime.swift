@@ -78,3 +78,31 @@ public enum APITime {
         return Date(timeIntervalSince1970: Double(t - offset) + fraction)
     }
 }
+
+/// Conditions in a JSON status (`status.conditions`), as every controller writes them.
+public enum StatusConditions {
+    /// Sets the condition `type`, keeping its lastTransitionTime when its status does not change, and
+    /// leaving the list as it was when nothing changes at all (so an unchanged status is not written).
+    public static func set(_ status: inout JSON, _ type: String, _ on: Bool, _ reason: String, _ message: String) {
+        var conditions = status["conditions"].array ?? []
+        let value: JSON = on ? "True" : "False"
+        var time: JSON = .string(APITime.string())
+        if let i = conditions.firstIndex(where: { $0["type"].string == type }) {
+            let old = conditions[i]
+            if old["status"] == value && old["reason"].string == reason && old["message"].string == message { return }
+            if old["status"] == value { time = old["lastTransitionTime"] }
+            conditions.remove(at: i)
+            conditions.insert(Self.condition(type, value, reason, message, time), at: i)
+        } else {
+            conditions.append(Self.condition(type, value, reason, message, time))
+        }
+        status["conditions"] = .array(conditions)
+    }
+
+    static func condition(_ type: String, _ value: JSON, _ reason: String, _ message: String, _ time: JSON) -> JSON {
+        [
+            "type": .string(type), "status": value, "reason": .string(reason), "message": .string(message),
+            "lastTransitionTime": time,
+        ]
+    }
+}

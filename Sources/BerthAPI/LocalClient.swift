@@ -292,6 +292,7 @@ extension Registry {
     public static let podDisruptionBudgets = find(group: "policy", version: "v1", plural: "poddisruptionbudgets")!
     public static let persistentVolumeClaims = find(group: "", version: "v1", plural: "persistentvolumeclaims")!
     public static let persistentVolumes = find(group: "", version: "v1", plural: "persistentvolumes")!
+    public static let storageClasses = find(group: "storage.k8s.io", version: "v1", plural: "storageclasses")!
     public static let limitRanges = find(group: "", version: "v1", plural: "limitranges")!
     public static let resourceQuotas = find(group: "", version: "v1", plural: "resourcequotas")!
     public static let priorityClasses = find(group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses")!

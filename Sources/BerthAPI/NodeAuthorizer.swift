@@ -7,6 +7,10 @@ import BerthStore
 /// Node, its own Lease, Events, the status of pods bound to it (checked by the pod strategy), mirror
 /// pods of its static pods, deletions and evictions of pods bound to it, and tokens for them
 /// (checked by TokenRequest). So a stolen node credential exposes that node's pods, not the cluster.
+///
+/// Beyond upstream: a node lists and watches PersistentVolumes (they hold no credentials — those are
+/// Secrets, still read one at a time) and may drop the finalizer of a deleted local-path volume of its
+/// own, because only the node can remove that volume's directory (``LocalVolumeCleanup`` in the agent).
 extension Handler {
     /// The kinds a node reads only through the pods bound to it.
     static let nodeGraphKinds: Set<String> = ["Secret", "ConfigMap", "PersistentVolumeClaim", "PersistentVolume"]
@@ -18,6 +22,7 @@ extension Handler {
     ) async throws -> Bool {
         if reading {
             guard Self.nodeGraphKinds.contains(r.kind) else { return true }
+            if r.kind == "PersistentVolume" && name == nil && sub == nil { return true }
             // One object: by name, or a list/watch narrowed to its name (the kubelet's watch-based
             // secret and config map managers watch that way).
             guard let wanted = name ?? Self.singleName(call.query["fieldSelector"]), sub == nil else { return false }
@@ -50,6 +55,12 @@ extension Handler {
             }
         case "ServiceAccount":
             return call.method == .post && sub == "token" && name != nil  // TokenRequest checks the bound pod
+        case "PersistentVolume":
+            guard call.method == .patch || call.method == .put, let name, sub == nil,
+                let kv = try await store.get(Registry.persistentVolumes.key(namespace: nil, name: name)),
+                let volume = try? JSON.parse(kv.value)
+            else { return false }
+            return Self.isOwnDeletedLocalVolume(volume, node: node)
         default:
             return false
         }
@@ -65,6 +76,15 @@ extension Handler {
             guard owner["kind"].string == "Node", owner["name"].string == node else { return false }
         }
         return PodReferences(pod).isEmpty
+    }
+
+    /// A local-path volume provisioned on `node` that is being deleted: its node removes the data and
+    /// then the finalizer that waits for it.
+    static func isOwnDeletedLocalVolume(_ volume: JSON, node: String) -> Bool {
+        let annotations = volume["metadata"]["annotations"]
+        return !volume["metadata"]["deletionTimestamp"].isNull
+            && annotations["pv.kubernetes.io/provisioned-by"].string == "rancher.io/local-path"
+            && annotations["local.path.provisioner/selected-node"].string == node
     }
 
     /// The name a field selector narrows a list or watch to (`metadata.name=X`, alone), if any.

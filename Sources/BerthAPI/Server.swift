@@ -53,6 +53,9 @@ public struct ServerConfig: Sendable {
     /// tolerationSeconds of the not-ready/unreachable NoExecute tolerations every new Pod gets
     /// (upstream's DefaultTolerationSeconds admission uses 300 s; Berth replaces pods of a dead node fast).
     public var defaultTolerationSeconds: Int64 = 5
+    /// The `local-path` StorageClass, made at start as k3s's local-storage: the default class, its
+    /// volumes made by the control plane's local-path provisioner on the node a pod is scheduled to.
+    public var localStorage = true
     public init(dataDir: String) { self.dataDir = dataDir }
 }
 
@@ -160,6 +163,12 @@ public final class APIServer: Sendable {
         }
         for priorityClass in PriorityClassStrategy.system {
             _ = try? await h.createObject(Registry.priorityClasses, namespace: nil, obj: priorityClass, dryRun: false)
+        }
+        if config.localStorage {
+            // Made when missing: an administrator's changes to it stay (k3s writes it over on every
+            // start); `--disable-local-storage` keeps a deleted one away.
+            _ = try? await h.createObject(
+                Registry.storageClasses, namespace: nil, obj: StorageClassStrategy.localPath, dryRun: false)
         }
         do { try await h.reconcileBootstrapPolicy() } catch {
             logger.error("the bootstrap RBAC policy could not be reconciled", metadata: ["error": "\(error)"])

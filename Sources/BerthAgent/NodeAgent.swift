@@ -41,6 +41,8 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
     let podNetwork: NodePodNetwork?
     let eviction: EvictionManager
     let tokens = ServiceAccountTokens()
+    /// Removes the data of local-path volumes of this node once they are deleted (nil: a hollow node).
+    let localVolumes: LocalVolumeCleanup?
     /// The runtime's name as container IDs carry it (`berth://…`, `containerd://…`).
     private(set) var runtimeName = "berth"
     private(set) var runtimeVersion = ""
@@ -79,7 +81,10 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 return NodePodNetwork(
                     configuration: configuration, backend: backend, sources: cluster, logger: logger
                 ) { recorder.record(node, type: "Warning", reason: "PodNetworkFailed", message: $0) }
-            })
+            },
+            localVolumes: LocalVolumeCleanup(
+                nodeName: name, client: client, sources: cluster, events: events.component("berth-agent"),
+                logger: logger))
     }
 
     /// An agent whose parts are given: a hollow node's, with its pods, queue and events shared with
@@ -88,8 +93,9 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
         configuration: AgentConfiguration, client: any KubeClient, pods: any BoundPods,
         podInformer: Informer<CoreV1.Pod>?, queue: PodQueue, events: EventRecorder, facts: NodeFacts,
         runtime: CRIClient?, logger: Logger, networkServices: NodeNetworkServices? = nil,
-        podNetwork: NodePodNetwork? = nil
+        podNetwork: NodePodNetwork? = nil, localVolumes: LocalVolumeCleanup? = nil
     ) {
+        self.localVolumes = localVolumes
         self.networkServices = networkServices
         self.podNetwork = podNetwork
         self.configuration = configuration
@@ -147,6 +153,7 @@ public final class NodeAgent: ServiceLifecycle.Service, @unchecked Sendable {
                 }
                 group.addTask { await self.events.run(client: self.client) }
                 if let network = self.networkServices { group.addTask { await network.run() } }
+                if let localVolumes = self.localVolumes { group.addTask { await localVolumes.run() } }
                 if let podNetwork = self.podNetwork {
                     group.addTask {
                         await podNetwork.run(runtime: self.cri, client: self.client) { await self.checkRuntime() }

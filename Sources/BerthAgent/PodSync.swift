@@ -517,7 +517,8 @@ extension NodeAgent {
             for: container, pod: pod, root: configuration.rootDirectory, client: client,
             facts: PodVolumes.Facts(
                 podIPs: [sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip), hostIPs: [facts.internalIP],
-                nodeName: configuration.nodeName, allocatable: allocatable, mountsMemory: !configuration.hollow),
+                nodeName: configuration.nodeName, allocatable: allocatable, mountsMemory: !configuration.hollow,
+                makesDirectories: !configuration.hollow),
             tokens: tokens)
         try PodConfigs.verifyRunAsNonRoot(
             container, pod: pod, imageUID: image.hasUid ? image.uid.value : nil, imageUsername: image.username)

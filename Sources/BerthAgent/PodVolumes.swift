@@ -9,8 +9,8 @@ import Glibc
 
 /// A pod's volumes as host directories the runtime bind-mounts: emptyDir (a directory of the pod's, a
 /// tmpfs of `sizeLimit` for medium Memory), hostPath, configMap, secret and downwardAPI (their keys or
-/// fields written as files), and projected (configMap, secret and downwardAPI sources in one
-/// directory). With the pod's fsGroup, the volumes the agent writes belong to that group (setgid
+/// fields written as files), projected (configMap, secret and downwardAPI sources in one
+/// directory), and persistentVolumeClaim (the bound volume's directory, ``claimPath``). With the pod's fsGroup, the volumes the agent writes belong to that group (setgid
 /// directories, group read and write), as the kubelet's SetVolumeOwnership leaves them.
 enum PodVolumes {
     /// What the downward API reads besides the pod itself.
@@ -21,6 +21,8 @@ enum PodVolumes {
         var allocatable: [String: Quantity]
         /// Whether memory-backed emptyDirs are mounted (tmpfs); a hollow node's are plain directories.
         var mountsMemory = true
+        /// Whether volumes' directories on the node's disk are made (a hollow node has no disk of its own).
+        var makesDirectories = true
     }
 
     /// The mounts of `container`, each volume prepared on first use.
@@ -43,6 +45,10 @@ enum PodVolumes {
             var written = false
             if let path = volume.hostPath?.path {
                 hostPath = path
+            } else if let claim = volume.persistentVolumeClaim {
+                hostPath = try await claimPath(
+                    claim.claimName, namespace: namespace, client: client, makesDirectories: facts.makesDirectories)
+                readOnly = readOnly || claim.readOnly == true
             } else if let emptyDir = volume.emptyDir {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~empty-dir/\(volume.name)"
                 // Only a new one gets fsGroup ownership: once a container has used it, its contents are

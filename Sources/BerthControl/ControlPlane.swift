@@ -32,6 +32,9 @@ public struct ControlPlaneConfig: Sendable {
     /// How often each HorizontalPodAutoscaler is evaluated (kube-controller-manager's
     /// --horizontal-pod-autoscaler-sync-period).
     public var horizontalPodAutoscalerSyncPeriod: Duration = .seconds(15)
+    /// Where the local-path provisioner puts volumes on their nodes (k3s's
+    /// /var/lib/rancher/k3s/storage): `<this>/pvc-<uid>_<namespace>_<name>`.
+    public var localPathStorageDirectory = "/var/lib/berth/storage"
     public init() {}
 }
 

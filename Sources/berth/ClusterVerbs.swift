@@ -70,6 +70,13 @@ struct ClusterServer: AsyncParsableCommand {
     var logLevel: String = "info"
     @Flag(help: "Run no node agent (and no engine) in this process: a control plane only.")
     var disableAgent = false
+    @Option(
+        help:
+            "Where the local-path provisioner puts volumes on their nodes (k3s's --default-local-storage-path)."
+    )
+    var defaultLocalStoragePath = "/var/lib/berth/storage"
+    @Flag(help: "Make no local-path StorageClass at start (k3s's --disable local-storage).")
+    var disableLocalStorage = false
     @OptionGroup(title: "Node agent") var agent: AgentOptions
     @OptionGroup(title: "Engine (for the node agent)") var images: ImageOptions
 
@@ -137,6 +144,7 @@ struct ClusterServer: AsyncParsableCommand {
         config.namespaceController = controllers
         config.garbageCollector = controllers || garbageCollector
         config.defaultTolerationSeconds = Int64(defaultTolerationSeconds)
+        config.localStorage = !disableLocalStorage
         let server = try APIServer(config: config, logger: logger)
         var control = ControlPlaneConfig()
         control.scheduler = scheduler
@@ -145,6 +153,7 @@ struct ClusterServer: AsyncParsableCommand {
         control.nodeMonitorGracePeriod = .seconds(nodeMonitorGraceSeconds)
         control.clusterCIDR = clusterCIDR
         control.nodeCIDRMaskSize = nodeCIDRMaskSize
+        control.localPathStorageDirectory = defaultLocalStoragePath
         var hollow = HollowConfig(count: hollowNodes)
         hollow.cpu = hollowNodeCpu
         hollow.memory = hollowNodeMemory

@@ -159,7 +159,7 @@ extension APITests {
                 apiVersion: storage.k8s.io/v1
                 kind: StorageClass
                 metadata:
-                  name: local-path
+                  name: node-local
                   annotations: {storageclass.kubernetes.io/is-default-class: "true"}
                 provisioner: rancher.io/local-path
                 parameters: {nodePath: /var/lib/volumes}
@@ -178,7 +178,7 @@ extension APITests {
                 apiVersion: storage.k8s.io/v1
                 kind: CSIStorageCapacity
                 metadata: {name: node-1-local}
-                storageClassName: local-path
+                storageClassName: node-local
                 capacity: 100Gi
                 nodeTopology: {matchLabels: {kubernetes.io/hostname: node-1}}
                 ---
@@ -191,9 +191,14 @@ extension APITests {
             #expect(applied.ok, "\(applied.stderr)")
             let classes = try s.kubectl("get", "sc")
             #expect(
-                classes.stdout.contains("local-path (default)") && classes.stdout.contains("rancher.io/local-path")
+                classes.stdout.contains("node-local (default)") && classes.stdout.contains("rancher.io/local-path")
                     && classes.stdout.contains("Delete") && classes.stdout.contains("Immediate"),
                 "\(classes.stdout)")
+            // Beside the one the server makes at start, as k3s does.
+            let made = classes.stdout.split(separator: "\n").first { $0.hasPrefix("local-path ") }
+            #expect(
+                made?.split(separator: " ", omittingEmptySubsequences: true).prefix(5).joined(separator: " ")
+                    == "local-path (default) rancher.io/local-path Delete WaitForFirstConsumer", "\(classes.stdout)")
             #expect(
                 try s.kubectl(
                     "get", "csidriver", "hostpath.csi.k8s.io", "-o",
@@ -219,7 +224,7 @@ extension APITests {
                 "patch", "volumeattachment", "va-1", "--type=merge", "-p", #"{"spec":{"nodeName":"node-2"}}"#)
             #expect(refused.stderr.contains("spec: Invalid value:") && refused.stderr.contains("field is immutable"))
             refused = try s.kubectl(
-                "patch", "sc", "local-path", "--type=merge", "-p", #"{"parameters":{"nodePath":"/elsewhere"}}"#)
+                "patch", "sc", "node-local", "--type=merge", "-p", #"{"parameters":{"nodePath":"/elsewhere"}}"#)
             #expect(refused.stderr.contains("parameters: Forbidden: updates to parameters are forbidden."))
             refused = try s.kubectl(
                 "patch", "csidriver", "hostpath.csi.k8s.io", "--type=merge", "-p", #"{"spec":{"attachRequired":false}}"#
@@ -247,7 +252,7 @@ extension APITests {
                 apiVersion: storage.k8s.io/v1
                 kind: CSIStorageCapacity
                 metadata: {name: negative}
-                storageClassName: local-path
+                storageClassName: node-local
                 capacity: -1Gi
                 ---
                 apiVersion: storage.k8s.io/v1

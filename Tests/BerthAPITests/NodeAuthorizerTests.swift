@@ -175,5 +175,42 @@ extension APITests {
             #expect(events.contains { $0["verb"] == "patch" && $0["requestURI"] == "/api/v1/nodes/n2" })
             await t.stop()
         }
+
+        @Test func aNodeListsVolumesAndReleasesOnlyItsOwnDeletedLocalVolumes() async throws {
+            let dir = NSTemporaryDirectory() + "berth-nodeauthz-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try "admintok,admin,admin,\"system:masters\"\nnode1tok,system:node:n1,n1,\"system:nodes\"\n".write(
+                toFile: dir + "/tokens.csv", atomically: true, encoding: .utf8)
+            let t = try await TestServer(configure: { $0.dataDir = dir })
+            func call(_ token: String, _ method: String, _ path: String, _ body: String? = nil) throws -> Int {
+                let type = method == "PATCH" ? "application/merge-patch+json" : "application/json"
+                return try t.curl(method, path, body: body, contentType: type, token: token).0
+            }
+            for host in ["n1", "n2"] {
+                let volume = """
+                    {"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pv-\(host)",
+                     "finalizers":["external-provisioner.volume.kubernetes.io/finalizer"],
+                     "annotations":{"pv.kubernetes.io/provisioned-by":"rancher.io/local-path",
+                                    "local.path.provisioner/selected-node":"\(host)"}},
+                     "spec":{"accessModes":["ReadWriteOnce"],"capacity":{"storage":"1Gi"},
+                             "hostPath":{"path":"/var/lib/berth/storage/pvc-\(host)"}}}
+                    """
+                #expect(try t.curl("POST", "/api/v1/persistentvolumes", body: volume, token: "admintok").0 == 201)
+            }
+            // It watches every volume (the agent's cleanup does), but reads one by name only through its pods.
+            #expect(try call("node1tok", "GET", "/api/v1/persistentvolumes") == 200)
+            #expect(try call("node1tok", "GET", "/api/v1/persistentvolumes?watch=true&timeoutSeconds=1") == 200)
+            #expect(try call("node1tok", "GET", "/api/v1/persistentvolumes/pv-n1") == 403)
+            let release = #"{"metadata":{"finalizers":["kubernetes.io/pv-protection"]}}"#
+            #expect(try call("node1tok", "PATCH", "/api/v1/persistentvolumes/pv-n1", release) == 403, "not deleted yet")
+            for host in ["n1", "n2"] {
+                // 202: marked, and kept by its finalizers.
+                #expect(try call("admintok", "DELETE", "/api/v1/persistentvolumes/pv-\(host)") == 202)
+            }
+            #expect(try call("node1tok", "PATCH", "/api/v1/persistentvolumes/pv-n2", release) == 403, "another node's")
+            #expect(try call("node1tok", "PATCH", "/api/v1/persistentvolumes/pv-n1", release) == 200)
+            #expect(try call("node1tok", "DELETE", "/api/v1/persistentvolumes/pv-n1") == 403, "no deletes")
+            await t.stop()
+        }
     }
 }

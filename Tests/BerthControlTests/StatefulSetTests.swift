@@ -519,7 +519,10 @@ extension ControlTests {
             var claims = try await Self.claims(c)
             #expect(claims.keys.sorted() == ["www-web-0", "www-web-1"])
             let claim = try #require(claims["www-web-0"])
-            #expect(claim["metadata"]["labels"]["app"] == "web" && claim["status"]["phase"] == "Pending")
+            // The default class (local-path) provisioned each claim's volume on its pod's node before the
+            // pod was bound there.
+            #expect(claim["metadata"]["labels"]["app"] == "web" && claim["status"]["phase"] == "Bound")
+            #expect(claim["spec"]["storageClassName"] == "local-path")
             #expect(
                 claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
                     && claim["spec"]["volumeMode"] == "Filesystem")
@@ -530,7 +533,7 @@ extension ControlTests {
                     $0["name"] == "www" && $0["persistentVolumeClaim"]["claimName"] == "www-web-1"
                 } == true)
             var out = try c.kubectl("get", "pvc", "--no-headers")
-            #expect(out.stdout.contains("www-web-0") && out.stdout.contains("Pending"), "\(out.stdout)")
+            #expect(out.stdout.contains("www-web-0") && out.stdout.contains("Bound"), "\(out.stdout)")
 
             // whenScaled Delete: the claim of the pod a scale-down removes goes with it.
             #expect(try c.kubectl("scale", "sts/web", "--replicas=1").ok)
@@ -607,9 +610,13 @@ extension ControlTests {
                     "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv1}\nspec: {accessModes: [ReadWriteOnce, ReadOnlyMany], capacity: {storage: 2Gi}, hostPath: {path: /tmp/pv1}}\n"
             )
             #expect(out.ok, "\(out.stderr)")
+            // The binder finds no claim for it: Available.
+            try await c.waitFor(Registry.persistentVolumes, "pv1 Available") {
+                $0.first?["status"]["phase"] == "Available"
+            }
             out = try c.kubectl("get", "pv", "--no-headers")
             let cells = out.stdout.split(separator: " ", omittingEmptySubsequences: true)
-            #expect(Array(cells.prefix(5)) == ["pv1", "2Gi", "RWO,ROX", "Retain", "Pending"], "\(out.stdout)")
+            #expect(Array(cells.prefix(5)) == ["pv1", "2Gi", "RWO,ROX", "Retain", "Available"], "\(out.stdout)")
         }
     }
 }

@@ -203,27 +203,7 @@ struct CustomResourceDefinitionController: Service {
         return !left
     }
 
-    /// Sets a condition, keeping its transition time when its status is unchanged.
     func setCondition(_ status: inout JSON, _ type: String, _ value: Bool, _ reason: String, _ message: String) {
-        var conditions = status["conditions"].array ?? []
-        let text: JSON = value ? "True" : "False"
-        if let i = conditions.firstIndex(where: { $0["type"].string == type }) {
-            if conditions[i]["status"] == text && conditions[i]["reason"].string == reason
-                && conditions[i]["message"].string == message
-            {
-                return
-            }
-            let time = conditions[i]["status"] == text ? conditions[i]["lastTransitionTime"] : .string(APITime.string())
-            conditions[i] = [
-                "type": .string(type), "status": text, "reason": .string(reason), "message": .string(message),
-                "lastTransitionTime": time,
-            ]
-        } else {
-            conditions.append([
-                "type": .string(type), "status": text, "reason": .string(reason), "message": .string(message),
-                "lastTransitionTime": .string(APITime.string()),
-            ])
-        }
-        status["conditions"] = .array(conditions)
+        StatusConditions.set(&status, type, value, reason, message)
     }
 }

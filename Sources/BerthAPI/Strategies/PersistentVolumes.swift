@@ -2,10 +2,22 @@ import BerthKube
 
 /// core/v1 PersistentVolumeClaim and PersistentVolume (upstream pkg/registry/core/persistentvolumeclaim
 /// and persistentvolume, ValidatePersistentVolumeClaim and ValidatePersistentVolume as of 1.32): stored,
-/// defaulted and checked as kube-apiserver does, printed with kubectl's columns. Nothing binds claims to
-/// volumes yet (no volume binder or provisioner runs): a claim stays Pending until someone writes its
-/// status.
+/// defaulted and checked as kube-apiserver does, printed with kubectl's columns, with the admission
+/// kube-apiserver runs on them by default (DefaultStorageClass, StorageObjectInUseProtection). The
+/// control plane's persistent volume controller binds claims to volumes.
 enum PersistentVolumeRules {
+    /// StorageObjectInUseProtection's finalizers: the persistent volume controller removes them once no
+    /// pod uses the claim, and once the volume is no longer bound.
+    static let claimProtection = "kubernetes.io/pvc-protection"
+    static let volumeProtection = "kubernetes.io/pv-protection"
+
+    /// Adds `finalizer` to the object unless it is there.
+    static func protect(_ obj: inout JSON, with finalizer: String) {
+        var finalizers = obj["metadata"]["finalizers"].array ?? []
+        if !finalizers.contains(.string(finalizer)) { finalizers.append(.string(finalizer)) }
+        obj["metadata"]["finalizers"] = .array(finalizers)
+    }
+
     static let accessModes = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
     static let volumeModes = ["Block", "Filesystem"]
 
@@ -59,6 +71,23 @@ struct PersistentVolumeClaimStrategy: ResourceStrategy {
     }
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {
         obj["status"] = ["phase": "Pending"]
+    }
+
+    /// DefaultStorageClass (a claim that names no class gets the default one, the newest when several
+    /// are marked) and StorageObjectInUseProtection (the pvc-protection finalizer).
+    func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {
+        PersistentVolumeRules.protect(&obj, with: PersistentVolumeRules.claimProtection)
+        guard obj["spec"]["storageClassName"].isNull,
+            obj["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"].isNull
+        else { return }
+        let classes = try await handler.storedObjects(Registry.storageClasses, namespace: nil).map(\.object)
+        let newest = classes.filter(StorageClassStrategy.isDefault).max { a, b in
+            let (ta, tb) = (
+                a["metadata"]["creationTimestamp"].string ?? "", b["metadata"]["creationTimestamp"].string ?? ""
+            )
+            return ta != tb ? ta < tb : (a["metadata"]["name"].string ?? "") > (b["metadata"]["name"].string ?? "")
+        }
+        if let name = newest?["metadata"]["name"].string { obj["spec"]["storageClassName"] = .string(name) }
     }
 
     func validate(_ obj: JSON) -> [APIError.Cause] {
@@ -131,6 +160,11 @@ struct PersistentVolumeStrategy: ResourceStrategy {
     }
     func prepareForCreate(_ obj: inout JSON, _ ctx: StrategyContext) {
         obj["status"] = ["phase": "Pending"]
+    }
+
+    /// StorageObjectInUseProtection: the pv-protection finalizer.
+    func admitCreate(_ obj: inout JSON, _ ctx: StrategyContext, handler: Handler) async throws {
+        PersistentVolumeRules.protect(&obj, with: PersistentVolumeRules.volumeProtection)
     }
 
     func validate(_ obj: JSON) -> [APIError.Cause] {

@@ -50,6 +50,18 @@ struct StorageClassStrategy: ResourceStrategy {
         return errs + FieldChecks.immutable(obj["volumeBindingMode"], old["volumeBindingMode"], "volumeBindingMode")
     }
 
+    /// k3s's `local-path` class: the default, provisioned by the local-path provisioner once a pod using
+    /// the claim is scheduled (its volume is a directory on that pod's node), deleted with its claim.
+    static let localPath: JSON = [
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": [
+            "name": "local-path",
+            "annotations": ["storageclass.kubernetes.io/is-default-class": "true"],
+        ],
+        "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    ]
+
     static func isDefault(_ obj: JSON) -> Bool {
         defaultClassAnnotations.contains { obj["metadata"]["annotations"][$0].string == "true" }
     }

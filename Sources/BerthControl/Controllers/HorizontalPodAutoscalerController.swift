@@ -287,22 +287,7 @@ struct HorizontalPodAutoscalerController: ControlLoop {
     }
 
     static func setCondition(_ status: inout JSON, _ type: String, _ on: Bool, _ reason: String, _ message: String) {
-        var conditions = status["conditions"].array ?? []
-        let value: JSON = on ? "True" : "False"
-        if let i = conditions.firstIndex(where: { $0["type"].string == type }) {
-            let time =
-                conditions[i]["status"] == value ? conditions[i]["lastTransitionTime"] : .string(APITime.string())
-            conditions[i] = [
-                "type": .string(type), "status": value, "reason": .string(reason), "message": .string(message),
-                "lastTransitionTime": time,
-            ]
-        } else {
-            conditions.append([
-                "type": .string(type), "status": value, "reason": .string(reason), "message": .string(message),
-                "lastTransitionTime": .string(APITime.string()),
-            ])
-        }
-        status["conditions"] = .array(conditions)
+        StatusConditions.set(&status, type, on, reason, message)
     }
 }
 

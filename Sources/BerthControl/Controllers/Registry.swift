@@ -22,6 +22,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(ServiceLoadBalancerController(ctx))
     loops.append(ResourceQuotaController(ctx))
     loops.append(HorizontalPodAutoscalerController(ctx))
+    loops.append(PersistentVolumeController(ctx))
     if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }

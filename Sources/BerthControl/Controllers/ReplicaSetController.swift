@@ -19,6 +19,53 @@ protocol ReplicatedPodSet: KubeObject & HasObjectMeta {
     func withStatus(_ counts: OwnedPodSummaries.Counts, failure: (any Error)?) -> Self?
 }
 
+/// The counts both kinds' statuses keep, and their ReplicaFailure condition.
+protocol ReplicaCountingStatus: Equatable {
+    var replicas: Int32 { get set }
+    var fullyLabeledReplicas: Int32? { get set }
+    var readyReplicas: Int32? { get set }
+    var availableReplicas: Int32? { get set }
+    var observedGeneration: Int64? { get set }
+    /// Drops the ReplicaFailure condition, and sets it again (FailedCreate) when `message` is given.
+    mutating func setReplicaFailure(_ message: String?)
+}
+
+extension ReplicaCountingStatus {
+    /// The status with `counts` of the set at `generation`, nil when that changes nothing.
+    func counting(_ counts: OwnedPodSummaries.Counts, generation: Int64?, failure: (any Error)?) -> Self? {
+        var status = self
+        status.replicas = Int32(clamping: counts.active)
+        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
+        status.readyReplicas = Int32(clamping: counts.ready)
+        status.availableReplicas = Int32(clamping: counts.available)
+        status.observedGeneration = generation
+        status.setReplicaFailure(failure.map { "\($0)" })
+        return status == self ? nil : status
+    }
+}
+
+extension AppsV1.ReplicaSetStatus: ReplicaCountingStatus {
+    mutating func setReplicaFailure(_ message: String?) {
+        conditions.removeAll { $0.type == .replicaFailure }
+        guard let message else { return }
+        conditions.append(
+            AppsV1.ReplicaSetCondition(
+                type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
+                message: message))
+    }
+}
+
+extension CoreV1.ReplicationControllerStatus: ReplicaCountingStatus {
+    mutating func setReplicaFailure(_ message: String?) {
+        conditions.removeAll { $0.type == .replicaFailure }
+        guard let message else { return }
+        conditions.append(
+            CoreV1.ReplicationControllerCondition(
+                type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
+                message: message))
+    }
+}
+
 extension AppsV1.ReplicaSet: ReplicatedPodSet {
     static var controllerKind: String { "ReplicaSet" }
     static var controllerName: String { "replicaset-controller" }
@@ -27,20 +74,9 @@ extension AppsV1.ReplicaSet: ReplicatedPodSet {
     var minReady: Int64 { Int64(spec.minReadySeconds ?? 0) }
     var podTemplate: CoreV1.PodTemplateSpec { spec.template }
     func withStatus(_ counts: OwnedPodSummaries.Counts, failure: (any Error)?) -> Self? {
-        var status = self.status
-        status.replicas = Int32(clamping: counts.active)
-        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
-        status.readyReplicas = Int32(clamping: counts.ready)
-        status.availableReplicas = Int32(clamping: counts.available)
-        status.observedGeneration = metadata.generation
-        status.conditions.removeAll { $0.type == .replicaFailure }
-        if let failure {
-            status.conditions.append(
-                AppsV1.ReplicaSetCondition(
-                    type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
-                    message: "\(failure)"))
+        guard let status = status.counting(counts, generation: metadata.generation, failure: failure) else {
+            return nil
         }
-        if status == self.status { return nil }
         var updated = self
         updated.status = status
         return updated
@@ -54,20 +90,9 @@ extension CoreV1.ReplicationController: ReplicatedPodSet {
     var minReady: Int64 { Int64(spec.minReadySeconds ?? 0) }
     var podTemplate: CoreV1.PodTemplateSpec { spec.template ?? .init() }
     func withStatus(_ counts: OwnedPodSummaries.Counts, failure: (any Error)?) -> Self? {
-        var status = self.status
-        status.replicas = Int32(clamping: counts.active)
-        status.fullyLabeledReplicas = Int32(clamping: counts.labeled)
-        status.readyReplicas = Int32(clamping: counts.ready)
-        status.availableReplicas = Int32(clamping: counts.available)
-        status.observedGeneration = metadata.generation
-        status.conditions.removeAll { $0.type == .replicaFailure }
-        if let failure {
-            status.conditions.append(
-                CoreV1.ReplicationControllerCondition(
-                    type: .replicaFailure, status: .true, lastTransitionTime: .now(), reason: "FailedCreate",
-                    message: "\(failure)"))
+        guard let status = status.counting(counts, generation: metadata.generation, failure: failure) else {
+            return nil
         }
-        if status == self.status { return nil }
         var updated = self
         updated.status = status
         return updated

@@ -170,6 +170,8 @@ struct PodInfo: Sendable {
     var spread: [SpreadConstraint]
     var hostPorts: [String]
     var priority: Int64
+    /// The claims its volumes use (VolumeBinding looks them up when it is scheduled).
+    var claims: [String]
     var schedulerName: String
     var terminating: Bool
     var finished: Bool
@@ -251,6 +253,7 @@ struct PodInfo: Sendable {
         }
         spread = spec.topologySpreadConstraints.map(SpreadConstraint.init)
         priority = Int64(spec.priority ?? 0)
+        claims = VolumeMatching.claimNames(of: pod)
         schedulerName = spec.schedulerName ?? "default-scheduler"
         terminating = pod.isTerminating
         finished = pod.isFinished

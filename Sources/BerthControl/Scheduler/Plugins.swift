@@ -1,4 +1,5 @@
 import BerthAPI
+import BerthKube
 
 /// kube-scheduler's default filter and score plugins over `NodeInfo`, in its order and with its reasons
 /// (the texts `kubectl describe pod` shows in FailedScheduling events).
@@ -54,6 +55,10 @@ struct CycleState {
     var preferredDomainWeights: [String: Int64] = [:]
     /// The pod's nodeSelector as label symbols; nil when no node can match it.
     var selector: CompiledSelector?
+    /// What the pod's claims ask of a node (VolumeBinding), nil for a pod without claims.
+    var volumes: VolumeBinding.Needs?
+    /// The volumes an unbound claim of a class without a provisioner may bind to.
+    var freeVolumes: [CoreV1.PersistentVolume] = []
 }
 
 extension Scheduler.Cache {
@@ -167,6 +172,11 @@ extension Scheduler.Cache {
         }
         for (i, t) in pod.antiAffinity.enumerated() {
             if let v = node.labels[t.topologyKey], s.antiDomains[i].contains(v) { return [Reasons.podAnti] }
+        }
+        if let needs = s.volumes,
+            let why = VolumeBinding.filter(needs, nodeName: node.name, labels: node.labels, volumes: s.freeVolumes)
+        {
+            return [why]
         }
         return nil
     }

@@ -28,6 +28,15 @@ struct Scheduler: ControlLoop {
         let cache = self.cache
         ctx.informers.informer(CoreV1.Node.self).onChange { cache.nodeChanged($0) }
         ctx.informers.informer(CoreV1.Pod.self).onChange { cache.podChanged($0) }
+        let claims = ctx.informers.informer(CoreV1.PersistentVolumeClaim.self)
+        let volumes = ctx.informers.informer(CoreV1.PersistentVolume.self)
+        let classes = ctx.informers.informer(StorageV1.StorageClass.self)
+        cache.volumeBinding = VolumeBinding(
+            claims: { claims.get(namespace: $0, name: $1) }, volume: { volumes.get(namespace: nil, name: $0) },
+            volumes: { volumes.list() }, storageClass: { classes.get(namespace: nil, name: $0) })
+        claims.onChange { _ in cache.volumesChanged() }
+        volumes.onChange { _ in cache.volumesChanged() }
+        classes.onChange { _ in cache.volumesChanged() }
         // What the system-default topology spreading selects by (kube-scheduler's DefaultSelector).
         let replicaSets = ctx.informers.informer(AppsV1.ReplicaSet.self)
         let services = ctx.informers.informer(CoreV1.Service.self)
@@ -97,7 +106,15 @@ struct Scheduler: ControlLoop {
             for key in batch {
                 switch cache.scheduleOne(key) {
                 case .none: continue
-                case .bound(let pod, let node): sink.push(Binding(pod: pod, node: node))
+                case .bound(let pod, let node):
+                    if !pod.claims.isEmpty, let binding = cache.volumeBinding,
+                        case .fits(let needs) = binding.prefilter(namespace: pod.namespace, claimNames: pod.claims),
+                        !needs.delayed.isEmpty
+                    {
+                        Task { await bindAfterVolumes(pod, node: node, claims: needs.delayed, binding, sink) }
+                    } else {
+                        sink.push(Binding(pod: pod, node: node))
+                    }
                 case .unschedulable(let pod, let message):
                     events.record(pod.object, type: "Warning", reason: "FailedScheduling", message: message)
                     reports.push(Unschedulable(pod: pod, message: message))
@@ -124,6 +141,49 @@ struct Scheduler: ControlLoop {
                     "binding failed", metadata: ["pod": "\(b.pod.key)", "node": "\(b.node)", "error": "\(e)"])
                 cache.bindFailed(b.pod.key, node: b.node, retry: true)
             }
+        }
+    }
+
+    /// How long PreBind waits for the binder to bind a pod's claims (upstream's bind timeout is 600 s;
+    /// the local-path provisioner answers within a second).
+    static let volumeBindTimeout: Duration = .seconds(120)
+
+    /// VolumeBinding's PreBind: the pod's unbound WaitForFirstConsumer claims get the chosen node in
+    /// `volume.kubernetes.io/selected-node`, and the pod is bound once the binder (and the provisioner)
+    /// bound them all — so its node's agent never sees an unbound claim.
+    func bindAfterVolumes(
+        _ pod: PodInfo, node: String, claims names: [String], _ binding: VolumeBinding, _ sink: Channel<Binding>
+    ) async {
+        let selected = VolumeMatching.Keys.selectedNode
+        do {
+            for name in names {
+                guard let claim = binding.claims(pod.namespace, name) else {
+                    throw VolumeBindingError("persistentvolumeclaim \"\(name)\" not found")
+                }
+                if claim.metadata.annotations[selected] == node || !(claim.spec.volumeName ?? "").isEmpty { continue }
+                try await client.mergePatch(
+                    Registry.persistentVolumeClaims, namespace: pod.namespace, name: name,
+                    ["metadata": ["annotations": [selected: .string(node)]]], subresource: nil)
+            }
+            // The binder writes the claim; its informer here is what tells (polled: a few claims per pod).
+            let deadline = ContinuousClock.now + Self.volumeBindTimeout
+            // The binders stop with the scheduler (leadership lost, shutting down): so does the wait.
+            while ContinuousClock.now < deadline && !sink.isFinished {
+                if names.allSatisfy({ !(binding.claims(pod.namespace, $0)?.spec.volumeName ?? "").isEmpty }) {
+                    sink.push(Binding(pod: pod, node: node))
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            if sink.isFinished { return }
+            throw VolumeBindingError("binding volumes: timed out waiting for the condition")
+        } catch is CancellationError {
+            cache.bindFailed(pod.key, node: node, retry: false)
+        } catch {
+            events.record(
+                pod.object, type: "Warning", reason: "FailedScheduling",
+                message: "running PreBind plugin \"VolumeBinding\": \(error)")
+            cache.bindFailed(pod.key, node: node, retry: true)
         }
     }
 
@@ -198,6 +258,9 @@ final class Channel<Element: Sendable>: @unchecked Sendable {
             return out
         }
     }
+    /// Whether ``finish()`` was called (nothing pushed now is taken).
+    var isFinished: Bool { lock.withLock { finished } }
+
     func finish() {
         let ws = lock.withLock { () -> [CheckedContinuation<Element?, Never>] in
             finished = true

@@ -16,6 +16,8 @@ extension Scheduler {
             case pod(InformerEvent<CoreV1.Pod>, PodInfo)
             case bound(String)
             case bindFailed(String, node: String, retry: Bool)
+            /// A claim, volume or class changed: pods waiting for their volumes may fit now.
+            case volumes
         }
         private let inboxLock = NSLock()
         private var inbox: [Change] = []
@@ -44,6 +46,9 @@ extension Scheduler {
         /// Looks up what the default spreading selector is made of (ReplicaSets, Services); set by the
         /// scheduler from its informers.
         var spreadSources: DefaultSpreadSources = .none
+        /// Looks up the pods' claims and volumes (set by the scheduler from its informers; nil: pods
+        /// with claims are placed as if they had none).
+        var volumeBinding: VolumeBinding?
         /// Draws among equally scored nodes (used with `lock` held).
         var rng = SplitMix64()
 
@@ -70,6 +75,7 @@ extension Scheduler {
         func podChanged(_ e: InformerEvent<CoreV1.Pod>) { post(.pod(e, PodInfo(e.object))) }
         func bound(_ key: String) { post(.bound(key)) }
         func bindFailed(_ key: String, node: String, retry: Bool) { post(.bindFailed(key, node: node, retry: retry)) }
+        func volumesChanged() { post(.volumes) }
 
         private func post(_ c: Change) {
             let w = inboxLock.withLock { () -> CheckedContinuation<Void, Never>? in
@@ -98,6 +104,8 @@ extension Scheduler {
                     // Undo the assumption unless the informer has meanwhile seen the pod bound there.
                     if let info = pending[key], info.nodeName.isEmpty, placed[key] == node { unplace(key) }
                     if retry, pending[key] != nil { backoff.append((key, .now + .milliseconds(100))) }
+                case .volumes:
+                    moveAllUnschedulable(onlyAffinity: false)
                 }
             }
         }
@@ -343,7 +351,15 @@ extension Scheduler {
                 }
                 let total = table.count
                 if total == 0 { return fail(pod, "0/0 nodes are available: no nodes available to schedule pods.") }
-                let state = prepare(pod)
+                var state = prepare(pod)
+                if !pod.claims.isEmpty, let binding = volumeBinding {
+                    switch binding.prefilter(namespace: pod.namespace, claimNames: pod.claims) {
+                    case .unresolvable(let why): return fail(pod, "0/\(total) nodes are available: \(why).")
+                    case .fits(let needs):
+                        state.volumes = needs
+                        if !needs.staticClaims.isEmpty { state.freeVolumes = binding.volumes() }
+                    }
+                }
                 let (feasible, scanned, reasons) = findFeasible(pod, state, want: feasibleToFind(total))
                 nextStart = (nextStart % total + scanned) % total
                 guard !feasible.isEmpty else {
@@ -370,7 +386,7 @@ extension Scheduler {
             let simple =
                 pod.hostPorts.isEmpty && pod.requiredTerms == nil && state.spreadCounts.isEmpty
                 && state.forbidden.isEmpty
-                && pod.affinity.isEmpty && pod.antiAffinity.isEmpty
+                && pod.affinity.isEmpty && pod.antiAffinity.isEmpty && state.volumes == nil
             let selectorImpossible = !pod.nodeSelector.isEmpty && state.selector == nil
             let pairs = state.selector?.pairs ?? []
             let stride = table.stride
