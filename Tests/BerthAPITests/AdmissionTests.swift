@@ -245,6 +245,46 @@ extension APITests {
             #expect(seen.stdout == "yes/added", "\(seen.stdout)")
             #expect(hook.reviews("/seen-b").count == 2)
 
+            // A webhook behind a Service: called at a ready endpoint of it, its certificate checked for the
+            // name upstream dials (webhook.default.svc).
+            let service = try s.kubectl(
+                "create", "-f", "-",
+                stdin: """
+                    apiVersion: v1
+                    kind: Service
+                    metadata: {name: webhook}
+                    spec: {ports: [{name: https, port: 443}]}
+                    ---
+                    apiVersion: discovery.k8s.io/v1
+                    kind: EndpointSlice
+                    metadata: {name: webhook-1, labels: {kubernetes.io/service-name: webhook}}
+                    addressType: IPv4
+                    ports: [{name: https, port: \(hook.port)}]
+                    endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
+                    ---
+                    apiVersion: admissionregistration.k8s.io/v1
+                    kind: ValidatingWebhookConfiguration
+                    metadata: {name: by-service.berth.test}
+                    webhooks:
+                    - name: by-service.berth.test
+                      clientConfig:
+                        service: {namespace: default, name: webhook, path: /validate}
+                        caBundle: \(hook.caBundle)
+                      rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [secrets]}]
+                      sideEffects: NoneOnDryRun
+                      admissionReviewVersions: [v1beta1, v1]
+                    """)
+            #expect(service.ok, "\(service.stderr)")
+            let viaService = try s.kubectl("create", "secret", "generic", "checked", "--from-literal=a=b")
+            #expect(viaService.ok, "\(viaService.stderr)")
+            let reviewed = try #require(hook.reviews("/validate").last)
+            #expect(reviewed["review"]["request"]["name"] == "checked" && reviewed["query"] == "timeout=10s")
+            #expect(
+                try s.kubectl(
+                    "get", "validatingwebhookconfiguration", "by-service.berth.test", "-o",
+                    "jsonpath={.webhooks[0].clientConfig.service.port}"
+                ).stdout == "443")
+
             // Upstream's validation of configurations.
             let bad = try s.kubectl(
                 "create", "-f", "-",
