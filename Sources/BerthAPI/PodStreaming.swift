@@ -216,8 +216,7 @@ extension Handler {
         do {
             url = try await checkedStreamLocation(
                 namespace: segments[3], name: segments[5], sub: segments[6],
-                query: target.count > 1 ? String(target[1]) : nil, authorization: head.headerFields[.authorization],
-                channel: channel)
+                query: target.count > 1 ? String(target[1]) : nil, headers: head.headerFields, channel: channel)
         } catch {
             let failure = (error as? APIError) ?? APIError.internalError("\(error)")
             return .upgrade(headers) { _, outbound, _ in
@@ -236,10 +235,12 @@ extension Handler {
     /// asks (exec and attach are writes: create on pods/exec), the pod, and
     /// the container named or the only one.
     func checkedStreamLocation(
-        namespace: String, name: String, sub: String, query queryText: String?, authorization: String?,
+        namespace: String, name: String, sub: String, query queryText: String?, headers: HTTPFields,
         channel: any Channel
     ) async throws -> String {
-        let user = try await authenticate(authorization: authorization, channel: channel)
+        // Impersonation headers apply here as on any request (`kubectl exec --as=…`).
+        let user = try await impersonate(
+            try await authenticate(authorization: headers[.authorization], channel: channel), headers: headers)
         let attributes = AuthorizationAttributes(
             user: user, verb: "create", apiGroup: "", resource: "pods", subresource: sub, namespace: namespace,
             name: name)
@@ -304,7 +305,8 @@ extension Handler {
             }
             let url = try await checkedStreamLocation(
                 namespace: segments[3], name: segments[5], sub: segments[6], query: queryText,
-                authorization: request.headers.first { $0.name.lowercased() == "authorization" }?.value,
+                headers: HTTPFields(
+                    request.headers.compactMap { h in HTTPField.Name(h.name).map { HTTPField(name: $0, value: h.value) } }),
                 channel: channel)
             target = try UpgradeTunnel.Target(url: url.replacingOccurrences(of: "wss://", with: "https://"))
         } catch {
