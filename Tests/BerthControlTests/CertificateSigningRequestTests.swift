@@ -161,8 +161,23 @@ extension ControlTests {
                 #expect(out.ok, "\(out.stderr)")
                 out = try await Self.kubectl(admin, "get", "csr", "bob", "--no-headers")
                 #expect(out.stdout.contains("Denied") && !out.stdout.contains("Issued"), "\(out.stdout)")
+                // Approving it too is refused: by kubectl, and by the server for clients that try anyway.
                 out = try await Self.kubectl(admin, "certificate", "approve", "bob")
-                #expect(out.stderr.contains("Approved and Denied conditions are mutually exclusive"), "\(out.stderr)")
+                #expect(out.stderr.contains("certificate signing request \"bob\" is already Denied"), "\(out.stderr)")
+                do {
+                    let denied = try #require(try await c.client.get(Self.csrType, namespace: nil, name: "bob"))
+                    let approved: JSON = ["type": "Approved", "status": "True", "reason": "Mine"]
+                    let conditions = (denied["status"]["conditions"].array ?? []) + [approved]
+                    try await c.client.mergePatch(
+                        Self.csrType, namespace: nil, name: "bob", ["status": ["conditions": .array(conditions)]],
+                        subresource: "approval")
+                    Issue.record("approving a denied request was accepted")
+                } catch let error as APIError {
+                    #expect(
+                        error.message.contains(
+                            "status.conditions[1].type: Invalid value: \"Approved\": Approved and Denied conditions are mutually exclusive"
+                        ), "\(error.message)")
+                }
                 // Conditions once set stay: a deny cannot be taken back (kubectl has no verb for it).
                 do {
                     try await c.client.mergePatch(
@@ -324,7 +339,7 @@ extension ControlTests {
                 Self.expectMentions(
                     out.stderr,
                     [
-                        "CertificateSigningRequest.certificates.k8s.io \"junk\" is invalid",
+                        "The CertificateSigningRequest \"junk\" is invalid",
                         "spec.request: Invalid value: []byte{0x6e, 0x6f, 0x74,",
                         "PEM block type must be CERTIFICATE REQUEST",
                     ])
