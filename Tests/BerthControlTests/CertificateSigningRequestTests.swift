@@ -322,6 +322,27 @@ extension ControlTests {
 
                 out = try await Self.kubectl(admin, "get", "csr", "node-other", "--no-headers")
                 #expect(out.stdout.contains("Pending"), "\(out.stdout)")
+
+                // A node renewing its own certificate needs only selfnodeclient (kubeadm binds it to system:nodes).
+                let node = try Self.userKubeconfig(c, name: "system:node:worker2", group: "system:nodes")
+                for (binding, role) in [
+                    ("nodes-create", "system:node-bootstrapper"),
+                    ("nodes-renew", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient"),
+                ] {
+                    out = try await Self.kubectl(
+                        admin, "create", "clusterrolebinding", binding, "--clusterrole=\(role)", "--group=system:nodes")
+                    #expect(out.ok, "\(out.stderr)")
+                }
+                let renewal = try Self.makeRequest(c.dir, "worker2", subject: "/O=system:nodes/CN=system:node:worker2")
+                out = try await Self.kubectl(
+                    node, "create", "-f", "-",
+                    stdin: Self.manifest("node-worker2", renewal.request, signer: signer, usages: usages))
+                #expect(out.ok, "\(out.stderr)")
+                try await c.waitFor(Self.csrType, "worker2 renewed") { Self.issued($0, "node-worker2") != nil }
+                let renewed = try #require(try await c.client.get(Self.csrType, namespace: nil, name: "node-worker2"))
+                #expect(
+                    renewed["status"]["conditions"][0]["message"]
+                        == "Auto approving self kubelet client certificate after SubjectAccessReview.")
             }
         }
 
