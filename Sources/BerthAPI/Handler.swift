@@ -94,6 +94,9 @@ struct Handler: Sendable {
             if call.method != .get && call.method != .head && path.hasPrefix(RBACPolicy.apiPrefix) {
                 await server.rbac.invalidate()
             }
+            if call.method != .get && call.method != .head && path.hasPrefix(AdmissionConfigurationCache.apiPrefix) {
+                await server.admission.invalidate()
+            }
         } catch let e as APIError {
             failure = e
             response = Self.json(e.status, status: e.code)
@@ -343,7 +346,7 @@ struct Handler: Sendable {
             obj["metadata"]["resourceVersion"] = .null
             let created = try await createObject(
                 r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"],
-                user: call.user)
+                user: call.user, warnings: call.warnings)
             return reply(call, created, status: 201)
         case (.delete, nil, nil):
             return try await deleteCollection(call, r, namespace: namespace)

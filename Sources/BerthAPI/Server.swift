@@ -71,6 +71,9 @@ public final class APIServer: Sendable {
     let metrics = Metrics()
     /// The RBAC objects every request is authorized against.
     let rbac = RBACPolicyCache()
+    /// The admission webhooks and policies every write goes through, and the clients that call webhooks.
+    let admission = AdmissionConfigurationCache()
+    let webhookClients = WebhookClients()
     /// Node agents, for pods' logs, exec and attach.
     let nodeAgents: NodeAgentConnections
     /// What a machine presents to join as a node (`<data-dir>/token`), and where it is.
@@ -266,10 +269,12 @@ public final class APIServer: Sendable {
             try await ServiceGroup(configuration: configuration).run()
         } catch {
             await nodeAgents.shutdown()
+            await webhookClients.shutdown()
             await store.close()
             throw error
         }
         await nodeAgents.shutdown()
+        await webhookClients.shutdown()
         await store.close()
     }
 }
