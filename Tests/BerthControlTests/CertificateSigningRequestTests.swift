@@ -444,6 +444,44 @@ extension ControlTests {
             }
         }
 
+        @Test func theKindIsDiscoveredExplainedAppliedSelectedAndWatched() async throws {
+            try await withControlCluster { c in
+                let admin = c.kubeconfig
+                var out = try await Self.kubectl(admin, "api-resources", "--api-group=certificates.k8s.io")
+                #expect(
+                    out.stdout.contains("certificatesigningrequests") && out.stdout.contains(" csr "), "\(out.stdout)")
+                out = try await Self.kubectl(admin, "get", "--raw", "/apis/certificates.k8s.io/v1")
+                #expect(
+                    out.stdout.contains("certificatesigningrequests/approval")
+                        && out.stdout.contains("certificatesigningrequests/status"), "\(out.stdout)")
+                out = try await Self.kubectl(admin, "explain", "csr.spec.expirationSeconds")
+                #expect(out.ok && out.stdout.contains("expirationSeconds"), "\(out.stdout) \(out.stderr)")
+
+                // Server-side apply (kubectl's strict field validation included), then a field selector.
+                let web = try Self.makeRequest(c.dir, "web", subject: "/CN=web.example.com")
+                out = try await Self.kubectl(
+                    admin, "apply", "--server-side", "-f", "-",
+                    stdin: Self.manifest("web", web.request, signer: "example.com/serving", usages: ["server auth"]))
+                #expect(out.ok, "\(out.stderr)")
+                let api = try Self.makeRequest(c.dir, "api", subject: "/CN=api")
+                out = try await Self.kubectl(
+                    admin, "create", "-f", "-",
+                    stdin: Self.manifest("api", api.request, signer: "example.com/clients", usages: ["client auth"]))
+                #expect(out.ok, "\(out.stderr)")
+                out = try await Self.kubectl(
+                    admin, "get", "csr", "--field-selector=spec.signerName=example.com/serving", "-o", "name")
+                #expect(out.stdout == "certificatesigningrequest.certificates.k8s.io/web\n", "\(out.stdout)")
+
+                // A watch sees both, then ends when its time is up.
+                out = try await Self.kubectl(
+                    admin, "get", "--raw",
+                    "/apis/certificates.k8s.io/v1/certificatesigningrequests?watch=1&timeoutSeconds=1")
+                #expect(
+                    out.stdout.contains(#""type":"ADDED""#) && out.stdout.contains(#""name":"web""#)
+                        && out.stdout.contains(#""name":"api""#), "\(out.stdout)")
+            }
+        }
+
         /// Garbage in spec.request never traps: every variant is refused with a reason.
         @Test func garbageRequestsAreRefusedNotCrashedOn() throws {
             let dir = NSTemporaryDirectory() + "berth-csr-fuzz-\(UUID().uuidString.prefix(8))"
