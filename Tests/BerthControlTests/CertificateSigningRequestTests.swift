@@ -533,6 +533,57 @@ extension ControlTests {
                 ]), "\(fields)")
         }
 
+        /// kubelet-serving's rules, and what the CA puts in a serving certificate: the requested SANs, the
+        /// usages named, a short lifetime not shortened by the backdate.
+        @Test func servingCertificatesKeepTheirNamesAndShortLifetimes() throws {
+            let dir = NSTemporaryDirectory() + "berth-csr-serving-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let pki = try PKI.loadOrCreate(dataDir: dir, sans: [])
+            let key = "\(dir)/n1.key", csrPath = "\(dir)/n1.csr"
+            let made = try run(
+                "/usr/bin/openssl",
+                [
+                    "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    key,
+                    "-subj", "/O=system:nodes/CN=system:node:n1", "-addext", "subjectAltName=DNS:n1.local,IP:10.0.0.7",
+                    "-out", csrPath,
+                ])
+            #expect(made.ok, "\(made.stderr)")
+            let request = try CertificateRequest(pem: Array(try String(contentsOfFile: csrPath, encoding: .utf8).utf8))
+            #expect(request.dnsNames == ["n1.local"] && request.ipAddresses == [[10, 0, 0, 7]])
+            let usages = ["digital signature", "key encipherment", "server auth"]
+            #expect(KubeletCertificateProfile.servingProblem(request, usages: usages) == nil)
+            #expect(
+                KubeletCertificateProfile.servingProblem(request, usages: ["server auth"])
+                    == "usages did not match [digital signature key encipherment server auth]")
+            #expect(
+                KubeletCertificateProfile.clientProblem(request, usages: ["digital signature", "client auth"])
+                    == "DNS subjectAltNames are not allowed")
+            #expect(
+                KubeletCertificateProfile.apiServerClientProblem(usages: ["server auth"])
+                    == "invalid usage for client certificate: server auth")
+
+            let issued = try pki.certificateAuthority().issue(request, usages: usages, ttl: 3600)
+            let certPath = "\(dir)/n1.crt"
+            try issued.write(toFile: certPath, atomically: true, encoding: .utf8)
+            var out = try run("/usr/bin/openssl", ["verify", "-CAfile", "\(dir)/pki/ca.crt", certPath])
+            #expect(out.stdout.contains("OK"), "\(out.stdout) \(out.stderr)")
+            out = try run("/usr/bin/openssl", ["x509", "-in", certPath, "-noout", "-text"])
+            Self.expectMentions(
+                out.stdout,
+                [
+                    "DNS:n1.local, IP Address:10.0.0.7", "TLS Web Server Authentication",
+                    "Digital Signature, Key Encipherment", "CA:FALSE",
+                ])
+            // An hour asked, an hour given from now (short-lived: the backdate only moves notBefore).
+            #expect(try run("/usr/bin/openssl", ["x509", "-in", certPath, "-noout", "-checkend", "3500"]).ok)
+            #expect(!(try run("/usr/bin/openssl", ["x509", "-in", certPath, "-noout", "-checkend", "3700"]).ok))
+            #expect(throws: CertificateAuthority.SigningError.unrecognizedUsages(["flying"])) {
+                try pki.certificateAuthority().issue(request, usages: ["flying"], ttl: 3600)
+            }
+        }
+
         @Test func theCleanerRemovesRequestsPastTheirDeadlines() throws {
             typealias CSR = CertificatesV1.CertificateSigningRequest
             let now = Date()
