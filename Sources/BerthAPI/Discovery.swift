@@ -100,9 +100,9 @@ enum Discovery {
             out.append(e)
             for sub in r.subresources {
                 switch sub {
-                case "status":
+                case "status", "approval":
                     out.append([
-                        "name": .string("\(r.plural)/status"), "singularName": "", "namespaced": .bool(r.namespaced),
+                        "name": .string("\(r.plural)/\(sub)"), "singularName": "", "namespaced": .bool(r.namespaced),
                         "kind": .string(r.kind), "verbs": ["get", "patch", "update"],
                     ])
                 case "scale":

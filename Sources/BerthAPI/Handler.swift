@@ -358,7 +358,8 @@ struct Handler: Sendable {
         }
         // Objects and lists of a resource (and its status) print as Tables; Scale, Binding and Eviction
         // answers do not. Negotiated before anything is changed, as upstream's handlers do.
-        call.render = try Rendering.negotiate(call.accept, sub == nil || sub == "status" ? .resource : .plain)
+        call.render = try Rendering.negotiate(
+            call.accept, sub == nil || sub == "status" || sub == "approval" ? .resource : .plain)
         call.resource = r
         if r.namespaced && namespace == nil && name != nil { throw APIError.pathNotFound() }
 
@@ -416,7 +417,7 @@ struct Handler: Sendable {
             return reply(call, obj, status: created ? 201 : 200)
         case (.delete, let n?, nil):
             return try await deleteObject(call, r, namespace: namespace, name: n)
-        case (.get, let n?, "status"):
+        case (.get, let n?, "status"), (.get, let n?, "approval"):
             return reply(call, try await getObject(r, namespace: namespace, name: n, call: call))
         case (.get, let n?, "scale"):
             return reply(call, try await scale(r, namespace: namespace, name: n))

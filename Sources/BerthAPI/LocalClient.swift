@@ -113,6 +113,23 @@ public struct LocalClient: Sendable {
         try await handler.issueToken(namespace: namespace, serviceAccount: serviceAccount, request: request, user: user)
     }
 
+    /// A SubjectAccessReview about resource attributes, answered by the authorizers requests go through
+    /// (its status filled in).
+    public func subjectAccessReview(_ review: JSON) async throws -> JSON {
+        let spec = review["spec"], asked = spec["resourceAttributes"]
+        let subject = UserInfo(
+            name: spec["user"].string ?? "", groups: (spec["groups"].array ?? []).compactMap(\.string))
+        let attributes = AuthorizationAttributes(
+            user: subject, verb: asked["verb"].string ?? "", apiGroup: asked["group"].string ?? "",
+            resource: asked["resource"].string ?? "", subresource: asked["subresource"].string ?? "",
+            namespace: asked["namespace"].string ?? "", name: asked["name"].string ?? "")
+        let decision = try await handler.decide(attributes)
+        var answered = review
+        answered["status"] = ["allowed": .bool(decision.allowed)]
+        if !decision.reason.isEmpty { answered["status"]["reason"] = .string(decision.reason) }
+        return answered
+    }
+
     /// Merge-patches an object (retrying on conflicts, like the PATCH verb).
     @discardableResult
     public func mergePatch(
@@ -296,6 +313,8 @@ extension Registry {
     public static let limitRanges = find(group: "", version: "v1", plural: "limitranges")!
     public static let resourceQuotas = find(group: "", version: "v1", plural: "resourcequotas")!
     public static let priorityClasses = find(group: "scheduling.k8s.io", version: "v1", plural: "priorityclasses")!
+    public static let certificateSigningRequests = find(
+        group: "certificates.k8s.io", version: "v1", plural: "certificatesigningrequests")!
     public static let ingressClasses = find(group: "networking.k8s.io", version: "v1", plural: "ingressclasses")!
     public static let runtimeClasses = find(group: "node.k8s.io", version: "v1", plural: "runtimeclasses")!
     public static let deployments = find(group: "apps", version: "v1", plural: "deployments")!

@@ -48,6 +48,7 @@ extension Protobuf {
         "Eviction": ("policy/v1", "Eviction"),
         "PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
         "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
+        "CertificateSigningRequest": ("certificates.k8s.io/v1", "CertificateSigningRequest"),
         "Ingress": ("networking.k8s.io/v1", "Ingress"),
         "IngressClass": ("networking.k8s.io/v1", "IngressClass"),
         "NetworkPolicy": ("networking.k8s.io/v1", "NetworkPolicy"),
@@ -485,6 +486,13 @@ extension Protobuf {
           5:desiredHealthy:i? 6:expectedPods:i? 7:conditions:[Condition
         PodDisruptionBudget 1:metadata:ObjectMeta 2:spec:PodDisruptionBudgetSpec 3:status:PodDisruptionBudgetStatus
         PriorityClass 1:metadata:ObjectMeta 2:value:i? 3:globalDefault:b 4:description:s 5:preemptionPolicy:s?
+        CertificateSigningRequestSpec 1:request:y? 7:signerName:s? 8:expirationSeconds:i? 5:usages:[s 2:username:s 3:uid:s
+          4:groups:[s 6:extra:{[s
+        CertificateSigningRequestCondition 1:type:s? 6:status:s? 2:reason:s 3:message:s 4:lastUpdateTime:t
+          5:lastTransitionTime:t
+        CertificateSigningRequestStatus 1:conditions:[CertificateSigningRequestCondition 2:certificate:y
+        CertificateSigningRequest 1:metadata:ObjectMeta 2:spec:CertificateSigningRequestSpec
+          3:status:CertificateSigningRequestStatus
         ServiceBackendPort 1:name:s 2:number:i
         IngressServiceBackend 1:name:s? 2:port:ServiceBackendPort
         IngressBackend 4:service:IngressServiceBackend 3:resource:TypedLocalObjectReference

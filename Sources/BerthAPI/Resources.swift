@@ -137,6 +137,10 @@ public enum Registry {
             singular: "priorityclass", namespaced: false, shortNames: ["pc"], hasSpec: false,
             strategy: PriorityClassStrategy()),
         .init(
+            group: "certificates.k8s.io", version: "v1", kind: "CertificateSigningRequest",
+            plural: "certificatesigningrequests", singular: "certificatesigningrequest", namespaced: false,
+            shortNames: ["csr"], subresources: ["status", "approval"], strategy: CertificateSigningRequestStrategy()),
+        .init(
             group: "networking.k8s.io", version: "v1", kind: "Ingress", plural: "ingresses", singular: "ingress",
             namespaced: true, shortNames: ["ing"], subresources: ["status"], strategy: IngressStrategy()),
         .init(
@@ -228,8 +232,8 @@ public enum Registry {
     public static let groups: [String] = [
         "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
         "storage.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "events.k8s.io", "autoscaling",
-        "rbac.authorization.k8s.io", "admissionregistration.k8s.io",
-        "flowcontrol.apiserver.k8s.io",
+        "rbac.authorization.k8s.io", "admissionregistration.k8s.io", "flowcontrol.apiserver.k8s.io",
+        "certificates.k8s.io",
     ]
 
     /// Every resource with objects of its own (no second views of another's storage).

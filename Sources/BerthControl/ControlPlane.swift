@@ -35,6 +35,11 @@ public struct ControlPlaneConfig: Sendable {
     /// Where the local-path provisioner puts volumes on their nodes (k3s's
     /// /var/lib/rancher/k3s/storage): `<this>/pvc-<uid>_<namespace>_<name>`.
     public var localPathStorageDirectory = "/var/lib/berth/storage"
+    /// The longest certificate the CSR signer issues, and what it issues when a request names no
+    /// expirationSeconds (kube-controller-manager's --cluster-signing-duration, one year).
+    public var clusterSigningDuration: Duration = .seconds(365 * 24 * 3600)
+    /// How often the CSR cleaner looks for requests to remove (upstream: hourly).
+    public var certificateCleanupInterval: Duration = .seconds(3600)
     public init() {}
 }
 
@@ -90,20 +95,24 @@ public struct ServerFacts: Sendable {
     public var caPEM: String
     /// Signs service-account tokens (nil: the token controller cannot run).
     public var serviceAccountSigner: ServiceAccountTokenSigner?
+    /// The cluster CA with its key, which issues the certificates of approved CSRs (nil: no signer runs).
+    public var certificateAuthority: CertificateAuthority?
 
     public init(
         address: (ip: String, port: Int64) = ("127.0.0.1", 6443), caPEM: String = "",
-        serviceAccountSigner: ServiceAccountTokenSigner? = nil
+        serviceAccountSigner: ServiceAccountTokenSigner? = nil, certificateAuthority: CertificateAuthority? = nil
     ) {
         self.address = address
         self.caPEM = caPEM
         self.serviceAccountSigner = serviceAccountSigner
+        self.certificateAuthority = certificateAuthority
     }
 
     init(_ server: APIServer) {
         self.init(
             address: ServiceBackends.apiServerAddress(server), caPEM: server.pki.caPEM,
-            serviceAccountSigner: server.pki.serviceAccountSigner)
+            serviceAccountSigner: server.pki.serviceAccountSigner,
+            certificateAuthority: try? server.pki.certificateAuthority())
     }
 }
 

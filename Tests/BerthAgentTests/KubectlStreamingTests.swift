@@ -88,6 +88,12 @@ struct KubectlStreamingTests {
         let wrong = try box.kubectl(["exec", "shell", "-c", "nosuch", "--", "true"])
         #expect(!wrong.status.succeeded)
         #expect(wrong.stderrText.contains("container nosuch is not valid for pod shell"), "\(wrong.stderrText)")
+        // Impersonated, the exec is the impersonated user's, whom RBAC does not allow it.
+        let impersonated = try box.kubectl(["exec", "--as=nobody", "shell", "--", "true"])
+        #expect(!impersonated.status.succeeded)
+        #expect(
+            impersonated.stderrText.contains(#"User "nobody" cannot create resource "pods/exec""#),
+            "\(impersonated.stderrText)")
         _ = try box.kubectl(["delete", "pod", "shell", "--grace-period=0", "--force"])
     }
 
@@ -283,6 +289,10 @@ struct KubectlSPDYTests {
         #expect(wrong.stderrText.contains("container nosuch is not valid for pod spdy"), "\(wrong.stderrText)")
         let missing = try box.kubectl(["exec", "nopod", "--", "true"], environment: spdy)
         #expect(missing.stderrText.contains("pods \"nopod\" not found"), "\(missing.stderrText)")
+        let impersonated = try box.kubectl(["exec", "--as=nobody", "spdy", "--", "true"], environment: spdy)
+        #expect(
+            impersonated.stderrText.contains(#"User "nobody" cannot create resource "pods/exec""#),
+            "\(impersonated.stderrText)")
 
         // A terminal, with its size sent on the resize stream.
         let command =

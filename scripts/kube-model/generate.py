@@ -403,6 +403,7 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("Eviction", "policy/v1", "policy/v1"),
                   ("PodDisruptionBudget", "policy/v1", "policy/v1"),
                   ("PriorityClass", "scheduling.k8s.io/v1", "scheduling/v1"),
+                  ("CertificateSigningRequest", "certificates.k8s.io/v1", "certificates/v1"),
                   ("Ingress", "networking.k8s.io/v1", "networking/v1"),
                   ("IngressClass", "networking.k8s.io/v1", "networking/v1"),
                   ("NetworkPolicy", "networking.k8s.io/v1", "networking/v1"),

@@ -31,6 +31,7 @@ enum BootstrapPolicy {
     static let write = ["create", "delete", "deletecollection", "patch", "update"]
     static let readWrite = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     static let eventWrites = ["create", "patch", "update"]
+    static let certificates = "certificates.k8s.io"
 
     private static func rule(
         _ verbs: [String], _ groups: [String], _ resources: [String], names: [String] = []
@@ -137,6 +138,28 @@ enum BootstrapPolicy {
                 rule(["create"], ["authorization.k8s.io"], ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
                 rule(["create"], ["authentication.k8s.io"], ["selfsubjectreviews"]),
             ]),
+        // The certificates API's roles (upstream binds none of them; kubeadm binds the node ones to its
+        // bootstrap tokens and to system:nodes for renewal).
+        Role(
+            name: "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            rules: [rule(["create"], [certificates], ["certificatesigningrequests/nodeclient"])]),
+        Role(
+            name: "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            rules: [rule(["create"], [certificates], ["certificatesigningrequests/selfnodeclient"])]),
+        Role(
+            name: "system:certificates.k8s.io:kube-apiserver-client-approver",
+            rules: [rule(["approve"], [certificates], ["signers"], names: ["kubernetes.io/kube-apiserver-client"])]),
+        Role(
+            name: "system:certificates.k8s.io:kube-apiserver-client-kubelet-approver",
+            rules: [
+                rule(["approve"], [certificates], ["signers"], names: ["kubernetes.io/kube-apiserver-client-kubelet"])
+            ]),
+        Role(
+            name: "system:certificates.k8s.io:kubelet-serving-approver",
+            rules: [rule(["approve"], [certificates], ["signers"], names: ["kubernetes.io/kubelet-serving"])]),
+        Role(
+            name: "system:certificates.k8s.io:legacy-unknown-approver",
+            rules: [rule(["approve"], [certificates], ["signers"], names: ["kubernetes.io/legacy-unknown"])]),
         Role(
             name: "system:discovery",
             rules: [

@@ -45,6 +45,7 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         [:]
     private var recorded: [Action] = []
     private var recordedEvents: [JSON] = []
+    private var reviewAnswer: @Sendable (AuthorizationV1.SubjectAccessReview) -> Bool = { _ in false }
 
     public init(manager: String = "fake") { self.manager = manager }
 
@@ -265,6 +266,19 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
     }
 
     /// A token that is only a name (nothing verifies it here), valid for the asked expiry.
+    /// How SubjectAccessReviews are answered (every one is denied until a test says otherwise).
+    public func answerAccessReviews(_ answer: @escaping @Sendable (AuthorizationV1.SubjectAccessReview) -> Bool) {
+        lock.withLock { reviewAnswer = answer }
+    }
+
+    public func subjectAccessReview(_ review: AuthorizationV1.SubjectAccessReview) async throws
+        -> AuthorizationV1.SubjectAccessReview
+    {
+        var answered = review
+        answered.status.allowed = lock.withLock { reviewAnswer }(review)
+        return answered
+    }
+
     public func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
         async throws -> AuthenticationV1.TokenRequest
     {

@@ -180,6 +180,16 @@ public final class HTTPKubeClient: KubeClient, Sendable {
         }
     }
 
+    public func subjectAccessReview(_ review: AuthorizationV1.SubjectAccessReview) async throws
+        -> AuthorizationV1.SubjectAccessReview
+    {
+        var body = review.kubeJSON()
+        body["apiVersion"] = "authorization.k8s.io/v1"
+        body["kind"] = "SubjectAccessReview"
+        return try AuthorizationV1.SubjectAccessReview(
+            kubeJSON: try await request(.POST, "/apis/authorization.k8s.io/v1/subjectaccessreviews", body: body))
+    }
+
     public func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
         async throws -> AuthenticationV1.TokenRequest
     {

@@ -45,6 +45,9 @@ public protocol KubeClient: MetadataReads {
     /// Asks for a bound token of a ServiceAccount (serviceaccounts/NAME/token, a TokenRequest).
     func requestToken(namespace: String, serviceAccount: String, _ request: AuthenticationV1.TokenRequest)
         async throws -> AuthenticationV1.TokenRequest
+    /// Asks whether someone may do something (a SubjectAccessReview, answered with its status filled in).
+    func subjectAccessReview(_ review: AuthorizationV1.SubjectAccessReview) async throws
+        -> AuthorizationV1.SubjectAccessReview
 }
 
 /// One scheduling decision: the pod as the scheduler's cache held it, and the node it goes to.
@@ -126,6 +129,12 @@ extension LocalClient: KubeClient {
     {
         try AuthenticationV1.TokenRequest.decodeResponse(
             try await requestToken(namespace: namespace, serviceAccount: serviceAccount, request.servedJSON()))
+    }
+
+    public func subjectAccessReview(_ review: AuthorizationV1.SubjectAccessReview) async throws
+        -> AuthorizationV1.SubjectAccessReview
+    {
+        try AuthorizationV1.SubjectAccessReview.decodeResponse(try await subjectAccessReview(review.kubeJSON()))
     }
 
     public func bind(_ bindings: [PodNodeBinding]) async -> [Result<Void, APIError>] {

@@ -23,6 +23,9 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(ResourceQuotaController(ctx))
     loops.append(HorizontalPodAutoscalerController(ctx))
     loops.append(PersistentVolumeController(ctx))
+    loops.append(CertificateSigningController(ctx))
+    loops.append(CertificateApprovingController(ctx))
+    loops.append(CertificateCleaner(ctx))
     if let ipam = NodeIPAMController(ctx) { loops.append(ipam) }
     return loops
 }
