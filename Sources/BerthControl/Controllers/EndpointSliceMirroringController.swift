@@ -124,7 +124,7 @@ struct EndpointSliceMirroringController: ControlLoop {
             events.record(
                 mirrored, type: "Warning", reason: "TooManyAddressesToMirror",
                 message:
-                    "A max of \(Self.maxEndpointsPerSubset) addresses can be mirrored to EndpointSlices per Endpoints subset. \(desired.skipped - desired.invalid) addresses were skipped"
+                    "A max of \(Self.maxEndpointsPerSubset) addresses can be mirrored to EndpointSlices per Endpoints subset. \(desired.skipped) addresses were skipped"
             )
         }
         let plan = Self.reconcile(mirrored, desired: desired.slices, existing: existing)
