@@ -14,7 +14,7 @@ extension Handler {
 
     func createObject(
         _ r: ResourceType, namespace: String?, obj input: JSON, dryRun: Bool, manager: String? = nil,
-        operation: String = "Update", user: UserInfo? = nil
+        operation: String = "Update", user: UserInfo? = nil, warnings: RequestWarnings? = nil
     ) async throws -> JSON {
         var obj = input
         obj["apiVersion"] = .string(r.apiVersion)
@@ -56,14 +56,27 @@ extension Handler {
         // Mutating admission before the strategy's own preparation, as upstream orders them: a pod's QoS
         // class is computed from the resources LimitRanger may have set.
         try await strategy.admitCreate(&obj, ctx, handler: self)
+        let requestedName = input["metadata"]["name"].string ?? input["metadata"]["generateName"].string ?? ""
+        var attributes = AdmissionAttributes(
+            operation: .create, resource: r, subresource: "", name: name, namespace: r.namespaced ? namespace : nil,
+            object: obj, oldObject: nil, user: user ?? AdmissionAttributes.loopbackUser, dryRun: dryRun,
+            options: AdmissionAttributes.options(.create, dryRun: dryRun, fieldManager: manager), warnings: warnings)
+        try await admitMutating(&attributes)
+        if let mutated = attributes.object, mutated != obj {
+            obj = mutated
+            Schema.normalize(&obj, r)
+            strategy.applyDefaults(&obj, creating: true)
+        }
         strategy.prepareForCreate(&obj, ctx)
         if let manager {
             obj = Self.recordManager(obj, manager: manager, operation: operation, resource: r)
         }
         let errs = Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
-        // Validating admission last, as upstream orders it; refusals name the object as the request did.
-        let requestedName = input["metadata"]["name"].string ?? input["metadata"]["generateName"].string ?? ""
+        // Validating admission last, as upstream orders it (policies and webhooks, then quota); refusals
+        // name the object as the request did.
+        attributes.object = obj
+        try await admitValidating(attributes)
         try await ResourceQuotaAdmission.admit(obj, r, name: requestedName, dryRun: dryRun, handler: self)
         let key = r.key(namespace: namespace, name: name)
         let out = try await strategy.create(obj, key: key, ctx, handler: self) {
@@ -245,6 +258,16 @@ extension Handler {
         }
         let strategy = r.strategy
         let ctx = StrategyContext(resource: r, user: call.user, subresource: subresource, config: server.config)
+        // Mutating admission sees the object as the request made it, before the strategy's preparation.
+        var attributes = AdmissionAttributes(
+            operation: .update, resource: r, subresource: subresource ?? "", name: name,
+            namespace: r.namespaced ? namespace : nil, object: obj, oldObject: cur, user: call.user,
+            dryRun: call.dryRun,
+            options: AdmissionAttributes.options(
+                .update, dryRun: call.dryRun, fieldManager: manager ?? call.query["fieldManager"]),
+            warnings: call.warnings)
+        try await admitMutating(&attributes)
+        if let mutated = attributes.object { obj = mutated }
         try strategy.prepareForUpdate(&obj, old: cur, ctx)
         Schema.normalize(&obj, r)
         strategy.applyDefaults(&obj, creating: false)
@@ -272,6 +295,8 @@ extension Handler {
             + Validation.validate(obj, r)
         if !errs.isEmpty { throw APIError.invalid(r, name, errs) }
         if obj == cur { return cur }
+        attributes.object = obj
+        try await admitValidating(attributes)
         try await strategy.admitUpdate(obj, old: cur, ctx, handler: self)
         try await ResourceQuotaAdmission.admit(obj, old: cur, r, name: name, dryRun: call.dryRun, handler: self)
         if call.dryRun { return obj }
@@ -355,7 +380,9 @@ extension Handler {
                     obj = Self.recordManager(
                         obj, manager: manager, operation: "Apply", resource: r, applied: patch)
                     return (
-                        try await createObject(r, namespace: namespace, obj: obj, dryRun: call.dryRun, user: call.user),
+                        try await createObject(
+                            r, namespace: namespace, obj: obj, dryRun: call.dryRun, user: call.user,
+                            warnings: call.warnings),
                         true
                     )
                 }
@@ -573,6 +600,7 @@ extension Handler {
         let key = r.key(namespace: namespace, name: name)
         let strategy = r.strategy
         let ctx = StrategyContext(resource: r, user: call.user, subresource: nil, config: server.config)
+        var admitted = false
         for _ in 0..<Self.conflictRetries {
             guard let kv = try await store.get(key) else { throw APIError.notFound(r, name) }
             var obj = try decodeStored(kv, r)
@@ -587,6 +615,16 @@ extension Handler {
                 throw APIError.conflict(r, name)
             }
             let before = obj
+            if !admitted {
+                // Admission of the DELETE: webhooks and policies see the object being deleted.
+                var attributes = AdmissionAttributes(
+                    operation: .delete, resource: r, subresource: "", name: name,
+                    namespace: r.namespaced ? namespace : nil, object: nil, oldObject: obj, user: call.user,
+                    dryRun: call.dryRun, options: Self.deleteOptions(opts), warnings: call.warnings)
+                try await admitMutating(&attributes)
+                try await admitValidating(attributes)
+                admitted = true
+            }
             switch try strategy.planDeletion(&obj, gracePeriod: grace, ctx) {
             case .markOnly:
                 if call.dryRun { return reply(call, obj) }
@@ -641,6 +679,14 @@ extension Handler {
             }
         }
         throw APIError.conflict(r, name)
+    }
+
+    /// The DeleteOptions admission is shown (the request's, typed).
+    static func deleteOptions(_ opts: JSON) -> JSON {
+        var o: JSON = opts.object == nil ? [:] : opts
+        o["kind"] = "DeleteOptions"
+        o["apiVersion"] = "meta.k8s.io/v1"
+        return o
     }
 
     static let foregroundFinalizer = DeletionFinalizers.foreground

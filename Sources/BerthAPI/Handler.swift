@@ -61,6 +61,7 @@ struct Handler: Sendable {
         var warnings: RequestWarnings?
         var caller: UserInfo?
         var failure: APIError?
+        var flow: FlowController.Ticket?
         do {
             let path = req.uri.path
             if ["/healthz", "/livez", "/readyz"].contains(path) || path.hasPrefix("/healthz/")
@@ -75,6 +76,11 @@ struct Handler: Sendable {
             let user = try await impersonate(try await authenticate(req, ctx), headers: req.headers)
             caller = user
             let query = try Query.parse(req.uri.query)
+            // Priority and fairness after authentication and impersonation, before authorization, as
+            // kube-apiserver's filter chain places it.
+            flow = try await server.flowControl.admit(
+                AuthorizationAttributes(user: user, method: req.method.rawValue, path: path, query: query),
+                longRunning: Self.isLongRunning(path, query), store: store)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {
                 do {
@@ -94,6 +100,12 @@ struct Handler: Sendable {
             if call.method != .get && call.method != .head && path.hasPrefix(RBACPolicy.apiPrefix) {
                 await server.rbac.invalidate()
             }
+            if call.method != .get && call.method != .head && path.hasPrefix(AdmissionConfigurationCache.apiPrefix) {
+                await server.admission.invalidate()
+            }
+            if call.method != .get && call.method != .head && path.hasPrefix(FlowController.apiPrefix) {
+                await server.flowControl.invalidate()
+            }
         } catch let e as APIError {
             failure = e
             response = Self.json(e.status, status: e.code)
@@ -104,6 +116,16 @@ struct Handler: Sendable {
             let api = APIError.internalError("\(error)")
             response = Self.json(api.status, status: 500)
         }
+        if let flow {
+            await server.flowControl.release(flow)
+            if !flow.schemaUID.isEmpty {
+                response.headers.append(HTTPField(name: Self.flowSchemaHeader, value: flow.schemaUID))
+            }
+            if !flow.levelUID.isEmpty {
+                response.headers.append(HTTPField(name: Self.priorityLevelHeader, value: flow.levelUID))
+            }
+        }
+        if failure?.code == 429 { response.headers.append(HTTPField(name: Self.retryAfterHeader, value: "1")) }
         // A node reaching for what is not its own is worth an audit line: a compromised node
         // probing, or an agent that needs a permission the node authorizer does not grant.
         if let failure, failure.code == 403, let caller, let node = caller.nodeName {
@@ -151,6 +173,19 @@ struct Handler: Sendable {
 
     /// RFC 7234's Warning header, which kube-apiserver uses for deprecations and unknown fields.
     static let warningHeader = HTTPField.Name("Warning")!
+    /// The FlowSchema and PriorityLevelConfiguration a request was classified into (upstream's APF headers).
+    static let flowSchemaHeader = HTTPField.Name("X-Kubernetes-PF-FlowSchema-UID")!
+    static let priorityLevelHeader = HTTPField.Name("X-Kubernetes-PF-PriorityLevel-UID")!
+    static let retryAfterHeader = HTTPField.Name("Retry-After")!
+
+    /// Requests that hold no priority-level seat while they last (upstream's long-running check):
+    /// watches, logs followed, and the streams into pods.
+    static func isLongRunning(_ path: String, _ query: [String: String]) -> Bool {
+        if query["watch"] == "true" || query["watch"] == "1" || path.contains("/watch/") { return true }
+        if path.hasSuffix("/log") && query["follow"] == "true" { return true }
+        return ["/exec", "/attach", "/portforward", "/proxy"].contains { path.hasSuffix($0) }
+            || path.contains("/proxy/")
+    }
 
     static func map(_ e: StoreError, _ r: ResourceType?, _ name: String) -> APIError {
         switch e {
@@ -212,6 +247,10 @@ struct Handler: Sendable {
                 "buildDate": "2026-01-01T00:00:00Z", "goVersion": "swift6", "compiler": "swiftc",
                 "platform": "linux/amd64",
             ])
+        case "/debug/api_priority_and_fairness/dump_priority_levels":
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: await server.flowControl.dumpPriorityLevels())))
         case "/metrics":
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -342,7 +381,7 @@ struct Handler: Sendable {
             obj["metadata"]["resourceVersion"] = .null
             let created = try await createObject(
                 r, namespace: namespace, obj: obj, dryRun: call.dryRun, manager: call.query["fieldManager"],
-                user: call.user)
+                user: call.user, warnings: call.warnings)
             return reply(call, created, status: 201)
         case (.delete, nil, nil):
             return try await deleteCollection(call, r, namespace: namespace)

@@ -305,6 +305,17 @@ extension Registry {
     public static let controllerRevisions = find(group: "apps", version: "v1", plural: "controllerrevisions")!
     public static let endpointSlices = find(group: "discovery.k8s.io", version: "v1", plural: "endpointslices")!
     public static let leases = find(group: "coordination.k8s.io", version: "v1", plural: "leases")!
+    static let flowSchemas = find(group: "flowcontrol.apiserver.k8s.io", version: "v1", plural: "flowschemas")!
+    static let priorityLevelConfigurations = find(
+        group: "flowcontrol.apiserver.k8s.io", version: "v1", plural: "prioritylevelconfigurations")!
+    static let mutatingWebhookConfigurations = find(
+        group: "admissionregistration.k8s.io", version: "v1", plural: "mutatingwebhookconfigurations")!
+    static let validatingWebhookConfigurations = find(
+        group: "admissionregistration.k8s.io", version: "v1", plural: "validatingwebhookconfigurations")!
+    static let validatingAdmissionPolicies = find(
+        group: "admissionregistration.k8s.io", version: "v1", plural: "validatingadmissionpolicies")!
+    static let validatingAdmissionPolicyBindings = find(
+        group: "admissionregistration.k8s.io", version: "v1", plural: "validatingadmissionpolicybindings")!
 }
 
 extension LocalClient {

@@ -248,10 +248,38 @@ extension Handler {
         let query = try Query.pairs(queryText)
         let pod = try await getObject(
             Registry.find(group: "", version: "v1", plural: "pods")!, namespace: namespace, name: name)
+        // Admission of the CONNECT (webhooks and policies that guard exec, as upstream calls them).
+        var connect = AdmissionAttributes(
+            operation: .connect, resource: Registry.pods, subresource: sub, name: name, namespace: namespace,
+            object: Self.connectOptions(sub, query), oldObject: nil, user: user, dryRun: false, options: .null,
+            warnings: nil)
+        try await admitMutating(&connect)
+        try await admitValidating(connect)
         if sub == "portforward" { return try await portForwardLocation(pod) }
         let container = try Self.validateContainer(
             query.first { $0.key == "container" }?.value ?? "", pod: pod, name: name)
         return try await streamLocation(sub, pod: pod, container: container, query: query)
+    }
+
+    /// The options object of a CONNECT as admission sees it (PodExecOptions, PodAttachOptions,
+    /// PodPortForwardOptions from the query).
+    static func connectOptions(_ sub: String, _ query: [(key: String, value: String)]) -> JSON {
+        func flag(_ key: String) -> JSON? {
+            query.first { $0.key == key }.map { .bool(["1", "true"].contains($0.value)) }
+        }
+        if sub == "portforward" {
+            let ports = query.filter { $0.key == "ports" }.flatMap { $0.value.split(separator: ",") }
+            return [
+                "kind": "PodPortForwardOptions", "apiVersion": "v1",
+                "ports": .array(ports.compactMap { Int64($0).map { .int($0) } }),
+            ]
+        }
+        var o: JSON = ["kind": .string(sub == "exec" ? "PodExecOptions" : "PodAttachOptions"), "apiVersion": "v1"]
+        for key in ["stdin", "stdout", "stderr", "tty"] { if let v = flag(key) { o[key] = v } }
+        if let c = query.first(where: { $0.key == "container" })?.value { o["container"] = .string(c) }
+        let command = query.filter { $0.key == "command" }.map { JSON.string($0.value) }
+        if sub == "exec" { o["command"] = .array(command) }
+        return o
     }
 
     /// kubectl's SPDY/3.1 way to exec, attach and port-forward (its fallback when the WebSocket upgrade

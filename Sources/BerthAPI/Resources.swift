@@ -199,13 +199,37 @@ public enum Registry {
             plural: "customresourcedefinitions", singular: "customresourcedefinition", namespaced: false,
             shortNames: ["crd", "crds"], categories: ["api-extensions"], subresources: ["status"],
             strategy: CustomResourceDefinitionStrategy()),
+        .init(
+            group: "admissionregistration.k8s.io", version: "v1", kind: "MutatingWebhookConfiguration",
+            plural: "mutatingwebhookconfigurations", singular: "mutatingwebhookconfiguration", namespaced: false,
+            categories: ["api-extensions"], strategy: WebhookConfigurationStrategy(mutating: true)),
+        .init(
+            group: "admissionregistration.k8s.io", version: "v1", kind: "ValidatingWebhookConfiguration",
+            plural: "validatingwebhookconfigurations", singular: "validatingwebhookconfiguration", namespaced: false,
+            categories: ["api-extensions"], strategy: WebhookConfigurationStrategy(mutating: false)),
+        .init(
+            group: "admissionregistration.k8s.io", version: "v1", kind: "ValidatingAdmissionPolicy",
+            plural: "validatingadmissionpolicies", singular: "validatingadmissionpolicy", namespaced: false,
+            categories: ["api-extensions"], subresources: ["status"], strategy: ValidatingAdmissionPolicyStrategy()),
+        .init(
+            group: "admissionregistration.k8s.io", version: "v1", kind: "ValidatingAdmissionPolicyBinding",
+            plural: "validatingadmissionpolicybindings", singular: "validatingadmissionpolicybinding",
+            namespaced: false, categories: ["api-extensions"], strategy: ValidatingAdmissionPolicyBindingStrategy()),
+        .init(
+            group: "flowcontrol.apiserver.k8s.io", version: "v1", kind: "FlowSchema", plural: "flowschemas",
+            singular: "flowschema", namespaced: false, subresources: ["status"], strategy: FlowSchemaStrategy()),
+        .init(
+            group: "flowcontrol.apiserver.k8s.io", version: "v1", kind: "PriorityLevelConfiguration",
+            plural: "prioritylevelconfigurations", singular: "prioritylevelconfiguration", namespaced: false,
+            subresources: ["status"], strategy: PriorityLevelConfigurationStrategy()),
     ]
 
     /// Groups in preferred order; each served at one version.
     public static let groups: [String] = [
         "apps", "batch", "discovery.k8s.io", "coordination.k8s.io", "policy", "scheduling.k8s.io", "networking.k8s.io",
         "storage.k8s.io", "node.k8s.io", "apiextensions.k8s.io", "events.k8s.io", "autoscaling",
-        "rbac.authorization.k8s.io",
+        "rbac.authorization.k8s.io", "admissionregistration.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
     ]
 
     /// Every resource with objects of its own (no second views of another's storage).

@@ -784,5 +784,38 @@ extension Schema {
         admissionregistration.v1.Validation expression:s message:s reason:s messageExpression:s
         admissionregistration.v1.Variable name:s expression:s
         admissionregistration.v1.WebhookClientConfig url:s service:@admissionregistration.v1.ServiceReference caBundle:y
+        flowcontrol.v1.ExemptPriorityLevelConfiguration nominalConcurrencyShares:i lendablePercent:i
+        flowcontrol.v1.FlowDistinguisherMethod type:s
+        flowcontrol.v1.FlowSchema kind:s apiVersion:s metadata:@meta.v1.ObjectMeta spec:@flowcontrol.v1.FlowSchemaSpec
+          status:@flowcontrol.v1.FlowSchemaStatus
+        flowcontrol.v1.FlowSchemaCondition type:s status:s lastTransitionTime:t reason:s message:s
+        flowcontrol.v1.FlowSchemaList kind:s apiVersion:s metadata:@meta.v1.ListMeta items:[@flowcontrol.v1.FlowSchema
+        flowcontrol.v1.FlowSchemaSpec priorityLevelConfiguration:@flowcontrol.v1.PriorityLevelConfigurationReference
+          matchingPrecedence:i distinguisherMethod:@flowcontrol.v1.FlowDistinguisherMethod
+          rules:[@flowcontrol.v1.PolicyRulesWithSubjects
+        flowcontrol.v1.FlowSchemaStatus conditions:[@flowcontrol.v1.FlowSchemaCondition!type~merge
+        flowcontrol.v1.GroupSubject name:s
+        flowcontrol.v1.LimitResponse type:s queuing:@flowcontrol.v1.QueuingConfiguration
+        flowcontrol.v1.LimitedPriorityLevelConfiguration nominalConcurrencyShares:i
+          limitResponse:@flowcontrol.v1.LimitResponse lendablePercent:i borrowingLimitPercent:i
+        flowcontrol.v1.NonResourcePolicyRule verbs:[s nonResourceURLs:[s
+        flowcontrol.v1.PolicyRulesWithSubjects subjects:[@flowcontrol.v1.Subject
+          resourceRules:[@flowcontrol.v1.ResourcePolicyRule nonResourceRules:[@flowcontrol.v1.NonResourcePolicyRule
+        flowcontrol.v1.PriorityLevelConfiguration kind:s apiVersion:s metadata:@meta.v1.ObjectMeta
+          spec:@flowcontrol.v1.PriorityLevelConfigurationSpec status:@flowcontrol.v1.PriorityLevelConfigurationStatus
+        flowcontrol.v1.PriorityLevelConfigurationCondition type:s status:s lastTransitionTime:t reason:s message:s
+        flowcontrol.v1.PriorityLevelConfigurationList kind:s apiVersion:s metadata:@meta.v1.ListMeta
+          items:[@flowcontrol.v1.PriorityLevelConfiguration
+        flowcontrol.v1.PriorityLevelConfigurationReference name:s
+        flowcontrol.v1.PriorityLevelConfigurationSpec type:s limited:@flowcontrol.v1.LimitedPriorityLevelConfiguration
+          exempt:@flowcontrol.v1.ExemptPriorityLevelConfiguration
+        flowcontrol.v1.PriorityLevelConfigurationStatus
+          conditions:[@flowcontrol.v1.PriorityLevelConfigurationCondition!type~merge
+        flowcontrol.v1.QueuingConfiguration queues:i handSize:i queueLengthLimit:i
+        flowcontrol.v1.ResourcePolicyRule verbs:[s apiGroups:[s resources:[s clusterScope:b namespaces:[s
+        flowcontrol.v1.ServiceAccountSubject namespace:s name:s
+        flowcontrol.v1.Subject kind:s user:@flowcontrol.v1.UserSubject group:@flowcontrol.v1.GroupSubject
+          serviceAccount:@flowcontrol.v1.ServiceAccountSubject
+        flowcontrol.v1.UserSubject name:s
         """
 }

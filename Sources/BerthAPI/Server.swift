@@ -56,6 +56,9 @@ public struct ServerConfig: Sendable {
     /// The `local-path` StorageClass, made at start as k3s's local-storage: the default class, its
     /// volumes made by the control plane's local-path provisioner on the node a pod is scheduled to.
     public var localStorage = true
+    /// The concurrency priority levels share (kube-apiserver's max-requests-inflight plus
+    /// max-mutating-requests-inflight: 400 + 200).
+    public var maxRequestsInFlight = 600
     public init(dataDir: String) { self.dataDir = dataDir }
 }
 
@@ -71,6 +74,11 @@ public final class APIServer: Sendable {
     let metrics = Metrics()
     /// The RBAC objects every request is authorized against.
     let rbac = RBACPolicyCache()
+    /// The admission webhooks and policies every write goes through, and the clients that call webhooks.
+    let admission = AdmissionConfigurationCache()
+    let webhookClients = WebhookClients()
+    /// API priority and fairness: the seats and queues of the priority levels.
+    let flowControl: FlowController
     /// Node agents, for pods' logs, exec and attach.
     let nodeAgents: NodeAgentConnections
     /// What a machine presents to join as a node (`<data-dir>/token`), and where it is.
@@ -85,6 +93,7 @@ public final class APIServer: Sendable {
     public init(config: ServerConfig, logger: Logger = Logger(label: "berth.apiserver")) throws {
         self.config = config
         self.logger = logger
+        flowControl = FlowController(serverConcurrency: config.maxRequestsInFlight)
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         switch config.datastore {
         case .sqlite: store = try SQLiteStore(path: config.dataDir + "/state.db")
@@ -170,6 +179,9 @@ public final class APIServer: Sendable {
             _ = try? await h.createObject(
                 Registry.storageClasses, namespace: nil, obj: StorageClassStrategy.localPath, dryRun: false)
         }
+        do { try await h.ensureFlowControlBootstrap() } catch {
+            logger.error("the flow control bootstrap configuration could not be made", metadata: ["error": "\(error)"])
+        }
         do { try await h.reconcileBootstrapPolicy() } catch {
             logger.error("the bootstrap RBAC policy could not be reconciled", metadata: ["error": "\(error)"])
         }
@@ -239,7 +251,8 @@ public final class APIServer: Sendable {
             store: store, retain: config.compactionRetain, interval: config.compactionInterval, logger: logger)
         let definitions = CustomResourceDefinitionController(
             store: store, registry: customResources, logger: logger)
-        var services: [any Service] = [compactor, definitions]
+        let flowSchemas = FlowSchemaStatusController(store: store, logger: logger)
+        var services: [any Service] = [compactor, definitions, flowSchemas]
         if let elector { services.append(elector) }
         services += extra
         let rest = services
@@ -266,10 +279,12 @@ public final class APIServer: Sendable {
             try await ServiceGroup(configuration: configuration).run()
         } catch {
             await nodeAgents.shutdown()
+            await webhookClients.shutdown()
             await store.close()
             throw error
         }
         await nodeAgents.shutdown()
+        await webhookClients.shutdown()
         await store.close()
     }
 }

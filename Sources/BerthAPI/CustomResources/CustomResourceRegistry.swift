@@ -31,16 +31,24 @@ final class CustomResourceRegistry: Sendable {
     /// Every served type, built-in and custom.
     var all: [ResourceType] { Registry.all + types }
 
-    func install(_ types: [ResourceType]) {
+    /// What the installed types were made from (each served definition's key, spec and accepted names):
+    /// a pass that serves the same (a definition's own status write, another server's) changes nothing.
+    private let installedFrom = Mutex<[UInt8]?>(nil)
+
+    /// Serves `types` (made from the definitions `signature` describes). The OpenAPI documents are built
+    /// before the swap, outside the lock requests read under.
+    func install(_ types: [ResourceType], signature: [UInt8]) {
+        if installedFrom.withLock({ $0 == signature }) { return }
+        var docs: [String: [UInt8]] = [:]
+        for gv in Set(types.map { "apis/\($0.group)/\($0.version)" }) {
+            docs[gv] = OpenAPI.v3(groupVersion: gv, types: types)?.serialized()
+        }
         state.withLock { s in
             s.types = types
             s.generation += 1
-            var docs: [String: [UInt8]] = [:]
-            for gv in Set(types.map { "apis/\($0.group)/\($0.version)" }) {
-                docs[gv] = OpenAPI.v3(groupVersion: gv, types: types)?.serialized()
-            }
             s.v3Documents = docs
         }
+        installedFrom.withLock { $0 = signature }
     }
 
     /// /openapi/v2 with the custom kinds (the built-in part is computed once).
@@ -116,6 +124,7 @@ struct CustomResourceDefinitionController: Service {
         decoded.sort { order($0.obj, $0.kv.key) < order($1.obj, $1.kv.key) }
         var taken: [String: Set<String>] = [:]  // group → plural, singular, kinds and short names in use
         var served: [ResourceType] = []
+        var signature: [UInt8] = []
         var waiting = false
         for (kv, obj) in decoded {
             guard let crd = CustomResourceDefinition(obj) else { continue }
@@ -137,6 +146,7 @@ struct CustomResourceDefinitionController: Service {
                 setCondition(
                     &status, "Established", true, "InitialNamesAccepted", "the initial names have been accepted")
                 served += crd.resourceTypes()
+                signature += Array(kv.key.utf8) + obj["spec"].serialized() + accepted.serialized()
             }
             var stored = (status["storedVersions"].array ?? []).compactMap(\.string)
             if let storage = crd.storageVersion, !stored.contains(storage) { stored.append(storage) }
@@ -175,7 +185,7 @@ struct CustomResourceDefinitionController: Service {
                 }
             }
         }
-        registry.install(served)
+        registry.install(served, signature: signature)
         return waiting
     }
 

@@ -66,12 +66,15 @@ struct HorizontalPodAutoscalerController: ControlLoop {
         let refText = "\(ref["kind"].string ?? "")/\(ref["name"].string ?? "")"
 
         // The target and its Scale.
-        let custom = (try? await client.customResourceTypes()) ?? []
         let apiVersion = ref["apiVersion"].string ?? ""
-        guard
-            let target = Registry.find(apiVersion: apiVersion, kind: ref["kind"].string ?? "")
-                ?? custom.first(where: { $0.apiVersion == apiVersion && $0.kind == ref["kind"].string }),
-            target.subresources.contains("scale"),
+        let kind = ref["kind"].string ?? ""
+        // The custom kinds are asked for only when the target is not a built-in one.
+        var target = Registry.find(apiVersion: apiVersion, kind: kind)
+        if target == nil {
+            let custom = (try? await client.customResourceTypes()) ?? []
+            target = custom.first { $0.apiVersion == apiVersion && $0.kind == kind }
+        }
+        guard let target, target.subresources.contains("scale"),
             let scale = try await client.scale(target, namespace: namespace, name: ref["name"].string ?? "")
         else {
             Self.setCondition(

@@ -124,6 +124,10 @@ public enum KubeTypes {
         AdmissionregistrationV1.ValidatingWebhookConfigurationList.self,
         AdmissionregistrationV1.MutatingWebhookConfiguration.self,
         AdmissionregistrationV1.MutatingWebhookConfigurationList.self,
+        FlowcontrolV1.FlowSchema.self,
+        FlowcontrolV1.FlowSchemaList.self,
+        FlowcontrolV1.PriorityLevelConfiguration.self,
+        FlowcontrolV1.PriorityLevelConfigurationList.self,
     ]
 
     private static let byAPIVersionAndKind: [String: any KubeObject.Type] = Dictionary(

@@ -1,0 +1,157 @@
+import BerthStore
+import Foundation
+
+/// One webhook of a Validating- or MutatingWebhookConfiguration, read once from the stored (defaulted,
+/// validated) configuration: what it matches and where it is called.
+struct AdmissionWebhook: Sendable {
+    enum Endpoint: Sendable {
+        case url(String)
+        /// A Service of the cluster (called at one of its ready endpoints, its certificate checked for
+        /// `<name>.<namespace>.svc` as upstream dials that name).
+        case service(namespace: String, name: String, path: String, port: Int)
+    }
+
+    var name: String
+    var configuration: String
+    var mutating: Bool
+    var endpoint: Endpoint
+    /// PEM certificates the webhook's serving certificate must chain to; nil: the system's roots.
+    var caBundle: [UInt8]?
+    var rules: [AdmissionRule]
+    /// failurePolicy Fail (the default): a webhook that cannot be called refuses the request.
+    var failClosed: Bool
+    var matchEquivalent: Bool
+    var namespaceSelector: LabelSelector
+    var objectSelector: LabelSelector
+    var matchConditions: [(name: String, expression: CELExpression)]
+    var timeout: Duration
+    /// reinvocationPolicy IfNeeded: called again when a later webhook changed the object.
+    var reinvoke: Bool
+    /// The AdmissionReview version sent: v1 when the webhook accepts it, else v1beta1.
+    var reviewVersion: String
+    /// sideEffects None or NoneOnDryRun: safe to call for a dry run.
+    var dryRunSafe: Bool
+
+    init(_ j: JSON, configuration: String, mutating: Bool) {
+        name = j["name"].string ?? ""
+        self.configuration = configuration
+        self.mutating = mutating
+        let client = j["clientConfig"]
+        if let url = client["url"].string {
+            endpoint = .url(url)
+        } else {
+            let svc = client["service"]
+            endpoint = .service(
+                namespace: svc["namespace"].string ?? "", name: svc["name"].string ?? "",
+                path: svc["path"].string ?? "/", port: Int(svc["port"].int ?? 443))
+        }
+        caBundle = client["caBundle"].string.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
+        rules = (j["rules"].array ?? []).map(AdmissionRule.init)
+        failClosed = (j["failurePolicy"].string ?? "Fail") == "Fail"
+        matchEquivalent = (j["matchPolicy"].string ?? "Equivalent") == "Equivalent"
+        namespaceSelector = LabelSelector(object: j["namespaceSelector"])
+        objectSelector = LabelSelector(object: j["objectSelector"])
+        matchConditions = (j["matchConditions"].array ?? []).compactMap { c in
+            guard let e = c["expression"].string, let parsed = try? CELParser.parse(e) else { return nil }
+            return (c["name"].string ?? "", parsed)
+        }
+        timeout = .seconds(j["timeoutSeconds"].int ?? 10)
+        reinvoke = j["reinvocationPolicy"].string == "IfNeeded"
+        let versions = (j["admissionReviewVersions"].array ?? []).compactMap(\.string)
+        reviewVersion = versions.contains("v1") || versions.isEmpty ? "v1" : "v1beta1"
+        dryRunSafe = ["None", "NoneOnDryRun"].contains(j["sideEffects"].string ?? "")
+    }
+
+    /// The URL shown in errors and called (upstream adds the timeout as a query parameter, so the
+    /// webhook can bound its own work).
+    var displayURL: String {
+        let base: String
+        switch endpoint {
+        case .url(let u): base = u
+        case .service(let ns, let name, let path, let port):
+            base = "https://\(name).\(ns).svc:\(port)\(path)"
+        }
+        let seconds = timeout.components.seconds
+        return base + (base.contains("?") ? "&" : "?") + "timeout=\(seconds)s"
+    }
+
+    /// Rules and the object selector (the namespace selector needs the namespace: `namespaceMatches`).
+    func matches(_ a: AdmissionAttributes) -> Bool {
+        guard rules.contains(where: { $0.matches(a, equivalent: matchEquivalent) }) else { return false }
+        if objectSelector.isEmpty { return true }
+        if let labels = a.objectLabels, objectSelector.matches(labels) { return true }
+        if let labels = a.oldObjectLabels, objectSelector.matches(labels) { return true }
+        return false
+    }
+}
+
+/// What the configured webhooks and policies are: read from the store when first needed and again after
+/// any change of an admissionregistration.k8s.io object (a store watch, and the server's own writes
+/// before they answer, as the RBAC policy is kept).
+struct AdmissionConfiguration: Sendable {
+    var mutatingWebhooks: [AdmissionWebhook] = []
+    var validatingWebhooks: [AdmissionWebhook] = []
+    var policies: [AdmissionPolicyBinding] = []
+
+    var isEmpty: Bool { mutatingWebhooks.isEmpty && validatingWebhooks.isEmpty && policies.isEmpty }
+
+    /// Webhooks in upstream's order: configurations sorted by name, webhooks in their order within one.
+    static func webhooks(_ configurations: [JSON], mutating: Bool) -> [AdmissionWebhook] {
+        configurations.sorted { ($0["metadata"]["name"].string ?? "") < ($1["metadata"]["name"].string ?? "") }
+            .flatMap { c in
+                (c["webhooks"].array ?? []).map {
+                    AdmissionWebhook($0, configuration: c["metadata"]["name"].string ?? "", mutating: mutating)
+                }
+            }
+    }
+}
+
+actor AdmissionConfigurationCache {
+    private var configuration: AdmissionConfiguration?
+    private var generation = 0
+    private var watching = false
+    static let prefix = "/registry/admissionregistration.k8s.io/"
+    static let apiPrefix = "/apis/admissionregistration.k8s.io/"
+
+    func invalidate() {
+        generation += 1
+        configuration = nil
+    }
+
+    func current(_ store: any KVStore) async throws -> AdmissionConfiguration {
+        if let configuration { return configuration }
+        if !watching { try await watch(store) }
+        let started = generation
+        func objects(_ r: ResourceType) async throws -> [JSON] {
+            let page = try await store.list(prefix: r.prefix(namespace: nil), startAfter: nil, limit: 0, revision: nil)
+            return page.items.compactMap { try? JSON.parse($0.value) }
+        }
+        var loaded = AdmissionConfiguration()
+        loaded.mutatingWebhooks = AdmissionConfiguration.webhooks(
+            try await objects(Registry.mutatingWebhookConfigurations), mutating: true)
+        loaded.validatingWebhooks = AdmissionConfiguration.webhooks(
+            try await objects(Registry.validatingWebhookConfigurations), mutating: false)
+        loaded.policies = AdmissionPolicyBinding.compile(
+            policies: try await objects(Registry.validatingAdmissionPolicies),
+            bindings: try await objects(Registry.validatingAdmissionPolicyBindings))
+        // A change seen while reading makes this read stale already: answer with it, keep none.
+        if generation == started { configuration = loaded }
+        return loaded
+    }
+
+    private func watch(_ store: any KVStore) async throws {
+        watching = true
+        let events = try await store.watch(prefix: Self.prefix, afterRevision: try await store.currentRevision())
+        Task { [weak self] in
+            do {
+                for try await _ in events { await self?.invalidate() }
+            } catch {}
+            await self?.watchEnded()
+        }
+    }
+
+    private func watchEnded() {
+        watching = false
+        invalidate()
+    }
+}

@@ -1,0 +1,263 @@
+import BerthStore
+import Foundation
+
+/// API Priority and Fairness (kube-apiserver's APF filter): each request is classified by the
+/// FlowSchemas; exempt levels and long-running requests (watches, streams) pass; others take one of
+/// their priority level's seats (its share of the server's concurrency), wait in one of the level's
+/// queues when none is free (the queue chosen by shuffle sharding on the request's flow, so one noisy
+/// client fills few queues), and are refused with 429 when the queues are full, the level rejects
+/// instead of queuing, or the wait passes its limit. Queues are served in turn as seats free (a
+/// round-robin stand-in for upstream's virtual-time fair queuing; both give each busy queue an equal
+/// share). Borrowing of seats between levels is not done.
+actor FlowController {
+    /// What a classified request carries: the response headers upstream sets, and the seat to give back.
+    struct Ticket: Sendable {
+        var schemaUID: String
+        var levelUID: String
+        var level: String?
+    }
+
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Bool, Never>
+    }
+
+    private struct LevelState {
+        var level: FlowControlConfiguration.Level
+        var limit: Int
+        var executing = 0
+        var queues: [[Waiter]]
+        var nextQueue = 0
+        var dispatched = 0
+        var rejected = 0
+        var timedOut = 0
+    }
+
+    /// The server's concurrency shared by the limited levels (kube-apiserver: max-requests-inflight 400
+    /// plus max-mutating-requests-inflight 200).
+    let serverConcurrency: Int
+    /// How long a request may wait in a queue (upstream: a quarter of the one-minute request timeout).
+    let waitLimit: Duration
+    private var configuration: FlowControlConfiguration?
+    private var states: [String: LevelState] = [:]
+    private var generation = 0
+    private var watching = false
+    private var nextID: UInt64 = 0
+
+    static let prefix = "/registry/flowcontrol.apiserver.k8s.io/"
+    static let apiPrefix = "/apis/flowcontrol.apiserver.k8s.io/"
+
+    init(serverConcurrency: Int = 600, waitLimit: Duration = .seconds(15)) {
+        self.serverConcurrency = serverConcurrency
+        self.waitLimit = waitLimit
+    }
+
+    func invalidate() {
+        generation += 1
+        configuration = nil
+    }
+
+    /// Classifies the request and, unless it is exempt or long-running, holds a seat of its level for
+    /// it (waiting if the level queues). Throws 429 when it is refused.
+    func admit(_ a: AuthorizationAttributes, longRunning: Bool, store: any KVStore) async throws -> Ticket? {
+        let config = try await current(store)
+        guard let match = config.classify(a) else { return nil }
+        let (schema, level) = (match.schema, match.level)
+        var ticket = Ticket(schemaUID: schema.uid, levelUID: level.uid, level: nil)
+        if level.exempt || longRunning { return ticket }
+        guard var state = states[level.name] else { return ticket }
+        let queued = state.queues.contains { !$0.isEmpty }
+        if state.executing < state.limit && !queued {
+            state.executing += 1
+            state.dispatched += 1
+            states[level.name] = state
+            ticket.level = level.name
+            return ticket
+        }
+        guard !level.reject else {
+            states[level.name]?.rejected += 1
+            throw Self.tooManyRequests
+        }
+        let queue = Self.shortestOfHand(
+            state.queues.map(\.count), handSize: level.handSize,
+            hash: Self.hash(FlowControlConfiguration.flowKey(schema, a)))
+        guard state.queues[queue].count < level.queueLengthLimit else {
+            states[level.name]?.rejected += 1
+            throw Self.tooManyRequests
+        }
+        nextID += 1
+        let id = nextID
+        let name = level.name
+        let admitted = await withCheckedContinuation { continuation in
+            states[name]?.queues[queue].append(Waiter(id: id, continuation: continuation))
+            let limit = waitLimit
+            Task { [weak self] in
+                try? await Task.sleep(for: limit)
+                await self?.timeOut(id, level: name)
+            }
+        }
+        guard admitted else { throw Self.tooManyRequests }
+        ticket.level = name
+        return ticket
+    }
+
+    /// Gives the seat back and lets the next queued request in.
+    func release(_ ticket: Ticket) {
+        guard let name = ticket.level, var state = states[name] else { return }
+        state.executing -= 1
+        states[name] = state
+        dispatch(name)
+    }
+
+    private func dispatch(_ name: String) {
+        guard var state = states[name] else { return }
+        while state.executing < state.limit, let q = Self.nextNonEmpty(state.queues, from: state.nextQueue) {
+            let waiter = state.queues[q].removeFirst()
+            state.nextQueue = (q + 1) % state.queues.count
+            state.executing += 1
+            state.dispatched += 1
+            waiter.continuation.resume(returning: true)
+        }
+        states[name] = state
+    }
+
+    private func timeOut(_ id: UInt64, level: String) {
+        guard var state = states[level] else { return }
+        for q in state.queues.indices {
+            if let i = state.queues[q].firstIndex(where: { $0.id == id }) {
+                let waiter = state.queues[q].remove(at: i)
+                state.timedOut += 1
+                states[level] = state
+                waiter.continuation.resume(returning: false)
+                return
+            }
+        }
+    }
+
+    private static func nextNonEmpty(_ queues: [[Waiter]], from start: Int) -> Int? {
+        guard !queues.isEmpty else { return nil }
+        for offset in 0..<queues.count {
+            let q = (start + offset) % queues.count
+            if !queues[q].isEmpty { return q }
+        }
+        return nil
+    }
+
+    /// Shuffle sharding: `handSize` distinct queues dealt from the flow's hash; the shortest of them.
+    static func shortestOfHand(_ lengths: [Int], handSize: Int, hash: UInt64) -> Int {
+        var deck = Array(lengths.indices)
+        var remaining = hash
+        var best = deck[0]
+        for dealt in 0..<min(handSize, deck.count) {
+            let left = deck.count - dealt
+            let pick = Int(remaining % UInt64(left))
+            remaining /= UInt64(left)
+            let card = deck[pick]
+            deck.swapAt(pick, left - 1)
+            if dealt == 0 || lengths[card] < lengths[best] { best = card }
+        }
+        return best
+    }
+
+    /// FNV-1a, 64 bits.
+    static func hash(_ text: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            h ^= UInt64(byte)
+            h = h &* 0x100_0000_01b3
+        }
+        return h
+    }
+
+    /// Upstream's answer to a request APF refuses (client-go retries after Retry-After).
+    static let tooManyRequests = APIError(
+        code: 429, reason: "TooManyRequests", message: "Too many requests, please try again later.",
+        details: ["retryAfterSeconds": 1])
+
+    // MARK: configuration
+
+    /// Uses `config` until the next change in the store (tests give one directly).
+    func load(_ config: FlowControlConfiguration) {
+        apply(config)
+        configuration = config
+    }
+
+    private func current(_ store: any KVStore) async throws -> FlowControlConfiguration {
+        if let configuration { return configuration }
+        if !watching { try await watch(store) }
+        let started = generation
+        func objects(_ r: ResourceType) async throws -> [JSON] {
+            let page = try await store.list(prefix: r.prefix(namespace: nil), startAfter: nil, limit: 0, revision: nil)
+            return page.items.compactMap { try? JSON.parse($0.value) }
+        }
+        let loaded = FlowControlConfiguration(
+            schemas: try await objects(Registry.flowSchemas),
+            levels: try await objects(Registry.priorityLevelConfigurations))
+        apply(loaded)
+        if generation == started { configuration = loaded }
+        return loaded
+    }
+
+    /// Each limited level's seats: its nominal shares' part of the server's concurrency (at least one).
+    private func apply(_ config: FlowControlConfiguration) {
+        let total = max(1, config.levels.values.reduce(0) { $0 + $1.shares })
+        for level in config.levels.values where !level.exempt {
+            let limit = max(1, Int((Double(serverConcurrency * level.shares) / Double(total)).rounded(.up)))
+            if var state = states[level.name] {
+                if state.queues.count != level.queues {
+                    // Waiting requests keep their order, spread over the new queues.
+                    let waiting = state.queues.flatMap { $0 }
+                    state.queues = Array(repeating: [], count: level.queues)
+                    for (i, w) in waiting.enumerated() { state.queues[i % level.queues].append(w) }
+                    state.nextQueue = 0
+                }
+                state.level = level
+                state.limit = limit
+                states[level.name] = state
+            } else {
+                states[level.name] = LevelState(
+                    level: level, limit: limit, queues: Array(repeating: [], count: level.queues))
+            }
+            dispatch(level.name)
+        }
+        // A level that is gone lets its waiting requests through (they were admitted under it).
+        for name in states.keys where config.levels[name] == nil || config.levels[name]?.exempt == true {
+            if var state = states[name] {
+                state.limit = Int.max
+                states[name] = state
+                dispatch(name)
+            }
+        }
+    }
+
+    private func watch(_ store: any KVStore) async throws {
+        watching = true
+        let events = try await store.watch(prefix: Self.prefix, afterRevision: try await store.currentRevision())
+        Task { [weak self] in
+            do {
+                for try await _ in events { await self?.invalidate() }
+            } catch {}
+            await self?.watchEnded()
+        }
+    }
+
+    private func watchEnded() {
+        watching = false
+        invalidate()
+    }
+
+    /// /debug/api_priority_and_fairness/dump_priority_levels, in upstream's columns.
+    func dumpPriorityLevels() -> String {
+        var lines = [
+            "PriorityLevelName, ActiveQueues, IsIdle, IsQuiescing, WaitingRequests, ExecutingRequests, DispatchedRequests, RejectedRequests, TimedoutRequests, CancelledRequests"
+        ]
+        for (name, s) in states.sorted(by: { $0.key < $1.key }) {
+            let waiting = s.queues.reduce(0) { $0 + $1.count }
+            let active = s.queues.filter { !$0.isEmpty }.count
+            lines.append(
+                "\(name), \(active), \(waiting == 0 && s.executing == 0), false, \(waiting), \(s.executing), \(s.dispatched), \(s.rejected), \(s.timedOut), 0"
+            )
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

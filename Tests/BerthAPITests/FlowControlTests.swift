@@ -1,0 +1,245 @@
+@testable import BerthAPI
+import BerthStore
+import Foundation
+import Testing
+
+extension APITests {
+    /// flowcontrol.apiserver.k8s.io/v1 and API priority and fairness (issue 16): the bootstrap
+    /// configuration, classification, seats, queues and 429s.
+    @Suite("FlowControl", .serialized)
+    struct FlowControlTests {
+        static func level(_ name: String, shares: Int, reject: Bool, queues: Int = 1, length: Int = 1) -> JSON {
+            var limitResponse: JSON = ["type": "Reject"]
+            if !reject {
+                limitResponse = [
+                    "type": "Queue",
+                    "queuing": ["queues": .int(Int64(queues)), "handSize": 1, "queueLengthLimit": .int(Int64(length))],
+                ]
+            }
+            return [
+                "metadata": ["name": .string(name), "uid": .string("uid-" + name)],
+                "spec": [
+                    "type": "Limited",
+                    "limited": ["nominalConcurrencyShares": .int(Int64(shares)), "limitResponse": limitResponse],
+                ],
+            ]
+        }
+
+        static func schema(_ name: String, level: String, precedence: Int, user: String = "*") -> JSON {
+            [
+                "metadata": ["name": .string(name), "uid": .string("uid-" + name)],
+                "spec": [
+                    "priorityLevelConfiguration": ["name": .string(level)],
+                    "matchingPrecedence": .int(Int64(precedence)),
+                    "distinguisherMethod": ["type": "ByUser"],
+                    "rules": [
+                        [
+                            "subjects": [["kind": "User", "user": ["name": .string(user)]]],
+                            "resourceRules": [FlowControlBootstrap.allResources],
+                        ]
+                    ],
+                ],
+            ]
+        }
+
+        static func request(_ user: String) -> AuthorizationAttributes {
+            AuthorizationAttributes(
+                user: UserInfo(name: user, groups: ["system:authenticated"]), method: "POST",
+                path: "/api/v1/namespaces/default/configmaps", query: [:])
+        }
+
+        @Test func classificationByPrecedenceThenName() {
+            let config = FlowControlConfiguration(
+                schemas: [
+                    Self.schema("b", level: "l", precedence: 5), Self.schema("a", level: "l", precedence: 5),
+                    Self.schema("first", level: "l", precedence: 1, user: "alice"),
+                    Self.schema("dangling", level: "missing", precedence: 0),
+                ],
+                levels: [Self.level("l", shares: 1, reject: true)])
+            #expect(config.classify(Self.request("alice"))?.schema.name == "first")
+            #expect(config.classify(Self.request("bob"))?.schema.name == "a")
+            // The bootstrap schemas: admins exempt, nodes to node-high for their Node, everyone else
+            // ends at global-default.
+            let bootstrap = FlowControlConfiguration(
+                schemas: FlowControlBootstrap.schemas, levels: FlowControlBootstrap.levels)
+            let admin = AuthorizationAttributes(
+                user: UserInfo(name: "admin", groups: ["system:masters"]), method: "GET", path: "/api/v1/pods",
+                query: [:])
+            #expect(bootstrap.classify(admin)?.level.name == "exempt")
+            let node = AuthorizationAttributes(
+                user: UserInfo(name: "system:node:n1", groups: ["system:nodes", "system:authenticated"]),
+                method: "PUT", path: "/api/v1/nodes/n1/status", query: [:])
+            #expect(bootstrap.classify(node)?.schema.name == "system-node-high")
+            #expect(bootstrap.classify(Self.request("carol"))?.schema.name == "global-default")
+            let sa = Self.request("system:serviceaccount:kube-system:ctrl")
+            #expect(bootstrap.classify(sa)?.schema.name == "kube-system-service-accounts")
+        }
+
+        @Test func seatsQueueAndRefusal() async throws {
+            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try SQLiteStore(path: dir + "/state.db")
+            // One level, two seats, one queue holding one request.
+            let flow = FlowController(serverConcurrency: 2, waitLimit: .seconds(30))
+            await flow.load(
+                FlowControlConfiguration(
+                    schemas: [Self.schema("all", level: "l", precedence: 10)],
+                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+            let a = try await flow.admit(Self.request("u"), longRunning: false, store: store)
+            let b = try await flow.admit(Self.request("u"), longRunning: false, store: store)
+            #expect(a?.level == "l" && b?.level == "l" && a?.schemaUID == "uid-all" && a?.levelUID == "uid-l")
+            let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
+            // Wait until the third request is in the queue, then the fourth finds the queue full.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline,
+                !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 2"))
+            {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            await #expect(throws: APIError.self) {
+                _ = try await flow.admit(Self.request("w"), longRunning: false, store: store)
+            }
+            // Watches and other long-running requests take no seat.
+            let watch = try await flow.admit(Self.request("w"), longRunning: true, store: store)
+            #expect(watch?.level == nil && watch?.schemaUID == "uid-all")
+            // A seat given back lets the queued request in.
+            await flow.release(try #require(a))
+            let third = try await queued.value
+            #expect(third?.level == "l")
+            let dump = await flow.dumpPriorityLevels()
+            #expect(dump.contains("l, 0, false, false, 0, 2, 3, 1, 0, 0"), "\(dump)")
+            await store.close()
+        }
+
+        @Test func shuffleShardingPicksTheShortestOfTheHand() {
+            let lengths = [5, 0, 3, 2, 9, 1, 7, 4]
+            for seed in [UInt64(1), 42, 0xdead_beef, FlowController.hash("some flow")] {
+                let chosen = FlowController.shortestOfHand(lengths, handSize: 3, hash: seed)
+                #expect(lengths.indices.contains(chosen))
+                // The same flow is always dealt the same hand.
+                #expect(FlowController.shortestOfHand(lengths, handSize: 3, hash: seed) == chosen)
+            }
+            // A hand of every queue finds the emptiest.
+            #expect(FlowController.shortestOfHand(lengths, handSize: lengths.count, hash: 7) == 1)
+        }
+
+        @Test func kubectlSeesTheConfigurationAndRequestsAreLimited() async throws {
+            let s = try await TestServer()
+            let hook = try TestWebhook()
+            defer { hook.stop() }
+            let schemas = try s.kubectl("get", "flowschemas")
+            expectMentions(
+                schemas.stdout,
+                ["PRIORITYLEVEL", "MATCHINGPRECEDENCE", "DISTINGUISHERMETHOD", "MISSINGPL", "exempt", "catch-all"])
+            let levels = try s.kubectl("get", "prioritylevelconfigurations")
+            expectMentions(levels.stdout, ["NOMINALCONCURRENCYSHARES", "QUEUELENGTHLIMIT", "workload-low"])
+            try await s.eventually("the Dangling conditions") {
+                try s.kubectl("get", "flowschema", "catch-all", "-o", "jsonpath={.status.conditions[0].status}")
+                    .stdout == "False"
+            }
+            // The response names the schema and level (an admin's requests are exempt).
+            let exemptUID = try s.kubectl("get", "flowschema", "exempt", "-o", "jsonpath={.metadata.uid}").stdout
+            let headers = try run(
+                "/usr/bin/curl",
+                [
+                    "-s", "-D", "-", "-o", "/dev/null", "--cacert", s.dir + "/pki/ca.crt", "-H",
+                    "Authorization: Bearer \(s.token)", s.url + "/api/v1/namespaces",
+                ])
+            #expect(
+                headers.stdout.lowercased().contains("x-kubernetes-pf-flowschema-uid: \(exemptUID)"),
+                "\(headers.stdout)")
+
+            // A schema of our own ahead of exempt (same precedence, earlier name) sends the admin's
+            // configmap writes to a level of three seats that refuses the rest; a slow webhook holds them.
+            let made = try s.kubectl(
+                "create", "-f", "-",
+                stdin: """
+                    apiVersion: flowcontrol.apiserver.k8s.io/v1
+                    kind: PriorityLevelConfiguration
+                    metadata: {name: tiny}
+                    spec: {type: Limited, limited: {nominalConcurrencyShares: 1, limitResponse: {type: Reject}}}
+                    ---
+                    apiVersion: flowcontrol.apiserver.k8s.io/v1
+                    kind: FlowSchema
+                    metadata: {name: aaa-configmaps}
+                    spec:
+                      priorityLevelConfiguration: {name: tiny}
+                      matchingPrecedence: 1
+                      distinguisherMethod: {type: ByUser}
+                      rules:
+                      - subjects: [{kind: User, user: {name: admin}}]
+                        resourceRules: [{verbs: [create], apiGroups: [""], resources: [configmaps], namespaces: ["*"]}]
+                    ---
+                    apiVersion: admissionregistration.k8s.io/v1
+                    kind: ValidatingWebhookConfiguration
+                    metadata: {name: slow.berth.test}
+                    webhooks:
+                    - name: slow.berth.test
+                      clientConfig: {url: "\(hook.url)/slow", caBundle: \(hook.caBundle)}
+                      rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]
+                      failurePolicy: Ignore
+                      timeoutSeconds: 2
+                      sideEffects: None
+                      admissionReviewVersions: [v1]
+                    """)
+            #expect(made.ok, "\(made.stderr)")
+            // 600 seats × 1 / 246 shares: three.
+            // Eight at once (curl processes started together by one shell).
+            let burst = try run(
+                "/bin/bash",
+                [
+                    "-c",
+                    """
+                    for i in 0 1 2 3 4 5 6 7; do
+                      curl -s -o /dev/null -w '%{http_code}\\n' --cacert \(s.dir)/pki/ca.crt \\
+                        -H 'Authorization: Bearer \(s.token)' -H 'Content-Type: application/json' \\
+                        --data-binary "{\\"apiVersion\\":\\"v1\\",\\"kind\\":\\"ConfigMap\\",\\"metadata\\":{\\"name\\":\\"cm-$i\\"}}" \\
+                        \(s.url)/api/v1/namespaces/default/configmaps &
+                    done
+                    wait
+                    """,
+                ])
+            let values = burst.stdout.split(separator: "\n").compactMap { Int($0) }
+            #expect(values.filter { $0 == 201 }.count == 3, "\(values)")
+            #expect(values.filter { $0 == 429 }.count == 5, "\(values)")
+            let dump = try s.curl("GET", "/debug/api_priority_and_fairness/dump_priority_levels")
+            #expect(dump.1.string?.contains("tiny, 0, true, false, 0, 0, 3, 5, 0, 0") == true, "\(dump.1)")
+            // Other requests are not held up: a read as admin is still exempt.
+            #expect(try s.kubectl("get", "configmaps").ok)
+
+            let bad = try s.kubectl(
+                "create", "-f", "-",
+                stdin: """
+                    apiVersion: flowcontrol.apiserver.k8s.io/v1
+                    kind: PriorityLevelConfiguration
+                    metadata: {name: bad}
+                    spec: {type: Limited, limited: {lendablePercent: 101, limitResponse: {type: Queue, queuing: {queues: 4, handSize: 8}}}}
+                    ---
+                    apiVersion: flowcontrol.apiserver.k8s.io/v1
+                    kind: FlowSchema
+                    metadata: {name: bad}
+                    spec: {priorityLevelConfiguration: {name: nowhere}, matchingPrecedence: 20000, rules: [{subjects: []}]}
+                    """)
+            expectMentions(
+                bad.stderr,
+                [
+                    "spec.limited.lendablePercent: Invalid value: 101: must be between 0 and 100, inclusive",
+                    "spec.limited.limitResponse.queuing.handSize: Invalid value: 8: should not be greater than queues (4)",
+                    "spec.matchingPrecedence: Invalid value: 20000: must be between 1 and 10000, inclusive",
+                    "spec.rules[0].subjects: Required value",
+                ])
+            // A schema naming a level that does not exist is dangling.
+            #expect(
+                try s.kubectl(
+                    "create", "-f", "-",
+                    stdin:
+                        #"{"apiVersion":"flowcontrol.apiserver.k8s.io/v1","kind":"FlowSchema","metadata":{"name":"lost"},"spec":{"priorityLevelConfiguration":{"name":"nowhere"},"rules":[{"subjects":[{"kind":"Group","group":{"name":"x"}}],"nonResourceRules":[{"verbs":["get"],"nonResourceURLs":["/x"]}]}]}}"#
+                ).ok)
+            try await s.eventually("lost to be dangling") {
+                try s.kubectl("get", "flowschema", "lost").stdout.contains("True")
+            }
+            await s.stop()
+        }
+    }
+}
