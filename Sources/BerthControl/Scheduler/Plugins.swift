@@ -159,7 +159,7 @@ extension Scheduler.Cache {
         if !Self.nodeMatches(pod, node, s) { return [Reasons.affinity] }
         for hp in pod.hostPorts where node.usedPorts[hp] != nil { return [Reasons.ports] }
         var requested = node.requested
-        if let promised = s.nominated[node.name] { requested += promised }
+        if !s.nominated.isEmpty, let promised = s.nominated[node.name] { requested += promised }
         let short = Shortfall(want: pod.requests, allocatable: node.allocatable, requested: requested)
         if !short.none { return short.reasons }
         if !s.spreadCounts.isEmpty {
