@@ -136,6 +136,16 @@ bench_store() { # $1 = name, rest = server args
     echo -n "== $1: custom resource write latency at ${RATE}/s for ${SECS}s: "
     python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt" "$RATE" "$SECS" \
       /apis/bench.example.com/v1/namespaces/default/widgets bench.example.com/v1 Widget
+    # Admission: a ValidatingAdmissionPolicy (CEL, in the server) bound to every ConfigMap write.
+    local admission="https://127.0.0.1:$PORT/apis/admissionregistration.k8s.io/v1"
+    curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null \
+      -X POST "$admission/validatingadmissionpolicies" --data-binary \
+      '{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicy","metadata":{"name":"bench.example.com"},"spec":{"matchConstraints":{"resourceRules":[{"apiGroups":[""],"apiVersions":["v1"],"operations":["CREATE","UPDATE"],"resources":["configmaps"]}]},"validations":[{"expression":"object.metadata.name.size() < 64 && !has(object.binaryData)"}]}}'
+    curl -sf --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -o /dev/null \
+      -X POST "$admission/validatingadmissionpolicybindings" --data-binary \
+      '{"apiVersion":"admissionregistration.k8s.io/v1","kind":"ValidatingAdmissionPolicyBinding","metadata":{"name":"bench"},"spec":{"policyName":"bench.example.com","validationActions":["Deny"]}}'
+    echo -n "== $1: write latency at ${RATE}/s for ${SECS}s (a user, with an admission policy): "
+    BENCH_NAME_PREFIX=policy python3 "$WORK/bench.py" writes https://127.0.0.1:$PORT "$user_token" "$DIR/pki/ca.crt" "$RATE" "$SECS"
   fi
   echo -n "== $1: watch fan-out: "
   python3 "$WORK/bench.py" fanout https://127.0.0.1:$PORT "$token" "$DIR/pki/ca.crt"

@@ -93,6 +93,57 @@ extension APITests {
                 """
             let mismatch = try s.kubectl("apply", "-f", "-", stdin: manual)
             #expect(mismatch.stderr.contains("`selector` does not match template `labels`"), "\(mismatch.stderr)")
+
+            // Per-index limits and success policies belong to Indexed Jobs, within their completions.
+            let policies = """
+                apiVersion: batch/v1
+                kind: Job
+                metadata: {name: policies}
+                spec:
+                  completions: 3
+                  maxFailedIndexes: 4
+                  successPolicy:
+                    rules: [{succeededIndexes: "1-5"}, {succeededCount: 9}, {}]
+                  podFailurePolicy:
+                    rules: [{action: FailIndex, onExitCodes: {operator: In, values: [3]}}]
+                  template:
+                    spec:
+                      restartPolicy: Never
+                      containers: [{name: c, image: busybox}]
+                """
+            let refusedPolicies = try s.kubectl("apply", "-f", "-", stdin: policies)
+            expectMentions(
+                refusedPolicies.stderr,
+                [
+                    "spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified",
+                    "spec.maxFailedIndexes: Invalid value: 4: must be less than or equal to completions",
+                    "spec.successPolicy: Invalid value:", "requires indexed completion mode",
+                    #"spec.successPolicy.rules[0].succeededIndexes: Invalid value: "1-5""#,
+                    "spec.successPolicy.rules[1].succeededCount: Invalid value: 9: must be less than or equal to 3",
+                    "spec.successPolicy.rules[2]: Required value: at least one of succeededCount or succeededIndexes must be specified",
+                    #"spec.podFailurePolicy.rules[0].action: Invalid value: "FailIndex": requires the backoffLimitPerIndex to be set"#,
+                ])
+            let indexed = try s.kubectl(
+                "apply", "-f", "-",
+                stdin: """
+                    apiVersion: batch/v1
+                    kind: Job
+                    metadata: {name: indexed}
+                    spec:
+                      completions: 3
+                      completionMode: Indexed
+                      backoffLimitPerIndex: 1
+                      maxFailedIndexes: 1
+                      successPolicy: {rules: [{succeededIndexes: "0-1", succeededCount: 1}]}
+                      template:
+                        spec:
+                          restartPolicy: Never
+                          containers: [{name: c, image: busybox}]
+                    """)
+            #expect(indexed.ok, "\(indexed.stderr)")
+            // With a per-index limit the Job-wide limit defaults to "none".
+            #expect(
+                try s.kubectl("get", "job", "indexed", "-o", "jsonpath={.spec.backoffLimit}").stdout == "2147483647")
             await s.stop()
         }
     }

@@ -100,6 +100,109 @@ struct JobStrategy: ResourceStrategy {
             spec["template"]["spec"]["restartPolicy"], ["OnFailure", "Never"], "spec.template.spec.restartPolicy")
         errs += PodTemplate.validate(spec["template"]["spec"], path: "spec.template.spec")
         errs += Self.podFailurePolicyErrors(spec)
+        errs += Self.perIndexErrors(spec)
+        errs += Self.successPolicyErrors(spec)
+        return errs
+    }
+
+    /// backoffLimitPerIndex and maxFailedIndexes: Indexed Jobs only, within the completions.
+    static func perIndexErrors(_ spec: JSON) -> [APIError.Cause] {
+        var errs: [APIError.Cause] = []
+        let indexed = spec["completionMode"].string == "Indexed"
+        if let limit = spec["backoffLimitPerIndex"].int {
+            if limit < 0 {
+                errs.append(
+                    FieldChecks.invalid("spec.backoffLimitPerIndex", .int(limit), "must be greater than or equal to 0"))
+            }
+            if !indexed {
+                errs.append(
+                    FieldChecks.invalid("spec.backoffLimitPerIndex", .int(limit), "requires indexed completion mode"))
+            }
+        }
+        if let max = spec["maxFailedIndexes"].int {
+            if spec["backoffLimitPerIndex"].isNull {
+                errs.append(FieldChecks.required("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified"))
+            }
+            if max < 0 {
+                errs.append(
+                    FieldChecks.invalid("spec.maxFailedIndexes", .int(max), "must be greater than or equal to 0"))
+            } else if let completions = spec["completions"].int, max > completions {
+                errs.append(
+                    FieldChecks.invalid("spec.maxFailedIndexes", .int(max), "must be less than or equal to completions")
+                )
+            } else if max > maxIndexedCompletions {
+                errs.append(
+                    FieldChecks.invalid("spec.maxFailedIndexes", .int(max), "must be less than or equal to 100000"))
+            }
+        }
+        if spec["backoffLimitPerIndex"].isNull {
+            for (index, rule) in (spec["podFailurePolicy"]["rules"].array ?? []).enumerated()
+            where rule["action"].string == "FailIndex" {
+                errs.append(
+                    FieldChecks.invalid(
+                        "spec.podFailurePolicy.rules[\(index)].action", rule["action"],
+                        "requires the backoffLimitPerIndex to be set"))
+            }
+        }
+        return errs
+    }
+
+    /// successPolicy: Indexed Jobs only; one to twenty rules, each with indexes or a count within the
+    /// completions.
+    static func successPolicyErrors(_ spec: JSON) -> [APIError.Cause] {
+        let policy = spec["successPolicy"]
+        guard !policy.isNull else { return [] }
+        var errs: [APIError.Cause] = []
+        if spec["completionMode"].string != "Indexed" {
+            errs.append(FieldChecks.invalid("spec.successPolicy", policy, "requires indexed completion mode"))
+        }
+        let rules = policy["rules"].array ?? []
+        if rules.isEmpty {
+            errs.append(
+                FieldChecks.required(
+                    "spec.successPolicy.rules",
+                    "at least one rules must be specified when the successPolicy is specified"))
+        }
+        if rules.count > 20 {
+            errs.append(
+                .init(
+                    "spec.successPolicy.rules", "FieldValueTooMany",
+                    "Too many: \(rules.count): must have at most 20 items"))
+        }
+        let completions = spec["completions"].int ?? 0
+        for (i, rule) in rules.enumerated() {
+            let at = "spec.successPolicy.rules[\(i)]"
+            if rule["succeededIndexes"].isNull && rule["succeededCount"].isNull {
+                errs.append(
+                    FieldChecks.required(at, "at least one of succeededCount or succeededIndexes must be specified"))
+            }
+            if let text = rule["succeededIndexes"].string {
+                let valid = text.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { part in
+                    let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+                    guard !bounds.isEmpty, bounds.count <= 2, bounds.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                        return false
+                    }
+                    return bounds.last!! < Int(completions) && (bounds.count == 1 || bounds[0]! < bounds[1]!)
+                }
+                if !valid {
+                    errs.append(
+                        FieldChecks.invalid(
+                            "\(at).succeededIndexes", .string(text),
+                            "error parsing succeededIndexes: indexes must be ordered ranges within completions"))
+                }
+            }
+            if let count = rule["succeededCount"].int {
+                if count < 0 {
+                    errs.append(
+                        FieldChecks.invalid("\(at).succeededCount", .int(count), "must be greater than or equal to 0"))
+                } else if count > completions {
+                    errs.append(
+                        FieldChecks.invalid(
+                            "\(at).succeededCount", .int(count),
+                            "must be less than or equal to \(completions) (the number of specified completions)"))
+                }
+            }
+        }
         return errs
     }
 
@@ -143,6 +246,9 @@ struct JobStrategy: ResourceStrategy {
         var errs = FieldChecks.immutable(spec["selector"], before["selector"], "spec.selector")
         errs += FieldChecks.immutable(spec["completionMode"], before["completionMode"], "spec.completionMode")
         errs += FieldChecks.immutable(spec["podFailurePolicy"], before["podFailurePolicy"], "spec.podFailurePolicy")
+        errs += FieldChecks.immutable(spec["successPolicy"], before["successPolicy"], "spec.successPolicy")
+        errs += FieldChecks.immutable(
+            spec["backoffLimitPerIndex"], before["backoffLimitPerIndex"], "spec.backoffLimitPerIndex")
         let elastic =
             spec["completionMode"].string == "Indexed" && spec["completions"] == spec["parallelism"]
             && before["completions"] == before["parallelism"]

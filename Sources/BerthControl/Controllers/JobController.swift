@@ -11,8 +11,12 @@ import Logging
 /// end is counted in the Job's status (first listed in uncountedTerminatedPods, then the finalizer goes,
 /// then the counts change), so a pod deleted early is never lost to the counts.
 ///
-/// Not yet: backoffLimitPerIndex and maxFailedIndexes, successPolicy, managedBy, adopting orphaned pods
-/// that match a manual selector, the FailureTarget and SuccessCriteriaMet interim conditions.
+/// Indexed Jobs may give each index its own back-off limit (backoffLimitPerIndex: an index that fails
+/// more often is failed, listed in failedIndexes, and the Job fails past maxFailedIndexes or once every
+/// index is done) and may succeed early by a success policy (SuccessCriteriaMet, then Complete).
+///
+/// Not yet: managedBy, adopting orphaned pods that match a manual selector, the FailureTarget interim
+/// condition.
 struct JobController: ControlLoop {
     typealias Pod = CoreV1.Pod
     typealias Job = BatchV1.Job
@@ -153,6 +157,8 @@ struct JobController: ControlLoop {
             state.pods.compactMap { p in p.metadata.uid.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         var succeeded = Int32(state.status.succeeded ?? 0), failed = Int32(state.status.failed ?? 0)
         var indexes = state.completedIndexes
+        var failedIndexes = state.failedIndexes
+        let perIndexLimit = state.job.spec.backoffLimitPerIndex.map(Int.init)
         for uid in uncounted.succeeded + uncounted.failed {
             if let pod = byUID[uid], pod.metadata.finalizers.contains(Self.trackingFinalizer),
                 !released.contains(uid)
@@ -179,9 +185,22 @@ struct JobController: ControlLoop {
             case .failJob(let message)?:
                 state.failJob = ("PodFailurePolicy", message)
                 failed += 1
+            case .failIndex?:
+                failed += 1
+                if let index = byUID[uid].flatMap(Self.completionIndex) { failedIndexes.insert(index) }
             case nil:
                 failed += 1
+                // Past its own limit, an index fails (its failures: those before this pod, and this one).
+                if let perIndexLimit, let pod = byUID[uid], let index = Self.completionIndex(pod) {
+                    let before =
+                        pod.metadata.annotations[JobState.indexFailureCountAnnotation].flatMap { Int($0) } ?? 0
+                    if before + 1 > perIndexLimit { failedIndexes.insert(index) }
+                }
             }
+        }
+        if perIndexLimit != nil {
+            failedIndexes.formUnion(state.indexesFailedByPods)
+            state.status.failedIndexes = IndexRanges.format(failedIndexes) ?? ""
         }
         state.status.uncountedTerminatedPods = .init()
         state.status.succeeded = succeeded
@@ -225,6 +244,19 @@ struct JobController: ControlLoop {
             events.record(job, type: "Warning", reason: reason, message: message)
             return
         }
+        if let rule = state.matchedSuccessRule() {
+            // A success policy met: the rest of the pods are not needed.
+            try await deleteActive(active, of: job, key: key)
+            state.status.active = 0
+            state.status.ready = 0
+            _ = state.setCondition(
+                "SuccessCriteriaMet", true, reason: "SuccessPolicy", message: "Matched rules at index \(rule)")
+            _ = state.setCondition(
+                "Complete", true, reason: "SuccessPolicy", message: "Reached expected number of succeeded pods")
+            state.status.completionTime = MetaV1.Time(secondsSince1970: Int64(state.now.timeIntervalSince1970))
+            events.record(job, reason: "Completed", message: "Job completed")
+            return
+        }
         if state.isComplete(active: active.count) {
             try await deleteActive(active, of: job, key: key)
             state.status.active = 0
@@ -241,9 +273,10 @@ struct JobController: ControlLoop {
         }
         guard expectations.satisfied(key) else { return }
 
-        // A failed pod is replaced after the back-off its failure count earns.
+        // A failed pod is replaced after the back-off its failure count earns (per index, with
+        // backoffLimitPerIndex: createIndexed waits for each index on its own).
         let failures = Int(state.status.failed ?? 0)
-        if failures > 0, state.newFailure || state.lastFailure != nil {
+        if job.spec.backoffLimitPerIndex == nil, failures > 0, state.newFailure || state.lastFailure != nil {
             let delay = JobState.backoff(failures: failures)
             let since = state.lastFailure ?? state.now
             let left = delay - state.now.timeIntervalSince(since)
@@ -270,10 +303,29 @@ struct JobController: ControlLoop {
         let job = state.job
         let completions = Int(job.spec.completions ?? 0)
         let running = Set(active.compactMap(Self.completionIndex))
-        let done = state.completedIndexesAfterCounting
-        let missing = (0..<completions).filter { !running.contains($0) && !done.contains($0) }
+        let done = state.completedIndexesAfterCounting.union(state.failedIndexesAfterCounting)
+        var missing = (0..<completions).filter { !running.contains($0) && !done.contains($0) }
+        let failures = job.spec.backoffLimitPerIndex != nil ? state.indexFailures : [:]
+        if !failures.isEmpty {
+            // Each failed index waits out the back-off of its own failure count.
+            var soonest: TimeInterval?
+            missing = missing.filter { index in
+                guard let count = failures[index], let since = state.lastFailure(ofIndex: index) else { return true }
+                let left = JobState.backoff(failures: count) - state.now.timeIntervalSince(since)
+                if left > 0 { soonest = min(soonest ?? left, left) }
+                return left <= 0
+            }
+            if let soonest { queue.add(key, after: .milliseconds(Int64(soonest * 1000) + 10)) }
+        }
         let room = max(0, Int(job.spec.parallelism ?? 1) - active.count)
-        try await create(missing.prefix(room).map { Self.pod(for: job, index: $0) }, for: job, key: key)
+        try await create(
+            missing.prefix(room).map { index in
+                var pod = Self.pod(for: job, index: index)
+                if let count = failures[index] {
+                    pod.metadata.annotations[JobState.indexFailureCountAnnotation] = String(count)
+                }
+                return pod
+            }, for: job, key: key)
     }
 
     // MARK: Pods

@@ -27,6 +27,66 @@ struct JobState {
     }
 
     var completedIndexes: Set<Int> { IndexRanges.parse(job.status.completedIndexes ?? "") }
+    var failedIndexes: Set<Int> { IndexRanges.parse(job.status.failedIndexes ?? "") }
+    var failedIndexesAfterCounting: Set<Int> { IndexRanges.parse(status.failedIndexes ?? "") }
+
+    // MARK: Per-index back-off (backoffLimitPerIndex)
+
+    static let indexFailureCountAnnotation = "batch.kubernetes.io/job-index-failure-count"
+
+    /// Failures so far of each index: the latest failed pod of the index counts its own failure on top
+    /// of those its annotation carries (upstream's getIndexFailureCount + 1).
+    var indexFailures: [Int: Int] {
+        var out: [Int: Int] = [:]
+        for pod in pods where pod.status.phase == .failed && !ignoredFailures.contains(pod.metadata.uid ?? "") {
+            guard let index = JobController.completionIndex(pod) else { continue }
+            if case .ignore? = failurePolicyAction(for: pod) { continue }
+            let before = pod.metadata.annotations[Self.indexFailureCountAnnotation].flatMap { Int($0) } ?? 0
+            out[index] = max(out[index] ?? 0, before + 1)
+        }
+        return out
+    }
+
+    /// The indexes the pods show failed for good: past the per-index limit, or by a FailIndex rule. Read
+    /// from the pods as well as the status, so a sync that sees the Job's status before its own last
+    /// write never starts an index again.
+    var indexesFailedByPods: Set<Int> {
+        guard let limit = job.spec.backoffLimitPerIndex else { return [] }
+        var out = Set(indexFailures.filter { $0.value > Int(limit) }.keys)
+        for pod in pods where pod.status.phase == .failed {
+            if case .failIndex? = failurePolicyAction(for: pod), let index = JobController.completionIndex(pod) {
+                out.insert(index)
+            }
+        }
+        return out
+    }
+
+    /// When the latest failed pod of `index` ended, the start of that index's back-off.
+    func lastFailure(ofIndex index: Int) -> Date? {
+        pods.filter { $0.status.phase == .failed && JobController.completionIndex($0) == index }.compactMap { pod in
+            pod.status.containerStatuses.compactMap { $0.state.terminated?.finishedAt?.secondsSince1970 }.max()
+        }.max().map { Date(timeIntervalSince1970: TimeInterval($0)) }
+    }
+
+    // MARK: Success policy
+
+    /// The index of the first success policy rule the completed indexes satisfy (upstream's
+    /// matchSuccessPolicy): all of its listed indexes, or at least succeededCount of them (of all
+    /// indexes when none are listed).
+    func matchedSuccessRule() -> Int? {
+        guard let rules = job.spec.successPolicy?.rules else { return nil }
+        let done = completedIndexesAfterCounting
+        for (i, rule) in rules.enumerated() {
+            let listed = rule.succeededIndexes.map(IndexRanges.parse)
+            let succeeded = listed.map { $0.intersection(done) } ?? done
+            if let count = rule.succeededCount {
+                if succeeded.count >= Int(count) { return i }
+            } else if let listed, listed.isSubset(of: done) {
+                return i
+            }
+        }
+        return nil
+    }
     var completedIndexesAfterCounting: Set<Int> { IndexRanges.parse(status.completedIndexes ?? "") }
 
     /// When the latest failed pod ended (its containers' last finish), the start of its back-off.
@@ -47,6 +107,8 @@ struct JobState {
     enum PolicyOutcome {
         case ignore(String)
         case failJob(String)
+        /// FailIndex: the pod's index fails at once (backoffLimitPerIndex Jobs).
+        case failIndex(String)
     }
 
     /// The first rule of the pod failure policy that matches a failed pod (nil: Count, or no rule).
@@ -77,6 +139,7 @@ struct JobState {
             switch rule.action.rawValue {
             case "Ignore": return .ignore("\(matched) matching Ignore rule at index \(index)")
             case "FailJob": return .failJob("\(matched) matching FailJob rule at index \(index)")
+            case "FailIndex": return .failIndex("\(matched) matching FailIndex rule at index \(index)")
             default: return nil
             }
         }
@@ -85,9 +148,22 @@ struct JobState {
 
     // MARK: Outcomes
 
-    /// Why the Job has failed, if it has: a FailJob rule, too many failures, or its deadline passed.
+    /// Why the Job has failed, if it has: a FailJob rule, too many failed indexes (or every index done
+    /// with some failed), too many failures, or its deadline passed.
     func failure(active: [Pod]) -> (reason: String, message: String)? {
         if let failJob { return failJob }
+        if job.spec.backoffLimitPerIndex != nil {
+            let failed = failedIndexesAfterCounting
+            if let max = job.spec.maxFailedIndexes, failed.count > Int(max) {
+                return ("MaxFailedIndexesExceeded", "Job has exceeded the specified maximal number of failed indexes")
+            }
+            let completions = Int(job.spec.completions ?? 0)
+            if !failed.isEmpty, failed.count + completedIndexesAfterCounting.count >= completions,
+                active.isEmpty
+            {
+                return ("FailedIndexes", "Job has failed indexes")
+            }
+        }
         let limit = Int64(job.spec.backoffLimit ?? 6)
         if job.spec.template.spec.restartPolicy == .onFailure {
             // Restarts in place count as failures (upstream's pastBackoffLimitOnFailure).
