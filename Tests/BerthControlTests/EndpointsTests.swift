@@ -369,9 +369,13 @@ extension ControlTests {
                 }
                 #expect(
                     try await c.client.get(Registry.endpoints, namespace: "default", name: "ext")?["subsets"] == manual)
-                #expect(
-                    Self.slices(try await c.client.list(Registry.endpointSlices, namespace: "default").items, of: "ext")
-                        .isEmpty)
+                // …which the mirroring controller copies into a slice (EndpointSliceMirroringTests has more).
+                try await c.waitFor(Registry.endpointSlices, namespace: "default", "ext mirrored") { items in
+                    let s = Self.slices(items, of: "ext")
+                    return s.count == 1 && s[0]["endpoints"][0]["addresses"] == ["192.0.2.10"]
+                        && s[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"]
+                            == "endpointslicemirroring-controller.k8s.io"
+                }
                 // Endpoints deleted by hand come back.
                 try await c.client.delete(Registry.endpoints, namespace: "default", name: "kubernetes")
                 try await c.waitFor(Registry.endpoints, namespace: "default", "kubernetes endpoints restored") {

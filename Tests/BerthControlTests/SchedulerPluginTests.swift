@@ -55,7 +55,7 @@ struct SchedulerPluginTests {
         for key in batch {
             switch c.scheduleOne(key) {
             case .bound(_, let n): return (n, nil)
-            case .unschedulable(_, let m): return (nil, m)
+            case .unschedulable(_, let m), .preempting(_, let m, _): return (nil, m)
             case .none: continue
             }
         }
@@ -70,12 +70,18 @@ struct SchedulerPluginTests {
         #expect(big.node == "a")  // b has 500m left, c 500m; only a fits
         let none = Self.schedule(c, Self.pod("r", cpu: "3"))
         #expect(none.node == nil)
-        #expect(none.message == "0/3 nodes are available: 3 Insufficient cpu.")
+        #expect(
+            none.message
+                == "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
+        )
     }
 
     @Test func podCountLimit() {
         let c = Self.cache([Self.node("a", pods: "1")], placed: [Self.pod("x", node: "a")])
-        #expect(Self.schedule(c, Self.pod("p")).message == "0/1 nodes are available: 1 Too many pods.")
+        #expect(
+            Self.schedule(c, Self.pod("p")).message
+                == "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )
     }
 
     @Test func taintsAndTolerations() {
@@ -84,7 +90,7 @@ struct SchedulerPluginTests {
         let r = Self.schedule(c, Self.pod("p"))
         #expect(
             r.message
-                == "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable."
+                == "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
         )
         let tolerant = Self.pod(
             "q",
@@ -141,7 +147,8 @@ struct SchedulerPluginTests {
         ]
         #expect(
             Self.schedule(c, Self.pod("none", spec: ["affinity": impossible])).message
-                == "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.")
+                == "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        )
     }
 
     @Test func interPodAffinityAndAntiAffinity() {
@@ -231,7 +238,7 @@ struct SchedulerPluginTests {
         ]
         #expect(
             Self.schedule(c, Self.pod("w", labels: ["app": "web"], spec: ["topologySpreadConstraints": spread])).message
-                == "0/1 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label)."
+                == "0/1 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label). preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
         )
     }
 

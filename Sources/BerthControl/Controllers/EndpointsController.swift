@@ -160,6 +160,8 @@ struct EndpointsController: ControlLoop {
         var endpoints = CoreV1.Endpoints()
         endpoints.metadata.labels = svc.metadata.labels
         endpoints.metadata.labels[Self.headlessLabel] = headless ? "" : nil
+        // The EndpointSlice controller writes this Service's slices: the mirroring controller keeps away.
+        endpoints.metadata.labels[Self.skipMirrorLabel] = "true"
         if truncated { endpoints.metadata.annotations = [Self.overCapacityAnnotation: "truncated"] }
         endpoints.subsets = subsets.map(\.subset)
         return endpoints

@@ -13,6 +13,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(ClusterRoleAggregationController(ctx))
     loops.append(EndpointsController(ctx))
     loops.append(EndpointSliceController(ctx))
+    loops.append(EndpointSliceMirroringController(ctx))
     loops.append(DaemonSetController(ctx))
     loops.append(StatefulSetController(ctx))
     loops.append(DisruptionController(ctx))

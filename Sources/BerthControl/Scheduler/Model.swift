@@ -170,6 +170,12 @@ struct PodInfo: Sendable {
     var spread: [SpreadConstraint]
     var hostPorts: [String]
     var priority: Int64
+    /// spec.preemptionPolicy is Never: it waits for room instead of making it.
+    var neverPreempts: Bool
+    /// status.nominatedNodeName: the node it preempted pods on and waits for.
+    var nominatedNode: String
+    /// status.startTime in seconds since 1970 (nil: not started), what preemption compares victims by.
+    var startTime: Int64?
     /// The claims its volumes use (VolumeBinding looks them up when it is scheduled).
     var claims: [String]
     var schedulerName: String
@@ -253,6 +259,9 @@ struct PodInfo: Sendable {
         }
         spread = spec.topologySpreadConstraints.map(SpreadConstraint.init)
         priority = Int64(spec.priority ?? 0)
+        neverPreempts = spec.preemptionPolicy == .preemptNever
+        nominatedNode = pod.status.nominatedNodeName ?? ""
+        startTime = pod.status.startTime?.secondsSince1970
         claims = VolumeMatching.claimNames(of: pod)
         schedulerName = spec.schedulerName ?? "default-scheduler"
         terminating = pod.isTerminating
@@ -287,6 +296,12 @@ struct PlacedPod: Sendable {
     var ownerUID: String
     var hostPorts: [String]
     var antiAffinity: [PodAffinityTerm]
+    /// What preemption weighs a pod by, and names it with when it is chosen as a victim.
+    var uid: String = ""
+    var priority: Int64 = 0
+    var startTime: Int64?
+    /// Being deleted already: it still holds its share of the node until it is gone.
+    var terminating = false
 }
 
 /// Label keys and values numbered, so the per-node filter compares integers instead of hashing and
@@ -383,6 +398,23 @@ final class NodeInfo: @unchecked Sendable {
         }
         plain = !unschedulable && !taints.contains { $0.effect == "NoSchedule" || $0.effect == "NoExecute" }
         exists = true
+    }
+    /// A copy to try things on (preemption removes pods from it to see whether a pod would fit).
+    func copy() -> NodeInfo {
+        let n = NodeInfo(name: name)
+        n.labels = labels
+        n.labelValues = labelValues
+        n.allocatable = allocatable
+        n.requested = requested
+        n.nonZeroRequested = nonZeroRequested
+        n.taints = taints
+        n.unschedulable = unschedulable
+        n.ready = ready
+        n.plain = plain
+        n.pods = pods
+        n.usedPorts = usedPorts
+        n.exists = exists
+        return n
     }
     func add(_ key: String, _ p: PlacedPod) {
         if let old = pods[key] { remove(key, old) }

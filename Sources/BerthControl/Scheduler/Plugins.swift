@@ -59,6 +59,10 @@ struct CycleState {
     var volumes: VolumeBinding.Needs?
     /// The volumes an unbound claim of a class without a provisioner may bind to.
     var freeVolumes: [CoreV1.PersistentVolume] = []
+    /// What pods of at least this pod's priority, nominated to a node after preempting there, will
+    /// take of it (by node name), and those nodes' table slots (they leave the filter's fast path).
+    var nominated: [String: Resources] = [:]
+    var nominatedSlots: Set<Int> = []
 }
 
 extension Scheduler.Cache {
@@ -74,7 +78,8 @@ extension Scheduler.Cache {
     }
 
     /// PreFilter: everything that needs a look at all placed pods.
-    func prepare(_ pod: PodInfo) -> CycleState {
+    /// `excluding`: placed pods to count as gone (preemption asks how the cluster looks without its victims).
+    func prepare(_ pod: PodInfo, excluding gone: Set<String> = []) -> CycleState {
         var s = CycleState()
         s.selector = CompiledSelector(pod.nodeSelector, symbols)
         // Only hard spreading counts pods here: soft (ScheduleAnyway) constraints are counted by the
@@ -84,7 +89,7 @@ extension Scheduler.Cache {
             !pod.affinity.isEmpty || !pod.antiAffinity.isEmpty || !hard.isEmpty
             || !pod.preferredAffinity.isEmpty || !pod.preferredAntiAffinity.isEmpty
         if !antiAffinityPods.isEmpty {
-            for (_, entry) in antiAffinityPods {
+            for (key, entry) in antiAffinityPods where gone.isEmpty || !gone.contains(key) {
                 guard let node = nodes[entry.node] else { continue }
                 for term in entry.pod.antiAffinity where term.matches(namespace: pod.namespace, labels: pod.labels) {
                     if let v = node.labels[term.topologyKey] { s.forbidden.insert(term.topologyKey + "=" + v) }
@@ -102,7 +107,7 @@ extension Scheduler.Cache {
             for (i, c) in hard.enumerated() where eligible {
                 if let v = node.labels[c.topologyKey], s.spreadCounts[i][v] == nil { s.spreadCounts[i][v] = 0 }
             }
-            for (_, p) in node.pods {
+            for (key, p) in node.pods where gone.isEmpty || !gone.contains(key) {
                 for (i, t) in pod.affinity.enumerated() where t.matches(namespace: p.namespace, labels: p.labels) {
                     anyAffinityMatch = true
                     if let v = node.labels[t.topologyKey] { s.affinityDomains[i].insert(v) }
@@ -153,7 +158,9 @@ extension Scheduler.Cache {
         }
         if !Self.nodeMatches(pod, node, s) { return [Reasons.affinity] }
         for hp in pod.hostPorts where node.usedPorts[hp] != nil { return [Reasons.ports] }
-        let short = Shortfall(want: pod.requests, allocatable: node.allocatable, requested: node.requested)
+        var requested = node.requested
+        if !s.nominated.isEmpty, let promised = s.nominated[node.name] { requested += promised }
+        let short = Shortfall(want: pod.requests, allocatable: node.allocatable, requested: requested)
         if !short.none { return short.reasons }
         if !s.spreadCounts.isEmpty {
             let hard = pod.spread.filter(\.hard)

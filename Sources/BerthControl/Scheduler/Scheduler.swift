@@ -34,6 +34,8 @@ struct Scheduler: ControlLoop {
         cache.volumeBinding = VolumeBinding(
             claims: { claims.get(namespace: $0, name: $1) }, volume: { volumes.get(namespace: nil, name: $0) },
             volumes: { volumes.list() }, storageClass: { classes.get(namespace: nil, name: $0) })
+        let budgets = ctx.informers.informer(PolicyV1.PodDisruptionBudget.self)
+        cache.disruptionBudgets = { budgets.list().map(DisruptionBudgetView.init) }
         claims.onChange { _ in cache.volumesChanged() }
         volumes.onChange { _ in cache.volumesChanged() }
         classes.onChange { _ in cache.volumesChanged() }
@@ -58,7 +60,12 @@ struct Scheduler: ControlLoop {
     }
 
     struct Binding: Sendable { var pod: PodInfo; var node: String }
-    struct Unschedulable: Sendable { var pod: PodInfo; var message: String }
+    struct Unschedulable: Sendable {
+        var pod: PodInfo
+        var message: String
+        /// The node it preempted pods on (status.nominatedNodeName); nil leaves the field as it is.
+        var nominatedNode: String? = nil
+    }
 
     /// Binder tasks, each handing the store every decision waiting at that moment (up to
     /// `bindBatch`): while one batch commits, the next gathers, so the store commits large batches.
@@ -80,7 +87,9 @@ struct Scheduler: ControlLoop {
             }
             for _ in 0..<Self.reporters {
                 g.addTask {
-                    while let r = await reports.pop() { await markUnschedulable(r.pod, r.message) }
+                    while let r = await reports.pop() {
+                        await markUnschedulable(r.pod, r.message, nominatedNode: r.nominatedNode)
+                    }
                 }
             }
             g.addTask {
@@ -118,6 +127,10 @@ struct Scheduler: ControlLoop {
                 case .unschedulable(let pod, let message):
                     events.record(pod.object, type: "Warning", reason: "FailedScheduling", message: message)
                     reports.push(Unschedulable(pod: pod, message: message))
+                case .preempting(let pod, let message, let preemption):
+                    events.record(pod.object, type: "Warning", reason: "FailedScheduling", message: message)
+                    reports.push(Unschedulable(pod: pod, message: message, nominatedNode: preemption.node))
+                    Task { await evictVictims(preemption) }
                 }
             }
         }
@@ -189,13 +202,15 @@ struct Scheduler: ControlLoop {
 
     /// The PodScheduled=False condition (what `kubectl get pods` and `describe` show beside the
     /// FailedScheduling event); skipped when the pod was bound meanwhile or already says the same.
-    func markUnschedulable(_ pod: PodInfo, _ message: String) async {
+    func markUnschedulable(_ pod: PodInfo, _ message: String, nominatedNode: String? = nil) async {
         for _ in 0..<3 {
             guard var current = try? await client.get(CoreV1.Pod.self, namespace: pod.namespace, name: pod.name),
                 (current.spec.nodeName ?? "").isEmpty
             else { return }
             let old = current.status.conditions.first { $0.type == .scheduled }
-            if old?.status == .false && old?.message == message { return }
+            let nominationSame = nominatedNode == nil || current.status.nominatedNodeName == nominatedNode
+            if old?.status == .false && old?.message == message && nominationSame { return }
+            if let nominatedNode { current.status.nominatedNodeName = nominatedNode }
             var condition = CoreV1.PodCondition()
             condition.type = .scheduled
             condition.status = .false

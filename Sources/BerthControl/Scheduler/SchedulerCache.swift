@@ -3,7 +3,11 @@ import BerthKube
 import Foundation
 
 extension Scheduler {
-    enum Decision { case none, bound(PodInfo, String), unschedulable(PodInfo, String) }
+    enum Decision {
+        case none, bound(PodInfo, String), unschedulable(PodInfo, String)
+        /// It fits nowhere, but will on `preemption.node` once the victims are gone: it waits, nominated there.
+        case preempting(PodInfo, String, Preemption)
+    }
 
     /// Nodes, the pods placed on them, and the scheduling queues — one lock around all of it, held by
     /// the scheduling loop while it decides. Informer handlers and binders do not take that lock: they
@@ -49,6 +53,15 @@ extension Scheduler {
         /// Looks up the pods' claims and volumes (set by the scheduler from its informers; nil: pods
         /// with claims are placed as if they had none).
         var volumeBinding: VolumeBinding?
+        /// The PodDisruptionBudgets preemption tries not to break (set by the scheduler from its informer).
+        var disruptionBudgets: @Sendable () -> [DisruptionBudgetView] = { [] }
+        /// Pods waiting for the room they preempted: their node by pod key, and pod keys by node
+        /// (kube-scheduler's nominator). Pods of lower priority are kept off that room meanwhile.
+        var nominations: [String: String] = [:]
+        var nominatedOnNode: [String: Set<String>] = [:]
+        /// Placed pods per priority: a pod with none below it has no one to preempt, and most clusters
+        /// run everything at one priority, so their unschedulable pods skip the search for victims.
+        var placedPriorities: [Int64: Int] = [:]
         /// Draws among equally scored nodes (used with `lock` held).
         var rng = SplitMix64()
 
@@ -146,6 +159,13 @@ extension Scheduler {
                     return
                 }
                 pending[key] = info
+                if !info.nominatedNode.isEmpty {
+                    nominate(key, on: info.nominatedNode)
+                } else if case .updated(let old, _) = e, !(old.status.nominatedNodeName ?? "").isEmpty {
+                    // Withdrawn (by a higher-priority preemptor). An update that never carried one
+                    // keeps a nomination made here and not yet written, as upstream's nominator does.
+                    clearNomination(key)
+                }
                 // A pod waiting as unschedulable whose spec or labels changed (tolerations added, a
                 // selector relaxed) is worth another try at once.
                 if case .updated(let old, let new) = e, unschedulable[key] != nil,
@@ -170,6 +190,7 @@ extension Scheduler {
         }
 
         private func forgetPending(_ key: String) {
+            clearNomination(key)
             pending[key] = nil
             unschedulable[key] = nil
             queued.remove(key)
@@ -189,6 +210,7 @@ extension Scheduler {
         func place(_ key: String, _ info: PodInfo, on node: String) {
             if let old = placed[key], let o = nodes[old], let was = o.pods[key] {
                 countOwner(was.ownerUID, on: old, -1)
+                countPriority(was.priority, -1)
             }
             if let old = placed[key], old != node, let o = nodes[old] { o.remove(key); table.refreshRequested(o) }
             let n =
@@ -198,20 +220,30 @@ extension Scheduler {
                 }()
             let p = PlacedPod(
                 namespace: info.namespace, labels: info.labels, requests: info.requests, nonZero: info.nonZero,
-                ownerUID: info.ownerUID, hostPorts: info.hostPorts, antiAffinity: info.antiAffinity)
+                ownerUID: info.ownerUID, hostPorts: info.hostPorts, antiAffinity: info.antiAffinity, uid: info.uid,
+                priority: info.priority, startTime: info.startTime, terminating: info.terminating)
             n.add(key, p)
             countOwner(p.ownerUID, on: node, +1)
+            countPriority(p.priority, +1)
             table.refreshRequested(n)
             placed[key] = node
             if !info.antiAffinity.isEmpty { antiAffinityPods[key] = (node, p) } else { antiAffinityPods[key] = nil }
         }
         func unplace(_ key: String) {
             if let node = placed.removeValue(forKey: key), let n = nodes[node] {
-                if let was = n.pods[key] { countOwner(was.ownerUID, on: node, -1) }
+                if let was = n.pods[key] {
+                    countOwner(was.ownerUID, on: node, -1)
+                    countPriority(was.priority, -1)
+                }
                 n.remove(key)
                 table.refreshRequested(n)
             }
             antiAffinityPods[key] = nil
+        }
+
+        private func countPriority(_ priority: Int64, _ delta: Int) {
+            let n = (placedPriorities[priority] ?? 0) + delta
+            placedPriorities[priority] = n > 0 ? n : nil
         }
 
         private func countOwner(_ uid: String, on node: String, _ delta: Int32) {
@@ -360,19 +392,40 @@ extension Scheduler {
                         if !needs.staticClaims.isEmpty { state.freeVolumes = binding.volumes() }
                     }
                 }
+                state.nominated = nominatedRequests(for: pod)
+                state.nominatedSlots = Set(state.nominated.keys.compactMap { nodes[$0]?.slot }.filter { $0 >= 0 })
+                // The node it preempted pods on comes first (kube-scheduler's evaluateNominatedNode).
+                if let nominated = nominations[key].flatMap({ nodes[$0] }), nominated.exists, nominated.slot >= 0,
+                    filter(pod, nominated, state) == nil
+                {
+                    return assume(pod, on: nominated.name)
+                }
                 let (feasible, scanned, reasons) = findFeasible(pod, state, want: feasibleToFind(total))
                 nextStart = (nextStart % total + scanned) % total
                 guard !feasible.isEmpty else {
                     let parts = reasons.map { "\($0.value) \($0.key)" }.sorted()
-                    return fail(pod, "0/\(total) nodes are available: \(parts.joined(separator: ", ")).")
+                    let message = "0/\(total) nodes are available: \(parts.joined(separator: ", "))."
+                    switch preempt(pod, state) {
+                    case .notPossible(let why): return fail(pod, message + " preemption: " + why)
+                    case .chosen(let preemption):
+                        nominate(key, on: preemption.node)
+                        for other in preemption.displaced { clearNomination(other.key) }
+                        _ = fail(pod, message)
+                        return .preempting(pod, message, preemption)
+                    }
                 }
-                let best = table.nodes[feasible[pickBest(pod, feasible, state)]]
-                // Assume: the next pod sees this one on its node at once.
-                place(key, pod, on: best.name)
-                inFlight.insert(key)
-                unschedulable[key] = nil
-                return .bound(pod, best.name)
+                return assume(pod, on: table.nodes[feasible[pickBest(pod, feasible, state)]].name)
             }
+        }
+
+        /// Places the pod on `node` at once (so the next pod sees it there) and hands it to the binders.
+        private func assume(_ pod: PodInfo, on node: String) -> Decision {
+            let key = pod.key
+            place(key, pod, on: node)
+            inFlight.insert(key)
+            unschedulable[key] = nil
+            clearNomination(key)
+            return .bound(pod, node)
         }
 
         /// Walks the nodes from where the last search stopped until `want` fit: the table indexes of
@@ -405,7 +458,8 @@ extension Scheduler {
                         let idx = (start + i) % total
                         i += 1
                         let f = facts[idx]
-                        guard simple && f.plain else {
+                        guard simple && f.plain && (state.nominatedSlots.isEmpty || !state.nominatedSlots.contains(idx))
+                        else {
                             if let why = filter(pod, table.nodes[idx], state) {
                                 for r in why { reasons[r, default: 0] += 1 }
                             } else {
