@@ -306,7 +306,8 @@ extension Handler {
             let url = try await checkedStreamLocation(
                 namespace: segments[3], name: segments[5], sub: segments[6], query: queryText,
                 headers: HTTPFields(
-                    request.headers.compactMap { h in HTTPField.Name(h.name).map { HTTPField(name: $0, value: h.value) } }),
+                    request.headers.compactMap { h in HTTPField.Name(h.name).map { HTTPField(name: $0, value: h.value) }
+                    }),
                 channel: channel)
             target = try UpgradeTunnel.Target(url: url.replacingOccurrences(of: "wss://", with: "https://"))
         } catch {
