@@ -322,6 +322,24 @@ extension APITests {
             #expect(out.stdout.contains("selfsubjectreviews"), "\(out.stdout)")
             out = try s.kubectl("get", "clusterrole", "system:monitoring", "-o", "jsonpath={.rules}")
             #expect(!out.stdout.contains("/metrics"), "\(out.stdout)")
+            // kube-system's and kube-public's Roles and RoleBindings: the schedulers' leader locks and the
+            // authentication reader, as upstream's namespace policy makes them.
+            out = try s.kubectl("get", "rolebindings", "-n", "kube-system", "-o", "name")
+            expectMentions(
+                out.stdout,
+                [
+                    "rolebinding.rbac.authorization.k8s.io/system::leader-locking-kube-scheduler",
+                    "rolebinding.rbac.authorization.k8s.io/system::extension-apiserver-authentication-reader",
+                ])
+            out = try s.kubectl(
+                "auth", "can-i", "update", "configmaps/kube-scheduler", "-n", "kube-system",
+                "--as=system:kube-scheduler")
+            #expect(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "yes", "\(out.stdout) \(out.stderr)")
+            out = try s.kubectl(
+                "auth", "can-i", "update", "configmaps/other", "-n", "kube-system", "--as=system:kube-scheduler")
+            #expect(out.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "no", "\(out.stdout)")
+            out = try s.kubectl("get", "role", "system:controller:bootstrap-signer", "-n", "kube-public", "-o", "name")
+            #expect(out.ok, "\(out.stderr)")
             await s.stop()
         }
 

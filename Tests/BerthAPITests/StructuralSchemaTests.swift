@@ -120,6 +120,47 @@ struct StructuralSchemaTests {
                 .isEmpty)
     }
 
+    @Test func formatsAndMessageExpressions() throws {
+        let s = try schema(
+            #"{"type":"object","properties":{"spec":{"type":"object","x-kubernetes-validations":[{"rule":"self.replicas <= 5","messageExpression":"'replicas ' + string(self.replicas) + ' is over 5'"},{"rule":"self.replicas >= 0","messageExpression":"self.nothing","message":"replicas must not be negative"}],"properties":{"replicas":{"type":"integer"},"id":{"type":"string","format":"uuid"},"at":{"type":"string","format":"date-time"},"day":{"type":"string","format":"date"},"ip":{"type":"string","format":"ipv4"},"net":{"type":"string","format":"cidr"},"host":{"type":"string","format":"hostname"},"blob":{"type":"string","format":"byte"},"odd":{"type":"string","format":"no-such-format"}}}}}"#
+        )
+        #expect(
+            try errors(
+                s,
+                #"{"spec":{"replicas":1,"id":"0f8fad5b-d9cb-469f-a165-70867728950e","at":"2026-12-06T10:00:00Z","day":"2024-02-29","ip":"10.0.0.1","net":"10.0.0.0/8","host":"web.example.com","blob":"aGk=","odd":"anything"}}"#
+            ).isEmpty)
+        let errs = try errors(
+            s,
+            #"{"spec":{"replicas":7,"id":"nope","at":"yesterday","day":"2026-02-30","ip":"300.1.1.1","net":"10.0.0.0","host":"-bad-","blob":"***"}}"#
+        )
+        for expected in [
+            #"spec: Invalid value: "object": replicas 7 is over 5"#,
+            #"spec.id: Invalid value: "nope": spec.id in body must be of type uuid: "nope""#,
+            #"spec.at: Invalid value: "yesterday": spec.at in body must be of type date-time: "yesterday""#,
+            #"spec.day: Invalid value: "2026-02-30": spec.day in body must be of type date: "2026-02-30""#,
+            #"spec.ip: Invalid value: "300.1.1.1": spec.ip in body must be of type ipv4: "300.1.1.1""#,
+            #"spec.net: Invalid value: "10.0.0.0": spec.net in body must be of type cidr: "10.0.0.0""#,
+            #"spec.host: Invalid value: "-bad-": spec.host in body must be of type hostname: "-bad-""#,
+            #"spec.blob: Invalid value: "***": spec.blob in body must be of type byte: "***""#,
+        ] {
+            #expect(errs.contains(expected), "\(expected) in \(errs)")
+        }
+        // A messageExpression that fails falls back to the message.
+        #expect(
+            try errors(s, #"{"spec":{"replicas":-1}}"#) == [
+                #"spec: Invalid value: "object": replicas must not be negative"#
+            ])
+        // One that does not compile is the definition's error.
+        var definitionErrors: [APIError.Cause] = []
+        _ = StructuralSchema(
+            try JSON.parse(
+                Array(
+                    #"{"type":"object","x-kubernetes-validations":[{"rule":"true","messageExpression":"'a' +"}]}"#.utf8)
+            ),
+            path: "schema", errors: &definitionErrors, root: true)
+        #expect(definitionErrors.map(\.field) == ["schema.x-kubernetes-validations[0].messageExpression"])
+    }
+
     @Test func celOperatorsAndFunctions() throws {
         func eval(_ rule: String, _ selfValue: String = "{}") throws -> JSON {
             try CELEvaluator(variables: ["self": try JSON.parse(Array(selfValue.utf8))]).eval(try CELParser.parse(rule))

@@ -12,6 +12,8 @@ enum BootstrapPolicy {
 
     struct Role {
         var name: String
+        /// A Role of this namespace (namespace_policy.go's), nil for a ClusterRole.
+        var namespace: String? = nil
         var rules: [PolicyRule]
         /// Labels beside `kubernetes.io/bootstrapping: rbac-defaults` (the aggregation labels).
         var labels: [String: String] = [:]
@@ -21,6 +23,8 @@ enum BootstrapPolicy {
 
     struct Binding {
         var name: String
+        /// A RoleBinding of this namespace to the Role `role` there, nil for a ClusterRoleBinding.
+        var namespace: String? = nil
         var role: String
         /// (kind, name): User or Group; a ServiceAccount as "namespace/name".
         var subjects: [(kind: String, name: String)]
@@ -317,6 +321,77 @@ enum BootstrapPolicy {
         ),
     ]
 
+    /// The Roles and RoleBindings of kube-system and kube-public (upstream's namespace_policy.go): what
+    /// the control plane's leader election, the extension API servers' authentication reader and the
+    /// bootstrap-token controllers need.
+    static let namespacedRoles: [Role] = [
+        Role(
+            name: "extension-apiserver-authentication-reader", namespace: "kube-system",
+            rules: [
+                rule(["get", "list", "watch"], [""], ["configmaps"], names: ["extension-apiserver-authentication"])
+            ]),
+        Role(
+            name: "system::leader-locking-kube-controller-manager", namespace: "kube-system",
+            rules: [
+                rule(["watch"], [""], ["configmaps"]),
+                rule(["get", "update"], [""], ["configmaps"], names: ["kube-controller-manager"]),
+            ]),
+        Role(
+            name: "system::leader-locking-kube-scheduler", namespace: "kube-system",
+            rules: [
+                rule(["watch"], [""], ["configmaps"]),
+                rule(["get", "update"], [""], ["configmaps"], names: ["kube-scheduler"]),
+            ]),
+        Role(
+            name: "system:controller:bootstrap-signer", namespace: "kube-system",
+            rules: [rule(["get", "list", "watch"], [""], ["secrets"])]),
+        Role(
+            name: "system:controller:cloud-provider", namespace: "kube-system",
+            rules: [rule(["create", "get", "list", "watch"], [""], ["configmaps"])]),
+        Role(
+            name: "system:controller:token-cleaner", namespace: "kube-system",
+            rules: [
+                rule(["delete", "get", "list", "watch"], [""], ["secrets"]),
+                rule(eventWrites, ["", "events.k8s.io"], ["events"]),
+            ]),
+        Role(
+            name: "system:controller:bootstrap-signer", namespace: "kube-public",
+            rules: [
+                rule(["get", "list", "watch"], [""], ["configmaps"]),
+                rule(["update"], [""], ["configmaps"], names: ["cluster-info"]),
+                rule(eventWrites, ["", "events.k8s.io"], ["events"]),
+            ]),
+    ]
+
+    static let namespacedRoleBindings: [Binding] = [
+        Binding(
+            name: "system::extension-apiserver-authentication-reader", namespace: "kube-system",
+            role: "extension-apiserver-authentication-reader",
+            subjects: [("User", "system:kube-controller-manager"), ("User", "system:kube-scheduler")]),
+        Binding(
+            name: "system::leader-locking-kube-controller-manager", namespace: "kube-system",
+            role: "system::leader-locking-kube-controller-manager",
+            subjects: [
+                ("User", "system:kube-controller-manager"), ("ServiceAccount", "kube-system/kube-controller-manager"),
+            ]),
+        Binding(
+            name: "system::leader-locking-kube-scheduler", namespace: "kube-system",
+            role: "system::leader-locking-kube-scheduler",
+            subjects: [("User", "system:kube-scheduler"), ("ServiceAccount", "kube-system/kube-scheduler")]),
+        Binding(
+            name: "system:controller:bootstrap-signer", namespace: "kube-system",
+            role: "system:controller:bootstrap-signer", subjects: [("ServiceAccount", "kube-system/bootstrap-signer")]),
+        Binding(
+            name: "system:controller:cloud-provider", namespace: "kube-system",
+            role: "system:controller:cloud-provider", subjects: [("ServiceAccount", "kube-system/cloud-provider")]),
+        Binding(
+            name: "system:controller:token-cleaner", namespace: "kube-system",
+            role: "system:controller:token-cleaner", subjects: [("ServiceAccount", "kube-system/token-cleaner")]),
+        Binding(
+            name: "system:controller:bootstrap-signer", namespace: "kube-public",
+            role: "system:controller:bootstrap-signer", subjects: [("ServiceAccount", "kube-system/bootstrap-signer")]),
+    ]
+
     /// The rules an aggregated role starts with: those of the bootstrap roles carrying its label, in
     /// name order, each once (aggregated ones' own aggregates first), what the clusterrole-aggregation
     /// controller would fill in, so admin, edit and view work from the first request even where no
@@ -337,12 +412,13 @@ enum BootstrapPolicy {
         var labels = metadataLabels
         for (key, value) in role.labels { labels[key] = .string(value) }
         var obj: JSON = [
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": role.namespace == nil ? "ClusterRole" : "Role",
             "metadata": [
                 "name": .string(role.name), "labels": labels, "annotations": [autoupdateAnnotation: "true"],
             ],
             "rules": .array(initialRules(of: role).map(\.json)),
         ]
+        if let namespace = role.namespace { obj["metadata"]["namespace"] = .string(namespace) }
         if let label = role.aggregatesLabel {
             obj["aggregationRule"] = ["clusterRoleSelectors": [["matchLabels": .object([label: "true"])]]]
         }
@@ -360,14 +436,19 @@ enum BootstrapPolicy {
                 "apiGroup": "rbac.authorization.k8s.io", "kind": .string(subject.kind), "name": .string(subject.name),
             ]
         }
+        let namespaced = binding.namespace != nil
         var obj: JSON = [
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": namespaced ? "RoleBinding" : "ClusterRoleBinding",
             "metadata": [
                 "name": .string(binding.name), "labels": metadataLabels,
                 "annotations": [autoupdateAnnotation: "true"],
             ],
-            "roleRef": ["apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": .string(binding.role)],
+            "roleRef": [
+                "apiGroup": "rbac.authorization.k8s.io", "kind": namespaced ? "Role" : "ClusterRole",
+                "name": .string(binding.role),
+            ],
         ]
+        if let namespace = binding.namespace { obj["metadata"]["namespace"] = .string(namespace) }
         if !subjects.isEmpty { obj["subjects"] = .array(subjects) }
         return obj
     }

@@ -21,8 +21,20 @@ extension Handler {
                 return merged
             }
         }
-        for binding in BootstrapPolicy.clusterRoleBindings {
-            try await reconcile(Registry.clusterRoleBindings, BootstrapPolicy.object(binding), call: call) {
+        for role in BootstrapPolicy.namespacedRoles {
+            try await reconcile(Registry.roles, BootstrapPolicy.object(role), call: call) { existing, _ in
+                var merged = existing
+                let have = (existing["rules"].array ?? []).map(PolicyRule.init)
+                let missing = role.rules.filter { !PolicyRule.uncovered(by: have, [$0]).isEmpty }
+                if !missing.isEmpty { merged["rules"] = .array((existing["rules"].array ?? []) + missing.map(\.json)) }
+                return merged
+            }
+        }
+        for binding in BootstrapPolicy.clusterRoleBindings + BootstrapPolicy.namespacedRoleBindings {
+            try await reconcile(
+                binding.namespace == nil ? Registry.clusterRoleBindings : Registry.roleBindings,
+                BootstrapPolicy.object(binding), call: call
+            ) {
                 existing, wanted in
                 var merged = existing
                 var subjects = existing["subjects"].array ?? []
@@ -44,9 +56,10 @@ extension Handler {
         _ r: ResourceType, _ wanted: JSON, call: Call, merge: (JSON, JSON) -> JSON
     ) async throws {
         let name = wanted["metadata"]["name"].string ?? ""
-        guard let existing = try await storedObject(r, namespace: nil, name: name) else {
+        let namespace = wanted["metadata"]["namespace"].string
+        guard let existing = try await storedObject(r, namespace: namespace, name: name) else {
             do {
-                _ = try await createObject(r, namespace: nil, obj: wanted, dryRun: false)
+                _ = try await createObject(r, namespace: namespace, obj: wanted, dryRun: false)
             } catch let error as APIError where error.code == 409 {}  // another server made it first
             return
         }
@@ -59,7 +72,7 @@ extension Handler {
         }
         guard merged != existing else { return }
         do {
-            _ = try await updateObject(r, namespace: nil, name: name, new: merged, subresource: nil, call: call)
+            _ = try await updateObject(r, namespace: namespace, name: name, new: merged, subresource: nil, call: call)
         } catch let error as APIError where error.code == 409 {}  // another server reconciled it meanwhile
     }
 }

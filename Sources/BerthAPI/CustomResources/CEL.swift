@@ -516,6 +516,8 @@ struct CELValidationRule: Sendable {
     var rule: String
     var expression: CELExpression
     var message: String?
+    /// `messageExpression`: a CEL expression whose string is the message (falls back to `message`).
+    var messageExpression: CELExpression?
     /// `reason`: the error type (FieldValueInvalid unless FieldValueForbidden, Required or Duplicate).
     var reason: String
     /// `fieldPath`: where the error is reported, relative to the node (`.spec.replicas` style).
@@ -532,6 +534,15 @@ struct CELValidationRule: Sendable {
             return nil
         }
         message = j["message"].string
+        if let text = j["messageExpression"].string {
+            do { messageExpression = try CELParser.parse(text) } catch {
+                errors.append(
+                    FieldChecks.invalid(
+                        "\(path).messageExpression", .string(text),
+                        "messageExpression compilation failed: ERROR: \(error)"))
+                return nil
+            }
+        }
         reason =
             ["FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"].first { $0 == j["reason"].string }
             ?? "FieldValueInvalid"
@@ -546,9 +557,19 @@ struct CELValidationRule: Sendable {
         if let old { variables["oldSelf"] = old }
         let outcome: String?
         do {
-            let result = try CELEvaluator(variables: variables).eval(expression)
+            let evaluator = CELEvaluator(variables: variables)
+            let result = try evaluator.eval(expression)
             guard let holds = result.bool else { return problem(value, path, "failed rule: \(rule)") }
-            outcome = holds ? nil : (message ?? "failed rule: \(rule)")
+            if holds {
+                outcome = nil
+            } else if let messageExpression, let text = (try? evaluator.eval(messageExpression))?.string,
+                !text.isEmpty, !text.contains("\n")
+            {
+                // Upstream: a messageExpression that fails or gives no usable string falls back.
+                outcome = text
+            } else {
+                outcome = message ?? "failed rule: \(rule)"
+            }
         } catch {
             outcome = "\(rule): \(error)"
         }

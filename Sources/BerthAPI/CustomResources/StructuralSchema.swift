@@ -22,6 +22,8 @@ final class StructuralSchema: Sendable {
     let multipleOf: Double?
     let minLength: Int?, maxLength: Int?
     let pattern: NSRegularExpression?, patternText: String?
+    /// `format` of a string (date-time, uuid …): checked when StringFormats knows it.
+    let format: String?
     let minItems: Int?, maxItems: Int?
     let uniqueItems: Bool
     let minProperties: Int?, maxProperties: Int?
@@ -78,6 +80,7 @@ final class StructuralSchema: Sendable {
         defaultValue = given.isNull ? JSON?.none : given
         listType = j["x-kubernetes-list-type"].string
         listMapKeys = (j["x-kubernetes-list-map-keys"].array ?? []).compactMap(\.string)
+        format = j["format"].string
         patternText = j["pattern"].string
         if let text = patternText {
             do { pattern = try NSRegularExpression(pattern: text) } catch {
@@ -319,6 +322,10 @@ final class StructuralSchema: Sendable {
                 pattern.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) == nil
             {
                 errs.append(FieldChecks.invalid(where_, value, "\(where_) in body should match '\(patternText)'"))
+            }
+            if let format, StringFormats.conforms(s, to: format) == false {
+                errs.append(
+                    FieldChecks.invalid(where_, value, "\(where_) in body must be of type \(format): \(value.text)"))
             }
         case .array(let elements):
             if let maxItems, elements.count > maxItems {
