@@ -49,6 +49,18 @@ enum PodVolumes {
                 hostPath = try await claimPath(
                     claim.claimName, namespace: namespace, client: client, makesDirectories: facts.makesDirectories)
                 readOnly = readOnly || claim.readOnly == true
+            } else if volume.ephemeral != nil {
+                // A generic ephemeral volume: the claim the ephemeral-volume controller made for this pod
+                // (one of the same name made for something else is not this pod's, as the kubelet checks).
+                let name = "\(pod.metadata.name ?? "")-\(volume.name)"
+                if let claim = try await client.get(
+                    CoreV1.PersistentVolumeClaim.self, namespace: namespace, name: name),
+                    claim.controllerRef?.uid != pod.metadata.uid
+                {
+                    throw PodConfigError("error processing PVC \(namespace)/\(name): PVC was not created for pod")
+                }
+                hostPath = try await claimPath(
+                    name, namespace: namespace, client: client, makesDirectories: facts.makesDirectories)
             } else if let emptyDir = volume.emptyDir {
                 hostPath = "\(root)/pods/\(uid)/volumes/kubernetes.io~empty-dir/\(volume.name)"
                 // Only a new one gets fsGroup ownership: once a container has used it, its contents are

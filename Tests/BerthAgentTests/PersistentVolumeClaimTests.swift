@@ -90,6 +90,46 @@ struct PersistentVolumeClaimTests {
         #expect(!FileManager.default.fileExists(atPath: directory), "the node removed the volume's directory")
     }
 
+    /// A generic ephemeral volume: its claim made from the pod's template, provisioned on the pod's node,
+    /// and gone with the pod (the garbage collector deletes the claim it owns, then its volume goes).
+    @Test func anEphemeralVolumeLivesAndDiesWithItsPod() throws {
+        let box = try box
+        try apply(
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: scratch}
+            spec:
+              restartPolicy: Never
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: main
+                image: \(box.image)
+                command: ["sh", "-c", "echo scratch > /scratch/file && cat /scratch/file"]
+                volumeMounts: [{name: work, mountPath: /scratch}]
+              volumes:
+              - name: work
+                ephemeral:
+                  volumeClaimTemplate:
+                    metadata: {labels: {purpose: scratch}}
+                    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 50Mi}}}
+            """)
+        #expect(try waitFor("pod/scratch", "jsonpath={.status.phase}=Succeeded"), "\(box.diagnostics())")
+        #expect(try box.kubectl(["logs", "scratch"]).stdoutText == "scratch\n")
+        let podUID = try box.get("pod/scratch", "{.metadata.uid}")
+        #expect(
+            try box.get(
+                "pvc/scratch-work", "{.metadata.ownerReferences[0].uid} {.metadata.labels.purpose} {.status.phase}")
+                == "\(podUID) scratch Bound")
+        let uid = try box.get("pvc/scratch-work", "{.metadata.uid}")
+        let directory = "\(box.base)/storage/pvc-\(uid)_default_scratch-work"
+        #expect(FileManager.default.contents(atPath: directory + "/file") == Data("scratch\n".utf8))
+        _ = try box.kubectl(["delete", "pod", "scratch"])
+        #expect(try waitFor("pvc/scratch-work", "delete"), "\(box.diagnostics())")
+        #expect(try waitFor("pv/pvc-\(uid)", "delete"), "\(box.diagnostics())")
+        #expect(!FileManager.default.fileExists(atPath: directory), "the node removed the volume's directory")
+    }
+
     @Test func aPodWhoseClaimIsNotBoundWaitsUntilItIs() throws {
         let box = try box
         try apply(

@@ -24,6 +24,7 @@ func controllerLoops(_ ctx: ControllerContext) -> [any ControlLoop] {
     loops.append(ResourceQuotaController(ctx))
     loops.append(HorizontalPodAutoscalerController(ctx))
     loops.append(PersistentVolumeController(ctx))
+    loops.append(EphemeralVolumeController(ctx))
     loops.append(CertificateSigningController(ctx))
     loops.append(CertificateApprovingController(ctx))
     loops.append(CertificateCleaner(ctx))
