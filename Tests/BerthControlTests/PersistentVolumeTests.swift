@@ -270,6 +270,35 @@ extension ControlTests {
             }
         }
 
+        /// VolumeRestrictions: a ReadWriteOncePod claim is one pod's; a second pod waits until the first goes.
+        @Test func aReadWriteOncePodClaimServesOnePodAtATime() async throws {
+            let c = try await Cluster(hollowNodes: 2)
+            defer { Task { await c.stop() } }
+            try Self.apply(c, Self.manualClass)
+            try Self.apply(
+                c,
+                Self.volume("solo", "1Gi").replacingOccurrences(
+                    of: "accessModes: [ReadWriteOnce]", with: "accessModes: [ReadWriteOncePod]"))
+            try Self.apply(
+                c,
+                Self.claim("solo").replacingOccurrences(
+                    of: "accessModes: [ReadWriteOnce]", with: "accessModes: [ReadWriteOncePod]"))
+            try await waitForClaim(c, "solo", "bound") { $0["status"]["phase"].string == "Bound" }
+            try Self.apply(c, Self.pod("first", claim: "solo"))
+            try await c.waitFor(Registry.pods, namespace: "default", "first scheduled") {
+                !(Self.named($0, "first")?["spec"]["nodeName"].string ?? "").isEmpty
+            }
+            try Self.apply(c, Self.pod("second", claim: "solo"))
+            try await Self.event(
+                c, about: "second", "FailedScheduling",
+                "0/2 nodes are available: node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode."
+            )
+            #expect(try c.kubectl("delete", "pod", "first", "--grace-period=0", "--force").ok)
+            try await c.waitFor(Registry.pods, namespace: "default", "second scheduled once first is gone") {
+                !(Self.named($0, "second")?["spec"]["nodeName"].string ?? "").isEmpty
+            }
+        }
+
         @Test func aBoundVolumeIsProtectedUntilItsClaimIsGone() async throws {
             let c = try await Cluster(hollowNodes: 0)
             defer { Task { await c.stop() } }

@@ -302,6 +302,8 @@ struct PlacedPod: Sendable {
     var startTime: Int64?
     /// Being deleted already: it still holds its share of the node until it is gone.
     var terminating = false
+    /// The claims it uses (a ReadWriteOncePod claim is one pod's at a time).
+    var claims: [String] = []
 }
 
 /// Label keys and values numbered, so the per-node filter compares integers instead of hashing and

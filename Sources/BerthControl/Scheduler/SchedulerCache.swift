@@ -221,7 +221,9 @@ extension Scheduler {
             let p = PlacedPod(
                 namespace: info.namespace, labels: info.labels, requests: info.requests, nonZero: info.nonZero,
                 ownerUID: info.ownerUID, hostPorts: info.hostPorts, antiAffinity: info.antiAffinity, uid: info.uid,
-                priority: info.priority, startTime: info.startTime, terminating: info.terminating)
+                priority: info.priority, startTime: info.startTime, terminating: info.terminating, claims: info.claims)
+            if let was = nodes[placed[key] ?? ""]?.pods[key] { useClaims(was, key, -1) }
+            useClaims(p, key, +1)
             n.add(key, p)
             countOwner(p.ownerUID, on: node, +1)
             countPriority(p.priority, +1)
@@ -234,6 +236,7 @@ extension Scheduler {
                 if let was = n.pods[key] {
                     countOwner(was.ownerUID, on: node, -1)
                     countPriority(was.priority, -1)
+                    useClaims(was, key, -1)
                 }
                 n.remove(key)
                 table.refreshRequested(n)
@@ -370,6 +373,33 @@ extension Scheduler {
             return max(100, total * pct / 100)
         }
 
+        /// Pods on nodes by the claims they use ("namespace/claim"), for VolumeRestrictions' ReadWriteOncePod check.
+        var claimUsers: [String: Set<String>] = [:]
+
+        func useClaims(_ p: PlacedPod, _ key: String, _ delta: Int) {
+            for claim in p.claims {
+                let id = p.namespace + "/" + claim
+                if delta > 0 {
+                    claimUsers[id, default: []].insert(key)
+                } else {
+                    claimUsers[id]?.remove(key)
+                    if claimUsers[id]?.isEmpty == true { claimUsers[id] = nil }
+                }
+            }
+        }
+
+        /// kube-scheduler's VolumeRestrictions: a ReadWriteOncePod claim another pod already uses.
+        static let readWriteOncePodMessage =
+            "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
+        func readWriteOncePodConflict(_ pod: PodInfo, _ key: String, _ binding: VolumeBinding) -> Bool {
+            pod.claims.contains { name in
+                guard let users = claimUsers[pod.namespace + "/" + name], !users.subtracting([key]).isEmpty,
+                    let claim = binding.claims(pod.namespace, name)
+                else { return false }
+                return claim.spec.accessModes.contains(.readWriteOncePod)
+            }
+        }
+
         func scheduleOne(_ key: String) -> Decision {
             lock.withLock {
                 applyInbox()
@@ -390,6 +420,9 @@ extension Scheduler {
                     case .fits(let needs):
                         state.volumes = needs
                         if !needs.staticClaims.isEmpty { state.freeVolumes = binding.volumes() }
+                    }
+                    if readWriteOncePodConflict(pod, key, binding) {
+                        return fail(pod, "0/\(total) nodes are available: \(Self.readWriteOncePodMessage).")
                     }
                 }
                 state.nominated = nominatedRequests(for: pod)
