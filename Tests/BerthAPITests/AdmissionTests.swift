@@ -446,6 +446,14 @@ extension APITests {
             await s.stop()
         }
 
+        @Test(.enabled(if: pythonHasKubernetes(), "needs the kubernetes Python client"))
+        func thePythonClientReadsTheAdmissionAndFlowControlKindsBack() async throws {
+            let s = try await TestServer()
+            let out = try run("python3", [scriptsDir + "/admission_and_flow_kinds.py", s.kubeconfig], timeout: 120)
+            #expect(out.ok && out.stdout.contains("OK"), "\(out.stdout) \(out.stderr)")
+            await s.stop()
+        }
+
         func configMap(_ name: String, labels: String = "") -> String {
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \(name)\n  labels: {\(labels)}\ndata: {a: b}\n"
         }
