@@ -161,6 +161,27 @@ struct StructuralSchemaTests {
         #expect(definitionErrors.map(\.field) == ["schema.x-kubernetes-validations[0].messageExpression"])
     }
 
+    @Test func celLibrariesOfQuantitiesURLsDurationsAndTimestamps() throws {
+        func eval(_ rule: String, _ selfValue: String = "{}") throws -> JSON {
+            try CELEvaluator(variables: ["self": try JSON.parse(Array(selfValue.utf8))]).eval(try CELParser.parse(rule))
+        }
+        let limits = #"{"memory":"512Mi","cpu":"250m","timeout":"90s","at":"2026-12-06T10:00:00Z"}"#
+        #expect(try eval("quantity(self.memory).isLessThan(quantity('1Gi'))", limits) == true)
+        #expect(try eval("quantity(self.cpu).compareTo(quantity('0.25'))", limits) == 0)
+        #expect(try eval("quantity('1.5').add(quantity('500m')).asInteger()") == 2)
+        #expect(try eval("quantity(self.cpu).isInteger() || !isQuantity('12 apples')", limits) == true)
+        #expect(try eval("url('https://example.com:8443/a%20b?x=1&x=2').getHost()") == "example.com:8443")
+        #expect(try eval("url('https://example.com/a%20b?x=1&x=2').getEscapedPath()") == "/a%20b")
+        #expect(try eval("url('https://example.com/?x=1&x=2').getQuery()") == ["x": ["1", "2"]])
+        #expect(try eval("isURL('not a url') == false && isURL('/relative/path')") == true)
+        #expect(
+            try eval("duration(self.timeout) > duration('1m') && duration(self.timeout) < duration('1h30m')", limits)
+                == true)
+        #expect(try eval("timestamp(self.at) - timestamp('2026-12-06T09:59:00Z') == duration('60s')", limits) == true)
+        #expect(throws: CELError.self) { try eval("quantity('12 apples')") }
+        #expect(throws: CELError.self) { try eval("duration('forever')") }
+    }
+
     @Test func celOperatorsAndFunctions() throws {
         func eval(_ rule: String, _ selfValue: String = "{}") throws -> JSON {
             try CELEvaluator(variables: ["self": try JSON.parse(Array(selfValue.utf8))]).eval(try CELParser.parse(rule))

@@ -492,6 +492,7 @@ struct CELEvaluator {
             if let s = args[0].string { return .string(s) }
             return .string(args[0].text)
         default:
+            if let value = try Self.library(name, target: target, args: args) { return value }
             throw CELError("found no matching overload for '\(name)'")
         }
     }
