@@ -10,16 +10,8 @@ import Testing
 /// its claim, owned by the pod; a stranger's claim of that name is left alone and reported.
 @Suite("ephemeral volumes on a fake cluster")
 struct EphemeralVolumeControllerFakeTests {
-    let cluster = FakeCluster()
-    let context: ControllerContext
-
-    init() {
-        let logger = Logger(label: "ephemeral-fake-test")
-        let cluster = self.cluster
-        context = ControllerContext(
-            client: { _ in cluster }, informers: InformerFactory(provider: cluster, logger: logger),
-            events: EventRecorder(), logger: logger, config: ControlPlaneConfig())
-    }
+    let plane = FakeControlPlane(label: "ephemeral-fake-test")
+    var cluster: FakeCluster { plane.cluster }
 
     func pod(_ name: String, uid: String) throws -> CoreV1.Pod {
         try CoreV1.Pod(
@@ -58,16 +50,7 @@ struct EphemeralVolumeControllerFakeTests {
                     "spec": ["accessModes": ["ReadWriteOnce"], "resources": ["requests": ["storage": "1Gi"]]],
                 ]))
         cluster.seed(try pod("web", uid: "p-1"), try pod("other", uid: "p-2"))
-        let (informers, events, cluster) = (context.informers, context.events, self.cluster)
-        let loop = EphemeralVolumeController(context)
-        let run = Task {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await informers.run() }
-                group.addTask { await events.run(client: cluster) }
-                await informers.waitForSync()
-                group.addTask { await loop.run() }
-            }
-        }
+        let run = await plane.start(EphemeralVolumeController.init)
         defer { run.cancel() }
         let deadline = ContinuousClock.now + .seconds(20)
         func claim() -> CoreV1.PersistentVolumeClaim? {

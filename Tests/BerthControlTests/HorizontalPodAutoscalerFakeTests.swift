@@ -10,45 +10,18 @@ import Testing
 /// agents would through metrics.k8s.io (issue 16). No server, no store, no root.
 @Suite("HorizontalPodAutoscaler controller on a fake cluster")
 struct HorizontalPodAutoscalerFakeTests {
-    let cluster = FakeCluster()
-    let context: ControllerContext
-
-    init() {
-        let logger = Logger(label: "hpa-fake-test")
-        let cluster = self.cluster
+    let plane: FakeControlPlane = {
         var config = ControlPlaneConfig()
         config.horizontalPodAutoscalerSyncPeriod = .milliseconds(100)
-        context = ControllerContext(
-            client: { _ in cluster }, informers: InformerFactory(provider: cluster, logger: logger),
-            events: EventRecorder(), logger: logger, config: config)
-    }
+        return FakeControlPlane(label: "hpa-fake-test", config: config)
+    }()
+    var cluster: FakeCluster { plane.cluster }
 
-    func start() async -> Task<Void, Never> {
-        let (informers, events, cluster) = (context.informers, context.events, self.cluster)
-        let loop = HorizontalPodAutoscalerController(context)
-        let task = Task {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await informers.run() }
-                group.addTask { await events.run(client: cluster) }
-                await informers.waitForSync()
-                group.addTask { await loop.run() }
-            }
-        }
-        await informers.waitForSync()
-        return task
-    }
+    func start() async -> Task<Void, Never> { await plane.start(HorizontalPodAutoscalerController.init) }
 
     func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !condition() {
-            if ContinuousClock.now > deadline {
-                Issue.record(
-                    "timed out waiting for \(what): \(hpa?.kubeJSON()["status"].text ?? "") \(cluster.actions.suffix(5))"
-                )
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        try await plane.eventually(
+            what, detail: { ": \(hpa?.kubeJSON()["status"].text ?? "") \(cluster.actions.suffix(5))" }, condition)
     }
 
     func seed(pods: Int, cpuRequest: String? = "100m", hpa extra: JSON = [:]) throws {

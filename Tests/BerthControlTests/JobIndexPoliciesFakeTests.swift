@@ -10,43 +10,17 @@ import Testing
 /// whose pods this test ends itself: no server, no node, no root.
 @Suite("Job index policies on a fake cluster")
 struct JobIndexPoliciesFakeTests {
-    let cluster = FakeCluster()
-    let context: ControllerContext
+    let plane = FakeControlPlane(label: "job-fake-test")
+    var cluster: FakeCluster { plane.cluster }
 
-    init() {
-        let logger = Logger(label: "job-fake-test")
-        let cluster = self.cluster
-        context = ControllerContext(
-            client: { _ in cluster }, informers: InformerFactory(provider: cluster, logger: logger),
-            events: EventRecorder(), logger: logger, config: ControlPlaneConfig())
-    }
-
-    func start() async -> Task<Void, Never> {
-        let (informers, events, cluster) = (context.informers, context.events, self.cluster)
-        let loop = JobController(context)
-        let task = Task {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await informers.run() }
-                group.addTask { await events.run(client: cluster) }
-                await informers.waitForSync()
-                group.addTask { await loop.run() }
-            }
-        }
-        await informers.waitForSync()
-        return task
-    }
+    func start() async -> Task<Void, Never> { await plane.start(JobController.init) }
 
     func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !condition() {
-            if ContinuousClock.now > deadline {
-                Issue.record(
-                    "timed out waiting for \(what): \(job?.kubeJSON()["status"].text ?? "") pods: \(pods.map { "\($0.metadata.name ?? "") \($0.status.phase?.rawValue ?? "-") \($0.metadata.annotations)" })"
-                )
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        try await plane.eventually(
+            what,
+            detail: {
+                "\(job?.kubeJSON()["status"].text ?? "") pods: \(pods.map { "\($0.metadata.name ?? "") \($0.status.phase?.rawValue ?? "-")" })"
+            }, condition)
     }
 
     func seed(completions: Int, extra: JSON) throws {

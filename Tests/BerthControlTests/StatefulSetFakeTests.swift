@@ -11,41 +11,16 @@ import Testing
 /// for the kubelet. No server, no store, no root.
 @Suite("StatefulSet controller on a fake cluster")
 struct StatefulSetFakeTests {
-    let cluster = FakeCluster()
-    let context: ControllerContext
-
-    init() {
-        let logger = Logger(label: "statefulset-fake-test")
-        let cluster = self.cluster
-        context = ControllerContext(
-            client: { _ in cluster }, informers: InformerFactory(provider: cluster, logger: logger),
-            events: EventRecorder(), logger: logger, config: ControlPlaneConfig())
-    }
+    let plane = FakeControlPlane(label: "statefulset-fake-test")
+    var cluster: FakeCluster { plane.cluster }
+    var context: ControllerContext { plane.context }
 
     func start(_ make: (ControllerContext) -> any ControlLoop = StatefulSetController.init) async -> Task<Void, Never> {
-        let (informers, events, cluster) = (context.informers, context.events, self.cluster)
-        let loop = make(context)
-        let task = Task {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await informers.run() }
-                group.addTask { await events.run(client: cluster) }
-                await informers.waitForSync()
-                group.addTask { await loop.run() }
-            }
-        }
-        await informers.waitForSync()
-        return task
+        await plane.start(make)
     }
 
     func eventually(_ what: String, _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !condition() {
-            if ContinuousClock.now > deadline {
-                Issue.record("timed out waiting for \(what)")
-                throw CancellationError()
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        try await plane.eventually(what, condition)
     }
 
     static func set() -> AppsV1.StatefulSet {

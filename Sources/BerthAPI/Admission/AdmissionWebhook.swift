@@ -106,10 +106,10 @@ struct AdmissionConfiguration: Sendable {
     }
 }
 
-actor AdmissionConfigurationCache {
+actor AdmissionConfigurationCache: StoreDerivedCache {
     private var configuration: AdmissionConfiguration?
     private var generation = 0
-    private var watching = false
+    var watching = false
     static let prefix = "/registry/admissionregistration.k8s.io/"
     static let apiPrefix = "/apis/admissionregistration.k8s.io/"
 
@@ -120,7 +120,7 @@ actor AdmissionConfigurationCache {
 
     func current(_ store: any KVStore) async throws -> AdmissionConfiguration {
         if let configuration { return configuration }
-        if !watching { try await watch(store) }
+        if !watching { try await watchForChanges(store, prefix: Self.prefix) }
         let started = generation
         func objects(_ r: ResourceType) async throws -> [JSON] {
             let page = try await store.list(prefix: r.prefix(namespace: nil), startAfter: nil, limit: 0, revision: nil)
@@ -139,19 +139,4 @@ actor AdmissionConfigurationCache {
         return loaded
     }
 
-    private func watch(_ store: any KVStore) async throws {
-        watching = true
-        let events = try await store.watch(prefix: Self.prefix, afterRevision: try await store.currentRevision())
-        Task { [weak self] in
-            do {
-                for try await _ in events { await self?.invalidate() }
-            } catch {}
-            await self?.watchEnded()
-        }
-    }
-
-    private func watchEnded() {
-        watching = false
-        invalidate()
-    }
 }

@@ -151,10 +151,10 @@ struct RBACPolicy: Sendable {
 /// The current `RBACPolicy`, read from the store when first needed and again after each change of an
 /// RBAC object: a store watch marks it stale (writes of any server of the cluster), and the server's own
 /// writes mark it stale before they answer, so a binding just made applies to the next request.
-actor RBACPolicyCache {
+actor RBACPolicyCache: StoreDerivedCache {
     private var policy: RBACPolicy?
     private var generation = 0
-    private var watching = false
+    var watching = false
 
     func invalidate() {
         generation += 1
@@ -163,7 +163,7 @@ actor RBACPolicyCache {
 
     func current(_ store: any KVStore) async throws -> RBACPolicy {
         if let policy { return policy }
-        if !watching { try await watch(store) }
+        if !watching { try await watchForChanges(store, prefix: RBACPolicy.prefix) }
         let started = generation
         let types = [Registry.roles, Registry.clusterRoles, Registry.roleBindings, Registry.clusterRoleBindings]
         var objects: [[JSON]] = []
@@ -179,21 +179,6 @@ actor RBACPolicyCache {
         return loaded
     }
 
-    private func watch(_ store: any KVStore) async throws {
-        watching = true
-        let events = try await store.watch(prefix: RBACPolicy.prefix, afterRevision: try await store.currentRevision())
-        Task { [weak self] in
-            do {
-                for try await _ in events { await self?.invalidate() }
-            } catch {}
-            await self?.watchEnded()
-        }
-    }
-
-    private func watchEnded() {
-        watching = false
-        invalidate()
-    }
 }
 
 extension RBACPolicy {

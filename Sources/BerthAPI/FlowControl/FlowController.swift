@@ -9,7 +9,7 @@ import Foundation
 /// instead of queuing, or the wait passes its limit. Queues are served in turn as seats free (a
 /// round-robin stand-in for upstream's virtual-time fair queuing; both give each busy queue an equal
 /// share). Borrowing of seats between levels is not done.
-actor FlowController {
+actor FlowController: StoreDerivedCache {
     /// What a classified request carries: the response headers upstream sets, and the seat to give back.
     struct Ticket: Sendable {
         var schemaUID: String
@@ -41,7 +41,7 @@ actor FlowController {
     private var configuration: FlowControlConfiguration?
     private var states: [String: LevelState] = [:]
     private var generation = 0
-    private var watching = false
+    var watching = false
     private var nextID: UInt64 = 0
 
     static let prefix = "/registry/flowcontrol.apiserver.k8s.io/"
@@ -184,7 +184,7 @@ actor FlowController {
 
     private func current(_ store: any KVStore) async throws -> FlowControlConfiguration {
         if let configuration { return configuration }
-        if !watching { try await watch(store) }
+        if !watching { try await watchForChanges(store, prefix: Self.prefix) }
         let started = generation
         func objects(_ r: ResourceType) async throws -> [JSON] {
             let page = try await store.list(prefix: r.prefix(namespace: nil), startAfter: nil, limit: 0, revision: nil)
@@ -228,22 +228,6 @@ actor FlowController {
                 dispatch(name)
             }
         }
-    }
-
-    private func watch(_ store: any KVStore) async throws {
-        watching = true
-        let events = try await store.watch(prefix: Self.prefix, afterRevision: try await store.currentRevision())
-        Task { [weak self] in
-            do {
-                for try await _ in events { await self?.invalidate() }
-            } catch {}
-            await self?.watchEnded()
-        }
-    }
-
-    private func watchEnded() {
-        watching = false
-        invalidate()
     }
 
     /// /debug/api_priority_and_fairness/dump_priority_levels, in upstream's columns.
