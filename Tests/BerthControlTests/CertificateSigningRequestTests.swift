@@ -311,7 +311,7 @@ extension ControlTests {
                 #expect(!(approval["lastUpdateTime"].string ?? "").isEmpty)
 
                 let certPath = c.dir + "/worker1.crt"
-                try try await Self.certificate(c, "node-worker1").write(
+                try await Self.certificate(c, "node-worker1").write(
                     toFile: certPath, atomically: true, encoding: .utf8)
                 out = try run("/usr/bin/openssl", ["verify", "-CAfile", c.dir + "/pki/ca.crt", certPath])
                 #expect(out.stdout.contains("OK"), "\(out.stdout) \(out.stderr)")

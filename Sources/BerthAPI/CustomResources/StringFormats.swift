@@ -33,17 +33,17 @@ enum StringFormats {
         // The patterns are constants of this file: a bad one is a programming error.
         try! NSRegularExpression(pattern: pattern)
     }
-    nonisolated(unsafe) static let dateTime = regex(
+    static let dateTime = regex(
         #"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"#)
-    nonisolated(unsafe) static let date = regex(#"^\d{4}-\d{2}-\d{2}$"#)
-    nonisolated(unsafe) static let uuid = regex(
+    static let date = regex(#"^\d{4}-\d{2}-\d{2}$"#)
+    static let uuid = regex(
         #"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"#)
-    nonisolated(unsafe) static let mac = regex(#"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$"#)
-    nonisolated(unsafe) static let email = regex(#"^[^@\s]+@[^@\s]+\.[^@\s]+$"#)
-    nonisolated(unsafe) static let duration = regex(#"^(\d+(\.\d+)?\s*(ns|us|µs|ms|s|m|h|d|w))+$"#)
-    nonisolated(unsafe) static let hexColor = regex(#"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"#)
-    nonisolated(unsafe) static let rgbColor = regex(#"^rgb\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*\)$"#)
-    nonisolated(unsafe) static let objectID = regex(#"^[0-9a-fA-F]{24}$"#)
+    static let mac = regex(#"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$"#)
+    static let email = regex(#"^[^@\s]+@[^@\s]+\.[^@\s]+$"#)
+    static let duration = regex(#"^(\d+(\.\d+)?\s*(ns|us|µs|ms|s|m|h|d|w))+$"#)
+    static let hexColor = regex(#"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"#)
+    static let rgbColor = regex(#"^rgb\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*\)$"#)
+    static let objectID = regex(#"^[0-9a-fA-F]{24}$"#)
 
     private static func matches(_ r: NSRegularExpression, _ s: String) -> Bool {
         r.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil

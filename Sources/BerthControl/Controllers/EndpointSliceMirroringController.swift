@@ -200,12 +200,17 @@ struct EndpointSliceMirroringController: ControlLoop {
         var v6 = in6_addr()
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         if inet_pton(AF_INET, text, &v4) == 1, inet_ntop(AF_INET, &v4, &buffer, socklen_t(buffer.count)) != nil {
-            return (String(cString: buffer), "IPv4")
+            return (Self.text(buffer), "IPv4")
         }
         if inet_pton(AF_INET6, text, &v6) == 1, inet_ntop(AF_INET6, &v6, &buffer, socklen_t(buffer.count)) != nil {
-            return (String(cString: buffer), "IPv6")
+            return (Self.text(buffer), "IPv6")
         }
         return nil
+    }
+
+    /// A NUL-terminated C string's text.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     struct Plan {
