@@ -88,12 +88,10 @@ struct KubectlStreamingTests {
         let wrong = try box.kubectl(["exec", "shell", "-c", "nosuch", "--", "true"])
         #expect(!wrong.status.succeeded)
         #expect(wrong.stderrText.contains("container nosuch is not valid for pod shell"), "\(wrong.stderrText)")
-        // Impersonated, the exec is the impersonated user's, whom RBAC does not allow it.
+        // Impersonated, kubectl acts as the impersonated user, whom RBAC allows neither the pod nor its exec.
         let impersonated = try box.kubectl(["exec", "--as=nobody", "shell", "--", "true"])
         #expect(!impersonated.status.succeeded)
-        #expect(
-            impersonated.stderrText.contains(#"User "nobody" cannot create resource "pods/exec""#),
-            "\(impersonated.stderrText)")
+        #expect(impersonated.stderrText.contains(#"User "nobody" cannot"#), "\(impersonated.stderrText)")
         _ = try box.kubectl(["delete", "pod", "shell", "--grace-period=0", "--force"])
     }
 
@@ -290,9 +288,7 @@ struct KubectlSPDYTests {
         let missing = try box.kubectl(["exec", "nopod", "--", "true"], environment: spdy)
         #expect(missing.stderrText.contains("pods \"nopod\" not found"), "\(missing.stderrText)")
         let impersonated = try box.kubectl(["exec", "--as=nobody", "spdy", "--", "true"], environment: spdy)
-        #expect(
-            impersonated.stderrText.contains(#"User "nobody" cannot create resource "pods/exec""#),
-            "\(impersonated.stderrText)")
+        #expect(impersonated.stderrText.contains(#"User "nobody" cannot"#), "\(impersonated.stderrText)")
 
         // A terminal, with its size sent on the resize stream.
         let command =
