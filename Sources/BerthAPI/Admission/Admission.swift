@@ -7,18 +7,32 @@ import Foundation
 extension Handler {
     func admitMutating(_ a: inout AdmissionAttributes) async throws {
         guard !AdmissionRule.exempt(a.resource) else { return }
-        let configuration = try await server.admission.current(store)
+        let configuration = try await admissionConfiguration(&a)
         guard !configuration.mutatingWebhooks.isEmpty else { return }
-        try await admitByMutatingWebhooks(&a, configuration.mutatingWebhooks, namespace: namespaceFacts(a))
+        try await admitByMutatingWebhooks(
+            &a, configuration.mutatingWebhooks, variables: a.celVariables, namespace: namespaceFacts(a))
     }
 
     func admitValidating(_ a: AdmissionAttributes) async throws {
         guard !AdmissionRule.exempt(a.resource) else { return }
-        let configuration = try await server.admission.current(store)
+        var a = a
+        let configuration = try await admissionConfiguration(&a)
         guard !configuration.policies.isEmpty || !configuration.validatingWebhooks.isEmpty else { return }
         let namespace = namespaceFacts(a)
-        try await admitByPolicies(a, configuration.policies, namespace: namespace)
-        try await admitByValidatingWebhooks(a, configuration.validatingWebhooks, namespace: namespace)
+        let variables = a.celVariables
+        try await admitByPolicies(a, configuration.policies, variables: variables, namespace: namespace)
+        try await admitByValidatingWebhooks(
+            a, configuration.validatingWebhooks, variables: variables, namespace: namespace)
+    }
+
+    /// The configuration the request is admitted by: read from the cache by its first admission step
+    /// and kept in the attributes, so the mutating and validating steps of one write ask once and see
+    /// the same webhooks and policies.
+    private func admissionConfiguration(_ a: inout AdmissionAttributes) async throws -> AdmissionConfiguration {
+        if let configuration = a.configuration { return configuration }
+        let configuration = try await server.admission.current(store)
+        a.configuration = configuration
+        return configuration
     }
 
     /// The namespace selectors look at: the request's namespace, or a Namespace being written itself.

@@ -26,6 +26,9 @@ struct AdmissionAttributes: Sendable {
     /// Where warnings of webhooks and policies go (the response's `Warning` headers); nil for the
     /// server's own writes.
     var warnings: RequestWarnings?
+    /// The webhooks and policies this request is admitted by, once the first admission step read them
+    /// (`Handler.admitMutating`); nil before.
+    var configuration: AdmissionConfiguration? = nil
 
     /// Who the server's own writes (its controllers and bootstrap) are made by.
     static let loopbackUser = UserInfo(name: "system:apiserver", groups: ["system:masters", "system:authenticated"])
@@ -68,6 +71,12 @@ struct AdmissionAttributes: Sendable {
         }
         if let namespace, !namespace.isEmpty { r["namespace"] = .string(namespace) }
         return r
+    }
+
+    /// What admission's CEL expressions (match conditions, policies) read of the request: `object`,
+    /// `oldObject` and `request`. Built once per admission step, not once per webhook or binding.
+    var celVariables: [String: JSON] {
+        ["object": object ?? .null, "oldObject": oldObject ?? .null, "request": request(uid: "")]
     }
 
     var userInfoJSON: JSON {

@@ -17,13 +17,11 @@ struct AdmissionWebhook: Sendable {
     var endpoint: Endpoint
     /// PEM certificates the webhook's serving certificate must chain to; nil: the system's roots.
     var caBundle: [UInt8]?
-    var rules: [AdmissionRule]
+    /// Its rules, selectors and matchPolicy, matched as a policy's are.
+    var match: AdmissionMatchResources
     /// failurePolicy Fail (the default): a webhook that cannot be called refuses the request.
     var failClosed: Bool
-    var matchEquivalent: Bool
-    var namespaceSelector: LabelSelector
-    var objectSelector: LabelSelector
-    var matchConditions: [(name: String, expression: CELExpression)]
+    var matchConditions: MatchConditions
     var timeout: Duration
     /// reinvocationPolicy IfNeeded: called again when a later webhook changed the object.
     var reinvoke: Bool
@@ -46,15 +44,9 @@ struct AdmissionWebhook: Sendable {
                 path: svc["path"].string ?? "/", port: Int(svc["port"].int ?? 443))
         }
         caBundle = client["caBundle"].string.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
-        rules = (j["rules"].array ?? []).map(AdmissionRule.init)
+        match = AdmissionMatchResources(webhook: j)
         failClosed = (j["failurePolicy"].string ?? "Fail") == "Fail"
-        matchEquivalent = (j["matchPolicy"].string ?? "Equivalent") == "Equivalent"
-        namespaceSelector = LabelSelector(object: j["namespaceSelector"])
-        objectSelector = LabelSelector(object: j["objectSelector"])
-        matchConditions = (j["matchConditions"].array ?? []).compactMap { c in
-            guard let e = c["expression"].string, let parsed = try? CELParser.parse(e) else { return nil }
-            return (c["name"].string ?? "", parsed)
-        }
+        matchConditions = MatchConditions(j["matchConditions"])
         timeout = .seconds(j["timeoutSeconds"].int ?? 10)
         reinvoke = j["reinvocationPolicy"].string == "IfNeeded"
         let versions = (j["admissionReviewVersions"].array ?? []).compactMap(\.string)
@@ -73,15 +65,6 @@ struct AdmissionWebhook: Sendable {
         }
         let seconds = timeout.components.seconds
         return base + (base.contains("?") ? "&" : "?") + "timeout=\(seconds)s"
-    }
-
-    /// Rules and the object selector (the namespace selector needs the namespace: `namespaceMatches`).
-    func matches(_ a: AdmissionAttributes) -> Bool {
-        guard rules.contains(where: { $0.matches(a, equivalent: matchEquivalent) }) else { return false }
-        if objectSelector.isEmpty { return true }
-        if let labels = a.objectLabels, objectSelector.matches(labels) { return true }
-        if let labels = a.oldObjectLabels, objectSelector.matches(labels) { return true }
-        return false
     }
 }
 

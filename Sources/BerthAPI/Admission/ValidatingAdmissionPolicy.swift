@@ -1,35 +1,5 @@
 import Foundation
 
-/// What a policy or binding matches (admissionregistration.k8s.io/v1 MatchResources): resource rules
-/// (none: every resource), excluded rules, namespace and object selectors.
-struct AdmissionMatchResources: Sendable {
-    var resourceRules: [AdmissionRule]
-    var excludeResourceRules: [AdmissionRule]
-    var namespaceSelector: LabelSelector
-    var objectSelector: LabelSelector
-    var equivalent: Bool
-
-    init(_ j: JSON) {
-        resourceRules = (j["resourceRules"].array ?? []).map(AdmissionRule.init)
-        excludeResourceRules = (j["excludeResourceRules"].array ?? []).map(AdmissionRule.init)
-        namespaceSelector = LabelSelector(object: j["namespaceSelector"])
-        objectSelector = LabelSelector(object: j["objectSelector"])
-        equivalent = (j["matchPolicy"].string ?? "Equivalent") == "Equivalent"
-    }
-
-    /// `namespaceLabels`: the labels of the request's namespace (or of the Namespace itself); nil for
-    /// other cluster-scoped objects, which namespace selectors do not restrict.
-    func matches(_ a: AdmissionAttributes, namespaceLabels: [String: String]?) -> Bool {
-        if let namespaceLabels, !namespaceSelector.matches(namespaceLabels) { return false }
-        if !objectSelector.isEmpty {
-            let labels = [a.objectLabels, a.oldObjectLabels].compactMap { $0 }
-            guard labels.contains(where: objectSelector.matches) else { return false }
-        }
-        if excludeResourceRules.contains(where: { $0.matches(a, equivalent: equivalent) }) { return false }
-        return resourceRules.isEmpty || resourceRules.contains { $0.matches(a, equivalent: equivalent) }
-    }
-}
-
 /// A ValidatingAdmissionPolicy, its CEL compiled once per change of the policy.
 struct CompiledAdmissionPolicy: Sendable {
     struct Check: Sendable {
@@ -45,7 +15,7 @@ struct CompiledAdmissionPolicy: Sendable {
     /// `paramKind`: the kind of the objects bindings pass as `params`; nil: the policy takes none.
     var paramKind: (apiVersion: String, kind: String)?
     var match: AdmissionMatchResources
-    var matchConditions: [(name: String, expression: CELExpression)]
+    var matchConditions: MatchConditions
     var variables: [(name: String, expression: CELExpression)]
     var validations: [Check]
     var failClosed: Bool
@@ -57,14 +27,11 @@ struct CompiledAdmissionPolicy: Sendable {
             paramKind = (spec["paramKind"]["apiVersion"].string ?? "", kind)
         }
         match = AdmissionMatchResources(spec["matchConstraints"])
-        func compiled(_ list: JSON) -> [(String, CELExpression)] {
-            (list.array ?? []).compactMap { c in
-                guard let text = c["expression"].string, let e = try? CELParser.parse(text) else { return nil }
-                return (c["name"].string ?? "", e)
-            }
+        matchConditions = MatchConditions(spec["matchConditions"])
+        variables = (spec["variables"].array ?? []).compactMap { v in
+            guard let text = v["expression"].string, let e = try? CELParser.parse(text) else { return nil }
+            return (v["name"].string ?? "", e)
         }
-        matchConditions = compiled(spec["matchConditions"])
-        variables = compiled(spec["variables"])
         validations = (spec["validations"].array ?? []).compactMap { v in
             guard let text = v["expression"].string, let e = try? CELParser.parse(text) else { return nil }
             return Check(
@@ -86,21 +53,14 @@ struct CompiledAdmissionPolicy: Sendable {
     /// An expression that fails to evaluate is a violation under failurePolicy Fail, ignored under Ignore.
     func evaluate(_ bound: [String: JSON]) -> [Violation] {
         var vars = bound
-        for condition in matchConditions {
-            do {
-                guard let holds = try CELEvaluator(variables: vars).eval(condition.expression).bool else {
-                    throw CELError("match condition did not evaluate to a bool")
-                }
-                if !holds { return [] }
-            } catch {
-                return failClosed
-                    ? [
-                        Violation(
-                            message: "failed to evaluate match condition '\(condition.name)': \(error)",
-                            reason: "Invalid")
-                    ]
-                    : []
-            }
+        switch matchConditions.evaluate(vars) {
+        case .matches: break
+        case .excluded: return []
+        case .failed(let condition, let reason):
+            guard failClosed else { return [] }
+            return [
+                Violation(message: "failed to evaluate match condition '\(condition)': \(reason)", reason: "Invalid")
+            ]
         }
         var computed: [String: JSON] = [:]
         for variable in variables {
@@ -166,20 +126,19 @@ extension Handler {
     /// ValidatingAdmissionPolicies: each binding whose policy and own match resources take the request
     /// evaluates the policy once per parameter object; a violation denies the request (Deny), becomes a
     /// warning (Warn), or is written to the audit log (Audit).
-    func admitByPolicies(_ a: AdmissionAttributes, _ bindings: [AdmissionPolicyBinding], namespace: NamespaceFacts)
-        async throws
-    {
+    /// `variables`: the request's CEL variables (`AdmissionAttributes.celVariables`), built once per request.
+    func admitByPolicies(
+        _ a: AdmissionAttributes, _ bindings: [AdmissionPolicyBinding], variables: [String: JSON],
+        namespace: NamespaceFacts
+    ) async throws {
         for binding in bindings {
-            let labels = await namespace.labels()
-            guard binding.policy.match.matches(a, namespaceLabels: labels),
-                binding.match?.matches(a, namespaceLabels: labels) ?? true
+            guard await binding.policy.match.matches(a, namespace: namespace),
+                await binding.match?.matches(a, namespace: namespace) ?? true
             else { continue }
             var violations: [CompiledAdmissionPolicy.Violation] = []
-            var base: [String: JSON] = [
-                "object": a.object ?? .null, "oldObject": a.oldObject ?? .null,
-                "request": a.request(uid: ""), "namespaceObject": await namespace.object() ?? .null,
-                "params": .null,
-            ]
+            var base = variables
+            base["namespaceObject"] = await namespace.object() ?? .null
+            base["params"] = .null
             switch try await policyParameters(binding, a) {
             case .none: violations = binding.policy.evaluate(base)
             case .objects(let params):

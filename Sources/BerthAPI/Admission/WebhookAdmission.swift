@@ -14,13 +14,15 @@ extension Handler {
     /// The mutating admission webhooks, in order, each seeing the object as the ones before left it; a
     /// webhook with reinvocationPolicy IfNeeded is called once more when a later one changed the object.
     /// `a.object` is the result.
+    /// `variables`: the request's CEL variables (`AdmissionAttributes.celVariables`), built once per request.
     func admitByMutatingWebhooks(
-        _ a: inout AdmissionAttributes, _ webhooks: [AdmissionWebhook], namespace: NamespaceFacts
-    )
-        async throws
-    {
+        _ a: inout AdmissionAttributes, _ webhooks: [AdmissionWebhook], variables: [String: JSON],
+        namespace: NamespaceFacts
+    ) async throws {
         var matched: [AdmissionWebhook] = []
-        for w in webhooks where try await applies(w, a, namespace: namespace) { matched.append(w) }
+        for w in webhooks where try await applies(w, a, variables: variables, namespace: namespace) {
+            matched.append(w)
+        }
         guard !matched.isEmpty else { return }
         // Whether the object changed after each webhook's call (only IfNeeded ones are reinvoked).
         var changedSince = [Bool](repeating: false, count: matched.count)
@@ -36,11 +38,14 @@ extension Handler {
 
     /// The validating admission webhooks, called at once (upstream calls them in parallel); the first
     /// refusal in configuration order is the answer.
-    func admitByValidatingWebhooks(_ a: AdmissionAttributes, _ webhooks: [AdmissionWebhook], namespace: NamespaceFacts)
-        async throws
-    {
+    func admitByValidatingWebhooks(
+        _ a: AdmissionAttributes, _ webhooks: [AdmissionWebhook], variables: [String: JSON],
+        namespace: NamespaceFacts
+    ) async throws {
         var matched: [AdmissionWebhook] = []
-        for w in webhooks where try await applies(w, a, namespace: namespace) { matched.append(w) }
+        for w in webhooks where try await applies(w, a, variables: variables, namespace: namespace) {
+            matched.append(w)
+        }
         guard !matched.isEmpty else { return }
         let outcomes = await withTaskGroup(of: (Int, Error?).self) { group in
             for (i, w) in matched.enumerated() {
@@ -60,31 +65,18 @@ extension Handler {
 
     /// Whether `w` is called for the request: its rules, object and namespace selectors, then its match
     /// conditions (an error in one refuses the request under failurePolicy Fail).
-    private func applies(_ w: AdmissionWebhook, _ a: AdmissionAttributes, namespace: NamespaceFacts) async throws
-        -> Bool
-    {
-        guard w.matches(a) else { return false }
-        if !w.namespaceSelector.isEmpty, let labels = await namespace.labels(), !w.namespaceSelector.matches(labels) {
-            return false
+    private func applies(
+        _ w: AdmissionWebhook, _ a: AdmissionAttributes, variables: [String: JSON], namespace: NamespaceFacts
+    ) async throws -> Bool {
+        guard await w.match.matches(a, namespace: namespace) else { return false }
+        switch w.matchConditions.evaluate(variables) {
+        case .matches: return true
+        case .excluded: return false
+        case .failed(let condition, let reason):
+            guard w.failClosed else { return false }
+            throw APIError.internalError(
+                "failed calling webhook \"\(w.name)\": failed to evaluate match condition \"\(condition)\": \(reason)")
         }
-        guard !w.matchConditions.isEmpty else { return true }
-        let vars: [String: JSON] = [
-            "object": a.object ?? .null, "oldObject": a.oldObject ?? .null, "request": a.request(uid: ""),
-        ]
-        for condition in w.matchConditions {
-            do {
-                guard let holds = try CELEvaluator(variables: vars).eval(condition.expression).bool else {
-                    throw CELError("match condition did not evaluate to a bool")
-                }
-                if !holds { return false }
-            } catch {
-                guard w.failClosed else { return false }
-                throw APIError.internalError(
-                    "failed calling webhook \"\(w.name)\": failed to evaluate match condition \"\(condition.name)\": \(error)"
-                )
-            }
-        }
-        return true
     }
 
     /// One mutating webhook's call; true when it changed the object.
@@ -93,11 +85,13 @@ extension Handler {
         guard let object = a.object else { return false }
         let patchType = response["patchType"].string ?? ""
         guard patchType == "JSONPatch" else {
-            return try failed(
+            try unusable(
                 w, WebhookCallFailure("received invalid webhook response: unsupported patch type \"\(patchType)\""))
+            return false
         }
         guard let bytes = Data(base64Encoded: patchText), let ops = try? JSON.parse([UInt8](bytes)) else {
-            return try failed(w, WebhookCallFailure("received invalid webhook response: the patch is not base64 JSON"))
+            try unusable(w, WebhookCallFailure("received invalid webhook response: the patch is not base64 JSON"))
+            return false
         }
         var patched: JSON
         do { patched = try Patch.jsonPatch(object, ops) } catch {
@@ -133,7 +127,8 @@ extension Handler {
                     "request": a.request(uid: uid),
                 ])
         } catch let failure as WebhookCallFailure {
-            return try failed(w, failure)
+            try unusable(w, failure)
+            return nil
         }
         let response = answer["response"]
         do {
@@ -155,7 +150,8 @@ extension Handler {
                 )
             }
         } catch let failure as WebhookCallFailure {
-            return try failed(w, failure)
+            try unusable(w, failure)
+            return nil
         }
         for warning in response["warnings"].array ?? [] {
             if let text = warning.string, !text.isEmpty { a.warnings?.add(text) }
@@ -164,20 +160,16 @@ extension Handler {
         return response
     }
 
-    /// A webhook that could not be used: refused under failurePolicy Fail (upstream's words), skipped
-    /// and logged under Ignore.
-    private func failed<T>(_ w: AdmissionWebhook, _ failure: WebhookCallFailure) throws -> T? {
+    /// A webhook that could not be used: refused under failurePolicy Fail (upstream's words), logged
+    /// under Ignore, where the caller goes on as if the webhook had not been called.
+    private func unusable(_ w: AdmissionWebhook, _ failure: WebhookCallFailure) throws {
         guard w.failClosed else {
             server.logger.warning(
                 "admission webhook failed open",
                 metadata: ["webhook": "\(w.name)", "error": "\(failure.description)"])
-            return nil
+            return
         }
         throw APIError.internalError("failed calling webhook \"\(w.name)\": \(failure.description)")
-    }
-    private func failed(_ w: AdmissionWebhook, _ failure: WebhookCallFailure) throws -> Bool {
-        let _: Bool? = try failed(w, failure)
-        return false
     }
 
     /// Upstream's webhookerrors.ToStatusErr: the webhook's own Status, at least a 400, its message
