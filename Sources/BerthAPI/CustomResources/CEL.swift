@@ -361,10 +361,11 @@ struct CELEvaluator {
             case .object(let m): return .bool(x.string.map { m[$0] != nil } ?? false)
             default: throw CELError("no such overload: in")
             }
-        case "+":
+        case "+", "-":
+            if let time = try Self.timeArithmetic(op, x, y) { return time }
             switch (x, y) {
-            case (.string(let s), .string(let t)): return .string(s + t)
-            case (.array(let s), .array(let t)): return .array(s + t)
+            case (.string(let s), .string(let t)) where op == "+": return .string(s + t)
+            case (.array(let s), .array(let t)) where op == "+": return .array(s + t)
             default: return try Self.arithmetic(op, x, y)
             }
         default: return try Self.arithmetic(op, x, y)
@@ -407,6 +408,11 @@ struct CELEvaluator {
     }
 
     static func compare(_ x: JSON, _ y: JSON) throws -> Int {
+        switch (CELTime(x), CELTime(y)) {
+        case (.timestamp(let a)?, .timestamp(let b)?), (.duration(let a)?, .duration(let b)?):
+            return a < b ? -1 : a > b ? 1 : 0
+        default: break
+        }
         switch (x, y) {
         case (.number, .number):
             let a = x.double ?? 0, b = y.double ?? 0
@@ -490,6 +496,7 @@ struct CELEvaluator {
             throw CELError("no such overload: double")
         case ("string", nil, 1):
             if let s = args[0].string { return .string(s) }
+            if let time = CELTime(args[0]) { return .string(time.text) }
             return .string(args[0].text)
         default:
             if let value = try Self.library(name, target: target, args: args) { return value }
@@ -507,7 +514,7 @@ struct CELEvaluator {
         case .number: return v.isFloatingPoint ? "double" : "int"
         case .string: return "string"
         case .array: return "list"
-        case .object: return "map"
+        case .object: return CELTime(v)?.typeName ?? "map"
         }
     }
 }

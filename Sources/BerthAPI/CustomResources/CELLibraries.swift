@@ -3,11 +3,9 @@ import Foundation
 
 /// Kubernetes' CEL libraries, as far as Berth's JSON-valued CEL carries them: quantities
 /// (`quantity('1Gi').isGreaterThan(quantity(self.limit))`, `isQuantity`), URLs (`url(s).getHost()`,
-/// `isURL`), and durations and timestamps for comparison and arithmetic (`duration('1h') <
-/// duration(self.timeout)`, `timestamp(a) - timestamp(b)`). Values stay JSON: a quantity is its value
-/// in milli-units, a duration or timestamp its nanoseconds, a URL its text — so they compare and add as
-/// upstream's do, but are not types of their own (`quantity('1') == 1000` holds here, where upstream
-/// would refuse the comparison).
+/// `isURL`), and CEL's durations and timestamps (CELTime.swift). Values stay JSON: a quantity is its value in milli-units, a URL its text — so they
+/// compare and add as upstream's do, but are not types of their own (`quantity('1') == 1000` holds
+/// here, where upstream would refuse the comparison).
 extension CELEvaluator {
     /// The result of library function `name`, nil when `name` is not one of them.
     static func library(_ name: String, target: JSON?, args: [JSON]) throws -> JSON? {
@@ -58,18 +56,8 @@ extension CELEvaluator {
             }
             return .object(query)
 
-        case ("duration", nil, 1):
-            guard let text = args[0].string, let nanos = durationNanos(text) else {
-                throw CELError("invalid duration: \(args[0].text)")
-            }
-            return .int(nanos)
-        case ("timestamp", nil, 1):
-            guard let text = args[0].string, let date = APITime.parse(text) else {
-                throw CELError("invalid timestamp: \(args[0].text)")
-            }
-            return .int(Int64((date.timeIntervalSince1970 * 1e9).rounded()))
         default:
-            return nil
+            return try timeLibrary(name, target: target, args: args)
         }
     }
 
@@ -81,32 +69,5 @@ extension CELEvaluator {
     private static func parsed(_ v: JSON) throws -> URLComponents {
         guard let text = v.string, let u = url(text) else { throw CELError("no such overload: URL accessor") }
         return u
-    }
-
-    /// Go's time.ParseDuration: a sequence of decimal numbers with units (h, m, s, ms, us/µs, ns).
-    static func durationNanos(_ text: String) -> Int64? {
-        var rest = Substring(text)
-        var sign: Double = 1
-        if rest.hasPrefix("-") {
-            sign = -1; rest = rest.dropFirst()
-        } else if rest.hasPrefix("+") {
-            rest = rest.dropFirst()
-        }
-        if rest == "0" { return 0 }
-        guard !rest.isEmpty else { return nil }
-        let units: [(String, Double)] = [
-            ("ns", 1), ("us", 1e3), ("µs", 1e3), ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3600e9),
-        ]
-        var total: Double = 0
-        while !rest.isEmpty {
-            let number = rest.prefix { $0.isNumber || $0 == "." }
-            guard !number.isEmpty, let value = Double(number) else { return nil }
-            rest = rest.dropFirst(number.count)
-            guard let unit = units.first(where: { rest.hasPrefix($0.0) && !(($0.0 == "m") && rest.hasPrefix("ms")) })
-            else { return nil }
-            rest = rest.dropFirst(unit.0.count)
-            total += value * unit.1
-        }
-        return Int64(sign * total)
     }
 }
