@@ -1,8 +1,8 @@
 @testable import BerthAPI
 import Testing
 
-/// CEL's duration and timestamp accessors, without a server.
-@Suite("CEL time library")
+/// Kubernetes' CEL IP and CIDR libraries and CEL's duration and timestamp accessors, without a server.
+@Suite("CEL network and time libraries")
 struct CELNetworkAndTimeTests {
     func eval(_ rule: String) throws -> JSON {
         try CELEvaluator(variables: [:]).eval(try CELParser.parse(rule))
@@ -14,6 +14,75 @@ struct CELNetworkAndTimeTests {
             _ = try eval(rule)
             return ""
         } catch { return "\(error)" }
+    }
+
+    @Test func ipAddressesParseToTheirCanonicalFormAndClassify() throws {
+        #expect(try eval("ip('127.0.0.1')") == "127.0.0.1")
+        #expect(try eval("ip('2001:DB8:0:0:0::ABCD')") == "2001:db8::abcd")
+        #expect(try eval("ip('::1') == ip('0:0:0:0:0:0:0:1')") == true)
+        #expect(try eval("string(ip('fe80:0:0:1:0:0:0:1'))") == "fe80:0:0:1::1")
+        #expect(try eval("isIP('::1') && isIP('10.0.0.1') && !isIP('127.0.0.256') && !isIP(':::1')") == true)
+        #expect(try eval("isIP('fe80::1%eth0') || isIP('::ffff:1.2.3.4') || isIP('010.0.0.1')") == false)
+        #expect(try eval("ip.isCanonical('127.0.0.1') && ip.isCanonical('2001:db8::abcd')") == true)
+        #expect(try eval("ip.isCanonical('2001:DB8::ABCD') || ip.isCanonical('2001:db8::0:0:0:abcd')") == false)
+        #expect(try eval("ip('127.0.0.1').family()") == 4)
+        #expect(try eval("ip('::1').family()") == 6)
+        #expect(try eval("ip('0.0.0.0').isUnspecified() && ip('::').isUnspecified()") == true)
+        #expect(try eval("ip('127.0.0.1').isUnspecified() || ip('::1').isUnspecified()") == false)
+        #expect(try eval("ip('127.0.0.1').isLoopback() && ip('::1').isLoopback()") == true)
+        #expect(try eval("ip('192.168.0.1').isLoopback() || ip('2001:db8::abcd').isLoopback()") == false)
+        #expect(try eval("ip('224.0.0.1').isLinkLocalMulticast() && ip('ff02::1').isLinkLocalMulticast()") == true)
+        #expect(try eval("ip('224.0.1.1').isLinkLocalMulticast() || ip('fd00::1').isLinkLocalMulticast()") == false)
+        #expect(try eval("ip('169.254.169.254').isLinkLocalUnicast() && ip('fe80::1').isLinkLocalUnicast()") == true)
+        #expect(try eval("ip('192.168.0.1').isLinkLocalUnicast() || ip('fd80::1').isLinkLocalUnicast()") == false)
+        #expect(try eval("ip('192.168.0.1').isGlobalUnicast() && ip('2001:db8::abcd').isGlobalUnicast()") == true)
+        #expect(try eval("ip('255.255.255.255').isGlobalUnicast() || ip('ff00::1').isGlobalUnicast()") == false)
+    }
+
+    @Test func aBadAddressIsAnEvaluationErrorNamingIt() {
+        #expect(
+            failure("ip('127.0.0.256')").hasPrefix(
+                #"IP Address "127.0.0.256" parse error during conversion from string"#))
+        #expect(failure("ip('not an ip')").contains(#""not an ip""#))
+        #expect(failure("ip('fe80::1%eth0')") == #"IP address "fe80::1%eth0" with zone value is not allowed"#)
+        #expect(failure("ip('::ffff:1.2.3.4')") == #"IPv4-mapped IPv6 address "::ffff:1.2.3.4" is not allowed"#)
+        #expect(failure("ip.isCanonical('nope')").contains(#""nope""#))
+        #expect(failure("ip(1)").contains("no such overload"))
+        #expect(failure("'x.y'.family()").contains(#""x.y""#))
+    }
+
+    @Test func cidrsContainAddressesAndNetworks() throws {
+        #expect(try eval("cidr('192.168.0.0/16')") == "192.168.0.0/16")
+        #expect(try eval("string(cidr('2001:DB8::/32'))") == "2001:db8::/32")
+        #expect(try eval("isCIDR('192.168.0.0/16') && isCIDR('::1/128')") == true)
+        #expect(
+            try eval("isCIDR('192.168.0.0/33') || isCIDR('::1/129') || isCIDR('10.0.0.0') || isCIDR('10.0.0.0/08')")
+                == false)
+        #expect(try eval("cidr('192.168.0.0/24').containsIP(ip('192.168.0.1'))") == true)
+        #expect(try eval("cidr('192.168.0.0/24').containsIP('192.168.1.1')") == false)
+        #expect(try eval("cidr('192.168.0.0/24').containsIP('::1') || cidr('::/0').containsIP('1.2.3.4')") == false)
+        #expect(try eval("cidr('192.168.0.0/16').containsCIDR(cidr('192.168.10.0/24'))") == true)
+        #expect(try eval("cidr('192.168.0.0/16').containsCIDR('192.168.10.0/24')") == true)
+        #expect(try eval("cidr('192.168.1.0/24').containsCIDR('192.168.2.0/24')") == false)
+        #expect(try eval("cidr('192.168.1.0/24').containsCIDR('192.168.0.0/16')") == false)
+        #expect(try eval("cidr('192.168.0.1/24').ip()") == "192.168.0.1")
+        #expect(try eval("cidr('::1/128').ip().family()") == 6)
+        #expect(try eval("cidr('192.168.0.1/24').masked()") == "192.168.0.0/24")
+        #expect(try eval("cidr('2001:db8::ff/120').masked()") == "2001:db8::/120")
+        #expect(try eval("cidr('192.168.0.0/24') == cidr('192.168.0.0/24').masked()") == true)
+        #expect(try eval("cidr('192.168.0.1/24') == cidr('192.168.0.1/24').masked()") == false)
+        #expect(try eval("cidr('192.168.0.0/16').prefixLength()") == 16)
+        #expect(try eval("cidr('::1/128').prefixLength()") == 128)
+    }
+
+    @Test func aBadCIDRIsAnEvaluationErrorNamingIt() {
+        #expect(failure("cidr('192.168.0.0/33')").contains(#""192.168.0.0/33""#))
+        #expect(failure("cidr('10.0.0.300/8')").contains("10.0.0.300"))
+        #expect(failure("cidr('1.2.3.4')").contains(#""1.2.3.4""#))
+        #expect(
+            failure("cidr('::ffff:1.2.3.4/120')") == #"IPv4-mapped IPv6 address "::ffff:1.2.3.4/120" is not allowed"#)
+        #expect(failure("cidr('10.0.0.0/8').containsIP('10.0.0.x')").contains(#""10.0.0.x""#))
+        #expect(failure("cidr('10.0.0.0/8').containsCIDR('10.0.0.0/99')").contains(#""10.0.0.0/99""#))
     }
 
     @Test func durationsTellTheirWholeUnits() throws {

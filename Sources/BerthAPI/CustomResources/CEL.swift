@@ -451,7 +451,16 @@ struct CELEvaluator {
         }
     }
 
+    /// Library functions whose names have a namespace (`ip.isCanonical(s)`): parsed as a call on an
+    /// identifier, which is no variable.
+    static let qualifiedFunctions: Set<String> = ["ip.isCanonical"]
+
     private func call(_ name: String, _ targetExpr: CELExpression?, _ argExprs: [CELExpression]) throws -> JSON {
+        if case .identifier(let space)? = targetExpr, variables[space] == nil,
+            Self.qualifiedFunctions.contains("\(space).\(name)")
+        {
+            return try call("\(space).\(name)", nil, argExprs)
+        }
         let target = try targetExpr.map(eval)
         let args = try argExprs.map(eval)
         func string(_ v: JSON?) throws -> String {

@@ -3,7 +3,8 @@ import Foundation
 
 /// Kubernetes' CEL libraries, as far as Berth's JSON-valued CEL carries them: quantities
 /// (`quantity('1Gi').isGreaterThan(quantity(self.limit))`, `isQuantity`), URLs (`url(s).getHost()`,
-/// `isURL`), and CEL's durations and timestamps (CELTime.swift). Values stay JSON: a quantity is its value in milli-units, a URL its text — so they
+/// `isURL`), IP addresses and CIDRs (CELNetworkLibrary.swift), and CEL's durations and timestamps
+/// (CELTime.swift). Values stay JSON: a quantity is its value in milli-units, a URL its text — so they
 /// compare and add as upstream's do, but are not types of their own (`quantity('1') == 1000` holds
 /// here, where upstream would refuse the comparison).
 extension CELEvaluator {
@@ -57,7 +58,8 @@ extension CELEvaluator {
             return .object(query)
 
         default:
-            return try timeLibrary(name, target: target, args: args)
+            if let value = try timeLibrary(name, target: target, args: args) { return value }
+            return try networkLibrary(name, target: target, args: args)
         }
     }
 
