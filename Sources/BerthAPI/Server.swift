@@ -252,7 +252,9 @@ public final class APIServer: Sendable {
         let definitions = CustomResourceDefinitionController(
             store: store, registry: customResources, logger: logger)
         let flowSchemas = FlowSchemaStatusController(store: store, logger: logger)
-        var services: [any Service] = [compactor, definitions, flowSchemas]
+        let policies = ValidatingAdmissionPolicyStatusController(
+            store: store, registry: customResources, logger: logger)
+        var services: [any Service] = [compactor, definitions, flowSchemas, policies]
         if let elector { services.append(elector) }
         services += extra
         let rest = services

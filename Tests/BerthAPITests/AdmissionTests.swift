@@ -446,6 +446,86 @@ extension APITests {
             await s.stop()
         }
 
+        @Test func policyStatusWarnsOfFieldsTheMatchedKindsDoNotHave() async throws {
+            let s = try await TestServer()
+            let applied = try s.kubectl(
+                "apply", "-f", "-",
+                stdin: """
+                    apiVersion: admissionregistration.k8s.io/v1
+                    kind: ValidatingAdmissionPolicy
+                    metadata: {name: typo.example.com}
+                    spec:
+                      matchConstraints:
+                        resourceRules:
+                        - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}
+                      variables:
+                      - {name: replicas, expression: object.spec.replicas}
+                      validations:
+                      - expression: object.spec.replicas <= 5 && object.spec.replica <= 5
+                        messageExpression: "'too many: ' + string(object.spec.replicas)"
+                      - expression: object.metadata.name.size() < 20 && variables.replicaz > 0
+                      - expression: object.spec.template.spec.containers.all(c, c.imag != '')
+                    """)
+            #expect(applied.ok, "\(applied.stderr)")
+            try await s.eventually("the policy's type checking") {
+                try s.kubectl("get", "validatingadmissionpolicy", "typo.example.com", "-o", "yaml").stdout
+                    .contains("typeChecking")
+            }
+            let status = try JSON.parse(
+                Array(
+                    try s.kubectl("get", "validatingadmissionpolicy", "typo.example.com", "-o", "json").stdout.utf8))[
+                    "status"]
+            #expect(status["observedGeneration"] == 1)
+            let warnings = status["typeChecking"]["expressionWarnings"].array ?? []
+            #expect(
+                warnings.map { $0["fieldRef"].string ?? "" } == [
+                    "spec.validations[0].expression", "spec.validations[1].expression",
+                    "spec.validations[2].expression",
+                ])
+            #expect(
+                warnings.first?["warning"].string
+                    == "apps/v1, Kind=Deployment: ERROR: <input>:1:41: undefined field 'replica'\n"
+                    + " | object.spec.replicas <= 5 && object.spec.replica <= 5\n"
+                    + " | ........................................^\n")
+            expectMentions(
+                warnings.count > 2 ? warnings[1]["warning"].string ?? "" : "", ["undefined field 'replicaz'"])
+            expectMentions(warnings.count > 2 ? warnings[2]["warning"].string ?? "" : "", ["undefined field 'imag'"])
+            let yaml = try s.kubectl("get", "validatingadmissionpolicy", "typo.example.com", "-o", "yaml").stdout
+            expectMentions(yaml, ["fieldRef: spec.validations[0].expression", "undefined field 'replica'"])
+
+            // A fixed spec is a new generation, checked again: no warnings left.
+            let fixed = try s.kubectl(
+                "patch", "validatingadmissionpolicy", "typo.example.com", "--type=json",
+                "-p",
+                #"[{"op":"replace","path":"/spec/validations","value":[{"expression":"object.spec.replicas <= 5"}]}]"#)
+            #expect(fixed.ok, "\(fixed.stderr)")
+            try await s.eventually("the fixed policy's type checking") {
+                let out = try s.kubectl("get", "validatingadmissionpolicy", "typo.example.com", "-o", "json").stdout
+                let status = try JSON.parse(Array(out.utf8))["status"]
+                return status["observedGeneration"] == 2 && status["typeChecking"]["expressionWarnings"].isNull
+            }
+            // Kinds Berth cannot resolve (a wildcard) are not checked.
+            #expect(
+                try s.kubectl(
+                    "apply", "-f", "-",
+                    stdin: """
+                        apiVersion: admissionregistration.k8s.io/v1
+                        kind: ValidatingAdmissionPolicy
+                        metadata: {name: anything.example.com}
+                        spec:
+                          matchConstraints:
+                            resourceRules: [{apiGroups: ["*"], apiVersions: ["*"], operations: [CREATE], resources: ["*"]}]
+                          validations: [{expression: object.whatever == 1}]
+                        """
+                ).ok)
+            try await s.eventually("the wildcard policy's status") {
+                let out = try s.kubectl("get", "validatingadmissionpolicy", "anything.example.com", "-o", "json").stdout
+                let status = try JSON.parse(Array(out.utf8))["status"]
+                return status["observedGeneration"] == 1 && status["typeChecking"]["expressionWarnings"].isNull
+            }
+            await s.stop()
+        }
+
         @Test(.enabled(if: pythonHasKubernetes(), "needs the kubernetes Python client"))
         func thePythonClientReadsTheAdmissionAndFlowControlKindsBack() async throws {
             let s = try await TestServer()
