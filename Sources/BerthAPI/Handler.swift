@@ -281,6 +281,11 @@ struct Handler: Sendable {
             // Every service account reads them (system:service-account-issuer-discovery).
             return serviceAccountIssuerDocument(call.path)!
         case "/openapi/v2":
+            if OpenAPIv2Protobuf.wanted(call.accept) {
+                return Response(
+                    status: .ok, headers: [.contentType: OpenAPIv2Protobuf.mediaType],
+                    body: .init(byteBuffer: ByteBuffer(bytes: server.customResources.openAPIv2Protobuf())))
+            }
             return Self.json(bytes: server.customResources.openAPIv2())
         case "/openapi/v3":
             let custom = server.customResources.snapshot

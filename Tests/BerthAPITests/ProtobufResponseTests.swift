@@ -340,6 +340,69 @@ extension APITests {
             #expect(error.first?.type == "ERROR" && error.first?.object["code"] == 410, "\(error)")
         }
 
+        /// /openapi/v2 in gnostic's protobuf, which kubectl falls back to where OpenAPI v3 has no answer
+        /// (a kind without PATCH) and then validates against; and `kubectl explain` in its v2 form.
+        @Test func openAPIv2ForKubectl() async throws {
+            let s = try await TestServer()
+            defer { Task { await s.stop() } }
+            let review = """
+                apiVersion: authorization.k8s.io/v1
+                kind: SelfSubjectAccessReview
+                spec:
+                  resourceAttributes: {verb: get, resource: pods}
+                """
+            let created = try s.kubectl("create", "-f", "-", "-o", "json", stdin: review)
+            #expect(created.ok, "\(created.stderr)")
+            #expect((try? JSON.parse(created.stdout))?["status"]["allowed"] == true, "\(created.stdout)")
+            // kubectl's own validation, against the v2 document, names an unknown field.
+            let bad = try s.kubectl(
+                "create", "-f", "-",
+                stdin: review.replacingOccurrences(of: "resource: pods}", with: "resource: pods, bogus: 1}"))
+            #expect(!bad.ok)
+            expectMentions(bad.stderr, ["unknown field \"bogus\"", "io.k8s.api.authorization.v1.ResourceAttributes"])
+
+            let crd = """
+                apiVersion: apiextensions.k8s.io/v1
+                kind: CustomResourceDefinition
+                metadata: {name: widgets.wire.example.com}
+                spec:
+                  group: wire.example.com
+                  scope: Namespaced
+                  names: {plural: widgets, singular: widget, kind: Widget}
+                  versions:
+                  - name: v1
+                    served: true
+                    storage: true
+                    schema:
+                      openAPIV3Schema:
+                        type: object
+                        properties:
+                          spec:
+                            type: object
+                            description: what the widget is
+                            required: [size]
+                            properties:
+                              size: {type: integer, minimum: 1, maximum: 10, description: how big}
+                              color: {type: string, enum: [red, blue], default: red}
+                """
+            #expect(try s.kubectl("apply", "-f", "-", stdin: crd).ok)
+            #expect(
+                try s.kubectl("wait", "--for", "condition=established", "crd/widgets.wire.example.com", "--timeout=30s")
+                    .ok)
+            for (field, phrases) in [
+                ("pods.spec.containers.image", ["KIND:     Pod", "FIELD:    image <string>"]),
+                ("widgets.spec.size", ["KIND:     Widget", "FIELD:    size <integer>", "how big"]),
+            ] {
+                var out = try s.kubectl("explain", field, "--output=plaintext-openapiv2")
+                // The custom kind reaches the cached document a moment after it is established.
+                try await s.eventually("\(field) in /openapi/v2") {
+                    out = try s.kubectl("explain", field, "--output=plaintext-openapiv2")
+                    return out.ok
+                }
+                expectMentions(out.stdout, phrases)
+            }
+        }
+
         static func split(_ s: String) -> (String, String) {
             let p = s.split(separator: ":")
             return (String(p[0]), String(p[1]))
