@@ -75,7 +75,7 @@ extension Handler {
             items.append(ComponentStatuses.status("etcd-0", healthy: false, message: "", error: "\(error)"))
         }
         var call = call
-        call.render = try Rendering.negotiate(call.accept, .resource)
+        call.render = try Rendering.negotiate(call.accept, .resource(apiVersion: "v1", kind: "ComponentStatus"))
         call.resource = r
         if let name {
             guard let item = items.first(where: { $0["metadata"]["name"].string == name }) else {

@@ -231,6 +231,13 @@ struct Handler: Sendable {
                 status: .init(code: status), headers: [.contentType: "application/yaml"],
                 body: .init(byteBuffer: ByteBuffer(string: j.yaml())))
         }
+        // A kind without a message (a custom resource's Scale has one; a metrics list has not) stays JSON,
+        // which the client reads from the Content-Type.
+        if call.render == .protobuf, let bytes = Protobuf.encodeObject(j) {
+            return Response(
+                status: .init(code: status), headers: [.contentType: Protobuf.mediaType],
+                body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
         return Self.json(j, status: status)
     }
 
@@ -274,6 +281,11 @@ struct Handler: Sendable {
             // Every service account reads them (system:service-account-issuer-discovery).
             return serviceAccountIssuerDocument(call.path)!
         case "/openapi/v2":
+            if OpenAPIv2Protobuf.wanted(call.accept) {
+                return Response(
+                    status: .ok, headers: [.contentType: OpenAPIv2Protobuf.mediaType],
+                    body: .init(byteBuffer: ByteBuffer(bytes: server.customResources.openAPIv2Protobuf())))
+            }
             return Self.json(bytes: server.customResources.openAPIv2())
         case "/openapi/v3":
             let custom = server.customResources.snapshot
@@ -318,13 +330,13 @@ struct Handler: Sendable {
             let review = AccessReview(path: rest)
         {
             // A review has no table: `as=Table` alone is 406 upstream, before the review is made.
-            call.render = try Rendering.negotiate(call.accept, .plain)
+            call.render = try Rendering.negotiate(call.accept, .builtInAnswers)
             return try await accessReview(call, review)
         }
         if group == Discovery.authenticationGroup, version == "v1", call.method == .post,
             rest == ["selfsubjectreviews"] || rest == ["tokenreviews"]
         {
-            call.render = try Rendering.negotiate(call.accept, .plain)
+            call.render = try Rendering.negotiate(call.accept, .builtInAnswers)
             return rest == ["tokenreviews"] ? try await tokenReview(call) : try selfSubjectReview(call)
         }
         if group.isEmpty, rest.first == ComponentStatuses.resource.plural, rest.count <= 2 {
@@ -340,7 +352,7 @@ struct Handler: Sendable {
             namespace = rest[1]; rest = ["bindings"]
         }
         if group.isEmpty && rest == ["bindings"], let ns = namespace, call.method == .post {
-            call.render = try Rendering.negotiate(call.accept, .plain)
+            call.render = try Rendering.negotiate(call.accept, .builtInAnswers)
             return try await PodStrategy.bind(call, namespace: ns, name: nil, handler: self)
         }
         guard let r = server.customResources.find(group: group, version: version, plural: rest[0]), rest.count <= 3
@@ -359,7 +371,9 @@ struct Handler: Sendable {
         // Objects and lists of a resource (and its status) print as Tables; Scale, Binding and Eviction
         // answers do not. Negotiated before anything is changed, as upstream's handlers do.
         call.render = try Rendering.negotiate(
-            call.accept, sub == nil || sub == "status" || sub == "approval" ? .resource : .plain)
+            call.accept,
+            sub == nil || sub == "status" || sub == "approval"
+                ? .resource(apiVersion: r.apiVersion, kind: r.kind) : .builtInAnswers)
         call.resource = r
         if r.namespaced && namespace == nil && name != nil { throw APIError.pathNotFound() }
 
@@ -445,7 +459,7 @@ struct Handler: Sendable {
             case "application/json", "": obj = try JSON.parse(call.body)
             case "application/yaml", "application/x-yaml", "text/yaml":
                 obj = try JSON.parseYAML(String(decoding: call.body, as: UTF8.self))
-            case Protobuf.mediaType: obj = try Protobuf.decodeObject(call.body, kind: r.kind)
+            case Protobuf.mediaType: obj = try Protobuf.decodeObject(call.body, kind: r.kind, apiVersion: r.apiVersion)
             default: throw APIError.unsupportedMediaType(call.contentType)
             }
         } catch let e as JSONParseError {

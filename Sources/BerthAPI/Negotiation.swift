@@ -13,14 +13,23 @@ enum Rendering: Equatable, Sendable {
     case table
     /// apidiscovery.k8s.io APIGroupDiscoveryList at this version (v2, or v2beta1 for client-go ≤ 1.29).
     case discovery(version: String)
+    /// application/vnd.kubernetes.protobuf (`Protobuf.encodeObject`), for kinds with a message.
+    case protobuf
 
     /// What an endpoint can produce besides JSON and YAML.
     struct Offers: Sendable {
         var table = false
         var discovery: [String] = []
+        /// Whether its objects have a protobuf form (built-in kinds; custom resources have none upstream).
+        var protobuf = false
         static let plain = Offers()
-        static let resource = Offers(table: true)
         static let aggregatedDiscovery = Offers(discovery: ["v2", "v2beta1"])
+        /// Built-in answers that are no resource's objects: reviews, Scale, Status (bindings, evictions).
+        static let builtInAnswers = Offers(protobuf: true)
+        /// A built-in kind's objects: tables, and protobuf when `kind` has a message.
+        static func resource(apiVersion: String, kind: String, table: Bool = true) -> Offers {
+            Offers(table: table, protobuf: Protobuf.encodes(apiVersion: apiVersion, kind: kind))
+        }
     }
 
     static func negotiate(_ accept: String, _ offers: Offers) throws -> Rendering {
@@ -70,9 +79,10 @@ struct MediaRange {
         let base: Rendering
         switch (type, subtype) {
         case ("application", "yaml"): base = .yaml
-        // Protobuf is not produced; clients that ask for it also accept JSON (client-go lists both), and
-        // answering JSON to a protobuf-only client is what this server has always done.
-        case ("application", "json"), ("application", "vnd.kubernetes.protobuf"), ("application", "*"), ("*", "*"):
+        // Where there is no protobuf form (custom resources, discovery) JSON answers a protobuf range:
+        // client-go lists JSON after it anyway, and a protobuf-only client reads the Content-Type.
+        case ("application", "vnd.kubernetes.protobuf"): base = offers.protobuf ? .protobuf : .json
+        case ("application", "json"), ("application", "*"), ("*", "*"):
             base = .json
         default: return nil
         }
@@ -83,9 +93,9 @@ struct MediaRange {
         case ("APIGroupDiscoveryList"?, "apidiscovery.k8s.io"?, let v?) where offers.discovery.contains(v):
             return .discovery(version: v)
         case ("PartialObjectMetadata"?, "meta.k8s.io"?, _), ("PartialObjectMetadataList"?, "meta.k8s.io"?, _):
-            // Not converted: resources answer their full objects, which metadata clients decode (they
-            // also list plain JSON after this range). Elsewhere there is nothing to convert.
-            return offers.table ? base : nil
+            // Not converted: resources answer their full objects in JSON, which metadata clients decode
+            // (they also list plain JSON after this range). Elsewhere there is nothing to convert.
+            return offers.table ? (base == .protobuf ? .json : base) : nil
         default:
             return nil
         }

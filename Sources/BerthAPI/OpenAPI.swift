@@ -203,6 +203,7 @@ enum OpenAPI {
     /// each `apply` and `explain`); custom kinds' are `CustomResourceRegistry`'s, rebuilt when a
     /// definition changes.
     static let v2Document: [UInt8] = v2().serialized()
+    static let v2DocumentProtobuf: [UInt8] = OpenAPIv2Protobuf.document(v2())
     static let v3IndexDocument: [UInt8] = v3Index().serialized()
     static let v3Documents: [String: [UInt8]] = Dictionary(
         uniqueKeysWithValues: groupVersions().compactMap { gv in v3(groupVersion: gv).map { (gv, $0.serialized()) } })

@@ -108,8 +108,9 @@ enum Protobuf {
                 }
             }
         }
-        for (kind, root) in kinds where messages[root.message] == nil {
-            problems.append("kind \(kind): no message \(root.message)")
+        for (kind, message) in kinds.merging(anyVersionKinds, uniquingKeysWith: { a, _ in a })
+        where messages[message] == nil {
+            problems.append("kind \(kind): no message \(message)")
         }
         return (messages, problems)
     }
@@ -128,10 +129,20 @@ enum Protobuf {
         }
     }
 
+    /// The root message of `kind` at `apiVersion`, or of a kind of no one group version (DeleteOptions).
+    /// An empty `apiVersion` takes the kind at any version (the first by name, for a kind served at two).
+    static func rootMessage(apiVersion: String, kind: String) -> String? {
+        if let m = anyVersionKinds[kind] { return m }
+        if !apiVersion.isEmpty { return kinds["\(apiVersion)/\(kind)"] }
+        return kinds.keys.sorted().first { $0.hasSuffix("/" + kind) }.flatMap { kinds[$0] }
+    }
+
     /// The object a protobuf body carries, as JSON with apiVersion and kind from the envelope.
-    /// `kind` stands in when the envelope names none. Malformed bytes → 400 BadRequest; a kind with no
-    /// schema here → 415 naming it.
-    static func decodeObject(_ body: [UInt8], kind defaultKind: String) throws -> JSON {
+    /// `kind` and `apiVersion` stand in when the envelope names none. Malformed bytes → 400 BadRequest; a
+    /// kind with no schema here → 415 naming it.
+    static func decodeObject(_ body: [UInt8], kind defaultKind: String, apiVersion defaultAPIVersion: String = "")
+        throws -> JSON
+    {
         guard body.count >= magic.count, body.prefix(magic.count).elementsEqual(magic) else {
             throw APIError.badRequest(
                 "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")
@@ -153,17 +164,18 @@ enum Protobuf {
                 }
             }
             if kind.isEmpty { kind = defaultKind }
+            let named = apiVersion
+            if apiVersion.isEmpty { apiVersion = defaultAPIVersion }
             guard encoding.isEmpty else {
                 throw APIError(
                     code: 415, reason: "UnsupportedMediaType",
                     message: "protobuf bodies with contentEncoding \(encoding) are not supported")
             }
-            guard let root = kinds[kind], root.apiVersion == nil || apiVersion.isEmpty || root.apiVersion == apiVersion
-            else {
-                throw APIError.unsupportedProtobuf(kind: kind, apiVersion: apiVersion)
+            guard let root = rootMessage(apiVersion: apiVersion, kind: kind) else {
+                throw APIError.unsupportedProtobuf(kind: kind, apiVersion: named)
             }
-            guard case .object(var o) = try decode(raw, root.message, depth: 0) else { return [:] }
-            if !apiVersion.isEmpty { o["apiVersion"] = .string(apiVersion) }
+            guard case .object(var o) = try decode(raw, root, depth: 0) else { return [:] }
+            if !named.isEmpty { o["apiVersion"] = .string(named) }
             o["kind"] = .string(kind)
             return .object(o)
         } catch let e as DecodeError {
@@ -207,7 +219,7 @@ enum Protobuf {
                         if en == 1 {
                             key = try string(ev)
                         } else if en == 2 {
-                            do { val = try value(ev, valueType, depth: depth) } catch var e as DecodeError {
+                            do { val = try mapValue(ev, valueType, depth: depth) } catch var e as DecodeError {
                                 e.path.insert("[\(key)]", at: 0); throw e
                             }
                         }
@@ -224,6 +236,18 @@ enum Protobuf {
         for (k, v) in lists { out[k] = .array(v) }
         for (k, v) in maps { out[k] = .object(v) }
         return .object(out)
+    }
+
+    /// A map entry's value. A list there (`extra: map[string][]string`) travels wrapped in a message of
+    /// its own whose field 1 repeats the items (ExtraValue).
+    static func mapValue(_ v: Wire, _ type: FieldType, depth: Int) throws -> JSON {
+        guard case .list(let element) = type else { return try value(v, type, depth: depth) }
+        var items: [JSON] = []
+        var r = Reader(try bytes(v))
+        while let (n, x) = try r.next() {
+            if n == 1 { items.append(try value(x, element, depth: depth)) }
+        }
+        return .array(items)
     }
 
     /// One wire value as `type`.

@@ -4,61 +4,76 @@
 // rather than editing by hand.
 
 extension Protobuf {
-    /// The root message of each kind a protobuf request body may carry, and the apiVersion it must name
-    /// (nil: any, as for DeleteOptions, which every group version accepts).
-    static let kinds: [String: (apiVersion: String?, message: String)] = [
-        "Namespace": ("v1", "Namespace"),
-        "ConfigMap": ("v1", "ConfigMap"),
-        "Secret": ("v1", "Secret"),
-        "ServiceAccount": ("v1", "ServiceAccount"),
-        "Service": ("v1", "Service"),
-        "Pod": ("v1", "Pod"),
-        "Endpoints": ("v1", "Endpoints"),
-        "Event": ("v1", "Event"),
-        "Node": ("v1", "Node"),
-        "Binding": ("v1", "Binding"),
-        "PodTemplate": ("v1", "PodTemplate"),
-        "LimitRange": ("v1", "LimitRange"),
-        "PersistentVolumeClaim": ("v1", "PersistentVolumeClaim"),
-        "PersistentVolume": ("v1", "PersistentVolume"),
-        "ResourceQuota": ("v1", "ResourceQuota"),
-        "ReplicationController": ("v1", "ReplicationController"),
-        "Deployment": ("apps/v1", "Deployment"),
-        "ReplicaSet": ("apps/v1", "ReplicaSet"),
-        "DaemonSet": ("apps/v1", "DaemonSet"),
-        "StatefulSet": ("apps/v1", "StatefulSet"),
-        "ControllerRevision": ("apps/v1", "ControllerRevision"),
-        "Job": ("batch/v1", "Job"),
-        "CronJob": ("batch/v1", "CronJob"),
-        "Scale": ("autoscaling/v1", "Scale"),
-        "HorizontalPodAutoscaler": ("autoscaling/v1", "HorizontalPodAutoscaler"),
-        "Lease": ("coordination.k8s.io/v1", "Lease"),
-        "EndpointSlice": ("discovery.k8s.io/v1", "EndpointSlice"),
-        "SelfSubjectAccessReview": ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
-        "SubjectAccessReview": ("authorization.k8s.io/v1", "SubjectAccessReview"),
-        "LocalSubjectAccessReview": ("authorization.k8s.io/v1", "LocalSubjectAccessReview"),
-        "SelfSubjectRulesReview": ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
-        "Role": ("rbac.authorization.k8s.io/v1", "Role"),
-        "ClusterRole": ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-        "RoleBinding": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-        "ClusterRoleBinding": ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-        "TokenRequest": ("authentication.k8s.io/v1", "authentication.TokenRequest"),
-        "TokenReview": ("authentication.k8s.io/v1", "TokenReview"),
-        "SelfSubjectReview": ("authentication.k8s.io/v1", "SelfSubjectReview"),
-        "Eviction": ("policy/v1", "Eviction"),
-        "PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
-        "PriorityClass": ("scheduling.k8s.io/v1", "PriorityClass"),
-        "CertificateSigningRequest": ("certificates.k8s.io/v1", "CertificateSigningRequest"),
-        "Ingress": ("networking.k8s.io/v1", "Ingress"),
-        "IngressClass": ("networking.k8s.io/v1", "IngressClass"),
-        "NetworkPolicy": ("networking.k8s.io/v1", "NetworkPolicy"),
-        "StorageClass": ("storage.k8s.io/v1", "StorageClass"),
-        "CSIDriver": ("storage.k8s.io/v1", "CSIDriver"),
-        "CSINode": ("storage.k8s.io/v1", "CSINode"),
-        "CSIStorageCapacity": ("storage.k8s.io/v1", "CSIStorageCapacity"),
-        "VolumeAttachment": ("storage.k8s.io/v1", "VolumeAttachment"),
-        "RuntimeClass": ("node.k8s.io/v1", "RuntimeClass"),
-        "DeleteOptions": (nil, "DeleteOptions"),
+    /// The root message of each kind, by `apiVersion/kind` ("apps/v1/Deployment"): what a request body
+    /// may carry and a response is written as.
+    static let kinds: [String: String] = [
+        "v1/Namespace": "Namespace",
+        "v1/ConfigMap": "ConfigMap",
+        "v1/Secret": "Secret",
+        "v1/ServiceAccount": "ServiceAccount",
+        "v1/Service": "Service",
+        "v1/Pod": "Pod",
+        "v1/Endpoints": "Endpoints",
+        "v1/Event": "Event",
+        "v1/Node": "Node",
+        "v1/Binding": "Binding",
+        "v1/PodTemplate": "PodTemplate",
+        "v1/LimitRange": "LimitRange",
+        "v1/PersistentVolumeClaim": "PersistentVolumeClaim",
+        "v1/PersistentVolume": "PersistentVolume",
+        "v1/ResourceQuota": "ResourceQuota",
+        "v1/ReplicationController": "ReplicationController",
+        "apps/v1/Deployment": "Deployment",
+        "apps/v1/ReplicaSet": "ReplicaSet",
+        "apps/v1/DaemonSet": "DaemonSet",
+        "apps/v1/StatefulSet": "StatefulSet",
+        "apps/v1/ControllerRevision": "ControllerRevision",
+        "batch/v1/Job": "Job",
+        "batch/v1/CronJob": "CronJob",
+        "autoscaling/v1/Scale": "Scale",
+        "autoscaling/v1/HorizontalPodAutoscaler": "autoscaling.v1.HorizontalPodAutoscaler",
+        "coordination.k8s.io/v1/Lease": "Lease",
+        "discovery.k8s.io/v1/EndpointSlice": "EndpointSlice",
+        "authorization.k8s.io/v1/SelfSubjectAccessReview": "SelfSubjectAccessReview",
+        "authorization.k8s.io/v1/SubjectAccessReview": "SubjectAccessReview",
+        "authorization.k8s.io/v1/LocalSubjectAccessReview": "LocalSubjectAccessReview",
+        "authorization.k8s.io/v1/SelfSubjectRulesReview": "SelfSubjectRulesReview",
+        "rbac.authorization.k8s.io/v1/Role": "Role",
+        "rbac.authorization.k8s.io/v1/ClusterRole": "ClusterRole",
+        "rbac.authorization.k8s.io/v1/RoleBinding": "RoleBinding",
+        "rbac.authorization.k8s.io/v1/ClusterRoleBinding": "ClusterRoleBinding",
+        "authentication.k8s.io/v1/TokenRequest": "authentication.TokenRequest",
+        "authentication.k8s.io/v1/TokenReview": "TokenReview",
+        "authentication.k8s.io/v1/SelfSubjectReview": "SelfSubjectReview",
+        "policy/v1/Eviction": "Eviction",
+        "policy/v1/PodDisruptionBudget": "PodDisruptionBudget",
+        "scheduling.k8s.io/v1/PriorityClass": "PriorityClass",
+        "certificates.k8s.io/v1/CertificateSigningRequest": "CertificateSigningRequest",
+        "networking.k8s.io/v1/Ingress": "Ingress",
+        "networking.k8s.io/v1/IngressClass": "IngressClass",
+        "networking.k8s.io/v1/NetworkPolicy": "NetworkPolicy",
+        "storage.k8s.io/v1/StorageClass": "StorageClass",
+        "storage.k8s.io/v1/CSIDriver": "CSIDriver",
+        "storage.k8s.io/v1/CSINode": "CSINode",
+        "storage.k8s.io/v1/CSIStorageCapacity": "CSIStorageCapacity",
+        "storage.k8s.io/v1/VolumeAttachment": "VolumeAttachment",
+        "node.k8s.io/v1/RuntimeClass": "RuntimeClass",
+        "v1/ComponentStatus": "ComponentStatus",
+        "autoscaling/v2/HorizontalPodAutoscaler": "autoscaling.v2.HorizontalPodAutoscaler",
+        "admissionregistration.k8s.io/v1/MutatingWebhookConfiguration": "MutatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1/ValidatingWebhookConfiguration": "ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy": "ValidatingAdmissionPolicy",
+        "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding": "ValidatingAdmissionPolicyBinding",
+        "flowcontrol.apiserver.k8s.io/v1/FlowSchema": "FlowSchema",
+        "flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration": "PriorityLevelConfiguration",
+        "v1/Status": "Status",
+    ]
+
+    /// Messages of no one group version: DeleteOptions, which every group version accepts, and the
+    /// list envelope's metadata.
+    static let anyVersionKinds: [String: String] = [
+        "ListMeta": "ListMeta",
+        "DeleteOptions": "DeleteOptions",
     ]
 
     /// One message per line (continued on lines that start with spaces): its name, then
@@ -422,13 +437,13 @@ extension Protobuf {
         ScaleSpec 1:replicas:i
         ScaleStatus 1:replicas:i? 2:selector:s
         Scale 1:metadata:ObjectMeta 2:spec:ScaleSpec 3:status:ScaleStatus
-        CrossVersionObjectReference 1:kind:s? 2:name:s? 3:apiVersion:s
-        HorizontalPodAutoscalerSpec 1:scaleTargetRef:CrossVersionObjectReference 2:minReplicas:i? 3:maxReplicas:i?
-          4:targetCPUUtilizationPercentage:i?
-        HorizontalPodAutoscalerStatus 1:observedGeneration:i? 2:lastScaleTime:t 3:currentReplicas:i? 4:desiredReplicas:i?
-          5:currentCPUUtilizationPercentage:i?
-        HorizontalPodAutoscaler 1:metadata:ObjectMeta 2:spec:HorizontalPodAutoscalerSpec
-          3:status:HorizontalPodAutoscalerStatus
+        autoscaling.v1.CrossVersionObjectReference 1:kind:s? 2:name:s? 3:apiVersion:s
+        autoscaling.v1.HorizontalPodAutoscalerSpec 1:scaleTargetRef:autoscaling.v1.CrossVersionObjectReference
+          2:minReplicas:i? 3:maxReplicas:i? 4:targetCPUUtilizationPercentage:i?
+        autoscaling.v1.HorizontalPodAutoscalerStatus 1:observedGeneration:i? 2:lastScaleTime:t 3:currentReplicas:i?
+          4:desiredReplicas:i? 5:currentCPUUtilizationPercentage:i?
+        autoscaling.v1.HorizontalPodAutoscaler 1:metadata:ObjectMeta 2:spec:autoscaling.v1.HorizontalPodAutoscalerSpec
+          3:status:autoscaling.v1.HorizontalPodAutoscalerStatus
         LeaseSpec 1:holderIdentity:s? 2:leaseDurationSeconds:i? 3:acquireTime:u 4:renewTime:u 5:leaseTransitions:i?
           6:strategy:s? 7:preferredHolder:s?
         Lease 1:metadata:ObjectMeta 2:spec:LeaseSpec
@@ -462,10 +477,10 @@ extension Protobuf {
         Role 1:metadata:ObjectMeta 2:rules:[PolicyRule
         AggregationRule 1:clusterRoleSelectors:[LabelSelector
         ClusterRole 1:metadata:ObjectMeta 2:rules:[PolicyRule 3:aggregationRule:AggregationRule
-        Subject 1:kind:s? 2:apiGroup:s 3:name:s? 4:namespace:s
+        rbac.Subject 1:kind:s? 2:apiGroup:s 3:name:s? 4:namespace:s
         RoleRef 1:apiGroup:s? 2:kind:s? 3:name:s?
-        RoleBinding 1:metadata:ObjectMeta 2:subjects:[Subject 3:roleRef:RoleRef
-        ClusterRoleBinding 1:metadata:ObjectMeta 2:subjects:[Subject 3:roleRef:RoleRef
+        RoleBinding 1:metadata:ObjectMeta 2:subjects:[rbac.Subject 3:roleRef:RoleRef
+        ClusterRoleBinding 1:metadata:ObjectMeta 2:subjects:[rbac.Subject 3:roleRef:RoleRef
         BoundObjectReference 1:kind:s 2:apiVersion:s 3:name:s 4:uid:s
         TokenRequestSpec 1:audiences:[s 4:expirationSeconds:i? 3:boundObjectRef:BoundObjectReference
         TokenRequestStatus 1:token:s? 2:expirationTimestamp:t
@@ -540,5 +555,98 @@ extension Protobuf {
         Overhead 1:podFixed:{q
         Scheduling 1:nodeSelector:{s 2:tolerations:[Toleration
         RuntimeClass 1:metadata:ObjectMeta 2:handler:s? 3:overhead:Overhead 4:scheduling:Scheduling
+        ComponentCondition 1:type:s? 2:status:s? 3:message:s 4:error:s
+        ComponentStatus 1:metadata:ObjectMeta 2:conditions:[ComponentCondition
+        autoscaling.v2.CrossVersionObjectReference 1:kind:s? 2:name:s? 3:apiVersion:s
+        MetricTarget 1:type:s? 2:value:q? 3:averageValue:q? 4:averageUtilization:i?
+        MetricIdentifier 1:name:s? 2:selector:LabelSelector
+        ObjectMetricSource 1:describedObject:autoscaling.v2.CrossVersionObjectReference 2:target:MetricTarget
+          3:metric:MetricIdentifier
+        PodsMetricSource 1:metric:MetricIdentifier 2:target:MetricTarget
+        ResourceMetricSource 1:name:s? 2:target:MetricTarget
+        ContainerResourceMetricSource 1:name:s? 2:target:MetricTarget 3:container:s?
+        ExternalMetricSource 1:metric:MetricIdentifier 2:target:MetricTarget
+        MetricSpec 1:type:s? 2:object:ObjectMetricSource 3:pods:PodsMetricSource 4:resource:ResourceMetricSource
+          7:containerResource:ContainerResourceMetricSource 5:external:ExternalMetricSource
+        HPAScalingPolicy 1:type:s? 2:value:i? 3:periodSeconds:i?
+        HPAScalingRules 3:stabilizationWindowSeconds:i? 1:selectPolicy:s? 2:policies:[HPAScalingPolicy
+        HorizontalPodAutoscalerBehavior 1:scaleUp:HPAScalingRules 2:scaleDown:HPAScalingRules
+        autoscaling.v2.HorizontalPodAutoscalerSpec 1:scaleTargetRef:autoscaling.v2.CrossVersionObjectReference
+          2:minReplicas:i? 3:maxReplicas:i? 4:metrics:[MetricSpec 5:behavior:HorizontalPodAutoscalerBehavior
+        MetricValueStatus 1:value:q? 2:averageValue:q? 3:averageUtilization:i?
+        ObjectMetricStatus 1:metric:MetricIdentifier 2:current:MetricValueStatus
+          3:describedObject:autoscaling.v2.CrossVersionObjectReference
+        PodsMetricStatus 1:metric:MetricIdentifier 2:current:MetricValueStatus
+        ResourceMetricStatus 1:name:s? 2:current:MetricValueStatus
+        ContainerResourceMetricStatus 1:name:s? 2:current:MetricValueStatus 3:container:s?
+        ExternalMetricStatus 1:metric:MetricIdentifier 2:current:MetricValueStatus
+        MetricStatus 1:type:s? 2:object:ObjectMetricStatus 3:pods:PodsMetricStatus 4:resource:ResourceMetricStatus
+          7:containerResource:ContainerResourceMetricStatus 5:external:ExternalMetricStatus
+        HorizontalPodAutoscalerCondition 1:type:s? 2:status:s? 3:lastTransitionTime:t 4:reason:s 5:message:s
+        autoscaling.v2.HorizontalPodAutoscalerStatus 1:observedGeneration:i? 2:lastScaleTime:t 3:currentReplicas:i
+          4:desiredReplicas:i? 5:currentMetrics:[MetricStatus 6:conditions:[HorizontalPodAutoscalerCondition
+        autoscaling.v2.HorizontalPodAutoscaler 1:metadata:ObjectMeta 2:spec:autoscaling.v2.HorizontalPodAutoscalerSpec
+          3:status:autoscaling.v2.HorizontalPodAutoscalerStatus
+        ServiceReference 1:namespace:s? 2:name:s? 3:path:s? 4:port:i?
+        WebhookClientConfig 3:url:s? 1:service:ServiceReference 2:caBundle:y
+        Rule 1:apiGroups:[s 2:apiVersions:[s 3:resources:[s 4:scope:s?
+        RuleWithOperations 1:operations:[s 2:-:Rule
+        MatchCondition 1:name:s? 2:expression:s?
+        MutatingWebhook 1:name:s? 2:clientConfig:WebhookClientConfig 3:rules:[RuleWithOperations 4:failurePolicy:s?
+          9:matchPolicy:s? 5:namespaceSelector:LabelSelector 11:objectSelector:LabelSelector 6:sideEffects:s?
+          7:timeoutSeconds:i? 8:admissionReviewVersions:[s 10:reinvocationPolicy:s? 12:matchConditions:[MatchCondition
+        MutatingWebhookConfiguration 1:metadata:ObjectMeta 2:webhooks:[MutatingWebhook
+        ValidatingWebhook 1:name:s? 2:clientConfig:WebhookClientConfig 3:rules:[RuleWithOperations 4:failurePolicy:s?
+          9:matchPolicy:s? 5:namespaceSelector:LabelSelector 10:objectSelector:LabelSelector 6:sideEffects:s?
+          7:timeoutSeconds:i? 8:admissionReviewVersions:[s 11:matchConditions:[MatchCondition
+        ValidatingWebhookConfiguration 1:metadata:ObjectMeta 2:webhooks:[ValidatingWebhook
+        ParamKind 1:apiVersion:s 2:kind:s
+        NamedRuleWithOperations 1:resourceNames:[s 2:-:RuleWithOperations
+        MatchResources 1:namespaceSelector:LabelSelector 2:objectSelector:LabelSelector
+          3:resourceRules:[NamedRuleWithOperations 4:excludeResourceRules:[NamedRuleWithOperations 7:matchPolicy:s?
+        Validation 1:expression:s? 2:message:s 3:reason:s? 4:messageExpression:s
+        AuditAnnotation 1:key:s? 2:valueExpression:s?
+        Variable 1:name:s? 2:expression:s?
+        ValidatingAdmissionPolicySpec 1:paramKind:ParamKind 2:matchConstraints:MatchResources 3:validations:[Validation
+          4:failurePolicy:s? 5:auditAnnotations:[AuditAnnotation 6:matchConditions:[MatchCondition 7:variables:[Variable
+        ExpressionWarning 2:fieldRef:s? 3:warning:s?
+        TypeChecking 1:expressionWarnings:[ExpressionWarning
+        ValidatingAdmissionPolicyStatus 1:observedGeneration:i 2:typeChecking:TypeChecking 3:conditions:[Condition
+        ValidatingAdmissionPolicy 1:metadata:ObjectMeta 2:spec:ValidatingAdmissionPolicySpec
+          3:status:ValidatingAdmissionPolicyStatus
+        ParamRef 1:name:s 2:namespace:s 3:selector:LabelSelector 4:parameterNotFoundAction:s?
+        ValidatingAdmissionPolicyBindingSpec 1:policyName:s 2:paramRef:ParamRef 3:matchResources:MatchResources
+          4:validationActions:[s
+        ValidatingAdmissionPolicyBinding 1:metadata:ObjectMeta 2:spec:ValidatingAdmissionPolicyBindingSpec
+        PriorityLevelConfigurationReference 1:name:s?
+        FlowDistinguisherMethod 1:type:s?
+        UserSubject 1:name:s?
+        GroupSubject 1:name:s?
+        ServiceAccountSubject 1:namespace:s? 2:name:s?
+        flowcontrol.Subject 1:kind:s? 2:user:UserSubject 3:group:GroupSubject 4:serviceAccount:ServiceAccountSubject
+        ResourcePolicyRule 1:verbs:[s 2:apiGroups:[s 3:resources:[s 4:clusterScope:b 5:namespaces:[s
+        NonResourcePolicyRule 1:verbs:[s 6:nonResourceURLs:[s
+        PolicyRulesWithSubjects 1:subjects:[flowcontrol.Subject 2:resourceRules:[ResourcePolicyRule
+          3:nonResourceRules:[NonResourcePolicyRule
+        FlowSchemaSpec 1:priorityLevelConfiguration:PriorityLevelConfigurationReference 2:matchingPrecedence:i?
+          3:distinguisherMethod:FlowDistinguisherMethod 4:rules:[PolicyRulesWithSubjects
+        FlowSchemaCondition 1:type:s 2:status:s 3:lastTransitionTime:t 4:reason:s 5:message:s
+        FlowSchemaStatus 1:conditions:[FlowSchemaCondition
+        FlowSchema 1:metadata:ObjectMeta 2:spec:FlowSchemaSpec 3:status:FlowSchemaStatus
+        QueuingConfiguration 1:queues:i? 2:handSize:i? 3:queueLengthLimit:i?
+        LimitResponse 1:type:s? 2:queuing:QueuingConfiguration
+        LimitedPriorityLevelConfiguration 1:nominalConcurrencyShares:i? 2:limitResponse:LimitResponse 3:lendablePercent:i?
+          4:borrowingLimitPercent:i?
+        ExemptPriorityLevelConfiguration 1:nominalConcurrencyShares:i? 2:lendablePercent:i?
+        PriorityLevelConfigurationSpec 1:type:s? 2:limited:LimitedPriorityLevelConfiguration
+          3:exempt:ExemptPriorityLevelConfiguration
+        PriorityLevelConfigurationCondition 1:type:s 2:status:s 3:lastTransitionTime:t 4:reason:s 5:message:s
+        PriorityLevelConfigurationStatus 1:conditions:[PriorityLevelConfigurationCondition
+        PriorityLevelConfiguration 1:metadata:ObjectMeta 2:spec:PriorityLevelConfigurationSpec
+          3:status:PriorityLevelConfigurationStatus
+        ListMeta 1:selfLink:s 2:resourceVersion:s 3:continue:s 4:remainingItemCount:i?
+        StatusCause 1:reason:s 2:message:s 3:field:s
+        StatusDetails 1:name:s 2:group:s 3:kind:s 6:uid:s 4:causes:[StatusCause 5:retryAfterSeconds:i
+        Status 1:metadata:ListMeta 2:status:s 3:message:s 4:reason:s 5:details:StatusDetails 6:code:i
         """
 }

@@ -11,7 +11,8 @@ extension Handler {
         case timeout
     }
 
-    /// `GET …?watch=1`: newline-delimited `{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}`.
+    /// `GET …?watch=1`: newline-delimited `{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}`,
+    /// or in protobuf length-delimited WatchEvents (`Protobuf.watchFrame`).
     func watch(_ call: Call, _ r: ResourceType, namespace: String?) async throws -> Response {
         let labels = try LabelSelector(call.query["labelSelector"] ?? "")
         let fields = try FieldSelector(call.query["fieldSelector"] ?? "", for: r)
@@ -21,6 +22,7 @@ extension Handler {
             Int(call.query["timeoutSeconds"] ?? "").map { Duration.seconds($0) }
             ?? .seconds(Int.random(in: 1800...3600))
         let table = call.wantsTable
+        let protobuf = call.render == .protobuf
         let include = call.query["includeObject"] ?? "Metadata"
         let rvParam = call.query["resourceVersion"] ?? ""
         var initial: [JSON] = []
@@ -51,6 +53,15 @@ extension Handler {
                     includeObject: include)
                 t["rows"] = [Tables.row(obj, r, includeObject: include)]
                 o = t
+            }
+            if protobuf {
+                // Every object here is of a kind with a message (negotiated so) or a Status; were one
+                // not, the client would rather read an error than a frame it cannot parse.
+                let frame =
+                    Protobuf.watchFrame(type: type, object: o)
+                    ?? Protobuf.watchFrame(
+                        type: "ERROR", object: APIError.internalError("no protobuf form for \(type) event").status)
+                return ByteBuffer(bytes: frame ?? [])
             }
             var bytes = JSON.object(["type": .string(type), "object": o]).serialized()
             bytes.append(0x0a)
@@ -150,6 +161,10 @@ extension Handler {
             try await writer.finish(nil)
         }
         return Response(
-            status: .ok, headers: [.contentType: "application/json", .transferEncoding: "chunked"], body: body)
+            status: .ok,
+            headers: [
+                .contentType: protobuf ? Protobuf.watchMediaType : "application/json", .transferEncoding: "chunked",
+            ],
+            body: body)
     }
 }

@@ -411,7 +411,19 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("CSINode", "storage.k8s.io/v1", "storage/v1"),
                   ("CSIStorageCapacity", "storage.k8s.io/v1", "storage/v1"),
                   ("VolumeAttachment", "storage.k8s.io/v1", "storage/v1"),
-                  ("RuntimeClass", "node.k8s.io/v1", "node/v1"), ("DeleteOptions", None, "meta/v1")]
+                  ("RuntimeClass", "node.k8s.io/v1", "node/v1"),
+                  ("ComponentStatus", "v1", "core/v1"),
+                  ("HorizontalPodAutoscaler", "autoscaling/v2", "autoscaling/v2"),
+                  ("MutatingWebhookConfiguration", "admissionregistration.k8s.io/v1", "admissionregistration/v1"),
+                  ("ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1", "admissionregistration/v1"),
+                  ("ValidatingAdmissionPolicy", "admissionregistration.k8s.io/v1", "admissionregistration/v1"),
+                  ("ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io/v1", "admissionregistration/v1"),
+                  ("FlowSchema", "flowcontrol.apiserver.k8s.io/v1", "flowcontrol/v1"),
+                  ("PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io/v1", "flowcontrol/v1"),
+                  # What responses carry besides objects: errors and deletions (Status, apiVersion "v1"
+                  # whatever the group, as upstream writes it) and the list envelope's metadata.
+                  ("Status", "v1", "meta/v1"), ("ListMeta", None, "meta/v1"),
+                  ("DeleteOptions", None, "meta/v1")]
 PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64": "f", "bytes": "y", "Time": "t",
                "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "RawExtension": "j", "Quantity": "q", "IntOrString": "x"}
 
@@ -466,7 +478,15 @@ def gen_protobuf(model):
         short.setdefault(n, []).append(p)
 
     def msg_name(q):
-        return q[1] if len(short[q[1]]) == 1 else "%s.%s" % (q[0].split("/")[0], q[1])
+        """The bare name when one package has it, else group.Name, else (autoscaling v1 and v2 share
+        every name) group.version.Name."""
+        packages = short[q[1]]
+        if len(packages) == 1:
+            return q[1]
+        groups = [p.split("/")[0] for p in packages]
+        if groups.count(q[0].split("/")[0]) == 1:
+            return "%s.%s" % (q[0].split("/")[0], q[1])
+        return "%s.%s" % (q[0].replace("/", "."), q[1])
 
     def render(c):
         return re.sub(r"@([\w/]+)\.(\w+)", lambda m: msg_name((m.group(1), m.group(2))), c)
@@ -488,11 +508,20 @@ def gen_protobuf(model):
 // rather than editing by hand.
 
 extension Protobuf {
-    /// The root message of each kind a protobuf request body may carry, and the apiVersion it must name
-    /// (nil: any, as for DeleteOptions, which every group version accepts).
-    static let kinds: [String: (apiVersion: String?, message: String)] = ["""]
+    /// The root message of each kind, by `apiVersion/kind` ("apps/v1/Deployment"): what a request body
+    /// may carry and a response is written as.
+    static let kinds: [String: String] = ["""]
     for kind, av, pkg in PROTOBUF_ROOTS:
-        out.append('        "%s": (%s, "%s"),' % (kind, '"%s"' % av if av else "nil", msg_name((pkg, kind))))
+        if av:
+            out.append('        "%s/%s": "%s",' % (av, kind, msg_name((pkg, kind))))
+    out.append("""    ]
+
+    /// Messages of no one group version: DeleteOptions, which every group version accepts, and the
+    /// list envelope's metadata.
+    static let anyVersionKinds: [String: String] = [""")
+    for kind, av, pkg in PROTOBUF_ROOTS:
+        if not av:
+            out.append('        "%s": "%s",' % (kind, msg_name((pkg, kind))))
     out.append("""    ]
 
     /// One message per line (continued on lines that start with spaces): its name, then

@@ -16,6 +16,7 @@ final class CustomResourceRegistry: Sendable {
     }
     private let state = Mutex(Snapshot())
     private let v2Cache = Mutex<(generation: Int, bytes: [UInt8])?>(nil)
+    private let v2ProtobufCache = Mutex<(generation: Int, bytes: [UInt8])?>(nil)
 
     var snapshot: Snapshot { state.withLock { $0 } }
     var types: [ResourceType] { state.withLock { $0.types } }
@@ -58,6 +59,16 @@ final class CustomResourceRegistry: Sendable {
         if let cached = v2Cache.withLock({ $0 }), cached.generation == snap.generation { return cached.bytes }
         let bytes = OpenAPI.v2(adding: snap.types).serialized()
         v2Cache.withLock { $0 = (snap.generation, bytes) }
+        return bytes
+    }
+
+    /// The same document in gnostic's protobuf (`OpenAPIv2Protobuf`), cached the same way.
+    func openAPIv2Protobuf() -> [UInt8] {
+        let snap = snapshot
+        if snap.types.isEmpty { return OpenAPI.v2DocumentProtobuf }
+        if let cached = v2ProtobufCache.withLock({ $0 }), cached.generation == snap.generation { return cached.bytes }
+        let bytes = OpenAPIv2Protobuf.document(OpenAPI.v2(adding: snap.types))
+        v2ProtobufCache.withLock { $0 = (snap.generation, bytes) }
         return bytes
     }
 }

@@ -202,8 +202,8 @@ struct PodStrategy: ResourceStrategy {
             do {
                 _ = try await handler.store.update(
                     kv.key, value: handler.encodeForStore(pod), expectedRevision: kv.modRevision)
-                return Handler.json(
-                    ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201],
+                return handler.reply(
+                    call, ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201],
                     status: 201)
             } catch StoreError.conflict { continue }
         }
@@ -223,8 +223,9 @@ struct PodStrategy: ResourceStrategy {
         _ = try await handler.deleteObject(
             call, Registry.pods, namespace: namespace, name: name,
             options: eviction["deleteOptions"].object.map { .object($0) } ?? [:])
-        return Handler.json(
-            ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201], status: 201)
+        return handler.reply(
+            call, ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Success", "code": 201],
+            status: 201)
     }
 
     var fieldLabels: FieldLabelSet {
