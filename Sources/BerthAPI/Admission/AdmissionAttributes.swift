@@ -70,9 +70,7 @@ struct AdmissionAttributes: Sendable {
         return r
     }
 
-    var userInfoJSON: JSON {
-        ["username": .string(user.name), "groups": .array(user.groups.map { .string($0) })]
-    }
+    var userInfoJSON: JSON { user.json }
 
     /// The labels object selectors look at: the object's, or the old object's on DELETE.
     var objectLabels: [String: String]? { object?["metadata"]["labels"].stringMap }
