@@ -57,8 +57,7 @@ public final class AuditLog: Sendable {
     /// The audit event of a refusal (stage ResponseComplete: the answer is known).
     static func event(_ refusal: Refusal, at time: Date) -> JSON {
         let stamp = APITime.micro(time)
-        var user: JSON = ["username": .string(refusal.user?.name ?? "system:anonymous")]
-        user["groups"] = .array((refusal.user?.groups ?? ["system:unauthenticated"]).map { .string($0) })
+        let user = (refusal.user ?? UserInfo(name: "system:anonymous", groups: ["system:unauthenticated"])).json
         var event: JSON = [
             "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
             "auditID": .string(UUID().uuidString.lowercased()), "stage": "ResponseComplete",

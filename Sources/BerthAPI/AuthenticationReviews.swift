@@ -50,7 +50,5 @@ extension Handler {
         return reply(call, review, status: 201)
     }
 
-    static func userInfoJSON(_ user: UserInfo) -> JSON {
-        ["username": .string(user.name), "groups": .array(user.groups.map { .string($0) })]
-    }
+    static func userInfoJSON(_ user: UserInfo) -> JSON { user.json }
 }

@@ -200,6 +200,28 @@ func ipv4Bytes(_ s: String) -> [UInt8]? {
 public struct UserInfo: Sendable, Equatable {
     public var name: String
     public var groups: [String]
+    /// A unique identity across name reuse: a service account's UID, a token file's uid column
+    /// (client certificates have none).
+    public var uid: String
+    /// What an authenticator knows besides (a bound token's pod and credential id), as upstream's
+    /// user.Info Extra; authorization webhooks, admission and reviews see it.
+    public var extra: [String: [String]]
+
+    public init(name: String, groups: [String], uid: String = "", extra: [String: [String]] = [:]) {
+        self.name = name
+        self.groups = groups
+        self.uid = uid
+        self.extra = extra
+    }
+
+    /// authentication.k8s.io/v1 UserInfo, as reviews and admission requests carry it (uid and extra
+    /// omitted when empty, as Go's omitempty does).
+    public var json: JSON {
+        var j: JSON = ["username": .string(name), "groups": .array(groups.map { .string($0) })]
+        if !uid.isEmpty { j["uid"] = .string(uid) }
+        if !extra.isEmpty { j["extra"] = .object(extra.mapValues { .array($0.map { .string($0) }) }) }
+        return j
+    }
     public var isAdmin: Bool { groups.contains("system:masters") }
     /// For `system:node:<name>` identities, the node name.
     public var nodeName: String? {
@@ -242,7 +264,9 @@ public struct TokenFile: Sendable {
             let fields = splitCSV(String(line))
             guard fields.count >= 2 else { continue }
             let groups = fields.count >= 4 ? fields[3].split(separator: ",").map(String.init) : []
-            tokens[fields[0]] = UserInfo(name: fields[1], groups: groups + ["system:authenticated"])
+            // token,user,uid,"group1,group2" (kube-apiserver's --token-auth-file).
+            tokens[fields[0]] = UserInfo(
+                name: fields[1], groups: groups + ["system:authenticated"], uid: fields.count >= 3 ? fields[2] : "")
             if admin.isEmpty && groups.contains("system:masters") { admin = fields[0] }
         }
         return (TokenFile(tokens: tokens), admin)

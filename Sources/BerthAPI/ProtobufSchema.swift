@@ -14,7 +14,7 @@ extension Protobuf {
         "v1/Service": "Service",
         "v1/Pod": "Pod",
         "v1/Endpoints": "Endpoints",
-        "v1/Event": "Event",
+        "v1/Event": "core.Event",
         "v1/Node": "Node",
         "v1/Binding": "Binding",
         "v1/PodTemplate": "PodTemplate",
@@ -66,6 +66,7 @@ extension Protobuf {
         "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding": "ValidatingAdmissionPolicyBinding",
         "flowcontrol.apiserver.k8s.io/v1/FlowSchema": "FlowSchema",
         "flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration": "PriorityLevelConfiguration",
+        "events.k8s.io/v1/Event": "events.Event",
         "v1/Status": "Status",
     ]
 
@@ -292,9 +293,9 @@ extension Protobuf {
         EndpointSubset 1:addresses:[EndpointAddress 2:notReadyAddresses:[EndpointAddress 3:ports:[core.EndpointPort
         Endpoints 1:metadata:ObjectMeta 2:subsets:[EndpointSubset
         EventSource 1:component:s 2:host:s
-        EventSeries 1:count:i 2:lastObservedTime:u
-        Event 1:metadata:ObjectMeta 2:involvedObject:ObjectReference 3:reason:s 4:message:s 5:source:EventSource
-          6:firstTimestamp:t 7:lastTimestamp:t 8:count:i 9:type:s 10:eventTime:u 11:series:EventSeries 12:action:s
+        core.EventSeries 1:count:i 2:lastObservedTime:u
+        core.Event 1:metadata:ObjectMeta 2:involvedObject:ObjectReference 3:reason:s 4:message:s 5:source:EventSource
+          6:firstTimestamp:t 7:lastTimestamp:t 8:count:i 9:type:s 10:eventTime:u 11:series:core.EventSeries 12:action:s
           13:related:ObjectReference 14:reportingComponent:s? 15:reportingInstance:s?
         Taint 1:key:s? 2:value:s 3:effect:s? 4:timeAdded:t
         ConfigMapNodeConfigSource 1:namespace:s? 2:name:s? 3:uid:s 4:resourceVersion:s 5:kubeletConfigKey:s?
@@ -644,6 +645,11 @@ extension Protobuf {
         PriorityLevelConfigurationStatus 1:conditions:[PriorityLevelConfigurationCondition
         PriorityLevelConfiguration 1:metadata:ObjectMeta 2:spec:PriorityLevelConfigurationSpec
           3:status:PriorityLevelConfigurationStatus
+        events.EventSeries 1:count:i? 2:lastObservedTime:u
+        events.Event 1:metadata:ObjectMeta 2:eventTime:u 3:series:events.EventSeries 4:reportingController:s
+          5:reportingInstance:s 6:action:s 7:reason:s 8:regarding:ObjectReference 9:related:ObjectReference 10:note:s
+          11:type:s 12:deprecatedSource:EventSource 13:deprecatedFirstTimestamp:t 14:deprecatedLastTimestamp:t
+          15:deprecatedCount:i
         ListMeta 1:selfLink:s 2:resourceVersion:s 3:continue:s 4:remainingItemCount:i?
         StatusCause 1:reason:s 2:message:s 3:field:s
         StatusDetails 1:name:s 2:group:s 3:kind:s 6:uid:s 4:causes:[StatusCause 5:retryAfterSeconds:i

@@ -817,5 +817,11 @@ extension Schema {
         flowcontrol.v1.Subject kind:s user:@flowcontrol.v1.UserSubject group:@flowcontrol.v1.GroupSubject
           serviceAccount:@flowcontrol.v1.ServiceAccountSubject
         flowcontrol.v1.UserSubject name:s
+        events.v1.Event kind:s apiVersion:s metadata:@meta.v1.ObjectMeta eventTime:t series:@events.v1.EventSeries
+          reportingController:s reportingInstance:s action:s reason:s regarding:@core.v1.ObjectReference
+          related:@core.v1.ObjectReference note:s type:s deprecatedSource:@core.v1.EventSource deprecatedFirstTimestamp:t
+          deprecatedLastTimestamp:t deprecatedCount:i
+        events.v1.EventList kind:s apiVersion:s metadata:@meta.v1.ListMeta items:[@events.v1.Event
+        events.v1.EventSeries count:i lastObservedTime:t
         """
 }

@@ -109,7 +109,8 @@ extension Handler {
         else { return nil }
         return UserInfo(
             name: claims.username,
-            groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"])
+            groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"],
+            uid: claims.serviceAccountUID)
     }
 }
 

@@ -133,10 +133,23 @@ extension Handler {
                 object["metadata"]["deletionTimestamp"].isNull
             else { return nil }
         }
+        // Upstream's ServiceAccountInfo.UserInfo: the account's UID; the pod a token is bound to and the
+        // token's id (JTI) as extra.
+        var extra: [String: [String]] = [:]
+        if claims.boundKind == "Pod", let name = claims.boundName, let uid = claims.boundUID {
+            extra[Self.podNameExtra] = [name]
+            extra[Self.podUIDExtra] = [uid]
+        }
+        if !claims.id.isEmpty { extra[Self.credentialIDExtra] = ["JTI=\(claims.id)"] }
         return UserInfo(
             name: claims.username,
-            groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"])
+            groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"],
+            uid: claims.serviceAccountUID, extra: extra)
     }
+
+    static let podNameExtra = "authentication.kubernetes.io/pod-name"
+    static let podUIDExtra = "authentication.kubernetes.io/pod-uid"
+    static let credentialIDExtra = "authentication.kubernetes.io/credential-id"
 
     /// serviceaccounts/<name>/token: a bound token for the ServiceAccount, as kube-apiserver's
     /// TokenRequest REST storage issues it (expiry at least ten minutes, an hour by default; the API

@@ -221,6 +221,7 @@ extension APITests {
                 ].map(Self.split).map { ("/api/v1/namespaces/pb/\($0.0)", "v1", $0.1) }
                 + [
                     "apps/v1 deployments:Deployment", "apps/v1 statefulsets:StatefulSet",
+                    "events.k8s.io/v1 events:Event",
                     "apps/v1 daemonsets:DaemonSet", "apps/v1 controllerrevisions:ControllerRevision",
                     "batch/v1 jobs:Job", "batch/v1 cronjobs:CronJob",
                     "autoscaling/v2 horizontalpodautoscalers:HorizontalPodAutoscaler",

@@ -52,6 +52,7 @@ PACKAGES = {
     "certificates/v1": ("api", "certificates/v1", ["types.go"], "certificates.k8s.io"),
     "admissionregistration/v1": ("api", "admissionregistration/v1", ["types.go"], "admissionregistration.k8s.io"),
     "flowcontrol/v1": ("api", "flowcontrol/v1", ["types.go"], "flowcontrol.apiserver.k8s.io"),
+    "events/v1": ("api", "events/v1", ["types.go"], "events.k8s.io"),
 }
 IMPORT_PATHS = {"k8s.io/api/" + p: p for p in PACKAGES if p != "meta/v1"}
 IMPORT_PATHS["k8s.io/apimachinery/pkg/apis/meta/v1"] = "meta/v1"

@@ -79,9 +79,7 @@ struct AdmissionAttributes: Sendable {
         ["object": object ?? .null, "oldObject": oldObject ?? .null, "request": request(uid: "")]
     }
 
-    var userInfoJSON: JSON {
-        ["username": .string(user.name), "groups": .array(user.groups.map { .string($0) })]
-    }
+    var userInfoJSON: JSON { user.json }
 
     /// The labels object selectors look at: the object's, or the old object's on DELETE.
     var objectLabels: [String: String]? { object?["metadata"]["labels"].stringMap }

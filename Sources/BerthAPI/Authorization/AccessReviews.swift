@@ -67,7 +67,9 @@ extension Handler {
             subject = call.user
         default:
             subject = UserInfo(
-                name: spec["user"].string ?? "", groups: (spec["groups"].array ?? []).compactMap(\.string))
+                name: spec["user"].string ?? "", groups: (spec["groups"].array ?? []).compactMap(\.string),
+                uid: spec["uid"].string ?? "",
+                extra: (spec["extra"].object ?? [:]).mapValues { ($0.array ?? []).compactMap(\.string) })
         }
         var errors: [APIError.Cause] = []
         let resourceAttributes = spec["resourceAttributes"], nonResource = spec["nonResourceAttributes"]

@@ -52,6 +52,7 @@ extension Handler {
         }
         var name = user.name
         var impersonatedGroups: [String] = []
+        var extra: [String: [String]] = [:]
         for request in requests {
             var attributes = AuthorizationAttributes(
                 user: user, verb: "impersonate", apiGroup: "", resource: "", namespace: request.namespace,
@@ -73,6 +74,7 @@ extension Handler {
                 attributes.apiGroup = "authentication.k8s.io"
                 attributes.resource = "userextras"
                 attributes.subresource = request.fieldPath
+                extra[request.fieldPath, default: []].append(request.name)
             default:
                 attributes.apiGroup = "authentication.k8s.io"
                 attributes.resource = "uids"
@@ -83,7 +85,7 @@ extension Handler {
             }
         }
         if !impersonatedGroups.contains("system:authenticated") { impersonatedGroups.append("system:authenticated") }
-        return UserInfo(name: name, groups: impersonatedGroups)
+        return UserInfo(name: name, groups: impersonatedGroups, uid: uid, extra: extra)
     }
 
     /// The namespace and name of a service account's user name (`system:serviceaccount:<ns>:<name>`).

@@ -34,6 +34,8 @@ struct CertificateSigningRequestStrategy: ResourceStrategy {
         if let user = ctx.user {
             obj["spec"]["username"] = .string(user.name)
             if !user.groups.isEmpty { obj["spec"]["groups"] = .array(user.groups.map { .string($0) }) }
+            if !user.uid.isEmpty { obj["spec"]["uid"] = .string(user.uid) }
+            if !user.extra.isEmpty { obj["spec"]["extra"] = user.json["extra"] }
         }
         // Nobody creates a request already approved or issued.
         obj["status"] = [:]

@@ -128,6 +128,8 @@ public enum KubeTypes {
         FlowcontrolV1.FlowSchemaList.self,
         FlowcontrolV1.PriorityLevelConfiguration.self,
         FlowcontrolV1.PriorityLevelConfigurationList.self,
+        EventsV1.Event.self,
+        EventsV1.EventList.self,
     ]
 
     private static let byAPIVersionAndKind: [String: any KubeObject.Type] = Dictionary(
