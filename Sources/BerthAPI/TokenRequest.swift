@@ -24,6 +24,9 @@ public struct BoundTokenClaims: Sendable, Equatable {
     public var boundKind: String?
     public var boundName: String?
     public var boundUID: String?
+    /// For a token bound to a pod on a node: that node (upstream's ServiceAccountTokenPodNodeInfo).
+    public var nodeName: String?
+    public var nodeUID: String?
     public var id: String
 
     public var username: String { "system:serviceaccount:\(namespace):\(serviceAccountName)" }
@@ -35,6 +38,10 @@ public struct BoundTokenClaims: Sendable, Equatable {
         ]
         if let boundKind, let boundName, let boundUID {
             kubernetes[boundKind.lowercased()] = ["name": .string(boundName), "uid": .string(boundUID)]
+        }
+        if let nodeName {
+            kubernetes["node"] = ["name": .string(nodeName)]
+            if let nodeUID { kubernetes["node"]["uid"] = .string(nodeUID) }
         }
         return [
             "aud": .array(audiences.map { .string($0) }), "exp": .int(expiresAt), "iat": .int(issuedAt),
@@ -65,13 +72,17 @@ public struct BoundTokenClaims: Sendable, Equatable {
                 boundUID = kubernetes[kind.lowercased()]["uid"].string
             }
         }
+        nodeName = kubernetes["node"]["name"].string
+        nodeUID = kubernetes["node"]["uid"].string
     }
 
     public init(
         namespace: String, serviceAccountName: String, serviceAccountUID: String, audiences: [String],
         issuedAt: Int64, expiresAt: Int64, boundKind: String? = nil, boundName: String? = nil, boundUID: String? = nil,
-        id: String = UUID().uuidString.lowercased()
+        nodeName: String? = nil, nodeUID: String? = nil, id: String = UUID().uuidString.lowercased()
     ) {
+        self.nodeName = nodeName
+        self.nodeUID = nodeUID
         self.namespace = namespace
         self.serviceAccountName = serviceAccountName
         self.serviceAccountUID = serviceAccountUID
@@ -141,6 +152,10 @@ extension Handler {
             extra[Self.podUIDExtra] = [uid]
         }
         if !claims.id.isEmpty { extra[Self.credentialIDExtra] = ["JTI=\(claims.id)"] }
+        if let node = claims.nodeName {
+            extra[Self.nodeNameExtra] = [node]
+            if let uid = claims.nodeUID { extra[Self.nodeUIDExtra] = [uid] }
+        }
         return UserInfo(
             name: claims.username,
             groups: ["system:serviceaccounts", "system:serviceaccounts:\(claims.namespace)", "system:authenticated"],
@@ -150,6 +165,8 @@ extension Handler {
     static let podNameExtra = "authentication.kubernetes.io/pod-name"
     static let podUIDExtra = "authentication.kubernetes.io/pod-uid"
     static let credentialIDExtra = "authentication.kubernetes.io/credential-id"
+    static let nodeNameExtra = "authentication.kubernetes.io/node-name"
+    static let nodeUIDExtra = "authentication.kubernetes.io/node-uid"
 
     /// serviceaccounts/<name>/token: a bound token for the ServiceAccount, as kube-apiserver's
     /// TokenRequest REST storage issues it (expiry at least ten minutes, an hour by default; the API
@@ -187,6 +204,7 @@ extension Handler {
         let sa = try decodeStored(saKV, Registry.serviceAccounts)
 
         var bound: (kind: String, name: String, uid: String)?
+        var node: (name: String, uid: String?)?
         let reference = body["spec"]["boundObjectRef"]
         if let kind = reference["kind"].string, !kind.isEmpty {
             guard kind == "Pod" || kind == "Secret" else {
@@ -214,6 +232,11 @@ extension Handler {
                 )
             }
             bound = (kind, name, uid)
+            // A pod's token names the pod's node too, with its UID when the Node exists.
+            if kind == "Pod", let nodeName = object["spec"]["nodeName"].string, !nodeName.isEmpty {
+                let nodeObject = try await storedObject(Registry.nodes, namespace: nil, name: nodeName)
+                node = (nodeName, nodeObject?["metadata"]["uid"].string)
+            }
         } else if let node = user.nodeName {
             throw APIError.forbidden(
                 "serviceaccounts \"\(serviceAccount)\" is forbidden: node \"\(node)\" can only request tokens bound to pods"
@@ -224,7 +247,8 @@ extension Handler {
         let claims = BoundTokenClaims(
             namespace: namespace, serviceAccountName: serviceAccount,
             serviceAccountUID: sa["metadata"]["uid"].string ?? "", audiences: audiences, issuedAt: now,
-            expiresAt: now + expiration, boundKind: bound?.kind, boundName: bound?.name, boundUID: bound?.uid)
+            expiresAt: now + expiration, boundKind: bound?.kind, boundName: bound?.name, boundUID: bound?.uid,
+            nodeName: node?.name, nodeUID: node?.uid)
         let token = try server.pki.serviceAccountSigner.sign(claims)
         var spec: JSON = ["audiences": .array(audiences.map { .string($0) }), "expirationSeconds": .int(expiration)]
         if let bound {

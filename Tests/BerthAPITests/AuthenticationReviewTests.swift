@@ -42,6 +42,18 @@ extension APITests {
                     #"{"spec": {"serviceAccountName": "robot"}}"#
                 ).ok)
             let podUID = try s.curl("GET", "/api/v1/namespaces/default/pods/p").1["metadata"]["uid"]
+            // On a node: the token names the node too (upstream's pod node info claims).
+            #expect(
+                try s.kubectl(
+                    "apply", "-f", "-", stdin: #"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}"#
+                ).ok)
+            let nodeUID = try s.curl("GET", "/api/v1/nodes/n1").1["metadata"]["uid"]
+            let bind = try s.curl(
+                "POST", "/api/v1/namespaces/default/pods/p/binding",
+                body:
+                    #"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}}"#
+            )
+            #expect(bind.0 == 201, "\(bind.1)")
             out = try s.kubectl("create", "token", "robot", "--bound-object-kind=Pod", "--bound-object-name=p")
             let podToken = out.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             out = try s.kubectl("auth", "whoami", "--token", podToken)
@@ -51,6 +63,8 @@ extension APITests {
             out = try s.kubectl("auth", "whoami", "--token", podToken, "-o", "json")
             info = try JSON.parse(Array(out.stdout.utf8))["status"]["userInfo"]
             #expect(info["extra"]["authentication.kubernetes.io/pod-uid"] == [podUID], "\(out.stdout)")
+            #expect(info["extra"]["authentication.kubernetes.io/node-name"] == ["n1"], "\(out.stdout)")
+            #expect(info["extra"]["authentication.kubernetes.io/node-uid"] == [nodeUID], "\(out.stdout)")
             // Impersonation's uid and extra reach the review too.
             out = try s.kubectl("auth", "whoami", "--as=jane", "--as-uid=jane-1", "-o", "json")
             info = try JSON.parse(Array(out.stdout.utf8))["status"]["userInfo"]

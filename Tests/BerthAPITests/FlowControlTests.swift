@@ -8,7 +8,10 @@ extension APITests {
     /// configuration, classification, seats, queues and 429s.
     @Suite("FlowControl", .serialized)
     struct FlowControlTests {
-        static func level(_ name: String, shares: Int, reject: Bool, queues: Int = 1, length: Int = 1) -> JSON {
+        static func level(
+            _ name: String, shares: Int, reject: Bool, queues: Int = 1, length: Int = 1, lendable: Int = 0,
+            borrowingLimit: Int? = nil
+        ) -> JSON {
             var limitResponse: JSON = ["type": "Reject"]
             if !reject {
                 limitResponse = [
@@ -16,12 +19,14 @@ extension APITests {
                     "queuing": ["queues": .int(Int64(queues)), "handSize": 1, "queueLengthLimit": .int(Int64(length))],
                 ]
             }
+            var limited: JSON = [
+                "nominalConcurrencyShares": .int(Int64(shares)), "limitResponse": limitResponse,
+                "lendablePercent": .int(Int64(lendable)),
+            ]
+            if let borrowingLimit { limited["borrowingLimitPercent"] = .int(Int64(borrowingLimit)) }
             return [
                 "metadata": ["name": .string(name), "uid": .string("uid-" + name)],
-                "spec": [
-                    "type": "Limited",
-                    "limited": ["nominalConcurrencyShares": .int(Int64(shares)), "limitResponse": limitResponse],
-                ],
+                "spec": ["type": "Limited", "limited": limited],
             ]
         }
 
@@ -112,6 +117,55 @@ extension APITests {
             await store.close()
         }
 
+        /// Upstream's borrowing: a busy level runs on another's idle lendable seats, within its borrowing
+        /// limit; the lender keeps what it did not lend and gets the seat back when the request ends.
+        @Test func busyLevelsBorrowIdleLendableSeats() async throws {
+            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try SQLiteStore(path: dir + "/state.db")
+            // Eight seats: "lender" and "busy" four each; lender lends half of its; "capped" (same
+            // shares as nothing: 0 seats of its own, at least one) may not borrow at all.
+            let flow = FlowController(serverConcurrency: 8, waitLimit: .seconds(30))
+            await flow.load(
+                FlowControlConfiguration(
+                    schemas: [
+                        Self.schema("a", level: "busy", precedence: 10, user: "busy"),
+                        Self.schema("b", level: "lender", precedence: 10, user: "lender"),
+                        Self.schema("c", level: "capped", precedence: 10, user: "capped"),
+                    ],
+                    levels: [
+                        Self.level("busy", shares: 1, reject: true),
+                        Self.level("lender", shares: 1, reject: true, lendable: 50),
+                        Self.level("capped", shares: 0, reject: true, borrowingLimit: 0),
+                    ]))
+            var busy: [FlowController.Ticket] = []
+            for _ in 0..<6 {
+                busy.append(try #require(try await flow.admit(Self.request("busy"), longRunning: false, store: store)))
+            }
+            #expect(busy.filter { $0.lender == nil }.count == 4 && busy.filter { $0.lender == "lender" }.count == 2)
+            // Half of lender's seats are lent: the seventh busy request is refused, lender still has two.
+            await #expect(throws: APIError.self) {
+                _ = try await flow.admit(Self.request("busy"), longRunning: false, store: store)
+            }
+            let own1 = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
+            let own2 = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
+            #expect(own1?.lender == nil && own2?.lender == nil)
+            await #expect(throws: APIError.self) {
+                _ = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
+            }
+            // A borrowed seat given back is the lender's again.
+            await flow.release(busy.removeLast())
+            #expect(try await flow.admit(Self.request("lender"), longRunning: false, store: store)?.lender == nil)
+            // A level whose borrowing limit is 0 runs on its own seat only.
+            let capped = try await flow.admit(Self.request("capped"), longRunning: false, store: store)
+            #expect(capped?.lender == nil)
+            await #expect(throws: APIError.self) {
+                _ = try await flow.admit(Self.request("capped"), longRunning: false, store: store)
+            }
+            await store.close()
+        }
+
         @Test func shuffleShardingPicksTheShortestOfTheHand() {
             let lengths = [5, 0, 3, 2, 9, 1, 7, 4]
             for seed in [UInt64(1), 42, 0xdead_beef, FlowController.hash("some flow")] {
@@ -158,7 +212,10 @@ extension APITests {
                     apiVersion: flowcontrol.apiserver.k8s.io/v1
                     kind: PriorityLevelConfiguration
                     metadata: {name: tiny}
-                    spec: {type: Limited, limited: {nominalConcurrencyShares: 1, limitResponse: {type: Reject}}}
+                    spec:
+                      type: Limited
+                      # No borrowing: the bootstrap levels lend half their seats, which would admit all eight.
+                      limited: {nominalConcurrencyShares: 1, borrowingLimitPercent: 0, limitResponse: {type: Reject}}
                     ---
                     apiVersion: flowcontrol.apiserver.k8s.io/v1
                     kind: FlowSchema

@@ -14,6 +14,10 @@ struct FlowControlConfiguration: Sendable {
         var queues: Int
         var handSize: Int
         var queueLengthLimit: Int
+        /// Of its nominal seats, the percentage other levels may borrow while idle.
+        var lendablePercent: Int
+        /// How many seats beyond its nominal ones it may borrow, as a percentage of them (nil: no bound).
+        var borrowingLimitPercent: Int?
 
         init(_ j: JSON) {
             name = j["metadata"]["name"].string ?? ""
@@ -26,6 +30,8 @@ struct FlowControlConfiguration: Sendable {
                     ? spec["exempt"]["nominalConcurrencyShares"].int ?? 0
                     : limited["nominalConcurrencyShares"].int ?? 30)
             reject = limited["limitResponse"]["type"].string != "Queue"
+            lendablePercent = Int((exempt ? spec["exempt"]["lendablePercent"] : limited["lendablePercent"]).int ?? 0)
+            borrowingLimitPercent = exempt ? 0 : limited["borrowingLimitPercent"].int.map { Int($0) }
             let q = limited["limitResponse"]["queuing"]
             queues = max(1, Int(q["queues"].int ?? 64))
             handSize = max(1, min(Int(q["handSize"].int ?? 8), queues))

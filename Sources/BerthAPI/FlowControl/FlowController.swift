@@ -8,29 +8,55 @@ import Foundation
 /// client fills few queues), and are refused with 429 when the queues are full, the level rejects
 /// instead of queuing, or the wait passes its limit. Queues are served in turn as seats free (a
 /// round-robin stand-in for upstream's virtual-time fair queuing; both give each busy queue an equal
-/// share). Borrowing of seats between levels is not done.
+/// share).
+///
+/// Seats are borrowed between limited levels as upstream's borrowing allows: a level whose own seats
+/// are taken borrows an idle one from a level with lendable seats (`lendablePercent` of its nominal
+/// ones) and nothing waiting, up to its `borrowingLimitPercent`; the seat goes back to its lender when
+/// the request ends. Upstream moves the limits every 10 s from observed demand; lending seat by seat as
+/// requests come gives the same bounds without the lag.
 actor FlowController: StoreDerivedCache {
     /// What a classified request carries: the response headers upstream sets, and the seat to give back.
     struct Ticket: Sendable {
         var schemaUID: String
         var levelUID: String
         var level: String?
+        /// The level whose seat this request borrowed, if it runs on one not its own.
+        var lender: String?
     }
+
+    /// Where a waiting request got a seat, if it did.
+    private enum Seat { case own, borrowed(from: String), none }
 
     private struct Waiter {
         var id: UInt64
-        var continuation: CheckedContinuation<Bool, Never>
+        var continuation: CheckedContinuation<Seat, Never>
     }
 
     private struct LevelState {
         var level: FlowControlConfiguration.Level
+        /// Its nominal seats.
         var limit: Int
+        /// Of those, how many others may borrow, and how many beyond them it may borrow (nil: any).
+        var lendable: Int
+        var borrowingLimit: Int?
+        /// Requests running under this level, on its own seats and borrowed ones.
         var executing = 0
+        var borrowed = 0
+        /// Its seats others run on now.
+        var lent = 0
         var queues: [[Waiter]]
         var nextQueue = 0
         var dispatched = 0
         var rejected = 0
         var timedOut = 0
+
+        var ownSeatFree: Bool { executing - borrowed < limit - lent }
+        var mayBorrow: Bool { borrowingLimit.map { borrowed < $0 } ?? true }
+        /// An idle seat it can lend: lendable, not in use, and nothing of its own waiting.
+        var canLend: Bool {
+            lent < lendable && (executing - borrowed) + lent < limit && queues.allSatisfy(\.isEmpty)
+        }
     }
 
     /// The server's concurrency shared by the limited levels (kube-apiserver: max-requests-inflight 400
@@ -65,14 +91,19 @@ actor FlowController: StoreDerivedCache {
         let (schema, level) = (match.schema, match.level)
         var ticket = Ticket(schemaUID: schema.uid, levelUID: level.uid, level: nil)
         if level.exempt || longRunning { return ticket }
-        guard var state = states[level.name] else { return ticket }
+        guard let state = states[level.name] else { return ticket }
         let queued = state.queues.contains { !$0.isEmpty }
-        if state.executing < state.limit && !queued {
-            state.executing += 1
-            state.dispatched += 1
-            states[level.name] = state
-            ticket.level = level.name
-            return ticket
+        if !queued {
+            switch takeSeat(level.name) {
+            case .own:
+                ticket.level = level.name
+                return ticket
+            case .borrowed(let lender):
+                ticket.level = level.name
+                ticket.lender = lender
+                return ticket
+            case .none: break
+            }
         }
         guard !level.reject else {
             states[level.name]?.rejected += 1
@@ -88,7 +119,7 @@ actor FlowController: StoreDerivedCache {
         nextID += 1
         let id = nextID
         let name = level.name
-        let admitted = await withCheckedContinuation { continuation in
+        let seat = await withCheckedContinuation { continuation in
             states[name]?.queues[queue].append(Waiter(id: id, continuation: continuation))
             let limit = waitLimit
             Task { [weak self] in
@@ -96,29 +127,64 @@ actor FlowController: StoreDerivedCache {
                 await self?.timeOut(id, level: name)
             }
         }
-        guard admitted else { throw Self.tooManyRequests }
+        switch seat {
+        case .own: break
+        case .borrowed(let lender): ticket.lender = lender
+        case .none: throw Self.tooManyRequests
+        }
         ticket.level = name
         return ticket
     }
 
-    /// Gives the seat back and lets the next queued request in.
+    /// A seat for one more request of `name`: its own if one is free, else one borrowed from the level
+    /// with the most idle lendable seats, else none. Counts it taken.
+    private func takeSeat(_ name: String) -> Seat {
+        guard var state = states[name] else { return .none }
+        if state.ownSeatFree {
+            state.executing += 1
+            state.dispatched += 1
+            states[name] = state
+            return .own
+        }
+        func idle(_ level: String) -> Int { states[level].map { $0.lendable - $0.lent } ?? 0 }
+        // The first by name among those with the most to lend (max keeps the first of equals).
+        guard state.mayBorrow,
+            let lender = states.keys.sorted().filter({ $0 != name && states[$0]?.canLend == true })
+                .max(by: { idle($0) < idle($1) })
+        else { return .none }
+        states[lender]?.lent += 1
+        state.executing += 1
+        state.borrowed += 1
+        state.dispatched += 1
+        states[name] = state
+        return .borrowed(from: lender)
+    }
+
+    /// Gives the seat back (to its lender, if borrowed) and lets queued requests in: the level's own,
+    /// then other levels', which may borrow the seat now idle.
     func release(_ ticket: Ticket) {
         guard let name = ticket.level, var state = states[name] else { return }
         state.executing -= 1
+        if let lender = ticket.lender {
+            state.borrowed -= 1
+            states[lender]?.lent -= 1
+        }
         states[name] = state
         dispatch(name)
+        if let lender = ticket.lender { dispatch(lender) }
+        for other in states.keys.sorted() where other != name && other != ticket.lender {
+            if states[other]?.queues.contains(where: { !$0.isEmpty }) == true { dispatch(other) }
+        }
     }
 
     private func dispatch(_ name: String) {
-        guard var state = states[name] else { return }
-        while state.executing < state.limit, let q = Self.nextNonEmpty(state.queues, from: state.nextQueue) {
-            let waiter = state.queues[q].removeFirst()
-            state.nextQueue = (q + 1) % state.queues.count
-            state.executing += 1
-            state.dispatched += 1
-            waiter.continuation.resume(returning: true)
+        while let state = states[name], let q = Self.nextNonEmpty(state.queues, from: state.nextQueue) {
+            let seat = takeSeat(name)
+            if case .none = seat { return }
+            guard let waiter = states[name]?.queues[q].removeFirst() else { return }
+            states[name]?.nextQueue = (q + 1) % state.queues.count
+            waiter.continuation.resume(returning: seat)
         }
-        states[name] = state
     }
 
     private func timeOut(_ id: UInt64, level: String) {
@@ -128,7 +194,7 @@ actor FlowController: StoreDerivedCache {
                 let waiter = state.queues[q].remove(at: i)
                 state.timedOut += 1
                 states[level] = state
-                waiter.continuation.resume(returning: false)
+                waiter.continuation.resume(returning: .none)
                 return
             }
         }
@@ -203,6 +269,8 @@ actor FlowController: StoreDerivedCache {
         let total = max(1, config.levels.values.reduce(0) { $0 + $1.shares })
         for level in config.levels.values where !level.exempt {
             let limit = max(1, Int((Double(serverConcurrency * level.shares) / Double(total)).rounded(.up)))
+            let lendable = Int((Double(limit * level.lendablePercent) / 100).rounded())
+            let borrowingLimit = level.borrowingLimitPercent.map { Int((Double(limit * $0) / 100).rounded()) }
             if var state = states[level.name] {
                 if state.queues.count != level.queues {
                     // Waiting requests keep their order, spread over the new queues.
@@ -213,10 +281,13 @@ actor FlowController: StoreDerivedCache {
                 }
                 state.level = level
                 state.limit = limit
+                state.lendable = lendable
+                state.borrowingLimit = borrowingLimit
                 states[level.name] = state
             } else {
                 states[level.name] = LevelState(
-                    level: level, limit: limit, queues: Array(repeating: [], count: level.queues))
+                    level: level, limit: limit, lendable: lendable, borrowingLimit: borrowingLimit,
+                    queues: Array(repeating: [], count: level.queues))
             }
             dispatch(level.name)
         }
@@ -224,6 +295,7 @@ actor FlowController: StoreDerivedCache {
         for name in states.keys where config.levels[name] == nil || config.levels[name]?.exempt == true {
             if var state = states[name] {
                 state.limit = Int.max
+                state.lendable = 0
                 states[name] = state
                 dispatch(name)
             }
