@@ -40,57 +40,18 @@ enum OpenAPIv2Protobuf {
         strings(&w, 5, doc["schemes"])
         strings(&w, 6, doc["consumes"])
         strings(&w, 7, doc["produces"])
-        if let paths = doc["paths"].object {
+        if doc["paths"].object != nil {
             w.message(8) { p in
                 extensions(&p, 1, doc["paths"])
-                for name in paths.keys.sorted() where !name.hasPrefix("x-") {
-                    p.message(2) { named in
-                        named.string(1, name)
-                        named.message(2) { pathItem(&$0, paths[name] ?? .null) }
-                    }
-                }
+                named(&p, 2, doc["paths"], extensionsApart: true, pathItem)
             }
         }
-        if let definitions = doc["definitions"].object {
-            w.message(9) { d in
-                for name in definitions.keys.sorted() {
-                    d.message(1) { named in
-                        named.string(1, name)
-                        named.message(2) { schema(&$0, definitions[name] ?? .null) }
-                    }
-                }
-            }
-        }
-        if let parameters = doc["parameters"].object {
-            w.message(10) { d in
-                for name in parameters.keys.sorted() {
-                    d.message(1) { named in
-                        named.string(1, name)
-                        named.message(2) { parameter(&$0, parameters[name] ?? .null) }
-                    }
-                }
-            }
-        }
-        if let responses = doc["responses"].object {
-            w.message(11) { d in
-                for name in responses.keys.sorted() {
-                    d.message(1) { named in
-                        named.string(1, name)
-                        named.message(2) { response(&$0, responses[name] ?? .null) }
-                    }
-                }
-            }
-        }
+        if doc["definitions"].object != nil { w.message(9) { named(&$0, 1, doc["definitions"], schema) } }
+        if doc["parameters"].object != nil { w.message(10) { named(&$0, 1, doc["parameters"], parameter) } }
+        if doc["responses"].object != nil { w.message(11) { named(&$0, 1, doc["responses"], response) } }
         for requirement in doc["security"].array ?? [] { w.message(12) { securityRequirement(&$0, requirement) } }
-        if let definitions = doc["securityDefinitions"].object {
-            w.message(13) { d in
-                for name in definitions.keys.sorted() {
-                    d.message(1) { named in
-                        named.string(1, name)
-                        named.message(2) { securityScheme(&$0, definitions[name] ?? .null) }
-                    }
-                }
-            }
+        if doc["securityDefinitions"].object != nil {
+            w.message(13) { named(&$0, 1, doc["securityDefinitions"], securityScheme) }
         }
         extensions(&w, 16, doc)
         return w.out
@@ -116,19 +77,13 @@ enum OpenAPIv2Protobuf {
         strings(&w, 6, op["produces"])
         strings(&w, 7, op["consumes"])
         for p in op["parameters"].array ?? [] { w.message(8) { parametersItem(&$0, p) } }
-        if let responses = op["responses"].object {
+        if op["responses"].object != nil {
             w.message(9) { r in
-                for code in responses.keys.sorted() where !code.hasPrefix("x-") {
-                    r.message(1) { named in
-                        named.string(1, code)
-                        named.message(2) { value in
-                            let v = responses[code] ?? .null
-                            if v["$ref"].string != nil {
-                                value.message(2) { reference(&$0, v) }
-                            } else {
-                                value.message(1) { response(&$0, v) }
-                            }
-                        }
+                named(&r, 1, op["responses"], extensionsApart: true) { value, v in
+                    if v["$ref"].string != nil {
+                        value.message(2) { reference(&$0, v) }
+                    } else {
+                        value.message(1) { response(&$0, v) }
                     }
                 }
                 extensions(&r, 2, op["responses"])
@@ -211,19 +166,13 @@ enum OpenAPIv2Protobuf {
         if r["schema"].object != nil {
             w.message(2) { item in item.message(1) { schema(&$0, r["schema"]) } }
         }
-        if let headers = r["headers"].object {
+        if r["headers"].object != nil {
             w.message(3) { h in
-                for name in headers.keys.sorted() {
-                    h.message(1) { named in
-                        named.string(1, name)
-                        named.message(2) { header in
-                            // Header numbers its description 18, between the shared fields and extensions.
-                            let h = headers[name] ?? .null
-                            primitive(&header, h, from: 1, extensions: false)
-                            string(&header, 18, h["description"])
-                            extensions(&header, 19, h)
-                        }
-                    }
+                named(&h, 1, r["headers"]) { header, value in
+                    // Header numbers its description 18, between the shared fields and extensions.
+                    primitive(&header, value, from: 1, extensions: false)
+                    string(&header, 18, value["description"])
+                    extensions(&header, 19, value)
                 }
             }
         }
@@ -267,16 +216,7 @@ enum OpenAPIv2Protobuf {
         default: break
         }
         for part in s["allOf"].array ?? [] { w.message(24) { schema(&$0, part) } }
-        if let properties = s["properties"].object {
-            w.message(25) { p in
-                for name in properties.keys.sorted() {
-                    p.message(1) { named in
-                        named.string(1, name)
-                        named.message(2) { schema(&$0, properties[name] ?? .null) }
-                    }
-                }
-            }
-        }
+        if s["properties"].object != nil { w.message(25) { named(&$0, 1, s["properties"], schema) } }
         string(&w, 26, s["discriminator"])
         bool(&w, 27, s["readOnly"])
         any(&w, 30, s["example"])
@@ -310,6 +250,21 @@ enum OpenAPIv2Protobuf {
                 extensions(&k, 5, s)
             }
         default: break
+        }
+    }
+
+    /// gnostic's Named* lists: an object's members as {1 name, 2 value} entries, by name. Where the
+    /// object may hold extensions (Paths, Responses) its `x-` members are written apart.
+    static func named(
+        _ w: inout Writer, _ n: Int, _ object: JSON, extensionsApart: Bool = false,
+        _ value: (inout Writer, JSON) -> Void
+    ) {
+        let members = object.object ?? [:]
+        for name in members.keys.sorted() where !(extensionsApart && name.hasPrefix("x-")) {
+            w.message(n) { entry in
+                entry.string(1, name)
+                entry.message(2) { value(&$0, members[name] ?? .null) }
+            }
         }
     }
 
