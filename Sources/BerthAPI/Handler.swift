@@ -231,14 +231,20 @@ struct Handler: Sendable {
                 status: .init(code: status), headers: [.contentType: "application/yaml"],
                 body: .init(byteBuffer: ByteBuffer(string: j.yaml())))
         }
+        var answer = j
+        var protobuf = call.render == .protobuf
+        if case .partialMetadata(let version, let inProtobuf) = call.render {
+            answer = PartialObjectMetadata.convert(j, version: version)
+            protobuf = inProtobuf
+        }
         // A kind without a message (a custom resource's Scale has one; a metrics list has not) stays JSON,
         // which the client reads from the Content-Type.
-        if call.render == .protobuf, let bytes = Protobuf.encodeObject(j) {
+        if protobuf, let bytes = Protobuf.encodeObject(answer) {
             return Response(
                 status: .init(code: status), headers: [.contentType: Protobuf.mediaType],
                 body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
-        return Self.json(j, status: status)
+        return Self.json(answer, status: status)
     }
 
     // MARK: routing

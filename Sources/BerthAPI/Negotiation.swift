@@ -15,6 +15,9 @@ enum Rendering: Equatable, Sendable {
     case discovery(version: String)
     /// application/vnd.kubernetes.protobuf (`Protobuf.encodeObject`), for kinds with a message.
     case protobuf
+    /// meta.k8s.io PartialObjectMetadata(List) at this version: objects as their metadata alone, what
+    /// client-go's metadata informers ask for (the garbage collector's, quota's), in JSON or protobuf.
+    case partialMetadata(version: String, protobuf: Bool)
 
     /// What an endpoint can produce besides JSON and YAML.
     struct Offers: Sendable {
@@ -92,10 +95,11 @@ struct MediaRange {
             return offers.table && subtype != "vnd.kubernetes.protobuf" ? .table : nil
         case ("APIGroupDiscoveryList"?, "apidiscovery.k8s.io"?, let v?) where offers.discovery.contains(v):
             return .discovery(version: v)
-        case ("PartialObjectMetadata"?, "meta.k8s.io"?, _), ("PartialObjectMetadataList"?, "meta.k8s.io"?, _):
-            // Not converted: resources answer their full objects in JSON, which metadata clients decode
-            // (they also list plain JSON after this range). Elsewhere there is nothing to convert.
-            return offers.table ? (base == .protobuf ? .json : base) : nil
+        case ("PartialObjectMetadata"?, "meta.k8s.io"?, let v?), ("PartialObjectMetadataList"?, "meta.k8s.io"?, let v?):
+            // Only a resource's objects convert (an object or a list, whichever the range names), in
+            // JSON or protobuf; elsewhere the next range answers.
+            guard offers.table, v == "v1" || v == "v1beta1", base == .json || base == .protobuf else { return nil }
+            return .partialMetadata(version: v, protobuf: base == .protobuf)
         default:
             return nil
         }

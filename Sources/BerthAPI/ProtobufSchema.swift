@@ -67,6 +67,8 @@ extension Protobuf {
         "flowcontrol.apiserver.k8s.io/v1/FlowSchema": "FlowSchema",
         "flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration": "PriorityLevelConfiguration",
         "events.k8s.io/v1/Event": "events.Event",
+        "meta.k8s.io/v1/PartialObjectMetadata": "PartialObjectMetadata",
+        "meta.k8s.io/v1beta1/PartialObjectMetadata": "PartialObjectMetadata",
         "v1/Status": "Status",
     ]
 
@@ -650,6 +652,7 @@ extension Protobuf {
           5:reportingInstance:s 6:action:s 7:reason:s 8:regarding:ObjectReference 9:related:ObjectReference 10:note:s
           11:type:s 12:deprecatedSource:EventSource 13:deprecatedFirstTimestamp:t 14:deprecatedLastTimestamp:t
           15:deprecatedCount:i
+        PartialObjectMetadata 1:metadata:ObjectMeta
         ListMeta 1:selfLink:s 2:resourceVersion:s 3:continue:s 4:remainingItemCount:i?
         StatusCause 1:reason:s 2:message:s 3:field:s
         StatusDetails 1:name:s 2:group:s 3:kind:s 6:uid:s 4:causes:[StatusCause 5:retryAfterSeconds:i

@@ -22,7 +22,13 @@ extension Handler {
             Int(call.query["timeoutSeconds"] ?? "").map { Duration.seconds($0) }
             ?? .seconds(Int.random(in: 1800...3600))
         let table = call.wantsTable
-        let protobuf = call.render == .protobuf
+        // The form of each event's object: protobuf or JSON, and as PartialObjectMetadata or whole.
+        let (protobuf, partialVersion): (Bool, String?) =
+            switch call.render {
+            case .protobuf: (true, nil)
+            case .partialMetadata(let version, let inProtobuf): (inProtobuf, version)
+            default: (false, nil)
+            }
         let include = call.query["includeObject"] ?? "Metadata"
         let rvParam = call.query["resourceVersion"] ?? ""
         var initial: [JSON] = []
@@ -54,6 +60,7 @@ extension Handler {
                 t["rows"] = [Tables.row(obj, r, includeObject: include)]
                 o = t
             }
+            if let partialVersion { o = PartialObjectMetadata.convert(o, version: partialVersion) }
             if protobuf {
                 // Every object here is of a kind with a message (negotiated so) or a Status; were one
                 // not, the client would rather read an error than a frame it cannot parse.

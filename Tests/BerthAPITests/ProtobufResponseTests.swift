@@ -404,6 +404,58 @@ extension APITests {
             }
         }
 
+        /// What client-go's metadata client asks for (the garbage collector's and quota's informers):
+        /// objects as PartialObjectMetadata, lists as PartialObjectMetadataList, in protobuf or JSON.
+        @Test func partialObjectMetadataForMetadataClients() async throws {
+            let s = try await TestServer()
+            defer { Task { await s.stop() } }
+            #expect(
+                try s.kubectl(
+                    "create", "configmap", "big", "--from-literal=payload=\(String(repeating: "x", count: 4096))"
+                ).ok)
+            let path = "/api/v1/namespaces/default/configmaps"
+            func accept(_ kind: String) -> String {
+                "application/vnd.kubernetes.protobuf;as=\(kind);g=meta.k8s.io;v=v1,"
+                    + "application/json;as=\(kind);g=meta.k8s.io;v=v1,application/json"
+            }
+            // JSON: kube-apiserver's conversion, items carrying their kind.
+            let (jsonType, jsonBody) = try Self.fetch(
+                s, path, accept: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+            let list = try JSON.parse(jsonBody)
+            #expect(jsonType == "application/json")
+            #expect(list["kind"] == "PartialObjectMetadataList" && list["apiVersion"] == "meta.k8s.io/v1", "\(list)")
+            let item = (list["items"].array ?? []).first { $0["metadata"]["name"] == "big" }
+            #expect(item?["kind"] == "PartialObjectMetadata" && item?["data"] == .null, "\(String(describing: item))")
+            // Protobuf, as the metadata client lists first.
+            let (type, body) = try Self.fetch(s, path, accept: accept("PartialObjectMetadataList"))
+            #expect(type == Protobuf.mediaType)
+            let (typeMeta, items) = try Self.decodeList(body, item: "meta.k8s.io/v1", "PartialObjectMetadata")
+            #expect(typeMeta == "meta.k8s.io/v1 PartialObjectMetadataList")
+            #expect(items.contains { $0["metadata"]["name"] == "big" } && body.count < 2048, "\(body.count) bytes")
+            let (_, one) = try Self.fetch(s, path + "/big", accept: accept("PartialObjectMetadata"))
+            let object = try Protobuf.decodeObject(one, kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1")
+            #expect(object["kind"] == "PartialObjectMetadata" && object["metadata"]["name"] == "big", "\(object)")
+            // A watch's objects convert too; Tables and plain JSON are untouched.
+            let (_, stream) = try Self.fetch(
+                s, path + "?watch=1&resourceVersion=0&timeoutSeconds=1", accept: accept("PartialObjectMetadata"))
+            var r = Protobuf.Reader(stream[4...])
+            var kinds: [String] = []
+            while let (n, v) = try r.next() {
+                if n == 2, case .bytes(let raw) = v {
+                    var e = Protobuf.Reader(raw)
+                    while let (en, ev) = try e.next() {
+                        if en == 1, case .bytes(let inner) = ev {
+                            kinds.append((try Protobuf.decodeObject(Array(inner), kind: ""))["kind"].string ?? "")
+                        }
+                    }
+                }
+            }
+            #expect(kinds.first == "PartialObjectMetadata", "\(kinds)")
+            #expect(
+                try JSON.parse(try Self.fetch(s, path + "/big", accept: "application/json").1)["data"]["payload"]
+                    .string?.count == 4096)
+        }
+
         static func split(_ s: String) -> (String, String) {
             let p = s.split(separator: ":")
             return (String(p[0]), String(p[1]))

@@ -423,6 +423,9 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   # What responses carry besides objects: errors and deletions (Status, apiVersion "v1"
                   # whatever the group, as upstream writes it) and the list envelope's metadata.
                   ("Event", "events.k8s.io/v1", "events/v1"),
+                  # What metadata-only clients ask resources to answer as (one message at both versions).
+                  ("PartialObjectMetadata", "meta.k8s.io/v1", "meta/v1"),
+                  ("PartialObjectMetadata", "meta.k8s.io/v1beta1", "meta/v1"),
                   ("Status", "v1", "meta/v1"), ("ListMeta", None, "meta/v1"),
                   ("DeleteOptions", None, "meta/v1")]
 PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64": "f", "bytes": "y", "Time": "t",
