@@ -21,7 +21,9 @@ final class StructuralSchema: Sendable {
     let exclusiveMinimum: Bool, exclusiveMaximum: Bool
     let multipleOf: Double?
     let minLength: Int?, maxLength: Int?
-    let pattern: NSRegularExpression?, patternText: String?
+    /// `pattern`, with RE2's syntax and linear-time matching as upstream's Go `regexp`: the values it
+    /// checks come from any user.
+    let pattern: LinearRegex?
     /// `format` of a string (date-time, uuid …): checked when StringFormats knows it.
     let format: String?
     let minItems: Int?, maxItems: Int?
@@ -81,12 +83,12 @@ final class StructuralSchema: Sendable {
         listType = j["x-kubernetes-list-type"].string
         listMapKeys = (j["x-kubernetes-list-map-keys"].array ?? []).compactMap(\.string)
         format = j["format"].string
-        patternText = j["pattern"].string
-        if let text = patternText {
-            do { pattern = try NSRegularExpression(pattern: text) } catch {
+        if let text = j["pattern"].string, !text.isEmpty {
+            do { pattern = try LinearRegex(text) } catch {
                 pattern = nil
                 errors.append(
-                    FieldChecks.invalid("\(path).pattern", .string(text), "must be a valid regular expression"))
+                    FieldChecks.invalid(
+                        "\(path).pattern", .string(text), "must be a valid regular expression, but isn't: \(error)"))
             }
         } else {
             pattern = nil
@@ -318,10 +320,8 @@ final class StructuralSchema: Sendable {
                 errs.append(
                     FieldChecks.invalid(where_, value, "\(where_) in body should be at least \(minLength) chars long"))
             }
-            if let pattern, let patternText,
-                pattern.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) == nil
-            {
-                errs.append(FieldChecks.invalid(where_, value, "\(where_) in body should match '\(patternText)'"))
+            if let pattern, !pattern.matches(s) {
+                errs.append(FieldChecks.invalid(where_, value, "\(where_) in body should match '\(pattern.pattern)'"))
             }
             if let format, StringFormats.conforms(s, to: format) == false {
                 errs.append(
