@@ -3,7 +3,8 @@ import Foundation
 /// The part of CEL (the Common Expression Language) that CustomResourceDefinitions' validation rules
 /// (`x-kubernetes-validations`) use: literals, `self`/`oldSelf`, field selection and indexing, the
 /// logical, comparison, arithmetic and `in` operators, the conditional, `has()`, `size()`, the string
-/// functions (startsWith, endsWith, contains, matches, lowerAscii, upperAscii, trim, indexOf), the
+/// functions (startsWith, endsWith, contains, matches, find, findAll, lowerAscii, upperAscii, trim,
+/// indexOf), the
 /// list and map macros (all, exists, exists_one, filter, map) and int/double/string conversions, over
 /// JSON values. Rules are parsed once, when the definition is installed; a rule outside the subset is a
 /// compilation error at the definition, as upstream refuses a rule it cannot compile.
@@ -282,8 +283,11 @@ struct CELParser {
 
 struct CELEvaluator {
     var variables: [String: JSON]
+    /// Shared by the copies a comprehension makes, so the whole evaluation counts against one limit.
+    var cost = CELCostTracker()
 
     func eval(_ e: CELExpression) throws -> JSON {
+        if case .literal = e {} else { try cost.charge(1) }
         switch e {
         case .literal(let v): return v
         case .identifier(let n):
@@ -338,12 +342,19 @@ struct CELEvaluator {
                 do {
                     guard let v = try eval(side).bool else { throw CELError("no such overload: \(op)") }
                     if v == decisive { return .bool(decisive) }
+                } catch let exceeded as CELCostLimitExceeded {
+                    // Abandoning the evaluation is no error the other side can absorb.
+                    throw exceeded
                 } catch { failure = error }
             }
             if let failure { throw failure }
             return .bool(!decisive)
         }
         let x = try eval(a), y = try eval(b)
+        switch op {
+        case "==", "!=", "in", "+": try cost.charge(CELCostTracker.size(y))
+        default: break
+        }
         switch op {
         case "==": return .bool(Self.equal(x, y))
         case "!=": return .bool(!Self.equal(x, y))
@@ -434,6 +445,7 @@ struct CELEvaluator {
         default: throw CELError("no such overload: \(name)")
         }
         func apply(_ item: JSON) throws -> JSON {
+            try cost.charge(1)
             var inner = self
             inner.variables[variable] = item
             return try inner.eval(body)
@@ -463,6 +475,8 @@ struct CELEvaluator {
         }
         let target = try targetExpr.map(eval)
         let args = try argExprs.map(eval)
+        if let value = try regexFunction(name, target: target, args: args) { return value }
+        if let s = target?.string { try cost.charge(CELCostTracker.traversal(s)) }
         func string(_ v: JSON?) throws -> String {
             guard let s = v?.string else { throw CELError("no such overload: \(name)") }
             return s
@@ -479,12 +493,6 @@ struct CELEvaluator {
         case ("startsWith", .some, 1): return .bool(try string(target).hasPrefix(try string(args[0])))
         case ("endsWith", .some, 1): return .bool(try string(target).hasSuffix(try string(args[0])))
         case ("contains", .some, 1): return .bool(try string(target).contains(try string(args[0])))
-        case ("matches", _, _) where (target != nil && args.count == 1) || (target == nil && args.count == 2):
-            let s = try string(target ?? args[0]), pattern = try string(target == nil ? args[1] : args[0])
-            guard let re = try? NSRegularExpression(pattern: pattern) else {
-                throw CELError("invalid regular expression: \(pattern)")
-            }
-            return .bool(re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil)
         case ("lowerAscii", .some, 0): return .string(try string(target).lowercased())
         case ("upperAscii", .some, 0): return .string(try string(target).uppercased())
         case ("trim", .some, 0): return .string(try string(target).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -546,7 +554,13 @@ struct CELValidationRule: Sendable {
             return nil
         }
         self.rule = rule
-        do { expression = try CELParser.parse(rule) } catch {
+        do {
+            expression = try CELParser.parse(rule)
+            try CELRegexLiteralError.check(expression)
+        } catch let error as CELRegexLiteralError {
+            errors.append(FieldChecks.invalid("\(path).rule", .string(rule), error.description))
+            return nil
+        } catch {
             errors.append(FieldChecks.invalid("\(path).rule", .string(rule), "compilation failed: ERROR: \(error)"))
             return nil
         }
@@ -587,11 +601,24 @@ struct CELValidationRule: Sendable {
             } else {
                 outcome = message ?? "failed rule: \(rule)"
             }
+        } catch let exceeded as CELCostLimitExceeded {
+            // Upstream stops validating the object's other rules here; this reports the rule alone.
+            outcome =
+                "'\(exceeded)': no further validation rules will be run due to call cost exceeds limit for rule: \(errorName)"
+        } catch let error as CELError where error.description.hasPrefix("no such overload") {
+            outcome =
+                "'\(error)': call arguments did not match a supported operator, function or macro signature for rule: \(errorName)"
         } catch {
-            outcome = "\(rule): \(error)"
+            // no such key, index out of bounds, integer overflow, a pattern that is not RE2 …
+            outcome = "\(error) evaluating rule: \(errorName)"
         }
         guard let outcome else { return nil }
         return problem(value, path, outcome)
+    }
+
+    /// How upstream names the rule in an evaluation error (`ruleErrorString`): its message if it has one.
+    private var errorName: String {
+        (message?.isEmpty == false ? message! : rule).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private func problem(_ value: JSON, _ path: String, _ detail: String) -> APIError.Cause {
