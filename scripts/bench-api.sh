@@ -3,7 +3,8 @@
 #   1. single-object write latency p50/p99 at a fixed 500 writes/s (open loop), on SQLite and on etcd
 #   2. watch fan-out: 100 watchers, event delivery latency p50/p99
 #   0. the store alone: concurrent creates straight into SQLite / etcd (`berth bench store`)
-#   3. server RSS idle, and with N pod objects stored (BENCH_PODS, default 20000)
+#   3. server RSS idle, and with N pod objects stored (BENCH_PODS, default 20000); listing them in JSON
+#      and in protobuf
 # Usage: scripts/bench-api.sh [path/to/berth]   (default .build/debug/berth; release is faster:
 #        swift build -c release --product berth && scripts/bench-api.sh .build/release/berth)
 # Everything listens on 127.0.0.1; child processes are stopped by PID on exit.
@@ -174,3 +175,10 @@ echo "== pods: RSS with $PODS pods stored $(rss_mb $SERVER_PID) MB; database $(d
 t0=$(date +%s.%N)
 curl -s --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -o /dev/null "https://127.0.0.1:$PORT/api/v1/pods"
 echo "== pods: list all $PODS pods took $(echo "$(date +%s.%N) - $t0" | bc) s; RSS after $(rss_mb $SERVER_PID) MB"
+# The same list as client-go's typed clients ask for it (kube components, kubectl describe): protobuf.
+for accept in application/json application/vnd.kubernetes.protobuf; do
+  t0=$(date +%s.%N)
+  size=$(curl -s --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $token" -H "Accept: $accept" \
+    -o /dev/null -w '%{size_download}' "https://127.0.0.1:$PORT/api/v1/pods")
+  echo "== pods: list all $PODS pods as $accept: $(echo "$(date +%s.%N) - $t0" | bc) s, $((size / 1024)) KiB"
+done

@@ -512,6 +512,7 @@ extension NodeAgent {
             container, pod: pod, podIP: sandbox.network.ip,
             podIPs: [sandbox.network.ip] + sandbox.network.additionalIps.map(\.ip), hostIP: facts.internalIP,
             nodeName: configuration.nodeName, nodeAllocatable: allocatable,
+            serviceEnvironment: ServiceLinks.environment(for: pod, services: try await servicesForLinks(pod)),
             configMaps: { configMaps[$1] }, secrets: { secrets[$1] })
         let mounts = try await PodVolumes.mounts(
             for: container, pod: pod, root: configuration.rootDirectory, client: client,

@@ -42,6 +42,54 @@ struct StrategyTests {
         #expect(pod["spec"]["tolerations"].array?.count == 2, "DefaultTolerationSeconds admission")
     }
 
+    /// The SetDefaults_* functions of k8s.io/kubernetes' core/v1 that no `+default=` marker states:
+    /// probes, httpGet actions, field references, volume sources, Services by type.
+    @Test func podAndServiceDefaultsBeyondTheMarkers() {
+        var pod: JSON = [
+            "metadata": ["name": "p"],
+            "spec": [
+                "hostNetwork": true,
+                "containers": [
+                    [
+                        "name": "c", "image": "busybox", "ports": [["containerPort": 8080]],
+                        "readinessProbe": ["httpGet": ["port": 8080]],
+                        "lifecycle": ["preStop": ["httpGet": ["port": 8080, "path": "/quit"]]],
+                        "env": [["name": "N", "valueFrom": ["fieldRef": ["fieldPath": "spec.nodeName"]]]],
+                    ]
+                ],
+                "volumes": [
+                    ["name": "bare"], ["name": "s", "secret": ["secretName": "x"]],
+                    ["name": "h", "hostPath": ["path": "/tmp"]],
+                    ["name": "p", "projected": ["sources": [["serviceAccountToken": ["path": "t"]]]]],
+                ],
+            ],
+        ]
+        PodStrategy().applyDefaults(&pod, creating: true)
+        let c = pod["spec"]["containers"][0]
+        #expect(
+            c["readinessProbe"]
+                == [
+                    "httpGet": ["port": 8080, "path": "/", "scheme": "HTTP"], "timeoutSeconds": 1, "periodSeconds": 10,
+                    "successThreshold": 1, "failureThreshold": 3,
+                ])
+        #expect(c["lifecycle"]["preStop"]["httpGet"] == ["port": 8080, "path": "/quit", "scheme": "HTTP"])
+        #expect(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"] == "v1")
+        #expect(c["ports"][0]["hostPort"] == 8080, "hostNetwork: the host port is the container's")
+        let volumes = pod["spec"]["volumes"]
+        #expect(volumes[0] == ["name": "bare", "emptyDir": [:]])
+        #expect(volumes[1]["secret"]["defaultMode"] == 420 && volumes[2]["hostPath"]["type"] == "")
+        #expect(volumes[3]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] == 3600)
+        #expect(pod["spec"]["enableServiceLinks"] == true)
+
+        var lb: JSON = ["spec": ["type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [["port": 80]]]]
+        ServiceStrategy().applyDefaults(&lb, creating: true)
+        #expect(lb["spec"]["allocateLoadBalancerNodePorts"] == true)
+        #expect(lb["spec"]["sessionAffinityConfig"] == ["clientIP": ["timeoutSeconds": 10800]])
+        var alias: JSON = ["spec": ["type": "ExternalName", "externalName": "db.example.com"]]
+        ServiceStrategy().applyDefaults(&alias, creating: true)
+        #expect(alias["spec"]["ipFamilies"].isNull && alias["spec"]["internalTrafficPolicy"].isNull, "\(alias)")
+    }
+
     /// Upstream's SetDefaults_Pod (a limit without a request requests the limit) and qos.GetPodQOS, for
     /// the cases kube-apiserver answers: what `kubectl get pod -o yaml` shows and the scheduler counts.
     @Test func podRequestsDefaultFromLimitsAndTheQoSClassIsComputed() {

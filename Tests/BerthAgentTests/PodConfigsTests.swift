@@ -513,6 +513,55 @@ struct PodConfigsTests {
         #expect(values["KUBERNETES_SERVICE_HOST"] == "10.96.0.1")
     }
 
+    /// The kubelet's service variables, with envvars_test.go's shapes: the API server's Service of
+    /// `default` always, the pod's namespace's with cluster IPs while enableServiceLinks is on.
+    @Test func serviceLinkVariablesAsTheKubelet() throws {
+        func service(_ namespace: String, _ name: String, _ ip: String, _ ports: [CoreV1.ServicePort]) -> CoreV1.Service
+        {
+            var s = CoreV1.Service()
+            s.metadata.namespace = namespace
+            s.metadata.name = name
+            s.spec.clusterIP = ip
+            s.spec.ports = ports
+            return s
+        }
+        func port(_ name: String?, _ port: Int32, _ proto: String = "TCP") -> CoreV1.ServicePort {
+            var p = CoreV1.ServicePort()
+            p.name = name
+            p.port = port
+            p.protocol = CoreV1.IPProtocol(rawValue: proto)
+            return p
+        }
+        let services = [
+            service("default", "kubernetes", "10.96.0.1", [port("https", 443)]),
+            service("shop", "web-front", "10.96.3.4", [port(nil, 8083), port("metrics", 9090, "UDP")]),
+            service("shop", "headless", "None", [port(nil, 80)]),
+            service("other", "elsewhere", "10.96.9.9", [port(nil, 80)]),
+            service("default", "not-master", "10.96.7.7", [port(nil, 80)]),
+        ]
+        var pod = Self.pod([Self.container()])
+        pod.metadata.namespace = "shop"
+        let env = ServiceLinks.environment(for: pod, services: services)
+        #expect(
+            env == [
+                "KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+                "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+                "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443", "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+                "KUBERNETES_PORT_443_TCP_PORT": "443", "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+                "WEB_FRONT_SERVICE_HOST": "10.96.3.4", "WEB_FRONT_SERVICE_PORT": "8083",
+                "WEB_FRONT_SERVICE_PORT_METRICS": "9090", "WEB_FRONT_PORT": "tcp://10.96.3.4:8083",
+                "WEB_FRONT_PORT_8083_TCP": "tcp://10.96.3.4:8083", "WEB_FRONT_PORT_8083_TCP_PROTO": "tcp",
+                "WEB_FRONT_PORT_8083_TCP_PORT": "8083", "WEB_FRONT_PORT_8083_TCP_ADDR": "10.96.3.4",
+                "WEB_FRONT_PORT_9090_UDP": "udp://10.96.3.4:9090", "WEB_FRONT_PORT_9090_UDP_PROTO": "udp",
+                "WEB_FRONT_PORT_9090_UDP_PORT": "9090", "WEB_FRONT_PORT_9090_UDP_ADDR": "10.96.3.4",
+            ])
+        // Links off: the API server's variables only.
+        pod.spec.enableServiceLinks = false
+        #expect(
+            Set(ServiceLinks.environment(for: pod, services: services).keys)
+                == Set(ServiceLinks.variables(services[0]).keys))
+    }
+
     @Test func environmentFromWithPrefixAndSecrets() throws {
         var container = Self.container()
         container.envFrom = [

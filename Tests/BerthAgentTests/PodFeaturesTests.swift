@@ -67,6 +67,9 @@ struct PodFeaturesTests {
         #expect(try exec("volumes", "cat /etc/info/annotations") == #"note="two \"quoted\" words""#)
         #expect(try exec("volumes", "cat /etc/info/memory") == "64")
         #expect(try exec("volumes", "cat /etc/all/mode /etc/all/namespace") == "fastdefault")
+        // The kubelet's service variables: client-go's in-cluster configuration needs these two.
+        let apiServer = try box.get("service/kubernetes", "{.spec.clusterIP}")
+        #expect(try exec("volumes", "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT") == "\(apiServer):443")
         // A tmpfs of the size asked for, inside the container.
         let mount = try exec("volumes", "grep ' /scratch ' /proc/mounts")
         #expect(mount.hasPrefix("tmpfs /scratch tmpfs"), "\(mount)")

@@ -326,7 +326,7 @@ struct ServiceAndNodeControllerFakeTests {
         let jsonBytes = stored["spec"]["template"].serialized()
         let alphabet = Objects.safeAlphabet
         let before = String(String(Objects.fnv32(jsonBytes)).utf8.map { alphabet[Int($0) % alphabet.count] })
-        #expect(before == "6d9b847d55")
+        #expect(before == "8d4869fb9")
 
         let typed = try AppsV1.DaemonSet(kubeJSON: stored)
         #expect(DaemonSetController.storedForm(typed.spec.template) == stored["spec"]["template"])

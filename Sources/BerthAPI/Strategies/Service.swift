@@ -6,9 +6,22 @@ struct ServiceStrategy: ResourceStrategy {
     func applyDefaults(_ obj: inout JSON, creating: Bool) {
         if obj["spec"]["type"].isNull { obj["spec"]["type"] = "ClusterIP" }
         if obj["spec"]["sessionAffinity"].isNull { obj["spec"]["sessionAffinity"] = "None" }
-        if obj["spec"]["internalTrafficPolicy"].isNull { obj["spec"]["internalTrafficPolicy"] = "Cluster" }
-        if obj["spec"]["ipFamilies"].isNull { obj["spec"]["ipFamilies"] = ["IPv4"] }
-        if obj["spec"]["ipFamilyPolicy"].isNull { obj["spec"]["ipFamilyPolicy"] = "SingleStack" }
+        // SetDefaults_Service: ClientIP affinity lasts three hours unless said otherwise; a load balancer
+        // gets node ports unless told not to.
+        if obj["spec"]["sessionAffinity"] == "ClientIP",
+            obj["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"].isNull
+        {
+            obj["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] = 10800
+        }
+        if obj["spec"]["type"] == "LoadBalancer", obj["spec"]["allocateLoadBalancerNodePorts"].isNull {
+            obj["spec"]["allocateLoadBalancerNodePorts"] = true
+        }
+        // An ExternalName is a DNS alias: no traffic policy, no IP families (upstream leaves them unset).
+        if obj["spec"]["type"] != "ExternalName" {
+            if obj["spec"]["internalTrafficPolicy"].isNull { obj["spec"]["internalTrafficPolicy"] = "Cluster" }
+            if obj["spec"]["ipFamilies"].isNull { obj["spec"]["ipFamilies"] = ["IPv4"] }
+            if obj["spec"]["ipFamilyPolicy"].isNull { obj["spec"]["ipFamilyPolicy"] = "SingleStack" }
+        }
         let ports = (obj["spec"]["ports"].array ?? []).map { p -> JSON in
             var p = p
             if p["protocol"].isNull { p["protocol"] = "TCP" }
