@@ -110,4 +110,44 @@ struct CELCostAndRegexTests {
             ])
         #expect(try check(schema, #"{"spec":{"items":[1,2,3]}}"#).value.isEmpty)
     }
+
+    @Test func aRulePastTheLimitStopsTheObjectsOtherRules() throws {
+        let schema = #"""
+            {"type":"object","properties":{"spec":{"type":"object","properties":{
+              "a":{"type":"array","maxItems":150,"items":{"type":"integer"},
+                "x-kubernetes-validations":[{"rule":"self.all(x, self.all(y, self.all(z, true)))"}]},
+              "b":{"type":"string","x-kubernetes-validations":[{"rule":"self == 'never'"}]}}}}}
+            """#
+        let items = Array(repeating: "1", count: 150).joined(separator: ",")
+        let (_, errors) = try check(schema, #"{"spec":{"a":[\#(items)],"b":"x"}}"#)
+        #expect(errors.count == 1 && errors.first?.hasPrefix("spec.a: ") == true, "\(errors)")
+        // Without the expensive list, the other rule runs.
+        #expect(
+            try check(schema, #"{"spec":{"a":[1],"b":"x"}}"#).value == [
+                #"spec.b: Invalid value: "string": failed rule: self == 'never'"#
+            ])
+    }
+
+    @Test func theRulesOfOneObjectShareOneBudget() throws {
+        var definition: [APIError.Cause] = []
+        let schema = #"""
+            {"type":"object","properties":{"spec":{"type":"array","items":{"type":"array","items":{"type":"integer"},
+              "x-kubernetes-validations":[{"rule":"self.all(x, x > 0)"}]}}}}
+            """#
+        let s = StructuralSchema(try JSON.parse(Array(schema.utf8)), path: "schema", errors: &definition, root: true)
+        let row = "[" + Array(repeating: "1", count: 10).joined(separator: ",") + "]"
+        let value = try JSON.parse(
+            Array(#"{"spec":[\#(Array(repeating: row, count: 50).joined(separator: ","))]}"#.utf8))
+        // Each row's rule is cheap; fifty of them are not, against a budget this small (upstream's is
+        // CELValidationBudget.perObject).
+        var errors: [APIError.Cause] = []
+        s.validate(value, path: "", into: &errors, root: true, budget: CELValidationBudget(1_000))
+        #expect(
+            errors.map(\.message) == [
+                #"Invalid value: "array": validation failed due to running out of cost budget, no further validation rules will be run"#
+            ])
+        errors = []
+        s.validate(value, path: "", into: &errors, root: true)
+        #expect(errors.isEmpty)
+    }
 }

@@ -61,3 +61,31 @@ final class CELCostTracker {
 struct CELCostLimitExceeded: Error, CustomStringConvertible {
     var description: String { "operation cancelled: actual cost limit exceeded" }
 }
+
+/// The cost all of one object's validation rules may take together, shared by every rule of its schema
+/// as one validation runs: a rule cheap on its own, on each element of a long list, would add up.
+final class CELValidationBudget {
+    /// Kubernetes' `RuntimeCELCostBudget` (k8s.io/apiserver/pkg/apis/cel/config.go): the runtime cost
+    /// budget of a custom resource's validation.
+    static let perObject = 10_000_000
+
+    private(set) var remaining: Int
+    /// Spent, or abandoned by a rule past its per-call limit: no further rule runs.
+    var isExhausted: Bool { remaining < 0 }
+
+    init(_ total: Int = CELValidationBudget.perObject) {
+        remaining = total
+    }
+
+    /// Takes `cost`; false (and exhausted from then on) when it is more than what remains.
+    func spend(_ cost: Int) -> Bool {
+        guard cost <= remaining else {
+            remaining = -1
+            return false
+        }
+        remaining -= cost
+        return true
+    }
+
+    func exhaust() { remaining = -1 }
+}
