@@ -7,7 +7,8 @@ import Foundation
 /// enum, bounds, lengths, patterns, list types, allOf/anyOf/oneOf/not), each error in upstream's words
 /// with its field path.
 ///
-/// CEL rules (`x-kubernetes-validations`) are not evaluated: they are kept, published, and skipped.
+/// CEL rules (`x-kubernetes-validations`) are evaluated after the rest, within upstream's cost limits
+/// (CELCost.swift); patterns are RE2 (LinearRegex), so no value can make either run away.
 final class StructuralSchema: Sendable {
     let type: String?
     let properties: [String: StructuralSchema]
