@@ -27,8 +27,8 @@ enum Rendering: Equatable, Sendable {
         /// Built-in answers that are no resource's objects: reviews, Scale, Status (bindings, evictions).
         static let builtInAnswers = Offers(protobuf: true)
         /// A built-in kind's objects: tables, and protobuf when `kind` has a message.
-        static func resource(apiVersion: String, kind: String, table: Bool = true) -> Offers {
-            Offers(table: table, protobuf: Protobuf.encodes(apiVersion: apiVersion, kind: kind))
+        static func resource(apiVersion: String, kind: String) -> Offers {
+            Offers(table: true, protobuf: Protobuf.encodes(apiVersion: apiVersion, kind: kind))
         }
     }
 

@@ -69,7 +69,8 @@ struct PodFeaturesTests {
         #expect(try exec("volumes", "cat /etc/all/mode /etc/all/namespace") == "fastdefault")
         // The kubelet's service variables: client-go's in-cluster configuration needs these two.
         let apiServer = try box.get("service/kubernetes", "{.spec.clusterIP}")
-        #expect(try exec("volumes", "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT") == "\(apiServer):443")
+        let seen = try exec("volumes", "printf %s $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT")
+        #expect(!apiServer.isEmpty && seen == "\(apiServer):443", "\(seen) for \(apiServer)")
         // A tmpfs of the size asked for, inside the container.
         let mount = try exec("volumes", "grep ' /scratch ' /proc/mounts")
         #expect(mount.hasPrefix("tmpfs /scratch tmpfs"), "\(mount)")

@@ -30,10 +30,12 @@ struct MatchConditions: Sendable {
 
     var isEmpty: Bool { conditions.isEmpty }
 
-    /// The conditions in order: the first that is false excludes the request, the first that cannot be
-    /// evaluated (or is not a bool) fails.
+    /// Upstream's matcher: any condition that is false excludes the request, even after one that
+    /// could not be evaluated (or is not a bool); only when none is false does the first such error
+    /// fail it.
     func evaluate(_ variables: [String: JSON]) -> Outcome {
         let evaluator = CELEvaluator(variables: variables)
+        var failure: Outcome?
         for condition in conditions {
             do {
                 guard let holds = try evaluator.eval(condition.expression).bool else {
@@ -41,9 +43,9 @@ struct MatchConditions: Sendable {
                 }
                 if !holds { return .excluded }
             } catch {
-                return .failed(condition: condition.name, reason: "\(error)")
+                if failure == nil { failure = .failed(condition: condition.name, reason: "\(error)") }
             }
         }
-        return .matches
+        return failure ?? .matches
     }
 }
