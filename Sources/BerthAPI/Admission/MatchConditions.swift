@@ -34,10 +34,11 @@ struct MatchConditions: Sendable {
     /// could not be evaluated (or is not a bool); only when none is false does the first such error
     /// fail it.
     func evaluate(_ variables: [String: JSON]) -> Outcome {
-        let evaluator = CELEvaluator(variables: variables)
         var failure: Outcome?
         for condition in conditions {
             do {
+                // An evaluator, and so a cost limit, per condition: upstream's limit is per expression.
+                let evaluator = CELEvaluator(variables: variables)
                 guard let holds = try evaluator.eval(condition.expression).bool else {
                     throw CELError("match condition did not evaluate to a bool")
                 }

@@ -3,7 +3,8 @@ import Foundation
 /// The part of CEL (the Common Expression Language) that CustomResourceDefinitions' validation rules
 /// (`x-kubernetes-validations`) use: literals, `self`/`oldSelf`, field selection and indexing, the
 /// logical, comparison, arithmetic and `in` operators, the conditional, `has()`, `size()`, the string
-/// functions (startsWith, endsWith, contains, matches, lowerAscii, upperAscii, trim, indexOf), the
+/// functions (startsWith, endsWith, contains, matches, find, findAll, lowerAscii, upperAscii, trim,
+/// indexOf), the
 /// list and map macros (all, exists, exists_one, filter, map) and int/double/string conversions, over
 /// JSON values. Rules are parsed once, when the definition is installed; a rule outside the subset is a
 /// compilation error at the definition, as upstream refuses a rule it cannot compile.
@@ -282,8 +283,11 @@ struct CELParser {
 
 struct CELEvaluator {
     var variables: [String: JSON]
+    /// Shared by the copies a comprehension makes, so the whole evaluation counts against one limit.
+    var cost = CELCostTracker()
 
     func eval(_ e: CELExpression) throws -> JSON {
+        if case .literal = e {} else { try cost.charge(1) }
         switch e {
         case .literal(let v): return v
         case .identifier(let n):
@@ -338,12 +342,19 @@ struct CELEvaluator {
                 do {
                     guard let v = try eval(side).bool else { throw CELError("no such overload: \(op)") }
                     if v == decisive { return .bool(decisive) }
+                } catch let exceeded as CELCostLimitExceeded {
+                    // Abandoning the evaluation is no error the other side can absorb.
+                    throw exceeded
                 } catch { failure = error }
             }
             if let failure { throw failure }
             return .bool(!decisive)
         }
         let x = try eval(a), y = try eval(b)
+        switch op {
+        case "==", "!=", "in", "+": try cost.charge(CELCostTracker.size(y))
+        default: break
+        }
         switch op {
         case "==": return .bool(Self.equal(x, y))
         case "!=": return .bool(!Self.equal(x, y))
@@ -434,6 +445,7 @@ struct CELEvaluator {
         default: throw CELError("no such overload: \(name)")
         }
         func apply(_ item: JSON) throws -> JSON {
+            try cost.charge(1)
             var inner = self
             inner.variables[variable] = item
             return try inner.eval(body)
@@ -463,6 +475,8 @@ struct CELEvaluator {
         }
         let target = try targetExpr.map(eval)
         let args = try argExprs.map(eval)
+        if let value = try regexFunction(name, target: target, args: args) { return value }
+        if let s = target?.string { try cost.charge(CELCostTracker.traversal(s)) }
         func string(_ v: JSON?) throws -> String {
             guard let s = v?.string else { throw CELError("no such overload: \(name)") }
             return s
@@ -479,12 +493,6 @@ struct CELEvaluator {
         case ("startsWith", .some, 1): return .bool(try string(target).hasPrefix(try string(args[0])))
         case ("endsWith", .some, 1): return .bool(try string(target).hasSuffix(try string(args[0])))
         case ("contains", .some, 1): return .bool(try string(target).contains(try string(args[0])))
-        case ("matches", _, _) where (target != nil && args.count == 1) || (target == nil && args.count == 2):
-            let s = try string(target ?? args[0]), pattern = try string(target == nil ? args[1] : args[0])
-            guard let re = try? NSRegularExpression(pattern: pattern) else {
-                throw CELError("invalid regular expression: \(pattern)")
-            }
-            return .bool(re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil)
         case ("lowerAscii", .some, 0): return .string(try string(target).lowercased())
         case ("upperAscii", .some, 0): return .string(try string(target).uppercased())
         case ("trim", .some, 0): return .string(try string(target).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -524,87 +532,6 @@ struct CELEvaluator {
         case .string: return "string"
         case .array: return "list"
         case .object: return CELTime(v)?.typeName ?? "map"
-        }
-    }
-}
-
-/// One `x-kubernetes-validations` entry of a schema node, compiled.
-struct CELValidationRule: Sendable {
-    var rule: String
-    var expression: CELExpression
-    var message: String?
-    /// `messageExpression`: a CEL expression whose string is the message (falls back to `message`).
-    var messageExpression: CELExpression?
-    /// `reason`: the error type (FieldValueInvalid unless FieldValueForbidden, Required or Duplicate).
-    var reason: String
-    /// `fieldPath`: where the error is reported, relative to the node (`.spec.replicas` style).
-    var fieldPath: String?
-
-    init?(_ j: JSON, path: String, errors: inout [APIError.Cause]) {
-        guard let rule = j["rule"].string else {
-            errors.append(FieldChecks.required("\(path).rule"))
-            return nil
-        }
-        self.rule = rule
-        do { expression = try CELParser.parse(rule) } catch {
-            errors.append(FieldChecks.invalid("\(path).rule", .string(rule), "compilation failed: ERROR: \(error)"))
-            return nil
-        }
-        message = j["message"].string
-        if let text = j["messageExpression"].string {
-            do { messageExpression = try CELParser.parse(text) } catch {
-                errors.append(
-                    FieldChecks.invalid(
-                        "\(path).messageExpression", .string(text),
-                        "messageExpression compilation failed: ERROR: \(error)"))
-                return nil
-            }
-        }
-        reason =
-            ["FieldValueForbidden", "FieldValueRequired", "FieldValueDuplicate"].first { $0 == j["reason"].string }
-            ?? "FieldValueInvalid"
-        fieldPath = j["fieldPath"].string
-    }
-
-    /// The rule's error for `value` (and `old` for a transition rule), nil when it holds. A transition
-    /// rule without an old value is not evaluated, as upstream.
-    func check(_ value: JSON, old: JSON?, path: String) -> APIError.Cause? {
-        if expression.usesOldSelf && old == nil { return nil }
-        var variables = ["self": value]
-        if let old { variables["oldSelf"] = old }
-        let outcome: String?
-        do {
-            let evaluator = CELEvaluator(variables: variables)
-            let result = try evaluator.eval(expression)
-            guard let holds = result.bool else { return problem(value, path, "failed rule: \(rule)") }
-            if holds {
-                outcome = nil
-            } else if let messageExpression, let text = (try? evaluator.eval(messageExpression))?.string,
-                !text.isEmpty, !text.contains("\n")
-            {
-                // Upstream: a messageExpression that fails or gives no usable string falls back.
-                outcome = text
-            } else {
-                outcome = message ?? "failed rule: \(rule)"
-            }
-        } catch {
-            outcome = "\(rule): \(error)"
-        }
-        guard let outcome else { return nil }
-        return problem(value, path, outcome)
-    }
-
-    private func problem(_ value: JSON, _ path: String, _ detail: String) -> APIError.Cause {
-        var at = path.isEmpty ? "<nil>" : path
-        if let fieldPath, fieldPath.hasPrefix(".") {
-            at = (path.isEmpty ? "" : path) + (path.isEmpty ? String(fieldPath.dropFirst()) : fieldPath)
-        }
-        switch reason {
-        case "FieldValueForbidden": return .init(at, reason, "Forbidden: \(detail)")
-        case "FieldValueRequired": return .init(at, reason, "Required value: \(detail)")
-        case "FieldValueDuplicate": return .init(at, reason, "Duplicate value: \(detail)")
-        default:
-            return .init(at, "FieldValueInvalid", "Invalid value: \"\(StructuralSchema.typeName(value))\": \(detail)")
         }
     }
 }

@@ -29,9 +29,10 @@ enum StringFormats {
         }
     }
 
-    private static func regex(_ pattern: String) -> NSRegularExpression {
-        // The patterns are constants of this file: a bad one is a programming error.
-        try! NSRegularExpression(pattern: pattern)
+    private static func regex(_ pattern: String) -> LinearRegex {
+        // The patterns are constants of this file: a bad one is a programming error. Linear-time, as the
+        // values come from any user (the email pattern backtracks quadratically in NSRegularExpression).
+        try! LinearRegex(pattern)
     }
     static let dateTime = regex(
         #"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"#)
@@ -45,8 +46,8 @@ enum StringFormats {
     static let rgbColor = regex(#"^rgb\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*\)$"#)
     static let objectID = regex(#"^[0-9a-fA-F]{24}$"#)
 
-    private static func matches(_ r: NSRegularExpression, _ s: String) -> Bool {
-        r.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+    private static func matches(_ r: LinearRegex, _ s: String) -> Bool {
+        r.matches(s)
     }
 
     /// A calendar date that exists (no 2026-02-30).

@@ -7,7 +7,8 @@ import Foundation
 /// enum, bounds, lengths, patterns, list types, allOf/anyOf/oneOf/not), each error in upstream's words
 /// with its field path.
 ///
-/// CEL rules (`x-kubernetes-validations`) are not evaluated: they are kept, published, and skipped.
+/// CEL rules (`x-kubernetes-validations`) are evaluated after the rest, within upstream's cost limits
+/// (CELCost.swift); patterns are RE2 (LinearRegex), so no value can make either run away.
 final class StructuralSchema: Sendable {
     let type: String?
     let properties: [String: StructuralSchema]
@@ -21,7 +22,9 @@ final class StructuralSchema: Sendable {
     let exclusiveMinimum: Bool, exclusiveMaximum: Bool
     let multipleOf: Double?
     let minLength: Int?, maxLength: Int?
-    let pattern: NSRegularExpression?, patternText: String?
+    /// `pattern`, with RE2's syntax and linear-time matching as upstream's Go `regexp`: the values it
+    /// checks come from any user.
+    let pattern: LinearRegex?
     /// `format` of a string (date-time, uuid …): checked when StringFormats knows it.
     let format: String?
     let minItems: Int?, maxItems: Int?
@@ -81,12 +84,12 @@ final class StructuralSchema: Sendable {
         listType = j["x-kubernetes-list-type"].string
         listMapKeys = (j["x-kubernetes-list-map-keys"].array ?? []).compactMap(\.string)
         format = j["format"].string
-        patternText = j["pattern"].string
-        if let text = patternText {
-            do { pattern = try NSRegularExpression(pattern: text) } catch {
+        if let text = j["pattern"].string, !text.isEmpty {
+            do { pattern = try LinearRegex(text) } catch {
                 pattern = nil
                 errors.append(
-                    FieldChecks.invalid("\(path).pattern", .string(text), "must be a valid regular expression"))
+                    FieldChecks.invalid(
+                        "\(path).pattern", .string(text), "must be a valid regular expression, but isn't: \(error)"))
             }
         } else {
             pattern = nil
@@ -239,13 +242,14 @@ final class StructuralSchema: Sendable {
     /// The value's field errors, each under `path`. At the root, metadata is the generic object rules'
     /// business and is not validated here. `old` is the stored value at the same place, on an update
     /// (transition rules, those reading `oldSelf`, need it); `transitionsOnly` checks only those rules
-    /// (the rest was checked by the create-time validation the update also runs).
+    /// (the rest was checked by the create-time validation the update also runs). The CEL rules of one
+    /// validation share `budget`, upstream's runtime cost budget of a custom resource.
     func validate(
         _ value: JSON, old: JSON? = nil, path: String, into errs: inout [APIError.Cause], root: Bool = false,
-        transitionsOnly: Bool = false
+        transitionsOnly: Bool = false, budget: CELValidationBudget = CELValidationBudget()
     ) {
         if transitionsOnly {
-            validateTransitions(value, old: old, path: path, into: &errs, root: root)
+            validateTransitions(value, old: old, path: path, into: &errs, root: root, budget: budget)
             return
         }
         let where_ = path.isEmpty ? "body" : path
@@ -318,10 +322,8 @@ final class StructuralSchema: Sendable {
                 errs.append(
                     FieldChecks.invalid(where_, value, "\(where_) in body should be at least \(minLength) chars long"))
             }
-            if let pattern, let patternText,
-                pattern.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) == nil
-            {
-                errs.append(FieldChecks.invalid(where_, value, "\(where_) in body should match '\(patternText)'"))
+            if let pattern, !pattern.matches(s) {
+                errs.append(FieldChecks.invalid(where_, value, "\(where_) in body should match '\(pattern.pattern)'"))
             }
             if let format, StringFormats.conforms(s, to: format) == false {
                 errs.append(
@@ -357,7 +359,9 @@ final class StructuralSchema: Sendable {
                 }
             }
             if let items {
-                for (i, e) in elements.enumerated() { items.validate(e, path: "\(where_)[\(i)]", into: &errs) }
+                for (i, e) in elements.enumerated() {
+                    items.validate(e, path: "\(where_)[\(i)]", into: &errs, budget: budget)
+                }
             }
         case .object(let members):
             for name in required
@@ -379,31 +383,34 @@ final class StructuralSchema: Sendable {
             for (key, member) in members.sorted(by: { $0.key < $1.key }) {
                 if (root || embeddedResource) && ["apiVersion", "kind", "metadata"].contains(key) { continue }
                 guard let child = properties[key] ?? additionalProperties else { continue }
-                child.validate(member, path: path.isEmpty ? key : "\(path).\(key)", into: &errs)
+                child.validate(member, path: path.isEmpty ? key : "\(path).\(key)", into: &errs, budget: budget)
             }
         default: break
         }
-        for sub in allOf { sub.validate(value, path: path, into: &errs) }
-        if !anyOf.isEmpty && !anyOf.contains(where: { $0.accepts(value, path: path) }) {
+        for sub in allOf { sub.validate(value, path: path, into: &errs, budget: budget) }
+        if !anyOf.isEmpty && !anyOf.contains(where: { $0.accepts(value, path: path, budget: budget) }) {
             errs.append(FieldChecks.invalid(where_, value, "must validate at least one schema (anyOf)"))
         }
-        if !oneOf.isEmpty && oneOf.filter({ $0.accepts(value, path: path) }).count != 1 {
+        if !oneOf.isEmpty && oneOf.filter({ $0.accepts(value, path: path, budget: budget) }).count != 1 {
             errs.append(FieldChecks.invalid(where_, value, "must validate one and only one schema (oneOf)"))
         }
-        if let not, not.accepts(value, path: path) {
+        if let not, not.accepts(value, path: path, budget: budget) {
             errs.append(FieldChecks.invalid(where_, value, "must not validate the schema (not)"))
         }
         for rule in rules where !rule.expression.usesOldSelf {
-            if let e = rule.check(value, old: nil, path: path) { errs.append(e) }
+            if let e = rule.check(value, old: nil, path: path, budget: budget) { errs.append(e) }
         }
     }
 
     /// Only the transition rules, with the old value correlated to the new one: an object's members by
     /// name, a map-list's elements by their keys (upstream's correlation; other list elements have none).
-    func validateTransitions(_ value: JSON, old: JSON?, path: String, into errs: inout [APIError.Cause], root: Bool) {
+    func validateTransitions(
+        _ value: JSON, old: JSON?, path: String, into errs: inout [APIError.Cause], root: Bool,
+        budget: CELValidationBudget
+    ) {
         guard let old, !old.isNull else { return }
         for rule in rules where rule.expression.usesOldSelf {
-            if let e = rule.check(value, old: old, path: path) { errs.append(e) }
+            if let e = rule.check(value, old: old, path: path, budget: budget) { errs.append(e) }
         }
         switch value {
         case .object(let members):
@@ -411,7 +418,8 @@ final class StructuralSchema: Sendable {
                 if root && ["apiVersion", "kind", "metadata"].contains(key) { continue }
                 guard let child = properties[key] ?? additionalProperties else { continue }
                 child.validateTransitions(
-                    member, old: old[key], path: path.isEmpty ? key : "\(path).\(key)", into: &errs, root: false)
+                    member, old: old[key], path: path.isEmpty ? key : "\(path).\(key)", into: &errs, root: false,
+                    budget: budget)
             }
         case .array(let elements):
             guard let items, listType == "map", !listMapKeys.isEmpty else { return }
@@ -419,15 +427,16 @@ final class StructuralSchema: Sendable {
             for (i, e) in elements.enumerated() {
                 let key = listMapKeys.map { e[$0] }
                 let match = previous.first { p in listMapKeys.map { p[$0] } == key }
-                items.validateTransitions(e, old: match, path: "\(path)[\(i)]", into: &errs, root: false)
+                items.validateTransitions(
+                    e, old: match, path: "\(path)[\(i)]", into: &errs, root: false, budget: budget)
             }
         default: return
         }
     }
 
-    func accepts(_ value: JSON, path: String) -> Bool {
+    func accepts(_ value: JSON, path: String, budget: CELValidationBudget) -> Bool {
         var errs: [APIError.Cause] = []
-        validate(value, path: path, into: &errs)
+        validate(value, path: path, into: &errs, budget: budget)
         return errs.isEmpty
     }
 

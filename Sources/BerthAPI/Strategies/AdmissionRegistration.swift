@@ -191,7 +191,9 @@ struct WebhookConfigurationStrategy: ResourceStrategy {
 
     static func compiles(_ expression: JSON, _ path: String) -> [APIError.Cause] {
         guard let text = expression.string, !text.isEmpty else { return [FieldChecks.required(path)] }
-        do { _ = try CELParser.parse(text) } catch {
+        do { try CELRegexLiteralError.check(try CELParser.parse(text)) } catch let error as CELRegexLiteralError {
+            return [FieldChecks.invalid(path, .string(text), error.description)]
+        } catch {
             return [FieldChecks.invalid(path, .string(text), "compilation failed: ERROR: \(error)")]
         }
         return []
