@@ -13,23 +13,9 @@ struct ValidatingAdmissionPolicyStatusController: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                let revision = try await reconcile()
-                let events = try await store.watch(
-                    prefix: Registry.validatingAdmissionPolicies.keyPrefix, afterRevision: revision)
-                try await cancelWhenGracefulShutdown {
-                    for try await _ in events { _ = try await reconcile() }
-                }
-                return
-            } catch is CancellationError {
-                return
-            } catch {
-                if Task.isShuttingDownGracefully { return }
-                logger.warning("validating admission policy status: \(error)")
-                try? await gracefulShutdownAwareSleep(for: .milliseconds(500))
-            }
-        }
+        try await reconcileOnChanges(
+            store, prefix: Registry.validatingAdmissionPolicies.keyPrefix, what: "validating admission policy status",
+            logger: logger, reconcile)
     }
 
     /// Type-checks every policy whose generation is newer than its status; returns the revision the

@@ -10,22 +10,8 @@ struct FlowSchemaStatusController: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                let revision = try await reconcile()
-                let events = try await store.watch(prefix: FlowController.prefix, afterRevision: revision)
-                try await cancelWhenGracefulShutdown {
-                    for try await _ in events { _ = try await reconcile() }
-                }
-                return
-            } catch is CancellationError {
-                return
-            } catch {
-                if Task.isShuttingDownGracefully { return }
-                logger.warning("flow schema status: \(error)")
-                try? await gracefulShutdownAwareSleep(for: .milliseconds(500))
-            }
-        }
+        try await reconcileOnChanges(
+            store, prefix: FlowController.prefix, what: "flow schema status", logger: logger, reconcile)
     }
 
     /// Brings every schema's condition up to date; returns the revision the lists were read at.
