@@ -262,9 +262,28 @@ public final class APIServer: Sendable {
             try await bootstrap()
             await onReady(port)
             // Child tasks inherit this service's graceful-shutdown context, so each behaves as in the group.
+            let running = RunningServices()
             try await withThrowingTaskGroup(of: Void.self) { g in
-                for service in rest { g.addTask { try await service.run() } }
-                try await g.waitForAll()
+                for (i, service) in rest.enumerated() {
+                    let name = "\(i):\(type(of: service))"
+                    running.started(name)
+                    g.addTask {
+                        defer { running.ended(name) }
+                        try await service.run()
+                    }
+                }
+                try await withTaskCancellationHandler {
+                    try await g.waitForAll()
+                } onCancel: {
+                    // service-lifecycle ends the process when cancellation takes over 5 s: name the loops
+                    // still running after 3, so a slow one can be found.
+                    let log = logger
+                    Task {
+                        try? await Task.sleep(for: .seconds(3))
+                        let left = running.names
+                        if !left.isEmpty { log.error("still running 3 s after cancellation: \(left.sorted())") }
+                    }
+                }
             }
         }
         var configuration = ServiceGroupConfiguration(
@@ -418,4 +437,13 @@ actor ServiceAllocator {
         }
         return (ip, ports)
     }
+}
+
+/// The server's own loops still running, for the log line that names those outliving cancellation.
+final class RunningServices: @unchecked Sendable {
+    private let lock = NSLock()
+    private var running: Set<String> = []
+    func started(_ name: String) { lock.withLock { _ = running.insert(name) } }
+    func ended(_ name: String) { lock.withLock { _ = running.remove(name) } }
+    var names: Set<String> { lock.withLock { running } }
 }
