@@ -16,7 +16,7 @@ extension Handler {
         review["kind"] = "SelfSubjectReview"
         review["apiVersion"] = "authentication.k8s.io/v1"
         if review["metadata"].isNull { review["metadata"] = ["creationTimestamp": .null] }
-        review["status"] = ["userInfo": Self.userInfoJSON(call.user)]
+        review["status"] = ["userInfo": call.user.json]
         return reply(call, review, status: 201)
     }
 
@@ -41,7 +41,7 @@ extension Handler {
         let user = try await user(bearerToken: token, audiences: audiences)
         if let user {
             review["status"] = [
-                "authenticated": true, "user": Self.userInfoJSON(user),
+                "authenticated": true, "user": user.json,
                 "audiences": .array(audiences.map { .string($0) }),
             ]
         } else {
@@ -49,6 +49,4 @@ extension Handler {
         }
         return reply(call, review, status: 201)
     }
-
-    static func userInfoJSON(_ user: UserInfo) -> JSON { user.json }
 }

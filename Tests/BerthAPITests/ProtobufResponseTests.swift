@@ -231,11 +231,7 @@ extension APITests {
                     "policy/v1 poddisruptionbudgets:PodDisruptionBudget", "networking.k8s.io/v1 ingresses:Ingress",
                     "networking.k8s.io/v1 networkpolicies:NetworkPolicy",
                     "storage.k8s.io/v1 csistoragecapacities:CSIStorageCapacity",
-                ].map { entry -> (String, String, String) in
-                    let gv = String(entry.split(separator: " ")[0])
-                    let (plural, kind) = Self.split(String(entry.split(separator: " ")[1]))
-                    return ("/apis/\(gv)/namespaces/pb/\(plural)", gv, kind)
-                }
+                ].map { Self.groupResource($0, namespace: "pb") }
                 + [
                     "rbac.authorization.k8s.io/v1 clusterroles:ClusterRole",
                     "rbac.authorization.k8s.io/v1 clusterrolebindings:ClusterRoleBinding",
@@ -251,11 +247,7 @@ extension APITests {
                     "admissionregistration.k8s.io/v1 validatingwebhookconfigurations:ValidatingWebhookConfiguration",
                     "flowcontrol.apiserver.k8s.io/v1 flowschemas:FlowSchema",
                     "flowcontrol.apiserver.k8s.io/v1 prioritylevelconfigurations:PriorityLevelConfiguration",
-                ].map { entry -> (String, String, String) in
-                    let gv = String(entry.split(separator: " ")[0])
-                    let (plural, kind) = Self.split(String(entry.split(separator: " ")[1]))
-                    return ("/apis/\(gv)/\(plural)", gv, kind)
-                }
+                ].map { Self.groupResource($0, namespace: nil) }
             for r in resources {
                 let json = try s.curl("GET", r.path).1
                 let items = json["items"].array ?? []
@@ -454,6 +446,13 @@ extension APITests {
             #expect(
                 try JSON.parse(try Self.fetch(s, path + "/big", accept: "application/json").1)["data"]["payload"]
                     .string?.count == 4096)
+        }
+
+        /// "apps/v1 deployments:Deployment" → its collection's path (in `namespace`), apiVersion and kind.
+        static func groupResource(_ entry: String, namespace: String?) -> (String, String, String) {
+            let gv = String(entry.split(separator: " ")[0])
+            let (plural, kind) = split(String(entry.split(separator: " ")[1]))
+            return ("/apis/\(gv)/" + (namespace.map { "namespaces/\($0)/" } ?? "") + plural, gv, kind)
         }
 
         static func split(_ s: String) -> (String, String) {

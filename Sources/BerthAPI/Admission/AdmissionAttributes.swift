@@ -62,7 +62,7 @@ struct AdmissionAttributes: Sendable {
             "uid": .string(uid), "kind": kindJSON, "resource": resourceJSON,
             "requestKind": kindJSON, "requestResource": resourceJSON,
             "name": .string(name), "operation": .string(operation.rawValue),
-            "userInfo": userInfoJSON, "dryRun": .bool(dryRun), "options": options,
+            "userInfo": user.json, "dryRun": .bool(dryRun), "options": options,
             "object": object ?? .null, "oldObject": oldObject ?? .null,
         ]
         if !subresource.isEmpty {
@@ -78,8 +78,6 @@ struct AdmissionAttributes: Sendable {
     var celVariables: [String: JSON] {
         ["object": object ?? .null, "oldObject": oldObject ?? .null, "request": request(uid: "")]
     }
-
-    var userInfoJSON: JSON { user.json }
 
     /// The labels object selectors look at: the object's, or the old object's on DELETE.
     var objectLabels: [String: String]? { object?["metadata"]["labels"].stringMap }
