@@ -142,6 +142,17 @@ extension Protobuf {
             }
         case (.rawJSON, _): w.message(n) { $0.bytes(1, v.serialized()) }
         case (.message(let m), .object(let o)): w.message(n) { encode(o, m, into: &$0) }
+        case (.schemaOr(.bool, _), .bool(let b)): w.message(n) { $0.varint(1, b ? 1 : 0) }
+        case (.schemaOr(.bool, let m), .object(let o)):
+            w.message(n) { x in
+                x.varint(1, 1)  // a schema allows, as UnmarshalJSON sets it
+                x.message(2) { encode(o, m, into: &$0) }
+            }
+        case (.schemaOr(_, let m), .object(let o)): w.message(n) { $0.message(1) { encode(o, m, into: &$0) } }
+        case (.schemaOr(.schemas, let m), .array(let items)):
+            w.message(n) { x in for case .object(let o) in items { x.message(2) { encode(o, m, into: &$0) } } }
+        case (.schemaOr(.strings, _), .array(let items)):
+            w.message(n) { x in for case .string(let s) in items { x.string(2, s) } }
         default: return
         }
     }
@@ -230,7 +241,12 @@ extension Protobuf {
             if Data(base64Encoded: s) == nil { problems.append(path) }
         case (.time, .string(let s)), (.microTime, .string(let s)):
             if APITime.parse(s) == nil { problems.append(path) }
-        case (.message(let m), .object(let o)): check(o, m, path, &problems)
+        case (.message(let m), .object(let o)), (.schemaOr(_, let m), .object(let o)): check(o, m, path, &problems)
+        case (.schemaOr(.bool, _), .bool): return
+        case (.schemaOr(.schemas, let m), .array(let items)):
+            for (i, item) in items.enumerated() { checkSingle(item, .message(m), "\(path)[\(i)]", &problems) }
+        case (.schemaOr(.strings, _), .array(let items)):
+            for (i, item) in items.enumerated() { checkSingle(item, .string, "\(path)[\(i)]", &problems) }
         default: problems.append(path)
         }
     }
