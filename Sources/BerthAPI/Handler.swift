@@ -237,7 +237,7 @@ struct Handler: Sendable {
             answer = PartialObjectMetadata.convert(j, version: version)
             protobuf = inProtobuf
         }
-        // A kind without a message (a custom resource's Scale has one; a metrics list has not) stays JSON,
+        // A kind without a message (a custom resource; a custom resource's Scale has one) stays JSON,
         // which the client reads from the Content-Type.
         if protobuf, let bytes = Protobuf.encodeObject(answer) {
             return Response(
@@ -329,7 +329,8 @@ struct Handler: Sendable {
             return reply(call, list)
         }
         if group == Discovery.metricsGroup {
-            call.render = try Rendering.negotiate(call.accept, .plain)
+            // Protobuf as metrics-server answers it (kube-controller-manager's HPA client asks for it).
+            call.render = try Rendering.negotiate(call.accept, .builtInAnswers)
             return try await resourceMetrics(call, version: version, rest: rest)
         }
         if group == Discovery.reviewGroup, version == "v1", call.method == .post,

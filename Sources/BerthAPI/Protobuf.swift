@@ -1,3 +1,4 @@
+import BerthKube
 import Foundation
 
 /// Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) → the server's JSON tree.
@@ -23,6 +24,8 @@ enum Protobuf {
         case time, microTime
         /// resource.Quantity: {1 string} → its string.
         case quantity
+        /// metav1.Duration: {1 durationNs} → Go's duration text (`10s`, `1m30s`).
+        case duration
         /// intstr.IntOrString: {1 type (0 int, 1 string), 2 intVal, 3 strVal}.
         case intOrString
         /// metav1.FieldsV1: {1 raw JSON bytes} → that JSON.
@@ -36,7 +39,7 @@ enum Protobuf {
         case map(FieldType)
 
         /// `s` string, `i` int32/int64, `b` bool, `y` bytes (base64 in JSON), `f` double, `t` Time,
-        /// `u` MicroTime, `q` Quantity, `x` IntOrString, `j` raw JSON (FieldsV1, RawExtension, JSON), `[T`
+        /// `u` MicroTime, `q` Quantity, `D` Duration, `x` IntOrString, `j` raw JSON (FieldsV1, RawExtension, JSON), `[T`
         /// repeated T, `{T` map<string,T>, `|[M` / `|bM` / `|sM` message M or a list of them / a bool / a list
         /// of strings, anything longer a message name.
         init?(code: Substring) {
@@ -49,6 +52,7 @@ enum Protobuf {
             case "t": self = .time
             case "u": self = .microTime
             case "q": self = .quantity
+            case "D": self = .duration
             case "x": self = .intOrString
             case "j": self = .rawJSON
             default:
@@ -302,6 +306,14 @@ enum Protobuf {
             var r = Reader(try bytes(v)), s = ""
             while let (n, x) = try r.next() { if n == 1 { s = try string(x) } }
             return .string(s.isEmpty ? "0" : s)
+        case .duration:
+            var r = Reader(try bytes(v)), nanoseconds: Int64 = 0
+            while let (n, x) = try r.next() {
+                guard n == 1 else { continue }
+                guard case .varint(let u) = x else { throw wrongWire(x) }
+                nanoseconds = Int64(bitPattern: u)
+            }
+            return .string(MetaV1.Duration(nanoseconds: nanoseconds).description)
         case .intOrString:
             var r = Reader(try bytes(v))
             var isString = false, i: Int64 = 0, s = ""

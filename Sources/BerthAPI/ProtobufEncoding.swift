@@ -1,3 +1,4 @@
+import BerthKube
 import Foundation
 
 /// Kubernetes protobuf responses: the server's JSON tree → `application/vnd.kubernetes.protobuf`, the form
@@ -129,6 +130,9 @@ extension Protobuf {
                 ts.varint(2, UInt64(bitPattern: nanos))
             }
         case (.quantity, .string(let s)), (.quantity, .number(let s)): w.message(n) { $0.string(1, s) }
+        case (.duration, .string(let s)):
+            guard let d = MetaV1.Duration(s) else { return }
+            w.message(n) { $0.varint(1, UInt64(bitPattern: d.nanoseconds)) }
         case (.intOrString, .number(let text)):
             guard let i = Int64(text) else { return }
             w.message(n) { x in
@@ -239,6 +243,8 @@ extension Protobuf {
             if Int64(text) == nil { problems.append(path) }
         case (.bytes, .string(let s)):
             if Data(base64Encoded: s) == nil { problems.append(path) }
+        case (.duration, .string(let s)):
+            if MetaV1.Duration(s) == nil { problems.append(path) }
         case (.time, .string(let s)), (.microTime, .string(let s)):
             if APITime.parse(s) == nil { problems.append(path) }
         case (.message(let m), .object(let o)), (.schemaOr(_, let m), .object(let o)): check(o, m, path, &problems)

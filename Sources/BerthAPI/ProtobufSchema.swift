@@ -67,6 +67,8 @@ extension Protobuf {
         "flowcontrol.apiserver.k8s.io/v1/FlowSchema": "FlowSchema",
         "flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration": "PriorityLevelConfiguration",
         "apiextensions.k8s.io/v1/CustomResourceDefinition": "CustomResourceDefinition",
+        "metrics.k8s.io/v1beta1/NodeMetrics": "NodeMetrics",
+        "metrics.k8s.io/v1beta1/PodMetrics": "PodMetrics",
         "events.k8s.io/v1/Event": "events.Event",
         "meta.k8s.io/v1/PartialObjectMetadata": "PartialObjectMetadata",
         "meta.k8s.io/v1beta1/PartialObjectMetadata": "PartialObjectMetadata",
@@ -682,6 +684,9 @@ extension Protobuf {
           2:acceptedNames:CustomResourceDefinitionNames 3:storedVersions:[s
         CustomResourceDefinition 1:metadata:ObjectMeta 2:spec:CustomResourceDefinitionSpec
           3:status:CustomResourceDefinitionStatus
+        NodeMetrics 1:metadata:ObjectMeta 2:timestamp:t 3:window:D 4:usage:{q
+        ContainerMetrics 1:name:s? 2:usage:{q
+        PodMetrics 1:metadata:ObjectMeta 2:timestamp:t 3:window:D 4:containers:[ContainerMetrics
         events.EventSeries 1:count:i? 2:lastObservedTime:u
         events.Event 1:metadata:ObjectMeta 2:eventTime:u 3:series:events.EventSeries 4:reportingController:s
           5:reportingInstance:s 6:action:s 7:reason:s 8:regarding:ObjectReference 9:related:ObjectReference 10:note:s

@@ -121,6 +121,33 @@ extension APITests {
                 try #require(Protobuf.encodeObject(review)), kind: "SubjectAccessReview")
             #expect(back["spec"]["extra"] == ["scopes": ["a", "b"], "none": []], "\(back)")
             #expect(Protobuf.encodeObject(["apiVersion": "example.com/v1", "kind": "Widget"]) == nil)
+
+            // metrics.k8s.io as the server builds it: a Duration is its nanoseconds on the wire.
+            let podMetrics: JSON = [
+                "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                "metadata": ["name": "busy", "namespace": "default"], "timestamp": "2026-12-06T10:00:00Z",
+                "window": "1m30.5s", "containers": [["name": "busy", "usage": ["cpu": "987m", "memory": "1Mi"]]],
+            ]
+            let metricsBytes = ProtoWriter.envelope("metrics.k8s.io/v1beta1", "PodMetrics") { o in
+                o.message(1) {
+                    $0.string(1, "busy"); $0.string(3, "default")
+                }
+                o.message(2) {
+                    $0.int(1, 1_796_551_200); $0.int(2, 0)
+                }
+                o.message(3) { $0.int(1, 90_500_000_000) }
+                o.message(4) { c in
+                    c.string(1, "busy")
+                    c.message(2) { e in
+                        e.string(1, "cpu"); e.message(2) { $0.string(1, "987m") }
+                    }
+                    c.message(2) { e in
+                        e.string(1, "memory"); e.message(2) { $0.string(1, "1Mi") }
+                    }
+                }
+            }
+            #expect(Protobuf.encodeObject(podMetrics) == metricsBytes)
+            #expect(try Protobuf.decodeObject(metricsBytes, kind: "PodMetrics") == podMetrics)
         }
 
         /// A CRD's schema: fields whose JSON is a schema or something else (marshal.go's

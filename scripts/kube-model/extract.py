@@ -3,11 +3,11 @@
 scripts/kube-model/kubernetes-1.32.json, which generate.py turns into Swift (Sources/BerthKube/Generated)
 and into the protobuf table (Sources/BerthAPI/ProtobufSchema.swift).
 
-    scripts/kube-model/extract.py [--tag v0.32.9] API APIMACHINERY APIEXTENSIONS \
+    scripts/kube-model/extract.py [--tag v0.32.9] API APIMACHINERY APIEXTENSIONS METRICS \
         > scripts/kube-model/kubernetes-1.32.json
 
-API is k8s.io/api, APIMACHINERY k8s.io/apimachinery and APIEXTENSIONS k8s.io/apiextensions-apiserver
-(CustomResourceDefinition's types), each either a checkout (a directory with the sources) or a git
+API is k8s.io/api, APIMACHINERY k8s.io/apimachinery, APIEXTENSIONS k8s.io/apiextensions-apiserver
+(CustomResourceDefinition's types) and METRICS k8s.io/metrics (NodeMetrics, PodMetrics), each either a checkout (a directory with the sources) or a git
 repository read at --tag with `git show` (a bare mirror needs no work tree), e.g.
 /work/.mirror/kubernetes+api/repo.
 
@@ -58,10 +58,12 @@ PACKAGES = {
     "events/v1": ("api", "events/v1", ["types.go"], "events.k8s.io"),
     "apiextensions/v1": ("apiextensions", "pkg/apis/apiextensions/v1", ["types.go", "types_jsonschema.go"],
                          "apiextensions.k8s.io"),
+    "metrics/v1beta1": ("metrics", "pkg/apis/metrics/v1beta1", ["types.go"], "metrics.k8s.io"),
 }
 IMPORT_PATHS = {"k8s.io/api/" + p: p for p in PACKAGES if PACKAGES[p][0] == "api"}
 IMPORT_PATHS["k8s.io/apimachinery/pkg/apis/meta/v1"] = "meta/v1"
 IMPORT_PATHS["k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"] = "apiextensions/v1"
+IMPORT_PATHS["k8s.io/metrics/pkg/apis/metrics/v1beta1"] = "metrics/v1beta1"
 # Packages whose types are hand-written in BerthKube (custom JSON forms), by Go name.
 OPAQUE = {"k8s.io/apimachinery/pkg/util/intstr": {"IntOrString": "IntOrString"},
           "k8s.io/apimachinery/pkg/api/resource": {"Quantity": "Quantity"},
@@ -143,9 +145,9 @@ def main():
     tag = None
     if args[:1] == ["--tag"]:
         tag, args = args[1], args[2:]
-    if len(args) != 3:
+    if len(args) != 4:
         sys.exit(__doc__)
-    sources = {"api": Source(args[0], tag), "apimachinery": Source(args[1], tag), "apiextensions": Source(args[2], tag)}
+    sources = {name: Source(path, tag) for name, path in zip(("api", "apimachinery", "apiextensions", "metrics"), args)}
 
     structs, enums, aliases, named, imports, protos, objects, empty = {}, {}, {}, {}, {}, {}, set(), set()
     for pkg, (repo, rel, files, _) in PACKAGES.items():
@@ -283,6 +285,7 @@ def main():
     facts = {"source": {"k8s.io/api": sources["api"].describe(),
                         "k8s.io/apimachinery": sources["apimachinery"].describe(),
                         "k8s.io/apiextensions-apiserver": sources["apiextensions"].describe(),
+                        "k8s.io/metrics": sources["metrics"].describe(),
                         "generator": "scripts/kube-model/extract.py"},
              "packages": out_packages}
     write_facts(facts, sys.stdout)

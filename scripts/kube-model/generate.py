@@ -5,8 +5,9 @@ extract.py), and nothing else:
   Sources/BerthKube/Generated/<package>_<version>.swift   one namespace per group version (CoreV1, AppsV1, …)
   Sources/BerthKube/Generated/Aliases.swift              Pod = CoreV1.Pod and the like, where unambiguous
   Sources/BerthAPI/ProtobufSchema.swift                  the table Sources/BerthAPI/Protobuf.swift reads
-                                                         (apiextensions/v1 only here: CustomResources/ has its
-                                                         own types for the definitions it validates)
+                                                         (apiextensions/v1 and metrics/v1beta1 only here:
+                                                         CustomResources/ has its own types for the
+                                                         definitions it validates; metrics are built as JSON)
   Sources/BerthAPI/SchemaDefinitions.swift               the table Sources/BerthAPI/Schema.swift reads
 
     scripts/kube-model/generate.py           write the files
@@ -51,7 +52,7 @@ STRUCTLIKE = {"Duration", "Quantity", "IntOrString", "RawExtension", "FieldsV1",
 # Names never aliased at the top level: Swift's own, or ambiguous in meaning.
 NO_ALIAS = {"Time", "Duration", "List", "Status", "Type", "Protocol", "Error", "Result", "Set", "Condition", "Handler"}
 # Packages extracted for the protobuf table alone.
-PROTOBUF_ONLY = {"apiextensions/v1"}
+PROTOBUF_ONLY = {"apiextensions/v1", "metrics/v1beta1"}
 # apiextensions' types whose JSON is a schema or something else (marshal.go), and the protobuf letters
 # that say which else (see Protobuf.FieldType): each is a message {schema, the other form}.
 SCHEMA_UNIONS = {"JSONSchemaPropsOrArray": "|[", "JSONSchemaPropsOrBool": "|b", "JSONSchemaPropsOrStringArray": "|s"}
@@ -432,6 +433,9 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("FlowSchema", "flowcontrol.apiserver.k8s.io/v1", "flowcontrol/v1"),
                   ("PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io/v1", "flowcontrol/v1"),
                   ("CustomResourceDefinition", "apiextensions.k8s.io/v1", "apiextensions/v1"),
+                  # What the API server's metrics.k8s.io answers, as metrics-server does.
+                  ("NodeMetrics", "metrics.k8s.io/v1beta1", "metrics/v1beta1"),
+                  ("PodMetrics", "metrics.k8s.io/v1beta1", "metrics/v1beta1"),
                   # What responses carry besides objects: errors and deletions (Status, apiVersion "v1"
                   # whatever the group, as upstream writes it) and the list envelope's metadata.
                   ("Event", "events.k8s.io/v1", "events/v1"),
