@@ -78,9 +78,14 @@ struct Handler: Sendable {
             let query = try Query.parse(req.uri.query)
             // Priority and fairness after authentication and impersonation, before authorization, as
             // kube-apiserver's filter chain places it.
+            let attributes = AuthorizationAttributes(user: user, method: req.method.rawValue, path: path, query: query)
             flow = try await server.flowControl.admit(
-                AuthorizationAttributes(user: user, method: req.method.rawValue, path: path, query: query),
-                longRunning: Self.isLongRunning(path, query), store: store)
+                attributes, longRunning: Self.isLongRunning(path, query),
+                list: attributes.verb == "list" && attributes.name.isEmpty
+                    ? server.customResources.find(
+                        group: attributes.apiGroup, version: attributes.apiVersion, plural: attributes.resource
+                    ).map { FlowController.ListRequest(keyPrefix: $0.keyPrefix, query: query) } : nil,
+                store: store)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {
                 do {
