@@ -15,8 +15,16 @@ final class CustomResourceRegistry: Sendable {
         var v3Documents: [String: [UInt8]] = [:]
     }
     private let state = Mutex(Snapshot())
-    private let v2Cache = Mutex<(generation: Int, bytes: [UInt8])?>(nil)
-    private let v2ProtobufCache = Mutex<(generation: Int, bytes: [UInt8])?>(nil)
+    private let v2Cache = Mutex<OpenAPIv2Forms?>(nil)
+
+    /// /openapi/v2 of one generation of the custom kinds: the tree, built once, and each form written
+    /// the first time a client asks for it (kubectl asks JSON for explain, protobuf for validation).
+    private struct OpenAPIv2Forms {
+        var generation: Int
+        var tree: JSON
+        var json: [UInt8]?
+        var protobuf: [UInt8]?
+    }
 
     var snapshot: Snapshot { state.withLock { $0 } }
     var types: [ResourceType] { state.withLock { $0.types } }
@@ -54,21 +62,29 @@ final class CustomResourceRegistry: Sendable {
 
     /// /openapi/v2 with the custom kinds (the built-in part is computed once).
     func openAPIv2() -> [UInt8] {
-        let snap = snapshot
-        if snap.types.isEmpty { return OpenAPI.v2Document }
-        if let cached = v2Cache.withLock({ $0 }), cached.generation == snap.generation { return cached.bytes }
-        let bytes = OpenAPI.v2(adding: snap.types).serialized()
-        v2Cache.withLock { $0 = (snap.generation, bytes) }
-        return bytes
+        if snapshot.types.isEmpty { return OpenAPI.v2Document }
+        return openAPIv2(\.json) { $0.serialized() }
     }
 
-    /// The same document in gnostic's protobuf (`OpenAPIv2Protobuf`), cached the same way.
+    /// The same document in gnostic's protobuf (`OpenAPIv2Protobuf`).
     func openAPIv2Protobuf() -> [UInt8] {
+        if snapshot.types.isEmpty { return OpenAPI.v2DocumentProtobuf }
+        return openAPIv2(\.protobuf, OpenAPIv2Protobuf.document)
+    }
+
+    private func openAPIv2(_ form: WritableKeyPath<OpenAPIv2Forms, [UInt8]?>, _ write: (JSON) -> [UInt8]) -> [UInt8] {
         let snap = snapshot
-        if snap.types.isEmpty { return OpenAPI.v2DocumentProtobuf }
-        if let cached = v2ProtobufCache.withLock({ $0 }), cached.generation == snap.generation { return cached.bytes }
-        let bytes = OpenAPIv2Protobuf.document(OpenAPI.v2(adding: snap.types))
-        v2ProtobufCache.withLock { $0 = (snap.generation, bytes) }
+        var forms =
+            v2Cache.withLock { $0 }.flatMap { $0.generation == snap.generation ? $0 : nil }
+            ?? OpenAPIv2Forms(generation: snap.generation, tree: OpenAPI.v2(adding: snap.types))
+        if let bytes = forms[keyPath: form] { return bytes }
+        let bytes = write(forms.tree)
+        forms[keyPath: form] = bytes
+        // Kept unless a newer generation's got there first; a form written meanwhile by another request
+        // for this generation may be dropped, and is written again when next asked.
+        v2Cache.withLock { cached in
+            if (cached?.generation ?? .min) <= forms.generation { cached = forms }
+        }
         return bytes
     }
 }
