@@ -78,12 +78,8 @@ struct CompiledAdmissionPolicy: Sendable {
                     throw CELError("expression did not evaluate to a bool")
                 }
                 if holds { continue }
-                var message = check.message ?? "failed expression: \(check.text)"
-                if let m = check.messageExpression, let text = (try? evaluator.eval(m))?.string, !text.isEmpty,
-                    !text.contains("\n")
-                {
-                    message = text
-                }
+                let message = evaluator.failureMessage(
+                    check.messageExpression, message: check.message, otherwise: "failed expression: \(check.text)")
                 out.append(Violation(message: message, reason: check.reason))
             } catch {
                 if failClosed {

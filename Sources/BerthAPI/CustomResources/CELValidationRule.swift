@@ -78,13 +78,9 @@ struct CELValidationRule: Sendable {
         case .success(let outcome):
             guard let holds = outcome.bool else { return problem(value, path, "failed rule: \(rule)") }
             if holds { return nil }
-            // Upstream: a messageExpression that fails or gives no usable string falls back.
-            if let messageExpression, let text = (try? evaluator.eval(messageExpression))?.string, !text.isEmpty,
-                !text.contains("\n")
-            {
-                return problem(value, path, text)
-            }
-            return problem(value, path, message ?? "failed rule: \(rule)")
+            return problem(
+                value, path,
+                evaluator.failureMessage(messageExpression, message: message, otherwise: "failed rule: \(rule)"))
         }
     }
 
@@ -113,5 +109,19 @@ struct CELValidationRule: Sendable {
         default:
             return .init(at, "FieldValueInvalid", "Invalid value: \"\(StructuralSchema.typeName(value))\": \(detail)")
         }
+    }
+}
+
+extension CELEvaluator {
+    /// What a failed rule or validation says, as upstream's CRD validator and admission policies both
+    /// write it: its messageExpression's string when that evaluates to one non-empty line, else its
+    /// message, else `otherwise`.
+    func failureMessage(_ messageExpression: CELExpression?, message: String?, otherwise: String) -> String {
+        if let messageExpression, let text = (try? eval(messageExpression))?.string, !text.isEmpty,
+            !text.contains("\n")
+        {
+            return text
+        }
+        return message ?? otherwise
     }
 }
