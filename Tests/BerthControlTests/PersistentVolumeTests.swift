@@ -337,6 +337,39 @@ extension ControlTests {
             }
         }
 
+        /// Expansion as kube-apiserver admits it: only a bound claim of a class that allows it grows; it
+        /// may shrink back to the volume's capacity, not below.
+        @Test func aClaimGrowsOnlyWhereItsClassAllowsExpansion() async throws {
+            let c = try await Cluster(hollowNodes: 0)
+            defer { Task { await c.stop() } }
+            try Self.apply(c, Self.manualClass)
+            try Self.apply(c, Self.volume("roomy", "5Gi"))
+            try Self.apply(c, Self.claim("grow"))
+            func resize(_ size: String) throws -> (ok: Bool, stderr: String) {
+                let out = try c.kubectl(
+                    "patch", "pvc", "grow", "-p", "{\"spec\":{\"resources\":{\"requests\":{\"storage\":\"\(size)\"}}}}")
+                return (out.ok, out.stderr)
+            }
+            // Not bound yet: the spec is immutable, and growing is not admitted either.
+            let early = try resize("2Gi")
+            #expect(!early.ok)
+            try await waitForClaim(c, "grow", "bound") { $0["status"]["phase"].string == "Bound" }
+            let refused = try resize("2Gi")
+            #expect(
+                refused.stderr.contains(
+                    "persistentvolumeclaims \"grow\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
+                ), "\(refused.stderr)")
+            #expect(try c.kubectl("patch", "storageclass", "manual", "-p", #"{"allowVolumeExpansion":true}"#).ok)
+            #expect(try resize("6Gi").ok)
+            // Back down to the capacity (5Gi, the volume's) is allowed, below it is not.
+            let below = try resize("4Gi")
+            #expect(
+                below.stderr.contains(
+                    "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"),
+                "\(below.stderr)")
+            #expect(try resize("5Gi").ok)
+        }
+
         @Test func aBoundVolumeIsProtectedUntilItsClaimIsGone() async throws {
             let c = try await Cluster(hollowNodes: 0)
             defer { Task { await c.stop() } }

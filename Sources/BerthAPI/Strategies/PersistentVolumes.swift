@@ -103,20 +103,61 @@ struct PersistentVolumeClaimStrategy: ResourceStrategy {
 
     /// ValidatePersistentVolumeClaimUpdate: the spec is fixed once created, except the requested size of
     /// a bound claim (expansion), its volumeAttributesClassName, and the volume name the binder sets once.
+    /// The size may go down again only as far as the volume's capacity (1.32's RecoverVolumeExpansionFailure,
+    /// on by default: undoing an expansion that failed).
     func validateUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext) -> [APIError.Cause] {
         var new = obj["spec"]
         var was = old["spec"]
-        if old["status"]["phase"].string == "Bound" { new["resources"]["requests"] = was["resources"]["requests"] }
+        let bound = old["status"]["phase"].string == "Bound"
+        if bound { new["resources"]["requests"] = was["resources"]["requests"] }
         new["volumeAttributesClassName"] = .null
         was["volumeAttributesClassName"] = .null
         if (was["volumeName"].string ?? "").isEmpty { new["volumeName"] = was["volumeName"] }
-        if new == was { return [] }
-        return [
-            FieldChecks.forbidden(
-                "spec",
-                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+        if new != was {
+            return [
+                FieldChecks.forbidden(
+                    "spec",
+                    "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+                )
+            ]
+        }
+        func milli(_ j: JSON) -> Int64? { (j.string ?? j.int.map(String.init)).flatMap(Quantity.milli) }
+        let path = "spec.resources.requests.storage"
+        guard bound, let requested = milli(obj["spec"]["resources"]["requests"]["storage"]),
+            let before = milli(old["spec"]["resources"]["requests"]["storage"]), requested < before
+        else { return [] }
+        if let capacity = milli(old["status"]["capacity"]["storage"]), requested < capacity {
+            return [FieldChecks.forbidden(path, "field can not be less than status.capacity")]
+        }
+        return []
+    }
+
+    /// Upstream's PersistentVolumeClaimResize admission: a claim grows only once bound, and only where
+    /// its StorageClass (the same before and after) says `allowVolumeExpansion: true`. local-path's class
+    /// does not, as k3s's does not: its directories have no size to grow.
+    func admitUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext, handler: Handler) async throws {
+        guard ctx.subresource == nil else { return }
+        func milli(_ j: JSON) -> Int64? { (j.string ?? j.int.map(String.init)).flatMap(Quantity.milli) }
+        guard let requested = milli(obj["spec"]["resources"]["requests"]["storage"]),
+            let before = milli(old["spec"]["resources"]["requests"]["storage"]), requested > before
+        else { return }
+        let name = obj["metadata"]["name"].string ?? ""
+        guard old["status"]["phase"].string == "Bound" else {
+            throw APIError.forbidden(
+                "persistentvolumeclaims \"\(name)\" is forbidden: Only bound persistent volume claims can be expanded")
+        }
+        let className = obj["spec"]["storageClassName"].string ?? ""
+        var allowed = false
+        if !className.isEmpty, className == old["spec"]["storageClassName"].string,
+            let storageClass = try await handler.storedObject(Registry.storageClasses, namespace: nil, name: className)
+        {
+            allowed = storageClass["allowVolumeExpansion"].bool ?? false
+        }
+        guard allowed else {
+            throw APIError.forbidden(
+                "persistentvolumeclaims \"\(name)\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize"
             )
-        ]
+        }
     }
 
     /// kubectl's columns (printPersistentVolumeClaim).
