@@ -128,6 +128,54 @@ struct MetadataControllerFakeTests {
         #expect(cluster.actions.isEmpty)
     }
 
+    /// The collector's informer of a custom kind stops when the kind is no longer served (its definition
+    /// deleted): its watch would otherwise outlive it, one per definition ever made.
+    @Test(.timeLimit(.minutes(1)))
+    func aCustomKindsInformerStopsWithItsDefinition() async throws {
+        let rig = MetadataRig()
+        let definition: JSON = [
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": ["name": "widgets.gc.example.com"],
+            "spec": [
+                "group": "gc.example.com", "scope": "Namespaced",
+                "names": ["plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"],
+                "versions": [
+                    [
+                        "name": "v1", "served": true, "storage": true,
+                        "schema": [
+                            "openAPIV3Schema": ["type": "object", "x-kubernetes-preserve-unknown-fields": true]
+                        ],
+                    ]
+                ],
+            ],
+            "status": ["conditions": [["type": "NamesAccepted", "status": "True"]]],
+        ]
+        rig.cluster.seed(CustomResourceTypes.definitions, json: definition)
+        let kinds = CustomKinds(factory: rig.context.informers)
+        let running = Task { await kinds.runInformers() }
+        defer { running.cancel() }
+        #expect(await kinds.refresh(rig.cluster).map(\.plural) == ["widgets"])
+        let widgets = try #require(kinds.current.first)
+        let informer = try #require(kinds.informers.values.first)
+        await informer.waitForSync()
+        // No change in the cluster marks a watch opening or closing: looked at until it holds.
+        func eventually(_ condition: () -> Bool) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(20)
+            while !condition() {
+                if ContinuousClock.now > deadline { return false }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return true
+        }
+        #expect(try await eventually { rig.cluster.watchCount(widgets) == 1 })
+        try await rig.cluster.delete(
+            CustomResourceTypes.definitions, namespace: nil, name: "widgets.gc.example.com", gracePeriod: nil, uid: nil,
+            propagation: nil)
+        #expect(await kinds.refresh(rig.cluster).isEmpty)
+        #expect(kinds.informers.isEmpty)
+        #expect(try await eventually { rig.cluster.watchCount(widgets) == 0 })
+    }
+
     @Test func aPatchDecidedOnAStaleViewConflictsInsteadOfOverwriting() async throws {
         let rig = MetadataRig()
         let cluster = rig.cluster

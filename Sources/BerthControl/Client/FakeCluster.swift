@@ -66,6 +66,13 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
         }
     }
 
+    /// Puts an object of a kind without a generated type in place (a CustomResourceDefinition), as `seed`.
+    public func seed(_ resource: ResourceType, json: JSON) {
+        var object = json
+        fillIn(&object, resource)
+        _ = lock.withLock { commit(resource, key: Self.key(object), object: object, deleted: false) }
+    }
+
     /// The stored object of a kind, as a test asserts on it.
     public func object<T: KubeObject & HasObjectMeta>(_ type: T.Type, namespace: String? = nil, name: String) -> T? {
         let resource = ResourceType.of(type)
@@ -393,6 +400,11 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
                 return nil
             }
         }
+    }
+
+    /// How many watches of `resource` are open now (a test proves an informer stopped).
+    public func watchCount(_ resource: ResourceType) -> Int {
+        lock.withLock { watchers.values.filter { $0.prefix == resource.keyPrefix }.count }
     }
 
     // MARK: internals

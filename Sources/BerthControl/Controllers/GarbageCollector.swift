@@ -378,11 +378,13 @@ struct GarbageCollector: ControlLoop {
 /// their objects), with a metadata informer each, started when the kind is first seen: by the sweep, at
 /// start, and when an owner's kind is not known.
 final class CustomKinds: @unchecked Sendable {
+    private typealias Entry = (informer: Informer<MetaV1.PartialObjectMetadata>, stop: AsyncStream<Void>.Continuation)
     private let factory: InformerFactory
     private let lock = NSLock()
     private var types: [ResourceType] = []
-    private var byID: [String: Informer<MetaV1.PartialObjectMetadata>] = [:]
-    private let (started, starting) = AsyncStream<Informer<MetaV1.PartialObjectMetadata>>.makeStream()
+    private var byID: [String: Entry] = [:]
+    private let (started, starting) = AsyncStream<(Informer<MetaV1.PartialObjectMetadata>, AsyncStream<Void>)>
+        .makeStream()
     /// Wires a new informer's events into the collector's queue (set once, by the collector's init).
     var observe: (@Sendable (Informer<MetaV1.PartialObjectMetadata>, String) -> Void)? {
         get { lock.withLock { observer } }
@@ -393,36 +395,50 @@ final class CustomKinds: @unchecked Sendable {
     init(factory: InformerFactory) { self.factory = factory }
 
     var current: [ResourceType] { lock.withLock { types } }
-    var informers: [String: Informer<MetaV1.PartialObjectMetadata>] { lock.withLock { byID } }
+    var informers: [String: Informer<MetaV1.PartialObjectMetadata>] { lock.withLock { byID.mapValues(\.informer) } }
 
     /// Reads the served custom kinds again (on failure keeps what it had), starting an informer for each
-    /// new one.
+    /// new one and stopping those of kinds no longer served (a deleted definition, a version dropped):
+    /// their watches would otherwise outlive them.
     func refresh(_ client: any KubeClient) async -> [ResourceType] {
         guard let served = try? await client.customResourceTypes() else { return current }
         var seen = Set<String>()
         let unique = served.filter { seen.insert($0.keyPrefix).inserted }
-        let fresh: [(String, Informer<MetaV1.PartialObjectMetadata>)] = lock.withLock {
+        let (fresh, gone): ([(String, Entry, AsyncStream<Void>)], [Entry]) = lock.withLock {
             types = unique
-            var made: [(String, Informer<MetaV1.PartialObjectMetadata>)] = []
+            let wanted = Set(unique.map(GarbageCollector.typeID))
+            var made: [(String, Entry, AsyncStream<Void>)] = []
             for r in unique where byID[GarbageCollector.typeID(r)] == nil {
                 let informer = factory.metadataInformer(r)
                 informer.addIndex(GarbageCollector.ownerIndex) { $0.metadata.ownerReferences.map(\.uid) }
-                byID[GarbageCollector.typeID(r)] = informer
-                made.append((GarbageCollector.typeID(r), informer))
+                let (stopped, stop) = AsyncStream<Void>.makeStream()
+                byID[GarbageCollector.typeID(r)] = (informer, stop)
+                made.append((GarbageCollector.typeID(r), (informer, stop), stopped))
             }
-            return made
+            let removed = byID.keys.filter { !wanted.contains($0) }
+            return (made, removed.compactMap { byID.removeValue(forKey: $0) })
         }
-        for (id, informer) in fresh {
-            observe?(informer, id)
-            starting.yield(informer)
+        for entry in gone { entry.stop.finish() }
+        for (id, entry, stopped) in fresh {
+            observe?(entry.informer, id)
+            starting.yield((entry.informer, stopped))
         }
         return unique
     }
 
-    /// Runs each custom kind's informer as it is made, until cancelled.
+    /// Runs each custom kind's informer as it is made, until it is stopped or this is cancelled.
     func runInformers() async {
         await withTaskGroup(of: Void.self) { group in
-            for await informer in started { group.addTask { await informer.run() } }
+            for await (informer, stopped) in started {
+                group.addTask {
+                    await withTaskGroup(of: Void.self) { one in
+                        one.addTask { await informer.run() }
+                        one.addTask { for await _ in stopped {} }
+                        await one.next()
+                        one.cancelAll()
+                    }
+                }
+            }
             group.cancelAll()
         }
     }
