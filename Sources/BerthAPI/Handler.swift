@@ -78,9 +78,14 @@ struct Handler: Sendable {
             let query = try Query.parse(req.uri.query)
             // Priority and fairness after authentication and impersonation, before authorization, as
             // kube-apiserver's filter chain places it.
+            let attributes = AuthorizationAttributes(user: user, method: req.method.rawValue, path: path, query: query)
             flow = try await server.flowControl.admit(
-                AuthorizationAttributes(user: user, method: req.method.rawValue, path: path, query: query),
-                longRunning: Self.isLongRunning(path, query), store: store)
+                attributes, longRunning: Self.isLongRunning(path, query),
+                list: attributes.verb == "list" && attributes.name.isEmpty
+                    ? server.customResources.find(
+                        group: attributes.apiGroup, version: attributes.apiVersion, plural: attributes.resource
+                    ).map { FlowController.ListRequest(keyPrefix: $0.keyPrefix, query: query) } : nil,
+                store: store)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {
                 do {
@@ -237,7 +242,7 @@ struct Handler: Sendable {
             answer = PartialObjectMetadata.convert(j, version: version)
             protobuf = inProtobuf
         }
-        // A kind without a message (a custom resource's Scale has one; a metrics list has not) stays JSON,
+        // A kind without a message (a custom resource; a custom resource's Scale has one) stays JSON,
         // which the client reads from the Content-Type.
         if protobuf, let bytes = Protobuf.encodeObject(answer) {
             return Response(
@@ -329,7 +334,8 @@ struct Handler: Sendable {
             return reply(call, list)
         }
         if group == Discovery.metricsGroup {
-            call.render = try Rendering.negotiate(call.accept, .plain)
+            // Protobuf as metrics-server answers it (kube-controller-manager's HPA client asks for it).
+            call.render = try Rendering.negotiate(call.accept, .builtInAnswers)
             return try await resourceMetrics(call, version: version, rest: rest)
         }
         if group == Discovery.reviewGroup, version == "v1", call.method == .post,

@@ -1,3 +1,4 @@
+import BerthKube
 import Foundation
 
 /// Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) → the server's JSON tree.
@@ -7,7 +8,7 @@ import Foundation
 /// `k8s\0`, then a `runtime.Unknown` {1: TypeMeta{1 apiVersion, 2 kind}, 2: raw, 3: contentEncoding,
 /// 4: contentType} whose `raw` is the object's message from k8s.io/api's generated.proto. Decoding is
 /// driven by `schemaText` (ProtobufSchema.swift, generated from upstream), a table per message, so a kind
-/// is data rather than code. Responses stay JSON, which these clients accept.
+/// is data rather than code. Responses walk the same table the other way (ProtobufEncoding.swift).
 ///
 /// The JSON comes out the way Go's encoding/json writes the decoded struct: zero scalars are omitted
 /// unless the schema marks them kept, a message present on the wire is an object even when empty
@@ -23,18 +24,24 @@ enum Protobuf {
         case time, microTime
         /// resource.Quantity: {1 string} → its string.
         case quantity
+        /// metav1.Duration: {1 durationNs} → Go's duration text (`10s`, `1m30s`).
+        case duration
         /// intstr.IntOrString: {1 type (0 int, 1 string), 2 intVal, 3 strVal}.
         case intOrString
         /// metav1.FieldsV1: {1 raw JSON bytes} → that JSON.
         case rawJSON
         case message(String)
+        /// apiextensions' JSONSchemaPropsOr{Array,Bool,StringArray} (marshal.go): a message {schema, the
+        /// other form} whose JSON is either the schema (the named message) or that other form.
+        case schemaOr(SchemaAlternative, String)
         case list(FieldType)
         /// map<string, T>: repeated entries {1 key, 2 value}.
         case map(FieldType)
 
         /// `s` string, `i` int32/int64, `b` bool, `y` bytes (base64 in JSON), `f` double, `t` Time,
-        /// `u` MicroTime, `q` Quantity, `x` IntOrString, `j` FieldsV1, `[T` repeated T, `{T` map<string,T>,
-        /// anything longer a message name.
+        /// `u` MicroTime, `q` Quantity, `D` Duration, `x` IntOrString, `j` raw JSON (FieldsV1, RawExtension, JSON), `[T`
+        /// repeated T, `{T` map<string,T>, `|[M` / `|bM` / `|sM` message M or a list of them / a bool / a list
+        /// of strings, anything longer a message name.
         init?(code: Substring) {
             switch code {
             case "s": self = .string
@@ -45,22 +52,34 @@ enum Protobuf {
             case "t": self = .time
             case "u": self = .microTime
             case "q": self = .quantity
+            case "D": self = .duration
             case "x": self = .intOrString
             case "j": self = .rawJSON
             default:
                 if code.hasPrefix("["), let t = FieldType(code: code.dropFirst()) { self = .list(t); return }
                 if code.hasPrefix("{"), let t = FieldType(code: code.dropFirst()) { self = .map(t); return }
+                if code.hasPrefix("|"), code.count > 2,
+                    let other = SchemaAlternative(rawValue: code.dropFirst().first!),
+                    case .message(let m)? = FieldType(code: code.dropFirst(2))
+                {
+                    self = .schemaOr(other, m); return
+                }
                 guard code.count > 1, code.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." }) else { return nil }
                 self = .message(String(code))
             }
         }
         var messageName: String? {
             switch self {
-            case .message(let m): return m
+            case .message(let m), .schemaOr(_, let m): return m
             case .list(let t), .map(let t): return t.messageName
             default: return nil
             }
         }
+    }
+    /// What a `schemaOr` field holds when it holds no schema: field 2 of its message (field 1 for the bool,
+    /// whose schema is field 2).
+    enum SchemaAlternative: Character, Sendable {
+        case schemas = "[", bool = "b", strings = "s"
     }
     struct Field: Sendable {
         /// nil: an embedded struct whose fields sit inline in the parent's JSON object.
@@ -287,6 +306,14 @@ enum Protobuf {
             var r = Reader(try bytes(v)), s = ""
             while let (n, x) = try r.next() { if n == 1 { s = try string(x) } }
             return .string(s.isEmpty ? "0" : s)
+        case .duration:
+            var r = Reader(try bytes(v)), nanoseconds: Int64 = 0
+            while let (n, x) = try r.next() {
+                guard n == 1 else { continue }
+                guard case .varint(let u) = x else { throw wrongWire(x) }
+                nanoseconds = Int64(bitPattern: u)
+            }
+            return .string(MetaV1.Duration(nanoseconds: nanoseconds).description)
         case .intOrString:
             var r = Reader(try bytes(v))
             var isString = false, i: Int64 = 0, s = ""
@@ -305,6 +332,23 @@ enum Protobuf {
             while let (n, x) = try r.next() { if n == 1 { raw = try bytes(x) } }
             if raw.isEmpty { return .null }
             do { return try JSON.parse(Array(raw)) } catch { throw DecodeError("\(error)") }
+        case .schemaOr(let other, let m):
+            var r = Reader(try bytes(v))
+            var schema: JSON?, items: [JSON] = [], allows = false
+            while let (n, x) = try r.next() {
+                switch (other, n) {
+                case (.bool, 1):
+                    guard case .varint(let u) = x else { throw wrongWire(x) }
+                    allows = u != 0
+                case (.bool, 2), (.schemas, 1), (.strings, 1): schema = try decode(try bytes(x), m, depth: depth + 1)
+                case (.schemas, 2): items.append(try decode(try bytes(x), m, depth: depth + 1))
+                case (.strings, 2): items.append(.string(try string(x)))
+                default: continue
+                }
+            }
+            // As marshal.go writes them: a schema wins over a bool; a non-empty list over a schema.
+            if other == .bool { return schema ?? .bool(allows) }
+            return items.isEmpty ? schema ?? .null : .array(items)
         case .list, .map:
             throw DecodeError("nested repeated field")  // not in Kubernetes' schemas
         }

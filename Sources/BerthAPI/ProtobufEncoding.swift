@@ -1,3 +1,4 @@
+import BerthKube
 import Foundation
 
 /// Kubernetes protobuf responses: the server's JSON tree → `application/vnd.kubernetes.protobuf`, the form
@@ -129,6 +130,9 @@ extension Protobuf {
                 ts.varint(2, UInt64(bitPattern: nanos))
             }
         case (.quantity, .string(let s)), (.quantity, .number(let s)): w.message(n) { $0.string(1, s) }
+        case (.duration, .string(let s)):
+            guard let d = MetaV1.Duration(s) else { return }
+            w.message(n) { $0.varint(1, UInt64(bitPattern: d.nanoseconds)) }
         case (.intOrString, .number(let text)):
             guard let i = Int64(text) else { return }
             w.message(n) { x in
@@ -142,6 +146,17 @@ extension Protobuf {
             }
         case (.rawJSON, _): w.message(n) { $0.bytes(1, v.serialized()) }
         case (.message(let m), .object(let o)): w.message(n) { encode(o, m, into: &$0) }
+        case (.schemaOr(.bool, _), .bool(let b)): w.message(n) { $0.varint(1, b ? 1 : 0) }
+        case (.schemaOr(.bool, let m), .object(let o)):
+            w.message(n) { x in
+                x.varint(1, 1)  // a schema allows, as UnmarshalJSON sets it
+                x.message(2) { encode(o, m, into: &$0) }
+            }
+        case (.schemaOr(_, let m), .object(let o)): w.message(n) { $0.message(1) { encode(o, m, into: &$0) } }
+        case (.schemaOr(.schemas, let m), .array(let items)):
+            w.message(n) { x in for case .object(let o) in items { x.message(2) { encode(o, m, into: &$0) } } }
+        case (.schemaOr(.strings, _), .array(let items)):
+            w.message(n) { x in for case .string(let s) in items { x.string(2, s) } }
         default: return
         }
     }
@@ -228,9 +243,16 @@ extension Protobuf {
             if Int64(text) == nil { problems.append(path) }
         case (.bytes, .string(let s)):
             if Data(base64Encoded: s) == nil { problems.append(path) }
+        case (.duration, .string(let s)):
+            if MetaV1.Duration(s) == nil { problems.append(path) }
         case (.time, .string(let s)), (.microTime, .string(let s)):
             if APITime.parse(s) == nil { problems.append(path) }
-        case (.message(let m), .object(let o)): check(o, m, path, &problems)
+        case (.message(let m), .object(let o)), (.schemaOr(_, let m), .object(let o)): check(o, m, path, &problems)
+        case (.schemaOr(.bool, _), .bool): return
+        case (.schemaOr(.schemas, let m), .array(let items)):
+            for (i, item) in items.enumerated() { checkSingle(item, .message(m), "\(path)[\(i)]", &problems) }
+        case (.schemaOr(.strings, _), .array(let items)):
+            for (i, item) in items.enumerated() { checkSingle(item, .string, "\(path)[\(i)]", &problems) }
         default: problems.append(path)
         }
     }

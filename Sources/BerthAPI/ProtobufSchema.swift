@@ -66,6 +66,9 @@ extension Protobuf {
         "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicyBinding": "ValidatingAdmissionPolicyBinding",
         "flowcontrol.apiserver.k8s.io/v1/FlowSchema": "FlowSchema",
         "flowcontrol.apiserver.k8s.io/v1/PriorityLevelConfiguration": "PriorityLevelConfiguration",
+        "apiextensions.k8s.io/v1/CustomResourceDefinition": "CustomResourceDefinition",
+        "metrics.k8s.io/v1beta1/NodeMetrics": "NodeMetrics",
+        "metrics.k8s.io/v1beta1/PodMetrics": "PodMetrics",
         "events.k8s.io/v1/Event": "events.Event",
         "meta.k8s.io/v1/PartialObjectMetadata": "PartialObjectMetadata",
         "meta.k8s.io/v1beta1/PartialObjectMetadata": "PartialObjectMetadata",
@@ -590,18 +593,19 @@ extension Protobuf {
           4:desiredReplicas:i? 5:currentMetrics:[MetricStatus 6:conditions:[HorizontalPodAutoscalerCondition
         autoscaling.v2.HorizontalPodAutoscaler 1:metadata:ObjectMeta 2:spec:autoscaling.v2.HorizontalPodAutoscalerSpec
           3:status:autoscaling.v2.HorizontalPodAutoscalerStatus
-        ServiceReference 1:namespace:s? 2:name:s? 3:path:s? 4:port:i?
-        WebhookClientConfig 3:url:s? 1:service:ServiceReference 2:caBundle:y
+        admissionregistration.ServiceReference 1:namespace:s? 2:name:s? 3:path:s? 4:port:i?
+        admissionregistration.WebhookClientConfig 3:url:s? 1:service:admissionregistration.ServiceReference 2:caBundle:y
         Rule 1:apiGroups:[s 2:apiVersions:[s 3:resources:[s 4:scope:s?
         RuleWithOperations 1:operations:[s 2:-:Rule
         MatchCondition 1:name:s? 2:expression:s?
-        MutatingWebhook 1:name:s? 2:clientConfig:WebhookClientConfig 3:rules:[RuleWithOperations 4:failurePolicy:s?
-          9:matchPolicy:s? 5:namespaceSelector:LabelSelector 11:objectSelector:LabelSelector 6:sideEffects:s?
-          7:timeoutSeconds:i? 8:admissionReviewVersions:[s 10:reinvocationPolicy:s? 12:matchConditions:[MatchCondition
+        MutatingWebhook 1:name:s? 2:clientConfig:admissionregistration.WebhookClientConfig 3:rules:[RuleWithOperations
+          4:failurePolicy:s? 9:matchPolicy:s? 5:namespaceSelector:LabelSelector 11:objectSelector:LabelSelector
+          6:sideEffects:s? 7:timeoutSeconds:i? 8:admissionReviewVersions:[s 10:reinvocationPolicy:s?
+          12:matchConditions:[MatchCondition
         MutatingWebhookConfiguration 1:metadata:ObjectMeta 2:webhooks:[MutatingWebhook
-        ValidatingWebhook 1:name:s? 2:clientConfig:WebhookClientConfig 3:rules:[RuleWithOperations 4:failurePolicy:s?
-          9:matchPolicy:s? 5:namespaceSelector:LabelSelector 10:objectSelector:LabelSelector 6:sideEffects:s?
-          7:timeoutSeconds:i? 8:admissionReviewVersions:[s 11:matchConditions:[MatchCondition
+        ValidatingWebhook 1:name:s? 2:clientConfig:admissionregistration.WebhookClientConfig 3:rules:[RuleWithOperations
+          4:failurePolicy:s? 9:matchPolicy:s? 5:namespaceSelector:LabelSelector 10:objectSelector:LabelSelector
+          6:sideEffects:s? 7:timeoutSeconds:i? 8:admissionReviewVersions:[s 11:matchConditions:[MatchCondition
         ValidatingWebhookConfiguration 1:metadata:ObjectMeta 2:webhooks:[ValidatingWebhook
         ParamKind 1:apiVersion:s 2:kind:s
         NamedRuleWithOperations 1:resourceNames:[s 2:-:RuleWithOperations
@@ -647,6 +651,42 @@ extension Protobuf {
         PriorityLevelConfigurationStatus 1:conditions:[PriorityLevelConfigurationCondition
         PriorityLevelConfiguration 1:metadata:ObjectMeta 2:spec:PriorityLevelConfigurationSpec
           3:status:PriorityLevelConfigurationStatus
+        CustomResourceDefinitionNames 1:plural:s? 2:singular:s 3:shortNames:[s 4:kind:s? 5:listKind:s 6:categories:[s
+        ExternalDocumentation 1:description:s 2:url:s
+        ValidationRule 1:rule:s? 2:message:s 3:messageExpression:s 4:reason:s? 5:fieldPath:s 6:optionalOldSelf:b?
+        JSONSchemaProps 1:id:s 2:$schema:s 3:$ref:s? 4:description:s 5:type:s 6:format:s 7:title:s 8:default:j 9:maximum:f?
+          10:exclusiveMaximum:b 11:minimum:f? 12:exclusiveMinimum:b 13:maxLength:i? 14:minLength:i? 15:pattern:s
+          16:maxItems:i? 17:minItems:i? 18:uniqueItems:b 19:multipleOf:f? 20:enum:[j 21:maxProperties:i? 22:minProperties:i?
+          23:required:[s 24:items:|[JSONSchemaProps 25:allOf:[JSONSchemaProps 26:oneOf:[JSONSchemaProps
+          27:anyOf:[JSONSchemaProps 28:not:JSONSchemaProps 29:properties:{JSONSchemaProps
+          30:additionalProperties:|bJSONSchemaProps 31:patternProperties:{JSONSchemaProps 32:dependencies:{|sJSONSchemaProps
+          33:additionalItems:|bJSONSchemaProps 34:definitions:{JSONSchemaProps 35:externalDocs:ExternalDocumentation
+          36:example:j 37:nullable:b 38:x-kubernetes-preserve-unknown-fields:b? 39:x-kubernetes-embedded-resource:b
+          40:x-kubernetes-int-or-string:b 41:x-kubernetes-list-map-keys:[s 42:x-kubernetes-list-type:s?
+          43:x-kubernetes-map-type:s? 44:x-kubernetes-validations:[ValidationRule
+        CustomResourceValidation 1:openAPIV3Schema:JSONSchemaProps
+        CustomResourceSubresourceStatus
+        CustomResourceSubresourceScale 1:specReplicasPath:s? 2:statusReplicasPath:s? 3:labelSelectorPath:s?
+        CustomResourceSubresources 1:status:CustomResourceSubresourceStatus 2:scale:CustomResourceSubresourceScale
+        CustomResourceColumnDefinition 1:name:s? 2:type:s? 3:format:s 4:description:s 5:priority:i 6:jsonPath:s?
+        SelectableField 1:jsonPath:s?
+        CustomResourceDefinitionVersion 1:name:s? 2:served:b? 3:storage:b? 7:deprecated:b 8:deprecationWarning:s?
+          4:schema:CustomResourceValidation 5:subresources:CustomResourceSubresources
+          6:additionalPrinterColumns:[CustomResourceColumnDefinition 9:selectableFields:[SelectableField
+        apiextensions.ServiceReference 1:namespace:s? 2:name:s? 3:path:s? 4:port:i?
+        apiextensions.WebhookClientConfig 3:url:s? 1:service:apiextensions.ServiceReference 2:caBundle:y
+        WebhookConversion 2:clientConfig:apiextensions.WebhookClientConfig 3:conversionReviewVersions:[s
+        CustomResourceConversion 1:strategy:s? 2:webhook:WebhookConversion
+        CustomResourceDefinitionSpec 1:group:s? 3:names:CustomResourceDefinitionNames 4:scope:s?
+          7:versions:[CustomResourceDefinitionVersion 9:conversion:CustomResourceConversion 10:preserveUnknownFields:b
+        CustomResourceDefinitionCondition 1:type:s? 2:status:s? 3:lastTransitionTime:t 4:reason:s 5:message:s
+        CustomResourceDefinitionStatus 1:conditions:[CustomResourceDefinitionCondition
+          2:acceptedNames:CustomResourceDefinitionNames 3:storedVersions:[s
+        CustomResourceDefinition 1:metadata:ObjectMeta 2:spec:CustomResourceDefinitionSpec
+          3:status:CustomResourceDefinitionStatus
+        NodeMetrics 1:metadata:ObjectMeta 2:timestamp:t 3:window:D 4:usage:{q
+        ContainerMetrics 1:name:s? 2:usage:{q
+        PodMetrics 1:metadata:ObjectMeta 2:timestamp:t 3:window:D 4:containers:[ContainerMetrics
         events.EventSeries 1:count:i? 2:lastObservedTime:u
         events.Event 1:metadata:ObjectMeta 2:eventTime:u 3:series:events.EventSeries 4:reportingController:s
           5:reportingInstance:s 6:action:s 7:reason:s 8:regarding:ObjectReference 9:related:ObjectReference 10:note:s

@@ -18,25 +18,25 @@ extension Handler {
         let selector = try LabelSelector(call.query["labelSelector"] ?? "")
         switch rest.count {
         case 1 where rest[0] == "nodes":
-            return Self.json(list("NodeMetricsList", try await nodeMetrics(selector: selector)))
+            return reply(call, list("NodeMetricsList", try await nodeMetrics(selector: selector)))
         case 2 where rest[0] == "nodes":
             guard let item = try await nodeMetrics(selector: selector, only: rest[1]).first else {
                 throw APIError(
                     code: 404, reason: "NotFound", message: "nodemetrics.metrics.k8s.io \"\(rest[1])\" not found",
                     details: ["name": .string(rest[1]), "group": "metrics.k8s.io", "kind": "nodemetrics"])
             }
-            return Self.json(item)
+            return reply(call, item)
         case 1 where rest[0] == "pods":
-            return Self.json(list("PodMetricsList", try await podMetrics(namespace: nil, selector: selector)))
+            return reply(call, list("PodMetricsList", try await podMetrics(namespace: nil, selector: selector)))
         case 3 where rest[0] == "namespaces" && rest[2] == "pods":
-            return Self.json(list("PodMetricsList", try await podMetrics(namespace: rest[1], selector: selector)))
+            return reply(call, list("PodMetricsList", try await podMetrics(namespace: rest[1], selector: selector)))
         case 4 where rest[0] == "namespaces" && rest[2] == "pods":
             guard let item = try await podMetrics(namespace: rest[1], selector: selector, only: rest[3]).first else {
                 throw APIError(
                     code: 404, reason: "NotFound", message: "podmetrics.metrics.k8s.io \"\(rest[3])\" not found",
                     details: ["name": .string(rest[3]), "group": "metrics.k8s.io", "kind": "podmetrics"])
             }
-            return Self.json(item)
+            return reply(call, item)
         default:
             throw APIError.pathNotFound()
         }

@@ -113,6 +113,12 @@ public final class EtcdStore: KVStore {
             more: r["more"].bool ?? false)
     }
 
+    public func count(prefix: String) async throws -> Int {
+        let r = try await call(
+            "/v3/kv/range", ["key": Self.b64(prefix), "range_end": Self.b64(prefixEnd(prefix)), "count_only": true])
+        return Int(r["count"].string ?? "") ?? Int(r["count"].int ?? 0)
+    }
+
     public func create(_ key: String, value: [UInt8]) async throws -> Int64 {
         let r = try await call(
             "/v3/kv/txn",

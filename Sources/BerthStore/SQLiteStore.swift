@@ -153,6 +153,15 @@ public final class SQLiteStore: KVStore {
         }
     }
 
+    public func count(prefix: String) async throws -> Int {
+        let end = prefixEnd(prefix)
+        return try await read { db in
+            try Int.fetchOne(
+                try db.cachedStatement(sql: "SELECT COUNT(*) FROM current WHERE key >= ? AND key < ?"),
+                arguments: [prefix, end]) ?? 0
+        }
+    }
+
     public func list(prefix: String, startAfter: String?, limit: Int, revision: Int64?) async throws -> ListResult {
         let end = prefixEnd(prefix)
         let start = startAfter ?? ""

@@ -79,6 +79,8 @@ public protocol KVStore: Sendable {
     /// Keys with `prefix`, in key order, strictly after `startAfter`, at most `limit` (0 = no limit),
     /// read at `revision` (nil = current).
     func list(prefix: String, startAfter: String?, limit: Int, revision: Int64?) async throws -> ListResult
+    /// How many keys have `prefix` now (etcd's count-only range): priority and fairness weighs lists by it.
+    func count(prefix: String) async throws -> Int
     /// Creates `key`; throws `.alreadyExists`. Returns the new revision.
     func create(_ key: String, value: [UInt8]) async throws -> Int64
     /// Replaces `key` if its modRevision equals `expectedRevision`; throws `.conflict` / `.notFound`.

@@ -166,6 +166,85 @@ extension APITests {
             await store.close()
         }
 
+        /// kube-apiserver's list work estimator: seats by the objects a list touches, bounded per level.
+        @Test func listsWeighByTheObjectsTheyTouch() {
+            // From the watch cache (any consistent or not-older-than read): every stored object.
+            #expect(WorkEstimate.listSeats(query: [:], stored: 250, maxSeats: 10) == 3)
+            #expect(
+                WorkEstimate.listSeats(query: ["limit": "500", "resourceVersion": "0"], stored: 250, maxSeats: 10) == 3)
+            #expect(WorkEstimate.listSeats(query: [:], stored: 5_000, maxSeats: 10) == 10)
+            #expect(WorkEstimate.listSeats(query: [:], stored: 5_000, maxSeats: 4) == 4)
+            #expect(WorkEstimate.listSeats(query: [:], stored: 0, maxSeats: 10) == 1)
+            // Not counted yet: the minimum, as upstream's tracker answers an unknown resource.
+            #expect(WorkEstimate.listSeats(query: [:], stored: nil, maxSeats: 10) == 1)
+            // From storage (a continuation, an Exact match, a legacy exact read): twice the page, or the
+            // page plus everything under a selector.
+            #expect(WorkEstimate.listSeats(query: ["limit": "100", "continue": "x"], stored: 900, maxSeats: 10) == 2)
+            #expect(
+                WorkEstimate.listSeats(
+                    query: ["limit": "100", "continue": "x", "labelSelector": "a=b"], stored: 900, maxSeats: 10) == 10)
+            #expect(
+                WorkEstimate.listSeats(
+                    query: ["limit": "50", "resourceVersion": "7", "resourceVersionMatch": "Exact"], stored: 900,
+                    maxSeats: 10) == 1)
+            #expect(WorkEstimate.fromStorage(["limit": "50", "resourceVersion": "7"]))
+            #expect(
+                !WorkEstimate.fromStorage([
+                    "limit": "50", "resourceVersion": "7", "resourceVersionMatch": "NotOlderThan",
+                ]))
+            #expect(!WorkEstimate.fromStorage(["limit": "50", "resourceVersion": "0"]))
+            // A level's bound: 15 % of its seats, at most seats / handSize, between 1 and 10.
+            #expect(WorkEstimate.maxSeats(nominal: 245, handSize: 6) == 10)  // upstream's workload-low at 600
+            #expect(WorkEstimate.maxSeats(nominal: 20, handSize: 4) == 3)
+            #expect(WorkEstimate.maxSeats(nominal: 20, handSize: 8) == 2)
+            #expect(WorkEstimate.maxSeats(nominal: 1, handSize: 8) == 1)
+        }
+
+        /// A wide list holds its seats: narrower requests queue behind it until it ends.
+        @Test func aWideListHoldsItsSeats() async throws {
+            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try SQLiteStore(path: dir + "/state.db")
+            let prefix = "/registry/core/configmaps/"
+            for i in 0..<250 { _ = try await store.create(prefix + "default/c\(i)", value: Array("{}".utf8)) }
+            _ = try await store.create("/registry/core/secrets/default/s", value: Array("{}".utf8))
+            #expect(try await store.count(prefix: prefix) == 250)
+            // Twenty seats, hand size 4: a request holds at most 3.
+            let flow = FlowController(serverConcurrency: 20, waitLimit: .seconds(30))
+            await flow.load(
+                FlowControlConfiguration(
+                    schemas: [Self.schema("all", level: "l", precedence: 10)],
+                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 10)]))
+            let list = FlowController.ListRequest(keyPrefix: prefix, query: [:])
+            let listing = AuthorizationAttributes(
+                user: UserInfo(name: "u", groups: []), method: "GET", path: "/api/v1/configmaps", query: [:])
+            // The first list of a resource not yet counted holds one seat; once counted, three.
+            #expect(try await flow.admit(listing, longRunning: false, list: list, store: store)?.seats == 1)
+            try await flow.countObjects(prefix, store: store)
+            var held: [FlowController.Ticket] = []
+            for _ in 0..<6 {
+                let t = try #require(try await flow.admit(listing, longRunning: false, list: list, store: store))
+                #expect(t.seats == 3)
+                held.append(t)
+            }
+            // 1 + 18 seats taken: one single-seat request fits, the next waits.
+            let single = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
+            #expect(single.seats == 1)
+            let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline,
+                !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
+            {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
+            // A list's three seats given back let it in.
+            await flow.release(held.removeLast())
+            #expect(try await queued.value?.seats == 1)
+            await store.close()
+        }
+
         @Test func shuffleShardingPicksTheShortestOfTheHand() {
             let lengths = [5, 0, 3, 2, 9, 1, 7, 4]
             for seed in [UInt64(1), 42, 0xdead_beef, FlowController.hash("some flow")] {

@@ -121,6 +121,103 @@ extension APITests {
                 try #require(Protobuf.encodeObject(review)), kind: "SubjectAccessReview")
             #expect(back["spec"]["extra"] == ["scopes": ["a", "b"], "none": []], "\(back)")
             #expect(Protobuf.encodeObject(["apiVersion": "example.com/v1", "kind": "Widget"]) == nil)
+
+            // metrics.k8s.io as the server builds it: a Duration is its nanoseconds on the wire.
+            let podMetrics: JSON = [
+                "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                "metadata": ["name": "busy", "namespace": "default"], "timestamp": "2026-12-06T10:00:00Z",
+                "window": "1m30.5s", "containers": [["name": "busy", "usage": ["cpu": "987m", "memory": "1Mi"]]],
+            ]
+            let metricsBytes = ProtoWriter.envelope("metrics.k8s.io/v1beta1", "PodMetrics") { o in
+                o.message(1) {
+                    $0.string(1, "busy"); $0.string(3, "default")
+                }
+                o.message(2) {
+                    $0.int(1, 1_796_551_200); $0.int(2, 0)
+                }
+                o.message(3) { $0.int(1, 90_500_000_000) }
+                o.message(4) { c in
+                    c.string(1, "busy")
+                    c.message(2) { e in
+                        e.string(1, "cpu"); e.message(2) { $0.string(1, "987m") }
+                    }
+                    c.message(2) { e in
+                        e.string(1, "memory"); e.message(2) { $0.string(1, "1Mi") }
+                    }
+                }
+            }
+            #expect(Protobuf.encodeObject(podMetrics) == metricsBytes)
+            #expect(try Protobuf.decodeObject(metricsBytes, kind: "PodMetrics") == podMetrics)
+        }
+
+        /// A CRD's schema: fields whose JSON is a schema or something else (marshal.go's
+        /// JSONSchemaPropsOr{Bool,Array,StringArray}), and any JSON as raw bytes (`default`, `enum`).
+        @Test func schemaFormsAsGoMarshalsThem() throws {
+            func definition(_ schema: JSON) -> JSON {
+                [
+                    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": ["name": "c"],
+                    "spec": ["versions": [["name": "v1", "schema": ["openAPIV3Schema": schema]]]],
+                ]
+            }
+            let crd = definition([
+                "additionalProperties": false, "additionalItems": ["type": "string"],
+                "items": [["type": "integer"], ["type": "string"]],
+                "dependencies": ["a": ["b", "c"], "d": ["required": ["e"]]],
+                "default": ["x": [1, "two"]], "enum": ["red", 7, ["k": true]],
+            ])
+            let expected = ProtoWriter.envelope("apiextensions.k8s.io/v1", "CustomResourceDefinition") { o in
+                o.message(1) { $0.string(1, "c") }
+                o.message(2) { spec in
+                    spec.message(7) { v in
+                        v.string(1, "v1")
+                        v.message(4) { validation in
+                            validation.message(1) { p in
+                                p.message(8) { $0.bytes(1, Array(#"{"x":[1,"two"]}"#.utf8)) }
+                                p.message(20) { $0.bytes(1, Array(#""red""#.utf8)) }
+                                p.message(20) { $0.bytes(1, Array("7".utf8)) }
+                                p.message(20) { $0.bytes(1, Array(#"{"k":true}"#.utf8)) }
+                                p.message(24) { items in
+                                    items.message(2) { $0.string(5, "integer") }
+                                    items.message(2) { $0.string(5, "string") }
+                                }
+                                p.message(30) { $0.bool(1, false) }
+                                p.message(32) { e in
+                                    e.string(1, "a")
+                                    e.message(2) {
+                                        $0.string(2, "b"); $0.string(2, "c")
+                                    }
+                                }
+                                p.message(32) { e in
+                                    e.string(1, "d")
+                                    e.message(2) { $0.message(1) { $0.string(23, "e") } }
+                                }
+                                p.message(33) { a in
+                                    a.bool(1, true)
+                                    a.message(2) { $0.string(5, "string") }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let bytes = try #require(Protobuf.encodeObject(crd))
+            #expect(bytes == expected)
+            #expect(Protobuf.unencodable(crd).isEmpty, "\(Protobuf.unencodable(crd))")
+            let back = try Protobuf.decodeObject(bytes, kind: "CustomResourceDefinition")
+            #expect(wireDifferences(crd, back).isEmpty, "\(wireDifferences(crd, back))")
+            // The other branch of each: a schema for additionalProperties, one schema for items.
+            let other = definition([
+                "additionalProperties": ["type": "string"], "items": ["type": "integer"],
+                "x-kubernetes-preserve-unknown-fields": false,
+            ])
+            let otherBack = try Protobuf.decodeObject(
+                try #require(Protobuf.encodeObject(other)), kind: "CustomResourceDefinition")
+            #expect(otherBack == other, "\(otherBack)")
+            // A value no form allows is reported, not written.
+            let wrong = definition(["additionalProperties": "yes"])
+            #expect(
+                Protobuf.unencodable(wrong) == ["spec.versions[0].schema.openAPIV3Schema.additionalProperties"])
         }
 
         @Test func listsStatusesAndWatchEvents() throws {
@@ -247,6 +344,7 @@ extension APITests {
                     "admissionregistration.k8s.io/v1 validatingwebhookconfigurations:ValidatingWebhookConfiguration",
                     "flowcontrol.apiserver.k8s.io/v1 flowschemas:FlowSchema",
                     "flowcontrol.apiserver.k8s.io/v1 prioritylevelconfigurations:PriorityLevelConfiguration",
+                    "apiextensions.k8s.io/v1 customresourcedefinitions:CustomResourceDefinition",
                 ].map { Self.groupResource($0, namespace: nil) }
             for r in resources {
                 let json = try s.curl("GET", r.path).1
@@ -270,9 +368,11 @@ extension APITests {
                     #expect(wireDifferences(original, object).isEmpty, "\(r.path)/\(name)")
                 }
             }
-            // No protobuf form: custom resource kinds (none upstream) and metrics answer JSON.
-            #expect(
-                try Self.fetch(s, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions").0 == "application/json")
+            // No protobuf form: custom resources (none upstream) answer JSON.
+            let established = try s.kubectl(
+                "wait", "--for=condition=Established", "crd/gadgets.pb.example.com", "--timeout=30s")
+            #expect(established.ok, "\(established.stderr)")
+            #expect(try Self.fetch(s, "/apis/pb.example.com/v1/namespaces/pb/gadgets").0 == "application/json")
             // Tables stay JSON whatever else is listed.
             #expect(
                 try Self.fetch(

@@ -384,6 +384,22 @@ struct KubectlTopTests {
         #expect(node.stdoutText.hasPrefix(box.nodeName), "\(node.stdoutText)")
         let containers = try box.kubectl(["top", "pod", "busy", "--containers", "--no-headers"]).stdoutText
         #expect(containers.contains("busy"), "\(containers)")
+        // In protobuf where asked first, as metrics-server answers kube-controller-manager's HPA client.
+        let serverPKI = box.base + "/server/pki"
+        let protobuf = try ChildProcess.run(
+            "/usr/bin/curl",
+            arguments: [
+                "curl", "-s", "-D", "/dev/stderr", "--cacert", serverPKI + "/ca.crt", "--cert",
+                serverPKI + "/admin.crt",
+                "--key", serverPKI + "/admin.key", "-H",
+                "Accept: application/vnd.kubernetes.protobuf, application/json",
+                "https://127.0.0.1:\(box.port)/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/busy",
+            ], environment: [])
+        #expect(
+            protobuf.stderrText.lowercased().contains("content-type: application/vnd.kubernetes.protobuf"),
+            "\(protobuf.stderrText)")
+        #expect(protobuf.stdout.starts(with: [0x6b, 0x38, 0x73, 0x00]))
+        #expect(protobuf.stdoutText.contains("PodMetrics") && protobuf.stdoutText.contains("busy"))
         // The kubelet's endpoints themselves, with the API server's client certificate.
         let pki = box.base + "/server/pki"
         func agent(_ path: String) throws -> String {

@@ -270,7 +270,9 @@ extension ControlTests {
             }
         }
 
-        /// VolumeRestrictions: a ReadWriteOncePod claim is one pod's; a second pod waits until the first goes.
+        /// VolumeRestrictions: a ReadWriteOncePod claim is one pod's; a second pod of the same priority
+        /// waits (no victims), one of higher priority preempts the holder where it runs, as kube-scheduler
+        /// does since the claim's conflict became a Filter failure preemption can cure.
         @Test func aReadWriteOncePodClaimServesOnePodAtATime() async throws {
             let c = try await Cluster(hollowNodes: 2)
             defer { Task { await c.stop() } }
@@ -288,13 +290,49 @@ extension ControlTests {
             try await c.waitFor(Registry.pods, namespace: "default", "first scheduled") {
                 !(Self.named($0, "first")?["spec"]["nodeName"].string ?? "").isEmpty
             }
+            let firstNode = try #require(
+                try await c.client.get(Registry.pods, namespace: "default", name: "first")?["spec"]["nodeName"].string)
             try Self.apply(c, Self.pod("second", claim: "solo"))
             try await Self.event(
                 c, about: "second", "FailedScheduling",
-                "0/2 nodes are available: node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode."
+                "0/2 nodes are available: 2 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
             )
-            #expect(try c.kubectl("delete", "pod", "first", "--grace-period=0", "--force").ok)
-            try await c.waitFor(Registry.pods, namespace: "default", "second scheduled once first is gone") {
+            // A pod of higher priority takes the claim: the holder is preempted on its node. (Without
+            // `second`: waiting too, it could take the claim on the other node while `first` leaves and
+            // be preempted in turn — kube-scheduler's order of events as much as Berth's.)
+            #expect(try c.kubectl("delete", "pod", "second", "--grace-period=0", "--force").ok)
+            try Self.apply(
+                c,
+                """
+                apiVersion: scheduling.k8s.io/v1
+                kind: PriorityClass
+                metadata: {name: rwop-urgent}
+                value: 1000
+                """)
+            try Self.apply(
+                c,
+                Self.pod("urgent", claim: "solo").replacingOccurrences(
+                    of: "spec:\n", with: "spec:\n  priorityClassName: rwop-urgent\n"))
+            try await c.waitFor(Registry.pods, namespace: "default", "urgent scheduled where first was") {
+                Self.named($0, "urgent")?["spec"]["nodeName"].string == firstNode && Self.named($0, "first") == nil
+            }
+            let urgentUID = try #require(
+                try await c.client.get(Registry.pods, namespace: "default", name: "urgent")?["metadata"]["uid"].string)
+            try await Self.event(c, about: "first", "Preempted", "Preempted by pod \(urgentUID) on node \(firstNode)")
+            // The claim is the urgent pod's now: a pod of its own priority waits for it.
+            try Self.apply(c, Self.pod("second", claim: "solo"))
+            let secondUID = try #require(
+                try await c.client.get(Registry.pods, namespace: "default", name: "second")?["metadata"]["uid"].string)
+            try await c.waitFor(Registry.events, namespace: "default", "the new second waits for the claim") { items in
+                items.contains {
+                    $0["involvedObject"]["uid"].string == secondUID && $0["reason"] == "FailedScheduling"
+                        && $0["message"].string?.contains("ReadWriteOncePod access mode") == true
+                }
+            }
+            let second = try await c.client.get(Registry.pods, namespace: "default", name: "second")
+            #expect(second?["spec"]["nodeName"].isNull == true)
+            #expect(try c.kubectl("delete", "pod", "urgent", "--grace-period=0", "--force").ok)
+            try await c.waitFor(Registry.pods, namespace: "default", "second scheduled once urgent is gone") {
                 !(Self.named($0, "second")?["spec"]["nodeName"].string ?? "").isEmpty
             }
         }

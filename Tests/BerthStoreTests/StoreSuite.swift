@@ -87,6 +87,10 @@ extension StoreTests {
             #expect(third.items.map(\.key) == ["/p/k8", "/p/k9"] && !third.more)
             let now = try await s.list(prefix: "/p/", startAfter: nil, limit: 0, revision: nil)
             #expect(now.items.count == 10 && now.items.contains { $0.key == "/p/k55" })
+            // Counting sees the current keys under the prefix only (deleted ones gone, others' not counted).
+            #expect(try await s.count(prefix: "/p/") == 10)
+            #expect(try await s.count(prefix: "/q/") == 1)
+            #expect(try await s.count(prefix: "/none/") == 0)
             await h.close()
         }
 

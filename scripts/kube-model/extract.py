@@ -3,10 +3,12 @@
 scripts/kube-model/kubernetes-1.32.json, which generate.py turns into Swift (Sources/BerthKube/Generated)
 and into the protobuf table (Sources/BerthAPI/ProtobufSchema.swift).
 
-    scripts/kube-model/extract.py [--tag v0.32.9] API APIMACHINERY > scripts/kube-model/kubernetes-1.32.json
+    scripts/kube-model/extract.py [--tag v0.32.9] API APIMACHINERY APIEXTENSIONS METRICS \
+        > scripts/kube-model/kubernetes-1.32.json
 
-API is k8s.io/api and APIMACHINERY k8s.io/apimachinery, each either a checkout (a directory with the
-sources) or a git repository read at --tag with `git show` (a bare mirror needs no work tree), e.g.
+API is k8s.io/api, APIMACHINERY k8s.io/apimachinery, APIEXTENSIONS k8s.io/apiextensions-apiserver
+(CustomResourceDefinition's types) and METRICS k8s.io/metrics (NodeMetrics, PodMetrics), each either a checkout (a directory with the sources) or a git
+repository read at --tag with `git show` (a bare mirror needs no work tree), e.g.
 /work/.mirror/kubernetes+api/repo.
 
 Why the Go sources and not OpenAPI: the upstream OpenAPI documents are not available here, and the Go
@@ -24,7 +26,8 @@ The facts file's format (ours, compact, stable key order so diffs stay readable)
      "aliases": {"ServiceInternalTrafficPolicyType": "core/v1.ServiceInternalTrafficPolicy"}}]}
 "patchStrategy" and "patchMergeKey" are the strategic-merge-patch tags (e.g. "merge" by "name").
 A field's "type" is: string int32 int64 bool float64 bytes, a special (Time MicroTime Duration Quantity
-IntOrString RawExtension FieldsV1 JSON), a struct or enum "package.Name", or one built from them:
+IntOrString RawExtension FieldsV1 JSON, and apiextensions' JSONSchemaPropsOrArray JSONSchemaPropsOrBool
+JSONSchemaPropsOrStringArray: a schema or a list / bool / list of strings), a struct or enum "package.Name", or one built from them:
 "*T" (a Go pointer), "[]T", "map[]T" (string keys). "json": "" with "inline": true is an embedded struct
 whose fields sit in the parent's JSON object. "proto" is [number, wire form] from the protobuf tag, plus the message name when protobuf
 wraps a named list type (`type Verbs []string`) in a message of its own.
@@ -53,9 +56,14 @@ PACKAGES = {
     "admissionregistration/v1": ("api", "admissionregistration/v1", ["types.go"], "admissionregistration.k8s.io"),
     "flowcontrol/v1": ("api", "flowcontrol/v1", ["types.go"], "flowcontrol.apiserver.k8s.io"),
     "events/v1": ("api", "events/v1", ["types.go"], "events.k8s.io"),
+    "apiextensions/v1": ("apiextensions", "pkg/apis/apiextensions/v1", ["types.go", "types_jsonschema.go"],
+                         "apiextensions.k8s.io"),
+    "metrics/v1beta1": ("metrics", "pkg/apis/metrics/v1beta1", ["types.go"], "metrics.k8s.io"),
 }
-IMPORT_PATHS = {"k8s.io/api/" + p: p for p in PACKAGES if p != "meta/v1"}
+IMPORT_PATHS = {"k8s.io/api/" + p: p for p in PACKAGES if PACKAGES[p][0] == "api"}
 IMPORT_PATHS["k8s.io/apimachinery/pkg/apis/meta/v1"] = "meta/v1"
+IMPORT_PATHS["k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"] = "apiextensions/v1"
+IMPORT_PATHS["k8s.io/metrics/pkg/apis/metrics/v1beta1"] = "metrics/v1beta1"
 # Packages whose types are hand-written in BerthKube (custom JSON forms), by Go name.
 OPAQUE = {"k8s.io/apimachinery/pkg/util/intstr": {"IntOrString": "IntOrString"},
           "k8s.io/apimachinery/pkg/api/resource": {"Quantity": "Quantity"},
@@ -63,6 +71,11 @@ OPAQUE = {"k8s.io/apimachinery/pkg/util/intstr": {"IntOrString": "IntOrString"},
           "k8s.io/apimachinery/pkg/runtime": {"RawExtension": "RawExtension"}}
 # meta/v1 types with their own MarshalJSON, also hand-written.
 META_SPECIAL = {"Time": "Time", "MicroTime": "MicroTime", "Duration": "Duration", "FieldsV1": "FieldsV1"}
+# apiextensions/v1 types with their own MarshalJSON (marshal.go): any JSON kept as raw bytes, and a schema
+# or something else in one field — their JSON forms are not their structs' fields.
+SPECIAL = {"meta/v1": META_SPECIAL,
+           "apiextensions/v1": {n: n for n in ("JSON", "JSONSchemaPropsOrArray", "JSONSchemaPropsOrBool",
+                                               "JSONSchemaPropsOrStringArray")}}
 SCALARS = {"string": "string", "int32": "int32", "int64": "int64", "int": "int64", "uint32": "int64",
            "uint64": "int64", "bool": "bool", "float64": "float64", "[]byte": "bytes",
            "interface{}": "JSON", "any": "JSON"}
@@ -132,11 +145,11 @@ def main():
     tag = None
     if args[:1] == ["--tag"]:
         tag, args = args[1], args[2:]
-    if len(args) != 2:
+    if len(args) != 4:
         sys.exit(__doc__)
-    sources = {"api": Source(args[0], tag), "apimachinery": Source(args[1], tag)}
+    sources = {name: Source(path, tag) for name, path in zip(("api", "apimachinery", "apiextensions", "metrics"), args)}
 
-    structs, enums, aliases, named, imports, protos, objects = {}, {}, {}, {}, {}, {}, set()
+    structs, enums, aliases, named, imports, protos, objects, empty = {}, {}, {}, {}, {}, {}, set(), set()
     for pkg, (repo, rel, files, _) in PACKAGES.items():
         imp = {}
         for name in files:
@@ -144,6 +157,8 @@ def main():
             imp.update(parse_imports(raw))
             for m in re.finditer(r"^type (\w+) struct \{(.*?)^\}", raw, flags=re.M | re.S):
                 structs[(pkg, m.group(1))] = parse_struct_body(m.group(2))
+            for m in re.finditer(r"^type (\w+) struct\s*\{\}", raw, flags=re.M):  # no fields (a marker)
+                empty.add((pkg, m.group(1)))
             src = strip_comments(raw)
             for m in re.finditer(r"^type (\w+) (=\s*)?([\w.\[\]*]+)\s*$", src, flags=re.M):
                 if m.group(2):
@@ -159,6 +174,9 @@ def main():
             for fm in re.finditer(r"(?:(optional|repeated)\s+)?(?<![\w<.])(?=[\w.])(?!optional|repeated)([\w.<>, ]+?)\s+(\w+) = (\d+);", m.group(2)):
                 fs[int(fm.group(4))] = (fm.group(3), fm.group(1) or "", fm.group(2))
             protos[(pkg, m.group(1))] = fs
+    # A struct without fields matters where a field holds one (`status: {}` turns a subresource on).
+    used = {(p, re.sub(r"^[*\[\]]+", "", t)) for (p, _), fields in structs.items() for _, t, _, _ in fields}
+    structs.update({q: [] for q in empty & used})
     # Only string types with constants are enums; `NamespaceDefault string = "default"` is not.
     enums = {q: v for q, v in enums.items() if named.get(q) == "string"}
 
@@ -185,8 +203,8 @@ def main():
             q = (IMPORT_PATHS[path], name)
         else:
             q = (pkg, t)
-        if q[0] == "meta/v1" and q[1] in META_SPECIAL:
-            return META_SPECIAL[q[1]]
+        if q[1] in SPECIAL.get(q[0], {}):
+            return SPECIAL[q[0]][q[1]]
         if q in aliases:
             return resolve(q[0], aliases[q])
         if q in enums or q in structs:
@@ -210,7 +228,7 @@ def main():
     for pkg, (repo, rel, files, group) in PACKAGES.items():
         out_structs = {}
         for (p, name), fields in structs.items():
-            if p != pkg or (pkg == "meta/v1" and name in META_SPECIAL):
+            if p != pkg or name in SPECIAL.get(pkg, {}):
                 continue
             out_fields = []
             for go_name, go_type, tag, markers in fields:
@@ -241,8 +259,12 @@ def main():
                     pp = pm.group(1).split(",")
                     f["proto"] = [int(pp[1]), pp[0]]
                     proto_names[(pkg, name, int(pp[1]))] = dict(o.split("=", 1) for o in pp if "=" in o).get("name")
+                    # protobuf may wrap a named list (`type Verbs []string`) in a message of its own, where
+                    # generated.proto says so (`Verbs verbs`, `map<string, ExtraValue>`; not `repeated
+                    # ValidationRule xKubernetesValidations` of `type ValidationRules []ValidationRule`).
                     wrapper = named_list(pkg, go_type)
-                    if wrapper:  # protobuf wraps a named list (`type Verbs []string`) in a message
+                    ptype = protos.get((pkg, name), {}).get(int(pp[1]), ("", "", ""))[2]
+                    if wrapper and re.search(r"\b%s\b" % wrapper, ptype):
                         f["proto"].append(wrapper)
                 out_fields.append(f)
             if any(f.get("inline") and f["type"] == "meta/v1.TypeMeta" for f in out_fields):
@@ -262,6 +284,8 @@ def main():
 
     facts = {"source": {"k8s.io/api": sources["api"].describe(),
                         "k8s.io/apimachinery": sources["apimachinery"].describe(),
+                        "k8s.io/apiextensions-apiserver": sources["apiextensions"].describe(),
+                        "k8s.io/metrics": sources["metrics"].describe(),
                         "generator": "scripts/kube-model/extract.py"},
              "packages": out_packages}
     write_facts(facts, sys.stdout)

@@ -5,6 +5,9 @@ extract.py), and nothing else:
   Sources/BerthKube/Generated/<package>_<version>.swift   one namespace per group version (CoreV1, AppsV1, …)
   Sources/BerthKube/Generated/Aliases.swift              Pod = CoreV1.Pod and the like, where unambiguous
   Sources/BerthAPI/ProtobufSchema.swift                  the table Sources/BerthAPI/Protobuf.swift reads
+                                                         (apiextensions/v1 and metrics/v1beta1 only here:
+                                                         CustomResources/ has its own types for the
+                                                         definitions it validates; metrics are built as JSON)
   Sources/BerthAPI/SchemaDefinitions.swift               the table Sources/BerthAPI/Schema.swift reads
 
     scripts/kube-model/generate.py           write the files
@@ -48,6 +51,11 @@ ZERO = {"string": '""', "int32": "0", "int64": "0", "bool": "false", "float64": 
 STRUCTLIKE = {"Duration", "Quantity", "IntOrString", "RawExtension", "FieldsV1", "JSON"}
 # Names never aliased at the top level: Swift's own, or ambiguous in meaning.
 NO_ALIAS = {"Time", "Duration", "List", "Status", "Type", "Protocol", "Error", "Result", "Set", "Condition", "Handler"}
+# Packages extracted for the protobuf table alone.
+PROTOBUF_ONLY = {"apiextensions/v1", "metrics/v1beta1"}
+# apiextensions' types whose JSON is a schema or something else (marshal.go), and the protobuf letters
+# that say which else (see Protobuf.FieldType): each is a message {schema, the other form}.
+SCHEMA_UNIONS = {"JSONSchemaPropsOrArray": "|[", "JSONSchemaPropsOrBool": "|b", "JSONSchemaPropsOrStringArray": "|s"}
 EXTRA_ALIASES = ["meta/v1.ObjectMeta", "meta/v1.ListMeta", "meta/v1.TypeMeta", "meta/v1.LabelSelector",
                  "meta/v1.OwnerReference", "meta/v1.ManagedFieldsEntry", "meta/v1.DeleteOptions",
                  "meta/v1.WatchEvent", "core/v1.Container", "core/v1.PodSpec", "core/v1.PodTemplateSpec",
@@ -86,6 +94,8 @@ def words(name):
 class Model:
     def __init__(self, facts):
         self.packages = facts["packages"]
+        # The packages generated as Swift types (and in the JSON schema table).
+        self.typed = [p for p in self.packages if p["package"] not in PROTOBUF_ONLY]
         self.structs = {(p["package"], n): s for p in self.packages for n, s in p["structs"].items()}
         self.enums = {(p["package"], n): v for p in self.packages for n, v in p["enums"].items()}
 
@@ -345,11 +355,13 @@ def gen_package(model, p):
 
 def gen_aliases(model):
     counts = {}
+    typed = {p["package"] for p in model.typed}
     for (pkg, name) in list(model.structs) + list(model.enums):
-        counts.setdefault(name, []).append(pkg)
+        if pkg in typed:
+            counts.setdefault(name, []).append(pkg)
     picks = []
     for (pkg, name), s in model.structs.items():
-        if s.get("object") and pkg != "meta/v1":
+        if s.get("object") and pkg != "meta/v1" and pkg in typed:
             picks.append((pkg, name))
     picks += [tuple(x.split(".")) for x in EXTRA_ALIASES]
     lines = [HEADER, "// The common types by their upstream names, where one group version alone uses the name.", ""]
@@ -363,7 +375,7 @@ def gen_registry(model):
     lines = [HEADER, "/// Every generated top-level kind (lists included), for finding a type by apiVersion and kind.",
              "public enum KubeTypes {", "    public static let objects: [any KubeObject.Type] = ["]
     for (pkg, name), s in model.structs.items():
-        if s.get("object") and pkg != "meta/v1":
+        if s.get("object") and pkg != "meta/v1" and pkg not in PROTOBUF_ONLY:
             lines.append("        %s.%s.self," % (namespace(pkg), swift_type_name(name)))
     lines += ["    ]", "",
               "    private static let byAPIVersionAndKind: [String: any KubeObject.Type] = Dictionary(",
@@ -420,6 +432,10 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("ValidatingAdmissionPolicyBinding", "admissionregistration.k8s.io/v1", "admissionregistration/v1"),
                   ("FlowSchema", "flowcontrol.apiserver.k8s.io/v1", "flowcontrol/v1"),
                   ("PriorityLevelConfiguration", "flowcontrol.apiserver.k8s.io/v1", "flowcontrol/v1"),
+                  ("CustomResourceDefinition", "apiextensions.k8s.io/v1", "apiextensions/v1"),
+                  # What the API server's metrics.k8s.io answers, as metrics-server does.
+                  ("NodeMetrics", "metrics.k8s.io/v1beta1", "metrics/v1beta1"),
+                  ("PodMetrics", "metrics.k8s.io/v1beta1", "metrics/v1beta1"),
                   # What responses carry besides objects: errors and deletions (Status, apiVersion "v1"
                   # whatever the group, as upstream writes it) and the list envelope's metadata.
                   ("Event", "events.k8s.io/v1", "events/v1"),
@@ -429,7 +445,7 @@ PROTOBUF_ROOTS = [("Namespace", "v1", "core/v1"), ("ConfigMap", "v1", "core/v1")
                   ("Status", "v1", "meta/v1"), ("ListMeta", None, "meta/v1"),
                   ("DeleteOptions", None, "meta/v1")]
 PROTO_CODES = {"string": "s", "int32": "i", "int64": "i", "bool": "b", "float64": "f", "bytes": "y", "Time": "t",
-               "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "RawExtension": "j", "Quantity": "q", "IntOrString": "x"}
+               "MicroTime": "u", "Duration": "D", "FieldsV1": "j", "RawExtension": "j", "JSON": "j", "Quantity": "q", "IntOrString": "x"}
 
 
 def type_code(model, t, codes, struct_code, table):
@@ -438,6 +454,8 @@ def type_code(model, t, codes, struct_code, table):
     t = t.lstrip("*")
     if t in codes:
         return codes[t]
+    if t in SCHEMA_UNIONS:
+        return SCHEMA_UNIONS[t] + struct_code(("apiextensions/v1", "JSONSchemaProps"))
     if t.startswith("[]"):
         return "[" + type_code(model, t[2:], codes, struct_code, table)
     if t.startswith("map[]"):
@@ -470,7 +488,7 @@ def gen_protobuf(model):
                 continue
             c = code(f["type"])
             pointer = f["type"].startswith("*")
-            keep_zero = c[0] not in "@[{tuDj" and (pointer or not f.get("omitempty"))
+            keep_zero = c[0] not in "@[{|tuDj" and (pointer or not f.get("omitempty"))
             fields.append((f["proto"][0], f["json"] or "-", c, keep_zero))
         messages[q] = fields
         order.append(q)
@@ -580,7 +598,7 @@ def gen_schema(model):
         return type_code(model, t, SCHEMA_CODES, lambda q: "@" + schema_name(q), "schema")
 
     lines = []
-    for p in model.packages:
+    for p in model.typed:
         for name in sorted(p["structs"]):
             q = (p["package"], name)
             line = schema_name(q)
@@ -624,7 +642,7 @@ def main():
     with open(FACTS) as f:
         model = Model(json.load(f))
     files = {}
-    for p in model.packages:
+    for p in model.typed:
         files[os.path.join(OUT_DIR, p["package"].replace("/", "_") + ".swift")] = gen_package(model, p)
     files[os.path.join(OUT_DIR, "Aliases.swift")] = gen_aliases(model)
     files[os.path.join(OUT_DIR, "Registry.swift")] = gen_registry(model)

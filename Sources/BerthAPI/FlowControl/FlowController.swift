@@ -3,7 +3,8 @@ import Foundation
 
 /// API Priority and Fairness (kube-apiserver's APF filter): each request is classified by the
 /// FlowSchemas; exempt levels and long-running requests (watches, streams) pass; others take one of
-/// their priority level's seats (its share of the server's concurrency), wait in one of the level's
+/// their priority level's seats (its share of the server's concurrency) — one, or for a list as many as
+/// `WorkEstimate` says its objects weigh —, wait in one of the level's
 /// queues when none is free (the queue chosen by shuffle sharding on the request's flow, so one noisy
 /// client fills few queues), and are refused with 429 when the queues are full, the level rejects
 /// instead of queuing, or the wait passes its limit. Queues are served in turn as seats free (a
@@ -21,8 +22,17 @@ actor FlowController: StoreDerivedCache {
         var schemaUID: String
         var levelUID: String
         var level: String?
-        /// The level whose seat this request borrowed, if it runs on one not its own.
+        /// The level whose seats this request borrowed, if it runs on ones not its own.
         var lender: String?
+        /// How many seats it holds (`WorkEstimate`).
+        var seats = 1
+    }
+
+    /// A collection list, for its work estimate: the store prefix of the resource's objects and the
+    /// list's options.
+    struct ListRequest: Sendable {
+        var keyPrefix: String
+        var query: [String: String]
     }
 
     /// Where a waiting request got a seat, if it did.
@@ -30,6 +40,7 @@ actor FlowController: StoreDerivedCache {
 
     private struct Waiter {
         var id: UInt64
+        var seats: Int
         var continuation: CheckedContinuation<Seat, Never>
     }
 
@@ -40,9 +51,13 @@ actor FlowController: StoreDerivedCache {
         /// Of those, how many others may borrow, and how many beyond them it may borrow (nil: any).
         var lendable: Int
         var borrowingLimit: Int?
-        /// Requests running under this level, on its own seats and borrowed ones.
+        /// The most seats one request holds (`WorkEstimate.maxSeats`).
+        var maxSeats: Int
+        /// Seats taken by requests running under this level, its own and borrowed ones.
         var executing = 0
         var borrowed = 0
+        /// Requests running under this level.
+        var running = 0
         /// Its seats others run on now.
         var lent = 0
         var queues: [[Waiter]]
@@ -51,11 +66,16 @@ actor FlowController: StoreDerivedCache {
         var rejected = 0
         var timedOut = 0
 
-        var ownSeatFree: Bool { executing - borrowed < limit - lent }
-        var mayBorrow: Bool { borrowingLimit.map { borrowed < $0 } ?? true }
-        /// An idle seat it can lend: lendable, not in use, and nothing of its own waiting.
-        var canLend: Bool {
-            lent < lendable && (executing - borrowed) + lent < limit && queues.allSatisfy(\.isEmpty)
+        /// Whether `seats` of its own are free. A request wider than the whole level runs alone, as
+        /// upstream's queueset lets it once nothing else executes.
+        func ownSeatsFree(_ seats: Int) -> Bool {
+            (executing - borrowed) + seats <= limit - lent || (seats > limit && executing == 0 && lent == 0)
+        }
+        func mayBorrow(_ seats: Int) -> Bool { borrowingLimit.map { borrowed + seats <= $0 } ?? true }
+        /// Whether it can lend `seats` idle ones: lendable, not in use, and nothing of its own waiting.
+        func canLend(_ seats: Int) -> Bool {
+            lent + seats <= lendable && (executing - borrowed) + lent + seats <= limit
+                && queues.allSatisfy(\.isEmpty)
         }
     }
 
@@ -83,18 +103,26 @@ actor FlowController: StoreDerivedCache {
         configuration = nil
     }
 
-    /// Classifies the request and, unless it is exempt or long-running, holds a seat of its level for
-    /// it (waiting if the level queues). Throws 429 when it is refused.
-    func admit(_ a: AuthorizationAttributes, longRunning: Bool, store: any KVStore) async throws -> Ticket? {
+    /// Classifies the request and, unless it is exempt or long-running, holds seats of its level for
+    /// it (waiting if the level queues): one, or for `list` its work estimate. Throws 429 when it is
+    /// refused.
+    func admit(
+        _ a: AuthorizationAttributes, longRunning: Bool, list: ListRequest? = nil, store: any KVStore
+    ) async throws -> Ticket? {
         let config = try await current(store)
         guard let match = config.classify(a) else { return nil }
         let (schema, level) = (match.schema, match.level)
         var ticket = Ticket(schemaUID: schema.uid, levelUID: level.uid, level: nil)
         if level.exempt || longRunning { return ticket }
         guard let state = states[level.name] else { return ticket }
+        if let list {
+            ticket.seats = WorkEstimate.listSeats(
+                query: list.query, stored: storedObjects(list.keyPrefix, store: store), maxSeats: state.maxSeats)
+        }
+        let seats = ticket.seats
         let queued = state.queues.contains { !$0.isEmpty }
         if !queued {
-            switch takeSeat(level.name) {
+            switch takeSeats(level.name, seats) {
             case .own:
                 ticket.level = level.name
                 return ticket
@@ -120,7 +148,7 @@ actor FlowController: StoreDerivedCache {
         let id = nextID
         let name = level.name
         let seat = await withCheckedContinuation { continuation in
-            states[name]?.queues[queue].append(Waiter(id: id, continuation: continuation))
+            states[name]?.queues[queue].append(Waiter(id: id, seats: seats, continuation: continuation))
             let limit = waitLimit
             Task { [weak self] in
                 try? await Task.sleep(for: limit)
@@ -136,38 +164,67 @@ actor FlowController: StoreDerivedCache {
         return ticket
     }
 
-    /// A seat for one more request of `name`: its own if one is free, else one borrowed from the level
-    /// with the most idle lendable seats, else none. Counts it taken.
-    private func takeSeat(_ name: String) -> Seat {
+    /// `seats` for one more request of `name`: its own if enough are free, else borrowed from the level
+    /// with the most idle lendable seats (all from one), else none. Counts them taken.
+    private func takeSeats(_ name: String, _ seats: Int) -> Seat {
         guard var state = states[name] else { return .none }
-        if state.ownSeatFree {
-            state.executing += 1
+        if state.ownSeatsFree(seats) {
+            state.executing += seats
+            state.running += 1
             state.dispatched += 1
             states[name] = state
             return .own
         }
         func idle(_ level: String) -> Int { states[level].map { $0.lendable - $0.lent } ?? 0 }
         // The first by name among those with the most to lend (max keeps the first of equals).
-        guard state.mayBorrow,
-            let lender = states.keys.sorted().filter({ $0 != name && states[$0]?.canLend == true })
+        guard state.mayBorrow(seats),
+            let lender = states.keys.sorted().filter({ $0 != name && states[$0]?.canLend(seats) == true })
                 .max(by: { idle($0) < idle($1) })
         else { return .none }
-        states[lender]?.lent += 1
-        state.executing += 1
-        state.borrowed += 1
+        states[lender]?.lent += seats
+        state.executing += seats
+        state.borrowed += seats
+        state.running += 1
         state.dispatched += 1
         states[name] = state
         return .borrowed(from: lender)
+    }
+
+    /// Upstream's object count tracker: each listed resource's stored objects, counted again once a
+    /// minute old (in the background: a list never waits for a count). nil until first counted.
+    private var objectCounts: [String: (count: Int, at: ContinuousClock.Instant)] = [:]
+    private var counting: Set<String> = []
+
+    private func storedObjects(_ prefix: String, store: any KVStore) -> Int? {
+        let known = objectCounts[prefix]
+        if known.map({ $0.at.duration(to: .now) > .seconds(60) }) ?? true, counting.insert(prefix).inserted {
+            Task { [weak self] in
+                let count = try? await store.count(prefix: prefix)
+                await self?.counted(prefix, count)
+            }
+        }
+        return known?.count
+    }
+
+    private func counted(_ prefix: String, _ count: Int?) {
+        counting.remove(prefix)
+        if let count { objectCounts[prefix] = (count, .now) }
+    }
+
+    /// Counts `prefix` now (tests: the estimate then sees it at once).
+    func countObjects(_ prefix: String, store: any KVStore) async throws {
+        objectCounts[prefix] = (try await store.count(prefix: prefix), .now)
     }
 
     /// Gives the seat back (to its lender, if borrowed) and lets queued requests in: the level's own,
     /// then other levels', which may borrow the seat now idle.
     func release(_ ticket: Ticket) {
         guard let name = ticket.level, var state = states[name] else { return }
-        state.executing -= 1
+        state.executing -= ticket.seats
+        state.running -= 1
         if let lender = ticket.lender {
-            state.borrowed -= 1
-            states[lender]?.lent -= 1
+            state.borrowed -= ticket.seats
+            states[lender]?.lent -= ticket.seats
         }
         states[name] = state
         dispatch(name)
@@ -178,8 +235,10 @@ actor FlowController: StoreDerivedCache {
     }
 
     private func dispatch(_ name: String) {
-        while let state = states[name], let q = Self.nextNonEmpty(state.queues, from: state.nextQueue) {
-            let seat = takeSeat(name)
+        while let state = states[name], let q = Self.nextNonEmpty(state.queues, from: state.nextQueue),
+            let head = state.queues[q].first
+        {
+            let seat = takeSeats(name, head.seats)
             if case .none = seat { return }
             guard let waiter = states[name]?.queues[q].removeFirst() else { return }
             states[name]?.nextQueue = (q + 1) % state.queues.count
@@ -271,6 +330,10 @@ actor FlowController: StoreDerivedCache {
             let limit = max(1, Int((Double(serverConcurrency * level.shares) / Double(total)).rounded(.up)))
             let lendable = Int((Double(limit * level.lendablePercent) / 100).rounded())
             let borrowingLimit = level.borrowingLimitPercent.map { Int((Double(limit * $0) / 100).rounded()) }
+            // A level that rejects has no queues, and upstream no bound of its own for it: the estimator's.
+            let maxSeats =
+                level.reject
+                ? WorkEstimate.maximumSeatsLimit : WorkEstimate.maxSeats(nominal: limit, handSize: level.handSize)
             if var state = states[level.name] {
                 if state.queues.count != level.queues {
                     // Waiting requests keep their order, spread over the new queues.
@@ -283,11 +346,12 @@ actor FlowController: StoreDerivedCache {
                 state.limit = limit
                 state.lendable = lendable
                 state.borrowingLimit = borrowingLimit
+                state.maxSeats = maxSeats
                 states[level.name] = state
             } else {
                 states[level.name] = LevelState(
                     level: level, limit: limit, lendable: lendable, borrowingLimit: borrowingLimit,
-                    queues: Array(repeating: [], count: level.queues))
+                    maxSeats: maxSeats, queues: Array(repeating: [], count: level.queues))
             }
             dispatch(level.name)
         }
@@ -311,7 +375,7 @@ actor FlowController: StoreDerivedCache {
             let waiting = s.queues.reduce(0) { $0 + $1.count }
             let active = s.queues.filter { !$0.isEmpty }.count
             lines.append(
-                "\(name), \(active), \(waiting == 0 && s.executing == 0), false, \(waiting), \(s.executing), \(s.dispatched), \(s.rejected), \(s.timedOut), 0"
+                "\(name), \(active), \(waiting == 0 && s.running == 0), false, \(waiting), \(s.running), \(s.dispatched), \(s.rejected), \(s.timedOut), 0"
             )
         }
         return lines.joined(separator: "\n") + "\n"

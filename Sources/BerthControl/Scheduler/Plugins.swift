@@ -16,6 +16,9 @@ enum Reasons {
     static let existingAnti = "node(s) didn't satisfy existing pods anti-affinity rules"
     static let podAffinity = "node(s) didn't match pod affinity rules"
     static let podAnti = "node(s) didn't match pod anti-affinity rules"
+    /// VolumeRestrictions: a ReadWriteOncePod claim of the pod's is in use by another pod.
+    static let readWriteOncePod =
+        "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
     static func taint(_ t: Taint) -> String { "node(s) had untolerated taint \(t.text)" }
 }
 
@@ -63,6 +66,13 @@ struct CycleState {
     /// take of it (by node name), and those nodes' table slots (they leave the filter's fast path).
     var nominated: [String: Resources] = [:]
     var nominatedSlots: Set<Int> = []
+    /// VolumeRestrictions: the pods that hold a ReadWriteOncePod claim this pod uses, with their nodes
+    /// (upstream counts them in PreFilter and fails every node in Filter while any remains — so
+    /// preemption may remove a holder of lower priority where it runs).
+    var readWriteOncePodHolders: [String: String] = [:]
+    /// Nodes that pods of at least this pod's priority using such a claim are nominated to: theirs once
+    /// their victims are gone (upstream adds nominated pods to the node before filtering).
+    var readWriteOncePodNominated: Set<String> = []
 }
 
 extension Scheduler.Cache {
@@ -162,6 +172,12 @@ extension Scheduler.Cache {
         if !s.nominated.isEmpty, let promised = s.nominated[node.name] { requested += promised }
         let short = Shortfall(want: pod.requests, allocatable: node.allocatable, requested: requested)
         if !short.none { return short.reasons }
+        // A holder counts unless it is on this node and gone from it (a preemption trial removed it).
+        if s.readWriteOncePodNominated.contains(node.name)
+            || s.readWriteOncePodHolders.contains(where: { $0.value != node.name || node.pods[$0.key] != nil })
+        {
+            return [Reasons.readWriteOncePod]
+        }
         if !s.spreadCounts.isEmpty {
             let hard = pod.spread.filter(\.hard)
             for (i, c) in hard.enumerated() {

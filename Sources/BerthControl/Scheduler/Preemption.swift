@@ -141,7 +141,7 @@ enum PreemptionRules {
     /// there (kube-scheduler's UnschedulableAndUnresolvable).
     static let resolvable: Set<String> = [
         Reasons.ports, Reasons.tooManyPods, Reasons.cpu, Reasons.memory, Reasons.storage, Reasons.spread,
-        Reasons.existingAnti, Reasons.podAnti,
+        Reasons.existingAnti, Reasons.podAnti, Reasons.readWriteOncePod,
     ]
 
     static let noVictims = "No preemption victims found for incoming pod"
@@ -224,6 +224,8 @@ extension Scheduler.Cache {
             s.volumes = state.volumes
             s.freeVolumes = state.freeVolumes
             s.nominated = state.nominated
+            s.readWriteOncePodHolders = state.readWriteOncePodHolders
+            s.readWriteOncePodNominated = state.readWriteOncePodNominated
             return filter(pod, trial, s) == nil
         }
         guard fits() else { return nil }

@@ -388,15 +388,27 @@ extension Scheduler {
             }
         }
 
-        /// kube-scheduler's VolumeRestrictions: a ReadWriteOncePod claim another pod already uses.
-        static let readWriteOncePodMessage =
-            "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
-        func readWriteOncePodConflict(_ pod: PodInfo, _ key: String, _ binding: VolumeBinding) -> Bool {
-            pod.claims.contains { name in
-                guard let users = claimUsers[pod.namespace + "/" + name], !users.subtracting([key]).isEmpty,
-                    let claim = binding.claims(pod.namespace, name)
-                else { return false }
-                return claim.spec.accessModes.contains(.readWriteOncePod)
+        /// kube-scheduler's VolumeRestrictions PreFilter: the pods (other than this one) using a
+        /// ReadWriteOncePod claim of the pod's, with the nodes they are on; and the nodes pods of at least
+        /// its priority that use one are nominated to.
+        func readWriteOncePodConflicts(
+            _ pod: PodInfo, _ key: String, _ binding: VolumeBinding, into state: inout CycleState
+        ) {
+            let exclusive = Set(
+                pod.claims.filter {
+                    binding.claims(pod.namespace, $0)?.spec.accessModes.contains(.readWriteOncePod) == true
+                })
+            guard !exclusive.isEmpty else { return }
+            for name in exclusive {
+                for user in claimUsers[pod.namespace + "/" + name] ?? [] where user != key {
+                    state.readWriteOncePodHolders[user] = placed[user] ?? ""
+                }
+            }
+            for (other, node) in nominations where other != key {
+                guard let nominee = pending[other], nominee.priority >= pod.priority,
+                    nominee.namespace == pod.namespace, nominee.claims.contains(where: exclusive.contains)
+                else { continue }
+                state.readWriteOncePodNominated.insert(node)
             }
         }
 
@@ -421,9 +433,7 @@ extension Scheduler {
                         state.volumes = needs
                         if !needs.staticClaims.isEmpty { state.freeVolumes = binding.volumes() }
                     }
-                    if readWriteOncePodConflict(pod, key, binding) {
-                        return fail(pod, "0/\(total) nodes are available: \(Self.readWriteOncePodMessage).")
-                    }
+                    readWriteOncePodConflicts(pod, key, binding, into: &state)
                 }
                 state.nominated = nominatedRequests(for: pod)
                 state.nominatedSlots = Set(state.nominated.keys.compactMap { nodes[$0]?.slot }.filter { $0 >= 0 })
@@ -473,6 +483,7 @@ extension Scheduler {
                 pod.hostPorts.isEmpty && pod.requiredTerms == nil && state.spreadCounts.isEmpty
                 && state.forbidden.isEmpty
                 && pod.affinity.isEmpty && pod.antiAffinity.isEmpty && state.volumes == nil
+                && state.readWriteOncePodHolders.isEmpty && state.readWriteOncePodNominated.isEmpty
             let selectorImpossible = !pod.nodeSelector.isEmpty && state.selector == nil
             let pairs = state.selector?.pairs ?? []
             let stride = table.stride
