@@ -144,6 +144,75 @@ enum FieldChecks {
         return nil
     }
 
+    /// An address as Go's net.ParseIP reads it (Kubernetes' ParseIPSloppy): IPv4 may have leading zeros,
+    /// read as decimal, and an IPv4-mapped IPv6 address is the IPv4 address (Go's To4). 4 bytes for
+    /// IPv4, 16 for IPv6, nil for anything else.
+    static func ipSloppy(_ text: String) -> [UInt8]? {
+        if let bytes = ipAddress(text) {
+            let mapped =
+                bytes.count == 16 && bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
+            return mapped ? Array(bytes[12...]) : bytes
+        }
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var bytes: [UInt8] = []
+        for part in parts {
+            guard !part.isEmpty, part.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+            let value = part.drop { $0 == "0" }
+            guard value.count <= 3, let byte = UInt8(value.isEmpty ? "0" : value) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+
+    /// IsValidIP.
+    static func ip(_ value: String, _ path: String) -> [APIError.Cause] {
+        ipSloppy(value) != nil
+            ? [] : [invalid(path, .string(value), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")]
+    }
+
+    /// IsValidIPv4Address.
+    static func ipv4(_ value: String, _ path: String) -> [APIError.Cause] {
+        ipSloppy(value)?.count == 4 ? [] : [invalid(path, .string(value), "must be a valid IPv4 address")]
+    }
+
+    /// IsValidIPv6Address (an IPv4-mapped address is IPv4 here, as in Go).
+    static func ipv6(_ value: String, _ path: String) -> [APIError.Cause] {
+        ipSloppy(value)?.count == 16 ? [] : [invalid(path, .string(value), "must be a valid IPv6 address")]
+    }
+
+    /// ValidateEndpointIP: an address traffic for a Service may be sent to. Unspecified and loopback
+    /// addresses would mean whichever node the traffic is on rather than a backend, and link-local ones
+    /// are node-centric (a cloud's metadata service at 169.254.169.254): an endpoint there would let a
+    /// Service's clients reach what they should not. `allowLoopback`: see ``EndpointsStrategy``.
+    static func endpointIP(_ value: String, _ path: String, allowLoopback: Bool = false) -> [APIError.Cause] {
+        guard let b = ipSloppy(value) else { return [invalid(path, .string(value), "must be a valid IP address")] }
+        let v4 = b.count == 4
+        var problems: [String] = []
+        if b.allSatisfy({ $0 == 0 }) { problems.append("may not be unspecified (\(value))") }
+        if !allowLoopback && (v4 ? b[0] == 127 : b == [UInt8](repeating: 0, count: 15) + [1]) {
+            problems.append("may not be in the loopback range (127.0.0.0/8, ::1/128)")
+        }
+        if v4 ? b[0] == 169 && b[1] == 254 : b[0] == 0xfe && b[1] & 0xc0 == 0x80 {
+            problems.append("may not be in the link-local range (169.254.0.0/16, fe80::/10)")
+        }
+        if v4 ? b[0] == 224 && b[1] == 0 && b[2] == 0 : b[0] == 0xff && b[1] & 0x0f == 0x02 {
+            problems.append("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)")
+        }
+        return problems.map { invalid(path, .string(value), $0) }
+    }
+
+    /// IsFullyQualifiedDomainName: a DNS subdomain of at least two labels (a trailing dot allowed).
+    static func fullyQualifiedDomainName(_ value: String, _ path: String) -> [APIError.Cause] {
+        if value.isEmpty { return [required(path)] }
+        let name = value.hasSuffix(".") ? String(value.dropLast()) : value
+        if !Validation.isDNS1123Subdomain(name) { return [invalid(path, .string(name), Validation.nameRegexText)] }
+        guard name.contains(".") else {
+            return [invalid(path, .string(name), "should be a domain with at least two segments separated by dots")]
+        }
+        return name.split(separator: ".").flatMap { dns1123Label(String($0), path) }
+    }
+
     /// Whether `inner` lies within `outer` (same family, a prefix at least as long, the same leading bits).
     static func contains(_ outer: (address: [UInt8], prefix: Int), _ inner: (address: [UInt8], prefix: Int)) -> Bool {
         guard outer.address.count == inner.address.count, inner.prefix >= outer.prefix else { return false }

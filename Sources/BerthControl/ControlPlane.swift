@@ -32,6 +32,12 @@ public struct ControlPlaneConfig: Sendable {
     /// How often each HorizontalPodAutoscaler is evaluated (kube-controller-manager's
     /// --horizontal-pod-autoscaler-sync-period).
     public var horizontalPodAutoscalerSyncPeriod: Duration = .seconds(15)
+    /// How long after a pod starts its CPU samples are trusted only once it has been Ready for a whole
+    /// metrics window (--horizontal-pod-autoscaler-cpu-initialization-period).
+    public var horizontalPodAutoscalerCPUInitializationPeriod: Duration = .seconds(300)
+    /// How soon after its start a pod's Ready condition may turn False and still mean "never Ready yet"
+    /// (--horizontal-pod-autoscaler-initial-readiness-delay).
+    public var horizontalPodAutoscalerInitialReadinessDelay: Duration = .seconds(30)
     /// Where the local-path provisioner puts volumes on their nodes (k3s's
     /// /var/lib/rancher/k3s/storage): `<this>/pvc-<uid>_<namespace>_<name>`.
     public var localPathStorageDirectory = "/var/lib/berth/storage"

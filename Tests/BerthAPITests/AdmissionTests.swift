@@ -245,22 +245,34 @@ extension APITests {
             #expect(seen.stdout == "yes/added", "\(seen.stdout)")
             #expect(hook.reviews("/seen-b").count == 2)
 
-            // A webhook behind a Service: called at a ready endpoint of it, its certificate checked for the
-            // name upstream dials (webhook.default.svc).
-            let service = try s.kubectl(
+            // No endpoint may be a loopback address (upstream's ValidateEndpointIP), so a webhook on this
+            // machine is not reachable through an EndpointSlice of its Service; an ExternalName Service
+            // reaches it, resolved as kube-apiserver's default resolver does (the external name at the
+            // webhook's port), its certificate still checked for the name upstream dials
+            // (webhook.default.svc).
+            let loopback = try s.kubectl(
                 "create", "-f", "-",
                 stdin: """
-                    apiVersion: v1
-                    kind: Service
-                    metadata: {name: webhook}
-                    spec: {ports: [{name: https, port: 443}]}
-                    ---
                     apiVersion: discovery.k8s.io/v1
                     kind: EndpointSlice
                     metadata: {name: webhook-1, labels: {kubernetes.io/service-name: webhook}}
                     addressType: IPv4
                     ports: [{name: https, port: \(hook.port)}]
                     endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
+                    """)
+            #expect(!loopback.ok)
+            expectMentions(
+                loopback.stderr,
+                [
+                    #"endpoints[0].addresses[0]: Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, ::1/128)"#
+                ])
+            let service = try s.kubectl(
+                "create", "-f", "-",
+                stdin: """
+                    apiVersion: v1
+                    kind: Service
+                    metadata: {name: webhook}
+                    spec: {type: ExternalName, externalName: localhost}
                     ---
                     apiVersion: admissionregistration.k8s.io/v1
                     kind: ValidatingWebhookConfiguration
@@ -268,11 +280,18 @@ extension APITests {
                     webhooks:
                     - name: by-service.berth.test
                       clientConfig:
-                        service: {namespace: default, name: webhook, path: /validate}
+                        service: {namespace: default, name: webhook, path: /validate, port: \(hook.port)}
                         caBundle: \(hook.caBundle)
                       rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [secrets]}]
                       sideEffects: NoneOnDryRun
                       admissionReviewVersions: [v1beta1, v1]
+                    - name: defaulted-port.berth.test
+                      clientConfig:
+                        service: {namespace: default, name: webhook}
+                        caBundle: \(hook.caBundle)
+                      rules: [{apiGroups: [""], apiVersions: [v1], operations: [DELETE], resources: [podtemplates]}]
+                      sideEffects: None
+                      admissionReviewVersions: [v1]
                     """)
             #expect(service.ok, "\(service.stderr)")
             let viaService = try s.kubectl("create", "secret", "generic", "checked", "--from-literal=a=b")
@@ -282,7 +301,7 @@ extension APITests {
             #expect(
                 try s.kubectl(
                     "get", "validatingwebhookconfiguration", "by-service.berth.test", "-o",
-                    "jsonpath={.webhooks[0].clientConfig.service.port}"
+                    "jsonpath={.webhooks[1].clientConfig.service.port}"
                 ).stdout == "443")
 
             // Upstream's validation of configurations.

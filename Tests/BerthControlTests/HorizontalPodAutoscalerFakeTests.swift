@@ -24,7 +24,9 @@ struct HorizontalPodAutoscalerFakeTests {
             what, detail: { ": \(hpa?.kubeJSON()["status"].text ?? "") \(cluster.actions.suffix(5))" }, condition)
     }
 
-    func seed(pods: Int, cpuRequest: String? = "100m", hpa extra: JSON = [:]) throws {
+    /// `pods` pods of a Deployment, Running and Ready for ten minutes (past the CPU initialization
+    /// period) but those in `starting`, which started a minute ago and are not Ready yet.
+    func seed(pods: Int, cpuRequest: String? = "100m", starting: Set<Int> = [], hpa extra: JSON = [:]) throws {
         cluster.seed(
             try AppsV1.Deployment(
                 kubeJSON: [
@@ -41,13 +43,18 @@ struct HorizontalPodAutoscalerFakeTests {
         for i in 0..<pods {
             var container: JSON = ["name": "web", "image": "web:1"]
             if let cpuRequest { container["resources"] = ["requests": ["cpu": .string(cpuRequest)]] }
+            let since = APITime.string(Date().addingTimeInterval(starting.contains(i) ? -60 : -600))
+            let ready: JSON = [
+                "type": "Ready", "status": starting.contains(i) ? "False" : "True",
+                "lastTransitionTime": .string(since),
+            ]
             cluster.seed(
                 try CoreV1.Pod(
                     kubeJSON: [
                         "apiVersion": "v1", "kind": "Pod",
                         "metadata": ["name": .string("web-\(i)"), "namespace": "default", "labels": ["app": "web"]],
                         "spec": ["nodeName": "node-1", "containers": [container]],
-                        "status": ["phase": "Running", "conditions": [["type": "Ready", "status": "True"]]],
+                        "status": ["phase": "Running", "startTime": .string(since), "conditions": [ready]],
                     ]))
         }
         var hpa: JSON = [
@@ -64,6 +71,7 @@ struct HorizontalPodAutoscalerFakeTests {
         cluster.seed(try AutoscalingV2.HorizontalPodAutoscaler(kubeJSON: hpa))
     }
 
+    /// CPU usage for the first `pods` pods; the others have no metrics.
     func usage(_ pods: Int, _ cpu: String) {
         for i in 0..<pods {
             cluster.setPodUsage(namespace: "default", name: "web-\(i)", ["cpu": cpu, "memory": "10Mi"])
@@ -127,5 +135,77 @@ struct HorizontalPodAutoscalerFakeTests {
             } == true
         }
         #expect(replicas == 2)
+    }
+
+    /// What status.currentMetrics says of CPU, and desiredReplicas.
+    var measured: (utilization: Int32?, average: String?, desired: Int32?) {
+        let current = hpa?.status.currentMetrics.first?.resource?.current
+        return (current?.averageUtilization, current?.averageValue?.string, hpa?.status.desiredReplicas)
+    }
+
+    /// Waits until the autoscaler has computed `desired` from `utilization`, then a few more syncs, and
+    /// checks that the Deployment kept its replicas throughout.
+    func expectKept(_ replicas: Int32, utilization: Int32) async throws {
+        try await eventually("the autoscaler measured \(utilization) % and wants \(replicas)") {
+            measured.utilization == utilization && measured.desired == replicas
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(self.replicas == replicas)
+        #expect(!cluster.events.contains { $0["reason"].string == "SuccessfulRescale" })
+    }
+
+    // Pods without metrics (upstream's "missing" pods): they count, with the guess that damps the change.
+
+    @Test(.timeLimit(.minutes(1)))
+    func aPodWithoutMetricsCountsAsIdleWhenScalingUp() async throws {
+        try seed(pods: 4)
+        // Two measured pods at 104 % of their request want ceil(2 × 104/50) = 5 replicas; counting the
+        // two silent ones as idle gives 208m over 400m, 52 %: within the tolerance of 50 %.
+        usage(2, "104m")
+        let run = await start()
+        defer { run.cancel() }
+        try await expectKept(4, utilization: 104)
+        // The status reports what the measured ready pods use, not the guess.
+        #expect(measured.average == "104m")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aPodWithoutMetricsCountsAsBusyWhenScalingDown() async throws {
+        try seed(pods: 4)
+        // Three measured pods at 10 % alone would go down to ceil(3 × 10/50) = 1; the silent one counts
+        // as using all of its request: 130m over 400m, 32 %, so ceil(4 × 32/50) = 3.
+        usage(3, "10m")
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("the deployment scaled down to 3") { replicas == 3 }
+        try await eventually("the status") { measured.utilization == 10 && measured.average == "10m" }
+        try await Task.sleep(for: .milliseconds(300))
+        // Nothing here deletes pods: the next syncs see the same four and stay at 3.
+        #expect(replicas == 3)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func anUnreadyPodCountsAsIdleWhenScalingUpOnCPU() async throws {
+        // web-3 started a minute ago and is not Ready: its CPU (busy warming up) is not trusted.
+        try seed(pods: 4, starting: [3])
+        usage(4, "100m")
+        let run = await start()
+        defer { run.cancel() }
+        // The three ready pods at 100 % want to double; web-3 counts as idle: 300m over 400m, 75 %,
+        // ceil(4 × 75/50) = 6 (counting its sample would have made it 8).
+        try await eventually("the deployment scaled up to 6") { replicas == 6 }
+        try await eventually("the status") { measured.utilization == 100 && measured.desired == 6 }
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aGuessThatTurnsTheDirectionKeepsTheReplicas() async throws {
+        try seed(pods: 4)
+        // The measured pods at 60 % want ceil(2 × 60/50) = 3 replicas, fewer than the 4 running though
+        // they are above the target; counting the silent pods as idle (120m over 400m, 30 %) would
+        // scale down instead. Neither happens.
+        usage(2, "60m")
+        let run = await start()
+        defer { run.cancel() }
+        try await expectKept(4, utilization: 60)
     }
 }

@@ -224,7 +224,9 @@ extension Handler {
     }
 
     /// Where a webhook is called: its URL, or for a Service the name upstream dials
-    /// (`<name>.<namespace>.svc`) resolved to a ready endpoint of the Service (else its cluster IP).
+    /// (`<name>.<namespace>.svc`) resolved to a ready endpoint of the Service (else its cluster IP), or for
+    /// an ExternalName Service to its external name at the webhook's port, as kube-apiserver's default
+    /// (cluster IP) resolver does. The certificate is checked for `<name>.<namespace>.svc` either way.
     private func target(_ w: AdmissionWebhook) async throws -> (url: String, host: String, address: String?) {
         let url = w.displayURL
         switch w.endpoint {
@@ -234,6 +236,13 @@ extension Handler {
             let host = "\(name).\(namespace).svc"
             guard let service = try await storedObject(Registry.services, namespace: namespace, name: name) else {
                 throw WebhookCallFailure("failed to call webhook: service \"\(name)\" not found")
+            }
+            if service["spec"]["type"].string == "ExternalName" {
+                guard let external = service["spec"]["externalName"].string, !external.isEmpty else {
+                    throw WebhookCallFailure(
+                        "failed to call webhook: service \"\(namespace)/\(name)\" has no externalName")
+                }
+                return (url, host, external.hasSuffix(".") ? String(external.dropLast()) : external)
             }
             let ports = service["spec"]["ports"].array ?? []
             guard let servicePort = ports.first(where: { $0["port"].int == Int64(port) }) else {

@@ -342,7 +342,8 @@ public final class FakeCluster: KubeClient, ObjectSourceProvider, @unchecked Sen
                 let usage = lock.withLock({ podUsage[namespace + "/" + name] })
             else { return nil }
             return [
-                "metadata": ["name": .string(name), "namespace": .string(namespace)], "window": "10s",
+                "metadata": ["name": .string(name), "namespace": .string(namespace)],
+                "timestamp": .string(APITime.string()), "window": "10s",
                 "containers": .array(
                     (pod["spec"]["containers"].array ?? []).prefix(1).map { c in
                         ["name": c["name"], "usage": .strings(usage)]

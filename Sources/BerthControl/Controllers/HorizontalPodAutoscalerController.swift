@@ -25,8 +25,7 @@ struct HorizontalPodAutoscalerController: ControlLoop {
     let logger: Logger
     let syncPeriod: Duration
     let recommendations = Recommendations()
-    /// Upstream's --horizontal-pod-autoscaler-tolerance.
-    static let tolerance = 0.1
+    let calculator: ReplicaCalculator
 
     init(_ ctx: ControllerContext) {
         client = ctx.client("horizontal-pod-autoscaler")
@@ -35,6 +34,9 @@ struct HorizontalPodAutoscalerController: ControlLoop {
         events = ctx.events.component("horizontal-pod-autoscaler")
         logger = ctx.logger
         syncPeriod = ctx.config.horizontalPodAutoscalerSyncPeriod
+        calculator = ReplicaCalculator(
+            cpuInitializationPeriod: Self.seconds(ctx.config.horizontalPodAutoscalerCPUInitializationPeriod),
+            initialReadinessDelay: Self.seconds(ctx.config.horizontalPodAutoscalerInitialReadinessDelay))
         let queue = self.queue, recommendations = self.recommendations
         autoscalers.onChange { e in
             if case .deleted = e {
@@ -106,43 +108,44 @@ struct HorizontalPodAutoscalerController: ControlLoop {
         var currentMetrics: [JSON] = []
         var failure: String?
         let labelSelector = try LabelSelector(selector)
+        // Every pod the selector matches, as upstream's lister gives them: the calculator itself sets
+        // aside the ones being deleted or failed (it still wants their requests).
         let targetPods = pods.list(namespace: namespace).filter {
-            $0.isActive && labelSelector.matches($0.metadata.labels) && !selector.isEmpty
+            labelSelector.matches($0.metadata.labels) && !selector.isEmpty
         }
-        var metrics: [String: JSON] = [:]
+        var metrics: [JSON] = []
         do {
-            for item in try await client.podMetrics(namespace: namespace, selector: selector) {
-                if let name = item["metadata"]["name"].string { metrics[name] = item }
-            }
+            metrics = try await client.podMetrics(namespace: namespace, selector: selector)
         } catch { failure = "unable to get metrics for resource: \(error)" }
+        // Evaluated now, so that a pod's start and readiness compare with one instant for every metric.
+        var calculator = self.calculator
+        calculator.now = Date()
         for spec in spec["metrics"].array ?? [] where failure == nil {
             guard spec["type"].string == "Resource", let resource = spec["resource"]["name"].string else {
-                failure =
-                    "the HPA was unable to compute the replica count: \(spec["type"].string ?? "") metrics are not served"
+                failure = "\(spec["type"].string ?? "") metrics are not served"
                 break
             }
-            switch Self.replicas(
-                for: spec["resource"]["target"], resource: resource, current: current, pods: targetPods,
-                metrics: metrics)
-            {
-            case .failure(let problem):
-                failure = problem.message
-            case .success(let (replicas, measured)):
+            do throws(HPAFailure) {
+                let (replicas, measured) = try calculator.replicas(
+                    for: spec["resource"]["target"], resource: resource, current: current, pods: targetPods,
+                    metrics: metrics)
                 currentMetrics.append([
                     "type": "Resource", "resource": ["name": .string(resource), "current": measured],
                 ])
                 if replicas > proposal {
                     proposal = replicas
                     reason =
-                        "\(resource) resource\(spec["resource"]["target"]["type"] == "Utilization" ? " utilization (percentage of request)" : "") \(replicas > current ? "above" : "below") target"
+                        "\(resource) resource\(spec["resource"]["target"]["averageValue"].isNull ? " utilization (percentage of request)" : "") \(replicas > current ? "above" : "below") target"
                 }
-            }
+            } catch { failure = error.message }
         }
         if let failure {
             Self.setCondition(
                 &status, "AbleToScale", true, "SucceededGetScale",
                 "the HPA controller was able to get the target's current scale")
-            Self.setCondition(&status, "ScalingActive", false, "FailedGetResourceMetric", failure)
+            Self.setCondition(
+                &status, "ScalingActive", false, "FailedGetResourceMetric",
+                "the HPA was unable to compute the replica count: \(failure)")
             events.record(obj, type: "Warning", reason: "FailedGetResourceMetric", message: failure)
             status["desiredReplicas"] = .int(Int64(current))
             try await write(hpa, obj, status)
@@ -225,61 +228,6 @@ struct HorizontalPodAutoscalerController: ControlLoop {
         try await write(hpa, obj, status)
     }
 
-    /// Upstream's replica calculator for one resource metric over the pods with a measurement.
-    static func replicas(
-        for target: JSON, resource: String, current: Int, pods: [CoreV1.Pod], metrics: [String: JSON]
-    ) -> Result<(Int, JSON), HPAFailure> {
-        var usage: Int64 = 0, requests: Int64 = 0, counted = 0
-        for pod in pods {
-            guard let name = pod.metadata.name, let m = metrics[name] else { continue }
-            let podUsage = (m["containers"].array ?? []).reduce(Int64(0)) {
-                $0 + ($1["usage"][resource].string.flatMap(Quantity.milli) ?? 0)
-            }
-            var podRequest: Int64 = 0
-            for c in pod.spec.containers {
-                guard let q = c.resources.requests[resource]?.milliValue else {
-                    return .failure(
-                        HPAFailure(
-                            "failed to get \(resource) utilization: missing request for \(resource) in container \(c.name) of Pod \(name)"
-                        ))
-                }
-                podRequest += q
-            }
-            usage += podUsage; requests += podRequest; counted += 1
-        }
-        guard counted > 0 else {
-            return .failure(
-                HPAFailure(
-                    "failed to get \(resource) utilization: unable to get metrics for resource \(resource): no metrics returned from resource metrics API"
-                ))
-        }
-        if target["type"] == "Utilization" {
-            let want = Double(target["averageUtilization"].int ?? 80)
-            guard requests > 0 else {
-                return .failure(HPAFailure("failed to get \(resource) utilization: missing request for \(resource)"))
-            }
-            let utilization = Double(usage) * 100 / Double(requests)
-            let ratio = utilization / want
-            let replicas = abs(ratio - 1) <= tolerance ? current : Int((ratio * Double(counted)).rounded(.up))
-            return .success(
-                (
-                    replicas,
-                    [
-                        "averageUtilization": .int(Int64(utilization.rounded(.down))),
-                        "averageValue": .string("\(usage / Int64(counted))m"),
-                    ]
-                ))
-        }
-        guard let average = (target["averageValue"].string ?? target["value"].string).flatMap(Quantity.milli),
-            average > 0
-        else {
-            return .failure(HPAFailure("invalid target for \(resource): averageValue or value must be set"))
-        }
-        let ratio = Double(usage) / Double(average * Int64(counted))
-        let replicas = abs(ratio - 1) <= tolerance ? current : Int((Double(usage) / Double(average)).rounded(.up))
-        return .success((replicas, ["averageValue": .string("\(usage / Int64(counted))m")]))
-    }
-
     /// Writes the status when it changed (a conflict: the next sync writes it).
     func write(_ hpa: HPA, _ obj: JSON, _ status: JSON) async throws {
         var updated = obj
@@ -289,12 +237,14 @@ struct HorizontalPodAutoscalerController: ControlLoop {
         do { _ = try await client.updateStatus(typed) } catch let e as APIError where e.code == 409 || e.code == 404 {}
     }
 
+    static func seconds(_ d: Duration) -> TimeInterval {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
     static func setCondition(_ status: inout JSON, _ type: String, _ on: Bool, _ reason: String, _ message: String) {
         StatusConditions.set(&status, type, on, reason, message)
     }
 }
-
-struct HPAFailure: Error { var message: String; init(_ m: String) { message = m } }
 
 enum HorizontalPodAutoscalerDefaults {
     static let scaleUpPolicies: [JSON] = [
