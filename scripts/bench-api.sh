@@ -6,7 +6,7 @@
 #   3. server RSS idle, and with N pod objects stored (BENCH_PODS, default 20000); listing them in JSON
 #      and in protobuf
 # Usage: scripts/bench-api.sh [path/to/berth]   (default .build/debug/berth; release is faster:
-#        swift build -c release --product berth && scripts/bench-api.sh .build/release/berth)
+#        swift build -c release --static-swift-stdlib --product berth && scripts/bench-api.sh .build/release/berth)
 # Everything listens on 127.0.0.1; child processes are stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
