@@ -76,11 +76,11 @@ struct ReplicaCalculator {
         } catch { throw HPAFailure("failed to get \(resource) utilization: \(error.message)") }
     }
 
-    /// GetResourceReplicas: usage over requests against a target utilization (percent). Returns the
-    /// replicas, and the utilization and average usage of the ready measured pods.
-    func utilizationReplicas(
-        current: Int, target: Int64, resource: String, pods: [CoreV1.Pod], metrics measured: [String: PodMetric]
-    ) throws(HPAFailure) -> (replicas: Int, utilization: Int64, rawAverage: Int64) {
+    /// The pods grouped, and the metrics of the ready measured ones (both calculations start from these);
+    /// throws, in upstream's words, when there are no pods or none of them is ready and measured.
+    private func readyMetrics(_ pods: [CoreV1.Pod], _ measured: [String: PodMetric], resource: String)
+        throws(HPAFailure) -> (PodGroups, [String: Int64])
+    {
         guard !pods.isEmpty else { throw HPAFailure("no pods returned by selector while calculating replica count") }
         let groups = group(pods, metrics: measured, resource: resource)
         var metrics = measured.mapValues(\.value)
@@ -88,6 +88,16 @@ struct ReplicaCalculator {
         guard !metrics.isEmpty else {
             throw HPAFailure("did not receive metrics for targeted pods (pods might be unready)")
         }
+        return (groups, metrics)
+    }
+
+    /// GetResourceReplicas: usage over requests against a target utilization (percent). Returns the
+    /// replicas, and the utilization and average usage of the ready measured pods.
+    func utilizationReplicas(
+        current: Int, target: Int64, resource: String, pods: [CoreV1.Pod], metrics measured: [String: PodMetric]
+    ) throws(HPAFailure) -> (replicas: Int, utilization: Int64, rawAverage: Int64) {
+        let (groups, ready) = try readyMetrics(pods, measured, resource: resource)
+        var metrics = ready
         let requests = try Self.requests(pods, resource: resource)
         let (ratio, utilization, raw) = try Self.utilizationRatio(metrics, requests: requests, target: target)
 
@@ -116,13 +126,8 @@ struct ReplicaCalculator {
     func averageValueReplicas(
         current: Int, target: Int64, resource: String, pods: [CoreV1.Pod], metrics measured: [String: PodMetric]
     ) throws(HPAFailure) -> (replicas: Int, usage: Int64) {
-        guard !pods.isEmpty else { throw HPAFailure("no pods returned by selector while calculating replica count") }
-        let groups = group(pods, metrics: measured, resource: resource)
-        var metrics = measured.mapValues(\.value)
-        for name in groups.ignored.union(groups.unready) { metrics[name] = nil }
-        guard !metrics.isEmpty else {
-            throw HPAFailure("did not receive metrics for targeted pods (pods might be unready)")
-        }
+        let (groups, ready) = try readyMetrics(pods, measured, resource: resource)
+        var metrics = ready
         let (ratio, usage) = Self.usageRatio(metrics, target: target)
 
         let scaleUpWithUnready = !groups.unready.isEmpty && ratio > 1
