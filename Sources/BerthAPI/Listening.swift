@@ -68,8 +68,13 @@ struct ListenerService: Service {
     let app: any Service
     let address: String
     let gate: ListenGate
+    /// Where the server notes that the listener (its connections' handlers included) is still running,
+    /// for the log that names what outlives cancellation.
+    var running: RunningServices? = nil
 
     func run() async throws {
+        running?.started("listener")
+        defer { running?.ended("listener") }
         do {
             try await app.run()
         } catch {

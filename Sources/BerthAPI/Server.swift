@@ -40,6 +40,10 @@ public struct ServerConfig: Sendable {
     public var leaseDuration: Duration = .seconds(3)
     /// How long SIGTERM waits for a graceful shutdown before cancelling what is left.
     public var shutdownGracePeriod: Duration = .seconds(10)
+    /// How long what is left may take to end once cancelled before service-lifecycle ends the process.
+    /// Test harnesses, which stop servers by cancelling them and run hundreds in one process, allow more:
+    /// a connection's handler slow to notice cancellation there fails a test, not the whole run.
+    public var cancellationLimit: Duration = .seconds(5)
     /// A namespace controller (BerthControl) empties deleted namespaces: DELETE only marks a Namespace
     /// Terminating and the controller removes its contents, then finalizes it (upstream behaviour).
     /// Off, the API deletes the namespace at once and its contents in the background.
@@ -258,11 +262,12 @@ public final class APIServer: Sendable {
         if let elector { services.append(elector) }
         services += extra
         let rest = services
+        // The loops below and the listener, by name while they run: what outlives cancellation is logged.
+        let running = RunningServices()
         let after = AfterListening(gate: gate) { [self] port in
             try await bootstrap()
             await onReady(port)
             // Child tasks inherit this service's graceful-shutdown context, so each behaves as in the group.
-            let running = RunningServices()
             try await withThrowingTaskGroup(of: Void.self) { g in
                 for (i, service) in rest.enumerated() {
                     let name = "\(i):\(type(of: service))"
@@ -275,8 +280,8 @@ public final class APIServer: Sendable {
                 try await withTaskCancellationHandler {
                     try await g.waitForAll()
                 } onCancel: {
-                    // service-lifecycle ends the process when cancellation takes over 5 s: name the loops
-                    // still running after 3, so a slow one can be found.
+                    // service-lifecycle ends the process when cancellation takes over the limit (5 s): name
+                    // the loops (and the listener) still running after 3, so a slow one can be found.
                     let log = logger
                     Task {
                         try? await Task.sleep(for: .seconds(3))
@@ -288,14 +293,16 @@ public final class APIServer: Sendable {
         }
         var configuration = ServiceGroupConfiguration(
             services: [
-                .init(service: ListenerService(app: app, address: "\(config.host):\(config.port)", gate: gate)),
+                .init(
+                    service: ListenerService(
+                        app: app, address: "\(config.host):\(config.port)", gate: gate, running: running)),
                 .init(service: after),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // SIGTERM ends the process within the grace period even if some loop ignores graceful shutdown
         // (escalated to cancellation) or cancellation (service-lifecycle then stops the process).
         configuration.maximumGracefulShutdownDuration = config.shutdownGracePeriod
-        configuration.maximumCancellationDuration = .seconds(5)
+        configuration.maximumCancellationDuration = config.cancellationLimit
         do {
             try await ServiceGroup(configuration: configuration).run()
         } catch {

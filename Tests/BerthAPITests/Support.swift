@@ -71,6 +71,7 @@ final class TestServer: @unchecked Sendable {
         config.datastore = datastore
         config.etcdEndpoints = etcd
         config.bookmarkInterval = .seconds(1)
+        config.cancellationLimit = .seconds(60)  // see ServerConfig.cancellationLimit
         // The garbage collector finishes deletes (dependents, Foreground and Orphan), as in `berth server`;
         // no other controller runs, so these tests see the API's own behaviour.
         config.garbageCollector = true

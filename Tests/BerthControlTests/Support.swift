@@ -86,6 +86,7 @@ final class Cluster: @unchecked Sendable {
         var config = ServerConfig(dataDir: NSTemporaryDirectory() + "berth-cp-\(UUID().uuidString.prefix(8))")
         config.port = port
         config.bookmarkInterval = .seconds(1)
+        config.cancellationLimit = .seconds(60)  // see ServerConfig.cancellationLimit
         config.leaseDuration = .seconds(2)
         config.namespaceController = true  // as `berth server` runs it with its controllers
         config.garbageCollector = true
