@@ -55,6 +55,11 @@ enum PersistentVolumeRules {
         return errs
     }
 
+    /// A storage amount (a quantity string, or a bare number) in milli-units; nil when it is not one.
+    static func storageMilli(_ value: JSON) -> Int64? {
+        (value.string ?? value.int.map(String.init)).flatMap(Quantity.milli)
+    }
+
     /// ValidatePositiveQuantityValue on a storage amount.
     static func validateStorage(_ value: JSON, _ path: String) -> [APIError.Cause] {
         if value.isNull { return [FieldChecks.required(path)] }
@@ -121,7 +126,7 @@ struct PersistentVolumeClaimStrategy: ResourceStrategy {
                 )
             ]
         }
-        func milli(_ j: JSON) -> Int64? { (j.string ?? j.int.map(String.init)).flatMap(Quantity.milli) }
+        let milli = PersistentVolumeRules.storageMilli
         let path = "spec.resources.requests.storage"
         guard bound, let requested = milli(obj["spec"]["resources"]["requests"]["storage"]),
             let before = milli(old["spec"]["resources"]["requests"]["storage"]), requested < before
@@ -137,7 +142,7 @@ struct PersistentVolumeClaimStrategy: ResourceStrategy {
     /// does not, as k3s's does not: its directories have no size to grow.
     func admitUpdate(_ obj: JSON, old: JSON, _ ctx: StrategyContext, handler: Handler) async throws {
         guard ctx.subresource == nil else { return }
-        func milli(_ j: JSON) -> Int64? { (j.string ?? j.int.map(String.init)).flatMap(Quantity.milli) }
+        let milli = PersistentVolumeRules.storageMilli
         guard let requested = milli(obj["spec"]["resources"]["requests"]["storage"]),
             let before = milli(old["spec"]["resources"]["requests"]["storage"]), requested > before
         else { return }
