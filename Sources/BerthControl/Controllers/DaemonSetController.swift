@@ -122,6 +122,10 @@ struct DaemonSetController: ControlLoop {
         let template = Self.podTemplate(ds, hash: hash)
         // The API's own selector matching (the JSON form of the typed selector is what it reads).
         let selector = LabelSelector(object: ds.spec.selector?.kubeJSON() ?? .null)
+        // Expectations first, the cache after, as upstream: a pod the informer shows between reading the
+        // pods and asking would meet the expectations while `byNode` still lacks it — and a second new pod
+        // would start on that node.
+        let expectationsMet = memory.satisfied(key, pods: pods)
         let nodeList = nodes.list().sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
         // Node name → this DaemonSet's pods meant for it (bound, or still carrying the node affinity).
         var byNode: [String: [Pod]] = [:]
@@ -132,7 +136,6 @@ struct DaemonSetController: ControlLoop {
         let now = Date()
         var recheck: TimeInterval?
 
-        let expectationsMet = memory.satisfied(key, pods: pods)
         // Normally the pod events that meet the expectations requeue the DaemonSet; this is a safety net.
         if !expectationsMet { recheck = 1 }
         if !ds.isTerminating && expectationsMet {

@@ -99,6 +99,9 @@ struct JobController: ControlLoop {
             expectations.forget(key)
             return
         }
+        // Expectations first, the cache after, as upstream: a create the informer shows between reading
+        // the pods and asking would meet the expectations while the pods read still lack it.
+        let expectationsMet = expectations.satisfied(key)
         let owned = pods.byIndex(ReplicaSetController.ownerIndex, job.metadata.uid ?? "")
         if job.isTerminating || job.isFinished {
             // Nothing more to count: the pods may go.
@@ -109,6 +112,7 @@ struct JobController: ControlLoop {
             return
         }
         var state = JobState(job: job, pods: owned, now: Date())
+        state.expectationsMet = expectationsMet
         try await count(&state, key: key)
         try await decide(&state, key: key)
         state.omitZeroCounts()
@@ -271,7 +275,7 @@ struct JobController: ControlLoop {
             let left = Double(deadline) - state.now.timeIntervalSince1970 + Double(start.secondsSince1970)
             state.requeueAfter = .milliseconds(Int64(max(0, left) * 1000) + 10)
         }
-        guard expectations.satisfied(key) else { return }
+        guard state.expectationsMet else { return }
 
         // A failed pod is replaced after the back-off its failure count earns (per index, with
         // backoffLimitPerIndex: createIndexed waits for each index on its own).

@@ -18,6 +18,8 @@ struct JobState {
     /// A pod failure policy rule with action FailJob matched: the Job fails with this reason and message.
     var failJob: (reason: String, message: String)?
     var requeueAfter: Duration?
+    /// The informer had shown this Job's last creates and deletes when the sync read its pods.
+    var expectationsMet = true
 
     init(job: BatchV1.Job, pods: [Pod], now: Date) {
         self.job = job

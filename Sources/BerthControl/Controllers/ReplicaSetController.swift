@@ -189,11 +189,14 @@ struct ReplicaManager<ReplicaSet: ReplicatedPodSet>: ControlLoop {
         if rs.isTerminating { return }
         let uid = rs.metadata.uid ?? ""
         let minReady = rs.minReady
+        // Expectations first, the counts after, as upstream: a create the informer shows between counting
+        // and asking would meet the expectations while the counts still lack it (and one pod too many follows).
+        let expectationsMet = expectations.satisfied(key)
         let counts = summaries.counts(
             owner: uid, templateLabels: rs.podTemplate.metadata.labels, minReadySeconds: minReady, now: Date())
         let want = rs.desiredReplicas
         var manageError: (any Error)?
-        if expectations.satisfied(key) {
+        if expectationsMet {
             let diff = Int(counts.active) - want
             do {
                 if diff < 0 {
