@@ -117,6 +117,37 @@ extension APITests {
             await store.close()
         }
 
+        /// A queued request whose task is cancelled (its client went away, the server is stopping) leaves
+        /// the queue at once with CancellationError, not after the wait limit, and frees its place.
+        @Test(.timeLimit(.minutes(1))) func aCancelledWaiterLeavesItsQueueAtOnce() async throws {
+            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let store = try SQLiteStore(path: dir + "/state.db")
+            let flow = FlowController(serverConcurrency: 1, waitLimit: .seconds(3600))
+            await flow.load(
+                FlowControlConfiguration(
+                    schemas: [Self.schema("all", level: "l", precedence: 10)],
+                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+            let holder = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
+            let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline,
+                !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 1"))
+            {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            queued.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await queued.value }
+            // Its place is free again (the queue holds one), and it was not counted as timed out.
+            let next = Task { try await flow.admit(Self.request("w"), longRunning: false, store: store) }
+            await flow.release(holder)
+            #expect(try await next.value?.level == "l")
+            let dump = await flow.dumpPriorityLevels()
+            #expect(dump.contains("l, 0, false, false, 0, 1, 2, 0, 0, 0"), "\(dump)")
+            await store.close()
+        }
+
         /// Upstream's borrowing: a busy level runs on another's idle lendable seats, within its borrowing
         /// limit; the lender keeps what it did not lend and gets the seat back when the request ends.
         @Test func busyLevelsBorrowIdleLendableSeats() async throws {

@@ -147,18 +147,26 @@ actor FlowController: StoreDerivedCache {
         nextID += 1
         let id = nextID
         let name = level.name
-        let seat = await withCheckedContinuation { continuation in
-            states[name]?.queues[queue].append(Waiter(id: id, seats: seats, continuation: continuation))
-            let limit = waitLimit
-            Task { [weak self] in
-                try? await Task.sleep(for: limit)
-                await self?.timeOut(id, level: name)
+        // A request whose client went away (or a server stopping) leaves its queue at once, as upstream's
+        // when its context ends, rather than holding a place — and the server's shutdown — for the wait limit.
+        let seat = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                states[name]?.queues[queue].append(Waiter(id: id, seats: seats, continuation: continuation))
+                let limit = waitLimit
+                Task { [weak self] in
+                    try? await Task.sleep(for: limit)
+                    await self?.timeOut(id, level: name, cancelled: false)
+                }
             }
+        } onCancel: {
+            Task { await self.timeOut(id, level: name, cancelled: true) }
         }
         switch seat {
         case .own: break
         case .borrowed(let lender): ticket.lender = lender
-        case .none: throw Self.tooManyRequests
+        case .none:
+            try Task.checkCancellation()
+            throw Self.tooManyRequests
         }
         ticket.level = name
         return ticket
@@ -246,12 +254,13 @@ actor FlowController: StoreDerivedCache {
         }
     }
 
-    private func timeOut(_ id: UInt64, level: String) {
+    /// Takes waiter `id` out of its queue without a seat: its wait limit passed, or its task was cancelled.
+    private func timeOut(_ id: UInt64, level: String, cancelled: Bool) {
         guard var state = states[level] else { return }
         for q in state.queues.indices {
             if let i = state.queues[q].firstIndex(where: { $0.id == id }) {
                 let waiter = state.queues[q].remove(at: i)
-                state.timedOut += 1
+                if !cancelled { state.timedOut += 1 }
                 states[level] = state
                 waiter.continuation.resume(returning: .none)
                 return
