@@ -55,6 +55,8 @@ struct Handler: Sendable {
 
     func respond(_ req: Request, _ ctx: APIContext) async -> Response {
         let start = ContinuousClock.now
+        let inFlight = server.inFlight.started("\(req.method) \(req.uri)")
+        defer { server.inFlight.ended(inFlight) }
         var verb = req.method.rawValue
         var resource = ""
         var response: Response

@@ -294,6 +294,8 @@ extension Handler {
         async
     {
         let (path, queryText) = request.pathAndQuery
+        let inFlight = server.inFlight.started("SPDY upgrade \(path)")
+        defer { server.inFlight.ended(inFlight) }
         let segments = path.split(separator: "/").map(String.init)
         let target: UpgradeTunnel.Target
         do {

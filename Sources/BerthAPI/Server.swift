@@ -76,6 +76,8 @@ public final class APIServer: Sendable {
     let logger: Logger
     let allocator: ServiceAllocator
     let metrics = Metrics()
+    /// Requests being answered (streams included), for the log line that names what outlives cancellation.
+    let inFlight = InFlightRequests()
     /// The RBAC objects every request is authorized against.
     let rbac = RBACPolicyCache()
     /// The admission webhooks and policies every write goes through, and the clients that call webhooks.
@@ -218,6 +220,9 @@ public final class APIServer: Sendable {
         tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: Array(pki.caPEM.utf8), format: .pem)])
         tls.certificateVerification = .optionalVerification
         tls.applicationProtocols = ["http/1.1"]
+        // Closing a connection waits this long for the client's close_notify: less than the 5 s service-lifecycle
+        // allows a stopping server, so an unresponsive client cannot hold the stop past it.
+        tls.shutdownTimeout = .seconds(2)
         return tls
     }
 
@@ -264,6 +269,7 @@ public final class APIServer: Sendable {
         let rest = services
         // The loops below and the listener, by name while they run: what outlives cancellation is logged.
         let running = RunningServices()
+        let inFlight = self.inFlight
         let after = AfterListening(gate: gate) { [self] port in
             try await bootstrap()
             await onReady(port)
@@ -286,7 +292,11 @@ public final class APIServer: Sendable {
                     Task {
                         try? await Task.sleep(for: .seconds(3))
                         let left = running.names
-                        if !left.isEmpty { log.error("still running 3 s after cancellation: \(left.sorted())") }
+                        if !left.isEmpty {
+                            log.error(
+                                "still running 3 s after cancellation: \(left.sorted())",
+                                metadata: ["requests": "\(inFlight.descriptions)"])
+                        }
                     }
                 }
             }
@@ -453,4 +463,22 @@ final class RunningServices: @unchecked Sendable {
     func started(_ name: String) { lock.withLock { _ = running.insert(name) } }
     func ended(_ name: String) { lock.withLock { _ = running.remove(name) } }
     var names: Set<String> { lock.withLock { running } }
+}
+
+/// The requests (and the streams they became) not yet ended, each as `METHOD path?query`, oldest first.
+final class InFlightRequests: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next: UInt64 = 0
+    private var requests: [UInt64: String] = [:]
+
+    /// Notes `description` until the returned token is passed to `ended`.
+    func started(_ description: String) -> UInt64 {
+        lock.withLock {
+            next += 1
+            requests[next] = description
+            return next
+        }
+    }
+    func ended(_ token: UInt64) { lock.withLock { _ = requests.removeValue(forKey: token) } }
+    var descriptions: [String] { lock.withLock { requests.sorted { $0.key < $1.key }.map(\.value) } }
 }

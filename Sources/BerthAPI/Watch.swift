@@ -75,9 +75,15 @@ extension Handler {
             return ByteBuffer(bytes: bytes)
         }
         let initialObjects = initial.filter(matches)
+        let inFlight = server.inFlight
+        let described = "watch body \(r.plural) from \(from)"
         let body = ResponseBody { writer in
             metrics.watchDelta(1)
-            defer { metrics.watchDelta(-1) }
+            let token = inFlight.started(described)
+            defer {
+                metrics.watchDelta(-1)
+                inFlight.ended(token)
+            }
             for o in initialObjects { try await writer.write(frame("ADDED", o)) }
             if sendInitial {
                 try await writer.write(

@@ -34,6 +34,8 @@ struct AgentServer {
         // A client without a certificate from the CA fails the handshake.
         tls.certificateVerification = .noHostnameVerification
         tls.applicationProtocols = ["http/1.1"]
+        // As the API server's: a closing connection waits at most this for the client's close_notify.
+        tls.shutdownTimeout = .seconds(2)
         let app = Application(
             responder: CallbackResponder { (request: Request, context: APIContext) in
                 await respond(request, context)

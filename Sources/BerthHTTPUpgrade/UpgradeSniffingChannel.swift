@@ -38,6 +38,19 @@ public struct UpgradeSniffingChannel: ServerChildChannel {
     }
 
     public func handle(value: Value, logger: Logger) async {
+        // Cancellation (the server's hard stop) closes the connection whole. Hummingbird's own handler
+        // closes only its input side, which TLS does not support: a kept-alive connection then waited for
+        // its client to close it, and service-lifecycle ended the process when that took over its limit.
+        // The close also ends a connection whose request head never came.
+        let channel = value.channel
+        await withTaskCancellationHandler {
+            await serve(value, logger: logger)
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func serve(_ value: Value, logger: Logger) async {
         let channel = value.channel
         let sniffer = value.sniffer
         guard let sniffed = try? await sniffer.promise.futureResult.get() else {
