@@ -208,4 +208,112 @@ struct HorizontalPodAutoscalerFakeTests {
         defer { run.cancel() }
         try await expectKept(4, utilization: 60)
     }
+
+    // More than one metric: each is computed, the most replicas wins, a failed one leaves a gap.
+
+    static let podsMetric: JSON = [
+        "type": "Pods",
+        "pods": ["metric": ["name": "requests_per_second"], "target": ["type": "AverageValue", "averageValue": "10"]],
+    ]
+
+    /// A Pods metric (no custom metrics adapter) fails beside a CPU metric that wants more: the autoscaler
+    /// scales on CPU, as upstream's, and says which metric failed.
+    @Test(.timeLimit(.minutes(1)))
+    func aFailedMetricDoesNotStopAScaleUpTheOthersWant() async throws {
+        try seed(pods: 2, hpa: ["metrics": [Self.podsMetric, HorizontalPodAutoscalerStrategy.cpuMetric(50)]])
+        usage(2, "100m")  // 100 % against 50 %: 4 replicas
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("the deployment scaled up to 4") { replicas == 4 }
+        try await eventually("the status") {
+            let current = hpa?.kubeJSON()["status"]["currentMetrics"] ?? .null
+            return current.array?.count == 2 && current[0] == ["type": ""]
+                && current[1]["resource"]["current"]["averageUtilization"] == 100
+        }
+        #expect(
+            hpa?.status.conditions.contains {
+                $0.type.rawValue == "ScalingActive" && $0.reason == "ValidMetricFound"
+                    && $0.message
+                        == "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)"
+            } == true)
+        try await eventually("the FailedGetPodsMetric event") {
+            cluster.events.contains {
+                $0["reason"].string == "FailedGetPodsMetric"
+                    && $0["message"].string
+                        == "unable to get metric requests_per_second: unable to fetch metrics from custom metrics API: the server could not find the requested resource"
+            }
+        }
+    }
+
+    /// The same failed metric beside a CPU metric that wants fewer: the missing metric might want more, so
+    /// nothing scales down; ScalingActive is False with the failed metric's reason, as upstream's.
+    @Test(.timeLimit(.minutes(1)))
+    func aFailedMetricHoldsAScaleDown() async throws {
+        try seed(pods: 4, hpa: ["metrics": [HorizontalPodAutoscalerStrategy.cpuMetric(50), Self.podsMetric]])
+        usage(4, "10m")  // 10 % against 50 %: 1 replica
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("ScalingActive False") {
+            hpa?.status.conditions.contains {
+                $0.type.rawValue == "ScalingActive" && $0.reason == "FailedGetPodsMetric"
+                    && ($0.message ?? "").hasPrefix(
+                        "the HPA was unable to compute the replica count: unable to get metric")
+            } == true
+        }
+        try await eventually("the FailedComputeMetricsReplicas event") {
+            cluster.events.contains {
+                $0["reason"].string == "FailedComputeMetricsReplicas"
+                    && $0["message"].string
+                        == "invalid metrics (1 invalid out of 2), first error is: failed to get pods metric value: unable to get metric requests_per_second: unable to fetch metrics from custom metrics API: the server could not find the requested resource"
+            }
+        }
+        let current = hpa?.kubeJSON()["status"]["currentMetrics"] ?? .null
+        #expect(current[0]["resource"]["current"]["averageUtilization"] == 10 && current[1] == ["type": ""])
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(replicas == 4)
+    }
+
+    /// A ContainerResource metric weighs the named container alone; one naming a container the metrics
+    /// do not have fails with upstream's words.
+    @Test(.timeLimit(.minutes(1)))
+    func containerResourceMetricsMeasureTheirContainer() async throws {
+        let metric: JSON = [
+            "type": "ContainerResource",
+            "containerResource": [
+                "name": "cpu", "container": "web", "target": ["type": "Utilization", "averageUtilization": 50],
+            ],
+        ]
+        try seed(pods: 2, hpa: ["metrics": [metric]])
+        usage(2, "150m")
+        let run = await start()
+        defer { run.cancel() }
+        try await eventually("the deployment scaled up to 6") { replicas == 6 }
+        try await eventually("the status") {
+            let current = hpa?.kubeJSON()["status"]["currentMetrics"][0] ?? .null
+            return current["type"] == "ContainerResource" && current["containerResource"]["container"] == "web"
+                && current["containerResource"]["current"]["averageUtilization"] == 150
+        }
+        #expect(
+            cluster.events.contains {
+                $0["reason"].string == "SuccessfulRescale"
+                    && $0["message"].string
+                        == "New size: 6; reason: cpu container resource utilization (percentage of request) above target"
+            })
+
+        var elsewhere = try #require(hpa)
+        var spec = elsewhere.kubeJSON()
+        var sidecar = metric
+        sidecar["containerResource"]["container"] = "sidecar"
+        spec["spec"]["metrics"] = [sidecar]
+        elsewhere = try AutoscalingV2.HorizontalPodAutoscaler(kubeJSON: spec)
+        _ = try await cluster.update(elsewhere)
+        try await eventually("FailedGetContainerResourceMetric") {
+            hpa?.status.conditions.contains {
+                $0.type.rawValue == "ScalingActive" && $0.reason == "FailedGetContainerResourceMetric"
+                    && ($0.message ?? "").hasPrefix(
+                        "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get metrics for resource cpu: failed to get container metrics: container sidecar not present in metrics for pod default/web-"
+                    )
+            } == true
+        }
+    }
 }

@@ -101,61 +101,70 @@ struct HorizontalPodAutoscalerController: ControlLoop {
             return
         }
 
-        // What each metric wants.
+        // What each metric wants, as upstream's computeReplicasForMetrics: every metric is computed and the
+        // most replicas wins. A metric that fails leaves an empty status in its place — kubectl pairs
+        // status.currentMetrics with spec.metrics by position and prints <unknown> there — and stops the
+        // autoscaler only when all fail or the others would scale down (a missing metric might want more).
+        let specs = spec["metrics"].array ?? []
         let selector = scale["status"]["selector"].string ?? ""
-        var proposal = 0
-        var reason = ""
-        var currentMetrics: [JSON] = []
-        var failure: String?
         let labelSelector = try LabelSelector(selector)
         // Every pod the selector matches, as upstream's lister gives them: the calculator itself sets
         // aside the ones being deleted or failed (it still wants their requests).
         let targetPods = pods.list(namespace: namespace).filter {
             labelSelector.matches($0.metadata.labels) && !selector.isEmpty
         }
-        var metrics: [JSON] = []
-        do {
-            metrics = try await client.podMetrics(namespace: namespace, selector: selector)
-        } catch { failure = "unable to get metrics for resource: \(error)" }
+        var podMetrics: Result<[JSON], HPAFailure> = .success([])
+        if specs.contains(where: { ["Resource", "ContainerResource"].contains($0["type"].string) }) {
+            do {
+                podMetrics = .success(try await client.podMetrics(namespace: namespace, selector: selector))
+            } catch {
+                podMetrics = .failure(HPAFailure("unable to fetch metrics from resource metrics API: \(error)"))
+            }
+        }
         // Evaluated now, so that a pod's start and readiness compare with one instant for every metric.
         var calculator = self.calculator
         calculator.now = Date()
-        for spec in spec["metrics"].array ?? [] where failure == nil {
-            guard spec["type"].string == "Resource", let resource = spec["resource"]["name"].string else {
-                failure = "\(spec["type"].string ?? "") metrics are not served"
-                break
-            }
-            do throws(HPAFailure) {
-                let (replicas, measured) = try calculator.replicas(
-                    for: spec["resource"]["target"], resource: resource, current: current, pods: targetPods,
-                    metrics: metrics)
-                currentMetrics.append([
-                    "type": "Resource", "resource": ["name": .string(resource), "current": measured],
-                ])
-                if replicas > proposal {
-                    proposal = replicas
-                    reason =
-                        "\(resource) resource\(spec["resource"]["target"]["averageValue"].isNull ? " utilization (percentage of request)" : "") \(replicas > current ? "above" : "below") target"
+        var proposal = 0
+        var metricName = ""
+        var statuses: [JSON] = []
+        var invalid: [MetricFailure] = []
+        for spec in specs {
+            switch Self.evaluate(
+                spec, calculator: calculator, namespace: namespace, current: current, pods: targetPods,
+                metrics: podMetrics)
+            {
+            case .success(let answer):
+                statuses.append(answer.status)
+                if proposal == 0 || answer.replicas > proposal {
+                    proposal = answer.replicas
+                    metricName = answer.name
                 }
-            } catch { failure = error.message }
+            case .failure(let failure):
+                statuses.append(["type": ""])
+                events.record(obj, type: "Warning", reason: failure.reason, message: failure.conditionMessage)
+                invalid.append(failure)
+            }
         }
-        if let failure {
+        status["currentMetrics"] = .array(statuses)
+        if let first = invalid.first, invalid.count >= specs.count || proposal < current {
             Self.setCondition(
                 &status, "AbleToScale", true, "SucceededGetScale",
                 "the HPA controller was able to get the target's current scale")
             Self.setCondition(
-                &status, "ScalingActive", false, "FailedGetResourceMetric",
-                "the HPA was unable to compute the replica count: \(failure)")
-            events.record(obj, type: "Warning", reason: "FailedGetResourceMetric", message: failure)
-            status["desiredReplicas"] = .int(Int64(current))
+                &status, "ScalingActive", false, first.reason,
+                "the HPA was unable to compute the replica count: \(first.conditionMessage)")
+            events.record(
+                obj, type: "Warning", reason: "FailedComputeMetricsReplicas",
+                message:
+                    "invalid metrics (\(invalid.count) invalid out of \(specs.count)), first error is: \(first.error)")
+            // desiredReplicas stays what it was, as upstream's setCurrentReplicasAndMetricsInStatus leaves it.
             try await write(hpa, obj, status)
             return
         }
-        status["currentMetrics"] = .array(currentMetrics)
         Self.setCondition(
             &status, "ScalingActive", true, "ValidMetricFound",
-            "the HPA was able to successfully calculate a replica count from \(reason.split(separator: " ").prefix(2).joined(separator: " "))"
-        )
+            "the HPA was able to successfully calculate a replica count from \(metricName)")
+        let reason = "\(metricName) above target"
 
         // Behavior: the scale-down stabilization window keeps the highest recommendation in it; scale-up
         // is limited per period by the policies (selectPolicy Max: the most permissive).

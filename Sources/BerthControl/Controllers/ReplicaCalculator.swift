@@ -44,17 +44,19 @@ struct ReplicaCalculator {
         var ignored: Set<String> = []
     }
 
-    /// The replicas one Resource metric wants and its MetricValueStatus (status.currentMetrics[].resource
-    /// .current). `items` are the metrics API's PodMetrics for the target's selector.
-    func replicas(for target: JSON, resource: String, current: Int, pods: [CoreV1.Pod], metrics items: [JSON])
-        throws(HPAFailure) -> (replicas: Int, current: JSON)
-    {
+    /// The replicas one Resource metric wants — or, with `container`, one ContainerResource metric, which
+    /// measures and weighs that container alone — and its MetricValueStatus (status.currentMetrics[]
+    /// .resource.current). `items` are the metrics API's PodMetrics for the target's selector.
+    func replicas(
+        for target: JSON, resource: String, container: String? = nil, current: Int, pods: [CoreV1.Pod],
+        metrics items: [JSON]
+    ) throws(HPAFailure) -> (replicas: Int, current: JSON) {
         if let text = target["averageValue"].string {
             guard let average = Quantity.milli(text), average > 0 else {
                 throw HPAFailure("failed to get \(resource) usage: invalid target average value \(text)")
             }
             do throws(HPAFailure) {
-                let metrics = try Self.podMetrics(items, resource: resource)
+                let metrics = try Self.podMetrics(items, resource: resource, container: container)
                 let (replicas, usage) = try averageValueReplicas(
                     current: current, target: average, resource: resource, pods: pods, metrics: metrics)
                 return (replicas, ["averageValue": .string(Self.milliQuantity(usage))])
@@ -66,9 +68,10 @@ struct ReplicaCalculator {
             )
         }
         do throws(HPAFailure) {
-            let metrics = try Self.podMetrics(items, resource: resource)
+            let metrics = try Self.podMetrics(items, resource: resource, container: container)
             let (replicas, utilization, raw) = try utilizationReplicas(
-                current: current, target: utilizationTarget, resource: resource, pods: pods, metrics: metrics)
+                current: current, target: utilizationTarget, resource: resource, container: container, pods: pods,
+                metrics: metrics)
             return (
                 replicas,
                 ["averageUtilization": .int(utilization), "averageValue": .string(Self.milliQuantity(raw))]
@@ -94,11 +97,12 @@ struct ReplicaCalculator {
     /// GetResourceReplicas: usage over requests against a target utilization (percent). Returns the
     /// replicas, and the utilization and average usage of the ready measured pods.
     func utilizationReplicas(
-        current: Int, target: Int64, resource: String, pods: [CoreV1.Pod], metrics measured: [String: PodMetric]
+        current: Int, target: Int64, resource: String, container: String? = nil, pods: [CoreV1.Pod],
+        metrics measured: [String: PodMetric]
     ) throws(HPAFailure) -> (replicas: Int, utilization: Int64, rawAverage: Int64) {
         let (groups, ready) = try readyMetrics(pods, measured, resource: resource)
         var metrics = ready
-        let requests = try Self.requests(pods, resource: resource)
+        let requests = try Self.requests(pods, resource: resource, container: container)
         let (ratio, utilization, raw) = try Self.utilizationRatio(metrics, requests: requests, target: target)
 
         let scaleUpWithUnready = !groups.unready.isEmpty && ratio > 1
@@ -199,8 +203,11 @@ struct ReplicaCalculator {
     }
 
     /// The metrics client's getPodMetrics: each pod's usage of `resource` summed over its containers. A
-    /// pod with no containers, or a container without that resource, has no measurement.
-    static func podMetrics(_ items: [JSON], resource: String) throws(HPAFailure) -> [String: PodMetric] {
+    /// pod with no containers, or a container without that resource, has no measurement. With
+    /// `container` (getContainerMetrics), that container's usage alone; a pod whose metrics lack it fails.
+    static func podMetrics(_ items: [JSON], resource: String, container only: String? = nil) throws(HPAFailure)
+        -> [String: PodMetric]
+    {
         guard !items.isEmpty else {
             throw HPAFailure(
                 "unable to get metrics for resource \(resource): no metrics returned from resource metrics API")
@@ -208,7 +215,15 @@ struct ReplicaCalculator {
         var metrics: [String: PodMetric] = [:]
         for item in items {
             guard let name = item["metadata"]["name"].string else { continue }
-            let containers = item["containers"].array ?? []
+            var containers = item["containers"].array ?? []
+            if let only {
+                guard let measured = containers.first(where: { $0["name"].string == only }) else {
+                    throw HPAFailure(
+                        "unable to get metrics for resource \(resource): failed to get container metrics: container \(only) not present in metrics for pod \(item["metadata"]["namespace"].string ?? "")/\(name)"
+                    )
+                }
+                containers = [measured]
+            }
             var sum: Int64 = 0
             var complete = !containers.isEmpty
             for container in containers {
@@ -228,13 +243,17 @@ struct ReplicaCalculator {
     }
 
     /// calculatePodRequests: each pod's request of `resource` over its containers and its sidecars
-    /// (restartable init containers), which run alongside them. Every pod must request it.
-    static func requests(_ pods: [CoreV1.Pod], resource: String) throws(HPAFailure) -> [String: Int64] {
+    /// (restartable init containers), which run alongside them — or `container`'s alone. Every container
+    /// counted must request it.
+    static func requests(_ pods: [CoreV1.Pod], resource: String, container only: String? = nil) throws(HPAFailure)
+        -> [String: Int64]
+    {
         var requests: [String: Int64] = [:]
         for pod in pods {
             let name = pod.metadata.name ?? ""
             var sum: Int64 = 0
-            for c in pod.spec.containers + pod.spec.initContainers.filter({ $0.restartPolicy == .always }) {
+            for c in pod.spec.containers + pod.spec.initContainers.filter({ $0.restartPolicy == .always })
+            where only == nil || c.name == only {
                 guard let request = c.resources.requests[resource]?.milliValue else {
                     throw HPAFailure("missing request for \(resource) in container \(c.name) of Pod \(name)")
                 }
