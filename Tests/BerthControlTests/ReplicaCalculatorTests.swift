@@ -125,4 +125,32 @@ struct ReplicaCalculatorTests {
             Issue.record("a sidecar without a request was accepted")
         } catch { #expect(error.message == "missing request for cpu in container proxy of Pod b") }
     }
+
+    /// ContainerResource metrics: the named container's usage against its own request, whatever the pod's
+    /// other containers use or ask for (upstream's getContainerMetrics and calculatePodRequests).
+    @Test func aContainerMetricWeighsThatContainerAlone() throws {
+        var pod = try Self.pod("a")
+        pod.spec.containers.append(try CoreV1.Container(kubeJSON: ["name": "proxy"]))  // no request
+        #expect(try ReplicaCalculator.requests([pod], resource: "cpu", container: "c") == ["a": 100])
+        #expect(throws: HPAFailure.self) { try ReplicaCalculator.requests([pod], resource: "cpu") }
+        let item: JSON = [
+            "metadata": ["name": "a", "namespace": "default"], "timestamp": .string(APITime.string(Self.now)),
+            "window": "15s",
+            "containers": [["name": "c", "usage": ["cpu": "200m"]], ["name": "proxy", "usage": ["cpu": "900m"]]],
+        ]
+        #expect(try ReplicaCalculator.podMetrics([item], resource: "cpu", container: "c")["a"]?.value == 200)
+        #expect(try ReplicaCalculator.podMetrics([item], resource: "cpu")["a"]?.value == 1100)
+        let (replicas, current) = try calculator.replicas(
+            for: ["averageUtilization": 50], resource: "cpu", container: "c", current: 1, pods: [pod], metrics: [item])
+        #expect(replicas == 4 && current["averageUtilization"] == 200)
+        do throws(HPAFailure) {
+            _ = try ReplicaCalculator.podMetrics([item], resource: "cpu", container: "absent")
+            Issue.record("a container missing from the metrics was accepted")
+        } catch {
+            #expect(
+                error.message
+                    == "unable to get metrics for resource cpu: failed to get container metrics: container absent not present in metrics for pod default/a"
+            )
+        }
+    }
 }
