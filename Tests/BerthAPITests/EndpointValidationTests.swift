@@ -75,6 +75,62 @@ struct EndpointValidationTests {
                 ])
     }
 
+    /// Ports are defaulted (name "", protocol TCP) and then checked as upstream's validatePorts; an
+    /// endpoint's zone, deprecated topology and hints as validateEndpoints.
+    @Test func slicePortsZonesAndHintsAreDefaultedAndChecked() {
+        let strategy = EndpointSliceStrategy()
+        var slice = Self.slice("IPv4", ["10.0.0.1"])
+        slice["ports"] = [
+            ["port": 80], ["name": "https", "port": 443, "protocol": "UDP", "appProtocol": "k8s.io/h2c"],
+        ]
+        strategy.applyDefaults(&slice, creating: true)
+        #expect(slice["ports"][0] == ["name": "", "protocol": "TCP", "port": 80])
+        #expect(slice["ports"][1]["protocol"] == "UDP")
+        #expect(strategy.validate(slice).isEmpty, "\(Self.errors(strategy.validate(slice)))")
+
+        slice["ports"] = [
+            ["name": "", "protocol": "TCP", "port": 80], ["name": "", "protocol": "TCP", "port": 81],
+            ["name": "Web", "protocol": "ICMP", "port": 82, "appProtocol": "-bad"], ["name": "x", "port": 83],
+        ]
+        #expect(
+            Self.errors(strategy.validate(slice)) == [
+                #"ports[1].name: Duplicate value: """#,
+                #"ports[2].name: Invalid value: "Web": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"#,
+                #"ports[2].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP""#,
+                #"ports[2].appProtocol: Invalid value: "-bad": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"#,
+                "ports[3].protocol: Required value",
+            ], "\(Self.errors(strategy.validate(slice)))")
+        slice["ports"] = .array(
+            (0...100).map { ["name": .string("p\($0)"), "protocol": "TCP", "port": .int(Int64($0))] })
+        #expect(Self.errors(strategy.validate(slice)) == ["ports: Too many: 101: must have at most 100 items"])
+
+        slice["ports"] = .null
+        slice["endpoints"] = [
+            [
+                "addresses": ["10.0.0.1"], "zone": "zone a",
+                "deprecatedTopology": ["kubernetes.io/hostname": "node-1", "bad key!": "v"],
+                "hints": ["forZones": [["name": "a"], ["name": "a"], ["name": "-b"]]],
+            ]
+        ]
+        let label =
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        let errors = Self.errors(strategy.validate(slice))
+        #expect(
+            errors == [
+                #"endpoints[0].deprecatedTopology: Invalid value: "bad key!": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"#,
+                #"endpoints[0].zone: Invalid value: "zone a": "# + label,
+                #"endpoints[0].hints.forZones[1].name: Duplicate value: "a""#,
+                #"endpoints[0].hints.forZones[2].name: Invalid value: "-b": "# + label,
+            ], "\(errors)")
+        slice["endpoints"] = [
+            ["addresses": ["10.0.0.1"], "hints": ["forZones": .array((1...9).map { ["name": .string("z\($0)")] })]]
+        ]
+        #expect(
+            Self.errors(strategy.validate(slice)) == [
+                "endpoints[0].hints.forZones: Too many: 9: must have at most 8 items"
+            ])
+    }
+
     @Test func endpointsAddressesAreCheckedAsUpstreamDoes() {
         let strategy = EndpointsStrategy()
         let endpoints: JSON = [

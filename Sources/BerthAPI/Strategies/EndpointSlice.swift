@@ -1,11 +1,28 @@
 /// discovery.k8s.io/v1 EndpointSlice (upstream pkg/registry/discovery/endpointslice/strategy.go): written
-/// by the EndpointSlice controllers, or by hand. Validation is upstream's ValidateEndpointSlice for the
-/// address type and the endpoints (pkg/apis/discovery/validation); ports, topology and hints are not
-/// checked yet.
+/// by the EndpointSlice controllers, or by hand. Defaults and validation are upstream's
+/// (pkg/apis/discovery/v1/defaults.go, pkg/apis/discovery/validation): the address type, the endpoints
+/// with their addresses, zone, deprecated topology and hints, and the ports.
 struct EndpointSliceStrategy: ResourceStrategy {
     static let addressTypes = ["FQDN", "IPv4", "IPv6"]
+    static let portProtocols = ["SCTP", "TCP", "UDP"]
     static let maxEndpoints = 1000
     static let maxAddresses = 100
+    static let maxPorts = 100
+    static let maxTopologyLabels = 16
+    static let maxZoneHints = 8
+
+    /// SetDefaults_EndpointPort: a port without a name has the empty one, without a protocol TCP.
+    func applyDefaults(_ obj: inout JSON, creating: Bool) {
+        guard let ports = obj["ports"].array else { return }
+        obj["ports"] = .array(
+            ports.map { port in
+                guard port.object != nil else { return port }
+                var port = port
+                if port["name"].isNull { port["name"] = "" }
+                if port["protocol"].isNull { port["protocol"] = "TCP" }
+                return port
+            })
+    }
 
     var tableColumns: [Tables.Column] {
         [
@@ -67,6 +84,70 @@ struct EndpointSliceStrategy: ResourceStrategy {
             if let node = endpoint["nodeName"].string { errs += FieldChecks.dns1123Subdomain(node, "\(at).nodeName") }
             if let hostname = endpoint["hostname"].string {
                 errs += FieldChecks.dns1123Label(hostname, "\(at).hostname")
+            }
+            let topology = endpoint["deprecatedTopology"].object ?? [:]
+            if topology.count > Self.maxTopologyLabels {
+                errs.append(
+                    .init(
+                        "\(at).deprecatedTopology", "FieldValueTooMany",
+                        "Too many: \(topology.count): must have at most \(Self.maxTopologyLabels) items"))
+            }
+            errs += FieldChecks.labels(endpoint["deprecatedTopology"], "\(at).deprecatedTopology")
+            if let zone = endpoint["zone"].string {
+                errs += FieldChecks.labels(["topology.kubernetes.io/zone": .string(zone)], "\(at).zone")
+            }
+            if !endpoint["hints"].isNull { errs += Self.validateHints(endpoint["hints"], "\(at).hints") }
+        }
+        return errs + Self.validatePorts(obj["ports"].array ?? [])
+    }
+
+    /// validateHints: at most eight zones, each named once, each name a label value.
+    static func validateHints(_ hints: JSON, _ path: String) -> [APIError.Cause] {
+        let zones = hints["forZones"].array ?? []
+        if zones.count > maxZoneHints {
+            return [
+                .init(
+                    "\(path).forZones", "FieldValueTooMany",
+                    "Too many: \(zones.count): must have at most \(maxZoneHints) items")
+            ]
+        }
+        var errs: [APIError.Cause] = []
+        var seen: Set<String> = []
+        for (i, zone) in zones.enumerated() {
+            let at = "\(path).forZones[\(i)].name"
+            let name = zone["name"].string ?? ""
+            if !seen.insert(name).inserted {
+                errs.append(.init(at, "FieldValueDuplicate", "Duplicate value: \"\(name)\""))
+            }
+            errs += FieldChecks.labelValue(zone["name"], at)
+        }
+        return errs
+    }
+
+    /// validatePorts: at most 100, names DNS labels and unique (the empty one too), a supported protocol,
+    /// appProtocol a qualified name.
+    static func validatePorts(_ ports: [JSON]) -> [APIError.Cause] {
+        if ports.count > maxPorts {
+            return [
+                .init("ports", "FieldValueTooMany", "Too many: \(ports.count): must have at most \(maxPorts) items")
+            ]
+        }
+        var errs: [APIError.Cause] = []
+        var names: Set<String> = []
+        for (i, port) in ports.enumerated() {
+            let at = "ports[\(i)]"
+            let name = port["name"].string ?? ""
+            if !name.isEmpty { errs += FieldChecks.dns1123Label(name, "\(at).name") }
+            if !names.insert(name).inserted {
+                errs.append(.init("\(at).name", "FieldValueDuplicate", "Duplicate value: \"\(name)\""))
+            }
+            if port["protocol"].isNull {
+                errs.append(FieldChecks.required("\(at).protocol"))
+            } else {
+                errs += FieldChecks.supported(port["protocol"], portProtocols, "\(at).protocol")
+            }
+            if let appProtocol = port["appProtocol"].string {
+                errs += FieldChecks.qualifiedName(appProtocol, "\(at).appProtocol")
             }
         }
         return errs
