@@ -4,7 +4,8 @@ import Hummingbird
 import NIOCore
 
 /// `metrics.k8s.io/v1beta1` — NodeMetrics and PodMetrics, what `kubectl top` reads — served by the API
-/// server itself from the node agents' `/stats/summary` (the kubelet Summary API), asked for on demand
+/// server itself from the node agents' `/stats/summary` (the kubelet Summary API; hollow nodes' synthetic
+/// one in process, ``NodeSummarySource``), asked for on demand
 /// instead of metrics-server's scrape loop: CPU is the agents' rate over their last sampling interval,
 /// memory the working set, and an object without a rate yet is left out, as metrics-server leaves it.
 extension Handler {
@@ -51,6 +52,9 @@ extension Handler {
         await withTaskGroup(of: (JSON, JSON)?.self) { group in
             for node in nodes {
                 group.addTask {
+                    if let local = self.server.nodeSummaries.summary(node: node["metadata"]["name"].string ?? "") {
+                        return (node, local)
+                    }
                     guard let base = try? await self.agentBase(["spec": ["nodeName": node["metadata"]["name"]]]),
                         !base.hasSuffix(":0")
                     else { return nil }

@@ -78,6 +78,8 @@ public final class APIServer: Sendable {
     let metrics = Metrics()
     /// Requests being answered (streams included), for the log line that names what outlives cancellation.
     let inFlight = InFlightRequests()
+    /// Summaries of nodes run in this process without a kubelet port (hollow nodes), for metrics.k8s.io.
+    let nodeSummaries = NodeSummarySources()
     /// The RBAC objects every request is authorized against.
     let rbac = RBACPolicyCache()
     /// The admission webhooks and policies every write goes through, and the clients that call webhooks.

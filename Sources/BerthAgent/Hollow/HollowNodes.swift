@@ -20,8 +20,13 @@ import Synchronization
 ///
 /// A node stops heartbeating and syncing (a simulated failure) while it carries the annotation
 /// `berth.dev/hollow-heartbeat: stop`, and recovers when the annotation is removed.
-public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
+///
+/// Their resource usage is synthetic: each node's Summary (what metrics.k8s.io, `kubectl top` and the
+/// autoscaler read) says each running container uses what its pod's `berth.dev/hollow-usage`
+/// annotation says (`cpu=250m,memory=64Mi`), nothing without one.
+public final class HollowNodes: ServiceLifecycle.Service, NodeSummarySource, @unchecked Sendable {
     public static let stopAnnotation = "berth.dev/hollow-heartbeat"
+    public static let usageAnnotation = "berth.dev/hollow-usage"
     let config: HollowConfig
     let logger: Logger
     let client: any KubeClient
@@ -67,6 +72,57 @@ public final class HollowNodes: ServiceLifecycle.Service, @unchecked Sendable {
         }
         self.agents = agents
         self.fakes = fakes
+        if config.count > 0 { server.addNodeSummarySource(self) }
+    }
+
+    /// The Summary API's answer for a hollow node that is up: its running pods' containers at the usage
+    /// their pods' annotation gives, the node's usage their sum.
+    public func summary(node: String) -> JSON? {
+        guard agents[node] != nil, !isStopped(node) else { return nil }
+        let now = JSON.string(APITime.string())
+        func stats(_ nanoCores: Int64, _ bytes: Int64) -> (cpu: JSON, memory: JSON) {
+            (["time": now, "usageNanoCores": .int(nanoCores)], ["time": now, "workingSetBytes": .int(bytes)])
+        }
+        var nodeCPU: Int64 = 0
+        var nodeMemory: Int64 = 0
+        var podStats: [JSON] = []
+        for pod in pods.byIndex("node", node) where pod.status.phase == .running {
+            let (cpu, memory) = Self.usage(pod.metadata.annotations[Self.usageAnnotation])
+            let containers = pod.spec.containers.map { container -> JSON in
+                let (c, m) = stats(cpu, memory)
+                return ["name": .string(container.name), "cpu": c, "memory": m]
+            }
+            let count = Int64(containers.count)
+            nodeCPU += cpu * count
+            nodeMemory += memory * count
+            let (c, m) = stats(cpu * count, memory * count)
+            podStats.append([
+                "podRef": [
+                    "name": .string(pod.metadata.name ?? ""), "namespace": .string(pod.metadata.namespace ?? ""),
+                    "uid": .string(pod.metadata.uid ?? ""),
+                ],
+                "cpu": c, "memory": m, "containers": .array(containers),
+            ])
+        }
+        let (c, m) = stats(nodeCPU, nodeMemory)
+        return ["node": ["nodeName": .string(node), "cpu": c, "memory": m], "pods": .array(podStats)]
+    }
+
+    /// `cpu=250m,memory=64Mi` as nanocores and bytes per container; what is missing or does not parse
+    /// is zero.
+    static func usage(_ annotation: String?) -> (nanoCores: Int64, bytes: Int64) {
+        var nanoCores: Int64 = 0
+        var bytes: Int64 = 0
+        for part in (annotation ?? "").split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pair.count == 2 else { continue }
+            switch pair[0] {
+            case "cpu": nanoCores = (Quantity.milli(pair[1]) ?? 0) * 1_000_000
+            case "memory": bytes = Quantity(pair[1]).value ?? 0
+            default: break
+            }
+        }
+        return (max(0, nanoCores), max(0, bytes))
     }
 
     static func configuration(_ index: Int, _ config: HollowConfig, root: String) -> AgentConfiguration {
