@@ -38,6 +38,7 @@ extension ControlTests {
               maxReplicas: 6
               metrics:
               - {type: Resource, resource: {name: memory, target: {type: Utilization, averageUtilization: 100}}}
+              - {type: Pods, pods: {metric: {name: requests_per_second}, target: {type: AverageValue, averageValue: "10"}}}
               behavior: {scaleDown: {stabilizationWindowSeconds: 0}}
             """
 
@@ -69,10 +70,18 @@ extension ControlTests {
                 try await c.waitFor(Registry.deployments, namespace: "default", "scaled up to 6") { items in
                     Self.replicas(items) == 6
                 }
-                // Load gone (each pod now says 20 %): down to ceil(6 × 0.2) = 2.
+                // The Pods metric has no custom metrics API to come from: it shows <unknown> in its place
+                // (an empty status there), and it held no scale-up.
                 try await c.waitFor(Registry.deployments, namespace: "default", "6 available") { items in
                     items.first { $0["metadata"]["name"] == "web" }?["status"]["availableReplicas"] == 6
                 }
+                let table = try c.kubectl("get", "hpa", "web", "--no-headers")
+                #expect(table.stdout.contains("memory: 200%/100%, <unknown>/10"), "\(table.stdout)")
+                // It would hold a scale-down (it might want more): the metric goes.
+                let patched = try c.kubectl(
+                    "patch", "hpa", "web", "--type=json", "-p", #"[{"op":"remove","path":"/spec/metrics/1"}]"#)
+                #expect(patched.ok, "\(patched.stderr)")
+                // Load gone (each pod now says 20 %): down to ceil(6 × 0.2) = 2.
                 let idle = try c.kubectl(
                     "annotate", "pods", "-l", "app=web", "--overwrite", "berth.dev/hollow-usage=cpu=10m,memory=20Mi")
                 #expect(idle.ok, "\(idle.stderr)")
