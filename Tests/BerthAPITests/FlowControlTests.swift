@@ -80,121 +80,126 @@ extension APITests {
             #expect(bootstrap.classify(sa)?.schema.name == "kube-system-service-accounts")
         }
 
-        @Test func seatsQueueAndRefusal() async throws {
+        /// `body` with a SQLite store of its own (the controller counts objects in it), closed and removed after.
+        static func withStore(_ body: (SQLiteStore) async throws -> Void) async throws {
             let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let store = try SQLiteStore(path: dir + "/state.db")
-            // One level, two seats, one queue holding one request.
-            let flow = FlowController(serverConcurrency: 2, waitLimit: .seconds(30))
-            await flow.load(
-                FlowControlConfiguration(
-                    schemas: [Self.schema("all", level: "l", precedence: 10)],
-                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
-            let a = try await flow.admit(Self.request("u"), longRunning: false, store: store)
-            let b = try await flow.admit(Self.request("u"), longRunning: false, store: store)
-            #expect(a?.level == "l" && b?.level == "l" && a?.schemaUID == "uid-all" && a?.levelUID == "uid-l")
-            let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
-            // Wait until the third request is in the queue, then the fourth finds the queue full.
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline,
-                !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 2"))
-            {
-                try await Task.sleep(for: .milliseconds(5))
+            do { try await body(store) } catch {
+                await store.close()
+                throw error
             }
-            await #expect(throws: APIError.self) {
-                _ = try await flow.admit(Self.request("w"), longRunning: false, store: store)
-            }
-            // Watches and other long-running requests take no seat.
-            let watch = try await flow.admit(Self.request("w"), longRunning: true, store: store)
-            #expect(watch?.level == nil && watch?.schemaUID == "uid-all")
-            // A seat given back lets the queued request in.
-            await flow.release(try #require(a))
-            let third = try await queued.value
-            #expect(third?.level == "l")
-            let dump = await flow.dumpPriorityLevels()
-            #expect(dump.contains("l, 0, false, false, 0, 2, 3, 1, 0, 0"), "\(dump)")
             await store.close()
+        }
+
+        @Test func seatsQueueAndRefusal() async throws {
+            try await Self.withStore { store in
+                // One level, two seats, one queue holding one request.
+                let flow = FlowController(serverConcurrency: 2, waitLimit: .seconds(30))
+                await flow.load(
+                    FlowControlConfiguration(
+                        schemas: [Self.schema("all", level: "l", precedence: 10)],
+                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+                let a = try await flow.admit(Self.request("u"), longRunning: false, store: store)
+                let b = try await flow.admit(Self.request("u"), longRunning: false, store: store)
+                #expect(a?.level == "l" && b?.level == "l" && a?.schemaUID == "uid-all" && a?.levelUID == "uid-l")
+                let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
+                // Wait until the third request is in the queue, then the fourth finds the queue full.
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline,
+                    !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 2"))
+                {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                await #expect(throws: APIError.self) {
+                    _ = try await flow.admit(Self.request("w"), longRunning: false, store: store)
+                }
+                // Watches and other long-running requests take no seat.
+                let watch = try await flow.admit(Self.request("w"), longRunning: true, store: store)
+                #expect(watch?.level == nil && watch?.schemaUID == "uid-all")
+                // A seat given back lets the queued request in.
+                await flow.release(try #require(a))
+                let third = try await queued.value
+                #expect(third?.level == "l")
+                let dump = await flow.dumpPriorityLevels()
+                #expect(dump.contains("l, 0, false, false, 0, 2, 3, 1, 0, 0"), "\(dump)")
+            }
         }
 
         /// A queued request whose task is cancelled (its client went away, the server is stopping) leaves
         /// the queue at once with CancellationError, not after the wait limit, and frees its place.
         @Test(.timeLimit(.minutes(1))) func aCancelledWaiterLeavesItsQueueAtOnce() async throws {
-            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try SQLiteStore(path: dir + "/state.db")
-            let flow = FlowController(serverConcurrency: 1, waitLimit: .seconds(3600))
-            await flow.load(
-                FlowControlConfiguration(
-                    schemas: [Self.schema("all", level: "l", precedence: 10)],
-                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
-            let holder = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
-            let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline,
-                !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 1"))
-            {
-                try await Task.sleep(for: .milliseconds(5))
+            try await Self.withStore { store in
+                let flow = FlowController(serverConcurrency: 1, waitLimit: .seconds(3600))
+                await flow.load(
+                    FlowControlConfiguration(
+                        schemas: [Self.schema("all", level: "l", precedence: 10)],
+                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+                let holder = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
+                let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline,
+                    !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 1"))
+                {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                queued.cancel()
+                await #expect(throws: CancellationError.self) { _ = try await queued.value }
+                // Its place is free again (the queue holds one), and it was not counted as timed out.
+                let next = Task { try await flow.admit(Self.request("w"), longRunning: false, store: store) }
+                await flow.release(holder)
+                #expect(try await next.value?.level == "l")
+                let dump = await flow.dumpPriorityLevels()
+                #expect(dump.contains("l, 0, false, false, 0, 1, 2, 0, 0, 0"), "\(dump)")
             }
-            queued.cancel()
-            await #expect(throws: CancellationError.self) { _ = try await queued.value }
-            // Its place is free again (the queue holds one), and it was not counted as timed out.
-            let next = Task { try await flow.admit(Self.request("w"), longRunning: false, store: store) }
-            await flow.release(holder)
-            #expect(try await next.value?.level == "l")
-            let dump = await flow.dumpPriorityLevels()
-            #expect(dump.contains("l, 0, false, false, 0, 1, 2, 0, 0, 0"), "\(dump)")
-            await store.close()
         }
 
         /// Upstream's borrowing: a busy level runs on another's idle lendable seats, within its borrowing
         /// limit; the lender keeps what it did not lend and gets the seat back when the request ends.
         @Test func busyLevelsBorrowIdleLendableSeats() async throws {
-            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try SQLiteStore(path: dir + "/state.db")
-            // Eight seats: "lender" and "busy" four each; lender lends half of its; "capped" (same
-            // shares as nothing: 0 seats of its own, at least one) may not borrow at all.
-            let flow = FlowController(serverConcurrency: 8, waitLimit: .seconds(30))
-            await flow.load(
-                FlowControlConfiguration(
-                    schemas: [
-                        Self.schema("a", level: "busy", precedence: 10, user: "busy"),
-                        Self.schema("b", level: "lender", precedence: 10, user: "lender"),
-                        Self.schema("c", level: "capped", precedence: 10, user: "capped"),
-                    ],
-                    levels: [
-                        Self.level("busy", shares: 1, reject: true),
-                        Self.level("lender", shares: 1, reject: true, lendable: 50),
-                        Self.level("capped", shares: 0, reject: true, borrowingLimit: 0),
-                    ]))
-            var busy: [FlowController.Ticket] = []
-            for _ in 0..<6 {
-                busy.append(try #require(try await flow.admit(Self.request("busy"), longRunning: false, store: store)))
+            try await Self.withStore { store in
+                // Eight seats: "lender" and "busy" four each; lender lends half of its; "capped" (same
+                // shares as nothing: 0 seats of its own, at least one) may not borrow at all.
+                let flow = FlowController(serverConcurrency: 8, waitLimit: .seconds(30))
+                await flow.load(
+                    FlowControlConfiguration(
+                        schemas: [
+                            Self.schema("a", level: "busy", precedence: 10, user: "busy"),
+                            Self.schema("b", level: "lender", precedence: 10, user: "lender"),
+                            Self.schema("c", level: "capped", precedence: 10, user: "capped"),
+                        ],
+                        levels: [
+                            Self.level("busy", shares: 1, reject: true),
+                            Self.level("lender", shares: 1, reject: true, lendable: 50),
+                            Self.level("capped", shares: 0, reject: true, borrowingLimit: 0),
+                        ]))
+                var busy: [FlowController.Ticket] = []
+                for _ in 0..<6 {
+                    busy.append(
+                        try #require(try await flow.admit(Self.request("busy"), longRunning: false, store: store)))
+                }
+                #expect(busy.filter { $0.lender == nil }.count == 4 && busy.filter { $0.lender == "lender" }.count == 2)
+                // Half of lender's seats are lent: the seventh busy request is refused, lender still has two.
+                await #expect(throws: APIError.self) {
+                    _ = try await flow.admit(Self.request("busy"), longRunning: false, store: store)
+                }
+                let own1 = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
+                let own2 = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
+                #expect(own1?.lender == nil && own2?.lender == nil)
+                await #expect(throws: APIError.self) {
+                    _ = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
+                }
+                // A borrowed seat given back is the lender's again.
+                await flow.release(busy.removeLast())
+                #expect(try await flow.admit(Self.request("lender"), longRunning: false, store: store)?.lender == nil)
+                // A level whose borrowing limit is 0 runs on its own seat only.
+                let capped = try await flow.admit(Self.request("capped"), longRunning: false, store: store)
+                #expect(capped?.lender == nil)
+                await #expect(throws: APIError.self) {
+                    _ = try await flow.admit(Self.request("capped"), longRunning: false, store: store)
+                }
             }
-            #expect(busy.filter { $0.lender == nil }.count == 4 && busy.filter { $0.lender == "lender" }.count == 2)
-            // Half of lender's seats are lent: the seventh busy request is refused, lender still has two.
-            await #expect(throws: APIError.self) {
-                _ = try await flow.admit(Self.request("busy"), longRunning: false, store: store)
-            }
-            let own1 = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
-            let own2 = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
-            #expect(own1?.lender == nil && own2?.lender == nil)
-            await #expect(throws: APIError.self) {
-                _ = try await flow.admit(Self.request("lender"), longRunning: false, store: store)
-            }
-            // A borrowed seat given back is the lender's again.
-            await flow.release(busy.removeLast())
-            #expect(try await flow.admit(Self.request("lender"), longRunning: false, store: store)?.lender == nil)
-            // A level whose borrowing limit is 0 runs on its own seat only.
-            let capped = try await flow.admit(Self.request("capped"), longRunning: false, store: store)
-            #expect(capped?.lender == nil)
-            await #expect(throws: APIError.self) {
-                _ = try await flow.admit(Self.request("capped"), longRunning: false, store: store)
-            }
-            await store.close()
         }
 
         /// kube-apiserver's list work estimator: seats by the objects a list touches, bounded per level.
@@ -233,47 +238,44 @@ extension APITests {
 
         /// A wide list holds its seats: narrower requests queue behind it until it ends.
         @Test func aWideListHoldsItsSeats() async throws {
-            let dir = NSTemporaryDirectory() + "berth-apf-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: dir) }
-            let store = try SQLiteStore(path: dir + "/state.db")
-            let prefix = "/registry/core/configmaps/"
-            for i in 0..<250 { _ = try await store.create(prefix + "default/c\(i)", value: Array("{}".utf8)) }
-            _ = try await store.create("/registry/core/secrets/default/s", value: Array("{}".utf8))
-            #expect(try await store.count(prefix: prefix) == 250)
-            // Twenty seats, hand size 4: a request holds at most 3.
-            let flow = FlowController(serverConcurrency: 20, waitLimit: .seconds(30))
-            await flow.load(
-                FlowControlConfiguration(
-                    schemas: [Self.schema("all", level: "l", precedence: 10)],
-                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 10)]))
-            let list = FlowController.ListRequest(keyPrefix: prefix, query: [:])
-            let listing = AuthorizationAttributes(
-                user: UserInfo(name: "u", groups: []), method: "GET", path: "/api/v1/configmaps", query: [:])
-            // The first list of a resource not yet counted holds one seat; once counted, three.
-            #expect(try await flow.admit(listing, longRunning: false, list: list, store: store)?.seats == 1)
-            try await flow.countObjects(prefix, store: store)
-            var held: [FlowController.Ticket] = []
-            for _ in 0..<6 {
-                let t = try #require(try await flow.admit(listing, longRunning: false, list: list, store: store))
-                #expect(t.seats == 3)
-                held.append(t)
+            try await Self.withStore { store in
+                let prefix = "/registry/core/configmaps/"
+                for i in 0..<250 { _ = try await store.create(prefix + "default/c\(i)", value: Array("{}".utf8)) }
+                _ = try await store.create("/registry/core/secrets/default/s", value: Array("{}".utf8))
+                #expect(try await store.count(prefix: prefix) == 250)
+                // Twenty seats, hand size 4: a request holds at most 3.
+                let flow = FlowController(serverConcurrency: 20, waitLimit: .seconds(30))
+                await flow.load(
+                    FlowControlConfiguration(
+                        schemas: [Self.schema("all", level: "l", precedence: 10)],
+                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 10)]))
+                let list = FlowController.ListRequest(keyPrefix: prefix, query: [:])
+                let listing = AuthorizationAttributes(
+                    user: UserInfo(name: "u", groups: []), method: "GET", path: "/api/v1/configmaps", query: [:])
+                // The first list of a resource not yet counted holds one seat; once counted, three.
+                #expect(try await flow.admit(listing, longRunning: false, list: list, store: store)?.seats == 1)
+                try await flow.countObjects(prefix, store: store)
+                var held: [FlowController.Ticket] = []
+                for _ in 0..<6 {
+                    let t = try #require(try await flow.admit(listing, longRunning: false, list: list, store: store))
+                    #expect(t.seats == 3)
+                    held.append(t)
+                }
+                // 1 + 18 seats taken: one single-seat request fits, the next waits.
+                let single = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
+                #expect(single.seats == 1)
+                let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline,
+                    !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
+                {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                #expect(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
+                // A list's three seats given back let it in.
+                await flow.release(held.removeLast())
+                #expect(try await queued.value?.seats == 1)
             }
-            // 1 + 18 seats taken: one single-seat request fits, the next waits.
-            let single = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
-            #expect(single.seats == 1)
-            let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline,
-                !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
-            {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            #expect(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
-            // A list's three seats given back let it in.
-            await flow.release(held.removeLast())
-            #expect(try await queued.value?.seats == 1)
-            await store.close()
         }
 
         @Test func shuffleShardingPicksTheShortestOfTheHand() {
