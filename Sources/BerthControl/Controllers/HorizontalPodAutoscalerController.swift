@@ -157,7 +157,9 @@ struct HorizontalPodAutoscalerController: ControlLoop {
                 obj, type: "Warning", reason: "FailedComputeMetricsReplicas",
                 message:
                     "invalid metrics (\(invalid.count) invalid out of \(specs.count)), first error is: \(first.error)")
-            // desiredReplicas stays what it was, as upstream's setCurrentReplicasAndMetricsInStatus leaves it.
+            // desiredReplicas stays what it was, as upstream's setCurrentReplicasAndMetricsInStatus leaves it
+            // (Go's zero on a first sync).
+            if status["desiredReplicas"].isNull { status["desiredReplicas"] = 0 }
             try await write(hpa, obj, status)
             return
         }
