@@ -53,6 +53,13 @@ struct Handler: Sendable {
 
     // MARK: entry point
 
+    /// Whether the request is a write whose event reaches the resource's watchers (upstream's mutating
+    /// work estimator; a service account's token request writes nothing).
+    static func writesToWatchers(_ a: AuthorizationAttributes) -> Bool {
+        a.isResourceRequest && ["create", "update", "patch", "delete"].contains(a.verb)
+            && !(a.resource == "serviceaccounts" && a.subresource == "token")
+    }
+
     func respond(_ req: Request, _ ctx: APIContext) async -> Response {
         let start = ContinuousClock.now
         let inFlight = server.inFlight.started("\(req.method) \(req.uri)")
@@ -87,6 +94,10 @@ struct Handler: Sendable {
                     ? server.customResources.find(
                         group: attributes.apiGroup, version: attributes.apiVersion, plural: attributes.resource
                     ).map { FlowController.ListRequest(keyPrefix: $0.keyPrefix, query: query) } : nil,
+                watchers: Self.writesToWatchers(attributes)
+                    ? server.watchCounts.interested(
+                        group: attributes.apiGroup, resource: attributes.resource, namespace: attributes.namespace,
+                        name: attributes.name) : nil,
                 store: store)
             var body: [UInt8] = []
             if req.method != .get && req.method != .head {

@@ -78,6 +78,8 @@ public final class APIServer: Sendable {
     let metrics = Metrics()
     /// Requests being answered (streams included), for the log line that names what outlives cancellation.
     let inFlight = InFlightRequests()
+    /// The watches open per resource, for the work estimate of the writes that reach them.
+    let watchCounts = WatchCounts()
     /// Summaries of nodes run in this process without a kubelet port (hollow nodes), for metrics.k8s.io.
     let nodeSummaries = NodeSummarySources()
     /// The RBAC objects every request is authorized against.

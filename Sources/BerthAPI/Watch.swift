@@ -77,12 +77,18 @@ extension Handler {
         let initialObjects = initial.filter(matches)
         let inFlight = server.inFlight
         let described = "watch body \(r.plural) from \(from)"
+        let watchCounts = server.watchCounts
+        let watched = WatchCounts.Index(
+            group: r.group, resource: r.plural, namespace: namespace ?? "",
+            name: Handler.singleName(call.query["fieldSelector"]) ?? "")
         let body = ResponseBody { writer in
             metrics.watchDelta(1)
             let token = inFlight.started(described)
+            watchCounts.started(watched)
             defer {
                 metrics.watchDelta(-1)
                 inFlight.ended(token)
+                watchCounts.ended(watched)
             }
             for o in initialObjects { try await writer.write(frame("ADDED", o)) }
             if sendInitial {

@@ -155,6 +155,56 @@ extension APITests {
             }
         }
 
+        /// Upstream's mutating work estimator and watch tracker: a write holds a seat per ten watchers its
+        /// event reaches — over all namespaces, in its namespace, on its object — and keeps them, after
+        /// its response, for 5 ms of work per seat spread over the seats it may hold.
+        @Test func writesWeighByTheWatchersTheyReach() {
+            #expect(WorkEstimate.mutatingSeats(watchers: 0, maxSeats: 10) == (1, .zero))
+            #expect(WorkEstimate.mutatingSeats(watchers: 25, maxSeats: 10) == (3, .milliseconds(5)))
+            // 100 seats of work on at most 10: ten seats for ten times as long.
+            #expect(WorkEstimate.mutatingSeats(watchers: 1000, maxSeats: 10) == (10, .milliseconds(50)))
+            let counts = WatchCounts()
+            let all = WatchCounts.Index(group: "", resource: "pods")
+            let inA = WatchCounts.Index(group: "", resource: "pods", namespace: "a")
+            let oneInA = WatchCounts.Index(group: "", resource: "pods", namespace: "a", name: "x")
+            for index in [all, inA, inA, oneInA] { counts.started(index) }
+            #expect(counts.interested(group: "", resource: "pods", namespace: "a", name: "x") == 4)
+            #expect(counts.interested(group: "", resource: "pods", namespace: "a", name: "y") == 3)
+            #expect(counts.interested(group: "", resource: "pods", namespace: "b", name: "x") == 1)
+            #expect(counts.interested(group: "apps", resource: "pods", namespace: "a", name: "x") == 0)
+            counts.ended(inA)
+            counts.ended(all)
+            #expect(counts.interested(group: "", resource: "pods", namespace: "a", name: "x") == 2)
+            #expect(
+                Handler.writesToWatchers(
+                    AuthorizationAttributes(
+                        user: UserInfo(name: "u", groups: []), verb: "create", apiGroup: "",
+                        resource: "serviceaccounts",
+                        subresource: "token")) == false)
+        }
+
+        /// A write with watchers keeps its seats after it ends: a request queued behind it gets in only
+        /// once that time has passed.
+        @Test(.timeLimit(.minutes(1))) func aWriteHoldsItsSeatsWhileItsEventsGoOut() async throws {
+            try await Self.withStore { store in
+                let flow = FlowController(serverConcurrency: 1, waitLimit: .seconds(3600))
+                await flow.load(
+                    FlowControlConfiguration(
+                        schemas: [Self.schema("all", level: "l", precedence: 10)],
+                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+                // 2,000 watchers: 200 seats of 5 ms on this level's one seat — held for a second after.
+                let write = try #require(
+                    try await flow.admit(Self.request("u"), longRunning: false, watchers: 2000, store: store))
+                #expect(write.seats == 1 && write.additionalLatency == .seconds(1))
+                let started = ContinuousClock.now
+                await flow.release(write)
+                #expect(await flow.dumpPriorityLevels().contains("l, 0, false, false, 0, 1"))
+                let next = try await flow.admit(Self.request("v"), longRunning: false, store: store)
+                #expect(next?.level == "l")
+                #expect(started.duration(to: .now) >= .milliseconds(900))
+            }
+        }
+
         /// Upstream's borrowing: a busy level runs on another's idle lendable seats, within its borrowing
         /// limit; the lender keeps what it did not lend and gets the seat back when the request ends.
         @Test func busyLevelsBorrowIdleLendableSeats() async throws {

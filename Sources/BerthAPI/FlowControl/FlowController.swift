@@ -26,6 +26,8 @@ actor FlowController: StoreDerivedCache {
         var lender: String?
         /// How many seats it holds (`WorkEstimate`).
         var seats = 1
+        /// How long after the request ends it still holds them (a write's events to its watchers).
+        var additionalLatency = Duration.zero
     }
 
     /// A collection list, for its work estimate: the store prefix of the resource's objects and the
@@ -107,7 +109,8 @@ actor FlowController: StoreDerivedCache {
     /// it (waiting if the level queues): one, or for `list` its work estimate. Throws 429 when it is
     /// refused.
     func admit(
-        _ a: AuthorizationAttributes, longRunning: Bool, list: ListRequest? = nil, store: any KVStore
+        _ a: AuthorizationAttributes, longRunning: Bool, list: ListRequest? = nil, watchers: Int? = nil,
+        store: any KVStore
     ) async throws -> Ticket? {
         let config = try await current(store)
         guard let match = config.classify(a) else { return nil }
@@ -118,6 +121,9 @@ actor FlowController: StoreDerivedCache {
         if let list {
             ticket.seats = WorkEstimate.listSeats(
                 query: list.query, stored: storedObjects(list.keyPrefix, store: store), maxSeats: state.maxSeats)
+        } else if let watchers {
+            (ticket.seats, ticket.additionalLatency) = WorkEstimate.mutatingSeats(
+                watchers: watchers, maxSeats: state.maxSeats)
         }
         let seats = ticket.seats
         let queued = state.queues.contains { !$0.isEmpty }
@@ -226,7 +232,17 @@ actor FlowController: StoreDerivedCache {
 
     /// Gives the seat back (to its lender, if borrowed) and lets queued requests in: the level's own,
     /// then other levels', which may borrow the seat now idle.
+    /// Gives the ticket's seats back — after its additional latency, when it has one (the caller does not
+    /// wait for that).
     func release(_ ticket: Ticket) {
+        guard ticket.additionalLatency > .zero else { return finish(ticket) }
+        Task {
+            try? await Task.sleep(for: ticket.additionalLatency)
+            self.finish(ticket)
+        }
+    }
+
+    private func finish(_ ticket: Ticket) {
         guard let name = ticket.level, var state = states[name] else { return }
         state.executing -= ticket.seats
         state.running -= 1

@@ -2,8 +2,9 @@
 /// seats a request holds while it runs. A list holds one seat per hundred objects it is expected to
 /// touch — all the resource's stored objects when served as from the watch cache, its `limit` (twice,
 /// or plus the stored count under a selector) when read from storage — between one and the level's
-/// most for one request; everything else holds one. So a client listing thousands of pods queues
-/// behind the requests it would crowd out, instead of counting as one.
+/// most for one request; a write holds one, and after it a seat per ten watchers its event reaches;
+/// everything else holds one. So a client listing thousands of pods queues behind the requests it would
+/// crowd out, instead of counting as one.
 enum WorkEstimate {
     static let minimumSeats = 1
     static let maximumSeatsLimit = 10
@@ -32,6 +33,18 @@ enum WorkEstimate {
         let seats = Int((Double(objects) / objectsPerSeat).rounded(.up))
         return min(max(seats, minimumSeats), max(maxSeats, minimumSeats))
     }
+
+    /// upstream's mutating work estimator: a write holds, after its response, one seat per ten watchers its
+    /// event will reach (capped at the level's most for one request) for 5 ms of work per seat so spread
+    /// over the capped seats — the work of sending it to them. No watchers: one seat, nothing after.
+    static func mutatingSeats(watchers: Int, maxSeats: Int) -> (seats: Int, additionalLatency: Duration) {
+        let finalSeats = Int((Double(watchers) / watchesPerSeat).rounded(.up))
+        guard finalSeats > 0 else { return (minimumSeats, .zero) }
+        let capped = min(finalSeats, max(maxSeats, minimumSeats))
+        return (max(capped, minimumSeats), eventAdditionalDuration * finalSeats / capped)
+    }
+    static let watchesPerSeat = 10.0
+    static let eventAdditionalDuration = Duration.milliseconds(5)
 
     /// Whether kube-apiserver 1.32 reads the list from etcd rather than its watch cache (consistent
     /// reads come from the cache there): a continuation, or a resourceVersionMatch the cache cannot
