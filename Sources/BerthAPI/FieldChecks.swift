@@ -88,28 +88,13 @@ enum FieldChecks {
         return milli < 0 ? [invalid(path, value, "must be greater than or equal to 0")] : []
     }
 
-    /// ValidateLabelSelector: label keys and values, and each expression's operator and values.
     /// IsValidLabelValue, reported at `path`.
     static func labelValue(_ value: JSON, _ path: String) -> [APIError.Cause] {
         guard let text = value.string else { return [invalid(path, value, "must be a string")] }
         var errs: [APIError.Cause] = []
         if text.utf8.count > 63 { errs.append(invalid(path, value, "must be no more than 63 characters")) }
         // The pattern alone (the length is reported above): a long value of valid characters passes it.
-        let bytes = Array(text.utf8)
-        func alphanumeric(_ c: UInt8) -> Bool {
-            (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)
-        }
-        let matches =
-            bytes.isEmpty
-            || (alphanumeric(bytes.first!) && alphanumeric(bytes.last!)
-                && bytes.allSatisfy { alphanumeric($0) || $0 == 0x2d || $0 == 0x5f || $0 == 0x2e })
-        if !matches {
-            errs.append(
-                invalid(
-                    path, value,
-                    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
-                ))
-        }
+        if !Validation.matchesLabelValuePattern(text) { errs.append(invalid(path, value, Validation.labelValueText)) }
         return errs
     }
 
@@ -123,6 +108,7 @@ enum FieldChecks {
         return errs
     }
 
+    /// ValidateLabelSelector: label keys and values, and each expression's operator and values.
     static func labelSelector(_ selector: JSON, _ path: String) -> [APIError.Cause] {
         guard !selector.isNull else { return [] }
         var errs: [APIError.Cause] = []
@@ -131,11 +117,7 @@ enum FieldChecks {
                 errs += qualifiedName(key, "\(path).matchLabels")
             }
             if let text = value.string, !Validation.isLabelValue(text) {
-                errs.append(
-                    invalid(
-                        "\(path).matchLabels", value,
-                        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
-                    ))
+                errs.append(invalid("\(path).matchLabels", value, Validation.labelValueText))
             }
         }
         for (index, expression) in (selector["matchExpressions"].array ?? []).enumerated() {

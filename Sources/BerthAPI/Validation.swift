@@ -18,9 +18,11 @@ public enum Validation {
         guard !s.isEmpty, s.count <= 253 else { return false }
         return s.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { isDNS1123Label(String($0)) }
     }
-    static func isLabelValue(_ s: String) -> Bool {
+    static func isLabelValue(_ s: String) -> Bool { s.utf8.count <= 63 && matchesLabelValuePattern(s) }
+    /// The label value pattern alone, whatever the length: empty, or alphanumerics, '-', '_' and '.'
+    /// starting and ending with an alphanumeric.
+    static func matchesLabelValuePattern(_ s: String) -> Bool {
         if s.isEmpty { return true }
-        guard s.count <= 63 else { return false }
         let u = Array(s.utf8)
         func alnum(_ c: UInt8) -> Bool {
             (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39)
@@ -30,6 +32,9 @@ public enum Validation {
                 alnum($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
             }
     }
+    /// IsValidLabelValue's message when the pattern does not match.
+    static let labelValueText =
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
     static func isQualifiedName(_ s: String) -> Bool {
         let parts = s.split(separator: "/", omittingEmptySubsequences: false)
         if parts.count == 2 {
@@ -84,7 +89,7 @@ public enum Validation {
                     errs.append(
                         .init(
                             "metadata.labels", "FieldValueInvalid",
-                            "Invalid value: \"\(s)\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                            "Invalid value: \"\(s)\": \(labelValueText)"
                         ))
                 }
             }

@@ -15,8 +15,7 @@ struct RuntimeClassStrategy: ResourceStrategy {
             if let text = value.string, !Validation.isLabelValue(text) {
                 errs.append(
                     FieldChecks.invalid(
-                        "scheduling.nodeSelector", value,
-                        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                        "scheduling.nodeSelector", value, Validation.labelValueText
                     ))
             }
         }
