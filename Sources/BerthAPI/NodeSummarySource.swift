@@ -2,7 +2,7 @@ import Synchronization
 
 /// Where the Summary of a node whose agent runs in this process without a kubelet port (a hollow node)
 /// comes from: metrics.k8s.io asks it directly instead of over HTTPS.
-public protocol NodeSummarySource: AnyObject, Sendable {
+public protocol NodeSummarySource: Sendable {
     /// The kubelet Summary API's answer (`/stats/summary`) for `node`, or nil when this source does not run
     /// that node or it is down.
     func summary(node: String) -> JSON?
@@ -13,7 +13,6 @@ final class NodeSummarySources: Sendable {
     private let sources = Mutex<[any NodeSummarySource]>([])
 
     func add(_ source: any NodeSummarySource) { sources.withLock { $0.append(source) } }
-    func remove(_ source: any NodeSummarySource) { sources.withLock { $0.removeAll { $0 === source } } }
 
     /// The first source's answer for `node`; nil when none runs it.
     func summary(node: String) -> JSON? {
@@ -25,7 +24,6 @@ final class NodeSummarySources: Sendable {
 }
 
 extension APIServer {
-    /// Serves `source`'s nodes' Summaries to metrics.k8s.io until `removeNodeSummarySource`.
+    /// Serves `source`'s nodes' Summaries to metrics.k8s.io for as long as this server lives.
     public func addNodeSummarySource(_ source: any NodeSummarySource) { nodeSummaries.add(source) }
-    public func removeNodeSummarySource(_ source: any NodeSummarySource) { nodeSummaries.remove(source) }
 }

@@ -230,8 +230,6 @@ actor FlowController: StoreDerivedCache {
         objectCounts[prefix] = (try await store.count(prefix: prefix), .now)
     }
 
-    /// Gives the seat back (to its lender, if borrowed) and lets queued requests in: the level's own,
-    /// then other levels', which may borrow the seat now idle.
     /// Gives the ticket's seats back — after its additional latency, when it has one (the caller does not
     /// wait for that).
     func release(_ ticket: Ticket) {
@@ -242,6 +240,8 @@ actor FlowController: StoreDerivedCache {
         }
     }
 
+    /// Gives the seats back (to their lender, if borrowed) and lets queued requests in: the level's own,
+    /// then other levels', which may borrow the seats now idle.
     private func finish(_ ticket: Ticket) {
         guard let name = ticket.level, var state = states[name] else { return }
         state.executing -= ticket.seats
