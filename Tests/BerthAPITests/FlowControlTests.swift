@@ -93,25 +93,38 @@ extension APITests {
             await store.close()
         }
 
+        /// A controller of `seats` seats whose every request goes to one level "l", with one queue of
+        /// `queueLength`.
+        static func oneLevel(seats: Int, queueLength: Int = 1, waitLimit: Duration = .seconds(30)) async
+            -> FlowController
+        {
+            let flow = FlowController(serverConcurrency: seats, waitLimit: waitLimit)
+            await flow.load(
+                FlowControlConfiguration(
+                    schemas: [Self.schema("all", level: "l", precedence: 10)],
+                    levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: queueLength)]))
+            return flow
+        }
+
+        /// Waits (at most 10 s) until the level dump shows `state` — a request queued, say: the controller
+        /// tells nothing when one joins a queue.
+        static func waitUntil(_ flow: FlowController, shows state: String) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline, !(await flow.dumpPriorityLevels().contains(state)) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+
         @Test func seatsQueueAndRefusal() async throws {
             try await Self.withStore { store in
                 // One level, two seats, one queue holding one request.
-                let flow = FlowController(serverConcurrency: 2, waitLimit: .seconds(30))
-                await flow.load(
-                    FlowControlConfiguration(
-                        schemas: [Self.schema("all", level: "l", precedence: 10)],
-                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+                let flow = await Self.oneLevel(seats: 2)
                 let a = try await flow.admit(Self.request("u"), longRunning: false, store: store)
                 let b = try await flow.admit(Self.request("u"), longRunning: false, store: store)
                 #expect(a?.level == "l" && b?.level == "l" && a?.schemaUID == "uid-all" && a?.levelUID == "uid-l")
                 let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
                 // Wait until the third request is in the queue, then the fourth finds the queue full.
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline,
-                    !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 2"))
-                {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+                try await Self.waitUntil(flow, shows: "l, 1, false, false, 1, 2")
                 await #expect(throws: APIError.self) {
                     _ = try await flow.admit(Self.request("w"), longRunning: false, store: store)
                 }
@@ -131,19 +144,10 @@ extension APITests {
         /// the queue at once with CancellationError, not after the wait limit, and frees its place.
         @Test(.timeLimit(.minutes(1))) func aCancelledWaiterLeavesItsQueueAtOnce() async throws {
             try await Self.withStore { store in
-                let flow = FlowController(serverConcurrency: 1, waitLimit: .seconds(3600))
-                await flow.load(
-                    FlowControlConfiguration(
-                        schemas: [Self.schema("all", level: "l", precedence: 10)],
-                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+                let flow = await Self.oneLevel(seats: 1, waitLimit: .seconds(3600))
                 let holder = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
                 let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline,
-                    !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 1"))
-                {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+                try await Self.waitUntil(flow, shows: "l, 1, false, false, 1, 1")
                 queued.cancel()
                 await #expect(throws: CancellationError.self) { _ = try await queued.value }
                 // Its place is free again (the queue holds one), and it was not counted as timed out.
@@ -187,11 +191,7 @@ extension APITests {
         /// once that time has passed.
         @Test(.timeLimit(.minutes(1))) func aWriteHoldsItsSeatsWhileItsEventsGoOut() async throws {
             try await Self.withStore { store in
-                let flow = FlowController(serverConcurrency: 1, waitLimit: .seconds(3600))
-                await flow.load(
-                    FlowControlConfiguration(
-                        schemas: [Self.schema("all", level: "l", precedence: 10)],
-                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 1)]))
+                let flow = await Self.oneLevel(seats: 1, waitLimit: .seconds(3600))
                 // 2,000 watchers: 200 seats of 5 ms on this level's one seat — held for a second after.
                 let write = try #require(
                     try await flow.admit(Self.request("u"), longRunning: false, watchers: 2000, store: store))
@@ -294,11 +294,7 @@ extension APITests {
                 _ = try await store.create("/registry/core/secrets/default/s", value: Array("{}".utf8))
                 #expect(try await store.count(prefix: prefix) == 250)
                 // Twenty seats, hand size 4: a request holds at most 3.
-                let flow = FlowController(serverConcurrency: 20, waitLimit: .seconds(30))
-                await flow.load(
-                    FlowControlConfiguration(
-                        schemas: [Self.schema("all", level: "l", precedence: 10)],
-                        levels: [Self.level("l", shares: 1, reject: false, queues: 1, length: 10)]))
+                let flow = await Self.oneLevel(seats: 20, queueLength: 10)
                 let list = FlowController.ListRequest(keyPrefix: prefix, query: [:])
                 let listing = AuthorizationAttributes(
                     user: UserInfo(name: "u", groups: []), method: "GET", path: "/api/v1/configmaps", query: [:])
@@ -315,12 +311,7 @@ extension APITests {
                 let single = try #require(try await flow.admit(Self.request("u"), longRunning: false, store: store))
                 #expect(single.seats == 1)
                 let queued = Task { try await flow.admit(Self.request("v"), longRunning: false, store: store) }
-                let deadline = ContinuousClock.now + .seconds(10)
-                while ContinuousClock.now < deadline,
-                    !(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
-                {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
+                try await Self.waitUntil(flow, shows: "l, 1, false, false, 1, 8")
                 #expect(await flow.dumpPriorityLevels().contains("l, 1, false, false, 1, 8"))
                 // A list's three seats given back let it in.
                 await flow.release(held.removeLast())
